@@ -1,0 +1,138 @@
+import type { Ref } from '../wire/message.js';
+import type { ProtocolVersion } from '../wire/serializer.js';
+import type { Params } from '../http/query.js';
+
+/** Socket assigns: whatever the connect hook returned (user_id, roles, device_id, …). */
+export type Assigns = object;
+
+export type MaybePromise<T> = T | PromiseLike<T>;
+
+/** A reply to a client message: `{"status": status, "response": response}` on the wire. */
+export interface Reply {
+  readonly status: string;
+  readonly response: unknown;
+}
+
+/**
+ * Why a channel stops. `normal`, `shutdown` and `{shutdown: …}` are graceful (the client gets
+ * phx_close and does not rejoin); any other reason is abnormal (phx_error; the client rejoins).
+ */
+export type StopReason = 'normal' | 'shutdown' | { readonly shutdown: unknown } | string | Error;
+
+/** Returned from `handleIn`/`handleOut` to stop the channel, optionally replying first. */
+export interface Stop {
+  readonly stop: StopReason;
+  readonly reply?: Reply;
+}
+
+/** `join`: a Reply with status "ok" joins (its response is the join reply); any other refuses. */
+export type JoinResult = Reply | void;
+export type HandleInResult = Reply | Stop | void;
+export type HandleOutResult = Stop | void;
+
+/** Why `terminate` runs. */
+export type TerminateReason =
+  | { readonly kind: 'left' }
+  | { readonly kind: 'closed' }
+  | { readonly kind: 'duplicate_join' }
+  | { readonly kind: 'join_timeout' }
+  | { readonly kind: 'stop'; readonly reason: StopReason }
+  | { readonly kind: 'crash'; readonly error: unknown };
+
+export type TransportName = 'websocket' | 'longpoll';
+
+export interface PeerAddress {
+  readonly address: string;
+  readonly port: number;
+}
+
+/** Connection-level facts every channel of a socket shares. */
+export interface SocketInfo<A extends Assigns = Assigns> {
+  /** The id returned by the connect hook; `gateway.disconnect(id)` closes every socket with it. */
+  readonly id: string | null;
+  readonly assigns: Readonly<A>;
+  readonly transport: TransportName;
+  readonly vsn: ProtocolVersion;
+  /** Connect params, decoded like Plug does (they include `vsn`). */
+  readonly params: Params;
+  readonly peer: PeerAddress;
+}
+
+/** Captured with `channel.replyRef()` to answer a message after `handleIn` has returned. */
+export interface ReplyRef {
+  readonly ref: Ref;
+  readonly joinRef: Ref;
+}
+
+/**
+ * A joined channel: one topic on one socket. Handlers receive it in every callback. It lives
+ * from the join until leave, stop, crash or disconnect; `signal` aborts at that moment.
+ */
+export interface Channel<A extends Assigns = Assigns> {
+  readonly topic: string;
+  /** The channel's join_ref: the join message's join_ref, or its ref when that was null. */
+  readonly joinRef: Ref;
+  /** The ref of the message being handled (inside `handleIn`). */
+  readonly ref: Ref;
+  readonly socket: SocketInfo<A>;
+  /** Channel assigns: starts as the socket's assigns; `assign` changes this channel's copy only. */
+  readonly assigns: Readonly<A>;
+  readonly joined: boolean;
+  /** Aborted when the channel stops for any reason. */
+  readonly signal: AbortSignal;
+  assign(values: Partial<A>): void;
+  /** Sends `event` to this client only. Inside `join`, pushes are held until after the join reply. */
+  push(event: string, payload?: unknown): void;
+  /** Sends `event` to every subscriber of the topic, this one included. */
+  broadcast(event: string, payload?: unknown): void;
+  /** Sends `event` to every subscriber of the topic except this channel. */
+  broadcastFrom(event: string, payload?: unknown): void;
+  /** Captures the current message so `reply` can answer it later (Phoenix's socket_ref). */
+  replyRef(): ReplyRef;
+  reply(ref: ReplyRef, reply: Reply): void;
+  /** Stops the channel from outside a callback (after async work, say). */
+  stop(reason?: StopReason, reply?: Reply): void;
+}
+
+/**
+ * A channel implementation: the Phoenix `Channel` behaviour without a process per channel.
+ * Messages to one channel are handled one at a time, in order: a callback that returns a
+ * promise holds the next message of that channel (not of other channels or sockets) until it
+ * settles. A callback that throws or rejects crashes this channel only (`phx_error`).
+ */
+export interface ChannelHandler<A extends Assigns = Assigns> {
+  join(topic: string, payload: unknown, channel: Channel<A>): MaybePromise<JoinResult>;
+  /** Runs right after a successful join reply is written (Phoenix's `send(self(), :after_join)`). */
+  afterJoin?(channel: Channel<A>): MaybePromise<void>;
+  handleIn?(event: string, payload: unknown, channel: Channel<A>): MaybePromise<HandleInResult>;
+  /** Broadcast events this channel wants to see in `handleOut` instead of the fastlane. */
+  readonly intercept?: readonly string[];
+  handleOut?(event: string, payload: unknown, channel: Channel<A>): MaybePromise<HandleOutResult>;
+  terminate?(reason: TerminateReason, channel: Channel<A>): MaybePromise<void>;
+}
+
+export function ok(response: unknown = {}): Reply {
+  return { status: 'ok', response };
+}
+
+export function error(response: unknown = {}): Reply {
+  return { status: 'error', response };
+}
+
+export function reply(status: string, response: unknown = {}): Reply {
+  return { status, response };
+}
+
+export function stop(reason: StopReason = 'normal', replyFirst?: Reply): Stop {
+  return replyFirst === undefined ? { stop: reason } : { stop: reason, reply: replyFirst };
+}
+
+/** Identity helper that gives a handler object its types. */
+export function defineChannel<A extends Assigns = Assigns>(handler: ChannelHandler<A>): ChannelHandler<A> {
+  return handler;
+}
+
+export function isGracefulStop(reason: StopReason): boolean {
+  if (reason === 'normal' || reason === 'shutdown') return true;
+  return typeof reason === 'object' && reason !== null && !(reason instanceof Error) && 'shutdown' in reason;
+}

@@ -1,0 +1,168 @@
+import type { Assigns } from '../channel/types.js';
+import type { CheckOrigin } from '../http/check-origin.js';
+import type { ConnectHook } from '../socket/connect.js';
+
+export interface WebSocketOptions {
+  /** Path under the mount. Default `/websocket`. */
+  path?: string;
+  /** Close a connection that sent nothing (frames, pings) for this long. Default 60 000 ms. */
+  idleTimeoutMs?: number;
+  /** Negotiate permessage-deflate. Default false (the JS client needs none). */
+  compress?: boolean;
+}
+
+export interface LongPollOptions {
+  /** Path under the mount. Default `/longpoll`. */
+  path?: string;
+  /** How long a GET waits for messages before answering 204. Default 10 000 ms. */
+  windowMs?: number;
+  /** Lines of an ndjson POST that are processed; the rest are ignored (Phoenix: 100). */
+  maxBatchLines?: number;
+  /** Largest POST body accepted (413 above it). Default: maxFrameSize. */
+  maxBodyBytes?: number;
+}
+
+export interface SocketOptions<A extends Assigns = Assigns> {
+  /** Phoenix's connect/3. Default: accept everyone with empty assigns. */
+  connect?: ConnectHook<A>;
+  /** Browser Origin policy. Default true (Origin host must equal the Host header's host). */
+  checkOrigin?: CheckOrigin;
+  /** Read the auth token from the `base64url.bearer.phx.` subprotocol / X-Phoenix-AuthToken. Default true. */
+  authToken?: boolean;
+  /** Subprotocols accepted besides `phoenix`. */
+  subprotocols?: readonly string[];
+  /** Channels one socket may join at once. Default 100 (Phoenix's max_channels_per_transport). */
+  maxChannels?: number;
+  /** A join whose handler has not settled by then is answered `{"reason":"join timeout"}`. Default 10 000 ms. */
+  joinTimeoutMs?: number;
+  /** A connect hook that has not settled by then fails the connection with 503. Default 10 000 ms. */
+  connectTimeoutMs?: number;
+  /** Largest client frame (WebSocket message or LongPoll line). Above it: close 1009. Default 10 000 000 bytes. */
+  maxFrameSize?: number;
+  /** Bytes queued towards one client before it is closed as a slow consumer. Default 1 MiB. */
+  maxBufferedBytes?: number;
+  /** Frames queued behind a pending join before the socket stops reading. Default 1 000. */
+  maxQueuedFrames?: number;
+  /** WebSocket transport options, or false to disable it. */
+  websocket?: WebSocketOptions | boolean;
+  /** LongPoll transport options, or false to disable it. */
+  longpoll?: LongPollOptions | boolean;
+}
+
+export interface ResolvedSocketOptions<A extends Assigns> {
+  readonly path: string;
+  readonly connect: ConnectHook<A> | null;
+  readonly checkOrigin: CheckOrigin;
+  readonly authToken: boolean;
+  readonly subprotocols: readonly string[];
+  readonly maxChannels: number;
+  readonly joinTimeoutMs: number;
+  readonly connectTimeoutMs: number;
+  readonly maxFrameSize: number;
+  readonly maxBufferedBytes: number;
+  readonly maxQueuedFrames: number;
+  readonly websocket: Required<WebSocketOptions> | null;
+  readonly longpoll: Required<LongPollOptions> | null;
+}
+
+export const SOCKET_DEFAULTS = {
+  path: '/socket',
+  maxChannels: 100,
+  joinTimeoutMs: 10_000,
+  connectTimeoutMs: 10_000,
+  maxFrameSize: 10_000_000,
+  maxBufferedBytes: 1_048_576,
+  maxQueuedFrames: 1_000,
+  websocket: { path: '/websocket', idleTimeoutMs: 60_000, compress: false },
+  longpoll: { path: '/longpoll', windowMs: 10_000, maxBatchLines: 100 },
+} as const;
+
+function positiveInt(name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) {
+    throw new TypeError(`${name} must be a positive integer, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+function bool(name: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') throw new TypeError(`${name} must be a boolean, got ${JSON.stringify(value)}`);
+  return value;
+}
+
+export function normalizePath(name: string, value: unknown, fallback: string): string {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'string' || !value.startsWith('/') || /[?#\s]/.test(value)) {
+    throw new TypeError(`${name} must be a path starting with "/", got ${JSON.stringify(value)}`);
+  }
+  return value.length > 1 && value.endsWith('/') ? value.slice(0, -1) : value;
+}
+
+const KNOWN_KEYS = new Set([
+  'connect', 'checkOrigin', 'authToken', 'subprotocols', 'maxChannels', 'joinTimeoutMs', 'connectTimeoutMs',
+  'maxFrameSize', 'maxBufferedBytes', 'maxQueuedFrames', 'websocket', 'longpoll',
+]);
+
+function checkKeys(name: string, value: object, known: ReadonlySet<string>): void {
+  for (const key of Object.keys(value)) {
+    if (!known.has(key)) throw new TypeError(`${name}: unknown option "${key}"`);
+  }
+}
+
+function checkOriginOption(value: unknown): CheckOrigin {
+  if (value === undefined) return true;
+  if (typeof value === 'boolean' || value === 'conn' || typeof value === 'function') return value as CheckOrigin;
+  if (Array.isArray(value) && value.every((entry) => typeof entry === 'string')) return value as string[];
+  throw new TypeError('checkOrigin must be true, false, "conn", a list of origins or a function');
+}
+
+/** Applies defaults and validates every option, naming the offending one in the error. */
+export function resolveSocketOptions<A extends Assigns>(path: string, options: SocketOptions<A> = {}): ResolvedSocketOptions<A> {
+  checkKeys('socket options', options, KNOWN_KEYS);
+  const maxFrameSize = positiveInt('maxFrameSize', options.maxFrameSize, SOCKET_DEFAULTS.maxFrameSize);
+  if (options.connect !== undefined && typeof options.connect !== 'function') throw new TypeError('connect must be a function');
+  const subprotocols = options.subprotocols ?? [];
+  if (!Array.isArray(subprotocols) || !subprotocols.every((entry) => typeof entry === 'string')) {
+    throw new TypeError('subprotocols must be a list of strings');
+  }
+
+  let websocket: Required<WebSocketOptions> | null = null;
+  if (options.websocket !== false) {
+    const ws = typeof options.websocket === 'object' ? options.websocket : {};
+    checkKeys('websocket options', ws, new Set(['path', 'idleTimeoutMs', 'compress']));
+    websocket = {
+      path: normalizePath('websocket.path', ws.path, SOCKET_DEFAULTS.websocket.path),
+      idleTimeoutMs: positiveInt('websocket.idleTimeoutMs', ws.idleTimeoutMs, SOCKET_DEFAULTS.websocket.idleTimeoutMs),
+      compress: bool('websocket.compress', ws.compress, SOCKET_DEFAULTS.websocket.compress),
+    };
+  }
+
+  let longpoll: Required<LongPollOptions> | null = null;
+  if (options.longpoll !== false) {
+    const lp = typeof options.longpoll === 'object' ? options.longpoll : {};
+    checkKeys('longpoll options', lp, new Set(['path', 'windowMs', 'maxBatchLines', 'maxBodyBytes']));
+    longpoll = {
+      path: normalizePath('longpoll.path', lp.path, SOCKET_DEFAULTS.longpoll.path),
+      windowMs: positiveInt('longpoll.windowMs', lp.windowMs, SOCKET_DEFAULTS.longpoll.windowMs),
+      maxBatchLines: positiveInt('longpoll.maxBatchLines', lp.maxBatchLines, SOCKET_DEFAULTS.longpoll.maxBatchLines),
+      maxBodyBytes: positiveInt('longpoll.maxBodyBytes', lp.maxBodyBytes, maxFrameSize),
+    };
+  }
+
+  return {
+    path: normalizePath('socket path', path, SOCKET_DEFAULTS.path),
+    connect: options.connect ?? null,
+    checkOrigin: checkOriginOption(options.checkOrigin),
+    authToken: bool('authToken', options.authToken, true),
+    subprotocols,
+    maxChannels: positiveInt('maxChannels', options.maxChannels, SOCKET_DEFAULTS.maxChannels),
+    joinTimeoutMs: positiveInt('joinTimeoutMs', options.joinTimeoutMs, SOCKET_DEFAULTS.joinTimeoutMs),
+    connectTimeoutMs: positiveInt('connectTimeoutMs', options.connectTimeoutMs, SOCKET_DEFAULTS.connectTimeoutMs),
+    maxFrameSize,
+    maxBufferedBytes: positiveInt('maxBufferedBytes', options.maxBufferedBytes, SOCKET_DEFAULTS.maxBufferedBytes),
+    maxQueuedFrames: positiveInt('maxQueuedFrames', options.maxQueuedFrames, SOCKET_DEFAULTS.maxQueuedFrames),
+    websocket,
+    longpoll,
+  };
+}

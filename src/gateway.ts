@@ -1,0 +1,197 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { randomUUID } from 'node:crypto';
+import { LocalPubSub, type PubSub } from './channel/pubsub.js';
+import type { Assigns } from './channel/types.js';
+import type { SocketOptions } from './config/socket-options.js';
+import { rejectUpgrade, sendPlain } from './http/responses.js';
+import { createLogger, silentLogger, type Logger, type LoggerOptions } from './log/logger.js';
+import { Presence, type PresenceOptions } from './presence/presence.js';
+import { SocketMount, type GatewayContext } from './socket/mount.js';
+import { SocketRegistry } from './socket/registry.js';
+import { CLOSE } from './socket/session.js';
+import { createStats, type GatewayStats } from './socket/stats.js';
+import { SessionTokens } from './transport/longpoll-token.js';
+import { monotonicClock, type Clock } from './util/clock.js';
+import { TimerWheel } from './util/timer-wheel.js';
+
+export interface GatewayOptions {
+  /** Interface to listen on. Default 127.0.0.1. */
+  host?: string;
+  /** Port to listen on; 0 picks a free one. Default 4000. */
+  port?: number;
+  /** A pino logger, logger options, or false for none. Default: JSON to stdout (pretty in a TTY). */
+  logger?: Logger | LoggerOptions | false;
+  /** Key for LongPoll session tokens; nodes that share it accept each other's tokens. Default: random. */
+  secret?: string;
+  /** This node's name in logs and presence refs. Default: a random UUID. */
+  nodeId?: string;
+  /** Presence options (`fetch`, event names). */
+  presence?: Omit<PresenceOptions, 'nodeId'>;
+  /** Resolution of the shared timer wheel (idle timeouts, LongPoll windows, join timeouts). Default 250 ms. */
+  timerTickMs?: number;
+  /** Monotonic clock in ms, for tests. */
+  clock?: Clock;
+}
+
+function isLogger(value: unknown): value is Logger {
+  return typeof value === 'object' && value !== null && typeof (value as Logger).child === 'function';
+}
+
+function splitUrl(url: string | undefined): { path: string; query: string } {
+  const raw = url ?? '/';
+  const q = raw.indexOf('?');
+  return q < 0 ? { path: raw, query: '' } : { path: raw.slice(0, q), query: raw.slice(q + 1) };
+}
+
+/**
+ * A gen-gateway node: one HTTP server carrying any number of Phoenix socket mounts, a topic
+ * PubSub, Presence and the shared timer wheel.
+ */
+export class Gateway {
+  readonly nodeId: string;
+  readonly logger: Logger;
+  readonly pubsub: PubSub;
+  readonly presence: Presence;
+  readonly stats: GatewayStats = createStats();
+  private readonly context: GatewayContext;
+  private readonly mounts: SocketMount<Assigns>[] = [];
+  private server: Server | null = null;
+  private ownsServer = false;
+  private closing: Promise<void> | null = null;
+
+  constructor(private readonly options: GatewayOptions = {}) {
+    this.nodeId = options.nodeId ?? randomUUID();
+    const logger = options.logger === false ? silentLogger() : isLogger(options.logger) ? options.logger : createLogger(options.logger);
+    this.logger = logger.child({ node: this.nodeId.slice(0, 8) });
+    this.pubsub = new LocalPubSub();
+    this.presence = new Presence(this.pubsub, { ...options.presence, nodeId: this.nodeId });
+    this.context = {
+      pubsub: this.pubsub,
+      presence: this.presence,
+      wheel: new TimerWheel(options.timerTickMs ?? 250, options.clock ?? monotonicClock),
+      logger: this.logger,
+      stats: this.stats,
+      registry: new SocketRegistry(),
+      tokens: new SessionTokens(options.secret),
+    };
+  }
+
+  /** Adds a socket endpoint at `path` (default `/socket`) and returns it for channel routes. */
+  socket<A extends Assigns = Assigns>(path = '/socket', options: SocketOptions<A> = {}): SocketMount<A> {
+    const mount = new SocketMount<A>(this.context, path, options);
+    for (const other of this.mounts) {
+      if (other.path === mount.path) throw new Error(`a socket is already mounted at ${mount.path}`);
+    }
+    this.mounts.push(mount as unknown as SocketMount<Assigns>);
+    return mount;
+  }
+
+  /** Endpoint.broadcast: every subscriber of `topic` gets `event` (join_ref and ref null). */
+  broadcast(topic: string, event: string, payload: unknown = {}): void {
+    this.pubsub.broadcast(topic, event, payload, null);
+  }
+
+  /** Closes every socket whose connect hook returned this `id` (WebSocket close 1001). */
+  disconnect(id: string): number {
+    return this.context.registry.disconnect(id);
+  }
+
+  /** Starts an HTTP server for the mounts. Resolves with the bound address. */
+  async listen(port = this.options.port ?? 4000, host = this.options.host ?? '127.0.0.1'): Promise<AddressInfo> {
+    if (this.server) throw new Error('gateway is already listening');
+    const server = createServer({ keepAliveTimeout: 65_000 });
+    this.attach(server);
+    this.ownsServer = true;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    const address = server.address() as AddressInfo;
+    this.logger.info({ host: address.address, port: address.port, sockets: this.mounts.map((m) => m.path) }, 'gateway listening');
+    return address;
+  }
+
+  /** Serves the mounts from an existing HTTP server; other paths are left to it. */
+  attach(server: Server): void {
+    if (this.server) throw new Error('gateway is already attached to a server');
+    this.server = server;
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      if (!this.handleRequest(req, res) && this.ownsServer) sendPlain(res, 404, 'not found');
+    });
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      if (this.handleUpgrade(req, socket, head)) return;
+      // Leave foreign upgrades to other listeners of a shared server.
+      if (this.ownsServer || server.listenerCount('upgrade') === 1) rejectUpgrade(socket, 404);
+    });
+  }
+
+  get address(): AddressInfo | null {
+    const address = this.server?.address();
+    return address && typeof address === 'object' ? address : null;
+  }
+
+  /** Handles a plain HTTP request if it targets a mount; returns false otherwise. */
+  handleRequest(req: IncomingMessage, res: ServerResponse): boolean {
+    const { path, query } = splitUrl(req.url);
+    for (const mount of this.mounts) {
+      if (mount.websocket && path === mount.websocket.path) {
+        mount.websocket.handleRequest(req, res);
+        return true;
+      }
+      if (mount.longpoll && path === mount.longpoll.path) {
+        mount.longpoll.handleRequest(req, res, query).catch((err: unknown) => {
+          this.logger.error({ err }, 'longpoll request failed');
+          if (!res.headersSent) sendPlain(res, 500, '');
+          else res.destroy();
+        });
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** Handles a WebSocket upgrade if it targets a mount; returns false otherwise. */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
+    const { path, query } = splitUrl(req.url);
+    for (const mount of this.mounts) {
+      if (mount.websocket && path === mount.websocket.path) {
+        mount.websocket.handleUpgrade(req, socket, head, query).catch((err: unknown) => {
+          this.logger.error({ err }, 'websocket upgrade failed');
+          rejectUpgrade(socket, 500);
+        });
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /**
+   * Stops the gateway: new connections are refused, every socket is closed with 1012 (clients
+   * reconnect, to another node if there is one) and the HTTP server stops.
+   */
+  close(code: number = CLOSE.drain): Promise<void> {
+    if (this.closing) return this.closing;
+    this.closing = (async () => {
+      for (const mount of this.mounts) mount.close(code);
+      this.context.wheel.clear();
+      const server = this.server;
+      if (server && this.ownsServer) {
+        await new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeAllConnections();
+        });
+      }
+      this.logger.info('gateway closed');
+    })();
+    return this.closing;
+  }
+}
+
+export function createGateway(options?: GatewayOptions): Gateway {
+  return new Gateway(options);
+}

@@ -1,0 +1,86 @@
+import type { IncomingMessage } from 'node:http';
+
+/**
+ * Origin checking for browser connections (Phoenix's `check_origin`). Only requests that carry
+ * an `Origin` header are checked, so non-browser clients always pass.
+ *
+ * - `false`: no check.
+ * - `true` (default): the Origin's host must equal the host of the request's `Host` header.
+ * - `"conn"`: the Origin's scheme, host and port must equal the request's.
+ * - a list such as `["https://example.com", "//another.com:888", "//*.other.com"]`: scheme, host
+ *   and port are each compared when the entry gives them; `*.` matches the domain and subdomains.
+ * - a function `(origin, req) => boolean`.
+ */
+export type CheckOrigin = boolean | 'conn' | readonly string[] | ((origin: string, req: IncomingMessage) => boolean);
+
+interface OriginPattern {
+  readonly scheme: string | null;
+  readonly host: string;
+  readonly port: number | null;
+}
+
+const DEFAULT_PORTS: Record<string, number> = { http: 80, https: 443, ws: 80, wss: 443 };
+
+/** Parses "scheme://host:port" or "//host:port" (the scheme may be absent). */
+function parseOrigin(text: string): OriginPattern | null {
+  const match = /^(?:([a-zA-Z][a-zA-Z0-9+.-]*):)?\/\/([^/:?#]+)(?::(\d+))?\/?$/.exec(text.trim());
+  if (!match) return null;
+  const scheme = match[1]?.toLowerCase() ?? null;
+  const explicitPort = match[3] === undefined ? null : Number(match[3]);
+  const port = explicitPort ?? (scheme !== null ? (DEFAULT_PORTS[scheme] ?? null) : null);
+  return { scheme, host: match[2]!.toLowerCase(), port };
+}
+
+function hostMatches(host: string, allowed: string): boolean {
+  if (allowed.startsWith('*.')) {
+    const domain = allowed.slice(2);
+    return host === domain || host.endsWith('.' + domain);
+  }
+  return host === allowed;
+}
+
+function requestHost(req: IncomingMessage): { host: string; port: number | null } | null {
+  const header = req.headers.host;
+  if (!header) return null;
+  const match = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(header);
+  if (!match) return null;
+  return { host: match[1]!.toLowerCase(), port: match[2] === undefined ? null : Number(match[2]) };
+}
+
+/** Compiles a CheckOrigin setting into a predicate over (Origin header, request). */
+export function compileCheckOrigin(setting: CheckOrigin): (origin: string | undefined, req: IncomingMessage) => boolean {
+  if (setting === false) return () => true;
+  if (typeof setting === 'function') {
+    return (origin, req) => origin === undefined || setting(origin, req);
+  }
+  if (setting === true || setting === 'conn') {
+    const strict = setting === 'conn';
+    return (origin, req) => {
+      if (origin === undefined) return true;
+      const parsed = parseOrigin(origin);
+      const own = requestHost(req);
+      if (!parsed || !own || parsed.host !== own.host) return false;
+      if (!strict) return true;
+      const encrypted = (req.socket as { encrypted?: boolean }).encrypted === true;
+      const scheme = encrypted ? 'https' : 'http';
+      const port = own.port ?? DEFAULT_PORTS[scheme]!;
+      return parsed.scheme === scheme && parsed.port === port;
+    };
+  }
+  const patterns = setting.map((entry) => {
+    const parsed = parseOrigin(entry);
+    if (!parsed) throw new TypeError(`checkOrigin: invalid origin ${JSON.stringify(entry)}`);
+    return parsed;
+  });
+  return (origin) => {
+    if (origin === undefined) return true;
+    const parsed = parseOrigin(origin);
+    if (!parsed) return false;
+    return patterns.some(
+      (allowed) =>
+        (allowed.scheme === null || allowed.scheme === parsed.scheme) &&
+        (allowed.port === null || allowed.port === parsed.port) &&
+        hostMatches(parsed.host, allowed.host),
+    );
+  };
+}

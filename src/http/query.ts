@@ -1,0 +1,107 @@
+/**
+ * Query-string decoding with Plug's rules, so connect params look exactly as they do to a
+ * Phoenix `connect/3`: `a[b]=1` → `{a: {b: "1"}}`, `arr[]=x&arr[]=y` → `{arr: ["x","y"]}`,
+ * `list[0]=x` → `{list: {"0": "x"}}` (a map, not a list), `+` is a space, empty segments are
+ * skipped and a later plain key wins.
+ */
+
+export type ParamValue = string | ParamValue[] | Params;
+export interface Params {
+  [key: string]: ParamValue;
+}
+
+export class QueryDecodeError extends Error {
+  override readonly name = 'QueryDecodeError';
+}
+
+function decodeComponent(raw: string): string {
+  const text = raw.includes('+') ? raw.replace(/\+/g, ' ') : raw;
+  if (!text.includes('%')) return text;
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    throw new QueryDecodeError(`invalid percent-encoding in query: ${raw.slice(0, 64)}`);
+  }
+}
+
+/** Sets an own property even for "__proto__", so client keys never touch prototypes. */
+function setOwn(target: Params, key: string, value: ParamValue): void {
+  if (key === '__proto__') {
+    Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+  } else {
+    target[key] = value;
+  }
+}
+
+function isParams(value: ParamValue | undefined): value is Params {
+  return value !== undefined && typeof value === 'object' && !Array.isArray(value);
+}
+
+/** Splits `a[b][]` into ["a", "b", ""]; a key that is not well-formed bracket syntax stays whole. */
+function splitKey(key: string): string[] {
+  const open = key.indexOf('[');
+  if (open <= 0 || !key.endsWith(']')) return [key];
+  const parts = [key.slice(0, open)];
+  let rest = key.slice(open);
+  while (rest.length > 0) {
+    if (rest[0] !== '[') return [key];
+    const close = rest.indexOf(']');
+    if (close < 0) return [key];
+    parts.push(rest.slice(1, close));
+    rest = rest.slice(close + 1);
+  }
+  return parts;
+}
+
+function assign(target: Params, path: readonly string[], index: number, value: string): void {
+  const key = path[index]!;
+  if (index === path.length - 1) {
+    setOwn(target, key, value);
+    return;
+  }
+  const next = path[index + 1]!;
+  if (next === '') {
+    assignList(target, key, path, index + 1, value);
+    return;
+  }
+  const existing = Object.prototype.hasOwnProperty.call(target, key) ? target[key] : undefined;
+  const child: Params = isParams(existing) ? existing : {};
+  if (child !== existing) setOwn(target, key, child);
+  assign(child, path, index + 1, value);
+}
+
+/** `key[]` appends; `key[][field]` fills the last map until it already has that field (Plug). */
+function assignList(target: Params, key: string, path: readonly string[], listIndex: number, value: string): void {
+  const existing = Object.prototype.hasOwnProperty.call(target, key) ? target[key] : undefined;
+  const list: ParamValue[] = Array.isArray(existing) ? existing : [];
+  if (list !== existing) setOwn(target, key, list);
+  if (listIndex === path.length - 1) {
+    list.push(value);
+    return;
+  }
+  const field = path[listIndex + 1]!;
+  const last = list[list.length - 1];
+  let entry: Params;
+  if (isParams(last) && !Object.prototype.hasOwnProperty.call(last, field)) {
+    entry = last;
+  } else {
+    entry = {};
+    list.push(entry);
+  }
+  assign(entry, path, listIndex + 1, value);
+}
+
+export function decodeQuery(query: string): Params {
+  const params: Params = {};
+  if (query.startsWith('?')) query = query.slice(1);
+  if (query === '') return params;
+  for (const pair of query.split('&')) {
+    if (pair === '') continue;
+    const eq = pair.indexOf('=');
+    const key = decodeComponent(eq < 0 ? pair : pair.slice(0, eq));
+    const value = eq < 0 ? '' : decodeComponent(pair.slice(eq + 1));
+    if (key === '') continue;
+    assign(params, splitKey(key), 0, value);
+  }
+  return params;
+}

@@ -1,0 +1,43 @@
+/**
+ * gen-gateway: a Phoenix-channels-compatible realtime gateway.
+ * See README.md for the channel API and protocol/phoenix.md for the wire contract.
+ */
+export { Gateway, createGateway, type GatewayOptions } from './gateway.js';
+export { SocketMount } from './socket/mount.js';
+export type { GatewayStats } from './socket/stats.js';
+export {
+  defineChannel,
+  ok,
+  error,
+  reply,
+  stop,
+  type Assigns,
+  type Channel,
+  type ChannelHandler,
+  type HandleInResult,
+  type HandleOutResult,
+  type JoinResult,
+  type MaybePromise,
+  type PeerAddress,
+  type Reply,
+  type ReplyRef,
+  type SocketInfo,
+  type Stop,
+  type StopReason,
+  type TerminateReason,
+  type TransportName,
+} from './channel/types.js';
+export type { PubSub, Subscriber } from './channel/pubsub.js';
+export { refuse, type ConnectHook, type ConnectInfo, type ConnectAccept, type ConnectRefusal, type ConnectResult } from './socket/connect.js';
+export {
+  SOCKET_DEFAULTS,
+  type SocketOptions,
+  type WebSocketOptions,
+  type LongPollOptions,
+} from './config/socket-options.js';
+export type { CheckOrigin } from './http/check-origin.js';
+export type { Params, ParamValue } from './http/query.js';
+export { Presence, type PresenceMeta, type PresenceState, type PresenceDiff, type PresenceOptions } from './presence/presence.js';
+export { CLOSE } from './socket/session.js';
+export type { Ref } from './wire/message.js';
+export { createLogger, type Logger, type LoggerOptions } from './log/logger.js';

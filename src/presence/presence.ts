@@ -1,0 +1,208 @@
+import type { PubSub } from '../channel/pubsub.js';
+import type { Channel } from '../channel/types.js';
+import { PhxRefGenerator } from './phx-ref.js';
+
+/** Metadata a client sees for one presence: the tracked meta plus `phx_ref` (and `phx_ref_prev`). */
+export type PresenceMeta = Record<string, unknown>;
+
+/** `{key: {metas: [...], ...fields from fetch}}`: the `presence_state` payload. */
+export type PresenceState = Record<string, { metas: PresenceMeta[]; [field: string]: unknown }>;
+
+export interface PresenceDiff {
+  joins: PresenceState;
+  leaves: PresenceState;
+}
+
+export interface PresenceOptions {
+  /** Adds fields next to `metas` (Phoenix's `fetch/2`), e.g. user records loaded in one go. */
+  fetch?: (topic: string, state: PresenceState) => PresenceState;
+  /** The event names clients listen on; defaults match the JS Presence helper. */
+  events?: { state?: string; diff?: string };
+  /** Folded into every phx_ref so refs from different nodes never collide. */
+  nodeId?: string;
+}
+
+interface Entry {
+  readonly topic: string;
+  readonly key: string;
+  meta: PresenceMeta;
+  ref: string;
+  prevRef: string | null;
+  /** The channel that tracked it (local) — untracked when that channel ends. */
+  readonly owner: object;
+}
+
+/** Builds objects keyed by client-chosen strings without letting "__proto__" touch a prototype. */
+function keyed<T>(): Record<string, T> {
+  return Object.create(null) as Record<string, T>;
+}
+
+function setKey<T>(target: Record<string, T>, key: string, value: T): void {
+  Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
+function wireMeta(entry: Entry): PresenceMeta {
+  const meta: PresenceMeta = { ...entry.meta, phx_ref: entry.ref };
+  if (entry.prevRef !== null) meta.phx_ref_prev = entry.prevRef;
+  return meta;
+}
+
+/**
+ * Phoenix.Presence for this gateway node: track/update/untrack per channel, `list` in the
+ * `presence_state` format, and each change broadcast at once as one `presence_diff` fastlane
+ * broadcast (joins and leaves in one diff for an update), exactly what the JS `Presence` helper
+ * consumes. Entries are untracked automatically when their channel ends.
+ *
+ * Cluster-wide presence (a later issue) replicates these entries between nodes; every entry
+ * already carries a node-unique phx_ref so remote entries can be merged into `list`.
+ */
+export class Presence {
+  readonly stateEvent: string;
+  readonly diffEvent: string;
+  private readonly topics = new Map<string, Map<string, Entry[]>>();
+  private readonly byOwner = new Map<object, Set<Entry>>();
+  private readonly refs: PhxRefGenerator;
+
+  constructor(
+    private readonly pubsub: PubSub,
+    private readonly options: PresenceOptions = {},
+  ) {
+    this.stateEvent = options.events?.state ?? 'presence_state';
+    this.diffEvent = options.events?.diff ?? 'presence_diff';
+    this.refs = new PhxRefGenerator(options.nodeId);
+  }
+
+  /** Tracks `key` with `meta` on the channel's topic (or `topic`). Returns the new phx_ref. */
+  track(channel: Channel, key: string, meta: PresenceMeta = {}, topic: string = channel.topic): string {
+    if (this.find(channel, topic, key)) throw new Error(`presence: ${key} is already tracked on ${topic} by this channel`);
+    const entry: Entry = { topic, key, meta: { ...meta }, ref: this.refs.next(), prevRef: null, owner: channel };
+    let keys = this.topics.get(topic);
+    if (!keys) {
+      keys = new Map();
+      this.topics.set(topic, keys);
+    }
+    const list = keys.get(key);
+    if (list) list.push(entry);
+    else keys.set(key, [entry]);
+    let owned = this.byOwner.get(channel);
+    if (!owned) {
+      owned = new Set();
+      this.byOwner.set(channel, owned);
+    }
+    owned.add(entry);
+    this.broadcastDiff(topic, [entry], []);
+    return entry.ref;
+  }
+
+  /** Replaces the meta (or maps it) and broadcasts one diff with the new join and the old leave. */
+  update(
+    channel: Channel,
+    key: string,
+    meta: PresenceMeta | ((current: PresenceMeta) => PresenceMeta),
+    topic: string = channel.topic,
+  ): string {
+    const entry = this.find(channel, topic, key);
+    if (!entry) throw new Error(`presence: ${key} is not tracked on ${topic} by this channel`);
+    const left = wireMeta(entry);
+    entry.meta = { ...(typeof meta === 'function' ? meta({ ...entry.meta }) : meta) };
+    entry.prevRef = entry.ref;
+    entry.ref = this.refs.next();
+    this.broadcastDiffMetas(topic, [[key, wireMeta(entry)]], [[key, left]]);
+    return entry.ref;
+  }
+
+  /** Untracks `key` on the topic; returns false when it was not tracked by this channel. */
+  untrack(channel: Channel, key: string, topic: string = channel.topic): boolean {
+    const entry = this.find(channel, topic, key);
+    if (!entry) return false;
+    this.remove(entry);
+    this.byOwner.get(channel)?.delete(entry);
+    if (this.byOwner.get(channel)?.size === 0) this.byOwner.delete(channel);
+    this.broadcastDiff(topic, [], [entry]);
+    return true;
+  }
+
+  /** Untracks everything a channel tracked (called when the channel ends). */
+  untrackAll(owner: object): void {
+    const owned = this.byOwner.get(owner);
+    if (!owned) return;
+    this.byOwner.delete(owner);
+    const byTopic = new Map<string, Entry[]>();
+    for (const entry of owned) {
+      this.remove(entry);
+      const list = byTopic.get(entry.topic);
+      if (list) list.push(entry);
+      else byTopic.set(entry.topic, [entry]);
+    }
+    for (const [topic, entries] of byTopic) this.broadcastDiff(topic, [], entries);
+  }
+
+  /** The `presence_state` payload for a topic (with `fetch` applied). */
+  list(topic: string): PresenceState {
+    const state = keyed<{ metas: PresenceMeta[] }>();
+    const keys = this.topics.get(topic);
+    if (keys) for (const [key, entries] of keys) setKey(state, key, { metas: entries.map(wireMeta) });
+    return this.options.fetch ? this.options.fetch(topic, state) : state;
+  }
+
+  /** The metas of one key, or null. */
+  get(topic: string, key: string): { metas: PresenceMeta[] } | null {
+    const entries = this.topics.get(topic)?.get(key);
+    return entries ? { metas: entries.map(wireMeta) } : null;
+  }
+
+  /** Number of tracked entries (all topics). */
+  get size(): number {
+    let count = 0;
+    for (const keys of this.topics.values()) for (const entries of keys.values()) count += entries.length;
+    return count;
+  }
+
+  private find(owner: object, topic: string, key: string): Entry | undefined {
+    const owned = this.byOwner.get(owner);
+    if (!owned) return undefined;
+    for (const entry of owned) if (entry.topic === topic && entry.key === key) return entry;
+    return undefined;
+  }
+
+  private remove(entry: Entry): void {
+    const keys = this.topics.get(entry.topic);
+    const list = keys?.get(entry.key);
+    if (!keys || !list) return;
+    const index = list.indexOf(entry);
+    if (index >= 0) list.splice(index, 1);
+    if (list.length === 0) keys.delete(entry.key);
+    if (keys.size === 0) this.topics.delete(entry.topic);
+  }
+
+  private broadcastDiff(topic: string, joins: readonly Entry[], leaves: readonly Entry[]): void {
+    this.broadcastDiffMetas(
+      topic,
+      joins.map((entry) => [entry.key, wireMeta(entry)]),
+      leaves.map((entry) => [entry.key, wireMeta(entry)]),
+    );
+  }
+
+  private broadcastDiffMetas(
+    topic: string,
+    joins: readonly (readonly [string, PresenceMeta])[],
+    leaves: readonly (readonly [string, PresenceMeta])[],
+  ): void {
+    const diff: PresenceDiff = { joins: group(joins), leaves: group(leaves) };
+    if (this.options.fetch) {
+      diff.joins = this.options.fetch(topic, diff.joins);
+      diff.leaves = this.options.fetch(topic, diff.leaves);
+    }
+    this.pubsub.broadcast(topic, this.diffEvent, diff);
+  }
+}
+
+function group(items: readonly (readonly [string, PresenceMeta])[]): PresenceState {
+  const state = keyed<{ metas: PresenceMeta[] }>();
+  for (const [key, meta] of items) {
+    const existing = state[key];
+    if (existing) existing.metas.push(meta);
+    else setKey(state, key, { metas: [meta] });
+  }
+  return state;
+}

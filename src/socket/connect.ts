@@ -1,0 +1,49 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Assigns, MaybePromise, PeerAddress, TransportName } from '../channel/types.js';
+import type { Params } from '../http/query.js';
+
+/** What a connect hook learns about a connecting client (Phoenix's params + connect_info). */
+export interface ConnectInfo {
+  /** Query params decoded like Plug (nested keys, lists), including `vsn`. */
+  readonly params: Params;
+  /** From the `base64url.bearer.phx.` subprotocol (WebSocket) or `X-Phoenix-AuthToken` (LongPoll). */
+  readonly authToken: string | null;
+  readonly headers: IncomingHttpHeaders;
+  readonly peer: PeerAddress;
+  readonly transport: TransportName;
+  /** The request path, e.g. `/socket/websocket`. */
+  readonly path: string;
+}
+
+/** Accepts the connection. `id` names the socket so `gateway.disconnect(id)` can close it. */
+export interface ConnectAccept<A extends Assigns> {
+  readonly assigns: A;
+  readonly id?: string | null;
+}
+
+/** Refuses the connection with an HTTP status (default 403) and optional headers. */
+export interface ConnectRefusal {
+  readonly refuse: true;
+  readonly status: number;
+  readonly reason?: string;
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+export type ConnectResult<A extends Assigns> = ConnectAccept<A> | ConnectRefusal | false;
+
+/**
+ * Phoenix's `connect/3`: decide whether a client may connect and what its assigns are.
+ * Return `false` or `refuse(...)` to refuse; throwing is a server error (HTTP 500).
+ */
+export type ConnectHook<A extends Assigns> = (info: ConnectInfo) => MaybePromise<ConnectResult<A>>;
+
+export function refuse(status = 403, reason?: string, headers?: Readonly<Record<string, string>>): ConnectRefusal {
+  if (!Number.isInteger(status) || status < 400 || status > 599) {
+    throw new RangeError(`refuse(): status must be an HTTP error status (400-599), got ${status}`);
+  }
+  return { refuse: true, status, ...(reason === undefined ? {} : { reason }), ...(headers === undefined ? {} : { headers }) };
+}
+
+export function isRefusal(result: unknown): result is ConnectRefusal {
+  return typeof result === 'object' && result !== null && (result as { refuse?: unknown }).refuse === true;
+}

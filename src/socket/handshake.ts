@@ -1,0 +1,93 @@
+import type { IncomingMessage } from 'node:http';
+import type { Logger } from 'pino';
+import type { Assigns, TransportName } from '../channel/types.js';
+import type { ResolvedSocketOptions } from '../config/socket-options.js';
+import { decodeQuery, QueryDecodeError, type Params } from '../http/query.js';
+import { serializerForVsn } from '../wire/vsn.js';
+import { isRefusal, type ConnectInfo } from './connect.js';
+import type { SessionInit } from './session.js';
+
+export type HandshakeResult<A extends Assigns> =
+  | { readonly ok: true; readonly init: SessionInit<A> }
+  | {
+      readonly ok: false;
+      readonly status: number;
+      readonly reason: string;
+      readonly headers?: Readonly<Record<string, string>>;
+    };
+
+interface HandshakeContext<A extends Assigns> {
+  readonly options: ResolvedSocketOptions<A>;
+  readonly originAllowed: (origin: string | undefined, req: IncomingMessage) => boolean;
+  readonly logger: Logger;
+}
+
+function refused(status: number, reason: string, headers?: Readonly<Record<string, string>>) {
+  return headers === undefined ? ({ ok: false, status, reason } as const) : ({ ok: false, status, reason, headers } as const);
+}
+
+/** Origin check alone: LongPoll applies it to every request, not only the first. */
+export function originAllowed<A extends Assigns>(ctx: HandshakeContext<A>, req: IncomingMessage): boolean {
+  return ctx.originAllowed(req.headers.origin, req);
+}
+
+function withTimeout<T>(work: Promise<T>, ms: number): Promise<T | typeof TIMED_OUT> {
+  let timer: NodeJS.Timeout;
+  const timeout = new Promise<typeof TIMED_OUT>((resolve) => {
+    timer = setTimeout(() => resolve(TIMED_OUT), ms);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+const TIMED_OUT = Symbol('timed out');
+
+/**
+ * The connect pipeline shared by both transports: query params (Plug rules), vsn → serializer
+ * (403 when unsupported), check_origin (403), then the connect hook (its refusal status, 500 if
+ * it throws, 503 if it does not settle within connectTimeoutMs).
+ */
+export async function authorize<A extends Assigns>(
+  ctx: HandshakeContext<A>,
+  req: IncomingMessage,
+  transport: TransportName,
+  path: string,
+  query: string,
+  authToken: string | null,
+): Promise<HandshakeResult<A>> {
+  let params: Params;
+  try {
+    params = decodeQuery(query);
+  } catch (err) {
+    if (err instanceof QueryDecodeError) return refused(400, err.message);
+    throw err;
+  }
+  const vsn = params.vsn;
+  const serializer = serializerForVsn(typeof vsn === 'string' ? vsn : vsn === undefined ? undefined : '');
+  if (!serializer) return refused(403, `unsupported vsn ${JSON.stringify(vsn)}`);
+  if (!originAllowed(ctx, req)) return refused(403, `origin not allowed: ${req.headers.origin}`);
+
+  const peer = { address: req.socket.remoteAddress ?? '', port: req.socket.remotePort ?? 0 };
+  const hook = ctx.options.connect;
+  if (!hook) return { ok: true, init: { id: null, assigns: {} as A, params, peer, serializer } };
+
+  const info: ConnectInfo = { params, authToken, headers: req.headers, peer, transport, path };
+  let result;
+  try {
+    result = await withTimeout(Promise.resolve(hook(info)), ctx.options.connectTimeoutMs);
+  } catch (err) {
+    ctx.logger.error({ err, transport, peer: peer.address }, 'connect hook threw');
+    return refused(500, 'connect hook failed');
+  }
+  if (result === TIMED_OUT) {
+    ctx.logger.error({ transport, timeoutMs: ctx.options.connectTimeoutMs }, 'connect hook timed out');
+    return refused(503, 'connect hook timed out');
+  }
+  if (result === false) return refused(403, 'connect refused');
+  if (isRefusal(result)) return refused(result.status, result.reason ?? 'connect refused', result.headers);
+  if (result === null || typeof result !== 'object' || typeof result.assigns !== 'object' || result.assigns === null) {
+    ctx.logger.error({ transport }, 'connect hook must return { assigns, id? }, false or refuse(...)');
+    return refused(500, 'connect hook returned an invalid value');
+  }
+  const id = result.id ?? null;
+  if (id !== null && typeof id !== 'string') return refused(500, 'connect hook returned a non-string id');
+  return { ok: true, init: { id, assigns: result.assigns, params, peer, serializer } };
+}

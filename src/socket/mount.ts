@@ -1,0 +1,99 @@
+import type { IncomingMessage } from 'node:http';
+import type { Logger } from 'pino';
+import type { PubSub } from '../channel/pubsub.js';
+import { ChannelRouter } from '../channel/router.js';
+import type { Assigns, ChannelHandler } from '../channel/types.js';
+import { resolveSocketOptions, type ResolvedSocketOptions, type SocketOptions } from '../config/socket-options.js';
+import { compileCheckOrigin } from '../http/check-origin.js';
+import type { Presence } from '../presence/presence.js';
+import { LongPollTransport } from '../transport/longpoll.js';
+import type { SessionTokens } from '../transport/longpoll-token.js';
+import { WebSocketTransport } from '../transport/websocket.js';
+import type { TimerWheel } from '../util/timer-wheel.js';
+import type { SocketRegistry } from './registry.js';
+import { CLOSE, Session, type Connection, type SessionContext, type SessionInit } from './session.js';
+import type { GatewayStats } from './stats.js';
+
+/** What every mount of one gateway shares. */
+export interface GatewayContext {
+  readonly pubsub: PubSub;
+  readonly presence: Presence;
+  readonly wheel: TimerWheel;
+  readonly logger: Logger;
+  readonly stats: GatewayStats;
+  readonly registry: SocketRegistry;
+  readonly tokens: SessionTokens;
+}
+
+/**
+ * One socket endpoint (Phoenix's `socket "/socket", UserSocket`): its options, connect hook and
+ * channel routes, served over WebSocket at `<path>/websocket` and LongPoll at `<path>/longpoll`.
+ */
+export class SocketMount<A extends Assigns = Assigns> {
+  readonly options: ResolvedSocketOptions<A>;
+  readonly router = new ChannelRouter<A>();
+  readonly originAllowed: (origin: string | undefined, req: IncomingMessage) => boolean;
+  readonly websocket: WebSocketTransport<A> | null;
+  readonly longpoll: LongPollTransport<A> | null;
+  readonly logger: Logger;
+  closed = false;
+  private readonly sessions = new Set<Session<A>>();
+  private readonly sessionContext: SessionContext<A>;
+
+  constructor(
+    readonly gateway: GatewayContext,
+    path: string,
+    options: SocketOptions<A> = {},
+  ) {
+    this.options = resolveSocketOptions(path, options);
+    this.originAllowed = compileCheckOrigin(this.options.checkOrigin);
+    this.logger = gateway.logger.child({ socket: this.options.path });
+    this.websocket = this.options.websocket ? new WebSocketTransport(this) : null;
+    this.longpoll = this.options.longpoll ? new LongPollTransport(this) : null;
+    this.sessionContext = {
+      router: this.router,
+      pubsub: gateway.pubsub,
+      presence: gateway.presence,
+      wheel: gateway.wheel,
+      logger: this.logger,
+      stats: gateway.stats,
+      maxChannels: this.options.maxChannels,
+      joinTimeoutMs: this.options.joinTimeoutMs,
+      maxQueuedFrames: this.options.maxQueuedFrames,
+      onTeardown: (session) => {
+        this.sessions.delete(session);
+        this.gateway.registry.remove(session);
+      },
+    };
+  }
+
+  get path(): string {
+    return this.options.path;
+  }
+
+  /** Routes topics matching `pattern` (`room:*` or an exact topic) to `handler`. */
+  channel(pattern: string, handler: ChannelHandler<A>): this {
+    this.router.add(pattern, handler);
+    return this;
+  }
+
+  /** @internal */
+  createSession(connection: Connection, init: SessionInit<A>): Session<A> {
+    const session = new Session(this.sessionContext, connection, init);
+    this.sessions.add(session);
+    this.gateway.registry.add(session);
+    return session;
+  }
+
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  /** Stops accepting and closes every session with `code` (1012: the client reconnects elsewhere). */
+  close(code: number = CLOSE.drain, reason = 'server shutting down'): void {
+    this.closed = true;
+    for (const session of [...this.sessions]) session.close(code, reason);
+    this.websocket?.close();
+    this.longpoll?.close();
+  }
+}

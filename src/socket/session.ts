@@ -1,0 +1,398 @@
+import type { Logger } from 'pino';
+import { ChannelInstance, TERMINATE, type ChannelHost } from '../channel/instance.js';
+import type { Broadcast, PubSub } from '../channel/pubsub.js';
+import type { ChannelRouter } from '../channel/router.js';
+import type { Assigns, PeerAddress, Reply, SocketInfo, TransportName } from '../channel/types.js';
+import type { Params } from '../http/query.js';
+import type { Presence } from '../presence/presence.js';
+import type { TimerEntry, TimerWheel } from '../util/timer-wheel.js';
+import { PHX, type InboundMessage, type Ref } from '../wire/message.js';
+import type { EncodedFrame, ProtocolVersion, Serializer } from '../wire/serializer.js';
+import type { GatewayStats } from './stats.js';
+
+/** The transport side of a session: a WebSocket, or a LongPoll session. */
+export interface Connection {
+  readonly transport: TransportName;
+  /** False for LongPoll, which cannot carry server → client binary frames. */
+  readonly supportsBinary: boolean;
+  /** True when text frames are best handed over as UTF-8 bytes (shared by a fan-out). */
+  readonly prefersBytes: boolean;
+  send(frame: EncodedFrame, textBytes?: Buffer): void;
+  /** Closes the connection; the transport then calls `session.teardown()`. */
+  close(code: number, reason: string): void;
+  pauseInput(): void;
+  resumeInput(): void;
+}
+
+/** Close codes the gateway uses (protocol/phoenix.md §Close codes). */
+export const CLOSE = {
+  normal: 1000,
+  disconnect: 1001,
+  idleTimeout: 1002,
+  invalidFrame: 1011,
+  tooLarge: 1009,
+  drain: 1012,
+} as const;
+
+/** Everything a session shares with the other sessions of its socket mount. */
+export interface SessionContext<A extends Assigns> {
+  readonly router: ChannelRouter<A>;
+  readonly pubsub: PubSub;
+  readonly presence: Presence;
+  readonly wheel: TimerWheel;
+  readonly logger: Logger;
+  readonly stats: GatewayStats;
+  readonly maxChannels: number;
+  readonly joinTimeoutMs: number;
+  readonly maxQueuedFrames: number;
+  onTeardown(session: Session<A>): void;
+}
+
+export interface SessionInit<A extends Assigns> {
+  readonly id: string | null;
+  readonly assigns: A;
+  readonly params: Params;
+  readonly peer: PeerAddress;
+  readonly serializer: Serializer;
+}
+
+const UNMATCHED_TOPIC = { reason: 'unmatched topic' } as const;
+const TOO_MANY_CHANNELS = { reason: 'too many channels joined' } as const;
+const JOIN_TIMEOUT = { reason: 'join timeout' } as const;
+const EMPTY = {} as const;
+
+function isPromise(value: unknown): value is Promise<Reply> {
+  return value instanceof Promise;
+}
+
+/** A join whose handler went async: the socket waits for it, up to the join timeout. */
+class PendingJoin<A extends Assigns> implements TimerEntry {
+  timerSlot = -1;
+  private done = false;
+  readonly promise: Promise<void>;
+  private release!: () => void;
+
+  constructor(
+    private readonly session: Session<A>,
+    readonly instance: ChannelInstance<A>,
+    readonly message: InboundMessage,
+    readonly previous: ChannelInstance<A> | undefined,
+  ) {
+    this.promise = new Promise((resolve) => {
+      this.release = resolve;
+    });
+  }
+
+  settle(reply: Reply): void {
+    if (this.finish()) this.session.completeJoin(this.instance, this.message, reply, this.previous);
+  }
+
+  onTimer(): void {
+    if (this.finish()) this.session.joinTimedOut(this);
+  }
+
+  /** The socket closed while the join was pending. */
+  abandon(): void {
+    if (this.finish()) this.instance.abandon(TERMINATE.closed);
+  }
+
+  private finish(): boolean {
+    if (this.done) return false;
+    this.done = true;
+    this.session.wheel.cancel(this);
+    this.session.joinSettled(this);
+    this.release();
+    return true;
+  }
+}
+
+/**
+ * One client connection, whatever its transport: decodes frames, processes them strictly in
+ * order (a pending join holds the frames behind it, as in Phoenix), routes them to channels with
+ * join_ref fencing, and encodes everything the channels send.
+ */
+export class Session<A extends Assigns = Assigns> implements ChannelHost<A>, SocketInfo<A> {
+  readonly channels = new Map<string, ChannelInstance<A>>();
+  readonly id: string | null;
+  readonly assigns: A;
+  readonly params: Params;
+  readonly peer: PeerAddress;
+  readonly serializer: Serializer;
+  readonly logger: Logger;
+  closed = false;
+  private tail: Promise<void> | null = null;
+  private queued = 0;
+  private paused = false;
+  private joining: PendingJoin<A> | null = null;
+
+  constructor(
+    private readonly ctx: SessionContext<A>,
+    readonly connection: Connection,
+    init: SessionInit<A>,
+  ) {
+    this.id = init.id;
+    this.assigns = init.assigns;
+    this.params = init.params;
+    this.peer = init.peer;
+    this.serializer = init.serializer;
+    this.logger = ctx.logger;
+    ctx.stats.sockets++;
+  }
+
+  get info(): SocketInfo<A> {
+    return this;
+  }
+
+  get transport(): TransportName {
+    return this.connection.transport;
+  }
+
+  get vsn(): ProtocolVersion {
+    return this.serializer.vsn;
+  }
+
+  get pubsub(): PubSub {
+    return this.ctx.pubsub;
+  }
+
+  get wheel(): TimerWheel {
+    return this.ctx.wheel;
+  }
+
+  // ---- inbound ----------------------------------------------------------------------------
+
+  /**
+   * Handles one client frame. Returns a promise only when the frame had to wait behind a
+   * pending join; it resolves once the frame has been dispatched (LongPoll acks on it).
+   */
+  receive(data: Buffer | string, isBinary: boolean): Promise<void> | undefined {
+    if (this.closed) return undefined;
+    let message: InboundMessage;
+    try {
+      message = this.serializer.decode(data, isBinary);
+    } catch (err) {
+      this.logger.warn({ err: (err as Error).message, peer: this.peer.address }, 'undecodable frame, closing');
+      this.close(CLOSE.invalidFrame, (err as Error).message);
+      return undefined;
+    }
+    if (this.tail !== null) return this.enqueue(message);
+    const pending = this.dispatch(message);
+    return pending ? this.block(pending) : undefined;
+  }
+
+  private enqueue(message: InboundMessage): Promise<void> {
+    this.queued++;
+    if (this.queued >= this.ctx.maxQueuedFrames && !this.paused) {
+      this.paused = true;
+      this.connection.pauseInput();
+    }
+    const next = this.tail!.then(() => {
+      this.queued--;
+      return this.closed ? undefined : this.dispatch(message);
+    });
+    return this.block(next);
+  }
+
+  private block(pending: Promise<void>): Promise<void> {
+    const tail: Promise<void> = pending.then(() => {
+      if (this.tail !== tail) return;
+      this.tail = null;
+      if (this.paused) {
+        this.paused = false;
+        this.connection.resumeInput();
+      }
+    });
+    this.tail = tail;
+    return tail;
+  }
+
+  private dispatch(message: InboundMessage): Promise<void> | undefined {
+    const { topic, event } = message;
+    if (event === PHX.heartbeat && topic === PHX.heartbeatTopic) {
+      this.writeReplyFrame(null, message.ref, topic, 'ok', EMPTY);
+      return undefined;
+    }
+    if (event === PHX.join) return this.join(message);
+    const channel = this.channels.get(topic);
+    if (event === PHX.leave) {
+      if (!channel) this.writeReplyFrame(message.joinRef, message.ref, topic, 'ok', EMPTY);
+      else if (this.fenced(channel, message)) channel.handleLeave(message.ref);
+      return undefined;
+    }
+    if (!channel) {
+      this.writeReplyFrame(null, message.ref, topic, 'error', UNMATCHED_TOPIC);
+    } else if (this.fenced(channel, message)) {
+      channel.handleMessage(event, message.payload, message.ref);
+    }
+    return undefined;
+  }
+
+  /** A message reaches a channel only with a null join_ref or exactly the stored one. */
+  private fenced(channel: ChannelInstance<A>, message: InboundMessage): boolean {
+    if (message.joinRef === null || message.joinRef === channel.storedJoinRef) return true;
+    this.logger.debug({ topic: message.topic, joinRef: message.joinRef }, 'stale join_ref, message dropped');
+    return false;
+  }
+
+  // ---- join -------------------------------------------------------------------------------
+
+  private join(message: InboundMessage): Promise<void> | undefined {
+    const { topic } = message;
+    const previous = this.channels.get(topic);
+    // Duplicate join: the old channel goes first (so it does not count against the limit);
+    // its phx_close follows the new join's reply.
+    if (previous) previous.shutdown(TERMINATE.duplicateJoin, null);
+    const handler = this.ctx.router.match(topic);
+    if (!handler) {
+      this.writeReplyFrame(null, message.ref, topic, 'error', UNMATCHED_TOPIC);
+      if (previous) this.writeControl(previous, PHX.close, EMPTY);
+      return undefined;
+    }
+    if (this.channels.size >= this.ctx.maxChannels) {
+      this.writeReplyFrame(message.joinRef, message.ref, topic, 'error', TOO_MANY_CHANNELS);
+      if (previous) this.writeControl(previous, PHX.close, EMPTY);
+      return undefined;
+    }
+    const instance = new ChannelInstance<A>(topic, handler, this, message.joinRef);
+    const outcome = instance.runJoin(message.payload, message.ref);
+    if (!isPromise(outcome)) {
+      this.completeJoin(instance, message, outcome, previous);
+      return undefined;
+    }
+    const pending = new PendingJoin(this, instance, message, previous);
+    this.joining = pending;
+    this.ctx.wheel.schedule(pending, this.ctx.wheel.clock() + this.ctx.joinTimeoutMs);
+    void outcome.then((reply) => pending.settle(reply));
+    return pending.promise;
+  }
+
+  /** @internal Writes the join reply and, on success, makes the channel live. */
+  completeJoin(
+    instance: ChannelInstance<A>,
+    message: InboundMessage,
+    reply: Reply,
+    previous: ChannelInstance<A> | undefined,
+  ): void {
+    if (this.closed) {
+      instance.abandon(TERMINATE.closed);
+      return;
+    }
+    const joined = reply.status === 'ok';
+    if (joined) {
+      this.channels.set(instance.topic, instance);
+      this.ctx.stats.channels++;
+    } else {
+      instance.discard();
+    }
+    this.writeReplyFrame(message.joinRef, message.ref, instance.topic, reply.status, reply.response);
+    if (previous) this.writeControl(previous, PHX.close, EMPTY);
+    if (joined) instance.activate();
+  }
+
+  /** @internal */
+  joinTimedOut(pending: PendingJoin<A>): void {
+    const { instance, message, previous } = pending;
+    instance.abandon(TERMINATE.joinTimeout);
+    this.logger.warn({ topic: instance.topic, timeoutMs: this.ctx.joinTimeoutMs }, 'channel join timed out');
+    this.writeReplyFrame(message.joinRef, message.ref, instance.topic, 'error', JOIN_TIMEOUT);
+    if (previous) this.writeControl(previous, PHX.close, EMPTY);
+  }
+
+  /** @internal */
+  joinSettled(pending: PendingJoin<A>): void {
+    if (this.joining === pending) this.joining = null;
+  }
+
+  // ---- outbound (ChannelHost) --------------------------------------------------------------
+
+  writePush(channel: ChannelInstance<A>, event: string, payload: unknown): void {
+    if (this.closed) return;
+    let frame: EncodedFrame;
+    try {
+      frame = this.serializer.encodeMessage(channel.joinRef, null, channel.topic, event, payload);
+    } catch (err) {
+      this.dropped(err, channel.topic, event);
+      return;
+    }
+    this.send(frame, channel.topic, event);
+  }
+
+  writeReply(channel: ChannelInstance<A>, ref: Ref, status: string, response: unknown): void {
+    this.writeReplyFrame(channel.joinRef, ref, channel.topic, status, response);
+  }
+
+  writeControl(channel: ChannelInstance<A>, event: 'phx_close' | 'phx_error', payload: object): void {
+    if (this.closed) return;
+    const ref = channel.storedJoinRef;
+    this.send(this.serializer.encodeMessage(ref, ref, channel.topic, event, payload), channel.topic, event);
+  }
+
+  writeBroadcast(broadcast: Broadcast): void {
+    if (this.closed) return;
+    let frame: EncodedFrame;
+    try {
+      frame = broadcast.frame(this.serializer);
+    } catch (err) {
+      this.dropped(err, broadcast.topic, broadcast.event);
+      return;
+    }
+    if (typeof frame === 'string' && this.connection.prefersBytes) {
+      this.connection.send(frame, broadcast.textBytes(this.serializer, frame));
+    } else {
+      this.send(frame, broadcast.topic, broadcast.event);
+    }
+  }
+
+  detach(channel: ChannelInstance<A>): void {
+    if (this.channels.get(channel.topic) === channel) {
+      this.channels.delete(channel.topic);
+      this.ctx.stats.channels--;
+    }
+    this.ctx.pubsub.unsubscribe(channel.topic, channel);
+    this.ctx.presence.untrackAll(channel);
+  }
+
+  private writeReplyFrame(joinRef: Ref, ref: Ref, topic: string, status: string, response: unknown): void {
+    if (this.closed) return;
+    let frame: EncodedFrame;
+    try {
+      frame = this.serializer.encodeReply(joinRef, ref, topic, status, response);
+    } catch (err) {
+      this.dropped(err, topic, PHX.reply);
+      return;
+    }
+    this.send(frame, topic, PHX.reply);
+  }
+
+  private send(frame: EncodedFrame, topic: string, event: string): void {
+    if (typeof frame !== 'string' && !this.connection.supportsBinary) {
+      this.dropped(new Error(`${this.transport} cannot carry server binary frames`), topic, event);
+      return;
+    }
+    this.connection.send(frame);
+  }
+
+  private dropped(err: unknown, topic: string, event: string): void {
+    this.ctx.stats.droppedFrames++;
+    this.logger.warn({ err: (err as Error).message, topic, event }, 'frame not sent: it cannot be encoded for this client');
+  }
+
+  // ---- lifecycle --------------------------------------------------------------------------
+
+  /** Closes the connection (code and reason go to the client) and ends every channel. */
+  close(code: number, reason: string): void {
+    if (this.closed) return;
+    this.connection.close(code, reason);
+    this.teardown();
+  }
+
+  /** The connection is gone: end every channel without writing anything. Idempotent. */
+  teardown(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.joining?.abandon();
+    for (const channel of [...this.channels.values()]) channel.shutdown(TERMINATE.closed, null);
+    this.ctx.stats.sockets--;
+    this.ctx.onTeardown(this);
+  }
+}

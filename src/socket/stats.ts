@@ -1,0 +1,19 @@
+/** Live gauges and counters of one gateway (metrics and leak checks read them). */
+export interface GatewayStats {
+  /** Open sessions (WebSocket connections + LongPoll sessions). */
+  sockets: number;
+  /** Joined channels over all sessions. */
+  channels: number;
+  /** LongPoll sessions alive. */
+  longpollSessions: number;
+  /** Server frames not sent because the client's serializer/transport cannot carry them. */
+  droppedFrames: number;
+  /** Sockets closed for passing maxBufferedBytes. */
+  slowConsumers: number;
+  /** Connections closed for an undecodable or oversize frame. */
+  invalidFrames: number;
+}
+
+export function createStats(): GatewayStats {
+  return { sockets: 0, channels: 0, longpollSessions: 0, droppedFrames: 0, slowConsumers: 0, invalidFrames: 0 };
+}

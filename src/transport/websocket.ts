@@ -1,0 +1,177 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, WebSocket, type RawData } from 'ws';
+import type { Assigns } from '../channel/types.js';
+import { readSubprotocols } from '../http/subprotocols.js';
+import { rejectUpgrade, sendPlain } from '../http/responses.js';
+import type { TimerEntry } from '../util/timer-wheel.js';
+import type { EncodedFrame } from '../wire/serializer.js';
+import { authorize } from '../socket/handshake.js';
+import { CLOSE, type Connection, type Session } from '../socket/session.js';
+import type { SocketMount } from '../socket/mount.js';
+
+/** Close reasons are limited to 123 bytes by RFC 6455. */
+function closeReason(text: string): string {
+  return Buffer.byteLength(text) <= 123 ? text : Buffer.from(text).subarray(0, 120).toString('utf8').replace(/\uFFFD$/, '') + '...';
+}
+
+const TEXT = { binary: false } as const;
+const BINARY = { binary: true } as const;
+
+/**
+ * A WebSocket connection as a session's Connection: sends frames, enforces the slow-consumer
+ * limit after each write, and owns the idle deadline on the shared timer wheel (every inbound
+ * frame, ping or pong only refreshes a timestamp).
+ */
+class WebSocketConnection<A extends Assigns> implements Connection, TimerEntry {
+  readonly transport = 'websocket';
+  readonly supportsBinary = true;
+  readonly prefersBytes = true;
+  timerSlot = -1;
+  lastSeen: number;
+  session!: Session<A>;
+
+  constructor(
+    private readonly ws: WebSocket,
+    private readonly mount: SocketMount<A>,
+  ) {
+    this.lastSeen = mount.gateway.wheel.clock();
+  }
+
+  send(frame: EncodedFrame, textBytes?: Buffer): void {
+    const ws = this.ws;
+    if (ws.readyState !== WebSocket.OPEN) return;
+    if (textBytes !== undefined) ws.send(textBytes, TEXT);
+    else if (typeof frame === 'string') ws.send(frame, TEXT);
+    else ws.send(frame, BINARY);
+    if (ws.bufferedAmount > this.mount.options.maxBufferedBytes) this.slowConsumer();
+  }
+
+  close(code: number, reason: string): void {
+    this.mount.gateway.wheel.cancel(this);
+    if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) {
+      this.ws.close(code, closeReason(reason));
+    }
+  }
+
+  pauseInput(): void {
+    this.ws.pause();
+  }
+
+  resumeInput(): void {
+    this.ws.resume();
+  }
+
+  touch(): void {
+    this.lastSeen = this.mount.gateway.wheel.clock();
+  }
+
+  scheduleIdle(): void {
+    this.mount.gateway.wheel.schedule(this, this.lastSeen + this.mount.options.websocket!.idleTimeoutMs);
+  }
+
+  onTimer(now: number): void {
+    if (this.session.closed) return;
+    const idleMs = this.mount.options.websocket!.idleTimeoutMs;
+    if (now - this.lastSeen >= idleMs) {
+      this.mount.gateway.logger.info({ peer: this.session.peer.address, idleMs }, 'websocket idle timeout');
+      this.session.close(CLOSE.idleTimeout, 'idle timeout');
+    } else {
+      this.scheduleIdle();
+    }
+  }
+
+  /** Writing faster than the client reads: drop the connection rather than the process's memory. */
+  private slowConsumer(): void {
+    this.mount.gateway.stats.slowConsumers++;
+    this.mount.gateway.logger.warn(
+      { peer: this.session?.peer.address, buffered: this.ws.bufferedAmount, limit: this.mount.options.maxBufferedBytes },
+      'slow consumer: send buffer over maxBufferedBytes, connection terminated',
+    );
+    this.mount.gateway.wheel.cancel(this);
+    this.ws.terminate();
+    this.session?.teardown();
+  }
+}
+
+/** Serves `<mount>/websocket`: the Phoenix handshake rules, then one Session per connection. */
+export class WebSocketTransport<A extends Assigns> {
+  readonly path: string;
+  private readonly server: WebSocketServer;
+  private readonly selectedProtocol = new WeakMap<IncomingMessage, string>();
+
+  constructor(private readonly mount: SocketMount<A>) {
+    const options = mount.options.websocket!;
+    this.path = mount.options.path + options.path;
+    this.server = new WebSocketServer({
+      noServer: true,
+      clientTracking: false,
+      maxPayload: mount.options.maxFrameSize,
+      perMessageDeflate: options.compress,
+      // Not in @types/ws yet: how long a close handshake may take before the socket is destroyed.
+      ...({ closeTimeout: 5_000 } as object),
+      handleProtocols: (_offers, req) => this.selectedProtocol.get(req) ?? false,
+    });
+  }
+
+  /** A plain HTTP request to the WebSocket path: Phoenix answers 400. */
+  handleRequest(req: IncomingMessage, res: ServerResponse): void {
+    if (req.method !== 'GET') {
+      sendPlain(res, 400, '');
+      return;
+    }
+    const connection = req.headers.connection ?? '';
+    sendPlain(res, 400, `'connection' header must contain 'upgrade', got ${JSON.stringify(connection.split(/,\s*/))}`);
+  }
+
+  async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, query: string): Promise<void> {
+    socket.on('error', () => socket.destroy());
+    if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
+      rejectUpgrade(socket, 400);
+      return;
+    }
+    const { options } = this.mount;
+    const offer = readSubprotocols(req.headers['sec-websocket-protocol'], options.subprotocols, options.authToken);
+    if (offer.rejected) {
+      rejectUpgrade(socket, 403);
+      return;
+    }
+    const result = await authorize(this.mount, req, 'websocket', this.path, query, offer.authToken);
+    if (!result.ok) {
+      this.mount.gateway.logger.info({ status: result.status, reason: result.reason, transport: 'websocket' }, 'connection refused');
+      rejectUpgrade(socket, result.status, result.headers);
+      return;
+    }
+    if (socket.destroyed || this.mount.closed) {
+      if (!socket.destroyed) rejectUpgrade(socket, 503);
+      return;
+    }
+    if (offer.selected !== null) this.selectedProtocol.set(req, offer.selected);
+    this.server.handleUpgrade(req, socket, head, (ws) => this.attach(ws, result.init));
+  }
+
+  private attach(ws: WebSocket, init: Parameters<SocketMount<A>['createSession']>[1]): void {
+    const connection = new WebSocketConnection(ws, this.mount);
+    const session = this.mount.createSession(connection, init);
+    connection.session = session;
+    connection.scheduleIdle();
+    ws.on('message', (data: RawData, isBinary: boolean) => {
+      connection.touch();
+      void session.receive(data as Buffer, isBinary);
+    });
+    ws.on('ping', () => connection.touch());
+    ws.on('pong', () => connection.touch());
+    ws.on('error', (err: Error & { code?: string }) => {
+      if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') this.mount.gateway.stats.invalidFrames++;
+      this.mount.gateway.logger.info({ err: err.message, code: err.code, peer: session.peer.address }, 'websocket error');
+    });
+    ws.on('close', () => {
+      this.mount.gateway.wheel.cancel(connection);
+      session.teardown();
+    });
+  }
+
+  close(): void {
+    this.server.close();
+  }
+}

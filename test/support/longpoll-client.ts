@@ -1,0 +1,54 @@
+/** Raw LongPoll requests with fetch, for the §J conformance cases. */
+export interface PollResponse {
+  http: number;
+  headers: Headers;
+  body: { status: number; token?: string; messages?: string[]; [key: string]: unknown } | null;
+  text: string;
+}
+
+export async function lp(
+  url: string,
+  init: { method?: string; headers?: Record<string, string>; body?: string; signal?: AbortSignal } = {},
+): Promise<PollResponse> {
+  const res = await fetch(url, init);
+  const text = await res.text();
+  let body: PollResponse['body'] = null;
+  try {
+    body = text === '' ? null : (JSON.parse(text) as PollResponse['body']);
+  } catch {
+    body = null;
+  }
+  return { http: res.status, headers: res.headers, body, text };
+}
+
+/** Opens a LongPoll session (the first GET) and returns its token. */
+export async function openSession(base: string, query = 'vsn=2.0.0', headers: Record<string, string> = {}): Promise<string> {
+  const res = await lp(`${base}?${query}`, { headers });
+  if (res.body?.status !== 410 || typeof res.body.token !== 'string') throw new Error(`no session: ${res.text}`);
+  return res.body.token;
+}
+
+export function post(base: string, token: string, lines: string[], query = 'vsn=2.0.0'): Promise<PollResponse> {
+  return lp(`${base}?${query}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-ndjson', 'x-phoenix-longpoll-token': token },
+    body: lines.join('\n'),
+  });
+}
+
+export function poll(base: string, token: string, query = 'vsn=2.0.0'): Promise<PollResponse> {
+  return lp(`${base}?${query}`, { headers: { 'x-phoenix-longpoll-token': token } });
+}
+
+/** Polls until `count` messages arrived (parsed), failing after `timeoutMs`. */
+export async function collect(base: string, token: string, count: number, timeoutMs = 5_000): Promise<unknown[]> {
+  const out: unknown[] = [];
+  const deadline = Date.now() + timeoutMs;
+  while (out.length < count) {
+    if (Date.now() > deadline) throw new Error(`only ${out.length}/${count} messages: ${JSON.stringify(out)}`);
+    const res = await poll(base, token);
+    if (res.body?.status === 200) for (const message of res.body.messages ?? []) out.push(JSON.parse(message));
+    else if (res.body?.status !== 204) throw new Error(`poll failed: ${res.text}`);
+  }
+  return out;
+}

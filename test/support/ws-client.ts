@@ -1,0 +1,146 @@
+import { randomBytes } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
+import WebSocket from 'ws';
+
+export type Frame = unknown[] | Record<string, unknown> | Buffer;
+
+export interface CloseInfo {
+  code: number;
+  reason: string;
+}
+
+/**
+ * A raw WebSocket test client: sends frames as given and queues every frame it receives (JSON
+ * text parsed, binary as Buffer), so tests can assert exact sequences.
+ */
+export class RawClient {
+  readonly frames: Frame[] = [];
+  readonly texts: string[] = [];
+  readonly closed: Promise<CloseInfo>;
+  private waiters: ((frame: Frame) => void)[] = [];
+
+  private constructor(readonly ws: WebSocket) {
+    this.closed = new Promise((resolve) => {
+      ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() }));
+    });
+    ws.on('message', (data: Buffer, isBinary) => {
+      let frame: Frame;
+      if (isBinary) frame = data;
+      else {
+        const text = data.toString('utf8');
+        this.texts.push(text);
+        frame = JSON.parse(text) as Frame;
+      }
+      const waiter = this.waiters.shift();
+      if (waiter) waiter(frame);
+      else this.frames.push(frame);
+    });
+    ws.on('error', () => {});
+  }
+
+  static async connect(url: string, options: { protocols?: string[]; headers?: Record<string, string> } = {}): Promise<RawClient> {
+    const ws = new WebSocket(url, options.protocols ?? [], { headers: options.headers });
+    const client = new RawClient(ws);
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+      ws.once('unexpected-response', (_req, res) => reject(new Error(`unexpected HTTP ${res.statusCode}`)));
+    });
+    return client;
+  }
+
+  /**
+   * Sends a raw HTTP upgrade request (any headers, no client-side validation) and reports the
+   * status (101 when it upgraded), the response headers and body.
+   */
+  static async handshake(
+    url: string,
+    options: { protocols?: string[]; headers?: Record<string, string>; method?: string } = {},
+  ): Promise<{ status: number; protocol: string | undefined; headers: Record<string, string | string[] | undefined>; body: string }> {
+    const target = new URL(url.replace(/^ws/, 'http'));
+    const headers: Record<string, string> = {
+      connection: 'Upgrade',
+      upgrade: 'websocket',
+      'sec-websocket-version': '13',
+      'sec-websocket-key': randomBytes(16).toString('base64'),
+      ...(options.protocols ? { 'sec-websocket-protocol': options.protocols.join(',') } : {}),
+      ...options.headers,
+    };
+    return new Promise((resolve, reject) => {
+      const req = httpRequest({ host: target.hostname, port: target.port, path: target.pathname + target.search, method: options.method ?? 'GET', headers });
+      req.once('upgrade', (res, socket) => {
+        socket.destroy();
+        const protocol = res.headers['sec-websocket-protocol'];
+        resolve({ status: res.statusCode ?? 0, protocol: typeof protocol === 'string' ? protocol : undefined, headers: res.headers, body: '' });
+      });
+      req.once('response', (res) => {
+        let body = '';
+        res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, protocol: undefined, headers: res.headers, body }));
+      });
+      req.once('error', reject);
+      req.end();
+    });
+  }
+
+  send(frame: unknown[] | Record<string, unknown>): void {
+    this.ws.send(JSON.stringify(frame));
+  }
+
+  sendText(text: string): void {
+    this.ws.send(text);
+  }
+
+  sendBinary(bytes: Uint8Array): void {
+    this.ws.send(bytes, { binary: true });
+  }
+
+  /** The next frame, waiting up to `timeoutMs`. */
+  next(timeoutMs = 2_000): Promise<Frame> {
+    const queued = this.frames.shift();
+    if (queued !== undefined) return Promise.resolve(queued);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== waiter);
+        reject(new Error(`no frame within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const waiter = (frame: Frame) => {
+        clearTimeout(timer);
+        resolve(frame);
+      };
+      this.waiters.push(waiter);
+    });
+  }
+
+  /** The next `count` frames. */
+  async take(count: number, timeoutMs = 2_000): Promise<Frame[]> {
+    const out: Frame[] = [];
+    for (let i = 0; i < count; i++) out.push(await this.next(timeoutMs));
+    return out;
+  }
+
+  /** Asserts no frame arrives for `ms` (the spec's "nothing": ~300 ms). */
+  async nothing(ms = 300): Promise<void> {
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    if (this.frames.length > 0) throw new Error(`expected nothing, got ${JSON.stringify(this.frames[0])}`);
+  }
+
+  /** Sends a frame and returns the next frame. */
+  async request(frame: unknown[] | Record<string, unknown>, timeoutMs?: number): Promise<Frame> {
+    this.send(frame);
+    return this.next(timeoutMs);
+  }
+
+  /** Joins `topic` with join_ref = ref = `joinRef` and returns the reply. */
+  async join(topic: string, joinRef: string, payload: unknown = {}): Promise<Frame> {
+    return this.request([joinRef, joinRef, topic, 'phx_join', payload]);
+  }
+
+  close(): void {
+    this.ws.close();
+  }
+}
+
+export function bytes(...parts: (number[] | string)[]): Buffer {
+  return Buffer.concat(parts.map((part) => (typeof part === 'string' ? Buffer.from(part, 'utf8') : Buffer.from(part))));
+}
