@@ -36,6 +36,7 @@ export {
   type LongPollOptions,
 } from './config/socket-options.js';
 export type { CheckOrigin } from './http/check-origin.js';
+export { OptionError, ConfigError } from './config/errors.js';
 export type { Params, ParamValue } from './http/query.js';
 export { Presence, type PresenceMeta, type PresenceState, type PresenceDiff, type PresenceOptions } from './presence/presence.js';
 export { CLOSE } from './socket/session.js';

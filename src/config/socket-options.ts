@@ -1,6 +1,7 @@
 import type { Assigns } from '../channel/types.js';
 import type { CheckOrigin } from '../http/check-origin.js';
 import type { ConnectHook } from '../socket/connect.js';
+import { OptionError } from './errors.js';
 
 export interface WebSocketOptions {
   /** Path under the mount. Default `/websocket`. */
@@ -80,21 +81,21 @@ export const SOCKET_DEFAULTS = {
 function positiveInt(name: string, value: unknown, fallback: number): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) {
-    throw new TypeError(`${name} must be a positive integer, got ${JSON.stringify(value)}`);
+    throw new OptionError(`${name} must be a positive integer, got ${JSON.stringify(value)}`);
   }
   return value;
 }
 
 function bool(name: string, value: unknown, fallback: boolean): boolean {
   if (value === undefined) return fallback;
-  if (typeof value !== 'boolean') throw new TypeError(`${name} must be a boolean, got ${JSON.stringify(value)}`);
+  if (typeof value !== 'boolean') throw new OptionError(`${name} must be a boolean, got ${JSON.stringify(value)}`);
   return value;
 }
 
 export function normalizePath(name: string, value: unknown, fallback: string): string {
   if (value === undefined) return fallback;
   if (typeof value !== 'string' || !value.startsWith('/') || /[?#\s]/.test(value)) {
-    throw new TypeError(`${name} must be a path starting with "/", got ${JSON.stringify(value)}`);
+    throw new OptionError(`${name} must be a path starting with "/", got ${JSON.stringify(value)}`);
   }
   return value.length > 1 && value.endsWith('/') ? value.slice(0, -1) : value;
 }
@@ -106,7 +107,7 @@ const KNOWN_KEYS = new Set([
 
 function checkKeys(name: string, value: object, known: ReadonlySet<string>): void {
   for (const key of Object.keys(value)) {
-    if (!known.has(key)) throw new TypeError(`${name}: unknown option "${key}"`);
+    if (!known.has(key)) throw new OptionError(`${name}: unknown option "${key}"`);
   }
 }
 
@@ -114,17 +115,17 @@ function checkOriginOption(value: unknown): CheckOrigin {
   if (value === undefined) return true;
   if (typeof value === 'boolean' || value === 'conn' || typeof value === 'function') return value as CheckOrigin;
   if (Array.isArray(value) && value.every((entry) => typeof entry === 'string')) return value as string[];
-  throw new TypeError('checkOrigin must be true, false, "conn", a list of origins or a function');
+  throw new OptionError('checkOrigin must be true, false, "conn", a list of origins or a function');
 }
 
 /** Applies defaults and validates every option, naming the offending one in the error. */
 export function resolveSocketOptions<A extends Assigns>(path: string, options: SocketOptions<A> = {}): ResolvedSocketOptions<A> {
   checkKeys('socket options', options, KNOWN_KEYS);
   const maxFrameSize = positiveInt('maxFrameSize', options.maxFrameSize, SOCKET_DEFAULTS.maxFrameSize);
-  if (options.connect !== undefined && typeof options.connect !== 'function') throw new TypeError('connect must be a function');
+  if (options.connect !== undefined && typeof options.connect !== 'function') throw new OptionError('connect must be a function');
   const subprotocols = options.subprotocols ?? [];
   if (!Array.isArray(subprotocols) || !subprotocols.every((entry) => typeof entry === 'string')) {
-    throw new TypeError('subprotocols must be a list of strings');
+    throw new OptionError('subprotocols must be a list of strings');
   }
 
   let websocket: Required<WebSocketOptions> | null = null;

@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import { OptionError } from '../config/errors.js';
 
 /**
  * Origin checking for browser connections (Phoenix's `check_origin`). Only requests that carry
@@ -69,7 +70,7 @@ export function compileCheckOrigin(setting: CheckOrigin): (origin: string | unde
   }
   const patterns = setting.map((entry) => {
     const parsed = parseOrigin(entry);
-    if (!parsed) throw new TypeError(`checkOrigin: invalid origin ${JSON.stringify(entry)}`);
+    if (!parsed) throw new OptionError(`checkOrigin: invalid origin ${JSON.stringify(entry)}`);
     return parsed;
   });
   return (origin) => {

@@ -1,0 +1,17 @@
+// Runs before `npm start` and `npm test`: installs dependencies when node_modules is missing or
+// older than package-lock.json, so the README's two commands work on a fresh clone.
+import { existsSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const marker = `${root}node_modules/.package-lock.json`;
+const lock = `${root}package-lock.json`;
+
+const stale = !existsSync(marker) || (existsSync(lock) && statSync(lock).mtimeMs > statSync(marker).mtimeMs);
+if (stale) {
+  process.stderr.write('gen-gateway: installing dependencies (npm ci)...\n');
+  const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+  const result = spawnSync(npm, ['ci', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' });
+  process.exit(result.status ?? 1);
+}

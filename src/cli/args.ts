@@ -1,0 +1,65 @@
+import { parseArgs } from 'node:util';
+
+export interface CliOptions {
+  host?: string;
+  port?: number;
+  config?: string;
+  logLevel?: string;
+  help: boolean;
+  version: boolean;
+}
+
+export class CliError extends Error {
+  override readonly name = 'CliError';
+}
+
+export const USAGE = `Usage: gen-gateway [options]
+
+Options:
+  --host HOST        interface to listen on (env HOST, default 127.0.0.1)
+  --port PORT        port to listen on, 0 for any free port (env PORT, default 4000)
+  --config FILE      gateway config: .json, .js or .mjs (env GATEWAY_CONFIG)
+  --log-level LEVEL  trace|debug|info|warn|error|fatal|silent (env LOG_LEVEL, default info)
+  -h, --help         show this help
+  -v, --version      print the version
+
+Flags win over environment variables, which win over the config file.
+Without a config file the dev demo channels are served (see README).`;
+
+function parsePort(text: string, source: string): number {
+  const port = Number(text);
+  if (!/^\d+$/.test(text) || port > 65535) throw new CliError(`${source}: invalid port ${JSON.stringify(text)}`);
+  return port;
+}
+
+/** Reads flags, then fills what they leave unset from the environment. */
+export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv): CliOptions {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      options: {
+        host: { type: 'string' },
+        port: { type: 'string' },
+        config: { type: 'string' },
+        'log-level': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'v' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    throw new CliError((err as Error).message);
+  }
+  const options: CliOptions = { help: values.help === true, version: values.version === true };
+  const host = values.host ?? env.HOST;
+  if (host !== undefined && host !== '') options.host = host;
+  if (values.port !== undefined) options.port = parsePort(values.port, '--port');
+  else if (env.PORT !== undefined && env.PORT !== '') options.port = parsePort(env.PORT, 'PORT');
+  const config = values.config ?? env.GATEWAY_CONFIG;
+  if (config !== undefined && config !== '') options.config = config;
+  const logLevel = values['log-level'] ?? env.LOG_LEVEL;
+  if (logLevel !== undefined && logLevel !== '') options.logLevel = logLevel;
+  return options;
+}

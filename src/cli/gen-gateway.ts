@@ -1,0 +1,99 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { createLogger } from '../log/logger.js';
+import { ConfigError, LOG_LEVELS, loadConfig, type GatewayConfig, type LogLevel } from '../config/file.js';
+import { OptionError } from '../config/errors.js';
+import { startGateway } from '../server.js';
+import { CliError, parseCli, USAGE } from './args.js';
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+async function main(): Promise<number> {
+  let cli;
+  try {
+    cli = parseCli(process.argv.slice(2), process.env);
+  } catch (err) {
+    if (err instanceof CliError) {
+      process.stderr.write(`gen-gateway: ${err.message}\n\n${USAGE}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  if (cli.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  if (cli.version) {
+    process.stdout.write(`${version()}\n`);
+    return 0;
+  }
+
+  let config: GatewayConfig = {};
+  try {
+    if (cli.config !== undefined) config = await loadConfig(cli.config);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`gen-gateway: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  const level = cli.logLevel ?? config.logLevel ?? 'info';
+  if (!LOG_LEVELS.includes(level as LogLevel)) {
+    process.stderr.write(`gen-gateway: invalid log level ${JSON.stringify(level)}\n`);
+    return 2;
+  }
+  const logger = createLogger({ level: level as LogLevel });
+
+  let running;
+  try {
+    running = await startGateway({
+      config,
+      fromFile: cli.config !== undefined,
+      logger,
+      ...(cli.host === undefined ? {} : { host: cli.host }),
+      ...(cli.port === undefined ? {} : { port: cli.port }),
+    });
+  } catch (err) {
+    if (err instanceof OptionError) {
+      process.stderr.write(`gen-gateway: invalid socket option: ${err.message}\n`);
+      return 2;
+    }
+    logger.fatal({ err }, 'gateway failed to start');
+    return 1;
+  }
+
+  const { gateway } = running;
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal, exiting at once');
+      process.exit(1);
+    }
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    gateway.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  return -1;
+}
+
+main().then(
+  (code) => {
+    if (code >= 0) process.exit(code);
+  },
+  (err: unknown) => {
+    process.stderr.write(`gen-gateway: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  },
+);

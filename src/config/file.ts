@@ -1,0 +1,103 @@
+import { readFile } from 'node:fs/promises';
+import { extname, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { Gateway } from '../gateway.js';
+import type { Assigns, ChannelHandler } from '../channel/types.js';
+import type { SocketOptions } from './socket-options.js';
+import { ConfigError } from './errors.js';
+
+export { ConfigError };
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/**
+ * The gateway config file. JSON files hold the plain settings; a `.js`/`.mjs` module exporting
+ * the same object (default export) may also give functions: `socket.connect`, a
+ * `socket.checkOrigin` predicate, `channels` and a `setup(gateway)` hook.
+ */
+export interface GatewayConfig {
+  host?: string;
+  port?: number;
+  logLevel?: LogLevel;
+  nodeId?: string;
+  /** LongPoll token key; give every node the same one. */
+  secret?: string;
+  /** Serve the dev demo channels. Default: true without a config file, false with one. */
+  demo?: boolean;
+  /** The socket endpoint: its path (default /socket) and SocketOptions. */
+  socket?: SocketOptions<Assigns> & { path?: string };
+  /** Channel routes (JS config modules only). */
+  channels?: readonly { pattern: string; handler: ChannelHandler<Assigns> }[];
+  /** Runs once the gateway exists, before it listens (JS config modules only). */
+  setup?: (gateway: Gateway) => void | Promise<void>;
+}
+
+const KEYS = new Set(['host', 'port', 'logLevel', 'nodeId', 'secret', 'demo', 'socket', 'channels', 'setup']);
+
+function expectType(file: string, key: string, value: unknown, type: string): void {
+  if (value !== undefined && typeof value !== type) {
+    throw new ConfigError(`${file}: "${key}" must be a ${type}, got ${JSON.stringify(value)}`);
+  }
+}
+
+/** Checks the top level; socket options are validated where they are applied. */
+export function validateConfig(file: string, value: unknown): GatewayConfig {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new ConfigError(`${file}: the config must be an object`);
+  }
+  const config = value as Record<string, unknown>;
+  for (const key of Object.keys(config)) {
+    if (!KEYS.has(key)) throw new ConfigError(`${file}: unknown setting "${key}"`);
+  }
+  expectType(file, 'host', config.host, 'string');
+  expectType(file, 'nodeId', config.nodeId, 'string');
+  expectType(file, 'secret', config.secret, 'string');
+  expectType(file, 'demo', config.demo, 'boolean');
+  expectType(file, 'setup', config.setup, 'function');
+  if (config.port !== undefined && (!Number.isInteger(config.port) || (config.port as number) < 0 || (config.port as number) > 65535)) {
+    throw new ConfigError(`${file}: "port" must be an integer from 0 to 65535`);
+  }
+  if (config.logLevel !== undefined && !LOG_LEVELS.includes(config.logLevel as LogLevel)) {
+    throw new ConfigError(`${file}: "logLevel" must be one of ${LOG_LEVELS.join(', ')}`);
+  }
+  if (config.socket !== undefined && (config.socket === null || typeof config.socket !== 'object')) {
+    throw new ConfigError(`${file}: "socket" must be an object`);
+  }
+  if (config.channels !== undefined) {
+    const channels = config.channels;
+    if (!Array.isArray(channels) || !channels.every((route) => typeof route?.pattern === 'string' && typeof route?.handler === 'object')) {
+      throw new ConfigError(`${file}: "channels" must be a list of { pattern, handler }`);
+    }
+  }
+  return config as GatewayConfig;
+}
+
+export async function loadConfig(path: string): Promise<GatewayConfig> {
+  const absolute = resolve(path);
+  const ext = extname(absolute);
+  let raw: unknown;
+  if (ext === '.json') {
+    let text: string;
+    try {
+      text = await readFile(absolute, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`cannot read config ${path}: ${(err as Error).message}`);
+    }
+    try {
+      raw = JSON.parse(text);
+    } catch (err) {
+      throw new ConfigError(`${path}: invalid JSON: ${(err as Error).message}`);
+    }
+  } else if (ext === '.js' || ext === '.mjs') {
+    try {
+      const module = (await import(pathToFileURL(absolute).href)) as { default?: unknown };
+      raw = module.default;
+    } catch (err) {
+      throw new ConfigError(`cannot load config ${path}: ${(err as Error).message}`);
+    }
+  } else {
+    throw new ConfigError(`${path}: config files must be .json, .js or .mjs`);
+  }
+  return validateConfig(path, raw);
+}

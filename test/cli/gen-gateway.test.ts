@@ -1,0 +1,142 @@
+/**
+ * The gen-gateway command: flags, environment, config files, the demo and shutdown.
+ */
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { RawClient } from '../support/ws-client.js';
+import { spawnTs, type Spawned } from '../support/spawn.js';
+
+const BIN = 'src/cli/gen-gateway.ts';
+const running: Spawned[] = [];
+
+function start(args: string[], env: NodeJS.ProcessEnv = {}): Spawned {
+  const proc = spawnTs(BIN, args, env);
+  running.push(proc);
+  return proc;
+}
+
+async function listening(proc: Spawned): Promise<{ host: string; port: number }> {
+  const line = await proc.logLine('gateway listening');
+  return { host: String(line.host), port: Number(line.port) };
+}
+
+async function configFile(name: string, content: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'gen-gateway-'));
+  const path = join(dir, name);
+  await writeFile(path, content);
+  return path;
+}
+
+afterEach(async () => {
+  for (const proc of running.splice(0)) {
+    proc.kill('SIGKILL');
+    await proc.exited;
+  }
+});
+
+describe('gen-gateway', () => {
+  it('--help prints the usage and exits 0; --version prints the package version', async () => {
+    const help = start(['--help']);
+    expect(await help.exited).toBe(0);
+    expect(help.stdout()).toContain('Usage: gen-gateway');
+    expect(help.stdout()).toContain('--config FILE');
+    const version = start(['--version']);
+    expect(await version.exited).toBe(0);
+    expect(version.stdout().trim()).toMatch(/^\d+\.\d+\.\d+/);
+  });
+
+  it('an unknown flag or a bad port exits 2 with a message', async () => {
+    const unknown = start(['--nope']);
+    expect(await unknown.exited).toBe(2);
+    expect(unknown.stderr()).toContain("Unknown option '--nope'");
+    const badPort = start([], { PORT: 'eighty' });
+    expect(await badPort.exited).toBe(2);
+    expect(badPort.stderr()).toContain('PORT: invalid port "eighty"');
+  });
+
+  it('listens on HOST/PORT from the environment; flags win over them', async () => {
+    const fromEnv = start([], { HOST: '127.0.0.1', PORT: '0' });
+    const envAddress = await listening(fromEnv);
+    expect(envAddress.host).toBe('127.0.0.1');
+    expect(envAddress.port).toBeGreaterThan(0);
+    const flags = start(['--port', '0', '--host', '127.0.0.1'], { PORT: '1', HOST: '0.0.0.0' });
+    const flagAddress = await listening(flags);
+    expect(flagAddress.host).toBe('127.0.0.1');
+    expect(flagAddress.port).not.toBe(1);
+  });
+
+  it('without a config it serves the demo: room:* with presence, identity from params', async () => {
+    const proc = start(['--port', '0']);
+    const { port } = await listening(proc);
+    expect(proc.stdout()).toContain('demo mode');
+    const client = await RawClient.connect(`ws://127.0.0.1:${port}/socket/websocket?vsn=2.0.0&user_id=alice`);
+    client.send(['1', '1', 'room:lobby', 'phx_join', {}]);
+    const [reply, state, diff] = await client.take(3);
+    expect(reply).toEqual(['1', '1', 'room:lobby', 'phx_reply', { status: 'ok', response: { topic: 'room:lobby' } }]);
+    expect(state).toEqual(['1', null, 'room:lobby', 'presence_state', {}]);
+    expect((diff as unknown[])[3]).toBe('presence_diff');
+    client.send(['1', '2', 'room:lobby', 'shout', { body: 'hi' }]);
+    expect(await client.take(2)).toEqual([
+      [null, null, 'room:lobby', 'shout', { from: 'alice', body: 'hi' }],
+      ['1', '2', 'room:lobby', 'phx_reply', { status: 'ok', response: {} }],
+    ]);
+    client.close();
+  });
+
+  it('a JSON config sets the port, the socket path and options, and turns the demo off', async () => {
+    const path = await configFile(
+      'gateway.json',
+      JSON.stringify({ port: 0, logLevel: 'info', socket: { path: '/rt', maxChannels: 3, websocket: { idleTimeoutMs: 500 } } }),
+    );
+    const proc = start([], { GATEWAY_CONFIG: path });
+    const { port } = await listening(proc);
+    const client = await RawClient.connect(`ws://127.0.0.1:${port}/rt/websocket?vsn=2.0.0`);
+    expect(await client.join('room:lobby', '1')).toEqual([null, '1', 'room:lobby', 'phx_reply', { status: 'error', response: { reason: 'unmatched topic' } }]);
+    expect((await client.closed).code).toBe(1002);
+  });
+
+  it('a config with an unknown setting or a bad option is refused with a clear message', async () => {
+    const unknown = start(['--config', await configFile('bad.json', '{"prot": 4000}')]);
+    expect(await unknown.exited).toBe(2);
+    expect(unknown.stderr()).toContain('unknown setting "prot"');
+    const badOption = start(['--config', await configFile('bad2.json', '{"port": 0, "socket": {"maxChannels": -1}}')]);
+    expect(await badOption.exited).toBe(2);
+    expect(badOption.stderr()).toContain('invalid socket option: maxChannels must be a positive integer, got -1');
+    const notJson = start(['--config', await configFile('bad3.json', '{port: 1}')]);
+    expect(await notJson.exited).toBe(2);
+    expect(notJson.stderr()).toContain('invalid JSON');
+  });
+
+  it('a module config can add a connect hook and channels', async () => {
+    const channelModule = new URL('../../src/index.ts', import.meta.url).href;
+    const path = await configFile(
+      'gateway.config.mjs',
+      `import { ok, refuse } from ${JSON.stringify(channelModule)};
+       export default {
+         port: 0,
+         socket: { connect: ({ authToken }) => authToken === 'let-me-in' ? { assigns: { who: 'tester' } } : refuse(401) },
+         channels: [{ pattern: 'echo', handler: { join: () => ok({ hello: 'world' }), handleIn: (_e, p, c) => ok({ p, who: c.socket.assigns.who }) } }],
+       };`,
+    );
+    const proc = start(['--config', path]);
+    const { port } = await listening(proc);
+    const url = `ws://127.0.0.1:${port}/socket/websocket?vsn=2.0.0`;
+    expect((await RawClient.handshake(url)).status).toBe(401);
+    const client = await RawClient.connect(url, { protocols: ['phoenix', `base64url.bearer.phx.${Buffer.from('let-me-in').toString('base64').replace(/=/g, '')}`] });
+    expect(await client.join('echo', '1')).toEqual(['1', '1', 'echo', 'phx_reply', { status: 'ok', response: { hello: 'world' } }]);
+    expect(await client.request(['1', '2', 'echo', 'x', { n: 1 }])).toEqual(['1', '2', 'echo', 'phx_reply', { status: 'ok', response: { p: { n: 1 }, who: 'tester' } }]);
+    client.close();
+  });
+
+  it('SIGTERM closes every socket with 1012 and exits 0', async () => {
+    const proc = start(['--port', '0']);
+    const { port } = await listening(proc);
+    const client = await RawClient.connect(`ws://127.0.0.1:${port}/socket/websocket?vsn=2.0.0`);
+    proc.kill('SIGTERM');
+    expect((await client.closed).code).toBe(1012);
+    expect(await proc.exited).toBe(0);
+    expect(proc.stdout()).toContain('gateway closed');
+  });
+});
