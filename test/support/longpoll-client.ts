@@ -52,3 +52,45 @@ export async function collect(base: string, token: string, count: number, timeou
   }
   return out;
 }
+
+/** A POST with any body and content type (the token in the header unless `token` is null). */
+export function postBody(
+  base: string,
+  token: string | null,
+  body: string,
+  contentType = 'application/x-ndjson',
+  query = 'vsn=2.0.0',
+): Promise<PollResponse> {
+  const headers: Record<string, string> = { 'content-type': contentType };
+  if (token !== null) headers['x-phoenix-longpoll-token'] = token;
+  return lp(`${base}?${query}`, { method: 'POST', headers, body });
+}
+
+/**
+ * Polls until `done(messages so far)` holds, failing after `timeoutMs`; returns every parsed
+ * message received (in order).
+ */
+export async function collectUntil(
+  base: string,
+  token: string,
+  done: (messages: unknown[]) => boolean,
+  timeoutMs = 5_000,
+  query = 'vsn=2.0.0',
+): Promise<unknown[]> {
+  const out: unknown[] = [];
+  const deadline = Date.now() + timeoutMs;
+  while (!done(out)) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms: ${JSON.stringify(out)}`);
+    const res = await poll(base, token, query);
+    if (res.body?.status === 200) for (const message of res.body.messages ?? []) out.push(JSON.parse(message));
+    else if (res.body?.status !== 204) throw new Error(`poll failed: ${res.text}`);
+  }
+  return out;
+}
+
+/** The ndjson line for a client binary push (kind 0): standard base64, padded, as btoa gives. */
+export function binaryPushLine(joinRef: string, ref: string, topic: string, event: string, payload: Uint8Array): string {
+  const fields = [joinRef, ref, topic, event].map((field) => Buffer.from(field, 'utf8'));
+  const header = Buffer.from([0, ...fields.map((field) => field.length)]);
+  return Buffer.concat([header, ...fields, Buffer.from(payload)]).toString('base64');
+}

@@ -1,0 +1,178 @@
+/**
+ * Protocol spec §8 K (cases 106–107), §3.7–§3.9 and §6.5, with the real `phoenix` 1.8 client:
+ * reconnect and rejoin (new join refs) after a server restart, after an unanswered heartbeat and
+ * after a server-initiated disconnect; and the LongPoll fallback when WebSocket is refused.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { LongPoll, Socket, type Channel, type CloseEventLike, type SocketOptions, type TransportConstructor } from 'phoenix';
+import { createGateway, type Gateway } from '../../src/index.js';
+import { freePort, MemoryStorage, Recorder, replyOf, StallProxy, waitFor } from '../support/phoenix-client.js';
+import { connectHook, roomChannel, startTestApp, type TestApp, type TestAssigns } from '../support/test-app.js';
+
+const TRANSPORTS: { name: string; transport: TransportConstructor }[] = [
+  { name: 'websocket', transport: WebSocket },
+  { name: 'longpoll', transport: LongPoll },
+];
+
+/** Everything a test opened, closed after it in reverse order. */
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+function socketFor(port: number, opts: SocketOptions): Socket {
+  const socket = new Socket(`ws://127.0.0.1:${port}/socket`, opts);
+  cleanups.push(() => socket.disconnect());
+  socket.connect();
+  return socket;
+}
+
+async function app(port?: number): Promise<TestApp> {
+  const started = await startTestApp(port === undefined ? {} : { port });
+  cleanups.push(() => started.close());
+  return started;
+}
+
+/** Joins and records the join ref of every successful (re)join. */
+async function trackedJoin(socket: Socket, topic: string): Promise<{ channel: Channel; joinRefs: (string | null)[] }> {
+  const channel = socket.channel(topic);
+  const joinRefs: (string | null)[] = [];
+  channel.join().receive('ok', () => joinRefs.push(channel.joinRef()));
+  await waitFor(() => joinRefs.length === 1, `join ${topic}`);
+  return { channel, joinRefs };
+}
+
+const echo = async (channel: Channel, payload: object) => expect(await replyOf(channel.push('echo', payload))).toEqual({ status: 'ok', response: payload });
+
+describe.each(TRANSPORTS)('phoenix 1.8 client over $name', ({ name, transport }) => {
+  it('server restart on the same port: the client reconnects and rejoins with a new join ref; pushes work again', async () => {
+    const port = await freePort();
+    const first = await startTestApp({ port });
+    let firstClosed = false;
+    cleanups.push(() => (firstClosed ? undefined : first.close()));
+    const socket = socketFor(port, { transport, heartbeatIntervalMs: 200, reconnectAfterMs: () => 100, rejoinAfterMs: () => 100 });
+    await waitFor(() => socket.isConnected(), 'connected');
+    const { channel, joinRefs } = await trackedJoin(socket, `room:restart-${name}`);
+    await echo(channel, { before: 'restart' });
+    const errors: unknown[] = [];
+    channel.onError((reason) => errors.push(reason));
+
+    await first.close();
+    firstClosed = true;
+    await waitFor(() => errors.length > 0, 'channel errored by the transport');
+    expect(errors[0]).toMatchObject({ source: 'transport' });
+    expect(channel.state).not.toBe('joined');
+
+    const second = await app(port);
+    await waitFor(() => joinRefs.length >= 2 && channel.state === 'joined', 'rejoined on the restarted server', 8_000);
+    expect(joinRefs[1]).not.toBe(joinRefs[0]);
+    expect(channel.joinRef()).toBe(joinRefs[joinRefs.length - 1]);
+    await echo(channel, { after: 'restart' });
+    expect(second.gateway.stats.channels).toBe(1);
+  });
+
+  it('107: gateway.disconnect(id) closes the session; the client reconnects and rejoins with a new join ref', async () => {
+    const server = await app();
+    const userId = `dc-${name}`;
+    const socket = socketFor(server.port, { transport, params: { user_id: userId } });
+    await waitFor(() => socket.isConnected(), 'connected');
+    const { channel, joinRefs } = await trackedJoin(socket, `room:dc-${name}`);
+    const closes: CloseEventLike[] = [];
+    socket.onClose((event) => closes.push(event));
+    if (name === 'longpoll') await new Promise((resolve) => setTimeout(resolve, 100)); // let the GET park
+
+    expect(server.gateway.disconnect(`user:${userId}`)).toBe(1);
+    await waitFor(() => closes.length > 0, 'close event');
+    // WebSocket: the server's close code 1001. LongPoll: the parked GET answers 410, which the
+    // client turns into close(3410, "session_gone").
+    expect(closes[0]!.code).toBe(name === 'websocket' ? 1001 : 3410);
+
+    await waitFor(() => joinRefs.length >= 2 && channel.state === 'joined', 'rejoined', 5_000);
+    expect(joinRefs[1]).not.toBe(joinRefs[0]);
+    await echo(channel, { after: 'disconnect' });
+    // The new connection is registered under the same id again.
+    expect(server.gateway.disconnect(`user:${userId}`)).toBe(1);
+  });
+});
+
+describe('phoenix 1.8 client over websocket: heartbeats', () => {
+  it('106: heartbeats go out every interval; an unanswered one errors the channels (heartbeat_timeout), reconnects and rejoins', async () => {
+    const server = await app();
+    const proxy = await StallProxy.start(server.port);
+    cleanups.push(() => proxy.close());
+    const socket = socketFor(proxy.port, { transport: WebSocket, heartbeatIntervalMs: 300, reconnectAfterMs: () => 50, rejoinAfterMs: () => 100 });
+    const recorder = new Recorder(socket);
+    await waitFor(() => socket.isConnected(), 'connected');
+    const { channel, joinRefs } = await trackedJoin(socket, 'room:heartbeat');
+
+    const heartbeatReplies = () => recorder.of('phoenix', 'phx_reply');
+    const [hb1, hb2] = await waitFor(() => (heartbeatReplies().length >= 2 ? heartbeatReplies() : undefined), 'two heartbeat replies', 3_000);
+    expect(hb1).toMatchObject({ join_ref: null, payload: { status: 'ok', response: {} } });
+    expect(hb2!.at - hb1!.at).toBeGreaterThanOrEqual(250);
+
+    const errors: unknown[] = [];
+    channel.onError((reason) => errors.push(reason));
+    const stalledAt = Date.now();
+    expect(proxy.stall()).toBe(1);
+    await waitFor(() => errors.length > 0, 'heartbeat timeout', 3_000);
+    expect(errors[0]).toEqual({ source: 'transport', reason: 'heartbeat_timeout' });
+    // At most two intervals after the stall (one to send, one to give up), with slack.
+    expect(Date.now() - stalledAt).toBeLessThan(2_000);
+
+    await waitFor(() => joinRefs.length >= 2 && channel.state === 'joined', 'rejoined over a new connection', 6_000);
+    expect(joinRefs[1]).not.toBe(joinRefs[0]);
+    await echo(channel, { after: 'heartbeat timeout' });
+  });
+});
+
+describe('phoenix 1.8 client LongPoll fallback', () => {
+  it('a refused WebSocket falls back to LongPoll (longPollFallbackMs); joins and pushes work; the fallback is remembered', async () => {
+    const gateway: Gateway = createGateway({ logger: false });
+    cleanups.push(() => gateway.close());
+    gateway.socket<TestAssigns>('/socket', { websocket: false, connect: connectHook, longpoll: { windowMs: 1_000 } }).channel('room:*', roomChannel);
+    const { port } = await gateway.listen(0, '127.0.0.1');
+    const storage = new MemoryStorage();
+    const errors: unknown[] = [];
+    const socket = new Socket(`ws://127.0.0.1:${port}/socket`, {
+      transport: WebSocket,
+      longPollFallbackMs: 2_000,
+      sessionStorage: storage,
+      params: { user_id: 'fallback' },
+    });
+    cleanups.push(() => socket.disconnect());
+    socket.onError((error) => errors.push(error));
+    socket.connect();
+
+    const started = Date.now();
+    await waitFor(() => socket.transport === LongPoll && socket.isConnected(), 'connected over LongPoll', 5_000);
+    // The WebSocket error triggered the fallback, not the 2 s timer.
+    expect(Date.now() - started).toBeLessThan(1_900);
+    expect(errors.length).toBeGreaterThan(0);
+    expect(socket.transport).toBe(LongPoll);
+
+    const channel = socket.channel('room:fallback');
+    expect(await replyOf(channel.join())).toEqual({ status: 'ok', response: {} });
+    await echo(channel, { over: 'longpoll' });
+    expect(gateway.stats.longpollSessions).toBe(1);
+    expect(storage.getItem('phx:fallback:LongPoll')).toBe('true');
+  });
+
+  it('a healthy WebSocket passes the ping health check and stays; nothing is remembered', async () => {
+    const server = await app();
+    const storage = new MemoryStorage();
+    const socket = socketFor(server.port, { transport: WebSocket, longPollFallbackMs: 600, sessionStorage: storage });
+    const recorder = new Recorder(socket);
+    // The health check is a heartbeat sent right after open; its reply cancels the fallback.
+    await waitFor(() => recorder.of('phoenix', 'phx_reply').length > 0, 'health-check ping reply', 3_000);
+    const channel = socket.channel('room:healthy');
+    expect(await replyOf(channel.join())).toEqual({ status: 'ok', response: {} });
+    // Past the fallback threshold the socket still uses WebSocket.
+    await new Promise((resolve) => setTimeout(resolve, 800));
+    expect(socket.transport).toBe(WebSocket);
+    expect(socket.isConnected()).toBe(true);
+    await echo(channel, { still: 'websocket' });
+    expect(server.gateway.stats.longpollSessions).toBe(0);
+    expect(storage.getItem('phx:fallback:LongPoll')).toBeNull();
+  });
+});
