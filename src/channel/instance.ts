@@ -407,8 +407,8 @@ export class ChannelInstance<A extends Assigns = Assigns> implements Channel<A>,
       this.state = CLOSED;
       return;
     }
-    const previous = this.state;
-    if (previous === CLOSED) this.state = CLOSING;
+    // An abandoned join stays CLOSED while its terminate runs: the client was already told the
+    // join failed, so nothing it pushes or replies may reach the client.
     const done = (): void => {
       this.state = CLOSED;
     };

@@ -22,9 +22,9 @@ interface OriginPattern {
 
 const DEFAULT_PORTS: Record<string, number> = { http: 80, https: 443, ws: 80, wss: 443 };
 
-/** Parses "scheme://host:port" or "//host:port" (the scheme may be absent). */
+/** Parses "scheme://host:port" or "//host:port" (the scheme may be absent; IPv6 hosts in brackets). */
 function parseOrigin(text: string): OriginPattern | null {
-  const match = /^(?:([a-zA-Z][a-zA-Z0-9+.-]*):)?\/\/([^/:?#]+)(?::(\d+))?\/?$/.exec(text.trim());
+  const match = /^(?:([a-zA-Z][a-zA-Z0-9+.-]*):)?\/\/(\[[0-9a-fA-F:.]+\]|[^/:?#[\]]+)(?::(\d+))?\/?$/.exec(text.trim());
   if (!match) return null;
   const scheme = match[1]?.toLowerCase() ?? null;
   const explicitPort = match[3] === undefined ? null : Number(match[3]);

@@ -2,7 +2,7 @@
  * Query-string decoding with Plug's rules, so connect params look exactly as they do to a
  * Phoenix `connect/3`: `a[b]=1` → `{a: {b: "1"}}`, `arr[]=x&arr[]=y` → `{arr: ["x","y"]}`,
  * `list[0]=x` → `{list: {"0": "x"}}` (a map, not a list), `+` is a space, empty segments are
- * skipped and a later plain key wins.
+ * skipped, `=v` is the key "" and the last assignment wins when keys conflict.
  */
 
 export type ParamValue = string | ParamValue[] | Params;
@@ -59,36 +59,44 @@ function assign(target: Params, path: readonly string[], index: number, value: s
     setOwn(target, key, value);
     return;
   }
-  const next = path[index + 1]!;
-  if (next === '') {
-    assignList(target, key, path, index + 1, value);
+  const existing = Object.prototype.hasOwnProperty.call(target, key) ? target[key] : undefined;
+  if (path[index + 1] === '') {
+    const list: ParamValue[] = Array.isArray(existing) ? existing : [];
+    if (list !== existing) setOwn(target, key, list);
+    appendToList(list, path, index + 1, value);
     return;
   }
-  const existing = Object.prototype.hasOwnProperty.call(target, key) ? target[key] : undefined;
   const child: Params = isParams(existing) ? existing : {};
   if (child !== existing) setOwn(target, key, child);
   assign(child, path, index + 1, value);
 }
 
-/** `key[]` appends; `key[][field]` fills the last map until it already has that field (Plug). */
-function assignList(target: Params, key: string, path: readonly string[], listIndex: number, value: string): void {
-  const existing = Object.prototype.hasOwnProperty.call(target, key) ? target[key] : undefined;
-  const list: ParamValue[] = Array.isArray(existing) ? existing : [];
-  if (list !== existing) setOwn(target, key, list);
-  if (listIndex === path.length - 1) {
+/**
+ * `path[index]` is an empty segment (`[]`) naming `list`. `key[]` appends the value, `key[][]`
+ * appends a nested list (Plug: `x[][][]=1` → `[[["1"]]]`), and `key[][field]` fills the last map
+ * until it already has that field, then starts a new one.
+ */
+function appendToList(list: ParamValue[], path: readonly string[], index: number, value: string): void {
+  if (index === path.length - 1) {
     list.push(value);
     return;
   }
-  const field = path[listIndex + 1]!;
+  const next = path[index + 1]!;
+  if (next === '') {
+    const inner: ParamValue[] = [];
+    list.push(inner);
+    appendToList(inner, path, index + 1, value);
+    return;
+  }
   const last = list[list.length - 1];
   let entry: Params;
-  if (isParams(last) && !Object.prototype.hasOwnProperty.call(last, field)) {
+  if (isParams(last) && !Object.prototype.hasOwnProperty.call(last, next)) {
     entry = last;
   } else {
     entry = {};
     list.push(entry);
   }
-  assign(entry, path, listIndex + 1, value);
+  assign(entry, path, index + 1, value);
 }
 
 export function decodeQuery(query: string): Params {
@@ -100,7 +108,6 @@ export function decodeQuery(query: string): Params {
     const eq = pair.indexOf('=');
     const key = decodeComponent(eq < 0 ? pair : pair.slice(0, eq));
     const value = eq < 0 ? '' : decodeComponent(pair.slice(eq + 1));
-    if (key === '') continue;
     assign(params, splitKey(key), 0, value);
   }
   return params;

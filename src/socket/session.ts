@@ -120,6 +120,8 @@ export class Session<A extends Assigns = Assigns> implements ChannelHost<A>, Soc
   readonly serializer: Serializer;
   readonly logger: Logger;
   closed = false;
+  /** The close code when the gateway closed the connection (null: open, or closed by the client). */
+  closeCode: number | null = null;
   private tail: Promise<void> | null = null;
   private queued = 0;
   private paused = false;
@@ -163,24 +165,31 @@ export class Session<A extends Assigns = Assigns> implements ChannelHost<A>, Soc
 
   /**
    * Handles one client frame. Returns a promise only when the frame had to wait behind a
-   * pending join; it resolves once the frame has been dispatched (LongPoll acks on it).
+   * pending join; it resolves once the frame has been dispatched (LongPoll acks on it). A frame
+   * waiting its turn is decoded only then, so even a malformed one keeps its place in line.
    */
   receive(data: Buffer | string, isBinary: boolean): Promise<void> | undefined {
     if (this.closed) return undefined;
-    let message: InboundMessage;
-    try {
-      message = this.serializer.decode(data, isBinary);
-    } catch (err) {
-      this.logger.warn({ err: (err as Error).message, peer: this.peer.address }, 'undecodable frame, closing');
-      this.close(CLOSE.invalidFrame, (err as Error).message);
-      return undefined;
-    }
-    if (this.tail !== null) return this.enqueue(message);
+    if (this.tail !== null) return this.enqueue(data, isBinary);
+    const message = this.decode(data, isBinary);
+    if (message === null) return undefined;
     const pending = this.dispatch(message);
     return pending ? this.block(pending) : undefined;
   }
 
-  private enqueue(message: InboundMessage): Promise<void> {
+  /** Decodes a frame; an undecodable one closes the connection (1011) and gives null. */
+  private decode(data: Buffer | string, isBinary: boolean): InboundMessage | null {
+    try {
+      return this.serializer.decode(data, isBinary);
+    } catch (err) {
+      this.ctx.stats.invalidFrames++;
+      this.logger.warn({ err: (err as Error).message, peer: this.peer.address }, 'undecodable frame, closing');
+      this.close(CLOSE.invalidFrame, (err as Error).message);
+      return null;
+    }
+  }
+
+  private enqueue(data: Buffer | string, isBinary: boolean): Promise<void> {
     this.queued++;
     if (this.queued >= this.ctx.maxQueuedFrames && !this.paused) {
       this.paused = true;
@@ -188,7 +197,9 @@ export class Session<A extends Assigns = Assigns> implements ChannelHost<A>, Soc
     }
     const next = this.tail!.then(() => {
       this.queued--;
-      return this.closed ? undefined : this.dispatch(message);
+      if (this.closed) return undefined;
+      const message = this.decode(data, isBinary);
+      return message === null ? undefined : this.dispatch(message);
     });
     return this.block(next);
   }
@@ -382,6 +393,7 @@ export class Session<A extends Assigns = Assigns> implements ChannelHost<A>, Soc
   /** Closes the connection (code and reason go to the client) and ends every channel. */
   close(code: number, reason: string): void {
     if (this.closed) return;
+    this.closeCode = code;
     this.connection.close(code, reason);
     this.teardown();
   }

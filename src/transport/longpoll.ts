@@ -292,16 +292,24 @@ export class LongPollTransport<A extends Assigns> {
       } else {
         pending = session.receive(line, false);
       }
-      if (session.closed) {
-        sendStatus(res, { status: 400, reason: 'invalid frame' }, 400);
-        return;
+      if (pending) {
+        if (!(await this.acked(pending))) {
+          sendStatus(res, { status: 408 });
+          return;
+        }
       }
-      if (pending && !(await this.acked(pending))) {
-        sendStatus(res, { status: 408 });
+      if (session.closed) {
+        this.answerClosed(res, session.closeCode);
         return;
       }
     }
     sendStatus(res, { status: 200 });
+  }
+
+  /** The POST's answer when its session ended while dispatching it. */
+  private answerClosed(res: ServerResponse, code: number | null): void {
+    if (code === CLOSE.invalidFrame) sendStatus(res, { status: 400, reason: 'invalid frame' }, 400);
+    else sendStatus(res, { status: 410 });
   }
 
   /** Waits for a dispatch queued behind a pending join, at most one window. */

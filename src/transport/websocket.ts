@@ -162,7 +162,8 @@ export class WebSocketTransport<A extends Assigns> {
     ws.on('ping', () => connection.touch());
     ws.on('pong', () => connection.touch());
     ws.on('error', (err: Error & { code?: string }) => {
-      if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') this.mount.gateway.stats.invalidFrames++;
+      // ws closes the connection itself on these (1009 oversize, 1007 bad UTF-8, 1002 framing).
+      if (err.code?.startsWith('WS_ERR_')) this.mount.gateway.stats.invalidFrames++;
       this.mount.gateway.logger.info({ err: err.message, code: err.code, peer: session.peer.address }, 'websocket error');
     });
     ws.on('close', () => {

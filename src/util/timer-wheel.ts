@@ -69,8 +69,11 @@ export class TimerWheel {
       this.lastTick = slot;
       const bucket = this.buckets.get(slot);
       if (!bucket) continue;
-      this.buckets.delete(slot);
+      // The bucket stays reachable while it fires, so an entry may still cancel or move a later
+      // entry of the same tick (a Set skips members deleted before they are visited). Nothing
+      // can join it: schedule() never picks a slot at or before lastTick.
       for (const entry of bucket) {
+        bucket.delete(entry);
         entry.timerSlot = -1;
         this.count--;
         try {
@@ -79,6 +82,7 @@ export class TimerWheel {
           // An entry's failure must not stop the others; entries log their own errors.
         }
       }
+      this.buckets.delete(slot);
     }
     this.lastTick = Math.max(this.lastTick, current);
     if (this.count === 0) this.stop();
