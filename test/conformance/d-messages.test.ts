@@ -1,72 +1,62 @@
 /**
  * Protocol spec §8 D (cases 32–49): messages on a joined channel.
  */
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { conformance } from '../support/conformance.js';
 import { RawClient } from '../support/ws-client.js';
-import { startTestApp, type TestApp } from '../support/test-app.js';
 
-let app: TestApp;
-let client: RawClient;
-beforeAll(async () => {
-  app = await startTestApp();
-});
-afterAll(() => app.close());
-beforeEach(async () => {
-  client = await RawClient.connect(app.wsUrl());
-  await client.join('room:a', '11');
-});
-afterEach(() => client.close());
+const t = conformance({ join: ['room:a', '11'] });
 
 const OK = { status: 'ok', response: {} };
 
 describe('§D messages on a joined channel', () => {
   it('32: echo replies with the payload', async () => {
-    expect(await client.request(['11', '6', 'room:a', 'echo', { x: 1 }])).toEqual(['11', '6', 'room:a', 'phx_reply', { status: 'ok', response: { x: 1 } }]);
+    expect(await t.client.request(['11', '6', 'room:a', 'echo', { x: 1 }])).toEqual(['11', '6', 'room:a', 'phx_reply', { status: 'ok', response: { x: 1 } }]);
   });
 
   it('33: a null join_ref is delivered; the reply carries the channel join_ref', async () => {
-    expect(await client.request([null, '7', 'room:a', 'echo', { x: 2 }])).toEqual(['11', '7', 'room:a', 'phx_reply', { status: 'ok', response: { x: 2 } }]);
+    expect(await t.client.request([null, '7', 'room:a', 'echo', { x: 2 }])).toEqual(['11', '7', 'room:a', 'phx_reply', { status: 'ok', response: { x: 2 } }]);
   });
 
   it('34–36: stale, numeric and empty-string join_refs are dropped silently', async () => {
-    client.send(['99', '8', 'room:a', 'echo', { x: 3 }]);
-    client.send([11, 9, 'room:a', 'echo', [1, 'two']]);
-    client.send(['', '6', 'room:a', 'echo', {}]);
-    await client.nothing();
+    t.client.send(['99', '8', 'room:a', 'echo', { x: 3 }]);
+    t.client.send([11, 9, 'room:a', 'echo', [1, 'two']]);
+    t.client.send(['', '6', 'room:a', 'echo', {}]);
+    await t.client.nothing();
   });
 
   it('37–39: status-only, error and custom-status replies', async () => {
-    expect(await client.request(['11', '10', 'room:a', 'status_only', {}])).toEqual(['11', '10', 'room:a', 'phx_reply', OK]);
-    expect(await client.request(['11', '11', 'room:a', 'error_reply', {}])).toEqual([
+    expect(await t.client.request(['11', '10', 'room:a', 'status_only', {}])).toEqual(['11', '10', 'room:a', 'phx_reply', OK]);
+    expect(await t.client.request(['11', '11', 'room:a', 'error_reply', {}])).toEqual([
       '11',
       '11',
       'room:a',
       'phx_reply',
       { status: 'error', response: { reason: 'bad' } },
     ]);
-    expect(await client.request(['11', '12', 'room:a', 'custom_status', {}])).toEqual(['11', '12', 'room:a', 'phx_reply', { status: 'weird', response: {} }]);
+    expect(await t.client.request(['11', '12', 'room:a', 'custom_status', {}])).toEqual(['11', '12', 'room:a', 'phx_reply', { status: 'weird', response: {} }]);
   });
 
   it('40: noreply sends nothing', async () => {
-    client.send(['11', '13', 'room:a', 'noreply', {}]);
-    await client.nothing();
+    t.client.send(['11', '13', 'room:a', 'noreply', {}]);
+    await t.client.nothing();
   });
 
   it('41: a push carries the channel join_ref and a null ref', async () => {
-    expect(await client.request(['11', '14', 'room:a', 'push', { p: 1 }])).toEqual(['11', null, 'room:a', 'pushed', { p: 1 }]);
+    expect(await t.client.request(['11', '14', 'room:a', 'push', { p: 1 }])).toEqual(['11', null, 'room:a', 'pushed', { p: 1 }]);
   });
 
   it('42: a push made before the reply arrives before it', async () => {
-    client.send(['11', '15', 'room:a', 'push_then_reply', { p: 2 }]);
-    expect(await client.take(2)).toEqual([
+    t.client.send(['11', '15', 'room:a', 'push_then_reply', { p: 2 }]);
+    expect(await t.client.take(2)).toEqual([
       ['11', null, 'room:a', 'pushed', { p: 2 }],
       ['11', '15', 'room:a', 'phx_reply', { status: 'ok', response: { after: 'push' } }],
     ]);
   });
 
   it('43: a broadcast reaches the sender (as a fastlane frame) before its reply', async () => {
-    client.send(['11', '16', 'room:a', 'broadcast', { b: 1 }]);
-    expect(await client.take(2)).toEqual([
+    t.client.send(['11', '16', 'room:a', 'broadcast', { b: 1 }]);
+    expect(await t.client.take(2)).toEqual([
       [null, null, 'room:a', 'bcast', { b: 1 }],
       ['11', '16', 'room:a', 'phx_reply', OK],
     ]);
@@ -76,8 +66,8 @@ describe('§D messages on a joined channel', () => {
     let a: RawClient;
     let b: RawClient;
     beforeEach(async () => {
-      a = await RawClient.connect(app.wsUrl());
-      b = await RawClient.connect(app.wsUrl());
+      a = await RawClient.connect(t.app.wsUrl());
+      b = await RawClient.connect(t.app.wsUrl());
       await a.join('room:shared', '1');
       await b.join('room:shared', '2');
     });
@@ -99,7 +89,7 @@ describe('§D messages on a joined channel', () => {
     });
 
     it('Endpoint.broadcast from outside a channel reaches every subscriber', async () => {
-      app.gateway.broadcast('room:shared', 'server_news', { n: 1 });
+      t.app.gateway.broadcast('room:shared', 'server_news', { n: 1 });
       expect(await a.next()).toEqual([null, null, 'room:shared', 'server_news', { n: 1 }]);
       expect(await b.next()).toEqual([null, null, 'room:shared', 'server_news', { n: 1 }]);
     });
@@ -107,12 +97,12 @@ describe('§D messages on a joined channel', () => {
 
   it('46: an async reply arrives later with the original ref', async () => {
     const started = Date.now();
-    expect(await client.request(['11', '19', 'room:a', 'async', { z: 1 }])).toEqual(['11', '19', 'room:a', 'phx_reply', { status: 'ok', response: { z: 1 } }]);
+    expect(await t.client.request(['11', '19', 'room:a', 'async', { z: 1 }])).toEqual(['11', '19', 'room:a', 'phx_reply', { status: 'ok', response: { z: 1 } }]);
     expect(Date.now() - started).toBeGreaterThanOrEqual(40);
   });
 
   it('47: a never-joined topic is unmatched with a null join_ref', async () => {
-    expect(await client.request(['11', '20', 'room:zzz', 'echo', {}])).toEqual([
+    expect(await t.client.request(['11', '20', 'room:zzz', 'echo', {}])).toEqual([
       null,
       '20',
       'room:zzz',
@@ -122,21 +112,21 @@ describe('§D messages on a joined channel', () => {
   });
 
   it('48: extra trailing elements are ignored', async () => {
-    await client.join('room:reply', '10');
-    expect(await client.request(['10', '44', 'room:reply', 'echo', {}, 'extra'])).toEqual(['10', '44', 'room:reply', 'phx_reply', OK]);
+    await t.client.join('room:reply', '10');
+    expect(await t.client.request(['10', '44', 'room:reply', 'echo', {}, 'extra'])).toEqual(['10', '44', 'room:reply', 'phx_reply', OK]);
   });
 
   it('49: a reply response may be any JSON value', async () => {
-    await client.join('room:reply', '10');
-    expect(await client.request(['10', '45', 'room:reply', 'echo', 'str'])).toEqual(['10', '45', 'room:reply', 'phx_reply', { status: 'ok', response: 'str' }]);
+    await t.client.join('room:reply', '10');
+    expect(await t.client.request(['10', '45', 'room:reply', 'echo', 'str'])).toEqual(['10', '45', 'room:reply', 'phx_reply', { status: 'ok', response: 'str' }]);
   });
 
   it('messages to one channel are handled in order even when a handler is async; other channels are not held', async () => {
-    await client.join('room:b', '20');
-    client.send(['11', 's1', 'room:a', 'slow', { ms: 200 }]);
-    client.send(['11', 's2', 'room:a', 'echo', { after: 'slow' }]);
-    client.send(['20', 'b1', 'room:b', 'echo', { other: 'channel' }]);
-    expect(await client.take(3)).toEqual([
+    await t.client.join('room:b', '20');
+    t.client.send(['11', 's1', 'room:a', 'slow', { ms: 200 }]);
+    t.client.send(['11', 's2', 'room:a', 'echo', { after: 'slow' }]);
+    t.client.send(['20', 'b1', 'room:b', 'echo', { other: 'channel' }]);
+    expect(await t.client.take(3)).toEqual([
       ['20', 'b1', 'room:b', 'phx_reply', { status: 'ok', response: { other: 'channel' } }],
       ['11', 's1', 'room:a', 'phx_reply', { status: 'ok', response: { slept: 200 } }],
       ['11', 's2', 'room:a', 'phx_reply', { status: 'ok', response: { after: 'slow' } }],
@@ -144,7 +134,7 @@ describe('§D messages on a joined channel', () => {
   });
 
   it('channel assigns are per channel; the socket assigns stay as connected', async () => {
-    expect(await client.request(['11', 'a1', 'room:a', 'assign', { token: 'chan' }])).toEqual([
+    expect(await t.client.request(['11', 'a1', 'room:a', 'assign', { token: 'chan' }])).toEqual([
       '11',
       'a1',
       'room:a',

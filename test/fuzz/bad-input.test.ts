@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import type { Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createGateway, defineChannel, ok, type Gateway } from '../../src/index.js';
-import { bytes, RawClient, type Frame } from '../support/ws-client.js';
+import { bytes, RawClient } from '../support/ws-client.js';
 import { presenceChannel, roomChannel, startTestApp, type TestApp } from '../support/test-app.js';
 import { expectEmpty, footprint, heartbeatWorks, until } from './helpers.js';
 
