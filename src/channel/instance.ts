@@ -41,7 +41,7 @@ const STOP = 3;
 const AFTER_JOIN = 4;
 
 type MailItem =
-  | { readonly kind: typeof IN; readonly event: string; readonly payload: unknown; readonly ref: Ref }
+  | { readonly kind: typeof IN; readonly event: string; readonly payload: unknown; readonly ref: Ref; readonly size: number }
   | { readonly kind: typeof OUT; readonly event: string; readonly payload: unknown }
   | { readonly kind: typeof LEAVE; readonly ref: Ref }
   | { readonly kind: typeof STOP; readonly reason: StopReason; readonly reply: Reply | undefined }
@@ -88,6 +88,7 @@ function isStop(value: unknown): value is Stop {
  */
 export class ChannelInstance<A extends Assigns = Assigns> implements Channel<A>, Subscriber {
   ref: Ref = null;
+  messageSize = 0;
   private state: State = JOINING;
   private busy = false;
   private mailbox: MailItem[] | null = null;
@@ -240,15 +241,15 @@ export class ChannelInstance<A extends Assigns = Assigns> implements Channel<A>,
 
   // ---- inbound ----------------------------------------------------------------------------
 
-  /** A client message for this channel (join_ref already checked). */
-  handleMessage(event: string, payload: unknown, ref: Ref): void {
+  /** A client message for this channel (join_ref already checked); `size` is its frame's bytes. */
+  handleMessage(event: string, payload: unknown, ref: Ref, size: number): void {
     if (this.busy) {
-      (this.mailbox ??= []).push({ kind: IN, event, payload, ref });
+      (this.mailbox ??= []).push({ kind: IN, event, payload, ref, size });
       return;
     }
     if (this.state !== JOINED) return;
     this.busy = true;
-    const pending = this.handleIn(event, payload, ref);
+    const pending = this.handleIn(event, payload, ref, size);
     if (pending) pending.then(() => this.drain());
     else this.drain();
   }
@@ -297,7 +298,7 @@ export class ChannelInstance<A extends Assigns = Assigns> implements Channel<A>,
   private execute(item: MailItem): Promise<void> | undefined {
     switch (item.kind) {
       case IN:
-        return this.handleIn(item.event, item.payload, item.ref);
+        return this.handleIn(item.event, item.payload, item.ref, item.size);
       case OUT:
         return this.invoke(() => this.runHandleOut(item.event, item.payload), (result) => this.applyOut(result));
       case LEAVE:
@@ -315,8 +316,9 @@ export class ChannelInstance<A extends Assigns = Assigns> implements Channel<A>,
     }
   }
 
-  private handleIn(event: string, payload: unknown, ref: Ref): Promise<void> | undefined {
+  private handleIn(event: string, payload: unknown, ref: Ref, size: number): Promise<void> | undefined {
     this.ref = ref;
+    this.messageSize = size;
     const handleIn = this.handler.handleIn;
     if (!handleIn) {
       this.crash(new Error(`channel ${this.topic} has no handleIn() for event ${JSON.stringify(event)}`));

@@ -56,6 +56,8 @@ export interface SocketInfo<A extends Assigns = Assigns> {
   /** Connect params, decoded like Plug does (they include `vsn`). */
   readonly params: Params;
   readonly peer: PeerAddress;
+  /** Bytes written to this connection but not yet sent to the client (flow control). */
+  readonly bufferedAmount: number;
 }
 
 /** Captured with `channel.replyRef()` to answer a message after `handleIn` has returned. */
@@ -74,6 +76,8 @@ export interface Channel<A extends Assigns = Assigns> {
   readonly joinRef: Ref;
   /** The ref of the message being handled (inside `handleIn`). */
   readonly ref: Ref;
+  /** Size in bytes of the frame being handled (inside `handleIn`). */
+  readonly messageSize: number;
   readonly socket: SocketInfo<A>;
   /** Channel assigns: starts as the socket's assigns; `assign` changes this channel's copy only. */
   readonly assigns: Readonly<A>;

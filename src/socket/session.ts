@@ -17,6 +17,8 @@ export interface Connection {
   readonly supportsBinary: boolean;
   /** True when text frames are best handed over as UTF-8 bytes (shared by a fan-out). */
   readonly prefersBytes: boolean;
+  /** Bytes queued towards the client and not yet sent. */
+  readonly bufferedAmount: number;
   send(frame: EncodedFrame, textBytes?: Buffer): void;
   /** Closes the connection; the transport then calls `session.teardown()`. */
   close(code: number, reason: string): void;
@@ -122,6 +124,8 @@ export class Session<A extends Assigns = Assigns> implements ChannelHost<A>, Soc
   closed = false;
   /** The close code when the gateway closed the connection (null: open, or closed by the client). */
   closeCode: number | null = null;
+  /** Bytes of the frame being dispatched (handlers see it as channel.messageSize). */
+  private frameSize = 0;
   private tail: Promise<void> | null = null;
   private queued = 0;
   private paused = false;
@@ -153,6 +157,10 @@ export class Session<A extends Assigns = Assigns> implements ChannelHost<A>, Soc
     return this.serializer.vsn;
   }
 
+  get bufferedAmount(): number {
+    return this.connection.bufferedAmount;
+  }
+
   get pubsub(): PubSub {
     return this.ctx.pubsub;
   }
@@ -179,6 +187,7 @@ export class Session<A extends Assigns = Assigns> implements ChannelHost<A>, Soc
 
   /** Decodes a frame; an undecodable one closes the connection (1011) and gives null. */
   private decode(data: Buffer | string, isBinary: boolean): InboundMessage | null {
+    this.frameSize = typeof data === 'string' ? Buffer.byteLength(data) : data.length;
     try {
       return this.serializer.decode(data, isBinary);
     } catch (err) {
@@ -233,7 +242,7 @@ export class Session<A extends Assigns = Assigns> implements ChannelHost<A>, Soc
     if (!channel) {
       this.writeReplyFrame(null, message.ref, topic, 'error', UNMATCHED_TOPIC);
     } else if (this.fenced(channel, message)) {
-      channel.handleMessage(event, message.payload, message.ref);
+      channel.handleMessage(event, message.payload, message.ref, this.frameSize);
     }
     return undefined;
   }

@@ -50,6 +50,10 @@ class LongPollSession<A extends Assigns> implements Connection, TimerEntry {
     this.lastPollAt = transport_.clock();
   }
 
+  get bufferedAmount(): number {
+    return this.bufferedBytes;
+  }
+
   send(frame: EncodedFrame): void {
     if (this.ended || typeof frame !== 'string') return;
     this.buffer.push(frame);

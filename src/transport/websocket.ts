@@ -38,6 +38,10 @@ class WebSocketConnection<A extends Assigns> implements Connection, TimerEntry {
     this.lastSeen = mount.gateway.wheel.clock();
   }
 
+  get bufferedAmount(): number {
+    return this.ws.bufferedAmount;
+  }
+
   send(frame: EncodedFrame, textBytes?: Buffer): void {
     const ws = this.ws;
     if (ws.readyState !== WebSocket.OPEN) return;

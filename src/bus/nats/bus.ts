@@ -1,0 +1,264 @@
+import { headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/nats-core';
+import type { Logger } from 'pino';
+import type { ServiceInstance } from '../../genapi/types.js';
+import { ERROR_CODES, H } from '../../nats/headers.js';
+import type { Subjects } from '../../nats/subjects.js';
+import type { RequestMeta } from '../../worker/context.js';
+import { transportFailure, type CallOutcome, type CallTarget, type ServiceBus, type StreamSink, type StreamStart } from '../types.js';
+import type { Discovery } from './discovery.js';
+import { RequestFailure, type Requester } from './requester.js';
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const EMPTY = new Uint8Array(0);
+
+function requestHeaders(meta: RequestMeta, timeoutMs: number): MsgHdrs {
+  const h = natsHeaders();
+  h.set(H.requestId, meta.requestId);
+  h.set(H.service, meta.service);
+  h.set(H.requestType, meta.requestType);
+  if (meta.version !== null) h.set(H.version, meta.version);
+  if (meta.userId !== null) h.set(H.userId, meta.userId);
+  if (meta.deviceId !== null) h.set(H.deviceId, meta.deviceId);
+  if (meta.roles.length > 0) h.set(H.roles, JSON.stringify(meta.roles));
+  h.set(H.responseType, meta.responseType);
+  h.set(H.deadline, String(meta.deadline));
+  h.set(H.timeout, String(timeoutMs));
+  if (meta.gateway !== null) h.set(H.gateway, meta.gateway);
+  return h;
+}
+
+/** A worker's reply: its body is the JSON result, or the micro error headers say what failed. */
+function readReply(msg: Msg): CallOutcome {
+  const error = msg.headers?.get(H.serviceError);
+  if (error) {
+    const code = Number(msg.headers?.get(H.serviceErrorCode)) || ERROR_CODES.failed;
+    // 503: the instance is draining; 404: it does not have the function (stale discovery).
+    if (code === ERROR_CODES.unavailable || code === ERROR_CODES.notFound) return transportFailure('unavailable', error);
+    return { ok: false, kind: 'business', message: error, code };
+  }
+  if (msg.data.length === 0) return { ok: true, result: null };
+  try {
+    return { ok: true, result: JSON.parse(decoder.decode(msg.data)) };
+  } catch {
+    return { ok: false, kind: 'business', message: 'worker reply is not JSON', code: ERROR_CODES.failed };
+  }
+}
+
+function failureOutcome(err: unknown): CallOutcome {
+  if (err instanceof RequestFailure) return transportFailure(err.reason, err.message);
+  return transportFailure('disconnected', (err as Error).message);
+}
+
+/** A stream on its way: events may arrive before the start reply is handled, so they wait. */
+interface LiveStream {
+  readonly id: string;
+  readonly sink: StreamSink;
+  phase: 'starting' | 'live' | 'done';
+  expectedSeq: number;
+  held: Msg[] | null;
+  control: string | null;
+  instanceId: string | null;
+}
+
+/**
+ * Functions on NATS workers: request/reply with the gen_api headers, instance-directed subjects
+ * when an instance is chosen (the queue-group subject otherwise), streams over a per-gateway data
+ * subject with credit-based flow control, and the workers' permission endpoints.
+ */
+export class NatsBus implements ServiceBus {
+  private readonly streams = new Map<string, LiveStream>();
+  private readonly dataSub: Subscription;
+  private streamCounter = 0;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly subjects: Subjects,
+    private readonly requester: Requester,
+    private readonly discovery: Discovery,
+    private readonly gatewayId: string,
+    private readonly logger: Logger,
+  ) {
+    this.dataSub = nc.subscribe(subjects.streamDataWildcard(gatewayId), { callback: (err, msg) => (err ? undefined : this.onStreamData(msg)) });
+  }
+
+  instances(service: string): readonly ServiceInstance[] {
+    return this.discovery.instances(service);
+  }
+
+  get activeStreams(): number {
+    return this.streams.size;
+  }
+
+  private subjectFor(target: CallTarget): string {
+    const { config, instance } = target;
+    return instance === null
+      ? this.subjects.fn(config.service, config.requestType, config.version)
+      : this.subjects.instanceFn(instance.id, config.service, config.requestType, config.version);
+  }
+
+  /** No responders on an instance's own subject means that instance is gone. */
+  private noteFailure(target: CallTarget, outcome: CallOutcome): void {
+    if (!outcome.ok && outcome.kind === 'transport' && outcome.reason === 'no_responders' && target.instance) {
+      this.discovery.forget(target.instance.id);
+    }
+  }
+
+  async call(target: CallTarget, meta: RequestMeta, args: Record<string, unknown>, timeoutMs: number, signal?: AbortSignal): Promise<CallOutcome> {
+    let outcome: CallOutcome;
+    try {
+      const reply = await this.requester.request(this.subjectFor(target), encoder.encode(JSON.stringify(args)), requestHeaders(meta, timeoutMs), timeoutMs, signal);
+      outcome = readReply(reply);
+    } catch (err) {
+      outcome = failureOutcome(err);
+    }
+    this.noteFailure(target, outcome);
+    return outcome;
+  }
+
+  async authorize(target: CallTarget, meta: RequestMeta, args: Record<string, unknown>, timeoutMs: number): Promise<boolean> {
+    const { config, instance } = target;
+    const subject =
+      instance === null
+        ? this.subjects.perm(config.service, config.requestType, config.version)
+        : this.subjects.instancePerm(instance.id, config.service, config.requestType, config.version);
+    try {
+      const reply = await this.requester.request(subject, encoder.encode(JSON.stringify(args)), requestHeaders(meta, timeoutMs), timeoutMs);
+      const outcome = readReply(reply);
+      return outcome.ok && outcome.result === true;
+    } catch {
+      return false;
+    }
+  }
+
+  async stream(
+    target: CallTarget,
+    meta: RequestMeta,
+    args: Record<string, unknown>,
+    startTimeoutMs: number,
+    initialCredit: number,
+    sink: StreamSink,
+  ): Promise<StreamStart> {
+    const id = `${this.gatewayId.slice(0, 8)}${(++this.streamCounter).toString(36)}`;
+    const live: LiveStream = { id, sink, phase: 'starting', expectedSeq: 1, held: [], control: null, instanceId: target.instance?.id ?? null };
+    this.streams.set(id, live);
+    const h = requestHeaders(meta, startTimeoutMs);
+    h.set(H.streamSubject, this.subjects.streamData(this.gatewayId, id));
+    h.set(H.streamId, id);
+    h.set(H.streamCredit, String(initialCredit));
+    let outcome: CallOutcome;
+    let control: string | null = null;
+    try {
+      const reply = await this.requester.request(this.subjectFor(target), encoder.encode(JSON.stringify(args)), h, startTimeoutMs);
+      outcome = readReply(reply);
+      control = reply.headers?.get(H.streamControl) || null;
+    } catch (err) {
+      outcome = failureOutcome(err);
+    }
+    this.noteFailure(target, outcome);
+    if (!outcome.ok || control === null) {
+      this.streams.delete(id);
+      if (outcome.ok) outcome = { ok: false, kind: 'business', message: 'stream start reply without Genapi-Stream-Control', code: ERROR_CODES.failed };
+      return { outcome, control: null };
+    }
+    live.control = control;
+    live.phase = 'live';
+    const held = live.held ?? [];
+    live.held = null;
+    // Events that raced the start reply are delivered right after it, in order.
+    queueMicrotask(() => {
+      for (const msg of held) this.deliver(live, msg);
+    });
+    return {
+      outcome,
+      control: {
+        grant: (credit) => this.sendControl(live, 'credit', String(credit)),
+        cancel: () => {
+          if (live.phase === 'done') return;
+          this.sendControl(live, 'cancel', '');
+          this.finish(live);
+        },
+      },
+    };
+  }
+
+  /** Ends every stream whose worker instance went away (discovery lost it). */
+  instanceLost(instanceId: string): void {
+    for (const live of [...this.streams.values()]) {
+      if (live.instanceId !== instanceId || live.phase !== 'live') continue;
+      this.finish(live);
+      live.sink.error('worker instance lost');
+    }
+  }
+
+  close(): void {
+    for (const live of [...this.streams.values()]) {
+      if (live.phase === 'live') {
+        this.sendControl(live, 'cancel', '');
+        this.finish(live);
+        live.sink.error('gateway shutting down');
+      }
+    }
+    this.streams.clear();
+    this.dataSub.unsubscribe();
+  }
+
+  private sendControl(live: LiveStream, kind: 'credit' | 'cancel', body: string): void {
+    if (live.control === null || live.phase === 'done') return;
+    const h = natsHeaders();
+    h.set(H.control, kind);
+    try {
+      this.nc.publish(live.control, body === '' ? EMPTY : encoder.encode(body), { headers: h });
+    } catch (err) {
+      this.logger.debug({ err: (err as Error).message, stream: live.id }, 'stream control not sent');
+    }
+  }
+
+  private finish(live: LiveStream): void {
+    live.phase = 'done';
+    this.streams.delete(live.id);
+  }
+
+  private onStreamData(msg: Msg): void {
+    const id = msg.subject.slice(msg.subject.lastIndexOf('.') + 1);
+    const live = this.streams.get(id);
+    if (!live) return;
+    if (live.phase === 'starting') live.held?.push(msg);
+    else if (live.phase === 'live') this.deliver(live, msg);
+  }
+
+  private deliver(live: LiveStream, msg: Msg): void {
+    if (live.phase !== 'live') return;
+    const seq = Number(msg.headers?.get(H.streamSeq));
+    if (seq !== live.expectedSeq) {
+      // A lost message (NATS core is at-most-once, e.g. across a reconnect): never skip silently.
+      this.sendControl(live, 'cancel', '');
+      this.finish(live);
+      live.sink.error(`stream interrupted: expected message ${live.expectedSeq}, got ${seq}`);
+      return;
+    }
+    live.expectedSeq++;
+    const event = msg.headers?.get(H.streamEvent);
+    if (event === 'chunk' || event === 'last') {
+      let data: unknown = null;
+      try {
+        data = msg.data.length === 0 ? null : JSON.parse(decoder.decode(msg.data));
+      } catch {
+        this.finish(live);
+        live.sink.error('stream chunk is not JSON');
+        return;
+      }
+      if (event === 'chunk') live.sink.chunk(data);
+      else {
+        this.finish(live);
+        live.sink.last(data);
+      }
+    } else if (event === 'end') {
+      this.finish(live);
+      live.sink.end();
+    } else {
+      this.finish(live);
+      live.sink.error(msg.headers?.get(H.serviceError) || `unknown stream event ${String(event)}`);
+    }
+  }
+}

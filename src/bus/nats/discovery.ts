@@ -1,0 +1,170 @@
+import type { NatsConnection } from '@nats-io/nats-core';
+import type { Logger } from 'pino';
+import type { ServiceInstance } from '../../genapi/types.js';
+import { META, PROTOCOL_VERSION } from '../../nats/headers.js';
+
+export interface DiscoveredInstance extends ServiceInstance {
+  readonly configVersion: string | null;
+  lastSeen: number;
+}
+
+export interface DiscoveryOptions {
+  /** How often `$SRV.PING` is sent. Default 1000 ms. */
+  intervalMs?: number;
+  /** An instance not seen for this long leaves the selection. Default 3000 ms. */
+  ttlMs?: number;
+  /** How long one ping collects answers. Default 250 ms. */
+  pingWaitMs?: number;
+}
+
+export interface DiscoveryListener {
+  added?(instance: DiscoveredInstance): void;
+  removed?(instance: DiscoveredInstance): void;
+  /** The instance now reports another config version. */
+  configChanged?(instance: DiscoveredInstance): void;
+}
+
+interface PingResponse {
+  name?: unknown;
+  id?: unknown;
+  version?: unknown;
+  metadata?: Record<string, unknown> | null;
+}
+
+/**
+ * Live worker instances, learned through the NATS Services API: a `$SRV.PING` every interval,
+ * keeping the gen_api services with our subject prefix. Instances not seen within the TTL (or
+ * reported dead by a caller) leave the selection.
+ */
+export class Discovery {
+  private readonly byId = new Map<string, DiscoveredInstance>();
+  private readonly byService = new Map<string, readonly ServiceInstance[]>();
+  private readonly listeners: DiscoveryListener[] = [];
+  private readonly intervalMs: number;
+  private readonly ttlMs: number;
+  private readonly pingWaitMs: number;
+  private timer: NodeJS.Timeout | null = null;
+  private pinging: Promise<void> | null = null;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly prefix: string,
+    options: DiscoveryOptions,
+    private readonly logger: Logger,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.intervalMs = options.intervalMs ?? 1000;
+    this.ttlMs = options.ttlMs ?? 3000;
+    this.pingWaitMs = options.pingWaitMs ?? 250;
+  }
+
+  on(listener: DiscoveryListener): void {
+    this.listeners.push(listener);
+  }
+
+  /** Pings once (so a fresh gateway knows the fleet at once), then every interval. */
+  async start(): Promise<void> {
+    await this.ping();
+    this.timer = setInterval(() => void this.ping(), this.intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  instances(service: string): readonly ServiceInstance[] {
+    return this.byService.get(service) ?? [];
+  }
+
+  all(): DiscoveredInstance[] {
+    return [...this.byId.values()];
+  }
+
+  get(id: string): DiscoveredInstance | undefined {
+    return this.byId.get(id);
+  }
+
+  /** A caller found the instance dead (no responders on its direct subject): drop it now. */
+  forget(id: string): void {
+    const instance = this.byId.get(id);
+    if (!instance) return;
+    this.byId.delete(id);
+    this.rebuild(instance.service);
+    this.logger.info({ service: instance.service, instance: id }, 'worker instance gone (no responders)');
+    for (const listener of this.listeners) listener.removed?.(instance);
+  }
+
+  /** One discovery round; concurrent calls share it. */
+  ping(): Promise<void> {
+    this.pinging ??= this.round().finally(() => {
+      this.pinging = null;
+    });
+    return this.pinging;
+  }
+
+  private async round(): Promise<void> {
+    const seen: PingResponse[] = [];
+    try {
+      const replies = await this.nc.requestMany('$SRV.PING', undefined, { strategy: 'stall', stall: 50, maxWait: this.pingWaitMs });
+      for await (const reply of replies) {
+        try {
+          seen.push(JSON.parse(reply.string()) as PingResponse);
+        } catch {
+          // Not a micro service answer: ignore.
+        }
+      }
+    } catch (err) {
+      // No micro service at all answers with no responders; a closed connection ends discovery.
+      if (!/no responders/i.test((err as Error).message)) {
+        this.logger.debug({ err: (err as Error).message }, 'discovery ping failed');
+        return;
+      }
+    }
+    const now = this.now();
+    const touched = new Set<string>();
+    for (const identity of seen) {
+      const metadata = identity.metadata ?? {};
+      if (metadata[META.protocol] !== PROTOCOL_VERSION || metadata[META.prefix] !== this.prefix) continue;
+      if (typeof identity.id !== 'string' || typeof identity.name !== 'string') continue;
+      const configVersion = typeof metadata[META.configVersion] === 'string' ? (metadata[META.configVersion] as string) : null;
+      const existing = this.byId.get(identity.id);
+      if (existing) {
+        existing.lastSeen = now;
+        if (existing.configVersion !== configVersion) {
+          const updated: DiscoveredInstance = { ...existing, configVersion };
+          this.byId.set(identity.id, updated);
+          touched.add(updated.service);
+          for (const listener of this.listeners) listener.configChanged?.(updated);
+        }
+        continue;
+      }
+      const instance: DiscoveredInstance = {
+        id: identity.id,
+        service: identity.name,
+        version: typeof identity.version === 'string' ? identity.version : '0.0.0',
+        configVersion,
+        lastSeen: now,
+      };
+      this.byId.set(instance.id, instance);
+      touched.add(instance.service);
+      this.logger.info({ service: instance.service, instance: instance.id, version: instance.version }, 'worker instance discovered');
+      for (const listener of this.listeners) listener.added?.(instance);
+    }
+    for (const instance of [...this.byId.values()]) {
+      if (now - instance.lastSeen <= this.ttlMs) continue;
+      this.byId.delete(instance.id);
+      touched.add(instance.service);
+      this.logger.info({ service: instance.service, instance: instance.id }, 'worker instance expired');
+      for (const listener of this.listeners) listener.removed?.(instance);
+    }
+    for (const service of touched) this.rebuild(service);
+  }
+
+  private rebuild(service: string): void {
+    const list = [...this.byId.values()].filter((instance) => instance.service === service);
+    if (list.length === 0) this.byService.delete(service);
+    else this.byService.set(service, list);
+  }
+}

@@ -1,0 +1,123 @@
+import { createInbox, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/nats-core';
+import type { TimerEntry, TimerWheel } from '../../util/timer-wheel.js';
+import type { TransportFailure } from '../types.js';
+
+/** A request that got no usable answer; `reason` is the transport failure. */
+export class RequestFailure extends Error {
+  override readonly name = 'RequestFailure';
+  constructor(
+    readonly reason: TransportFailure,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+class Pending implements TimerEntry {
+  timerSlot = -1;
+  signal: AbortSignal | null = null;
+  onAbort: (() => void) | null = null;
+  constructor(
+    readonly token: string,
+    readonly resolve: (msg: Msg) => void,
+    readonly reject: (err: RequestFailure) => void,
+    readonly subject: string,
+    readonly timeoutMs: number,
+    private readonly owner: Requester,
+  ) {}
+
+  onTimer(): void {
+    this.owner.fail(this, new RequestFailure('timeout', `no reply from ${this.subject} within ${this.timeoutMs}ms`));
+  }
+}
+
+/**
+ * Request/reply over one wildcard inbox subscription. Deadlines live on a shared timer wheel (no
+ * timer per request); a request can be aborted; no responders (the server's 503 status) fails at
+ * once; and when the connection drops every pending request fails at once instead of waiting
+ * for its timeout (its reply could not arrive anyway).
+ */
+export class Requester {
+  private readonly inbox: string;
+  private readonly pending = new Map<string, Pending>();
+  private readonly sub: Subscription;
+  private counter = 0;
+  private connected = true;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly wheel: TimerWheel,
+  ) {
+    this.inbox = createInbox();
+    this.sub = nc.subscribe(`${this.inbox}.*`, { callback: (err, msg) => this.onReply(err, msg) });
+  }
+
+  get size(): number {
+    return this.pending.size;
+  }
+
+  request(subject: string, payload: Uint8Array, headers: MsgHdrs, timeoutMs: number, signal?: AbortSignal): Promise<Msg> {
+    if (!this.connected || this.nc.isClosed()) {
+      return Promise.reject(new RequestFailure('disconnected', 'NATS is disconnected'));
+    }
+    const token = (++this.counter).toString(36);
+    return new Promise<Msg>((resolve, reject) => {
+      const pending = new Pending(token, resolve, reject, subject, timeoutMs, this);
+      this.pending.set(token, pending);
+      this.wheel.schedule(pending, this.wheel.clock() + timeoutMs);
+      if (signal) {
+        if (signal.aborted) {
+          this.fail(pending, new RequestFailure('cancelled', 'request cancelled'));
+          return;
+        }
+        pending.signal = signal;
+        pending.onAbort = () => this.fail(pending, new RequestFailure('cancelled', 'request cancelled'));
+        signal.addEventListener('abort', pending.onAbort, { once: true });
+      }
+      try {
+        this.nc.publish(subject, payload, { reply: `${this.inbox}.${token}`, headers });
+      } catch (err) {
+        this.fail(pending, new RequestFailure('disconnected', (err as Error).message));
+      }
+    });
+  }
+
+  /** @internal */
+  fail(pending: Pending, err: RequestFailure): void {
+    if (!this.settle(pending)) return;
+    pending.reject(err);
+  }
+
+  /** Forgets a pending request; false when it was already settled. */
+  private settle(pending: Pending): boolean {
+    if (this.pending.get(pending.token) !== pending) return false;
+    this.pending.delete(pending.token);
+    this.wheel.cancel(pending);
+    if (pending.signal && pending.onAbort) pending.signal.removeEventListener('abort', pending.onAbort);
+    return true;
+  }
+
+  /** The connection went down or came back: while down, requests fail fast. */
+  setConnected(connected: boolean): void {
+    this.connected = connected;
+    if (connected) return;
+    for (const pending of [...this.pending.values()]) this.fail(pending, new RequestFailure('disconnected', 'NATS connection lost'));
+  }
+
+  close(): void {
+    this.setConnected(false);
+    this.sub.unsubscribe();
+  }
+
+  private onReply(err: Error | null, msg: Msg): void {
+    if (err) return;
+    const token = msg.subject.slice(this.inbox.length + 1);
+    const pending = this.pending.get(token);
+    if (!pending || !this.settle(pending)) return;
+    if (msg.headers?.code === 503 && msg.data.length === 0) {
+      pending.reject(new RequestFailure('no_responders', `no responders for ${pending.subject}`));
+    } else {
+      pending.resolve(msg);
+    }
+  }
+}

@@ -1,0 +1,13 @@
+/**
+ * The one error class of argument validation and conversion (spec §3). PhoenixGenApi raises
+ * ArgumentError, RuntimeError or InvalidType depending on the check; the gateway only needs the
+ * message text (it is what clients receive), so every failure is an ArgumentError carrying the
+ * PhoenixGenApi wording.
+ */
+export class ArgumentError extends Error {
+  override name = 'ArgumentError';
+
+  constructor(message: string) {
+    super(message);
+  }
+}

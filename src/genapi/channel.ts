@@ -1,0 +1,145 @@
+import { defineChannel, error, ok, type Assigns, type Channel, type ChannelHandler, type JoinResult, type MaybePromise, type SocketInfo } from '../channel/types.js';
+import { decodeRequest, DecodeError, requestIdOf, type DecodeOptions, type Identity } from './request.js';
+import { errorResponse, ERRORS } from './response.js';
+import type { Executor, RequestSink } from './executor.js';
+
+export interface GenApiChannelOptions {
+  /** Topic patterns served. Default `["gen_api", "gen_api:*"]`. */
+  topics?: readonly string[];
+  /** The event of requests and of every response push. Default "phoenix_gen_api". */
+  event?: string;
+  /** The event a client pushes `{request_id}` on to cancel its stream. Default "phoenix_gen_api_cancel". */
+  cancelEvent?: string;
+  /** Refuse requests from sockets without a user_id ("Authentication required"). Default true. */
+  requireVerifiedUserId?: boolean;
+  /** The socket's user_id wins over the payload's. Default true. */
+  overrideUserId?: boolean;
+  /** The socket's device_id wins over the payload's (when the socket has one). Default true. */
+  overrideDeviceId?: boolean;
+  /** Accept `user_roles` from clients whose socket has none. Default false (migration aid only). */
+  trustClientRoles?: boolean;
+  /** Largest request frame in bytes. Default 1 000 000. */
+  maxPayloadBytes?: number;
+  /** Requests one channel may have in flight; more get "Service temporarily unavailable". Default 100. */
+  maxInflight?: number;
+  /** A stream stops getting credit while this many bytes wait to reach its client. Default 262 144. */
+  streamHighWaterBytes?: number;
+  /** Who the socket is. Default: `user_id`, `device_id` and `roles` from the socket assigns. */
+  identity?: (socket: SocketInfo) => Identity;
+  /** Decides joins. Default: everyone may join. */
+  join?: (topic: string, payload: unknown, channel: Channel) => MaybePromise<JoinResult>;
+}
+
+export const GEN_API_DEFAULTS = {
+  topics: ['gen_api', 'gen_api:*'] as readonly string[],
+  event: 'phoenix_gen_api',
+  cancelEvent: 'phoenix_gen_api_cancel',
+  maxPayloadBytes: 1_000_000,
+  maxInflight: 100,
+  streamHighWaterBytes: 262_144,
+};
+
+function stringOr(value: unknown): string | null {
+  return typeof value === 'string' && value !== '' ? value : null;
+}
+
+/** Reads user_id/userId, device_id/deviceId and roles/user_roles (list or single string) from assigns. */
+export function identityFromAssigns(socket: SocketInfo): Identity {
+  const assigns = socket.assigns as Record<string, unknown>;
+  const roles = assigns.roles ?? assigns.user_roles;
+  return {
+    userId: stringOr(assigns.user_id) ?? stringOr(assigns.userId),
+    deviceId: stringOr(assigns.device_id) ?? stringOr(assigns.deviceId),
+    roles: Array.isArray(roles) ? roles.filter((role): role is string => typeof role === 'string') : typeof roles === 'string' ? [roles] : null,
+  };
+}
+
+/** Waits until a socket's buffer falls below `lowWater` (polled: only blocked streams wait). */
+function drained(channel: Channel, lowWater: number): Promise<void> {
+  return new Promise((resolve) => {
+    const check = () => {
+      if (channel.signal.aborted || channel.socket.bufferedAmount <= lowWater) resolve();
+      else setTimeout(check, 10);
+    };
+    check();
+  });
+}
+
+/**
+ * The gen_api channel (PhoenixGenApi's `use PhoenixGenApi`): requests arrive on one event, every
+ * response, ack, chunk and error is pushed on the same event, and the phx_reply carries the
+ * request type (`ok`) or the error text (`error`). Requests run concurrently; each ends in one
+ * reply.
+ */
+export function genApiChannel(executor: Executor, options: GenApiChannelOptions = {}): ChannelHandler<Assigns> {
+  const event = options.event ?? GEN_API_DEFAULTS.event;
+  const cancelEvent = options.cancelEvent ?? GEN_API_DEFAULTS.cancelEvent;
+  const requireUser = options.requireVerifiedUserId ?? true;
+  const maxInflight = options.maxInflight ?? GEN_API_DEFAULTS.maxInflight;
+  const highWater = options.streamHighWaterBytes ?? GEN_API_DEFAULTS.streamHighWaterBytes;
+  const identityOf = options.identity ?? identityFromAssigns;
+  const decodeOptions: DecodeOptions = {
+    maxPayloadBytes: options.maxPayloadBytes ?? GEN_API_DEFAULTS.maxPayloadBytes,
+    overrideUserId: options.overrideUserId ?? true,
+    overrideDeviceId: options.overrideDeviceId ?? true,
+    trustClientRoles: options.trustClientRoles ?? false,
+  };
+  const inflight = new WeakMap<Channel, number>();
+
+  return defineChannel({
+    join(topic, payload, channel) {
+      return options.join ? options.join(topic, payload, channel) : ok();
+    },
+
+    handleIn(incoming, payload, channel) {
+      if (incoming === cancelEvent) {
+        const id = (payload as { request_id?: unknown } | null)?.request_id;
+        if (id === undefined || id === null) return error(ERRORS.invalidRequest('Missing required fields: request_id'));
+        return executor.cancel(channel, String(id)) ? ok({ cancelled: true }) : error(ERRORS.unknownRequest);
+      }
+      if (incoming !== event) return error({ reason: `unknown event ${incoming}` });
+
+      const identity = identityOf(channel.socket);
+      if (requireUser && identity.userId === null) {
+        channel.push(event, errorResponse(requestIdOf(payload), ERRORS.authenticationRequired));
+        return error(ERRORS.authenticationRequired);
+      }
+      let decoded;
+      try {
+        decoded = decodeRequest(payload, channel.messageSize, identity, decodeOptions);
+      } catch (err) {
+        if (!(err instanceof DecodeError)) throw err;
+        channel.push(event, errorResponse(requestIdOf(payload), ERRORS.invalidRequest(err.message)));
+        return error(err.message);
+      }
+      const { request, rawRequestId } = decoded;
+      const count = inflight.get(channel) ?? 0;
+      if (count >= maxInflight) {
+        channel.push(event, errorResponse(rawRequestId, ERRORS.unavailable, true));
+        return ok(request.request_type);
+      }
+      inflight.set(channel, count + 1);
+
+      const ref = channel.replyRef();
+      let replied = false;
+      const sink: RequestSink = {
+        owner: channel,
+        push: (response) => channel.push(event, response),
+        reply: (status, response) => {
+          if (replied) return;
+          replied = true;
+          channel.reply(ref, { status, response });
+        },
+        signal: channel.signal,
+        writable: () => channel.socket.bufferedAmount <= highWater,
+        whenWritable: () => drained(channel, highWater / 2),
+      };
+      void executor.execute(request, rawRequestId, sink).finally(() => {
+        const left = (inflight.get(channel) ?? 1) - 1;
+        if (left <= 0) inflight.delete(channel);
+        else inflight.set(channel, left);
+      });
+      return undefined;
+    },
+  });
+}

@@ -1,0 +1,600 @@
+import type { Logger } from 'pino';
+import type { CallOutcome, CallTarget, ServiceBus, StreamControl, StreamSink } from '../bus/types.js';
+import { DEFAULT_STREAM_CREDIT } from '../nats/headers.js';
+import type { TimerEntry, TimerWheel } from '../util/timer-wheel.js';
+import type { RequestMeta } from '../worker/context.js';
+import { ArgumentError } from './args/errors.js';
+import { convertArgs, DEFAULT_ARG_LIMITS, type ArgLimits } from './args/convert.js';
+import { inspect } from './args/inspect.js';
+import type { ConfigRegistry } from './config/registry.js';
+import { HookTimeoutError, isResponse, withHookTimeout, type HookRegistry } from './hooks.js';
+import { checkPermission } from './permission.js';
+import { BrokenCircuitError, BulkheadRejectedError, TransportFailureError, type Resilience } from './resilience.js';
+import { asyncResponse, errorResponse, ERRORS, streamEndResponse, streamResponse, syncResponse } from './response.js';
+import { backoffMs } from './select/backoff.js';
+import type { NodeSelector } from './select/node-selector.js';
+import type { GenApiRequest, GenApiResponse, ResolvedFunConfig, ServiceInstance } from './types.js';
+
+/** Where the executor sends what the client gets: pushes on the gen_api event, and one reply. */
+export interface RequestSink {
+  /** Groups requests for cancel-by-request_id (the channel they came on). */
+  readonly owner: object;
+  push(response: GenApiResponse): void;
+  /** The phx_reply: `{status, response}`; called exactly once per request. */
+  reply(status: 'ok' | 'error', response: string): void;
+  /** Aborted when the client can no longer receive (left the channel, disconnected). */
+  readonly signal: AbortSignal;
+  /** Whether the client's connection can take more stream chunks now. */
+  writable(): boolean;
+  /** Resolves when the connection can take more (or the signal aborts). */
+  whenWritable(): Promise<void>;
+}
+
+/** The rate limiter hook (the rate-limiting milestone provides implementations). */
+export interface RateLimiter {
+  check(request: GenApiRequest, config: ResolvedFunConfig): RateDecision | Promise<RateDecision>;
+}
+export type RateDecision =
+  | { readonly allowed: true }
+  | { readonly allowed: false; readonly retryAfterMs: number; readonly details?: Record<string, unknown> }
+  | { readonly allowed: false; readonly unavailable: true };
+
+export interface ExecutorOptions {
+  readonly registry: ConfigRegistry;
+  /** Bus for configs with `nodes: "local"`. */
+  readonly local: ServiceBus;
+  /** Bus for configs with `nodes: "nats"`; null without NATS. */
+  nats: ServiceBus | null;
+  readonly selector: NodeSelector;
+  readonly hooks: HookRegistry;
+  readonly resilience: Resilience;
+  readonly wheel: TimerWheel;
+  readonly logger: Logger;
+  readonly gatewayId: string;
+  readonly argLimits?: ArgLimits;
+  /** Show failure reasons to clients ("Internal Server Error: <reason>"). Default false. */
+  readonly detailError?: boolean;
+  readonly rateLimiter?: RateLimiter | null;
+  /** Initial stream credit; the gateway tops it up as the client drains. Default 32. */
+  readonly streamCredit?: number;
+}
+
+/** Executor counters for metrics and leak checks. */
+export interface ExecutorStats {
+  inflight: number;
+  streams: number;
+  requests: number;
+  failures: number;
+}
+
+/** A stream the gateway is relaying to a client. */
+class RelayedStream implements StreamSink, TimerEntry {
+  timerSlot = -1;
+  control: StreamControl | null = null;
+  private received = 0;
+  private granted: number;
+  private waitingForDrain = false;
+  done = false;
+  private lastActivity: number;
+  private readonly onAbort = () => this.stop(null);
+
+  constructor(
+    private readonly executor: Executor,
+    readonly requestId: unknown,
+    /** The owner's key for this stream (the request_id as a string). */
+    readonly key: string,
+    readonly sink: RequestSink,
+    private readonly credit: number,
+    private readonly idleTimeoutMs: number,
+  ) {
+    this.granted = credit;
+    this.lastActivity = executor.wheel.clock();
+    sink.signal.addEventListener('abort', this.onAbort, { once: true });
+  }
+
+  /** The start succeeded: events may flow; the idle timer starts. */
+  live(control: StreamControl): void {
+    this.control = control;
+    this.touch();
+  }
+
+  chunk(data: unknown): void {
+    if (this.done) return;
+    this.touch();
+    this.sink.push(streamResponse(this.requestId, data, true));
+    this.received++;
+    this.topUp();
+  }
+
+  last(data: unknown): void {
+    this.finish(streamResponse(this.requestId, data, false));
+  }
+
+  end(): void {
+    this.finish(streamEndResponse(this.requestId));
+  }
+
+  error(message: string): void {
+    this.finish(errorResponse(this.requestId, this.executor.internalError(message)));
+  }
+
+  /** Client cancel: the worker is told to stop, the client gets the end marker. */
+  cancel(): void {
+    this.stop(streamEndResponse(this.requestId));
+  }
+
+  onTimer(now: number): void {
+    if (this.done) return;
+    // Only time the worker out while it may send: a client that does not drain holds credit back.
+    if (this.waitingForDrain || this.granted - this.received <= 0) {
+      this.touch();
+      return;
+    }
+    if (now - this.lastActivity >= this.idleTimeoutMs) {
+      this.executor.logger.warn({ requestId: this.requestId, idleMs: this.idleTimeoutMs }, 'stream timed out');
+      this.stop(errorResponse(this.requestId, ERRORS.streamTimeout));
+      return;
+    }
+    this.executor.wheel.schedule(this, this.lastActivity + this.idleTimeoutMs);
+  }
+
+  private touch(): void {
+    this.lastActivity = this.executor.wheel.clock();
+    if (!this.done) this.executor.wheel.schedule(this, this.lastActivity + this.idleTimeoutMs);
+  }
+
+  /** Grants more credit when half is spent, but only while the client's connection drains. */
+  private topUp(): void {
+    const outstanding = this.granted - this.received;
+    if (outstanding > this.credit / 2 || this.waitingForDrain || !this.control) return;
+    if (this.sink.writable()) {
+      this.grant();
+      return;
+    }
+    this.waitingForDrain = true;
+    void this.sink.whenWritable().then(() => {
+      this.waitingForDrain = false;
+      if (!this.done) {
+        this.grant();
+        this.touch();
+      }
+    });
+  }
+
+  private grant(): void {
+    const more = this.credit - (this.granted - this.received);
+    if (more <= 0) return;
+    this.granted += more;
+    this.control?.grant(more);
+  }
+
+  private finish(final: GenApiResponse): void {
+    if (this.done) return;
+    this.cleanup();
+    this.sink.push(final);
+  }
+
+  /** Ends the relay from the gateway side, telling the worker to stop. */
+  stop(final: GenApiResponse | null): void {
+    if (this.done) return;
+    this.cleanup();
+    this.control?.cancel();
+    if (final) this.sink.push(final);
+  }
+
+  private cleanup(): void {
+    this.done = true;
+    this.executor.wheel.cancel(this);
+    this.sink.signal.removeEventListener('abort', this.onAbort);
+    this.executor.streamEnded(this);
+  }
+}
+
+const FAST_FAILURES = new Set(['no_responders', 'unavailable', 'instance_lost']);
+const NOT_EXECUTED = new Set(['no_responders', 'unavailable', 'disconnected', 'instance_lost']);
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+/**
+ * PhoenixGenApi's Executor over buses: config lookup → before hook → permission (built-in mode,
+ * then the worker's own check) → rate limit → arguments → dispatch by response type, with
+ * instance selection, fallback, retries, breakers and bulkheads → after hook. Every request ends
+ * in exactly one reply and, except `none`, at least one push: nothing is lost silently.
+ */
+export class Executor {
+  readonly stats: ExecutorStats = { inflight: 0, streams: 0, requests: 0, failures: 0 };
+  readonly wheel: TimerWheel;
+  readonly logger: Logger;
+  private readonly streams = new Map<object, Map<string, RelayedStream>>();
+  private readonly limits: ArgLimits;
+
+  constructor(private readonly options: ExecutorOptions) {
+    this.wheel = options.wheel;
+    this.logger = options.logger;
+    this.limits = options.argLimits ?? DEFAULT_ARG_LIMITS;
+  }
+
+  setNats(bus: ServiceBus | null): void {
+    this.options.nats = bus;
+  }
+
+  /** "Internal Server Error", with the reason when detail_error is on. */
+  internalError(detail: string): string {
+    return this.options.detailError ? ERRORS.internalDetail(detail) : ERRORS.internal;
+  }
+
+  /** Runs one request. Never rejects; the sink gets the pushes and exactly one reply. */
+  async execute(request: GenApiRequest, requestId: unknown, sink: RequestSink): Promise<void> {
+    this.stats.requests++;
+    this.stats.inflight++;
+    try {
+      await this.run(request, requestId, sink);
+    } catch (err) {
+      // A defect, not a request error: the client still gets an answer.
+      this.stats.failures++;
+      this.logger.error({ err, requestId, service: request.service, requestType: request.request_type }, 'request processing failed');
+      sink.push(errorResponse(requestId, ERRORS.processingFailed));
+      sink.reply('error', (err as Error).message);
+    } finally {
+      this.stats.inflight--;
+    }
+  }
+
+  /** Client cancel of a stream by request_id; false when no such stream runs for this owner. */
+  cancel(owner: object, requestId: string): boolean {
+    const stream = this.streams.get(owner)?.get(requestId);
+    if (!stream) return false;
+    stream.cancel();
+    return true;
+  }
+
+  /** @internal */
+  streamEnded(stream: RelayedStream): void {
+    const byId = this.streams.get(stream.sink.owner);
+    if (byId?.get(stream.key) !== stream) return;
+    byId.delete(stream.key);
+    if (byId.size === 0) this.streams.delete(stream.sink.owner);
+    this.stats.streams--;
+  }
+
+  private async run(original: GenApiRequest, requestId: unknown, sink: RequestSink): Promise<void> {
+    let request = original;
+    const lookup = this.options.registry.resolve(request.service, request.request_type, request.version);
+    if (!lookup.ok) {
+      const message =
+        lookup.reason === 'disabled' ? ERRORS.disabled(request.request_type, request.version) : ERRORS.unsupported(request.request_type, request.version);
+      sink.push(errorResponse(requestId, message));
+      sink.reply('ok', request.request_type);
+      return;
+    }
+    let config = lookup.config;
+
+    // Before hook: may rewrite the request/config or reject.
+    if (config.beforeExecute !== null) {
+      const outcome = await this.runBefore(config.beforeExecute, request, config);
+      if ('reject' in outcome) {
+        await this.finishEarly(request, config, requestId, sink, errorResponse(requestId, ERRORS.hookRejected(inspect(outcome.reject))));
+        return;
+      }
+      request = outcome.request;
+      config = outcome.config;
+    }
+
+    const bus = config.nodes === 'local' ? this.options.local : this.options.nats;
+    if (bus === null) {
+      await this.finishEarly(request, config, requestId, sink, errorResponse(requestId, ERRORS.unavailable, true));
+      return;
+    }
+
+    // PhoenixGenApi's order: permission, then rate limit, then arguments. Permission sees the
+    // client's args as sent; a denied caller learns nothing about the argument schema and a
+    // request with bad arguments still counts against rate limits.
+    const meta = this.meta(request, config);
+    if (!(await this.permitted(bus, config, request, request.args, meta))) {
+      await this.finishEarly(request, config, requestId, sink, errorResponse(requestId, ERRORS.permissionDenied));
+      return;
+    }
+
+    const limiter = this.options.rateLimiter;
+    if (limiter) {
+      const decision = await limiter.check(request, config);
+      if (!decision.allowed) {
+        const message = 'unavailable' in decision ? ERRORS.rateLimiterUnavailable : ERRORS.rateLimited(Math.max(1, Math.ceil(decision.retryAfterMs / 1000)));
+        await this.finishEarly(request, config, requestId, sink, errorResponse(requestId, message, true));
+        return;
+      }
+    }
+
+    let args: Record<string, unknown>;
+    try {
+      args = convertArgs(config.args, request.args, request.request_type, this.limits);
+    } catch (err) {
+      if (!(err instanceof ArgumentError)) throw err;
+      sink.push(errorResponse(requestId, ERRORS.processingFailed));
+      sink.reply('error', err.message);
+      return;
+    }
+
+    switch (config.responseType) {
+      case 'sync': {
+        const response = await this.guarded(bus, config, request, args, meta, requestId, sink.signal);
+        sink.push(await this.runAfter(request, config, response));
+        sink.reply('ok', request.request_type);
+        return;
+      }
+      case 'async': {
+        sink.push(await this.runAfter(request, config, asyncResponse(requestId)));
+        sink.reply('ok', request.request_type);
+        sink.push(await this.guarded(bus, config, request, args, meta, requestId, sink.signal));
+        return;
+      }
+      case 'none': {
+        await this.runAfter(request, config, null);
+        sink.reply('ok', request.request_type);
+        const response = await this.guarded(bus, config, request, args, meta, requestId, sink.signal);
+        if (!response.success) this.logger.warn({ requestId, service: config.service, requestType: config.requestType, error: response.error }, 'fire-and-forget call failed');
+        return;
+      }
+      case 'stream':
+        await this.relayStream(bus, config, request, args, meta, requestId, sink);
+        return;
+    }
+  }
+
+  private meta(request: GenApiRequest, config: ResolvedFunConfig): RequestMeta {
+    return {
+      requestId: request.request_id,
+      service: config.service,
+      requestType: config.requestType,
+      version: config.version,
+      userId: request.user_id,
+      deviceId: request.device_id,
+      roles: request.user_roles ?? [],
+      responseType: config.responseType,
+      deadline: Date.now() + config.timeoutMs,
+      gateway: this.options.gatewayId,
+    };
+  }
+
+  /** Pushes an early error (after the after hook saw it) and replies ok, as PhoenixGenApi does. */
+  private async finishEarly(request: GenApiRequest, config: ResolvedFunConfig, requestId: unknown, sink: RequestSink, response: GenApiResponse): Promise<void> {
+    sink.push(await this.runAfter(request, config, response));
+    sink.reply('ok', request.request_type);
+  }
+
+  private async runBefore(
+    name: string,
+    request: GenApiRequest,
+    config: ResolvedFunConfig,
+  ): Promise<{ request: GenApiRequest; config: ResolvedFunConfig } | { reject: unknown }> {
+    const hook = this.options.hooks.get(name)?.before;
+    if (!hook) return { request, config };
+    try {
+      const result = await withHookTimeout(() => hook(request, config), config.hookTimeoutMs);
+      if (result && typeof result === 'object') {
+        if ('reject' in result) return { reject: result.reject };
+        return { request: result.request ?? request, config: result.config ?? config };
+      }
+      return { request, config };
+    } catch (err) {
+      this.logger.warn({ hook: name, err: (err as Error).message }, 'before hook failed');
+      return { reject: err instanceof HookTimeoutError ? err.message : (err as Error).message };
+    }
+  }
+
+  private async runAfter(request: GenApiRequest, config: ResolvedFunConfig, response: GenApiResponse): Promise<GenApiResponse>;
+  private async runAfter(request: GenApiRequest, config: ResolvedFunConfig, response: null): Promise<null>;
+  private async runAfter(request: GenApiRequest, config: ResolvedFunConfig, response: GenApiResponse | null): Promise<GenApiResponse | null> {
+    if (config.afterExecute === null) return response;
+    const hook = this.options.hooks.get(config.afterExecute)?.after;
+    if (!hook) return response;
+    try {
+      const replaced = await withHookTimeout(() => hook(request, config, response), config.hookTimeoutMs);
+      if (replaced === undefined || replaced === null) return response;
+      if (isResponse(replaced)) return replaced;
+      this.logger.warn({ hook: config.afterExecute }, 'after hook returned something other than a Response; kept the original');
+      return response;
+    } catch (err) {
+      this.logger.warn({ hook: config.afterExecute, err: (err as Error).message }, 'after hook failed; kept the original');
+      return response;
+    }
+  }
+
+  private async permitted(bus: ServiceBus, config: ResolvedFunConfig, request: GenApiRequest, args: Record<string, unknown>, meta: RequestMeta): Promise<boolean> {
+    if (!checkPermission(config.permission, request, args, config.argsAsMap)) return false;
+    if (!config.permissionCallback) return true;
+    // The worker's own check is fail-closed: errors and timeouts deny.
+    const instance = this.order(bus, config, request)[0] ?? null;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        bus.authorize({ config, instance }, meta, args, config.timeoutMs),
+        new Promise<boolean>((resolve) => {
+          timer = setTimeout(() => resolve(false), config.timeoutMs);
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Live instances in selection order (primary first); [] when discovery knows none. */
+  private order(bus: ServiceBus, config: ResolvedFunConfig, request: GenApiRequest): ServiceInstance[] {
+    const instances = bus.instances(config.service);
+    return instances.length === 0 ? [] : this.options.selector.order(config, request, instances);
+  }
+
+  /** Bulkhead + service breaker around the call; maps every outcome to the Response to push. */
+  private async guarded(
+    bus: ServiceBus,
+    config: ResolvedFunConfig,
+    request: GenApiRequest,
+    args: Record<string, unknown>,
+    meta: RequestMeta,
+    requestId: unknown,
+    signal: AbortSignal,
+  ): Promise<GenApiResponse> {
+    const resilience = this.options.resilience;
+    let outcome: CallOutcome;
+    try {
+      outcome = await resilience.bulkhead(config.service).execute(() =>
+        resilience.service(config.service).execute(async () => {
+          const result = await this.invoke(bus, config, request, args, meta, signal);
+          if (!result.ok && result.kind === 'transport' && result.reason !== 'cancelled') throw new TransportFailureError(result.message, { cause: result });
+          return result;
+        }),
+      );
+    } catch (err) {
+      if (err instanceof TransportFailureError) outcome = err.cause as CallOutcome;
+      else if (err instanceof BulkheadRejectedError || err instanceof BrokenCircuitError) {
+        return errorResponse(requestId, ERRORS.unavailable, true);
+      } else throw err;
+    }
+    return this.toResponse(outcome, requestId, config);
+  }
+
+  private toResponse(outcome: CallOutcome, requestId: unknown, config: ResolvedFunConfig): GenApiResponse {
+    if (outcome.ok) return syncResponse(requestId, outcome.result);
+    this.stats.failures++;
+    if (outcome.kind === 'business') return errorResponse(requestId, this.internalError(outcome.message));
+    this.logger.warn({ requestId, service: config.service, requestType: config.requestType, reason: outcome.reason, message: outcome.message }, 'call failed');
+    // Nothing ran (no worker, instance draining, NATS down): safe to retry later.
+    if (NOT_EXECUTED.has(outcome.reason)) return errorResponse(requestId, ERRORS.unavailable, true);
+    return errorResponse(requestId, this.internalError(outcome.message));
+  }
+
+  /**
+   * One request across instances: fast failures (nobody there, instance draining or gone) fall
+   * through to the next instance at once, since nothing ran; a timeout or a lost connection uses
+   * up an attempt. Retries (`retry`) re-run after a jittered backoff, on the same instance
+   * (`same_node`) or the next (`all_nodes`); only transport failures are retried unless the
+   * config says `retry_on: "any"`.
+   */
+  private async invoke(
+    bus: ServiceBus,
+    config: ResolvedFunConfig,
+    request: GenApiRequest,
+    args: Record<string, unknown>,
+    meta: RequestMeta,
+    signal: AbortSignal,
+  ): Promise<CallOutcome> {
+    const attempts = 1 + (config.retry?.attempts ?? 0);
+    let order = this.order(bus, config, request);
+    let cursor = 0;
+    let last: CallOutcome = { ok: false, kind: 'transport', reason: 'no_responders', message: `no instance of ${config.service}` };
+    for (let attempt = 0; attempt < attempts; attempt++) {
+      if (attempt > 0) {
+        await sleep(backoffMs(attempts - attempt), signal);
+        if (signal.aborted) return { ok: false, kind: 'transport', reason: 'cancelled', message: 'client gone' };
+        if (config.retry?.kind === 'all_nodes') {
+          cursor++;
+          if (order.length > 0 && cursor >= order.length) {
+            order = this.order(bus, config, request);
+            cursor = 0;
+          }
+        }
+        this.logger.debug({ requestId: meta.requestId, attempt, reason: !last.ok && last.kind === 'transport' ? last.reason : 'error' }, 'retrying');
+      }
+      last = await this.fallback(bus, config, order, cursor, { ...meta, deadline: Date.now() + config.timeoutMs }, args, signal);
+      if (last.ok) return last;
+      if (last.kind === 'transport' && last.reason === 'cancelled') return last;
+      if (last.kind === 'business' && config.retryOn !== 'any') return last;
+    }
+    return last;
+  }
+
+  /** Tries instances from `start` on while failures are fast; null instance = queue group. */
+  private async fallback(
+    bus: ServiceBus,
+    config: ResolvedFunConfig,
+    order: readonly ServiceInstance[],
+    start: number,
+    meta: RequestMeta,
+    args: Record<string, unknown>,
+    signal: AbortSignal,
+  ): Promise<CallOutcome> {
+    if (order.length === 0) return bus.call({ config, instance: null }, meta, args, config.timeoutMs, signal);
+    let outcome: CallOutcome = { ok: false, kind: 'transport', reason: 'no_responders', message: `no instance of ${config.service}` };
+    for (let i = 0; i < order.length; i++) {
+      const instance = order[(start + i) % order.length]!;
+      const target: CallTarget = { config, instance };
+      outcome = await this.callInstance(bus, target, meta, args, signal);
+      if (outcome.ok || outcome.kind === 'business' || !FAST_FAILURES.has(outcome.reason)) return outcome;
+    }
+    return outcome;
+  }
+
+  /** One call through the instance's breaker; an open breaker is a fast failure. */
+  private async callInstance(bus: ServiceBus, target: CallTarget, meta: RequestMeta, args: Record<string, unknown>, signal: AbortSignal): Promise<CallOutcome> {
+    const breaker = this.options.resilience.instance(target.instance!.id);
+    try {
+      return await breaker.execute(async () => {
+        const outcome = await bus.call(target, meta, args, target.config.timeoutMs, signal);
+        if (!outcome.ok && outcome.kind === 'transport' && outcome.reason !== 'cancelled' && outcome.reason !== 'no_responders') {
+          throw new TransportFailureError(outcome.message, { cause: outcome });
+        }
+        return outcome;
+      });
+    } catch (err) {
+      if (err instanceof TransportFailureError) return err.cause as CallOutcome;
+      if (err instanceof BrokenCircuitError) return { ok: false, kind: 'transport', reason: 'unavailable', message: `instance ${target.instance!.id} circuit open` };
+      throw err;
+    }
+  }
+
+  private async relayStream(
+    bus: ServiceBus,
+    config: ResolvedFunConfig,
+    request: GenApiRequest,
+    args: Record<string, unknown>,
+    meta: RequestMeta,
+    requestId: unknown,
+    sink: RequestSink,
+  ): Promise<void> {
+    sink.push(await this.runAfter(request, config, streamResponse(requestId, 'init')));
+    sink.reply('ok', request.request_type);
+    if (sink.signal.aborted) return;
+    const credit = this.options.streamCredit ?? DEFAULT_STREAM_CREDIT;
+    const relay = new RelayedStream(this, requestId, request.request_id, sink, credit, config.timeoutMs);
+    let byId = this.streams.get(sink.owner);
+    if (!byId) {
+      byId = new Map();
+      this.streams.set(sink.owner, byId);
+    }
+    byId.get(request.request_id)?.stop(null);
+    byId.set(request.request_id, relay);
+    this.stats.streams++;
+
+    const order = this.order(bus, config, request);
+    let start: Awaited<ReturnType<ServiceBus['stream']>> | null = null;
+    for (let i = 0; i < Math.max(order.length, 1); i++) {
+      start = await bus.stream({ config, instance: order[i] ?? null }, meta, args, config.timeoutMs, credit, relay);
+      const outcome = start.outcome;
+      if (outcome.ok || outcome.kind === 'business' || !FAST_FAILURES.has(outcome.reason)) break;
+    }
+    if (relay.done) {
+      start?.control?.cancel();
+      return;
+    }
+    const outcome = start!.outcome;
+    if (!outcome.ok || !start!.control) {
+      relay.stop(null);
+      sink.push(this.toResponse(outcome, requestId, config));
+      return;
+    }
+    // PhoenixGenApi's first stream message nests the start call's whole Response.
+    sink.push(streamResponse(requestId, syncResponse(requestId, outcome.result)));
+    relay.live(start!.control);
+  }
+}

@@ -1,0 +1,68 @@
+import type { GenApiRequest, GenApiResponse, ResolvedFunConfig } from './types.js';
+
+/**
+ * A before hook may change the request or config, or reject the call. Returning anything else
+ * (including nothing) proceeds unchanged, as in PhoenixGenApi.
+ */
+export type BeforeHookResult =
+  | { readonly request?: GenApiRequest; readonly config?: ResolvedFunConfig }
+  | { readonly reject: unknown }
+  | void;
+export type BeforeHook = (request: GenApiRequest, config: ResolvedFunConfig) => BeforeHookResult | Promise<BeforeHookResult>;
+
+/**
+ * An after hook sees the response about to be pushed (null for `none`; the ack for async and
+ * stream) and may return a replacement Response. Anything that is not a Response keeps the
+ * original (PhoenixGenApi crashed the request on such values).
+ */
+export type AfterHook = (
+  request: GenApiRequest,
+  config: ResolvedFunConfig,
+  response: GenApiResponse | null,
+) => GenApiResponse | null | void | Promise<GenApiResponse | null | void>;
+
+export interface Hook {
+  before?: BeforeHook;
+  after?: AfterHook;
+}
+
+export class HookTimeoutError extends Error {
+  override readonly name = 'HookTimeoutError';
+}
+
+/** Runs `work` with a deadline; a throw or a timeout rejects. */
+export function withHookTimeout<T>(work: () => T | Promise<T>, timeoutMs: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    Promise.resolve().then(work),
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new HookTimeoutError(`hook timed out after ${timeoutMs}ms`)), timeoutMs);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+const RESPONSE_KEYS = ['request_id', 'result', 'success', 'error', 'async', 'has_more', 'can_retry'] as const;
+
+export function isResponse(value: unknown): value is GenApiResponse {
+  if (value === null || typeof value !== 'object') return false;
+  const record = value as Record<string, unknown>;
+  return RESPONSE_KEYS.every((key) => key in record) && typeof record.success === 'boolean';
+}
+
+/** Hooks by name: FunConfigs refer to them in `before_execute` / `after_execute`. */
+export class HookRegistry {
+  private readonly hooks = new Map<string, Hook>();
+
+  register(name: string, hook: Hook): void {
+    if (!hook.before && !hook.after) throw new TypeError(`hook ${name} needs a before or an after function`);
+    this.hooks.set(name, hook);
+  }
+
+  get(name: string): Hook | undefined {
+    return this.hooks.get(name);
+  }
+
+  get names(): ReadonlySet<string> {
+    return new Set(this.hooks.keys());
+  }
+}

@@ -1,0 +1,101 @@
+import {
+  BrokenCircuitError,
+  BulkheadRejectedError,
+  bulkhead,
+  circuitBreaker,
+  ConsecutiveBreaker,
+  handleWhen,
+  type BulkheadPolicy,
+  type CircuitBreakerPolicy,
+} from 'cockatiel';
+
+export { BrokenCircuitError, BulkheadRejectedError };
+
+/** A transport failure thrown through a breaker so it counts (business errors do not). */
+export class TransportFailureError extends Error {
+  override readonly name = 'TransportFailureError';
+}
+
+export interface ResilienceOptions {
+  /** Calls one service may run at once. Default 1000. */
+  maxConcurrent: number;
+  /** Calls waiting for a slot beyond that; more are refused ("Service temporarily unavailable"). Default 10 000. */
+  maxQueued: number;
+  /** Consecutive transport failures that open an instance's breaker. Default 5. */
+  instanceFailures: number;
+  /** Consecutive failed requests (after retries) that open a service's breaker. Default 10. */
+  serviceFailures: number;
+  /** How long an open breaker stays open before one trial call. Default 10 000 ms. */
+  halfOpenAfterMs: number;
+}
+
+export const RESILIENCE_DEFAULTS: ResilienceOptions = {
+  maxConcurrent: 1000,
+  maxQueued: 10_000,
+  instanceFailures: 5,
+  serviceFailures: 10,
+  halfOpenAfterMs: 10_000,
+};
+
+const countsTransport = handleWhen((err) => err instanceof TransportFailureError);
+
+/**
+ * Per-service bulkheads and circuit breakers, and per-instance breakers (cockatiel). An open
+ * instance breaker takes the instance out of the fallback order until its half-open trial; an
+ * open service breaker fails requests fast with `can_retry`.
+ */
+export class Resilience {
+  private readonly bulkheads = new Map<string, BulkheadPolicy>();
+  private readonly serviceBreakers = new Map<string, CircuitBreakerPolicy>();
+  private readonly instanceBreakers = new Map<string, CircuitBreakerPolicy>();
+
+  constructor(readonly options: ResilienceOptions = RESILIENCE_DEFAULTS) {}
+
+  bulkhead(service: string): BulkheadPolicy {
+    let policy = this.bulkheads.get(service);
+    if (!policy) {
+      policy = bulkhead(this.options.maxConcurrent, this.options.maxQueued);
+      this.bulkheads.set(service, policy);
+    }
+    return policy;
+  }
+
+  service(service: string): CircuitBreakerPolicy {
+    let policy = this.serviceBreakers.get(service);
+    if (!policy) {
+      policy = circuitBreaker(countsTransport, {
+        halfOpenAfter: this.options.halfOpenAfterMs,
+        breaker: new ConsecutiveBreaker(this.options.serviceFailures),
+      });
+      this.serviceBreakers.set(service, policy);
+    }
+    return policy;
+  }
+
+  instance(instanceId: string): CircuitBreakerPolicy {
+    let policy = this.instanceBreakers.get(instanceId);
+    if (!policy) {
+      policy = circuitBreaker(countsTransport, {
+        halfOpenAfter: this.options.halfOpenAfterMs,
+        breaker: new ConsecutiveBreaker(this.options.instanceFailures),
+      });
+      this.instanceBreakers.set(instanceId, policy);
+    }
+    return policy;
+  }
+
+  /** Forgets a gone instance's breaker (instances come and go; this map must not grow). */
+  forgetInstance(instanceId: string): void {
+    this.instanceBreakers.delete(instanceId);
+  }
+
+  /** Breaker states for health reports. */
+  snapshot(): { services: Record<string, string>; instances: Record<string, string> } {
+    const name = (state: number) => ['closed', 'open', 'half_open', 'isolated'][state] ?? 'unknown';
+    const services: Record<string, string> = {};
+    for (const [key, policy] of this.serviceBreakers) services[key] = name(policy.state);
+    const instances: Record<string, string> = {};
+    for (const [key, policy] of this.instanceBreakers) instances[key] = name(policy.state);
+    return { services, instances };
+  }
+}

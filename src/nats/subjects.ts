@@ -1,0 +1,77 @@
+/**
+ * NATS subjects of the gen_api protocol (protocol/nats.md §Subjects). Every subject starts with
+ * a prefix (default "genapi") so several deployments can share a NATS account.
+ */
+export const DEFAULT_PREFIX = 'genapi';
+
+/** Versions become one subject token: dots are not allowed inside a token. */
+export function versionToken(version: string): string {
+  return version.replace(/\./g, '_');
+}
+
+function fnPath(service: string, requestType: string, version: string | null): string {
+  return version === null ? `${service}.${requestType}` : `${service}.${requestType}.${versionToken(version)}`;
+}
+
+export class Subjects {
+  constructor(readonly prefix: string = DEFAULT_PREFIX) {}
+
+  /** A function, any instance (queue group). */
+  fn(service: string, requestType: string, version: string | null): string {
+    return `${this.prefix}.fn.${fnPath(service, requestType, version)}`;
+  }
+
+  /** A function's permission check, any instance (queue group). */
+  perm(service: string, requestType: string, version: string | null): string {
+    return `${this.prefix}.perm.${fnPath(service, requestType, version)}`;
+  }
+
+  /** A service's config (PushConfig), any instance (queue group). */
+  configGet(service: string): string {
+    return `${this.prefix}.config.get.${service}`;
+  }
+
+  /** Config pushes: every gateway subscribes (no queue group). */
+  get configPush(): string {
+    return `${this.prefix}.config.push`;
+  }
+
+  /** Everything addressed to one instance: `<prefix>.inst.<id>.>`. */
+  instanceWildcard(instanceId: string): string {
+    return `${this.prefix}.inst.${instanceId}.>`;
+  }
+
+  instancePrefix(instanceId: string): string {
+    return `${this.prefix}.inst.${instanceId}.`;
+  }
+
+  instanceFn(instanceId: string, service: string, requestType: string, version: string | null): string {
+    return `${this.prefix}.inst.${instanceId}.fn.${fnPath(service, requestType, version)}`;
+  }
+
+  instancePerm(instanceId: string, service: string, requestType: string, version: string | null): string {
+    return `${this.prefix}.inst.${instanceId}.perm.${fnPath(service, requestType, version)}`;
+  }
+
+  instanceConfig(instanceId: string): string {
+    return `${this.prefix}.inst.${instanceId}.config`;
+  }
+
+  /** Stream control (credit, cancel) for one stream of one instance. */
+  streamControl(instanceId: string, streamId: string): string {
+    return `${this.prefix}.ctl.${instanceId}.${streamId}`;
+  }
+
+  streamControlWildcard(instanceId: string): string {
+    return `${this.prefix}.ctl.${instanceId}.*`;
+  }
+
+  /** Stream chunks for one stream of one gateway. */
+  streamData(gatewayId: string, streamId: string): string {
+    return `${this.prefix}.gw.${gatewayId}.s.${streamId}`;
+  }
+
+  streamDataWildcard(gatewayId: string): string {
+    return `${this.prefix}.gw.${gatewayId}.s.*`;
+  }
+}

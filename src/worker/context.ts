@@ -1,0 +1,37 @@
+import type { ResponseType } from '../genapi/types.js';
+import type { StreamWriter } from './stream.js';
+
+/** What a handler knows about the request it serves (besides its arguments). */
+export interface RequestContext {
+  readonly requestId: string;
+  readonly service: string;
+  readonly requestType: string;
+  readonly version: string | null;
+  /** Identity from the gateway socket's auth (never from the client payload). */
+  readonly userId: string | null;
+  readonly deviceId: string | null;
+  readonly roles: readonly string[];
+  readonly responseType: ResponseType;
+  /** Epoch ms after which the gateway stops waiting (streams: for the start). */
+  readonly deadline: number;
+  /** Aborted at the deadline, when the client cancels or leaves (streams), or on shutdown. */
+  readonly signal: AbortSignal;
+  /** The gateway node that sent the request (null in-process). */
+  readonly gateway: string | null;
+  /** Stream functions write their chunks here; each write waits for the gateway's credit. */
+  readonly stream: StreamWriter;
+}
+
+/** The request metadata a transport hands to the runtime. */
+export interface RequestMeta {
+  readonly requestId: string;
+  readonly service: string;
+  readonly requestType: string;
+  readonly version: string | null;
+  readonly userId: string | null;
+  readonly deviceId: string | null;
+  readonly roles: readonly string[];
+  readonly responseType: ResponseType;
+  readonly deadline: number;
+  readonly gateway: string | null;
+}

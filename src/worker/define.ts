@@ -1,0 +1,165 @@
+import { createHash } from 'node:crypto';
+import type { ArgSpec, ArgType, ChooseNodeMode, FunConfig, ResponseType } from '../genapi/types.js';
+import type { RequestContext } from './context.js';
+
+/** The TypeScript type a handler receives for an argument type. */
+export type ArgValue<T extends ArgType> = T extends 'string' | 'uuid' | 'datetime' | 'naive_datetime'
+  ? string
+  : T extends 'num'
+    ? number
+    : T extends 'boolean'
+      ? boolean
+      : T extends 'map'
+        ? Record<string, unknown>
+        : T extends 'list'
+          ? (string | number | boolean)[]
+          : T extends 'list_string' | 'list_uuid'
+            ? string[]
+            : T extends 'list_num'
+              ? number[]
+              : T extends 'list_map'
+                ? Record<string, unknown>[]
+                : unknown;
+
+type SpecType<S> = S extends ArgType ? S : S extends readonly [infer T, number] ? T : S extends { type: infer T } ? T : never;
+type Nullable<S> = S extends { allow_nil: true } | { 'allow_nil?': true } ? null : never;
+
+/** Handler arguments inferred from an `args` spec. */
+export type ArgsOf<A extends Record<string, ArgSpec>> = {
+  -readonly [K in keyof A]: ArgValue<SpecType<A[K]> & ArgType> | Nullable<A[K]>;
+};
+
+export type PermissionOption = false | 'any_authenticated' | { arg: string } | { role: readonly string[] };
+export type RetryOption = number | { sameNode: number } | { allNodes: number };
+
+/** A function of a service. The options mirror PhoenixGenApi's FunConfig (README: migration). */
+export interface FunctionDefinition<A extends Record<string, ArgSpec> = Record<string, ArgSpec>> {
+  /** Argument types (FunConfig `arg_types`). Omit to receive the client's args unchecked. */
+  args?: A;
+  /** FunConfig `response_type`. Default "sync". */
+  response?: ResponseType;
+  /** Per-attempt timeout in ms (100..300000) or "infinity". Default 5000. */
+  timeout?: number | 'infinity';
+  /** Function version clients may ask for; default unversioned. */
+  version?: string;
+  /** Built-in permission check, run by the gateway (FunConfig `check_permission`). */
+  permission?: PermissionOption;
+  /** Custom permission check run by this worker before the gateway dispatches (FunConfig `permission_callback`). */
+  authorize?: (args: ArgsOf<A>, ctx: RequestContext) => boolean | Promise<boolean>;
+  /** Instance selection (FunConfig `choose_node_mode`). Default "random". */
+  chooseNode?: ChooseNodeMode;
+  /** Retries (FunConfig `retry`): a number means `{allNodes: n}`. */
+  retry?: RetryOption;
+  /** What is retried: transport failures (default) or any error. */
+  retryOn?: 'transport' | 'any';
+  /** Names of hooks registered on the gateway. */
+  beforeExecute?: string;
+  afterExecute?: string;
+  hookTimeout?: number;
+  /** Compatibility: PhoenixGenApi's `arg_orders` (arguments always travel by name here). */
+  argOrders?: readonly string[] | 'map';
+  disabled?: boolean;
+  /** Stream functions: the result of the stream's start message. Default "started". */
+  startResult?: unknown;
+  handler: (args: ArgsOf<A>, ctx: RequestContext) => unknown;
+}
+
+/** A service: a name, a deployment version and its functions keyed by request type. */
+export interface ServiceDefinition {
+  readonly name: string;
+  /** The deployment version (semver) reported to discovery; `weighted` mode routes by it. */
+  readonly version: string;
+  readonly description: string;
+  /** Identifies this set of function configs; gateways skip pushes with a version they have. */
+  readonly configVersion: string;
+  readonly functions: ReadonlyMap<string, ResolvedFunction>;
+}
+
+/** A function with its wire config, keyed by `requestType` + version. */
+export interface ResolvedFunction {
+  readonly requestType: string;
+  readonly version: string | null;
+  readonly config: FunConfig;
+  readonly definition: FunctionDefinition;
+}
+
+export interface ServiceOptions {
+  name: string;
+  version?: string;
+  description?: string;
+  /** Default: a hash of the function configs, so changing a function changes it. */
+  configVersion?: string;
+  /** Keyed by request type; `"echo@2.0.0"` declares version 2.0.0 of `echo`. */
+  functions: Record<string, FunctionDefinition<never> | FunctionDefinition>;
+}
+
+/** Thrown by handlers to fail a request with a message (and optionally a code). */
+export class ServiceError extends Error {
+  override readonly name = 'ServiceError';
+  constructor(
+    message: string,
+    readonly code = 500,
+  ) {
+    super(message);
+  }
+}
+
+/** Gives a function definition its argument types: `fn({ args: { message: 'string' }, handler })`. */
+export function fn<const A extends Record<string, ArgSpec>>(definition: FunctionDefinition<A>): FunctionDefinition<A> {
+  return definition;
+}
+
+const TOKEN = /^[^\s.*>]+$/;
+
+function retryToWire(retry: RetryOption | undefined): FunConfig['retry'] {
+  if (retry === undefined) return null;
+  if (typeof retry === 'number') return retry;
+  return 'sameNode' in retry ? { same_node: retry.sameNode } : { all_nodes: retry.allNodes };
+}
+
+/** The wire FunConfig of a function (what the worker pushes to gateways). */
+export function toFunConfig(service: string, requestType: string, definition: FunctionDefinition): FunConfig {
+  const config: FunConfig = {
+    service,
+    request_type: requestType,
+    version: definition.version ?? null,
+    nodes: 'nats',
+    response_type: definition.response ?? 'sync',
+    timeout: definition.timeout ?? 5000,
+    arg_types: definition.args ?? null,
+    check_permission: definition.permission === undefined ? false : (definition.permission as FunConfig['check_permission']),
+    permission_callback: definition.authorize !== undefined,
+    retry: retryToWire(definition.retry),
+    retry_on: definition.retryOn ?? 'transport',
+  };
+  if (definition.chooseNode !== undefined) config.choose_node_mode = definition.chooseNode;
+  if (definition.argOrders !== undefined) config.arg_orders = definition.argOrders === 'map' ? 'map' : [...definition.argOrders];
+  if (definition.beforeExecute !== undefined) config.before_execute = definition.beforeExecute;
+  if (definition.afterExecute !== undefined) config.after_execute = definition.afterExecute;
+  if (definition.hookTimeout !== undefined) config.hook_timeout = definition.hookTimeout;
+  if (definition.disabled !== undefined) config.disabled = definition.disabled;
+  return config;
+}
+
+/** Defines a service. Checks names early so mistakes surface at start-up, not on first request. */
+export function defineService(options: ServiceOptions): ServiceDefinition {
+  if (!TOKEN.test(options.name)) throw new TypeError(`service name ${JSON.stringify(options.name)} must be a NATS subject token`);
+  const functions = new Map<string, ResolvedFunction>();
+  for (const [key, definition] of Object.entries(options.functions)) {
+    const at = key.indexOf('@');
+    const requestType = at < 0 ? key : key.slice(0, at);
+    const version = at < 0 ? ((definition as FunctionDefinition).version ?? null) : key.slice(at + 1);
+    if (!TOKEN.test(requestType)) throw new TypeError(`request type ${JSON.stringify(requestType)} must be a NATS subject token`);
+    if (version !== null && !/^[0-9A-Za-z.+-]+$/.test(version)) throw new TypeError(`version ${JSON.stringify(version)} of ${requestType} is not a semver-like string`);
+    const def = { ...(definition as FunctionDefinition), ...(version === null ? {} : { version }) };
+    if (typeof def.handler !== 'function') throw new TypeError(`function ${key} needs a handler`);
+    functions.set(functionKey(requestType, version), { requestType, version, config: toFunConfig(options.name, requestType, def), definition: def });
+  }
+  const configs = [...functions.values()].map((f) => f.config);
+  const configVersion = options.configVersion ?? createHash('sha256').update(JSON.stringify(configs)).digest('hex').slice(0, 16);
+  return { name: options.name, version: options.version ?? '0.0.0', description: options.description ?? '', configVersion, functions };
+}
+
+export function functionKey(requestType: string, version: string | null): string {
+  return version === null ? requestType : `${requestType}@${version}`;
+}

@@ -1,0 +1,328 @@
+import { headers as natsHeaders, type NatsConnection, type Subscription } from '@nats-io/nats-core';
+import { Svcm, type Service, type ServiceMsg } from '@nats-io/services';
+import type { Logger } from 'pino';
+import { silentLogger } from '../log/logger.js';
+import { DEFAULT_STREAM_CREDIT, ERROR_CODES, H, META, PROTOCOL_VERSION, QUEUE_GROUP } from '../nats/headers.js';
+import { DEFAULT_PREFIX, Subjects } from '../nats/subjects.js';
+import type { PushConfigMessage, PushAck } from '../nats/messages.js';
+import type { RequestMeta } from './context.js';
+import type { ResolvedFunction, ServiceDefinition } from './define.js';
+import { runAuthorize, runCall, runStream } from './runtime.js';
+import type { CreditStream, StreamEvent, StreamIO } from './stream.js';
+
+export interface ServeOptions {
+  /** A connected NATS client (`connect()` from @nats-io/transport-node). */
+  nats: NatsConnection;
+  /** Subject prefix shared with the gateways. Default "genapi". */
+  prefix?: string;
+  /** Sent with config pushes and pull answers; gateways configured with a token require it. */
+  pushToken?: string | null;
+  /** Push the config to every gateway on start. Default true. */
+  pushOnStart?: boolean;
+  /** How long a push collects gateway acknowledgements. Default 1000 ms. */
+  pushTimeoutMs?: number;
+  /** A stream that waits this long for the gateway's credit is cancelled. Default 30 000 ms. */
+  creditTimeoutMs?: number;
+  /** How long stop() lets in-flight requests finish. Default 10 000 ms. */
+  drainTimeoutMs?: number;
+  logger?: Logger;
+}
+
+/** A service being served over NATS. */
+export interface RunningService {
+  /** The NATS micro service instance id (what `$SRV.PING` reports and gateways target). */
+  readonly id: string;
+  readonly definition: ServiceDefinition;
+  /** Acknowledgements of the start-up push, one per gateway that answered. */
+  readonly startupAcks: readonly PushAck[];
+  /** Pushes the config to every gateway again; `force` replaces even an equal config version. */
+  push(force?: boolean): Promise<PushAck[]>;
+  /** Requests being handled right now. */
+  readonly inflight: number;
+  /** Stops taking requests (others answer 503 so gateways retry elsewhere), waits for in-flight ones, then leaves NATS. */
+  stop(): Promise<void>;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const json = (value: unknown): Uint8Array => encoder.encode(JSON.stringify(value === undefined ? null : value));
+
+function endpointName(fn: ResolvedFunction): string {
+  const base = fn.version === null ? fn.requestType : `${fn.requestType}-v${fn.version}`;
+  return base.replace(/[^-\w]/g, '_');
+}
+
+/**
+ * Headers as read here. @nats-io/services (3.0.0-25, the newest on npm) bundles its own
+ * nats-core, so its MsgHdrs is a different nominal type from ours; both have this shape.
+ */
+type HeaderReader = { get(name: string): string } | undefined;
+
+/** Headers for ServiceMsg.respond, typed for the services package's own nats-core copy. */
+function replyHeaders(entries: Record<string, string>): Parameters<ServiceMsg['respond']>[1] {
+  const h = natsHeaders();
+  for (const [name, value] of Object.entries(entries)) h.set(name, value);
+  return { headers: h as unknown as NonNullable<Parameters<ServiceMsg['respond']>[1]>['headers'] };
+}
+
+function readMeta(h: HeaderReader, definition: ServiceDefinition, fn: ResolvedFunction): RequestMeta {
+  const timeout = Number(h?.get(H.timeout));
+  const deadline = Number(h?.get(H.deadline));
+  let roles: string[] = [];
+  const rolesHeader = h?.get(H.roles);
+  if (rolesHeader) {
+    try {
+      const parsed: unknown = JSON.parse(rolesHeader);
+      if (Array.isArray(parsed)) roles = parsed.filter((role): role is string => typeof role === 'string');
+    } catch {
+      roles = [];
+    }
+  }
+  const fallback = typeof fn.config.timeout === 'number' ? fn.config.timeout : 25_000;
+  return {
+    requestId: h?.get(H.requestId) || '',
+    service: definition.name,
+    requestType: fn.requestType,
+    version: fn.version,
+    userId: h?.get(H.userId) || null,
+    deviceId: h?.get(H.deviceId) || null,
+    roles,
+    responseType: fn.config.response_type ?? 'sync',
+    // Relative first: a worker whose clock is off still gets the time the gateway gives it.
+    deadline: Date.now() + (timeout > 0 ? timeout : deadline > 0 ? Math.max(0, deadline - Date.now()) : fallback),
+    gateway: h?.get(H.gateway) || null,
+  };
+}
+
+function parseArgs(msg: ServiceMsg): Record<string, unknown> | null {
+  if (msg.data.length === 0) return {};
+  try {
+    const parsed: unknown = JSON.parse(decoder.decode(msg.data));
+    return parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Serves a service as a NATS micro service (visible to `nats micro ls`, `$SRV.PING/INFO/STATS`):
+ * one queue-group endpoint per function (and per permission check), a config endpoint, and one
+ * direct endpoint `<prefix>.inst.<id>.>` through which gateways address this very instance. The
+ * config is pushed to every gateway on start.
+ */
+export async function serve(definition: ServiceDefinition, options: ServeOptions): Promise<RunningService> {
+  const nc = options.nats;
+  const subjects = new Subjects(options.prefix ?? DEFAULT_PREFIX);
+  const logger = (options.logger ?? silentLogger()).child({ service: definition.name });
+  const creditTimeoutMs = options.creditTimeoutMs ?? 30_000;
+  const streams = new Map<string, { stream: CreditStream; controller: AbortController }>();
+  const calls = new Set<AbortController>();
+  let inflight = 0;
+  let draining = false;
+  let drained: (() => void) | null = null;
+
+  const service: Service = await new Svcm(nc as never).add({
+    name: definition.name,
+    version: definition.version,
+    description: definition.description,
+    // No service-wide queue: endpoints opt in, so the direct endpoint is not load-balanced away.
+    queue: '',
+    metadata: {
+      [META.protocol]: PROTOCOL_VERSION,
+      [META.prefix]: subjects.prefix,
+      [META.configVersion]: definition.configVersion,
+    },
+  });
+  const id = service.info().id;
+
+  const pushConfig = (): PushConfigMessage => ({
+    service: definition.name,
+    config_version: definition.configVersion,
+    fun_configs: [...definition.functions.values()].map((fn) => fn.config),
+    push_token: options.pushToken ?? null,
+    instance_id: id,
+    service_version: definition.version,
+  });
+
+  const settle = () => {
+    inflight--;
+    if (draining && inflight === 0) drained?.();
+  };
+
+  const handleCall = (fn: ResolvedFunction, msg: ServiceMsg): void => {
+    if (draining) {
+      msg.respondError(ERROR_CODES.unavailable, 'service is draining');
+      return;
+    }
+    const args = parseArgs(msg);
+    if (args === null) {
+      msg.respondError(ERROR_CODES.badRequest, 'arguments must be a JSON object');
+      return;
+    }
+    const meta = readMeta(msg.headers, definition, fn);
+    if (fn.config.response_type === 'stream') {
+      handleStream(fn, args, meta, msg);
+      return;
+    }
+    inflight++;
+    const controller = new AbortController();
+    calls.add(controller);
+    void runCall(fn, args, meta, controller.signal).then((result) => {
+      calls.delete(controller);
+      if (result.ok) msg.respond(json(result.result));
+      else msg.respondError(result.code, result.error);
+      settle();
+    });
+  };
+
+  const handleStream = (fn: ResolvedFunction, args: Record<string, unknown>, meta: RequestMeta, msg: ServiceMsg): void => {
+    const dataSubject = msg.headers?.get(H.streamSubject);
+    const streamId = msg.headers?.get(H.streamId);
+    if (!dataSubject || !streamId) {
+      msg.respondError(ERROR_CODES.badRequest, 'stream requests need Genapi-Stream-Subject and Genapi-Stream-Id');
+      return;
+    }
+    const credit = Number(msg.headers?.get(H.streamCredit)) || DEFAULT_STREAM_CREDIT;
+    let seq = 0;
+    const io: StreamIO = {
+      start(result) {
+        msg.respond(json(result), replyHeaders({ [H.streamControl]: subjects.streamControl(id, streamId) }));
+      },
+      startError(message, code) {
+        msg.respondError(code, message);
+      },
+      emit(event: StreamEvent, data) {
+        const h = natsHeaders();
+        h.set(H.streamEvent, event);
+        h.set(H.streamSeq, String(++seq));
+        if (event === 'error') h.set(H.serviceError, String(data));
+        nc.publish(dataSubject, event === 'chunk' || event === 'last' ? json(data) : new Uint8Array(0), { headers: h });
+      },
+    };
+    inflight++;
+    const run = runStream(fn, args, meta, io, credit, creditTimeoutMs);
+    streams.set(streamId, run);
+    void run.done.then(() => {
+      streams.delete(streamId);
+      settle();
+    });
+  };
+
+  const handleAuthorize = (fn: ResolvedFunction, msg: ServiceMsg): void => {
+    const args = parseArgs(msg);
+    if (args === null) {
+      msg.respond(json(false));
+      return;
+    }
+    void runAuthorize(fn, args, readMeta(msg.headers, definition, fn)).then((allowed) => msg.respond(json(allowed)));
+  };
+
+  // Queue-group endpoints: functions, permission checks, config.
+  const direct = new Map<string, (msg: ServiceMsg) => void>();
+  for (const fn of definition.functions.values()) {
+    const metadata: Record<string, string> = { request_type: fn.requestType, response_type: fn.config.response_type ?? 'sync' };
+    if (fn.version !== null) metadata.version = fn.version;
+    service.addEndpoint(endpointName(fn), {
+      subject: subjects.fn(definition.name, fn.requestType, fn.version),
+      queue: QUEUE_GROUP,
+      metadata,
+      handler: (_err, msg) => handleCall(fn, msg),
+    });
+    direct.set(subjects.instanceFn(id, definition.name, fn.requestType, fn.version), (msg) => handleCall(fn, msg));
+    if (fn.definition.authorize) {
+      service.addEndpoint(`${endpointName(fn)}-permission`, {
+        subject: subjects.perm(definition.name, fn.requestType, fn.version),
+        queue: QUEUE_GROUP,
+        metadata: { ...metadata, kind: 'permission' },
+        handler: (_err, msg) => handleAuthorize(fn, msg),
+      });
+      direct.set(subjects.instancePerm(id, definition.name, fn.requestType, fn.version), (msg) => handleAuthorize(fn, msg));
+    }
+  }
+  const answerConfig = (msg: ServiceMsg) => msg.respond(json(pushConfig()));
+  service.addEndpoint('config', { subject: subjects.configGet(definition.name), queue: QUEUE_GROUP, handler: (_err, msg) => answerConfig(msg) });
+  direct.set(subjects.instanceConfig(id), answerConfig);
+  service.addEndpoint('direct', {
+    subject: subjects.instanceWildcard(id),
+    handler: (_err, msg) => {
+      const handler = direct.get(msg.subject);
+      if (handler) handler(msg);
+      else msg.respondError(ERROR_CODES.notFound, `no such function on this instance: ${msg.subject}`);
+    },
+  });
+
+  // Stream control: credit and cancel from the gateway.
+  const control: Subscription = nc.subscribe(subjects.streamControlWildcard(id), {
+    callback: (err, msg) => {
+      if (err) return;
+      const streamId = msg.subject.slice(msg.subject.lastIndexOf('.') + 1);
+      const run = streams.get(streamId);
+      if (!run) return;
+      const kind = msg.headers?.get(H.control);
+      if (kind === 'credit') run.stream.grant(Number(msg.string()));
+      else if (kind === 'cancel') {
+        run.stream.cancel('cancelled by the gateway');
+        run.controller.abort(new Error('stream cancelled'));
+      }
+    },
+  });
+
+  const push = async (force = false): Promise<PushAck[]> => {
+    const h = natsHeaders();
+    if (force) h.set(H.force, 'true');
+    const acks: PushAck[] = [];
+    try {
+      const replies = await nc.requestMany(subjects.configPush, json(pushConfig()), {
+        strategy: 'timer',
+        maxWait: options.pushTimeoutMs ?? 1000,
+        headers: h,
+      });
+      for await (const reply of replies) {
+        try {
+          acks.push(JSON.parse(reply.string()) as PushAck);
+        } catch {
+          logger.warn('unreadable push acknowledgement');
+        }
+      }
+    } catch (err) {
+      // No gateway listening yet: they will pull the config when they discover this instance.
+      logger.debug({ err: (err as Error).message }, 'config push not acknowledged');
+    }
+    for (const ack of acks) {
+      if (ack.status === 'error') logger.error({ gateway: ack.gateway, ack }, 'config push refused');
+      else if (ack.status === 'accepted' && ack.rejected.length > 0) logger.warn({ gateway: ack.gateway, rejected: ack.rejected }, 'config push partly rejected');
+    }
+    return acks;
+  };
+
+  const startupAcks = options.pushOnStart === false ? [] : await push();
+  logger.info({ id, version: definition.version, functions: definition.functions.size, gateways: startupAcks.length }, 'service started');
+
+  return {
+    id,
+    definition,
+    startupAcks,
+    push,
+    get inflight() {
+      return inflight;
+    },
+    async stop() {
+      if (draining) return;
+      draining = true;
+      if (inflight > 0) {
+        await new Promise<void>((resolve) => {
+          drained = resolve;
+          setTimeout(resolve, options.drainTimeoutMs ?? 10_000).unref();
+        });
+      }
+      for (const controller of calls) controller.abort(new Error('service stopping'));
+      for (const run of streams.values()) {
+        run.stream.cancel('service stopping');
+        run.controller.abort(new Error('service stopping'));
+      }
+      control.unsubscribe();
+      await service.stop();
+      logger.info({ id }, 'service stopped');
+    },
+  };
+}
