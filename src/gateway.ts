@@ -60,6 +60,7 @@ export class Gateway {
   private server: Server | null = null;
   private ownsServer = false;
   private closing: Promise<void> | null = null;
+  private readonly closeHooks: (() => void | Promise<void>)[] = [];
 
   constructor(private readonly options: GatewayOptions = {}) {
     this.nodeId = options.nodeId ?? randomUUID();
@@ -86,6 +87,16 @@ export class Gateway {
     }
     this.mounts.push(mount as unknown as SocketMount<Assigns>);
     return mount;
+  }
+
+  /** The shared coarse timer wheel (idle timeouts, LongPoll windows, plugin deadlines). */
+  get wheel(): TimerWheel {
+    return this.context.wheel;
+  }
+
+  /** Runs `hook` when the gateway closes, after the sockets are closed (plugins release resources). */
+  onClose(hook: () => void | Promise<void>): void {
+    this.closeHooks.push(hook);
   }
 
   /** Endpoint.broadcast: every subscriber of `topic` gets `event` (join_ref and ref null). */
@@ -178,6 +189,13 @@ export class Gateway {
     if (this.closing) return this.closing;
     this.closing = (async () => {
       for (const mount of this.mounts) mount.close(code);
+      for (const hook of this.closeHooks) {
+        try {
+          await hook();
+        } catch (err) {
+          this.logger.error({ err }, 'close hook failed');
+        }
+      }
       this.context.wheel.clear();
       const server = this.server;
       if (server && this.ownsServer) {

@@ -3,6 +3,8 @@ import { Gateway } from './gateway.js';
 import type { GatewayConfig } from './config/file.js';
 import type { Assigns } from './channel/types.js';
 import { demoConnect, demoRoomChannel } from './demo/chat.js';
+import { demoService } from './demo/service.js';
+import { GenApi } from './genapi/gen-api.js';
 import type { Logger } from './log/logger.js';
 
 export interface StartOptions {
@@ -11,17 +13,22 @@ export interface StartOptions {
   fromFile: boolean;
   host?: string;
   port?: number;
+  /** NATS URL(s) from the command line; wins over the config file's nats.servers. */
+  nats?: string;
   logger: Logger;
 }
 
 export interface RunningGateway {
   gateway: Gateway;
+  genApi: GenApi;
   address: AddressInfo;
 }
 
 /**
- * Builds a gateway from a config (what the `gen-gateway` command runs): one socket endpoint,
- * its channels, the dev demo when enabled, the config's setup hook, then listen.
+ * Builds a gateway from a config (what the `gen-gateway` command runs): one socket endpoint
+ * serving the gen_api channel and the config's channels, NATS when configured, the dev demo
+ * when enabled (the demo service in-process unless NATS is used, where `npm run worker:demo`
+ * serves it), the config's setup hook, then listen.
  */
 export async function startGateway(options: StartOptions): Promise<RunningGateway> {
   const { config, logger } = options;
@@ -39,9 +46,18 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     ...(demo ? { connect: demoConnect, checkOrigin: false } : {}),
     ...socketOptions,
   });
-  if (demo) mount.channel('room:*', demoRoomChannel(gateway) as never);
+  const genApi = new GenApi(gateway, config.genApi ?? {}).mount(mount);
+  const servers = options.nats ?? config.nats?.servers;
+  if (demo) {
+    mount.channel('room:*', demoRoomChannel(gateway) as never);
+    if (servers === undefined) genApi.register(demoService);
+  }
   for (const route of config.channels ?? []) mount.channel(route.pattern, route.handler);
-  await config.setup?.(gateway);
+  await config.setup?.(gateway, genApi);
+  if (servers !== undefined) {
+    gateway.logger.info({ servers }, 'connecting to NATS');
+    await genApi.connectNats({ ...config.nats, servers });
+  }
   const address = await gateway.listen(options.port ?? config.port ?? 4000, options.host ?? config.host ?? '127.0.0.1');
-  return { gateway, address };
+  return { gateway, genApi, address };
 }

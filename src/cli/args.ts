@@ -5,6 +5,7 @@ export interface CliOptions {
   port?: number;
   config?: string;
   logLevel?: string;
+  nats?: string;
   help: boolean;
   version: boolean;
 }
@@ -19,12 +20,14 @@ Options:
   --host HOST        interface to listen on (env HOST, default 127.0.0.1)
   --port PORT        port to listen on, 0 for any free port (env PORT, default 4000)
   --config FILE      gateway config: .json, .js or .mjs (env GATEWAY_CONFIG)
+  --nats URL         run gen_api functions on NATS workers (default: the embedded bus)
   --log-level LEVEL  trace|debug|info|warn|error|fatal|silent (env LOG_LEVEL, default info)
   -h, --help         show this help
   -v, --version      print the version
 
 Flags win over environment variables, which win over the config file.
-Without a config file the dev demo channels are served (see README).`;
+Without a config file the dev demo is served (see README): the demo gen_api service runs
+in-process, or on NATS workers (npm run worker:demo) with --nats.`;
 
 function parsePort(text: string, source: string): number {
   const port = Number(text);
@@ -43,6 +46,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv): CliOp
         port: { type: 'string' },
         config: { type: 'string' },
         'log-level': { type: 'string' },
+        nats: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
       },
@@ -59,6 +63,10 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv): CliOp
   else if (env.PORT !== undefined && env.PORT !== '') options.port = parsePort(env.PORT, 'PORT');
   const config = values.config ?? env.GATEWAY_CONFIG;
   if (config !== undefined && config !== '') options.config = config;
+  if (values.nats !== undefined) {
+    if (!/^(nats|tls|ws|wss):\/\/\S+$|^[\w.-]+:\d+$/.test(values.nats)) throw new CliError(`--nats: invalid NATS URL ${JSON.stringify(values.nats)}`);
+    options.nats = values.nats;
+  }
   const logLevel = values['log-level'] ?? env.LOG_LEVEL;
   if (logLevel !== undefined && logLevel !== '') options.logLevel = logLevel;
   return options;

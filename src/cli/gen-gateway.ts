@@ -56,6 +56,7 @@ async function main(): Promise<number> {
       logger,
       ...(cli.host === undefined ? {} : { host: cli.host }),
       ...(cli.port === undefined ? {} : { port: cli.port }),
+      ...(cli.nats === undefined ? {} : { nats: cli.nats }),
     });
   } catch (err) {
     if (err instanceof OptionError) {

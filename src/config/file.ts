@@ -2,6 +2,8 @@ import { readFile } from 'node:fs/promises';
 import { extname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Gateway } from '../gateway.js';
+import type { GenApi, GenApiOptions } from '../genapi/gen-api.js';
+import type { NatsGatewayOptions } from '../bus/nats/link.js';
 import type { Assigns, ChannelHandler } from '../channel/types.js';
 import type { SocketOptions } from './socket-options.js';
 import { ConfigError } from './errors.js';
@@ -27,13 +29,31 @@ export interface GatewayConfig {
   demo?: boolean;
   /** The socket endpoint: its path (default /socket) and SocketOptions. */
   socket?: SocketOptions<Assigns> & { path?: string };
+  /** The gen_api channel and executor (topics, event, limits, detail_error, push token, ...). */
+  genApi?: GenApiOptions;
+  /** Run `nodes: "nats"` functions on NATS workers. */
+  nats?: Partial<NatsGatewayOptions> & { servers?: string | string[] };
   /** Channel routes (JS config modules only). */
   channels?: readonly { pattern: string; handler: ChannelHandler<Assigns> }[];
-  /** Runs once the gateway exists, before it listens (JS config modules only). */
-  setup?: (gateway: Gateway) => void | Promise<void>;
+  /** Runs once the gateway exists, before it connects and listens (JS config modules only). */
+  setup?: (gateway: Gateway, genApi: GenApi) => void | Promise<void>;
 }
 
-const KEYS = new Set(['host', 'port', 'logLevel', 'nodeId', 'secret', 'demo', 'socket', 'channels', 'setup']);
+const KEYS = new Set(['host', 'port', 'logLevel', 'nodeId', 'secret', 'demo', 'socket', 'genApi', 'nats', 'channels', 'setup']);
+const GEN_API_KEYS = new Set([
+  'topics', 'event', 'cancelEvent', 'requireVerifiedUserId', 'overrideUserId', 'overrideDeviceId', 'trustClientRoles',
+  'maxPayloadBytes', 'maxInflight', 'streamHighWaterBytes', 'identity', 'join', 'detailError', 'argLimits', 'streamCredit',
+  'resilience', 'pushToken', 'rateLimiter',
+]);
+const NATS_KEYS = new Set(['servers', 'prefix', 'user', 'pass', 'token', 'reconnectTimeWaitMs', 'discovery', 'sync', 'deadlineTickMs']);
+
+function checkSection(file: string, name: string, value: unknown, keys: ReadonlySet<string>): void {
+  if (value === undefined) return;
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new ConfigError(`${file}: "${name}" must be an object`);
+  for (const key of Object.keys(value)) {
+    if (!keys.has(key)) throw new ConfigError(`${file}: unknown setting "${name}.${key}"`);
+  }
+}
 
 function expectType(file: string, key: string, value: unknown, type: string): void {
   if (value !== undefined && typeof value !== type) {
@@ -63,6 +83,12 @@ export function validateConfig(file: string, value: unknown): GatewayConfig {
   }
   if (config.socket !== undefined && (config.socket === null || typeof config.socket !== 'object')) {
     throw new ConfigError(`${file}: "socket" must be an object`);
+  }
+  checkSection(file, 'genApi', config.genApi, GEN_API_KEYS);
+  checkSection(file, 'nats', config.nats, NATS_KEYS);
+  const servers = (config.nats as { servers?: unknown } | undefined)?.servers;
+  if (servers !== undefined && typeof servers !== 'string' && !(Array.isArray(servers) && servers.every((s) => typeof s === 'string'))) {
+    throw new ConfigError(`${file}: "nats.servers" must be a URL or a list of URLs`);
   }
   if (config.channels !== undefined) {
     const channels = config.channels;

@@ -76,6 +76,8 @@ class RelayedStream implements StreamSink, TimerEntry {
   private waitingForDrain = false;
   done = false;
   private lastActivity: number;
+  /** Events that arrived before the start message was pushed (they must follow it). */
+  private held: (() => void)[] | null = [];
   private readonly onAbort = () => this.stop(null);
 
   constructor(
@@ -92,14 +94,21 @@ class RelayedStream implements StreamSink, TimerEntry {
     sink.signal.addEventListener('abort', this.onAbort, { once: true });
   }
 
-  /** The start succeeded: events may flow; the idle timer starts. */
+  /** The start message is pushed: held events follow it, the idle timer starts. */
   live(control: StreamControl): void {
     this.control = control;
+    const held = this.held ?? [];
+    this.held = null;
     this.touch();
+    for (const event of held) event();
   }
 
   chunk(data: unknown): void {
     if (this.done) return;
+    if (this.held) {
+      this.held.push(() => this.chunk(data));
+      return;
+    }
     this.touch();
     this.sink.push(streamResponse(this.requestId, data, true));
     this.received++;
@@ -107,15 +116,18 @@ class RelayedStream implements StreamSink, TimerEntry {
   }
 
   last(data: unknown): void {
-    this.finish(streamResponse(this.requestId, data, false));
+    if (this.held) this.held.push(() => this.last(data));
+    else this.finish(streamResponse(this.requestId, data, false));
   }
 
   end(): void {
-    this.finish(streamEndResponse(this.requestId));
+    if (this.held) this.held.push(() => this.end());
+    else this.finish(streamEndResponse(this.requestId));
   }
 
   error(message: string): void {
-    this.finish(errorResponse(this.requestId, this.executor.internalError(message)));
+    if (this.held) this.held.push(() => this.error(message));
+    else this.finish(errorResponse(this.requestId, this.executor.internalError(message)));
   }
 
   /** Client cancel: the worker is told to stop, the client gets the end marker. */

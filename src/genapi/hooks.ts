@@ -52,17 +52,16 @@ export function isResponse(value: unknown): value is GenApiResponse {
 /** Hooks by name: FunConfigs refer to them in `before_execute` / `after_execute`. */
 export class HookRegistry {
   private readonly hooks = new Map<string, Hook>();
+  /** Live set of names: config validation sees hooks registered after it was set up. */
+  readonly names: ReadonlySet<string> = new Set<string>();
 
   register(name: string, hook: Hook): void {
     if (!hook.before && !hook.after) throw new TypeError(`hook ${name} needs a before or an after function`);
     this.hooks.set(name, hook);
+    (this.names as Set<string>).add(name);
   }
 
   get(name: string): Hook | undefined {
     return this.hooks.get(name);
-  }
-
-  get names(): ReadonlySet<string> {
-    return new Set(this.hooks.keys());
   }
 }

@@ -44,8 +44,11 @@ export interface FunctionDefinition<A extends Record<string, ArgSpec> = Record<s
   version?: string;
   /** Built-in permission check, run by the gateway (FunConfig `check_permission`). */
   permission?: PermissionOption;
-  /** Custom permission check run by this worker before the gateway dispatches (FunConfig `permission_callback`). */
-  authorize?: (args: ArgsOf<A>, ctx: RequestContext) => boolean | Promise<boolean>;
+  /**
+   * Custom permission check run by this worker before the gateway dispatches (FunConfig
+   * `permission_callback`). It sees the client's arguments as sent (checked only after it allows).
+   */
+  authorize?(args: ArgsOf<A>, ctx: RequestContext): boolean | Promise<boolean>;
   /** Instance selection (FunConfig `choose_node_mode`). Default "random". */
   chooseNode?: ChooseNodeMode;
   /** Retries (FunConfig `retry`): a number means `{allNodes: n}`. */
@@ -61,7 +64,7 @@ export interface FunctionDefinition<A extends Record<string, ArgSpec> = Record<s
   disabled?: boolean;
   /** Stream functions: the result of the stream's start message. Default "started". */
   startResult?: unknown;
-  handler: (args: ArgsOf<A>, ctx: RequestContext) => unknown;
+  handler(args: ArgsOf<A>, ctx: RequestContext): unknown;
 }
 
 /** A service: a name, a deployment version and its functions keyed by request type. */
@@ -90,7 +93,7 @@ export interface ServiceOptions {
   /** Default: a hash of the function configs, so changing a function changes it. */
   configVersion?: string;
   /** Keyed by request type; `"echo@2.0.0"` declares version 2.0.0 of `echo`. */
-  functions: Record<string, FunctionDefinition<never> | FunctionDefinition>;
+  functions: Record<string, FunctionDefinition>;
 }
 
 /** Thrown by handlers to fail a request with a message (and optionally a code). */

@@ -165,10 +165,8 @@ export class NatsBus implements ServiceBus {
     live.phase = 'live';
     const held = live.held ?? [];
     live.held = null;
-    // Events that raced the start reply are delivered right after it, in order.
-    queueMicrotask(() => {
-      for (const msg of held) this.deliver(live, msg);
-    });
+    // Events that raced the start reply, in order (the sink holds them until its start is out).
+    for (const msg of held) this.deliver(live, msg);
     return {
       outcome,
       control: {

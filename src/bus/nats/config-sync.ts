@@ -1,0 +1,151 @@
+import { headers as natsHeaders, type Msg, type NatsConnection, type Subscription } from '@nats-io/nats-core';
+import type { Logger } from 'pino';
+import type { ConfigReceiver, PushResult } from '../../genapi/config/push.js';
+import { H } from '../../nats/headers.js';
+import type { PushAck } from '../../nats/messages.js';
+import type { Subjects } from '../../nats/subjects.js';
+import type { DiscoveredInstance } from './discovery.js';
+import type { Requester } from './requester.js';
+
+export interface ConfigSyncOptions {
+  /** Periodic pull of every known service's config. Default 30 000 ms. */
+  pullIntervalMs?: number;
+  /** Backoff ceiling after failed pulls. Default 300 000 ms. */
+  maxPullIntervalMs?: number;
+  /** Timeout of one pull request. Default 2 000 ms. */
+  pullTimeoutMs?: number;
+}
+
+const encoder = new TextEncoder();
+const EMPTY = new Uint8Array(0);
+
+/** Configs from NATS always run on NATS, whatever they say. */
+function onNats(raw: unknown): unknown {
+  if (raw === null || typeof raw !== 'object') return raw;
+  const push = raw as { fun_configs?: unknown };
+  if (Array.isArray(push.fun_configs)) {
+    push.fun_configs = push.fun_configs.map((config: unknown) =>
+      config !== null && typeof config === 'object' ? { ...(config as object), nodes: 'nats' } : config,
+    );
+  }
+  return raw;
+}
+
+/**
+ * Keeps the gateway's function configs in step with the workers: pushes (every gateway receives
+ * each one on `<prefix>.config.push` and answers with its result), pulls from each newly seen
+ * instance whose config version the gateway does not hold, and a periodic pull of every known
+ * service with exponential backoff after failures.
+ */
+export class ConfigSync {
+  private readonly pushSub: Subscription;
+  private readonly pulling = new Map<string, Promise<boolean>>();
+  private timer: NodeJS.Timeout | null = null;
+  private failures = 0;
+  private readonly pullIntervalMs: number;
+  private readonly maxPullIntervalMs: number;
+  private readonly pullTimeoutMs: number;
+
+  constructor(
+    nc: NatsConnection,
+    private readonly subjects: Subjects,
+    private readonly receiver: ConfigReceiver,
+    private readonly requester: Requester,
+    private readonly gatewayId: string,
+    private readonly services: () => readonly string[],
+    private readonly isLocal: (service: string) => boolean,
+    private readonly logger: Logger,
+    options: ConfigSyncOptions = {},
+  ) {
+    this.pullIntervalMs = options.pullIntervalMs ?? 30_000;
+    this.maxPullIntervalMs = options.maxPullIntervalMs ?? 300_000;
+    this.pullTimeoutMs = options.pullTimeoutMs ?? 2_000;
+    this.pushSub = nc.subscribe(subjects.configPush, { callback: (err, msg) => (err ? undefined : this.onPush(msg)) });
+  }
+
+  start(): void {
+    this.schedule(this.pullIntervalMs);
+  }
+
+  stop(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.pushSub.unsubscribe();
+  }
+
+  /** Discovery saw an instance: pull its config unless we hold that version already. */
+  instanceSeen(instance: DiscoveredInstance): Promise<void> {
+    if (instance.configVersion !== null && this.receiver.verify(instance.service, instance.configVersion) === 'matched') return Promise.resolve();
+    const key = `${instance.service}@${instance.configVersion ?? '?'}`;
+    let pull = this.pulling.get(key);
+    if (pull === undefined) {
+      pull = this.pull(this.subjects.instanceConfig(instance.id), instance.service, instance.id).finally(() => this.pulling.delete(key));
+      this.pulling.set(key, pull);
+    }
+    return pull.then(() => undefined);
+  }
+
+  /** Pulls every known service once (any instance answers); true when all succeeded. */
+  async pullAll(): Promise<boolean> {
+    const results = await Promise.all(this.services().map((service) => this.pull(this.subjects.configGet(service), service, null)));
+    return results.every(Boolean);
+  }
+
+  private schedule(delayMs: number): void {
+    this.timer = setTimeout(() => void this.periodic(), delayMs);
+    this.timer.unref();
+  }
+
+  private async periodic(): Promise<void> {
+    const ok = await this.pullAll();
+    if (ok) {
+      if (this.failures > 0) this.logger.info({ after: this.failures }, 'config pull recovered');
+      this.failures = 0;
+    } else {
+      this.failures++;
+    }
+    const delay = this.failures === 0 ? this.pullIntervalMs : Math.min(this.pullIntervalMs * 2 ** this.failures, this.maxPullIntervalMs);
+    if (this.timer !== null) this.schedule(delay);
+  }
+
+  private async pull(subject: string, service: string, origin: string | null): Promise<boolean> {
+    if (this.isLocal(service)) return true;
+    try {
+      const reply = await this.requester.request(subject, EMPTY, natsHeaders(), this.pullTimeoutMs);
+      const result = this.receiver.receive(onNats(JSON.parse(reply.string())), { source: 'pull', ...(origin === null ? {} : { origin }) });
+      this.report('pull', service, result);
+      return result.status !== 'error';
+    } catch (err) {
+      this.logger.warn({ service, subject, err: (err as Error).message }, 'config pull failed');
+      return false;
+    }
+  }
+
+  private onPush(msg: Msg): void {
+    let result: PushResult;
+    try {
+      const raw: unknown = JSON.parse(msg.string());
+      const service = (raw as { service?: unknown } | null)?.service;
+      result =
+        typeof service === 'string' && this.isLocal(service)
+          ? { status: 'error', error: 'validation_failed', messages: [`service ${service} runs in-process on this gateway`] }
+          : this.receiver.receive(onNats(raw), { source: 'push', force: msg.headers?.get(H.force) === 'true' });
+    } catch {
+      result = { status: 'error', error: 'invalid_push_config', messages: ['push body is not JSON'] };
+    }
+    this.report('push', 'service' in result ? result.service : '?', result);
+    if (msg.reply) {
+      const ack: PushAck = { gateway: this.gatewayId, ...result };
+      msg.respond(encoder.encode(JSON.stringify(ack)));
+    }
+  }
+
+  private report(source: 'push' | 'pull', service: string, result: PushResult): void {
+    if (result.status === 'accepted') {
+      this.logger.info({ source, service, version: result.config_version, accepted: result.accepted.length, rejected: result.rejected.length }, 'config applied');
+      if (result.rejected.length > 0) this.logger.warn({ source, service, rejected: result.rejected }, 'some function configs were rejected');
+    } else if (result.status === 'error') {
+      this.logger.error({ source, service, error: result.error, messages: result.messages }, 'config refused');
+    }
+  }
+}

@@ -1,0 +1,56 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { defineService, fn, ServiceError } from '../worker/define.js';
+
+/**
+ * The `demo` service of the README, the tests and the examples. `npm start` runs it in-process;
+ * `npm run worker:demo` serves the same definition over NATS.
+ */
+export const demoService = defineService({
+  name: 'demo',
+  version: '1.0.0',
+  description: 'gen-gateway demo service',
+  functions: {
+    echo: fn({
+      args: { message: 'string' },
+      handler: (args) => args,
+    }),
+    echo_async: fn({
+      response: 'async',
+      args: { message: 'string' },
+      handler: (args) => args,
+    }),
+    count: fn({
+      response: 'stream',
+      args: { to: 'num', interval_ms: { type: 'num', default_value: 10 } },
+      timeout: 5000,
+      async handler({ to, interval_ms }, ctx) {
+        for (let i = 1; i <= to; i++) {
+          await sleep(interval_ms, undefined, { signal: ctx.signal });
+          await ctx.stream.write(i);
+        }
+      },
+    }),
+    notify: fn({
+      response: 'none',
+      args: { message: 'string' },
+      handler: () => undefined,
+    }),
+    fail: fn({
+      handler: () => {
+        throw new ServiceError('boom');
+      },
+    }),
+    whoami: fn({
+      permission: 'any_authenticated',
+      handler: (_args, ctx) => ({ user_id: ctx.userId, device_id: ctx.deviceId }),
+    }),
+    slow: fn({
+      args: { ms: 'num' },
+      timeout: 1000,
+      async handler({ ms }, ctx) {
+        await sleep(ms, undefined, { signal: ctx.signal });
+        return { slept: ms };
+      },
+    }),
+  },
+});

@@ -1,0 +1,148 @@
+import type { Gateway } from '../gateway.js';
+import { LocalBus } from '../bus/local.js';
+import { NatsLink, type NatsGatewayOptions, type NatsHealth } from '../bus/nats/link.js';
+import type { Assigns } from '../channel/types.js';
+import type { SocketMount } from '../socket/mount.js';
+import type { ServiceDefinition } from '../worker/define.js';
+import { DEFAULT_ARG_LIMITS, type ArgLimits } from './args/convert.js';
+import { genApiChannel, GEN_API_DEFAULTS, type GenApiChannelOptions } from './channel.js';
+import { FailedConfigs } from './config/failed.js';
+import { ConfigReceiver } from './config/push.js';
+import { ConfigRegistry } from './config/registry.js';
+import { validateFunConfig } from './config/validate.js';
+import { Executor, type ExecutorStats, type RateLimiter } from './executor.js';
+import { HookRegistry, type Hook } from './hooks.js';
+import { Resilience, RESILIENCE_DEFAULTS, type ResilienceOptions } from './resilience.js';
+import { NodeSelector } from './select/node-selector.js';
+
+export interface GenApiOptions extends GenApiChannelOptions {
+  /** Show failure reasons to clients ("Internal Server Error: <reason>"). Default false. */
+  detailError?: boolean;
+  /** Global argument limits (PhoenixGenApi's argument_handler config). */
+  argLimits?: Partial<ArgLimits>;
+  /** Initial stream credit granted to workers. Default 32 chunks. */
+  streamCredit?: number;
+  /** Bulkhead and circuit breaker settings. */
+  resilience?: Partial<ResilienceOptions>;
+  /** Config pushes and pulls must carry this token (null: none required). */
+  pushToken?: string | null;
+  rateLimiter?: RateLimiter | null;
+}
+
+export interface GenApiHealth {
+  functions: number;
+  services: string[];
+  failedConfigs: number;
+  executor: ExecutorStats;
+  breakers: ReturnType<Resilience['snapshot']>;
+  nats: NatsHealth | null;
+}
+
+/**
+ * PhoenixGenApi on this gateway: the gen_api channel, the function config registry (fed by
+ * in-process services, worker pushes and pulls), hooks, and the executor over the in-process bus
+ * and, once connected, NATS.
+ */
+export class GenApi {
+  readonly registry = new ConfigRegistry();
+  readonly failed = new FailedConfigs();
+  readonly hooks = new HookRegistry();
+  readonly local = new LocalBus();
+  readonly receiver: ConfigReceiver;
+  readonly resilience: Resilience;
+  readonly executor: Executor;
+  private link: NatsLink | null = null;
+
+  constructor(
+    readonly gateway: Gateway,
+    readonly options: GenApiOptions = {},
+  ) {
+    this.receiver = new ConfigReceiver(this.registry, this.failed, {
+      pushToken: options.pushToken ?? null,
+      nodesDefault: 'nats',
+      hookNames: this.hooks.names,
+    });
+    this.resilience = new Resilience({ ...RESILIENCE_DEFAULTS, ...options.resilience });
+    this.executor = new Executor({
+      registry: this.registry,
+      local: this.local,
+      nats: null,
+      selector: new NodeSelector(),
+      hooks: this.hooks,
+      resilience: this.resilience,
+      wheel: gateway.wheel,
+      logger: gateway.logger.child({ component: 'gen_api' }),
+      gatewayId: gateway.nodeId,
+      argLimits: { ...DEFAULT_ARG_LIMITS, ...options.argLimits },
+      detailError: options.detailError ?? false,
+      rateLimiter: options.rateLimiter ?? null,
+      ...(options.streamCredit === undefined ? {} : { streamCredit: options.streamCredit }),
+    });
+    gateway.onClose(() => this.close());
+  }
+
+  /** Serves the gen_api channel on `socket` under the configured topics. */
+  mount<A extends Assigns>(socket: SocketMount<A>): this {
+    const handler = genApiChannel(this.executor, this.options);
+    for (const topic of this.options.topics ?? GEN_API_DEFAULTS.topics) socket.channel(topic, handler as never);
+    return this;
+  }
+
+  /** Runs a service in-process (`nodes: "local"`): the embedded default, no NATS needed. */
+  register(service: ServiceDefinition): this {
+    const configs = [...service.functions.values()].map((fn) => {
+      const result = validateFunConfig({ ...fn.config, nodes: 'local' }, { nodesDefault: 'local', hookNames: this.hooks.names });
+      if (!result.ok) throw new TypeError(`${service.name}.${fn.requestType}: ${result.errors.join('; ')}`);
+      return result.config;
+    });
+    this.local.register(service);
+    for (const config of configs) this.registry.add(config);
+    return this;
+  }
+
+  /** Names a hook that function configs can refer to in before_execute / after_execute. */
+  hook(name: string, hook: Hook): this {
+    this.hooks.register(name, hook);
+    return this;
+  }
+
+  /** Connects to NATS: functions of `nodes: "nats"` configs run on workers from then on. */
+  async connectNats(options: NatsGatewayOptions): Promise<NatsLink> {
+    if (this.link) throw new Error('gen_api is already connected to NATS');
+    this.link = await NatsLink.connect(options, {
+      gatewayId: this.gateway.nodeId,
+      receiver: this.receiver,
+      logger: this.gateway.logger,
+      isLocal: (service) => this.local.has(service),
+      onInstanceLost: (instance) => this.resilience.forgetInstance(instance.id),
+    });
+    this.executor.setNats(this.link.bus);
+    return this.link;
+  }
+
+  get nats(): NatsLink | null {
+    return this.link;
+  }
+
+  health(): GenApiHealth {
+    return {
+      functions: this.registry.count(),
+      services: this.registry.services(),
+      failedConfigs: this.failed.count(),
+      executor: { ...this.executor.stats },
+      breakers: this.resilience.snapshot(),
+      nats: this.link?.health() ?? null,
+    };
+  }
+
+  async close(): Promise<void> {
+    const link = this.link;
+    this.link = null;
+    this.executor.setNats(null);
+    await link?.close();
+  }
+}
+
+export function createGenApi(gateway: Gateway, options?: GenApiOptions): GenApi {
+  return new GenApi(gateway, options);
+}

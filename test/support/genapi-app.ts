@@ -1,0 +1,96 @@
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { createGateway, GenApi, type Gateway, type GenApiOptions } from '../../src/index.js';
+import type { NatsGatewayOptions } from '../../src/bus/nats/link.js';
+import { serve, type RunningService, type ServeOptions } from '../../src/worker/nats.js';
+import type { ServiceDefinition } from '../../src/worker/define.js';
+
+/** Socket assigns of gen_api tests: identity from connect params (like the demo). */
+export interface ApiAssigns {
+  user_id: string | null;
+  device_id: string | null;
+  roles: string[] | null;
+}
+
+export interface GenApiApp {
+  gateway: Gateway;
+  genApi: GenApi;
+  port: number;
+  /** ws URL of /socket with `query` (vsn=2.0.0 is added). */
+  wsUrl(query?: string): string;
+  close(): Promise<void>;
+}
+
+export interface GenApiAppOptions {
+  /** Run services on NATS at this URL (otherwise embedded). */
+  nats?: string;
+  natsOptions?: Partial<NatsGatewayOptions>;
+  /** In-process services. */
+  local?: ServiceDefinition[];
+  genApi?: GenApiOptions;
+  port?: number;
+}
+
+/** A gateway with the gen_api channel on /socket; identity from params user_id, device_id, roles[]. */
+export async function startGenApiApp(options: GenApiAppOptions = {}): Promise<GenApiApp> {
+  const gateway = createGateway({ logger: false });
+  const socket = gateway.socket<ApiAssigns>('/socket', {
+    connect: ({ params }) => {
+      const user = typeof params.user_id === 'string' && params.user_id !== '' ? params.user_id : null;
+      const device = typeof params.device_id === 'string' && params.device_id !== '' ? params.device_id : null;
+      const roles = Array.isArray(params.roles) ? params.roles.filter((r): r is string => typeof r === 'string') : null;
+      return { assigns: { user_id: user, device_id: device, roles }, id: user === null ? null : `user:${user}` };
+    },
+  });
+  const genApi = new GenApi(gateway, options.genApi ?? {}).mount(socket);
+  for (const service of options.local ?? []) genApi.register(service);
+  if (options.nats) {
+    await genApi.connectNats({
+      servers: options.nats,
+      discovery: { intervalMs: 200, ttlMs: 1_000, pingWaitMs: 100 },
+      ...options.natsOptions,
+    });
+  }
+  const { port } = await gateway.listen(options.port ?? 0, '127.0.0.1');
+  return {
+    gateway,
+    genApi,
+    port,
+    wsUrl: (query = '') => `ws://127.0.0.1:${port}/socket/websocket?vsn=2.0.0${query ? `&${query}` : ''}`,
+    close: () => gateway.close(),
+  };
+}
+
+export interface Worker {
+  nc: NatsConnection;
+  running: RunningService;
+  stop(): Promise<void>;
+  /** Closes the connection without draining (like a crashed process). */
+  crash(): Promise<void>;
+}
+
+export async function startWorker(service: ServiceDefinition, url: string, options: Partial<ServeOptions> = {}): Promise<Worker> {
+  const nc = await connect({ servers: url, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+  const running = await serve(service, { nats: nc, pushTimeoutMs: 300, ...options });
+  return {
+    nc,
+    running,
+    stop: async () => {
+      await running.stop();
+      await nc.close();
+    },
+    crash: async () => {
+      await nc.close();
+    },
+  };
+}
+
+/** Polls until `probe` is truthy. */
+export async function until<T>(probe: () => T | undefined | null | false, label: string, timeoutMs = 5_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${label}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
