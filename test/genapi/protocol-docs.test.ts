@@ -1,0 +1,105 @@
+/**
+ * protocol/schemas and protocol/vectors stay true: the schemas compile, the vectors conform, the
+ * SDK's configs validate against the FunConfig schema and the gateway accepts them, and the
+ * documented push produces the documented ack from a real ConfigReceiver.
+ */
+import { readFileSync, readdirSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import Ajv2020Module from 'ajv/dist/2020.js';
+import { demoService } from '../../src/demo/service.js';
+import { FailedConfigs } from '../../src/genapi/config/failed.js';
+import { ConfigReceiver } from '../../src/genapi/config/push.js';
+import { ConfigRegistry } from '../../src/genapi/config/registry.js';
+import { validateFunConfig } from '../../src/genapi/config/validate.js';
+import { asyncResponse, errorResponse, streamEndResponse, streamResponse, syncResponse } from '../../src/genapi/response.js';
+import { DEFAULT_PREFIX, Subjects } from '../../src/nats/subjects.js';
+
+const dir = new URL('../../protocol/', import.meta.url);
+const load = (path: string): unknown => JSON.parse(readFileSync(new URL(path, dir), 'utf8'));
+
+// ajv is CommonJS: under NodeNext its class is the default export's `default`.
+const Ajv2020 = Ajv2020Module.default;
+const ajv = new Ajv2020({ allErrors: true, strict: false });
+for (const file of readdirSync(new URL('schemas/', dir))) ajv.addSchema(load(`schemas/${file}`) as object, file);
+const validator = (file: string) => {
+  const validate = ajv.getSchema(file);
+  if (!validate) throw new Error(`no schema ${file}`);
+  return (value: unknown) => {
+    const ok = validate(value);
+    return ok ? 'valid' : JSON.stringify(validate.errors);
+  };
+};
+
+interface Vectors {
+  call: { request: { subject: string; body: unknown }; client_push: unknown };
+  versioned_call: { request: { subject: string } };
+  error_reply: { client_push: unknown; client_push_with_detail_error: unknown };
+  stream: { request: { headers: Record<string, string> }; start_reply: { headers: Record<string, string> } };
+  push: { subject: string; body: { fun_configs: unknown[] }; ack: Record<string, unknown> };
+  ping_response: { metadata: Record<string, string> };
+}
+const vectors = load('vectors/nats.json') as Vectors;
+
+describe('protocol documents', () => {
+  it('every schema compiles', () => {
+    expect(readdirSync(new URL('schemas/', dir)).length).toBeGreaterThanOrEqual(6);
+    for (const file of readdirSync(new URL('schemas/', dir))) expect(ajv.getSchema(file), file).toBeTypeOf('function');
+  });
+
+  it('the SDK emits FunConfigs the schema accepts and the gateway validates', () => {
+    const check = validator('fun-config.schema.json');
+    for (const fn of demoService.functions.values()) {
+      expect(check(fn.config), fn.requestType).toBe('valid');
+      expect(validateFunConfig(fn.config, { nodesDefault: 'nats' }).ok, fn.requestType).toBe(true);
+    }
+  });
+
+  it('the schema refuses what the gateway refuses (spot checks)', () => {
+    const check = validator('fun-config.schema.json');
+    for (const bad of [
+      { service: 'a.b', request_type: 'x' },
+      { service: 's', request_type: 'x', timeout: 50 },
+      { service: 's', request_type: 'x', response_type: 'later' },
+      { service: 's', request_type: 'x', arg_types: { a: 'strng' } },
+    ]) {
+      expect(check(bad)).not.toBe('valid');
+      expect(validateFunConfig(bad, { nodesDefault: 'nats' }).ok).toBe(false);
+    }
+  });
+
+  it('client pushes in the vectors are Responses built by the gateway constructors', () => {
+    const check = validator('response.schema.json');
+    expect(vectors.call.client_push).toEqual(syncResponse('r-echo', { message: 'hello' }));
+    expect(vectors.error_reply.client_push).toEqual(errorResponse('r-fail', 'Internal Server Error'));
+    expect(vectors.error_reply.client_push_with_detail_error).toEqual(errorResponse('r-fail', 'Internal Server Error: boom'));
+    for (const response of [
+      vectors.call.client_push,
+      asyncResponse('x'),
+      streamResponse('x', 'init'),
+      streamEndResponse('x'),
+      errorResponse('x', 'Service temporarily unavailable', true),
+    ]) {
+      expect(check(response)).toBe('valid');
+    }
+  });
+
+  it('subjects in the vectors are the ones the gateway and SDK build', () => {
+    const subjects = new Subjects(DEFAULT_PREFIX);
+    expect(vectors.call.request.subject).toBe(subjects.instanceFn('AWRL6PYPW08IF2LJMNOWAY', 'demo', 'echo', null));
+    expect(vectors.versioned_call.request.subject).toBe(subjects.fn('demo', 'echo', '2.0.0'));
+    expect(vectors.push.subject).toBe(subjects.configPush);
+    const streamId = vectors.stream.request.headers['Genapi-Stream-Id']!;
+    expect(vectors.stream.start_reply.headers['Genapi-Stream-Control']).toBe(subjects.streamControl('AWRL6PYPW08IF2LJMNOWAY', streamId));
+    expect(vectors.stream.request.headers['Genapi-Stream-Subject']).toBe(subjects.streamData('a83220a2-7c1e-4b4f-9a33-0f6d2d7f9a10', streamId));
+    expect(Object.keys(vectors.ping_response.metadata).sort()).toEqual(['genapi_config_version', 'genapi_prefix', 'genapi_protocol']);
+  });
+
+  it('the documented push gives the documented ack (partial acceptance)', () => {
+    expect(validator('push-config.schema.json')(vectors.push.body)).not.toBe('valid'); // the "broken" function breaks the schema too
+    const receiver = new ConfigReceiver(new ConfigRegistry(), new FailedConfigs(), { nodesDefault: 'nats' });
+    const result = receiver.receive(structuredClone(vectors.push.body));
+    const ack = { gateway: vectors.push.ack.gateway, ...result };
+    expect(ack).toEqual(vectors.push.ack);
+    expect(validator('push-ack.schema.json')(ack)).toBe('valid');
+  });
+});
