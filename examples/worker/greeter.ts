@@ -1,0 +1,22 @@
+// A gen_api worker in 20 lines: `npx tsx examples/worker/greeter.ts` next to `gen-gateway --nats nats://127.0.0.1:4222`.
+import { connect } from '@nats-io/transport-node';
+import { defineService, fn, serve } from 'gen-gateway/worker';
+
+const greeter = defineService({
+  name: 'greeter',
+  version: '1.0.0',
+  functions: {
+    hello: fn({ args: { name: 'string' }, handler: ({ name }, ctx) => ({ greeting: `Hello, ${name}!`, from: ctx.userId }) }),
+    countdown: fn({
+      response: 'stream',
+      args: { from: 'num' },
+      async handler({ from }, ctx) {
+        for (let i = from; i > 0; i--) await ctx.stream.write(i);
+      },
+    }),
+  },
+});
+
+const nc = await connect({ servers: process.env.NATS_URL ?? 'nats://127.0.0.1:4222' });
+const worker = await serve(greeter, { nats: nc });
+process.once('SIGTERM', () => void worker.stop().then(() => nc.drain()));

@@ -1,0 +1,77 @@
+/**
+ * The README's gen_api paths as separate processes: `gen-gateway` embedded with the client
+ * example; and `gen-gateway --nats` with the demo worker (`worker:demo`) and the 20-line greeter
+ * worker example on a nats-server the test starts.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { NatsServer } from '../support/nats.js';
+import { spawnTs, type Spawned } from '../support/spawn.js';
+import { RawClient } from '../support/ws-client.js';
+
+const procs: Spawned[] = [];
+let nats: NatsServer | null = null;
+
+function run(entry: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): Spawned {
+  const proc = spawnTs(entry, args, env);
+  procs.push(proc);
+  return proc;
+}
+
+afterEach(async () => {
+  for (const proc of procs.splice(0).reverse()) {
+    proc.kill('SIGKILL');
+    await proc.exited;
+  }
+  await nats?.dispose();
+  nats = null;
+});
+
+async function gatewayPort(proc: Spawned): Promise<number> {
+  return Number((await proc.logLine('gateway listening', 15_000)).port);
+}
+
+async function output(proc: Spawned): Promise<string> {
+  await proc.exited;
+  return proc.stdout();
+}
+
+describe('gen_api examples', () => {
+  it('embedded: the client example calls echo and streams count', async () => {
+    const gateway = run('src/cli/gen-gateway.ts', ['--port', '0']);
+    const port = await gatewayPort(gateway);
+    const client = run('examples/genapi/client.ts', [], { URL: `ws://127.0.0.1:${port}/socket` });
+    const out = await output(client);
+    expect(out).toContain("echo -> { message: 'hello' }");
+    expect(out).toContain('count -> 1 2 3 4 5');
+  });
+
+  it('on NATS: gen-gateway --nats with worker:demo and the greeter worker', async () => {
+    nats = await NatsServer.start();
+    const gateway = run('src/cli/gen-gateway.ts', ['--port', '0', '--nats', nats.url]);
+    const port = await gatewayPort(gateway);
+    const demo = run('src/demo/worker.ts', [], { NATS_URL: nats.url });
+    await demo.logLine('demo worker ready');
+    const greeter = run('examples/worker/greeter.ts', [], { NATS_URL: nats.url });
+
+    const client = run('examples/genapi/client.ts', [], { URL: `ws://127.0.0.1:${port}/socket` });
+    const out = await output(client);
+    expect(out).toContain('count -> 1 2 3 4 5');
+
+    const raw = await RawClient.connect(`ws://127.0.0.1:${port}/socket/websocket?vsn=2.0.0&user_id=ada`);
+    await raw.join('gen_api', '1');
+    // The greeter registers after the gateway: retry until its pushed config is live.
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      raw.send(['1', 'h', 'gen_api', 'phoenix_gen_api', { request_id: 'hi', service: 'greeter', request_type: 'hello', args: { name: 'Ada' } }]);
+      const [push, reply] = await raw.take(2);
+      if ((push as unknown[])[4] && ((push as unknown[])[4] as { success: boolean }).success) {
+        expect((push as unknown[])[4]).toMatchObject({ result: { greeting: 'Hello, Ada!', from: 'ada' } });
+        expect(reply).toEqual(['1', 'h', 'gen_api', 'phx_reply', { status: 'ok', response: 'hello' }]);
+        break;
+      }
+      if (Date.now() > deadline) throw new Error(`greeter never became available: ${greeter.stdout()} ${greeter.stderr()}`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    raw.close();
+  });
+});
