@@ -46,7 +46,7 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     ...(demo ? { connect: demoConnect, checkOrigin: false } : {}),
     ...socketOptions,
   });
-  const genApi = new GenApi(gateway, config.genApi ?? {}).mount(mount);
+  const genApi = new GenApi(gateway, { ...(demo ? { relay: true } : {}), ...config.genApi }).mount(mount);
   const servers = options.nats ?? config.nats?.servers;
   if (demo) {
     mount.channel('room:*', demoRoomChannel(gateway) as never);

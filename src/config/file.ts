@@ -43,7 +43,7 @@ const KEYS = new Set(['host', 'port', 'logLevel', 'nodeId', 'secret', 'demo', 's
 const GEN_API_KEYS = new Set([
   'topics', 'event', 'cancelEvent', 'requireVerifiedUserId', 'overrideUserId', 'overrideDeviceId', 'trustClientRoles',
   'maxPayloadBytes', 'maxInflight', 'streamHighWaterBytes', 'identity', 'join', 'detailError', 'argLimits', 'streamCredit',
-  'resilience', 'pushToken', 'rateLimiter',
+  'resilience', 'pushToken', 'rateLimiter', 'relay',
 ]);
 const NATS_KEYS = new Set(['servers', 'prefix', 'user', 'pass', 'token', 'reconnectTimeWaitMs', 'discovery', 'sync', 'deadlineTickMs']);
 

@@ -203,6 +203,11 @@ class RelayedStream implements StreamSink, TimerEntry {
 }
 
 const FAST_FAILURES = new Set(['no_responders', 'unavailable', 'instance_lost']);
+
+/** Error codes whose message the client sees as-is (404 and 503 are transport signals). */
+export function isClientError(code: number): boolean {
+  return code >= 400 && code < 500 && code !== 404;
+}
 const NOT_EXECUTED = new Set(['no_responders', 'unavailable', 'disconnected', 'instance_lost']);
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -312,7 +317,7 @@ export class Executor {
     // PhoenixGenApi's order: permission, then rate limit, then arguments. Permission sees the
     // client's args as sent; a denied caller learns nothing about the argument schema and a
     // request with bad arguments still counts against rate limits.
-    const meta = this.meta(request, config);
+    const meta = this.meta(request, config, sink.owner);
     if (!(await this.permitted(bus, config, request, request.args, meta))) {
       await this.finishEarly(request, config, requestId, sink, errorResponse(requestId, ERRORS.permissionDenied));
       return;
@@ -364,8 +369,9 @@ export class Executor {
     }
   }
 
-  private meta(request: GenApiRequest, config: ResolvedFunConfig): RequestMeta {
+  private meta(request: GenApiRequest, config: ResolvedFunConfig, origin: object): RequestMeta {
     return {
+      origin,
       requestId: request.request_id,
       service: config.service,
       requestType: config.requestType,
@@ -479,7 +485,12 @@ export class Executor {
   private toResponse(outcome: CallOutcome, requestId: unknown, config: ResolvedFunConfig): GenApiResponse {
     if (outcome.ok) return syncResponse(requestId, outcome.result);
     this.stats.failures++;
-    if (outcome.kind === 'business') return errorResponse(requestId, this.internalError(outcome.message));
+    if (outcome.kind === 'business') {
+      // 4xx from the function are meant for the client (relay's "Group not found", a worker's
+      // "invalid coupon"); anything else stays behind "Internal Server Error".
+      if (isClientError(outcome.code)) return errorResponse(requestId, outcome.message);
+      return errorResponse(requestId, this.internalError(outcome.message));
+    }
     this.logger.warn({ requestId, service: config.service, requestType: config.requestType, reason: outcome.reason, message: outcome.message }, 'call failed');
     // Nothing ran (no worker, instance draining, NATS down): safe to retry later.
     if (NOT_EXECUTED.has(outcome.reason)) return errorResponse(requestId, ERRORS.unavailable, true);

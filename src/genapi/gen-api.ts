@@ -14,6 +14,7 @@ import { Executor, type ExecutorStats, type RateLimiter } from './executor.js';
 import { HookRegistry, type Hook } from './hooks.js';
 import { Resilience, RESILIENCE_DEFAULTS, type ResilienceOptions } from './resilience.js';
 import { NodeSelector } from './select/node-selector.js';
+import { RelayGroups, relayService } from './relay.js';
 
 export interface GenApiOptions extends GenApiChannelOptions {
   /** Show failure reasons to clients ("Internal Server Error: <reason>"). Default false. */
@@ -27,6 +28,8 @@ export interface GenApiOptions extends GenApiChannelOptions {
   /** Config pushes and pulls must carry this token (null: none required). */
   pushToken?: string | null;
   rateLimiter?: RateLimiter | null;
+  /** Serve relay groups as an in-process service (`true`: named "relay"). Default off. */
+  relay?: boolean | { service?: string };
 }
 
 export interface GenApiHealth {
@@ -51,6 +54,8 @@ export class GenApi {
   readonly receiver: ConfigReceiver;
   readonly resilience: Resilience;
   readonly executor: Executor;
+  /** Relay groups, when enabled. */
+  readonly relay: RelayGroups | null = null;
   private link: NatsLink | null = null;
 
   constructor(
@@ -79,6 +84,10 @@ export class GenApi {
       ...(options.streamCredit === undefined ? {} : { streamCredit: options.streamCredit }),
     });
     gateway.onClose(() => this.close());
+    if (options.relay) {
+      this.relay = new RelayGroups(options.event ?? GEN_API_DEFAULTS.event);
+      this.register(relayService(this.relay, typeof options.relay === 'object' ? options.relay.service : undefined));
+    }
   }
 
   /** Serves the gen_api channel on `socket` under the configured topics. */

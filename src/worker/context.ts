@@ -20,6 +20,8 @@ export interface RequestContext {
   readonly gateway: string | null;
   /** Stream functions write their chunks here; each write waits for the gateway's credit. */
   readonly stream: StreamWriter;
+  /** In-process calls only: the gateway channel the request came on (relay groups use it). */
+  readonly origin?: unknown;
 }
 
 /** The request metadata a transport hands to the runtime. */
@@ -34,4 +36,6 @@ export interface RequestMeta {
   readonly responseType: ResponseType;
   readonly deadline: number;
   readonly gateway: string | null;
+  /** In-process calls only (never sent over NATS): the channel the request came on. */
+  readonly origin?: unknown;
 }
