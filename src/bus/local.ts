@@ -1,9 +1,9 @@
 import type { ServiceInstance } from '../genapi/types.js';
 import type { RequestMeta } from '../worker/context.js';
 import { functionKey, type ResolvedFunction, type ServiceDefinition } from '../worker/define.js';
-import { runAuthorize, runCall, runStream } from '../worker/runtime.js';
+import { DEADLINE_CODE, runAuthorize, runCall, runStream } from '../worker/runtime.js';
 import type { StreamEvent, StreamIO } from '../worker/stream.js';
-import { transportFailure, type CallOutcome, type CallTarget, type ServiceBus, type StreamSink, type StreamStart } from './types.js';
+import { transportFailure, type Authorization, type CallOutcome, type CallTarget, type ServiceBus, type StreamSink, type StreamStart } from './types.js';
 
 /**
  * Services registered in-process (`nodes: "local"`): the embedded default, and the same handlers
@@ -44,9 +44,11 @@ export class LocalBus implements ServiceBus {
     });
     try {
       const outcome = await Promise.race([
-        runCall(fn, args, meta, signal).then(
-          (result): CallOutcome => (result.ok ? { ok: true, result: result.result } : { ok: false, kind: 'business', message: result.error, code: result.code }),
-        ),
+        runCall(fn, args, meta, signal).then((result): CallOutcome => {
+          if (result.ok) return { ok: true, result: result.result };
+          if (result.code === DEADLINE_CODE) return transportFailure('timeout', `local execution timed out after ${timeoutMs}ms`);
+          return { ok: false, kind: 'business', message: result.error, code: result.code };
+        }),
         timedOut,
       ]);
       return outcome;
@@ -109,8 +111,9 @@ export class LocalBus implements ServiceBus {
     return { outcome, control: { grant: (credit) => run.stream.grant(credit), cancel } };
   }
 
-  async authorize(target: CallTarget, meta: RequestMeta, args: Record<string, unknown>): Promise<boolean> {
+  async authorize(target: CallTarget, meta: RequestMeta, args: Record<string, unknown>): Promise<Authorization> {
     const fn = this.find(target);
-    return fn ? runAuthorize(fn, args, meta) : false;
+    if (!fn) return 'unavailable';
+    return (await runAuthorize(fn, args, meta)) ? 'allowed' : 'denied';
   }
 }

@@ -42,6 +42,8 @@ export interface StreamControl {
   cancel(): void;
 }
 
+export type Authorization = 'allowed' | 'denied' | 'unavailable';
+
 export interface StreamStart {
   readonly outcome: CallOutcome;
   /** Present when the start succeeded. */
@@ -59,8 +61,12 @@ export interface ServiceBus {
     initialCredit: number,
     sink: StreamSink,
   ): Promise<StreamStart>;
-  /** The worker's own permission check (`permission_callback`); false on any failure. */
-  authorize(target: CallTarget, meta: RequestMeta, args: Record<string, unknown>, timeoutMs: number): Promise<boolean>;
+  /**
+   * The worker's own permission check (`permission_callback`). `unavailable`: nobody could make
+   * the check (no responders, instance gone, NATS down) — another instance may; anything a
+   * worker answers other than `true`, or no answer in time, is `denied` (fail-closed).
+   */
+  authorize(target: CallTarget, meta: RequestMeta, args: Record<string, unknown>, timeoutMs: number): Promise<Authorization>;
   /** Live instances of a service. */
   instances(service: string): readonly ServiceInstance[];
 }

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
 import type { Ref } from '../wire/message.js';
 import type { Broadcast, PubSub, Subscriber } from './pubsub.js';
@@ -126,6 +127,8 @@ export class ChannelInstance<A extends Assigns = Assigns> implements Channel<A>,
   get signal(): AbortSignal {
     if (!this.controller) {
       this.controller = new AbortController();
+      // Many in-flight requests may listen at once (gen_api): not a leak, so no warning.
+      setMaxListeners(0, this.controller.signal);
       if (this.state >= CLOSING) this.controller.abort();
     }
     return this.controller.signal;

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { CallOutcome, CallTarget, ServiceBus, StreamControl, StreamSink } from '../bus/types.js';
+import { transportFailure, type Authorization, type CallOutcome, type ServiceBus, type StreamControl, type StreamSink, type StreamStart } from '../bus/types.js';
 import { DEFAULT_STREAM_CREDIT } from '../nats/headers.js';
 import type { TimerEntry, TimerWheel } from '../util/timer-wheel.js';
 import type { RequestMeta } from '../worker/context.js';
@@ -78,6 +78,9 @@ class RelayedStream implements StreamSink, TimerEntry {
   private lastActivity: number;
   /** Events that arrived before the start message was pushed (they must follow it). */
   private held: (() => void)[] | null = [];
+  /** Settles when the relay ends, whatever the reason (its bulkhead slot is held until then). */
+  readonly finished: Promise<void>;
+  private settleFinished!: () => void;
   private readonly onAbort = () => this.stop(null);
 
   constructor(
@@ -90,6 +93,7 @@ class RelayedStream implements StreamSink, TimerEntry {
     private readonly idleTimeoutMs: number,
   ) {
     this.granted = credit;
+    this.finished = new Promise((resolve) => (this.settleFinished = resolve));
     this.lastActivity = executor.wheel.clock();
     sink.signal.addEventListener('abort', this.onAbort, { once: true });
   }
@@ -196,6 +200,7 @@ class RelayedStream implements StreamSink, TimerEntry {
 
   private cleanup(): void {
     this.done = true;
+    this.settleFinished();
     this.executor.wheel.cancel(this);
     this.sink.signal.removeEventListener('abort', this.onAbort);
     this.executor.streamEnded(this);
@@ -318,8 +323,12 @@ export class Executor {
     // client's args as sent; a denied caller learns nothing about the argument schema and a
     // request with bad arguments still counts against rate limits.
     const meta = this.meta(request, config, sink.owner);
-    if (!(await this.permitted(bus, config, request, request.args, meta))) {
-      await this.finishEarly(request, config, requestId, sink, errorResponse(requestId, ERRORS.permissionDenied));
+    // One instance order per request (round-robin advances once, whatever the steps).
+    const order = this.order(bus, config, request);
+    const permission = await this.permitted(bus, config, request, request.args, meta, order);
+    if (permission !== 'allowed') {
+      const response = permission === 'denied' ? errorResponse(requestId, ERRORS.permissionDenied) : errorResponse(requestId, ERRORS.unavailable, true);
+      await this.finishEarly(request, config, requestId, sink, response);
       return;
     }
 
@@ -345,7 +354,7 @@ export class Executor {
 
     switch (config.responseType) {
       case 'sync': {
-        const response = await this.guarded(bus, config, request, args, meta, requestId, sink.signal);
+        const response = await this.guarded(bus, config, request, args, meta, order, requestId, sink.signal);
         sink.push(await this.runAfter(request, config, response));
         sink.reply('ok', request.request_type);
         return;
@@ -353,18 +362,18 @@ export class Executor {
       case 'async': {
         sink.push(await this.runAfter(request, config, asyncResponse(requestId)));
         sink.reply('ok', request.request_type);
-        sink.push(await this.guarded(bus, config, request, args, meta, requestId, sink.signal));
+        sink.push(await this.guarded(bus, config, request, args, meta, order, requestId, sink.signal));
         return;
       }
       case 'none': {
         await this.runAfter(request, config, null);
         sink.reply('ok', request.request_type);
-        const response = await this.guarded(bus, config, request, args, meta, requestId, sink.signal);
+        const response = await this.guarded(bus, config, request, args, meta, order, requestId, sink.signal);
         if (!response.success) this.logger.warn({ requestId, service: config.service, requestType: config.requestType, error: response.error }, 'fire-and-forget call failed');
         return;
       }
       case 'stream':
-        await this.relayStream(bus, config, request, args, meta, requestId, sink);
+        await this.relayStream(bus, config, request, args, meta, order, requestId, sink);
         return;
     }
   }
@@ -429,22 +438,32 @@ export class Executor {
     }
   }
 
-  private async permitted(bus: ServiceBus, config: ResolvedFunConfig, request: GenApiRequest, args: Record<string, unknown>, meta: RequestMeta): Promise<boolean> {
-    if (!checkPermission(config.permission, request, args, config.argsAsMap)) return false;
-    if (!config.permissionCallback) return true;
-    // The worker's own check is fail-closed: errors and timeouts deny.
-    const instance = this.order(bus, config, request)[0] ?? null;
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      return await Promise.race([
+  /**
+   * The built-in mode, then the worker's own check (fail-closed). Instances that cannot be asked
+   * at all are skipped; when none can, the answer is `unavailable`, not a denial.
+   */
+  private async permitted(
+    bus: ServiceBus,
+    config: ResolvedFunConfig,
+    request: GenApiRequest,
+    args: Record<string, unknown>,
+    meta: RequestMeta,
+    order: readonly ServiceInstance[],
+  ): Promise<Authorization> {
+    if (!checkPermission(config.permission, request, args, config.argsAsMap)) return 'denied';
+    if (!config.permissionCallback) return 'allowed';
+    const candidates: (ServiceInstance | null)[] = order.length === 0 ? [null] : [...order];
+    for (const instance of candidates) {
+      let timer: NodeJS.Timeout | undefined;
+      const answer = await Promise.race([
         bus.authorize({ config, instance }, meta, args, config.timeoutMs),
-        new Promise<boolean>((resolve) => {
-          timer = setTimeout(() => resolve(false), config.timeoutMs);
+        new Promise<Authorization>((resolve) => {
+          timer = setTimeout(() => resolve('denied'), config.timeoutMs);
         }),
-      ]);
-    } finally {
-      clearTimeout(timer);
+      ]).finally(() => clearTimeout(timer));
+      if (answer !== 'unavailable') return answer;
     }
+    return 'unavailable';
   }
 
   /** Live instances in selection order (primary first); [] when discovery knows none. */
@@ -460,6 +479,7 @@ export class Executor {
     request: GenApiRequest,
     args: Record<string, unknown>,
     meta: RequestMeta,
+    order: readonly ServiceInstance[],
     requestId: unknown,
     signal: AbortSignal,
   ): Promise<GenApiResponse> {
@@ -468,7 +488,7 @@ export class Executor {
     try {
       outcome = await resilience.bulkhead(config.service).execute(() =>
         resilience.service(config.service).execute(async () => {
-          const result = await this.invoke(bus, config, request, args, meta, signal);
+          const result = await this.invoke(bus, config, request, args, meta, order, signal);
           if (!result.ok && result.kind === 'transport' && result.reason !== 'cancelled') throw new TransportFailureError(result.message, { cause: result });
           return result;
         }),
@@ -510,10 +530,11 @@ export class Executor {
     request: GenApiRequest,
     args: Record<string, unknown>,
     meta: RequestMeta,
+    firstOrder: readonly ServiceInstance[],
     signal: AbortSignal,
   ): Promise<CallOutcome> {
     const attempts = 1 + (config.retry?.attempts ?? 0);
-    let order = this.order(bus, config, request);
+    let order = firstOrder;
     let cursor = 0;
     let last: CallOutcome = { ok: false, kind: 'transport', reason: 'no_responders', message: `no instance of ${config.service}` };
     for (let attempt = 0; attempt < attempts; attempt++) {
@@ -523,13 +544,19 @@ export class Executor {
         if (config.retry?.kind === 'all_nodes') {
           cursor++;
           if (order.length > 0 && cursor >= order.length) {
+            // PhoenixGenApi re-resolves the node list once every node was tried.
             order = this.order(bus, config, request);
             cursor = 0;
           }
         }
         this.logger.debug({ requestId: meta.requestId, attempt, reason: !last.ok && last.kind === 'transport' ? last.reason : 'error' }, 'retrying');
       }
-      last = await this.fallback(bus, config, order, cursor, { ...meta, deadline: Date.now() + config.timeoutMs }, args, signal);
+      const attemptMeta = { ...meta, deadline: Date.now() + config.timeoutMs };
+      last = (
+        await this.tryInstances(config, order, cursor, (instance) =>
+          bus.call({ config, instance }, attemptMeta, args, config.timeoutMs, signal).then((outcome) => ({ outcome })),
+        )
+      ).outcome;
       if (last.ok) return last;
       if (last.kind === 'transport' && last.reason === 'cancelled') return last;
       if (last.kind === 'business' && config.retryOn !== 'any') return last;
@@ -537,43 +564,38 @@ export class Executor {
     return last;
   }
 
-  /** Tries instances from `start` on while failures are fast; null instance = queue group. */
-  private async fallback(
-    bus: ServiceBus,
+  /**
+   * Runs `attempt` on instances from `start` on, each through its circuit breaker, while the
+   * failures are fast (an open breaker is one); with no known instance, once on the queue group.
+   */
+  private async tryInstances<T extends { readonly outcome: CallOutcome }>(
     config: ResolvedFunConfig,
     order: readonly ServiceInstance[],
     start: number,
-    meta: RequestMeta,
-    args: Record<string, unknown>,
-    signal: AbortSignal,
-  ): Promise<CallOutcome> {
-    if (order.length === 0) return bus.call({ config, instance: null }, meta, args, config.timeoutMs, signal);
-    let outcome: CallOutcome = { ok: false, kind: 'transport', reason: 'no_responders', message: `no instance of ${config.service}` };
+    attempt: (instance: ServiceInstance | null) => Promise<T>,
+  ): Promise<T | { readonly outcome: CallOutcome }> {
+    if (order.length === 0) return attempt(null);
+    let result: T | { readonly outcome: CallOutcome } = { outcome: transportFailure('no_responders', `no instance of ${config.service}`) };
     for (let i = 0; i < order.length; i++) {
       const instance = order[(start + i) % order.length]!;
-      const target: CallTarget = { config, instance };
-      outcome = await this.callInstance(bus, target, meta, args, signal);
-      if (outcome.ok || outcome.kind === 'business' || !FAST_FAILURES.has(outcome.reason)) return outcome;
+      try {
+        result = await this.options.resilience.instance(instance.id).execute(async () => {
+          const value = await attempt(instance);
+          const { outcome } = value;
+          if (!outcome.ok && outcome.kind === 'transport' && outcome.reason !== 'cancelled' && outcome.reason !== 'no_responders') {
+            throw new TransportFailureError(outcome.message, { cause: value });
+          }
+          return value;
+        });
+      } catch (err) {
+        if (err instanceof TransportFailureError) result = err.cause as T;
+        else if (err instanceof BrokenCircuitError) result = { outcome: transportFailure('unavailable', `instance ${instance.id} circuit open`) };
+        else throw err;
+      }
+      const { outcome } = result;
+      if (outcome.ok || outcome.kind === 'business' || !FAST_FAILURES.has(outcome.reason)) return result;
     }
-    return outcome;
-  }
-
-  /** One call through the instance's breaker; an open breaker is a fast failure. */
-  private async callInstance(bus: ServiceBus, target: CallTarget, meta: RequestMeta, args: Record<string, unknown>, signal: AbortSignal): Promise<CallOutcome> {
-    const breaker = this.options.resilience.instance(target.instance!.id);
-    try {
-      return await breaker.execute(async () => {
-        const outcome = await bus.call(target, meta, args, target.config.timeoutMs, signal);
-        if (!outcome.ok && outcome.kind === 'transport' && outcome.reason !== 'cancelled' && outcome.reason !== 'no_responders') {
-          throw new TransportFailureError(outcome.message, { cause: outcome });
-        }
-        return outcome;
-      });
-    } catch (err) {
-      if (err instanceof TransportFailureError) return err.cause as CallOutcome;
-      if (err instanceof BrokenCircuitError) return { ok: false, kind: 'transport', reason: 'unavailable', message: `instance ${target.instance!.id} circuit open` };
-      throw err;
-    }
+    return result;
   }
 
   private async relayStream(
@@ -582,6 +604,7 @@ export class Executor {
     request: GenApiRequest,
     args: Record<string, unknown>,
     meta: RequestMeta,
+    order: readonly ServiceInstance[],
     requestId: unknown,
     sink: RequestSink,
   ): Promise<void> {
@@ -599,25 +622,44 @@ export class Executor {
     byId.set(request.request_id, relay);
     this.stats.streams++;
 
-    const order = this.order(bus, config, request);
-    let start: Awaited<ReturnType<ServiceBus['stream']>> | null = null;
-    for (let i = 0; i < Math.max(order.length, 1); i++) {
-      start = await bus.stream({ config, instance: order[i] ?? null }, meta, args, config.timeoutMs, credit, relay);
-      const outcome = start.outcome;
-      if (outcome.ok || outcome.kind === 'business' || !FAST_FAILURES.has(outcome.reason)) break;
-    }
-    if (relay.done) {
-      start?.control?.cancel();
+    // A stream holds a bulkhead slot for its whole life: it is a call that is still running.
+    const resilience = this.options.resilience;
+    let admitted!: () => void;
+    const admission = new Promise<'admitted'>((resolve) => (admitted = () => resolve('admitted')));
+    const lifetime = resilience.bulkhead(config.service).execute(() => {
+      admitted();
+      return relay.finished;
+    });
+    const gate = await Promise.race([admission, lifetime.then(() => 'ended' as const, (err: unknown) => err)]);
+    if (gate !== 'admitted') {
+      relay.stop(gate instanceof BulkheadRejectedError ? errorResponse(requestId, ERRORS.unavailable, true) : null);
       return;
     }
-    const outcome = start!.outcome;
-    if (!outcome.ok || !start!.control) {
+
+    let start: StreamStart;
+    try {
+      start = await resilience.service(config.service).execute(async () => {
+        const result = await this.tryInstances(config, order, 0, (instance) => bus.stream({ config, instance }, meta, args, config.timeoutMs, credit, relay));
+        const { outcome } = result;
+        if (!outcome.ok && outcome.kind === 'transport' && outcome.reason !== 'cancelled') throw new TransportFailureError(outcome.message, { cause: result });
+        return result as StreamStart;
+      });
+    } catch (err) {
+      if (err instanceof TransportFailureError) start = err.cause as StreamStart;
+      else if (err instanceof BrokenCircuitError) start = { outcome: transportFailure('unavailable', 'service circuit open'), control: null };
+      else throw err;
+    }
+    if (relay.done) {
+      start.control?.cancel();
+      return;
+    }
+    if (!start.outcome.ok || !start.control) {
       relay.stop(null);
-      sink.push(this.toResponse(outcome, requestId, config));
+      sink.push(this.toResponse(start.outcome, requestId, config));
       return;
     }
     // PhoenixGenApi's first stream message nests the start call's whole Response.
-    sink.push(streamResponse(requestId, syncResponse(requestId, outcome.result)));
-    relay.live(start!.control);
+    sink.push(streamResponse(requestId, syncResponse(requestId, start.outcome.result)));
+    relay.live(start.control);
   }
 }

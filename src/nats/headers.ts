@@ -47,6 +47,8 @@ export const ERROR_CODES = {
   notFound: 404,
   /** The instance is draining or overloaded: another instance may take it (retryable). */
   unavailable: 503,
+  /** The function ran out of its time: the gateway treats it as a timeout. */
+  deadline: 504,
 } as const;
 
 /** The `metadata` every gen_api worker puts on its NATS micro service (discovery reads it). */

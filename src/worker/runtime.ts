@@ -26,16 +26,28 @@ function context(meta: RequestMeta, signal: AbortSignal, stream: StreamWriter): 
   return { ...meta, signal, stream };
 }
 
-/** Runs a sync/async/none function. Aborts its signal at the deadline. */
+/** The code of a call that ran out of time: the gateway treats it like its own timeout. */
+export const DEADLINE_CODE = 504;
+
+/**
+ * Runs a sync/async/none function. Aborts its signal at the deadline; a handler that settles
+ * after that (typically because it honoured the signal) reports 504, not a failure of its own.
+ */
 export async function runCall(fn: ResolvedFunction, args: Record<string, unknown>, meta: RequestMeta, signal?: AbortSignal): Promise<CallResult> {
   const controller = new AbortController();
   const forward = () => controller.abort(signal?.reason);
   signal?.addEventListener('abort', forward, { once: true });
-  const timer = setTimeout(() => controller.abort(new Error('deadline exceeded')), Math.max(0, meta.deadline - Date.now()));
+  let expired = false;
+  const timer = setTimeout(() => {
+    expired = true;
+    controller.abort(new Error('deadline exceeded'));
+  }, Math.max(0, meta.deadline - Date.now()));
   try {
     const result = await fn.definition.handler(args as never, context(meta, controller.signal, NO_STREAM));
+    if (expired) return { ok: false, error: 'deadline exceeded', code: DEADLINE_CODE };
     return { ok: true, result: result === undefined ? null : result };
   } catch (err) {
+    if (expired) return { ok: false, error: 'deadline exceeded', code: DEADLINE_CODE };
     return { ok: false, ...errorOf(err) };
   } finally {
     clearTimeout(timer);

@@ -4,7 +4,7 @@ import type { ServiceInstance } from '../../genapi/types.js';
 import { ERROR_CODES, H } from '../../nats/headers.js';
 import type { Subjects } from '../../nats/subjects.js';
 import type { RequestMeta } from '../../worker/context.js';
-import { transportFailure, type CallOutcome, type CallTarget, type ServiceBus, type StreamSink, type StreamStart } from '../types.js';
+import { transportFailure, type Authorization, type CallOutcome, type CallTarget, type ServiceBus, type StreamSink, type StreamStart } from '../types.js';
 import type { Discovery } from './discovery.js';
 import { RequestFailure, type Requester } from './requester.js';
 
@@ -35,6 +35,7 @@ function readReply(msg: Msg): CallOutcome {
     const code = Number(msg.headers?.get(H.serviceErrorCode)) || ERROR_CODES.failed;
     // 503: the instance is draining; 404: it does not have the function (stale discovery).
     if (code === ERROR_CODES.unavailable || code === ERROR_CODES.notFound) return transportFailure('unavailable', error);
+    if (code === ERROR_CODES.deadline) return transportFailure('timeout', error);
     return { ok: false, kind: 'business', message: error, code };
   }
   if (msg.data.length === 0) return { ok: true, result: null };
@@ -116,19 +117,24 @@ export class NatsBus implements ServiceBus {
     return outcome;
   }
 
-  async authorize(target: CallTarget, meta: RequestMeta, args: Record<string, unknown>, timeoutMs: number): Promise<boolean> {
+  async authorize(target: CallTarget, meta: RequestMeta, args: Record<string, unknown>, timeoutMs: number): Promise<Authorization> {
     const { config, instance } = target;
     const subject =
       instance === null
         ? this.subjects.perm(config.service, config.requestType, config.version)
         : this.subjects.instancePerm(instance.id, config.service, config.requestType, config.version);
+    let outcome: CallOutcome;
     try {
       const reply = await this.requester.request(subject, encoder.encode(JSON.stringify(args)), requestHeaders(meta, timeoutMs), timeoutMs);
-      const outcome = readReply(reply);
-      return outcome.ok && outcome.result === true;
-    } catch {
-      return false;
+      outcome = readReply(reply);
+    } catch (err) {
+      outcome = failureOutcome(err);
     }
+    this.noteFailure(target, outcome);
+    if (outcome.ok) return outcome.result === true ? 'allowed' : 'denied';
+    // Fail-closed, except when nobody could even be asked: then another instance may answer.
+    if (outcome.kind === 'transport' && outcome.reason !== 'timeout' && outcome.reason !== 'cancelled') return 'unavailable';
+    return 'denied';
   }
 
   async stream(

@@ -4,7 +4,8 @@ import type { ConfigReceiver, PushResult } from '../../genapi/config/push.js';
 import { H } from '../../nats/headers.js';
 import type { PushAck } from '../../nats/messages.js';
 import type { Subjects } from '../../nats/subjects.js';
-import type { DiscoveredInstance } from './discovery.js';
+import { compareVersions } from '../../genapi/config/semver.js';
+import type { Discovery, DiscoveredInstance } from './discovery.js';
 import type { Requester } from './requester.js';
 
 export interface ConfigSyncOptions {
@@ -33,9 +34,13 @@ function onNats(raw: unknown): unknown {
 
 /**
  * Keeps the gateway's function configs in step with the workers: pushes (every gateway receives
- * each one on `<prefix>.config.push` and answers with its result), pulls from each newly seen
- * instance whose config version the gateway does not hold, and a periodic pull of every known
- * service with exponential backoff after failures.
+ * each one on `<prefix>.config.push` and answers with its result), pulls from newly seen
+ * instances whose config version the gateway does not hold, and a periodic pull with exponential
+ * backoff after failures.
+ *
+ * During a rolling deploy old and new instances run side by side with different configs. The
+ * gateway follows the newest deployment version among the live instances: it pulls from those,
+ * and skips pushes from older ones (unless forced), so the config does not flip between them.
  */
 export class ConfigSync {
   private readonly pushSub: Subscription;
@@ -52,7 +57,7 @@ export class ConfigSync {
     private readonly receiver: ConfigReceiver,
     private readonly requester: Requester,
     private readonly gatewayId: string,
-    private readonly services: () => readonly string[],
+    private readonly discovery: Discovery,
     private readonly isLocal: (service: string) => boolean,
     private readonly logger: Logger,
     options: ConfigSyncOptions = {},
@@ -73,9 +78,26 @@ export class ConfigSync {
     this.pushSub.unsubscribe();
   }
 
-  /** Discovery saw an instance: pull its config unless we hold that version already. */
+  /** The live instance whose config counts: the newest deployment version (null: none live). */
+  private authority(service: string): DiscoveredInstance | null {
+    let best: DiscoveredInstance | null = null;
+    for (const instance of this.discovery.all()) {
+      if (instance.service !== service) continue;
+      if (best === null || compareVersions(instance.version, best.version) > 0) best = instance;
+    }
+    return best;
+  }
+
+  /** A live instance of `service` runs a newer deployment than `version`. */
+  private outdated(service: string, version: string): boolean {
+    const authority = this.authority(service);
+    return authority !== null && compareVersions(version, authority.version) < 0;
+  }
+
+  /** Discovery saw an instance: pull its config unless we hold it or a newer deployment is live. */
   instanceSeen(instance: DiscoveredInstance): Promise<void> {
     if (instance.configVersion !== null && this.receiver.verify(instance.service, instance.configVersion) === 'matched') return Promise.resolve();
+    if (this.outdated(instance.service, instance.version)) return Promise.resolve();
     const key = `${instance.service}@${instance.configVersion ?? '?'}`;
     let pull = this.pulling.get(key);
     if (pull === undefined) {
@@ -85,10 +107,20 @@ export class ConfigSync {
     return pull.then(() => undefined);
   }
 
-  /** Pulls every known service once (any instance answers); true when all succeeded. */
+  /**
+   * Refreshes every live service from its newest instance when its config version differs from
+   * the one held (unknown versions are always pulled); true when every pull succeeded.
+   */
   async pullAll(): Promise<boolean> {
-    const results = await Promise.all(this.services().map((service) => this.pull(this.subjects.configGet(service), service, null)));
-    return results.every(Boolean);
+    const services = new Set(this.discovery.all().map((instance) => instance.service));
+    const pulls: Promise<boolean>[] = [];
+    for (const service of services) {
+      const authority = this.authority(service);
+      if (!authority) continue;
+      if (authority.configVersion !== null && this.receiver.verify(service, authority.configVersion) === 'matched') continue;
+      pulls.push(this.pull(this.subjects.instanceConfig(authority.id), service, authority.id));
+    }
+    return (await Promise.all(pulls)).every(Boolean);
   }
 
   private schedule(delayMs: number): void {
@@ -125,11 +157,15 @@ export class ConfigSync {
     let result: PushResult;
     try {
       const raw: unknown = JSON.parse(msg.string());
-      const service = (raw as { service?: unknown } | null)?.service;
-      result =
-        typeof service === 'string' && this.isLocal(service)
-          ? { status: 'error', error: 'validation_failed', messages: [`service ${service} runs in-process on this gateway`] }
-          : this.receiver.receive(onNats(raw), { source: 'push', force: msg.headers?.get(H.force) === 'true' });
+      const { service, service_version: version } = (raw ?? {}) as { service?: unknown; service_version?: unknown };
+      const force = msg.headers?.get(H.force) === 'true';
+      if (typeof service === 'string' && this.isLocal(service)) {
+        result = { status: 'error', error: 'validation_failed', messages: [`service ${service} runs in-process on this gateway`] };
+      } else if (!force && typeof service === 'string' && typeof version === 'string' && this.outdated(service, version)) {
+        result = { status: 'skipped', service, reason: 'older_than_live' };
+      } else {
+        result = this.receiver.receive(onNats(raw), { source: 'push', force });
+      }
     } catch {
       result = { status: 'error', error: 'invalid_push_config', messages: ['push body is not JSON'] };
     }

@@ -95,7 +95,7 @@ export class NatsLink {
       deps.receiver,
       requester,
       deps.gatewayId,
-      () => [...new Set(discovery.all().map((i) => i.service))],
+      discovery,
       deps.isLocal ?? (() => false),
       logger,
       options.sync,

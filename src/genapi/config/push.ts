@@ -35,7 +35,7 @@ export type PushResult =
       accepted: { request_type: string; version: string | null }[];
       rejected: { request_type: unknown; version: unknown; errors: string[] }[];
     }
-  | { status: 'skipped'; service: string; reason: 'version_matches' }
+  | { status: 'skipped'; service: string; reason: 'version_matches' | 'older_than_live' }
   | {
       status: 'error';
       error: 'invalid_push_config' | 'validation_failed' | 'invalid_push_token' | 'all_invalid';
