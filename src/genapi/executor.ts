@@ -207,13 +207,17 @@ class RelayedStream implements StreamSink, TimerEntry {
   }
 }
 
-const FAST_FAILURES = new Set(['no_responders', 'unavailable', 'instance_lost']);
+/** Failures where nothing ran: the next instance is tried at once. */
+const FAST_FAILURES = new Set(['no_responders', 'unavailable']);
+/** Failures that say nothing about the service (the gateway's own NATS link, or the client left): breakers ignore them. */
+const NOT_THE_SERVICE = new Set(['cancelled', 'disconnected']);
 
 /** Error codes whose message the client sees as-is (404 and 503 are transport signals). */
 export function isClientError(code: number): boolean {
   return code >= 400 && code < 500 && code !== 404;
 }
-const NOT_EXECUTED = new Set(['no_responders', 'unavailable', 'disconnected', 'instance_lost']);
+/** Failures where the function surely did not run: the client may retry later. */
+const NOT_EXECUTED = new Set(['no_responders', 'unavailable', 'disconnected']);
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
@@ -489,7 +493,7 @@ export class Executor {
       outcome = await resilience.bulkhead(config.service).execute(() =>
         resilience.service(config.service).execute(async () => {
           const result = await this.invoke(bus, config, request, args, meta, order, signal);
-          if (!result.ok && result.kind === 'transport' && result.reason !== 'cancelled') throw new TransportFailureError(result.message, { cause: result });
+          if (!result.ok && result.kind === 'transport' && !NOT_THE_SERVICE.has(result.reason)) throw new TransportFailureError(result.message, { cause: result });
           return result;
         }),
       );
@@ -582,7 +586,7 @@ export class Executor {
         result = await this.options.resilience.instance(instance.id).execute(async () => {
           const value = await attempt(instance);
           const { outcome } = value;
-          if (!outcome.ok && outcome.kind === 'transport' && outcome.reason !== 'cancelled' && outcome.reason !== 'no_responders') {
+          if (!outcome.ok && outcome.kind === 'transport' && outcome.reason !== 'no_responders' && !NOT_THE_SERVICE.has(outcome.reason)) {
             throw new TransportFailureError(outcome.message, { cause: value });
           }
           return value;
@@ -641,7 +645,7 @@ export class Executor {
       start = await resilience.service(config.service).execute(async () => {
         const result = await this.tryInstances(config, order, 0, (instance) => bus.stream({ config, instance }, meta, args, config.timeoutMs, credit, relay));
         const { outcome } = result;
-        if (!outcome.ok && outcome.kind === 'transport' && outcome.reason !== 'cancelled') throw new TransportFailureError(outcome.message, { cause: result });
+        if (!outcome.ok && outcome.kind === 'transport' && !NOT_THE_SERVICE.has(outcome.reason)) throw new TransportFailureError(outcome.message, { cause: result });
         return result as StreamStart;
       });
     } catch (err) {
@@ -655,7 +659,9 @@ export class Executor {
     }
     if (!start.outcome.ok || !start.control) {
       relay.stop(null);
-      sink.push(this.toResponse(start.outcome, requestId, config));
+      const { outcome } = start;
+      const timedOut = !outcome.ok && outcome.kind === 'transport' && outcome.reason === 'timeout';
+      sink.push(timedOut ? errorResponse(requestId, ERRORS.streamTimeout) : this.toResponse(outcome, requestId, config));
       return;
     }
     // PhoenixGenApi's first stream message nests the start call's whole Response.

@@ -169,10 +169,20 @@ export async function serve(definition: ServiceDefinition, options: ServeOptions
     calls.add(controller);
     void runCall(fn, args, meta, controller.signal).then((result) => {
       calls.delete(controller);
-      if (result.ok) msg.respond(json(result.result));
-      else msg.respondError(result.code, result.error);
+      guarded(() => (result.ok ? msg.respond(json(result.result)) : msg.respondError(result.code, result.error)));
       settle();
     });
+  };
+
+  /** Replies can fail when the connection closed under us; the worker must not crash for it. */
+  const guarded = (send: () => unknown): boolean => {
+    try {
+      send();
+      return true;
+    } catch (err) {
+      logger.warn({ err: (err as Error).message }, 'reply not sent');
+      return false;
+    }
   };
 
   const handleStream = (fn: ResolvedFunction, args: Record<string, unknown>, meta: RequestMeta, msg: ServiceMsg): void => {
@@ -184,37 +194,46 @@ export async function serve(definition: ServiceDefinition, options: ServeOptions
     }
     const credit = Number(msg.headers?.get(H.streamCredit)) || DEFAULT_STREAM_CREDIT;
     let seq = 0;
+    let run: ReturnType<typeof runStream> | null = null;
+    // A stream whose transport failed (connection closed) stops its handler.
+    const lost = () => {
+      run?.stream.cancel('connection lost');
+      run?.controller.abort(new Error('connection lost'));
+    };
     const io: StreamIO = {
       start(result) {
-        msg.respond(json(result), replyHeaders({ [H.streamControl]: subjects.streamControl(id, streamId) }));
+        if (!guarded(() => msg.respond(json(result), replyHeaders({ [H.streamControl]: subjects.streamControl(id, streamId) })))) lost();
       },
       startError(message, code) {
-        msg.respondError(code, message);
+        guarded(() => msg.respondError(code, message));
       },
       emit(event: StreamEvent, data) {
         const h = natsHeaders();
         h.set(H.streamEvent, event);
         h.set(H.streamSeq, String(++seq));
         if (event === 'error') h.set(H.serviceError, String(data));
-        nc.publish(dataSubject, event === 'chunk' || event === 'last' ? json(data) : new Uint8Array(0), { headers: h });
+        if (!guarded(() => nc.publish(dataSubject, event === 'chunk' || event === 'last' ? json(data) : new Uint8Array(0), { headers: h }))) lost();
       },
     };
     inflight++;
-    const run = runStream(fn, args, meta, io, credit, creditTimeoutMs);
-    streams.set(streamId, run);
-    void run.done.then(() => {
-      streams.delete(streamId);
-      settle();
-    });
+    const started = runStream(fn, args, meta, io, credit, creditTimeoutMs);
+    run = started;
+    streams.set(streamId, started);
+    void started.done
+      .catch((err: unknown) => logger.error({ err, streamId }, 'stream handler failed'))
+      .finally(() => {
+        streams.delete(streamId);
+        settle();
+      });
   };
 
   const handleAuthorize = (fn: ResolvedFunction, msg: ServiceMsg): void => {
     const args = parseArgs(msg);
     if (args === null) {
-      msg.respond(json(false));
+      guarded(() => msg.respond(json(false)));
       return;
     }
-    void runAuthorize(fn, args, readMeta(msg.headers, definition, fn)).then((allowed) => msg.respond(json(allowed)));
+    void runAuthorize(fn, args, readMeta(msg.headers, definition, fn)).then((allowed) => guarded(() => msg.respond(json(allowed))));
   };
 
   // Queue-group endpoints: functions, permission checks, config.
@@ -239,7 +258,7 @@ export async function serve(definition: ServiceDefinition, options: ServeOptions
       direct.set(subjects.instancePerm(id, definition.name, fn.requestType, fn.version), (msg) => handleAuthorize(fn, msg));
     }
   }
-  const answerConfig = (msg: ServiceMsg) => msg.respond(json(pushConfig()));
+  const answerConfig = (msg: ServiceMsg) => guarded(() => msg.respond(json(pushConfig())));
   service.addEndpoint('config', { subject: subjects.configGet(definition.name), queue: QUEUE_GROUP, handler: (_err, msg) => answerConfig(msg) });
   direct.set(subjects.instanceConfig(id), answerConfig);
   service.addEndpoint('direct', {

@@ -82,6 +82,12 @@ export function runStream(
 ): { stream: CreditStream; controller: AbortController; done: Promise<void> } {
   const controller = new AbortController();
   const stream = new CreditStream(io, initialCredit, fn.definition.startResult ?? 'started', creditTimeoutMs);
+  // Start on the next turn unless the handler already failed: an immediate error is a start
+  // error, and otherwise the gateway learns the control subject (and starts its idle timer) at
+  // once, even if the first chunk takes a while.
+  setImmediate(() => {
+    if (!stream.closed) stream.ensureStarted();
+  });
   const done = (async () => {
     try {
       const result: unknown = await fn.definition.handler(args as never, context(meta, controller.signal, stream));
@@ -98,7 +104,11 @@ export function runStream(
     } catch (err) {
       if (err instanceof StreamClosedError && stream.closed) return;
       const { error, code } = errorOf(err);
-      stream.fail(error, code);
+      try {
+        stream.fail(error, code);
+      } catch {
+        // The transport is gone (e.g. the connection closed): nobody is left to tell.
+      }
     }
   })();
   return { stream, controller, done };

@@ -112,7 +112,7 @@ describe('runCall', () => {
     expect(await run('throws')).toEqual({ ok: false, error: 'kaput', code: 500 });
   });
 
-  it('aborts the handler signal at the deadline', async () => {
+  it('aborts the handler signal at the deadline and reports 504, even if the handler then returns', async () => {
     let aborted = false;
     const service = defineService({
       name: 's',
@@ -130,7 +130,7 @@ describe('runCall', () => {
     });
     const result = await runCall(service.functions.get('wait')!, {}, { ...meta, deadline: Date.now() + 50 });
     expect(aborted).toBe(true);
-    expect(result).toEqual({ ok: true, result: 'stopped' });
+    expect(result).toEqual({ ok: false, error: 'deadline exceeded', code: 504 });
   });
 });
 

@@ -6,7 +6,7 @@ import type { Subjects } from '../../nats/subjects.js';
 import type { RequestMeta } from '../../worker/context.js';
 import { transportFailure, type Authorization, type CallOutcome, type CallTarget, type ServiceBus, type StreamSink, type StreamStart } from '../types.js';
 import type { Discovery } from './discovery.js';
-import { RequestFailure, type Requester } from './requester.js';
+import { PayloadTooLargeError, RequestFailure, type Requester } from './requester.js';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -48,6 +48,8 @@ function readReply(msg: Msg): CallOutcome {
 
 function failureOutcome(err: unknown): CallOutcome {
   if (err instanceof RequestFailure) return transportFailure(err.reason, err.message);
+  // The client's own limit: the request can never be sent, so it is the caller's error (413).
+  if (err instanceof PayloadTooLargeError) return { ok: false, kind: 'business', message: 'Request too large', code: 413 };
   return transportFailure('disconnected', (err as Error).message);
 }
 
@@ -108,7 +110,14 @@ export class NatsBus implements ServiceBus {
   async call(target: CallTarget, meta: RequestMeta, args: Record<string, unknown>, timeoutMs: number, signal?: AbortSignal): Promise<CallOutcome> {
     let outcome: CallOutcome;
     try {
-      const reply = await this.requester.request(this.subjectFor(target), encoder.encode(JSON.stringify(args)), requestHeaders(meta, timeoutMs), timeoutMs, signal);
+      const reply = await this.requester.request(
+        this.subjectFor(target),
+        encoder.encode(JSON.stringify(args)),
+        requestHeaders(meta, timeoutMs),
+        timeoutMs,
+        signal,
+        target.instance?.id ?? null,
+      );
       outcome = readReply(reply);
     } catch (err) {
       outcome = failureOutcome(err);
@@ -162,6 +171,11 @@ export class NatsBus implements ServiceBus {
       outcome = failureOutcome(err);
     }
     this.noteFailure(target, outcome);
+    if (!outcome.ok && outcome.kind === 'transport' && outcome.reason === 'timeout' && target.instance) {
+      // No start reply in time: the control subject is known by construction, so stop the worker.
+      live.control = this.subjects.streamControl(target.instance.id, id);
+      this.sendControl(live, 'cancel', '');
+    }
     if (!outcome.ok || control === null) {
       this.streams.delete(id);
       if (outcome.ok) outcome = { ok: false, kind: 'business', message: 'stream start reply without Genapi-Stream-Control', code: ERROR_CODES.failed };
@@ -186,8 +200,12 @@ export class NatsBus implements ServiceBus {
     };
   }
 
-  /** Ends every stream whose worker instance went away (discovery lost it). */
+  /**
+   * The instance went away (discovery lost it): its calls in flight fail now instead of waiting
+   * for their timeout, and its streams end.
+   */
   instanceLost(instanceId: string): void {
+    this.requester.failTagged(instanceId, new RequestFailure('instance_lost', `worker instance ${instanceId} is gone`));
     for (const live of [...this.streams.values()]) {
       if (live.instanceId !== instanceId || live.phase !== 'live') continue;
       this.finish(live);

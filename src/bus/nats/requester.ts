@@ -2,6 +2,17 @@ import { createInbox, type Msg, type MsgHdrs, type NatsConnection, type Subscrip
 import type { TimerEntry, TimerWheel } from '../../util/timer-wheel.js';
 import type { TransportFailure } from '../types.js';
 
+/** A publish the client refused: too large for the server's max_payload, or no connection. */
+export class PayloadTooLargeError extends Error {
+  override readonly name = 'PayloadTooLargeError';
+}
+
+function publishFailure(err: unknown): Error {
+  const message = (err as Error).message ?? String(err);
+  if (/max.?payload/i.test(message)) return new PayloadTooLargeError(`request too large for NATS: ${message}`);
+  return new RequestFailure('disconnected', message);
+}
+
 /** A request that got no usable answer; `reason` is the transport failure. */
 export class RequestFailure extends Error {
   override readonly name = 'RequestFailure';
@@ -17,10 +28,12 @@ class Pending implements TimerEntry {
   timerSlot = -1;
   signal: AbortSignal | null = null;
   onAbort: (() => void) | null = null;
+  /** The instance the request went to (so losing it fails the request at once). */
+  tag: string | null = null;
   constructor(
     readonly token: string,
     readonly resolve: (msg: Msg) => void,
-    readonly reject: (err: RequestFailure) => void,
+    readonly reject: (err: Error) => void,
     readonly subject: string,
     readonly timeoutMs: number,
     private readonly owner: Requester,
@@ -56,13 +69,14 @@ export class Requester {
     return this.pending.size;
   }
 
-  request(subject: string, payload: Uint8Array, headers: MsgHdrs, timeoutMs: number, signal?: AbortSignal): Promise<Msg> {
+  request(subject: string, payload: Uint8Array, headers: MsgHdrs, timeoutMs: number, signal?: AbortSignal, tag: string | null = null): Promise<Msg> {
     if (!this.connected || this.nc.isClosed()) {
       return Promise.reject(new RequestFailure('disconnected', 'NATS is disconnected'));
     }
     const token = (++this.counter).toString(36);
     return new Promise<Msg>((resolve, reject) => {
       const pending = new Pending(token, resolve, reject, subject, timeoutMs, this);
+      pending.tag = tag;
       this.pending.set(token, pending);
       this.wheel.schedule(pending, this.wheel.clock() + timeoutMs);
       if (signal) {
@@ -77,13 +91,13 @@ export class Requester {
       try {
         this.nc.publish(subject, payload, { reply: `${this.inbox}.${token}`, headers });
       } catch (err) {
-        this.fail(pending, new RequestFailure('disconnected', (err as Error).message));
+        this.fail(pending, publishFailure(err));
       }
     });
   }
 
   /** @internal */
-  fail(pending: Pending, err: RequestFailure): void {
+  fail(pending: Pending, err: Error): void {
     if (!this.settle(pending)) return;
     pending.reject(err);
   }
@@ -95,6 +109,17 @@ export class Requester {
     this.wheel.cancel(pending);
     if (pending.signal && pending.onAbort) pending.signal.removeEventListener('abort', pending.onAbort);
     return true;
+  }
+
+  /** Fails every request still waiting on the instance `tag` (it is gone; no reply will come). */
+  failTagged(tag: string, err: RequestFailure): number {
+    let failed = 0;
+    for (const pending of [...this.pending.values()]) {
+      if (pending.tag !== tag) continue;
+      this.fail(pending, err);
+      failed++;
+    }
+    return failed;
   }
 
   /** The connection went down or came back: while down, requests fail fast. */

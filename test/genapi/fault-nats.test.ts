@@ -1,0 +1,213 @@
+/**
+ * The NATS server dies and comes back under load (protocol/gen_api.md §2 Errors: "NATS down →
+ * Service temporarily unavailable, can_retry"; §7.12; src/bus/nats/link.ts: requests fail fast
+ * while disconnected, reconnect for ever): several clients send requests continuously while the
+ * nats-server is SIGKILLed and restarted on the same port. The gateway must not crash, every
+ * request must end in exactly one reply and one push, requests must fail fast while NATS is
+ * down, and succeed again once the gateway and the worker are back (and the service breaker the
+ * outage opened has had its half-open trial, gen_api.md §5). Health reports it.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { NatsServer } from '../support/nats.js';
+import { startGenApiApp, startWorker, until, type GenApiApp, type Worker } from '../support/genapi-app.js';
+import { ApiClient, sleep, type ApiResponse } from '../support/genapi-client.js';
+import { slowService } from '../support/genapi-services.js';
+import type { NatsStatus } from '../../src/bus/nats/link.js';
+
+interface Outcome {
+  id: string;
+  client: number;
+  sentAt: number;
+  /** NATS status the gateway reported when the request was sent. */
+  statusAtSend: NatsStatus;
+  doneAt: number | null;
+  push: ApiResponse | null;
+}
+
+/** Resolves once the worker's NATS connection is back (a flush round-trips). */
+async function reconnected(worker: Worker, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await worker.nc.flush();
+      return;
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await sleep(50);
+    }
+  }
+}
+
+const HALF_OPEN_MS = 1_500;
+
+describe('NATS restarted mid-load', () => {
+  let nats: NatsServer | null = null;
+  let worker: Worker | null = null;
+  let app: GenApiApp | null = null;
+  const clients: ApiClient[] = [];
+
+  afterEach(async () => {
+    for (const c of clients.splice(0)) c.terminate();
+    await app?.close();
+    await worker?.stop();
+    await nats?.dispose();
+    app = null;
+    worker = null;
+    nats = null;
+  });
+
+  it('no crash; one reply and one push per request; fast `Service temporarily unavailable` while down; success after recovery; health follows', async () => {
+    nats = await NatsServer.start();
+    worker = await startWorker(slowService('W', { calls: 0, inflight: 0 }), nats.url);
+    // The outage fails requests on transport, which opens the service breaker (gen_api.md §5:
+    // "NATS down" counts); it closes after one successful trial once halfOpenAfterMs has passed.
+    // Shortened from 10 s so the test can watch the whole recovery.
+    app = await startGenApiApp({ nats: nats.url, natsOptions: { reconnectTimeWaitMs: 100 }, genApi: { resilience: { halfOpenAfterMs: HALF_OPEN_MS } } });
+    const genApi = app.genApi;
+    const status = () => genApi.health().nats!.status;
+    const instances = () => genApi.nats!.discovery.instances('slowsvc').length;
+    await until(() => instances() === 1, 'the worker discovered');
+    for (let i = 0; i < 4; i++) clients.push(await ApiClient.connect(app.wsUrl(`user_id=u${i}`)));
+
+    // Health transitions, sampled every 10 ms.
+    const statuses: NatsStatus[] = [status()];
+    const sampler = setInterval(() => {
+      const s = status();
+      if (statuses.at(-1) !== s) statuses.push(s);
+    }, 10);
+
+    const outcomes: Outcome[] = [];
+    const refs = new Map<string, { client: ApiClient; ref: string }>();
+    let running = true;
+    const loops = clients.map(async (c, k) => {
+      for (let n = 0; running; n++) {
+        const id = `c${k}-${n}`;
+        const outcome: Outcome = { id, client: k, sentAt: performance.now(), statusAtSend: status(), doneAt: null, push: null };
+        outcomes.push(outcome);
+        refs.set(id, { client: c, ref: c.call({ request_id: id, service: 'slowsvc', request_type: 'echo', args: { message: id } }) });
+        try {
+          await c.until(() => c.pushes(id).length > 0 && c.replies(refs.get(id)!.ref).length > 0, `the answer to ${id}`, 6_000);
+          outcome.doneAt = c.pushTimes(id)[0]!;
+          outcome.push = c.pushes(id)[0]!;
+        } catch {
+          // silence: recorded as doneAt null and reported below
+        }
+        await sleep(15);
+      }
+    });
+
+    let killedAt = 0;
+    let restartedAt = 0;
+    let recoveredAt = 0;
+    let breakersAtEnd: unknown = null;
+    try {
+      await sleep(600);
+      killedAt = performance.now();
+      await nats.kill();
+      await until(() => status() !== 'connected', 'the gateway to notice', 2_000);
+      await sleep(1_200);
+      await nats.restart();
+      restartedAt = performance.now();
+      await until(() => status() === 'connected', 'the gateway to reconnect', 5_000);
+      await reconnected(worker);
+      await until(() => instances() === 1, 'the worker to be rediscovered', 5_000);
+      recoveredAt = performance.now();
+      await sleep(HALF_OPEN_MS + 2_500);
+      breakersAtEnd = genApi.health().breakers;
+    } finally {
+      running = false;
+      await Promise.all(loops);
+      clearInterval(sampler);
+    }
+    await sleep(300); // late duplicates would show up now
+
+    // 1. Nothing was silent; exactly one reply and one push per request.
+    const silent = outcomes.filter((o) => o.doneAt === null).map((o) => o.id);
+    expect(silent, 'requests without an answer').toEqual([]);
+    for (const o of outcomes) {
+      const { client, ref } = refs.get(o.id)!;
+      expect(client.replies(ref), o.id).toEqual([{ status: 'ok', response: 'echo' }]);
+      expect(client.pushes(o.id), o.id).toHaveLength(1);
+    }
+    const ok = (o: Outcome) => o.push!.success && (o.push!.result as { message: string }).message === o.id;
+    const unavailable = (o: Outcome) => !o.push!.success && o.push!.error === 'Service temporarily unavailable' && o.push!.can_retry;
+
+    // 2. Before the kill everything succeeded.
+    const before = outcomes.filter((o) => o.doneAt! < killedAt);
+    expect(before.length).toBeGreaterThan(20);
+    expect(before.filter((o) => !ok(o)).map((o) => o.push)).toEqual([]);
+
+    // 3. While down: each request failed fast with Service temporarily unavailable, can_retry.
+    const down = outcomes.filter((o) => o.statusAtSend !== 'connected' && o.sentAt > killedAt && o.sentAt < restartedAt);
+    expect(down.length).toBeGreaterThan(20);
+    for (const o of down) {
+      expect(unavailable(o), `${o.id}: ${JSON.stringify(o.push)}`).toBe(true);
+      expect(o.doneAt! - o.sentAt, `${o.id} latency`).toBeLessThan(100);
+    }
+    // Requests that were in flight at the kill ended as unavailable (or succeeded just before).
+    for (const o of outcomes.filter((o) => o.sentAt < killedAt && o.doneAt! >= killedAt)) {
+      expect(ok(o) || unavailable(o), `${o.id}: ${JSON.stringify(o.push)}`).toBe(true);
+    }
+    // Every failure in the whole run is the retryable one.
+    for (const o of outcomes) expect(ok(o) || unavailable(o), `${o.id}: ${JSON.stringify(o.push)}`).toBe(true);
+
+    // 4. After recovery (gateway reconnected, the worker reconnected and rediscovered): at first
+    //    only the retryable failure (the breaker opened during the outage), then, once the
+    //    breaker's half-open trial has succeeded, every request succeeds.
+    const settled = recoveredAt + HALF_OPEN_MS + 500;
+    const after = outcomes.filter((o) => o.sentAt > settled);
+    expect(after.length).toBeGreaterThan(20);
+    const failedAfter = after.filter((o) => !ok(o));
+    const summary = failedAfter.slice(0, 3).map((o) => `${o.id} +${Math.round(o.sentAt - recoveredAt)}ms ${String(o.push!.error)}`);
+    expect(
+      failedAfter.length,
+      `${failedAfter.length}/${after.length} requests failed ${HALF_OPEN_MS + 500} ms after recovery (${summary.join('; ')}); breakers: ${JSON.stringify(breakersAtEnd)}`,
+    ).toBe(0);
+    expect(breakersAtEnd).toEqual({ services: { slowsvc: 'closed' }, instances: expect.anything() });
+
+    // 5. Health went disconnected/reconnecting, then connected again.
+    expect(statuses[0]).toBe('connected');
+    expect(statuses.some((s) => s === 'disconnected' || s === 'reconnecting'), statuses.join(' → ')).toBe(true);
+    expect(statuses.at(-1)).toBe('connected');
+    const health = genApi.health().nats!;
+    expect(health.reconnects).toBeGreaterThanOrEqual(1);
+    expect(health.pendingRequests).toBe(0);
+
+    // 6. The gateway (this process) still answers.
+    const final = await clients[0]!.sync({ request_id: 'final', service: 'slowsvc', request_type: 'echo', args: { message: 'final' } });
+    expect(final.reply).toEqual({ status: 'ok', response: 'echo' });
+    expect(final.push.request_id).toBe('final');
+  }, 40_000);
+
+  it('health: status disconnected/reconnecting while the server is stopped, connected after; requests fail fast meanwhile', async () => {
+    nats = await NatsServer.start();
+    worker = await startWorker(slowService('W', { calls: 0, inflight: 0 }), nats.url);
+    app = await startGenApiApp({ nats: nats.url, natsOptions: { reconnectTimeWaitMs: 100 } });
+    const genApi = app.genApi;
+    await until(() => genApi.nats!.discovery.instances('slowsvc').length === 1, 'the worker discovered');
+    const c = await ApiClient.connect(app.wsUrl('user_id=u1'));
+    clients.push(c);
+    expect(genApi.health().nats).toMatchObject({ status: 'connected', reconnects: 0, lastError: null });
+
+    await nats.stop();
+    const seen = await until(() => {
+      const s = genApi.health().nats!.status;
+      return s === 'disconnected' || s === 'reconnecting' ? s : null;
+    }, 'a disconnected status', 3_000);
+    expect(['disconnected', 'reconnecting']).toContain(seen);
+    const t = performance.now();
+    const { push, reply } = await c.sync({ request_id: 'down', service: 'slowsvc', request_type: 'echo', args: { message: 'x' } });
+    expect(performance.now() - t).toBeLessThan(100);
+    expect(push).toEqual({ request_id: 'down', result: null, success: false, error: 'Service temporarily unavailable', async: false, has_more: false, can_retry: true });
+    expect(reply).toEqual({ status: 'ok', response: 'echo' });
+
+    await nats.restart();
+    await until(() => genApi.health().nats!.status === 'connected', 'connected again', 5_000);
+    expect(genApi.health().nats!.reconnects).toBe(1);
+    // The worker reconnects on its own schedule (a flush completes once it is back).
+    await reconnected(worker);
+    await until(() => genApi.nats!.discovery.instances('slowsvc').length === 1, 'the worker rediscovered', 5_000);
+    const back = await c.sync({ request_id: 'back', service: 'slowsvc', request_type: 'echo', args: { message: 'back' } });
+    expect(back.push.success).toBe(true);
+  });
+});

@@ -1,0 +1,132 @@
+/**
+ * Cancelling gen_api streams (protocol/gen_api.md §2 Cancel, §6; protocol/nats.md §7 control
+ * `cancel`: "the gateway sends it within milliseconds of the cause"), embedded and on NATS. The
+ * moment the worker learns it must stop is measured in the handler itself (ctx.signal abort or
+ * StreamClosedError from ctx.stream.write) against the moment the client acted.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { NatsServer } from '../support/nats.js';
+import { startGenApiApp, startWorker, type GenApiApp, type Worker } from '../support/genapi-app.js';
+import { ApiClient, response, sleep } from '../support/genapi-client.js';
+import { streamProbe, streamService, type StreamProbe } from '../support/genapi-services.js';
+
+const SERVICE = 'streams';
+const CANCEL_WITHIN_MS = 100;
+const endless = (id: string) => ({ request_id: id, service: SERVICE, request_type: 'endless', args: { interval_ms: 20 } });
+
+describe.each(['embedded', 'nats'] as const)('stream cancel (%s)', (mode) => {
+  let nats: NatsServer | null = null;
+  let worker: Worker | null = null;
+  let app: GenApiApp;
+  let probe: StreamProbe;
+  const clients: ApiClient[] = [];
+  let seq = 0;
+
+  beforeAll(async () => {
+    probe = streamProbe();
+    const service = streamService(probe);
+    if (mode === 'nats') {
+      nats = await NatsServer.start();
+      worker = await startWorker(service, nats.url, { drainTimeoutMs: 1_000 });
+      app = await startGenApiApp({ nats: nats.url });
+    } else {
+      app = await startGenApiApp({ local: [service] });
+    }
+  });
+  afterEach(async () => {
+    for (const client of clients.splice(0)) client.terminate();
+    await sleep(50);
+  });
+  afterAll(async () => {
+    await app?.close();
+    await worker?.stop();
+    await nats?.dispose();
+  });
+
+  async function client(): Promise<ApiClient> {
+    const c = await ApiClient.connect(app.wsUrl('user_id=u1&device_id=d1'));
+    clients.push(c);
+    return c;
+  }
+
+  /** Starts `count` endless streams on `c` and waits until each has delivered 3 chunks. */
+  async function running(c: ApiClient, count: number): Promise<string[]> {
+    const ids = Array.from({ length: count }, () => `e${mode}-${++seq}`);
+    for (const id of ids) c.call(endless(id));
+    await c.until(() => ids.every((id) => c.pushes(id).length >= 5), 'three chunks of every stream');
+    return ids;
+  }
+
+  /** Waits until the worker saw the stop of `id`; returns how long after `t0` that was. */
+  async function stopDelay(c: ApiClient, id: string, t0: number): Promise<number> {
+    const stopped = await c.until(() => probe.stopped.get(id), `the worker of ${id} to be told to stop`, 2_000);
+    return stopped.at - t0;
+  }
+
+  it('the cancel event: the worker stops within 100 ms, the client gets the end push and {cancelled: true}; other streams go on', async () => {
+    const c = await client();
+    const [victim, other] = await running(c, 2);
+    const t0 = performance.now();
+    const ref = c.cancel(victim);
+    expect(await stopDelay(c, victim!, t0)).toBeLessThan(CANCEL_WITHIN_MS);
+    expect(await c.reply(ref)).toEqual({ status: 'ok', response: { cancelled: true } });
+    const pushes = await c.streamDone(victim);
+    expect(pushes.at(-1)).toEqual(response(victim, { async: true }));
+    expect(pushes.slice(2, -1).every((p) => p.has_more && p.success)).toBe(true);
+    const count = c.pushes(victim).length;
+    const otherCount = c.pushes(other).length;
+    await sleep(200);
+    // Nothing follows the end push; the other stream keeps running.
+    expect(c.pushes(victim)).toHaveLength(count);
+    expect(c.pushes(other).length).toBeGreaterThan(otherCount);
+    expect(probe.stopped.has(other!)).toBe(false);
+    // Cancelling the same id again: it is no longer running.
+    expect(await c.reply(c.cancel(victim))).toEqual({ status: 'error', response: 'Unknown request' });
+  });
+
+  it('cancel of an unknown request_id: error reply `Unknown request`', async () => {
+    const c = await client();
+    expect(await c.reply(c.cancel('nope'))).toEqual({ status: 'error', response: 'Unknown request' });
+  });
+
+  it('leaving the channel stops every stream of it within 100 ms', async () => {
+    const c = await client();
+    const ids = await running(c, 3);
+    const t0 = performance.now();
+    const ref = c.leave();
+    for (const id of ids) expect(await stopDelay(c, id, t0), id).toBeLessThan(CANCEL_WITHIN_MS);
+    expect(await c.reply(ref)).toEqual({ status: 'ok', response: {} });
+    await c.until(() => app.genApi.health().executor.streams === 0, 'the gateway to drop the streams', 1_000);
+  });
+
+  it('the client closing its socket stops every stream of it within 100 ms', async () => {
+    const c = await client();
+    const ids = await running(c, 3);
+    const t0 = performance.now();
+    c.close();
+    for (const id of ids) expect(await stopDelay(c, id, t0), id).toBeLessThan(CANCEL_WITHIN_MS);
+    await c.until(() => app.genApi.health().executor.streams === 0, 'the gateway to drop the streams', 1_000);
+  });
+
+  it('the client connection dropping (TCP reset, no close frame) stops every stream of it within 100 ms', async () => {
+    const c = await client();
+    const ids = await running(c, 3);
+    const t0 = performance.now();
+    c.terminate();
+    for (const id of ids) expect(await stopDelay(c, id, t0), id).toBeLessThan(CANCEL_WITHIN_MS);
+    await c.until(() => app.genApi.health().executor.streams === 0, 'the gateway to drop the streams', 1_000);
+  });
+
+  it('a stream on one socket is not touched when another socket of the same user leaves', async () => {
+    const a = await client();
+    const b = await client();
+    const [idA] = await running(a, 1);
+    await running(b, 1);
+    b.leave();
+    await sleep(200);
+    expect(probe.stopped.has(idA!)).toBe(false);
+    const n = a.pushes(idA).length;
+    await sleep(100);
+    expect(a.pushes(idA).length).toBeGreaterThan(n);
+  });
+});
