@@ -207,6 +207,18 @@ class RelayedStream implements StreamSink, TimerEntry {
   }
 }
 
+/** One request on its way to a function: everything the dispatch steps share. */
+interface Dispatch {
+  readonly bus: ServiceBus;
+  readonly config: ResolvedFunConfig;
+  readonly request: GenApiRequest;
+  readonly meta: RequestMeta;
+  /** Instances in selection order, computed once per request. */
+  readonly order: readonly ServiceInstance[];
+  readonly requestId: unknown;
+  readonly sink: RequestSink;
+}
+
 /** Failures where nothing ran: the next instance is tried at once. */
 const FAST_FAILURES = new Set(['no_responders', 'unavailable']);
 /** Failures that say nothing about the service (the gateway's own NATS link, or the client left): breakers ignore them. */
@@ -326,10 +338,17 @@ export class Executor {
     // PhoenixGenApi's order: permission, then rate limit, then arguments. Permission sees the
     // client's args as sent; a denied caller learns nothing about the argument schema and a
     // request with bad arguments still counts against rate limits.
-    const meta = this.meta(request, config, sink.owner);
     // One instance order per request (round-robin advances once, whatever the steps).
-    const order = this.order(bus, config, request);
-    const permission = await this.permitted(bus, config, request, request.args, meta, order);
+    const dispatch: Dispatch = {
+      bus,
+      config,
+      request,
+      meta: this.meta(request, config, sink.owner),
+      order: this.order(bus, config, request),
+      requestId,
+      sink,
+    };
+    const permission = await this.permitted(dispatch);
     if (permission !== 'allowed') {
       const response = permission === 'denied' ? errorResponse(requestId, ERRORS.permissionDenied) : errorResponse(requestId, ERRORS.unavailable, true);
       await this.finishEarly(request, config, requestId, sink, response);
@@ -358,7 +377,7 @@ export class Executor {
 
     switch (config.responseType) {
       case 'sync': {
-        const response = await this.guarded(bus, config, request, args, meta, order, requestId, sink.signal);
+        const response = await this.guarded(dispatch, args);
         sink.push(await this.runAfter(request, config, response));
         sink.reply('ok', request.request_type);
         return;
@@ -366,18 +385,18 @@ export class Executor {
       case 'async': {
         sink.push(await this.runAfter(request, config, asyncResponse(requestId)));
         sink.reply('ok', request.request_type);
-        sink.push(await this.guarded(bus, config, request, args, meta, order, requestId, sink.signal));
+        sink.push(await this.guarded(dispatch, args));
         return;
       }
       case 'none': {
         await this.runAfter(request, config, null);
         sink.reply('ok', request.request_type);
-        const response = await this.guarded(bus, config, request, args, meta, order, requestId, sink.signal);
+        const response = await this.guarded(dispatch, args);
         if (!response.success) this.logger.warn({ requestId, service: config.service, requestType: config.requestType, error: response.error }, 'fire-and-forget call failed');
         return;
       }
       case 'stream':
-        await this.relayStream(bus, config, request, args, meta, order, requestId, sink);
+        await this.relayStream(dispatch, args);
         return;
     }
   }
@@ -446,14 +465,9 @@ export class Executor {
    * The built-in mode, then the worker's own check (fail-closed). Instances that cannot be asked
    * at all are skipped; when none can, the answer is `unavailable`, not a denial.
    */
-  private async permitted(
-    bus: ServiceBus,
-    config: ResolvedFunConfig,
-    request: GenApiRequest,
-    args: Record<string, unknown>,
-    meta: RequestMeta,
-    order: readonly ServiceInstance[],
-  ): Promise<Authorization> {
+  private async permitted({ bus, config, request, meta, order }: Dispatch): Promise<Authorization> {
+    // Permission sees the client's arguments as sent.
+    const args = request.args;
     if (!checkPermission(config.permission, request, args, config.argsAsMap)) return 'denied';
     if (!config.permissionCallback) return 'allowed';
     const candidates: (ServiceInstance | null)[] = order.length === 0 ? [null] : [...order];
@@ -477,22 +491,14 @@ export class Executor {
   }
 
   /** Bulkhead + service breaker around the call; maps every outcome to the Response to push. */
-  private async guarded(
-    bus: ServiceBus,
-    config: ResolvedFunConfig,
-    request: GenApiRequest,
-    args: Record<string, unknown>,
-    meta: RequestMeta,
-    order: readonly ServiceInstance[],
-    requestId: unknown,
-    signal: AbortSignal,
-  ): Promise<GenApiResponse> {
+  private async guarded(dispatch: Dispatch, args: Record<string, unknown>): Promise<GenApiResponse> {
+    const { config, requestId } = dispatch;
     const resilience = this.options.resilience;
     let outcome: CallOutcome;
     try {
       outcome = await resilience.bulkhead(config.service).execute(() =>
         resilience.service(config.service).execute(async () => {
-          const result = await this.invoke(bus, config, request, args, meta, order, signal);
+          const result = await this.invoke(dispatch, args);
           if (!result.ok && result.kind === 'transport' && !NOT_THE_SERVICE.has(result.reason)) throw new TransportFailureError(result.message, { cause: result });
           return result;
         }),
@@ -528,17 +534,11 @@ export class Executor {
    * (`same_node`) or the next (`all_nodes`); only transport failures are retried unless the
    * config says `retry_on: "any"`.
    */
-  private async invoke(
-    bus: ServiceBus,
-    config: ResolvedFunConfig,
-    request: GenApiRequest,
-    args: Record<string, unknown>,
-    meta: RequestMeta,
-    firstOrder: readonly ServiceInstance[],
-    signal: AbortSignal,
-  ): Promise<CallOutcome> {
+  private async invoke(dispatch: Dispatch, args: Record<string, unknown>): Promise<CallOutcome> {
+    const { bus, config, request, meta } = dispatch;
+    const signal = dispatch.sink.signal;
     const attempts = 1 + (config.retry?.attempts ?? 0);
-    let order = firstOrder;
+    let order = dispatch.order;
     let cursor = 0;
     let last: CallOutcome = { ok: false, kind: 'transport', reason: 'no_responders', message: `no instance of ${config.service}` };
     for (let attempt = 0; attempt < attempts; attempt++) {
@@ -602,16 +602,8 @@ export class Executor {
     return result;
   }
 
-  private async relayStream(
-    bus: ServiceBus,
-    config: ResolvedFunConfig,
-    request: GenApiRequest,
-    args: Record<string, unknown>,
-    meta: RequestMeta,
-    order: readonly ServiceInstance[],
-    requestId: unknown,
-    sink: RequestSink,
-  ): Promise<void> {
+  private async relayStream(dispatch: Dispatch, args: Record<string, unknown>): Promise<void> {
+    const { bus, config, request, meta, order, requestId, sink } = dispatch;
     sink.push(await this.runAfter(request, config, streamResponse(requestId, 'init')));
     sink.reply('ok', request.request_type);
     if (sink.signal.aborted) return;

@@ -1,8 +1,8 @@
 import type { ResponseType } from '../genapi/types.js';
 import type { StreamWriter } from './stream.js';
 
-/** What a handler knows about the request it serves (besides its arguments). */
-export interface RequestContext {
+/** The request metadata a transport hands to the runtime (a handler sees it in its context). */
+export interface RequestMeta {
   readonly requestId: string;
   readonly service: string;
   readonly requestType: string;
@@ -14,28 +14,16 @@ export interface RequestContext {
   readonly responseType: ResponseType;
   /** Epoch ms after which the gateway stops waiting (streams: for the start). */
   readonly deadline: number;
-  /** Aborted at the deadline, when the client cancels or leaves (streams), or on shutdown. */
-  readonly signal: AbortSignal;
   /** The gateway node that sent the request (null in-process). */
   readonly gateway: string | null;
-  /** Stream functions write their chunks here; each write waits for the gateway's credit. */
-  readonly stream: StreamWriter;
-  /** In-process calls only: the gateway channel the request came on (relay groups use it). */
+  /** In-process calls only (never sent over NATS): the gateway channel the request came on (relay groups use it). */
   readonly origin?: unknown;
 }
 
-/** The request metadata a transport hands to the runtime. */
-export interface RequestMeta {
-  readonly requestId: string;
-  readonly service: string;
-  readonly requestType: string;
-  readonly version: string | null;
-  readonly userId: string | null;
-  readonly deviceId: string | null;
-  readonly roles: readonly string[];
-  readonly responseType: ResponseType;
-  readonly deadline: number;
-  readonly gateway: string | null;
-  /** In-process calls only (never sent over NATS): the channel the request came on. */
-  readonly origin?: unknown;
+/** What a handler knows about the request it serves (besides its arguments). */
+export interface RequestContext extends RequestMeta {
+  /** Aborted at the deadline, when the client cancels or leaves (streams), or on shutdown. */
+  readonly signal: AbortSignal;
+  /** Stream functions write their chunks here; each write waits for the gateway's credit. */
+  readonly stream: StreamWriter;
 }

@@ -8,10 +8,10 @@
  * (`quietDiscovery`): otherwise a discovery pull may win the race with the worker's start-up push
  * and turn its ack into `skipped`.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { defineService, fn, type FunctionDefinition } from '../../src/worker/define.js';
 import type { GenApiApp } from '../support/genapi-app.js';
-import { errorResp, ExecEnv, ready, resp, sleep, type GenApiClient } from '../support/genapi-exec.js';
+import { errorResp, useExecEnv, ready, resp, sleep, type GenApiClient } from '../support/genapi-exec.js';
 
 function service(name: string, functions: Record<string, Partial<FunctionDefinition>>, configVersion?: string) {
   const defs: Record<string, FunctionDefinition> = {};
@@ -26,16 +26,7 @@ async function served(client: GenApiClient, id: string, svc: string, rt: string,
 }
 
 describe('exec: config flows over NATS', () => {
-  let env: ExecEnv;
-  beforeAll(async () => {
-    env = await ExecEnv.start();
-  });
-  afterEach(async () => {
-    await env.reset();
-  });
-  afterAll(async () => {
-    await env?.dispose();
-  });
+  const env = useExecEnv();
 
   it('a gateway started after the workers serves their functions within 1 s of its start', async () => {
     const worker = await env.worker(service('cfg_late', { echo: {}, other: {} }));

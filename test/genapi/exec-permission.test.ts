@@ -4,11 +4,11 @@
  * user_id, device_id, roles[]); the worker's own check (`authorize`, permission_callback) runs on
  * a real SDK worker over a real nats-server and is fail-closed.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { RequestContext } from '../../src/worker/context.js';
 import { defineService, fn } from '../../src/worker/define.js';
 import type { GenApiApp } from '../support/genapi-app.js';
-import { errorResp, ExecEnv, ready, resp, sleep } from '../support/genapi-exec.js';
+import { errorResp, useExecEnv, ready, resp, sleep } from '../support/genapi-exec.js';
 
 const SERVICE = 'perm';
 
@@ -59,20 +59,10 @@ const req = (id: string, rt: string, args: Record<string, unknown> = {}, extra: 
 });
 
 describe('exec: permission through the channel over NATS', () => {
-  let env: ExecEnv;
+  const env = useExecEnv();
   let seen: Seen;
   let app: GenApiApp;
   const handled = (rt: string) => seen.handled.get(rt) ?? 0;
-
-  beforeAll(async () => {
-    env = await ExecEnv.start();
-  });
-  afterEach(async () => {
-    await env.reset();
-  });
-  afterAll(async () => {
-    await env?.dispose();
-  });
 
   async function setup(genApi = {}) {
     seen = { handled: new Map(), authorized: [] };
@@ -209,16 +199,7 @@ describe('exec: permission through the channel over NATS', () => {
 });
 
 describe('exec: the worker permission check across instances over NATS', () => {
-  let env: ExecEnv;
-  beforeAll(async () => {
-    env = await ExecEnv.start();
-  });
-  afterEach(async () => {
-    await env.reset();
-  });
-  afterAll(async () => {
-    await env?.dispose();
-  });
+  const env = useExecEnv();
 
   it('an instance that just died does not turn into "Permission denied": the check falls through to a live instance', async () => {
     // protocol/gen_api.md §4: a failure that means nothing ran (no responders) moves to the next

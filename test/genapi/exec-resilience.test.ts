@@ -3,9 +3,9 @@
  * (protocol/gen_api.md §5 and §2 errors; §7 items 12 and 13) through a real gateway, the gen_api
  * channel over raw frames and SDK workers on a real nats-server, with small `resilience` numbers.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { defineService, fn } from '../../src/worker/define.js';
-import { errorResp, ExecEnv, hang, ready, resp, sleep, sleepOrAbort } from '../support/genapi-exec.js';
+import { errorResp, useExecEnv, hang, ready, resp, sleep, sleepOrAbort } from '../support/genapi-exec.js';
 
 interface State {
   /** Labels of instances that hang (time out) right now, by request type ('*' = all). */
@@ -43,16 +43,7 @@ const req = (id: string, rt: string, service = 'res') => ({ request_id: id, serv
 const UNAVAILABLE = 'Service temporarily unavailable';
 
 describe('exec: breakers and bulkheads over NATS', () => {
-  let env: ExecEnv;
-  beforeAll(async () => {
-    env = await ExecEnv.start();
-  });
-  afterEach(async () => {
-    await env.reset();
-  });
-  afterAll(async () => {
-    await env?.dispose();
-  });
+  const env = useExecEnv();
 
   it('instance breaker: after instanceFailures timeouts the instance is skipped until halfOpenAfterMs, then used again', async () => {
     const state: State = { hanging: new Set(['A:rr']), calls: [] };
@@ -244,16 +235,7 @@ describe('exec: breakers and bulkheads over NATS', () => {
 });
 
 describe('exec: many requests in flight on one channel over NATS', () => {
-  let env: ExecEnv;
-  beforeAll(async () => {
-    env = await ExecEnv.start();
-  });
-  afterEach(async () => {
-    await env.reset();
-  });
-  afterAll(async () => {
-    await env?.dispose();
-  });
+  const env = useExecEnv();
 
   it('30 concurrent requests on one channel (maxInflight 100) all succeed without a MaxListenersExceededWarning', async () => {
     const warnings: Error[] = [];

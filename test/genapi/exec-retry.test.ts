@@ -4,10 +4,10 @@
  * real nats-server. Handlers record every call (which instance, when) so the tests count
  * attempts and see where they went.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { defineService, fn, ServiceError, type FunctionDefinition } from '../../src/worker/define.js';
 import { until } from '../support/genapi-app.js';
-import { errorResp, ExecEnv, hang, instanceCount, ready, resp, sleep, sleepOrAbort } from '../support/genapi-exec.js';
+import { errorResp, useExecEnv, hang, instanceCount, ready, resp, sleep, sleepOrAbort } from '../support/genapi-exec.js';
 
 type Behaviour = 'ok' | 'hang' | 'fail' | 'deadline';
 
@@ -64,16 +64,7 @@ function retryService(label: string, plan: Plan) {
 const req = (id: string, rt: string, args: Record<string, unknown> = {}) => ({ request_id: id, service: 'retry', request_type: rt, args });
 
 describe('exec: retries over NATS', () => {
-  let env: ExecEnv;
-  beforeAll(async () => {
-    env = await ExecEnv.start();
-  });
-  afterEach(async () => {
-    await env.reset();
-  });
-  afterAll(async () => {
-    await env?.dispose();
-  });
+  const env = useExecEnv();
 
   async function setup(instances = 1) {
     const plan = new Plan();
@@ -209,16 +200,7 @@ describe('exec: retries over NATS', () => {
 });
 
 describe('exec: fallback across instances over NATS', () => {
-  let env: ExecEnv;
-  beforeAll(async () => {
-    env = await ExecEnv.start();
-  });
-  afterEach(async () => {
-    await env.reset();
-  });
-  afterAll(async () => {
-    await env?.dispose();
-  });
+  const env = useExecEnv();
 
   it('a crashed instance: requests aimed at it fall through to the other at once (no responders)', async () => {
     const plan = new Plan();
@@ -292,16 +274,7 @@ describe('exec: fallback across instances over NATS', () => {
 });
 
 describe('exec: retries in-process (embedded: about the executor, not NATS)', () => {
-  let env: ExecEnv;
-  beforeAll(async () => {
-    env = await ExecEnv.start();
-  });
-  afterEach(async () => {
-    await env.reset();
-  });
-  afterAll(async () => {
-    await env?.dispose();
-  });
+  const env = useExecEnv();
 
   it('embedded: a handler that gives up exactly at its deadline is a timeout, and is retried', async () => {
     const plan = new Plan();

@@ -4,11 +4,11 @@
  * nats-server; each handler returns its worker's label, so the frames the client receives show
  * which instance served each request.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { ChooseNodeMode } from '../../src/genapi/types.js';
 import { defineService, fn } from '../../src/worker/define.js';
 import type { GenApiApp, Worker } from '../support/genapi-app.js';
-import { ExecEnv, instanceCount, ready, tally, type GenApiClient } from '../support/genapi-exec.js';
+import { useExecEnv, instanceCount, ready, tally, type GenApiClient } from '../support/genapi-exec.js';
 
 function selService(label: string, version = '1.0.0') {
   const labelled = (chooseNode: ChooseNodeMode) => fn({ chooseNode, handler: () => ({ label }) });
@@ -37,16 +37,7 @@ async function labelOf(client: GenApiClient, id: string, rt: string, args: Recor
 }
 
 describe('exec: node selection over NATS', () => {
-  let env: ExecEnv;
-  beforeAll(async () => {
-    env = await ExecEnv.start();
-  });
-  afterEach(async () => {
-    await env.reset();
-  });
-  afterAll(async () => {
-    await env?.dispose();
-  });
+  const env = useExecEnv();
 
   async function setup(labels: string[], versions: string[] = []): Promise<{ app: GenApiApp; client: GenApiClient; workers: Map<string, Worker> }> {
     const app = await env.gateway();

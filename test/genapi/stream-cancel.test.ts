@@ -4,9 +4,8 @@
  * moment the worker learns it must stop is measured in the handler itself (ctx.signal abort or
  * StreamClosedError from ctx.stream.write) against the moment the client acted.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { NatsServer } from '../support/nats.js';
-import { startGenApiApp, startWorker, type GenApiApp, type Worker } from '../support/genapi-app.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { useGenApi } from '../support/genapi-app.js';
 import { ApiClient, response, sleep } from '../support/genapi-client.js';
 import { streamProbe, streamService, type StreamProbe } from '../support/genapi-services.js';
 
@@ -15,36 +14,21 @@ const CANCEL_WITHIN_MS = 100;
 const endless = (id: string) => ({ request_id: id, service: SERVICE, request_type: 'endless', args: { interval_ms: 20 } });
 
 describe.each(['embedded', 'nats'] as const)('stream cancel (%s)', (mode) => {
-  let nats: NatsServer | null = null;
-  let worker: Worker | null = null;
-  let app: GenApiApp;
   let probe: StreamProbe;
+  const env = useGenApi(mode, () => {
+    probe = streamProbe();
+    return [streamService(probe)];
+  }, { worker: { drainTimeoutMs: 1_000 } });
   const clients: ApiClient[] = [];
   let seq = 0;
 
-  beforeAll(async () => {
-    probe = streamProbe();
-    const service = streamService(probe);
-    if (mode === 'nats') {
-      nats = await NatsServer.start();
-      worker = await startWorker(service, nats.url, { drainTimeoutMs: 1_000 });
-      app = await startGenApiApp({ nats: nats.url });
-    } else {
-      app = await startGenApiApp({ local: [service] });
-    }
-  });
   afterEach(async () => {
     for (const client of clients.splice(0)) client.terminate();
     await sleep(50);
   });
-  afterAll(async () => {
-    await app?.close();
-    await worker?.stop();
-    await nats?.dispose();
-  });
 
   async function client(): Promise<ApiClient> {
-    const c = await ApiClient.connect(app.wsUrl('user_id=u1&device_id=d1'));
+    const c = await ApiClient.connect(env.app.wsUrl('user_id=u1&device_id=d1'));
     clients.push(c);
     return c;
   }
@@ -96,7 +80,7 @@ describe.each(['embedded', 'nats'] as const)('stream cancel (%s)', (mode) => {
     const ref = c.leave();
     for (const id of ids) expect(await stopDelay(c, id, t0), id).toBeLessThan(CANCEL_WITHIN_MS);
     expect(await c.reply(ref)).toEqual({ status: 'ok', response: {} });
-    await c.until(() => app.genApi.health().executor.streams === 0, 'the gateway to drop the streams', 1_000);
+    await c.until(() => env.app.genApi.health().executor.streams === 0, 'the gateway to drop the streams', 1_000);
   });
 
   it('the client closing its socket stops every stream of it within 100 ms', async () => {
@@ -105,7 +89,7 @@ describe.each(['embedded', 'nats'] as const)('stream cancel (%s)', (mode) => {
     const t0 = performance.now();
     c.close();
     for (const id of ids) expect(await stopDelay(c, id, t0), id).toBeLessThan(CANCEL_WITHIN_MS);
-    await c.until(() => app.genApi.health().executor.streams === 0, 'the gateway to drop the streams', 1_000);
+    await c.until(() => env.app.genApi.health().executor.streams === 0, 'the gateway to drop the streams', 1_000);
   });
 
   it('the client connection dropping (TCP reset, no close frame) stops every stream of it within 100 ms', async () => {
@@ -114,7 +98,7 @@ describe.each(['embedded', 'nats'] as const)('stream cancel (%s)', (mode) => {
     const t0 = performance.now();
     c.terminate();
     for (const id of ids) expect(await stopDelay(c, id, t0), id).toBeLessThan(CANCEL_WITHIN_MS);
-    await c.until(() => app.genApi.health().executor.streams === 0, 'the gateway to drop the streams', 1_000);
+    await c.until(() => env.app.genApi.health().executor.streams === 0, 'the gateway to drop the streams', 1_000);
   });
 
   it('a stream on one socket is not touched when another socket of the same user leaves', async () => {

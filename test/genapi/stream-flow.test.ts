@@ -4,9 +4,8 @@
  * ordering and completeness under concurrency, the last-chunk form, failing handlers, the idle
  * timeout, and credit-based back-pressure from a client that stops reading.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { NatsServer } from '../support/nats.js';
-import { startGenApiApp, startWorker, type GenApiApp, type Worker } from '../support/genapi-app.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { useGenApi } from '../support/genapi-app.js';
 import { ApiClient, response, sleep, streamChunks } from '../support/genapi-client.js';
 import { streamProbe, streamService, type StreamProbe } from '../support/genapi-services.js';
 
@@ -18,36 +17,21 @@ const chunk = (id: string, result: unknown) => response(id, { result, async: tru
 const end = (id: string) => response(id, { async: true });
 
 describe.each(['embedded', 'nats'] as const)('streams (%s)', (mode) => {
-  let nats: NatsServer | null = null;
-  let worker: Worker | null = null;
-  let app: GenApiApp;
   let probe: StreamProbe;
+  const env = useGenApi(mode, () => {
+    probe = streamProbe();
+    return [streamService(probe)];
+  }, { worker: { drainTimeoutMs: 1_000 } });
   const clients: ApiClient[] = [];
 
-  beforeAll(async () => {
-    probe = streamProbe();
-    const service = streamService(probe);
-    if (mode === 'nats') {
-      nats = await NatsServer.start();
-      worker = await startWorker(service, nats.url, { drainTimeoutMs: 1_000 });
-      app = await startGenApiApp({ nats: nats.url });
-    } else {
-      app = await startGenApiApp({ local: [service] });
-    }
-  });
   afterEach(async () => {
     for (const client of clients.splice(0)) client.terminate();
     // Let the gateway see the disconnects and cancel what still runs before the next test.
     await sleep(50);
   });
-  afterAll(async () => {
-    await app?.close();
-    await worker?.stop();
-    await nats?.dispose();
-  });
 
   async function client(): Promise<ApiClient> {
-    const c = await ApiClient.connect(app.wsUrl('user_id=u1&device_id=d1'));
+    const c = await ApiClient.connect(env.app.wsUrl('user_id=u1&device_id=d1'));
     clients.push(c);
     return c;
   }
@@ -77,7 +61,7 @@ describe.each(['embedded', 'nats'] as const)('streams (%s)', (mode) => {
     const counts = calls.map(({ c, id }) => c.pushes(id).length);
     await sleep(200);
     expect(calls.map(({ c, id }) => c.pushes(id).length)).toEqual(counts);
-    expect(app.genApi.health().executor.streams).toBe(0);
+    expect(env.app.genApi.health().executor.streams).toBe(0);
   });
 
   it('30 concurrent streams on one socket: all complete, and no MaxListenersExceededWarning (listeners on the channel signal)', async () => {

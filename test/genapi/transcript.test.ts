@@ -6,8 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoService } from '../../src/demo/service.js';
-import { NatsServer } from '../support/nats.js';
-import { startGenApiApp, startWorker, type GenApiApp, type Worker } from '../support/genapi-app.js';
+import { useGenApi } from '../support/genapi-app.js';
 import { RawClient } from '../support/ws-client.js';
 
 const T = 'gen_api:lobby';
@@ -27,27 +26,13 @@ const reply = (ref: string, status: string, response: unknown) => ['1', ref, T, 
 const request = (ref: string, payload: object) => ['1', ref, T, E, payload];
 
 describe.each(['embedded', 'nats'] as const)('transcript A (%s)', (mode) => {
-  let nats: NatsServer | null = null;
-  let worker: Worker | null = null;
-  let app: GenApiApp;
+  const env = useGenApi(mode, () => [demoService]);
   let client: RawClient;
 
   beforeAll(async () => {
-    if (mode === 'nats') {
-      nats = await NatsServer.start();
-      worker = await startWorker(demoService, nats.url);
-      app = await startGenApiApp({ nats: nats.url });
-    } else {
-      app = await startGenApiApp({ local: [demoService] });
-    }
-    client = await RawClient.connect(app.wsUrl('user_id=u1&device_id=d1'));
+    client = await RawClient.connect(env.app.wsUrl('user_id=u1&device_id=d1'));
   });
-  afterAll(async () => {
-    client?.close();
-    await app?.close();
-    await worker?.stop();
-    await nats?.dispose();
-  });
+  afterAll(() => client?.close());
 
   it('A0: join', async () => {
     expect(await client.request(['1', '1', T, 'phx_join', { user_id: 'u1', device_id: 'd1' }])).toEqual(['1', '1', T, 'phx_reply', { status: 'ok', response: {} }]);
@@ -163,7 +148,7 @@ describe.each(['embedded', 'nats'] as const)('transcript A (%s)', (mode) => {
   });
 
   it('A16: a socket without user_id: Authentication required', async () => {
-    const anon = await RawClient.connect(app.wsUrl('device_id=d2'));
+    const anon = await RawClient.connect(env.app.wsUrl('device_id=d2'));
     await anon.join(T, '1');
     anon.send(request('2', { request_id: 'r-anon', service: 'demo', request_type: 'echo', args: { message: 'hi' } }));
     expect(await anon.take(2)).toEqual([

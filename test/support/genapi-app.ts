@@ -1,4 +1,6 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { afterAll, beforeAll } from 'vitest';
+import { NatsServer } from './nats.js';
 import { createGateway, GenApi, type Gateway, type GenApiOptions } from '../../src/index.js';
 import type { NatsGatewayOptions } from '../../src/bus/nats/link.js';
 import { serve, type RunningService, type ServeOptions } from '../../src/worker/nats.js';
@@ -93,4 +95,40 @@ export async function until<T>(probe: () => T | undefined | null | false, label:
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${label}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+}
+
+export interface GenApiModeContext {
+  readonly app: GenApiApp;
+  readonly nats: NatsServer | null;
+  readonly worker: Worker | null;
+}
+
+/**
+ * Runs `services` for the file's tests (beforeAll/afterAll): in-process (`embedded`), or on one
+ * SDK worker over a nats-server the test starts (`nats`).
+ */
+export function useGenApi(
+  mode: 'embedded' | 'nats',
+  services: () => ServiceDefinition[],
+  options: { worker?: Partial<ServeOptions>; app?: GenApiAppOptions } = {},
+): GenApiModeContext {
+  const ctx = { app: null as unknown as GenApiApp, nats: null as NatsServer | null, worker: null as Worker | null };
+  beforeAll(async () => {
+    const defs = services();
+    if (mode === 'nats') {
+      ctx.nats = await NatsServer.start();
+      const [first, ...others] = defs;
+      if (others.length > 0) throw new Error('useGenApi: one service per NATS worker');
+      if (first) ctx.worker = await startWorker(first, ctx.nats.url, options.worker);
+      ctx.app = await startGenApiApp({ ...options.app, nats: ctx.nats.url });
+    } else {
+      ctx.app = await startGenApiApp({ ...options.app, local: defs });
+    }
+  });
+  afterAll(async () => {
+    await ctx.app?.close();
+    await ctx.worker?.stop();
+    await ctx.nats?.dispose();
+  });
+  return ctx;
 }

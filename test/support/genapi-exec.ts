@@ -4,6 +4,7 @@
  * (replies), and an environment that owns one real nats-server plus every gateway, worker and
  * client a test starts, and stops them all.
  */
+import { afterAll, afterEach, beforeAll } from 'vitest';
 import type { GenApiResponse } from '../../src/genapi/types.js';
 import type { ServiceDefinition } from '../../src/worker/define.js';
 import type { ServeOptions } from '../../src/worker/nats.js';
@@ -333,4 +334,28 @@ export function tally(values: readonly string[]): Record<string, number> {
   const out: Record<string, number> = {};
   for (const value of values) out[value] = (out[value] ?? 0) + 1;
   return out;
+}
+
+/**
+ * The ExecEnv lifecycle every exec describe block shares: one nats-server for the block, and
+ * everything a test started stopped after it. Returns a handle that forwards to the live env.
+ */
+export function useExecEnv(): ExecEnv {
+  let current: ExecEnv | null = null;
+  beforeAll(async () => {
+    current = await ExecEnv.start();
+  });
+  afterEach(async () => {
+    await current?.reset();
+  });
+  afterAll(async () => {
+    await current?.dispose();
+  });
+  return new Proxy(Object.create(ExecEnv.prototype) as ExecEnv, {
+    get(_target, property) {
+      if (!current) throw new Error('useExecEnv: the environment is used outside a test');
+      const value: unknown = Reflect.get(current, property, current);
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(current) : value;
+    },
+  });
 }
