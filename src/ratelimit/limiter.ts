@@ -1,0 +1,460 @@
+import type { Logger } from 'pino';
+import type { RateLimiter as ExecutorRateLimiter } from '../genapi/executor.js';
+import type { GenApiRequest, ResolvedFunConfig } from '../genapi/types.js';
+import { monotonicClock, type Clock } from '../util/clock.js';
+import { createAlgorithm } from './algorithms/index.js';
+import { Policy, type RateContext } from './policy.js';
+import type { Slot } from './store.js';
+import { emptyDecision, type Algorithm, type Decision, type PolicyConfig } from './types.js';
+
+/** The eventual tier: hits committed here are shared with the other gateway nodes. */
+export interface EventualTier {
+  /** A hit this node allowed (broadcast it). */
+  committed(policy: Policy, key: string, at: number, cost: number): void;
+}
+
+/** Thrown by the strict tier when the store is slow, down or contended beyond its retries. */
+export class StoreError extends Error {
+  override readonly name = 'StoreError';
+}
+
+/** The strict tier: decisions made atomically in a shared store (JetStream KV). */
+export interface StrictTier {
+  /** Whether a call could succeed now (connected); false sends requests straight to the fallback. */
+  available(): boolean;
+  /** Checks and, when allowed, records in the store. Rejects with StoreError (timeout, outage, CAS). */
+  consume(policy: Policy, key: string, at: number, cost: number, out: Decision): Promise<boolean>;
+  /** Takes back a hit `consume` recorded (a later policy denied the request). */
+  refund(policy: Policy, key: string, at: number, cost: number): Promise<void>;
+}
+
+export interface RateLimiterOptions {
+  policies?: readonly PolicyConfig[];
+  /** Every policy counts without denying (rollout). */
+  shadow?: boolean;
+  /** Expiry sweep resolution. Default 1000 ms. */
+  sweepMs?: number;
+  /** Keys per policy. Default 1 000 000. */
+  maxKeys?: number;
+}
+
+/** Where a decision was made. */
+export type DecisionSource = 'local' | 'eventual' | 'strict' | 'fallback';
+
+/** The machine-readable part of a rate-limited answer (protocol/ratelimit.md §3). */
+export interface RateLimitDetails {
+  policy: string;
+  limit: number;
+  window_ms: number;
+  remaining: number;
+  reset_ms: number;
+  retry_after_ms: number;
+  source: DecisionSource;
+}
+
+/** Filled by `decide` with the tightest allowed decision (for RateLimit headers). */
+export interface Observation {
+  decision: Decision;
+  policy: Policy | null;
+}
+
+/** A decision with the policy that made it (connect limits, admin status). */
+export interface PolicyDecision {
+  readonly policy: Policy;
+  readonly decision: Decision;
+  readonly source: DecisionSource;
+}
+
+/** The limiter's answer: the executor's RateDecision, with typed details. */
+export type LimiterDecision =
+  | { readonly allowed: true }
+  | { readonly allowed: false; readonly retryAfterMs: number; readonly details: RateLimitDetails }
+  | { readonly allowed: false; readonly unavailable: true };
+
+const ALLOWED: LimiterDecision = { allowed: true };
+const UNAVAILABLE: LimiterDecision = { allowed: false, unavailable: true };
+
+interface Pending {
+  readonly policy: Policy;
+  readonly key: string;
+  readonly slot: Slot<unknown>;
+  readonly at: number;
+}
+
+interface StrictOutcome {
+  allowed: boolean;
+  /** The store holds the hit (a rollback must refund it). */
+  recorded: boolean;
+  at: number;
+  decision: Decision;
+  source: DecisionSource;
+}
+
+export function details(policy: Policy, decision: Decision, source: DecisionSource): RateLimitDetails {
+  return {
+    policy: policy.id,
+    limit: decision.limit,
+    window_ms: decision.windowMs,
+    remaining: decision.remaining,
+    reset_ms: decision.resetMs,
+    retry_after_ms: decision.retryAfterMs,
+    source,
+  };
+}
+
+function sourceOf(policy: Policy): DecisionSource {
+  return policy.mode === 'eventual' ? 'eventual' : 'local';
+}
+
+/**
+ * gen_api rate limiting: global and per-function policies keyed by user, device, IP, socket or an
+ * argument, checked all-or-nothing (a request denied by one policy consumes none), each policy
+ * local, eventual (shared by broadcast) or strict (JetStream KV, with a fallback).
+ */
+export class RateLimiter implements ExecutorRateLimiter {
+  private readonly policiesById = new Map<string, Policy>();
+  private readonly byFunction = new Map<string, Policy[]>();
+  private shadowAll: boolean;
+  private readonly scratch: Decision = emptyDecision();
+  private sweeper: NodeJS.Timeout | null = null;
+  private readonly fallbacks = new Map<string, { nodes: number; algorithm: Algorithm<unknown> }>();
+  eventual: EventualTier | null = null;
+  strict: StrictTier | null = null;
+  /** Healthy gateway nodes (for the `local` fallback's share). */
+  nodes: () => number = () => 1;
+  readonly stats = { checks: 0, denied: 0, wouldDeny: 0, fallback: 0, failOpen: 0, failClosed: 0, storeErrors: 0, denyCacheHits: 0 };
+
+  constructor(
+    private readonly options: RateLimiterOptions,
+    private readonly logger: Logger,
+    /** Local decisions: monotonic, immune to wall-clock steps. */
+    readonly monotonic: Clock = monotonicClock,
+    /** Shared decisions (eventual, strict): wall clock, comparable across nodes. */
+    readonly wall: Clock = Date.now,
+  ) {
+    this.shadowAll = options.shadow === true;
+    for (const config of options.policies ?? []) {
+      const policy = this.createPolicy(config);
+      if (this.policiesById.has(policy.id)) throw new TypeError(`duplicate rate-limit policy id "${policy.id}"`);
+      this.add(policy);
+    }
+    this.sweeper = setInterval(() => this.sweep(), options.sweepMs ?? 1000);
+    this.sweeper.unref();
+  }
+
+  /** A validated policy with this limiter's store settings (not added). */
+  createPolicy(config: PolicyConfig): Policy {
+    return new Policy(config, { sweepMs: this.options.sweepMs ?? 1000, maxKeys: this.options.maxKeys ?? 1_000_000 });
+  }
+
+  get shadow(): boolean {
+    return this.shadowAll;
+  }
+
+  setShadow(shadow: boolean): void {
+    this.shadowAll = shadow;
+  }
+
+  policies(): Policy[] {
+    return [...this.policiesById.values()];
+  }
+
+  policy(id: string): Policy | undefined {
+    return this.policiesById.get(id);
+  }
+
+  /** Adds or replaces a policy (its counters start empty). */
+  setPolicy(config: PolicyConfig): Policy {
+    const policy = this.createPolicy(config);
+    this.add(policy);
+    return policy;
+  }
+
+  removePolicy(id: string): boolean {
+    const removed = this.policiesById.delete(id);
+    if (removed) {
+      this.byFunction.clear();
+      this.fallbacks.delete(id);
+    }
+    return removed;
+  }
+
+  private add(policy: Policy): void {
+    this.policiesById.set(policy.id, policy);
+    this.byFunction.clear();
+    this.fallbacks.delete(policy.id);
+  }
+
+  /** The policies of one function, global ones first (cached until policies change). */
+  private policiesFor(service: string, requestType: string): Policy[] {
+    const key = `${service}\u0000${requestType}`;
+    let list = this.byFunction.get(key);
+    if (!list) {
+      list = [...this.policiesById.values()]
+        .filter((policy) => policy.applies(service, requestType))
+        .sort((a, b) => (a.scope === 'global' ? 0 : 1) - (b.scope === 'global' ? 0 : 1));
+      this.byFunction.set(key, list);
+    }
+    return list;
+  }
+
+  clockFor(policy: Policy): Clock {
+    return policy.mode === 'local' ? this.monotonic : this.wall;
+  }
+
+  check(request: GenApiRequest, config: ResolvedFunConfig, context: RateContext): LimiterDecision | Promise<LimiterDecision> {
+    if (this.policiesById.size === 0) return ALLOWED;
+    const policies = this.policiesFor(config.service, config.requestType);
+    if (policies.length === 0) return ALLOWED;
+    return this.decide(policies, request, context, null);
+  }
+
+  /**
+   * Checks `policies` all-or-nothing: local and eventual policies are peeked first (a denial
+   * consumes nothing), then committed, then strict ones consumed in the store one by one, with
+   * refunds when a later one denies. `observe`, when given, receives the tightest allowed decision.
+   */
+  decide(policies: readonly Policy[], request: GenApiRequest | null, context: RateContext, observe: Observation | null): LimiterDecision | Promise<LimiterDecision> {
+    this.stats.checks++;
+    let pending: Pending[] | null = null;
+    let strict: { policy: Policy; key: string }[] | null = null;
+    let denial: PolicyDecision | null = null;
+    const scratch = this.scratch;
+    for (const policy of policies) {
+      const value = policy.keyOf(request, context);
+      if (value === null) continue;
+      const key = policy.storageKey(value);
+      policy.stats.checks++;
+      if (policy.mode === 'strict') {
+        (strict ??= []).push({ policy, key });
+        continue;
+      }
+      const at = this.clockFor(policy)();
+      const slot = policy.store.ensure(key, () => policy.algorithm.create(), at);
+      if (slot === null) {
+        // Full and refusing new keys (IP policies): deny rather than forget someone's quota.
+        denial = this.worse(denial, policy, this.refusedKey(policy), sourceOf(policy));
+        continue;
+      }
+      policy.algorithm.peek(slot.state, at, policy.cost, scratch);
+      if (scratch.allowed) {
+        (pending ??= []).push({ policy, key, slot, at });
+        if (observe) this.observe(observe, policy, scratch);
+      } else if (this.shadowAll || policy.shadow) this.wouldDeny(policy);
+      else denial = this.worse(denial, policy, { ...scratch }, sourceOf(policy));
+    }
+    if (denial) return this.deny(denial);
+    if (pending) for (const item of pending) this.commitLocal(item);
+    if (!strict) {
+      if (pending) this.share(pending);
+      return ALLOWED;
+    }
+    return this.checkStrict(strict, pending, observe);
+  }
+
+  private observe(observe: Observation, policy: Policy, decision: Decision): void {
+    if (observe.policy === null || decision.remaining < observe.decision.remaining) {
+      observe.policy = policy;
+      Object.assign(observe.decision, decision);
+    }
+  }
+
+  private refusedKey(policy: Policy): Decision {
+    const { limit, windowMs } = policy.algorithm;
+    return { allowed: false, limit, windowMs, remaining: 0, resetMs: windowMs, retryAfterMs: windowMs };
+  }
+
+  private wouldDeny(policy: Policy): void {
+    policy.stats.wouldDeny++;
+    this.stats.wouldDeny++;
+  }
+
+  private worse(current: PolicyDecision | null, policy: Policy, decision: Decision, source: DecisionSource): PolicyDecision {
+    return current === null || decision.retryAfterMs > current.decision.retryAfterMs ? { policy, decision, source } : current;
+  }
+
+  private deny({ policy, decision, source }: PolicyDecision): LimiterDecision {
+    policy.stats.denied++;
+    this.stats.denied++;
+    return { allowed: false, retryAfterMs: decision.retryAfterMs, details: details(policy, decision, source) };
+  }
+
+  private commitLocal({ policy, slot, at }: Pending): void {
+    policy.algorithm.commit(slot.state, at, policy.cost);
+    policy.store.touch(slot, policy.algorithm.expiresAt(slot.state));
+  }
+
+  private rollbackLocal({ policy, slot, at }: Pending): void {
+    policy.algorithm.refund(slot.state, at, policy.cost);
+  }
+
+  /** Eventual hits are shared only once the whole request is allowed. */
+  private share(pending: readonly Pending[]): void {
+    const eventual = this.eventual;
+    if (!eventual) return;
+    for (const { policy, key, at } of pending) if (policy.mode === 'eventual') eventual.committed(policy, key, at, policy.cost);
+  }
+
+  private async checkStrict(strict: { policy: Policy; key: string }[], pending: Pending[] | null, observe: Observation | null): Promise<LimiterDecision> {
+    const consumed: { policy: Policy; key: string; at: number }[] = [];
+    const rollback = async () => {
+      if (pending) for (const item of pending) this.rollbackLocal(item);
+      await Promise.all(consumed.map(({ policy, key, at }) => this.strict?.refund(policy, key, at, policy.cost).catch(() => undefined)));
+    };
+    for (const { policy, key } of strict) {
+      const outcome = await this.consumeStrict(policy, key);
+      if (outcome === 'unavailable') {
+        await rollback();
+        return UNAVAILABLE;
+      }
+      if (outcome.allowed) {
+        if (outcome.recorded) consumed.push({ policy, key, at: outcome.at });
+        if (observe) this.observe(observe, policy, outcome.decision);
+        continue;
+      }
+      if (this.shadowAll || policy.shadow) {
+        this.wouldDeny(policy);
+        continue;
+      }
+      await rollback();
+      return this.deny({ policy, decision: outcome.decision, source: outcome.source });
+    }
+    if (pending) this.share(pending);
+    return ALLOWED;
+  }
+
+  /** One strict policy: the deny cache, the store, or the fallback when the store cannot answer. */
+  private async consumeStrict(policy: Policy, key: string): Promise<StrictOutcome | 'unavailable'> {
+    const at = this.wall();
+    const decision = emptyDecision();
+    const cached = policy.denials.get(key);
+    if (cached) {
+      if (cached.until > at) {
+        policy.stats.denyCacheHits++;
+        this.stats.denyCacheHits++;
+        const wait = Math.max(1, Math.ceil(cached.until - at));
+        return { allowed: false, recorded: false, at, source: 'strict', decision: { allowed: false, limit: cached.limit, windowMs: cached.windowMs, remaining: 0, resetMs: wait, retryAfterMs: wait } };
+      }
+      policy.denials.delete(key);
+    }
+    const tier = this.strict;
+    if (tier && tier.available()) {
+      try {
+        const allowed = await tier.consume(policy, key, at, policy.cost, decision);
+        if (!allowed && policy.denials.size < (this.options.maxKeys ?? 1_000_000)) {
+          policy.denials.set(key, { until: at + decision.retryAfterMs, limit: decision.limit, windowMs: decision.windowMs });
+        }
+        return { allowed, recorded: allowed, at, decision, source: 'strict' };
+      } catch (err) {
+        if (!(err instanceof StoreError)) throw err;
+        policy.stats.storeErrors++;
+        this.stats.storeErrors++;
+        this.logger.debug({ policy: policy.id, err: err.message }, 'rate limit store failed; using the fallback');
+      }
+    }
+    return this.fallback(policy, key, at, decision);
+  }
+
+  private fallback(policy: Policy, key: string, at: number, decision: Decision): StrictOutcome | 'unavailable' {
+    switch (policy.fallback) {
+      case 'open':
+        policy.stats.failOpen++;
+        this.stats.failOpen++;
+        return { allowed: true, recorded: false, at, decision, source: 'fallback' };
+      case 'closed':
+        policy.stats.failClosed++;
+        this.stats.failClosed++;
+        return 'unavailable';
+      case 'local': {
+        policy.stats.fallback++;
+        this.stats.fallback++;
+        const algorithm = this.fallbackAlgorithm(policy);
+        // Strict policies (and their fallback state) run on the wall clock, like their store.
+        const slot = policy.store.ensure(key, () => algorithm.create(), at);
+        if (slot === null) return { allowed: false, recorded: false, at, decision: this.refusedKey(policy), source: 'fallback' };
+        algorithm.peek(slot.state, at, policy.cost, decision);
+        if (decision.allowed) {
+          algorithm.commit(slot.state, at, policy.cost);
+          policy.store.touch(slot, algorithm.expiresAt(slot.state));
+        }
+        return { allowed: decision.allowed, recorded: false, at, decision, source: 'fallback' };
+      }
+    }
+  }
+
+  /** The insurance limiter: this node's share, ceil(limit / healthy nodes). */
+  private fallbackAlgorithm(policy: Policy): Algorithm<unknown> {
+    const nodes = Math.max(1, this.nodes());
+    const cached = this.fallbacks.get(policy.id);
+    if (cached && cached.nodes === nodes) return cached.algorithm;
+    const { name, limit, windowMs } = policy.algorithm;
+    const burst = policy.config.burst;
+    const share = Math.max(policy.cost, Math.ceil(limit / nodes));
+    const algorithm = createAlgorithm(name, share, windowMs, burst === undefined ? undefined : Math.max(policy.cost, Math.ceil(burst / nodes)));
+    // A new share starts a new count (the old state was kept for another share).
+    if (cached) policy.store.clear();
+    this.fallbacks.set(policy.id, { nodes, algorithm });
+    return algorithm;
+  }
+
+  /** A hit another node allowed (eventual mode), at its origin time. */
+  applyRemote(policyId: string, key: string, at: number, cost: number): 'applied' | 'stale' | 'unknown' {
+    const policy = this.policiesById.get(policyId);
+    if (!policy || policy.mode !== 'eventual') return 'unknown';
+    const now = this.wall();
+    if (at <= now - policy.horizonMs) return 'stale';
+    // A peer whose clock runs ahead must not push hits into our future.
+    const when = at > now ? now : at;
+    const slot = policy.store.ensure(key, () => policy.algorithm.create(), now);
+    if (slot === null) return 'applied';
+    policy.algorithm.apply(slot.state, when, cost);
+    policy.store.touch(slot, policy.algorithm.expiresAt(slot.state));
+    return 'applied';
+  }
+
+  horizonOf(policyId: string): number | null {
+    return this.policiesById.get(policyId)?.horizonMs ?? null;
+  }
+
+  /** The current state of one key of a policy (admin API), without changing it. */
+  status(policyId: string, value: string): Decision | null {
+    const policy = this.policiesById.get(policyId);
+    if (!policy) return null;
+    const slot = policy.store.get(policy.storageKey(value));
+    const decision = emptyDecision();
+    const state = slot?.state ?? policy.algorithm.create();
+    policy.algorithm.peek(state, this.clockFor(policy)(), policy.cost, decision);
+    return decision;
+  }
+
+  /** Forgets one key's local state and deny-cache entry (admin API). */
+  reset(policyId: string, value: string): boolean {
+    const policy = this.policiesById.get(policyId);
+    if (!policy) return false;
+    const key = policy.storageKey(value);
+    const cached = policy.denials.delete(key);
+    return policy.store.delete(key) || cached;
+  }
+
+  /** Local keys over all policies. */
+  get keys(): number {
+    let total = 0;
+    for (const policy of this.policiesById.values()) total += policy.store.size;
+    return total;
+  }
+
+  sweep(): number {
+    let dropped = 0;
+    const wall = this.wall();
+    for (const policy of this.policiesById.values()) {
+      dropped += policy.store.sweep(this.clockFor(policy)());
+      for (const [key, entry] of policy.denials) if (entry.until <= wall) policy.denials.delete(key);
+    }
+    return dropped;
+  }
+
+  close(): void {
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = null;
+  }
+}

@@ -1,0 +1,120 @@
+/** One key's algorithm state and when it stops mattering. */
+export interface Slot<S> {
+  state: S;
+  expiresAt: number;
+  /** The sweep bucket the key is filed under (the store's business). */
+  bucket: number;
+}
+
+export interface StateStoreOptions {
+  /** Sweep resolution. Default 1000 ms. */
+  sweepMs?: number;
+  /** Keys held at most; beyond it the oldest key goes (`evict`) or new keys are refused (`deny`). */
+  maxKeys?: number;
+  onFull?: 'evict' | 'deny';
+}
+
+/**
+ * Per-policy key → state, with expiry by time buckets: each key is filed under the bucket of its
+ * expiry; a sweep drops a bucket's keys that really expired and re-files the ones touched since.
+ * No timer per key, O(1) amortised per key and window, and a hard key cap.
+ */
+export class StateStore<S> {
+  private readonly slots = new Map<string, Slot<S>>();
+  private readonly buckets = new Map<number, string[]>();
+  private readonly sweepMs: number;
+  private readonly maxKeys: number;
+  private readonly onFull: 'evict' | 'deny';
+  private swept = -1;
+  /** Keys dropped to stay under maxKeys, and keys refused. */
+  evicted = 0;
+  refused = 0;
+
+  constructor(options: StateStoreOptions = {}) {
+    this.sweepMs = options.sweepMs ?? 1000;
+    this.maxKeys = options.maxKeys ?? 1_000_000;
+    this.onFull = options.onFull ?? 'evict';
+  }
+
+  get size(): number {
+    return this.slots.size;
+  }
+
+  get(key: string): Slot<S> | undefined {
+    return this.slots.get(key);
+  }
+
+  /** The slot of `key`, created when missing; null when the store is full and refuses new keys. */
+  ensure(key: string, create: () => S, now: number): Slot<S> | null {
+    const found = this.slots.get(key);
+    if (found) return found;
+    if (this.slots.size >= this.maxKeys) {
+      if (this.onFull === 'deny') {
+        this.refused++;
+        return null;
+      }
+      const oldest = this.slots.keys().next().value;
+      if (oldest !== undefined) {
+        this.slots.delete(oldest);
+        this.evicted++;
+      }
+    }
+    const slot: Slot<S> = { state: create(), expiresAt: now, bucket: this.bucketOf(now) };
+    this.slots.set(key, slot);
+    this.file(key, slot.bucket);
+    return slot;
+  }
+
+  /** Records when the slot's state expires (re-filed lazily, at the sweep of its old bucket). */
+  touch(slot: Slot<S>, expiresAt: number): void {
+    slot.expiresAt = expiresAt;
+  }
+
+  delete(key: string): boolean {
+    return this.slots.delete(key);
+  }
+
+  clear(): void {
+    this.slots.clear();
+    this.buckets.clear();
+  }
+
+  entries(): IterableIterator<[string, Slot<S>]> {
+    return this.slots.entries();
+  }
+
+  /** Drops expired keys; returns how many. */
+  sweep(now: number): number {
+    const current = Math.floor(now / this.sweepMs);
+    if (this.swept < 0) this.swept = current - 1;
+    let dropped = 0;
+    for (let bucket = this.swept + 1; bucket <= current; bucket++) {
+      const keys = this.buckets.get(bucket);
+      if (!keys) continue;
+      this.buckets.delete(bucket);
+      for (const key of keys) {
+        const slot = this.slots.get(key);
+        if (!slot || slot.bucket !== bucket) continue;
+        if (slot.expiresAt <= now) {
+          this.slots.delete(key);
+          dropped++;
+        } else {
+          slot.bucket = this.bucketOf(slot.expiresAt);
+          this.file(key, slot.bucket);
+        }
+      }
+    }
+    this.swept = current;
+    return dropped;
+  }
+
+  private bucketOf(expiresAt: number): number {
+    return Math.max(Math.floor(expiresAt / this.sweepMs) + 1, this.swept + 1);
+  }
+
+  private file(key: string, bucket: number): void {
+    const keys = this.buckets.get(bucket);
+    if (keys) keys.push(key);
+    else this.buckets.set(bucket, [key]);
+  }
+}

@@ -1,0 +1,95 @@
+/**
+ * Rate limiting data model (protocol/ratelimit.md). Times are milliseconds; decisions never hold
+ * negative numbers and round waits up.
+ */
+
+export const ALGORITHMS = ['sliding_log', 'sliding_window', 'gcra', 'fixed_window'] as const;
+export type AlgorithmName = (typeof ALGORITHMS)[number];
+
+export const MODES = ['local', 'eventual', 'strict'] as const;
+/** Where a policy's counts live: this node, every node by broadcast, or JetStream KV. */
+export type Mode = (typeof MODES)[number];
+
+/** What `strict` does when the store is slow or down. */
+export type Fallback = 'local' | 'open' | 'closed';
+
+/** What identifies the caller for a policy. */
+export type KeyDimension = 'user_id' | 'device_id' | 'ip' | 'socket_id' | { readonly arg: string };
+
+/**
+ * Which requests a policy applies to: all gen_api requests, a service, one function, or socket
+ * connects (checked at the HTTP upgrade / LongPoll open, keyed by IP).
+ */
+export type PolicyScope = 'global' | 'connect' | { readonly service: string; readonly requestType?: string };
+
+/** A policy as configured (config file, admin API). */
+export interface PolicyConfig {
+  id: string;
+  scope?: PolicyScope;
+  key: KeyDimension;
+  algorithm?: AlgorithmName;
+  /** Requests (or cost units) per window. */
+  limit: number;
+  windowMs: number;
+  /** GCRA only: the burst allowance in requests. Default: limit. */
+  burst?: number;
+  /** Units one request costs. Default 1. */
+  cost?: number;
+  mode?: Mode;
+  /** strict only. Default "local". */
+  fallback?: Fallback;
+  /** Count, never deny. */
+  shadow?: boolean;
+}
+
+/** The outcome of one check of one policy. */
+export interface Decision {
+  allowed: boolean;
+  /** q: the quota. */
+  limit: number;
+  /** w: the window. */
+  windowMs: number;
+  /** r: what is left after this request (≥ 0). */
+  remaining: number;
+  /** t: ms until more quota becomes available (≥ 0). */
+  resetMs: number;
+  /** Denied: ms until the same request would be allowed (≥ 1, rounded up); 0 when allowed. */
+  retryAfterMs: number;
+}
+
+export function emptyDecision(): Decision {
+  return { allowed: true, limit: 0, windowMs: 0, remaining: 0, resetMs: 0, retryAfterMs: 0 };
+}
+
+/** A request that can never fit (cost above the capacity): no retryAfter is promised. */
+export class NeverSatisfiableError extends Error {
+  override readonly name = 'NeverSatisfiableError';
+}
+
+/**
+ * One algorithm with its parameters: a state machine over a small per-key state. `peek` never
+ * changes state (denied requests consume nothing); `commit` records an allowed request; `refund`
+ * takes one back (multi-limit rollback); `apply` records a hit seen elsewhere at its origin time
+ * (eventual mode). States encode to small JSON values (snapshots, KV).
+ */
+export interface Algorithm<S> {
+  readonly name: AlgorithmName;
+  readonly limit: number;
+  readonly windowMs: number;
+  /** How long one hit can affect decisions (the window; longer for GCRA bursts, sliding counters). */
+  readonly horizonMs: number;
+  create(): S;
+  peek(state: S, now: number, cost: number, out: Decision): void;
+  commit(state: S, now: number, cost: number): void;
+  refund(state: S, at: number, cost: number): void;
+  apply(state: S, at: number, cost: number): void;
+  /** After this time the state carries no information and can be dropped. */
+  expiresAt(state: S): number;
+  encode(state: S): unknown;
+  decode(value: unknown): S | null;
+}
+
+/** ceil for waits: a wait is never rounded down (a client retrying on time must succeed). */
+export function ceilMs(ms: number): number {
+  return ms <= 0 ? 0 : Math.ceil(ms - 1e-9);
+}
