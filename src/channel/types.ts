@@ -58,6 +58,8 @@ export interface SocketInfo<A extends Assigns = Assigns> {
   readonly peer: PeerAddress;
   /** Bytes written to this connection but not yet sent to the client (flow control). */
   readonly bufferedAmount: number;
+  /** Unique per connection (rate limits keyed by socket). */
+  readonly connectionId: string;
 }
 
 /** Captured with `channel.replyRef()` to answer a message after `handleIn` has returned. */

@@ -1,7 +1,17 @@
 import type { Assigns } from '../channel/types.js';
 import type { CheckOrigin } from '../http/check-origin.js';
 import type { ConnectHook } from '../socket/connect.js';
+import { MESSAGE_RATE_DEFAULTS, type MessageRateOptions } from '../ratelimit/message-limit.js';
+import type { LimitState } from '../ratelimit/headers.js';
 import { OptionError } from './errors.js';
+
+/** A per-IP connect limit's answer (the RateLimiter provides one; see rateLimits.connect). */
+export type ConnectLimitDecision =
+  | { readonly allowed: true; readonly state?: LimitState }
+  | { readonly allowed: false; readonly state: LimitState }
+  /** The limiter cannot decide (a fail-closed store is down): 503. */
+  | { readonly allowed: false; readonly unavailable: true };
+export type ConnectLimit = (ip: string) => ConnectLimitDecision | Promise<ConnectLimitDecision>;
 
 export interface WebSocketOptions {
   /** Path under the mount. Default `/websocket`. */
@@ -44,6 +54,10 @@ export interface SocketOptions<A extends Assigns = Assigns> {
   maxBufferedBytes?: number;
   /** Frames queued behind a pending join before the socket stops reading. Default 1 000. */
   maxQueuedFrames?: number;
+  /** Per-socket message rate, or false. Default 1000 per second, burst 1000; 50 denials in 10 s close the socket. */
+  messageRate?: MessageRateOptions | false;
+  /** Per-IP connect limit, checked before the connect hook (HTTP 429 with RateLimit headers). */
+  connectLimit?: ConnectLimit | null;
   /** WebSocket transport options, or false to disable it. */
   websocket?: WebSocketOptions | boolean;
   /** LongPoll transport options, or false to disable it. */
@@ -62,6 +76,8 @@ export interface ResolvedSocketOptions<A extends Assigns> {
   readonly maxFrameSize: number;
   readonly maxBufferedBytes: number;
   readonly maxQueuedFrames: number;
+  readonly messageRate: Required<MessageRateOptions> | null;
+  readonly connectLimit: ConnectLimit | null;
   readonly websocket: Required<WebSocketOptions> | null;
   readonly longpoll: Required<LongPollOptions> | null;
 }
@@ -102,7 +118,7 @@ export function normalizePath(name: string, value: unknown, fallback: string): s
 
 const KNOWN_KEYS = new Set([
   'connect', 'checkOrigin', 'authToken', 'subprotocols', 'maxChannels', 'joinTimeoutMs', 'connectTimeoutMs',
-  'maxFrameSize', 'maxBufferedBytes', 'maxQueuedFrames', 'websocket', 'longpoll',
+  'maxFrameSize', 'maxBufferedBytes', 'maxQueuedFrames', 'messageRate', 'connectLimit', 'websocket', 'longpoll',
 ]);
 
 function checkKeys(name: string, value: object, known: ReadonlySet<string>): void {
@@ -126,6 +142,23 @@ export function resolveSocketOptions<A extends Assigns>(path: string, options: S
   const subprotocols = options.subprotocols ?? [];
   if (!Array.isArray(subprotocols) || !subprotocols.every((entry) => typeof entry === 'string')) {
     throw new OptionError('subprotocols must be a list of strings');
+  }
+
+  let messageRate: Required<MessageRateOptions> | null = null;
+  if (options.messageRate !== false) {
+    const rate: Partial<MessageRateOptions> = options.messageRate ?? {};
+    checkKeys('messageRate options', rate, new Set(['limit', 'windowMs', 'burst', 'floodDenials', 'floodWindowMs']));
+    const limit = positiveInt('messageRate.limit', rate.limit, MESSAGE_RATE_DEFAULTS.limit);
+    messageRate = {
+      limit,
+      windowMs: positiveInt('messageRate.windowMs', rate.windowMs, MESSAGE_RATE_DEFAULTS.windowMs),
+      burst: positiveInt('messageRate.burst', rate.burst, options.messageRate === undefined ? MESSAGE_RATE_DEFAULTS.burst : limit),
+      floodDenials: positiveInt('messageRate.floodDenials', rate.floodDenials, MESSAGE_RATE_DEFAULTS.floodDenials),
+      floodWindowMs: positiveInt('messageRate.floodWindowMs', rate.floodWindowMs, MESSAGE_RATE_DEFAULTS.floodWindowMs),
+    };
+  }
+  if (options.connectLimit !== undefined && options.connectLimit !== null && typeof options.connectLimit !== 'function') {
+    throw new OptionError('connectLimit must be a function (ip) => decision');
   }
 
   let websocket: Required<WebSocketOptions> | null = null;
@@ -163,6 +196,8 @@ export function resolveSocketOptions<A extends Assigns>(path: string, options: S
     maxFrameSize,
     maxBufferedBytes: positiveInt('maxBufferedBytes', options.maxBufferedBytes, SOCKET_DEFAULTS.maxBufferedBytes),
     maxQueuedFrames: positiveInt('maxQueuedFrames', options.maxQueuedFrames, SOCKET_DEFAULTS.maxQueuedFrames),
+    messageRate,
+    connectLimit: options.connectLimit ?? null,
     websocket,
     longpoll,
   };

@@ -5,10 +5,13 @@ import type { ResolvedSocketOptions } from '../config/socket-options.js';
 import { decodeQuery, QueryDecodeError, type Params } from '../http/query.js';
 import { serializerForVsn } from '../wire/vsn.js';
 import { isRefusal, type ConnectInfo } from './connect.js';
+import { rateLimitHeaders } from '../ratelimit/headers.js';
+import { normaliseIp } from '../ratelimit/policy.js';
+import type { GatewayStats } from './stats.js';
 import type { SessionInit } from './session.js';
 
 export type HandshakeResult<A extends Assigns> =
-  | { readonly ok: true; readonly init: SessionInit<A> }
+  | { readonly ok: true; readonly init: SessionInit<A>; readonly headers?: Readonly<Record<string, string>> }
   | {
       readonly ok: false;
       readonly status: number;
@@ -20,6 +23,7 @@ interface HandshakeContext<A extends Assigns> {
   readonly options: ResolvedSocketOptions<A>;
   readonly originAllowed: (origin: string | undefined, req: IncomingMessage) => boolean;
   readonly logger: Logger;
+  readonly gateway: { readonly stats: GatewayStats };
 }
 
 function refused(status: number, reason: string, headers?: Readonly<Record<string, string>>) {
@@ -66,8 +70,24 @@ export async function authorize<A extends Assigns>(
   if (!originAllowed(ctx, req)) return refused(403, `origin not allowed: ${req.headers.origin}`);
 
   const peer = { address: req.socket.remoteAddress ?? '', port: req.socket.remotePort ?? 0 };
+
+  // The per-IP connect limit comes before the connect hook (often the expensive part).
+  let limitHeaders: Readonly<Record<string, string>> | undefined;
+  const limit = ctx.options.connectLimit;
+  if (limit && peer.address !== '') {
+    const decision = await limit(normaliseIp(peer.address));
+    if (!decision.allowed) {
+      ctx.gateway.stats.rateLimitedConnects++;
+      if ('unavailable' in decision) return refused(503, 'rate limiter unavailable');
+      return refused(429, 'connect rate limit', rateLimitHeaders(decision.state, true));
+    }
+    // Tell clients that are close to their limit (r ≤ 10% of q), as the IETF draft suggests.
+    if (decision.state && decision.state.remaining <= decision.state.limit / 10) limitHeaders = rateLimitHeaders(decision.state, false);
+  }
+  const accepted = (init: SessionInit<A>): HandshakeResult<A> => (limitHeaders ? { ok: true, init, headers: limitHeaders } : { ok: true, init });
+
   const hook = ctx.options.connect;
-  if (!hook) return { ok: true, init: { id: null, assigns: {} as A, params, peer, serializer } };
+  if (!hook) return accepted({ id: null, assigns: {} as A, params, peer, serializer });
 
   const info: ConnectInfo = { params, authToken, headers: req.headers, peer, transport, path };
   let result;
@@ -89,5 +109,5 @@ export async function authorize<A extends Assigns>(
   }
   const id = result.id ?? null;
   if (id !== null && typeof id !== 'string') return refused(500, 'connect hook returned a non-string id');
-  return { ok: true, init: { id, assigns: result.assigns, params, peer, serializer } };
+  return accepted({ id, assigns: result.assigns, params, peer, serializer });
 }

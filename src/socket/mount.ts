@@ -60,6 +60,7 @@ export class SocketMount<A extends Assigns = Assigns> {
       maxChannels: this.options.maxChannels,
       joinTimeoutMs: this.options.joinTimeoutMs,
       maxQueuedFrames: this.options.maxQueuedFrames,
+      messageRate: this.options.messageRate,
       onTeardown: (session) => {
         this.sessions.delete(session);
         this.gateway.registry.remove(session);

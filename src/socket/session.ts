@@ -9,6 +9,7 @@ import type { TimerEntry, TimerWheel } from '../util/timer-wheel.js';
 import { PHX, type InboundMessage, type Ref } from '../wire/message.js';
 import type { EncodedFrame, ProtocolVersion, Serializer } from '../wire/serializer.js';
 import type { GatewayStats } from './stats.js';
+import { MESSAGE_POLICY, MessageRate, type MessageRateOptions } from '../ratelimit/message-limit.js';
 
 /** The transport side of a session: a WebSocket, or a LongPoll session. */
 export interface Connection {
@@ -34,6 +35,8 @@ export const CLOSE = {
   invalidFrame: 1011,
   tooLarge: 1009,
   drain: 1012,
+  /** Policy violation: a flood of rate-limited messages. */
+  flood: 1008,
 } as const;
 
 /** Everything a session shares with the other sessions of its socket mount. */
@@ -47,6 +50,7 @@ export interface SessionContext<A extends Assigns> {
   readonly maxChannels: number;
   readonly joinTimeoutMs: number;
   readonly maxQueuedFrames: number;
+  readonly messageRate: Required<MessageRateOptions> | null;
   onTeardown(session: Session<A>): void;
 }
 
@@ -62,6 +66,9 @@ const UNMATCHED_TOPIC = { reason: 'unmatched topic' } as const;
 const TOO_MANY_CHANNELS = { reason: 'too many channels joined' } as const;
 const JOIN_TIMEOUT = { reason: 'join timeout' } as const;
 const EMPTY = {} as const;
+
+const CONNECTION_PREFIX = Math.floor(Math.random() * 36 ** 4).toString(36);
+let connections = 0;
 
 function isPromise(value: unknown): value is Promise<Reply> {
   return value instanceof Promise;
@@ -121,6 +128,7 @@ export class Session<A extends Assigns = Assigns> implements ChannelHost<A>, Soc
   readonly peer: PeerAddress;
   readonly serializer: Serializer;
   readonly logger: Logger;
+  readonly connectionId = `${CONNECTION_PREFIX}.${(++connections).toString(36)}`;
   closed = false;
   /** The close code when the gateway closed the connection (null: open, or closed by the client). */
   closeCode: number | null = null;
@@ -130,6 +138,8 @@ export class Session<A extends Assigns = Assigns> implements ChannelHost<A>, Soc
   private queued = 0;
   private paused = false;
   private joining: PendingJoin<A> | null = null;
+  /** Created on the first rate-limited message (idle sockets carry none). */
+  private rate: MessageRate | null = null;
 
   constructor(
     private readonly ctx: SessionContext<A>,
@@ -232,6 +242,8 @@ export class Session<A extends Assigns = Assigns> implements ChannelHost<A>, Soc
       this.writeReplyFrame(null, message.ref, topic, 'ok', EMPTY);
       return undefined;
     }
+    // Heartbeats and leaves are never limited: liveness and clean-up must always work.
+    if (event !== PHX.leave && !this.withinRate(message)) return undefined;
     if (event === PHX.join) return this.join(message);
     const channel = this.channels.get(topic);
     if (event === PHX.leave) {
@@ -245,6 +257,37 @@ export class Session<A extends Assigns = Assigns> implements ChannelHost<A>, Soc
       channel.handleMessage(event, message.payload, message.ref, this.frameSize);
     }
     return undefined;
+  }
+
+  /**
+   * The per-socket message rate: an excess message is answered `{"reason":"rate_limited", ...}`
+   * and dropped; a flood of them closes the socket (1008 "message flood").
+   */
+  private withinRate(message: InboundMessage): boolean {
+    const options = this.ctx.messageRate;
+    if (options === null) return true;
+    const rate = (this.rate ??= new MessageRate(options));
+    const verdict = rate.check(this.ctx.wheel.clock());
+    if (verdict === 'ok') return true;
+    this.ctx.stats.rateLimitedMessages++;
+    if (verdict === 'flood') {
+      this.ctx.stats.floods++;
+      this.logger.warn({ peer: this.peer.address, id: this.id }, 'message flood, closing the socket');
+      this.close(CLOSE.flood, 'message flood');
+      return false;
+    }
+    const { decision } = rate;
+    const joinRef = message.event === PHX.join ? message.joinRef : (this.channels.get(message.topic)?.joinRef ?? null);
+    this.writeReplyFrame(joinRef, message.ref, message.topic, 'error', {
+      reason: 'rate_limited',
+      policy: MESSAGE_POLICY,
+      limit: decision.limit,
+      window_ms: decision.windowMs,
+      remaining: decision.remaining,
+      reset_ms: decision.resetMs,
+      retry_after_ms: decision.retryAfterMs,
+    });
+    return false;
   }
 
   /** A message reaches a channel only with a null join_ref or exactly the stored one. */

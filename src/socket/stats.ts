@@ -12,8 +12,24 @@ export interface GatewayStats {
   slowConsumers: number;
   /** Connections closed for an undecodable or oversize frame. */
   invalidFrames: number;
+  /** Messages refused by the per-socket message rate. */
+  rateLimitedMessages: number;
+  /** Sockets closed for a flood of refused messages. */
+  floods: number;
+  /** Connections refused by the per-IP connect limit. */
+  rateLimitedConnects: number;
 }
 
 export function createStats(): GatewayStats {
-  return { sockets: 0, channels: 0, longpollSessions: 0, droppedFrames: 0, slowConsumers: 0, invalidFrames: 0 };
+  return {
+    sockets: 0,
+    channels: 0,
+    longpollSessions: 0,
+    droppedFrames: 0,
+    slowConsumers: 0,
+    invalidFrames: 0,
+    rateLimitedMessages: 0,
+    floods: 0,
+    rateLimitedConnects: 0,
+  };
 }

@@ -245,17 +245,17 @@ export class LongPollTransport<A extends Assigns> {
       sendEmpty(res, 503);
       return;
     }
-    this.open(result.init, res);
+    this.open(result.init, res, result.headers);
   }
 
-  private open(init: SessionInit<A>, res: ServerResponse): void {
+  private open(init: SessionInit<A>, res: ServerResponse, headers?: Readonly<Record<string, string>>): void {
     const { id, token } = this.mount.gateway.tokens.issue();
     const lp = new LongPollSession(id, token, this);
     lp.session = this.mount.createSession(lp, init);
     this.sessions.set(id, lp);
     this.mount.gateway.stats.longpollSessions++;
     this.mount.gateway.wheel.schedule(lp, this.clock() + this.windowMs * EXPIRY_WINDOWS + 1);
-    sendStatus(res, { status: 410, token, messages: [] });
+    sendStatus(res, { status: 410, token, messages: [] }, 200, headers);
   }
 
   /** @internal called when a LongPoll session ends for any reason. */

@@ -103,6 +103,7 @@ export class WebSocketTransport<A extends Assigns> {
   readonly path: string;
   private readonly server: WebSocketServer;
   private readonly selectedProtocol = new WeakMap<IncomingMessage, string>();
+  private readonly extraHeaders = new WeakMap<IncomingMessage, Readonly<Record<string, string>>>();
 
   constructor(private readonly mount: SocketMount<A>) {
     const options = mount.options.websocket!;
@@ -115,6 +116,10 @@ export class WebSocketTransport<A extends Assigns> {
       // Not in @types/ws yet: how long a close handshake may take before the socket is destroyed.
       ...({ closeTimeout: 5_000 } as object),
       handleProtocols: (_offers, req) => this.selectedProtocol.get(req) ?? false,
+    });
+    this.server.on('headers', (headers: string[], req: IncomingMessage) => {
+      const extra = this.extraHeaders.get(req);
+      if (extra) for (const [name, value] of Object.entries(extra)) headers.push(`${name}: ${value}`);
     });
   }
 
@@ -151,6 +156,7 @@ export class WebSocketTransport<A extends Assigns> {
       return;
     }
     if (offer.selected !== null) this.selectedProtocol.set(req, offer.selected);
+    if (result.headers) this.extraHeaders.set(req, result.headers);
     this.server.handleUpgrade(req, socket, head, (ws) => this.attach(ws, result.init));
   }
 

@@ -167,6 +167,8 @@ export interface TestAppOptions {
   port?: number;
   gateway?: Partial<GatewayOptions>;
   socket?: Partial<SocketOptions<TestAssigns>>;
+  /** Applied to every mount (after its own options). */
+  allMounts?: Partial<SocketOptions<TestAssigns>>;
 }
 
 /**
@@ -184,9 +186,10 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
       websocket: { idleTimeoutMs: 3_000 },
       longpoll: { windowMs: 1_000 },
       ...options.socket,
+      ...options.allMounts,
     }),
-    gateway.socket<TestAssigns>('/defaults', { connect: connectHook }),
-    gateway.socket<TestAssigns>('/limited', { connect: connectHook, maxChannels: 1 }),
+    gateway.socket<TestAssigns>('/defaults', { connect: connectHook, ...options.allMounts }),
+    gateway.socket<TestAssigns>('/limited', { connect: connectHook, maxChannels: 1, ...options.allMounts }),
   ];
   for (const mount of mounts) {
     mount.channel('room:*', roomChannel).channel('presence:*', presence);
