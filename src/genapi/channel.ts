@@ -1,7 +1,8 @@
 import { defineChannel, error, ok, type Assigns, type Channel, type ChannelHandler, type JoinResult, type MaybePromise, type SocketInfo } from '../channel/types.js';
 import { decodeRequest, DecodeError, requestIdOf, type DecodeOptions, type Identity } from './request.js';
 import { errorResponse, ERRORS } from './response.js';
-import type { Executor, RequestSink } from './executor.js';
+import type { Executor, RateContext, RequestSink } from './executor.js';
+import { normaliseIp } from '../ratelimit/policy.js';
 
 export interface GenApiChannelOptions {
   /** Topic patterns served. Default `["gen_api", "gen_api:*"]`. */
@@ -85,6 +86,15 @@ export function genApiChannel(executor: Executor, options: GenApiChannelOptions 
     trustClientRoles: options.trustClientRoles ?? false,
   };
   const inflight = new WeakMap<Channel, number>();
+  const contexts = new WeakMap<SocketInfo, RateContext>();
+  const rateContext = (socket: SocketInfo): RateContext => {
+    let context = contexts.get(socket);
+    if (!context) {
+      context = { ip: socket.peer.address === '' ? null : normaliseIp(socket.peer.address), socketId: socket.connectionId };
+      contexts.set(socket, context);
+    }
+    return context;
+  };
 
   return defineChannel({
     join(topic, payload, channel) {
@@ -133,6 +143,7 @@ export function genApiChannel(executor: Executor, options: GenApiChannelOptions 
         signal: channel.signal,
         writable: () => channel.socket.bufferedAmount <= highWater,
         whenWritable: () => drained(channel, highWater / 2),
+        rateContext: rateContext(channel.socket),
       };
       void executor.execute(request, rawRequestId, sink).finally(() => {
         const left = (inflight.get(channel) ?? 1) - 1;

@@ -28,16 +28,26 @@ export interface RequestSink {
   writable(): boolean;
   /** Resolves when the connection can take more (or the signal aborts). */
   whenWritable(): Promise<void>;
+  /** The client's IP and connection id, for rate limits keyed on them. */
+  readonly rateContext?: RateContext;
 }
 
-/** The rate limiter hook (the rate-limiting milestone provides implementations). */
+/** What rate limits key on besides the request: the client's IP and connection. */
+export interface RateContext {
+  readonly ip: string | null;
+  readonly socketId: string | null;
+}
+
+/** Decides whether a request may run (src/ratelimit). */
 export interface RateLimiter {
-  check(request: GenApiRequest, config: ResolvedFunConfig): RateDecision | Promise<RateDecision>;
+  check(request: GenApiRequest, config: ResolvedFunConfig, context: RateContext): RateDecision | Promise<RateDecision>;
 }
 export type RateDecision =
   | { readonly allowed: true }
-  | { readonly allowed: false; readonly retryAfterMs: number; readonly details?: Record<string, unknown> }
+  | { readonly allowed: false; readonly retryAfterMs: number; readonly details?: object }
   | { readonly allowed: false; readonly unavailable: true };
+
+const NO_CONTEXT: RateContext = { ip: null, socketId: null };
 
 export interface ExecutorOptions {
   readonly registry: ConfigRegistry;
@@ -224,6 +234,15 @@ const FAST_FAILURES = new Set(['no_responders', 'unavailable']);
 /** Failures that say nothing about the service (the gateway's own NATS link, or the client left): breakers ignore them. */
 const NOT_THE_SERVICE = new Set(['cancelled', 'disconnected']);
 
+/**
+ * PhoenixGenApi's rate-limit push (`Rate limit exceeded. Please retry after N seconds.`, N ≥ 1
+ * rounded up) plus `rate_limit`, the machine-readable details (protocol/gen_api.md §2).
+ */
+function rateLimitedResponse(requestId: unknown, retryAfterMs: number, details: object | undefined): GenApiResponse {
+  const response = errorResponse(requestId, ERRORS.rateLimited(Math.max(1, Math.ceil(retryAfterMs / 1000))), true);
+  return details === undefined ? response : { ...response, rate_limit: details };
+}
+
 /** Error codes whose message the client sees as-is (404 and 503 are transport signals). */
 export function isClientError(code: number): boolean {
   return code >= 400 && code < 500 && code !== 404;
@@ -357,10 +376,13 @@ export class Executor {
 
     const limiter = this.options.rateLimiter;
     if (limiter) {
-      const decision = await limiter.check(request, config);
+      const decision = await limiter.check(request, config, sink.rateContext ?? NO_CONTEXT);
       if (!decision.allowed) {
-        const message = 'unavailable' in decision ? ERRORS.rateLimiterUnavailable : ERRORS.rateLimited(Math.max(1, Math.ceil(decision.retryAfterMs / 1000)));
-        await this.finishEarly(request, config, requestId, sink, errorResponse(requestId, message, true));
+        const response =
+          'unavailable' in decision
+            ? errorResponse(requestId, ERRORS.rateLimiterUnavailable, true)
+            : rateLimitedResponse(requestId, decision.retryAfterMs, decision.details);
+        await this.finishEarly(request, config, requestId, sink, response);
         return;
       }
     }

@@ -162,6 +162,8 @@ export interface GenApiResponse {
   async: boolean;
   has_more: boolean;
   can_retry: boolean;
+  /** Only on rate-limited responses: which limit and when to retry (protocol/gen_api.md §2). */
+  rate_limit?: object;
 }
 
 /** One live worker instance of a service (a NATS micro service instance, or the local process). */
