@@ -74,4 +74,29 @@ export class Subjects {
   streamDataWildcard(gatewayId: string): string {
     return `${this.prefix}.gw.${gatewayId}.s.*`;
   }
+
+  /** Rate limiting, eventual mode: batches of hits every gateway publishes and reads. */
+  get rlHits(): string {
+    return `${this.prefix}.rl.hits`;
+  }
+
+  /** Rate limiting: gateway heartbeats (membership, last published batch). */
+  get rlNode(): string {
+    return `${this.prefix}.rl.node`;
+  }
+
+  /** Rate limiting: a joining gateway asks every peer for its recent batches. */
+  get rlSync(): string {
+    return `${this.prefix}.rl.sync`;
+  }
+
+  /** Rate limiting: ask one gateway for batches another missed (a gap in its sequence). */
+  rlReplay(gatewayId: string): string {
+    return `${this.prefix}.rl.replay.${gatewayId}`;
+  }
+
+  /** Rate limiting: policy changes made through one gateway's admin API, applied by all. */
+  get rlPolicy(): string {
+    return `${this.prefix}.rl.policy`;
+  }
 }

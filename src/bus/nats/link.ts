@@ -118,6 +118,10 @@ export class NatsLink {
     return link;
   }
 
+  get connected(): boolean {
+    return this.status === 'connected';
+  }
+
   health(): NatsHealth {
     return {
       status: this.status,

@@ -1,0 +1,120 @@
+/**
+ * Wire format of the rate-limit cluster subjects (protocol/ratelimit.md §5). Everything is JSON;
+ * decoders return null for anything malformed, so one bad peer cannot break a node.
+ */
+import type { PolicyConfig } from '../types.js';
+
+/** One hit: [policy id, storage key, origin wall-clock ms, cost]. */
+export type Hit = [policy: string, key: string, at: number, cost: number];
+
+/** `<prefix>.rl.hits`: a batch of hits one node allowed, numbered per origin from 1. */
+export interface HitBatch {
+  /** Origin: the publishing node's rate-limit id (new for every process start). */
+  o: string;
+  /** Sequence number of the batch from this origin. */
+  s: number;
+  h: Hit[];
+}
+
+/** `<prefix>.rl.node`: a heartbeat (or, with `bye`, a node leaving). */
+export interface Heartbeat {
+  o: string;
+  /** The origin's last published batch. */
+  s: number;
+  /** Wall-clock ms at the sender (skew diagnostics). */
+  t: number;
+  bye?: true;
+}
+
+/** Ends a sync or replay answer: batches up to `to` were sent if the origin still had them. */
+export interface ReplayDone {
+  o: string;
+  done: true;
+  /** Highest sequence this answer covers. */
+  to: number;
+}
+
+/** `<prefix>.rl.replay.<origin>`: batches [from, to] again. `<prefix>.rl.sync`: `{o}`, all of them. */
+export interface ReplayRequest {
+  from: number;
+  to: number;
+}
+
+export interface SyncRequest {
+  o: string;
+}
+
+/** `<prefix>.rl.policy`: a runtime policy change made through one node's admin API. */
+export type PolicyChange =
+  | { o: string; op: 'put'; policy: PolicyConfig }
+  | { o: string; op: 'delete'; id: string }
+  | { o: string; op: 'shadow'; shadow: boolean };
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+export function encode(message: object): Uint8Array {
+  return encoder.encode(JSON.stringify(message));
+}
+
+function parse(data: Uint8Array): Record<string, unknown> | null {
+  try {
+    const value: unknown = JSON.parse(decoder.decode(data));
+    return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
+}
+
+const isSeq = (value: unknown): value is number => typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+const isOrigin = (value: unknown): value is string => typeof value === 'string' && value.length > 0 && value.length <= 64;
+
+function isHit(value: unknown): value is Hit {
+  return (
+    Array.isArray(value) &&
+    value.length === 4 &&
+    typeof value[0] === 'string' &&
+    typeof value[1] === 'string' &&
+    typeof value[2] === 'number' &&
+    Number.isFinite(value[2]) &&
+    typeof value[3] === 'number' &&
+    Number.isFinite(value[3]) &&
+    value[3] > 0
+  );
+}
+
+/** A batch of hits, or a replay's end marker. */
+export function decodeReplayed(data: Uint8Array): HitBatch | ReplayDone | null {
+  const value = parse(data);
+  if (!value || !isOrigin(value.o)) return null;
+  if (value.done === true) return isSeq(value.to) ? { o: value.o, done: true, to: value.to } : null;
+  if (!isSeq(value.s) || value.s === 0 || !Array.isArray(value.h)) return null;
+  // Malformed hits are dropped one by one; the batch still counts as received.
+  return { o: value.o, s: value.s, h: value.h.filter(isHit) };
+}
+
+export function decodeHeartbeat(data: Uint8Array): Heartbeat | null {
+  const value = parse(data);
+  if (!value || !isOrigin(value.o) || !isSeq(value.s) || typeof value.t !== 'number') return null;
+  return value.bye === true ? { o: value.o, s: value.s, t: value.t, bye: true } : { o: value.o, s: value.s, t: value.t };
+}
+
+export function decodeReplayRequest(data: Uint8Array): ReplayRequest | null {
+  const value = parse(data);
+  if (!value || !isSeq(value.from) || !isSeq(value.to) || value.from > value.to) return null;
+  return { from: value.from, to: value.to };
+}
+
+export function decodeSyncRequest(data: Uint8Array): SyncRequest | null {
+  const value = parse(data);
+  return value && isOrigin(value.o) ? { o: value.o } : null;
+}
+
+export function decodePolicyChange(data: Uint8Array): PolicyChange | null {
+  const value = parse(data);
+  if (!value || !isOrigin(value.o)) return null;
+  if (value.op === 'put' && value.policy !== null && typeof value.policy === 'object') return { o: value.o, op: 'put', policy: value.policy as PolicyConfig };
+  if (value.op === 'delete' && typeof value.id === 'string') return { o: value.o, op: 'delete', id: value.id };
+  if (value.op === 'shadow' && typeof value.shadow === 'boolean') return { o: value.o, op: 'shadow', shadow: value.shadow };
+  return null;
+}
