@@ -16,6 +16,9 @@ import { SessionTokens } from './transport/longpoll-token.js';
 import { monotonicClock, type Clock } from './util/clock.js';
 import { TimerWheel } from './util/timer-wheel.js';
 
+/** A plain HTTP handler mounted under a prefix (`Gateway.route`). */
+export type HttpRoute = (req: IncomingMessage, res: ServerResponse, subpath: string) => Promise<void>;
+
 export interface GatewayOptions {
   /** Interface to listen on. Default 127.0.0.1. */
   host?: string;
@@ -61,6 +64,7 @@ export class Gateway {
   private ownsServer = false;
   private closing: Promise<void> | null = null;
   private readonly closeHooks: (() => void | Promise<void>)[] = [];
+  private readonly routes: { prefix: string; handler: HttpRoute }[] = [];
 
   constructor(private readonly options: GatewayOptions = {}) {
     this.nodeId = options.nodeId ?? randomUUID();
@@ -146,9 +150,29 @@ export class Gateway {
     return address && typeof address === 'object' ? address : null;
   }
 
-  /** Handles a plain HTTP request if it targets a mount; returns false otherwise. */
+  /**
+   * Serves plain HTTP requests under `prefix` (the admin API; later health and metrics). The
+   * handler gets the path below the prefix ("" or "/..."); it must answer every request.
+   */
+  route(prefix: string, handler: HttpRoute): this {
+    const clean = prefix.endsWith('/') ? prefix.slice(0, -1) : prefix;
+    if (!clean.startsWith('/')) throw new TypeError(`route prefix must start with "/", got ${JSON.stringify(prefix)}`);
+    this.routes.push({ prefix: clean, handler });
+    return this;
+  }
+
+  /** Handles a plain HTTP request if it targets a mount or a route; returns false otherwise. */
   handleRequest(req: IncomingMessage, res: ServerResponse): boolean {
     const { path, query } = splitUrl(req.url);
+    for (const { prefix, handler } of this.routes) {
+      if (path !== prefix && !path.startsWith(`${prefix}/`)) continue;
+      handler(req, res, path.slice(prefix.length)).catch((err: unknown) => {
+        this.logger.error({ err, path }, 'HTTP route failed');
+        if (!res.headersSent) sendPlain(res, 500, 'internal error');
+        else res.destroy();
+      });
+      return true;
+    }
     for (const mount of this.mounts) {
       if (mount.websocket && path === mount.websocket.path) {
         mount.websocket.handleRequest(req, res);

@@ -3,7 +3,9 @@ import { Gateway } from './gateway.js';
 import type { GatewayConfig } from './config/file.js';
 import type { Assigns } from './channel/types.js';
 import { demoConnect, demoRoomChannel } from './demo/chat.js';
-import { demoService } from './demo/service.js';
+import { demoRateLimit, demoService } from './demo/service.js';
+import type { RateLimitsOptions } from './ratelimit/rate-limits.js';
+import { adminRoute } from './admin/admin.js';
 import { GenApi } from './genapi/gen-api.js';
 import type { Logger } from './log/logger.js';
 
@@ -42,12 +44,20 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
   if (demo) {
     gateway.logger.warn('demo mode: user_id/device_id come from connect params (insecure, dev only)');
   }
+  const servers = options.nats ?? config.nats?.servers;
+  const rateLimits = withDemoRateLimit(config.rateLimits, demo, servers !== undefined);
+  // Always present (empty without policies) so the admin API can add policies at runtime.
+  const genApi = new GenApi(gateway, { ...(demo ? { relay: true } : {}), ...config.genApi, ...(config.genApi?.rateLimiter ? {} : { rateLimits }) });
   const mount = gateway.socket<Assigns>(path, {
     ...(demo ? { connect: demoConnect, checkOrigin: false } : {}),
+    ...(genApi.rateLimits ? { connectLimit: genApi.rateLimits.connectLimit } : {}),
     ...socketOptions,
   });
-  const genApi = new GenApi(gateway, { ...(demo ? { relay: true } : {}), ...config.genApi }).mount(mount);
-  const servers = options.nats ?? config.nats?.servers;
+  genApi.mount(mount);
+  if (config.admin) {
+    const admin = { path: '/admin', ...config.admin };
+    gateway.route(admin.path, adminRoute(admin, { rateLimits: genApi.rateLimits, logger: gateway.logger.child({ component: 'admin' }) }));
+  }
   if (demo) {
     mount.channel('room:*', demoRoomChannel(gateway) as never);
     if (servers === undefined) genApi.register(demoService);
@@ -60,4 +70,13 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
   }
   const address = await gateway.listen(options.port ?? config.port ?? 4000, options.host ?? config.host ?? '127.0.0.1');
   return { gateway, genApi, address };
+}
+
+/** The config's rate limits, plus the demo's `demo.limited` policy in demo mode (unless overridden). */
+function withDemoRateLimit(options: RateLimitsOptions | undefined, demo: boolean, onNats: boolean): RateLimitsOptions {
+  if (!demo) return options ?? {};
+  const policy = demoRateLimit(onNats ? 'eventual' : 'local');
+  const policies = options?.policies ?? [];
+  if (policies.some((entry) => entry.id === policy.id)) return options ?? {};
+  return { ...options, policies: [...policies, policy] };
 }

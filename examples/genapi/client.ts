@@ -2,7 +2,7 @@
  * Calls gen_api functions with the unmodified phoenix client, as a browser app would:
  *
  *   npm start                                        # embedded demo service
- *   npx tsx examples/genapi/client.ts                # echo, then a stream
+ *   npx tsx examples/genapi/client.ts                # echo, a stream, then a rate limit
  *
  * URL and USER_ID may be set in the environment.
  */
@@ -49,5 +49,11 @@ api.join().receive('ok', async () => {
   // A stream: "init", the start Response, one push per chunk, then the end marker.
   const pushes = await call('demo', 'count', { to: 5, interval_ms: 20 });
   console.log('count ->', pushes.slice(2, -1).map((push) => push.result).join(' '));
+  // `demo.limited` allows 5 calls per 10 s per user: the 6th is refused, with when to come back.
+  const results = [];
+  for (let i = 1; i <= 6; i++) results.push((await call('demo', 'limited', { message: `call ${i}` }))[0]);
+  console.log('limited ->', results.map((response) => (response?.success ? 'ok' : 'refused')).join(' '));
+  const refused = results.find((response) => response?.success === false);
+  if (refused) console.log('refused with:', refused.error, JSON.stringify(refused.rate_limit));
   socket.disconnect(() => process.exit(0));
 });

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { createLogger } from '../log/logger.js';
 import { ConfigError, LOG_LEVELS, loadConfig, type GatewayConfig, type LogLevel } from '../config/file.js';
 import { OptionError } from '../config/errors.js';
+import { PolicyError } from '../ratelimit/policy.js';
 import { startGateway } from '../server.js';
 import { CliError, parseCli, USAGE } from './args.js';
 
@@ -61,6 +62,10 @@ async function main(): Promise<number> {
   } catch (err) {
     if (err instanceof OptionError) {
       process.stderr.write(`gen-gateway: invalid socket option: ${err.message}\n`);
+      return 2;
+    }
+    if (err instanceof PolicyError) {
+      process.stderr.write(`gen-gateway: invalid rate limits: ${err.message}\n`);
       return 2;
     }
     logger.fatal({ err }, 'gateway failed to start');

@@ -6,6 +6,8 @@ import type { GenApi, GenApiOptions } from '../genapi/gen-api.js';
 import type { NatsGatewayOptions } from '../bus/nats/link.js';
 import type { Assigns, ChannelHandler } from '../channel/types.js';
 import type { SocketOptions } from './socket-options.js';
+import type { RateLimitsOptions } from '../ratelimit/rate-limits.js';
+import type { AdminOptions } from '../admin/admin.js';
 import { ConfigError } from './errors.js';
 
 export { ConfigError };
@@ -31,6 +33,10 @@ export interface GatewayConfig {
   socket?: SocketOptions<Assigns> & { path?: string };
   /** The gen_api channel and executor (topics, event, limits, detail_error, push token, ...). */
   genApi?: GenApiOptions;
+  /** Rate limits: gen_api policies, the per-IP connect limit, cluster modes (protocol/ratelimit.md). */
+  rateLimits?: RateLimitsOptions;
+  /** The admin HTTP API (bearer token; off without one). */
+  admin?: AdminOptions;
   /** Run `nodes: "nats"` functions on NATS workers. */
   nats?: Partial<NatsGatewayOptions> & { servers?: string | string[] };
   /** Channel routes (JS config modules only). */
@@ -39,7 +45,7 @@ export interface GatewayConfig {
   setup?: (gateway: Gateway, genApi: GenApi) => void | Promise<void>;
 }
 
-const KEYS = new Set(['host', 'port', 'logLevel', 'nodeId', 'secret', 'demo', 'socket', 'genApi', 'nats', 'channels', 'setup']);
+const KEYS = new Set(['host', 'port', 'logLevel', 'nodeId', 'secret', 'demo', 'socket', 'genApi', 'rateLimits', 'admin', 'nats', 'channels', 'setup']);
 const GEN_API_KEYS = new Set([
   'topics', 'event', 'cancelEvent', 'requireVerifiedUserId', 'overrideUserId', 'overrideDeviceId', 'trustClientRoles',
   'maxPayloadBytes', 'maxInflight', 'streamHighWaterBytes', 'identity', 'join', 'detailError', 'argLimits', 'streamCredit',
@@ -86,6 +92,13 @@ export function validateConfig(file: string, value: unknown): GatewayConfig {
   }
   checkSection(file, 'genApi', config.genApi, GEN_API_KEYS);
   checkSection(file, 'nats', config.nats, NATS_KEYS);
+  // rateLimits is validated in full where it is applied (PolicyError names the setting).
+  checkSection(file, 'rateLimits', config.rateLimits, new Set(['policies', 'shadow', 'connect', 'eventual', 'strict', 'sweepMs', 'maxKeys']));
+  checkSection(file, 'admin', config.admin, new Set(['token', 'path']));
+  const admin = config.admin as { token?: unknown; path?: unknown } | undefined;
+  if (admin && (typeof admin.token !== 'string' || admin.token.length < 16)) {
+    throw new ConfigError(`${file}: "admin.token" must be a string of at least 16 characters`);
+  }
   const servers = (config.nats as { servers?: unknown } | undefined)?.servers;
   if (servers !== undefined && typeof servers !== 'string' && !(Array.isArray(servers) && servers.every((s) => typeof s === 'string'))) {
     throw new ConfigError(`${file}: "nats.servers" must be a URL or a list of URLs`);

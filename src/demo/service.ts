@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { defineService, fn, ServiceError } from '../worker/define.js';
+import type { PolicyConfig } from '../ratelimit/types.js';
 
 /**
  * The `demo` service of the README, the tests and the examples. `npm start` runs it in-process;
@@ -11,6 +12,11 @@ export const demoService = defineService({
   description: 'gen-gateway demo service',
   functions: {
     echo: fn({
+      args: { message: 'string' },
+      handler: (args) => args,
+    }),
+    /** Like echo, behind the `demo.limited` rate limit (5 per 10 s per user; see DEMO_RATE_LIMIT). */
+    limited: fn({
       args: { message: 'string' },
       handler: (args) => args,
     }),
@@ -54,3 +60,19 @@ export const demoService = defineService({
     }),
   },
 });
+
+/**
+ * The demo's rate limit on `demo.limited`: 5 requests per 10 s per user (sliding log). Embedded it
+ * is `local`; on NATS it is `eventual`, so gateways sharing a NATS cluster share the count.
+ */
+export function demoRateLimit(mode: 'local' | 'eventual'): PolicyConfig {
+  return {
+    id: 'demo.limited',
+    scope: { service: 'demo', requestType: 'limited' },
+    key: 'user_id',
+    algorithm: 'sliding_log',
+    limit: 5,
+    windowMs: 10_000,
+    mode,
+  };
+}

@@ -15,6 +15,7 @@ import { HookRegistry, type Hook } from './hooks.js';
 import { Resilience, RESILIENCE_DEFAULTS, type ResilienceOptions } from './resilience.js';
 import { NodeSelector } from './select/node-selector.js';
 import { RelayGroups, relayService } from './relay.js';
+import { RateLimits, type RateLimitsHealth, type RateLimitsOptions } from '../ratelimit/rate-limits.js';
 
 export interface GenApiOptions extends GenApiChannelOptions {
   /** Show failure reasons to clients ("Internal Server Error: <reason>"). Default false. */
@@ -27,7 +28,10 @@ export interface GenApiOptions extends GenApiChannelOptions {
   resilience?: Partial<ResilienceOptions>;
   /** Config pushes and pulls must carry this token (null: none required). */
   pushToken?: string | null;
+  /** A custom limiter; `rateLimits` configures the built-in one instead. */
   rateLimiter?: RateLimiter | null;
+  /** Built-in rate limits (src/ratelimit): policies, connect limit, cluster modes; or a RateLimits built elsewhere. */
+  rateLimits?: RateLimitsOptions | RateLimits;
   /** Serve relay groups as an in-process service (`true`: named "relay"). Default off. */
   relay?: boolean | { service?: string };
 }
@@ -39,6 +43,7 @@ export interface GenApiHealth {
   executor: ExecutorStats;
   breakers: ReturnType<Resilience['snapshot']>;
   nats: NatsHealth | null;
+  rateLimits: RateLimitsHealth | null;
 }
 
 /**
@@ -56,6 +61,8 @@ export class GenApi {
   readonly executor: Executor;
   /** Relay groups, when enabled. */
   readonly relay: RelayGroups | null = null;
+  /** The built-in rate limits, when configured. */
+  readonly rateLimits: RateLimits | null;
   private link: NatsLink | null = null;
 
   constructor(
@@ -68,6 +75,9 @@ export class GenApi {
       hookNames: this.hooks.names,
     });
     this.resilience = new Resilience({ ...RESILIENCE_DEFAULTS, ...options.resilience });
+    if (options.rateLimits && options.rateLimiter) throw new TypeError('give either rateLimits (built-in) or rateLimiter (custom), not both');
+    const limits = options.rateLimits;
+    this.rateLimits = limits instanceof RateLimits ? limits : limits ? new RateLimits(limits, gateway.logger.child({ component: 'ratelimit' })) : null;
     this.executor = new Executor({
       registry: this.registry,
       local: this.local,
@@ -80,7 +90,7 @@ export class GenApi {
       gatewayId: gateway.nodeId,
       argLimits: { ...DEFAULT_ARG_LIMITS, ...options.argLimits },
       detailError: options.detailError ?? false,
-      rateLimiter: options.rateLimiter ?? null,
+      rateLimiter: this.rateLimits?.limiter ?? options.rateLimiter ?? null,
       ...(options.streamCredit === undefined ? {} : { streamCredit: options.streamCredit }),
     });
     gateway.onClose(() => this.close());
@@ -126,7 +136,12 @@ export class GenApi {
       onInstanceLost: (instance) => this.resilience.forgetInstance(instance.id),
     });
     this.executor.setNats(this.link.bus);
-    return this.link;
+    const link = this.link;
+    await this.rateLimits?.attach(
+      { nc: link.nc, connected: () => link.connected, subjects: link.subjects },
+      { ...(options.user === undefined ? {} : { user: options.user }), ...(options.pass === undefined ? {} : { pass: options.pass }), ...(options.token === undefined ? {} : { token: options.token }) },
+    );
+    return link;
   }
 
   get nats(): NatsLink | null {
@@ -141,6 +156,7 @@ export class GenApi {
       executor: { ...this.executor.stats },
       breakers: this.resilience.snapshot(),
       nats: this.link?.health() ?? null,
+      rateLimits: this.rateLimits?.health() ?? null,
     };
   }
 
@@ -148,6 +164,7 @@ export class GenApi {
     const link = this.link;
     this.link = null;
     this.executor.setNats(null);
+    await this.rateLimits?.close();
     await link?.close();
   }
 }

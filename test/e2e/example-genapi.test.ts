@@ -36,13 +36,15 @@ async function output(proc: Spawned): Promise<string> {
 }
 
 describe('gen_api examples', () => {
-  it('embedded: the client example calls echo and streams count', async () => {
+  it('embedded: the client example calls echo, streams count and hits the demo rate limit', async () => {
     const gateway = run('src/cli/gen-gateway.ts', ['--port', '0']);
     const port = await gatewayPort(gateway);
     const client = run('examples/genapi/client.ts', [], { URL: `ws://127.0.0.1:${port}/socket` });
     const out = await output(client);
     expect(out).toContain("echo -> { message: 'hello' }");
     expect(out).toContain('count -> 1 2 3 4 5');
+    expect(out).toContain('limited -> ok ok ok ok ok refused');
+    expect(out).toMatch(/refused with: Rate limit exceeded\. Please retry after (10|9) seconds\. \{"policy":"demo\.limited"/);
   });
 
   it('on NATS: gen-gateway --nats with worker:demo and the greeter worker', async () => {
@@ -56,6 +58,9 @@ describe('gen_api examples', () => {
     const client = run('examples/genapi/client.ts', [], { URL: `ws://127.0.0.1:${port}/socket` });
     const out = await output(client);
     expect(out).toContain('count -> 1 2 3 4 5');
+    // On NATS the demo policy is eventual (shared by every gateway on this NATS).
+    expect(out).toContain('limited -> ok ok ok ok ok refused');
+    expect(out).toContain('"source":"eventual"');
 
     const raw = await RawClient.connect(`ws://127.0.0.1:${port}/socket/websocket?vsn=2.0.0&user_id=ada`);
     await raw.join('gen_api', '1');

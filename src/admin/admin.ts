@@ -1,0 +1,158 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import type { HttpRoute } from '../gateway.js';
+import { readBody } from '../http/responses.js';
+import { PolicyError } from '../ratelimit/policy.js';
+import type { Actor, RateLimits } from '../ratelimit/rate-limits.js';
+import type { PolicyConfig } from '../ratelimit/types.js';
+
+export interface AdminOptions {
+  /** Bearer token every request must carry (`Authorization: Bearer <token>`); at least 16 characters. */
+  token: string;
+  /** Where the API lives. Default "/admin". */
+  path?: string;
+}
+
+export interface AdminDeps {
+  readonly rateLimits: RateLimits | null;
+  readonly logger: Logger;
+}
+
+/** Largest request body the admin API reads. */
+export const ADMIN_MAX_BODY_BYTES = 65_536;
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  if (status === 204) {
+    res.writeHead(204, headers);
+    res.end();
+    return;
+  }
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store', ...headers });
+  res.end(text);
+}
+
+const digest = (text: string): Buffer => createHash('sha256').update(text).digest();
+
+async function jsonBody(req: IncomingMessage): Promise<unknown> {
+  const body = await readBody(req, ADMIN_MAX_BODY_BYTES);
+  if (body === null) throw new HttpError(413, `body larger than ${ADMIN_MAX_BODY_BYTES} bytes`);
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch {
+    throw new HttpError(400, 'body is not valid JSON');
+  }
+}
+
+function allow(method: string | undefined, ...methods: string[]): void {
+  if (!methods.includes(method ?? '')) throw new HttpError(405, `use ${methods.join(' or ')}`, { allow: methods.join(', ') });
+}
+
+/**
+ * The admin HTTP API (protocol/admin.md): rate-limit policies, shadow mode and per-key state,
+ * behind a bearer token. Every change is logged with who made it and applied cluster-wide.
+ */
+export function adminRoute(options: AdminOptions, deps: AdminDeps): HttpRoute {
+  const expected = digest(options.token);
+  const authorized = (req: IncomingMessage): boolean => {
+    const header = req.headers.authorization ?? '';
+    const match = /^Bearer\s+(.+)$/i.exec(header);
+    // Compare digests: constant time whatever the lengths.
+    return match !== null && timingSafeEqual(digest(match[1]!.trim()), expected);
+  };
+
+  return async (req, res, subpath) => {
+    try {
+      if (!authorized(req)) throw new HttpError(401, 'missing or wrong bearer token', { 'www-authenticate': 'Bearer realm="gen-gateway admin"' });
+      const actor: Actor = { via: 'admin', who: req.socket.remoteAddress ?? 'unknown' };
+      const parts = subpath.split('/').filter((part) => part !== '').map((part) => decodeURIComponent(part));
+      if (parts[0] !== 'rate-limits') throw new HttpError(404, 'not found');
+      const rateLimits = deps.rateLimits;
+      if (!rateLimits) throw new HttpError(404, 'rate limits are not enabled on this gateway');
+      await rateLimitRoutes(req, res, parts.slice(1), rateLimits, actor);
+    } catch (err) {
+      if (err instanceof HttpError) send(res, err.status, { error: err.message }, err.headers);
+      else if (err instanceof PolicyError) send(res, 400, { error: err.message });
+      else if (err instanceof URIError) send(res, 400, { error: 'malformed path' });
+      else {
+        deps.logger.error({ err }, 'admin request failed');
+        send(res, 500, { error: 'internal error' });
+      }
+    }
+  };
+}
+
+async function rateLimitRoutes(req: IncomingMessage, res: ServerResponse, parts: string[], rateLimits: RateLimits, actor: Actor): Promise<void> {
+  const [section, id, keys, value, ...rest] = parts;
+  if (section === undefined) {
+    allow(req.method, 'GET');
+    send(res, 200, rateLimits.health());
+    return;
+  }
+  if (section === 'shadow' && id === undefined) {
+    allow(req.method, 'PUT');
+    const body = (await jsonBody(req)) as { shadow?: unknown } | null;
+    if (typeof body?.shadow !== 'boolean') throw new HttpError(400, 'body must be {"shadow": true|false}');
+    rateLimits.setShadow(body.shadow, actor);
+    send(res, 200, { shadow: body.shadow });
+    return;
+  }
+  if (section !== 'policies' || rest.length > 0) throw new HttpError(404, 'not found');
+  if (id === undefined) {
+    allow(req.method, 'GET');
+    send(res, 200, { policies: rateLimits.limiter.policies().map((policy) => policy.config) });
+    return;
+  }
+  if (keys === undefined) {
+    allow(req.method, 'GET', 'PUT', 'DELETE');
+    if (req.method === 'GET') {
+      const view = rateLimits.health().policies.find((policy) => policy.config.id === id);
+      if (!view) throw new HttpError(404, `no policy "${id}"`);
+      send(res, 200, view);
+    } else if (req.method === 'PUT') {
+      const body = await jsonBody(req);
+      if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new HttpError(400, 'body must be a policy object');
+      const config = body as Partial<PolicyConfig>;
+      if (config.id !== undefined && config.id !== id) throw new HttpError(400, `body id "${String(config.id)}" differs from the path's "${id}"`);
+      const existed = rateLimits.limiter.policy(id) !== undefined;
+      const policy = rateLimits.putPolicy({ ...config, id } as PolicyConfig, actor);
+      send(res, existed ? 200 : 201, { policy: policy.config });
+    } else {
+      if (!rateLimits.deletePolicy(id, actor)) throw new HttpError(404, `no policy "${id}"`);
+      send(res, 204, null);
+    }
+    return;
+  }
+  if (keys !== 'keys' || value === undefined) throw new HttpError(404, 'not found');
+  allow(req.method, 'GET', 'DELETE');
+  if (req.method === 'GET') {
+    const status = await rateLimits.status(id, value);
+    if (!status) throw new HttpError(404, `no policy "${id}"`);
+    const { decision, source } = status;
+    send(res, 200, {
+      policy: id,
+      key: value,
+      source,
+      limit: decision.limit,
+      window_ms: decision.windowMs,
+      remaining: decision.remaining,
+      reset_ms: decision.resetMs,
+      retry_after_ms: decision.retryAfterMs,
+      allowed: decision.allowed,
+    });
+  } else {
+    if (!(await rateLimits.reset(id, value, actor))) throw new HttpError(404, `no policy "${id}"`);
+    send(res, 204, null);
+  }
+}

@@ -1,0 +1,293 @@
+import { connect } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/nats-core';
+import type { Logger } from 'pino';
+import type { ConnectLimit, ConnectLimitDecision } from '../config/socket-options.js';
+import { RateLimitCluster, type ClusterConnection, type ClusterHealth, type LocalPolicyChange } from './cluster/index.js';
+import type { EventualOptions } from './cluster/eventual.js';
+import type { MembershipOptions } from './cluster/membership.js';
+import type { PolicyChange } from './cluster/messages.js';
+import type { StrictOptions } from './cluster/strict.js';
+import { RateLimiter, type LimiterDecision, type Observation } from './limiter.js';
+import type { Clock } from '../util/clock.js';
+import { PolicyError, type Policy } from './policy.js';
+import { emptyDecision, type AlgorithmName, type Decision, type Fallback, type Mode, type PolicyConfig } from './types.js';
+
+/** Shorthand for one per-IP connect policy (`socket_connect`). */
+export interface ConnectLimitOptions {
+  limit: number;
+  windowMs: number;
+  /** Default "gcra" (burst = limit). */
+  algorithm?: AlgorithmName;
+  burst?: number;
+  mode?: Mode;
+  fallback?: Fallback;
+}
+
+export interface RateLimitsOptions {
+  /** gen_api and connect policies. */
+  policies?: PolicyConfig[];
+  /** Count every policy without denying (rollout). Default false. */
+  shadow?: boolean;
+  /** A per-IP connect limit (the `socket_connect` policy), or false. Default: none. */
+  connect?: ConnectLimitOptions | false;
+  /** Eventual mode and membership: batching, warm-up, heartbeats. */
+  eventual?: EventualOptions & MembershipOptions;
+  /** Strict mode: store timeout, CAS attempts, replicas; `servers` gives the KV store its own connection. */
+  strict?: StrictOptions & { servers?: string | string[] };
+  /** Expiry sweep resolution. Default 1000 ms. */
+  sweepMs?: number;
+  /** Keys per policy. Default 1 000 000. */
+  maxKeys?: number;
+}
+
+/** The policy name of `connect`. */
+export const CONNECT_POLICY = 'socket_connect';
+
+const KEYS = new Set(['policies', 'shadow', 'connect', 'eventual', 'strict', 'sweepMs', 'maxKeys']);
+const CONNECT_KEYS = new Set(['limit', 'windowMs', 'algorithm', 'burst', 'mode', 'fallback']);
+const EVENTUAL_KEYS = new Set(['flushMs', 'maxBatchBytes', 'warmup', 'retainHits', 'replayTimeoutMs', 'heartbeatMs', 'missedHeartbeats']);
+const STRICT_KEYS = new Set(['timeoutMs', 'casAttempts', 'replicas', 'bucketPrefix', 'maxSkewMs', 'skewProbeMs', 'servers']);
+
+function checkKeys(name: string, value: unknown, keys: ReadonlySet<string>): void {
+  if (value === undefined) return;
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new PolicyError(`${name} must be an object`);
+  for (const key of Object.keys(value)) if (!keys.has(key)) throw new PolicyError(`${name}: unknown option "${key}"`);
+}
+
+/** Who made an admin change (for the log). */
+export interface Actor {
+  readonly via: 'admin' | 'cluster' | 'api';
+  readonly who?: string;
+}
+
+export interface PolicyView {
+  config: PolicyConfig;
+  keys: number;
+  stats: Policy['stats'];
+}
+
+export interface RateLimitsHealth {
+  shadow: boolean;
+  keys: number;
+  stats: RateLimiter['stats'];
+  policies: PolicyView[];
+  cluster: ClusterHealth | null;
+}
+
+/**
+ * The rate limits of one gateway: the limiter for gen_api requests, the connect limit for the
+ * socket endpoint, the cluster link (eventual and strict modes) once NATS is up, and the runtime
+ * changes the admin API makes (validated, logged, and applied on every node).
+ */
+export class RateLimits {
+  readonly limiter: RateLimiter;
+  private connectPolicies: Policy[] = [];
+  private cluster: RateLimitCluster | null = null;
+  private ownStoreConnection: NatsConnection | null = null;
+
+  constructor(
+    private readonly options: RateLimitsOptions,
+    private readonly logger: Logger,
+    /** Injected clocks (tests: fake time, skewed nodes). */
+    clocks: { monotonic?: Clock; wall?: Clock } = {},
+  ) {
+    checkKeys('rateLimits', options, KEYS);
+    checkKeys('rateLimits.connect', options.connect === false ? undefined : options.connect, CONNECT_KEYS);
+    checkKeys('rateLimits.eventual', options.eventual, EVENTUAL_KEYS);
+    checkKeys('rateLimits.strict', options.strict, STRICT_KEYS);
+    if (options.policies !== undefined && !Array.isArray(options.policies)) throw new PolicyError('rateLimits.policies must be a list');
+    const policies = [...(options.policies ?? [])];
+    if (options.connect) {
+      const { limit, windowMs, algorithm = 'gcra', burst, mode, fallback } = options.connect;
+      policies.push({
+        id: CONNECT_POLICY,
+        scope: 'connect',
+        key: 'ip',
+        algorithm,
+        limit,
+        windowMs,
+        ...(burst === undefined ? {} : { burst }),
+        ...(mode === undefined ? {} : { mode }),
+        ...(fallback === undefined ? {} : { fallback }),
+      });
+    }
+    this.limiter = new RateLimiter(
+      {
+        policies,
+        ...(options.shadow === undefined ? {} : { shadow: options.shadow }),
+        ...(options.sweepMs === undefined ? {} : { sweepMs: options.sweepMs }),
+        ...(options.maxKeys === undefined ? {} : { maxKeys: options.maxKeys }),
+      },
+      logger,
+      clocks.monotonic,
+      clocks.wall,
+    );
+    this.refreshConnectPolicies();
+    const ids = this.limiter.policies().map((policy) => `${policy.id}(${policy.mode})`);
+    if (ids.length > 0) logger.info({ policies: ids, shadow: this.limiter.shadow }, 'rate limits loaded');
+  }
+
+  private refreshConnectPolicies(): void {
+    this.connectPolicies = this.limiter.policies().filter((policy) => policy.scope === 'connect');
+  }
+
+  /** The per-IP connect check for the socket endpoint (no-op while no connect policy exists). */
+  readonly connectLimit: ConnectLimit = (ip) => {
+    if (this.connectPolicies.length === 0) return ALLOWED_CONNECT;
+    const observation: Observation = { decision: emptyDecision(), policy: null };
+    const result = this.limiter.decide(this.connectPolicies, null, { ip, socketId: null }, observation);
+    return result instanceof Promise ? result.then((r) => toConnectDecision(r, observation)) : toConnectDecision(result, observation);
+  };
+
+  /** Links to the other gateways over NATS (eventual and strict modes). */
+  async attach(link: ClusterConnection, credentials: { user?: string; pass?: string; token?: string } = {}): Promise<void> {
+    if (this.cluster) throw new Error('rate limits are already linked to NATS');
+    let store: ClusterConnection = link;
+    const servers = this.options.strict?.servers;
+    if (servers !== undefined) {
+      const nc = await connect({ servers, name: 'gen-gateway rate-limit store', maxReconnectAttempts: -1, reconnectTimeWait: 250, ...credentials });
+      this.ownStoreConnection = nc;
+      store = { nc, connected: watchConnected(nc), subjects: link.subjects };
+    }
+    const { servers: _servers, ...strict } = this.options.strict ?? {};
+    this.cluster = new RateLimitCluster(
+      this.limiter,
+      link,
+      store,
+      this.logger,
+      { ...(this.options.eventual ? { eventual: this.options.eventual } : {}), strict },
+      (change) => this.applyRemoteChange(change),
+    );
+    await this.cluster.start();
+  }
+
+  // ---- runtime changes (admin API) --------------------------------------------------------
+
+  /** Adds or replaces a policy on this node and, when linked, on every node. */
+  putPolicy(config: PolicyConfig, actor: Actor): Policy {
+    const previous = this.limiter.policy(config.id)?.config;
+    const policy = this.limiter.setPolicy(config);
+    this.refreshConnectPolicies();
+    // A new strict policy's bucket is made now, not by its first request (within a 25 ms timeout).
+    if (policy.mode === 'strict') void this.cluster?.strict.prepare([policy]);
+    this.logger.warn({ actor, policy: config, previous: previous ?? null }, previous ? 'rate-limit policy replaced' : 'rate-limit policy added');
+    if (actor.via !== 'cluster') this.share({ op: 'put', policy: config });
+    return policy;
+  }
+
+  deletePolicy(id: string, actor: Actor): boolean {
+    const previous = this.limiter.policy(id)?.config;
+    if (!previous) return false;
+    this.limiter.removePolicy(id);
+    this.refreshConnectPolicies();
+    this.logger.warn({ actor, policy: previous }, 'rate-limit policy removed');
+    if (actor.via !== 'cluster') this.share({ op: 'delete', id });
+    return true;
+  }
+
+  setShadow(shadow: boolean, actor: Actor): void {
+    const previous = this.limiter.shadow;
+    this.limiter.setShadow(shadow);
+    this.logger.warn({ actor, shadow, previous }, 'rate-limit shadow mode changed');
+    if (actor.via !== 'cluster') this.share({ op: 'shadow', shadow });
+  }
+
+  private share(change: LocalPolicyChange): void {
+    this.cluster?.publishPolicyChange(change);
+  }
+
+  private applyRemoteChange(change: PolicyChange): void {
+    const actor: Actor = { via: 'cluster', who: change.o };
+    try {
+      if (change.op === 'put') this.putPolicy(change.policy, actor);
+      else if (change.op === 'delete') this.deletePolicy(change.id, actor);
+      else this.setShadow(change.shadow, actor);
+    } catch (err) {
+      this.logger.error({ actor, change, err: (err as Error).message }, 'rate-limit policy change from the cluster refused');
+    }
+  }
+
+  /** One key's state: the store's for strict policies (when reachable), the local one otherwise. */
+  async status(policyId: string, value: string): Promise<{ decision: Decision; source: 'local' | 'strict' } | null> {
+    const policy = this.limiter.policy(policyId);
+    if (!policy) return null;
+    if (policy.mode === 'strict' && this.cluster?.strict.available()) {
+      const decision = emptyDecision();
+      try {
+        await this.cluster.strict.peek(policy, policy.storageKey(value), decision);
+        return { decision, source: 'strict' };
+      } catch {
+        // Fall through to the local (fallback) state.
+      }
+    }
+    const decision = this.limiter.status(policyId, value);
+    return decision ? { decision, source: 'local' } : null;
+  }
+
+  /** Forgets one key (locally, and in the store for strict policies). */
+  async reset(policyId: string, value: string, actor: Actor): Promise<boolean> {
+    const policy = this.limiter.policy(policyId);
+    if (!policy) return false;
+    this.limiter.reset(policyId, value);
+    if (policy.mode === 'strict' && this.cluster) await this.cluster.strict.reset(policy, policy.storageKey(value));
+    this.logger.warn({ actor, policy: policyId, key: value }, 'rate-limit key reset');
+    return true;
+  }
+
+  health(): RateLimitsHealth {
+    return {
+      shadow: this.limiter.shadow,
+      keys: this.limiter.keys,
+      stats: { ...this.limiter.stats },
+      policies: this.limiter.policies().map((policy) => ({ config: policy.config, keys: policy.store.size, stats: { ...policy.stats } })),
+      cluster: this.cluster?.health() ?? null,
+    };
+  }
+
+  get linked(): RateLimitCluster | null {
+    return this.cluster;
+  }
+
+  async close(): Promise<void> {
+    this.cluster?.close();
+    this.cluster = null;
+    this.limiter.close();
+    const own = this.ownStoreConnection;
+    this.ownStoreConnection = null;
+    await own?.close();
+  }
+}
+
+const ALLOWED_CONNECT: ConnectLimitDecision = { allowed: true };
+
+function toConnectDecision(result: LimiterDecision, observation: Observation): ConnectLimitDecision {
+  if (result.allowed) {
+    const { policy, decision } = observation;
+    return policy ? { allowed: true, state: { policy: policy.id, ...decision } } : ALLOWED_CONNECT;
+  }
+  if ('unavailable' in result) return { allowed: false, unavailable: true };
+  const { details } = result;
+  return {
+    allowed: false,
+    state: {
+      policy: details.policy,
+      limit: details.limit,
+      windowMs: details.window_ms,
+      remaining: details.remaining,
+      resetMs: details.reset_ms,
+      retryAfterMs: details.retry_after_ms,
+    },
+  };
+}
+
+/** Tracks whether a connection is up (for a store connection of its own). */
+function watchConnected(nc: NatsConnection): () => boolean {
+  let up = true;
+  void (async () => {
+    for await (const event of nc.status()) {
+      if (event.type === 'disconnect' || event.type === 'close') up = false;
+      else if (event.type === 'reconnect') up = true;
+    }
+  })();
+  return () => up && !nc.isClosed();
+}

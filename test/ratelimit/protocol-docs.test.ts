@@ -1,0 +1,134 @@
+/**
+ * protocol/ratelimit.md's schemas and vectors stay true: the vectors conform to the schemas, and
+ * the code produces exactly what the vectors show (denied push, socket reply shape, headers, hit
+ * batches, KV names), and accepts or refuses policies as the schema does.
+ */
+import { readFileSync, readdirSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import Ajv2020Module from 'ajv/dist/2020.js';
+import pino from 'pino';
+import { errorResponse } from '../../src/genapi/response.js';
+import { rateLimitHeaders, type LimitState } from '../../src/ratelimit/headers.js';
+import { RateLimiter } from '../../src/ratelimit/limiter.js';
+import { Policy, PolicyError } from '../../src/ratelimit/policy.js';
+import { decodeHeartbeat, decodePolicyChange, decodeReplayed } from '../../src/ratelimit/cluster/messages.js';
+import { bucketName, bucketTtlSeconds, defaultBucketPrefix, kvKey } from '../../src/ratelimit/cluster/strict.js';
+import { createAlgorithm } from '../../src/ratelimit/algorithms/index.js';
+import { DEFAULT_PREFIX } from '../../src/nats/subjects.js';
+import type { PolicyConfig } from '../../src/ratelimit/types.js';
+import type { GenApiRequest, ResolvedFunConfig } from '../../src/genapi/types.js';
+
+const dir = new URL('../../protocol/', import.meta.url);
+const load = (path: string): unknown => JSON.parse(readFileSync(new URL(path, dir), 'utf8'));
+const Ajv2020 = Ajv2020Module.default;
+const ajv = new Ajv2020({ allErrors: true, strict: false });
+for (const file of readdirSync(new URL('schemas/', dir))) ajv.addSchema(load(`schemas/${file}`) as object, file);
+const check = (file: string, value: unknown): string => {
+  const validate = ajv.getSchema(file);
+  if (!validate) throw new Error(`no schema ${file}`);
+  return validate(value) ? 'valid' : JSON.stringify(validate.errors);
+};
+
+interface Vectors {
+  policy: PolicyConfig;
+  denied_push: { policy: PolicyConfig; hits_at_ms: number[]; sixth_at_ms: number; client_push: Record<string, unknown> };
+  socket_message_denied: { reply_payload: { status: string; response: Record<string, unknown> } };
+  connect_denied: { state: LimitState; headers: Record<string, string> };
+  hit_batch: unknown;
+  replay_done: unknown;
+  heartbeat: unknown;
+  policy_change: unknown;
+  kv: {
+    bucket_for_window_ms_10000_sliding_log: string;
+    key_for_policy_demo_limited_user_alice: string;
+    value_sliding_log: number[];
+    value_gcra: number;
+  };
+}
+const vectors = load('vectors/ratelimit.json') as Vectors;
+const encoder = new TextEncoder();
+const bytes = (value: unknown): Uint8Array => encoder.encode(JSON.stringify(value));
+const silent = pino({ level: 'silent' });
+
+describe('protocol/ratelimit.md vectors', () => {
+  it('the policy vectors are valid for the schema and for the gateway', () => {
+    for (const config of [vectors.policy, vectors.denied_push.policy]) {
+      expect(check('rate-limit-policy.schema.json', config)).toBe('valid');
+      expect(() => new Policy(config)).not.toThrow();
+    }
+  });
+
+  it('the schema refuses what the gateway refuses (spot checks)', () => {
+    const base = { id: 'p', key: 'user_id', limit: 5, windowMs: 1000 };
+    for (const bad of [
+      { ...base, id: '.p' },
+      { ...base, id: 'a..b' },
+      { ...base, id: 'x'.repeat(65) },
+      { ...base, limit: 0 },
+      { ...base, windowMs: 1.5 },
+      { ...base, key: 'email' },
+      { ...base, key: { arg: '' } },
+      { ...base, algorithm: 'leaky' },
+      { ...base, mode: 'global' },
+      { ...base, fallback: 'maybe' },
+      { ...base, scope: { requestType: 'x' } },
+    ]) {
+      expect(check('rate-limit-policy.schema.json', bad), JSON.stringify(bad)).not.toBe('valid');
+      expect(() => new Policy(bad as PolicyConfig), JSON.stringify(bad)).toThrow(PolicyError);
+    }
+  });
+
+  it('the denied push is what the executor builds from the limiter decision', async () => {
+    const { policy, hits_at_ms, sixth_at_ms, client_push } = vectors.denied_push;
+    let now = 0;
+    const limiter = new RateLimiter({ policies: [policy] }, silent, () => now, () => now);
+    const request = { request_id: 'r', service: 'demo', request_type: 'limited', args: {}, user_id: 'alice', device_id: null } as unknown as GenApiRequest;
+    const config = { service: 'demo', requestType: 'limited' } as ResolvedFunConfig;
+    const context = { ip: null, socketId: null };
+    for (const at of hits_at_ms) {
+      now = at;
+      expect((await limiter.check(request, config, context)).allowed).toBe(true);
+    }
+    now = sixth_at_ms;
+    const decision = await limiter.check(request, config, context);
+    limiter.close();
+    expect(decision.allowed).toBe(false);
+    if (decision.allowed || !('details' in decision)) throw new Error('expected a denial');
+    const seconds = Math.max(1, Math.ceil(decision.retryAfterMs / 1000));
+    const push = { ...errorResponse('r6', `Rate limit exceeded. Please retry after ${seconds} seconds.`, true), rate_limit: decision.details };
+    expect(push).toEqual(client_push);
+    expect(check('response.schema.json', client_push)).toBe('valid');
+    expect(check('rate-limit-details.schema.json', decision.details)).toBe('valid');
+  });
+
+  it('the socket reply and connect headers match the code', () => {
+    const { response } = vectors.socket_message_denied.reply_payload;
+    expect(Object.keys(response).sort()).toEqual(['limit', 'policy', 'reason', 'remaining', 'reset_ms', 'retry_after_ms', 'window_ms']);
+    expect(response.reason).toBe('rate_limited');
+    expect(rateLimitHeaders(vectors.connect_denied.state, true)).toEqual(vectors.connect_denied.headers);
+  });
+
+  it('the NATS messages conform to their schemas and decode', () => {
+    expect(check('rl-hits.schema.json', vectors.hit_batch)).toBe('valid');
+    expect(check('rl-hits.schema.json', vectors.replay_done)).toBe('valid');
+    expect(check('rl-heartbeat.schema.json', vectors.heartbeat)).toBe('valid');
+    expect(check('rl-policy-change.schema.json', vectors.policy_change)).toBe('valid');
+    expect(decodeReplayed(bytes(vectors.hit_batch))).toEqual(vectors.hit_batch);
+    expect(decodeReplayed(bytes(vectors.replay_done))).toEqual(vectors.replay_done);
+    expect(decodeHeartbeat(bytes(vectors.heartbeat))).toEqual(vectors.heartbeat);
+    expect(decodePolicyChange(bytes(vectors.policy_change))).toEqual(vectors.policy_change);
+    expect(check('rl-hits.schema.json', { o: 'x', s: 0, h: [] })).not.toBe('valid');
+    expect(decodeReplayed(bytes({ o: 'x', s: 0, h: [] }))).toBeNull();
+  });
+
+  it('KV bucket, key and values are named as documented', () => {
+    const { kv } = vectors;
+    const policy = new Policy(vectors.denied_push.policy);
+    expect(bucketName(defaultBucketPrefix(DEFAULT_PREFIX), bucketTtlSeconds(policy.horizonMs))).toBe(kv.bucket_for_window_ms_10000_sliding_log);
+    expect(kvKey(policy.id, policy.storageKey('alice'))).toBe(kv.key_for_policy_demo_limited_user_alice);
+    const log = createAlgorithm('sliding_log', 5, 10_000);
+    expect(log.encode(log.decode(kv.value_sliding_log)!)).toEqual(kv.value_sliding_log);
+    const gcra = createAlgorithm('gcra', 10, 1000, 5);
+    expect(gcra.encode(gcra.decode(kv.value_gcra)!)).toEqual(kv.value_gcra);
+  });
+});
