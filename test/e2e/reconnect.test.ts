@@ -7,7 +7,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { LongPoll, Socket, type Channel, type CloseEventLike, type SocketOptions, type TransportConstructor } from 'phoenix';
 import { createGateway, type Gateway } from '../../src/index.js';
-import { freePort, MemoryStorage, Recorder, replyOf, StallProxy, waitFor } from '../support/phoenix-client.js';
+import { freePort, MemoryStorage, Recorder, replyOf, waitFor } from '../support/phoenix-client.js';
+import { TcpProxy } from '../support/tcp-proxy.js';
 import { connectHook, roomChannel, startTestApp, type TestApp, type TestAssigns } from '../support/test-app.js';
 
 const TRANSPORTS: { name: string; transport: TransportConstructor }[] = [
@@ -99,7 +100,7 @@ describe.each(TRANSPORTS)('phoenix 1.8 client over $name', ({ name, transport })
 describe('phoenix 1.8 client over websocket: heartbeats', () => {
   it('106: heartbeats go out every interval; an unanswered one errors the channels (heartbeat_timeout), reconnects and rejoins', async () => {
     const server = await app();
-    const proxy = await StallProxy.start(server.port);
+    const proxy = await TcpProxy.start(server.port);
     cleanups.push(() => proxy.close());
     const socket = socketFor(proxy.port, { transport: WebSocket, heartbeatIntervalMs: 300, reconnectAfterMs: () => 50, rejoinAfterMs: () => 100 });
     const recorder = new Recorder(socket);

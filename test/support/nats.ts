@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { TcpProxy } from './tcp-proxy.js';
 
 /** A free TCP port on 127.0.0.1 (released before returning; fine for tests). */
 export function freePort(): Promise<number> {
@@ -29,8 +30,13 @@ function reachable(port: number): Promise<boolean> {
 
 export interface NatsServerOptions {
   port?: number;
-  /** Cluster name and port, and routes to other members (nats://127.0.0.1:<cluster port>). */
-  cluster?: { name: string; port: number; routes: string[] };
+  /** Server name (required by clustered JetStream). Default: `n<port>`. */
+  name?: string;
+  /**
+   * Cluster name and port, routes to other members (nats://127.0.0.1:<cluster port>), and the
+   * address gossiped to peers (a proxy's, so that a test can cut this server's routes).
+   */
+  cluster?: { name: string; port: number; routes: string[]; advertise?: string };
   jetstream?: boolean;
 }
 
@@ -65,11 +71,12 @@ export class NatsServer {
   }
 
   private args(): string[] {
-    const args = ['-a', '127.0.0.1', '-p', String(this.port)];
+    const args = ['-a', '127.0.0.1', '-p', String(this.port), '-n', this.options.name ?? `n${this.port}`];
     const { cluster, jetstream } = this.options;
     if (cluster) {
       args.push('--cluster_name', cluster.name, '--cluster', `nats://127.0.0.1:${cluster.port}`);
       if (cluster.routes.length > 0) args.push('--routes', cluster.routes.join(','));
+      if (cluster.advertise) args.push('--cluster_advertise', cluster.advertise);
     }
     if (jetstream) args.push('-js', '-sd', this.storeDir);
     return args;
@@ -98,6 +105,16 @@ export class NatsServer {
     await this.signal('SIGKILL');
   }
 
+  /** Freezes the process (SIGSTOP): connections stay open, nothing is answered (a hung server). */
+  pause(): void {
+    this.child?.kill('SIGSTOP');
+  }
+
+  /** Thaws a paused server (SIGCONT). */
+  resume(): void {
+    this.child?.kill('SIGCONT');
+  }
+
   /** Starts again on the same port (after stop or kill). */
   async restart(): Promise<void> {
     if (this.running) await this.stop();
@@ -114,7 +131,95 @@ export class NatsServer {
   }
 
   async dispose(): Promise<void> {
+    this.resume();
     await this.kill();
     rmSync(this.storeDir, { recursive: true, force: true });
   }
+}
+
+export interface NatsClusterOptions {
+  /** Servers in the cluster. Default 3. */
+  size?: number;
+  jetstream?: boolean;
+  /** Route every server's inbound cluster traffic through a TcpProxy (see `isolate`). */
+  proxiedRoutes?: boolean;
+}
+
+/**
+ * A cluster of real `nats-server` processes, each with routes to all the others.
+ * With `proxiedRoutes`, each server advertises a proxy in front of its cluster port and the
+ * others dial through it, so that with two servers `isolate(i)` splits the cluster while clients
+ * stay connected to their own server; `heal()` lets the routes form again.
+ */
+export class NatsCluster {
+  private constructor(
+    readonly servers: NatsServer[],
+    readonly proxies: TcpProxy[],
+  ) {}
+
+  static async start(options: NatsClusterOptions = {}): Promise<NatsCluster> {
+    const size = options.size ?? 3;
+    const name = `c${Math.floor(Math.random() * 1e6)}`;
+    const clusterPorts = await Promise.all(Array.from({ length: size }, () => freePort()));
+    const proxies = options.proxiedRoutes ? await Promise.all(clusterPorts.map((port) => TcpProxy.start(port))) : [];
+    const routeTo = (index: number) => `nats://127.0.0.1:${options.proxiedRoutes ? proxies[index]!.port : clusterPorts[index]!}`;
+    const servers = await Promise.all(
+      clusterPorts.map((port, index) =>
+        NatsServer.start({
+          name: `${name}-${index}`,
+          jetstream: options.jetstream ?? false,
+          cluster: {
+            name,
+            port,
+            // Everyone lists everyone (clustered JetStream needs configured routes on every server).
+            routes: clusterPorts.map((_, j) => j).filter((j) => j !== index).map(routeTo),
+            ...(options.proxiedRoutes ? { advertise: `127.0.0.1:${proxies[index]!.port}` } : {}),
+          },
+        }),
+      ),
+    );
+    const cluster = new NatsCluster(servers, proxies);
+    await cluster.waitForRoutes();
+    return cluster;
+  }
+
+  get urls(): string[] {
+    return this.servers.map((server) => server.url);
+  }
+
+  /** Waits until every running server sees all the others (monitoring-free: log lines). */
+  async waitForRoutes(timeoutMs = 15_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    const expected = this.servers.length - 1;
+    for (;;) {
+      const ready = this.servers.every((server) => !server.running || routeCount(server.log) >= expected);
+      if (ready) return;
+      if (Date.now() > deadline) throw new Error(`routes did not form: ${this.servers.map((s) => routeCount(s.log)).join(', ')}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
+  /** Cuts every route into server `index` (its proxy): with proxied routes, a partition. */
+  isolate(index: number): void {
+    const proxy = this.proxies[index];
+    if (!proxy) throw new Error('isolate needs proxiedRoutes');
+    proxy.cut();
+  }
+
+  /** Lets routes form again through every proxy. */
+  heal(): void {
+    for (const proxy of this.proxies) proxy.restore();
+  }
+
+  async dispose(): Promise<void> {
+    await Promise.all(this.proxies.map((proxy) => proxy.close()));
+    await Promise.all(this.servers.map((server) => server.dispose()));
+  }
+}
+
+/** Routes up minus routes down, from a server's log (it logs both). */
+function routeCount(log: string): number {
+  const up = log.match(/Route connection created/g)?.length ?? 0;
+  const down = log.match(/Router? connection closed/g)?.length ?? 0;
+  return up - down;
 }

@@ -1,9 +1,8 @@
 /**
  * Helpers for driving the real `phoenix` JS client in Node: promise wrappers around pushes and
- * channel events, a polling `waitFor`, a message recorder, a free-port finder and a TCP proxy
- * that can stall a connection (to make heartbeats go unanswered).
+ * channel events, a polling `waitFor`, a message recorder and a free-port finder (the TCP proxy
+ * that stalls connections is in tcp-proxy.ts).
  */
-import { createServer, connect as tcpConnect, type Server, type Socket as NetSocket } from 'node:net';
 import type { Channel, Message, Push, Socket, StorageLike } from 'phoenix';
 
 export interface PushReply {
@@ -84,75 +83,5 @@ export class MemoryStorage implements StorageLike {
   }
 }
 
-/** A port that was free a moment ago (for restarting a server on the same port). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from './nats.js';
 
-/**
- * A TCP proxy in front of a server. `stall()` stops relaying on the connections open at that
- * moment, in both directions (a frozen peer: nothing is lost, nothing arrives); connections
- * made afterwards relay normally.
- */
-export class StallProxy {
-  private readonly server: Server;
-  private readonly pairs = new Set<[NetSocket, NetSocket]>();
-  port = 0;
-
-  private constructor(private readonly targetPort: number) {
-    this.server = createServer((client) => {
-      const upstream = tcpConnect(this.targetPort, '127.0.0.1');
-      const pair: [NetSocket, NetSocket] = [client, upstream];
-      this.pairs.add(pair);
-      client.pipe(upstream);
-      upstream.pipe(client);
-      const end = () => {
-        client.destroy();
-        upstream.destroy();
-        this.pairs.delete(pair);
-      };
-      client.on('error', end).on('close', end);
-      upstream.on('error', end).on('close', end);
-    });
-  }
-
-  static async start(targetPort: number): Promise<StallProxy> {
-    const proxy = new StallProxy(targetPort);
-    await new Promise<void>((resolve) => proxy.server.listen(0, '127.0.0.1', resolve));
-    const address = proxy.server.address();
-    proxy.port = typeof address === 'object' && address !== null ? address.port : 0;
-    return proxy;
-  }
-
-  get connections(): number {
-    return this.pairs.size;
-  }
-
-  /** Freezes every connection open now. */
-  stall(): number {
-    for (const [client, upstream] of this.pairs) {
-      client.unpipe(upstream);
-      upstream.unpipe(client);
-      client.pause();
-      upstream.pause();
-    }
-    return this.pairs.size;
-  }
-
-  async close(): Promise<void> {
-    for (const [client, upstream] of this.pairs) {
-      client.destroy();
-      upstream.destroy();
-    }
-    this.pairs.clear();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-  }
-}
