@@ -54,7 +54,7 @@ export interface SocketOptions<A extends Assigns = Assigns> {
   maxBufferedBytes?: number;
   /** Frames queued behind a pending join before the socket stops reading. Default 1 000. */
   maxQueuedFrames?: number;
-  /** Per-socket message rate, or false. Default 1000 per second, burst 1000; 50 denials in 10 s close the socket. */
+  /** Per-socket message rate, or false. Default 1000 per second, burst 1000; more than 50 denials in 10 s close the socket. */
   messageRate?: MessageRateOptions | false;
   /** Per-IP connect limit, checked before the connect hook (HTTP 429 with RateLimit headers). */
   connectLimit?: ConnectLimit | null;

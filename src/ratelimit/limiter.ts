@@ -3,7 +3,7 @@ import type { RateLimiter as ExecutorRateLimiter } from '../genapi/executor.js';
 import type { GenApiRequest, ResolvedFunConfig } from '../genapi/types.js';
 import { monotonicClock, type Clock } from '../util/clock.js';
 import { createAlgorithm } from './algorithms/index.js';
-import { Policy, type RateContext } from './policy.js';
+import { Policy, PolicyError, type RateContext } from './policy.js';
 import type { Slot } from './store.js';
 import { emptyDecision, type Algorithm, type Decision, type PolicyConfig } from './types.js';
 
@@ -135,7 +135,7 @@ export class RateLimiter implements ExecutorRateLimiter {
     this.shadowAll = options.shadow === true;
     for (const config of options.policies ?? []) {
       const policy = this.createPolicy(config);
-      if (this.policiesById.has(policy.id)) throw new TypeError(`duplicate rate-limit policy id "${policy.id}"`);
+      if (this.policiesById.has(policy.id)) throw new PolicyError(`duplicate rate-limit policy id "${policy.id}"`);
       this.add(policy);
     }
     this.sweeper = setInterval(() => this.sweep(), options.sweepMs ?? 1000);

@@ -7,7 +7,7 @@ export interface MessageRateOptions {
   windowMs: number;
   /** Burst allowance. Default: limit. */
   burst?: number;
-  /** Denials within floodWindowMs that close the socket (a flood). Default 50. */
+  /** Denials tolerated within floodWindowMs; one more is a flood and closes the socket. Default 50. */
   floodDenials?: number;
   floodWindowMs?: number;
 }
@@ -25,7 +25,7 @@ export const MESSAGE_POLICY = 'socket_messages';
 
 /**
  * Per-socket message rate (GCRA): messages over the rate are answered with a rate-limited error
- * and dropped; a socket that keeps going (floodDenials denials within floodWindowMs) is a flood
+ * and dropped; a socket that keeps going (more than floodDenials denials within floodWindowMs) is a flood
  * and gets closed. Below that threshold a socket is never closed for rate limits.
  */
 export class MessageRate {
@@ -49,7 +49,8 @@ export class MessageRate {
       this.gcra.commit(this.state, now, 1);
       return 'ok';
     }
-    // A ring of the last floodDenials denial times: a flood is that many within the window.
+    // A ring of the last floodDenials denial times: this denial is a flood when the oldest of
+    // them is still within the window (floodDenials + 1 denials in it).
     const size = this.denials.length;
     const oldest = this.denialCount === size ? this.denials[this.denialHead]! : Number.NEGATIVE_INFINITY;
     this.denials[this.denialHead] = now;

@@ -15,6 +15,14 @@ export class PolicyError extends TypeError {
   override readonly name = 'PolicyError';
 }
 
+const POLICY_KEYS = new Set(['id', 'scope', 'key', 'algorithm', 'limit', 'windowMs', 'burst', 'cost', 'mode', 'fallback', 'shadow']);
+const SCOPE_KEYS = new Set(['service', 'requestType']);
+
+/** A typo ("requestTyp") must not silently widen a policy: unknown options are errors. */
+function checkKeys(what: string, value: object, known: ReadonlySet<string>): void {
+  for (const key of Object.keys(value)) if (!known.has(key)) throw new PolicyError(`${what}: unknown option "${key}"`);
+}
+
 /** Dot-separated words: safe in logs, metrics, NATS subjects and KV keys. */
 const ID = /^(?=.{1,64}$)[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
 
@@ -60,9 +68,11 @@ export class Policy {
     readonly config: PolicyConfig,
     store: { sweepMs?: number; maxKeys?: number } = {},
   ) {
+    if (config === null || typeof config !== 'object' || Array.isArray(config)) throw new PolicyError('a policy must be an object');
     const id = config.id;
     if (typeof id !== 'string' || !ID.test(id)) throw new PolicyError(`policy id must match ${ID}, got ${JSON.stringify(id)}`);
     this.id = id;
+    checkKeys(`policy ${id}`, config, POLICY_KEYS);
     const algorithm = config.algorithm ?? 'sliding_log';
     if (!ALGORITHMS.includes(algorithm)) throw new PolicyError(`policy ${id}: algorithm must be one of ${ALGORITHMS.join(', ')}`);
     const limit = positive(id, 'limit', config.limit, true);
@@ -84,12 +94,14 @@ export class Policy {
       if (typeof fn !== 'object' || fn === null || typeof fn.service !== 'string' || fn.service === '' || (fn.requestType !== undefined && typeof fn.requestType !== 'string')) {
         throw new PolicyError(`policy ${id}: scope must be "global", "connect" or {service, requestType?}`);
       }
+      checkKeys(`policy ${id}: scope`, fn, SCOPE_KEYS);
     }
     this.key = config.key;
     const key = this.key;
     const valid =
       key === 'user_id' || key === 'device_id' || key === 'ip' || key === 'socket_id' || (typeof key === 'object' && key !== null && typeof key.arg === 'string' && key.arg !== '');
     if (!valid) throw new PolicyError(`policy ${id}: key must be user_id, device_id, ip, socket_id or {arg: name}`);
+    if (typeof key === 'object') checkKeys(`policy ${id}: key`, key, new Set(['arg']));
     if (this.scope === 'connect' && key !== 'ip') throw new PolicyError(`policy ${id}: connect policies are keyed by ip (nothing else is known before connect)`);
     this.algorithm = createAlgorithm(algorithm, limit, windowMs, burst);
     this.store = new StateStore({ ...store, onFull: key === 'ip' ? 'deny' : 'evict' });
