@@ -240,10 +240,10 @@ export class RateLimiter implements ExecutorRateLimiter {
       if (scratch.allowed) {
         (pending ??= []).push({ policy, key, slot, at });
         if (observe) this.observe(observe, policy, scratch);
-      } else if (this.shadowAll || policy.shadow) this.wouldDeny(policy);
+      } else if (policy.shadow && !this.shadowAll) this.wouldDeny(policy);
       else denial = this.worse(denial, policy, { ...scratch }, sourceOf(policy));
     }
-    if (denial) return this.deny(denial);
+    if (denial) return this.denyOrShadow(denial);
     if (pending) for (const item of pending) this.commitLocal(item);
     if (!strict) {
       if (pending) this.share(pending);
@@ -271,6 +271,16 @@ export class RateLimiter implements ExecutorRateLimiter {
 
   private worse(current: PolicyDecision | null, policy: Policy, decision: Decision, source: DecisionSource): PolicyDecision {
     return current === null || decision.retryAfterMs > current.decision.retryAfterMs ? { policy, decision, source } : current;
+  }
+
+  /**
+   * Global shadow mode decides exactly as enforcement would (so `wouldDeny` matches what would be
+   * denied) but lets the request through; per-policy shadow only takes that policy out.
+   */
+  private denyOrShadow(denial: PolicyDecision): LimiterDecision {
+    if (!this.shadowAll) return this.deny(denial);
+    this.wouldDeny(denial.policy);
+    return ALLOWED;
   }
 
   private deny({ policy, decision, source }: PolicyDecision): LimiterDecision {
@@ -309,15 +319,16 @@ export class RateLimiter implements ExecutorRateLimiter {
       }
       if (outcome.allowed) {
         if (outcome.recorded) consumed.push({ policy, key, at: outcome.at });
-        if (observe) this.observe(observe, policy, outcome.decision);
+        // A fail-open answer carries no quota to report.
+        if (observe && outcome.decision.limit > 0) this.observe(observe, policy, outcome.decision);
         continue;
       }
-      if (this.shadowAll || policy.shadow) {
+      if (policy.shadow && !this.shadowAll) {
         this.wouldDeny(policy);
         continue;
       }
       await rollback();
-      return this.deny({ policy, decision: outcome.decision, source: outcome.source });
+      return this.denyOrShadow({ policy, decision: outcome.decision, source: outcome.source });
     }
     if (pending) this.share(pending);
     return ALLOWED;
@@ -346,10 +357,11 @@ export class RateLimiter implements ExecutorRateLimiter {
         }
         return { allowed, recorded: allowed, at, decision, source: 'strict' };
       } catch (err) {
-        if (!(err instanceof StoreError)) throw err;
         policy.stats.storeErrors++;
         this.stats.storeErrors++;
-        this.logger.debug({ policy: policy.id, err: err.message }, 'rate limit store failed; using the fallback');
+        // StoreError is the tier's normal failure; anything else is a bug, but still not the client's problem.
+        if (err instanceof StoreError) this.logger.debug({ policy: policy.id, err: err.message }, 'rate limit store failed; using the fallback');
+        else this.logger.error({ policy: policy.id, err }, 'rate limit store raised an unexpected error; using the fallback');
       }
     }
     return this.fallback(policy, key, at, decision);
@@ -416,14 +428,18 @@ export class RateLimiter implements ExecutorRateLimiter {
     return this.policiesById.get(policyId)?.horizonMs ?? null;
   }
 
-  /** The current state of one key of a policy (admin API), without changing it. */
+  /**
+   * The current state of one key of a policy (admin API), without changing it. For a strict
+   * policy this is its local fallback state (the store's is read by the strict tier).
+   */
   status(policyId: string, value: string): Decision | null {
     const policy = this.policiesById.get(policyId);
     if (!policy) return null;
+    const algorithm = policy.mode === 'strict' ? this.fallbackAlgorithm(policy) : policy.algorithm;
     const slot = policy.store.get(policy.storageKey(value));
     const decision = emptyDecision();
-    const state = slot?.state ?? policy.algorithm.create();
-    policy.algorithm.peek(state, this.clockFor(policy)(), policy.cost, decision);
+    const state = slot?.state ?? algorithm.create();
+    algorithm.peek(state, this.clockFor(policy)(), policy.cost, decision);
     return decision;
   }
 

@@ -4,12 +4,14 @@ export interface Slot<S> {
   expiresAt: number;
   /** The sweep bucket the key is filed under (the store's business). */
   bucket: number;
+  /** Touched since eviction last looked at it (CLOCK: a cheap least-recently-used). */
+  used: boolean;
 }
 
 export interface StateStoreOptions {
   /** Sweep resolution. Default 1000 ms. */
   sweepMs?: number;
-  /** Keys held at most; beyond it the oldest key goes (`evict`) or new keys are refused (`deny`). */
+  /** Keys held at most; beyond it a key not used lately goes (`evict`) or new keys are refused (`deny`). */
   maxKeys?: number;
   onFull?: 'evict' | 'deny';
 }
@@ -17,7 +19,9 @@ export interface StateStoreOptions {
 /**
  * Per-policy key → state, with expiry by time buckets: each key is filed under the bucket of its
  * expiry; a sweep drops a bucket's keys that really expired and re-files the ones touched since.
- * No timer per key, O(1) amortised per key and window, and a hard key cap.
+ * No timer per key, O(1) amortised per key and window, and a hard key cap. Eviction is CLOCK
+ * (second chance): a touched key is moved behind the others instead of going, so a busy key is
+ * not forgotten just because it is old.
  */
 export class StateStore<S> {
   private readonly slots = new Map<string, Slot<S>>();
@@ -25,7 +29,8 @@ export class StateStore<S> {
   private readonly sweepMs: number;
   private readonly maxKeys: number;
   private readonly onFull: 'evict' | 'deny';
-  private swept = -1;
+  /** Last bucket swept (keys are never filed at or below it). */
+  private swept = Number.NEGATIVE_INFINITY;
   /** Keys dropped to stay under maxKeys, and keys refused. */
   evicted = 0;
   refused = 0;
@@ -53,13 +58,9 @@ export class StateStore<S> {
         this.refused++;
         return null;
       }
-      const oldest = this.slots.keys().next().value;
-      if (oldest !== undefined) {
-        this.slots.delete(oldest);
-        this.evicted++;
-      }
+      this.evictOne();
     }
-    const slot: Slot<S> = { state: create(), expiresAt: now, bucket: this.bucketOf(now) };
+    const slot: Slot<S> = { state: create(), expiresAt: now, bucket: this.bucketOf(now), used: false };
     this.slots.set(key, slot);
     this.file(key, slot.bucket);
     return slot;
@@ -68,6 +69,21 @@ export class StateStore<S> {
   /** Records when the slot's state expires (re-filed lazily, at the sweep of its old bucket). */
   touch(slot: Slot<S>, expiresAt: number): void {
     slot.expiresAt = expiresAt;
+    slot.used = true;
+  }
+
+  /** Drops the oldest key not touched since eviction last passed it (second chance). */
+  private evictOne(): void {
+    for (const [key, slot] of this.slots) {
+      this.slots.delete(key);
+      if (slot.used) {
+        slot.used = false;
+        this.slots.set(key, slot);
+        continue;
+      }
+      this.evicted++;
+      return;
+    }
   }
 
   delete(key: string): boolean {
@@ -83,14 +99,13 @@ export class StateStore<S> {
     return this.slots.entries();
   }
 
-  /** Drops expired keys; returns how many. */
+  /** Drops expired keys; returns how many. Visits every bucket due, however late the sweep runs. */
   sweep(now: number): number {
     const current = Math.floor(now / this.sweepMs);
-    if (this.swept < 0) this.swept = current - 1;
     let dropped = 0;
-    for (let bucket = this.swept + 1; bucket <= current; bucket++) {
-      const keys = this.buckets.get(bucket);
-      if (!keys) continue;
+    for (const [bucket, keys] of this.buckets) {
+      // Buckets re-filed during this sweep lie beyond `current`: skipped.
+      if (bucket > current) continue;
       this.buckets.delete(bucket);
       for (const key of keys) {
         const slot = this.slots.get(key);

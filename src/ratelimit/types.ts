@@ -93,3 +93,13 @@ export interface Algorithm<S> {
 export function ceilMs(ms: number): number {
   return ms <= 0 ? 0 : Math.ceil(ms - 1e-9);
 }
+
+/**
+ * Whole ms from `now` until `due`, such that `now + wait >= due` holds in floating point too (with
+ * fractional clocks, `ceil(due - now)` can land a hair early).
+ */
+export function waitUntil(due: number, now: number): number {
+  let wait = ceilMs(due - now);
+  while (now + wait < due) wait++;
+  return wait;
+}

@@ -1,4 +1,4 @@
-import { ceilMs, NeverSatisfiableError, type Algorithm, type Decision } from '../types.js';
+import { ceilMs, NeverSatisfiableError, waitUntil, type Algorithm, type Decision } from '../types.js';
 
 export interface FixedWindowState {
   start: number;
@@ -25,9 +25,10 @@ export class FixedWindow implements Algorithm<FixedWindowState> {
     return { start: 0, count: 0 };
   }
 
+  /** Moves to the window of `now`; an earlier time (clock skew between nodes) stays in the current one. */
   private roll(state: FixedWindowState, now: number): void {
     const start = Math.floor(now / this.windowMs) * this.windowMs;
-    if (state.start !== start) {
+    if (start > state.start) {
       state.start = start;
       state.count = 0;
     }
@@ -47,7 +48,7 @@ export class FixedWindow implements Algorithm<FixedWindowState> {
     } else {
       out.allowed = false;
       out.remaining = Math.max(0, this.limit - state.count);
-      out.retryAfterMs = Math.max(1, ceilMs(end - now));
+      out.retryAfterMs = Math.max(1, waitUntil(end, now));
     }
   }
 

@@ -1,4 +1,4 @@
-import { ceilMs, NeverSatisfiableError, type Algorithm, type Decision } from '../types.js';
+import { ceilMs, NeverSatisfiableError, waitUntil, type Algorithm, type Decision } from '../types.js';
 
 /** The last `limit` hit times, oldest first, in a ring. */
 export interface SlidingLogState {
@@ -31,10 +31,9 @@ export class SlidingLog implements Algorithm<SlidingLogState> {
     return state.ring[(state.head + index) % this.limit]!;
   }
 
-  /** Drops hits that left the window. */
+  /** Drops hits that left the window: hit + window ≤ now (the same sum the waits use). */
   private trim(state: SlidingLogState, now: number): void {
-    const start = now - this.windowMs;
-    while (state.size > 0 && state.ring[state.head]! <= start) {
+    while (state.size > 0 && state.ring[state.head]! + this.windowMs <= now) {
       state.head = (state.head + 1) % this.limit;
       state.size--;
     }
@@ -57,7 +56,7 @@ export class SlidingLog implements Algorithm<SlidingLogState> {
       out.remaining = Math.max(0, this.limit - used);
       // Wait until enough of the oldest hits have left: the (used + cost - limit)-th oldest.
       const leaving = this.at(state, used + cost - this.limit - 1);
-      out.retryAfterMs = Math.max(1, ceilMs(leaving + this.windowMs - now));
+      out.retryAfterMs = Math.max(1, waitUntil(leaving + this.windowMs, now));
       out.resetMs = ceilMs(this.at(state, 0) + this.windowMs - now);
     }
   }

@@ -31,16 +31,18 @@ export class SlidingWindow implements Algorithm<SlidingWindowState> {
     return { start: 0, prev: 0, curr: 0 };
   }
 
+  /** Moves to the window of `now`; an earlier time (clock skew between nodes) stays in the current one. */
   private roll(state: SlidingWindowState, now: number): void {
     const start = Math.floor(now / this.windowMs) * this.windowMs;
-    if (start === state.start) return;
+    if (start <= state.start) return;
     state.prev = start - state.start === this.windowMs ? state.curr : 0;
     state.curr = 0;
     state.start = start;
   }
 
   private count(state: SlidingWindowState, now: number): number {
-    return state.prev * (1 - (now - state.start) / this.windowMs) + state.curr;
+    const elapsed = Math.min(this.windowMs, Math.max(0, now - state.start));
+    return state.prev * (1 - elapsed / this.windowMs) + state.curr;
   }
 
   peek(state: SlidingWindowState, now: number, cost: number, out: Decision): void {
@@ -63,6 +65,8 @@ export class SlidingWindow implements Algorithm<SlidingWindowState> {
 
   /** Time until, with no more traffic, the count leaves room for `cost`. */
   private wait(state: SlidingWindowState, now: number, cost: number): number {
+    // A time before the current window (another node's clock) waits for that window to start.
+    if (now < state.start) return state.start - now + this.wait(state, state.start, cost);
     const room = this.limit - cost;
     const elapsed = now - state.start;
     // Within the current window the previous window's weight keeps shrinking.
