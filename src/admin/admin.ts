@@ -152,7 +152,9 @@ async function rateLimitRoutes(req: IncomingMessage, res: ServerResponse, parts:
       allowed: decision.allowed,
     });
   } else {
-    if (!(await rateLimits.reset(id, value, actor))) throw new HttpError(404, `no policy "${id}"`);
+    const outcome = await rateLimits.reset(id, value, actor);
+    if (outcome === 'unknown') throw new HttpError(404, `no policy "${id}"`);
+    if (outcome === 'partial') throw new HttpError(503, 'reset on this gateway only: the rate-limit store could not be reached; try again');
     send(res, 204, null);
   }
 }

@@ -224,14 +224,25 @@ export class RateLimits {
     return decision ? { decision, source: 'local' } : null;
   }
 
-  /** Forgets one key (locally, and in the store for strict policies). */
-  async reset(policyId: string, value: string, actor: Actor): Promise<boolean> {
+  /**
+   * Forgets one key: locally, and in the store for strict policies. 'partial' when the store could
+   * not be reached (the local state and deny cache are reset; the store keeps its count).
+   */
+  async reset(policyId: string, value: string, actor: Actor): Promise<'reset' | 'partial' | 'unknown'> {
     const policy = this.limiter.policy(policyId);
-    if (!policy) return false;
+    if (!policy) return 'unknown';
     this.limiter.reset(policyId, value);
-    if (policy.mode === 'strict' && this.cluster) await this.cluster.strict.reset(policy, policy.storageKey(value));
-    this.logger.warn({ actor, policy: policyId, key: value }, 'rate-limit key reset');
-    return true;
+    let outcome: 'reset' | 'partial' = 'reset';
+    if (policy.mode === 'strict' && this.cluster) {
+      try {
+        await this.cluster.strict.reset(policy, policy.storageKey(value));
+      } catch (err) {
+        outcome = 'partial';
+        this.logger.warn({ actor, policy: policyId, key: value, err: (err as Error).message }, 'rate-limit key reset locally; the store could not be reached');
+      }
+    }
+    if (outcome === 'reset') this.logger.warn({ actor, policy: policyId, key: value }, 'rate-limit key reset');
+    return outcome;
   }
 
   health(): RateLimitsHealth {

@@ -27,6 +27,8 @@ export interface StrictStats {
   casConflicts: number;
   casExhausted: number;
   timeouts: number;
+  /** Hits written after their request had timed out (and been decided by the fallback). */
+  lateWrites: number;
   errors: number;
   refunds: number;
   refundFailures: number;
@@ -65,6 +67,26 @@ function isConflict(err: unknown): boolean {
 
 class TimeoutSignal extends Error {}
 
+/** A consume or refund waiting for its key's next compare-and-swap. */
+interface Op {
+  readonly kind: 'consume' | 'refund';
+  readonly at: number;
+  readonly cost: number;
+  /** consume: where the decision goes. */
+  readonly out: Decision | null;
+  /** Answered (decided, failed or timed out): later attempts leave it out. */
+  settled: boolean;
+  resolve(allowed: boolean): void;
+  reject(err: Error): void;
+}
+
+interface KeyQueue {
+  readonly policy: Policy;
+  readonly name: string;
+  ops: Op[];
+  running: boolean;
+}
+
 /**
  * The `strict` mode: each decision is a compare-and-swap on a JetStream KV entry (get → decide →
  * update at the read revision, or create), retried on conflicts with a little jitter, inside a
@@ -75,6 +97,7 @@ class TimeoutSignal extends Error {}
 export class StrictStore implements StrictTier {
   private readonly kvm: Kvm;
   private readonly buckets = new Map<number, Promise<KV>>();
+  private readonly queues = new Map<string, KeyQueue>();
   private readonly timeoutMs: number;
   private readonly casAttempts: number;
   private readonly replicas: number;
@@ -83,10 +106,10 @@ export class StrictStore implements StrictTier {
   private probeTimer: NodeJS.Timeout | null = null;
   /** Bucket creation failed (no JetStream?): fail fast until then. */
   private brokenUntil = 0;
-  readonly stats: StrictStats = { operations: 0, casConflicts: 0, casExhausted: 0, timeouts: 0, errors: 0, refunds: 0, refundFailures: 0, skewMs: null };
+  readonly stats: StrictStats = { operations: 0, casConflicts: 0, casExhausted: 0, timeouts: 0, lateWrites: 0, errors: 0, refunds: 0, refundFailures: 0, skewMs: null };
 
   constructor(
-    nc: NatsConnection,
+    private readonly nc: NatsConnection,
     private readonly connected: () => boolean,
     prefix: string,
     private readonly origin: string,
@@ -106,10 +129,26 @@ export class StrictStore implements StrictTier {
     this.probeTimer.unref();
   }
 
-  /** Creates the buckets of these policies ahead of the first request. */
+  /**
+   * Creates the buckets of these policies ahead of the first request, measures the clock skew
+   * (again in a second if the store could not answer yet) and warns about servers whose replicated
+   * KV does not enforce compare-and-swap.
+   */
   async prepare(policies: readonly Policy[]): Promise<void> {
-    await Promise.all(policies.filter((policy) => policy.mode === 'strict').map((policy) => this.bucket(policy).catch(() => undefined)));
-    await this.probeSkew();
+    const strict = policies.filter((policy) => policy.mode === 'strict');
+    if (strict.length === 0) return;
+    this.checkServer();
+    await Promise.all(strict.map((policy) => this.bucket(policy).catch(() => undefined)));
+    if ((await this.probeSkew()) === null) setTimeout(() => void this.probeSkew(), 1000).unref();
+  }
+
+  /** nats-server before 2.9.21 accepts concurrent R3 KV updates at one revision (nats-server#4320). */
+  private checkServer(): void {
+    const version = this.nc.info?.version;
+    if (this.replicas <= 1 || version === undefined) return;
+    const [major = 0, minor = 0, patch = 0] = version.split(/[.-]/).map((part) => Number.parseInt(part, 10) || 0);
+    if (major > 2 || (major === 2 && (minor > 9 || (minor === 9 && patch >= 21)))) return;
+    this.logger.error({ version, replicas: this.replicas }, 'nats-server < 2.9.21 does not enforce compare-and-swap on replicated KV: strict rate limits can admit more than their limit; upgrade the servers');
   }
 
   available(): boolean {
@@ -137,29 +176,147 @@ export class StrictStore implements StrictTier {
   }
 
   consume(policy: Policy, key: string, at: number, cost: number, out: Decision): Promise<boolean> {
-    return this.withTimeout(this.timeoutMs, () =>
-      this.swap(policy, key, (state) => {
-        policy.algorithm.peek(state, at, cost, out);
-        if (!out.allowed) return false;
-        policy.algorithm.commit(state, at, cost);
-        return true;
-      }),
-    );
+    return this.enqueue(policy, key, 'consume', at, cost, out, this.timeoutMs);
   }
 
   async refund(policy: Policy, key: string, at: number, cost: number): Promise<void> {
     this.stats.refunds++;
     try {
-      await this.withTimeout(this.timeoutMs * 10, () =>
-        this.swap(policy, key, (state) => {
-          policy.algorithm.refund(state, at, cost);
-          return true;
-        }),
-      );
+      await this.enqueue(policy, key, 'refund', at, cost, null, this.timeoutMs * 10);
     } catch (err) {
       this.stats.refundFailures++;
       this.logger.warn({ policy: policy.id, err: (err as Error).message }, 'rate-limit refund failed; the hit stays counted');
     }
+  }
+
+  /**
+   * Queues an operation on a key. A node runs one compare-and-swap per key at a time, and the
+   * operations that queued meanwhile go into the next one together: a hot key costs this node one
+   * read and one write per round trip, however many requests wait, and the node's own requests
+   * never conflict with each other.
+   */
+  private enqueue(policy: Policy, key: string, kind: Op['kind'], at: number, cost: number, out: Decision | null, timeoutMs: number): Promise<boolean> {
+    if (this.brokenUntil > this.wall()) return Promise.reject(new StoreError('rate-limit KV bucket unavailable'));
+    return new Promise<boolean>((resolve, reject) => {
+      const op: Op = {
+        kind,
+        at,
+        cost,
+        out,
+        settled: false,
+        resolve: (allowed) => {
+          if (op.settled) return;
+          op.settled = true;
+          clearTimeout(timer);
+          resolve(allowed);
+        },
+        reject: (err) => {
+          if (op.settled) return;
+          op.settled = true;
+          clearTimeout(timer);
+          reject(err);
+        },
+      };
+      const timer = setTimeout(() => {
+        if (op.settled) return;
+        this.stats.timeouts++;
+        op.reject(new StoreError(`rate-limit store did not answer within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const name = kvKey(policy.id, key);
+      let queue = this.queues.get(name);
+      if (!queue) {
+        queue = { policy, name, ops: [], running: false };
+        this.queues.set(name, queue);
+      }
+      queue.ops.push(op);
+      if (!queue.running) void this.drain(queue);
+    });
+  }
+
+  private async drain(queue: KeyQueue): Promise<void> {
+    queue.running = true;
+    try {
+      while (queue.ops.length > 0) {
+        const batch = queue.ops;
+        queue.ops = [];
+        await this.swap(queue.policy, queue.name, batch);
+      }
+    } finally {
+      queue.running = false;
+      if (queue.ops.length === 0) this.queues.delete(queue.name);
+      else void this.drain(queue);
+    }
+  }
+
+  /**
+   * One compare-and-swap for a batch: read the state, apply the waiting operations in arrival
+   * order (consumes peek then commit; refunds take a hit back), write at the read revision (or
+   * create). A conflict (another node wrote in between) re-reads and re-decides; operations that
+   * timed out meanwhile drop out. Nothing to write (all denied) ends it without a write.
+   */
+  private async swap(policy: Policy, name: string, batch: Op[]): Promise<void> {
+    let kv: KV;
+    try {
+      kv = await this.bucket(policy);
+    } catch (err) {
+      this.fail(batch, err);
+      return;
+    }
+    for (let attempt = 1; attempt <= this.casAttempts; attempt++) {
+      const live = batch.filter((op) => !op.settled);
+      if (live.length === 0) return;
+      try {
+        this.stats.operations++;
+        const entry = await kv.get(name);
+        const ops = batch.filter((op) => !op.settled);
+        const state = this.stateOf(policy, entry);
+        const verdicts: boolean[] = [];
+        let changed = false;
+        for (const op of ops) {
+          if (op.kind === 'refund') {
+            policy.algorithm.refund(state, op.at, op.cost);
+            verdicts.push(true);
+            changed = true;
+            continue;
+          }
+          const out = op.out!;
+          policy.algorithm.peek(state, op.at, op.cost, out);
+          verdicts.push(out.allowed);
+          if (out.allowed) {
+            policy.algorithm.commit(state, op.at, op.cost);
+            changed = true;
+          }
+        }
+        if (changed) {
+          const value = encoder.encode(JSON.stringify(policy.algorithm.encode(state)));
+          this.stats.operations++;
+          if (entry === null) await kv.create(name, value);
+          else await kv.update(name, value, entry.revision);
+        }
+        ops.forEach((op, index) => {
+          // Timed out while the write was in flight: its hit is stored anyway (the safe side).
+          if (op.settled && verdicts[index] && op.kind === 'consume') this.stats.lateWrites++;
+          op.resolve(verdicts[index]!);
+        });
+        return;
+      } catch (err) {
+        if (!isConflict(err)) {
+          this.fail(batch, err);
+          return;
+        }
+        this.stats.casConflicts++;
+        // A little jitter spreads contenders out (redis-cell does the same).
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * attempt));
+      }
+    }
+    this.stats.casExhausted++;
+    this.fail(batch, new StoreError(`compare-and-swap on ${name} lost ${this.casAttempts} times`));
+  }
+
+  private fail(batch: readonly Op[], err: unknown): void {
+    const error = err instanceof StoreError ? err : new StoreError(`rate-limit store failed: ${(err as Error).message}`);
+    if (!(err instanceof StoreError)) this.stats.errors++;
+    for (const op of batch) op.reject(error);
   }
 
   /** A key's state in the store, without changing it (admin status). */
@@ -172,11 +329,13 @@ export class StrictStore implements StrictTier {
     });
   }
 
-  /** Removes a key from the store (admin reset). */
+  /** Removes a key from the store (admin reset); a StoreError when the store cannot do it now. */
   async reset(policy: Policy, key: string): Promise<void> {
-    const kv = await this.bucket(policy);
-    this.stats.operations++;
-    await kv.purge(kvKey(policy.id, key));
+    await this.withTimeout(this.timeoutMs * 10, async () => {
+      const kv = await this.bucket(policy);
+      this.stats.operations++;
+      await kv.purge(kvKey(policy.id, key));
+    });
   }
 
   private stateOf(policy: Policy, entry: KvEntry | null): unknown {
@@ -186,35 +345,6 @@ export class StrictStore implements StrictTier {
     } catch {
       return policy.algorithm.create();
     }
-  }
-
-  /**
-   * get → mutate → write at the read revision; a conflict (someone wrote in between) retries
-   * with a fresh read. `mutate` returning false means nothing to write (a denial).
-   */
-  private async swap(policy: Policy, key: string, mutate: (state: unknown) => boolean): Promise<boolean> {
-    const kv = await this.bucket(policy);
-    const name = kvKey(policy.id, key);
-    for (let attempt = 1; attempt <= this.casAttempts; attempt++) {
-      this.stats.operations++;
-      const entry = await kv.get(name);
-      const state = this.stateOf(policy, entry);
-      if (!mutate(state)) return false;
-      const value = encoder.encode(JSON.stringify(policy.algorithm.encode(state)));
-      try {
-        this.stats.operations++;
-        if (entry === null) await kv.create(name, value);
-        else await kv.update(name, value, entry.revision);
-        return true;
-      } catch (err) {
-        if (!isConflict(err)) throw err;
-        this.stats.casConflicts++;
-        // A little jitter spreads contenders out (redis-cell does the same).
-        await new Promise((resolve) => setTimeout(resolve, Math.random() * attempt));
-      }
-    }
-    this.stats.casExhausted++;
-    throw new StoreError(`compare-and-swap on ${name} lost ${this.casAttempts} times`);
   }
 
   /** Runs `op` within `ms`; anything failing or late becomes a StoreError. */

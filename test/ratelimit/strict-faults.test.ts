@@ -1,0 +1,477 @@
+/**
+ * The `strict` rate-limit mode under faults (../shared/spec/rate-limiting.md §4.4, §5 cases 18,
+ * 29–33), on real nats-server processes:
+ * - cases 29–33: gateways' rate limits linked to a JetStream server, each with its KV store
+ *   connection (`rateLimits.strict.servers`) through a TcpProxy that the test cuts or slows;
+ * - case 30 also through a gen_api gateway and a raw WebSocket client (the message the client sees);
+ * - case 18: two real gateway processes (the CLI with a JSON config) on a single JetStream server
+ *   (R1) and on a 3-server JetStream cluster (one gateway per server), the demo worker process
+ *   serving `demo.echo`, and the real `phoenix` client.
+ *
+ * A decision's source: denials carry `details.source`; for an allowed request the counters tell
+ * (fallback/failOpen up: the fallback; KV operations up without them: the store).
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { Socket, type Channel, type TransportConstructor } from 'phoenix';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import pino from 'pino';
+import { NatsCluster, NatsServer } from '../support/nats.js';
+import { TcpProxy } from '../support/tcp-proxy.js';
+import { GatewayProcess } from '../support/gateway-process.js';
+import { spawnTs, type Spawned } from '../support/spawn.js';
+import { replyOf, waitFor } from '../support/phoenix-client.js';
+import { startGenApiApp, type GenApiApp } from '../support/genapi-app.js';
+import { GenApiClient } from '../support/genapi-exec.js';
+import { bucketName, check, detailsOf, NATS_SERVER_VERSION, openBucket, R3_CAS_SERIALIZABLE, storedHits, tallyDecisions, waitForJetStream } from '../support/kv.js';
+import { RateLimits, type RateLimitsHealth, type RateLimitsOptions } from '../../src/ratelimit/rate-limits.js';
+import type { LimiterDecision } from '../../src/ratelimit/limiter.js';
+import type { PolicyConfig } from '../../src/ratelimit/types.js';
+import type { GatewayConfig } from '../../src/config/file.js';
+import { Subjects } from '../../src/nats/subjects.js';
+import { demoService } from '../../src/demo/service.js';
+
+const quiet = pino({ level: 'silent' });
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+let prefixes = 0;
+const freshPrefix = () => `sf${process.pid}n${++prefixes}`;
+
+const strictPolicy = (fields: Partial<PolicyConfig> = {}): PolicyConfig => ({
+  id: 'p',
+  key: 'user_id',
+  algorithm: 'sliding_log',
+  limit: 100,
+  windowMs: 60_000,
+  mode: 'strict',
+  ...fields,
+});
+
+/** Counters that tell where one decision was made. */
+function counters(limits: RateLimits) {
+  const health = limits.health();
+  const { fallback, failOpen, failClosed, storeErrors, denyCacheHits } = health.stats;
+  return { fallback, failOpen, failClosed, storeErrors, denyCacheHits, operations: health.cluster!.strict.operations, timeouts: health.cluster!.strict.timeouts };
+}
+
+/** One check and where it was decided. */
+async function decide(limits: RateLimits, user: string): Promise<{ decision: LimiterDecision; source: 'strict' | 'fallback' | 'deny-cache'; ms: number }> {
+  const before = counters(limits);
+  const started = performance.now();
+  const decision = await check(limits, user);
+  const ms = performance.now() - started;
+  const after = counters(limits);
+  const source =
+    after.fallback + after.failOpen + after.failClosed > before.fallback + before.failOpen + before.failClosed
+      ? 'fallback'
+      : after.denyCacheHits > before.denyCacheHits
+        ? 'deny-cache'
+        : after.operations > before.operations
+          ? 'strict'
+          : null;
+  if (source === null) throw new Error('a strict decision that neither the store, the deny cache nor the fallback made');
+  return { decision, source, ms };
+}
+
+describe('strict mode with the KV store cut, slowed or disconnected (in-process gateways, real nats-server)', () => {
+  let server: NatsServer;
+  let nc: NatsConnection;
+  const nodes: RateLimits[] = [];
+  const proxies: TcpProxy[] = [];
+
+  beforeAll(async () => {
+    server = await NatsServer.start({ jetstream: true });
+    nc = await connect({ servers: server.url });
+    await waitForJetStream(nc);
+  });
+  afterEach(async () => {
+    for (const proxy of proxies) {
+      proxy.latencyMs = 0;
+      proxy.restore();
+    }
+    await Promise.all(nodes.splice(0).map((limits) => limits.close()));
+    await Promise.all(proxies.splice(0).map((proxy) => proxy.close()));
+  });
+  afterAll(async () => {
+    await nc?.close();
+    await server?.dispose();
+  });
+
+  async function storeProxy(): Promise<TcpProxy> {
+    const proxy = await TcpProxy.start(server.port);
+    proxies.push(proxy);
+    return proxy;
+  }
+
+  /** A node whose link (membership) goes straight to NATS and whose KV store goes through `proxy`. */
+  async function node(prefix: string, policies: PolicyConfig[], proxy: TcpProxy, strict: RateLimitsOptions['strict'] = {}): Promise<RateLimits> {
+    const limits = new RateLimits({ policies, eventual: { heartbeatMs: 200 }, strict: { servers: proxy.url, ...strict } }, quiet);
+    nodes.push(limits);
+    await limits.attach({ nc, connected: () => !nc.isClosed(), subjects: new Subjects(prefix) });
+    return limits;
+  }
+
+  const storeUp = (limits: RateLimits) => limits.linked!.strict.available();
+
+  /** Cuts the store's connections and waits until every node has noticed (status: disconnected). */
+  async function cut(proxy: TcpProxy, group: RateLimits[]): Promise<void> {
+    proxy.cut();
+    await waitFor(() => group.every((limits) => !storeUp(limits)), 'the store connection to drop', 5_000);
+  }
+
+  it('case 29: store down, fallback "local", 2 nodes, limit 100/min → each node allows ceil(100/2) = 50, total ≤ 101, marked "fallback", counted', async () => {
+    const prefix = freshPrefix();
+    const proxy = await storeProxy();
+    const group = [await node(prefix, [strictPolicy()], proxy), await node(prefix, [strictPolicy()], proxy)];
+    await waitFor(() => group.every((limits) => limits.health().cluster!.nodes === 2), 'two rate-limit nodes', 5_000);
+    // Healthy first: the store decides.
+    for (const limits of group) expect(await decide(limits, 'warm-up')).toMatchObject({ source: 'strict', decision: { allowed: true } });
+    await cut(proxy, group);
+    const operations = group.map((limits) => counters(limits).operations);
+    const perNode = await Promise.all(group.map((limits) => Promise.all(Array.from({ length: 80 }, () => check(limits, 'alice')))));
+    let total = 0;
+    for (let i = 0; i < group.length; i++) {
+      const tally = tallyDecisions(perNode[i]!);
+      expect(tally).toEqual({ allowed: 50, strictDenied: 0, fallbackDenied: 30, otherDenied: 0, unavailable: 0 });
+      total += tally.allowed;
+      for (const decision of perNode[i]!) {
+        const details = detailsOf(decision);
+        if (details) expect(details).toMatchObject({ policy: 'p', source: 'fallback', remaining: 0 });
+        if (details) expect(details.retry_after_ms).toBeGreaterThan(0);
+      }
+      const health = group[i]!.health();
+      expect(health.stats).toMatchObject({ fallback: 80, storeErrors: 0, failOpen: 0, failClosed: 0 });
+      expect(health.policies[0]!.stats.fallback).toBe(80);
+      // Disconnected: not one KV operation was attempted.
+      expect(health.cluster!.strict.operations).toBe(operations[i]);
+    }
+    expect(total).toBeLessThanOrEqual(101);
+  });
+
+  it('case 30: store down, fallback "open" → all allowed and failOpen counts; "closed" → all unavailable (no retry promise) and failClosed counts', async () => {
+    const prefix = freshPrefix();
+    const proxy = await storeProxy();
+    const limits = await node(
+      prefix,
+      [strictPolicy({ id: 'open', scope: { service: 'svc', requestType: 'open' }, limit: 2, fallback: 'open' }), strictPolicy({ id: 'closed', scope: { service: 'svc', requestType: 'closed' }, limit: 2, fallback: 'closed' })],
+      proxy,
+    );
+    expect((await check(limits, 'alice', 'svc', 'open')).allowed).toBe(true);
+    await cut(proxy, [limits]);
+    const open = await Promise.all(Array.from({ length: 10 }, () => check(limits, 'alice', 'svc', 'open')));
+    expect(open.every((decision) => decision.allowed)).toBe(true);
+    const closed = await Promise.all(Array.from({ length: 10 }, () => check(limits, 'alice', 'svc', 'closed')));
+    for (const decision of closed) expect(decision).toEqual({ allowed: false, unavailable: true });
+    const health = limits.health();
+    expect(health.stats).toMatchObject({ failOpen: 10, failClosed: 10, fallback: 0, denied: 0 });
+    expect(health.policies.find((p) => p.config.id === 'open')!.stats).toMatchObject({ failOpen: 10, failClosed: 0 });
+    expect(health.policies.find((p) => p.config.id === 'closed')!.stats).toMatchObject({ failOpen: 0, failClosed: 10 });
+  });
+
+  it('case 30 through a gateway: "closed" answers "Rate limit service unavailable" (not rate_limited, no retry_after), "open" serves the call', async () => {
+    const proxy = await storeProxy();
+    const policies = [
+      strictPolicy({ id: 'echo.closed', scope: { service: 'demo', requestType: 'echo' }, limit: 1, fallback: 'closed' }),
+      strictPolicy({ id: 'limited.open', scope: { service: 'demo', requestType: 'limited' }, limit: 1, fallback: 'open' }),
+    ];
+    let app: GenApiApp | null = null;
+    let client: GenApiClient | null = null;
+    try {
+      app = await startGenApiApp({ nats: server.url, local: [demoService], genApi: { rateLimits: { policies, strict: { servers: proxy.url } } } });
+      client = await GenApiClient.connect(app.wsUrl('user_id=u1&device_id=d1'), 'gen_api:lobby');
+      const rateLimits = app.genApi.rateLimits!;
+      expect((await client.call({ request_id: 'before', service: 'demo', request_type: 'echo', args: { message: 'x' } })).pushes[0]).toMatchObject({ success: true });
+      proxy.cut();
+      await waitFor(() => !rateLimits.linked!.strict.available(), 'the store connection to drop', 5_000);
+      for (let i = 0; i < 3; i++) {
+        const closed = await client.call({ request_id: `closed-${i}`, service: 'demo', request_type: 'echo', args: { message: 'x' } });
+        const push = closed.pushes[0]! as unknown as Record<string, unknown>;
+        expect(push).toMatchObject({ request_id: `closed-${i}`, success: false, result: null, error: 'Rate limit service unavailable' });
+        expect(push.rate_limit).toBeUndefined();
+        expect(String(push.error)).not.toMatch(/retry after/i);
+        const open = await client.call({ request_id: `open-${i}`, service: 'demo', request_type: 'limited', args: { message: `m${i}` } });
+        expect(open.pushes[0]).toMatchObject({ success: true, result: { message: `m${i}` } });
+      }
+      expect(rateLimits.health().stats).toMatchObject({ failClosed: 3, failOpen: 3 });
+    } finally {
+      client?.close();
+      await app?.close();
+    }
+  });
+
+  it('case 31: 500 ms of store latency with the default 25 ms timeout → decisions come from the fallback at about the timeout; none waits for a TCP or client timeout', async () => {
+    const prefix = freshPrefix();
+    const proxy = await storeProxy();
+    const limits = await node(prefix, [strictPolicy()], proxy);
+    expect(await decide(limits, 'warm-up')).toMatchObject({ source: 'strict', decision: { allowed: true } });
+    proxy.latencyMs = 500;
+    const before = counters(limits);
+    const latencies: number[] = [];
+    /** How late a decision came after a plain 25 ms timer started with it (the machine's own lag). */
+    const lateness: number[] = [];
+    // 5 rounds of 20 concurrent requests (distinct users: each is allowed by its fallback share).
+    for (let round = 0; round < 5; round++) {
+      const started = performance.now();
+      const control = new Promise<number>((resolve) => setTimeout(() => resolve(performance.now() - started), 25));
+      const timed = await Promise.all(
+        Array.from({ length: 20 }, async (_, i) => {
+          const decision = await check(limits, `user-${round}-${i}`);
+          return { decision, ms: performance.now() - started };
+        }),
+      );
+      const timer = await control;
+      for (const { decision, ms } of timed) {
+        expect(decision.allowed).toBe(true);
+        latencies.push(ms);
+        lateness.push(ms - timer);
+      }
+    }
+    const after = counters(limits);
+    // Every one of them was a store timeout answered by the fallback.
+    expect(after.timeouts - before.timeouts).toBe(100);
+    expect(after.storeErrors - before.storeErrors).toBe(100);
+    expect(after.fallback - before.fallback).toBe(100);
+    const p99 = (values: number[]) => [...values].sort((a, b) => a - b)[Math.ceil(values.length * 0.99) - 1]!;
+    // Each waited for the store timeout (25 ms), then the fallback answered at once: no later
+    // than a plain 25 ms timer started with it, plus 15 ms.
+    expect(Math.min(...latencies)).toBeGreaterThanOrEqual(24);
+    expect(p99(lateness)).toBeLessThanOrEqual(15);
+    // The spec's p99 ≤ 35 ms is for an idle machine; with the suite in parallel on 2 cores timers
+    // fire tens of ms late, so 100 ms here. The store's answer takes ≥ 1 s (500 ms each way) and
+    // the JetStream request timeout is 1 s: a maximum of 250 ms shows nobody waited for either.
+    expect(p99(latencies)).toBeLessThanOrEqual(100);
+    expect(Math.max(...latencies)).toBeLessThanOrEqual(250);
+  });
+
+  it('case 32: while the store connection is down, 0 KV operations and an immediate fallback; within ~1 s of reconnecting the store decides again', async () => {
+    const prefix = freshPrefix();
+    const proxy = await storeProxy();
+    const limits = await node(prefix, [strictPolicy({ limit: 3 })], proxy);
+    expect((await decide(limits, 'warm-up')).source).toBe('strict');
+    await cut(proxy, [limits]);
+    const before = counters(limits);
+    const latencies: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      const { source, ms } = await decide(limits, `outage-${i % 5}`);
+      expect(source).toBe('fallback');
+      latencies.push(ms);
+    }
+    // Immediate: far under the 25 ms store timeout (the median; one may be descheduled on a busy machine).
+    expect([...latencies].sort((a, b) => a - b)[10]!).toBeLessThanOrEqual(5);
+    const during = counters(limits);
+    expect(during.operations).toBe(before.operations);
+    expect(during.timeouts).toBe(before.timeouts);
+    // Not a store error: the store was never asked.
+    expect(during.storeErrors).toBe(before.storeErrors);
+    expect(during.fallback - before.fallback).toBe(20);
+
+    proxy.restore();
+    const restored = Date.now();
+    // The client reconnects on its own (reconnectTimeWait 250 ms): the proxy sees the new connection.
+    await waitFor(() => proxy.connections > 0, 'the store connection to come back', 5_000, 5);
+    const reconnected = Date.now();
+    let strictAt = 0;
+    for (let i = 0; strictAt === 0; i++) {
+      const { source } = await decide(limits, `probe-${i}`);
+      if (source === 'strict') strictAt = Date.now();
+      else await sleep(10);
+      if (Date.now() - restored > 10_000) throw new Error('decisions did not become strict again');
+    }
+    expect(strictAt - reconnected).toBeLessThanOrEqual(1_000);
+    expect(strictAt - restored).toBeLessThanOrEqual(3_000);
+    // Strict again, denials included: the store's, marked "strict".
+    for (let i = 0; i < 3; i++) expect(await decide(limits, 'bob')).toMatchObject({ source: 'strict', decision: { allowed: true } });
+    const denied = await decide(limits, 'bob');
+    expect(denied.source).toBe('strict');
+    expect(detailsOf(denied.decision)).toMatchObject({ source: 'strict', remaining: 0, limit: 3 });
+  });
+
+  it('case 33: after the outage the store is authoritative; fallback counts are not copied back', async () => {
+    const prefix = freshPrefix();
+    const proxy = await storeProxy();
+    const limits = await node(prefix, [strictPolicy({ limit: 10 })], proxy);
+    for (let i = 0; i < 4; i++) expect(await decide(limits, 'carol')).toMatchObject({ source: 'strict', decision: { allowed: true } });
+    const kv = await openBucket(nc, bucketName(prefix, 60_000));
+    expect(await storedHits(kv, 'p', 'user_id:carol')).toBe(4);
+
+    await cut(proxy, [limits]);
+    // The outage: this node's share (1 node: the whole limit) from a fresh fallback count.
+    const outage = await Promise.all(Array.from({ length: 12 }, () => check(limits, 'carol')));
+    expect(tallyDecisions(outage)).toMatchObject({ allowed: 10, fallbackDenied: 2 });
+    // While down, the admin view is the local (fallback) one.
+    expect((await limits.status('p', 'carol'))?.source).toBe('local');
+
+    proxy.restore();
+    await waitFor(() => storeUp(limits), 'the store connection to come back', 5_000);
+    // The store still holds its pre-outage state: 4 hits, not 4 + 10.
+    expect(await storedHits(kv, 'p', 'user_id:carol')).toBe(4);
+    expect(await limits.status('p', 'carol')).toEqual({ source: 'strict', decision: expect.objectContaining({ allowed: true, remaining: 5 }) as unknown });
+    // And it decides: 6 more, then denials marked "strict".
+    const after: Awaited<ReturnType<typeof decide>>[] = [];
+    for (let i = 0; i < 8; i++) after.push(await decide(limits, 'carol'));
+    expect(after.map((d) => d.decision.allowed)).toEqual([true, true, true, true, true, true, false, false]);
+    expect(after.slice(0, 7).every((d) => d.source === 'strict')).toBe(true);
+    expect(after[7]!.source).toBe('deny-cache');
+    expect(detailsOf(after[6]!.decision)).toMatchObject({ source: 'strict', remaining: 0, limit: 10 });
+    expect(await storedHits(kv, 'p', 'user_id:carol')).toBe(10);
+    // Over-admission in the window attributable to the outage: the fallback allowance (10), no more.
+    const allowed = 4 + 10 + after.filter((d) => d.decision.allowed).length;
+    expect(allowed).toBe(10 + 10);
+  });
+});
+
+// ---- case 18: two gateway processes -------------------------------------------------------------
+
+const ADMIN_TOKEN = 'strict-faults-admin-token';
+const TOPIC = 'gen_api:lobby';
+const EVENT = 'phoenix_gen_api';
+
+interface Push {
+  request_id: string;
+  success: boolean;
+  error: unknown;
+  can_retry: boolean;
+  result: unknown;
+  rate_limit?: { policy: string; limit: number; window_ms: number; remaining: number; reset_ms: number; retry_after_ms: number; source: string };
+}
+
+function gatewayConfig(replicas: number): GatewayConfig {
+  return {
+    demo: true,
+    rateLimits: {
+      policies: [{ id: 'echo.strict', scope: { service: 'demo', requestType: 'echo' }, key: 'user_id', algorithm: 'sliding_log', limit: 10, windowMs: 10_000, mode: 'strict' }],
+      // The case is about the store's atomicity across nodes: a store timeout of 2 s and 50 CAS
+      // attempts keep 20 contending requests (R3 Raft commits, 2 loaded cores) in the store;
+      // the default timeout's fallback is case 31.
+      strict: { replicas, timeoutMs: 2_000, casAttempts: 50 },
+      eventual: { heartbeatMs: 200 },
+    },
+    admin: { token: ADMIN_TOKEN },
+  };
+}
+
+async function adminHealth(gateway: GatewayProcess): Promise<RateLimitsHealth> {
+  const res = await fetch(`${gateway.httpUrl}/admin/rate-limits`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+  expect(res.status).toBe(200);
+  return (await res.json()) as RateLimitsHealth;
+}
+
+/** A phoenix socket joined to the gen_api channel, collecting pushes by request_id. */
+async function phoenixClient(gateway: GatewayProcess, user: string): Promise<{ socket: Socket; channel: Channel; pushes: Map<string, Push> }> {
+  const socket = new Socket(gateway.socketUrl, { transport: WebSocket as unknown as TransportConstructor, params: { user_id: user, device_id: `${user}-device` } });
+  socket.connect();
+  await waitFor(() => socket.isConnected(), 'socket open', 5_000);
+  const channel = socket.channel(TOPIC, {});
+  const pushes = new Map<string, Push>();
+  channel.on(EVENT, (payload) => {
+    const push = payload as Push;
+    pushes.set(push.request_id, push);
+  });
+  const joined = await replyOf(channel.join());
+  expect(joined.status).toBe('ok');
+  return { socket, channel, pushes };
+}
+
+const variants = [
+  { name: 'one JetStream server, R1 bucket', cluster: false, replicas: 1, run: true },
+  { name: '3-server JetStream cluster, R3 bucket', cluster: true, replicas: 3, run: R3_CAS_SERIALIZABLE },
+  // nats-server < 2.9.21 does not serialise CAS on R3 (nats-server#4320, see test/support/kv.ts):
+  // there the cluster runs with an R1 bucket (the gateways still on different servers).
+  { name: `3-server JetStream cluster, R1 bucket (R3 CAS is not serialisable on nats-server ${NATS_SERVER_VERSION})`, cluster: true, replicas: 1, run: !R3_CAS_SERIALIZABLE },
+];
+
+for (const variant of variants) {
+  describe.skipIf(!variant.run)(`case 18: strict across 2 gateway processes, ${variant.name}`, () => {
+    let single: NatsServer | null = null;
+    let cluster: NatsCluster | null = null;
+    let urls: string[] = [];
+    let nc: NatsConnection | null = null;
+    let gateways: GatewayProcess[] = [];
+    let worker: Spawned | null = null;
+    const sockets: Socket[] = [];
+
+    beforeAll(async () => {
+      if (variant.cluster) {
+        cluster = await NatsCluster.start({ size: 3, jetstream: true });
+        urls = cluster.urls;
+      } else {
+        single = await NatsServer.start({ jetstream: true });
+        urls = [single.url];
+      }
+      nc = await connect({ servers: urls[0]! });
+      await waitForJetStream(nc);
+      worker = spawnTs('src/demo/worker.ts', [], { NATS_URL: urls[urls.length - 1]! });
+      gateways = await Promise.all([0, 1].map((i) => GatewayProcess.start({ config: gatewayConfig(variant.replicas), nats: urls[i % urls.length]! })));
+      await worker.logLine('demo worker ready', 30_000);
+      // Each gateway serves demo.echo (discovery) and decides it in the store (warm-up users).
+      for (const [i, gateway] of gateways.entries()) {
+        const client = await phoenixClient(gateway, `warm-${i}`);
+        sockets.push(client.socket);
+        const deadline = Date.now() + 15_000;
+        for (let attempt = 0; ; attempt++) {
+          const id = `warm-${i}-${attempt}`;
+          await replyOf(client.channel.push(EVENT, { request_id: id, service: 'demo', request_type: 'echo', args: { message: 'warm' } }), 5_000);
+          const push = await waitFor(() => client.pushes.get(id), `the push for ${id}`, 5_000);
+          if (push.success) break;
+          if (Date.now() > deadline) throw new Error(`demo.echo not served by gateway ${i}: ${JSON.stringify(push)}`);
+          await sleep(200);
+        }
+        const health = await adminHealth(gateway);
+        expect(health.stats.storeErrors).toBe(0);
+        expect(health.cluster!.strict.operations).toBeGreaterThan(0);
+      }
+    }, 60_000);
+
+    afterAll(async () => {
+      for (const socket of sockets.splice(0)) socket.disconnect();
+      await Promise.all(gateways.map((gateway) => gateway.stop().catch(() => undefined)));
+      if (worker) {
+        worker.kill('SIGTERM');
+        const timer = setTimeout(() => worker?.kill('SIGKILL'), 5_000);
+        await worker.exited;
+        clearTimeout(timer);
+      }
+      await nc?.close();
+      await cluster?.dispose();
+      await single?.dispose();
+    }, 30_000);
+
+    it('limit 10 per user, 20 concurrent requests split 10/10 through the phoenix client → at most 10 allowed, ≥ 9 unless a store error is reported', async () => {
+      const clients = await Promise.all(gateways.map((gateway) => phoenixClient(gateway, 'alice')));
+      sockets.push(...clients.map((client) => client.socket));
+      const checksBefore = (await Promise.all(gateways.map(adminHealth))).reduce((total, h) => total + h.policies.find((p) => p.config.id === 'echo.strict')!.stats.checks, 0);
+      const ids: string[][] = clients.map((_, c) => Array.from({ length: 10 }, (__, i) => `g${c}-${i}`));
+      // All 20 at once, 10 per gateway.
+      const replies = clients.flatMap((client, c) => ids[c]!.map((id) => replyOf(client.channel.push(EVENT, { request_id: id, service: 'demo', request_type: 'echo', args: { message: id } }), 10_000)));
+      for (const reply of await Promise.all(replies)) expect(reply.status).toBe('ok');
+      const pushes = await Promise.all(clients.flatMap((client, c) => ids[c]!.map((id) => waitFor(() => client.pushes.get(id), `the push for ${id}`, 10_000))));
+      const allowed = pushes.filter((push) => push.success);
+      const limited = pushes.filter((push) => !push.success);
+      for (const push of allowed) expect(push.result).toEqual({ message: push.request_id });
+      const health = await Promise.all(gateways.map(adminHealth));
+      const storeErrors = health.reduce((total, h) => total + h.stats.storeErrors, 0);
+      for (const push of limited) {
+        // The PhoenixGenApi push, with the machine-readable details.
+        expect(push.can_retry).toBe(true);
+        expect(push.rate_limit).toMatchObject({ policy: 'echo.strict', window_ms: 10_000, remaining: 0 });
+        expect(push.error).toBe(`Rate limit exceeded. Please retry after ${Math.max(1, Math.ceil(push.rate_limit!.retry_after_ms / 1000))} seconds.`);
+        if (storeErrors === 0) expect(push.rate_limit).toMatchObject({ source: 'strict', limit: 10 });
+      }
+      if (storeErrors === 0) {
+        expect(allowed.length).toBeLessThanOrEqual(10);
+        expect(allowed.length).toBeGreaterThanOrEqual(9);
+        // Every allowance is a hit in the store, shared by both gateways.
+        const kv = await openBucket(nc!, bucketName('genapi', 10_000));
+        expect(await storedHits(kv, 'echo.strict', 'user_id:alice')).toBe(allowed.length);
+      } else {
+        // A store error is reported (counted) and handled by the fallback, whose denials say so;
+        // the store's own allowances never pass the limit.
+        const fallbackAllowed = health.reduce((total, h) => total + h.stats.fallback, 0) - limited.filter((push) => push.rate_limit?.source === 'fallback').length;
+        expect(allowed.length - fallbackAllowed).toBeLessThanOrEqual(10);
+      }
+      // Every request was checked once, on its own gateway.
+      const checks = health.reduce((total, h) => total + h.policies.find((p) => p.config.id === 'echo.strict')!.stats.checks, 0);
+      expect(checks - checksBefore).toBe(20);
+    }, 30_000);
+  });
+}

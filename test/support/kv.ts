@@ -1,0 +1,180 @@
+/**
+ * Helpers for the `strict` rate-limit tests (JetStream KV): the nats-server version and whether
+ * its R3 compare-and-swap is serialisable, waiting for a JetStream meta leader, reading what the
+ * strict store wrote (bucket and key names as src/ratelimit/cluster/strict.ts makes them),
+ * requests for `RateLimiter.check`, decision bookkeeping and a pino logger whose lines a test reads.
+ */
+import { execFileSync } from 'node:child_process';
+import { Writable } from 'node:stream';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { Kvm, type KV } from '@nats-io/kv';
+import pino, { type Logger } from 'pino';
+import type { GenApiRequest, ResolvedFunConfig } from '../../src/genapi/types.js';
+import type { LimiterDecision, RateLimitDetails } from '../../src/ratelimit/limiter.js';
+import type { RateLimits } from '../../src/ratelimit/rate-limits.js';
+
+/** `nats-server --version` → "2.9.10". */
+export const NATS_SERVER_VERSION: string = (() => {
+  const out = execFileSync('nats-server', ['--version'], { encoding: 'utf8' });
+  return /v?(\d+\.\d+\.\d+)/.exec(out)?.[1] ?? '0.0.0';
+})();
+
+export function versionAtLeast(version: string, minimum: string): boolean {
+  const a = version.split('.').map(Number);
+  const b = minimum.split('.').map(Number);
+  for (let i = 0; i < 3; i++) {
+    const x = a[i] ?? 0;
+    const y = b[i] ?? 0;
+    if (x !== y) return x > y;
+  }
+  return true;
+}
+
+/**
+ * Before 2.9.21 the expected-last-subject-sequence check of a replicated (R3) stream was a
+ * pre-check outside Raft: concurrent updates with the same revision could all succeed
+ * (nats-server#4320, fixed by #4319 in 2.9.21). Debian bookworm ships 2.9.10. R1 was not affected.
+ * RL_ASSUME_R3_CAS=1 runs the R3 cases anyway (to see the failure on an old server).
+ */
+export const R3_CAS_SERIALIZABLE = versionAtLeast(NATS_SERVER_VERSION, '2.9.21') || process.env.RL_ASSUME_R3_CAS === '1';
+
+/** Polls until JetStream answers (a clustered JetStream needs its meta leader first). */
+export async function waitForJetStream(nc: NatsConnection, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown = null;
+  while (Date.now() < deadline) {
+    try {
+      const jsm = await jetstreamManager(nc, { timeout: 1_000, checkAPI: false });
+      await jsm.getAccountInfo();
+      return;
+    } catch (err) {
+      last = err;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+  throw new Error(`JetStream not ready within ${timeoutMs} ms: ${(last as Error | null)?.message}`);
+}
+
+/** The bucket the strict store uses for a policy of this horizon (strict.ts: `<prefix>_rl_<ttl>s`). */
+export function bucketName(prefix: string, horizonMs: number): string {
+  return `${prefix.replace(/[^A-Za-z0-9_-]/g, '_')}_rl_${Math.ceil((horizonMs + 1000) / 1000)}s`;
+}
+
+/** The KV key of one policy key (strict.ts: `<policy>.<base64url(storage key)>`). */
+export function kvKeyOf(policyId: string, storageKey: string): string {
+  return `${policyId}.${Buffer.from(storageKey).toString('base64url') || '_'}`;
+}
+
+/** Opens an existing bucket, retrying while a clustered stream is still electing its leader. */
+export async function openBucket(nc: NatsConnection, name: string, timeoutMs = 15_000): Promise<KV> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await new Kvm(nc).open(name);
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+}
+
+/**
+ * What the store holds for one key: the JSON value (sliding log: hit times; GCRA: TAT), its
+ * revision and operation, or null when the key was never written.
+ */
+export async function storedEntry(kv: KV, policyId: string, storageKey: string): Promise<{ value: unknown; revision: number; operation: string } | null> {
+  const entry = await kv.get(kvKeyOf(policyId, storageKey));
+  if (entry === null) return null;
+  const text = new TextDecoder().decode(entry.value);
+  return { value: text === '' ? null : (JSON.parse(text) as unknown), revision: entry.revision, operation: entry.operation };
+}
+
+/** Hits a sliding-log key holds in the store (0 when absent or purged). */
+export async function storedHits(kv: KV, policyId: string, storageKey: string): Promise<number> {
+  const entry = await storedEntry(kv, policyId, storageKey);
+  if (entry === null || entry.operation !== 'PUT') return 0;
+  if (!Array.isArray(entry.value)) throw new Error(`not a sliding log: ${JSON.stringify(entry.value)}`);
+  return entry.value.length;
+}
+
+/** A gen_api request as the executor hands it to the limiter. */
+export function request(user: string | null, service = 'svc', requestType = 'fn', args: Record<string, unknown> = {}): GenApiRequest {
+  return { request_id: `r-${Math.random().toString(36).slice(2)}`, service, request_type: requestType, version: null, args, user_id: user, device_id: null, user_roles: null };
+}
+
+/** The limiter reads only the service and request type of the function config. */
+export function fnConfig(service = 'svc', requestType = 'fn'): ResolvedFunConfig {
+  return { service, requestType } as unknown as ResolvedFunConfig;
+}
+
+export const NO_CONTEXT = { ip: null, socketId: null } as const;
+
+/** One check through a RateLimits' limiter (always awaited: strict policies answer with a promise). */
+export function check(limits: RateLimits, user: string, service = 'svc', requestType = 'fn'): Promise<LimiterDecision> {
+  return Promise.resolve(limits.limiter.check(request(user, service, requestType), fnConfig(service, requestType), NO_CONTEXT));
+}
+
+export function detailsOf(decision: LimiterDecision): RateLimitDetails | null {
+  return !decision.allowed && 'details' in decision ? decision.details : null;
+}
+
+/** Decisions sorted by outcome: allowed, denied by source, unavailable. */
+export function tallyDecisions(decisions: readonly LimiterDecision[]): { allowed: number; strictDenied: number; fallbackDenied: number; otherDenied: number; unavailable: number } {
+  const out = { allowed: 0, strictDenied: 0, fallbackDenied: 0, otherDenied: 0, unavailable: 0 };
+  for (const decision of decisions) {
+    if (decision.allowed) out.allowed++;
+    else if ('unavailable' in decision) out.unavailable++;
+    else if (decision.details.source === 'strict') out.strictDenied++;
+    else if (decision.details.source === 'fallback') out.fallbackDenied++;
+    else out.otherDenied++;
+  }
+  return out;
+}
+
+/** A pino logger writing JSON lines into memory. */
+export function capturedLogger(level = 'debug'): { logger: Logger; lines: () => Record<string, unknown>[] } {
+  const chunks: string[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer | string, _encoding, callback) {
+      chunks.push(chunk.toString());
+      callback();
+    },
+  });
+  const logger = pino({ level }, stream);
+  return {
+    logger,
+    lines: () =>
+      chunks
+        .join('')
+        .split('\n')
+        .filter((line) => line.startsWith('{'))
+        .map((line) => JSON.parse(line) as Record<string, unknown>),
+  };
+}
+
+/** Resolves once `probe` stays unchanged for `quietMs` (background store work has settled). */
+export async function settled(probe: () => number, quietMs = 300, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = probe();
+  let since = Date.now();
+  while (Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const now = probe();
+    if (now !== last) {
+      last = now;
+      since = Date.now();
+    } else if (Date.now() - since >= quietMs) return;
+  }
+  throw new Error('background store work did not settle');
+}
+
+/** Polls an async `probe` until it returns true (or gives up quietly after `timeoutMs`). */
+export async function eventually(probe: () => Promise<boolean>, timeoutMs = 5_000, intervalMs = 50): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await probe()) return true;
+    if (Date.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
