@@ -9,7 +9,7 @@ import { emptyDecision, type Algorithm, type Decision, type PolicyConfig } from 
 
 /** The eventual tier: hits committed here are shared with the other gateway nodes. */
 export interface EventualTier {
-  /** A hit this node allowed (broadcast it). */
+  /** A hit this node allowed for the key value `key` (broadcast it). */
   committed(policy: Policy, key: string, at: number, cost: number): void;
 }
 
@@ -22,7 +22,7 @@ export class StoreError extends Error {
 export interface StrictTier {
   /** Whether a call could succeed now (connected); false sends requests straight to the fallback. */
   available(): boolean;
-  /** Checks and, when allowed, records in the store. Rejects with StoreError (timeout, outage, CAS). */
+  /** Checks the key value `key` and, when allowed, records in the store. Rejects with StoreError (timeout, outage, CAS). */
   consume(policy: Policy, key: string, at: number, cost: number, out: Decision): Promise<boolean>;
   /** Takes back a hit `consume` recorded (a later policy denied the request). */
   refund(policy: Policy, key: string, at: number, cost: number): Promise<void>;
@@ -113,7 +113,7 @@ function sourceOf(policy: Policy): DecisionSource {
  */
 export class RateLimiter implements ExecutorRateLimiter {
   private readonly policiesById = new Map<string, Policy>();
-  private readonly byFunction = new Map<string, Policy[]>();
+  private readonly byFunction = new Map<string, Map<string, Policy[]>>();
   private shadowAll: boolean;
   private readonly scratch: Decision = emptyDecision();
   private sweeper: NodeJS.Timeout | null = null;
@@ -185,15 +185,19 @@ export class RateLimiter implements ExecutorRateLimiter {
     this.fallbacks.delete(policy.id);
   }
 
-  /** The policies of one function, global ones first (cached until policies change). */
+  /** The policies of one function, global ones first (cached until policies change; no key string built). */
   private policiesFor(service: string, requestType: string): Policy[] {
-    const key = `${service}\u0000${requestType}`;
-    let list = this.byFunction.get(key);
+    let byType = this.byFunction.get(service);
+    if (!byType) {
+      byType = new Map();
+      this.byFunction.set(service, byType);
+    }
+    let list = byType.get(requestType);
     if (!list) {
       list = [...this.policiesById.values()]
         .filter((policy) => policy.applies(service, requestType))
         .sort((a, b) => (a.scope === 'global' ? 0 : 1) - (b.scope === 'global' ? 0 : 1));
-      this.byFunction.set(key, list);
+      byType.set(requestType, list);
     }
     return list;
   }
@@ -216,21 +220,21 @@ export class RateLimiter implements ExecutorRateLimiter {
    */
   decide(policies: readonly Policy[], request: GenApiRequest | null, context: RateContext, observe: Observation | null): LimiterDecision | Promise<LimiterDecision> {
     this.stats.checks++;
+    if (policies.length === 1 && policies[0]!.mode !== 'strict' && observe === null) return this.decideOne(policies[0]!, request, context);
     let pending: Pending[] | null = null;
     let strict: { policy: Policy; key: string }[] | null = null;
     let denial: PolicyDecision | null = null;
     const scratch = this.scratch;
     for (const policy of policies) {
-      const value = policy.keyOf(request, context);
-      if (value === null) continue;
-      const key = policy.storageKey(value);
+      const key = policy.keyOf(request, context);
+      if (key === null) continue;
       policy.stats.checks++;
       if (policy.mode === 'strict') {
         (strict ??= []).push({ policy, key });
         continue;
       }
       const at = this.clockFor(policy)();
-      const slot = policy.store.ensure(key, () => policy.algorithm.create(), at);
+      const slot = policy.store.ensure(key, policy.createState, at);
       if (slot === null) {
         // Full and refusing new keys (IP policies): deny rather than forget someone's quota.
         denial = this.worse(denial, policy, this.refusedKey(policy), sourceOf(policy));
@@ -250,6 +254,29 @@ export class RateLimiter implements ExecutorRateLimiter {
       return ALLOWED;
     }
     return this.checkStrict(strict, pending, observe);
+  }
+
+  /** The common case, one local or eventual policy: the same steps without the bookkeeping. */
+  private decideOne(policy: Policy, request: GenApiRequest | null, context: RateContext): LimiterDecision {
+    const key = policy.keyOf(request, context);
+    if (key === null) return ALLOWED;
+    policy.stats.checks++;
+    const at = this.clockFor(policy)();
+    const slot = policy.store.ensure(key, policy.createState, at);
+    if (slot === null) return this.denyOrShadow({ policy, decision: this.refusedKey(policy), source: sourceOf(policy) });
+    const scratch = this.scratch;
+    policy.algorithm.peek(slot.state, at, policy.cost, scratch);
+    if (!scratch.allowed) {
+      if (policy.shadow && !this.shadowAll) {
+        this.wouldDeny(policy);
+        return ALLOWED;
+      }
+      return this.denyOrShadow({ policy, decision: { ...scratch }, source: sourceOf(policy) });
+    }
+    policy.algorithm.commit(slot.state, at, policy.cost);
+    policy.store.touch(slot, policy.algorithm.expiresAt(slot.state));
+    if (policy.mode === 'eventual') this.eventual?.committed(policy, key, at, policy.cost);
+    return ALLOWED;
   }
 
   private observe(observe: Observation, policy: Policy, decision: Decision): void {
@@ -382,6 +409,7 @@ export class RateLimiter implements ExecutorRateLimiter {
         this.stats.fallback++;
         const algorithm = this.fallbackAlgorithm(policy);
         // Strict policies (and their fallback state) run on the wall clock, like their store.
+        // The share's own state shape (a sliding log's ring is share-sized).
         const slot = policy.store.ensure(key, () => algorithm.create(), at);
         if (slot === null) return { allowed: false, recorded: false, at, decision: this.refusedKey(policy), source: 'fallback' };
         algorithm.peek(slot.state, at, policy.cost, decision);
@@ -409,15 +437,17 @@ export class RateLimiter implements ExecutorRateLimiter {
     return algorithm;
   }
 
-  /** A hit another node allowed (eventual mode), at its origin time. */
-  applyRemote(policyId: string, key: string, at: number, cost: number): 'applied' | 'stale' | 'unknown' {
+  /** A hit another node allowed (eventual mode), at its origin time; `storageKey` as on the wire. */
+  applyRemote(policyId: string, storageKey: string, at: number, cost: number): 'applied' | 'stale' | 'unknown' {
     const policy = this.policiesById.get(policyId);
     if (!policy || policy.mode !== 'eventual') return 'unknown';
+    const key = policy.valueOf(storageKey);
+    if (key === null) return 'unknown';
     const now = this.wall();
     if (at <= now - policy.horizonMs) return 'stale';
     // A peer whose clock runs ahead must not push hits into our future.
     const when = at > now ? now : at;
-    const slot = policy.store.ensure(key, () => policy.algorithm.create(), now);
+    const slot = policy.store.ensure(key, policy.createState, now);
     if (slot === null) return 'applied';
     policy.algorithm.apply(slot.state, when, cost);
     policy.store.touch(slot, policy.algorithm.expiresAt(slot.state));
@@ -436,7 +466,7 @@ export class RateLimiter implements ExecutorRateLimiter {
     const policy = this.policiesById.get(policyId);
     if (!policy) return null;
     const algorithm = policy.mode === 'strict' ? this.fallbackAlgorithm(policy) : policy.algorithm;
-    const slot = policy.store.get(policy.storageKey(value));
+    const slot = policy.store.get(value);
     const decision = emptyDecision();
     const state = slot?.state ?? algorithm.create();
     algorithm.peek(state, this.clockFor(policy)(), policy.cost, decision);
@@ -447,9 +477,8 @@ export class RateLimiter implements ExecutorRateLimiter {
   reset(policyId: string, value: string): boolean {
     const policy = this.policiesById.get(policyId);
     if (!policy) return false;
-    const key = policy.storageKey(value);
-    const cached = policy.denials.delete(key);
-    return policy.store.delete(key) || cached;
+    const cached = policy.denials.delete(value);
+    return policy.store.delete(value) || cached;
   }
 
   /** Local keys over all policies. */

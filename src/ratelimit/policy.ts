@@ -57,9 +57,13 @@ export class Policy {
   readonly mode: Mode;
   readonly fallback: Fallback;
   readonly shadow: boolean;
-  /** Local state (local and eventual modes; strict mode's fallback). */
+  /** Local state by bare key value (local and eventual modes; strict mode's fallback). */
   readonly store: StateStore<unknown>;
-  /** strict only: keys the store denied, answered locally until they may pass (no store call). */
+  /** `<dimension>:` */
+  private readonly keyPrefix: string;
+  /** One shared factory (no closure per check). */
+  readonly createState: () => unknown;
+  /** strict only: values the store denied, answered locally until they may pass (no store call). */
   readonly denials = new Map<string, { until: number; limit: number; windowMs: number }>();
   /** Counters for metrics. */
   readonly stats = { checks: 0, denied: 0, wouldDeny: 0, fallback: 0, failOpen: 0, failClosed: 0, storeErrors: 0, denyCacheHits: 0 };
@@ -104,6 +108,9 @@ export class Policy {
     if (typeof key === 'object') checkKeys(`policy ${id}: key`, key, new Set(['arg']));
     if (this.scope === 'connect' && key !== 'ip') throw new PolicyError(`policy ${id}: connect policies are keyed by ip (nothing else is known before connect)`);
     this.algorithm = createAlgorithm(algorithm, limit, windowMs, burst);
+    this.keyPrefix = `${typeof key === 'string' ? key : `arg.${key.arg}`}:`;
+    const states = this.algorithm;
+    this.createState = () => states.create();
     this.store = new StateStore({ ...store, onFull: key === 'ip' ? 'deny' : 'evict' });
   }
 
@@ -135,9 +142,16 @@ export class Policy {
     return null;
   }
 
-  /** `dimension:value` — keys of different dimensions never share a counter. */
+  /**
+   * `<dimension>:<value>`: the key on the wire (eventual hits) and in the KV store, where several
+   * policies and dimensions meet. Locally each policy has its own store keyed by the bare value.
+   */
   storageKey(value: string): string {
-    const key = this.key;
-    return `${typeof key === 'string' ? key : `arg.${key.arg}`}:${value}`;
+    return this.keyPrefix + value;
+  }
+
+  /** The bare value of a storage key of this policy's dimension, or null. */
+  valueOf(storageKey: string): string | null {
+    return storageKey.startsWith(this.keyPrefix) ? storageKey.slice(this.keyPrefix.length) : null;
   }
 }

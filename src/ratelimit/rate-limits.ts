@@ -214,7 +214,7 @@ export class RateLimits {
     if (policy.mode === 'strict' && this.cluster?.strict.available()) {
       const decision = emptyDecision();
       try {
-        await this.cluster.strict.peek(policy, policy.storageKey(value), decision);
+        await this.cluster.strict.peek(policy, value, decision);
         return { decision, source: 'strict' };
       } catch {
         // Fall through to the local (fallback) state.
@@ -235,7 +235,7 @@ export class RateLimits {
     let outcome: 'reset' | 'partial' = 'reset';
     if (policy.mode === 'strict' && this.cluster) {
       try {
-        await this.cluster.strict.reset(policy, policy.storageKey(value));
+        await this.cluster.strict.reset(policy, value);
       } catch (err) {
         outcome = 'partial';
         this.logger.warn({ actor, policy: policyId, key: value, err: (err as Error).message }, 'rate-limit key reset locally; the store could not be reached');

@@ -143,7 +143,7 @@ describe('policy keys', () => {
     expect(countAllowed(limiter, 5, { user_id: 'alice' })).toBe(2);
     expect(countAllowed(limiter, 5, { user_id: 'bob' })).toBe(2);
     expect(limiter.policy('u')!.store.size).toBe(2);
-    expect(limiter.policy('u')!.store.get('user_id:alice')).toBeDefined();
+    expect(limiter.policy('u')!.store.get('alice')).toBeDefined();
   });
 
   it('device_id: keyed by the device, whoever the user is', () => {
@@ -174,7 +174,7 @@ describe('policy keys', () => {
     expect(countAllowed(limiter, 1, { args: { room: 7 } })).toBe(1);
     // a number and its decimal string are the same value
     expect(countAllowed(limiter, 2, { args: { room: '7' } })).toBe(1);
-    expect([...limiter.policy('room')!.store.entries()].map(([key]) => key).sort()).toEqual(['arg.room:7', 'arg.room:kitchen', 'arg.room:lobby']);
+    expect([...limiter.policy('room')!.store.entries()].map(([key]) => key).sort()).toEqual(['7', 'kitchen', 'lobby']);
   });
 
   it('normaliseIp folds IPv6 to its /64 and unwraps IPv4-mapped addresses', () => {
@@ -263,8 +263,8 @@ describe('spec 9: independent limits, the stricter decides', () => {
     expect(deciders.get('per_second')).toBeGreaterThan(0);
     expect(deciders.get('per_minute')).toBeGreaterThan(0);
     // Both counters are kept on their own keys
-    expect(limiter.policy('per_second')!.store.get('user_id:alice')).toBeDefined();
-    expect(limiter.policy('per_minute')!.store.get('user_id:alice')).toBeDefined();
+    expect(limiter.policy('per_second')!.store.get('alice')).toBeDefined();
+    expect(limiter.policy('per_minute')!.store.get('alice')).toBeDefined();
   });
 
   it('when both deny, the one with the longer wait decides', () => {
@@ -287,8 +287,8 @@ describe('spec 10: key isolation', () => {
     expect(limiter.status('by_ip', 'abc')).toMatchObject({ allowed: true, remaining: 2 });
     expect(countAllowed(limiter, 5, same, fn('svc', 'd'), ctx('abc'))).toBe(3);
     expect(countAllowed(limiter, 5, same, fn('svc', 'i'), ctx('abc'))).toBe(3);
-    expect(limiter.policy('by_device')!.store.get('device_id:abc')).toBeDefined();
-    expect(limiter.policy('by_ip')!.store.get('ip:abc')).toBeDefined();
+    expect(limiter.policy('by_device')!.store.get('abc')).toBeDefined();
+    expect(limiter.policy('by_ip')!.store.get('abc')).toBeDefined();
   });
 
   it('the same dimension under two policies: exhausting one leaves the other untouched', () => {
@@ -333,7 +333,7 @@ describe('spec 12: a missing dimension skips the policy', () => {
     expect(countAllowed(limiter, 5, { device_id: device })).toBe(3);
     const dev = limiter.policy('dev')!;
     expect(dev.store.size).toBe(0);
-    expect(dev.store.get('device_id:')).toBeUndefined();
+    expect(dev.store.get('')).toBeUndefined();
     expect(dev.stats.checks).toBe(0);
     expect(limiter.policy('user')!.stats.checks).toBe(5);
   });
@@ -353,7 +353,7 @@ describe('spec 12: a missing dimension skips the policy', () => {
     expect(limiter.stats.denied).toBe(0);
     // Zero is a value, not a missing one
     expect(countAllowed(limiter, 2, { ...anonymous, args: { room: 0 } }, fn(), ctx(null, null))).toBe(1);
-    expect(limiter.policy('arg')!.store.get('arg.room:0')).toBeDefined();
+    expect(limiter.policy('arg')!.store.get('0')).toBeDefined();
   });
 });
 
@@ -522,8 +522,8 @@ describe('eventual tier hand-off', () => {
     expect(call(limiter).allowed).toBe(true);
     expect(call(limiter).allowed).toBe(false); // the local policy denies: nothing shared
     expect(shared).toEqual([
-      { policy: 'ev', key: 'user_id:alice', at: 1_700_000_000_000, cost: 2 },
-      { policy: 'ev', key: 'user_id:alice', at: 1_700_000_000_010, cost: 2 },
+      { policy: 'ev', key: 'alice', at: 1_700_000_000_000, cost: 2 },
+      { policy: 'ev', key: 'alice', at: 1_700_000_000_010, cost: 2 },
     ]);
   });
 
@@ -822,13 +822,13 @@ describe('strict policies', () => {
       expect((await limiter.check(req(), fn(), ctx())).allowed).toBe(true);
       const localBefore = limiter.status('local', 'alice');
       const first = limiter.policy('first')!;
-      const storeBefore = tier.peek(first, 'user_id:alice', clocks.wall);
+      const storeBefore = tier.peek(first, 'alice', clocks.wall);
       // The store fails for `second` only (e.g. its bucket is unavailable)
       tier.failFor.add('second');
       expect(await limiter.check(req(), fn(), ctx())).toEqual({ allowed: false, unavailable: true });
       expect(limiter.policy('second')!.stats).toMatchObject({ failClosed: 1, storeErrors: 1 });
-      expect(tier.refunds).toEqual([{ policy: 'first', key: 'user_id:alice', at: clocks.wall, cost: 1 }]);
-      expect(tier.peek(first, 'user_id:alice', clocks.wall)).toEqual(storeBefore);
+      expect(tier.refunds).toEqual([{ policy: 'first', key: 'alice', at: clocks.wall, cost: 1 }]);
+      expect(tier.peek(first, 'alice', clocks.wall)).toEqual(storeBefore);
       expect(limiter.status('local', 'alice')).toEqual(localBefore);
     });
   });
@@ -845,22 +845,22 @@ describe('strict policies', () => {
       clocks.wall += 10;
       clocks.mono += 10;
     }
-    const storeBefore = tier.peek(global, 'user_id:alice', clocks.wall);
+    const storeBefore = tier.peek(global, 'alice', clocks.wall);
     expect(storeBefore).toMatchObject({ remaining: 89 });
     const localBefore = limiter.status('local', 'alice');
     const denied = deniedDetails(await limiter.check(req(), fn(), ctx()));
     expect(denied).toMatchObject({ policy: 'api', remaining: 0, source: 'strict' });
-    expect(tier.refunds).toEqual([{ policy: 'global', key: 'user_id:alice', at: clocks.wall, cost: 1 }]);
-    expect(tier.peek(global, 'user_id:alice', clocks.wall)).toEqual(storeBefore);
+    expect(tier.refunds).toEqual([{ policy: 'global', key: 'alice', at: clocks.wall, cost: 1 }]);
+    expect(tier.peek(global, 'alice', clocks.wall)).toEqual(storeBefore);
     expect(limiter.status('local', 'alice')).toEqual(localBefore);
     // From the deny cache: still refunded, still nothing leaked
     const again = deniedDetails(await limiter.check(req(), fn(), ctx()));
     expect(again.policy).toBe('api');
     expect(tier.refunds).toHaveLength(2);
-    expect(tier.peek(global, 'user_id:alice', clocks.wall)).toEqual(storeBefore);
+    expect(tier.peek(global, 'alice', clocks.wall)).toEqual(storeBefore);
     // Another function only spends the global quota
     expect((await limiter.check(req(), fn('svc', 'other'), ctx())).allowed).toBe(true);
-    expect(tier.peek(global, 'user_id:alice', clocks.wall)).toMatchObject({ remaining: 88 });
+    expect(tier.peek(global, 'alice', clocks.wall)).toMatchObject({ remaining: 88 });
   });
 
   it('a local denial is decided before any store call', async () => {
@@ -878,7 +878,7 @@ describe('strict policies', () => {
     limiter.eventual = { committed: (policy, key) => shared.push(`${policy.id}/${key}`) };
     expect((await limiter.check(req(), fn(), ctx())).allowed).toBe(true);
     expect((await limiter.check(req(), fn(), ctx())).allowed).toBe(false);
-    expect(shared).toEqual(['ev/user_id:alice']);
+    expect(shared).toEqual(['ev/alice']);
     expect(limiter.status('ev', 'alice')).toMatchObject({ remaining: 98 });
     expect(tier.consumeCalls).toBe(2);
   });
@@ -909,7 +909,7 @@ describe('full stores', () => {
     expect(call(limiter, { user_id: 'b' }).allowed).toBe(true);
     expect(call(limiter, { user_id: 'c' }).allowed).toBe(true);
     expect(limiter.policy('u')!.store.evicted).toBe(1);
-    expect(limiter.policy('u')!.store.get('user_id:a')).toBeUndefined();
+    expect(limiter.policy('u')!.store.get('a')).toBeUndefined();
     expect(call(limiter, { user_id: 'b' }).allowed).toBe(false);
     expect(call(limiter, { user_id: 'c' }).allowed).toBe(false);
   });

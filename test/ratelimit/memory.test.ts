@@ -276,7 +276,7 @@ describe('StateStore', () => {
     // The 101st user evicts user0, whose quota starts over
     expect((limiter.check(request('user100'), byUser, context) as { allowed: boolean }).allowed).toBe(true);
     expect(limiter.policy('user')!.store.evicted).toBe(1);
-    expect(limiter.policy('user')!.store.get('user_id:user0')).toBeUndefined();
+    expect(limiter.policy('user')!.store.get('user0')).toBeUndefined();
     expect(limiter.policy('user')!.store.size).toBe(100);
   });
 

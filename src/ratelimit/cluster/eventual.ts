@@ -165,8 +165,9 @@ export class EventualCluster implements EventualTier {
 
   committed(policy: Policy, key: string, at: number, cost: number): void {
     if (this.closed) return;
-    this.pending.push([policy.id, key, at, cost]);
-    this.pendingBytes += policy.id.length + key.length + 24;
+    const storageKey = policy.storageKey(key);
+    this.pending.push([policy.id, storageKey, at, cost]);
+    this.pendingBytes += policy.id.length + storageKey.length + 24;
     const expiry = at + policy.horizonMs;
     if (expiry > this.pendingExpiry) this.pendingExpiry = expiry;
     if (this.pendingBytes >= this.maxBatchBytes) this.flush();

@@ -222,7 +222,7 @@ export class StrictStore implements StrictTier {
         this.stats.timeouts++;
         op.reject(new StoreError(`rate-limit store did not answer within ${timeoutMs} ms`));
       }, timeoutMs);
-      const name = kvKey(policy.id, key);
+      const name = kvKey(policy.id, policy.storageKey(key));
       let queue = this.queues.get(name);
       if (!queue) {
         queue = { policy, name, ops: [], running: false };
@@ -324,7 +324,7 @@ export class StrictStore implements StrictTier {
     await this.withTimeout(this.timeoutMs * 10, async () => {
       const kv = await this.bucket(policy);
       this.stats.operations++;
-      const entry = await kv.get(kvKey(policy.id, key));
+      const entry = await kv.get(kvKey(policy.id, policy.storageKey(key)));
       policy.algorithm.peek(this.stateOf(policy, entry), this.wall(), policy.cost, out);
     });
   }
@@ -334,7 +334,7 @@ export class StrictStore implements StrictTier {
     await this.withTimeout(this.timeoutMs * 10, async () => {
       const kv = await this.bucket(policy);
       this.stats.operations++;
-      await kv.purge(kvKey(policy.id, key));
+      await kv.purge(kvKey(policy.id, policy.storageKey(key)));
     });
   }
 
