@@ -116,6 +116,8 @@ export class EventualCluster implements EventualTier {
     private readonly logger: Logger,
     options: EventualOptions = {},
     private readonly wall: () => number = Date.now,
+    /** How far an origin's wall clock runs ahead of ours (ms; 0 when unknown). */
+    private readonly clockOffset: (origin: string) => number = () => 0,
   ) {
     this.flushMs = options.flushMs ?? 5;
     this.maxBatchBytes = options.maxBatchBytes ?? 32_768;
@@ -148,7 +150,8 @@ export class EventualCluster implements EventualTier {
         callback: (err, msg) => {
           const request = err ? null : decodeSyncRequest(msg.data);
           if (!request || request.o === this.origin || !msg.reply) return;
-          // Our own unpublished hits go first, so the answer and later batches never overlap.
+          // Our unpublished hits become a batch first, so the answer covers everything counted
+          // so far (the asker also gets that batch live and drops the second copy by its seq).
           this.flush();
           this.answer(msg.reply, 1, this.seq);
         },
@@ -218,10 +221,13 @@ export class EventualCluster implements EventualTier {
   private answer(reply: string, from: number, to: number): void {
     this.trim();
     const upTo = Math.min(to, this.seq);
+    const now = this.wall();
     try {
       for (const batch of this.retained) {
         if (batch.seq < from) continue;
         if (batch.seq > upTo) break;
+        // Expired batches behind a longer-lived one: nothing in them can count any more.
+        if (batch.expiresAt <= now) continue;
         this.nc.publish(reply, batch.data);
       }
       const done: ReplayDone = { o: this.origin, done: true, to: upTo };
@@ -255,8 +261,10 @@ export class EventualCluster implements EventualTier {
     }
     this.stats.received++;
     if (!live) this.stats.replayedBatches++;
+    // The origin's times, moved onto our clock by its offset (measured from its heartbeats).
+    const offset = this.clockOffset(batch.o);
     for (const [policy, key, at, cost] of batch.h) {
-      const outcome = this.sink.applyRemote(policy, key, at, cost);
+      const outcome = this.sink.applyRemote(policy, key, at - offset, cost);
       if (outcome === 'applied') this.stats.appliedHits++;
       else if (outcome === 'stale') this.stats.staleHits++;
       else this.stats.unknownPolicyHits++;

@@ -54,7 +54,9 @@ export class RateLimitCluster {
     options: ClusterOptions,
     private readonly onPolicyChange: (change: PolicyChange) => void,
   ) {
-    this.eventual = new EventualCluster(link.nc, link.subjects, this.origin, limiter, logger, options.eventual, limiter.wall);
+    this.eventual = new EventualCluster(link.nc, link.subjects, this.origin, limiter, logger, options.eventual, limiter.wall, (peer) =>
+      this.membership.offsetOf(peer),
+    );
     this.membership = new Membership(
       link.nc,
       link.subjects.rlNode,

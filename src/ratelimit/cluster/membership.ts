@@ -91,6 +91,15 @@ export class Membership {
     return alive;
   }
 
+  /**
+   * How far a peer's wall clock runs ahead of ours, from its last heartbeat (ms; 0 when unknown).
+   * The transit time makes it read slightly low, which dates the peer's hits slightly later:
+   * the safe side.
+   */
+  offsetOf(peer: string): number {
+    return this.peers.get(peer)?.skewMs ?? 0;
+  }
+
   /** Largest wall-clock difference seen to a live peer (ms, absolute). */
   maxSkewMs(): number {
     let max = 0;

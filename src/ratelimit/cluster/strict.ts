@@ -377,9 +377,11 @@ export class StrictStore implements StrictTier {
    * call. Decisions use our wall clock, so a skewed node over- or under-admits (§3.3).
    */
   async probeSkew(): Promise<number | null> {
-    if (!this.available()) return null;
+    // Only once strict policies use the store (no bucket is made just for this).
+    const bucket = this.buckets.values().next().value;
+    if (!bucket || !this.available()) return null;
     try {
-      const kv = await this.bucketForProbe();
+      const kv = await bucket;
       const name = `_probe.${this.origin}`;
       const before = this.wall();
       await kv.put(name, encoder.encode(String(before)));
@@ -393,11 +395,6 @@ export class StrictStore implements StrictTier {
     } catch {
       return null;
     }
-  }
-
-  private bucketForProbe(): Promise<KV> {
-    const first = this.buckets.values().next().value;
-    return first ?? this.kvm.create(`${this.bucketPrefix}_probe`, { history: 1, ttl: 3_600_000, replicas: this.replicas });
   }
 
   close(): void {

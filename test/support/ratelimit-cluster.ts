@@ -1,0 +1,371 @@
+/**
+ * Helpers for the `eventual` rate-limit cluster tests (test/ratelimit/cluster-*.test.ts):
+ * - in-process nodes: a RateLimits linked to a real nats-server over its own connection, driven
+ *   through `limiter.check` (RlNode), plus a raw NATS client that watches and forges the
+ *   rate-limit subjects (Wire);
+ * - gateway processes: the real CLI in demo mode on `--nats` with rate-limit policies and the admin
+ *   API (RlGateway), the demo worker process (DemoWorker), and a gen_api client per user.
+ */
+import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { pino, type Logger } from 'pino';
+import type { GenApiRequest, ResolvedFunConfig } from '../../src/genapi/types.js';
+import { Subjects } from '../../src/nats/subjects.js';
+import type { EventualStats } from '../../src/ratelimit/cluster/eventual.js';
+import { RateLimits, type RateLimitsHealth, type RateLimitsOptions } from '../../src/ratelimit/rate-limits.js';
+import type { Decision, PolicyConfig } from '../../src/ratelimit/types.js';
+import { GatewayProcess } from './gateway-process.js';
+import { GenApiClient, type CallResult } from './genapi-exec.js';
+import { spawnTs, type Spawned } from './spawn.js';
+
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+// ---- logs -----------------------------------------------------------------------------------
+
+export interface LogRecord {
+  level: number;
+  msg: string;
+  [field: string]: unknown;
+}
+
+/** A pino logger whose JSON lines land in `records` (pino levels: 30 info, 40 warn, 50 error). */
+export function captureLogger(level = 'debug'): { logger: Logger; records: LogRecord[] } {
+  const records: LogRecord[] = [];
+  const logger = pino({ level }, { write: (line: string) => void records.push(JSON.parse(line) as LogRecord) });
+  return { logger, records };
+}
+
+// ---- in-process nodes -----------------------------------------------------------------------
+
+/** The function in-process nodes check requests against (policies scope to this service). */
+export const SERVICE = 'svc';
+const FN: ResolvedFunConfig = { service: SERVICE, requestType: 'call' } as ResolvedFunConfig;
+const CONTEXT = { ip: null, socketId: null };
+
+export function request(user: string): GenApiRequest {
+  return { request_id: 'r', service: SERVICE, request_type: 'call', version: null, args: {}, user_id: user, device_id: null, user_roles: null };
+}
+
+/** An eventual sliding-log policy on the test service, keyed by user_id. */
+export function eventualPolicy(id: string, limit: number, windowMs: number, extra: Partial<PolicyConfig> = {}): PolicyConfig {
+  return { id, scope: { service: SERVICE }, key: 'user_id', algorithm: 'sliding_log', limit, windowMs, mode: 'eventual', ...extra };
+}
+
+export interface RlNodeOptions {
+  /** NATS server URL(s) (a TcpProxy's URL to cut this node off). */
+  servers: string | string[];
+  /** Subject prefix (one per test keeps tests apart on a shared server). */
+  prefix: string;
+  options: RateLimitsOptions;
+  /** This node's wall clock (skew). */
+  wall?: () => number;
+}
+
+/** One gateway's rate limits, linked to NATS like startGateway links them, without a gateway. */
+export class RlNode {
+  private constructor(
+    readonly rl: RateLimits,
+    readonly nc: NatsConnection,
+    readonly logs: LogRecord[],
+  ) {}
+
+  static async start(options: RlNodeOptions): Promise<RlNode> {
+    const { logger, records } = captureLogger();
+    const rl = new RateLimits(options.options, logger, options.wall ? { wall: options.wall } : {});
+    const nc = await connect({ servers: options.servers, maxReconnectAttempts: -1, reconnectTimeWait: 50, ignoreClusterUpdates: true });
+    await rl.attach({ nc, connected: () => !nc.isClosed(), subjects: new Subjects(options.prefix) });
+    // The server has the node's subscriptions once this round trip is back (other clients' messages reach it).
+    await nc.flush();
+    return new RlNode(rl, nc, records);
+  }
+
+  get origin(): string {
+    return this.cluster.origin;
+  }
+
+  private get cluster() {
+    const cluster = this.rl.linked;
+    if (!cluster) throw new Error('node is not linked');
+    return cluster;
+  }
+
+  get stats(): EventualStats {
+    return this.cluster.eventual.stats;
+  }
+
+  get lastSeq(): number {
+    return this.cluster.eventual.lastSeq;
+  }
+
+  nodes(): number {
+    return this.cluster.membership.nodes();
+  }
+
+  /** One request by `user`; true when allowed (eventual checks are synchronous). */
+  check(user: string): boolean {
+    const result = this.rl.limiter.check(request(user), FN, CONTEXT);
+    if (result instanceof Promise) throw new Error('an eventual check returned a promise');
+    return result.allowed;
+  }
+
+  /** The local view of one key (remaining after one more request). */
+  status(policy: string, user: string): Decision {
+    const decision = this.rl.limiter.status(policy, user);
+    if (!decision) throw new Error(`no policy ${policy}`);
+    return decision;
+  }
+
+  /** Hits this node counts for `user` right now (sliding-log policies: limit − remaining − cost when allowed). */
+  used(policy: string, user: string): number {
+    const decision = this.status(policy, user);
+    return decision.allowed ? decision.limit - decision.remaining - 1 : decision.limit - decision.remaining;
+  }
+
+  async close(): Promise<void> {
+    await this.rl.close();
+    if (!this.nc.isClosed()) await this.nc.close();
+  }
+}
+
+/** A raw NATS client on the rate-limit subjects: records what it sees, publishes anything. */
+export class Wire {
+  readonly seen: { subject: string; data: Uint8Array; json: unknown }[] = [];
+  private readonly subs: Subscription[] = [];
+
+  private constructor(
+    readonly nc: NatsConnection,
+    readonly subjects: Subjects,
+  ) {}
+
+  static async start(servers: string | string[], prefix: string, watch: readonly string[] = ['rl.>']): Promise<Wire> {
+    const nc = await connect({ servers });
+    const wire = new Wire(nc, new Subjects(prefix));
+    for (const suffix of watch) {
+      wire.subs.push(
+        nc.subscribe(`${prefix}.${suffix}`, {
+          callback: (err, msg) => {
+            if (err) return;
+            let json: unknown = null;
+            try {
+              json = JSON.parse(new TextDecoder().decode(msg.data));
+            } catch {
+              json = null;
+            }
+            wire.seen.push({ subject: msg.subject, data: msg.data, json });
+          },
+        }),
+      );
+    }
+    await nc.flush();
+    return wire;
+  }
+
+  /** Parsed messages seen on one subject. */
+  on<T = Record<string, unknown>>(subject: string): T[] {
+    return this.seen.filter((entry) => entry.subject === subject).map((entry) => entry.json as T);
+  }
+
+  raw(subject: string): Uint8Array[] {
+    return this.seen.filter((entry) => entry.subject === subject).map((entry) => entry.data);
+  }
+
+  publish(subject: string, data: Uint8Array | string | object): void {
+    const bytes = data instanceof Uint8Array ? data : new TextEncoder().encode(typeof data === 'string' ? data : JSON.stringify(data));
+    this.nc.publish(subject, bytes);
+  }
+
+  async flush(): Promise<void> {
+    await this.nc.flush();
+  }
+
+  async close(): Promise<void> {
+    for (const sub of this.subs) sub.unsubscribe();
+    await this.nc.close();
+  }
+}
+
+// ---- gateway processes ----------------------------------------------------------------------
+
+export const ADMIN_TOKEN = 'rate-limit-cluster-tests-admin-token';
+export const TOPIC = 'gen_api:rl';
+
+/** The admin API's view of one key (GET /admin/rate-limits/policies/:id/keys/:value). */
+export interface KeyStatus {
+  policy: string;
+  key: string;
+  source: string;
+  limit: number;
+  window_ms: number;
+  remaining: number;
+  reset_ms: number;
+  retry_after_ms: number;
+  allowed: boolean;
+}
+
+/** Hits a sliding-log key holds according to a status (the status counts one more request). */
+export function hitsOf(status: KeyStatus): number {
+  return status.allowed ? status.limit - status.remaining - 1 : status.limit - status.remaining;
+}
+
+export type Outcome = 'allowed' | 'denied' | 'failed';
+
+/** How the limiter decided a gen_api call: denied (rate-limit push), allowed (the call ran), or failed otherwise. */
+export function outcomeOf(result: CallResult): Outcome {
+  const push = result.pushes[0];
+  if (!push) return 'failed';
+  if (push.success) return 'allowed';
+  return typeof push.error === 'string' && push.error.startsWith('Rate limit exceeded') ? 'denied' : 'failed';
+}
+
+export interface RlGatewayOptions {
+  /** NATS URL the gateway connects to (--nats). */
+  nats: string;
+  policies?: PolicyConfig[];
+  eventual?: RateLimitsOptions['eventual'];
+  logLevel?: string;
+}
+
+let requestCounter = 0;
+
+/**
+ * A real gateway process in demo mode on NATS (the demo service comes from the demo worker),
+ * with rate-limit policies from its config file and the admin API.
+ */
+export class RlGateway {
+  private readonly clients: GenApiClient[] = [];
+
+  private constructor(
+    readonly proc: GatewayProcess,
+    readonly name: string,
+  ) {}
+
+  static async start(name: string, options: RlGatewayOptions): Promise<RlGateway> {
+    const rateLimits: RateLimitsOptions = {
+      ...(options.policies ? { policies: options.policies } : {}),
+      ...(options.eventual ? { eventual: options.eventual } : {}),
+    };
+    const proc = await GatewayProcess.start({
+      config: { demo: true, admin: { token: ADMIN_TOKEN }, rateLimits },
+      nats: options.nats,
+      logLevel: options.logLevel ?? 'info',
+    });
+    const gateway = new RlGateway(proc, name);
+    try {
+      // The demo service's configs (pulled from the worker) are needed before calls resolve.
+      await proc.process.logLine('config applied', 20_000);
+      await proc.process.logLine('rate limits linked to the cluster', 10_000);
+    } catch (err) {
+      await proc.kill();
+      throw err;
+    }
+    return gateway;
+  }
+
+  get stdout(): string {
+    return this.proc.process.stdout();
+  }
+
+  /** Parsed JSON log lines with this message. */
+  logs(msg: string): Record<string, unknown>[] {
+    return this.stdout
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as Record<string, unknown>)
+      .filter((line) => line.msg === msg);
+  }
+
+  /** A gen_api client for `user` (closed by stop()). */
+  async client(user: string): Promise<GenApiClient> {
+    const client = await GenApiClient.connect(this.proc.wsUrl(`vsn=2.0.0&user_id=${encodeURIComponent(user)}&device_id=d-${this.name}`), TOPIC);
+    this.clients.push(client);
+    return client;
+  }
+
+  private async admin(path: string): Promise<unknown> {
+    const res = await fetch(`${this.proc.httpUrl}/admin/rate-limits${path}`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+    if (res.status !== 200) throw new Error(`admin ${path} on ${this.name}: HTTP ${res.status} ${await res.text()}`);
+    return res.json();
+  }
+
+  status(policy: string, key: string): Promise<KeyStatus> {
+    return this.admin(`/policies/${encodeURIComponent(policy)}/keys/${encodeURIComponent(key)}`) as Promise<KeyStatus>;
+  }
+
+  health(): Promise<RateLimitsHealth> {
+    return this.admin('') as Promise<RateLimitsHealth>;
+  }
+
+  /** Hits this node counts for `user` under `policy`. */
+  async hits(policy: string, user: string): Promise<number> {
+    return hitsOf(await this.status(policy, user));
+  }
+
+  async stop(): Promise<void> {
+    for (const client of this.clients.splice(0)) client.close();
+    if (this.proc.process.child.exitCode === null && this.proc.process.child.signalCode === null) {
+      const timer = setTimeout(() => this.proc.process.kill('SIGKILL'), 5_000);
+      await this.proc.stop();
+      clearTimeout(timer);
+    }
+  }
+}
+
+/** One call of `demo.<fn>` (args {message} unless given) and how the limiter decided it. */
+export async function call(client: GenApiClient, fn: string, args: Record<string, unknown> = { message: 'x' }): Promise<{ outcome: Outcome; result: CallResult }> {
+  const result = await client.call({ request_id: `rq${++requestCounter}`, service: 'demo', request_type: fn, args }, { timeoutMs: 10_000 });
+  return { outcome: outcomeOf(result), result };
+}
+
+/** Sends a call without waiting; the promise resolves with its outcome. */
+export function callAsync(client: GenApiClient, fn: string, args: Record<string, unknown> = { message: 'x' }): Promise<Outcome> {
+  const started = client.start({ request_id: `rq${++requestCounter}`, service: 'demo', request_type: fn, args }, { timeoutMs: 15_000 });
+  return started.done().then(outcomeOf);
+}
+
+/** Counts outcomes. */
+export function count(outcomes: readonly Outcome[]): Record<Outcome, number> {
+  const out: Record<Outcome, number> = { allowed: 0, denied: 0, failed: 0 };
+  for (const outcome of outcomes) out[outcome]++;
+  return out;
+}
+
+/** The demo worker process (src/demo/worker.ts) on one NATS URL. */
+export class DemoWorker {
+  private constructor(readonly proc: Spawned) {}
+
+  static async start(natsUrl: string): Promise<DemoWorker> {
+    const proc = spawnTs('src/demo/worker.ts', [], { NATS_URL: natsUrl });
+    try {
+      await proc.logLine('demo worker ready', 30_000);
+    } catch (err) {
+      proc.kill('SIGKILL');
+      throw err;
+    }
+    return new DemoWorker(proc);
+  }
+
+  async stop(): Promise<void> {
+    const { child } = this.proc;
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    this.proc.kill('SIGTERM');
+    const timer = setTimeout(() => this.proc.kill('SIGKILL'), 5_000);
+    await this.proc.exited;
+    clearTimeout(timer);
+  }
+}
+
+/** Polls an async probe until it returns something truthy (or throws after timeoutMs). */
+export async function eventually<T>(probe: () => Promise<T | undefined | null | false>, label: string, timeoutMs = 5_000, intervalMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown = null;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined && value !== null && value !== false) return value;
+      last = value;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${label} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
+    await sleep(intervalMs);
+  }
+}
