@@ -4,9 +4,9 @@
  * - cases 29–33: gateways' rate limits linked to a JetStream server, each with its KV store
  *   connection (`rateLimits.strict.servers`) through a TcpProxy that the test cuts or slows;
  * - case 30 also through a gen_api gateway and a raw WebSocket client (the message the client sees);
- * - case 18: two real gateway processes (the CLI with a JSON config) on a single JetStream server
- *   (R1) and on a 3-server JetStream cluster (one gateway per server), the demo worker process
- *   serving `demo.echo`, and the real `phoenix` client.
+ * - cases 18/19: two real gateway processes (the CLI with a JSON config) on a single JetStream
+ *   server (R1), and three on a 3-server JetStream cluster (one gateway per server, R3), the demo
+ *   worker process serving `demo.echo`, and the real `phoenix` client.
  *
  * A decision's source: denials carry `details.source`; for an allowed request the counters tell
  * (fallback/failOpen up: the fallback; KV operations up without them: the store).
@@ -341,7 +341,7 @@ function gatewayConfig(replicas: number): GatewayConfig {
     rateLimits: {
       policies: [{ id: 'echo.strict', scope: { service: 'demo', requestType: 'echo' }, key: 'user_id', algorithm: 'sliding_log', limit: 10, windowMs: 10_000, mode: 'strict' }],
       // The case is about the store's atomicity across nodes: a store timeout of 2 s and 50 CAS
-      // attempts keep 20 contending requests (R3 Raft commits, 2 loaded cores) in the store;
+      // attempts keep 20-30 contending requests (R3 Raft commits, 2 loaded cores) in the store;
       // the default timeout's fallback is case 31.
       strict: { replicas, timeoutMs: 2_000, casAttempts: 50 },
       eventual: { heartbeatMs: 200 },
@@ -373,15 +373,15 @@ async function phoenixClient(gateway: GatewayProcess, user: string): Promise<{ s
 }
 
 const variants = [
-  { name: 'one JetStream server, R1 bucket', cluster: false, replicas: 1, run: true },
-  { name: '3-server JetStream cluster, R3 bucket', cluster: true, replicas: 3, run: R3_CAS_SERIALIZABLE },
+  { name: 'one JetStream server, R1 bucket', cluster: false, replicas: 1, gateways: 2, run: true },
+  { name: '3-server JetStream cluster, R3 bucket', cluster: true, replicas: 3, gateways: 3, run: R3_CAS_SERIALIZABLE },
   // nats-server < 2.9.21 does not serialise CAS on R3 (nats-server#4320, see test/support/kv.ts):
   // there the cluster runs with an R1 bucket (the gateways still on different servers).
-  { name: `3-server JetStream cluster, R1 bucket (R3 CAS is not serialisable on nats-server ${NATS_SERVER_VERSION})`, cluster: true, replicas: 1, run: !R3_CAS_SERIALIZABLE },
+  { name: `3-server JetStream cluster, R1 bucket (R3 CAS is not serialisable on nats-server ${NATS_SERVER_VERSION})`, cluster: true, replicas: 1, gateways: 3, run: !R3_CAS_SERIALIZABLE },
 ];
 
 for (const variant of variants) {
-  describe.skipIf(!variant.run)(`case 18: strict across 2 gateway processes, ${variant.name}`, () => {
+  describe.skipIf(!variant.run)(`cases 18/19: strict across ${variant.gateways} gateway processes, ${variant.name}`, () => {
     let single: NatsServer | null = null;
     let cluster: NatsCluster | null = null;
     let urls: string[] = [];
@@ -401,7 +401,8 @@ for (const variant of variants) {
       nc = await connect({ servers: urls[0]! });
       await waitForJetStream(nc);
       worker = spawnTs('src/demo/worker.ts', [], { NATS_URL: urls[urls.length - 1]! });
-      gateways = await Promise.all([0, 1].map((i) => GatewayProcess.start({ config: gatewayConfig(variant.replicas), nats: urls[i % urls.length]! })));
+      // One gateway per server.
+      gateways = await Promise.all(Array.from({ length: variant.gateways }, (_, i) => GatewayProcess.start({ config: gatewayConfig(variant.replicas), nats: urls[i % urls.length]! })));
       await worker.logLine('demo worker ready', 30_000);
       // Each gateway serves demo.echo (discovery) and decides it in the store (warm-up users).
       for (const [i, gateway] of gateways.entries()) {
@@ -436,12 +437,12 @@ for (const variant of variants) {
       await single?.dispose();
     }, 30_000);
 
-    it('limit 10 per user, 20 concurrent requests split 10/10 through the phoenix client → at most 10 allowed, ≥ 9 unless a store error is reported', async () => {
+    it(`limit 10 per user, ${variant.gateways * 10} concurrent requests, 10 per gateway, through the phoenix client → at most 10 allowed, ≥ 9 unless a store error is reported`, async () => {
       const clients = await Promise.all(gateways.map((gateway) => phoenixClient(gateway, 'alice')));
       sockets.push(...clients.map((client) => client.socket));
       const checksBefore = (await Promise.all(gateways.map(adminHealth))).reduce((total, h) => total + h.policies.find((p) => p.config.id === 'echo.strict')!.stats.checks, 0);
       const ids: string[][] = clients.map((_, c) => Array.from({ length: 10 }, (__, i) => `g${c}-${i}`));
-      // All 20 at once, 10 per gateway.
+      // All at once, 10 per gateway.
       const replies = clients.flatMap((client, c) => ids[c]!.map((id) => replyOf(client.channel.push(EVENT, { request_id: id, service: 'demo', request_type: 'echo', args: { message: id } }), 10_000)));
       for (const reply of await Promise.all(replies)) expect(reply.status).toBe('ok');
       const pushes = await Promise.all(clients.flatMap((client, c) => ids[c]!.map((id) => waitFor(() => client.pushes.get(id), `the push for ${id}`, 10_000))));
@@ -471,7 +472,7 @@ for (const variant of variants) {
       }
       // Every request was checked once, on its own gateway.
       const checks = health.reduce((total, h) => total + h.policies.find((p) => p.config.id === 'echo.strict')!.stats.checks, 0);
-      expect(checks - checksBefore).toBe(20);
+      expect(checks - checksBefore).toBe(variant.gateways * 10);
     }, 30_000);
   });
 }
