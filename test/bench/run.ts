@@ -12,6 +12,8 @@
  *   --quick     short runs to check the suites themselves (implies --no-write)
  *   --no-write  do not touch BENCHMARKS.md
  *   --list      list the suites and exit
+ *   --check     exit 1 when a suite failed or reported a metric that is not a finite number
+ *               (CI smoke with --quick: the scenarios run and produce numbers; speed not judged)
  */
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
@@ -31,10 +33,11 @@ interface Args {
   quick: boolean;
   write: boolean;
   list: boolean;
+  check: boolean;
 }
 
 function parseArgs(argv: readonly string[]): Args {
-  const args: Args = { suites: [], json: false, quick: false, write: true, list: false };
+  const args: Args = { suites: [], json: false, quick: false, write: true, list: false, check: false };
   for (const arg of argv) {
     if (arg === '--json') args.json = true;
     else if (arg === '--quick') {
@@ -42,8 +45,9 @@ function parseArgs(argv: readonly string[]): Args {
       args.write = false;
     } else if (arg === '--no-write') args.write = false;
     else if (arg === '--list') args.list = true;
+    else if (arg === '--check') args.check = true;
     else if (arg === '--help' || arg === '-h') {
-      process.stdout.write('usage: npm run bench -- [--json] [--quick] [--no-write] [--list] [suite ...]\n');
+      process.stdout.write('usage: npm run bench -- [--json] [--quick] [--no-write] [--list] [--check] [suite ...]\n');
       process.exit(0);
     } else if (arg.startsWith('-')) {
       process.stderr.write(`unknown option ${arg}\n`);
@@ -166,6 +170,16 @@ async function main(): Promise<number> {
     log(`wrote ${OUTPUT}`);
   } else log('BENCHMARKS.md not written (--no-write or --quick)');
   if (args.json) process.stdout.write(`${JSON.stringify({ environment, quick: args.quick, suites: results }, null, 2)}\n`);
+  if (args.check) {
+    const broken = results.flatMap((result) => [
+      ...(result.error !== undefined ? [`${result.name}: failed: ${result.error}`] : []),
+      ...(result.error === undefined && result.metrics.length === 0 ? [`${result.name}: no metrics`] : []),
+      ...result.metrics.filter((metric) => !Number.isFinite(metric.value)).map((metric) => `${result.name}: ${metric.name} = ${metric.value}`),
+    ]);
+    for (const line of broken) log(`check: ${line}`);
+    if (broken.length > 0) return 1;
+    log('check: every suite ran and every metric is a number');
+  }
   return results.some((result) => result.error !== undefined) ? 1 : 0;
 }
 

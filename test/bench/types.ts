@@ -31,6 +31,8 @@ export interface Metric {
   ratioLabel?: string;
   /** A short remark shown in the table. */
   note?: string;
+  /** The value of each repetition (the metric's value is their median): shown as min / median / max. */
+  runs?: number[];
   /** This metric is itself a baseline (shown in italics). */
   isBaseline?: boolean;
 }

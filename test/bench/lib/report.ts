@@ -28,6 +28,14 @@ function formatGoal(goal: Goal | undefined, unit: string): string {
   return goal.source ? `${target} (${goal.source})` : target;
 }
 
+/** `min / median / max` of a repeated metric. */
+function runsCell(metric: Metric): string {
+  const runs = metric.runs;
+  if (!runs || runs.length < 2) return '';
+  const sorted = [...runs].sort((a, b) => a - b);
+  return `${formatNumber(sorted[0]!)} / ${formatNumber(metric.value)} / ${formatNumber(sorted[sorted.length - 1]!)}`;
+}
+
 function ratioCell(metric: Metric): string {
   if (metric.ratio === undefined || !Number.isFinite(metric.ratio)) return '';
   return `${formatRatio(metric.ratio)} ${metric.ratioLabel ?? metric.baseline ?? ''}`.trim();
@@ -86,7 +94,8 @@ export function consoleSummary(results: readonly SuiteResult[]): string {
         const mark = status === 'pass' ? '  pass' : status === 'miss' ? '  MISS' : '      ';
         const goal = metric.goal ? `  goal ${formatGoal(metric.goal, metric.unit)}` : '';
         const ratio = ratioCell(metric);
-        lines.push(`${mark}  ${metric.name.padEnd(width)}  ${formatValue(metric.value, metric.unit).padStart(16)}${ratio ? `  [${ratio}]` : ''}${goal}`);
+        const runs = runsCell(metric);
+        lines.push(`${mark}  ${metric.name.padEnd(width)}  ${formatValue(metric.value, metric.unit).padStart(16)}${runs ? `  (${runs})` : ''}${ratio ? `  [${ratio}]` : ''}${goal}`);
       }
     }
   }
@@ -114,14 +123,16 @@ export function suiteMarkdown(result: SuiteResult, env: Environment): string {
     if (group) out.push(`### ${group}`, '');
     const hasRatio = metrics.some((metric) => metric.ratio !== undefined);
     const hasNote = metrics.some((metric) => metric.note);
-    const head = ['Metric', 'Value', 'Goal', 'Result', ...(hasRatio ? ['Ratio vs baseline'] : []), ...(hasNote ? ['Note'] : [])];
-    out.push(`| ${head.join(' | ')} |`, `|${head.map((h) => (h === 'Value' || h === 'Ratio vs baseline' ? '---:' : '---')).join('|')}|`);
+    const hasRuns = metrics.some((metric) => (metric.runs?.length ?? 0) > 1);
+    const head = ['Metric', 'Value', ...(hasRuns ? ['min / median / max'] : []), 'Goal', 'Result', ...(hasRatio ? ['Ratio vs baseline'] : []), ...(hasNote ? ['Note'] : [])];
+    out.push(`| ${head.join(' | ')} |`, `|${head.map((h) => (h === 'Value' || h === 'Ratio vs baseline' || h === 'min / median / max' ? '---:' : '---')).join('|')}|`);
     for (const metric of metrics) {
       const status = goalStatus(metric);
       const name = metric.isBaseline ? `*${metric.name}* (baseline)` : metric.name;
       const cells = [
         escapeCell(name),
         formatValue(metric.value, metric.unit),
+        ...(hasRuns ? [runsCell(metric)] : []),
         escapeCell(formatGoal(metric.goal, metric.unit)),
         status === 'pass' ? 'pass' : status === 'miss' ? '**MISS**' : '',
         ...(hasRatio ? [escapeCell(ratioCell(metric))] : []),

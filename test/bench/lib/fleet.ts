@@ -1,0 +1,129 @@
+/**
+ * The processes of a gateway benchmark on loopback: a nats-server, the gateway under test
+ * (test/bench/proc/gateway-main.ts, `startGateway` in its own process), `bench` workers and load
+ * generators (each from its own source address 127.0.0.<n>: one process holds ~19k sockets and a
+ * source/destination pair ~28k ephemeral ports). Everything is registered for cleanup.
+ */
+import type { GatewayConfig } from '../../../src/config/file.js';
+import { NatsServer } from '../../support/nats.js';
+import type { BenchContext } from '../types.js';
+import { Child } from './ipc.js';
+import { PhxSocket } from './phx-socket.js';
+import { cpuMs, rssBytes } from './proc.js';
+import { sleep } from './runtime.js';
+
+const PROC = new URL('../proc/', import.meta.url);
+
+export interface FleetOptions {
+  /** Bench workers (queue group). Default 1. */
+  workers?: number;
+  /** Generator processes. Default 1. */
+  generators?: number;
+  /** Gateway config (JSON-able); identity comes from connect params. */
+  gateway?: GatewayConfig;
+  /** Node flags for the gateway process (e.g. --cpu-prof). */
+  gatewayNodeArgs?: string[];
+  /** Start without NATS (an embedded gateway; no workers). */
+  embedded?: boolean;
+}
+
+export class Fleet {
+  private constructor(
+    readonly nats: NatsServer | null,
+    readonly gateway: Child,
+    readonly port: number,
+    readonly workers: Child[],
+    readonly generators: Child[],
+  ) {}
+
+  static async start(ctx: BenchContext, options: FleetOptions = {}): Promise<Fleet> {
+    const nats = options.embedded ? null : await NatsServer.start();
+    if (nats) ctx.defer(() => nats.dispose());
+    const env = { BENCH_NATS_URL: nats?.url ?? '', BENCH_GATEWAY_CONFIG: JSON.stringify(options.gateway ?? {}) };
+    const workers = await Promise.all(
+      Array.from({ length: options.embedded ? 0 : (options.workers ?? 1) }, async () => {
+        const { child } = await Child.fork(new URL('worker-main.ts', PROC), { env });
+        ctx.defer(() => child.stop());
+        return child;
+      }),
+    );
+    const { child: gateway, ready } = await Child.fork(new URL('gateway-main.ts', PROC), { env, nodeArgs: ['--expose-gc', ...(options.gatewayNodeArgs ?? [])] });
+    ctx.defer(() => gateway.stop(15_000));
+    const generators = await Promise.all(
+      Array.from({ length: options.generators ?? 1 }, async (_, i) => {
+        const { child } = await Child.fork(new URL('generator-main.ts', PROC), { env: { ...env, BENCH_GENERATOR_ID: `g${i}` } });
+        ctx.defer(() => child.stop(15_000));
+        return child;
+      }),
+    );
+    const fleet = new Fleet(nats, gateway, ready.port as number, workers, generators);
+    if (!options.embedded && workers.length > 0) await fleet.waitForService();
+    return fleet;
+  }
+
+  /** The WebSocket endpoint with vsn 2 and a user id (the gen_api channel wants one). */
+  get wsUrl(): string {
+    return `ws://127.0.0.1:${this.port}/socket/websocket?vsn=2.0.0&user_id=bench`;
+  }
+
+  /** Source address of generator `index` (127.0.0.2, 127.0.0.3, ...). */
+  static sourceAddress(index: number): string {
+    return `127.0.0.${2 + index}`;
+  }
+
+  get natsUrl(): string {
+    if (!this.nats) throw new Error('no NATS in this fleet');
+    return this.nats.url;
+  }
+
+  /** Until the gateway has discovered a worker and runs bench.echo. */
+  async waitForService(timeoutMs = 20_000): Promise<void> {
+    const socket = await PhxSocket.connect(this.wsUrl);
+    try {
+      await socket.join('gen_api', {});
+      const deadline = performance.now() + timeoutMs;
+      for (let attempt = 0; ; attempt++) {
+        const requestId = `probe-${attempt}`;
+        const success = await new Promise<boolean>((resolve) => {
+          socket.onPush = (_topic, event, payload) => {
+            const push = payload as { request_id?: string; success?: boolean };
+            if (event === 'phoenix_gen_api' && push.request_id === requestId) resolve(push.success === true);
+          };
+          socket.push('phoenix_gen_api', { request_id: requestId, service: 'bench', request_type: 'echo', args: {} });
+        });
+        if (success) return;
+        if (performance.now() > deadline) throw new Error('the gateway never ran bench.echo');
+        await sleep(100);
+      }
+    } finally {
+      await socket.close();
+    }
+  }
+
+  gatewayCpuMs(): number {
+    return cpuMs(this.gateway.pid);
+  }
+
+  gatewayRss(): number {
+    return rssBytes(this.gateway.pid);
+  }
+
+  /** A full GC in the gateway, then its RSS (bytes) and heap figures. */
+  gc(): Promise<{ rss: number; heapUsed: number; external: number; arrayBuffers: number }> {
+    return this.gateway.call('gc');
+  }
+
+  gauges(): Promise<Record<string, number>> {
+    return this.gateway.call('gauges');
+  }
+
+  /** Runs `command` on every generator with per-generator arguments. */
+  onGenerators<T>(command: string, args: (index: number) => unknown, timeoutMs?: number): Promise<T[]> {
+    return Promise.all(this.generators.map((generator, index) => generator.call<T>(command, args(index), timeoutMs)));
+  }
+}
+
+/** Splits `total` into `parts` near-equal integers. */
+export function split(total: number, parts: number): number[] {
+  return Array.from({ length: parts }, (_, i) => Math.floor(total / parts) + (i < total % parts ? 1 : 0));
+}

@@ -1,0 +1,131 @@
+/**
+ * A lean Phoenix V2 JSON client for load generation: one `ws` socket, one joined topic, frames
+ * `[join_ref, ref, topic, event, payload]`, replies matched by ref. Far cheaper than the `phoenix`
+ * client (no timers per push), so a generator process can drive thousands of sockets.
+ */
+import WebSocket from 'ws';
+
+export type Frame = [string | null, string | null, string, string, unknown];
+
+export interface ReplyPayload {
+  status: string;
+  response: unknown;
+}
+
+export interface SocketOptions {
+  /** Local (source) address, to spread sockets over 127.0.0.x (ephemeral port limits). */
+  localAddress?: string;
+  connectTimeoutMs?: number;
+}
+
+export class PhxSocket {
+  private nextRef = 1;
+  private readonly replies = new Map<string, (reply: ReplyPayload) => void>();
+  joinRef: string | null = null;
+  topic = '';
+  /** Pushes from the server (not replies). */
+  onPush: ((topic: string, event: string, payload: unknown) => void) | null = null;
+  closed = false;
+  closeCode: number | null = null;
+
+  private constructor(readonly ws: WebSocket) {
+    ws.on('message', (data: Buffer) => {
+      const frame = JSON.parse(data.toString('utf8')) as Frame;
+      const [, ref, topic, event, payload] = frame;
+      if (event === 'phx_reply' && ref !== null) {
+        const waiter = this.replies.get(ref);
+        if (waiter) {
+          this.replies.delete(ref);
+          waiter(payload as ReplyPayload);
+        }
+        return;
+      }
+      this.onPush?.(topic, event, payload);
+    });
+    ws.on('close', (code) => {
+      this.closed = true;
+      this.closeCode = code;
+      for (const waiter of this.replies.values()) waiter({ status: 'closed', response: { code } });
+      this.replies.clear();
+    });
+    ws.on('error', () => undefined);
+  }
+
+  static connect(url: string, options: SocketOptions = {}): Promise<PhxSocket> {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(url, {
+        perMessageDeflate: false,
+        handshakeTimeout: options.connectTimeoutMs ?? 10_000,
+        ...(options.localAddress ? { localAddress: options.localAddress } : {}),
+      });
+      const fail = (err: Error) => {
+        ws.removeAllListeners();
+        ws.on('error', () => undefined);
+        ws.terminate();
+        reject(err);
+      };
+      ws.once('open', () => {
+        ws.off('error', fail);
+        resolve(new PhxSocket(ws));
+      });
+      ws.once('error', fail);
+      ws.once('unexpected-response', (_req, res) => fail(new Error(`HTTP ${res.statusCode}`)));
+    });
+  }
+
+  private ref(): string {
+    return String(this.nextRef++);
+  }
+
+  /** Sends a frame; `onReply` gets the phx_reply for it. Returns the ref. */
+  send(topic: string, event: string, payload: unknown, onReply?: (reply: ReplyPayload) => void): string {
+    const ref = this.ref();
+    if (onReply) this.replies.set(ref, onReply);
+    if (!this.closed) this.ws.send(JSON.stringify([this.joinRef, ref, topic, event, payload]));
+    else onReply?.({ status: 'closed', response: null });
+    return ref;
+  }
+
+  join(topic: string, payload: unknown = {}): Promise<ReplyPayload> {
+    return new Promise((resolve) => {
+      const ref = this.ref();
+      this.joinRef = ref;
+      this.topic = topic;
+      this.replies.set(ref, resolve);
+      this.ws.send(JSON.stringify([ref, ref, topic, 'phx_join', payload]));
+    });
+  }
+
+  push(event: string, payload: unknown, onReply?: (reply: ReplyPayload) => void): string {
+    return this.send(this.topic, event, payload, onReply);
+  }
+
+  heartbeat(): void {
+    if (!this.closed) this.ws.send(`[null,"${this.ref()}","phoenix","heartbeat",{}]`);
+  }
+
+  leave(): Promise<ReplyPayload> {
+    return new Promise((resolve) => this.send(this.topic, 'phx_leave', {}, resolve));
+  }
+
+  close(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.ws.once('close', () => resolve());
+      this.ws.close(1000);
+      setTimeout(() => {
+        this.ws.terminate();
+        resolve();
+      }, 2_000).unref();
+    });
+  }
+}
+
+/** Runs `task` for each index with at most `limit` in flight. */
+export async function pool(count: number, limit: number, task: (index: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lanes = Array.from({ length: Math.min(limit, count) }, async () => {
+    while (next < count) await task(next++);
+  });
+  await Promise.all(lanes);
+}

@@ -1,0 +1,99 @@
+/**
+ * The gateway under test, in its own process: `startGateway` (what `gen-gateway` runs) with the
+ * config from BENCH_GATEWAY_CONFIG and NATS at BENCH_NATS_URL. The bench process reads its CPU and
+ * RSS from /proc and drives it over IPC: gc, gauges, event-loop delay, CPU profiles.
+ */
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { createLogger } from '../../../src/log/logger.js';
+import { startGateway } from '../../../src/server.js';
+import type { GatewayConfig } from '../../../src/config/file.js';
+import { defineChannel, error, ok } from '../../../src/channel/types.js';
+import { demoConnect } from '../../../src/demo/chat.js';
+import { emit, serveCommands } from '../lib/ipc.js';
+import { gc } from '../lib/runtime.js';
+
+/** `fan:*`: join anything; `pub` broadcasts its payload as `msg` to the topic (fan-out scenarios). */
+const fanChannel = defineChannel({
+  join: () => ok(),
+  handleIn(event, payload, channel) {
+    if (event !== 'pub') return error({ reason: `unknown event ${event}` });
+    channel.broadcast('msg', payload);
+    return ok();
+  },
+});
+
+const fileConfig = JSON.parse(process.env.BENCH_GATEWAY_CONFIG ?? '{}') as GatewayConfig;
+// Identity from connect params (as the demo), plus the fan-out channel: code a JSON file cannot hold.
+const config: GatewayConfig = {
+  ...fileConfig,
+  socket: { checkOrigin: false, connect: demoConnect as never, ...fileConfig.socket },
+  channels: [{ pattern: 'fan:*', handler: fanChannel as never }],
+};
+const nats = process.env.BENCH_NATS_URL;
+const logger = createLogger({ level: (process.env.BENCH_LOG_LEVEL as 'error' | undefined) ?? 'error' });
+
+const running = await startGateway({ config, fromFile: true, logger, host: '127.0.0.1', port: 0, ...(nats ? { nats } : {}) });
+const { gateway, genApi } = running;
+
+const eventLoop = monitorEventLoopDelay({ resolution: 10 });
+eventLoop.enable();
+let profiler: Session | null = null;
+
+/** Everything that must be back to 0 when no client is connected (soak checks). */
+function gauges() {
+  const nats = genApi.nats?.health();
+  return {
+    sockets: gateway.stats.sockets,
+    channels: gateway.stats.channels,
+    longpollSessions: gateway.stats.longpollSessions,
+    topics: gateway.pubsub.topicCount(),
+    subscriptions: gateway.pubsub.subscriberCount(),
+    presences: gateway.presence.size,
+    timers: gateway.wheel.size,
+    inflight: genApi.executor.stats.inflight,
+    streams: genApi.executor.stats.streams,
+    natsPending: nats?.pendingRequests ?? 0,
+    natsStreams: nats?.streams ?? 0,
+  };
+}
+
+serveCommands(
+  {
+    gc: () => {
+      gc();
+      const usage = process.memoryUsage();
+      return { rss: usage.rss, heapUsed: usage.heapUsed, external: usage.external, arrayBuffers: usage.arrayBuffers };
+    },
+    memory: () => process.memoryUsage(),
+    gauges,
+    stats: () => ({ gateway: { ...gateway.stats }, executor: { ...genApi.executor.stats }, nats: genApi.nats?.health() ?? null }),
+    /** Event-loop delay since the last reset, in ms. */
+    eventLoop: () => ({
+      p50: eventLoop.percentile(50) / 1e6,
+      p99: eventLoop.percentile(99) / 1e6,
+      max: eventLoop.max / 1e6,
+      mean: eventLoop.mean / 1e6,
+    }),
+    eventLoopReset: () => eventLoop.reset(),
+    profileStart: async () => {
+      profiler = new Session();
+      profiler.connect();
+      await profiler.post('Profiler.enable');
+      await profiler.post('Profiler.setSamplingInterval', { interval: 100 });
+      await profiler.post('Profiler.start');
+    },
+    profileStop: async ({ path }: { path: string }) => {
+      if (!profiler) throw new Error('no profile running');
+      const { profile } = await profiler.post('Profiler.stop');
+      writeFileSync(path, JSON.stringify(profile));
+      profiler.disconnect();
+      profiler = null;
+      return path;
+    },
+  },
+  () => gateway.close(),
+);
+
+emit('ready', { port: running.address.port, pid: process.pid });
