@@ -166,18 +166,23 @@ describe('strict mode on one JetStream server (R1)', () => {
     expect(result.storeAllowed).toBeLessThanOrEqual(100);
     expect(result.fallbackAllowed).toBeLessThanOrEqual(Math.ceil(100 / result.nodes));
     expect(result.allowed).toBeLessThanOrEqual(100 + Math.ceil(100 / result.nodes));
-    // A store denial means the store was full: every allowance it could give was given.
-    if (result.strictDenied > 0) expect(result.storeAllowed).toBe(100);
     // Every store error has a cause the store counted (a late call may count twice: its timeout,
     // then its CAS exhaustion in the background).
     const strict = strictStats(limits);
     expect(strict.casExhausted + strict.timeouts + strict.errors).toBeGreaterThanOrEqual(result.storeErrors);
-    // Calls that timed out may still land (a late write counts a hit: the safe side), never past the limit.
+    // What the store holds once background work has settled: the hits of the requests it answered
+    // (storeAllowed) plus those of requests that timed out while their write was in flight
+    // (lateWrites: answered by the fallback, yet counted in the store: the safe side). Nothing else.
     await settled(() => strictStats(limits).operations);
+    const { lateWrites } = strictStats(limits);
     const kv = await openBucket(nc, bucketName(prefix, 60_000));
     const hits = await storedHits(kv, 'p', 'user_id:alice');
-    expect(hits).toBeGreaterThanOrEqual(result.storeAllowed);
+    expect(hits).toBe(result.storeAllowed + lateWrites);
     expect(hits).toBeLessThanOrEqual(100);
+    // A store denial means the store was full when it denied (hits never leave a 60 s window here):
+    // the store holds exactly the limit, though some of those hits may be late writes whose
+    // callers saw a timeout (under CPU load, most of them), so `storeAllowed` alone can be lower.
+    if (result.strictDenied > 0) expect(hits).toBe(100);
   }, 60_000);
 
   it('case 19: three nodes, 300 concurrent requests, limit 100 → the store admits ≤ 100, CAS conflicts > 0, every CAS exhaustion surfaced and handled by the fallback', async () => {
