@@ -57,7 +57,8 @@ class LongPollSession<A extends Assigns> implements Connection, TimerEntry {
   send(frame: EncodedFrame): void {
     if (this.ended || typeof frame !== 'string') return;
     this.buffer.push(frame);
-    this.bufferedBytes += frame.length;
+    // The limit is in bytes, as on WebSocket: a string's length counts UTF-16 units, not bytes.
+    this.bufferedBytes += Buffer.byteLength(frame);
     if (this.bufferedBytes > this.transport_.mount.options.maxBufferedBytes) {
       this.transport_.mount.gateway.stats.slowConsumers++;
       this.transport_.mount.gateway.logger.warn(

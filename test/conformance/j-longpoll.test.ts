@@ -462,3 +462,71 @@ describe('§J LongPoll body limit (gateway choice)', () => {
     expect(await collect(smallBase, fresh, 1)).toEqual([[null, '2', 'phoenix', 'phx_reply', OK]]);
   });
 });
+
+describe('§J LongPoll slow consumer: maxBufferedBytes counts UTF-8 bytes', () => {
+  const LIMIT = 4_096;
+  let slow: TestApp;
+  let slowBase: string;
+  beforeAll(async () => {
+    slow = await startTestApp({ socket: { maxBufferedBytes: LIMIT, longpoll: { windowMs: WINDOW_MS } } });
+    slowBase = slow.httpUrl('/socket/longpoll');
+  });
+  afterAll(() => slow.close());
+
+  /** Joins `topic` on a new session (draining the join reply) and returns its token. */
+  async function joinedOn(topic: string): Promise<string> {
+    const token = await openSession(slowBase);
+    expect((await post(slowBase, token, [JSON.stringify(['1', '1', topic, 'phx_join', {}])])).body).toEqual({ status: 200 });
+    expect(await collect(slowBase, token, 1)).toEqual([['1', '1', topic, 'phx_reply', OK]]);
+    return token;
+  }
+
+  /** A broadcast payload whose V2 frame on `topic` is exactly `bytes` UTF-8 bytes, mostly "é" (2 bytes, 1 UTF-16 unit). */
+  function payloadOfFrameBytes(topic: string, bytes: number): { text: string } {
+    const frame = (text: string) => JSON.stringify([null, null, topic, 'big', { text }]);
+    const overhead = Buffer.byteLength(frame(''));
+    const room = bytes - overhead;
+    const text = 'é'.repeat(Math.floor(room / 2)) + 'x'.repeat(room % 2);
+    expect(Buffer.byteLength(frame(text))).toBe(bytes);
+    // Counted in characters it would be far below the limit: only counting bytes can drop it.
+    expect(frame(text).length).toBeLessThan(LIMIT * 0.6);
+    return { text };
+  }
+
+  it('a frame of exactly maxBufferedBytes stays queued; one byte more drops the session (its channels end, POST 410)', async () => {
+    const fits = await joinedOn('room:lpbuf-fits');
+    const over = await joinedOn('room:lpbuf-over');
+    const before = slow.gateway.stats.slowConsumers;
+    const exact = payloadOfFrameBytes('room:lpbuf-fits', LIMIT);
+    slow.gateway.broadcast('room:lpbuf-fits', 'big', exact);
+    slow.gateway.broadcast('room:lpbuf-over', 'big', payloadOfFrameBytes('room:lpbuf-over', LIMIT + 1));
+
+    expect(slow.gateway.stats.slowConsumers - before).toBe(1);
+    expect(slow.gateway.pubsub.subscriberCount('room:lpbuf-over')).toBe(0);
+    expect((await post(slowBase, over, ['[null,"h","phoenix","heartbeat",{}]'])).body).toEqual({ status: 410 });
+    const reopened = await poll(slowBase, over);
+    expect(reopened.body).toEqual({ status: 410, token: expect.any(String), messages: [] });
+
+    expect(slow.gateway.pubsub.subscriberCount('room:lpbuf-fits')).toBe(1);
+    expect(await collect(slowBase, fits, 1)).toEqual([[null, null, 'room:lpbuf-fits', 'big', exact]]);
+    expect((await post(slowBase, fits, ['[null,"h","phoenix","heartbeat",{}]'])).body).toEqual({ status: 200 });
+  });
+
+  it('queued bytes add up until a poll takes them: a session that polls survives what drops one that does not', async () => {
+    const topic = 'room:lpbuf-sum';
+    const polling = await joinedOn(topic);
+    const idle = await joinedOn(topic);
+    const before = slow.gateway.stats.slowConsumers;
+    const payload = payloadOfFrameBytes(topic, Math.floor(LIMIT * 0.6));
+    slow.gateway.broadcast(topic, 'big', payload);
+    expect(await collect(slowBase, polling, 1)).toEqual([[null, null, topic, 'big', payload]]);
+    expect(slow.gateway.stats.slowConsumers).toBe(before);
+
+    // The idle session now holds 1.2 × the limit; the polling one 0.6 ×.
+    slow.gateway.broadcast(topic, 'big', payload);
+    expect(slow.gateway.stats.slowConsumers - before).toBe(1);
+    expect(slow.gateway.pubsub.subscriberCount(topic)).toBe(1);
+    expect((await post(slowBase, idle, ['[null,"h","phoenix","heartbeat",{}]'])).body).toEqual({ status: 410 });
+    expect(await collect(slowBase, polling, 1)).toEqual([[null, null, topic, 'big', payload]]);
+  });
+});
