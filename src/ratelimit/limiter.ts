@@ -458,6 +458,13 @@ export class RateLimiter implements ExecutorRateLimiter {
     return this.policiesById.get(policyId)?.horizonMs ?? null;
   }
 
+  /** The longest horizon of the eventual policies (how long a peer's hits can matter). */
+  longestHorizonMs(): number {
+    let longest = 0;
+    for (const policy of this.policiesById.values()) if (policy.mode === 'eventual' && policy.horizonMs > longest) longest = policy.horizonMs;
+    return longest;
+  }
+
   /**
    * The current state of one key of a policy (admin API), without changing it. For a strict
    * policy this is its local fallback state (the store's is read by the strict tier).

@@ -20,6 +20,8 @@ export interface HitSink {
   applyRemote(policyId: string, key: string, at: number, cost: number): 'applied' | 'stale' | 'unknown';
   /** How long hits of a policy matter (its window), or null when the policy is unknown. */
   horizonOf(policyId: string): number | null;
+  /** The longest horizon of the eventual policies (0 when there are none). */
+  longestHorizonMs(): number;
 }
 
 export interface EventualOptions {
@@ -68,7 +70,13 @@ export interface EventualStats {
   coldStart: boolean;
 }
 
-const FORGET_ORIGIN_MS = 10 * 60_000;
+/**
+ * How long an origin stays remembered after its last message, beyond the longest horizon. An
+ * origin is forgotten only once every hit we applied from it has been stale for this long: if it
+ * speaks again (a partition longer than that) and replays from batch 1, each replayed hit we had
+ * already counted is older than its horizon and is dropped, never counted twice.
+ */
+export const FORGET_ORIGIN_MS = 10 * 60_000;
 
 /**
  * The `eventual` mode over NATS core: every node counts locally and publishes the hits it allowed
@@ -349,11 +357,20 @@ export class EventualCluster implements EventualTier {
     state.replayUntil = 0;
   }
 
-  /** Forgets origins silent for long (their hits have expired everywhere by then). */
+  /**
+   * Forgets origins silent for longer than the longest horizon plus FORGET_ORIGIN_MS: every hit
+   * applied from them is stale by then (a replay after that cannot count one twice).
+   */
   forgetSilent(): void {
     const now = this.wall();
-    for (const [id, state] of this.origins) if (now - state.lastHeard > FORGET_ORIGIN_MS) this.origins.delete(id);
+    const after = this.sink.longestHorizonMs() + FORGET_ORIGIN_MS;
+    for (const [id, state] of this.origins) if (now - state.lastHeard > after) this.origins.delete(id);
     this.trim();
+  }
+
+  /** Origins remembered (memory diagnostics). */
+  get originCount(): number {
+    return this.origins.size;
   }
 
   /** Retained own batches and hits (memory diagnostics). */
