@@ -112,7 +112,24 @@ describe('§A handshake', () => {
     expect((await RawClient.handshake(app.wsUrl(), { protocols: ['mqtt'] })).status).toBe(403);
   });
 
-  it('11: phoenix is echoed even on a mount with default options', async () => {
+  it('11: auth disabled (authToken: false): phoenix is still echoed; an offered token is removed and ignored', async () => {
+    const url = app.wsUrl('/noauth/websocket');
+    const onlyPhoenix = await RawClient.handshake(url, { protocols: ['phoenix'] });
+    expect(onlyPhoenix.status).toBe(101);
+    expect(onlyPhoenix.protocol).toBe('phoenix');
+    const withToken = await RawClient.handshake(url, { headers: { 'sec-websocket-protocol': 'phoenix, base64url.bearer.phx.fn5+czNjcjN0' } });
+    expect(withToken.status).toBe(101);
+    expect(withToken.protocol).toBe('phoenix');
+    const client = await RawClient.connect(url, { protocols: ['phoenix', 'base64url.bearer.phx.fn5+czNjcjN0'] });
+    expect(client.ws.protocol).toBe('phoenix');
+    expect((await welcome(client)).assigns_token).toBeNull();
+    client.close();
+    // Without an offer there is still no header, and an unknown offer is still refused.
+    expect((await RawClient.handshake(url)).protocol).toBeUndefined();
+    expect((await RawClient.handshake(url, { protocols: ['mqtt'] })).status).toBe(403);
+  });
+
+  it('11b: phoenix is echoed on a mount with default options (auth token on)', async () => {
     const res = await RawClient.handshake(app.wsUrl('/defaults/websocket'), { protocols: ['phoenix'] });
     expect(res.status).toBe(101);
     expect(res.protocol).toBe('phoenix');

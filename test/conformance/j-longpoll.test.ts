@@ -222,6 +222,14 @@ describe('§J LongPoll', () => {
     expect(welcome).toEqual(['1', null, 'room:afterjoin', 'welcome', { assigns_token: 'raw-token', params: { vsn: '2.0.0' } }]);
   });
 
+  it('94b: on a mount with authToken: false, X-Phoenix-AuthToken is ignored', async () => {
+    const noauth = app.httpUrl('/noauth/longpoll');
+    const token = await openSession(noauth, 'vsn=2.0.0', { 'x-phoenix-authtoken': 'raw-token' });
+    await post(noauth, token, ['["1","1","room:afterjoin","phx_join",{}]']);
+    const [, welcome] = await collect(noauth, token, 2);
+    expect(welcome).toEqual(['1', null, 'room:afterjoin', 'welcome', { assigns_token: null, params: { vsn: '2.0.0' } }]);
+  });
+
   it('95: OPTIONS answers the CORS preflight', async () => {
     const res = await lp(`${base}?vsn=2.0.0`, {
       method: 'OPTIONS',

@@ -173,8 +173,8 @@ export interface TestAppOptions {
 
 /**
  * Starts the conformance app on a free port: `/socket` (auth token on, LongPoll window 1 s,
- * WebSocket idle timeout 3 s, check_origin `//allowed.example`), `/defaults` (all defaults) and
- * `/limited` (max 1 channel), like the spec's Phoenix test app.
+ * WebSocket idle timeout 3 s, check_origin `//allowed.example`), `/defaults` (all defaults),
+ * `/limited` (max 1 channel) and `/noauth` (auth token off), like the spec's Phoenix test app.
  */
 export async function startTestApp(options: TestAppOptions = {}): Promise<TestApp> {
   const gateway = createGateway({ logger: false, ...options.gateway });
@@ -190,6 +190,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
     }),
     gateway.socket<TestAssigns>('/defaults', { connect: connectHook, ...options.allMounts }),
     gateway.socket<TestAssigns>('/limited', { connect: connectHook, maxChannels: 1, ...options.allMounts }),
+    gateway.socket<TestAssigns>('/noauth', { connect: connectHook, authToken: false, ...options.allMounts }),
   ];
   for (const mount of mounts) {
     mount.channel('room:*', roomChannel).channel('presence:*', presence);
