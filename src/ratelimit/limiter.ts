@@ -38,6 +38,12 @@ export interface RateLimiterOptions {
   maxKeys?: number;
 }
 
+/** What setPolicy did to the policy's counters: a new policy, or a replacement that kept or reset them. */
+export interface PolicyReplacement {
+  readonly policy: Policy;
+  readonly counters: 'new' | 'kept' | 'reset';
+}
+
 /** Where a decision was made. */
 export type DecisionSource = 'local' | 'eventual' | 'strict' | 'fallback';
 
@@ -163,11 +169,48 @@ export class RateLimiter implements ExecutorRateLimiter {
     return this.policiesById.get(id);
   }
 
-  /** Adds or replaces a policy (its counters start empty). */
-  setPolicy(config: PolicyConfig): Policy {
-    const policy = this.createPolicy(config);
+  /**
+   * Adds or replaces a policy. A compatible replacement (Policy.carriesTo: same algorithm, key
+   * and mode) continues the old counters under the new limit and window; any other starts them
+   * empty. Strict counters live in the store under the policy id and are kept either way, so a
+   * strict policy cannot change its algorithm (the store's states would be misread): that needs
+   * a new id. Per-policy stats carry over (they are cumulative metrics).
+   */
+  setPolicy(config: PolicyConfig): PolicyReplacement {
+    const previous = this.policiesById.get(config.id);
+    let policy = this.createPolicy(config);
+    let counters: PolicyReplacement['counters'] = 'new';
+    if (previous) {
+      if (previous.mode === 'strict' && policy.mode === 'strict' && previous.algorithm.name !== policy.algorithm.name) {
+        throw new PolicyError(
+          `policy ${config.id}: a strict policy keeps its counters in the store under its id, so its algorithm cannot change (${previous.algorithm.name} → ${policy.algorithm.name}); add a policy with a new id instead`,
+        );
+      }
+      if (previous.carriesTo(policy)) {
+        policy = new Policy(config, {}, previous.store);
+        this.convertStates(previous, policy);
+        counters = 'kept';
+      } else counters = policy.mode === 'strict' && previous.mode === 'strict' ? 'kept' : 'reset';
+      Object.assign(policy.stats, previous.stats);
+    }
     this.add(policy);
-    return policy;
+    return { policy, counters };
+  }
+
+  /**
+   * Moves the states `next` took over from `previous` onto its parameters: a sliding log's ring
+   * is sized by its limit (re-encoded: the newest hits are kept), and every state's expiry is
+   * recomputed (a longer window keeps keys longer).
+   */
+  private convertStates(previous: Policy, next: Policy): void {
+    const from = previous.algorithm;
+    const to = next.algorithm;
+    const reshape = from.name === 'sliding_log' && from.limit !== to.limit;
+    if (!reshape && from.windowMs === to.windowMs && from.limit === to.limit) return;
+    for (const [, slot] of next.store.entries()) {
+      if (reshape) slot.state = to.decode(from.encode(slot.state)) ?? to.create();
+      next.store.touch(slot, to.expiresAt(slot.state));
+    }
   }
 
   removePolicy(id: string): boolean {

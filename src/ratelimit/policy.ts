@@ -71,6 +71,8 @@ export class Policy {
   constructor(
     readonly config: PolicyConfig,
     store: { sweepMs?: number; maxKeys?: number } = {},
+    /** A replaced policy's store whose states this one continues (RateLimiter.setPolicy decides). */
+    inherit: StateStore<unknown> | null = null,
   ) {
     if (config === null || typeof config !== 'object' || Array.isArray(config)) throw new PolicyError('a policy must be an object');
     const id = config.id;
@@ -111,7 +113,20 @@ export class Policy {
     this.keyPrefix = `${typeof key === 'string' ? key : `arg.${key.arg}`}:`;
     const states = this.algorithm;
     this.createState = () => states.create();
-    this.store = new StateStore({ ...store, onFull: key === 'ip' ? 'deny' : 'evict' });
+    this.store = inherit ?? new StateStore({ ...store, onFull: key === 'ip' ? 'deny' : 'evict' });
+  }
+
+  /**
+   * Whether `next` (a replacement of this policy) can continue this one's counters: the same
+   * algorithm, key and mode (so the same clock and meaning of every state), and for the
+   * window-aligned algorithms the same window. Strict counters live in the store and are kept
+   * by the id; only their local fallback state is reset.
+   */
+  carriesTo(next: Policy): boolean {
+    if (next.mode !== this.mode || this.mode === 'strict') return false;
+    if (next.algorithm.name !== this.algorithm.name || next.storageKey('') !== this.storageKey('')) return false;
+    const aligned = this.algorithm.name === 'fixed_window' || this.algorithm.name === 'sliding_window';
+    return !aligned || next.algorithm.windowMs === this.algorithm.windowMs;
   }
 
   /** How long one hit can affect decisions. */

@@ -166,11 +166,12 @@ export class RateLimits {
   /** Adds or replaces a policy on this node and, when linked, on every node. */
   putPolicy(config: PolicyConfig, actor: Actor): Policy {
     const previous = this.limiter.policy(config.id)?.config;
-    const policy = this.limiter.setPolicy(config);
+    const { policy, counters } = this.limiter.setPolicy(config);
     this.refreshConnectPolicies();
     // A new strict policy's bucket is made now, not by its first request (within a 25 ms timeout).
     if (policy.mode === 'strict') void this.cluster?.strict.prepare([policy]);
-    this.logger.warn({ actor, policy: config, previous: previous ?? null }, previous ? 'rate-limit policy replaced' : 'rate-limit policy added');
+    if (previous) this.logger.warn({ actor, policy: config, previous, counters }, 'rate-limit policy replaced');
+    else this.logger.warn({ actor, policy: config, previous: null }, 'rate-limit policy added');
     if (actor.via !== 'cluster') this.share({ op: 'put', policy: config });
     return policy;
   }

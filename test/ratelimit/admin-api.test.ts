@@ -186,7 +186,7 @@ describe('admin API: reading', () => {
 });
 
 describe('admin API: changing policies', () => {
-  it('PUT a new policy (201) limits calls at once; PUT replaces it (200, fresh counters); DELETE (204) lifts it; a second DELETE is 404; each change is logged at warn with the actor', async () => {
+  it('PUT a new policy (201) limits calls at once; PUT replaces it (200, counters kept when compatible); DELETE (204) lifts it; a second DELETE is 404; each change is logged at warn with the actor', async () => {
     const user = await caller(port, 'put-user');
     for (let n = 0; n < 3; n++) expect((await user.call('echo_async')).success).toBe(true);
 
@@ -207,14 +207,22 @@ describe('admin API: changing policies', () => {
     const other = await caller(port, 'put-other');
     expect((await other.call('echo_async')).success).toBe(true);
 
-    // Replace (the id in the body matches the path): 200, and the counters start empty.
+    // Replace (the id in the body matches the path): 200. Same algorithm and key: the counters
+    // are kept and the new limit applies to them (2 used of 4: two more pass).
     mark = logLines.length;
     const replacement = { id: 'async.per_user', ...body, limit: 4 };
     const replaced = await admin(base, '/admin/rate-limits/policies/async.per_user', { method: 'PUT', body: replacement });
     expect(replaced.status).toBe(200);
     expect(replaced.json).toEqual({ policy: replacement });
     const [replaceLine] = changeLines('rate-limit policy replaced', mark);
-    expect(replaceLine).toMatchObject({ actor: { via: 'admin', who: '127.0.0.1' }, policy: replacement, previous: { id: 'async.per_user', ...body } });
+    expect(replaceLine).toMatchObject({ actor: { via: 'admin', who: '127.0.0.1' }, policy: replacement, previous: { id: 'async.per_user', ...body }, counters: 'kept' });
+    for (let n = 0; n < 2; n++) expect((await user.call('echo_async')).success).toBe(true);
+    expect(isDenied(await user.call('echo_async'), 'async.per_user')).toBe(true);
+    // Another algorithm is a new count (logged as such): 4 pass, then the fifth is denied.
+    mark = logLines.length;
+    const gcra = { ...replacement, algorithm: 'gcra' };
+    expect((await admin(base, '/admin/rate-limits/policies/async.per_user', { method: 'PUT', body: gcra })).status).toBe(200);
+    expect(changeLines('rate-limit policy replaced', mark)[0]).toMatchObject({ counters: 'reset' });
     for (let n = 0; n < 4; n++) expect((await user.call('echo_async')).success).toBe(true);
     expect(isDenied(await user.call('echo_async'), 'async.per_user')).toBe(true);
 
@@ -224,7 +232,7 @@ describe('admin API: changing policies', () => {
     expect(deleted.status).toBe(204);
     expect(deleted.text).toBe('');
     const [deleteLine] = changeLines('rate-limit policy removed', mark);
-    expect(deleteLine).toMatchObject({ actor: { via: 'admin', who: '127.0.0.1' }, policy: replacement });
+    expect(deleteLine).toMatchObject({ actor: { via: 'admin', who: '127.0.0.1' }, policy: gcra });
     for (let n = 0; n < 6; n++) expect((await user.call('echo_async')).success).toBe(true);
     const again = await admin(base, '/admin/rate-limits/policies/async.per_user', { method: 'DELETE' });
     expect(again.status).toBe(404);

@@ -604,15 +604,87 @@ describe('policy validation', () => {
 });
 
 describe('runtime changes: setPolicy, removePolicy, setShadow, status, reset', () => {
-  it('setPolicy adds a policy that applies at once; replacing it starts empty counters with the new limit', () => {
+  it('setPolicy adds a policy that applies at once; a compatible replacement keeps the counters under the new limit', () => {
     const { limiter } = setup([]);
     expect(countAllowed(limiter, 5)).toBe(5);
-    limiter.setPolicy(perUser('p', 2, 1000));
+    expect(limiter.setPolicy(perUser('p', 2, 1000)).counters).toBe('new');
     expect(countAllowed(limiter, 5)).toBe(2);
     const replaced = limiter.setPolicy(perUser('p', 3, 1000));
-    expect(limiter.policy('p')).toBe(replaced);
+    expect(replaced.counters).toBe('kept');
+    expect(limiter.policy('p')).toBe(replaced.policy);
     expect(limiter.policies()).toHaveLength(1);
-    expect(countAllowed(limiter, 5)).toBe(3);
+    // The 2 hits are still counted: one more fits under the new limit of 3.
+    expect(countAllowed(limiter, 5)).toBe(1);
+    // Per-policy stats are cumulative across the replacement.
+    expect(replaced.policy.stats.checks).toBe(10);
+  });
+
+  it('compatible replacements (same algorithm, key and mode) apply the new limit and window to the existing state, per algorithm', () => {
+    const { limiter, clocks } = setup([]);
+    const used = (id: string, user: string) => {
+      const status = limiter.status(id, user)!;
+      return status.allowed ? status.limit - status.remaining - 1 : status.limit - status.remaining;
+    };
+    // Sliding log: 6 hits at t, t+100, …; a lower limit keeps the newest hits, a longer window keeps them longer.
+    limiter.setPolicy(perUser('log', 10, 1000));
+    for (let i = 0; i < 6; i++) {
+      expect(call(limiter, { user_id: 'l' }).allowed).toBe(true);
+      clocks.mono += 100;
+    }
+    expect(limiter.setPolicy(perUser('log', 4, 1000)).counters).toBe('kept');
+    expect(limiter.status('log', 'l')).toMatchObject({ allowed: false, limit: 4, remaining: 0 });
+    // The newest 4 hits were kept (t+200 … t+500): the first frees up at t+200+1000.
+    expect(limiter.status('log', 'l')!.retryAfterMs).toBe(200 + 1000 - 600);
+    expect(limiter.setPolicy(perUser('log', 4, 5000)).counters).toBe('kept');
+    clocks.mono += 2000;
+    expect(limiter.status('log', 'l')).toMatchObject({ allowed: false, remaining: 0 });
+    // A longer window also keeps the keys longer: the sweep does not drop them at the old expiry.
+    limiter.sweep();
+    expect(limiter.policy('log')!.store.size).toBe(1);
+    limiter.removePolicy('log');
+
+    // GCRA: the TAT carries over; the new rate applies to what comes next.
+    limiter.setPolicy(perUser('g', 10, 1000, { algorithm: 'gcra', burst: 2 }));
+    expect(countAllowed(limiter, 3, { user_id: 'g' })).toBe(2);
+    expect(limiter.setPolicy(perUser('g', 20, 1000, { algorithm: 'gcra', burst: 2 })).counters).toBe('kept');
+    expect(call(limiter, { user_id: 'g' }).allowed).toBe(false);
+    limiter.removePolicy('g');
+
+    // Fixed window with the same window: the count carries over, the new limit decides.
+    limiter.setPolicy(perUser('f', 5, 60_000, { algorithm: 'fixed_window' }));
+    expect(countAllowed(limiter, 3, { user_id: 'f' })).toBe(3);
+    expect(limiter.setPolicy(perUser('f', 4, 60_000, { algorithm: 'fixed_window' })).counters).toBe('kept');
+    expect(countAllowed(limiter, 3, { user_id: 'f' })).toBe(1);
+    expect(used('f', 'f')).toBe(4);
+  });
+
+  it('incompatible replacements start empty counters: another algorithm, key or mode, or a new window for window-aligned algorithms', () => {
+    const { limiter } = setup([perUser('p', 3, 60_000)]);
+    const fill = () => expect(countAllowed(limiter, 5)).toBe(3);
+    fill();
+    expect(limiter.setPolicy(perUser('p', 3, 60_000, { algorithm: 'gcra' })).counters).toBe('reset');
+    fill();
+    expect(limiter.setPolicy(perUser('p', 3, 60_000, { algorithm: 'gcra', key: 'device_id' })).counters).toBe('reset');
+    fill();
+    expect(limiter.setPolicy(perUser('p', 3, 60_000, { algorithm: 'gcra', key: 'device_id', mode: 'eventual' })).counters).toBe('reset');
+    fill();
+    expect(limiter.setPolicy(perUser('p', 3, 60_000, { algorithm: 'fixed_window' })).counters).toBe('reset');
+    fill();
+    expect(limiter.setPolicy(perUser('p', 3, 30_000, { algorithm: 'fixed_window' })).counters).toBe('reset');
+    fill();
+    expect(limiter.setPolicy(perUser('p', 3, 30_000, { algorithm: 'sliding_window' })).counters).toBe('reset');
+    fill();
+    expect(limiter.setPolicy(perUser('p', 3, 60_000, { algorithm: 'sliding_window' })).counters).toBe('reset');
+    fill();
+  });
+
+  it('a strict policy keeps its store counters on replacement but cannot change its algorithm (the store states are per id)', () => {
+    const { limiter } = strictSetup([perUser('s', 3, 1000, { mode: 'strict' })]);
+    expect(limiter.setPolicy(perUser('s', 5, 1000, { mode: 'strict' })).counters).toBe('kept');
+    expect(() => limiter.setPolicy(perUser('s', 5, 1000, { mode: 'strict', algorithm: 'gcra' }))).toThrow(/algorithm cannot change \(sliding_log → gcra\); add a policy with a new id/);
+    expect(limiter.policy('s')!.config.limit).toBe(5);
+    // Leaving strict mode is a fresh local count.
+    expect(limiter.setPolicy(perUser('s', 5, 1000)).counters).toBe('reset');
   });
 
   it('setPolicy can narrow the scope; the per-function cache follows', () => {
@@ -621,7 +693,9 @@ describe('runtime changes: setPolicy, removePolicy, setShadow, status, reset', (
     expect(call(limiter, {}, fn('svc', 'a')).allowed).toBe(false);
     limiter.setPolicy(perUser('p', 1, 1000, { scope: { service: 'svc', requestType: 'b' } }));
     expect(countAllowed(limiter, 3, {}, fn('svc', 'a'))).toBe(3);
-    expect(countAllowed(limiter, 3, {}, fn('svc', 'b'))).toBe(1);
+    // Same algorithm and key: the user's counter carries over (the hit made on `a` still counts).
+    expect(countAllowed(limiter, 3, {}, fn('svc', 'b'))).toBe(0);
+    expect(countAllowed(limiter, 3, { user_id: 'bob' }, fn('svc', 'b'))).toBe(1);
   });
 
   it('removePolicy stops limiting; removing twice is false', () => {
