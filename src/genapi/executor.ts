@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { transportFailure, type Authorization, type CallOutcome, type ServiceBus, type StreamControl, type StreamSink, type StreamStart } from '../bus/types.js';
+import { transportFailure, type Authorization, type CallOutcome, type ServiceBus, type StreamControl, type StreamSink, type StreamStart, type TransportFailure } from '../bus/types.js';
 import { DEFAULT_STREAM_CREDIT } from '../nats/headers.js';
 import type { TimerEntry, TimerWheel } from '../util/timer-wheel.js';
 import type { RequestMeta } from '../worker/context.js';
@@ -230,9 +230,38 @@ interface Dispatch {
 }
 
 /** Failures where nothing ran: the next instance is tried at once. */
-const FAST_FAILURES = new Set(['no_responders', 'unavailable']);
-/** Failures that say nothing about the service (the gateway's own NATS link, or the client left): breakers ignore them. */
-const NOT_THE_SERVICE = new Set(['cancelled', 'disconnected']);
+const FAST_FAILURES = new Set<TransportFailure>(['no_responders', 'unavailable']);
+/**
+ * The failures breakers count: the call used up its time (timeout) or its instance died under
+ * it. Fast failures where nothing ran (no responders, 503/404, an open instance breaker) already
+ * fail fast, so a breaker gains nothing from them, and counting them would keep a service
+ * unavailable after it is back (workers resubscribing after a NATS restart answer "no
+ * responders" for a moment). The gateway's own NATS outage (disconnected) and a client that left
+ * (cancelled) say nothing about the service.
+ */
+const BREAKER_FAILURES = new Set<TransportFailure>(['timeout', 'instance_lost']);
+
+function countsForBreakers(outcome: CallOutcome): boolean {
+  return !outcome.ok && outcome.kind === 'transport' && BREAKER_FAILURES.has(outcome.reason);
+}
+
+/**
+ * Starts work behind a bulkhead or breaker and waits only until it is admitted (`admit` was
+ * called: it runs, or waits in a queue) or refused before running (`result` settled first).
+ */
+async function admission<T>(start: (admit: () => void) => Promise<T>): Promise<{ admitted: boolean; result: Promise<T> }> {
+  let admitted = false;
+  let open!: () => void;
+  const gate = new Promise<void>((resolve) => (open = resolve));
+  const result = start(() => {
+    admitted = true;
+    open();
+  });
+  await Promise.race([gate, result.then(noop, noop)]);
+  return { admitted, result };
+}
+
+function noop(): void {}
 
 /**
  * PhoenixGenApi's rate-limit push (`Rate limit exceeded. Please retry after N seconds.`, N ≥ 1
@@ -248,7 +277,7 @@ export function isClientError(code: number): boolean {
   return code >= 400 && code < 500 && code !== 404;
 }
 /** Failures where the function surely did not run: the client may retry later. */
-const NOT_EXECUTED = new Set(['no_responders', 'unavailable', 'disconnected']);
+const NOT_EXECUTED = new Set<TransportFailure>(['no_responders', 'unavailable', 'disconnected']);
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
@@ -267,7 +296,8 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
  * PhoenixGenApi's Executor over buses: config lookup → before hook → permission (built-in mode,
  * then the worker's own check) → rate limit → arguments → dispatch by response type, with
  * instance selection, fallback, retries, breakers and bulkheads → after hook. Every request ends
- * in exactly one reply and, except `none`, at least one push: nothing is lost silently.
+ * in exactly one reply and, except a `none` call a worker took, at least one push: nothing is
+ * lost silently.
  */
 export class Executor {
   readonly stats: ExecutorStats = { inflight: 0, streams: 0, requests: 0, failures: 0 };
@@ -405,21 +435,50 @@ export class Executor {
         return;
       }
       case 'async': {
+        // PhoenixGenApi: a call refused before it runs (bulkhead full, breaker open) gets the
+        // error as its first and only push; an admitted one gets the ack, then its result.
+        const { admitted, result } = await admission((admit) => this.guarded(dispatch, args, admit));
+        if (!admitted) {
+          await this.finishEarly(request, config, requestId, sink, await result);
+          return;
+        }
         sink.push(await this.runAfter(request, config, asyncResponse(requestId)));
         sink.reply('ok', request.request_type);
-        sink.push(await this.guarded(dispatch, args));
+        sink.push(await result);
         return;
       }
       case 'none': {
+        const { admitted, result } = await admission((admit) => this.guarded(dispatch, args, admit));
+        if (!admitted) {
+          await this.finishEarly(request, config, requestId, sink, await result);
+          return;
+        }
         await this.runAfter(request, config, null);
         sink.reply('ok', request.request_type);
-        const response = await this.guarded(dispatch, args);
-        if (!response.success) this.logger.warn({ requestId, service: config.service, requestType: config.requestType, error: response.error }, 'fire-and-forget call failed');
+        this.dropped(config, requestId, sink, await result);
         return;
       }
       case 'stream':
         await this.relayStream(dispatch, args);
         return;
+    }
+  }
+
+  /**
+   * The outcome of a `none` call, whose result nobody waits for (protocol/gen_api.md §7.22):
+   * when nothing ran (no worker answered, every instance refused, NATS down) the client is told
+   * with `Service temporarily unavailable` (can_retry), since sending it again is safe; a failure
+   * after a worker took the call (function error, timeout, instance lost) is only logged — it may
+   * have run, and PhoenixGenApi drops `none` results.
+   */
+  private dropped(config: ResolvedFunConfig, requestId: unknown, sink: RequestSink, response: GenApiResponse): void {
+    if (response.success) return;
+    const fields = { requestId, service: config.service, requestType: config.requestType, error: response.error };
+    if (response.can_retry) {
+      this.logger.warn(fields, 'fire-and-forget call not delivered');
+      sink.push(response);
+    } else {
+      this.logger.warn(fields, 'fire-and-forget call failed');
     }
   }
 
@@ -512,19 +571,28 @@ export class Executor {
     return instances.length === 0 ? [] : this.options.selector.order(config, request, instances);
   }
 
-  /** Bulkhead + service breaker around the call; maps every outcome to the Response to push. */
-  private async guarded(dispatch: Dispatch, args: Record<string, unknown>): Promise<GenApiResponse> {
+  /**
+   * Bulkhead + service breaker around the call; maps every outcome to the Response to push.
+   * `admit` is called once the call is past both (or waits in the bulkhead's queue, which
+   * PhoenixGenApi also counts as accepted).
+   */
+  private async guarded(dispatch: Dispatch, args: Record<string, unknown>, admit?: () => void): Promise<GenApiResponse> {
     const { config, requestId } = dispatch;
     const resilience = this.options.resilience;
+    const bulkhead = resilience.bulkhead(config.service);
+    const queued = bulkhead.executionSlots <= 0 && bulkhead.queueSlots > 0;
     let outcome: CallOutcome;
     try {
-      outcome = await resilience.bulkhead(config.service).execute(() =>
+      const running = bulkhead.execute(() =>
         resilience.service(config.service).execute(async () => {
+          admit?.();
           const result = await this.invoke(dispatch, args);
-          if (!result.ok && result.kind === 'transport' && !NOT_THE_SERVICE.has(result.reason)) throw new TransportFailureError(result.message, { cause: result });
+          if (countsForBreakers(result)) throw new TransportFailureError(!result.ok ? result.message : '', { cause: result });
           return result;
         }),
       );
+      if (queued) admit?.();
+      outcome = await running;
     } catch (err) {
       if (err instanceof TransportFailureError) outcome = err.cause as CallOutcome;
       else if (err instanceof BulkheadRejectedError || err instanceof BrokenCircuitError) {
@@ -608,9 +676,7 @@ export class Executor {
         result = await this.options.resilience.instance(instance.id).execute(async () => {
           const value = await attempt(instance);
           const { outcome } = value;
-          if (!outcome.ok && outcome.kind === 'transport' && outcome.reason !== 'no_responders' && !NOT_THE_SERVICE.has(outcome.reason)) {
-            throw new TransportFailureError(outcome.message, { cause: value });
-          }
+          if (countsForBreakers(outcome)) throw new TransportFailureError(!outcome.ok ? outcome.message : '', { cause: value });
           return value;
         });
       } catch (err) {
@@ -624,13 +690,63 @@ export class Executor {
     return result;
   }
 
+  /**
+   * A stream: admitted through the bulkhead (whose slot it holds for its whole life) and the
+   * service breaker, then `init` + reply, then the start Response, chunks and end. Refused before
+   * it runs (bulkhead full, breaker open), the error is the first and only push, as for async.
+   * A stream that waits in the bulkhead's queue is accepted (init) and starts when a slot frees.
+   */
   private async relayStream(dispatch: Dispatch, args: Record<string, unknown>): Promise<void> {
-    const { bus, config, request, meta, order, requestId, sink } = dispatch;
-    sink.push(await this.runAfter(request, config, streamResponse(requestId, 'init')));
-    sink.reply('ok', request.request_type);
-    if (sink.signal.aborted) return;
+    const { config, request, requestId, sink } = dispatch;
+    if (sink.signal.aborted) {
+      sink.reply('ok', request.request_type);
+      return;
+    }
     const credit = this.options.streamCredit ?? DEFAULT_STREAM_CREDIT;
     const relay = new RelayedStream(this, requestId, request.request_id, sink, credit, config.timeoutMs);
+
+    const bulkhead = this.options.resilience.bulkhead(config.service);
+    const queued = bulkhead.executionSlots <= 0 && bulkhead.queueSlots > 0;
+    let holdSlot!: () => void;
+    const slot = new Promise<'slot'>((resolve) => (holdSlot = () => resolve('slot')));
+    const lifetime = bulkhead.execute(() => {
+      holdSlot();
+      return relay.finished;
+    });
+    const refused = lifetime.then(
+      () => null,
+      (err: unknown) => err,
+    );
+
+    if (queued) {
+      await this.acceptStream(dispatch, relay);
+      await Promise.race([slot, relay.finished]);
+      if (relay.done) return;
+      this.streamStarted(dispatch, relay, await this.startStream(dispatch, args, relay, credit));
+      return;
+    }
+    const gate = await Promise.race([slot, refused]);
+    if (gate !== 'slot') {
+      relay.stop(null);
+      if (!(gate instanceof BulkheadRejectedError)) throw gate;
+      await this.finishEarly(request, config, requestId, sink, errorResponse(requestId, ERRORS.unavailable, true));
+      return;
+    }
+    const { admitted, result } = await admission((admit) => this.startStream(dispatch, args, relay, credit, admit));
+    if (!admitted) {
+      relay.stop(null);
+      await this.finishEarly(request, config, requestId, sink, this.toResponse((await result).outcome, requestId, config));
+      return;
+    }
+    await this.acceptStream(dispatch, relay);
+    this.streamStarted(dispatch, relay, await result);
+  }
+
+  /** The `init` push and the reply; from then on the client can cancel the stream by request_id. */
+  private async acceptStream({ config, request, requestId, sink }: Dispatch, relay: RelayedStream): Promise<void> {
+    sink.push(await this.runAfter(request, config, streamResponse(requestId, 'init')));
+    sink.reply('ok', request.request_type);
+    if (relay.done) return;
     let byId = this.streams.get(sink.owner);
     if (!byId) {
       byId = new Map();
@@ -639,34 +755,27 @@ export class Executor {
     byId.get(request.request_id)?.stop(null);
     byId.set(request.request_id, relay);
     this.stats.streams++;
+  }
 
-    // A stream holds a bulkhead slot for its whole life: it is a call that is still running.
-    const resilience = this.options.resilience;
-    let admitted!: () => void;
-    const admission = new Promise<'admitted'>((resolve) => (admitted = () => resolve('admitted')));
-    const lifetime = resilience.bulkhead(config.service).execute(() => {
-      admitted();
-      return relay.finished;
-    });
-    const gate = await Promise.race([admission, lifetime.then(() => 'ended' as const, (err: unknown) => err)]);
-    if (gate !== 'admitted') {
-      relay.stop(gate instanceof BulkheadRejectedError ? errorResponse(requestId, ERRORS.unavailable, true) : null);
-      return;
-    }
-
-    let start: StreamStart;
+  /** The stream's start through the service breaker and the instances; `admit` once the breaker lets it through. */
+  private async startStream(dispatch: Dispatch, args: Record<string, unknown>, relay: RelayedStream, credit: number, admit?: () => void): Promise<StreamStart> {
+    const { bus, config, meta, order } = dispatch;
     try {
-      start = await resilience.service(config.service).execute(async () => {
+      return await this.options.resilience.service(config.service).execute(async () => {
+        admit?.();
         const result = await this.tryInstances(config, order, 0, (instance) => bus.stream({ config, instance }, meta, args, config.timeoutMs, credit, relay));
-        const { outcome } = result;
-        if (!outcome.ok && outcome.kind === 'transport' && !NOT_THE_SERVICE.has(outcome.reason)) throw new TransportFailureError(outcome.message, { cause: result });
+        if (countsForBreakers(result.outcome)) throw new TransportFailureError('stream start failed', { cause: result });
         return result as StreamStart;
       });
     } catch (err) {
-      if (err instanceof TransportFailureError) start = err.cause as StreamStart;
-      else if (err instanceof BrokenCircuitError) start = { outcome: transportFailure('unavailable', 'service circuit open'), control: null };
-      else throw err;
+      if (err instanceof TransportFailureError) return err.cause as StreamStart;
+      if (err instanceof BrokenCircuitError) return { outcome: transportFailure('unavailable', 'service circuit open'), control: null };
+      throw err;
     }
+  }
+
+  /** After the start: the nested start Response and live relaying, or the start's error. */
+  private streamStarted({ config, requestId, sink }: Dispatch, relay: RelayedStream, start: StreamStart): void {
     if (relay.done) {
       start.control?.cancel();
       return;

@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { defineService, fn } from '../../src/worker/define.js';
 import { errorResp, useExecEnv, hang, ready, resp, sleep, sleepOrAbort } from '../support/genapi-exec.js';
+import { RESILIENCE_DEFAULTS } from '../../src/genapi/resilience.js';
 
 interface State {
   /** Labels of instances that hang (time out) right now, by request type ('*' = all). */
@@ -27,6 +28,17 @@ function resService(label: string, state: State, name = 'res') {
       flaky: fn({ timeout: 200, handler: handler('flaky') }),
       other: fn({ timeout: 1_000, handler: handler('other') }),
       slow: fn({ timeout: 2_000, handler: handler('slow') }),
+      slow_async: fn({ response: 'async', timeout: 2_000, handler: handler('slow') }),
+      slow_none: fn({ response: 'none', timeout: 2_000, handler: handler('slow') }),
+      flaky_async: fn({ response: 'async', timeout: 200, handler: handler('flaky') }),
+      flaky_none: fn({ response: 'none', timeout: 200, handler: handler('flaky') }),
+      fail_none: fn({
+        response: 'none',
+        handler: () => {
+          state.calls.push({ rt: 'fail_none', label });
+          throw new Error('the function failed');
+        },
+      }),
       ticks: fn({
         response: 'stream',
         timeout: 2_000,
@@ -119,6 +131,24 @@ describe('exec: breakers and bulkheads over NATS', () => {
     expect(app.genApi.health().breakers.services.res).toBe('closed');
   });
 
+  it('fast failures where nothing ran (no responders) open no breaker: a worker that comes back is used at once (default settings)', async () => {
+    const state: State = { hanging: new Set(), calls: [] };
+    const app = await env.gateway();
+    const first = await env.worker(resService('A', state));
+    await ready(app, 'res', 'other', 1);
+    const client = await env.client(app);
+    await first.stop();
+    for (let i = 0; i < RESILIENCE_DEFAULTS.serviceFailures * 2; i++) {
+      const result = await client.call(req(`nr-${i}`, 'other'));
+      expect(result.pushes).toEqual([errorResp(`nr-${i}`, UNAVAILABLE, true)]);
+      expect(result.ms).toBeLessThan(100);
+    }
+    expect(app.genApi.health().breakers.services.res ?? 'closed').toBe('closed');
+    await env.worker(resService('B', state));
+    const back = await client.call(req('nr-back', 'other'));
+    expect(back.pushes).toEqual([resp('nr-back', { result: { label: 'B', rt: 'other' } })]);
+  });
+
   it('instance breakers open on every instance → Service temporarily unavailable (can_retry) at once', async () => {
     const state: State = { hanging: new Set(['*:flaky']), calls: [] };
     const app = await env.gateway({ genApi: { resilience: { instanceFailures: 2, serviceFailures: 100, halfOpenAfterMs: 5_000 } } });
@@ -132,7 +162,7 @@ describe('exec: breakers and bulkheads over NATS', () => {
     expect(state.calls.filter((c) => c.rt === 'flaky')).toHaveLength(2);
   });
 
-  it('streams are dispatched through the service breaker too: open breaker → init, then Service temporarily unavailable', async () => {
+  it('streams are dispatched through the service breaker too: open breaker → Service temporarily unavailable as the first and only push', async () => {
     const state: State = { hanging: new Set(['*:flaky']), calls: [] };
     const app = await env.gateway({ genApi: { resilience: { serviceFailures: 2, instanceFailures: 100, halfOpenAfterMs: 5_000 } } });
     await env.worker(resService('A', state));
@@ -140,13 +170,16 @@ describe('exec: breakers and bulkheads over NATS', () => {
     const client = await env.client(app);
     for (let i = 0; i < 2; i++) await client.call(req(`sbs-${i}`, 'flaky'));
     expect(app.genApi.health().breakers.services.res).toBe('open');
-    const result = await client.call(req('sbs-stream', 'ticks'), { pushes: 2 });
-    expect(result.pushes).toEqual([resp('sbs-stream', { result: 'init', async: true, has_more: true }), errorResp('sbs-stream', UNAVAILABLE, true)]);
+    const result = await client.call(req('sbs-stream', 'ticks'));
+    await sleep(200);
+    expect(client.pushesFor('sbs-stream')).toEqual([errorResp('sbs-stream', UNAVAILABLE, true)]);
+    expect(result.order).toEqual(['push', 'reply']);
     expect(result.reply).toEqual({ status: 'ok', response: 'ticks' });
     expect(state.calls.filter((c) => c.rt === 'ticks')).toHaveLength(0);
+    expect(app.genApi.health().executor.streams).toBe(0);
   });
 
-  it('streams are dispatched through the bulkhead too: a full bulkhead refuses a stream start', async () => {
+  it('streams are dispatched through the bulkhead too: a full bulkhead refuses a stream start (the error is the only push)', async () => {
     const state: State = { hanging: new Set(), calls: [] };
     const app = await env.gateway({ genApi: { resilience: { maxConcurrent: 1, maxQueued: 0 } } });
     await env.worker(resService('A', state));
@@ -154,10 +187,11 @@ describe('exec: breakers and bulkheads over NATS', () => {
     const client = await env.client(app);
     const busy = client.start(req('bhs-slow', 'slow'));
     await sleep(50);
-    const result = await client.call(req('bhs-stream', 'ticks'), { pushes: 2 });
-    expect(result.pushes).toEqual([resp('bhs-stream', { result: 'init', async: true, has_more: true }), errorResp('bhs-stream', UNAVAILABLE, true)]);
-    expect(state.calls.filter((c) => c.rt === 'ticks')).toHaveLength(0);
+    const result = await client.call(req('bhs-stream', 'ticks'));
+    expect(result.order).toEqual(['push', 'reply']);
     await busy.done();
+    expect(client.pushesFor('bhs-stream')).toEqual([errorResp('bhs-stream', UNAVAILABLE, true)]);
+    expect(state.calls.filter((c) => c.rt === 'ticks')).toHaveLength(0);
   });
 
   it('bulkhead: maxConcurrent 1 + maxQueued 0 → a second concurrent call gets Service temporarily unavailable (can_retry); other services unaffected', async () => {
@@ -231,6 +265,121 @@ describe('exec: breakers and bulkheads over NATS', () => {
     // Once they are done the channel takes requests again.
     const four = await client.call(req('mi-4', 'other'));
     expect(four.pushes[0]!.success).toBe(true);
+  });
+});
+
+/**
+ * async and none when the call is refused before it runs or fails after the reply
+ * (protocol/gen_api.md §2 Sequences, §7 decision 22; PhoenixGenApi §1.6: a full queue makes the
+ * error "the first and only push", and for none "still pushes").
+ */
+describe('exec: async and none refused or failing', () => {
+  const env = useExecEnv();
+
+  async function setup(resilience: Record<string, number>, state: State) {
+    const app = await env.gateway({ genApi: { resilience } });
+    const worker = await env.worker(resService('A', state));
+    await ready(app, 'res', 'slow_none', 1);
+    return { app, worker, client: await env.client(app) };
+  }
+  const calls = (state: State, rt: string) => state.calls.filter((c) => c.rt === rt).length;
+
+  it('async, bulkhead full: the error is the first and only push (no ack), then the reply', async () => {
+    const state: State = { hanging: new Set(), calls: [] };
+    const { client } = await setup({ maxConcurrent: 1, maxQueued: 0 }, state);
+    const busy = client.start(req('aq-busy', 'slow'));
+    await sleep(50);
+    const refused = await client.call(req('aq-1', 'slow_async'));
+    expect(refused.order).toEqual(['push', 'reply']);
+    expect(refused.reply).toEqual({ status: 'ok', response: 'slow_async' });
+    expect(refused.ms).toBeLessThan(200);
+    await busy.done();
+    await sleep(300);
+    expect(client.pushesFor('aq-1')).toEqual([errorResp('aq-1', UNAVAILABLE, true)]);
+    expect(calls(state, 'slow')).toBe(1);
+  });
+
+  it('async, service breaker open: the error is the first and only push', async () => {
+    const state: State = { hanging: new Set(['*:flaky']), calls: [] };
+    const { app, client } = await setup({ serviceFailures: 2, instanceFailures: 100, halfOpenAfterMs: 5_000 }, state);
+    for (let i = 0; i < 2; i++) await client.call(req(`ab-${i}`, 'flaky'));
+    expect(app.genApi.health().breakers.services.res).toBe('open');
+    const refused = await client.call(req('ab-async', 'flaky_async'));
+    await sleep(300);
+    expect(client.pushesFor('ab-async')).toEqual([errorResp('ab-async', UNAVAILABLE, true)]);
+    expect(refused.order).toEqual(['push', 'reply']);
+    expect(calls(state, 'flaky')).toBe(2);
+  });
+
+  it('async waiting in the bulkhead queue is accepted: ack and reply at once, the result when it ran', async () => {
+    const state: State = { hanging: new Set(), calls: [] };
+    const { client } = await setup({ maxConcurrent: 1, maxQueued: 1 }, state);
+    const busy = client.start(req('aw-busy', 'slow'));
+    await sleep(50);
+    const queued = client.start(req('aw-1', 'slow_async'), { pushes: 2, timeoutMs: 3_000 });
+    const done = await queued.done();
+    expect(done.pushes).toEqual([resp('aw-1', { async: true }), resp('aw-1', { result: { label: 'A', rt: 'slow' } })]);
+    expect(done.order).toEqual(['push', 'reply', 'push']);
+    const ackAt = client.log.find((e) => e.kind === 'push' && e.key === 'aw-1')!.at;
+    expect(ackAt - queued.sentAt).toBeLessThan(200);
+    expect(done.ms).toBeGreaterThanOrEqual(850); // it ran only after the busy call (~500 ms each)
+    expect((await busy.done()).pushes[0]!.success).toBe(true);
+  });
+
+  it('none, bulkhead full: Service temporarily unavailable (can_retry) is pushed, then the reply; the function never runs', async () => {
+    const state: State = { hanging: new Set(), calls: [] };
+    const { client } = await setup({ maxConcurrent: 1, maxQueued: 0 }, state);
+    const busy = client.start(req('nq-busy', 'slow'));
+    await sleep(50);
+    const refused = await client.call(req('nq-1', 'slow_none'));
+    expect(refused.pushes).toEqual([errorResp('nq-1', UNAVAILABLE, true)]);
+    expect(refused.order).toEqual(['push', 'reply']);
+    expect(refused.reply).toEqual({ status: 'ok', response: 'slow_none' });
+    await busy.done();
+    await sleep(300);
+    expect(client.pushesFor('nq-1')).toHaveLength(1);
+    expect(calls(state, 'slow')).toBe(1);
+  });
+
+  it('none, service breaker open: Service temporarily unavailable is pushed, then the reply', async () => {
+    const state: State = { hanging: new Set(['*:flaky']), calls: [] };
+    const { app, client } = await setup({ serviceFailures: 2, instanceFailures: 100, halfOpenAfterMs: 5_000 }, state);
+    for (let i = 0; i < 2; i++) await client.call(req(`nb-${i}`, 'flaky'));
+    expect(app.genApi.health().breakers.services.res).toBe('open');
+    const refused = await client.call(req('nb-none', 'flaky_none'));
+    expect(refused.pushes).toEqual([errorResp('nb-none', UNAVAILABLE, true)]);
+    expect(refused.order).toEqual(['push', 'reply']);
+    expect(calls(state, 'flaky')).toBe(2);
+  });
+
+  it('none admitted: the reply only; a failure after a worker took it (function error, timeout) pushes nothing', async () => {
+    const state: State = { hanging: new Set(['*:flaky']), calls: [] };
+    const { client } = await setup({}, state);
+    const ok = await client.call(req('na-ok', 'slow_none'), { pushes: 0 });
+    expect(ok.reply).toEqual({ status: 'ok', response: 'slow_none' });
+    expect(ok.ms).toBeLessThan(200); // the reply does not wait for the function
+    const failed = await client.call(req('na-fail', 'fail_none'), { pushes: 0 });
+    expect(failed.reply).toEqual({ status: 'ok', response: 'fail_none' });
+    const timedOut = await client.call(req('na-timeout', 'flaky_none'), { pushes: 0 });
+    expect(timedOut.reply).toEqual({ status: 'ok', response: 'flaky_none' });
+    await sleep(800); // slow (500 ms) finished, fail_none failed, flaky_none timed out (200 ms)
+    expect(calls(state, 'slow')).toBe(1);
+    expect(calls(state, 'fail_none')).toBe(1);
+    expect(calls(state, 'flaky')).toBe(1);
+    for (const id of ['na-ok', 'na-fail', 'na-timeout']) expect(client.pushesFor(id), id).toEqual([]);
+  });
+
+  it('none with no worker to take it (no responders): the reply, then Service temporarily unavailable (can_retry) at once', async () => {
+    const state: State = { hanging: new Set(), calls: [] };
+    const { worker, client } = await setup({}, state);
+    await worker.stop();
+    const sentAt = Date.now();
+    const ref = client.send(req('nr-1', 'slow_none'));
+    const result = await client.collect('nr-1', ref, sentAt, { pushes: 1 });
+    expect(result.order).toEqual(['reply', 'push']);
+    expect(result.reply).toEqual({ status: 'ok', response: 'slow_none' });
+    expect(result.pushes).toEqual([errorResp('nr-1', UNAVAILABLE, true)]);
+    expect(result.ms).toBeLessThan(200);
   });
 });
 

@@ -1,11 +1,13 @@
 /**
  * The NATS server dies and comes back under load (protocol/gen_api.md §2 Errors: "NATS down →
- * Service temporarily unavailable, can_retry"; §7.12; src/bus/nats/link.ts: requests fail fast
- * while disconnected, reconnect for ever): several clients send requests continuously while the
- * nats-server is SIGKILLed and restarted on the same port. The gateway must not crash, every
- * request must end in exactly one reply and one push, requests must fail fast while NATS is
- * down, and succeed again once the gateway and the worker are back (and the service breaker the
- * outage opened has had its half-open trial, gen_api.md §5). Health reports it.
+ * Service temporarily unavailable, can_retry"; §5 breakers; §7.12; src/bus/nats/link.ts: requests
+ * fail fast while disconnected, reconnect for ever): several clients send requests continuously
+ * while the nats-server is SIGKILLed and restarted on the same port. The gateway must not crash,
+ * every request must end in exactly one reply and one push, requests must fail fast while NATS is
+ * down, and succeed again as soon as the gateway and the worker are back — with the default
+ * breaker settings: the worker reconnects later than the gateway, so for a while its subject has
+ * no responders, and those fast failures must not open the service breaker (gen_api.md §5), which
+ * would keep the service unavailable for halfOpenAfterMs (10 s) after recovery. Health reports it.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { NatsServer } from '../support/nats.js';
@@ -13,6 +15,7 @@ import { startGenApiApp, startWorker, until, type GenApiApp, type Worker } from 
 import { ApiClient, sleep, type ApiResponse } from '../support/genapi-client.js';
 import { slowService } from '../support/genapi-services.js';
 import type { NatsStatus } from '../../src/bus/nats/link.js';
+import { RESILIENCE_DEFAULTS } from '../../src/genapi/resilience.js';
 
 interface Outcome {
   id: string;
@@ -38,7 +41,8 @@ async function reconnected(worker: Worker, timeoutMs = 5_000): Promise<void> {
   }
 }
 
-const HALF_OPEN_MS = 1_500;
+/** The worker reconnects this long after each attempt, so it is back well after the gateway. */
+const WORKER_RECONNECT_WAIT_MS = 1_500;
 
 describe('NATS restarted mid-load', () => {
   let nats: NatsServer | null = null;
@@ -56,24 +60,25 @@ describe('NATS restarted mid-load', () => {
     nats = null;
   });
 
-  it('no crash; one reply and one push per request; fast `Service temporarily unavailable` while down; success after recovery; health follows', async () => {
+  it('no crash; one reply and one push per request; fast `Service temporarily unavailable` while down; success as soon as the worker is back (default breakers); health follows', async () => {
     nats = await NatsServer.start();
-    worker = await startWorker(slowService('W', { calls: 0, inflight: 0 }), nats.url);
-    // The outage fails requests on transport, which opens the service breaker (gen_api.md §5:
-    // "NATS down" counts); it closes after one successful trial once halfOpenAfterMs has passed.
-    // Shortened from 10 s so the test can watch the whole recovery.
-    app = await startGenApiApp({ nats: nats.url, natsOptions: { reconnectTimeWaitMs: 100 }, genApi: { resilience: { halfOpenAfterMs: HALF_OPEN_MS } } });
+    worker = await startWorker(slowService('W', { calls: 0, inflight: 0 }), nats.url, {}, { reconnectTimeWaitMs: WORKER_RECONNECT_WAIT_MS });
+    // Default resilience settings: serviceFailures 10, halfOpenAfterMs 10 s.
+    app = await startGenApiApp({ nats: nats.url, natsOptions: { reconnectTimeWaitMs: 100 } });
+    expect(app.genApi.resilience.options).toEqual(RESILIENCE_DEFAULTS);
     const genApi = app.genApi;
     const status = () => genApi.health().nats!.status;
     const instances = () => genApi.nats!.discovery.instances('slowsvc').length;
     await until(() => instances() === 1, 'the worker discovered');
     for (let i = 0; i < 4; i++) clients.push(await ApiClient.connect(app.wsUrl(`user_id=u${i}`)));
 
-    // Health transitions, sampled every 10 ms.
+    // Health transitions and the service breaker, sampled every 10 ms.
     const statuses: NatsStatus[] = [status()];
+    const breakerStates = new Set<string>();
     const sampler = setInterval(() => {
       const s = status();
       if (statuses.at(-1) !== s) statuses.push(s);
+      breakerStates.add(genApi.health().breakers.services.slowsvc ?? 'closed');
     }, 10);
 
     const outcomes: Outcome[] = [];
@@ -98,6 +103,8 @@ describe('NATS restarted mid-load', () => {
 
     let killedAt = 0;
     let restartedAt = 0;
+    let gatewayBackAt = 0;
+    let workerBackAt = 0;
     let recoveredAt = 0;
     let breakersAtEnd: unknown = null;
     try {
@@ -109,10 +116,12 @@ describe('NATS restarted mid-load', () => {
       await nats.restart();
       restartedAt = performance.now();
       await until(() => status() === 'connected', 'the gateway to reconnect', 5_000);
-      await reconnected(worker);
+      gatewayBackAt = performance.now();
+      await reconnected(worker, 10_000);
+      workerBackAt = performance.now();
       await until(() => instances() === 1, 'the worker to be rediscovered', 5_000);
       recoveredAt = performance.now();
-      await sleep(HALF_OPEN_MS + 2_500);
+      await sleep(2_000);
       breakersAtEnd = genApi.health().breakers;
     } finally {
       running = false;
@@ -151,18 +160,21 @@ describe('NATS restarted mid-load', () => {
     // Every failure in the whole run is the retryable one.
     for (const o of outcomes) expect(ok(o) || unavailable(o), `${o.id}: ${JSON.stringify(o.push)}`).toBe(true);
 
-    // 4. After recovery (gateway reconnected, the worker reconnected and rediscovered): at first
-    //    only the retryable failure (the breaker opened during the outage), then, once the
-    //    breaker's half-open trial has succeeded, every request succeeds.
-    const settled = recoveredAt + HALF_OPEN_MS + 500;
-    const after = outcomes.filter((o) => o.sentAt > settled);
+    // 4. While the gateway was back but the worker not yet, its subject had no responders: each
+    //    such request failed fast as Service temporarily unavailable — more of them than the
+    //    service breaker's threshold, so counting them would have opened it.
+    const noWorker = outcomes.filter((o) => o.sentAt > gatewayBackAt + 50 && o.doneAt! < workerBackAt - 50);
+    expect(noWorker.length, `requests between the gateway's and the worker's reconnect`).toBeGreaterThan(RESILIENCE_DEFAULTS.serviceFailures);
+    for (const o of noWorker) expect(unavailable(o), `${o.id}: ${JSON.stringify(o.push)}`).toBe(true);
+    expect([...breakerStates]).toEqual(['closed']);
+
+    //    Once the worker is back (reconnected and rediscovered), every request succeeds at once:
+    //    no breaker keeps the service unavailable for halfOpenAfterMs.
+    const after = outcomes.filter((o) => o.sentAt > recoveredAt);
     expect(after.length).toBeGreaterThan(20);
     const failedAfter = after.filter((o) => !ok(o));
     const summary = failedAfter.slice(0, 3).map((o) => `${o.id} +${Math.round(o.sentAt - recoveredAt)}ms ${String(o.push!.error)}`);
-    expect(
-      failedAfter.length,
-      `${failedAfter.length}/${after.length} requests failed ${HALF_OPEN_MS + 500} ms after recovery (${summary.join('; ')}); breakers: ${JSON.stringify(breakersAtEnd)}`,
-    ).toBe(0);
+    expect(failedAfter.length, `${failedAfter.length}/${after.length} requests failed after recovery (${summary.join('; ')}); breakers: ${JSON.stringify(breakersAtEnd)}`).toBe(0);
     expect(breakersAtEnd).toEqual({ services: { slowsvc: 'closed' }, instances: expect.anything() });
 
     // 5. Health went disconnected/reconnecting, then connected again.

@@ -70,8 +70,13 @@ export interface Worker {
   crash(): Promise<void>;
 }
 
-export async function startWorker(service: ServiceDefinition, url: string, options: Partial<ServeOptions> = {}): Promise<Worker> {
-  const nc = await connect({ servers: url, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+export async function startWorker(
+  service: ServiceDefinition,
+  url: string,
+  options: Partial<ServeOptions> = {},
+  connection: { reconnectTimeWaitMs?: number } = {},
+): Promise<Worker> {
+  const nc = await connect({ servers: url, maxReconnectAttempts: -1, reconnectTimeWait: connection.reconnectTimeWaitMs ?? 100 });
   const running = await serve(service, { nats: nc, pushTimeoutMs: 300, ...options });
   return {
     nc,
