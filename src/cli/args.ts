@@ -10,6 +10,10 @@ export interface CliOptions {
   version: boolean;
 }
 
+/** Where the gateway listens when neither a flag, the environment nor the config file says. */
+export const DEFAULT_HOST = '127.0.0.1';
+export const DEFAULT_PORT = 4000;
+
 export class CliError extends Error {
   override readonly name = 'CliError';
 }
@@ -17,8 +21,8 @@ export class CliError extends Error {
 export const USAGE = `Usage: gen-gateway [options]
 
 Options:
-  --host HOST        interface to listen on (env HOST, default 127.0.0.1)
-  --port PORT        port to listen on, 0 for any free port (env PORT, default 4000)
+  --host HOST        interface to listen on (env HOST, default ${DEFAULT_HOST})
+  --port PORT        port to listen on, 0 for any free port (env PORT, default ${DEFAULT_PORT})
   --config FILE      gateway config: .json, .js or .mjs (env GATEWAY_CONFIG)
   --nats URL         run gen_api functions on NATS workers (default: the embedded bus)
   --log-level LEVEL  trace|debug|info|warn|error|fatal|silent (env LOG_LEVEL, default info)
@@ -70,4 +74,9 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv): CliOp
   const logLevel = values['log-level'] ?? env.LOG_LEVEL;
   if (logLevel !== undefined && logLevel !== '') options.logLevel = logLevel;
   return options;
+}
+
+/** The address to listen on: flags and environment (as parseCli merged them), then the config file, then the defaults. */
+export function listenAddress(cli: Pick<CliOptions, 'host' | 'port'>, config: { host?: string; port?: number }): { host: string; port: number } {
+  return { host: cli.host ?? config.host ?? DEFAULT_HOST, port: cli.port ?? config.port ?? DEFAULT_PORT };
 }

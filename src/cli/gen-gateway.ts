@@ -5,7 +5,7 @@ import { ConfigError, LOG_LEVELS, loadConfig, type GatewayConfig, type LogLevel 
 import { OptionError } from '../config/errors.js';
 import { PolicyError } from '../ratelimit/policy.js';
 import { startGateway } from '../server.js';
-import { CliError, parseCli, USAGE } from './args.js';
+import { CliError, listenAddress, parseCli, USAGE } from './args.js';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -55,8 +55,7 @@ async function main(): Promise<number> {
       config,
       fromFile: cli.config !== undefined,
       logger,
-      ...(cli.host === undefined ? {} : { host: cli.host }),
-      ...(cli.port === undefined ? {} : { port: cli.port }),
+      ...listenAddress(cli, config),
       ...(cli.nats === undefined ? {} : { nats: cli.nats }),
     });
   } catch (err) {

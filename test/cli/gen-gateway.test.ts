@@ -2,6 +2,7 @@
  * The gen-gateway command: flags, environment, config files, the demo and shutdown.
  */
 import { mkdtemp, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -27,6 +28,15 @@ async function configFile(name: string, content: string): Promise<string> {
   const path = join(dir, name);
   await writeFile(path, content);
   return path;
+}
+
+/** Whether nothing listens on 127.0.0.1:`port` (checked by binding it for a moment). */
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
 }
 
 afterEach(async () => {
@@ -65,6 +75,25 @@ describe('gen-gateway', () => {
     const flagAddress = await listening(flags);
     expect(flagAddress.host).toBe('127.0.0.1');
     expect(flagAddress.port).not.toBe(1);
+  });
+
+  it('with no flags, HOST, PORT or config it listens on 127.0.0.1:4000 (only when 4000 is free here)', async (ctx) => {
+    // Elsewhere the parser test (test/cli/args.test.ts) asserts the same defaults.
+    if (!(await portFree(4000))) ctx.skip('port 4000 is in use on this machine');
+    const proc = start([], { HOST: undefined, PORT: undefined, GATEWAY_CONFIG: undefined });
+    expect(await listening(proc)).toEqual({ host: '127.0.0.1', port: 4000 });
+    const client = await RawClient.connect('ws://127.0.0.1:4000/socket/websocket?vsn=2.0.0');
+    expect(await client.request([null, '1', 'phoenix', 'heartbeat', {}])).toEqual([null, '1', 'phoenix', 'phx_reply', { status: 'ok', response: {} }]);
+    client.close();
+  });
+
+  it('--config wins over GATEWAY_CONFIG', async () => {
+    const fromEnv = await configFile('env.json', JSON.stringify({ port: 0, socket: { path: '/from-env' } }));
+    const fromFlag = await configFile('flag.json', JSON.stringify({ port: 0, socket: { path: '/from-flag' } }));
+    const proc = start(['--config', fromFlag], { GATEWAY_CONFIG: fromEnv });
+    const { port } = await listening(proc);
+    expect((await RawClient.handshake(`ws://127.0.0.1:${port}/from-flag/websocket?vsn=2.0.0`)).status).toBe(101);
+    expect((await RawClient.handshake(`ws://127.0.0.1:${port}/from-env/websocket?vsn=2.0.0`)).status).toBe(404);
   });
 
   it('without a config it serves the demo: room:* with presence, identity from params', async () => {
