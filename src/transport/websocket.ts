@@ -19,6 +19,30 @@ const TEXT = { binary: false } as const;
 const BINARY = { binary: true } as const;
 
 /**
+ * Connections corked in this turn of the event loop. Frames written to one connection in one turn
+ * (a push and its reply, a burst of broadcasts) leave in one write instead of one system call per
+ * frame; every corked connection is uncorked once the turn's I/O callbacks are done.
+ */
+const corked: Duplex[] = [];
+let flushScheduled = false;
+
+function uncorkAll(): void {
+  flushScheduled = false;
+  for (let i = 0; i < corked.length; i++) corked[i]!.uncork();
+  corked.length = 0;
+}
+
+function corkForThisTurn(socket: Duplex): void {
+  if (socket.writableCorked > 0) return;
+  socket.cork();
+  corked.push(socket);
+  if (!flushScheduled) {
+    flushScheduled = true;
+    setImmediate(uncorkAll);
+  }
+}
+
+/**
  * A WebSocket connection as a session's Connection: sends frames, enforces the slow-consumer
  * limit after each write, and owns the idle deadline on the shared timer wheel (every inbound
  * frame, ping or pong only refreshes a timestamp).
@@ -33,6 +57,8 @@ class WebSocketConnection<A extends Assigns> implements Connection, TimerEntry {
 
   constructor(
     private readonly ws: WebSocket,
+    /** The TCP socket under `ws` (corked per turn). */
+    private readonly raw: Duplex,
     private readonly mount: SocketMount<A>,
   ) {
     this.lastSeen = mount.gateway.wheel.clock();
@@ -45,10 +71,22 @@ class WebSocketConnection<A extends Assigns> implements Connection, TimerEntry {
   send(frame: EncodedFrame, textBytes?: Buffer): void {
     const ws = this.ws;
     if (ws.readyState !== WebSocket.OPEN) return;
+    corkForThisTurn(this.raw);
     if (textBytes !== undefined) ws.send(textBytes, TEXT);
     else if (typeof frame === 'string') ws.send(frame, TEXT);
     else ws.send(frame, BINARY);
-    if (ws.bufferedAmount > this.mount.options.maxBufferedBytes) this.slowConsumer();
+    if (ws.bufferedAmount > this.mount.options.maxBufferedBytes) this.flushAndCheck();
+  }
+
+  /**
+   * Past the limit while corked, the frames may only be waiting for the end of the turn: flush
+   * them to the kernel now, and drop the client only if more than the limit is still queued (what
+   * the kernel would not take). A client that reads keeps up however much one turn writes.
+   */
+  private flushAndCheck(): void {
+    const raw = this.raw;
+    while (raw.writableCorked > 0) raw.uncork();
+    if (this.ws.bufferedAmount > this.mount.options.maxBufferedBytes) this.slowConsumer();
   }
 
   close(code: number, reason: string): void {
@@ -157,11 +195,11 @@ export class WebSocketTransport<A extends Assigns> {
     }
     if (offer.selected !== null) this.selectedProtocol.set(req, offer.selected);
     if (result.headers) this.extraHeaders.set(req, result.headers);
-    this.server.handleUpgrade(req, socket, head, (ws) => this.attach(ws, result.init));
+    this.server.handleUpgrade(req, socket, head, (ws) => this.attach(ws, socket, result.init));
   }
 
-  private attach(ws: WebSocket, init: Parameters<SocketMount<A>['createSession']>[1]): void {
-    const connection = new WebSocketConnection(ws, this.mount);
+  private attach(ws: WebSocket, raw: Duplex, init: Parameters<SocketMount<A>['createSession']>[1]): void {
+    const connection = new WebSocketConnection(ws, raw, this.mount);
     const session = this.mount.createSession(connection, init);
     connection.session = session;
     connection.scheduleIdle();

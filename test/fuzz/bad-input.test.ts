@@ -738,3 +738,39 @@ describe('maxBufferedBytes: a client that stops reading is terminated as a slow 
     await expectEmpty(gateway);
   });
 });
+
+describe('maxBufferedBytes counts what the kernel would not take, not what one turn wrote', () => {
+  let gateway: Gateway;
+  let url: string;
+  beforeAll(async () => {
+    // The default limit (1 MiB); writes are corked per event-loop turn.
+    ({ gateway, url } = await ownGateway({}));
+  });
+  afterAll(() => gateway.close());
+
+  it('a reading client survives 1.2 MB of broadcasts written in one turn, and gets every frame in order', async () => {
+    const client = await connect(url);
+    expect(await client.join('room:burst', '1')).toEqual(['1', '1', 'room:burst', 'phx_reply', OK]);
+    const data = 'x'.repeat(4 * 1024);
+    for (let n = 0; n < 300; n++) gateway.broadcast('room:burst', 'burst', { n, data });
+    const frames = (await client.take(300, 10_000)) as unknown[][];
+    expect(frames.map((frame) => (frame[4] as { n: number }).n)).toEqual(Array.from({ length: 300 }, (_, n) => n));
+    expect(gateway.stats.slowConsumers).toBe(0);
+    expect(gateway.stats.sockets).toBe(1);
+    client.close();
+    await client.closed;
+    await expectEmpty(gateway);
+  });
+
+  it('a reading client survives one push larger than the limit', async () => {
+    const client = await connect(url);
+    expect(await client.join('room:big', '1')).toEqual(['1', '1', 'room:big', 'phx_reply', OK]);
+    gateway.broadcast('room:big', 'big', { data: 'y'.repeat(1_100_000) });
+    const [frame] = (await client.take(1, 10_000)) as unknown[][];
+    expect((frame![4] as { data: string }).data.length).toBe(1_100_000);
+    expect(gateway.stats.slowConsumers).toBe(0);
+    client.close();
+    await client.closed;
+    await expectEmpty(gateway);
+  });
+});
