@@ -83,6 +83,12 @@ function isStop(value: unknown): value is Stop {
 }
 
 /**
+ * The reason every channel signal aborts with: one shared AbortError (\`abort()\` without a reason
+ * builds a new DOMException, with its stack trace, for each channel that ends).
+ */
+const CHANNEL_ENDED = new DOMException('The channel ended', 'AbortError');
+
+/**
  * One joined topic on one socket: the Phoenix channel process, without the process. Its mailbox
  * keeps the channel's messages in order; a handler that returns a promise holds only this
  * channel's mailbox. Errors thrown by handlers end here and crash this channel alone.
@@ -129,7 +135,7 @@ export class ChannelInstance<A extends Assigns = Assigns> implements Channel<A>,
       this.controller = new AbortController();
       // Many in-flight requests may listen at once (gen_api): not a leak, so no warning.
       setMaxListeners(0, this.controller.signal);
-      if (this.state >= CLOSING) this.controller.abort();
+      if (this.state >= CLOSING) this.controller.abort(CHANNEL_ENDED);
     }
     return this.controller.signal;
   }
@@ -222,7 +228,7 @@ export class ChannelInstance<A extends Assigns = Assigns> implements Channel<A>,
     this.abandonedFor = reason;
     this.state = CLOSED;
     this.deferred = null;
-    this.controller?.abort();
+    this.controller?.abort(CHANNEL_ENDED);
   }
 
   /** The join was refused: drop anything it held back. */
@@ -400,7 +406,7 @@ export class ChannelInstance<A extends Assigns = Assigns> implements Channel<A>,
     this.state = CLOSING;
     this.mailbox = null;
     this.host.detach(this);
-    this.controller?.abort();
+    this.controller?.abort(CHANNEL_ENDED);
     if (frame === 'phx_close') this.host.writeControl(this, 'phx_close', EMPTY);
     this.runTerminate(reason);
     if (frame === 'phx_error') this.host.writeControl(this, 'phx_error', CHANNEL_CRASH);
