@@ -26,10 +26,13 @@ export class RequestFailure extends Error {
 
 class Pending implements TimerEntry {
   timerSlot = -1;
+  /** The caller's signal, whose watch set holds this request while it waits. */
   signal: AbortSignal | null = null;
-  onAbort: (() => void) | null = null;
   /** The instance the request went to (so losing it fails the request at once). */
   tag: string | null = null;
+  /** Waiting for this turn's publish (see Requester.flush). */
+  payload: Uint8Array | null = null;
+  headers: MsgHdrs | null = null;
   constructor(
     readonly token: string,
     readonly resolve: (msg: Msg) => void,
@@ -56,6 +59,14 @@ export class Requester {
   private readonly sub: Subscription;
   private counter = 0;
   private connected = true;
+  /** Requests of this turn of the event loop, published together (see flush). */
+  private outbox: Pending[] = [];
+  private flushScheduled = false;
+  /**
+   * Waiting requests by the signal that cancels them. A signal (a channel's) gets one abort
+   * listener however many requests it carries: EventTarget listeners are costly to add and remove.
+   */
+  private readonly watched = new WeakMap<AbortSignal, Set<Pending>>();
 
   constructor(
     private readonly nc: NatsConnection,
@@ -85,15 +96,57 @@ export class Requester {
           return;
         }
         pending.signal = signal;
-        pending.onAbort = () => this.fail(pending, new RequestFailure('cancelled', 'request cancelled'));
-        signal.addEventListener('abort', pending.onAbort, { once: true });
+        this.watch(signal).add(pending);
       }
+      pending.payload = payload;
+      pending.headers = headers;
+      this.outbox.push(pending);
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(this.flush);
+      }
+    });
+  }
+
+  /**
+   * Publishes the turn's requests. The client writes to its socket once per microtask checkpoint,
+   * which is once per client frame when requests go out as they come; gathered until the turn's
+   * I/O callbacks are done, they leave in one write.
+   */
+  private readonly flush = (): void => {
+    this.flushScheduled = false;
+    const outbox = this.outbox;
+    this.outbox = [];
+    for (const pending of outbox) {
+      const { payload, headers } = pending;
+      pending.payload = null;
+      pending.headers = null;
+      // Settled meanwhile (aborted, timed out, connection lost): nothing to send.
+      if (payload === null || this.pending.get(pending.token) !== pending) continue;
       try {
-        this.nc.publish(subject, payload, { reply: `${this.inbox}.${token}`, headers });
+        this.nc.publish(pending.subject, payload, { reply: `${this.inbox}.${pending.token}`, headers: headers ?? undefined });
       } catch (err) {
         this.fail(pending, publishFailure(err));
       }
-    });
+    }
+  };
+
+  private watch(signal: AbortSignal): Set<Pending> {
+    let set = this.watched.get(signal);
+    if (!set) {
+      const requests = new Set<Pending>();
+      set = requests;
+      this.watched.set(signal, requests);
+      signal.addEventListener(
+        'abort',
+        () => {
+          this.watched.delete(signal);
+          for (const pending of [...requests]) this.fail(pending, new RequestFailure('cancelled', 'request cancelled'));
+        },
+        { once: true },
+      );
+    }
+    return set;
   }
 
   /** @internal */
@@ -107,7 +160,7 @@ export class Requester {
     if (this.pending.get(pending.token) !== pending) return false;
     this.pending.delete(pending.token);
     this.wheel.cancel(pending);
-    if (pending.signal && pending.onAbort) pending.signal.removeEventListener('abort', pending.onAbort);
+    if (pending.signal) this.watched.get(pending.signal)?.delete(pending);
     return true;
   }
 
