@@ -1,4 +1,5 @@
 import { headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/nats-core';
+import { OutboundHeaders } from '../../nats/outbound-headers.js';
 import type { Logger } from 'pino';
 import type { ServiceInstance } from '../../genapi/types.js';
 import { ERROR_CODES, H } from '../../nats/headers.js';
@@ -13,18 +14,18 @@ const decoder = new TextDecoder();
 const EMPTY = new Uint8Array(0);
 
 function requestHeaders(meta: RequestMeta, timeoutMs: number): MsgHdrs {
-  const h = natsHeaders();
-  h.set(H.requestId, meta.requestId);
-  h.set(H.service, meta.service);
-  h.set(H.requestType, meta.requestType);
-  if (meta.version !== null) h.set(H.version, meta.version);
-  if (meta.userId !== null) h.set(H.userId, meta.userId);
-  if (meta.deviceId !== null) h.set(H.deviceId, meta.deviceId);
-  if (meta.roles.length > 0) h.set(H.roles, JSON.stringify(meta.roles));
-  h.set(H.responseType, meta.responseType);
-  h.set(H.deadline, String(meta.deadline));
-  h.set(H.timeout, String(timeoutMs));
-  if (meta.gateway !== null) h.set(H.gateway, meta.gateway);
+  const h = new OutboundHeaders();
+  h.append(H.requestId, meta.requestId);
+  h.append(H.service, meta.service);
+  h.append(H.requestType, meta.requestType);
+  if (meta.version !== null) h.append(H.version, meta.version);
+  if (meta.userId !== null) h.append(H.userId, meta.userId);
+  if (meta.deviceId !== null) h.append(H.deviceId, meta.deviceId);
+  if (meta.roles.length > 0) h.append(H.roles, JSON.stringify(meta.roles));
+  h.append(H.responseType, meta.responseType);
+  h.append(H.deadline, String(meta.deadline));
+  h.append(H.timeout, String(timeoutMs));
+  if (meta.gateway !== null) h.append(H.gateway, meta.gateway);
   return h;
 }
 
