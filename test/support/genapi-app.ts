@@ -25,6 +25,11 @@ export interface GenApiApp {
 export interface GenApiAppOptions {
   /** Run services on NATS at this URL (otherwise embedded). */
   nats?: string;
+  /**
+   * Discovery timing: `harness` (default here) pings every 200 ms and drops instances after 1 s
+   * so tests run fast; `defaults` uses the gateway's shipped defaults (protocol/nats.md §3).
+   */
+  discovery?: 'harness' | 'defaults';
   natsOptions?: Partial<NatsGatewayOptions>;
   /** In-process services. */
   local?: ServiceDefinition[];
@@ -48,7 +53,7 @@ export async function startGenApiApp(options: GenApiAppOptions = {}): Promise<Ge
   if (options.nats) {
     await genApi.connectNats({
       servers: options.nats,
-      discovery: { intervalMs: 200, ttlMs: 1_000, pingWaitMs: 100 },
+      ...(options.discovery === 'defaults' ? {} : { discovery: { intervalMs: 200, ttlMs: 1_000, pingWaitMs: 100 } }),
       ...options.natsOptions,
     });
   }

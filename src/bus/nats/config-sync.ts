@@ -17,6 +17,8 @@ export interface ConfigSyncOptions {
   pullTimeoutMs?: number;
 }
 
+export const CONFIG_SYNC_DEFAULTS: Required<ConfigSyncOptions> = { pullIntervalMs: 30_000, maxPullIntervalMs: 300_000, pullTimeoutMs: 2_000 };
+
 const encoder = new TextEncoder();
 const EMPTY = new Uint8Array(0);
 
@@ -62,9 +64,9 @@ export class ConfigSync {
     private readonly logger: Logger,
     options: ConfigSyncOptions = {},
   ) {
-    this.pullIntervalMs = options.pullIntervalMs ?? 30_000;
-    this.maxPullIntervalMs = options.maxPullIntervalMs ?? 300_000;
-    this.pullTimeoutMs = options.pullTimeoutMs ?? 2_000;
+    this.pullIntervalMs = options.pullIntervalMs ?? CONFIG_SYNC_DEFAULTS.pullIntervalMs;
+    this.maxPullIntervalMs = options.maxPullIntervalMs ?? CONFIG_SYNC_DEFAULTS.maxPullIntervalMs;
+    this.pullTimeoutMs = options.pullTimeoutMs ?? CONFIG_SYNC_DEFAULTS.pullTimeoutMs;
     this.pushSub = nc.subscribe(subjects.configPush, { callback: (err, msg) => (err ? undefined : this.onPush(msg)) });
   }
 

@@ -11,11 +11,16 @@ export interface DiscoveredInstance extends ServiceInstance {
 export interface DiscoveryOptions {
   /** How often `$SRV.PING` is sent. Default 1000 ms. */
   intervalMs?: number;
-  /** An instance not seen for this long leaves the selection. Default 3000 ms. */
+  /**
+   * An instance not seen for this long leaves the selection. Default 2500 ms: one that stops
+   * answering misses three pings and is gone about 3 s later (the promise is 5 s).
+   */
   ttlMs?: number;
   /** How long one ping collects answers. Default 250 ms. */
   pingWaitMs?: number;
 }
+
+export const DISCOVERY_DEFAULTS: Required<DiscoveryOptions> = { intervalMs: 1_000, ttlMs: 2_500, pingWaitMs: 250 };
 
 export interface DiscoveryListener {
   added?(instance: DiscoveredInstance): void;
@@ -53,9 +58,9 @@ export class Discovery {
     private readonly logger: Logger,
     private readonly now: () => number = Date.now,
   ) {
-    this.intervalMs = options.intervalMs ?? 1000;
-    this.ttlMs = options.ttlMs ?? 3000;
-    this.pingWaitMs = options.pingWaitMs ?? 250;
+    this.intervalMs = options.intervalMs ?? DISCOVERY_DEFAULTS.intervalMs;
+    this.ttlMs = options.ttlMs ?? DISCOVERY_DEFAULTS.ttlMs;
+    this.pingWaitMs = options.pingWaitMs ?? DISCOVERY_DEFAULTS.pingWaitMs;
   }
 
   on(listener: DiscoveryListener): void {
