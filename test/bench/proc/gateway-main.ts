@@ -84,6 +84,21 @@ serveCommands(
       await profiler.post('Profiler.setSamplingInterval', { interval: 100 });
       await profiler.post('Profiler.start');
     },
+    /** Allocation sampling (every allocation, including garbage the scavenger collects). */
+    allocationProfileStart: async () => {
+      profiler = new Session();
+      profiler.connect();
+      await profiler.post('HeapProfiler.enable');
+      await profiler.post('HeapProfiler.startSampling', { samplingInterval: 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+    },
+    allocationProfileStop: async ({ path }: { path: string }) => {
+      if (!profiler) throw new Error('no profile running');
+      const { profile } = await profiler.post('HeapProfiler.stopSampling');
+      writeFileSync(path, JSON.stringify(profile));
+      profiler.disconnect();
+      profiler = null;
+      return path;
+    },
     profileStop: async ({ path }: { path: string }) => {
       if (!profiler) throw new Error('no profile running');
       const { profile } = await profiler.post('Profiler.stop');

@@ -65,6 +65,7 @@ function startHeartbeats(everyMs: number): void {
 
 interface ConnectArgs {
   pool: string;
+  /** `{i}` is replaced by the socket's index (plus `offset`), as in `topic`. */
   url: string;
   count: number;
   localAddress?: string;
@@ -87,9 +88,11 @@ async function connectSockets(args: ConnectArgs) {
   await pool(args.count, args.concurrency ?? 100, async (i) => {
     const t0 = performance.now();
     try {
-      const socket = await PhxSocket.connect(args.url, args.localAddress ? { localAddress: args.localAddress } : {});
-      socket.onPush = onPush;
       const index = (args.offset ?? 0) + i;
+      // `{i}` in the URL too (e.g. a distinct user_id per socket).
+      const url = args.url.includes('{i}') ? args.url.replace('{i}', String(index)) : args.url;
+      const socket = await PhxSocket.connect(url, args.localAddress ? { localAddress: args.localAddress } : {});
+      socket.onPush = onPush;
       const topic = args.topic.replace('{i}', String(args.topics ? index % args.topics : index));
       const reply = await socket.join(topic, args.joinPayload ?? {});
       if (reply.status !== 'ok') throw new Error(`join ${topic}: ${JSON.stringify(reply)}`);
@@ -113,6 +116,8 @@ interface RequestArgs {
   requestType: string;
   args?: Record<string, unknown>;
   timeoutMs?: number;
+  /** The error push expected instead of a success (timing error replies, e.g. no responders). */
+  expectError?: string;
 }
 
 /** Open-loop gen_api requests over a pool's sockets; latency from due time to the phx_reply. */
@@ -141,7 +146,8 @@ async function requests(args: RequestArgs) {
       outstanding--;
       pushWaiters.delete(requestId);
       const received = push as GenApiPush | null;
-      if (reply.status === 'ok' && received?.success) {
+      const expected = args.expectError === undefined ? received?.success === true : received?.success === false && received.error === args.expectError;
+      if (reply.status === 'ok' && expected) {
         ok++;
         recordMs(histogram, performance.now() - dueAt);
       } else error(`${reply.status}: ${JSON.stringify(received?.error ?? reply.response)}`);
@@ -312,14 +318,19 @@ async function streams(args: StreamArgs) {
 }
 
 /** connect → join → `requests` sync requests → leave → disconnect, `count` times, `concurrency` at once. */
-async function cycles(args: { url: string; count: number; concurrency: number; topic: string; requests: number; localAddress?: string }) {
+async function cycles(args: { url: string; count: number; concurrency: number; topic: string; requests: number; localAddresses?: string[] }) {
   let done = 0;
   let errors = 0;
   const errorSamples: string[] = [];
   const started = performance.now();
+  // Source addresses in rotation: each holds ~28k ports, and closed sockets linger in TIME_WAIT.
+  const addresses = args.localAddresses ?? [];
+  const histogram = latencyHistogram();
   await pool(args.count, args.concurrency, async (i) => {
+    const t0 = performance.now();
     try {
-      const socket = await PhxSocket.connect(args.url, args.localAddress ? { localAddress: args.localAddress } : {});
+      const localAddress = addresses.length > 0 ? addresses[i % addresses.length] : undefined;
+      const socket = await PhxSocket.connect(args.url, localAddress ? { localAddress } : {});
       socket.onPush = onPush;
       const joined = await socket.join(args.topic, {});
       if (joined.status !== 'ok') throw new Error(`join: ${JSON.stringify(joined)}`);
@@ -336,12 +347,13 @@ async function cycles(args: { url: string; count: number; concurrency: number; t
       await socket.leave();
       await socket.close();
       done++;
+      recordMs(histogram, performance.now() - t0);
     } catch (err) {
       errors++;
       if (errorSamples.length < 5) errorSamples.push((err as Error).message);
     }
   });
-  return { done, errors, errorSamples, wallMs: performance.now() - started };
+  return { done, errors, errorSamples, wallMs: performance.now() - started, histogram: encode(histogram) };
 }
 
 async function closePool(args: { pool: string }) {

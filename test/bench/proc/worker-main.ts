@@ -19,8 +19,9 @@ let served = 0;
 let cancelled = 0;
 const cancels: { requestId: string; at: number }[] = [];
 
+// BENCH_SERVICE renames the service (e.g. a "ghost" service whose worker is then stopped).
 export const benchService = defineService({
-  name: 'bench',
+  name: process.env.BENCH_SERVICE ?? 'bench',
   version: '1.0.0',
   functions: {
     echo: fn({

@@ -1,0 +1,244 @@
+/**
+ * Connections (issue 5 B1, B2, B9): 19 000 clients connect and join `gen_api` as fast as the
+ * gateway accepts them (join rate, connect → join latency), then sit idle with Phoenix's 30 s
+ * heartbeats while the gateway's CPU is measured (idle CPU per connection) and, after a full GC,
+ * its RSS against the same process with no clients (memory per idle joined connection).
+ */
+import { Fleet, split } from '../lib/fleet.js';
+import { merge, summary, type LatencySummary } from '../lib/hdr.js';
+import { cpuMs, slabBytes } from '../lib/proc.js';
+import { fromRuns, repeat } from '../lib/repeat.js';
+import { formatNumber } from '../lib/report.js';
+import { sleep } from '../lib/runtime.js';
+import type { BenchContext, Metric, Suite, SuiteOutput } from '../types.js';
+
+interface Options {
+  /** Sockets in all (split over the generators). */
+  total: number;
+  generators: number;
+  rounds: number;
+  /** Connects in flight per generator. */
+  concurrency: number;
+  /** Idle time after the ramp before the CPU window. */
+  settleMs: number;
+  /** The idle CPU window. */
+  windowMs: number;
+  heartbeatMs: number;
+}
+
+const FULL: Options = { total: 19_000, generators: 2, rounds: 3, concurrency: 64, settleMs: 10_000, windowMs: 60_000, heartbeatMs: 30_000 };
+const QUICK: Options = { ...{ total: 2_000, generators: 2, rounds: 1, concurrency: 64, settleMs: 1_000, windowMs: 3_000, heartbeatMs: 30_000 }, ...(JSON.parse(process.env.DEV_OPTS ?? "{}") as Partial<Options>) };
+
+const POOL = 'idle';
+const KB = 1024;
+const MB = 1024 * 1024;
+
+interface ConnectResult {
+  joined: number;
+  failed: number;
+  errors: string[];
+  wallMs: number;
+  joinLatency: string;
+}
+
+interface Round {
+  joined: number;
+  failed: number;
+  errorSamples: string[];
+  joinsPerSec: number;
+  rampMs: number;
+  rampCpuUsPerJoin: number;
+  /** Generator CPU (all generators) per client during the ramp. */
+  rampGeneratorCpuUsPerJoin: number;
+  latency: LatencySummary;
+  rss0: number;
+  rssN: number;
+  heap0: number;
+  heapN: number;
+  external0: number;
+  externalN: number;
+  slabDelta: number;
+  idleCpuMs: number;
+  idleWindowMs: number;
+  /** Sockets the gateway held at the start and the end of the idle window. */
+  socketsBefore: number;
+  socketsAfter: number;
+  /** Sockets the generators still had open at the end. */
+  openAfter: number;
+}
+
+/** CPU time of every generator process so far, ms. */
+function generatorCpuMs(fleet: Fleet): number {
+  return fleet.generators.reduce((sum, generator) => sum + cpuMs(generator.pid), 0);
+}
+
+/** Polls the gateway's gauges until `done` holds (or throws after `timeoutMs`). */
+async function waitForGauges(fleet: Fleet, done: (gauges: Record<string, number>) => boolean, timeoutMs: number, what: string): Promise<Record<string, number>> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const gauges = await fleet.gauges();
+    if (done(gauges)) return gauges;
+    if (performance.now() > deadline) throw new Error(`${what}: gauges ${JSON.stringify(gauges)} after ${timeoutMs} ms`);
+    await sleep(100);
+  }
+}
+
+async function round(ctx: BenchContext, fleet: Fleet, options: Options, index: number): Promise<Round> {
+  await waitForGauges(fleet, (g) => g.sockets === 0 && g.channels === 0, 30_000, 'empty gateway before the round');
+  // The baseline: the same gateway process, no clients, after a full GC.
+  const empty = await fleet.gc();
+  const slab0 = slabBytes();
+  const counts = split(options.total, options.generators);
+  const offsets = counts.map((_, g) => counts.slice(0, g).reduce((a, b) => a + b, 0));
+  const cpu0 = fleet.gatewayCpuMs();
+  const generatorCpu0 = generatorCpuMs(fleet);
+  const results = await fleet.onGenerators<ConnectResult>(
+    'connect',
+    (g) => ({
+      pool: POOL,
+      // A distinct user (and socket id) per client, as in production.
+      url: fleet.wsUrl.replace('user_id=bench', `user_id=u${index}-{i}`),
+      count: counts[g],
+      // A fresh source address per generator and round: no TIME_WAIT left over from the last round.
+      localAddress: Fleet.sourceAddress(g + index * options.generators),
+      concurrency: options.concurrency,
+      topic: 'gen_api',
+      offset: offsets[g],
+      heartbeatMs: options.heartbeatMs,
+    }),
+    120_000,
+  );
+  const rampCpuMs = fleet.gatewayCpuMs() - cpu0;
+  const rampGeneratorCpuMs = generatorCpuMs(fleet) - generatorCpu0;
+  const joined = results.reduce((sum, r) => sum + r.joined, 0);
+  const failed = results.reduce((sum, r) => sum + r.failed, 0);
+  const slowest = Math.max(...results.map((r) => r.wallMs));
+  const histogram = merge(results.map((r) => r.joinLatency));
+  const latency = summary(histogram);
+  histogram.destroy();
+  const joinsPerSec = joined / (slowest / 1000);
+  ctx.log(
+    `round ${index + 1}: ${joined} joined, ${failed} failed in ${formatNumber(slowest)} ms (${formatNumber(joinsPerSec)}/s), connect→join p50 ${latency.p50.toFixed(1)} ms p99 ${latency.p99.toFixed(1)} ms`,
+  );
+
+  // Idle: heartbeats only. Settle, then the CPU window.
+  await sleep(options.settleMs);
+  const socketsBefore = (await fleet.gauges()).sockets ?? Number.NaN;
+  const idle0 = fleet.gatewayCpuMs();
+  const w0 = performance.now();
+  await sleep(options.windowMs);
+  const idleCpuMs = fleet.gatewayCpuMs() - idle0;
+  const idleWindowMs = performance.now() - w0;
+  const socketsAfter = (await fleet.gauges()).sockets ?? Number.NaN;
+
+  // Memory with every client joined and idle, after a full GC.
+  const loaded = await fleet.gc();
+  const slabDelta = slabBytes() - slab0;
+  const open = await fleet.onGenerators<number>('open', () => ({ pool: POOL }));
+  const openAfter = open.reduce((a, b) => a + b, 0);
+  ctx.log(
+    `round ${index + 1}: idle CPU ${formatNumber(idleCpuMs)} ms over ${formatNumber(idleWindowMs)} ms; RSS ${formatNumber(empty.rss / MB)} → ${formatNumber(loaded.rss / MB)} MB; slab +${formatNumber(slabDelta / MB)} MB`,
+  );
+
+  await fleet.onGenerators('close', () => ({ pool: POOL }), 60_000);
+  await waitForGauges(fleet, (g) => g.sockets === 0 && g.channels === 0, 30_000, 'sockets closed after the round');
+  return {
+    joined,
+    failed,
+    errorSamples: results.flatMap((r) => r.errors).slice(0, 5),
+    joinsPerSec,
+    rampMs: slowest,
+    rampCpuUsPerJoin: (rampCpuMs * 1000) / Math.max(1, joined),
+    rampGeneratorCpuUsPerJoin: (rampGeneratorCpuMs * 1000) / Math.max(1, joined),
+    latency,
+    rss0: empty.rss,
+    rssN: loaded.rss,
+    heap0: empty.heapUsed,
+    heapN: loaded.heapUsed,
+    external0: empty.external,
+    externalN: loaded.external,
+    slabDelta,
+    idleCpuMs,
+    idleWindowMs,
+    socketsBefore,
+    socketsAfter,
+    openAfter,
+  };
+}
+
+export const suite: Suite = {
+  name: 'connections',
+  title: 'Connections: join rate, idle memory and idle CPU (B1, B2, B9)',
+  async run(ctx): Promise<SuiteOutput> {
+    const options = ctx.quick ? QUICK : FULL;
+    const fleet = await Fleet.start(ctx, { workers: 1, generators: options.generators });
+    const rounds = await repeat(options.rounds, (index) => round(ctx, fleet, options, index));
+
+    const n = (r: Round) => r.joined;
+    const runs = (f: (r: Round) => number) => rounds.map(f);
+    const metrics: Metric[] = [];
+
+    const b9 = `B9: connect + join rate, ${formatNumber(options.total)} clients`;
+    metrics.push(
+      fromRuns('joins/s (sustained over the ramp)', runs((r) => r.joinsPerSec), '/s', {
+        group: b9,
+        goal: { op: '>=', target: 3000, source: 'issue 5 B9' },
+        note: `${options.generators} generators × ${options.concurrency} connects in flight`,
+      }),
+      fromRuns('TCP connect → join ok p50', runs((r) => r.latency.p50), 'ms', { group: b9 }),
+      fromRuns('TCP connect → join ok p99', runs((r) => r.latency.p99), 'ms', { group: b9 }),
+      fromRuns('TCP connect → join ok max', runs((r) => r.latency.max), 'ms', { group: b9 }),
+      fromRuns('connect or join failures', runs((r) => r.failed), '', {
+        group: b9,
+        goal: { op: '<=', target: 0, source: 'issue 5 B9 (0 expected)' },
+        ...(rounds.some((r) => r.errorSamples.length > 0) ? { note: rounds.flatMap((r) => r.errorSamples).slice(0, 2).join('; ') } : {}),
+      }),
+      fromRuns('ramp wall time', runs((r) => r.rampMs / 1000), 's', { group: b9 }),
+      fromRuns('gateway CPU per connect + join', runs((r) => r.rampCpuUsPerJoin), 'µs', { group: b9, note: 'upgrade, session, join, reply' }),
+      fromRuns('generator CPU per connect + join', runs((r) => r.rampGeneratorCpuUsPerJoin), 'µs', { group: b9, note: 'the load generators share the 2 cores' }),
+    );
+
+    const b1 = `B1: memory per idle joined connection, ${formatNumber(options.total)} sockets`;
+    const rssPerConn = runs((r) => (r.rssN - r.rss0) / n(r) / KB);
+    metrics.push(
+      fromRuns('gateway RSS per idle joined connection', rssPerConn, 'KB', {
+        group: b1,
+        goal: { op: '<=', target: 8, source: 'issue 5 B1' },
+        note: `stretch ≤ 5 KB: ${Math.max(...rssPerConn) <= 5 ? 'pass' : Math.min(...rssPerConn) <= 5 ? 'some runs' : 'miss'}`,
+      }),
+      fromRuns('gateway JS heap per connection', runs((r) => (r.heapN - r.heap0) / n(r) / KB), 'KB', { group: b1, note: 'heapUsed after GC' }),
+      fromRuns('gateway external memory per connection', runs((r) => (r.externalN - r.external0) / n(r) / KB), 'KB', { group: b1, note: 'Buffers etc. outside the heap' }),
+      fromRuns('kernel slab per socket', runs((r) => r.slabDelta / (2 * n(r)) / KB), 'KB', {
+        group: b1,
+        note: 'box-wide Slab delta / 2N (both ends on this box; noisy when other jobs run)',
+      }),
+      fromRuns('empty gateway RSS (after GC)', runs((r) => r.rss0 / MB), 'MB', { group: b1, isBaseline: true }),
+      fromRuns(`gateway RSS with ${formatNumber(options.total)} idle sockets (after GC)`, runs((r) => r.rssN / MB), 'MB', { group: b1 }),
+    );
+
+    const b2 = `B2: idle CPU, ${formatNumber(options.total)} sockets`;
+    const idleUs = runs((r) => (r.idleCpuMs * 1000) / n(r) / (r.idleWindowMs / 1000));
+    metrics.push(
+      fromRuns('gateway CPU per idle connection per second', idleUs, 'µs', {
+        group: b2,
+        goal: { op: '<=', target: 1, source: 'issue 5 B2' },
+        note: `${formatNumber(options.windowMs / 1000)} s window; CPU ticks are 10 ms`,
+      }),
+      fromRuns('gateway CPU while idle', runs((r) => (r.idleCpuMs / r.idleWindowMs) * 100), '% of a core', { group: b2 }),
+      fromRuns('connections lost while idle', runs((r) => r.joined - Math.min(r.socketsAfter, r.openAfter)), '', {
+        group: b2,
+        goal: { op: '<=', target: 0, source: 'heartbeats answered (spec G2)' },
+      }),
+    );
+
+    const notes = [
+      `**Setup.** One fleet for the whole suite: nats-server, 1 \`bench\` worker, the gateway in its own process (\`startGateway\`, default config: no connect limit, WebSocket idle timeout 60 s, timer wheel 250 ms), ${options.generators} generator processes, each on its own loopback source address (a fresh pair of addresses per round, 127.0.0.2+, so no TIME_WAIT is inherited). Every client has its own \`user_id\` in the connect params (so its own socket id in the registry) and joins \`gen_api\`, which the gateway authorizes locally (no worker round trip; the join handler is the default "everyone may join").`,
+      `**Rounds.** ${options.rounds} round(s) of: empty gateway (gauges 0) → full GC → baseline RSS/heap and box Slab → ramp ${formatNumber(options.total)} clients → idle ${formatNumber(options.settleMs / 1000)} s settle + ${formatNumber(options.windowMs / 1000)} s CPU window → full GC → RSS/heap/Slab → close all → gauges back to 0. Figures are min / median / max over rounds.`,
+      `**B9.** Closed loop by design (the scenario is "as fast as the gateway accepts"): each generator keeps ${options.concurrency} connect+join sequences in flight (${options.generators * options.concurrency} in all; more only queues in the listen backlog and inflates latency without raising the rate); both generators start together. joins/s = clients joined ÷ wall time of the slower generator. Latency per client from just before the TCP connect to the \`phx_reply\` ok of its \`phx_join\` (HDR histograms merged over generators), i.e. it includes the HTTP upgrade and any queueing in the gateway's accept backlog. Gateway CPU per join = gateway CPU time (/proc user+system) during the ramp ÷ clients.`,
+      `**B1.** (RSS after full GC with N idle joined clients − RSS of the same process after full GC with 0 clients) ÷ N; the empty baseline is re-taken before each round (later rounds start from a process that already held N sockets once, so its allocator and heap are pre-grown; round 1 is the "cold" figure). Heap/external per connection likewise from \`process.memoryUsage()\`. Kernel slab (socket buffers live there, outside any RSS) from /proc/meminfo, divided by 2N since both ends of every socket are on this box; it is box-wide, so concurrent jobs add noise.`,
+      `**B2.** Gateway CPU (user+system from /proc/<pid>/stat, 10 ms ticks) over a ${formatNumber(options.windowMs / 1000)} s window after ${formatNumber(options.settleMs / 1000)} s of settling, while every client sends a Phoenix heartbeat every ${options.heartbeatMs / 1000} s (spread evenly: ≈${formatNumber(options.total / (options.heartbeatMs / 1000))} heartbeats/s in all, each answered by the gateway). Divided by N and by the window in seconds. "Connections lost" = joined − min(gateway socket gauge, sockets the generators still hold open) at the end of the window.`,
+    ];
+    if (ctx.quick) notes.push(`**Quick mode** (${formatNumber(options.total)} clients, ${options.windowMs / 1000} s window, 1 round): checks the suite runs; with so few sockets the idle CPU is near the 10 ms tick resolution.`);
+    return { metrics, notes };
+  },
+};

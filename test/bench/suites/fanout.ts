@@ -1,0 +1,269 @@
+/**
+ * B6 (issue 5; spec §10.2 G7/G8): broadcast fan-out. 10 000 subscriber sockets on 100 topics
+ * (`fan:0` … `fan:99`, 100 each) from two generator processes, and 100 publisher sockets (one per
+ * topic) on a third generator. Publishers push `pub` open loop; the gateway's `fan:*` channel
+ * broadcasts the payload as `msg`, and subscribers time publish → receive from the send time `t`
+ * in the payload. The broadcast rate is stepped up until a step loses more than 0.1 % of the
+ * deliveries or its p99 passes 100 ms.
+ */
+import { availableParallelism } from 'node:os';
+import { Fleet, split } from '../lib/fleet.js';
+import { merge, summary, type LatencySummary } from '../lib/hdr.js';
+import { cpuMs } from '../lib/proc.js';
+import { formatNumber } from '../lib/report.js';
+import { fromRuns, repeat } from '../lib/repeat.js';
+import { sleep } from '../lib/runtime.js';
+import type { BenchContext, Metric, Suite, SuiteOutput } from '../types.js';
+
+const TOPICS = 100;
+const SOURCE = 'issue 5 B6';
+/** A step passes when at least this share of the offered deliveries arrived … */
+const MIN_DELIVERED = 0.999;
+/** … and its p99 publish → receive latency is at most this (ms). */
+const MAX_P99_MS = 100;
+/** The latency goal applies at this delivery rate (the step closest to it is reported). */
+const LATENCY_AT = 100_000;
+
+interface Options {
+  subscribers: number;
+  /** Broadcasts per second (all topics together), in order. */
+  steps: number[];
+  stepMs: number;
+  reps: number;
+  payloadBytes: number;
+}
+
+const FULL: Options = { subscribers: 10_000, steps: [100, 250, 500, 1000, 2500, 5000], stepMs: 4000, reps: 3, payloadBytes: 100 };
+const QUICK: Options = { subscribers: 10_000, steps: [250, 1000], stepMs: 1500, reps: 1, payloadBytes: 100 };
+
+interface StepResult {
+  broadcastsPerSec: number;
+  /** Broadcasts the publishers sent (and that were answered ok / not). */
+  sent: number;
+  publishErrors: number;
+  offered: number;
+  delivered: number;
+  deliveredShare: number;
+  /** Delivered per second of the step's publishing window. */
+  deliveriesPerSec: number;
+  latency: LatencySummary;
+  gatewayCpuMs: number;
+  cpuPerDeliveryUs: number;
+  /** Share of one core over the step (gateway, subscriber generators, publisher generator). */
+  gatewayCore: number;
+  subscriberCores: number[];
+  publisherCore: number;
+  wallMs: number;
+  passed: boolean;
+}
+
+interface FanoutTake {
+  deliveries: number;
+  histogram: string;
+}
+
+interface PublishResult {
+  sent: number;
+  ok: number;
+  errors: number;
+}
+
+/** One step: open-loop broadcasts for `stepMs`, then waits for the last deliveries. */
+async function runStep(fleet: Fleet, subscriberGens: number[], publisherGen: number, rate: number, options: Options, perTopic: number): Promise<StepResult> {
+  const generators = fleet.generators;
+  // Discard whatever arrived before the step.
+  await Promise.all(generators.map((generator) => generator.call<FanoutTake>('fanout', { reset: true })));
+  const genCpu0 = generators.map((generator) => cpuMs(generator.pid));
+  const cpu0 = fleet.gatewayCpuMs();
+  const t0 = performance.now();
+  const published = await generators[publisherGen]!.call<PublishResult>('publish', { pool: 'pub', rate, durationMs: options.stepMs, bytes: options.payloadBytes }, options.stepMs + 30_000);
+  const offered = published.ok * perTopic;
+  // Every reply is in, so the gateway has written every delivery: wait for the stragglers.
+  const count = async () => {
+    const takes = await Promise.all(subscriberGens.map((index) => generators[index]!.call<FanoutTake>('fanout', { reset: false })));
+    return takes.reduce((sum, take) => sum + take.deliveries, 0);
+  };
+  const deadline = performance.now() + 10_000;
+  let last = -1;
+  let lastChange = performance.now();
+  for (;;) {
+    const now = await count();
+    if (now >= offered) break;
+    if (now !== last) {
+      last = now;
+      lastChange = performance.now();
+    } else if (performance.now() - lastChange > 1000) break;
+    if (performance.now() > deadline) break;
+    await sleep(50);
+  }
+  const wallMs = performance.now() - t0;
+  const gatewayCpuMs = fleet.gatewayCpuMs() - cpu0;
+  const genCpu = generators.map((generator, i) => cpuMs(generator.pid) - genCpu0[i]!);
+  const takes = await Promise.all(generators.map((generator) => generator.call<FanoutTake>('fanout', { reset: true })));
+  const subscriberTakes = subscriberGens.map((index) => takes[index]!);
+  const delivered = subscriberTakes.reduce((sum, take) => sum + take.deliveries, 0);
+  const histogram = merge(subscriberTakes.map((take) => take.histogram));
+  const latency = summary(histogram);
+  histogram.destroy();
+  const deliveredShare = offered === 0 ? 0 : delivered / offered;
+  return {
+    broadcastsPerSec: rate,
+    sent: published.sent,
+    publishErrors: published.errors,
+    offered,
+    delivered,
+    deliveredShare,
+    deliveriesPerSec: delivered / (options.stepMs / 1000),
+    latency,
+    gatewayCpuMs,
+    cpuPerDeliveryUs: delivered === 0 ? Number.NaN : (gatewayCpuMs * 1000) / delivered,
+    gatewayCore: gatewayCpuMs / wallMs,
+    subscriberCores: subscriberGens.map((index) => genCpu[index]! / wallMs),
+    publisherCore: genCpu[publisherGen]! / wallMs,
+    wallMs,
+    passed: published.errors === 0 && deliveredShare >= MIN_DELIVERED && latency.p99 <= MAX_P99_MS,
+  };
+}
+
+const pct = (share: number): string => `${(share * 100).toFixed(0)} %`;
+
+export const suite: Suite = {
+  name: 'fanout',
+  title: 'Broadcast fan-out (B6)',
+  async run(ctx: BenchContext): Promise<SuiteOutput> {
+    const options = ctx.quick ? QUICK : FULL;
+    const perTopic = options.subscribers / TOPICS;
+    // Two subscriber generators (127.0.0.2, .3) and a publisher generator (127.0.0.4): the
+    // subscriber processes only receive.
+    const subscriberGens = [0, 1];
+    const publisherGen = 2;
+    const fleet = await Fleet.start(ctx, { workers: 0, generators: 3 });
+    ctx.log(`fleet up (gateway pid ${fleet.gateway.pid}); connecting ${formatNumber(options.subscribers)} subscribers`);
+
+    const counts = split(options.subscribers, subscriberGens.length);
+    let offset = 0;
+    const offsets = counts.map((count) => {
+      const at = offset;
+      offset += count;
+      return at;
+    });
+    const joins = await Promise.all(
+      subscriberGens.map((generator, i) =>
+        fleet.generators[generator]!.call<{ joined: number; failed: number; errors: string[]; wallMs: number }>(
+          'connect',
+          { pool: 'sub', url: fleet.wsUrl, count: counts[i], localAddress: Fleet.sourceAddress(generator), concurrency: 200, topic: 'fan:{i}', topics: TOPICS, offset: offsets[i], heartbeatMs: 30_000 },
+          120_000,
+        ),
+      ),
+    );
+    const failed = joins.reduce((sum, join) => sum + join.failed, 0);
+    if (failed > 0) throw new Error(`${failed} subscribers could not join: ${joins.flatMap((join) => join.errors).join('; ')}`);
+    const publishers = await fleet.generators[publisherGen]!.call<{ joined: number; failed: number; errors: string[] }>('connect', {
+      pool: 'pub',
+      url: fleet.wsUrl,
+      count: TOPICS,
+      localAddress: Fleet.sourceAddress(publisherGen),
+      concurrency: 50,
+      topic: 'fan:{i}',
+      topics: TOPICS,
+      heartbeatMs: 30_000,
+    });
+    if (publishers.failed > 0) throw new Error(`publishers could not join: ${publishers.errors.join('; ')}`);
+    const gauges = await fleet.gauges();
+    ctx.log(`joined: ${formatNumber(options.subscribers)} subscribers in ${(Math.max(...joins.map((join) => join.wallMs)) / 1000).toFixed(1)} s, ${TOPICS} publishers; gateway: ${gauges.sockets} sockets, ${gauges.topics} topics, ${gauges.subscriptions} subscriptions`);
+    // A short warm-up (JIT, buffers), not measured.
+    await runStep(fleet, subscriberGens, publisherGen, options.steps[0]!, { ...options, stepMs: 500 }, perTopic);
+
+    const latencyStep = options.steps.reduce((best, rate) => (Math.abs(rate * perTopic - LATENCY_AT) < Math.abs(best * perTopic - LATENCY_AT) ? rate : best));
+    const reps = await repeat(options.reps, async (rep) => {
+      const steps: StepResult[] = [];
+      for (const rate of options.steps) {
+        const step = await runStep(fleet, subscriberGens, publisherGen, rate, options, perTopic);
+        steps.push(step);
+        ctx.log(
+          `rep ${rep + 1}/${options.reps} ${formatNumber(rate)} broadcasts/s (${formatNumber(rate * perTopic)} deliveries/s offered): ` +
+            `${formatNumber(step.deliveriesPerSec)}/s delivered (${(step.deliveredShare * 100).toFixed(2)} %), p50 ${step.latency.p50.toFixed(2)} ms, p99 ${step.latency.p99.toFixed(2)} ms, ` +
+            `gateway ${step.cpuPerDeliveryUs.toFixed(2)} µs/delivery (${pct(step.gatewayCore)} of a core), subscriber generators ${step.subscriberCores.map(pct).join(' + ')}${step.passed ? '' : ' — FAILED the step criterion'}`,
+        );
+        // Above the latency reference step, the first failed step ends the ladder.
+        if (!step.passed && rate >= latencyStep) break;
+        await sleep(300);
+      }
+      return steps;
+    });
+
+    const metrics: Metric[] = [];
+    const capacity = 'B6 fan-out: capacity (10 000 subscribers, 100 topics)';
+    const best = reps.map((steps) => {
+      const passed = steps.filter((step) => step.passed);
+      return passed.length === 0 ? null : passed[passed.length - 1]!;
+    });
+    const bestRuns = best.map((step) => step?.deliveriesPerSec ?? 0);
+    const bestSteps = best.map((step) => (step ? formatNumber(step.broadcastsPerSec) : 'none'));
+    const firstFailed = reps.map((steps, i) => steps.find((step) => !step.passed && step.broadcastsPerSec > (best[i]?.broadcastsPerSec ?? 0)));
+    metrics.push(
+      fromRuns('highest sustained deliveries/s', bestRuns, '/s', {
+        group: capacity,
+        goal: { op: '>=', target: 250_000, source: SOURCE },
+        note: `step (broadcasts/s) per run: ${bestSteps.join(', ')}; the next step failed with ${firstFailed.map((step) => (step ? `${(step.deliveredShare * 100).toFixed(2)} % delivered, p99 ${formatNumber(step.latency.p99)} ms` : 'none (top of the ladder)')).join('; ')}`,
+      }),
+      fromRuns(
+        'gateway CPU per delivery at the highest sustained step',
+        best.map((step) => step?.cpuPerDeliveryUs ?? Number.NaN),
+        'µs',
+        {
+          group: capacity,
+          goal: { op: '<=', target: 2, source: SOURCE },
+          note: `gateway at ${best.map((step) => (step ? pct(step.gatewayCore) : '-')).join(', ')} of a core`,
+        },
+      ),
+      fromRuns(
+        'delivered/offered at the highest sustained step',
+        best.map((step) => (step ? step.deliveredShare * 100 : 0)),
+        '%',
+        { group: capacity, goal: { op: '>=', target: MIN_DELIVERED * 100, source: 'spec §10.2 G7 (step criterion)' } },
+      ),
+    );
+
+    const latencyGroup = `B6 fan-out: publish → receive latency at ${formatNumber(latencyStep * perTopic)} deliveries/s`;
+    const at = reps.map((steps) => steps.find((step) => step.broadcastsPerSec === latencyStep)!);
+    metrics.push(
+      fromRuns('p50', at.map((step) => step.latency.p50), 'ms', { group: latencyGroup, note: `${formatNumber(latencyStep)} broadcasts/s × ${perTopic} subscribers` }),
+      fromRuns('p99', at.map((step) => step.latency.p99), 'ms', { group: latencyGroup, goal: { op: '<=', target: 50, source: SOURCE } }),
+      fromRuns('p99.9', at.map((step) => step.latency.p999), 'ms', { group: latencyGroup }),
+      fromRuns('max', at.map((step) => step.latency.max), 'ms', { group: latencyGroup }),
+      fromRuns('delivered/offered', at.map((step) => step.deliveredShare * 100), '%', { group: latencyGroup, note: `${formatNumber(at[0]!.delivered)} of ${formatNumber(at[0]!.offered)} in run 1` }),
+      fromRuns('gateway CPU per delivery', at.map((step) => step.cpuPerDeliveryUs), 'µs', {
+        group: latencyGroup,
+        note: `gateway ${at.map((step) => pct(step.gatewayCore)).join(', ')} of a core; subscriber generators ${at.map((step) => step.subscriberCores.map(pct).join(' + ')).join(', ')}`,
+      }),
+    );
+
+    const perStep = 'B6 fan-out: every step';
+    for (const rate of options.steps) {
+      const runs = reps.map((steps) => steps.find((step) => step.broadcastsPerSec === rate)).filter((step): step is StepResult => step !== undefined);
+      if (runs.length === 0) continue;
+      const label = `${formatNumber(rate)} broadcasts/s (${formatNumber(rate * perTopic)}/s offered)`;
+      const verdicts = runs.map((step) => (step.passed ? 'pass' : 'fail')).join(', ');
+      metrics.push(
+        fromRuns(`${label}: delivered/s`, runs.map((step) => step.deliveriesPerSec), '/s', {
+          group: perStep,
+          note: `${(Math.min(...runs.map((step) => step.deliveredShare)) * 100).toFixed(2)} % delivered (worst run); step ${verdicts}`,
+        }),
+        fromRuns(`${label}: p99`, runs.map((step) => step.latency.p99), 'ms', { group: perStep, note: `p50 ${formatNumber(runs[0]!.latency.p50)} ms, max ${formatNumber(runs[0]!.latency.max)} ms (run 1)` }),
+        fromRuns(`${label}: gateway CPU per delivery`, runs.map((step) => step.cpuPerDeliveryUs), 'µs', {
+          group: perStep,
+          note: `gateway ${runs.map((step) => pct(step.gatewayCore)).join(', ')} of a core; subscriber generators ${runs.map((step) => step.subscriberCores.map(pct).join(' + ')).join(', ')}`,
+        }),
+      );
+    }
+
+    const runsText = options.reps === 1 ? 'once' : `${options.reps} times (the ladder again on the same sockets; figures are the median, with min / median / max)`;
+    const notes = [
+      `**Fan-out (B6; spec §10.2 G7/G8).** The gateway under test (\`startGateway\` in its own process, linked to a nats-server that this scenario does not use) with the bench \`fan:*\` channel: \`pub\` → \`channel.broadcast('msg', payload)\` → the local PubSub, which encodes each broadcast once per serializer and hands the same UTF-8 bytes to every subscriber's WebSocket. ${formatNumber(options.subscribers)} subscriber sockets joined to \`fan:0\` … \`fan:${TOPICS - 1}\` (${perTopic} per topic), from two generator processes (source addresses ${Fleet.sourceAddress(0)} and ${Fleet.sourceAddress(1)}, ${counts.join(' + ')} sockets) that only receive; ${TOPICS} publisher sockets, one per topic, on a third generator (${Fleet.sourceAddress(2)}). All sockets send a heartbeat every 30 s. Default socket options (message rate 1000/s per socket: a publisher pushes at most ${formatNumber(Math.max(...options.steps) / TOPICS)}/s).`,
+      `Each step publishes open loop at a fixed rate for ${options.stepMs / 1000} s: the publisher generator sends \`pub\` with a ~${options.payloadBytes} B payload carrying its send time \`t\` (epoch ms) round-robin over the topics, waits for every \`phx_reply\` (the reply follows the synchronous broadcast, so every delivery has been written by then), then the bench waits until all offered deliveries (${perTopic} per broadcast) arrived or none arrived for 1 s. Latency per delivery is receive time − \`t\` in the subscriber process (one clock, HDR histogram, both generators merged). A publisher is joined to its topic and gets the broadcast too; those deliveries are not counted (CPU per delivery divides the gateway's CPU by subscriber deliveries only, so it includes the inbound \`pub\` and its reply). Gateway CPU is user + system time from /proc over the whole step (publishing and drain).`,
+      `Steps of ${options.steps.map(formatNumber).join(', ')} broadcasts/s (× ${perTopic} = ${options.steps.map((rate) => formatNumber(rate * perTopic)).join(', ')} deliveries/s offered). A step passes with ≥ ${MIN_DELIVERED * 100} % delivered, p99 ≤ ${MAX_P99_MS} ms and no publish errors; above the ${formatNumber(latencyStep * perTopic)}/s step the first failing step ends the ladder. "Highest sustained" = delivered/s of the highest passing step. A 0.5 s warm-up step runs first. The ladder runs ${runsText}. Everything (gateway, three generators, nats-server) shares the box's ${availableParallelism()} cores: the generators' share of a core at each step is in the notes column; when they are near a full core the ceiling is the load generators', not the gateway's.`,
+    ];
+    return { metrics, notes };
+  },
+};
