@@ -9,6 +9,7 @@ import { LongPoll, Socket, type Channel, type CloseEventLike, type SocketOptions
 import { createGateway, type Gateway } from '../../src/index.js';
 import { freePort, MemoryStorage, Recorder, replyOf, waitFor } from '../support/phoenix-client.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
+import { HttpProxy, WsFrameProxy } from './proxies.js';
 import { connectHook, roomChannel, startTestApp, type TestApp, type TestAssigns } from '../support/test-app.js';
 
 const TRANSPORTS: { name: string; transport: TransportConstructor }[] = [
@@ -95,22 +96,167 @@ describe.each(TRANSPORTS)('phoenix 1.8 client over $name', ({ name, transport })
     // The new connection is registered under the same id again.
     expect(server.gateway.disconnect(`user:${userId}`)).toBe(1);
   });
+
+  it('107: an undecodable frame ends the connection with 1011; the client reconnects and rejoins with a new join ref', async () => {
+    const server = await app();
+    const socket = socketFor(server.port, { transport });
+    await waitFor(() => socket.isConnected(), 'connected');
+    const { channel, joinRefs } = await trackedJoin(socket, `room:1011-${name}`);
+    const closes: CloseEventLike[] = [];
+    socket.onClose((event) => closes.push(event));
+    const invalidBefore = server.gateway.stats.invalidFrames;
+
+    // The real client's transport sends what no Phoenix client would: invalid JSON.
+    (socket as unknown as { conn: { send(data: string): void } }).conn.send('{nope');
+    await waitFor(() => closes.length > 0, 'close event');
+    if (name === 'websocket') {
+      // The gateway's close frame.
+      expect(closes[0]).toMatchObject({ code: 1011 });
+    } else {
+      // LongPoll has no close frame: the gateway ends the session, so the parked GET answers
+      // {"status":410} (client: close 3410 "session_gone") and the POST HTTP 400 {"status":400}
+      // (client: close 1011); the client acts on whichever it reads first.
+      expect([3410, 1011]).toContain(closes[0]!.code);
+    }
+    expect(server.gateway.stats.invalidFrames - invalidBefore).toBe(1);
+
+    await waitFor(() => joinRefs.length >= 2 && channel.state === 'joined', 'rejoined', 5_000);
+    expect(joinRefs[1]).not.toBe(joinRefs[0]);
+    await echo(channel, { after: '1011' });
+  });
+
+  it('107: reconnect attempts follow the default schedule (10, 50, 100, 150, 200, 250 ms) and it restarts at 10 ms once connected', async () => {
+    const attempts: number[] = [];
+    let refuseNext = 0;
+    const server = await startTestApp({
+      socket: {
+        connect: (info) => {
+          attempts.push(Date.now());
+          if (refuseNext > 0) {
+            refuseNext--;
+            return false;
+          }
+          return connectHook(info);
+        },
+      },
+    });
+    cleanups.push(() => server.close());
+    const userId = `schedule-${name}`;
+    const socket = socketFor(server.port, { transport, params: { user_id: userId } }); // default reconnectAfterMs
+    await waitFor(() => socket.isConnected(), 'connected');
+    const { channel, joinRefs } = await trackedJoin(socket, `room:schedule-${name}`);
+    const closes: number[] = [];
+    socket.onClose(() => closes.push(Date.now()));
+    const parkGet = () => (name === 'longpoll' ? new Promise((resolve) => setTimeout(resolve, 100)) : Promise.resolve());
+    await parkGet();
+
+    attempts.length = 0;
+    refuseNext = 5;
+    expect(server.gateway.disconnect(`user:${userId}`)).toBe(1);
+    await waitFor(() => joinRefs.length >= 2 && channel.state === 'joined', 'rejoined after five refused attempts', 8_000);
+    // Five refused attempts (HTTP 403 / {"status":403}), then the sixth connects.
+    expect(attempts).toHaveLength(6);
+    const SCHEDULE = [10, 50, 100, 150, 200, 250];
+    const gaps = attempts.map((at, i) => at - (i === 0 ? closes[0]! : attempts[i - 1]!));
+    gaps.forEach((gap, i) => {
+      expect(gap, `attempt ${i + 1}`).toBeGreaterThanOrEqual(SCHEDULE[i]! - 2);
+      expect(gap, `attempt ${i + 1}`).toBeLessThan(SCHEDULE[i]! + 250);
+    });
+    expect(joinRefs[1]).not.toBe(joinRefs[0]);
+    await echo(channel, { after: 'refusals' });
+
+    // An open connection resets the tries: the next server close is retried after 10 ms again.
+    await parkGet();
+    attempts.length = 0;
+    closes.length = 0;
+    expect(server.gateway.disconnect(`user:${userId}`)).toBe(1);
+    await waitFor(() => joinRefs.length >= 3 && channel.state === 'joined', 'rejoined again', 5_000);
+    expect(attempts).toHaveLength(1);
+    expect(attempts[0]! - closes[0]!).toBeGreaterThanOrEqual(8);
+    expect(attempts[0]! - closes[0]!).toBeLessThan(10 + 250);
+  });
 });
 
-describe('phoenix 1.8 client over websocket: heartbeats', () => {
-  it('106: heartbeats go out every interval; an unanswered one errors the channels (heartbeat_timeout), reconnects and rejoins', async () => {
+describe('phoenix 1.8 client heartbeats (106)', () => {
+  const INTERVAL = 300;
+
+  it('106 WebSocket: heartbeats every interval after open and after each reply; a withheld reply → phx_error heartbeat_timeout, close 1000 "heartbeat timeout" one interval later, reconnect, rejoin', async () => {
     const server = await app();
-    const proxy = await TcpProxy.start(server.port);
+    const proxy = await WsFrameProxy.start(server.port);
     cleanups.push(() => proxy.close());
-    const socket = socketFor(proxy.port, { transport: WebSocket, heartbeatIntervalMs: 300, reconnectAfterMs: () => 50, rejoinAfterMs: () => 100 });
-    const recorder = new Recorder(socket);
+    const socket = socketFor(proxy.port, { transport: WebSocket, heartbeatIntervalMs: INTERVAL, reconnectAfterMs: () => 50, rejoinAfterMs: () => 100 });
     await waitFor(() => socket.isConnected(), 'connected');
     const { channel, joinRefs } = await trackedJoin(socket, 'room:heartbeat');
 
-    const heartbeatReplies = () => recorder.of('phoenix', 'phx_reply');
-    const [hb1, hb2] = await waitFor(() => (heartbeatReplies().length >= 2 ? heartbeatReplies() : undefined), 'two heartbeat replies', 3_000);
-    expect(hb1).toMatchObject({ join_ref: null, payload: { status: 'ok', response: {} } });
-    expect(hb2!.at - hb1!.at).toBeGreaterThanOrEqual(250);
+    // Two answered heartbeats: the first about one interval after open, the next one interval after its reply.
+    const [reply1] = await waitFor(() => (proxy.heartbeatReplies().length >= 2 ? proxy.heartbeatReplies() : undefined), 'two heartbeat replies', 3_000);
+    const [hb1, hb2] = proxy.heartbeats();
+    expect(hb1!.frame).toEqual([null, expect.any(String), 'phoenix', 'heartbeat', {}]);
+    expect(reply1!.frame).toEqual([null, (hb1!.frame as unknown[])[1], 'phoenix', 'phx_reply', { status: 'ok', response: {} }]);
+    const openedAt = proxy.opened[0]!.at;
+    expect(hb1!.at - openedAt).toBeGreaterThanOrEqual(INTERVAL - 20);
+    expect(hb1!.at - openedAt).toBeLessThan(INTERVAL + 250);
+    expect(hb2!.at - reply1!.at).toBeGreaterThanOrEqual(INTERVAL - 20);
+    expect(hb2!.at - reply1!.at).toBeLessThan(INTERVAL + 250);
+
+    const errors: unknown[] = [];
+    channel.onError((reason) => errors.push(reason));
+    const closes: CloseEventLike[] = [];
+    socket.onClose((event) => closes.push(event));
+    expect(proxy.withholdHeartbeats()).toBe(1);
+    const lastReply = await waitFor(() => {
+      const replies = proxy.heartbeatReplies();
+      const unanswered = proxy.heartbeats().find((f) => f.dropped);
+      return unanswered ? replies[replies.length - 1] : undefined;
+    }, 'a withheld heartbeat', 3_000);
+    const withheld = proxy.heartbeats().find((f) => f.dropped)!;
+
+    // The client gives up one interval after the unanswered heartbeat, i.e. ~2 intervals after the last reply.
+    const close = await waitFor(() => proxy.clientCloses[0], 'the client closing the connection', 3_000);
+    expect(close).toMatchObject({ connection: 1, code: 1000, reason: 'heartbeat timeout' });
+    expect(close.at - withheld.at).toBeGreaterThanOrEqual(INTERVAL - 20);
+    expect(close.at - withheld.at).toBeLessThan(INTERVAL + 400);
+    expect(close.at - lastReply.at).toBeGreaterThanOrEqual(2 * INTERVAL - 40);
+    expect(errors[0]).toEqual({ source: 'transport', reason: 'heartbeat_timeout' });
+
+    // It reconnects (a new connection, whose heartbeats are answered) and rejoins with a new join ref.
+    await waitFor(() => joinRefs.length >= 2 && channel.state === 'joined', 'rejoined over a new connection', 6_000);
+    expect(proxy.opened.map((o) => o.id)).toEqual([1, 2]);
+    expect(joinRefs[1]).not.toBe(joinRefs[0]);
+    const rejoin = proxy.frames.find((f) => f.connection === 2 && f.dir === 'up' && (f.frame as unknown[])[3] === 'phx_join')!;
+    expect(rejoin.frame).toEqual([joinRefs[1], joinRefs[1], 'room:heartbeat', 'phx_join', {}]);
+    await echo(channel, { after: 'heartbeat timeout' });
+    await waitFor(() => proxy.heartbeatReplies().some((f) => f.connection === 2), 'heartbeats answered again', 3_000);
+  });
+
+  it('106 LongPoll: the client sends no heartbeats (skipHeartbeat), so it never times out on them', async () => {
+    const server = await app();
+    const proxy = await HttpProxy.start(server.port);
+    cleanups.push(() => proxy.close());
+    const socket = socketFor(proxy.port, { transport: LongPoll, heartbeatIntervalMs: INTERVAL });
+    await waitFor(() => socket.isConnected(), 'connected');
+    const { channel, joinRefs } = await trackedJoin(socket, 'room:lp-heartbeat');
+    const errors: unknown[] = [];
+    channel.onError((reason) => errors.push(reason));
+    await new Promise((resolve) => setTimeout(resolve, 5 * INTERVAL));
+    await echo(channel, { still: 'joined' });
+    const posted = proxy.requests.filter((r) => r.method === 'POST').flatMap((r) => r.body.split('\n'));
+    expect(posted.length).toBeGreaterThanOrEqual(2); // the join and the echo
+    expect(posted.filter((line) => line.includes('"heartbeat"'))).toEqual([]);
+    expect(errors).toEqual([]);
+    expect(joinRefs).toHaveLength(1);
+    expect(socket.isConnected()).toBe(true);
+  });
+
+  it('106b: a hung connection (TCP stalled both ways) also times out on the heartbeat; the client reconnects and rejoins', async () => {
+    const server = await app();
+    const proxy = await TcpProxy.start(server.port);
+    cleanups.push(() => proxy.close());
+    const socket = socketFor(proxy.port, { transport: WebSocket, heartbeatIntervalMs: INTERVAL, reconnectAfterMs: () => 50, rejoinAfterMs: () => 100 });
+    const recorder = new Recorder(socket);
+    await waitFor(() => socket.isConnected(), 'connected');
+    const { channel, joinRefs } = await trackedJoin(socket, 'room:heartbeat-stall');
+    await waitFor(() => recorder.of('phoenix', 'phx_reply').length >= 1, 'a heartbeat reply', 3_000);
 
     const errors: unknown[] = [];
     channel.onError((reason) => errors.push(reason));
