@@ -148,6 +148,15 @@ export class GenApi {
     return this.link;
   }
 
+  /**
+   * Pulls the configs of every live NATS service whose config version this gateway lacks; with
+   * `force`, of every service, re-applying equal versions too (PhoenixGenApi's ConfigPuller
+   * pull/force_pull). Resolves true when every pull succeeded; false without NATS.
+   */
+  async pullConfigs(options: { force?: boolean } = {}): Promise<boolean> {
+    return this.link ? this.link.sync.pullAll(options) : false;
+  }
+
   health(): GenApiHealth {
     return {
       functions: this.registry.count(),

@@ -17,6 +17,17 @@ export interface ConfigSyncOptions {
   pullTimeoutMs?: number;
 }
 
+/** What the periodic pull is doing (health reports, PhoenixGenApi's ConfigPuller.status). */
+export interface ConfigSyncStatus {
+  pullIntervalMs: number;
+  /** Consecutive failed periodic pulls (0: healthy); the next one waits pullIntervalMs·2^failures, capped. */
+  failures: number;
+  /** Epoch ms of the next periodic pull (null: stopped). */
+  nextPullAt: number | null;
+  /** The last periodic or manual pull of every service: when, and whether every pull succeeded. */
+  lastPull: { at: number; ok: boolean } | null;
+}
+
 export const CONFIG_SYNC_DEFAULTS: Required<ConfigSyncOptions> = { pullIntervalMs: 30_000, maxPullIntervalMs: 300_000, pullTimeoutMs: 2_000 };
 
 const encoder = new TextEncoder();
@@ -48,6 +59,8 @@ export class ConfigSync {
   private readonly pushSub: Subscription;
   private readonly pulling = new Map<string, Promise<boolean>>();
   private timer: NodeJS.Timeout | null = null;
+  private nextPullAt: number | null = null;
+  private lastPull: { at: number; ok: boolean } | null = null;
   private failures = 0;
   private readonly pullIntervalMs: number;
   private readonly maxPullIntervalMs: number;
@@ -77,7 +90,12 @@ export class ConfigSync {
   stop(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    this.nextPullAt = null;
     this.pushSub.unsubscribe();
+  }
+
+  status(): ConfigSyncStatus {
+    return { pullIntervalMs: this.pullIntervalMs, failures: this.failures, nextPullAt: this.nextPullAt, lastPull: this.lastPull };
   }
 
   /** The live instance whose config counts: the newest deployment version (null: none live). */
@@ -111,25 +129,33 @@ export class ConfigSync {
 
   /**
    * Refreshes every live service from its newest instance when its config version differs from
-   * the one held (unknown versions are always pulled); true when every pull succeeded.
+   * the one held (unknown versions are always pulled); true when every pull succeeded. `force`
+   * (PhoenixGenApi's force_pull) pulls every service and re-applies even an equal version, e.g.
+   * to restore functions disabled or deleted on this gateway. Manual pulls leave the periodic
+   * schedule alone (PhoenixGenApi started one more timer chain per call).
    */
-  async pullAll(): Promise<boolean> {
+  async pullAll(options: { force?: boolean } = {}): Promise<boolean> {
+    const force = options.force === true;
     const services = new Set(this.discovery.all().map((instance) => instance.service));
     const pulls: Promise<boolean>[] = [];
     for (const service of services) {
       const authority = this.authority(service);
       if (!authority) continue;
-      if (authority.configVersion !== null && this.receiver.verify(service, authority.configVersion) === 'matched') continue;
-      pulls.push(this.pull(this.subjects.instanceConfig(authority.id), service, authority.id));
+      if (!force && authority.configVersion !== null && this.receiver.verify(service, authority.configVersion) === 'matched') continue;
+      pulls.push(this.pull(this.subjects.instanceConfig(authority.id), service, authority.id, force));
     }
-    return (await Promise.all(pulls)).every(Boolean);
+    const ok = (await Promise.all(pulls)).every(Boolean);
+    this.lastPull = { at: Date.now(), ok };
+    return ok;
   }
 
   private schedule(delayMs: number): void {
+    this.nextPullAt = Date.now() + delayMs;
     this.timer = setTimeout(() => void this.periodic(), delayMs);
     this.timer.unref();
   }
 
+  /** The periodic pull; after failures the interval doubles per failure up to maxPullIntervalMs. */
   private async periodic(): Promise<void> {
     const ok = await this.pullAll();
     if (ok) {
@@ -139,14 +165,15 @@ export class ConfigSync {
       this.failures++;
     }
     const delay = this.failures === 0 ? this.pullIntervalMs : Math.min(this.pullIntervalMs * 2 ** this.failures, this.maxPullIntervalMs);
+    if (this.failures > 0) this.logger.warn({ failures: this.failures, nextInMs: delay }, 'config pull failed; backing off');
     if (this.timer !== null) this.schedule(delay);
   }
 
-  private async pull(subject: string, service: string, origin: string | null): Promise<boolean> {
+  private async pull(subject: string, service: string, origin: string | null, force = false): Promise<boolean> {
     if (this.isLocal(service)) return true;
     try {
       const reply = await this.requester.request(subject, EMPTY, natsHeaders(), this.pullTimeoutMs);
-      const result = this.receiver.receive(onNats(JSON.parse(reply.string())), { source: 'pull', ...(origin === null ? {} : { origin }) });
+      const result = this.receiver.receive(onNats(JSON.parse(reply.string())), { source: 'pull', force, ...(origin === null ? {} : { origin }) });
       this.report('pull', service, result);
       return result.status !== 'error';
     } catch (err) {
