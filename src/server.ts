@@ -6,6 +6,7 @@ import { demoConnect, demoRoomChannel } from './demo/chat.js';
 import { demoRateLimit, demoService } from './demo/service.js';
 import type { RateLimitsOptions } from './ratelimit/rate-limits.js';
 import { adminRoute } from './admin/admin.js';
+import { healthReport } from './admin/health.js';
 import { GenApi } from './genapi/gen-api.js';
 import type { Logger } from './log/logger.js';
 
@@ -56,7 +57,10 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
   genApi.mount(mount);
   if (config.admin) {
     const admin = { path: '/admin', ...config.admin };
-    gateway.route(admin.path, adminRoute(admin, { rateLimits: genApi.rateLimits, logger: gateway.logger.child({ component: 'admin' }) }));
+    gateway.route(
+      admin.path,
+      adminRoute(admin, { rateLimits: genApi.rateLimits, logger: gateway.logger.child({ component: 'admin' }), health: () => healthReport(gateway, genApi) }),
+    );
   }
   if (demo) {
     mount.channel('room:*', demoRoomChannel(gateway) as never);

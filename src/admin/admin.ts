@@ -17,6 +17,8 @@ export interface AdminOptions {
 export interface AdminDeps {
   readonly rateLimits: RateLimits | null;
   readonly logger: Logger;
+  /** `GET <path>/health` (src/admin/health.ts); absent: 404. */
+  readonly health?: () => Promise<unknown>;
 }
 
 /** Largest request body the admin API reads. */
@@ -77,6 +79,11 @@ export function adminRoute(options: AdminOptions, deps: AdminDeps): HttpRoute {
       if (!authorized(req)) throw new HttpError(401, 'missing or wrong bearer token', { 'www-authenticate': 'Bearer realm="gen-gateway admin"' });
       const actor: Actor = { via: 'admin', who: req.socket.remoteAddress ?? 'unknown' };
       const parts = subpath.split('/').filter((part) => part !== '').map((part) => decodeURIComponent(part));
+      if (parts[0] === 'health' && parts.length === 1 && deps.health) {
+        allow(req.method, 'GET');
+        send(res, 200, await deps.health());
+        return;
+      }
       if (parts[0] !== 'rate-limits') throw new HttpError(404, 'not found');
       const rateLimits = deps.rateLimits;
       if (!rateLimits) throw new HttpError(404, 'rate limits are not enabled on this gateway');

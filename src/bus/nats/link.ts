@@ -5,7 +5,7 @@ import type { ConfigReceiver } from '../../genapi/config/push.js';
 import { DEFAULT_PREFIX, Subjects } from '../../nats/subjects.js';
 import { TimerWheel } from '../../util/timer-wheel.js';
 import { NatsBus } from './bus.js';
-import { ConfigSync, type ConfigSyncOptions } from './config-sync.js';
+import { ConfigSync, type ConfigSyncOptions, type ConfigSyncStatus } from './config-sync.js';
 import { Discovery, type DiscoveredInstance, type DiscoveryOptions } from './discovery.js';
 import { Requester } from './requester.js';
 
@@ -29,12 +29,20 @@ export type NatsStatus = 'connected' | 'reconnecting' | 'disconnected' | 'closed
 
 export interface NatsHealth {
   status: NatsStatus;
+  /** The server connected to (or last connected to). */
   server: string | null;
+  /** Epoch ms of the last status change. */
+  since: number;
   reconnects: number;
   lastError: string | null;
+  /** Live worker instances discovery knows. */
   instances: number;
+  /** Requests waiting for a worker's reply. */
   pendingRequests: number;
+  /** Streams being relayed from workers. */
   streams: number;
+  /** The periodic config pull (interval, failures and backoff, last result). */
+  sync: ConfigSyncStatus;
 }
 
 export interface NatsLinkDeps {
@@ -54,6 +62,7 @@ export interface NatsLinkDeps {
  */
 export class NatsLink {
   private status: NatsStatus = 'connected';
+  private since = Date.now();
   private server: string | null;
   private reconnects = 0;
   private lastError: string | null = null;
@@ -126,41 +135,74 @@ export class NatsLink {
     return {
       status: this.status,
       server: this.server,
+      since: this.since,
       reconnects: this.reconnects,
       lastError: this.lastError,
       instances: this.discovery.all().length,
       pendingRequests: this.requester.size,
       streams: this.bus.activeStreams,
+      sync: this.sync.status(),
     };
+  }
+
+  /** Round trip to the NATS server in ms; null when not connected or no answer within `timeoutMs`. */
+  async rtt(timeoutMs = 1_000): Promise<number | null> {
+    if (this.status !== 'connected') return null;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        this.nc.rtt(),
+        new Promise<null>((resolve) => {
+          timer = setTimeout(() => resolve(null), timeoutMs);
+        }),
+      ]);
+    } catch {
+      return null;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** One log line per status change: operators follow outages in the log. */
+  private transition(status: NatsStatus, fields: Record<string, unknown> = {}): void {
+    if (status === this.status) return;
+    const from = this.status;
+    this.status = status;
+    this.since = Date.now();
+    const line = { from, to: status, server: this.server, reconnects: this.reconnects, ...fields };
+    if (status === 'connected') this.logger.info(line, 'NATS status: connected');
+    else if (status === 'closed' && !this.closing) this.logger.error(line, 'NATS status: closed');
+    else if (status === 'closed') this.logger.info(line, 'NATS status: closed');
+    else this.logger.warn(line, `NATS status: ${status}; requests fail fast until it is back`);
   }
 
   private async watch(): Promise<void> {
     for await (const event of this.nc.status()) {
       switch (event.type) {
         case 'disconnect':
-          this.status = 'disconnected';
           this.requester.setConnected(false);
-          this.logger.warn({ server: event.server }, 'NATS disconnected; requests fail fast until it is back');
+          this.transition('disconnected', { lastServer: event.server });
           break;
         case 'reconnecting':
-          this.status = 'reconnecting';
+          this.transition('reconnecting');
           break;
         case 'reconnect':
-          this.status = 'connected';
           this.server = event.server;
           this.reconnects++;
           this.requester.setConnected(true);
-          this.logger.info({ server: event.server, reconnects: this.reconnects }, 'NATS reconnected');
+          this.transition('connected');
           void this.discovery.ping();
           break;
         case 'error':
           this.lastError = event.error.message;
           this.logger.warn({ err: event.error.message }, 'NATS error');
           break;
+        case 'ldm':
+          this.logger.warn({ server: event.server }, 'NATS server entering lame duck mode; the client will move to another server');
+          break;
         case 'close':
-          this.status = 'closed';
           this.requester.setConnected(false);
-          if (!this.closing) this.logger.error('NATS connection closed');
+          this.transition('closed');
           break;
         default:
           break;

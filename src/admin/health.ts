@@ -1,0 +1,44 @@
+import type { Gateway } from '../gateway.js';
+import type { GenApi } from '../genapi/gen-api.js';
+import type { ExecutorStats } from '../genapi/executor.js';
+import type { NatsHealth } from '../bus/nats/link.js';
+import type { GatewayStats } from '../socket/stats.js';
+
+/** How long a health request waits for the NATS round trip. */
+export const HEALTH_RTT_TIMEOUT_MS = 1_000;
+
+/**
+ * What `GET /admin/health` answers (protocol/gen_api.md §8). `degraded`: NATS is configured and
+ * not connected (requests to NATS workers fail fast with `Service temporarily unavailable`).
+ */
+export interface HealthReport {
+  status: 'ok' | 'degraded';
+  node: string;
+  /** Process uptime. */
+  uptimeMs: number;
+  gateway: GatewayStats;
+  genApi: {
+    functions: number;
+    services: string[];
+    failedConfigs: number;
+    executor: ExecutorStats;
+    breakers: { services: Record<string, string>; instances: Record<string, string> };
+  };
+  /** null when the gateway runs without NATS (embedded services only). */
+  nats: (NatsHealth & { rttMs: number | null }) | null;
+}
+
+/** A snapshot of the gateway's and gen_api's gauges, with a fresh NATS round-trip time. */
+export async function healthReport(gateway: Gateway, genApi: GenApi): Promise<HealthReport> {
+  const { functions, services, failedConfigs, executor, breakers, nats } = genApi.health();
+  const link = genApi.nats;
+  const rttMs = link ? await link.rtt(HEALTH_RTT_TIMEOUT_MS) : null;
+  return {
+    status: nats !== null && nats.status !== 'connected' ? 'degraded' : 'ok',
+    node: gateway.nodeId,
+    uptimeMs: Math.round(process.uptime() * 1000),
+    gateway: { ...gateway.stats },
+    genApi: { functions, services, failedConfigs, executor, breakers },
+    nats: nats === null ? null : { ...nats, rttMs: rttMs === null ? null : Math.round(rttMs * 100) / 100 },
+  };
+}
