@@ -93,7 +93,7 @@ export function validateConfig(file: string, value: unknown): GatewayConfig {
   checkSection(file, 'genApi', config.genApi, GEN_API_KEYS);
   checkSection(file, 'nats', config.nats, NATS_KEYS);
   // rateLimits is validated in full where it is applied (PolicyError names the setting).
-  checkSection(file, 'rateLimits', config.rateLimits, new Set(['policies', 'shadow', 'connect', 'eventual', 'strict', 'sweepMs', 'maxKeys']));
+  checkSection(file, 'rateLimits', config.rateLimits, new Set(['policies', 'shadow', 'connect', 'eventual', 'strict', 'sweepMs', 'maxKeys', 'clusterSecret']));
   checkSection(file, 'admin', config.admin, new Set(['token', 'path']));
   const admin = config.admin as { token?: unknown; path?: unknown } | undefined;
   if (admin && (typeof admin.token !== 'string' || admin.token.length < 16)) {

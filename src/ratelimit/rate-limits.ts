@@ -1,11 +1,14 @@
+import { randomBytes } from 'node:crypto';
 import { connect } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/nats-core';
 import type { Logger } from 'pino';
 import type { ConnectLimit, ConnectLimitDecision } from '../config/socket-options.js';
-import { RateLimitCluster, type ClusterConnection, type ClusterHealth, type LocalPolicyChange } from './cluster/index.js';
+import { RateLimitCluster, type ClusterConnection, type ClusterHealth } from './cluster/index.js';
 import type { EventualOptions } from './cluster/eventual.js';
 import type { MembershipOptions } from './cluster/membership.js';
 import type { PolicyChange } from './cluster/messages.js';
+import { PolicyLedger } from './cluster/policy-ledger.js';
+import { MIN_SECRET_LENGTH, Signer } from './cluster/signing.js';
 import type { StrictOptions } from './cluster/strict.js';
 import { RateLimiter, type LimiterDecision, type Observation } from './limiter.js';
 import type { Clock } from '../util/clock.js';
@@ -38,12 +41,17 @@ export interface RateLimitsOptions {
   sweepMs?: number;
   /** Keys per policy. Default 1 000 000. */
   maxKeys?: number;
+  /**
+   * Shared by every gateway (≥ 16 characters): signs runtime policy changes on NATS, which
+   * gateways then share and sync. Without it a change stays on the gateway it was made on.
+   */
+  clusterSecret?: string;
 }
 
 /** The policy name of `connect`. */
 export const CONNECT_POLICY = 'socket_connect';
 
-const KEYS = new Set(['policies', 'shadow', 'connect', 'eventual', 'strict', 'sweepMs', 'maxKeys']);
+const KEYS = new Set(['policies', 'shadow', 'connect', 'eventual', 'strict', 'sweepMs', 'maxKeys', 'clusterSecret']);
 const CONNECT_KEYS = new Set(['limit', 'windowMs', 'algorithm', 'burst', 'mode', 'fallback']);
 const EVENTUAL_KEYS = new Set(['flushMs', 'maxBatchBytes', 'warmup', 'retainHits', 'replayTimeoutMs', 'heartbeatMs', 'missedHeartbeats']);
 const STRICT_KEYS = new Set(['timeoutMs', 'casAttempts', 'replicas', 'bucketPrefix', 'maxSkewMs', 'skewProbeMs', 'servers']);
@@ -81,6 +89,11 @@ export interface RateLimitsHealth {
  */
 export class RateLimits {
   readonly limiter: RateLimiter;
+  /** This process's id on the cluster subjects (and the origin of its policy changes). */
+  readonly origin = randomBytes(6).toString('hex');
+  /** Runtime policy changes, versioned (shared with peers when a cluster secret is set). */
+  private readonly ledger = new PolicyLedger();
+  private readonly signer: Signer | null;
   private connectPolicies: Policy[] = [];
   private cluster: RateLimitCluster | null = null;
   private ownStoreConnection: NatsConnection | null = null;
@@ -96,6 +109,11 @@ export class RateLimits {
     checkKeys('rateLimits.eventual', options.eventual, EVENTUAL_KEYS);
     checkKeys('rateLimits.strict', options.strict, STRICT_KEYS);
     if (options.policies !== undefined && !Array.isArray(options.policies)) throw new PolicyError('rateLimits.policies must be a list');
+    const secret = options.clusterSecret;
+    if (secret !== undefined && (typeof secret !== 'string' || secret.length < MIN_SECRET_LENGTH)) {
+      throw new PolicyError(`rateLimits.clusterSecret must be a string of at least ${MIN_SECRET_LENGTH} characters`);
+    }
+    this.signer = secret === undefined ? null : new Signer(secret);
     const policies = [...(options.policies ?? [])];
     if (options.connect) {
       const { limit, windowMs, algorithm = 'gcra', burst, mode, fallback } = options.connect;
@@ -151,19 +169,23 @@ export class RateLimits {
     }
     const { servers: _servers, ...strict } = this.options.strict ?? {};
     this.cluster = new RateLimitCluster(
+      this.origin,
       this.limiter,
       link,
       store,
       this.logger,
       { ...(this.options.eventual ? { eventual: this.options.eventual } : {}), strict },
-      (change) => this.applyRemoteChange(change),
+      { ledger: this.ledger, apply: (change) => this.applyRemoteChange(change), signer: this.signer },
     );
     await this.cluster.start();
   }
 
   // ---- runtime changes (admin API) --------------------------------------------------------
 
-  /** Adds or replaces a policy on this node and, when linked, on every node. */
+  /**
+   * Adds or replaces a policy on this node and, when linked with a cluster secret, on every node
+   * (a change from the cluster arrives here with `via: 'cluster'`, already versioned).
+   */
   putPolicy(config: PolicyConfig, actor: Actor): Policy {
     const previous = this.limiter.policy(config.id)?.config;
     const { policy, counters } = this.limiter.setPolicy(config);
@@ -172,7 +194,7 @@ export class RateLimits {
     if (policy.mode === 'strict') void this.cluster?.strict.prepare([policy]);
     if (previous) this.logger.warn({ actor, policy: config, previous, counters }, 'rate-limit policy replaced');
     else this.logger.warn({ actor, policy: config, previous: null }, 'rate-limit policy added');
-    if (actor.via !== 'cluster') this.share({ op: 'put', policy: config });
+    if (actor.via !== 'cluster') this.share({ o: this.origin, t: this.ledger.stamp(this.limiter.wall()), op: 'put', policy: config });
     return policy;
   }
 
@@ -182,7 +204,7 @@ export class RateLimits {
     this.limiter.removePolicy(id);
     this.refreshConnectPolicies();
     this.logger.warn({ actor, policy: previous }, 'rate-limit policy removed');
-    if (actor.via !== 'cluster') this.share({ op: 'delete', id });
+    if (actor.via !== 'cluster') this.share({ o: this.origin, t: this.ledger.stamp(this.limiter.wall()), op: 'delete', id });
     return true;
   }
 
@@ -190,19 +212,28 @@ export class RateLimits {
     const previous = this.limiter.shadow;
     this.limiter.setShadow(shadow);
     this.logger.warn({ actor, shadow, previous }, 'rate-limit shadow mode changed');
-    if (actor.via !== 'cluster') this.share({ op: 'shadow', shadow });
+    if (actor.via !== 'cluster') this.share({ o: this.origin, t: this.ledger.stamp(this.limiter.wall()), op: 'shadow', shadow });
   }
 
-  private share(change: LocalPolicyChange): void {
-    this.cluster?.publishPolicyChange(change);
+  /** Versions a change made here and, when linked with a secret, publishes it. */
+  private share(change: PolicyChange): void {
+    this.ledger.accept(change);
+    const cluster = this.cluster;
+    if (!cluster) return;
+    if (!cluster.policies.publish(change) && !this.signer) {
+      this.logger.warn({ change }, 'rate-limit policy change applies to this gateway only: set rateLimits.clusterSecret to share changes with the other gateways');
+    }
   }
 
+  /** A peer's change, newer than ours (the ledger accepted it): applied and logged like a local one. */
   private applyRemoteChange(change: PolicyChange): void {
     const actor: Actor = { via: 'cluster', who: change.o };
     try {
       if (change.op === 'put') this.putPolicy(change.policy, actor);
-      else if (change.op === 'delete') this.deletePolicy(change.id, actor);
-      else this.setShadow(change.shadow, actor);
+      else if (change.op === 'delete') {
+        // Unknown here (never added, or already gone): the tombstone is kept all the same.
+        if (!this.deletePolicy(change.id, actor)) this.logger.debug({ actor, id: change.id }, 'rate-limit policy removal from the cluster: no such policy here');
+      } else this.setShadow(change.shadow, actor);
     } catch (err) {
       this.logger.error({ actor, change, err: (err as Error).message }, 'rate-limit policy change from the cluster refused');
     }

@@ -205,7 +205,10 @@ describe('counting', () => {
     expect(b.nodes()).toBe(2);
     expect(b.used(P, 'm')).toBe(1);
     expect(b.stats.unknownPolicyHits).toBe(0);
-    expect(b.logs.some((line) => line.msg === 'rate-limit policy change from the cluster refused')).toBe(true);
+    // Without rateLimits.clusterSecret policy messages are not even read (cluster-policy-sync.test.ts
+    // covers signed and forged ones).
+    expect(b.logs.some((line) => line.msg === 'rate-limit policy change from the cluster refused')).toBe(false);
+    expect(b.rl.linked!.policies.stats).toMatchObject({ applied: 0, rejected: 0 });
   });
 });
 

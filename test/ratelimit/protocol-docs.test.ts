@@ -11,7 +11,8 @@ import { errorResponse } from '../../src/genapi/response.js';
 import { rateLimitHeaders, type LimitState } from '../../src/ratelimit/headers.js';
 import { RateLimiter } from '../../src/ratelimit/limiter.js';
 import { Policy, PolicyError } from '../../src/ratelimit/policy.js';
-import { decodeHeartbeat, decodePolicyChange, decodeReplayed } from '../../src/ratelimit/cluster/messages.js';
+import { decodeHeartbeat, decodePolicyChange, decodePolicyState, decodePolicySyncRequest, decodeReplayed } from '../../src/ratelimit/cluster/messages.js';
+import { SIGNATURE_HEADER, Signer } from '../../src/ratelimit/cluster/signing.js';
 import { bucketName, bucketTtlSeconds, defaultBucketPrefix, kvKey } from '../../src/ratelimit/cluster/strict.js';
 import { createAlgorithm } from '../../src/ratelimit/algorithms/index.js';
 import { DEFAULT_PREFIX } from '../../src/nats/subjects.js';
@@ -38,6 +39,9 @@ interface Vectors {
   replay_done: unknown;
   heartbeat: unknown;
   policy_change: unknown;
+  policy_sync_request: unknown;
+  policy_state: unknown;
+  policy_signature: { secret: string; subject: string; payload: string; header: string; value: string };
   kv: {
     bucket_for_window_ms_10000_sliding_log: string;
     key_for_policy_demo_limited_user_alice: string;
@@ -117,8 +121,30 @@ describe('protocol/ratelimit.md vectors', () => {
     expect(decodeReplayed(bytes(vectors.replay_done))).toEqual(vectors.replay_done);
     expect(decodeHeartbeat(bytes(vectors.heartbeat))).toEqual(vectors.heartbeat);
     expect(decodePolicyChange(bytes(vectors.policy_change))).toEqual(vectors.policy_change);
+    expect(check('rl-policy-state.schema.json', vectors.policy_sync_request)).toBe('valid');
+    expect(check('rl-policy-state.schema.json', vectors.policy_state)).toBe('valid');
+    expect(decodePolicySyncRequest(bytes(vectors.policy_sync_request))).toEqual(vectors.policy_sync_request);
+    expect(decodePolicyState(bytes(vectors.policy_state))).toEqual(vectors.policy_state);
+    // A change without its version is refused by both.
+    const unversioned = { o: 'x', op: 'delete', id: 'p' };
+    expect(check('rl-policy-change.schema.json', unversioned)).not.toBe('valid');
+    expect(decodePolicyChange(bytes(unversioned))).toBeNull();
     expect(check('rl-hits.schema.json', { o: 'x', s: 0, h: [] })).not.toBe('valid');
     expect(decodeReplayed(bytes({ o: 'x', s: 0, h: [] }))).toBeNull();
+  });
+
+  it('the policy signature is the documented HMAC, tied to the subject', () => {
+    const { secret, subject, payload, header, value } = vectors.policy_signature;
+    expect(header).toBe(SIGNATURE_HEADER);
+    const signer = new Signer(secret);
+    const data = encoder.encode(payload);
+    expect(signer.headers(subject, data).get(header)).toBe(value);
+    expect(JSON.parse(payload)).toEqual(vectors.policy_change);
+    const msg = (on: string, sig: string | null) => ({ subject: on, data, headers: sig === null ? undefined : { get: (name: string) => (name === header ? sig : '') } }) as unknown as Parameters<Signer['verify']>[0];
+    expect(signer.verify(msg(subject, value))).toBe(true);
+    expect(signer.verify(msg('genapi.rl.hits', value))).toBe(false);
+    expect(signer.verify(msg(subject, null))).toBe(false);
+    expect(new Signer(`${secret}!`).verify(msg(subject, value))).toBe(false);
   });
 
   it('KV bucket, key and values are named as documented', () => {

@@ -221,7 +221,16 @@ export interface RlGatewayOptions {
   nats: string;
   policies?: PolicyConfig[];
   eventual?: RateLimitsOptions['eventual'];
+  strict?: RateLimitsOptions['strict'];
+  /** rateLimits.clusterSecret: signs and shares runtime policy changes. */
+  clusterSecret?: string;
   logLevel?: string;
+}
+
+/** An admin API answer: status and parsed JSON body (null for 204). */
+export interface AdminAnswer {
+  status: number;
+  json: unknown;
 }
 
 let requestCounter = 0;
@@ -242,6 +251,8 @@ export class RlGateway {
     const rateLimits: RateLimitsOptions = {
       ...(options.policies ? { policies: options.policies } : {}),
       ...(options.eventual ? { eventual: options.eventual } : {}),
+      ...(options.strict ? { strict: options.strict } : {}),
+      ...(options.clusterSecret === undefined ? {} : { clusterSecret: options.clusterSecret }),
     };
     const proc = await GatewayProcess.start({
       config: { demo: true, admin: { token: ADMIN_TOKEN }, rateLimits },
@@ -284,6 +295,23 @@ export class RlGateway {
     const res = await fetch(`${this.proc.httpUrl}/admin/rate-limits${path}`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
     if (res.status !== 200) throw new Error(`admin ${path} on ${this.name}: HTTP ${res.status} ${await res.text()}`);
     return res.json();
+  }
+
+  /** Any admin request under /admin/rate-limits (PUT/DELETE with a JSON body), whatever its status. */
+  async adminRequest(method: string, path: string, body?: unknown): Promise<AdminAnswer> {
+    const res = await fetch(`${this.proc.httpUrl}/admin/rate-limits${path}`, {
+      method,
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    const text = await res.text();
+    return { status: res.status, json: text === '' ? null : (JSON.parse(text) as unknown) };
+  }
+
+  /** The policies this gateway runs (GET /admin/rate-limits/policies), by id. */
+  async policies(): Promise<Map<string, PolicyConfig>> {
+    const { policies } = (await this.admin('/policies')) as { policies: PolicyConfig[] };
+    return new Map(policies.map((policy) => [policy.id, policy]));
   }
 
   status(policy: string, key: string): Promise<KeyStatus> {

@@ -1,15 +1,14 @@
-import { randomBytes } from 'node:crypto';
-import type { NatsConnection, Subscription } from '@nats-io/nats-core';
+import type { NatsConnection } from '@nats-io/nats-core';
 import type { Logger } from 'pino';
 import type { Subjects } from '../../nats/subjects.js';
 import type { RateLimiter } from '../limiter.js';
 import { EventualCluster, type EventualOptions, type EventualStats } from './eventual.js';
 import { Membership, type MembershipOptions } from './membership.js';
-import { decodePolicyChange, encode, type PolicyChange } from './messages.js';
+import type { PolicyChange } from './messages.js';
+import type { PolicyLedger } from './policy-ledger.js';
+import { PolicySync, type PolicySyncStats } from './policy-sync.js';
+import type { Signer } from './signing.js';
 import { StrictStore, type StrictOptions, type StrictStats } from './strict.js';
-
-/** A policy change as made locally (the origin id is added when published). */
-export type LocalPolicyChange = PolicyChange extends infer T ? (T extends unknown ? Omit<T, 'o'> : never) : never;
 
 export interface ClusterOptions {
   eventual?: EventualOptions & MembershipOptions;
@@ -29,6 +28,8 @@ export interface ClusterHealth {
   maxPeerSkewMs: number;
   eventual: EventualStats & { retained: { batches: number; hits: number } };
   strict: StrictStats;
+  /** Runtime policy changes: shared (a cluster secret is set), ledger digest and size, counters. */
+  policies: PolicySyncStats & { shared: boolean; digest: string; changes: number };
 }
 
 /**
@@ -37,23 +38,26 @@ export interface ClusterHealth {
  * The origin id is new for every process, so a restarted node is never mistaken for its past self.
  */
 export class RateLimitCluster {
-  readonly origin = randomBytes(6).toString('hex');
   readonly membership: Membership;
   readonly eventual: EventualCluster;
   readonly strict: StrictStore;
-  private policySub: Subscription | null = null;
+  readonly policies: PolicySync;
   private maintenance: NodeJS.Timeout | null = null;
 
   constructor(
+    /** This process's id on the cluster subjects (new at every start). */
+    readonly origin: string,
     private readonly limiter: RateLimiter,
     /** Hits, heartbeats and policy changes. */
-    private readonly link: ClusterConnection,
+    link: ClusterConnection,
     /** The KV store's connection (the same one unless configured apart). */
     store: ClusterConnection,
     private readonly logger: Logger,
     options: ClusterOptions,
-    private readonly onPolicyChange: (change: PolicyChange) => void,
+    /** Runtime policy changes: this node's ledger, how to apply a peer's change, the signer (null: not shared). */
+    policy: { ledger: PolicyLedger; apply: (change: PolicyChange) => void; signer: Signer | null },
   ) {
+    this.policies = new PolicySync(link.nc, link.subjects.rlPolicy, origin, policy.ledger, policy.apply, policy.signer, logger, limiter.wall);
     this.eventual = new EventualCluster(link.nc, link.subjects, this.origin, limiter, logger, options.eventual, limiter.wall, (peer) =>
       this.membership.offsetOf(peer),
     );
@@ -62,21 +66,20 @@ export class RateLimitCluster {
       link.subjects.rlNode,
       this.origin,
       () => this.eventual.lastSeq,
-      (heartbeat) => this.eventual.heartbeat(heartbeat),
+      (heartbeat) => {
+        this.eventual.heartbeat(heartbeat);
+        this.policies.heartbeat(heartbeat);
+      },
       logger,
       options.eventual,
       limiter.wall,
+      () => this.policies.digest(),
     );
     this.strict = new StrictStore(store.nc, store.connected, store.subjects.prefix, this.origin, logger, options.strict, limiter.wall);
   }
 
   async start(): Promise<void> {
-    this.policySub = this.link.nc.subscribe(this.link.subjects.rlPolicy, {
-      callback: (err, msg) => {
-        const change = err ? null : decodePolicyChange(msg.data);
-        if (change && change.o !== this.origin) this.onPolicyChange(change);
-      },
-    });
+    this.policies.start();
     this.eventual.start();
     this.membership.start();
     this.limiter.eventual = this.eventual;
@@ -88,14 +91,6 @@ export class RateLimitCluster {
     this.logger.info({ origin: this.origin }, 'rate limits linked to the cluster');
   }
 
-  /** Tells the other nodes about a change made here (admin API). */
-  publishPolicyChange(change: LocalPolicyChange): void {
-    try {
-      this.link.nc.publish(this.link.subjects.rlPolicy, encode({ ...change, o: this.origin }));
-    } catch (err) {
-      this.logger.warn({ err: (err as Error).message }, 'policy change not published to the cluster');
-    }
-  }
 
   health(): ClusterHealth {
     return {
@@ -104,6 +99,7 @@ export class RateLimitCluster {
       maxPeerSkewMs: this.membership.maxSkewMs(),
       eventual: { ...this.eventual.stats, retained: this.eventual.retainedSize },
       strict: { ...this.strict.stats },
+      policies: { ...this.policies.stats, shared: this.policies.enabled, digest: this.policies.digest() ?? '', changes: this.policies.ledgerSize },
     };
   }
 
@@ -113,8 +109,7 @@ export class RateLimitCluster {
     this.eventual.close();
     this.membership.stop();
     this.strict.close();
-    this.policySub?.unsubscribe();
-    this.policySub = null;
+    this.policies.close();
     this.limiter.eventual = null;
     this.limiter.strict = null;
     this.limiter.nodes = () => 1;

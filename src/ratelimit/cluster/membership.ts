@@ -38,6 +38,8 @@ export class Membership {
     private readonly logger: Logger,
     options: MembershipOptions = {},
     private readonly clock: () => number = Date.now,
+    /** Carried in heartbeats: the digest of the runtime policy changes (undefined: none). */
+    private readonly policyDigest: () => string | undefined = () => undefined,
   ) {
     this.heartbeatMs = options.heartbeatMs ?? 1000;
     this.staleMs = this.heartbeatMs * (options.missedHeartbeats ?? 3);
@@ -65,7 +67,8 @@ export class Membership {
   }
 
   private beat(): void {
-    this.publish({ o: this.origin, s: this.lastSeq(), t: this.clock() });
+    const digest = this.policyDigest();
+    this.publish(digest === undefined ? { o: this.origin, s: this.lastSeq(), t: this.clock() } : { o: this.origin, s: this.lastSeq(), t: this.clock(), p: digest });
     const now = this.clock();
     for (const [id, peer] of this.peers) {
       if (now - peer.lastHeard > this.staleMs) {

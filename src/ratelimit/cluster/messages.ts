@@ -23,6 +23,8 @@ export interface Heartbeat {
   s: number;
   /** Wall-clock ms at the sender (skew diagnostics). */
   t: number;
+  /** Digest of the sender's runtime policy changes (only with a cluster secret; §5.4). */
+  p?: string;
   bye?: true;
 }
 
@@ -44,11 +46,26 @@ export interface SyncRequest {
   o: string;
 }
 
-/** `<prefix>.rl.policy`: a runtime policy change made through one node's admin API. */
+/**
+ * `<prefix>.rl.policy`: a runtime policy change made through one node's admin API. `o` is the
+ * node it was made on and `t` its version (hybrid wall-clock ms): the newest per policy id wins.
+ */
 export type PolicyChange =
-  | { o: string; op: 'put'; policy: PolicyConfig }
-  | { o: string; op: 'delete'; id: string }
-  | { o: string; op: 'shadow'; shadow: boolean };
+  | { o: string; t: number; op: 'put'; policy: PolicyConfig }
+  | { o: string; t: number; op: 'delete'; id: string }
+  | { o: string; t: number; op: 'shadow'; shadow: boolean };
+
+/** `<prefix>.rl.policy.sync`: asks for the nodes' policy ledgers (`to`: only that node answers). */
+export interface PolicySyncRequest {
+  o: string;
+  to?: string;
+}
+
+/** The answer to a policy sync: every runtime change the node holds, newest per target. */
+export interface PolicyState {
+  o: string;
+  changes: PolicyChange[];
+}
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -96,7 +113,10 @@ export function decodeReplayed(data: Uint8Array): HitBatch | ReplayDone | null {
 export function decodeHeartbeat(data: Uint8Array): Heartbeat | null {
   const value = parse(data);
   if (!value || !isOrigin(value.o) || !isSeq(value.s) || typeof value.t !== 'number') return null;
-  return value.bye === true ? { o: value.o, s: value.s, t: value.t, bye: true } : { o: value.o, s: value.s, t: value.t };
+  const heartbeat: Heartbeat = { o: value.o, s: value.s, t: value.t };
+  if (typeof value.p === 'string' && value.p.length <= 64) heartbeat.p = value.p;
+  if (value.bye === true) heartbeat.bye = true;
+  return heartbeat;
 }
 
 export function decodeReplayRequest(data: Uint8Array): ReplayRequest | null {
@@ -110,11 +130,36 @@ export function decodeSyncRequest(data: Uint8Array): SyncRequest | null {
   return value && isOrigin(value.o) ? { o: value.o } : null;
 }
 
+function toPolicyChange(value: Record<string, unknown> | null): PolicyChange | null {
+  if (!value || !isOrigin(value.o) || !isSeq(value.t)) return null;
+  const { o, t } = value;
+  if (value.op === 'put' && value.policy !== null && typeof value.policy === 'object' && !Array.isArray(value.policy) && typeof (value.policy as { id?: unknown }).id === 'string') {
+    return { o, t, op: 'put', policy: value.policy as PolicyConfig };
+  }
+  if (value.op === 'delete' && typeof value.id === 'string') return { o, t, op: 'delete', id: value.id };
+  if (value.op === 'shadow' && typeof value.shadow === 'boolean') return { o, t, op: 'shadow', shadow: value.shadow };
+  return null;
+}
+
 export function decodePolicyChange(data: Uint8Array): PolicyChange | null {
+  return toPolicyChange(parse(data));
+}
+
+export function decodePolicySyncRequest(data: Uint8Array): PolicySyncRequest | null {
   const value = parse(data);
   if (!value || !isOrigin(value.o)) return null;
-  if (value.op === 'put' && value.policy !== null && typeof value.policy === 'object') return { o: value.o, op: 'put', policy: value.policy as PolicyConfig };
-  if (value.op === 'delete' && typeof value.id === 'string') return { o: value.o, op: 'delete', id: value.id };
-  if (value.op === 'shadow' && typeof value.shadow === 'boolean') return { o: value.o, op: 'shadow', shadow: value.shadow };
-  return null;
+  if (value.to === undefined) return { o: value.o };
+  return isOrigin(value.to) ? { o: value.o, to: value.to } : null;
+}
+
+/** A policy state; malformed changes in it are dropped one by one. */
+export function decodePolicyState(data: Uint8Array): PolicyState | null {
+  const value = parse(data);
+  if (!value || !isOrigin(value.o) || !Array.isArray(value.changes)) return null;
+  const changes: PolicyChange[] = [];
+  for (const entry of value.changes as unknown[]) {
+    const change = entry !== null && typeof entry === 'object' && !Array.isArray(entry) ? toPolicyChange(entry as Record<string, unknown>) : null;
+    if (change) changes.push(change);
+  }
+  return { o: value.o, changes };
 }
