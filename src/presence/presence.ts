@@ -1,25 +1,23 @@
+import { randomUUID } from 'node:crypto';
 import type { PubSub } from '../channel/pubsub.js';
 import type { Channel } from '../channel/types.js';
 import { PhxRefGenerator } from './phx-ref.js';
+import type { PresenceChange, PresenceDiff, PresenceMeta, PresenceState, PresenceTracker } from './tracker.js';
 
-/** Metadata a client sees for one presence: the tracked meta plus `phx_ref` (and `phx_ref_prev`). */
-export type PresenceMeta = Record<string, unknown>;
-
-/** `{key: {metas: [...], ...fields from fetch}}`: the `presence_state` payload. */
-export type PresenceState = Record<string, { metas: PresenceMeta[]; [field: string]: unknown }>;
-
-export interface PresenceDiff {
-  joins: PresenceState;
-  leaves: PresenceState;
-}
+export type { PresenceChange, PresenceDiff, PresenceMeta, PresenceState, PresenceTracker } from './tracker.js';
 
 export interface PresenceOptions {
   /** Adds fields next to `metas` (Phoenix's `fetch/2`), e.g. user records loaded in one go. */
   fetch?: (topic: string, state: PresenceState) => PresenceState;
   /** The event names clients listen on; defaults match the JS Presence helper. */
   events?: { state?: string; diff?: string };
-  /** Folded into every phx_ref so refs from different nodes never collide. */
+  /** Folded into every phx_ref so refs from different nodes never collide; names this node in changes. */
   nodeId?: string;
+  /**
+   * Called when an `onLocalChange` listener throws. The change itself stands (its diff went out),
+   * and the other listeners still run. Default: a process warning.
+   */
+  onChangeError?: (err: unknown, change: PresenceChange) => void;
 }
 
 interface Entry {
@@ -53,15 +51,19 @@ function wireMeta(entry: Entry): PresenceMeta {
  * broadcast (joins and leaves in one diff for an update), exactly what the JS `Presence` helper
  * consumes. Entries are untracked automatically when their channel ends.
  *
- * Cluster-wide presence (a later issue) replicates these entries between nodes; every entry
- * already carries a node-unique phx_ref so remote entries can be merged into `list`.
+ * The gateway depends on the `PresenceTracker` interface (tracker.ts), not on this class.
+ * Cluster-wide presence (a later issue) replicates this node's `onLocalChange` stream between
+ * nodes; every entry carries a node-unique phx_ref so remote entries can be merged into `list`.
  */
-export class Presence {
+export class LocalPresence implements PresenceTracker {
   readonly stateEvent: string;
   readonly diffEvent: string;
+  /** This node's name in `PresenceChange.node`. */
+  readonly node: string;
   private readonly topics = new Map<string, Map<string, Entry[]>>();
   private readonly byOwner = new Map<object, Set<Entry>>();
   private readonly refs: PhxRefGenerator;
+  private readonly listeners = new Set<(change: PresenceChange) => void>();
 
   constructor(
     private readonly pubsub: PubSub,
@@ -69,7 +71,17 @@ export class Presence {
   ) {
     this.stateEvent = options.events?.state ?? 'presence_state';
     this.diffEvent = options.events?.diff ?? 'presence_diff';
+    this.node = options.nodeId ?? randomUUID();
     this.refs = new PhxRefGenerator(options.nodeId);
+  }
+
+  onLocalChange(listener: (change: PresenceChange) => void): () => void {
+    // A wrapper per subscription, so the same function subscribed twice is called twice.
+    const subscription = (change: PresenceChange) => listener(change);
+    this.listeners.add(subscription);
+    return () => {
+      this.listeners.delete(subscription);
+    };
   }
 
   /** Tracks `key` with `meta` on the channel's topic (or `topic`). Returns the new phx_ref. */
@@ -91,6 +103,7 @@ export class Presence {
     }
     owned.add(entry);
     this.broadcastDiff(topic, [entry], []);
+    if (this.listeners.size > 0) this.emit({ kind: 'join', node: this.node, topic, key, ref: entry.ref, meta: { ...entry.meta } });
     return entry.ref;
   }
 
@@ -104,10 +117,14 @@ export class Presence {
     const entry = this.find(channel, topic, key);
     if (!entry) throw new Error(`presence: ${key} is not tracked on ${topic} by this channel`);
     const left = wireMeta(entry);
+    const prevMeta = entry.meta;
     entry.meta = { ...(typeof meta === 'function' ? meta({ ...entry.meta }) : meta) };
     entry.prevRef = entry.ref;
     entry.ref = this.refs.next();
     this.broadcastDiffMetas(topic, [[key, wireMeta(entry)]], [[key, left]]);
+    if (this.listeners.size > 0) {
+      this.emit({ kind: 'update', node: this.node, topic, key, ref: entry.ref, prevRef: entry.prevRef, meta: { ...entry.meta }, prevMeta: { ...prevMeta } });
+    }
     return entry.ref;
   }
 
@@ -119,6 +136,7 @@ export class Presence {
     this.byOwner.get(channel)?.delete(entry);
     if (this.byOwner.get(channel)?.size === 0) this.byOwner.delete(channel);
     this.broadcastDiff(topic, [], [entry]);
+    this.emitLeaves([entry]);
     return true;
   }
 
@@ -134,7 +152,10 @@ export class Presence {
       if (list) list.push(entry);
       else byTopic.set(entry.topic, [entry]);
     }
-    for (const [topic, entries] of byTopic) this.broadcastDiff(topic, [], entries);
+    for (const [topic, entries] of byTopic) {
+      this.broadcastDiff(topic, [], entries);
+      this.emitLeaves(entries);
+    }
   }
 
   /** The `presence_state` payload for a topic (with `fetch` applied). */
@@ -156,6 +177,25 @@ export class Presence {
     let count = 0;
     for (const keys of this.topics.values()) for (const entries of keys.values()) count += entries.length;
     return count;
+  }
+
+  private emitLeaves(entries: readonly Entry[]): void {
+    if (this.listeners.size === 0) return;
+    for (const entry of entries) {
+      this.emit({ kind: 'leave', node: this.node, topic: entry.topic, key: entry.key, ref: entry.ref, meta: { ...entry.meta } });
+    }
+  }
+
+  /** A listener that throws must not undo the change or crash the channel that made it. */
+  private emit(change: PresenceChange): void {
+    for (const listener of [...this.listeners]) {
+      try {
+        listener(change);
+      } catch (err) {
+        if (this.options.onChangeError) this.options.onChangeError(err, change);
+        else process.emitWarning(`presence onLocalChange listener threw on ${change.kind} ${change.topic}/${change.key}: ${String(err)}`, 'PresenceWarning');
+      }
+    }
   }
 
   private find(owner: object, topic: string, key: string): Entry | undefined {
@@ -206,3 +246,11 @@ function group(items: readonly (readonly [string, PresenceMeta])[]): PresenceSta
   }
   return state;
 }
+
+/**
+ * The presence API the gateway depends on (a type), and the node-local implementation that
+ * `new Presence(pubsub, options)` creates (a value): callers keep both spellings while the
+ * implementation behind the interface can change.
+ */
+export type Presence = PresenceTracker;
+export const Presence = LocalPresence;

@@ -3,6 +3,7 @@
  * (Case 85, the JS Presence helper, runs in test/e2e.)
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../support/phoenix-client.js';
 import { RawClient } from '../support/ws-client.js';
 import { startTestApp, type TestApp } from '../support/test-app.js';
 
@@ -92,6 +93,33 @@ describe('§I presence', () => {
     expect(leave[3]).toBe('presence_diff');
     expect(leave[4]).toEqual({ joins: {}, leaves: { carol: { metas: [{ device: 'phone', phx_ref: REF }] } } });
     expect(app.gateway.presence.get('presence:room2', 'carol')?.metas).toHaveLength(1);
+  });
+
+  it('gateway.presence.onLocalChange streams the changes behind the wire diffs, with the same phx_refs (replication boundary)', async () => {
+    const changes: unknown[] = [];
+    // (Earlier tests' sockets may still be closing: only this topic counts.)
+    const stop = app.gateway.presence.onLocalChange((change) => {
+      if (change.topic === 'presence:stream') changes.push(change);
+    });
+    try {
+      const a = await connect();
+      a.send(['1', '1', 'presence:stream', 'phx_join', { key: 'ann' }]);
+      const diff = ((await a.take(3))[2] as unknown[])[4] as { joins: { ann: { metas: { phx_ref: string }[] } } };
+      const r1 = diff.joins.ann.metas[0]!.phx_ref;
+      a.send(['1', '2', 'presence:stream', 'update', { meta: { status: 'away' } }]);
+      const update = ((await a.take(2))[0] as unknown[])[4] as { joins: { ann: { metas: { phx_ref: string }[] } } };
+      const r2 = update.joins.ann.metas[0]!.phx_ref;
+      a.close(); // the channel ends with the connection
+      await waitFor(() => changes.length === 3, 'the leave');
+      const node = app.gateway.nodeId;
+      expect(changes).toEqual([
+        { kind: 'join', node, topic: 'presence:stream', key: 'ann', ref: r1, meta: { online_at: 1 } },
+        { kind: 'update', node, topic: 'presence:stream', key: 'ann', ref: r2, prevRef: r1, meta: { status: 'away' }, prevMeta: { online_at: 1 } },
+        { kind: 'leave', node, topic: 'presence:stream', key: 'ann', ref: r2, meta: { status: 'away' } },
+      ]);
+    } finally {
+      stop();
+    }
   });
 
   it('keys may be any string, including __proto__', async () => {

@@ -2,10 +2,11 @@
  * Presence (protocol spec §5): track/update/untrack produce exactly the diffs the JS Presence
  * helper consumes, broadcast through the PubSub as one `presence_diff` each.
  */
-import { beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, expectTypeOf, it } from 'vitest';
 import { LocalPubSub, type Broadcast, type Subscriber } from '../../src/channel/pubsub.js';
 import type { Channel } from '../../src/channel/types.js';
-import { Presence, type PresenceDiff, type PresenceState } from '../../src/presence/presence.js';
+import type { Gateway } from '../../src/gateway.js';
+import { LocalPresence, Presence, type PresenceChange, type PresenceDiff, type PresenceState, type PresenceTracker } from '../../src/presence/presence.js';
 
 const REF = /^[A-Za-z0-9_-]{16}$/;
 
@@ -277,5 +278,102 @@ describe('Presence: options', () => {
     pubsub.subscribe(TOPIC, { deliver: (b) => frames.push(b.frame(v2Serializer) as string) });
     const ref = presence.track(fakeChannel(TOPIC), 'alice', { online_at: 1 });
     expect(JSON.parse(frames[0]!)).toEqual([null, null, TOPIC, 'presence_diff', { joins: { alice: { metas: [{ online_at: 1, phx_ref: ref }] } }, leaves: {} }]);
+  });
+});
+
+describe('Presence: the replication boundary (PresenceTracker, onLocalChange)', () => {
+  it('new Presence(...) is the node-local implementation of the PresenceTracker interface', () => {
+    expect(presence).toBeInstanceOf(LocalPresence);
+    expectTypeOf(presence).toEqualTypeOf<PresenceTracker>();
+    expectTypeOf(new Presence(pubsub)).toEqualTypeOf<LocalPresence>();
+    expectTypeOf<Gateway['presence']>().toEqualTypeOf<PresenceTracker>();
+    expect((presence as LocalPresence).node).toBe('node-a');
+  });
+
+  it('streams this node\'s joins, updates and leaves with their node-unique refs, after each diff', () => {
+    const changes: PresenceChange[] = [];
+    const diffsSeen: number[] = [];
+    presence.onLocalChange((change) => {
+      changes.push(change);
+      diffsSeen.push(lobby.received.length);
+    });
+    const a = fakeChannel(TOPIC);
+    const r1 = presence.track(a, 'alice', { online_at: 1 });
+    const r2 = presence.update(a, 'alice', { online_at: 2 });
+    expect(presence.untrack(a, 'alice')).toBe(true);
+    expect(changes).toEqual([
+      { kind: 'join', node: 'node-a', topic: TOPIC, key: 'alice', ref: r1, meta: { online_at: 1 } },
+      { kind: 'update', node: 'node-a', topic: TOPIC, key: 'alice', ref: r2, prevRef: r1, meta: { online_at: 2 }, prevMeta: { online_at: 1 } },
+      { kind: 'leave', node: 'node-a', topic: TOPIC, key: 'alice', ref: r2, meta: { online_at: 2 } },
+    ]);
+    // Each change is reported once its diff has been broadcast.
+    expect(diffsSeen).toEqual([1, 2, 3]);
+  });
+
+  it('a channel ending (untrackAll) streams one leave per entry, on every topic it tracked', () => {
+    const changes: PresenceChange[] = [];
+    presence.onLocalChange((change) => changes.push(change));
+    const a = fakeChannel(TOPIC);
+    const r1 = presence.track(a, 'alice');
+    const r2 = presence.track(a, 'alice', { device: 'tablet' }, 'presence:other');
+    changes.length = 0;
+    presence.untrackAll(a);
+    expect(changes).toEqual([
+      { kind: 'leave', node: 'node-a', topic: TOPIC, key: 'alice', ref: r1, meta: {} },
+      { kind: 'leave', node: 'node-a', topic: 'presence:other', key: 'alice', ref: r2, meta: { device: 'tablet' } },
+    ]);
+  });
+
+  it('changes carry copies: a listener mutating them changes nothing tracked', () => {
+    presence.onLocalChange((change) => {
+      change.meta.online_at = 'mutated';
+    });
+    const ref = presence.track(fakeChannel(TOPIC), 'alice', { online_at: 1 });
+    expect(presence.get(TOPIC, 'alice')).toEqual({ metas: [{ online_at: 1, phx_ref: ref }] });
+  });
+
+  it('unsubscribing stops the stream; other listeners keep theirs', () => {
+    const first: string[] = [];
+    const second: string[] = [];
+    const stop = presence.onLocalChange((change) => first.push(change.kind));
+    presence.onLocalChange((change) => second.push(change.kind));
+    const a = fakeChannel(TOPIC);
+    presence.track(a, 'alice');
+    stop();
+    stop(); // idempotent
+    presence.untrack(a, 'alice');
+    expect(first).toEqual(['join']);
+    expect(second).toEqual(['join', 'leave']);
+  });
+
+  it('a throwing listener does not undo the change or stop the others; the error goes to onChangeError', () => {
+    const errors: [unknown, PresenceChange['kind']][] = [];
+    presence = new Presence(pubsub, { nodeId: 'node-b', onChangeError: (err, change) => errors.push([err, change.kind]) });
+    const seen: string[] = [];
+    presence.onLocalChange(() => {
+      throw new Error('replication down');
+    });
+    presence.onLocalChange((change) => seen.push(`${change.node} ${change.kind}`));
+    const ref = presence.track(fakeChannel(TOPIC), 'alice');
+    expect(presence.get(TOPIC, 'alice')).toEqual({ metas: [{ phx_ref: ref }] });
+    expect(lobby.take()).toEqual([{ joins: { alice: { metas: [{ phx_ref: ref }] } }, leaves: {} }]);
+    expect(seen).toEqual(['node-b join']);
+    expect(errors).toEqual([[new Error('replication down'), 'join']]);
+  });
+
+  it('entries of two nodes never share a ref: the node identity is in every ref', () => {
+    const other = new Presence(new LocalPubSub(), { nodeId: 'node-b' });
+    const refsA = new Set<string>();
+    const refsB = new Set<string>();
+    for (let i = 0; i < 50; i++) {
+      refsA.add(presence.track(fakeChannel(TOPIC), `a${i}`));
+      refsB.add(other.track(fakeChannel(TOPIC), `b${i}`));
+    }
+    expect(refsA.size).toBe(50);
+    expect([...refsA].some((ref) => refsB.has(ref))).toBe(false);
+    // Bytes 6–7 of a ref are the node's identity: equal within a node, different across these two.
+    const nodeBytes = (ref: string) => Buffer.from(ref, 'base64url').subarray(6, 8).toString('hex');
+    expect(new Set([...refsA].map(nodeBytes)).size).toBe(1);
+    expect(nodeBytes([...refsA][0]!)).not.toBe(nodeBytes([...refsB][0]!));
   });
 });
