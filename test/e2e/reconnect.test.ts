@@ -180,7 +180,7 @@ describe.each(TRANSPORTS)('phoenix 1.8 client over $name', ({ name, transport })
 describe('phoenix 1.8 client heartbeats (106)', () => {
   const INTERVAL = 300;
 
-  it('106 WebSocket: heartbeats every interval after open and after each reply; a withheld reply → phx_error heartbeat_timeout, close 1000 "heartbeat timeout" one interval later, reconnect, rejoin', async () => {
+  it('106: WebSocket — heartbeats every interval after open and after each reply; a withheld reply → phx_error heartbeat_timeout, close 1000 "heartbeat timeout" one interval later, reconnect, rejoin', async () => {
     const server = await app();
     const proxy = await WsFrameProxy.start(server.port);
     cleanups.push(() => proxy.close());
@@ -229,7 +229,7 @@ describe('phoenix 1.8 client heartbeats (106)', () => {
     await waitFor(() => proxy.heartbeatReplies().some((f) => f.connection === 2), 'heartbeats answered again', 3_000);
   });
 
-  it('106 LongPoll: the client sends no heartbeats (skipHeartbeat), so it never times out on them', async () => {
+  it('106: LongPoll — the client sends no heartbeats (skipHeartbeat), so it never times out on them', async () => {
     const server = await app();
     const proxy = await HttpProxy.start(server.port);
     cleanups.push(() => proxy.close());
