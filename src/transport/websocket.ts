@@ -42,6 +42,34 @@ function corkForThisTurn(socket: Duplex): void {
   }
 }
 
+/** Where a live `ws` keeps its connection, for the shared listeners below. */
+const CONNECTION = Symbol('gen-gateway.connection');
+type ConnectedWebSocket = WebSocket & { [CONNECTION]: WebSocketConnection<Assigns> };
+
+function destroySocket(this: Duplex): void {
+  this.destroy();
+}
+
+function connectionOf(ws: WebSocket): WebSocketConnection<Assigns> {
+  return (ws as ConnectedWebSocket)[CONNECTION];
+}
+
+function onMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
+  connectionOf(this).onMessage(data as Buffer, isBinary);
+}
+
+function onLiveness(this: WebSocket): void {
+  connectionOf(this).touch();
+}
+
+function onError(this: WebSocket, err: Error & { code?: string }): void {
+  connectionOf(this).onError(err);
+}
+
+function onClose(this: WebSocket): void {
+  connectionOf(this).onClose();
+}
+
 /**
  * A WebSocket connection as a session's Connection: sends frames, enforces the slow-consumer
  * limit after each write, and owns the idle deadline on the shared timer wheel (every inbound
@@ -123,6 +151,22 @@ class WebSocketConnection<A extends Assigns> implements Connection, TimerEntry {
     }
   }
 
+  onMessage(data: Buffer, isBinary: boolean): void {
+    this.touch();
+    void this.session.receive(data, isBinary);
+  }
+
+  onError(err: Error & { code?: string }): void {
+    // ws closes the connection itself on these (1009 oversize, 1007 bad UTF-8, 1002 framing).
+    if (err.code?.startsWith('WS_ERR_')) this.mount.gateway.stats.invalidFrames++;
+    this.mount.gateway.logger.info({ err: err.message, code: err.code, peer: this.session.peer.address }, 'websocket error');
+  }
+
+  onClose(): void {
+    this.mount.gateway.wheel.cancel(this);
+    this.session.teardown();
+  }
+
   /** Writing faster than the client reads: drop the connection rather than the process's memory. */
   private slowConsumer(): void {
     this.mount.gateway.stats.slowConsumers++;
@@ -172,7 +216,7 @@ export class WebSocketTransport<A extends Assigns> {
   }
 
   async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, query: string): Promise<void> {
-    socket.on('error', () => socket.destroy());
+    socket.on('error', destroySocket);
     if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
       rejectUpgrade(socket, 400);
       return;
@@ -195,7 +239,15 @@ export class WebSocketTransport<A extends Assigns> {
     }
     if (offer.selected !== null) this.selectedProtocol.set(req, offer.selected);
     if (result.headers) this.extraHeaders.set(req, result.headers);
-    this.server.handleUpgrade(req, socket, head, (ws) => this.attach(ws, socket, result.init));
+    this.upgrade(req, socket, head, result.init);
+  }
+
+  /**
+   * Hands the socket to `ws`. Its own function, not a closure in handleUpgrade: a closure there
+   * would share handleUpgrade's context, which the listeners of a live connection keep alive.
+   */
+  private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, init: Parameters<SocketMount<A>['createSession']>[1]): void {
+    this.server.handleUpgrade(req, socket, head, (ws) => this.attach(ws, socket, init));
   }
 
   private attach(ws: WebSocket, raw: Duplex, init: Parameters<SocketMount<A>['createSession']>[1]): void {
@@ -203,21 +255,13 @@ export class WebSocketTransport<A extends Assigns> {
     const session = this.mount.createSession(connection, init);
     connection.session = session;
     connection.scheduleIdle();
-    ws.on('message', (data: RawData, isBinary: boolean) => {
-      connection.touch();
-      void session.receive(data as Buffer, isBinary);
-    });
-    ws.on('ping', () => connection.touch());
-    ws.on('pong', () => connection.touch());
-    ws.on('error', (err: Error & { code?: string }) => {
-      // ws closes the connection itself on these (1009 oversize, 1007 bad UTF-8, 1002 framing).
-      if (err.code?.startsWith('WS_ERR_')) this.mount.gateway.stats.invalidFrames++;
-      this.mount.gateway.logger.info({ err: err.message, code: err.code, peer: session.peer.address }, 'websocket error');
-    });
-    ws.on('close', () => {
-      this.mount.gateway.wheel.cancel(connection);
-      session.teardown();
-    });
+    // Module-level listeners that find the connection on the ws: no closures per connection.
+    (ws as ConnectedWebSocket)[CONNECTION] = connection as WebSocketConnection<Assigns>;
+    ws.on('message', onMessage);
+    ws.on('ping', onLiveness);
+    ws.on('pong', onLiveness);
+    ws.on('error', onError);
+    ws.on('close', onClose);
   }
 
   close(): void {

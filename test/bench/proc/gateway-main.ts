@@ -4,6 +4,7 @@
  * RSS from /proc and drives it over IPC: gc, gauges, event-loop delay, CPU profiles.
  */
 import { writeFileSync } from 'node:fs';
+import { writeHeapSnapshot } from 'node:v8';
 import { Session } from 'node:inspector/promises';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createLogger } from '../../../src/log/logger.js';
@@ -83,6 +84,11 @@ serveCommands(
       await profiler.post('Profiler.enable');
       await profiler.post('Profiler.setSamplingInterval', { interval: 100 });
       await profiler.post('Profiler.start');
+    },
+    /** A heap snapshot (after a full GC) written to `path`. */
+    heapSnapshot: ({ path }: { path: string }) => {
+      gc();
+      return writeHeapSnapshot(path);
     },
     /** Allocation sampling (every allocation, including garbage the scavenger collects). */
     allocationProfileStart: async () => {
