@@ -6,6 +6,6 @@
 export { defineService, fn, ServiceError, toFunConfig, type ArgsOf, type ArgValue, type FunctionDefinition, type PermissionOption, type RetryOption, type ServiceDefinition, type ServiceOptions } from './define.js';
 export type { RequestContext } from './context.js';
 export { StreamClosedError, type StreamWriter } from './stream.js';
-export { serve, type RunningService, type ServeOptions } from './nats.js';
+export { serve, SERVE_DEFAULTS, type RunningService, type ServeOptions } from './nats.js';
 export type { PushAck, PushConfigMessage } from '../nats/messages.js';
 export type { ArgSpec, ArgType, ChooseNodeMode, FunConfig, ResponseType } from '../genapi/types.js';

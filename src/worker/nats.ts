@@ -25,8 +25,17 @@ export interface ServeOptions {
   creditTimeoutMs?: number;
   /** How long stop() lets in-flight requests finish. Default 10 000 ms. */
   drainTimeoutMs?: number;
+  /**
+   * Calls and streams this instance runs at once (a positive integer, or Infinity). More are
+   * answered `503` (protocol/nats.md §5), so the gateway tries another instance at once and,
+   * when every instance is full, tells the client `Service temporarily unavailable` (can_retry).
+   * Permission checks and config pulls are not counted. Default 1000.
+   */
+  maxConcurrent?: number;
   logger?: Logger;
 }
+
+export const SERVE_DEFAULTS = { maxConcurrent: 1_000 } as const;
 
 /** A service being served over NATS. */
 export interface RunningService {
@@ -94,6 +103,40 @@ function readMeta(h: HeaderReader, definition: ServiceDefinition, fn: ResolvedFu
   };
 }
 
+/** The fields of @nats-io/services' per-endpoint statistics (`$SRV.STATS`) the SDK keeps true. */
+interface EndpointStats {
+  num_requests: number;
+  processing_time: number;
+  average_processing_time: number;
+  num_errors: number;
+  last_error?: string;
+}
+
+/**
+ * @nats-io/services times an endpoint only while its handler runs synchronously and counts an
+ * error only when the handler throws, but SDK handlers answer later. This finds the endpoint's
+ * statistics (library internals, checked at run time; null if their shape changes) so each reply
+ * is accounted when it is sent: processing time, and errors for error replies.
+ */
+function endpointStats(service: Service, name: string): EndpointStats | null {
+  const handlers = (service as unknown as { handlers?: unknown }).handlers;
+  if (!Array.isArray(handlers)) return null;
+  const stats = (handlers as { name?: unknown; stats?: unknown }[]).find((h) => h.name === name)?.stats as Partial<EndpointStats> | undefined;
+  if (!stats || typeof stats.num_errors !== 'number' || typeof stats.processing_time !== 'number' || typeof stats.num_requests !== 'number') return null;
+  return stats as EndpointStats;
+}
+
+function account(stats: EndpointStats | null, startedAt: number, error: string | null): void {
+  if (!stats) return;
+  // The library already counted the request (num_requests) when its handler returned.
+  stats.processing_time += Math.max(0, Date.now() - startedAt) * 1_000_000;
+  stats.average_processing_time = stats.num_requests > 0 ? Math.round(stats.processing_time / stats.num_requests) : 0;
+  if (error !== null) {
+    stats.num_errors++;
+    stats.last_error = error;
+  }
+}
+
 function parseArgs(msg: ServiceMsg): Record<string, unknown> | null {
   if (msg.data.length === 0) return {};
   try {
@@ -115,6 +158,10 @@ export async function serve(definition: ServiceDefinition, options: ServeOptions
   const subjects = new Subjects(options.prefix ?? DEFAULT_PREFIX);
   const logger = (options.logger ?? silentLogger()).child({ service: definition.name });
   const creditTimeoutMs = options.creditTimeoutMs ?? 30_000;
+  const maxConcurrent = options.maxConcurrent ?? SERVE_DEFAULTS.maxConcurrent;
+  if (!(maxConcurrent === Infinity || (Number.isInteger(maxConcurrent) && maxConcurrent > 0))) {
+    throw new TypeError(`maxConcurrent must be a positive integer or Infinity, got ${String(maxConcurrent)}`);
+  }
   const streams = new Map<string, { stream: CreditStream; controller: AbortController }>();
   const calls = new Set<AbortController>();
   let inflight = 0;
@@ -149,19 +196,33 @@ export async function serve(definition: ServiceDefinition, options: ServeOptions
     if (draining && inflight === 0) drained?.();
   };
 
-  const handleCall = (fn: ResolvedFunction, msg: ServiceMsg): void => {
-    if (draining) {
-      msg.respondError(ERROR_CODES.unavailable, 'service is draining');
-      return;
-    }
+  /** An error reply, accounted on the endpoint's statistics. */
+  const fail = (msg: ServiceMsg, stats: EndpointStats | null, startedAt: number, code: number, message: string): void => {
+    guarded(() => msg.respondError(code, message));
+    account(stats, startedAt, message);
+  };
+
+  /** Refuses a call or stream start with 503 when draining or full: the gateway goes elsewhere. */
+  const refused = (msg: ServiceMsg, stats: EndpointStats | null, startedAt: number): boolean => {
+    let reason: string;
+    if (draining) reason = 'service is draining';
+    else if (inflight >= maxConcurrent) reason = `overloaded: ${inflight} requests in flight (maxConcurrent ${maxConcurrent})`;
+    else return false;
+    fail(msg, stats, startedAt, ERROR_CODES.unavailable, reason);
+    return true;
+  };
+
+  const handleCall = (fn: ResolvedFunction, msg: ServiceMsg, stats: EndpointStats | null): void => {
+    const startedAt = Date.now();
+    if (refused(msg, stats, startedAt)) return;
     const args = parseArgs(msg);
     if (args === null) {
-      msg.respondError(ERROR_CODES.badRequest, 'arguments must be a JSON object');
+      fail(msg, stats, startedAt, ERROR_CODES.badRequest, 'arguments must be a JSON object');
       return;
     }
     const meta = readMeta(msg.headers, definition, fn);
     if (fn.config.response_type === 'stream') {
-      handleStream(fn, args, meta, msg);
+      handleStream(fn, args, meta, msg, stats, startedAt);
       return;
     }
     inflight++;
@@ -170,6 +231,7 @@ export async function serve(definition: ServiceDefinition, options: ServeOptions
     void runCall(fn, args, meta, controller.signal).then((result) => {
       calls.delete(controller);
       guarded(() => (result.ok ? msg.respond(json(result.result)) : msg.respondError(result.code, result.error)));
+      account(stats, startedAt, result.ok ? null : result.error);
       settle();
     });
   };
@@ -185,13 +247,15 @@ export async function serve(definition: ServiceDefinition, options: ServeOptions
     }
   };
 
-  const handleStream = (fn: ResolvedFunction, args: Record<string, unknown>, meta: RequestMeta, msg: ServiceMsg): void => {
+  /** A stream is accounted as one request lasting until it ends; an error if it failed. */
+  const handleStream = (fn: ResolvedFunction, args: Record<string, unknown>, meta: RequestMeta, msg: ServiceMsg, stats: EndpointStats | null, startedAt: number): void => {
     const dataSubject = msg.headers?.get(H.streamSubject);
     const streamId = msg.headers?.get(H.streamId);
     if (!dataSubject || !streamId) {
-      msg.respondError(ERROR_CODES.badRequest, 'stream requests need Genapi-Stream-Subject and Genapi-Stream-Id');
+      fail(msg, stats, startedAt, ERROR_CODES.badRequest, 'stream requests need Genapi-Stream-Subject and Genapi-Stream-Id');
       return;
     }
+    let streamError: string | null = null;
     const credit = Number(msg.headers?.get(H.streamCredit)) || DEFAULT_STREAM_CREDIT;
     let seq = 0;
     let run: ReturnType<typeof runStream> | null = null;
@@ -205,13 +269,17 @@ export async function serve(definition: ServiceDefinition, options: ServeOptions
         if (!guarded(() => msg.respond(json(result), replyHeaders({ [H.streamControl]: subjects.streamControl(id, streamId) })))) lost();
       },
       startError(message, code) {
+        streamError = message;
         guarded(() => msg.respondError(code, message));
       },
       emit(event: StreamEvent, data) {
         const h = natsHeaders();
         h.set(H.streamEvent, event);
         h.set(H.streamSeq, String(++seq));
-        if (event === 'error') h.set(H.serviceError, String(data));
+        if (event === 'error') {
+          streamError = String(data);
+          h.set(H.serviceError, streamError);
+        }
         if (!guarded(() => nc.publish(dataSubject, event === 'chunk' || event === 'last' ? json(data) : new Uint8Array(0), { headers: h }))) lost();
       },
     };
@@ -223,39 +291,50 @@ export async function serve(definition: ServiceDefinition, options: ServeOptions
       .catch((err: unknown) => logger.error({ err, streamId }, 'stream handler failed'))
       .finally(() => {
         streams.delete(streamId);
+        account(stats, startedAt, streamError);
         settle();
       });
   };
 
-  const handleAuthorize = (fn: ResolvedFunction, msg: ServiceMsg): void => {
+  const handleAuthorize = (fn: ResolvedFunction, msg: ServiceMsg, stats: EndpointStats | null): void => {
+    const startedAt = Date.now();
     const args = parseArgs(msg);
     if (args === null) {
       guarded(() => msg.respond(json(false)));
+      account(stats, startedAt, null);
       return;
     }
-    void runAuthorize(fn, args, readMeta(msg.headers, definition, fn)).then((allowed) => guarded(() => msg.respond(json(allowed))));
+    void runAuthorize(fn, args, readMeta(msg.headers, definition, fn)).then((allowed) => {
+      guarded(() => msg.respond(json(allowed)));
+      account(stats, startedAt, null);
+    });
   };
 
-  // Queue-group endpoints: functions, permission checks, config.
+  // Queue-group endpoints: functions, permission checks, config. Requests to this very instance
+  // arrive on the `direct` endpoint and are accounted there.
+  let directStats: EndpointStats | null = null;
   const direct = new Map<string, (msg: ServiceMsg) => void>();
   for (const fn of definition.functions.values()) {
     const metadata: Record<string, string> = { request_type: fn.requestType, response_type: fn.config.response_type ?? 'sync' };
     if (fn.version !== null) metadata.version = fn.version;
-    service.addEndpoint(endpointName(fn), {
+    const name = endpointName(fn);
+    service.addEndpoint(name, {
       subject: subjects.fn(definition.name, fn.requestType, fn.version),
       queue: QUEUE_GROUP,
       metadata,
-      handler: (_err, msg) => handleCall(fn, msg),
+      handler: (_err, msg) => handleCall(fn, msg, fnStats),
     });
-    direct.set(subjects.instanceFn(id, definition.name, fn.requestType, fn.version), (msg) => handleCall(fn, msg));
+    const fnStats = endpointStats(service, name);
+    direct.set(subjects.instanceFn(id, definition.name, fn.requestType, fn.version), (msg) => handleCall(fn, msg, directStats));
     if (fn.definition.authorize) {
-      service.addEndpoint(`${endpointName(fn)}-permission`, {
+      service.addEndpoint(`${name}-permission`, {
         subject: subjects.perm(definition.name, fn.requestType, fn.version),
         queue: QUEUE_GROUP,
         metadata: { ...metadata, kind: 'permission' },
-        handler: (_err, msg) => handleAuthorize(fn, msg),
+        handler: (_err, msg) => handleAuthorize(fn, msg, permStats),
       });
-      direct.set(subjects.instancePerm(id, definition.name, fn.requestType, fn.version), (msg) => handleAuthorize(fn, msg));
+      const permStats = endpointStats(service, `${name}-permission`);
+      direct.set(subjects.instancePerm(id, definition.name, fn.requestType, fn.version), (msg) => handleAuthorize(fn, msg, directStats));
     }
   }
   const answerConfig = (msg: ServiceMsg) => guarded(() => msg.respond(json(pushConfig())));
@@ -266,9 +345,10 @@ export async function serve(definition: ServiceDefinition, options: ServeOptions
     handler: (_err, msg) => {
       const handler = direct.get(msg.subject);
       if (handler) handler(msg);
-      else msg.respondError(ERROR_CODES.notFound, `no such function on this instance: ${msg.subject}`);
+      else fail(msg, directStats, Date.now(), ERROR_CODES.notFound, `no such function on this instance: ${msg.subject}`);
     },
   });
+  directStats = endpointStats(service, 'direct');
 
   // Stream control: credit and cancel from the gateway.
   const control: Subscription = nc.subscribe(subjects.streamControlWildcard(id), {
