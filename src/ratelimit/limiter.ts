@@ -379,7 +379,12 @@ export class RateLimiter implements ExecutorRateLimiter {
     const consumed: { policy: Policy; key: string; at: number }[] = [];
     const rollback = async () => {
       if (pending) for (const item of pending) this.rollbackLocal(item);
-      await Promise.all(consumed.map(({ policy, key, at }) => this.strict?.refund(policy, key, at, policy.cost).catch(() => undefined)));
+      await Promise.all(
+        consumed.map(({ policy, key, at }) => {
+          this.unshare(policy, key, at);
+          return this.strict?.refund(policy, key, at, policy.cost).catch(() => undefined);
+        }),
+      );
     };
     for (const { policy, key } of strict) {
       const outcome = await this.consumeStrict(policy, key);
@@ -422,7 +427,8 @@ export class RateLimiter implements ExecutorRateLimiter {
     if (tier && tier.available()) {
       try {
         const allowed = await tier.consume(policy, key, at, policy.cost, decision);
-        if (!allowed && policy.denials.size < (this.options.maxKeys ?? 1_000_000)) {
+        if (allowed) this.shareHit(policy, key, at);
+        else if (policy.denials.size < (this.options.maxKeys ?? 1_000_000)) {
           policy.denials.set(key, { until: at + decision.retryAfterMs, limit: decision.limit, windowMs: decision.windowMs });
         }
         return { allowed, recorded: allowed, at, decision, source: 'strict' };
@@ -463,6 +469,26 @@ export class RateLimiter implements ExecutorRateLimiter {
         return { allowed: decision.allowed, recorded: false, at, decision, source: 'fallback' };
       }
     }
+  }
+
+  /**
+   * A hit the store admitted through this node also counts against this node's fallback share:
+   * should the store turn slow or fail mid-window, the fallback admits only what is left of the
+   * share (ceil(limit / nodes) minus this node's admissions in the window), not a whole share more.
+   */
+  private shareHit(policy: Policy, key: string, at: number): void {
+    if (policy.fallback !== 'local') return;
+    const algorithm = this.fallbackAlgorithm(policy);
+    const slot = policy.store.ensure(key, () => algorithm.create(), at);
+    if (slot === null) return;
+    algorithm.apply(slot.state, at, policy.cost);
+    policy.store.touch(slot, algorithm.expiresAt(slot.state));
+  }
+
+  private unshare(policy: Policy, key: string, at: number): void {
+    if (policy.fallback !== 'local') return;
+    const slot = policy.store.get(key);
+    if (slot) this.fallbackAlgorithm(policy).refund(slot.state, at, policy.cost);
   }
 
   /** The insurance limiter: this node's share, ceil(limit / healthy nodes). */

@@ -780,7 +780,23 @@ describe('strict policies', () => {
     const denied = deniedDetails(await limiter.check(req(), fn(), ctx()));
     expect(denied).toMatchObject({ policy: 's', limit: 2, window_ms: 1000, remaining: 0, retry_after_ms: 1000, source: 'strict' });
     expect(tier.consumeCalls).toBe(3);
-    expect(limiter.policy('s')!.store.size).toBe(0); // no local state while the store answers
+    // The store's admissions through this node are mirrored into its fallback share (no other local state).
+    expect(limiter.policy('s')!.store.size).toBe(1);
+  });
+
+  it('a node’s store admissions count against its fallback share: an outage mid-window admits only the rest of the share', async () => {
+    const { limiter, tier } = strictSetup([perUser('s', 10, 1000, { mode: 'strict' }), perUser('o', 10, 1000, { mode: 'strict', fallback: 'open', scope: { service: 'other' } })]);
+    limiter.nodes = () => 2;
+    for (let i = 0; i < 3; i++) expect((await limiter.check(req(), fn(), ctx())).allowed).toBe(true);
+    tier.up = false;
+    // Share ceil(10 / 2) = 5, of which 3 were used through the store: 2 more.
+    const outage = [];
+    for (let i = 0; i < 4; i++) outage.push((await limiter.check(req(), fn(), ctx())).allowed);
+    expect(outage).toEqual([true, true, false, false]);
+    // fallback "open" keeps no local state at all.
+    tier.up = true;
+    expect((await limiter.check(req(), fn('other'), ctx())).allowed).toBe(true);
+    expect(limiter.policy('o')!.store.size).toBe(0);
   });
 
   it('deny cache (spec 28): after a store denial, 0 store calls until retryAfter, remaining 0 and a shrinking retry_after', async () => {

@@ -180,7 +180,10 @@ describe('strict mode with the KV store cut, slowed or disconnected (in-process 
       app = await startGenApiApp({ nats: server.url, local: [demoService], genApi: { rateLimits: { policies, strict: { servers: proxy.url } } } });
       client = await GenApiClient.connect(app.wsUrl('user_id=u1&device_id=d1'), 'gen_api:lobby');
       const rateLimits = app.genApi.rateLimits!;
-      expect((await client.call({ request_id: 'before', service: 'demo', request_type: 'echo', args: { message: 'x' } })).pushes[0]).toMatchObject({ success: true });
+      // Store up (on a loaded machine a first call may still miss the 25 ms store timeout: "closed").
+      let served = false;
+      for (let i = 0; i < 20 && !served; i++) served = (await client.call({ request_id: `before-${i}`, service: 'demo', request_type: 'echo', args: { message: 'x' } })).pushes[0]?.success === true;
+      expect(served).toBe(true);
       proxy.cut();
       await waitFor(() => !rateLimits.linked!.strict.available(), 'the store connection to drop', 5_000);
       for (let i = 0; i < 3; i++) {
@@ -295,15 +298,16 @@ describe('strict mode with the KV store cut, slowed or disconnected (in-process 
     expect(await storedHits(kv, 'p', 'user_id:carol')).toBe(4);
 
     await cut(proxy, [limits]);
-    // The outage: this node's share (1 node: the whole limit) from a fresh fallback count.
+    // The outage: this node's share (1 node: the whole limit, 10) minus what the store already
+    // admitted through this node in the window (4): 6 more.
     const outage = await Promise.all(Array.from({ length: 12 }, () => check(limits, 'carol')));
-    expect(tallyDecisions(outage)).toMatchObject({ allowed: 10, fallbackDenied: 2 });
+    expect(tallyDecisions(outage)).toMatchObject({ allowed: 6, fallbackDenied: 6 });
     // While down, the admin view is the local (fallback) one.
     expect((await limits.status('p', 'carol'))?.source).toBe('local');
 
     proxy.restore();
     await waitFor(() => storeUp(limits), 'the store connection to come back', 5_000);
-    // The store still holds its pre-outage state: 4 hits, not 4 + 10.
+    // The store still holds its pre-outage state: 4 hits, not 4 + 6.
     expect(await storedHits(kv, 'p', 'user_id:carol')).toBe(4);
     expect(await limits.status('p', 'carol')).toEqual({ source: 'strict', decision: expect.objectContaining({ allowed: true, remaining: 5 }) as unknown });
     // And it decides: 6 more, then denials marked "strict".
@@ -314,9 +318,10 @@ describe('strict mode with the KV store cut, slowed or disconnected (in-process 
     expect(after[7]!.source).toBe('deny-cache');
     expect(detailsOf(after[6]!.decision)).toMatchObject({ source: 'strict', remaining: 0, limit: 10 });
     expect(await storedHits(kv, 'p', 'user_id:carol')).toBe(10);
-    // Over-admission in the window attributable to the outage: the fallback allowance (10), no more.
-    const allowed = 4 + 10 + after.filter((d) => d.decision.allowed).length;
-    expect(allowed).toBe(10 + 10);
+    // Over-admission in the window attributable to the outage: the fallback's allowance (its
+    // share less this node's store admissions: 6), no more.
+    const allowed = 4 + 6 + after.filter((d) => d.decision.allowed).length;
+    expect(allowed).toBe(10 + 6);
   });
 });
 
@@ -413,7 +418,8 @@ for (const variant of variants) {
           const id = `warm-${i}-${attempt}`;
           await replyOf(client.channel.push(EVENT, { request_id: id, service: 'demo', request_type: 'echo', args: { message: 'warm' } }), 5_000);
           const push = await waitFor(() => client.pushes.get(id), `the push for ${id}`, 5_000);
-          if (push.success) break;
+          // Served, and decided by the store (not a fallback while JetStream was still settling).
+          if (push.success && (await adminHealth(gateway)).cluster!.strict.operations > 0) break;
           if (Date.now() > deadline) throw new Error(`demo.echo not served by gateway ${i}: ${JSON.stringify(push)}`);
           await sleep(200);
         }

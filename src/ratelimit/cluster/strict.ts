@@ -67,6 +67,9 @@ function isConflict(err: unknown): boolean {
 
 class TimeoutSignal extends Error {}
 
+/** Longest wait between compare-and-swap attempts (ms). */
+const CAS_BACKOFF_CAP_MS = 8;
+
 /** A consume or refund waiting for its key's next compare-and-swap. */
 interface Op {
   readonly kind: 'consume' | 'refund';
@@ -229,7 +232,12 @@ export class StrictStore implements StrictTier {
         this.queues.set(name, queue);
       }
       queue.ops.push(op);
-      if (!queue.running) void this.drain(queue);
+      if (!queue.running) {
+        // Start after the current I/O phase: requests that arrived together (a burst of frames)
+        // share the first compare-and-swap instead of queueing behind a swap of one.
+        queue.running = true;
+        setImmediate(() => void this.drain(queue));
+      }
     });
   }
 
@@ -305,8 +313,9 @@ export class StrictStore implements StrictTier {
           return;
         }
         this.stats.casConflicts++;
-        // A little jitter spreads contenders out (redis-cell does the same).
-        await new Promise((resolve) => setTimeout(resolve, Math.random() * attempt));
+        // Full-jitter exponential backoff (1, 2, 4, 8 ms at most…): contenders spread out instead
+        // of colliding again, and the loser retries while its requests still have time.
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(CAS_BACKOFF_CAP_MS, 2 ** (attempt - 1))));
       }
     }
     this.stats.casExhausted++;
