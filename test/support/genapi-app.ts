@@ -37,14 +37,17 @@ export interface GenApiAppOptions {
   port?: number;
 }
 
-/** A gateway with the gen_api channel on /socket; identity from params user_id, device_id, roles[]. */
+/** A gateway with the gen_api channel on /socket; identity from params user_id, device_id, roles. */
 export async function startGenApiApp(options: GenApiAppOptions = {}): Promise<GenApiApp> {
   const gateway = createGateway({ logger: false });
   const socket = gateway.socket<ApiAssigns>('/socket', {
     connect: ({ params }) => {
       const user = typeof params.user_id === 'string' && params.user_id !== '' ? params.user_id : null;
       const device = typeof params.device_id === 'string' && params.device_id !== '' ? params.device_id : null;
-      const roles = Array.isArray(params.roles) ? params.roles.filter((r): r is string => typeof r === 'string') : null;
+      // roles[]=a (raw clients), roles[0]=a (the phoenix client serialises arrays by index) or roles=a,b.
+      const raw = params.roles;
+      const list = Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(',') : raw !== null && typeof raw === 'object' ? Object.values(raw) : null;
+      const roles = list === null ? null : list.filter((r): r is string => typeof r === 'string' && r !== '');
       return { assigns: { user_id: user, device_id: device, roles }, id: user === null ? null : `user:${user}` };
     },
   });
