@@ -38,7 +38,16 @@ export {
 export type { CheckOrigin } from './http/check-origin.js';
 export { OptionError, ConfigError } from './config/errors.js';
 export type { Params, ParamValue } from './http/query.js';
-export { Presence, type PresenceMeta, type PresenceState, type PresenceDiff, type PresenceOptions } from './presence/presence.js';
+export {
+  Presence,
+  LocalPresence,
+  type PresenceChange,
+  type PresenceDiff,
+  type PresenceMeta,
+  type PresenceOptions,
+  type PresenceState,
+  type PresenceTracker,
+} from './presence/presence.js';
 export { CLOSE } from './socket/session.js';
 export type { Ref } from './wire/message.js';
 export { createLogger, type Logger, type LoggerOptions } from './log/logger.js';
