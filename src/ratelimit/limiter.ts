@@ -456,6 +456,13 @@ export class RateLimiter implements ExecutorRateLimiter {
       case 'local': {
         policy.stats.fallback++;
         this.stats.fallback++;
+        // What the store last confirmed for this key, plus this node's fallback admissions since:
+        // a key the store holds full stays denied (a slow store is not a free pass).
+        const known = policy.known?.get(key);
+        if (known) {
+          policy.algorithm.peek(known.state, at, policy.cost, decision);
+          if (!decision.allowed) return { allowed: false, recorded: false, at, decision, source: 'fallback' };
+        }
         const algorithm = this.fallbackAlgorithm(policy);
         // Strict policies (and their fallback state) run on the wall clock, like their store.
         // The share's own state shape (a sliding log's ring is share-sized).
@@ -465,6 +472,10 @@ export class RateLimiter implements ExecutorRateLimiter {
         if (decision.allowed) {
           algorithm.commit(slot.state, at, policy.cost);
           policy.store.touch(slot, algorithm.expiresAt(slot.state));
+          if (known) {
+            policy.algorithm.commit(known.state, at, policy.cost);
+            policy.known!.touch(known, policy.algorithm.expiresAt(known.state));
+          }
         }
         return { allowed: decision.allowed, recorded: false, at, decision, source: 'fallback' };
       }
@@ -489,6 +500,16 @@ export class RateLimiter implements ExecutorRateLimiter {
     if (policy.fallback !== 'local') return;
     const slot = policy.store.get(key);
     if (slot) this.fallbackAlgorithm(policy).refund(slot.state, at, policy.cost);
+  }
+
+  /** A key state the store confirmed (written or read): the fallback's view of the store. */
+  storeState(policy: Policy, key: string, state: unknown): void {
+    const known = policy.known;
+    if (!known || this.policiesById.get(policy.id) !== policy) return;
+    const slot = known.ensure(key, () => state, this.wall());
+    if (slot === null) return;
+    slot.state = state;
+    known.touch(slot, policy.algorithm.expiresAt(state));
   }
 
   /** The insurance limiter: this node's share, ceil(limit / healthy nodes). */
@@ -554,7 +575,8 @@ export class RateLimiter implements ExecutorRateLimiter {
     const policy = this.policiesById.get(policyId);
     if (!policy) return false;
     const cached = policy.denials.delete(value);
-    return policy.store.delete(value) || cached;
+    const known = policy.known?.delete(value) ?? false;
+    return policy.store.delete(value) || cached || known;
   }
 
   /** Local keys over all policies. */
@@ -569,6 +591,7 @@ export class RateLimiter implements ExecutorRateLimiter {
     const wall = this.wall();
     for (const policy of this.policiesById.values()) {
       dropped += policy.store.sweep(this.clockFor(policy)());
+      policy.known?.sweep(wall);
       for (const [key, entry] of policy.denials) if (entry.until <= wall) policy.denials.delete(key);
     }
     return dropped;

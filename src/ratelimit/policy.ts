@@ -63,6 +63,12 @@ export class Policy {
   private readonly keyPrefix: string;
   /** One shared factory (no closure per check). */
   readonly createState: () => unknown;
+  /**
+   * strict with fallback "local" only: the last state the store confirmed per key (full limit,
+   * the policy's own algorithm) plus this node's fallback admissions since. The fallback never
+   * admits what this state says the store would deny.
+   */
+  readonly known: StateStore<unknown> | null;
   /** strict only: values the store denied, answered locally until they may pass (no store call). */
   readonly denials = new Map<string, { until: number; limit: number; windowMs: number }>();
   /** Counters for metrics. */
@@ -114,6 +120,7 @@ export class Policy {
     const states = this.algorithm;
     this.createState = () => states.create();
     this.store = inherit ?? new StateStore({ ...store, onFull: key === 'ip' ? 'deny' : 'evict' });
+    this.known = this.mode === 'strict' && this.fallback === 'local' ? new StateStore({ ...store, onFull: 'evict' }) : null;
   }
 
   /**

@@ -784,6 +784,36 @@ describe('strict policies', () => {
     expect(limiter.policy('s')!.store.size).toBe(1);
   });
 
+  it('the fallback never admits what the store last said it would deny (a slow store is not a free pass)', async () => {
+    const { limiter, tier, clocks } = strictSetup([perUser('s', 4, 1000, { mode: 'strict' })]);
+    const policy = limiter.policy('s')!;
+    // The store confirmed a full key (another node's hits): 4 hits, 100 ms ago.
+    const full = policy.algorithm.create();
+    for (let i = 0; i < 4; i++) policy.algorithm.commit(full, clocks.wall - 100, 1);
+    limiter.storeState(policy, 'alice', full);
+    tier.up = false;
+    const denied = deniedDetails(await limiter.check(req(), fn(), ctx()));
+    expect(denied).toMatchObject({ policy: 's', source: 'fallback', remaining: 0, retry_after_ms: 900 });
+    // Another key the store said nothing about: the share decides (1 node: the whole limit).
+    expect((await limiter.check(req({ user_id: 'bob' }), fn(), ctx())).allowed).toBe(true);
+    // Room in the known state: the fallback's admissions are added to it (2 known + 2 admitted = 4).
+    const half = policy.algorithm.create();
+    for (let i = 0; i < 2; i++) policy.algorithm.commit(half, clocks.wall, 1);
+    limiter.storeState(policy, 'carol', half);
+    const carol = [];
+    for (let i = 0; i < 4; i++) carol.push((await limiter.check(req({ user_id: 'carol' }), fn(), ctx())).allowed);
+    expect(carol).toEqual([true, true, false, false]);
+    // It expires with its hits, and an admin reset forgets it.
+    expect(policy.known!.size).toBe(2);
+    expect(limiter.reset('s', 'carol')).toBe(true);
+    expect(policy.known!.size).toBe(1);
+    clocks.wall += 1000;
+    limiter.sweep();
+    clocks.wall += 1000;
+    limiter.sweep();
+    expect(policy.known!.size).toBe(0);
+  });
+
   it('a node’s store admissions count against its fallback share: an outage mid-window admits only the rest of the share', async () => {
     const { limiter, tier } = strictSetup([perUser('s', 10, 1000, { mode: 'strict' }), perUser('o', 10, 1000, { mode: 'strict', fallback: 'open', scope: { service: 'other' } })]);
     limiter.nodes = () => 2;

@@ -418,8 +418,9 @@ for (const variant of variants) {
           const id = `warm-${i}-${attempt}`;
           await replyOf(client.channel.push(EVENT, { request_id: id, service: 'demo', request_type: 'echo', args: { message: 'warm' } }), 5_000);
           const push = await waitFor(() => client.pushes.get(id), `the push for ${id}`, 5_000);
-          // Served, and decided by the store (not a fallback while JetStream was still settling).
-          if (push.success && (await adminHealth(gateway)).cluster!.strict.operations > 0) break;
+          // Decided by the store (served, or denied by it), not by a fallback while JetStream was still settling.
+          const decidedByStore = push.success || push.rate_limit?.source === 'strict';
+          if (decidedByStore && (await adminHealth(gateway)).cluster!.strict.operations > 0) break;
           if (Date.now() > deadline) throw new Error(`demo.echo not served by gateway ${i}: ${JSON.stringify(push)}`);
           await sleep(200);
         }

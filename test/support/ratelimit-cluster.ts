@@ -14,6 +14,8 @@ import type { EventualStats } from '../../src/ratelimit/cluster/eventual.js';
 import { RateLimits, type RateLimitsHealth, type RateLimitsOptions } from '../../src/ratelimit/rate-limits.js';
 import type { Decision, PolicyConfig } from '../../src/ratelimit/types.js';
 import { GatewayProcess } from './gateway-process.js';
+import { freePort, NatsServer } from './nats.js';
+import { TcpProxy } from './tcp-proxy.js';
 import { GenApiClient, type CallResult } from './genapi-exec.js';
 import { spawnTs, type Spawned } from './spawn.js';
 
@@ -395,5 +397,85 @@ export async function eventually<T>(probe: () => Promise<T | undefined | null | 
     }
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${label} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
     await sleep(intervalMs);
+  }
+}
+
+// ---- a NATS cluster that can be split --------------------------------------------------------
+
+/** Routes up minus routes down, from a server's log (it logs both). */
+export function routeCount(log: string): number {
+  const up = log.match(/Route connection created/g)?.length ?? 0;
+  const down = log.match(/Router? connection closed/g)?.length ?? 0;
+  return up - down;
+}
+
+/**
+ * A cluster of real nats-server processes (JetStream optional) in which every route from server
+ * i to server j goes through its own TcpProxy, so that `isolate(i)` cuts server i off from all
+ * the others in both directions while its clients stay connected to it (a minority partition,
+ * which NatsCluster's one-proxy-per-server routes cannot make with 3 servers: the isolated
+ * server would dial out again). Servers advertise a refusing address, so no route can form
+ * around the proxies.
+ */
+export class MeshCluster {
+  private constructor(
+    readonly servers: NatsServer[],
+    /** proxies[i][j]: server i's route to server j (undefined for i = j). */
+    private readonly proxies: (TcpProxy | undefined)[][],
+    private readonly blackHole: TcpProxy,
+  ) {}
+
+  static async start(options: { size?: number; jetstream?: boolean } = {}): Promise<MeshCluster> {
+    const size = options.size ?? 3;
+    const name = `m${Math.floor(Math.random() * 1e6)}`;
+    const clusterPorts = await Promise.all(Array.from({ length: size }, () => freePort()));
+    const blackHole = await TcpProxy.start(await freePort());
+    blackHole.cut();
+    const proxies = await Promise.all(clusterPorts.map((_, i) => Promise.all(clusterPorts.map((port, j) => (i === j ? undefined : TcpProxy.start(port))))));
+    const servers = await Promise.all(
+      clusterPorts.map((port, i) =>
+        NatsServer.start({
+          name: `${name}-${i}`,
+          jetstream: options.jetstream ?? false,
+          cluster: { name, port, routes: proxies[i]!.filter((proxy): proxy is TcpProxy => proxy !== undefined).map((proxy) => proxy.url), advertise: `127.0.0.1:${blackHole.port}` },
+        }),
+      ),
+    );
+    const cluster = new MeshCluster(servers, proxies, blackHole);
+    await cluster.waitForRoutes();
+    return cluster;
+  }
+
+  get urls(): string[] {
+    return this.servers.map((server) => server.url);
+  }
+
+  /** Waits until every running, connected server has routes to all the others it may reach. */
+  async waitForRoutes(timeoutMs = 15_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (this.servers.every((server) => !server.running || routeCount(server.log) >= this.servers.length - 1)) return;
+      if (Date.now() > deadline) throw new Error(`routes did not form: ${this.servers.map((s) => routeCount(s.log)).join(', ')}`);
+      await sleep(50);
+    }
+  }
+
+  /** Cuts server `index` off from every other server (routes both ways); its clients stay connected. */
+  isolate(index: number): void {
+    for (let j = 0; j < this.servers.length; j++) {
+      if (j === index) continue;
+      this.proxies[index]![j]!.cut();
+      this.proxies[j]![index]!.cut();
+    }
+  }
+
+  heal(): void {
+    for (const row of this.proxies) for (const proxy of row) proxy?.restore();
+  }
+
+  async dispose(): Promise<void> {
+    await Promise.all(this.proxies.flat().map((proxy) => proxy?.close()));
+    await this.blackHole.close();
+    await Promise.all(this.servers.map((server) => server.dispose()));
   }
 }

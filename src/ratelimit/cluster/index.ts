@@ -76,6 +76,7 @@ export class RateLimitCluster {
       () => this.policies.digest(),
     );
     this.strict = new StrictStore(store.nc, store.connected, store.subjects.prefix, this.origin, logger, options.strict, limiter.wall);
+    this.strict.observed = (policy, key, state) => limiter.storeState(policy, key, state);
   }
 
   async start(): Promise<void> {

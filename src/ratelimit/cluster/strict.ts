@@ -85,6 +85,8 @@ interface Op {
 
 interface KeyQueue {
   readonly policy: Policy;
+  /** The key value (as the limiter knows it) and its KV key. */
+  readonly key: string;
   readonly name: string;
   ops: Op[];
   running: boolean;
@@ -109,6 +111,8 @@ export class StrictStore implements StrictTier {
   private probeTimer: NodeJS.Timeout | null = null;
   /** Bucket creation failed (no JetStream?): fail fast until then. */
   private brokenUntil = 0;
+  /** Receives every key state the store confirmed (RateLimiter.storeState). */
+  observed: ((policy: Policy, key: string, state: unknown) => void) | null = null;
   readonly stats: StrictStats = { operations: 0, casConflicts: 0, casExhausted: 0, timeouts: 0, lateWrites: 0, errors: 0, refunds: 0, refundFailures: 0, skewMs: null };
 
   constructor(
@@ -228,7 +232,7 @@ export class StrictStore implements StrictTier {
       const name = kvKey(policy.id, policy.storageKey(key));
       let queue = this.queues.get(name);
       if (!queue) {
-        queue = { policy, name, ops: [], running: false };
+        queue = { policy, key, name, ops: [], running: false };
         this.queues.set(name, queue);
       }
       queue.ops.push(op);
@@ -247,7 +251,7 @@ export class StrictStore implements StrictTier {
       while (queue.ops.length > 0) {
         const batch = queue.ops;
         queue.ops = [];
-        await this.swap(queue.policy, queue.name, batch);
+        await this.swap(queue.policy, queue.key, queue.name, batch);
       }
     } finally {
       queue.running = false;
@@ -262,7 +266,7 @@ export class StrictStore implements StrictTier {
    * create). A conflict (another node wrote in between) re-reads and re-decides; operations that
    * timed out meanwhile drop out. Nothing to write (all denied) ends it without a write.
    */
-  private async swap(policy: Policy, name: string, batch: Op[]): Promise<void> {
+  private async swap(policy: Policy, key: string, name: string, batch: Op[]): Promise<void> {
     let kv: KV;
     try {
       kv = await this.bucket(policy);
@@ -301,6 +305,9 @@ export class StrictStore implements StrictTier {
           if (entry === null) await kv.create(name, value);
           else await kv.update(name, value, entry.revision);
         }
+        // The store's state as of now (written, or read when all were denied): even requests that
+        // timed out meanwhile teach the limiter what the store holds (its fallback uses it).
+        this.observed?.(policy, key, state);
         ops.forEach((op, index) => {
           // Timed out while the write was in flight: its hit is stored anyway (the safe side).
           if (op.settled && verdicts[index] && op.kind === 'consume') this.stats.lateWrites++;
