@@ -229,6 +229,11 @@ interface Dispatch {
   readonly sink: RequestSink;
 }
 
+const outcomeOfCall = (outcome: CallOutcome): CallOutcome => outcome;
+const unreachedCall = (outcome: CallOutcome): CallOutcome => outcome;
+const outcomeOfStart = (start: StreamStart): CallOutcome => start.outcome;
+const unreachedStart = (outcome: CallOutcome): StreamStart => ({ outcome, control: null });
+
 /** Failures where nothing ran: the next instance is tried at once. */
 const FAST_FAILURES = new Set<TransportFailure>(['no_responders', 'unavailable']);
 /**
@@ -397,7 +402,9 @@ export class Executor {
       requestId,
       sink,
     };
-    const permission = await this.permitted(dispatch);
+    // Most functions have no worker-side permission check: decided synchronously, no promise.
+    const checked = this.permitted(dispatch);
+    const permission = typeof checked === 'string' ? checked : await checked;
     if (permission !== 'allowed') {
       const response = permission === 'denied' ? errorResponse(requestId, ERRORS.permissionDenied) : errorResponse(requestId, ERRORS.unavailable, true);
       await this.finishEarly(request, config, requestId, sink, response);
@@ -406,7 +413,8 @@ export class Executor {
 
     const limiter = this.options.rateLimiter;
     if (limiter) {
-      const decision = await limiter.check(request, config, sink.rateContext ?? NO_CONTEXT);
+      const checked = limiter.check(request, config, sink.rateContext ?? NO_CONTEXT);
+      const decision = checked instanceof Promise ? await checked : checked;
       if (!decision.allowed) {
         const response =
           'unavailable' in decision
@@ -430,7 +438,7 @@ export class Executor {
     switch (config.responseType) {
       case 'sync': {
         const response = await this.guarded(dispatch, args);
-        sink.push(await this.runAfter(request, config, response));
+        sink.push(config.afterExecute === null ? response : await this.runAfter(request, config, response));
         sink.reply('ok', request.request_type);
         return;
       }
@@ -546,11 +554,17 @@ export class Executor {
    * The built-in mode, then the worker's own check (fail-closed). Instances that cannot be asked
    * at all are skipped; when none can, the answer is `unavailable`, not a denial.
    */
-  private async permitted({ bus, config, request, meta, order }: Dispatch): Promise<Authorization> {
+  private permitted(dispatch: Dispatch): Authorization | Promise<Authorization> {
+    const { config, request } = dispatch;
     // Permission sees the client's arguments as sent.
-    const args = request.args;
-    if (!checkPermission(config.permission, request, args, config.argsAsMap)) return 'denied';
+    if (!checkPermission(config.permission, request, request.args, config.argsAsMap)) return 'denied';
     if (!config.permissionCallback) return 'allowed';
+    return this.askWorkers(dispatch);
+  }
+
+  /** The worker's own permission check, on each instance in order until one can answer. */
+  private async askWorkers({ bus, config, request, meta, order }: Dispatch): Promise<Authorization> {
+    const args = request.args;
     const candidates: (ServiceInstance | null)[] = order.length === 0 ? [null] : [...order];
     for (const instance of candidates) {
       let timer: NodeJS.Timeout | undefined;
@@ -645,12 +659,9 @@ export class Executor {
         }
         this.logger.debug({ requestId: meta.requestId, attempt, reason: !last.ok && last.kind === 'transport' ? last.reason : 'error' }, 'retrying');
       }
-      const attemptMeta = { ...meta, deadline: Date.now() + config.timeoutMs };
-      last = (
-        await this.tryInstances(config, order, cursor, (instance) =>
-          bus.call({ config, instance }, attemptMeta, args, config.timeoutMs, signal).then((outcome) => ({ outcome })),
-        )
-      ).outcome;
+      // The first attempt's deadline was set with the request (meta); a retry gets a fresh one.
+      const attemptMeta = attempt === 0 ? meta : { ...meta, deadline: Date.now() + config.timeoutMs };
+      last = await this.tryInstances(config, order, cursor, (instance) => bus.call({ config, instance }, attemptMeta, args, config.timeoutMs, signal), outcomeOfCall, unreachedCall);
       if (last.ok) return last;
       if (last.kind === 'transport' && last.reason === 'cancelled') return last;
       if (last.kind === 'business' && config.retryOn !== 'any') return last;
@@ -661,30 +672,33 @@ export class Executor {
   /**
    * Runs `attempt` on instances from `start` on, each through its circuit breaker, while the
    * failures are fast (an open breaker is one); with no known instance, once on the queue group.
+   * `outcomeOf` reads a result's outcome; `unreached` stands for an instance whose breaker is open.
    */
-  private async tryInstances<T extends { readonly outcome: CallOutcome }>(
+  private async tryInstances<T>(
     config: ResolvedFunConfig,
     order: readonly ServiceInstance[],
     start: number,
     attempt: (instance: ServiceInstance | null) => Promise<T>,
-  ): Promise<T | { readonly outcome: CallOutcome }> {
+    outcomeOf: (result: T) => CallOutcome,
+    unreached: (outcome: CallOutcome) => T,
+  ): Promise<T> {
     if (order.length === 0) return attempt(null);
-    let result: T | { readonly outcome: CallOutcome } = { outcome: transportFailure('no_responders', `no instance of ${config.service}`) };
+    let result!: T;
     for (let i = 0; i < order.length; i++) {
       const instance = order[(start + i) % order.length]!;
       try {
         result = await this.options.resilience.instance(instance.id).execute(async () => {
           const value = await attempt(instance);
-          const { outcome } = value;
+          const outcome = outcomeOf(value);
           if (countsForBreakers(outcome)) throw new TransportFailureError(!outcome.ok ? outcome.message : '', { cause: value });
           return value;
         });
       } catch (err) {
         if (err instanceof TransportFailureError) result = err.cause as T;
-        else if (err instanceof BrokenCircuitError) result = { outcome: transportFailure('unavailable', `instance ${instance.id} circuit open`) };
+        else if (err instanceof BrokenCircuitError) result = unreached(transportFailure('unavailable', `instance ${instance.id} circuit open`));
         else throw err;
       }
-      const { outcome } = result;
+      const outcome = outcomeOf(result);
       if (outcome.ok || outcome.kind === 'business' || !FAST_FAILURES.has(outcome.reason)) return result;
     }
     return result;
@@ -763,7 +777,7 @@ export class Executor {
     try {
       return await this.options.resilience.service(config.service).execute(async () => {
         admit?.();
-        const result = await this.tryInstances(config, order, 0, (instance) => bus.stream({ config, instance }, meta, args, config.timeoutMs, credit, relay));
+        const result = await this.tryInstances(config, order, 0, (instance) => bus.stream({ config, instance }, meta, args, config.timeoutMs, credit, relay), outcomeOfStart, unreachedStart);
         if (countsForBreakers(result.outcome)) throw new TransportFailureError('stream start failed', { cause: result });
         return result as StreamStart;
       });
