@@ -1,8 +1,9 @@
-import { defineChannel, error, ok, type Assigns, type Channel, type ChannelHandler, type JoinResult, type MaybePromise, type SocketInfo } from '../channel/types.js';
+import { defineChannel, error, ok, type Assigns, type Channel, type ChannelHandler, type JoinResult, type MaybePromise, type ReplyRef, type SocketInfo } from '../channel/types.js';
 import { decodeRequest, DecodeError, requestIdOf, type DecodeOptions, type Identity } from './request.js';
 import { errorResponse, ERRORS } from './response.js';
 import type { Executor, RateContext, RequestSink } from './executor.js';
 import { normaliseIp } from '../ratelimit/policy.js';
+import type { GenApiResponse } from './types.js';
 
 export interface GenApiChannelOptions {
   /** Topic patterns served. Default `["gen_api", "gen_api:*"]`. */
@@ -66,6 +67,55 @@ function drained(channel: Channel, lowWater: number): Promise<void> {
   });
 }
 
+interface SinkOptions {
+  readonly event: string;
+  readonly highWater: number;
+}
+
+/**
+ * Where one request's pushes and reply go: its channel, on the gen_api event. One object per
+ * request, no closures; it releases the channel's in-flight slot when the executor is done.
+ */
+class ChannelSink implements RequestSink {
+  private replied = false;
+
+  constructor(
+    readonly owner: Channel,
+    private readonly ref: ReplyRef,
+    private readonly options: SinkOptions,
+    readonly rateContext: RateContext,
+    private readonly inflight: WeakMap<Channel, number>,
+  ) {}
+
+  get signal(): AbortSignal {
+    return this.owner.signal;
+  }
+
+  push(response: GenApiResponse): void {
+    this.owner.push(this.options.event, response);
+  }
+
+  reply(status: 'ok' | 'error', response: string): void {
+    if (this.replied) return;
+    this.replied = true;
+    this.owner.reply(this.ref, { status, response });
+  }
+
+  writable(): boolean {
+    return this.owner.socket.bufferedAmount <= this.options.highWater;
+  }
+
+  whenWritable(): Promise<void> {
+    return drained(this.owner, this.options.highWater / 2);
+  }
+
+  settled(): void {
+    const left = (this.inflight.get(this.owner) ?? 1) - 1;
+    if (left <= 0) this.inflight.delete(this.owner);
+    else this.inflight.set(this.owner, left);
+  }
+}
+
 /**
  * The gen_api channel (PhoenixGenApi's `use PhoenixGenApi`): requests arrive on one event, every
  * response, ack, chunk and error is pushed on the same event, and the phx_reply carries the
@@ -96,6 +146,7 @@ export function genApiChannel(executor: Executor, options: GenApiChannelOptions 
     return context;
   };
 
+  const sinkOptions: SinkOptions = { event, highWater };
   return defineChannel({
     join(topic, payload, channel) {
       return options.join ? options.join(topic, payload, channel) : ok();
@@ -130,26 +181,7 @@ export function genApiChannel(executor: Executor, options: GenApiChannelOptions 
       }
       inflight.set(channel, count + 1);
 
-      const ref = channel.replyRef();
-      let replied = false;
-      const sink: RequestSink = {
-        owner: channel,
-        push: (response) => channel.push(event, response),
-        reply: (status, response) => {
-          if (replied) return;
-          replied = true;
-          channel.reply(ref, { status, response });
-        },
-        signal: channel.signal,
-        writable: () => channel.socket.bufferedAmount <= highWater,
-        whenWritable: () => drained(channel, highWater / 2),
-        rateContext: rateContext(channel.socket),
-      };
-      void executor.execute(request, rawRequestId, sink).finally(() => {
-        const left = (inflight.get(channel) ?? 1) - 1;
-        if (left <= 0) inflight.delete(channel);
-        else inflight.set(channel, left);
-      });
+      void executor.execute(request, rawRequestId, new ChannelSink(channel, channel.replyRef(), sinkOptions, rateContext(channel.socket), inflight));
       return undefined;
     },
   });

@@ -30,6 +30,8 @@ export interface RequestSink {
   whenWritable(): Promise<void>;
   /** The client's IP and connection id, for rate limits keyed on them. */
   readonly rateContext?: RateContext;
+  /** Called once the executor is done with the request (after its reply and last push). */
+  settled?(): void;
 }
 
 /** What rate limits key on besides the request: the client's IP and connection. */
@@ -340,6 +342,7 @@ export class Executor {
       sink.reply('error', (err as Error).message);
     } finally {
       this.stats.inflight--;
+      sink.settled?.();
     }
   }
 
