@@ -138,7 +138,7 @@ describe('3-server NATS cluster with routes, gateway processes on different serv
       expect(after).toEqual(['denied', 'denied']);
     });
 
-    it('spec 20, burst spread over 200 ms: both nodes get a request every 20 ms (20 in all), limit 10 → allowed ≤ 13', async () => {
+    it('spec 20, burst spread over 200 ms: both nodes get a request every 20 ms (20 in all), limit 10 → allowed ≤ 10 + k with k ≤ 3', async () => {
       const [ca, cb] = await Promise.all([a.client('spread20'), b.client('spread20')]);
       const pending: Promise<Outcome>[] = [];
       const t0 = Date.now();
@@ -150,10 +150,12 @@ describe('3-server NATS cluster with routes, gateway processes on different serv
       const tally = count(await Promise.all(pending));
       console.info(`spec 20 spread: ${JSON.stringify(tally)}`);
       // Hits arrive in pairs; while a batch crosses in < 20 ms each tick sees every earlier tick
-      // (exactly 10 allowed); in < 40 ms, one tick late (12). 13 leaves room for one slow batch.
+      // (exactly 10 allowed); in < 40 ms, one tick late (12). The spec's LAN target, k ≤ 3 (the
+      // other node's requests in flight during one propagation delay), leaves room for one slow batch.
+      const k = tally.allowed - 10;
       expect(tally.failed).toBe(0);
-      expect(tally.allowed).toBeGreaterThanOrEqual(10);
-      expect(tally.allowed).toBeLessThanOrEqual(13);
+      expect(k).toBeGreaterThanOrEqual(0);
+      expect(k).toBeLessThanOrEqual(3);
     });
 
     it('spec 20, spaced: 20 requests 20 ms apart alternating over 2 nodes, limit 10 → allowed ≤ 11', async () => {
@@ -170,9 +172,9 @@ describe('3-server NATS cluster with routes, gateway processes on different serv
       expect(tally.allowed).toBeLessThanOrEqual(11);
     });
 
-    it('spec 21, steady state: 2 nodes each offered 50 req/s for 5 s against 60/s → total within −5 %/+10 % of 300', async () => {
+    it('spec 21, steady state: 2 nodes each offered 50 req/s for 10 s against 60/s → total between 570 and 660 (−5 %/+10 % of 600)', async () => {
       const [ca, cb] = await Promise.all([a.client('steady21'), b.client('steady21')]);
-      const durationMs = 5_000;
+      const durationMs = 10_000;
       const periodMs = 20;
       const start = Date.now() + 50;
       const drive = async (client: typeof ca): Promise<Outcome[]> => {
@@ -190,10 +192,10 @@ describe('3-server NATS cluster with routes, gateway processes on different serv
       const expected = (STEADY.limit * durationMs) / 1_000;
       console.info(`spec 21 steady: ${JSON.stringify(tally)}, a ${count(onA).allowed}, b ${count(onB).allowed}; expected ${expected} (${Date.now() - start} ms)`);
       expect(tally.failed).toBe(0);
-      expect(tally.allowed + tally.denied).toBe(500);
+      expect(tally.allowed + tally.denied).toBe(1000);
       expect(tally.allowed).toBeGreaterThanOrEqual(expected * 0.95);
       expect(tally.allowed).toBeLessThanOrEqual(expected * 1.1);
-    });
+    }, 30_000);
 
     it('spec 22, two nodes: each node counts the cluster-wide hits once (admin status on every node), never twice', async () => {
       const [ca, cb] = await Promise.all([a.client('two22'), b.client('two22')]);
@@ -266,10 +268,10 @@ describe('3-server NATS cluster with routes, gateway processes on different serv
       const cd = await d.client('join23');
       expect(await calls(cd, 'whoami', 3, WHOAMI)).toEqual(['allowed', 'allowed', 'denied']);
       await eventually(async () => (await a.health()).cluster?.nodes === 4, 'd counted on a', 5_000);
-      // A stopping gateway says bye: the others stop counting it well before 3 missed heartbeats (3 s).
+      // A stopping gateway says bye: the others stop counting it well before 3 missed heartbeats (1.5 s).
       await d.stop();
       const stopped = Date.now();
-      await eventually(async () => (await a.health()).cluster?.nodes === 3, 'd no longer counted on a', 2_000, 20);
+      await eventually(async () => (await a.health()).cluster?.nodes === 3, 'd no longer counted on a', 1_000, 20);
       console.info(`spec 23: d left the membership ${Date.now() - stopped} ms after its process exited`);
     });
 
@@ -407,7 +409,8 @@ describe('2-server NATS cluster with proxied routes: net split and heal, server 
     const convergedMs = Date.now() - healed;
     await eventually(async () => (await Promise.all([a.health(), b.health()])).every((h) => h.cluster?.nodes === 2), 'both nodes counting each other again', 5_000);
     console.info(`spec 24: converged ${convergedMs} ms after the routes came back`);
-    expect(convergedMs).toBeLessThanOrEqual(3_000);
+    // Spec: within 1 s. Noticed at the next heartbeat (500 ms by default), then one replay round trip.
+    expect(convergedMs).toBeLessThanOrEqual(1_000);
     expect(view(await a.status('count', 'sp-full'))).toEqual(view(await b.status('count', 'sp-full')));
     expect((await a.status('count', 'sp-full')).allowed).toBe(false);
     const healthAfter = await Promise.all([a.health(), b.health()]);
@@ -439,7 +442,11 @@ describe('2-server NATS cluster with proxied routes: net split and heal, server 
     expect(await calls(cb, 'whoami', 2, WHOAMI)).toEqual(['allowed', 'allowed']);
     await eventually(async () => (await a.status('count', 'kill')).remaining === 5 && (await b.status('count', 'kill')).remaining === 5, '4 hits on both', 5_000);
 
-    const disconnectsBefore = b.logs('NATS disconnected; requests fail fast until it is back').length;
+    // The gateway logs one line per NATS status change (src/bus/nats/link.ts).
+    const DOWN = 'NATS status: disconnected; requests fail fast until it is back';
+    const UP = 'NATS status: connected';
+    const disconnectsBefore = b.logs(DOWN).length;
+    const upBefore = b.logs(UP).length;
     await cluster.servers[1]!.kill();
     // b still decides (its limiter needs no NATS): 2 more hits, counted locally at once.
     const duringB = await calls(cb, 'whoami', 2, WHOAMI);
@@ -450,7 +457,7 @@ describe('2-server NATS cluster with proxied routes: net split and heal, server 
 
     await cluster.servers[1]!.restart();
     await cluster.waitForRoutes();
-    await eventually(async () => b.logs('NATS disconnected; requests fail fast until it is back').length > disconnectsBefore && b.logs('NATS reconnected').length > 0, 'b reconnected', 10_000);
+    await eventually(async () => b.logs(DOWN).length > disconnectsBefore && b.logs(UP).length > upBefore, 'b reconnected', 10_000);
     await eventually(
       async () => {
         const [onA, onB] = await Promise.all([a.status('count', 'kill'), b.status('count', 'kill')]);
@@ -459,7 +466,7 @@ describe('2-server NATS cluster with proxied routes: net split and heal, server 
       'both views at 8 hits',
       5_000,
     );
-    console.info(`spec 24 kill: b reconnected to ${JSON.stringify(b.logs('NATS reconnected').map((line) => line.server))} (servers ${cluster.urls.join(', ')})`);
+    console.info(`spec 24 kill: b reconnected to ${JSON.stringify(b.logs(UP).slice(upBefore).map((line) => line.server))} (servers ${cluster.urls.join(', ')})`);
     // Both still work together: 2 more hits fill the window everywhere.
     expect(await calls(cb, 'whoami', 2, WHOAMI)).toEqual(['allowed', 'allowed']);
     await eventually(async () => !(await a.status('count', 'kill')).allowed, 'a full', 5_000);

@@ -113,6 +113,20 @@ describe('strict mode with the KV store cut, slowed or disconnected (in-process 
 
   const storeUp = (limits: RateLimits) => limits.linked!.strict.available();
 
+  /**
+   * Decisions for fresh users until one is the store's: the store answers (on a loaded machine a
+   * first call can miss a 25 ms timeout and be the fallback's; that is case 31, not a setup step).
+   */
+  async function warmUp(limits: RateLimits): Promise<void> {
+    const deadline = Date.now() + 10_000;
+    for (let i = 0; ; i++) {
+      const { source, decision } = await decide(limits, `warm-up-${i}`);
+      if (source === 'strict' && decision.allowed) return;
+      if (Date.now() > deadline) throw new Error('the store never decided');
+      await sleep(50);
+    }
+  }
+
   /** Cuts the store's connections and waits until every node has noticed (status: disconnected). */
   async function cut(proxy: TcpProxy, group: RateLimits[]): Promise<void> {
     proxy.cut();
@@ -122,7 +136,8 @@ describe('strict mode with the KV store cut, slowed or disconnected (in-process 
   it('case 29: store down, fallback "local", 2 nodes, limit 100/min → each node allows ceil(100/2) = 50, total ≤ 101, marked "fallback", counted', async () => {
     const prefix = freshPrefix();
     const proxy = await storeProxy();
-    const group = [await node(prefix, [strictPolicy()], proxy), await node(prefix, [strictPolicy()], proxy)];
+    // (A long store timeout: the case is about the store being down, not slow.)
+    const group = [await node(prefix, [strictPolicy()], proxy, { timeoutMs: 5_000 }), await node(prefix, [strictPolicy()], proxy, { timeoutMs: 5_000 })];
     await waitFor(() => group.every((limits) => limits.health().cluster!.nodes === 2), 'two rate-limit nodes', 5_000);
     // Healthy first: the store decides.
     for (const limits of group) expect(await decide(limits, 'warm-up')).toMatchObject({ source: 'strict', decision: { allowed: true } });
@@ -206,12 +221,14 @@ describe('strict mode with the KV store cut, slowed or disconnected (in-process 
     const prefix = freshPrefix();
     const proxy = await storeProxy();
     const limits = await node(prefix, [strictPolicy()], proxy);
-    expect(await decide(limits, 'warm-up')).toMatchObject({ source: 'strict', decision: { allowed: true } });
+    await warmUp(limits);
     proxy.latencyMs = 500;
     const before = counters(limits);
     const latencies: number[] = [];
     /** How late a decision came after a plain 25 ms timer started with it (the machine's own lag). */
     const lateness: number[] = [];
+    /** How late that plain timer itself fired, at worst (0 on an idle machine). */
+    let timerLate = 0;
     // 5 rounds of 20 concurrent requests (distinct users: each is allowed by its fallback share).
     for (let round = 0; round < 5; round++) {
       const started = performance.now();
@@ -223,6 +240,7 @@ describe('strict mode with the KV store cut, slowed or disconnected (in-process 
         }),
       );
       const timer = await control;
+      timerLate = Math.max(timerLate, timer - 25);
       for (const { decision, ms } of timed) {
         expect(decision.allowed).toBe(true);
         latencies.push(ms);
@@ -235,14 +253,17 @@ describe('strict mode with the KV store cut, slowed or disconnected (in-process 
     expect(after.storeErrors - before.storeErrors).toBe(100);
     expect(after.fallback - before.fallback).toBe(100);
     const p99 = (values: number[]) => [...values].sort((a, b) => a - b)[Math.ceil(values.length * 0.99) - 1]!;
+    console.info(`case 31: decision latency p50 ${[...latencies].sort((a, b) => a - b)[50]!.toFixed(1)} ms, p99 ${p99(latencies).toFixed(1)} ms, max ${Math.max(...latencies).toFixed(1)} ms; timer lateness p99 ${p99(lateness).toFixed(1)} ms`);
     // Each waited for the store timeout (25 ms), then the fallback answered at once: no later
-    // than a plain 25 ms timer started with it, plus 15 ms.
+    // than a plain 25 ms timer started with it, plus 10 ms (the spec's 35 − 25).
     expect(Math.min(...latencies)).toBeGreaterThanOrEqual(24);
-    expect(p99(lateness)).toBeLessThanOrEqual(15);
-    // The spec's p99 ≤ 35 ms is for an idle machine; with the suite in parallel on 2 cores timers
-    // fire tens of ms late, so 100 ms here. The store's answer takes ≥ 1 s (500 ms each way) and
-    // the JetStream request timeout is 1 s: a maximum of 250 ms shows nobody waited for either.
-    expect(p99(latencies)).toBeLessThanOrEqual(100);
+    expect(p99(lateness)).toBeLessThanOrEqual(10);
+    // The spec: p99 ≤ 35 ms. Measured alone: p99 ≈ 27 ms. With the suite in parallel on 2 cores a
+    // plain timer fires tens of ms late, and so does every decision: the bound is 35 ms plus the
+    // lateness of a plain 25 ms timer in the same rounds (0 on an idle machine, where it is the
+    // spec's). The store's answer takes ≥ 1 s (500 ms each way) and the JetStream request timeout
+    // is 1 s: a maximum of 250 ms shows nobody waited for either.
+    expect(p99(latencies)).toBeLessThanOrEqual(35 + timerLate);
     expect(Math.max(...latencies)).toBeLessThanOrEqual(250);
   });
 
@@ -250,7 +271,7 @@ describe('strict mode with the KV store cut, slowed or disconnected (in-process 
     const prefix = freshPrefix();
     const proxy = await storeProxy();
     const limits = await node(prefix, [strictPolicy({ limit: 3 })], proxy);
-    expect((await decide(limits, 'warm-up')).source).toBe('strict');
+    await warmUp(limits);
     await cut(proxy, [limits]);
     const before = counters(limits);
     const latencies: number[] = [];
@@ -292,7 +313,8 @@ describe('strict mode with the KV store cut, slowed or disconnected (in-process 
   it('case 33: after the outage the store is authoritative; fallback counts are not copied back', async () => {
     const prefix = freshPrefix();
     const proxy = await storeProxy();
-    const limits = await node(prefix, [strictPolicy({ limit: 10 })], proxy);
+    // (A long store timeout: the case is about recovery after an outage, not a slow store.)
+    const limits = await node(prefix, [strictPolicy({ limit: 10 })], proxy, { timeoutMs: 5_000 });
     for (let i = 0; i < 4; i++) expect(await decide(limits, 'carol')).toMatchObject({ source: 'strict', decision: { allowed: true } });
     const kv = await openBucket(nc, bucketName(prefix, 60_000));
     expect(await storedHits(kv, 'p', 'user_id:carol')).toBe(4);
