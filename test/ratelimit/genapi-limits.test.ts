@@ -419,3 +419,54 @@ describe('the gen_api limiter and the per-socket message rate do not interfere',
     expect(client.socket.isConnected()).toBe(true);
   });
 });
+
+// ---- spec 35: which denials make a flood --------------------------------------------------------
+
+/**
+ * The decision (protocol/ratelimit.md §3.2): a flood is counted from socket-level denials (the
+ * `phx_reply` error `rate_limited`, spec 34's denied push); gen_api denials follow PhoenixGenApi's
+ * contract (a `can_retry` push and a `phx_reply` ok) and never close the socket, however many.
+ * A client hammering a denied function still spends messages: past the message rate its messages
+ * are socket-level denials, and those flood.
+ */
+describe('spec 35: gen_api denials never close the socket; socket-level denials past floodDenials do', () => {
+  let app: RunningGateway;
+  beforeAll(async () => {
+    app = await start({ demo: true, socket: { messageRate: { limit: 100, windowMs: 1000, burst: 100, floodDenials: 50, floodWindowMs: 10_000 } } });
+  });
+  afterAll(() => app?.gateway.close());
+
+  it('80 denied gen_api calls within 10 s (over 50): the socket and channel stay up and no flood is counted', async () => {
+    const client = await phoenixClient(app.address.port, 'flood-genapi');
+    const floods = app.gateway.stats.floods;
+    const pushes = await Promise.all(Array.from({ length: 85 }, (_, n) => client.push(limited(`fg-${n}`))));
+    expect(pushes.filter((push) => push.success)).toHaveLength(5);
+    const denied = pushes.filter((push) => !push.success);
+    expect(denied).toHaveLength(80);
+    for (const push of denied) expectDenied(push, String(push.request_id), DEMO_POLICY);
+    await sleep(100);
+    expect(client.socket.isConnected()).toBe(true);
+    expect(app.gateway.stats.floods).toBe(floods);
+    // The channel still works: another function is served.
+    expect(await client.push(echo('fg-after', 'still here'))).toEqual(success('fg-after', { message: 'still here' }));
+  });
+
+  it('the same client past the message rate: 51 socket-level denials within 10 s close the socket 1008 "message flood"', async () => {
+    const client = await phoenixClient(app.address.port, 'flood-socket');
+    await sleep(150);
+    const floods = app.gateway.stats.floods;
+    let closeCode: number | null = null;
+    let closeReason = '';
+    client.socket.onClose((event: unknown) => {
+      const { code, reason } = event as { code: number; reason: string };
+      closeCode ??= code;
+      closeReason ||= reason;
+    });
+    // 100 pass the message rate (burst 100), then each message is a socket-level denial: the 51st closes.
+    for (let n = 0; n < 160; n++) client.channel.push(EVENT, echo(`fs-${n}`));
+    await waitFor(() => closeCode !== null, 'the socket closed', 5_000);
+    expect(closeCode).toBe(1008);
+    expect(closeReason).toBe('message flood');
+    expect(app.gateway.stats.floods).toBe(floods + 1);
+  });
+});
