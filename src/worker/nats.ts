@@ -3,11 +3,13 @@ import { Svcm, type Service, type ServiceMsg } from '@nats-io/services';
 import type { Logger } from 'pino';
 import { silentLogger } from '../log/logger.js';
 import { DEFAULT_STREAM_CREDIT, ERROR_CODES, H, META, PROTOCOL_VERSION, QUEUE_GROUP } from '../nats/headers.js';
+import { readHeaders } from '../nats/header-reader.js';
+import { OutboundHeaders } from '../nats/outbound-headers.js';
 import { DEFAULT_PREFIX, Subjects } from '../nats/subjects.js';
 import type { PushConfigMessage, PushAck } from '../nats/messages.js';
 import type { RequestMeta } from './context.js';
 import type { ResolvedFunction, ServiceDefinition } from './define.js';
-import { runAuthorize, runCall, runStream } from './runtime.js';
+import { CallSignal, runAuthorize, runCall, runStream } from './runtime.js';
 import type { CreditStream, StreamEvent, StreamIO } from './stream.js';
 
 export interface ServeOptions {
@@ -163,7 +165,7 @@ export async function serve(definition: ServiceDefinition, options: ServeOptions
     throw new TypeError(`maxConcurrent must be a positive integer or Infinity, got ${String(maxConcurrent)}`);
   }
   const streams = new Map<string, { stream: CreditStream; controller: AbortController }>();
-  const calls = new Set<AbortController>();
+  const calls = new Set<CallSignal>();
   let inflight = 0;
   let draining = false;
   let drained: (() => void) | null = null;
@@ -220,16 +222,16 @@ export async function serve(definition: ServiceDefinition, options: ServeOptions
       fail(msg, stats, startedAt, ERROR_CODES.badRequest, 'arguments must be a JSON object');
       return;
     }
-    const meta = readMeta(msg.headers, definition, fn);
+    const meta = readMeta(readHeaders(msg), definition, fn);
     if (fn.config.response_type === 'stream') {
       handleStream(fn, args, meta, msg, stats, startedAt);
       return;
     }
     inflight++;
-    const controller = new AbortController();
-    calls.add(controller);
-    void runCall(fn, args, meta, controller.signal).then((result) => {
-      calls.delete(controller);
+    const call = new CallSignal(meta.deadline);
+    calls.add(call);
+    void runCall(fn, args, meta, call).then((result) => {
+      calls.delete(call);
       guarded(() => (result.ok ? msg.respond(json(result.result)) : msg.respondError(result.code, result.error)));
       account(stats, startedAt, result.ok ? null : result.error);
       settle();
@@ -249,14 +251,15 @@ export async function serve(definition: ServiceDefinition, options: ServeOptions
 
   /** A stream is accounted as one request lasting until it ends; an error if it failed. */
   const handleStream = (fn: ResolvedFunction, args: Record<string, unknown>, meta: RequestMeta, msg: ServiceMsg, stats: EndpointStats | null, startedAt: number): void => {
-    const dataSubject = msg.headers?.get(H.streamSubject);
-    const streamId = msg.headers?.get(H.streamId);
+    const headers = readHeaders(msg);
+    const dataSubject = headers.get(H.streamSubject);
+    const streamId = headers.get(H.streamId);
     if (!dataSubject || !streamId) {
       fail(msg, stats, startedAt, ERROR_CODES.badRequest, 'stream requests need Genapi-Stream-Subject and Genapi-Stream-Id');
       return;
     }
     let streamError: string | null = null;
-    const credit = Number(msg.headers?.get(H.streamCredit)) || DEFAULT_STREAM_CREDIT;
+    const credit = Number(headers.get(H.streamCredit)) || DEFAULT_STREAM_CREDIT;
     let seq = 0;
     let run: ReturnType<typeof runStream> | null = null;
     // A stream whose transport failed (connection closed) stops its handler.
@@ -273,12 +276,13 @@ export async function serve(definition: ServiceDefinition, options: ServeOptions
         guarded(() => msg.respondError(code, message));
       },
       emit(event: StreamEvent, data) {
-        const h = natsHeaders();
-        h.set(H.streamEvent, event);
-        h.set(H.streamSeq, String(++seq));
+        const h = new OutboundHeaders();
+        h.append(H.streamEvent, event);
+        h.append(H.streamSeq, String(++seq));
         if (event === 'error') {
           streamError = String(data);
-          h.set(H.serviceError, streamError);
+          // A failure message may hold line breaks; a header value cannot.
+          h.append(H.serviceError, streamError.replace(/[\r\n]+/g, ' '));
         }
         if (!guarded(() => nc.publish(dataSubject, event === 'chunk' || event === 'last' ? json(data) : new Uint8Array(0), { headers: h }))) lost();
       },
@@ -304,7 +308,7 @@ export async function serve(definition: ServiceDefinition, options: ServeOptions
       account(stats, startedAt, null);
       return;
     }
-    void runAuthorize(fn, args, readMeta(msg.headers, definition, fn)).then((allowed) => {
+    void runAuthorize(fn, args, readMeta(readHeaders(msg), definition, fn)).then((allowed) => {
       guarded(() => msg.respond(json(allowed)));
       account(stats, startedAt, null);
     });
@@ -357,7 +361,7 @@ export async function serve(definition: ServiceDefinition, options: ServeOptions
       const streamId = msg.subject.slice(msg.subject.lastIndexOf('.') + 1);
       const run = streams.get(streamId);
       if (!run) return;
-      const kind = msg.headers?.get(H.control);
+      const kind = readHeaders(msg).get(H.control);
       if (kind === 'credit') run.stream.grant(Number(msg.string()));
       else if (kind === 'cancel') {
         run.stream.cancel('cancelled by the gateway');
@@ -414,7 +418,7 @@ export async function serve(definition: ServiceDefinition, options: ServeOptions
           setTimeout(resolve, options.drainTimeoutMs ?? 10_000).unref();
         });
       }
-      for (const controller of calls) controller.abort(new Error('service stopping'));
+      for (const call of calls) call.cancel(new Error('service stopping'));
       for (const run of streams.values()) {
         run.stream.cancel('service stopping');
         run.controller.abort(new Error('service stopping'));

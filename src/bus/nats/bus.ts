@@ -1,4 +1,5 @@
 import { headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/nats-core';
+import { readHeaders } from '../../nats/header-reader.js';
 import { OutboundHeaders } from '../../nats/outbound-headers.js';
 import type { Logger } from 'pino';
 import type { ServiceInstance } from '../../genapi/types.js';
@@ -252,7 +253,8 @@ export class NatsBus implements ServiceBus {
 
   private deliver(live: LiveStream, msg: Msg): void {
     if (live.phase !== 'live') return;
-    const seq = Number(msg.headers?.get(H.streamSeq));
+    const headers = readHeaders(msg);
+    const seq = Number(headers.get(H.streamSeq));
     if (seq !== live.expectedSeq) {
       // A lost message (NATS core is at-most-once, e.g. across a reconnect): never skip silently.
       this.sendControl(live, 'cancel', '');
@@ -261,7 +263,7 @@ export class NatsBus implements ServiceBus {
       return;
     }
     live.expectedSeq++;
-    const event = msg.headers?.get(H.streamEvent);
+    const event = headers.get(H.streamEvent);
     if (event === 'chunk' || event === 'last') {
       let data: unknown = null;
       try {
@@ -281,7 +283,7 @@ export class NatsBus implements ServiceBus {
       live.sink.end();
     } else {
       this.finish(live);
-      live.sink.error(msg.headers?.get(H.serviceError) || `unknown stream event ${String(event)}`);
+      live.sink.error(headers.get(H.serviceError) || `unknown stream event ${String(event)}`);
     }
   }
 }
