@@ -30,28 +30,110 @@ function context(meta: RequestMeta, signal: AbortSignal, stream: StreamWriter): 
 export const DEADLINE_CODE = 504;
 
 /**
- * Runs a sync/async/none function. Aborts its signal at the deadline; a handler that settles
- * after that (typically because it honoured the signal) reports 504, not a failure of its own.
+ * A call's abort signal, made only if its handler reads `ctx.signal`: most handlers never do,
+ * and an AbortController, a deadline timer and a listener on the caller's signal per call are
+ * the bulk of what a worker allocates per request. Once made, it aborts at the deadline, when
+ * the caller's signal aborts, or on `cancel` (the worker stopping), as if it had existed all along.
  */
-export async function runCall(fn: ResolvedFunction, args: Record<string, unknown>, meta: RequestMeta, signal?: AbortSignal): Promise<CallResult> {
-  const controller = new AbortController();
-  const forward = () => controller.abort(signal?.reason);
-  signal?.addEventListener('abort', forward, { once: true });
-  let expired = false;
-  const timer = setTimeout(() => {
-    expired = true;
-    controller.abort(new Error('deadline exceeded'));
-  }, Math.max(0, meta.deadline - Date.now()));
+export class CallSignal {
+  private controller: AbortController | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private cancelled: { reason: unknown } | null = null;
+  private readonly forward = (): void => this.abort(this.parent?.reason);
+
+  constructor(
+    private readonly deadline: number,
+    private readonly parent?: AbortSignal,
+  ) {}
+
+  get signal(): AbortSignal {
+    if (this.controller) return this.controller.signal;
+    const controller = new AbortController();
+    this.controller = controller;
+    if (this.cancelled) controller.abort(this.cancelled.reason);
+    else if (this.parent?.aborted) controller.abort(this.parent.reason);
+    else {
+      this.parent?.addEventListener('abort', this.forward, { once: true });
+      const left = this.deadline - Date.now();
+      if (left <= 0) controller.abort(new Error('deadline exceeded'));
+      else this.timer = setTimeout(() => this.abort(new Error('deadline exceeded')), left);
+    }
+    return controller.signal;
+  }
+
+  /** Aborts the call (now, or as soon as its signal is made). */
+  cancel(reason: unknown): void {
+    this.cancelled ??= { reason };
+    this.abort(reason);
+  }
+
+  /** The call is over: no timer or listener outlives it. */
+  dispose(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.parent?.removeEventListener('abort', this.forward);
+  }
+
+  private abort(reason: unknown): void {
+    if (this.controller && !this.controller.signal.aborted) this.controller.abort(reason);
+  }
+}
+
+/** A request context whose `signal` is made on first use. */
+class CallContext implements RequestContext {
+  readonly requestId: string;
+  readonly service: string;
+  readonly requestType: string;
+  readonly version: string | null;
+  readonly userId: string | null;
+  readonly deviceId: string | null;
+  readonly roles: readonly string[];
+  readonly responseType: RequestMeta['responseType'];
+  readonly deadline: number;
+  readonly gateway: string | null;
+  readonly origin?: unknown;
+  readonly stream = NO_STREAM;
+
+  constructor(
+    meta: RequestMeta,
+    private readonly call: CallSignal,
+  ) {
+    this.requestId = meta.requestId;
+    this.service = meta.service;
+    this.requestType = meta.requestType;
+    this.version = meta.version;
+    this.userId = meta.userId;
+    this.deviceId = meta.deviceId;
+    this.roles = meta.roles;
+    this.responseType = meta.responseType;
+    this.deadline = meta.deadline;
+    this.gateway = meta.gateway;
+    if (meta.origin !== undefined) this.origin = meta.origin;
+  }
+
+  get signal(): AbortSignal {
+    return this.call.signal;
+  }
+}
+
+/**
+ * Runs a sync/async/none function. Its signal aborts at the deadline (or with `cancel`); a
+ * handler that settles after the deadline (typically because it honoured the signal) reports
+ * 504, not a failure of its own. `cancel` is the caller's signal, or a CallSignal it keeps to
+ * cancel the call itself.
+ */
+export async function runCall(fn: ResolvedFunction, args: Record<string, unknown>, meta: RequestMeta, cancel?: AbortSignal | CallSignal): Promise<CallResult> {
+  const call = cancel instanceof CallSignal ? cancel : new CallSignal(meta.deadline, cancel);
+  const expired = () => Date.now() >= meta.deadline;
   try {
-    const result = await fn.definition.handler(args as never, context(meta, controller.signal, NO_STREAM));
-    if (expired) return { ok: false, error: 'deadline exceeded', code: DEADLINE_CODE };
+    const result = await fn.definition.handler(args as never, new CallContext(meta, call));
+    if (expired()) return { ok: false, error: 'deadline exceeded', code: DEADLINE_CODE };
     return { ok: true, result: result === undefined ? null : result };
   } catch (err) {
-    if (expired) return { ok: false, error: 'deadline exceeded', code: DEADLINE_CODE };
+    if (expired()) return { ok: false, error: 'deadline exceeded', code: DEADLINE_CODE };
     return { ok: false, ...errorOf(err) };
   } finally {
-    clearTimeout(timer);
-    signal?.removeEventListener('abort', forward);
+    call.dispose();
   }
 }
 
