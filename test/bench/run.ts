@@ -14,7 +14,10 @@
  *   --list      list the suites and exit
  *   --check     exit 1 when a suite failed or reported a metric that is not a finite number
  *               (CI smoke with --quick: the scenarios run and produce numbers; speed not judged)
+ *   --no-build  run the gateway and worker processes from src/ through tsx instead of building
+ *               dist/ first (quicker to iterate; tsx's transform costs CPU in the hot path)
  */
+import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -34,10 +37,11 @@ interface Args {
   write: boolean;
   list: boolean;
   check: boolean;
+  build: boolean;
 }
 
 function parseArgs(argv: readonly string[]): Args {
-  const args: Args = { suites: [], json: false, quick: false, write: true, list: false, check: false };
+  const args: Args = { suites: [], json: false, quick: false, write: true, list: false, check: false, build: true };
   for (const arg of argv) {
     if (arg === '--json') args.json = true;
     else if (arg === '--quick') {
@@ -46,8 +50,9 @@ function parseArgs(argv: readonly string[]): Args {
     } else if (arg === '--no-write') args.write = false;
     else if (arg === '--list') args.list = true;
     else if (arg === '--check') args.check = true;
+    else if (arg === '--no-build') args.build = false;
     else if (arg === '--help' || arg === '-h') {
-      process.stdout.write('usage: npm run bench -- [--json] [--quick] [--no-write] [--list] [--check] [suite ...]\n');
+      process.stdout.write('usage: npm run bench -- [--json] [--quick] [--no-write] [--list] [--check] [--no-build] [suite ...]\n');
       process.exit(0);
     } else if (arg.startsWith('-')) {
       process.stderr.write(`unknown option ${arg}\n`);
@@ -151,6 +156,12 @@ async function main(): Promise<number> {
     return 2;
   }
   const selected = args.suites.length === 0 ? all : all.filter((suite) => args.suites.includes(suite.name));
+  if (args.build) {
+    // The gateway and worker processes run the compiled product, as `npm start` does.
+    log('building dist/ (npm run build)');
+    execFileSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
+    process.env.BENCH_BUILT = '1';
+  }
   const environment = describeEnvironment(ROOT, argv);
   const stop = (signal: string) => {
     log(`${signal}: cleaning up`);

@@ -3,17 +3,18 @@
  * config from BENCH_GATEWAY_CONFIG and NATS at BENCH_NATS_URL. The bench process reads its CPU and
  * RSS from /proc and drives it over IPC: gc, gauges, event-loop delay, CPU profiles.
  */
-import { writeFileSync } from 'node:fs';
-import { writeHeapSnapshot } from 'node:v8';
-import { Session } from 'node:inspector/promises';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { createLogger } from '../../../src/log/logger.js';
-import { startGateway } from '../../../src/server.js';
 import type { GatewayConfig } from '../../../src/config/file.js';
-import { defineChannel, error, ok } from '../../../src/channel/types.js';
-import { demoConnect } from '../../../src/demo/chat.js';
 import { emit, serveCommands } from '../lib/ipc.js';
+import { productModule } from '../lib/product.js';
+import { profilingCommands } from '../lib/profiling.js';
 import { gc } from '../lib/runtime.js';
+
+// The product from dist/ when the runner built it (as `npm start` runs it), else from src/.
+const { createLogger } = (await import(productModule('log/logger.js'))) as typeof import('../../../src/log/logger.js');
+const { startGateway } = (await import(productModule('server.js'))) as typeof import('../../../src/server.js');
+const { defineChannel, error, ok } = (await import(productModule('channel/types.js'))) as typeof import('../../../src/channel/types.js');
+const { demoConnect } = (await import(productModule('demo/chat.js'))) as typeof import('../../../src/demo/chat.js');
 
 /** `fan:*`: join anything; `pub` broadcasts its payload as `msg` to the topic (fan-out scenarios). */
 const fanChannel = defineChannel({
@@ -40,7 +41,6 @@ const { gateway, genApi } = running;
 
 const eventLoop = monitorEventLoopDelay({ resolution: 10 });
 eventLoop.enable();
-let profiler: Session | null = null;
 
 /** Everything that must be back to 0 when no client is connected (soak checks). */
 function gauges() {
@@ -78,41 +78,7 @@ serveCommands(
       mean: eventLoop.mean / 1e6,
     }),
     eventLoopReset: () => eventLoop.reset(),
-    profileStart: async () => {
-      profiler = new Session();
-      profiler.connect();
-      await profiler.post('Profiler.enable');
-      await profiler.post('Profiler.setSamplingInterval', { interval: 100 });
-      await profiler.post('Profiler.start');
-    },
-    /** A heap snapshot (after a full GC) written to `path`. */
-    heapSnapshot: ({ path }: { path: string }) => {
-      gc();
-      return writeHeapSnapshot(path);
-    },
-    /** Allocation sampling (every allocation, including garbage the scavenger collects). */
-    allocationProfileStart: async () => {
-      profiler = new Session();
-      profiler.connect();
-      await profiler.post('HeapProfiler.enable');
-      await profiler.post('HeapProfiler.startSampling', { samplingInterval: 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
-    },
-    allocationProfileStop: async ({ path }: { path: string }) => {
-      if (!profiler) throw new Error('no profile running');
-      const { profile } = await profiler.post('HeapProfiler.stopSampling');
-      writeFileSync(path, JSON.stringify(profile));
-      profiler.disconnect();
-      profiler = null;
-      return path;
-    },
-    profileStop: async ({ path }: { path: string }) => {
-      if (!profiler) throw new Error('no profile running');
-      const { profile } = await profiler.post('Profiler.stop');
-      writeFileSync(path, JSON.stringify(profile));
-      profiler.disconnect();
-      profiler = null;
-      return path;
-    },
+    ...profilingCommands(),
   },
   () => gateway.close(),
 );

@@ -8,10 +8,14 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect } from '@nats-io/transport-node';
-import { defineService, fn } from '../../../src/worker/define.js';
-import { serve } from '../../../src/worker/nats.js';
-import { createLogger } from '../../../src/log/logger.js';
 import { emit, serveCommands } from '../lib/ipc.js';
+import { productModule } from '../lib/product.js';
+import { profilingCommands } from '../lib/profiling.js';
+
+// The worker SDK from dist/ when the runner built it, else from src/ (see lib/product.ts).
+const { defineService, fn } = (await import(productModule('worker/define.js'))) as typeof import('../../../src/worker/define.js');
+const { serve } = (await import(productModule('worker/nats.js'))) as typeof import('../../../src/worker/nats.js');
+const { createLogger } = (await import(productModule('log/logger.js'))) as typeof import('../../../src/log/logger.js');
 
 const epochMs = (): number => performance.timeOrigin + performance.now();
 
@@ -72,6 +76,7 @@ serveCommands(
     counts: () => ({ served, cancelled }),
     /** Cancel times recorded since the last call. */
     takeCancels: () => cancels.splice(0),
+    ...profilingCommands(),
   },
   async () => {
     raw.unsubscribe();

@@ -1,0 +1,16 @@
+/**
+ * Where the bench's gateway and worker processes load the product from: the compiled `dist/`
+ * (what `npm start` runs; the runner builds it first and sets BENCH_BUILT=1), or the TypeScript
+ * sources through tsx when run without a build (tsx's transform adds helpers, e.g. a `__name`
+ * call per function expression, that cost CPU in the hot path).
+ */
+import { fileURLToPath } from 'node:url';
+
+const ROOT = new URL('../../../', import.meta.url);
+
+/** The module `src/<path>` (a `.js` path) from dist/ or src/. */
+export function productModule(path: string): string {
+  return new URL(`${process.env.BENCH_BUILT === '1' ? 'dist' : 'src'}/${path}`, ROOT).href;
+}
+
+export const productRoot = fileURLToPath(ROOT);
