@@ -47,7 +47,7 @@ export interface RateLimiter {
 export type RateDecision =
   | { readonly allowed: true }
   | { readonly allowed: false; readonly retryAfterMs: number; readonly details?: object }
-  | { readonly allowed: false; readonly unavailable: true };
+  | { readonly allowed: false; readonly unavailable: true; readonly details?: object };
 
 const NO_CONTEXT: RateContext = { ip: null, socketId: null };
 
@@ -421,7 +421,7 @@ export class Executor {
       if (!decision.allowed) {
         const response =
           'unavailable' in decision
-            ? errorResponse(requestId, ERRORS.rateLimiterUnavailable, true)
+            ? { ...errorResponse(requestId, ERRORS.rateLimiterUnavailable, true), ...(decision.details === undefined ? {} : { rate_limit: decision.details }) }
             : rateLimitedResponse(requestId, decision.retryAfterMs, decision.details);
         await this.finishEarly(request, config, requestId, sink, response);
         return;

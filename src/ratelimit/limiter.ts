@@ -58,6 +58,16 @@ export interface RateLimitDetails {
   source: DecisionSource;
 }
 
+/**
+ * The machine-readable part of a "Rate limit service unavailable" answer (a strict policy with
+ * fallback "closed" whose store could not decide): not a rate-limit denial, no retry promised.
+ */
+export interface UnavailableDetails {
+  reason: 'limiter_unavailable';
+  policy: string;
+  source: 'fallback';
+}
+
 /** Filled by `decide` with the tightest allowed decision (for RateLimit headers). */
 export interface Observation {
   decision: Decision;
@@ -75,10 +85,9 @@ export interface PolicyDecision {
 export type LimiterDecision =
   | { readonly allowed: true }
   | { readonly allowed: false; readonly retryAfterMs: number; readonly details: RateLimitDetails }
-  | { readonly allowed: false; readonly unavailable: true };
+  | { readonly allowed: false; readonly unavailable: true; readonly details: UnavailableDetails };
 
 const ALLOWED: LimiterDecision = { allowed: true };
-const UNAVAILABLE: LimiterDecision = { allowed: false, unavailable: true };
 
 interface Pending {
   readonly policy: Policy;
@@ -390,7 +399,7 @@ export class RateLimiter implements ExecutorRateLimiter {
       const outcome = await this.consumeStrict(policy, key);
       if (outcome === 'unavailable') {
         await rollback();
-        return UNAVAILABLE;
+        return { allowed: false, unavailable: true, details: { reason: 'limiter_unavailable', policy: policy.id, source: 'fallback' } };
       }
       if (outcome.allowed) {
         if (outcome.recorded) consumed.push({ policy, key, at: outcome.at });
@@ -528,20 +537,30 @@ export class RateLimiter implements ExecutorRateLimiter {
   }
 
   /** A hit another node allowed (eventual mode), at its origin time; `storageKey` as on the wire. */
-  applyRemote(policyId: string, storageKey: string, at: number, cost: number): 'applied' | 'stale' | 'unknown' {
+  applyRemote(policyId: string, storageKey: string, at: number, cost: number): 'applied' | 'over' | 'stale' | 'unknown' {
     const policy = this.policiesById.get(policyId);
     if (!policy || policy.mode !== 'eventual') return 'unknown';
     const key = policy.valueOf(storageKey);
-    if (key === null) return 'unknown';
+    // A cost this policy could never admit is not a hit a peer with this policy sent.
+    const capacity = policy.algorithm.name === 'gcra' ? (policy.config.burst ?? policy.algorithm.limit) : policy.algorithm.limit;
+    if (key === null || !Number.isInteger(cost) || cost > capacity) return 'unknown';
     const now = this.wall();
     if (at <= now - policy.horizonMs) return 'stale';
     // A peer whose clock runs ahead must not push hits into our future.
     const when = at > now ? now : at;
     const slot = policy.store.ensure(key, policy.createState, now);
     if (slot === null) return 'applied';
+    // Already at the limit when the hit came: cluster-wide overshoot, as this node sees it.
+    let over: boolean;
+    try {
+      policy.algorithm.peek(slot.state, when, cost, this.scratch);
+      over = !this.scratch.allowed;
+    } catch {
+      over = true;
+    }
     policy.algorithm.apply(slot.state, when, cost);
     policy.store.touch(slot, policy.algorithm.expiresAt(slot.state));
-    return 'applied';
+    return over ? 'over' : 'applied';
   }
 
   horizonOf(policyId: string): number | null {

@@ -1,8 +1,12 @@
 /**
- * `eventual` mode over long silences (../shared/spec/rate-limiting.md §5 cases 22 and 24): a peer
- * that is silent for longer than FORGET_ORIGIN_MS (10 min) and then speaks again must not have its
- * old batches counted twice. Two RateLimits instances on a real nats-server, one of them behind a
- * TcpProxy (the partition), both on one fake wall clock that the test moves by minutes.
+ * `eventual` mode over time (../shared/spec/rate-limiting.md §5 cases 22–24, 26), RateLimits
+ * instances on a real nats-server:
+ * - a peer silent for longer than FORGET_ORIGIN_MS (10 min) that then speaks again must not have
+ *   its old batches counted twice (one node behind a TcpProxy, both on one fake wall clock that
+ *   the test moves by minutes);
+ * - a cold start (no warm-up) is counted: the cold node's admissions in its first window, and the
+ *   peers' hits over the limit; the end of the window is logged;
+ * - a peer's clock skew above eventual.maxSkewMs is logged once per episode.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FORGET_ORIGIN_MS } from '../../src/ratelimit/cluster/eventual.js';
@@ -88,4 +92,63 @@ describe('a peer silent for longer than FORGET_ORIGIN_MS', () => {
     expect(b.stats.staleHits).toBeGreaterThanOrEqual(staleBefore);
     expect(eventualOf(b).originCount).toBe(1);
   }, 30_000);
+});
+
+describe('cold start and clock skew are counted and logged', () => {
+  it('spec 23 without warm-up: the cold node counts what it admitted in its first window, peers count the hits that arrived over the limit, and the end of the window is logged', async () => {
+    const prefix = `rlc${process.pid}n${++prefixes}`;
+    const clock = { now: Date.now() };
+    const wall = () => clock.now;
+    const policies = [eventualPolicy('p', 5, 60_000)];
+    const a = await RlNode.start({ servers: nats.url, prefix, options: { policies, eventual: { heartbeatMs: 100 } }, wall });
+    nodes.push(a);
+    for (let i = 0; i < 5; i++) expect(a.check('u')).toBe(true);
+    expect(a.check('u')).toBe(false);
+    // a's batch is out before the cold node subscribes (it never sees it: no warm-up).
+    await waitFor(() => a.lastSeq === 1, 'a publishing its batch');
+    await sleep(50);
+    const cold = await RlNode.start({ servers: nats.url, prefix, options: { policies, eventual: { heartbeatMs: 100, warmup: false } }, wall });
+    nodes.push(cold);
+    await waitFor(() => a.nodes() === 2 && cold.nodes() === 2, 'two nodes', 3_000);
+    // The cold node does not know a's 5 hits: it admits a whole limit again (the documented overshoot).
+    const admitted = Array.from({ length: 7 }, () => cold.check('u')).filter(Boolean).length;
+    expect(admitted).toBe(5);
+    expect(cold.stats).toMatchObject({ coldStart: true, coldAdmissions: 5 });
+    // a sees each of them arrive for a key already at its limit: 5 hits of overshoot, counted.
+    await waitFor(() => a.stats.overLimitHits === 5, 'a counting 5 hits over the limit');
+    expect(a.stats.appliedHits).toBe(5);
+    expect(a.rl.health().cluster!.eventual.overLimitHits).toBe(5);
+    // A warm node never counts cold admissions.
+    expect(a.stats).toMatchObject({ coldStart: false, coldAdmissions: 0 });
+    // One window later the cold node's counts are complete; its next admission logs the summary.
+    clock.now += 60_001;
+    expect(cold.check('v')).toBe(true);
+    const summary = cold.logs.find((line) => line.msg.startsWith('eventual rate limits: cold-start window over'));
+    expect(summary).toMatchObject({ level: 40, coldAdmissions: 5 });
+    expect(cold.stats.coldAdmissions).toBe(5);
+  });
+
+  it('a peer whose clock is off by more than eventual.maxSkewMs is logged once (and again when it is back under); maxPeerSkewMs reports it', async () => {
+    const prefix = `rlk${process.pid}n${++prefixes}`;
+    let ahead = 800;
+    const policies = [eventualPolicy('p', 5, 60_000)];
+    const a = await RlNode.start({ servers: nats.url, prefix, options: { policies, eventual: { heartbeatMs: 100 } } });
+    const b = await RlNode.start({ servers: nats.url, prefix, options: { policies, eventual: { heartbeatMs: 100 } }, wall: () => Date.now() + ahead });
+    nodes.push(a, b);
+    const warnings = () => a.logs.filter((line) => line.msg === 'rate-limit peer clock skew above maxSkewMs');
+    await waitFor(() => warnings().length === 1, 'the skew warning', 3_000);
+    expect(warnings()[0]).toMatchObject({ level: 40, peer: b.origin, maxSkewMs: 500 });
+    expect(Math.abs((warnings()[0]!.skewMs as number) - 800)).toBeLessThanOrEqual(100);
+    expect(Math.abs(a.rl.health().cluster!.maxPeerSkewMs - 800)).toBeLessThanOrEqual(100);
+    // b (whose own clock is the skewed one) sees a 800 ms behind: it warns too.
+    await waitFor(() => b.logs.some((line) => line.msg === 'rate-limit peer clock skew above maxSkewMs' && line.peer === a.origin), 'b warning about a', 3_000);
+    // Several more heartbeats: still one warning (per episode, not per heartbeat).
+    await sleep(400);
+    expect(warnings()).toHaveLength(1);
+    // Fixed: back under, logged at info; a later drift would warn again.
+    ahead = 0;
+    await waitFor(() => a.logs.some((line) => line.msg === 'rate-limit peer clock skew back under maxSkewMs' && line.peer === b.origin), 'back under', 3_000);
+    ahead = 900;
+    await waitFor(() => warnings().length === 2, 'the second episode', 3_000);
+  });
 });

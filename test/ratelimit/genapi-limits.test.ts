@@ -351,6 +351,8 @@ describe('config-file policies (startGateway, config {demo: true, rateLimits})',
       async: false,
       has_more: false,
       can_retry: true,
+      // Spec 30: the machine-readable reason is limiter_unavailable (not rate_limited), no retry time.
+      rate_limit: { reason: 'limiter_unavailable', policy: 'echo.strict', source: 'fallback' },
     });
     expect(policyStats(app, 'echo.strict')).toMatchObject({ failClosed: 1 });
 

@@ -60,7 +60,7 @@ function call(limiter: RateLimiter, over: Partial<GenApiRequest> = {}, config = 
 
 /** The details of a rate-limited denial (fails on allowed / unavailable). */
 function deniedDetails(result: LimiterDecision): RateLimitDetails {
-  if (result.allowed || !('details' in result)) throw new Error(`expected a rate-limited denial, got ${JSON.stringify(result)}`);
+  if (result.allowed || 'unavailable' in result) throw new Error(`expected a rate-limited denial, got ${JSON.stringify(result)}`);
   expect(result.retryAfterMs).toBe(result.details.retry_after_ms);
   return result.details;
 }
@@ -910,7 +910,7 @@ describe('strict policies', () => {
       const { limiter, tier } = strictSetup([perUser('s', 100, 1000, { mode: 'strict', fallback: 'closed' })]);
       tier.up = false;
       const result = await limiter.check(req(), fn(), ctx());
-      expect(result).toEqual({ allowed: false, unavailable: true });
+      expect(result).toEqual({ allowed: false, unavailable: true, details: { reason: 'limiter_unavailable', policy: 's', source: 'fallback' } });
       expect('retryAfterMs' in result).toBe(false);
       expect(limiter.policy('s')!.stats.failClosed).toBe(1);
       expect(limiter.stats.denied).toBe(0);
@@ -945,7 +945,7 @@ describe('strict policies', () => {
       const storeBefore = tier.peek(first, 'alice', clocks.wall);
       // The store fails for `second` only (e.g. its bucket is unavailable)
       tier.failFor.add('second');
-      expect(await limiter.check(req(), fn(), ctx())).toEqual({ allowed: false, unavailable: true });
+      expect(await limiter.check(req(), fn(), ctx())).toMatchObject({ allowed: false, unavailable: true, details: { reason: 'limiter_unavailable' } });
       expect(limiter.policy('second')!.stats).toMatchObject({ failClosed: 1, storeErrors: 1 });
       expect(tier.refunds).toEqual([{ policy: 'first', key: 'alice', at: clocks.wall, cost: 1 }]);
       expect(tier.peek(first, 'alice', clocks.wall)).toEqual(storeBefore);

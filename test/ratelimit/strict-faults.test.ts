@@ -176,7 +176,7 @@ describe('strict mode with the KV store cut, slowed or disconnected (in-process 
     const open = await Promise.all(Array.from({ length: 10 }, () => check(limits, 'alice', 'svc', 'open')));
     expect(open.every((decision) => decision.allowed)).toBe(true);
     const closed = await Promise.all(Array.from({ length: 10 }, () => check(limits, 'alice', 'svc', 'closed')));
-    for (const decision of closed) expect(decision).toEqual({ allowed: false, unavailable: true });
+    for (const decision of closed) expect(decision).toEqual({ allowed: false, unavailable: true, details: { reason: 'limiter_unavailable', policy: 'closed', source: 'fallback' } });
     const health = limits.health();
     expect(health.stats).toMatchObject({ failOpen: 10, failClosed: 10, fallback: 0, denied: 0 });
     expect(health.policies.find((p) => p.config.id === 'open')!.stats).toMatchObject({ failOpen: 10, failClosed: 0 });
@@ -205,7 +205,8 @@ describe('strict mode with the KV store cut, slowed or disconnected (in-process 
         const closed = await client.call({ request_id: `closed-${i}`, service: 'demo', request_type: 'echo', args: { message: 'x' } });
         const push = closed.pushes[0]! as unknown as Record<string, unknown>;
         expect(push).toMatchObject({ request_id: `closed-${i}`, success: false, result: null, error: 'Rate limit service unavailable' });
-        expect(push.rate_limit).toBeUndefined();
+        // Machine-readable: limiter_unavailable (not a rate-limit denial), and no retry time.
+        expect(push.rate_limit).toEqual({ reason: 'limiter_unavailable', policy: 'echo.closed', source: 'fallback' });
         expect(String(push.error)).not.toMatch(/retry after/i);
         const open = await client.call({ request_id: `open-${i}`, service: 'demo', request_type: 'limited', args: { message: `m${i}` } });
         expect(open.pushes[0]).toMatchObject({ success: true, result: { message: `m${i}` } });

@@ -116,7 +116,7 @@ export function check(limits: RateLimits, user: string, service = 'svc', request
 }
 
 export function detailsOf(decision: LimiterDecision): RateLimitDetails | null {
-  return !decision.allowed && 'details' in decision ? decision.details : null;
+  return !decision.allowed && !('unavailable' in decision) ? decision.details : null;
 }
 
 /** Decisions sorted by outcome: allowed, denied by source, unavailable. */

@@ -17,7 +17,7 @@ import {
 /** Where remote hits go (the RateLimiter). */
 export interface HitSink {
   /** Records a hit another node allowed, at its origin time; stale or unknown hits are dropped. */
-  applyRemote(policyId: string, key: string, at: number, cost: number): 'applied' | 'stale' | 'unknown';
+  applyRemote(policyId: string, key: string, at: number, cost: number): 'applied' | 'over' | 'stale' | 'unknown';
   /** How long hits of a policy matter (its window), or null when the policy is unknown. */
   horizonOf(policyId: string): number | null;
   /** The longest horizon of the eventual policies (0 when there are none). */
@@ -68,6 +68,10 @@ export interface EventualStats {
   syncs: number;
   /** True when the node started without warm-up (counts start empty; see protocol/ratelimit.md). */
   coldStart: boolean;
+  /** Cold start: hits this node admitted before one longest horizon had passed (its overshoot is at most these). */
+  coldAdmissions: number;
+  /** Peers' hits that arrived for a key already at its limit here: cluster-wide overshoot as this node sees it. */
+  overLimitHits: number;
 }
 
 /**
@@ -114,7 +118,11 @@ export class EventualCluster implements EventualTier {
     replayedBatches: 0,
     syncs: 0,
     coldStart: false,
+    coldAdmissions: 0,
+    overLimitHits: 0,
   };
+  /** Cold start: the end of the window in which this node's counts lack its peers' (wall clock); 0 when warm. */
+  private coldUntil = 0;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -168,6 +176,7 @@ export class EventualCluster implements EventualTier {
     if (this.warmup) this.sync();
     else {
       this.stats.coldStart = true;
+      this.coldUntil = this.wall() + this.sink.longestHorizonMs();
       this.logger.warn('eventual rate limits start without warm-up: counts are empty until peers publish (overshoot up to one limit per window)');
     }
   }
@@ -176,6 +185,7 @@ export class EventualCluster implements EventualTier {
 
   committed(policy: Policy, key: string, at: number, cost: number): void {
     if (this.closed) return;
+    if (this.coldUntil !== 0) this.countCold(at, cost);
     const storageKey = policy.storageKey(key);
     this.pending.push([policy.id, storageKey, at, cost]);
     this.pendingBytes += policy.id.length + storageKey.length + 24;
@@ -186,6 +196,19 @@ export class EventualCluster implements EventualTier {
       this.flushTimer = setTimeout(() => this.flush(), this.flushMs);
       this.flushTimer.unref();
     }
+  }
+
+  /** Counts admissions of the cold window; once it is over, logs what it may have cost. */
+  private countCold(at: number, cost: number): void {
+    if (at < this.coldUntil) {
+      this.stats.coldAdmissions += cost;
+      return;
+    }
+    this.coldUntil = 0;
+    this.logger.warn(
+      { coldAdmissions: this.stats.coldAdmissions, overLimitHits: this.stats.overLimitHits },
+      'eventual rate limits: cold-start window over; hits admitted without the peers’ counts may have overshot (at most one limit per key)',
+    );
   }
 
   /** Publishes the pending hits as one batch (and keeps it for replays). */
@@ -273,7 +296,10 @@ export class EventualCluster implements EventualTier {
     const offset = this.clockOffset(batch.o);
     for (const [policy, key, at, cost] of batch.h) {
       const outcome = this.sink.applyRemote(policy, key, at - offset, cost);
-      if (outcome === 'applied') this.stats.appliedHits++;
+      if (outcome === 'over') {
+        this.stats.appliedHits++;
+        this.stats.overLimitHits++;
+      } else if (outcome === 'applied') this.stats.appliedHits++;
       else if (outcome === 'stale') this.stats.staleHits++;
       else this.stats.unknownPolicyHits++;
     }

@@ -7,12 +7,16 @@ export interface MembershipOptions {
   heartbeatMs?: number;
   /** A peer silent for this many heartbeats is no longer counted. Default 3. */
   missedHeartbeats?: number;
+  /** A peer whose wall clock differs from ours by more is logged (once, until it is back under). Default 500 ms. */
+  maxSkewMs?: number;
 }
 
 interface Peer {
   lastHeard: number;
   /** Wall-clock difference peer − us at the last heartbeat (transit time included). */
   skewMs: number;
+  /** Its skew is above maxSkewMs (warned). */
+  skewed: boolean;
 }
 
 /**
@@ -25,6 +29,7 @@ export class Membership {
   private readonly peers = new Map<string, Peer>();
   private readonly heartbeatMs: number;
   private readonly staleMs: number;
+  private readonly skewLimitMs: number;
   private timer: NodeJS.Timeout | null = null;
   private sub: Subscription | null = null;
 
@@ -43,6 +48,7 @@ export class Membership {
   ) {
     this.heartbeatMs = options.heartbeatMs ?? 500;
     this.staleMs = this.heartbeatMs * (options.missedHeartbeats ?? 3);
+    this.skewLimitMs = options.maxSkewMs ?? 500;
   }
 
   start(): void {
@@ -55,8 +61,14 @@ export class Membership {
           if (this.peers.delete(heartbeat.o)) this.logger.info({ peer: heartbeat.o }, 'rate-limit peer left');
         } else {
           const now = this.clock();
-          if (!this.peers.has(heartbeat.o)) this.logger.info({ peer: heartbeat.o }, 'rate-limit peer joined');
-          this.peers.set(heartbeat.o, { lastHeard: now, skewMs: heartbeat.t - now });
+          const known = this.peers.get(heartbeat.o);
+          if (!known) this.logger.info({ peer: heartbeat.o }, 'rate-limit peer joined');
+          const skewMs = heartbeat.t - now;
+          const skewed = Math.abs(skewMs) > this.skewLimitMs;
+          // Skewed clocks move hits in time (protocol/ratelimit.md §4): say so once per episode.
+          if (skewed && !known?.skewed) this.logger.warn({ peer: heartbeat.o, skewMs, maxSkewMs: this.skewLimitMs }, 'rate-limit peer clock skew above maxSkewMs');
+          else if (!skewed && known?.skewed) this.logger.info({ peer: heartbeat.o, skewMs }, 'rate-limit peer clock skew back under maxSkewMs');
+          this.peers.set(heartbeat.o, { lastHeard: now, skewMs, skewed });
         }
         this.onHeartbeat(heartbeat);
       },
