@@ -27,7 +27,7 @@ interface Options {
 }
 
 const FULL: Options = { total: 19_000, generators: 2, rounds: 3, concurrency: 64, settleMs: 10_000, windowMs: 60_000, heartbeatMs: 30_000 };
-const QUICK: Options = { ...{ total: 2_000, generators: 2, rounds: 1, concurrency: 64, settleMs: 1_000, windowMs: 3_000, heartbeatMs: 30_000 }, ...(JSON.parse(process.env.DEV_OPTS ?? "{}") as Partial<Options>) };
+const QUICK: Options = { total: 2_000, generators: 2, rounds: 1, concurrency: 64, settleMs: 1_000, windowMs: 3_000, heartbeatMs: 30_000 };
 
 const POOL = 'idle';
 const KB = 1024;

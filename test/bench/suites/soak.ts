@@ -26,7 +26,7 @@ interface Options {
 }
 
 const FULL: Options = { warmupCycles: 10_000, cycles: 100_000, slices: 5, generators: 2, concurrency: 32, requests: 3 };
-const QUICK: Options = { warmupCycles: 1_000, cycles: 4_000, slices: 2, generators: 2, concurrency: 32, requests: 3 };
+const QUICK: Options = { warmupCycles: 500, cycles: 1_500, slices: 2, generators: 2, concurrency: 32, requests: 3 };
 
 interface CyclesResult {
   done: number;
