@@ -158,6 +158,11 @@ export class StrictStore implements StrictTier {
     this.logger.error({ version, replicas: this.replicas }, 'nats-server < 2.9.21 does not enforce compare-and-swap on replicated KV: strict rate limits can admit more than their limit; upgrade the servers');
   }
 
+  /** Keys with a compare-and-swap queued or running (memory diagnostics; 0 when idle). */
+  get pendingKeys(): number {
+    return this.queues.size;
+  }
+
   available(): boolean {
     return this.connected() && this.brokenUntil <= this.wall();
   }
