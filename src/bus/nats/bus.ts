@@ -121,6 +121,8 @@ export class NatsBus implements ServiceBus {
         target.instance?.id ?? null,
       );
       outcome = readReply(reply);
+      // Any answer from an instance proves it alive, pings or not.
+      if (target.instance) this.discovery.alive(target.instance.id);
     } catch (err) {
       outcome = failureOutcome(err);
     }
@@ -253,6 +255,7 @@ export class NatsBus implements ServiceBus {
 
   private deliver(live: LiveStream, msg: Msg): void {
     if (live.phase !== 'live') return;
+    if (live.instanceId !== null) this.discovery.alive(live.instanceId);
     const headers = readHeaders(msg);
     const seq = Number(headers.get(H.streamSeq));
     if (seq !== live.expectedSeq) {

@@ -13,10 +13,12 @@ export interface DiscoveryOptions {
   intervalMs?: number;
   /**
    * An instance not seen for this long leaves the selection. Default 2500 ms: one that stops
-   * answering misses three pings and is gone about 3 s later (the promise is 5 s).
+   * answering misses three pings and is gone about 3 s later (the promise is 5 s). Answers to
+   * requests count as sightings too (see `alive`), so a busy instance that answers its pings late
+   * is not dropped while it serves traffic.
    */
   ttlMs?: number;
-  /** How long one ping collects answers. Default 250 ms. */
+  /** How long one ping collects answers (all of them: a busy instance may answer late). Default 250 ms. */
   pingWaitMs?: number;
 }
 
@@ -91,6 +93,15 @@ export class Discovery {
     return this.byId.get(id);
   }
 
+  /**
+   * The instance just answered a request or sent a stream message: it is alive whether or not it
+   * answered the last pings (a worker busy with traffic may answer them late).
+   */
+  alive(id: string): void {
+    const instance = this.byId.get(id);
+    if (instance) instance.lastSeen = this.now();
+  }
+
   /** A caller found the instance dead (no responders on its direct subject): drop it now. */
   forget(id: string): void {
     const instance = this.byId.get(id);
@@ -112,7 +123,9 @@ export class Discovery {
   private async round(): Promise<void> {
     const seen: PingResponse[] = [];
     try {
-      const replies = await this.nc.requestMany('$SRV.PING', undefined, { strategy: 'stall', stall: 50, maxWait: this.pingWaitMs });
+      // The whole window, not "until 50 ms pass without an answer": one busy instance answering
+      // a little after the others must not count as missing.
+      const replies = await this.nc.requestMany('$SRV.PING', undefined, { strategy: 'timer', maxWait: this.pingWaitMs });
       for await (const reply of replies) {
         try {
           seen.push(JSON.parse(reply.string()) as PingResponse);
