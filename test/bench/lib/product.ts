@@ -4,13 +4,18 @@
  * sources through tsx when run without a build (tsx's transform adds helpers, e.g. a `__name`
  * call per function expression, that cost CPU in the hot path).
  */
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const ROOT = new URL('../../../', import.meta.url);
 
-/** The module `src/<path>` (a `.js` path) from dist/ or src/. */
+/**
+ * The module `src/<path>` (a `.js` path) from dist/ or src/. BENCH_PRODUCT_ROOT points at another
+ * checkout (built) to measure an older revision with this harness (test/bench/ab.ts).
+ */
 export function productModule(path: string): string {
-  return new URL(`${process.env.BENCH_BUILT === '1' ? 'dist' : 'src'}/${path}`, ROOT).href;
+  const other = process.env.BENCH_PRODUCT_ROOT;
+  const root = other ? pathToFileURL(`${other.replace(/\/$/, '')}/`) : ROOT;
+  return new URL(`${process.env.BENCH_BUILT === '1' || other ? 'dist' : 'src'}/${path}`, root).href;
 }
 
 export const productRoot = fileURLToPath(ROOT);

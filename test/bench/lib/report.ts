@@ -198,5 +198,36 @@ export function benchmarksMarkdown(previous: string, results: readonly SuiteResu
     const section = fresh.get(name) ?? kept.get(name);
     if (section) sections.push(section);
   }
+  // The tuning log (test/bench/ab.ts) is kept as it was.
+  const tuning = tuningSection(previous);
+  if (tuning) sections.push(tuning);
   return `${header(env)}\n${sections.join('\n\n')}\n`;
+}
+
+const TUNING_START = '<!-- bench:tuning -->';
+const TUNING_END = '<!-- /bench:tuning -->';
+const TUNING_HEAD = [
+  '| Change (commit) | Gateway CPU / request | Gateway allocation / request | Worker CPU / request | Worker allocation / request | Gateway heap / idle connection |',
+  '|---|---|---|---|---|---|',
+];
+
+function tuningSection(markdown: string): string | null {
+  const start = markdown.indexOf(TUNING_START);
+  const end = markdown.indexOf(TUNING_END);
+  return start >= 0 && end > start ? markdown.slice(start, end + TUNING_END.length) : null;
+}
+
+/**
+ * BENCHMARKS.md with the tuning log's rows for some revisions added or replaced (rows are keyed by
+ * their first cell's label); `method` replaces the log's description.
+ */
+export function withTuningRows(markdown: string, rows: ReadonlyMap<string, string>, method: string): string {
+  const existing = tuningSection(markdown);
+  const kept = (existing ?? '')
+    .split('\n')
+    .filter((line) => line.startsWith('| `'))
+    .filter((line) => ![...rows.keys()].some((label) => line.startsWith(`| \`${label}\``)));
+  const section = [TUNING_START, '## Tuning log (`npm run bench:ab`)', '', method, '', ...TUNING_HEAD, ...kept, ...rows.values(), TUNING_END].join('\n');
+  if (existing) return markdown.replace(existing, section);
+  return `${markdown.trimEnd()}\n\n${section}\n`;
 }
