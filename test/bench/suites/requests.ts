@@ -7,6 +7,7 @@
 import { Child } from '../lib/ipc.js';
 import { Fleet, split } from '../lib/fleet.js';
 import { merge, summary, type LatencySummary } from '../lib/hdr.js';
+import { cpuMs } from '../lib/proc.js';
 import { fromRuns, repeat } from '../lib/repeat.js';
 import { sleep } from '../lib/runtime.js';
 import type { BenchContext, Metric, Suite } from '../types.js';
@@ -34,16 +35,19 @@ interface Step {
 }
 
 /** One open-loop step on every generator (the rate split between them), merged. */
-async function step(fleet: Fleet, rate: number, run: (generatorRate: number, index: number) => { cmd: string; args: unknown }, cpuPid: number | null): Promise<Step> {
+/** CPU (ms, user + system) used so far by the processes that serve a scenario. */
+type CpuMeter = () => number;
+
+async function step(fleet: Fleet, rate: number, run: (generatorRate: number, index: number) => { cmd: string; args: unknown }, cpu: CpuMeter): Promise<Step> {
   const rates = split(rate, fleet.generators.length);
-  const cpu0 = cpuPid === null ? 0 : fleet.gatewayCpuMs();
+  const cpu0 = cpu();
   const results = await Promise.all(
     fleet.generators.map((generator, index) => {
       const { cmd, args } = run(rates[index]!, index);
       return generator.call<LoadResult>(cmd, args);
     }),
   );
-  const cpuMs = cpuPid === null ? 0 : fleet.gatewayCpuMs() - cpu0;
+  const cpuMs = cpu() - cpu0;
   const latency = summary(merge(results.map((result) => result.histogram)));
   const ok = results.reduce((total, result) => total + result.ok, 0);
   const errors = results.reduce((total, result) => total + result.errors, 0);
@@ -122,16 +126,21 @@ export const suite: Suite = {
     ctx.defer(() => echo.stop());
     const echoUrl = `ws://127.0.0.1:${echoReady.port as number}`;
 
+    // CPU of what serves each scenario: the gateway; the echo server; nats-server + the responders.
+    const gatewayCpu: CpuMeter = () => fleet.gatewayCpuMs();
+    const echoCpu: CpuMeter = () => cpuMs(echo.pid);
+    const natsPid = fleet.nats?.pid ?? null;
+    const natsCpu: CpuMeter = () => (natsPid === null ? 0 : cpuMs(natsPid)) + fleet.workers.reduce((sum, worker) => sum + cpuMs(worker.pid), 0);
     const searches = await repeat(reps, async (rep) => {
       const gateway = await search(ctx, `[${rep + 1}] gateway`, rates, (rate) =>
-        step(fleet, rate, (r) => ({ cmd: 'requests', args: { pool: 'b4', rate: r, durationMs: stepMs, service: 'bench', requestType: 'echo', args: PAYLOAD } }), fleet.gateway.pid),
+        step(fleet, rate, (r) => ({ cmd: 'requests', args: { pool: 'b4', rate: r, durationMs: stepMs, service: 'bench', requestType: 'echo', args: PAYLOAD } }), gatewayCpu),
       );
       const echoRates = quick ? rates : [...rates, 60_000, 80_000, 100_000];
       const ws = await search(ctx, `[${rep + 1}] raw ws echo`, echoRates, (rate) =>
-        step(fleet, rate, (r, i) => ({ cmd: 'echoRequests', args: { url: echoUrl, count: sockets[i], rate: r, durationMs: stepMs, localAddress: Fleet.sourceAddress(i) } }), null),
+        step(fleet, rate, (r, i) => ({ cmd: 'echoRequests', args: { url: echoUrl, count: sockets[i], rate: r, durationMs: stepMs, localAddress: Fleet.sourceAddress(i) } }), echoCpu),
       );
       const nats = await search(ctx, `[${rep + 1}] raw NATS`, echoRates, (rate) =>
-        step(fleet, rate, (r) => ({ cmd: 'natsRequests', args: { url: natsUrl, subject: 'bench.raw.echo', rate: r, durationMs: stepMs, payload: RAW_PAYLOAD } }), null),
+        step(fleet, rate, (r) => ({ cmd: 'natsRequests', args: { url: natsUrl, subject: 'bench.raw.echo', rate: r, durationMs: stepMs, payload: RAW_PAYLOAD } }), natsCpu),
       );
       return { gateway, ws, nats };
     });
@@ -168,9 +177,21 @@ export const suite: Suite = {
         ...(nonePassed ? { note: 'no step passed in some run: figure at the first step' } : {}),
       }),
     );
-    for (const rate of quick ? [] : [5_000, 10_000]) {
-      const at = searches.map((s) => cpuPerRequest(s.gateway.steps.find((st) => st.rate === rate) ?? null));
-      if (at.every((value) => Number.isFinite(value))) metrics.push(fromRuns(`gateway CPU per request at ${rate.toLocaleString('en-US')} req/s`, at, 'µs', { group: b4 }));
+    // The same-run floor for B5: what a bare `ws` echo server (no JSON, no NATS) and NATS itself
+    // (nats-server + the responders) spend per request at the same offered rate.
+    const b5 = 'B5: CPU per request at the same offered rate (same-run baselines)';
+    const stepAt = (steps: Step[], rate: number) => steps.find((st) => st.rate === rate) ?? null;
+    for (const rate of quick ? [rates[0]!] : [2_500, 5_000, 10_000]) {
+      const label = `${rate.toLocaleString('en-US')} req/s`;
+      const gw = searches.map((s) => cpuPerRequest(stepAt(s.gateway.steps, rate)));
+      const ws = searches.map((s) => cpuPerRequest(stepAt(s.ws.steps, rate)));
+      const nats = searches.map((s) => cpuPerRequest(stepAt(s.nats.steps, rate)));
+      if (![...gw, ...ws, ...nats].every((value) => Number.isFinite(value))) continue;
+      metrics.push(
+        fromRuns(`raw ws echo server at ${label}`, ws, 'µs', { group: b5, isBaseline: true }),
+        fromRuns(`nats-server + responders (raw request/reply) at ${label}`, nats, 'µs', { group: b5, isBaseline: true }),
+        fromRuns(`gateway at ${label}`, gw, 'µs', { group: b5, baseline: `raw ws echo server at ${label}`, ratioLabel: 'raw ws echo server' }),
+      );
     }
     await fleet.onGenerators('close', () => ({ pool: 'b4' }));
 
@@ -209,7 +230,7 @@ export const suite: Suite = {
         'One gateway process (startGateway, NATS mode), 2 `bench` worker processes (worker SDK; the raw NATS echo baseline is a plain subscriber in the same worker processes, queue group), 2 generator processes (127.0.0.2, 127.0.0.3), a nats-server: all on this 2-core box, so generators, workers and NATS compete with the gateway for CPU. The per-request gateway CPU (B5) is the number that does not depend on that.',
         'Latency is open loop: requests fall due at a fixed rate and each is timed from its due time to its `phx_reply` (the result push must have arrived first), into HdrHistograms merged across generators. A gateway request carries `{"m": "x"×100}` (~128 B args); the raw NATS baseline sends the same bytes to the same worker processes.',
         `B3: one generator, 1 or 10 sockets at ${perClientRate} req/s each, ${b3Ms / 1000} s per run; the raw NATS baseline runs the same rate right after. "Added" is gateway − raw at the same percentile.`,
-        `B4: 200 sockets over 2 generators; the offered rate steps up (${rates.map((r) => r.toLocaleString('en-US')).join(', ')} req/s, ${stepMs / 1000} s each) until a step has p99 > ${P99_LIMIT_MS} ms or an error; the result is the last passing step. The raw \`ws\` echo server (its own process, 200 sockets) and raw NATS request/reply (generators → the workers' echo) go through the same search. B5 divides the gateway process's CPU (user + system from /proc) during that step by the requests answered.`,
+        `B4: 200 sockets over 2 generators; the offered rate steps up (${rates.map((r) => r.toLocaleString('en-US')).join(', ')} req/s, ${stepMs / 1000} s each) until a step has p99 > ${P99_LIMIT_MS} ms or an error; the result is the last passing step. The raw \`ws\` echo server (its own process, 200 sockets) and raw NATS request/reply (generators → the workers' echo) go through the same search. B5 divides the gateway process's CPU (user + system from /proc) during that step by the requests answered; the same is measured for the echo server and for nats-server + the responder processes during their steps at the same offered rates, as the floor: on this box a loopback message costs tens of µs of CPU per process at a few thousand per second (each event-loop wake-up reads and writes its sockets), less as the rate grows and reads and writes batch.`,
         'B7: a worker serves `ghost`, the gateway learns its config, the worker stops; requests to `ghost.echo` are then answered `Service temporarily unavailable` (can_retry) — timed like B3 at 1 000 req/s.',
         `Repetitions: ${reps} (value = median; min / median / max shown).`,
       ],
