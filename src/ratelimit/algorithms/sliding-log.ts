@@ -1,11 +1,17 @@
 import { ceilMs, NeverSatisfiableError, waitUntil, type Algorithm, type Decision } from '../types.js';
 
-/** The last `limit` hit times, oldest first, in a ring. */
+/** The last `limit` hit times, oldest first, in a ring that grows (up to `limit`) as hits come. */
 export interface SlidingLogState {
   ring: Float64Array;
   head: number;
   size: number;
 }
+
+/**
+ * A key's ring starts this small and doubles when full, up to the limit: a policy of 10 000 per
+ * hour must not cost 80 KB for every key that made one request.
+ */
+export const SLIDING_LOG_INITIAL_CAPACITY = 8;
 
 /**
  * Sliding log: at most `limit` in ANY trailing window (exact). Keeps up to `limit` timestamps
@@ -24,17 +30,25 @@ export class SlidingLog implements Algorithm<SlidingLogState> {
   }
 
   create(): SlidingLogState {
-    return { ring: new Float64Array(this.limit), head: 0, size: 0 };
+    return { ring: new Float64Array(Math.min(this.limit, SLIDING_LOG_INITIAL_CAPACITY)), head: 0, size: 0 };
   }
 
   private at(state: SlidingLogState, index: number): number {
-    return state.ring[(state.head + index) % this.limit]!;
+    return state.ring[(state.head + index) % state.ring.length]!;
+  }
+
+  /** Doubles the ring (up to the limit), oldest hit first at index 0. */
+  private grow(state: SlidingLogState): void {
+    const next = new Float64Array(Math.min(this.limit, state.ring.length * 2));
+    for (let i = 0; i < state.size; i++) next[i] = this.at(state, i);
+    state.ring = next;
+    state.head = 0;
   }
 
   /** Drops hits that left the window: hit + window ≤ now (the same sum the waits use). */
   private trim(state: SlidingLogState, now: number): void {
     while (state.size > 0 && state.ring[state.head]! + this.windowMs <= now) {
-      state.head = (state.head + 1) % this.limit;
+      state.head = (state.head + 1) % state.ring.length;
       state.size--;
     }
   }
@@ -70,7 +84,7 @@ export class SlidingLog implements Algorithm<SlidingLogState> {
       // Remove the newest hit recorded at `at` (the one a rollback added).
       for (let index = state.size - 1; index >= 0; index--) {
         if (this.at(state, index) !== at) continue;
-        for (let j = index; j < state.size - 1; j++) state.ring[(state.head + j) % this.limit] = this.at(state, j + 1);
+        for (let j = index; j < state.size - 1; j++) state.ring[(state.head + j) % state.ring.length] = this.at(state, j + 1);
         state.size--;
         break;
       }
@@ -85,15 +99,18 @@ export class SlidingLog implements Algorithm<SlidingLogState> {
   private insert(state: SlidingLogState, at: number): void {
     if (state.size === this.limit) {
       if (at <= state.ring[state.head]!) return; // older than everything kept: cannot change a decision
-      state.head = (state.head + 1) % this.limit;
+      state.head = (state.head + 1) % state.ring.length;
       state.size--;
+    } else if (state.size === state.ring.length) {
+      this.grow(state);
     }
+    const capacity = state.ring.length;
     let index = state.size;
     while (index > 0 && this.at(state, index - 1) > at) {
-      state.ring[(state.head + index) % this.limit] = this.at(state, index - 1);
+      state.ring[(state.head + index) % capacity] = this.at(state, index - 1);
       index--;
     }
-    state.ring[(state.head + index) % this.limit] = at;
+    state.ring[(state.head + index) % capacity] = at;
     state.size++;
   }
 
