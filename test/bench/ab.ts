@@ -22,6 +22,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { cpuMs } from './lib/proc.js';
 import { Fleet, split } from './lib/fleet.js';
 import { productRoot } from './lib/product.js';
@@ -29,7 +30,7 @@ import { median } from './lib/stats.js';
 import { formatNumber, withTuningRows } from './lib/report.js';
 import type { BenchContext } from './types.js';
 
-interface Options {
+export interface Options {
   revisions: string[];
   rounds: number;
   rate: number;
@@ -82,7 +83,7 @@ function checkout(sha: string, cleanups: (() => void)[]): string {
   return dir;
 }
 
-interface Sample {
+export interface Sample {
   gatewayCpuUs: number;
   workerCpuUs: number;
   gatewayAlloc: number;
@@ -165,7 +166,7 @@ async function measure(root: string, options: Options, scratch: string): Promise
   }
 }
 
-interface Comparison {
+export interface Comparison {
   label: string;
   subject: string;
   before: Sample;
@@ -173,7 +174,7 @@ interface Comparison {
   rounds: number;
 }
 
-function medianSample(samples: Sample[]): Sample {
+export function medianSample(samples: Sample[]): Sample {
   const pick = (key: keyof Sample) => median(samples.map((sample) => sample[key]));
   return { gatewayCpuUs: pick('gatewayCpuUs'), workerCpuUs: pick('workerCpuUs'), gatewayAlloc: pick('gatewayAlloc'), workerAlloc: pick('workerAlloc'), heapPerConnection: pick('heapPerConnection'), errors: samples.reduce((sum, s) => sum + s.errors, 0) };
 }
@@ -206,7 +207,14 @@ async function main(): Promise<void> {
       const label = revision.includes('..') ? `${beforeSha.slice(0, 7)}..${afterSha.slice(0, 7)}` : afterSha.slice(0, 7);
       const subject = revision.includes('..') ? `${git('rev-list', '--count', `${beforeSha}..${afterSha}`)} commits` : git('log', '-1', '--format=%s', afterSha);
       log(`${label}: building ${beforeSha.slice(0, 7)} and ${afterSha.slice(0, 7)}`);
-      const roots = { before: checkout(beforeSha, cleanups), after: checkout(afterSha, cleanups) };
+      let roots: { before: string; after: string };
+      try {
+        roots = { before: checkout(beforeSha, cleanups), after: checkout(afterSha, cleanups) };
+      } catch (err) {
+        // A commit that does not build on its own (it needs the next one): measure a range instead.
+        log(`${label}: skipped, a side does not build (${(err as Error).message.split('\n')[0]}); try a range A..B`);
+        continue;
+      }
       const samples: { before: Sample[]; after: Sample[] } = { before: [], after: [] };
       for (let round = 0; round < options.rounds; round++) {
         // Alternate which goes first, so neither always runs on a warmer machine.
@@ -217,27 +225,35 @@ async function main(): Promise<void> {
           log(`${label} round ${round + 1} ${variant}: gateway ${sample.gatewayCpuUs.toFixed(1)} µs ${formatNumber(sample.gatewayAlloc / KB)} KB, workers ${sample.workerCpuUs.toFixed(1)} µs ${formatNumber(sample.workerAlloc / KB)} KB, heap/conn ${formatNumber(sample.heapPerConnection / KB)} KB, errors ${sample.errors}`);
         }
       }
-      comparisons.push({ label, subject, before: medianSample(samples.before), after: medianSample(samples.after), rounds: options.rounds });
+      const comparison = { label, subject, before: medianSample(samples.before), after: medianSample(samples.after), rounds: options.rounds };
+      comparisons.push(comparison);
+      // Recorded as each revision completes: a later failure loses nothing measured.
+      if (options.write) record([comparison], options);
     }
   } finally {
     for (const cleanup of cleanups.reverse()) cleanup();
   }
   for (const c of comparisons) process.stdout.write(`${row(c)}\n`);
-  if (options.write) {
-    const path = join(productRoot, 'BENCHMARKS.md');
-    const method =
-      `Each row compares a commit with its parent (or a range's ends), both built into temporary worktrees and measured with the current harness, the two alternating over ${options.rounds} rounds (medians shown). ` +
-      `Per round a fresh fleet (nats-server, 2 \`bench\` workers, the gateway, 2 generators on this box): CPU per request from /proc over ${options.seconds} s of open-loop sync requests at ${formatNumber(options.rate)} req/s (200 sockets, 128 B args; worker CPU summed over both workers); allocation per request from V8 allocation sampling (every 1 KiB, including what the GC collected); heap per idle connection from ${formatNumber(options.sockets)} sockets joined to \`gen_api\` (heap + external after a full GC, minus the empty process's). CPU figures move with the machine's load; allocation and heap figures barely do.`;
-    const previous = existsSync(path) ? readFileSync(path, 'utf8') : '# Benchmarks\n';
-    writeFileSync(path, withTuningRows(previous, new Map(comparisons.map((c) => [c.label, row(c)])), method));
-    log(`recorded ${comparisons.length} row(s) in BENCHMARKS.md`);
-  }
 }
 
-main().then(
-  () => setTimeout(() => process.exit(0), 200).unref(),
-  (err: unknown) => {
-    process.stderr.write(`ab: ${(err as Error).stack ?? String(err)}\n`);
-    process.exit(1);
-  },
-);
+/** Writes rows for `comparisons` into BENCHMARKS.md's tuning log. */
+export function record(comparisons: readonly Comparison[], options: Pick<Options, 'rounds' | 'seconds' | 'rate' | 'sockets'>): void {
+  const path = join(productRoot, 'BENCHMARKS.md');
+  const method =
+    `Each row compares a commit with its parent (or a range's ends), both built into temporary worktrees and measured with the current harness, the two alternating over ${options.rounds} rounds (medians shown). ` +
+    `Per round a fresh fleet (nats-server, 2 \`bench\` workers, the gateway, 2 generators on this box): CPU per request from /proc over ${options.seconds} s of open-loop sync requests at ${formatNumber(options.rate)} req/s (200 sockets, 128 B args; worker CPU summed over both workers); allocation per request from V8 allocation sampling (every 1 KiB, including what the GC collected); heap per idle connection from ${formatNumber(options.sockets)} sockets joined to \`gen_api\` (heap + external after a full GC, minus the empty process's). CPU per request at this rate is mostly the kernel's per-wake-up cost of loopback reads and writes and moves ±30 % between identical runs (the worker column is a control: commits that did not touch the worker move it as much), so only large CPU changes show; allocation and heap figures are stable to a few %.`;
+  const previous = existsSync(path) ? readFileSync(path, 'utf8') : '# Benchmarks\n';
+  writeFileSync(path, withTuningRows(previous, new Map(comparisons.map((c) => [c.label, row(c)])), method));
+  log(`recorded ${comparisons.length} row(s) in BENCHMARKS.md`);
+}
+
+// Run as a command (not when imported for `record`).
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().then(
+    () => setTimeout(() => process.exit(0), 200).unref(),
+    (err: unknown) => {
+      process.stderr.write(`ab: ${(err as Error).stack ?? String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}
