@@ -219,6 +219,34 @@ async function echoRequests(args: { url: string; count: number; rate: number; du
   return { sent, ok, errors, histogram: encode(histogram) };
 }
 
+/**
+ * The idle-heartbeat baseline: a heartbeat frame to a raw `ws` echo server `perSecond` times a
+ * second over `count` sockets, sent in one burst each second like the generators' heartbeats.
+ */
+async function echoBursts(args: { url: string; count: number; perSecond: number; durationMs: number; localAddress?: string }) {
+  const list: WebSocket[] = [];
+  let received = 0;
+  await pool(args.count, 50, async () => {
+    const ws = new WebSocket(args.url, { perMessageDeflate: false, ...(args.localAddress ? { localAddress: args.localAddress } : {}) });
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    ws.on('message', () => void received++);
+    list.push(ws);
+  });
+  const frame = JSON.stringify([null, '1', 'phoenix', 'heartbeat', {}]);
+  let sent = 0;
+  for (let second = 0; second < args.durationMs / 1000; second++) {
+    for (let i = 0; i < args.perSecond; i++) list[(sent + i) % list.length]!.send(frame);
+    sent += args.perSecond;
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+  await settle(() => received >= sent, 5_000);
+  for (const ws of list) ws.terminate();
+  return { sent, received };
+}
+
 /** Open-loop broadcasts: publisher sockets push `pub` with a send timestamp; subscribers time them. */
 async function publish(args: { pool: string; rate: number; durationMs: number; bytes?: number }) {
   const list = sockets(args.pool).filter((socket) => !socket.closed);
@@ -375,6 +403,7 @@ serveCommands(
     requests: (args: RequestArgs) => requests(args),
     natsRequests: (args: Parameters<typeof natsRequests>[0]) => natsRequests(args),
     echoRequests: (args: Parameters<typeof echoRequests>[0]) => echoRequests(args),
+    echoBursts: (args: Parameters<typeof echoBursts>[0]) => echoBursts(args),
     publish: (args: Parameters<typeof publish>[0]) => publish(args),
     fanout: ({ reset }: { reset: boolean }) => takeFanout(reset),
     streams: (args: StreamArgs) => streams(args),

@@ -4,6 +4,7 @@
  * heartbeats while the gateway's CPU is measured (idle CPU per connection) and, after a full GC,
  * its RSS against the same process with no clients (memory per idle joined connection).
  */
+import { Child } from '../lib/ipc.js';
 import { Fleet, split } from '../lib/fleet.js';
 import { merge, summary, type LatencySummary } from '../lib/hdr.js';
 import { cpuMs, slabBytes } from '../lib/proc.js';
@@ -174,6 +175,29 @@ export const suite: Suite = {
     const fleet = await Fleet.start(ctx, { workers: 1, generators: options.generators });
     const rounds = await repeat(options.rounds, (index) => round(ctx, fleet, options, index));
 
+    // B2's floor, same run: a bare `ws` echo server answering the same heartbeat traffic (the same
+    // frames per second, in the same once-a-second bursts) from 200 sockets.
+    const { child: echo, ready: echoReady } = await Child.fork(new URL('../proc/echo-main.ts', import.meta.url));
+    ctx.defer(() => echo.stop());
+    const heartbeatsPerSecond = Math.round(options.total / (options.heartbeatMs / 1000));
+    const echoWindowMs = Math.min(options.windowMs, 20_000);
+    const echoRuns = await repeat(options.rounds, async () => {
+      const cpu0 = cpuMs(echo.pid);
+      const t0 = performance.now();
+      const perGenerator = split(heartbeatsPerSecond, options.generators);
+      const answered = await fleet.onGenerators<{ sent: number; received: number }>('echoBursts', (g) => ({
+        url: `ws://127.0.0.1:${echoReady.port as number}`,
+        count: 100,
+        perSecond: perGenerator[g],
+        durationMs: echoWindowMs,
+        localAddress: Fleet.sourceAddress(30 + g),
+      }));
+      const cpu = cpuMs(echo.pid) - cpu0;
+      const seconds = (performance.now() - t0) / 1000;
+      if (answered.some((a) => a.received < a.sent)) throw new Error(`the echo server missed frames: ${JSON.stringify(answered)}`);
+      return (cpu * 1000) / options.total / seconds;
+    });
+
     const n = (r: Round) => r.joined;
     const runs = (f: (r: Round) => number) => rounds.map(f);
     const metrics: Metric[] = [];
@@ -219,9 +243,16 @@ export const suite: Suite = {
     const b2 = `B2: idle CPU, ${formatNumber(options.total)} sockets`;
     const idleUs = runs((r) => (r.idleCpuMs * 1000) / n(r) / (r.idleWindowMs / 1000));
     metrics.push(
+      fromRuns(`raw ws echo server answering the same ${formatNumber(heartbeatsPerSecond)} heartbeats/s, per connection per second`, echoRuns, 'µs', {
+        group: b2,
+        isBaseline: true,
+        note: `${formatNumber(echoWindowMs / 1000)} s, 200 sockets, one burst a second`,
+      }),
       fromRuns('gateway CPU per idle connection per second', idleUs, 'µs', {
         group: b2,
         goal: { op: '<=', target: 1, source: 'issue 5 B2' },
+        baseline: `raw ws echo server answering the same ${formatNumber(heartbeatsPerSecond)} heartbeats/s, per connection per second`,
+        ratioLabel: 'raw ws echo, same heartbeats',
         note: `${formatNumber(options.windowMs / 1000)} s window; CPU ticks are 10 ms`,
       }),
       fromRuns('gateway CPU while idle', runs((r) => (r.idleCpuMs / r.idleWindowMs) * 100), '% of a core', { group: b2 }),
@@ -236,7 +267,7 @@ export const suite: Suite = {
       `**Rounds.** ${options.rounds} round(s) of: empty gateway (gauges 0) → full GC → baseline RSS/heap and box Slab → ramp ${formatNumber(options.total)} clients → idle ${formatNumber(options.settleMs / 1000)} s settle + ${formatNumber(options.windowMs / 1000)} s CPU window → full GC → RSS/heap/Slab → close all → gauges back to 0. Figures are min / median / max over rounds.`,
       `**B9.** Closed loop by design (the scenario is "as fast as the gateway accepts"): each generator keeps ${options.concurrency} connect+join sequences in flight (${options.generators * options.concurrency} in all; more only queues in the listen backlog and inflates latency without raising the rate); both generators start together. joins/s = clients joined ÷ wall time of the slower generator. Latency per client from just before the TCP connect to the \`phx_reply\` ok of its \`phx_join\` (HDR histograms merged over generators), i.e. it includes the HTTP upgrade and any queueing in the gateway's accept backlog. Gateway CPU per join = gateway CPU time (/proc user+system) during the ramp ÷ clients.`,
       `**B1.** (RSS after full GC with N idle joined clients − RSS of the same process after full GC with 0 clients) ÷ N; the empty baseline is re-taken before each round (later rounds start from a process that already held N sockets once, so its allocator and heap are pre-grown; round 1 is the "cold" figure). Heap/external per connection likewise from \`process.memoryUsage()\`. Kernel slab (socket buffers live there, outside any RSS) from /proc/meminfo, divided by 2N since both ends of every socket are on this box; it is box-wide, so concurrent jobs add noise.`,
-      `**B2.** Gateway CPU (user+system from /proc/<pid>/stat, 10 ms ticks) over a ${formatNumber(options.windowMs / 1000)} s window after ${formatNumber(options.settleMs / 1000)} s of settling, while every client sends a Phoenix heartbeat every ${options.heartbeatMs / 1000} s (spread evenly: ≈${formatNumber(options.total / (options.heartbeatMs / 1000))} heartbeats/s in all, each answered by the gateway). Divided by N and by the window in seconds. "Connections lost" = joined − min(gateway socket gauge, sockets the generators still hold open) at the end of the window.`,
+      `**B2.** Gateway CPU (user+system from /proc/<pid>/stat, 10 ms ticks) over a ${formatNumber(options.windowMs / 1000)} s window after ${formatNumber(options.settleMs / 1000)} s of settling, while every client sends a Phoenix heartbeat every ${options.heartbeatMs / 1000} s (≈${formatNumber(options.total / (options.heartbeatMs / 1000))} heartbeats/s in all, each generator sending its share in one burst a second; each is answered by the gateway). Divided by N and by the window in seconds. The baseline is a bare \`ws\` echo server (its own process) answering the same frames per second, in the same bursts, from 200 sockets, over up to 20 s: the floor for answering that traffic at all, without sessions, JSON or timers. "Connections lost" = joined − min(gateway socket gauge, sockets the generators still hold open) at the end of the window.`,
     ];
     if (ctx.quick) notes.push(`**Quick mode** (${formatNumber(options.total)} clients, ${options.windowMs / 1000} s window, 1 round): checks the suite runs; with so few sockets the idle CPU is near the 10 ms tick resolution.`);
     return { metrics, notes };
