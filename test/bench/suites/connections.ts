@@ -175,6 +175,31 @@ export const suite: Suite = {
     const fleet = await Fleet.start(ctx, { workers: 1, generators: options.generators });
     const rounds = await repeat(options.rounds, (index) => round(ctx, fleet, options, index));
 
+    // B9's floor, same run: the same clients connecting and joining a minimal ws server that
+    // speaks just enough Phoenix (upgrade, join reply), no sessions or channels.
+    const { child: mini, ready: miniReady } = await Child.fork(new URL('../proc/mini-phoenix-main.ts', import.meta.url));
+    ctx.defer(() => mini.stop());
+    const floorCounts = split(options.total, options.generators);
+    const floorRuns = await repeat(options.rounds, async (index) => {
+      const cpu0 = cpuMs(mini.pid);
+      const results = await fleet.onGenerators<ConnectResult>(
+        'connect',
+        (g) => ({
+          pool: 'floor',
+          url: `ws://127.0.0.1:${miniReady.port as number}/socket/websocket?vsn=2.0.0`,
+          count: floorCounts[g],
+          localAddress: Fleet.sourceAddress(40 + g + index * options.generators),
+          concurrency: options.concurrency,
+          topic: 'gen_api',
+        }),
+        120_000,
+      );
+      const cpu = cpuMs(mini.pid) - cpu0;
+      const joined = results.reduce((sum, r) => sum + r.joined, 0);
+      await fleet.onGenerators('close', () => ({ pool: 'floor' }), 60_000);
+      return { joinsPerSec: joined / (Math.max(...results.map((r) => r.wallMs)) / 1000), cpuUsPerJoin: (cpu * 1000) / Math.max(1, joined) };
+    });
+
     // B2's floor, same run: a bare `ws` echo server answering the same heartbeat traffic (the same
     // frames per second, in the same once-a-second bursts) from 200 sockets.
     const { child: echo, ready: echoReady } = await Child.fork(new URL('../proc/echo-main.ts', import.meta.url));
@@ -204,9 +229,12 @@ export const suite: Suite = {
 
     const b9 = `B9: connect + join rate, ${formatNumber(options.total)} clients`;
     metrics.push(
+      fromRuns('minimal ws server: joins/s', floorRuns.map((r) => r.joinsPerSec), '/s', { group: b9, isBaseline: true, note: 'same clients, same generators (test/bench/proc/mini-phoenix-main.ts)' }),
       fromRuns('joins/s (sustained over the ramp)', runs((r) => r.joinsPerSec), '/s', {
         group: b9,
         goal: { op: '>=', target: 3000, source: 'issue 5 B9' },
+        baseline: 'minimal ws server: joins/s',
+        ratioLabel: 'minimal ws server',
         note: `${options.generators} generators × ${options.concurrency} connects in flight`,
       }),
       fromRuns('TCP connect → join ok p50', runs((r) => r.latency.p50), 'ms', { group: b9 }),
@@ -218,7 +246,13 @@ export const suite: Suite = {
         ...(rounds.some((r) => r.errorSamples.length > 0) ? { note: rounds.flatMap((r) => r.errorSamples).slice(0, 2).join('; ') } : {}),
       }),
       fromRuns('ramp wall time', runs((r) => r.rampMs / 1000), 's', { group: b9 }),
-      fromRuns('gateway CPU per connect + join', runs((r) => r.rampCpuUsPerJoin), 'µs', { group: b9, note: 'upgrade, session, join, reply' }),
+      fromRuns('minimal ws server CPU per connect + join', floorRuns.map((r) => r.cpuUsPerJoin), 'µs', { group: b9, isBaseline: true, note: 'HTTP upgrade, ws handshake, join reply' }),
+      fromRuns('gateway CPU per connect + join', runs((r) => r.rampCpuUsPerJoin), 'µs', {
+        group: b9,
+        baseline: 'minimal ws server CPU per connect + join',
+        ratioLabel: 'minimal ws server',
+        note: 'upgrade, connect hook, session, join, reply',
+      }),
       fromRuns('generator CPU per connect + join', runs((r) => r.rampGeneratorCpuUsPerJoin), 'µs', { group: b9, note: 'the load generators share the 2 cores' }),
     );
 
@@ -265,6 +299,7 @@ export const suite: Suite = {
     const notes = [
       `**Setup.** One fleet for the whole suite: nats-server, 1 \`bench\` worker, the gateway in its own process (\`startGateway\`, default config: no connect limit, WebSocket idle timeout 60 s, timer wheel 250 ms), ${options.generators} generator processes, each on its own loopback source address (a fresh pair of addresses per round, 127.0.0.2+, so no TIME_WAIT is inherited). Every client has its own \`user_id\` in the connect params (so its own socket id in the registry) and joins \`gen_api\`, which the gateway authorizes locally (no worker round trip; the join handler is the default "everyone may join").`,
       `**Rounds.** ${options.rounds} round(s) of: empty gateway (gauges 0) → full GC → baseline RSS/heap and box Slab → ramp ${formatNumber(options.total)} clients → idle ${formatNumber(options.settleMs / 1000)} s settle + ${formatNumber(options.windowMs / 1000)} s CPU window → full GC → RSS/heap/Slab → close all → gauges back to 0. Figures are min / median / max over rounds.`,
+      `**B9 floor (same run).** After the rounds, the same generators connect and join the same number of clients, the same way, to a minimal \`ws\` server in its own process that speaks just enough Phoenix V2 (upgrade, join reply; test/bench/proc/mini-phoenix-main.ts), once per round: the rate and CPU per connect any Node WebSocket server has on this box, without the gateway's handshake rules, sessions and channels.`,
       `**B9.** Closed loop by design (the scenario is "as fast as the gateway accepts"): each generator keeps ${options.concurrency} connect+join sequences in flight (${options.generators * options.concurrency} in all; more only queues in the listen backlog and inflates latency without raising the rate); both generators start together. joins/s = clients joined ÷ wall time of the slower generator. Latency per client from just before the TCP connect to the \`phx_reply\` ok of its \`phx_join\` (HDR histograms merged over generators), i.e. it includes the HTTP upgrade and any queueing in the gateway's accept backlog. Gateway CPU per join = gateway CPU time (/proc user+system) during the ramp ÷ clients.`,
       `**B1.** (RSS after full GC with N idle joined clients − RSS of the same process after full GC with 0 clients) ÷ N; the empty baseline is re-taken before each round (later rounds start from a process that already held N sockets once, so its allocator and heap are pre-grown; round 1 is the "cold" figure). Heap/external per connection likewise from \`process.memoryUsage()\`. Kernel slab (socket buffers live there, outside any RSS) from /proc/meminfo, divided by 2N since both ends of every socket are on this box; it is box-wide, so concurrent jobs add noise.`,
       `**B2.** Gateway CPU (user+system from /proc/<pid>/stat, 10 ms ticks) over a ${formatNumber(options.windowMs / 1000)} s window after ${formatNumber(options.settleMs / 1000)} s of settling, while every client sends a Phoenix heartbeat every ${options.heartbeatMs / 1000} s (≈${formatNumber(options.total / (options.heartbeatMs / 1000))} heartbeats/s in all, each generator sending its share in one burst a second; each is answered by the gateway). Divided by N and by the window in seconds. The baseline is a bare \`ws\` echo server (its own process) answering the same frames per second, in the same bursts, from 200 sockets, over up to 20 s: the floor for answering that traffic at all, without sessions, JSON or timers. "Connections lost" = joined − min(gateway socket gauge, sockets the generators still hold open) at the end of the window.`,

@@ -7,6 +7,7 @@
  * deliveries or its p99 passes 100 ms.
  */
 import { availableParallelism } from 'node:os';
+import { Child } from '../lib/ipc.js';
 import { Fleet, split } from '../lib/fleet.js';
 import { merge, summary, type LatencySummary } from '../lib/hdr.js';
 import { cpuMs } from '../lib/proc.js';
@@ -69,12 +70,12 @@ interface PublishResult {
 }
 
 /** One step: open-loop broadcasts for `stepMs`, then waits for the last deliveries. */
-async function runStep(fleet: Fleet, subscriberGens: number[], publisherGen: number, rate: number, options: Options, perTopic: number): Promise<StepResult> {
+async function runStep(fleet: Fleet, subscriberGens: number[], publisherGen: number, rate: number, options: Options, perTopic: number, cpu: () => number): Promise<StepResult> {
   const generators = fleet.generators;
   // Discard whatever arrived before the step.
   await Promise.all(generators.map((generator) => generator.call<FanoutTake>('fanout', { reset: true })));
   const genCpu0 = generators.map((generator) => cpuMs(generator.pid));
-  const cpu0 = fleet.gatewayCpuMs();
+  const cpu0 = cpu();
   const t0 = performance.now();
   const published = await generators[publisherGen]!.call<PublishResult>('publish', { pool: 'pub', rate, durationMs: options.stepMs, bytes: options.payloadBytes }, options.stepMs + 30_000);
   const offered = published.ok * perTopic;
@@ -97,7 +98,7 @@ async function runStep(fleet: Fleet, subscriberGens: number[], publisherGen: num
     await sleep(50);
   }
   const wallMs = performance.now() - t0;
-  const gatewayCpuMs = fleet.gatewayCpuMs() - cpu0;
+  const gatewayCpuMs = cpu() - cpu0;
   const genCpu = generators.map((generator, i) => cpuMs(generator.pid) - genCpu0[i]!);
   const takes = await Promise.all(generators.map((generator) => generator.call<FanoutTake>('fanout', { reset: true })));
   const subscriberTakes = subscriberGens.map((index) => takes[index]!);
@@ -125,6 +126,73 @@ async function runStep(fleet: Fleet, subscriberGens: number[], publisherGen: num
   };
 }
 
+/** Subscribers and publishers join `url`, then the broadcast rate steps up (`options.reps` times). */
+async function ladder(
+  ctx: BenchContext,
+  fleet: Fleet,
+  options: Options,
+  perTopic: number,
+  subscriberGens: number[],
+  publisherGen: number,
+  url: string,
+  cpu: () => number,
+  label: string,
+  addressOffset = 0,
+): Promise<{ reps: StepResult[][]; latencyStep: number; counts: number[] }> {
+    const counts = split(options.subscribers, subscriberGens.length);
+    let offset = 0;
+    const offsets = counts.map((count) => {
+      const at = offset;
+      offset += count;
+      return at;
+    });
+    const joins = await Promise.all(
+      subscriberGens.map((generator, i) =>
+        fleet.generators[generator]!.call<{ joined: number; failed: number; errors: string[]; wallMs: number }>(
+          'connect',
+          { pool: 'sub', url: url, count: counts[i], localAddress: Fleet.sourceAddress(generator + addressOffset), concurrency: 200, topic: 'fan:{i}', topics: TOPICS, offset: offsets[i], heartbeatMs: 30_000 },
+          120_000,
+        ),
+      ),
+    );
+    const failed = joins.reduce((sum, join) => sum + join.failed, 0);
+    if (failed > 0) throw new Error(`${failed} subscribers could not join: ${joins.flatMap((join) => join.errors).join('; ')}`);
+    const publishers = await fleet.generators[publisherGen]!.call<{ joined: number; failed: number; errors: string[] }>('connect', {
+      pool: 'pub',
+      url: url,
+      count: TOPICS,
+      localAddress: Fleet.sourceAddress(publisherGen + addressOffset),
+      concurrency: 50,
+      topic: 'fan:{i}',
+      topics: TOPICS,
+      heartbeatMs: 30_000,
+    });
+    if (publishers.failed > 0) throw new Error(`publishers could not join: ${publishers.errors.join('; ')}`);
+    ctx.log(`${label}: ${formatNumber(options.subscribers)} subscribers joined in ${(Math.max(...joins.map((join) => join.wallMs)) / 1000).toFixed(1)} s, ${TOPICS} publishers`);
+    // A short warm-up (JIT, buffers), not measured.
+    await runStep(fleet, subscriberGens, publisherGen, options.steps[0]!, { ...options, stepMs: 500 }, perTopic, cpu);
+
+    const latencyStep = options.steps.reduce((best, rate) => (Math.abs(rate * perTopic - LATENCY_AT) < Math.abs(best * perTopic - LATENCY_AT) ? rate : best));
+    const reps = await repeat(options.reps, async (rep) => {
+      const steps: StepResult[] = [];
+      for (const rate of options.steps) {
+        const step = await runStep(fleet, subscriberGens, publisherGen, rate, options, perTopic, cpu);
+        steps.push(step);
+        ctx.log(
+          `${label} rep ${rep + 1}/${options.reps} ${formatNumber(rate)} broadcasts/s (${formatNumber(rate * perTopic)} deliveries/s offered): ` +
+            `${formatNumber(step.deliveriesPerSec)}/s delivered (${(step.deliveredShare * 100).toFixed(2)} %), p50 ${step.latency.p50.toFixed(2)} ms, p99 ${step.latency.p99.toFixed(2)} ms, ` +
+            `${label} ${step.cpuPerDeliveryUs.toFixed(2)} µs/delivery (${pct(step.gatewayCore)} of a core), subscriber generators ${step.subscriberCores.map(pct).join(' + ')}${step.passed ? '' : ' — FAILED the step criterion'}`,
+        );
+        // Above the latency reference step, the first failed step ends the ladder.
+        if (!step.passed && rate >= latencyStep) break;
+        await sleep(300);
+      }
+      return steps;
+    });
+
+    return { reps, latencyStep, counts };
+}
+
 const pct = (share: number): string => `${(share * 100).toFixed(0)} %`;
 
 export const suite: Suite = {
@@ -140,57 +208,17 @@ export const suite: Suite = {
     const fleet = await Fleet.start(ctx, { workers: 0, generators: 3 });
     ctx.log(`fleet up (gateway pid ${fleet.gateway.pid}); connecting ${formatNumber(options.subscribers)} subscribers`);
 
-    const counts = split(options.subscribers, subscriberGens.length);
-    let offset = 0;
-    const offsets = counts.map((count) => {
-      const at = offset;
-      offset += count;
-      return at;
-    });
-    const joins = await Promise.all(
-      subscriberGens.map((generator, i) =>
-        fleet.generators[generator]!.call<{ joined: number; failed: number; errors: string[]; wallMs: number }>(
-          'connect',
-          { pool: 'sub', url: fleet.wsUrl, count: counts[i], localAddress: Fleet.sourceAddress(generator), concurrency: 200, topic: 'fan:{i}', topics: TOPICS, offset: offsets[i], heartbeatMs: 30_000 },
-          120_000,
-        ),
-      ),
-    );
-    const failed = joins.reduce((sum, join) => sum + join.failed, 0);
-    if (failed > 0) throw new Error(`${failed} subscribers could not join: ${joins.flatMap((join) => join.errors).join('; ')}`);
-    const publishers = await fleet.generators[publisherGen]!.call<{ joined: number; failed: number; errors: string[] }>('connect', {
-      pool: 'pub',
-      url: fleet.wsUrl,
-      count: TOPICS,
-      localAddress: Fleet.sourceAddress(publisherGen),
-      concurrency: 50,
-      topic: 'fan:{i}',
-      topics: TOPICS,
-      heartbeatMs: 30_000,
-    });
-    if (publishers.failed > 0) throw new Error(`publishers could not join: ${publishers.errors.join('; ')}`);
-    const gauges = await fleet.gauges();
-    ctx.log(`joined: ${formatNumber(options.subscribers)} subscribers in ${(Math.max(...joins.map((join) => join.wallMs)) / 1000).toFixed(1)} s, ${TOPICS} publishers; gateway: ${gauges.sockets} sockets, ${gauges.topics} topics, ${gauges.subscriptions} subscriptions`);
-    // A short warm-up (JIT, buffers), not measured.
-    await runStep(fleet, subscriberGens, publisherGen, options.steps[0]!, { ...options, stepMs: 500 }, perTopic);
+    const gatewayCpu = () => fleet.gatewayCpuMs();
+    const { reps, latencyStep, counts } = await ladder(ctx, fleet, options, perTopic, subscriberGens, publisherGen, fleet.wsUrl, gatewayCpu, 'gateway');
+    await Promise.all(fleet.generators.map((generator, i) => generator.call('close', { pool: i === publisherGen ? 'pub' : 'sub' }, 120_000)));
 
-    const latencyStep = options.steps.reduce((best, rate) => (Math.abs(rate * perTopic - LATENCY_AT) < Math.abs(best * perTopic - LATENCY_AT) ? rate : best));
-    const reps = await repeat(options.reps, async (rep) => {
-      const steps: StepResult[] = [];
-      for (const rate of options.steps) {
-        const step = await runStep(fleet, subscriberGens, publisherGen, rate, options, perTopic);
-        steps.push(step);
-        ctx.log(
-          `rep ${rep + 1}/${options.reps} ${formatNumber(rate)} broadcasts/s (${formatNumber(rate * perTopic)} deliveries/s offered): ` +
-            `${formatNumber(step.deliveriesPerSec)}/s delivered (${(step.deliveredShare * 100).toFixed(2)} %), p50 ${step.latency.p50.toFixed(2)} ms, p99 ${step.latency.p99.toFixed(2)} ms, ` +
-            `gateway ${step.cpuPerDeliveryUs.toFixed(2)} µs/delivery (${pct(step.gatewayCore)} of a core), subscriber generators ${step.subscriberCores.map(pct).join(' + ')}${step.passed ? '' : ' — FAILED the step criterion'}`,
-        );
-        // Above the latency reference step, the first failed step ends the ladder.
-        if (!step.passed && rate >= latencyStep) break;
-        await sleep(300);
-      }
-      return steps;
-    });
+    // The floor, same sockets and ladder: a bare ws server with just enough Phoenix (join, pub →
+    // broadcast, encoded once), no sessions or channels.
+    const { child: mini, ready: miniReady } = await Child.fork(new URL('../proc/mini-phoenix-main.ts', import.meta.url));
+    ctx.defer(() => mini.stop());
+    const miniUrl = `ws://127.0.0.1:${miniReady.port as number}/socket/websocket?vsn=2.0.0`;
+    const floor = await ladder(ctx, fleet, { ...options, reps: 1 }, perTopic, subscriberGens, publisherGen, miniUrl, () => cpuMs(mini.pid), 'minimal ws server', 10);
+    await Promise.all(fleet.generators.map((generator, i) => generator.call('close', { pool: i === publisherGen ? 'pub' : 'sub' }, 120_000)));
 
     const metrics: Metric[] = [];
     const capacity = `B6 fan-out: capacity (${formatNumber(options.subscribers)} subscribers, ${TOPICS} topics)`;
@@ -201,10 +229,23 @@ export const suite: Suite = {
     const bestRuns = best.map((step) => step?.deliveriesPerSec ?? 0);
     const bestSteps = best.map((step) => (step ? formatNumber(step.broadcastsPerSec) : 'none'));
     const firstFailed = reps.map((steps, i) => steps.find((step) => !step.passed && step.broadcastsPerSec > (best[i]?.broadcastsPerSec ?? 0)));
+    const floorSteps = floor.reps[0]!;
+    const floorPassed = floorSteps.filter((step) => step.passed);
+    const floorBest = floorPassed.length === 0 ? null : floorPassed[floorPassed.length - 1]!;
     metrics.push(
+      {
+        name: 'minimal ws server: highest sustained deliveries/s',
+        value: floorBest?.deliveriesPerSec ?? 0,
+        unit: '/s',
+        group: capacity,
+        isBaseline: true,
+        note: `same sockets and ladder, once; step ${floorBest ? formatNumber(floorBest.broadcastsPerSec) : 'none'} broadcasts/s`,
+      },
       fromRuns('highest sustained deliveries/s', bestRuns, '/s', {
         group: capacity,
         goal: { op: '>=', target: 250_000, source: SOURCE },
+        baseline: 'minimal ws server: highest sustained deliveries/s',
+        ratioLabel: 'minimal ws server',
         note: `step (broadcasts/s) per run: ${bestSteps.join(', ')}; the next step failed with ${firstFailed.map((step) => (step ? `${(step.deliveredShare * 100).toFixed(2)} % delivered, p99 ${formatNumber(step.latency.p99)} ms` : 'none (top of the ladder)')).join('; ')}`,
       }),
       fromRuns(
@@ -225,6 +266,19 @@ export const suite: Suite = {
         { group: capacity, goal: { op: '>=', target: MIN_DELIVERED * 100, source: 'spec §10.2 G7 (step criterion)' } },
       ),
     );
+
+    // CPU per delivery at each rate both ran: the minimal server's is the floor.
+    const perDelivery = 'B6 fan-out: CPU per delivery at the same broadcast rate (same-run floor)';
+    for (const floorStep of floorSteps) {
+      const rate = floorStep.broadcastsPerSec;
+      const gatewayRuns = reps.map((steps) => steps.find((step) => step.broadcastsPerSec === rate)).filter((step): step is StepResult => step !== undefined);
+      if (gatewayRuns.length === 0 || !Number.isFinite(floorStep.cpuPerDeliveryUs)) continue;
+      const label = `${formatNumber(rate * perTopic)} deliveries/s`;
+      metrics.push(
+        { name: `minimal ws server at ${label}`, value: floorStep.cpuPerDeliveryUs, unit: 'µs', group: perDelivery, isBaseline: true, note: `p99 ${formatNumber(floorStep.latency.p99)} ms, ${(floorStep.deliveredShare * 100).toFixed(2)} % delivered` },
+        fromRuns(`gateway at ${label}`, gatewayRuns.map((step) => step.cpuPerDeliveryUs), 'µs', { group: perDelivery, baseline: `minimal ws server at ${label}`, ratioLabel: 'minimal ws server' }),
+      );
+    }
 
     const latencyGroup = `B6 fan-out: publish → receive latency at ${formatNumber(latencyStep * perTopic)} deliveries/s`;
     const at = reps.map((steps) => steps.find((step) => step.broadcastsPerSec === latencyStep)!);
@@ -262,6 +316,7 @@ export const suite: Suite = {
     const runsText = options.reps === 1 ? 'once' : `${options.reps} times (the ladder again on the same sockets; figures are the median, with min / median / max)`;
     const notes = [
       `**Fan-out (B6; spec §10.2 G7/G8).** The gateway under test (\`startGateway\` in its own process, linked to a nats-server that this scenario does not use) with the bench \`fan:*\` channel: \`pub\` → \`channel.broadcast('msg', payload)\` → the local PubSub, which encodes each broadcast once per serializer and hands the same UTF-8 bytes to every subscriber's WebSocket. ${formatNumber(options.subscribers)} subscriber sockets joined to \`fan:0\` … \`fan:${TOPICS - 1}\` (${perTopic} per topic), from two generator processes (source addresses ${Fleet.sourceAddress(0)} and ${Fleet.sourceAddress(1)}, ${counts.join(' + ')} sockets) that only receive; ${TOPICS} publisher sockets, one per topic, on a third generator (${Fleet.sourceAddress(2)}). All sockets send a heartbeat every 30 s. Default socket options (message rate 1000/s per socket: a publisher pushes at most ${formatNumber(Math.max(...options.steps) / TOPICS)}/s).`,
+      `**Floor (same run).** After the gateway's ladder every socket closes and the same generators join the same topics on a minimal \`ws\` server in its own process (test/bench/proc/mini-phoenix-main.ts: just enough Phoenix V2 for the generators — join, leave, heartbeat, and \`pub\` broadcast to the topic's sockets, encoded once — with no sessions, channels, serializers, ordering or limits), which then runs the same ladder once. Its CPU per delivery at each rate is what any Node WebSocket server spends to write the same frames to the same sockets: on this box a write to a socket is a system call of several µs, and at these rates each subscriber gets about one frame per event-loop turn, so writes do not coalesce.`,
       `Each step publishes open loop at a fixed rate for ${options.stepMs / 1000} s: the publisher generator sends \`pub\` with a ~${options.payloadBytes} B payload carrying its send time \`t\` (epoch ms) round-robin over the topics, waits for every \`phx_reply\` (the reply follows the synchronous broadcast, so every delivery has been written by then), then the bench waits until all offered deliveries (${perTopic} per broadcast) arrived or none arrived for 1 s. Latency per delivery is receive time − \`t\` in the subscriber process (one clock, HDR histogram, both generators merged). A publisher is joined to its topic and gets the broadcast too; those deliveries are not counted (CPU per delivery divides the gateway's CPU by subscriber deliveries only, so it includes the inbound \`pub\` and its reply). Gateway CPU is user + system time from /proc over the whole step (publishing and drain).`,
       `Steps of ${options.steps.map(formatNumber).join(', ')} broadcasts/s (× ${perTopic} = ${options.steps.map((rate) => formatNumber(rate * perTopic)).join(', ')} deliveries/s offered). A step passes with ≥ ${MIN_DELIVERED * 100} % delivered, p99 ≤ ${MAX_P99_MS} ms and no publish errors; above the ${formatNumber(latencyStep * perTopic)}/s step the first failing step ends the ladder. "Highest sustained" = delivered/s of the highest passing step. A 0.5 s warm-up step runs first. The ladder runs ${runsText}. Everything (gateway, three generators, nats-server) shares the box's ${availableParallelism()} cores: the generators' share of a core at each step is in the notes column; when they are near a full core the ceiling is the load generators', not the gateway's.`,
     ];

@@ -15,6 +15,8 @@ import type { BenchContext, Metric, Suite } from '../types.js';
 const PAYLOAD = { m: 'x'.repeat(100) };
 const RAW_PAYLOAD = JSON.stringify(PAYLOAD);
 const P99_LIMIT_MS = 20;
+/** Phoenix's default heartbeat interval. */
+const HEARTBEAT_MS = 30_000;
 
 interface LoadResult {
   sent: number;
@@ -96,7 +98,7 @@ export const suite: Suite = {
     const b3Ms = quick ? 1_000 : 10_000;
     for (const clients of [1, 10]) {
       const pool = `b3-${clients}`;
-      await fleet.generators[0]!.call('connect', { pool, url: fleet.wsUrl, count: clients, topic: 'gen_api', concurrency: 10 });
+      await fleet.generators[0]!.call('connect', { pool, url: fleet.wsUrl, count: clients, topic: 'gen_api', concurrency: 10, heartbeatMs: HEARTBEAT_MS });
       const runs = await repeat(reps, async () => {
         const rate = clients * perClientRate;
         const gateway = await fleet.generators[0]!.call<LoadResult>('requests', { pool, rate, durationMs: b3Ms, service: 'bench', requestType: 'echo', args: PAYLOAD });
@@ -121,7 +123,9 @@ export const suite: Suite = {
     const stepMs = quick ? 1_000 : 5_000;
     const rates = quick ? [1_000, 4_000] : [2_500, 5_000, 7_500, 10_000, 12_500, 15_000, 20_000, 25_000, 30_000, 40_000, 50_000];
     const sockets = split(200, fleet.generators.length);
-    await fleet.onGenerators('connect', (i) => ({ pool: 'b4', url: fleet.wsUrl, count: sockets[i], localAddress: Fleet.sourceAddress(i), topic: 'gen_api', concurrency: 50 }));
+    // Heartbeats as a real client sends them: the baseline searches leave these sockets idle for
+    // longer than the gateway's idle timeout (60 s).
+    await fleet.onGenerators('connect', (i) => ({ pool: 'b4', url: fleet.wsUrl, count: sockets[i], localAddress: Fleet.sourceAddress(i), topic: 'gen_api', concurrency: 50, heartbeatMs: HEARTBEAT_MS }));
     const { child: echo, ready: echoReady } = await Child.fork(new URL('../proc/echo-main.ts', import.meta.url));
     ctx.defer(() => echo.stop());
     const echoUrl = `ws://127.0.0.1:${echoReady.port as number}`;
@@ -198,7 +202,7 @@ export const suite: Suite = {
     // ---- B7: a function whose worker is gone: the error reply ------------------------------
     const b7 = 'B7: no responders';
     const { child: ghost } = await Child.fork(new URL('../proc/worker-main.ts', import.meta.url), { env: { BENCH_NATS_URL: natsUrl, BENCH_SERVICE: 'ghost' } });
-    await fleet.generators[0]!.call('connect', { pool: 'b7', url: fleet.wsUrl, count: 10, topic: 'gen_api', concurrency: 10 });
+    await fleet.generators[0]!.call('connect', { pool: 'b7', url: fleet.wsUrl, count: 10, topic: 'gen_api', concurrency: 10, heartbeatMs: HEARTBEAT_MS });
     // The gateway learns the ghost's config; then the worker leaves (configs stay, no instance answers).
     for (let attempt = 0; ; attempt++) {
       const probe = await fleet.generators[0]!.call<LoadResult>('requests', { pool: 'b7', rate: 10, durationMs: 100, service: 'ghost', requestType: 'echo' });
