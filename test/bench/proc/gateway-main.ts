@@ -3,7 +3,7 @@
  * config from BENCH_GATEWAY_CONFIG and NATS at BENCH_NATS_URL. The bench process reads its CPU and
  * RSS from /proc and drives it over IPC: gc, gauges, event-loop delay, CPU profiles.
  */
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import type { GatewayConfig } from '../../../src/config/file.js';
 import { emit, serveCommands } from '../lib/ipc.js';
 import { productModule } from '../lib/product.js';
@@ -42,6 +42,18 @@ const { gateway, genApi } = running;
 const eventLoop = monitorEventLoopDelay({ resolution: 10 });
 eventLoop.enable();
 
+/** Garbage-collection pauses since the last read (kind → count, total and longest ms). */
+let gcPauses: Record<string, { count: number; totalMs: number; maxMs: number }> = {};
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) {
+    const kind = String((entry as { detail?: { kind?: number } }).detail?.kind ?? entry.name);
+    const stats = (gcPauses[kind] ??= { count: 0, totalMs: 0, maxMs: 0 });
+    stats.count++;
+    stats.totalMs += entry.duration;
+    stats.maxMs = Math.max(stats.maxMs, entry.duration);
+  }
+}).observe({ entryTypes: ['gc'] });
+
 /** Everything that must be back to 0 when no client is connected (soak checks). */
 function gauges() {
   const nats = genApi.nats?.health();
@@ -78,6 +90,12 @@ serveCommands(
       mean: eventLoop.mean / 1e6,
     }),
     eventLoopReset: () => eventLoop.reset(),
+    /** GC pauses since the last call, by kind (1 scavenge, 2 mark-compact, 4 incremental, 8 weak callbacks). */
+    gcPauses: () => {
+      const taken = gcPauses;
+      gcPauses = {};
+      return taken;
+    },
     ...profilingCommands(),
   },
   () => gateway.close(),

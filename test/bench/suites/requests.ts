@@ -92,6 +92,11 @@ export const suite: Suite = {
     const fleet = await Fleet.start(ctx, { workers: 2, generators: 2 });
     const natsUrl = fleet.natsUrl;
 
+    // The raw `ws` echo server: B3's measure of one extra process on the path, B4's baseline.
+    const { child: echo, ready: echoReady } = await Child.fork(new URL('../proc/echo-main.ts', import.meta.url));
+    ctx.defer(() => echo.stop());
+    const echoUrl = `ws://127.0.0.1:${echoReady.port as number}`;
+
     // ---- B3: latency at 1 and 10 clients vs raw NATS to the same workers --------------------
     const b3 = 'B3: sync request latency vs raw NATS request/reply';
     const perClientRate = 200;
@@ -103,12 +108,15 @@ export const suite: Suite = {
         const rate = clients * perClientRate;
         const gateway = await fleet.generators[0]!.call<LoadResult>('requests', { pool, rate, durationMs: b3Ms, service: 'bench', requestType: 'echo', args: PAYLOAD });
         const raw = await fleet.generators[0]!.call<LoadResult>('natsRequests', { url: natsUrl, subject: 'bench.raw.echo', rate, durationMs: b3Ms, payload: RAW_PAYLOAD });
-        return { gateway: summary(merge([gateway.histogram])), raw: summary(merge([raw.histogram])), errors: gateway.errors + raw.errors };
+        const hop = await fleet.generators[0]!.call<LoadResult>('echoRequests', { url: echoUrl, count: clients, rate, durationMs: b3Ms });
+        return { gateway: summary(merge([gateway.histogram])), raw: summary(merge([raw.histogram])), hop: summary(merge([hop.histogram])), errors: gateway.errors + raw.errors };
       });
       const label = `${clients} client${clients > 1 ? 's' : ''} (${clients * perClientRate} req/s)`;
       metrics.push(
         fromRuns(`${label}: raw NATS p50`, runs.map((r) => r.raw.p50 * 1000), 'µs', { group: b3, isBaseline: true }),
         fromRuns(`${label}: raw NATS p99`, runs.map((r) => r.raw.p99 * 1000), 'µs', { group: b3, isBaseline: true }),
+        fromRuns(`${label}: raw ws echo round trip p50`, runs.map((r) => r.hop.p50 * 1000), 'µs', { group: b3, isBaseline: true, note: 'what one more process on the path costs here' }),
+        fromRuns(`${label}: raw ws echo round trip p99`, runs.map((r) => r.hop.p99 * 1000), 'µs', { group: b3, isBaseline: true }),
         fromRuns(`${label}: gateway p50`, runs.map((r) => r.gateway.p50 * 1000), 'µs', { group: b3 }),
         fromRuns(`${label}: gateway p99`, runs.map((r) => r.gateway.p99 * 1000), 'µs', { group: b3 }),
         fromRuns(`${label}: added p50`, runs.map((r) => (r.gateway.p50 - r.raw.p50) * 1000), 'µs', { group: b3, goal: { op: '<=', target: 150, source: 'issue 5 B3' } }),
@@ -126,9 +134,6 @@ export const suite: Suite = {
     // Heartbeats as a real client sends them: the baseline searches leave these sockets idle for
     // longer than the gateway's idle timeout (60 s).
     await fleet.onGenerators('connect', (i) => ({ pool: 'b4', url: fleet.wsUrl, count: sockets[i], localAddress: Fleet.sourceAddress(i), topic: 'gen_api', concurrency: 50, heartbeatMs: HEARTBEAT_MS }));
-    const { child: echo, ready: echoReady } = await Child.fork(new URL('../proc/echo-main.ts', import.meta.url));
-    ctx.defer(() => echo.stop());
-    const echoUrl = `ws://127.0.0.1:${echoReady.port as number}`;
 
     // CPU of what serves each scenario: the gateway; the echo server; nats-server + the responders.
     const gatewayCpu: CpuMeter = () => fleet.gatewayCpuMs();
@@ -233,7 +238,7 @@ export const suite: Suite = {
       notes: [
         'One gateway process (startGateway, NATS mode), 2 `bench` worker processes (worker SDK; the raw NATS echo baseline is a plain subscriber in the same worker processes, queue group), 2 generator processes (127.0.0.2, 127.0.0.3), a nats-server: all on this 2-core box, so generators, workers and NATS compete with the gateway for CPU. The per-request gateway CPU (B5) is the number that does not depend on that.',
         'Latency is open loop: requests fall due at a fixed rate and each is timed from its due time to its `phx_reply` (the result push must have arrived first), into HdrHistograms merged across generators. A gateway request carries `{"m": "x"×100}` (~128 B args); the raw NATS baseline sends the same bytes to the same worker processes.',
-        `B3: one generator, 1 or 10 sockets at ${perClientRate} req/s each, ${b3Ms / 1000} s per run; the raw NATS baseline runs the same rate right after. "Added" is gateway − raw at the same percentile.`,
+        `B3: one generator, 1 or 10 sockets at ${perClientRate} req/s each, ${b3Ms / 1000} s per run; the raw NATS baseline runs the same rate right after, then the same frames over as many sockets to the raw \`ws\` echo server. "Added" is gateway − raw at the same percentile. The gateway puts one more process on the path than raw NATS (client → gateway → NATS → worker → NATS → gateway → client, against client → NATS → worker → NATS → client); the echo round trip is what one process between two sockets costs on this box.`,
         `B4: 200 sockets over 2 generators; the offered rate steps up (${rates.map((r) => r.toLocaleString('en-US')).join(', ')} req/s, ${stepMs / 1000} s each) until a step has p99 > ${P99_LIMIT_MS} ms or an error; the result is the last passing step. The raw \`ws\` echo server (its own process, 200 sockets) and raw NATS request/reply (generators → the workers' echo) go through the same search. B5 divides the gateway process's CPU (user + system from /proc) during that step by the requests answered; the same is measured for the echo server and for nats-server + the responder processes during their steps at the same offered rates, as the floor: on this box a loopback message costs tens of µs of CPU per process at a few thousand per second (each event-loop wake-up reads and writes its sockets), less as the rate grows and reads and writes batch.`,
         'B7: a worker serves `ghost`, the gateway learns its config, the worker stops; requests to `ghost.echo` are then answered `Service temporarily unavailable` (can_retry) — timed like B3 at 1 000 req/s.',
         `Repetitions: ${reps} (value = median; min / median / max shown).`,
