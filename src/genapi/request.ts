@@ -36,6 +36,7 @@ export interface DecodedRequest {
 }
 
 const REQUIRED = ['request_type', 'request_id', 'service'] as const;
+const LINE_BREAK = /[\r\n]/;
 
 function blank(value: unknown): boolean {
   return value === undefined || value === null || value === '';
@@ -91,6 +92,10 @@ export function decodeRequest(payload: unknown, frameBytes: number, identity: Id
   const userId = options.overrideUserId && identity.userId !== null ? identity.userId : (payloadUser ?? identity.userId);
   const deviceId = options.overrideDeviceId && identity.deviceId !== null ? identity.deviceId : (payloadDevice ?? identity.deviceId);
   const roles = identity.roles !== null ? [...identity.roles] : options.trustClientRoles ? stringList(fields.user_roles) : null;
+  // These travel to workers as NATS header values, which cannot hold line breaks.
+  for (const [name, value] of [['request_id', String(requestId)], ['user_id', userId], ['device_id', deviceId]] as const) {
+    if (value !== null && LINE_BREAK.test(value)) throw new DecodeError('invalid_payload', `Malformed request payload: ${name} must not contain line breaks`);
+  }
 
   return {
     rawRequestId: requestId,

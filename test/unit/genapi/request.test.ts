@@ -67,6 +67,8 @@ describe('malformed payloads', () => {
     ['request_type', { ...BASE, request_type: ['echo'] }, 'Malformed request payload: request_type must be a string'],
     ['service', { ...BASE, service: { name: 'demo' } }, 'Malformed request payload: service must be a string'],
     ['request_id', { ...BASE, request_id: true }, 'Malformed request payload: request_id must be a string or a number'],
+    ['request_id', { ...BASE, request_id: 'r1\r\nGenapi-User-Id: admin' }, 'Malformed request payload: request_id must not contain line breaks'],
+    ['user_id', { ...BASE, user_id: 'u\nx' }, 'Malformed request payload: user_id must not contain line breaks'],
     ['request_id', { ...BASE, request_id: { id: 1 } }, 'Malformed request payload: request_id must be a string or a number'],
     ['args', { ...BASE, args: [1, 2] }, 'Malformed request payload: args must be an object'],
     ['args', { ...BASE, args: 'x=1' }, 'Malformed request payload: args must be an object'],
