@@ -23,7 +23,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { RateLimitsHealth } from '../../src/ratelimit/rate-limits.js';
 import type { PolicyConfig } from '../../src/ratelimit/types.js';
-import { bucketName, openBucket, storedHits, waitForJetStream } from '../support/kv.js';
+import { bucketName, NATS_SERVER_VERSION, openBucket, R3_CAS_SERIALIZABLE, storedHits, waitForJetStream } from '../support/kv.js';
 import type { GenApiClient } from '../support/genapi-exec.js';
 import { call, DemoWorker, eventually, MeshCluster, RlGateway, sleep } from '../support/ratelimit-cluster.js';
 
@@ -81,7 +81,9 @@ const minus = (after: Counters, before: Counters): Counters => ({
   operations: after.operations - before.operations,
 });
 
-describe('strict across 3 gateway processes on a 3-server JetStream cluster (R3 bucket), default store settings', () => {
+// On a nats-server whose R3 compare-and-swap is not serialisable (< 2.9.21, nats-server#4320) the
+// store itself admits past the limit: .ci/run installs >= 2.10; on an older server this says why it skips.
+describe.skipIf(!R3_CAS_SERIALIZABLE)(`strict across 3 gateway processes on a 3-server JetStream cluster (R3 bucket), default store settings${R3_CAS_SERIALIZABLE ? '' : ` (skipped: R3 CAS not serialisable on nats-server ${NATS_SERVER_VERSION})`}`, () => {
   let cluster: MeshCluster;
   let nc: NatsConnection;
   const workers: DemoWorker[] = [];
@@ -91,22 +93,33 @@ describe('strict across 3 gateway processes on a 3-server JetStream cluster (R3 
   const counters = async (gateway: RlGateway): Promise<Counters> => countersOf(await gateway.health());
   const hitsOf = async (user: string, id = POLICY.id): Promise<number> => storedHits(await openBucket(nc, BUCKET), id, `user_id:${user}`);
 
+  /** Until no gateway has a compare-and-swap queued or in flight. */
+  const settled = () => eventually(async () => (await Promise.all(gateways.map((g) => g.health()))).every((h) => h.cluster!.strict.pendingKeys === 0), 'store queues drained', 10_000);
+
   /** Calls on `gateway` for fresh users until one is decided by the store (no fallback): the store answers it. */
   async function untilStrict(gateway: RlGateway, label: string, timeoutMs: number): Promise<number> {
     const started = Date.now();
     let n = 0;
-    await eventually(
-      async () => {
-        const client = await gateway.client(`${label}-${n++}`);
-        const before = await counters(gateway);
-        const decided = await decide(client);
-        const delta = minus(await counters(gateway), before);
-        return decided.outcome === 'allowed' && delta.fallback === 0 && delta.operations > 0;
-      },
-      `${gateway.name} deciding in the store`,
-      timeoutMs,
-      200,
-    );
+    let last = '';
+    try {
+      await eventually(
+        async () => {
+          const client = await gateway.client(`${label}-${n++}`);
+          const before = await counters(gateway);
+          const decided = await decide(client);
+          const delta = minus(await counters(gateway), before);
+          last = JSON.stringify({ decided, delta });
+          return decided.outcome === 'allowed' && delta.fallback === 0 && delta.operations > 0;
+        },
+        `${gateway.name} deciding in the store`,
+        timeoutMs,
+        200,
+      );
+    } catch (err) {
+      // Say why: the last call and counters, and what the gateway logged about its store.
+      const storeLines = gateway.stdout.split('\n').filter((line) => /rate-limit|KV|JetStream|store/i.test(line)).slice(-10);
+      throw new Error(`${(err as Error).message}; last call ${last}; store log:\n${storeLines.join('\n')}`);
+    }
     return Date.now() - started;
   }
 
@@ -145,6 +158,9 @@ describe('strict across 3 gateway processes on a 3-server JetStream cluster (R3 
           return out;
         }))).flat()),
       );
+      // A decision that timed out (the fallback answered) may still be in its compare-and-swap:
+      // wait for every store queue to drain, so its late write is in both the counters and the store.
+      await settled();
       const deltas = (await Promise.all(gateways.map(counters))).map((after, i) => minus(after, before[i]!));
       const stored = await hitsOf(user);
       let allowed = 0;

@@ -80,11 +80,30 @@ export async function openBucket(nc: NatsConnection, name: string, timeoutMs = 1
 }
 
 /**
+ * Retries a read while a clustered JetStream answers "temporarily unavailable" (or not at all):
+ * right after a partition heals or servers restart, the meta and stream leaders are re-elected,
+ * and a test's own read of the store must wait for them, not fail on them.
+ */
+async function whileElecting<T>(read: () => Promise<T>, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await read();
+    } catch (err) {
+      const message = (err as Error).message ?? '';
+      const transient = /temporarily unavailable|timeout|no responders/i.test(message);
+      if (!transient || Date.now() > deadline) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+}
+
+/**
  * What the store holds for one key: the JSON value (sliding log: hit times; GCRA: TAT), its
  * revision and operation, or null when the key was never written.
  */
-export async function storedEntry(kv: KV, policyId: string, storageKey: string): Promise<{ value: unknown; revision: number; operation: string } | null> {
-  const entry = await kv.get(kvKeyOf(policyId, storageKey));
+export async function storedEntry(kv: KV, policyId: string, storageKey: string, timeoutMs = 15_000): Promise<{ value: unknown; revision: number; operation: string } | null> {
+  const entry = await whileElecting(() => kv.get(kvKeyOf(policyId, storageKey)), timeoutMs);
   if (entry === null) return null;
   const text = new TextDecoder().decode(entry.value);
   return { value: text === '' ? null : (JSON.parse(text) as unknown), revision: entry.revision, operation: entry.operation };

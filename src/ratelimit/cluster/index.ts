@@ -27,7 +27,8 @@ export interface ClusterHealth {
   nodes: number;
   maxPeerSkewMs: number;
   eventual: EventualStats & { retained: { batches: number; hits: number } };
-  strict: StrictStats;
+  /** The strict tier's counters, and keys with a compare-and-swap queued or in flight now. */
+  strict: StrictStats & { pendingKeys: number };
   /** Runtime policy changes: shared (a cluster secret is set), ledger digest and size, counters. */
   policies: PolicySyncStats & { shared: boolean; digest: string; changes: number };
 }
@@ -99,7 +100,7 @@ export class RateLimitCluster {
       nodes: this.membership.nodes(),
       maxPeerSkewMs: this.membership.maxSkewMs(),
       eventual: { ...this.eventual.stats, retained: this.eventual.retainedSize },
-      strict: { ...this.strict.stats },
+      strict: { ...this.strict.stats, pendingKeys: this.strict.pendingKeys },
       policies: { ...this.policies.stats, shared: this.policies.enabled, digest: this.policies.digest() ?? '', changes: this.policies.ledgerSize },
     };
   }
