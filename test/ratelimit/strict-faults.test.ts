@@ -271,7 +271,10 @@ describe('strict mode with the KV store cut, slowed or disconnected (in-process 
   it('case 32: while the store connection is down, 0 KV operations and an immediate fallback; within ~1 s of reconnecting the store decides again', async () => {
     const prefix = freshPrefix();
     const proxy = await storeProxy();
-    const limits = await node(prefix, [strictPolicy({ limit: 3 })], proxy);
+    // (A store timeout of 1 s: the case is about noticing the outage and the reconnect. With the
+    // 25 ms default, a loaded machine turns first store answers after the reconnect into timeouts:
+    // that is case 31's subject, and it made "strict again within 1 s" a measure of CPU load.)
+    const limits = await node(prefix, [strictPolicy({ limit: 3 })], proxy, { timeoutMs: 1_000 });
     await warmUp(limits);
     await cut(proxy, [limits]);
     const before = counters(limits);
@@ -281,7 +284,7 @@ describe('strict mode with the KV store cut, slowed or disconnected (in-process 
       expect(source).toBe('fallback');
       latencies.push(ms);
     }
-    // Immediate: far under the 25 ms store timeout (the median; one may be descheduled on a busy machine).
+    // Immediate: far under any store timeout (the median; one may be descheduled on a busy machine).
     expect([...latencies].sort((a, b) => a - b)[10]!).toBeLessThanOrEqual(5);
     const during = counters(limits);
     expect(during.operations).toBe(before.operations);
@@ -296,12 +299,15 @@ describe('strict mode with the KV store cut, slowed or disconnected (in-process 
     await waitFor(() => proxy.connections > 0, 'the store connection to come back', 5_000, 5);
     const reconnected = Date.now();
     let strictAt = 0;
+    const probes: string[] = [];
     for (let i = 0; strictAt === 0; i++) {
-      const { source } = await decide(limits, `probe-${i}`);
+      const { source, ms } = await decide(limits, `probe-${i}`);
+      probes.push(`${Date.now() - reconnected} ms: ${source} in ${Math.round(ms)} ms`);
       if (source === 'strict') strictAt = Date.now();
       else await sleep(10);
       if (Date.now() - restored > 10_000) throw new Error('decisions did not become strict again');
     }
+    if (strictAt - reconnected > 1_000) console.info(`case 32: probes after the reconnect: ${probes.join('; ')}`);
     expect(strictAt - reconnected).toBeLessThanOrEqual(1_000);
     expect(strictAt - restored).toBeLessThanOrEqual(3_000);
     // Strict again, denials included: the store's, marked "strict".
