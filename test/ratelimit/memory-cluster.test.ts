@@ -10,8 +10,6 @@
  * - an eventual node's retained batches stay under `retainHits` and are dropped once stale.
  * Each ends with nothing retained (and, with a GC available, the heap back within 10 %).
  */
-import v8 from 'node:v8';
-import vm from 'node:vm';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/log/logger.js';
@@ -26,24 +24,7 @@ import { NatsServer } from '../support/nats.js';
 import { waitFor } from '../support/phoenix-client.js';
 import { eventualPolicy, RlNode, sleep, Wire } from '../support/ratelimit-cluster.js';
 import { check, settled, waitForJetStream } from '../support/kv.js';
-
-function findGc(): (() => void) | null {
-  const exposed = (globalThis as { gc?: () => void }).gc;
-  if (typeof exposed === 'function') return exposed;
-  try {
-    v8.setFlagsFromString('--expose-gc');
-    const gc = vm.runInNewContext('gc') as unknown;
-    return typeof gc === 'function' ? (gc as () => void) : null;
-  } catch {
-    return null;
-  }
-}
-const gc = findGc();
-function settledHeap(): number {
-  if (!gc) return process.memoryUsage().heapUsed;
-  for (let i = 0; i < 3; i++) gc();
-  return process.memoryUsage().heapUsed;
-}
+import { expectHeapBack, settledHeap } from '../support/heap.js';
 
 const open: RateLimiter[] = [];
 afterEach(() => {
@@ -84,10 +65,7 @@ describe('keys received from eventual peers', () => {
     const peakHeap = process.memoryUsage().heapUsed;
     sweepUntil(limiter, clock, clock.now + 2 * WINDOW + SWEEP);
     expect(limiter.keys).toBe(0);
-    if (gc) {
-      expect(peakHeap - baseline).toBeGreaterThan(50 * 1024 * 1024);
-      expect(settledHeap()).toBeLessThanOrEqual(baseline * 1.1);
-    }
+    expectHeapBack(baseline, peakHeap, 50 * 1024 * 1024);
   }, 60_000);
 
   describe('over a real nats-server', () => {
@@ -215,10 +193,7 @@ describe('strict mode: deny cache, fallback share, store view, per-key queues', 
     expect(policy.known!.size).toBe(0);
     expect(policy.store.size).toBe(0);
     tier.clear();
-    if (gc) {
-      expect(peakHeap - baseline).toBeGreaterThan(20 * 1024 * 1024);
-      expect(settledHeap()).toBeLessThanOrEqual(baseline * 1.1);
-    }
+    expectHeapBack(baseline, peakHeap, 20 * 1024 * 1024);
   }, 60_000);
 
   describe('the JetStream KV store', () => {
