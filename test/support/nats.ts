@@ -193,15 +193,8 @@ export class NatsCluster {
   }
 
   /** Waits until every running server sees all the others (monitoring-free: log lines). */
-  async waitForRoutes(timeoutMs = 15_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    const expected = this.servers.length - 1;
-    for (;;) {
-      const ready = this.servers.every((server) => !server.running || routeCount(server.log) >= expected);
-      if (ready) return;
-      if (Date.now() > deadline) throw new Error(`routes did not form: ${this.servers.map((s) => routeCount(s.log)).join(', ')}`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+  waitForRoutes(timeoutMs = 15_000): Promise<void> {
+    return waitForRoutes(this.servers, timeoutMs);
   }
 
   /** Cuts every route into server `index` (its proxy): with proxied routes, a partition. */
@@ -223,8 +216,19 @@ export class NatsCluster {
 }
 
 /** Routes up minus routes down, from a server's log (it logs both). */
-function routeCount(log: string): number {
+export function routeCount(log: string): number {
   const up = log.match(/Route connection created/g)?.length ?? 0;
   const down = log.match(/Router? connection closed/g)?.length ?? 0;
   return up - down;
+}
+
+/** Waits until every running server of a cluster has routes to all the others (from their logs). */
+export async function waitForRoutes(servers: readonly NatsServer[], timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const expected = servers.length - 1;
+  for (;;) {
+    if (servers.every((server) => !server.running || routeCount(server.log) >= expected)) return;
+    if (Date.now() > deadline) throw new Error(`routes did not form: ${servers.map((s) => routeCount(s.log)).join(', ')}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }

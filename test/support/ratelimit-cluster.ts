@@ -14,7 +14,7 @@ import type { EventualStats } from '../../src/ratelimit/cluster/eventual.js';
 import { RateLimits, type RateLimitsHealth, type RateLimitsOptions } from '../../src/ratelimit/rate-limits.js';
 import type { Decision, PolicyConfig } from '../../src/ratelimit/types.js';
 import { GatewayProcess } from './gateway-process.js';
-import { freePort, NatsServer } from './nats.js';
+import { freePort, NatsServer, waitForRoutes } from './nats.js';
 import { TcpProxy } from './tcp-proxy.js';
 import { GenApiClient, type CallResult } from './genapi-exec.js';
 import { spawnTs, type Spawned } from './spawn.js';
@@ -402,13 +402,6 @@ export async function eventually<T>(probe: () => Promise<T | undefined | null | 
 
 // ---- a NATS cluster that can be split --------------------------------------------------------
 
-/** Routes up minus routes down, from a server's log (it logs both). */
-export function routeCount(log: string): number {
-  const up = log.match(/Route connection created/g)?.length ?? 0;
-  const down = log.match(/Router? connection closed/g)?.length ?? 0;
-  return up - down;
-}
-
 /**
  * A cluster of real nats-server processes (JetStream optional) in which every route from server
  * i to server j goes through its own TcpProxy, so that `isolate(i)` cuts server i off from all
@@ -450,14 +443,9 @@ export class MeshCluster {
     return this.servers.map((server) => server.url);
   }
 
-  /** Waits until every running, connected server has routes to all the others it may reach. */
-  async waitForRoutes(timeoutMs = 15_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      if (this.servers.every((server) => !server.running || routeCount(server.log) >= this.servers.length - 1)) return;
-      if (Date.now() > deadline) throw new Error(`routes did not form: ${this.servers.map((s) => routeCount(s.log)).join(', ')}`);
-      await sleep(50);
-    }
+  /** Waits until every running server has routes to all the others. */
+  waitForRoutes(timeoutMs = 15_000): Promise<void> {
+    return waitForRoutes(this.servers, timeoutMs);
   }
 
   /** Cuts server `index` off from every other server (routes both ways); its clients stay connected. */
