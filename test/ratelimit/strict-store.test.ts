@@ -123,6 +123,19 @@ describe('strict mode on one JetStream server (R1)', () => {
     await server?.dispose();
   });
 
+  it('a bucket JetStream refuses for good (3 replicas on one server) is not retried: the store is off for 5 s, the fallback decides, the error is logged', async () => {
+    const { logger, lines } = capturedLogger('info');
+    const limits = await node(nc, freshPrefix(), [strictPolicy()], { strict: { timeoutMs: 5_000, replicas: 3 }, logger });
+    expect(lines().filter((line) => line.msg === 'rate-limit KV bucket not created yet; retrying')).toEqual([]);
+    const failures = lines().filter((line) => String(line.msg).startsWith('rate-limit KV bucket unavailable'));
+    expect(failures).toHaveLength(1);
+    expect(String(failures[0]!.err)).toMatch(/replicas > 1 not supported in non-clustered mode/);
+    expect(limits.linked!.strict.available()).toBe(false);
+    expect(detailsOf(await check(limits, 'alice'))).toBeNull();
+    expect(limits.health().stats.fallback).toBe(1);
+    expect(strictStats(limits).operations).toBe(0);
+  });
+
   it('case 17: 1,000 concurrent consumes on one key, limit 100, decided by the store → exactly 100 allowed (no fallback)', async () => {
     const prefix = freshPrefix();
     // Enough time and CAS attempts for 1,000 contenders on one key to all be decided by the store
@@ -481,4 +494,31 @@ describe(`strict mode on a 3-server JetStream cluster (nats-server ${NATS_SERVER
       expect(await storedHits(kv, 'p', 'user_id:alice')).toBe(storeAllowed);
     }, 60_000);
   }
+
+  it('the bucket made while a replica\'s server is down: "no suitable peers for placement" is retried (not 5 s of fallback), and the store decides once the server is back', async () => {
+    const prefix = freshPrefix();
+    const { logger, lines } = capturedLogger('info');
+    await cluster.servers[2]!.stop();
+    try {
+      // The server comes back while the gateway is still linking: its bucket creation is retrying.
+      const restarted = new Promise((resolve) => setTimeout(resolve, 800)).then(() => cluster.servers[2]!.restart());
+      const limits = await node(ncs[0]!, prefix, [strictPolicy()], { strict: { timeoutMs: 5_000, replicas: 3 }, logger });
+      await restarted;
+      const retries = lines().filter((line) => line.msg === 'rate-limit KV bucket not created yet; retrying');
+      expect(retries.length).toBeGreaterThan(0);
+      expect(String(retries[0]!.err)).toMatch(/no suitable peers for placement/);
+      expect(lines().filter((line) => line.msg === 'rate-limit KV bucket ready')).toHaveLength(1);
+      expect(lines().filter((line) => String(line.msg).includes('bucket unavailable'))).toEqual([]);
+      expect(limits.linked!.strict.available()).toBe(true);
+      expect((await (await openBucket(ncs[0]!, bucketName(prefix, 60_000))).status()).replicas).toBe(3);
+      // The first request is the store's.
+      expect(await check(limits, 'alice')).toMatchObject({ allowed: true });
+      expect(strictStats(limits).operations).toBeGreaterThan(0);
+      expect(limits.health().stats.fallback).toBe(0);
+    } finally {
+      if (!cluster.servers[2]!.running) await cluster.servers[2]!.restart();
+      await cluster.waitForRoutes(20_000);
+      await waitForJetStream(ncs[2]!);
+    }
+  }, 60_000);
 });

@@ -65,6 +65,24 @@ function isConflict(err: unknown): boolean {
   );
 }
 
+/**
+ * JetStream cluster conditions that pass on their own: "no suitable peers for placement" (a
+ * replica's server restarting or not yet seen by the meta leader) and "JetStream system
+ * temporarily unavailable" (a meta leader being elected). Common when gateways and their NATS
+ * cluster start together.
+ */
+const PASSING_CLUSTER_CODES: ReadonlySet<number> = new Set([10005, 10008]);
+
+function isPassingClusterError(err: unknown): boolean {
+  return err instanceof JetStreamApiError && PASSING_CLUSTER_CODES.has(err.code);
+}
+
+/**
+ * How long creating a bucket retries passing cluster errors (backoff 100 ms doubling to 1 s), and
+ * how long after a failed creation the store stays off (strict policies use their fallback).
+ */
+export const BUCKET_RETRY_MS = 5_000;
+
 class TimeoutSignal extends Error {}
 
 /** Longest wait between compare-and-swap attempts (ms). */
@@ -109,6 +127,7 @@ export class StrictStore implements StrictTier {
   private readonly bucketPrefix: string;
   private readonly maxSkewMs: number;
   private probeTimer: NodeJS.Timeout | null = null;
+  private closed = false;
   /** Bucket creation failed (no JetStream?): fail fast until then. */
   private brokenUntil = 0;
   /** Receives every key state the store confirmed (RateLimiter.storeState). */
@@ -173,18 +192,36 @@ export class StrictStore implements StrictTier {
     let bucket = this.buckets.get(ttlSeconds);
     if (!bucket) {
       const name = bucketName(this.bucketPrefix, ttlSeconds);
-      bucket = this.kvm.create(name, { history: 1, ttl: ttlSeconds * 1000, replicas: this.replicas, description: 'gen-gateway rate limits' });
+      bucket = this.createBucket(name, ttlSeconds);
       this.buckets.set(ttlSeconds, bucket);
       bucket.then(
         () => this.logger.info({ bucket: name, ttlSeconds, replicas: this.replicas }, 'rate-limit KV bucket ready'),
         (err: unknown) => {
           this.buckets.delete(ttlSeconds);
-          this.brokenUntil = this.wall() + 5000;
+          this.brokenUntil = this.wall() + BUCKET_RETRY_MS;
           this.logger.error({ bucket: name, err: (err as Error).message }, 'rate-limit KV bucket unavailable (is JetStream enabled?); strict policies use their fallback');
         },
       );
     }
     return bucket;
+  }
+
+  /**
+   * Creates (or binds to) a bucket, retrying passing cluster errors for up to BUCKET_RETRY_MS.
+   * Requests meanwhile go to the fallback after their own store timeout, as on any slow store.
+   * (Real time, not `wall`: this waits for servers, whatever clock the limiter runs on.)
+   */
+  private async createBucket(name: string, ttlSeconds: number): Promise<KV> {
+    const giveUpAt = Date.now() + BUCKET_RETRY_MS;
+    for (let delayMs = 100; ; delayMs = Math.min(delayMs * 2, 1000)) {
+      try {
+        return await this.kvm.create(name, { history: 1, ttl: ttlSeconds * 1000, replicas: this.replicas, description: 'gen-gateway rate limits' });
+      } catch (err) {
+        if (this.closed || !isPassingClusterError(err) || Date.now() + delayMs > giveUpAt) throw err;
+        this.logger.warn({ bucket: name, err: (err as Error).message, retryInMs: delayMs }, 'rate-limit KV bucket not created yet; retrying');
+        await new Promise((resolve) => setTimeout(resolve, delayMs).unref());
+      }
+    }
   }
 
   consume(policy: Policy, key: string, at: number, cost: number, out: Decision): Promise<boolean> {
@@ -419,6 +456,7 @@ export class StrictStore implements StrictTier {
   }
 
   close(): void {
+    this.closed = true;
     if (this.probeTimer) clearInterval(this.probeTimer);
     this.probeTimer = null;
   }
