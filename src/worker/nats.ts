@@ -3,7 +3,7 @@ import { Svcm, type Service, type ServiceMsg } from '@nats-io/services';
 import type { Logger } from 'pino';
 import { silentLogger } from '../log/logger.js';
 import { DEFAULT_STREAM_CREDIT, ERROR_CODES, H, META, PROTOCOL_VERSION, QUEUE_GROUP } from '../nats/headers.js';
-import { readHeaders } from '../nats/header-reader.js';
+import { readHeaders, type HeaderValues } from '../nats/header-reader.js';
 import { OutboundHeaders } from '../nats/outbound-headers.js';
 import { DEFAULT_PREFIX, Subjects } from '../nats/subjects.js';
 import type { PushConfigMessage, PushAck } from '../nats/messages.js';
@@ -63,12 +63,6 @@ function endpointName(fn: ResolvedFunction): string {
   return base.replace(/[^-\w]/g, '_');
 }
 
-/**
- * Headers as read here. @nats-io/services (3.0.0-25, the newest on npm) bundles its own
- * nats-core, so its MsgHdrs is a different nominal type from ours; both have this shape.
- */
-type HeaderReader = { get(name: string): string } | undefined;
-
 /** Headers for ServiceMsg.respond, typed for the services package's own nats-core copy. */
 function replyHeaders(entries: Record<string, string>): Parameters<ServiceMsg['respond']>[1] {
   const h = natsHeaders();
@@ -76,11 +70,11 @@ function replyHeaders(entries: Record<string, string>): Parameters<ServiceMsg['r
   return { headers: h as unknown as NonNullable<Parameters<ServiceMsg['respond']>[1]>['headers'] };
 }
 
-function readMeta(h: HeaderReader, definition: ServiceDefinition, fn: ResolvedFunction): RequestMeta {
-  const timeout = Number(h?.get(H.timeout));
-  const deadline = Number(h?.get(H.deadline));
+function readMeta(h: HeaderValues, definition: ServiceDefinition, fn: ResolvedFunction): RequestMeta {
+  const timeout = Number(h.get(H.timeout));
+  const deadline = Number(h.get(H.deadline));
   let roles: string[] = [];
-  const rolesHeader = h?.get(H.roles);
+  const rolesHeader = h.get(H.roles);
   if (rolesHeader) {
     try {
       const parsed: unknown = JSON.parse(rolesHeader);
@@ -91,17 +85,17 @@ function readMeta(h: HeaderReader, definition: ServiceDefinition, fn: ResolvedFu
   }
   const fallback = typeof fn.config.timeout === 'number' ? fn.config.timeout : 25_000;
   return {
-    requestId: h?.get(H.requestId) || '',
+    requestId: h.get(H.requestId) || '',
     service: definition.name,
     requestType: fn.requestType,
     version: fn.version,
-    userId: h?.get(H.userId) || null,
-    deviceId: h?.get(H.deviceId) || null,
+    userId: h.get(H.userId) || null,
+    deviceId: h.get(H.deviceId) || null,
     roles,
     responseType: fn.config.response_type ?? 'sync',
     // Relative first: a worker whose clock is off still gets the time the gateway gives it.
     deadline: Date.now() + (timeout > 0 ? timeout : deadline > 0 ? Math.max(0, deadline - Date.now()) : fallback),
-    gateway: h?.get(H.gateway) || null,
+    gateway: h.get(H.gateway) || null,
   };
 }
 
@@ -222,9 +216,10 @@ export async function serve(definition: ServiceDefinition, options: ServeOptions
       fail(msg, stats, startedAt, ERROR_CODES.badRequest, 'arguments must be a JSON object');
       return;
     }
-    const meta = readMeta(readHeaders(msg), definition, fn);
+    const headers = readHeaders(msg);
+    const meta = readMeta(headers, definition, fn);
     if (fn.config.response_type === 'stream') {
-      handleStream(fn, args, meta, msg, stats, startedAt);
+      handleStream(fn, args, meta, headers, msg, stats, startedAt);
       return;
     }
     inflight++;
@@ -250,8 +245,7 @@ export async function serve(definition: ServiceDefinition, options: ServeOptions
   };
 
   /** A stream is accounted as one request lasting until it ends; an error if it failed. */
-  const handleStream = (fn: ResolvedFunction, args: Record<string, unknown>, meta: RequestMeta, msg: ServiceMsg, stats: EndpointStats | null, startedAt: number): void => {
-    const headers = readHeaders(msg);
+  const handleStream = (fn: ResolvedFunction, args: Record<string, unknown>, meta: RequestMeta, headers: HeaderValues, msg: ServiceMsg, stats: EndpointStats | null, startedAt: number): void => {
     const dataSubject = headers.get(H.streamSubject);
     const streamId = headers.get(H.streamId);
     if (!dataSubject || !streamId) {
