@@ -4,32 +4,17 @@
  * strict store wrote (bucket and key names as src/ratelimit/cluster/strict.ts makes them),
  * requests for `RateLimiter.check`, decision bookkeeping and a pino logger whose lines a test reads.
  */
-import { execFileSync } from 'node:child_process';
 import { Writable } from 'node:stream';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { jetstreamManager } from '@nats-io/jetstream';
+import { jetstreamManager, StorageType } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import pino, { type Logger } from 'pino';
+import { NATS_SERVER_VERSION, versionAtLeast } from './nats.js';
 import type { GenApiRequest, ResolvedFunConfig } from '../../src/genapi/types.js';
 import type { LimiterDecision, RateLimitDetails } from '../../src/ratelimit/limiter.js';
 import type { RateLimits } from '../../src/ratelimit/rate-limits.js';
 
-/** `nats-server --version` → "2.9.10". */
-export const NATS_SERVER_VERSION: string = (() => {
-  const out = execFileSync('nats-server', ['--version'], { encoding: 'utf8' });
-  return /v?(\d+\.\d+\.\d+)/.exec(out)?.[1] ?? '0.0.0';
-})();
-
-export function versionAtLeast(version: string, minimum: string): boolean {
-  const a = version.split('.').map(Number);
-  const b = minimum.split('.').map(Number);
-  for (let i = 0; i < 3; i++) {
-    const x = a[i] ?? 0;
-    const y = b[i] ?? 0;
-    if (x !== y) return x > y;
-  }
-  return true;
-}
+export { NATS_SERVER_VERSION, versionAtLeast } from './nats.js';
 
 /**
  * Before 2.9.21 the expected-last-subject-sequence check of a replicated (R3) stream was a
@@ -39,21 +24,31 @@ export function versionAtLeast(version: string, minimum: string): boolean {
  */
 export const R3_CAS_SERIALIZABLE = versionAtLeast(NATS_SERVER_VERSION, '2.9.21') || process.env.RL_ASSUME_R3_CAS === '1';
 
-/** Polls until JetStream answers (a clustered JetStream needs its meta leader first). */
-export async function waitForJetStream(nc: NatsConnection, timeoutMs = 20_000): Promise<void> {
+/**
+ * Polls until JetStream answers (a clustered JetStream needs its meta leader first) and, with
+ * `replicas` > 1, until it can place a stream of that many replicas: a fresh cluster's meta
+ * leader learns its peers one by one, and until then creating an R3 bucket fails with
+ * "no suitable peers for placement" (10005). A throwaway memory stream is the probe.
+ */
+export async function waitForJetStream(nc: NatsConnection, timeoutMs = 20_000, replicas = 1): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown = null;
   while (Date.now() < deadline) {
     try {
       const jsm = await jetstreamManager(nc, { timeout: 1_000, checkAPI: false });
       await jsm.getAccountInfo();
+      if (replicas > 1) {
+        const name = `probe_${Math.random().toString(36).slice(2)}`;
+        await jsm.streams.add({ name, subjects: [`_probe.${name}`], storage: StorageType.Memory, num_replicas: replicas });
+        await jsm.streams.delete(name).catch(() => undefined);
+      }
       return;
     } catch (err) {
       last = err;
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
   }
-  throw new Error(`JetStream not ready within ${timeoutMs} ms: ${(last as Error | null)?.message}`);
+  throw new Error(`JetStream not ready${replicas > 1 ? ` for R${replicas} streams` : ''} within ${timeoutMs} ms: ${(last as Error | null)?.message}`);
 }
 
 /** The bucket the strict store uses for a policy of this horizon (strict.ts: `<prefix>_rl_<ttl>s`). */

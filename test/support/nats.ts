@@ -1,9 +1,35 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TcpProxy } from './tcp-proxy.js';
+
+/** `nats-server --version` → "2.10.27". */
+export const NATS_SERVER_VERSION: string = (() => {
+  const out = execFileSync('nats-server', ['--version'], { encoding: 'utf8' });
+  return /v?(\d+\.\d+\.\d+)/.exec(out)?.[1] ?? '0.0.0';
+})();
+
+export function versionAtLeast(version: string, minimum: string): boolean {
+  const a = version.split('.').map(Number);
+  const b = minimum.split('.').map(Number);
+  for (let i = 0; i < 3; i++) {
+    const x = a[i] ?? 0;
+    const y = b[i] ?? 0;
+    if (x !== y) return x > y;
+  }
+  return true;
+}
+
+/**
+ * From 2.10 a server keeps a pool of 3 route connections to each peer, each account pinned to
+ * one of them. Through a test's proxies, pooled routes race and close each other as duplicates,
+ * and now and then a peer is left without the connection that carries the system account: it
+ * never hears the JetStream meta leader, and R3 placement fails for good. One route per peer
+ * (pool_size -1, only settable in a config file) is what 2.9 did.
+ */
+const ROUTE_POOLING = versionAtLeast(NATS_SERVER_VERSION, '2.10.0');
 
 /** A free TCP port on 127.0.0.1 (released before returning; fine for tests). */
 export function freePort(): Promise<number> {
@@ -79,6 +105,11 @@ export class NatsServer {
     const args = ['-a', '127.0.0.1', '-p', String(this.port), '-n', this.options.name ?? `n${this.port}`];
     const { cluster, jetstream } = this.options;
     if (cluster) {
+      if (ROUTE_POOLING) {
+        const file = join(this.storeDir, 'cluster.conf');
+        writeFileSync(file, 'cluster {\n  pool_size: -1\n}\n');
+        args.push('-c', file);
+      }
       args.push('--cluster_name', cluster.name, '--cluster', `nats://127.0.0.1:${cluster.port}`);
       if (cluster.routes.length > 0) args.push('--routes', cluster.routes.join(','));
       if (cluster.advertise) args.push('--cluster_advertise', cluster.advertise);
