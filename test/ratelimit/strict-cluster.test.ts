@@ -21,6 +21,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
 import type { RateLimitsHealth } from '../../src/ratelimit/rate-limits.js';
 import type { PolicyConfig } from '../../src/ratelimit/types.js';
 import { bucketName, NATS_SERVER_VERSION, openBucket, R3_CAS_SERIALIZABLE, storedHits, waitForJetStream } from '../support/kv.js';
@@ -93,6 +94,24 @@ describe.skipIf(!R3_CAS_SERIALIZABLE)(`strict across 3 gateway processes on a 3-
   const counters = async (gateway: RlGateway): Promise<Counters> => countersOf(await gateway.health());
   const hitsOf = async (user: string, id = POLICY.id): Promise<number> => storedHits(await openBucket(nc, BUCKET), id, `user_id:${user}`);
 
+  /** The bucket's stream as each server sees it (leader, replicas and last sequence), for failure messages. */
+  const streamViews = async (): Promise<string> =>
+    (
+      await Promise.all(
+        cluster.urls.map(async (url) => {
+          const conn = await connect({ servers: url });
+          try {
+            const info = await (await jetstreamManager(conn)).streams.info(`KV_${BUCKET}`);
+            return `${url}: ${JSON.stringify({ cluster: info.cluster, lastSeq: info.state.last_seq })}`;
+          } catch (err) {
+            return `${url}: ${(err as Error).message}`;
+          } finally {
+            await conn.close();
+          }
+        }),
+      )
+    ).join('\n');
+
   /** Until no gateway has a compare-and-swap queued or in flight. */
   const settled = () => eventually(async () => (await Promise.all(gateways.map((g) => g.health()))).every((h) => h.cluster!.strict.pendingKeys === 0), 'store queues drained', 10_000);
 
@@ -126,7 +145,7 @@ describe.skipIf(!R3_CAS_SERIALIZABLE)(`strict across 3 gateway processes on a 3-
   beforeAll(async () => {
     cluster = await MeshCluster.start({ size: 3, jetstream: true });
     nc = await connect({ servers: cluster.urls[0]! });
-    await waitForJetStream(nc);
+    await waitForJetStream(nc, 30_000, 3);
     workers.push(...(await Promise.all(cluster.urls.map((url) => DemoWorker.start(url)))));
     gateways = await Promise.all(
       ['a', 'b', 'c'].map((name, i) => RlGateway.start(name, { nats: cluster.urls[i]!, policies: [POLICY, CLOSED], strict: { replicas: 3 }, eventual: { heartbeatMs: 200 } })),
@@ -307,7 +326,9 @@ describe.skipIf(!R3_CAS_SERIALIZABLE)(`strict across 3 gateway processes on a 3-
     console.info(`strict partition: c decided in the store again ${healedIn} ms after the routes came back`);
     await eventually(async () => (await c.health()).cluster?.nodes === 3, 'c counting the others again', 10_000);
     // The store is authoritative again: c's fallback admissions were not copied to it.
-    expect(await hitsOf(user)).toBe(stored1);
+    const healedHits = await hitsOf(user);
+    // If not, say what each server holds: which one leads the bucket's stream, and how far behind.
+    expect(healedHits, healedHits === stored1 ? undefined : await streamViews()).toBe(stored1);
     // c's next decision for the user that the store makes (a loaded machine may still time one
     // out: that one is the fallback's, counted) follows the store's count.
     const after = await eventually(
@@ -355,7 +376,7 @@ describe.skipIf(!R3_CAS_SERIALIZABLE)(`strict across 3 gateway processes on a 3-
 
     await Promise.all([cluster.servers[1]!.restart(), cluster.servers[2]!.restart()]);
     await cluster.waitForRoutes(20_000);
-    await waitForJetStream(nc, 30_000);
+    await waitForJetStream(nc, 30_000, 3);
     const back = await untilStrict(a, 'quorum-probe', 40_000);
     console.info(`strict, quorum lost: a decided in the store again ${back} ms after the servers restarted`);
     // The store kept its pre-outage count: the fallback's admissions were not copied back. (A write
