@@ -54,7 +54,7 @@ export const CONNECT_POLICY = 'socket_connect';
 const KEYS = new Set(['policies', 'shadow', 'connect', 'eventual', 'strict', 'sweepMs', 'maxKeys', 'clusterSecret']);
 const CONNECT_KEYS = new Set(['limit', 'windowMs', 'algorithm', 'burst', 'mode', 'fallback']);
 const EVENTUAL_KEYS = new Set(['flushMs', 'maxBatchBytes', 'warmup', 'retainHits', 'replayTimeoutMs', 'heartbeatMs', 'missedHeartbeats', 'maxSkewMs']);
-const STRICT_KEYS = new Set(['timeoutMs', 'casAttempts', 'replicas', 'bucketPrefix', 'maxSkewMs', 'skewProbeMs', 'servers']);
+const STRICT_KEYS = new Set(['timeoutMs', 'casAttempts', 'breakerFailures', 'breakerOpenMs', 'replicas', 'bucketPrefix', 'maxSkewMs', 'skewProbeMs', 'servers']);
 
 function checkKeys(name: string, value: unknown, keys: ReadonlySet<string>): void {
   if (value === undefined) return;

@@ -55,6 +55,8 @@ interface Counters {
   timeouts: number;
   casExhausted: number;
   lateWrites: number;
+  /** Sent to the fallback at once by the store's open breaker. */
+  circuitOpen: number;
   operations: number;
 }
 
@@ -68,6 +70,7 @@ function countersOf(health: RateLimitsHealth, id = POLICY.id): Counters {
     timeouts: strict.timeouts,
     casExhausted: strict.casExhausted,
     lateWrites: strict.lateWrites,
+    circuitOpen: strict.circuitOpen,
     operations: strict.operations,
   };
 }
@@ -79,6 +82,7 @@ const minus = (after: Counters, before: Counters): Counters => ({
   timeouts: after.timeouts - before.timeouts,
   casExhausted: after.casExhausted - before.casExhausted,
   lateWrites: after.lateWrites - before.lateWrites,
+  circuitOpen: after.circuitOpen - before.circuitOpen,
   operations: after.operations - before.operations,
 });
 
@@ -364,7 +368,8 @@ describe.skipIf(!R3_CAS_SERIALIZABLE)(`strict across 3 gateway processes on a 3-
     const nodes = Math.min(nodesBefore, (await a.health()).cluster!.nodes);
     console.info(`strict, quorum lost: ${JSON.stringify(delta)}; nodes ${nodes}; call latencies ${during.map((d) => Math.round(d.ms)).join(', ')} ms`);
     // Core NATS is up, JetStream is not: every decision came from the fallback after a store error
-    // (the 25 ms timeout, or a failure), and none waited for the 1 s JetStream request timeout.
+    // (the 25 ms timeout, a failure, or the breaker those failures opened: then at once), and none
+    // waited for the 1 s JetStream request timeout.
     expect(delta.fallback).toBe(12);
     expect(delta.storeErrors).toBe(12);
     expect(Math.max(...during.map((d) => d.ms))).toBeLessThan(1_000);

@@ -15,6 +15,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { Socket, type Channel, type TransportConstructor } from 'phoenix';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
 import pino from 'pino';
 import { NatsCluster, NatsServer } from '../support/nats.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
@@ -351,6 +352,75 @@ describe('strict mode with the KV store cut, slowed or disconnected (in-process 
     // share less this node's store admissions: 6), no more.
     const allowed = 4 + 6 + after.filter((d) => d.decision.allowed).length;
     expect(allowed).toBe(10 + 6);
+  });
+
+  const strictStats = (limits: RateLimits) => limits.health().cluster!.strict;
+
+  it('the store breaker: operations that fail (the bucket\'s stream deleted) open it after 3 → the fallback answers at once without KV operations; one trial per breakerOpenMs; the stream back → closed, strict again', async () => {
+    const prefix = freshPrefix();
+    const proxy = await storeProxy();
+    // (A 1 s decision timeout: each failing decision waits for its operation's failure, so the
+    // three that open the breaker are three decisions in a row, on any machine.)
+    const limits = await node(prefix, [strictPolicy()], proxy, { timeoutMs: 1_000, breakerOpenMs: 500 });
+    await warmUp(limits);
+    const jsm = await jetstreamManager(nc);
+    const stream = `KV_${bucketName(prefix, 60_000)}`;
+    const { config } = await jsm.streams.info(stream);
+    await jsm.streams.delete(stream);
+
+    // Connected, but every operation fails: store errors, answered by the fallback.
+    for (let i = 0; i < 3; i++) expect(await decide(limits, `gone-${i}`)).toMatchObject({ source: 'fallback', decision: { allowed: true } });
+    expect(strictStats(limits)).toMatchObject({ breaker: 'open', circuitOpen: 0 });
+    expect(strictStats(limits).errors).toBeGreaterThanOrEqual(3);
+
+    // Open: the fallback at once, no KV operation; each is a store error, counted as circuitOpen.
+    const before = { ...counters(limits), circuitOpen: strictStats(limits).circuitOpen };
+    const latencies: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      const { source, ms } = await decide(limits, `open-${i}`);
+      expect(source).toBe('fallback');
+      latencies.push(ms);
+    }
+    expect([...latencies].sort((a, b) => a - b)[5]!).toBeLessThanOrEqual(5);
+    const during = { ...counters(limits), circuitOpen: strictStats(limits).circuitOpen };
+    expect(during.operations).toBe(before.operations);
+    expect(during.storeErrors - before.storeErrors).toBe(10);
+    expect(during.circuitOpen - before.circuitOpen).toBe(10);
+
+    // After breakerOpenMs, one decision is the trial: the store is still gone, so it opens again.
+    await sleep(600);
+    expect(await decide(limits, 'trial-1')).toMatchObject({ source: 'fallback' });
+    expect(counters(limits).operations).toBeGreaterThan(during.operations);
+    expect(strictStats(limits).breaker).toBe('open');
+    expect(await decide(limits, 'after-trial-1')).toMatchObject({ source: 'fallback' });
+
+    // The stream back: the next trial succeeds, the breaker closes, the store decides again.
+    await jsm.streams.add(config);
+    await sleep(600);
+    expect(await decide(limits, 'trial-2')).toMatchObject({ source: 'strict', decision: { allowed: true } });
+    expect(strictStats(limits).breaker).toBe('closed');
+    expect(await decide(limits, 'closed-again')).toMatchObject({ source: 'strict', decision: { allowed: true } });
+  });
+
+  it('the breaker counts operations, not deadlines: a store slower than the 25 ms decision timeout but answering never opens it', async () => {
+    const prefix = freshPrefix();
+    const proxy = await storeProxy();
+    const limits = await node(prefix, [strictPolicy()], proxy);
+    await warmUp(limits);
+    // 60 ms each way: a read or a write takes ≥ 120 ms, well past 25 ms, well within JetStream's 1 s.
+    proxy.latencyMs = 60;
+    const before = counters(limits);
+    for (let round = 0; round < 3; round++) {
+      const decisions = await Promise.all(Array.from({ length: 10 }, (_, i) => decide(limits, `slow-${round}-${i}`)));
+      for (const { source } of decisions) expect(source).toBe('fallback');
+    }
+    expect(counters(limits).timeouts - before.timeouts).toBe(30);
+    // The late reads come back (their requests, already answered, are left out of any write):
+    // answers, not failures.
+    await waitFor(() => strictStats(limits).pendingKeys === 0, 'the late operations to finish', 10_000);
+    expect(strictStats(limits)).toMatchObject({ breaker: 'closed', circuitOpen: 0, errors: 0 });
+    proxy.latencyMs = 0;
+    expect(await decide(limits, 'fast-again')).toMatchObject({ source: 'strict', decision: { allowed: true } });
   });
 });
 

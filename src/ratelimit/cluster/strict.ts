@@ -1,6 +1,7 @@
 import type { NatsConnection } from '@nats-io/nats-core';
 import { jetstream, JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
 import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
+import { BrokenCircuitError, CircuitState, circuitBreaker, ConsecutiveBreaker, handleAll, type CircuitBreakerPolicy } from 'cockatiel';
 import type { Logger } from 'pino';
 import { StoreError, type StrictTier } from '../limiter.js';
 import type { Policy } from '../policy.js';
@@ -19,6 +20,15 @@ export interface StrictOptions {
   maxSkewMs?: number;
   /** How often the skew is measured. Default 30 000 ms. */
   skewProbeMs?: number;
+  /**
+   * Consecutive failed store operations (errors and JetStream timeouts; compare-and-swap
+   * conflicts and our own decision deadline do not count) that open the store's breaker: strict
+   * decisions then go to the fallback at once instead of waiting `timeoutMs` each. 0 turns the
+   * breaker off. Default 3.
+   */
+  breakerFailures?: number;
+  /** How long an open breaker skips the store before one trial decision. Default 1000 ms. */
+  breakerOpenMs?: number;
 }
 
 export interface StrictStats {
@@ -30,6 +40,10 @@ export interface StrictStats {
   /** Hits written after their request had timed out (and been decided by the fallback). */
   lateWrites: number;
   errors: number;
+  /** Operations sent to the fallback at once because the store's breaker was open. */
+  circuitOpen: number;
+  /** The breaker: "closed" (store in use), "open" (skipped) or "half_open" (one trial in flight). */
+  breaker: 'closed' | 'open' | 'half_open';
   refunds: number;
   refundFailures: number;
   /** Last measured wall-clock difference KV server − this node (ms), null before the first probe. */
@@ -85,6 +99,13 @@ export const BUCKET_RETRY_MS = 5_000;
 
 class TimeoutSignal extends Error {}
 
+const BREAKER_STATES: Record<CircuitState, StrictStats['breaker']> = {
+  [CircuitState.Closed]: 'closed',
+  [CircuitState.Open]: 'open',
+  [CircuitState.HalfOpen]: 'half_open',
+  [CircuitState.Isolated]: 'open',
+};
+
 /** Longest wait between compare-and-swap attempts (ms). */
 const CAS_BACKOFF_CAP_MS = 8;
 
@@ -130,9 +151,13 @@ export class StrictStore implements StrictTier {
   private closed = false;
   /** Bucket creation failed (no JetStream?): fail fast until then. */
   private brokenUntil = 0;
+  /** Opened by consecutive failed operations (a lost quorum, a dead store); null when turned off. */
+  private readonly breaker: CircuitBreakerPolicy | null;
+  /** When an open breaker lets its trial through (real time, as cockatiel counts it). */
+  private breakerTrialAt = 0;
   /** Receives every key state the store confirmed (RateLimiter.storeState). */
   observed: ((policy: Policy, key: string, state: unknown) => void) | null = null;
-  readonly stats: StrictStats = { operations: 0, casConflicts: 0, casExhausted: 0, timeouts: 0, lateWrites: 0, errors: 0, refunds: 0, refundFailures: 0, skewMs: null };
+  readonly stats: StrictStats = { operations: 0, casConflicts: 0, casExhausted: 0, timeouts: 0, lateWrites: 0, errors: 0, circuitOpen: 0, breaker: 'closed', refunds: 0, refundFailures: 0, skewMs: null };
 
   constructor(
     private readonly nc: NatsConnection,
@@ -150,6 +175,7 @@ export class StrictStore implements StrictTier {
     this.maxSkewMs = options.maxSkewMs ?? 500;
     // JetStream calls may outlive our store timeout; they must still end on their own.
     this.kvm = new Kvm(jetstream(nc, { timeout: Math.max(1000, this.timeoutMs * 20) }));
+    this.breaker = this.createBreaker(options.breakerFailures ?? 3, options.breakerOpenMs ?? 1000);
     const probeMs = options.skewProbeMs ?? 30_000;
     this.probeTimer = setInterval(() => void this.probeSkew(), probeMs);
     this.probeTimer.unref();
@@ -166,6 +192,30 @@ export class StrictStore implements StrictTier {
     this.checkServer();
     await Promise.all(strict.map((policy) => this.bucket(policy).catch(() => undefined)));
     if ((await this.probeSkew()) === null) setTimeout(() => void this.probeSkew(), 1000).unref();
+  }
+
+  /**
+   * A consecutive-failure breaker around the store's operations (cockatiel). What it counts is an
+   * operation's own outcome, which may come long after its decision went to the fallback: a
+   * loaded machine that misses the 25 ms deadline while the store still answers never opens it;
+   * a lost quorum or a dead store, whose operations fail, does.
+   */
+  private createBreaker(failures: number, openMs: number): CircuitBreakerPolicy | null {
+    if (failures <= 0) return null;
+    const breaker = circuitBreaker(handleAll, { halfOpenAfter: openMs, breaker: new ConsecutiveBreaker(failures) });
+    breaker.onStateChange((state) => (this.stats.breaker = BREAKER_STATES[state]));
+    breaker.onBreak(() => {
+      this.breakerTrialAt = Date.now() + openMs;
+      this.logger.warn({ failures, openMs }, 'rate-limit store failing: breaker open, strict policies use their fallback at once');
+    });
+    breaker.onReset(() => this.logger.info('rate-limit store answering again: breaker closed'));
+    return breaker;
+  }
+
+  /** The breaker is open and not yet due for its trial, or its trial is in flight: skip the store. */
+  private shortCircuited(): boolean {
+    const state = this.breaker?.state;
+    return state === CircuitState.HalfOpen || (state === CircuitState.Open && Date.now() < this.breakerTrialAt);
   }
 
   /** nats-server before 2.9.21 accepts concurrent R3 KV updates at one revision (nats-server#4320). */
@@ -246,6 +296,10 @@ export class StrictStore implements StrictTier {
    */
   private enqueue(policy: Policy, key: string, kind: Op['kind'], at: number, cost: number, out: Decision | null, timeoutMs: number): Promise<boolean> {
     if (this.brokenUntil > this.wall()) return Promise.reject(new StoreError('rate-limit KV bucket unavailable'));
+    if (this.shortCircuited()) {
+      this.stats.circuitOpen++;
+      return Promise.reject(new StoreError('rate-limit store breaker open'));
+    }
     return new Promise<boolean>((resolve, reject) => {
       const op: Op = {
         kind,
@@ -316,59 +370,88 @@ export class StrictStore implements StrictTier {
       this.fail(batch, err);
       return;
     }
-    for (let attempt = 1; attempt <= this.casAttempts; attempt++) {
-      const live = batch.filter((op) => !op.settled);
-      if (live.length === 0) return;
-      try {
-        this.stats.operations++;
-        const entry = await kv.get(name);
-        const ops = batch.filter((op) => !op.settled);
-        const state = this.stateOf(policy, entry);
-        const verdicts: boolean[] = [];
-        let changed = false;
-        for (const op of ops) {
-          if (op.kind === 'refund') {
-            policy.algorithm.refund(state, op.at, op.cost);
-            verdicts.push(true);
-            changed = true;
-            continue;
-          }
-          const out = op.out!;
-          policy.algorithm.peek(state, op.at, op.cost, out);
-          verdicts.push(out.allowed);
-          if (out.allowed) {
-            policy.algorithm.commit(state, op.at, op.cost);
-            changed = true;
-          }
-        }
-        if (changed) {
-          const value = encoder.encode(JSON.stringify(policy.algorithm.encode(state)));
-          this.stats.operations++;
-          if (entry === null) await kv.create(name, value);
-          else await kv.update(name, value, entry.revision);
-        }
-        // The store's state as of now (written, or read when all were denied): even requests that
-        // timed out meanwhile teach the limiter what the store holds (its fallback uses it).
-        this.observed?.(policy, key, state);
-        ops.forEach((op, index) => {
-          // Timed out while the write was in flight: its hit is stored anyway (the safe side).
-          if (op.settled && verdicts[index] && op.kind === 'consume') this.stats.lateWrites++;
-          op.resolve(verdicts[index]!);
-        });
+    const attempt = () => this.attempt(policy, key, name, batch, kv);
+    for (let n = 1; n <= this.casAttempts; n++) {
+      if (batch.every((op) => op.settled)) return;
+      // Opened meanwhile (other keys' operations failed), or another operation is the trial.
+      if (this.shortCircuited()) {
+        this.shortCircuit(batch);
         return;
-      } catch (err) {
-        if (!isConflict(err)) {
-          this.fail(batch, err);
-          return;
-        }
-        this.stats.casConflicts++;
-        // Full-jitter exponential backoff (1, 2, 4, 8 ms at most…): contenders spread out instead
-        // of colliding again, and the loser retries while its requests still have time.
-        await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(CAS_BACKOFF_CAP_MS, 2 ** (attempt - 1))));
       }
+      let outcome: 'done' | 'conflict';
+      try {
+        outcome = this.breaker ? await this.breaker.execute(attempt) : await attempt();
+      } catch (err) {
+        if (err instanceof BrokenCircuitError) this.shortCircuit(batch);
+        else this.fail(batch, err);
+        return;
+      }
+      if (outcome === 'done') return;
+      this.stats.casConflicts++;
+      // Full-jitter exponential backoff (1, 2, 4, 8 ms at most…): contenders spread out instead
+      // of colliding again, and the loser retries while its requests still have time.
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(CAS_BACKOFF_CAP_MS, 2 ** (n - 1))));
     }
     this.stats.casExhausted++;
     this.fail(batch, new StoreError(`compare-and-swap on ${name} lost ${this.casAttempts} times`));
+  }
+
+  /**
+   * One read → decide → write. A conflict (another node wrote in between) is an outcome, not a
+   * failure: the store answered. Anything else thrown is a failed operation (the breaker counts it).
+   */
+  private async attempt(policy: Policy, key: string, name: string, batch: readonly Op[], kv: KV): Promise<'done' | 'conflict'> {
+    try {
+      this.stats.operations++;
+      const entry = await kv.get(name);
+      const ops = batch.filter((op) => !op.settled);
+      const state = this.stateOf(policy, entry);
+      const verdicts: boolean[] = [];
+      let changed = false;
+      for (const op of ops) {
+        if (op.kind === 'refund') {
+          policy.algorithm.refund(state, op.at, op.cost);
+          verdicts.push(true);
+          changed = true;
+          continue;
+        }
+        const out = op.out!;
+        policy.algorithm.peek(state, op.at, op.cost, out);
+        verdicts.push(out.allowed);
+        if (out.allowed) {
+          policy.algorithm.commit(state, op.at, op.cost);
+          changed = true;
+        }
+      }
+      if (changed) {
+        const value = encoder.encode(JSON.stringify(policy.algorithm.encode(state)));
+        this.stats.operations++;
+        if (entry === null) await kv.create(name, value);
+        else await kv.update(name, value, entry.revision);
+      }
+      // The store's state as of now (written, or read when all were denied): even requests that
+      // timed out meanwhile teach the limiter what the store holds (its fallback uses it).
+      this.observed?.(policy, key, state);
+      ops.forEach((op, index) => {
+        // Timed out while the write was in flight: its hit is stored anyway (the safe side).
+        if (op.settled && verdicts[index] && op.kind === 'consume') this.stats.lateWrites++;
+        op.resolve(verdicts[index]!);
+      });
+      return 'done';
+    } catch (err) {
+      if (isConflict(err)) return 'conflict';
+      throw err;
+    }
+  }
+
+  /** The breaker is open: the batch's waiting operations go to the fallback now. */
+  private shortCircuit(batch: readonly Op[]): void {
+    const error = new StoreError('rate-limit store breaker open');
+    for (const op of batch) {
+      if (op.settled) continue;
+      this.stats.circuitOpen++;
+      op.reject(error);
+    }
   }
 
   private fail(batch: readonly Op[], err: unknown): void {
