@@ -149,7 +149,7 @@ describe.skipIf(!R3_CAS_SERIALIZABLE)(`strict across 3 gateway processes on a 3-
   beforeAll(async () => {
     cluster = await MeshCluster.start({ size: 3, jetstream: true });
     nc = await connect({ servers: cluster.urls[0]! });
-    await waitForJetStream(nc, 30_000, 3);
+    await waitForJetStream(nc, 30_000, 3, cluster.servers);
     workers.push(...(await Promise.all(cluster.urls.map((url) => DemoWorker.start(url)))));
     gateways = await Promise.all(
       ['a', 'b', 'c'].map((name, i) => RlGateway.start(name, { nats: cluster.urls[i]!, policies: [POLICY, CLOSED], strict: { replicas: 3 }, eventual: { heartbeatMs: 200 } })),
@@ -381,7 +381,7 @@ describe.skipIf(!R3_CAS_SERIALIZABLE)(`strict across 3 gateway processes on a 3-
 
     await Promise.all([cluster.servers[1]!.restart(), cluster.servers[2]!.restart()]);
     await cluster.waitForRoutes(20_000);
-    await waitForJetStream(nc, 30_000, 3);
+    await waitForJetStream(nc, 30_000, 3, cluster.servers);
     const back = await untilStrict(a, 'quorum-probe', 40_000);
     console.info(`strict, quorum lost: a decided in the store again ${back} ms after the servers restarted`);
     // The store kept its pre-outage count: the fallback's admissions were not copied back. (A write

@@ -503,7 +503,7 @@ for (const variant of variants) {
         urls = [single.url];
       }
       nc = await connect({ servers: urls[0]! });
-      await waitForJetStream(nc, 30_000, variant.replicas);
+      await waitForJetStream(nc, 30_000, variant.replicas, cluster?.servers ?? []);
       worker = spawnTs('src/demo/worker.ts', [], { NATS_URL: urls[urls.length - 1]! });
       // One gateway per server.
       gateways = await Promise.all(Array.from({ length: variant.gateways }, (_, i) => GatewayProcess.start({ config: gatewayConfig(variant.replicas), nats: urls[i % urls.length]! })));

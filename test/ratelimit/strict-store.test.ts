@@ -435,7 +435,7 @@ describe(`strict mode on a 3-server JetStream cluster (nats-server ${NATS_SERVER
   beforeAll(async () => {
     cluster = await NatsCluster.start({ size: 3, jetstream: true });
     ncs = await Promise.all(cluster.urls.map((url) => connect({ servers: url })));
-    await waitForJetStream(ncs[0]!, 25_000, 3);
+    await waitForJetStream(ncs[0]!, 25_000, 3, cluster.servers);
   }, 30_000);
   afterAll(async () => {
     await Promise.all(ncs.map((c) => c.close()));
@@ -518,7 +518,7 @@ describe(`strict mode on a 3-server JetStream cluster (nats-server ${NATS_SERVER
     } finally {
       if (!cluster.servers[2]!.running) await cluster.servers[2]!.restart();
       await cluster.waitForRoutes(20_000);
-      await waitForJetStream(ncs[2]!, 20_000, 3);
+      await waitForJetStream(ncs[2]!, 20_000, 3, cluster.servers);
     }
   }, 60_000);
 });

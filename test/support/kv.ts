@@ -9,7 +9,7 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import { jetstreamManager, StorageType } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import pino, { type Logger } from 'pino';
-import { NATS_SERVER_VERSION, versionAtLeast } from './nats.js';
+import { NATS_SERVER_VERSION, versionAtLeast, type NatsServer } from './nats.js';
 import type { GenApiRequest, ResolvedFunConfig } from '../../src/genapi/types.js';
 import type { LimiterDecision, RateLimitDetails } from '../../src/ratelimit/limiter.js';
 import type { RateLimits } from '../../src/ratelimit/rate-limits.js';
@@ -30,7 +30,7 @@ export const R3_CAS_SERIALIZABLE = versionAtLeast(NATS_SERVER_VERSION, '2.9.21')
  * leader learns its peers one by one, and until then creating an R3 bucket fails with
  * "no suitable peers for placement" (10005). A throwaway memory stream is the probe.
  */
-export async function waitForJetStream(nc: NatsConnection, timeoutMs = 20_000, replicas = 1): Promise<void> {
+export async function waitForJetStream(nc: NatsConnection, timeoutMs = 20_000, replicas = 1, servers: readonly NatsServer[] = []): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown = null;
   while (Date.now() < deadline) {
@@ -48,7 +48,9 @@ export async function waitForJetStream(nc: NatsConnection, timeoutMs = 20_000, r
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
   }
-  throw new Error(`JetStream not ready${replicas > 1 ? ` for R${replicas} streams` : ''} within ${timeoutMs} ms: ${(last as Error | null)?.message}`);
+  // Say why: which servers run, and what they logged about routes and the meta leader.
+  const states = servers.map((server) => server.describe()).join('\n');
+  throw new Error(`JetStream not ready${replicas > 1 ? ` for R${replicas} streams` : ''} within ${timeoutMs} ms: ${(last as Error | null)?.message}${states ? `\n${states}` : ''}`);
 }
 
 /** The bucket the strict store uses for a policy of this horizon (strict.ts: `<prefix>_rl_<ttl>s`). */

@@ -119,16 +119,35 @@ export class NatsServer {
   }
 
   private async spawn(): Promise<void> {
+    const from = this.log.length;
     const child = spawn('nats-server', this.args(), { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     child.stdout?.on('data', (chunk: Buffer) => (this.log += chunk.toString()));
     child.stderr?.on('data', (chunk: Buffer) => (this.log += chunk.toString()));
+    // Ready when this run logged it listens for clients (and for routes, when clustered), not when
+    // the port answers: a port taken meanwhile by another process would answer too, while this
+    // server exits on "address already in use".
+    const ready = this.options.cluster ? /Listening for route connections/ : /Server is ready/;
     const deadline = Date.now() + 10_000;
-    while (!(await reachable(this.port))) {
-      if (child.exitCode !== null) throw new Error(`nats-server exited (${child.exitCode}): ${this.log}`);
-      if (Date.now() > deadline) throw new Error(`nats-server did not start on ${this.port}: ${this.log}`);
+    while (!ready.test(this.log.slice(from)) || !(await reachable(this.port))) {
+      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`nats-server exited (${child.exitCode ?? child.signalCode}): ${this.log.slice(from)}`);
+      if (Date.now() > deadline) throw new Error(`nats-server did not start on ${this.port}: ${this.log.slice(from)}`);
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
+  }
+
+  /**
+   * What a failure message needs: port, whether it runs (or how it exited), and the log lines
+   * that tell (warnings, errors, routes, the JetStream meta leader).
+   */
+  describe(lines = 12): string {
+    const child = this.child;
+    const state = this.running ? 'running' : `exited (${child?.exitCode ?? child?.signalCode ?? 'not started'})`;
+    const notable = this.log
+      .split('\n')
+      .filter((line) => /\[(WRN|ERR|FTL)\]|meta(data)? leader|Listening for route|Duplicate Route/.test(line))
+      .slice(-lines);
+    return `${this.options.name ?? this.port} on ${this.port}: ${state}\n  ${notable.join('\n  ')}`;
   }
 
   /** Graceful stop (SIGTERM), waiting for the process to exit. */
@@ -193,30 +212,40 @@ export class NatsCluster {
     readonly proxies: TcpProxy[],
   ) {}
 
-  static async start(options: NatsClusterOptions = {}): Promise<NatsCluster> {
+  static start(options: NatsClusterOptions = {}): Promise<NatsCluster> {
+    return startCluster(() => NatsCluster.tryStart(options));
+  }
+
+  private static async tryStart(options: NatsClusterOptions): Promise<NatsCluster> {
     const size = options.size ?? 3;
     const name = `c${Math.floor(Math.random() * 1e6)}`;
     const clusterPorts = await Promise.all(Array.from({ length: size }, () => freePort()));
     const proxies = options.proxiedRoutes ? await Promise.all(clusterPorts.map((port) => TcpProxy.start(port))) : [];
     const routeTo = (index: number) => `nats://127.0.0.1:${options.proxiedRoutes ? proxies[index]!.port : clusterPorts[index]!}`;
-    const servers = await Promise.all(
-      clusterPorts.map((port, index) =>
-        NatsServer.start({
-          name: `${name}-${index}`,
-          jetstream: options.jetstream ?? false,
-          cluster: {
-            name,
-            port,
-            // Everyone lists everyone (clustered JetStream needs configured routes on every server).
-            routes: clusterPorts.map((_, j) => j).filter((j) => j !== index).map(routeTo),
-            ...(options.proxiedRoutes ? { advertise: `127.0.0.1:${proxies[index]!.port}` } : {}),
-          },
-        }),
-      ),
-    );
-    const cluster = new NatsCluster(servers, proxies);
-    await cluster.waitForRoutes();
-    return cluster;
+    const cluster = new NatsCluster([], proxies);
+    try {
+      cluster.servers.push(
+        ...(await startServers(
+          clusterPorts.map((port, index) => ({
+            name: `${name}-${index}`,
+            jetstream: options.jetstream ?? false,
+            cluster: {
+              name,
+              port,
+              // Everyone lists everyone (clustered JetStream needs configured routes on every server).
+              routes: clusterPorts.map((_, j) => j).filter((j) => j !== index).map(routeTo),
+              ...(options.proxiedRoutes ? { advertise: `127.0.0.1:${proxies[index]!.port}` } : {}),
+            },
+          })),
+        )),
+      );
+      await cluster.waitForRoutes();
+      assertAllRunning(cluster.servers);
+      return cluster;
+    } catch (err) {
+      await cluster.dispose();
+      throw err;
+    }
   }
 
   get urls(): string[] {
@@ -244,6 +273,36 @@ export class NatsCluster {
     await Promise.all(this.proxies.map((proxy) => proxy.close()));
     await Promise.all(this.servers.map((server) => server.dispose()));
   }
+}
+
+/**
+ * Starts a cluster, again on fresh ports when it fails to (up to 3 times): a port picked free can
+ * be taken by another process before its server binds it, and that server exits.
+ */
+export async function startCluster<T>(tryStart: () => Promise<T>, attempts = 3): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await tryStart();
+    } catch (err) {
+      if (attempt >= attempts) throw err;
+      console.warn(`NATS cluster did not start (attempt ${attempt}), starting over on fresh ports: ${(err as Error).message.slice(0, 500)}`);
+    }
+  }
+}
+
+/** Starts servers together; if one fails, stops the others and throws its error. */
+export async function startServers(options: readonly NatsServerOptions[]): Promise<NatsServer[]> {
+  const started = await Promise.allSettled(options.map((o) => NatsServer.start(o)));
+  const failed = started.find((result): result is PromiseRejectedResult => result.status === 'rejected');
+  if (!failed) return started.map((result) => (result as PromiseFulfilledResult<NatsServer>).value);
+  await Promise.all(started.map((result) => (result.status === 'fulfilled' ? result.value.dispose() : undefined)));
+  throw failed.reason;
+}
+
+/** Every server of a cluster still runs (one that exited after starting would be skipped by waitForRoutes). */
+export function assertAllRunning(servers: readonly NatsServer[]): void {
+  const dead = servers.filter((server) => !server.running);
+  if (dead.length > 0) throw new Error(`nats-server exited: ${dead.map((server) => server.describe()).join('\n')}`);
 }
 
 /** Routes up minus routes down, from a server's log (it logs both). */

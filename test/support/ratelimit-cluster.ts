@@ -14,7 +14,7 @@ import type { EventualStats } from '../../src/ratelimit/cluster/eventual.js';
 import { RateLimits, type RateLimitsHealth, type RateLimitsOptions } from '../../src/ratelimit/rate-limits.js';
 import type { Decision, PolicyConfig } from '../../src/ratelimit/types.js';
 import { GatewayProcess } from './gateway-process.js';
-import { freePort, NatsServer, waitForRoutes } from './nats.js';
+import { assertAllRunning, freePort, NatsServer, startCluster, startServers, waitForRoutes } from './nats.js';
 import { TcpProxy } from './tcp-proxy.js';
 import { GenApiClient, type CallResult } from './genapi-exec.js';
 import { spawnTs, type Spawned } from './spawn.js';
@@ -418,25 +418,35 @@ export class MeshCluster {
     private readonly blackHole: TcpProxy,
   ) {}
 
-  static async start(options: { size?: number; jetstream?: boolean } = {}): Promise<MeshCluster> {
+  static start(options: { size?: number; jetstream?: boolean } = {}): Promise<MeshCluster> {
+    return startCluster(() => MeshCluster.tryStart(options));
+  }
+
+  private static async tryStart(options: { size?: number; jetstream?: boolean }): Promise<MeshCluster> {
     const size = options.size ?? 3;
     const name = `m${Math.floor(Math.random() * 1e6)}`;
     const clusterPorts = await Promise.all(Array.from({ length: size }, () => freePort()));
     const blackHole = await TcpProxy.start(await freePort());
     blackHole.cut();
     const proxies = await Promise.all(clusterPorts.map((_, i) => Promise.all(clusterPorts.map((port, j) => (i === j ? undefined : TcpProxy.start(port))))));
-    const servers = await Promise.all(
-      clusterPorts.map((port, i) =>
-        NatsServer.start({
-          name: `${name}-${i}`,
-          jetstream: options.jetstream ?? false,
-          cluster: { name, port, routes: proxies[i]!.filter((proxy): proxy is TcpProxy => proxy !== undefined).map((proxy) => proxy.url), advertise: `127.0.0.1:${blackHole.port}` },
-        }),
-      ),
-    );
-    const cluster = new MeshCluster(servers, proxies, blackHole);
-    await cluster.waitForRoutes();
-    return cluster;
+    const cluster = new MeshCluster([], proxies, blackHole);
+    try {
+      cluster.servers.push(
+        ...(await startServers(
+          clusterPorts.map((port, i) => ({
+            name: `${name}-${i}`,
+            jetstream: options.jetstream ?? false,
+            cluster: { name, port, routes: proxies[i]!.filter((proxy): proxy is TcpProxy => proxy !== undefined).map((proxy) => proxy.url), advertise: `127.0.0.1:${blackHole.port}` },
+          })),
+        )),
+      );
+      await cluster.waitForRoutes();
+      assertAllRunning(cluster.servers);
+      return cluster;
+    } catch (err) {
+      await cluster.dispose();
+      throw err;
+    }
   }
 
   get urls(): string[] {
