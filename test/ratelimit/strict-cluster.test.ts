@@ -157,7 +157,7 @@ describe.skipIf(!R3_CAS_SERIALIZABLE)(`strict across 3 gateway processes on a 3-
     await eventually(async () => (await Promise.all(gateways.map((g) => g.health()))).every((h) => h.cluster?.nodes === 3), 'three nodes', 10_000);
     for (const gateway of gateways) await untilStrict(gateway, `warm-${gateway.name}`, 20_000);
     expect((await (await openBucket(nc, BUCKET)).status()).replicas).toBe(3);
-  }, 90_000);
+  }, 120_000);
 
   afterAll(async () => {
     await Promise.all(gateways.map((g) => g.stop().catch(() => undefined)));

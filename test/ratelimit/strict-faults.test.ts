@@ -530,7 +530,7 @@ for (const variant of variants) {
         expect(health.stats.storeErrors).toBe(0);
         expect(health.cluster!.strict.operations).toBeGreaterThan(0);
       }
-    }, 60_000);
+    }, 90_000);
 
     afterAll(async () => {
       for (const socket of sockets.splice(0)) socket.disconnect();

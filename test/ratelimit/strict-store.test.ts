@@ -436,7 +436,7 @@ describe(`strict mode on a 3-server JetStream cluster (nats-server ${NATS_SERVER
     cluster = await NatsCluster.start({ size: 3, jetstream: true });
     ncs = await Promise.all(cluster.urls.map((url) => connect({ servers: url })));
     await waitForJetStream(ncs[0]!, 25_000, 3, cluster.servers);
-  }, 30_000);
+  }, 60_000);
   afterAll(async () => {
     await Promise.all(ncs.map((c) => c.close()));
     await cluster?.dispose();

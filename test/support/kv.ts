@@ -6,15 +6,14 @@
  */
 import { Writable } from 'node:stream';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { jetstreamManager, StorageType } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import pino, { type Logger } from 'pino';
-import { NATS_SERVER_VERSION, versionAtLeast, type NatsServer } from './nats.js';
+import { NATS_SERVER_VERSION, versionAtLeast } from './nats.js';
 import type { GenApiRequest, ResolvedFunConfig } from '../../src/genapi/types.js';
 import type { LimiterDecision, RateLimitDetails } from '../../src/ratelimit/limiter.js';
 import type { RateLimits } from '../../src/ratelimit/rate-limits.js';
 
-export { NATS_SERVER_VERSION, versionAtLeast } from './nats.js';
+export { NATS_SERVER_VERSION, versionAtLeast, waitForJetStream } from './nats.js';
 
 /**
  * Before 2.9.21 the expected-last-subject-sequence check of a replicated (R3) stream was a
@@ -23,35 +22,6 @@ export { NATS_SERVER_VERSION, versionAtLeast } from './nats.js';
  * RL_ASSUME_R3_CAS=1 runs the R3 cases anyway (to see the failure on an old server).
  */
 export const R3_CAS_SERIALIZABLE = versionAtLeast(NATS_SERVER_VERSION, '2.9.21') || process.env.RL_ASSUME_R3_CAS === '1';
-
-/**
- * Polls until JetStream answers (a clustered JetStream needs its meta leader first) and, with
- * `replicas` > 1, until it can place a stream of that many replicas: a fresh cluster's meta
- * leader learns its peers one by one, and until then creating an R3 bucket fails with
- * "no suitable peers for placement" (10005). A throwaway memory stream is the probe.
- */
-export async function waitForJetStream(nc: NatsConnection, timeoutMs = 20_000, replicas = 1, servers: readonly NatsServer[] = []): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown = null;
-  while (Date.now() < deadline) {
-    try {
-      const jsm = await jetstreamManager(nc, { timeout: 1_000, checkAPI: false });
-      await jsm.getAccountInfo();
-      if (replicas > 1) {
-        const name = `probe_${Math.random().toString(36).slice(2)}`;
-        await jsm.streams.add({ name, subjects: [`_probe.${name}`], storage: StorageType.Memory, num_replicas: replicas });
-        await jsm.streams.delete(name).catch(() => undefined);
-      }
-      return;
-    } catch (err) {
-      last = err;
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-  }
-  // Say why: which servers run, and what they logged about routes and the meta leader.
-  const states = servers.map((server) => server.describe()).join('\n');
-  throw new Error(`JetStream not ready${replicas > 1 ? ` for R${replicas} streams` : ''} within ${timeoutMs} ms: ${(last as Error | null)?.message}${states ? `\n${states}` : ''}`);
-}
 
 /** The bucket the strict store uses for a policy of this horizon (strict.ts: `<prefix>_rl_<ttl>s`). */
 export function bucketName(prefix: string, horizonMs: number): string {

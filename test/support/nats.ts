@@ -3,6 +3,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { jetstreamManager, StorageType } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
 import { TcpProxy } from './tcp-proxy.js';
 
 /** `nats-server --version` → "2.10.27". */
@@ -241,6 +244,7 @@ export class NatsCluster {
       );
       await cluster.waitForRoutes();
       assertAllRunning(cluster.servers);
+      if (options.jetstream) await waitForPlacement(cluster.servers);
       return cluster;
     } catch (err) {
       await cluster.dispose();
@@ -303,6 +307,52 @@ export async function startServers(options: readonly NatsServerOptions[]): Promi
 export function assertAllRunning(servers: readonly NatsServer[]): void {
   const dead = servers.filter((server) => !server.running);
   if (dead.length > 0) throw new Error(`nats-server exited: ${dead.map((server) => server.describe()).join('\n')}`);
+}
+
+/**
+ * Polls until JetStream answers (a clustered JetStream needs its meta leader first) and, with
+ * `replicas` > 1, until it can place a stream of that many replicas: a fresh cluster's meta
+ * leader learns its peers one by one, and until then creating an R3 bucket fails with
+ * "no suitable peers for placement" (10005). A throwaway memory stream is the probe.
+ */
+export async function waitForJetStream(nc: NatsConnection, timeoutMs = 20_000, replicas = 1, servers: readonly NatsServer[] = []): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown = null;
+  while (Date.now() < deadline) {
+    try {
+      const jsm = await jetstreamManager(nc, { timeout: 1_000, checkAPI: false });
+      await jsm.getAccountInfo();
+      if (replicas > 1) {
+        const name = `probe_${Math.random().toString(36).slice(2)}`;
+        await jsm.streams.add({ name, subjects: [`_probe.${name}`], storage: StorageType.Memory, num_replicas: replicas });
+        await jsm.streams.delete(name).catch(() => undefined);
+      }
+      return;
+    } catch (err) {
+      last = err;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+  // Say why: which servers run, and what they logged about routes and the meta leader.
+  const states = servers.map((server) => server.describe()).join('\n');
+  throw new Error(`JetStream not ready${replicas > 1 ? ` for R${replicas} streams` : ''} within ${timeoutMs} ms: ${(last as Error | null)?.message}${states ? `\n${states}` : ''}`);
+}
+
+/**
+ * A new JetStream cluster is ready when it can place a stream on every server. Now and then,
+ * under the load of the whole suite, a cluster never gets there (its meta leader answers "no
+ * suitable peers for placement" for as long as one waits, with every server running and routed):
+ * cluster start waits for it this long, then starts over.
+ */
+const JETSTREAM_PLACEMENT_MS = 10_000;
+
+export async function waitForPlacement(servers: readonly NatsServer[]): Promise<void> {
+  const nc = await connect({ servers: servers[0]!.url });
+  try {
+    await waitForJetStream(nc, JETSTREAM_PLACEMENT_MS, servers.length, servers);
+  } finally {
+    await nc.close();
+  }
 }
 
 /** Routes up minus routes down, from a server's log (it logs both). */

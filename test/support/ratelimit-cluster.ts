@@ -14,7 +14,7 @@ import type { EventualStats } from '../../src/ratelimit/cluster/eventual.js';
 import { RateLimits, type RateLimitsHealth, type RateLimitsOptions } from '../../src/ratelimit/rate-limits.js';
 import type { Decision, PolicyConfig } from '../../src/ratelimit/types.js';
 import { GatewayProcess } from './gateway-process.js';
-import { assertAllRunning, freePort, NatsServer, startCluster, startServers, waitForRoutes } from './nats.js';
+import { assertAllRunning, freePort, NatsServer, startCluster, startServers, waitForPlacement, waitForRoutes } from './nats.js';
 import { TcpProxy } from './tcp-proxy.js';
 import { GenApiClient, type CallResult } from './genapi-exec.js';
 import { spawnTs, type Spawned } from './spawn.js';
@@ -442,6 +442,7 @@ export class MeshCluster {
       );
       await cluster.waitForRoutes();
       assertAllRunning(cluster.servers);
+      if (options.jetstream) await waitForPlacement(cluster.servers);
       return cluster;
     } catch (err) {
       await cluster.dispose();
