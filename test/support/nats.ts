@@ -225,31 +225,20 @@ export class NatsCluster {
     const clusterPorts = await Promise.all(Array.from({ length: size }, () => freePort()));
     const proxies = options.proxiedRoutes ? await Promise.all(clusterPorts.map((port) => TcpProxy.start(port))) : [];
     const routeTo = (index: number) => `nats://127.0.0.1:${options.proxiedRoutes ? proxies[index]!.port : clusterPorts[index]!}`;
-    const cluster = new NatsCluster([], proxies);
-    try {
-      cluster.servers.push(
-        ...(await startServers(
-          clusterPorts.map((port, index) => ({
-            name: `${name}-${index}`,
-            jetstream: options.jetstream ?? false,
-            cluster: {
-              name,
-              port,
-              // Everyone lists everyone (clustered JetStream needs configured routes on every server).
-              routes: clusterPorts.map((_, j) => j).filter((j) => j !== index).map(routeTo),
-              ...(options.proxiedRoutes ? { advertise: `127.0.0.1:${proxies[index]!.port}` } : {}),
-            },
-          })),
-        )),
-      );
-      await cluster.waitForRoutes();
-      assertAllRunning(cluster.servers);
-      if (options.jetstream) await waitForPlacement(cluster.servers);
-      return cluster;
-    } catch (err) {
-      await cluster.dispose();
-      throw err;
-    }
+    return launchCluster(
+      new NatsCluster([], proxies),
+      clusterPorts.map((port, index) => ({
+        name: `${name}-${index}`,
+        jetstream: options.jetstream ?? false,
+        cluster: {
+          name,
+          port,
+          // Everyone lists everyone (clustered JetStream needs configured routes on every server).
+          routes: clusterPorts.map((_, j) => j).filter((j) => j !== index).map(routeTo),
+          ...(options.proxiedRoutes ? { advertise: `127.0.0.1:${proxies[index]!.port}` } : {}),
+        },
+      })),
+    );
   }
 
   get urls(): string[] {
@@ -294,8 +283,26 @@ export async function startCluster<T>(tryStart: () => Promise<T>, attempts = 3):
   }
 }
 
+/**
+ * Starts a cluster's servers into `cluster` and waits until it is whole: routes formed, every
+ * server still running and, with JetStream, streams placeable on all of them. On any failure it
+ * disposes the cluster (servers and proxies) and throws, for startCluster to start over.
+ */
+export async function launchCluster<C extends { readonly servers: NatsServer[]; dispose(): Promise<void> }>(cluster: C, servers: readonly NatsServerOptions[]): Promise<C> {
+  try {
+    cluster.servers.push(...(await startServers(servers)));
+    await waitForRoutes(cluster.servers);
+    assertAllRunning(cluster.servers);
+    if (servers.some((options) => options.jetstream)) await waitForPlacement(cluster.servers);
+    return cluster;
+  } catch (err) {
+    await cluster.dispose();
+    throw err;
+  }
+}
+
 /** Starts servers together; if one fails, stops the others and throws its error. */
-export async function startServers(options: readonly NatsServerOptions[]): Promise<NatsServer[]> {
+async function startServers(options: readonly NatsServerOptions[]): Promise<NatsServer[]> {
   const started = await Promise.allSettled(options.map((o) => NatsServer.start(o)));
   const failed = started.find((result): result is PromiseRejectedResult => result.status === 'rejected');
   if (!failed) return started.map((result) => (result as PromiseFulfilledResult<NatsServer>).value);
@@ -304,7 +311,7 @@ export async function startServers(options: readonly NatsServerOptions[]): Promi
 }
 
 /** Every server of a cluster still runs (one that exited after starting would be skipped by waitForRoutes). */
-export function assertAllRunning(servers: readonly NatsServer[]): void {
+function assertAllRunning(servers: readonly NatsServer[]): void {
   const dead = servers.filter((server) => !server.running);
   if (dead.length > 0) throw new Error(`nats-server exited: ${dead.map((server) => server.describe()).join('\n')}`);
 }
@@ -346,7 +353,7 @@ export async function waitForJetStream(nc: NatsConnection, timeoutMs = 20_000, r
  */
 const JETSTREAM_PLACEMENT_MS = 10_000;
 
-export async function waitForPlacement(servers: readonly NatsServer[]): Promise<void> {
+async function waitForPlacement(servers: readonly NatsServer[]): Promise<void> {
   const nc = await connect({ servers: servers[0]!.url });
   try {
     await waitForJetStream(nc, JETSTREAM_PLACEMENT_MS, servers.length, servers);

@@ -14,7 +14,7 @@ import type { EventualStats } from '../../src/ratelimit/cluster/eventual.js';
 import { RateLimits, type RateLimitsHealth, type RateLimitsOptions } from '../../src/ratelimit/rate-limits.js';
 import type { Decision, PolicyConfig } from '../../src/ratelimit/types.js';
 import { GatewayProcess } from './gateway-process.js';
-import { assertAllRunning, freePort, NatsServer, startCluster, startServers, waitForPlacement, waitForRoutes } from './nats.js';
+import { freePort, launchCluster, NatsServer, startCluster, waitForRoutes } from './nats.js';
 import { TcpProxy } from './tcp-proxy.js';
 import { GenApiClient, type CallResult } from './genapi-exec.js';
 import { spawnTs, type Spawned } from './spawn.js';
@@ -429,25 +429,14 @@ export class MeshCluster {
     const blackHole = await TcpProxy.start(await freePort());
     blackHole.cut();
     const proxies = await Promise.all(clusterPorts.map((_, i) => Promise.all(clusterPorts.map((port, j) => (i === j ? undefined : TcpProxy.start(port))))));
-    const cluster = new MeshCluster([], proxies, blackHole);
-    try {
-      cluster.servers.push(
-        ...(await startServers(
-          clusterPorts.map((port, i) => ({
-            name: `${name}-${i}`,
-            jetstream: options.jetstream ?? false,
-            cluster: { name, port, routes: proxies[i]!.filter((proxy): proxy is TcpProxy => proxy !== undefined).map((proxy) => proxy.url), advertise: `127.0.0.1:${blackHole.port}` },
-          })),
-        )),
-      );
-      await cluster.waitForRoutes();
-      assertAllRunning(cluster.servers);
-      if (options.jetstream) await waitForPlacement(cluster.servers);
-      return cluster;
-    } catch (err) {
-      await cluster.dispose();
-      throw err;
-    }
+    return launchCluster(
+      new MeshCluster([], proxies, blackHole),
+      clusterPorts.map((port, i) => ({
+        name: `${name}-${i}`,
+        jetstream: options.jetstream ?? false,
+        cluster: { name, port, routes: proxies[i]!.filter((proxy): proxy is TcpProxy => proxy !== undefined).map((proxy) => proxy.url), advertise: `127.0.0.1:${blackHole.port}` },
+      })),
+    );
   }
 
   get urls(): string[] {
