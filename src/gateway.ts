@@ -17,7 +17,11 @@ import { monotonicClock, type Clock } from './util/clock.js';
 import { TimerWheel } from './util/timer-wheel.js';
 
 /** A plain HTTP handler mounted under a prefix (`Gateway.route`). */
-export type HttpRoute = (req: IncomingMessage, res: ServerResponse, subpath: string) => Promise<void>;
+export type HttpRoute = (
+  req: IncomingMessage,
+  res: ServerResponse,
+  subpath: string,
+) => Promise<void>;
 
 export interface GatewayOptions {
   /** Interface to listen on. Default 127.0.0.1. */
@@ -39,7 +43,9 @@ export interface GatewayOptions {
 }
 
 function isLogger(value: unknown): value is Logger {
-  return typeof value === 'object' && value !== null && typeof (value as Logger).child === 'function';
+  return (
+    typeof value === 'object' && value !== null && typeof (value as Logger).child === 'function'
+  );
 }
 
 function splitUrl(url: string | undefined): { path: string; query: string } {
@@ -68,7 +74,12 @@ export class Gateway {
 
   constructor(private readonly options: GatewayOptions = {}) {
     this.nodeId = options.nodeId ?? randomUUID();
-    const logger = options.logger === false ? silentLogger() : isLogger(options.logger) ? options.logger : createLogger(options.logger);
+    const logger =
+      options.logger === false
+        ? silentLogger()
+        : isLogger(options.logger)
+          ? options.logger
+          : createLogger(options.logger);
     this.logger = logger.child({ node: this.nodeId.slice(0, 8) });
     this.pubsub = new LocalPubSub();
     this.presence = new Presence(this.pubsub, { ...options.presence, nodeId: this.nodeId });
@@ -84,12 +95,16 @@ export class Gateway {
   }
 
   /** Adds a socket endpoint at `path` (default `/socket`) and returns it for channel routes. */
-  socket<A extends Assigns = Assigns>(path = '/socket', options: SocketOptions<A> = {}): SocketMount<A> {
+  socket<A extends Assigns = Assigns>(
+    path = '/socket',
+    options: SocketOptions<A> = {},
+  ): SocketMount<A> {
     const mount = new SocketMount<A>(this.context, path, options);
     for (const other of this.mounts) {
-      if (other.path === mount.path) throw new Error(`a socket is already mounted at ${mount.path}`);
+      if (other.path === mount.path)
+        throw new Error(`a socket is already mounted at ${mount.path}`);
     }
-    this.mounts.push(mount as unknown as SocketMount<Assigns>);
+    this.mounts.push(mount);
     return mount;
   }
 
@@ -114,7 +129,10 @@ export class Gateway {
   }
 
   /** Starts an HTTP server for the mounts. Resolves with the bound address. */
-  async listen(port = this.options.port ?? 4000, host = this.options.host ?? '127.0.0.1'): Promise<AddressInfo> {
+  async listen(
+    port = this.options.port ?? 4000,
+    host = this.options.host ?? '127.0.0.1',
+  ): Promise<AddressInfo> {
     if (this.server) throw new Error('gateway is already listening');
     const server = createServer({ keepAliveTimeout: 65_000 });
     this.attach(server);
@@ -127,7 +145,10 @@ export class Gateway {
       });
     });
     const address = server.address() as AddressInfo;
-    this.logger.info({ host: address.address, port: address.port, sockets: this.mounts.map((m) => m.path) }, 'gateway listening');
+    this.logger.info(
+      { host: address.address, port: address.port, sockets: this.mounts.map((m) => m.path) },
+      'gateway listening',
+    );
     return address;
   }
 
@@ -156,7 +177,8 @@ export class Gateway {
    */
   route(prefix: string, handler: HttpRoute): this {
     const clean = prefix.endsWith('/') ? prefix.slice(0, -1) : prefix;
-    if (!clean.startsWith('/')) throw new TypeError(`route prefix must start with "/", got ${JSON.stringify(prefix)}`);
+    if (!clean.startsWith('/'))
+      throw new TypeError(`route prefix must start with "/", got ${JSON.stringify(prefix)}`);
     this.routes.push({ prefix: clean, handler });
     return this;
   }

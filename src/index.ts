@@ -28,7 +28,14 @@ export {
   type TransportName,
 } from './channel/types.js';
 export type { PubSub, Subscriber } from './channel/pubsub.js';
-export { refuse, type ConnectHook, type ConnectInfo, type ConnectAccept, type ConnectRefusal, type ConnectResult } from './socket/connect.js';
+export {
+  refuse,
+  type ConnectHook,
+  type ConnectInfo,
+  type ConnectAccept,
+  type ConnectRefusal,
+  type ConnectResult,
+} from './socket/connect.js';
 export {
   SOCKET_DEFAULTS,
   type SocketOptions,
@@ -52,10 +59,24 @@ export { CLOSE } from './socket/session.js';
 export type { Ref } from './wire/message.js';
 export { createLogger, type Logger, type LoggerOptions } from './log/logger.js';
 export { GenApi, createGenApi, type GenApiOptions, type GenApiHealth } from './genapi/gen-api.js';
-export { GEN_API_DEFAULTS, identityFromAssigns, type GenApiChannelOptions } from './genapi/channel.js';
+export {
+  GEN_API_DEFAULTS,
+  identityFromAssigns,
+  type GenApiChannelOptions,
+} from './genapi/channel.js';
 export type { Identity } from './genapi/request.js';
 export type { BeforeHook, AfterHook, Hook, BeforeHookResult } from './genapi/hooks.js';
 export type { RateLimiter, RateDecision, ExecutorStats } from './genapi/executor.js';
-export type { FunConfig, ResolvedFunConfig, GenApiRequest, GenApiResponse, ServiceInstance, ArgSpec, ArgType, ResponseType, ChooseNodeMode } from './genapi/types.js';
+export type {
+  FunConfig,
+  ResolvedFunConfig,
+  GenApiRequest,
+  GenApiResponse,
+  ServiceInstance,
+  ArgSpec,
+  ArgType,
+  ResponseType,
+  ChooseNodeMode,
+} from './genapi/types.js';
 export type { NatsGatewayOptions, NatsHealth } from './bus/nats/link.js';
 export { RESILIENCE_DEFAULTS, type ResilienceOptions } from './genapi/resilience.js';

@@ -43,12 +43,18 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
   });
   const { path = '/socket', ...socketOptions } = config.socket ?? {};
   if (demo) {
-    gateway.logger.warn('demo mode: user_id/device_id come from connect params (insecure, dev only)');
+    gateway.logger.warn(
+      'demo mode: user_id/device_id come from connect params (insecure, dev only)',
+    );
   }
   const servers = options.nats ?? config.nats?.servers;
   const rateLimits = withDemoRateLimit(config.rateLimits, demo, servers !== undefined);
   // Always present (empty without policies) so the admin API can add policies at runtime.
-  const genApi = new GenApi(gateway, { ...(demo ? { relay: true } : {}), ...config.genApi, ...(config.genApi?.rateLimiter ? {} : { rateLimits }) });
+  const genApi = new GenApi(gateway, {
+    ...(demo ? { relay: true } : {}),
+    ...config.genApi,
+    ...(config.genApi?.rateLimiter ? {} : { rateLimits }),
+  });
   const mount = gateway.socket<Assigns>(path, {
     ...(demo ? { connect: demoConnect, checkOrigin: false } : {}),
     ...(genApi.rateLimits ? { connectLimit: genApi.rateLimits.connectLimit } : {}),
@@ -59,11 +65,15 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     const admin = { path: '/admin', ...config.admin };
     gateway.route(
       admin.path,
-      adminRoute(admin, { rateLimits: genApi.rateLimits, logger: gateway.logger.child({ component: 'admin' }), health: () => healthReport(gateway, genApi) }),
+      adminRoute(admin, {
+        rateLimits: genApi.rateLimits,
+        logger: gateway.logger.child({ component: 'admin' }),
+        health: () => healthReport(gateway, genApi),
+      }),
     );
   }
   if (demo) {
-    mount.channel('room:*', demoRoomChannel(gateway) as never);
+    mount.channel('room:*', demoRoomChannel(gateway));
     if (servers === undefined) genApi.register(demoService);
   }
   for (const route of config.channels ?? []) mount.channel(route.pattern, route.handler);
@@ -72,12 +82,19 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     gateway.logger.info({ servers }, 'connecting to NATS');
     await genApi.connectNats({ ...config.nats, servers });
   }
-  const address = await gateway.listen(options.port ?? config.port ?? 4000, options.host ?? config.host ?? '127.0.0.1');
+  const address = await gateway.listen(
+    options.port ?? config.port ?? 4000,
+    options.host ?? config.host ?? '127.0.0.1',
+  );
   return { gateway, genApi, address };
 }
 
 /** The config's rate limits, plus the demo's `demo.limited` policy in demo mode (unless overridden). */
-function withDemoRateLimit(options: RateLimitsOptions | undefined, demo: boolean, onNats: boolean): RateLimitsOptions {
+function withDemoRateLimit(
+  options: RateLimitsOptions | undefined,
+  demo: boolean,
+  onNats: boolean,
+): RateLimitsOptions {
   if (!demo) return options ?? {};
   const policy = demoRateLimit(onNats ? 'eventual' : 'local');
   const policies = options?.policies ?? [];

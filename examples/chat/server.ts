@@ -13,13 +13,18 @@ interface User {
 }
 
 // Stand-in for real token verification (JWT, a session store, ...).
-const TOKENS: Record<string, string> = { 'alice-secret': 'alice', 'bob-secret': 'bob', 'carol-secret': 'carol' };
+const TOKENS: Record<string, string> = {
+  'alice-secret': 'alice',
+  'bob-secret': 'bob',
+  'carol-secret': 'carol',
+};
 
 const gateway = createGateway({ port: Number(process.env.PORT ?? 4000) });
 
 const RoomChannel = defineChannel<User>({
   join(topic, _payload, channel) {
-    if (topic === 'room:admins' && channel.socket.assigns.userId !== 'alice') return error({ reason: 'unauthorized' });
+    if (topic === 'room:admins' && channel.socket.assigns.userId !== 'alice')
+      return error({ reason: 'unauthorized' });
     return ok({ you: channel.socket.assigns.userId });
   },
 
@@ -32,7 +37,8 @@ const RoomChannel = defineChannel<User>({
   handleIn(event, payload, channel) {
     if (event === 'new_msg') {
       const body = (payload as { body?: unknown }).body;
-      if (typeof body !== 'string' || body.length === 0) return error({ reason: 'body must be a non-empty string' });
+      if (typeof body !== 'string' || body.length === 0)
+        return error({ reason: 'body must be a non-empty string' });
       channel.broadcast('new_msg', { from: channel.assigns.userId, body });
       return ok();
     }
@@ -47,11 +53,15 @@ const RoomChannel = defineChannel<User>({
   // new_msg goes through handleOut for each subscriber, so each one can filter it.
   intercept: ['new_msg'],
   handleOut(event, payload, channel) {
-    if (!channel.assigns.muted.includes((payload as { from: string }).from)) channel.push(event, payload);
+    if (!channel.assigns.muted.includes((payload as { from: string }).from))
+      channel.push(event, payload);
   },
 
   terminate(reason, channel) {
-    gateway.logger.info({ user: channel.assigns.userId, topic: channel.topic, reason: reason.kind }, 'left');
+    gateway.logger.info(
+      { user: channel.assigns.userId, topic: channel.topic, reason: reason.kind },
+      'left',
+    );
   },
 });
 

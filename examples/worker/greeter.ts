@@ -6,7 +6,10 @@ const greeter = defineService({
   name: 'greeter',
   version: '1.0.0',
   functions: {
-    hello: fn({ args: { name: 'string' }, handler: ({ name }, ctx) => ({ greeting: `Hello, ${name}!`, from: ctx.userId }) }),
+    hello: fn({
+      args: { name: 'string' },
+      handler: ({ name }, ctx) => ({ greeting: `Hello, ${name}!`, from: ctx.userId }),
+    }),
     countdown: fn({
       response: 'stream',
       args: { from: 'num' },

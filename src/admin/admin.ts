@@ -34,14 +34,24 @@ class HttpError extends Error {
   }
 }
 
-function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+function send(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
   if (status === 204) {
     res.writeHead(204, headers);
     res.end();
     return;
   }
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store', ...headers });
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+    ...headers,
+  });
   res.end(text);
 }
 
@@ -58,7 +68,8 @@ async function jsonBody(req: IncomingMessage): Promise<unknown> {
 }
 
 function allow(method: string | undefined, ...methods: string[]): void {
-  if (!methods.includes(method ?? '')) throw new HttpError(405, `use ${methods.join(' or ')}`, { allow: methods.join(', ') });
+  if (!methods.includes(method ?? ''))
+    throw new HttpError(405, `use ${methods.join(' or ')}`, { allow: methods.join(', ') });
 }
 
 /**
@@ -76,9 +87,15 @@ export function adminRoute(options: AdminOptions, deps: AdminDeps): HttpRoute {
 
   return async (req, res, subpath) => {
     try {
-      if (!authorized(req)) throw new HttpError(401, 'missing or wrong bearer token', { 'www-authenticate': 'Bearer realm="gen-gateway admin"' });
+      if (!authorized(req))
+        throw new HttpError(401, 'missing or wrong bearer token', {
+          'www-authenticate': 'Bearer realm="gen-gateway admin"',
+        });
       const actor: Actor = { via: 'admin', who: req.socket.remoteAddress ?? 'unknown' };
-      const parts = subpath.split('/').filter((part) => part !== '').map((part) => decodeURIComponent(part));
+      const parts = subpath
+        .split('/')
+        .filter((part) => part !== '')
+        .map((part) => decodeURIComponent(part));
       if (parts[0] === 'health' && parts.length === 1 && deps.health) {
         allow(req.method, 'GET');
         send(res, 200, await deps.health());
@@ -100,7 +117,13 @@ export function adminRoute(options: AdminOptions, deps: AdminDeps): HttpRoute {
   };
 }
 
-async function rateLimitRoutes(req: IncomingMessage, res: ServerResponse, parts: string[], rateLimits: RateLimits, actor: Actor): Promise<void> {
+async function rateLimitRoutes(
+  req: IncomingMessage,
+  res: ServerResponse,
+  parts: string[],
+  rateLimits: RateLimits,
+  actor: Actor,
+): Promise<void> {
   const [section, id, keys, value, ...rest] = parts;
   if (section === undefined) {
     allow(req.method, 'GET');
@@ -110,7 +133,8 @@ async function rateLimitRoutes(req: IncomingMessage, res: ServerResponse, parts:
   if (section === 'shadow' && id === undefined) {
     allow(req.method, 'PUT');
     const body = (await jsonBody(req)) as { shadow?: unknown } | null;
-    if (typeof body?.shadow !== 'boolean') throw new HttpError(400, 'body must be {"shadow": true|false}');
+    if (typeof body?.shadow !== 'boolean')
+      throw new HttpError(400, 'body must be {"shadow": true|false}');
     rateLimits.setShadow(body.shadow, actor);
     send(res, 200, { shadow: body.shadow });
     return;
@@ -129,9 +153,11 @@ async function rateLimitRoutes(req: IncomingMessage, res: ServerResponse, parts:
       send(res, 200, view);
     } else if (req.method === 'PUT') {
       const body = await jsonBody(req);
-      if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new HttpError(400, 'body must be a policy object');
+      if (body === null || typeof body !== 'object' || Array.isArray(body))
+        throw new HttpError(400, 'body must be a policy object');
       const config = body as Partial<PolicyConfig>;
-      if (config.id !== undefined && config.id !== id) throw new HttpError(400, `body id "${String(config.id)}" differs from the path's "${id}"`);
+      if (config.id !== undefined && config.id !== id)
+        throw new HttpError(400, `body id "${String(config.id)}" differs from the path's "${id}"`);
       const existed = rateLimits.limiter.policy(id) !== undefined;
       const policy = rateLimits.putPolicy({ ...config, id } as PolicyConfig, actor);
       send(res, existed ? 200 : 201, { policy: policy.config });
@@ -161,7 +187,11 @@ async function rateLimitRoutes(req: IncomingMessage, res: ServerResponse, parts:
   } else {
     const outcome = await rateLimits.reset(id, value, actor);
     if (outcome === 'unknown') throw new HttpError(404, `no policy "${id}"`);
-    if (outcome === 'partial') throw new HttpError(503, 'reset on this gateway only: the rate-limit store could not be reached; try again');
+    if (outcome === 'partial')
+      throw new HttpError(
+        503,
+        'reset on this gateway only: the rate-limit store could not be reached; try again',
+      );
     send(res, 204, null);
   }
 }

@@ -39,6 +39,9 @@ export async function healthReport(gateway: Gateway, genApi: GenApi): Promise<He
     uptimeMs: Math.round(process.uptime() * 1000),
     gateway: { ...gateway.stats },
     genApi: { functions, services, failedConfigs, executor, breakers },
-    nats: nats === null ? null : { ...nats, rttMs: rttMs === null ? null : Math.round(rttMs * 100) / 100 },
+    nats:
+      nats === null
+        ? null
+        : { ...nats, rttMs: rttMs === null ? null : Math.round(rttMs * 100) / 100 },
   };
 }

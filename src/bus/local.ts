@@ -3,18 +3,33 @@ import type { RequestMeta } from '../worker/context.js';
 import { functionKey, type ResolvedFunction, type ServiceDefinition } from '../worker/define.js';
 import { DEADLINE_CODE, runAuthorize, runCall, runStream } from '../worker/runtime.js';
 import type { StreamEvent, StreamIO } from '../worker/stream.js';
-import { transportFailure, type Authorization, type CallOutcome, type CallTarget, type ServiceBus, type StreamSink, type StreamStart } from './types.js';
+import {
+  transportFailure,
+  type Authorization,
+  type CallOutcome,
+  type CallTarget,
+  type ServiceBus,
+  type StreamSink,
+  type StreamStart,
+} from './types.js';
 
 /**
  * Services registered in-process (`nodes: "local"`): the embedded default, and the same handlers
  * a NATS worker would run, through the same runtime (deadlines, streams with credit).
  */
 export class LocalBus implements ServiceBus {
-  private readonly services = new Map<string, { definition: ServiceDefinition; instance: ServiceInstance }>();
+  private readonly services = new Map<
+    string,
+    { definition: ServiceDefinition; instance: ServiceInstance }
+  >();
 
   register(definition: ServiceDefinition): void {
-    if (this.services.has(definition.name)) throw new Error(`service ${definition.name} is already registered locally`);
-    this.services.set(definition.name, { definition, instance: { id: 'local', service: definition.name, version: definition.version } });
+    if (this.services.has(definition.name))
+      throw new Error(`service ${definition.name} is already registered locally`);
+    this.services.set(definition.name, {
+      definition,
+      instance: { id: 'local', service: definition.name, version: definition.version },
+    });
   }
 
   unregister(name: string): boolean {
@@ -32,21 +47,38 @@ export class LocalBus implements ServiceBus {
 
   private find(target: CallTarget): ResolvedFunction | undefined {
     const { config } = target;
-    return this.services.get(config.service)?.definition.functions.get(functionKey(config.requestType, config.version));
+    return this.services
+      .get(config.service)
+      ?.definition.functions.get(functionKey(config.requestType, config.version));
   }
 
-  async call(target: CallTarget, meta: RequestMeta, args: Record<string, unknown>, timeoutMs: number, signal?: AbortSignal): Promise<CallOutcome> {
+  async call(
+    target: CallTarget,
+    meta: RequestMeta,
+    args: Record<string, unknown>,
+    timeoutMs: number,
+    signal?: AbortSignal,
+  ): Promise<CallOutcome> {
     const fn = this.find(target);
-    if (!fn) return transportFailure('no_responders', `no local function ${target.config.service}.${target.config.requestType}`);
+    if (!fn)
+      return transportFailure(
+        'no_responders',
+        `no local function ${target.config.service}.${target.config.requestType}`,
+      );
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<CallOutcome>((resolve) => {
-      timer = setTimeout(() => resolve(transportFailure('timeout', `local execution timed out after ${timeoutMs}ms`)), timeoutMs);
+      timer = setTimeout(
+        () =>
+          resolve(transportFailure('timeout', `local execution timed out after ${timeoutMs}ms`)),
+        timeoutMs,
+      );
     });
     try {
       const outcome = await Promise.race([
         runCall(fn, args, meta, signal).then((result): CallOutcome => {
           if (result.ok) return { ok: true, result: result.result };
-          if (result.code === DEADLINE_CODE) return transportFailure('timeout', `local execution timed out after ${timeoutMs}ms`);
+          if (result.code === DEADLINE_CODE)
+            return transportFailure('timeout', `local execution timed out after ${timeoutMs}ms`);
           return { ok: false, kind: 'business', message: result.error, code: result.code };
         }),
         timedOut,
@@ -66,7 +98,14 @@ export class LocalBus implements ServiceBus {
     sink: StreamSink,
   ): Promise<StreamStart> {
     const fn = this.find(target);
-    if (!fn) return { outcome: transportFailure('no_responders', `no local function ${target.config.service}.${target.config.requestType}`), control: null };
+    if (!fn)
+      return {
+        outcome: transportFailure(
+          'no_responders',
+          `no local function ${target.config.service}.${target.config.requestType}`,
+        ),
+        control: null,
+      };
     let settleStart!: (outcome: CallOutcome) => void;
     const started = new Promise<CallOutcome>((resolve) => (settleStart = resolve));
     let live = false;
@@ -95,7 +134,11 @@ export class LocalBus implements ServiceBus {
     const outcome = await Promise.race([
       started,
       new Promise<CallOutcome>((resolve) => {
-        timer = setTimeout(() => resolve(transportFailure('timeout', `stream did not start within ${startTimeoutMs}ms`)), startTimeoutMs);
+        timer = setTimeout(
+          () =>
+            resolve(transportFailure('timeout', `stream did not start within ${startTimeoutMs}ms`)),
+          startTimeoutMs,
+        );
       }),
     ]);
     clearTimeout(timer);
@@ -111,7 +154,11 @@ export class LocalBus implements ServiceBus {
     return { outcome, control: { grant: (credit) => run.stream.grant(credit), cancel } };
   }
 
-  async authorize(target: CallTarget, meta: RequestMeta, args: Record<string, unknown>): Promise<Authorization> {
+  async authorize(
+    target: CallTarget,
+    meta: RequestMeta,
+    args: Record<string, unknown>,
+  ): Promise<Authorization> {
     const fn = this.find(target);
     if (!fn) return 'unavailable';
     return (await runAuthorize(fn, args, meta)) ? 'allowed' : 'denied';

@@ -12,12 +12,23 @@ export interface CallTarget {
  * in time, the connection or the instance went away, or the instance asked to go elsewhere.
  * These are what retries and circuit breakers act on by default.
  */
-export type TransportFailure = 'no_responders' | 'timeout' | 'disconnected' | 'unavailable' | 'instance_lost' | 'cancelled';
+export type TransportFailure =
+  'no_responders' | 'timeout' | 'disconnected' | 'unavailable' | 'instance_lost' | 'cancelled';
 
 export type CallOutcome =
   | { readonly ok: true; readonly result: unknown }
-  | { readonly ok: false; readonly kind: 'business'; readonly message: string; readonly code: number }
-  | { readonly ok: false; readonly kind: 'transport'; readonly reason: TransportFailure; readonly message: string };
+  | {
+      readonly ok: false;
+      readonly kind: 'business';
+      readonly message: string;
+      readonly code: number;
+    }
+  | {
+      readonly ok: false;
+      readonly kind: 'transport';
+      readonly reason: TransportFailure;
+      readonly message: string;
+    };
 
 export function transportFailure(reason: TransportFailure, message: string): CallOutcome {
   return { ok: false, kind: 'transport', reason, message };
@@ -52,7 +63,13 @@ export interface StreamStart {
 
 /** How the executor reaches functions: in-process (LocalBus) or on NATS workers (NatsBus). */
 export interface ServiceBus {
-  call(target: CallTarget, meta: RequestMeta, args: Record<string, unknown>, timeoutMs: number, signal?: AbortSignal): Promise<CallOutcome>;
+  call(
+    target: CallTarget,
+    meta: RequestMeta,
+    args: Record<string, unknown>,
+    timeoutMs: number,
+    signal?: AbortSignal,
+  ): Promise<CallOutcome>;
   stream(
     target: CallTarget,
     meta: RequestMeta,
@@ -66,7 +83,12 @@ export interface ServiceBus {
    * the check (no responders, instance gone, NATS down) — another instance may; anything a
    * worker answers other than `true`, or no answer in time, is `denied` (fail-closed).
    */
-  authorize(target: CallTarget, meta: RequestMeta, args: Record<string, unknown>, timeoutMs: number): Promise<Authorization>;
+  authorize(
+    target: CallTarget,
+    meta: RequestMeta,
+    args: Record<string, unknown>,
+    timeoutMs: number,
+  ): Promise<Authorization>;
   /** Live instances of a service. */
   instances(service: string): readonly ServiceInstance[];
 }

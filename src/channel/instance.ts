@@ -24,7 +24,11 @@ export interface ChannelHost<A extends Assigns> {
   writeReply(channel: ChannelInstance<A>, ref: Ref, status: string, response: unknown): void;
   writeBroadcast(broadcast: Broadcast): void;
   /** phx_close / phx_error: both ref slots carry the join_ref the transport stored. */
-  writeControl(channel: ChannelInstance<A>, event: 'phx_close' | 'phx_error', payload: object): void;
+  writeControl(
+    channel: ChannelInstance<A>,
+    event: 'phx_close' | 'phx_error',
+    payload: object,
+  ): void;
   /** Forgets the channel: session map, topic subscription, presence entries. */
   detach(channel: ChannelInstance<A>): void;
 }
@@ -42,7 +46,13 @@ const STOP = 3;
 const AFTER_JOIN = 4;
 
 type MailItem =
-  | { readonly kind: typeof IN; readonly event: string; readonly payload: unknown; readonly ref: Ref; readonly size: number }
+  | {
+      readonly kind: typeof IN;
+      readonly event: string;
+      readonly payload: unknown;
+      readonly ref: Ref;
+      readonly size: number;
+    }
   | { readonly kind: typeof OUT; readonly event: string; readonly payload: unknown }
   | { readonly kind: typeof LEAVE; readonly ref: Ref }
   | { readonly kind: typeof STOP; readonly reason: StopReason; readonly reply: Reply | undefined }
@@ -71,11 +81,19 @@ function interceptsOf(handler: ChannelHandler<never>): ReadonlySet<string> | nul
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return value !== null && typeof value === 'object' && typeof (value as { then?: unknown }).then === 'function';
+  return (
+    value !== null &&
+    typeof value === 'object' &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
 }
 
 function isReply(value: unknown): value is Reply {
-  return value !== null && typeof value === 'object' && typeof (value as { status?: unknown }).status === 'string';
+  return (
+    value !== null &&
+    typeof value === 'object' &&
+    typeof (value as { status?: unknown }).status === 'string'
+  );
 }
 
 function isStop(value: unknown): value is Stop {
@@ -112,7 +130,7 @@ export class ChannelInstance<A extends Assigns = Assigns> implements Channel<A>,
     /** The join_ref as the client sent it; phx_close/phx_error carry this one. */
     readonly storedJoinRef: Ref,
   ) {
-    this.intercepts = interceptsOf(handler as ChannelHandler<never>);
+    this.intercepts = interceptsOf(handler);
   }
 
   /** The channel's own join_ref: the join's join_ref, or its ref when the client sent null. */
@@ -205,7 +223,8 @@ export class ChannelInstance<A extends Assigns = Assigns> implements Channel<A>,
     return Promise.resolve(result).then(
       (value) => {
         const outcome = this.joinOutcome(value);
-        if (this.abandonedFor !== null && outcome.status === 'ok') this.runTerminate(this.abandonedFor);
+        if (this.abandonedFor !== null && outcome.status === 'ok')
+          this.runTerminate(this.abandonedFor);
         return outcome;
       },
       (err: unknown) => this.joinCrashed(err),
@@ -239,7 +258,8 @@ export class ChannelInstance<A extends Assigns = Assigns> implements Channel<A>,
 
   private joinOutcome(value: unknown): Reply {
     if (value === undefined || value === null) return { status: 'ok', response: EMPTY };
-    if (isReply(value)) return value.response === undefined ? { status: value.status, response: EMPTY } : value;
+    if (isReply(value))
+      return value.response === undefined ? { status: value.status, response: EMPTY } : value;
     return this.joinCrashed(new TypeError('join() must return ok(...), error(...) or nothing'));
   }
 
@@ -309,7 +329,10 @@ export class ChannelInstance<A extends Assigns = Assigns> implements Channel<A>,
       case IN:
         return this.handleIn(item.event, item.payload, item.ref, item.size);
       case OUT:
-        return this.invoke(() => this.runHandleOut(item.event, item.payload), (result) => this.applyOut(result));
+        return this.invoke(
+          () => this.runHandleOut(item.event, item.payload),
+          (result) => this.applyOut(result),
+        );
       case LEAVE:
         this.host.writeReply(this, item.ref, 'ok', EMPTY);
         this.shutdown(TERMINATE.left, 'phx_close');
@@ -325,12 +348,19 @@ export class ChannelInstance<A extends Assigns = Assigns> implements Channel<A>,
     }
   }
 
-  private handleIn(event: string, payload: unknown, ref: Ref, size: number): Promise<void> | undefined {
+  private handleIn(
+    event: string,
+    payload: unknown,
+    ref: Ref,
+    size: number,
+  ): Promise<void> | undefined {
     this.ref = ref;
     this.messageSize = size;
     const handleIn = this.handler.handleIn;
     if (!handleIn) {
-      this.crash(new Error(`channel ${this.topic} has no handleIn() for event ${JSON.stringify(event)}`));
+      this.crash(
+        new Error(`channel ${this.topic} has no handleIn() for event ${JSON.stringify(event)}`),
+      );
       return undefined;
     }
     return this.invoke(
@@ -371,7 +401,12 @@ export class ChannelInstance<A extends Assigns = Assigns> implements Channel<A>,
     if (isStop(result)) {
       this.applyStop(result.stop, result.reply, ref);
     } else if (isReply(result)) {
-      this.host.writeReply(this, ref, result.status, result.response === undefined ? EMPTY : result.response);
+      this.host.writeReply(
+        this,
+        ref,
+        result.status,
+        result.response === undefined ? EMPTY : result.response,
+      );
     } else {
       this.crash(new TypeError('handleIn() must return a reply, stop(...) or nothing'));
     }
@@ -383,9 +418,19 @@ export class ChannelInstance<A extends Assigns = Assigns> implements Channel<A>,
 
   private applyStop(reason: StopReason, reply: Reply | undefined, ref: Ref): void {
     if (this.state !== JOINED) return;
-    if (reply) this.host.writeReply(this, ref, reply.status, reply.response === undefined ? EMPTY : reply.response);
+    if (reply)
+      this.host.writeReply(
+        this,
+        ref,
+        reply.status,
+        reply.response === undefined ? EMPTY : reply.response,
+      );
     const graceful = isGracefulStop(reason);
-    if (!graceful) this.host.logger.warn({ topic: this.topic, reason: String(reason) }, 'channel stopped abnormally');
+    if (!graceful)
+      this.host.logger.warn(
+        { topic: this.topic, reason: String(reason) },
+        'channel stopped abnormally',
+      );
     this.shutdown({ kind: 'stop', reason }, graceful ? 'phx_close' : 'phx_error');
   }
 

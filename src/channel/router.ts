@@ -15,23 +15,31 @@ export class ChannelRouter<A extends Assigns = Assigns> {
   private readonly routes: Route<A>[] = [];
 
   add(pattern: string, handler: ChannelHandler<A>): void {
-    if (typeof pattern !== 'string' || pattern === '') throw new TypeError('channel pattern must be a non-empty string');
+    if (typeof pattern !== 'string' || pattern === '')
+      throw new TypeError('channel pattern must be a non-empty string');
     const star = pattern.indexOf('*');
     if (star >= 0 && star !== pattern.length - 1) {
-      throw new TypeError(`channel pattern ${JSON.stringify(pattern)}: "*" is only allowed at the end`);
+      throw new TypeError(
+        `channel pattern ${JSON.stringify(pattern)}: "*" is only allowed at the end`,
+      );
     }
     if (typeof handler?.join !== 'function') {
-      throw new TypeError(`channel ${JSON.stringify(pattern)}: the handler needs a join() function`);
+      throw new TypeError(
+        `channel ${JSON.stringify(pattern)}: the handler needs a join() function`,
+      );
     }
     if (handler.intercept && !handler.handleOut) {
-      throw new TypeError(`channel ${JSON.stringify(pattern)}: intercept needs a handleOut() function`);
+      throw new TypeError(
+        `channel ${JSON.stringify(pattern)}: intercept needs a handleOut() function`,
+      );
     }
     this.routes.push({ pattern, prefix: star >= 0 ? pattern.slice(0, -1) : null, handler });
   }
 
   match(topic: string): ChannelHandler<A> | null {
     for (const route of this.routes) {
-      if (route.prefix === null ? topic === route.pattern : topic.startsWith(route.prefix)) return route.handler;
+      if (route.prefix === null ? topic === route.pattern : topic.startsWith(route.prefix))
+        return route.handler;
     }
     return null;
   }

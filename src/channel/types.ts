@@ -134,11 +134,18 @@ export function stop(reason: StopReason = 'normal', replyFirst?: Reply): Stop {
 }
 
 /** Identity helper that gives a handler object its types. */
-export function defineChannel<A extends Assigns = Assigns>(handler: ChannelHandler<A>): ChannelHandler<A> {
+export function defineChannel<A extends Assigns = Assigns>(
+  handler: ChannelHandler<A>,
+): ChannelHandler<A> {
   return handler;
 }
 
 export function isGracefulStop(reason: StopReason): boolean {
   if (reason === 'normal' || reason === 'shutdown') return true;
-  return typeof reason === 'object' && reason !== null && !(reason instanceof Error) && 'shutdown' in reason;
+  return (
+    typeof reason === 'object' &&
+    reason !== null &&
+    !(reason instanceof Error) &&
+    'shutdown' in reason
+  );
 }

@@ -35,7 +35,8 @@ in-process, or on NATS workers (npm run worker:demo) with --nats.`;
 
 function parsePort(text: string, source: string): number {
   const port = Number(text);
-  if (!/^\d+$/.test(text) || port > 65535) throw new CliError(`${source}: invalid port ${JSON.stringify(text)}`);
+  if (!/^\d+$/.test(text) || port > 65535)
+    throw new CliError(`${source}: invalid port ${JSON.stringify(text)}`);
   return port;
 }
 
@@ -68,7 +69,8 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv): CliOp
   const config = values.config ?? env.GATEWAY_CONFIG;
   if (config !== undefined && config !== '') options.config = config;
   if (values.nats !== undefined) {
-    if (!/^(nats|tls|ws|wss):\/\/\S+$|^[\w.-]+:\d+$/.test(values.nats)) throw new CliError(`--nats: invalid NATS URL ${JSON.stringify(values.nats)}`);
+    if (!/^(nats|tls|ws|wss):\/\/\S+$|^[\w.-]+:\d+$/.test(values.nats))
+      throw new CliError(`--nats: invalid NATS URL ${JSON.stringify(values.nats)}`);
     options.nats = values.nats;
   }
   const logLevel = values['log-level'] ?? env.LOG_LEVEL;
@@ -77,6 +79,12 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv): CliOp
 }
 
 /** The address to listen on: flags and environment (as parseCli merged them), then the config file, then the defaults. */
-export function listenAddress(cli: Pick<CliOptions, 'host' | 'port'>, config: { host?: string; port?: number }): { host: string; port: number } {
-  return { host: cli.host ?? config.host ?? DEFAULT_HOST, port: cli.port ?? config.port ?? DEFAULT_PORT };
+export function listenAddress(
+  cli: Pick<CliOptions, 'host' | 'port'>,
+  config: { host?: string; port?: number },
+): { host: string; port: number } {
+  return {
+    host: cli.host ?? config.host ?? DEFAULT_HOST,
+    port: cli.port ?? config.port ?? DEFAULT_PORT,
+  };
 }

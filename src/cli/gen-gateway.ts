@@ -1,14 +1,22 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { createLogger } from '../log/logger.js';
-import { ConfigError, LOG_LEVELS, loadConfig, type GatewayConfig, type LogLevel } from '../config/file.js';
+import {
+  ConfigError,
+  LOG_LEVELS,
+  loadConfig,
+  type GatewayConfig,
+  type LogLevel,
+} from '../config/file.js';
 import { OptionError } from '../config/errors.js';
 import { PolicyError } from '../ratelimit/policy.js';
 import { startGateway } from '../server.js';
 import { CliError, listenAddress, parseCli, USAGE } from './args.js';
 
 function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
   return pkg.version;
 }
 

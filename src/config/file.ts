@@ -45,17 +45,58 @@ export interface GatewayConfig {
   setup?: (gateway: Gateway, genApi: GenApi) => void | Promise<void>;
 }
 
-const KEYS = new Set(['host', 'port', 'logLevel', 'nodeId', 'secret', 'demo', 'socket', 'genApi', 'rateLimits', 'admin', 'nats', 'channels', 'setup']);
-const GEN_API_KEYS = new Set([
-  'topics', 'event', 'cancelEvent', 'requireVerifiedUserId', 'overrideUserId', 'overrideDeviceId', 'trustClientRoles',
-  'maxPayloadBytes', 'maxInflight', 'streamHighWaterBytes', 'identity', 'join', 'detailError', 'argLimits', 'streamCredit',
-  'resilience', 'pushToken', 'rateLimiter', 'relay',
+const KEYS = new Set([
+  'host',
+  'port',
+  'logLevel',
+  'nodeId',
+  'secret',
+  'demo',
+  'socket',
+  'genApi',
+  'rateLimits',
+  'admin',
+  'nats',
+  'channels',
+  'setup',
 ]);
-const NATS_KEYS = new Set(['servers', 'prefix', 'user', 'pass', 'token', 'reconnectTimeWaitMs', 'discovery', 'sync', 'deadlineTickMs']);
+const GEN_API_KEYS = new Set([
+  'topics',
+  'event',
+  'cancelEvent',
+  'requireVerifiedUserId',
+  'overrideUserId',
+  'overrideDeviceId',
+  'trustClientRoles',
+  'maxPayloadBytes',
+  'maxInflight',
+  'streamHighWaterBytes',
+  'identity',
+  'join',
+  'detailError',
+  'argLimits',
+  'streamCredit',
+  'resilience',
+  'pushToken',
+  'rateLimiter',
+  'relay',
+]);
+const NATS_KEYS = new Set([
+  'servers',
+  'prefix',
+  'user',
+  'pass',
+  'token',
+  'reconnectTimeWaitMs',
+  'discovery',
+  'sync',
+  'deadlineTickMs',
+]);
 
 function checkSection(file: string, name: string, value: unknown, keys: ReadonlySet<string>): void {
   if (value === undefined) return;
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new ConfigError(`${file}: "${name}" must be an object`);
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    throw new ConfigError(`${file}: "${name}" must be an object`);
   for (const key of Object.keys(value)) {
     if (!keys.has(key)) throw new ConfigError(`${file}: unknown setting "${name}.${key}"`);
   }
@@ -81,35 +122,66 @@ export function validateConfig(file: string, value: unknown): GatewayConfig {
   expectType(file, 'secret', config.secret, 'string');
   expectType(file, 'demo', config.demo, 'boolean');
   expectType(file, 'setup', config.setup, 'function');
-  if (config.port !== undefined && (!Number.isInteger(config.port) || (config.port as number) < 0 || (config.port as number) > 65535)) {
+  if (
+    config.port !== undefined &&
+    (!Number.isInteger(config.port) ||
+      (config.port as number) < 0 ||
+      (config.port as number) > 65535)
+  ) {
     throw new ConfigError(`${file}: "port" must be an integer from 0 to 65535`);
   }
   if (config.logLevel !== undefined && !LOG_LEVELS.includes(config.logLevel as LogLevel)) {
     throw new ConfigError(`${file}: "logLevel" must be one of ${LOG_LEVELS.join(', ')}`);
   }
-  if (config.socket !== undefined && (config.socket === null || typeof config.socket !== 'object')) {
+  if (
+    config.socket !== undefined &&
+    (config.socket === null || typeof config.socket !== 'object')
+  ) {
     throw new ConfigError(`${file}: "socket" must be an object`);
   }
   checkSection(file, 'genApi', config.genApi, GEN_API_KEYS);
   checkSection(file, 'nats', config.nats, NATS_KEYS);
   // rateLimits is validated in full where it is applied (PolicyError names the setting).
-  checkSection(file, 'rateLimits', config.rateLimits, new Set(['policies', 'shadow', 'connect', 'eventual', 'strict', 'sweepMs', 'maxKeys', 'clusterSecret']));
+  checkSection(
+    file,
+    'rateLimits',
+    config.rateLimits,
+    new Set([
+      'policies',
+      'shadow',
+      'connect',
+      'eventual',
+      'strict',
+      'sweepMs',
+      'maxKeys',
+      'clusterSecret',
+    ]),
+  );
   checkSection(file, 'admin', config.admin, new Set(['token', 'path']));
   const admin = config.admin as { token?: unknown; path?: unknown } | undefined;
   if (admin && (typeof admin.token !== 'string' || admin.token.length < 16)) {
     throw new ConfigError(`${file}: "admin.token" must be a string of at least 16 characters`);
   }
   const servers = (config.nats as { servers?: unknown } | undefined)?.servers;
-  if (servers !== undefined && typeof servers !== 'string' && !(Array.isArray(servers) && servers.every((s) => typeof s === 'string'))) {
+  if (
+    servers !== undefined &&
+    typeof servers !== 'string' &&
+    !(Array.isArray(servers) && servers.every((s) => typeof s === 'string'))
+  ) {
     throw new ConfigError(`${file}: "nats.servers" must be a URL or a list of URLs`);
   }
   if (config.channels !== undefined) {
     const channels = config.channels;
-    if (!Array.isArray(channels) || !channels.every((route) => typeof route?.pattern === 'string' && typeof route?.handler === 'object')) {
+    if (
+      !Array.isArray(channels) ||
+      !channels.every(
+        (route) => typeof route?.pattern === 'string' && typeof route?.handler === 'object',
+      )
+    ) {
       throw new ConfigError(`${file}: "channels" must be a list of { pattern, handler }`);
     }
   }
-  return config as GatewayConfig;
+  return config;
 }
 
 export async function loadConfig(path: string): Promise<GatewayConfig> {

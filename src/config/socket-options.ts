@@ -104,7 +104,8 @@ function positiveInt(name: string, value: unknown, fallback: number): number {
 
 function bool(name: string, value: unknown, fallback: boolean): boolean {
   if (value === undefined) return fallback;
-  if (typeof value !== 'boolean') throw new OptionError(`${name} must be a boolean, got ${JSON.stringify(value)}`);
+  if (typeof value !== 'boolean')
+    throw new OptionError(`${name} must be a boolean, got ${JSON.stringify(value)}`);
   return value;
 }
 
@@ -117,8 +118,20 @@ export function normalizePath(name: string, value: unknown, fallback: string): s
 }
 
 const KNOWN_KEYS = new Set([
-  'connect', 'checkOrigin', 'authToken', 'subprotocols', 'maxChannels', 'joinTimeoutMs', 'connectTimeoutMs',
-  'maxFrameSize', 'maxBufferedBytes', 'maxQueuedFrames', 'messageRate', 'connectLimit', 'websocket', 'longpoll',
+  'connect',
+  'checkOrigin',
+  'authToken',
+  'subprotocols',
+  'maxChannels',
+  'joinTimeoutMs',
+  'connectTimeoutMs',
+  'maxFrameSize',
+  'maxBufferedBytes',
+  'maxQueuedFrames',
+  'messageRate',
+  'connectLimit',
+  'websocket',
+  'longpoll',
 ]);
 
 function checkKeys(name: string, value: object, known: ReadonlySet<string>): void {
@@ -129,16 +142,25 @@ function checkKeys(name: string, value: object, known: ReadonlySet<string>): voi
 
 function checkOriginOption(value: unknown): CheckOrigin {
   if (value === undefined) return true;
-  if (typeof value === 'boolean' || value === 'conn' || typeof value === 'function') return value as CheckOrigin;
-  if (Array.isArray(value) && value.every((entry) => typeof entry === 'string')) return value as string[];
+  if (typeof value === 'boolean' || value === 'conn' || typeof value === 'function')
+    return value as CheckOrigin;
+  if (Array.isArray(value) && value.every((entry) => typeof entry === 'string')) return value;
   throw new OptionError('checkOrigin must be true, false, "conn", a list of origins or a function');
 }
 
 /** Applies defaults and validates every option, naming the offending one in the error. */
-export function resolveSocketOptions<A extends Assigns>(path: string, options: SocketOptions<A> = {}): ResolvedSocketOptions<A> {
+export function resolveSocketOptions<A extends Assigns>(
+  path: string,
+  options: SocketOptions<A> = {},
+): ResolvedSocketOptions<A> {
   checkKeys('socket options', options, KNOWN_KEYS);
-  const maxFrameSize = positiveInt('maxFrameSize', options.maxFrameSize, SOCKET_DEFAULTS.maxFrameSize);
-  if (options.connect !== undefined && typeof options.connect !== 'function') throw new OptionError('connect must be a function');
+  const maxFrameSize = positiveInt(
+    'maxFrameSize',
+    options.maxFrameSize,
+    SOCKET_DEFAULTS.maxFrameSize,
+  );
+  if (options.connect !== undefined && typeof options.connect !== 'function')
+    throw new OptionError('connect must be a function');
   const subprotocols = options.subprotocols ?? [];
   if (!Array.isArray(subprotocols) || !subprotocols.every((entry) => typeof entry === 'string')) {
     throw new OptionError('subprotocols must be a list of strings');
@@ -147,17 +169,37 @@ export function resolveSocketOptions<A extends Assigns>(path: string, options: S
   let messageRate: Required<MessageRateOptions> | null = null;
   if (options.messageRate !== false) {
     const rate: Partial<MessageRateOptions> = options.messageRate ?? {};
-    checkKeys('messageRate options', rate, new Set(['limit', 'windowMs', 'burst', 'floodDenials', 'floodWindowMs']));
+    checkKeys(
+      'messageRate options',
+      rate,
+      new Set(['limit', 'windowMs', 'burst', 'floodDenials', 'floodWindowMs']),
+    );
     const limit = positiveInt('messageRate.limit', rate.limit, MESSAGE_RATE_DEFAULTS.limit);
     messageRate = {
       limit,
       windowMs: positiveInt('messageRate.windowMs', rate.windowMs, MESSAGE_RATE_DEFAULTS.windowMs),
-      burst: positiveInt('messageRate.burst', rate.burst, options.messageRate === undefined ? MESSAGE_RATE_DEFAULTS.burst : limit),
-      floodDenials: positiveInt('messageRate.floodDenials', rate.floodDenials, MESSAGE_RATE_DEFAULTS.floodDenials),
-      floodWindowMs: positiveInt('messageRate.floodWindowMs', rate.floodWindowMs, MESSAGE_RATE_DEFAULTS.floodWindowMs),
+      burst: positiveInt(
+        'messageRate.burst',
+        rate.burst,
+        options.messageRate === undefined ? MESSAGE_RATE_DEFAULTS.burst : limit,
+      ),
+      floodDenials: positiveInt(
+        'messageRate.floodDenials',
+        rate.floodDenials,
+        MESSAGE_RATE_DEFAULTS.floodDenials,
+      ),
+      floodWindowMs: positiveInt(
+        'messageRate.floodWindowMs',
+        rate.floodWindowMs,
+        MESSAGE_RATE_DEFAULTS.floodWindowMs,
+      ),
     };
   }
-  if (options.connectLimit !== undefined && options.connectLimit !== null && typeof options.connectLimit !== 'function') {
+  if (
+    options.connectLimit !== undefined &&
+    options.connectLimit !== null &&
+    typeof options.connectLimit !== 'function'
+  ) {
     throw new OptionError('connectLimit must be a function (ip) => decision');
   }
 
@@ -167,7 +209,11 @@ export function resolveSocketOptions<A extends Assigns>(path: string, options: S
     checkKeys('websocket options', ws, new Set(['path', 'idleTimeoutMs', 'compress']));
     websocket = {
       path: normalizePath('websocket.path', ws.path, SOCKET_DEFAULTS.websocket.path),
-      idleTimeoutMs: positiveInt('websocket.idleTimeoutMs', ws.idleTimeoutMs, SOCKET_DEFAULTS.websocket.idleTimeoutMs),
+      idleTimeoutMs: positiveInt(
+        'websocket.idleTimeoutMs',
+        ws.idleTimeoutMs,
+        SOCKET_DEFAULTS.websocket.idleTimeoutMs,
+      ),
       compress: bool('websocket.compress', ws.compress, SOCKET_DEFAULTS.websocket.compress),
     };
   }
@@ -175,11 +221,19 @@ export function resolveSocketOptions<A extends Assigns>(path: string, options: S
   let longpoll: Required<LongPollOptions> | null = null;
   if (options.longpoll !== false) {
     const lp = typeof options.longpoll === 'object' ? options.longpoll : {};
-    checkKeys('longpoll options', lp, new Set(['path', 'windowMs', 'maxBatchLines', 'maxBodyBytes']));
+    checkKeys(
+      'longpoll options',
+      lp,
+      new Set(['path', 'windowMs', 'maxBatchLines', 'maxBodyBytes']),
+    );
     longpoll = {
       path: normalizePath('longpoll.path', lp.path, SOCKET_DEFAULTS.longpoll.path),
       windowMs: positiveInt('longpoll.windowMs', lp.windowMs, SOCKET_DEFAULTS.longpoll.windowMs),
-      maxBatchLines: positiveInt('longpoll.maxBatchLines', lp.maxBatchLines, SOCKET_DEFAULTS.longpoll.maxBatchLines),
+      maxBatchLines: positiveInt(
+        'longpoll.maxBatchLines',
+        lp.maxBatchLines,
+        SOCKET_DEFAULTS.longpoll.maxBatchLines,
+      ),
       maxBodyBytes: positiveInt('longpoll.maxBodyBytes', lp.maxBodyBytes, maxFrameSize),
     };
   }
@@ -191,11 +245,27 @@ export function resolveSocketOptions<A extends Assigns>(path: string, options: S
     authToken: bool('authToken', options.authToken, true),
     subprotocols,
     maxChannels: positiveInt('maxChannels', options.maxChannels, SOCKET_DEFAULTS.maxChannels),
-    joinTimeoutMs: positiveInt('joinTimeoutMs', options.joinTimeoutMs, SOCKET_DEFAULTS.joinTimeoutMs),
-    connectTimeoutMs: positiveInt('connectTimeoutMs', options.connectTimeoutMs, SOCKET_DEFAULTS.connectTimeoutMs),
+    joinTimeoutMs: positiveInt(
+      'joinTimeoutMs',
+      options.joinTimeoutMs,
+      SOCKET_DEFAULTS.joinTimeoutMs,
+    ),
+    connectTimeoutMs: positiveInt(
+      'connectTimeoutMs',
+      options.connectTimeoutMs,
+      SOCKET_DEFAULTS.connectTimeoutMs,
+    ),
     maxFrameSize,
-    maxBufferedBytes: positiveInt('maxBufferedBytes', options.maxBufferedBytes, SOCKET_DEFAULTS.maxBufferedBytes),
-    maxQueuedFrames: positiveInt('maxQueuedFrames', options.maxQueuedFrames, SOCKET_DEFAULTS.maxQueuedFrames),
+    maxBufferedBytes: positiveInt(
+      'maxBufferedBytes',
+      options.maxBufferedBytes,
+      SOCKET_DEFAULTS.maxBufferedBytes,
+    ),
+    maxQueuedFrames: positiveInt(
+      'maxQueuedFrames',
+      options.maxQueuedFrames,
+      SOCKET_DEFAULTS.maxQueuedFrames,
+    ),
     messageRate,
     connectLimit: options.connectLimit ?? null,
     websocket,

@@ -10,8 +10,12 @@ export interface DemoAssigns {
 
 export const demoConnect: ConnectHook<DemoAssigns> = ({ params }) => {
   const user = typeof params.user_id === 'string' && params.user_id !== '' ? params.user_id : null;
-  const device = typeof params.device_id === 'string' && params.device_id !== '' ? params.device_id : null;
-  return { assigns: { user_id: user, device_id: device }, id: user === null ? null : `user:${user}` };
+  const device =
+    typeof params.device_id === 'string' && params.device_id !== '' ? params.device_id : null;
+  return {
+    assigns: { user_id: user, device_id: device },
+    id: user === null ? null : `user:${user}`,
+  };
 };
 
 /**
@@ -33,7 +37,10 @@ export function demoRoomChannel(gateway: Gateway) {
     handleIn(event, payload, channel) {
       switch (event) {
         case 'shout':
-          channel.broadcast('shout', { from: channel.assigns.name, body: (payload as { body?: unknown })?.body ?? null });
+          channel.broadcast('shout', {
+            from: channel.assigns.name,
+            body: (payload as { body?: unknown })?.body ?? null,
+          });
           return ok();
         case 'echo':
           return ok(payload);

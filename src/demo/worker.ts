@@ -10,8 +10,17 @@ import { demoService } from './service.js';
 
 const logger = createLogger({ name: 'demo-worker' });
 const url = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
-const nc = await connect({ servers: url, name: 'gen-gateway demo worker', maxReconnectAttempts: -1, waitOnFirstConnect: true });
-const running = await serve(demoService, { nats: nc, logger, ...(process.env.GENAPI_PREFIX ? { prefix: process.env.GENAPI_PREFIX } : {}) });
+const nc = await connect({
+  servers: url,
+  name: 'gen-gateway demo worker',
+  maxReconnectAttempts: -1,
+  waitOnFirstConnect: true,
+});
+const running = await serve(demoService, {
+  nats: nc,
+  logger,
+  ...(process.env.GENAPI_PREFIX ? { prefix: process.env.GENAPI_PREFIX } : {}),
+});
 logger.info({ url, id: running.id, gateways: running.startupAcks.length }, 'demo worker ready');
 
 let stopping = false;

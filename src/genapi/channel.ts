@@ -1,5 +1,22 @@
-import { defineChannel, error, ok, type Assigns, type Channel, type ChannelHandler, type JoinResult, type MaybePromise, type ReplyRef, type SocketInfo } from '../channel/types.js';
-import { decodeRequest, DecodeError, requestIdOf, type DecodeOptions, type Identity } from './request.js';
+import {
+  defineChannel,
+  error,
+  ok,
+  type Assigns,
+  type Channel,
+  type ChannelHandler,
+  type JoinResult,
+  type MaybePromise,
+  type ReplyRef,
+  type SocketInfo,
+} from '../channel/types.js';
+import {
+  decodeRequest,
+  DecodeError,
+  requestIdOf,
+  type DecodeOptions,
+  type Identity,
+} from './request.js';
 import { errorResponse, ERRORS } from './response.js';
 import type { Executor, RateContext, RequestSink } from './executor.js';
 import { normaliseIp } from '../ratelimit/policy.js';
@@ -52,7 +69,11 @@ export function identityFromAssigns(socket: SocketInfo): Identity {
   return {
     userId: stringOr(assigns.user_id) ?? stringOr(assigns.userId),
     deviceId: stringOr(assigns.device_id) ?? stringOr(assigns.deviceId),
-    roles: Array.isArray(roles) ? roles.filter((role): role is string => typeof role === 'string') : typeof roles === 'string' ? [roles] : null,
+    roles: Array.isArray(roles)
+      ? roles.filter((role): role is string => typeof role === 'string')
+      : typeof roles === 'string'
+        ? [roles]
+        : null,
   };
 }
 
@@ -122,7 +143,10 @@ class ChannelSink implements RequestSink {
  * request type (`ok`) or the error text (`error`). Requests run concurrently; each ends in one
  * reply.
  */
-export function genApiChannel(executor: Executor, options: GenApiChannelOptions = {}): ChannelHandler<Assigns> {
+export function genApiChannel(
+  executor: Executor,
+  options: GenApiChannelOptions = {},
+): ChannelHandler<Assigns> {
   const event = options.event ?? GEN_API_DEFAULTS.event;
   const cancelEvent = options.cancelEvent ?? GEN_API_DEFAULTS.cancelEvent;
   const requireUser = options.requireVerifiedUserId ?? true;
@@ -140,7 +164,10 @@ export function genApiChannel(executor: Executor, options: GenApiChannelOptions 
   const rateContext = (socket: SocketInfo): RateContext => {
     let context = contexts.get(socket);
     if (!context) {
-      context = { ip: socket.peer.address === '' ? null : normaliseIp(socket.peer.address), socketId: socket.connectionId };
+      context = {
+        ip: socket.peer.address === '' ? null : normaliseIp(socket.peer.address),
+        socketId: socket.connectionId,
+      };
       contexts.set(socket, context);
     }
     return context;
@@ -155,8 +182,11 @@ export function genApiChannel(executor: Executor, options: GenApiChannelOptions 
     handleIn(incoming, payload, channel) {
       if (incoming === cancelEvent) {
         const id = (payload as { request_id?: unknown } | null)?.request_id;
-        if (id === undefined || id === null) return error(ERRORS.invalidRequest('Missing required fields: request_id'));
-        return executor.cancel(channel, String(id)) ? ok({ cancelled: true }) : error(ERRORS.unknownRequest);
+        if (id === undefined || id === null)
+          return error(ERRORS.invalidRequest('Missing required fields: request_id'));
+        return executor.cancel(channel, String(id))
+          ? ok({ cancelled: true })
+          : error(ERRORS.unknownRequest);
       }
       if (incoming !== event) return error({ reason: `unknown event ${incoming}` });
 
@@ -170,7 +200,10 @@ export function genApiChannel(executor: Executor, options: GenApiChannelOptions 
         decoded = decodeRequest(payload, channel.messageSize, identity, decodeOptions);
       } catch (err) {
         if (!(err instanceof DecodeError)) throw err;
-        channel.push(event, errorResponse(requestIdOf(payload), ERRORS.invalidRequest(err.message)));
+        channel.push(
+          event,
+          errorResponse(requestIdOf(payload), ERRORS.invalidRequest(err.message)),
+        );
         return error(err.message);
       }
       const { request, rawRequestId } = decoded;
@@ -181,7 +214,17 @@ export function genApiChannel(executor: Executor, options: GenApiChannelOptions 
       }
       inflight.set(channel, count + 1);
 
-      void executor.execute(request, rawRequestId, new ChannelSink(channel, channel.replyRef(), sinkOptions, rateContext(channel.socket), inflight));
+      void executor.execute(
+        request,
+        rawRequestId,
+        new ChannelSink(
+          channel,
+          channel.replyRef(),
+          sinkOptions,
+          rateContext(channel.socket),
+          inflight,
+        ),
+      );
       return undefined;
     },
   });

@@ -1,5 +1,14 @@
 import type { Logger } from 'pino';
-import { transportFailure, type Authorization, type CallOutcome, type ServiceBus, type StreamControl, type StreamSink, type StreamStart, type TransportFailure } from '../bus/types.js';
+import {
+  transportFailure,
+  type Authorization,
+  type CallOutcome,
+  type ServiceBus,
+  type StreamControl,
+  type StreamSink,
+  type StreamStart,
+  type TransportFailure,
+} from '../bus/types.js';
 import { DEFAULT_STREAM_CREDIT } from '../nats/headers.js';
 import type { TimerEntry, TimerWheel } from '../util/timer-wheel.js';
 import type { RequestMeta } from '../worker/context.js';
@@ -9,8 +18,20 @@ import { inspect } from './args/inspect.js';
 import type { ConfigRegistry } from './config/registry.js';
 import { HookTimeoutError, isResponse, withHookTimeout, type HookRegistry } from './hooks.js';
 import { checkPermission } from './permission.js';
-import { BrokenCircuitError, BulkheadRejectedError, TransportFailureError, type Resilience } from './resilience.js';
-import { asyncResponse, errorResponse, ERRORS, streamEndResponse, streamResponse, syncResponse } from './response.js';
+import {
+  BrokenCircuitError,
+  BulkheadRejectedError,
+  TransportFailureError,
+  type Resilience,
+} from './resilience.js';
+import {
+  asyncResponse,
+  errorResponse,
+  ERRORS,
+  streamEndResponse,
+  streamResponse,
+  syncResponse,
+} from './response.js';
 import { backoffMs } from './select/backoff.js';
 import type { NodeSelector } from './select/node-selector.js';
 import type { GenApiRequest, GenApiResponse, ResolvedFunConfig, ServiceInstance } from './types.js';
@@ -42,7 +63,11 @@ export interface RateContext {
 
 /** Decides whether a request may run (src/ratelimit). */
 export interface RateLimiter {
-  check(request: GenApiRequest, config: ResolvedFunConfig, context: RateContext): RateDecision | Promise<RateDecision>;
+  check(
+    request: GenApiRequest,
+    config: ResolvedFunConfig,
+    context: RateContext,
+  ): RateDecision | Promise<RateDecision>;
 }
 export type RateDecision =
   | { readonly allowed: true }
@@ -159,7 +184,10 @@ class RelayedStream implements StreamSink, TimerEntry {
       return;
     }
     if (now - this.lastActivity >= this.idleTimeoutMs) {
-      this.executor.logger.warn({ requestId: this.requestId, idleMs: this.idleTimeoutMs }, 'stream timed out');
+      this.executor.logger.warn(
+        { requestId: this.requestId, idleMs: this.idleTimeoutMs },
+        'stream timed out',
+      );
       this.stop(errorResponse(this.requestId, ERRORS.streamTimeout));
       return;
     }
@@ -256,7 +284,9 @@ function countsForBreakers(outcome: CallOutcome): boolean {
  * Starts work behind a bulkhead or breaker and waits only until it is admitted (`admit` was
  * called: it runs, or waits in a queue) or refused before running (`result` settled first).
  */
-async function admission<T>(start: (admit: () => void) => Promise<T>): Promise<{ admitted: boolean; result: Promise<T> }> {
+async function admission<T>(
+  start: (admit: () => void) => Promise<T>,
+): Promise<{ admitted: boolean; result: Promise<T> }> {
   let admitted = false;
   let open!: () => void;
   const gate = new Promise<void>((resolve) => (open = resolve));
@@ -274,8 +304,16 @@ function noop(): void {}
  * PhoenixGenApi's rate-limit push (`Rate limit exceeded. Please retry after N seconds.`, N ≥ 1
  * rounded up) plus `rate_limit`, the machine-readable details (protocol/gen_api.md §2).
  */
-function rateLimitedResponse(requestId: unknown, retryAfterMs: number, details: object | undefined): GenApiResponse {
-  const response = errorResponse(requestId, ERRORS.rateLimited(Math.max(1, Math.ceil(retryAfterMs / 1000))), true);
+function rateLimitedResponse(
+  requestId: unknown,
+  retryAfterMs: number,
+  details: object | undefined,
+): GenApiResponse {
+  const response = errorResponse(
+    requestId,
+    ERRORS.rateLimited(Math.max(1, Math.ceil(retryAfterMs / 1000))),
+    true,
+  );
   return details === undefined ? response : { ...response, rate_limit: details };
 }
 
@@ -337,7 +375,10 @@ export class Executor {
     } catch (err) {
       // A defect, not a request error: the client still gets an answer.
       this.stats.failures++;
-      this.logger.error({ err, requestId, service: request.service, requestType: request.request_type }, 'request processing failed');
+      this.logger.error(
+        { err, requestId, service: request.service, requestType: request.request_type },
+        'request processing failed',
+      );
       sink.push(errorResponse(requestId, ERRORS.processingFailed));
       sink.reply('error', (err as Error).message);
     } finally {
@@ -365,10 +406,16 @@ export class Executor {
 
   private async run(original: GenApiRequest, requestId: unknown, sink: RequestSink): Promise<void> {
     let request = original;
-    const lookup = this.options.registry.resolve(request.service, request.request_type, request.version);
+    const lookup = this.options.registry.resolve(
+      request.service,
+      request.request_type,
+      request.version,
+    );
     if (!lookup.ok) {
       const message =
-        lookup.reason === 'disabled' ? ERRORS.disabled(request.request_type, request.version) : ERRORS.unsupported(request.request_type, request.version);
+        lookup.reason === 'disabled'
+          ? ERRORS.disabled(request.request_type, request.version)
+          : ERRORS.unsupported(request.request_type, request.version);
       sink.push(errorResponse(requestId, message));
       sink.reply('ok', request.request_type);
       return;
@@ -379,7 +426,13 @@ export class Executor {
     if (config.beforeExecute !== null) {
       const outcome = await this.runBefore(config.beforeExecute, request, config);
       if ('reject' in outcome) {
-        await this.finishEarly(request, config, requestId, sink, errorResponse(requestId, ERRORS.hookRejected(inspect(outcome.reject))));
+        await this.finishEarly(
+          request,
+          config,
+          requestId,
+          sink,
+          errorResponse(requestId, ERRORS.hookRejected(inspect(outcome.reject))),
+        );
         return;
       }
       request = outcome.request;
@@ -388,7 +441,13 @@ export class Executor {
 
     const bus = config.nodes === 'local' ? this.options.local : this.options.nats;
     if (bus === null) {
-      await this.finishEarly(request, config, requestId, sink, errorResponse(requestId, ERRORS.unavailable, true));
+      await this.finishEarly(
+        request,
+        config,
+        requestId,
+        sink,
+        errorResponse(requestId, ERRORS.unavailable, true),
+      );
       return;
     }
 
@@ -409,7 +468,10 @@ export class Executor {
     const checked = this.permitted(dispatch);
     const permission = typeof checked === 'string' ? checked : await checked;
     if (permission !== 'allowed') {
-      const response = permission === 'denied' ? errorResponse(requestId, ERRORS.permissionDenied) : errorResponse(requestId, ERRORS.unavailable, true);
+      const response =
+        permission === 'denied'
+          ? errorResponse(requestId, ERRORS.permissionDenied)
+          : errorResponse(requestId, ERRORS.unavailable, true);
       await this.finishEarly(request, config, requestId, sink, response);
       return;
     }
@@ -421,7 +483,10 @@ export class Executor {
       if (!decision.allowed) {
         const response =
           'unavailable' in decision
-            ? { ...errorResponse(requestId, ERRORS.rateLimiterUnavailable, true), ...(decision.details === undefined ? {} : { rate_limit: decision.details }) }
+            ? {
+                ...errorResponse(requestId, ERRORS.rateLimiterUnavailable, true),
+                ...(decision.details === undefined ? {} : { rate_limit: decision.details }),
+              }
             : rateLimitedResponse(requestId, decision.retryAfterMs, decision.details);
         await this.finishEarly(request, config, requestId, sink, response);
         return;
@@ -441,14 +506,18 @@ export class Executor {
     switch (config.responseType) {
       case 'sync': {
         const response = await this.guarded(dispatch, args);
-        sink.push(config.afterExecute === null ? response : await this.runAfter(request, config, response));
+        sink.push(
+          config.afterExecute === null ? response : await this.runAfter(request, config, response),
+        );
         sink.reply('ok', request.request_type);
         return;
       }
       case 'async': {
         // PhoenixGenApi: a call refused before it runs (bulkhead full, breaker open) gets the
         // error as its first and only push; an admitted one gets the ack, then its result.
-        const { admitted, result } = await admission((admit) => this.guarded(dispatch, args, admit));
+        const { admitted, result } = await admission((admit) =>
+          this.guarded(dispatch, args, admit),
+        );
         if (!admitted) {
           await this.finishEarly(request, config, requestId, sink, await result);
           return;
@@ -459,7 +528,9 @@ export class Executor {
         return;
       }
       case 'none': {
-        const { admitted, result } = await admission((admit) => this.guarded(dispatch, args, admit));
+        const { admitted, result } = await admission((admit) =>
+          this.guarded(dispatch, args, admit),
+        );
         if (!admitted) {
           await this.finishEarly(request, config, requestId, sink, await result);
           return;
@@ -482,9 +553,19 @@ export class Executor {
    * after a worker took the call (function error, timeout, instance lost) is only logged — it may
    * have run, and PhoenixGenApi drops `none` results.
    */
-  private dropped(config: ResolvedFunConfig, requestId: unknown, sink: RequestSink, response: GenApiResponse): void {
+  private dropped(
+    config: ResolvedFunConfig,
+    requestId: unknown,
+    sink: RequestSink,
+    response: GenApiResponse,
+  ): void {
     if (response.success) return;
-    const fields = { requestId, service: config.service, requestType: config.requestType, error: response.error };
+    const fields = {
+      requestId,
+      service: config.service,
+      requestType: config.requestType,
+      error: response.error,
+    };
     if (response.can_retry) {
       this.logger.warn(fields, 'fire-and-forget call not delivered');
       sink.push(response);
@@ -510,7 +591,13 @@ export class Executor {
   }
 
   /** Pushes an early error (after the after hook saw it) and replies ok, as PhoenixGenApi does. */
-  private async finishEarly(request: GenApiRequest, config: ResolvedFunConfig, requestId: unknown, sink: RequestSink, response: GenApiResponse): Promise<void> {
+  private async finishEarly(
+    request: GenApiRequest,
+    config: ResolvedFunConfig,
+    requestId: unknown,
+    sink: RequestSink,
+    response: GenApiResponse,
+  ): Promise<void> {
     sink.push(await this.runAfter(request, config, response));
     sink.reply('ok', request.request_type);
   }
@@ -535,20 +622,41 @@ export class Executor {
     }
   }
 
-  private async runAfter(request: GenApiRequest, config: ResolvedFunConfig, response: GenApiResponse): Promise<GenApiResponse>;
-  private async runAfter(request: GenApiRequest, config: ResolvedFunConfig, response: null): Promise<null>;
-  private async runAfter(request: GenApiRequest, config: ResolvedFunConfig, response: GenApiResponse | null): Promise<GenApiResponse | null> {
+  private async runAfter(
+    request: GenApiRequest,
+    config: ResolvedFunConfig,
+    response: GenApiResponse,
+  ): Promise<GenApiResponse>;
+  private async runAfter(
+    request: GenApiRequest,
+    config: ResolvedFunConfig,
+    response: null,
+  ): Promise<null>;
+  private async runAfter(
+    request: GenApiRequest,
+    config: ResolvedFunConfig,
+    response: GenApiResponse | null,
+  ): Promise<GenApiResponse | null> {
     if (config.afterExecute === null) return response;
     const hook = this.options.hooks.get(config.afterExecute)?.after;
     if (!hook) return response;
     try {
-      const replaced = await withHookTimeout(() => hook(request, config, response), config.hookTimeoutMs);
+      const replaced = await withHookTimeout(
+        () => hook(request, config, response),
+        config.hookTimeoutMs,
+      );
       if (replaced === undefined || replaced === null) return response;
       if (isResponse(replaced)) return replaced;
-      this.logger.warn({ hook: config.afterExecute }, 'after hook returned something other than a Response; kept the original');
+      this.logger.warn(
+        { hook: config.afterExecute },
+        'after hook returned something other than a Response; kept the original',
+      );
       return response;
     } catch (err) {
-      this.logger.warn({ hook: config.afterExecute, err: (err as Error).message }, 'after hook failed; kept the original');
+      this.logger.warn(
+        { hook: config.afterExecute, err: (err as Error).message },
+        'after hook failed; kept the original',
+      );
       return response;
     }
   }
@@ -560,13 +668,20 @@ export class Executor {
   private permitted(dispatch: Dispatch): Authorization | Promise<Authorization> {
     const { config, request } = dispatch;
     // Permission sees the client's arguments as sent.
-    if (!checkPermission(config.permission, request, request.args, config.argsAsMap)) return 'denied';
+    if (!checkPermission(config.permission, request, request.args, config.argsAsMap))
+      return 'denied';
     if (!config.permissionCallback) return 'allowed';
     return this.askWorkers(dispatch);
   }
 
   /** The worker's own permission check, on each instance in order until one can answer. */
-  private async askWorkers({ bus, config, request, meta, order }: Dispatch): Promise<Authorization> {
+  private async askWorkers({
+    bus,
+    config,
+    request,
+    meta,
+    order,
+  }: Dispatch): Promise<Authorization> {
     const args = request.args;
     const candidates: (ServiceInstance | null)[] = order.length === 0 ? [null] : [...order];
     for (const instance of candidates) {
@@ -583,7 +698,11 @@ export class Executor {
   }
 
   /** Live instances in selection order (primary first); [] when discovery knows none. */
-  private order(bus: ServiceBus, config: ResolvedFunConfig, request: GenApiRequest): ServiceInstance[] {
+  private order(
+    bus: ServiceBus,
+    config: ResolvedFunConfig,
+    request: GenApiRequest,
+  ): ServiceInstance[] {
     const instances = bus.instances(config.service);
     return instances.length === 0 ? [] : this.options.selector.order(config, request, instances);
   }
@@ -593,7 +712,11 @@ export class Executor {
    * `admit` is called once the call is past both (or waits in the bulkhead's queue, which
    * PhoenixGenApi also counts as accepted).
    */
-  private async guarded(dispatch: Dispatch, args: Record<string, unknown>, admit?: () => void): Promise<GenApiResponse> {
+  private async guarded(
+    dispatch: Dispatch,
+    args: Record<string, unknown>,
+    admit?: () => void,
+  ): Promise<GenApiResponse> {
     const { config, requestId } = dispatch;
     const resilience = this.options.resilience;
     const bulkhead = resilience.bulkhead(config.service);
@@ -604,7 +727,8 @@ export class Executor {
         resilience.service(config.service).execute(async () => {
           admit?.();
           const result = await this.invoke(dispatch, args);
-          if (countsForBreakers(result)) throw new TransportFailureError(!result.ok ? result.message : '', { cause: result });
+          if (countsForBreakers(result))
+            throw new TransportFailureError(!result.ok ? result.message : '', { cause: result });
           return result;
         }),
       );
@@ -619,7 +743,11 @@ export class Executor {
     return this.toResponse(outcome, requestId, config);
   }
 
-  private toResponse(outcome: CallOutcome, requestId: unknown, config: ResolvedFunConfig): GenApiResponse {
+  private toResponse(
+    outcome: CallOutcome,
+    requestId: unknown,
+    config: ResolvedFunConfig,
+  ): GenApiResponse {
     if (outcome.ok) return syncResponse(requestId, outcome.result);
     this.stats.failures++;
     if (outcome.kind === 'business') {
@@ -628,7 +756,16 @@ export class Executor {
       if (isClientError(outcome.code)) return errorResponse(requestId, outcome.message);
       return errorResponse(requestId, this.internalError(outcome.message));
     }
-    this.logger.warn({ requestId, service: config.service, requestType: config.requestType, reason: outcome.reason, message: outcome.message }, 'call failed');
+    this.logger.warn(
+      {
+        requestId,
+        service: config.service,
+        requestType: config.requestType,
+        reason: outcome.reason,
+        message: outcome.message,
+      },
+      'call failed',
+    );
     // Nothing ran (no worker, instance draining, NATS down): safe to retry later.
     if (NOT_EXECUTED.has(outcome.reason)) return errorResponse(requestId, ERRORS.unavailable, true);
     return errorResponse(requestId, this.internalError(outcome.message));
@@ -647,11 +784,17 @@ export class Executor {
     const attempts = 1 + (config.retry?.attempts ?? 0);
     let order = dispatch.order;
     let cursor = 0;
-    let last: CallOutcome = { ok: false, kind: 'transport', reason: 'no_responders', message: `no instance of ${config.service}` };
+    let last: CallOutcome = {
+      ok: false,
+      kind: 'transport',
+      reason: 'no_responders',
+      message: `no instance of ${config.service}`,
+    };
     for (let attempt = 0; attempt < attempts; attempt++) {
       if (attempt > 0) {
         await sleep(backoffMs(attempts - attempt), signal);
-        if (signal.aborted) return { ok: false, kind: 'transport', reason: 'cancelled', message: 'client gone' };
+        if (signal.aborted)
+          return { ok: false, kind: 'transport', reason: 'cancelled', message: 'client gone' };
         if (config.retry?.kind === 'all_nodes') {
           cursor++;
           if (order.length > 0 && cursor >= order.length) {
@@ -660,11 +803,26 @@ export class Executor {
             cursor = 0;
           }
         }
-        this.logger.debug({ requestId: meta.requestId, attempt, reason: !last.ok && last.kind === 'transport' ? last.reason : 'error' }, 'retrying');
+        this.logger.debug(
+          {
+            requestId: meta.requestId,
+            attempt,
+            reason: !last.ok && last.kind === 'transport' ? last.reason : 'error',
+          },
+          'retrying',
+        );
       }
       // The first attempt's deadline was set with the request (meta); a retry gets a fresh one.
-      const attemptMeta = attempt === 0 ? meta : { ...meta, deadline: Date.now() + config.timeoutMs };
-      last = await this.tryInstances(config, order, cursor, (instance) => bus.call({ config, instance }, attemptMeta, args, config.timeoutMs, signal), outcomeOfCall, unreachedCall);
+      const attemptMeta =
+        attempt === 0 ? meta : { ...meta, deadline: Date.now() + config.timeoutMs };
+      last = await this.tryInstances(
+        config,
+        order,
+        cursor,
+        (instance) => bus.call({ config, instance }, attemptMeta, args, config.timeoutMs, signal),
+        outcomeOfCall,
+        unreachedCall,
+      );
       if (last.ok) return last;
       if (last.kind === 'transport' && last.reason === 'cancelled') return last;
       if (last.kind === 'business' && config.retryOn !== 'any') return last;
@@ -693,16 +851,21 @@ export class Executor {
         result = await this.options.resilience.instance(instance.id).execute(async () => {
           const value = await attempt(instance);
           const outcome = outcomeOf(value);
-          if (countsForBreakers(outcome)) throw new TransportFailureError(!outcome.ok ? outcome.message : '', { cause: value });
+          if (countsForBreakers(outcome))
+            throw new TransportFailureError(!outcome.ok ? outcome.message : '', { cause: value });
           return value;
         });
       } catch (err) {
         if (err instanceof TransportFailureError) result = err.cause as T;
-        else if (err instanceof BrokenCircuitError) result = unreached(transportFailure('unavailable', `instance ${instance.id} circuit open`));
+        else if (err instanceof BrokenCircuitError)
+          result = unreached(
+            transportFailure('unavailable', `instance ${instance.id} circuit open`),
+          );
         else throw err;
       }
       const outcome = outcomeOf(result);
-      if (outcome.ok || outcome.kind === 'business' || !FAST_FAILURES.has(outcome.reason)) return result;
+      if (outcome.ok || outcome.kind === 'business' || !FAST_FAILURES.has(outcome.reason))
+        return result;
     }
     return result;
   }
@@ -720,7 +883,14 @@ export class Executor {
       return;
     }
     const credit = this.options.streamCredit ?? DEFAULT_STREAM_CREDIT;
-    const relay = new RelayedStream(this, requestId, request.request_id, sink, credit, config.timeoutMs);
+    const relay = new RelayedStream(
+      this,
+      requestId,
+      request.request_id,
+      sink,
+      credit,
+      config.timeoutMs,
+    );
 
     const bulkhead = this.options.resilience.bulkhead(config.service);
     const queued = bulkhead.executionSlots <= 0 && bulkhead.queueSlots > 0;
@@ -746,13 +916,27 @@ export class Executor {
     if (gate !== 'slot') {
       relay.stop(null);
       if (!(gate instanceof BulkheadRejectedError)) throw gate;
-      await this.finishEarly(request, config, requestId, sink, errorResponse(requestId, ERRORS.unavailable, true));
+      await this.finishEarly(
+        request,
+        config,
+        requestId,
+        sink,
+        errorResponse(requestId, ERRORS.unavailable, true),
+      );
       return;
     }
-    const { admitted, result } = await admission((admit) => this.startStream(dispatch, args, relay, credit, admit));
+    const { admitted, result } = await admission((admit) =>
+      this.startStream(dispatch, args, relay, credit, admit),
+    );
     if (!admitted) {
       relay.stop(null);
-      await this.finishEarly(request, config, requestId, sink, this.toResponse((await result).outcome, requestId, config));
+      await this.finishEarly(
+        request,
+        config,
+        requestId,
+        sink,
+        this.toResponse((await result).outcome, requestId, config),
+      );
       return;
     }
     await this.acceptStream(dispatch, relay);
@@ -760,7 +944,10 @@ export class Executor {
   }
 
   /** The `init` push and the reply; from then on the client can cancel the stream by request_id. */
-  private async acceptStream({ config, request, requestId, sink }: Dispatch, relay: RelayedStream): Promise<void> {
+  private async acceptStream(
+    { config, request, requestId, sink }: Dispatch,
+    relay: RelayedStream,
+  ): Promise<void> {
     sink.push(await this.runAfter(request, config, streamResponse(requestId, 'init')));
     sink.reply('ok', request.request_type);
     if (relay.done) return;
@@ -775,24 +962,44 @@ export class Executor {
   }
 
   /** The stream's start through the service breaker and the instances; `admit` once the breaker lets it through. */
-  private async startStream(dispatch: Dispatch, args: Record<string, unknown>, relay: RelayedStream, credit: number, admit?: () => void): Promise<StreamStart> {
+  private async startStream(
+    dispatch: Dispatch,
+    args: Record<string, unknown>,
+    relay: RelayedStream,
+    credit: number,
+    admit?: () => void,
+  ): Promise<StreamStart> {
     const { bus, config, meta, order } = dispatch;
     try {
       return await this.options.resilience.service(config.service).execute(async () => {
         admit?.();
-        const result = await this.tryInstances(config, order, 0, (instance) => bus.stream({ config, instance }, meta, args, config.timeoutMs, credit, relay), outcomeOfStart, unreachedStart);
-        if (countsForBreakers(result.outcome)) throw new TransportFailureError('stream start failed', { cause: result });
-        return result as StreamStart;
+        const result = await this.tryInstances(
+          config,
+          order,
+          0,
+          (instance) =>
+            bus.stream({ config, instance }, meta, args, config.timeoutMs, credit, relay),
+          outcomeOfStart,
+          unreachedStart,
+        );
+        if (countsForBreakers(result.outcome))
+          throw new TransportFailureError('stream start failed', { cause: result });
+        return result;
       });
     } catch (err) {
       if (err instanceof TransportFailureError) return err.cause as StreamStart;
-      if (err instanceof BrokenCircuitError) return { outcome: transportFailure('unavailable', 'service circuit open'), control: null };
+      if (err instanceof BrokenCircuitError)
+        return { outcome: transportFailure('unavailable', 'service circuit open'), control: null };
       throw err;
     }
   }
 
   /** After the start: the nested start Response and live relaying, or the start's error. */
-  private streamStarted({ config, requestId, sink }: Dispatch, relay: RelayedStream, start: StreamStart): void {
+  private streamStarted(
+    { config, requestId, sink }: Dispatch,
+    relay: RelayedStream,
+    start: StreamStart,
+  ): void {
     if (relay.done) {
       start.control?.cancel();
       return;
@@ -801,7 +1008,11 @@ export class Executor {
       relay.stop(null);
       const { outcome } = start;
       const timedOut = !outcome.ok && outcome.kind === 'transport' && outcome.reason === 'timeout';
-      sink.push(timedOut ? errorResponse(requestId, ERRORS.streamTimeout) : this.toResponse(outcome, requestId, config));
+      sink.push(
+        timedOut
+          ? errorResponse(requestId, ERRORS.streamTimeout)
+          : this.toResponse(outcome, requestId, config),
+      );
       return;
     }
     // PhoenixGenApi's first stream message nests the start call's whole Response.

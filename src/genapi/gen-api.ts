@@ -15,7 +15,11 @@ import { HookRegistry, type Hook } from './hooks.js';
 import { Resilience, RESILIENCE_DEFAULTS, type ResilienceOptions } from './resilience.js';
 import { NodeSelector } from './select/node-selector.js';
 import { RelayGroups, relayService } from './relay.js';
-import { RateLimits, type RateLimitsHealth, type RateLimitsOptions } from '../ratelimit/rate-limits.js';
+import {
+  RateLimits,
+  type RateLimitsHealth,
+  type RateLimitsOptions,
+} from '../ratelimit/rate-limits.js';
 
 export interface GenApiOptions extends GenApiChannelOptions {
   /** Show failure reasons to clients ("Internal Server Error: <reason>"). Default false. */
@@ -75,9 +79,15 @@ export class GenApi {
       hookNames: this.hooks.names,
     });
     this.resilience = new Resilience({ ...RESILIENCE_DEFAULTS, ...options.resilience });
-    if (options.rateLimits && options.rateLimiter) throw new TypeError('give either rateLimits (built-in) or rateLimiter (custom), not both');
+    if (options.rateLimits && options.rateLimiter)
+      throw new TypeError('give either rateLimits (built-in) or rateLimiter (custom), not both');
     const limits = options.rateLimits;
-    this.rateLimits = limits instanceof RateLimits ? limits : limits ? new RateLimits(limits, gateway.logger.child({ component: 'ratelimit' })) : null;
+    this.rateLimits =
+      limits instanceof RateLimits
+        ? limits
+        : limits
+          ? new RateLimits(limits, gateway.logger.child({ component: 'ratelimit' }))
+          : null;
     this.executor = new Executor({
       registry: this.registry,
       local: this.local,
@@ -96,22 +106,32 @@ export class GenApi {
     gateway.onClose(() => this.close());
     if (options.relay) {
       this.relay = new RelayGroups(options.event ?? GEN_API_DEFAULTS.event);
-      this.register(relayService(this.relay, typeof options.relay === 'object' ? options.relay.service : undefined));
+      this.register(
+        relayService(
+          this.relay,
+          typeof options.relay === 'object' ? options.relay.service : undefined,
+        ),
+      );
     }
   }
 
   /** Serves the gen_api channel on `socket` under the configured topics. */
   mount<A extends Assigns>(socket: SocketMount<A>): this {
     const handler = genApiChannel(this.executor, this.options);
-    for (const topic of this.options.topics ?? GEN_API_DEFAULTS.topics) socket.channel(topic, handler as never);
+    for (const topic of this.options.topics ?? GEN_API_DEFAULTS.topics)
+      socket.channel(topic, handler);
     return this;
   }
 
   /** Runs a service in-process (`nodes: "local"`): the embedded default, no NATS needed. */
   register(service: ServiceDefinition): this {
     const configs = [...service.functions.values()].map((fn) => {
-      const result = validateFunConfig({ ...fn.config, nodes: 'local' }, { nodesDefault: 'local', hookNames: this.hooks.names });
-      if (!result.ok) throw new TypeError(`${service.name}.${fn.requestType}: ${result.errors.join('; ')}`);
+      const result = validateFunConfig(
+        { ...fn.config, nodes: 'local' },
+        { nodesDefault: 'local', hookNames: this.hooks.names },
+      );
+      if (!result.ok)
+        throw new TypeError(`${service.name}.${fn.requestType}: ${result.errors.join('; ')}`);
       return result.config;
     });
     this.local.register(service);
@@ -139,7 +159,11 @@ export class GenApi {
     const link = this.link;
     await this.rateLimits?.attach(
       { nc: link.nc, connected: () => link.connected, subjects: link.subjects },
-      { ...(options.user === undefined ? {} : { user: options.user }), ...(options.pass === undefined ? {} : { pass: options.pass }), ...(options.token === undefined ? {} : { token: options.token }) },
+      {
+        ...(options.user === undefined ? {} : { user: options.user }),
+        ...(options.pass === undefined ? {} : { pass: options.pass }),
+        ...(options.token === undefined ? {} : { token: options.token }),
+      },
     );
     return link;
   }

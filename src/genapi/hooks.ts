@@ -8,7 +8,10 @@ export type BeforeHookResult =
   | { readonly request?: GenApiRequest; readonly config?: ResolvedFunConfig }
   | { readonly reject: unknown }
   | void;
-export type BeforeHook = (request: GenApiRequest, config: ResolvedFunConfig) => BeforeHookResult | Promise<BeforeHookResult>;
+export type BeforeHook = (
+  request: GenApiRequest,
+  config: ResolvedFunConfig,
+) => BeforeHookResult | Promise<BeforeHookResult>;
 
 /**
  * An after hook sees the response about to be pushed (null for `none`; the ack for async and
@@ -36,12 +39,23 @@ export function withHookTimeout<T>(work: () => T | Promise<T>, timeoutMs: number
   return Promise.race([
     Promise.resolve().then(work),
     new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new HookTimeoutError(`hook timed out after ${timeoutMs}ms`)), timeoutMs);
+      timer = setTimeout(
+        () => reject(new HookTimeoutError(`hook timed out after ${timeoutMs}ms`)),
+        timeoutMs,
+      );
     }),
   ]).finally(() => clearTimeout(timer));
 }
 
-const RESPONSE_KEYS = ['request_id', 'result', 'success', 'error', 'async', 'has_more', 'can_retry'] as const;
+const RESPONSE_KEYS = [
+  'request_id',
+  'result',
+  'success',
+  'error',
+  'async',
+  'has_more',
+  'can_retry',
+] as const;
 
 export function isResponse(value: unknown): value is GenApiResponse {
   if (value === null || typeof value !== 'object') return false;
@@ -56,7 +70,8 @@ export class HookRegistry {
   readonly names: ReadonlySet<string> = new Set<string>();
 
   register(name: string, hook: Hook): void {
-    if (!hook.before && !hook.after) throw new TypeError(`hook ${name} needs a before or an after function`);
+    if (!hook.before && !hook.after)
+      throw new TypeError(`hook ${name} needs a before or an after function`);
     this.hooks.set(name, hook);
     (this.names as Set<string>).add(name);
   }

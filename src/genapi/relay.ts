@@ -62,10 +62,15 @@ export class RelayGroups {
   }
 
   create(groupId: string, type: string, creator: string, channel: Channel | null): void {
-    if (type !== 'public' && type !== 'private' && type !== 'strict_private') fail(RELAY_ERRORS.badType);
+    if (type !== 'public' && type !== 'private' && type !== 'strict_private')
+      fail(RELAY_ERRORS.badType);
     if (this.groups.has(groupId)) fail(RELAY_ERRORS.alreadyExists, 409);
     const group: Group = { id: groupId, type, creator, members: new Map(), channels: new Map() };
-    group.members.set(creator, { roles: new Set(['admin']), status: 'active', joinedAt: this.now().toISOString() });
+    group.members.set(creator, {
+      roles: new Set(['admin']),
+      status: 'active',
+      joinedAt: this.now().toISOString(),
+    });
     this.groups.set(groupId, group);
     if (channel) this.register(group, creator, channel, false);
   }
@@ -78,11 +83,17 @@ export class RelayGroups {
       if (member?.status === 'active') fail(RELAY_ERRORS.alreadyMember, 409);
       status = 'active';
     } else {
-      if (member?.status === 'active' || member?.status === 'pending') fail(RELAY_ERRORS.alreadyMember, 409);
+      if (member?.status === 'active' || member?.status === 'pending')
+        fail(RELAY_ERRORS.alreadyMember, 409);
       status = 'pending';
     }
     if (member) member.status = status;
-    else group.members.set(userId, { roles: new Set(['member']), status, joinedAt: this.now().toISOString() });
+    else
+      group.members.set(userId, {
+        roles: new Set(['member']),
+        status,
+        joinedAt: this.now().toISOString(),
+      });
     if (channel) this.register(group, userId, channel, true);
     return status;
   }
@@ -125,24 +136,46 @@ export class RelayGroups {
   }
 
   /** Members only (⚠ PhoenixGenApi showed any group to anyone). */
-  info(groupId: string, actor: string): { group_id: string; group_type: GroupType; members: { user_id: string; roles: MemberRole[]; status: MemberStatus; joined_at: string }[] } {
+  info(
+    groupId: string,
+    actor: string,
+  ): {
+    group_id: string;
+    group_type: GroupType;
+    members: { user_id: string; roles: MemberRole[]; status: MemberStatus; joined_at: string }[];
+  } {
     const group = this.group(groupId);
     if (!group.members.has(actor)) fail(RELAY_ERRORS.notMember, 403);
     return {
       group_id: group.id,
       group_type: group.type,
-      members: [...group.members].map(([userId, member]) => ({ user_id: userId, roles: [...member.roles], status: member.status, joined_at: member.joinedAt })),
+      members: [...group.members].map(([userId, member]) => ({
+        user_id: userId,
+        roles: [...member.roles],
+        status: member.status,
+        joined_at: member.joinedAt,
+      })),
     };
   }
 
   /** Sends `message` from `sender`; returns PhoenixGenApi's `{status, recipients_count}`. */
-  relay(groupId: string, sender: string, requestId: unknown, message: unknown): { status: 'relayed'; recipients_count: number } {
+  relay(
+    groupId: string,
+    sender: string,
+    requestId: unknown,
+    message: unknown,
+  ): { status: 'relayed'; recipients_count: number } {
     const group = this.group(groupId);
     const member = group.members.get(sender);
     if (!member) fail(RELAY_ERRORS.notMember, 403);
     if (member.status === 'pending') fail(RELAY_ERRORS.pending, 403);
     if (member.status === 'muted') fail(RELAY_ERRORS.muted, 403);
-    const payload = syncResponse(requestId, { group_id: groupId, from_user_id: sender, message, timestamp: this.now().toISOString() });
+    const payload = syncResponse(requestId, {
+      group_id: groupId,
+      from_user_id: sender,
+      message,
+      timestamp: this.now().toISOString(),
+    });
     let recipients = 0;
     for (const [userId, state] of group.members) {
       if (state.status === 'pending') continue;
@@ -159,7 +192,8 @@ export class RelayGroups {
   private requireActive(group: Group, actor: string, admin: boolean): void {
     const member = group.members.get(actor);
     if (!member) fail(RELAY_ERRORS.notMember, 403);
-    if (member.status !== 'active' || (admin && !member.roles.has('admin'))) fail(RELAY_ERRORS.notAdmin, 403);
+    if (member.status !== 'active' || (admin && !member.roles.has('admin')))
+      fail(RELAY_ERRORS.notAdmin, 403);
   }
 
   /** Registers a channel for delivery; a monitored registration leaves the group when the channel ends. */
@@ -199,7 +233,9 @@ function caller(ctx: RequestContext): string {
 
 function originChannel(ctx: RequestContext): Channel | null {
   const origin = ctx.origin as Channel | undefined;
-  return origin && typeof origin.push === 'function' && origin.signal instanceof AbortSignal ? origin : null;
+  return origin && typeof origin.push === 'function' && origin.signal instanceof AbortSignal
+    ? origin
+    : null;
 }
 
 /** Relay groups as an in-process gen_api service (register with `genApi.register`). */
@@ -220,7 +256,10 @@ export function relayService(relay: RelayGroups, name = 'relay'): ServiceDefinit
       join_group: fn({
         permission: 'any_authenticated',
         args: { group_id: 'string' },
-        handler: ({ group_id }, ctx) => ({ group_id, status: relay.join(group_id, caller(ctx), originChannel(ctx)) }),
+        handler: ({ group_id }, ctx) => ({
+          group_id,
+          status: relay.join(group_id, caller(ctx), originChannel(ctx)),
+        }),
       }),
       leave_group: fn({
         permission: 'any_authenticated',
@@ -270,7 +309,8 @@ export function relayService(relay: RelayGroups, name = 'relay'): ServiceDefinit
       relay: fn({
         permission: 'any_authenticated',
         args: { group_id: 'string', message: 'any' },
-        handler: ({ group_id, message }, ctx) => relay.relay(group_id, caller(ctx), ctx.requestId, message),
+        handler: ({ group_id, message }, ctx) =>
+          relay.relay(group_id, caller(ctx), ctx.requestId, message),
       }),
     },
   });

@@ -44,7 +44,8 @@ function blank(value: unknown): boolean {
 
 function normaliseVersion(value: unknown): string | null {
   if (value === undefined || value === null || value === '' || value === '0.0.0') return null;
-  if (typeof value !== 'string') throw new DecodeError('invalid_payload', 'Malformed request payload: version must be a string');
+  if (typeof value !== 'string')
+    throw new DecodeError('invalid_payload', 'Malformed request payload: version must be a string');
   return value;
 }
 
@@ -55,7 +56,10 @@ function stringList(value: unknown): string[] | null {
 
 /** The request_id to echo when decoding failed: the payload's, or "unknown". */
 export function requestIdOf(payload: unknown): unknown {
-  const id = payload !== null && typeof payload === 'object' ? (payload as Record<string, unknown>).request_id : undefined;
+  const id =
+    payload !== null && typeof payload === 'object'
+      ? (payload as Record<string, unknown>).request_id
+      : undefined;
   return blank(id) ? 'unknown' : id;
 }
 
@@ -65,7 +69,12 @@ export function requestIdOf(payload: unknown): unknown {
  * device_id and roles from the client payload are used only where the socket has none (roles:
  * only with trustClientRoles).
  */
-export function decodeRequest(payload: unknown, frameBytes: number, identity: Identity, options: DecodeOptions): DecodedRequest {
+export function decodeRequest(
+  payload: unknown,
+  frameBytes: number,
+  identity: Identity,
+  options: DecodeOptions,
+): DecodedRequest {
   if (frameBytes > options.maxPayloadBytes) {
     throw new DecodeError(
       'invalid_payload',
@@ -77,24 +86,55 @@ export function decodeRequest(payload: unknown, frameBytes: number, identity: Id
   }
   const fields = payload as Record<string, unknown>;
   const missing = REQUIRED.filter((name) => blank(fields[name]));
-  if (missing.length > 0) throw new DecodeError('missing_field', `Missing required fields: ${missing.join(', ')}`);
+  if (missing.length > 0)
+    throw new DecodeError('missing_field', `Missing required fields: ${missing.join(', ')}`);
   const { request_type: requestType, service, request_id: requestId } = fields;
-  if (typeof requestType !== 'string') throw new DecodeError('invalid_payload', 'Malformed request payload: request_type must be a string');
-  if (typeof service !== 'string') throw new DecodeError('invalid_payload', 'Malformed request payload: service must be a string');
+  if (typeof requestType !== 'string')
+    throw new DecodeError(
+      'invalid_payload',
+      'Malformed request payload: request_type must be a string',
+    );
+  if (typeof service !== 'string')
+    throw new DecodeError('invalid_payload', 'Malformed request payload: service must be a string');
   if (typeof requestId !== 'string' && typeof requestId !== 'number') {
-    throw new DecodeError('invalid_payload', 'Malformed request payload: request_id must be a string or a number');
+    throw new DecodeError(
+      'invalid_payload',
+      'Malformed request payload: request_id must be a string or a number',
+    );
   }
   const args = fields.args ?? {};
-  if (typeof args !== 'object' || Array.isArray(args)) throw new DecodeError('invalid_payload', 'Malformed request payload: args must be an object');
+  if (typeof args !== 'object' || Array.isArray(args))
+    throw new DecodeError('invalid_payload', 'Malformed request payload: args must be an object');
 
-  const payloadUser = typeof fields.user_id === 'string' && fields.user_id !== '' ? fields.user_id : null;
-  const payloadDevice = typeof fields.device_id === 'string' && fields.device_id !== '' ? fields.device_id : null;
-  const userId = options.overrideUserId && identity.userId !== null ? identity.userId : (payloadUser ?? identity.userId);
-  const deviceId = options.overrideDeviceId && identity.deviceId !== null ? identity.deviceId : (payloadDevice ?? identity.deviceId);
-  const roles = identity.roles !== null ? [...identity.roles] : options.trustClientRoles ? stringList(fields.user_roles) : null;
+  const payloadUser =
+    typeof fields.user_id === 'string' && fields.user_id !== '' ? fields.user_id : null;
+  const payloadDevice =
+    typeof fields.device_id === 'string' && fields.device_id !== '' ? fields.device_id : null;
+  const userId =
+    options.overrideUserId && identity.userId !== null
+      ? identity.userId
+      : (payloadUser ?? identity.userId);
+  const deviceId =
+    options.overrideDeviceId && identity.deviceId !== null
+      ? identity.deviceId
+      : (payloadDevice ?? identity.deviceId);
+  const roles =
+    identity.roles !== null
+      ? [...identity.roles]
+      : options.trustClientRoles
+        ? stringList(fields.user_roles)
+        : null;
   // These travel to workers as NATS header values, which cannot hold line breaks.
-  for (const [name, value] of [['request_id', String(requestId)], ['user_id', userId], ['device_id', deviceId]] as const) {
-    if (value !== null && LINE_BREAK.test(value)) throw new DecodeError('invalid_payload', `Malformed request payload: ${name} must not contain line breaks`);
+  for (const [name, value] of [
+    ['request_id', String(requestId)],
+    ['user_id', userId],
+    ['device_id', deviceId],
+  ] as const) {
+    if (value !== null && LINE_BREAK.test(value))
+      throw new DecodeError(
+        'invalid_payload',
+        `Malformed request payload: ${name} must not contain line breaks`,
+      );
   }
 
   return {

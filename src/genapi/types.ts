@@ -102,7 +102,11 @@ export type NodeMode =
   | { readonly kind: 'hash_arg'; readonly key: string }
   | { readonly kind: 'round_robin' }
   | { readonly kind: 'sticky'; readonly key: string; readonly ttlMs: number }
-  | { readonly kind: 'weighted'; readonly weights: ReadonlyMap<string, number>; readonly defaultWeight: number };
+  | {
+      readonly kind: 'weighted';
+      readonly weights: ReadonlyMap<string, number>;
+      readonly defaultWeight: number;
+    };
 
 export type PermissionMode =
   | { readonly kind: 'none' }
@@ -110,7 +114,10 @@ export type PermissionMode =
   | { readonly kind: 'arg'; readonly arg: string }
   | { readonly kind: 'role'; readonly roles: readonly string[] };
 
-export type RetryMode = { readonly kind: 'same_node' | 'all_nodes'; readonly attempts: number } | null;
+export type RetryMode = {
+  readonly kind: 'same_node' | 'all_nodes';
+  readonly attempts: number;
+} | null;
 
 /** A validated config with defaults applied, as the executor uses it. */
 export interface ResolvedFunConfig {

@@ -12,7 +12,8 @@ import { OptionError } from '../config/errors.js';
  *   and port are each compared when the entry gives them; `*.` matches the domain and subdomains.
  * - a function `(origin, req) => boolean`.
  */
-export type CheckOrigin = boolean | 'conn' | readonly string[] | ((origin: string, req: IncomingMessage) => boolean);
+export type CheckOrigin =
+  boolean | 'conn' | readonly string[] | ((origin: string, req: IncomingMessage) => boolean);
 
 interface OriginPattern {
   readonly scheme: string | null;
@@ -24,7 +25,10 @@ const DEFAULT_PORTS: Record<string, number> = { http: 80, https: 443, ws: 80, ws
 
 /** Parses "scheme://host:port" or "//host:port" (the scheme may be absent; IPv6 hosts in brackets). */
 function parseOrigin(text: string): OriginPattern | null {
-  const match = /^(?:([a-zA-Z][a-zA-Z0-9+.-]*):)?\/\/(\[[0-9a-fA-F:.]+\]|[^/:?#[\]]+)(?::(\d+))?\/?$/.exec(text.trim());
+  const match =
+    /^(?:([a-zA-Z][a-zA-Z0-9+.-]*):)?\/\/(\[[0-9a-fA-F:.]+\]|[^/:?#[\]]+)(?::(\d+))?\/?$/.exec(
+      text.trim(),
+    );
   if (!match) return null;
   const scheme = match[1]?.toLowerCase() ?? null;
   const explicitPort = match[3] === undefined ? null : Number(match[3]);
@@ -49,7 +53,9 @@ function requestHost(req: IncomingMessage): { host: string; port: number | null 
 }
 
 /** Compiles a CheckOrigin setting into a predicate over (Origin header, request). */
-export function compileCheckOrigin(setting: CheckOrigin): (origin: string | undefined, req: IncomingMessage) => boolean {
+export function compileCheckOrigin(
+  setting: CheckOrigin,
+): (origin: string | undefined, req: IncomingMessage) => boolean {
   if (setting === false) return () => true;
   if (typeof setting === 'function') {
     return (origin, req) => origin === undefined || setting(origin, req);

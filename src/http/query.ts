@@ -27,7 +27,12 @@ function decodeComponent(raw: string): string {
 /** Sets an own property even for "__proto__", so client keys never touch prototypes. */
 function setOwn(target: Params, key: string, value: ParamValue): void {
   if (key === '__proto__') {
-    Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+    Object.defineProperty(target, key, {
+      value,
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
   } else {
     target[key] = value;
   }
@@ -76,7 +81,12 @@ function assign(target: Params, path: readonly string[], index: number, value: s
  * appends a nested list (Plug: `x[][][]=1` → `[[["1"]]]`), and `key[][field]` fills the last map
  * until it already has that field, then starts a new one.
  */
-function appendToList(list: ParamValue[], path: readonly string[], index: number, value: string): void {
+function appendToList(
+  list: ParamValue[],
+  path: readonly string[],
+  index: number,
+  value: string,
+): void {
   if (index === path.length - 1) {
     list.push(value);
     return;

@@ -39,7 +39,8 @@ export function readSubprotocols(
   allowed: readonly string[],
   extractToken: boolean,
 ): SubprotocolOffer {
-  if (header === undefined || header.trim() === '') return { authToken: null, selected: null, rejected: false };
+  if (header === undefined || header.trim() === '')
+    return { authToken: null, selected: null, rejected: false };
   const offers = header
     .split(',')
     .map((entry) => entry.trim())
@@ -49,9 +50,11 @@ export function readSubprotocols(
   let authToken: string | null = null;
   if (tokenOffers.length === 1) {
     remaining = offers.filter((entry) => !entry.startsWith(AUTH_TOKEN_PREFIX));
-    if (extractToken) authToken = decodeBase64Token(tokenOffers[0]!.slice(AUTH_TOKEN_PREFIX.length));
+    if (extractToken)
+      authToken = decodeBase64Token(tokenOffers[0]!.slice(AUTH_TOKEN_PREFIX.length));
   }
   if (remaining.length === 0) return { authToken, selected: null, rejected: false };
-  const selected = remaining.find((entry) => entry === PHOENIX_SUBPROTOCOL || allowed.includes(entry)) ?? null;
+  const selected =
+    remaining.find((entry) => entry === PHOENIX_SUBPROTOCOL || allowed.includes(entry)) ?? null;
   return { authToken, selected, rejected: selected === null };
 }

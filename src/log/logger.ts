@@ -15,7 +15,13 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   const pretty = options.pretty ?? process.stdout.isTTY === true;
   const base = { level, name: options.name ?? 'gen-gateway' };
   if (!pretty) return pino(base);
-  return pino(base, pino.transport({ target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l' } }));
+  return pino(
+    base,
+    pino.transport({
+      target: 'pino-pretty',
+      options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l' },
+    }),
+  );
 }
 
 export function silentLogger(): Logger {

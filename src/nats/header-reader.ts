@@ -55,7 +55,7 @@ class ParsedHeaders implements HeaderValues {
 export function rawHeaderBlock(msg: object): Uint8Array | 'none' | null {
   let m = msg as RawMsg;
   // A ServiceMsg (@nats-io/services) wraps the connection's Msg.
-  if (!('_rdata' in m) && m.msg !== null && typeof m.msg === 'object') m = m.msg as RawMsg;
+  if (!('_rdata' in m) && m.msg !== null && typeof m.msg === 'object') m = m.msg;
   const data = m._rdata;
   const hdr = m._msg?.hdr;
   if (!(data instanceof Uint8Array) || typeof hdr !== 'number') return null;

@@ -23,7 +23,12 @@ export type PushAck =
       accepted: { request_type: string; version: string | null }[];
       rejected: { request_type: unknown; version: unknown; errors: string[] }[];
     }
-  | { gateway: string; status: 'skipped'; service: string; reason: 'version_matches' | 'older_than_live' }
+  | {
+      gateway: string;
+      status: 'skipped';
+      service: string;
+      reason: 'version_matches' | 'older_than_live';
+    }
   | {
       gateway: string;
       status: 'error';

@@ -32,7 +32,8 @@ export class OutboundHeaders implements MsgHdrs {
 
   append(name: string, value: string): void {
     if (!TOKEN.test(name)) throw new TypeError(`invalid header name ${JSON.stringify(name)}`);
-    if (LINE_BREAK.test(value)) throw new TypeError(`header ${name}: values cannot contain \\r or \\n`);
+    if (LINE_BREAK.test(value))
+      throw new TypeError(`header ${name}: values cannot contain \\r or \\n`);
     this.names.push(name);
     this.entries.push(value.trim());
   }
@@ -48,7 +49,8 @@ export class OutboundHeaders implements MsgHdrs {
   }
 
   last(name: string, match: Match = Match.Exact): string {
-    for (let i = this.names.length - 1; i >= 0; i--) if (same(this.names[i]!, name, match)) return this.entries[i]!;
+    for (let i = this.names.length - 1; i >= 0; i--)
+      if (same(this.names[i]!, name, match)) return this.entries[i]!;
     return '';
   }
 
@@ -78,7 +80,10 @@ export class OutboundHeaders implements MsgHdrs {
 
   /** The wire form (`NATS/1.0\r\nName: value\r\n…\r\n\r\n`), as nats-core's publish expects. */
   encode(): Uint8Array {
-    let text = this.code > 0 && this.description !== '' ? `NATS/1.0 ${this.code} ${this.description}` : 'NATS/1.0';
+    let text =
+      this.code > 0 && this.description !== ''
+        ? `NATS/1.0 ${this.code} ${this.description}`
+        : 'NATS/1.0';
     for (let i = 0; i < this.names.length; i++) text += `\r\n${this.names[i]}: ${this.entries[i]}`;
     return encoder.encode(`${text}\r\n\r\n`);
   }

@@ -10,7 +10,9 @@ export function versionToken(version: string): string {
 }
 
 function fnPath(service: string, requestType: string, version: string | null): string {
-  return version === null ? `${service}.${requestType}` : `${service}.${requestType}.${versionToken(version)}`;
+  return version === null
+    ? `${service}.${requestType}`
+    : `${service}.${requestType}.${versionToken(version)}`;
 }
 
 export class Subjects {
@@ -45,11 +47,21 @@ export class Subjects {
     return `${this.prefix}.inst.${instanceId}.`;
   }
 
-  instanceFn(instanceId: string, service: string, requestType: string, version: string | null): string {
+  instanceFn(
+    instanceId: string,
+    service: string,
+    requestType: string,
+    version: string | null,
+  ): string {
     return `${this.prefix}.inst.${instanceId}.fn.${fnPath(service, requestType, version)}`;
   }
 
-  instancePerm(instanceId: string, service: string, requestType: string, version: string | null): string {
+  instancePerm(
+    instanceId: string,
+    service: string,
+    requestType: string,
+    version: string | null,
+  ): string {
     return `${this.prefix}.inst.${instanceId}.perm.${fnPath(service, requestType, version)}`;
   }
 

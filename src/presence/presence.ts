@@ -2,9 +2,21 @@ import { randomUUID } from 'node:crypto';
 import type { PubSub } from '../channel/pubsub.js';
 import type { Channel } from '../channel/types.js';
 import { PhxRefGenerator } from './phx-ref.js';
-import type { PresenceChange, PresenceDiff, PresenceMeta, PresenceState, PresenceTracker } from './tracker.js';
+import type {
+  PresenceChange,
+  PresenceDiff,
+  PresenceMeta,
+  PresenceState,
+  PresenceTracker,
+} from './tracker.js';
 
-export type { PresenceChange, PresenceDiff, PresenceMeta, PresenceState, PresenceTracker } from './tracker.js';
+export type {
+  PresenceChange,
+  PresenceDiff,
+  PresenceMeta,
+  PresenceState,
+  PresenceTracker,
+} from './tracker.js';
 
 export interface PresenceOptions {
   /** Adds fields next to `metas` (Phoenix's `fetch/2`), e.g. user records loaded in one go. */
@@ -36,7 +48,12 @@ function keyed<T>(): Record<string, T> {
 }
 
 function setKey<T>(target: Record<string, T>, key: string, value: T): void {
-  Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+  Object.defineProperty(target, key, {
+    value,
+    enumerable: true,
+    writable: true,
+    configurable: true,
+  });
 }
 
 function wireMeta(entry: Entry): PresenceMeta {
@@ -85,9 +102,22 @@ export class LocalPresence implements PresenceTracker {
   }
 
   /** Tracks `key` with `meta` on the channel's topic (or `topic`). Returns the new phx_ref. */
-  track(channel: Channel, key: string, meta: PresenceMeta = {}, topic: string = channel.topic): string {
-    if (this.find(channel, topic, key)) throw new Error(`presence: ${key} is already tracked on ${topic} by this channel`);
-    const entry: Entry = { topic, key, meta: { ...meta }, ref: this.refs.next(), prevRef: null, owner: channel };
+  track(
+    channel: Channel,
+    key: string,
+    meta: PresenceMeta = {},
+    topic: string = channel.topic,
+  ): string {
+    if (this.find(channel, topic, key))
+      throw new Error(`presence: ${key} is already tracked on ${topic} by this channel`);
+    const entry: Entry = {
+      topic,
+      key,
+      meta: { ...meta },
+      ref: this.refs.next(),
+      prevRef: null,
+      owner: channel,
+    };
     let keys = this.topics.get(topic);
     if (!keys) {
       keys = new Map();
@@ -103,7 +133,15 @@ export class LocalPresence implements PresenceTracker {
     }
     owned.add(entry);
     this.broadcastDiff(topic, [entry], []);
-    if (this.listeners.size > 0) this.emit({ kind: 'join', node: this.node, topic, key, ref: entry.ref, meta: { ...entry.meta } });
+    if (this.listeners.size > 0)
+      this.emit({
+        kind: 'join',
+        node: this.node,
+        topic,
+        key,
+        ref: entry.ref,
+        meta: { ...entry.meta },
+      });
     return entry.ref;
   }
 
@@ -123,7 +161,16 @@ export class LocalPresence implements PresenceTracker {
     entry.ref = this.refs.next();
     this.broadcastDiffMetas(topic, [[key, wireMeta(entry)]], [[key, left]]);
     if (this.listeners.size > 0) {
-      this.emit({ kind: 'update', node: this.node, topic, key, ref: entry.ref, prevRef: entry.prevRef, meta: { ...entry.meta }, prevMeta: { ...prevMeta } });
+      this.emit({
+        kind: 'update',
+        node: this.node,
+        topic,
+        key,
+        ref: entry.ref,
+        prevRef: entry.prevRef,
+        meta: { ...entry.meta },
+        prevMeta: { ...prevMeta },
+      });
     }
     return entry.ref;
   }
@@ -162,7 +209,8 @@ export class LocalPresence implements PresenceTracker {
   list(topic: string): PresenceState {
     const state = keyed<{ metas: PresenceMeta[] }>();
     const keys = this.topics.get(topic);
-    if (keys) for (const [key, entries] of keys) setKey(state, key, { metas: entries.map(wireMeta) });
+    if (keys)
+      for (const [key, entries] of keys) setKey(state, key, { metas: entries.map(wireMeta) });
     return this.options.fetch ? this.options.fetch(topic, state) : state;
   }
 
@@ -175,14 +223,22 @@ export class LocalPresence implements PresenceTracker {
   /** Number of tracked entries (all topics). */
   get size(): number {
     let count = 0;
-    for (const keys of this.topics.values()) for (const entries of keys.values()) count += entries.length;
+    for (const keys of this.topics.values())
+      for (const entries of keys.values()) count += entries.length;
     return count;
   }
 
   private emitLeaves(entries: readonly Entry[]): void {
     if (this.listeners.size === 0) return;
     for (const entry of entries) {
-      this.emit({ kind: 'leave', node: this.node, topic: entry.topic, key: entry.key, ref: entry.ref, meta: { ...entry.meta } });
+      this.emit({
+        kind: 'leave',
+        node: this.node,
+        topic: entry.topic,
+        key: entry.key,
+        ref: entry.ref,
+        meta: { ...entry.meta },
+      });
     }
   }
 
@@ -193,7 +249,11 @@ export class LocalPresence implements PresenceTracker {
         listener(change);
       } catch (err) {
         if (this.options.onChangeError) this.options.onChangeError(err, change);
-        else process.emitWarning(`presence onLocalChange listener threw on ${change.kind} ${change.topic}/${change.key}: ${String(err)}`, 'PresenceWarning');
+        else
+          process.emitWarning(
+            `presence onLocalChange listener threw on ${change.kind} ${change.topic}/${change.key}: ${String(err)}`,
+            'PresenceWarning',
+          );
       }
     }
   }

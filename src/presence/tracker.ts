@@ -17,7 +17,14 @@ export interface PresenceDiff {
  * replica can key remote entries by it.
  */
 export type PresenceChange =
-  | { readonly kind: 'join'; readonly node: string; readonly topic: string; readonly key: string; readonly ref: string; readonly meta: PresenceMeta }
+  | {
+      readonly kind: 'join';
+      readonly node: string;
+      readonly topic: string;
+      readonly key: string;
+      readonly ref: string;
+      readonly meta: PresenceMeta;
+    }
   | {
       readonly kind: 'update';
       readonly node: string;
@@ -29,7 +36,14 @@ export type PresenceChange =
       readonly meta: PresenceMeta;
       readonly prevMeta: PresenceMeta;
     }
-  | { readonly kind: 'leave'; readonly node: string; readonly topic: string; readonly key: string; readonly ref: string; readonly meta: PresenceMeta };
+  | {
+      readonly kind: 'leave';
+      readonly node: string;
+      readonly topic: string;
+      readonly key: string;
+      readonly ref: string;
+      readonly meta: PresenceMeta;
+    };
 
 /**
  * What the gateway, its sessions and channel code depend on for presence — Phoenix.Presence's
@@ -45,7 +59,12 @@ export interface PresenceTracker {
   /** Tracks `key` with `meta` on the channel's topic (or `topic`). Returns the new phx_ref. */
   track(channel: Channel, key: string, meta?: PresenceMeta, topic?: string): string;
   /** Replaces the meta (or maps it); one diff with the new join and the old leave. Returns the new phx_ref. */
-  update(channel: Channel, key: string, meta: PresenceMeta | ((current: PresenceMeta) => PresenceMeta), topic?: string): string;
+  update(
+    channel: Channel,
+    key: string,
+    meta: PresenceMeta | ((current: PresenceMeta) => PresenceMeta),
+    topic?: string,
+  ): string;
   /** Untracks `key`; false when this channel did not track it there. */
   untrack(channel: Channel, key: string, topic?: string): boolean;
   /** Untracks everything `owner` (a channel) tracked; the session calls it when a channel ends. */

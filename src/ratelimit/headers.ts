@@ -24,7 +24,7 @@ export function rateLimitHeaders(state: LimitState, denied: boolean): Record<str
   const t = seconds(denied ? Math.max(state.resetMs, state.retryAfterMs) : state.resetMs);
   const headers: Record<string, string> = {
     'RateLimit-Policy': `${name};q=${state.limit};w=${Math.max(1, seconds(state.windowMs))}`,
-    'RateLimit': `${name};r=${Math.max(0, state.remaining)};t=${t}`,
+    RateLimit: `${name};r=${Math.max(0, state.remaining)};t=${t}`,
   };
   if (denied) headers['Retry-After'] = String(Math.max(1, t, seconds(state.retryAfterMs)));
   return headers;

@@ -105,7 +105,11 @@ interface StrictOutcome {
   source: DecisionSource;
 }
 
-export function details(policy: Policy, decision: Decision, source: DecisionSource): RateLimitDetails {
+export function details(
+  policy: Policy,
+  decision: Decision,
+  source: DecisionSource,
+): RateLimitDetails {
   return {
     policy: policy.id,
     limit: decision.limit,
@@ -137,7 +141,16 @@ export class RateLimiter implements ExecutorRateLimiter {
   strict: StrictTier | null = null;
   /** Healthy gateway nodes (for the `local` fallback's share). */
   nodes: () => number = () => 1;
-  readonly stats = { checks: 0, denied: 0, wouldDeny: 0, fallback: 0, failOpen: 0, failClosed: 0, storeErrors: 0, denyCacheHits: 0 };
+  readonly stats = {
+    checks: 0,
+    denied: 0,
+    wouldDeny: 0,
+    fallback: 0,
+    failOpen: 0,
+    failClosed: 0,
+    storeErrors: 0,
+    denyCacheHits: 0,
+  };
 
   constructor(
     private readonly options: RateLimiterOptions,
@@ -150,7 +163,8 @@ export class RateLimiter implements ExecutorRateLimiter {
     this.shadowAll = options.shadow === true;
     for (const config of options.policies ?? []) {
       const policy = this.createPolicy(config);
-      if (this.policiesById.has(policy.id)) throw new PolicyError(`duplicate rate-limit policy id "${policy.id}"`);
+      if (this.policiesById.has(policy.id))
+        throw new PolicyError(`duplicate rate-limit policy id "${policy.id}"`);
       this.add(policy);
     }
     this.sweeper = setInterval(() => this.sweep(), options.sweepMs ?? 1000);
@@ -159,7 +173,10 @@ export class RateLimiter implements ExecutorRateLimiter {
 
   /** A validated policy with this limiter's store settings (not added). */
   createPolicy(config: PolicyConfig): Policy {
-    return new Policy(config, { sweepMs: this.options.sweepMs ?? 1000, maxKeys: this.options.maxKeys ?? 1_000_000 });
+    return new Policy(config, {
+      sweepMs: this.options.sweepMs ?? 1000,
+      maxKeys: this.options.maxKeys ?? 1_000_000,
+    });
   }
 
   get shadow(): boolean {
@@ -190,7 +207,11 @@ export class RateLimiter implements ExecutorRateLimiter {
     let policy = this.createPolicy(config);
     let counters: PolicyReplacement['counters'] = 'new';
     if (previous) {
-      if (previous.mode === 'strict' && policy.mode === 'strict' && previous.algorithm.name !== policy.algorithm.name) {
+      if (
+        previous.mode === 'strict' &&
+        policy.mode === 'strict' &&
+        previous.algorithm.name !== policy.algorithm.name
+      ) {
         throw new PolicyError(
           `policy ${config.id}: a strict policy keeps its counters in the store under its id, so its algorithm cannot change (${previous.algorithm.name} → ${policy.algorithm.name}); add a policy with a new id instead`,
         );
@@ -258,7 +279,11 @@ export class RateLimiter implements ExecutorRateLimiter {
     return policy.mode === 'local' ? this.monotonic : this.wall;
   }
 
-  check(request: GenApiRequest, config: ResolvedFunConfig, context: RateContext): LimiterDecision | Promise<LimiterDecision> {
+  check(
+    request: GenApiRequest,
+    config: ResolvedFunConfig,
+    context: RateContext,
+  ): LimiterDecision | Promise<LimiterDecision> {
     if (this.policiesById.size === 0) return ALLOWED;
     const policies = this.policiesFor(config.service, config.requestType);
     if (policies.length === 0) return ALLOWED;
@@ -270,9 +295,15 @@ export class RateLimiter implements ExecutorRateLimiter {
    * consumes nothing), then committed, then strict ones consumed in the store one by one, with
    * refunds when a later one denies. `observe`, when given, receives the tightest allowed decision.
    */
-  decide(policies: readonly Policy[], request: GenApiRequest | null, context: RateContext, observe: Observation | null): LimiterDecision | Promise<LimiterDecision> {
+  decide(
+    policies: readonly Policy[],
+    request: GenApiRequest | null,
+    context: RateContext,
+    observe: Observation | null,
+  ): LimiterDecision | Promise<LimiterDecision> {
     this.stats.checks++;
-    if (policies.length === 1 && policies[0]!.mode !== 'strict' && observe === null) return this.decideOne(policies[0]!, request, context);
+    if (policies.length === 1 && policies[0]!.mode !== 'strict' && observe === null)
+      return this.decideOne(policies[0]!, request, context);
     let pending: Pending[] | null = null;
     let strict: { policy: Policy; key: string }[] | null = null;
     let denial: PolicyDecision | null = null;
@@ -309,13 +340,22 @@ export class RateLimiter implements ExecutorRateLimiter {
   }
 
   /** The common case, one local or eventual policy: the same steps without the bookkeeping. */
-  private decideOne(policy: Policy, request: GenApiRequest | null, context: RateContext): LimiterDecision {
+  private decideOne(
+    policy: Policy,
+    request: GenApiRequest | null,
+    context: RateContext,
+  ): LimiterDecision {
     const key = policy.keyOf(request, context);
     if (key === null) return ALLOWED;
     policy.stats.checks++;
     const at = this.clockFor(policy)();
     const slot = policy.store.ensure(key, policy.createState, at);
-    if (slot === null) return this.denyOrShadow({ policy, decision: this.refusedKey(policy), source: sourceOf(policy) });
+    if (slot === null)
+      return this.denyOrShadow({
+        policy,
+        decision: this.refusedKey(policy),
+        source: sourceOf(policy),
+      });
     const scratch = this.scratch;
     policy.algorithm.peek(slot.state, at, policy.cost, scratch);
     if (!scratch.allowed) {
@@ -340,7 +380,14 @@ export class RateLimiter implements ExecutorRateLimiter {
 
   private refusedKey(policy: Policy): Decision {
     const { limit, windowMs } = policy.algorithm;
-    return { allowed: false, limit, windowMs, remaining: 0, resetMs: windowMs, retryAfterMs: windowMs };
+    return {
+      allowed: false,
+      limit,
+      windowMs,
+      remaining: 0,
+      resetMs: windowMs,
+      retryAfterMs: windowMs,
+    };
   }
 
   private wouldDeny(policy: Policy): void {
@@ -348,8 +395,15 @@ export class RateLimiter implements ExecutorRateLimiter {
     this.stats.wouldDeny++;
   }
 
-  private worse(current: PolicyDecision | null, policy: Policy, decision: Decision, source: DecisionSource): PolicyDecision {
-    return current === null || decision.retryAfterMs > current.decision.retryAfterMs ? { policy, decision, source } : current;
+  private worse(
+    current: PolicyDecision | null,
+    policy: Policy,
+    decision: Decision,
+    source: DecisionSource,
+  ): PolicyDecision {
+    return current === null || decision.retryAfterMs > current.decision.retryAfterMs
+      ? { policy, decision, source }
+      : current;
   }
 
   /**
@@ -365,7 +419,11 @@ export class RateLimiter implements ExecutorRateLimiter {
   private deny({ policy, decision, source }: PolicyDecision): LimiterDecision {
     policy.stats.denied++;
     this.stats.denied++;
-    return { allowed: false, retryAfterMs: decision.retryAfterMs, details: details(policy, decision, source) };
+    return {
+      allowed: false,
+      retryAfterMs: decision.retryAfterMs,
+      details: details(policy, decision, source),
+    };
   }
 
   private commitLocal({ policy, slot, at }: Pending): void {
@@ -381,10 +439,15 @@ export class RateLimiter implements ExecutorRateLimiter {
   private share(pending: readonly Pending[]): void {
     const eventual = this.eventual;
     if (!eventual) return;
-    for (const { policy, key, at } of pending) if (policy.mode === 'eventual') eventual.committed(policy, key, at, policy.cost);
+    for (const { policy, key, at } of pending)
+      if (policy.mode === 'eventual') eventual.committed(policy, key, at, policy.cost);
   }
 
-  private async checkStrict(strict: { policy: Policy; key: string }[], pending: Pending[] | null, observe: Observation | null): Promise<LimiterDecision> {
+  private async checkStrict(
+    strict: { policy: Policy; key: string }[],
+    pending: Pending[] | null,
+    observe: Observation | null,
+  ): Promise<LimiterDecision> {
     const consumed: { policy: Policy; key: string; at: number }[] = [];
     const rollback = async () => {
       if (pending) for (const item of pending) this.rollbackLocal(item);
@@ -399,7 +462,11 @@ export class RateLimiter implements ExecutorRateLimiter {
       const outcome = await this.consumeStrict(policy, key);
       if (outcome === 'unavailable') {
         await rollback();
-        return { allowed: false, unavailable: true, details: { reason: 'limiter_unavailable', policy: policy.id, source: 'fallback' } };
+        return {
+          allowed: false,
+          unavailable: true,
+          details: { reason: 'limiter_unavailable', policy: policy.id, source: 'fallback' },
+        };
       }
       if (outcome.allowed) {
         if (outcome.recorded) consumed.push({ policy, key, at: outcome.at });
@@ -428,7 +495,20 @@ export class RateLimiter implements ExecutorRateLimiter {
         policy.stats.denyCacheHits++;
         this.stats.denyCacheHits++;
         const wait = Math.max(1, Math.ceil(cached.until - at));
-        return { allowed: false, recorded: false, at, source: 'strict', decision: { allowed: false, limit: cached.limit, windowMs: cached.windowMs, remaining: 0, resetMs: wait, retryAfterMs: wait } };
+        return {
+          allowed: false,
+          recorded: false,
+          at,
+          source: 'strict',
+          decision: {
+            allowed: false,
+            limit: cached.limit,
+            windowMs: cached.windowMs,
+            remaining: 0,
+            resetMs: wait,
+            retryAfterMs: wait,
+          },
+        };
       }
       policy.denials.delete(key);
     }
@@ -438,21 +518,38 @@ export class RateLimiter implements ExecutorRateLimiter {
         const allowed = await tier.consume(policy, key, at, policy.cost, decision);
         if (allowed) this.shareHit(policy, key, at);
         else if (policy.denials.size < (this.options.maxKeys ?? 1_000_000)) {
-          policy.denials.set(key, { until: at + decision.retryAfterMs, limit: decision.limit, windowMs: decision.windowMs });
+          policy.denials.set(key, {
+            until: at + decision.retryAfterMs,
+            limit: decision.limit,
+            windowMs: decision.windowMs,
+          });
         }
         return { allowed, recorded: allowed, at, decision, source: 'strict' };
       } catch (err) {
         policy.stats.storeErrors++;
         this.stats.storeErrors++;
         // StoreError is the tier's normal failure; anything else is a bug, but still not the client's problem.
-        if (err instanceof StoreError) this.logger.debug({ policy: policy.id, err: err.message }, 'rate limit store failed; using the fallback');
-        else this.logger.error({ policy: policy.id, err }, 'rate limit store raised an unexpected error; using the fallback');
+        if (err instanceof StoreError)
+          this.logger.debug(
+            { policy: policy.id, err: err.message },
+            'rate limit store failed; using the fallback',
+          );
+        else
+          this.logger.error(
+            { policy: policy.id, err },
+            'rate limit store raised an unexpected error; using the fallback',
+          );
       }
     }
     return this.fallback(policy, key, at, decision);
   }
 
-  private fallback(policy: Policy, key: string, at: number, decision: Decision): StrictOutcome | 'unavailable' {
+  private fallback(
+    policy: Policy,
+    key: string,
+    at: number,
+    decision: Decision,
+  ): StrictOutcome | 'unavailable' {
     switch (policy.fallback) {
       case 'open':
         policy.stats.failOpen++;
@@ -470,13 +567,21 @@ export class RateLimiter implements ExecutorRateLimiter {
         const known = policy.known?.get(key);
         if (known) {
           policy.algorithm.peek(known.state, at, policy.cost, decision);
-          if (!decision.allowed) return { allowed: false, recorded: false, at, decision, source: 'fallback' };
+          if (!decision.allowed)
+            return { allowed: false, recorded: false, at, decision, source: 'fallback' };
         }
         const algorithm = this.fallbackAlgorithm(policy);
         // Strict policies (and their fallback state) run on the wall clock, like their store.
         // The share's own state shape (a sliding log's ring is share-sized).
         const slot = policy.store.ensure(key, () => algorithm.create(), at);
-        if (slot === null) return { allowed: false, recorded: false, at, decision: this.refusedKey(policy), source: 'fallback' };
+        if (slot === null)
+          return {
+            allowed: false,
+            recorded: false,
+            at,
+            decision: this.refusedKey(policy),
+            source: 'fallback',
+          };
         algorithm.peek(slot.state, at, policy.cost, decision);
         if (decision.allowed) {
           algorithm.commit(slot.state, at, policy.cost);
@@ -529,7 +634,12 @@ export class RateLimiter implements ExecutorRateLimiter {
     const { name, limit, windowMs } = policy.algorithm;
     const burst = policy.config.burst;
     const share = Math.max(policy.cost, Math.ceil(limit / nodes));
-    const algorithm = createAlgorithm(name, share, windowMs, burst === undefined ? undefined : Math.max(policy.cost, Math.ceil(burst / nodes)));
+    const algorithm = createAlgorithm(
+      name,
+      share,
+      windowMs,
+      burst === undefined ? undefined : Math.max(policy.cost, Math.ceil(burst / nodes)),
+    );
     // A new share starts a new count (the old state was kept for another share).
     if (cached) policy.store.clear();
     this.fallbacks.set(policy.id, { nodes, algorithm });
@@ -537,12 +647,20 @@ export class RateLimiter implements ExecutorRateLimiter {
   }
 
   /** A hit another node allowed (eventual mode), at its origin time; `storageKey` as on the wire. */
-  applyRemote(policyId: string, storageKey: string, at: number, cost: number): 'applied' | 'over' | 'stale' | 'unknown' {
+  applyRemote(
+    policyId: string,
+    storageKey: string,
+    at: number,
+    cost: number,
+  ): 'applied' | 'over' | 'stale' | 'unknown' {
     const policy = this.policiesById.get(policyId);
     if (!policy || policy.mode !== 'eventual') return 'unknown';
     const key = policy.valueOf(storageKey);
     // A cost this policy could never admit is not a hit a peer with this policy sent.
-    const capacity = policy.algorithm.name === 'gcra' ? (policy.config.burst ?? policy.algorithm.limit) : policy.algorithm.limit;
+    const capacity =
+      policy.algorithm.name === 'gcra'
+        ? (policy.config.burst ?? policy.algorithm.limit)
+        : policy.algorithm.limit;
     if (key === null || !Number.isInteger(cost) || cost > capacity) return 'unknown';
     const now = this.wall();
     if (at <= now - policy.horizonMs) return 'stale';
@@ -570,7 +688,8 @@ export class RateLimiter implements ExecutorRateLimiter {
   /** The longest horizon of the eventual policies (how long a peer's hits can matter). */
   longestHorizonMs(): number {
     let longest = 0;
-    for (const policy of this.policiesById.values()) if (policy.mode === 'eventual' && policy.horizonMs > longest) longest = policy.horizonMs;
+    for (const policy of this.policiesById.values())
+      if (policy.mode === 'eventual' && policy.horizonMs > longest) longest = policy.horizonMs;
     return longest;
   }
 
@@ -611,7 +730,8 @@ export class RateLimiter implements ExecutorRateLimiter {
     for (const policy of this.policiesById.values()) {
       dropped += policy.store.sweep(this.clockFor(policy)());
       policy.known?.sweep(wall);
-      for (const [key, entry] of policy.denials) if (entry.until <= wall) policy.denials.delete(key);
+      for (const [key, entry] of policy.denials)
+        if (entry.until <= wall) policy.denials.delete(key);
     }
     return dropped;
   }

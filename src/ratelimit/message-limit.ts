@@ -34,7 +34,10 @@ const shared = new WeakMap<Required<MessageRateOptions>, SharedRate>();
 function sharedFor(options: Required<MessageRateOptions>): SharedRate {
   let rate = shared.get(options);
   if (!rate) {
-    rate = { gcra: new Gcra(options.limit, options.windowMs, options.burst), decision: emptyDecision() };
+    rate = {
+      gcra: new Gcra(options.limit, options.windowMs, options.burst),
+      decision: emptyDecision(),
+    };
     shared.set(options, rate);
   }
   return rate;
@@ -82,6 +85,8 @@ export class MessageRate implements GcraState {
     denials[this.denialHead] = now;
     this.denialHead = (this.denialHead + 1) % size;
     if (this.denialCount < size) this.denialCount++;
-    return this.denialCount === size && now - oldest <= this.options.floodWindowMs ? 'flood' : 'denied';
+    return this.denialCount === size && now - oldest <= this.options.floodWindowMs
+      ? 'flood'
+      : 'denied';
   }
 }

@@ -13,7 +13,14 @@ import type { StrictOptions } from './cluster/strict.js';
 import { RateLimiter, type LimiterDecision, type Observation } from './limiter.js';
 import type { Clock } from '../util/clock.js';
 import { PolicyError, type Policy } from './policy.js';
-import { emptyDecision, type AlgorithmName, type Decision, type Fallback, type Mode, type PolicyConfig } from './types.js';
+import {
+  emptyDecision,
+  type AlgorithmName,
+  type Decision,
+  type Fallback,
+  type Mode,
+  type PolicyConfig,
+} from './types.js';
 
 /** Shorthand for one per-IP connect policy (`socket_connect`). */
 export interface ConnectLimitOptions {
@@ -51,15 +58,45 @@ export interface RateLimitsOptions {
 /** The policy name of `connect`. */
 export const CONNECT_POLICY = 'socket_connect';
 
-const KEYS = new Set(['policies', 'shadow', 'connect', 'eventual', 'strict', 'sweepMs', 'maxKeys', 'clusterSecret']);
+const KEYS = new Set([
+  'policies',
+  'shadow',
+  'connect',
+  'eventual',
+  'strict',
+  'sweepMs',
+  'maxKeys',
+  'clusterSecret',
+]);
 const CONNECT_KEYS = new Set(['limit', 'windowMs', 'algorithm', 'burst', 'mode', 'fallback']);
-const EVENTUAL_KEYS = new Set(['flushMs', 'maxBatchBytes', 'warmup', 'retainHits', 'replayTimeoutMs', 'heartbeatMs', 'missedHeartbeats', 'maxSkewMs']);
-const STRICT_KEYS = new Set(['timeoutMs', 'casAttempts', 'breakerFailures', 'breakerOpenMs', 'replicas', 'bucketPrefix', 'maxSkewMs', 'skewProbeMs', 'servers']);
+const EVENTUAL_KEYS = new Set([
+  'flushMs',
+  'maxBatchBytes',
+  'warmup',
+  'retainHits',
+  'replayTimeoutMs',
+  'heartbeatMs',
+  'missedHeartbeats',
+  'maxSkewMs',
+]);
+const STRICT_KEYS = new Set([
+  'timeoutMs',
+  'casAttempts',
+  'breakerFailures',
+  'breakerOpenMs',
+  'replicas',
+  'bucketPrefix',
+  'maxSkewMs',
+  'skewProbeMs',
+  'servers',
+]);
 
 function checkKeys(name: string, value: unknown, keys: ReadonlySet<string>): void {
   if (value === undefined) return;
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new PolicyError(`${name} must be an object`);
-  for (const key of Object.keys(value)) if (!keys.has(key)) throw new PolicyError(`${name}: unknown option "${key}"`);
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    throw new PolicyError(`${name} must be an object`);
+  for (const key of Object.keys(value))
+    if (!keys.has(key)) throw new PolicyError(`${name}: unknown option "${key}"`);
 }
 
 /** Who made an admin change (for the log). */
@@ -105,13 +142,20 @@ export class RateLimits {
     clocks: { monotonic?: Clock; wall?: Clock } = {},
   ) {
     checkKeys('rateLimits', options, KEYS);
-    checkKeys('rateLimits.connect', options.connect === false ? undefined : options.connect, CONNECT_KEYS);
+    checkKeys(
+      'rateLimits.connect',
+      options.connect === false ? undefined : options.connect,
+      CONNECT_KEYS,
+    );
     checkKeys('rateLimits.eventual', options.eventual, EVENTUAL_KEYS);
     checkKeys('rateLimits.strict', options.strict, STRICT_KEYS);
-    if (options.policies !== undefined && !Array.isArray(options.policies)) throw new PolicyError('rateLimits.policies must be a list');
+    if (options.policies !== undefined && !Array.isArray(options.policies))
+      throw new PolicyError('rateLimits.policies must be a list');
     const secret = options.clusterSecret;
     if (secret !== undefined && (typeof secret !== 'string' || secret.length < MIN_SECRET_LENGTH)) {
-      throw new PolicyError(`rateLimits.clusterSecret must be a string of at least ${MIN_SECRET_LENGTH} characters`);
+      throw new PolicyError(
+        `rateLimits.clusterSecret must be a string of at least ${MIN_SECRET_LENGTH} characters`,
+      );
     }
     this.signer = secret === undefined ? null : new Signer(secret);
     const policies = [...(options.policies ?? [])];
@@ -142,7 +186,8 @@ export class RateLimits {
     );
     this.refreshConnectPolicies();
     const ids = this.limiter.policies().map((policy) => `${policy.id}(${policy.mode})`);
-    if (ids.length > 0) logger.info({ policies: ids, shadow: this.limiter.shadow }, 'rate limits loaded');
+    if (ids.length > 0)
+      logger.info({ policies: ids, shadow: this.limiter.shadow }, 'rate limits loaded');
   }
 
   private refreshConnectPolicies(): void {
@@ -153,17 +198,33 @@ export class RateLimits {
   readonly connectLimit: ConnectLimit = (ip) => {
     if (this.connectPolicies.length === 0) return ALLOWED_CONNECT;
     const observation: Observation = { decision: emptyDecision(), policy: null };
-    const result = this.limiter.decide(this.connectPolicies, null, { ip, socketId: null }, observation);
-    return result instanceof Promise ? result.then((r) => toConnectDecision(r, observation)) : toConnectDecision(result, observation);
+    const result = this.limiter.decide(
+      this.connectPolicies,
+      null,
+      { ip, socketId: null },
+      observation,
+    );
+    return result instanceof Promise
+      ? result.then((r) => toConnectDecision(r, observation))
+      : toConnectDecision(result, observation);
   };
 
   /** Links to the other gateways over NATS (eventual and strict modes). */
-  async attach(link: ClusterConnection, credentials: { user?: string; pass?: string; token?: string } = {}): Promise<void> {
+  async attach(
+    link: ClusterConnection,
+    credentials: { user?: string; pass?: string; token?: string } = {},
+  ): Promise<void> {
     if (this.cluster) throw new Error('rate limits are already linked to NATS');
     let store: ClusterConnection = link;
     const servers = this.options.strict?.servers;
     if (servers !== undefined) {
-      const nc = await connect({ servers, name: 'gen-gateway rate-limit store', maxReconnectAttempts: -1, reconnectTimeWait: 250, ...credentials });
+      const nc = await connect({
+        servers,
+        name: 'gen-gateway rate-limit store',
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 250,
+        ...credentials,
+      });
       this.ownStoreConnection = nc;
       store = { nc, connected: watchConnected(nc), subjects: link.subjects };
     }
@@ -175,7 +236,11 @@ export class RateLimits {
       store,
       this.logger,
       { ...(this.options.eventual ? { eventual: this.options.eventual } : {}), strict },
-      { ledger: this.ledger, apply: (change) => this.applyRemoteChange(change), signer: this.signer },
+      {
+        ledger: this.ledger,
+        apply: (change) => this.applyRemoteChange(change),
+        signer: this.signer,
+      },
     );
     await this.cluster.start();
   }
@@ -192,9 +257,16 @@ export class RateLimits {
     this.refreshConnectPolicies();
     // A new strict policy's bucket is made now, not by its first request (within a 25 ms timeout).
     if (policy.mode === 'strict') void this.cluster?.strict.prepare([policy]);
-    if (previous) this.logger.warn({ actor, policy: config, previous, counters }, 'rate-limit policy replaced');
+    if (previous)
+      this.logger.warn({ actor, policy: config, previous, counters }, 'rate-limit policy replaced');
     else this.logger.warn({ actor, policy: config, previous: null }, 'rate-limit policy added');
-    if (actor.via !== 'cluster') this.share({ o: this.origin, t: this.ledger.stamp(this.limiter.wall()), op: 'put', policy: config });
+    if (actor.via !== 'cluster')
+      this.share({
+        o: this.origin,
+        t: this.ledger.stamp(this.limiter.wall()),
+        op: 'put',
+        policy: config,
+      });
     return policy;
   }
 
@@ -204,7 +276,8 @@ export class RateLimits {
     this.limiter.removePolicy(id);
     this.refreshConnectPolicies();
     this.logger.warn({ actor, policy: previous }, 'rate-limit policy removed');
-    if (actor.via !== 'cluster') this.share({ o: this.origin, t: this.ledger.stamp(this.limiter.wall()), op: 'delete', id });
+    if (actor.via !== 'cluster')
+      this.share({ o: this.origin, t: this.ledger.stamp(this.limiter.wall()), op: 'delete', id });
     return true;
   }
 
@@ -212,7 +285,13 @@ export class RateLimits {
     const previous = this.limiter.shadow;
     this.limiter.setShadow(shadow);
     this.logger.warn({ actor, shadow, previous }, 'rate-limit shadow mode changed');
-    if (actor.via !== 'cluster') this.share({ o: this.origin, t: this.ledger.stamp(this.limiter.wall()), op: 'shadow', shadow });
+    if (actor.via !== 'cluster')
+      this.share({
+        o: this.origin,
+        t: this.ledger.stamp(this.limiter.wall()),
+        op: 'shadow',
+        shadow,
+      });
   }
 
   /** Versions a change made here and, when linked with a secret, publishes it. */
@@ -221,7 +300,10 @@ export class RateLimits {
     const cluster = this.cluster;
     if (!cluster) return;
     if (!cluster.policies.publish(change) && !this.signer) {
-      this.logger.warn({ change }, 'rate-limit policy change applies to this gateway only: set rateLimits.clusterSecret to share changes with the other gateways');
+      this.logger.warn(
+        { change },
+        'rate-limit policy change applies to this gateway only: set rateLimits.clusterSecret to share changes with the other gateways',
+      );
     }
   }
 
@@ -232,15 +314,25 @@ export class RateLimits {
       if (change.op === 'put') this.putPolicy(change.policy, actor);
       else if (change.op === 'delete') {
         // Unknown here (never added, or already gone): the tombstone is kept all the same.
-        if (!this.deletePolicy(change.id, actor)) this.logger.debug({ actor, id: change.id }, 'rate-limit policy removal from the cluster: no such policy here');
+        if (!this.deletePolicy(change.id, actor))
+          this.logger.debug(
+            { actor, id: change.id },
+            'rate-limit policy removal from the cluster: no such policy here',
+          );
       } else this.setShadow(change.shadow, actor);
     } catch (err) {
-      this.logger.error({ actor, change, err: (err as Error).message }, 'rate-limit policy change from the cluster refused');
+      this.logger.error(
+        { actor, change, err: (err as Error).message },
+        'rate-limit policy change from the cluster refused',
+      );
     }
   }
 
   /** One key's state: the store's for strict policies (when reachable), the local one otherwise. */
-  async status(policyId: string, value: string): Promise<{ decision: Decision; source: 'local' | 'strict' } | null> {
+  async status(
+    policyId: string,
+    value: string,
+  ): Promise<{ decision: Decision; source: 'local' | 'strict' } | null> {
     const policy = this.limiter.policy(policyId);
     if (!policy) return null;
     if (policy.mode === 'strict' && this.cluster?.strict.available()) {
@@ -260,7 +352,11 @@ export class RateLimits {
    * Forgets one key: locally, and in the store for strict policies. 'partial' when the store could
    * not be reached (the local state and deny cache are reset; the store keeps its count).
    */
-  async reset(policyId: string, value: string, actor: Actor): Promise<'reset' | 'partial' | 'unknown'> {
+  async reset(
+    policyId: string,
+    value: string,
+    actor: Actor,
+  ): Promise<'reset' | 'partial' | 'unknown'> {
     const policy = this.limiter.policy(policyId);
     if (!policy) return 'unknown';
     this.limiter.reset(policyId, value);
@@ -270,10 +366,14 @@ export class RateLimits {
         await this.cluster.strict.reset(policy, value);
       } catch (err) {
         outcome = 'partial';
-        this.logger.warn({ actor, policy: policyId, key: value, err: (err as Error).message }, 'rate-limit key reset locally; the store could not be reached');
+        this.logger.warn(
+          { actor, policy: policyId, key: value, err: (err as Error).message },
+          'rate-limit key reset locally; the store could not be reached',
+        );
       }
     }
-    if (outcome === 'reset') this.logger.warn({ actor, policy: policyId, key: value }, 'rate-limit key reset');
+    if (outcome === 'reset')
+      this.logger.warn({ actor, policy: policyId, key: value }, 'rate-limit key reset');
     return outcome;
   }
 
@@ -282,7 +382,11 @@ export class RateLimits {
       shadow: this.limiter.shadow,
       keys: this.limiter.keys,
       stats: { ...this.limiter.stats },
-      policies: this.limiter.policies().map((policy) => ({ config: policy.config, keys: policy.store.size, stats: { ...policy.stats } })),
+      policies: this.limiter.policies().map((policy) => ({
+        config: policy.config,
+        keys: policy.store.size,
+        stats: { ...policy.stats },
+      })),
       cluster: this.cluster?.health() ?? null,
     };
   }
@@ -303,7 +407,10 @@ export class RateLimits {
 
 const ALLOWED_CONNECT: ConnectLimitDecision = { allowed: true };
 
-function toConnectDecision(result: LimiterDecision, observation: Observation): ConnectLimitDecision {
+function toConnectDecision(
+  result: LimiterDecision,
+  observation: Observation,
+): ConnectLimitDecision {
   if (result.allowed) {
     const { policy, decision } = observation;
     return policy ? { allowed: true, state: { policy: policy.id, ...decision } } : ALLOWED_CONNECT;

@@ -60,7 +60,12 @@ export class StateStore<S> {
       }
       this.evictOne();
     }
-    const slot: Slot<S> = { state: create(), expiresAt: now, bucket: this.bucketOf(now), used: false };
+    const slot: Slot<S> = {
+      state: create(),
+      expiresAt: now,
+      bucket: this.bucketOf(now),
+      used: false,
+    };
     this.slots.set(key, slot);
     this.file(key, slot.bucket);
     return slot;

@@ -20,7 +20,8 @@ export type KeyDimension = 'user_id' | 'device_id' | 'ip' | 'socket_id' | { read
  * Which requests a policy applies to: all gen_api requests, a service, one function, or socket
  * connects (checked at the HTTP upgrade / LongPoll open, keyed by IP).
  */
-export type PolicyScope = 'global' | 'connect' | { readonly service: string; readonly requestType?: string };
+export type PolicyScope =
+  'global' | 'connect' | { readonly service: string; readonly requestType?: string };
 
 /** A policy as configured (config file, admin API). */
 export interface PolicyConfig {

@@ -37,13 +37,26 @@ export type ConnectResult<A extends Assigns> = ConnectAccept<A> | ConnectRefusal
  */
 export type ConnectHook<A extends Assigns> = (info: ConnectInfo) => MaybePromise<ConnectResult<A>>;
 
-export function refuse(status = 403, reason?: string, headers?: Readonly<Record<string, string>>): ConnectRefusal {
+export function refuse(
+  status = 403,
+  reason?: string,
+  headers?: Readonly<Record<string, string>>,
+): ConnectRefusal {
   if (!Number.isInteger(status) || status < 400 || status > 599) {
     throw new RangeError(`refuse(): status must be an HTTP error status (400-599), got ${status}`);
   }
-  return { refuse: true, status, ...(reason === undefined ? {} : { reason }), ...(headers === undefined ? {} : { headers }) };
+  return {
+    refuse: true,
+    status,
+    ...(reason === undefined ? {} : { reason }),
+    ...(headers === undefined ? {} : { headers }),
+  };
 }
 
 export function isRefusal(result: unknown): result is ConnectRefusal {
-  return typeof result === 'object' && result !== null && (result as { refuse?: unknown }).refuse === true;
+  return (
+    typeof result === 'object' &&
+    result !== null &&
+    (result as { refuse?: unknown }).refuse === true
+  );
 }

@@ -11,7 +11,11 @@ import type { GatewayStats } from './stats.js';
 import type { SessionInit } from './session.js';
 
 export type HandshakeResult<A extends Assigns> =
-  | { readonly ok: true; readonly init: SessionInit<A>; readonly headers?: Readonly<Record<string, string>> }
+  | {
+      readonly ok: true;
+      readonly init: SessionInit<A>;
+      readonly headers?: Readonly<Record<string, string>>;
+    }
   | {
       readonly ok: false;
       readonly status: number;
@@ -27,11 +31,16 @@ interface HandshakeContext<A extends Assigns> {
 }
 
 function refused(status: number, reason: string, headers?: Readonly<Record<string, string>>) {
-  return headers === undefined ? ({ ok: false, status, reason } as const) : ({ ok: false, status, reason, headers } as const);
+  return headers === undefined
+    ? ({ ok: false, status, reason } as const)
+    : ({ ok: false, status, reason, headers } as const);
 }
 
 /** Origin check alone: LongPoll applies it to every request, not only the first. */
-export function originAllowed<A extends Assigns>(ctx: HandshakeContext<A>, req: IncomingMessage): boolean {
+export function originAllowed<A extends Assigns>(
+  ctx: HandshakeContext<A>,
+  req: IncomingMessage,
+): boolean {
   return ctx.originAllowed(req.headers.origin, req);
 }
 
@@ -65,7 +74,9 @@ export async function authorize<A extends Assigns>(
     throw err;
   }
   const vsn = params.vsn;
-  const serializer = serializerForVsn(typeof vsn === 'string' ? vsn : vsn === undefined ? undefined : '');
+  const serializer = serializerForVsn(
+    typeof vsn === 'string' ? vsn : vsn === undefined ? undefined : '',
+  );
   if (!serializer) return refused(403, `unsupported vsn ${JSON.stringify(vsn)}`);
   if (!originAllowed(ctx, req)) return refused(403, `origin not allowed: ${req.headers.origin}`);
 
@@ -82,9 +93,11 @@ export async function authorize<A extends Assigns>(
       return refused(429, 'connect rate limit', rateLimitHeaders(decision.state, true));
     }
     // Tell clients that are close to their limit (r ≤ 10% of q), as the IETF draft suggests.
-    if (decision.state && decision.state.remaining <= decision.state.limit / 10) limitHeaders = rateLimitHeaders(decision.state, false);
+    if (decision.state && decision.state.remaining <= decision.state.limit / 10)
+      limitHeaders = rateLimitHeaders(decision.state, false);
   }
-  const accepted = (init: SessionInit<A>): HandshakeResult<A> => (limitHeaders ? { ok: true, init, headers: limitHeaders } : { ok: true, init });
+  const accepted = (init: SessionInit<A>): HandshakeResult<A> =>
+    limitHeaders ? { ok: true, init, headers: limitHeaders } : { ok: true, init };
 
   const hook = ctx.options.connect;
   if (!hook) return accepted({ id: null, assigns: {} as A, params, peer, serializer });
@@ -98,16 +111,29 @@ export async function authorize<A extends Assigns>(
     return refused(500, 'connect hook failed');
   }
   if (result === TIMED_OUT) {
-    ctx.logger.error({ transport, timeoutMs: ctx.options.connectTimeoutMs }, 'connect hook timed out');
+    ctx.logger.error(
+      { transport, timeoutMs: ctx.options.connectTimeoutMs },
+      'connect hook timed out',
+    );
     return refused(503, 'connect hook timed out');
   }
   if (result === false) return refused(403, 'connect refused');
-  if (isRefusal(result)) return refused(result.status, result.reason ?? 'connect refused', result.headers);
-  if (result === null || typeof result !== 'object' || typeof result.assigns !== 'object' || result.assigns === null) {
-    ctx.logger.error({ transport }, 'connect hook must return { assigns, id? }, false or refuse(...)');
+  if (isRefusal(result))
+    return refused(result.status, result.reason ?? 'connect refused', result.headers);
+  if (
+    result === null ||
+    typeof result !== 'object' ||
+    typeof result.assigns !== 'object' ||
+    result.assigns === null
+  ) {
+    ctx.logger.error(
+      { transport },
+      'connect hook must return { assigns, id? }, false or refuse(...)',
+    );
     return refused(500, 'connect hook returned an invalid value');
   }
   const id = result.id ?? null;
-  if (id !== null && typeof id !== 'string') return refused(500, 'connect hook returned a non-string id');
+  if (id !== null && typeof id !== 'string')
+    return refused(500, 'connect hook returned a non-string id');
   return accepted({ id, assigns: result.assigns, params, peer, serializer });
 }

@@ -3,7 +3,11 @@ import type { Logger } from 'pino';
 import type { PubSub } from '../channel/pubsub.js';
 import { ChannelRouter } from '../channel/router.js';
 import type { Assigns, ChannelHandler } from '../channel/types.js';
-import { resolveSocketOptions, type ResolvedSocketOptions, type SocketOptions } from '../config/socket-options.js';
+import {
+  resolveSocketOptions,
+  type ResolvedSocketOptions,
+  type SocketOptions,
+} from '../config/socket-options.js';
 import { compileCheckOrigin } from '../http/check-origin.js';
 import type { Presence } from '../presence/presence.js';
 import { LongPollTransport } from '../transport/longpoll.js';
@@ -11,7 +15,13 @@ import type { SessionTokens } from '../transport/longpoll-token.js';
 import { WebSocketTransport } from '../transport/websocket.js';
 import type { TimerWheel } from '../util/timer-wheel.js';
 import type { SocketRegistry } from './registry.js';
-import { CLOSE, Session, type Connection, type SessionContext, type SessionInit } from './session.js';
+import {
+  CLOSE,
+  Session,
+  type Connection,
+  type SessionContext,
+  type SessionInit,
+} from './session.js';
 import type { GatewayStats } from './stats.js';
 
 /** What every mount of one gateway shares. */

@@ -9,7 +9,11 @@ import type { TimerEntry, TimerWheel } from '../util/timer-wheel.js';
 import { PHX, type InboundMessage, type Ref } from '../wire/message.js';
 import type { EncodedFrame, ProtocolVersion, Serializer } from '../wire/serializer.js';
 import type { GatewayStats } from './stats.js';
-import { MESSAGE_POLICY, MessageRate, type MessageRateOptions } from '../ratelimit/message-limit.js';
+import {
+  MESSAGE_POLICY,
+  MessageRate,
+  type MessageRateOptions,
+} from '../ratelimit/message-limit.js';
 
 /** The transport side of a session: a WebSocket, or a LongPoll session. */
 export interface Connection {
@@ -202,7 +206,10 @@ export class Session<A extends Assigns = Assigns> implements ChannelHost<A>, Soc
       return this.serializer.decode(data, isBinary);
     } catch (err) {
       this.ctx.stats.invalidFrames++;
-      this.logger.warn({ err: (err as Error).message, peer: this.peer.address }, 'undecodable frame, closing');
+      this.logger.warn(
+        { err: (err as Error).message, peer: this.peer.address },
+        'undecodable frame, closing',
+      );
       this.close(CLOSE.invalidFrame, (err as Error).message);
       return null;
     }
@@ -272,12 +279,18 @@ export class Session<A extends Assigns = Assigns> implements ChannelHost<A>, Soc
     this.ctx.stats.rateLimitedMessages++;
     if (verdict === 'flood') {
       this.ctx.stats.floods++;
-      this.logger.warn({ peer: this.peer.address, id: this.id }, 'message flood, closing the socket');
+      this.logger.warn(
+        { peer: this.peer.address, id: this.id },
+        'message flood, closing the socket',
+      );
       this.close(CLOSE.flood, 'message flood');
       return false;
     }
     const { decision } = rate;
-    const joinRef = message.event === PHX.join ? message.joinRef : (this.channels.get(message.topic)?.joinRef ?? null);
+    const joinRef =
+      message.event === PHX.join
+        ? message.joinRef
+        : (this.channels.get(message.topic)?.joinRef ?? null);
     this.writeReplyFrame(joinRef, message.ref, message.topic, 'error', {
       reason: 'rate_limited',
       policy: MESSAGE_POLICY,
@@ -293,7 +306,10 @@ export class Session<A extends Assigns = Assigns> implements ChannelHost<A>, Soc
   /** A message reaches a channel only with a null join_ref or exactly the stored one. */
   private fenced(channel: ChannelInstance<A>, message: InboundMessage): boolean {
     if (message.joinRef === null || message.joinRef === channel.storedJoinRef) return true;
-    this.logger.debug({ topic: message.topic, joinRef: message.joinRef }, 'stale join_ref, message dropped');
+    this.logger.debug(
+      { topic: message.topic, joinRef: message.joinRef },
+      'stale join_ref, message dropped',
+    );
     return false;
   }
 
@@ -347,7 +363,13 @@ export class Session<A extends Assigns = Assigns> implements ChannelHost<A>, Soc
     } else {
       instance.discard();
     }
-    this.writeReplyFrame(message.joinRef, message.ref, instance.topic, reply.status, reply.response);
+    this.writeReplyFrame(
+      message.joinRef,
+      message.ref,
+      instance.topic,
+      reply.status,
+      reply.response,
+    );
     if (previous) this.writeControl(previous, PHX.close, EMPTY);
     if (joined) instance.activate();
   }
@@ -356,7 +378,10 @@ export class Session<A extends Assigns = Assigns> implements ChannelHost<A>, Soc
   joinTimedOut(pending: PendingJoin<A>): void {
     const { instance, message, previous } = pending;
     instance.abandon(TERMINATE.joinTimeout);
-    this.logger.warn({ topic: instance.topic, timeoutMs: this.ctx.joinTimeoutMs }, 'channel join timed out');
+    this.logger.warn(
+      { topic: instance.topic, timeoutMs: this.ctx.joinTimeoutMs },
+      'channel join timed out',
+    );
     this.writeReplyFrame(message.joinRef, message.ref, instance.topic, 'error', JOIN_TIMEOUT);
     if (previous) this.writeControl(previous, PHX.close, EMPTY);
   }
@@ -384,10 +409,18 @@ export class Session<A extends Assigns = Assigns> implements ChannelHost<A>, Soc
     this.writeReplyFrame(channel.joinRef, ref, channel.topic, status, response);
   }
 
-  writeControl(channel: ChannelInstance<A>, event: 'phx_close' | 'phx_error', payload: object): void {
+  writeControl(
+    channel: ChannelInstance<A>,
+    event: 'phx_close' | 'phx_error',
+    payload: object,
+  ): void {
     if (this.closed) return;
     const ref = channel.storedJoinRef;
-    this.send(this.serializer.encodeMessage(ref, ref, channel.topic, event, payload), channel.topic, event);
+    this.send(
+      this.serializer.encodeMessage(ref, ref, channel.topic, event, payload),
+      channel.topic,
+      event,
+    );
   }
 
   writeBroadcast(broadcast: Broadcast): void {
@@ -415,7 +448,13 @@ export class Session<A extends Assigns = Assigns> implements ChannelHost<A>, Soc
     this.ctx.presence.untrackAll(channel);
   }
 
-  private writeReplyFrame(joinRef: Ref, ref: Ref, topic: string, status: string, response: unknown): void {
+  private writeReplyFrame(
+    joinRef: Ref,
+    ref: Ref,
+    topic: string,
+    status: string,
+    response: unknown,
+  ): void {
     if (this.closed) return;
     let frame: EncodedFrame;
     try {
@@ -437,7 +476,10 @@ export class Session<A extends Assigns = Assigns> implements ChannelHost<A>, Soc
 
   private dropped(err: unknown, topic: string, event: string): void {
     this.ctx.stats.droppedFrames++;
-    this.logger.warn({ err: (err as Error).message, topic, event }, 'frame not sent: it cannot be encoded for this client');
+    this.logger.warn(
+      { err: (err as Error).message, topic, event },
+      'frame not sent: it cannot be encoded for this client',
+    );
   }
 
   // ---- lifecycle --------------------------------------------------------------------------

@@ -14,10 +14,19 @@ const JSON_HEADERS = {
   'access-control-allow-origin': '*',
 } as const;
 
-function sendStatus(res: ServerResponse, body: object, httpStatus = 200, extra: Readonly<Record<string, string>> = {}): void {
+function sendStatus(
+  res: ServerResponse,
+  body: object,
+  httpStatus = 200,
+  extra: Readonly<Record<string, string>> = {},
+): void {
   if (res.headersSent || res.destroyed) return;
   const text = JSON.stringify(body);
-  res.writeHead(httpStatus, { ...JSON_HEADERS, ...extra, 'content-length': Buffer.byteLength(text) });
+  res.writeHead(httpStatus, {
+    ...JSON_HEADERS,
+    ...extra,
+    'content-length': Buffer.byteLength(text),
+  });
   res.end(text);
 }
 
@@ -143,7 +152,9 @@ class LongPollSession<A extends Assigns> implements Connection, TimerEntry {
 
   private scheduleDeadline(): void {
     const windowMs = this.transport_.windowMs;
-    const at = this.parked ? this.parkedAt + windowMs : this.lastPollAt + windowMs * EXPIRY_WINDOWS + 1;
+    const at = this.parked
+      ? this.parkedAt + windowMs
+      : this.lastPollAt + windowMs * EXPIRY_WINDOWS + 1;
     this.transport_.mount.gateway.wheel.schedule(this, at);
   }
 
@@ -227,18 +238,30 @@ export class LongPollTransport<A extends Assigns> {
     return new URLSearchParams(query).get('token') ?? undefined;
   }
 
-  private async createSession(req: IncomingMessage, res: ServerResponse, query: string): Promise<void> {
+  private async createSession(
+    req: IncomingMessage,
+    res: ServerResponse,
+    query: string,
+  ): Promise<void> {
     const header = req.headers['x-phoenix-authtoken'];
     const authToken = this.mount.options.authToken && typeof header === 'string' ? header : null;
     const result = await authorize(this.mount, req, 'longpoll', this.path, query, authToken);
     if (!result.ok) {
-      this.mount.gateway.logger.info({ status: result.status, reason: result.reason, transport: 'longpoll' }, 'connection refused');
+      this.mount.gateway.logger.info(
+        { status: result.status, reason: result.reason, transport: 'longpoll' },
+        'connection refused',
+      );
       if (result.status >= 500) {
         // Empty body: the JS client retries, as after any server error.
         sendEmpty(res, result.status, { 'access-control-allow-origin': '*', ...result.headers });
       } else {
         // The client understands only 403 in the body; the HTTP status keeps a custom one (429).
-        sendStatus(res, { status: 403 }, result.status === 403 ? 200 : result.status, result.headers);
+        sendStatus(
+          res,
+          { status: 403 },
+          result.status === 403 ? 200 : result.status,
+          result.headers,
+        );
       }
       return;
     }
@@ -249,7 +272,11 @@ export class LongPollTransport<A extends Assigns> {
     this.open(result.init, res, result.headers);
   }
 
-  private open(init: SessionInit<A>, res: ServerResponse, headers?: Readonly<Record<string, string>>): void {
+  private open(
+    init: SessionInit<A>,
+    res: ServerResponse,
+    headers?: Readonly<Record<string, string>>,
+  ): void {
     const { id, token } = this.mount.gateway.tokens.issue();
     const lp = new LongPollSession(id, token, this);
     lp.session = this.mount.createSession(lp, init);
@@ -265,7 +292,11 @@ export class LongPollTransport<A extends Assigns> {
     if (this.sessions.delete(lp.id)) this.mount.gateway.stats.longpollSessions--;
   }
 
-  private async publish(req: IncomingMessage, res: ServerResponse, lp: LongPollSession<A>): Promise<void> {
+  private async publish(
+    req: IncomingMessage,
+    res: ServerResponse,
+    lp: LongPollSession<A>,
+  ): Promise<void> {
     const { options } = this.mount;
     const body = await readBody(req, options.longpoll!.maxBodyBytes);
     if (body === null) {
@@ -329,6 +360,7 @@ export class LongPollTransport<A extends Assigns> {
   }
 
   close(): void {
-    for (const lp of [...this.sessions.values()]) lp.session.close(CLOSE.drain, 'server shutting down');
+    for (const lp of [...this.sessions.values()])
+      lp.session.close(CLOSE.drain, 'server shutting down');
   }
 }

@@ -12,7 +12,12 @@ import type { SocketMount } from '../socket/mount.js';
 
 /** Close reasons are limited to 123 bytes by RFC 6455. */
 function closeReason(text: string): string {
-  return Buffer.byteLength(text) <= 123 ? text : Buffer.from(text).subarray(0, 120).toString('utf8').replace(/\uFFFD$/, '') + '...';
+  return Buffer.byteLength(text) <= 123
+    ? text
+    : Buffer.from(text)
+        .subarray(0, 120)
+        .toString('utf8')
+        .replace(/\uFFFD$/, '') + '...';
 }
 
 const TEXT = { binary: false } as const;
@@ -137,14 +142,20 @@ class WebSocketConnection<A extends Assigns> implements Connection, TimerEntry {
   }
 
   scheduleIdle(): void {
-    this.mount.gateway.wheel.schedule(this, this.lastSeen + this.mount.options.websocket!.idleTimeoutMs);
+    this.mount.gateway.wheel.schedule(
+      this,
+      this.lastSeen + this.mount.options.websocket!.idleTimeoutMs,
+    );
   }
 
   onTimer(now: number): void {
     if (this.session.closed) return;
     const idleMs = this.mount.options.websocket!.idleTimeoutMs;
     if (now - this.lastSeen >= idleMs) {
-      this.mount.gateway.logger.info({ peer: this.session.peer.address, idleMs }, 'websocket idle timeout');
+      this.mount.gateway.logger.info(
+        { peer: this.session.peer.address, idleMs },
+        'websocket idle timeout',
+      );
       this.session.close(CLOSE.idleTimeout, 'idle timeout');
     } else {
       this.scheduleIdle();
@@ -159,7 +170,10 @@ class WebSocketConnection<A extends Assigns> implements Connection, TimerEntry {
   onError(err: Error & { code?: string }): void {
     // ws closes the connection itself on these (1009 oversize, 1007 bad UTF-8, 1002 framing).
     if (err.code?.startsWith('WS_ERR_')) this.mount.gateway.stats.invalidFrames++;
-    this.mount.gateway.logger.info({ err: err.message, code: err.code, peer: this.session.peer.address }, 'websocket error');
+    this.mount.gateway.logger.info(
+      { err: err.message, code: err.code, peer: this.session.peer.address },
+      'websocket error',
+    );
   }
 
   onClose(): void {
@@ -171,7 +185,11 @@ class WebSocketConnection<A extends Assigns> implements Connection, TimerEntry {
   private slowConsumer(): void {
     this.mount.gateway.stats.slowConsumers++;
     this.mount.gateway.logger.warn(
-      { peer: this.session?.peer.address, buffered: this.ws.bufferedAmount, limit: this.mount.options.maxBufferedBytes },
+      {
+        peer: this.session?.peer.address,
+        buffered: this.ws.bufferedAmount,
+        limit: this.mount.options.maxBufferedBytes,
+      },
       'slow consumer: send buffer over maxBufferedBytes, connection terminated',
     );
     this.mount.gateway.wheel.cancel(this);
@@ -201,7 +219,8 @@ export class WebSocketTransport<A extends Assigns> {
     });
     this.server.on('headers', (headers: string[], req: IncomingMessage) => {
       const extra = this.extraHeaders.get(req);
-      if (extra) for (const [name, value] of Object.entries(extra)) headers.push(`${name}: ${value}`);
+      if (extra)
+        for (const [name, value] of Object.entries(extra)) headers.push(`${name}: ${value}`);
     });
   }
 
@@ -212,24 +231,40 @@ export class WebSocketTransport<A extends Assigns> {
       return;
     }
     const connection = req.headers.connection ?? '';
-    sendPlain(res, 400, `'connection' header must contain 'upgrade', got ${JSON.stringify(connection.split(/,\s*/))}`);
+    sendPlain(
+      res,
+      400,
+      `'connection' header must contain 'upgrade', got ${JSON.stringify(connection.split(/,\s*/))}`,
+    );
   }
 
-  async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, query: string): Promise<void> {
+  async handleUpgrade(
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    query: string,
+  ): Promise<void> {
     socket.on('error', destroySocket);
     if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
       rejectUpgrade(socket, 400);
       return;
     }
     const { options } = this.mount;
-    const offer = readSubprotocols(req.headers['sec-websocket-protocol'], options.subprotocols, options.authToken);
+    const offer = readSubprotocols(
+      req.headers['sec-websocket-protocol'],
+      options.subprotocols,
+      options.authToken,
+    );
     if (offer.rejected) {
       rejectUpgrade(socket, 403);
       return;
     }
     const result = await authorize(this.mount, req, 'websocket', this.path, query, offer.authToken);
     if (!result.ok) {
-      this.mount.gateway.logger.info({ status: result.status, reason: result.reason, transport: 'websocket' }, 'connection refused');
+      this.mount.gateway.logger.info(
+        { status: result.status, reason: result.reason, transport: 'websocket' },
+        'connection refused',
+      );
       rejectUpgrade(socket, result.status, result.headers);
       return;
     }
@@ -246,17 +281,26 @@ export class WebSocketTransport<A extends Assigns> {
    * Hands the socket to `ws`. Its own function, not a closure in handleUpgrade: a closure there
    * would share handleUpgrade's context, which the listeners of a live connection keep alive.
    */
-  private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, init: Parameters<SocketMount<A>['createSession']>[1]): void {
+  private upgrade(
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    init: Parameters<SocketMount<A>['createSession']>[1],
+  ): void {
     this.server.handleUpgrade(req, socket, head, (ws) => this.attach(ws, socket, init));
   }
 
-  private attach(ws: WebSocket, raw: Duplex, init: Parameters<SocketMount<A>['createSession']>[1]): void {
+  private attach(
+    ws: WebSocket,
+    raw: Duplex,
+    init: Parameters<SocketMount<A>['createSession']>[1],
+  ): void {
     const connection = new WebSocketConnection(ws, raw, this.mount);
     const session = this.mount.createSession(connection, init);
     connection.session = session;
     connection.scheduleIdle();
     // Module-level listeners that find the connection on the ws: no closures per connection.
-    (ws as ConnectedWebSocket)[CONNECTION] = connection as WebSocketConnection<Assigns>;
+    (ws as ConnectedWebSocket)[CONNECTION] = connection;
     ws.on('message', onMessage);
     ws.on('ping', onLiveness);
     ws.on('pong', onLiveness);

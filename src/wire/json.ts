@@ -23,5 +23,6 @@ export function checkFields(joinRef: unknown, ref: unknown, topic: unknown, even
   if (typeof topic !== 'string') throw new FrameDecodeError('frame topic must be a string');
   if (typeof event !== 'string') throw new FrameDecodeError('frame event must be a string');
   if (!isRef(ref)) throw new FrameDecodeError('frame ref must be a string, a number or null');
-  if (!isRef(joinRef)) throw new FrameDecodeError('frame join_ref must be a string, a number or null');
+  if (!isRef(joinRef))
+    throw new FrameDecodeError('frame join_ref must be a string, a number or null');
 }

@@ -16,8 +16,20 @@ export interface Serializer {
   /** Whether the format has binary frames at all (V2 only). */
   readonly supportsBinary: boolean;
   decode(data: Buffer | string, isBinary: boolean): InboundMessage;
-  encodeMessage(joinRef: Ref, ref: Ref, topic: string, event: string, payload: unknown): EncodedFrame;
-  encodeReply(joinRef: Ref, ref: Ref, topic: string, status: string, response: unknown): EncodedFrame;
+  encodeMessage(
+    joinRef: Ref,
+    ref: Ref,
+    topic: string,
+    event: string,
+    payload: unknown,
+  ): EncodedFrame;
+  encodeReply(
+    joinRef: Ref,
+    ref: Ref,
+    topic: string,
+    status: string,
+    response: unknown,
+  ): EncodedFrame;
   encodeBroadcast(topic: string, event: string, payload: unknown): EncodedFrame;
 }
 

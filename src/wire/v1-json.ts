@@ -1,11 +1,19 @@
-import { FrameDecodeError, FrameEncodeError, isBinaryPayload, PHX, type InboundMessage, type Ref } from './message.js';
+import {
+  FrameDecodeError,
+  FrameEncodeError,
+  isBinaryPayload,
+  PHX,
+  type InboundMessage,
+  type Ref,
+} from './message.js';
 import { checkFields, parseFrameJson, stringifyFrame } from './json.js';
 import type { Serializer } from './serializer.js';
 
 const REQUIRED_KEYS = ['topic', 'event', 'payload', 'ref'] as const;
 
 function noBinary(payload: unknown): void {
-  if (isBinaryPayload(payload)) throw new FrameEncodeError('the V1 serializer cannot carry binary payloads');
+  if (isBinaryPayload(payload))
+    throw new FrameEncodeError('the V1 serializer cannot carry binary payloads');
 }
 
 /**

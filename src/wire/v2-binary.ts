@@ -19,16 +19,20 @@ function readField(frame: Uint8Array, start: number, length: number, name: strin
 
 /** Decodes a client → server binary frame. Only kind 0 (push) is legal from a client. */
 export function decodeBinaryPush(frame: Buffer): InboundMessage {
-  if (frame.length < 5) throw new FrameDecodeError(`binary frame too short (${frame.length} bytes)`);
+  if (frame.length < 5)
+    throw new FrameDecodeError(`binary frame too short (${frame.length} bytes)`);
   const kind = frame[0]!;
-  if (kind !== BINARY_KIND.push) throw new FrameDecodeError(`binary frame kind ${kind} is not allowed from a client`);
+  if (kind !== BINARY_KIND.push)
+    throw new FrameDecodeError(`binary frame kind ${kind} is not allowed from a client`);
   const joinRefLen = frame[1]!;
   const refLen = frame[2]!;
   const topicLen = frame[3]!;
   const eventLen = frame[4]!;
   const headerEnd = 5 + joinRefLen + refLen + topicLen + eventLen;
   if (headerEnd > frame.length) {
-    throw new FrameDecodeError(`binary frame header declares ${headerEnd} bytes but the frame has ${frame.length}`);
+    throw new FrameDecodeError(
+      `binary frame header declares ${headerEnd} bytes but the frame has ${frame.length}`,
+    );
   }
   let offset = 5;
   const joinRef = readField(frame, offset, joinRefLen, 'join_ref');
@@ -55,7 +59,12 @@ function fieldLength(value: string, name: string): number {
   return length;
 }
 
-function assemble(kind: number, fields: readonly string[], names: readonly string[], payload: Uint8Array): Buffer {
+function assemble(
+  kind: number,
+  fields: readonly string[],
+  names: readonly string[],
+  payload: Uint8Array,
+): Buffer {
   const lengths = fields.map((field, i) => fieldLength(field, names[i]!));
   const headerLength = 1 + fields.length;
   let total = headerLength + payload.length;
@@ -74,12 +83,28 @@ function assemble(kind: number, fields: readonly string[], names: readonly strin
 }
 
 /** Server → client push (kind 0): join_ref, topic, event; no ref field. */
-export function encodeBinaryPush(joinRef: Ref, topic: string, event: string, payload: Uint8Array): Buffer {
-  return assemble(BINARY_KIND.push, [refText(joinRef), topic, event], ['join_ref', 'topic', 'event'], payload);
+export function encodeBinaryPush(
+  joinRef: Ref,
+  topic: string,
+  event: string,
+  payload: Uint8Array,
+): Buffer {
+  return assemble(
+    BINARY_KIND.push,
+    [refText(joinRef), topic, event],
+    ['join_ref', 'topic', 'event'],
+    payload,
+  );
 }
 
 /** Server → client reply (kind 1): join_ref, ref, topic, status; the response bytes follow. */
-export function encodeBinaryReply(joinRef: Ref, ref: Ref, topic: string, status: string, response: Uint8Array): Buffer {
+export function encodeBinaryReply(
+  joinRef: Ref,
+  ref: Ref,
+  topic: string,
+  status: string,
+  response: Uint8Array,
+): Buffer {
   return assemble(
     BINARY_KIND.reply,
     [refText(joinRef), refText(ref), topic, status],

@@ -3,7 +3,8 @@ import type { ArgSpec, ArgType, ChooseNodeMode, FunConfig, ResponseType } from '
 import type { RequestContext } from './context.js';
 
 /** The TypeScript type a handler receives for an argument type. */
-export type ArgValue<T extends ArgType> = T extends 'string' | 'uuid' | 'datetime' | 'naive_datetime'
+export type ArgValue<T extends ArgType> = T extends
+  'string' | 'uuid' | 'datetime' | 'naive_datetime'
   ? string
   : T extends 'num'
     ? number
@@ -21,7 +22,13 @@ export type ArgValue<T extends ArgType> = T extends 'string' | 'uuid' | 'datetim
                 ? Record<string, unknown>[]
                 : unknown;
 
-type SpecType<S> = S extends ArgType ? S : S extends readonly [infer T, number] ? T : S extends { type: infer T } ? T : never;
+type SpecType<S> = S extends ArgType
+  ? S
+  : S extends readonly [infer T, number]
+    ? T
+    : S extends { type: infer T }
+      ? T
+      : never;
 type Nullable<S> = S extends { allow_nil: true } | { 'allow_nil?': true } ? null : never;
 
 /** Handler arguments inferred from an `args` spec. */
@@ -29,7 +36,8 @@ export type ArgsOf<A extends Record<string, ArgSpec>> = {
   -readonly [K in keyof A]: ArgValue<SpecType<A[K]> & ArgType> | Nullable<A[K]>;
 };
 
-export type PermissionOption = false | 'any_authenticated' | { arg: string } | { role: readonly string[] };
+export type PermissionOption =
+  false | 'any_authenticated' | { arg: string } | { role: readonly string[] };
 export type RetryOption = number | { sameNode: number } | { allNodes: number };
 
 /** A function of a service. The options mirror PhoenixGenApi's FunConfig (README: migration). */
@@ -108,7 +116,9 @@ export class ServiceError extends Error {
 }
 
 /** Gives a function definition its argument types: `fn({ args: { message: 'string' }, handler })`. */
-export function fn<const A extends Record<string, ArgSpec>>(definition: FunctionDefinition<A>): FunctionDefinition<A> {
+export function fn<const A extends Record<string, ArgSpec>>(
+  definition: FunctionDefinition<A>,
+): FunctionDefinition<A> {
   return definition;
 }
 
@@ -121,7 +131,11 @@ function retryToWire(retry: RetryOption | undefined): FunConfig['retry'] {
 }
 
 /** The wire FunConfig of a function (what the worker pushes to gateways). */
-export function toFunConfig(service: string, requestType: string, definition: FunctionDefinition): FunConfig {
+export function toFunConfig(
+  service: string,
+  requestType: string,
+  definition: FunctionDefinition,
+): FunConfig {
   const config: FunConfig = {
     service,
     request_type: requestType,
@@ -130,13 +144,17 @@ export function toFunConfig(service: string, requestType: string, definition: Fu
     response_type: definition.response ?? 'sync',
     timeout: definition.timeout ?? 5000,
     arg_types: definition.args ?? null,
-    check_permission: definition.permission === undefined ? false : (definition.permission as FunConfig['check_permission']),
+    check_permission:
+      definition.permission === undefined
+        ? false
+        : (definition.permission as FunConfig['check_permission']),
     permission_callback: definition.authorize !== undefined,
     retry: retryToWire(definition.retry),
     retry_on: definition.retryOn ?? 'transport',
   };
   if (definition.chooseNode !== undefined) config.choose_node_mode = definition.chooseNode;
-  if (definition.argOrders !== undefined) config.arg_orders = definition.argOrders === 'map' ? 'map' : [...definition.argOrders];
+  if (definition.argOrders !== undefined)
+    config.arg_orders = definition.argOrders === 'map' ? 'map' : [...definition.argOrders];
   if (definition.beforeExecute !== undefined) config.before_execute = definition.beforeExecute;
   if (definition.afterExecute !== undefined) config.after_execute = definition.afterExecute;
   if (definition.hookTimeout !== undefined) config.hook_timeout = definition.hookTimeout;
@@ -146,21 +164,43 @@ export function toFunConfig(service: string, requestType: string, definition: Fu
 
 /** Defines a service. Checks names early so mistakes surface at start-up, not on first request. */
 export function defineService(options: ServiceOptions): ServiceDefinition {
-  if (!TOKEN.test(options.name)) throw new TypeError(`service name ${JSON.stringify(options.name)} must be a NATS subject token`);
+  if (!TOKEN.test(options.name))
+    throw new TypeError(
+      `service name ${JSON.stringify(options.name)} must be a NATS subject token`,
+    );
   const functions = new Map<string, ResolvedFunction>();
   for (const [key, definition] of Object.entries(options.functions)) {
     const at = key.indexOf('@');
     const requestType = at < 0 ? key : key.slice(0, at);
-    const version = at < 0 ? ((definition as FunctionDefinition).version ?? null) : key.slice(at + 1);
-    if (!TOKEN.test(requestType)) throw new TypeError(`request type ${JSON.stringify(requestType)} must be a NATS subject token`);
-    if (version !== null && !/^[0-9A-Za-z.+-]+$/.test(version)) throw new TypeError(`version ${JSON.stringify(version)} of ${requestType} is not a semver-like string`);
-    const def = { ...(definition as FunctionDefinition), ...(version === null ? {} : { version }) };
+    const version = at < 0 ? (definition.version ?? null) : key.slice(at + 1);
+    if (!TOKEN.test(requestType))
+      throw new TypeError(
+        `request type ${JSON.stringify(requestType)} must be a NATS subject token`,
+      );
+    if (version !== null && !/^[0-9A-Za-z.+-]+$/.test(version))
+      throw new TypeError(
+        `version ${JSON.stringify(version)} of ${requestType} is not a semver-like string`,
+      );
+    const def = { ...definition, ...(version === null ? {} : { version }) };
     if (typeof def.handler !== 'function') throw new TypeError(`function ${key} needs a handler`);
-    functions.set(functionKey(requestType, version), { requestType, version, config: toFunConfig(options.name, requestType, def), definition: def });
+    functions.set(functionKey(requestType, version), {
+      requestType,
+      version,
+      config: toFunConfig(options.name, requestType, def),
+      definition: def,
+    });
   }
   const configs = [...functions.values()].map((f) => f.config);
-  const configVersion = options.configVersion ?? createHash('sha256').update(JSON.stringify(configs)).digest('hex').slice(0, 16);
-  return { name: options.name, version: options.version ?? '0.0.0', description: options.description ?? '', configVersion, functions };
+  const configVersion =
+    options.configVersion ??
+    createHash('sha256').update(JSON.stringify(configs)).digest('hex').slice(0, 16);
+  return {
+    name: options.name,
+    version: options.version ?? '0.0.0',
+    description: options.description ?? '',
+    configVersion,
+    functions,
+  };
 }
 
 export function functionKey(requestType: string, version: string | null): string {

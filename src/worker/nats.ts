@@ -2,7 +2,14 @@ import { headers as natsHeaders, type NatsConnection, type Subscription } from '
 import { Svcm, type Service, type ServiceMsg } from '@nats-io/services';
 import type { Logger } from 'pino';
 import { silentLogger } from '../log/logger.js';
-import { DEFAULT_STREAM_CREDIT, ERROR_CODES, H, META, PROTOCOL_VERSION, QUEUE_GROUP } from '../nats/headers.js';
+import {
+  DEFAULT_STREAM_CREDIT,
+  ERROR_CODES,
+  H,
+  META,
+  PROTOCOL_VERSION,
+  QUEUE_GROUP,
+} from '../nats/headers.js';
 import { readHeaders, type HeaderValues } from '../nats/header-reader.js';
 import { OutboundHeaders } from '../nats/outbound-headers.js';
 import { DEFAULT_PREFIX, Subjects } from '../nats/subjects.js';
@@ -56,7 +63,8 @@ export interface RunningService {
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-const json = (value: unknown): Uint8Array => encoder.encode(JSON.stringify(value === undefined ? null : value));
+const json = (value: unknown): Uint8Array =>
+  encoder.encode(JSON.stringify(value === undefined ? null : value));
 
 function endpointName(fn: ResolvedFunction): string {
   const base = fn.version === null ? fn.requestType : `${fn.requestType}-v${fn.version}`;
@@ -70,7 +78,11 @@ function replyHeaders(entries: Record<string, string>): Parameters<ServiceMsg['r
   return { headers: h as unknown as NonNullable<Parameters<ServiceMsg['respond']>[1]>['headers'] };
 }
 
-function readMeta(h: HeaderValues, definition: ServiceDefinition, fn: ResolvedFunction): RequestMeta {
+function readMeta(
+  h: HeaderValues,
+  definition: ServiceDefinition,
+  fn: ResolvedFunction,
+): RequestMeta {
   const timeout = Number(h.get(H.timeout));
   const deadline = Number(h.get(H.deadline));
   let roles: string[] = [];
@@ -78,7 +90,8 @@ function readMeta(h: HeaderValues, definition: ServiceDefinition, fn: ResolvedFu
   if (rolesHeader) {
     try {
       const parsed: unknown = JSON.parse(rolesHeader);
-      if (Array.isArray(parsed)) roles = parsed.filter((role): role is string => typeof role === 'string');
+      if (Array.isArray(parsed))
+        roles = parsed.filter((role): role is string => typeof role === 'string');
     } catch {
       roles = [];
     }
@@ -94,7 +107,9 @@ function readMeta(h: HeaderValues, definition: ServiceDefinition, fn: ResolvedFu
     roles,
     responseType: fn.config.response_type ?? 'sync',
     // Relative first: a worker whose clock is off still gets the time the gateway gives it.
-    deadline: Date.now() + (timeout > 0 ? timeout : deadline > 0 ? Math.max(0, deadline - Date.now()) : fallback),
+    deadline:
+      Date.now() +
+      (timeout > 0 ? timeout : deadline > 0 ? Math.max(0, deadline - Date.now()) : fallback),
     gateway: h.get(H.gateway) || null,
   };
 }
@@ -117,8 +132,15 @@ interface EndpointStats {
 function endpointStats(service: Service, name: string): EndpointStats | null {
   const handlers = (service as unknown as { handlers?: unknown }).handlers;
   if (!Array.isArray(handlers)) return null;
-  const stats = (handlers as { name?: unknown; stats?: unknown }[]).find((h) => h.name === name)?.stats as Partial<EndpointStats> | undefined;
-  if (!stats || typeof stats.num_errors !== 'number' || typeof stats.processing_time !== 'number' || typeof stats.num_requests !== 'number') return null;
+  const stats = (handlers as { name?: unknown; stats?: unknown }[]).find((h) => h.name === name)
+    ?.stats as Partial<EndpointStats> | undefined;
+  if (
+    !stats ||
+    typeof stats.num_errors !== 'number' ||
+    typeof stats.processing_time !== 'number' ||
+    typeof stats.num_requests !== 'number'
+  )
+    return null;
   return stats as EndpointStats;
 }
 
@@ -126,7 +148,8 @@ function account(stats: EndpointStats | null, startedAt: number, error: string |
   if (!stats) return;
   // The library already counted the request (num_requests) when its handler returned.
   stats.processing_time += Math.max(0, Date.now() - startedAt) * 1_000_000;
-  stats.average_processing_time = stats.num_requests > 0 ? Math.round(stats.processing_time / stats.num_requests) : 0;
+  stats.average_processing_time =
+    stats.num_requests > 0 ? Math.round(stats.processing_time / stats.num_requests) : 0;
   if (error !== null) {
     stats.num_errors++;
     stats.last_error = error;
@@ -137,7 +160,9 @@ function parseArgs(msg: ServiceMsg): Record<string, unknown> | null {
   if (msg.data.length === 0) return {};
   try {
     const parsed: unknown = JSON.parse(decoder.decode(msg.data));
-    return parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : null;
+    return parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)
+      ? (parsed as Record<string, unknown>)
+      : null;
   } catch {
     return null;
   }
@@ -149,14 +174,19 @@ function parseArgs(msg: ServiceMsg): Record<string, unknown> | null {
  * direct endpoint `<prefix>.inst.<id>.>` through which gateways address this very instance. The
  * config is pushed to every gateway on start.
  */
-export async function serve(definition: ServiceDefinition, options: ServeOptions): Promise<RunningService> {
+export async function serve(
+  definition: ServiceDefinition,
+  options: ServeOptions,
+): Promise<RunningService> {
   const nc = options.nats;
   const subjects = new Subjects(options.prefix ?? DEFAULT_PREFIX);
   const logger = (options.logger ?? silentLogger()).child({ service: definition.name });
   const creditTimeoutMs = options.creditTimeoutMs ?? 30_000;
   const maxConcurrent = options.maxConcurrent ?? SERVE_DEFAULTS.maxConcurrent;
   if (!(maxConcurrent === Infinity || (Number.isInteger(maxConcurrent) && maxConcurrent > 0))) {
-    throw new TypeError(`maxConcurrent must be a positive integer or Infinity, got ${String(maxConcurrent)}`);
+    throw new TypeError(
+      `maxConcurrent must be a positive integer or Infinity, got ${String(maxConcurrent)}`,
+    );
   }
   const streams = new Map<string, { stream: CreditStream; controller: AbortController }>();
   const calls = new Set<CallSignal>();
@@ -193,7 +223,13 @@ export async function serve(definition: ServiceDefinition, options: ServeOptions
   };
 
   /** An error reply, accounted on the endpoint's statistics. */
-  const fail = (msg: ServiceMsg, stats: EndpointStats | null, startedAt: number, code: number, message: string): void => {
+  const fail = (
+    msg: ServiceMsg,
+    stats: EndpointStats | null,
+    startedAt: number,
+    code: number,
+    message: string,
+  ): void => {
     guarded(() => msg.respondError(code, message));
     account(stats, startedAt, message);
   };
@@ -202,7 +238,8 @@ export async function serve(definition: ServiceDefinition, options: ServeOptions
   const refused = (msg: ServiceMsg, stats: EndpointStats | null, startedAt: number): boolean => {
     let reason: string;
     if (draining) reason = 'service is draining';
-    else if (inflight >= maxConcurrent) reason = `overloaded: ${inflight} requests in flight (maxConcurrent ${maxConcurrent})`;
+    else if (inflight >= maxConcurrent)
+      reason = `overloaded: ${inflight} requests in flight (maxConcurrent ${maxConcurrent})`;
     else return false;
     fail(msg, stats, startedAt, ERROR_CODES.unavailable, reason);
     return true;
@@ -227,7 +264,9 @@ export async function serve(definition: ServiceDefinition, options: ServeOptions
     calls.add(call);
     void runCall(fn, args, meta, call).then((result) => {
       calls.delete(call);
-      guarded(() => (result.ok ? msg.respond(json(result.result)) : msg.respondError(result.code, result.error)));
+      guarded(() =>
+        result.ok ? msg.respond(json(result.result)) : msg.respondError(result.code, result.error),
+      );
       account(stats, startedAt, result.ok ? null : result.error);
       settle();
     });
@@ -245,11 +284,25 @@ export async function serve(definition: ServiceDefinition, options: ServeOptions
   };
 
   /** A stream is accounted as one request lasting until it ends; an error if it failed. */
-  const handleStream = (fn: ResolvedFunction, args: Record<string, unknown>, meta: RequestMeta, headers: HeaderValues, msg: ServiceMsg, stats: EndpointStats | null, startedAt: number): void => {
+  const handleStream = (
+    fn: ResolvedFunction,
+    args: Record<string, unknown>,
+    meta: RequestMeta,
+    headers: HeaderValues,
+    msg: ServiceMsg,
+    stats: EndpointStats | null,
+    startedAt: number,
+  ): void => {
     const dataSubject = headers.get(H.streamSubject);
     const streamId = headers.get(H.streamId);
     if (!dataSubject || !streamId) {
-      fail(msg, stats, startedAt, ERROR_CODES.badRequest, 'stream requests need Genapi-Stream-Subject and Genapi-Stream-Id');
+      fail(
+        msg,
+        stats,
+        startedAt,
+        ERROR_CODES.badRequest,
+        'stream requests need Genapi-Stream-Subject and Genapi-Stream-Id',
+      );
       return;
     }
     let streamError: string | null = null;
@@ -263,7 +316,15 @@ export async function serve(definition: ServiceDefinition, options: ServeOptions
     };
     const io: StreamIO = {
       start(result) {
-        if (!guarded(() => msg.respond(json(result), replyHeaders({ [H.streamControl]: subjects.streamControl(id, streamId) })))) lost();
+        if (
+          !guarded(() =>
+            msg.respond(
+              json(result),
+              replyHeaders({ [H.streamControl]: subjects.streamControl(id, streamId) }),
+            ),
+          )
+        )
+          lost();
       },
       startError(message, code) {
         streamError = message;
@@ -278,7 +339,16 @@ export async function serve(definition: ServiceDefinition, options: ServeOptions
           // A failure message may hold line breaks; a header value cannot.
           h.append(H.serviceError, streamError.replace(/[\r\n]+/g, ' '));
         }
-        if (!guarded(() => nc.publish(dataSubject, event === 'chunk' || event === 'last' ? json(data) : new Uint8Array(0), { headers: h }))) lost();
+        if (
+          !guarded(() =>
+            nc.publish(
+              dataSubject,
+              event === 'chunk' || event === 'last' ? json(data) : new Uint8Array(0),
+              { headers: h },
+            ),
+          )
+        )
+          lost();
       },
     };
     inflight++;
@@ -294,7 +364,11 @@ export async function serve(definition: ServiceDefinition, options: ServeOptions
       });
   };
 
-  const handleAuthorize = (fn: ResolvedFunction, msg: ServiceMsg, stats: EndpointStats | null): void => {
+  const handleAuthorize = (
+    fn: ResolvedFunction,
+    msg: ServiceMsg,
+    stats: EndpointStats | null,
+  ): void => {
     const startedAt = Date.now();
     const args = parseArgs(msg);
     if (args === null) {
@@ -313,7 +387,10 @@ export async function serve(definition: ServiceDefinition, options: ServeOptions
   let directStats: EndpointStats | null = null;
   const direct = new Map<string, (msg: ServiceMsg) => void>();
   for (const fn of definition.functions.values()) {
-    const metadata: Record<string, string> = { request_type: fn.requestType, response_type: fn.config.response_type ?? 'sync' };
+    const metadata: Record<string, string> = {
+      request_type: fn.requestType,
+      response_type: fn.config.response_type ?? 'sync',
+    };
     if (fn.version !== null) metadata.version = fn.version;
     const name = endpointName(fn);
     service.addEndpoint(name, {
@@ -323,7 +400,9 @@ export async function serve(definition: ServiceDefinition, options: ServeOptions
       handler: (_err, msg) => handleCall(fn, msg, fnStats),
     });
     const fnStats = endpointStats(service, name);
-    direct.set(subjects.instanceFn(id, definition.name, fn.requestType, fn.version), (msg) => handleCall(fn, msg, directStats));
+    direct.set(subjects.instanceFn(id, definition.name, fn.requestType, fn.version), (msg) =>
+      handleCall(fn, msg, directStats),
+    );
     if (fn.definition.authorize) {
       service.addEndpoint(`${name}-permission`, {
         subject: subjects.perm(definition.name, fn.requestType, fn.version),
@@ -332,18 +411,31 @@ export async function serve(definition: ServiceDefinition, options: ServeOptions
         handler: (_err, msg) => handleAuthorize(fn, msg, permStats),
       });
       const permStats = endpointStats(service, `${name}-permission`);
-      direct.set(subjects.instancePerm(id, definition.name, fn.requestType, fn.version), (msg) => handleAuthorize(fn, msg, directStats));
+      direct.set(subjects.instancePerm(id, definition.name, fn.requestType, fn.version), (msg) =>
+        handleAuthorize(fn, msg, directStats),
+      );
     }
   }
   const answerConfig = (msg: ServiceMsg) => guarded(() => msg.respond(json(pushConfig())));
-  service.addEndpoint('config', { subject: subjects.configGet(definition.name), queue: QUEUE_GROUP, handler: (_err, msg) => answerConfig(msg) });
+  service.addEndpoint('config', {
+    subject: subjects.configGet(definition.name),
+    queue: QUEUE_GROUP,
+    handler: (_err, msg) => answerConfig(msg),
+  });
   direct.set(subjects.instanceConfig(id), answerConfig);
   service.addEndpoint('direct', {
     subject: subjects.instanceWildcard(id),
     handler: (_err, msg) => {
       const handler = direct.get(msg.subject);
       if (handler) handler(msg);
-      else fail(msg, directStats, Date.now(), ERROR_CODES.notFound, `no such function on this instance: ${msg.subject}`);
+      else
+        fail(
+          msg,
+          directStats,
+          Date.now(),
+          ERROR_CODES.notFound,
+          `no such function on this instance: ${msg.subject}`,
+        );
     },
   });
   directStats = endpointStats(service, 'direct');
@@ -386,14 +478,27 @@ export async function serve(definition: ServiceDefinition, options: ServeOptions
       logger.debug({ err: (err as Error).message }, 'config push not acknowledged');
     }
     for (const ack of acks) {
-      if (ack.status === 'error') logger.error({ gateway: ack.gateway, ack }, 'config push refused');
-      else if (ack.status === 'accepted' && ack.rejected.length > 0) logger.warn({ gateway: ack.gateway, rejected: ack.rejected }, 'config push partly rejected');
+      if (ack.status === 'error')
+        logger.error({ gateway: ack.gateway, ack }, 'config push refused');
+      else if (ack.status === 'accepted' && ack.rejected.length > 0)
+        logger.warn(
+          { gateway: ack.gateway, rejected: ack.rejected },
+          'config push partly rejected',
+        );
     }
     return acks;
   };
 
   const startupAcks = options.pushOnStart === false ? [] : await push();
-  logger.info({ id, version: definition.version, functions: definition.functions.size, gateways: startupAcks.length }, 'service started');
+  logger.info(
+    {
+      id,
+      version: definition.version,
+      functions: definition.functions.size,
+      gateways: startupAcks.length,
+    },
+    'service started',
+  );
 
   return {
     id,

@@ -3,7 +3,9 @@ import { ServiceError, type ResolvedFunction } from './define.js';
 import { CreditStream, StreamClosedError, type StreamIO, type StreamWriter } from './stream.js';
 
 /** A handler's outcome, as a transport replies it. */
-export type CallResult = { readonly ok: true; readonly result: unknown } | { readonly ok: false; readonly error: string; readonly code: number };
+export type CallResult =
+  | { readonly ok: true; readonly result: unknown }
+  | { readonly ok: false; readonly error: string; readonly code: number };
 
 const NO_STREAM: StreamWriter = {
   closed: true,
@@ -19,7 +21,11 @@ function errorOf(err: unknown): { error: string; code: number } {
 }
 
 function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
-  return value !== null && typeof value === 'object' && typeof (value as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function';
+  return (
+    value !== null &&
+    typeof value === 'object' &&
+    typeof (value as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function'
+  );
 }
 
 function context(meta: RequestMeta, signal: AbortSignal, stream: StreamWriter): RequestContext {
@@ -122,11 +128,16 @@ class CallContext implements RequestContext {
  * 504, not a failure of its own. `cancel` is the caller's signal, or a CallSignal it keeps to
  * cancel the call itself.
  */
-export async function runCall(fn: ResolvedFunction, args: Record<string, unknown>, meta: RequestMeta, cancel?: AbortSignal | CallSignal): Promise<CallResult> {
+export async function runCall(
+  fn: ResolvedFunction,
+  args: Record<string, unknown>,
+  meta: RequestMeta,
+  cancel?: AbortSignal | CallSignal,
+): Promise<CallResult> {
   const call = cancel instanceof CallSignal ? cancel : new CallSignal(meta.deadline, cancel);
   const expired = () => Date.now() >= meta.deadline;
   try {
-    const result = await fn.definition.handler(args as never, new CallContext(meta, call));
+    const result = await fn.definition.handler(args, new CallContext(meta, call));
     if (expired()) return { ok: false, error: 'deadline exceeded', code: DEADLINE_CODE };
     return { ok: true, result: result === undefined ? null : result };
   } catch (err) {
@@ -138,12 +149,16 @@ export async function runCall(fn: ResolvedFunction, args: Record<string, unknown
 }
 
 /** Runs a permission check (`authorize`); anything but `true` — including a throw — denies. */
-export async function runAuthorize(fn: ResolvedFunction, args: Record<string, unknown>, meta: RequestMeta): Promise<boolean> {
+export async function runAuthorize(
+  fn: ResolvedFunction,
+  args: Record<string, unknown>,
+  meta: RequestMeta,
+): Promise<boolean> {
   const authorize = fn.definition.authorize;
   if (!authorize) return false;
   const controller = new AbortController();
   try {
-    return (await authorize(args as never, context(meta, controller.signal, NO_STREAM))) === true;
+    return (await authorize(args, context(meta, controller.signal, NO_STREAM))) === true;
   } catch {
     return false;
   }
@@ -163,7 +178,12 @@ export function runStream(
   creditTimeoutMs = 0,
 ): { stream: CreditStream; controller: AbortController; done: Promise<void> } {
   const controller = new AbortController();
-  const stream = new CreditStream(io, initialCredit, fn.definition.startResult ?? 'started', creditTimeoutMs);
+  const stream = new CreditStream(
+    io,
+    initialCredit,
+    fn.definition.startResult ?? 'started',
+    creditTimeoutMs,
+  );
   // Start on the next turn unless the handler already failed: an immediate error is a start
   // error, and otherwise the gateway learns the control subject (and starts its idle timer) at
   // once, even if the first chunk takes a while.
@@ -172,7 +192,10 @@ export function runStream(
   });
   const done = (async () => {
     try {
-      const result: unknown = await fn.definition.handler(args as never, context(meta, controller.signal, stream));
+      const result: unknown = await fn.definition.handler(
+        args,
+        context(meta, controller.signal, stream),
+      );
       if (isAsyncIterable(result)) {
         for await (const chunk of result) {
           if (stream.closed) break;

@@ -108,7 +108,10 @@ export class CreditStream implements StreamWriter {
         await new Promise<void>((resolve, reject) => {
           this.waiter = { resolve, reject };
           if (this.creditTimeoutMs > 0) {
-            timer = setTimeout(() => this.fail('no credit from the gateway: stream abandoned'), this.creditTimeoutMs);
+            timer = setTimeout(
+              () => this.fail('no credit from the gateway: stream abandoned'),
+              this.creditTimeoutMs,
+            );
           }
         });
       } finally {

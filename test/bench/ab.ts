@@ -40,7 +40,14 @@ export interface Options {
 }
 
 function parseArgs(argv: readonly string[]): Options {
-  const options: Options = { revisions: [], rounds: 3, rate: 3000, seconds: 6, sockets: 5000, write: true };
+  const options: Options = {
+    revisions: [],
+    rounds: 3,
+    rate: 3000,
+    seconds: 6,
+    sockets: 5000,
+    write: true,
+  };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const value = () => {
@@ -56,11 +63,15 @@ function parseArgs(argv: readonly string[]): Options {
     else if (arg.startsWith('-')) throw new Error(`unknown option ${arg}`);
     else options.revisions.push(arg);
   }
-  if (options.revisions.length === 0) throw new Error('usage: npm run bench:ab -- [--rounds N] [--rate R] [--seconds S] [--sockets N] [--no-write] <rev | A..B> ...');
+  if (options.revisions.length === 0)
+    throw new Error(
+      'usage: npm run bench:ab -- [--rounds N] [--rate R] [--seconds S] [--sockets N] [--no-write] <rev | A..B> ...',
+    );
   return options;
 }
 
-const git = (...args: string[]): string => execFileSync('git', args, { cwd: productRoot, encoding: 'utf8' }).trim();
+const git = (...args: string[]): string =>
+  execFileSync('git', args, { cwd: productRoot, encoding: 'utf8' }).trim();
 
 function log(message: string): void {
   process.stderr.write(`[ab] ${message}\n`);
@@ -78,8 +89,12 @@ function checkout(sha: string, cleanups: (() => void)[]): string {
     }
   });
   symlinkSync(join(productRoot, 'node_modules'), join(dir, 'node_modules'), 'dir');
-  execFileSync(join(productRoot, 'node_modules/.bin/tsc'), ['-p', 'tsconfig.build.json'], { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'] });
-  if (!existsSync(join(dir, 'dist/server.js'))) throw new Error(`${sha}: no dist/server.js after the build`);
+  execFileSync(join(productRoot, 'node_modules/.bin/tsc'), ['-p', 'tsconfig.build.json'], {
+    cwd: dir,
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  if (!existsSync(join(dir, 'dist/server.js')))
+    throw new Error(`${sha}: no dist/server.js after the build`);
   return dir;
 }
 
@@ -123,15 +138,46 @@ async function measure(root: string, options: Options, scratch: string): Promise
     // Heap per idle joined connection first, on a fresh process.
     const empty = await fleet.gc();
     const idle = split(options.sockets, 2);
-    await fleet.onGenerators('connect', (g) => ({ pool: 'idle', url: fleet.wsUrl.replace('user_id=bench', 'user_id=u{i}'), count: idle[g], offset: g * idle[0]!, localAddress: Fleet.sourceAddress(2 + g), concurrency: 64, topic: 'gen_api' }), 120_000);
+    await fleet.onGenerators(
+      'connect',
+      (g) => ({
+        pool: 'idle',
+        url: fleet.wsUrl.replace('user_id=bench', 'user_id=u{i}'),
+        count: idle[g],
+        offset: g * idle[0]!,
+        localAddress: Fleet.sourceAddress(2 + g),
+        concurrency: 64,
+        topic: 'gen_api',
+      }),
+      120_000,
+    );
     const full = await fleet.gc();
     await fleet.onGenerators('close', () => ({ pool: 'idle' }), 60_000);
-    const heapPerConnection = (full.heapUsed + full.external - empty.heapUsed - empty.external) / options.sockets;
+    const heapPerConnection =
+      (full.heapUsed + full.external - empty.heapUsed - empty.external) / options.sockets;
 
     const sockets = split(200, 2);
-    await fleet.onGenerators('connect', (g) => ({ pool: 'load', url: fleet.wsUrl, count: sockets[g], localAddress: Fleet.sourceAddress(g), concurrency: 50, topic: 'gen_api' }));
+    await fleet.onGenerators('connect', (g) => ({
+      pool: 'load',
+      url: fleet.wsUrl,
+      count: sockets[g],
+      localAddress: Fleet.sourceAddress(g),
+      concurrency: 50,
+      topic: 'gen_api',
+    }));
     const load = (seconds: number) =>
-      fleet.onGenerators<LoadResult>('requests', () => ({ pool: 'load', rate: options.rate / 2, durationMs: seconds * 1000, service: 'bench', requestType: 'echo', args: { m: 'x'.repeat(100) } }), seconds * 1000 + 60_000);
+      fleet.onGenerators<LoadResult>(
+        'requests',
+        () => ({
+          pool: 'load',
+          rate: options.rate / 2,
+          durationMs: seconds * 1000,
+          service: 'bench',
+          requestType: 'echo',
+          args: { m: 'x'.repeat(100) },
+        }),
+        seconds * 1000 + 60_000,
+      );
     await load(2);
 
     const gw0 = fleet.gatewayCpuMs();
@@ -139,15 +185,22 @@ async function measure(root: string, options: Options, scratch: string): Promise
     const cpuRun = await load(options.seconds);
     const served = cpuRun.reduce((sum, r) => sum + r.ok, 0);
     const gatewayCpuUs = ((fleet.gatewayCpuMs() - gw0) * 1000) / served;
-    const workerCpuUs = (fleet.workers.reduce((sum, worker, i) => sum + cpuMs(worker.pid) - wk0[i]!, 0) * 1000) / served;
+    const workerCpuUs =
+      (fleet.workers.reduce((sum, worker, i) => sum + cpuMs(worker.pid) - wk0[i]!, 0) * 1000) /
+      served;
 
     const gatewayProfile = join(scratch, 'gateway.heapprofile');
     const workerProfiles = fleet.workers.map((_, i) => join(scratch, `worker${i}.heapprofile`));
-    await Promise.all([fleet.gateway.call('allocationProfileStart'), ...fleet.workers.map((worker) => worker.call('allocationProfileStart'))]);
+    await Promise.all([
+      fleet.gateway.call('allocationProfileStart'),
+      ...fleet.workers.map((worker) => worker.call('allocationProfileStart')),
+    ]);
     const allocRun = await load(Math.max(2, options.seconds / 2));
     await Promise.all([
       fleet.gateway.call('allocationProfileStop', { path: gatewayProfile }),
-      ...fleet.workers.map((worker, i) => worker.call('allocationProfileStop', { path: workerProfiles[i] })),
+      ...fleet.workers.map((worker, i) =>
+        worker.call('allocationProfileStop', { path: workerProfiles[i] }),
+      ),
     ]);
     const allocServed = allocRun.reduce((sum, r) => sum + r.ok, 0);
     const failed = [...cpuRun, ...allocRun].flatMap((r) => r.errorSamples ?? []);
@@ -176,11 +229,19 @@ export interface Comparison {
 
 export function medianSample(samples: Sample[]): Sample {
   const pick = (key: keyof Sample) => median(samples.map((sample) => sample[key]));
-  return { gatewayCpuUs: pick('gatewayCpuUs'), workerCpuUs: pick('workerCpuUs'), gatewayAlloc: pick('gatewayAlloc'), workerAlloc: pick('workerAlloc'), heapPerConnection: pick('heapPerConnection'), errors: samples.reduce((sum, s) => sum + s.errors, 0) };
+  return {
+    gatewayCpuUs: pick('gatewayCpuUs'),
+    workerCpuUs: pick('workerCpuUs'),
+    gatewayAlloc: pick('gatewayAlloc'),
+    workerAlloc: pick('workerAlloc'),
+    heapPerConnection: pick('heapPerConnection'),
+    errors: samples.reduce((sum, s) => sum + s.errors, 0),
+  };
 }
 
 const KB = 1024;
-const cell = (before: number, after: number, unit: string, scale = 1) => `${formatNumber(before / scale)} → ${formatNumber(after / scale)} ${unit} (${after <= before ? '−' : '+'}${formatNumber(Math.abs((after / before - 1) * 100))} %)`;
+const cell = (before: number, after: number, unit: string, scale = 1) =>
+  `${formatNumber(before / scale)} → ${formatNumber(after / scale)} ${unit} (${after <= before ? '−' : '+'}${formatNumber(Math.abs((after / before - 1) * 100))} %)`;
 
 function row(c: Comparison): string {
   const { before: b, after: a } = c;
@@ -201,31 +262,48 @@ async function main(): Promise<void> {
   const comparisons: Comparison[] = [];
   try {
     for (const revision of options.revisions) {
-      const [from, to] = revision.includes('..') ? revision.split('..') : [`${revision}^`, revision];
+      const [from, to] = revision.includes('..')
+        ? revision.split('..')
+        : [`${revision}^`, revision];
       const beforeSha = git('rev-parse', '--verify', `${from}^{commit}`);
       const afterSha = git('rev-parse', '--verify', `${to}^{commit}`);
-      const label = revision.includes('..') ? `${beforeSha.slice(0, 7)}..${afterSha.slice(0, 7)}` : afterSha.slice(0, 7);
-      const subject = revision.includes('..') ? `${git('rev-list', '--count', `${beforeSha}..${afterSha}`)} commits` : git('log', '-1', '--format=%s', afterSha);
+      const label = revision.includes('..')
+        ? `${beforeSha.slice(0, 7)}..${afterSha.slice(0, 7)}`
+        : afterSha.slice(0, 7);
+      const subject = revision.includes('..')
+        ? `${git('rev-list', '--count', `${beforeSha}..${afterSha}`)} commits`
+        : git('log', '-1', '--format=%s', afterSha);
       log(`${label}: building ${beforeSha.slice(0, 7)} and ${afterSha.slice(0, 7)}`);
       let roots: { before: string; after: string };
       try {
         roots = { before: checkout(beforeSha, cleanups), after: checkout(afterSha, cleanups) };
       } catch (err) {
         // A commit that does not build on its own (it needs the next one): measure a range instead.
-        log(`${label}: skipped, a side does not build (${(err as Error).message.split('\n')[0]}); try a range A..B`);
+        log(
+          `${label}: skipped, a side does not build (${(err as Error).message.split('\n')[0]}); try a range A..B`,
+        );
         continue;
       }
       const samples: { before: Sample[]; after: Sample[] } = { before: [], after: [] };
       for (let round = 0; round < options.rounds; round++) {
         // Alternate which goes first, so neither always runs on a warmer machine.
-        const order = round % 2 === 0 ? (['before', 'after'] as const) : (['after', 'before'] as const);
+        const order =
+          round % 2 === 0 ? (['before', 'after'] as const) : (['after', 'before'] as const);
         for (const variant of order) {
           const sample = await measure(roots[variant], options, scratch);
           samples[variant].push(sample);
-          log(`${label} round ${round + 1} ${variant}: gateway ${sample.gatewayCpuUs.toFixed(1)} µs ${formatNumber(sample.gatewayAlloc / KB)} KB, workers ${sample.workerCpuUs.toFixed(1)} µs ${formatNumber(sample.workerAlloc / KB)} KB, heap/conn ${formatNumber(sample.heapPerConnection / KB)} KB, errors ${sample.errors}`);
+          log(
+            `${label} round ${round + 1} ${variant}: gateway ${sample.gatewayCpuUs.toFixed(1)} µs ${formatNumber(sample.gatewayAlloc / KB)} KB, workers ${sample.workerCpuUs.toFixed(1)} µs ${formatNumber(sample.workerAlloc / KB)} KB, heap/conn ${formatNumber(sample.heapPerConnection / KB)} KB, errors ${sample.errors}`,
+          );
         }
       }
-      const comparison = { label, subject, before: medianSample(samples.before), after: medianSample(samples.after), rounds: options.rounds };
+      const comparison = {
+        label,
+        subject,
+        before: medianSample(samples.before),
+        after: medianSample(samples.after),
+        rounds: options.rounds,
+      };
       comparisons.push(comparison);
       // Recorded as each revision completes: a later failure loses nothing measured.
       if (options.write) record([comparison], options);
@@ -237,13 +315,19 @@ async function main(): Promise<void> {
 }
 
 /** Writes rows for `comparisons` into BENCHMARKS.md's tuning log. */
-export function record(comparisons: readonly Comparison[], options: Pick<Options, 'rounds' | 'seconds' | 'rate' | 'sockets'>): void {
+export function record(
+  comparisons: readonly Comparison[],
+  options: Pick<Options, 'rounds' | 'seconds' | 'rate' | 'sockets'>,
+): void {
   const path = join(productRoot, 'BENCHMARKS.md');
   const method =
     `Each row compares a commit with its parent (or a range's ends), both built into temporary worktrees and measured with the current harness, the two alternating over ${options.rounds} rounds (medians shown). ` +
     `Per round a fresh fleet (nats-server, 2 \`bench\` workers, the gateway, 2 generators on this box): CPU per request from /proc over ${options.seconds} s of open-loop sync requests at ${formatNumber(options.rate)} req/s (200 sockets, 128 B args; worker CPU summed over both workers); allocation per request from V8 allocation sampling (every 1 KiB, including what the GC collected); heap per idle connection from ${formatNumber(options.sockets)} sockets joined to \`gen_api\` (heap + external after a full GC, minus the empty process's). CPU per request at this rate is mostly the kernel's per-wake-up cost of loopback reads and writes and moves ±30 % between identical runs (the worker column is a control: commits that did not touch the worker move it as much), so only large CPU changes show; allocation and heap figures are stable to a few %.`;
   const previous = existsSync(path) ? readFileSync(path, 'utf8') : '# Benchmarks\n';
-  writeFileSync(path, withTuningRows(previous, new Map(comparisons.map((c) => [c.label, row(c)])), method));
+  writeFileSync(
+    path,
+    withTuningRows(previous, new Map(comparisons.map((c) => [c.label, row(c)])), method),
+  );
   log(`recorded ${comparisons.length} row(s) in BENCHMARKS.md`);
 }
 

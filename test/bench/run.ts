@@ -41,7 +41,15 @@ interface Args {
 }
 
 function parseArgs(argv: readonly string[]): Args {
-  const args: Args = { suites: [], json: false, quick: false, write: true, list: false, check: false, build: true };
+  const args: Args = {
+    suites: [],
+    json: false,
+    quick: false,
+    write: true,
+    list: false,
+    check: false,
+    build: true,
+  };
   for (const arg of argv) {
     if (arg === '--json') args.json = true;
     else if (arg === '--quick') {
@@ -52,7 +60,9 @@ function parseArgs(argv: readonly string[]): Args {
     else if (arg === '--check') args.check = true;
     else if (arg === '--no-build') args.build = false;
     else if (arg === '--help' || arg === '-h') {
-      process.stdout.write('usage: npm run bench -- [--json] [--quick] [--no-write] [--list] [--check] [--no-build] [suite ...]\n');
+      process.stdout.write(
+        'usage: npm run bench -- [--json] [--quick] [--no-write] [--list] [--check] [--no-build] [suite ...]\n',
+      );
       process.exit(0);
     } else if (arg.startsWith('-')) {
       process.stderr.write(`unknown option ${arg}\n`);
@@ -64,7 +74,13 @@ function parseArgs(argv: readonly string[]): Args {
 
 function isSuite(value: unknown): value is Suite {
   const suite = value as Partial<Suite> | null;
-  return typeof suite === 'object' && suite !== null && typeof suite.name === 'string' && typeof suite.title === 'string' && typeof suite.run === 'function';
+  return (
+    typeof suite === 'object' &&
+    suite !== null &&
+    typeof suite.name === 'string' &&
+    typeof suite.title === 'string' &&
+    typeof suite.run === 'function'
+  );
 }
 
 /** Every suite file, in file-name order. */
@@ -74,11 +90,17 @@ async function loadSuites(): Promise<Suite[]> {
     .sort();
   const suites: Suite[] = [];
   for (const file of files) {
-    const module = (await import(pathToFileURL(join(SUITES_DIR, file)).href)) as { suite?: unknown; default?: unknown };
+    const module = (await import(pathToFileURL(join(SUITES_DIR, file)).href)) as {
+      suite?: unknown;
+      default?: unknown;
+    };
     const suite = module.suite ?? module.default;
-    if (!isSuite(suite)) throw new Error(`test/bench/suites/${file} exports no suite ({ name, title, run })`);
-    if (suites.some((other) => other.name === suite.name)) throw new Error(`two suites are named "${suite.name}"`);
-    if (suite.name !== basename(file, '.ts')) process.stderr.write(`note: suite "${suite.name}" lives in ${file}\n`);
+    if (!isSuite(suite))
+      throw new Error(`test/bench/suites/${file} exports no suite ({ name, title, run })`);
+    if (suites.some((other) => other.name === suite.name))
+      throw new Error(`two suites are named "${suite.name}"`);
+    if (suite.name !== basename(file, '.ts'))
+      process.stderr.write(`note: suite "${suite.name}" lives in ${file}\n`);
     suites.push(suite);
   }
   return suites;
@@ -86,7 +108,9 @@ async function loadSuites(): Promise<Suite[]> {
 
 const started = performance.now();
 function log(message: string): void {
-  process.stderr.write(`[bench ${((performance.now() - started) / 1000).toFixed(1).padStart(6)} s] ${message}\n`);
+  process.stderr.write(
+    `[bench ${((performance.now() - started) / 1000).toFixed(1).padStart(6)} s] ${message}\n`,
+  );
 }
 
 /** Cleanups of the suite that is running (also run on SIGINT / SIGTERM). */
@@ -101,7 +125,10 @@ async function runCleanups(): Promise<void> {
       await Promise.race([
         Promise.resolve().then(cleanup),
         new Promise((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`cleanup took over ${CLEANUP_TIMEOUT_MS} ms`)), CLEANUP_TIMEOUT_MS);
+          timer = setTimeout(
+            () => reject(new Error(`cleanup took over ${CLEANUP_TIMEOUT_MS} ms`)),
+            CLEANUP_TIMEOUT_MS,
+          );
         }),
       ]);
     } catch (err) {
@@ -135,7 +162,16 @@ async function runSuite(suite: Suite, quick: boolean): Promise<SuiteResult> {
     };
   } catch (err) {
     log(`${suite.name}: FAILED: ${(err as Error).stack ?? String(err)}`);
-    return { name: suite.name, title: suite.title, startedAt, durationMs: performance.now() - t0, metrics: [], notes: [], environment: {}, error: (err as Error).message };
+    return {
+      name: suite.name,
+      title: suite.title,
+      startedAt,
+      durationMs: performance.now() - t0,
+      metrics: [],
+      notes: [],
+      environment: {},
+      error: (err as Error).message,
+    };
   } finally {
     await runCleanups();
     log(`${suite.name}: done in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
@@ -152,14 +188,20 @@ async function main(): Promise<number> {
   }
   const unknown = args.suites.filter((name) => !all.some((suite) => suite.name === name));
   if (unknown.length > 0) {
-    process.stderr.write(`unknown suite(s): ${unknown.join(', ')}; known: ${all.map((suite) => suite.name).join(', ')}\n`);
+    process.stderr.write(
+      `unknown suite(s): ${unknown.join(', ')}; known: ${all.map((suite) => suite.name).join(', ')}\n`,
+    );
     return 2;
   }
-  const selected = args.suites.length === 0 ? all : all.filter((suite) => args.suites.includes(suite.name));
+  const selected =
+    args.suites.length === 0 ? all : all.filter((suite) => args.suites.includes(suite.name));
   if (args.build) {
     // The gateway and worker processes run the compiled product, as `npm start` does.
     log('building dist/ (npm run build)');
-    execFileSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
+    execFileSync('npm', ['run', '--silent', 'build'], {
+      cwd: ROOT,
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
     process.env.BENCH_BUILT = '1';
   }
   const environment = describeEnvironment(ROOT, argv);
@@ -177,15 +219,30 @@ async function main(): Promise<number> {
   (args.json ? process.stderr : process.stdout).write(`${consoleSummary(results)}\n\n`);
   if (args.write) {
     const previous = existsSync(OUTPUT) ? readFileSync(OUTPUT, 'utf8') : '';
-    writeFileSync(OUTPUT, benchmarksMarkdown(previous, results, environment, all.map((suite) => suite.name)));
+    writeFileSync(
+      OUTPUT,
+      benchmarksMarkdown(
+        previous,
+        results,
+        environment,
+        all.map((suite) => suite.name),
+      ),
+    );
     log(`wrote ${OUTPUT}`);
   } else log('BENCHMARKS.md not written (--no-write or --quick)');
-  if (args.json) process.stdout.write(`${JSON.stringify({ environment, quick: args.quick, suites: results }, null, 2)}\n`);
+  if (args.json)
+    process.stdout.write(
+      `${JSON.stringify({ environment, quick: args.quick, suites: results }, null, 2)}\n`,
+    );
   if (args.check) {
     const broken = results.flatMap((result) => [
       ...(result.error !== undefined ? [`${result.name}: failed: ${result.error}`] : []),
-      ...(result.error === undefined && result.metrics.length === 0 ? [`${result.name}: no metrics`] : []),
-      ...result.metrics.filter((metric) => !Number.isFinite(metric.value)).map((metric) => `${result.name}: ${metric.name} = ${metric.value}`),
+      ...(result.error === undefined && result.metrics.length === 0
+        ? [`${result.name}: no metrics`]
+        : []),
+      ...result.metrics
+        .filter((metric) => !Number.isFinite(metric.value))
+        .map((metric) => `${result.name}: ${metric.name} = ${metric.value}`),
     ]);
     for (const line of broken) log(`check: ${line}`);
     if (broken.length > 0) return 1;

@@ -13,11 +13,20 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createGateway, type Gateway } from '../../src/index.js';
-import { connectHook, presenceChannel, roomChannel, type TestAssigns } from '../support/test-app.js';
+import {
+  connectHook,
+  presenceChannel,
+  roomChannel,
+  type TestAssigns,
+} from '../support/test-app.js';
 
-const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((path) => existsSync(path));
+const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((path) =>
+  existsSync(path),
+);
 const here = fileURLToPath(new URL('.', import.meta.url));
-const phoenixBundle = fileURLToPath(new URL('../../node_modules/phoenix/priv/static/phoenix.mjs', import.meta.url));
+const phoenixBundle = fileURLToPath(
+  new URL('../../node_modules/phoenix/priv/static/phoenix.mjs', import.meta.url),
+);
 
 type Results = Record<string, Record<string, unknown>>;
 
@@ -42,8 +51,10 @@ async function startPageServer(onReport: (body: string) => void): Promise<number
     const files: Record<string, [string, string]> = {
       '/': ['<!doctype html><script type="module" src="/page.js"></script>', 'text/html'],
     };
-    if (path === '/page.js') files[path] = [await readFile(join(here, 'page.js'), 'utf8'), 'text/javascript'];
-    if (path === '/phoenix.mjs') files[path] = [await readFile(phoenixBundle, 'utf8'), 'text/javascript'];
+    if (path === '/page.js')
+      files[path] = [await readFile(join(here, 'page.js'), 'utf8'), 'text/javascript'];
+    if (path === '/phoenix.mjs')
+      files[path] = [await readFile(phoenixBundle, 'utf8'), 'text/javascript'];
     const file = files[path ?? ''];
     if (!file) {
       res.writeHead(404).end();
@@ -60,9 +71,16 @@ describe.skipIf(!CHROMIUM)('phoenix client in headless Chromium', () => {
     gateway = createGateway({ logger: false });
     const presence = presenceChannel(gateway);
     // checkOrigin true: the page's Origin (127.0.0.1, another port) has the Host header's host.
-    gateway.socket<TestAssigns>('/defaults', { connect: connectHook }).channel('room:*', roomChannel).channel('presence:*', presence);
-    gateway.socket<TestAssigns>('/strict', { connect: connectHook, checkOrigin: ['//allowed.example'] }).channel('room:*', roomChannel);
-    gateway.socket<TestAssigns>('/nows', { connect: connectHook, websocket: false }).channel('room:*', roomChannel);
+    gateway
+      .socket<TestAssigns>('/defaults', { connect: connectHook })
+      .channel('room:*', roomChannel)
+      .channel('presence:*', presence);
+    gateway
+      .socket<TestAssigns>('/strict', { connect: connectHook, checkOrigin: ['//allowed.example'] })
+      .channel('room:*', roomChannel);
+    gateway
+      .socket<TestAssigns>('/nows', { connect: connectHook, websocket: false })
+      .channel('room:*', roomChannel);
     const { port } = await gateway.listen(0, '127.0.0.1');
 
     let report!: (body: string) => void;
@@ -85,7 +103,9 @@ describe.skipIf(!CHROMIUM)('phoenix client in headless Chromium', () => {
       ],
       { stdio: 'ignore' },
     );
-    const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the page reported nothing within 40 s')), 40_000));
+    const timeout = new Promise<never>((_, reject) =>
+      setTimeout(() => reject(new Error('the page reported nothing within 40 s')), 40_000),
+    );
     results = JSON.parse(await Promise.race([reported, timeout])) as Results;
   }, 60_000);
 
@@ -96,15 +116,21 @@ describe.skipIf(!CHROMIUM)('phoenix client in headless Chromium', () => {
     if (profile) await rm(profile, { recursive: true, force: true });
   });
 
-  it.each(['websocket', 'longpoll'])('%s: join, authToken and params, echo, presence', (transport) => {
-    const result = results[transport]!;
-    expect(result.failed).toBeUndefined();
-    expect(result.transport).toBe(transport);
-    expect(result.joined).toEqual({ status: 'ok', response: {} });
-    expect(result.welcome).toEqual({ assigns_token: 'tok', params: { user_id: '7', vsn: '2.0.0' } });
-    expect(result.echo).toEqual({ status: 'ok', response: { hello: 'browser' } });
-    expect(result.presence).toEqual([`${transport}-user`]);
-  });
+  it.each(['websocket', 'longpoll'])(
+    '%s: join, authToken and params, echo, presence',
+    (transport) => {
+      const result = results[transport]!;
+      expect(result.failed).toBeUndefined();
+      expect(result.transport).toBe(transport);
+      expect(result.joined).toEqual({ status: 'ok', response: {} });
+      expect(result.welcome).toEqual({
+        assigns_token: 'tok',
+        params: { user_id: '7', vsn: '2.0.0' },
+      });
+      expect(result.echo).toEqual({ status: 'ok', response: { hello: 'browser' } });
+      expect(result.presence).toEqual([`${transport}-user`]);
+    },
+  );
 
   it('websocket: an ArrayBuffer push gets a binary reply', () => {
     expect(results.websocket!.binary).toEqual([1, 2, 3, 255]);

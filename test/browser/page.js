@@ -33,7 +33,12 @@ async function session(path, options) {
   const welcome = within(5000, 'welcome', (resolve) => channel.on('welcome', resolve));
   const joined = await reply(channel.join(), 'join');
   const echo = await reply(channel.push('echo', { hello: 'browser' }), 'echo');
-  const out = { joined, welcome: await welcome, echo, transport: socket.transport === LongPoll ? 'longpoll' : 'websocket' };
+  const out = {
+    joined,
+    welcome: await welcome,
+    echo,
+    transport: socket.transport === LongPoll ? 'longpoll' : 'websocket',
+  };
   if (out.transport === 'websocket') {
     const binary = await reply(channel.push('bin', new Uint8Array([1, 2, 3]).buffer), 'binary');
     out.binary = Array.from(new Uint8Array(binary.response));
@@ -64,7 +69,10 @@ async function refused(path) {
 }
 
 async function fallback(path) {
-  const socket = new Socket(`${gateway}${path}`, { longPollFallbackMs: 300, sessionStorage: window.sessionStorage });
+  const socket = new Socket(`${gateway}${path}`, {
+    longPollFallbackMs: 300,
+    sessionStorage: window.sessionStorage,
+  });
   socket.connect();
   const channel = socket.channel('room:fallback', {});
   const joined = await reply(channel.join(), 'fallback join');

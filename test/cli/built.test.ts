@@ -40,14 +40,21 @@ afterEach(async () => {
 function node(entry: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): Proc {
   const child = spawn(process.execPath, [entry, ...args], {
     cwd: ROOT,
-    env: { ...process.env, LOG_LEVEL: 'info', HOST: undefined, PORT: undefined, GATEWAY_CONFIG: undefined, ...env },
+    env: {
+      ...process.env,
+      LOG_LEVEL: 'info',
+      HOST: undefined,
+      PORT: undefined,
+      GATEWAY_CONFIG: undefined,
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   procs.push(child);
   let out = '';
   let err = '';
-  child.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => (err += chunk.toString()));
+  child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
   const find = (msg: string) => {
     for (const line of out.split('\n')) {
       if (!line.startsWith('{')) continue;
@@ -61,7 +68,8 @@ function node(entry: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): 
     for (;;) {
       const found = find(msg);
       if (found) return found;
-      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`no "${msg}" from ${entry}; stdout: ${out} stderr: ${err}`);
+      if (child.exitCode !== null || Date.now() > deadline)
+        throw new Error(`no "${msg}" from ${entry}; stdout: ${out} stderr: ${err}`);
       await new Promise((resolve) => setTimeout(resolve, 25));
     }
   };
@@ -69,16 +77,42 @@ function node(entry: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): 
 }
 
 /** Calls the demo `echo` over gen_api on a raw socket; retries (up to `timeoutMs`) while the service is not there yet. */
-async function demoEcho(port: number, timeoutMs: number): Promise<{ push: unknown; reply: unknown }> {
-  const client = await RawClient.connect(`ws://127.0.0.1:${port}/socket/websocket?vsn=2.0.0&user_id=ada`);
+async function demoEcho(
+  port: number,
+  timeoutMs: number,
+): Promise<{ push: unknown; reply: unknown }> {
+  const client = await RawClient.connect(
+    `ws://127.0.0.1:${port}/socket/websocket?vsn=2.0.0&user_id=ada`,
+  );
   try {
-    expect(await client.join('gen_api:lobby', '1')).toEqual(['1', '1', 'gen_api:lobby', 'phx_reply', { status: 'ok', response: {} }]);
+    expect(await client.join('gen_api:lobby', '1')).toEqual([
+      '1',
+      '1',
+      'gen_api:lobby',
+      'phx_reply',
+      { status: 'ok', response: {} },
+    ]);
     const deadline = Date.now() + timeoutMs;
     for (let attempt = 1; ; attempt++) {
       const requestId = `r${attempt}`;
-      client.send(['1', `${attempt}`, 'gen_api:lobby', 'phoenix_gen_api', { request_id: requestId, service: 'demo', request_type: 'echo', args: { message: 'hello' } }]);
+      client.send([
+        '1',
+        `${attempt}`,
+        'gen_api:lobby',
+        'phoenix_gen_api',
+        {
+          request_id: requestId,
+          service: 'demo',
+          request_type: 'echo',
+          args: { message: 'hello' },
+        },
+      ]);
       const [push, reply] = await client.take(2, 5_000);
-      if (((push as unknown[])[4] as { success?: boolean }).success === true || Date.now() > deadline) return { push, reply };
+      if (
+        ((push as unknown[])[4] as { success?: boolean }).success === true ||
+        Date.now() > deadline
+      )
+        return { push, reply };
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
   } finally {
@@ -86,19 +120,28 @@ async function demoEcho(port: number, timeoutMs: number): Promise<{ push: unknow
   }
 }
 
-const echoed = (requestId: string) => ['1', null, 'gen_api:lobby', 'phoenix_gen_api', {
-  request_id: requestId,
-  result: { message: 'hello' },
-  success: true,
-  error: null,
-  async: false,
-  has_more: false,
-  can_retry: false,
-}];
+const echoed = (requestId: string) => [
+  '1',
+  null,
+  'gen_api:lobby',
+  'phoenix_gen_api',
+  {
+    request_id: requestId,
+    result: { message: 'hello' },
+    success: true,
+    error: null,
+    async: false,
+    has_more: false,
+    can_retry: false,
+  },
+];
 
 let bin: string;
 beforeAll(async () => {
-  const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { bin: Record<string, string>; scripts: Record<string, string> };
+  const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as {
+    bin: Record<string, string>;
+    scripts: Record<string, string>;
+  };
   bin = pkg.bin['gen-gateway']!;
   expect(bin).toBe('dist/cli/gen-gateway.js');
   expect(pkg.scripts['worker:demo']).toBe('npm run build && node dist/demo/worker.js');
@@ -112,14 +155,22 @@ beforeAll(async () => {
 
 describe('the built package', () => {
   it('the bin is an executable node script that serves a socket and the demo echo', async () => {
-    expect((await readFile(join(ROOT, bin), 'utf8')).startsWith('#!/usr/bin/env node\n')).toBe(true);
+    expect((await readFile(join(ROOT, bin), 'utf8')).startsWith('#!/usr/bin/env node\n')).toBe(
+      true,
+    );
     const gateway = node(bin, ['--port', '0']);
     const listening = await gateway.logLine('gateway listening');
     expect(listening.host).toBe('127.0.0.1');
     const port = Number(listening.port);
     const { push, reply } = await demoEcho(port, 0);
     expect(push).toEqual(echoed('r1'));
-    expect(reply).toEqual(['1', '1', 'gen_api:lobby', 'phx_reply', { status: 'ok', response: 'echo' }]);
+    expect(reply).toEqual([
+      '1',
+      '1',
+      'gen_api:lobby',
+      'phx_reply',
+      { status: 'ok', response: 'echo' },
+    ]);
   });
 
   it('dist/demo/worker.js serves the demo service to a gateway started with --nats', async () => {
@@ -133,12 +184,22 @@ describe('the built package', () => {
     const { push, reply } = await demoEcho(port, 10_000);
     const requestId = ((push as unknown[])[4] as { request_id: string }).request_id;
     expect(push).toEqual(echoed(requestId));
-    expect(reply).toEqual(['1', requestId.slice(1), 'gen_api:lobby', 'phx_reply', { status: 'ok', response: 'echo' }]);
+    expect(reply).toEqual([
+      '1',
+      requestId.slice(1),
+      'gen_api:lobby',
+      'phx_reply',
+      { status: 'ok', response: 'echo' },
+    ]);
 
     // Without the worker the function is gone: the gateway has nothing else to run it on.
     worker.child.kill('SIGTERM');
     expect(await new Promise((resolve) => worker.child.once('exit', resolve))).toBe(0);
     const after = await demoEcho(port, 0);
-    expect((after.push as unknown[])[4]).toMatchObject({ success: false, error: 'Service temporarily unavailable', can_retry: true });
+    expect((after.push as unknown[])[4]).toMatchObject({
+      success: false,
+      error: 'Service temporarily unavailable',
+      can_retry: true,
+    });
   });
 });

@@ -4,7 +4,16 @@
  * holds only stubs (node, npm, id, sudo, apt-get) that log their arguments, so nothing is installed.
  */
 import { execFile } from 'node:child_process';
-import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import {
+  chmod,
+  copyFile,
+  mkdir,
+  mkdtemp,
+  readFile,
+  rm,
+  symlink,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -43,14 +52,19 @@ async function ciRun(uid: number, withSudo: boolean): Promise<string[]> {
     await chmod(path, 0o755);
   };
   const logArgs = (name: string) => `echo "${name} $*" >> "${log}"`;
-  await stub(join(dir, 'repo/.ci/install-nats-server'), `echo "install-nats-server DEBIAN_MIRROR=$DEBIAN_MIRROR" >> "${log}"`);
+  await stub(
+    join(dir, 'repo/.ci/install-nats-server'),
+    `echo "install-nats-server DEBIAN_MIRROR=$DEBIAN_MIRROR" >> "${log}"`,
+  );
   await stub(join(bin, 'node'), 'echo 20');
   await stub(join(bin, 'npm'), logArgs('npm'));
   await stub(join(bin, 'apt-get'), logArgs('apt-get'));
   await stub(join(bin, 'id'), `echo ${uid}`);
   // Like sudo: log, then run the command (as "root").
   if (withSudo) await stub(join(bin, 'sudo'), `${logArgs('sudo')}\nexec "$@"`);
-  await run('/bin/bash', [join(dir, 'repo/.ci/run')], { env: { PATH: bin, DEBIAN_MIRROR: 'http://mirror.example/debian' } });
+  await run('/bin/bash', [join(dir, 'repo/.ci/run')], {
+    env: { PATH: bin, DEBIAN_MIRROR: 'http://mirror.example/debian' },
+  });
   return (await readFile(log, 'utf8')).trim().split('\n');
 }
 

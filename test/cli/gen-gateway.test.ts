@@ -83,27 +83,51 @@ describe('gen-gateway', () => {
     const proc = start([], { HOST: undefined, PORT: undefined, GATEWAY_CONFIG: undefined });
     expect(await listening(proc)).toEqual({ host: '127.0.0.1', port: 4000 });
     const client = await RawClient.connect('ws://127.0.0.1:4000/socket/websocket?vsn=2.0.0');
-    expect(await client.request([null, '1', 'phoenix', 'heartbeat', {}])).toEqual([null, '1', 'phoenix', 'phx_reply', { status: 'ok', response: {} }]);
+    expect(await client.request([null, '1', 'phoenix', 'heartbeat', {}])).toEqual([
+      null,
+      '1',
+      'phoenix',
+      'phx_reply',
+      { status: 'ok', response: {} },
+    ]);
     client.close();
   });
 
   it('--config wins over GATEWAY_CONFIG', async () => {
-    const fromEnv = await configFile('env.json', JSON.stringify({ port: 0, socket: { path: '/from-env' } }));
-    const fromFlag = await configFile('flag.json', JSON.stringify({ port: 0, socket: { path: '/from-flag' } }));
+    const fromEnv = await configFile(
+      'env.json',
+      JSON.stringify({ port: 0, socket: { path: '/from-env' } }),
+    );
+    const fromFlag = await configFile(
+      'flag.json',
+      JSON.stringify({ port: 0, socket: { path: '/from-flag' } }),
+    );
     const proc = start(['--config', fromFlag], { GATEWAY_CONFIG: fromEnv });
     const { port } = await listening(proc);
-    expect((await RawClient.handshake(`ws://127.0.0.1:${port}/from-flag/websocket?vsn=2.0.0`)).status).toBe(101);
-    expect((await RawClient.handshake(`ws://127.0.0.1:${port}/from-env/websocket?vsn=2.0.0`)).status).toBe(404);
+    expect(
+      (await RawClient.handshake(`ws://127.0.0.1:${port}/from-flag/websocket?vsn=2.0.0`)).status,
+    ).toBe(101);
+    expect(
+      (await RawClient.handshake(`ws://127.0.0.1:${port}/from-env/websocket?vsn=2.0.0`)).status,
+    ).toBe(404);
   });
 
   it('without a config it serves the demo: room:* with presence, identity from params', async () => {
     const proc = start(['--port', '0']);
     const { port } = await listening(proc);
     expect(proc.stdout()).toContain('demo mode');
-    const client = await RawClient.connect(`ws://127.0.0.1:${port}/socket/websocket?vsn=2.0.0&user_id=alice`);
+    const client = await RawClient.connect(
+      `ws://127.0.0.1:${port}/socket/websocket?vsn=2.0.0&user_id=alice`,
+    );
     client.send(['1', '1', 'room:lobby', 'phx_join', {}]);
     const [reply, state, diff] = await client.take(3);
-    expect(reply).toEqual(['1', '1', 'room:lobby', 'phx_reply', { status: 'ok', response: { topic: 'room:lobby' } }]);
+    expect(reply).toEqual([
+      '1',
+      '1',
+      'room:lobby',
+      'phx_reply',
+      { status: 'ok', response: { topic: 'room:lobby' } },
+    ]);
     expect(state).toEqual(['1', null, 'room:lobby', 'presence_state', {}]);
     expect((diff as unknown[])[3]).toBe('presence_diff');
     client.send(['1', '2', 'room:lobby', 'shout', { body: 'hi' }]);
@@ -117,12 +141,22 @@ describe('gen-gateway', () => {
   it('a JSON config sets the port, the socket path and options, and turns the demo off', async () => {
     const path = await configFile(
       'gateway.json',
-      JSON.stringify({ port: 0, logLevel: 'info', socket: { path: '/rt', maxChannels: 3, websocket: { idleTimeoutMs: 500 } } }),
+      JSON.stringify({
+        port: 0,
+        logLevel: 'info',
+        socket: { path: '/rt', maxChannels: 3, websocket: { idleTimeoutMs: 500 } },
+      }),
     );
     const proc = start([], { GATEWAY_CONFIG: path });
     const { port } = await listening(proc);
     const client = await RawClient.connect(`ws://127.0.0.1:${port}/rt/websocket?vsn=2.0.0`);
-    expect(await client.join('room:lobby', '1')).toEqual([null, '1', 'room:lobby', 'phx_reply', { status: 'error', response: { reason: 'unmatched topic' } }]);
+    expect(await client.join('room:lobby', '1')).toEqual([
+      null,
+      '1',
+      'room:lobby',
+      'phx_reply',
+      { status: 'error', response: { reason: 'unmatched topic' } },
+    ]);
     expect((await client.closed).code).toBe(1002);
   });
 
@@ -130,9 +164,14 @@ describe('gen-gateway', () => {
     const unknown = start(['--config', await configFile('bad.json', '{"prot": 4000}')]);
     expect(await unknown.exited).toBe(2);
     expect(unknown.stderr()).toContain('unknown setting "prot"');
-    const badOption = start(['--config', await configFile('bad2.json', '{"port": 0, "socket": {"maxChannels": -1}}')]);
+    const badOption = start([
+      '--config',
+      await configFile('bad2.json', '{"port": 0, "socket": {"maxChannels": -1}}'),
+    ]);
     expect(await badOption.exited).toBe(2);
-    expect(badOption.stderr()).toContain('invalid socket option: maxChannels must be a positive integer, got -1');
+    expect(badOption.stderr()).toContain(
+      'invalid socket option: maxChannels must be a positive integer, got -1',
+    );
     const notJson = start(['--config', await configFile('bad3.json', '{port: 1}')]);
     expect(await notJson.exited).toBe(2);
     expect(notJson.stderr()).toContain('invalid JSON');
@@ -153,9 +192,26 @@ describe('gen-gateway', () => {
     const { port } = await listening(proc);
     const url = `ws://127.0.0.1:${port}/socket/websocket?vsn=2.0.0`;
     expect((await RawClient.handshake(url)).status).toBe(401);
-    const client = await RawClient.connect(url, { protocols: ['phoenix', `base64url.bearer.phx.${Buffer.from('let-me-in').toString('base64').replace(/=/g, '')}`] });
-    expect(await client.join('echo', '1')).toEqual(['1', '1', 'echo', 'phx_reply', { status: 'ok', response: { hello: 'world' } }]);
-    expect(await client.request(['1', '2', 'echo', 'x', { n: 1 }])).toEqual(['1', '2', 'echo', 'phx_reply', { status: 'ok', response: { p: { n: 1 }, who: 'tester' } }]);
+    const client = await RawClient.connect(url, {
+      protocols: [
+        'phoenix',
+        `base64url.bearer.phx.${Buffer.from('let-me-in').toString('base64').replace(/=/g, '')}`,
+      ],
+    });
+    expect(await client.join('echo', '1')).toEqual([
+      '1',
+      '1',
+      'echo',
+      'phx_reply',
+      { status: 'ok', response: { hello: 'world' } },
+    ]);
+    expect(await client.request(['1', '2', 'echo', 'x', { n: 1 }])).toEqual([
+      '1',
+      '2',
+      'echo',
+      'phx_reply',
+      { status: 'ok', response: { p: { n: 1 }, who: 'tester' } },
+    ]);
     client.close();
   });
 

@@ -6,7 +6,13 @@
 import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { createGateway, defineChannel, ok, type ConnectInfo, type Gateway } from '../../src/index.js';
+import {
+  createGateway,
+  defineChannel,
+  ok,
+  type ConnectInfo,
+  type Gateway,
+} from '../../src/index.js';
 import { collect, lp, post } from '../support/longpoll-client.js';
 import { waitFor } from '../support/phoenix-client.js';
 import { RawClient } from '../support/ws-client.js';
@@ -52,7 +58,8 @@ beforeAll(async () => {
         const ms = Number(params.settle_ms ?? -1);
         // settle_ms < 0: never settles (a hung auth backend).
         return new Promise((resolve) => {
-          if (ms >= 0) setTimeout(() => resolve({ assigns: { hookPeer: { address: '', port: 0 } } }), ms);
+          if (ms >= 0)
+            setTimeout(() => resolve({ assigns: { hookPeer: { address: '', port: 0 } } }), ms);
         });
       },
       longpoll: { windowMs: 1_000 },
@@ -66,7 +73,11 @@ const wsUrl = (path: string, query = 'vsn=2.0.0') => `ws://127.0.0.1:${port}${pa
 const httpUrl = (path: string) => `http://127.0.0.1:${port}${path}`;
 
 /** Opens a WebSocket with extra headers and subprotocols; resolves with the client and its local port. */
-async function openWs(url: string, protocols: string[], headers: Record<string, string>): Promise<{ ws: WebSocket; localPort: number }> {
+async function openWs(
+  url: string,
+  protocols: string[],
+  headers: Record<string, string>,
+): Promise<{ ws: WebSocket; localPort: number }> {
   const ws = new WebSocket(url, protocols, { headers });
   let localPort = 0;
   ws.once('upgrade', (res) => (localPort = res.socket.localPort ?? 0));
@@ -89,15 +100,33 @@ function request(ws: WebSocket, frame: unknown[]): Promise<unknown> {
  * The session-creating LongPoll GET over node:http (fetch hides the local port), with extra
  * headers. Resolves with the HTTP status, parsed body (or null) and the local port used.
  */
-function longpollOpen(path: string, query: string, headers: Record<string, string>): Promise<{ status: number; body: { status: number; token?: string } | null; localPort: number }> {
+function longpollOpen(
+  path: string,
+  query: string,
+  headers: Record<string, string>,
+): Promise<{ status: number; body: { status: number; token?: string } | null; localPort: number }> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port, path: `${path}?${query}`, headers, agent: false });
+    const req = httpRequest({
+      host: '127.0.0.1',
+      port,
+      path: `${path}?${query}`,
+      headers,
+      agent: false,
+    });
     let localPort = 0;
-    req.once('socket', (socket) => socket.once('connect', () => (localPort = socket.localPort ?? 0)));
+    req.once('socket', (socket) =>
+      socket.once('connect', () => (localPort = socket.localPort ?? 0)),
+    );
     req.once('response', (res) => {
       let text = '';
       res.on('data', (chunk: Buffer) => (text += chunk.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text === '' ? null : (JSON.parse(text) as { status: number }), localPort }));
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          body: text === '' ? null : (JSON.parse(text) as { status: number }),
+          localPort,
+        }),
+      );
     });
     req.once('error', reject);
     req.end();
@@ -108,11 +137,15 @@ describe('connect hook: what it receives', () => {
   it('WebSocket: params, authToken, headers, peer (address and port), transport and path', async () => {
     seen.length = 0;
     const token = Buffer.from('s3cr3t').toString('base64').replace(/=/g, '');
-    const { ws, localPort } = await openWs(wsUrl('/socket/websocket', 'user%5Bid%5D=7&tags%5B%5D=a&vsn=2.0.0'), ['phoenix', `base64url.bearer.phx.${token}`], {
-      'x-request-id': 'req-ws-1',
-      'user-agent': 'connect-hook-test',
-      cookie: 'session=abc',
-    });
+    const { ws, localPort } = await openWs(
+      wsUrl('/socket/websocket', 'user%5Bid%5D=7&tags%5B%5D=a&vsn=2.0.0'),
+      ['phoenix', `base64url.bearer.phx.${token}`],
+      {
+        'x-request-id': 'req-ws-1',
+        'user-agent': 'connect-hook-test',
+        cookie: 'session=abc',
+      },
+    );
     try {
       expect(seen).toHaveLength(1);
       const info = seen[0]!;
@@ -132,7 +165,12 @@ describe('connect hook: what it receives', () => {
       const reply = (await request(ws, ['1', '2', 'info', 'x', {}])) as unknown[];
       expect(reply[4]).toEqual({
         status: 'ok',
-        response: { peer: info.peer, transport: 'websocket', params: info.params, hookPeer: info.peer },
+        response: {
+          peer: info.peer,
+          transport: 'websocket',
+          params: info.params,
+          hookPeer: info.peer,
+        },
       });
     } finally {
       ws.close();
@@ -163,9 +201,25 @@ describe('connect hook: what it receives', () => {
     // Later requests of the session do not run the hook again.
     const base = httpUrl('/socket/longpoll');
     const token = opened.body!.token!;
-    expect((await post(base, token, ['["1","1","info","phx_join",{}]', '["1","2","info","x",{}]'])).body).toEqual({ status: 200 });
+    expect(
+      (await post(base, token, ['["1","1","info","phx_join",{}]', '["1","2","info","x",{}]'])).body,
+    ).toEqual({ status: 200 });
     const [, reply] = await collect(base, token, 2);
-    expect(reply).toEqual(['1', '2', 'info', 'phx_reply', { status: 'ok', response: { peer: info.peer, transport: 'longpoll', params: info.params, hookPeer: info.peer } }]);
+    expect(reply).toEqual([
+      '1',
+      '2',
+      'info',
+      'phx_reply',
+      {
+        status: 'ok',
+        response: {
+          peer: info.peer,
+          transport: 'longpoll',
+          params: info.params,
+          hookPeer: info.peer,
+        },
+      },
+    ]);
     expect(seen).toHaveLength(1);
   });
 
@@ -185,7 +239,13 @@ describe('connect hook: what it receives', () => {
 describe('connect hook: connectTimeoutMs', () => {
   it('WebSocket: a hook that never settles answers 503 after connectTimeoutMs; no session is left', async () => {
     // (WebSockets of earlier tests may still be closing on the server.)
-    const sockets = await waitFor(() => (gateway.stats.sockets === gateway.stats.longpollSessions ? gateway.stats.sockets : undefined), 'earlier sockets closed');
+    const sockets = await waitFor(
+      () =>
+        gateway.stats.sockets === gateway.stats.longpollSessions
+          ? gateway.stats.sockets
+          : undefined,
+      'earlier sockets closed',
+    );
     const started = Date.now();
     const res = await RawClient.handshake(wsUrl('/slow/websocket'));
     const elapsed = Date.now() - started;
@@ -208,7 +268,9 @@ describe('connect hook: connectTimeoutMs', () => {
   it('a hook that settles after the timeout still gets 503, and its late accept opens nothing', async () => {
     const before = slowCalls;
     const sockets = gateway.stats.sockets;
-    const res = await RawClient.handshake(wsUrl('/slow/websocket', `settle_ms=${CONNECT_TIMEOUT_MS + 150}&vsn=2.0.0`));
+    const res = await RawClient.handshake(
+      wsUrl('/slow/websocket', `settle_ms=${CONNECT_TIMEOUT_MS + 150}&vsn=2.0.0`),
+    );
     expect(res.status).toBe(503);
     expect(slowCalls - before).toBe(1);
     await new Promise((resolve) => setTimeout(resolve, 300)); // past the late accept
@@ -217,7 +279,13 @@ describe('connect hook: connectTimeoutMs', () => {
 
   it('a hook that settles within the timeout connects normally (both transports)', async () => {
     const client = await RawClient.connect(wsUrl('/slow/websocket', `settle_ms=20&vsn=2.0.0`));
-    expect(await client.request([null, '1', 'phoenix', 'heartbeat', {}])).toEqual([null, '1', 'phoenix', 'phx_reply', { status: 'ok', response: {} }]);
+    expect(await client.request([null, '1', 'phoenix', 'heartbeat', {}])).toEqual([
+      null,
+      '1',
+      'phoenix',
+      'phx_reply',
+      { status: 'ok', response: {} },
+    ]);
     client.close();
     const res = await lp(`${httpUrl('/slow/longpoll')}?settle_ms=20&vsn=2.0.0`);
     expect(res.body).toEqual({ status: 410, token: expect.any(String), messages: [] });

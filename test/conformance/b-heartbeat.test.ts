@@ -20,15 +20,33 @@ const OK = { status: 'ok', response: {} };
 
 describe('§B heartbeat', () => {
   it('14: a heartbeat is answered with join_ref null', async () => {
-    expect(await client.request([null, '21', 'phoenix', 'heartbeat', {}])).toEqual([null, '21', 'phoenix', 'phx_reply', OK]);
+    expect(await client.request([null, '21', 'phoenix', 'heartbeat', {}])).toEqual([
+      null,
+      '21',
+      'phoenix',
+      'phx_reply',
+      OK,
+    ]);
   });
 
   it('15: the reply join_ref is null even when the heartbeat carried one', async () => {
-    expect(await client.request(['5', '22', 'phoenix', 'heartbeat', {}])).toEqual([null, '22', 'phoenix', 'phx_reply', OK]);
+    expect(await client.request(['5', '22', 'phoenix', 'heartbeat', {}])).toEqual([
+      null,
+      '22',
+      'phoenix',
+      'phx_reply',
+      OK,
+    ]);
   });
 
   it('16: a numeric ref comes back numeric', async () => {
-    expect(await client.request([null, 7, 'phoenix', 'heartbeat', {}])).toEqual([null, 7, 'phoenix', 'phx_reply', OK]);
+    expect(await client.request([null, 7, 'phoenix', 'heartbeat', {}])).toEqual([
+      null,
+      7,
+      'phoenix',
+      'phx_reply',
+      OK,
+    ]);
   });
 
   it('17: any other event on topic phoenix is an unmatched topic', async () => {

@@ -12,7 +12,13 @@ const UNMATCHED = { status: 'error', response: { reason: 'unmatched topic' } };
 
 describe('§C join', () => {
   it('19: a join is answered ok with the join_ref and ref', async () => {
-    expect(await t.client.request(['11', '2', 'room:a', 'phx_join', {}])).toEqual(['11', '2', 'room:a', 'phx_reply', OK]);
+    expect(await t.client.request(['11', '2', 'room:a', 'phx_join', {}])).toEqual([
+      '11',
+      '2',
+      'room:a',
+      'phx_reply',
+      OK,
+    ]);
   });
 
   it('20: the join reply carries what join returned', async () => {
@@ -33,7 +39,13 @@ describe('§C join', () => {
       'phx_reply',
       { status: 'error', response: { reason: 'unauthorized' } },
     ]);
-    expect(await t.client.request(['12', 'x', 'room:deny', 'echo', {}])).toEqual([null, 'x', 'room:deny', 'phx_reply', UNMATCHED]);
+    expect(await t.client.request(['12', 'x', 'room:deny', 'echo', {}])).toEqual([
+      null,
+      'x',
+      'room:deny',
+      'phx_reply',
+      UNMATCHED,
+    ]);
   });
 
   it('22: a join that throws replies "join crashed"', async () => {
@@ -48,18 +60,37 @@ describe('§C join', () => {
   });
 
   it('23: a join to an unrouted topic is unmatched with a null join_ref', async () => {
-    expect(await t.client.request(['14', '5', 'nomatch', 'phx_join', {}])).toEqual([null, '5', 'nomatch', 'phx_reply', UNMATCHED]);
+    expect(await t.client.request(['14', '5', 'nomatch', 'phx_join', {}])).toEqual([
+      null,
+      '5',
+      'nomatch',
+      'phx_reply',
+      UNMATCHED,
+    ]);
   });
 
   it('24: pushes from join come after the join reply', async () => {
-    const [replyFrame, welcome] = await (t.client.send(['1', '1', 'room:afterjoin', 'phx_join', {}]), t.client.take(2));
+    const [replyFrame, welcome] = await (t.client.send([
+      '1',
+      '1',
+      'room:afterjoin',
+      'phx_join',
+      {},
+    ]),
+    t.client.take(2));
     expect(replyFrame).toEqual(['1', '1', 'room:afterjoin', 'phx_reply', OK]);
     expect((welcome as unknown[]).slice(0, 4)).toEqual(['1', null, 'room:afterjoin', 'welcome']);
   });
 
   it('25: a channel limit of 1 refuses a second topic; a duplicate join of the first is fine', async () => {
     const limited = await RawClient.connect(t.app.wsUrl('/limited/websocket'));
-    expect(await limited.request(['1', '1', 'room:x', 'phx_join', {}])).toEqual(['1', '1', 'room:x', 'phx_reply', OK]);
+    expect(await limited.request(['1', '1', 'room:x', 'phx_join', {}])).toEqual([
+      '1',
+      '1',
+      'room:x',
+      'phx_reply',
+      OK,
+    ]);
     expect(await limited.request(['2', '2', 'room:y', 'phx_join', {}])).toEqual([
       '2',
       '2',
@@ -79,7 +110,13 @@ describe('§C join', () => {
     const defaults = await RawClient.connect(t.app.wsUrl('/defaults/websocket'));
     for (let i = 0; i < 100; i++) defaults.send([`${i}`, `${i}`, `room:n${i}`, 'phx_join', {}]);
     const replies = await defaults.take(100);
-    expect(replies.every((frame) => (frame as unknown[])[4] !== undefined && ((frame as unknown[])[4] as { status: string }).status === 'ok')).toBe(true);
+    expect(
+      replies.every(
+        (frame) =>
+          (frame as unknown[])[4] !== undefined &&
+          ((frame as unknown[])[4] as { status: string }).status === 'ok',
+      ),
+    ).toBe(true);
     expect(await defaults.request(['x', 'x', 'room:n100', 'phx_join', {}])).toEqual([
       'x',
       'x',
@@ -99,7 +136,13 @@ describe('§C join', () => {
     ]);
     t.client.send(['11', '27', 'room:a', 'echo', {}]);
     await t.client.nothing();
-    expect(await t.client.request(['40', '28', 'room:a', 'echo', {}])).toEqual(['40', '28', 'room:a', 'phx_reply', OK]);
+    expect(await t.client.request(['40', '28', 'room:a', 'echo', {}])).toEqual([
+      '40',
+      '28',
+      'room:a',
+      'phx_reply',
+      OK,
+    ]);
     expect(t.app.gateway.stats.channels).toBe(1);
   });
 
@@ -134,8 +177,20 @@ describe('§C join', () => {
   });
 
   it('30: a join with a null join_ref uses its ref as the channel join_ref; close carries null', async () => {
-    expect(await t.client.request([null, '41', 'room:f', 'phx_join', {}])).toEqual([null, '41', 'room:f', 'phx_reply', OK]);
-    expect(await t.client.request([null, '42', 'room:f', 'push', {}])).toEqual(['41', null, 'room:f', 'pushed', {}]);
+    expect(await t.client.request([null, '41', 'room:f', 'phx_join', {}])).toEqual([
+      null,
+      '41',
+      'room:f',
+      'phx_reply',
+      OK,
+    ]);
+    expect(await t.client.request([null, '42', 'room:f', 'push', {}])).toEqual([
+      '41',
+      null,
+      'room:f',
+      'pushed',
+      {},
+    ]);
     t.client.send([null, '43', 'room:f', 'phx_leave', {}]);
     expect(await t.client.take(2)).toEqual([
       ['41', '43', 'room:f', 'phx_reply', OK],
@@ -144,7 +199,13 @@ describe('§C join', () => {
   });
 
   it('31: non-object join params pass through unchanged', async () => {
-    expect(await t.client.request(['9', '8', 'room:s', 'phx_join', 'x'])).toEqual(['9', '8', 'room:s', 'phx_reply', OK]);
+    expect(await t.client.request(['9', '8', 'room:s', 'phx_join', 'x'])).toEqual([
+      '9',
+      '8',
+      'room:s',
+      'phx_reply',
+      OK,
+    ]);
     expect(await t.client.request(['9', '8', 'room:reply', 'phx_join', [1, 'two']])).toEqual([
       '9',
       '8',
@@ -159,7 +220,13 @@ describe('§C join', () => {
     t.client.send([null, '2', 'phoenix', 'heartbeat', {}]);
     const other = await RawClient.connect(t.app.wsUrl());
     const started = Date.now();
-    expect(await other.request([null, 'h', 'phoenix', 'heartbeat', {}])).toEqual([null, 'h', 'phoenix', 'phx_reply', OK]);
+    expect(await other.request([null, 'h', 'phoenix', 'heartbeat', {}])).toEqual([
+      null,
+      'h',
+      'phoenix',
+      'phx_reply',
+      OK,
+    ]);
     expect(await other.join('room:other', '5')).toEqual(['5', '5', 'room:other', 'phx_reply', OK]);
     expect(Date.now() - started).toBeLessThan(300);
     expect(await t.client.take(2)).toEqual([

@@ -15,7 +15,8 @@ const CASES = 107;
 function parseCases(text: string): number[] {
   return text.split(',').flatMap((part) => {
     const [from, to] = part.trim().split('–').map(Number) as [number, number | undefined];
-    if (!Number.isInteger(from) || (to !== undefined && !Number.isInteger(to))) throw new Error(`bad case list ${JSON.stringify(text)}`);
+    if (!Number.isInteger(from) || (to !== undefined && !Number.isInteger(to)))
+      throw new Error(`bad case list ${JSON.stringify(text)}`);
     return Array.from({ length: (to ?? from) - from + 1 }, (_, i) => from + i);
   });
 }
@@ -33,21 +34,29 @@ function titledCases(source: string): Set<number> {
 
 async function table(): Promise<{ cases: number[]; files: string[] }[]> {
   const doc = await readFile(join(ROOT, 'protocol/phoenix.md'), 'utf8');
-  const section = doc.split('### Where the §8 cases run')[1]?.split('\n\n').find((block) => block.startsWith('| Cases |'));
+  const section = doc
+    .split('### Where the §8 cases run')[1]
+    ?.split('\n\n')
+    .find((block) => block.startsWith('| Cases |'));
   if (!section) throw new Error('protocol/phoenix.md has no "Where the §8 cases run" table');
   return section
     .split('\n')
     .slice(2)
     .map((row) => {
       const [, cases, files] = row.split('|').map((cell) => cell.trim());
-      return { cases: parseCases(cases!), files: [...files!.matchAll(/`([^`]+)`/g)].map((m) => m[1]!) };
+      return {
+        cases: parseCases(cases!),
+        files: [...files!.matchAll(/`([^`]+)`/g)].map((m) => m[1]!),
+      };
     });
 }
 
 describe('the §8 case map in protocol/phoenix.md', () => {
   it('covers every case from 1 to 107, and nothing else', async () => {
     const covered = new Set((await table()).flatMap((row) => row.cases));
-    expect([...covered].sort((a, b) => a - b)).toEqual(Array.from({ length: CASES }, (_, i) => i + 1));
+    expect([...covered].sort((a, b) => a - b)).toEqual(
+      Array.from({ length: CASES }, (_, i) => i + 1),
+    );
   });
 
   it('every file it names has a test titled with each case it is listed for', async () => {
@@ -55,15 +64,22 @@ describe('the §8 case map in protocol/phoenix.md', () => {
       for (const file of row.files) {
         expect(file).toMatch(/^test\/(conformance|e2e)\/[\w-]+\.test\.ts$/);
         const titled = titledCases(await readFile(join(ROOT, file), 'utf8'));
-        for (const n of row.cases) expect(titled.has(n), `${file} has no test titled with case ${n}`).toBe(true);
+        for (const n of row.cases)
+          expect(titled.has(n), `${file} has no test titled with case ${n}`).toBe(true);
       }
     }
   });
 
   it('the cases outside test/conformance/ are 68, 85 and 103–107, as README says', async () => {
     const rows = await table();
-    const inConformance = new Set(rows.filter((row) => row.files.some((file) => file.startsWith('test/conformance/'))).flatMap((row) => row.cases));
-    const elsewhere = Array.from({ length: CASES }, (_, i) => i + 1).filter((n) => !inConformance.has(n));
+    const inConformance = new Set(
+      rows
+        .filter((row) => row.files.some((file) => file.startsWith('test/conformance/')))
+        .flatMap((row) => row.cases),
+    );
+    const elsewhere = Array.from({ length: CASES }, (_, i) => i + 1).filter(
+      (n) => !inConformance.has(n),
+    );
     expect(elsewhere).toEqual([68, 85, 103, 104, 105, 106, 107]);
     const readme = await readFile(join(ROOT, 'README.md'), 'utf8');
     const compatibility = readme.split('## Compatibility')[1]?.split('\n## ')[0] ?? '';

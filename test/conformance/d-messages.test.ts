@@ -11,11 +11,23 @@ const OK = { status: 'ok', response: {} };
 
 describe('§D messages on a joined channel', () => {
   it('32: echo replies with the payload', async () => {
-    expect(await t.client.request(['11', '6', 'room:a', 'echo', { x: 1 }])).toEqual(['11', '6', 'room:a', 'phx_reply', { status: 'ok', response: { x: 1 } }]);
+    expect(await t.client.request(['11', '6', 'room:a', 'echo', { x: 1 }])).toEqual([
+      '11',
+      '6',
+      'room:a',
+      'phx_reply',
+      { status: 'ok', response: { x: 1 } },
+    ]);
   });
 
   it('33: a null join_ref is delivered; the reply carries the channel join_ref', async () => {
-    expect(await t.client.request([null, '7', 'room:a', 'echo', { x: 2 }])).toEqual(['11', '7', 'room:a', 'phx_reply', { status: 'ok', response: { x: 2 } }]);
+    expect(await t.client.request([null, '7', 'room:a', 'echo', { x: 2 }])).toEqual([
+      '11',
+      '7',
+      'room:a',
+      'phx_reply',
+      { status: 'ok', response: { x: 2 } },
+    ]);
   });
 
   it('34–36: stale, numeric and empty-string join_refs are dropped silently', async () => {
@@ -26,7 +38,13 @@ describe('§D messages on a joined channel', () => {
   });
 
   it('37–39: status-only, error and custom-status replies', async () => {
-    expect(await t.client.request(['11', '10', 'room:a', 'status_only', {}])).toEqual(['11', '10', 'room:a', 'phx_reply', OK]);
+    expect(await t.client.request(['11', '10', 'room:a', 'status_only', {}])).toEqual([
+      '11',
+      '10',
+      'room:a',
+      'phx_reply',
+      OK,
+    ]);
     expect(await t.client.request(['11', '11', 'room:a', 'error_reply', {}])).toEqual([
       '11',
       '11',
@@ -34,7 +52,13 @@ describe('§D messages on a joined channel', () => {
       'phx_reply',
       { status: 'error', response: { reason: 'bad' } },
     ]);
-    expect(await t.client.request(['11', '12', 'room:a', 'custom_status', {}])).toEqual(['11', '12', 'room:a', 'phx_reply', { status: 'weird', response: {} }]);
+    expect(await t.client.request(['11', '12', 'room:a', 'custom_status', {}])).toEqual([
+      '11',
+      '12',
+      'room:a',
+      'phx_reply',
+      { status: 'weird', response: {} },
+    ]);
   });
 
   it('40: noreply sends nothing', async () => {
@@ -43,7 +67,13 @@ describe('§D messages on a joined channel', () => {
   });
 
   it('41: a push carries the channel join_ref and a null ref', async () => {
-    expect(await t.client.request(['11', '14', 'room:a', 'push', { p: 1 }])).toEqual(['11', null, 'room:a', 'pushed', { p: 1 }]);
+    expect(await t.client.request(['11', '14', 'room:a', 'push', { p: 1 }])).toEqual([
+      '11',
+      null,
+      'room:a',
+      'pushed',
+      { p: 1 },
+    ]);
   });
 
   it('42: a push made before the reply arrives before it', async () => {
@@ -77,15 +107,33 @@ describe('§D messages on a joined channel', () => {
     });
 
     it('44: broadcast_from skips the sender', async () => {
-      expect(await a.request(['1', '2', 'room:shared', 'broadcast_from', { from: 'a' }])).toEqual(['1', '2', 'room:shared', 'phx_reply', OK]);
+      expect(await a.request(['1', '2', 'room:shared', 'broadcast_from', { from: 'a' }])).toEqual([
+        '1',
+        '2',
+        'room:shared',
+        'phx_reply',
+        OK,
+      ]);
       expect(await b.next()).toEqual([null, null, 'room:shared', 'bcast_from', { from: 'a' }]);
       await a.nothing();
     });
 
-    it('45: an intercepted event goes through handleOut, with each subscriber\'s own join_ref', async () => {
+    it("45: an intercepted event goes through handleOut, with each subscriber's own join_ref", async () => {
       a.send(['1', '3', 'room:shared', 'intercepted', { from: 'a' }]);
-      expect(await a.next()).toEqual(['1', null, 'room:shared', 'intercepted', { from: 'a', handled_out: true }]);
-      expect(await b.next()).toEqual(['2', null, 'room:shared', 'intercepted', { from: 'a', handled_out: true }]);
+      expect(await a.next()).toEqual([
+        '1',
+        null,
+        'room:shared',
+        'intercepted',
+        { from: 'a', handled_out: true },
+      ]);
+      expect(await b.next()).toEqual([
+        '2',
+        null,
+        'room:shared',
+        'intercepted',
+        { from: 'a', handled_out: true },
+      ]);
     });
 
     it('Endpoint.broadcast from outside a channel reaches every subscriber', async () => {
@@ -97,7 +145,13 @@ describe('§D messages on a joined channel', () => {
 
   it('46: an async reply arrives later with the original ref', async () => {
     const started = Date.now();
-    expect(await t.client.request(['11', '19', 'room:a', 'async', { z: 1 }])).toEqual(['11', '19', 'room:a', 'phx_reply', { status: 'ok', response: { z: 1 } }]);
+    expect(await t.client.request(['11', '19', 'room:a', 'async', { z: 1 }])).toEqual([
+      '11',
+      '19',
+      'room:a',
+      'phx_reply',
+      { status: 'ok', response: { z: 1 } },
+    ]);
     expect(Date.now() - started).toBeGreaterThanOrEqual(40);
   });
 
@@ -113,12 +167,24 @@ describe('§D messages on a joined channel', () => {
 
   it('48: extra trailing elements are ignored', async () => {
     await t.client.join('room:reply', '10');
-    expect(await t.client.request(['10', '44', 'room:reply', 'echo', {}, 'extra'])).toEqual(['10', '44', 'room:reply', 'phx_reply', OK]);
+    expect(await t.client.request(['10', '44', 'room:reply', 'echo', {}, 'extra'])).toEqual([
+      '10',
+      '44',
+      'room:reply',
+      'phx_reply',
+      OK,
+    ]);
   });
 
   it('49: a reply response may be any JSON value', async () => {
     await t.client.join('room:reply', '10');
-    expect(await t.client.request(['10', '45', 'room:reply', 'echo', 'str'])).toEqual(['10', '45', 'room:reply', 'phx_reply', { status: 'ok', response: 'str' }]);
+    expect(await t.client.request(['10', '45', 'room:reply', 'echo', 'str'])).toEqual([
+      '10',
+      '45',
+      'room:reply',
+      'phx_reply',
+      { status: 'ok', response: 'str' },
+    ]);
   });
 
   it('messages to one channel are handled in order even when a handler is async; other channels are not held', async () => {

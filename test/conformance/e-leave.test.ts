@@ -49,7 +49,13 @@ describe('§E leave', () => {
   });
 
   it('54: a leave on a never-joined topic replies ok with the join_ref as sent, and no close', async () => {
-    expect(await t.client.request(['30', '24', 'room:never', 'phx_leave', {}])).toEqual(['30', '24', 'room:never', 'phx_reply', OK]);
+    expect(await t.client.request(['30', '24', 'room:never', 'phx_leave', {}])).toEqual([
+      '30',
+      '24',
+      'room:never',
+      'phx_reply',
+      OK,
+    ]);
     await t.client.nothing();
   });
 

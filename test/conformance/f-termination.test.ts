@@ -14,8 +14,20 @@ describe('§F termination', () => {
   it('56: a handler that throws → phx_error for that channel only; then unmatched', async () => {
     await t.client.join('room:b', '50');
     await t.client.join('room:keep', '51');
-    expect(await t.client.request(['50', '32', 'room:b', 'boom', {}])).toEqual(['50', '50', 'room:b', 'phx_error', { reason: 'channel_crash' }]);
-    expect(await t.client.request(['50', '33', 'room:b', 'echo', {}])).toEqual([null, '33', 'room:b', 'phx_reply', UNMATCHED]);
+    expect(await t.client.request(['50', '32', 'room:b', 'boom', {}])).toEqual([
+      '50',
+      '50',
+      'room:b',
+      'phx_error',
+      { reason: 'channel_crash' },
+    ]);
+    expect(await t.client.request(['50', '33', 'room:b', 'echo', {}])).toEqual([
+      null,
+      '33',
+      'room:b',
+      'phx_reply',
+      UNMATCHED,
+    ]);
     expect(await t.client.request(['51', '34', 'room:keep', 'echo', { alive: true }])).toEqual([
       '51',
       '34',
@@ -29,14 +41,32 @@ describe('§F termination', () => {
     const other = await RawClient.connect(t.app.wsUrl());
     await other.join('room:b', '9');
     await t.client.join('room:b', '50');
-    expect(await t.client.request(['50', '32', 'room:b', 'async_boom', {}])).toEqual(['50', '50', 'room:b', 'phx_error', { reason: 'channel_crash' }]);
-    expect(await other.request(['9', '1', 'room:b', 'echo', { ok: 1 }])).toEqual(['9', '1', 'room:b', 'phx_reply', { status: 'ok', response: { ok: 1 } }]);
+    expect(await t.client.request(['50', '32', 'room:b', 'async_boom', {}])).toEqual([
+      '50',
+      '50',
+      'room:b',
+      'phx_error',
+      { reason: 'channel_crash' },
+    ]);
+    expect(await other.request(['9', '1', 'room:b', 'echo', { ok: 1 }])).toEqual([
+      '9',
+      '1',
+      'room:b',
+      'phx_reply',
+      { status: 'ok', response: { ok: 1 } },
+    ]);
     other.close();
   });
 
   it('57: stop normal → phx_close and no reply', async () => {
     await t.client.join('room:c', '60');
-    expect(await t.client.request(['60', '35', 'room:c', 'stop_normal', {}])).toEqual(['60', '60', 'room:c', 'phx_close', {}]);
+    expect(await t.client.request(['60', '35', 'room:c', 'stop_normal', {}])).toEqual([
+      '60',
+      '60',
+      'room:c',
+      'phx_close',
+      {},
+    ]);
     await t.client.nothing();
   });
 
@@ -51,12 +81,20 @@ describe('§F termination', () => {
 
   it('59: stop with an abnormal reason → phx_error', async () => {
     await t.client.join('room:e', '80');
-    expect(await t.client.request(['80', '39', 'room:e', 'stop_kaboom', {}])).toEqual(['80', '80', 'room:e', 'phx_error', { reason: 'channel_crash' }]);
+    expect(await t.client.request(['80', '39', 'room:e', 'stop_kaboom', {}])).toEqual([
+      '80',
+      '80',
+      'room:e',
+      'phx_error',
+      { reason: 'channel_crash' },
+    ]);
   });
 
   it('60: a server disconnect for the socket id closes with 1001 and no frames', async () => {
     const user = await RawClient.connect(t.app.wsUrl('/socket/websocket', 'user_id=42&vsn=2.0.0'));
-    const second = await RawClient.connect(t.app.wsUrl('/defaults/websocket', 'user_id=42&vsn=2.0.0'));
+    const second = await RawClient.connect(
+      t.app.wsUrl('/defaults/websocket', 'user_id=42&vsn=2.0.0'),
+    );
     await user.join('room:u', '1');
     expect(t.app.gateway.disconnect('user:42')).toBe(2);
     expect((await user.closed).code).toBe(1001);

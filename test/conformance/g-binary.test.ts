@@ -11,22 +11,43 @@ describe('§G binary', () => {
   it('67: a binary push → binary push, broadcast and reply, in that order, byte for byte', async () => {
     t.client.sendBinary(bytes([0, 2, 2, 10, 3], '10', '46', 'room:reply', 'bin', [1, 2, 3]));
     const [push, broadcast, reply] = await t.client.take(3);
-    expect(push).toEqual(bytes([0x00, 0x02, 0x0a, 0x08], '10', 'room:reply', 'bin_push', [0x00, 0x01]));
+    expect(push).toEqual(
+      bytes([0x00, 0x02, 0x0a, 0x08], '10', 'room:reply', 'bin_push', [0x00, 0x01]),
+    );
     expect(broadcast).toEqual(bytes([0x02, 0x0a, 0x09], 'room:reply', 'bin_bcast', [0x02, 0x03]));
-    expect(reply).toEqual(bytes([0x01, 0x02, 0x02, 0x0a, 0x02], '10', '46', 'room:reply', 'ok', [0x01, 0x02, 0x03, 0xff]));
+    expect(reply).toEqual(
+      bytes(
+        [0x01, 0x02, 0x02, 0x0a, 0x02],
+        '10',
+        '46',
+        'room:reply',
+        'ok',
+        [0x01, 0x02, 0x03, 0xff],
+      ),
+    );
   });
 
   it('69: the JS client\'s encoding of a binary push is accepted (join_ref "3", ref "7")', async () => {
     const lobby = await RawClient.connect(t.app.wsUrl());
     await lobby.join('room:lobby', '3');
-    lobby.sendBinary(Buffer.from('0001010a03333772' + '6f6f6d3a6c6f626279' + '62696e' + '010203', 'hex'));
+    lobby.sendBinary(
+      Buffer.from('0001010a03333772' + '6f6f6d3a6c6f626279' + '62696e' + '010203', 'hex'),
+    );
     const frames = await lobby.take(3);
-    expect(frames[2]).toEqual(bytes([0x01, 0x01, 0x01, 0x0a, 0x02], '3', '7', 'room:lobby', 'ok', [1, 2, 3, 0xff]));
+    expect(frames[2]).toEqual(
+      bytes([0x01, 0x01, 0x01, 0x0a, 0x02], '3', '7', 'room:lobby', 'ok', [1, 2, 3, 0xff]),
+    );
     lobby.close();
   });
 
   it('70: a text frame to a binary handler stays JSON', async () => {
-    expect(await t.client.request(['10', '47', 'room:reply', 'bin', {}])).toEqual(['10', '47', 'room:reply', 'phx_reply', { status: 'ok', response: {} }]);
+    expect(await t.client.request(['10', '47', 'room:reply', 'bin', {}])).toEqual([
+      '10',
+      '47',
+      'room:reply',
+      'phx_reply',
+      { status: 'ok', response: {} },
+    ]);
   });
 
   it('a binary reply to a JSON request is a kind-1 frame', async () => {
@@ -64,7 +85,15 @@ describe('§G binary', () => {
     t.client.sendBinary(bytes([0, 2, 1, 10, 3], '10', 'a', 'room:reply', 'bin', [5]));
     t.client.send(['10', 'b', 'room:reply', 'echo', { json: true }]);
     const frames = await t.client.take(4);
-    expect(frames[2]).toEqual(bytes([0x01, 0x02, 0x01, 0x0a, 0x02], '10', 'a', 'room:reply', 'ok', [5, 0xff]));
-    expect(frames[3]).toEqual(['10', 'b', 'room:reply', 'phx_reply', { status: 'ok', response: { json: true } }]);
+    expect(frames[2]).toEqual(
+      bytes([0x01, 0x02, 0x01, 0x0a, 0x02], '10', 'a', 'room:reply', 'ok', [5, 0xff]),
+    );
+    expect(frames[3]).toEqual([
+      '10',
+      'b',
+      'room:reply',
+      'phx_reply',
+      { status: 'ok', response: { json: true } },
+    ]);
   });
 });

@@ -30,24 +30,62 @@ describe('§I presence', () => {
     const a = await connect();
     a.send(['1', '1', 'presence:lobby', 'phx_join', { key: 'alice' }]);
     const [aReply, aState, aDiff] = await a.take(3);
-    expect(aReply).toEqual(['1', '1', 'presence:lobby', 'phx_reply', { status: 'ok', response: {} }]);
+    expect(aReply).toEqual([
+      '1',
+      '1',
+      'presence:lobby',
+      'phx_reply',
+      { status: 'ok', response: {} },
+    ]);
     expect(aState).toEqual(['1', null, 'presence:lobby', 'presence_state', {}]);
-    expect(aDiff).toEqual([null, null, 'presence:lobby', 'presence_diff', { joins: { alice: { metas: [{ online_at: 1, phx_ref: REF }] } }, leaves: {} }]);
-    const r1 = ((aDiff as unknown[])[4] as { joins: { alice: { metas: { phx_ref: string }[] } } }).joins.alice.metas[0]!.phx_ref;
+    expect(aDiff).toEqual([
+      null,
+      null,
+      'presence:lobby',
+      'presence_diff',
+      { joins: { alice: { metas: [{ online_at: 1, phx_ref: REF }] } }, leaves: {} },
+    ]);
+    const r1 = ((aDiff as unknown[])[4] as { joins: { alice: { metas: { phx_ref: string }[] } } })
+      .joins.alice.metas[0]!.phx_ref;
 
     const b = await connect();
     b.send(['7', '7', 'presence:lobby', 'phx_join', { key: 'bob' }]);
     const [bReply, bState, bDiff] = await b.take(3);
-    expect(bReply).toEqual(['7', '7', 'presence:lobby', 'phx_reply', { status: 'ok', response: {} }]);
-    expect(bState).toEqual(['7', null, 'presence:lobby', 'presence_state', { alice: { metas: [{ online_at: 1, phx_ref: r1 }] } }]);
-    expect(bDiff).toEqual([null, null, 'presence:lobby', 'presence_diff', { joins: { bob: { metas: [{ online_at: 1, phx_ref: REF }] } }, leaves: {} }]);
+    expect(bReply).toEqual([
+      '7',
+      '7',
+      'presence:lobby',
+      'phx_reply',
+      { status: 'ok', response: {} },
+    ]);
+    expect(bState).toEqual([
+      '7',
+      null,
+      'presence:lobby',
+      'presence_state',
+      { alice: { metas: [{ online_at: 1, phx_ref: r1 }] } },
+    ]);
+    expect(bDiff).toEqual([
+      null,
+      null,
+      'presence:lobby',
+      'presence_diff',
+      { joins: { bob: { metas: [{ online_at: 1, phx_ref: REF }] } }, leaves: {} },
+    ]);
     expect(await a.next()).toEqual(bDiff);
-    const r2 = ((bDiff as unknown[])[4] as { joins: { bob: { metas: { phx_ref: string }[] } } }).joins.bob.metas[0]!.phx_ref;
+    const r2 = ((bDiff as unknown[])[4] as { joins: { bob: { metas: { phx_ref: string }[] } } })
+      .joins.bob.metas[0]!.phx_ref;
     expect(r2).not.toBe(r1);
 
     b.send(['7', '8', 'presence:lobby', 'update', { meta: { status: 'away' } }]);
     const [update, updateReply] = await b.take(2);
-    expect(updateReply).toEqual(['7', '8', 'presence:lobby', 'phx_reply', { status: 'ok', response: {} }]);
+    expect(updateReply).toEqual([
+      '7',
+      '8',
+      'presence:lobby',
+      'phx_reply',
+      { status: 'ok', response: {} },
+    ]);
     const diff = (update as unknown[])[4] as { joins: { bob: { metas: { phx_ref: string }[] } } };
     const r3 = diff.joins.bob.metas[0]!.phx_ref;
     expect(update).toEqual([
@@ -68,9 +106,14 @@ describe('§I presence', () => {
       null,
       'presence:lobby',
       'presence_diff',
-      { joins: {}, leaves: { bob: { metas: [{ status: 'away', phx_ref: r3, phx_ref_prev: r2 }] } } },
+      {
+        joins: {},
+        leaves: { bob: { metas: [{ status: 'away', phx_ref: r3, phx_ref_prev: r2 }] } },
+      },
     ]);
-    expect(app.gateway.presence.list('presence:lobby')).toEqual({ alice: { metas: [{ online_at: 1, phx_ref: r1 }] } });
+    expect(app.gateway.presence.list('presence:lobby')).toEqual({
+      alice: { metas: [{ online_at: 1, phx_ref: r1 }] },
+    });
   });
 
   it('a disconnect untracks like a leave; a key tracked twice has two metas', async () => {
@@ -91,7 +134,10 @@ describe('§I presence', () => {
     b.close();
     const leave = (await c.next()) as unknown[];
     expect(leave[3]).toBe('presence_diff');
-    expect(leave[4]).toEqual({ joins: {}, leaves: { carol: { metas: [{ device: 'phone', phx_ref: REF }] } } });
+    expect(leave[4]).toEqual({
+      joins: {},
+      leaves: { carol: { metas: [{ device: 'phone', phx_ref: REF }] } },
+    });
     expect(app.gateway.presence.get('presence:room2', 'carol')?.metas).toHaveLength(1);
   });
 
@@ -104,18 +150,45 @@ describe('§I presence', () => {
     try {
       const a = await connect();
       a.send(['1', '1', 'presence:stream', 'phx_join', { key: 'ann' }]);
-      const diff = ((await a.take(3))[2] as unknown[])[4] as { joins: { ann: { metas: { phx_ref: string }[] } } };
+      const diff = ((await a.take(3))[2] as unknown[])[4] as {
+        joins: { ann: { metas: { phx_ref: string }[] } };
+      };
       const r1 = diff.joins.ann.metas[0]!.phx_ref;
       a.send(['1', '2', 'presence:stream', 'update', { meta: { status: 'away' } }]);
-      const update = ((await a.take(2))[0] as unknown[])[4] as { joins: { ann: { metas: { phx_ref: string }[] } } };
+      const update = ((await a.take(2))[0] as unknown[])[4] as {
+        joins: { ann: { metas: { phx_ref: string }[] } };
+      };
       const r2 = update.joins.ann.metas[0]!.phx_ref;
       a.close(); // the channel ends with the connection
       await waitFor(() => changes.length === 3, 'the leave');
       const node = app.gateway.nodeId;
       expect(changes).toEqual([
-        { kind: 'join', node, topic: 'presence:stream', key: 'ann', ref: r1, meta: { online_at: 1 } },
-        { kind: 'update', node, topic: 'presence:stream', key: 'ann', ref: r2, prevRef: r1, meta: { status: 'away' }, prevMeta: { online_at: 1 } },
-        { kind: 'leave', node, topic: 'presence:stream', key: 'ann', ref: r2, meta: { status: 'away' } },
+        {
+          kind: 'join',
+          node,
+          topic: 'presence:stream',
+          key: 'ann',
+          ref: r1,
+          meta: { online_at: 1 },
+        },
+        {
+          kind: 'update',
+          node,
+          topic: 'presence:stream',
+          key: 'ann',
+          ref: r2,
+          prevRef: r1,
+          meta: { status: 'away' },
+          prevMeta: { online_at: 1 },
+        },
+        {
+          kind: 'leave',
+          node,
+          topic: 'presence:stream',
+          key: 'ann',
+          ref: r2,
+          meta: { status: 'away' },
+        },
       ]);
     } finally {
       stop();

@@ -38,7 +38,8 @@ afterAll(() => app.close());
 /** Asserts the HTTP status and the JSON response headers of §6.2. */
 function expectJson(res: PollResponse, http = 200): void {
   expect(res.http).toBe(http);
-  for (const [name, value] of Object.entries(JSON_HEADERS)) expect(res.headers.get(name), name).toBe(value);
+  for (const [name, value] of Object.entries(JSON_HEADERS))
+    expect(res.headers.get(name), name).toBe(value);
 }
 
 /** The `messages` of a 200 poll, each checked to be a string and parsed. */
@@ -52,12 +53,24 @@ function messagesOf(res: PollResponse): unknown[] {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Opens a session and joins `topic` with join_ref = ref = `joinRef`, draining the join reply. */
-async function joined(topic: string, joinRef: string, payload: unknown = {}, query = 'vsn=2.0.0'): Promise<string> {
+async function joined(
+  topic: string,
+  joinRef: string,
+  payload: unknown = {},
+  query = 'vsn=2.0.0',
+): Promise<string> {
   const token = await openSession(base, query);
-  const res = await post(base, token, [JSON.stringify([joinRef, joinRef, topic, 'phx_join', payload])], query);
+  const res = await post(
+    base,
+    token,
+    [JSON.stringify([joinRef, joinRef, topic, 'phx_join', payload])],
+    query,
+  );
   expect(res.body).toEqual({ status: 200 });
   // Only for topics that push nothing after joining: the first poll must hold just the reply.
-  expect(await collect(base, token, 1)).toEqual([[joinRef, joinRef, topic, 'phx_reply', expect.objectContaining({ status: 'ok' })]]);
+  expect(await collect(base, token, 1)).toEqual([
+    [joinRef, joinRef, topic, 'phx_reply', expect.objectContaining({ status: 'ok' })],
+  ]);
   return token;
 }
 
@@ -103,11 +116,26 @@ describe('§J LongPoll', () => {
 
   it('88b: the POST is {"status":200} even when the channel reply is an error; replies only come with GETs', async () => {
     const token = await openSession(base);
-    const res = await post(base, token, ['["9","9","room:deny","phx_join",{}]', '["3","4","room:never","echo",{}]']);
+    const res = await post(base, token, [
+      '["9","9","room:deny","phx_join",{}]',
+      '["3","4","room:never","echo",{}]',
+    ]);
     expect(res.body).toEqual({ status: 200 });
     expect(await collect(base, token, 2)).toEqual([
-      ['9', '9', 'room:deny', 'phx_reply', { status: 'error', response: { reason: 'unauthorized' } }],
-      [null, '4', 'room:never', 'phx_reply', { status: 'error', response: { reason: 'unmatched topic' } }],
+      [
+        '9',
+        '9',
+        'room:deny',
+        'phx_reply',
+        { status: 'error', response: { reason: 'unauthorized' } },
+      ],
+      [
+        null,
+        '4',
+        'room:never',
+        'phx_reply',
+        { status: 'error', response: { reason: 'unmatched topic' } },
+      ],
     ]);
   });
 
@@ -146,7 +174,9 @@ describe('§J LongPoll', () => {
       body: '[null,"q2","phoenix","heartbeat",{}]',
     });
     expect(postedBoth.body).toEqual({ status: 200 });
-    const polledBoth = await lp(`${base}?${bogus}`, { headers: { 'x-phoenix-longpoll-token': token } });
+    const polledBoth = await lp(`${base}?${bogus}`, {
+      headers: { 'x-phoenix-longpoll-token': token },
+    });
     expect(polledBoth.body?.token).toBe(token);
     expect(messagesOf(polledBoth)).toEqual([[null, 'q2', 'phoenix', 'phx_reply', OK]]);
   });
@@ -154,14 +184,29 @@ describe('§J LongPoll', () => {
   it('90b: the 1.8 client\'s first GET ends in a stray "&" (token=null serializes to nothing); params are unaffected', async () => {
     const query = 'a=b&vsn=2.0.0&';
     const token = await openSession(base, query);
-    await post(base, token, ['["1","1","room:afterjoin","phx_join",{}]'], `${query}token=${encodeURIComponent(token)}`);
+    await post(
+      base,
+      token,
+      ['["1","1","room:afterjoin","phx_join",{}]'],
+      `${query}token=${encodeURIComponent(token)}`,
+    );
     const [, welcome] = await collect(base, token, 2);
-    expect(welcome).toEqual(['1', null, 'room:afterjoin', 'welcome', { assigns_token: null, params: { a: 'b', vsn: '2.0.0' } }]);
+    expect(welcome).toEqual([
+      '1',
+      null,
+      'room:afterjoin',
+      'welcome',
+      { assigns_token: null, params: { a: 'b', vsn: '2.0.0' } },
+    ]);
   });
 
   it('88c: ndjson lines may end in \\r\\n', async () => {
     const token = await openSession(base);
-    const res = await postBody(base, token, '[null,"r1","phoenix","heartbeat",{}]\r\n[null,"r2","phoenix","heartbeat",{}]');
+    const res = await postBody(
+      base,
+      token,
+      '[null,"r1","phoenix","heartbeat",{}]\r\n[null,"r2","phoenix","heartbeat",{}]',
+    );
     expect(res.body).toEqual({ status: 200 });
     expect(await collect(base, token, 2)).toEqual([
       [null, 'r1', 'phoenix', 'phx_reply', OK],
@@ -184,7 +229,9 @@ describe('§J LongPoll', () => {
     expect(res.body).toEqual({ status: 410, token: expect.any(String), messages: [] });
     const token = res.body!.token!;
     expect(token).not.toBe('bogus');
-    expect((await post(base, token, ['[null,"n1","phoenix","heartbeat",{}]'])).body).toEqual({ status: 200 });
+    expect((await post(base, token, ['[null,"n1","phoenix","heartbeat",{}]'])).body).toEqual({
+      status: 200,
+    });
     expect(await collect(base, token, 1)).toEqual([[null, 'n1', 'phoenix', 'phx_reply', OK]]);
   });
 
@@ -197,7 +244,9 @@ describe('§J LongPoll', () => {
       expectJson(res);
       expect(res.body).toEqual({ status: 403 });
     }
-    const allowed = await lp(`${base}?vsn=2.0.0`, { headers: { origin: 'http://allowed.example' } });
+    const allowed = await lp(`${base}?vsn=2.0.0`, {
+      headers: { origin: 'http://allowed.example' },
+    });
     expect(allowed.body).toMatchObject({ status: 410 });
   });
 
@@ -219,7 +268,13 @@ describe('§J LongPoll', () => {
     await post(base, token, ['["1","1","room:afterjoin","phx_join",{}]']);
     const [reply, welcome] = await collect(base, token, 2);
     expect(reply).toEqual(['1', '1', 'room:afterjoin', 'phx_reply', OK]);
-    expect(welcome).toEqual(['1', null, 'room:afterjoin', 'welcome', { assigns_token: 'raw-token', params: { vsn: '2.0.0' } }]);
+    expect(welcome).toEqual([
+      '1',
+      null,
+      'room:afterjoin',
+      'welcome',
+      { assigns_token: 'raw-token', params: { vsn: '2.0.0' } },
+    ]);
   });
 
   it('94b: on a mount with authToken: false, X-Phoenix-AuthToken is ignored', async () => {
@@ -227,7 +282,13 @@ describe('§J LongPoll', () => {
     const token = await openSession(noauth, 'vsn=2.0.0', { 'x-phoenix-authtoken': 'raw-token' });
     await post(noauth, token, ['["1","1","room:afterjoin","phx_join",{}]']);
     const [, welcome] = await collect(noauth, token, 2);
-    expect(welcome).toEqual(['1', null, 'room:afterjoin', 'welcome', { assigns_token: null, params: { vsn: '2.0.0' } }]);
+    expect(welcome).toEqual([
+      '1',
+      null,
+      'room:afterjoin',
+      'welcome',
+      { assigns_token: null, params: { vsn: '2.0.0' } },
+    ]);
   });
 
   it('95: OPTIONS answers the CORS preflight', async () => {
@@ -241,7 +302,9 @@ describe('§J LongPoll', () => {
     });
     expect(res.http).toBe(200);
     expect(res.text).toBe('');
-    expect(res.headers.get('access-control-allow-headers')).toBe('x-phoenix-longpoll-token, content-type');
+    expect(res.headers.get('access-control-allow-headers')).toBe(
+      'x-phoenix-longpoll-token, content-type',
+    );
     expect(res.headers.get('access-control-allow-methods')).toBe('get, post, options');
     expect(res.headers.get('access-control-max-age')).toBe('3600');
     expect(res.headers.get('access-control-allow-origin')).toBe('*');
@@ -249,7 +312,10 @@ describe('§J LongPoll', () => {
 
   it('96: any other method (PUT, DELETE, PATCH) is HTTP 400', async () => {
     for (const method of ['PUT', 'DELETE', 'PATCH']) {
-      const res = await lp(`${base}?vsn=2.0.0`, { method, body: method === 'DELETE' ? undefined : 'x' });
+      const res = await lp(`${base}?vsn=2.0.0`, {
+        method,
+        body: method === 'DELETE' ? undefined : 'x',
+      });
       expect(res.http, method).toBe(400);
       expect(res.text, method).toBe('');
     }
@@ -257,7 +323,13 @@ describe('§J LongPoll', () => {
 
   it('97: an ndjson line of standard base64 is a binary push (kind 0) and is dispatched', async () => {
     const token = await joined('room:reply', '10');
-    const line = binaryPushLine('10', 'b1', 'room:reply', 'status_only', Uint8Array.of(0xff, 0xfe, 0xfd, 0xfc));
+    const line = binaryPushLine(
+      '10',
+      'b1',
+      'room:reply',
+      'status_only',
+      Uint8Array.of(0xff, 0xfe, 0xfd, 0xfc),
+    );
     expect(line).toMatch(/[+/]/); // the standard alphabet, not url-safe
     expect(line).toMatch(/=$/); // padded, as btoa pads
     const res = await post(base, token, [line]);
@@ -273,7 +345,9 @@ describe('§J LongPoll', () => {
       expectJson(res, 400);
       expect(res.body).toMatchObject({ status: 400 });
       // The session is gone: POST is 410, GET starts a new session.
-      expect((await post(base, token, ['[null,"2","phoenix","heartbeat",{}]'])).body).toEqual({ status: 410 });
+      expect((await post(base, token, ['[null,"2","phoenix","heartbeat",{}]'])).body).toEqual({
+        status: 410,
+      });
       const again = await poll(base, token);
       expect(again.body).toEqual({ status: 410, token: expect.any(String), messages: [] });
       expect(again.body?.token).not.toBe(token);
@@ -282,7 +356,9 @@ describe('§J LongPoll', () => {
 
   it('98: only the first 100 lines of an ndjson batch are dispatched', async () => {
     const token = await openSession(base);
-    const lines = Array.from({ length: 101 }, (_, i) => JSON.stringify([null, String(i + 1), 'phoenix', 'heartbeat', {}]));
+    const lines = Array.from({ length: 101 }, (_, i) =>
+      JSON.stringify([null, String(i + 1), 'phoenix', 'heartbeat', {}]),
+    );
     const res = await post(base, token, lines);
     expect(res.body).toEqual({ status: 200 });
     const got = await poll(base, token);
@@ -300,12 +376,24 @@ describe('§J LongPoll', () => {
       ['1', '1', 'room:afterjoin', 'phx_reply', OK],
       ['1', null, 'room:afterjoin', 'welcome', expect.anything()],
     ]);
-    const res = await postBody(base, token, '["1","5","room:afterjoin","echo",{"q":1}]', 'application/json');
+    const res = await postBody(
+      base,
+      token,
+      '["1","5","room:afterjoin","echo",{"q":1}]',
+      'application/json',
+    );
     expectJson(res);
     expect(res.body).toEqual({ status: 200 });
-    expect(await collect(base, token, 1)).toEqual([['1', '5', 'room:afterjoin', 'phx_reply', { status: 'ok', response: { q: 1 } }]]);
+    expect(await collect(base, token, 1)).toEqual([
+      ['1', '5', 'room:afterjoin', 'phx_reply', { status: 'ok', response: { q: 1 } }],
+    ]);
     // Two lines without the ndjson type are one (invalid) frame, not two.
-    const two = await postBody(base, token, '["1","6","room:afterjoin","echo",{}]\n["1","7","room:afterjoin","echo",{}]', 'text/plain');
+    const two = await postBody(
+      base,
+      token,
+      '["1","6","room:afterjoin","echo",{}]\n["1","7","room:afterjoin","echo",{}]',
+      'text/plain',
+    );
     expect(two.http).toBe(400);
     expect(two.body).toMatchObject({ status: 400 });
   });
@@ -313,16 +401,36 @@ describe('§J LongPoll', () => {
   it('100: a session not polled for more than 1.5 windows is gone (its channels end; POST 410; GET 410 + new token)', async () => {
     const watcher = await RawClient.connect(app.wsUrl());
     try {
-      expect(await watcher.join('presence:lp100', '1', { key: 'watcher' })).toEqual(['1', '1', 'presence:lp100', 'phx_reply', OK]);
+      expect(await watcher.join('presence:lp100', '1', { key: 'watcher' })).toEqual([
+        '1',
+        '1',
+        'presence:lp100',
+        'phx_reply',
+        OK,
+      ]);
       await watcher.take(2); // presence_state, own join diff
       const token = await openSession(base);
       const openedAt = Date.now();
-      expect((await post(base, token, ['["7","7","presence:lp100","phx_join",{"key":"lp"}]'])).body).toEqual({ status: 200 });
-      expect(await watcher.next()).toEqual([null, null, 'presence:lp100', 'presence_diff', { joins: { lp: expect.anything() }, leaves: {} }]);
+      expect(
+        (await post(base, token, ['["7","7","presence:lp100","phx_join",{"key":"lp"}]'])).body,
+      ).toEqual({ status: 200 });
+      expect(await watcher.next()).toEqual([
+        null,
+        null,
+        'presence:lp100',
+        'presence_diff',
+        { joins: { lp: expect.anything() }, leaves: {} },
+      ]);
       // No polling from now on: the session expires, which untracks its presence.
       const leave = await watcher.next(5_000);
       const expiredAfter = Date.now() - openedAt;
-      expect(leave).toEqual([null, null, 'presence:lp100', 'presence_diff', { joins: {}, leaves: { lp: expect.anything() } }]);
+      expect(leave).toEqual([
+        null,
+        null,
+        'presence:lp100',
+        'presence_diff',
+        { joins: {}, leaves: { lp: expect.anything() } },
+      ]);
       expect(expiredAfter).toBeGreaterThanOrEqual(1.5 * WINDOW_MS - 100);
       expect(expiredAfter).toBeLessThan(4_000);
       const posted = await post(base, token, ['[null,"1","phoenix","heartbeat",{}]']);
@@ -344,21 +452,28 @@ describe('§J LongPoll', () => {
       const res = await poll(base, token);
       expect(res.body).toEqual({ status: 204, token, messages: [] });
     }
-    expect((await post(base, token, ['[null,"alive","phoenix","heartbeat",{}]'])).body).toEqual({ status: 200 });
+    expect((await post(base, token, ['[null,"alive","phoenix","heartbeat",{}]'])).body).toEqual({
+      status: 200,
+    });
     expect(await collect(base, token, 1)).toEqual([[null, 'alive', 'phoenix', 'phx_reply', OK]]);
   });
 
   it('101: a dispatch not acknowledged within the window answers {"status":408}; the remaining lines are skipped', async () => {
     const token = await openSession(base);
     const started = Date.now();
-    const res = await post(base, token, ['["s1","s1","room:slowjoin","phx_join",{"ms":2500}]', '[null,"h-after","phoenix","heartbeat",{}]']);
+    const res = await post(base, token, [
+      '["s1","s1","room:slowjoin","phx_join",{"ms":2500}]',
+      '[null,"h-after","phoenix","heartbeat",{}]',
+    ]);
     const elapsed = Date.now() - started;
     expectJson(res);
     expect(res.body).toEqual({ status: 408 });
     expect(elapsed).toBeGreaterThanOrEqual(WINDOW_MS - 100);
     expect(elapsed).toBeLessThan(2_400); // answered by the window, not by the 2.5 s join
     const got = await collectUntil(base, token, (messages) => messages.length >= 1, 5_000);
-    expect(got).toEqual([['s1', 's1', 'room:slowjoin', 'phx_reply', { status: 'ok', response: { slept: 2500 } }]]);
+    expect(got).toEqual([
+      ['s1', 's1', 'room:slowjoin', 'phx_reply', { status: 'ok', response: { slept: 2500 } }],
+    ]);
     // The heartbeat behind the join was never dispatched.
     await post(base, token, ['[null,"h-check","phoenix","heartbeat",{}]']);
     expect(await collect(base, token, 1)).toEqual([[null, 'h-check', 'phoenix', 'phx_reply', OK]]);
@@ -366,7 +481,10 @@ describe('§J LongPoll', () => {
 
   it('101b: a line queued behind a join that settles within the window is dispatched after it (200)', async () => {
     const token = await openSession(base);
-    const res = await post(base, token, ['["s2","s2","room:slowjoin","phx_join",{"ms":300}]', '["s2","e1","room:slowjoin","echo",{"after":"join"}]']);
+    const res = await post(base, token, [
+      '["s2","s2","room:slowjoin","phx_join",{"ms":300}]',
+      '["s2","e1","room:slowjoin","echo",{"after":"join"}]',
+    ]);
     expect(res.body).toEqual({ status: 200 });
     expect(await collect(base, token, 2)).toEqual([
       ['s2', 's2', 'room:slowjoin', 'phx_reply', { status: 'ok', response: { slept: 300 } }],
@@ -394,12 +512,17 @@ describe('§J LongPoll', () => {
     expect(app.gateway.stats.droppedFrames - droppedBefore).toBe(3);
     // The session is still healthy.
     await post(base, token, ['["10","e2","room:reply","echo",{"still":"ok"}]']);
-    expect(await collect(base, token, 1)).toEqual([['10', 'e2', 'room:reply', 'phx_reply', { status: 'ok', response: { still: 'ok' } }]]);
+    expect(await collect(base, token, 1)).toEqual([
+      ['10', 'e2', 'room:reply', 'phx_reply', { status: 'ok', response: { still: 'ok' } }],
+    ]);
   });
 
   it('heartbeats over LongPoll are answered with join_ref null', async () => {
     const token = await openSession(base);
-    await post(base, token, ['["5","hb1","phoenix","heartbeat",{}]', '[null,"hb2","phoenix","heartbeat",{}]']);
+    await post(base, token, [
+      '["5","hb1","phoenix","heartbeat",{}]',
+      '[null,"hb2","phoenix","heartbeat",{}]',
+    ]);
     expect(await collect(base, token, 2)).toEqual([
       [null, 'hb1', 'phoenix', 'phx_reply', OK],
       [null, 'hb2', 'phoenix', 'phx_reply', OK],
@@ -424,28 +547,54 @@ describe('§J LongPoll', () => {
   it('V1 over LongPoll (vsn=1.0.0): application/json POSTs carry one V1 object; replies come back as V1 objects', async () => {
     const query = 'vsn=1.0.0';
     const token = await openSession(base, query);
-    const send = (frame: object) => postBody(base, token, JSON.stringify(frame), 'application/json', query);
-    expect((await send({ topic: 'room:v1', event: 'phx_join', payload: { a: 1 }, ref: '1' })).body).toEqual({ status: 200 });
-    expect((await send({ topic: 'phoenix', event: 'heartbeat', payload: {}, ref: '2' })).body).toEqual({ status: 200 });
-    expect((await send({ topic: 'room:v1', event: 'push_then_reply', payload: { p: 1 }, ref: '3' })).body).toEqual({ status: 200 });
+    const send = (frame: object) =>
+      postBody(base, token, JSON.stringify(frame), 'application/json', query);
+    expect(
+      (await send({ topic: 'room:v1', event: 'phx_join', payload: { a: 1 }, ref: '1' })).body,
+    ).toEqual({ status: 200 });
+    expect(
+      (await send({ topic: 'phoenix', event: 'heartbeat', payload: {}, ref: '2' })).body,
+    ).toEqual({ status: 200 });
+    expect(
+      (await send({ topic: 'room:v1', event: 'push_then_reply', payload: { p: 1 }, ref: '3' }))
+        .body,
+    ).toEqual({ status: 200 });
     const got = await collect(base, token, 4, 5_000);
     expect(got).toEqual([
       { topic: 'room:v1', event: 'phx_reply', payload: OK, ref: '1' },
       { topic: 'phoenix', event: 'phx_reply', payload: OK, ref: '2' },
       { topic: 'room:v1', event: 'pushed', payload: { p: 1 }, ref: null },
-      { topic: 'room:v1', event: 'phx_reply', payload: { status: 'ok', response: { after: 'push' } }, ref: '3' },
+      {
+        topic: 'room:v1',
+        event: 'phx_reply',
+        payload: { status: 'ok', response: { after: 'push' } },
+        ref: '3',
+      },
     ]);
     // Gateway choice: an ndjson line starting with "{" is a JSON text frame too.
     const ndjson = await post(
       base,
       token,
-      [JSON.stringify({ topic: 'room:v1', event: 'echo', payload: { n: 1 }, ref: '4' }), JSON.stringify({ topic: 'room:v1', event: 'echo', payload: { n: 2 }, ref: '5' })],
+      [
+        JSON.stringify({ topic: 'room:v1', event: 'echo', payload: { n: 1 }, ref: '4' }),
+        JSON.stringify({ topic: 'room:v1', event: 'echo', payload: { n: 2 }, ref: '5' }),
+      ],
       query,
     );
     expect(ndjson.body).toEqual({ status: 200 });
     expect(await collect(base, token, 2)).toEqual([
-      { topic: 'room:v1', event: 'phx_reply', payload: { status: 'ok', response: { n: 1 } }, ref: '4' },
-      { topic: 'room:v1', event: 'phx_reply', payload: { status: 'ok', response: { n: 2 } }, ref: '5' },
+      {
+        topic: 'room:v1',
+        event: 'phx_reply',
+        payload: { status: 'ok', response: { n: 1 } },
+        ref: '4',
+      },
+      {
+        topic: 'room:v1',
+        event: 'phx_reply',
+        payload: { status: 'ok', response: { n: 2 } },
+        ref: '5',
+      },
     ]);
   });
 });
@@ -454,14 +603,18 @@ describe('§J LongPoll body limit (gateway choice)', () => {
   let small: TestApp;
   let smallBase: string;
   beforeAll(async () => {
-    small = await startTestApp({ socket: { longpoll: { windowMs: WINDOW_MS, maxBodyBytes: 512 } } });
+    small = await startTestApp({
+      socket: { longpoll: { windowMs: WINDOW_MS, maxBodyBytes: 512 } },
+    });
     smallBase = small.httpUrl('/socket/longpoll');
   });
   afterAll(() => small.close());
 
   it('a POST body larger than maxBodyBytes is HTTP 413; a smaller one is accepted', async () => {
     const token = await openSession(smallBase);
-    const big = await post(smallBase, token, [JSON.stringify([null, '1', 'phoenix', 'heartbeat', { pad: 'x'.repeat(600) }])]);
+    const big = await post(smallBase, token, [
+      JSON.stringify([null, '1', 'phoenix', 'heartbeat', { pad: 'x'.repeat(600) }]),
+    ]);
     expectJson(big, 413);
     expect(big.body).toEqual({ status: 413 });
     const fresh = await openSession(smallBase);
@@ -476,7 +629,9 @@ describe('§J LongPoll slow consumer: maxBufferedBytes counts UTF-8 bytes', () =
   let slow: TestApp;
   let slowBase: string;
   beforeAll(async () => {
-    slow = await startTestApp({ socket: { maxBufferedBytes: LIMIT, longpoll: { windowMs: WINDOW_MS } } });
+    slow = await startTestApp({
+      socket: { maxBufferedBytes: LIMIT, longpoll: { windowMs: WINDOW_MS } },
+    });
     slowBase = slow.httpUrl('/socket/longpoll');
   });
   afterAll(() => slow.close());
@@ -484,7 +639,9 @@ describe('§J LongPoll slow consumer: maxBufferedBytes counts UTF-8 bytes', () =
   /** Joins `topic` on a new session (draining the join reply) and returns its token. */
   async function joinedOn(topic: string): Promise<string> {
     const token = await openSession(slowBase);
-    expect((await post(slowBase, token, [JSON.stringify(['1', '1', topic, 'phx_join', {}])])).body).toEqual({ status: 200 });
+    expect(
+      (await post(slowBase, token, [JSON.stringify(['1', '1', topic, 'phx_join', {}])])).body,
+    ).toEqual({ status: 200 });
     expect(await collect(slowBase, token, 1)).toEqual([['1', '1', topic, 'phx_reply', OK]]);
     return token;
   }
@@ -507,17 +664,27 @@ describe('§J LongPoll slow consumer: maxBufferedBytes counts UTF-8 bytes', () =
     const before = slow.gateway.stats.slowConsumers;
     const exact = payloadOfFrameBytes('room:lpbuf-fits', LIMIT);
     slow.gateway.broadcast('room:lpbuf-fits', 'big', exact);
-    slow.gateway.broadcast('room:lpbuf-over', 'big', payloadOfFrameBytes('room:lpbuf-over', LIMIT + 1));
+    slow.gateway.broadcast(
+      'room:lpbuf-over',
+      'big',
+      payloadOfFrameBytes('room:lpbuf-over', LIMIT + 1),
+    );
 
     expect(slow.gateway.stats.slowConsumers - before).toBe(1);
     expect(slow.gateway.pubsub.subscriberCount('room:lpbuf-over')).toBe(0);
-    expect((await post(slowBase, over, ['[null,"h","phoenix","heartbeat",{}]'])).body).toEqual({ status: 410 });
+    expect((await post(slowBase, over, ['[null,"h","phoenix","heartbeat",{}]'])).body).toEqual({
+      status: 410,
+    });
     const reopened = await poll(slowBase, over);
     expect(reopened.body).toEqual({ status: 410, token: expect.any(String), messages: [] });
 
     expect(slow.gateway.pubsub.subscriberCount('room:lpbuf-fits')).toBe(1);
-    expect(await collect(slowBase, fits, 1)).toEqual([[null, null, 'room:lpbuf-fits', 'big', exact]]);
-    expect((await post(slowBase, fits, ['[null,"h","phoenix","heartbeat",{}]'])).body).toEqual({ status: 200 });
+    expect(await collect(slowBase, fits, 1)).toEqual([
+      [null, null, 'room:lpbuf-fits', 'big', exact],
+    ]);
+    expect((await post(slowBase, fits, ['[null,"h","phoenix","heartbeat",{}]'])).body).toEqual({
+      status: 200,
+    });
   });
 
   it('queued bytes add up until a poll takes them: a session that polls survives what drops one that does not', async () => {
@@ -534,7 +701,9 @@ describe('§J LongPoll slow consumer: maxBufferedBytes counts UTF-8 bytes', () =
     slow.gateway.broadcast(topic, 'big', payload);
     expect(slow.gateway.stats.slowConsumers - before).toBe(1);
     expect(slow.gateway.pubsub.subscriberCount(topic)).toBe(1);
-    expect((await post(slowBase, idle, ['[null,"h","phoenix","heartbeat",{}]'])).body).toEqual({ status: 410 });
+    expect((await post(slowBase, idle, ['[null,"h","phoenix","heartbeat",{}]'])).body).toEqual({
+      status: 410,
+    });
     expect(await collect(slowBase, polling, 1)).toEqual([[null, null, topic, 'big', payload]]);
   });
 });

@@ -44,7 +44,9 @@ describe('gen_api examples', () => {
     expect(out).toContain("echo -> { message: 'hello' }");
     expect(out).toContain('count -> 1 2 3 4 5');
     expect(out).toContain('limited -> ok ok ok ok ok refused');
-    expect(out).toMatch(/refused with: Rate limit exceeded\. Please retry after (10|9) seconds\. \{"policy":"demo\.limited"/);
+    expect(out).toMatch(
+      /refused with: Rate limit exceeded\. Please retry after (10|9) seconds\. \{"policy":"demo\.limited"/,
+    );
   });
 
   it('on NATS: gen-gateway --nats with worker:demo and the greeter worker', async () => {
@@ -62,19 +64,36 @@ describe('gen_api examples', () => {
     expect(out).toContain('limited -> ok ok ok ok ok refused');
     expect(out).toContain('"source":"eventual"');
 
-    const raw = await RawClient.connect(`ws://127.0.0.1:${port}/socket/websocket?vsn=2.0.0&user_id=ada`);
+    const raw = await RawClient.connect(
+      `ws://127.0.0.1:${port}/socket/websocket?vsn=2.0.0&user_id=ada`,
+    );
     await raw.join('gen_api', '1');
     // The greeter registers after the gateway: retry until its pushed config is live.
     const deadline = Date.now() + 10_000;
     for (;;) {
-      raw.send(['1', 'h', 'gen_api', 'phoenix_gen_api', { request_id: 'hi', service: 'greeter', request_type: 'hello', args: { name: 'Ada' } }]);
+      raw.send([
+        '1',
+        'h',
+        'gen_api',
+        'phoenix_gen_api',
+        { request_id: 'hi', service: 'greeter', request_type: 'hello', args: { name: 'Ada' } },
+      ]);
       const [push, reply] = await raw.take(2);
       if ((push as unknown[])[4] && ((push as unknown[])[4] as { success: boolean }).success) {
-        expect((push as unknown[])[4]).toMatchObject({ result: { greeting: 'Hello, Ada!', from: 'ada' } });
-        expect(reply).toEqual(['1', 'h', 'gen_api', 'phx_reply', { status: 'ok', response: 'hello' }]);
+        expect((push as unknown[])[4]).toMatchObject({
+          result: { greeting: 'Hello, Ada!', from: 'ada' },
+        });
+        expect(reply).toEqual([
+          '1',
+          'h',
+          'gen_api',
+          'phx_reply',
+          { status: 'ok', response: 'hello' },
+        ]);
         break;
       }
-      if (Date.now() > deadline) throw new Error(`greeter never became available: ${greeter.stdout()} ${greeter.stderr()}`);
+      if (Date.now() > deadline)
+        throw new Error(`greeter never became available: ${greeter.stdout()} ${greeter.stderr()}`);
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
     raw.close();

@@ -21,5 +21,11 @@ const CLIENTS: { version: string; lib: PhoenixLib }[] = [
 ];
 
 describe.each(CLIENTS)('phoenix $version client over websocket', ({ version, lib }) => {
-  defineCoreScenarios({ label: `ws-${version}`, lib: () => lib, transport: () => WebSocket, app: () => app, longpoll: false });
+  defineCoreScenarios({
+    label: `ws-${version}`,
+    lib: () => lib,
+    transport: () => WebSocket,
+    app: () => app,
+    longpoll: false,
+  });
 });

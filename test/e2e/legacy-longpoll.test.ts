@@ -30,25 +30,38 @@ beforeAll(async () => {
 });
 afterAll(() => app.close());
 
-const CLIENTS: { version: string; lib: PhoenixLib & { LongPoll: typeof Phoenix16.LongPoll }; postType: string }[] = [
+const CLIENTS: {
+  version: string;
+  lib: PhoenixLib & { LongPoll: typeof Phoenix16.LongPoll };
+  postType: string;
+}[] = [
   { version: '1.6', lib: Phoenix16, postType: 'application/json' },
   { version: '1.7', lib: Phoenix17, postType: 'application/x-ndjson' },
 ];
 
-describe.each(CLIENTS)('phoenix $version client over longpoll (XHR over fetch)', ({ version, lib, postType }) => {
-  beforeAll(() => {
-    FetchXMLHttpRequest.log.length = 0;
-  });
+describe.each(CLIENTS)(
+  'phoenix $version client over longpoll (XHR over fetch)',
+  ({ version, lib, postType }) => {
+    beforeAll(() => {
+      FetchXMLHttpRequest.log.length = 0;
+    });
 
-  defineCoreScenarios({ label: `lp-${version}`, lib: () => lib, transport: () => lib.LongPoll, app: () => app, longpoll: true });
+    defineCoreScenarios({
+      label: `lp-${version}`,
+      lib: () => lib,
+      transport: () => lib.LongPoll,
+      app: () => app,
+      longpoll: true,
+    });
 
-  it(`sent every message over LongPoll: POSTs as ${postType}, the session token as ?token=`, () => {
-    const posts = FetchXMLHttpRequest.log.filter((request) => request.method === 'POST');
-    expect(posts.length).toBeGreaterThan(10);
-    for (const request of posts) {
-      expect(request.headers['Content-Type']).toBe(postType);
-      expect(new URL(request.url).pathname).toBe('/socket/longpoll');
-      expect(new URL(request.url).searchParams.get('token')).toMatch(/.+/);
-    }
-  });
-});
+    it(`sent every message over LongPoll: POSTs as ${postType}, the session token as ?token=`, () => {
+      const posts = FetchXMLHttpRequest.log.filter((request) => request.method === 'POST');
+      expect(posts.length).toBeGreaterThan(10);
+      for (const request of posts) {
+        expect(request.headers['Content-Type']).toBe(postType);
+        expect(new URL(request.url).pathname).toBe('/socket/longpoll');
+        expect(new URL(request.url).searchParams.get('token')).toMatch(/.+/);
+      }
+    });
+  },
+);

@@ -34,7 +34,10 @@ async function setup(topic: string): Promise<Setup> {
   cleanups.push(() => app.close());
   const proxy = await HttpProxy.start(app.port);
   cleanups.push(() => proxy.close());
-  const socket = new Socket(`ws://127.0.0.1:${proxy.port}/socket`, { transport: LongPoll, rejoinAfterMs: () => 100 });
+  const socket = new Socket(`ws://127.0.0.1:${proxy.port}/socket`, {
+    transport: LongPoll,
+    rejoinAfterMs: () => 100,
+  });
   cleanups.push(() => socket.disconnect());
   const closes: CloseEventLike[] = [];
   socket.onClose((event) => closes.push(event));
@@ -56,11 +59,16 @@ async function expire({ app, proxy }: Setup): Promise<void> {
   proxy.holdGets = true;
   // The parked GET still completes (204 after its window); the client's next GET is held.
   await waitFor(() => proxy.heldCount === 1, 'a held GET', 3_000);
-  await waitFor(() => app.gateway.stats.longpollSessions === 0, 'the gateway expiring the session', 5_000);
+  await waitFor(
+    () => app.gateway.stats.longpollSessions === 0,
+    'the gateway expiring the session',
+    5_000,
+  );
   expect(app.gateway.stats.channels).toBe(0);
 }
 
-const echo = async (channel: Channel, payload: object) => expect(await replyOf(channel.push('echo', payload))).toEqual({ status: 'ok', response: payload });
+const echo = async (channel: Channel, payload: object) =>
+  expect(await replyOf(channel.push('echo', payload))).toEqual({ status: 'ok', response: payload });
 
 describe('100: the phoenix client after its LongPoll session expired', () => {
   it('its next GET gets {"status":410} and a new token; the client closes 3410 "session_gone", reconnects and rejoins with a new join ref', async () => {
@@ -73,18 +81,37 @@ describe('100: the phoenix client after its LongPoll session expired', () => {
     await waitFor(() => s.closes.length > 0, 'the client noticing', 3_000);
     expect(s.closes[0]).toMatchObject({ code: 3410, reason: 'session_gone' });
     // The released GET carried the dead session's token and was answered 410 with a new one.
-    const stale = s.proxy.requests.find((r) => r.method === 'GET' && r.url.includes(`token=${encodeURIComponent(s.token)}`) && r.response?.body.includes('"status":410'));
+    const stale = s.proxy.requests.find(
+      (r) =>
+        r.method === 'GET' &&
+        r.url.includes(`token=${encodeURIComponent(s.token)}`) &&
+        r.response?.body.includes('"status":410'),
+    );
     expect(stale).toBeDefined();
-    expect(JSON.parse(stale!.response!.body)).toEqual({ status: 410, token: expect.any(String), messages: [] });
+    expect(JSON.parse(stale!.response!.body)).toEqual({
+      status: 410,
+      token: expect.any(String),
+      messages: [],
+    });
     expect(JSON.parse(stale!.response!.body).token).not.toBe(s.token);
     expect(s.errors[0]).toMatchObject({ source: 'transport' });
 
-    await waitFor(() => s.joinRefs.length >= 2 && s.channel.state === 'joined', 'rejoined on a new session', 5_000);
+    await waitFor(
+      () => s.joinRefs.length >= 2 && s.channel.state === 'joined',
+      'rejoined on a new session',
+      5_000,
+    );
     expect(s.joinRefs[1]).not.toBe(s.joinRefs[0]);
     // The reconnect opened a fresh session: a GET without a token (the 1.8 client's "token=" is empty).
-    const reopened = s.proxy.requests.slice(requestsBefore).filter((r) => r.method === 'GET' && !/token=[^&]/.test(r.url));
+    const reopened = s.proxy.requests
+      .slice(requestsBefore)
+      .filter((r) => r.method === 'GET' && !/token=[^&]/.test(r.url));
     expect(reopened.length).toBeGreaterThanOrEqual(1);
-    expect(JSON.parse(reopened[0]!.response!.body)).toEqual({ status: 410, token: expect.any(String), messages: [] });
+    expect(JSON.parse(reopened[0]!.response!.body)).toEqual({
+      status: 410,
+      token: expect.any(String),
+      messages: [],
+    });
     await echo(s.channel, { after: 'expiry' });
   });
 
@@ -102,7 +129,11 @@ describe('100: the phoenix client after its LongPoll session expired', () => {
     // Polling works again (the GET the client abandoned when it closed is dropped, not sent).
     s.proxy.release();
 
-    await waitFor(() => s.joinRefs.length >= 2 && s.channel.state === 'joined', 'rejoined on a new session', 5_000);
+    await waitFor(
+      () => s.joinRefs.length >= 2 && s.channel.state === 'joined',
+      'rejoined on a new session',
+      5_000,
+    );
     expect(s.joinRefs[1]).not.toBe(s.joinRefs[0]);
     await echo(s.channel, { after: 'expiry' });
   });

@@ -5,7 +5,14 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { LongPoll, Presence, Socket, type Channel, type SocketOptions, type TransportConstructor } from 'phoenix';
+import {
+  LongPoll,
+  Presence,
+  Socket,
+  type Channel,
+  type SocketOptions,
+  type TransportConstructor,
+} from 'phoenix';
 import { nextEvent, Recorder, replyOf, waitFor } from '../support/phoenix-client.js';
 import { startTestApp, type TestApp } from '../support/test-app.js';
 
@@ -84,16 +91,26 @@ describe.each(TRANSPORTS)('phoenix 1.8 client over $name', ({ name, transport })
     expect(ok.state).toBe('joined');
 
     const deny = socket.channel('room:deny');
-    expect(await replyOf(deny.join())).toEqual({ status: 'error', response: { reason: 'unauthorized' } });
+    expect(await replyOf(deny.join())).toEqual({
+      status: 'error',
+      response: { reason: 'unauthorized' },
+    });
     deny.leave();
 
     const nomatch = socket.channel('nomatch:1');
-    expect(await replyOf(nomatch.join())).toEqual({ status: 'error', response: { reason: 'unmatched topic' } });
+    expect(await replyOf(nomatch.join())).toEqual({
+      status: 'error',
+      response: { reason: 'unmatched topic' },
+    });
     // 105: the client keeps retrying on its rejoin schedule (1 s first).
-    const replies = await waitFor(() => {
-      const found = recorder.of('nomatch:1', 'phx_reply');
-      return found.length >= 2 ? found : undefined;
-    }, 'a retried nomatch join', 4_000);
+    const replies = await waitFor(
+      () => {
+        const found = recorder.of('nomatch:1', 'phx_reply');
+        return found.length >= 2 ? found : undefined;
+      },
+      'a retried nomatch join',
+      4_000,
+    );
     const [first, second] = replies;
     expect(second!.at - first!.at).toBeGreaterThanOrEqual(800);
     expect(second!.at - first!.at).toBeLessThan(1_800);
@@ -107,18 +124,31 @@ describe.each(TRANSPORTS)('phoenix 1.8 client over $name', ({ name, transport })
   it('pushes get their replies: echo, error reply, custom status, push_then_reply ordering, async', async () => {
     const socket = await connected();
     const channel = await joined(socket, topic('replies'));
-    expect(await replyOf(channel.push('echo', { x: 1 }))).toEqual({ status: 'ok', response: { x: 1 } });
-    expect(await replyOf(channel.push('error_reply', {}))).toEqual({ status: 'error', response: { reason: 'bad' } });
-    expect(await replyOf(channel.push('custom_status', {}), 5_000, ['weird', 'ok', 'error'])).toEqual({ status: 'weird', response: {} });
+    expect(await replyOf(channel.push('echo', { x: 1 }))).toEqual({
+      status: 'ok',
+      response: { x: 1 },
+    });
+    expect(await replyOf(channel.push('error_reply', {}))).toEqual({
+      status: 'error',
+      response: { reason: 'bad' },
+    });
+    expect(
+      await replyOf(channel.push('custom_status', {}), 5_000, ['weird', 'ok', 'error']),
+    ).toEqual({ status: 'weird', response: {} });
 
     const order: string[] = [];
     channel.on('pushed', (payload) => order.push(`pushed ${JSON.stringify(payload)}`));
-    const push = channel.push('push_then_reply', { p: 2 }).receive('ok', (response) => order.push(`reply ${JSON.stringify(response)}`));
+    const push = channel
+      .push('push_then_reply', { p: 2 })
+      .receive('ok', (response) => order.push(`reply ${JSON.stringify(response)}`));
     await replyOf(push);
     expect(order).toEqual(['pushed {"p":2}', 'reply {"after":"push"}']);
 
     const started = Date.now();
-    expect(await replyOf(channel.push('async', { z: 1 }))).toEqual({ status: 'ok', response: { z: 1 } });
+    expect(await replyOf(channel.push('async', { z: 1 }))).toEqual({
+      status: 'ok',
+      response: { z: 1 },
+    });
     expect(Date.now() - started).toBeGreaterThanOrEqual(40);
   });
 
@@ -169,8 +199,12 @@ describe.each(TRANSPORTS)('phoenix 1.8 client over $name', ({ name, transport })
     chA.push('intercepted', { from: 'a' });
     expect(await gotA).toEqual({ from: 'a', handled_out: true });
     expect(await gotB).toEqual({ from: 'a', handled_out: true });
-    expect(recA.of(t, 'intercepted').map((m) => [m.join_ref, m.ref])).toEqual([[chA.joinRef(), null]]);
-    expect(recB.of(t, 'intercepted').map((m) => [m.join_ref, m.ref])).toEqual([[chB.joinRef(), null]]);
+    expect(recA.of(t, 'intercepted').map((m) => [m.join_ref, m.ref])).toEqual([
+      [chA.joinRef(), null],
+    ]);
+    expect(recB.of(t, 'intercepted').map((m) => [m.join_ref, m.ref])).toEqual([
+      [chB.joinRef(), null],
+    ]);
   });
 
   it('a channel crash: onError gets {"reason":"channel_crash"}, then the client rejoins with a NEW join ref', async () => {
@@ -187,11 +221,18 @@ describe.each(TRANSPORTS)('phoenix 1.8 client over $name', ({ name, transport })
     await waitFor(() => errors.length >= 1, 'onError');
     expect(errors[0]).toEqual({ reason: 'channel_crash' });
     const [phxError] = recorder.of(t, 'phx_error');
-    expect(phxError).toMatchObject({ join_ref: joinRefs[0], ref: joinRefs[0], payload: { reason: 'channel_crash' } });
+    expect(phxError).toMatchObject({
+      join_ref: joinRefs[0],
+      ref: joinRefs[0],
+      payload: { reason: 'channel_crash' },
+    });
     await waitFor(() => joinRefs.length === 2, 'automatic rejoin', 5_000);
     expect(joinRefs[1]).not.toBe(joinRefs[0]);
     expect(channel.state).toBe('joined');
-    expect(await replyOf(channel.push('echo', { after: 'crash' }))).toEqual({ status: 'ok', response: { after: 'crash' } });
+    expect(await replyOf(channel.push('echo', { after: 'crash' }))).toEqual({
+      status: 'ok',
+      response: { after: 'crash' },
+    });
   });
 
   it('leave: resolves ok, the channel closes and the server drops it', async () => {
@@ -224,7 +265,10 @@ describe.each(TRANSPORTS)('phoenix 1.8 client over $name', ({ name, transport })
     const chB = b.channel(t, { key: 'bob' });
     const presB = new Presence(chB);
     expect(await replyOf(chB.join())).toEqual(OK_EMPTY);
-    await waitFor(() => keysOf(presA).join() === 'alice,bob' && keysOf(presB).join() === 'alice,bob', 'both see alice and bob');
+    await waitFor(
+      () => keysOf(presA).join() === 'alice,bob' && keysOf(presB).join() === 'alice,bob',
+      'both see alice and bob',
+    );
     const aliceRef = presA.state.alice!.metas[0]!.phx_ref;
     expect(presB.state.alice?.metas).toEqual([{ online_at: 1, phx_ref: aliceRef }]);
     const bobRef = presA.state.bob!.metas[0]!.phx_ref;
@@ -233,7 +277,9 @@ describe.each(TRANSPORTS)('phoenix 1.8 client over $name', ({ name, transport })
     expect(await replyOf(chB.push('update', { meta: { status: 'away' } }))).toEqual(OK_EMPTY);
     for (const presence of [presA, presB]) {
       await waitFor(() => presence.state.bob?.metas[0]?.status === 'away', 'bob away');
-      expect(presence.state.bob?.metas).toEqual([{ status: 'away', phx_ref: expect.any(String), phx_ref_prev: bobRef }]);
+      expect(presence.state.bob?.metas).toEqual([
+        { status: 'away', phx_ref: expect.any(String), phx_ref_prev: bobRef },
+      ]);
     }
     const awayRef = presA.state.bob!.metas[0]!.phx_ref;
     expect(awayRef).not.toBe(bobRef);

@@ -89,13 +89,17 @@ describe.each(TRANSPORTS)('85: the JS Presence helper over $name', ({ name, tran
     const [state] = recorder.of(topic, 'presence_state');
     expect(Object.keys(state!.payload as object)).toEqual(['bob']);
     const [diff] = recorder.of(topic, 'presence_diff');
-    expect(diff!.payload).toEqual({ joins: { alice: { metas: [{ online_at: 1, phx_ref: expect.any(String) }] } }, leaves: {} });
+    expect(diff!.payload).toEqual({
+      joins: { alice: { metas: [{ online_at: 1, phx_ref: expect.any(String) }] } },
+      leaves: {},
+    });
 
     // The helper queued the diff and applied it after the state: both keys, one sync for both.
     await waitFor(() => keys(presA).join() === 'alice,bob', 'alice and bob');
     expect(syncs).toEqual([['alice', 'bob']]);
     expect(joined.sort()).toEqual(['alice', 'bob']);
-    const aliceRef = (diff!.payload as { joins: { alice: { metas: { phx_ref: string }[] } } }).joins.alice.metas[0]!.phx_ref;
+    const aliceRef = (diff!.payload as { joins: { alice: { metas: { phx_ref: string }[] } } }).joins
+      .alice.metas[0]!.phx_ref;
     expect(presA.state.alice?.metas).toEqual([{ online_at: 1, phx_ref: aliceRef }]);
     // bob got alice's diff after his own state: applied at once.
     await waitFor(() => keys(presB).join() === 'alice,bob', 'bob sees alice');
@@ -104,7 +108,9 @@ describe.each(TRANSPORTS)('85: the JS Presence helper over $name', ({ name, tran
     const bobRef = presA.state.bob!.metas[0]!.phx_ref;
     expect((await replyOf(chB.push('update', { status: 'away' }))).status).toBe('ok');
     await waitFor(() => presA.state.bob?.metas[0]?.status === 'away', 'bob away');
-    expect(presA.state.bob?.metas).toEqual([{ status: 'away', phx_ref: expect.any(String), phx_ref_prev: bobRef }]);
+    expect(presA.state.bob?.metas).toEqual([
+      { status: 'away', phx_ref: expect.any(String), phx_ref_prev: bobRef },
+    ]);
     chB.leave();
     await waitFor(() => keys(presA).join() === 'alice', 'bob gone');
   });

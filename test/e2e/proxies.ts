@@ -6,7 +6,13 @@
  * - `HttpProxy` relays LongPoll requests and can hold GETs back (a client that stopped polling,
  *   e.g. a frozen tab), recording every request and response.
  */
-import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer,
+  request as httpRequest,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import type { Duplex } from 'node:stream';
 import WebSocket, { WebSocketServer, type RawData } from 'ws';
 
@@ -60,8 +66,13 @@ export class WsFrameProxy {
   port = 0;
 
   private constructor(private readonly targetPort: number) {
-    this.wss = new WebSocketServer({ noServer: true, handleProtocols: (_offered, req) => this.selected.get(req) ?? false });
-    this.http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket, head));
+    this.wss = new WebSocketServer({
+      noServer: true,
+      handleProtocols: (_offered, req) => this.selected.get(req) ?? false,
+    });
+    this.http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
+      this.upgrade(req, socket, head),
+    );
   }
 
   static async start(targetPort: number): Promise<WsFrameProxy> {
@@ -78,12 +89,24 @@ export class WsFrameProxy {
 
   /** Client heartbeats seen (relayed or withheld), in order. */
   heartbeats(): SeenFrame[] {
-    return this.frames.filter((f) => f.dir === 'up' && Array.isArray(f.frame) && f.frame[2] === 'phoenix' && f.frame[3] === 'heartbeat');
+    return this.frames.filter(
+      (f) =>
+        f.dir === 'up' &&
+        Array.isArray(f.frame) &&
+        f.frame[2] === 'phoenix' &&
+        f.frame[3] === 'heartbeat',
+    );
   }
 
   /** Server replies on topic "phoenix" (heartbeat replies), in order. */
   heartbeatReplies(): SeenFrame[] {
-    return this.frames.filter((f) => f.dir === 'down' && Array.isArray(f.frame) && f.frame[2] === 'phoenix' && f.frame[3] === 'phx_reply');
+    return this.frames.filter(
+      (f) =>
+        f.dir === 'down' &&
+        Array.isArray(f.frame) &&
+        f.frame[2] === 'phoenix' &&
+        f.frame[3] === 'phx_reply',
+    );
   }
 
   /** Connects upstream first, so the client gets the server's answer (status or subprotocol). */
@@ -92,7 +115,9 @@ export class WsFrameProxy {
     const protocols = offered ? offered.split(',').map((p) => p.trim()) : [];
     const upstream = new WebSocket(`ws://127.0.0.1:${this.targetPort}${req.url ?? '/'}`, protocols);
     upstream.once('unexpected-response', (_r, res) => {
-      socket.end(`HTTP/1.1 ${res.statusCode ?? 502} Upstream Refused\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+      socket.end(
+        `HTTP/1.1 ${res.statusCode ?? 502} Upstream Refused\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`,
+      );
       upstream.terminate();
     });
     upstream.once('error', () => socket.destroy());
@@ -103,7 +128,13 @@ export class WsFrameProxy {
   }
 
   private link(client: WebSocket, upstream: WebSocket): void {
-    const link: Link = { id: this.nextId++, openedAt: Date.now(), client, upstream, withholdHeartbeats: false };
+    const link: Link = {
+      id: this.nextId++,
+      openedAt: Date.now(),
+      client,
+      upstream,
+      withholdHeartbeats: false,
+    };
     this.links.add(link);
     this.opened.push({ id: link.id, at: link.openedAt });
     const record = (dir: 'up' | 'down', data: RawData, isBinary: boolean, dropped: boolean) => {
@@ -132,9 +163,15 @@ export class WsFrameProxy {
       if (client.readyState === WebSocket.OPEN) client.send(data, { binary: isBinary });
     });
     client.on('close', (code: number, reason: Buffer) => {
-      this.clientCloses.push({ at: Date.now(), connection: link.id, code, reason: reason.toString() });
+      this.clientCloses.push({
+        at: Date.now(),
+        connection: link.id,
+        code,
+        reason: reason.toString(),
+      });
       this.links.delete(link);
-      if (upstream.readyState === WebSocket.OPEN) upstream.close(sendable(code) ? code : 1000, reason);
+      if (upstream.readyState === WebSocket.OPEN)
+        upstream.close(sendable(code) ? code : 1000, reason);
       else upstream.terminate();
     });
     upstream.on('close', (code: number, reason: Buffer) => {
@@ -202,7 +239,12 @@ export class HttpProxy {
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const body = Buffer.concat(chunks);
-    const seen: SeenRequest = { at: Date.now(), method: req.method ?? 'GET', url: req.url ?? '/', body: body.toString() };
+    const seen: SeenRequest = {
+      at: Date.now(),
+      method: req.method ?? 'GET',
+      url: req.url ?? '/',
+      body: body.toString(),
+    };
     this.requests.push(seen);
     if (req.method === 'GET' && this.holdGets) {
       let abandoned = false;
@@ -215,20 +257,35 @@ export class HttpProxy {
     }
   }
 
-  private forward(req: IncomingMessage, res: ServerResponse, body: Buffer, seen: SeenRequest): void {
+  private forward(
+    req: IncomingMessage,
+    res: ServerResponse,
+    body: Buffer,
+    seen: SeenRequest,
+  ): void {
     const headers = { ...req.headers, 'content-length': String(body.length) };
     delete headers['transfer-encoding'];
-    const upstream = httpRequest({ host: '127.0.0.1', port: this.targetPort, method: req.method, path: req.url, headers, agent: false }, (answer) => {
-      const parts: Buffer[] = [];
-      answer.on('data', (chunk: Buffer) => parts.push(chunk));
-      answer.on('end', () => {
-        const text = Buffer.concat(parts);
-        seen.response = { status: answer.statusCode ?? 0, body: text.toString(), at: Date.now() };
-        if (res.destroyed || res.headersSent) return;
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
-        res.end(text);
-      });
-    });
+    const upstream = httpRequest(
+      {
+        host: '127.0.0.1',
+        port: this.targetPort,
+        method: req.method,
+        path: req.url,
+        headers,
+        agent: false,
+      },
+      (answer) => {
+        const parts: Buffer[] = [];
+        answer.on('data', (chunk: Buffer) => parts.push(chunk));
+        answer.on('end', () => {
+          const text = Buffer.concat(parts);
+          seen.response = { status: answer.statusCode ?? 0, body: text.toString(), at: Date.now() };
+          if (res.destroyed || res.headersSent) return;
+          res.writeHead(answer.statusCode ?? 502, answer.headers);
+          res.end(text);
+        });
+      },
+    );
     upstream.on('error', () => {
       if (!res.headersSent && !res.destroyed) res.writeHead(502).end();
     });

@@ -5,12 +5,25 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { LongPoll, Socket, type Channel, type CloseEventLike, type SocketOptions, type TransportConstructor } from 'phoenix';
+import {
+  LongPoll,
+  Socket,
+  type Channel,
+  type CloseEventLike,
+  type SocketOptions,
+  type TransportConstructor,
+} from 'phoenix';
 import { createGateway, type Gateway } from '../../src/index.js';
 import { freePort, MemoryStorage, Recorder, replyOf, waitFor } from '../support/phoenix-client.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 import { HttpProxy, WsFrameProxy } from './proxies.js';
-import { connectHook, roomChannel, startTestApp, type TestApp, type TestAssigns } from '../support/test-app.js';
+import {
+  connectHook,
+  roomChannel,
+  startTestApp,
+  type TestApp,
+  type TestAssigns,
+} from '../support/test-app.js';
 
 const TRANSPORTS: { name: string; transport: TransportConstructor }[] = [
   { name: 'websocket', transport: WebSocket },
@@ -37,7 +50,10 @@ async function app(port?: number): Promise<TestApp> {
 }
 
 /** Joins and records the join ref of every successful (re)join. */
-async function trackedJoin(socket: Socket, topic: string): Promise<{ channel: Channel; joinRefs: (string | null)[] }> {
+async function trackedJoin(
+  socket: Socket,
+  topic: string,
+): Promise<{ channel: Channel; joinRefs: (string | null)[] }> {
   const channel = socket.channel(topic);
   const joinRefs: (string | null)[] = [];
   channel.join().receive('ok', () => joinRefs.push(channel.joinRef()));
@@ -45,7 +61,8 @@ async function trackedJoin(socket: Socket, topic: string): Promise<{ channel: Ch
   return { channel, joinRefs };
 }
 
-const echo = async (channel: Channel, payload: object) => expect(await replyOf(channel.push('echo', payload))).toEqual({ status: 'ok', response: payload });
+const echo = async (channel: Channel, payload: object) =>
+  expect(await replyOf(channel.push('echo', payload))).toEqual({ status: 'ok', response: payload });
 
 describe.each(TRANSPORTS)('phoenix 1.8 client over $name', ({ name, transport }) => {
   it('server restart on the same port: the client reconnects and rejoins with a new join ref; pushes work again', async () => {
@@ -53,7 +70,12 @@ describe.each(TRANSPORTS)('phoenix 1.8 client over $name', ({ name, transport })
     const first = await startTestApp({ port });
     let firstClosed = false;
     cleanups.push(() => (firstClosed ? undefined : first.close()));
-    const socket = socketFor(port, { transport, heartbeatIntervalMs: 200, reconnectAfterMs: () => 100, rejoinAfterMs: () => 100 });
+    const socket = socketFor(port, {
+      transport,
+      heartbeatIntervalMs: 200,
+      reconnectAfterMs: () => 100,
+      rejoinAfterMs: () => 100,
+    });
     await waitFor(() => socket.isConnected(), 'connected');
     const { channel, joinRefs } = await trackedJoin(socket, `room:restart-${name}`);
     await echo(channel, { before: 'restart' });
@@ -67,7 +89,11 @@ describe.each(TRANSPORTS)('phoenix 1.8 client over $name', ({ name, transport })
     expect(channel.state).not.toBe('joined');
 
     const second = await app(port);
-    await waitFor(() => joinRefs.length >= 2 && channel.state === 'joined', 'rejoined on the restarted server', 8_000);
+    await waitFor(
+      () => joinRefs.length >= 2 && channel.state === 'joined',
+      'rejoined on the restarted server',
+      8_000,
+    );
     expect(joinRefs[1]).not.toBe(joinRefs[0]);
     expect(channel.joinRef()).toBe(joinRefs[joinRefs.length - 1]);
     await echo(channel, { after: 'restart' });
@@ -147,13 +173,18 @@ describe.each(TRANSPORTS)('phoenix 1.8 client over $name', ({ name, transport })
     const { channel, joinRefs } = await trackedJoin(socket, `room:schedule-${name}`);
     const closes: number[] = [];
     socket.onClose(() => closes.push(Date.now()));
-    const parkGet = () => (name === 'longpoll' ? new Promise((resolve) => setTimeout(resolve, 100)) : Promise.resolve());
+    const parkGet = () =>
+      name === 'longpoll' ? new Promise((resolve) => setTimeout(resolve, 100)) : Promise.resolve();
     await parkGet();
 
     attempts.length = 0;
     refuseNext = 5;
     expect(server.gateway.disconnect(`user:${userId}`)).toBe(1);
-    await waitFor(() => joinRefs.length >= 2 && channel.state === 'joined', 'rejoined after five refused attempts', 8_000);
+    await waitFor(
+      () => joinRefs.length >= 2 && channel.state === 'joined',
+      'rejoined after five refused attempts',
+      8_000,
+    );
     // Five refused attempts (HTTP 403 / {"status":403}), then the sixth connects.
     expect(attempts).toHaveLength(6);
     const SCHEDULE = [10, 50, 100, 150, 200, 250];
@@ -170,7 +201,11 @@ describe.each(TRANSPORTS)('phoenix 1.8 client over $name', ({ name, transport })
     attempts.length = 0;
     closes.length = 0;
     expect(server.gateway.disconnect(`user:${userId}`)).toBe(1);
-    await waitFor(() => joinRefs.length >= 3 && channel.state === 'joined', 'rejoined again', 5_000);
+    await waitFor(
+      () => joinRefs.length >= 3 && channel.state === 'joined',
+      'rejoined again',
+      5_000,
+    );
     expect(attempts).toHaveLength(1);
     expect(attempts[0]! - closes[0]!).toBeGreaterThanOrEqual(8);
     expect(attempts[0]! - closes[0]!).toBeLessThan(10 + 250);
@@ -184,15 +219,30 @@ describe('phoenix 1.8 client heartbeats (106)', () => {
     const server = await app();
     const proxy = await WsFrameProxy.start(server.port);
     cleanups.push(() => proxy.close());
-    const socket = socketFor(proxy.port, { transport: WebSocket, heartbeatIntervalMs: INTERVAL, reconnectAfterMs: () => 50, rejoinAfterMs: () => 100 });
+    const socket = socketFor(proxy.port, {
+      transport: WebSocket,
+      heartbeatIntervalMs: INTERVAL,
+      reconnectAfterMs: () => 50,
+      rejoinAfterMs: () => 100,
+    });
     await waitFor(() => socket.isConnected(), 'connected');
     const { channel, joinRefs } = await trackedJoin(socket, 'room:heartbeat');
 
     // Two answered heartbeats: the first about one interval after open, the next one interval after its reply.
-    const [reply1] = await waitFor(() => (proxy.heartbeatReplies().length >= 2 ? proxy.heartbeatReplies() : undefined), 'two heartbeat replies', 3_000);
+    const [reply1] = await waitFor(
+      () => (proxy.heartbeatReplies().length >= 2 ? proxy.heartbeatReplies() : undefined),
+      'two heartbeat replies',
+      3_000,
+    );
     const [hb1, hb2] = proxy.heartbeats();
     expect(hb1!.frame).toEqual([null, expect.any(String), 'phoenix', 'heartbeat', {}]);
-    expect(reply1!.frame).toEqual([null, (hb1!.frame as unknown[])[1], 'phoenix', 'phx_reply', { status: 'ok', response: {} }]);
+    expect(reply1!.frame).toEqual([
+      null,
+      (hb1!.frame as unknown[])[1],
+      'phoenix',
+      'phx_reply',
+      { status: 'ok', response: {} },
+    ]);
     const openedAt = proxy.opened[0]!.at;
     expect(hb1!.at - openedAt).toBeGreaterThanOrEqual(INTERVAL - 20);
     expect(hb1!.at - openedAt).toBeLessThan(INTERVAL + 250);
@@ -204,15 +254,23 @@ describe('phoenix 1.8 client heartbeats (106)', () => {
     const closes: CloseEventLike[] = [];
     socket.onClose((event) => closes.push(event));
     expect(proxy.withholdHeartbeats()).toBe(1);
-    const lastReply = await waitFor(() => {
-      const replies = proxy.heartbeatReplies();
-      const unanswered = proxy.heartbeats().find((f) => f.dropped);
-      return unanswered ? replies[replies.length - 1] : undefined;
-    }, 'a withheld heartbeat', 3_000);
+    const lastReply = await waitFor(
+      () => {
+        const replies = proxy.heartbeatReplies();
+        const unanswered = proxy.heartbeats().find((f) => f.dropped);
+        return unanswered ? replies[replies.length - 1] : undefined;
+      },
+      'a withheld heartbeat',
+      3_000,
+    );
     const withheld = proxy.heartbeats().find((f) => f.dropped)!;
 
     // The client gives up one interval after the unanswered heartbeat, i.e. ~2 intervals after the last reply.
-    const close = await waitFor(() => proxy.clientCloses[0], 'the client closing the connection', 3_000);
+    const close = await waitFor(
+      () => proxy.clientCloses[0],
+      'the client closing the connection',
+      3_000,
+    );
     expect(close).toMatchObject({ connection: 1, code: 1000, reason: 'heartbeat timeout' });
     expect(close.at - withheld.at).toBeGreaterThanOrEqual(INTERVAL - 20);
     expect(close.at - withheld.at).toBeLessThan(INTERVAL + 400);
@@ -220,13 +278,23 @@ describe('phoenix 1.8 client heartbeats (106)', () => {
     expect(errors[0]).toEqual({ source: 'transport', reason: 'heartbeat_timeout' });
 
     // It reconnects (a new connection, whose heartbeats are answered) and rejoins with a new join ref.
-    await waitFor(() => joinRefs.length >= 2 && channel.state === 'joined', 'rejoined over a new connection', 6_000);
+    await waitFor(
+      () => joinRefs.length >= 2 && channel.state === 'joined',
+      'rejoined over a new connection',
+      6_000,
+    );
     expect(proxy.opened.map((o) => o.id)).toEqual([1, 2]);
     expect(joinRefs[1]).not.toBe(joinRefs[0]);
-    const rejoin = proxy.frames.find((f) => f.connection === 2 && f.dir === 'up' && (f.frame as unknown[])[3] === 'phx_join')!;
+    const rejoin = proxy.frames.find(
+      (f) => f.connection === 2 && f.dir === 'up' && (f.frame as unknown[])[3] === 'phx_join',
+    )!;
     expect(rejoin.frame).toEqual([joinRefs[1], joinRefs[1], 'room:heartbeat', 'phx_join', {}]);
     await echo(channel, { after: 'heartbeat timeout' });
-    await waitFor(() => proxy.heartbeatReplies().some((f) => f.connection === 2), 'heartbeats answered again', 3_000);
+    await waitFor(
+      () => proxy.heartbeatReplies().some((f) => f.connection === 2),
+      'heartbeats answered again',
+      3_000,
+    );
   });
 
   it('106: LongPoll — the client sends no heartbeats (skipHeartbeat), so it never times out on them', async () => {
@@ -240,7 +308,9 @@ describe('phoenix 1.8 client heartbeats (106)', () => {
     channel.onError((reason) => errors.push(reason));
     await new Promise((resolve) => setTimeout(resolve, 5 * INTERVAL));
     await echo(channel, { still: 'joined' });
-    const posted = proxy.requests.filter((r) => r.method === 'POST').flatMap((r) => r.body.split('\n'));
+    const posted = proxy.requests
+      .filter((r) => r.method === 'POST')
+      .flatMap((r) => r.body.split('\n'));
     expect(posted.length).toBeGreaterThanOrEqual(2); // the join and the echo
     expect(posted.filter((line) => line.includes('"heartbeat"'))).toEqual([]);
     expect(errors).toEqual([]);
@@ -252,11 +322,20 @@ describe('phoenix 1.8 client heartbeats (106)', () => {
     const server = await app();
     const proxy = await TcpProxy.start(server.port);
     cleanups.push(() => proxy.close());
-    const socket = socketFor(proxy.port, { transport: WebSocket, heartbeatIntervalMs: INTERVAL, reconnectAfterMs: () => 50, rejoinAfterMs: () => 100 });
+    const socket = socketFor(proxy.port, {
+      transport: WebSocket,
+      heartbeatIntervalMs: INTERVAL,
+      reconnectAfterMs: () => 50,
+      rejoinAfterMs: () => 100,
+    });
     const recorder = new Recorder(socket);
     await waitFor(() => socket.isConnected(), 'connected');
     const { channel, joinRefs } = await trackedJoin(socket, 'room:heartbeat-stall');
-    await waitFor(() => recorder.of('phoenix', 'phx_reply').length >= 1, 'a heartbeat reply', 3_000);
+    await waitFor(
+      () => recorder.of('phoenix', 'phx_reply').length >= 1,
+      'a heartbeat reply',
+      3_000,
+    );
 
     const errors: unknown[] = [];
     channel.onError((reason) => errors.push(reason));
@@ -267,7 +346,11 @@ describe('phoenix 1.8 client heartbeats (106)', () => {
     // At most two intervals after the stall (one to send, one to give up), with slack.
     expect(Date.now() - stalledAt).toBeLessThan(2_000);
 
-    await waitFor(() => joinRefs.length >= 2 && channel.state === 'joined', 'rejoined over a new connection', 6_000);
+    await waitFor(
+      () => joinRefs.length >= 2 && channel.state === 'joined',
+      'rejoined over a new connection',
+      6_000,
+    );
     expect(joinRefs[1]).not.toBe(joinRefs[0]);
     await echo(channel, { after: 'heartbeat timeout' });
   });
@@ -277,7 +360,13 @@ describe('phoenix 1.8 client LongPoll fallback', () => {
   it('a refused WebSocket falls back to LongPoll (longPollFallbackMs); joins and pushes work; the fallback is remembered', async () => {
     const gateway: Gateway = createGateway({ logger: false });
     cleanups.push(() => gateway.close());
-    gateway.socket<TestAssigns>('/socket', { websocket: false, connect: connectHook, longpoll: { windowMs: 1_000 } }).channel('room:*', roomChannel);
+    gateway
+      .socket<TestAssigns>('/socket', {
+        websocket: false,
+        connect: connectHook,
+        longpoll: { windowMs: 1_000 },
+      })
+      .channel('room:*', roomChannel);
     const { port } = await gateway.listen(0, '127.0.0.1');
     const storage = new MemoryStorage();
     const errors: unknown[] = [];
@@ -292,7 +381,11 @@ describe('phoenix 1.8 client LongPoll fallback', () => {
     socket.connect();
 
     const started = Date.now();
-    await waitFor(() => socket.transport === LongPoll && socket.isConnected(), 'connected over LongPoll', 5_000);
+    await waitFor(
+      () => socket.transport === LongPoll && socket.isConnected(),
+      'connected over LongPoll',
+      5_000,
+    );
     // The WebSocket error triggered the fallback, not the 2 s timer.
     expect(Date.now() - started).toBeLessThan(1_900);
     expect(errors.length).toBeGreaterThan(0);
@@ -308,10 +401,18 @@ describe('phoenix 1.8 client LongPoll fallback', () => {
   it('a healthy WebSocket passes the ping health check and stays; nothing is remembered', async () => {
     const server = await app();
     const storage = new MemoryStorage();
-    const socket = socketFor(server.port, { transport: WebSocket, longPollFallbackMs: 600, sessionStorage: storage });
+    const socket = socketFor(server.port, {
+      transport: WebSocket,
+      longPollFallbackMs: 600,
+      sessionStorage: storage,
+    });
     const recorder = new Recorder(socket);
     // The health check is a heartbeat sent right after open; its reply cancels the fallback.
-    await waitFor(() => recorder.of('phoenix', 'phx_reply').length > 0, 'health-check ping reply', 3_000);
+    await waitFor(
+      () => recorder.of('phoenix', 'phx_reply').length > 0,
+      'health-check ping reply',
+      3_000,
+    );
     const channel = socket.channel('room:healthy');
     expect(await replyOf(channel.join())).toEqual({ status: 'ok', response: {} });
     // Past the fallback threshold the socket still uses WebSocket.

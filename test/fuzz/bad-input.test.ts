@@ -52,19 +52,38 @@ describe('malformed client frames close the connection with 1011', () => {
   async function v2Victim(): Promise<RawClient> {
     const client = await connect(app.wsUrl());
     expect(await client.join('room:a', '1')).toEqual(['1', '1', 'room:a', 'phx_reply', OK]);
-    expect(await client.join('room:reply', '2', { a: 1 })).toMatchObject(['2', '2', 'room:reply', 'phx_reply', { status: 'ok' }]);
-    expect(await client.join('presence:lobby', '3', { key: 'victim' })).toEqual(['3', '3', 'presence:lobby', 'phx_reply', OK]);
+    expect(await client.join('room:reply', '2', { a: 1 })).toMatchObject([
+      '2',
+      '2',
+      'room:reply',
+      'phx_reply',
+      { status: 'ok' },
+    ]);
+    expect(await client.join('presence:lobby', '3', { key: 'victim' })).toEqual([
+      '3',
+      '3',
+      'presence:lobby',
+      'phx_reply',
+      OK,
+    ]);
     expect(await client.take(2)).toMatchObject([
       ['3', null, 'presence:lobby', 'presence_state', {}],
       [null, null, 'presence:lobby', 'presence_diff', { leaves: {} }],
     ]);
-    expect(footprint(app.gateway)).toMatchObject({ sockets: 1, channels: 3, presences: 1, subscriptions: 3 });
+    expect(footprint(app.gateway)).toMatchObject({
+      sockets: 1,
+      channels: 3,
+      presences: 1,
+      subscriptions: 3,
+    });
     return client;
   }
 
   async function v1Victim(): Promise<RawClient> {
     const client = await connect(app.wsUrl('/socket/websocket', 'vsn=1.0.0'));
-    expect(await client.request({ topic: 'room:v1', event: 'phx_join', payload: {}, ref: '1' })).toEqual({
+    expect(
+      await client.request({ topic: 'room:v1', event: 'phx_join', payload: {}, ref: '1' }),
+    ).toEqual({
       topic: 'room:v1',
       event: 'phx_reply',
       payload: OK,
@@ -94,7 +113,11 @@ describe('malformed client frames close the connection with 1011', () => {
     ['a 4-element array', '["1","2","room:a","echo"]', /5/],
     ['an empty array', '[]', /5/],
     ['a JSON object on V2 (case 64)', '{"topic":"t"}', /array/],
-    ['a full V1-style object on V2', '{"topic":"room:a","event":"echo","payload":{},"ref":"1"}', /array/],
+    [
+      'a full V1-style object on V2',
+      '{"topic":"room:a","event":"echo","payload":{},"ref":"1"}',
+      /array/,
+    ],
     ['a JSON string', '"hello"', /array/],
     ['a JSON number', '42', /array/],
     ['JSON null', 'null', /array/],
@@ -163,13 +186,21 @@ describe('malformed client frames close the connection with 1011', () => {
     await expectClosed(client, 1011);
   });
 
-  it.each(['topic', 'event', 'payload', 'ref'])('V1: an object missing "%s" → 1011 naming it (cases 80, §2.1)', async (key) => {
-    const client = await v1Victim();
-    const frame: Record<string, unknown> = { topic: 'room:v1', event: 'echo', payload: {}, ref: '5' };
-    delete frame[key];
-    client.send(frame);
-    await expectClosed(client, 1011, new RegExp(key));
-  });
+  it.each(['topic', 'event', 'payload', 'ref'])(
+    'V1: an object missing "%s" → 1011 naming it (cases 80, §2.1)',
+    async (key) => {
+      const client = await v1Victim();
+      const frame: Record<string, unknown> = {
+        topic: 'room:v1',
+        event: 'echo',
+        payload: {},
+        ref: '5',
+      };
+      delete frame[key];
+      client.send(frame);
+      await expectClosed(client, 1011, new RegExp(key));
+    },
+  );
 
   it.each([
     ['a V2 array', '["1","2","room:v1","echo",{}]'],
@@ -177,7 +208,10 @@ describe('malformed client frames close the connection with 1011', () => {
     ['a JSON string', '"x"'],
     ['topic a number', '{"topic":1,"event":"echo","payload":{},"ref":"1"}'],
     ['ref an object', '{"topic":"room:v1","event":"echo","payload":{},"ref":{}}'],
-    ['join_ref a boolean', '{"topic":"room:v1","event":"echo","payload":{},"ref":"1","join_ref":true}'],
+    [
+      'join_ref a boolean',
+      '{"topic":"room:v1","event":"echo","payload":{},"ref":"1","join_ref":true}',
+    ],
   ])('V1: %s → 1011', async (_name, text) => {
     const client = await v1Victim();
     client.sendText(text);
@@ -207,11 +241,14 @@ describe('malformed client frames close the connection with 1011', () => {
     ['truncated in the event', bytes([0, 1, 1, 6, 4], '1', '2', 'room:a', 'ec')],
     ['all lengths 255 and no bytes', bytes([0, 255, 255, 255, 255])],
     ['one byte short', bytes([0, 1, 1, 6, 4], '1', '2', 'room:a', 'ech')],
-  ])('V2 binary: a header that declares more bytes than the frame has (%s) → 1011', async (_name, frame) => {
-    const client = await v2Victim();
-    client.sendBinary(frame);
-    await expectClosed(client, 1011);
-  });
+  ])(
+    'V2 binary: a header that declares more bytes than the frame has (%s) → 1011',
+    async (_name, frame) => {
+      const client = await v2Victim();
+      client.sendBinary(frame);
+      await expectClosed(client, 1011);
+    },
+  );
 
   it.each([
     ['0 bytes', []],
@@ -239,7 +276,9 @@ describe('malformed client frames close the connection with 1011', () => {
     client.sendBinary(bytes([0, 1, 2, 6, 4], '1', '20', 'room:a', 'echo', [0xff, 0xfe, 0x00]));
     const reply = await client.next();
     expect(Buffer.isBuffer(reply)).toBe(true);
-    expect((reply as Buffer).toString('hex')).toBe(bytes([1, 1, 2, 6, 2], '1', '20', 'room:a', 'ok', [0xff, 0xfe, 0x00]).toString('hex'));
+    expect((reply as Buffer).toString('hex')).toBe(
+      bytes([1, 1, 2, 6, 2], '1', '20', 'room:a', 'ok', [0xff, 0xfe, 0x00]).toString('hex'),
+    );
     client.close();
     await client.closed;
     await expectEmpty(app.gateway);
@@ -252,7 +291,9 @@ describe('malformed client frames close the connection with 1011', () => {
     client.ws.send(frame.subarray(3, 12), { binary: true, fin: false });
     client.ws.send(frame.subarray(12), { binary: true, fin: true });
     const reply = (await client.next()) as Buffer;
-    expect(reply.toString('hex')).toBe(bytes([1, 1, 2, 6, 2], '1', '21', 'room:a', 'ok', [1, 2, 3, 4, 5, 6]).toString('hex'));
+    expect(reply.toString('hex')).toBe(
+      bytes([1, 1, 2, 6, 2], '1', '21', 'room:a', 'ok', [1, 2, 3, 4, 5, 6]).toString('hex'),
+    );
     client.close();
     await client.closed;
     await expectEmpty(app.gateway);
@@ -278,7 +319,9 @@ describe('malformed client frames close the connection with 1011', () => {
     expect(info.code).toBe(1011);
     // Phoenix blocks the connection during a join, so the bad frame is only decoded after the
     // join reply went out.
-    expect(client.frames).toEqual([['1', '1', 'room:slowjoin', 'phx_reply', { status: 'ok', response: { slept: 200 } }]]);
+    expect(client.frames).toEqual([
+      ['1', '1', 'room:slowjoin', 'phx_reply', { status: 'ok', response: { slept: 200 } }],
+    ]);
   });
 
   it('a socket closed by a malformed frame while its join is pending leaks nothing once the join settles', async () => {
@@ -289,7 +332,13 @@ describe('malformed client frames close the connection with 1011', () => {
     await expectEmpty(app.gateway);
     // After the join handler has resolved (200 ms), still nothing.
     await new Promise((resolve) => setTimeout(resolve, 300));
-    expect(footprint(app.gateway)).toEqual({ sockets: 0, channels: 0, presences: 0, subscriptions: 0, topics: 0 });
+    expect(footprint(app.gateway)).toEqual({
+      sockets: 0,
+      channels: 0,
+      presences: 0,
+      subscriptions: 0,
+      topics: 0,
+    });
     await heartbeatWorks(app.wsUrl());
   });
 
@@ -304,7 +353,9 @@ describe('malformed client frames close the connection with 1011', () => {
     const deltas: number[] = [];
     for (const [i, action] of send.entries()) {
       const before = app.gateway.stats.invalidFrames;
-      const client = await connect(app.wsUrl('/socket/websocket', i === 3 ? 'vsn=1.0.0' : 'vsn=2.0.0'));
+      const client = await connect(
+        app.wsUrl('/socket/websocket', i === 3 ? 'vsn=1.0.0' : 'vsn=2.0.0'),
+      );
       action(client);
       await client.closed;
       await expectEmpty(app.gateway);
@@ -333,7 +384,9 @@ describe('server frames that cannot be encoded, odd payloads and limits', () => 
     const before = app.gateway.stats.droppedFrames;
     client.send(['1', '2', topic, 'bin_reply_only', {}]);
     // Frames are processed in order: the heartbeat reply is the very next frame.
-    expect(await client.request([null, 'hb1', 'phoenix', 'heartbeat', {}])).toEqual(HEARTBEAT_REPLY('hb1'));
+    expect(await client.request([null, 'hb1', 'phoenix', 'heartbeat', {}])).toEqual(
+      HEARTBEAT_REPLY('hb1'),
+    );
     expect(app.gateway.stats.droppedFrames).toBe(before + 1);
     // The channel still works (JSON replies need no length bytes).
     expect(await client.request(['1', '3', topic, 'echo', { still: 'here' }])).toEqual([
@@ -358,10 +411,14 @@ describe('server frames that cannot be encoded, odd payloads and limits', () => 
     expect(await client.join(tooLong, '2')).toEqual(['2', '2', tooLong, 'phx_reply', OK]);
     const reply = (await client.request(['1', '3', fits, 'bin_reply_only', {}])) as Buffer;
     expect(Buffer.isBuffer(reply)).toBe(true);
-    expect(reply.toString('hex')).toBe(bytes([1, 1, 1, 255, 2], '1', '3', fits, 'ok', [9, 8, 7]).toString('hex'));
+    expect(reply.toString('hex')).toBe(
+      bytes([1, 1, 1, 255, 2], '1', '3', fits, 'ok', [9, 8, 7]).toString('hex'),
+    );
     const before = app.gateway.stats.droppedFrames;
     client.send(['2', '4', tooLong, 'bin_reply_only', {}]);
-    expect(await client.request([null, 'hb2', 'phoenix', 'heartbeat', {}])).toEqual(HEARTBEAT_REPLY('hb2'));
+    expect(await client.request([null, 'hb2', 'phoenix', 'heartbeat', {}])).toEqual(
+      HEARTBEAT_REPLY('hb2'),
+    );
     expect(app.gateway.stats.droppedFrames).toBe(before + 1);
     client.close();
     await client.closed;
@@ -370,10 +427,14 @@ describe('server frames that cannot be encoded, odd payloads and limits', () => 
 
   it('a binary reply to a V1 client is dropped and the V1 socket stays usable', async () => {
     const client = await connect(app.wsUrl('/socket/websocket', 'vsn=1.0.0'));
-    expect(await client.request({ topic: 'room:v1', event: 'phx_join', payload: {}, ref: '1' })).toMatchObject({ ref: '1', event: 'phx_reply' });
+    expect(
+      await client.request({ topic: 'room:v1', event: 'phx_join', payload: {}, ref: '1' }),
+    ).toMatchObject({ ref: '1', event: 'phx_reply' });
     const before = app.gateway.stats.droppedFrames;
     client.send({ topic: 'room:v1', event: 'bin_reply_only', payload: {}, ref: '2' });
-    expect(await client.request({ topic: 'phoenix', event: 'heartbeat', payload: {}, ref: '3' })).toEqual({
+    expect(
+      await client.request({ topic: 'phoenix', event: 'heartbeat', payload: {}, ref: '3' }),
+    ).toEqual({
       topic: 'phoenix',
       event: 'phx_reply',
       payload: OK,
@@ -393,7 +454,13 @@ describe('server frames that cannot be encoded, odd payloads and limits', () => 
     ['a boolean', false],
   ])('a join payload that is %s passes through unchanged (case 31)', async (_name, payload) => {
     const client = await connect(app.wsUrl());
-    expect(await client.request(['9', '8', 'room:s', 'phx_join', payload])).toEqual(['9', '8', 'room:s', 'phx_reply', OK]);
+    expect(await client.request(['9', '8', 'room:s', 'phx_join', payload])).toEqual([
+      '9',
+      '8',
+      'room:s',
+      'phx_reply',
+      OK,
+    ]);
     expect(await client.request(['10', '9', 'room:reply', 'phx_join', payload])).toEqual([
       '10',
       '9',
@@ -410,7 +477,9 @@ describe('server frames that cannot be encoded, odd payloads and limits', () => 
     const client = await connect(app.wsUrl('/defaults/websocket'));
     for (let i = 0; i < 100; i++) client.send([`j${i}`, `r${i}`, `room:${i}`, 'phx_join', {}]);
     const replies = await client.take(100);
-    replies.forEach((reply, i) => expect(reply).toEqual([`j${i}`, `r${i}`, `room:${i}`, 'phx_reply', OK]));
+    replies.forEach((reply, i) =>
+      expect(reply).toEqual([`j${i}`, `r${i}`, `room:${i}`, 'phx_reply', OK]),
+    );
     expect(app.gateway.stats.channels).toBe(100);
 
     expect(await client.request(['j100', 'r100', 'room:100', 'phx_join', {}])).toEqual([
@@ -444,7 +513,13 @@ describe('server frames that cannot be encoded, odd payloads and limits', () => 
       ['j1', 'l1', 'room:1', 'phx_reply', OK],
       ['j1', 'j1', 'room:1', 'phx_close', {}],
     ]);
-    expect(await client.request(['j101', 'r101', 'room:101', 'phx_join', {}])).toEqual(['j101', 'r101', 'room:101', 'phx_reply', OK]);
+    expect(await client.request(['j101', 'r101', 'room:101', 'phx_join', {}])).toEqual([
+      'j101',
+      'r101',
+      'room:101',
+      'phx_reply',
+      OK,
+    ]);
     expect(app.gateway.stats.channels).toBe(100);
 
     client.close();
@@ -474,11 +549,23 @@ describe('join timeout and queued frames', () => {
     client.send([null, 'hb', 'phoenix', 'heartbeat', {}]);
     const reply = await client.next(3_000);
     const elapsed = Date.now() - started;
-    expect(reply).toEqual(['2', '2', 'room:slowjoin', 'phx_reply', { status: 'error', response: { reason: 'join timeout' } }]);
+    expect(reply).toEqual([
+      '2',
+      '2',
+      'room:slowjoin',
+      'phx_reply',
+      { status: 'error', response: { reason: 'join timeout' } },
+    ]);
     expect(elapsed).toBeGreaterThanOrEqual(280);
     expect(elapsed).toBeLessThan(1_500);
     expect(await client.next()).toEqual(HEARTBEAT_REPLY('hb'));
-    expect(await client.request(['1', '3', 'room:a', 'echo', { ok: 1 }])).toEqual(['1', '3', 'room:a', 'phx_reply', { status: 'ok', response: { ok: 1 } }]);
+    expect(await client.request(['1', '3', 'room:a', 'echo', { ok: 1 }])).toEqual([
+      '1',
+      '3',
+      'room:a',
+      'phx_reply',
+      { status: 'ok', response: { ok: 1 } },
+    ]);
     expect(await client.request(['2', '4', 'room:slowjoin', 'echo', {}])).toEqual([
       null,
       '4',
@@ -489,10 +576,18 @@ describe('join timeout and queued frames', () => {
     expect(app.gateway.stats.channels).toBe(channelsBefore);
 
     // Let the abandoned join resolve (it sleeps 1.5 s): it must not come alive.
-    await new Promise((resolve) => setTimeout(resolve, Math.max(0, 1_650 - (Date.now() - started))));
+    await new Promise((resolve) =>
+      setTimeout(resolve, Math.max(0, 1_650 - (Date.now() - started))),
+    );
     expect(app.gateway.stats.channels).toBe(channelsBefore);
     expect(app.gateway.pubsub.subscriberCount('room:slowjoin')).toBe(0);
-    expect(await client.request(['2', '5', 'room:slowjoin', 'echo', {}])).toMatchObject([null, '5', 'room:slowjoin', 'phx_reply', { status: 'error' }]);
+    expect(await client.request(['2', '5', 'room:slowjoin', 'echo', {}])).toMatchObject([
+      null,
+      '5',
+      'room:slowjoin',
+      'phx_reply',
+      { status: 'error' },
+    ]);
     expect(client.frames).toEqual([]);
 
     // A fresh join of the same topic that settles in time works.
@@ -511,10 +606,22 @@ describe('join timeout and queued frames', () => {
 
   it('a timed-out duplicate join still closes the old channel after the timeout reply', async () => {
     const client = await connect(app.wsUrl());
-    expect(await client.request(['1', '1', 'room:slowjoin', 'phx_join', { ms: 0 }])).toMatchObject(['1', '1', 'room:slowjoin', 'phx_reply', { status: 'ok' }]);
+    expect(await client.request(['1', '1', 'room:slowjoin', 'phx_join', { ms: 0 }])).toMatchObject([
+      '1',
+      '1',
+      'room:slowjoin',
+      'phx_reply',
+      { status: 'ok' },
+    ]);
     client.send(['2', '2', 'room:slowjoin', 'phx_join', { ms: 1_500 }]);
     expect(await client.take(2, 3_000)).toEqual([
-      ['2', '2', 'room:slowjoin', 'phx_reply', { status: 'error', response: { reason: 'join timeout' } }],
+      [
+        '2',
+        '2',
+        'room:slowjoin',
+        'phx_reply',
+        { status: 'error', response: { reason: 'join timeout' } },
+      ],
       ['1', '1', 'room:slowjoin', 'phx_close', {}],
     ]);
     expect(app.gateway.stats.channels).toBe(0);
@@ -532,13 +639,28 @@ describe('join timeout and queued frames', () => {
       else client.send(['1', `e${i}`, 'room:slowjoin', 'echo', { i }]);
     }
     const frames = await client.take(count + 1, 3_000);
-    expect(frames[0]).toEqual(['1', '1', 'room:slowjoin', 'phx_reply', { status: 'ok', response: { slept: 150 } }]);
+    expect(frames[0]).toEqual([
+      '1',
+      '1',
+      'room:slowjoin',
+      'phx_reply',
+      { status: 'ok', response: { slept: 150 } },
+    ]);
     frames.slice(1).forEach((frame, i) => {
       if (i % 2 === 0) expect(frame).toEqual(HEARTBEAT_REPLY(`hb${i}`));
-      else expect(frame).toEqual(['1', `e${i}`, 'room:slowjoin', 'phx_reply', { status: 'ok', response: { i } }]);
+      else
+        expect(frame).toEqual([
+          '1',
+          `e${i}`,
+          'room:slowjoin',
+          'phx_reply',
+          { status: 'ok', response: { i } },
+        ]);
     });
     // Input was resumed: the socket keeps working after the queue drained.
-    expect(await client.request([null, 'after', 'phoenix', 'heartbeat', {}])).toEqual(HEARTBEAT_REPLY('after'));
+    expect(await client.request([null, 'after', 'phoenix', 'heartbeat', {}])).toEqual(
+      HEARTBEAT_REPLY('after'),
+    );
     client.close();
     await client.closed;
     await expectEmpty(app.gateway);
@@ -551,7 +673,13 @@ describe('join timeout and queued frames', () => {
     await client.closed;
     await expectEmpty(app.gateway);
     await new Promise((resolve) => setTimeout(resolve, 300));
-    expect(footprint(app.gateway)).toEqual({ sockets: 0, channels: 0, presences: 0, subscriptions: 0, topics: 0 });
+    expect(footprint(app.gateway)).toEqual({
+      sockets: 0,
+      channels: 0,
+      presences: 0,
+      subscriptions: 0,
+      topics: 0,
+    });
   });
 });
 
@@ -561,24 +689,22 @@ describe('a join that settles after its timeout', () => {
   const terminated: string[] = [];
   beforeAll(async () => {
     gateway = createGateway({ logger: false, timerTickMs: 50 });
-    gateway
-      .socket('/socket', { joinTimeoutMs: 200 })
-      .channel(
-        'late:*',
-        defineChannel({
-          join: (_topic, _payload, channel) =>
-            new Promise((resolve) => {
-              channel.push('held_during_join', {});
-              setTimeout(() => resolve(undefined), 600);
-            }),
-          handleIn: () => ok(),
-          terminate(reason, channel) {
-            terminated.push(reason.kind);
-            channel.push('bye', {});
-            channel.broadcast('bye_all', {});
-          },
-        }),
-      );
+    gateway.socket('/socket', { joinTimeoutMs: 200 }).channel(
+      'late:*',
+      defineChannel({
+        join: (_topic, _payload, channel) =>
+          new Promise((resolve) => {
+            channel.push('held_during_join', {});
+            setTimeout(() => resolve(undefined), 600);
+          }),
+        handleIn: () => ok(),
+        terminate(reason, channel) {
+          terminated.push(reason.kind);
+          channel.push('bye', {});
+          channel.broadcast('bye_all', {});
+        },
+      }),
+    );
     const address = await gateway.listen(0, '127.0.0.1');
     url = `ws://127.0.0.1:${address.port}/socket/websocket?vsn=2.0.0`;
   });
@@ -587,12 +713,20 @@ describe('a join that settles after its timeout', () => {
   it('runs terminate (to release resources) but sends the client nothing for the dead join', async () => {
     const client = await connect(url);
     client.send(['1', '1', 'late:1', 'phx_join', {}]);
-    expect(await client.next()).toEqual(['1', '1', 'late:1', 'phx_reply', { status: 'error', response: { reason: 'join timeout' } }]);
+    expect(await client.next()).toEqual([
+      '1',
+      '1',
+      'late:1',
+      'phx_reply',
+      { status: 'error', response: { reason: 'join timeout' } },
+    ]);
     // The abandoned join resolves 600 ms after it started; its terminate runs then.
     await until(() => terminated.length > 0, 'terminate of the abandoned join');
     expect(terminated).toEqual(['join_timeout']);
     // Everything the client receives from now on is an answer to its own requests.
-    expect(await client.request([null, 'hb', 'phoenix', 'heartbeat', {}])).toEqual(HEARTBEAT_REPLY('hb'));
+    expect(await client.request([null, 'hb', 'phoenix', 'heartbeat', {}])).toEqual(
+      HEARTBEAT_REPLY('hb'),
+    );
     expect(client.frames).toEqual([]);
     expect(gateway.stats.channels).toBe(0);
     expect(gateway.pubsub.subscriberCount()).toBe(0);
@@ -605,9 +739,14 @@ describe('a join that settles after its timeout', () => {
 // Gateways of our own: maxFrameSize and maxBufferedBytes
 // -------------------------------------------------------------------------------------------
 
-async function ownGateway(options: Parameters<Gateway['socket']>[1]): Promise<{ gateway: Gateway; url: string }> {
+async function ownGateway(
+  options: Parameters<Gateway['socket']>[1],
+): Promise<{ gateway: Gateway; url: string }> {
   const gateway = createGateway({ logger: false });
-  gateway.socket('/socket', options).channel('room:*', roomChannel).channel('presence:*', presenceChannel(gateway));
+  gateway
+    .socket('/socket', options)
+    .channel('room:*', roomChannel)
+    .channel('presence:*', presenceChannel(gateway));
   const address: AddressInfo = await gateway.listen(0, '127.0.0.1');
   return { gateway, url: `ws://127.0.0.1:${address.port}/socket/websocket?vsn=2.0.0` };
 }
@@ -623,7 +762,13 @@ describe('maxFrameSize: an oversize frame closes with 1009', () => {
   /** A valid echo frame of exactly `size` bytes. */
   function echoFrame(size: number): string {
     const base = JSON.stringify(['1', '2', 'room:a', 'echo', { pad: '' }]);
-    const frame = JSON.stringify(['1', '2', 'room:a', 'echo', { pad: 'p'.repeat(size - base.length) }]);
+    const frame = JSON.stringify([
+      '1',
+      '2',
+      'room:a',
+      'echo',
+      { pad: 'p'.repeat(size - base.length) },
+    ]);
     expect(Buffer.byteLength(frame)).toBe(size);
     return frame;
   }
@@ -663,7 +808,16 @@ describe('maxFrameSize: an oversize frame closes with 1009', () => {
   it('a large binary frame → 1009', async () => {
     const before = gateway.stats.invalidFrames;
     const client = await joined();
-    client.sendBinary(bytes([0, 1, 1, 6, 4], '1', '2', 'room:a', 'echo', Array.from({ length: 2_000 }, () => 7)));
+    client.sendBinary(
+      bytes(
+        [0, 1, 1, 6, 4],
+        '1',
+        '2',
+        'room:a',
+        'echo',
+        Array.from({ length: 2_000 }, () => 7),
+      ),
+    );
     await expectOversizeClose(client, before);
   });
 
@@ -681,7 +835,12 @@ describe('maxFrameSize: an oversize frame closes with 1009', () => {
     const text = echoFrame(1000);
     client.ws.send(text.slice(0, 500), { fin: false });
     client.ws.send(text.slice(500), { fin: true });
-    expect(((await client.next()) as unknown[]).slice(0, 4)).toEqual(['1', '2', 'room:a', 'phx_reply']);
+    expect(((await client.next()) as unknown[]).slice(0, 4)).toEqual([
+      '1',
+      '2',
+      'room:a',
+      'phx_reply',
+    ]);
     client.close();
     await client.closed;
     await expectEmpty(gateway);
@@ -710,7 +869,8 @@ describe('maxBufferedBytes: a client that stops reading is terminated as a slow 
     // Broadcast in small batches, each awaited by the normal client, until the server gives up on
     // the paused one (kernel buffers absorb a few MB first).
     while (gateway.stats.slowConsumers === 0 && sent < 40_000) {
-      for (let i = 0; i < batch; i++) gateway.broadcast('room:flood', 'flood', { ...payload, n: sent + i });
+      for (let i = 0; i < batch; i++)
+        gateway.broadcast('room:flood', 'flood', { ...payload, n: sent + i });
       const frames = (await normal.take(batch, 5_000)) as unknown[][];
       frames.forEach((frame, i) => {
         expect(frame.slice(0, 4)).toEqual([null, null, 'room:flood', 'flood']);
@@ -726,7 +886,9 @@ describe('maxBufferedBytes: a client that stops reading is terminated as a slow 
     // The normal client still gets broadcasts and replies.
     gateway.broadcast('room:flood', 'after', { ok: true });
     expect(await normal.next()).toEqual([null, null, 'room:flood', 'after', { ok: true }]);
-    expect(await normal.request([null, 'hb', 'phoenix', 'heartbeat', {}])).toEqual(HEARTBEAT_REPLY('hb'));
+    expect(await normal.request([null, 'hb', 'phoenix', 'heartbeat', {}])).toEqual(
+      HEARTBEAT_REPLY('hb'),
+    );
 
     // The slow client, once it reads again, finds its connection dropped without a close frame.
     rawSocket(slow).resume();
@@ -754,7 +916,9 @@ describe('maxBufferedBytes counts what the kernel would not take, not what one t
     const data = 'x'.repeat(4 * 1024);
     for (let n = 0; n < 300; n++) gateway.broadcast('room:burst', 'burst', { n, data });
     const frames = (await client.take(300, 10_000)) as unknown[][];
-    expect(frames.map((frame) => (frame[4] as { n: number }).n)).toEqual(Array.from({ length: 300 }, (_, n) => n));
+    expect(frames.map((frame) => (frame[4] as { n: number }).n)).toEqual(
+      Array.from({ length: 300 }, (_, n) => n),
+    );
     expect(gateway.stats.slowConsumers).toBe(0);
     expect(gateway.stats.sockets).toBe(1);
     client.close();

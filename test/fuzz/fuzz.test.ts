@@ -77,9 +77,15 @@ function v1TextDecodes(text: string): boolean {
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) return false;
   const frame = value as Record<string, unknown>;
-  for (const key of ['topic', 'event', 'payload', 'ref']) if (!Object.prototype.hasOwnProperty.call(frame, key)) return false;
+  for (const key of ['topic', 'event', 'payload', 'ref'])
+    if (!Object.prototype.hasOwnProperty.call(frame, key)) return false;
   const joinRef = Object.prototype.hasOwnProperty.call(frame, 'join_ref') ? frame.join_ref : null;
-  return typeof frame.topic === 'string' && typeof frame.event === 'string' && isRef(frame.ref) && isRef(joinRef);
+  return (
+    typeof frame.topic === 'string' &&
+    typeof frame.event === 'string' &&
+    isRef(frame.ref) &&
+    isRef(joinRef)
+  );
 }
 
 /** Spec §2.3: only kind 0, a header that fits, UTF-8 string fields. */
@@ -113,16 +119,55 @@ function expectedClose(vsn: Vsn, frame: FuzzFrame): number | null {
 // -------------------------------------------------------------------------------------------
 
 const EVENTS = [
-  'echo', 'push', 'push_then_reply', 'broadcast', 'broadcast_from', 'intercepted', 'status_only', 'error_reply',
-  'custom_status', 'noreply', 'async', 'slow', 'boom', 'async_boom', 'stop_normal', 'stop_shutdown_reply',
-  'stop_kaboom', 'bin', 'bin_reply_only', 'assign', 'update', 'untrack', 'list', 'phx_leave', 'phx_join',
-  'heartbeat', 'phx_reply', 'phx_close', 'phx_error',
+  'echo',
+  'push',
+  'push_then_reply',
+  'broadcast',
+  'broadcast_from',
+  'intercepted',
+  'status_only',
+  'error_reply',
+  'custom_status',
+  'noreply',
+  'async',
+  'slow',
+  'boom',
+  'async_boom',
+  'stop_normal',
+  'stop_shutdown_reply',
+  'stop_kaboom',
+  'bin',
+  'bin_reply_only',
+  'assign',
+  'update',
+  'untrack',
+  'list',
+  'phx_leave',
+  'phx_join',
+  'heartbeat',
+  'phx_reply',
+  'phx_close',
+  'phx_error',
 ];
 
 const LONG_TOPIC = 'room:' + 'L'.repeat(260);
 const TOPICS = [
-  'room:a', 'room:b', 'room:shared', 'room:reply', 'room:afterjoin', 'room:term1', 'room:slowjoin', 'room:deny',
-  'room:crashjoin', 'room:café', 'presence:lobby', 'presence:x', 'nomatch', 'phoenix', '', LONG_TOPIC,
+  'room:a',
+  'room:b',
+  'room:shared',
+  'room:reply',
+  'room:afterjoin',
+  'room:term1',
+  'room:slowjoin',
+  'room:deny',
+  'room:crashjoin',
+  'room:café',
+  'presence:lobby',
+  'presence:x',
+  'nomatch',
+  'phoenix',
+  '',
+  LONG_TOPIC,
 ];
 const PRESENCE_KEYS = ['alice', 'bob', '__proto__', 'constructor', '', 'é'];
 
@@ -137,8 +182,15 @@ const topic = fc.oneof(
   { arbitrary: fc.string({ maxLength: 12 }).map((s) => 'room:' + s), weight: 2 },
   { arbitrary: fc.string({ maxLength: 12 }), weight: 1 },
 );
-const event = fc.oneof({ arbitrary: fc.constantFrom(...EVENTS), weight: 8 }, { arbitrary: fc.string({ maxLength: 10 }), weight: 1 });
-const protoPayload = fc.constant(JSON.parse('{"__proto__":{"polluted":true},"constructor":{"prototype":{"polluted":true}}}') as unknown);
+const event = fc.oneof(
+  { arbitrary: fc.constantFrom(...EVENTS), weight: 8 },
+  { arbitrary: fc.string({ maxLength: 10 }), weight: 1 },
+);
+const protoPayload = fc.constant(
+  JSON.parse(
+    '{"__proto__":{"polluted":true},"constructor":{"prototype":{"polluted":true}}}',
+  ) as unknown,
+);
 const payload = fc.oneof(
   { arbitrary: fc.jsonValue({ maxDepth: 2 }), weight: 8 },
   { arbitrary: fc.constant({}), weight: 4 },
@@ -185,16 +237,30 @@ const v2NearValid: fc.Arbitrary<FuzzFrame> = fc
 
 /** The right shape with exactly one field of a random type. */
 const v2OneBadField: fc.Arbitrary<FuzzFrame> = fc
-  .tuple(smallRef, anyRef, topic, event, payload, fc.integer({ min: 0, max: 3 }), fc.jsonValue({ maxDepth: 1 }))
+  .tuple(
+    smallRef,
+    anyRef,
+    topic,
+    event,
+    payload,
+    fc.integer({ min: 0, max: 3 }),
+    fc.jsonValue({ maxDepth: 1 }),
+  )
   .map(([jr, ref, t, e, p, position, value]) => {
     const frame: unknown[] = [jr, ref, t, e, tame(t, e, p, { ms: 1 })];
     frame[position] = value;
     return { kind: 'v2-one-bad-field', data: JSON.stringify(frame) };
   });
 
-const arbitraryJson: fc.Arbitrary<FuzzFrame> = fc.jsonValue({ maxDepth: 3 }).map((v) => ({ kind: 'json', data: JSON.stringify(v) }));
-const garbageText: fc.Arbitrary<FuzzFrame> = fc.string({ maxLength: 40 }).map((s) => ({ kind: 'text', data: s }));
-const randomBinary: fc.Arbitrary<FuzzFrame> = fc.uint8Array({ maxLength: 48 }).map((b) => ({ kind: 'binary-random', data: b }));
+const arbitraryJson: fc.Arbitrary<FuzzFrame> = fc
+  .jsonValue({ maxDepth: 3 })
+  .map((v) => ({ kind: 'json', data: JSON.stringify(v) }));
+const garbageText: fc.Arbitrary<FuzzFrame> = fc
+  .string({ maxLength: 40 })
+  .map((s) => ({ kind: 'text', data: s }));
+const randomBinary: fc.Arbitrary<FuzzFrame> = fc
+  .uint8Array({ maxLength: 48 })
+  .map((b) => ({ kind: 'binary-random', data: b }));
 const rawTextBytes: fc.Arbitrary<FuzzFrame> = fc
   .uint8Array({ minLength: 1, maxLength: 24 })
   .map((b) => ({ kind: 'text-bytes', data: b, rawText: true }));
@@ -204,13 +270,40 @@ const asciiField = (max: number) => fc.string({ maxLength: max });
 /** Binary pushes with a proper header: mostly exact lengths, sometimes one length off, rarely another kind. */
 const v2Binary: fc.Arbitrary<FuzzFrame> = fc
   .tuple(
-    fc.oneof({ arbitrary: fc.constant(0), weight: 12 }, { arbitrary: fc.integer({ min: 0, max: 255 }), weight: 1 }),
+    fc.oneof(
+      { arbitrary: fc.constant(0), weight: 12 },
+      { arbitrary: fc.integer({ min: 0, max: 255 }), weight: 1 },
+    ),
     smallRef.map((r) => (r === null ? '' : String(r))),
     asciiField(4),
-    fc.oneof({ arbitrary: fc.constantFrom(...TOPICS.filter((t) => t !== LONG_TOPIC)), weight: 6 }, { arbitrary: asciiField(12), weight: 1 }),
-    fc.oneof({ arbitrary: fc.constantFrom('bin', 'echo', 'bin_reply_only', 'boom', 'broadcast', 'push', 'phx_join', 'phx_leave'), weight: 6 }, { arbitrary: asciiField(8), weight: 1 }),
+    fc.oneof(
+      { arbitrary: fc.constantFrom(...TOPICS.filter((t) => t !== LONG_TOPIC)), weight: 6 },
+      { arbitrary: asciiField(12), weight: 1 },
+    ),
+    fc.oneof(
+      {
+        arbitrary: fc.constantFrom(
+          'bin',
+          'echo',
+          'bin_reply_only',
+          'boom',
+          'broadcast',
+          'push',
+          'phx_join',
+          'phx_leave',
+        ),
+        weight: 6,
+      },
+      { arbitrary: asciiField(8), weight: 1 },
+    ),
     fc.uint8Array({ maxLength: 32 }),
-    fc.oneof({ arbitrary: fc.constant(null), weight: 8 }, { arbitrary: fc.tuple(fc.integer({ min: 1, max: 4 }), fc.integer({ min: -3, max: 40 })), weight: 2 }),
+    fc.oneof(
+      { arbitrary: fc.constant(null), weight: 8 },
+      {
+        arbitrary: fc.tuple(fc.integer({ min: 1, max: 4 }), fc.integer({ min: -3, max: 40 })),
+        weight: 2,
+      },
+    ),
   )
   .map(([kind, jr, ref, t, e, body, skew]) => {
     const fields = [jr, ref, t, e].map((s) => Buffer.from(s, 'utf8'));
@@ -292,13 +385,20 @@ function serverFrameProblem(vsn: Vsn, data: Buffer, isBinary: boolean): string |
   if (vsn === 'v2') {
     if (!Array.isArray(value) || value.length !== 5) return 'V2 frame is not a 5-element array';
     const [joinRef, ref, t, e, p] = value as unknown[];
-    if (typeof t !== 'string' || typeof e !== 'string' || !isRef(ref) || !isRef(joinRef)) return 'V2 frame field types';
-    if (e === 'phx_reply' && (p === null || typeof p !== 'object' || typeof (p as { status?: unknown }).status !== 'string')) {
+    if (typeof t !== 'string' || typeof e !== 'string' || !isRef(ref) || !isRef(joinRef))
+      return 'V2 frame field types';
+    if (
+      e === 'phx_reply' &&
+      (p === null ||
+        typeof p !== 'object' ||
+        typeof (p as { status?: unknown }).status !== 'string')
+    ) {
       return 'reply payload without a status';
     }
     return null;
   }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) return 'V1 frame is not an object';
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    return 'V1 frame is not an object';
   const keys = Object.keys(value).sort().join(',');
   return keys === 'event,payload,ref,topic' ? null : `V1 frame keys ${keys}`;
 }
@@ -313,12 +413,17 @@ class FuzzConnection {
     readonly ws: WebSocket,
     readonly vsn: Vsn,
   ) {
-    this.closed = new Promise((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+    this.closed = new Promise((resolve) =>
+      ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })),
+    );
     ws.on('error', () => undefined);
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       this.received++;
       const problem = serverFrameProblem(vsn, data, isBinary);
-      if (problem) this.problems.push(`${problem}: ${isBinary ? data.toString('hex') : data.toString('utf8').slice(0, 200)}`);
+      if (problem)
+        this.problems.push(
+          `${problem}: ${isBinary ? data.toString('hex') : data.toString('utf8').slice(0, 200)}`,
+        );
       if (isBinary) return;
       const text = data.toString('utf8');
       if (!text.includes('"sync-')) return;
@@ -388,7 +493,16 @@ async function runLane(
   open: FuzzConnection[],
   invariant: () => string | null,
 ): Promise<LaneResult> {
-  const result: LaneResult = { frames: 0, fatal: 0, reconnects: 0, syncs: 0, received: 0, kinds: {}, failures: [], problems: [] };
+  const result: LaneResult = {
+    frames: 0,
+    fatal: 0,
+    reconnects: 0,
+    syncs: 0,
+    received: 0,
+    kinds: {},
+    failures: [],
+    problems: [],
+  };
   let conn = await FuzzConnection.open(url, vsn);
   open.push(conn);
   let segment: FuzzFrame[] = [];
@@ -397,7 +511,13 @@ async function runLane(
     result.received += c.received;
     result.problems.push(...c.problems);
   };
-  const describeSegment = (): string => segment.map((f) => `${f.kind}:${typeof f.data === 'string' ? f.data.slice(0, 120) : Buffer.from(f.data).toString('hex')}`).join(' | ');
+  const describeSegment = (): string =>
+    segment
+      .map(
+        (f) =>
+          `${f.kind}:${typeof f.data === 'string' ? f.data.slice(0, 120) : Buffer.from(f.data).toString('hex')}`,
+      )
+      .join(' | ');
 
   const reconnect = async (): Promise<void> => {
     retire(conn);
@@ -415,10 +535,18 @@ async function runLane(
     conn.send(frame);
     if (expected !== null) {
       result.fatal++;
-      const info = await Promise.race([conn.closed, new Promise<null>((resolve) => setTimeout(() => resolve(null), 5_000))]);
-      if (info === null) result.failures.push(`[${name} seed ${SEED}] expected close ${expected}, connection stayed open after: ${describeSegment()}`);
+      const info = await Promise.race([
+        conn.closed,
+        new Promise<null>((resolve) => setTimeout(() => resolve(null), 5_000)),
+      ]);
+      if (info === null)
+        result.failures.push(
+          `[${name} seed ${SEED}] expected close ${expected}, connection stayed open after: ${describeSegment()}`,
+        );
       else if (info.code !== expected) {
-        result.failures.push(`[${name} seed ${SEED}] expected close ${expected}, got ${info.code} "${info.reason}" after: ${describeSegment()}`);
+        result.failures.push(
+          `[${name} seed ${SEED}] expected close ${expected}, got ${info.code} "${info.reason}" after: ${describeSegment()}`,
+        );
       }
       conn.ws.terminate();
       await reconnect();
@@ -433,14 +561,16 @@ async function runLane(
         await reconnect();
       } else {
         const broken = invariant();
-        if (broken) result.failures.push(`[${name} seed ${SEED}] ${broken} after: ${describeSegment()}`);
+        if (broken)
+          result.failures.push(`[${name} seed ${SEED}] ${broken} after: ${describeSegment()}`);
         segment = [];
       }
     }
   }
   if (segment.length > 0) {
     result.syncs++;
-    if (!(await conn.sync(`sync-${name}-final`))) result.failures.push(`[${name} seed ${SEED}] final sync failed after: ${describeSegment()}`);
+    if (!(await conn.sync(`sync-${name}-final`)))
+      result.failures.push(`[${name} seed ${SEED}] final sync failed after: ${describeSegment()}`);
   }
   retire(conn);
   return result;
@@ -473,68 +603,103 @@ describe('fuzzing the WebSocket protocol', () => {
     await app.close();
   });
 
-  it(`survives ${TOTAL_FRAMES} generated frames (seed ${SEED}) without crashing or leaking`, { timeout: 60_000 }, async () => {
-    const lanes: { name: string; path: string; vsn: Vsn; count: number; frames: fc.Arbitrary<FuzzFrame> }[] = [
-      { name: 'v2-mixed', path: '/defaults/websocket', vsn: 'v2', count: 3_000, frames: v2Frames },
-      { name: 'v2-valid', path: '/defaults/websocket', vsn: 'v2', count: 2_800, frames: v2ValidFrames },
-      { name: 'v2-limited', path: '/limited/websocket', vsn: 'v2', count: 2_600, frames: v2Frames },
-      { name: 'v1', path: '/defaults/websocket', vsn: 'v1', count: 1_600, frames: v1Frames },
-    ];
-    expect(lanes.reduce((sum, lane) => sum + lane.count, 0)).toBe(TOTAL_FRAMES);
+  it(
+    `survives ${TOTAL_FRAMES} generated frames (seed ${SEED}) without crashing or leaking`,
+    { timeout: 60_000 },
+    async () => {
+      const lanes: {
+        name: string;
+        path: string;
+        vsn: Vsn;
+        count: number;
+        frames: fc.Arbitrary<FuzzFrame>;
+      }[] = [
+        {
+          name: 'v2-mixed',
+          path: '/defaults/websocket',
+          vsn: 'v2',
+          count: 3_000,
+          frames: v2Frames,
+        },
+        {
+          name: 'v2-valid',
+          path: '/defaults/websocket',
+          vsn: 'v2',
+          count: 2_800,
+          frames: v2ValidFrames,
+        },
+        {
+          name: 'v2-limited',
+          path: '/limited/websocket',
+          vsn: 'v2',
+          count: 2_600,
+          frames: v2Frames,
+        },
+        { name: 'v1', path: '/defaults/websocket', vsn: 'v1', count: 1_600, frames: v1Frames },
+      ];
+      expect(lanes.reduce((sum, lane) => sum + lane.count, 0)).toBe(TOTAL_FRAMES);
 
-    // Between event-loop turns every live channel is exactly one topic subscription, and the
-    // session count matches the open connections the gateway knows of.
-    const invariant = (): string | null => {
-      const f = footprint(app.gateway);
-      if (f.channels !== f.subscriptions) return `stats.channels ${f.channels} !== subscriptions ${f.subscriptions}`;
-      if (f.sockets < 0 || f.channels < 0) return `negative gauges ${JSON.stringify(f)}`;
-      return null;
-    };
+      // Between event-loop turns every live channel is exactly one topic subscription, and the
+      // session count matches the open connections the gateway knows of.
+      const invariant = (): string | null => {
+        const f = footprint(app.gateway);
+        if (f.channels !== f.subscriptions)
+          return `stats.channels ${f.channels} !== subscriptions ${f.subscriptions}`;
+        if (f.sockets < 0 || f.channels < 0) return `negative gauges ${JSON.stringify(f)}`;
+        return null;
+      };
 
-    const started = Date.now();
-    const results = await Promise.all(
-      lanes.map((lane, i) => {
-        const frames = fc.sample(lane.frames, { numRuns: lane.count, seed: SEED + i });
-        const url = app.wsUrl(lane.path, lane.vsn === 'v2' ? 'vsn=2.0.0' : 'vsn=1.0.0');
-        return runLane(lane.name, url, lane.vsn, frames, open, invariant);
-      }),
-    );
-    const elapsed = Date.now() - started;
+      const started = Date.now();
+      const results = await Promise.all(
+        lanes.map((lane, i) => {
+          const frames = fc.sample(lane.frames, { numRuns: lane.count, seed: SEED + i });
+          const url = app.wsUrl(lane.path, lane.vsn === 'v2' ? 'vsn=2.0.0' : 'vsn=1.0.0');
+          return runLane(lane.name, url, lane.vsn, frames, open, invariant);
+        }),
+      );
+      const elapsed = Date.now() - started;
 
-    const summary = {
-      seed: SEED,
-      elapsedMs: elapsed,
-      frames: results.reduce((n, r) => n + r.frames, 0),
-      fatal: results.reduce((n, r) => n + r.fatal, 0),
-      reconnects: results.reduce((n, r) => n + r.reconnects, 0),
-      serverFrames: results.reduce((n, r) => n + r.received, 0),
-      kinds: results.reduce<Record<string, number>>((acc, r) => {
-        for (const [kind, n] of Object.entries(r.kinds)) acc[kind] = (acc[kind] ?? 0) + n;
-        return acc;
-      }, {}),
-      stats: { ...app.gateway.stats },
-    };
-    console.log(`fuzz summary: ${JSON.stringify(summary)}`);
-    const valid = results[1]!;
-    // The all-valid lane never lost its connection.
-    expect(valid.fatal).toBe(0);
-    expect(valid.reconnects).toBe(0);
+      const summary = {
+        seed: SEED,
+        elapsedMs: elapsed,
+        frames: results.reduce((n, r) => n + r.frames, 0),
+        fatal: results.reduce((n, r) => n + r.fatal, 0),
+        reconnects: results.reduce((n, r) => n + r.reconnects, 0),
+        serverFrames: results.reduce((n, r) => n + r.received, 0),
+        kinds: results.reduce<Record<string, number>>((acc, r) => {
+          for (const [kind, n] of Object.entries(r.kinds)) acc[kind] = (acc[kind] ?? 0) + n;
+          return acc;
+        }, {}),
+        stats: { ...app.gateway.stats },
+      };
+      console.log(`fuzz summary: ${JSON.stringify(summary)}`);
+      const valid = results[1]!;
+      // The all-valid lane never lost its connection.
+      expect(valid.fatal).toBe(0);
+      expect(valid.reconnects).toBe(0);
 
-    expect(summary.frames).toBe(TOTAL_FRAMES);
-    expect(results.flatMap((r) => r.failures).slice(0, 10)).toEqual([]);
-    expect(results.flatMap((r) => r.problems).slice(0, 10)).toEqual([]);
-    expect(errors).toEqual([]);
+      expect(summary.frames).toBe(TOTAL_FRAMES);
+      expect(results.flatMap((r) => r.failures).slice(0, 10)).toEqual([]);
+      expect(results.flatMap((r) => r.problems).slice(0, 10)).toEqual([]);
+      expect(errors).toEqual([]);
 
-    // The gateway still serves a new client.
-    await heartbeatWorks(app.wsUrl('/defaults/websocket'));
+      // The gateway still serves a new client.
+      await heartbeatWorks(app.wsUrl('/defaults/websocket'));
 
-    // Once every client is gone nothing is left behind.
-    for (const conn of open) conn.ws.close();
-    await Promise.all(open.map((conn) => conn.closed));
-    await expectEmpty(app.gateway, 5_000);
-    expect(footprint(app.gateway)).toEqual({ sockets: 0, channels: 0, presences: 0, subscriptions: 0, topics: 0 });
-    expect(app.gateway.stats.longpollSessions).toBe(0);
-    expect(errors).toEqual([]);
-    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
-  });
+      // Once every client is gone nothing is left behind.
+      for (const conn of open) conn.ws.close();
+      await Promise.all(open.map((conn) => conn.closed));
+      await expectEmpty(app.gateway, 5_000);
+      expect(footprint(app.gateway)).toEqual({
+        sockets: 0,
+        channels: 0,
+        presences: 0,
+        subscriptions: 0,
+        topics: 0,
+      });
+      expect(app.gateway.stats.longpollSessions).toBe(0);
+      expect(errors).toEqual([]);
+      expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    },
+  );
 });

@@ -3,16 +3,27 @@ import type { Gateway } from '../../src/index.js';
 import { RawClient } from '../support/ws-client.js';
 
 /** Resolves once `condition()` holds, polling every few ms; rejects with `what` after `timeoutMs`. */
-export async function until(condition: () => boolean, what: string | (() => string), timeoutMs = 3_000): Promise<void> {
+export async function until(
+  condition: () => boolean,
+  what: string | (() => string),
+  timeoutMs = 3_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${typeof what === 'string' ? what : what()}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${typeof what === 'string' ? what : what()}`);
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
 }
 
 /** What the gateway holds right now: sessions, channels, presences and topic subscriptions. */
-export function footprint(gateway: Gateway): { sockets: number; channels: number; presences: number; subscriptions: number; topics: number } {
+export function footprint(gateway: Gateway): {
+  sockets: number;
+  channels: number;
+  presences: number;
+  subscriptions: number;
+  topics: number;
+} {
   return {
     sockets: gateway.stats.sockets,
     channels: gateway.stats.channels,
@@ -27,7 +38,13 @@ export async function expectEmpty(gateway: Gateway, timeoutMs = 3_000): Promise<
   await until(
     () => {
       const f = footprint(gateway);
-      return f.sockets === 0 && f.channels === 0 && f.presences === 0 && f.subscriptions === 0 && f.topics === 0;
+      return (
+        f.sockets === 0 &&
+        f.channels === 0 &&
+        f.presences === 0 &&
+        f.subscriptions === 0 &&
+        f.topics === 0
+      );
     },
     () => `an empty gateway, have ${JSON.stringify(footprint(gateway))}`,
     timeoutMs,
@@ -39,7 +56,10 @@ export async function heartbeatWorks(url: string): Promise<void> {
   const client = await RawClient.connect(url);
   try {
     const reply = await client.request([null, 'hb-check', 'phoenix', 'heartbeat', {}]);
-    if (JSON.stringify(reply) !== JSON.stringify([null, 'hb-check', 'phoenix', 'phx_reply', { status: 'ok', response: {} }])) {
+    if (
+      JSON.stringify(reply) !==
+      JSON.stringify([null, 'hb-check', 'phoenix', 'phx_reply', { status: 'ok', response: {} }])
+    ) {
       throw new Error(`unexpected heartbeat reply ${JSON.stringify(reply)}`);
     }
   } finally {

@@ -9,7 +9,13 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type Msg, type NatsConnection } from '@nats-io/transport-node';
 import { defineService, fn } from '../../src/worker/define.js';
-import { startGenApiApp, startWorker, until, type GenApiApp, type Worker } from '../support/genapi-app.js';
+import {
+  startGenApiApp,
+  startWorker,
+  until,
+  type GenApiApp,
+  type Worker,
+} from '../support/genapi-app.js';
 import { sleep } from '../support/genapi-client.js';
 import { NatsServer } from '../support/nats.js';
 
@@ -34,9 +40,16 @@ class FakeInstance {
 
   static async start(url: string, advertised: string, served = advertised): Promise<FakeInstance> {
     const nc = await connect({ servers: url });
-    const instance = new FakeInstance(nc, `FAKE${Math.random().toString(36).slice(2, 10).toUpperCase()}`, advertised, served);
+    const instance = new FakeInstance(
+      nc,
+      `FAKE${Math.random().toString(36).slice(2, 10).toUpperCase()}`,
+      advertised,
+      served,
+    );
     nc.subscribe('$SRV.PING', { callback: (err, msg) => (err ? undefined : instance.ping(msg)) });
-    nc.subscribe(`genapi.inst.${instance.id}.config`, { callback: (err, msg) => (err ? undefined : instance.pull(msg)) });
+    nc.subscribe(`genapi.inst.${instance.id}.config`, {
+      callback: (err, msg) => (err ? undefined : instance.pull(msg)),
+    });
     await nc.flush();
     return instance;
   }
@@ -48,7 +61,11 @@ class FakeInstance {
         name: SERVICE,
         id: this.id,
         version: '1.0.0',
-        metadata: { genapi_protocol: '1', genapi_prefix: 'genapi', genapi_config_version: this.advertised },
+        metadata: {
+          genapi_protocol: '1',
+          genapi_prefix: 'genapi',
+          genapi_config_version: this.advertised,
+        },
       }),
     );
   }
@@ -66,7 +83,15 @@ class FakeInstance {
         instance_id: this.id,
         service_version: '1.0.0',
         push_token: null,
-        fun_configs: [{ service: SERVICE, request_type: 'op', response_type: 'sync', timeout: 1000, arg_types: null }],
+        fun_configs: [
+          {
+            service: SERVICE,
+            request_type: 'op',
+            response_type: 'sync',
+            timeout: 1000,
+            arg_types: null,
+          },
+        ],
       }),
     );
   }
@@ -103,7 +128,10 @@ describe('config pull', () => {
   });
 
   const gateway = (pullIntervalMs: number, maxPullIntervalMs: number) =>
-    startGenApiApp({ nats: nats.url, natsOptions: { sync: { pullIntervalMs, maxPullIntervalMs, pullTimeoutMs: 500 } } });
+    startGenApiApp({
+      nats: nats.url,
+      natsOptions: { sync: { pullIntervalMs, maxPullIntervalMs, pullTimeoutMs: 500 } },
+    });
   const known = () => app!.genApi.registry.resolve(SERVICE, 'op', null).ok;
 
   it('failed periodic pulls back off (interval × 2^failures, capped), and the interval returns after a success', async () => {
@@ -122,8 +150,12 @@ describe('config pull', () => {
     expect(sync.status().failures).toBeGreaterThanOrEqual(4);
     const expected = [300, 600, 1_000, 1_000];
     backoff.slice(0, 4).forEach((gap, i) => {
-      expect(gap, `gap ${i + 1}: ${backoff.map(Math.round).join(', ')}`).toBeGreaterThanOrEqual(expected[i]! - 20);
-      expect(gap, `gap ${i + 1}: ${backoff.map(Math.round).join(', ')}`).toBeLessThan(expected[i]! + 250);
+      expect(gap, `gap ${i + 1}: ${backoff.map(Math.round).join(', ')}`).toBeGreaterThanOrEqual(
+        expected[i]! - 20,
+      );
+      expect(gap, `gap ${i + 1}: ${backoff.map(Math.round).join(', ')}`).toBeLessThan(
+        expected[i]! + 250,
+      );
     });
     expect(known()).toBe(false);
     expect(app.genApi.failed.count()).toBe(0); // unreadable answers are pull failures, not rejected configs
@@ -137,7 +169,11 @@ describe('config pull', () => {
       expect(gap).toBeGreaterThanOrEqual(130);
       expect(gap).toBeLessThan(400);
     }
-    expect(sync.status()).toMatchObject({ pullIntervalMs: 150, failures: 0, lastPull: { ok: true } });
+    expect(sync.status()).toMatchObject({
+      pullIntervalMs: 150,
+      failures: 0,
+      lastPull: { ok: true },
+    });
     expect(sync.status().nextPullAt).toBeGreaterThan(Date.now() - 50);
   }, 20_000);
 
@@ -181,7 +217,10 @@ describe('config pull', () => {
     expect(registry.delete('forced', 'b', null)).toBe(true);
     expect(registry.resolve('forced', 'b', null).ok).toBe(false);
 
-    await until(() => app!.genApi.nats!.discovery.instances('forced').length === 1, 'the instance discovered');
+    await until(
+      () => app!.genApi.nats!.discovery.instances('forced').length === 1,
+      'the instance discovered',
+    );
     expect(await app.genApi.pullConfigs()).toBe(true); // version held: nothing pulled
     expect(registry.resolve('forced', 'b', null).ok).toBe(false);
 

@@ -9,7 +9,13 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DISCOVERY_DEFAULTS } from '../../src/bus/nats/discovery.js';
 import { CONFIG_SYNC_DEFAULTS } from '../../src/bus/nats/config-sync.js';
 import { defineService, fn } from '../../src/worker/define.js';
-import { startGenApiApp, startWorker, until, type GenApiApp, type Worker } from '../support/genapi-app.js';
+import {
+  startGenApiApp,
+  startWorker,
+  until,
+  type GenApiApp,
+  type Worker,
+} from '../support/genapi-app.js';
 import { slowService, streamProbe, streamService } from '../support/genapi-services.js';
 import { NatsServer } from '../support/nats.js';
 import { spawnTs, type Spawned } from '../support/spawn.js';
@@ -63,32 +69,47 @@ describe('discovery and config pull with the default settings', () => {
     await proc.logLine('ready', 15_000);
     return proc;
   }
-  const instances = (app: GenApiApp, service: string) => app.genApi.nats!.discovery.instances(service).length;
+  const instances = (app: GenApiApp, service: string) =>
+    app.genApi.nats!.discovery.instances(service).length;
 
   it('the defaults are the documented ones', () => {
     expect(DISCOVERY_DEFAULTS).toEqual({ intervalMs: 1_000, ttlMs: 2_500, pingWaitMs: 250 });
-    expect(CONFIG_SYNC_DEFAULTS).toEqual({ pullIntervalMs: 30_000, maxPullIntervalMs: 300_000, pullTimeoutMs: 2_000 });
+    expect(CONFIG_SYNC_DEFAULTS).toEqual({
+      pullIntervalMs: 30_000,
+      maxPullIntervalMs: 300_000,
+      pullTimeoutMs: 2_000,
+    });
     // Worst case for an instance that stops answering: seen just before it died, the first ping
     // after the TTL drops it, and that ping collects answers for up to pingWaitMs.
-    expect(DISCOVERY_DEFAULTS.ttlMs + DISCOVERY_DEFAULTS.intervalMs + DISCOVERY_DEFAULTS.pingWaitMs).toBeLessThan(LEAVE_WITHIN_MS);
+    expect(
+      DISCOVERY_DEFAULTS.ttlMs + DISCOVERY_DEFAULTS.intervalMs + DISCOVERY_DEFAULTS.pingWaitMs,
+    ).toBeLessThan(LEAVE_WITHIN_MS);
   });
 
   it.each([
     ['killed (SIGKILL)', 'SIGKILL'],
     ['frozen (SIGSTOP: connection open, no answers)', 'SIGSTOP'],
-  ] as const)('an instance %s leaves the selection within 5 s, with no traffic to notice it', async (_name, signal) => {
-    const app = await gateway();
-    const proc = await spawnWorker('P');
-    workers.push(await startWorker(discService('L'), nats.url));
-    await until(() => instances(app, 'disc') === 2, 'both instances discovered', 5_000);
-    proc.kill(signal);
-    const t0 = performance.now();
-    await until(() => instances(app, 'disc') === 1, 'the dead instance to leave', LEAVE_WITHIN_MS + 2_000);
-    const elapsed = performance.now() - t0;
-    expect(elapsed, `left after ${Math.round(elapsed)} ms`).toBeLessThan(LEAVE_WITHIN_MS);
-    // The live one stays.
-    expect(app.genApi.nats!.discovery.instances('disc').length).toBe(1);
-  }, 30_000);
+  ] as const)(
+    'an instance %s leaves the selection within 5 s, with no traffic to notice it',
+    async (_name, signal) => {
+      const app = await gateway();
+      const proc = await spawnWorker('P');
+      workers.push(await startWorker(discService('L'), nats.url));
+      await until(() => instances(app, 'disc') === 2, 'both instances discovered', 5_000);
+      proc.kill(signal);
+      const t0 = performance.now();
+      await until(
+        () => instances(app, 'disc') === 1,
+        'the dead instance to leave',
+        LEAVE_WITHIN_MS + 2_000,
+      );
+      const elapsed = performance.now() - t0;
+      expect(elapsed, `left after ${Math.round(elapsed)} ms`).toBeLessThan(LEAVE_WITHIN_MS);
+      // The live one stays.
+      expect(app.genApi.nats!.discovery.instances('disc').length).toBe(1);
+    },
+    30_000,
+  );
 
   it('a gateway started after the workers of three services learns every config within 1 s', async () => {
     await spawnWorker('P');
@@ -104,10 +125,18 @@ describe('discovery and config pull with the default settings', () => {
     ] as const;
     const t0 = performance.now();
     const app = await gateway();
-    await until(() => expected.every(([service, rt]) => app.genApi.registry.resolve(service, rt, null).ok), 'every config', LEARN_WITHIN_MS + 2_000);
+    await until(
+      () => expected.every(([service, rt]) => app.genApi.registry.resolve(service, rt, null).ok),
+      'every config',
+      LEARN_WITHIN_MS + 2_000,
+    );
     const elapsed = performance.now() - t0;
     expect(elapsed, `learned after ${Math.round(elapsed)} ms`).toBeLessThan(LEARN_WITHIN_MS);
     expect(app.genApi.registry.services().sort()).toEqual(['disc', 'slowsvc', 'streams']);
-    expect(Object.keys(app.genApi.receiver.pushedServices()).sort()).toEqual(['disc', 'slowsvc', 'streams']);
+    expect(Object.keys(app.genApi.receiver.pushedServices()).sort()).toEqual([
+      'disc',
+      'slowsvc',
+      'streams',
+    ]);
   }, 30_000);
 });

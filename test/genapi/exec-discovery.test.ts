@@ -21,7 +21,12 @@ function discService(label: string) {
   });
 }
 
-const req = (id: string, rt = 'rr') => ({ request_id: id, service: 'disc', request_type: rt, args: {} });
+const req = (id: string, rt = 'rr') => ({
+  request_id: id,
+  service: 'disc',
+  request_type: rt,
+  args: {},
+});
 
 async function labels(client: GenApiClient, prefix: string, count: number): Promise<string[]> {
   const out = [];

@@ -7,7 +7,14 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { GenApiRequest, GenApiResponse } from '../../src/genapi/types.js';
 import { defineService, fn } from '../../src/worker/define.js';
 import type { GenApiApp } from '../support/genapi-app.js';
-import { errorResp, ExecEnv, ready, resp, sleep, type GenApiClient } from '../support/genapi-exec.js';
+import {
+  errorResp,
+  ExecEnv,
+  ready,
+  resp,
+  sleep,
+  type GenApiClient,
+} from '../support/genapi-exec.js';
 
 const SERVICE = 'hooked';
 
@@ -20,12 +27,28 @@ function hookedService(calls: Map<string, unknown[]>) {
   return defineService({
     name: SERVICE,
     functions: {
-      rewrite: fn({ args: { message: 'string' }, beforeExecute: 'rewrite', handler: echo('rewrite') }),
-      noop_before: fn({ args: { message: 'string' }, beforeExecute: 'noop', handler: echo('noop_before') }),
-      rejected: fn({ beforeExecute: 'reject_quota', afterExecute: 'spy', handler: echo('rejected') }),
+      rewrite: fn({
+        args: { message: 'string' },
+        beforeExecute: 'rewrite',
+        handler: echo('rewrite'),
+      }),
+      noop_before: fn({
+        args: { message: 'string' },
+        beforeExecute: 'noop',
+        handler: echo('noop_before'),
+      }),
+      rejected: fn({
+        beforeExecute: 'reject_quota',
+        afterExecute: 'spy',
+        handler: echo('rejected'),
+      }),
       rejected_map: fn({ beforeExecute: 'reject_map', handler: echo('rejected_map') }),
       throwing: fn({ beforeExecute: 'throw_before', handler: echo('throwing') }),
-      slow_before: fn({ beforeExecute: 'slow_before', hookTimeout: 200, handler: echo('slow_before') }),
+      slow_before: fn({
+        beforeExecute: 'slow_before',
+        hookTimeout: 200,
+        handler: echo('slow_before'),
+      }),
       replaced: fn({ afterExecute: 'replace', handler: echo('replaced') }),
       non_response: fn({ afterExecute: 'non_response', handler: echo('non_response') }),
       throw_after: fn({ afterExecute: 'throw_after', handler: echo('throw_after') }),
@@ -46,7 +69,12 @@ function hookedService(calls: Map<string, unknown[]>) {
   });
 }
 
-const req = (id: string, rt: string, args: Record<string, unknown> = {}) => ({ request_id: id, service: SERVICE, request_type: rt, args });
+const req = (id: string, rt: string, args: Record<string, unknown> = {}) => ({
+  request_id: id,
+  service: SERVICE,
+  request_type: rt,
+  args,
+});
 
 describe('exec: hooks over NATS', () => {
   let env: ExecEnv;
@@ -77,7 +105,12 @@ describe('exec: hooks over NATS', () => {
     genApi.hook('rewrite', {
       before: (request) => {
         beforeSaw.push(request);
-        return { request: { ...request, args: { ...request.args, message: `rewritten: ${String(request.args.message)}` } } };
+        return {
+          request: {
+            ...request,
+            args: { ...request.args, message: `rewritten: ${String(request.args.message)}` },
+          },
+        };
       },
     });
     genApi.hook('noop', { before: () => 42 as never });
@@ -89,7 +122,9 @@ describe('exec: hooks over NATS', () => {
       },
     });
     genApi.hook('slow_before', { before: async () => void (await sleep(500)) });
-    genApi.hook('replace', { after: (request) => resp(request.request_id, { result: 'replaced by hook' }) });
+    genApi.hook('replace', {
+      after: (request) => resp(request.request_id, { result: 'replaced by hook' }),
+    });
     genApi.hook('non_response', { after: () => 42 as never });
     genApi.hook('throw_after', {
       after: () => {
@@ -115,12 +150,20 @@ describe('exec: hooks over NATS', () => {
   it('before: a rewritten request is what the worker receives', async () => {
     await setup();
     const result = await client.call(req('h-rw', 'rewrite', { message: 'hi' }));
-    expect(result.pushes).toEqual([resp('h-rw', { result: { echoed: { message: 'rewritten: hi' } } })]);
+    expect(result.pushes).toEqual([
+      resp('h-rw', { result: { echoed: { message: 'rewritten: hi' } } }),
+    ]);
     expect(result.reply).toEqual({ status: 'ok', response: 'rewrite' });
     expect(calls.get('rewrite')).toEqual([{ message: 'rewritten: hi' }]);
     // The hook sees the decoded request with the socket's identity.
     expect(beforeSaw).toHaveLength(1);
-    expect(beforeSaw[0]).toMatchObject({ request_id: 'h-rw', service: SERVICE, request_type: 'rewrite', user_id: 'u1', device_id: 'd1' });
+    expect(beforeSaw[0]).toMatchObject({
+      request_id: 'h-rw',
+      service: SERVICE,
+      request_type: 'rewrite',
+      user_id: 'u1',
+      device_id: 'd1',
+    });
   });
 
   it('before: a hook returning something else proceeds with the original request', async () => {
@@ -159,7 +202,9 @@ describe('exec: hooks over NATS', () => {
   it('before: a hook slower than hook_timeout (200 ms) rejects with "hook timed out after 200ms"', async () => {
     await setup();
     const result = await client.call(req('h-slow', 'slow_before'));
-    expect(result.pushes).toEqual([errorResp('h-slow', 'hook rejected: "hook timed out after 200ms"')]);
+    expect(result.pushes).toEqual([
+      errorResp('h-slow', 'hook rejected: "hook timed out after 200ms"'),
+    ]);
     expect(result.reply).toEqual({ status: 'ok', response: 'slow_before' });
     expect(result.ms).toBeGreaterThanOrEqual(190);
     expect(result.ms).toBeLessThan(480);
@@ -201,7 +246,10 @@ describe('exec: hooks over NATS', () => {
   it('after: for async it sees the ack; the later result push is not passed through it', async () => {
     await setup();
     const result = await client.call(req('h-async', 'async_fn', { x: 4 }), { pushes: 2 });
-    expect(result.pushes).toEqual([resp('h-async', { async: true }), resp('h-async', { result: { echoed: { x: 4 } } })]);
+    expect(result.pushes).toEqual([
+      resp('h-async', { async: true }),
+      resp('h-async', { result: { echoed: { x: 4 } } }),
+    ]);
     expect(result.order).toEqual(['push', 'reply', 'push']);
     expect(spied.get('h-async')).toEqual([resp('h-async', { async: true })]);
   });
@@ -211,14 +259,20 @@ describe('exec: hooks over NATS', () => {
     const result = await client.call(req('h-stream', 'stream_fn'), { pushes: 5 });
     expect(result.pushes).toEqual([
       resp('h-stream', { result: 'init', async: true, has_more: true }),
-      resp('h-stream', { result: resp('h-stream', { result: 'started' }), async: true, has_more: true }),
+      resp('h-stream', {
+        result: resp('h-stream', { result: 'started' }),
+        async: true,
+        has_more: true,
+      }),
       resp('h-stream', { result: 'a', async: true, has_more: true }),
       resp('h-stream', { result: 'b', async: true, has_more: true }),
       resp('h-stream', { async: true }),
     ]);
     expect(result.order[0]).toBe('push');
     expect(result.order[1]).toBe('reply');
-    expect(spied.get('h-stream')).toEqual([resp('h-stream', { result: 'init', async: true, has_more: true })]);
+    expect(spied.get('h-stream')).toEqual([
+      resp('h-stream', { result: 'init', async: true, has_more: true }),
+    ]);
   });
 
   it('after: for none it sees null, and the client gets the reply only', async () => {
@@ -241,11 +295,24 @@ describe('exec: hooks over NATS', () => {
 
   it('a config naming an unregistered hook is rejected (register hooks first)', async () => {
     await setup();
-    const late = defineService({ name: 'late_hooks', functions: { f: fn({ beforeExecute: 'not_registered', handler: () => 1 }), g: fn({ handler: () => 2 }) } });
+    const late = defineService({
+      name: 'late_hooks',
+      functions: {
+        f: fn({ beforeExecute: 'not_registered', handler: () => 1 }),
+        g: fn({ handler: () => 2 }),
+      },
+    });
     await env.worker(late);
     await ready(app, 'late_hooks', 'g', 1);
-    expect(app.genApi.failed.list({ service: 'late_hooks' }).map((f) => f.request_type)).toEqual(['f']);
-    const result = await client.call({ request_id: 'h-late', service: 'late_hooks', request_type: 'f', args: {} });
+    expect(app.genApi.failed.list({ service: 'late_hooks' }).map((f) => f.request_type)).toEqual([
+      'f',
+    ]);
+    const result = await client.call({
+      request_id: 'h-late',
+      service: 'late_hooks',
+      request_type: 'f',
+      args: {},
+    });
     expect(result.pushes).toEqual([errorResp('h-late', 'unsupported function: f version latest')]);
   });
 });

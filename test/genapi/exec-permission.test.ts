@@ -22,35 +22,66 @@ function permService(seen: Seen) {
     seen.handled.set(rt, (seen.handled.get(rt) ?? 0) + 1);
     return { rt, user: ctx.userId, args };
   };
-  const authorize = (rt: string, decide: (args: Record<string, unknown>, ctx: RequestContext) => unknown) => async (args: Record<string, unknown>, ctx: RequestContext) => {
-    seen.authorized.push({ rt, args, userId: ctx.userId, roles: ctx.roles });
-    return (await decide(args, ctx)) as boolean;
-  };
+  const authorize =
+    (rt: string, decide: (args: Record<string, unknown>, ctx: RequestContext) => unknown) =>
+    async (args: Record<string, unknown>, ctx: RequestContext) => {
+      seen.authorized.push({ rt, args, userId: ctx.userId, roles: ctx.roles });
+      return (await decide(args, ctx)) as boolean;
+    };
   return defineService({
     name: SERVICE,
     functions: {
       open: fn({ handler: handler('open') }),
       any_auth: fn({ permission: 'any_authenticated', handler: handler('any_auth') }),
-      own: fn({ permission: { arg: 'user_id' }, args: { user_id: 'string' }, handler: handler('own') }),
-      own_nested: fn({ permission: { arg: 'user_id' }, argOrders: 'map', args: { profile: 'map' }, handler: handler('own_nested') }),
+      own: fn({
+        permission: { arg: 'user_id' },
+        args: { user_id: 'string' },
+        handler: handler('own'),
+      }),
+      own_nested: fn({
+        permission: { arg: 'user_id' },
+        argOrders: 'map',
+        args: { profile: 'map' },
+        handler: handler('own_nested'),
+      }),
       admin: fn({ permission: { role: ['admin', 'ops'] }, handler: handler('admin') }),
       cb_allow: fn({ authorize: authorize('cb_allow', () => true), handler: handler('cb_allow') }),
       cb_deny: fn({ authorize: authorize('cb_deny', () => false), handler: handler('cb_deny') }),
-      cb_truthy: fn({ authorize: authorize('cb_truthy', () => 'yes'), handler: handler('cb_truthy') }),
+      cb_truthy: fn({
+        authorize: authorize('cb_truthy', () => 'yes'),
+        handler: handler('cb_truthy'),
+      }),
       cb_throw: fn({
         authorize: authorize('cb_throw', () => {
           throw new Error('authorizer crashed');
         }),
         handler: handler('cb_throw'),
       }),
-      cb_slow: fn({ timeout: 300, authorize: authorize('cb_slow', () => sleep(800).then(() => true)), handler: handler('cb_slow') }),
-      cb_owner: fn({ args: { owner: 'string' }, authorize: authorize('cb_owner', (args, ctx) => args.owner === ctx.userId), handler: handler('cb_owner') }),
-      cb_and_role: fn({ permission: { role: ['admin'] }, authorize: authorize('cb_and_role', () => true), handler: handler('cb_and_role') }),
+      cb_slow: fn({
+        timeout: 300,
+        authorize: authorize('cb_slow', () => sleep(800).then(() => true)),
+        handler: handler('cb_slow'),
+      }),
+      cb_owner: fn({
+        args: { owner: 'string' },
+        authorize: authorize('cb_owner', (args, ctx) => args.owner === ctx.userId),
+        handler: handler('cb_owner'),
+      }),
+      cb_and_role: fn({
+        permission: { role: ['admin'] },
+        authorize: authorize('cb_and_role', () => true),
+        handler: handler('cb_and_role'),
+      }),
     },
   });
 }
 
-const req = (id: string, rt: string, args: Record<string, unknown> = {}, extra: Record<string, unknown> = {}) => ({
+const req = (
+  id: string,
+  rt: string,
+  args: Record<string, unknown> = {},
+  extra: Record<string, unknown> = {},
+) => ({
   request_id: id,
   service: SERVICE,
   request_type: rt,
@@ -75,7 +106,9 @@ describe('exec: permission through the channel over NATS', () => {
     await setup();
     const client = await env.client(app, 'user_id=u1');
     const result = await client.call(req('p-any', 'any_auth'));
-    expect(result.pushes).toEqual([resp('p-any', { result: { rt: 'any_auth', user: 'u1', args: {} } })]);
+    expect(result.pushes).toEqual([
+      resp('p-any', { result: { rt: 'any_auth', user: 'u1', args: {} } }),
+    ]);
     expect(result.reply).toEqual({ status: 'ok', response: 'any_auth' });
   });
 
@@ -83,11 +116,15 @@ describe('exec: permission through the channel over NATS', () => {
     await setup({ requireVerifiedUserId: false });
     const anon = await env.client(app, 'device_id=d9');
     const open = await anon.call(req('p-anon-open', 'open'));
-    expect(open.pushes).toEqual([resp('p-anon-open', { result: { rt: 'open', user: null, args: {} } })]);
+    expect(open.pushes).toEqual([
+      resp('p-anon-open', { result: { rt: 'open', user: null, args: {} } }),
+    ]);
     // Documented (protocol/gen_api.md §1): the socket's user_id wins *when it has one*; this socket
     // has none and requireVerifiedUserId is off, so the payload's user_id is used.
     const payloadUser = await anon.call(req('p-anon', 'any_auth', {}, { user_id: 'from-payload' }));
-    expect(payloadUser.pushes).toEqual([resp('p-anon', { result: { rt: 'any_auth', user: 'from-payload', args: {} } })]);
+    expect(payloadUser.pushes).toEqual([
+      resp('p-anon', { result: { rt: 'any_auth', user: 'from-payload', args: {} } }),
+    ]);
     const plain = await anon.call(req('p-anon-2', 'any_auth'));
     expect(plain.pushes).toEqual([errorResp('p-anon-2', 'Permission denied')]);
     expect(plain.reply).toEqual({ status: 'ok', response: 'any_auth' });
@@ -97,7 +134,9 @@ describe('exec: permission through the channel over NATS', () => {
     await setup();
     const client = await env.client(app, 'user_id=u1');
     const ok = await client.call(req('p-own', 'own', { user_id: 'u1' }));
-    expect(ok.pushes).toEqual([resp('p-own', { result: { rt: 'own', user: 'u1', args: { user_id: 'u1' } } })]);
+    expect(ok.pushes).toEqual([
+      resp('p-own', { result: { rt: 'own', user: 'u1', args: { user_id: 'u1' } } }),
+    ]);
     const other = await client.call(req('p-own-x', 'own', { user_id: 'u2' }));
     expect(other.pushes).toEqual([errorResp('p-own-x', 'Permission denied')]);
     expect(other.reply).toEqual({ status: 'ok', response: 'own' });
@@ -109,7 +148,10 @@ describe('exec: permission through the channel over NATS', () => {
     // Allowed, then the argument check applies.
     const extra = await client.call(req('p-own-extra', 'own', { user_id: 'u1', junk: 1 }));
     expect(extra.pushes).toEqual([errorResp('p-own-extra', 'Request processing failed')]);
-    expect(extra.reply).toEqual({ status: 'error', response: 'extra arguments for "own", extra: ["junk"]' });
+    expect(extra.reply).toEqual({
+      status: 'error',
+      response: 'extra arguments for "own", extra: ["junk"]',
+    });
     expect(handled('own')).toBe(1);
   });
 
@@ -136,7 +178,9 @@ describe('exec: permission through the channel over NATS', () => {
     expect(denied.pushes).toEqual([errorResp('p-role-x', 'Permission denied')]);
     expect(denied.reply).toEqual({ status: 'ok', response: 'admin' });
     const viewer = await env.client(app, 'user_id=u2&roles[]=viewer');
-    expect((await viewer.call(req('p-role-v', 'admin'))).pushes).toEqual([errorResp('p-role-v', 'Permission denied')]);
+    expect((await viewer.call(req('p-role-v', 'admin'))).pushes).toEqual([
+      errorResp('p-role-v', 'Permission denied'),
+    ]);
     expect(handled('admin')).toBe(2);
   });
 
@@ -144,8 +188,12 @@ describe('exec: permission through the channel over NATS', () => {
     await setup();
     const client = await env.client(app, 'user_id=u1&roles[]=staff');
     const result = await client.call(req('p-cb', 'cb_allow', { anything: [1, 2] }));
-    expect(result.pushes).toEqual([resp('p-cb', { result: { rt: 'cb_allow', user: 'u1', args: { anything: [1, 2] } } })]);
-    expect(seen.authorized).toEqual([{ rt: 'cb_allow', args: { anything: [1, 2] }, userId: 'u1', roles: ['staff'] }]);
+    expect(result.pushes).toEqual([
+      resp('p-cb', { result: { rt: 'cb_allow', user: 'u1', args: { anything: [1, 2] } } }),
+    ]);
+    expect(seen.authorized).toEqual([
+      { rt: 'cb_allow', args: { anything: [1, 2] }, userId: 'u1', roles: ['staff'] },
+    ]);
     expect(handled('cb_allow')).toBe(1);
   });
 
@@ -182,7 +230,10 @@ describe('exec: permission through the channel over NATS', () => {
     expect(denied.pushes).toEqual([errorResp('p-owner-x', 'Permission denied')]);
     const bad = await client.call(req('p-owner-bad', 'cb_owner', { owner: 'u1', junk: true }));
     expect(bad.pushes).toEqual([errorResp('p-owner-bad', 'Request processing failed')]);
-    expect(bad.reply).toEqual({ status: 'error', response: 'extra arguments for "cb_owner", extra: ["junk"]' });
+    expect(bad.reply).toEqual({
+      status: 'error',
+      response: 'extra arguments for "cb_owner", extra: ["junk"]',
+    });
     expect(handled('cb_owner')).toBe(1);
   });
 
@@ -193,7 +244,9 @@ describe('exec: permission through the channel over NATS', () => {
     expect(result.pushes).toEqual([errorResp('p-both', 'Permission denied')]);
     expect(seen.authorized).toEqual([]);
     const admin = await env.client(app, 'user_id=u2&roles[]=admin');
-    expect((await admin.call(req('p-both-ok', 'cb_and_role'))).pushes[0]).toMatchObject({ success: true });
+    expect((await admin.call(req('p-both-ok', 'cb_and_role'))).pushes[0]).toMatchObject({
+      success: true,
+    });
     expect(seen.authorized.map((a) => a.rt)).toEqual(['cb_and_role']);
   });
 });
@@ -208,7 +261,14 @@ describe('exec: the worker permission check across instances over NATS', () => {
     const checked = (label: string) =>
       defineService({
         name: 'perm_multi',
-        functions: { f: fn({ chooseNode: { hash: 'k' }, args: { k: 'string' }, authorize: () => true, handler: () => ({ label }) }) },
+        functions: {
+          f: fn({
+            chooseNode: { hash: 'k' },
+            args: { k: 'string' },
+            authorize: () => true,
+            handler: () => ({ label }),
+          }),
+        },
       });
     const app = await env.gateway();
     const a = await env.worker(checked('A'));
@@ -216,7 +276,8 @@ describe('exec: the worker permission check across instances over NATS', () => {
     await ready(app, 'perm_multi', 'f', 2);
     const client = await env.client(app);
     const call = async (id: string, k: string) =>
-      (await client.call({ request_id: id, service: 'perm_multi', request_type: 'f', args: { k } })).pushes[0]!;
+      (await client.call({ request_id: id, service: 'perm_multi', request_type: 'f', args: { k } }))
+        .pushes[0]!;
     // A key whose requests (and permission checks) go to A first.
     let key: string | null = null;
     for (let i = 0; i < 32 && key === null; i++) {
@@ -228,7 +289,12 @@ describe('exec: the worker permission check across instances over NATS', () => {
     const results = [];
     for (let i = 0; i < 4; i++) results.push(await call(`pm-${i}`, key!));
     expect(results.map((r) => r.error)).toEqual([null, null, null, null]);
-    expect(results.map((r) => (r.result as { label: string } | null)?.label)).toEqual(['B', 'B', 'B', 'B']);
+    expect(results.map((r) => (r.result as { label: string } | null)?.label)).toEqual([
+      'B',
+      'B',
+      'B',
+      'B',
+    ]);
   });
 
   it('no instance left at all: the check cannot be made and the request is not run', async () => {
@@ -240,7 +306,9 @@ describe('exec: the worker permission check across instances over NATS', () => {
     await worker.crash();
     const result = await client.call(req('p-none-left', 'cb_allow'));
     expect(result.pushes[0]).toMatchObject({ success: false });
-    expect(['Permission denied', 'Service temporarily unavailable']).toContain(result.pushes[0]!.error);
+    expect(['Permission denied', 'Service temporarily unavailable']).toContain(
+      result.pushes[0]!.error,
+    );
     expect(seen.handled.get('cb_allow') ?? 0).toBe(0);
   });
 });

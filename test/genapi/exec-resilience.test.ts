@@ -5,7 +5,15 @@
  */
 import { describe, expect, it } from 'vitest';
 import { defineService, fn } from '../../src/worker/define.js';
-import { errorResp, useExecEnv, hang, ready, resp, sleep, sleepOrAbort } from '../support/genapi-exec.js';
+import {
+  errorResp,
+  useExecEnv,
+  hang,
+  ready,
+  resp,
+  sleep,
+  sleepOrAbort,
+} from '../support/genapi-exec.js';
 import { RESILIENCE_DEFAULTS } from '../../src/genapi/resilience.js';
 
 interface State {
@@ -15,12 +23,14 @@ interface State {
 }
 
 function resService(label: string, state: State, name = 'res') {
-  const handler = (rt: string) => async (_args: Record<string, unknown>, ctx: { signal: AbortSignal }) => {
-    state.calls.push({ rt, label });
-    if (state.hanging.has(`${label}:${rt}`) || state.hanging.has(`*:${rt}`)) await hang(ctx.signal);
-    if (rt === 'slow') await sleepOrAbort(500, ctx.signal);
-    return { label, rt };
-  };
+  const handler =
+    (rt: string) => async (_args: Record<string, unknown>, ctx: { signal: AbortSignal }) => {
+      state.calls.push({ rt, label });
+      if (state.hanging.has(`${label}:${rt}`) || state.hanging.has(`*:${rt}`))
+        await hang(ctx.signal);
+      if (rt === 'slow') await sleepOrAbort(500, ctx.signal);
+      return { label, rt };
+    };
   return defineService({
     name,
     functions: {
@@ -51,7 +61,12 @@ function resService(label: string, state: State, name = 'res') {
   });
 }
 
-const req = (id: string, rt: string, service = 'res') => ({ request_id: id, service, request_type: rt, args: {} });
+const req = (id: string, rt: string, service = 'res') => ({
+  request_id: id,
+  service,
+  request_type: rt,
+  args: {},
+});
 const UNAVAILABLE = 'Service temporarily unavailable';
 
 describe('exec: breakers and bulkheads over NATS', () => {
@@ -59,19 +74,24 @@ describe('exec: breakers and bulkheads over NATS', () => {
 
   it('instance breaker: after instanceFailures timeouts the instance is skipped until halfOpenAfterMs, then used again', async () => {
     const state: State = { hanging: new Set(['A:rr']), calls: [] };
-    const app = await env.gateway({ genApi: { resilience: { instanceFailures: 2, serviceFailures: 100, halfOpenAfterMs: 1_500 } } });
+    const app = await env.gateway({
+      genApi: { resilience: { instanceFailures: 2, serviceFailures: 100, halfOpenAfterMs: 1_500 } },
+    });
     const a = await env.worker(resService('A', state));
     await env.worker(resService('B', state));
     await ready(app, 'res', 'rr', 2);
     const client = await env.client(app);
-    const callsOn = (label: string) => state.calls.filter((c) => c.rt === 'rr' && c.label === label).length;
+    const callsOn = (label: string) =>
+      state.calls.filter((c) => c.rt === 'rr' && c.label === label).length;
 
     // round_robin alternates: two requests time out on A, two succeed on B.
     const first = [];
     for (let i = 0; i < 4; i++) first.push(await client.call(req(`ib-${i}`, 'rr')));
     expect(first.filter((r) => r.pushes[0]!.success)).toHaveLength(2);
     for (const failed of first.filter((r) => !r.pushes[0]!.success)) {
-      expect(failed.pushes[0]).toEqual(errorResp(failed.pushes[0]!.request_id, 'Internal Server Error'));
+      expect(failed.pushes[0]).toEqual(
+        errorResp(failed.pushes[0]!.request_id, 'Internal Server Error'),
+      );
       expect(failed.ms).toBeGreaterThanOrEqual(190);
     }
     expect(callsOn('A')).toBe(2);
@@ -98,7 +118,9 @@ describe('exec: breakers and bulkheads over NATS', () => {
 
   it('service breaker: serviceFailures failed requests → Service temporarily unavailable (can_retry) for the whole service, then recovery', async () => {
     const state: State = { hanging: new Set(['*:flaky']), calls: [] };
-    const app = await env.gateway({ genApi: { resilience: { serviceFailures: 3, instanceFailures: 100, halfOpenAfterMs: 1_000 } } });
+    const app = await env.gateway({
+      genApi: { resilience: { serviceFailures: 3, instanceFailures: 100, halfOpenAfterMs: 1_000 } },
+    });
     await env.worker(resService('A', state));
     await ready(app, 'res', 'flaky', 1);
     const client = await env.client(app);
@@ -151,11 +173,16 @@ describe('exec: breakers and bulkheads over NATS', () => {
 
   it('instance breakers open on every instance → Service temporarily unavailable (can_retry) at once', async () => {
     const state: State = { hanging: new Set(['*:flaky']), calls: [] };
-    const app = await env.gateway({ genApi: { resilience: { instanceFailures: 2, serviceFailures: 100, halfOpenAfterMs: 5_000 } } });
+    const app = await env.gateway({
+      genApi: { resilience: { instanceFailures: 2, serviceFailures: 100, halfOpenAfterMs: 5_000 } },
+    });
     await env.worker(resService('A', state));
     await ready(app, 'res', 'flaky', 1);
     const client = await env.client(app);
-    for (let i = 0; i < 2; i++) expect((await client.call(req(`ia-${i}`, 'flaky'))).pushes).toEqual([errorResp(`ia-${i}`, 'Internal Server Error')]);
+    for (let i = 0; i < 2; i++)
+      expect((await client.call(req(`ia-${i}`, 'flaky'))).pushes).toEqual([
+        errorResp(`ia-${i}`, 'Internal Server Error'),
+      ]);
     const result = await client.call(req('ia-open', 'flaky'));
     expect(result.pushes).toEqual([errorResp('ia-open', UNAVAILABLE, true)]);
     expect(result.ms).toBeLessThan(100);
@@ -164,7 +191,9 @@ describe('exec: breakers and bulkheads over NATS', () => {
 
   it('streams are dispatched through the service breaker too: open breaker → Service temporarily unavailable as the first and only push', async () => {
     const state: State = { hanging: new Set(['*:flaky']), calls: [] };
-    const app = await env.gateway({ genApi: { resilience: { serviceFailures: 2, instanceFailures: 100, halfOpenAfterMs: 5_000 } } });
+    const app = await env.gateway({
+      genApi: { resilience: { serviceFailures: 2, instanceFailures: 100, halfOpenAfterMs: 5_000 } },
+    });
     await env.worker(resService('A', state));
     await ready(app, 'res', 'ticks', 1);
     const client = await env.client(app);
@@ -301,7 +330,10 @@ describe('exec: async and none refused or failing', () => {
 
   it('async, service breaker open: the error is the first and only push', async () => {
     const state: State = { hanging: new Set(['*:flaky']), calls: [] };
-    const { app, client } = await setup({ serviceFailures: 2, instanceFailures: 100, halfOpenAfterMs: 5_000 }, state);
+    const { app, client } = await setup(
+      { serviceFailures: 2, instanceFailures: 100, halfOpenAfterMs: 5_000 },
+      state,
+    );
     for (let i = 0; i < 2; i++) await client.call(req(`ab-${i}`, 'flaky'));
     expect(app.genApi.health().breakers.services.res).toBe('open');
     const refused = await client.call(req('ab-async', 'flaky_async'));
@@ -318,7 +350,10 @@ describe('exec: async and none refused or failing', () => {
     await sleep(50);
     const queued = client.start(req('aw-1', 'slow_async'), { pushes: 2, timeoutMs: 3_000 });
     const done = await queued.done();
-    expect(done.pushes).toEqual([resp('aw-1', { async: true }), resp('aw-1', { result: { label: 'A', rt: 'slow' } })]);
+    expect(done.pushes).toEqual([
+      resp('aw-1', { async: true }),
+      resp('aw-1', { result: { label: 'A', rt: 'slow' } }),
+    ]);
     expect(done.order).toEqual(['push', 'reply', 'push']);
     const ackAt = client.log.find((e) => e.kind === 'push' && e.key === 'aw-1')!.at;
     expect(ackAt - queued.sentAt).toBeLessThan(200);
@@ -343,7 +378,10 @@ describe('exec: async and none refused or failing', () => {
 
   it('none, service breaker open: Service temporarily unavailable is pushed, then the reply', async () => {
     const state: State = { hanging: new Set(['*:flaky']), calls: [] };
-    const { app, client } = await setup({ serviceFailures: 2, instanceFailures: 100, halfOpenAfterMs: 5_000 }, state);
+    const { app, client } = await setup(
+      { serviceFailures: 2, instanceFailures: 100, halfOpenAfterMs: 5_000 },
+      state,
+    );
     for (let i = 0; i < 2; i++) await client.call(req(`nb-${i}`, 'flaky'));
     expect(app.genApi.health().breakers.services.res).toBe('open');
     const refused = await client.call(req('nb-none', 'flaky_none'));
@@ -366,7 +404,8 @@ describe('exec: async and none refused or failing', () => {
     expect(calls(state, 'slow')).toBe(1);
     expect(calls(state, 'fail_none')).toBe(1);
     expect(calls(state, 'flaky')).toBe(1);
-    for (const id of ['na-ok', 'na-fail', 'na-timeout']) expect(client.pushesFor(id), id).toEqual([]);
+    for (const id of ['na-ok', 'na-fail', 'na-timeout'])
+      expect(client.pushesFor(id), id).toEqual([]);
   });
 
   it('none with no worker to take it (no responders): the reply, then Service temporarily unavailable (can_retry) at once', async () => {
@@ -399,11 +438,14 @@ describe('exec: many requests in flight on one channel over NATS', () => {
       const pending = [];
       for (let i = 0; i < 30; i++) pending.push(client.start(req(`many-${i}`, 'slow')));
       const results = await Promise.all(pending.map((p) => p.done()));
-      for (const [i, result] of results.entries()) expect(result.pushes).toEqual([resp(`many-${i}`, { result: { label: 'A', rt: 'slow' } })]);
+      for (const [i, result] of results.entries())
+        expect(result.pushes).toEqual([resp(`many-${i}`, { result: { label: 'A', rt: 'slow' } })]);
       await sleep(50);
       // Node warns once more than 10 listeners sit on one AbortSignal ("possible memory leak"):
       // every in-flight request of a channel listens on the channel's signal.
-      expect(warnings.filter((w) => w.name === 'MaxListenersExceededWarning').map((w) => w.message)).toEqual([]);
+      expect(
+        warnings.filter((w) => w.name === 'MaxListenersExceededWarning').map((w) => w.message),
+      ).toEqual([]);
     } finally {
       process.off('warning', onWarning);
     }

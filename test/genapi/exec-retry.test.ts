@@ -5,9 +5,23 @@
  * attempts and see where they went.
  */
 import { describe, expect, it } from 'vitest';
-import { defineService, fn, ServiceError, type FunctionDefinition } from '../../src/worker/define.js';
+import {
+  defineService,
+  fn,
+  ServiceError,
+  type FunctionDefinition,
+} from '../../src/worker/define.js';
 import { until } from '../support/genapi-app.js';
-import { errorResp, useExecEnv, hang, instanceCount, ready, resp, sleep, sleepOrAbort } from '../support/genapi-exec.js';
+import {
+  errorResp,
+  useExecEnv,
+  hang,
+  instanceCount,
+  ready,
+  resp,
+  sleep,
+  sleepOrAbort,
+} from '../support/genapi-exec.js';
 
 type Behaviour = 'ok' | 'hang' | 'fail' | 'deadline';
 
@@ -61,7 +75,12 @@ function retryService(label: string, plan: Plan) {
   });
 }
 
-const req = (id: string, rt: string, args: Record<string, unknown> = {}) => ({ request_id: id, service: 'retry', request_type: rt, args });
+const req = (id: string, rt: string, args: Record<string, unknown> = {}) => ({
+  request_id: id,
+  service: 'retry',
+  request_type: rt,
+  args,
+});
 
 describe('exec: retries over NATS', () => {
   const env = useExecEnv();
@@ -70,7 +89,8 @@ describe('exec: retries over NATS', () => {
     const plan = new Plan();
     const app = await env.gateway();
     const workers = [];
-    for (let i = 0; i < instances; i++) workers.push(await env.worker(retryService(String.fromCharCode(65 + i), plan)));
+    for (let i = 0; i < instances; i++)
+      workers.push(await env.worker(retryService(String.fromCharCode(65 + i), plan)));
     await ready(app, 'retry', 'no_retry', instances);
     const client = await env.client(app);
     return { plan, app, workers, client };
@@ -161,7 +181,9 @@ describe('exec: retries over NATS', () => {
       expect(calls).toHaveLength(3);
       const labels = new Set(calls.map((c) => c.label));
       expect(labels.size).toBe(1);
-      expect(result.pushes).toEqual([resp(`sn-${round}`, { result: { label: calls[0]!.label, call: 3 * round + 3 } })]);
+      expect(result.pushes).toEqual([
+        resp(`sn-${round}`, { result: { label: calls[0]!.label, call: 3 * round + 3 } }),
+      ]);
     }
   });
 
@@ -211,7 +233,9 @@ describe('exec: fallback across instances over NATS', () => {
     const client = await env.client(app);
     // Warm up: round_robin alternates, both instances answer.
     const warm = [await client.call(req('w1', 'rr')), await client.call(req('w2', 'rr'))];
-    expect(new Set(warm.map((r) => (r.pushes[0]!.result as { label: string }).label))).toEqual(new Set(['A', 'B']));
+    expect(new Set(warm.map((r) => (r.pushes[0]!.result as { label: string }).label))).toEqual(
+      new Set(['A', 'B']),
+    );
 
     await a.crash();
     const crashedAt = Date.now();
@@ -220,7 +244,9 @@ describe('exec: fallback across instances over NATS', () => {
     const results = [];
     for (let i = 0; i < 4; i++) results.push(await client.call(req(`fb-${i}`, 'rr')));
     for (const [i, result] of results.entries()) {
-      expect(result.pushes).toEqual([resp(`fb-${i}`, { result: expect.objectContaining({ label: 'B' }) })]);
+      expect(result.pushes).toEqual([
+        resp(`fb-${i}`, { result: expect.objectContaining({ label: 'B' }) }),
+      ]);
       expect(result.reply).toEqual({ status: 'ok', response: 'rr' });
       expect(result.ms).toBeLessThan(1_000); // the function timeout is 3 000 ms
     }
@@ -231,10 +257,16 @@ describe('exec: fallback across instances over NATS', () => {
 
   it('an instance without the function (404: its config lacks it) makes the request fall through to one that has it', async () => {
     const app = await env.gateway();
-    const lacking = defineService({ name: 'fb404', functions: { a: fn({ handler: () => ({ label: 'old' }) }) } });
+    const lacking = defineService({
+      name: 'fb404',
+      functions: { a: fn({ handler: () => ({ label: 'old' }) }) },
+    });
     const having = defineService({
       name: 'fb404',
-      functions: { a: fn({ handler: () => ({ label: 'new' }) }), b: fn({ chooseNode: 'round_robin', handler: () => ({ label: 'new' }) }) },
+      functions: {
+        a: fn({ handler: () => ({ label: 'new' }) }),
+        b: fn({ chooseNode: 'round_robin', handler: () => ({ label: 'new' }) }),
+      },
     });
     await env.worker(lacking);
     await ready(app, 'fb404', 'a', 1);
@@ -242,7 +274,12 @@ describe('exec: fallback across instances over NATS', () => {
     await ready(app, 'fb404', 'b', 2);
     const client = await env.client(app);
     for (let i = 0; i < 4; i++) {
-      const result = await client.call({ request_id: `nf-${i}`, service: 'fb404', request_type: 'b', args: {} });
+      const result = await client.call({
+        request_id: `nf-${i}`,
+        service: 'fb404',
+        request_type: 'b',
+        args: {},
+      });
       expect(result.pushes).toEqual([resp(`nf-${i}`, { result: { label: 'new' } })]);
       expect(result.ms).toBeLessThan(1_000);
     }
@@ -292,8 +329,12 @@ describe('exec: retries in-process (embedded: about the executor, not NATS)', ()
     plan.set('retry2', () => 'fail');
     const app = await env.gateway({ local: [retryService('E', plan)] }, true);
     const client = await env.client(app);
-    expect((await client.call(req('e-any', 'retry2_any'))).pushes).toEqual([errorResp('e-any', 'Internal Server Error')]);
-    expect((await client.call(req('e-tr', 'retry2'))).pushes).toEqual([errorResp('e-tr', 'Internal Server Error')]);
+    expect((await client.call(req('e-any', 'retry2_any'))).pushes).toEqual([
+      errorResp('e-any', 'Internal Server Error'),
+    ]);
+    expect((await client.call(req('e-tr', 'retry2'))).pushes).toEqual([
+      errorResp('e-tr', 'Internal Server Error'),
+    ]);
     await sleep(300);
     expect(plan.of('retry2_any')).toHaveLength(3);
     expect(plan.of('retry2')).toHaveLength(1);

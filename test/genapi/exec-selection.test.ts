@@ -8,7 +8,13 @@ import { describe, expect, it } from 'vitest';
 import type { ChooseNodeMode } from '../../src/genapi/types.js';
 import { defineService, fn } from '../../src/worker/define.js';
 import type { GenApiApp, Worker } from '../support/genapi-app.js';
-import { useExecEnv, instanceCount, ready, tally, type GenApiClient } from '../support/genapi-exec.js';
+import {
+  useExecEnv,
+  instanceCount,
+  ready,
+  tally,
+  type GenApiClient,
+} from '../support/genapi-exec.js';
 
 function selService(label: string, version = '1.0.0') {
   const labelled = (chooseNode: ChooseNodeMode) => fn({ chooseNode, handler: () => ({ label }) });
@@ -17,19 +23,37 @@ function selService(label: string, version = '1.0.0') {
     version,
     functions: {
       hash: labelled('hash'),
-      hash_arg: fn({ chooseNode: { hash: 'key' }, args: { key: 'string' }, handler: () => ({ label }) }),
+      hash_arg: fn({
+        chooseNode: { hash: 'key' },
+        args: { key: 'string' },
+        handler: () => ({ label }),
+      }),
       rr: labelled('round_robin'),
       rr2: labelled('round_robin'),
       sticky: labelled({ sticky: 'user_id' }),
       weighted: labelled({ weighted: { '1.0.0': 9, '2.0.0': 1 } }),
-      rr_checked: fn({ chooseNode: 'round_robin', authorize: () => true, handler: () => ({ label }) }),
+      rr_checked: fn({
+        chooseNode: 'round_robin',
+        authorize: () => true,
+        handler: () => ({ label }),
+      }),
     },
   });
 }
 
-const req = (id: string, rt: string, args: Record<string, unknown> = {}) => ({ request_id: id, service: 'sel', request_type: rt, args });
+const req = (id: string, rt: string, args: Record<string, unknown> = {}) => ({
+  request_id: id,
+  service: 'sel',
+  request_type: rt,
+  args,
+});
 
-async function labelOf(client: GenApiClient, id: string, rt: string, args: Record<string, unknown> = {}): Promise<string> {
+async function labelOf(
+  client: GenApiClient,
+  id: string,
+  rt: string,
+  args: Record<string, unknown> = {},
+): Promise<string> {
   const result = await client.call(req(id, rt, args));
   const push = result.pushes[0]!;
   if (!push.success) throw new Error(`${id} failed: ${String(push.error)}`);
@@ -39,10 +63,14 @@ async function labelOf(client: GenApiClient, id: string, rt: string, args: Recor
 describe('exec: node selection over NATS', () => {
   const env = useExecEnv();
 
-  async function setup(labels: string[], versions: string[] = []): Promise<{ app: GenApiApp; client: GenApiClient; workers: Map<string, Worker> }> {
+  async function setup(
+    labels: string[],
+    versions: string[] = [],
+  ): Promise<{ app: GenApiApp; client: GenApiClient; workers: Map<string, Worker> }> {
     const app = await env.gateway();
     const workers = new Map<string, Worker>();
-    for (const [i, label] of labels.entries()) workers.set(label, await env.worker(selService(label, versions[i])));
+    for (const [i, label] of labels.entries())
+      workers.set(label, await env.worker(selService(label, versions[i])));
     await ready(app, 'sel', 'hash', labels.length);
     return { app, client: await env.client(app), workers };
   }
@@ -62,12 +90,15 @@ describe('exec: node selection over NATS', () => {
   it('{hash: arg}: the same argument value reaches the same instance whatever the request_id', async () => {
     const { client } = await setup(['A', 'B']);
     const alice = [];
-    for (let i = 0; i < 6; i++) alice.push(await labelOf(client, `ha-alice-${i}`, 'hash_arg', { key: 'alice' }));
+    for (let i = 0; i < 6; i++)
+      alice.push(await labelOf(client, `ha-alice-${i}`, 'hash_arg', { key: 'alice' }));
     expect(new Set(alice).size).toBe(1);
     const byKey = new Map<string, string>();
-    for (let i = 0; i < 24; i++) byKey.set(`k${i}`, await labelOf(client, `ha-${i}`, 'hash_arg', { key: `k${i}` }));
+    for (let i = 0; i < 24; i++)
+      byKey.set(`k${i}`, await labelOf(client, `ha-${i}`, 'hash_arg', { key: `k${i}` }));
     expect(new Set(byKey.values())).toEqual(new Set(['A', 'B']));
-    for (const [key, label] of [...byKey].slice(0, 6)) expect(await labelOf(client, `ha-again-${key}`, 'hash_arg', { key })).toBe(label);
+    for (const [key, label] of [...byKey].slice(0, 6))
+      expect(await labelOf(client, `ha-again-${key}`, 'hash_arg', { key })).toBe(label);
   });
 
   it('round_robin: alternates across 2 instances, with a counter per function', async () => {
@@ -82,7 +113,8 @@ describe('exec: node selection over NATS', () => {
       interleaved.push(await labelOf(client, `rr-i-${i}`, 'rr'));
       await labelOf(client, `rr2-i-${i}`, 'rr2');
     }
-    for (let i = 1; i < interleaved.length; i++) expect(interleaved[i]).not.toBe(interleaved[i - 1]);
+    for (let i = 1; i < interleaved.length; i++)
+      expect(interleaved[i]).not.toBe(interleaved[i - 1]);
   });
 
   it('round_robin still alternates for a function with a worker permission check (authorize)', async () => {
@@ -101,7 +133,8 @@ describe('exec: node selection over NATS', () => {
     const home = new Map<string, string>();
     for (const user of users) {
       const labels = [];
-      for (let i = 0; i < 4; i++) labels.push(await labelOf(clients.get(user)!, `st-${user}-${i}`, 'sticky'));
+      for (let i = 0; i < 4; i++)
+        labels.push(await labelOf(clients.get(user)!, `st-${user}-${i}`, 'sticky'));
       expect(new Set(labels).size).toBe(1);
       home.set(user, labels[0]!);
     }
@@ -111,7 +144,8 @@ describe('exec: node selection over NATS', () => {
     // The first request can race the crash: NATS may still hold the dead worker's subscription and
     // deliver to it, and the gateway then fails that call (it may have run) instead of re-sending it.
     const first = await clients.get('u1')!.call(req('st-u1-after-race', 'sticky', {}));
-    if (first.pushes[0]!.success) expect((first.pushes[0]!.result as { label: string }).label).not.toBe(dead);
+    if (first.pushes[0]!.success)
+      expect((first.pushes[0]!.result as { label: string }).label).not.toBe(dead);
     const after = [];
     for (let i = 0; i < 6; i++) {
       const started = Date.now();

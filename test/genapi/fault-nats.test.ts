@@ -11,7 +11,13 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { NatsServer } from '../support/nats.js';
-import { startGenApiApp, startWorker, until, type GenApiApp, type Worker } from '../support/genapi-app.js';
+import {
+  startGenApiApp,
+  startWorker,
+  until,
+  type GenApiApp,
+  type Worker,
+} from '../support/genapi-app.js';
 import { ApiClient, sleep, type ApiResponse } from '../support/genapi-client.js';
 import { slowService } from '../support/genapi-services.js';
 import type { NatsStatus } from '../../src/bus/nats/link.js';
@@ -62,7 +68,12 @@ describe('NATS restarted mid-load', () => {
 
   it('no crash; one reply and one push per request; fast `Service temporarily unavailable` while down; success as soon as the worker is back (default breakers); health follows', async () => {
     nats = await NatsServer.start();
-    worker = await startWorker(slowService('W', { calls: 0, inflight: 0 }), nats.url, {}, { reconnectTimeWaitMs: WORKER_RECONNECT_WAIT_MS });
+    worker = await startWorker(
+      slowService('W', { calls: 0, inflight: 0 }),
+      nats.url,
+      {},
+      { reconnectTimeWaitMs: WORKER_RECONNECT_WAIT_MS },
+    );
     // Default resilience settings: serviceFailures 10, halfOpenAfterMs 10 s.
     app = await startGenApiApp({ nats: nats.url, natsOptions: { reconnectTimeWaitMs: 100 } });
     expect(app.genApi.resilience.options).toEqual(RESILIENCE_DEFAULTS);
@@ -87,11 +98,30 @@ describe('NATS restarted mid-load', () => {
     const loops = clients.map(async (c, k) => {
       for (let n = 0; running; n++) {
         const id = `c${k}-${n}`;
-        const outcome: Outcome = { id, client: k, sentAt: performance.now(), statusAtSend: status(), doneAt: null, push: null };
+        const outcome: Outcome = {
+          id,
+          client: k,
+          sentAt: performance.now(),
+          statusAtSend: status(),
+          doneAt: null,
+          push: null,
+        };
         outcomes.push(outcome);
-        refs.set(id, { client: c, ref: c.call({ request_id: id, service: 'slowsvc', request_type: 'echo', args: { message: id } }) });
+        refs.set(id, {
+          client: c,
+          ref: c.call({
+            request_id: id,
+            service: 'slowsvc',
+            request_type: 'echo',
+            args: { message: id },
+          }),
+        });
         try {
-          await c.until(() => c.pushes(id).length > 0 && c.replies(refs.get(id)!.ref).length > 0, `the answer to ${id}`, 6_000);
+          await c.until(
+            () => c.pushes(id).length > 0 && c.replies(refs.get(id)!.ref).length > 0,
+            `the answer to ${id}`,
+            6_000,
+          );
           outcome.doneAt = c.pushTimes(id)[0]!;
           outcome.push = c.pushes(id)[0]!;
         } catch {
@@ -138,8 +168,10 @@ describe('NATS restarted mid-load', () => {
       expect(client.replies(ref), o.id).toEqual([{ status: 'ok', response: 'echo' }]);
       expect(client.pushes(o.id), o.id).toHaveLength(1);
     }
-    const ok = (o: Outcome) => o.push!.success && (o.push!.result as { message: string }).message === o.id;
-    const unavailable = (o: Outcome) => !o.push!.success && o.push!.error === 'Service temporarily unavailable' && o.push!.can_retry;
+    const ok = (o: Outcome) =>
+      o.push!.success && (o.push!.result as { message: string }).message === o.id;
+    const unavailable = (o: Outcome) =>
+      !o.push!.success && o.push!.error === 'Service temporarily unavailable' && o.push!.can_retry;
 
     // 2. Before the kill everything succeeded.
     const before = outcomes.filter((o) => o.doneAt! < killedAt);
@@ -147,7 +179,9 @@ describe('NATS restarted mid-load', () => {
     expect(before.filter((o) => !ok(o)).map((o) => o.push)).toEqual([]);
 
     // 3. While down: each request failed fast with Service temporarily unavailable, can_retry.
-    const down = outcomes.filter((o) => o.statusAtSend !== 'connected' && o.sentAt > killedAt && o.sentAt < restartedAt);
+    const down = outcomes.filter(
+      (o) => o.statusAtSend !== 'connected' && o.sentAt > killedAt && o.sentAt < restartedAt,
+    );
     expect(down.length).toBeGreaterThan(20);
     for (const o of down) {
       expect(unavailable(o), `${o.id}: ${JSON.stringify(o.push)}`).toBe(true);
@@ -158,14 +192,21 @@ describe('NATS restarted mid-load', () => {
       expect(ok(o) || unavailable(o), `${o.id}: ${JSON.stringify(o.push)}`).toBe(true);
     }
     // Every failure in the whole run is the retryable one.
-    for (const o of outcomes) expect(ok(o) || unavailable(o), `${o.id}: ${JSON.stringify(o.push)}`).toBe(true);
+    for (const o of outcomes)
+      expect(ok(o) || unavailable(o), `${o.id}: ${JSON.stringify(o.push)}`).toBe(true);
 
     // 4. While the gateway was back but the worker not yet, its subject had no responders: each
     //    such request failed fast as Service temporarily unavailable — more of them than the
     //    service breaker's threshold, so counting them would have opened it.
-    const noWorker = outcomes.filter((o) => o.sentAt > gatewayBackAt + 50 && o.doneAt! < workerBackAt - 50);
-    expect(noWorker.length, `requests between the gateway's and the worker's reconnect`).toBeGreaterThan(RESILIENCE_DEFAULTS.serviceFailures);
-    for (const o of noWorker) expect(unavailable(o), `${o.id}: ${JSON.stringify(o.push)}`).toBe(true);
+    const noWorker = outcomes.filter(
+      (o) => o.sentAt > gatewayBackAt + 50 && o.doneAt! < workerBackAt - 50,
+    );
+    expect(
+      noWorker.length,
+      `requests between the gateway's and the worker's reconnect`,
+    ).toBeGreaterThan(RESILIENCE_DEFAULTS.serviceFailures);
+    for (const o of noWorker)
+      expect(unavailable(o), `${o.id}: ${JSON.stringify(o.push)}`).toBe(true);
     expect([...breakerStates]).toEqual(['closed']);
 
     //    Once the worker is back (reconnected and rediscovered), every request succeeds at once:
@@ -173,20 +214,36 @@ describe('NATS restarted mid-load', () => {
     const after = outcomes.filter((o) => o.sentAt > recoveredAt);
     expect(after.length).toBeGreaterThan(20);
     const failedAfter = after.filter((o) => !ok(o));
-    const summary = failedAfter.slice(0, 3).map((o) => `${o.id} +${Math.round(o.sentAt - recoveredAt)}ms ${String(o.push!.error)}`);
-    expect(failedAfter.length, `${failedAfter.length}/${after.length} requests failed after recovery (${summary.join('; ')}); breakers: ${JSON.stringify(breakersAtEnd)}`).toBe(0);
-    expect(breakersAtEnd).toEqual({ services: { slowsvc: 'closed' }, instances: expect.anything() });
+    const summary = failedAfter
+      .slice(0, 3)
+      .map((o) => `${o.id} +${Math.round(o.sentAt - recoveredAt)}ms ${String(o.push!.error)}`);
+    expect(
+      failedAfter.length,
+      `${failedAfter.length}/${after.length} requests failed after recovery (${summary.join('; ')}); breakers: ${JSON.stringify(breakersAtEnd)}`,
+    ).toBe(0);
+    expect(breakersAtEnd).toEqual({
+      services: { slowsvc: 'closed' },
+      instances: expect.anything(),
+    });
 
     // 5. Health went disconnected/reconnecting, then connected again.
     expect(statuses[0]).toBe('connected');
-    expect(statuses.some((s) => s === 'disconnected' || s === 'reconnecting'), statuses.join(' → ')).toBe(true);
+    expect(
+      statuses.some((s) => s === 'disconnected' || s === 'reconnecting'),
+      statuses.join(' → '),
+    ).toBe(true);
     expect(statuses.at(-1)).toBe('connected');
     const health = genApi.health().nats!;
     expect(health.reconnects).toBeGreaterThanOrEqual(1);
     expect(health.pendingRequests).toBe(0);
 
     // 6. The gateway (this process) still answers.
-    const final = await clients[0]!.sync({ request_id: 'final', service: 'slowsvc', request_type: 'echo', args: { message: 'final' } });
+    const final = await clients[0]!.sync({
+      request_id: 'final',
+      service: 'slowsvc',
+      request_type: 'echo',
+      args: { message: 'final' },
+    });
     expect(final.reply).toEqual({ status: 'ok', response: 'echo' });
     expect(final.push.request_id).toBe('final');
   }, 40_000);
@@ -196,21 +253,45 @@ describe('NATS restarted mid-load', () => {
     worker = await startWorker(slowService('W', { calls: 0, inflight: 0 }), nats.url);
     app = await startGenApiApp({ nats: nats.url, natsOptions: { reconnectTimeWaitMs: 100 } });
     const genApi = app.genApi;
-    await until(() => genApi.nats!.discovery.instances('slowsvc').length === 1, 'the worker discovered');
+    await until(
+      () => genApi.nats!.discovery.instances('slowsvc').length === 1,
+      'the worker discovered',
+    );
     const c = await ApiClient.connect(app.wsUrl('user_id=u1'));
     clients.push(c);
-    expect(genApi.health().nats).toMatchObject({ status: 'connected', reconnects: 0, lastError: null });
+    expect(genApi.health().nats).toMatchObject({
+      status: 'connected',
+      reconnects: 0,
+      lastError: null,
+    });
 
     await nats.stop();
-    const seen = await until(() => {
-      const s = genApi.health().nats!.status;
-      return s === 'disconnected' || s === 'reconnecting' ? s : null;
-    }, 'a disconnected status', 3_000);
+    const seen = await until(
+      () => {
+        const s = genApi.health().nats!.status;
+        return s === 'disconnected' || s === 'reconnecting' ? s : null;
+      },
+      'a disconnected status',
+      3_000,
+    );
     expect(['disconnected', 'reconnecting']).toContain(seen);
     const t = performance.now();
-    const { push, reply } = await c.sync({ request_id: 'down', service: 'slowsvc', request_type: 'echo', args: { message: 'x' } });
+    const { push, reply } = await c.sync({
+      request_id: 'down',
+      service: 'slowsvc',
+      request_type: 'echo',
+      args: { message: 'x' },
+    });
     expect(performance.now() - t).toBeLessThan(100);
-    expect(push).toEqual({ request_id: 'down', result: null, success: false, error: 'Service temporarily unavailable', async: false, has_more: false, can_retry: true });
+    expect(push).toEqual({
+      request_id: 'down',
+      result: null,
+      success: false,
+      error: 'Service temporarily unavailable',
+      async: false,
+      has_more: false,
+      can_retry: true,
+    });
     expect(reply).toEqual({ status: 'ok', response: 'echo' });
 
     await nats.restart();
@@ -218,8 +299,17 @@ describe('NATS restarted mid-load', () => {
     expect(genApi.health().nats!.reconnects).toBe(1);
     // The worker reconnects on its own schedule (a flush completes once it is back).
     await reconnected(worker);
-    await until(() => genApi.nats!.discovery.instances('slowsvc').length === 1, 'the worker rediscovered', 5_000);
-    const back = await c.sync({ request_id: 'back', service: 'slowsvc', request_type: 'echo', args: { message: 'back' } });
+    await until(
+      () => genApi.nats!.discovery.instances('slowsvc').length === 1,
+      'the worker rediscovered',
+      5_000,
+    );
+    const back = await c.sync({
+      request_id: 'back',
+      service: 'slowsvc',
+      request_type: 'echo',
+      args: { message: 'back' },
+    });
     expect(back.push.success).toBe(true);
   });
 });

@@ -8,15 +8,35 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { headers as natsHeaders } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import { NatsServer } from '../support/nats.js';
-import { startGenApiApp, startWorker, until, type GenApiApp, type Worker } from '../support/genapi-app.js';
+import {
+  startGenApiApp,
+  startWorker,
+  until,
+  type GenApiApp,
+  type Worker,
+} from '../support/genapi-app.js';
 import { ApiClient, response, sleep, type ApiResponse } from '../support/genapi-client.js';
 import { slowService } from '../support/genapi-services.js';
 import { startWorkerProcess, type WorkerProcess } from '../support/genapi-worker-process.js';
 
 const TIMEOUT_MS = 4_000;
-const slow = (id: string, ms: number) => ({ request_id: id, service: 'slowsvc', request_type: 'slow', args: { ms } });
-const echo = (id: string, message = id) => ({ request_id: id, service: 'slowsvc', request_type: 'echo', args: { message } });
-const UNAVAILABLE = response('x', { success: false, error: 'Service temporarily unavailable', can_retry: true });
+const slow = (id: string, ms: number) => ({
+  request_id: id,
+  service: 'slowsvc',
+  request_type: 'slow',
+  args: { ms },
+});
+const echo = (id: string, message = id) => ({
+  request_id: id,
+  service: 'slowsvc',
+  request_type: 'echo',
+  args: { message },
+});
+const UNAVAILABLE = response('x', {
+  success: false,
+  error: 'Service temporarily unavailable',
+  can_retry: true,
+});
 
 describe('worker faults (nats)', () => {
   let nats: NatsServer | null = null;
@@ -48,9 +68,18 @@ describe('worker faults (nats)', () => {
   const instances = () => app!.genApi.nats!.discovery.instances('slowsvc').length;
 
   /** Two worker processes A and B, a gateway that knows both, a client, and 8 slow requests spread over A and B. */
-  async function inflightOnBoth(): Promise<{ a: WorkerProcess; b: WorkerProcess; c: ApiClient; ids: string[]; refs: Map<string, string> }> {
+  async function inflightOnBoth(): Promise<{
+    a: WorkerProcess;
+    b: WorkerProcess;
+    c: ApiClient;
+    ids: string[];
+    refs: Map<string, string>;
+  }> {
     nats = await NatsServer.start();
-    const [a, b] = await Promise.all([startWorkerProcess(nats.url, 'slowsvc', 'A'), startWorkerProcess(nats.url, 'slowsvc', 'B')]);
+    const [a, b] = await Promise.all([
+      startWorkerProcess(nats.url, 'slowsvc', 'A'),
+      startWorkerProcess(nats.url, 'slowsvc', 'B'),
+    ]);
     workers.push(a, b);
     await gateway();
     await until(() => instances() === 2, 'both instances discovered');
@@ -58,13 +87,21 @@ describe('worker faults (nats)', () => {
     const ids: string[] = [];
     const refs = new Map<string, string>();
     // Random selection spreads them; keep asking until both workers hold some (bounded).
-    for (let round = 0; round < 5 && (a.calls('slow').length === 0 || b.calls('slow').length === 0); round++) {
+    for (
+      let round = 0;
+      round < 5 && (a.calls('slow').length === 0 || b.calls('slow').length === 0);
+      round++
+    ) {
       for (let i = 0; i < 8; i++) {
         const id = `s${round}-${i}`;
         ids.push(id);
         refs.set(id, c.call(slow(id, 1_500)));
       }
-      await until(() => a.calls('slow').length + b.calls('slow').length === ids.length, 'every slow request to reach a worker', 3_000);
+      await until(
+        () => a.calls('slow').length + b.calls('slow').length === ids.length,
+        'every slow request to reach a worker',
+        3_000,
+      );
     }
     expect(a.calls('slow').length).toBeGreaterThan(0);
     expect(b.calls('slow').length).toBeGreaterThan(0);
@@ -86,7 +123,11 @@ describe('worker faults (nats)', () => {
       sentAt.set(id, performance.now());
       afterRefs.set(id, c.call(echo(id)));
     }
-    await c.until(() => [...ids, ...after].every((id) => c.pushes(id).length > 0), 'a push for every request', TIMEOUT_MS + 2_000);
+    await c.until(
+      () => [...ids, ...after].every((id) => c.pushes(id).length > 0),
+      'a push for every request',
+      TIMEOUT_MS + 2_000,
+    );
     await sleep(300);
     for (const id of after) {
       expect(c.pushes(id), id).toEqual([response(id, { result: { message: id, by: 'B' } })]);
@@ -99,7 +140,9 @@ describe('worker faults (nats)', () => {
       expect(c.replies(refs.get(id)!), id).toEqual([{ status: 'ok', response: 'slow' }]);
       if (onA.has(id)) {
         expect(pushes[0]!.success, id).toBe(false);
-        expect(['Internal Server Error', 'Service temporarily unavailable'], id).toContain(pushes[0]!.error);
+        expect(['Internal Server Error', 'Service temporarily unavailable'], id).toContain(
+          pushes[0]!.error,
+        );
         // Never silence: at the latest when the attempt times out.
         expect(c.pushTimes(id)[0]! - t0, id).toBeLessThan(TIMEOUT_MS + 600);
       } else {
@@ -114,12 +157,19 @@ describe('worker faults (nats)', () => {
     const onA = a.calls('slow');
     const t0 = performance.now();
     await a.kill();
-    await c.until(() => onA.every((id) => c.pushes(id).length > 0), 'a push for every request that was on A', TIMEOUT_MS + 2_000);
+    await c.until(
+      () => onA.every((id) => c.pushes(id).length > 0),
+      'a push for every request that was on A',
+      TIMEOUT_MS + 2_000,
+    );
     for (const id of onA) {
       const waited = c.pushTimes(id)[0]! - t0;
       // Discovery loses A within its TTL (1 s here): the request must end (error push, or a
       // success from B) well before its 4 s timeout.
-      expect(waited, `${id} ended ${Math.round(waited)} ms after the kill: ${JSON.stringify(c.pushes(id)[0])}`).toBeLessThan(2_500);
+      expect(
+        waited,
+        `${id} ended ${Math.round(waited)} ms after the kill: ${JSON.stringify(c.pushes(id)[0])}`,
+      ).toBeLessThan(2_500);
     }
   }, 30_000);
 
@@ -138,7 +188,9 @@ describe('worker faults (nats)', () => {
     // or earlier as Service temporarily unavailable.
     await c.until(() => c.pushes('cut').length > 0, 'an error push', 1_000 + 1_000);
     expect(c.pushes('cut')[0]).toMatchObject({ success: false });
-    expect(['Internal Server Error', 'Service temporarily unavailable']).toContain(c.pushes('cut')[0]!.error);
+    expect(['Internal Server Error', 'Service temporarily unavailable']).toContain(
+      c.pushes('cut')[0]!.error,
+    );
     expect(await c.reply(ref)).toEqual({ status: 'ok', response: 'slow' });
     // The handler finishes 300 ms later and replies into a closed connection: that must not kill the process.
     await sleep(800);
@@ -146,7 +198,11 @@ describe('worker faults (nats)', () => {
   }, 30_000);
 
   describe('no responders: a function whose instances are all gone fails at once', () => {
-    async function measured(c: ApiClient, prefix: string, count: number): Promise<{ push: ApiResponse; ms: number }[]> {
+    async function measured(
+      c: ApiClient,
+      prefix: string,
+      count: number,
+    ): Promise<{ push: ApiResponse; ms: number }[]> {
       const out: { push: ApiResponse; ms: number }[] = [];
       for (let i = 0; i < count; i++) {
         const id = `${prefix}-${i}`;
@@ -158,42 +214,49 @@ describe('worker faults (nats)', () => {
       return out;
     }
 
-    it.each(['stopped', 'killed'] as const)('instance %s: Service temporarily unavailable (can_retry) well under 100 ms, before and after discovery forgets it', async (how) => {
-      nats = await NatsServer.start();
-      let stopWorker: () => Promise<void>;
-      if (how === 'stopped') {
-        const w = await startWorker(slowService('A', { calls: 0, inflight: 0 }), nats.url);
-        workers.push(w);
-        stopWorker = () => w.stop();
-      } else {
-        const w = await startWorkerProcess(nats.url, 'slowsvc', 'A');
-        workers.push(w);
-        stopWorker = () => w.kill();
-      }
-      await gateway();
-      await until(() => instances() === 1, 'the instance discovered');
-      const c = await client();
-      expect((await c.sync(echo('warm'))).push.success).toBe(true);
-      await stopWorker();
-      // Right away: discovery still lists the instance; its own subject has no responders.
-      const first = await measured(c, `${how}-now`, 5);
-      // Later: discovery has dropped it; the queue-group subject has no responders either.
-      await until(() => instances() === 0, 'discovery to forget the instance', 3_000);
-      const later = await measured(c, `${how}-later`, 5);
-      for (const { push, ms } of [...first, ...later]) {
-        expect(push).toEqual({ ...UNAVAILABLE, request_id: push.request_id });
-        expect(ms, `${String(push.request_id)} took ${ms.toFixed(1)} ms`).toBeLessThan(100);
-      }
-      // The config stays: it is the instance that is missing, not the function.
-      expect(app!.genApi.registry.resolve('slowsvc', 'echo', null).ok).toBe(true);
-    }, 30_000);
+    it.each(['stopped', 'killed'] as const)(
+      'instance %s: Service temporarily unavailable (can_retry) well under 100 ms, before and after discovery forgets it',
+      async (how) => {
+        nats = await NatsServer.start();
+        let stopWorker: () => Promise<void>;
+        if (how === 'stopped') {
+          const w = await startWorker(slowService('A', { calls: 0, inflight: 0 }), nats.url);
+          workers.push(w);
+          stopWorker = () => w.stop();
+        } else {
+          const w = await startWorkerProcess(nats.url, 'slowsvc', 'A');
+          workers.push(w);
+          stopWorker = () => w.kill();
+        }
+        await gateway();
+        await until(() => instances() === 1, 'the instance discovered');
+        const c = await client();
+        expect((await c.sync(echo('warm'))).push.success).toBe(true);
+        await stopWorker();
+        // Right away: discovery still lists the instance; its own subject has no responders.
+        const first = await measured(c, `${how}-now`, 5);
+        // Later: discovery has dropped it; the queue-group subject has no responders either.
+        await until(() => instances() === 0, 'discovery to forget the instance', 3_000);
+        const later = await measured(c, `${how}-later`, 5);
+        for (const { push, ms } of [...first, ...later]) {
+          expect(push).toEqual({ ...UNAVAILABLE, request_id: push.request_id });
+          expect(ms, `${String(push.request_id)} took ${ms.toFixed(1)} ms`).toBeLessThan(100);
+        }
+        // The config stays: it is the instance that is missing, not the function.
+        expect(app!.genApi.registry.resolve('slowsvc', 'echo', null).ok).toBe(true);
+      },
+      30_000,
+    );
   });
 
   it('two instances share the load: 100 requests through the gateway are served by both', async () => {
     nats = await NatsServer.start();
     const ca = { calls: 0, inflight: 0 };
     const cb = { calls: 0, inflight: 0 };
-    workers.push(await startWorker(slowService('A', ca), nats.url), await startWorker(slowService('B', cb), nats.url));
+    workers.push(
+      await startWorker(slowService('A', ca), nats.url),
+      await startWorker(slowService('B', cb), nats.url),
+    );
     await gateway();
     await until(() => instances() === 2, 'both instances discovered');
     const c = await client();
@@ -214,7 +277,10 @@ describe('worker faults (nats)', () => {
     nats = await NatsServer.start();
     const ca = { calls: 0, inflight: 0 };
     const cb = { calls: 0, inflight: 0 };
-    workers.push(await startWorker(slowService('A', ca), nats.url), await startWorker(slowService('B', cb), nats.url));
+    workers.push(
+      await startWorker(slowService('A', ca), nats.url),
+      await startWorker(slowService('B', cb), nats.url),
+    );
     const nc = await connect({ servers: nats.url });
     try {
       const replies = await Promise.all(
@@ -226,7 +292,11 @@ describe('worker faults (nats)', () => {
           h.set('Genapi-Response-Type', 'sync');
           h.set('Genapi-Timeout', '2000');
           h.set('Genapi-User-Id', 'u1');
-          const msg = await nc.request('genapi.fn.slowsvc.echo', JSON.stringify({ message: `q${i}` }), { timeout: 2_000, headers: h });
+          const msg = await nc.request(
+            'genapi.fn.slowsvc.echo',
+            JSON.stringify({ message: `q${i}` }),
+            { timeout: 2_000, headers: h },
+          );
           return msg.json<{ message: string; by: string }>();
         }),
       );

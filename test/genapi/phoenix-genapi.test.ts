@@ -42,7 +42,12 @@ beforeAll(async () => {
   app = await startGenApiApp({ nats: nats.url });
   worker = spawnTs('src/demo/worker.ts', [], { NATS_URL: nats.url });
   await worker.logLine('demo worker ready', 20_000);
-  await until(() => app.genApi.registry.resolve('demo', 'count', null).ok && app.genApi.nats!.discovery.instances('demo').length === 1, 'the demo worker at the gateway');
+  await until(
+    () =>
+      app.genApi.registry.resolve('demo', 'count', null).ok &&
+      app.genApi.nats!.discovery.instances('demo').length === 1,
+    'the demo worker at the gateway',
+  );
 }, 30_000);
 afterAll(async () => {
   await app?.close();
@@ -61,7 +66,11 @@ afterEach(() => {
 });
 
 /** A connected socket; `perTest` ones are disconnected after each test. */
-async function connected(transport: TransportConstructor, params: Record<string, unknown>, perTest = true): Promise<Socket> {
+async function connected(
+  transport: TransportConstructor,
+  params: Record<string, unknown>,
+  perTest = true,
+): Promise<Socket> {
   const socket = new Socket(`ws://127.0.0.1:${app.port}/socket`, { transport, params });
   if (perTest) sockets.push(socket);
   socket.connect();
@@ -70,7 +79,10 @@ async function connected(transport: TransportConstructor, params: Record<string,
 }
 
 /** A joined gen_api channel whose callbacks all land in `log`, in the order the client runs them. */
-async function joined(socket: Socket, params: object): Promise<{ channel: Channel; log: Entry[]; joinReply: Entry }> {
+async function joined(
+  socket: Socket,
+  params: object,
+): Promise<{ channel: Channel; log: Entry[]; joinReply: Entry }> {
   const channel = socket.channel(TOPIC, params);
   const log: Entry[] = [];
   channel.on(EVENT, (payload) => log.push(['on', payload]));
@@ -83,11 +95,22 @@ async function joined(socket: Socket, params: object): Promise<{ channel: Channe
  * Pushes a request, records the push's ok/error/timeout callbacks into `log` next to the
  * channel events, waits for `expected.length` callbacks and a quiet period, and returns them.
  */
-async function exchange(channel: Channel, log: Entry[], payload: object, expectedCount: number, timeoutMs = 5_000): Promise<Entry[]> {
+async function exchange(
+  channel: Channel,
+  log: Entry[],
+  payload: object,
+  expectedCount: number,
+  timeoutMs = 5_000,
+): Promise<Entry[]> {
   log.length = 0;
   const push = channel.push(EVENT, payload);
-  for (const status of ['ok', 'error', 'timeout']) push.receive(status, (response) => log.push([`push ${status}`, response]));
-  await waitFor(() => log.length >= expectedCount, `${expectedCount} callbacks for ${JSON.stringify(payload)}`, timeoutMs);
+  for (const status of ['ok', 'error', 'timeout'])
+    push.receive(status, (response) => log.push([`push ${status}`, response]));
+  await waitFor(
+    () => log.length >= expectedCount,
+    `${expectedCount} callbacks for ${JSON.stringify(payload)}`,
+    timeoutMs,
+  );
   await new Promise((resolve) => setTimeout(resolve, 150));
   return [...log];
 }
@@ -98,7 +121,7 @@ describe('transcript B over the phoenix 1.8 client (websocket, NATS gateway, dem
   let log: Entry[];
 
   beforeAll(async () => {
-    socket = await connected(WebSocket as unknown as TransportConstructor, { user_id: 'u1', device_id: 'd1' }, false);
+    socket = await connected(WebSocket, { user_id: 'u1', device_id: 'd1' }, false);
     const j = await joined(socket, { user_id: 'u1', device_id: 'd1' });
     channel = j.channel;
     log = j.log;
@@ -107,21 +130,49 @@ describe('transcript B over the phoenix 1.8 client (websocket, NATS gateway, dem
   afterAll(() => socket?.disconnect());
 
   it('B1 echo (sync): on(result), then push ok "echo"', async () => {
-    const entries = await exchange(channel, log, { request_id: 'r-echo', service: 'demo', request_type: 'echo', args: { message: 'hello' } }, 2);
+    const entries = await exchange(
+      channel,
+      log,
+      { request_id: 'r-echo', service: 'demo', request_type: 'echo', args: { message: 'hello' } },
+      2,
+    );
     expect(entries).toEqual([on('r-echo', { result: { message: 'hello' } }), ok('echo')]);
   });
 
   it('B1 echo_async: on(ack), push ok "echo_async", on(result)', async () => {
-    const entries = await exchange(channel, log, { request_id: 'r-echo-async', service: 'demo', request_type: 'echo_async', args: { message: 'hello async' } }, 3);
-    expect(entries).toEqual([on('r-echo-async', { async: true }), ok('echo_async'), on('r-echo-async', { result: { message: 'hello async' } })]);
+    const entries = await exchange(
+      channel,
+      log,
+      {
+        request_id: 'r-echo-async',
+        service: 'demo',
+        request_type: 'echo_async',
+        args: { message: 'hello async' },
+      },
+      3,
+    );
+    expect(entries).toEqual([
+      on('r-echo-async', { async: true }),
+      ok('echo_async'),
+      on('r-echo-async', { result: { message: 'hello async' } }),
+    ]);
   });
 
   it('B1 count (stream, to=3): on(init), push ok "count", on(started Response), on(1..3), on(end)', async () => {
-    const entries = await exchange(channel, log, { request_id: 'r-count', service: 'demo', request_type: 'count', args: { to: 3 } }, 7);
+    const entries = await exchange(
+      channel,
+      log,
+      { request_id: 'r-count', service: 'demo', request_type: 'count', args: { to: 3 } },
+      7,
+    );
     expect(entries).toEqual([
       on('r-count', { result: 'init', async: true, has_more: true }),
       ok('count'),
-      on('r-count', { result: resp('r-count', { result: 'started' }), async: true, has_more: true }),
+      on('r-count', {
+        result: resp('r-count', { result: 'started' }),
+        async: true,
+        has_more: true,
+      }),
       on('r-count', { result: 1, async: true, has_more: true }),
       on('r-count', { result: 2, async: true, has_more: true }),
       on('r-count', { result: 3, async: true, has_more: true }),
@@ -130,54 +181,134 @@ describe('transcript B over the phoenix 1.8 client (websocket, NATS gateway, dem
   });
 
   it('B1 notify (none): push ok "notify" only', async () => {
-    const entries = await exchange(channel, log, { request_id: 'r-notify', service: 'demo', request_type: 'notify', args: { message: 'fire and forget' } }, 1);
+    const entries = await exchange(
+      channel,
+      log,
+      {
+        request_id: 'r-notify',
+        service: 'demo',
+        request_type: 'notify',
+        args: { message: 'fire and forget' },
+      },
+      1,
+    );
     expect(entries).toEqual([ok('notify')]);
   });
 
   it('B1 fail: on(Internal Server Error), push ok "fail"', async () => {
-    const entries = await exchange(channel, log, { request_id: 'r-fail', service: 'demo', request_type: 'fail', args: {} }, 2);
-    expect(entries).toEqual([on('r-fail', { success: false, error: 'Internal Server Error' }), ok('fail')]);
+    const entries = await exchange(
+      channel,
+      log,
+      { request_id: 'r-fail', service: 'demo', request_type: 'fail', args: {} },
+      2,
+    );
+    expect(entries).toEqual([
+      on('r-fail', { success: false, error: 'Internal Server Error' }),
+      ok('fail'),
+    ]);
   });
 
   it('B1 whoami (decision 2: the socket device_id is reported)', async () => {
-    const entries = await exchange(channel, log, { request_id: 'r-whoami', service: 'demo', request_type: 'whoami', args: {} }, 2);
-    expect(entries).toEqual([on('r-whoami', { result: { device_id: 'd1', user_id: 'u1' } }), ok('whoami')]);
+    const entries = await exchange(
+      channel,
+      log,
+      { request_id: 'r-whoami', service: 'demo', request_type: 'whoami', args: {} },
+      2,
+    );
+    expect(entries).toEqual([
+      on('r-whoami', { result: { device_id: 'd1', user_id: 'u1' } }),
+      ok('whoami'),
+    ]);
   });
 
   it('B1 whoami with device_id in the payload (decision 2: the socket device_id wins)', async () => {
-    const entries = await exchange(channel, log, { request_id: 'r-whoami-dev', service: 'demo', request_type: 'whoami', args: {}, device_id: 'payload-dev' }, 2);
-    expect(entries).toEqual([on('r-whoami-dev', { result: { device_id: 'd1', user_id: 'u1' } }), ok('whoami')]);
+    const entries = await exchange(
+      channel,
+      log,
+      {
+        request_id: 'r-whoami-dev',
+        service: 'demo',
+        request_type: 'whoami',
+        args: {},
+        device_id: 'payload-dev',
+      },
+      2,
+    );
+    expect(entries).toEqual([
+      on('r-whoami-dev', { result: { device_id: 'd1', user_id: 'u1' } }),
+      ok('whoami'),
+    ]);
   });
 
   it('B1 slow (ms=50, under the timeout)', async () => {
-    const entries = await exchange(channel, log, { request_id: 'r-slow', service: 'demo', request_type: 'slow', args: { ms: 50 } }, 2);
+    const entries = await exchange(
+      channel,
+      log,
+      { request_id: 'r-slow', service: 'demo', request_type: 'slow', args: { ms: 50 } },
+      2,
+    );
     expect(entries).toEqual([on('r-slow', { result: { slept: 50 } }), ok('slow')]);
   });
 
   it('B1 slow (ms=1500, over the 1000 ms timeout): Internal Server Error after about a second', async () => {
     const t0 = Date.now();
-    const entries = await exchange(channel, log, { request_id: 'r-slow-timeout', service: 'demo', request_type: 'slow', args: { ms: 1500 } }, 2, 3_000);
+    const entries = await exchange(
+      channel,
+      log,
+      { request_id: 'r-slow-timeout', service: 'demo', request_type: 'slow', args: { ms: 1500 } },
+      2,
+      3_000,
+    );
     const elapsed = Date.now() - t0 - 150;
-    expect(entries).toEqual([on('r-slow-timeout', { success: false, error: 'Internal Server Error' }), ok('slow')]);
+    expect(entries).toEqual([
+      on('r-slow-timeout', { success: false, error: 'Internal Server Error' }),
+      ok('slow'),
+    ]);
     expect(elapsed).toBeGreaterThanOrEqual(950);
     expect(elapsed).toBeLessThan(1_500);
   });
 
   it('B1 a missing required field: on(Invalid request: …), push error', async () => {
-    const entries = await exchange(channel, log, { request_id: 'r-no-type', service: 'demo', args: { message: 'x' } }, 2);
+    const entries = await exchange(
+      channel,
+      log,
+      { request_id: 'r-no-type', service: 'demo', args: { message: 'x' } },
+      2,
+    );
     expect(entries).toEqual([
-      on('r-no-type', { success: false, error: 'Invalid request: Missing required fields: request_type' }),
+      on('r-no-type', {
+        success: false,
+        error: 'Invalid request: Missing required fields: request_type',
+      }),
       err('Missing required fields: request_type'),
     ]);
   });
 
   it('B1 an extra argument: on(Request processing failed), push error with the message', async () => {
-    const entries = await exchange(channel, log, { request_id: 'r-extra', service: 'demo', request_type: 'echo', args: { message: 'hi', extra: 1 } }, 2);
-    expect(entries).toEqual([on('r-extra', { success: false, error: 'Request processing failed' }), err('extra arguments for "echo", extra: ["extra"]')]);
+    const entries = await exchange(
+      channel,
+      log,
+      {
+        request_id: 'r-extra',
+        service: 'demo',
+        request_type: 'echo',
+        args: { message: 'hi', extra: 1 },
+      },
+      2,
+    );
+    expect(entries).toEqual([
+      on('r-extra', { success: false, error: 'Request processing failed' }),
+      err('extra arguments for "echo", extra: ["extra"]'),
+    ]);
   });
 
   it('B1 a wrong argument type (decision 7: named)', async () => {
-    const entries = await exchange(channel, log, { request_id: 'r-wrongtype', service: 'demo', request_type: 'echo', args: { message: 123 } }, 2);
+    const entries = await exchange(
+      channel,
+      log,
+      { request_id: 'r-wrongtype', service: 'demo', request_type: 'echo', args: { message: 123 } },
+      2,
+    );
     expect(entries).toEqual([
       on('r-wrongtype', { success: false, error: 'Request processing failed' }),
       err('invalid argument type for "message", expected :string, got 123'),
@@ -185,39 +316,94 @@ describe('transcript B over the phoenix 1.8 client (websocket, NATS gateway, dem
   });
 
   it('B1 a missing argument', async () => {
-    const entries = await exchange(channel, log, { request_id: 'r-missing-arg', service: 'demo', request_type: 'echo', args: {} }, 2);
-    expect(entries).toEqual([on('r-missing-arg', { success: false, error: 'Request processing failed' }), err('missing or nil argument "message" in "echo"')]);
+    const entries = await exchange(
+      channel,
+      log,
+      { request_id: 'r-missing-arg', service: 'demo', request_type: 'echo', args: {} },
+      2,
+    );
+    expect(entries).toEqual([
+      on('r-missing-arg', { success: false, error: 'Request processing failed' }),
+      err('missing or nil argument "message" in "echo"'),
+    ]);
   });
 
   it('B1 an unknown request_type: on(unsupported function), push ok with the request type', async () => {
-    const entries = await exchange(channel, log, { request_id: 'r-unknown', service: 'demo', request_type: 'no_such_fn', args: { message: 'x' } }, 2);
-    expect(entries).toEqual([on('r-unknown', { success: false, error: 'unsupported function: no_such_fn version latest' }), ok('no_such_fn')]);
+    const entries = await exchange(
+      channel,
+      log,
+      {
+        request_id: 'r-unknown',
+        service: 'demo',
+        request_type: 'no_such_fn',
+        args: { message: 'x' },
+      },
+      2,
+    );
+    expect(entries).toEqual([
+      on('r-unknown', { success: false, error: 'unsupported function: no_such_fn version latest' }),
+      ok('no_such_fn'),
+    ]);
   });
 
   it('B1 an unknown version "9.9.9"', async () => {
-    const entries = await exchange(channel, log, { request_id: 'r-version', service: 'demo', request_type: 'echo', args: { message: 'x' }, version: '9.9.9' }, 2);
-    expect(entries).toEqual([on('r-version', { success: false, error: 'unsupported function: echo version 9.9.9' }), ok('echo')]);
+    const entries = await exchange(
+      channel,
+      log,
+      {
+        request_id: 'r-version',
+        service: 'demo',
+        request_type: 'echo',
+        args: { message: 'x' },
+        version: '9.9.9',
+      },
+      2,
+    );
+    expect(entries).toEqual([
+      on('r-version', { success: false, error: 'unsupported function: echo version 9.9.9' }),
+      ok('echo'),
+    ]);
   });
 
   it('gen-gateway extension: cancelling a running count stream (cancel event) → on(end), push ok {cancelled: true}', async () => {
     log.length = 0;
-    const started = channel.push(EVENT, { request_id: 'r-long', service: 'demo', request_type: 'count', args: { to: 100_000, interval_ms: 20 } });
+    const started = channel.push(EVENT, {
+      request_id: 'r-long',
+      service: 'demo',
+      request_type: 'count',
+      args: { to: 100_000, interval_ms: 20 },
+    });
     expect(await replyOf(started)).toEqual({ status: 'ok', response: 'count' });
     await waitFor(() => log.length >= 4, 'a few chunks');
-    const cancelled = await replyOf(channel.push('phoenix_gen_api_cancel', { request_id: 'r-long' }));
+    const cancelled = await replyOf(
+      channel.push('phoenix_gen_api_cancel', { request_id: 'r-long' }),
+    );
     expect(cancelled).toEqual({ status: 'ok', response: { cancelled: true } });
-    await waitFor(() => log.some(([, p]) => (p as { has_more?: boolean }).has_more === false), 'the end push');
+    await waitFor(
+      () => log.some(([, p]) => (p as { has_more?: boolean }).has_more === false),
+      'the end push',
+    );
     expect(log.at(-1)).toEqual(on('r-long', { async: true }));
   });
 });
 
 describe('transcript B2: a socket without user_id (phoenix 1.8, websocket)', () => {
   it('join ok; echo → on(Authentication required), push error "Authentication required"', async () => {
-    const socket = await connected(WebSocket as unknown as TransportConstructor, { device_id: 'd2' });
+    const socket = await connected(WebSocket, {
+      device_id: 'd2',
+    });
     const { channel, log, joinReply } = await joined(socket, {});
     expect(joinReply).toEqual(['join ok', {}]);
-    const entries = await exchange(channel, log, { request_id: 'r-anon', service: 'demo', request_type: 'echo', args: { message: 'hi' } }, 2);
-    expect(entries).toEqual([on('r-anon', { success: false, error: 'Authentication required' }), err('Authentication required')]);
+    const entries = await exchange(
+      channel,
+      log,
+      { request_id: 'r-anon', service: 'demo', request_type: 'echo', args: { message: 'hi' } },
+      2,
+    );
+    expect(entries).toEqual([
+      on('r-anon', { success: false, error: 'Authentication required' }),
+      err('Authentication required'),
+    ]);
   });
 });
 
@@ -226,14 +412,34 @@ describe('LongPoll (phoenix 1.8 client, fetch)', () => {
     const socket = await connected(LongPoll, { user_id: 'u1', device_id: 'd1' });
     const { channel, log, joinReply } = await joined(socket, { user_id: 'u1', device_id: 'd1' });
     expect(joinReply).toEqual(['join ok', {}]);
-    expect(await exchange(channel, log, { request_id: 'lp-echo', service: 'demo', request_type: 'echo', args: { message: 'hello' } }, 2)).toEqual([
-      on('lp-echo', { result: { message: 'hello' } }),
-      ok('echo'),
-    ]);
-    expect(await exchange(channel, log, { request_id: 'lp-count', service: 'demo', request_type: 'count', args: { to: 3 } }, 7)).toEqual([
+    expect(
+      await exchange(
+        channel,
+        log,
+        {
+          request_id: 'lp-echo',
+          service: 'demo',
+          request_type: 'echo',
+          args: { message: 'hello' },
+        },
+        2,
+      ),
+    ).toEqual([on('lp-echo', { result: { message: 'hello' } }), ok('echo')]);
+    expect(
+      await exchange(
+        channel,
+        log,
+        { request_id: 'lp-count', service: 'demo', request_type: 'count', args: { to: 3 } },
+        7,
+      ),
+    ).toEqual([
       on('lp-count', { result: 'init', async: true, has_more: true }),
       ok('count'),
-      on('lp-count', { result: resp('lp-count', { result: 'started' }), async: true, has_more: true }),
+      on('lp-count', {
+        result: resp('lp-count', { result: 'started' }),
+        async: true,
+        has_more: true,
+      }),
       on('lp-count', { result: 1, async: true, has_more: true }),
       on('lp-count', { result: 2, async: true, has_more: true }),
       on('lp-count', { result: 3, async: true, has_more: true }),

@@ -11,7 +11,13 @@ import { FailedConfigs } from '../../src/genapi/config/failed.js';
 import { ConfigReceiver } from '../../src/genapi/config/push.js';
 import { ConfigRegistry } from '../../src/genapi/config/registry.js';
 import { validateFunConfig } from '../../src/genapi/config/validate.js';
-import { asyncResponse, errorResponse, streamEndResponse, streamResponse, syncResponse } from '../../src/genapi/response.js';
+import {
+  asyncResponse,
+  errorResponse,
+  streamEndResponse,
+  streamResponse,
+  syncResponse,
+} from '../../src/genapi/response.js';
 import { DEFAULT_PREFIX, Subjects } from '../../src/nats/subjects.js';
 
 const dir = new URL('../../protocol/', import.meta.url);
@@ -20,7 +26,8 @@ const load = (path: string): unknown => JSON.parse(readFileSync(new URL(path, di
 // ajv is CommonJS: under NodeNext its class is the default export's `default`.
 const Ajv2020 = Ajv2020Module.default;
 const ajv = new Ajv2020({ allErrors: true, strict: false });
-for (const file of readdirSync(new URL('schemas/', dir))) ajv.addSchema(load(`schemas/${file}`) as object, file);
+for (const file of readdirSync(new URL('schemas/', dir)))
+  ajv.addSchema(load(`schemas/${file}`) as object, file);
 const validator = (file: string) => {
   const validate = ajv.getSchema(file);
   if (!validate) throw new Error(`no schema ${file}`);
@@ -34,7 +41,10 @@ interface Vectors {
   call: { request: { subject: string; body: unknown }; client_push: unknown };
   versioned_call: { request: { subject: string } };
   error_reply: { client_push: unknown; client_push_with_detail_error: unknown };
-  stream: { request: { headers: Record<string, string> }; start_reply: { headers: Record<string, string> } };
+  stream: {
+    request: { headers: Record<string, string> };
+    start_reply: { headers: Record<string, string> };
+  };
   push: { subject: string; body: { fun_configs: unknown[] }; ack: Record<string, unknown> };
   ping_response: { metadata: Record<string, string> };
 }
@@ -43,7 +53,8 @@ const vectors = load('vectors/nats.json') as Vectors;
 describe('protocol documents', () => {
   it('every schema compiles', () => {
     expect(readdirSync(new URL('schemas/', dir)).length).toBeGreaterThanOrEqual(6);
-    for (const file of readdirSync(new URL('schemas/', dir))) expect(ajv.getSchema(file), file).toBeTypeOf('function');
+    for (const file of readdirSync(new URL('schemas/', dir)))
+      expect(ajv.getSchema(file), file).toBeTypeOf('function');
   });
 
   it('the SDK emits FunConfigs the schema accepts and the gateway validates', () => {
@@ -70,8 +81,12 @@ describe('protocol documents', () => {
   it('client pushes in the vectors are Responses built by the gateway constructors', () => {
     const check = validator('response.schema.json');
     expect(vectors.call.client_push).toEqual(syncResponse('r-echo', { message: 'hello' }));
-    expect(vectors.error_reply.client_push).toEqual(errorResponse('r-fail', 'Internal Server Error'));
-    expect(vectors.error_reply.client_push_with_detail_error).toEqual(errorResponse('r-fail', 'Internal Server Error: boom'));
+    expect(vectors.error_reply.client_push).toEqual(
+      errorResponse('r-fail', 'Internal Server Error'),
+    );
+    expect(vectors.error_reply.client_push_with_detail_error).toEqual(
+      errorResponse('r-fail', 'Internal Server Error: boom'),
+    );
     for (const response of [
       vectors.call.client_push,
       asyncResponse('x'),
@@ -85,18 +100,30 @@ describe('protocol documents', () => {
 
   it('subjects in the vectors are the ones the gateway and SDK build', () => {
     const subjects = new Subjects(DEFAULT_PREFIX);
-    expect(vectors.call.request.subject).toBe(subjects.instanceFn('AWRL6PYPW08IF2LJMNOWAY', 'demo', 'echo', null));
+    expect(vectors.call.request.subject).toBe(
+      subjects.instanceFn('AWRL6PYPW08IF2LJMNOWAY', 'demo', 'echo', null),
+    );
     expect(vectors.versioned_call.request.subject).toBe(subjects.fn('demo', 'echo', '2.0.0'));
     expect(vectors.push.subject).toBe(subjects.configPush);
     const streamId = vectors.stream.request.headers['Genapi-Stream-Id']!;
-    expect(vectors.stream.start_reply.headers['Genapi-Stream-Control']).toBe(subjects.streamControl('AWRL6PYPW08IF2LJMNOWAY', streamId));
-    expect(vectors.stream.request.headers['Genapi-Stream-Subject']).toBe(subjects.streamData('a83220a2-7c1e-4b4f-9a33-0f6d2d7f9a10', streamId));
-    expect(Object.keys(vectors.ping_response.metadata).sort()).toEqual(['genapi_config_version', 'genapi_prefix', 'genapi_protocol']);
+    expect(vectors.stream.start_reply.headers['Genapi-Stream-Control']).toBe(
+      subjects.streamControl('AWRL6PYPW08IF2LJMNOWAY', streamId),
+    );
+    expect(vectors.stream.request.headers['Genapi-Stream-Subject']).toBe(
+      subjects.streamData('a83220a2-7c1e-4b4f-9a33-0f6d2d7f9a10', streamId),
+    );
+    expect(Object.keys(vectors.ping_response.metadata).sort()).toEqual([
+      'genapi_config_version',
+      'genapi_prefix',
+      'genapi_protocol',
+    ]);
   });
 
   it('the documented push gives the documented ack (partial acceptance)', () => {
     expect(validator('push-config.schema.json')(vectors.push.body)).not.toBe('valid'); // the "broken" function breaks the schema too
-    const receiver = new ConfigReceiver(new ConfigRegistry(), new FailedConfigs(), { nodesDefault: 'nats' });
+    const receiver = new ConfigReceiver(new ConfigRegistry(), new FailedConfigs(), {
+      nodesDefault: 'nats',
+    });
     const result = receiver.receive(structuredClone(vectors.push.body));
     const ack = { gateway: vectors.push.ack.gateway, ...result };
     expect(ack).toEqual(vectors.push.ack);

@@ -16,7 +16,12 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import Ajv2020Module from 'ajv/dist/2020.js';
 import { connect } from '@nats-io/transport-node';
-import { headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection } from '@nats-io/nats-core';
+import {
+  headers as natsHeaders,
+  type Msg,
+  type MsgHdrs,
+  type NatsConnection,
+} from '@nats-io/nats-core';
 import { NatsServer } from '../support/nats.js';
 import { startGenApiApp, until, type GenApiApp } from '../support/genapi-app.js';
 import { ApiClient, response, sleep, streamChunks } from '../support/genapi-client.js';
@@ -28,7 +33,8 @@ import { RawClient } from '../support/ws-client.js';
 const Ajv2020 = Ajv2020Module.default;
 const ajv = new Ajv2020({ allErrors: true, strict: false });
 const schemaDir = new URL('../../protocol/schemas/', import.meta.url);
-for (const file of readdirSync(schemaDir)) ajv.addSchema(JSON.parse(readFileSync(new URL(file, schemaDir), 'utf8')) as object, file);
+for (const file of readdirSync(schemaDir))
+  ajv.addSchema(JSON.parse(readFileSync(new URL(file, schemaDir), 'utf8')) as object, file);
 function conforms(schema: string, value: unknown): string {
   const validate = ajv.getSchema(schema)!;
   return validate(value) ? 'valid' : JSON.stringify(validate.errors);
@@ -83,7 +89,14 @@ const FUN_CONFIGS = [
     permission_callback: false,
     retry: null,
   },
-  { service: SERVICE, request_type: 'greet', version: '2.0.0', response_type: 'sync', timeout: 2000, arg_types: { name: 'string' } },
+  {
+    service: SERVICE,
+    request_type: 'greet',
+    version: '2.0.0',
+    response_type: 'sync',
+    timeout: 2000,
+    arg_types: { name: 'string' },
+  },
   { service: SERVICE, request_type: 'when', response_type: 'sync', arg_types: { at: 'datetime' } },
   { service: SERVICE, request_type: 'fail', response_type: 'sync', arg_types: {} },
   { service: SERVICE, request_type: 'busy', response_type: 'sync', arg_types: {} },
@@ -137,7 +150,11 @@ class RawWorker {
   }
 
   private get metadata() {
-    return { genapi_protocol: '1', genapi_prefix: PREFIX, genapi_config_version: this.configVersion };
+    return {
+      genapi_protocol: '1',
+      genapi_prefix: PREFIX,
+      genapi_config_version: this.configVersion,
+    };
   }
 
   private identity(type: string) {
@@ -146,7 +163,14 @@ class RawWorker {
 
   /** §4: the PushConfig (body of pushes and of pull answers). */
   pushConfig() {
-    return { service: SERVICE, config_version: this.configVersion, instance_id: this.id, service_version: '1.0.0', push_token: null, fun_configs: FUN_CONFIGS };
+    return {
+      service: SERVICE,
+      config_version: this.configVersion,
+      instance_id: this.id,
+      service_version: '1.0.0',
+      push_token: null,
+      fun_configs: FUN_CONFIGS,
+    };
   }
 
   private fnSubject(rt: string, version: string | null): string {
@@ -157,17 +181,29 @@ class RawWorker {
     const nc = this.nc;
     // §1/§3: Services API discovery.
     for (const verb of ['PING', 'INFO', 'STATS']) {
-      for (const subject of [`$SRV.${verb}`, `$SRV.${verb}.${SERVICE}`, `$SRV.${verb}.${SERVICE}.${this.id}`]) {
-        nc.subscribe(subject, { callback: (err, msg) => (err ? undefined : this.discovery(verb, msg)) });
+      for (const subject of [
+        `$SRV.${verb}`,
+        `$SRV.${verb}.${SERVICE}`,
+        `$SRV.${verb}.${SERVICE}.${this.id}`,
+      ]) {
+        nc.subscribe(subject, {
+          callback: (err, msg) => (err ? undefined : this.discovery(verb, msg)),
+        });
       }
     }
     // §2: every function on its queue-group subject.
     for (const config of FUN_CONFIGS) {
       const version = config.version ?? null;
-      nc.subscribe(this.fnSubject(config.request_type, version), { queue: QUEUE, callback: (err, msg) => (err ? undefined : this.call(config.request_type, msg)) });
+      nc.subscribe(this.fnSubject(config.request_type, version), {
+        queue: QUEUE,
+        callback: (err, msg) => (err ? undefined : this.call(config.request_type, msg)),
+      });
     }
     // §4: pulls through the queue group.
-    nc.subscribe(`${PREFIX}.config.get.${SERVICE}`, { queue: QUEUE, callback: (err, msg) => (err ? undefined : this.answerPull(msg)) });
+    nc.subscribe(`${PREFIX}.config.get.${SERVICE}`, {
+      queue: QUEUE,
+      callback: (err, msg) => (err ? undefined : this.answerPull(msg)),
+    });
     // §2: the same, addressed to this instance.
     const direct = `${PREFIX}.inst.${this.id}.`;
     nc.subscribe(`${direct}>`, {
@@ -179,14 +215,22 @@ class RawWorker {
         if (tokens[0] === 'fn' && tokens[1] === SERVICE) {
           const rt = tokens[2]!;
           const versionToken = tokens.slice(3).join('.') || null;
-          const config = FUN_CONFIGS.find((c) => c.request_type === rt && ((c.version ?? null) === null ? versionToken === null : (c.version ?? '').replace(/\./g, '_') === versionToken));
+          const config = FUN_CONFIGS.find(
+            (c) =>
+              c.request_type === rt &&
+              ((c.version ?? null) === null
+                ? versionToken === null
+                : (c.version ?? '').replace(/\./g, '_') === versionToken),
+          );
           if (config) return this.call(rt, msg);
         }
         this.error(msg, `no such function on this instance: ${msg.subject}`, 404);
       },
     });
     // §7: stream control.
-    nc.subscribe(`${PREFIX}.ctl.${this.id}.*`, { callback: (err, msg) => (err ? undefined : this.control(msg)) });
+    nc.subscribe(`${PREFIX}.ctl.${this.id}.*`, {
+      callback: (err, msg) => (err ? undefined : this.control(msg)),
+    });
   }
 
   private discovery(verb: string, msg: Msg): void {
@@ -198,7 +242,12 @@ class RawWorker {
         json({
           ...this.identity('io.nats.micro.v1.info_response'),
           description: 'a gen_api worker written from protocol/nats.md',
-          endpoints: FUN_CONFIGS.map((c) => ({ name: c.request_type, subject: this.fnSubject(c.request_type, c.version ?? null), queue_group: QUEUE, metadata: null })),
+          endpoints: FUN_CONFIGS.map((c) => ({
+            name: c.request_type,
+            subject: this.fnSubject(c.request_type, c.version ?? null),
+            queue_group: QUEUE,
+            metadata: null,
+          })),
         }),
       );
     } else {
@@ -240,7 +289,11 @@ class RawWorker {
     if (force) h.set('Genapi-Force', 'true');
     const acks: unknown[] = [];
     try {
-      const replies = await this.nc.requestMany(`${PREFIX}.config.push`, json(this.pushConfig()), { strategy: 'timer', maxWait: 500, headers: h });
+      const replies = await this.nc.requestMany(`${PREFIX}.config.push`, json(this.pushConfig()), {
+        strategy: 'timer',
+        maxWait: 500,
+        headers: h,
+      });
       for await (const reply of replies) acks.push(JSON.parse(reply.string()));
     } catch {
       // no gateway listening: they pull later
@@ -265,7 +318,10 @@ class RawWorker {
       case 'busy':
         return this.error(msg, 'raw worker is draining', 503);
       case 'later':
-        return void setTimeout(() => msg.respond(json({ n: args.n, doubled: (args.n as number) * 2 })), 50);
+        return void setTimeout(
+          () => msg.respond(json({ n: args.n, doubled: (args.n as number) * 2 })),
+          50,
+        );
       case 'note':
         this.notes.push(String(args.text));
         return void msg.respond(json(null));
@@ -308,7 +364,9 @@ class RawWorker {
       dh.set('Genapi-Stream-Event', event);
       dh.set('Genapi-Stream-Seq', String(++seq));
       if (error !== undefined) dh.set('Nats-Service-Error', error);
-      this.nc.publish(dataSubject, body === undefined ? new Uint8Array(0) : json(body), { headers: dh });
+      this.nc.publish(dataSubject, body === undefined ? new Uint8Array(0) : json(body), {
+        headers: dh,
+      });
     };
     const n = args.n as number;
     const interval = args.interval_ms as number;
@@ -344,8 +402,12 @@ class RawWorker {
       const text = msg.string();
       st.grants.push(text);
       const more = Number(text);
-      if (!/^\d+$/.test(text) || more <= 0) st.violations.push(`credit body ${JSON.stringify(text)} is not a positive decimal`);
-      if (st.allowance + more > st.initialCredit) st.violations.push(`grant ${more} with ${st.allowance} left would allow ${st.allowance + more} > ${st.initialCredit}`);
+      if (!/^\d+$/.test(text) || more <= 0)
+        st.violations.push(`credit body ${JSON.stringify(text)} is not a positive decimal`);
+      if (st.allowance + more > st.initialCredit)
+        st.violations.push(
+          `grant ${more} with ${st.allowance} left would allow ${st.allowance + more} > ${st.initialCredit}`,
+        );
       st.allowance += more;
     } else if (kind === 'cancel') {
       if (st.cancelledAt === null) st.cancelledAt = performance.now();
@@ -367,7 +429,12 @@ class RawWorker {
 // ---------------------------------------------------------------------------------------------
 // Tests
 // ---------------------------------------------------------------------------------------------
-const req = (id: string, requestType: string, args: Record<string, unknown> = {}, extra: Record<string, unknown> = {}) => ({
+const req = (
+  id: string,
+  requestType: string,
+  args: Record<string, unknown> = {},
+  extra: Record<string, unknown> = {},
+) => ({
   request_id: id,
   service: SERVICE,
   request_type: requestType,
@@ -387,7 +454,10 @@ describe('a worker written from protocol/nats.md alone (plain NATS client)', () 
     nats = await NatsServer.start();
     g1 = await startGenApiApp({ nats: nats.url });
     worker = await RawWorker.start(nats.url);
-    await until(() => g1.genApi.nats!.discovery.get(worker.id), 'gateway 1 to discover the raw worker');
+    await until(
+      () => g1.genApi.nats!.discovery.get(worker.id),
+      'gateway 1 to discover the raw worker',
+    );
     client = await ApiClient.connect(g1.wsUrl('user_id=u1&device_id=d1&roles[]=admin&roles[]=ops'));
     probe = await connect({ servers: nats.url });
   });
@@ -400,10 +470,15 @@ describe('a worker written from protocol/nats.md alone (plain NATS client)', () 
     await nats?.dispose();
   });
 
-  const lastSeen = (requestType: string) => [...worker.seen].reverse().find((s) => s.requestType === requestType)!;
+  const lastSeen = (requestType: string) =>
+    [...worker.seen].reverse().find((s) => s.requestType === requestType)!;
 
   it('answers $SRV.PING with the documented ping response; the gateway discovers it by it', async () => {
-    const replies = await probe.requestMany('$SRV.PING', undefined, { strategy: 'stall', stall: 100, maxWait: 1_000 });
+    const replies = await probe.requestMany('$SRV.PING', undefined, {
+      strategy: 'stall',
+      stall: 100,
+      maxWait: 1_000,
+    });
     const answers: unknown[] = [];
     for await (const reply of replies) answers.push(JSON.parse(reply.string()));
     expect(answers).toContainEqual({
@@ -414,9 +489,18 @@ describe('a worker written from protocol/nats.md alone (plain NATS client)', () 
       metadata: { genapi_protocol: '1', genapi_prefix: 'genapi', genapi_config_version: 'raw-v1' },
     });
     expect(worker.pings).toBeGreaterThan(1); // the gateway keeps pinging (1 s by default, 200 ms here)
-    expect(g1.genApi.nats!.discovery.get(worker.id)).toMatchObject({ id: worker.id, service: 'raw', version: '1.0.0', configVersion: 'raw-v1' });
+    expect(g1.genApi.nats!.discovery.get(worker.id)).toMatchObject({
+      id: worker.id,
+      service: 'raw',
+      version: '1.0.0',
+      configVersion: 'raw-v1',
+    });
     const info = await probe.request(`$SRV.INFO.raw.${worker.id}`, undefined, { timeout: 1_000 });
-    expect(info.json()).toMatchObject({ type: 'io.nats.micro.v1.info_response', id: worker.id, name: 'raw' });
+    expect(info.json()).toMatchObject({
+      type: 'io.nats.micro.v1.info_response',
+      id: worker.id,
+      name: 'raw',
+    });
   });
 
   it('pushed its config on start: each PushAck conforms to push-ack.schema.json and accepted every function', async () => {
@@ -424,14 +508,23 @@ describe('a worker written from protocol/nats.md alone (plain NATS client)', () 
     expect(worker.acks).toHaveLength(1);
     const ack = worker.acks[0];
     expect(conforms('push-ack.schema.json', ack)).toBe('valid');
-    expect(ack).toMatchObject({ gateway: g1.gateway.nodeId, status: 'accepted', service: 'raw', config_version: 'raw-v1', rejected: [] });
-    const accepted = (ack as { accepted: { request_type: string; version: string | null }[] }).accepted;
+    expect(ack).toMatchObject({
+      gateway: g1.gateway.nodeId,
+      status: 'accepted',
+      service: 'raw',
+      config_version: 'raw-v1',
+      rejected: [],
+    });
+    const accepted = (ack as { accepted: { request_type: string; version: string | null }[] })
+      .accepted;
     expect(accepted).toHaveLength(FUN_CONFIGS.length);
     expect(accepted).toContainEqual({ request_type: 'greet', version: '2.0.0' });
     expect(accepted).toContainEqual({ request_type: 'hello', version: null });
     // The same version again is skipped; Genapi-Force replaces it anyway.
     const again = await worker.push();
-    expect(again).toEqual([{ gateway: g1.gateway.nodeId, status: 'skipped', service: 'raw', reason: 'version_matches' }]);
+    expect(again).toEqual([
+      { gateway: g1.gateway.nodeId, status: 'skipped', service: 'raw', reason: 'version_matches' },
+    ]);
     expect(conforms('push-ack.schema.json', again[0])).toBe('valid');
     const forced = await worker.push(true);
     expect(forced).toHaveLength(1);
@@ -441,13 +534,22 @@ describe('a worker written from protocol/nats.md alone (plain NATS client)', () 
 
   it('a sync call: the worker gets the validated arguments (defaults filled) and the socket identity in the documented headers', async () => {
     const before = Date.now();
-    const { push, reply } = await client.sync(req('r-hello', 'hello', { name: 'ada' }, { user_id: 'evil', device_id: 'spoofed', user_roles: ['root'] }));
+    const { push, reply } = await client.sync(
+      req(
+        'r-hello',
+        'hello',
+        { name: 'ada' },
+        { user_id: 'evil', device_id: 'spoofed', user_roles: ['root'] },
+      ),
+    );
     expect(push).toEqual(response('r-hello', { result: { hello: 'ada', times: 1 } }));
     expect(reply).toEqual({ status: 'ok', response: 'hello' });
     const seen = lastSeen('hello');
     expect(seen.body).toEqual({ name: 'ada', times: 1 });
     // The gateway knows this instance, so it addresses it directly (§2); the queue-group subject is the fallback.
-    expect([`genapi.inst.${worker.id}.fn.raw.hello`, 'genapi.fn.raw.hello']).toContain(seen.subject);
+    expect([`genapi.inst.${worker.id}.fn.raw.hello`, 'genapi.fn.raw.hello']).toContain(
+      seen.subject,
+    );
     const h = seen.headers;
     expect(h).toMatchObject({
       'Genapi-Request-Id': 'r-hello',
@@ -469,15 +571,39 @@ describe('a worker written from protocol/nats.md alone (plain NATS client)', () 
   it('exact frames (RawClient): the result push, then the phx_reply; an error push, then the reply', async () => {
     const raw = await RawClient.connect(g1.wsUrl('user_id=u9'));
     try {
-      expect(await raw.join('gen_api:raw', '1')).toEqual(['1', '1', 'gen_api:raw', 'phx_reply', { status: 'ok', response: {} }]);
-      raw.send(['1', '2', 'gen_api:raw', 'phoenix_gen_api', req('f1', 'hello', { name: 'frames', times: 2 })]);
+      expect(await raw.join('gen_api:raw', '1')).toEqual([
+        '1',
+        '1',
+        'gen_api:raw',
+        'phx_reply',
+        { status: 'ok', response: {} },
+      ]);
+      raw.send([
+        '1',
+        '2',
+        'gen_api:raw',
+        'phoenix_gen_api',
+        req('f1', 'hello', { name: 'frames', times: 2 }),
+      ]);
       expect(await raw.take(2)).toEqual([
-        ['1', null, 'gen_api:raw', 'phoenix_gen_api', response('f1', { result: { hello: 'frames', times: 2 } })],
+        [
+          '1',
+          null,
+          'gen_api:raw',
+          'phoenix_gen_api',
+          response('f1', { result: { hello: 'frames', times: 2 } }),
+        ],
         ['1', '2', 'gen_api:raw', 'phx_reply', { status: 'ok', response: 'hello' }],
       ]);
       raw.send(['1', '3', 'gen_api:raw', 'phoenix_gen_api', req('f2', 'fail')]);
       expect(await raw.take(2)).toEqual([
-        ['1', null, 'gen_api:raw', 'phoenix_gen_api', response('f2', { success: false, error: 'Internal Server Error' })],
+        [
+          '1',
+          null,
+          'gen_api:raw',
+          'phoenix_gen_api',
+          response('f2', { success: false, error: 'Internal Server Error' }),
+        ],
         ['1', '3', 'gen_api:raw', 'phx_reply', { status: 'ok', response: 'fail' }],
       ]);
       expect(lastSeen('hello').headers['Genapi-User-Id']).toBe('u9');
@@ -489,19 +615,30 @@ describe('a worker written from protocol/nats.md alone (plain NATS client)', () 
   });
 
   it('a request_id sent as a number reaches the worker as a string and comes back as sent', async () => {
-    const { push } = await client.sync({ request_id: 42, service: 'raw', request_type: 'hello', args: { name: 'n', times: 3 } });
+    const { push } = await client.sync({
+      request_id: 42,
+      service: 'raw',
+      request_type: 'hello',
+      args: { name: 'n', times: 3 },
+    });
     expect(push).toEqual(response(42, { result: { hello: 'n', times: 3 } }));
     expect(lastSeen('hello').headers['Genapi-Request-Id']).toBe('42');
   });
 
   it('a versioned function: subject token 2_0_0 and the Genapi-Version header', async () => {
-    const { push } = await client.sync(req('r-greet', 'greet', { name: 'bo' }, { version: '2.0.0' }));
+    const { push } = await client.sync(
+      req('r-greet', 'greet', { name: 'bo' }, { version: '2.0.0' }),
+    );
     expect(push).toEqual(response('r-greet', { result: 'greetings, bo (v2)' }));
     const seen = lastSeen('greet');
-    expect([`genapi.inst.${worker.id}.fn.raw.greet.2_0_0`, 'genapi.fn.raw.greet.2_0_0']).toContain(seen.subject);
+    expect([`genapi.inst.${worker.id}.fn.raw.greet.2_0_0`, 'genapi.fn.raw.greet.2_0_0']).toContain(
+      seen.subject,
+    );
     expect(seen.headers['Genapi-Version']).toBe('2.0.0');
     // Without a version the highest versioned config answers (gen_api.md §3.1).
-    expect((await client.sync(req('r-greet-latest', 'greet', { name: 'cy' }))).push.result).toBe('greetings, cy (v2)');
+    expect((await client.sync(req('r-greet-latest', 'greet', { name: 'cy' }))).push.result).toBe(
+      'greetings, cy (v2)',
+    );
   });
 
   it('datetimes reach the worker as UTC ISO 8601', async () => {
@@ -512,12 +649,19 @@ describe('a worker written from protocol/nats.md alone (plain NATS client)', () 
   });
 
   it('an error reply (Nats-Service-Error 500): Internal Server Error; with detailError the message', async () => {
-    expect((await client.sync(req('r-fail', 'fail'))).push).toEqual(response('r-fail', { success: false, error: 'Internal Server Error' }));
+    expect((await client.sync(req('r-fail', 'fail'))).push).toEqual(
+      response('r-fail', { success: false, error: 'Internal Server Error' }),
+    );
     const detailed = await startGenApiApp({ nats: nats.url, genApi: { detailError: true } });
     try {
-      await until(() => detailed.genApi.registry.resolve('raw', 'fail', null).ok, 'the detail gateway to pull the config');
+      await until(
+        () => detailed.genApi.registry.resolve('raw', 'fail', null).ok,
+        'the detail gateway to pull the config',
+      );
       const c = await ApiClient.connect(detailed.wsUrl('user_id=u1'));
-      expect((await c.sync(req('r-fail-d', 'fail'))).push).toEqual(response('r-fail-d', { success: false, error: 'Internal Server Error: raw failure' }));
+      expect((await c.sync(req('r-fail-d', 'fail'))).push).toEqual(
+        response('r-fail-d', { success: false, error: 'Internal Server Error: raw failure' }),
+      );
       c.terminate();
     } finally {
       await detailed.close();
@@ -526,14 +670,23 @@ describe('a worker written from protocol/nats.md alone (plain NATS client)', () 
 
   it('a 503 reply (draining) on the only instance: Service temporarily unavailable, can_retry', async () => {
     const { push, reply } = await client.sync(req('r-busy', 'busy'));
-    expect(push).toEqual(response('r-busy', { success: false, error: 'Service temporarily unavailable', can_retry: true }));
+    expect(push).toEqual(
+      response('r-busy', {
+        success: false,
+        error: 'Service temporarily unavailable',
+        can_retry: true,
+      }),
+    );
     expect(reply).toEqual({ status: 'ok', response: 'busy' });
   });
 
   it('async: ack, reply, then the worker result; none: reply only, the worker still gets it', async () => {
     const ref = client.call(req('r-later', 'later', { n: 21 }));
     await client.until(() => client.pushes('r-later').length === 2, 'the async result');
-    expect(client.pushes('r-later')).toEqual([response('r-later', { async: true }), response('r-later', { result: { n: 21, doubled: 42 } })]);
+    expect(client.pushes('r-later')).toEqual([
+      response('r-later', { async: true }),
+      response('r-later', { result: { n: 21, doubled: 42 } }),
+    ]);
     expect(client.replyTime(ref)!).toBeLessThan(client.pushTimes('r-later')[1]!);
     expect(lastSeen('later').headers['Genapi-Response-Type']).toBe('async');
 
@@ -550,13 +703,21 @@ describe('a worker written from protocol/nats.md alone (plain NATS client)', () 
     const pushes = await client.streamDone('r-ticks');
     expect(client.replies(ref)).toEqual([{ status: 'ok', response: 'ticks' }]);
     expect(pushes[0]).toEqual(response('r-ticks', { result: 'init', async: true, has_more: true }));
-    expect(pushes[1]).toEqual(response('r-ticks', { result: response('r-ticks', { result: 'started' }), async: true, has_more: true }));
+    expect(pushes[1]).toEqual(
+      response('r-ticks', {
+        result: response('r-ticks', { result: 'started' }),
+        async: true,
+        has_more: true,
+      }),
+    );
     expect(streamChunks(pushes)).toEqual(Array.from({ length: 200 }, (_, i) => i + 1));
     expect(pushes.at(-1)).toEqual(response('r-ticks', { async: true }));
     const st = [...worker.streams.values()].find((s) => s.requestId === 'r-ticks')!;
     const seen = lastSeen('ticks').headers;
     expect(seen['Genapi-Response-Type']).toBe('stream');
-    expect(seen['Genapi-Stream-Subject']).toBe(`genapi.gw.${g1.gateway.nodeId}.s.${seen['Genapi-Stream-Id']}`);
+    expect(seen['Genapi-Stream-Subject']).toBe(
+      `genapi.gw.${g1.gateway.nodeId}.s.${seen['Genapi-Stream-Id']}`,
+    );
     expect(seen['Genapi-Stream-Id']).toMatch(/^[^\s.*>]+$/);
     expect(st.initialCredit).toBe(32);
     expect(st.sent).toBe(200);
@@ -619,13 +780,21 @@ describe('a worker written from protocol/nats.md alone (plain NATS client)', () 
       c.terminate();
     }
     // The queue-group pull subject (any instance answers), as a gateway would send it: empty body.
-    const answer = await probe.request('genapi.config.get.raw', new Uint8Array(0), { timeout: 1_000 });
+    const answer = await probe.request('genapi.config.get.raw', new Uint8Array(0), {
+      timeout: 1_000,
+    });
     expect(worker.pulls).toContain('genapi.config.get.raw');
     expect(conforms('push-config.schema.json', answer.json())).toBe('valid');
-    expect(answer.json()).toMatchObject({ service: 'raw', config_version: 'raw-v1', instance_id: worker.id });
+    expect(answer.json()).toMatchObject({
+      service: 'raw',
+      config_version: 'raw-v1',
+      instance_id: worker.id,
+    });
     // Both gateways now answer a push.
     const acks = await worker.push(true);
-    expect(acks.map((a) => (a as { gateway: string }).gateway).sort()).toEqual([g1.gateway.nodeId, g2.gateway.nodeId].sort());
+    expect(acks.map((a) => (a as { gateway: string }).gateway).sort()).toEqual(
+      [g1.gateway.nodeId, g2.gateway.nodeId].sort(),
+    );
     for (const ack of acks) expect(conforms('push-ack.schema.json', ack)).toBe('valid');
   });
 });

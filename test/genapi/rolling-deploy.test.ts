@@ -7,7 +7,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defineService, fn } from '../../src/worker/define.js';
 import { NatsServer } from '../support/nats.js';
-import { startGenApiApp, startWorker, until, type GenApiApp, type Worker } from '../support/genapi-app.js';
+import {
+  startGenApiApp,
+  startWorker,
+  until,
+  type GenApiApp,
+  type Worker,
+} from '../support/genapi-app.js';
 
 const v1 = defineService({
   name: 'shop',
@@ -56,7 +62,12 @@ describe('rolling deploy', () => {
   it('an older instance pushing again is skipped unless forced', async () => {
     const older = workers[0]!;
     const acks = await older.running.push();
-    expect(acks).toContainEqual({ gateway: app.gateway.nodeId, status: 'skipped', service: 'shop', reason: 'older_than_live' });
+    expect(acks).toContainEqual({
+      gateway: app.gateway.nodeId,
+      status: 'skipped',
+      service: 'shop',
+      reason: 'older_than_live',
+    });
     expect(functions()).toEqual(['checkout', 'list']);
     const forced = await older.running.push(true);
     expect(forced[0]).toMatchObject({ status: 'accepted', config_version: v1.configVersion });

@@ -11,14 +11,23 @@ import { streamProbe, streamService, type StreamProbe } from '../support/genapi-
 
 const SERVICE = 'streams';
 const CANCEL_WITHIN_MS = 100;
-const endless = (id: string) => ({ request_id: id, service: SERVICE, request_type: 'endless', args: { interval_ms: 20 } });
+const endless = (id: string) => ({
+  request_id: id,
+  service: SERVICE,
+  request_type: 'endless',
+  args: { interval_ms: 20 },
+});
 
 describe.each(['embedded', 'nats'] as const)('stream cancel (%s)', (mode) => {
   let probe: StreamProbe;
-  const env = useGenApi(mode, () => {
-    probe = streamProbe();
-    return [streamService(probe)];
-  }, { worker: { drainTimeoutMs: 1_000 } });
+  const env = useGenApi(
+    mode,
+    () => {
+      probe = streamProbe();
+      return [streamService(probe)];
+    },
+    { worker: { drainTimeoutMs: 1_000 } },
+  );
   const clients: ApiClient[] = [];
   let seq = 0;
 
@@ -37,13 +46,20 @@ describe.each(['embedded', 'nats'] as const)('stream cancel (%s)', (mode) => {
   async function running(c: ApiClient, count: number): Promise<string[]> {
     const ids = Array.from({ length: count }, () => `e${mode}-${++seq}`);
     for (const id of ids) c.call(endless(id));
-    await c.until(() => ids.every((id) => c.pushes(id).length >= 5), 'three chunks of every stream');
+    await c.until(
+      () => ids.every((id) => c.pushes(id).length >= 5),
+      'three chunks of every stream',
+    );
     return ids;
   }
 
   /** Waits until the worker saw the stop of `id`; returns how long after `t0` that was. */
   async function stopDelay(c: ApiClient, id: string, t0: number): Promise<number> {
-    const stopped = await c.until(() => probe.stopped.get(id), `the worker of ${id} to be told to stop`, 2_000);
+    const stopped = await c.until(
+      () => probe.stopped.get(id),
+      `the worker of ${id} to be told to stop`,
+      2_000,
+    );
     return stopped.at - t0;
   }
 
@@ -65,12 +81,18 @@ describe.each(['embedded', 'nats'] as const)('stream cancel (%s)', (mode) => {
     expect(c.pushes(other).length).toBeGreaterThan(otherCount);
     expect(probe.stopped.has(other!)).toBe(false);
     // Cancelling the same id again: it is no longer running.
-    expect(await c.reply(c.cancel(victim))).toEqual({ status: 'error', response: 'Unknown request' });
+    expect(await c.reply(c.cancel(victim))).toEqual({
+      status: 'error',
+      response: 'Unknown request',
+    });
   });
 
   it('cancel of an unknown request_id: error reply `Unknown request`', async () => {
     const c = await client();
-    expect(await c.reply(c.cancel('nope'))).toEqual({ status: 'error', response: 'Unknown request' });
+    expect(await c.reply(c.cancel('nope'))).toEqual({
+      status: 'error',
+      response: 'Unknown request',
+    });
   });
 
   it('leaving the channel stops every stream of it within 100 ms', async () => {
@@ -80,7 +102,11 @@ describe.each(['embedded', 'nats'] as const)('stream cancel (%s)', (mode) => {
     const ref = c.leave();
     for (const id of ids) expect(await stopDelay(c, id, t0), id).toBeLessThan(CANCEL_WITHIN_MS);
     expect(await c.reply(ref)).toEqual({ status: 'ok', response: {} });
-    await c.until(() => env.app.genApi.health().executor.streams === 0, 'the gateway to drop the streams', 1_000);
+    await c.until(
+      () => env.app.genApi.health().executor.streams === 0,
+      'the gateway to drop the streams',
+      1_000,
+    );
   });
 
   it('the client closing its socket stops every stream of it within 100 ms', async () => {
@@ -89,7 +115,11 @@ describe.each(['embedded', 'nats'] as const)('stream cancel (%s)', (mode) => {
     const t0 = performance.now();
     c.close();
     for (const id of ids) expect(await stopDelay(c, id, t0), id).toBeLessThan(CANCEL_WITHIN_MS);
-    await c.until(() => env.app.genApi.health().executor.streams === 0, 'the gateway to drop the streams', 1_000);
+    await c.until(
+      () => env.app.genApi.health().executor.streams === 0,
+      'the gateway to drop the streams',
+      1_000,
+    );
   });
 
   it('the client connection dropping (TCP reset, no close frame) stops every stream of it within 100 ms', async () => {
@@ -98,7 +128,11 @@ describe.each(['embedded', 'nats'] as const)('stream cancel (%s)', (mode) => {
     const t0 = performance.now();
     c.terminate();
     for (const id of ids) expect(await stopDelay(c, id, t0), id).toBeLessThan(CANCEL_WITHIN_MS);
-    await c.until(() => env.app.genApi.health().executor.streams === 0, 'the gateway to drop the streams', 1_000);
+    await c.until(
+      () => env.app.genApi.health().executor.streams === 0,
+      'the gateway to drop the streams',
+      1_000,
+    );
   });
 
   it('a stream on one socket is not touched when another socket of the same user leaves', async () => {

@@ -10,18 +10,29 @@ import { ApiClient, response, sleep, streamChunks } from '../support/genapi-clie
 import { streamProbe, streamService, type StreamProbe } from '../support/genapi-services.js';
 
 const SERVICE = 'streams';
-const req = (id: string, requestType: string, args: Record<string, unknown> = {}) => ({ request_id: id, service: SERVICE, request_type: requestType, args });
+const req = (id: string, requestType: string, args: Record<string, unknown> = {}) => ({
+  request_id: id,
+  service: SERVICE,
+  request_type: requestType,
+  args,
+});
 const init = (id: string) => response(id, { result: 'init', async: true, has_more: true });
-const started = (id: string) => response(id, { result: response(id, { result: 'started' }), async: true, has_more: true });
-const chunk = (id: string, result: unknown) => response(id, { result, async: true, has_more: true });
+const started = (id: string) =>
+  response(id, { result: response(id, { result: 'started' }), async: true, has_more: true });
+const chunk = (id: string, result: unknown) =>
+  response(id, { result, async: true, has_more: true });
 const end = (id: string) => response(id, { async: true });
 
 describe.each(['embedded', 'nats'] as const)('streams (%s)', (mode) => {
   let probe: StreamProbe;
-  const env = useGenApi(mode, () => {
-    probe = streamProbe();
-    return [streamService(probe)];
-  }, { worker: { drainTimeoutMs: 1_000 } });
+  const env = useGenApi(
+    mode,
+    () => {
+      probe = streamProbe();
+      return [streamService(probe)];
+    },
+    { worker: { drainTimeoutMs: 1_000 } },
+  );
   const clients: ApiClient[] = [];
 
   afterEach(async () => {
@@ -52,7 +63,10 @@ describe.each(['embedded', 'nats'] as const)('streams (%s)', (mode) => {
       expect(pushes[0], id).toEqual(init(id));
       expect(pushes[1], id).toEqual(started(id));
       expect(streamChunks(pushes), id).toEqual(expected);
-      expect(pushes.slice(2, -1).every((p) => p.async && p.has_more && p.success), id).toBe(true);
+      expect(
+        pushes.slice(2, -1).every((p) => p.async && p.has_more && p.success),
+        id,
+      ).toBe(true);
       expect(pushes.at(-1), id).toEqual(end(id));
       expect(pushes.length, id).toBe(203);
       expect(c.replies(ref), id).toEqual([{ status: 'ok', response: 'ticks' }]);
@@ -75,7 +89,8 @@ describe.each(['embedded', 'nats'] as const)('streams (%s)', (mode) => {
       const ids = Array.from({ length: 30 }, (_, i) => `many-${i}`);
       for (const id of ids) c.call(req(id, 'ticks', { n: 20, interval_ms: 5 }));
       await Promise.all(ids.map((id) => c.streamDone(id, 10_000)));
-      for (const id of ids) expect(streamChunks(c.pushes(id)), id).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+      for (const id of ids)
+        expect(streamChunks(c.pushes(id)), id).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
       await sleep(50);
     } finally {
       process.off('warning', onWarning);
@@ -88,7 +103,13 @@ describe.each(['embedded', 'nats'] as const)('streams (%s)', (mode) => {
     const ref = c.call(req('fin', 'finale'));
     const pushes = await c.streamDone('fin');
     await sleep(150);
-    expect(c.pushes('fin')).toEqual([init('fin'), started('fin'), chunk('fin', 1), chunk('fin', 2), response('fin', { result: { done: true }, async: true })]);
+    expect(c.pushes('fin')).toEqual([
+      init('fin'),
+      started('fin'),
+      chunk('fin', 1),
+      chunk('fin', 2),
+      response('fin', { result: { done: true }, async: true }),
+    ]);
     expect(pushes.at(-1)!.has_more).toBe(false);
     expect(c.replies(ref)).toEqual([{ status: 'ok', response: 'finale' }]);
   });
@@ -98,7 +119,10 @@ describe.each(['embedded', 'nats'] as const)('streams (%s)', (mode) => {
     const ref = c.call(req('b0', 'boom'));
     await c.streamDone('b0');
     await sleep(150);
-    expect(c.pushes('b0')).toEqual([init('b0'), response('b0', { success: false, error: 'Internal Server Error' })]);
+    expect(c.pushes('b0')).toEqual([
+      init('b0'),
+      response('b0', { success: false, error: 'Internal Server Error' }),
+    ]);
     expect(c.replies(ref)).toEqual([{ status: 'ok', response: 'boom' }]);
   });
 
@@ -107,20 +131,35 @@ describe.each(['embedded', 'nats'] as const)('streams (%s)', (mode) => {
     c.call(req('b2', 'boom_later'));
     await c.streamDone('b2');
     await sleep(150);
-    expect(c.pushes('b2')).toEqual([init('b2'), started('b2'), chunk('b2', 1), chunk('b2', 2), response('b2', { success: false, error: 'Internal Server Error' })]);
+    expect(c.pushes('b2')).toEqual([
+      init('b2'),
+      started('b2'),
+      chunk('b2', 1),
+      chunk('b2', 2),
+      response('b2', { success: false, error: 'Internal Server Error' }),
+    ]);
   });
 
   it('a worker holding credit that sends nothing for its 300 ms timeout: `Stream timed out`, and the worker is told to stop', async () => {
     const c = await client();
     c.call(req('idle', 'stall'));
     const pushes = await c.streamDone('idle', 3_000);
-    expect(pushes).toEqual([init('idle'), started('idle'), chunk('idle', 1), response('idle', { success: false, error: 'Stream timed out' })]);
+    expect(pushes).toEqual([
+      init('idle'),
+      started('idle'),
+      chunk('idle', 1),
+      response('idle', { success: false, error: 'Stream timed out' }),
+    ]);
     const times = c.pushTimes('idle');
     const idleMs = times[3]! - times[2]!;
     expect(idleMs).toBeGreaterThanOrEqual(250);
     expect(idleMs).toBeLessThan(300 + 500);
     // The gateway cancels the worker's stream when it times it out (nats.md §7: cancel on timeout).
-    const stopped = await c.until(() => probe.stopped.get('idle'), 'the worker to be told to stop', 1_000);
+    const stopped = await c.until(
+      () => probe.stopped.get('idle'),
+      'the worker to be told to stop',
+      1_000,
+    );
     expect(stopped.at - times[3]!).toBeLessThan(100);
     await sleep(150);
     expect(c.pushes('idle')).toHaveLength(4);
@@ -138,10 +177,17 @@ describe.each(['embedded', 'nats'] as const)('streams (%s)', (mode) => {
     expect(c.pushTimes('mute').at(-1)! - t0).toBeLessThan(300 + 700);
     // gen_api.md §6: a worker holding credit (it got the initial credit with the request) that
     // sends nothing for the timeout ends with `Stream timed out`.
-    expect.soft(final, 'the final push').toEqual(response('mute', { success: false, error: 'Stream timed out' }));
+    expect
+      .soft(final, 'the final push')
+      .toEqual(response('mute', { success: false, error: 'Stream timed out' }));
     // Whatever the message, the handler must not be left running for ever.
-    const stopped = await c.until(() => probe.stopped.get('mute'), 'the handler to be told to stop', 2_000).catch(() => null);
-    expect(stopped, 'the silent handler was never told to stop (ctx.signal not aborted)').not.toBeNull();
+    const stopped = await c
+      .until(() => probe.stopped.get('mute'), 'the handler to be told to stop', 2_000)
+      .catch(() => null);
+    expect(
+      stopped,
+      'the silent handler was never told to stop (ctx.signal not aborted)',
+    ).not.toBeNull();
   });
 
   it('a client that stops reading slows the worker (credit), instead of growing the gateway; resuming completes every chunk in order', async () => {
@@ -150,7 +196,15 @@ describe.each(['embedded', 'nats'] as const)('streams (%s)', (mode) => {
     const c = await client();
     c.call(req('flood', 'flood', { n: N, size: SIZE }));
     await c.until(() => c.pushes('flood').length >= 12, 'the first chunks');
-    const frameBytes = Buffer.byteLength(JSON.stringify(['1', null, 'gen_api:lobby', 'phoenix_gen_api', chunk('flood', { i: 1000, pad: 'x'.repeat(SIZE) })]));
+    const frameBytes = Buffer.byteLength(
+      JSON.stringify([
+        '1',
+        null,
+        'gen_api:lobby',
+        'phoenix_gen_api',
+        chunk('flood', { i: 1000, pad: 'x'.repeat(SIZE) }),
+      ]),
+    );
     c.pause();
     const writtenAt = () => probe.written.get('flood') ?? 0;
     const atPause = writtenAt();
@@ -170,13 +224,18 @@ describe.each(['embedded', 'nats'] as const)('streams (%s)', (mode) => {
     const read = streamChunks(c.pushes('flood')).length;
     const inFlight = last - read;
     // Blocked well before the end: an unthrottled worker writes all N chunks in well under a second.
-    expect(last, `worker wrote ${last}/${N} chunks while the client was paused`).toBeLessThan(N / 2);
+    expect(last, `worker wrote ${last}/${N} chunks while the client was paused`).toBeLessThan(
+      N / 2,
+    );
     // Bounded by the credit window plus what the socket holds: the gateway's high water
     // (256 KiB) and the kernel's TCP buffers between gateway and client (about 4.6 MiB measured
     // on loopback; 8 MiB allowed).
     const kernelAllowance = 8 * 1024 * 1024;
     const bound = 32 + Math.ceil((262_144 + kernelAllowance) / frameBytes);
-    expect(inFlight, `chunks in flight while paused (frame ${frameBytes} B, bound ${bound})`).toBeLessThanOrEqual(bound);
+    expect(
+      inFlight,
+      `chunks in flight while paused (frame ${frameBytes} B, bound ${bound})`,
+    ).toBeLessThanOrEqual(bound);
     // Still blocked a while later: the writes wait for credit, nothing piles up.
     await sleep(400);
     expect(writtenAt()).toBe(last);

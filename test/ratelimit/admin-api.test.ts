@@ -24,7 +24,13 @@ const TOPIC = 'gen_api:admin';
 const EVENT = 'phoenix_gen_api';
 const RATE_LIMITED = /^Rate limit exceeded\. Please retry after \d+ seconds\.$/;
 
-const ECHO_POLICY: PolicyConfig = { id: 'echo.per_user', scope: { service: 'demo', requestType: 'echo' }, key: 'user_id', limit: 3, windowMs: 60_000 };
+const ECHO_POLICY: PolicyConfig = {
+  id: 'echo.per_user',
+  scope: { service: 'demo', requestType: 'echo' },
+  key: 'user_id',
+  limit: 3,
+  windowMs: 60_000,
+};
 const DEMO_POLICY: PolicyConfig = {
   id: 'demo.limited',
   scope: { service: 'demo', requestType: 'limited' },
@@ -43,7 +49,16 @@ interface Answer {
 }
 
 /** An admin request (the token unless `token` is given; null sends no Authorization). */
-async function admin(base: string, path: string, init: { method?: string; body?: unknown; token?: string | null; headers?: Record<string, string> } = {}): Promise<Answer> {
+async function admin(
+  base: string,
+  path: string,
+  init: {
+    method?: string;
+    body?: unknown;
+    token?: string | null;
+    headers?: Record<string, string>;
+  } = {},
+): Promise<Answer> {
   const headers: Record<string, string> = { ...init.headers };
   const token = init.token === undefined ? TOKEN : init.token;
   if (token !== null) headers.authorization = `Bearer ${token}`;
@@ -52,7 +67,11 @@ async function admin(base: string, path: string, init: { method?: string; body?:
     body = typeof init.body === 'string' ? init.body : JSON.stringify(init.body);
     headers['content-type'] ??= 'application/json';
   }
-  const res = await fetch(`${base}${path}`, { method: init.method ?? 'GET', headers, ...(body === undefined ? {} : { body }) });
+  const res = await fetch(`${base}${path}`, {
+    method: init.method ?? 'GET',
+    headers,
+    ...(body === undefined ? {} : { body }),
+  });
   const text = await res.text();
   let json: unknown = null;
   try {
@@ -70,7 +89,8 @@ const captured = pino(
   { level: 'info' },
   new Writable({
     write(chunk: Buffer, _encoding, callback) {
-      for (const line of chunk.toString('utf8').split('\n')) if (line.startsWith('{')) logLines.push(JSON.parse(line) as Record<string, unknown>);
+      for (const line of chunk.toString('utf8').split('\n'))
+        if (line.startsWith('{')) logLines.push(JSON.parse(line) as Record<string, unknown>);
       callback();
     },
   }),
@@ -94,7 +114,11 @@ interface Caller {
 
 let nextId = 0;
 async function caller(port: number, userId: string): Promise<Caller> {
-  const socket = new Socket(`ws://127.0.0.1:${port}/socket`, { transport: WebSocket as unknown as TransportConstructor, params: { user_id: userId }, reconnectAfterMs: () => 60_000 });
+  const socket = new Socket(`ws://127.0.0.1:${port}/socket`, {
+    transport: WebSocket as unknown as TransportConstructor,
+    params: { user_id: userId },
+    reconnectAfterMs: () => 60_000,
+  });
   sockets.push(socket);
   socket.connect();
   await waitFor(() => socket.isConnected(), 'socket open');
@@ -108,7 +132,14 @@ async function caller(port: number, userId: string): Promise<Caller> {
   return {
     async call(requestType, args = { message: 'hi' }) {
       const requestId = `${userId}-${++nextId}`;
-      const reply = await replyOf(channel.push(EVENT, { request_id: requestId, service: 'demo', request_type: requestType, args }));
+      const reply = await replyOf(
+        channel.push(EVENT, {
+          request_id: requestId,
+          service: 'demo',
+          request_type: requestType,
+          args,
+        }),
+      );
       expect(reply).toEqual({ status: 'ok', response: requestType });
       return waitFor(() => pushes.get(requestId), `the push for ${requestId}`);
     },
@@ -116,7 +147,9 @@ async function caller(port: number, userId: string): Promise<Caller> {
 }
 
 const isDenied = (push: GenApiResponse, policy: string): boolean =>
-  !push.success && RATE_LIMITED.test(String(push.error)) && (push as { rate_limit?: { policy?: string } }).rate_limit?.policy === policy;
+  !push.success &&
+  RATE_LIMITED.test(String(push.error)) &&
+  (push as { rate_limit?: { policy?: string } }).rate_limit?.policy === policy;
 
 // ---- the in-process gateway ---------------------------------------------------------------------
 
@@ -140,8 +173,15 @@ describe('admin API: authentication', () => {
     const attempts = [
       await admin(base, '/admin/rate-limits', { token: null }),
       await admin(base, '/admin/rate-limits', { token: `${TOKEN}x` }),
-      await admin(base, '/admin/rate-limits', { token: null, headers: { authorization: `Basic ${Buffer.from(`admin:${TOKEN}`).toString('base64')}` } }),
-      await admin(base, '/admin/rate-limits/policies/sneaky', { method: 'PUT', token: 'wrong-token-wrong-token-wrong-tok', body: { key: 'user_id', limit: 1, windowMs: 1000 } }),
+      await admin(base, '/admin/rate-limits', {
+        token: null,
+        headers: { authorization: `Basic ${Buffer.from(`admin:${TOKEN}`).toString('base64')}` },
+      }),
+      await admin(base, '/admin/rate-limits/policies/sneaky', {
+        method: 'PUT',
+        token: 'wrong-token-wrong-token-wrong-tok',
+        body: { key: 'user_id', limit: 1, windowMs: 1000 },
+      }),
       await admin(base, '/admin/nowhere', { token: null }),
     ];
     for (const answer of attempts) {
@@ -161,13 +201,27 @@ describe('admin API: reading', () => {
     expect(health.status).toBe(200);
     expect(health.headers.get('content-type')).toBe('application/json');
     expect(health.headers.get('cache-control')).toBe('no-store');
-    const body = health.json as { shadow: boolean; keys: number; stats: Record<string, number>; policies: { config: PolicyConfig; keys: number; stats: Record<string, number> }[]; cluster: unknown };
+    const body = health.json as {
+      shadow: boolean;
+      keys: number;
+      stats: Record<string, number>;
+      policies: { config: PolicyConfig; keys: number; stats: Record<string, number> }[];
+      cluster: unknown;
+    };
     expect(body.shadow).toBe(false);
     expect(body.cluster).toBeNull();
     expect(body.keys).toBeGreaterThanOrEqual(1);
-    expect(body.stats).toMatchObject({ checks: expect.any(Number), denied: expect.any(Number), wouldDeny: expect.any(Number) });
+    expect(body.stats).toMatchObject({
+      checks: expect.any(Number),
+      denied: expect.any(Number),
+      wouldDeny: expect.any(Number),
+    });
     const echo = body.policies.find((policy) => policy.config.id === 'echo.per_user');
-    expect(echo).toMatchObject({ config: ECHO_POLICY, keys: expect.any(Number), stats: { checks: expect.any(Number) } });
+    expect(echo).toMatchObject({
+      config: ECHO_POLICY,
+      keys: expect.any(Number),
+      stats: { checks: expect.any(Number) },
+    });
     expect(echo!.stats.checks).toBeGreaterThanOrEqual(1);
   });
 
@@ -178,7 +232,11 @@ describe('admin API: reading', () => {
     expect(policies).toEqual(expect.arrayContaining([ECHO_POLICY, DEMO_POLICY]));
     const one = await admin(base, '/admin/rate-limits/policies/demo.limited');
     expect(one.status).toBe(200);
-    expect(one.json).toEqual({ config: DEMO_POLICY, keys: expect.any(Number), stats: expect.objectContaining({ checks: expect.any(Number), denied: expect.any(Number) }) });
+    expect(one.json).toEqual({
+      config: DEMO_POLICY,
+      keys: expect.any(Number),
+      stats: expect.objectContaining({ checks: expect.any(Number), denied: expect.any(Number) }),
+    });
     const missing = await admin(base, '/admin/rate-limits/policies/no.such');
     expect(missing.status).toBe(404);
     expect(missing.json).toEqual({ error: 'no policy "no.such"' });
@@ -192,12 +250,25 @@ describe('admin API: changing policies', () => {
 
     // Add: the id comes from the path (the body may omit it).
     let mark = logLines.length;
-    const body = { scope: { service: 'demo', requestType: 'echo_async' }, key: 'user_id', limit: 2, windowMs: 60_000 };
-    const added = await admin(base, '/admin/rate-limits/policies/async.per_user', { method: 'PUT', body });
+    const body = {
+      scope: { service: 'demo', requestType: 'echo_async' },
+      key: 'user_id',
+      limit: 2,
+      windowMs: 60_000,
+    };
+    const added = await admin(base, '/admin/rate-limits/policies/async.per_user', {
+      method: 'PUT',
+      body,
+    });
     expect(added.status).toBe(201);
     expect(added.json).toEqual({ policy: { id: 'async.per_user', ...body } });
     const [addLine] = changeLines('rate-limit policy added', mark);
-    expect(addLine).toMatchObject({ component: 'ratelimit', actor: { via: 'admin', who: '127.0.0.1' }, policy: { id: 'async.per_user', ...body }, previous: null });
+    expect(addLine).toMatchObject({
+      component: 'ratelimit',
+      actor: { via: 'admin', who: '127.0.0.1' },
+      policy: { id: 'async.per_user', ...body },
+      previous: null,
+    });
 
     // Counting starts now: two more pass, the third is denied by the new policy.
     expect((await user.call('echo_async')).success).toBe(true);
@@ -211,30 +282,49 @@ describe('admin API: changing policies', () => {
     // are kept and the new limit applies to them (2 used of 4: two more pass).
     mark = logLines.length;
     const replacement = { id: 'async.per_user', ...body, limit: 4 };
-    const replaced = await admin(base, '/admin/rate-limits/policies/async.per_user', { method: 'PUT', body: replacement });
+    const replaced = await admin(base, '/admin/rate-limits/policies/async.per_user', {
+      method: 'PUT',
+      body: replacement,
+    });
     expect(replaced.status).toBe(200);
     expect(replaced.json).toEqual({ policy: replacement });
     const [replaceLine] = changeLines('rate-limit policy replaced', mark);
-    expect(replaceLine).toMatchObject({ actor: { via: 'admin', who: '127.0.0.1' }, policy: replacement, previous: { id: 'async.per_user', ...body }, counters: 'kept' });
+    expect(replaceLine).toMatchObject({
+      actor: { via: 'admin', who: '127.0.0.1' },
+      policy: replacement,
+      previous: { id: 'async.per_user', ...body },
+      counters: 'kept',
+    });
     for (let n = 0; n < 2; n++) expect((await user.call('echo_async')).success).toBe(true);
     expect(isDenied(await user.call('echo_async'), 'async.per_user')).toBe(true);
     // Another algorithm is a new count (logged as such): 4 pass, then the fifth is denied.
     mark = logLines.length;
     const gcra = { ...replacement, algorithm: 'gcra' };
-    expect((await admin(base, '/admin/rate-limits/policies/async.per_user', { method: 'PUT', body: gcra })).status).toBe(200);
+    expect(
+      (
+        await admin(base, '/admin/rate-limits/policies/async.per_user', {
+          method: 'PUT',
+          body: gcra,
+        })
+      ).status,
+    ).toBe(200);
     expect(changeLines('rate-limit policy replaced', mark)[0]).toMatchObject({ counters: 'reset' });
     for (let n = 0; n < 4; n++) expect((await user.call('echo_async')).success).toBe(true);
     expect(isDenied(await user.call('echo_async'), 'async.per_user')).toBe(true);
 
     // Delete: 204 without a body; the calls are no longer limited.
     mark = logLines.length;
-    const deleted = await admin(base, '/admin/rate-limits/policies/async.per_user', { method: 'DELETE' });
+    const deleted = await admin(base, '/admin/rate-limits/policies/async.per_user', {
+      method: 'DELETE',
+    });
     expect(deleted.status).toBe(204);
     expect(deleted.text).toBe('');
     const [deleteLine] = changeLines('rate-limit policy removed', mark);
     expect(deleteLine).toMatchObject({ actor: { via: 'admin', who: '127.0.0.1' }, policy: gcra });
     for (let n = 0; n < 6; n++) expect((await user.call('echo_async')).success).toBe(true);
-    const again = await admin(base, '/admin/rate-limits/policies/async.per_user', { method: 'DELETE' });
+    const again = await admin(base, '/admin/rate-limits/policies/async.per_user', {
+      method: 'DELETE',
+    });
     expect(again.status).toBe(404);
     expect(again.json).toEqual({ error: 'no policy "async.per_user"' });
   });
@@ -242,21 +332,46 @@ describe('admin API: changing policies', () => {
   it('PUT an invalid policy is 400 with the PolicyError message, and changes nothing', async () => {
     const mark = logLines.length;
     const cases: [unknown, string][] = [
-      [{ ...ECHO_POLICY, limit: 0 }, 'policy echo.per_user: limit must be a positive integer, got 0'],
-      [{ ...ECHO_POLICY, windowMs: 'soon' }, 'policy echo.per_user: windowMs must be a positive integer, got "soon"'],
-      [{ ...ECHO_POLICY, algorithm: 'leaky' }, 'policy echo.per_user: algorithm must be one of sliding_log, sliding_window, gcra, fixed_window'],
-      [{ ...ECHO_POLICY, key: 'email' }, 'policy echo.per_user: key must be user_id, device_id, ip, socket_id or {arg: name}'],
-      [{ ...ECHO_POLICY, scope: 'connect' }, 'policy echo.per_user: connect policies are keyed by ip (nothing else is known before connect)'],
-      [{ ...ECHO_POLICY, mode: 'sometimes' }, 'policy echo.per_user: mode must be one of local, eventual, strict'],
+      [
+        { ...ECHO_POLICY, limit: 0 },
+        'policy echo.per_user: limit must be a positive integer, got 0',
+      ],
+      [
+        { ...ECHO_POLICY, windowMs: 'soon' },
+        'policy echo.per_user: windowMs must be a positive integer, got "soon"',
+      ],
+      [
+        { ...ECHO_POLICY, algorithm: 'leaky' },
+        'policy echo.per_user: algorithm must be one of sliding_log, sliding_window, gcra, fixed_window',
+      ],
+      [
+        { ...ECHO_POLICY, key: 'email' },
+        'policy echo.per_user: key must be user_id, device_id, ip, socket_id or {arg: name}',
+      ],
+      [
+        { ...ECHO_POLICY, scope: 'connect' },
+        'policy echo.per_user: connect policies are keyed by ip (nothing else is known before connect)',
+      ],
+      [
+        { ...ECHO_POLICY, mode: 'sometimes' },
+        'policy echo.per_user: mode must be one of local, eventual, strict',
+      ],
       [[ECHO_POLICY], 'body must be a policy object'],
       ['null', 'body must be a policy object'],
     ];
     for (const [body, error] of cases) {
-      const answer = await admin(base, '/admin/rate-limits/policies/echo.per_user', { method: 'PUT', body });
+      const answer = await admin(base, '/admin/rate-limits/policies/echo.per_user', {
+        method: 'PUT',
+        body,
+      });
       expect(answer.status, JSON.stringify(body)).toBe(400);
       expect(answer.json).toEqual({ error });
     }
-    const badId = await admin(base, `/admin/rate-limits/policies/${encodeURIComponent('bad id!')}`, { method: 'PUT', body: { key: 'user_id', limit: 1, windowMs: 1000 } });
+    const badId = await admin(
+      base,
+      `/admin/rate-limits/policies/${encodeURIComponent('bad id!')}`,
+      { method: 'PUT', body: { key: 'user_id', limit: 1, windowMs: 1000 } },
+    );
     expect(badId.status).toBe(400);
     expect((badId.json as { error: string }).error).toMatch(/^policy id must match/);
     const current = await admin(base, '/admin/rate-limits/policies/echo.per_user');
@@ -265,9 +380,14 @@ describe('admin API: changing policies', () => {
   });
 
   it('PUT with a body id that differs from the path is 400', async () => {
-    const answer = await admin(base, '/admin/rate-limits/policies/echo.per_user', { method: 'PUT', body: { ...ECHO_POLICY, id: 'other.id' } });
+    const answer = await admin(base, '/admin/rate-limits/policies/echo.per_user', {
+      method: 'PUT',
+      body: { ...ECHO_POLICY, id: 'other.id' },
+    });
     expect(answer.status).toBe(400);
-    expect(answer.json).toEqual({ error: 'body id "other.id" differs from the path\'s "echo.per_user"' });
+    expect(answer.json).toEqual({
+      error: 'body id "other.id" differs from the path\'s "echo.per_user"',
+    });
     expect(app.genApi.rateLimits!.limiter.policy('other.id')).toBeUndefined();
   });
 
@@ -278,20 +398,33 @@ describe('admin API: changing policies', () => {
     const wouldDeny = app.genApi.rateLimits!.health().stats.wouldDeny;
     let mark = logLines.length;
     try {
-      const on = await admin(base, '/admin/rate-limits/shadow', { method: 'PUT', body: { shadow: true } });
+      const on = await admin(base, '/admin/rate-limits/shadow', {
+        method: 'PUT',
+        body: { shadow: true },
+      });
       expect(on.status).toBe(200);
       expect(on.json).toEqual({ shadow: true });
-      expect(changeLines('rate-limit shadow mode changed', mark)[0]).toMatchObject({ actor: { via: 'admin', who: '127.0.0.1' }, shadow: true, previous: false });
+      expect(changeLines('rate-limit shadow mode changed', mark)[0]).toMatchObject({
+        actor: { via: 'admin', who: '127.0.0.1' },
+        shadow: true,
+        previous: false,
+      });
       expect((await admin(base, '/admin/rate-limits')).json).toMatchObject({ shadow: true });
       for (let n = 0; n < 3; n++) expect((await user.call('echo')).success).toBe(true);
       expect(app.genApi.rateLimits!.health().stats.wouldDeny - wouldDeny).toBe(3);
     } finally {
       mark = logLines.length;
-      const off = await admin(base, '/admin/rate-limits/shadow', { method: 'PUT', body: { shadow: false } });
+      const off = await admin(base, '/admin/rate-limits/shadow', {
+        method: 'PUT',
+        body: { shadow: false },
+      });
       expect(off.status).toBe(200);
       expect(off.json).toEqual({ shadow: false });
     }
-    expect(changeLines('rate-limit shadow mode changed', mark)[0]).toMatchObject({ shadow: false, previous: true });
+    expect(changeLines('rate-limit shadow mode changed', mark)[0]).toMatchObject({
+      shadow: false,
+      previous: true,
+    });
     expect(isDenied(await user.call('echo'), 'echo.per_user')).toBe(true);
     for (const body of [{}, { shadow: 'yes' }, [true]]) {
       const bad = await admin(base, '/admin/rate-limits/shadow', { method: 'PUT', body });
@@ -300,10 +433,20 @@ describe('admin API: changing policies', () => {
     }
   });
 
-  it('GET a key\'s status; DELETE resets it (204, logged) and the user can call again at once', async () => {
+  it("GET a key's status; DELETE resets it (204, logged) and the user can call again at once", async () => {
     const fresh = await admin(base, '/admin/rate-limits/policies/demo.limited/keys/key-user');
     expect(fresh.status).toBe(200);
-    expect(fresh.json).toEqual({ policy: 'demo.limited', key: 'key-user', source: 'local', limit: 5, window_ms: 10_000, remaining: 4, reset_ms: 10_000, retry_after_ms: 0, allowed: true });
+    expect(fresh.json).toEqual({
+      policy: 'demo.limited',
+      key: 'key-user',
+      source: 'local',
+      limit: 5,
+      window_ms: 10_000,
+      remaining: 4,
+      reset_ms: 10_000,
+      retry_after_ms: 0,
+      allowed: true,
+    });
 
     const user = await caller(port, 'key-user');
     for (let n = 0; n < 5; n++) expect((await user.call('limited')).success).toBe(true);
@@ -323,15 +466,25 @@ describe('admin API: changing policies', () => {
     expect((exhausted.json as { retry_after_ms: number }).retry_after_ms).toBeGreaterThanOrEqual(1);
 
     const mark = logLines.length;
-    const reset = await admin(base, '/admin/rate-limits/policies/demo.limited/keys/key-user', { method: 'DELETE' });
+    const reset = await admin(base, '/admin/rate-limits/policies/demo.limited/keys/key-user', {
+      method: 'DELETE',
+    });
     expect(reset.status).toBe(204);
-    expect(changeLines('rate-limit key reset', mark)[0]).toMatchObject({ actor: { via: 'admin', who: '127.0.0.1' }, policy: 'demo.limited', key: 'key-user' });
-    expect((await admin(base, '/admin/rate-limits/policies/demo.limited/keys/key-user')).json).toMatchObject({ remaining: 4, allowed: true });
+    expect(changeLines('rate-limit key reset', mark)[0]).toMatchObject({
+      actor: { via: 'admin', who: '127.0.0.1' },
+      policy: 'demo.limited',
+      key: 'key-user',
+    });
+    expect(
+      (await admin(base, '/admin/rate-limits/policies/demo.limited/keys/key-user')).json,
+    ).toMatchObject({ remaining: 4, allowed: true });
     for (let n = 0; n < 5; n++) expect((await user.call('limited')).success).toBe(true);
     expect(isDenied(await user.call('limited'), 'demo.limited')).toBe(true);
 
     for (const method of ['GET', 'DELETE']) {
-      const unknown = await admin(base, '/admin/rate-limits/policies/no.such/keys/key-user', { method });
+      const unknown = await admin(base, '/admin/rate-limits/policies/no.such/keys/key-user', {
+        method,
+      });
       expect(unknown.status).toBe(404);
       expect(unknown.json).toEqual({ error: 'no policy "no.such"' });
     }
@@ -381,13 +534,22 @@ describe('admin API: errors', () => {
 
   it('413 for a body over 64 KiB (declared or streamed); 400 for a body that is not JSON', async () => {
     const big = JSON.stringify({ ...ECHO_POLICY, padding: 'x'.repeat(70_000) });
-    const declared = await admin(base, '/admin/rate-limits/policies/echo.per_user', { method: 'PUT', body: big });
+    const declared = await admin(base, '/admin/rate-limits/policies/echo.per_user', {
+      method: 'PUT',
+      body: big,
+    });
     expect(declared.status).toBe(413);
     expect(declared.json).toEqual({ error: 'body larger than 65536 bytes' });
 
     const streamed = await new Promise<{ status: number; body: string }>((resolve, reject) => {
       const req = httpRequest(
-        { host: '127.0.0.1', port, path: '/admin/rate-limits/shadow', method: 'PUT', headers: { ...AUTH, 'content-type': 'application/json', 'transfer-encoding': 'chunked' } },
+        {
+          host: '127.0.0.1',
+          port,
+          path: '/admin/rate-limits/shadow',
+          method: 'PUT',
+          headers: { ...AUTH, 'content-type': 'application/json', 'transfer-encoding': 'chunked' },
+        },
         (res) => {
           let body = '';
           res.on('data', (chunk: Buffer) => (body += chunk.toString()));
@@ -407,11 +569,18 @@ describe('admin API: errors', () => {
       expect(answer.json).toEqual({ error: 'body is not valid JSON' });
     }
     expect(app.genApi.rateLimits!.limiter.shadow).toBe(false);
-    expect((await admin(base, '/admin/rate-limits/policies/echo.per_user')).json).toMatchObject({ config: ECHO_POLICY });
+    expect((await admin(base, '/admin/rate-limits/policies/echo.per_user')).json).toMatchObject({
+      config: ECHO_POLICY,
+    });
   });
 
-  it('without an admin config the path is not served (the gateway\'s 404)', async () => {
-    const plain = await startGateway({ config: { demo: true, rateLimits: { policies: [ECHO_POLICY] } }, fromFile: true, port: 0, logger: createLogger({ level: 'silent', pretty: false }) });
+  it("without an admin config the path is not served (the gateway's 404)", async () => {
+    const plain = await startGateway({
+      config: { demo: true, rateLimits: { policies: [ECHO_POLICY] } },
+      fromFile: true,
+      port: 0,
+      logger: createLogger({ level: 'silent', pretty: false }),
+    });
     try {
       const plainBase = `http://127.0.0.1:${plain.address.port}`;
       for (const path of ['/admin/rate-limits', '/admin/rate-limits/policies']) {
@@ -420,7 +589,10 @@ describe('admin API: errors', () => {
         expect(answer.text).toBe('not found');
         expect(answer.headers.get('content-type')).toBe('text/plain; charset=utf-8');
       }
-      const put = await admin(plainBase, '/admin/rate-limits/policies/x.y', { method: 'PUT', body: { key: 'user_id', limit: 1, windowMs: 1000 } });
+      const put = await admin(plainBase, '/admin/rate-limits/policies/x.y', {
+        method: 'PUT',
+        body: { key: 'user_id', limit: 1, windowMs: 1000 },
+      });
       expect(put.status).toBe(404);
       expect(plain.genApi.rateLimits!.limiter.policy('x.y')).toBeUndefined();
     } finally {
@@ -436,12 +608,26 @@ describe('admin API in a real gen-gateway process', () => {
   });
 
   it('a change made through the API is logged at warn (JSON on stdout) with the actor and the policy, and applies to clients', async () => {
-    proc = await GatewayProcess.start({ config: { demo: true, admin: { token: TOKEN }, rateLimits: { policies: [ECHO_POLICY] } } });
+    proc = await GatewayProcess.start({
+      config: { demo: true, admin: { token: TOKEN }, rateLimits: { policies: [ECHO_POLICY] } },
+    });
     const loaded = await proc.process.logLine('rate limits loaded');
-    expect(loaded).toMatchObject({ level: 30, component: 'ratelimit', policies: expect.arrayContaining(['echo.per_user(local)', 'demo.limited(local)']) });
+    expect(loaded).toMatchObject({
+      level: 30,
+      component: 'ratelimit',
+      policies: expect.arrayContaining(['echo.per_user(local)', 'demo.limited(local)']),
+    });
 
-    const body = { scope: { service: 'demo', requestType: 'whoami' }, key: 'user_id', limit: 1, windowMs: 60_000 };
-    const put = await admin(proc.httpUrl, '/admin/rate-limits/policies/whoami.once', { method: 'PUT', body });
+    const body = {
+      scope: { service: 'demo', requestType: 'whoami' },
+      key: 'user_id',
+      limit: 1,
+      windowMs: 60_000,
+    };
+    const put = await admin(proc.httpUrl, '/admin/rate-limits/policies/whoami.once', {
+      method: 'PUT',
+      body,
+    });
     expect(put.status).toBe(201);
     const line = await proc.process.logLine('rate-limit policy added');
     expect(line).toMatchObject({
@@ -453,11 +639,21 @@ describe('admin API in a real gen-gateway process', () => {
     });
 
     const user = await caller(proc.port, 'proc-user');
-    expect(await user.call('whoami', {})).toMatchObject({ success: true, result: { user_id: 'proc-user' } });
+    expect(await user.call('whoami', {})).toMatchObject({
+      success: true,
+      result: { user_id: 'proc-user' },
+    });
     expect(isDenied(await user.call('whoami', {}), 'whoami.once')).toBe(true);
 
-    expect((await admin(proc.httpUrl, '/admin/rate-limits/policies/whoami.once', { method: 'DELETE' })).status).toBe(204);
-    expect(await proc.process.logLine('rate-limit policy removed')).toMatchObject({ level: 40, actor: { via: 'admin', who: '127.0.0.1' }, policy: { id: 'whoami.once' } });
+    expect(
+      (await admin(proc.httpUrl, '/admin/rate-limits/policies/whoami.once', { method: 'DELETE' }))
+        .status,
+    ).toBe(204);
+    expect(await proc.process.logLine('rate-limit policy removed')).toMatchObject({
+      level: 40,
+      actor: { via: 'admin', who: '127.0.0.1' },
+      policy: { id: 'whoami.once' },
+    });
     expect((await user.call('whoami', {})).success).toBe(true);
   }, 40_000);
 });

@@ -6,19 +6,51 @@
  * horizons.
  */
 import { describe, expect, it } from 'vitest';
-import { createAlgorithm, FixedWindow, Gcra, SlidingLog, SlidingWindow } from '../../src/ratelimit/algorithms/index.js';
-import { ALGORITHMS, ceilMs, emptyDecision, NeverSatisfiableError, type Algorithm, type Decision } from '../../src/ratelimit/types.js';
+import {
+  createAlgorithm,
+  FixedWindow,
+  Gcra,
+  SlidingLog,
+  SlidingWindow,
+} from '../../src/ratelimit/algorithms/index.js';
+import {
+  ALGORITHMS,
+  ceilMs,
+  emptyDecision,
+  NeverSatisfiableError,
+  type Algorithm,
+  type Decision,
+} from '../../src/ratelimit/types.js';
 
 /** time, cost → allowed, remaining, resetMs, retryAfterMs */
-type Row = readonly [time: number, cost: number, allowed: boolean, remaining: number, resetMs: number, retryAfterMs: number];
+type Row = readonly [
+  time: number,
+  cost: number,
+  allowed: boolean,
+  remaining: number,
+  resetMs: number,
+  retryAfterMs: number,
+];
 
 /** Runs rows against one state: peek, and commit when allowed (as the limiter does). */
-function runTable<S>(algorithm: Algorithm<S>, rows: readonly Row[], state: S = algorithm.create()): S {
+function runTable<S>(
+  algorithm: Algorithm<S>,
+  rows: readonly Row[],
+  state: S = algorithm.create(),
+): S {
   rows.forEach(([time, cost, allowed, remaining, resetMs, retryAfterMs], row) => {
     const out = emptyDecision();
     algorithm.peek(state, time, cost, out);
     if (out.allowed) algorithm.commit(state, time, cost);
-    expect({ row, time, cost, allowed: out.allowed, remaining: out.remaining, resetMs: out.resetMs, retryAfterMs: out.retryAfterMs }).toEqual({
+    expect({
+      row,
+      time,
+      cost,
+      allowed: out.allowed,
+      remaining: out.remaining,
+      resetMs: out.resetMs,
+      retryAfterMs: out.retryAfterMs,
+    }).toEqual({
       row,
       time,
       cost,
@@ -59,7 +91,8 @@ function maxInAnyWindow(times: readonly number[], windowMs: number): number {
   return max;
 }
 
-const rows = (count: number, make: (i: number) => Row): Row[] => Array.from({ length: count }, (_, i) => make(i));
+const rows = (count: number, make: (i: number) => Row): Row[] =>
+  Array.from({ length: count }, (_, i) => make(i));
 
 describe('ceilMs: waits are rounded up, never down', () => {
   it.each([
@@ -111,7 +144,11 @@ describe('sliding log', () => {
     const log = new SlidingLog(1, 1000);
     const state = log.create();
     expect(attempt(log, state, 5000).allowed).toBe(true);
-    expect(attempt(log, state, 5999)).toMatchObject({ allowed: false, retryAfterMs: 1, resetMs: 1 });
+    expect(attempt(log, state, 5999)).toMatchObject({
+      allowed: false,
+      retryAfterMs: 1,
+      resetMs: 1,
+    });
     expect(attempt(log, state, 6000)).toMatchObject({ allowed: true, remaining: 0, resetMs: 1000 });
   });
 
@@ -136,7 +173,12 @@ describe('sliding log', () => {
     expect(first.filter((d) => d.allowed)).toHaveLength(100);
     expect(second.filter((d) => d.allowed)).toHaveLength(100);
     // 200 allowed within 200 ms, against a limit of 100 per 60 s
-    expect(maxInAnyWindow([...Array<number>(100).fill(59_900), ...Array<number>(100).fill(60_100)], 60_000)).toBe(200);
+    expect(
+      maxInAnyWindow(
+        [...Array<number>(100).fill(59_900), ...Array<number>(100).fill(60_100)],
+        60_000,
+      ),
+    ).toBe(200);
   });
 
   it('spec 8: denied requests consume nothing (30 in the first 100 ms → 10 timestamps stored; 10 more at t=1000)', () => {
@@ -158,7 +200,11 @@ describe('sliding log', () => {
     const log = new SlidingLog(5, 1000);
     const state = log.create();
     for (const t of [0, 100, 200, 300, 400]) attempt(log, state, t);
-    expect(look(log, state, 500, 1)).toMatchObject({ allowed: false, retryAfterMs: 500, remaining: 0 });
+    expect(look(log, state, 500, 1)).toMatchObject({
+      allowed: false,
+      retryAfterMs: 500,
+      remaining: 0,
+    });
     expect(look(log, state, 500, 3)).toMatchObject({ allowed: false, retryAfterMs: 700 });
     expect(look(log, state, 500, 5)).toMatchObject({ allowed: false, retryAfterMs: 900 });
     expect(look(log, state, 1200, 3)).toMatchObject({ allowed: true, remaining: 0 });
@@ -227,12 +273,20 @@ describe('sliding log', () => {
     expect(log.encode(log.decode([])!)).toEqual([]);
   });
 
-  it.each([[null], [undefined], ['[1,2]'], [{ 0: 1 }], [[1, '2']], [[Number.NaN]], [[Number.POSITIVE_INFINITY]], [[[1]]], [[null]], [42]])(
-    'decode rejects garbage: %j',
-    (value) => {
-      expect(new SlidingLog(3, 1000).decode(value)).toBeNull();
-    },
-  );
+  it.each([
+    [null],
+    [undefined],
+    ['[1,2]'],
+    [{ 0: 1 }],
+    [[1, '2']],
+    [[Number.NaN]],
+    [[Number.POSITIVE_INFINITY]],
+    [[[1]]],
+    [[null]],
+    [42],
+  ])('decode rejects garbage: %j', (value) => {
+    expect(new SlidingLog(3, 1000).decode(value)).toBeNull();
+  });
 });
 
 describe('sliding window counter', () => {
@@ -324,7 +378,17 @@ describe('sliding window counter', () => {
     const copy = sw.decode(JSON.parse(JSON.stringify(sw.encode(state))))!;
     expect(sw.encode(copy)).toEqual([1000, 4, 2]);
     expect(look(sw, copy, 1700)).toEqual(look(sw, state, 1700));
-    for (const garbage of [null, 3, 'x', [], [1, 2], [1, 2, 3, 4], [1, '2', 3], [1, Number.NaN, 3], { start: 0, prev: 0, curr: 0 }]) {
+    for (const garbage of [
+      null,
+      3,
+      'x',
+      [],
+      [1, 2],
+      [1, 2, 3, 4],
+      [1, '2', 3],
+      [1, Number.NaN, 3],
+      { start: 0, prev: 0, curr: 0 },
+    ]) {
       expect(sw.decode(garbage)).toBeNull();
     }
   });
@@ -361,17 +425,31 @@ describe('GCRA', () => {
       [0, 1, true, 2, 100, 0],
     ]);
     const before = gcra.encode(state);
-    expect(attempt(gcra, state, 0, 3)).toMatchObject({ allowed: false, remaining: 2, retryAfterMs: 100 });
+    expect(attempt(gcra, state, 0, 3)).toMatchObject({
+      allowed: false,
+      remaining: 2,
+      retryAfterMs: 100,
+    });
     expect(gcra.encode(state)).toBe(before);
     expect(attempt(gcra, state, 0, 2)).toMatchObject({ allowed: true, remaining: 0 });
-    expect(attempt(gcra, state, 0, 1)).toMatchObject({ allowed: false, remaining: 0, retryAfterMs: 100 });
+    expect(attempt(gcra, state, 0, 1)).toMatchObject({
+      allowed: false,
+      remaining: 0,
+      retryAfterMs: 100,
+    });
   });
 
   it('burst defaults to the limit', () => {
     const gcra = createAlgorithm('gcra', 4, 1000) as Gcra;
     expect(gcra.burst).toBe(4);
     const state = gcra.create();
-    expect(Array.from({ length: 5 }, () => attempt(gcra, state, 0).allowed)).toEqual([true, true, true, true, false]);
+    expect(Array.from({ length: 5 }, () => attempt(gcra, state, 0).allowed)).toEqual([
+      true,
+      true,
+      true,
+      true,
+      false,
+    ]);
   });
 
   it('fractional intervals: 3 per 1 s (T = 333.3 ms) → retry ceil(333.3) = 334, never 333', () => {
@@ -425,7 +503,17 @@ describe('GCRA', () => {
     const copy = gcra.decode(JSON.parse(JSON.stringify(gcra.encode(state))))!;
     expect(copy).toEqual(state);
     expect(look(gcra, copy, 200)).toEqual(look(gcra, state, 200));
-    for (const garbage of [null, undefined, '5', [5], { tat: 5 }, Number.NaN, Number.POSITIVE_INFINITY, true]) expect(gcra.decode(garbage)).toBeNull();
+    for (const garbage of [
+      null,
+      undefined,
+      '5',
+      [5],
+      { tat: 5 },
+      Number.NaN,
+      Number.POSITIVE_INFINITY,
+      true,
+    ])
+      expect(gcra.decode(garbage)).toBeNull();
   });
 });
 
@@ -448,7 +536,11 @@ describe('fixed window', () => {
     const fixed = new FixedWindow(1, 1000);
     const state = fixed.create();
     attempt(fixed, state, 0);
-    expect(look(fixed, state, 999.5)).toMatchObject({ allowed: false, retryAfterMs: 1, resetMs: 1 });
+    expect(look(fixed, state, 999.5)).toMatchObject({
+      allowed: false,
+      retryAfterMs: 1,
+      resetMs: 1,
+    });
     expect(look(fixed, state, 1000.5).allowed).toBe(true);
   });
 
@@ -475,12 +567,25 @@ describe('fixed window', () => {
     attempt(fixed, state, 4200, 2);
     const copy = fixed.decode(JSON.parse(JSON.stringify(fixed.encode(state))))!;
     expect(copy).toEqual(state);
-    for (const garbage of [null, 7, 'x', [], [1], [1, 2, 3], ['1', 2], [1, Number.NaN], { start: 0, count: 0 }]) expect(fixed.decode(garbage)).toBeNull();
+    for (const garbage of [
+      null,
+      7,
+      'x',
+      [],
+      [1],
+      [1, 2, 3],
+      ['1', 2],
+      [1, Number.NaN],
+      { start: 0, count: 0 },
+    ])
+      expect(fixed.decode(garbage)).toBeNull();
   });
 });
 
 /** Each algorithm with a limit of 10 per second (GCRA burst 10), for the cross-algorithm cases. */
-const ALL: readonly (readonly [string, () => Algorithm<unknown>])[] = ALGORITHMS.map((name) => [name, () => createAlgorithm(name, 10, 1000)] as const);
+const ALL: readonly (readonly [string, () => Algorithm<unknown>])[] = ALGORITHMS.map(
+  (name) => [name, () => createAlgorithm(name, 10, 1000)] as const,
+);
 
 describe('every algorithm', () => {
   it('createAlgorithm builds the named algorithm with its parameters', () => {
@@ -501,36 +606,45 @@ describe('every algorithm', () => {
     expect(new Gcra(10, 1000, 30).horizonMs).toBe(3000);
   });
 
-  it.each(ALL)('%s: after expiresAt the state carries no information (same decisions as a fresh state)', (_name, make) => {
-    const algorithm = make();
-    const state = algorithm.create();
-    for (const [t, cost] of [
-      [100, 3],
-      [350, 2],
-      [900, 4],
-      [1300, 1],
-    ] as const) {
-      attempt(algorithm, state, t, cost);
-    }
-    const expires = algorithm.expiresAt(state);
-    expect(expires).toBeGreaterThanOrEqual(1300);
-    expect(expires).toBeLessThanOrEqual(1300 + algorithm.horizonMs);
-    for (const cost of [1, 5, 10]) expect(look(algorithm, state, expires, cost)).toEqual(look(algorithm, algorithm.create(), expires, cost));
-  });
+  it.each(ALL)(
+    '%s: after expiresAt the state carries no information (same decisions as a fresh state)',
+    (_name, make) => {
+      const algorithm = make();
+      const state = algorithm.create();
+      for (const [t, cost] of [
+        [100, 3],
+        [350, 2],
+        [900, 4],
+        [1300, 1],
+      ] as const) {
+        attempt(algorithm, state, t, cost);
+      }
+      const expires = algorithm.expiresAt(state);
+      expect(expires).toBeGreaterThanOrEqual(1300);
+      expect(expires).toBeLessThanOrEqual(1300 + algorithm.horizonMs);
+      for (const cost of [1, 5, 10])
+        expect(look(algorithm, state, expires, cost)).toEqual(
+          look(algorithm, algorithm.create(), expires, cost),
+        );
+    },
+  );
 
-  it.each(ALL)('%s: spec 7, cost above the capacity → NeverSatisfiableError, no decision written, no state change', (_name, make) => {
-    const algorithm = make();
-    const state = algorithm.create();
-    attempt(algorithm, state, 0, 4);
-    const before = JSON.stringify(algorithm.encode(state));
-    const out = emptyDecision();
-    // Far in the future, where a peek would otherwise trim or roll the state
-    expect(() => algorithm.peek(state, 60_000, 11, out)).toThrow(NeverSatisfiableError);
-    expect(out).toEqual(emptyDecision());
-    expect(JSON.stringify(algorithm.encode(state))).toBe(before);
-    // Exactly the capacity is fine
-    expect(look(algorithm, state, 60_000, 10).allowed).toBe(true);
-  });
+  it.each(ALL)(
+    '%s: spec 7, cost above the capacity → NeverSatisfiableError, no decision written, no state change',
+    (_name, make) => {
+      const algorithm = make();
+      const state = algorithm.create();
+      attempt(algorithm, state, 0, 4);
+      const before = JSON.stringify(algorithm.encode(state));
+      const out = emptyDecision();
+      // Far in the future, where a peek would otherwise trim or roll the state
+      expect(() => algorithm.peek(state, 60_000, 11, out)).toThrow(NeverSatisfiableError);
+      expect(out).toEqual(emptyDecision());
+      expect(JSON.stringify(algorithm.encode(state))).toBe(before);
+      // Exactly the capacity is fine
+      expect(look(algorithm, state, 60_000, 10).allowed).toBe(true);
+    },
+  );
 
   it('GCRA: the capacity is the burst, not the rate', () => {
     const gcra = new Gcra(10, 1000, 5);
@@ -539,43 +653,55 @@ describe('every algorithm', () => {
     expect(look(gcra, gcra.create(), 0, 5)).toMatchObject({ allowed: true, remaining: 0 });
   });
 
-  it.each(ALL)('%s: a denied peek changes nothing (same encoding, same later decisions)', (_name, make) => {
-    const algorithm = make();
-    const state = algorithm.create();
-    for (let i = 0; i < 10; i++) attempt(algorithm, state, 400);
-    const decodedCopy = algorithm.decode(algorithm.encode(state))!;
-    const before = JSON.stringify(algorithm.encode(state));
-    for (let i = 0; i < 5; i++) expect(attempt(algorithm, state, 400 + i, 1 + (i % 3)).allowed).toBe(false);
-    expect(JSON.stringify(algorithm.encode(state))).toBe(before);
-    for (const t of [600, 1000, 1399, 1400, 2500]) expect(look(algorithm, state, t, 2)).toEqual(look(algorithm, decodedCopy, t, 2));
-  });
+  it.each(ALL)(
+    '%s: a denied peek changes nothing (same encoding, same later decisions)',
+    (_name, make) => {
+      const algorithm = make();
+      const state = algorithm.create();
+      for (let i = 0; i < 10; i++) attempt(algorithm, state, 400);
+      const decodedCopy = algorithm.decode(algorithm.encode(state))!;
+      const before = JSON.stringify(algorithm.encode(state));
+      for (let i = 0; i < 5; i++)
+        expect(attempt(algorithm, state, 400 + i, 1 + (i % 3)).allowed).toBe(false);
+      expect(JSON.stringify(algorithm.encode(state))).toBe(before);
+      for (const t of [600, 1000, 1399, 1400, 2500])
+        expect(look(algorithm, state, t, 2)).toEqual(look(algorithm, decodedCopy, t, 2));
+    },
+  );
 
-  it.each(ALL)('%s: denials report remaining ≥ 0 and an integer retryAfter ≥ 1; allowed ones retryAfter 0', (_name, make) => {
-    const algorithm = make();
-    const state = algorithm.create();
-    for (let t = 0; t < 3000; t += 7.5) {
-      const decision = attempt(algorithm, state, t, 1 + (Math.floor(t) % 3));
-      expect(decision.remaining).toBeGreaterThanOrEqual(0);
-      expect(decision.resetMs).toBeGreaterThanOrEqual(0);
-      expect(Number.isInteger(decision.resetMs)).toBe(true);
-      if (decision.allowed) expect(decision.retryAfterMs).toBe(0);
-      else {
-        expect(Number.isInteger(decision.retryAfterMs)).toBe(true);
-        expect(decision.retryAfterMs).toBeGreaterThanOrEqual(1);
+  it.each(ALL)(
+    '%s: denials report remaining ≥ 0 and an integer retryAfter ≥ 1; allowed ones retryAfter 0',
+    (_name, make) => {
+      const algorithm = make();
+      const state = algorithm.create();
+      for (let t = 0; t < 3000; t += 7.5) {
+        const decision = attempt(algorithm, state, t, 1 + (Math.floor(t) % 3));
+        expect(decision.remaining).toBeGreaterThanOrEqual(0);
+        expect(decision.resetMs).toBeGreaterThanOrEqual(0);
+        expect(Number.isInteger(decision.resetMs)).toBe(true);
+        if (decision.allowed) expect(decision.retryAfterMs).toBe(0);
+        else {
+          expect(Number.isInteger(decision.retryAfterMs)).toBe(true);
+          expect(decision.retryAfterMs).toBeGreaterThanOrEqual(1);
+        }
       }
-    }
-  });
+    },
+  );
 
-  it.each(ALL)('%s: spec 13 rounding, the request retried after retryAfterMs (fractional times) passes; 1 ms earlier it does not', (_name, make) => {
-    const algorithm = make();
-    const state = algorithm.create();
-    // Dyadic fractions: exactly representable, so the only rounding is the algorithm's
-    for (let i = 0; i < 10; i++) attempt(algorithm, state, 250.25 + i * 0.125);
-    const now = 300.375;
-    const denied = look(algorithm, state, now, 2);
-    expect(denied.allowed).toBe(false);
-    // (earlier first: a peek may trim what has expired)
-    if (denied.retryAfterMs > 1) expect(look(algorithm, state, now + denied.retryAfterMs - 1, 2).allowed).toBe(false);
-    expect(look(algorithm, state, now + denied.retryAfterMs, 2).allowed).toBe(true);
-  });
+  it.each(ALL)(
+    '%s: spec 13 rounding, the request retried after retryAfterMs (fractional times) passes; 1 ms earlier it does not',
+    (_name, make) => {
+      const algorithm = make();
+      const state = algorithm.create();
+      // Dyadic fractions: exactly representable, so the only rounding is the algorithm's
+      for (let i = 0; i < 10; i++) attempt(algorithm, state, 250.25 + i * 0.125);
+      const now = 300.375;
+      const denied = look(algorithm, state, now, 2);
+      expect(denied.allowed).toBe(false);
+      // (earlier first: a peek may trim what has expired)
+      if (denied.retryAfterMs > 1)
+        expect(look(algorithm, state, now + denied.retryAfterMs - 1, 2).allowed).toBe(false);
+      expect(look(algorithm, state, now + denied.retryAfterMs, 2).allowed).toBe(true);
+    },
+  );
 });

@@ -13,7 +13,14 @@ import { Socket, type Channel, type TransportConstructor } from 'phoenix';
 import { GatewayProcess } from '../support/gateway-process.js';
 import { NatsServer } from '../support/nats.js';
 import { replyOf, waitFor } from '../support/phoenix-client.js';
-import { ADMIN_TOKEN, DemoWorker, eventually, hitsOf, sleep, type KeyStatus } from '../support/ratelimit-cluster.js';
+import {
+  ADMIN_TOKEN,
+  DemoWorker,
+  eventually,
+  hitsOf,
+  sleep,
+  type KeyStatus,
+} from '../support/ratelimit-cluster.js';
 
 const TOPIC = 'gen_api:lobby';
 const EVENT = 'phoenix_gen_api';
@@ -26,7 +33,15 @@ interface Pushed {
   async: boolean;
   has_more: boolean;
   can_retry: boolean;
-  rate_limit?: { policy: string; limit: number; window_ms: number; remaining: number; reset_ms: number; retry_after_ms: number; source: string };
+  rate_limit?: {
+    policy: string;
+    limit: number;
+    window_ms: number;
+    remaining: number;
+    reset_ms: number;
+    retry_after_ms: number;
+    source: string;
+  };
 }
 
 let nats: NatsServer;
@@ -40,7 +55,10 @@ beforeAll(async () => {
   worker = await DemoWorker.start(nats.url);
   // The admin API is only read (GET key status) to see when A's hits reached B.
   const config = { demo: true, admin: { token: ADMIN_TOKEN } };
-  [a, b] = await Promise.all([GatewayProcess.start({ config, nats: nats.url }), GatewayProcess.start({ config, nats: nats.url })]);
+  [a, b] = await Promise.all([
+    GatewayProcess.start({ config, nats: nats.url }),
+    GatewayProcess.start({ config, nats: nats.url }),
+  ]);
   await Promise.all([a, b].map((gw) => gw.process.logLine('config applied', 20_000)));
 }, 60_000);
 afterEach(() => {
@@ -54,7 +72,10 @@ afterAll(async () => {
 
 /** A real phoenix client joined to gen_api on `gw` as `user`. */
 async function join(gw: GatewayProcess, user: string): Promise<Channel> {
-  const socket = new Socket(gw.socketUrl, { transport: WebSocket as unknown as TransportConstructor, params: { user_id: user, device_id: `${user}-dev` } });
+  const socket = new Socket(gw.socketUrl, {
+    transport: WebSocket as unknown as TransportConstructor,
+    params: { user_id: user, device_id: `${user}-dev` },
+  });
   sockets.push(socket);
   socket.connect();
   await waitFor(() => socket.isConnected(), 'socket open');
@@ -67,14 +88,22 @@ async function join(gw: GatewayProcess, user: string): Promise<Channel> {
 let ids = 0;
 
 /** Pushes a `demo.limited` call and waits for its gen_api push and its phx_reply. */
-async function limited(channel: Channel, message: string): Promise<{ push: Pushed; reply: { status: string; response: unknown }; at: number }> {
+async function limited(
+  channel: Channel,
+  message: string,
+): Promise<{ push: Pushed; reply: { status: string; response: unknown }; at: number }> {
   const requestId = `lim-${++ids}`;
   const pushes: Pushed[] = [];
   const ref = channel.on(EVENT, (payload) => {
     if ((payload as Pushed).request_id === requestId) pushes.push(payload as Pushed);
   });
   try {
-    const push = channel.push(EVENT, { request_id: requestId, service: 'demo', request_type: 'limited', args: { message } });
+    const push = channel.push(EVENT, {
+      request_id: requestId,
+      service: 'demo',
+      request_type: 'limited',
+      args: { message },
+    });
     const reply = await replyOf(push, 10_000);
     await waitFor(() => pushes.length > 0, `the push for ${requestId}`, 10_000);
     return { push: pushes[0]!, reply, at: Date.now() };
@@ -84,7 +113,9 @@ async function limited(channel: Channel, message: string): Promise<{ push: Pushe
 }
 
 async function status(gw: GatewayProcess, user: string): Promise<KeyStatus> {
-  const res = await fetch(`${gw.httpUrl}/admin/rate-limits/policies/demo.limited/keys/${user}`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+  const res = await fetch(`${gw.httpUrl}/admin/rate-limits/policies/demo.limited/keys/${user}`, {
+    headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+  });
   expect(res.status).toBe(200);
   return (await res.json()) as KeyStatus;
 }
@@ -110,7 +141,11 @@ describe('demo.limited across two gateway processes on one NATS (eventual)', () 
       expect(reply).toEqual({ status: 'ok', response: 'limited' });
     }
     // Eventual: A's hits reach B within a propagation delay (batches every 5 ms); B's admin view says when.
-    await eventually(async () => hitsOf(await status(b, 'u1')) === 5, "A's 5 hits counted on B", 5_000);
+    await eventually(
+      async () => hitsOf(await status(b, 'u1')) === 5,
+      "A's 5 hits counted on B",
+      5_000,
+    );
 
     const sixth = await limited(u1b, 'six');
     expect(sixth.reply).toEqual({ status: 'ok', response: 'limited' });
@@ -144,7 +179,9 @@ describe('demo.limited across two gateway processes on one NATS (eventual)', () 
     // A denies u1 as well (the 6th was not counted anywhere: denied hits are not broadcast).
     const onA = await limited(u1a, 'seven');
     expect(onA.push.success).toBe(false);
-    expect(onA.push.error).toMatch(/^Rate limit exceeded\. Please retry after ([1-9]|10) seconds\.$/);
+    expect(onA.push.error).toMatch(
+      /^Rate limit exceeded\. Please retry after ([1-9]|10) seconds\.$/,
+    );
     expect(onA.push.can_retry).toBe(true);
     expect(onA.push.rate_limit?.source).toBe('eventual');
     expect(hitsOf(await status(a, 'u1'))).toBe(5);

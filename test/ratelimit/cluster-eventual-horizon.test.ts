@@ -100,14 +100,24 @@ describe('cold start and clock skew are counted and logged', () => {
     const clock = { now: Date.now() };
     const wall = () => clock.now;
     const policies = [eventualPolicy('p', 5, 60_000)];
-    const a = await RlNode.start({ servers: nats.url, prefix, options: { policies, eventual: { heartbeatMs: 100 } }, wall });
+    const a = await RlNode.start({
+      servers: nats.url,
+      prefix,
+      options: { policies, eventual: { heartbeatMs: 100 } },
+      wall,
+    });
     nodes.push(a);
     for (let i = 0; i < 5; i++) expect(a.check('u')).toBe(true);
     expect(a.check('u')).toBe(false);
     // a's batch is out before the cold node subscribes (it never sees it: no warm-up).
     await waitFor(() => a.lastSeq === 1, 'a publishing its batch');
     await sleep(50);
-    const cold = await RlNode.start({ servers: nats.url, prefix, options: { policies, eventual: { heartbeatMs: 100, warmup: false } }, wall });
+    const cold = await RlNode.start({
+      servers: nats.url,
+      prefix,
+      options: { policies, eventual: { heartbeatMs: 100, warmup: false } },
+      wall,
+    });
     nodes.push(cold);
     await waitFor(() => a.nodes() === 2 && cold.nodes() === 2, 'two nodes', 3_000);
     // The cold node does not know a's 5 hits: it admits a whole limit again (the documented overshoot).
@@ -123,7 +133,9 @@ describe('cold start and clock skew are counted and logged', () => {
     // One window later the cold node's counts are complete; its next admission logs the summary.
     clock.now += 60_001;
     expect(cold.check('v')).toBe(true);
-    const summary = cold.logs.find((line) => line.msg.startsWith('eventual rate limits: cold-start window over'));
+    const summary = cold.logs.find((line) =>
+      line.msg.startsWith('eventual rate limits: cold-start window over'),
+    );
     expect(summary).toMatchObject({ level: 40, coldAdmissions: 5 });
     expect(cold.stats.coldAdmissions).toBe(5);
   });
@@ -132,22 +144,49 @@ describe('cold start and clock skew are counted and logged', () => {
     const prefix = `rlk${process.pid}n${++prefixes}`;
     let ahead = 800;
     const policies = [eventualPolicy('p', 5, 60_000)];
-    const a = await RlNode.start({ servers: nats.url, prefix, options: { policies, eventual: { heartbeatMs: 100 } } });
-    const b = await RlNode.start({ servers: nats.url, prefix, options: { policies, eventual: { heartbeatMs: 100 } }, wall: () => Date.now() + ahead });
+    const a = await RlNode.start({
+      servers: nats.url,
+      prefix,
+      options: { policies, eventual: { heartbeatMs: 100 } },
+    });
+    const b = await RlNode.start({
+      servers: nats.url,
+      prefix,
+      options: { policies, eventual: { heartbeatMs: 100 } },
+      wall: () => Date.now() + ahead,
+    });
     nodes.push(a, b);
-    const warnings = () => a.logs.filter((line) => line.msg === 'rate-limit peer clock skew above maxSkewMs');
+    const warnings = () =>
+      a.logs.filter((line) => line.msg === 'rate-limit peer clock skew above maxSkewMs');
     await waitFor(() => warnings().length === 1, 'the skew warning', 3_000);
     expect(warnings()[0]).toMatchObject({ level: 40, peer: b.origin, maxSkewMs: 500 });
     expect(Math.abs((warnings()[0]!.skewMs as number) - 800)).toBeLessThanOrEqual(100);
     expect(Math.abs(a.rl.health().cluster!.maxPeerSkewMs - 800)).toBeLessThanOrEqual(100);
     // b (whose own clock is the skewed one) sees a 800 ms behind: it warns too.
-    await waitFor(() => b.logs.some((line) => line.msg === 'rate-limit peer clock skew above maxSkewMs' && line.peer === a.origin), 'b warning about a', 3_000);
+    await waitFor(
+      () =>
+        b.logs.some(
+          (line) =>
+            line.msg === 'rate-limit peer clock skew above maxSkewMs' && line.peer === a.origin,
+        ),
+      'b warning about a',
+      3_000,
+    );
     // Several more heartbeats: still one warning (per episode, not per heartbeat).
     await sleep(400);
     expect(warnings()).toHaveLength(1);
     // Fixed: back under, logged at info; a later drift would warn again.
     ahead = 0;
-    await waitFor(() => a.logs.some((line) => line.msg === 'rate-limit peer clock skew back under maxSkewMs' && line.peer === b.origin), 'back under', 3_000);
+    await waitFor(
+      () =>
+        a.logs.some(
+          (line) =>
+            line.msg === 'rate-limit peer clock skew back under maxSkewMs' &&
+            line.peer === b.origin,
+        ),
+      'back under',
+      3_000,
+    );
     ahead = 900;
     await waitFor(() => warnings().length === 2, 'the second episode', 3_000);
   });

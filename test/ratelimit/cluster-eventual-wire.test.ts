@@ -42,14 +42,27 @@ async function setup(): Promise<{ prefix: string; wire: Wire }> {
   return { prefix, wire };
 }
 
-async function node(prefix: string, options: RateLimitsOptions, extra: { servers?: string; wall?: () => number } = {}): Promise<RlNode> {
-  const started = await RlNode.start({ servers: extra.servers ?? nats.url, prefix, options, ...(extra.wall ? { wall: extra.wall } : {}) });
+async function node(
+  prefix: string,
+  options: RateLimitsOptions,
+  extra: { servers?: string; wall?: () => number } = {},
+): Promise<RlNode> {
+  const started = await RlNode.start({
+    servers: extra.servers ?? nats.url,
+    prefix,
+    options,
+    ...(extra.wall ? { wall: extra.wall } : {}),
+  });
   nodes.push(started);
   return started;
 }
 
 const P = 'p';
-const policies = (limit = 100, windowMs = 60_000, more: PolicyConfig[] = []): RateLimitsOptions => ({ policies: [eventualPolicy(P, limit, windowMs), ...more] });
+const policies = (
+  limit = 100,
+  windowMs = 60_000,
+  more: PolicyConfig[] = [],
+): RateLimitsOptions => ({ policies: [eventualPolicy(P, limit, windowMs), ...more] });
 const batches = (wire: Wire, prefix: string): HitBatch[] => wire.on<HitBatch>(`${prefix}.rl.hits`);
 const hitCount = (list: HitBatch[]): number => list.reduce((sum, batch) => sum + batch.h.length, 0);
 
@@ -83,7 +96,11 @@ describe('hit batches on <prefix>.rl.hits', () => {
     expect(a.stats).toMatchObject({ published: 2, publishedHits: 3 });
 
     // Heartbeats on rl.node carry the origin, its last batch and its wall clock.
-    const beat = await waitFor(() => wire.on<Heartbeat>(`${prefix}.rl.node`).find((h) => h.o === a.origin && h.s === 2), 'a heartbeat naming batch 2', 3_000);
+    const beat = await waitFor(
+      () => wire.on<Heartbeat>(`${prefix}.rl.node`).find((h) => h.o === a.origin && h.s === 2),
+      'a heartbeat naming batch 2',
+      3_000,
+    );
     expect(Math.abs(beat.t - (Date.now() + offset))).toBeLessThan(3_000);
     expect(beat.bye).toBeUndefined();
   });
@@ -144,7 +161,10 @@ describe('counting', () => {
     expect(a.check('u1')).toBe(true);
     await sleep(20);
     expect(a.check('u1')).toBe(true);
-    await waitFor(() => wire.raw(`${prefix}.rl.hits`).length === 2 && b.used(P, 'u1') === 2, 'two batches applied');
+    await waitFor(
+      () => wire.raw(`${prefix}.rl.hits`).length === 2 && b.used(P, 'u1') === 2,
+      'two batches applied',
+    );
     // (b may already have seen a batch twice: live, and in a's answer to its start-up sync.)
     const before = { ...b.stats };
     for (const data of wire.raw(`${prefix}.rl.hits`)) {
@@ -163,7 +183,11 @@ describe('counting', () => {
     const { prefix, wire } = await setup();
     const a = await node(prefix, policies());
     const b = await node(prefix, policies());
-    await waitFor(() => a.nodes() === 2 && b.nodes() === 2, 'both nodes counting each other', 3_000);
+    await waitFor(
+      () => a.nodes() === 2 && b.nodes() === 2,
+      'both nodes counting each other',
+      3_000,
+    );
     const junk: (string | object | Uint8Array)[] = [
       'not json',
       '[]',
@@ -181,22 +205,44 @@ describe('counting', () => {
       { o: 'forger', done: true },
       { o: 'forger', done: true, to: -3 },
     ];
-    for (const suffix of ['rl.hits', 'rl.node', 'rl.sync', `rl.replay.${a.origin}`, `rl.replay.${b.origin}`, 'rl.policy']) {
+    for (const suffix of [
+      'rl.hits',
+      'rl.node',
+      'rl.sync',
+      `rl.replay.${a.origin}`,
+      `rl.replay.${b.origin}`,
+      'rl.policy',
+    ]) {
       for (const message of junk) wire.publish(`${prefix}.${suffix}`, message);
     }
     wire.publish(`${prefix}.rl.replay.${a.origin}`, { from: 5, to: 1 });
     wire.publish(`${prefix}.rl.node`, { o: 'forger', s: 1 }); // no t
-    wire.publish(`${prefix}.rl.policy`, { o: 'forger', op: 'put', policy: { id: 'bad id!', limit: 0 } }); // invalid: refused
+    wire.publish(`${prefix}.rl.policy`, {
+      o: 'forger',
+      op: 'put',
+      policy: { id: 'bad id!', limit: 0 },
+    }); // invalid: refused
     wire.publish(`${prefix}.rl.policy`, { o: 'forger', op: 'explode' });
     // A batch with one good hit among bad ones: the good one is applied, the others dropped.
     const now = Date.now();
     wire.publish(`${prefix}.rl.hits`, {
       o: 'forger',
       s: 1,
-      h: [[P, 'user_id:m', now, 1], [P, 5, now, 1], [P, 'user_id:m', 'soon', 1], [P, 'user_id:m', now, 0], [P, 'user_id:m', now], 'junk', null],
+      h: [
+        [P, 'user_id:m', now, 1],
+        [P, 5, now, 1],
+        [P, 'user_id:m', 'soon', 1],
+        [P, 'user_id:m', now, 0],
+        [P, 'user_id:m', now],
+        'junk',
+        null,
+      ],
     });
     await wire.flush();
-    await waitFor(() => b.used(P, 'm') === 1 && a.used(P, 'm') === 1, 'the one good hit applied on both');
+    await waitFor(
+      () => b.used(P, 'm') === 1 && a.used(P, 'm') === 1,
+      'the one good hit applied on both',
+    );
     // Both nodes still work together: policies unchanged, peers counted, hits shared.
     for (const n of [a, b]) expect(n.rl.limiter.policies().map((p) => p.id)).toEqual([P]);
     expect(a.check('u1')).toBe(true);
@@ -207,7 +253,9 @@ describe('counting', () => {
     expect(b.stats.unknownPolicyHits).toBe(0);
     // Without rateLimits.clusterSecret policy messages are not even read (cluster-policy-sync.test.ts
     // covers signed and forged ones).
-    expect(b.logs.some((line) => line.msg === 'rate-limit policy change from the cluster refused')).toBe(false);
+    expect(
+      b.logs.some((line) => line.msg === 'rate-limit policy change from the cluster refused'),
+    ).toBe(false);
     expect(b.rl.linked!.policies.stats).toMatchObject({ applied: 0, rejected: 0 });
   });
 });
@@ -229,7 +277,10 @@ describe('replay, staleness, unknown policies', () => {
       expect(a.check('u1')).toBe(true);
       await sleep(20);
     }
-    await waitFor(() => batches(wire, prefix).filter((batch) => batch.o === a.origin).length === 4, 'a publishing 4 batches');
+    await waitFor(
+      () => batches(wire, prefix).filter((batch) => batch.o === a.origin).length === 4,
+      'a publishing 4 batches',
+    );
     expect(b.used(P, 'u1')).toBe(1);
     proxy.restore();
     // a's next heartbeat names batch 4: b asks a for 2..4 on rl.replay.<a> and applies them.
@@ -262,14 +313,30 @@ describe('replay, staleness, unknown policies', () => {
     const a = await node(prefix, policies(100, 60_000, [short]));
     const proxy = await TcpProxy.start(nats.port);
     proxies.push(proxy);
-    const b = await node(prefix, { ...policies(100, 60_000, [short]), eventual: { heartbeatMs: 200 } }, { servers: proxy.url });
+    const b = await node(
+      prefix,
+      { ...policies(100, 60_000, [short]), eventual: { heartbeatMs: 200 } },
+      { servers: proxy.url },
+    );
 
     // Forged live batch: one hit 61 s old (stale for the 60 s window), one 1 s old (counts).
     const now = Date.now();
-    wire.publish(`${prefix}.rl.hits`, { o: 'old-node', s: 1, h: [[P, 'user_id:s', now - 61_000, 1], [P, 'user_id:s', now - 1_000, 1]] });
+    wire.publish(`${prefix}.rl.hits`, {
+      o: 'old-node',
+      s: 1,
+      h: [
+        [P, 'user_id:s', now - 61_000, 1],
+        [P, 'user_id:s', now - 1_000, 1],
+      ],
+    });
     await wire.flush();
-    await waitFor(() => b.stats.staleHits === 1 && b.used(P, 's') === 1, 'one stale, one applied').catch((err: Error) => {
-      throw new Error(`${err.message}: b ${JSON.stringify(b.stats)} used ${b.used(P, 's')}; a ${JSON.stringify(a.stats)} used ${a.used(P, 's')}`);
+    await waitFor(
+      () => b.stats.staleHits === 1 && b.used(P, 's') === 1,
+      'one stale, one applied',
+    ).catch((err: Error) => {
+      throw new Error(
+        `${err.message}: b ${JSON.stringify(b.stats)} used ${b.used(P, 's')}; a ${JSON.stringify(a.stats)} used ${a.used(P, 's')}`,
+      );
     });
     expect(a.stats.staleHits).toBe(1);
     expect(a.used(P, 's')).toBe(1);
@@ -292,13 +359,30 @@ describe('replay, staleness, unknown policies', () => {
   it('hits for policies the node does not have (or does not run eventual) are counted as unknownPolicyHits', async () => {
     const { prefix, wire } = await setup();
     const onlyA = eventualPolicy('only-a', 10, 60_000);
-    const localHere: PolicyConfig = { id: 'loc', scope: { service: 'other' }, key: 'user_id', limit: 10, windowMs: 60_000, mode: 'local' };
+    const localHere: PolicyConfig = {
+      id: 'loc',
+      scope: { service: 'other' },
+      key: 'user_id',
+      limit: 10,
+      windowMs: 60_000,
+      mode: 'local',
+    };
     const a = await node(prefix, policies(100, 60_000, [onlyA]));
     const b = await node(prefix, policies(100, 60_000, [localHere]));
     expect(a.check('u1')).toBe(true); // one hit for p, one for only-a
-    await waitFor(() => b.stats.appliedHits === 1 && b.stats.unknownPolicyHits === 1, 'one applied, one unknown');
+    await waitFor(
+      () => b.stats.appliedHits === 1 && b.stats.unknownPolicyHits === 1,
+      'one applied, one unknown',
+    );
     // A forged hit for b's local policy is not applied to its local counter.
-    wire.publish(`${prefix}.rl.hits`, { o: 'forger', s: 1, h: [['loc', 'user_id:u1', Date.now(), 1], ['nope', 'user_id:u1', Date.now(), 1]] });
+    wire.publish(`${prefix}.rl.hits`, {
+      o: 'forger',
+      s: 1,
+      h: [
+        ['loc', 'user_id:u1', Date.now(), 1],
+        ['nope', 'user_id:u1', Date.now(), 1],
+      ],
+    });
     await wire.flush();
     await waitFor(() => b.stats.unknownPolicyHits === 3, 'three unknown');
     expect(b.rl.limiter.status('loc', 'u1')!.remaining).toBe(9);
@@ -321,11 +405,16 @@ describe('replay, staleness, unknown policies', () => {
     await sleep(300);
     expect(cold.used(P, 'u1')).toBe(0);
     expect(cold.stats).toMatchObject({ syncs: 0, coldStart: true });
-    const warn = cold.logs.find((line) => line.msg.startsWith('eventual rate limits start without warm-up'));
+    const warn = cold.logs.find((line) =>
+      line.msg.startsWith('eventual rate limits start without warm-up'),
+    );
     expect(warn?.level).toBe(40);
     // From now on it counts what peers publish.
     expect(a.check('u1')).toBe(true);
-    await waitFor(() => cold.used(P, 'u1') === 1 && c.used(P, 'u1') === 7, 'the next hit everywhere');
+    await waitFor(
+      () => cold.used(P, 'u1') === 1 && c.used(P, 'u1') === 7,
+      'the next hit everywhere',
+    );
   });
 });
 
@@ -346,7 +435,9 @@ describe('membership heartbeats on <prefix>.rl.node', () => {
     await waitFor(() => a.nodes() === 2 && b.nodes() === 2, 'c gone', 2_000);
     // Default heartbeats: 500 ms, a peer is dropped after 3 missed (1.5 s); bye is much faster than that.
     expect(Date.now() - closedAt).toBeLessThan(1_000);
-    expect(wire.on<Heartbeat>(`${prefix}.rl.node`).find((h) => h.o === cOrigin && h.bye === true)).toBeDefined();
+    expect(
+      wire.on<Heartbeat>(`${prefix}.rl.node`).find((h) => h.o === cOrigin && h.bye === true),
+    ).toBeDefined();
     await sleep(1_200);
     expect([a.nodes(), b.nodes()]).toEqual([2, 2]);
   });
@@ -360,6 +451,14 @@ describe('membership heartbeats on <prefix>.rl.node', () => {
     // b's connection dies (no bye is sent): a stops counting it after ~3 × 150 ms.
     await b.nc.close();
     await waitFor(() => a.nodes() === 1, 'b dropped', 3_000);
-    await waitFor(() => a.logs.some((line) => line.msg === 'rate-limit peer silent; no longer counted' && line.peer === b.origin), 'the silent-peer warning', 2_000);
+    await waitFor(
+      () =>
+        a.logs.some(
+          (line) =>
+            line.msg === 'rate-limit peer silent; no longer counted' && line.peer === b.origin,
+        ),
+      'the silent-peer warning',
+      2_000,
+    );
   });
 });

@@ -32,7 +32,12 @@ import {
   type Outcome,
 } from '../support/ratelimit-cluster.js';
 
-const fnPolicy = (id: string, requestType: string, limit: number, windowMs: number): PolicyConfig => ({
+const fnPolicy = (
+  id: string,
+  requestType: string,
+  limit: number,
+  windowMs: number,
+): PolicyConfig => ({
   id,
   scope: { service: 'demo', requestType },
   key: 'user_id',
@@ -56,8 +61,16 @@ class Resources {
   nodes: RlNode[] = [];
   cluster: NatsCluster | null = null;
 
-  async gateway(name: string, nats: string, extra: { eventual?: { warmup?: boolean; heartbeatMs?: number } } = {}): Promise<RlGateway> {
-    const gateway = await RlGateway.start(name, { nats, policies: POLICIES, ...(extra.eventual ? { eventual: extra.eventual } : {}) });
+  async gateway(
+    name: string,
+    nats: string,
+    extra: { eventual?: { warmup?: boolean; heartbeatMs?: number } } = {},
+  ): Promise<RlGateway> {
+    const gateway = await RlGateway.start(name, {
+      nats,
+      policies: POLICIES,
+      ...(extra.eventual ? { eventual: extra.eventual } : {}),
+    });
     this.gateways.push(gateway);
     return gateway;
   }
@@ -70,7 +83,12 @@ class Resources {
   }
 }
 
-async function calls(client: Awaited<ReturnType<RlGateway['client']>>, fn: string, n: number, args?: Record<string, unknown>): Promise<Outcome[]> {
+async function calls(
+  client: Awaited<ReturnType<RlGateway['client']>>,
+  fn: string,
+  n: number,
+  args?: Record<string, unknown>,
+): Promise<Outcome[]> {
   const out: Outcome[] = [];
   for (let i = 0; i < n; i++) out.push((await call(client, fn, args)).outcome);
   return out;
@@ -79,7 +97,11 @@ async function calls(client: Awaited<ReturnType<RlGateway['client']>>, fn: strin
 const WHOAMI: Record<string, unknown> = {};
 
 /** The part of a key status that must be equal on converged nodes (reset/retry move with time). */
-const view = (status: KeyStatus) => ({ remaining: status.remaining, allowed: status.allowed, limit: status.limit });
+const view = (status: KeyStatus) => ({
+  remaining: status.remaining,
+  allowed: status.allowed,
+  limit: status.limit,
+});
 
 describe('3-server NATS cluster with routes, gateway processes on different servers', () => {
   const res = new Resources();
@@ -98,7 +120,10 @@ describe('3-server NATS cluster with routes, gateway processes on different serv
   it('spec 22, one node: allowed equals the limit exactly (its own batches are not counted again)', async () => {
     const client = await a.client('one22');
     const outcomes = await calls(client, 'whoami', 15, WHOAMI);
-    expect(outcomes).toEqual([...Array<Outcome>(10).fill('allowed'), ...Array<Outcome>(5).fill('denied')]);
+    expect(outcomes).toEqual([
+      ...Array<Outcome>(10).fill('allowed'),
+      ...Array<Outcome>(5).fill('denied'),
+    ]);
     await sleep(100);
     const status = await a.status('count', 'one22');
     expect(status).toMatchObject({ remaining: 0, allowed: false, limit: 10 });
@@ -114,17 +139,32 @@ describe('3-server NATS cluster with routes, gateway processes on different serv
     let c: RlGateway;
 
     beforeAll(async () => {
-      [b, c] = await Promise.all([res.gateway('b', cluster.urls[1]!), res.gateway('c', cluster.urls[2]!)]);
-      await eventually(async () => (await Promise.all([a, b, c].map((g) => g.health()))).every((h) => h.cluster?.nodes === 3), 'three nodes in every membership', 10_000);
+      [b, c] = await Promise.all([
+        res.gateway('b', cluster.urls[1]!),
+        res.gateway('c', cluster.urls[2]!),
+      ]);
+      await eventually(
+        async () =>
+          (await Promise.all([a, b, c].map((g) => g.health()))).every(
+            (h) => h.cluster?.nodes === 3,
+          ),
+        'three nodes in every membership',
+        10_000,
+      );
     }, 60_000);
 
     it('spec 20, burst: 20 requests in flight at once, 10 per node, limit 10 → each node ≤ 10 (k ≤ the other node’s in-flight requests), then every node denies', async () => {
       const [ca, cb] = await Promise.all([a.client('burst20'), b.client('burst20')]);
-      const outcomes = await Promise.all([...Array.from({ length: 10 }, () => callAsync(ca, 'echo')), ...Array.from({ length: 10 }, () => callAsync(cb, 'echo'))]);
+      const outcomes = await Promise.all([
+        ...Array.from({ length: 10 }, () => callAsync(ca, 'echo')),
+        ...Array.from({ length: 10 }, () => callAsync(cb, 'echo')),
+      ]);
       const onA = count(outcomes.slice(0, 10));
       const onB = count(outcomes.slice(10));
       const total = onA.allowed + onB.allowed;
-      console.info(`spec 20 burst: allowed ${onA.allowed} on a + ${onB.allowed} on b = ${total} (k = ${total - 10})`);
+      console.info(
+        `spec 20 burst: allowed ${onA.allowed} on a + ${onB.allowed} on b = ${total} (k = ${total - 10})`,
+      );
       // All 10 requests of a node are decided before a batch from the other can arrive, so the
       // stated bound is 10 + k with k ≤ 10 (the other node's requests in flight): each node alone
       // never passes the limit.
@@ -133,7 +173,14 @@ describe('3-server NATS cluster with routes, gateway processes on different serv
       expect(onB.allowed).toBeLessThanOrEqual(10);
       expect(total).toBeGreaterThanOrEqual(10);
       // Once the batches crossed, every node counts every allowed hit: no further admits in the window.
-      await eventually(async () => (await Promise.all([a, b, c].map((g) => g.status('burst', 'burst20')))).every((s) => s.remaining === 0 && !s.allowed), 'all nodes full', 5_000);
+      await eventually(
+        async () =>
+          (await Promise.all([a, b, c].map((g) => g.status('burst', 'burst20')))).every(
+            (s) => s.remaining === 0 && !s.allowed,
+          ),
+        'all nodes full',
+        5_000,
+      );
       const after = await Promise.all([callAsync(ca, 'echo'), callAsync(cb, 'echo')]);
       expect(after).toEqual(['denied', 'denied']);
     });
@@ -166,7 +213,9 @@ describe('3-server NATS cluster with routes, gateway processes on different serv
         await sleep(20);
       }
       const tally = count(outcomes);
-      console.info(`spec 20 spaced: ${JSON.stringify(tally)} ${outcomes.map((o) => o[0]).join('')}`);
+      console.info(
+        `spec 20 spaced: ${JSON.stringify(tally)} ${outcomes.map((o) => o[0]).join('')}`,
+      );
       expect(tally.failed).toBe(0);
       expect(tally.allowed).toBeGreaterThanOrEqual(10);
       expect(tally.allowed).toBeLessThanOrEqual(11);
@@ -190,7 +239,9 @@ describe('3-server NATS cluster with routes, gateway processes on different serv
       const [onA, onB] = await Promise.all([drive(ca), drive(cb)]);
       const tally = count([...onA, ...onB]);
       const expected = (STEADY.limit * durationMs) / 1_000;
-      console.info(`spec 21 steady: ${JSON.stringify(tally)}, a ${count(onA).allowed}, b ${count(onB).allowed}; expected ${expected} (${Date.now() - start} ms)`);
+      console.info(
+        `spec 21 steady: ${JSON.stringify(tally)}, a ${count(onA).allowed}, b ${count(onB).allowed}; expected ${expected} (${Date.now() - start} ms)`,
+      );
       expect(tally.failed).toBe(0);
       expect(tally.allowed + tally.denied).toBe(1000);
       expect(tally.allowed).toBeGreaterThanOrEqual(expected * 0.95);
@@ -203,13 +254,27 @@ describe('3-server NATS cluster with routes, gateway processes on different serv
       expect(await calls(cb, 'whoami', 4, WHOAMI)).toEqual(Array(4).fill('allowed'));
       // 7 hits: the status counts one more request, so remaining is 10 − 7 − 1 = 2 on every node.
       const expected = { remaining: 2, allowed: true, limit: 10 };
-      await eventually(async () => (await Promise.all([a, b, c].map((g) => g.status('count', 'two22')))).every((s) => s.remaining === 2), '7 hits everywhere', 5_000);
+      await eventually(
+        async () =>
+          (await Promise.all([a, b, c].map((g) => g.status('count', 'two22')))).every(
+            (s) => s.remaining === 2,
+          ),
+        '7 hits everywhere',
+        5_000,
+      );
       await sleep(300);
       for (const g of [a, b, c]) expect(view(await g.status('count', 'two22'))).toEqual(expected);
       // Further hits keep the views equal: 3 on c fill the window everywhere.
       const cc = await c.client('two22');
       expect(await calls(cc, 'whoami', 3, WHOAMI)).toEqual(Array(3).fill('allowed'));
-      await eventually(async () => (await Promise.all([a, b, c].map((g) => g.status('count', 'two22')))).every((s) => s.remaining === 0 && !s.allowed), 'full everywhere', 5_000);
+      await eventually(
+        async () =>
+          (await Promise.all([a, b, c].map((g) => g.status('count', 'two22')))).every(
+            (s) => s.remaining === 0 && !s.allowed,
+          ),
+        'full everywhere',
+        5_000,
+      );
       expect((await call(ca, 'whoami', WHOAMI)).outcome).toBe('denied');
     });
 
@@ -225,12 +290,21 @@ describe('3-server NATS cluster with routes, gateway processes on different serv
       expect(tally.failed).toBe(0);
       expect(tally.allowed).toBeGreaterThanOrEqual(10);
       expect(tally.allowed).toBeLessThanOrEqual(11);
-      for (const g of [a, b, c]) expect(view(await g.status('count', 'tri'))).toEqual({ remaining: 0, allowed: false, limit: 10 });
+      for (const g of [a, b, c])
+        expect(view(await g.status('count', 'tri'))).toEqual({
+          remaining: 0,
+          allowed: false,
+          limit: 10,
+        });
     });
 
     it('3 gateways, concurrent: 30 requests at once (10 per node), limit 10 → each node ≤ 10, all views full afterwards', async () => {
       const clients = await Promise.all([a, b, c].map((g) => g.client('tri-burst')));
-      const outcomes = await Promise.all(clients.flatMap((client) => Array.from({ length: 10 }, () => callAsync(client, 'whoami', WHOAMI))));
+      const outcomes = await Promise.all(
+        clients.flatMap((client) =>
+          Array.from({ length: 10 }, () => callAsync(client, 'whoami', WHOAMI)),
+        ),
+      );
       const perNode = [0, 1, 2].map((i) => count(outcomes.slice(i * 10, i * 10 + 10)));
       console.info(`3 gateways concurrent: allowed ${perNode.map((t) => t.allowed).join(' + ')}`);
       for (const tally of perNode) {
@@ -238,20 +312,36 @@ describe('3-server NATS cluster with routes, gateway processes on different serv
         expect(tally.allowed).toBeLessThanOrEqual(10);
       }
       expect(perNode.reduce((sum, t) => sum + t.allowed, 0)).toBeGreaterThanOrEqual(10);
-      await eventually(async () => (await Promise.all([a, b, c].map((g) => g.status('count', 'tri-burst')))).every((s) => s.remaining === 0 && !s.allowed), 'full everywhere', 5_000);
+      await eventually(
+        async () =>
+          (await Promise.all([a, b, c].map((g) => g.status('count', 'tri-burst')))).every(
+            (s) => s.remaining === 0 && !s.allowed,
+          ),
+        'full everywhere',
+        5_000,
+      );
     });
 
     it('spec 23, node join with warm-up (default): the new node matches a within 1 s and denies after the remaining 2', async () => {
       const [ca, cb] = await Promise.all([a.client('join23'), b.client('join23')]);
       expect(await calls(ca, 'whoami', 4, WHOAMI)).toEqual(Array(4).fill('allowed'));
       expect(await calls(cb, 'whoami', 4, WHOAMI)).toEqual(Array(4).fill('allowed'));
-      await eventually(async () => (await a.status('count', 'join23')).remaining === 1 && (await b.status('count', 'join23')).remaining === 1, '8 hits on a and b', 5_000);
+      await eventually(
+        async () =>
+          (await a.status('count', 'join23')).remaining === 1 &&
+          (await b.status('count', 'join23')).remaining === 1,
+        '8 hits on a and b',
+        5_000,
+      );
 
       const d = await res.gateway('d', cluster.urls[2]!);
       const joined = Date.now();
       const matched = await eventually(
         async () => {
-          const [onA, onD] = await Promise.all([a.status('count', 'join23'), d.status('count', 'join23')]);
+          const [onA, onD] = await Promise.all([
+            a.status('count', 'join23'),
+            d.status('count', 'join23'),
+          ]);
           return onD.remaining === onA.remaining && onD.allowed === onA.allowed ? onD : null;
         },
         "d's view equal to a's",
@@ -263,28 +353,55 @@ describe('3-server NATS cluster with routes, gateway processes on different serv
       const health = await d.health();
       expect(health.cluster?.eventual).toMatchObject({ syncs: 1, coldStart: false });
       expect(health.cluster?.eventual.replayedBatches).toBeGreaterThan(0);
-      expect(d.logs('eventual rate limits start without warm-up: counts are empty until peers publish (overshoot up to one limit per window)')).toEqual([]);
+      expect(
+        d.logs(
+          'eventual rate limits start without warm-up: counts are empty until peers publish (overshoot up to one limit per window)',
+        ),
+      ).toEqual([]);
 
       const cd = await d.client('join23');
       expect(await calls(cd, 'whoami', 3, WHOAMI)).toEqual(['allowed', 'allowed', 'denied']);
-      await eventually(async () => (await a.health()).cluster?.nodes === 4, 'd counted on a', 5_000);
+      await eventually(
+        async () => (await a.health()).cluster?.nodes === 4,
+        'd counted on a',
+        5_000,
+      );
       // A stopping gateway says bye: the others stop counting it well before 3 missed heartbeats (1.5 s).
       await d.stop();
       const stopped = Date.now();
-      await eventually(async () => (await a.health()).cluster?.nodes === 3, 'd no longer counted on a', 1_000, 20);
-      console.info(`spec 23: d left the membership ${Date.now() - stopped} ms after its process exited`);
+      await eventually(
+        async () => (await a.health()).cluster?.nodes === 3,
+        'd no longer counted on a',
+        1_000,
+        20,
+      );
+      console.info(
+        `spec 23: d left the membership ${Date.now() - stopped} ms after its process exited`,
+      );
     });
 
     it('spec 23, node join without warm-up: the new node starts empty (overshoot ≤ 1 × limit) and logs the cold start', async () => {
       const [ca, cb] = await Promise.all([a.client('cold23'), b.client('cold23')]);
       expect(await calls(ca, 'whoami', 4, WHOAMI)).toEqual(Array(4).fill('allowed'));
       expect(await calls(cb, 'whoami', 4, WHOAMI)).toEqual(Array(4).fill('allowed'));
-      await eventually(async () => (await a.status('count', 'cold23')).remaining === 1 && (await b.status('count', 'cold23')).remaining === 1, '8 hits on a and b', 5_000);
+      await eventually(
+        async () =>
+          (await a.status('count', 'cold23')).remaining === 1 &&
+          (await b.status('count', 'cold23')).remaining === 1,
+        '8 hits on a and b',
+        5_000,
+      );
 
       const e = await res.gateway('e', cluster.urls[1]!, { eventual: { warmup: false } });
       await sleep(300);
-      expect(view(await e.status('count', 'cold23'))).toEqual({ remaining: 9, allowed: true, limit: 10 });
-      const warnings = e.logs('eventual rate limits start without warm-up: counts are empty until peers publish (overshoot up to one limit per window)');
+      expect(view(await e.status('count', 'cold23'))).toEqual({
+        remaining: 9,
+        allowed: true,
+        limit: 10,
+      });
+      const warnings = e.logs(
+        'eventual rate limits start without warm-up: counts are empty until peers publish (overshoot up to one limit per window)',
+      );
       expect(warnings).toHaveLength(1);
       expect(warnings[0]!.level).toBe(40);
       const health = await e.health();
@@ -298,9 +415,21 @@ describe('3-server NATS cluster with routes, gateway processes on different serv
       expect(outcomes.slice(10)).toEqual(['denied', 'denied']);
       expect(8 + allowedOnE).toBeLessThanOrEqual(2 * COUNT.limit);
       // e's hits reached the others (their 10-hit logs are full). On failure, say what each node saw.
-      await eventually(async () => (await a.status('count', 'cold23')).remaining === 0, "e's hits on a", 5_000).catch(async (err: Error) => {
-        const [ha, he, sa, sb, se] = await Promise.all([a.health(), e.health(), a.status('count', 'cold23'), b.status('count', 'cold23'), e.status('count', 'cold23')]);
-        throw new Error(`${err.message}: a ${JSON.stringify(ha.cluster)} e ${JSON.stringify(he.cluster)} status a ${JSON.stringify(sa)} b ${JSON.stringify(sb)} e ${JSON.stringify(se)}`);
+      await eventually(
+        async () => (await a.status('count', 'cold23')).remaining === 0,
+        "e's hits on a",
+        5_000,
+      ).catch(async (err: Error) => {
+        const [ha, he, sa, sb, se] = await Promise.all([
+          a.health(),
+          e.health(),
+          a.status('count', 'cold23'),
+          b.status('count', 'cold23'),
+          e.status('count', 'cold23'),
+        ]);
+        throw new Error(
+          `${err.message}: a ${JSON.stringify(ha.cluster)} e ${JSON.stringify(he.cluster)} status a ${JSON.stringify(sa)} b ${JSON.stringify(sb)} e ${JSON.stringify(se)}`,
+        );
       });
       await e.stop();
     });
@@ -308,12 +437,20 @@ describe('3-server NATS cluster with routes, gateway processes on different serv
     it('spec 26, clock skew: a node 500 ms ahead changes the allowed total of case 21 (2 × 50/s for 10 s, 60/s) by ≤ 5 % (in-process nodes on the cluster)', async () => {
       const policy = eventualPolicy('steady', 60, 1_000);
       const start = (prefix: string, server: number, wall?: () => number) =>
-        RlNode.start({ servers: cluster.urls[server]!, prefix, options: { policies: [policy] }, ...(wall ? { wall } : {}) }).then((node) => {
+        RlNode.start({
+          servers: cluster.urls[server]!,
+          prefix,
+          options: { policies: [policy] },
+          ...(wall ? { wall } : {}),
+        }).then((node) => {
           res.nodes.push(node);
           return node;
         });
       const base = [await start('skew-base', 0), await start('skew-base', 1)];
-      const skewed = [await start('skew-ahead', 0), await start('skew-ahead', 1, () => Date.now() + 500)];
+      const skewed = [
+        await start('skew-ahead', 0),
+        await start('skew-ahead', 1, () => Date.now() + 500),
+      ];
       await sleep(200);
       // Both pairs get the same schedule: every node offered 50/s (one check every 20 ms) for 10 s.
       const durationMs = 10_000;
@@ -331,7 +468,9 @@ describe('3-server NATS cluster with routes, gateway processes on different serv
         }
       }
       const expected = (60 * durationMs) / 1_000;
-      console.info(`spec 26: allowed without skew ${allowed.base}, with +500 ms skew ${allowed.skewed} (expected ≈ ${expected}); per node ${perNode.join(', ')}`);
+      console.info(
+        `spec 26: allowed without skew ${allowed.base}, with +500 ms skew ${allowed.skewed} (expected ≈ ${expected}); per node ${perNode.join(', ')}`,
+      );
       expect(Math.abs(allowed.skewed - allowed.base)).toBeLessThanOrEqual(allowed.base * 0.05);
       for (const total of [allowed.base, allowed.skewed]) {
         expect(total).toBeGreaterThanOrEqual(expected * 0.95);
@@ -351,15 +490,24 @@ describe('2-server NATS cluster with proxied routes: net split and heal, server 
     cluster = res.cluster = await NatsCluster.start({ size: 2, proxiedRoutes: true });
     // One demo worker per side, so each side can still run calls while split.
     res.workers.push(...(await Promise.all(cluster.urls.map((url) => DemoWorker.start(url)))));
-    [a, b] = await Promise.all([res.gateway('a', cluster.urls[0]!), res.gateway('b', cluster.urls[1]!)]);
-    await eventually(async () => (await Promise.all([a, b].map((g) => g.health()))).every((h) => h.cluster?.nodes === 2), 'two nodes', 10_000);
+    [a, b] = await Promise.all([
+      res.gateway('a', cluster.urls[0]!),
+      res.gateway('b', cluster.urls[1]!),
+    ]);
+    await eventually(
+      async () =>
+        (await Promise.all([a, b].map((g) => g.health()))).every((h) => h.cluster?.nodes === 2),
+      'two nodes',
+      10_000,
+    );
   }, 60_000);
   afterAll(async () => {
     await res.dispose();
   }, 30_000);
 
   /** Route connections closed so far, as the server logged them. */
-  const routesClosed = (i: number): number => cluster.servers[i]!.log.match(/Router? connection closed/g)?.length ?? 0;
+  const routesClosed = (i: number): number =>
+    cluster.servers[i]!.log.match(/Router? connection closed/g)?.length ?? 0;
 
   it('spec 24: split, each side enforces alone (≤ limit each); heal: replay converges both views, stale hits cause no denials', async () => {
     const clients = {
@@ -369,7 +517,11 @@ describe('2-server NATS cluster with proxied routes: net split and heal, server 
     const closedBefore = [routesClosed(0), routesClosed(1)];
     cluster.isolate(0);
     cluster.isolate(1);
-    await eventually(async () => routesClosed(0) > closedBefore[0]! && routesClosed(1) > closedBefore[1]!, 'routes closed on both servers', 5_000);
+    await eventually(
+      async () => routesClosed(0) > closedBefore[0]! && routesClosed(1) > closedBefore[1]!,
+      'routes closed on both servers',
+      5_000,
+    );
 
     // (While split, what matters is the limiter's decision: a call it let through could still fail
     // to reach a worker, so "admitted" = not denied.)
@@ -399,7 +551,10 @@ describe('2-server NATS cluster with proxied routes: net split and heal, server 
     // Converged: each node now counts 9 hits for sp-part (remaining 0 after one more), equal on both.
     await eventually(
       async () => {
-        const [onA, onB] = await Promise.all([a.status('count', 'sp-part'), b.status('count', 'sp-part')]);
+        const [onA, onB] = await Promise.all([
+          a.status('count', 'sp-part'),
+          b.status('count', 'sp-part'),
+        ]);
         return onA.remaining === 0 && onB.remaining === 0 && onA.allowed && onB.allowed;
       },
       'both views at 9 hits',
@@ -407,11 +562,18 @@ describe('2-server NATS cluster with proxied routes: net split and heal, server 
       25,
     );
     const convergedMs = Date.now() - healed;
-    await eventually(async () => (await Promise.all([a.health(), b.health()])).every((h) => h.cluster?.nodes === 2), 'both nodes counting each other again', 5_000);
+    await eventually(
+      async () =>
+        (await Promise.all([a.health(), b.health()])).every((h) => h.cluster?.nodes === 2),
+      'both nodes counting each other again',
+      5_000,
+    );
     console.info(`spec 24: converged ${convergedMs} ms after the routes came back`);
     // Spec: within 1 s. Noticed at the next heartbeat (500 ms by default), then one replay round trip.
     expect(convergedMs).toBeLessThanOrEqual(1_000);
-    expect(view(await a.status('count', 'sp-full'))).toEqual(view(await b.status('count', 'sp-full')));
+    expect(view(await a.status('count', 'sp-full'))).toEqual(
+      view(await b.status('count', 'sp-full')),
+    );
     expect((await a.status('count', 'sp-full')).allowed).toBe(false);
     const healthAfter = await Promise.all([a.health(), b.health()]);
     for (const [i, after] of healthAfter.entries()) {
@@ -419,28 +581,39 @@ describe('2-server NATS cluster with proxied routes: net split and heal, server 
       expect(after.cluster!.eventual.replayRequests).toBeGreaterThan(before.replayRequests);
       expect(after.cluster!.eventual.replayedBatches).toBeGreaterThan(before.replayedBatches);
     }
-    console.info(`spec 24: stale hits dropped a=${healthAfter[0]!.cluster!.eventual.staleHits} b=${healthAfter[1]!.cluster!.eventual.staleHits}`);
+    console.info(
+      `spec 24: stale hits dropped a=${healthAfter[0].cluster!.eventual.staleHits} b=${healthAfter[1].cluster!.eventual.staleHits}`,
+    );
 
     // No burst of denials from replayed old hits: the short window's hits are older than its window.
     expect((await call(clients.a[2]!, 'echo')).outcome).toBe('allowed');
     expect((await call(clients.b[2]!, 'echo')).outcome).toBe('allowed');
     // Each node counts exactly the two fresh hits, none of the 20 replayed old ones.
     await eventually(
-      async () => (await Promise.all([a.status('burst', 'sp-short'), b.status('burst', 'sp-short')])).every((s) => s.remaining === 10 - 2 - 1),
+      async () =>
+        (await Promise.all([a.status('burst', 'sp-short'), b.status('burst', 'sp-short')])).every(
+          (s) => s.remaining === 10 - 2 - 1,
+        ),
       'two short hits on both',
       5_000,
     );
     // And a fresh user is served normally on both sides.
     const fresh = await Promise.all([a.client('sp-fresh'), b.client('sp-fresh')]);
-    expect((await call(fresh[0]!, 'whoami', WHOAMI)).outcome).toBe('allowed');
-    expect((await call(fresh[1]!, 'whoami', WHOAMI)).outcome).toBe('allowed');
+    expect((await call(fresh[0], 'whoami', WHOAMI)).outcome).toBe('allowed');
+    expect((await call(fresh[1], 'whoami', WHOAMI)).outcome).toBe('allowed');
   }, 60_000);
 
   it("spec 24, server kill: b's nats-server is SIGKILLed, b keeps deciding with its local counts, the server restarts and the counts converge", async () => {
     const [ca, cb] = await Promise.all([a.client('kill'), b.client('kill')]);
     expect(await calls(ca, 'whoami', 2, WHOAMI)).toEqual(['allowed', 'allowed']);
     expect(await calls(cb, 'whoami', 2, WHOAMI)).toEqual(['allowed', 'allowed']);
-    await eventually(async () => (await a.status('count', 'kill')).remaining === 5 && (await b.status('count', 'kill')).remaining === 5, '4 hits on both', 5_000);
+    await eventually(
+      async () =>
+        (await a.status('count', 'kill')).remaining === 5 &&
+        (await b.status('count', 'kill')).remaining === 5,
+      '4 hits on both',
+      5_000,
+    );
 
     // The gateway logs one line per NATS status change (src/bus/nats/link.ts).
     const DOWN = 'NATS status: disconnected; requests fail fast until it is back';
@@ -457,16 +630,30 @@ describe('2-server NATS cluster with proxied routes: net split and heal, server 
 
     await cluster.servers[1]!.restart();
     await cluster.waitForRoutes();
-    await eventually(async () => b.logs(DOWN).length > disconnectsBefore && b.logs(UP).length > upBefore, 'b reconnected', 10_000);
+    await eventually(
+      async () => b.logs(DOWN).length > disconnectsBefore && b.logs(UP).length > upBefore,
+      'b reconnected',
+      10_000,
+    );
     await eventually(
       async () => {
-        const [onA, onB] = await Promise.all([a.status('count', 'kill'), b.status('count', 'kill')]);
+        const [onA, onB] = await Promise.all([
+          a.status('count', 'kill'),
+          b.status('count', 'kill'),
+        ]);
         return onA.remaining === 1 && onB.remaining === 1;
       },
       'both views at 8 hits',
       5_000,
     );
-    console.info(`spec 24 kill: b reconnected to ${JSON.stringify(b.logs(UP).slice(upBefore).map((line) => line.server))} (servers ${cluster.urls.join(', ')})`);
+    console.info(
+      `spec 24 kill: b reconnected to ${JSON.stringify(
+        b
+          .logs(UP)
+          .slice(upBefore)
+          .map((line) => line.server),
+      )} (servers ${cluster.urls.join(', ')})`,
+    );
     // Both still work together: 2 more hits fill the window everywhere.
     expect(await calls(cb, 'whoami', 2, WHOAMI)).toEqual(['allowed', 'allowed']);
     await eventually(async () => !(await a.status('count', 'kill')).allowed, 'a full', 5_000);

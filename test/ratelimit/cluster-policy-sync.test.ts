@@ -17,18 +17,43 @@ import { connect, headers, type NatsConnection } from '@nats-io/transport-node';
 import type { PolicyConfig } from '../../src/ratelimit/types.js';
 import type { RateLimitsHealth } from '../../src/ratelimit/rate-limits.js';
 import { NatsCluster } from '../support/nats.js';
-import { call, DemoWorker, eventually, RlGateway, sleep, type Outcome } from '../support/ratelimit-cluster.js';
+import {
+  call,
+  DemoWorker,
+  eventually,
+  RlGateway,
+  sleep,
+  type Outcome,
+} from '../support/ratelimit-cluster.js';
 
 const SECRET = 'policy-sync-tests-shared-secret';
-const ECHO: PolicyConfig = { id: 'echo.cap', scope: { service: 'demo', requestType: 'echo' }, key: 'user_id', limit: 100, windowMs: 60_000, mode: 'eventual' };
-const WHOAMI: PolicyConfig = { id: 'whoami.cap', scope: { service: 'demo', requestType: 'whoami' }, key: 'user_id', limit: 100, windowMs: 60_000, mode: 'eventual' };
+const ECHO: PolicyConfig = {
+  id: 'echo.cap',
+  scope: { service: 'demo', requestType: 'echo' },
+  key: 'user_id',
+  limit: 100,
+  windowMs: 60_000,
+  mode: 'eventual',
+};
+const WHOAMI: PolicyConfig = {
+  id: 'whoami.cap',
+  scope: { service: 'demo', requestType: 'whoami' },
+  key: 'user_id',
+  limit: 100,
+  windowMs: 60_000,
+  mode: 'eventual',
+};
 const POLICIES = [ECHO, WHOAMI];
 
 /** Log lines of one message, parsed. */
 const logs = (gateway: RlGateway, msg: string) => gateway.logs(msg);
 
 /** The first log line of `msg` (matching `where`), once the process's stdout has brought it. */
-function logLine(gateway: RlGateway, msg: string, where: (line: Record<string, unknown>) => boolean = () => true): Promise<Record<string, unknown>> {
+function logLine(
+  gateway: RlGateway,
+  msg: string,
+  where: (line: Record<string, unknown>) => boolean = () => true,
+): Promise<Record<string, unknown>> {
   return eventually(async () => logs(gateway, msg).find(where), `the log line "${msg}"`, 3_000, 20);
 }
 
@@ -48,10 +73,16 @@ async function policySet(gateway: RlGateway): Promise<string> {
   return JSON.stringify([...policies.values()].sort((x, y) => x.id.localeCompare(y.id)));
 }
 
-async function outcomes(gateway: RlGateway, user: string, fn: string, n: number): Promise<Outcome[]> {
+async function outcomes(
+  gateway: RlGateway,
+  user: string,
+  fn: string,
+  n: number,
+): Promise<Outcome[]> {
   const client = await gateway.client(user);
   const out: Outcome[] = [];
-  for (let i = 0; i < n; i++) out.push((await call(client, fn, fn === 'whoami' ? {} : undefined)).outcome);
+  for (let i = 0; i < n; i++)
+    out.push((await call(client, fn, fn === 'whoami' ? {} : undefined)).outcome);
   return out;
 }
 
@@ -63,7 +94,11 @@ describe('runtime policy changes on a 2-server NATS cluster (proxied routes), ga
   let b: RlGateway;
   let nc: NatsConnection;
 
-  async function gateway(name: string, server: number, secret: string | null = SECRET): Promise<RlGateway> {
+  async function gateway(
+    name: string,
+    server: number,
+    secret: string | null = SECRET,
+  ): Promise<RlGateway> {
     const started = await RlGateway.start(name, {
       nats: cluster.urls[server]!,
       policies: POLICIES,
@@ -78,7 +113,11 @@ describe('runtime policy changes on a 2-server NATS cluster (proxied routes), ga
     cluster = await NatsCluster.start({ size: 2, proxiedRoutes: true });
     workers.push(...(await Promise.all(cluster.urls.map((url) => DemoWorker.start(url)))));
     [a, b] = await Promise.all([gateway('a', 0), gateway('b', 1)]);
-    await eventually(async () => (await Promise.all([a, b].map(health))).every((h) => h.cluster?.nodes === 2), 'two nodes', 10_000);
+    await eventually(
+      async () => (await Promise.all([a, b].map(health))).every((h) => h.cluster?.nodes === 2),
+      'two nodes',
+      10_000,
+    );
     nc = await connect({ servers: cluster.urls[0]! });
   }, 60_000);
   afterAll(async () => {
@@ -91,11 +130,28 @@ describe('runtime policy changes on a 2-server NATS cluster (proxied routes), ga
   it('a PUT, a DELETE and a shadow change on a are applied on b, logged there with via "cluster" and a’s origin, and followed by b’s calls', async () => {
     const aOrigin = await origin(a);
     // PUT a new policy on a: 2 calls of demo.echo_async per user.
-    const added: PolicyConfig = { id: 'async.two', scope: { service: 'demo', requestType: 'echo_async' }, key: 'user_id', limit: 2, windowMs: 60_000, mode: 'eventual' };
+    const added: PolicyConfig = {
+      id: 'async.two',
+      scope: { service: 'demo', requestType: 'echo_async' },
+      key: 'user_id',
+      limit: 2,
+      windowMs: 60_000,
+      mode: 'eventual',
+    };
     expect((await a.adminRequest('PUT', '/policies/async.two', added)).status).toBe(201);
-    await eventually(async () => (await b.policies()).has('async.two'), 'the policy on b', 3_000, 20);
+    await eventually(
+      async () => (await b.policies()).has('async.two'),
+      'the policy on b',
+      3_000,
+      20,
+    );
     expect((await b.policies()).get('async.two')).toEqual(added);
-    expect(await logLine(b, 'rate-limit policy added')).toMatchObject({ level: 40, actor: { via: 'cluster', who: aOrigin }, policy: added, previous: null });
+    expect(await logLine(b, 'rate-limit policy added')).toMatchObject({
+      level: 40,
+      actor: { via: 'cluster', who: aOrigin },
+      policy: added,
+      previous: null,
+    });
     expect(await logLine(a, 'rate-limit policy added')).toMatchObject({ actor: { via: 'admin' } });
     // b enforces it: 2 pass, the third is denied by async.two.
     const onB = await outcomes(b, 'sync-put', 'echo_async', 3);
@@ -104,20 +160,48 @@ describe('runtime policy changes on a 2-server NATS cluster (proxied routes), ga
     // Replace on a: b logs the replacement (compatible: counters kept) and applies the new limit.
     const raised = { ...added, limit: 3 };
     expect((await a.adminRequest('PUT', '/policies/async.two', raised)).status).toBe(200);
-    await eventually(async () => (await b.policies()).get('async.two')?.limit === 3, 'the new limit on b', 3_000, 20);
-    expect(await logLine(b, 'rate-limit policy replaced')).toMatchObject({ actor: { via: 'cluster', who: aOrigin }, policy: raised, previous: added, counters: 'kept' });
+    await eventually(
+      async () => (await b.policies()).get('async.two')?.limit === 3,
+      'the new limit on b',
+      3_000,
+      20,
+    );
+    expect(await logLine(b, 'rate-limit policy replaced')).toMatchObject({
+      actor: { via: 'cluster', who: aOrigin },
+      policy: raised,
+      previous: added,
+      counters: 'kept',
+    });
     expect(await outcomes(b, 'sync-put', 'echo_async', 2)).toEqual(['allowed', 'denied']);
 
     // DELETE on a: gone on b, logged, calls no longer limited there.
     expect((await a.adminRequest('DELETE', '/policies/async.two')).status).toBe(204);
-    await eventually(async () => !(await b.policies()).has('async.two'), 'the policy gone from b', 3_000, 20);
-    expect(await logLine(b, 'rate-limit policy removed')).toMatchObject({ level: 40, actor: { via: 'cluster', who: aOrigin }, policy: raised });
-    expect(await outcomes(b, 'sync-put', 'echo_async', 3)).toEqual(['allowed', 'allowed', 'allowed']);
+    await eventually(
+      async () => !(await b.policies()).has('async.two'),
+      'the policy gone from b',
+      3_000,
+      20,
+    );
+    expect(await logLine(b, 'rate-limit policy removed')).toMatchObject({
+      level: 40,
+      actor: { via: 'cluster', who: aOrigin },
+      policy: raised,
+    });
+    expect(await outcomes(b, 'sync-put', 'echo_async', 3)).toEqual([
+      'allowed',
+      'allowed',
+      'allowed',
+    ]);
 
     // Shadow on a: b counts without denying, logged; then off again.
     expect((await a.adminRequest('PUT', '/shadow', { shadow: true })).status).toBe(200);
     await eventually(async () => (await health(b)).shadow, 'shadow on b', 3_000, 20);
-    expect(await logLine(b, 'rate-limit shadow mode changed')).toMatchObject({ level: 40, actor: { via: 'cluster', who: aOrigin }, shadow: true, previous: false });
+    expect(await logLine(b, 'rate-limit shadow mode changed')).toMatchObject({
+      level: 40,
+      actor: { via: 'cluster', who: aOrigin },
+      shadow: true,
+      previous: false,
+    });
     expect((await a.adminRequest('PUT', '/shadow', { shadow: false })).status).toBe(200);
     await eventually(async () => !(await health(b)).shadow, 'shadow off on b', 3_000, 20);
 
@@ -131,35 +215,80 @@ describe('runtime policy changes on a 2-server NATS cluster (proxied routes), ga
 
   it('a gateway started later learns every earlier change from its peers, config-file policies included', async () => {
     // Earlier changes: echo.cap replaced (limit 4), whoami.cap (in every config file) deleted.
-    expect((await a.adminRequest('PUT', '/policies/echo.cap', { ...ECHO, limit: 4 })).status).toBe(200);
+    expect((await a.adminRequest('PUT', '/policies/echo.cap', { ...ECHO, limit: 4 })).status).toBe(
+      200,
+    );
     expect((await b.adminRequest('DELETE', '/policies/whoami.cap')).status).toBe(204);
-    await eventually(async () => (await policySet(a)) === (await policySet(b)), 'a and b agree', 3_000, 20);
+    await eventually(
+      async () => (await policySet(a)) === (await policySet(b)),
+      'a and b agree',
+      3_000,
+      20,
+    );
 
     const c = await gateway('c', 1);
     const joined = Date.now();
-    await eventually(async () => (await policySet(c)) === (await policySet(a)), 'c’s policies equal to a’s', 3_000, 20);
-    console.info(`policy sync: the new gateway matched a ${Date.now() - joined} ms after it was up`);
+    await eventually(
+      async () => (await policySet(c)) === (await policySet(a)),
+      'c’s policies equal to a’s',
+      3_000,
+      20,
+    );
+    console.info(
+      `policy sync: the new gateway matched a ${Date.now() - joined} ms after it was up`,
+    );
     const policies = await c.policies();
     expect(policies.get('echo.cap')?.limit).toBe(4);
     expect(policies.has('whoami.cap')).toBe(false);
-    expect(await logLine(c, 'rate-limit policy removed')).toMatchObject({ actor: { via: 'cluster', who: await origin(b) }, policy: WHOAMI });
-    expect(await logLine(c, 'rate-limit policy replaced')).toMatchObject({ actor: { via: 'cluster', who: await origin(a) }, policy: { ...ECHO, limit: 4 } });
+    expect(await logLine(c, 'rate-limit policy removed')).toMatchObject({
+      actor: { via: 'cluster', who: await origin(b) },
+      policy: WHOAMI,
+    });
+    expect(await logLine(c, 'rate-limit policy replaced')).toMatchObject({
+      actor: { via: 'cluster', who: await origin(a) },
+      policy: { ...ECHO, limit: 4 },
+    });
     // c enforces the cluster's version: 4 echo calls, then denied (the config file said 100).
-    expect(await outcomes(c, 'late-joiner', 'echo', 5)).toEqual(['allowed', 'allowed', 'allowed', 'allowed', 'denied']);
-    expect((await health(c)).cluster!.policies.digest).toBe((await health(a)).cluster!.policies.digest);
+    expect(await outcomes(c, 'late-joiner', 'echo', 5)).toEqual([
+      'allowed',
+      'allowed',
+      'allowed',
+      'allowed',
+      'denied',
+    ]);
+    expect((await health(c)).cluster!.policies.digest).toBe(
+      (await health(a)).cluster!.policies.digest,
+    );
     await c.stop();
   }, 60_000);
 
   it('changes made on both sides of a partition converge when it heals: the later change wins everywhere', async () => {
-    const closed = (i: number) => cluster.servers[i]!.log.match(/Router? connection closed/g)?.length ?? 0;
+    const closed = (i: number) =>
+      cluster.servers[i]!.log.match(/Router? connection closed/g)?.length ?? 0;
     const before = [closed(0), closed(1)];
     cluster.isolate(0);
     cluster.isolate(1);
-    await eventually(async () => closed(0) > before[0]! && closed(1) > before[1]!, 'routes closed', 5_000);
+    await eventually(
+      async () => closed(0) > before[0]! && closed(1) > before[1]!,
+      'routes closed',
+      5_000,
+    );
 
     // a: split.x limit 3, then (later) b: split.x limit 7; a alone adds split.y; b deletes echo.cap.
-    const x: PolicyConfig = { id: 'split.x', scope: { service: 'demo', requestType: 'notify' }, key: 'user_id', limit: 3, windowMs: 60_000 };
-    const y: PolicyConfig = { id: 'split.y', scope: { service: 'demo', requestType: 'count' }, key: 'user_id', limit: 9, windowMs: 60_000 };
+    const x: PolicyConfig = {
+      id: 'split.x',
+      scope: { service: 'demo', requestType: 'notify' },
+      key: 'user_id',
+      limit: 3,
+      windowMs: 60_000,
+    };
+    const y: PolicyConfig = {
+      id: 'split.y',
+      scope: { service: 'demo', requestType: 'count' },
+      key: 'user_id',
+      limit: 9,
+      windowMs: 60_000,
+    };
     expect((await a.adminRequest('PUT', '/policies/split.x', x)).status).toBe(201);
     expect((await a.adminRequest('PUT', '/policies/split.y', y)).status).toBe(201);
     await sleep(20);
@@ -171,13 +300,20 @@ describe('runtime policy changes on a 2-server NATS cluster (proxied routes), ga
     expect((await b.policies()).get('split.x')?.limit).toBe(7);
     expect((await b.policies()).has('split.y')).toBe(false);
     expect((await a.policies()).has('echo.cap')).toBe(true);
-    const digests = await Promise.all([a, b].map(async (g) => (await health(g)).cluster!.policies.digest));
+    const digests = await Promise.all(
+      [a, b].map(async (g) => (await health(g)).cluster!.policies.digest),
+    );
     expect(digests[0]).not.toBe(digests[1]);
 
     cluster.heal();
     await cluster.waitForRoutes();
     const healed = Date.now();
-    await eventually(async () => (await policySet(a)) === (await policySet(b)), 'a and b agree again', 5_000, 20);
+    await eventually(
+      async () => (await policySet(a)) === (await policySet(b)),
+      'a and b agree again',
+      5_000,
+      20,
+    );
     console.info(`policy sync: converged ${Date.now() - healed} ms after the routes came back`);
     for (const g of [a, b]) {
       const policies = await g.policies();
@@ -196,11 +332,19 @@ describe('runtime policy changes on a 2-server NATS cluster (proxied routes), ga
     const before = await Promise.all([a, b].map(policySet));
     const rejected = (await health(b)).cluster!.policies.rejected;
     const subject = 'genapi.rl.policy';
-    const forged = { o: 'forger', t: Date.now() + 3_600_000, op: 'put', policy: { id: 'forged', key: 'user_id', limit: 1, windowMs: 60_000 } };
+    const forged = {
+      o: 'forger',
+      t: Date.now() + 3_600_000,
+      op: 'put',
+      policy: { id: 'forged', key: 'user_id', limit: 1, windowMs: 60_000 },
+    };
     const data = new TextEncoder().encode(JSON.stringify(forged));
     const sign = (secret: string, to: string) => {
       const h = headers();
-      h.set('Genapi-Rl-Sig', createHmac('sha256', secret).update(to).update('\n').update(data).digest('base64url'));
+      h.set(
+        'Genapi-Rl-Sig',
+        createHmac('sha256', secret).update(to).update('\n').update(data).digest('base64url'),
+      );
       return h;
     };
     nc.publish(subject, data);
@@ -215,35 +359,89 @@ describe('runtime policy changes on a 2-server NATS cluster (proxied routes), ga
         answers.push(msg.data);
       },
     });
-    nc.publish('genapi.rl.policy.sync', new TextEncoder().encode(JSON.stringify({ o: 'forger' })), { reply: inbox });
+    nc.publish('genapi.rl.policy.sync', new TextEncoder().encode(JSON.stringify({ o: 'forger' })), {
+      reply: inbox,
+    });
     await nc.flush();
-    await eventually(async () => (await health(b)).cluster!.policies.rejected >= rejected + 4, 'four refusals on b', 3_000, 20);
+    await eventually(
+      async () => (await health(b)).cluster!.policies.rejected >= rejected + 4,
+      'four refusals on b',
+      3_000,
+      20,
+    );
     await sleep(200);
     expect(answers).toEqual([]);
     expect(await Promise.all([a, b].map(policySet))).toEqual(before);
-    await logLine(b, 'rate-limit policy message refused: missing or wrong signature (rateLimits.clusterSecret differs?)');
+    await logLine(
+      b,
+      'rate-limit policy message refused: missing or wrong signature (rateLimits.clusterSecret differs?)',
+    );
 
     // The same message signed with the shared secret is a real change (the control).
     nc.publish(subject, data, { headers: sign(SECRET, subject) });
-    await eventually(async () => (await b.policies()).has('forged'), 'the signed change applied', 3_000, 20);
-    expect(await logLine(b, 'rate-limit policy added', (line) => (line.policy as PolicyConfig).id === 'forged')).toMatchObject({ actor: { via: 'cluster', who: 'forger' } });
+    await eventually(
+      async () => (await b.policies()).has('forged'),
+      'the signed change applied',
+      3_000,
+      20,
+    );
+    expect(
+      await logLine(
+        b,
+        'rate-limit policy added',
+        (line) => (line.policy as PolicyConfig).id === 'forged',
+      ),
+    ).toMatchObject({ actor: { via: 'cluster', who: 'forger' } });
     // A signed but invalid policy is refused by every node's validation, and logged.
-    const invalid = new TextEncoder().encode(JSON.stringify({ o: 'forger', t: Date.now() + 3_600_001, op: 'put', policy: { id: 'bad', key: 'user_id', limit: 0, windowMs: 1000 } }));
+    const invalid = new TextEncoder().encode(
+      JSON.stringify({
+        o: 'forger',
+        t: Date.now() + 3_600_001,
+        op: 'put',
+        policy: { id: 'bad', key: 'user_id', limit: 0, windowMs: 1000 },
+      }),
+    );
     const h = headers();
-    h.set('Genapi-Rl-Sig', createHmac('sha256', SECRET).update(subject).update('\n').update(invalid).digest('base64url'));
+    h.set(
+      'Genapi-Rl-Sig',
+      createHmac('sha256', SECRET).update(subject).update('\n').update(invalid).digest('base64url'),
+    );
     nc.publish(subject, invalid, { headers: h });
-    expect(await logLine(b, 'rate-limit policy change from the cluster refused')).toMatchObject({ level: 50, err: 'policy bad: limit must be a positive integer, got 0' });
+    expect(await logLine(b, 'rate-limit policy change from the cluster refused')).toMatchObject({
+      level: 50,
+      err: 'policy bad: limit must be a positive integer, got 0',
+    });
     expect((await b.policies()).has('bad')).toBe(false);
   }, 30_000);
 
   it('without a cluster secret a change stays on its gateway (with a warning) and the gateway ignores the others’ changes', async () => {
     const lone = await gateway('lone', 0, null);
-    await logLine(lone, 'rate-limit policy changes stay on the gateway they are made on: set rateLimits.clusterSecret to share them');
-    const only: PolicyConfig = { id: 'only.here', scope: { service: 'demo', requestType: 'echo' }, key: 'user_id', limit: 1, windowMs: 60_000 };
+    await logLine(
+      lone,
+      'rate-limit policy changes stay on the gateway they are made on: set rateLimits.clusterSecret to share them',
+    );
+    const only: PolicyConfig = {
+      id: 'only.here',
+      scope: { service: 'demo', requestType: 'echo' },
+      key: 'user_id',
+      limit: 1,
+      windowMs: 60_000,
+    };
     expect((await lone.adminRequest('PUT', '/policies/only.here', only)).status).toBe(201);
     // (Log lines reach us through the process's stdout: wait for it.)
-    await eventually(async () => logs(lone, 'rate-limit policy change applies to this gateway only: set rateLimits.clusterSecret to share changes with the other gateways').length === 1, 'the warning', 3_000, 20);
-    expect((await a.adminRequest('PUT', '/policies/from.a', { ...only, id: 'from.a' })).status).toBe(201);
+    await eventually(
+      async () =>
+        logs(
+          lone,
+          'rate-limit policy change applies to this gateway only: set rateLimits.clusterSecret to share changes with the other gateways',
+        ).length === 1,
+      'the warning',
+      3_000,
+      20,
+    );
+    expect(
+      (await a.adminRequest('PUT', '/policies/from.a', { ...only, id: 'from.a' })).status,
+    ).toBe(201);
     await eventually(async () => (await b.policies()).has('from.a'), 'from.a on b', 3_000, 20);
     await sleep(300);
     expect((await a.policies()).has('only.here')).toBe(false);

@@ -124,7 +124,10 @@ function sfHeader(headers: IncomingHttpHeaders, name: string): SfItem {
 }
 
 /** Asserts the draft-10/11 RateLimit headers: the policy with q and w, the state with r and t. */
-function expectLimitHeaders(headers: IncomingHttpHeaders, expected: { q: number; w: number; r?: number; t?: number }): { r: number; t: number } {
+function expectLimitHeaders(
+  headers: IncomingHttpHeaders,
+  expected: { q: number; w: number; r?: number; t?: number },
+): { r: number; t: number } {
   const policy = sfHeader(headers, 'ratelimit-policy');
   expect(policy).toEqual({ value: 'socket_connect', params: { q: expected.q, w: expected.w } });
   const state = sfHeader(headers, 'ratelimit');
@@ -165,14 +168,23 @@ interface HttpAnswer {
 }
 
 /** A raw WebSocket upgrade request (optionally from another loopback address); 101 when it upgraded. */
-function upgrade(port: number, path = '/socket/websocket?vsn=2.0.0', localAddress?: string): Promise<HttpAnswer> {
+function upgrade(
+  port: number,
+  path = '/socket/websocket?vsn=2.0.0',
+  localAddress?: string,
+): Promise<HttpAnswer> {
   return new Promise((resolve, reject) => {
     const req = httpRequest({
       host: '127.0.0.1',
       port,
       path,
       ...(localAddress ? { localAddress } : {}),
-      headers: { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': randomBytes(16).toString('base64') },
+      headers: {
+        connection: 'Upgrade',
+        upgrade: 'websocket',
+        'sec-websocket-version': '13',
+        'sec-websocket-key': randomBytes(16).toString('base64'),
+      },
     });
     req.once('upgrade', (res, socket) => {
       socket.destroy();
@@ -191,11 +203,19 @@ function upgrade(port: number, path = '/socket/websocket?vsn=2.0.0', localAddres
 /** The LongPoll open (a GET without a token). */
 function longpollOpen(port: number, localAddress?: string): Promise<HttpAnswer> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port, path: '/socket/longpoll?vsn=2.0.0', ...(localAddress ? { localAddress } : {}) }, (res) => {
-      let body = '';
-      res.on('data', (chunk: Buffer) => (body += chunk.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-    });
+    const req = httpRequest(
+      {
+        host: '127.0.0.1',
+        port,
+        path: '/socket/longpoll?vsn=2.0.0',
+        ...(localAddress ? { localAddress } : {}),
+      },
+      (res) => {
+        let body = '';
+        res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      },
+    );
     req.once('error', reject);
     req.end();
   });
@@ -294,13 +314,15 @@ describe('37: per-IP connect limit, 20 per minute (fake clock)', () => {
     let opened = false;
     ws.on('open', () => (opened = true));
     ws.on('error', () => {});
-    const answer = await new Promise<{ status: number; headers: IncomingHttpHeaders }>((resolve) => {
-      ws.on('unexpected-response', (_req, res) => {
-        resolve({ status: res.statusCode ?? 0, headers: res.headers });
-        res.resume();
-        ws.terminate();
-      });
-    });
+    const answer = await new Promise<{ status: number; headers: IncomingHttpHeaders }>(
+      (resolve) => {
+        ws.on('unexpected-response', (_req, res) => {
+          resolve({ status: res.statusCode ?? 0, headers: res.headers });
+          res.resume();
+          ws.terminate();
+        });
+      },
+    );
     expect(answer.status).toBe(429);
     expect429(answer.headers, 20, 60, 3);
     expect(opened).toBe(false);
@@ -360,13 +382,21 @@ describe('37: per-IP connect limit, 20 per minute (fake clock)', () => {
   it('stats.rateLimitedConnects counts every refused connect; the connect hook is never called for them', async () => {
     const app = await limitedGateway({ limit: 3, windowMs: 60_000 });
     for (let n = 0; n < 3; n++) expect((await upgrade(app.port)).status).toBe(101);
-    const refused = await Promise.all([upgrade(app.port), longpollOpen(app.port), upgrade(app.port), longpollOpen(app.port), upgrade(app.port)]);
+    const refused = await Promise.all([
+      upgrade(app.port),
+      longpollOpen(app.port),
+      upgrade(app.port),
+      longpollOpen(app.port),
+      upgrade(app.port),
+    ]);
     expect(refused.map((answer) => answer.status)).toEqual([429, 429, 429, 429, 429]);
     for (const answer of refused) expect429(answer.headers, 3, 60);
     expect(app.gateway.stats.rateLimitedConnects).toBe(5);
     expect(app.hookCalls()).toBe(3);
     // The policy's own counters agree.
-    const view = app.rateLimits.health().policies.find((policy) => policy.config.id === 'socket_connect');
+    const view = app.rateLimits
+      .health()
+      .policies.find((policy) => policy.config.id === 'socket_connect');
     expect(view?.stats).toMatchObject({ checks: 8, denied: 5 });
   });
 
@@ -382,7 +412,10 @@ describe('37: per-IP connect limit, 20 per minute (fake clock)', () => {
     socket.onError((error) => errors.push(error));
     socket.connect();
     // The client retries on its schedule; every retry is refused (429) and counted.
-    await waitFor(() => errors.length >= 3 && app.gateway.stats.rateLimitedConnects >= 3, 'three refused connects');
+    await waitFor(
+      () => errors.length >= 3 && app.gateway.stats.rateLimitedConnects >= 3,
+      'three refused connects',
+    );
     expect(socket.isConnected()).toBe(false);
     expect(app.hookCalls()).toBe(20);
     // The gateway keeps serving others meanwhile.
@@ -392,7 +425,10 @@ describe('37: per-IP connect limit, 20 per minute (fake clock)', () => {
     await waitFor(() => socket.isConnected(), 'the client connected once the limit freed');
     const channel = socket.channel('room:after-429');
     expect(await replyOf(channel.join())).toEqual({ status: 'ok', response: {} });
-    expect(await replyOf(channel.push('echo', { hi: 1 }))).toEqual({ status: 'ok', response: { hi: 1 } });
+    expect(await replyOf(channel.push('echo', { hi: 1 }))).toEqual({
+      status: 'ok',
+      response: { hi: 1 },
+    });
     // 20 before, the one from 127.0.0.2, and the client's accepted connect.
     expect(app.hookCalls()).toBe(22);
   });
@@ -400,7 +436,12 @@ describe('37: per-IP connect limit, 20 per minute (fake clock)', () => {
 
 describe('36: connect limit with an unavailable limiter', () => {
   it('a strict connect policy with fallback "closed" and no store (no NATS attached) answers 503, without RateLimit headers or the hook', async () => {
-    const app = await limitedGateway({ limit: 20, windowMs: 60_000, mode: 'strict', fallback: 'closed' });
+    const app = await limitedGateway({
+      limit: 20,
+      windowMs: 60_000,
+      mode: 'strict',
+      fallback: 'closed',
+    });
     const ws = await upgrade(app.port);
     expect(ws.status).toBe(503);
     expect(ws.body).toBe('');
@@ -414,7 +455,12 @@ describe('36: connect limit with an unavailable limiter', () => {
   });
 
   it('fallback "local" without a store limits on this node (ceil(limit / 1 node)): 429 with the headers after 3', async () => {
-    const app = await limitedGateway({ limit: 3, windowMs: 60_000, mode: 'strict', fallback: 'local' });
+    const app = await limitedGateway({
+      limit: 3,
+      windowMs: 60_000,
+      mode: 'strict',
+      fallback: 'local',
+    });
     for (let n = 0; n < 3; n++) expect((await upgrade(app.port)).status).toBe(101);
     const refused = await upgrade(app.port);
     expect(refused.status).toBe(429);
@@ -423,7 +469,12 @@ describe('36: connect limit with an unavailable limiter', () => {
   });
 
   it('fallback "open" without a store lets every connect through', async () => {
-    const app = await limitedGateway({ limit: 1, windowMs: 60_000, mode: 'strict', fallback: 'open' });
+    const app = await limitedGateway({
+      limit: 1,
+      windowMs: 60_000,
+      mode: 'strict',
+      fallback: 'open',
+    });
     const answers = await Promise.all(Array.from({ length: 4 }, () => upgrade(app.port)));
     expect(answers.map((answer) => answer.status)).toEqual([101, 101, 101, 101]);
     expect(app.rateLimits.health().stats).toMatchObject({ failOpen: 4 });

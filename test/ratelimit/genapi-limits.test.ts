@@ -35,9 +35,24 @@ interface Request {
   request_type: string;
   args: Record<string, unknown>;
 }
-const limited = (requestId: string, message = 'hi'): Request => ({ request_id: requestId, service: 'demo', request_type: 'limited', args: { message } });
-const echo = (requestId: string, message = 'hi'): Request => ({ request_id: requestId, service: 'demo', request_type: 'echo', args: { message } });
-const echoAsync = (requestId: string, message = 'hi'): Request => ({ request_id: requestId, service: 'demo', request_type: 'echo_async', args: { message } });
+const limited = (requestId: string, message = 'hi'): Request => ({
+  request_id: requestId,
+  service: 'demo',
+  request_type: 'limited',
+  args: { message },
+});
+const echo = (requestId: string, message = 'hi'): Request => ({
+  request_id: requestId,
+  service: 'demo',
+  request_type: 'echo',
+  args: { message },
+});
+const echoAsync = (requestId: string, message = 'hi'): Request => ({
+  request_id: requestId,
+  service: 'demo',
+  request_type: 'echo_async',
+  args: { message },
+});
 
 /** The successful sync push. */
 const success = (requestId: string, result: unknown): GenApiResponse => ({
@@ -64,7 +79,11 @@ interface RateLimitField {
  * Asserts the exact denial push for `requestId` by `policy` (limit, window, source) and returns
  * its rate_limit details; N in the message is ceil(retry_after_ms / 1000) ≥ 1.
  */
-function expectDenied(push: unknown, requestId: string, policy: { id: string; limit: number; windowMs: number; source?: string }): RateLimitField {
+function expectDenied(
+  push: unknown,
+  requestId: string,
+  policy: { id: string; limit: number; windowMs: number; source?: string },
+): RateLimitField {
   expect(push).toEqual({
     request_id: requestId,
     result: null,
@@ -122,7 +141,16 @@ class ApiClient {
   /** Pushes a request; resolves with its phx_reply and its first `count` gen_api pushes. */
   async call(request: Request, count = 1): Promise<{ reply: PushReply; pushes: GenApiResponse[] }> {
     const reply = await replyOf(this.channel.push(EVENT, request));
-    const pushes = count === 0 ? [] : await waitFor(() => (this.pushesFor(request.request_id).length >= count ? this.pushesFor(request.request_id) : undefined), `${count} push(es) for ${request.request_id}`);
+    const pushes =
+      count === 0
+        ? []
+        : await waitFor(
+            () =>
+              this.pushesFor(request.request_id).length >= count
+                ? this.pushesFor(request.request_id)
+                : undefined,
+            `${count} push(es) for ${request.request_id}`,
+          );
     return { reply, pushes };
   }
 
@@ -161,7 +189,9 @@ async function start(config: GatewayConfig, fromFile = true): Promise<RunningGat
 }
 
 function policyStats(gateway: RunningGateway, policyId: string) {
-  const view = gateway.genApi.rateLimits!.health().policies.find((policy) => policy.config.id === policyId);
+  const view = gateway.genApi
+    .rateLimits!.health()
+    .policies.find((policy) => policy.config.id === policyId);
   if (!view) throw new Error(`no policy ${policyId}`);
   return view.stats;
 }
@@ -191,9 +221,17 @@ describe('the demo contract: demo.limited, 5 per 10 s per user_id (embedded demo
   });
 
   it('over raw frames: 5 × (push result, reply ok), then the 6th is exactly (denial push, reply ok "limited")', async () => {
-    const client = await RawClient.connect(`ws://127.0.0.1:${demo.address.port}/socket/websocket?vsn=2.0.0&user_id=raw-user`);
+    const client = await RawClient.connect(
+      `ws://127.0.0.1:${demo.address.port}/socket/websocket?vsn=2.0.0&user_id=raw-user`,
+    );
     rawClients.push(client);
-    expect(await client.join(TOPIC, '1')).toEqual(['1', '1', TOPIC, 'phx_reply', { status: 'ok', response: {} }]);
+    expect(await client.join(TOPIC, '1')).toEqual([
+      '1',
+      '1',
+      TOPIC,
+      'phx_reply',
+      { status: 'ok', response: {} },
+    ]);
     for (let n = 1; n <= 5; n++) {
       const requestId = `raw-${n}`;
       client.send(['1', String(n + 1), TOPIC, EVENT, limited(requestId, `m${n}`)]);
@@ -210,11 +248,13 @@ describe('the demo contract: demo.limited, 5 per 10 s per user_id (embedded demo
     await client.nothing(200);
   });
 
-  it('the same user on two sockets shares one count; another user on either socket\'s gateway does not', async () => {
+  it("the same user on two sockets shares one count; another user on either socket's gateway does not", async () => {
     const first = await phoenixClient(demo.address.port, 'shared');
     const second = await phoenixClient(demo.address.port, 'shared');
-    for (let n = 0; n < 3; n++) expect((await first.push(limited(id('s1'), 'a'))).success).toBe(true);
-    for (let n = 0; n < 2; n++) expect((await second.push(limited(id('s2'), 'b'))).success).toBe(true);
+    for (let n = 0; n < 3; n++)
+      expect((await first.push(limited(id('s1'), 'a'))).success).toBe(true);
+    for (let n = 0; n < 2; n++)
+      expect((await second.push(limited(id('s2'), 'b'))).success).toBe(true);
     const requestId = id('s1');
     expectDenied(await first.push(limited(requestId)), requestId, DEMO_POLICY);
     const other = await phoenixClient(demo.address.port, 'someone-else');
@@ -226,7 +266,12 @@ describe('the demo contract: demo.limited, 5 per 10 s per user_id (embedded demo
     for (let n = 1; n <= 5; n++) {
       const requestId = `u1-${n}`;
       const args = { message: `hello ${n}` };
-      const push = await u1.push({ request_id: requestId, service: 'demo', request_type: 'limited', args });
+      const push = await u1.push({
+        request_id: requestId,
+        service: 'demo',
+        request_type: 'limited',
+        args,
+      });
       expect(push).toEqual(success(requestId, args));
       expect(push.result).toEqual(args);
     }
@@ -237,7 +282,10 @@ describe('the demo contract: demo.limited, 5 per 10 s per user_id (embedded demo
     expect(u1.pushesFor('u1-6')).toHaveLength(1);
 
     const u2 = await phoenixClient(demo.address.port, 'u2');
-    for (let n = 1; n <= 5; n++) expect(await u2.push(limited(`u2-${n}`, 'u2'))).toEqual(success(`u2-${n}`, { message: 'u2' }));
+    for (let n = 1; n <= 5; n++)
+      expect(await u2.push(limited(`u2-${n}`, 'u2'))).toEqual(
+        success(`u2-${n}`, { message: 'u2' }),
+      );
 
     // The window frees again: waiting retry_after_ms (real time, ≤ 10 s) is enough.
     await sleep(details.retry_after_ms);
@@ -248,7 +296,13 @@ describe('the demo contract: demo.limited, 5 per 10 s per user_id (embedded demo
 
 // ---- config-file policies --------------------------------------------------------------------
 
-const ECHO_3_PER_2S: PolicyConfig = { id: 'demo.echo.per_user', scope: { service: 'demo', requestType: 'echo' }, key: 'user_id', limit: 3, windowMs: 2_000 };
+const ECHO_3_PER_2S: PolicyConfig = {
+  id: 'demo.echo.per_user',
+  scope: { service: 'demo', requestType: 'echo' },
+  key: 'user_id',
+  limit: 3,
+  windowMs: 2_000,
+};
 
 describe('config-file policies (startGateway, config {demo: true, rateLimits})', () => {
   const gateways: RunningGateway[] = [];
@@ -264,10 +318,22 @@ describe('config-file policies (startGateway, config {demo: true, rateLimits})',
   it('the demo echo limited per user through the real phoenix client (3 per 2 s); other users unaffected; retry after retry_after_ms succeeds', async () => {
     const app = await gatewayWith({ rateLimits: { policies: [ECHO_3_PER_2S] } });
     // The demo's own policy is added next to the config's.
-    expect(app.genApi.rateLimits!.limiter.policies().map((policy) => policy.id).sort()).toEqual(['demo.echo.per_user', 'demo.limited']);
+    expect(
+      app.genApi
+        .rateLimits!.limiter.policies()
+        .map((policy) => policy.id)
+        .sort(),
+    ).toEqual(['demo.echo.per_user', 'demo.limited']);
     const alice = await phoenixClient(app.address.port, 'alice');
-    for (let n = 1; n <= 3; n++) expect(await alice.push(echo(`a-${n}`, `e${n}`))).toEqual(success(`a-${n}`, { message: `e${n}` }));
-    const details = expectDenied(await alice.push(echo('a-4')), 'a-4', { id: 'demo.echo.per_user', limit: 3, windowMs: 2_000 });
+    for (let n = 1; n <= 3; n++)
+      expect(await alice.push(echo(`a-${n}`, `e${n}`))).toEqual(
+        success(`a-${n}`, { message: `e${n}` }),
+      );
+    const details = expectDenied(await alice.push(echo('a-4')), 'a-4', {
+      id: 'demo.echo.per_user',
+      limit: 3,
+      windowMs: 2_000,
+    });
     // Only echo is limited: other functions of the service are not.
     expect((await alice.push(limited('a-lim'))).success).toBe(true);
     const bob = await phoenixClient(app.address.port, 'bob');
@@ -277,8 +343,20 @@ describe('config-file policies (startGateway, config {demo: true, rateLimits})',
   });
 
   it('several policies per request are all-or-nothing: a request denied by one policy consumes none of the others', async () => {
-    const global: PolicyConfig = { id: 'all.per_user', scope: 'global', key: 'user_id', limit: 5, windowMs: 60_000 };
-    const perEcho: PolicyConfig = { id: 'echo.per_user', scope: { service: 'demo', requestType: 'echo' }, key: 'user_id', limit: 2, windowMs: 60_000 };
+    const global: PolicyConfig = {
+      id: 'all.per_user',
+      scope: 'global',
+      key: 'user_id',
+      limit: 5,
+      windowMs: 60_000,
+    };
+    const perEcho: PolicyConfig = {
+      id: 'echo.per_user',
+      scope: { service: 'demo', requestType: 'echo' },
+      key: 'user_id',
+      limit: 2,
+      windowMs: 60_000,
+    };
     const app = await gatewayWith({ rateLimits: { policies: [global, perEcho] } });
     const client = await phoenixClient(app.address.port, 'multi');
     // echo: both policies; 2 pass (global 2/5, echo 2/2).
@@ -286,7 +364,11 @@ describe('config-file policies (startGateway, config {demo: true, rateLimits})',
     // 3 more echos: denied by echo.per_user; they must not consume the global count.
     for (let n = 0; n < 3; n++) {
       const requestId = id('m-denied');
-      expectDenied(await client.push(echo(requestId)), requestId, { id: 'echo.per_user', limit: 2, windowMs: 60_000 });
+      expectDenied(await client.push(echo(requestId)), requestId, {
+        id: 'echo.per_user',
+        limit: 2,
+        windowMs: 60_000,
+      });
     }
     // echo_async is under the global policy only: exactly 3 more pass (2 + 3 = 5)...
     for (let n = 0; n < 3; n++) {
@@ -294,7 +376,11 @@ describe('config-file policies (startGateway, config {demo: true, rateLimits})',
       const { reply, pushes } = await client.call(echoAsync(requestId), 2);
       expect(reply).toEqual({ status: 'ok', response: 'echo_async' });
       expect(pushes[0]).toMatchObject({ request_id: requestId, async: true, success: true });
-      expect(pushes[1]).toMatchObject({ request_id: requestId, result: { message: 'hi' }, success: true });
+      expect(pushes[1]).toMatchObject({
+        request_id: requestId,
+        result: { message: 'hi' },
+        success: true,
+      });
     }
     // ...and the 6th request overall is denied by the global policy.
     const requestId = id('m-async-denied');
@@ -308,39 +394,80 @@ describe('config-file policies (startGateway, config {demo: true, rateLimits})',
   });
 
   it('a policy keyed by {arg: "message"} counts per argument value, across users and sockets', async () => {
-    const byMessage: PolicyConfig = { id: 'echo.by_message', scope: { service: 'demo', requestType: 'echo' }, key: { arg: 'message' }, limit: 2, windowMs: 60_000 };
+    const byMessage: PolicyConfig = {
+      id: 'echo.by_message',
+      scope: { service: 'demo', requestType: 'echo' },
+      key: { arg: 'message' },
+      limit: 2,
+      windowMs: 60_000,
+    };
     const app = await gatewayWith({ rateLimits: { policies: [byMessage] } });
-    const [u1, u2, u3] = await Promise.all([phoenixClient(app.address.port, 'k1'), phoenixClient(app.address.port, 'k2'), phoenixClient(app.address.port, 'k3')]);
-    expect((await u1!.push(echo('k1-hot', 'hot'))).success).toBe(true);
-    expect((await u2!.push(echo('k2-hot', 'hot'))).success).toBe(true);
-    expectDenied(await u3!.push(echo('k3-hot', 'hot')), 'k3-hot', { id: 'echo.by_message', limit: 2, windowMs: 60_000 });
-    expect(await u3!.push(echo('k3-cold', 'cold'))).toEqual(success('k3-cold', { message: 'cold' }));
-    expectDenied(await u1!.push(echo('k1-hot-2', 'hot')), 'k1-hot-2', { id: 'echo.by_message', limit: 2, windowMs: 60_000 });
+    const [u1, u2, u3] = await Promise.all([
+      phoenixClient(app.address.port, 'k1'),
+      phoenixClient(app.address.port, 'k2'),
+      phoenixClient(app.address.port, 'k3'),
+    ]);
+    expect((await u1.push(echo('k1-hot', 'hot'))).success).toBe(true);
+    expect((await u2.push(echo('k2-hot', 'hot'))).success).toBe(true);
+    expectDenied(await u3.push(echo('k3-hot', 'hot')), 'k3-hot', {
+      id: 'echo.by_message',
+      limit: 2,
+      windowMs: 60_000,
+    });
+    expect(await u3.push(echo('k3-cold', 'cold'))).toEqual(success('k3-cold', { message: 'cold' }));
+    expectDenied(await u1.push(echo('k1-hot-2', 'hot')), 'k1-hot-2', {
+      id: 'echo.by_message',
+      limit: 2,
+      windowMs: 60_000,
+    });
   });
 
   it('shadow mode (global switch in the config) never denies, and counts what it would have denied', async () => {
-    const app = await gatewayWith({ rateLimits: { shadow: true, policies: [{ ...ECHO_3_PER_2S, limit: 1, windowMs: 60_000 }] } });
+    const app = await gatewayWith({
+      rateLimits: { shadow: true, policies: [{ ...ECHO_3_PER_2S, limit: 1, windowMs: 60_000 }] },
+    });
     const client = await phoenixClient(app.address.port, 'shadowed');
-    for (let n = 1; n <= 5; n++) expect(await client.push(echo(`sh-${n}`))).toEqual(success(`sh-${n}`, { message: 'hi' }));
-    for (let n = 1; n <= 7; n++) expect((await client.push(limited(`shl-${n}`))).success).toBe(true);
+    for (let n = 1; n <= 5; n++)
+      expect(await client.push(echo(`sh-${n}`))).toEqual(success(`sh-${n}`, { message: 'hi' }));
+    for (let n = 1; n <= 7; n++)
+      expect((await client.push(limited(`shl-${n}`))).success).toBe(true);
     expect(policyStats(app, 'demo.echo.per_user')).toMatchObject({ denied: 0, wouldDeny: 4 });
     expect(policyStats(app, 'demo.limited')).toMatchObject({ denied: 0, wouldDeny: 2 });
-    expect(app.genApi.rateLimits!.health()).toMatchObject({ shadow: true, stats: { denied: 0, wouldDeny: 6 } });
+    expect(app.genApi.rateLimits!.health()).toMatchObject({
+      shadow: true,
+      stats: { denied: 0, wouldDeny: 6 },
+    });
   });
 
   it('a per-policy shadow flag spares only that policy', async () => {
-    const app = await gatewayWith({ rateLimits: { policies: [{ ...ECHO_3_PER_2S, limit: 1, windowMs: 60_000, shadow: true }] } });
+    const app = await gatewayWith({
+      rateLimits: { policies: [{ ...ECHO_3_PER_2S, limit: 1, windowMs: 60_000, shadow: true }] },
+    });
     const client = await phoenixClient(app.address.port, 'half-shadowed');
     for (let n = 1; n <= 4; n++) expect((await client.push(echo(`ps-${n}`))).success).toBe(true);
-    for (let n = 1; n <= 5; n++) expect((await client.push(limited(`psl-${n}`))).success).toBe(true);
+    for (let n = 1; n <= 5; n++)
+      expect((await client.push(limited(`psl-${n}`))).success).toBe(true);
     expectDenied(await client.push(limited('psl-6')), 'psl-6', DEMO_POLICY);
     expect(policyStats(app, 'demo.echo.per_user')).toMatchObject({ denied: 0, wouldDeny: 3 });
   });
 
   it('a strict policy without NATS: fallback "closed" answers "Rate limit service unavailable"; fallback "local" limits on this node (source "fallback")', async () => {
-    const closed: PolicyConfig = { ...ECHO_3_PER_2S, id: 'echo.strict', mode: 'strict', fallback: 'closed' };
+    const closed: PolicyConfig = {
+      ...ECHO_3_PER_2S,
+      id: 'echo.strict',
+      mode: 'strict',
+      fallback: 'closed',
+    };
     // Overrides the demo's own demo.limited (same id): strict, 2 per minute, local fallback.
-    const local: PolicyConfig = { id: 'demo.limited', scope: { service: 'demo', requestType: 'limited' }, key: 'user_id', limit: 2, windowMs: 60_000, mode: 'strict', fallback: 'local' };
+    const local: PolicyConfig = {
+      id: 'demo.limited',
+      scope: { service: 'demo', requestType: 'limited' },
+      key: 'user_id',
+      limit: 2,
+      windowMs: 60_000,
+      mode: 'strict',
+      fallback: 'local',
+    };
     const app = await gatewayWith({ rateLimits: { policies: [closed, local] } });
     const client = await phoenixClient(app.address.port, 'strict-user');
     expect(await client.push(echo('st-1'))).toEqual({
@@ -356,8 +483,14 @@ describe('config-file policies (startGateway, config {demo: true, rateLimits})',
     });
     expect(policyStats(app, 'echo.strict')).toMatchObject({ failClosed: 1 });
 
-    for (let n = 1; n <= 2; n++) expect((await client.push(limited(`stl-${n}`))).success).toBe(true);
-    expectDenied(await client.push(limited('stl-3')), 'stl-3', { id: 'demo.limited', limit: 2, windowMs: 60_000, source: 'fallback' });
+    for (let n = 1; n <= 2; n++)
+      expect((await client.push(limited(`stl-${n}`))).success).toBe(true);
+    expectDenied(await client.push(limited('stl-3')), 'stl-3', {
+      id: 'demo.limited',
+      limit: 2,
+      windowMs: 60_000,
+      source: 'fallback',
+    });
     expect(policyStats(app, 'demo.limited')).toMatchObject({ fallback: 3 });
   });
 });
@@ -366,11 +499,19 @@ describe('config-file policies (startGateway, config {demo: true, rateLimits})',
 
 describe('the gen_api limiter and the per-socket message rate do not interfere', () => {
   let app: RunningGateway;
-  const echoCounter: PolicyConfig = { id: 'echo.counter', scope: { service: 'demo', requestType: 'echo' }, key: 'user_id', limit: 1000, windowMs: 60_000 };
+  const echoCounter: PolicyConfig = {
+    id: 'echo.counter',
+    scope: { service: 'demo', requestType: 'echo' },
+    key: 'user_id',
+    limit: 1000,
+    windowMs: 60_000,
+  };
   beforeAll(async () => {
     app = await start({
       demo: true,
-      socket: { messageRate: { limit: 10, windowMs: 1000, floodDenials: 50, floodWindowMs: 10_000 } },
+      socket: {
+        messageRate: { limit: 10, windowMs: 1000, floodDenials: 50, floodWindowMs: 10_000 },
+      },
       rateLimits: { policies: [echoCounter] },
     });
   });
@@ -380,7 +521,9 @@ describe('the gen_api limiter and the per-socket message rate do not interfere',
     const client = await phoenixClient(app.address.port, 'mix-1');
     await sleep(150); // the join's token is back: a burst of 10 is available
     const limitedBefore = app.gateway.stats.rateLimitedMessages;
-    const results = await Promise.all(Array.from({ length: 8 }, (_, n) => client.call(limited(`mx-${n}`))));
+    const results = await Promise.all(
+      Array.from({ length: 8 }, (_, n) => client.call(limited(`mx-${n}`))),
+    );
     for (const { reply } of results) expect(reply).toEqual({ status: 'ok', response: 'limited' });
     const pushes = results.map(({ pushes: [push] }) => push!);
     expect(pushes.filter((push) => push.success)).toHaveLength(5);
@@ -396,8 +539,12 @@ describe('the gen_api limiter and the per-socket message rate do not interfere',
     await sleep(150);
     const checksBefore = policyStats(app, 'echo.counter').checks;
     const requests = Array.from({ length: 12 }, (_, n) => echo(`burst-${n}`, `b${n}`));
-    const replies = await Promise.all(requests.map((request) => replyOf(client.channel.push(EVENT, request))));
-    expect(replies.slice(0, 10)).toEqual(Array.from({ length: 10 }, () => ({ status: 'ok', response: 'echo' })));
+    const replies = await Promise.all(
+      requests.map((request) => replyOf(client.channel.push(EVENT, request))),
+    );
+    expect(replies.slice(0, 10)).toEqual(
+      Array.from({ length: 10 }, () => ({ status: 'ok', response: 'echo' })),
+    );
     for (const reply of replies.slice(10)) {
       expect(reply).toEqual({
         status: 'error',
@@ -412,10 +559,18 @@ describe('the gen_api limiter and the per-socket message rate do not interfere',
         },
       });
     }
-    await waitFor(() => requests.slice(0, 10).every((request) => client.pushesFor(request.request_id).length === 1), 'the 10 gen_api pushes');
-    for (const [n, request] of requests.slice(0, 10).entries()) expect(client.pushesFor(request.request_id)).toEqual([success(request.request_id, { message: `b${n}` })]);
+    await waitFor(
+      () =>
+        requests.slice(0, 10).every((request) => client.pushesFor(request.request_id).length === 1),
+      'the 10 gen_api pushes',
+    );
+    for (const [n, request] of requests.slice(0, 10).entries())
+      expect(client.pushesFor(request.request_id)).toEqual([
+        success(request.request_id, { message: `b${n}` }),
+      ]);
     await sleep(150);
-    for (const request of requests.slice(10)) expect(client.pushesFor(request.request_id)).toEqual([]);
+    for (const request of requests.slice(10))
+      expect(client.pushesFor(request.request_id)).toEqual([]);
     // Only the 10 messages that passed the socket limit reached the gen_api limiter.
     expect(policyStats(app, 'echo.counter').checks - checksBefore).toBe(10);
     expect(client.socket.isConnected()).toBe(true);
@@ -434,14 +589,27 @@ describe('the gen_api limiter and the per-socket message rate do not interfere',
 describe('spec 35: gen_api denials never close the socket; socket-level denials past floodDenials do', () => {
   let app: RunningGateway;
   beforeAll(async () => {
-    app = await start({ demo: true, socket: { messageRate: { limit: 100, windowMs: 1000, burst: 100, floodDenials: 50, floodWindowMs: 10_000 } } });
+    app = await start({
+      demo: true,
+      socket: {
+        messageRate: {
+          limit: 100,
+          windowMs: 1000,
+          burst: 100,
+          floodDenials: 50,
+          floodWindowMs: 10_000,
+        },
+      },
+    });
   });
   afterAll(() => app?.gateway.close());
 
   it('80 denied gen_api calls within 10 s (over 50): the socket and channel stay up and no flood is counted', async () => {
     const client = await phoenixClient(app.address.port, 'flood-genapi');
     const floods = app.gateway.stats.floods;
-    const pushes = await Promise.all(Array.from({ length: 85 }, (_, n) => client.push(limited(`fg-${n}`))));
+    const pushes = await Promise.all(
+      Array.from({ length: 85 }, (_, n) => client.push(limited(`fg-${n}`))),
+    );
     expect(pushes.filter((push) => push.success)).toHaveLength(5);
     const denied = pushes.filter((push) => !push.success);
     expect(denied).toHaveLength(80);
@@ -450,7 +618,9 @@ describe('spec 35: gen_api denials never close the socket; socket-level denials 
     expect(client.socket.isConnected()).toBe(true);
     expect(app.gateway.stats.floods).toBe(floods);
     // The channel still works: another function is served.
-    expect(await client.push(echo('fg-after', 'still here'))).toEqual(success('fg-after', { message: 'still here' }));
+    expect(await client.push(echo('fg-after', 'still here'))).toEqual(
+      success('fg-after', { message: 'still here' }),
+    );
   });
 
   it('the same client past the message rate: 51 socket-level denials within 10 s close the socket 1008 "message flood"', async () => {

@@ -8,7 +8,12 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { rateLimitHeaders, type LimitState } from '../../src/ratelimit/headers.js';
-import { MESSAGE_POLICY, MESSAGE_RATE_DEFAULTS, MessageRate, type MessageRateOptions } from '../../src/ratelimit/message-limit.js';
+import {
+  MESSAGE_POLICY,
+  MESSAGE_RATE_DEFAULTS,
+  MessageRate,
+  type MessageRateOptions,
+} from '../../src/ratelimit/message-limit.js';
 
 // ---------------------------------------------------------------------------------------------
 // A strict Structured Fields parser (RFC 9651 §4.2), enough for RateLimit / RateLimit-Policy
@@ -214,7 +219,10 @@ class SfParser {
 }
 
 /** One RateLimit / RateLimit-Policy field: a list of exactly one string item with integer params. */
-function parsePolicyItem(field: string, integerKeys: readonly string[]): { name: string; params: Record<string, number> } {
+function parsePolicyItem(
+  field: string,
+  integerKeys: readonly string[],
+): { name: string; params: Record<string, number> } {
   const list = SfParser.list(field);
   expect(list).toHaveLength(1);
   const member = list[0]!;
@@ -282,14 +290,26 @@ const state = (over: Partial<LimitState> = {}): LimitState => ({
 describe('rateLimitHeaders (spec 36)', () => {
   it('low remaining on a success: RateLimit-Policy and RateLimit, no Retry-After', () => {
     const headers = rateLimitHeaders(state(), false);
-    expect(headers).toEqual({ 'RateLimit-Policy': '"socket_connect";q=20;w=60', RateLimit: '"socket_connect";r=1;t=3' });
-    expect(parsePolicyItem(headers['RateLimit-Policy']!, ['q', 'w'])).toEqual({ name: 'socket_connect', params: { q: 20, w: 60 } });
-    expect(parsePolicyItem(headers.RateLimit!, ['r', 't'])).toEqual({ name: 'socket_connect', params: { r: 1, t: 3 } });
+    expect(headers).toEqual({
+      'RateLimit-Policy': '"socket_connect";q=20;w=60',
+      RateLimit: '"socket_connect";r=1;t=3',
+    });
+    expect(parsePolicyItem(headers['RateLimit-Policy']!, ['q', 'w'])).toEqual({
+      name: 'socket_connect',
+      params: { q: 20, w: 60 },
+    });
+    expect(parsePolicyItem(headers.RateLimit!, ['r', 't'])).toEqual({
+      name: 'socket_connect',
+      params: { r: 1, t: 3 },
+    });
     expect(headers['Retry-After']).toBeUndefined();
   });
 
   it('denied (429): r=0, t covers the retry, Retry-After ≥ t', () => {
-    const headers = rateLimitHeaders(state({ remaining: 0, resetMs: 3000, retryAfterMs: 4500 }), true);
+    const headers = rateLimitHeaders(
+      state({ remaining: 0, resetMs: 3000, retryAfterMs: 4500 }),
+      true,
+    );
     const policy = parsePolicyItem(headers['RateLimit-Policy']!, ['q', 'w']);
     const limit = parsePolicyItem(headers.RateLimit!, ['r', 't']);
     expect(policy.params).toEqual({ q: 20, w: 60 });
@@ -308,9 +328,22 @@ describe('rateLimitHeaders (spec 36)', () => {
   });
 
   it('windows round up to whole seconds and are never 0; remaining is never negative', () => {
-    expect(parsePolicyItem(rateLimitHeaders(state({ windowMs: 1500 }), false)['RateLimit-Policy']!, ['q', 'w']).params.w).toBe(2);
-    expect(parsePolicyItem(rateLimitHeaders(state({ windowMs: 200 }), false)['RateLimit-Policy']!, ['q', 'w']).params.w).toBe(1);
-    expect(parsePolicyItem(rateLimitHeaders(state({ remaining: -3 }), false).RateLimit!, ['r', 't']).params.r).toBe(0);
+    expect(
+      parsePolicyItem(rateLimitHeaders(state({ windowMs: 1500 }), false)['RateLimit-Policy']!, [
+        'q',
+        'w',
+      ]).params.w,
+    ).toBe(2);
+    expect(
+      parsePolicyItem(rateLimitHeaders(state({ windowMs: 200 }), false)['RateLimit-Policy']!, [
+        'q',
+        'w',
+      ]).params.w,
+    ).toBe(1);
+    expect(
+      parsePolicyItem(rateLimitHeaders(state({ remaining: -3 }), false).RateLimit!, ['r', 't'])
+        .params.r,
+    ).toBe(0);
   });
 
   it('escapes quotes and backslashes in policy names', () => {
@@ -322,7 +355,11 @@ describe('rateLimitHeaders (spec 36)', () => {
   });
 
   it('any state with a printable policy name parses, with integers, and Retry-After ≥ t ≥ the retry in seconds', () => {
-    const printable = fc.string({ unit: fc.integer({ min: 0x20, max: 0x7e }).map((code) => String.fromCharCode(code)), minLength: 1, maxLength: 30 });
+    const printable = fc.string({
+      unit: fc.integer({ min: 0x20, max: 0x7e }).map((code) => String.fromCharCode(code)),
+      minLength: 1,
+      maxLength: 30,
+    });
     fc.assert(
       fc.property(
         printable,
@@ -333,7 +370,10 @@ describe('rateLimitHeaders (spec 36)', () => {
         fc.integer({ min: 0, max: 86_400_000 }),
         fc.boolean(),
         (policy, limit, windowMs, remaining, resetMs, retryAfterMs, denied) => {
-          const headers = rateLimitHeaders({ policy, limit, windowMs, remaining, resetMs, retryAfterMs }, denied);
+          const headers = rateLimitHeaders(
+            { policy, limit, windowMs, remaining, resetMs, retryAfterMs },
+            denied,
+          );
           const q = parsePolicyItem(headers['RateLimit-Policy']!, ['q', 'w']);
           const r = parsePolicyItem(headers.RateLimit!, ['r', 't']);
           expect(q.name).toBe(policy);
@@ -359,16 +399,29 @@ describe('rateLimitHeaders (spec 36)', () => {
 // MessageRate
 // ---------------------------------------------------------------------------------------------
 
-const rate = (over: Partial<MessageRateOptions> = {}): MessageRate => new MessageRate({ ...MESSAGE_RATE_DEFAULTS, ...over } as Required<MessageRateOptions>);
+const rate = (over: Partial<MessageRateOptions> = {}): MessageRate =>
+  new MessageRate({ ...MESSAGE_RATE_DEFAULTS, ...over });
 
 describe('MessageRate (per-socket message limit)', () => {
   it('defaults: 1000 per second, burst 1000, a flood is 50 denials within 10 s; the policy name is socket_messages', () => {
-    expect(MESSAGE_RATE_DEFAULTS).toEqual({ limit: 1000, windowMs: 1000, burst: 1000, floodDenials: 50, floodWindowMs: 10_000 });
+    expect(MESSAGE_RATE_DEFAULTS).toEqual({
+      limit: 1000,
+      windowMs: 1000,
+      burst: 1000,
+      floodDenials: 50,
+      floodWindowMs: 10_000,
+    });
     expect(MESSAGE_POLICY).toBe('socket_messages');
     const messages = rate();
     for (let i = 0; i < 1000; i++) expect(messages.check(0)).toBe('ok');
     expect(messages.check(0)).toBe('denied');
-    expect(messages.decision).toMatchObject({ allowed: false, limit: 1000, windowMs: 1000, remaining: 0, retryAfterMs: 1 });
+    expect(messages.decision).toMatchObject({
+      allowed: false,
+      limit: 1000,
+      windowMs: 1000,
+      remaining: 0,
+      retryAfterMs: 1,
+    });
   });
 
   it('a burst, then denials with details; a denied message consumes nothing', () => {
@@ -378,7 +431,14 @@ describe('MessageRate (per-socket message limit)', () => {
       expect(messages.decision).toMatchObject({ allowed: true, remaining: 4 - i, retryAfterMs: 0 });
     }
     expect(messages.check(1000)).toBe('denied');
-    expect(messages.decision).toEqual({ allowed: false, limit: 10, windowMs: 1000, remaining: 0, resetMs: 100, retryAfterMs: 100 });
+    expect(messages.decision).toEqual({
+      allowed: false,
+      limit: 10,
+      windowMs: 1000,
+      remaining: 0,
+      resetMs: 100,
+      retryAfterMs: 100,
+    });
     expect(messages.check(1050)).toBe('denied');
     expect(messages.decision.retryAfterMs).toBe(50);
     // The denials did not push the next slot back
@@ -387,7 +447,13 @@ describe('MessageRate (per-socket message limit)', () => {
   });
 
   it('flood: more than floodDenials denials within floodWindowMs, never before', () => {
-    const messages = rate({ limit: 1, windowMs: 60_000, burst: 1, floodDenials: 5, floodWindowMs: 1000 });
+    const messages = rate({
+      limit: 1,
+      windowMs: 60_000,
+      burst: 1,
+      floodDenials: 5,
+      floodWindowMs: 1000,
+    });
     expect(messages.check(0)).toBe('ok');
     const outcomes = Array.from({ length: 5 }, (_, i) => messages.check(10 + i * 100));
     expect(outcomes).toEqual(['denied', 'denied', 'denied', 'denied', 'denied']);
@@ -395,21 +461,39 @@ describe('MessageRate (per-socket message limit)', () => {
   });
 
   it('flood at the boundary: the (floodDenials + 1)-th denial exactly floodWindowMs after the first still floods', () => {
-    const messages = rate({ limit: 1, windowMs: 1e9, burst: 1, floodDenials: 5, floodWindowMs: 1000 });
+    const messages = rate({
+      limit: 1,
+      windowMs: 1e9,
+      burst: 1,
+      floodDenials: 5,
+      floodWindowMs: 1000,
+    });
     messages.check(0);
     const outcomes = Array.from({ length: 6 }, (_, i) => messages.check(200 + i * 200));
     expect(outcomes).toEqual(['denied', 'denied', 'denied', 'denied', 'denied', 'flood']);
   });
 
   it('denials spread out over more than floodWindowMs never flood', () => {
-    const messages = rate({ limit: 1, windowMs: 1e9, burst: 1, floodDenials: 5, floodWindowMs: 1000 });
+    const messages = rate({
+      limit: 1,
+      windowMs: 1e9,
+      burst: 1,
+      floodDenials: 5,
+      floodWindowMs: 1000,
+    });
     messages.check(0);
     // 6 consecutive denials span 5 × 201 ms > 1000 ms
     for (let i = 1; i <= 2000; i++) expect(messages.check(i * 201)).toBe('denied');
   });
 
   it('a burst of denials, a pause longer than the window, then more: no flood until the count is reached again', () => {
-    const messages = rate({ limit: 1, windowMs: 1e9, burst: 1, floodDenials: 5, floodWindowMs: 1000 });
+    const messages = rate({
+      limit: 1,
+      windowMs: 1e9,
+      burst: 1,
+      floodDenials: 5,
+      floodWindowMs: 1000,
+    });
     messages.check(0);
     for (let i = 0; i < 5; i++) expect(messages.check(10 + i)).toBe('denied');
     // 1.5 s later: the earlier denials are outside the window
@@ -420,7 +504,12 @@ describe('MessageRate (per-socket message limit)', () => {
   it('sockets are independent: a flood on one says nothing about another', () => {
     const a = rate({ limit: 1, windowMs: 60_000, burst: 1, floodDenials: 2, floodWindowMs: 1000 });
     const b = rate({ limit: 1, windowMs: 60_000, burst: 1, floodDenials: 2, floodWindowMs: 1000 });
-    expect([a.check(0), a.check(1), a.check(2), a.check(3)]).toEqual(['ok', 'denied', 'denied', 'flood']);
+    expect([a.check(0), a.check(1), a.check(2), a.check(3)]).toEqual([
+      'ok',
+      'denied',
+      'denied',
+      'flood',
+    ]);
     expect([b.check(3), b.check(4)]).toEqual(['ok', 'denied']);
   });
 });

@@ -10,9 +10,27 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/log/logger.js';
-import { RateLimiter, StoreError, type EventualTier, type LimiterDecision, type Observation, type RateLimitDetails, type StrictTier } from '../../src/ratelimit/limiter.js';
-import { normaliseIp, PolicyError, type Policy, type RateContext } from '../../src/ratelimit/policy.js';
-import { ALGORITHMS, emptyDecision, type Decision, type PolicyConfig } from '../../src/ratelimit/types.js';
+import {
+  RateLimiter,
+  StoreError,
+  type EventualTier,
+  type LimiterDecision,
+  type Observation,
+  type RateLimitDetails,
+  type StrictTier,
+} from '../../src/ratelimit/limiter.js';
+import {
+  normaliseIp,
+  PolicyError,
+  type Policy,
+  type RateContext,
+} from '../../src/ratelimit/policy.js';
+import {
+  ALGORITHMS,
+  emptyDecision,
+  type Decision,
+  type PolicyConfig,
+} from '../../src/ratelimit/types.js';
 import type { GenApiRequest, ResolvedFunConfig } from '../../src/genapi/types.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -29,15 +47,33 @@ afterEach(() => {
   while (open.length > 0) open.pop()!.close();
 });
 
-function setup(policies: PolicyConfig[], options: { shadow?: boolean; maxKeys?: number; sweepMs?: number } = {}): { limiter: RateLimiter; clocks: Clocks } {
+function setup(
+  policies: PolicyConfig[],
+  options: { shadow?: boolean; maxKeys?: number; sweepMs?: number } = {},
+): { limiter: RateLimiter; clocks: Clocks } {
   const clocks: Clocks = { mono: 5_000, wall: 1_700_000_000_000 };
-  const limiter = new RateLimiter({ policies, ...options }, silentLogger(), () => clocks.mono, () => clocks.wall);
+  const limiter = new RateLimiter(
+    { policies, ...options },
+    silentLogger(),
+    () => clocks.mono,
+    () => clocks.wall,
+  );
   open.push(limiter);
   return { limiter, clocks };
 }
 
 function req(over: Partial<GenApiRequest> = {}): GenApiRequest {
-  return { request_id: 'r1', service: 'svc', request_type: 'fn', version: null, args: {}, user_id: 'alice', device_id: 'phone', user_roles: null, ...over };
+  return {
+    request_id: 'r1',
+    service: 'svc',
+    request_type: 'fn',
+    version: null,
+    args: {},
+    user_id: 'alice',
+    device_id: 'phone',
+    user_roles: null,
+    ...over,
+  };
 }
 
 function fn(service = 'svc', requestType = 'fn'): ResolvedFunConfig {
@@ -50,22 +86,35 @@ function ctx(ip: string | null = '203.0.113.7', socketId: string | null = 'sock-
 
 /** A local-only check: must answer synchronously. */
 function sync(result: LimiterDecision | Promise<LimiterDecision>): LimiterDecision {
-  if (result instanceof Promise) throw new Error('expected a synchronous decision (local policies only)');
+  if (result instanceof Promise)
+    throw new Error('expected a synchronous decision (local policies only)');
   return result;
 }
 
-function call(limiter: RateLimiter, over: Partial<GenApiRequest> = {}, config = fn(), context = ctx()): LimiterDecision {
+function call(
+  limiter: RateLimiter,
+  over: Partial<GenApiRequest> = {},
+  config = fn(),
+  context = ctx(),
+): LimiterDecision {
   return sync(limiter.check(req(over), config, context));
 }
 
 /** The details of a rate-limited denial (fails on allowed / unavailable). */
 function deniedDetails(result: LimiterDecision): RateLimitDetails {
-  if (result.allowed || 'unavailable' in result) throw new Error(`expected a rate-limited denial, got ${JSON.stringify(result)}`);
+  if (result.allowed || 'unavailable' in result)
+    throw new Error(`expected a rate-limited denial, got ${JSON.stringify(result)}`);
   expect(result.retryAfterMs).toBe(result.details.retry_after_ms);
   return result.details;
 }
 
-function countAllowed(limiter: RateLimiter, times: number, over: Partial<GenApiRequest> = {}, config = fn(), context = ctx()): number {
+function countAllowed(
+  limiter: RateLimiter,
+  times: number,
+  over: Partial<GenApiRequest> = {},
+  config = fn(),
+  context = ctx(),
+): number {
   let allowed = 0;
   for (let i = 0; i < times; i++) if (call(limiter, over, config, context).allowed) allowed++;
   return allowed;
@@ -90,10 +139,19 @@ class MemoryStrictTier implements StrictTier {
 
   private read(policy: Policy, name: string): unknown {
     const raw = this.data.get(name);
-    return (raw === undefined ? null : policy.algorithm.decode(JSON.parse(raw))) ?? policy.algorithm.create();
+    return (
+      (raw === undefined ? null : policy.algorithm.decode(JSON.parse(raw))) ??
+      policy.algorithm.create()
+    );
   }
 
-  async consume(policy: Policy, key: string, at: number, cost: number, out: Decision): Promise<boolean> {
+  async consume(
+    policy: Policy,
+    key: string,
+    at: number,
+    cost: number,
+    out: Decision,
+  ): Promise<boolean> {
     this.consumeCalls++;
     await Promise.resolve();
     if (this.failure) throw this.failure;
@@ -124,14 +182,22 @@ class MemoryStrictTier implements StrictTier {
   }
 }
 
-function strictSetup(policies: PolicyConfig[], options: { shadow?: boolean } = {}): { limiter: RateLimiter; clocks: Clocks; tier: MemoryStrictTier } {
+function strictSetup(
+  policies: PolicyConfig[],
+  options: { shadow?: boolean } = {},
+): { limiter: RateLimiter; clocks: Clocks; tier: MemoryStrictTier } {
   const { limiter, clocks } = setup(policies, options);
   const tier = new MemoryStrictTier();
   limiter.strict = tier;
   return { limiter, clocks, tier };
 }
 
-const perUser = (id: string, limit: number, windowMs: number, extra: Partial<PolicyConfig> = {}): PolicyConfig => ({ id, key: 'user_id', limit, windowMs, ...extra });
+const perUser = (
+  id: string,
+  limit: number,
+  windowMs: number,
+  extra: Partial<PolicyConfig> = {},
+): PolicyConfig => ({ id, key: 'user_id', limit, windowMs, ...extra });
 
 // ---------------------------------------------------------------------------------------------
 // Keys and scopes
@@ -174,7 +240,11 @@ describe('policy keys', () => {
     expect(countAllowed(limiter, 1, { args: { room: 7 } })).toBe(1);
     // a number and its decimal string are the same value
     expect(countAllowed(limiter, 2, { args: { room: '7' } })).toBe(1);
-    expect([...limiter.policy('room')!.store.entries()].map(([key]) => key).sort()).toEqual(['7', 'kitchen', 'lobby']);
+    expect([...limiter.policy('room')!.store.entries()].map(([key]) => key).sort()).toEqual([
+      '7',
+      'kitchen',
+      'lobby',
+    ]);
   });
 
   it('normaliseIp folds IPv6 to its /64 and unwraps IPv4-mapped addresses', () => {
@@ -189,7 +259,9 @@ describe('policy keys', () => {
   it('two addresses of one /64 share an IP bucket once normalised', () => {
     const { limiter } = setup([{ id: 'i', key: 'ip', limit: 2, windowMs: 1000 }]);
     expect(countAllowed(limiter, 1, {}, fn(), ctx(normaliseIp('2001:db8:1:2::a'), 's'))).toBe(1);
-    expect(countAllowed(limiter, 2, {}, fn(), ctx(normaliseIp('2001:db8:1:2:ffff::b'), 's'))).toBe(1);
+    expect(countAllowed(limiter, 2, {}, fn(), ctx(normaliseIp('2001:db8:1:2:ffff::b'), 's'))).toBe(
+      1,
+    );
     expect(countAllowed(limiter, 1, {}, fn(), ctx(normaliseIp('2001:db8:1:3::a'), 's'))).toBe(1);
   });
 });
@@ -209,24 +281,40 @@ describe('policy scopes', () => {
   });
 
   it('a function with no applicable policy is allowed without touching any state', () => {
-    const { limiter } = setup([perUser('one', 1, 1000, { scope: { service: 'svc', requestType: 'fn' } })]);
+    const { limiter } = setup([
+      perUser('one', 1, 1000, { scope: { service: 'svc', requestType: 'fn' } }),
+    ]);
     expect(countAllowed(limiter, 5, {}, fn('svc', 'other'))).toBe(5);
     expect(limiter.stats.checks).toBe(0);
     expect(limiter.keys).toBe(0);
   });
 
   it('connect policies never apply to gen_api requests; decide() runs them with the IP only', () => {
-    const { limiter } = setup([{ id: 'conn', scope: 'connect', key: 'ip', algorithm: 'gcra', limit: 2, windowMs: 1000 }]);
+    const { limiter } = setup([
+      { id: 'conn', scope: 'connect', key: 'ip', algorithm: 'gcra', limit: 2, windowMs: 1000 },
+    ]);
     expect(countAllowed(limiter, 5)).toBe(5);
     const policy = limiter.policy('conn')!;
     const observation: Observation = { decision: emptyDecision(), policy: null };
-    expect(sync(limiter.decide([policy], null, ctx('198.51.100.9', null), observation))).toEqual({ allowed: true });
+    expect(sync(limiter.decide([policy], null, ctx('198.51.100.9', null), observation))).toEqual({
+      allowed: true,
+    });
     // The tightest allowed decision is observed (for RateLimit headers on the 101)
     expect(observation.policy).toBe(policy);
     expect(observation.decision).toMatchObject({ allowed: true, limit: 2, remaining: 1 });
-    expect(sync(limiter.decide([policy], null, ctx('198.51.100.9', null), null)).allowed).toBe(true);
-    const denied = deniedDetails(sync(limiter.decide([policy], null, ctx('198.51.100.9', null), null)));
-    expect(denied).toMatchObject({ policy: 'conn', limit: 2, remaining: 0, retry_after_ms: 500, source: 'local' });
+    expect(sync(limiter.decide([policy], null, ctx('198.51.100.9', null), null)).allowed).toBe(
+      true,
+    );
+    const denied = deniedDetails(
+      sync(limiter.decide([policy], null, ctx('198.51.100.9', null), null)),
+    );
+    expect(denied).toMatchObject({
+      policy: 'conn',
+      limit: 2,
+      remaining: 0,
+      retry_after_ms: 500,
+      source: 'local',
+    });
     // Without an IP the connect policy is skipped
     expect(sync(limiter.decide([policy], null, ctx(null, null), null)).allowed).toBe(true);
   });
@@ -238,7 +326,10 @@ describe('policy scopes', () => {
 
 describe('spec 9: independent limits, the stricter decides', () => {
   it('10/s and 100/min per user, offered 20/s for a minute → 10 in any second, 100 in the minute', () => {
-    const { limiter, clocks } = setup([perUser('per_second', 10, 1000), perUser('per_minute', 100, 60_000)]);
+    const { limiter, clocks } = setup([
+      perUser('per_second', 10, 1000),
+      perUser('per_minute', 100, 60_000),
+    ]);
     const start = clocks.mono;
     const allowed: number[] = [];
     const deciders = new Map<string, number>();
@@ -250,13 +341,15 @@ describe('spec 9: independent limits, the stricter decides', () => {
         const details = deniedDetails(result);
         deciders.set(details.policy, (deciders.get(details.policy) ?? 0) + 1);
         // per_second waits for its oldest hit within the second; per_minute for the hit at 0
-        if (details.policy === 'per_second') expect(details.retry_after_ms).toBeLessThanOrEqual(1000);
+        if (details.policy === 'per_second')
+          expect(details.retry_after_ms).toBeLessThanOrEqual(1000);
         else expect(details.retry_after_ms).toBe(60_000 - (clocks.mono - start));
       }
     }
     expect(allowed).toHaveLength(100);
     let maxPerSecond = 0;
-    for (const t of allowed) maxPerSecond = Math.max(maxPerSecond, allowed.filter((u) => u > t - 1000 && u <= t).length);
+    for (const t of allowed)
+      maxPerSecond = Math.max(maxPerSecond, allowed.filter((u) => u > t - 1000 && u <= t).length);
     expect(maxPerSecond).toBe(10);
     // 10 per second for the first 10 s, then the minute is spent
     expect(allowed[99]).toBeLessThan(10_000);
@@ -278,8 +371,20 @@ describe('spec 10: key isolation', () => {
   it('user_id, device_id and ip with the same value "abc" have separate counters', () => {
     const { limiter } = setup([
       perUser('by_user', 3, 1000, { scope: { service: 'svc', requestType: 'u' } }),
-      { id: 'by_device', key: 'device_id', limit: 3, windowMs: 1000, scope: { service: 'svc', requestType: 'd' } },
-      { id: 'by_ip', key: 'ip', limit: 3, windowMs: 1000, scope: { service: 'svc', requestType: 'i' } },
+      {
+        id: 'by_device',
+        key: 'device_id',
+        limit: 3,
+        windowMs: 1000,
+        scope: { service: 'svc', requestType: 'd' },
+      },
+      {
+        id: 'by_ip',
+        key: 'ip',
+        limit: 3,
+        windowMs: 1000,
+        scope: { service: 'svc', requestType: 'i' },
+      },
     ]);
     const same = { user_id: 'abc', device_id: 'abc' };
     expect(countAllowed(limiter, 5, same, fn('svc', 'u'), ctx('abc'))).toBe(3);
@@ -292,7 +397,10 @@ describe('spec 10: key isolation', () => {
   });
 
   it('the same dimension under two policies: exhausting one leaves the other untouched', () => {
-    const { limiter } = setup([perUser('p1', 2, 1000, { scope: { service: 'svc', requestType: 'a' } }), perUser('p2', 2, 1000, { scope: { service: 'svc', requestType: 'b' } })]);
+    const { limiter } = setup([
+      perUser('p1', 2, 1000, { scope: { service: 'svc', requestType: 'a' } }),
+      perUser('p2', 2, 1000, { scope: { service: 'svc', requestType: 'b' } }),
+    ]);
     expect(countAllowed(limiter, 4, {}, fn('svc', 'a'))).toBe(2);
     expect(limiter.status('p2', 'alice')).toMatchObject({ allowed: true, remaining: 1 });
     expect(countAllowed(limiter, 4, {}, fn('svc', 'b'))).toBe(2);
@@ -301,7 +409,10 @@ describe('spec 10: key isolation', () => {
 
 describe('spec 11: multi-limit atomicity (local)', () => {
   it('global 100/min + per-API 10/min: the 11th call to the API is denied and the global remaining is unchanged', () => {
-    const { limiter } = setup([perUser('global', 100, 60_000), perUser('api', 10, 60_000, { scope: { service: 'svc', requestType: 'fn' } })]);
+    const { limiter } = setup([
+      perUser('global', 100, 60_000),
+      perUser('api', 10, 60_000, { scope: { service: 'svc', requestType: 'fn' } }),
+    ]);
     expect(countAllowed(limiter, 10)).toBe(10);
     const before = limiter.status('global', 'alice');
     expect(before).toMatchObject({ remaining: 89 });
@@ -315,7 +426,10 @@ describe('spec 11: multi-limit atomicity (local)', () => {
 
   it('a denial by a later policy does not consume an earlier one, for every algorithm', () => {
     for (const algorithm of ALGORITHMS) {
-      const { limiter } = setup([perUser('first', 50, 60_000, { algorithm }), perUser('second', 1, 60_000, { algorithm, scope: { service: 'svc' } })]);
+      const { limiter } = setup([
+        perUser('first', 50, 60_000, { algorithm }),
+        perUser('second', 1, 60_000, { algorithm, scope: { service: 'svc' } }),
+      ]);
       expect(call(limiter).allowed).toBe(true);
       const before = limiter.status('first', 'alice');
       for (let i = 0; i < 5; i++) expect(call(limiter).allowed).toBe(false);
@@ -328,15 +442,21 @@ describe('spec 12: a missing dimension skips the policy', () => {
   it.each([
     ['null', null],
     ['empty string', ''],
-  ])('device_id %s → the device policy is skipped, never a "" bucket; other policies still apply', (_label, device) => {
-    const { limiter } = setup([{ id: 'dev', key: 'device_id', limit: 1, windowMs: 1000 }, perUser('user', 3, 1000)]);
-    expect(countAllowed(limiter, 5, { device_id: device })).toBe(3);
-    const dev = limiter.policy('dev')!;
-    expect(dev.store.size).toBe(0);
-    expect(dev.store.get('')).toBeUndefined();
-    expect(dev.stats.checks).toBe(0);
-    expect(limiter.policy('user')!.stats.checks).toBe(5);
-  });
+  ])(
+    'device_id %s → the device policy is skipped, never a "" bucket; other policies still apply',
+    (_label, device) => {
+      const { limiter } = setup([
+        { id: 'dev', key: 'device_id', limit: 1, windowMs: 1000 },
+        perUser('user', 3, 1000),
+      ]);
+      expect(countAllowed(limiter, 5, { device_id: device })).toBe(3);
+      const dev = limiter.policy('dev')!;
+      expect(dev.store.size).toBe(0);
+      expect(dev.store.get('')).toBeUndefined();
+      expect(dev.stats.checks).toBe(0);
+      expect(limiter.policy('user')!.stats.checks).toBe(5);
+    },
+  );
 
   it('missing user, IP, socket id or argument: skipped; non-scalar argument values are skipped too', () => {
     const { limiter } = setup([
@@ -346,50 +466,70 @@ describe('spec 12: a missing dimension skips the policy', () => {
       { id: 'arg', key: { arg: 'room' }, limit: 1, windowMs: 1000 },
     ]);
     const anonymous = { user_id: null, device_id: null };
-    for (const args of [{}, { room: '' }, { room: true }, { room: { id: 1 } }, { room: ['a'] }, { room: null }, { room: Number.NaN }]) {
+    for (const args of [
+      {},
+      { room: '' },
+      { room: true },
+      { room: { id: 1 } },
+      { room: ['a'] },
+      { room: null },
+      { room: Number.NaN },
+    ]) {
       expect(countAllowed(limiter, 3, { ...anonymous, args }, fn(), ctx(null, null))).toBe(3);
     }
     expect(limiter.keys).toBe(0);
     expect(limiter.stats.denied).toBe(0);
     // Zero is a value, not a missing one
-    expect(countAllowed(limiter, 2, { ...anonymous, args: { room: 0 } }, fn(), ctx(null, null))).toBe(1);
+    expect(
+      countAllowed(limiter, 2, { ...anonymous, args: { room: 0 } }, fn(), ctx(null, null)),
+    ).toBe(1);
     expect(limiter.policy('arg')!.store.get('0')).toBeDefined();
   });
 });
 
 describe('spec 14: a backwards wall-clock step does not affect local policies (monotonic clock)', () => {
-  it.each(ALGORITHMS)('%s: a 5 s step back neither grants quota nor yields negative numbers', (algorithm) => {
-    const { limiter, clocks } = setup([perUser('p', 5, 1000, { algorithm })]);
-    expect(countAllowed(limiter, 5)).toBe(5);
-    const denied = deniedDetails(call(limiter));
-    clocks.wall -= 5_000;
-    const after = deniedDetails(call(limiter));
-    expect(after).toEqual(denied);
-    expect(after.remaining).toBeGreaterThanOrEqual(0);
-    expect(after.retry_after_ms).toBeGreaterThanOrEqual(1);
-    clocks.wall += 3_600_000; // and forward: still the monotonic clock that counts
-    expect(deniedDetails(call(limiter))).toEqual(denied);
-    clocks.mono += denied.retry_after_ms;
-    expect(call(limiter).allowed).toBe(true);
-  });
+  it.each(ALGORITHMS)(
+    '%s: a 5 s step back neither grants quota nor yields negative numbers',
+    (algorithm) => {
+      const { limiter, clocks } = setup([perUser('p', 5, 1000, { algorithm })]);
+      expect(countAllowed(limiter, 5)).toBe(5);
+      const denied = deniedDetails(call(limiter));
+      clocks.wall -= 5_000;
+      const after = deniedDetails(call(limiter));
+      expect(after).toEqual(denied);
+      expect(after.remaining).toBeGreaterThanOrEqual(0);
+      expect(after.retry_after_ms).toBeGreaterThanOrEqual(1);
+      clocks.wall += 3_600_000; // and forward: still the monotonic clock that counts
+      expect(deniedDetails(call(limiter))).toEqual(denied);
+      clocks.mono += denied.retry_after_ms;
+      expect(call(limiter).allowed).toBe(true);
+    },
+  );
 
   it('local policies read the monotonic clock, eventual and strict ones the wall clock', () => {
-    const { limiter } = setup([perUser('l', 1, 1000), perUser('e', 1, 1000, { mode: 'eventual' }), perUser('s', 1, 1000, { mode: 'strict' })]);
+    const { limiter } = setup([
+      perUser('l', 1, 1000),
+      perUser('e', 1, 1000, { mode: 'eventual' }),
+      perUser('s', 1, 1000, { mode: 'strict' }),
+    ]);
     expect(limiter.clockFor(limiter.policy('l')!)).toBe(limiter.monotonic);
     expect(limiter.clockFor(limiter.policy('e')!)).toBe(limiter.wall);
     expect(limiter.clockFor(limiter.policy('s')!)).toBe(limiter.wall);
   });
 
-  it.each(['sliding_log', 'gcra'] as const)('eventual %s: a wall step back keeps the recorded hits (no extra quota, no negative numbers)', (algorithm) => {
-    const { limiter, clocks } = setup([perUser('e', 3, 1000, { algorithm, mode: 'eventual' })]);
-    expect(countAllowed(limiter, 3)).toBe(3);
-    clocks.wall -= 5_000;
-    const details = deniedDetails(call(limiter));
-    expect(details.source).toBe('eventual');
-    expect(details.remaining).toBeGreaterThanOrEqual(0);
-    expect(details.retry_after_ms).toBeGreaterThanOrEqual(1);
-    expect(details.reset_ms).toBeGreaterThanOrEqual(0);
-  });
+  it.each(['sliding_log', 'gcra'] as const)(
+    'eventual %s: a wall step back keeps the recorded hits (no extra quota, no negative numbers)',
+    (algorithm) => {
+      const { limiter, clocks } = setup([perUser('e', 3, 1000, { algorithm, mode: 'eventual' })]);
+      expect(countAllowed(limiter, 3)).toBe(3);
+      clocks.wall -= 5_000;
+      const details = deniedDetails(call(limiter));
+      expect(details.source).toBe('eventual');
+      expect(details.remaining).toBeGreaterThanOrEqual(0);
+      expect(details.retry_after_ms).toBeGreaterThanOrEqual(1);
+      expect(details.reset_ms).toBeGreaterThanOrEqual(0);
+    },
+  );
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -400,10 +540,17 @@ describe('spec 14: a backwards wall-clock step does not affect local policies (m
 function traffic(length: number, seed: number): { gap: number; user: string }[] {
   let x = seed;
   const next = () => (x = (x * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
-  return Array.from({ length }, () => ({ gap: next() < 0.4 ? 0 : Math.floor(next() * 250), user: next() < 0.7 ? 'alice' : 'bob' }));
+  return Array.from({ length }, () => ({
+    gap: next() < 0.4 ? 0 : Math.floor(next() * 250),
+    user: next() < 0.7 ? 'alice' : 'bob',
+  }));
 }
 
-function replayTraffic(limiter: RateLimiter, clocks: Clocks, events: readonly { gap: number; user: string }[]): { allowed: number; denied: number } {
+function replayTraffic(
+  limiter: RateLimiter,
+  clocks: Clocks,
+  events: readonly { gap: number; user: string }[],
+): { allowed: number; denied: number } {
   let allowed = 0;
   let denied = 0;
   for (const { gap, user } of events) {
@@ -435,30 +582,41 @@ describe('spec 38: shadow mode', () => {
   });
 
   it('a shadow policy next to an enforced one: the enforced one still denies', () => {
-    const { limiter } = setup([perUser('enforced', 2, 1000), perUser('shadowed', 1, 1000, { shadow: true })]);
+    const { limiter } = setup([
+      perUser('enforced', 2, 1000),
+      perUser('shadowed', 1, 1000, { shadow: true }),
+    ]);
     expect(countAllowed(limiter, 4)).toBe(2);
     expect(limiter.policy('enforced')!.stats.denied).toBe(2);
     expect(limiter.policy('shadowed')!.stats.denied).toBe(0);
     expect(limiter.policy('shadowed')!.stats.wouldDeny).toBeGreaterThanOrEqual(1);
   });
 
-  it.each(ALGORITHMS)('%s: wouldDeny equals what enforcement denies for the same replayed traffic (per policy and global shadow)', (algorithm) => {
-    const events = traffic(600, 42);
-    const policy = perUser('p', 4, 1000, { algorithm });
-    const enforced = setup([policy]);
-    const perPolicy = setup([{ ...policy, shadow: true }]);
-    const global = setup([policy], { shadow: true });
-    const outcome = replayTraffic(enforced.limiter, enforced.clocks, events);
-    expect(outcome.denied).toBeGreaterThan(50);
-    for (const shadow of [perPolicy, global]) {
-      expect(replayTraffic(shadow.limiter, shadow.clocks, events)).toEqual({ allowed: events.length, denied: 0 });
-      expect(shadow.limiter.policy('p')!.stats.wouldDeny).toBe(outcome.denied);
-      expect(shadow.limiter.stats.wouldDeny).toBe(enforced.limiter.stats.denied);
-    }
-  });
+  it.each(ALGORITHMS)(
+    '%s: wouldDeny equals what enforcement denies for the same replayed traffic (per policy and global shadow)',
+    (algorithm) => {
+      const events = traffic(600, 42);
+      const policy = perUser('p', 4, 1000, { algorithm });
+      const enforced = setup([policy]);
+      const perPolicy = setup([{ ...policy, shadow: true }]);
+      const global = setup([policy], { shadow: true });
+      const outcome = replayTraffic(enforced.limiter, enforced.clocks, events);
+      expect(outcome.denied).toBeGreaterThan(50);
+      for (const shadow of [perPolicy, global]) {
+        expect(replayTraffic(shadow.limiter, shadow.clocks, events)).toEqual({
+          allowed: events.length,
+          denied: 0,
+        });
+        expect(shadow.limiter.policy('p')!.stats.wouldDeny).toBe(outcome.denied);
+        expect(shadow.limiter.stats.wouldDeny).toBe(enforced.limiter.stats.denied);
+      }
+    },
+  );
 
   it('a strict policy in shadow: a store denial is counted, the request allowed', async () => {
-    const { limiter, tier } = strictSetup([perUser('s', 1, 1000, { mode: 'strict', shadow: true })]);
+    const { limiter, tier } = strictSetup([
+      perUser('s', 1, 1000, { mode: 'strict', shadow: true }),
+    ]);
     expect(await limiter.check(req(), fn(), ctx())).toEqual({ allowed: true });
     expect(await limiter.check(req(), fn(), ctx())).toEqual({ allowed: true });
     expect(limiter.policy('s')!.stats).toMatchObject({ wouldDeny: 1, denied: 0 });
@@ -481,9 +639,25 @@ describe('denial details', () => {
     expect(result).toEqual({
       allowed: false,
       retryAfterMs: 5000,
-      details: { policy: 'five_per_10s', limit: 5, window_ms: 10_000, remaining: 0, reset_ms: 5000, retry_after_ms: 5000, source: 'local' },
+      details: {
+        policy: 'five_per_10s',
+        limit: 5,
+        window_ms: 10_000,
+        remaining: 0,
+        reset_ms: 5000,
+        retry_after_ms: 5000,
+        source: 'local',
+      },
     });
-    expect(Object.keys(deniedDetails(result)).sort()).toEqual(['limit', 'policy', 'remaining', 'reset_ms', 'retry_after_ms', 'source', 'window_ms']);
+    expect(Object.keys(deniedDetails(result)).sort()).toEqual([
+      'limit',
+      'policy',
+      'remaining',
+      'reset_ms',
+      'retry_after_ms',
+      'source',
+      'window_ms',
+    ]);
     expect(limiter.stats).toMatchObject({ checks: 6, denied: 1 });
     expect(limiter.policy('five_per_10s')!.stats).toMatchObject({ checks: 6, denied: 1 });
   });
@@ -513,9 +687,14 @@ describe('denial details', () => {
 
 describe('eventual tier hand-off', () => {
   it('committed() gets the eventual policies’ hits of allowed requests, at their wall time, and nothing of denied ones', () => {
-    const { limiter, clocks } = setup([perUser('ev', 5, 1000, { mode: 'eventual', cost: 2 }), perUser('loc', 2, 1000)]);
+    const { limiter, clocks } = setup([
+      perUser('ev', 5, 1000, { mode: 'eventual', cost: 2 }),
+      perUser('loc', 2, 1000),
+    ]);
     const shared: { policy: string; key: string; at: number; cost: number }[] = [];
-    const tier: EventualTier = { committed: (policy, key, at, cost) => shared.push({ policy: policy.id, key, at, cost }) };
+    const tier: EventualTier = {
+      committed: (policy, key, at, cost) => shared.push({ policy: policy.id, key, at, cost }),
+    };
     limiter.eventual = tier;
     expect(call(limiter).allowed).toBe(true);
     clocks.wall += 10;
@@ -528,7 +707,10 @@ describe('eventual tier hand-off', () => {
   });
 
   it('applyRemote: remote hits count at their origin time; stale, unknown and future hits are handled', () => {
-    const { limiter, clocks } = setup([perUser('ev', 3, 1000, { mode: 'eventual' }), perUser('loc', 3, 1000)]);
+    const { limiter, clocks } = setup([
+      perUser('ev', 3, 1000, { mode: 'eventual' }),
+      perUser('loc', 3, 1000),
+    ]);
     const now = clocks.wall;
     expect(limiter.applyRemote('loc', 'user_id:alice', now, 1)).toBe('unknown');
     expect(limiter.applyRemote('nope', 'user_id:alice', now, 1)).toBe('unknown');
@@ -560,25 +742,61 @@ describe('policy validation', () => {
     ['bad id (dot at the end)', { id: 'a.' }, /policy id must match/],
     ['limit 0', { limit: 0 }, /policy p: limit must be a positive integer, got 0/],
     ['limit fractional', { limit: 2.5 }, /limit must be a positive integer, got 2.5/],
-    ['limit not a number', { limit: '10' as unknown as number }, /limit must be a positive integer, got "10"/],
+    [
+      'limit not a number',
+      { limit: '10' as unknown as number },
+      /limit must be a positive integer, got "10"/,
+    ],
     ['window negative', { windowMs: -1 }, /policy p: windowMs must be a positive integer, got -1/],
     ['window fractional', { windowMs: 0.5 }, /windowMs must be a positive integer/],
-    ['window infinite', { windowMs: Number.POSITIVE_INFINITY }, /windowMs must be a positive integer/],
+    [
+      'window infinite',
+      { windowMs: Number.POSITIVE_INFINITY },
+      /windowMs must be a positive integer/,
+    ],
     ['burst 0', { algorithm: 'gcra', burst: 0 }, /burst must be a positive integer/],
     ['cost 0', { cost: 0 }, /cost must be a positive integer/],
-    ['cost above the limit', { cost: 11 }, /policy p: cost 11 can never fit \(it exceeds the limit\)/],
-    ['cost above the GCRA burst', { algorithm: 'gcra', limit: 10, burst: 3, cost: 4 }, /cost 4 can never fit \(it exceeds the burst\)/],
-    ['unknown algorithm', { algorithm: 'leaky' as 'gcra' }, /algorithm must be one of sliding_log, sliding_window, gcra, fixed_window/],
+    [
+      'cost above the limit',
+      { cost: 11 },
+      /policy p: cost 11 can never fit \(it exceeds the limit\)/,
+    ],
+    [
+      'cost above the GCRA burst',
+      { algorithm: 'gcra', limit: 10, burst: 3, cost: 4 },
+      /cost 4 can never fit \(it exceeds the burst\)/,
+    ],
+    [
+      'unknown algorithm',
+      { algorithm: 'leaky' as 'gcra' },
+      /algorithm must be one of sliding_log, sliding_window, gcra, fixed_window/,
+    ],
     ['unknown mode', { mode: 'global' as 'local' }, /mode must be one of local, eventual, strict/],
-    ['unknown fallback', { mode: 'strict', fallback: 'retry' as 'open' }, /fallback must be local, open or closed/],
-    ['scope string', { scope: 'everything' as 'global' }, /scope must be "global", "connect" or \{service, requestType\?\}/],
+    [
+      'unknown fallback',
+      { mode: 'strict', fallback: 'retry' as 'open' },
+      /fallback must be local, open or closed/,
+    ],
+    [
+      'scope string',
+      { scope: 'everything' as 'global' },
+      /scope must be "global", "connect" or \{service, requestType\?\}/,
+    ],
     ['scope without service', { scope: { service: '' } }, /scope must be/],
-    ['scope with a non-string requestType', { scope: { service: 's', requestType: 5 as unknown as string } }, /scope must be/],
-    ['key unknown', { key: 'email' as 'ip' }, /key must be user_id, device_id, ip, socket_id or \{arg: name\}/],
+    [
+      'scope with a non-string requestType',
+      { scope: { service: 's', requestType: 5 as unknown as string } },
+      /scope must be/,
+    ],
+    [
+      'key unknown',
+      { key: 'email' as 'ip' },
+      /key must be user_id, device_id, ip, socket_id or \{arg: name\}/,
+    ],
     ['key arg empty', { key: { arg: '' } }, /key must be/],
     ['connect scope keyed by user', { scope: 'connect' }, /connect policies are keyed by ip/],
   ] as [string, Partial<PolicyConfig>, RegExp][])('%s → PolicyError', (_label, change, message) => {
-    const config = { ...base, ...change } as PolicyConfig;
+    const config = { ...base, ...change };
     expect(() => new RateLimiter({ policies: [config] }, silentLogger())).toThrow(PolicyError);
     expect(() => new RateLimiter({ policies: [config] }, silentLogger())).toThrow(message);
   });
@@ -593,7 +811,9 @@ describe('policy validation', () => {
   });
 
   it('duplicate ids in the configuration are refused', () => {
-    expect(() => new RateLimiter({ policies: [base, base] }, silentLogger())).toThrow(/duplicate rate-limit policy id "p"/);
+    expect(() => new RateLimiter({ policies: [base, base] }, silentLogger())).toThrow(
+      /duplicate rate-limit policy id "p"/,
+    );
   });
 
   it('setPolicy with an invalid config throws and leaves the policies as they were', () => {
@@ -646,14 +866,18 @@ describe('runtime changes: setPolicy, removePolicy, setShadow, status, reset', (
     // GCRA: the TAT carries over; the new rate applies to what comes next.
     limiter.setPolicy(perUser('g', 10, 1000, { algorithm: 'gcra', burst: 2 }));
     expect(countAllowed(limiter, 3, { user_id: 'g' })).toBe(2);
-    expect(limiter.setPolicy(perUser('g', 20, 1000, { algorithm: 'gcra', burst: 2 })).counters).toBe('kept');
+    expect(
+      limiter.setPolicy(perUser('g', 20, 1000, { algorithm: 'gcra', burst: 2 })).counters,
+    ).toBe('kept');
     expect(call(limiter, { user_id: 'g' }).allowed).toBe(false);
     limiter.removePolicy('g');
 
     // Fixed window with the same window: the count carries over, the new limit decides.
     limiter.setPolicy(perUser('f', 5, 60_000, { algorithm: 'fixed_window' }));
     expect(countAllowed(limiter, 3, { user_id: 'f' })).toBe(3);
-    expect(limiter.setPolicy(perUser('f', 4, 60_000, { algorithm: 'fixed_window' })).counters).toBe('kept');
+    expect(limiter.setPolicy(perUser('f', 4, 60_000, { algorithm: 'fixed_window' })).counters).toBe(
+      'kept',
+    );
     expect(countAllowed(limiter, 3, { user_id: 'f' })).toBe(1);
     expect(used('f', 'f')).toBe(4);
   });
@@ -662,26 +886,44 @@ describe('runtime changes: setPolicy, removePolicy, setShadow, status, reset', (
     const { limiter } = setup([perUser('p', 3, 60_000)]);
     const fill = () => expect(countAllowed(limiter, 5)).toBe(3);
     fill();
-    expect(limiter.setPolicy(perUser('p', 3, 60_000, { algorithm: 'gcra' })).counters).toBe('reset');
+    expect(limiter.setPolicy(perUser('p', 3, 60_000, { algorithm: 'gcra' })).counters).toBe(
+      'reset',
+    );
     fill();
-    expect(limiter.setPolicy(perUser('p', 3, 60_000, { algorithm: 'gcra', key: 'device_id' })).counters).toBe('reset');
+    expect(
+      limiter.setPolicy(perUser('p', 3, 60_000, { algorithm: 'gcra', key: 'device_id' })).counters,
+    ).toBe('reset');
     fill();
-    expect(limiter.setPolicy(perUser('p', 3, 60_000, { algorithm: 'gcra', key: 'device_id', mode: 'eventual' })).counters).toBe('reset');
+    expect(
+      limiter.setPolicy(
+        perUser('p', 3, 60_000, { algorithm: 'gcra', key: 'device_id', mode: 'eventual' }),
+      ).counters,
+    ).toBe('reset');
     fill();
-    expect(limiter.setPolicy(perUser('p', 3, 60_000, { algorithm: 'fixed_window' })).counters).toBe('reset');
+    expect(limiter.setPolicy(perUser('p', 3, 60_000, { algorithm: 'fixed_window' })).counters).toBe(
+      'reset',
+    );
     fill();
-    expect(limiter.setPolicy(perUser('p', 3, 30_000, { algorithm: 'fixed_window' })).counters).toBe('reset');
+    expect(limiter.setPolicy(perUser('p', 3, 30_000, { algorithm: 'fixed_window' })).counters).toBe(
+      'reset',
+    );
     fill();
-    expect(limiter.setPolicy(perUser('p', 3, 30_000, { algorithm: 'sliding_window' })).counters).toBe('reset');
+    expect(
+      limiter.setPolicy(perUser('p', 3, 30_000, { algorithm: 'sliding_window' })).counters,
+    ).toBe('reset');
     fill();
-    expect(limiter.setPolicy(perUser('p', 3, 60_000, { algorithm: 'sliding_window' })).counters).toBe('reset');
+    expect(
+      limiter.setPolicy(perUser('p', 3, 60_000, { algorithm: 'sliding_window' })).counters,
+    ).toBe('reset');
     fill();
   });
 
   it('a strict policy keeps its store counters on replacement but cannot change its algorithm (the store states are per id)', () => {
     const { limiter } = strictSetup([perUser('s', 3, 1000, { mode: 'strict' })]);
     expect(limiter.setPolicy(perUser('s', 5, 1000, { mode: 'strict' })).counters).toBe('kept');
-    expect(() => limiter.setPolicy(perUser('s', 5, 1000, { mode: 'strict', algorithm: 'gcra' }))).toThrow(/algorithm cannot change \(sliding_log → gcra\); add a policy with a new id/);
+    expect(() =>
+      limiter.setPolicy(perUser('s', 5, 1000, { mode: 'strict', algorithm: 'gcra' })),
+    ).toThrow(/algorithm cannot change \(sliding_log → gcra\); add a policy with a new id/);
     expect(limiter.policy('s')!.config.limit).toBe(5);
     // Leaving strict mode is a fresh local count.
     expect(limiter.setPolicy(perUser('s', 5, 1000)).counters).toBe('reset');
@@ -710,14 +952,23 @@ describe('runtime changes: setPolicy, removePolicy, setShadow, status, reset', (
   it('status peeks without consuming or creating keys; unknown policy → null', () => {
     const { limiter } = setup([perUser('p', 3, 1000)]);
     expect(limiter.status('nope', 'alice')).toBeNull();
-    expect(limiter.status('p', 'nobody')).toMatchObject({ allowed: true, limit: 3, windowMs: 1000, remaining: 2 });
+    expect(limiter.status('p', 'nobody')).toMatchObject({
+      allowed: true,
+      limit: 3,
+      windowMs: 1000,
+      remaining: 2,
+    });
     expect(limiter.keys).toBe(0);
     call(limiter);
     call(limiter);
     expect(limiter.status('p', 'alice')).toMatchObject({ allowed: true, remaining: 0 });
     expect(limiter.status('p', 'alice')).toMatchObject({ allowed: true, remaining: 0 });
     call(limiter);
-    expect(limiter.status('p', 'alice')).toMatchObject({ allowed: false, remaining: 0, retryAfterMs: 1000 });
+    expect(limiter.status('p', 'alice')).toMatchObject({
+      allowed: false,
+      remaining: 0,
+      retryAfterMs: 1000,
+    });
     expect(limiter.keys).toBe(1);
   });
 
@@ -778,7 +1029,14 @@ describe('strict policies', () => {
     expect(await first).toEqual({ allowed: true });
     expect(await limiter.check(req(), fn(), ctx())).toEqual({ allowed: true });
     const denied = deniedDetails(await limiter.check(req(), fn(), ctx()));
-    expect(denied).toMatchObject({ policy: 's', limit: 2, window_ms: 1000, remaining: 0, retry_after_ms: 1000, source: 'strict' });
+    expect(denied).toMatchObject({
+      policy: 's',
+      limit: 2,
+      window_ms: 1000,
+      remaining: 0,
+      retry_after_ms: 1000,
+      source: 'strict',
+    });
     expect(tier.consumeCalls).toBe(3);
     // The store's admissions through this node are mirrored into its fallback share (no other local state).
     expect(limiter.policy('s')!.store.size).toBe(1);
@@ -793,7 +1051,12 @@ describe('strict policies', () => {
     limiter.storeState(policy, 'alice', full);
     tier.up = false;
     const denied = deniedDetails(await limiter.check(req(), fn(), ctx()));
-    expect(denied).toMatchObject({ policy: 's', source: 'fallback', remaining: 0, retry_after_ms: 900 });
+    expect(denied).toMatchObject({
+      policy: 's',
+      source: 'fallback',
+      remaining: 0,
+      retry_after_ms: 900,
+    });
     // Another key the store said nothing about: the share decides (1 node: the whole limit).
     expect((await limiter.check(req({ user_id: 'bob' }), fn(), ctx())).allowed).toBe(true);
     // Room in the known state: the fallback's admissions are added to it (2 known + 2 admitted = 4).
@@ -801,7 +1064,8 @@ describe('strict policies', () => {
     for (let i = 0; i < 2; i++) policy.algorithm.commit(half, clocks.wall, 1);
     limiter.storeState(policy, 'carol', half);
     const carol = [];
-    for (let i = 0; i < 4; i++) carol.push((await limiter.check(req({ user_id: 'carol' }), fn(), ctx())).allowed);
+    for (let i = 0; i < 4; i++)
+      carol.push((await limiter.check(req({ user_id: 'carol' }), fn(), ctx())).allowed);
     expect(carol).toEqual([true, true, false, false]);
     // It expires with its hits, and an admin reset forgets it.
     expect(policy.known!.size).toBe(2);
@@ -815,9 +1079,13 @@ describe('strict policies', () => {
   });
 
   it('a node’s store admissions count against its fallback share: an outage mid-window admits only the rest of the share', async () => {
-    const { limiter, tier } = strictSetup([perUser('s', 10, 1000, { mode: 'strict' }), perUser('o', 10, 1000, { mode: 'strict', fallback: 'open', scope: { service: 'other' } })]);
+    const { limiter, tier } = strictSetup([
+      perUser('s', 10, 1000, { mode: 'strict' }),
+      perUser('o', 10, 1000, { mode: 'strict', fallback: 'open', scope: { service: 'other' } }),
+    ]);
     limiter.nodes = () => 2;
-    for (let i = 0; i < 3; i++) expect((await limiter.check(req(), fn(), ctx())).allowed).toBe(true);
+    for (let i = 0; i < 3; i++)
+      expect((await limiter.check(req(), fn(), ctx())).allowed).toBe(true);
     tier.up = false;
     // Share ceil(10 / 2) = 5, of which 3 were used through the store: 2 more.
     const outage = [];
@@ -831,7 +1099,8 @@ describe('strict policies', () => {
 
   it('deny cache (spec 28): after a store denial, 0 store calls until retryAfter, remaining 0 and a shrinking retry_after', async () => {
     const { limiter, clocks, tier } = strictSetup([perUser('s', 3, 1000, { mode: 'strict' })]);
-    for (let i = 0; i < 3; i++) expect((await limiter.check(req(), fn(), ctx())).allowed).toBe(true);
+    for (let i = 0; i < 3; i++)
+      expect((await limiter.check(req(), fn(), ctx())).allowed).toBe(true);
     clocks.wall += 100;
     const first = deniedDetails(await limiter.check(req(), fn(), ctx()));
     expect(first).toMatchObject({ remaining: 0, retry_after_ms: 900, source: 'strict' });
@@ -840,7 +1109,13 @@ describe('strict policies', () => {
     for (let i = 0; i < 8; i++) {
       clocks.wall += 100;
       const cached = deniedDetails(await limiter.check(req(), fn(), ctx()));
-      expect(cached).toMatchObject({ policy: 's', limit: 3, window_ms: 1000, remaining: 0, source: 'strict' });
+      expect(cached).toMatchObject({
+        policy: 's',
+        limit: 3,
+        window_ms: 1000,
+        remaining: 0,
+        source: 'strict',
+      });
       expect(cached.reset_ms).toBe(cached.retry_after_ms);
       waits.push(cached.retry_after_ms);
     }
@@ -864,7 +1139,12 @@ describe('strict policies', () => {
       const results = [];
       for (let i = 0; i < 5; i++) results.push(await limiter.check(req(), fn(), ctx()));
       expect(results.map((r) => r.allowed)).toEqual([true, true, true, false, false]);
-      expect(deniedDetails(results[3]!)).toMatchObject({ policy: 's', limit: 3, remaining: 0, source: 'fallback' });
+      expect(deniedDetails(results[3]!)).toMatchObject({
+        policy: 's',
+        limit: 3,
+        remaining: 0,
+        source: 'fallback',
+      });
       expect(tier.consumeCalls).toBe(0);
       expect(limiter.policy('s')!.stats.fallback).toBe(5);
       expect(limiter.stats.fallback).toBe(5);
@@ -889,7 +1169,9 @@ describe('strict policies', () => {
     });
 
     it('local: a GCRA policy’s burst is shared too', async () => {
-      const { limiter, tier } = strictSetup([perUser('g', 10, 1000, { mode: 'strict', algorithm: 'gcra', burst: 4 })]);
+      const { limiter, tier } = strictSetup([
+        perUser('g', 10, 1000, { mode: 'strict', algorithm: 'gcra', burst: 4 }),
+      ]);
       tier.up = false;
       limiter.nodes = () => 2;
       let allowed = 0;
@@ -898,19 +1180,28 @@ describe('strict policies', () => {
     });
 
     it('open: allows and counts failOpen', async () => {
-      const { limiter, tier } = strictSetup([perUser('s', 1, 1000, { mode: 'strict', fallback: 'open' })]);
+      const { limiter, tier } = strictSetup([
+        perUser('s', 1, 1000, { mode: 'strict', fallback: 'open' }),
+      ]);
       tier.up = false;
-      for (let i = 0; i < 5; i++) expect(await limiter.check(req(), fn(), ctx())).toEqual({ allowed: true });
+      for (let i = 0; i < 5; i++)
+        expect(await limiter.check(req(), fn(), ctx())).toEqual({ allowed: true });
       expect(limiter.policy('s')!.stats.failOpen).toBe(5);
       expect(limiter.stats.failOpen).toBe(5);
       expect(limiter.policy('s')!.stats.fallback).toBe(0);
     });
 
     it('closed: {allowed: false, unavailable: true} (not a rate-limit denial), counted as failClosed', async () => {
-      const { limiter, tier } = strictSetup([perUser('s', 100, 1000, { mode: 'strict', fallback: 'closed' })]);
+      const { limiter, tier } = strictSetup([
+        perUser('s', 100, 1000, { mode: 'strict', fallback: 'closed' }),
+      ]);
       tier.up = false;
       const result = await limiter.check(req(), fn(), ctx());
-      expect(result).toEqual({ allowed: false, unavailable: true, details: { reason: 'limiter_unavailable', policy: 's', source: 'fallback' } });
+      expect(result).toEqual({
+        allowed: false,
+        unavailable: true,
+        details: { reason: 'limiter_unavailable', policy: 's', source: 'fallback' },
+      });
       expect('retryAfterMs' in result).toBe(false);
       expect(limiter.policy('s')!.stats.failClosed).toBe(1);
       expect(limiter.stats.denied).toBe(0);
@@ -929,7 +1220,8 @@ describe('strict policies', () => {
       expect(limiter.stats.storeErrors).toBe(3);
       // Recovery: the store is authoritative again (fallback counts are not copied to it)
       tier.failure = null;
-      for (let i = 0; i < 4; i++) expect((await limiter.check(req(), fn(), ctx())).allowed).toBe(true);
+      for (let i = 0; i < 4; i++)
+        expect((await limiter.check(req(), fn(), ctx())).allowed).toBe(true);
       expect(deniedDetails(await limiter.check(req(), fn(), ctx())).source).toBe('strict');
     });
 
@@ -937,7 +1229,11 @@ describe('strict policies', () => {
       const { limiter, clocks, tier } = strictSetup([
         perUser('local', 10, 60_000),
         perUser('first', 10, 60_000, { mode: 'strict' }),
-        perUser('second', 10, 60_000, { mode: 'strict', fallback: 'closed', scope: { service: 'svc' } }),
+        perUser('second', 10, 60_000, {
+          mode: 'strict',
+          fallback: 'closed',
+          scope: { service: 'svc' },
+        }),
       ]);
       expect((await limiter.check(req(), fn(), ctx())).allowed).toBe(true);
       const localBefore = limiter.status('local', 'alice');
@@ -945,7 +1241,11 @@ describe('strict policies', () => {
       const storeBefore = tier.peek(first, 'alice', clocks.wall);
       // The store fails for `second` only (e.g. its bucket is unavailable)
       tier.failFor.add('second');
-      expect(await limiter.check(req(), fn(), ctx())).toMatchObject({ allowed: false, unavailable: true, details: { reason: 'limiter_unavailable' } });
+      expect(await limiter.check(req(), fn(), ctx())).toMatchObject({
+        allowed: false,
+        unavailable: true,
+        details: { reason: 'limiter_unavailable' },
+      });
       expect(limiter.policy('second')!.stats).toMatchObject({ failClosed: 1, storeErrors: 1 });
       expect(tier.refunds).toEqual([{ policy: 'first', key: 'alice', at: clocks.wall, cost: 1 }]);
       expect(tier.peek(first, 'alice', clocks.wall)).toEqual(storeBefore);
@@ -984,7 +1284,10 @@ describe('strict policies', () => {
   });
 
   it('a local denial is decided before any store call', async () => {
-    const { limiter, tier } = strictSetup([perUser('local', 1, 1000), perUser('s', 100, 1000, { mode: 'strict' })]);
+    const { limiter, tier } = strictSetup([
+      perUser('local', 1, 1000),
+      perUser('s', 100, 1000, { mode: 'strict' }),
+    ]);
     expect((await limiter.check(req(), fn(), ctx())).allowed).toBe(true);
     const result = limiter.check(req(), fn(), ctx());
     expect(result).not.toBeInstanceOf(Promise);
@@ -993,7 +1296,10 @@ describe('strict policies', () => {
   });
 
   it('an eventual hit is shared only after the strict policies allowed the request', async () => {
-    const { limiter, tier } = strictSetup([perUser('ev', 100, 1000, { mode: 'eventual' }), perUser('s', 1, 1000, { mode: 'strict' })]);
+    const { limiter, tier } = strictSetup([
+      perUser('ev', 100, 1000, { mode: 'eventual' }),
+      perUser('s', 1, 1000, { mode: 'strict' }),
+    ]);
     const shared: string[] = [];
     limiter.eventual = { committed: (policy, key) => shared.push(`${policy.id}/${key}`) };
     expect((await limiter.check(req(), fn(), ctx())).allowed).toBe(true);

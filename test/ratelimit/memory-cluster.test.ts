@@ -45,7 +45,12 @@ function sweepUntil(limiter: RateLimiter, clock: { now: number }, until: number)
 describe('keys received from eventual peers', () => {
   it('1,000,000 remote keys through applyRemote are swept within 2 windows + 1 sweep; heap back within 10 %', () => {
     const clock = { now: 1_800_000_000_000 };
-    const limiter = new RateLimiter({ policies: [eventualPolicy('p', 5, WINDOW)], sweepMs: SWEEP }, silentLogger(), () => clock.now, () => clock.now);
+    const limiter = new RateLimiter(
+      { policies: [eventualPolicy('p', 5, WINDOW)], sweepMs: SWEEP },
+      silentLogger(),
+      () => clock.now,
+      () => clock.now,
+    );
     open.push(limiter);
     const policy = limiter.policy('p')!;
     // Warm-up, then the baseline.
@@ -80,15 +85,29 @@ describe('keys received from eventual peers', () => {
     it('100,000 keys in batches from 1,000 origins: applied, swept once stale; the origins are forgotten after the horizon + FORGET_ORIGIN_MS', async () => {
       const prefix = `mem${process.pid}`;
       const clock = { now: Date.now() };
-      const node = await RlNode.start({ servers: nats.url, prefix, options: { policies: [eventualPolicy('p', 5, WINDOW)], sweepMs: SWEEP }, wall: () => clock.now });
+      const node = await RlNode.start({
+        servers: nats.url,
+        prefix,
+        options: { policies: [eventualPolicy('p', 5, WINDOW)], sweepMs: SWEEP },
+        wall: () => clock.now,
+      });
       const wire = await Wire.start(nats.url, prefix, []);
       try {
         for (let origin = 0; origin < 1000; origin++) {
-          const hits = Array.from({ length: 100 }, (_, i) => ['p', `user_id:o${origin}-u${i}`, clock.now, 1]);
+          const hits = Array.from({ length: 100 }, (_, i) => [
+            'p',
+            `user_id:o${origin}-u${i}`,
+            clock.now,
+            1,
+          ]);
           wire.publish(`${prefix}.rl.hits`, { o: `origin-${origin}`, s: 1, h: hits });
         }
         await wire.flush();
-        await waitFor(() => node.stats.appliedHits === 100_000, '100,000 remote hits applied', 20_000);
+        await waitFor(
+          () => node.stats.appliedHits === 100_000,
+          '100,000 remote hits applied',
+          20_000,
+        );
         const cluster = node.rl.linked!;
         expect(node.rl.limiter.keys).toBe(100_000);
         expect(cluster.eventual.originCount).toBe(1000);
@@ -110,7 +129,12 @@ describe('keys received from eventual peers', () => {
     it('retained batches: 300,000 hits published stay under retainHits (200,000); once stale, none is kept', async () => {
       const prefix = `ret${process.pid}`;
       const clock = { now: Date.now() };
-      const node = await RlNode.start({ servers: nats.url, prefix, options: { policies: [eventualPolicy('p', 5, WINDOW)] }, wall: () => clock.now });
+      const node = await RlNode.start({
+        servers: nats.url,
+        prefix,
+        options: { policies: [eventualPolicy('p', 5, WINDOW)] },
+        wall: () => clock.now,
+      });
       try {
         const eventual = node.rl.linked!.eventual;
         for (let round = 0; round < 300; round++) {
@@ -143,11 +167,19 @@ class MemoryTier implements StrictTier {
   available(): boolean {
     return this.up;
   }
-  async consume(policy: Policy, key: string, at: number, cost: number, out: Decision): Promise<boolean> {
+  async consume(
+    policy: Policy,
+    key: string,
+    at: number,
+    cost: number,
+    out: Decision,
+  ): Promise<boolean> {
     await Promise.resolve();
     if (!this.up) throw new StoreError('down');
     const raw = this.data.get(key);
-    const state = (raw === undefined ? null : policy.algorithm.decode(JSON.parse(raw))) ?? policy.algorithm.create();
+    const state =
+      (raw === undefined ? null : policy.algorithm.decode(JSON.parse(raw))) ??
+      policy.algorithm.create();
     policy.algorithm.peek(state, at, cost, out);
     if (out.allowed) {
       policy.algorithm.commit(state, at, cost);
@@ -163,13 +195,33 @@ class MemoryTier implements StrictTier {
 }
 
 const fn = { service: 'svc', requestType: 'fn' } as ResolvedFunConfig;
-const request = (user: string): GenApiRequest => ({ request_id: 'r', service: 'svc', request_type: 'fn', version: null, args: {}, user_id: user, device_id: null, user_roles: null });
-const strictPolicy: PolicyConfig = { id: 's', key: 'user_id', limit: 1, windowMs: WINDOW, mode: 'strict' };
+const request = (user: string): GenApiRequest => ({
+  request_id: 'r',
+  service: 'svc',
+  request_type: 'fn',
+  version: null,
+  args: {},
+  user_id: user,
+  device_id: null,
+  user_roles: null,
+});
+const strictPolicy: PolicyConfig = {
+  id: 's',
+  key: 'user_id',
+  limit: 1,
+  windowMs: WINDOW,
+  mode: 'strict',
+};
 
 describe('strict mode: deny cache, fallback share, store view, per-key queues', () => {
   it('200,000 keys, each allowed then denied (deny cache, share, store view), then the store down (fallback): every cache empties after the window', async () => {
     const clock = { now: 1_800_000_000_000 };
-    const limiter = new RateLimiter({ policies: [strictPolicy], sweepMs: SWEEP }, silentLogger(), () => clock.now, () => clock.now);
+    const limiter = new RateLimiter(
+      { policies: [strictPolicy], sweepMs: SWEEP },
+      silentLogger(),
+      () => clock.now,
+      () => clock.now,
+    );
     open.push(limiter);
     const tier = new MemoryTier((policy, key, state) => limiter.storeState(policy, key, state));
     limiter.strict = tier;
@@ -177,15 +229,20 @@ describe('strict mode: deny cache, fallback share, store view, per-key queues', 
     const KEYS = 200_000;
     const baseline = settledHeap();
     for (let i = 0; i < KEYS; i++) {
-      expect((await limiter.check(request(`k${i}`), fn, { ip: null, socketId: null })).allowed).toBe(true);
-      expect((await limiter.check(request(`k${i}`), fn, { ip: null, socketId: null })).allowed).toBe(false);
+      expect(
+        (await limiter.check(request(`k${i}`), fn, { ip: null, socketId: null })).allowed,
+      ).toBe(true);
+      expect(
+        (await limiter.check(request(`k${i}`), fn, { ip: null, socketId: null })).allowed,
+      ).toBe(false);
     }
     expect(policy.denials.size).toBe(KEYS);
     expect(policy.known!.size).toBe(KEYS);
     expect(policy.store.size).toBe(KEYS);
     // The store goes down for other keys: the fallback's local state grows too.
     tier.up = false;
-    for (let i = 0; i < 10_000; i++) await limiter.check(request(`down${i}`), fn, { ip: null, socketId: null });
+    for (let i = 0; i < 10_000; i++)
+      await limiter.check(request(`down${i}`), fn, { ip: null, socketId: null });
     expect(policy.store.size).toBe(KEYS + 10_000);
     const peakHeap = process.memoryUsage().heapUsed;
     sweepUntil(limiter, clock, clock.now + 2 * WINDOW + SWEEP);
@@ -211,9 +268,17 @@ describe('strict mode: deny cache, fallback share, store view, per-key queues', 
 
     it('2,000 keys at once, allowed then denied: no compare-and-swap queue is left; deny cache, share and store view empty after the window', async () => {
       const clock = { now: Date.now() };
-      const limits = new RateLimits({ policies: [strictPolicy], sweepMs: SWEEP, strict: { timeoutMs: 20_000 } }, silentLogger(), { wall: () => clock.now });
+      const limits = new RateLimits(
+        { policies: [strictPolicy], sweepMs: SWEEP, strict: { timeoutMs: 20_000 } },
+        silentLogger(),
+        { wall: () => clock.now },
+      );
       try {
-        await limits.attach({ nc, connected: () => !nc.isClosed(), subjects: new Subjects(`mst${process.pid}`) });
+        await limits.attach({
+          nc,
+          connected: () => !nc.isClosed(),
+          subjects: new Subjects(`mst${process.pid}`),
+        });
         const strict = limits.linked!.strict;
         const users = Array.from({ length: 2000 }, (_, i) => `kv${i}`);
         const first = await Promise.all(users.map((user) => check(limits, user)));
@@ -232,8 +297,15 @@ describe('strict mode: deny cache, fallback share, store view, per-key queues', 
         expect(policy.known!.size).toBe(0);
         expect(policy.store.size).toBe(0);
         // Timeouts leave no queue behind either: 500 keys with a 1 ms store timeout.
-        const hurried = new RateLimits({ policies: [strictPolicy], sweepMs: SWEEP, strict: { timeoutMs: 1 } }, silentLogger());
-        await hurried.attach({ nc, connected: () => !nc.isClosed(), subjects: new Subjects(`msh${process.pid}`) });
+        const hurried = new RateLimits(
+          { policies: [strictPolicy], sweepMs: SWEEP, strict: { timeoutMs: 1 } },
+          silentLogger(),
+        );
+        await hurried.attach({
+          nc,
+          connected: () => !nc.isClosed(),
+          subjects: new Subjects(`msh${process.pid}`),
+        });
         await Promise.all(Array.from({ length: 500 }, (_, i) => check(hurried, `h${i}`)));
         await settled(() => hurried.linked!.strict.stats.operations);
         expect(hurried.linked!.strict.pendingKeys).toBe(0);

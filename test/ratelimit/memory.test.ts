@@ -32,7 +32,11 @@ function timers(): number {
  * Every Timeout created while enabled, unref'ed ones included (which getActiveResourcesInfo does
  * not list), and the ones still alive.
  */
-function timerWatch(): { readonly created: () => number; readonly live: () => number; stop(): void } {
+function timerWatch(): {
+  readonly created: () => number;
+  readonly live: () => number;
+  stop(): void;
+} {
   let created = 0;
   const live = new Set<number>();
   const hook = createHook({
@@ -71,7 +75,12 @@ describe('spec 15: one million distinct keys do not leak', () => {
     const watch = timerWatch();
     const activeBefore = timers();
     const limiter = new RateLimiter(
-      { policies: [{ id: 'per_user', key: 'user_id', algorithm: 'sliding_log', limit: 5, windowMs: WINDOW }], sweepMs: SWEEP },
+      {
+        policies: [
+          { id: 'per_user', key: 'user_id', algorithm: 'sliding_log', limit: 5, windowMs: WINDOW },
+        ],
+        sweepMs: SWEEP,
+      },
       silentLogger(),
       () => clock.now,
       () => clock.now,
@@ -80,7 +89,16 @@ describe('spec 15: one million distinct keys do not leak', () => {
     // The limiter's own (unref'ed) sweeper is the one timer it holds, and the watch sees it
     expect(watch.created()).toBe(1);
     const policy = limiter.policy('per_user')!;
-    const request: GenApiRequest = { request_id: 'r', service: 'svc', request_type: 'fn', version: null, args: {}, user_id: null, device_id: null, user_roles: null };
+    const request: GenApiRequest = {
+      request_id: 'r',
+      service: 'svc',
+      request_type: 'fn',
+      version: null,
+      args: {},
+      user_id: null,
+      device_id: null,
+      user_roles: null,
+    };
 
     let nextSweep = clock.now;
     const advanceTo = (t: number): void => {
@@ -110,7 +128,8 @@ describe('spec 15: one million distinct keys do not leak', () => {
       advanceTo(start + (i * WINDOW) / KEYS);
       request.user_id = `user-${i}`;
       const result = limiter.check(request, config, context);
-      if (!result || !('allowed' in result) || !result.allowed) throw new Error(`key ${i} was not allowed`);
+      if (!result || !('allowed' in result) || !result.allowed)
+        throw new Error(`key ${i} was not allowed`);
     }
     const last = clock.now;
     const peak = limiter.keys;
@@ -142,9 +161,23 @@ describe('spec 15: one million distinct keys do not leak', () => {
 
   it('a key touched again is kept as long as it is used, then dropped', () => {
     const clock = { now: 10_000 };
-    const limiter = new RateLimiter({ policies: [{ id: 'p', key: 'user_id', limit: 100, windowMs: 1000 }] }, silentLogger(), () => clock.now, () => clock.now);
+    const limiter = new RateLimiter(
+      { policies: [{ id: 'p', key: 'user_id', limit: 100, windowMs: 1000 }] },
+      silentLogger(),
+      () => clock.now,
+      () => clock.now,
+    );
     open.push(limiter);
-    const request: GenApiRequest = { request_id: 'r', service: 'svc', request_type: 'fn', version: null, args: {}, user_id: 'busy', device_id: null, user_roles: null };
+    const request: GenApiRequest = {
+      request_id: 'r',
+      service: 'svc',
+      request_type: 'fn',
+      version: null,
+      args: {},
+      user_id: 'busy',
+      device_id: null,
+      user_roles: null,
+    };
     limiter.sweep();
     for (let t = 10_000; t < 20_000; t += 250) {
       clock.now = t;
@@ -204,11 +237,17 @@ describe('StateStore', () => {
   });
 
   it('policies choose: IP keys refuse when full, every other dimension evicts', () => {
-    const make = (key: PolicyConfig['key']) => new Policy({ id: 'p', key, limit: 1, windowMs: 1000 }, { maxKeys: 1 }).store;
+    const make = (key: PolicyConfig['key']) =>
+      new Policy({ id: 'p', key, limit: 1, windowMs: 1000 }, { maxKeys: 1 }).store;
     const ip = make('ip');
     ip.ensure('ip:1', () => 0, 0);
     expect(ip.ensure('ip:2', () => 0, 0)).toBeNull();
-    for (const key of ['user_id', 'device_id', 'socket_id', { arg: 'room' }] as PolicyConfig['key'][]) {
+    for (const key of [
+      'user_id',
+      'device_id',
+      'socket_id',
+      { arg: 'room' },
+    ] as PolicyConfig['key'][]) {
       const store = make(key);
       store.ensure('k1', () => 0, 0);
       expect(store.ensure('k2', () => 0, 0)).not.toBeNull();
@@ -221,8 +260,20 @@ describe('StateStore', () => {
     const limiter = new RateLimiter(
       {
         policies: [
-          { id: 'ip', key: 'ip', limit: 2, windowMs: 60_000, scope: { service: 'svc', requestType: 'by_ip' } },
-          { id: 'user', key: 'user_id', limit: 2, windowMs: 60_000, scope: { service: 'svc', requestType: 'by_user' } },
+          {
+            id: 'ip',
+            key: 'ip',
+            limit: 2,
+            windowMs: 60_000,
+            scope: { service: 'svc', requestType: 'by_ip' },
+          },
+          {
+            id: 'user',
+            key: 'user_id',
+            limit: 2,
+            windowMs: 60_000,
+            scope: { service: 'svc', requestType: 'by_user' },
+          },
         ],
         maxKeys: 100,
       },
@@ -231,24 +282,59 @@ describe('StateStore', () => {
       () => clock.now,
     );
     open.push(limiter);
-    const request = (user: string): GenApiRequest => ({ request_id: 'r', service: 'svc', request_type: 'x', version: null, args: {}, user_id: user, device_id: null, user_roles: null });
+    const request = (user: string): GenApiRequest => ({
+      request_id: 'r',
+      service: 'svc',
+      request_type: 'x',
+      version: null,
+      args: {},
+      user_id: user,
+      device_id: null,
+      user_roles: null,
+    });
     const byIp = { service: 'svc', requestType: 'by_ip' } as ResolvedFunConfig;
     const byUser = { service: 'svc', requestType: 'by_user' } as ResolvedFunConfig;
     for (let i = 0; i < 100; i++) {
-      expect((limiter.check(request('u'), byIp, { ip: `10.0.${i >> 8}.${i & 255}`, socketId: null }) as { allowed: boolean }).allowed).toBe(true);
-      expect((limiter.check(request(`user${i}`), byUser, context) as { allowed: boolean }).allowed).toBe(true);
+      expect(
+        (
+          limiter.check(request('u'), byIp, {
+            ip: `10.0.${i >> 8}.${i & 255}`,
+            socketId: null,
+          }) as { allowed: boolean }
+        ).allowed,
+      ).toBe(true);
+      expect(
+        (limiter.check(request(`user${i}`), byUser, context) as { allowed: boolean }).allowed,
+      ).toBe(true);
     }
     // The 101st IP is denied, however many times it asks
     for (let i = 0; i < 3; i++) {
       const denied = limiter.check(request('u'), byIp, { ip: '192.0.2.1', socketId: null });
-      expect(denied).toMatchObject({ allowed: false, details: { policy: 'ip', remaining: 0, retry_after_ms: 60_000 } });
+      expect(denied).toMatchObject({
+        allowed: false,
+        details: { policy: 'ip', remaining: 0, retry_after_ms: 60_000 },
+      });
     }
     expect(limiter.policy('ip')!.store.refused).toBe(3);
     // Known IPs keep their counts
-    expect((limiter.check(request('u'), byIp, { ip: '10.0.0.0', socketId: null }) as { allowed: boolean }).allowed).toBe(true);
-    expect((limiter.check(request('u'), byIp, { ip: '10.0.0.0', socketId: null }) as { allowed: boolean }).allowed).toBe(false);
+    expect(
+      (
+        limiter.check(request('u'), byIp, { ip: '10.0.0.0', socketId: null }) as {
+          allowed: boolean;
+        }
+      ).allowed,
+    ).toBe(true);
+    expect(
+      (
+        limiter.check(request('u'), byIp, { ip: '10.0.0.0', socketId: null }) as {
+          allowed: boolean;
+        }
+      ).allowed,
+    ).toBe(false);
     // The 101st user evicts user0, whose quota starts over
-    expect((limiter.check(request('user100'), byUser, context) as { allowed: boolean }).allowed).toBe(true);
+    expect(
+      (limiter.check(request('user100'), byUser, context) as { allowed: boolean }).allowed,
+    ).toBe(true);
     expect(limiter.policy('user')!.store.evicted).toBe(1);
     expect(limiter.policy('user')!.store.get('user0')).toBeUndefined();
     expect(limiter.policy('user')!.store.size).toBe(100);
@@ -258,7 +344,11 @@ describe('StateStore', () => {
     const before = timers();
     const store = new StateStore<number>({ sweepMs: 10 });
     store.sweep(0);
-    for (let i = 0; i < 100_000; i++) store.touch(store.ensure(`k${i}`, () => i, i / 10)!, i / 10 + 50);
+    for (let i = 0; i < 100_000; i++)
+      store.touch(
+        store.ensure(`k${i}`, () => i, i / 10)!,
+        i / 10 + 50,
+      );
     expect(timers()).toBe(before);
     store.sweep(20_000);
     expect(store.size).toBe(0);

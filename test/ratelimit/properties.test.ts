@@ -19,7 +19,14 @@ import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createAlgorithm, type Gcra } from '../../src/ratelimit/algorithms/index.js';
 import { RateLimiter } from '../../src/ratelimit/limiter.js';
-import { ALGORITHMS, emptyDecision, type Algorithm, type AlgorithmName, type Decision, type PolicyConfig } from '../../src/ratelimit/types.js';
+import {
+  ALGORITHMS,
+  emptyDecision,
+  type Algorithm,
+  type AlgorithmName,
+  type Decision,
+  type PolicyConfig,
+} from '../../src/ratelimit/types.js';
 import { silentLogger } from '../../src/log/logger.js';
 import type { GenApiRequest, ResolvedFunConfig } from '../../src/genapi/types.js';
 
@@ -45,7 +52,12 @@ function capacity(spec: Spec): number {
 }
 
 function build(spec: Spec): Algorithm<unknown> {
-  return createAlgorithm(spec.name, spec.limit, spec.windowMs, spec.name === 'gcra' ? spec.burst : undefined);
+  return createAlgorithm(
+    spec.name,
+    spec.limit,
+    spec.windowMs,
+    spec.name === 'gcra' ? spec.burst : undefined,
+  );
 }
 
 /** Gaps: mostly bursts (0), some short, some long; integer or in eighths of a ms. */
@@ -53,8 +65,16 @@ function gapArb(windowMs: number, fractional: boolean): fc.Arbitrary<number> {
   const steps = fractional ? 8 : 1;
   return fc.oneof(
     { weight: 3, arbitrary: fc.constant(0) },
-    { weight: 4, arbitrary: fc.integer({ min: 1, max: Math.max(1, Math.ceil(windowMs / 4)) * steps }).map((n) => n / steps) },
-    { weight: 1, arbitrary: fc.integer({ min: 1, max: 2 * windowMs * steps }).map((n) => n / steps) },
+    {
+      weight: 4,
+      arbitrary: fc
+        .integer({ min: 1, max: Math.max(1, Math.ceil(windowMs / 4)) * steps })
+        .map((n) => n / steps),
+    },
+    {
+      weight: 1,
+      arbitrary: fc.integer({ min: 1, max: 2 * windowMs * steps }).map((n) => n / steps),
+    },
   );
 }
 
@@ -68,21 +88,35 @@ function specArb(names: readonly AlgorithmName[] = ALGORITHMS): fc.Arbitrary<Spe
 }
 
 /** A spec and traffic fitting it (costs within the capacity). */
-function scenarioArb(names: readonly AlgorithmName[] = ALGORITHMS, maxEvents = 80): fc.Arbitrary<{ spec: Spec; start: number; fractional: boolean; events: Event[] }> {
+function scenarioArb(
+  names: readonly AlgorithmName[] = ALGORITHMS,
+  maxEvents = 80,
+): fc.Arbitrary<{ spec: Spec; start: number; fractional: boolean; events: Event[] }> {
   return fc.tuple(specArb(names), fc.boolean()).chain(([spec, fractional]) =>
     fc.record({
       spec: fc.constant(spec),
       start: fc.integer({ min: 0, max: 1_000_000 }),
       fractional: fc.constant(fractional),
-      events: fc.array(fc.record({ gap: gapArb(spec.windowMs, fractional), cost: fc.integer({ min: 1, max: Math.min(capacity(spec), 4) }) }), {
-        minLength: 1,
-        maxLength: maxEvents,
-      }),
+      events: fc.array(
+        fc.record({
+          gap: gapArb(spec.windowMs, fractional),
+          cost: fc.integer({ min: 1, max: Math.min(capacity(spec), 4) }),
+        }),
+        {
+          minLength: 1,
+          maxLength: maxEvents,
+        },
+      ),
     }),
   );
 }
 
-function attempt(algorithm: Algorithm<unknown>, state: unknown, now: number, cost: number): Decision {
+function attempt(
+  algorithm: Algorithm<unknown>,
+  state: unknown,
+  now: number,
+  cost: number,
+): Decision {
   const out = emptyDecision();
   algorithm.peek(state, now, cost, out);
   if (out.allowed) algorithm.commit(state, now, cost);
@@ -90,7 +124,11 @@ function attempt(algorithm: Algorithm<unknown>, state: unknown, now: number, cos
 }
 
 /** Replays events; returns the state, the final time and the allowed hits. */
-function replay(algorithm: Algorithm<unknown>, start: number, events: readonly Event[]): { state: unknown; now: number; allowed: { t: number; cost: number }[] } {
+function replay(
+  algorithm: Algorithm<unknown>,
+  start: number,
+  events: readonly Event[],
+): { state: unknown; now: number; allowed: { t: number; cost: number }[] } {
   const state = algorithm.create();
   const allowed: { t: number; cost: number }[] = [];
   let now = start;
@@ -102,7 +140,12 @@ function replay(algorithm: Algorithm<unknown>, start: number, events: readonly E
 }
 
 /** Requests of `cost` at `now` until one is denied (each allowed one consumes, so this ends). */
-function hammerUntilDenied(algorithm: Algorithm<unknown>, state: unknown, now: number, cost: number): { denied: Decision; before: unknown } {
+function hammerUntilDenied(
+  algorithm: Algorithm<unknown>,
+  state: unknown,
+  now: number,
+  cost: number,
+): { denied: Decision; before: unknown } {
   for (let i = 0; i < 1000; i++) {
     const before = algorithm.decode(algorithm.encode(state));
     const out = attempt(algorithm, state, now, cost);
@@ -113,7 +156,10 @@ function hammerUntilDenied(algorithm: Algorithm<unknown>, state: unknown, now: n
 
 describe('sliding log (spec 3): never more than N in any trailing window W', () => {
   /** max over allowed hits t of the cost admitted in (t − W, t]. */
-  function maxInAnyWindow(allowed: readonly { t: number; cost: number }[], windowMs: number): number {
+  function maxInAnyWindow(
+    allowed: readonly { t: number; cost: number }[],
+    windowMs: number,
+  ): number {
     let max = 0;
     let sum = 0;
     let start = 0;
@@ -132,12 +178,21 @@ describe('sliding log (spec 3): never more than N in any trailing window W', () 
     ['fractional times (1/8 ms), costs 1–4', true, 4],
   ] as const)('%s', (_label, fractional, maxCost) => {
     const arb = fc
-      .record({ limit: fc.integer({ min: 1, max: 15 }), windowMs: fc.integer({ min: 1, max: 2000 }) })
+      .record({
+        limit: fc.integer({ min: 1, max: 15 }),
+        windowMs: fc.integer({ min: 1, max: 2000 }),
+      })
       .chain(({ limit, windowMs }) =>
         fc.record({
           limit: fc.constant(limit),
           windowMs: fc.constant(windowMs),
-          events: fc.array(fc.record({ gap: gapArb(windowMs, fractional), cost: fc.integer({ min: 1, max: Math.min(limit, maxCost) }) }), { minLength: 1, maxLength: 120 }),
+          events: fc.array(
+            fc.record({
+              gap: gapArb(windowMs, fractional),
+              cost: fc.integer({ min: 1, max: Math.min(limit, maxCost) }),
+            }),
+            { minLength: 1, maxLength: 120 },
+          ),
         }),
       );
     let admitted = 0;
@@ -155,14 +210,19 @@ describe('sliding log (spec 3): never more than N in any trailing window W', () 
 
   it('is exact: the limit is reached in some window when the traffic offers more than N at once', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 20 }), fc.integer({ min: 1, max: 5000 }), fc.integer({ min: 0, max: 10 ** 6 }), (limit, windowMs, start) => {
-        const { allowed } = replay(
-          createAlgorithm('sliding_log', limit, windowMs),
-          start,
-          Array.from({ length: 2 * limit }, () => ({ gap: 0, cost: 1 })),
-        );
-        expect(allowed).toHaveLength(limit);
-      }),
+      fc.property(
+        fc.integer({ min: 1, max: 20 }),
+        fc.integer({ min: 1, max: 5000 }),
+        fc.integer({ min: 0, max: 10 ** 6 }),
+        (limit, windowMs, start) => {
+          const { allowed } = replay(
+            createAlgorithm('sliding_log', limit, windowMs),
+            start,
+            Array.from({ length: 2 * limit }, () => ({ gap: 0, cost: 1 })),
+          );
+          expect(allowed).toHaveLength(limit);
+        },
+      ),
       params(300),
     );
   });
@@ -172,27 +232,31 @@ describe('spec 13: waiting retryAfterMs then retrying succeeds with no other tra
   it.each(ALGORITHMS)('%s (10,000 runs)', (name) => {
     let tight = 0;
     fc.assert(
-      fc.property(scenarioArb([name]), fc.integer({ min: 1, max: 4 }), ({ spec, start, events }, rawCost) => {
-        const algorithm = build(spec);
-        const cost = Math.min(rawCost, capacity(spec));
-        const { state, now } = replay(algorithm, start, events);
-        const { denied } = hammerUntilDenied(algorithm, state, now, cost);
-        expect(Number.isInteger(denied.retryAfterMs)).toBe(true);
-        expect(denied.retryAfterMs).toBeGreaterThanOrEqual(1);
-        expect(denied.remaining).toBeGreaterThanOrEqual(0);
-        const retryAt = now + denied.retryAfterMs;
-        if (name !== 'sliding_window' && denied.retryAfterMs > 1) {
-          // Not rounded up by more than the 1 ms granularity: 1 ms earlier is still too early
-          const early = algorithm.decode(algorithm.encode(state));
+      fc.property(
+        scenarioArb([name]),
+        fc.integer({ min: 1, max: 4 }),
+        ({ spec, start, events }, rawCost) => {
+          const algorithm = build(spec);
+          const cost = Math.min(rawCost, capacity(spec));
+          const { state, now } = replay(algorithm, start, events);
+          const { denied } = hammerUntilDenied(algorithm, state, now, cost);
+          expect(Number.isInteger(denied.retryAfterMs)).toBe(true);
+          expect(denied.retryAfterMs).toBeGreaterThanOrEqual(1);
+          expect(denied.remaining).toBeGreaterThanOrEqual(0);
+          const retryAt = now + denied.retryAfterMs;
+          if (name !== 'sliding_window' && denied.retryAfterMs > 1) {
+            // Not rounded up by more than the 1 ms granularity: 1 ms earlier is still too early
+            const early = algorithm.decode(algorithm.encode(state));
+            const out = emptyDecision();
+            algorithm.peek(early, retryAt - 1, cost, out);
+            expect(out.allowed).toBe(false);
+            tight++;
+          }
           const out = emptyDecision();
-          algorithm.peek(early, retryAt - 1, cost, out);
-          expect(out.allowed).toBe(false);
-          tight++;
-        }
-        const out = emptyDecision();
-        algorithm.peek(state, retryAt, cost, out);
-        expect(out).toMatchObject({ allowed: true, retryAfterMs: 0 });
-      }),
+          algorithm.peek(state, retryAt, cost, out);
+          expect(out).toMatchObject({ allowed: true, retryAfterMs: 0 });
+        },
+      ),
       params(10_000),
     );
     if (name !== 'sliding_window') expect(tight).toBeGreaterThan(100);
@@ -200,29 +264,38 @@ describe('spec 13: waiting retryAfterMs then retrying succeeds with no other tra
 });
 
 describe('a denial never changes state', () => {
-  it.each(ALGORITHMS)('%s: after a denied request, every later decision is what it would have been without it', (name) => {
-    fc.assert(
-      fc.property(
-        scenarioArb([name], 40),
-        fc.integer({ min: 1, max: 4 }),
-        fc.array(fc.record({ gap: fc.integer({ min: 0, max: 700 }), cost: fc.integer({ min: 1, max: 4 }) }), { minLength: 1, maxLength: 30 }),
-        ({ spec, start, events }, rawCost, future) => {
-          const algorithm = build(spec);
-          const cap = capacity(spec);
-          const { state, now } = replay(algorithm, start, events);
-          // `before` is the state just before the denied request; `state` went through it
-          const { before } = hammerUntilDenied(algorithm, state, now, Math.min(rawCost, cap));
-          let t = now;
-          for (const { gap, cost } of future) {
-            t += gap;
-            const c = Math.min(cost, cap);
-            expect(attempt(algorithm, state, t, c)).toEqual(attempt(algorithm, before, t, c));
-          }
-        },
-      ),
-      params(1000),
-    );
-  });
+  it.each(ALGORITHMS)(
+    '%s: after a denied request, every later decision is what it would have been without it',
+    (name) => {
+      fc.assert(
+        fc.property(
+          scenarioArb([name], 40),
+          fc.integer({ min: 1, max: 4 }),
+          fc.array(
+            fc.record({
+              gap: fc.integer({ min: 0, max: 700 }),
+              cost: fc.integer({ min: 1, max: 4 }),
+            }),
+            { minLength: 1, maxLength: 30 },
+          ),
+          ({ spec, start, events }, rawCost, future) => {
+            const algorithm = build(spec);
+            const cap = capacity(spec);
+            const { state, now } = replay(algorithm, start, events);
+            // `before` is the state just before the denied request; `state` went through it
+            const { before } = hammerUntilDenied(algorithm, state, now, Math.min(rawCost, cap));
+            let t = now;
+            for (const { gap, cost } of future) {
+              t += gap;
+              const c = Math.min(cost, cap);
+              expect(attempt(algorithm, state, t, c)).toEqual(attempt(algorithm, before, t, c));
+            }
+          },
+        ),
+        params(1000),
+      );
+    },
+  );
 });
 
 describe('GCRA: never more than burst + rate·L in any interval of length L', () => {
@@ -246,14 +319,23 @@ describe('GCRA: never more than burst + rate·L in any interval of length L', ()
 
   it('admits the whole burst at once and then one unit per emission interval', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 50 }), fc.integer({ min: 1, max: 50 }), fc.integer({ min: 1, max: 10_000 }), (limit, burst, windowMs) => {
-        const gcra = createAlgorithm('gcra', limit, windowMs, burst) as Gcra;
-        const { allowed, state } = replay(gcra, 0, Array.from({ length: burst + 5 }, () => ({ gap: 0, cost: 1 })));
-        expect(allowed).toHaveLength(burst);
-        const out = emptyDecision();
-        (gcra as Algorithm<unknown>).peek(state, Math.ceil(gcra.interval), 1, out);
-        expect(out.allowed).toBe(true);
-      }),
+      fc.property(
+        fc.integer({ min: 1, max: 50 }),
+        fc.integer({ min: 1, max: 50 }),
+        fc.integer({ min: 1, max: 10_000 }),
+        (limit, burst, windowMs) => {
+          const gcra = createAlgorithm('gcra', limit, windowMs, burst) as Gcra;
+          const { allowed, state } = replay(
+            gcra,
+            0,
+            Array.from({ length: burst + 5 }, () => ({ gap: 0, cost: 1 })),
+          );
+          expect(allowed).toHaveLength(burst);
+          const out = emptyDecision();
+          (gcra as Algorithm<unknown>).peek(state, Math.ceil(gcra.interval), 1, out);
+          expect(out.allowed).toBe(true);
+        },
+      ),
       params(500),
     );
   });
@@ -298,7 +380,16 @@ const callArb: fc.Arbitrary<Call> = fc.record({
 });
 
 function request(call: Call): GenApiRequest {
-  return { request_id: 'r', service: 'svc', request_type: call.fn, version: null, args: {}, user_id: call.user, device_id: call.device, user_roles: null };
+  return {
+    request_id: 'r',
+    service: 'svc',
+    request_type: call.fn,
+    version: null,
+    args: {},
+    user_id: call.user,
+    device_id: call.device,
+    user_roles: null,
+  };
 }
 
 describe('RateLimiter: several policies are all-or-nothing', () => {
@@ -311,60 +402,82 @@ describe('RateLimiter: several policies are all-or-nothing', () => {
     let denials = 0;
     let multiPolicyDenials = 0;
     fc.assert(
-      fc.property(fc.array(policySpecArb, { minLength: 2, maxLength: 4 }), fc.array(callArb, { minLength: 1, maxLength: 60 }), (specs, calls) => {
-        let clock = 1000;
-        const configs: PolicyConfig[] = specs.map((p, i) => ({
-          id: `p${i}`,
-          key: p.key,
-          algorithm: p.algorithm,
-          limit: p.limit,
-          windowMs: p.windowMs,
-          cost: p.cost,
-          scope: p.fn === 'global' ? 'global' : { service: 'svc', requestType: p.fn },
-        }));
-        const limiter = new RateLimiter({ policies: configs }, silentLogger(), () => clock, () => clock);
-        limiters.push(limiter);
-        // The model: one algorithm instance per policy, one state per key value
-        const model = specs.map((p) => ({ spec: p, algorithm: createAlgorithm(p.algorithm, p.limit, p.windowMs), states: new Map<string, unknown>() }));
-        const statuses = (): (Decision | null)[] => configs.flatMap((c) => ['a', 'b', 'x', 'y'].map((value) => limiter.status(c.id, value)));
-        for (const call of calls) {
-          clock += call.gap;
-          const before = statuses();
-          // Model decision
-          const checks = model
-            .map((m, i) => {
-              if (m.spec.fn !== 'global' && m.spec.fn !== call.fn) return null;
-              const value = m.spec.key === 'user_id' ? call.user : call.device;
-              if (value === null) return null;
-              let state = m.states.get(value);
-              if (state === undefined) m.states.set(value, (state = m.algorithm.create()));
-              const out = emptyDecision();
-              m.algorithm.peek(state, clock, m.spec.cost, out);
-              return { i, m, state, decision: { ...out } };
-            })
-            .filter((c) => c !== null);
-          const deniedBy = checks.filter((c) => !c.decision.allowed);
-          const result = limiter.check(request(call), { service: 'svc', requestType: call.fn } as ResolvedFunConfig, { ip: null, socketId: null });
-          if (result instanceof Promise) throw new Error('local policies must answer synchronously');
-          if (deniedBy.length === 0) {
-            expect(result.allowed).toBe(true);
-            for (const c of checks) c.m.algorithm.commit(c.state, clock, c.m.spec.cost);
-          } else {
-            denials++;
-            if (checks.length - deniedBy.length > 0) multiPolicyDenials++;
-            expect(result.allowed).toBe(false);
-            if (result.allowed || 'unavailable' in result) throw new Error('expected a rate-limited denial');
-            const worst = Math.max(...deniedBy.map((c) => c.decision.retryAfterMs));
-            expect(result.retryAfterMs).toBe(worst);
-            expect(result.details.retry_after_ms).toBe(worst);
-            expect(deniedBy.map((c) => `p${c.i}`)).toContain(result.details.policy);
-            expect(result.details.remaining).toBeGreaterThanOrEqual(0);
-            // Nothing consumed anywhere: every policy reports exactly what it did before
-            expect(statuses()).toEqual(before);
+      fc.property(
+        fc.array(policySpecArb, { minLength: 2, maxLength: 4 }),
+        fc.array(callArb, { minLength: 1, maxLength: 60 }),
+        (specs, calls) => {
+          let clock = 1000;
+          const configs: PolicyConfig[] = specs.map((p, i) => ({
+            id: `p${i}`,
+            key: p.key,
+            algorithm: p.algorithm,
+            limit: p.limit,
+            windowMs: p.windowMs,
+            cost: p.cost,
+            scope: p.fn === 'global' ? 'global' : { service: 'svc', requestType: p.fn },
+          }));
+          const limiter = new RateLimiter(
+            { policies: configs },
+            silentLogger(),
+            () => clock,
+            () => clock,
+          );
+          limiters.push(limiter);
+          // The model: one algorithm instance per policy, one state per key value
+          const model = specs.map((p) => ({
+            spec: p,
+            algorithm: createAlgorithm(p.algorithm, p.limit, p.windowMs),
+            states: new Map<string, unknown>(),
+          }));
+          const statuses = (): (Decision | null)[] =>
+            configs.flatMap((c) =>
+              ['a', 'b', 'x', 'y'].map((value) => limiter.status(c.id, value)),
+            );
+          for (const call of calls) {
+            clock += call.gap;
+            const before = statuses();
+            // Model decision
+            const checks = model
+              .map((m, i) => {
+                if (m.spec.fn !== 'global' && m.spec.fn !== call.fn) return null;
+                const value = m.spec.key === 'user_id' ? call.user : call.device;
+                if (value === null) return null;
+                let state = m.states.get(value);
+                if (state === undefined) m.states.set(value, (state = m.algorithm.create()));
+                const out = emptyDecision();
+                m.algorithm.peek(state, clock, m.spec.cost, out);
+                return { i, m, state, decision: { ...out } };
+              })
+              .filter((c) => c !== null);
+            const deniedBy = checks.filter((c) => !c.decision.allowed);
+            const result = limiter.check(
+              request(call),
+              { service: 'svc', requestType: call.fn } as ResolvedFunConfig,
+              { ip: null, socketId: null },
+            );
+            if (result instanceof Promise)
+              throw new Error('local policies must answer synchronously');
+            if (deniedBy.length === 0) {
+              expect(result.allowed).toBe(true);
+              for (const c of checks) c.m.algorithm.commit(c.state, clock, c.m.spec.cost);
+            } else {
+              denials++;
+              if (checks.length - deniedBy.length > 0) multiPolicyDenials++;
+              expect(result.allowed).toBe(false);
+              if (result.allowed || 'unavailable' in result)
+                throw new Error('expected a rate-limited denial');
+              const worst = Math.max(...deniedBy.map((c) => c.decision.retryAfterMs));
+              expect(result.retryAfterMs).toBe(worst);
+              expect(result.details.retry_after_ms).toBe(worst);
+              expect(deniedBy.map((c) => `p${c.i}`)).toContain(result.details.policy);
+              expect(result.details.remaining).toBeGreaterThanOrEqual(0);
+              // Nothing consumed anywhere: every policy reports exactly what it did before
+              expect(statuses()).toEqual(before);
+            }
           }
-        }
-        limiter.close();
-      }),
+          limiter.close();
+        },
+      ),
       params(600),
     );
     // Many denials happened while another policy would have allowed the request

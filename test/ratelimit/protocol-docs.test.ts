@@ -11,9 +11,20 @@ import { errorResponse } from '../../src/genapi/response.js';
 import { rateLimitHeaders, type LimitState } from '../../src/ratelimit/headers.js';
 import { RateLimiter } from '../../src/ratelimit/limiter.js';
 import { Policy, PolicyError } from '../../src/ratelimit/policy.js';
-import { decodeHeartbeat, decodePolicyChange, decodePolicyState, decodePolicySyncRequest, decodeReplayed } from '../../src/ratelimit/cluster/messages.js';
+import {
+  decodeHeartbeat,
+  decodePolicyChange,
+  decodePolicyState,
+  decodePolicySyncRequest,
+  decodeReplayed,
+} from '../../src/ratelimit/cluster/messages.js';
 import { SIGNATURE_HEADER, Signer } from '../../src/ratelimit/cluster/signing.js';
-import { bucketName, bucketTtlSeconds, defaultBucketPrefix, kvKey } from '../../src/ratelimit/cluster/strict.js';
+import {
+  bucketName,
+  bucketTtlSeconds,
+  defaultBucketPrefix,
+  kvKey,
+} from '../../src/ratelimit/cluster/strict.js';
 import { createAlgorithm } from '../../src/ratelimit/algorithms/index.js';
 import { DEFAULT_PREFIX } from '../../src/nats/subjects.js';
 import type { PolicyConfig } from '../../src/ratelimit/types.js';
@@ -23,7 +34,8 @@ const dir = new URL('../../protocol/', import.meta.url);
 const load = (path: string): unknown => JSON.parse(readFileSync(new URL(path, dir), 'utf8'));
 const Ajv2020 = Ajv2020Module.default;
 const ajv = new Ajv2020({ allErrors: true, strict: false });
-for (const file of readdirSync(new URL('schemas/', dir))) ajv.addSchema(load(`schemas/${file}`) as object, file);
+for (const file of readdirSync(new URL('schemas/', dir)))
+  ajv.addSchema(load(`schemas/${file}`) as object, file);
 const check = (file: string, value: unknown): string => {
   const validate = ajv.getSchema(file);
   if (!validate) throw new Error(`no schema ${file}`);
@@ -32,7 +44,12 @@ const check = (file: string, value: unknown): string => {
 
 interface Vectors {
   policy: PolicyConfig;
-  denied_push: { policy: PolicyConfig; hits_at_ms: number[]; sixth_at_ms: number; client_push: Record<string, unknown> };
+  denied_push: {
+    policy: PolicyConfig;
+    hits_at_ms: number[];
+    sixth_at_ms: number;
+    client_push: Record<string, unknown>;
+  };
   socket_message_denied: { reply_payload: { status: string; response: Record<string, unknown> } };
   connect_denied: { state: LimitState; headers: Record<string, string> };
   hit_batch: unknown;
@@ -41,7 +58,13 @@ interface Vectors {
   policy_change: unknown;
   policy_sync_request: unknown;
   policy_state: unknown;
-  policy_signature: { secret: string; subject: string; payload: string; header: string; value: string };
+  policy_signature: {
+    secret: string;
+    subject: string;
+    payload: string;
+    header: string;
+    value: string;
+  };
   kv: {
     bucket_for_window_ms_10000_sliding_log: string;
     key_for_policy_demo_limited_user_alice: string;
@@ -85,8 +108,20 @@ describe('protocol/ratelimit.md vectors', () => {
   it('the denied push is what the executor builds from the limiter decision', async () => {
     const { policy, hits_at_ms, sixth_at_ms, client_push } = vectors.denied_push;
     let now = 0;
-    const limiter = new RateLimiter({ policies: [policy] }, silent, () => now, () => now);
-    const request = { request_id: 'r', service: 'demo', request_type: 'limited', args: {}, user_id: 'alice', device_id: null } as unknown as GenApiRequest;
+    const limiter = new RateLimiter(
+      { policies: [policy] },
+      silent,
+      () => now,
+      () => now,
+    );
+    const request = {
+      request_id: 'r',
+      service: 'demo',
+      request_type: 'limited',
+      args: {},
+      user_id: 'alice',
+      device_id: null,
+    } as unknown as GenApiRequest;
     const config = { service: 'demo', requestType: 'limited' } as ResolvedFunConfig;
     const context = { ip: null, socketId: null };
     for (const at of hits_at_ms) {
@@ -99,7 +134,10 @@ describe('protocol/ratelimit.md vectors', () => {
     expect(decision.allowed).toBe(false);
     if (decision.allowed || 'unavailable' in decision) throw new Error('expected a denial');
     const seconds = Math.max(1, Math.ceil(decision.retryAfterMs / 1000));
-    const push = { ...errorResponse('r6', `Rate limit exceeded. Please retry after ${seconds} seconds.`, true), rate_limit: decision.details };
+    const push = {
+      ...errorResponse('r6', `Rate limit exceeded. Please retry after ${seconds} seconds.`, true),
+      rate_limit: decision.details,
+    };
     expect(push).toEqual(client_push);
     expect(check('response.schema.json', client_push)).toBe('valid');
     expect(check('rate-limit-details.schema.json', decision.details)).toBe('valid');
@@ -107,9 +145,19 @@ describe('protocol/ratelimit.md vectors', () => {
 
   it('the socket reply and connect headers match the code', () => {
     const { response } = vectors.socket_message_denied.reply_payload;
-    expect(Object.keys(response).sort()).toEqual(['limit', 'policy', 'reason', 'remaining', 'reset_ms', 'retry_after_ms', 'window_ms']);
+    expect(Object.keys(response).sort()).toEqual([
+      'limit',
+      'policy',
+      'reason',
+      'remaining',
+      'reset_ms',
+      'retry_after_ms',
+      'window_ms',
+    ]);
     expect(response.reason).toBe('rate_limited');
-    expect(rateLimitHeaders(vectors.connect_denied.state, true)).toEqual(vectors.connect_denied.headers);
+    expect(rateLimitHeaders(vectors.connect_denied.state, true)).toEqual(
+      vectors.connect_denied.headers,
+    );
   });
 
   it('the NATS messages conform to their schemas and decode', () => {
@@ -123,7 +171,9 @@ describe('protocol/ratelimit.md vectors', () => {
     expect(decodePolicyChange(bytes(vectors.policy_change))).toEqual(vectors.policy_change);
     expect(check('rl-policy-state.schema.json', vectors.policy_sync_request)).toBe('valid');
     expect(check('rl-policy-state.schema.json', vectors.policy_state)).toBe('valid');
-    expect(decodePolicySyncRequest(bytes(vectors.policy_sync_request))).toEqual(vectors.policy_sync_request);
+    expect(decodePolicySyncRequest(bytes(vectors.policy_sync_request))).toEqual(
+      vectors.policy_sync_request,
+    );
     expect(decodePolicyState(bytes(vectors.policy_state))).toEqual(vectors.policy_state);
     // A change without its version is refused by both.
     const unversioned = { o: 'x', op: 'delete', id: 'p' };
@@ -140,7 +190,12 @@ describe('protocol/ratelimit.md vectors', () => {
     const data = encoder.encode(payload);
     expect(signer.headers(subject, data).get(header)).toBe(value);
     expect(JSON.parse(payload)).toEqual(vectors.policy_change);
-    const msg = (on: string, sig: string | null) => ({ subject: on, data, headers: sig === null ? undefined : { get: (name: string) => (name === header ? sig : '') } }) as unknown as Parameters<Signer['verify']>[0];
+    const msg = (on: string, sig: string | null) =>
+      ({
+        subject: on,
+        data,
+        headers: sig === null ? undefined : { get: (name: string) => (name === header ? sig : '') },
+      }) as unknown as Parameters<Signer['verify']>[0];
     expect(signer.verify(msg(subject, value))).toBe(true);
     expect(signer.verify(msg('genapi.rl.hits', value))).toBe(false);
     expect(signer.verify(msg(subject, null))).toBe(false);
@@ -150,11 +205,15 @@ describe('protocol/ratelimit.md vectors', () => {
   it('KV bucket, key and values are named as documented', () => {
     const { kv } = vectors;
     const policy = new Policy(vectors.denied_push.policy);
-    expect(bucketName(defaultBucketPrefix(DEFAULT_PREFIX), bucketTtlSeconds(policy.horizonMs))).toBe(kv.bucket_for_window_ms_10000_sliding_log);
-    expect(kvKey(policy.id, policy.storageKey('alice'))).toBe(kv.key_for_policy_demo_limited_user_alice);
+    expect(
+      bucketName(defaultBucketPrefix(DEFAULT_PREFIX), bucketTtlSeconds(policy.horizonMs)),
+    ).toBe(kv.bucket_for_window_ms_10000_sliding_log);
+    expect(kvKey(policy.id, policy.storageKey('alice'))).toBe(
+      kv.key_for_policy_demo_limited_user_alice,
+    );
     const log = createAlgorithm('sliding_log', 5, 10_000);
-    expect(log.encode(log.decode(kv.value_sliding_log)!)).toEqual(kv.value_sliding_log);
+    expect(log.encode(log.decode(kv.value_sliding_log))).toEqual(kv.value_sliding_log);
     const gcra = createAlgorithm('gcra', 10, 1000, 5);
-    expect(gcra.encode(gcra.decode(kv.value_gcra)!)).toEqual(kv.value_gcra);
+    expect(gcra.encode(gcra.decode(kv.value_gcra))).toEqual(kv.value_gcra);
   });
 });

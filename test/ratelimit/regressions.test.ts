@@ -9,7 +9,12 @@ import { RateLimiter, StoreError, type StrictTier } from '../../src/ratelimit/li
 import type { Policy } from '../../src/ratelimit/policy.js';
 import { RateLimits } from '../../src/ratelimit/rate-limits.js';
 import { StateStore } from '../../src/ratelimit/store.js';
-import { emptyDecision, type AlgorithmName, type Decision, type PolicyConfig } from '../../src/ratelimit/types.js';
+import {
+  emptyDecision,
+  type AlgorithmName,
+  type Decision,
+  type PolicyConfig,
+} from '../../src/ratelimit/types.js';
 import type { GenApiRequest, ResolvedFunConfig } from '../../src/genapi/types.js';
 
 const open: { close(): unknown }[] = [];
@@ -17,14 +22,27 @@ afterEach(async () => {
   for (const item of open.splice(0)) await item.close();
 });
 
-const request = (user = 'alice'): GenApiRequest =>
-  ({ request_id: 'r', service: 'svc', request_type: 'fn', version: null, args: {}, user_id: user, device_id: null, user_roles: null }) as GenApiRequest;
+const request = (user = 'alice'): GenApiRequest => ({
+  request_id: 'r',
+  service: 'svc',
+  request_type: 'fn',
+  version: null,
+  args: {},
+  user_id: user,
+  device_id: null,
+  user_roles: null,
+});
 const config = { service: 'svc', requestType: 'fn' } as ResolvedFunConfig;
 const context = { ip: '203.0.113.9', socketId: 's1' };
 
 function limiterWith(policies: PolicyConfig[], shadow = false) {
   const clock = { now: 10_000 };
-  const limiter = new RateLimiter({ policies, shadow }, silentLogger(), () => clock.now, () => clock.now);
+  const limiter = new RateLimiter(
+    { policies, shadow },
+    silentLogger(),
+    () => clock.now,
+    () => clock.now,
+  );
   open.push(limiter);
   return { limiter, clock };
 }
@@ -70,7 +88,10 @@ describe('waits are honest with fractional clocks', () => {
         fc.constantFrom(...names),
         fc.integer({ min: 1, max: 20 }),
         fc.integer({ min: 1, max: 5000 }),
-        fc.array(fc.double({ min: 0, max: 10_000, noNaN: true, noDefaultInfinity: true }), { minLength: 1, maxLength: 60 }),
+        fc.array(fc.double({ min: 0, max: 10_000, noNaN: true, noDefaultInfinity: true }), {
+          minLength: 1,
+          maxLength: 60,
+        }),
         (name, limit, windowMs, gaps) => {
           const algorithm = createAlgorithm(name, limit, windowMs);
           const state = algorithm.create();
@@ -137,7 +158,8 @@ describe('global shadow mode decides as enforcement would', () => {
       expect(passed).toEqual({ allowed: true });
     }
     expect(shadow.limiter.stats.wouldDeny).toBe(denied);
-    for (const id of ['a', 'b']) expect(shadow.limiter.status(id, 'alice')).toEqual(enforced.limiter.status(id, 'alice'));
+    for (const id of ['a', 'b'])
+      expect(shadow.limiter.status(id, 'alice')).toEqual(enforced.limiter.status(id, 'alice'));
   });
 });
 
@@ -147,7 +169,13 @@ class DownStore implements StrictTier {
   available(): boolean {
     return true;
   }
-  consume(_policy: Policy, _key: string, _at: number, _cost: number, _out: Decision): Promise<boolean> {
+  consume(
+    _policy: Policy,
+    _key: string,
+    _at: number,
+    _cost: number,
+    _out: Decision,
+  ): Promise<boolean> {
     this.calls++;
     return Promise.reject(new StoreError('down'));
   }
@@ -158,10 +186,20 @@ class DownStore implements StrictTier {
 
 describe('strict policies on their fallback', () => {
   it('status() reports the fallback share the next request is decided with', async () => {
-    const { limiter } = limiterWith([{ id: 's', key: 'user_id', algorithm: 'sliding_log', limit: 5, windowMs: 1000, mode: 'strict' }]);
+    const { limiter } = limiterWith([
+      {
+        id: 's',
+        key: 'user_id',
+        algorithm: 'sliding_log',
+        limit: 5,
+        windowMs: 1000,
+        mode: 'strict',
+      },
+    ]);
     limiter.strict = new DownStore();
     limiter.nodes = () => 2;
-    for (let i = 0; i < 2; i++) expect((await limiter.check(request(), config, context)).allowed).toBe(true);
+    for (let i = 0; i < 2; i++)
+      expect((await limiter.check(request(), config, context)).allowed).toBe(true);
     const status = limiter.status('s', 'alice')!;
     expect(status.limit).toBe(3);
     expect(status.remaining).toBe(0);
@@ -171,7 +209,10 @@ describe('strict policies on their fallback', () => {
   });
 
   it('a fail-open connect policy sends no RateLimit state (there is no quota to report)', async () => {
-    const limits = new RateLimits({ connect: { limit: 10, windowMs: 60_000, mode: 'strict', fallback: 'open' } }, silentLogger());
+    const limits = new RateLimits(
+      { connect: { limit: 10, windowMs: 60_000, mode: 'strict', fallback: 'open' } },
+      silentLogger(),
+    );
     open.push(limits);
     limits.limiter.strict = new DownStore();
     const decision = await limits.connectLimit('203.0.113.9');
@@ -179,7 +220,9 @@ describe('strict policies on their fallback', () => {
   });
 
   it('an unexpected error from the store goes to the fallback instead of failing the request', async () => {
-    const { limiter } = limiterWith([{ id: 's', key: 'user_id', limit: 5, windowMs: 1000, mode: 'strict', fallback: 'open' }]);
+    const { limiter } = limiterWith([
+      { id: 's', key: 'user_id', limit: 5, windowMs: 1000, mode: 'strict', fallback: 'open' },
+    ]);
     limiter.strict = {
       available: () => true,
       consume: () => Promise.reject(new TypeError('bug')),

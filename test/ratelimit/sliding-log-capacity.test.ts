@@ -1,6 +1,9 @@
 /** The sliding log's per-key ring grows with the hits it holds, not with the limit. */
 import { describe, expect, it } from 'vitest';
-import { SLIDING_LOG_INITIAL_CAPACITY, SlidingLog } from '../../src/ratelimit/algorithms/sliding-log.js';
+import {
+  SLIDING_LOG_INITIAL_CAPACITY,
+  SlidingLog,
+} from '../../src/ratelimit/algorithms/sliding-log.js';
 import { emptyDecision } from '../../src/ratelimit/types.js';
 
 describe('sliding log capacity', () => {

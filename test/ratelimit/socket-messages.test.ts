@@ -46,10 +46,15 @@ interface App {
 }
 
 /** A gateway with one mount per entry (room:* on each), on an optional fake clock. */
-async function startApp(mounts: Record<string, Partial<SocketOptions<TestAssigns>>>, clock?: () => number): Promise<App> {
+async function startApp(
+  mounts: Record<string, Partial<SocketOptions<TestAssigns>>>,
+  clock?: () => number,
+): Promise<App> {
   const gateway = createGateway({ logger: false, ...(clock ? { clock } : {}) });
   for (const [path, options] of Object.entries(mounts)) {
-    gateway.socket<TestAssigns>(path, { connect: connectHook, longpoll: { windowMs: 500 }, ...options }).channel('room:*', roomChannel);
+    gateway
+      .socket<TestAssigns>(path, { connect: connectHook, longpoll: { windowMs: 500 }, ...options })
+      .channel('room:*', roomChannel);
   }
   const { port } = await gateway.listen(0, '127.0.0.1');
   const base = `127.0.0.1:${port}`;
@@ -66,7 +71,12 @@ async function startApp(mounts: Record<string, Partial<SocketOptions<TestAssigns
 const OK_EMPTY = { status: 'ok', response: {} };
 
 /** The error reply payload of a denied message, with the bounds of TIGHT. */
-function expectDenial(payload: unknown, limit = TIGHT.limit, windowMs = TIGHT.windowMs, maxWaitMs = INTERVAL_MS): { retry_after_ms: number; reset_ms: number } {
+function expectDenial(
+  payload: unknown,
+  limit = TIGHT.limit,
+  windowMs = TIGHT.windowMs,
+  maxWaitMs = INTERVAL_MS,
+): { retry_after_ms: number; reset_ms: number } {
   expect(payload).toEqual({
     status: 'error',
     response: {
@@ -89,11 +99,28 @@ function expectDenial(payload: unknown, limit = TIGHT.limit, windowMs = TIGHT.wi
 }
 
 const isDenial = (frame: Frame): boolean =>
-  Array.isArray(frame) && frame[3] === 'phx_reply' && (frame[4] as { response?: { reason?: unknown } }).response?.reason === 'rate_limited';
-const isOkReply = (frame: Frame): boolean => Array.isArray(frame) && frame[3] === 'phx_reply' && (frame[4] as { status?: unknown }).status === 'ok';
+  Array.isArray(frame) &&
+  frame[3] === 'phx_reply' &&
+  (frame[4] as { response?: { reason?: unknown } }).response?.reason === 'rate_limited';
+const isOkReply = (frame: Frame): boolean =>
+  Array.isArray(frame) &&
+  frame[3] === 'phx_reply' &&
+  (frame[4] as { status?: unknown }).status === 'ok';
 
-const echo = (topic: string, ref: number, joinRef: string | null = '1'): unknown[] => [joinRef, String(ref), topic, 'echo', { n: ref }];
-const echoOk = (topic: string, ref: number, joinRef = '1'): unknown[] => [joinRef, String(ref), topic, 'phx_reply', { status: 'ok', response: { n: ref } }];
+const echo = (topic: string, ref: number, joinRef: string | null = '1'): unknown[] => [
+  joinRef,
+  String(ref),
+  topic,
+  'echo',
+  { n: ref },
+];
+const echoOk = (topic: string, ref: number, joinRef = '1'): unknown[] => [
+  joinRef,
+  String(ref),
+  topic,
+  'phx_reply',
+  { status: 'ok', response: { n: ref } },
+];
 
 const clients: RawClient[] = [];
 const sockets: Socket[] = [];
@@ -134,7 +161,9 @@ describe('per-socket message rate, real clock', () => {
       const before = app.gateway.stats.rateLimitedMessages;
       for (let ref = 2; ref <= 12; ref++) client.send(echo('room:burst', ref));
       const frames = await client.take(11);
-      expect(frames.slice(0, 10)).toEqual(Array.from({ length: 10 }, (_, i) => echoOk('room:burst', i + 2)));
+      expect(frames.slice(0, 10)).toEqual(
+        Array.from({ length: 10 }, (_, i) => echoOk('room:burst', i + 2)),
+      );
       const denial = frames[10] as unknown[];
       // The reply of a channel message carries the channel's join_ref, its ref and topic.
       expect(denial.slice(0, 4)).toEqual(['1', '12', 'room:burst', 'phx_reply']);
@@ -154,16 +183,31 @@ describe('per-socket message rate, real clock', () => {
       for (let ref = 2; ref <= 11; ref++) client.send(echo('room:joincount', ref));
       const frames = await client.take(11);
       expect(frames[0]).toEqual(['1', '1', 'room:joincount', 'phx_reply', OK_EMPTY]);
-      expect(frames.slice(1, 10)).toEqual(Array.from({ length: 9 }, (_, i) => echoOk('room:joincount', i + 2)));
-      expect((frames[10] as unknown[]).slice(0, 4)).toEqual(['1', '11', 'room:joincount', 'phx_reply']);
+      expect(frames.slice(1, 10)).toEqual(
+        Array.from({ length: 9 }, (_, i) => echoOk('room:joincount', i + 2)),
+      );
+      expect((frames[10] as unknown[]).slice(0, 4)).toEqual([
+        '1',
+        '11',
+        'room:joincount',
+        'phx_reply',
+      ]);
       expectDenial((frames[10] as unknown[])[4]);
     });
 
-    it('a denied join is answered with the join\'s own join_ref and ref; joining after retry_after_ms works', async () => {
+    it("a denied join is answered with the join's own join_ref and ref; joining after retry_after_ms works", async () => {
       const client = await joinedRaw(app, '/tight', 'room:first');
       for (let ref = 2; ref <= 11; ref++) client.send(echo('room:first', ref));
-      expect(await client.take(10)).toEqual(Array.from({ length: 10 }, (_, i) => echoOk('room:first', i + 2)));
-      const denied = (await client.request(['12', '12', 'room:second', 'phx_join', {}])) as unknown[];
+      expect(await client.take(10)).toEqual(
+        Array.from({ length: 10 }, (_, i) => echoOk('room:first', i + 2)),
+      );
+      const denied = (await client.request([
+        '12',
+        '12',
+        'room:second',
+        'phx_join',
+        {},
+      ])) as unknown[];
       expect(denied.slice(0, 4)).toEqual(['12', '12', 'room:second', 'phx_reply']);
       const { retry_after_ms } = expectDenial(denied[4]);
       // The denied join did not join: a message on that topic is unmatched (after the wait).
@@ -176,7 +220,13 @@ describe('per-socket message rate, real clock', () => {
         { status: 'error', response: { reason: 'unmatched topic' } },
       ]);
       await sleep(INTERVAL_MS);
-      expect(await client.join('room:second', '14')).toEqual(['14', '14', 'room:second', 'phx_reply', OK_EMPTY]);
+      expect(await client.join('room:second', '14')).toEqual([
+        '14',
+        '14',
+        'room:second',
+        'phx_reply',
+        OK_EMPTY,
+      ]);
     });
 
     it('heartbeats are never limited and do not consume the rate; phx_leave is never limited', async () => {
@@ -188,12 +238,16 @@ describe('per-socket message rate, real clock', () => {
       expect(await client.take(50)).toEqual(Array.from({ length: 50 }, (_, i) => heartbeatOk(i)));
       // They consumed nothing: the full burst of 10 channel messages still passes.
       for (let ref = 2; ref <= 11; ref++) client.send(echo('room:hb', ref));
-      expect(await client.take(10)).toEqual(Array.from({ length: 10 }, (_, i) => echoOk('room:hb', i + 2)));
+      expect(await client.take(10)).toEqual(
+        Array.from({ length: 10 }, (_, i) => echoOk('room:hb', i + 2)),
+      );
       // Now exhausted: a message is denied, heartbeats still pass.
       const denied = (await client.request(echo('room:hb', 12))) as unknown[];
       expectDenial(denied[4]);
       for (let i = 50; i < 70; i++) client.send(heartbeat(i));
-      expect(await client.take(20)).toEqual(Array.from({ length: 20 }, (_, i) => heartbeatOk(i + 50)));
+      expect(await client.take(20)).toEqual(
+        Array.from({ length: 20 }, (_, i) => heartbeatOk(i + 50)),
+      );
       // The leave too, while the rate is still exhausted.
       const channelsBefore = app.gateway.stats.channels;
       client.send(['1', '13', 'room:hb', 'phx_leave', {}]);
@@ -222,7 +276,9 @@ describe('per-socket message rate, real clock', () => {
       expect(oks.length).toBeGreaterThanOrEqual(10);
       expect(frames).toHaveLength(oks.length + denials.length);
       expect(app.gateway.stats.floods - floods).toBe(1);
-      expect(app.gateway.stats.rateLimitedMessages - limited).toBe(answeredBeforeFlood(TIGHT.floodDenials) + 1);
+      expect(app.gateway.stats.rateLimitedMessages - limited).toBe(
+        answeredBeforeFlood(TIGHT.floodDenials) + 1,
+      );
     });
 
     it('35: just below the threshold the socket stays open: 4 denials, then traffic within the rate all passes', async () => {
@@ -253,7 +309,9 @@ describe('per-socket message rate, real clock', () => {
         const first = ref;
         for (let i = 0; i < 14; i++) client.send(echo('room:rounds', ref++));
         const frames = await client.take(14);
-        expect(frames.map((frame) => (frame as unknown[])[1])).toEqual(Array.from({ length: 14 }, (_, i) => String(first + i)));
+        expect(frames.map((frame) => (frame as unknown[])[1])).toEqual(
+          Array.from({ length: 14 }, (_, i) => String(first + i)),
+        );
         denied += frames.filter(isDenial).length;
         await sleep(1_300);
       }
@@ -264,7 +322,13 @@ describe('per-socket message rate, real clock', () => {
 
     it('messageRate: false disables the limit: 1500 messages in a burst all pass', async () => {
       const client = await raw(app, '/off');
-      expect(await client.join('room:off', '1')).toEqual(['1', '1', 'room:off', 'phx_reply', OK_EMPTY]);
+      expect(await client.join('room:off', '1')).toEqual([
+        '1',
+        '1',
+        'room:off',
+        'phx_reply',
+        OK_EMPTY,
+      ]);
       const limited = app.gateway.stats.rateLimitedMessages;
       for (let ref = 2; ref < 1502; ref++) client.send(echo('room:off', ref));
       const frames = await client.take(1500, 10_000);
@@ -274,15 +338,29 @@ describe('per-socket message rate, real clock', () => {
     });
 
     it('the documented default (1000/s, burst 1000, flood at 50 denials in 10 s) lets a well-behaved client send 1000 messages in a burst without a denial', async () => {
-      expect(MESSAGE_RATE_DEFAULTS).toEqual({ limit: 1000, windowMs: 1000, burst: 1000, floodDenials: 50, floodWindowMs: 10_000 });
+      expect(MESSAGE_RATE_DEFAULTS).toEqual({
+        limit: 1000,
+        windowMs: 1000,
+        burst: 1000,
+        floodDenials: 50,
+        floodWindowMs: 10_000,
+      });
       const client = await raw(app, '/defaults');
-      expect(await client.join('room:defaults', '1')).toEqual(['1', '1', 'room:defaults', 'phx_reply', OK_EMPTY]);
+      expect(await client.join('room:defaults', '1')).toEqual([
+        '1',
+        '1',
+        'room:defaults',
+        'phx_reply',
+        OK_EMPTY,
+      ]);
       await sleep(20);
       const limited = app.gateway.stats.rateLimitedMessages;
       for (let ref = 2; ref < 1002; ref++) client.send(echo('room:defaults', ref));
       const frames = await client.take(1000, 10_000);
       expect(frames.filter(isDenial)).toEqual([]);
-      expect(frames).toEqual(Array.from({ length: 1000 }, (_, i) => echoOk('room:defaults', i + 2)));
+      expect(frames).toEqual(
+        Array.from({ length: 1000 }, (_, i) => echoOk('room:defaults', i + 2)),
+      );
       expect(app.gateway.stats.rateLimitedMessages).toBe(limited);
     });
   });
@@ -311,11 +389,16 @@ describe('per-socket message rate, real clock', () => {
       const channel = await joined(socket, 'room:phx-burst');
       const pushes = Array.from({ length: 11 }, (_, i) => replyOf(channel.push('echo', { i })));
       const replies = await Promise.all(pushes);
-      expect(replies.slice(0, 10)).toEqual(Array.from({ length: 10 }, (_, i) => ({ status: 'ok', response: { i } })));
+      expect(replies.slice(0, 10)).toEqual(
+        Array.from({ length: 10 }, (_, i) => ({ status: 'ok', response: { i } })),
+      );
       const { retry_after_ms } = expectDenial(replies[10]);
       expect(channel.state).toBe('joined');
       await sleep(retry_after_ms);
-      expect(await replyOf(channel.push('echo', { again: true }))).toEqual({ status: 'ok', response: { again: true } });
+      expect(await replyOf(channel.push('echo', { again: true }))).toEqual({
+        status: 'ok',
+        response: { again: true },
+      });
       expect(channel.state).toBe('joined');
       expect(socket.isConnected()).toBe(true);
     });
@@ -323,7 +406,9 @@ describe('per-socket message rate, real clock', () => {
     it('heartbeats (socket.ping) beyond the limit are all answered; leave works while the rate is exhausted', async () => {
       const socket = await connected('/tight');
       const channel = await joined(socket, 'room:phx-hb');
-      const replies = await Promise.all(Array.from({ length: 10 }, (_, i) => replyOf(channel.push('echo', { i }))));
+      const replies = await Promise.all(
+        Array.from({ length: 10 }, (_, i) => replyOf(channel.push('echo', { i }))),
+      );
       expect(replies.every((reply) => reply.status === 'ok')).toBe(true);
       expectDenial(await replyOf(channel.push('echo', {})));
       const rtts = await Promise.all(
@@ -353,11 +438,17 @@ describe('per-socket message rate, real clock', () => {
       const channel = await joined(socket, 'room:phx-flood');
       const floods = app.gateway.stats.floods;
       const statuses: string[] = [];
-      for (let i = 0; i < 30; i++) channel.push('echo', { i }).receive('ok', () => statuses.push('ok')).receive('error', () => statuses.push('error'));
+      for (let i = 0; i < 30; i++)
+        channel
+          .push('echo', { i })
+          .receive('ok', () => statuses.push('ok'))
+          .receive('error', () => statuses.push('error'));
       const event = await waitFor(() => closes[0], 'the close event');
       expect(event.code).toBe(1008);
       expect(event.reason).toBe('message flood');
-      expect(statuses.filter((status) => status === 'error')).toHaveLength(answeredBeforeFlood(TIGHT.floodDenials));
+      expect(statuses.filter((status) => status === 'error')).toHaveLength(
+        answeredBeforeFlood(TIGHT.floodDenials),
+      );
       expect(app.gateway.stats.floods - floods).toBe(1);
     });
   });
@@ -366,14 +457,20 @@ describe('per-socket message rate, real clock', () => {
     it('34/35: the denial reply arrives through the poll; a flood ends the LongPoll session', async () => {
       const base = app.lpUrl('/tight');
       const token = await openSession(base);
-      expect((await post(base, token, [JSON.stringify(['1', '1', 'room:lp', 'phx_join', {}])])).body).toEqual({ status: 200 });
-      expect(await collectUntil(base, token, (messages) => messages.length >= 1)).toEqual([['1', '1', 'room:lp', 'phx_reply', OK_EMPTY]]);
+      expect(
+        (await post(base, token, [JSON.stringify(['1', '1', 'room:lp', 'phx_join', {}])])).body,
+      ).toEqual({ status: 200 });
+      expect(await collectUntil(base, token, (messages) => messages.length >= 1)).toEqual([
+        ['1', '1', 'room:lp', 'phx_reply', OK_EMPTY],
+      ]);
       await sleep(INTERVAL_MS + 50);
 
       const lines = Array.from({ length: 11 }, (_, i) => JSON.stringify(echo('room:lp', i + 2)));
       expect((await post(base, token, lines)).body).toEqual({ status: 200 });
       const messages = await collectUntil(base, token, (received) => received.length >= 11);
-      expect(messages.slice(0, 10)).toEqual(Array.from({ length: 10 }, (_, i) => echoOk('room:lp', i + 2)));
+      expect(messages.slice(0, 10)).toEqual(
+        Array.from({ length: 10 }, (_, i) => echoOk('room:lp', i + 2)),
+      );
       const denial = messages[10] as unknown[];
       expect(denial.slice(0, 4)).toEqual(['1', '12', 'room:lp', 'phx_reply']);
       expectDenial(denial[4]);
@@ -386,7 +483,9 @@ describe('per-socket message rate, real clock', () => {
       expect(app.gateway.stats.floods - floods).toBe(1);
       expect(app.gateway.stats.longpollSessions).toBe(sessions - 1);
       // The token no longer names a session: a POST with it is refused.
-      expect((await post(base, token, [JSON.stringify(echo('room:lp', 200))])).body).toEqual({ status: 410 });
+      expect((await post(base, token, [JSON.stringify(echo('room:lp', 200))])).body).toEqual({
+        status: 410,
+      });
     });
   });
 });
@@ -395,7 +494,10 @@ describe('per-socket message rate, fake clock (exact boundaries)', () => {
   let now = 1_000_000;
   let app: App;
   beforeAll(async () => {
-    app = await startApp({ '/defaults': {}, '/off': { messageRate: false }, '/tight': { messageRate: TIGHT } }, () => now);
+    app = await startApp(
+      { '/defaults': {}, '/off': { messageRate: false }, '/tight': { messageRate: TIGHT } },
+      () => now,
+    );
   });
   afterAll(() => app?.close());
 
@@ -405,18 +507,33 @@ describe('per-socket message rate, fake clock (exact boundaries)', () => {
     now += 1_000; // the join's token is back
     for (let ref = 2; ref <= 1002; ref++) client.send(echo('room:d', ref));
     const frames = await client.take(1001, 10_000);
-    expect(frames.slice(0, 1000)).toEqual(Array.from({ length: 1000 }, (_, i) => echoOk('room:d', i + 2)));
+    expect(frames.slice(0, 1000)).toEqual(
+      Array.from({ length: 1000 }, (_, i) => echoOk('room:d', i + 2)),
+    );
     expect(frames[1000]).toEqual([
       '1',
       '1002',
       'room:d',
       'phx_reply',
-      { status: 'error', response: { reason: 'rate_limited', policy: 'socket_messages', limit: 1000, window_ms: 1000, remaining: 0, reset_ms: 1, retry_after_ms: 1 } },
+      {
+        status: 'error',
+        response: {
+          reason: 'rate_limited',
+          policy: 'socket_messages',
+          limit: 1000,
+          window_ms: 1000,
+          remaining: 0,
+          reset_ms: 1,
+          retry_after_ms: 1,
+        },
+      },
     ]);
     // More denials at the same instant until the flood closes the socket.
     for (let ref = 1003; ref <= 1060; ref++) client.send(echo('room:d', ref));
     expect(await client.closed).toEqual({ code: 1008, reason: 'message flood' });
-    expect(client.frames.filter(isDenial)).toHaveLength(answeredBeforeFlood(MESSAGE_RATE_DEFAULTS.floodDenials) - 1);
+    expect(client.frames.filter(isDenial)).toHaveLength(
+      answeredBeforeFlood(MESSAGE_RATE_DEFAULTS.floodDenials) - 1,
+    );
     expect(client.frames.filter(isOkReply)).toHaveLength(0);
   });
 
@@ -431,7 +548,18 @@ describe('per-socket message rate, fake clock (exact boundaries)', () => {
       '12',
       'room:t',
       'phx_reply',
-      { status: 'error', response: { reason: 'rate_limited', policy: 'socket_messages', limit: 10, window_ms: 1000, remaining: 0, reset_ms: 100, retry_after_ms: 100 } },
+      {
+        status: 'error',
+        response: {
+          reason: 'rate_limited',
+          policy: 'socket_messages',
+          limit: 10,
+          window_ms: 1000,
+          remaining: 0,
+          reset_ms: 100,
+          retry_after_ms: 100,
+        },
+      },
     ]);
     now += 99;
     expect(isDenial(await client.request(echo('room:t', 13)))).toBe(true);

@@ -24,8 +24,22 @@ import { spawnTs, type Spawned } from '../support/spawn.js';
 import { replyOf, waitFor } from '../support/phoenix-client.js';
 import { startGenApiApp, type GenApiApp } from '../support/genapi-app.js';
 import { GenApiClient } from '../support/genapi-exec.js';
-import { bucketName, check, detailsOf, NATS_SERVER_VERSION, openBucket, R3_CAS_SERIALIZABLE, storedHits, tallyDecisions, waitForJetStream } from '../support/kv.js';
-import { RateLimits, type RateLimitsHealth, type RateLimitsOptions } from '../../src/ratelimit/rate-limits.js';
+import {
+  bucketName,
+  check,
+  detailsOf,
+  NATS_SERVER_VERSION,
+  openBucket,
+  R3_CAS_SERIALIZABLE,
+  storedHits,
+  tallyDecisions,
+  waitForJetStream,
+} from '../support/kv.js';
+import {
+  RateLimits,
+  type RateLimitsHealth,
+  type RateLimitsOptions,
+} from '../../src/ratelimit/rate-limits.js';
 import type { LimiterDecision } from '../../src/ratelimit/limiter.js';
 import type { PolicyConfig } from '../../src/ratelimit/types.js';
 import type { GatewayConfig } from '../../src/config/file.js';
@@ -52,25 +66,44 @@ const strictPolicy = (fields: Partial<PolicyConfig> = {}): PolicyConfig => ({
 function counters(limits: RateLimits) {
   const health = limits.health();
   const { fallback, failOpen, failClosed, storeErrors, denyCacheHits } = health.stats;
-  return { fallback, failOpen, failClosed, storeErrors, denyCacheHits, operations: health.cluster!.strict.operations, timeouts: health.cluster!.strict.timeouts };
+  return {
+    fallback,
+    failOpen,
+    failClosed,
+    storeErrors,
+    denyCacheHits,
+    operations: health.cluster!.strict.operations,
+    timeouts: health.cluster!.strict.timeouts,
+  };
 }
 
 /** One check and where it was decided. */
-async function decide(limits: RateLimits, user: string): Promise<{ decision: LimiterDecision; source: 'strict' | 'fallback' | 'deny-cache'; ms: number }> {
+async function decide(
+  limits: RateLimits,
+  user: string,
+): Promise<{
+  decision: LimiterDecision;
+  source: 'strict' | 'fallback' | 'deny-cache';
+  ms: number;
+}> {
   const before = counters(limits);
   const started = performance.now();
   const decision = await check(limits, user);
   const ms = performance.now() - started;
   const after = counters(limits);
   const source =
-    after.fallback + after.failOpen + after.failClosed > before.fallback + before.failOpen + before.failClosed
+    after.fallback + after.failOpen + after.failClosed >
+    before.fallback + before.failOpen + before.failClosed
       ? 'fallback'
       : after.denyCacheHits > before.denyCacheHits
         ? 'deny-cache'
         : after.operations > before.operations
           ? 'strict'
           : null;
-  if (source === null) throw new Error('a strict decision that neither the store, the deny cache nor the fallback made');
+  if (source === null)
+    throw new Error(
+      'a strict decision that neither the store, the deny cache nor the fallback made',
+    );
   return { decision, source, ms };
 }
 
@@ -105,8 +138,16 @@ describe('strict mode with the KV store cut, slowed or disconnected (in-process 
   }
 
   /** A node whose link (membership) goes straight to NATS and whose KV store goes through `proxy`. */
-  async function node(prefix: string, policies: PolicyConfig[], proxy: TcpProxy, strict: RateLimitsOptions['strict'] = {}): Promise<RateLimits> {
-    const limits = new RateLimits({ policies, eventual: { heartbeatMs: 200 }, strict: { servers: proxy.url, ...strict } }, quiet);
+  async function node(
+    prefix: string,
+    policies: PolicyConfig[],
+    proxy: TcpProxy,
+    strict: RateLimitsOptions['strict'] = {},
+  ): Promise<RateLimits> {
+    const limits = new RateLimits(
+      { policies, eventual: { heartbeatMs: 200 }, strict: { servers: proxy.url, ...strict } },
+      quiet,
+    );
     nodes.push(limits);
     await limits.attach({ nc, connected: () => !nc.isClosed(), subjects: new Subjects(prefix) });
     return limits;
@@ -131,32 +172,61 @@ describe('strict mode with the KV store cut, slowed or disconnected (in-process 
   /** Cuts the store's connections and waits until every node has noticed (status: disconnected). */
   async function cut(proxy: TcpProxy, group: RateLimits[]): Promise<void> {
     proxy.cut();
-    await waitFor(() => group.every((limits) => !storeUp(limits)), 'the store connection to drop', 5_000);
+    await waitFor(
+      () => group.every((limits) => !storeUp(limits)),
+      'the store connection to drop',
+      5_000,
+    );
   }
 
   it('case 29: store down, fallback "local", 2 nodes, limit 100/min → each node allows ceil(100/2) = 50, total ≤ 101, marked "fallback", counted', async () => {
     const prefix = freshPrefix();
     const proxy = await storeProxy();
     // (A long store timeout: the case is about the store being down, not slow.)
-    const group = [await node(prefix, [strictPolicy()], proxy, { timeoutMs: 5_000 }), await node(prefix, [strictPolicy()], proxy, { timeoutMs: 5_000 })];
-    await waitFor(() => group.every((limits) => limits.health().cluster!.nodes === 2), 'two rate-limit nodes', 5_000);
+    const group = [
+      await node(prefix, [strictPolicy()], proxy, { timeoutMs: 5_000 }),
+      await node(prefix, [strictPolicy()], proxy, { timeoutMs: 5_000 }),
+    ];
+    await waitFor(
+      () => group.every((limits) => limits.health().cluster!.nodes === 2),
+      'two rate-limit nodes',
+      5_000,
+    );
     // Healthy first: the store decides.
-    for (const limits of group) expect(await decide(limits, 'warm-up')).toMatchObject({ source: 'strict', decision: { allowed: true } });
+    for (const limits of group)
+      expect(await decide(limits, 'warm-up')).toMatchObject({
+        source: 'strict',
+        decision: { allowed: true },
+      });
     await cut(proxy, group);
     const operations = group.map((limits) => counters(limits).operations);
-    const perNode = await Promise.all(group.map((limits) => Promise.all(Array.from({ length: 80 }, () => check(limits, 'alice')))));
+    const perNode = await Promise.all(
+      group.map((limits) => Promise.all(Array.from({ length: 80 }, () => check(limits, 'alice')))),
+    );
     let total = 0;
     for (let i = 0; i < group.length; i++) {
       const tally = tallyDecisions(perNode[i]!);
-      expect(tally).toEqual({ allowed: 50, strictDenied: 0, fallbackDenied: 30, otherDenied: 0, unavailable: 0 });
+      expect(tally).toEqual({
+        allowed: 50,
+        strictDenied: 0,
+        fallbackDenied: 30,
+        otherDenied: 0,
+        unavailable: 0,
+      });
       total += tally.allowed;
       for (const decision of perNode[i]!) {
         const details = detailsOf(decision);
-        if (details) expect(details).toMatchObject({ policy: 'p', source: 'fallback', remaining: 0 });
+        if (details)
+          expect(details).toMatchObject({ policy: 'p', source: 'fallback', remaining: 0 });
         if (details) expect(details.retry_after_ms).toBeGreaterThan(0);
       }
       const health = group[i]!.health();
-      expect(health.stats).toMatchObject({ fallback: 80, storeErrors: 0, failOpen: 0, failClosed: 0 });
+      expect(health.stats).toMatchObject({
+        fallback: 80,
+        storeErrors: 0,
+        failOpen: 0,
+        failClosed: 0,
+      });
       expect(health.policies[0]!.stats.fallback).toBe(80);
       // Disconnected: not one KV operation was attempted.
       expect(health.cluster!.strict.operations).toBe(operations[i]);
@@ -169,47 +239,121 @@ describe('strict mode with the KV store cut, slowed or disconnected (in-process 
     const proxy = await storeProxy();
     const limits = await node(
       prefix,
-      [strictPolicy({ id: 'open', scope: { service: 'svc', requestType: 'open' }, limit: 2, fallback: 'open' }), strictPolicy({ id: 'closed', scope: { service: 'svc', requestType: 'closed' }, limit: 2, fallback: 'closed' })],
+      [
+        strictPolicy({
+          id: 'open',
+          scope: { service: 'svc', requestType: 'open' },
+          limit: 2,
+          fallback: 'open',
+        }),
+        strictPolicy({
+          id: 'closed',
+          scope: { service: 'svc', requestType: 'closed' },
+          limit: 2,
+          fallback: 'closed',
+        }),
+      ],
       proxy,
     );
     expect((await check(limits, 'alice', 'svc', 'open')).allowed).toBe(true);
     await cut(proxy, [limits]);
-    const open = await Promise.all(Array.from({ length: 10 }, () => check(limits, 'alice', 'svc', 'open')));
+    const open = await Promise.all(
+      Array.from({ length: 10 }, () => check(limits, 'alice', 'svc', 'open')),
+    );
     expect(open.every((decision) => decision.allowed)).toBe(true);
-    const closed = await Promise.all(Array.from({ length: 10 }, () => check(limits, 'alice', 'svc', 'closed')));
-    for (const decision of closed) expect(decision).toEqual({ allowed: false, unavailable: true, details: { reason: 'limiter_unavailable', policy: 'closed', source: 'fallback' } });
+    const closed = await Promise.all(
+      Array.from({ length: 10 }, () => check(limits, 'alice', 'svc', 'closed')),
+    );
+    for (const decision of closed)
+      expect(decision).toEqual({
+        allowed: false,
+        unavailable: true,
+        details: { reason: 'limiter_unavailable', policy: 'closed', source: 'fallback' },
+      });
     const health = limits.health();
     expect(health.stats).toMatchObject({ failOpen: 10, failClosed: 10, fallback: 0, denied: 0 });
-    expect(health.policies.find((p) => p.config.id === 'open')!.stats).toMatchObject({ failOpen: 10, failClosed: 0 });
-    expect(health.policies.find((p) => p.config.id === 'closed')!.stats).toMatchObject({ failOpen: 0, failClosed: 10 });
+    expect(health.policies.find((p) => p.config.id === 'open')!.stats).toMatchObject({
+      failOpen: 10,
+      failClosed: 0,
+    });
+    expect(health.policies.find((p) => p.config.id === 'closed')!.stats).toMatchObject({
+      failOpen: 0,
+      failClosed: 10,
+    });
   });
 
   it('case 30 through a gateway: "closed" answers "Rate limit service unavailable" (not rate_limited, no retry_after), "open" serves the call', async () => {
     const proxy = await storeProxy();
     const policies = [
-      strictPolicy({ id: 'echo.closed', scope: { service: 'demo', requestType: 'echo' }, limit: 1, fallback: 'closed' }),
-      strictPolicy({ id: 'limited.open', scope: { service: 'demo', requestType: 'limited' }, limit: 1, fallback: 'open' }),
+      strictPolicy({
+        id: 'echo.closed',
+        scope: { service: 'demo', requestType: 'echo' },
+        limit: 1,
+        fallback: 'closed',
+      }),
+      strictPolicy({
+        id: 'limited.open',
+        scope: { service: 'demo', requestType: 'limited' },
+        limit: 1,
+        fallback: 'open',
+      }),
     ];
     let app: GenApiApp | null = null;
     let client: GenApiClient | null = null;
     try {
-      app = await startGenApiApp({ nats: server.url, local: [demoService], genApi: { rateLimits: { policies, strict: { servers: proxy.url } } } });
+      app = await startGenApiApp({
+        nats: server.url,
+        local: [demoService],
+        genApi: { rateLimits: { policies, strict: { servers: proxy.url } } },
+      });
       client = await GenApiClient.connect(app.wsUrl('user_id=u1&device_id=d1'), 'gen_api:lobby');
       const rateLimits = app.genApi.rateLimits!;
       // Store up (on a loaded machine a first call may still miss the 25 ms store timeout: "closed").
       let served = false;
-      for (let i = 0; i < 20 && !served; i++) served = (await client.call({ request_id: `before-${i}`, service: 'demo', request_type: 'echo', args: { message: 'x' } })).pushes[0]?.success === true;
+      for (let i = 0; i < 20 && !served; i++)
+        served =
+          (
+            await client.call({
+              request_id: `before-${i}`,
+              service: 'demo',
+              request_type: 'echo',
+              args: { message: 'x' },
+            })
+          ).pushes[0]?.success === true;
       expect(served).toBe(true);
       proxy.cut();
-      await waitFor(() => !rateLimits.linked!.strict.available(), 'the store connection to drop', 5_000);
+      await waitFor(
+        () => !rateLimits.linked!.strict.available(),
+        'the store connection to drop',
+        5_000,
+      );
       for (let i = 0; i < 3; i++) {
-        const closed = await client.call({ request_id: `closed-${i}`, service: 'demo', request_type: 'echo', args: { message: 'x' } });
+        const closed = await client.call({
+          request_id: `closed-${i}`,
+          service: 'demo',
+          request_type: 'echo',
+          args: { message: 'x' },
+        });
         const push = closed.pushes[0]! as unknown as Record<string, unknown>;
-        expect(push).toMatchObject({ request_id: `closed-${i}`, success: false, result: null, error: 'Rate limit service unavailable' });
+        expect(push).toMatchObject({
+          request_id: `closed-${i}`,
+          success: false,
+          result: null,
+          error: 'Rate limit service unavailable',
+        });
         // Machine-readable: limiter_unavailable (not a rate-limit denial), and no retry time.
-        expect(push.rate_limit).toEqual({ reason: 'limiter_unavailable', policy: 'echo.closed', source: 'fallback' });
+        expect(push.rate_limit).toEqual({
+          reason: 'limiter_unavailable',
+          policy: 'echo.closed',
+          source: 'fallback',
+        });
         expect(String(push.error)).not.toMatch(/retry after/i);
-        const open = await client.call({ request_id: `open-${i}`, service: 'demo', request_type: 'limited', args: { message: `m${i}` } });
+        const open = await client.call({
+          request_id: `open-${i}`,
+          service: 'demo',
+          request_type: 'limited',
+          args: { message: `m${i}` },
+        });
         expect(open.pushes[0]).toMatchObject({ success: true, result: { message: `m${i}` } });
       }
       expect(rateLimits.health().stats).toMatchObject({ failClosed: 3, failOpen: 3 });
@@ -237,7 +381,9 @@ describe('strict mode with the KV store cut, slowed or disconnected (in-process 
     // 5 rounds of 20 concurrent requests (distinct users: each is allowed by its fallback share).
     for (let round = 0; round < 5; round++) {
       const started = performance.now();
-      const control = new Promise<number>((resolve) => setTimeout(() => resolve(performance.now() - started), 25));
+      const control = new Promise<number>((resolve) =>
+        setTimeout(() => resolve(performance.now() - started), 25),
+      );
       const timed = await Promise.all(
         Array.from({ length: 20 }, async (_, i) => {
           const decision = await check(limits, `user-${round}-${i}`);
@@ -257,8 +403,11 @@ describe('strict mode with the KV store cut, slowed or disconnected (in-process 
     expect(after.timeouts - before.timeouts).toBe(100);
     expect(after.storeErrors - before.storeErrors).toBe(100);
     expect(after.fallback - before.fallback).toBe(100);
-    const p99 = (values: number[]) => [...values].sort((a, b) => a - b)[Math.ceil(values.length * 0.99) - 1]!;
-    console.info(`case 31: decision latency p50 ${[...latencies].sort((a, b) => a - b)[50]!.toFixed(1)} ms, p99 ${p99(latencies).toFixed(1)} ms, max ${Math.max(...latencies).toFixed(1)} ms; timer lateness p99 ${p99(lateness).toFixed(1)} ms`);
+    const p99 = (values: number[]) =>
+      [...values].sort((a, b) => a - b)[Math.ceil(values.length * 0.99) - 1]!;
+    console.info(
+      `case 31: decision latency p50 ${[...latencies].sort((a, b) => a - b)[50]!.toFixed(1)} ms, p99 ${p99(latencies).toFixed(1)} ms, max ${Math.max(...latencies).toFixed(1)} ms; timer lateness p99 ${p99(lateness).toFixed(1)} ms`,
+    );
     // Each waited for the store timeout (25 ms), then the fallback answered at once: no later
     // than a plain 25 ms timer started with it, plus 10 ms (the spec's 35 − 25).
     expect(Math.min(...latencies)).toBeGreaterThanOrEqual(24);
@@ -311,11 +460,16 @@ describe('strict mode with the KV store cut, slowed or disconnected (in-process 
       else await sleep(10);
       if (Date.now() - restored > 10_000) throw new Error('decisions did not become strict again');
     }
-    if (strictAt - reconnected > 1_000) console.info(`case 32: probes after the reconnect: ${probes.join('; ')}`);
+    if (strictAt - reconnected > 1_000)
+      console.info(`case 32: probes after the reconnect: ${probes.join('; ')}`);
     expect(strictAt - reconnected).toBeLessThanOrEqual(1_000);
     expect(strictAt - restored).toBeLessThanOrEqual(3_000);
     // Strict again, denials included: the store's, marked "strict".
-    for (let i = 0; i < 3; i++) expect(await decide(limits, 'bob')).toMatchObject({ source: 'strict', decision: { allowed: true } });
+    for (let i = 0; i < 3; i++)
+      expect(await decide(limits, 'bob')).toMatchObject({
+        source: 'strict',
+        decision: { allowed: true },
+      });
     const denied = await decide(limits, 'bob');
     expect(denied.source).toBe('strict');
     expect(detailsOf(denied.decision)).toMatchObject({ source: 'strict', remaining: 0, limit: 3 });
@@ -326,7 +480,11 @@ describe('strict mode with the KV store cut, slowed or disconnected (in-process 
     const proxy = await storeProxy();
     // (A long store timeout: the case is about recovery after an outage, not a slow store.)
     const limits = await node(prefix, [strictPolicy({ limit: 10 })], proxy, { timeoutMs: 5_000 });
-    for (let i = 0; i < 4; i++) expect(await decide(limits, 'carol')).toMatchObject({ source: 'strict', decision: { allowed: true } });
+    for (let i = 0; i < 4; i++)
+      expect(await decide(limits, 'carol')).toMatchObject({
+        source: 'strict',
+        decision: { allowed: true },
+      });
     const kv = await openBucket(nc, bucketName(prefix, 60_000));
     expect(await storedHits(kv, 'p', 'user_id:carol')).toBe(4);
 
@@ -342,14 +500,30 @@ describe('strict mode with the KV store cut, slowed or disconnected (in-process 
     await waitFor(() => storeUp(limits), 'the store connection to come back', 5_000);
     // The store still holds its pre-outage state: 4 hits, not 4 + 6.
     expect(await storedHits(kv, 'p', 'user_id:carol')).toBe(4);
-    expect(await limits.status('p', 'carol')).toEqual({ source: 'strict', decision: expect.objectContaining({ allowed: true, remaining: 5 }) as unknown });
+    expect(await limits.status('p', 'carol')).toEqual({
+      source: 'strict',
+      decision: expect.objectContaining({ allowed: true, remaining: 5 }) as unknown,
+    });
     // And it decides: 6 more, then denials marked "strict".
     const after: Awaited<ReturnType<typeof decide>>[] = [];
     for (let i = 0; i < 8; i++) after.push(await decide(limits, 'carol'));
-    expect(after.map((d) => d.decision.allowed)).toEqual([true, true, true, true, true, true, false, false]);
+    expect(after.map((d) => d.decision.allowed)).toEqual([
+      true,
+      true,
+      true,
+      true,
+      true,
+      true,
+      false,
+      false,
+    ]);
     expect(after.slice(0, 7).every((d) => d.source === 'strict')).toBe(true);
     expect(after[7]!.source).toBe('deny-cache');
-    expect(detailsOf(after[6]!.decision)).toMatchObject({ source: 'strict', remaining: 0, limit: 10 });
+    expect(detailsOf(after[6]!.decision)).toMatchObject({
+      source: 'strict',
+      remaining: 0,
+      limit: 10,
+    });
     expect(await storedHits(kv, 'p', 'user_id:carol')).toBe(10);
     // Over-admission in the window attributable to the outage: the fallback's allowance (its
     // share less this node's store admissions: 6), no more.
@@ -359,12 +533,15 @@ describe('strict mode with the KV store cut, slowed or disconnected (in-process 
 
   const strictStats = (limits: RateLimits) => limits.health().cluster!.strict;
 
-  it('the store breaker: operations that fail (the bucket\'s stream deleted) open it after 3 → the fallback answers at once without KV operations; one trial per breakerOpenMs; the stream back → closed, strict again', async () => {
+  it("the store breaker: operations that fail (the bucket's stream deleted) open it after 3 → the fallback answers at once without KV operations; one trial per breakerOpenMs; the stream back → closed, strict again", async () => {
     const prefix = freshPrefix();
     const proxy = await storeProxy();
     // (A 1 s decision timeout: each failing decision waits for its operation's failure, so the
     // three that open the breaker are three decisions in a row, on any machine.)
-    const limits = await node(prefix, [strictPolicy()], proxy, { timeoutMs: 1_000, breakerOpenMs: 500 });
+    const limits = await node(prefix, [strictPolicy()], proxy, {
+      timeoutMs: 1_000,
+      breakerOpenMs: 500,
+    });
     await warmUp(limits);
     const jsm = await jetstreamManager(nc);
     const stream = `KV_${bucketName(prefix, 60_000)}`;
@@ -372,7 +549,11 @@ describe('strict mode with the KV store cut, slowed or disconnected (in-process 
     await jsm.streams.delete(stream);
 
     // Connected, but every operation fails: store errors, answered by the fallback.
-    for (let i = 0; i < 3; i++) expect(await decide(limits, `gone-${i}`)).toMatchObject({ source: 'fallback', decision: { allowed: true } });
+    for (let i = 0; i < 3; i++)
+      expect(await decide(limits, `gone-${i}`)).toMatchObject({
+        source: 'fallback',
+        decision: { allowed: true },
+      });
     expect(strictStats(limits)).toMatchObject({ breaker: 'open', circuitOpen: 0 });
     expect(strictStats(limits).errors).toBeGreaterThanOrEqual(3);
 
@@ -400,9 +581,15 @@ describe('strict mode with the KV store cut, slowed or disconnected (in-process 
     // The stream back: the next trial succeeds, the breaker closes, the store decides again.
     await jsm.streams.add(config);
     await sleep(600);
-    expect(await decide(limits, 'trial-2')).toMatchObject({ source: 'strict', decision: { allowed: true } });
+    expect(await decide(limits, 'trial-2')).toMatchObject({
+      source: 'strict',
+      decision: { allowed: true },
+    });
     expect(strictStats(limits).breaker).toBe('closed');
-    expect(await decide(limits, 'closed-again')).toMatchObject({ source: 'strict', decision: { allowed: true } });
+    expect(await decide(limits, 'closed-again')).toMatchObject({
+      source: 'strict',
+      decision: { allowed: true },
+    });
   });
 
   it('the breaker counts operations, not deadlines: a store slower than the 25 ms decision timeout but answering never opens it', async () => {
@@ -414,16 +601,25 @@ describe('strict mode with the KV store cut, slowed or disconnected (in-process 
     proxy.latencyMs = 60;
     const before = counters(limits);
     for (let round = 0; round < 3; round++) {
-      const decisions = await Promise.all(Array.from({ length: 10 }, (_, i) => decide(limits, `slow-${round}-${i}`)));
+      const decisions = await Promise.all(
+        Array.from({ length: 10 }, (_, i) => decide(limits, `slow-${round}-${i}`)),
+      );
       for (const { source } of decisions) expect(source).toBe('fallback');
     }
     expect(counters(limits).timeouts - before.timeouts).toBe(30);
     // The late reads come back (their requests, already answered, are left out of any write):
     // answers, not failures.
-    await waitFor(() => strictStats(limits).pendingKeys === 0, 'the late operations to finish', 10_000);
+    await waitFor(
+      () => strictStats(limits).pendingKeys === 0,
+      'the late operations to finish',
+      10_000,
+    );
     expect(strictStats(limits)).toMatchObject({ breaker: 'closed', circuitOpen: 0, errors: 0 });
     proxy.latencyMs = 0;
-    expect(await decide(limits, 'fast-again')).toMatchObject({ source: 'strict', decision: { allowed: true } });
+    expect(await decide(limits, 'fast-again')).toMatchObject({
+      source: 'strict',
+      decision: { allowed: true },
+    });
   });
 });
 
@@ -439,14 +635,32 @@ interface Push {
   error: unknown;
   can_retry: boolean;
   result: unknown;
-  rate_limit?: { policy: string; limit: number; window_ms: number; remaining: number; reset_ms: number; retry_after_ms: number; source: string };
+  rate_limit?: {
+    policy: string;
+    limit: number;
+    window_ms: number;
+    remaining: number;
+    reset_ms: number;
+    retry_after_ms: number;
+    source: string;
+  };
 }
 
 function gatewayConfig(replicas: number): GatewayConfig {
   return {
     demo: true,
     rateLimits: {
-      policies: [{ id: 'echo.strict', scope: { service: 'demo', requestType: 'echo' }, key: 'user_id', algorithm: 'sliding_log', limit: 10, windowMs: 10_000, mode: 'strict' }],
+      policies: [
+        {
+          id: 'echo.strict',
+          scope: { service: 'demo', requestType: 'echo' },
+          key: 'user_id',
+          algorithm: 'sliding_log',
+          limit: 10,
+          windowMs: 10_000,
+          mode: 'strict',
+        },
+      ],
       // The case is about the store's atomicity across nodes: a store timeout of 2 s and 50 CAS
       // attempts keep 20-30 contending requests (R3 Raft commits, 2 loaded cores) in the store;
       // the default timeout's fallback is case 31.
@@ -458,14 +672,22 @@ function gatewayConfig(replicas: number): GatewayConfig {
 }
 
 async function adminHealth(gateway: GatewayProcess): Promise<RateLimitsHealth> {
-  const res = await fetch(`${gateway.httpUrl}/admin/rate-limits`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+  const res = await fetch(`${gateway.httpUrl}/admin/rate-limits`, {
+    headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+  });
   expect(res.status).toBe(200);
   return (await res.json()) as RateLimitsHealth;
 }
 
 /** A phoenix socket joined to the gen_api channel, collecting pushes by request_id. */
-async function phoenixClient(gateway: GatewayProcess, user: string): Promise<{ socket: Socket; channel: Channel; pushes: Map<string, Push> }> {
-  const socket = new Socket(gateway.socketUrl, { transport: WebSocket as unknown as TransportConstructor, params: { user_id: user, device_id: `${user}-device` } });
+async function phoenixClient(
+  gateway: GatewayProcess,
+  user: string,
+): Promise<{ socket: Socket; channel: Channel; pushes: Map<string, Push> }> {
+  const socket = new Socket(gateway.socketUrl, {
+    transport: WebSocket as unknown as TransportConstructor,
+    params: { user_id: user, device_id: `${user}-device` },
+  });
   socket.connect();
   await waitFor(() => socket.isConnected(), 'socket open', 5_000);
   const channel = socket.channel(TOPIC, {});
@@ -481,107 +703,174 @@ async function phoenixClient(gateway: GatewayProcess, user: string): Promise<{ s
 
 const variants = [
   { name: 'one JetStream server, R1 bucket', cluster: false, replicas: 1, gateways: 2, run: true },
-  { name: '3-server JetStream cluster, R3 bucket', cluster: true, replicas: 3, gateways: 3, run: R3_CAS_SERIALIZABLE },
+  {
+    name: '3-server JetStream cluster, R3 bucket',
+    cluster: true,
+    replicas: 3,
+    gateways: 3,
+    run: R3_CAS_SERIALIZABLE,
+  },
   // nats-server < 2.9.21 does not serialise CAS on R3 (nats-server#4320, see test/support/kv.ts):
   // there the cluster runs with an R1 bucket (the gateways still on different servers).
-  { name: `3-server JetStream cluster, R1 bucket (R3 CAS is not serialisable on nats-server ${NATS_SERVER_VERSION})`, cluster: true, replicas: 1, gateways: 3, run: !R3_CAS_SERIALIZABLE },
+  {
+    name: `3-server JetStream cluster, R1 bucket (R3 CAS is not serialisable on nats-server ${NATS_SERVER_VERSION})`,
+    cluster: true,
+    replicas: 1,
+    gateways: 3,
+    run: !R3_CAS_SERIALIZABLE,
+  },
 ];
 
 for (const variant of variants) {
-  describe.skipIf(!variant.run)(`cases 18/19: strict across ${variant.gateways} gateway processes, ${variant.name}`, () => {
-    let single: NatsServer | null = null;
-    let cluster: NatsCluster | null = null;
-    let urls: string[] = [];
-    let nc: NatsConnection | null = null;
-    let gateways: GatewayProcess[] = [];
-    let worker: Spawned | null = null;
-    const sockets: Socket[] = [];
+  describe.skipIf(!variant.run)(
+    `cases 18/19: strict across ${variant.gateways} gateway processes, ${variant.name}`,
+    () => {
+      let single: NatsServer | null = null;
+      let cluster: NatsCluster | null = null;
+      let urls: string[] = [];
+      let nc: NatsConnection | null = null;
+      let gateways: GatewayProcess[] = [];
+      let worker: Spawned | null = null;
+      const sockets: Socket[] = [];
 
-    beforeAll(async () => {
-      if (variant.cluster) {
-        cluster = await NatsCluster.start({ size: 3, jetstream: true });
-        urls = cluster.urls;
-      } else {
-        single = await NatsServer.start({ jetstream: true });
-        urls = [single.url];
-      }
-      nc = await connect({ servers: urls[0]! });
-      await waitForJetStream(nc, 30_000, variant.replicas, cluster?.servers ?? []);
-      worker = spawnTs('src/demo/worker.ts', [], { NATS_URL: urls[urls.length - 1]! });
-      // One gateway per server.
-      gateways = await Promise.all(Array.from({ length: variant.gateways }, (_, i) => GatewayProcess.start({ config: gatewayConfig(variant.replicas), nats: urls[i % urls.length]! })));
-      await worker.logLine('demo worker ready', 30_000);
-      // Each gateway serves demo.echo (discovery) and decides it in the store (warm-up users).
-      for (const [i, gateway] of gateways.entries()) {
-        const client = await phoenixClient(gateway, `warm-${i}`);
-        sockets.push(client.socket);
-        const deadline = Date.now() + 15_000;
-        for (let attempt = 0; ; attempt++) {
-          const id = `warm-${i}-${attempt}`;
-          await replyOf(client.channel.push(EVENT, { request_id: id, service: 'demo', request_type: 'echo', args: { message: 'warm' } }), 5_000);
-          const push = await waitFor(() => client.pushes.get(id), `the push for ${id}`, 5_000);
-          // Decided by the store (served, or denied by it), not by a fallback while JetStream was still settling.
-          const decidedByStore = push.success || push.rate_limit?.source === 'strict';
-          if (decidedByStore && (await adminHealth(gateway)).cluster!.strict.operations > 0) break;
-          if (Date.now() > deadline) throw new Error(`demo.echo not served by gateway ${i}: ${JSON.stringify(push)}`);
-          await sleep(200);
+      beforeAll(async () => {
+        if (variant.cluster) {
+          cluster = await NatsCluster.start({ size: 3, jetstream: true });
+          urls = cluster.urls;
+        } else {
+          single = await NatsServer.start({ jetstream: true });
+          urls = [single.url];
         }
-        const health = await adminHealth(gateway);
-        expect(health.stats.storeErrors).toBe(0);
-        expect(health.cluster!.strict.operations).toBeGreaterThan(0);
-      }
-    }, 90_000);
+        nc = await connect({ servers: urls[0]! });
+        await waitForJetStream(nc, 30_000, variant.replicas, cluster?.servers ?? []);
+        worker = spawnTs('src/demo/worker.ts', [], { NATS_URL: urls[urls.length - 1]! });
+        // One gateway per server.
+        gateways = await Promise.all(
+          Array.from({ length: variant.gateways }, (_, i) =>
+            GatewayProcess.start({
+              config: gatewayConfig(variant.replicas),
+              nats: urls[i % urls.length]!,
+            }),
+          ),
+        );
+        await worker.logLine('demo worker ready', 30_000);
+        // Each gateway serves demo.echo (discovery) and decides it in the store (warm-up users).
+        for (const [i, gateway] of gateways.entries()) {
+          const client = await phoenixClient(gateway, `warm-${i}`);
+          sockets.push(client.socket);
+          const deadline = Date.now() + 15_000;
+          for (let attempt = 0; ; attempt++) {
+            const id = `warm-${i}-${attempt}`;
+            await replyOf(
+              client.channel.push(EVENT, {
+                request_id: id,
+                service: 'demo',
+                request_type: 'echo',
+                args: { message: 'warm' },
+              }),
+              5_000,
+            );
+            const push = await waitFor(() => client.pushes.get(id), `the push for ${id}`, 5_000);
+            // Decided by the store (served, or denied by it), not by a fallback while JetStream was still settling.
+            const decidedByStore = push.success || push.rate_limit?.source === 'strict';
+            if (decidedByStore && (await adminHealth(gateway)).cluster!.strict.operations > 0)
+              break;
+            if (Date.now() > deadline)
+              throw new Error(`demo.echo not served by gateway ${i}: ${JSON.stringify(push)}`);
+            await sleep(200);
+          }
+          const health = await adminHealth(gateway);
+          expect(health.stats.storeErrors).toBe(0);
+          expect(health.cluster!.strict.operations).toBeGreaterThan(0);
+        }
+      }, 90_000);
 
-    afterAll(async () => {
-      for (const socket of sockets.splice(0)) socket.disconnect();
-      await Promise.all(gateways.map((gateway) => gateway.stop().catch(() => undefined)));
-      if (worker) {
-        worker.kill('SIGTERM');
-        const timer = setTimeout(() => worker?.kill('SIGKILL'), 5_000);
-        await worker.exited;
-        clearTimeout(timer);
-      }
-      await nc?.close();
-      await cluster?.dispose();
-      await single?.dispose();
-    }, 30_000);
+      afterAll(async () => {
+        for (const socket of sockets.splice(0)) socket.disconnect();
+        await Promise.all(gateways.map((gateway) => gateway.stop().catch(() => undefined)));
+        if (worker) {
+          worker.kill('SIGTERM');
+          const timer = setTimeout(() => worker?.kill('SIGKILL'), 5_000);
+          await worker.exited;
+          clearTimeout(timer);
+        }
+        await nc?.close();
+        await cluster?.dispose();
+        await single?.dispose();
+      }, 30_000);
 
-    it(`limit 10 per user, ${variant.gateways * 10} concurrent requests, 10 per gateway, through the phoenix client → at most 10 allowed, ≥ 9 unless a store error is reported`, async () => {
-      const clients = await Promise.all(gateways.map((gateway) => phoenixClient(gateway, 'alice')));
-      sockets.push(...clients.map((client) => client.socket));
-      const checksBefore = (await Promise.all(gateways.map(adminHealth))).reduce((total, h) => total + h.policies.find((p) => p.config.id === 'echo.strict')!.stats.checks, 0);
-      const ids: string[][] = clients.map((_, c) => Array.from({ length: 10 }, (__, i) => `g${c}-${i}`));
-      // All at once, 10 per gateway.
-      const replies = clients.flatMap((client, c) => ids[c]!.map((id) => replyOf(client.channel.push(EVENT, { request_id: id, service: 'demo', request_type: 'echo', args: { message: id } }), 10_000)));
-      for (const reply of await Promise.all(replies)) expect(reply.status).toBe('ok');
-      const pushes = await Promise.all(clients.flatMap((client, c) => ids[c]!.map((id) => waitFor(() => client.pushes.get(id), `the push for ${id}`, 10_000))));
-      const allowed = pushes.filter((push) => push.success);
-      const limited = pushes.filter((push) => !push.success);
-      for (const push of allowed) expect(push.result).toEqual({ message: push.request_id });
-      const health = await Promise.all(gateways.map(adminHealth));
-      const storeErrors = health.reduce((total, h) => total + h.stats.storeErrors, 0);
-      for (const push of limited) {
-        // The PhoenixGenApi push, with the machine-readable details.
-        expect(push.can_retry).toBe(true);
-        expect(push.rate_limit).toMatchObject({ policy: 'echo.strict', window_ms: 10_000, remaining: 0 });
-        expect(push.error).toBe(`Rate limit exceeded. Please retry after ${Math.max(1, Math.ceil(push.rate_limit!.retry_after_ms / 1000))} seconds.`);
-        if (storeErrors === 0) expect(push.rate_limit).toMatchObject({ source: 'strict', limit: 10 });
-      }
-      if (storeErrors === 0) {
-        expect(allowed.length).toBeLessThanOrEqual(10);
-        expect(allowed.length).toBeGreaterThanOrEqual(9);
-        // Every allowance is a hit in the store, shared by both gateways.
-        const kv = await openBucket(nc!, bucketName('genapi', 10_000));
-        expect(await storedHits(kv, 'echo.strict', 'user_id:alice')).toBe(allowed.length);
-      } else {
-        // A store error is reported (counted) and handled by the fallback, whose denials say so;
-        // the store's own allowances never pass the limit.
-        const fallbackAllowed = health.reduce((total, h) => total + h.stats.fallback, 0) - limited.filter((push) => push.rate_limit?.source === 'fallback').length;
-        expect(allowed.length - fallbackAllowed).toBeLessThanOrEqual(10);
-      }
-      // Every request was checked once, on its own gateway.
-      const checks = health.reduce((total, h) => total + h.policies.find((p) => p.config.id === 'echo.strict')!.stats.checks, 0);
-      expect(checks - checksBefore).toBe(variant.gateways * 10);
-    }, 30_000);
-  });
+      it(`limit 10 per user, ${variant.gateways * 10} concurrent requests, 10 per gateway, through the phoenix client → at most 10 allowed, ≥ 9 unless a store error is reported`, async () => {
+        const clients = await Promise.all(
+          gateways.map((gateway) => phoenixClient(gateway, 'alice')),
+        );
+        sockets.push(...clients.map((client) => client.socket));
+        const checksBefore = (await Promise.all(gateways.map(adminHealth))).reduce(
+          (total, h) => total + h.policies.find((p) => p.config.id === 'echo.strict')!.stats.checks,
+          0,
+        );
+        const ids: string[][] = clients.map((_, c) =>
+          Array.from({ length: 10 }, (__, i) => `g${c}-${i}`),
+        );
+        // All at once, 10 per gateway.
+        const replies = clients.flatMap((client, c) =>
+          ids[c]!.map((id) =>
+            replyOf(
+              client.channel.push(EVENT, {
+                request_id: id,
+                service: 'demo',
+                request_type: 'echo',
+                args: { message: id },
+              }),
+              10_000,
+            ),
+          ),
+        );
+        for (const reply of await Promise.all(replies)) expect(reply.status).toBe('ok');
+        const pushes = await Promise.all(
+          clients.flatMap((client, c) =>
+            ids[c]!.map((id) => waitFor(() => client.pushes.get(id), `the push for ${id}`, 10_000)),
+          ),
+        );
+        const allowed = pushes.filter((push) => push.success);
+        const limited = pushes.filter((push) => !push.success);
+        for (const push of allowed) expect(push.result).toEqual({ message: push.request_id });
+        const health = await Promise.all(gateways.map(adminHealth));
+        const storeErrors = health.reduce((total, h) => total + h.stats.storeErrors, 0);
+        for (const push of limited) {
+          // The PhoenixGenApi push, with the machine-readable details.
+          expect(push.can_retry).toBe(true);
+          expect(push.rate_limit).toMatchObject({
+            policy: 'echo.strict',
+            window_ms: 10_000,
+            remaining: 0,
+          });
+          expect(push.error).toBe(
+            `Rate limit exceeded. Please retry after ${Math.max(1, Math.ceil(push.rate_limit!.retry_after_ms / 1000))} seconds.`,
+          );
+          if (storeErrors === 0)
+            expect(push.rate_limit).toMatchObject({ source: 'strict', limit: 10 });
+        }
+        if (storeErrors === 0) {
+          expect(allowed.length).toBeLessThanOrEqual(10);
+          expect(allowed.length).toBeGreaterThanOrEqual(9);
+          // Every allowance is a hit in the store, shared by both gateways.
+          const kv = await openBucket(nc!, bucketName('genapi', 10_000));
+          expect(await storedHits(kv, 'echo.strict', 'user_id:alice')).toBe(allowed.length);
+        } else {
+          // A store error is reported (counted) and handled by the fallback, whose denials say so;
+          // the store's own allowances never pass the limit.
+          const fallbackAllowed =
+            health.reduce((total, h) => total + h.stats.fallback, 0) -
+            limited.filter((push) => push.rate_limit?.source === 'fallback').length;
+          expect(allowed.length - fallbackAllowed).toBeLessThanOrEqual(10);
+        }
+        // Every request was checked once, on its own gateway.
+        const checks = health.reduce(
+          (total, h) => total + h.policies.find((p) => p.config.id === 'echo.strict')!.stats.checks,
+          0,
+        );
+        expect(checks - checksBefore).toBe(variant.gateways * 10);
+      }, 30_000);
+    },
+  );
 }

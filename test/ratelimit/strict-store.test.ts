@@ -62,14 +62,23 @@ interface NodeOptions {
 }
 
 /** A gateway's rate limits linked to NATS on `nc` (closed after the test). */
-async function node(nc: NatsConnection, prefix: string, policies: PolicyConfig[], options: NodeOptions = {}): Promise<RateLimits> {
+async function node(
+  nc: NatsConnection,
+  prefix: string,
+  policies: PolicyConfig[],
+  options: NodeOptions = {},
+): Promise<RateLimits> {
   const limits = new RateLimits(
     { policies, eventual: { heartbeatMs: 200 }, strict: options.strict ?? { timeoutMs: 5_000 } },
     options.logger ?? quiet,
     options.wall ? { wall: options.wall } : {},
   );
   nodes.push(limits);
-  await limits.attach({ nc, connected: () => !nc.isClosed() && !nc.isDraining(), subjects: new Subjects(prefix) });
+  await limits.attach({
+    nc,
+    connected: () => !nc.isClosed() && !nc.isDraining(),
+    subjects: new Subjects(prefix),
+  });
   return limits;
 }
 
@@ -103,7 +112,13 @@ function account(limits: RateLimits, decisions: readonly LimiterDecision[]) {
   expect(storeAllowed).toBeGreaterThanOrEqual(0);
   // Every request: allowed by the store, denied by the store (or its deny cache), or a store error.
   expect(storeAllowed + tally.strictDenied + stats.storeErrors).toBe(decisions.length);
-  return { ...tally, storeAllowed, fallbackAllowed, storeErrors: stats.storeErrors, nodes: limits.health().cluster!.nodes };
+  return {
+    ...tally,
+    storeAllowed,
+    fallbackAllowed,
+    storeErrors: stats.storeErrors,
+    nodes: limits.health().cluster!.nodes,
+  };
 }
 
 describe('strict mode on one JetStream server (R1)', () => {
@@ -125,9 +140,16 @@ describe('strict mode on one JetStream server (R1)', () => {
 
   it('a bucket JetStream refuses for good (3 replicas on one server) is not retried: the store is off for 5 s, the fallback decides, the error is logged', async () => {
     const { logger, lines } = capturedLogger('info');
-    const limits = await node(nc, freshPrefix(), [strictPolicy()], { strict: { timeoutMs: 5_000, replicas: 3 }, logger });
-    expect(lines().filter((line) => line.msg === 'rate-limit KV bucket not created yet; retrying')).toEqual([]);
-    const failures = lines().filter((line) => String(line.msg).startsWith('rate-limit KV bucket unavailable'));
+    const limits = await node(nc, freshPrefix(), [strictPolicy()], {
+      strict: { timeoutMs: 5_000, replicas: 3 },
+      logger,
+    });
+    expect(
+      lines().filter((line) => line.msg === 'rate-limit KV bucket not created yet; retrying'),
+    ).toEqual([]);
+    const failures = lines().filter((line) =>
+      String(line.msg).startsWith('rate-limit KV bucket unavailable'),
+    );
     expect(failures).toHaveLength(1);
     expect(String(failures[0]!.err)).toMatch(/replicas > 1 not supported in non-clustered mode/);
     expect(limits.linked!.strict.available()).toBe(false);
@@ -140,7 +162,9 @@ describe('strict mode on one JetStream server (R1)', () => {
     const prefix = freshPrefix();
     // Enough time and CAS attempts for 1,000 contenders on one key to all be decided by the store
     // (a CAS loop on one hot key serialises, §2.10); the defaults are the next test.
-    const limits = await node(nc, prefix, [strictPolicy()], { strict: { timeoutMs: 60_000, casAttempts: 1_000_000 } });
+    const limits = await node(nc, prefix, [strictPolicy()], {
+      strict: { timeoutMs: 60_000, casAttempts: 1_000_000 },
+    });
     const decisions = await Promise.all(Array.from({ length: 1000 }, () => check(limits, 'alice')));
     const result = account(limits, decisions);
     expect(result.allowed).toBe(100);
@@ -156,7 +180,13 @@ describe('strict mode on one JetStream server (R1)', () => {
     for (const decision of decisions) {
       const details = detailsOf(decision);
       if (!details) continue;
-      expect(details).toMatchObject({ policy: 'p', source: 'strict', limit: 100, window_ms: 60_000, remaining: 0 });
+      expect(details).toMatchObject({
+        policy: 'p',
+        source: 'strict',
+        limit: 100,
+        window_ms: 60_000,
+        remaining: 0,
+      });
       expect(details.retry_after_ms).toBeGreaterThan(0);
       expect(details.retry_after_ms).toBeLessThanOrEqual(60_000);
     }
@@ -182,7 +212,9 @@ describe('strict mode on one JetStream server (R1)', () => {
     // Every store error has a cause the store counted (a late call may count twice: its timeout,
     // then its CAS exhaustion in the background; the breaker's rejections are counted as circuitOpen).
     const strict = strictStats(limits);
-    expect(strict.casExhausted + strict.timeouts + strict.errors + strict.circuitOpen).toBeGreaterThanOrEqual(result.storeErrors);
+    expect(
+      strict.casExhausted + strict.timeouts + strict.errors + strict.circuitOpen,
+    ).toBeGreaterThanOrEqual(result.storeErrors);
     // What the store holds once background work has settled: the hits of the requests it answered
     // (storeAllowed) plus those of requests that timed out while their write was in flight
     // (lateWrites: answered by the fallback, yet counted in the store: the safe side). Nothing else.
@@ -202,18 +234,31 @@ describe('strict mode on one JetStream server (R1)', () => {
     const prefix = freshPrefix();
     // A long store timeout: this case is about CAS exhaustion (5 attempts, the default), not timeouts.
     const strict = { timeoutMs: 10_000 };
-    const group = [await node(nc, prefix, [strictPolicy()], { strict }), await node(nc2, prefix, [strictPolicy()], { strict }), await node(nc, prefix, [strictPolicy()], { strict })];
-    await waitFor(() => group.every((limits) => limits.health().cluster!.nodes === 3), 'three rate-limit nodes', 10_000);
-    const perNode = await Promise.all(group.map((limits) => Promise.all(Array.from({ length: 100 }, () => check(limits, 'alice')))));
+    const group = [
+      await node(nc, prefix, [strictPolicy()], { strict }),
+      await node(nc2, prefix, [strictPolicy()], { strict }),
+      await node(nc, prefix, [strictPolicy()], { strict }),
+    ];
+    await waitFor(
+      () => group.every((limits) => limits.health().cluster!.nodes === 3),
+      'three rate-limit nodes',
+      10_000,
+    );
+    const perNode = await Promise.all(
+      group.map((limits) => Promise.all(Array.from({ length: 100 }, () => check(limits, 'alice')))),
+    );
     const results = group.map((limits, i) => account(limits, perNode[i]!));
-    const sum = (pick: (r: (typeof results)[number]) => number) => results.reduce((total, r) => total + pick(r), 0);
+    const sum = (pick: (r: (typeof results)[number]) => number) =>
+      results.reduce((total, r) => total + pick(r), 0);
     const stats = group.map(strictStats);
     expect(stats.reduce((total, s) => total + s.timeouts + s.errors, 0)).toBe(0);
     // Each node's store errors are exactly its CAS exhaustions (no timeouts, no other errors).
-    for (let i = 0; i < group.length; i++) expect(results[i]!.storeErrors).toBe(stats[i]!.casExhausted);
+    for (let i = 0; i < group.length; i++)
+      expect(results[i]!.storeErrors).toBe(stats[i]!.casExhausted);
     expect(stats.reduce((total, s) => total + s.casConflicts, 0)).toBeGreaterThan(0);
     expect(sum((r) => r.storeAllowed)).toBeLessThanOrEqual(100);
-    for (const r of results) expect(r.fallbackAllowed).toBeLessThanOrEqual(Math.ceil(100 / r.nodes));
+    for (const r of results)
+      expect(r.fallbackAllowed).toBeLessThanOrEqual(Math.ceil(100 / r.nodes));
     expect(sum((r) => r.allowed)).toBe(sum((r) => r.storeAllowed) + sum((r) => r.fallbackAllowed));
     // No hit lost or invented: the store holds exactly the hits it allowed (exhausted CAS writes nothing).
     const kv = await openBucket(nc, bucketName(prefix, 60_000));
@@ -240,7 +285,9 @@ describe('strict mode on one JetStream server (R1)', () => {
     const prefix = freshPrefix();
     let now = Date.now();
     const t0 = now;
-    const limits = await node(nc, prefix, [strictPolicy({ limit: 5, windowMs: 1000 })], { wall: () => now });
+    const limits = await node(nc, prefix, [strictPolicy({ limit: 5, windowMs: 1000 })], {
+      wall: () => now,
+    });
     for (let i = 0; i < 5; i++) {
       now = t0 + i * 10;
       expect((await check(limits, 'alice')).allowed).toBe(true);
@@ -248,14 +295,28 @@ describe('strict mode on one JetStream server (R1)', () => {
     now = t0 + 100;
     const first = detailsOf(await check(limits, 'alice'));
     // Denied by the store: the oldest hit (t0) leaves the window at t0 + 1000.
-    expect(first).toEqual({ policy: 'p', limit: 5, window_ms: 1000, remaining: 0, reset_ms: 900, retry_after_ms: 900, source: 'strict' });
+    expect(first).toEqual({
+      policy: 'p',
+      limit: 5,
+      window_ms: 1000,
+      remaining: 0,
+      reset_ms: 900,
+      retry_after_ms: 900,
+      source: 'strict',
+    });
     const operations = strictStats(limits).operations;
     const hits = limits.health().stats.denyCacheHits;
     let previous = first!.retry_after_ms;
     for (const at of [100, 101, 350, 600, 999]) {
       now = t0 + at;
       const details = detailsOf(await check(limits, 'alice'));
-      expect(details).toMatchObject({ policy: 'p', limit: 5, window_ms: 1000, remaining: 0, source: 'strict' });
+      expect(details).toMatchObject({
+        policy: 'p',
+        limit: 5,
+        window_ms: 1000,
+        remaining: 0,
+        source: 'strict',
+      });
       expect(details!.retry_after_ms).toBe(1000 - at);
       expect(details!.retry_after_ms).toBeLessThanOrEqual(previous);
       previous = details!.retry_after_ms;
@@ -279,7 +340,13 @@ describe('strict mode on one JetStream server (R1)', () => {
     const limits = await node(nc, prefix, [
       strictPolicy({ id: 'global', scope: 'global', limit: 100 }),
       strictPolicy({ id: 'api', scope: { service: 'svc', requestType: 'fn' }, limit: 3 }),
-      { id: 'local', scope: { service: 'svc', requestType: 'fn' }, key: 'user_id', limit: 100, windowMs: 60_000 },
+      {
+        id: 'local',
+        scope: { service: 'svc', requestType: 'fn' },
+        key: 'user_id',
+        limit: 100,
+        windowMs: 60_000,
+      },
     ]);
     for (let i = 0; i < 3; i++) expect((await check(limits, 'alice')).allowed).toBe(true);
     const kv = await openBucket(nc, bucketName(prefix, 60_000));
@@ -291,7 +358,10 @@ describe('strict mode on one JetStream server (R1)', () => {
     expect(await storedHits(kv, 'global', 'user_id:alice')).toBe(3);
     expect(await storedHits(kv, 'api', 'user_id:alice')).toBe(3);
     const global = await limits.status('global', 'alice');
-    expect(global).toEqual({ source: 'strict', decision: expect.objectContaining({ allowed: true, limit: 100, remaining: 96 }) as unknown });
+    expect(global).toEqual({
+      source: 'strict',
+      decision: expect.objectContaining({ allowed: true, limit: 100, remaining: 96 }) as unknown,
+    });
     // The local policy was committed first and rolled back.
     expect(limits.limiter.status('local', 'alice')).toMatchObject({ allowed: true, remaining: 96 });
     // Further denials come from the deny cache: nothing consumed, nothing to refund.
@@ -307,20 +377,40 @@ describe('strict mode on one JetStream server (R1)', () => {
     const { logger, lines } = capturedLogger();
     const limits = await node(nc, prefix, [strictPolicy({ limit: 2 })], { logger });
     const other = await node(nc2, prefix, [strictPolicy({ limit: 2 })]);
-    expect(await limits.status('p', 'alice')).toEqual({ source: 'strict', decision: expect.objectContaining({ allowed: true, remaining: 1 }) as unknown });
+    expect(await limits.status('p', 'alice')).toEqual({
+      source: 'strict',
+      decision: expect.objectContaining({ allowed: true, remaining: 1 }) as unknown,
+    });
     expect((await check(limits, 'alice')).allowed).toBe(true);
     expect((await check(other, 'alice')).allowed).toBe(true);
-    expect(detailsOf(await check(limits, 'alice'))).toMatchObject({ source: 'strict', remaining: 0 });
+    expect(detailsOf(await check(limits, 'alice'))).toMatchObject({
+      source: 'strict',
+      remaining: 0,
+    });
     // Both nodes read the shared state from the store.
-    for (const n of [limits, other]) expect(await n.status('p', 'alice')).toEqual({ source: 'strict', decision: expect.objectContaining({ allowed: false, remaining: 0 }) as unknown });
+    for (const n of [limits, other])
+      expect(await n.status('p', 'alice')).toEqual({
+        source: 'strict',
+        decision: expect.objectContaining({ allowed: false, remaining: 0 }) as unknown,
+      });
     expect(await limits.status('missing', 'alice')).toBeNull();
     const kv = await openBucket(nc, bucketName(prefix, 60_000));
     expect(await storedHits(kv, 'p', 'user_id:alice')).toBe(2);
 
     expect(await limits.reset('p', 'alice', { via: 'admin', who: 'test' })).toBe('reset');
     expect((await storedEntry(kv, 'p', 'user_id:alice'))?.operation).toBe('PURGE');
-    expect(await other.status('p', 'alice')).toEqual({ source: 'strict', decision: expect.objectContaining({ allowed: true, remaining: 1 }) as unknown });
-    expect(lines().some((line) => line.msg === 'rate-limit key reset' && line.level === 40 && (line.actor as { who?: string }).who === 'test')).toBe(true);
+    expect(await other.status('p', 'alice')).toEqual({
+      source: 'strict',
+      decision: expect.objectContaining({ allowed: true, remaining: 1 }) as unknown,
+    });
+    expect(
+      lines().some(
+        (line) =>
+          line.msg === 'rate-limit key reset' &&
+          line.level === 40 &&
+          (line.actor as { who?: string }).who === 'test',
+      ),
+    ).toBe(true);
     // The deny cache was cleared with it: the next request goes to the store and is allowed there.
     expect((await check(limits, 'alice')).allowed).toBe(true);
     expect(await storedHits(kv, 'p', 'user_id:alice')).toBe(1);
@@ -364,14 +454,24 @@ describe('strict mode on one JetStream server (R1)', () => {
     const logs = [capturedLogger(), capturedLogger(), capturedLogger()];
     let ahead = 200;
     const exact = await node(nc, prefix, [strictPolicy()], { logger: logs[0]!.logger });
-    const skewed = await node(nc, prefix, [strictPolicy()], { logger: logs[1]!.logger, wall: () => Date.now() + ahead, strict: { skewProbeMs: 100 } });
-    const far = await node(nc2, prefix, [strictPolicy()], { logger: logs[2]!.logger, wall: () => Date.now() + 1500 });
+    const skewed = await node(nc, prefix, [strictPolicy()], {
+      logger: logs[1]!.logger,
+      wall: () => Date.now() + ahead,
+      strict: { skewProbeMs: 100 },
+    });
+    const far = await node(nc2, prefix, [strictPolicy()], {
+      logger: logs[2]!.logger,
+      wall: () => Date.now() + 1500,
+    });
     // skewMs = server − node: a node ahead measures negative. Loopback round trips are small;
     // 100 ms of slack covers a loaded machine while still telling 0, 200 and 1500 apart.
     expect(Math.abs(strictStats(exact).skewMs!)).toBeLessThanOrEqual(100);
     expect(Math.abs(strictStats(skewed).skewMs! + 200)).toBeLessThanOrEqual(100);
     expect(Math.abs(strictStats(far).skewMs! + 1500)).toBeLessThanOrEqual(100);
-    const warnings = (i: number) => logs[i]!.lines().filter((line) => line.msg === 'clock skew to the rate-limit store is above maxSkewMs');
+    const warnings = (i: number) =>
+      logs[i]!.lines().filter(
+        (line) => line.msg === 'clock skew to the rate-limit store is above maxSkewMs',
+      );
     expect(warnings(0)).toEqual([]);
     expect(warnings(1)).toEqual([]);
     expect(warnings(2)).toHaveLength(1);
@@ -390,22 +490,43 @@ async function casChecks(kv: KV, kv2: KV, concurrent: boolean): Promise<void> {
   const rev1 = await kv.create(key, 'v1');
   const rev2 = await kv.update(key, 'v2', rev1);
   expect(rev2).toBeGreaterThan(rev1);
-  const conflict = (err: unknown) => err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamWrongLastSequence;
+  const conflict = (err: unknown) =>
+    err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamWrongLastSequence;
   // A stale revision is rejected, from either connection, and the value stays.
-  const stale = await kv.update(key, 'stale', rev1).then(() => null, (err: unknown) => err);
+  const stale = await kv.update(key, 'stale', rev1).then(
+    () => null,
+    (err: unknown) => err,
+  );
   expect(conflict(stale)).toBe(true);
-  const stale2 = await kv2.update(key, 'stale', rev1).then(() => null, (err: unknown) => err);
+  const stale2 = await kv2.update(key, 'stale', rev1).then(
+    () => null,
+    (err: unknown) => err,
+  );
   expect(conflict(stale2)).toBe(true);
   // create on an existing key is rejected too (the store's path for a new key).
-  expect(await kv2.create(key, 'again').then(() => 'created', () => 'rejected')).toBe('rejected');
+  expect(
+    await kv2.create(key, 'again').then(
+      () => 'created',
+      () => 'rejected',
+    ),
+  ).toBe('rejected');
   expect(new TextDecoder().decode((await kv.get(key))!.value)).toBe('v2');
   if (!concurrent) return;
   let revision = rev2;
   for (let round = 0; round < 20; round++) {
-    const outcomes = await Promise.allSettled([kv.update(key, `a${round}`, revision), kv2.update(key, `b${round}`, revision), kv.update(key, `c${round}`, revision)]);
-    const won = outcomes.filter((o): o is PromiseFulfilledResult<number> => o.status === 'fulfilled');
-    expect(won, `round ${round}: exactly one update at revision ${revision} succeeds`).toHaveLength(1);
-    for (const lost of outcomes) if (lost.status === 'rejected') expect(conflict(lost.reason)).toBe(true);
+    const outcomes = await Promise.allSettled([
+      kv.update(key, `a${round}`, revision),
+      kv2.update(key, `b${round}`, revision),
+      kv.update(key, `c${round}`, revision),
+    ]);
+    const won = outcomes.filter(
+      (o): o is PromiseFulfilledResult<number> => o.status === 'fulfilled',
+    );
+    expect(won, `round ${round}: exactly one update at revision ${revision} succeeds`).toHaveLength(
+      1,
+    );
+    for (const lost of outcomes)
+      if (lost.status === 'rejected') expect(conflict(lost.reason)).toBe(true);
     const entry = (await kv.get(key))!;
     expect(entry.revision).toBe(won[0]!.value);
     revision = entry.revision;
@@ -413,12 +534,20 @@ async function casChecks(kv: KV, kv2: KV, concurrent: boolean): Promise<void> {
 }
 
 /** The store's own CAS loop under contention from two nodes on two connections. */
-async function storeContention(ncA: NatsConnection, ncB: NatsConnection, prefix: string, replicas = 1): Promise<void> {
+async function storeContention(
+  ncA: NatsConnection,
+  ncB: NatsConnection,
+  prefix: string,
+  replicas = 1,
+): Promise<void> {
   const strict = { timeoutMs: 30_000, casAttempts: 10_000, replicas };
   const policy = strictPolicy({ limit: 30 });
   const a = await node(ncA, prefix, [policy], { strict });
   const b = await node(ncB, prefix, [policy], { strict });
-  const decisions = await Promise.all([...Array.from({ length: 50 }, () => check(a, 'alice')), ...Array.from({ length: 50 }, () => check(b, 'alice'))]);
+  const decisions = await Promise.all([
+    ...Array.from({ length: 50 }, () => check(a, 'alice')),
+    ...Array.from({ length: 50 }, () => check(b, 'alice')),
+  ]);
   expect(decisions.filter((d) => d.allowed)).toHaveLength(30);
   for (const limits of [a, b]) expect(limits.health().stats.storeErrors).toBe(0);
   // Each node batches its own requests; conflicts (if the two batches overlap) are retried.
@@ -443,10 +572,18 @@ describe(`strict mode on a 3-server JetStream cluster (nats-server ${NATS_SERVER
   });
 
   /** A node on each server, all sharing a prefix (and so buckets). */
-  async function three(prefix: string, strict: RateLimitsOptions['strict'], policy = strictPolicy()): Promise<RateLimits[]> {
+  async function three(
+    prefix: string,
+    strict: RateLimitsOptions['strict'],
+    policy = strictPolicy(),
+  ): Promise<RateLimits[]> {
     const group: RateLimits[] = [];
     for (const c of ncs) group.push(await node(c, prefix, [policy], { strict }));
-    await waitFor(() => group.every((limits) => limits.health().cluster!.nodes === 3), 'three rate-limit nodes', 10_000);
+    await waitFor(
+      () => group.every((limits) => limits.health().cluster!.nodes === 3),
+      'three rate-limit nodes',
+      10_000,
+    );
     return group;
   }
 
@@ -458,15 +595,27 @@ describe(`strict mode on a 3-server JetStream cluster (nats-server ${NATS_SERVER
     await casChecks(kv, await openBucket(ncs[2]!, bucketName(prefix, 60_000)), false);
   }, 30_000);
 
-  it.skipIf(!R3_CAS_SERIALIZABLE)('case 27 (R3): concurrent updates with one revision → exactly one succeeds (needs nats-server ≥ 2.9.21, nats-server#4320)', async () => {
-    const prefix = freshPrefix();
-    await three(prefix, { replicas: 3 });
-    await casChecks(await openBucket(ncs[0]!, bucketName(prefix, 60_000)), await openBucket(ncs[1]!, bucketName(prefix, 60_000)), true);
-  }, 30_000);
+  it.skipIf(!R3_CAS_SERIALIZABLE)(
+    'case 27 (R3): concurrent updates with one revision → exactly one succeeds (needs nats-server ≥ 2.9.21, nats-server#4320)',
+    async () => {
+      const prefix = freshPrefix();
+      await three(prefix, { replicas: 3 });
+      await casChecks(
+        await openBucket(ncs[0]!, bucketName(prefix, 60_000)),
+        await openBucket(ncs[1]!, bucketName(prefix, 60_000)),
+        true,
+      );
+    },
+    30_000,
+  );
 
-  it.skipIf(!R3_CAS_SERIALIZABLE)('case 27 (R3): the store under contention from two servers → exactly the limit', async () => {
-    await storeContention(ncs[0]!, ncs[1]!, freshPrefix(), 3);
-  }, 30_000);
+  it.skipIf(!R3_CAS_SERIALIZABLE)(
+    'case 27 (R3): the store under contention from two servers → exactly the limit',
+    async () => {
+      await storeContention(ncs[0]!, ncs[1]!, freshPrefix(), 3);
+    },
+    30_000,
+  );
 
   const variants = [
     { name: 'R3 bucket', replicas: 3, run: R3_CAS_SERIALIZABLE },
@@ -475,55 +624,80 @@ describe(`strict mode on a 3-server JetStream cluster (nats-server ${NATS_SERVER
     { name: 'R1 bucket', replicas: 1, run: !R3_CAS_SERIALIZABLE },
   ];
   for (const variant of variants) {
-    it.skipIf(!variant.run)(`case 19 (${variant.name}): a node on each server, 300 concurrent requests, limit 100 → the store admits ≤ 100, CAS conflicts > 0, exhaustion surfaced`, async () => {
-      const prefix = freshPrefix();
-      const group = await three(prefix, { timeoutMs: 10_000, replicas: variant.replicas });
-      const perNode = await Promise.all(group.map((limits) => Promise.all(Array.from({ length: 100 }, () => check(limits, 'alice')))));
-      const results = group.map((limits, i) => account(limits, perNode[i]!));
-      const stats = group.map(strictStats);
-      const storeAllowed = results.reduce((total, r) => total + r.storeAllowed, 0);
-      expect(stats.reduce((total, s) => total + s.timeouts + s.errors, 0)).toBe(0);
-      for (let i = 0; i < group.length; i++) expect(results[i]!.storeErrors).toBe(stats[i]!.casExhausted);
-      expect(stats.reduce((total, s) => total + s.casConflicts, 0)).toBeGreaterThan(0);
-      expect(storeAllowed).toBeLessThanOrEqual(100);
-      for (const r of results) expect(r.fallbackAllowed).toBeLessThanOrEqual(Math.ceil(100 / r.nodes));
-      const kv = await openBucket(ncs[0]!, bucketName(prefix, 60_000));
-      expect((await kv.status()).replicas).toBe(variant.replicas);
-      // Read from the stream leader's view until it has caught up (direct gets may come from a follower).
-      await eventually(async () => (await storedHits(kv, 'p', 'user_id:alice')) === storeAllowed);
-      expect(await storedHits(kv, 'p', 'user_id:alice')).toBe(storeAllowed);
-    }, 60_000);
+    it.skipIf(!variant.run)(
+      `case 19 (${variant.name}): a node on each server, 300 concurrent requests, limit 100 → the store admits ≤ 100, CAS conflicts > 0, exhaustion surfaced`,
+      async () => {
+        const prefix = freshPrefix();
+        const group = await three(prefix, { timeoutMs: 10_000, replicas: variant.replicas });
+        const perNode = await Promise.all(
+          group.map((limits) =>
+            Promise.all(Array.from({ length: 100 }, () => check(limits, 'alice'))),
+          ),
+        );
+        const results = group.map((limits, i) => account(limits, perNode[i]!));
+        const stats = group.map(strictStats);
+        const storeAllowed = results.reduce((total, r) => total + r.storeAllowed, 0);
+        expect(stats.reduce((total, s) => total + s.timeouts + s.errors, 0)).toBe(0);
+        for (let i = 0; i < group.length; i++)
+          expect(results[i]!.storeErrors).toBe(stats[i]!.casExhausted);
+        expect(stats.reduce((total, s) => total + s.casConflicts, 0)).toBeGreaterThan(0);
+        expect(storeAllowed).toBeLessThanOrEqual(100);
+        for (const r of results)
+          expect(r.fallbackAllowed).toBeLessThanOrEqual(Math.ceil(100 / r.nodes));
+        const kv = await openBucket(ncs[0]!, bucketName(prefix, 60_000));
+        expect((await kv.status()).replicas).toBe(variant.replicas);
+        // Read from the stream leader's view until it has caught up (direct gets may come from a follower).
+        await eventually(async () => (await storedHits(kv, 'p', 'user_id:alice')) === storeAllowed);
+        expect(await storedHits(kv, 'p', 'user_id:alice')).toBe(storeAllowed);
+      },
+      60_000,
+    );
   }
 
   // Retried once: under the load of a full run, a 3-server JetStream cluster whose server rejoins
   // can fail to place R3 streams for tens of seconds, every server routed (see NatsCluster.start);
   // the gateway then rightly turns its store off after 5 s of retries, which is not this case.
-  it('the bucket made while a replica\'s server is down: "no suitable peers for placement" is retried (not 5 s of fallback), and the store decides once the server is back', { retry: 1, timeout: 90_000 }, async () => {
-    // Start from a cluster that can place R3 streams (a retry follows a failed run).
-    await waitForJetStream(ncs[0]!, 20_000, 3, cluster.servers);
-    const prefix = freshPrefix();
-    const { logger, lines } = capturedLogger('info');
-    await cluster.servers[2]!.stop();
-    try {
-      // The server comes back while the gateway is still linking: its bucket creation is retrying.
-      const restarted = new Promise((resolve) => setTimeout(resolve, 800)).then(() => cluster.servers[2]!.restart());
-      const limits = await node(ncs[0]!, prefix, [strictPolicy()], { strict: { timeoutMs: 5_000, replicas: 3 }, logger });
-      await restarted;
-      const retries = lines().filter((line) => line.msg === 'rate-limit KV bucket not created yet; retrying');
-      expect(retries.length).toBeGreaterThan(0);
-      expect(String(retries[0]!.err)).toMatch(/no suitable peers for placement/);
-      expect(lines().filter((line) => line.msg === 'rate-limit KV bucket ready')).toHaveLength(1);
-      expect(lines().filter((line) => String(line.msg).includes('bucket unavailable'))).toEqual([]);
-      expect(limits.linked!.strict.available()).toBe(true);
-      expect((await (await openBucket(ncs[0]!, bucketName(prefix, 60_000))).status()).replicas).toBe(3);
-      // The first request is the store's.
-      expect(await check(limits, 'alice')).toMatchObject({ allowed: true });
-      expect(strictStats(limits).operations).toBeGreaterThan(0);
-      expect(limits.health().stats.fallback).toBe(0);
-    } finally {
-      if (!cluster.servers[2]!.running) await cluster.servers[2]!.restart();
-      await cluster.waitForRoutes(20_000);
-      await waitForJetStream(ncs[2]!, 20_000, 3, cluster.servers);
-    }
-  });
+  it(
+    'the bucket made while a replica\'s server is down: "no suitable peers for placement" is retried (not 5 s of fallback), and the store decides once the server is back',
+    { retry: 1, timeout: 90_000 },
+    async () => {
+      // Start from a cluster that can place R3 streams (a retry follows a failed run).
+      await waitForJetStream(ncs[0]!, 20_000, 3, cluster.servers);
+      const prefix = freshPrefix();
+      const { logger, lines } = capturedLogger('info');
+      await cluster.servers[2]!.stop();
+      try {
+        // The server comes back while the gateway is still linking: its bucket creation is retrying.
+        const restarted = new Promise((resolve) => setTimeout(resolve, 800)).then(() =>
+          cluster.servers[2]!.restart(),
+        );
+        const limits = await node(ncs[0]!, prefix, [strictPolicy()], {
+          strict: { timeoutMs: 5_000, replicas: 3 },
+          logger,
+        });
+        await restarted;
+        const retries = lines().filter(
+          (line) => line.msg === 'rate-limit KV bucket not created yet; retrying',
+        );
+        expect(retries.length).toBeGreaterThan(0);
+        expect(String(retries[0]!.err)).toMatch(/no suitable peers for placement/);
+        expect(lines().filter((line) => line.msg === 'rate-limit KV bucket ready')).toHaveLength(1);
+        expect(lines().filter((line) => String(line.msg).includes('bucket unavailable'))).toEqual(
+          [],
+        );
+        expect(limits.linked!.strict.available()).toBe(true);
+        expect(
+          (await (await openBucket(ncs[0]!, bucketName(prefix, 60_000))).status()).replicas,
+        ).toBe(3);
+        // The first request is the store's.
+        expect(await check(limits, 'alice')).toMatchObject({ allowed: true });
+        expect(strictStats(limits).operations).toBeGreaterThan(0);
+        expect(limits.health().stats.fallback).toBe(0);
+      } finally {
+        if (!cluster.servers[2]!.running) await cluster.servers[2]!.restart();
+        await cluster.waitForRoutes(20_000);
+        await waitForJetStream(ncs[2]!, 20_000, 3, cluster.servers);
+      }
+    },
+  );
 });

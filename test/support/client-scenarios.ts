@@ -32,7 +32,10 @@ export function defineCoreScenarios(ctx: ScenarioContext): void {
 
   async function connected(params: Record<string, unknown> = {}): Promise<Socket> {
     const { Socket } = ctx.lib();
-    const socket = new Socket(`ws://127.0.0.1:${ctx.app().port}/socket`, { transport: ctx.transport(), params });
+    const socket = new Socket(`ws://127.0.0.1:${ctx.app().port}/socket`, {
+      transport: ctx.transport(),
+      params,
+    });
     sockets.push(socket);
     socket.connect();
     await waitFor(() => socket.isConnected(), `${ctx.label} socket open`);
@@ -55,14 +58,23 @@ export function defineCoreScenarios(ctx: ScenarioContext): void {
     const channel = socket.channel('room:afterjoin');
     const welcome = nextEvent(channel, 'welcome');
     expect(await replyOf(channel.join())).toEqual({ status: 'ok', response: {} });
-    expect(await welcome).toEqual({ assigns_token: null, params: { user_id: 'legacy', vsn: '2.0.0' } });
+    expect(await welcome).toEqual({
+      assigns_token: null,
+      params: { user_id: 'legacy', vsn: '2.0.0' },
+    });
   });
 
   it('echo push gets its reply; error replies resolve "error"', async () => {
     const socket = await connected();
     const channel = await joined(socket, topic('echo'));
-    expect(await replyOf(channel.push('echo', { x: [1, 'two'] }))).toEqual({ status: 'ok', response: { x: [1, 'two'] } });
-    expect(await replyOf(channel.push('error_reply', {}))).toEqual({ status: 'error', response: { reason: 'bad' } });
+    expect(await replyOf(channel.push('echo', { x: [1, 'two'] }))).toEqual({
+      status: 'ok',
+      response: { x: [1, 'two'] },
+    });
+    expect(await replyOf(channel.push('error_reply', {}))).toEqual({
+      status: 'error',
+      response: { reason: 'bad' },
+    });
   });
 
   it('broadcast reaches a second socket', async () => {
@@ -72,7 +84,10 @@ export function defineCoreScenarios(ctx: ScenarioContext): void {
     const chA = await joined(a, t);
     const chB = await joined(b, t);
     const toB = nextEvent(chB, 'bcast');
-    expect(await replyOf(chA.push('broadcast', { hello: 'b' }))).toEqual({ status: 'ok', response: {} });
+    expect(await replyOf(chA.push('broadcast', { hello: 'b' }))).toEqual({
+      status: 'ok',
+      response: {},
+    });
     expect(await toB).toEqual({ hello: 'b' });
   });
 
@@ -89,7 +104,10 @@ export function defineCoreScenarios(ctx: ScenarioContext): void {
     expect(errors[0]).toEqual({ reason: 'channel_crash' });
     await waitFor(() => joinRefs.length >= 2 && channel.state === 'joined', 'rejoin', 5_000);
     expect(joinRefs[1]).not.toBe(joinRefs[0]);
-    expect(await replyOf(channel.push('echo', { again: true }))).toEqual({ status: 'ok', response: { again: true } });
+    expect(await replyOf(channel.push('echo', { again: true }))).toEqual({
+      status: 'ok',
+      response: { again: true },
+    });
   });
 
   it('presence: two clients see each other join, update and leave', async () => {
@@ -97,7 +115,11 @@ export function defineCoreScenarios(ctx: ScenarioContext): void {
     const t = `presence:legacy-${ctx.label}`;
     const a = await connected();
     const b = await connected();
-    const keysOf = (presence: Phoenix.Presence) => presence.list((key) => key).sort().join();
+    const keysOf = (presence: Phoenix.Presence) =>
+      presence
+        .list((key) => key)
+        .sort()
+        .join();
     const chA = a.channel(t, { key: 'alice' });
     const presA = new Presence(chA);
     expect(await replyOf(chA.join())).toMatchObject({ status: 'ok' });
@@ -105,11 +127,18 @@ export function defineCoreScenarios(ctx: ScenarioContext): void {
     const chB = b.channel(t, { key: 'bob' });
     const presB = new Presence(chB);
     expect(await replyOf(chB.join())).toMatchObject({ status: 'ok' });
-    await waitFor(() => keysOf(presA) === 'alice,bob' && keysOf(presB) === 'alice,bob', 'alice and bob');
+    await waitFor(
+      () => keysOf(presA) === 'alice,bob' && keysOf(presB) === 'alice,bob',
+      'alice and bob',
+    );
     const bobRef = presA.state.bob!.metas[0]!.phx_ref;
-    expect(await replyOf(chB.push('update', { meta: { status: 'away' } }))).toMatchObject({ status: 'ok' });
+    expect(await replyOf(chB.push('update', { meta: { status: 'away' } }))).toMatchObject({
+      status: 'ok',
+    });
     await waitFor(() => presA.state.bob?.metas[0]?.status === 'away', 'bob away');
-    expect(presA.state.bob?.metas).toEqual([{ status: 'away', phx_ref: expect.any(String), phx_ref_prev: bobRef }]);
+    expect(presA.state.bob?.metas).toEqual([
+      { status: 'away', phx_ref: expect.any(String), phx_ref_prev: bobRef },
+    ]);
     chB.leave();
     await waitFor(() => keysOf(presA) === 'alice', 'bob left');
   });

@@ -13,7 +13,9 @@ export interface ConformanceContext {
  * The setup every conformance file shares: the app for the whole file and a new raw WebSocket
  * client per test (on `path`/`query`, already joined to `join = [topic, joinRef]` when given).
  */
-export function conformance(options: { path?: string; query?: string; join?: readonly [string, string] } = {}): ConformanceContext {
+export function conformance(
+  options: { path?: string; query?: string; join?: readonly [string, string] } = {},
+): ConformanceContext {
   const ctx = {} as { app: TestApp; client: RawClient };
   beforeAll(async () => {
     ctx.app = await startTestApp();

@@ -35,7 +35,11 @@ export class FetchXMLHttpRequest {
   }
 
   send(body?: string | null): void {
-    FetchXMLHttpRequest.log.push({ method: this.method, url: this.url, headers: { ...this.headers } });
+    FetchXMLHttpRequest.log.push({
+      method: this.method,
+      url: this.url,
+      headers: { ...this.headers },
+    });
     const controller = new AbortController();
     this.controller = controller;
     let timedOut = false;
@@ -46,7 +50,11 @@ export class FetchXMLHttpRequest {
             controller.abort();
           }, this.timeout)
         : null;
-    const init: RequestInit = { method: this.method, headers: this.headers, signal: controller.signal };
+    const init: RequestInit = {
+      method: this.method,
+      headers: this.headers,
+      signal: controller.signal,
+    };
     if (body !== undefined && body !== null) init.body = body;
     fetch(this.url, init)
       .then(async (res) => {

@@ -42,13 +42,25 @@ export async function startGenApiApp(options: GenApiAppOptions = {}): Promise<Ge
   const gateway = createGateway({ logger: false });
   const socket = gateway.socket<ApiAssigns>('/socket', {
     connect: ({ params }) => {
-      const user = typeof params.user_id === 'string' && params.user_id !== '' ? params.user_id : null;
-      const device = typeof params.device_id === 'string' && params.device_id !== '' ? params.device_id : null;
+      const user =
+        typeof params.user_id === 'string' && params.user_id !== '' ? params.user_id : null;
+      const device =
+        typeof params.device_id === 'string' && params.device_id !== '' ? params.device_id : null;
       // roles[]=a (raw clients), roles[0]=a (the phoenix client serialises arrays by index) or roles=a,b.
       const raw = params.roles;
-      const list = Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(',') : raw !== null && typeof raw === 'object' ? Object.values(raw) : null;
-      const roles = list === null ? null : list.filter((r): r is string => typeof r === 'string' && r !== '');
-      return { assigns: { user_id: user, device_id: device, roles }, id: user === null ? null : `user:${user}` };
+      const list = Array.isArray(raw)
+        ? raw
+        : typeof raw === 'string'
+          ? raw.split(',')
+          : raw !== null && typeof raw === 'object'
+            ? Object.values(raw)
+            : null;
+      const roles =
+        list === null ? null : list.filter((r): r is string => typeof r === 'string' && r !== '');
+      return {
+        assigns: { user_id: user, device_id: device, roles },
+        id: user === null ? null : `user:${user}`,
+      };
     },
   });
   const genApi = new GenApi(gateway, options.genApi ?? {}).mount(socket);
@@ -56,7 +68,9 @@ export async function startGenApiApp(options: GenApiAppOptions = {}): Promise<Ge
   if (options.nats) {
     await genApi.connectNats({
       servers: options.nats,
-      ...(options.discovery === 'defaults' ? {} : { discovery: { intervalMs: 200, ttlMs: 1_000, pingWaitMs: 100 } }),
+      ...(options.discovery === 'defaults'
+        ? {}
+        : { discovery: { intervalMs: 200, ttlMs: 1_000, pingWaitMs: 100 } }),
       ...options.natsOptions,
     });
   }
@@ -65,7 +79,8 @@ export async function startGenApiApp(options: GenApiAppOptions = {}): Promise<Ge
     gateway,
     genApi,
     port,
-    wsUrl: (query = '') => `ws://127.0.0.1:${port}/socket/websocket?vsn=2.0.0${query ? `&${query}` : ''}`,
+    wsUrl: (query = '') =>
+      `ws://127.0.0.1:${port}/socket/websocket?vsn=2.0.0${query ? `&${query}` : ''}`,
     close: () => gateway.close(),
   };
 }
@@ -84,7 +99,11 @@ export async function startWorker(
   options: Partial<ServeOptions> = {},
   connection: { reconnectTimeWaitMs?: number } = {},
 ): Promise<Worker> {
-  const nc = await connect({ servers: url, maxReconnectAttempts: -1, reconnectTimeWait: connection.reconnectTimeWaitMs ?? 100 });
+  const nc = await connect({
+    servers: url,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: connection.reconnectTimeWaitMs ?? 100,
+  });
   const running = await serve(service, { nats: nc, pushTimeoutMs: 300, ...options });
   return {
     nc,
@@ -100,7 +119,11 @@ export async function startWorker(
 }
 
 /** Polls until `probe` is truthy. */
-export async function until<T>(probe: () => T | undefined | null | false, label: string, timeoutMs = 5_000): Promise<T> {
+export async function until<T>(
+  probe: () => T | undefined | null | false,
+  label: string,
+  timeoutMs = 5_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = probe();
@@ -125,7 +148,11 @@ export function useGenApi(
   services: () => ServiceDefinition[],
   options: { worker?: Partial<ServeOptions>; app?: GenApiAppOptions } = {},
 ): GenApiModeContext {
-  const ctx = { app: null as unknown as GenApiApp, nats: null as NatsServer | null, worker: null as Worker | null };
+  const ctx = {
+    app: null as unknown as GenApiApp,
+    nats: null as NatsServer | null,
+    worker: null as Worker | null,
+  };
   beforeAll(async () => {
     const defs = services();
     if (mode === 'nats') {

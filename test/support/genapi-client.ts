@@ -76,7 +76,9 @@ export class ApiClient {
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());
       ws.once('error', reject);
-      ws.once('unexpected-response', (_req, res) => reject(new Error(`unexpected HTTP ${res.statusCode}`)));
+      ws.once('unexpected-response', (_req, res) =>
+        reject(new Error(`unexpected HTTP ${res.statusCode}`)),
+      );
     });
     const client = new ApiClient(ws, topic, '1');
     client.ws.send(JSON.stringify(['1', '1', topic, 'phx_join', {}]));
@@ -124,7 +126,11 @@ export class ApiClient {
   }
 
   /** Waits (event-driven) until `probe` returns a value other than undefined/null/false. */
-  until<T>(probe: () => T | undefined | null | false, label: string, timeoutMs = 5_000): Promise<T> {
+  until<T>(
+    probe: () => T | undefined | null | false,
+    label: string,
+    timeoutMs = 5_000,
+  ): Promise<T> {
     const first = probe();
     if (first !== undefined && first !== null && first !== false) return Promise.resolve(first);
     return new Promise<T>((resolve, reject) => {
@@ -154,16 +160,27 @@ export class ApiClient {
   }
 
   /** Sends a sync request and waits for its reply and its push. */
-  async sync(request: Record<string, unknown>, timeoutMs = 5_000): Promise<{ push: ApiResponse; reply: ReplyPayload; ref: string }> {
+  async sync(
+    request: Record<string, unknown>,
+    timeoutMs = 5_000,
+  ): Promise<{ push: ApiResponse; reply: ReplyPayload; ref: string }> {
     const ref = this.call(request);
     const reply = await this.reply(ref, timeoutMs);
-    const push = await this.until(() => this.pushes(request.request_id)[0], `push for ${String(request.request_id)}`, timeoutMs);
+    const push = await this.until(
+      () => this.pushes(request.request_id)[0],
+      `push for ${String(request.request_id)}`,
+      timeoutMs,
+    );
     return { push, reply, ref };
   }
 
   /** Waits until the stream `requestId` ended (a push with has_more false) and returns all its pushes. */
   async streamDone(requestId: unknown, timeoutMs = 5_000): Promise<ApiResponse[]> {
-    await this.until(() => this.pushes(requestId).some((p) => !p.has_more), `end of stream ${String(requestId)}`, timeoutMs);
+    await this.until(
+      () => this.pushes(requestId).some((p) => !p.has_more),
+      `end of stream ${String(requestId)}`,
+      timeoutMs,
+    );
     return this.pushes(requestId);
   }
 
@@ -187,12 +204,24 @@ export class ApiClient {
 
 /** The 7-key Response the gateway pushes (protocol/gen_api.md §2). */
 export function response(requestId: unknown, fields: Partial<ApiResponse> = {}): ApiResponse {
-  return { request_id: requestId, result: null, success: true, error: null, async: false, has_more: false, can_retry: false, ...fields };
+  return {
+    request_id: requestId,
+    result: null,
+    success: true,
+    error: null,
+    async: false,
+    has_more: false,
+    can_retry: false,
+    ...fields,
+  };
 }
 
 /** The chunks of a finished stream's pushes: everything after the init and start pushes, minus the end marker. */
 export function streamChunks(pushes: readonly ApiResponse[]): unknown[] {
-  return pushes.slice(2).filter((p) => p.has_more).map((p) => p.result);
+  return pushes
+    .slice(2)
+    .filter((p) => p.has_more)
+    .map((p) => p.result);
 }
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

@@ -8,7 +8,14 @@ import { afterAll, afterEach, beforeAll } from 'vitest';
 import type { GenApiResponse } from '../../src/genapi/types.js';
 import type { ServiceDefinition } from '../../src/worker/define.js';
 import type { ServeOptions } from '../../src/worker/nats.js';
-import { startGenApiApp, startWorker, until, type GenApiApp, type GenApiAppOptions, type Worker } from './genapi-app.js';
+import {
+  startGenApiApp,
+  startWorker,
+  until,
+  type GenApiApp,
+  type GenApiAppOptions,
+  type Worker,
+} from './genapi-app.js';
 import { NatsServer } from './nats.js';
 import { RawClient } from './ws-client.js';
 
@@ -17,7 +24,16 @@ export const EVENT = 'phoenix_gen_api';
 
 /** The 7-field Response with defaults (a successful sync result of null). */
 export function resp(id: unknown, fields: Partial<GenApiResponse> = {}): GenApiResponse {
-  return { request_id: id, result: null, success: true, error: null, async: false, has_more: false, can_retry: false, ...fields };
+  return {
+    request_id: id,
+    result: null,
+    success: true,
+    error: null,
+    async: false,
+    has_more: false,
+    can_retry: false,
+    ...fields,
+  };
 }
 
 export const errorResp = (id: unknown, error: string, canRetry = false): GenApiResponse =>
@@ -148,7 +164,9 @@ export class GenApiClient {
 
   /** The pushes received so far for request_id `id`. */
   pushesFor(id: unknown): GenApiResponse[] {
-    return this.log.filter((e) => e.kind === 'push' && e.key === id).map((e) => e.payload as GenApiResponse);
+    return this.log
+      .filter((e) => e.kind === 'push' && e.key === id)
+      .map((e) => e.payload as GenApiResponse);
   }
 
   /** Sends a request; returns its ref. */
@@ -166,7 +184,12 @@ export class GenApiClient {
   }
 
   /** Waits for the reply to `ref` and `pushes` pushes for `id`. */
-  async collect(id: unknown, ref: string, sentAt: number, options: CallOptions = {}): Promise<CallResult> {
+  async collect(
+    id: unknown,
+    ref: string,
+    sentAt: number,
+    options: CallOptions = {},
+  ): Promise<CallResult> {
     const count = options.pushes ?? 1;
     const timeoutMs = options.timeoutMs ?? 5_000;
     const reply = await this.waitReply(ref, timeoutMs);
@@ -178,7 +201,9 @@ export class GenApiClient {
       timeoutMs,
       `${count} push(es) for ${String(id)}`,
     );
-    const frames = this.log.filter((e) => (e.kind === 'push' && e.key === id) || (e.kind === 'reply' && e.key === ref));
+    const frames = this.log.filter(
+      (e) => (e.kind === 'push' && e.key === id) || (e.kind === 'reply' && e.key === ref),
+    );
     const pushFrames = frames.filter((e) => e.kind === 'push');
     const replyAt = frames.find((e) => e.kind === 'reply')!.at;
     const last = Math.max(replyAt, count > 0 ? pushFrames[count - 1]!.at : replyAt);
@@ -198,7 +223,10 @@ export class GenApiClient {
   }
 
   /** Sends a request without waiting; `done()` collects it later. */
-  start(request: Request, options: CallOptions = {}): { ref: string; sentAt: number; done: () => Promise<CallResult> } {
+  start(
+    request: Request,
+    options: CallOptions = {},
+  ): { ref: string; sentAt: number; done: () => Promise<CallResult> } {
     const sentAt = Date.now();
     const ref = this.send(request);
     return { ref, sentAt, done: () => this.collect(request.request_id, ref, sentAt, options) };
@@ -209,7 +237,8 @@ export class GenApiClient {
   }
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+export const sleep = (ms: number): Promise<void> =>
+  new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Waits for `ms` or until `signal` aborts (then rejects, like a handler giving up at its deadline). */
 export function sleepOrAbort(ms: number, signal: AbortSignal): Promise<void> {
@@ -268,7 +297,10 @@ export class ExecEnv {
   async gateway(options: GatewayOptions = {}, embedded = false): Promise<GenApiApp> {
     const { quietDiscovery, ...rest } = options;
     const natsOptions = quietDiscovery
-      ? { ...rest.natsOptions, discovery: { intervalMs: 600_000, ttlMs: 1_200_000, pingWaitMs: 100 } }
+      ? {
+          ...rest.natsOptions,
+          discovery: { intervalMs: 600_000, ttlMs: 1_200_000, pingWaitMs: 100 },
+        }
       : rest.natsOptions;
     const app = await startGenApiApp({
       ...rest,
@@ -285,7 +317,11 @@ export class ExecEnv {
     return worker;
   }
 
-  async client(app: GenApiApp, query = 'user_id=u1&device_id=d1', topic = TOPIC): Promise<GenApiClient> {
+  async client(
+    app: GenApiApp,
+    query = 'user_id=u1&device_id=d1',
+    topic = TOPIC,
+  ): Promise<GenApiClient> {
     const client = await GenApiClient.connect(app.wsUrl(query), topic);
     this.clients.push(client);
     return client;
@@ -316,9 +352,17 @@ export class ExecEnv {
 }
 
 /** Waits until `app` resolves the function and knows `instances` live instances of its service. */
-export async function ready(app: GenApiApp, service: string, requestType: string, instances = 1, timeoutMs = 5_000): Promise<void> {
+export async function ready(
+  app: GenApiApp,
+  service: string,
+  requestType: string,
+  instances = 1,
+  timeoutMs = 5_000,
+): Promise<void> {
   await until(
-    () => app.genApi.registry.resolve(service, requestType, null).ok && (app.genApi.nats?.bus.instances(service).length ?? 0) === instances,
+    () =>
+      app.genApi.registry.resolve(service, requestType, null).ok &&
+      (app.genApi.nats?.bus.instances(service).length ?? 0) === instances,
     `${service}.${requestType} with ${instances} instance(s)`,
     timeoutMs,
   );
@@ -355,7 +399,9 @@ export function useExecEnv(): ExecEnv {
     get(_target, property) {
       if (!current) throw new Error('useExecEnv: the environment is used outside a test');
       const value: unknown = Reflect.get(current, property, current);
-      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(current) : value;
+      return typeof value === 'function'
+        ? (value as (...args: unknown[]) => unknown).bind(current)
+        : value;
     },
   });
 }

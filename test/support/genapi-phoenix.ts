@@ -10,15 +10,27 @@ import { replyOf, waitFor, type PushReply } from './phoenix-client.js';
 export type Entry = [kind: string, payload: unknown];
 
 /** A connected phoenix Socket (WebSocket transport) to `ws://127.0.0.1:<port><path>`. */
-export async function phoenixSocket(port: number, params: Record<string, unknown>, path = '/socket'): Promise<Socket> {
-  const socket = new Socket(`ws://127.0.0.1:${port}${path}`, { transport: WebSocket as unknown as TransportConstructor, params });
+export async function phoenixSocket(
+  port: number,
+  params: Record<string, unknown>,
+  path = '/socket',
+): Promise<Socket> {
+  const socket = new Socket(`ws://127.0.0.1:${port}${path}`, {
+    transport: WebSocket as unknown as TransportConstructor,
+    params,
+  });
   socket.connect();
   await waitFor(() => socket.isConnected(), 'socket open');
   return socket;
 }
 
 /** A joined channel on `topic`; every `event` push from the server lands in `log` as ['on', payload]. */
-export async function joinedChannel(socket: Socket, topic: string, event = 'phoenix_gen_api', params: object = {}): Promise<{ channel: Channel; log: Entry[]; join: PushReply }> {
+export async function joinedChannel(
+  socket: Socket,
+  topic: string,
+  event = 'phoenix_gen_api',
+  params: object = {},
+): Promise<{ channel: Channel; log: Entry[]; join: PushReply }> {
   const channel = socket.channel(topic, params);
   const log: Entry[] = [];
   channel.on(event, (payload) => log.push(['on', payload]));
@@ -30,16 +42,38 @@ export async function joinedChannel(socket: Socket, topic: string, event = 'phoe
  * Pushes `payload` on `event`, records its `push ok|error|timeout` callbacks into `log` next to
  * the channel events, waits for `count` entries and a quiet `quietMs`, and returns them.
  */
-export async function exchange(channel: Channel, log: Entry[], event: string, payload: object, count: number, timeoutMs = 5_000, quietMs = 150): Promise<Entry[]> {
+export async function exchange(
+  channel: Channel,
+  log: Entry[],
+  event: string,
+  payload: object,
+  count: number,
+  timeoutMs = 5_000,
+  quietMs = 150,
+): Promise<Entry[]> {
   log.length = 0;
   const push = channel.push(event, payload);
-  for (const status of ['ok', 'error', 'timeout']) push.receive(status, (response) => log.push([`push ${status}`, response]));
-  await waitFor(() => log.length >= count, `${count} callbacks for ${JSON.stringify(payload)}`, timeoutMs);
+  for (const status of ['ok', 'error', 'timeout'])
+    push.receive(status, (response) => log.push([`push ${status}`, response]));
+  await waitFor(
+    () => log.length >= count,
+    `${count} callbacks for ${JSON.stringify(payload)}`,
+    timeoutMs,
+  );
   await new Promise((resolve) => setTimeout(resolve, quietMs));
   return [...log];
 }
 
 /** The 7-key Response with defaults (a successful sync result of null). */
 export function resp(id: unknown, fields: Record<string, unknown> = {}): Record<string, unknown> {
-  return { request_id: id, result: null, success: true, error: null, async: false, has_more: false, can_retry: false, ...fields };
+  return {
+    request_id: id,
+    result: null,
+    success: true,
+    error: null,
+    async: false,
+    has_more: false,
+    can_retry: false,
+    ...fields,
+  };
 }

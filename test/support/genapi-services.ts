@@ -4,7 +4,12 @@
  * handler itself, with performance.now(), so tests compare it with when the client acted).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { defineService, fn, ServiceError, type ServiceDefinition } from '../../src/worker/define.js';
+import {
+  defineService,
+  fn,
+  ServiceError,
+  type ServiceDefinition,
+} from '../../src/worker/define.js';
 import { StreamClosedError } from '../../src/worker/stream.js';
 import type { RequestContext } from '../../src/worker/context.js';
 
@@ -26,7 +31,8 @@ export function streamProbe(): StreamProbe {
 /** Records the first moment the handler learns it must stop. */
 function watchStop(probe: StreamProbe, ctx: RequestContext): (how: 'signal' | 'closed') => void {
   const mark = (how: 'signal' | 'closed') => {
-    if (!probe.stopped.has(ctx.requestId)) probe.stopped.set(ctx.requestId, { at: performance.now(), how });
+    if (!probe.stopped.has(ctx.requestId))
+      probe.stopped.set(ctx.requestId, { at: performance.now(), how });
   };
   if (ctx.signal.aborted) mark('signal');
   else ctx.signal.addEventListener('abort', () => mark('signal'), { once: true });
@@ -109,7 +115,9 @@ export function streamService(probe: StreamProbe, name = 'streams'): ServiceDefi
           watchStop(probe, ctx);
           await ctx.stream.write(1);
           probe.written.set(ctx.requestId, 1);
-          await new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve(), { once: true }));
+          await new Promise<void>((resolve) =>
+            ctx.signal.addEventListener('abort', () => resolve(), { once: true }),
+          );
         },
       }),
       silent: fn({
@@ -118,7 +126,9 @@ export function streamService(probe: StreamProbe, name = 'streams'): ServiceDefi
         async handler(_args, ctx) {
           probe.started.set(ctx.requestId, performance.now());
           watchStop(probe, ctx);
-          await new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve(), { once: true }));
+          await new Promise<void>((resolve) =>
+            ctx.signal.addEventListener('abort', () => resolve(), { once: true }),
+          );
         },
       }),
       boom: fn({
@@ -152,7 +162,11 @@ export function streamService(probe: StreamProbe, name = 'streams'): ServiceDefi
  * - `slow {ms}` (timeout `timeoutMs`): sleeps, then returns who served it;
  * - `echo {message}`: returns the message and who served it.
  */
-export function slowService(label: string, counter: { calls: number; inflight: number }, timeoutMs = 4000): ServiceDefinition {
+export function slowService(
+  label: string,
+  counter: { calls: number; inflight: number },
+  timeoutMs = 4000,
+): ServiceDefinition {
   return defineService({
     name: 'slowsvc',
     version: '1.0.0',

@@ -14,9 +14,13 @@ import { slowService, streamProbe, streamService } from './genapi-services.js';
 const url = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
 const kind = process.env.WORKER_SERVICE ?? 'slowsvc';
 const label = process.env.WORKER_LABEL ?? 'worker';
-const line = (msg: string, fields: Record<string, unknown> = {}) => process.stdout.write(`${JSON.stringify({ msg, label, ...fields })}\n`);
+const line = (msg: string, fields: Record<string, unknown> = {}) =>
+  process.stdout.write(`${JSON.stringify({ msg, label, ...fields })}\n`);
 
-const base = kind === 'streams' ? streamService(streamProbe()) : slowService(label, { calls: 0, inflight: 0 }, Number(process.env.WORKER_TIMEOUT ?? 4000));
+const base =
+  kind === 'streams'
+    ? streamService(streamProbe())
+    : slowService(label, { calls: 0, inflight: 0 }, Number(process.env.WORKER_TIMEOUT ?? 4000));
 // Wrap every handler to report when it starts.
 const functions: Record<string, FunctionDefinition> = {};
 for (const fn of base.functions.values()) {

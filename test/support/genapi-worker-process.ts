@@ -32,8 +32,18 @@ function lines(out: string): Record<string, unknown>[] {
   return parsed;
 }
 
-export async function startWorkerProcess(natsUrl: string, service: 'streams' | 'slowsvc', label: string = service, env: Record<string, string> = {}): Promise<WorkerProcess> {
-  const proc = spawnTs('test/support/genapi-worker-main.ts', [], { NATS_URL: natsUrl, WORKER_SERVICE: service, WORKER_LABEL: label, ...env });
+export async function startWorkerProcess(
+  natsUrl: string,
+  service: 'streams' | 'slowsvc',
+  label: string = service,
+  env: Record<string, string> = {},
+): Promise<WorkerProcess> {
+  const proc = spawnTs('test/support/genapi-worker-main.ts', [], {
+    NATS_URL: natsUrl,
+    WORKER_SERVICE: service,
+    WORKER_LABEL: label,
+    ...env,
+  });
   let exited = false;
   void proc.exited.then(() => (exited = true));
   const ready = await proc.logLine('ready', 20_000);
@@ -43,7 +53,9 @@ export async function startWorkerProcess(natsUrl: string, service: 'streams' | '
     proc,
     calls: (requestType) =>
       lines(proc.stdout())
-        .filter((l) => l.msg === 'call' && (requestType === undefined || l.request_type === requestType))
+        .filter(
+          (l) => l.msg === 'call' && (requestType === undefined || l.request_type === requestType),
+        )
         .map((l) => String(l.request_id)),
     async kill() {
       if (exited) return;

@@ -21,7 +21,8 @@ export { NATS_SERVER_VERSION, versionAtLeast, waitForJetStream } from './nats.js
  * (nats-server#4320, fixed by #4319 in 2.9.21). Debian bookworm ships 2.9.10. R1 was not affected.
  * RL_ASSUME_R3_CAS=1 runs the R3 cases anyway (to see the failure on an old server).
  */
-export const R3_CAS_SERIALIZABLE = versionAtLeast(NATS_SERVER_VERSION, '2.9.21') || process.env.RL_ASSUME_R3_CAS === '1';
+export const R3_CAS_SERIALIZABLE =
+  versionAtLeast(NATS_SERVER_VERSION, '2.9.21') || process.env.RL_ASSUME_R3_CAS === '1';
 
 /** The bucket the strict store uses for a policy of this horizon (strict.ts: `<prefix>_rl_<ttl>s`). */
 export function bucketName(prefix: string, horizonMs: number): string {
@@ -34,7 +35,11 @@ export function kvKeyOf(policyId: string, storageKey: string): string {
 }
 
 /** Opens an existing bucket, retrying while a clustered stream is still electing its leader. */
-export async function openBucket(nc: NatsConnection, name: string, timeoutMs = 15_000): Promise<KV> {
+export async function openBucket(
+  nc: NatsConnection,
+  name: string,
+  timeoutMs = 15_000,
+): Promise<KV> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
@@ -69,24 +74,48 @@ async function whileElecting<T>(read: () => Promise<T>, timeoutMs: number): Prom
  * What the store holds for one key: the JSON value (sliding log: hit times; GCRA: TAT), its
  * revision and operation, or null when the key was never written.
  */
-export async function storedEntry(kv: KV, policyId: string, storageKey: string, timeoutMs = 15_000): Promise<{ value: unknown; revision: number; operation: string } | null> {
+export async function storedEntry(
+  kv: KV,
+  policyId: string,
+  storageKey: string,
+  timeoutMs = 15_000,
+): Promise<{ value: unknown; revision: number; operation: string } | null> {
   const entry = await whileElecting(() => kv.get(kvKeyOf(policyId, storageKey)), timeoutMs);
   if (entry === null) return null;
   const text = new TextDecoder().decode(entry.value);
-  return { value: text === '' ? null : (JSON.parse(text) as unknown), revision: entry.revision, operation: entry.operation };
+  return {
+    value: text === '' ? null : (JSON.parse(text) as unknown),
+    revision: entry.revision,
+    operation: entry.operation,
+  };
 }
 
 /** Hits a sliding-log key holds in the store (0 when absent or purged). */
 export async function storedHits(kv: KV, policyId: string, storageKey: string): Promise<number> {
   const entry = await storedEntry(kv, policyId, storageKey);
   if (entry === null || entry.operation !== 'PUT') return 0;
-  if (!Array.isArray(entry.value)) throw new Error(`not a sliding log: ${JSON.stringify(entry.value)}`);
+  if (!Array.isArray(entry.value))
+    throw new Error(`not a sliding log: ${JSON.stringify(entry.value)}`);
   return entry.value.length;
 }
 
 /** A gen_api request as the executor hands it to the limiter. */
-export function request(user: string | null, service = 'svc', requestType = 'fn', args: Record<string, unknown> = {}): GenApiRequest {
-  return { request_id: `r-${Math.random().toString(36).slice(2)}`, service, request_type: requestType, version: null, args, user_id: user, device_id: null, user_roles: null };
+export function request(
+  user: string | null,
+  service = 'svc',
+  requestType = 'fn',
+  args: Record<string, unknown> = {},
+): GenApiRequest {
+  return {
+    request_id: `r-${Math.random().toString(36).slice(2)}`,
+    service,
+    request_type: requestType,
+    version: null,
+    args,
+    user_id: user,
+    device_id: null,
+    user_roles: null,
+  };
 }
 
 /** The limiter reads only the service and request type of the function config. */
@@ -97,8 +126,19 @@ export function fnConfig(service = 'svc', requestType = 'fn'): ResolvedFunConfig
 export const NO_CONTEXT = { ip: null, socketId: null } as const;
 
 /** One check through a RateLimits' limiter (always awaited: strict policies answer with a promise). */
-export function check(limits: RateLimits, user: string, service = 'svc', requestType = 'fn'): Promise<LimiterDecision> {
-  return Promise.resolve(limits.limiter.check(request(user, service, requestType), fnConfig(service, requestType), NO_CONTEXT));
+export function check(
+  limits: RateLimits,
+  user: string,
+  service = 'svc',
+  requestType = 'fn',
+): Promise<LimiterDecision> {
+  return Promise.resolve(
+    limits.limiter.check(
+      request(user, service, requestType),
+      fnConfig(service, requestType),
+      NO_CONTEXT,
+    ),
+  );
 }
 
 export function detailsOf(decision: LimiterDecision): RateLimitDetails | null {
@@ -106,7 +146,13 @@ export function detailsOf(decision: LimiterDecision): RateLimitDetails | null {
 }
 
 /** Decisions sorted by outcome: allowed, denied by source, unavailable. */
-export function tallyDecisions(decisions: readonly LimiterDecision[]): { allowed: number; strictDenied: number; fallbackDenied: number; otherDenied: number; unavailable: number } {
+export function tallyDecisions(decisions: readonly LimiterDecision[]): {
+  allowed: number;
+  strictDenied: number;
+  fallbackDenied: number;
+  otherDenied: number;
+  unavailable: number;
+} {
   const out = { allowed: 0, strictDenied: 0, fallbackDenied: 0, otherDenied: 0, unavailable: 0 };
   for (const decision of decisions) {
     if (decision.allowed) out.allowed++;
@@ -119,7 +165,10 @@ export function tallyDecisions(decisions: readonly LimiterDecision[]): { allowed
 }
 
 /** A pino logger writing JSON lines into memory. */
-export function capturedLogger(level = 'debug'): { logger: Logger; lines: () => Record<string, unknown>[] } {
+export function capturedLogger(level = 'debug'): {
+  logger: Logger;
+  lines: () => Record<string, unknown>[];
+} {
   const chunks: string[] = [];
   const stream = new Writable({
     write(chunk: Buffer | string, _encoding, callback) {
@@ -140,7 +189,11 @@ export function capturedLogger(level = 'debug'): { logger: Logger; lines: () => 
 }
 
 /** Resolves once `probe` stays unchanged for `quietMs` (background store work has settled). */
-export async function settled(probe: () => number, quietMs = 300, timeoutMs = 15_000): Promise<void> {
+export async function settled(
+  probe: () => number,
+  quietMs = 300,
+  timeoutMs = 15_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = probe();
   let since = Date.now();
@@ -156,7 +209,11 @@ export async function settled(probe: () => number, quietMs = 300, timeoutMs = 15
 }
 
 /** Polls an async `probe` until it returns true (or gives up quietly after `timeoutMs`). */
-export async function eventually(probe: () => Promise<boolean>, timeoutMs = 5_000, intervalMs = 50): Promise<boolean> {
+export async function eventually(
+  probe: () => Promise<boolean>,
+  timeoutMs = 5_000,
+  intervalMs = 50,
+): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await probe()) return true;

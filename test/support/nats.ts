@@ -105,7 +105,14 @@ export class NatsServer {
   }
 
   private args(): string[] {
-    const args = ['-a', '127.0.0.1', '-p', String(this.port), '-n', this.options.name ?? `n${this.port}`];
+    const args = [
+      '-a',
+      '127.0.0.1',
+      '-p',
+      String(this.port),
+      '-n',
+      this.options.name ?? `n${this.port}`,
+    ];
     const { cluster, jetstream } = this.options;
     if (cluster) {
       if (ROUTE_POOLING) {
@@ -133,8 +140,12 @@ export class NatsServer {
     const ready = this.options.cluster ? /Listening for route connections/ : /Server is ready/;
     const deadline = Date.now() + 10_000;
     while (!ready.test(this.log.slice(from)) || !(await reachable(this.port))) {
-      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`nats-server exited (${child.exitCode ?? child.signalCode}): ${this.log.slice(from)}`);
-      if (Date.now() > deadline) throw new Error(`nats-server did not start on ${this.port}: ${this.log.slice(from)}`);
+      if (child.exitCode !== null || child.signalCode !== null)
+        throw new Error(
+          `nats-server exited (${child.exitCode ?? child.signalCode}): ${this.log.slice(from)}`,
+        );
+      if (Date.now() > deadline)
+        throw new Error(`nats-server did not start on ${this.port}: ${this.log.slice(from)}`);
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
   }
@@ -145,10 +156,14 @@ export class NatsServer {
    */
   describe(lines = 12): string {
     const child = this.child;
-    const state = this.running ? 'running' : `exited (${child?.exitCode ?? child?.signalCode ?? 'not started'})`;
+    const state = this.running
+      ? 'running'
+      : `exited (${child?.exitCode ?? child?.signalCode ?? 'not started'})`;
     const notable = this.log
       .split('\n')
-      .filter((line) => /\[(WRN|ERR|FTL)\]|meta(data)? leader|Listening for route|Duplicate Route/.test(line))
+      .filter((line) =>
+        /\[(WRN|ERR|FTL)\]|meta(data)? leader|Listening for route|Duplicate Route/.test(line),
+      )
       .slice(-lines);
     return `${this.options.name ?? this.port} on ${this.port}: ${state}\n  ${notable.join('\n  ')}`;
   }
@@ -223,8 +238,11 @@ export class NatsCluster {
     const size = options.size ?? 3;
     const name = `c${Math.floor(Math.random() * 1e6)}`;
     const clusterPorts = await Promise.all(Array.from({ length: size }, () => freePort()));
-    const proxies = options.proxiedRoutes ? await Promise.all(clusterPorts.map((port) => TcpProxy.start(port))) : [];
-    const routeTo = (index: number) => `nats://127.0.0.1:${options.proxiedRoutes ? proxies[index]!.port : clusterPorts[index]!}`;
+    const proxies = options.proxiedRoutes
+      ? await Promise.all(clusterPorts.map((port) => TcpProxy.start(port)))
+      : [];
+    const routeTo = (index: number) =>
+      `nats://127.0.0.1:${options.proxiedRoutes ? proxies[index]!.port : clusterPorts[index]!}`;
     return launchCluster(
       new NatsCluster([], proxies),
       clusterPorts.map((port, index) => ({
@@ -234,7 +252,10 @@ export class NatsCluster {
           name,
           port,
           // Everyone lists everyone (clustered JetStream needs configured routes on every server).
-          routes: clusterPorts.map((_, j) => j).filter((j) => j !== index).map(routeTo),
+          routes: clusterPorts
+            .map((_, j) => j)
+            .filter((j) => j !== index)
+            .map(routeTo),
           ...(options.proxiedRoutes ? { advertise: `127.0.0.1:${proxies[index]!.port}` } : {}),
         },
       })),
@@ -278,7 +299,9 @@ export async function startCluster<T>(tryStart: () => Promise<T>, attempts = 3):
       return await tryStart();
     } catch (err) {
       if (attempt >= attempts) throw err;
-      console.warn(`NATS cluster did not start (attempt ${attempt}), starting over on fresh ports: ${(err as Error).message.slice(0, 500)}`);
+      console.warn(
+        `NATS cluster did not start (attempt ${attempt}), starting over on fresh ports: ${(err as Error).message.slice(0, 500)}`,
+      );
     }
   }
 }
@@ -288,7 +311,9 @@ export async function startCluster<T>(tryStart: () => Promise<T>, attempts = 3):
  * server still running and, with JetStream, streams placeable on all of them. On any failure it
  * disposes the cluster (servers and proxies) and throws, for startCluster to start over.
  */
-export async function launchCluster<C extends { readonly servers: NatsServer[]; dispose(): Promise<void> }>(cluster: C, servers: readonly NatsServerOptions[]): Promise<C> {
+export async function launchCluster<
+  C extends { readonly servers: NatsServer[]; dispose(): Promise<void> },
+>(cluster: C, servers: readonly NatsServerOptions[]): Promise<C> {
   try {
     cluster.servers.push(...(await startServers(servers)));
     await waitForRoutes(cluster.servers);
@@ -304,16 +329,21 @@ export async function launchCluster<C extends { readonly servers: NatsServer[]; 
 /** Starts servers together; if one fails, stops the others and throws its error. */
 async function startServers(options: readonly NatsServerOptions[]): Promise<NatsServer[]> {
   const started = await Promise.allSettled(options.map((o) => NatsServer.start(o)));
-  const failed = started.find((result): result is PromiseRejectedResult => result.status === 'rejected');
+  const failed = started.find(
+    (result): result is PromiseRejectedResult => result.status === 'rejected',
+  );
   if (!failed) return started.map((result) => (result as PromiseFulfilledResult<NatsServer>).value);
-  await Promise.all(started.map((result) => (result.status === 'fulfilled' ? result.value.dispose() : undefined)));
+  await Promise.all(
+    started.map((result) => (result.status === 'fulfilled' ? result.value.dispose() : undefined)),
+  );
   throw failed.reason;
 }
 
 /** Every server of a cluster still runs (one that exited after starting would be skipped by waitForRoutes). */
 function assertAllRunning(servers: readonly NatsServer[]): void {
   const dead = servers.filter((server) => !server.running);
-  if (dead.length > 0) throw new Error(`nats-server exited: ${dead.map((server) => server.describe()).join('\n')}`);
+  if (dead.length > 0)
+    throw new Error(`nats-server exited: ${dead.map((server) => server.describe()).join('\n')}`);
 }
 
 /**
@@ -322,7 +352,12 @@ function assertAllRunning(servers: readonly NatsServer[]): void {
  * leader learns its peers one by one, and until then creating an R3 bucket fails with
  * "no suitable peers for placement" (10005). A throwaway memory stream is the probe.
  */
-export async function waitForJetStream(nc: NatsConnection, timeoutMs = 20_000, replicas = 1, servers: readonly NatsServer[] = []): Promise<void> {
+export async function waitForJetStream(
+  nc: NatsConnection,
+  timeoutMs = 20_000,
+  replicas = 1,
+  servers: readonly NatsServer[] = [],
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown = null;
   while (Date.now() < deadline) {
@@ -331,7 +366,12 @@ export async function waitForJetStream(nc: NatsConnection, timeoutMs = 20_000, r
       await jsm.getAccountInfo();
       if (replicas > 1) {
         const name = `probe_${Math.random().toString(36).slice(2)}`;
-        await jsm.streams.add({ name, subjects: [`_probe.${name}`], storage: StorageType.Memory, num_replicas: replicas });
+        await jsm.streams.add({
+          name,
+          subjects: [`_probe.${name}`],
+          storage: StorageType.Memory,
+          num_replicas: replicas,
+        });
         await jsm.streams.delete(name).catch(() => undefined);
       }
       return;
@@ -342,7 +382,9 @@ export async function waitForJetStream(nc: NatsConnection, timeoutMs = 20_000, r
   }
   // Say why: which servers run, and what they logged about routes and the meta leader.
   const states = servers.map((server) => server.describe()).join('\n');
-  throw new Error(`JetStream not ready${replicas > 1 ? ` for R${replicas} streams` : ''} within ${timeoutMs} ms: ${(last as Error | null)?.message}${states ? `\n${states}` : ''}`);
+  throw new Error(
+    `JetStream not ready${replicas > 1 ? ` for R${replicas} streams` : ''} within ${timeoutMs} ms: ${(last as Error | null)?.message}${states ? `\n${states}` : ''}`,
+  );
 }
 
 /**
@@ -370,12 +412,16 @@ export function routeCount(log: string): number {
 }
 
 /** Waits until every running server of a cluster has routes to all the others (from their logs). */
-export async function waitForRoutes(servers: readonly NatsServer[], timeoutMs = 15_000): Promise<void> {
+export async function waitForRoutes(
+  servers: readonly NatsServer[],
+  timeoutMs = 15_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   const expected = servers.length - 1;
   for (;;) {
     if (servers.every((server) => !server.running || routeCount(server.log) >= expected)) return;
-    if (Date.now() > deadline) throw new Error(`routes did not form: ${servers.map((s) => routeCount(s.log)).join(', ')}`);
+    if (Date.now() > deadline)
+      throw new Error(`routes did not form: ${servers.map((s) => routeCount(s.log)).join(', ')}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }

@@ -14,9 +14,16 @@ export interface PushReply {
  * Resolves with the first of `statuses` the push receives (default ok, error, timeout). Rejects
  * when nothing arrives within `timeoutMs` (independent of the push's own timeout).
  */
-export function replyOf(push: Push, timeoutMs = 5_000, statuses: readonly string[] = ['ok', 'error', 'timeout']): Promise<PushReply> {
+export function replyOf(
+  push: Push,
+  timeoutMs = 5_000,
+  statuses: readonly string[] = ['ok', 'error', 'timeout'],
+): Promise<PushReply> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no reply (${statuses.join('/')}) within ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(
+      () => reject(new Error(`no reply (${statuses.join('/')}) within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
     for (const status of statuses) {
       push.receive(status, (response) => {
         clearTimeout(timer);
@@ -52,7 +59,8 @@ export async function waitFor<T>(
   for (;;) {
     const value = probe();
     if (value !== undefined && value !== null && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${label}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${label}`);
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
 }
@@ -65,7 +73,9 @@ export class Recorder {
   }
 
   of(topic: string, event?: string): (Message & { readonly at: number })[] {
-    return this.messages.filter((m) => m.topic === topic && (event === undefined || m.event === event));
+    return this.messages.filter(
+      (m) => m.topic === topic && (event === undefined || m.event === event),
+    );
   }
 }
 
@@ -84,4 +94,3 @@ export class MemoryStorage implements StorageLike {
 }
 
 export { freePort } from './nats.js';
-

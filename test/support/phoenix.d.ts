@@ -61,7 +61,10 @@ declare module 'phoenix' {
     join(timeout?: number): Push;
     leave(timeout?: number): Push;
     push(event: string, payload?: object | ArrayBuffer, timeout?: number): Push;
-    on(event: string, callback: (payload: unknown, ref: string | null, joinRef: string | null) => void): number;
+    on(
+      event: string,
+      callback: (payload: unknown, ref: string | null, joinRef: string | null) => void,
+    ): number;
     off(event: string, ref?: number): void;
     onClose(callback: (payload: unknown, ref: string | null, joinRef: string | null) => void): void;
     onError(callback: (reason: unknown) => void): number;
@@ -100,7 +103,9 @@ declare module 'phoenix' {
 
   export class Presence {
     constructor(channel: Channel, opts?: { events?: { state: string; diff: string } });
-    onJoin(callback: (key: string, current: PresenceEntry | undefined, newPres: PresenceEntry) => void): void;
+    onJoin(
+      callback: (key: string, current: PresenceEntry | undefined, newPres: PresenceEntry) => void,
+    ): void;
     onLeave(callback: (key: string, current: PresenceEntry, leftPres: PresenceEntry) => void): void;
     onSync(callback: () => void): void;
     list(): PresenceEntry[];

@@ -11,15 +11,20 @@ import { pino, type Logger } from 'pino';
 import type { GenApiRequest, ResolvedFunConfig } from '../../src/genapi/types.js';
 import { Subjects } from '../../src/nats/subjects.js';
 import type { EventualStats } from '../../src/ratelimit/cluster/eventual.js';
-import { RateLimits, type RateLimitsHealth, type RateLimitsOptions } from '../../src/ratelimit/rate-limits.js';
+import {
+  RateLimits,
+  type RateLimitsHealth,
+  type RateLimitsOptions,
+} from '../../src/ratelimit/rate-limits.js';
 import type { Decision, PolicyConfig } from '../../src/ratelimit/types.js';
 import { GatewayProcess } from './gateway-process.js';
-import { freePort, launchCluster, NatsServer, startCluster, waitForRoutes } from './nats.js';
+import { freePort, launchCluster, type NatsServer, startCluster, waitForRoutes } from './nats.js';
 import { TcpProxy } from './tcp-proxy.js';
 import { GenApiClient, type CallResult } from './genapi-exec.js';
 import { spawnTs, type Spawned } from './spawn.js';
 
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+export const sleep = (ms: number): Promise<void> =>
+  new Promise((resolve) => setTimeout(resolve, ms));
 
 // ---- logs -----------------------------------------------------------------------------------
 
@@ -32,7 +37,10 @@ export interface LogRecord {
 /** A pino logger whose JSON lines land in `records` (pino levels: 30 info, 40 warn, 50 error). */
 export function captureLogger(level = 'debug'): { logger: Logger; records: LogRecord[] } {
   const records: LogRecord[] = [];
-  const logger = pino({ level }, { write: (line: string) => void records.push(JSON.parse(line) as LogRecord) });
+  const logger = pino(
+    { level },
+    { write: (line: string) => void records.push(JSON.parse(line) as LogRecord) },
+  );
   return { logger, records };
 }
 
@@ -44,12 +52,35 @@ const FN: ResolvedFunConfig = { service: SERVICE, requestType: 'call' } as Resol
 const CONTEXT = { ip: null, socketId: null };
 
 export function request(user: string): GenApiRequest {
-  return { request_id: 'r', service: SERVICE, request_type: 'call', version: null, args: {}, user_id: user, device_id: null, user_roles: null };
+  return {
+    request_id: 'r',
+    service: SERVICE,
+    request_type: 'call',
+    version: null,
+    args: {},
+    user_id: user,
+    device_id: null,
+    user_roles: null,
+  };
 }
 
 /** An eventual sliding-log policy on the test service, keyed by user_id. */
-export function eventualPolicy(id: string, limit: number, windowMs: number, extra: Partial<PolicyConfig> = {}): PolicyConfig {
-  return { id, scope: { service: SERVICE }, key: 'user_id', algorithm: 'sliding_log', limit, windowMs, mode: 'eventual', ...extra };
+export function eventualPolicy(
+  id: string,
+  limit: number,
+  windowMs: number,
+  extra: Partial<PolicyConfig> = {},
+): PolicyConfig {
+  return {
+    id,
+    scope: { service: SERVICE },
+    key: 'user_id',
+    algorithm: 'sliding_log',
+    limit,
+    windowMs,
+    mode: 'eventual',
+    ...extra,
+  };
 }
 
 export interface RlNodeOptions {
@@ -73,8 +104,17 @@ export class RlNode {
   static async start(options: RlNodeOptions): Promise<RlNode> {
     const { logger, records } = captureLogger();
     const rl = new RateLimits(options.options, logger, options.wall ? { wall: options.wall } : {});
-    const nc = await connect({ servers: options.servers, maxReconnectAttempts: -1, reconnectTimeWait: 50, ignoreClusterUpdates: true });
-    await rl.attach({ nc, connected: () => !nc.isClosed(), subjects: new Subjects(options.prefix) });
+    const nc = await connect({
+      servers: options.servers,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 50,
+      ignoreClusterUpdates: true,
+    });
+    await rl.attach({
+      nc,
+      connected: () => !nc.isClosed(),
+      subjects: new Subjects(options.prefix),
+    });
     // The server has the node's subscriptions once this round trip is back (other clients' messages reach it).
     await nc.flush();
     return new RlNode(rl, nc, records);
@@ -119,7 +159,9 @@ export class RlNode {
   /** Hits this node counts for `user` right now (sliding-log policies: limit − remaining − cost when allowed). */
   used(policy: string, user: string): number {
     const decision = this.status(policy, user);
-    return decision.allowed ? decision.limit - decision.remaining - 1 : decision.limit - decision.remaining;
+    return decision.allowed
+      ? decision.limit - decision.remaining - 1
+      : decision.limit - decision.remaining;
   }
 
   async close(): Promise<void> {
@@ -138,7 +180,11 @@ export class Wire {
     readonly subjects: Subjects,
   ) {}
 
-  static async start(servers: string | string[], prefix: string, watch: readonly string[] = ['rl.>']): Promise<Wire> {
+  static async start(
+    servers: string | string[],
+    prefix: string,
+    watch: readonly string[] = ['rl.>'],
+  ): Promise<Wire> {
     const nc = await connect({ servers });
     const wire = new Wire(nc, new Subjects(prefix));
     for (const suffix of watch) {
@@ -171,7 +217,10 @@ export class Wire {
   }
 
   publish(subject: string, data: Uint8Array | string | object): void {
-    const bytes = data instanceof Uint8Array ? data : new TextEncoder().encode(typeof data === 'string' ? data : JSON.stringify(data));
+    const bytes =
+      data instanceof Uint8Array
+        ? data
+        : new TextEncoder().encode(typeof data === 'string' ? data : JSON.stringify(data));
     this.nc.publish(subject, bytes);
   }
 
@@ -215,7 +264,9 @@ export function outcomeOf(result: CallResult): Outcome {
   const push = result.pushes[0];
   if (!push) return 'failed';
   if (push.success) return 'allowed';
-  return typeof push.error === 'string' && push.error.startsWith('Rate limit exceeded') ? 'denied' : 'failed';
+  return typeof push.error === 'string' && push.error.startsWith('Rate limit exceeded')
+    ? 'denied'
+    : 'failed';
 }
 
 export interface RlGatewayOptions {
@@ -288,14 +339,20 @@ export class RlGateway {
 
   /** A gen_api client for `user` (closed by stop()). */
   async client(user: string): Promise<GenApiClient> {
-    const client = await GenApiClient.connect(this.proc.wsUrl(`vsn=2.0.0&user_id=${encodeURIComponent(user)}&device_id=d-${this.name}`), TOPIC);
+    const client = await GenApiClient.connect(
+      this.proc.wsUrl(`vsn=2.0.0&user_id=${encodeURIComponent(user)}&device_id=d-${this.name}`),
+      TOPIC,
+    );
     this.clients.push(client);
     return client;
   }
 
   private async admin(path: string): Promise<unknown> {
-    const res = await fetch(`${this.proc.httpUrl}/admin/rate-limits${path}`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
-    if (res.status !== 200) throw new Error(`admin ${path} on ${this.name}: HTTP ${res.status} ${await res.text()}`);
+    const res = await fetch(`${this.proc.httpUrl}/admin/rate-limits${path}`, {
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+    });
+    if (res.status !== 200)
+      throw new Error(`admin ${path} on ${this.name}: HTTP ${res.status} ${await res.text()}`);
     return res.json();
   }
 
@@ -303,7 +360,10 @@ export class RlGateway {
   async adminRequest(method: string, path: string, body?: unknown): Promise<AdminAnswer> {
     const res = await fetch(`${this.proc.httpUrl}/admin/rate-limits${path}`, {
       method,
-      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      headers: {
+        authorization: `Bearer ${ADMIN_TOKEN}`,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     });
     const text = await res.text();
@@ -317,7 +377,9 @@ export class RlGateway {
   }
 
   status(policy: string, key: string): Promise<KeyStatus> {
-    return this.admin(`/policies/${encodeURIComponent(policy)}/keys/${encodeURIComponent(key)}`) as Promise<KeyStatus>;
+    return this.admin(
+      `/policies/${encodeURIComponent(policy)}/keys/${encodeURIComponent(key)}`,
+    ) as Promise<KeyStatus>;
   }
 
   health(): Promise<RateLimitsHealth> {
@@ -340,14 +402,28 @@ export class RlGateway {
 }
 
 /** One call of `demo.<fn>` (args {message} unless given) and how the limiter decided it. */
-export async function call(client: GenApiClient, fn: string, args: Record<string, unknown> = { message: 'x' }): Promise<{ outcome: Outcome; result: CallResult }> {
-  const result = await client.call({ request_id: `rq${++requestCounter}`, service: 'demo', request_type: fn, args }, { timeoutMs: 10_000 });
+export async function call(
+  client: GenApiClient,
+  fn: string,
+  args: Record<string, unknown> = { message: 'x' },
+): Promise<{ outcome: Outcome; result: CallResult }> {
+  const result = await client.call(
+    { request_id: `rq${++requestCounter}`, service: 'demo', request_type: fn, args },
+    { timeoutMs: 10_000 },
+  );
   return { outcome: outcomeOf(result), result };
 }
 
 /** Sends a call without waiting; the promise resolves with its outcome. */
-export function callAsync(client: GenApiClient, fn: string, args: Record<string, unknown> = { message: 'x' }): Promise<Outcome> {
-  const started = client.start({ request_id: `rq${++requestCounter}`, service: 'demo', request_type: fn, args }, { timeoutMs: 15_000 });
+export function callAsync(
+  client: GenApiClient,
+  fn: string,
+  args: Record<string, unknown> = { message: 'x' },
+): Promise<Outcome> {
+  const started = client.start(
+    { request_id: `rq${++requestCounter}`, service: 'demo', request_type: fn, args },
+    { timeoutMs: 15_000 },
+  );
   return started.done().then(outcomeOf);
 }
 
@@ -384,7 +460,12 @@ export class DemoWorker {
 }
 
 /** Polls an async probe until it returns something truthy (or throws after timeoutMs). */
-export async function eventually<T>(probe: () => Promise<T | undefined | null | false>, label: string, timeoutMs = 5_000, intervalMs = 50): Promise<T> {
+export async function eventually<T>(
+  probe: () => Promise<T | undefined | null | false>,
+  label: string,
+  timeoutMs = 5_000,
+  intervalMs = 50,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown = null;
   for (;;) {
@@ -395,7 +476,10 @@ export async function eventually<T>(probe: () => Promise<T | undefined | null | 
     } catch (err) {
       last = err;
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${label} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${label} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`,
+      );
     await sleep(intervalMs);
   }
 }
@@ -422,19 +506,33 @@ export class MeshCluster {
     return startCluster(() => MeshCluster.tryStart(options));
   }
 
-  private static async tryStart(options: { size?: number; jetstream?: boolean }): Promise<MeshCluster> {
+  private static async tryStart(options: {
+    size?: number;
+    jetstream?: boolean;
+  }): Promise<MeshCluster> {
     const size = options.size ?? 3;
     const name = `m${Math.floor(Math.random() * 1e6)}`;
     const clusterPorts = await Promise.all(Array.from({ length: size }, () => freePort()));
     const blackHole = await TcpProxy.start(await freePort());
     blackHole.cut();
-    const proxies = await Promise.all(clusterPorts.map((_, i) => Promise.all(clusterPorts.map((port, j) => (i === j ? undefined : TcpProxy.start(port))))));
+    const proxies = await Promise.all(
+      clusterPorts.map((_, i) =>
+        Promise.all(clusterPorts.map((port, j) => (i === j ? undefined : TcpProxy.start(port)))),
+      ),
+    );
     return launchCluster(
       new MeshCluster([], proxies, blackHole),
       clusterPorts.map((port, i) => ({
         name: `${name}-${i}`,
         jetstream: options.jetstream ?? false,
-        cluster: { name, port, routes: proxies[i]!.filter((proxy): proxy is TcpProxy => proxy !== undefined).map((proxy) => proxy.url), advertise: `127.0.0.1:${blackHole.port}` },
+        cluster: {
+          name,
+          port,
+          routes: proxies[i]!.filter((proxy): proxy is TcpProxy => proxy !== undefined).map(
+            (proxy) => proxy.url,
+          ),
+          advertise: `127.0.0.1:${blackHole.port}`,
+        },
       })),
     );
   }

@@ -24,12 +24,14 @@ export function spawnTs(entry: string, args: string[] = [], env: NodeJS.ProcessE
   let out = '';
   let err = '';
   const listeners: (() => void)[] = [];
-  child.stdout!.on('data', (chunk: Buffer) => {
+  child.stdout.on('data', (chunk: Buffer) => {
     out += chunk.toString();
     for (const listener of listeners) listener();
   });
-  child.stderr!.on('data', (chunk: Buffer) => (err += chunk.toString()));
-  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+  child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+  const exited = new Promise<number | string>((resolve) =>
+    child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)),
+  );
   const logLine = (msg: string, timeoutMs = 10_000) =>
     new Promise<Record<string, unknown>>((resolve, reject) => {
       const check = () => {
@@ -44,7 +46,13 @@ export function spawnTs(entry: string, args: string[] = [], env: NodeJS.ProcessE
         }
         return false;
       };
-      const timer = setTimeout(() => reject(new Error(`no "${msg}" log line within ${timeoutMs} ms; stdout: ${out} stderr: ${err}`)), timeoutMs);
+      const timer = setTimeout(
+        () =>
+          reject(
+            new Error(`no "${msg}" log line within ${timeoutMs} ms; stdout: ${out} stderr: ${err}`),
+          ),
+        timeoutMs,
+      );
       if (!check()) listeners.push(() => void check());
       void exited.then(() => {
         if (!check()) {

@@ -23,7 +23,10 @@ export class TcpProxy {
     this.server = createServer((client) => this.accept(client));
   }
 
-  static async start(targetPort: number, options: { port?: number; latencyMs?: number } = {}): Promise<TcpProxy> {
+  static async start(
+    targetPort: number,
+    options: { port?: number; latencyMs?: number } = {},
+  ): Promise<TcpProxy> {
     const proxy = new TcpProxy(targetPort);
     proxy.latencyMs = options.latencyMs ?? 0;
     await new Promise<void>((resolve, reject) => {

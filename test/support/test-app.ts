@@ -31,11 +31,17 @@ export const roomChannel = defineChannel<TestAssigns>({
     if (topic === 'room:crashjoin') throw new Error('join crashed on purpose');
     if (topic === 'room:reply') return ok({ joined: topic, params: payload });
     if (topic === 'room:slowjoin') {
-      const ms = typeof payload === 'object' && payload !== null && 'ms' in payload ? Number(payload.ms) : 300;
+      const ms =
+        typeof payload === 'object' && payload !== null && 'ms' in payload
+          ? Number(payload.ms)
+          : 300;
       return new Promise((resolve) => setTimeout(() => resolve(ok({ slept: ms })), ms));
     }
     if (topic === 'room:afterjoin') {
-      channel.push('welcome', { assigns_token: channel.socket.assigns.token, params: channel.socket.params });
+      channel.push('welcome', {
+        assigns_token: channel.socket.assigns.token,
+        params: channel.socket.params,
+      });
     }
     return undefined;
   },
@@ -123,7 +129,10 @@ export function presenceChannel(gateway: Gateway) {
     join(_topic, payload, channel) {
       const { key, meta } = (payload ?? {}) as { key?: unknown; meta?: unknown };
       if (typeof key !== 'string') return error({ reason: 'key required' });
-      channel.assign({ presenceKey: key, presenceMeta: (meta as Record<string, unknown>) ?? { online_at: 1 } });
+      channel.assign({
+        presenceKey: key,
+        presenceMeta: (meta as Record<string, unknown>) ?? { online_at: 1 },
+      });
       return undefined;
     },
     afterJoin(channel) {
@@ -149,7 +158,7 @@ export const connectHook: ConnectHook<TestAssigns> = ({ params, authToken }) => 
   if (params.crash === 'true') throw new Error('connect crashed on purpose');
   const userId = typeof params.user_id === 'string' ? params.user_id : null;
   return {
-    assigns: { token: authToken, params: params as Record<string, unknown>, userId },
+    assigns: { token: authToken, params: params, userId },
     id: userId === null ? null : `user:${userId}`,
   };
 };
@@ -189,8 +198,16 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
       ...options.allMounts,
     }),
     gateway.socket<TestAssigns>('/defaults', { connect: connectHook, ...options.allMounts }),
-    gateway.socket<TestAssigns>('/limited', { connect: connectHook, maxChannels: 1, ...options.allMounts }),
-    gateway.socket<TestAssigns>('/noauth', { connect: connectHook, authToken: false, ...options.allMounts }),
+    gateway.socket<TestAssigns>('/limited', {
+      connect: connectHook,
+      maxChannels: 1,
+      ...options.allMounts,
+    }),
+    gateway.socket<TestAssigns>('/noauth', {
+      connect: connectHook,
+      authToken: false,
+      ...options.allMounts,
+    }),
   ];
   for (const mount of mounts) {
     mount.channel('room:*', roomChannel).channel('presence:*', presence);
@@ -201,7 +218,8 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
     gateway,
     port: address.port,
     url: `http://${base}`,
-    wsUrl: (path = '/socket/websocket', query = 'vsn=2.0.0') => `ws://${base}${path}${query ? `?${query}` : ''}`,
+    wsUrl: (path = '/socket/websocket', query = 'vsn=2.0.0') =>
+      `ws://${base}${path}${query ? `?${query}` : ''}`,
     httpUrl: (path, query = '') => `http://${base}${path}${query ? `?${query}` : ''}`,
     close: () => gateway.close(),
   };

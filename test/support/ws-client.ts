@@ -38,13 +38,18 @@ export class RawClient {
     ws.on('error', () => {});
   }
 
-  static async connect(url: string, options: { protocols?: string[]; headers?: Record<string, string> } = {}): Promise<RawClient> {
+  static async connect(
+    url: string,
+    options: { protocols?: string[]; headers?: Record<string, string> } = {},
+  ): Promise<RawClient> {
     const ws = new WebSocket(url, options.protocols ?? [], { headers: options.headers });
     const client = new RawClient(ws);
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());
       ws.once('error', reject);
-      ws.once('unexpected-response', (_req, res) => reject(new Error(`unexpected HTTP ${res.statusCode}`)));
+      ws.once('unexpected-response', (_req, res) =>
+        reject(new Error(`unexpected HTTP ${res.statusCode}`)),
+      );
     });
     return client;
   }
@@ -56,7 +61,12 @@ export class RawClient {
   static async handshake(
     url: string,
     options: { protocols?: string[]; headers?: Record<string, string>; method?: string } = {},
-  ): Promise<{ status: number; protocol: string | undefined; headers: Record<string, string | string[] | undefined>; body: string }> {
+  ): Promise<{
+    status: number;
+    protocol: string | undefined;
+    headers: Record<string, string | string[] | undefined>;
+    body: string;
+  }> {
     const target = new URL(url.replace(/^ws/, 'http'));
     const headers: Record<string, string> = {
       connection: 'Upgrade',
@@ -67,16 +77,29 @@ export class RawClient {
       ...options.headers,
     };
     return new Promise((resolve, reject) => {
-      const req = httpRequest({ host: target.hostname, port: target.port, path: target.pathname + target.search, method: options.method ?? 'GET', headers });
+      const req = httpRequest({
+        host: target.hostname,
+        port: target.port,
+        path: target.pathname + target.search,
+        method: options.method ?? 'GET',
+        headers,
+      });
       req.once('upgrade', (res, socket) => {
         socket.destroy();
         const protocol = res.headers['sec-websocket-protocol'];
-        resolve({ status: res.statusCode ?? 0, protocol: typeof protocol === 'string' ? protocol : undefined, headers: res.headers, body: '' });
+        resolve({
+          status: res.statusCode ?? 0,
+          protocol: typeof protocol === 'string' ? protocol : undefined,
+          headers: res.headers,
+          body: '',
+        });
       });
       req.once('response', (res) => {
         let body = '';
         res.on('data', (chunk: Buffer) => (body += chunk.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, protocol: undefined, headers: res.headers, body }));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, protocol: undefined, headers: res.headers, body }),
+        );
       });
       req.once('error', reject);
       req.end();
@@ -122,7 +145,8 @@ export class RawClient {
   /** Asserts no frame arrives for `ms` (the spec's "nothing": ~300 ms). */
   async nothing(ms = 300): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, ms));
-    if (this.frames.length > 0) throw new Error(`expected nothing, got ${JSON.stringify(this.frames[0])}`);
+    if (this.frames.length > 0)
+      throw new Error(`expected nothing, got ${JSON.stringify(this.frames[0])}`);
   }
 
   /** Sends a frame and returns the next frame. */
@@ -142,5 +166,7 @@ export class RawClient {
 }
 
 export function bytes(...parts: (number[] | string)[]): Buffer {
-  return Buffer.concat(parts.map((part) => (typeof part === 'string' ? Buffer.from(part, 'utf8') : Buffer.from(part))));
+  return Buffer.concat(
+    parts.map((part) => (typeof part === 'string' ? Buffer.from(part, 'utf8') : Buffer.from(part))),
+  );
 }

@@ -8,28 +8,57 @@ import { CallSignal, DEADLINE_CODE, runCall } from '../../src/worker/runtime.js'
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function meta(deadlineInMs: number): RequestMeta {
-  return { requestId: 'r1', service: 's', requestType: 'f', version: null, userId: 'u1', deviceId: null, roles: ['a'], responseType: 'sync', deadline: Date.now() + deadlineInMs, gateway: 'g1' };
+  return {
+    requestId: 'r1',
+    service: 's',
+    requestType: 'f',
+    version: null,
+    userId: 'u1',
+    deviceId: null,
+    roles: ['a'],
+    responseType: 'sync',
+    deadline: Date.now() + deadlineInMs,
+    gateway: 'g1',
+  };
 }
 
 /** A function whose handler is `handler`. */
 function one(handler: (args: Record<string, unknown>, ctx: RequestContext) => unknown) {
-  return defineService({ name: 's', version: '1.0.0', functions: { f: fn({ handler: handler as never }) } }).functions.get('f')!;
+  return defineService({
+    name: 's',
+    version: '1.0.0',
+    functions: { f: fn({ handler: handler }) },
+  }).functions.get('f')!;
 }
 
 describe('CallSignal and runCall', () => {
   it('a handler that never reads ctx.signal leaves nothing on the caller signal, and sees the whole meta', async () => {
     const parent = new AbortController();
     let seen: RequestContext | null = null;
-    const result = await runCall(one((args, ctx) => ((seen = ctx), args)), { x: 1 }, meta(1000), parent.signal);
+    const result = await runCall(
+      one((args, ctx) => ((seen = ctx), args)),
+      { x: 1 },
+      meta(1000),
+      parent.signal,
+    );
     expect(result).toEqual({ ok: true, result: { x: 1 } });
     expect(getEventListeners(parent.signal, 'abort')).toHaveLength(0);
-    expect(seen).toMatchObject({ requestId: 'r1', service: 's', requestType: 'f', userId: 'u1', roles: ['a'], gateway: 'g1' });
+    expect(seen).toMatchObject({
+      requestId: 'r1',
+      service: 's',
+      requestType: 'f',
+      userId: 'u1',
+      roles: ['a'],
+      gateway: 'g1',
+    });
   });
 
   it('the signal aborts at the deadline; the late result is a 504', async () => {
     const result = await runCall(
       one(async (_args, ctx) => {
-        await new Promise((resolve) => ctx.signal.addEventListener('abort', resolve, { once: true }));
+        await new Promise((resolve) =>
+          ctx.signal.addEventListener('abort', resolve, { once: true }),
+        );
         return (ctx.signal.reason as Error).message;
       }),
       {},
@@ -39,7 +68,11 @@ describe('CallSignal and runCall', () => {
   });
 
   it('a handler that settles after its deadline without reading the signal still reports 504', async () => {
-    const result = await runCall(one(() => sleep(60).then(() => 'late')), {}, meta(20));
+    const result = await runCall(
+      one(() => sleep(60).then(() => 'late')),
+      {},
+      meta(20),
+    );
     expect(result).toEqual({ ok: false, error: 'deadline exceeded', code: DEADLINE_CODE });
   });
 
@@ -48,7 +81,9 @@ describe('CallSignal and runCall', () => {
     expect(late.signal.aborted).toBe(true);
     const parent = new AbortController();
     parent.abort(new Error('client left'));
-    expect(new CallSignal(Date.now() + 1000, parent.signal).signal.reason).toEqual(new Error('client left'));
+    expect(new CallSignal(Date.now() + 1000, parent.signal).signal.reason).toEqual(
+      new Error('client left'),
+    );
     const cancelled = new CallSignal(Date.now() + 1000);
     cancelled.cancel(new Error('stopping'));
     expect(cancelled.signal.reason).toEqual(new Error('stopping'));

@@ -6,13 +6,17 @@ import { describe, expect, it, vi } from 'vitest';
 import { compileCheckOrigin } from '../../src/http/check-origin.js';
 
 function req(host: string | undefined, encrypted = false): IncomingMessage {
-  return { headers: host === undefined ? {} : { host }, socket: { encrypted } } as unknown as IncomingMessage;
+  return {
+    headers: host === undefined ? {} : { host },
+    socket: { encrypted },
+  } as unknown as IncomingMessage;
 }
 
 describe('checkOrigin: false', () => {
   it('allows every origin, including "null" and garbage', () => {
     const check = compileCheckOrigin(false);
-    for (const origin of [undefined, 'http://evil.example', 'null', 'not a url']) expect(check(origin, req('example.com'))).toBe(true);
+    for (const origin of [undefined, 'http://evil.example', 'null', 'not a url'])
+      expect(check(origin, req('example.com'))).toBe(true);
   });
 });
 
@@ -83,7 +87,12 @@ describe("checkOrigin: 'conn' (scheme, host and port must equal the request's)",
 });
 
 describe('checkOrigin: a list of origins', () => {
-  const check = compileCheckOrigin(['https://example.com', '//another.com:888', '//*.other.com', 'http://plain.example:8080/']);
+  const check = compileCheckOrigin([
+    'https://example.com',
+    '//another.com:888',
+    '//*.other.com',
+    'http://plain.example:8080/',
+  ]);
   const any = req('gateway.internal');
 
   it('scheme and (default) port are compared when the entry has a scheme', () => {

@@ -31,7 +31,17 @@ afterAll(async () => {
 
 /** A fake instance answering pings after `delayMs` while `answering()` says so. */
 function instance(id: string, delayMs: number, answering: () => boolean): Subscription {
-  const identity = JSON.stringify({ type: 'io.nats.micro.v1.ping_response', name: 'svc', id, version: '1.0.0', metadata: { [META.protocol]: PROTOCOL_VERSION, [META.prefix]: 'disc', [META.configVersion]: 'v1' } });
+  const identity = JSON.stringify({
+    type: 'io.nats.micro.v1.ping_response',
+    name: 'svc',
+    id,
+    version: '1.0.0',
+    metadata: {
+      [META.protocol]: PROTOCOL_VERSION,
+      [META.prefix]: 'disc',
+      [META.configVersion]: 'v1',
+    },
+  });
   return workers.subscribe('$SRV.PING', {
     callback: (_err, msg) => {
       if (!answering()) return;
@@ -40,14 +50,23 @@ function instance(id: string, delayMs: number, answering: () => boolean): Subscr
   });
 }
 
-const ids = (discovery: Discovery) => discovery.instances('svc').map((i) => i.id).sort();
+const ids = (discovery: Discovery) =>
+  discovery
+    .instances('svc')
+    .map((i) => i.id)
+    .sort();
 
 describe('Discovery', () => {
   it('keeps an instance that answers after the others, within the ping window', async () => {
     const fast = instance('fast', 0, () => true);
     const slow = instance('slow', 120, () => true);
     await workers.flush();
-    const discovery = new Discovery(nc, 'disc', { intervalMs: 100, ttlMs: 400, pingWaitMs: 200 }, pino({ level: 'silent' }));
+    const discovery = new Discovery(
+      nc,
+      'disc',
+      { intervalMs: 100, ttlMs: 400, pingWaitMs: 200 },
+      pino({ level: 'silent' }),
+    );
     await discovery.start();
     expect(ids(discovery)).toEqual(['fast', 'slow']);
     await sleep(800);
@@ -63,7 +82,12 @@ describe('Discovery', () => {
     const dead = instance('dead', 0, () => pinging);
     await workers.flush();
     const removed: string[] = [];
-    const discovery = new Discovery(nc, 'disc', { intervalMs: 100, ttlMs: 400, pingWaitMs: 50 }, pino({ level: 'silent' }));
+    const discovery = new Discovery(
+      nc,
+      'disc',
+      { intervalMs: 100, ttlMs: 400, pingWaitMs: 50 },
+      pino({ level: 'silent' }),
+    );
     discovery.on({ removed: (i) => void removed.push(i.id) });
     await discovery.start();
     expect(ids(discovery)).toEqual(['busy', 'dead']);
@@ -82,7 +106,12 @@ describe('Discovery', () => {
   });
 
   it('alive() for an unknown id changes nothing', async () => {
-    const discovery = new Discovery(nc, 'disc', { intervalMs: 100, ttlMs: 400, pingWaitMs: 50 }, pino({ level: 'silent' }));
+    const discovery = new Discovery(
+      nc,
+      'disc',
+      { intervalMs: 100, ttlMs: 400, pingWaitMs: 50 },
+      pino({ level: 'silent' }),
+    );
     discovery.alive('nobody');
     expect(discovery.all()).toEqual([]);
   });

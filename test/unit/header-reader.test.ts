@@ -48,7 +48,15 @@ describe('readHeaders', () => {
     const msg = await roundTrip(entries);
     expect(rawHeaderBlock(msg)).toBeInstanceOf(Uint8Array);
     const ours = readHeaders(msg);
-    for (const name of ['Genapi-Request-Id', 'Genapi-Roles', 'Genapi-User-Id', 'Dup', 'Spaced', 'Missing', 'genapi-request-id']) {
+    for (const name of [
+      'Genapi-Request-Id',
+      'Genapi-Roles',
+      'Genapi-User-Id',
+      'Dup',
+      'Spaced',
+      'Missing',
+      'genapi-request-id',
+    ]) {
       expect(ours.get(name)).toBe(msg.headers!.get(name));
     }
     expect(ours.get('Dup')).toBe('first');

@@ -4,7 +4,10 @@ import { OutboundHeaders } from '../../src/nats/outbound-headers.js';
 
 const decoder = new TextDecoder();
 
-function both(entries: [string, string][]): { ours: OutboundHeaders; theirs: ReturnType<typeof natsHeaders> } {
+function both(entries: [string, string][]): {
+  ours: OutboundHeaders;
+  theirs: ReturnType<typeof natsHeaders>;
+} {
   const ours = new OutboundHeaders();
   const theirs = natsHeaders();
   for (const [name, value] of entries) {
@@ -25,8 +28,12 @@ describe('OutboundHeaders (the gateway request headers)', () => {
   it('encodes exactly as nats-core does for the same headers', () => {
     const { ours, theirs } = both(SAMPLE);
     const encoded = ours.encode();
-    expect(decoder.decode(encoded)).toBe(decoder.decode((theirs as unknown as { encode(): Uint8Array }).encode()));
-    expect(decoder.decode(encoded)).toBe('NATS/1.0\r\nGenapi-Request-Id: r1\r\nGenapi-Service: demo\r\nGenapi-Roles: ["admin","user"]\r\nGenapi-Deadline: 1764680000000\r\n\r\n');
+    expect(decoder.decode(encoded)).toBe(
+      decoder.decode((theirs as unknown as { encode(): Uint8Array }).encode()),
+    );
+    expect(decoder.decode(encoded)).toBe(
+      'NATS/1.0\r\nGenapi-Request-Id: r1\r\nGenapi-Service: demo\r\nGenapi-Roles: ["admin","user"]\r\nGenapi-Deadline: 1764680000000\r\n\r\n',
+    );
   });
 
   it('reads back like MsgHdrs: get, last, has, values, keys, delete, set, iteration, case-insensitive match', () => {

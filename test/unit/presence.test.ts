@@ -6,14 +6,25 @@ import { beforeEach, describe, expect, expectTypeOf, it } from 'vitest';
 import { LocalPubSub, type Broadcast, type Subscriber } from '../../src/channel/pubsub.js';
 import type { Channel } from '../../src/channel/types.js';
 import type { Gateway } from '../../src/gateway.js';
-import { LocalPresence, Presence, type PresenceChange, type PresenceDiff, type PresenceState, type PresenceTracker } from '../../src/presence/presence.js';
+import {
+  LocalPresence,
+  Presence,
+  type PresenceChange,
+  type PresenceDiff,
+  type PresenceState,
+  type PresenceTracker,
+} from '../../src/presence/presence.js';
 
 const REF = /^[A-Za-z0-9_-]{16}$/;
 
 class Recorder implements Subscriber {
   readonly received: { topic: string; event: string; payload: unknown }[] = [];
   deliver(broadcast: Broadcast): void {
-    this.received.push({ topic: broadcast.topic, event: broadcast.event, payload: broadcast.payload });
+    this.received.push({
+      topic: broadcast.topic,
+      event: broadcast.event,
+      payload: broadcast.payload,
+    });
   }
   /** The diffs received so far, round-tripped through JSON like the wire does. */
   diffs(): PresenceDiff[] {
@@ -52,13 +63,17 @@ describe('Presence: the spec §5 / cases 81–84 sequence', () => {
     const r1 = presence.track(a, 'alice', { online_at: 1 });
     expect(r1).toMatch(REF);
     expect(lobby.received.map((m) => [m.topic, m.event])).toEqual([[TOPIC, 'presence_diff']]);
-    expect(lobby.take()).toEqual([{ joins: { alice: { metas: [{ online_at: 1, phx_ref: r1 }] } }, leaves: {} }]);
+    expect(lobby.take()).toEqual([
+      { joins: { alice: { metas: [{ online_at: 1, phx_ref: r1 }] } }, leaves: {} },
+    ]);
 
     // 82: bob joins — the state contains alice, the diff joins bob.
     expect(presence.list(TOPIC)).toEqual({ alice: { metas: [{ online_at: 1, phx_ref: r1 }] } });
     const r2 = presence.track(b, 'bob', { online_at: 1 });
     expect(r2).not.toBe(r1);
-    expect(lobby.take()).toEqual([{ joins: { bob: { metas: [{ online_at: 1, phx_ref: r2 }] } }, leaves: {} }]);
+    expect(lobby.take()).toEqual([
+      { joins: { bob: { metas: [{ online_at: 1, phx_ref: r2 }] } }, leaves: {} },
+    ]);
 
     // 83: bob updates — ONE diff with the new meta (phx_ref_prev) as a join and the old as a leave.
     const r3 = presence.update(b, 'bob', { status: 'away' });
@@ -70,11 +85,18 @@ describe('Presence: the spec §5 / cases 81–84 sequence', () => {
         leaves: { bob: { metas: [{ online_at: 1, phx_ref: r2 }] } },
       },
     ]);
-    expect(presence.get(TOPIC, 'bob')).toEqual({ metas: [{ status: 'away', phx_ref: r3, phx_ref_prev: r2 }] });
+    expect(presence.get(TOPIC, 'bob')).toEqual({
+      metas: [{ status: 'away', phx_ref: r3, phx_ref_prev: r2 }],
+    });
 
     // 84: bob leaves — the leave carries the last meta, phx_ref_prev included.
     expect(presence.untrack(b, 'bob')).toBe(true);
-    expect(lobby.take()).toEqual([{ joins: {}, leaves: { bob: { metas: [{ status: 'away', phx_ref: r3, phx_ref_prev: r2 }] } } }]);
+    expect(lobby.take()).toEqual([
+      {
+        joins: {},
+        leaves: { bob: { metas: [{ status: 'away', phx_ref: r3, phx_ref_prev: r2 }] } },
+      },
+    ]);
     expect(presence.list(TOPIC)).toEqual({ alice: { metas: [{ online_at: 1, phx_ref: r1 }] } });
     expect(presence.size).toBe(1);
   });
@@ -135,7 +157,9 @@ describe('Presence: several metas per key and untrackAll', () => {
     lobby.take();
     // Leaving from one device removes only that meta.
     presence.untrackAll(c1);
-    expect(lobby.take()).toEqual([{ joins: {}, leaves: { alice: { metas: [{ device: 'phone', phx_ref: r1 }] } } }]);
+    expect(lobby.take()).toEqual([
+      { joins: {}, leaves: { alice: { metas: [{ device: 'phone', phx_ref: r1 }] } } },
+    ]);
     expect(presence.list(TOPIC)).toEqual({ alice: { metas: [{ device: 'laptop', phx_ref: r2 }] } });
   });
 
@@ -152,10 +176,15 @@ describe('Presence: several metas per key and untrackAll', () => {
     expect(lobby.take()).toEqual([
       {
         joins: {},
-        leaves: { alice: { metas: [{ a: 1, phx_ref: ra }] }, bob: { metas: [{ b: 1, phx_ref: rb }] } },
+        leaves: {
+          alice: { metas: [{ a: 1, phx_ref: ra }] },
+          bob: { metas: [{ b: 1, phx_ref: rb }] },
+        },
       },
     ]);
-    expect(other.take()).toEqual([{ joins: {}, leaves: { alice: { metas: [{ o: 1, phx_ref: ro }] } } }]);
+    expect(other.take()).toEqual([
+      { joins: {}, leaves: { alice: { metas: [{ o: 1, phx_ref: ro }] } } },
+    ]);
     expect(presence.size).toBe(0);
     expect(presence.list(TOPIC)).toEqual({});
     // Idempotent: a second call broadcasts nothing.
@@ -200,11 +229,15 @@ describe('Presence: keys are any string, "__proto__" included', () => {
     const r2 = presence.track(c, 'constructor', { y: 1 });
     const r3 = presence.track(c, 'toString', { z: 1 });
     const [d1] = lobby.received.map((m) => m.payload as PresenceDiff);
-    expect(JSON.stringify(d1)).toBe(`{"joins":{"__proto__":{"metas":[{"x":1,"phx_ref":"${r1}"}]}},"leaves":{}}`);
+    expect(JSON.stringify(d1)).toBe(
+      `{"joins":{"__proto__":{"metas":[{"x":1,"phx_ref":"${r1}"}]}},"leaves":{}}`,
+    );
 
     const state = presence.list(TOPIC);
     expect(Object.keys(state)).toEqual(['__proto__', 'constructor', 'toString']);
-    expect(Object.getOwnPropertyDescriptor(state, '__proto__')?.value).toEqual({ metas: [{ x: 1, phx_ref: r1 }] });
+    expect(Object.getOwnPropertyDescriptor(state, '__proto__')?.value).toEqual({
+      metas: [{ x: 1, phx_ref: r1 }],
+    });
     expect(JSON.parse(JSON.stringify(state))).toEqual(
       JSON.parse(
         `{"__proto__":{"metas":[{"x":1,"phx_ref":"${r1}"}]},"constructor":{"metas":[{"y":1,"phx_ref":"${r2}"}]},"toString":{"metas":[{"z":1,"phx_ref":"${r3}"}]}}`,
@@ -241,18 +274,28 @@ describe('Presence: options', () => {
       fetch: (topic, state) => {
         fetchCalls.push(topic);
         const out: PresenceState = {};
-        for (const [key, value] of Object.entries(state)) out[key] = { ...value, user: users[key] ?? null };
+        for (const [key, value] of Object.entries(state))
+          out[key] = { ...value, user: users[key] ?? null };
         return out;
       },
     });
     const c = fakeChannel(TOPIC);
     const r1 = presence.track(c, 'u1', { online_at: 1 });
-    expect(lobby.take()).toEqual([{ joins: { u1: { metas: [{ online_at: 1, phx_ref: r1 }], user: { name: 'Ann' } } }, leaves: {} }]);
-    expect(presence.list(TOPIC)).toEqual({ u1: { metas: [{ online_at: 1, phx_ref: r1 }], user: { name: 'Ann' } } });
+    expect(lobby.take()).toEqual([
+      {
+        joins: { u1: { metas: [{ online_at: 1, phx_ref: r1 }], user: { name: 'Ann' } } },
+        leaves: {},
+      },
+    ]);
+    expect(presence.list(TOPIC)).toEqual({
+      u1: { metas: [{ online_at: 1, phx_ref: r1 }], user: { name: 'Ann' } },
+    });
     const r2 = presence.update(c, 'u1', { online_at: 2 });
     expect(lobby.take()).toEqual([
       {
-        joins: { u1: { metas: [{ online_at: 2, phx_ref: r2, phx_ref_prev: r1 }], user: { name: 'Ann' } } },
+        joins: {
+          u1: { metas: [{ online_at: 2, phx_ref: r2, phx_ref_prev: r1 }], user: { name: 'Ann' } },
+        },
         leaves: { u1: { metas: [{ online_at: 1, phx_ref: r1 }], user: { name: 'Ann' } } },
       },
     ]);
@@ -277,7 +320,13 @@ describe('Presence: options', () => {
     const frames: string[] = [];
     pubsub.subscribe(TOPIC, { deliver: (b) => frames.push(b.frame(v2Serializer) as string) });
     const ref = presence.track(fakeChannel(TOPIC), 'alice', { online_at: 1 });
-    expect(JSON.parse(frames[0]!)).toEqual([null, null, TOPIC, 'presence_diff', { joins: { alice: { metas: [{ online_at: 1, phx_ref: ref }] } }, leaves: {} }]);
+    expect(JSON.parse(frames[0]!)).toEqual([
+      null,
+      null,
+      TOPIC,
+      'presence_diff',
+      { joins: { alice: { metas: [{ online_at: 1, phx_ref: ref }] } }, leaves: {} },
+    ]);
   });
 });
 
@@ -290,7 +339,7 @@ describe('Presence: the replication boundary (PresenceTracker, onLocalChange)', 
     expect((presence as LocalPresence).node).toBe('node-a');
   });
 
-  it('streams this node\'s joins, updates and leaves with their node-unique refs, after each diff', () => {
+  it("streams this node's joins, updates and leaves with their node-unique refs, after each diff", () => {
     const changes: PresenceChange[] = [];
     const diffsSeen: number[] = [];
     presence.onLocalChange((change) => {
@@ -303,8 +352,24 @@ describe('Presence: the replication boundary (PresenceTracker, onLocalChange)', 
     expect(presence.untrack(a, 'alice')).toBe(true);
     expect(changes).toEqual([
       { kind: 'join', node: 'node-a', topic: TOPIC, key: 'alice', ref: r1, meta: { online_at: 1 } },
-      { kind: 'update', node: 'node-a', topic: TOPIC, key: 'alice', ref: r2, prevRef: r1, meta: { online_at: 2 }, prevMeta: { online_at: 1 } },
-      { kind: 'leave', node: 'node-a', topic: TOPIC, key: 'alice', ref: r2, meta: { online_at: 2 } },
+      {
+        kind: 'update',
+        node: 'node-a',
+        topic: TOPIC,
+        key: 'alice',
+        ref: r2,
+        prevRef: r1,
+        meta: { online_at: 2 },
+        prevMeta: { online_at: 1 },
+      },
+      {
+        kind: 'leave',
+        node: 'node-a',
+        topic: TOPIC,
+        key: 'alice',
+        ref: r2,
+        meta: { online_at: 2 },
+      },
     ]);
     // Each change is reported once its diff has been broadcast.
     expect(diffsSeen).toEqual([1, 2, 3]);
@@ -320,7 +385,14 @@ describe('Presence: the replication boundary (PresenceTracker, onLocalChange)', 
     presence.untrackAll(a);
     expect(changes).toEqual([
       { kind: 'leave', node: 'node-a', topic: TOPIC, key: 'alice', ref: r1, meta: {} },
-      { kind: 'leave', node: 'node-a', topic: 'presence:other', key: 'alice', ref: r2, meta: { device: 'tablet' } },
+      {
+        kind: 'leave',
+        node: 'node-a',
+        topic: 'presence:other',
+        key: 'alice',
+        ref: r2,
+        meta: { device: 'tablet' },
+      },
     ]);
   });
 
@@ -348,7 +420,10 @@ describe('Presence: the replication boundary (PresenceTracker, onLocalChange)', 
 
   it('a throwing listener does not undo the change or stop the others; the error goes to onChangeError', () => {
     const errors: [unknown, PresenceChange['kind']][] = [];
-    presence = new Presence(pubsub, { nodeId: 'node-b', onChangeError: (err, change) => errors.push([err, change.kind]) });
+    presence = new Presence(pubsub, {
+      nodeId: 'node-b',
+      onChangeError: (err, change) => errors.push([err, change.kind]),
+    });
     const seen: string[] = [];
     presence.onLocalChange(() => {
       throw new Error('replication down');

@@ -7,7 +7,11 @@ import { decodeQuery, QueryDecodeError } from '../../src/http/query.js';
 
 describe('decodeQuery: spec §1.1', () => {
   it('decodes the JS client params of case 13 exactly as Plug does', () => {
-    expect(decodeQuery('a%5Bb%5D=1&arr%5B%5D=p&arr%5B%5D=q&list%5B0%5D=x&list%5B1%5D=y&plain=v%20w&vsn=2.0.0')).toEqual({
+    expect(
+      decodeQuery(
+        'a%5Bb%5D=1&arr%5B%5D=p&arr%5B%5D=q&list%5B0%5D=x&list%5B1%5D=y&plain=v%20w&vsn=2.0.0',
+      ),
+    ).toEqual({
       a: { b: '1' },
       arr: ['p', 'q'],
       list: { '0': 'x', '1': 'y' },
@@ -17,7 +21,11 @@ describe('decodeQuery: spec §1.1', () => {
   });
 
   it('unencoded brackets work the same', () => {
-    expect(decodeQuery('a[b]=1&arr[]=p&arr[]=q&list[0]=x')).toEqual({ a: { b: '1' }, arr: ['p', 'q'], list: { '0': 'x' } });
+    expect(decodeQuery('a[b]=1&arr[]=p&arr[]=q&list[0]=x')).toEqual({
+      a: { b: '1' },
+      arr: ['p', 'q'],
+      list: { '0': 'x' },
+    });
   });
 
   it('accepts a leading "?" and an empty query', () => {
@@ -49,7 +57,9 @@ describe('decodeQuery: spec §1.1', () => {
 
 describe('decodeQuery: encoding details', () => {
   it('"+" is a space and %2B is a plus', () => {
-    expect(decodeQuery('my+weird+field=q1%212%22%27w%245%267%2Fz8%29%3F')).toEqual({ 'my weird field': `q1!2"'w$5&7/z8)?` });
+    expect(decodeQuery('my+weird+field=q1%212%22%27w%245%267%2Fz8%29%3F')).toEqual({
+      'my weird field': `q1!2"'w$5&7/z8)?`,
+    });
     expect(decodeQuery('a=1+2&b=1%2B2')).toEqual({ a: '1 2', b: '1+2' });
   });
 
@@ -86,7 +96,9 @@ describe('decodeQuery: encoding details', () => {
   });
 
   it('users[][name]=a&users[][age]=1 gives one map in the list', () => {
-    expect(decodeQuery('users[][name]=a&users[][age]=1')).toEqual({ users: [{ name: 'a', age: '1' }] });
+    expect(decodeQuery('users[][name]=a&users[][age]=1')).toEqual({
+      users: [{ name: 'a', age: '1' }],
+    });
     expect(decodeQuery('x[y][][z]=1')).toEqual({ x: { y: [{ z: '1' }] } });
   });
 
@@ -121,7 +133,9 @@ describe('decodeQuery: prototype safety', () => {
   });
 
   it('nested "__proto__" paths do not pollute', () => {
-    const params = decodeQuery('__proto__[polluted]=1&a[__proto__][polluted]=2&constructor[prototype][polluted]=3&__proto__[]=4');
+    const params = decodeQuery(
+      '__proto__[polluted]=1&a[__proto__][polluted]=2&constructor[prototype][polluted]=3&__proto__[]=4',
+    );
     clean();
     const proto = Object.getOwnPropertyDescriptor(params, '__proto__')?.value as unknown;
     expect(proto).toEqual(['4']);

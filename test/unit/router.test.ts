@@ -69,9 +69,12 @@ describe('ChannelRouter', () => {
     expect(new ChannelRouter().patterns).toEqual([]);
   });
 
-  it.each(['', 'a*b', '*a', '**', 'room:**', 'room:*:x', '*:*'])('rejects the invalid pattern %j', (pattern) => {
-    expect(() => new ChannelRouter().add(pattern, handler('x'))).toThrow(TypeError);
-  });
+  it.each(['', 'a*b', '*a', '**', 'room:**', 'room:*:x', '*:*'])(
+    'rejects the invalid pattern %j',
+    (pattern) => {
+      expect(() => new ChannelRouter().add(pattern, handler('x'))).toThrow(TypeError);
+    },
+  );
 
   it('rejects a non-string pattern', () => {
     expect(() => new ChannelRouter().add(42 as unknown as string, handler('x'))).toThrow(TypeError);
@@ -81,9 +84,14 @@ describe('ChannelRouter', () => {
     const router = new ChannelRouter();
     expect(() => router.add('room:*', {} as ChannelHandler)).toThrow(/join/);
     expect(() => router.add('room:*', null as unknown as ChannelHandler)).toThrow(TypeError);
-    expect(() => router.add('room:*', defineChannel({ join: () => undefined, intercept: ['e'] }))).toThrow(/handleOut/);
     expect(() =>
-      router.add('room:*', defineChannel({ join: () => undefined, intercept: ['e'], handleOut: () => undefined })),
+      router.add('room:*', defineChannel({ join: () => undefined, intercept: ['e'] })),
+    ).toThrow(/handleOut/);
+    expect(() =>
+      router.add(
+        'room:*',
+        defineChannel({ join: () => undefined, intercept: ['e'], handleOut: () => undefined }),
+      ),
     ).not.toThrow();
     expect(router.patterns).toEqual(['room:*']);
   });

@@ -32,12 +32,16 @@ function decodeError(fn: () => unknown): FrameDecodeError {
 describe('V2 binary frames (spec §2.3, case 67/69)', () => {
   it('encodes the observed server push byte for byte', () => {
     const frame = encodeBinaryPush('10', 'room:reply', 'bin_push', Uint8Array.of(0, 1));
-    expect(hex(frame)).toBe(hex(bytes([0x00, 0x02, 0x0a, 0x08], '10', 'room:reply', 'bin_push', [0x00, 0x01])));
+    expect(hex(frame)).toBe(
+      hex(bytes([0x00, 0x02, 0x0a, 0x08], '10', 'room:reply', 'bin_push', [0x00, 0x01])),
+    );
   });
 
   it('encodes the observed server reply byte for byte', () => {
     const frame = encodeBinaryReply('10', '46', 'room:reply', 'ok', Uint8Array.of(1, 2, 3, 0xff));
-    expect(hex(frame)).toBe(hex(bytes([0x01, 0x02, 0x02, 0x0a, 0x02], '10', '46', 'room:reply', 'ok', [1, 2, 3, 0xff])));
+    expect(hex(frame)).toBe(
+      hex(bytes([0x01, 0x02, 0x02, 0x0a, 0x02], '10', '46', 'room:reply', 'ok', [1, 2, 3, 0xff])),
+    );
   });
 
   it('encodes the observed server broadcast byte for byte', () => {
@@ -46,25 +50,50 @@ describe('V2 binary frames (spec §2.3, case 67/69)', () => {
   });
 
   it('the V2 serializer picks binary frames for Uint8Array payloads', () => {
-    expect(hex(v2Serializer.encodeMessage('10', null, 'room:reply', 'bin_push', Uint8Array.of(0, 1)) as Buffer)).toBe(
-      '00020a08' + Buffer.from('10room:replybin_push').toString('hex') + '0001',
-    );
-    expect(hex(v2Serializer.encodeReply('10', '46', 'room:reply', 'ok', Buffer.from([1, 2, 3, 0xff])) as Buffer)).toBe(
-      hex(bytes([1, 2, 2, 10, 2], '1046room:replyok', [1, 2, 3, 0xff])),
-    );
-    expect(hex(v2Serializer.encodeBroadcast('room:reply', 'bin_bcast', Uint8Array.of(2, 3)) as Buffer)).toBe(
-      hex(bytes([2, 10, 9], 'room:replybin_bcast', [2, 3])),
-    );
+    expect(
+      hex(
+        v2Serializer.encodeMessage(
+          '10',
+          null,
+          'room:reply',
+          'bin_push',
+          Uint8Array.of(0, 1),
+        ) as Buffer,
+      ),
+    ).toBe('00020a08' + Buffer.from('10room:replybin_push').toString('hex') + '0001');
+    expect(
+      hex(
+        v2Serializer.encodeReply(
+          '10',
+          '46',
+          'room:reply',
+          'ok',
+          Buffer.from([1, 2, 3, 0xff]),
+        ) as Buffer,
+      ),
+    ).toBe(hex(bytes([1, 2, 2, 10, 2], '1046room:replyok', [1, 2, 3, 0xff])));
+    expect(
+      hex(v2Serializer.encodeBroadcast('room:reply', 'bin_bcast', Uint8Array.of(2, 3)) as Buffer),
+    ).toBe(hex(bytes([2, 10, 9], 'room:replybin_bcast', [2, 3])));
   });
 
   it('a null join_ref or ref is encoded as an empty field; numeric refs as their digits', () => {
-    expect(hex(encodeBinaryReply(null, null, 't', 'ok', new Uint8Array()))).toBe(hex(bytes([1, 0, 0, 1, 2], 'tok')));
-    expect(hex(encodeBinaryPush(null, 't', 'e', Uint8Array.of(7)))).toBe(hex(bytes([0, 0, 1, 1], 'te', [7])));
-    expect(hex(encodeBinaryReply(12, 7, 't', 'ok', new Uint8Array()))).toBe(hex(bytes([1, 2, 1, 1, 2], '127tok')));
+    expect(hex(encodeBinaryReply(null, null, 't', 'ok', new Uint8Array()))).toBe(
+      hex(bytes([1, 0, 0, 1, 2], 'tok')),
+    );
+    expect(hex(encodeBinaryPush(null, 't', 'e', Uint8Array.of(7)))).toBe(
+      hex(bytes([0, 0, 1, 1], 'te', [7])),
+    );
+    expect(hex(encodeBinaryReply(12, 7, 't', 'ok', new Uint8Array()))).toBe(
+      hex(bytes([1, 2, 1, 1, 2], '127tok')),
+    );
   });
 
   it('decodes the observed client push', () => {
-    const frame = Buffer.from('0001010a03' + '33' + '37' + '726f6f6d3a6c6f626279' + '62696e' + '010203', 'hex');
+    const frame = Buffer.from(
+      '0001010a03' + '33' + '37' + '726f6f6d3a6c6f626279' + '62696e' + '010203',
+      'hex',
+    );
     expect(hex(frame)).toBe(hex(bytes([0, 1, 1, 10, 3], '3', '7', 'room:lobby', 'bin', [1, 2, 3])));
     const message = v2Serializer.decode(frame, true);
     expect(message.joinRef).toBe('3');
@@ -93,18 +122,24 @@ describe('V2 binary frames (spec §2.3, case 67/69)', () => {
     ['1 byte', [0]],
     ['4 bytes', [0, 0, 0, 0]],
   ])('rejects a frame shorter than 5 bytes (%s)', (_name, frame) => {
-    expect(decodeError(() => v2Serializer.decode(Buffer.from(frame), true)).message).toMatch(/short/);
+    expect(decodeError(() => v2Serializer.decode(Buffer.from(frame), true)).message).toMatch(
+      /short/,
+    );
   });
 
   it.each([1, 2, 3, 255])('rejects kind %i from a client', (kind) => {
-    expect(decodeError(() => v2Serializer.decode(Buffer.from([kind, 0, 0, 0, 0]), true)).message).toMatch(/kind/);
+    expect(
+      decodeError(() => v2Serializer.decode(Buffer.from([kind, 0, 0, 0, 0]), true)).message,
+    ).toMatch(/kind/);
   });
 
   it('rejects a header that declares more bytes than the frame has', () => {
     decodeError(() => decodeBinaryPush(bytes([0, 1, 1, 10, 3], '3', '7', 'room:lobb')));
     decodeError(() => decodeBinaryPush(bytes([0, 255, 255, 255, 255], 'x')));
     // Exactly enough bytes (no payload) is fine.
-    expect(decodeBinaryPush(bytes([0, 1, 1, 10, 3], '3', '7', 'room:lobby', 'bin')).event).toBe('bin');
+    expect(decodeBinaryPush(bytes([0, 1, 1, 10, 3], '3', '7', 'room:lobby', 'bin')).event).toBe(
+      'bin',
+    );
   });
 
   it.each([
@@ -129,7 +164,9 @@ describe('V2 binary frames (spec §2.3, case 67/69)', () => {
     expect(encodeBinaryBroadcast('room:café', 'e', new Uint8Array())[1]).toBe(10);
     const max = 'x'.repeat(255);
     expect(encodeBinaryPush('1', max, 'e', new Uint8Array())[2]).toBe(255);
-    expect(() => encodeBinaryPush('1', 'x'.repeat(256), 'e', new Uint8Array())).toThrow(FrameEncodeError);
+    expect(() => encodeBinaryPush('1', 'x'.repeat(256), 'e', new Uint8Array())).toThrow(
+      FrameEncodeError,
+    );
     // 128 "é" are 128 characters (< 255) but 256 bytes.
     const wide = 'é'.repeat(128);
     expect(wide.length).toBeLessThan(255);
@@ -162,7 +199,9 @@ describe('V2 JSON (spec §2.2)', () => {
       event: 'phx_join',
       payload: { a: 1 },
     });
-    expect(v2Serializer.decode(Buffer.from('["10","44","room:reply","echo",{},"extra",1]'), false)).toEqual({
+    expect(
+      v2Serializer.decode(Buffer.from('["10","44","room:reply","echo",{},"extra",1]'), false),
+    ).toEqual({
       joinRef: '10',
       ref: '44',
       topic: 'room:reply',
@@ -172,8 +211,16 @@ describe('V2 JSON (spec §2.2)', () => {
   });
 
   it('keeps refs exactly as sent (numbers stay numbers, null stays null)', () => {
-    expect(v2Serializer.decode('[11,9,"room:a","echo",[1,"two"]]', false)).toMatchObject({ joinRef: 11, ref: 9, payload: [1, 'two'] });
-    expect(v2Serializer.decode('[null,null,"t","e","str"]', false)).toMatchObject({ joinRef: null, ref: null, payload: 'str' });
+    expect(v2Serializer.decode('[11,9,"room:a","echo",[1,"two"]]', false)).toMatchObject({
+      joinRef: 11,
+      ref: 9,
+      payload: [1, 'two'],
+    });
+    expect(v2Serializer.decode('[null,null,"t","e","str"]', false)).toMatchObject({
+      joinRef: null,
+      ref: null,
+      payload: 'str',
+    });
   });
 
   it.each([
@@ -198,7 +245,9 @@ describe('V2 JSON (spec §2.2)', () => {
     ['a boolean', 'true'],
     ['an array', '[1]'],
   ])('rejects a ref that is %s, naming ref (not join_ref)', (_name, value) => {
-    const message = decodeError(() => v2Serializer.decode(`[null,${value},"t","e",{}]`, false)).message;
+    const message = decodeError(() =>
+      v2Serializer.decode(`[null,${value},"t","e",{}]`, false),
+    ).message;
     expect(message).toMatch(/(^|[^_])ref\b/);
     expect(message).not.toContain('join_ref');
   });
@@ -208,39 +257,33 @@ describe('V2 JSON (spec §2.2)', () => {
     ['a boolean', 'false'],
     ['an array', '["1"]'],
   ])('rejects a join_ref that is %s, naming join_ref', (_name, value) => {
-    expect(decodeError(() => v2Serializer.decode(`[${value},"1","t","e",{}]`, false)).message).toContain('join_ref');
+    expect(
+      decodeError(() => v2Serializer.decode(`[${value},"1","t","e",{}]`, false)).message,
+    ).toContain('join_ref');
   });
 
   it('encodes pushes, replies and broadcasts as arrays', () => {
-    expect(JSON.parse(v2Serializer.encodeMessage('11', null, 'room:a', 'pushed', { p: 1 }) as string)).toEqual([
-      '11',
-      null,
-      'room:a',
-      'pushed',
-      { p: 1 },
-    ]);
-    expect(JSON.parse(v2Serializer.encodeReply('11', 7, 'room:a', 'weird', 'str') as string)).toEqual([
-      '11',
-      7,
-      'room:a',
-      'phx_reply',
-      { status: 'weird', response: 'str' },
-    ]);
-    expect(JSON.parse(v2Serializer.encodeBroadcast('room:a', 'bcast', { b: 1 }) as string)).toEqual([null, null, 'room:a', 'bcast', { b: 1 }]);
-    expect(JSON.parse(v2Serializer.encodeMessage('11', '11', 'room:a', 'phx_close', {}) as string)).toEqual([
-      '11',
-      '11',
-      'room:a',
-      'phx_close',
-      {},
-    ]);
+    expect(
+      JSON.parse(v2Serializer.encodeMessage('11', null, 'room:a', 'pushed', { p: 1 }) as string),
+    ).toEqual(['11', null, 'room:a', 'pushed', { p: 1 }]);
+    expect(
+      JSON.parse(v2Serializer.encodeReply('11', 7, 'room:a', 'weird', 'str') as string),
+    ).toEqual(['11', 7, 'room:a', 'phx_reply', { status: 'weird', response: 'str' }]);
+    expect(JSON.parse(v2Serializer.encodeBroadcast('room:a', 'bcast', { b: 1 }) as string)).toEqual(
+      [null, null, 'room:a', 'bcast', { b: 1 }],
+    );
+    expect(
+      JSON.parse(v2Serializer.encodeMessage('11', '11', 'room:a', 'phx_close', {}) as string),
+    ).toEqual(['11', '11', 'room:a', 'phx_close', {}]);
   });
 
   it('an unencodable payload is a FrameEncodeError', () => {
     const cyclic: Record<string, unknown> = {};
     cyclic.self = cyclic;
     expect(() => v2Serializer.encodeMessage('1', null, 't', 'e', cyclic)).toThrow(FrameEncodeError);
-    expect(() => v2Serializer.encodeReply('1', '1', 't', 'ok', { n: 10n })).toThrow(FrameEncodeError);
+    expect(() => v2Serializer.encodeReply('1', '1', 't', 'ok', { n: 10n })).toThrow(
+      FrameEncodeError,
+    );
   });
 
   it('round-trips what the JS client sends', () => {
@@ -257,14 +300,24 @@ describe('V2 JSON (spec §2.2)', () => {
 
 describe('V1 JSON (spec §2.1)', () => {
   it('decodes {topic, event, payload, ref}; join_ref is optional', () => {
-    expect(v1Serializer.decode('{"topic":"room:v1","event":"phx_join","payload":{"a":1},"ref":"1"}', false)).toEqual({
+    expect(
+      v1Serializer.decode(
+        '{"topic":"room:v1","event":"phx_join","payload":{"a":1},"ref":"1"}',
+        false,
+      ),
+    ).toEqual({
       joinRef: null,
       ref: '1',
       topic: 'room:v1',
       event: 'phx_join',
       payload: { a: 1 },
     });
-    expect(v1Serializer.decode('{"topic":"t","event":"e","payload":null,"ref":null,"join_ref":"5"}', false)).toEqual({
+    expect(
+      v1Serializer.decode(
+        '{"topic":"t","event":"e","payload":null,"ref":null,"join_ref":"5"}',
+        false,
+      ),
+    ).toEqual({
       joinRef: '5',
       ref: null,
       topic: 't',
@@ -273,11 +326,16 @@ describe('V1 JSON (spec §2.1)', () => {
     });
   });
 
-  it.each(['topic', 'event', 'payload', 'ref'])('rejects an object missing "%s", naming it', (key) => {
-    const frame: Record<string, unknown> = { topic: 't', event: 'e', payload: {}, ref: '1' };
-    delete frame[key];
-    expect(decodeError(() => v1Serializer.decode(JSON.stringify(frame), false)).message).toContain(key);
-  });
+  it.each(['topic', 'event', 'payload', 'ref'])(
+    'rejects an object missing "%s", naming it',
+    (key) => {
+      const frame: Record<string, unknown> = { topic: 't', event: 'e', payload: {}, ref: '1' };
+      delete frame[key];
+      expect(
+        decodeError(() => v1Serializer.decode(JSON.stringify(frame), false)).message,
+      ).toContain(key);
+    },
+  );
 
   it.each([
     ['an array', '["1","2","t","e",{}]'],
@@ -289,29 +347,65 @@ describe('V1 JSON (spec §2.1)', () => {
   });
 
   it('rejects wrong field types, naming the field', () => {
-    expect(decodeError(() => v1Serializer.decode('{"topic":1,"event":"e","payload":{},"ref":"1"}', false)).message).toContain('topic');
-    expect(decodeError(() => v1Serializer.decode('{"topic":"t","event":[],"payload":{},"ref":"1"}', false)).message).toContain('event');
-    expect(decodeError(() => v1Serializer.decode('{"topic":"t","event":"e","payload":{},"ref":{}}', false)).message).toMatch(/(^|[^_])ref\b/);
-    expect(decodeError(() => v1Serializer.decode('{"topic":"t","event":"e","payload":{},"ref":"1","join_ref":true}', false)).message).toContain(
-      'join_ref',
-    );
+    expect(
+      decodeError(() =>
+        v1Serializer.decode('{"topic":1,"event":"e","payload":{},"ref":"1"}', false),
+      ).message,
+    ).toContain('topic');
+    expect(
+      decodeError(() =>
+        v1Serializer.decode('{"topic":"t","event":[],"payload":{},"ref":"1"}', false),
+      ).message,
+    ).toContain('event');
+    expect(
+      decodeError(() =>
+        v1Serializer.decode('{"topic":"t","event":"e","payload":{},"ref":{}}', false),
+      ).message,
+    ).toMatch(/(^|[^_])ref\b/);
+    expect(
+      decodeError(() =>
+        v1Serializer.decode(
+          '{"topic":"t","event":"e","payload":{},"ref":"1","join_ref":true}',
+          false,
+        ),
+      ).message,
+    ).toContain('join_ref');
   });
 
   it('rejects binary frames', () => {
-    decodeError(() => v1Serializer.decode(bytes([0, 1, 1, 10, 3], '3', '7', 'room:lobby', 'bin', [1, 2, 3]), true));
+    decodeError(() =>
+      v1Serializer.decode(bytes([0, 1, 1, 10, 3], '3', '7', 'room:lobby', 'bin', [1, 2, 3]), true),
+    );
   });
 
   it('server frames have exactly topic, event, payload and ref — never join_ref', () => {
-    const push = JSON.parse(v1Serializer.encodeMessage('1', null, 'room:v1', 'pushed', { p: 1 }) as string) as Record<string, unknown>;
+    const push = JSON.parse(
+      v1Serializer.encodeMessage('1', null, 'room:v1', 'pushed', { p: 1 }) as string,
+    ) as Record<string, unknown>;
     expect(push).toEqual({ topic: 'room:v1', event: 'pushed', payload: { p: 1 }, ref: null });
     expect(Object.keys(push).sort()).toEqual(['event', 'payload', 'ref', 'topic']);
-    const reply = JSON.parse(v1Serializer.encodeReply('1', '3', 'phoenix', 'ok', {}) as string) as Record<string, unknown>;
-    expect(reply).toEqual({ topic: 'phoenix', event: 'phx_reply', payload: { status: 'ok', response: {} }, ref: '3' });
+    const reply = JSON.parse(
+      v1Serializer.encodeReply('1', '3', 'phoenix', 'ok', {}) as string,
+    ) as Record<string, unknown>;
+    expect(reply).toEqual({
+      topic: 'phoenix',
+      event: 'phx_reply',
+      payload: { status: 'ok', response: {} },
+      ref: '3',
+    });
     expect(reply).not.toHaveProperty('join_ref');
-    const bcast = JSON.parse(v1Serializer.encodeBroadcast('room:v1', 'bcast', { b: 1 }) as string) as Record<string, unknown>;
+    const bcast = JSON.parse(
+      v1Serializer.encodeBroadcast('room:v1', 'bcast', { b: 1 }) as string,
+    ) as Record<string, unknown>;
     expect(bcast).toEqual({ topic: 'room:v1', event: 'bcast', payload: { b: 1 }, ref: null });
     // phx_close / phx_error: ref is the stored join_ref (null for V1 joins without one).
-    expect(JSON.parse(v1Serializer.encodeMessage(null, null, 'room:v1', 'phx_error', { reason: 'channel_crash' }) as string)).toEqual({
+    expect(
+      JSON.parse(
+        v1Serializer.encodeMessage(null, null, 'room:v1', 'phx_error', {
+          reason: 'channel_crash',
+        }) as string,
+      ),
+    ).toEqual({
       topic: 'room:v1',
       event: 'phx_error',
       payload: { reason: 'channel_crash' },
@@ -320,9 +414,15 @@ describe('V1 JSON (spec §2.1)', () => {
   });
 
   it('cannot carry binary payloads', () => {
-    expect(() => v1Serializer.encodeMessage('1', null, 't', 'e', Uint8Array.of(1))).toThrow(FrameEncodeError);
-    expect(() => v1Serializer.encodeReply('1', '1', 't', 'ok', Buffer.from([1]))).toThrow(FrameEncodeError);
-    expect(() => v1Serializer.encodeBroadcast('t', 'e', Uint8Array.of(1))).toThrow(FrameEncodeError);
+    expect(() => v1Serializer.encodeMessage('1', null, 't', 'e', Uint8Array.of(1))).toThrow(
+      FrameEncodeError,
+    );
+    expect(() => v1Serializer.encodeReply('1', '1', 't', 'ok', Buffer.from([1]))).toThrow(
+      FrameEncodeError,
+    );
+    expect(() => v1Serializer.encodeBroadcast('t', 'e', Uint8Array.of(1))).toThrow(
+      FrameEncodeError,
+    );
   });
 
   it('describes itself', () => {

@@ -3,7 +3,11 @@
  * that name the offending option.
  */
 import { describe, expect, it } from 'vitest';
-import { resolveSocketOptions, SOCKET_DEFAULTS, type SocketOptions } from '../../src/config/socket-options.js';
+import {
+  resolveSocketOptions,
+  SOCKET_DEFAULTS,
+  type SocketOptions,
+} from '../../src/config/socket-options.js';
 import { createGateway } from '../../src/gateway.js';
 
 describe('resolveSocketOptions: defaults', () => {
@@ -22,7 +26,12 @@ describe('resolveSocketOptions: defaults', () => {
       maxBufferedBytes: 1_048_576,
       maxQueuedFrames: 1_000,
       websocket: { path: '/websocket', idleTimeoutMs: 60_000, compress: false },
-      longpoll: { path: '/longpoll', windowMs: 10_000, maxBatchLines: 100, maxBodyBytes: 10_000_000 },
+      longpoll: {
+        path: '/longpoll',
+        windowMs: 10_000,
+        maxBatchLines: 100,
+        maxBodyBytes: 10_000_000,
+      },
     });
     expect(SOCKET_DEFAULTS.maxChannels).toBe(100);
     expect(SOCKET_DEFAULTS.maxFrameSize).toBe(10_000_000);
@@ -30,7 +39,10 @@ describe('resolveSocketOptions: defaults', () => {
 
   it('longpoll.maxBodyBytes defaults to maxFrameSize', () => {
     expect(resolveSocketOptions('/s', { maxFrameSize: 1024 }).longpoll?.maxBodyBytes).toBe(1024);
-    expect(resolveSocketOptions('/s', { maxFrameSize: 1024, longpoll: { maxBodyBytes: 4096 } }).longpoll?.maxBodyBytes).toBe(4096);
+    expect(
+      resolveSocketOptions('/s', { maxFrameSize: 1024, longpoll: { maxBodyBytes: 4096 } }).longpoll
+        ?.maxBodyBytes,
+    ).toBe(4096);
   });
 
   it('given values are kept', () => {
@@ -69,7 +81,9 @@ describe('resolveSocketOptions: defaults', () => {
   it('a transport can be disabled; true means defaults', () => {
     expect(resolveSocketOptions('/s', { websocket: false }).websocket).toBeNull();
     expect(resolveSocketOptions('/s', { longpoll: false }).longpoll).toBeNull();
-    expect(resolveSocketOptions('/s', { websocket: true }).websocket).toEqual(SOCKET_DEFAULTS.websocket);
+    expect(resolveSocketOptions('/s', { websocket: true }).websocket).toEqual(
+      SOCKET_DEFAULTS.websocket,
+    );
   });
 
   it('checkOrigin accepts false, "conn" and a function', () => {
@@ -80,15 +94,37 @@ describe('resolveSocketOptions: defaults', () => {
   });
 });
 
-const LIMITS = ['maxChannels', 'joinTimeoutMs', 'connectTimeoutMs', 'maxFrameSize', 'maxBufferedBytes', 'maxQueuedFrames'] as const;
-const BAD_NUMBERS: unknown[] = [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, '10', null, true, {}];
+const LIMITS = [
+  'maxChannels',
+  'joinTimeoutMs',
+  'connectTimeoutMs',
+  'maxFrameSize',
+  'maxBufferedBytes',
+  'maxQueuedFrames',
+] as const;
+const BAD_NUMBERS: unknown[] = [
+  0,
+  -1,
+  1.5,
+  Number.NaN,
+  Number.POSITIVE_INFINITY,
+  '10',
+  null,
+  true,
+  {},
+];
 
 describe('resolveSocketOptions: errors name the option', () => {
   for (const name of LIMITS) {
-    it.each(BAD_NUMBERS.map((value) => [JSON.stringify(value) ?? String(value), value]))(`${name} = %s is refused`, (_label, value) => {
-      expect(() => resolveSocketOptions('/s', { [name]: value } as SocketOptions)).toThrow(new RegExp(`\\b${name}\\b`));
-      expect(() => resolveSocketOptions('/s', { [name]: value } as SocketOptions)).toThrow(TypeError);
-    });
+    it.each(BAD_NUMBERS.map((value) => [JSON.stringify(value) ?? String(value), value]))(
+      `${name} = %s is refused`,
+      (_label, value) => {
+        expect(() => resolveSocketOptions('/s', { [name]: value })).toThrow(
+          new RegExp(`\\b${name}\\b`),
+        );
+        expect(() => resolveSocketOptions('/s', { [name]: value })).toThrow(TypeError);
+      },
+    );
   }
 
   it.each([
@@ -106,14 +142,22 @@ describe('resolveSocketOptions: errors name the option', () => {
     ['subprotocols', { subprotocols: 'mqtt' }],
     ['subprotocols', { subprotocols: [1] }],
   ])('%s: a bad value is refused with an error naming it', (name, options) => {
-    expect(() => resolveSocketOptions('/s', options as unknown as SocketOptions)).toThrow(TypeError);
+    expect(() => resolveSocketOptions('/s', options as unknown as SocketOptions)).toThrow(
+      TypeError,
+    );
     expect(() => resolveSocketOptions('/s', options as unknown as SocketOptions)).toThrow(name);
   });
 
   it('unknown options are refused by name, at each level', () => {
-    expect(() => resolveSocketOptions('/s', { maxChanels: 5 } as unknown as SocketOptions)).toThrow(/maxChanels/);
-    expect(() => resolveSocketOptions('/s', { websocket: { idleTimeout: 5 } } as unknown as SocketOptions)).toThrow(/idleTimeout/);
-    expect(() => resolveSocketOptions('/s', { longpoll: { window: 5 } } as unknown as SocketOptions)).toThrow(/window/);
+    expect(() => resolveSocketOptions('/s', { maxChanels: 5 } as unknown as SocketOptions)).toThrow(
+      /maxChanels/,
+    );
+    expect(() =>
+      resolveSocketOptions('/s', { websocket: { idleTimeout: 5 } } as unknown as SocketOptions),
+    ).toThrow(/idleTimeout/);
+    expect(() =>
+      resolveSocketOptions('/s', { longpoll: { window: 5 } } as unknown as SocketOptions),
+    ).toThrow(/window/);
   });
 
   it.each(['socket', '', '/a b', '/a#b', '/a?b'])('the socket path %j is refused', (path) => {

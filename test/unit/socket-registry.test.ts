@@ -6,7 +6,11 @@ import type { Session } from '../../src/socket/session.js';
 /** Just what the registry uses of a session: its id and close(). */
 function fakeSession(id: string | null) {
   const closed: [number, string][] = [];
-  const session = { id, closed, close: (code: number, reason: string) => void closed.push([code, reason]) };
+  const session = {
+    id,
+    closed,
+    close: (code: number, reason: string) => void closed.push([code, reason]),
+  };
   return session as unknown as Session<Assigns> & { closed: [number, string][] };
 }
 

@@ -23,7 +23,11 @@ class Recorder implements TimerEntry {
   }
 }
 
-function setup(start = 0): { fake: Fake; wheel: TimerWheel; step: (to: number, by?: number) => void } {
+function setup(start = 0): {
+  fake: Fake;
+  wheel: TimerWheel;
+  step: (to: number, by?: number) => void;
+} {
   const fake = new Fake();
   fake.now = start;
   const wheel = new TimerWheel(TICK, fake.clock, false);

@@ -4,7 +4,12 @@
  */
 import { describe, expect, it } from 'vitest';
 import { defineService, fn, ServiceError, toFunConfig } from '../../src/worker/define.js';
-import { CreditStream, StreamClosedError, type StreamEvent, type StreamIO } from '../../src/worker/stream.js';
+import {
+  CreditStream,
+  StreamClosedError,
+  type StreamEvent,
+  type StreamIO,
+} from '../../src/worker/stream.js';
 import { runCall, runStream } from '../../src/worker/runtime.js';
 
 describe('defineService', () => {
@@ -55,7 +60,9 @@ describe('defineService', () => {
       retry_on: 'transport',
     });
     expect(toFunConfig('svc', 'n', { retry: 3, handler: () => null }).retry).toBe(3);
-    expect(toFunConfig('svc', 'n', { retry: { allNodes: 1 }, handler: () => null }).retry).toEqual({ all_nodes: 1 });
+    expect(toFunConfig('svc', 'n', { retry: { allNodes: 1 }, handler: () => null }).retry).toEqual({
+      all_nodes: 1,
+    });
   });
 
   it('reads versions from "name@version" keys and hashes the config version', () => {
@@ -67,17 +74,28 @@ describe('defineService', () => {
     expect([...service.functions.keys()]).toEqual(['add', 'add@2.0.0']);
     expect(service.functions.get('add@2.0.0')?.config.version).toBe('2.0.0');
     expect(service.configVersion).toMatch(/^[0-9a-f]{16}$/);
-    const changed = defineService({ name: 'calc', functions: { add: fn({ timeout: 900, handler: () => 1 }) } });
+    const changed = defineService({
+      name: 'calc',
+      functions: { add: fn({ timeout: 900, handler: () => 1 }) },
+    });
     expect(changed.configVersion).not.toBe(service.configVersion);
-    expect(defineService({ name: 'calc', configVersion: 'v7', functions: {} }).configVersion).toBe('v7');
+    expect(defineService({ name: 'calc', configVersion: 'v7', functions: {} }).configVersion).toBe(
+      'v7',
+    );
   });
 
   it('refuses names that cannot be subject tokens, bad versions and missing handlers', () => {
     expect(() => defineService({ name: 'my service', functions: {} })).toThrow(/subject token/);
     expect(() => defineService({ name: 'a.b', functions: {} })).toThrow(/subject token/);
-    expect(() => defineService({ name: 's', functions: { 'get.user': fn({ handler: () => 1 }) } })).toThrow(/request type/);
-    expect(() => defineService({ name: 's', functions: { 'op@1 0': fn({ handler: () => 1 }) } })).toThrow(/semver-like/);
-    expect(() => defineService({ name: 's', functions: { op: {} as never } })).toThrow(/needs a handler/);
+    expect(() =>
+      defineService({ name: 's', functions: { 'get.user': fn({ handler: () => 1 }) } }),
+    ).toThrow(/request type/);
+    expect(() =>
+      defineService({ name: 's', functions: { 'op@1 0': fn({ handler: () => 1 }) } }),
+    ).toThrow(/semver-like/);
+    expect(() => defineService({ name: 's', functions: { op: {} as never } })).toThrow(
+      /needs a handler/,
+    );
   });
 });
 
@@ -102,7 +120,11 @@ describe('runCall', () => {
         ok: fn({ handler: (_a, ctx) => ({ user: ctx.userId, roles: ctx.roles }) }),
         nothing: fn({ handler: () => undefined }),
         fails: fn({ handler: () => Promise.reject(new ServiceError('nope', 422)) }),
-        throws: fn({ handler: () => { throw new Error('kaput'); } }),
+        throws: fn({
+          handler: () => {
+            throw new Error('kaput');
+          },
+        }),
       },
     });
     const run = (name: string) => runCall(service.functions.get(name)!, {}, meta);
@@ -128,7 +150,11 @@ describe('runCall', () => {
         }),
       },
     });
-    const result = await runCall(service.functions.get('wait')!, {}, { ...meta, deadline: Date.now() + 50 });
+    const result = await runCall(
+      service.functions.get('wait')!,
+      {},
+      { ...meta, deadline: Date.now() + 50 },
+    );
     expect(aborted).toBe(true);
     expect(result).toEqual({ ok: false, error: 'deadline exceeded', code: 504 });
   });
@@ -156,7 +182,11 @@ describe('CreditStream', () => {
     const pending = stream.write(3).then(() => (third = true));
     await new Promise((resolve) => setTimeout(resolve, 20));
     expect(third).toBe(false);
-    expect(events).toEqual([['start', 'started'], ['chunk', 1], ['chunk', 2]]);
+    expect(events).toEqual([
+      ['start', 'started'],
+      ['chunk', 1],
+      ['chunk', 2],
+    ]);
     stream.grant(1);
     await pending;
     expect(events.at(-1)).toEqual(['chunk', 3]);
@@ -173,7 +203,11 @@ describe('CreditStream', () => {
     const stream = new CreditStream(after.io, 1, 'go');
     await stream.write('a');
     stream.fail('disk full');
-    expect(after.events).toEqual([['start', 'go'], ['chunk', 'a'], ['error', 'disk full']]);
+    expect(after.events).toEqual([
+      ['start', 'go'],
+      ['chunk', 'a'],
+      ['error', 'disk full'],
+    ]);
   });
 
   it('cancel wakes a writer waiting for credit; waiting too long for credit gives up', async () => {
@@ -203,13 +237,31 @@ describe('CreditStream', () => {
         last: fn({ response: 'stream', startResult: 'go', handler: () => 'final' }),
       },
     });
-    const meta = { requestId: 'r', service: 's', requestType: 'gen', version: null, userId: null, deviceId: null, roles: [], responseType: 'stream' as const, deadline: Date.now() + 1000, gateway: null };
+    const meta = {
+      requestId: 'r',
+      service: 's',
+      requestType: 'gen',
+      version: null,
+      userId: null,
+      deviceId: null,
+      roles: [],
+      responseType: 'stream' as const,
+      deadline: Date.now() + 1000,
+      gateway: null,
+    };
     const a = recorder();
     await runStream(service.functions.get('gen')!, {}, meta, a.io, 8).done;
-    expect(a.events).toEqual([['start', 'started'], ['chunk', 'a'], ['chunk', 'b'], ['end', null]]);
+    expect(a.events).toEqual([
+      ['start', 'started'],
+      ['chunk', 'a'],
+      ['chunk', 'b'],
+      ['end', null],
+    ]);
     const b = recorder();
     await runStream(service.functions.get('last')!, {}, meta, b.io, 8).done;
-    expect(b.events).toEqual([['start', 'go'], ['last', 'final']]);
+    expect(b.events).toEqual([
+      ['start', 'go'],
+      ['last', 'final'],
+    ]);
   });
 });
-

@@ -1,4 +1,10 @@
-import { headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/nats-core';
+import {
+  headers as natsHeaders,
+  type Msg,
+  type MsgHdrs,
+  type NatsConnection,
+  type Subscription,
+} from '@nats-io/nats-core';
 import { readHeaders } from '../../nats/header-reader.js';
 import { OutboundHeaders } from '../../nats/outbound-headers.js';
 import type { Logger } from 'pino';
@@ -6,7 +12,15 @@ import type { ServiceInstance } from '../../genapi/types.js';
 import { ERROR_CODES, H } from '../../nats/headers.js';
 import type { Subjects } from '../../nats/subjects.js';
 import type { RequestMeta } from '../../worker/context.js';
-import { transportFailure, type Authorization, type CallOutcome, type CallTarget, type ServiceBus, type StreamSink, type StreamStart } from '../types.js';
+import {
+  transportFailure,
+  type Authorization,
+  type CallOutcome,
+  type CallTarget,
+  type ServiceBus,
+  type StreamSink,
+  type StreamStart,
+} from '../types.js';
 import type { Discovery } from './discovery.js';
 import { PayloadTooLargeError, RequestFailure, type Requester } from './requester.js';
 
@@ -36,7 +50,8 @@ function readReply(msg: Msg): CallOutcome {
   if (error) {
     const code = Number(msg.headers?.get(H.serviceErrorCode)) || ERROR_CODES.failed;
     // 503: the instance is draining; 404: it does not have the function (stale discovery).
-    if (code === ERROR_CODES.unavailable || code === ERROR_CODES.notFound) return transportFailure('unavailable', error);
+    if (code === ERROR_CODES.unavailable || code === ERROR_CODES.notFound)
+      return transportFailure('unavailable', error);
     if (code === ERROR_CODES.deadline) return transportFailure('timeout', error);
     return { ok: false, kind: 'business', message: error, code };
   }
@@ -44,14 +59,20 @@ function readReply(msg: Msg): CallOutcome {
   try {
     return { ok: true, result: JSON.parse(decoder.decode(msg.data)) };
   } catch {
-    return { ok: false, kind: 'business', message: 'worker reply is not JSON', code: ERROR_CODES.failed };
+    return {
+      ok: false,
+      kind: 'business',
+      message: 'worker reply is not JSON',
+      code: ERROR_CODES.failed,
+    };
   }
 }
 
 function failureOutcome(err: unknown): CallOutcome {
   if (err instanceof RequestFailure) return transportFailure(err.reason, err.message);
   // The client's own limit: the request can never be sent, so it is the caller's error (413).
-  if (err instanceof PayloadTooLargeError) return { ok: false, kind: 'business', message: 'Request too large', code: 413 };
+  if (err instanceof PayloadTooLargeError)
+    return { ok: false, kind: 'business', message: 'Request too large', code: 413 };
   return transportFailure('disconnected', (err as Error).message);
 }
 
@@ -84,7 +105,9 @@ export class NatsBus implements ServiceBus {
     private readonly gatewayId: string,
     private readonly logger: Logger,
   ) {
-    this.dataSub = nc.subscribe(subjects.streamDataWildcard(gatewayId), { callback: (err, msg) => (err ? undefined : this.onStreamData(msg)) });
+    this.dataSub = nc.subscribe(subjects.streamDataWildcard(gatewayId), {
+      callback: (err, msg) => (err ? undefined : this.onStreamData(msg)),
+    });
   }
 
   instances(service: string): readonly ServiceInstance[] {
@@ -104,12 +127,23 @@ export class NatsBus implements ServiceBus {
 
   /** No responders on an instance's own subject means that instance is gone. */
   private noteFailure(target: CallTarget, outcome: CallOutcome): void {
-    if (!outcome.ok && outcome.kind === 'transport' && outcome.reason === 'no_responders' && target.instance) {
+    if (
+      !outcome.ok &&
+      outcome.kind === 'transport' &&
+      outcome.reason === 'no_responders' &&
+      target.instance
+    ) {
       this.discovery.forget(target.instance.id);
     }
   }
 
-  async call(target: CallTarget, meta: RequestMeta, args: Record<string, unknown>, timeoutMs: number, signal?: AbortSignal): Promise<CallOutcome> {
+  async call(
+    target: CallTarget,
+    meta: RequestMeta,
+    args: Record<string, unknown>,
+    timeoutMs: number,
+    signal?: AbortSignal,
+  ): Promise<CallOutcome> {
     let outcome: CallOutcome;
     try {
       const reply = await this.requester.request(
@@ -130,15 +164,30 @@ export class NatsBus implements ServiceBus {
     return outcome;
   }
 
-  async authorize(target: CallTarget, meta: RequestMeta, args: Record<string, unknown>, timeoutMs: number): Promise<Authorization> {
+  async authorize(
+    target: CallTarget,
+    meta: RequestMeta,
+    args: Record<string, unknown>,
+    timeoutMs: number,
+  ): Promise<Authorization> {
     const { config, instance } = target;
     const subject =
       instance === null
         ? this.subjects.perm(config.service, config.requestType, config.version)
-        : this.subjects.instancePerm(instance.id, config.service, config.requestType, config.version);
+        : this.subjects.instancePerm(
+            instance.id,
+            config.service,
+            config.requestType,
+            config.version,
+          );
     let outcome: CallOutcome;
     try {
-      const reply = await this.requester.request(subject, encoder.encode(JSON.stringify(args)), requestHeaders(meta, timeoutMs), timeoutMs);
+      const reply = await this.requester.request(
+        subject,
+        encoder.encode(JSON.stringify(args)),
+        requestHeaders(meta, timeoutMs),
+        timeoutMs,
+      );
       outcome = readReply(reply);
     } catch (err) {
       outcome = failureOutcome(err);
@@ -146,7 +195,12 @@ export class NatsBus implements ServiceBus {
     this.noteFailure(target, outcome);
     if (outcome.ok) return outcome.result === true ? 'allowed' : 'denied';
     // Fail-closed, except when nobody could even be asked: then another instance may answer.
-    if (outcome.kind === 'transport' && outcome.reason !== 'timeout' && outcome.reason !== 'cancelled') return 'unavailable';
+    if (
+      outcome.kind === 'transport' &&
+      outcome.reason !== 'timeout' &&
+      outcome.reason !== 'cancelled'
+    )
+      return 'unavailable';
     return 'denied';
   }
 
@@ -159,7 +213,15 @@ export class NatsBus implements ServiceBus {
     sink: StreamSink,
   ): Promise<StreamStart> {
     const id = `${this.gatewayId.slice(0, 8)}${(++this.streamCounter).toString(36)}`;
-    const live: LiveStream = { id, sink, phase: 'starting', expectedSeq: 1, held: [], control: null, instanceId: target.instance?.id ?? null };
+    const live: LiveStream = {
+      id,
+      sink,
+      phase: 'starting',
+      expectedSeq: 1,
+      held: [],
+      control: null,
+      instanceId: target.instance?.id ?? null,
+    };
     this.streams.set(id, live);
     const h = requestHeaders(meta, startTimeoutMs);
     h.set(H.streamSubject, this.subjects.streamData(this.gatewayId, id));
@@ -168,21 +230,37 @@ export class NatsBus implements ServiceBus {
     let outcome: CallOutcome;
     let control: string | null = null;
     try {
-      const reply = await this.requester.request(this.subjectFor(target), encoder.encode(JSON.stringify(args)), h, startTimeoutMs);
+      const reply = await this.requester.request(
+        this.subjectFor(target),
+        encoder.encode(JSON.stringify(args)),
+        h,
+        startTimeoutMs,
+      );
       outcome = readReply(reply);
       control = reply.headers?.get(H.streamControl) || null;
     } catch (err) {
       outcome = failureOutcome(err);
     }
     this.noteFailure(target, outcome);
-    if (!outcome.ok && outcome.kind === 'transport' && outcome.reason === 'timeout' && target.instance) {
+    if (
+      !outcome.ok &&
+      outcome.kind === 'transport' &&
+      outcome.reason === 'timeout' &&
+      target.instance
+    ) {
       // No start reply in time: the control subject is known by construction, so stop the worker.
       live.control = this.subjects.streamControl(target.instance.id, id);
       this.sendControl(live, 'cancel', '');
     }
     if (!outcome.ok || control === null) {
       this.streams.delete(id);
-      if (outcome.ok) outcome = { ok: false, kind: 'business', message: 'stream start reply without Genapi-Stream-Control', code: ERROR_CODES.failed };
+      if (outcome.ok)
+        outcome = {
+          ok: false,
+          kind: 'business',
+          message: 'stream start reply without Genapi-Stream-Control',
+          code: ERROR_CODES.failed,
+        };
       return { outcome, control: null };
     }
     live.control = control;
@@ -209,7 +287,10 @@ export class NatsBus implements ServiceBus {
    * for their timeout, and its streams end.
    */
   instanceLost(instanceId: string): void {
-    this.requester.failTagged(instanceId, new RequestFailure('instance_lost', `worker instance ${instanceId} is gone`));
+    this.requester.failTagged(
+      instanceId,
+      new RequestFailure('instance_lost', `worker instance ${instanceId} is gone`),
+    );
     for (const live of [...this.streams.values()]) {
       if (live.instanceId !== instanceId || live.phase !== 'live') continue;
       this.finish(live);
@@ -236,7 +317,10 @@ export class NatsBus implements ServiceBus {
     try {
       this.nc.publish(live.control, body === '' ? EMPTY : encoder.encode(body), { headers: h });
     } catch (err) {
-      this.logger.debug({ err: (err as Error).message, stream: live.id }, 'stream control not sent');
+      this.logger.debug(
+        { err: (err as Error).message, stream: live.id },
+        'stream control not sent',
+      );
     }
   }
 

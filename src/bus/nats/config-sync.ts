@@ -1,4 +1,9 @@
-import { headers as natsHeaders, type Msg, type NatsConnection, type Subscription } from '@nats-io/nats-core';
+import {
+  headers as natsHeaders,
+  type Msg,
+  type NatsConnection,
+  type Subscription,
+} from '@nats-io/nats-core';
 import type { Logger } from 'pino';
 import type { ConfigReceiver, PushResult } from '../../genapi/config/push.js';
 import { H } from '../../nats/headers.js';
@@ -28,7 +33,11 @@ export interface ConfigSyncStatus {
   lastPull: { at: number; ok: boolean } | null;
 }
 
-export const CONFIG_SYNC_DEFAULTS: Required<ConfigSyncOptions> = { pullIntervalMs: 30_000, maxPullIntervalMs: 300_000, pullTimeoutMs: 2_000 };
+export const CONFIG_SYNC_DEFAULTS: Required<ConfigSyncOptions> = {
+  pullIntervalMs: 30_000,
+  maxPullIntervalMs: 300_000,
+  pullTimeoutMs: 2_000,
+};
 
 const encoder = new TextEncoder();
 const EMPTY = new Uint8Array(0);
@@ -39,7 +48,7 @@ function onNats(raw: unknown): unknown {
   const push = raw as { fun_configs?: unknown };
   if (Array.isArray(push.fun_configs)) {
     push.fun_configs = push.fun_configs.map((config: unknown) =>
-      config !== null && typeof config === 'object' ? { ...(config as object), nodes: 'nats' } : config,
+      config !== null && typeof config === 'object' ? { ...config, nodes: 'nats' } : config,
     );
   }
   return raw;
@@ -80,7 +89,9 @@ export class ConfigSync {
     this.pullIntervalMs = options.pullIntervalMs ?? CONFIG_SYNC_DEFAULTS.pullIntervalMs;
     this.maxPullIntervalMs = options.maxPullIntervalMs ?? CONFIG_SYNC_DEFAULTS.maxPullIntervalMs;
     this.pullTimeoutMs = options.pullTimeoutMs ?? CONFIG_SYNC_DEFAULTS.pullTimeoutMs;
-    this.pushSub = nc.subscribe(subjects.configPush, { callback: (err, msg) => (err ? undefined : this.onPush(msg)) });
+    this.pushSub = nc.subscribe(subjects.configPush, {
+      callback: (err, msg) => (err ? undefined : this.onPush(msg)),
+    });
   }
 
   start(): void {
@@ -95,7 +106,12 @@ export class ConfigSync {
   }
 
   status(): ConfigSyncStatus {
-    return { pullIntervalMs: this.pullIntervalMs, failures: this.failures, nextPullAt: this.nextPullAt, lastPull: this.lastPull };
+    return {
+      pullIntervalMs: this.pullIntervalMs,
+      failures: this.failures,
+      nextPullAt: this.nextPullAt,
+      lastPull: this.lastPull,
+    };
   }
 
   /** The live instance whose config counts: the newest deployment version (null: none live). */
@@ -116,12 +132,20 @@ export class ConfigSync {
 
   /** Discovery saw an instance: pull its config unless we hold it or a newer deployment is live. */
   instanceSeen(instance: DiscoveredInstance): Promise<void> {
-    if (instance.configVersion !== null && this.receiver.verify(instance.service, instance.configVersion) === 'matched') return Promise.resolve();
+    if (
+      instance.configVersion !== null &&
+      this.receiver.verify(instance.service, instance.configVersion) === 'matched'
+    )
+      return Promise.resolve();
     if (this.outdated(instance.service, instance.version)) return Promise.resolve();
     const key = `${instance.service}@${instance.configVersion ?? '?'}`;
     let pull = this.pulling.get(key);
     if (pull === undefined) {
-      pull = this.pull(this.subjects.instanceConfig(instance.id), instance.service, instance.id).finally(() => this.pulling.delete(key));
+      pull = this.pull(
+        this.subjects.instanceConfig(instance.id),
+        instance.service,
+        instance.id,
+      ).finally(() => this.pulling.delete(key));
       this.pulling.set(key, pull);
     }
     return pull.then(() => undefined);
@@ -141,8 +165,15 @@ export class ConfigSync {
     for (const service of services) {
       const authority = this.authority(service);
       if (!authority) continue;
-      if (!force && authority.configVersion !== null && this.receiver.verify(service, authority.configVersion) === 'matched') continue;
-      pulls.push(this.pull(this.subjects.instanceConfig(authority.id), service, authority.id, force));
+      if (
+        !force &&
+        authority.configVersion !== null &&
+        this.receiver.verify(service, authority.configVersion) === 'matched'
+      )
+        continue;
+      pulls.push(
+        this.pull(this.subjects.instanceConfig(authority.id), service, authority.id, force),
+      );
     }
     const ok = (await Promise.all(pulls)).every(Boolean);
     this.lastPull = { at: Date.now(), ok };
@@ -164,16 +195,32 @@ export class ConfigSync {
     } else {
       this.failures++;
     }
-    const delay = this.failures === 0 ? this.pullIntervalMs : Math.min(this.pullIntervalMs * 2 ** this.failures, this.maxPullIntervalMs);
-    if (this.failures > 0) this.logger.warn({ failures: this.failures, nextInMs: delay }, 'config pull failed; backing off');
+    const delay =
+      this.failures === 0
+        ? this.pullIntervalMs
+        : Math.min(this.pullIntervalMs * 2 ** this.failures, this.maxPullIntervalMs);
+    if (this.failures > 0)
+      this.logger.warn(
+        { failures: this.failures, nextInMs: delay },
+        'config pull failed; backing off',
+      );
     if (this.timer !== null) this.schedule(delay);
   }
 
-  private async pull(subject: string, service: string, origin: string | null, force = false): Promise<boolean> {
+  private async pull(
+    subject: string,
+    service: string,
+    origin: string | null,
+    force = false,
+  ): Promise<boolean> {
     if (this.isLocal(service)) return true;
     try {
       const reply = await this.requester.request(subject, EMPTY, natsHeaders(), this.pullTimeoutMs);
-      const result = this.receiver.receive(onNats(JSON.parse(reply.string())), { source: 'pull', force, ...(origin === null ? {} : { origin }) });
+      const result = this.receiver.receive(onNats(JSON.parse(reply.string())), {
+        source: 'pull',
+        force,
+        ...(origin === null ? {} : { origin }),
+      });
       this.report('pull', service, result);
       return result.status !== 'error';
     } catch (err) {
@@ -186,17 +233,33 @@ export class ConfigSync {
     let result: PushResult;
     try {
       const raw: unknown = JSON.parse(msg.string());
-      const { service, service_version: version } = (raw ?? {}) as { service?: unknown; service_version?: unknown };
+      const { service, service_version: version } = (raw ?? {}) as {
+        service?: unknown;
+        service_version?: unknown;
+      };
       const force = msg.headers?.get(H.force) === 'true';
       if (typeof service === 'string' && this.isLocal(service)) {
-        result = { status: 'error', error: 'validation_failed', messages: [`service ${service} runs in-process on this gateway`] };
-      } else if (!force && typeof service === 'string' && typeof version === 'string' && this.outdated(service, version)) {
+        result = {
+          status: 'error',
+          error: 'validation_failed',
+          messages: [`service ${service} runs in-process on this gateway`],
+        };
+      } else if (
+        !force &&
+        typeof service === 'string' &&
+        typeof version === 'string' &&
+        this.outdated(service, version)
+      ) {
         result = { status: 'skipped', service, reason: 'older_than_live' };
       } else {
         result = this.receiver.receive(onNats(raw), { source: 'push', force });
       }
     } catch {
-      result = { status: 'error', error: 'invalid_push_config', messages: ['push body is not JSON'] };
+      result = {
+        status: 'error',
+        error: 'invalid_push_config',
+        messages: ['push body is not JSON'],
+      };
     }
     this.report('push', 'service' in result ? result.service : '?', result);
     if (msg.reply) {
@@ -207,10 +270,26 @@ export class ConfigSync {
 
   private report(source: 'push' | 'pull', service: string, result: PushResult): void {
     if (result.status === 'accepted') {
-      this.logger.info({ source, service, version: result.config_version, accepted: result.accepted.length, rejected: result.rejected.length }, 'config applied');
-      if (result.rejected.length > 0) this.logger.warn({ source, service, rejected: result.rejected }, 'some function configs were rejected');
+      this.logger.info(
+        {
+          source,
+          service,
+          version: result.config_version,
+          accepted: result.accepted.length,
+          rejected: result.rejected.length,
+        },
+        'config applied',
+      );
+      if (result.rejected.length > 0)
+        this.logger.warn(
+          { source, service, rejected: result.rejected },
+          'some function configs were rejected',
+        );
     } else if (result.status === 'error') {
-      this.logger.error({ source, service, error: result.error, messages: result.messages }, 'config refused');
+      this.logger.error(
+        { source, service, error: result.error, messages: result.messages },
+        'config refused',
+      );
     }
   }
 }

@@ -22,7 +22,11 @@ export interface DiscoveryOptions {
   pingWaitMs?: number;
 }
 
-export const DISCOVERY_DEFAULTS: Required<DiscoveryOptions> = { intervalMs: 1_000, ttlMs: 2_500, pingWaitMs: 250 };
+export const DISCOVERY_DEFAULTS: Required<DiscoveryOptions> = {
+  intervalMs: 1_000,
+  ttlMs: 2_500,
+  pingWaitMs: 250,
+};
 
 export interface DiscoveryListener {
   added?(instance: DiscoveredInstance): void;
@@ -108,7 +112,10 @@ export class Discovery {
     if (!instance) return;
     this.byId.delete(id);
     this.rebuild(instance.service);
-    this.logger.info({ service: instance.service, instance: id }, 'worker instance gone (no responders)');
+    this.logger.info(
+      { service: instance.service, instance: id },
+      'worker instance gone (no responders)',
+    );
     for (const listener of this.listeners) listener.removed?.(instance);
   }
 
@@ -125,7 +132,10 @@ export class Discovery {
     try {
       // The whole window, not "until 50 ms pass without an answer": one busy instance answering
       // a little after the others must not count as missing.
-      const replies = await this.nc.requestMany('$SRV.PING', undefined, { strategy: 'timer', maxWait: this.pingWaitMs });
+      const replies = await this.nc.requestMany('$SRV.PING', undefined, {
+        strategy: 'timer',
+        maxWait: this.pingWaitMs,
+      });
       for await (const reply of replies) {
         try {
           seen.push(JSON.parse(reply.string()) as PingResponse);
@@ -144,9 +154,13 @@ export class Discovery {
     const touched = new Set<string>();
     for (const identity of seen) {
       const metadata = identity.metadata ?? {};
-      if (metadata[META.protocol] !== PROTOCOL_VERSION || metadata[META.prefix] !== this.prefix) continue;
+      if (metadata[META.protocol] !== PROTOCOL_VERSION || metadata[META.prefix] !== this.prefix)
+        continue;
       if (typeof identity.id !== 'string' || typeof identity.name !== 'string') continue;
-      const configVersion = typeof metadata[META.configVersion] === 'string' ? (metadata[META.configVersion] as string) : null;
+      const configVersion =
+        typeof metadata[META.configVersion] === 'string'
+          ? (metadata[META.configVersion] as string)
+          : null;
       const existing = this.byId.get(identity.id);
       if (existing) {
         existing.lastSeen = now;
@@ -167,14 +181,20 @@ export class Discovery {
       };
       this.byId.set(instance.id, instance);
       touched.add(instance.service);
-      this.logger.info({ service: instance.service, instance: instance.id, version: instance.version }, 'worker instance discovered');
+      this.logger.info(
+        { service: instance.service, instance: instance.id, version: instance.version },
+        'worker instance discovered',
+      );
       for (const listener of this.listeners) listener.added?.(instance);
     }
     for (const instance of [...this.byId.values()]) {
       if (now - instance.lastSeen <= this.ttlMs) continue;
       this.byId.delete(instance.id);
       touched.add(instance.service);
-      this.logger.info({ service: instance.service, instance: instance.id }, 'worker instance expired');
+      this.logger.info(
+        { service: instance.service, instance: instance.id },
+        'worker instance expired',
+      );
       for (const listener of this.listeners) listener.removed?.(instance);
     }
     for (const service of touched) this.rebuild(service);

@@ -198,7 +198,10 @@ export class NatsLink {
           this.logger.warn({ err: event.error.message }, 'NATS error');
           break;
         case 'ldm':
-          this.logger.warn({ server: event.server }, 'NATS server entering lame duck mode; the client will move to another server');
+          this.logger.warn(
+            { server: event.server },
+            'NATS server entering lame duck mode; the client will move to another server',
+          );
           break;
         case 'close':
           this.requester.setConnected(false);

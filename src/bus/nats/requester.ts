@@ -1,4 +1,10 @@
-import { createInbox, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/nats-core';
+import {
+  createInbox,
+  type Msg,
+  type MsgHdrs,
+  type NatsConnection,
+  type Subscription,
+} from '@nats-io/nats-core';
 import type { TimerEntry, TimerWheel } from '../../util/timer-wheel.js';
 import type { TransportFailure } from '../types.js';
 
@@ -9,7 +15,8 @@ export class PayloadTooLargeError extends Error {
 
 function publishFailure(err: unknown): Error {
   const message = (err as Error).message ?? String(err);
-  if (/max.?payload/i.test(message)) return new PayloadTooLargeError(`request too large for NATS: ${message}`);
+  if (/max.?payload/i.test(message))
+    return new PayloadTooLargeError(`request too large for NATS: ${message}`);
   return new RequestFailure('disconnected', message);
 }
 
@@ -43,7 +50,10 @@ class Pending implements TimerEntry {
   ) {}
 
   onTimer(): void {
-    this.owner.fail(this, new RequestFailure('timeout', `no reply from ${this.subject} within ${this.timeoutMs}ms`));
+    this.owner.fail(
+      this,
+      new RequestFailure('timeout', `no reply from ${this.subject} within ${this.timeoutMs}ms`),
+    );
   }
 }
 
@@ -80,7 +90,14 @@ export class Requester {
     return this.pending.size;
   }
 
-  request(subject: string, payload: Uint8Array, headers: MsgHdrs, timeoutMs: number, signal?: AbortSignal, tag: string | null = null): Promise<Msg> {
+  request(
+    subject: string,
+    payload: Uint8Array,
+    headers: MsgHdrs,
+    timeoutMs: number,
+    signal?: AbortSignal,
+    tag: string | null = null,
+  ): Promise<Msg> {
     if (!this.connected || this.nc.isClosed()) {
       return Promise.reject(new RequestFailure('disconnected', 'NATS is disconnected'));
     }
@@ -124,7 +141,10 @@ export class Requester {
       // Settled meanwhile (aborted, timed out, connection lost): nothing to send.
       if (payload === null || this.pending.get(pending.token) !== pending) continue;
       try {
-        this.nc.publish(pending.subject, payload, { reply: `${this.inbox}.${pending.token}`, headers: headers ?? undefined });
+        this.nc.publish(pending.subject, payload, {
+          reply: `${this.inbox}.${pending.token}`,
+          headers: headers ?? undefined,
+        });
       } catch (err) {
         this.fail(pending, publishFailure(err));
       }
@@ -141,7 +161,8 @@ export class Requester {
         'abort',
         () => {
           this.watched.delete(signal);
-          for (const pending of [...requests]) this.fail(pending, new RequestFailure('cancelled', 'request cancelled'));
+          for (const pending of [...requests])
+            this.fail(pending, new RequestFailure('cancelled', 'request cancelled'));
         },
         { once: true },
       );
@@ -179,7 +200,8 @@ export class Requester {
   setConnected(connected: boolean): void {
     this.connected = connected;
     if (connected) return;
-    for (const pending of [...this.pending.values()]) this.fail(pending, new RequestFailure('disconnected', 'NATS connection lost'));
+    for (const pending of [...this.pending.values()])
+      this.fail(pending, new RequestFailure('disconnected', 'NATS connection lost'));
   }
 
   close(): void {

@@ -47,7 +47,9 @@ export function convertArgs(
   const declared = new Set(rules.map((rule) => rule.name));
   const extra = Object.keys(args).filter((key) => !declared.has(key));
   if (extra.length > 0) {
-    throw new ArgumentError(`extra arguments for ${inspect(requestType)}, extra: ${inspect(extra)}`);
+    throw new ArgumentError(
+      `extra arguments for ${inspect(requestType)}, extra: ${inspect(extra)}`,
+    );
   }
 
   const result: Record<string, unknown> = {};
@@ -81,7 +83,9 @@ function convertValue(rule: ArgRule, value: unknown, rt: string, limits: ArgLimi
   const limit = (own: number | undefined, global: number): number =>
     rule.hasParams && own !== undefined ? own : global;
   const typeError = (expected: string): ArgumentError =>
-    new ArgumentError(`invalid argument type for ${name}, expected ${expected}, got ${inspect(value)}`);
+    new ArgumentError(
+      `invalid argument type for ${name}, expected ${expected}, got ${inspect(value)}`,
+    );
   const itemsError = (max: number): ArgumentError =>
     new ArgumentError(`invalid argument size for ${name} in ${inspect(rt)}, max ${max} items`);
   /** A list-type argument: an array within its item limit. */
@@ -206,7 +210,9 @@ function checkFlatMap(map: Record<string, unknown>, limits: ArgLimits): void {
     if (val === null || typeof val === 'boolean' || isNum(val)) continue;
     if (typeof val === 'string') {
       if (byteSize(val) > limits.stringMaxBytes) {
-        throw new ArgumentError(`nested map string value exceeds max byte size for key ${inspect(key)}`);
+        throw new ArgumentError(
+          `nested map string value exceeds max byte size for key ${inspect(key)}`,
+        );
       }
     } else if (Array.isArray(val)) {
       if (val.length > limits.listMaxItems) {

@@ -130,7 +130,9 @@ function civilFromDays(days: number): { year: number; month: number; day: number
   const z = days + 719468;
   const era = Math.floor(z / 146097);
   const doe = z - era * 146097;
-  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36524) - Math.floor(doe / 146096)) / 365);
+  const yoe = Math.floor(
+    (doe - Math.floor(doe / 1460) + Math.floor(doe / 36524) - Math.floor(doe / 146096)) / 365,
+  );
   const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
   const mp = Math.floor((5 * doy + 2) / 153);
   const day = doy - Math.floor((153 * mp + 2) / 5) + 1;
@@ -165,11 +167,17 @@ export function parseDatetime(text: string): string {
     throw new ArgumentError(`invalid datetime format for ${inspect(text)}: missing_offset`);
   }
   const local = parsed.hour * 3600 + parsed.minute * 60 + parsed.second;
-  const total = daysFromCivil(parsed.year, parsed.month, parsed.day) * 86400 + local - parsed.offset;
+  const total =
+    daysFromCivil(parsed.year, parsed.month, parsed.day) * 86400 + local - parsed.offset;
   const days = Math.floor(total / 86400);
   const secs = total - days * 86400;
   const { year, month, day } = civilFromDays(days);
-  const time = formatTime(Math.floor(secs / 3600), Math.floor((secs % 3600) / 60), secs % 60, parsed.fraction);
+  const time = formatTime(
+    Math.floor(secs / 3600),
+    Math.floor((secs % 3600) / 60),
+    secs % 60,
+    parsed.fraction,
+  );
   return `${formatDate(year, month, day)}T${time}Z`;
 }
 

@@ -9,12 +9,20 @@
  */
 import { ARG_TYPES, type ArgRule, type ArgType } from '../types.js';
 
-export type ParseArgTypesResult = { ok: true; rules: ArgRule[] | null } | { ok: false; detail: string };
+export type ParseArgTypesResult =
+  { ok: true; rules: ArgRule[] | null } | { ok: false; detail: string };
 
 const ARG_TYPE_SET: ReadonlySet<string> = new Set(ARG_TYPES);
 
 /** Types whose legacy tuple `[type, n]` means `max_items: n`. */
-const ITEM_LIMITED: ReadonlySet<string> = new Set(['list', 'list_string', 'list_num', 'list_uuid', 'list_map', 'map']);
+const ITEM_LIMITED: ReadonlySet<string> = new Set([
+  'list',
+  'list_string',
+  'list_num',
+  'list_uuid',
+  'list_map',
+  'map',
+]);
 
 const EMPTY: readonly string[] = Object.freeze([]);
 
@@ -84,7 +92,13 @@ function parseSpec(name: string, spec: unknown): ArgRule | null {
   if (allowNilA !== undefined && allowNilB !== undefined && allowNilA !== allowNilB) return null;
   const allowNil = (allowNilA ?? allowNilB) === true;
 
-  const { max_bytes: maxBytes, max_items: maxItems, max_item_bytes: maxItemBytes, required, accept } = spec;
+  const {
+    max_bytes: maxBytes,
+    max_items: maxItems,
+    max_item_bytes: maxItemBytes,
+    required,
+    accept,
+  } = spec;
   if (maxBytes !== undefined && !isNonNegativeInteger(maxBytes)) return null;
   if (maxItems !== undefined && !isNonNegativeInteger(maxItems)) return null;
   if (maxItemBytes !== undefined && !isNonNegativeInteger(maxItemBytes)) return null;
@@ -118,7 +132,10 @@ function parseSpec(name: string, spec: unknown): ArgRule | null {
   return Object.freeze(rule);
 }
 
-function parseAll(names: readonly string[], argTypes: Record<string, unknown>): ParseArgTypesResult {
+function parseAll(
+  names: readonly string[],
+  argTypes: Record<string, unknown>,
+): ParseArgTypesResult {
   const rules: ArgRule[] = [];
   const invalid: string[] = [];
   for (const name of names) {
@@ -141,19 +158,25 @@ export function parseArgTypes(argTypes: unknown, argOrders: unknown): ParseArgTy
   const ordersEmpty = ordersAbsent || (Array.isArray(argOrders) && argOrders.length === 0);
 
   if (argTypes === null || argTypes === undefined) {
-    return ordersEmpty ? { ok: true, rules: null } : { ok: false, detail: 'arg_types is nil but arg_orders is not empty' };
+    return ordersEmpty
+      ? { ok: true, rules: null }
+      : { ok: false, detail: 'arg_types is nil but arg_orders is not empty' };
   }
-  if (!isPlainObject(argTypes)) return { ok: false, detail: 'invalid arg_types or arg_orders format' };
+  if (!isPlainObject(argTypes))
+    return { ok: false, detail: 'invalid arg_types or arg_orders format' };
 
   const names = Object.keys(argTypes);
   if (names.length === 0) {
-    return ordersEmpty ? { ok: true, rules: [] } : { ok: false, detail: 'arg_types is empty but arg_orders is not' };
+    return ordersEmpty
+      ? { ok: true, rules: [] }
+      : { ok: false, detail: 'arg_types is empty but arg_orders is not' };
   }
 
   // Non-empty arg_types. Order "doesn't matter" (object key order) for null/[]/"map".
   if (ordersEmpty || argOrders === 'map') return parseAll(names, argTypes);
 
-  if (!isStringList(argOrders)) return { ok: false, detail: 'invalid arg_types or arg_orders format' };
+  if (!isStringList(argOrders))
+    return { ok: false, detail: 'invalid arg_types or arg_orders format' };
 
   if (names.length !== argOrders.length) {
     return {
@@ -166,7 +189,10 @@ export function parseArgTypes(argTypes: unknown, argOrders: unknown): ParseArgTy
   const missing = names.filter((name) => !orderSet.has(name)).sort();
   const extra = [...orderSet].filter((name) => !typeSet.has(name)).sort();
   if (missing.length > 0 || extra.length > 0) {
-    return { ok: false, detail: `arg mismatch, missing: ${inspectList(missing)}, extra: ${inspectList(extra)}` };
+    return {
+      ok: false,
+      detail: `arg mismatch, missing: ${inspectList(missing)}, extra: ${inspectList(extra)}`,
+    };
   }
   return parseAll(argOrders, argTypes);
 }

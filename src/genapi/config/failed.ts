@@ -84,16 +84,26 @@ export class FailedConfigs {
   readonly #entries = new Map<number, FailedConfig>();
   #nextId = 1;
 
-  constructor({ ttlMs = 86_400_000, maxEntries = 10_000, now = Date.now }: FailedConfigsOptions = {}) {
+  constructor({
+    ttlMs = 86_400_000,
+    maxEntries = 10_000,
+    now = Date.now,
+  }: FailedConfigsOptions = {}) {
     if (!(ttlMs > 0)) throw new RangeError('ttlMs must be positive');
-    if (!Number.isSafeInteger(maxEntries) || maxEntries < 1) throw new RangeError('maxEntries must be a positive integer');
+    if (!Number.isSafeInteger(maxEntries) || maxEntries < 1)
+      throw new RangeError('maxEntries must be a positive integer');
     this.#ttlMs = ttlMs;
     this.#maxEntries = maxEntries;
     this.#now = now;
   }
 
   /** Records a rejected config. A single reason string is wrapped in a list. */
-  record(config: unknown, reasons: string | string[], source: FailedSource, origin: string | null = null): FailedConfig {
+  record(
+    config: unknown,
+    reasons: string | string[],
+    source: FailedSource,
+    origin: string | null = null,
+  ): FailedConfig {
     const now = this.#now();
     const fields = isPlainObject(config) ? config : {};
     const entry: FailedConfig = Object.freeze({
@@ -122,7 +132,9 @@ export class FailedConfigs {
   list(options: FailedListOptions = {}): FailedConfig[] {
     const { source, service, limit = 100, order = 'newest_first' } = options;
     const entries = this.#live().filter(
-      (entry) => (source === undefined || entry.source === source) && (service === undefined || entry.service === service),
+      (entry) =>
+        (source === undefined || entry.source === source) &&
+        (service === undefined || entry.service === service),
     );
     entries.sort(order === 'oldest_first' ? (a, b) => newestFirst(b, a) : newestFirst);
     return entries.slice(0, Math.max(0, limit));

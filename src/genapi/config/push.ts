@@ -93,11 +93,7 @@ export class ConfigReceiver {
   /** service → function key → what the last accepted push/pull registered. */
   readonly #owned = new Map<string, Map<string, Owned>>();
 
-  constructor(
-    registry: ConfigRegistry,
-    failed: FailedConfigs,
-    options: ConfigReceiverOptions,
-  ) {
+  constructor(registry: ConfigRegistry, failed: FailedConfigs, options: ConfigReceiverOptions) {
     this.#registry = registry;
     this.#failed = failed;
     const token = options.pushToken;
@@ -109,7 +105,8 @@ export class ConfigReceiver {
 
   receive(raw: unknown, options: ReceiveOptions = {}): PushResult {
     // 1. decode
-    if (!isPlainObject(raw)) return { status: 'error', error: 'invalid_push_config', messages: [PUSH_ERR.notObject] };
+    if (!isPlainObject(raw))
+      return { status: 'error', error: 'invalid_push_config', messages: [PUSH_ERR.notObject] };
 
     // 2. structure
     const messages: string[] = [];
@@ -146,7 +143,10 @@ export class ConfigReceiver {
       } else {
         const enforced = { ...item, service: svc, version: normalizeVersion(item.version) };
         recorded = enforced;
-        const result = validateFunConfig(enforced, { nodesDefault: this.#nodesDefault, hookNames: this.#hookNames });
+        const result = validateFunConfig(enforced, {
+          nodesDefault: this.#nodesDefault,
+          hookNames: this.#hookNames,
+        });
         if (result.ok) {
           const key = functionKey(result.config.requestType, result.config.version);
           if (!valid.has(key)) {
@@ -161,7 +161,11 @@ export class ConfigReceiver {
         }
       }
       const fields = isPlainObject(item) ? item : {};
-      rejected.push({ request_type: fields.request_type ?? null, version: fields.version ?? null, errors });
+      rejected.push({
+        request_type: fields.request_type ?? null,
+        version: fields.version ?? null,
+        errors,
+      });
       for (const error of errors) allMessages.push(`fun_configs[${index}]: ${error}`);
       this.#failed.record(recorded, errors, source, origin);
     });
@@ -172,7 +176,11 @@ export class ConfigReceiver {
     const accepted: { request_type: string; version: string | null }[] = [];
     for (const [key, config] of valid) {
       this.#registry.add(config);
-      owned.set(key, { requestType: config.requestType, version: config.version, source: config.source });
+      owned.set(key, {
+        requestType: config.requestType,
+        version: config.version,
+        source: config.source,
+      });
       accepted.push({ request_type: config.requestType, version: config.version });
     }
     const previous = this.#owned.get(svc);

@@ -14,7 +14,8 @@ import type { ResolvedFunConfig } from '../types.js';
 import { compareVersions } from './semver.js';
 import { normalizeVersion } from './validate.js';
 
-export type Lookup = { ok: true; config: ResolvedFunConfig } | { ok: false; reason: 'not_found' | 'disabled' };
+export type Lookup =
+  { ok: true; config: ResolvedFunConfig } | { ok: false; reason: 'not_found' | 'disabled' };
 
 export type ChangeListener = (service: string, requestType: string) => void;
 
@@ -115,7 +116,11 @@ export class ConfigRegistry {
   }
 
   /** The stored config whether enabled or not (no lookup semantics). */
-  peek(service: string, requestType: string, version: string | null): ResolvedFunConfig | undefined {
+  peek(
+    service: string,
+    requestType: string,
+    version: string | null,
+  ): ResolvedFunConfig | undefined {
     return this.#services.get(service)?.get(requestType)?.get(normalizeVersion(version))?.config;
   }
 
@@ -192,7 +197,8 @@ export class ConfigRegistry {
   list(service?: string): ResolvedFunConfig[] {
     const out: ResolvedFunConfig[] = [];
     const collect = (functions: Map<string, Versions>): void => {
-      for (const versions of functions.values()) for (const entry of versions.values()) out.push(entry.config);
+      for (const versions of functions.values())
+        for (const entry of versions.values()) out.push(entry.config);
     };
     if (service === undefined) for (const functions of this.#services.values()) collect(functions);
     else {
@@ -211,7 +217,12 @@ export class ConfigRegistry {
     };
   }
 
-  #setDisabled(service: string, requestType: string, version: string | null, disabled: boolean): boolean {
+  #setDisabled(
+    service: string,
+    requestType: string,
+    version: string | null,
+    disabled: boolean,
+  ): boolean {
     const versions = this.#services.get(service)?.get(requestType);
     const key = normalizeVersion(version);
     const entry = versions?.get(key);
@@ -244,7 +255,8 @@ export class ConfigRegistry {
       const { version, disabled } = entry.config;
       if (version === null || disabled) continue;
       // Strictly greater: among equal versions the first stored wins.
-      if (best === undefined || compareVersions(version, best.config.version as string) > 0) best = entry;
+      if (best === undefined || compareVersions(version, best.config.version as string) > 0)
+        best = entry;
     }
     return best;
   }

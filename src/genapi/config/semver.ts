@@ -46,7 +46,10 @@ function compareIdentifier(a: string, b: string): number {
 }
 
 function compareParsed(a: ParsedVersion, b: ParsedVersion): number {
-  const core = compareNumeric(a.major, b.major) || compareNumeric(a.minor, b.minor) || compareNumeric(a.patch, b.patch);
+  const core =
+    compareNumeric(a.major, b.major) ||
+    compareNumeric(a.minor, b.minor) ||
+    compareNumeric(a.patch, b.patch);
   if (core !== 0) return core;
   // A pre-release orders below its release.
   if (a.pre.length === 0 || b.pre.length === 0) {

@@ -30,7 +30,8 @@ export interface ValidateOptions {
   hookNames?: ReadonlySet<string>;
 }
 
-export type ValidateResult = { ok: true; config: ResolvedFunConfig } | { ok: false; errors: string[] };
+export type ValidateResult =
+  { ok: true; config: ResolvedFunConfig } | { ok: false; errors: string[] };
 
 export const DEFAULT_TIMEOUT_MS = 5000;
 export const INFINITY_TIMEOUT_MS = 25_000;
@@ -49,7 +50,8 @@ export const ERR = {
   timeout: 'timeout must be an integer between 100 and 300000, or "infinity"',
   args: 'argument validation failed',
   responseType: 'response_type must be "sync", "async", "stream" or "none"',
-  checkPermission: 'check_permission must be false, "any_authenticated", {"arg": name} or {"role": [roles]}',
+  checkPermission:
+    'check_permission must be false, "any_authenticated", {"arg": name} or {"role": [roles]}',
   permissionCallback: 'permission_callback must be a boolean',
   requestInfo: 'request_info must be a boolean',
   version: 'version must be a string',
@@ -98,7 +100,8 @@ export function normalizeVersion(version: unknown): string | null {
   return typeof version === 'string' && version !== '' && version !== '0.0.0' ? version : null;
 }
 
-const has = (obj: Record<string, unknown>, key: string): boolean => Object.prototype.hasOwnProperty.call(obj, key);
+const has = (obj: Record<string, unknown>, key: string): boolean =>
+  Object.prototype.hasOwnProperty.call(obj, key);
 
 function onlyKeys(obj: Record<string, unknown>, allowed: readonly string[]): boolean {
   return Object.keys(obj).every((key) => allowed.includes(key));
@@ -148,7 +151,12 @@ function parseNodeMode(value: unknown): NodeMode | null {
 function parseTimeout(value: unknown): number | null {
   if (value === undefined) return DEFAULT_TIMEOUT_MS;
   if (value === 'infinity') return INFINITY_TIMEOUT_MS;
-  if (typeof value === 'number' && Number.isInteger(value) && value >= MIN_TIMEOUT_MS && value <= MAX_TIMEOUT_MS) {
+  if (
+    typeof value === 'number' &&
+    Number.isInteger(value) &&
+    value >= MIN_TIMEOUT_MS &&
+    value <= MAX_TIMEOUT_MS
+  ) {
     return value;
   }
   return null;
@@ -156,7 +164,9 @@ function parseTimeout(value: unknown): number | null {
 
 function parseResponseType(value: unknown): ResponseType | null {
   if (value === undefined) return 'sync';
-  return value === 'sync' || value === 'async' || value === 'stream' || value === 'none' ? value : null;
+  return value === 'sync' || value === 'async' || value === 'stream' || value === 'none'
+    ? value
+    : null;
 }
 
 function parsePermission(value: unknown): PermissionMode | null {
@@ -169,8 +179,13 @@ function parsePermission(value: unknown): PermissionMode | null {
   }
   if (has(value, 'role')) {
     const roles = value.role;
-    if (!onlyKeys(value, ['role']) || !Array.isArray(roles) || !roles.every((r) => typeof r === 'string')) return null;
-    return { kind: 'role', roles: Object.freeze([...(roles as string[])]) };
+    if (
+      !onlyKeys(value, ['role']) ||
+      !Array.isArray(roles) ||
+      !roles.every((r) => typeof r === 'string')
+    )
+      return null;
+    return { kind: 'role', roles: Object.freeze([...roles]) };
   }
   return null;
 }
@@ -193,7 +208,10 @@ function parseRetry(value: unknown): RetryMode | undefined {
 }
 
 /** `undefined` = invalid. */
-function parseHook(value: unknown, hookNames: ReadonlySet<string> | undefined): string | null | undefined {
+function parseHook(
+  value: unknown,
+  hookNames: ReadonlySet<string> | undefined,
+): string | null | undefined {
   if (value === undefined || value === null) return null;
   if (!isNonEmptyString(value)) return undefined;
   if (hookNames !== undefined && !hookNames.has(value)) return undefined;
@@ -258,14 +276,16 @@ export function validateFunConfig(raw: unknown, options: ValidateOptions): Valid
   const permission = parsePermission(raw.check_permission);
   if (permission === null) errors.push(ERR.checkPermission);
 
-  const permissionCallback = raw.permission_callback === null ? false : optionalBoolean(raw.permission_callback, false);
+  const permissionCallback =
+    raw.permission_callback === null ? false : optionalBoolean(raw.permission_callback, false);
   if (permissionCallback === null) errors.push(ERR.permissionCallback);
 
   const requestInfo = optionalBoolean(raw.request_info, false);
   if (requestInfo === null) errors.push(ERR.requestInfo);
 
   const versionRaw = raw.version;
-  if (versionRaw !== undefined && versionRaw !== null && typeof versionRaw !== 'string') errors.push(ERR.version);
+  if (versionRaw !== undefined && versionRaw !== null && typeof versionRaw !== 'string')
+    errors.push(ERR.version);
 
   const retry = parseRetry(raw.retry);
   if (retry === undefined) errors.push(ERR.retry);

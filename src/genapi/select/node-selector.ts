@@ -57,7 +57,11 @@ export class NodeSelector {
    * `instances` in fallback order for this request, primary first; [] when there are none.
    * `instances` itself is never modified.
    */
-  order(config: ResolvedFunConfig, request: GenApiRequest, instances: readonly ServiceInstance[]): ServiceInstance[] {
+  order(
+    config: ResolvedFunConfig,
+    request: GenApiRequest,
+    instances: readonly ServiceInstance[],
+  ): ServiceInstance[] {
     const n = instances.length;
     if (n === 0) return [];
     const mode: NodeMode = config.nodeMode;
@@ -168,7 +172,8 @@ export class NodeSelector {
     instances: readonly ServiceInstance[],
   ): ServiceInstance[] {
     const perVersion = new Map<string, number>();
-    for (const instance of instances) perVersion.set(instance.version, (perVersion.get(instance.version) ?? 0) + 1);
+    for (const instance of instances)
+      perVersion.set(instance.version, (perVersion.get(instance.version) ?? 0) + 1);
     const instanceWeight = instances.map((instance) => {
       const versionWeight = usableWeight(weights.get(instance.version) ?? defaultWeight);
       return versionWeight / (perVersion.get(instance.version) ?? 1);
@@ -200,7 +205,10 @@ export class NodeSelector {
     const rest = this.shuffle(instances.map((_, i) => i).filter((i) => i !== primary));
     // Array.prototype.sort is stable, so equal weights keep their shuffled order.
     rest.sort((a, b) => (instanceWeight[b] as number) - (instanceWeight[a] as number));
-    return [instances[primary] as ServiceInstance, ...rest.map((i) => instances[i] as ServiceInstance)];
+    return [
+      instances[primary] as ServiceInstance,
+      ...rest.map((i) => instances[i] as ServiceInstance),
+    ];
   }
 }
 

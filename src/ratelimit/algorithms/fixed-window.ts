@@ -1,4 +1,10 @@
-import { ceilMs, NeverSatisfiableError, waitUntil, type Algorithm, type Decision } from '../types.js';
+import {
+  ceilMs,
+  NeverSatisfiableError,
+  waitUntil,
+  type Algorithm,
+  type Decision,
+} from '../types.js';
 
 export interface FixedWindowState {
   start: number;
@@ -35,7 +41,8 @@ export class FixedWindow implements Algorithm<FixedWindowState> {
   }
 
   peek(state: FixedWindowState, now: number, cost: number, out: Decision): void {
-    if (cost > this.limit) throw new NeverSatisfiableError(`cost ${cost} exceeds the limit ${this.limit}`);
+    if (cost > this.limit)
+      throw new NeverSatisfiableError(`cost ${cost} exceeds the limit ${this.limit}`);
     this.roll(state, now);
     const end = state.start + this.windowMs;
     out.limit = this.limit;
@@ -58,7 +65,8 @@ export class FixedWindow implements Algorithm<FixedWindowState> {
   }
 
   refund(state: FixedWindowState, at: number, cost: number): void {
-    if (Math.floor(at / this.windowMs) * this.windowMs === state.start) state.count = Math.max(0, state.count - cost);
+    if (Math.floor(at / this.windowMs) * this.windowMs === state.start)
+      state.count = Math.max(0, state.count - cost);
   }
 
   apply(state: FixedWindowState, at: number, cost: number): void {
@@ -80,7 +88,12 @@ export class FixedWindow implements Algorithm<FixedWindowState> {
   }
 
   decode(value: unknown): FixedWindowState | null {
-    if (!Array.isArray(value) || value.length !== 2 || !value.every((v) => typeof v === 'number' && Number.isFinite(v))) return null;
+    if (
+      !Array.isArray(value) ||
+      value.length !== 2 ||
+      !value.every((v) => typeof v === 'number' && Number.isFinite(v))
+    )
+      return null;
     return { start: value[0] as number, count: value[1] as number };
   }
 }

@@ -36,7 +36,8 @@ export class Gcra implements Algorithm<GcraState> {
   }
 
   peek(state: GcraState, now: number, cost: number, out: Decision): void {
-    if (cost > this.burst) throw new NeverSatisfiableError(`cost ${cost} exceeds the burst ${this.burst}`);
+    if (cost > this.burst)
+      throw new NeverSatisfiableError(`cost ${cost} exceeds the burst ${this.burst}`);
     const base = state.tat > now ? state.tat : now;
     const next = base + cost * this.interval;
     const ahead = next - now;

@@ -7,15 +7,20 @@ import { SlidingWindow } from './sliding-window.js';
 export { FixedWindow, Gcra, SlidingLog, SlidingWindow };
 
 /** The algorithm of a policy, with its parameters. */
-export function createAlgorithm(name: AlgorithmName, limit: number, windowMs: number, burst?: number): Algorithm<unknown> {
+export function createAlgorithm(
+  name: AlgorithmName,
+  limit: number,
+  windowMs: number,
+  burst?: number,
+): Algorithm<unknown> {
   switch (name) {
     case 'sliding_log':
-      return new SlidingLog(limit, windowMs) as Algorithm<unknown>;
+      return new SlidingLog(limit, windowMs);
     case 'sliding_window':
-      return new SlidingWindow(limit, windowMs) as Algorithm<unknown>;
+      return new SlidingWindow(limit, windowMs);
     case 'gcra':
-      return new Gcra(limit, windowMs, burst ?? limit) as Algorithm<unknown>;
+      return new Gcra(limit, windowMs, burst ?? limit);
     case 'fixed_window':
-      return new FixedWindow(limit, windowMs) as Algorithm<unknown>;
+      return new FixedWindow(limit, windowMs);
   }
 }

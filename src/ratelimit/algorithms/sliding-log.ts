@@ -1,4 +1,10 @@
-import { ceilMs, NeverSatisfiableError, waitUntil, type Algorithm, type Decision } from '../types.js';
+import {
+  ceilMs,
+  NeverSatisfiableError,
+  waitUntil,
+  type Algorithm,
+  type Decision,
+} from '../types.js';
 
 /** The last `limit` hit times, oldest first, in a ring that grows (up to `limit`) as hits come. */
 export interface SlidingLogState {
@@ -30,7 +36,11 @@ export class SlidingLog implements Algorithm<SlidingLogState> {
   }
 
   create(): SlidingLogState {
-    return { ring: new Float64Array(Math.min(this.limit, SLIDING_LOG_INITIAL_CAPACITY)), head: 0, size: 0 };
+    return {
+      ring: new Float64Array(Math.min(this.limit, SLIDING_LOG_INITIAL_CAPACITY)),
+      head: 0,
+      size: 0,
+    };
   }
 
   private at(state: SlidingLogState, index: number): number {
@@ -54,7 +64,8 @@ export class SlidingLog implements Algorithm<SlidingLogState> {
   }
 
   peek(state: SlidingLogState, now: number, cost: number, out: Decision): void {
-    if (cost > this.limit) throw new NeverSatisfiableError(`cost ${cost} exceeds the limit ${this.limit}`);
+    if (cost > this.limit)
+      throw new NeverSatisfiableError(`cost ${cost} exceeds the limit ${this.limit}`);
     this.trim(state, now);
     out.limit = this.limit;
     out.windowMs = this.windowMs;
@@ -84,7 +95,8 @@ export class SlidingLog implements Algorithm<SlidingLogState> {
       // Remove the newest hit recorded at `at` (the one a rollback added).
       for (let index = state.size - 1; index >= 0; index--) {
         if (this.at(state, index) !== at) continue;
-        for (let j = index; j < state.size - 1; j++) state.ring[(state.head + j) % state.ring.length] = this.at(state, j + 1);
+        for (let j = index; j < state.size - 1; j++)
+          state.ring[(state.head + j) % state.ring.length] = this.at(state, j + 1);
         state.size--;
         break;
       }
@@ -125,7 +137,8 @@ export class SlidingLog implements Algorithm<SlidingLogState> {
   }
 
   decode(value: unknown): SlidingLogState | null {
-    if (!Array.isArray(value) || !value.every((v) => typeof v === 'number' && Number.isFinite(v))) return null;
+    if (!Array.isArray(value) || !value.every((v) => typeof v === 'number' && Number.isFinite(v)))
+      return null;
     const state = this.create();
     for (const at of (value as number[]).slice().sort((a, b) => a - b)) this.insert(state, at);
     return state;

@@ -46,7 +46,8 @@ export class SlidingWindow implements Algorithm<SlidingWindowState> {
   }
 
   peek(state: SlidingWindowState, now: number, cost: number, out: Decision): void {
-    if (cost > this.limit) throw new NeverSatisfiableError(`cost ${cost} exceeds the limit ${this.limit}`);
+    if (cost > this.limit)
+      throw new NeverSatisfiableError(`cost ${cost} exceeds the limit ${this.limit}`);
     this.roll(state, now);
     const count = this.count(state, now);
     out.limit = this.limit;
@@ -107,7 +108,12 @@ export class SlidingWindow implements Algorithm<SlidingWindowState> {
   }
 
   decode(value: unknown): SlidingWindowState | null {
-    if (!Array.isArray(value) || value.length !== 3 || !value.every((v) => typeof v === 'number' && Number.isFinite(v))) return null;
+    if (
+      !Array.isArray(value) ||
+      value.length !== 3 ||
+      !value.every((v) => typeof v === 'number' && Number.isFinite(v))
+    )
+      return null;
     return { start: value[0] as number, prev: value[1] as number, curr: value[2] as number };
   }
 }

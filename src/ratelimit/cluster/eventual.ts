@@ -17,7 +17,12 @@ import {
 /** Where remote hits go (the RateLimiter). */
 export interface HitSink {
   /** Records a hit another node allowed, at its origin time; stale or unknown hits are dropped. */
-  applyRemote(policyId: string, key: string, at: number, cost: number): 'applied' | 'over' | 'stale' | 'unknown';
+  applyRemote(
+    policyId: string,
+    key: string,
+    at: number,
+    cost: number,
+  ): 'applied' | 'over' | 'stale' | 'unknown';
   /** How long hits of a policy matter (its window), or null when the policy is unknown. */
   horizonOf(policyId: string): number | null;
   /** The longest horizon of the eventual policies (0 when there are none). */
@@ -177,7 +182,9 @@ export class EventualCluster implements EventualTier {
     else {
       this.stats.coldStart = true;
       this.coldUntil = this.wall() + this.sink.longestHorizonMs();
-      this.logger.warn('eventual rate limits start without warm-up: counts are empty until peers publish (overshoot up to one limit per window)');
+      this.logger.warn(
+        'eventual rate limits start without warm-up: counts are empty until peers publish (overshoot up to one limit per window)',
+      );
     }
   }
 
@@ -320,9 +327,12 @@ export class EventualCluster implements EventualTier {
     if (heartbeat.s <= state.watermark) return;
     // The batch may still be on its way on the hits subject: look again shortly.
     const expected = heartbeat.s;
-    setTimeout(() => {
-      if (!this.closed && state.watermark < expected) this.missing(heartbeat.o, state, expected);
-    }, Math.max(20, this.flushMs * 4)).unref();
+    setTimeout(
+      () => {
+        if (!this.closed && state.watermark < expected) this.missing(heartbeat.o, state, expected);
+      },
+      Math.max(20, this.flushMs * 4),
+    ).unref();
   }
 
   /** Asks `origin` for the batches after our watermark up to `to` (one replay at a time). */
@@ -390,7 +400,8 @@ export class EventualCluster implements EventualTier {
   forgetSilent(): void {
     const now = this.wall();
     const after = this.sink.longestHorizonMs() + FORGET_ORIGIN_MS;
-    for (const [id, state] of this.origins) if (now - state.lastHeard > after) this.origins.delete(id);
+    for (const [id, state] of this.origins)
+      if (now - state.lastHeard > after) this.origins.delete(id);
     this.trim();
   }
 

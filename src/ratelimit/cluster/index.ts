@@ -58,9 +58,25 @@ export class RateLimitCluster {
     /** Runtime policy changes: this node's ledger, how to apply a peer's change, the signer (null: not shared). */
     policy: { ledger: PolicyLedger; apply: (change: PolicyChange) => void; signer: Signer | null },
   ) {
-    this.policies = new PolicySync(link.nc, link.subjects.rlPolicy, origin, policy.ledger, policy.apply, policy.signer, logger, limiter.wall);
-    this.eventual = new EventualCluster(link.nc, link.subjects, this.origin, limiter, logger, options.eventual, limiter.wall, (peer) =>
-      this.membership.offsetOf(peer),
+    this.policies = new PolicySync(
+      link.nc,
+      link.subjects.rlPolicy,
+      origin,
+      policy.ledger,
+      policy.apply,
+      policy.signer,
+      logger,
+      limiter.wall,
+    );
+    this.eventual = new EventualCluster(
+      link.nc,
+      link.subjects,
+      this.origin,
+      limiter,
+      logger,
+      options.eventual,
+      limiter.wall,
+      (peer) => this.membership.offsetOf(peer),
     );
     this.membership = new Membership(
       link.nc,
@@ -76,7 +92,15 @@ export class RateLimitCluster {
       limiter.wall,
       () => this.policies.digest(),
     );
-    this.strict = new StrictStore(store.nc, store.connected, store.subjects.prefix, this.origin, logger, options.strict, limiter.wall);
+    this.strict = new StrictStore(
+      store.nc,
+      store.connected,
+      store.subjects.prefix,
+      this.origin,
+      logger,
+      options.strict,
+      limiter.wall,
+    );
     this.strict.observed = (policy, key, state) => limiter.storeState(policy, key, state);
   }
 
@@ -93,7 +117,6 @@ export class RateLimitCluster {
     this.logger.info({ origin: this.origin }, 'rate limits linked to the cluster');
   }
 
-
   health(): ClusterHealth {
     return {
       origin: this.origin,
@@ -101,7 +124,12 @@ export class RateLimitCluster {
       maxPeerSkewMs: this.membership.maxSkewMs(),
       eventual: { ...this.eventual.stats, retained: this.eventual.retainedSize },
       strict: { ...this.strict.stats, pendingKeys: this.strict.pendingKeys },
-      policies: { ...this.policies.stats, shared: this.policies.enabled, digest: this.policies.digest() ?? '', changes: this.policies.ledgerSize },
+      policies: {
+        ...this.policies.stats,
+        shared: this.policies.enabled,
+        digest: this.policies.digest() ?? '',
+        changes: this.policies.ledgerSize,
+      },
     };
   }
 

@@ -58,7 +58,8 @@ export class Membership {
         const heartbeat = decodeHeartbeat(msg.data);
         if (!heartbeat || heartbeat.o === this.origin) return;
         if (heartbeat.bye) {
-          if (this.peers.delete(heartbeat.o)) this.logger.info({ peer: heartbeat.o }, 'rate-limit peer left');
+          if (this.peers.delete(heartbeat.o))
+            this.logger.info({ peer: heartbeat.o }, 'rate-limit peer left');
         } else {
           const now = this.clock();
           const known = this.peers.get(heartbeat.o);
@@ -66,8 +67,16 @@ export class Membership {
           const skewMs = heartbeat.t - now;
           const skewed = Math.abs(skewMs) > this.skewLimitMs;
           // Skewed clocks move hits in time (protocol/ratelimit.md §4): say so once per episode.
-          if (skewed && !known?.skewed) this.logger.warn({ peer: heartbeat.o, skewMs, maxSkewMs: this.skewLimitMs }, 'rate-limit peer clock skew above maxSkewMs');
-          else if (!skewed && known?.skewed) this.logger.info({ peer: heartbeat.o, skewMs }, 'rate-limit peer clock skew back under maxSkewMs');
+          if (skewed && !known?.skewed)
+            this.logger.warn(
+              { peer: heartbeat.o, skewMs, maxSkewMs: this.skewLimitMs },
+              'rate-limit peer clock skew above maxSkewMs',
+            );
+          else if (!skewed && known?.skewed)
+            this.logger.info(
+              { peer: heartbeat.o, skewMs },
+              'rate-limit peer clock skew back under maxSkewMs',
+            );
           this.peers.set(heartbeat.o, { lastHeard: now, skewMs, skewed });
         }
         this.onHeartbeat(heartbeat);
@@ -80,7 +89,11 @@ export class Membership {
 
   private beat(): void {
     const digest = this.policyDigest();
-    this.publish(digest === undefined ? { o: this.origin, s: this.lastSeq(), t: this.clock() } : { o: this.origin, s: this.lastSeq(), t: this.clock(), p: digest });
+    this.publish(
+      digest === undefined
+        ? { o: this.origin, s: this.lastSeq(), t: this.clock() }
+        : { o: this.origin, s: this.lastSeq(), t: this.clock(), p: digest },
+    );
     const now = this.clock();
     for (const [id, peer] of this.peers) {
       if (now - peer.lastHeard > this.staleMs) {

@@ -77,14 +77,18 @@ export function encode(message: object): Uint8Array {
 function parse(data: Uint8Array): Record<string, unknown> | null {
   try {
     const value: unknown = JSON.parse(decoder.decode(data));
-    return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : null;
+    return value !== null && typeof value === 'object' && !Array.isArray(value)
+      ? (value as Record<string, unknown>)
+      : null;
   } catch {
     return null;
   }
 }
 
-const isSeq = (value: unknown): value is number => typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
-const isOrigin = (value: unknown): value is string => typeof value === 'string' && value.length > 0 && value.length <= 64;
+const isSeq = (value: unknown): value is number =>
+  typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+const isOrigin = (value: unknown): value is string =>
+  typeof value === 'string' && value.length > 0 && value.length <= 64;
 
 function isHit(value: unknown): value is Hit {
   return (
@@ -133,11 +137,19 @@ export function decodeSyncRequest(data: Uint8Array): SyncRequest | null {
 function toPolicyChange(value: Record<string, unknown> | null): PolicyChange | null {
   if (!value || !isOrigin(value.o) || !isSeq(value.t)) return null;
   const { o, t } = value;
-  if (value.op === 'put' && value.policy !== null && typeof value.policy === 'object' && !Array.isArray(value.policy) && typeof (value.policy as { id?: unknown }).id === 'string') {
+  if (
+    value.op === 'put' &&
+    value.policy !== null &&
+    typeof value.policy === 'object' &&
+    !Array.isArray(value.policy) &&
+    typeof (value.policy as { id?: unknown }).id === 'string'
+  ) {
     return { o, t, op: 'put', policy: value.policy as PolicyConfig };
   }
-  if (value.op === 'delete' && typeof value.id === 'string') return { o, t, op: 'delete', id: value.id };
-  if (value.op === 'shadow' && typeof value.shadow === 'boolean') return { o, t, op: 'shadow', shadow: value.shadow };
+  if (value.op === 'delete' && typeof value.id === 'string')
+    return { o, t, op: 'delete', id: value.id };
+  if (value.op === 'shadow' && typeof value.shadow === 'boolean')
+    return { o, t, op: 'shadow', shadow: value.shadow };
   return null;
 }
 
@@ -158,7 +170,10 @@ export function decodePolicyState(data: Uint8Array): PolicyState | null {
   if (!value || !isOrigin(value.o) || !Array.isArray(value.changes)) return null;
   const changes: PolicyChange[] = [];
   for (const entry of value.changes as unknown[]) {
-    const change = entry !== null && typeof entry === 'object' && !Array.isArray(entry) ? toPolicyChange(entry as Record<string, unknown>) : null;
+    const change =
+      entry !== null && typeof entry === 'object' && !Array.isArray(entry)
+        ? toPolicyChange(entry as Record<string, unknown>)
+        : null;
     if (change) changes.push(change);
   }
   return { o: value.o, changes };

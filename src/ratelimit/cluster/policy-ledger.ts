@@ -3,7 +3,9 @@ import type { PolicyChange } from './messages.js';
 
 /** What a change is about: one policy id, or the global shadow switch. */
 function targetOf(change: PolicyChange): string {
-  return change.op === 'shadow' ? 'shadow' : `policy:${change.op === 'put' ? change.policy.id : change.id}`;
+  return change.op === 'shadow'
+    ? 'shadow'
+    : `policy:${change.op === 'put' ? change.policy.id : change.id}`;
 }
 
 /** Versions order by time, then origin: every node picks the same winner (last writer wins). */
@@ -54,7 +56,9 @@ export class PolicyLedger {
   digest(): string {
     if (this.cachedDigest !== null) return this.cachedDigest;
     if (this.latest.size === 0) return (this.cachedDigest = '');
-    const versions = [...this.latest.entries()].map(([target, change]) => `${target}@${change.t}/${change.o}`).sort();
+    const versions = [...this.latest.entries()]
+      .map(([target, change]) => `${target}@${change.t}/${change.o}`)
+      .sort();
     this.cachedDigest = createHash('sha256').update(versions.join('\n')).digest('hex').slice(0, 16);
     return this.cachedDigest;
   }

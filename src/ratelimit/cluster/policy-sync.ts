@@ -1,6 +1,14 @@
 import { createInbox, type Msg, type NatsConnection, type Subscription } from '@nats-io/nats-core';
 import type { Logger } from 'pino';
-import { decodePolicyChange, decodePolicyState, decodePolicySyncRequest, encode, type Heartbeat, type PolicyChange, type PolicyState } from './messages.js';
+import {
+  decodePolicyChange,
+  decodePolicyState,
+  decodePolicySyncRequest,
+  encode,
+  type Heartbeat,
+  type PolicyChange,
+  type PolicyState,
+} from './messages.js';
 import type { PolicyLedger } from './policy-ledger.js';
 import type { Signer } from './signing.js';
 
@@ -61,7 +69,9 @@ export class PolicySync {
 
   start(): void {
     if (!this.signer) {
-      this.logger.info('rate-limit policy changes stay on the gateway they are made on: set rateLimits.clusterSecret to share them');
+      this.logger.info(
+        'rate-limit policy changes stay on the gateway they are made on: set rateLimits.clusterSecret to share them',
+      );
       return;
     }
     this.subs.push(
@@ -86,7 +96,13 @@ export class PolicySync {
 
   /** A peer's heartbeat: another ledger digest means one of us lacks changes; ask it for its ledger. */
   heartbeat(heartbeat: Heartbeat): void {
-    if (!this.signer || heartbeat.bye || heartbeat.p === undefined || heartbeat.p === this.ledger.digest()) return;
+    if (
+      !this.signer ||
+      heartbeat.bye ||
+      heartbeat.p === undefined ||
+      heartbeat.p === this.ledger.digest()
+    )
+      return;
     this.ask(heartbeat.o);
   }
 
@@ -98,7 +114,10 @@ export class PolicySync {
       this.nc.publish(this.subject, data, { headers: this.signer.headers(this.subject, data) });
       return true;
     } catch (err) {
-      this.logger.warn({ err: (err as Error).message }, 'policy change not published to the cluster');
+      this.logger.warn(
+        { err: (err as Error).message },
+        'policy change not published to the cluster',
+      );
       return false;
     }
   }
@@ -110,7 +129,10 @@ export class PolicySync {
     // A forger (or a gateway with another secret) could flood the log: at most one line per 10 s.
     if (now - this.lastRejectLog >= 10_000) {
       this.lastRejectLog = now;
-      this.logger.warn({ subject: msg.subject, rejected: this.stats.rejected }, 'rate-limit policy message refused: missing or wrong signature (rateLimits.clusterSecret differs?)');
+      this.logger.warn(
+        { subject: msg.subject, rejected: this.stats.rejected },
+        'rate-limit policy message refused: missing or wrong signature (rateLimits.clusterSecret differs?)',
+      );
     }
     return false;
   }
@@ -134,7 +156,12 @@ export class PolicySync {
   private onSyncRequest(msg: Msg): void {
     if (!msg.reply || !this.verified(msg)) return;
     const request = decodePolicySyncRequest(msg.data);
-    if (!request || request.o === this.origin || (request.to !== undefined && request.to !== this.origin)) return;
+    if (
+      !request ||
+      request.o === this.origin ||
+      (request.to !== undefined && request.to !== this.origin)
+    )
+      return;
     this.stats.answered++;
     const state: PolicyState = { o: this.origin, changes: this.ledger.changes() };
     const data = encode(state);
@@ -174,7 +201,10 @@ export class PolicySync {
     timer.unref();
     const data = encode(to === undefined ? { o: this.origin } : { o: this.origin, to });
     try {
-      this.nc.publish(this.syncSubject, data, { reply: inbox, headers: signer.headers(this.syncSubject, data) });
+      this.nc.publish(this.syncSubject, data, {
+        reply: inbox,
+        headers: signer.headers(this.syncSubject, data),
+      });
     } catch {
       clearTimeout(timer);
       sub.unsubscribe();

@@ -1,7 +1,14 @@
 import type { NatsConnection } from '@nats-io/nats-core';
 import { jetstream, JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
 import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
-import { BrokenCircuitError, CircuitState, circuitBreaker, ConsecutiveBreaker, handleAll, type CircuitBreakerPolicy } from 'cockatiel';
+import {
+  BrokenCircuitError,
+  CircuitState,
+  circuitBreaker,
+  ConsecutiveBreaker,
+  handleAll,
+  type CircuitBreakerPolicy,
+} from 'cockatiel';
 import type { Logger } from 'pino';
 import { StoreError, type StrictTier } from '../limiter.js';
 import type { Policy } from '../policy.js';
@@ -75,7 +82,8 @@ const decoder = new TextDecoder();
 function isConflict(err: unknown): boolean {
   return (
     err instanceof JetStreamApiError &&
-    (err.code === JetStreamApiCodes.StreamWrongLastSequence || err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown)
+    (err.code === JetStreamApiCodes.StreamWrongLastSequence ||
+      err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown)
   );
 }
 
@@ -157,7 +165,19 @@ export class StrictStore implements StrictTier {
   private breakerTrialAt = 0;
   /** Receives every key state the store confirmed (RateLimiter.storeState). */
   observed: ((policy: Policy, key: string, state: unknown) => void) | null = null;
-  readonly stats: StrictStats = { operations: 0, casConflicts: 0, casExhausted: 0, timeouts: 0, lateWrites: 0, errors: 0, circuitOpen: 0, breaker: 'closed', refunds: 0, refundFailures: 0, skewMs: null };
+  readonly stats: StrictStats = {
+    operations: 0,
+    casConflicts: 0,
+    casExhausted: 0,
+    timeouts: 0,
+    lateWrites: 0,
+    errors: 0,
+    circuitOpen: 0,
+    breaker: 'closed',
+    refunds: 0,
+    refundFailures: 0,
+    skewMs: null,
+  };
 
   constructor(
     private readonly nc: NatsConnection,
@@ -171,7 +191,10 @@ export class StrictStore implements StrictTier {
     this.timeoutMs = options.timeoutMs ?? 25;
     this.casAttempts = options.casAttempts ?? 5;
     this.replicas = options.replicas ?? 1;
-    this.bucketPrefix = (options.bucketPrefix ?? defaultBucketPrefix(prefix)).replace(/[^A-Za-z0-9_-]/g, '_');
+    this.bucketPrefix = (options.bucketPrefix ?? defaultBucketPrefix(prefix)).replace(
+      /[^A-Za-z0-9_-]/g,
+      '_',
+    );
     this.maxSkewMs = options.maxSkewMs ?? 500;
     // JetStream calls may outlive our store timeout; they must still end on their own.
     this.kvm = new Kvm(jetstream(nc, { timeout: Math.max(1000, this.timeoutMs * 20) }));
@@ -202,11 +225,17 @@ export class StrictStore implements StrictTier {
    */
   private createBreaker(failures: number, openMs: number): CircuitBreakerPolicy | null {
     if (failures <= 0) return null;
-    const breaker = circuitBreaker(handleAll, { halfOpenAfter: openMs, breaker: new ConsecutiveBreaker(failures) });
+    const breaker = circuitBreaker(handleAll, {
+      halfOpenAfter: openMs,
+      breaker: new ConsecutiveBreaker(failures),
+    });
     breaker.onStateChange((state) => (this.stats.breaker = BREAKER_STATES[state]));
     breaker.onBreak(() => {
       this.breakerTrialAt = Date.now() + openMs;
-      this.logger.warn({ failures, openMs }, 'rate-limit store failing: breaker open, strict policies use their fallback at once');
+      this.logger.warn(
+        { failures, openMs },
+        'rate-limit store failing: breaker open, strict policies use their fallback at once',
+      );
     });
     breaker.onReset(() => this.logger.info('rate-limit store answering again: breaker closed'));
     return breaker;
@@ -215,16 +244,24 @@ export class StrictStore implements StrictTier {
   /** The breaker is open and not yet due for its trial, or its trial is in flight: skip the store. */
   private shortCircuited(): boolean {
     const state = this.breaker?.state;
-    return state === CircuitState.HalfOpen || (state === CircuitState.Open && Date.now() < this.breakerTrialAt);
+    return (
+      state === CircuitState.HalfOpen ||
+      (state === CircuitState.Open && Date.now() < this.breakerTrialAt)
+    );
   }
 
   /** nats-server before 2.9.21 accepts concurrent R3 KV updates at one revision (nats-server#4320). */
   private checkServer(): void {
     const version = this.nc.info?.version;
     if (this.replicas <= 1 || version === undefined) return;
-    const [major = 0, minor = 0, patch = 0] = version.split(/[.-]/).map((part) => Number.parseInt(part, 10) || 0);
+    const [major = 0, minor = 0, patch = 0] = version
+      .split(/[.-]/)
+      .map((part) => Number.parseInt(part, 10) || 0);
     if (major > 2 || (major === 2 && (minor > 9 || (minor === 9 && patch >= 21)))) return;
-    this.logger.error({ version, replicas: this.replicas }, 'nats-server < 2.9.21 does not enforce compare-and-swap on replicated KV: strict rate limits can admit more than their limit; upgrade the servers');
+    this.logger.error(
+      { version, replicas: this.replicas },
+      'nats-server < 2.9.21 does not enforce compare-and-swap on replicated KV: strict rate limits can admit more than their limit; upgrade the servers',
+    );
   }
 
   /** Keys with a compare-and-swap queued or running (memory diagnostics; 0 when idle). */
@@ -245,11 +282,18 @@ export class StrictStore implements StrictTier {
       bucket = this.createBucket(name, ttlSeconds);
       this.buckets.set(ttlSeconds, bucket);
       bucket.then(
-        () => this.logger.info({ bucket: name, ttlSeconds, replicas: this.replicas }, 'rate-limit KV bucket ready'),
+        () =>
+          this.logger.info(
+            { bucket: name, ttlSeconds, replicas: this.replicas },
+            'rate-limit KV bucket ready',
+          ),
         (err: unknown) => {
           this.buckets.delete(ttlSeconds);
           this.brokenUntil = this.wall() + BUCKET_RETRY_MS;
-          this.logger.error({ bucket: name, err: (err as Error).message }, 'rate-limit KV bucket unavailable (is JetStream enabled?); strict policies use their fallback');
+          this.logger.error(
+            { bucket: name, err: (err as Error).message },
+            'rate-limit KV bucket unavailable (is JetStream enabled?); strict policies use their fallback',
+          );
         },
       );
     }
@@ -265,10 +309,19 @@ export class StrictStore implements StrictTier {
     const giveUpAt = Date.now() + BUCKET_RETRY_MS;
     for (let delayMs = 100; ; delayMs = Math.min(delayMs * 2, 1000)) {
       try {
-        return await this.kvm.create(name, { history: 1, ttl: ttlSeconds * 1000, replicas: this.replicas, description: 'gen-gateway rate limits' });
+        return await this.kvm.create(name, {
+          history: 1,
+          ttl: ttlSeconds * 1000,
+          replicas: this.replicas,
+          description: 'gen-gateway rate limits',
+        });
       } catch (err) {
-        if (this.closed || !isPassingClusterError(err) || Date.now() + delayMs > giveUpAt) throw err;
-        this.logger.warn({ bucket: name, err: (err as Error).message, retryInMs: delayMs }, 'rate-limit KV bucket not created yet; retrying');
+        if (this.closed || !isPassingClusterError(err) || Date.now() + delayMs > giveUpAt)
+          throw err;
+        this.logger.warn(
+          { bucket: name, err: (err as Error).message, retryInMs: delayMs },
+          'rate-limit KV bucket not created yet; retrying',
+        );
         await new Promise((resolve) => setTimeout(resolve, delayMs).unref());
       }
     }
@@ -284,7 +337,10 @@ export class StrictStore implements StrictTier {
       await this.enqueue(policy, key, 'refund', at, cost, null, this.timeoutMs * 10);
     } catch (err) {
       this.stats.refundFailures++;
-      this.logger.warn({ policy: policy.id, err: (err as Error).message }, 'rate-limit refund failed; the hit stays counted');
+      this.logger.warn(
+        { policy: policy.id, err: (err as Error).message },
+        'rate-limit refund failed; the hit stays counted',
+      );
     }
   }
 
@@ -294,8 +350,17 @@ export class StrictStore implements StrictTier {
    * read and one write per round trip, however many requests wait, and the node's own requests
    * never conflict with each other.
    */
-  private enqueue(policy: Policy, key: string, kind: Op['kind'], at: number, cost: number, out: Decision | null, timeoutMs: number): Promise<boolean> {
-    if (this.brokenUntil > this.wall()) return Promise.reject(new StoreError('rate-limit KV bucket unavailable'));
+  private enqueue(
+    policy: Policy,
+    key: string,
+    kind: Op['kind'],
+    at: number,
+    cost: number,
+    out: Decision | null,
+    timeoutMs: number,
+  ): Promise<boolean> {
+    if (this.brokenUntil > this.wall())
+      return Promise.reject(new StoreError('rate-limit KV bucket unavailable'));
     if (this.shortCircuited()) {
       this.stats.circuitOpen++;
       return Promise.reject(new StoreError('rate-limit store breaker open'));
@@ -390,7 +455,9 @@ export class StrictStore implements StrictTier {
       this.stats.casConflicts++;
       // Full-jitter exponential backoff (1, 2, 4, 8 ms at most…): contenders spread out instead
       // of colliding again, and the loser retries while its requests still have time.
-      await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(CAS_BACKOFF_CAP_MS, 2 ** (n - 1))));
+      await new Promise((resolve) =>
+        setTimeout(resolve, Math.random() * Math.min(CAS_BACKOFF_CAP_MS, 2 ** (n - 1))),
+      );
     }
     this.stats.casExhausted++;
     this.fail(batch, new StoreError(`compare-and-swap on ${name} lost ${this.casAttempts} times`));
@@ -400,7 +467,13 @@ export class StrictStore implements StrictTier {
    * One read → decide → write. A conflict (another node wrote in between) is an outcome, not a
    * failure: the store answered. Anything else thrown is a failed operation (the breaker counts it).
    */
-  private async attempt(policy: Policy, key: string, name: string, batch: readonly Op[], kv: KV): Promise<'done' | 'conflict'> {
+  private async attempt(
+    policy: Policy,
+    key: string,
+    name: string,
+    batch: readonly Op[],
+    kv: KV,
+  ): Promise<'done' | 'conflict'> {
     try {
       this.stats.operations++;
       const entry = await kv.get(name);
@@ -455,7 +528,10 @@ export class StrictStore implements StrictTier {
   }
 
   private fail(batch: readonly Op[], err: unknown): void {
-    const error = err instanceof StoreError ? err : new StoreError(`rate-limit store failed: ${(err as Error).message}`);
+    const error =
+      err instanceof StoreError
+        ? err
+        : new StoreError(`rate-limit store failed: ${(err as Error).message}`);
     if (!(err instanceof StoreError)) this.stats.errors++;
     for (const op of batch) op.reject(error);
   }
@@ -480,9 +556,13 @@ export class StrictStore implements StrictTier {
   }
 
   private stateOf(policy: Policy, entry: KvEntry | null): unknown {
-    if (entry === null || entry.operation !== 'PUT' || entry.value.length === 0) return policy.algorithm.create();
+    if (entry === null || entry.operation !== 'PUT' || entry.value.length === 0)
+      return policy.algorithm.create();
     try {
-      return policy.algorithm.decode(JSON.parse(decoder.decode(entry.value))) ?? policy.algorithm.create();
+      return (
+        policy.algorithm.decode(JSON.parse(decoder.decode(entry.value))) ??
+        policy.algorithm.create()
+      );
     } catch {
       return policy.algorithm.create();
     }
@@ -531,7 +611,11 @@ export class StrictStore implements StrictTier {
       if (!entry) return null;
       const skew = Math.round(entry.created.getTime() - (before + after) / 2);
       this.stats.skewMs = skew;
-      if (Math.abs(skew) > this.maxSkewMs) this.logger.warn({ skewMs: skew, maxSkewMs: this.maxSkewMs }, 'clock skew to the rate-limit store is above maxSkewMs');
+      if (Math.abs(skew) > this.maxSkewMs)
+        this.logger.warn(
+          { skewMs: skew, maxSkewMs: this.maxSkewMs },
+          'clock skew to the rate-limit store is above maxSkewMs',
+        );
       return skew;
     } catch {
       return null;

@@ -19,7 +19,11 @@ export function natsEchoResponder(nc: NatsConnection, subject: string): Subscrip
 }
 
 /** One raw NATS request/reply round trip in ms (the responder must be subscribed and flushed). */
-export async function natsRoundTrip(nc: NatsConnection, subject: string, payload: Uint8Array): Promise<number> {
+export async function natsRoundTrip(
+  nc: NatsConnection,
+  subject: string,
+  payload: Uint8Array,
+): Promise<number> {
   const start = now();
   await nc.request(subject, payload, { timeout: 5_000 });
   return now() - start;
@@ -36,7 +40,12 @@ export class RawKv {
     private readonly value: Uint8Array,
   ) {}
 
-  static async create(nc: NatsConnection, bucket: string, keys: number, value: Uint8Array): Promise<RawKv> {
+  static async create(
+    nc: NatsConnection,
+    bucket: string,
+    keys: number,
+    value: Uint8Array,
+  ): Promise<RawKv> {
     const kv = await new Kvm(nc).create(bucket, { history: 1 });
     const names = Array.from({ length: keys }, (_, i) => `k${i}`);
     const raw = new RawKv(kv, names, value);

@@ -39,7 +39,10 @@ export class Fleet {
   static async start(ctx: BenchContext, options: FleetOptions = {}): Promise<Fleet> {
     const nats = options.embedded ? null : await NatsServer.start();
     if (nats) ctx.defer(() => nats.dispose());
-    const env = { BENCH_NATS_URL: nats?.url ?? '', BENCH_GATEWAY_CONFIG: JSON.stringify(options.gateway ?? {}) };
+    const env = {
+      BENCH_NATS_URL: nats?.url ?? '',
+      BENCH_GATEWAY_CONFIG: JSON.stringify(options.gateway ?? {}),
+    };
     const workers = await Promise.all(
       Array.from({ length: options.embedded ? 0 : (options.workers ?? 1) }, async () => {
         const { child } = await Child.fork(new URL('worker-main.ts', PROC), { env });
@@ -47,11 +50,16 @@ export class Fleet {
         return child;
       }),
     );
-    const { child: gateway, ready } = await Child.fork(new URL('gateway-main.ts', PROC), { env, nodeArgs: ['--expose-gc', ...(options.gatewayNodeArgs ?? [])] });
+    const { child: gateway, ready } = await Child.fork(new URL('gateway-main.ts', PROC), {
+      env,
+      nodeArgs: ['--expose-gc', ...(options.gatewayNodeArgs ?? [])],
+    });
     ctx.defer(() => gateway.stop(15_000));
     const generators = await Promise.all(
       Array.from({ length: options.generators ?? 1 }, async (_, i) => {
-        const { child } = await Child.fork(new URL('generator-main.ts', PROC), { env: { ...env, BENCH_GENERATOR_ID: `g${i}` } });
+        const { child } = await Child.fork(new URL('generator-main.ts', PROC), {
+          env: { ...env, BENCH_GENERATOR_ID: `g${i}` },
+        });
         ctx.defer(() => child.stop(15_000));
         return child;
       }),
@@ -87,9 +95,15 @@ export class Fleet {
         const success = await new Promise<boolean>((resolve) => {
           socket.onPush = (_topic, event, payload) => {
             const push = payload as { request_id?: string; success?: boolean };
-            if (event === 'phoenix_gen_api' && push.request_id === requestId) resolve(push.success === true);
+            if (event === 'phoenix_gen_api' && push.request_id === requestId)
+              resolve(push.success === true);
           };
-          socket.push('phoenix_gen_api', { request_id: requestId, service: 'bench', request_type: 'echo', args: {} });
+          socket.push('phoenix_gen_api', {
+            request_id: requestId,
+            service: 'bench',
+            request_type: 'echo',
+            args: {},
+          });
         });
         if (success) return;
         if (performance.now() > deadline) throw new Error('the gateway never ran bench.echo');
@@ -118,12 +132,21 @@ export class Fleet {
   }
 
   /** Runs `command` on every generator with per-generator arguments. */
-  onGenerators<T>(command: string, args: (index: number) => unknown, timeoutMs?: number): Promise<T[]> {
-    return Promise.all(this.generators.map((generator, index) => generator.call<T>(command, args(index), timeoutMs)));
+  onGenerators<T>(
+    command: string,
+    args: (index: number) => unknown,
+    timeoutMs?: number,
+  ): Promise<T[]> {
+    return Promise.all(
+      this.generators.map((generator, index) => generator.call<T>(command, args(index), timeoutMs)),
+    );
   }
 }
 
 /** Splits `total` into `parts` near-equal integers. */
 export function split(total: number, parts: number): number[] {
-  return Array.from({ length: parts }, (_, i) => Math.floor(total / parts) + (i < total % parts ? 1 : 0));
+  return Array.from(
+    { length: parts },
+    (_, i) => Math.floor(total / parts) + (i < total % parts ? 1 : 0),
+  );
 }

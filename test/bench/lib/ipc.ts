@@ -27,7 +27,10 @@ export interface ChildEvent {
 /** A forked process that answers commands. */
 export class Child {
   private next = 1;
-  private readonly pending = new Map<number, { resolve(value: unknown): void; reject(err: Error): void }>();
+  private readonly pending = new Map<
+    number,
+    { resolve(value: unknown): void; reject(err: Error): void }
+  >();
   private readonly listeners = new Set<(event: ChildEvent) => void>();
   readonly exited: Promise<number | string>;
   stderr = '';
@@ -50,7 +53,8 @@ export class Child {
     });
     this.exited = new Promise((resolve) => {
       process.once('exit', (code, signal) => {
-        for (const waiter of this.pending.values()) waiter.reject(new Error(`child exited (${code ?? signal}): ${this.stderr.slice(-2000)}`));
+        for (const waiter of this.pending.values())
+          waiter.reject(new Error(`child exited (${code ?? signal}): ${this.stderr.slice(-2000)}`));
         this.pending.clear();
         resolve(code ?? signal ?? -1);
       });
@@ -61,7 +65,15 @@ export class Child {
    * Forks `entry` (a .ts file under test/bench, run with tsx). `nodeArgs` go before it (e.g.
    * --expose-gc, --cpu-prof); the child must call `serveCommands` and send `{event: 'ready'}`.
    */
-  static async fork(entry: URL, options: { args?: string[]; nodeArgs?: string[]; env?: NodeJS.ProcessEnv; readyTimeoutMs?: number } = {}): Promise<{ child: Child; ready: ChildEvent }> {
+  static async fork(
+    entry: URL,
+    options: {
+      args?: string[];
+      nodeArgs?: string[];
+      env?: NodeJS.ProcessEnv;
+      readyTimeoutMs?: number;
+    } = {},
+  ): Promise<{ child: Child; ready: ChildEvent }> {
     const proc = fork(fileURLToPath(entry), options.args ?? [], {
       execArgv: [...(options.nodeArgs ?? []), '--import', 'tsx'],
       env: { ...process.env, ...options.env },
@@ -86,7 +98,11 @@ export class Child {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         off();
-        reject(new Error(`no "${event}" from child ${this.pid} within ${timeoutMs} ms: ${this.stderr.slice(-2000)}`));
+        reject(
+          new Error(
+            `no "${event}" from child ${this.pid} within ${timeoutMs} ms: ${this.stderr.slice(-2000)}`,
+          ),
+        );
       }, timeoutMs);
       const off = this.on((message) => {
         if (message.event !== event) return;
@@ -139,7 +155,10 @@ export class Child {
 export type Handlers = Record<string, (args: never) => unknown>;
 
 /** In a child: answers the parent's commands with `handlers`; `stop` exits after answering. */
-export function serveCommands(handlers: Handlers, onStop: () => Promise<void> | void = () => undefined): void {
+export function serveCommands(
+  handlers: Handlers,
+  onStop: () => Promise<void> | void = () => undefined,
+): void {
   process.on('message', (message: unknown) => {
     const { id, cmd, args } = message as Request;
     const reply = (response: Response) => process.send?.(response);

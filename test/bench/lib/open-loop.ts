@@ -9,7 +9,11 @@
  * ms). Requests fall due evenly; the loop wakes every millisecond and sends what is due.
  * Resolves with the number fired.
  */
-export function openLoop(rate: number, durationMs: number, fire: (dueAt: number, index: number) => void): Promise<number> {
+export function openLoop(
+  rate: number,
+  durationMs: number,
+  fire: (dueAt: number, index: number) => void,
+): Promise<number> {
   const total = Math.max(0, Math.floor((rate * durationMs) / 1000));
   const interval = 1000 / rate;
   const started = performance.now();

@@ -78,7 +78,12 @@ export class PhxSocket {
   }
 
   /** Sends a frame; `onReply` gets the phx_reply for it. Returns the ref. */
-  send(topic: string, event: string, payload: unknown, onReply?: (reply: ReplyPayload) => void): string {
+  send(
+    topic: string,
+    event: string,
+    payload: unknown,
+    onReply?: (reply: ReplyPayload) => void,
+  ): string {
     const ref = this.ref();
     if (onReply) this.replies.set(ref, onReply);
     if (!this.closed) this.ws.send(JSON.stringify([this.joinRef, ref, topic, event, payload]));
@@ -122,7 +127,11 @@ export class PhxSocket {
 }
 
 /** Runs `task` for each index with at most `limit` in flight. */
-export async function pool(count: number, limit: number, task: (index: number) => Promise<void>): Promise<void> {
+export async function pool(
+  count: number,
+  limit: number,
+  task: (index: number) => Promise<void>,
+): Promise<void> {
   let next = 0;
   const lanes = Array.from({ length: Math.min(limit, count) }, async () => {
     while (next < count) await task(next++);

@@ -43,7 +43,10 @@ export function slabBytes(): number {
 }
 
 /** CPU used by `pid` while `work` runs: ms, and the wall-clock ms it took. */
-export async function cpuDuring<T>(pid: number, work: () => Promise<T>): Promise<{ value: T; cpuMs: number; wallMs: number }> {
+export async function cpuDuring<T>(
+  pid: number,
+  work: () => Promise<T>,
+): Promise<{ value: T; cpuMs: number; wallMs: number }> {
   const cpu0 = cpuMs(pid);
   const t0 = performance.now();
   const value = await work();

@@ -44,7 +44,11 @@ export function profilingCommands(): Record<string, (args: never) => unknown> {
     allocationProfileStart: async () => {
       const s = open();
       await s.post('HeapProfiler.enable');
-      await s.post('HeapProfiler.startSampling', { samplingInterval: 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+      await s.post('HeapProfiler.startSampling', {
+        samplingInterval: 1024,
+        includeObjectsCollectedByMajorGC: true,
+        includeObjectsCollectedByMinorGC: true,
+      });
     },
     allocationProfileStop: async ({ path }: { path: string }) => {
       const s = close();

@@ -10,6 +10,11 @@ export async function repeat<T>(times: number, run: (index: number) => Promise<T
 }
 
 /** A metric whose value is the median of `runs` (min / median / max shown in the report). */
-export function fromRuns(name: string, runs: readonly number[], unit: string, fields: Partial<Metric> = {}): Metric {
+export function fromRuns(
+  name: string,
+  runs: readonly number[],
+  unit: string,
+  fields: Partial<Metric> = {},
+): Metric {
   return { name, value: median(runs), unit, runs: [...runs], ...fields };
 }

@@ -24,7 +24,10 @@ export function formatRatio(ratio: number): string {
 function formatGoal(goal: Goal | undefined, unit: string): string {
   if (!goal) return '';
   const op = goal.op === '>=' ? '≥' : '≤';
-  const target = goal.on === 'ratio' ? `${op} ${formatRatio(goal.target)} baseline` : `${op} ${formatValue(goal.target, unit)}`;
+  const target =
+    goal.on === 'ratio'
+      ? `${op} ${formatRatio(goal.target)} baseline`
+      : `${op} ${formatValue(goal.target, unit)}`;
   return goal.source ? `${target} (${goal.source})` : target;
 }
 
@@ -84,7 +87,10 @@ export function consoleSummary(results: readonly SuiteResult[]): string {
   const lines: string[] = [];
   for (const result of results) {
     const { pass, miss } = goalCounts(result);
-    lines.push('', `== ${result.title} (${result.name}) — ${(result.durationMs / 1000).toFixed(1)} s, goals: ${pass} pass, ${miss} MISS`);
+    lines.push(
+      '',
+      `== ${result.title} (${result.name}) — ${(result.durationMs / 1000).toFixed(1)} s, goals: ${pass} pass, ${miss} MISS`,
+    );
     if (result.error) lines.push(`   SUITE FAILED: ${result.error}`);
     for (const [group, metrics] of groups(result.metrics)) {
       if (group) lines.push(`  -- ${group}`);
@@ -95,7 +101,9 @@ export function consoleSummary(results: readonly SuiteResult[]): string {
         const goal = metric.goal ? `  goal ${formatGoal(metric.goal, metric.unit)}` : '';
         const ratio = ratioCell(metric);
         const runs = runsCell(metric);
-        lines.push(`${mark}  ${metric.name.padEnd(width)}  ${formatValue(metric.value, metric.unit).padStart(16)}${runs ? `  (${runs})` : ''}${ratio ? `  [${ratio}]` : ''}${goal}`);
+        lines.push(
+          `${mark}  ${metric.name.padEnd(width)}  ${formatValue(metric.value, metric.unit).padStart(16)}${runs ? `  (${runs})` : ''}${ratio ? `  [${ratio}]` : ''}${goal}`,
+        );
       }
     }
   }
@@ -124,8 +132,19 @@ export function suiteMarkdown(result: SuiteResult, env: Environment): string {
     const hasRatio = metrics.some((metric) => metric.ratio !== undefined);
     const hasNote = metrics.some((metric) => metric.note);
     const hasRuns = metrics.some((metric) => (metric.runs?.length ?? 0) > 1);
-    const head = ['Metric', 'Value', ...(hasRuns ? ['min / median / max'] : []), 'Goal', 'Result', ...(hasRatio ? ['Ratio vs baseline'] : []), ...(hasNote ? ['Note'] : [])];
-    out.push(`| ${head.join(' | ')} |`, `|${head.map((h) => (h === 'Value' || h === 'Ratio vs baseline' || h === 'min / median / max' ? '---:' : '---')).join('|')}|`);
+    const head = [
+      'Metric',
+      'Value',
+      ...(hasRuns ? ['min / median / max'] : []),
+      'Goal',
+      'Result',
+      ...(hasRatio ? ['Ratio vs baseline'] : []),
+      ...(hasNote ? ['Note'] : []),
+    ];
+    out.push(
+      `| ${head.join(' | ')} |`,
+      `|${head.map((h) => (h === 'Value' || h === 'Ratio vs baseline' || h === 'min / median / max' ? '---:' : '---')).join('|')}|`,
+    );
     for (const metric of metrics) {
       const status = goalStatus(metric);
       const name = metric.isBaseline ? `*${metric.name}* (baseline)` : metric.name;
@@ -144,7 +163,8 @@ export function suiteMarkdown(result: SuiteResult, env: Environment): string {
   }
   if (result.notes.length > 0) {
     out.push('**Method**', '');
-    for (const note of result.notes) out.push(note.startsWith('- ') || note.startsWith('|') ? note : `- ${note}`);
+    for (const note of result.notes)
+      out.push(note.startsWith('- ') || note.startsWith('|') ? note : `- ${note}`);
     out.push('');
   }
   out.push(END(result.name));
@@ -191,7 +211,12 @@ export function parseSections(markdown: string): Map<string, string> {
  * it ran, the previous file's section otherwise (suites not run keep their last numbers).
  * `order`: every known suite.
  */
-export function benchmarksMarkdown(previous: string, results: readonly SuiteResult[], env: Environment, order: readonly string[]): string {
+export function benchmarksMarkdown(
+  previous: string,
+  results: readonly SuiteResult[],
+  env: Environment,
+  order: readonly string[],
+): string {
   const kept = parseSections(previous);
   const fresh = new Map(results.map((result) => [result.name, suiteMarkdown(result, env)]));
   const sections: string[] = [];
@@ -210,7 +235,9 @@ export function benchmarksMarkdown(previous: string, results: readonly SuiteResu
 
 /** `<!-- bench:keep NAME -->` … `<!-- /bench:keep NAME -->`: written by hand, never regenerated. */
 function keptSections(markdown: string): string[] {
-  return [...markdown.matchAll(/<!-- bench:keep ([\w.-]+) -->[\s\S]*?<!-- \/bench:keep \1 -->/g)].map((match) => match[0]);
+  return [
+    ...markdown.matchAll(/<!-- bench:keep ([\w.-]+) -->[\s\S]*?<!-- \/bench:keep \1 -->/g),
+  ].map((match) => match[0]);
 }
 
 const TUNING_START = '<!-- bench:tuning -->';
@@ -230,13 +257,27 @@ function tuningSection(markdown: string): string | null {
  * BENCHMARKS.md with the tuning log's rows for some revisions added or replaced (rows are keyed by
  * their first cell's label); `method` replaces the log's description.
  */
-export function withTuningRows(markdown: string, rows: ReadonlyMap<string, string>, method: string): string {
+export function withTuningRows(
+  markdown: string,
+  rows: ReadonlyMap<string, string>,
+  method: string,
+): string {
   const existing = tuningSection(markdown);
   const kept = (existing ?? '')
     .split('\n')
     .filter((line) => line.startsWith('| `'))
     .filter((line) => ![...rows.keys()].some((label) => line.startsWith(`| \`${label}\``)));
-  const section = [TUNING_START, '## Tuning log (`npm run bench:ab`)', '', method, '', ...TUNING_HEAD, ...kept, ...rows.values(), TUNING_END].join('\n');
+  const section = [
+    TUNING_START,
+    '## Tuning log (`npm run bench:ab`)',
+    '',
+    method,
+    '',
+    ...TUNING_HEAD,
+    ...kept,
+    ...rows.values(),
+    TUNING_END,
+  ].join('\n');
   if (existing) return markdown.replace(existing, section);
   return `${markdown.trimEnd()}\n\n${section}\n`;
 }

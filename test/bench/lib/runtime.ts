@@ -31,7 +31,8 @@ export function retainedBytes(): number {
 /** Lets timers, I/O and immediates run. */
 export const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+export const sleep = (ms: number): Promise<void> =>
+  new Promise((resolve) => setTimeout(resolve, ms));
 
 /** The cost of one `now()` pair around nothing (ns, median of many): the floor of a timed sample. */
 export function timerOverheadNs(rounds = 200_000): number {

@@ -11,10 +11,18 @@ import { profilingCommands } from '../lib/profiling.js';
 import { gc } from '../lib/runtime.js';
 
 // The product from dist/ when the runner built it (as `npm start` runs it), else from src/.
-const { createLogger } = (await import(productModule('log/logger.js'))) as typeof import('../../../src/log/logger.js');
-const { startGateway } = (await import(productModule('server.js'))) as typeof import('../../../src/server.js');
-const { defineChannel, error, ok } = (await import(productModule('channel/types.js'))) as typeof import('../../../src/channel/types.js');
-const { demoConnect } = (await import(productModule('demo/chat.js'))) as typeof import('../../../src/demo/chat.js');
+const { createLogger } = (await import(
+  productModule('log/logger.js')
+)) as typeof import('../../../src/log/logger.js');
+const { startGateway } = (await import(
+  productModule('server.js')
+)) as typeof import('../../../src/server.js');
+const { defineChannel, error, ok } = (await import(
+  productModule('channel/types.js')
+)) as typeof import('../../../src/channel/types.js');
+const { demoConnect } = (await import(
+  productModule('demo/chat.js')
+)) as typeof import('../../../src/demo/chat.js');
 
 /** `fan:*`: join anything; `pub` broadcasts its payload as `msg` to the topic (fan-out scenarios). */
 const fanChannel = defineChannel({
@@ -30,13 +38,22 @@ const fileConfig = JSON.parse(process.env.BENCH_GATEWAY_CONFIG ?? '{}') as Gatew
 // Identity from connect params (as the demo), plus the fan-out channel: code a JSON file cannot hold.
 const config: GatewayConfig = {
   ...fileConfig,
-  socket: { checkOrigin: false, connect: demoConnect as never, ...fileConfig.socket },
-  channels: [{ pattern: 'fan:*', handler: fanChannel as never }],
+  socket: { checkOrigin: false, connect: demoConnect, ...fileConfig.socket },
+  channels: [{ pattern: 'fan:*', handler: fanChannel }],
 };
 const nats = process.env.BENCH_NATS_URL;
-const logger = createLogger({ level: (process.env.BENCH_LOG_LEVEL as 'error' | undefined) ?? 'error' });
+const logger = createLogger({
+  level: (process.env.BENCH_LOG_LEVEL as 'error' | undefined) ?? 'error',
+});
 
-const running = await startGateway({ config, fromFile: true, logger, host: '127.0.0.1', port: 0, ...(nats ? { nats } : {}) });
+const running = await startGateway({
+  config,
+  fromFile: true,
+  logger,
+  host: '127.0.0.1',
+  port: 0,
+  ...(nats ? { nats } : {}),
+});
 const { gateway, genApi } = running;
 
 // Off until a suite asks: its 10 ms timer wakes the process 100 times a second, which on this
@@ -78,14 +95,28 @@ serveCommands(
     gc: () => {
       gc();
       const usage = process.memoryUsage();
-      return { rss: usage.rss, heapUsed: usage.heapUsed, external: usage.external, arrayBuffers: usage.arrayBuffers };
+      return {
+        rss: usage.rss,
+        heapUsed: usage.heapUsed,
+        external: usage.external,
+        arrayBuffers: usage.arrayBuffers,
+      };
     },
     memory: () => process.memoryUsage(),
     gauges,
-    stats: () => ({ gateway: { ...gateway.stats }, executor: { ...genApi.executor.stats }, nats: genApi.nats?.health() ?? null }),
+    stats: () => ({
+      gateway: { ...gateway.stats },
+      executor: { ...genApi.executor.stats },
+      nats: genApi.nats?.health() ?? null,
+    }),
     /** Event-loop delay since eventLoopReset, in ms; the monitor stops. */
     eventLoop: () => {
-      const delay = { p50: eventLoop.percentile(50) / 1e6, p99: eventLoop.percentile(99) / 1e6, max: eventLoop.max / 1e6, mean: eventLoop.mean / 1e6 };
+      const delay = {
+        p50: eventLoop.percentile(50) / 1e6,
+        p99: eventLoop.percentile(99) / 1e6,
+        max: eventLoop.max / 1e6,
+        mean: eventLoop.mean / 1e6,
+      };
       eventLoop.disable();
       return delay;
     },

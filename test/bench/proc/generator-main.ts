@@ -91,7 +91,10 @@ async function connectSockets(args: ConnectArgs) {
       const index = (args.offset ?? 0) + i;
       // `{i}` in the URL too (e.g. a distinct user_id per socket).
       const url = args.url.includes('{i}') ? args.url.replace('{i}', String(index)) : args.url;
-      const socket = await PhxSocket.connect(url, args.localAddress ? { localAddress: args.localAddress } : {});
+      const socket = await PhxSocket.connect(
+        url,
+        args.localAddress ? { localAddress: args.localAddress } : {},
+      );
       socket.onPush = onPush;
       const topic = args.topic.replace('{i}', String(args.topics ? index % args.topics : index));
       const reply = await socket.join(topic, args.joinPayload ?? {});
@@ -142,16 +145,28 @@ async function requests(args: RequestArgs) {
     pushWaiters.set(requestId, (p) => {
       push = p;
     });
-    socket.push(EVENT, { request_id: requestId, service: args.service, request_type: args.requestType, args: args.args ?? {} }, (reply: ReplyPayload) => {
-      outstanding--;
-      pushWaiters.delete(requestId);
-      const received = push as GenApiPush | null;
-      const expected = args.expectError === undefined ? received?.success === true : received?.success === false && received.error === args.expectError;
-      if (reply.status === 'ok' && expected) {
-        ok++;
-        recordMs(histogram, performance.now() - dueAt);
-      } else error(`${reply.status}: ${JSON.stringify(received?.error ?? reply.response)}`);
-    });
+    socket.push(
+      EVENT,
+      {
+        request_id: requestId,
+        service: args.service,
+        request_type: args.requestType,
+        args: args.args ?? {},
+      },
+      (reply: ReplyPayload) => {
+        outstanding--;
+        pushWaiters.delete(requestId);
+        const received = push;
+        const expected =
+          args.expectError === undefined
+            ? received?.success === true
+            : received?.success === false && received.error === args.expectError;
+        if (reply.status === 'ok' && expected) {
+          ok++;
+          recordMs(histogram, performance.now() - dueAt);
+        } else error(`${reply.status}: ${JSON.stringify(received?.error ?? reply.response)}`);
+      },
+    );
   });
   const sendMs = performance.now() - started;
   const drained = await settle(() => outstanding === 0, args.timeoutMs ?? 10_000);
@@ -160,7 +175,14 @@ async function requests(args: RequestArgs) {
 }
 
 /** Open-loop raw NATS request/reply (the baseline of gen_api requests). */
-async function natsRequests(args: { url: string; subject: string; rate: number; durationMs: number; payload: string; timeoutMs?: number }) {
+async function natsRequests(args: {
+  url: string;
+  subject: string;
+  rate: number;
+  durationMs: number;
+  payload: string;
+  timeoutMs?: number;
+}) {
   const nc = await natsConnect({ servers: args.url, name: `bench generator ${GEN}` });
   const histogram = latencyHistogram();
   const data = new TextEncoder().encode(args.payload);
@@ -187,13 +209,23 @@ async function natsRequests(args: { url: string; subject: string; rate: number; 
 }
 
 /** Open-loop frames to a raw `ws` echo server over `count` sockets (the WebSocket baseline). */
-async function echoRequests(args: { url: string; count: number; rate: number; durationMs: number; localAddress?: string; timeoutMs?: number }) {
+async function echoRequests(args: {
+  url: string;
+  count: number;
+  rate: number;
+  durationMs: number;
+  localAddress?: string;
+  timeoutMs?: number;
+}) {
   const histogram = latencyHistogram();
   const dues = new Map<number, number>();
   let ok = 0;
   const list: WebSocket[] = [];
   await pool(args.count, 50, async () => {
-    const ws = new WebSocket(args.url, { perMessageDeflate: false, ...(args.localAddress ? { localAddress: args.localAddress } : {}) });
+    const ws = new WebSocket(args.url, {
+      perMessageDeflate: false,
+      ...(args.localAddress ? { localAddress: args.localAddress } : {}),
+    });
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());
       ws.once('error', reject);
@@ -211,7 +243,9 @@ async function echoRequests(args: { url: string; count: number; rate: number; du
   const payload = { request_id: '', service: 'bench', request_type: 'echo', args: {} };
   const sent = await openLoop(args.rate, args.durationMs, (dueAt, index) => {
     dues.set(index, dueAt);
-    list[index % list.length]!.send(JSON.stringify(['1', String(index), 'gen_api', EVENT, payload]));
+    list[index % list.length]!.send(
+      JSON.stringify(['1', String(index), 'gen_api', EVENT, payload]),
+    );
   });
   await settle(() => dues.size === 0, args.timeoutMs ?? 10_000);
   const errors = dues.size;
@@ -223,11 +257,20 @@ async function echoRequests(args: { url: string; count: number; rate: number; du
  * The idle-heartbeat baseline: a heartbeat frame to a raw `ws` echo server `perSecond` times a
  * second over `count` sockets, sent in one burst each second like the generators' heartbeats.
  */
-async function echoBursts(args: { url: string; count: number; perSecond: number; durationMs: number; localAddress?: string }) {
+async function echoBursts(args: {
+  url: string;
+  count: number;
+  perSecond: number;
+  durationMs: number;
+  localAddress?: string;
+}) {
   const list: WebSocket[] = [];
   let received = 0;
   await pool(args.count, 50, async () => {
-    const ws = new WebSocket(args.url, { perMessageDeflate: false, ...(args.localAddress ? { localAddress: args.localAddress } : {}) });
+    const ws = new WebSocket(args.url, {
+      perMessageDeflate: false,
+      ...(args.localAddress ? { localAddress: args.localAddress } : {}),
+    });
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());
       ws.once('error', reject);
@@ -321,7 +364,12 @@ async function streams(args: StreamArgs) {
       }
       if (!push.has_more) entry.done = true;
     });
-    list[i % list.length]!.push(EVENT, { request_id: requestId, service: 'bench', request_type: 'stream', args: { chunks: args.chunks, interval_ms: args.intervalMs } });
+    list[i % list.length]!.push(EVENT, {
+      request_id: requestId,
+      service: 'bench',
+      request_type: 'stream',
+      args: { chunks: args.chunks, interval_ms: args.intervalMs },
+    });
   }
   setTimeout(() => {
     for (let i = 0; i < args.cancel; i++) {
@@ -342,11 +390,28 @@ async function streams(args: StreamArgs) {
     if (entry.done && entry.next === args.chunks + 1) completed++;
     else incomplete++;
   }
-  return { completed, incomplete, cancelled: Object.keys(cancelSentAt).length, outOfOrder, chunksReceived, errors, errorSamples, cancelSentAt, histogram: encode(histogram) };
+  return {
+    completed,
+    incomplete,
+    cancelled: Object.keys(cancelSentAt).length,
+    outOfOrder,
+    chunksReceived,
+    errors,
+    errorSamples,
+    cancelSentAt,
+    histogram: encode(histogram),
+  };
 }
 
 /** connect → join → `requests` sync requests → leave → disconnect, `count` times, `concurrency` at once. */
-async function cycles(args: { url: string; count: number; concurrency: number; topic: string; requests: number; localAddresses?: string[] }) {
+async function cycles(args: {
+  url: string;
+  count: number;
+  concurrency: number;
+  topic: string;
+  requests: number;
+  localAddresses?: string[];
+}) {
   let done = 0;
   let errors = 0;
   const errorSamples: string[] = [];
@@ -366,11 +431,16 @@ async function cycles(args: { url: string; count: number; concurrency: number; t
         const requestId = `${GEN}-c${i}-${r}`;
         const push = new Promise<GenApiPush>((resolve) => pushWaiters.set(requestId, resolve));
         const reply = await new Promise<ReplyPayload>((resolve) =>
-          socket.push(EVENT, { request_id: requestId, service: 'bench', request_type: 'echo', args: { i, r } }, resolve),
+          socket.push(
+            EVENT,
+            { request_id: requestId, service: 'bench', request_type: 'echo', args: { i, r } },
+            resolve,
+          ),
         );
         const result = await push;
         pushWaiters.delete(requestId);
-        if (reply.status !== 'ok' || !result.success) throw new Error(`request: ${JSON.stringify(result.error ?? reply)}`);
+        if (reply.status !== 'ok' || !result.success)
+          throw new Error(`request: ${JSON.stringify(result.error ?? reply)}`);
       }
       await socket.leave();
       await socket.close();
@@ -381,7 +451,13 @@ async function cycles(args: { url: string; count: number; concurrency: number; t
       if (errorSamples.length < 5) errorSamples.push((err as Error).message);
     }
   });
-  return { done, errors, errorSamples, wallMs: performance.now() - started, histogram: encode(histogram) };
+  return {
+    done,
+    errors,
+    errorSamples,
+    wallMs: performance.now() - started,
+    histogram: encode(histogram),
+  };
 }
 
 async function closePool(args: { pool: string }) {
@@ -409,7 +485,8 @@ serveCommands(
     streams: (args: StreamArgs) => streams(args),
     cycles: (args: Parameters<typeof cycles>[0]) => cycles(args),
     close: (args: { pool: string }) => closePool(args),
-    open: ({ pool: name }: { pool: string }) => sockets(name).filter((socket) => !socket.closed).length,
+    open: ({ pool: name }: { pool: string }) =>
+      sockets(name).filter((socket) => !socket.closed).length,
   },
   async () => {
     for (const name of [...pools.keys()]) await closePool({ pool: name });

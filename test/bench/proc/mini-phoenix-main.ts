@@ -16,7 +16,12 @@ function reply(ws: WebSocket, frame: Frame): void {
   ws.send(JSON.stringify([frame[0], frame[1], frame[2], 'phx_reply', OK]));
 }
 
-const server = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false, clientTracking: false });
+const server = new WebSocketServer({
+  host: '127.0.0.1',
+  port: 0,
+  perMessageDeflate: false,
+  clientTracking: false,
+});
 server.on('connection', (ws) => {
   const joined = new Set<string>();
   ws.on('message', (data: Buffer) => {
@@ -51,4 +56,7 @@ serveCommands(
 );
 
 const address = server.address();
-emit('ready', { port: typeof address === 'object' && address !== null ? address.port : 0, pid: process.pid });
+emit('ready', {
+  port: typeof address === 'object' && address !== null ? address.port : 0,
+  pid: process.pid,
+});

@@ -13,9 +13,15 @@ import { productModule } from '../lib/product.js';
 import { profilingCommands } from '../lib/profiling.js';
 
 // The worker SDK from dist/ when the runner built it, else from src/ (see lib/product.ts).
-const { defineService, fn } = (await import(productModule('worker/define.js'))) as typeof import('../../../src/worker/define.js');
-const { serve } = (await import(productModule('worker/nats.js'))) as typeof import('../../../src/worker/nats.js');
-const { createLogger } = (await import(productModule('log/logger.js'))) as typeof import('../../../src/log/logger.js');
+const { defineService, fn } = (await import(
+  productModule('worker/define.js')
+)) as typeof import('../../../src/worker/define.js');
+const { serve } = (await import(
+  productModule('worker/nats.js')
+)) as typeof import('../../../src/worker/nats.js');
+const { createLogger } = (await import(
+  productModule('log/logger.js')
+)) as typeof import('../../../src/log/logger.js');
 
 const epochMs = (): number => performance.timeOrigin + performance.now();
 
@@ -62,7 +68,10 @@ export const benchService = defineService({
   },
 });
 
-const nc = await connect({ servers: process.env.BENCH_NATS_URL ?? 'nats://127.0.0.1:4222', name: 'bench worker' });
+const nc = await connect({
+  servers: process.env.BENCH_NATS_URL ?? 'nats://127.0.0.1:4222',
+  name: 'bench worker',
+});
 const raw = nc.subscribe('bench.raw.echo', {
   queue: 'bench',
   callback: (err, msg) => {

@@ -11,7 +11,7 @@ import type { LimiterDecision } from '../../../src/ratelimit/limiter.js';
 import { RateLimits } from '../../../src/ratelimit/rate-limits.js';
 import type { NatsServer } from '../../support/nats.js';
 import { natsEchoResponder, natsRoundTrip, RawKv } from '../lib/baselines.js';
-import { now, Scope, sleep, yieldToLoop } from '../lib/runtime.js';
+import { now, type Scope, sleep, yieldToLoop } from '../lib/runtime.js';
 import { Samples, summarize, type Summary } from '../lib/stats.js';
 import { CONTEXT, funConfig, policy, requests, silentLogger } from './fixtures.js';
 
@@ -37,22 +37,42 @@ export interface ClusterResult {
   /** A hit allowed on A until B has applied it (ms). */
   propagation: Summary;
   propagationConfirmed: number;
-  throughput: { local: number; eventual: number; eventualAlone: number; strict: number; kvGetUpdate: number };
+  throughput: {
+    local: number;
+    eventual: number;
+    eventualAlone: number;
+    strict: number;
+    kvGetUpdate: number;
+  };
   concurrentStrict: Summary;
-  strictStats: { operations: number; casConflicts: number; timeouts: number; fallbacks: number; storeErrors: number; denied: number };
+  strictStats: {
+    operations: number;
+    casConflicts: number;
+    timeouts: number;
+    fallbacks: number;
+    storeErrors: number;
+    denied: number;
+  };
   eventualStats: { published: number; publishedHits: number; appliedOnPeer: number };
 }
 
 async function natsVersion(): Promise<string> {
   const { execFileSync } = await import('node:child_process');
   try {
-    return execFileSync('nats-server', ['--version'], { encoding: 'utf8' }).trim().replace(/^nats-server:\s*/, '');
+    return execFileSync('nats-server', ['--version'], { encoding: 'utf8' })
+      .trim()
+      .replace(/^nats-server:\s*/, '');
   } catch {
     return 'unknown';
   }
 }
 
-async function until(probe: () => boolean, label: string, timeoutMs = 10_000, everyMs = 10): Promise<void> {
+async function until(
+  probe: () => boolean,
+  label: string,
+  timeoutMs = 10_000,
+  everyMs = 10,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!probe()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${label}`);
@@ -64,10 +84,20 @@ function allowed(decision: LimiterDecision): boolean {
   return decision.allowed;
 }
 
-export async function benchCluster(nats: NatsServer, options: ClusterOptions, scope: Scope, log: (message: string) => void): Promise<ClusterResult> {
+export async function benchCluster(
+  nats: NatsServer,
+  options: ClusterOptions,
+  scope: Scope,
+  log: (message: string) => void,
+): Promise<ClusterResult> {
   const connections: NatsConnection[] = [];
   const open = async (name: string) => {
-    const nc = await connect({ servers: nats.url, name, maxReconnectAttempts: 5, reconnectTimeWait: 100 });
+    const nc = await connect({
+      servers: nats.url,
+      name,
+      maxReconnectAttempts: 5,
+      reconnectTimeWait: 100,
+    });
     connections.push(nc);
     return nc;
   };
@@ -78,7 +108,9 @@ export async function benchCluster(nats: NatsServer, options: ClusterOptions, sc
   const ncEcho = await open('bench raw responder');
 
   const { algorithm, limit, windowMs } = CLUSTER_POLICY;
-  const policies = MODES.map((mode) => policy(`bench.${mode}`, mode, algorithm, limit, windowMs, mode));
+  const policies = MODES.map((mode) =>
+    policy(`bench.${mode}`, mode, algorithm, limit, windowMs, mode),
+  );
   const nodeA = new RateLimits({ policies }, silentLogger);
   const nodeB = new RateLimits({ policies }, silentLogger);
   scope.add(() => nodeA.close());
@@ -88,12 +120,23 @@ export async function benchCluster(nats: NatsServer, options: ClusterOptions, sc
   await nodeB.attach({ nc: ncB, connected: () => !ncB.isClosed(), subjects });
   const clusterA = nodeA.linked!;
   const clusterB = nodeB.linked!;
-  await until(() => clusterA.membership.nodes() === 2 && clusterB.membership.nodes() === 2, 'both nodes to see each other');
+  await until(
+    () => clusterA.membership.nodes() === 2 && clusterB.membership.nodes() === 2,
+    'both nodes to see each other',
+  );
   log(`nats-server ${nats.url} (JetStream), nodes A=${clusterA.origin} B=${clusterB.origin}`);
 
   const limiter = nodeA.limiter;
-  const fns = { local: funConfig('local'), eventual: funConfig('eventual'), strict: funConfig('strict') };
-  const users = { local: requests(options.users, 'local'), eventual: requests(options.users, 'eventual'), strict: requests(options.users, 'strict') };
+  const fns = {
+    local: funConfig('local'),
+    eventual: funConfig('eventual'),
+    strict: funConfig('strict'),
+  };
+  const users = {
+    local: requests(options.users, 'local'),
+    eventual: requests(options.users, 'eventual'),
+    strict: requests(options.users, 'strict'),
+  };
   const cursor = { local: 0, eventual: 0, strict: 0 };
   const nextRequest = (mode: ModeName): GenApiRequest => {
     const list = users[mode];
@@ -161,8 +204,10 @@ export async function benchCluster(nats: NatsServer, options: ClusterOptions, sc
       await checkStrict();
       samples.strict.add(now() - t0);
     }
-    for (let i = 0; i < options.asyncPerRound; i++) samples.natsRtt.add(await natsRoundTrip(ncRaw, echoSubject, payload));
-    for (let i = 0; i < options.asyncPerRound; i++) samples.kvGetUpdate.add(await rawKv.getUpdate());
+    for (let i = 0; i < options.asyncPerRound; i++)
+      samples.natsRtt.add(await natsRoundTrip(ncRaw, echoSubject, payload));
+    for (let i = 0; i < options.asyncPerRound; i++)
+      samples.kvGetUpdate.add(await rawKv.getUpdate());
     for (let i = 0; i < options.asyncPerRound >> 1; i++) samples.kvGet.add(await rawKv.get());
   }
   log(`latency: ${options.rounds} rounds done`);
@@ -185,7 +230,10 @@ export async function benchCluster(nats: NatsServer, options: ClusterOptions, sc
   for (let i = 0; i < options.probes; i++) {
     const key = probeKey(i);
     const applied = new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`probe ${i} not applied on B within 2 s`)), 2_000);
+      const timer = setTimeout(
+        () => reject(new Error(`probe ${i} not applied on B within 2 s`)),
+        2_000,
+      );
       waiting = {
         key,
         resolve: (at) => {
@@ -222,11 +270,22 @@ export async function benchCluster(nats: NatsServer, options: ClusterOptions, sc
     if (mode === 'eventual') {
       clusterA.eventual.flush();
       // Until the peer has applied every hit: its work runs on this core too.
-      if (withPeer) await until(() => clusterB.eventual.stats.appliedHits - appliedBefore >= eventual.publishedHits - publishedBefore, 'B to apply every hit', 30_000, 1);
+      if (withPeer)
+        await until(
+          () =>
+            clusterB.eventual.stats.appliedHits - appliedBefore >=
+            eventual.publishedHits - publishedBefore,
+          'B to apply every hit',
+          30_000,
+          1,
+        );
     }
     return (calls / (now() - start)) * 1000;
   };
-  const asyncThroughput = async (op: () => Promise<unknown>, latency: Samples | null): Promise<number> => {
+  const asyncThroughput = async (
+    op: () => Promise<unknown>,
+    latency: Samples | null,
+  ): Promise<number> => {
     let calls = 0;
     const start = now();
     const stopAt = start + options.throughputMs;

@@ -3,12 +3,11 @@
  * no policy, a local, an eventual and a strict policy, from a raw `ws` client doing one request at
  * a time; the baseline is a raw `ws` echo server answering the same frames.
  */
-import type { AddressInfo } from 'node:net';
 import { createGateway, GenApi } from '../../../src/index.js';
 import { defineService, fn } from '../../../src/worker/define.js';
 import type { NatsServer } from '../../support/nats.js';
 import { SequentialWs, startWsEcho } from '../lib/baselines.js';
-import { Scope, sleep } from '../lib/runtime.js';
+import { type Scope, sleep } from '../lib/runtime.js';
 import { Samples, summarize, type Summary } from '../lib/stats.js';
 import { policy, SERVICE } from './fixtures.js';
 import { CLUSTER_POLICY } from './cluster.js';
@@ -36,28 +35,46 @@ const benchService = defineService({
 
 const TOPIC = 'gen_api:bench';
 
-export async function benchE2e(nats: NatsServer, options: E2eOptions, scope: Scope): Promise<E2eResult> {
+export async function benchE2e(
+  nats: NatsServer,
+  options: E2eOptions,
+  scope: Scope,
+): Promise<E2eResult> {
   const { algorithm, limit, windowMs } = CLUSTER_POLICY;
   const gateway = createGateway({ logger: false });
   scope.add(() => gateway.close());
-  const socket = gateway.socket<{ user_id: string | null; device_id: string | null; roles: string[] | null }>('/socket', {
+  const socket = gateway.socket<{
+    user_id: string | null;
+    device_id: string | null;
+    roles: string[] | null;
+  }>('/socket', {
     connect: ({ params }) => {
-      const user = typeof params.user_id === 'string' && params.user_id !== '' ? params.user_id : null;
+      const user =
+        typeof params.user_id === 'string' && params.user_id !== '' ? params.user_id : null;
       return { assigns: { user_id: user, device_id: null, roles: null }, id: null };
     },
     // Sequential requests run well above the default 1000 messages/s per socket.
     messageRate: false,
   });
   const genApi = new GenApi(gateway, {
-    rateLimits: { policies: (['local', 'eventual', 'strict'] as const).map((mode) => policy(`e2e.${mode}`, mode, algorithm, limit, windowMs, mode)) },
+    rateLimits: {
+      policies: (['local', 'eventual', 'strict'] as const).map((mode) =>
+        policy(`e2e.${mode}`, mode, algorithm, limit, windowMs, mode),
+      ),
+    },
   }).mount(socket);
   genApi.register(benchService);
   await genApi.connectNats({ servers: nats.url, prefix: 'e2ebench' });
-  const { port } = (await gateway.listen(0, '127.0.0.1')) as AddressInfo;
+  const { port } = await gateway.listen(0, '127.0.0.1');
 
-  const client = await SequentialWs.connect(`ws://127.0.0.1:${port}/socket/websocket?vsn=2.0.0&user_id=bench-user`);
+  const client = await SequentialWs.connect(
+    `ws://127.0.0.1:${port}/socket/websocket?vsn=2.0.0&user_id=bench-user`,
+  );
   scope.add(() => client.close());
-  await client.roundTrip(JSON.stringify(['1', '1', TOPIC, 'phx_join', {}]), (text) => text.includes('"phx_reply"') && text.includes('"ok"'));
+  await client.roundTrip(
+    JSON.stringify(['1', '1', TOPIC, 'phx_join', {}]),
+    (text) => text.includes('"phx_reply"') && text.includes('"ok"'),
+  );
 
   const wsEcho = await startWsEcho();
   scope.add(() => wsEcho.close());
@@ -71,9 +88,21 @@ export async function benchE2e(nats: NatsServer, options: E2eOptions, scope: Sco
     const refText = String(ref);
     let pushed = false;
     let replied = false;
-    const frame = JSON.stringify(['1', refText, TOPIC, 'phoenix_gen_api', { request_id: id, service: SERVICE, request_type: requestType, args: { message: 'hello' } }]);
+    const frame = JSON.stringify([
+      '1',
+      refText,
+      TOPIC,
+      'phoenix_gen_api',
+      { request_id: id, service: SERVICE, request_type: requestType, args: { message: 'hello' } },
+    ]);
     const ms = await client.roundTrip(frame, (text) => {
-      const [, frameRef, , event, payload] = JSON.parse(text) as [unknown, unknown, string, string, Record<string, unknown>];
+      const [, frameRef, , event, payload] = JSON.parse(text) as [
+        unknown,
+        unknown,
+        string,
+        string,
+        Record<string, unknown>,
+      ];
       if (event === 'phoenix_gen_api' && payload.request_id === id) {
         pushed = true;
         if (payload.success !== true) failures++;
@@ -82,7 +111,18 @@ export async function benchE2e(nats: NatsServer, options: E2eOptions, scope: Sco
     });
     return ms;
   };
-  const echoFrame = JSON.stringify(['1', '999999', TOPIC, 'phoenix_gen_api', { request_id: 'r999999', service: SERVICE, request_type: 'eventual', args: { message: 'hello' } }]);
+  const echoFrame = JSON.stringify([
+    '1',
+    '999999',
+    TOPIC,
+    'phoenix_gen_api',
+    {
+      request_id: 'r999999',
+      service: SERVICE,
+      request_type: 'eventual',
+      args: { message: 'hello' },
+    },
+  ]);
   const callEcho = () => echoClient.roundTrip(echoFrame, () => true);
 
   // Warm-up.
@@ -94,7 +134,13 @@ export async function benchE2e(nats: NatsServer, options: E2eOptions, scope: Sco
   const limiterBefore = { ...genApi.rateLimits!.limiter.stats };
   const strictBefore = genApi.rateLimits!.linked!.strict.stats.timeouts;
 
-  const samples = { none: new Samples(), local: new Samples(), eventual: new Samples(), strict: new Samples(), wsEcho: new Samples() };
+  const samples = {
+    none: new Samples(),
+    local: new Samples(),
+    eventual: new Samples(),
+    strict: new Samples(),
+    wsEcho: new Samples(),
+  };
   // One request per case per rotation, in a fresh random order each time (seeded, so runs
   // repeat): drift, GC pauses and whatever the previous request leaves behind (a strict decision's
   // KV traffic) hit every case alike. A fixed cyclic order would always put the same case after

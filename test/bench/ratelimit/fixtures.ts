@@ -27,6 +27,21 @@ export function requests(count: number, requestType: string, prefix = 'u'): GenA
   }));
 }
 
-export function policy(id: string, requestType: string, algorithm: AlgorithmName, limit: number, windowMs: number, mode: Mode = 'local'): PolicyConfig {
-  return { id, scope: { service: SERVICE, requestType }, key: 'user_id', algorithm, limit, windowMs, mode };
+export function policy(
+  id: string,
+  requestType: string,
+  algorithm: AlgorithmName,
+  limit: number,
+  windowMs: number,
+  mode: Mode = 'local',
+): PolicyConfig {
+  return {
+    id,
+    scope: { service: SERVICE, requestType },
+    key: 'user_id',
+    algorithm,
+    limit,
+    windowMs,
+    mode,
+  };
 }

@@ -6,6 +6,10 @@
 import type { AlgorithmName } from '../../../src/ratelimit/types.js';
 import { benchLocal, type LocalOptions, type Regime } from './local.js';
 
-const input = JSON.parse(process.argv[2] ?? '{}') as { algorithm: AlgorithmName; regime: Regime; options: LocalOptions };
+const input = JSON.parse(process.argv[2] ?? '{}') as {
+  algorithm: AlgorithmName;
+  regime: Regime;
+  options: LocalOptions;
+};
 const result = await benchLocal(input.algorithm, input.regime, input.options);
 process.stdout.write(`${JSON.stringify(result)}\n`);

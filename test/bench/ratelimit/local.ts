@@ -42,7 +42,11 @@ export interface LocalOptions {
 
 const FN = funConfig('call');
 
-export async function benchLocal(algorithm: AlgorithmName, regime: Regime, options: LocalOptions): Promise<LocalResult> {
+export async function benchLocal(
+  algorithm: AlgorithmName,
+  regime: Regime,
+  options: LocalOptions,
+): Promise<LocalResult> {
   const { keys, batch } = options;
   const list = requests(keys, 'call');
   // Sample buffers exist before the memory baseline, so they do not count as key-store memory.
@@ -50,7 +54,10 @@ export async function benchLocal(algorithm: AlgorithmName, regime: Regime, optio
   const single = new Samples(options.samples);
   gc();
   const before = retainedBytes();
-  const limiter = new RateLimiter({ policies: [policy('bench.local', 'call', algorithm, regime.limit, regime.windowMs)] }, silentLogger);
+  const limiter = new RateLimiter(
+    { policies: [policy('bench.local', 'call', algorithm, regime.limit, regime.windowMs)] },
+    silentLogger,
+  );
   try {
     const check = (i: number): boolean => {
       const result = limiter.check(list[i]!, FN, CONTEXT);
@@ -59,7 +66,7 @@ export async function benchLocal(algorithm: AlgorithmName, regime: Regime, optio
     // Warm-up (JIT) and prefill: every key gets its state (and, saturated, a full quota).
     let cursor = 0;
     const warm = Math.max(keys * regime.prefillPerKey, keys * 20);
-    for (let done = 0; done < warm; ) {
+    for (let done = 0; done < warm;) {
       const end = Math.min(warm, done + 10_000);
       for (; done < end; done++) {
         check(cursor);
@@ -103,7 +110,12 @@ export async function benchLocal(algorithm: AlgorithmName, regime: Regime, optio
       await yieldToLoop();
     }
 
-    const allocatedPerDecision = allocationPerCall(check, keys, () => cursor, (next) => (cursor = next));
+    const allocatedPerDecision = allocationPerCall(
+      check,
+      keys,
+      () => cursor,
+      (next) => (cursor = next),
+    );
 
     gc();
     const after = retainedBytes();
@@ -129,7 +141,12 @@ export async function benchLocal(algorithm: AlgorithmName, regime: Regime, optio
  * no scavenge runs in between (a run during which one ran shows a drop and is discarded). The
  * smallest of several runs of 10 000 calls.
  */
-function allocationPerCall(check: (i: number) => boolean, keys: number, get: () => number, set: (cursor: number) => void): number {
+function allocationPerCall(
+  check: (i: number) => boolean,
+  keys: number,
+  get: () => number,
+  set: (cursor: number) => void,
+): number {
   const calls = 10_000;
   let best = Number.POSITIVE_INFINITY;
   for (let attempt = 0; attempt < 7; attempt++) {

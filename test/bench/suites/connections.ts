@@ -27,8 +27,24 @@ interface Options {
   heartbeatMs: number;
 }
 
-const FULL: Options = { total: 19_000, generators: 2, rounds: 3, concurrency: 64, settleMs: 10_000, windowMs: 60_000, heartbeatMs: 30_000 };
-const QUICK: Options = { total: 2_000, generators: 2, rounds: 1, concurrency: 64, settleMs: 1_000, windowMs: 3_000, heartbeatMs: 30_000 };
+const FULL: Options = {
+  total: 19_000,
+  generators: 2,
+  rounds: 3,
+  concurrency: 64,
+  settleMs: 10_000,
+  windowMs: 60_000,
+  heartbeatMs: 30_000,
+};
+const QUICK: Options = {
+  total: 2_000,
+  generators: 2,
+  rounds: 1,
+  concurrency: 64,
+  settleMs: 1_000,
+  windowMs: 3_000,
+  heartbeatMs: 30_000,
+};
 
 const POOL = 'idle';
 const KB = 1024;
@@ -74,18 +90,34 @@ function generatorCpuMs(fleet: Fleet): number {
 }
 
 /** Polls the gateway's gauges until `done` holds (or throws after `timeoutMs`). */
-async function waitForGauges(fleet: Fleet, done: (gauges: Record<string, number>) => boolean, timeoutMs: number, what: string): Promise<Record<string, number>> {
+async function waitForGauges(
+  fleet: Fleet,
+  done: (gauges: Record<string, number>) => boolean,
+  timeoutMs: number,
+  what: string,
+): Promise<Record<string, number>> {
   const deadline = performance.now() + timeoutMs;
   for (;;) {
     const gauges = await fleet.gauges();
     if (done(gauges)) return gauges;
-    if (performance.now() > deadline) throw new Error(`${what}: gauges ${JSON.stringify(gauges)} after ${timeoutMs} ms`);
+    if (performance.now() > deadline)
+      throw new Error(`${what}: gauges ${JSON.stringify(gauges)} after ${timeoutMs} ms`);
     await sleep(100);
   }
 }
 
-async function round(ctx: BenchContext, fleet: Fleet, options: Options, index: number): Promise<Round> {
-  await waitForGauges(fleet, (g) => g.sockets === 0 && g.channels === 0, 30_000, 'empty gateway before the round');
+async function round(
+  ctx: BenchContext,
+  fleet: Fleet,
+  options: Options,
+  index: number,
+): Promise<Round> {
+  await waitForGauges(
+    fleet,
+    (g) => g.sockets === 0 && g.channels === 0,
+    30_000,
+    'empty gateway before the round',
+  );
   // The baseline: the same gateway process, no clients, after a full GC.
   const empty = await fleet.gc();
   const slab0 = slabBytes();
@@ -142,7 +174,12 @@ async function round(ctx: BenchContext, fleet: Fleet, options: Options, index: n
   );
 
   await fleet.onGenerators('close', () => ({ pool: POOL }), 60_000);
-  await waitForGauges(fleet, (g) => g.sockets === 0 && g.channels === 0, 30_000, 'sockets closed after the round');
+  await waitForGauges(
+    fleet,
+    (g) => g.sockets === 0 && g.channels === 0,
+    30_000,
+    'sockets closed after the round',
+  );
   return {
     joined,
     failed,
@@ -177,7 +214,9 @@ export const suite: Suite = {
 
     // B9's floor, same run: the same clients connecting and joining a minimal ws server that
     // speaks just enough Phoenix (upgrade, join reply), no sessions or channels.
-    const { child: mini, ready: miniReady } = await Child.fork(new URL('../proc/mini-phoenix-main.ts', import.meta.url));
+    const { child: mini, ready: miniReady } = await Child.fork(
+      new URL('../proc/mini-phoenix-main.ts', import.meta.url),
+    );
     ctx.defer(() => mini.stop());
     const floorCounts = split(options.total, options.generators);
     const floorRuns = await repeat(options.rounds, async (index) => {
@@ -197,12 +236,17 @@ export const suite: Suite = {
       const cpu = cpuMs(mini.pid) - cpu0;
       const joined = results.reduce((sum, r) => sum + r.joined, 0);
       await fleet.onGenerators('close', () => ({ pool: 'floor' }), 60_000);
-      return { joinsPerSec: joined / (Math.max(...results.map((r) => r.wallMs)) / 1000), cpuUsPerJoin: (cpu * 1000) / Math.max(1, joined) };
+      return {
+        joinsPerSec: joined / (Math.max(...results.map((r) => r.wallMs)) / 1000),
+        cpuUsPerJoin: (cpu * 1000) / Math.max(1, joined),
+      };
     });
 
     // B2's floor, same run: a bare `ws` echo server answering the same heartbeat traffic (the same
     // frames per second, in the same once-a-second bursts) from 200 sockets.
-    const { child: echo, ready: echoReady } = await Child.fork(new URL('../proc/echo-main.ts', import.meta.url));
+    const { child: echo, ready: echoReady } = await Child.fork(
+      new URL('../proc/echo-main.ts', import.meta.url),
+    );
     ctx.defer(() => echo.stop());
     const heartbeatsPerSecond = Math.round(options.total / (options.heartbeatMs / 1000));
     const echoWindowMs = Math.min(options.windowMs, 20_000);
@@ -210,16 +254,20 @@ export const suite: Suite = {
       const cpu0 = cpuMs(echo.pid);
       const t0 = performance.now();
       const perGenerator = split(heartbeatsPerSecond, options.generators);
-      const answered = await fleet.onGenerators<{ sent: number; received: number }>('echoBursts', (g) => ({
-        url: `ws://127.0.0.1:${echoReady.port as number}`,
-        count: 100,
-        perSecond: perGenerator[g],
-        durationMs: echoWindowMs,
-        localAddress: Fleet.sourceAddress(30 + g),
-      }));
+      const answered = await fleet.onGenerators<{ sent: number; received: number }>(
+        'echoBursts',
+        (g) => ({
+          url: `ws://127.0.0.1:${echoReady.port as number}`,
+          count: 100,
+          perSecond: perGenerator[g],
+          durationMs: echoWindowMs,
+          localAddress: Fleet.sourceAddress(30 + g),
+        }),
+      );
       const cpu = cpuMs(echo.pid) - cpu0;
       const seconds = (performance.now() - t0) / 1000;
-      if (answered.some((a) => a.received < a.sent)) throw new Error(`the echo server missed frames: ${JSON.stringify(answered)}`);
+      if (answered.some((a) => a.received < a.sent))
+        throw new Error(`the echo server missed frames: ${JSON.stringify(answered)}`);
       return (cpu * 1000) / options.total / seconds;
     });
 
@@ -229,31 +277,92 @@ export const suite: Suite = {
 
     const b9 = `B9: connect + join rate, ${formatNumber(options.total)} clients`;
     metrics.push(
-      fromRuns('minimal ws server: joins/s', floorRuns.map((r) => r.joinsPerSec), '/s', { group: b9, isBaseline: true, note: 'same clients, same generators (test/bench/proc/mini-phoenix-main.ts)' }),
-      fromRuns('joins/s (sustained over the ramp)', runs((r) => r.joinsPerSec), '/s', {
-        group: b9,
-        goal: { op: '>=', target: 3000, source: 'issue 5 B9' },
-        baseline: 'minimal ws server: joins/s',
-        ratioLabel: 'minimal ws server',
-        note: `${options.generators} generators × ${options.concurrency} connects in flight`,
-      }),
-      fromRuns('TCP connect → join ok p50', runs((r) => r.latency.p50), 'ms', { group: b9 }),
-      fromRuns('TCP connect → join ok p99', runs((r) => r.latency.p99), 'ms', { group: b9 }),
-      fromRuns('TCP connect → join ok max', runs((r) => r.latency.max), 'ms', { group: b9 }),
-      fromRuns('connect or join failures', runs((r) => r.failed), '', {
-        group: b9,
-        goal: { op: '<=', target: 0, source: 'issue 5 B9 (0 expected)' },
-        ...(rounds.some((r) => r.errorSamples.length > 0) ? { note: rounds.flatMap((r) => r.errorSamples).slice(0, 2).join('; ') } : {}),
-      }),
-      fromRuns('ramp wall time', runs((r) => r.rampMs / 1000), 's', { group: b9 }),
-      fromRuns('minimal ws server CPU per connect + join', floorRuns.map((r) => r.cpuUsPerJoin), 'µs', { group: b9, isBaseline: true, note: 'HTTP upgrade, ws handshake, join reply' }),
-      fromRuns('gateway CPU per connect + join', runs((r) => r.rampCpuUsPerJoin), 'µs', {
-        group: b9,
-        baseline: 'minimal ws server CPU per connect + join',
-        ratioLabel: 'minimal ws server',
-        note: 'upgrade, connect hook, session, join, reply',
-      }),
-      fromRuns('generator CPU per connect + join', runs((r) => r.rampGeneratorCpuUsPerJoin), 'µs', { group: b9, note: 'the load generators share the 2 cores' }),
+      fromRuns(
+        'minimal ws server: joins/s',
+        floorRuns.map((r) => r.joinsPerSec),
+        '/s',
+        {
+          group: b9,
+          isBaseline: true,
+          note: 'same clients, same generators (test/bench/proc/mini-phoenix-main.ts)',
+        },
+      ),
+      fromRuns(
+        'joins/s (sustained over the ramp)',
+        runs((r) => r.joinsPerSec),
+        '/s',
+        {
+          group: b9,
+          goal: { op: '>=', target: 3000, source: 'issue 5 B9' },
+          baseline: 'minimal ws server: joins/s',
+          ratioLabel: 'minimal ws server',
+          note: `${options.generators} generators × ${options.concurrency} connects in flight`,
+        },
+      ),
+      fromRuns(
+        'TCP connect → join ok p50',
+        runs((r) => r.latency.p50),
+        'ms',
+        { group: b9 },
+      ),
+      fromRuns(
+        'TCP connect → join ok p99',
+        runs((r) => r.latency.p99),
+        'ms',
+        { group: b9 },
+      ),
+      fromRuns(
+        'TCP connect → join ok max',
+        runs((r) => r.latency.max),
+        'ms',
+        { group: b9 },
+      ),
+      fromRuns(
+        'connect or join failures',
+        runs((r) => r.failed),
+        '',
+        {
+          group: b9,
+          goal: { op: '<=', target: 0, source: 'issue 5 B9 (0 expected)' },
+          ...(rounds.some((r) => r.errorSamples.length > 0)
+            ? {
+                note: rounds
+                  .flatMap((r) => r.errorSamples)
+                  .slice(0, 2)
+                  .join('; '),
+              }
+            : {}),
+        },
+      ),
+      fromRuns(
+        'ramp wall time',
+        runs((r) => r.rampMs / 1000),
+        's',
+        { group: b9 },
+      ),
+      fromRuns(
+        'minimal ws server CPU per connect + join',
+        floorRuns.map((r) => r.cpuUsPerJoin),
+        'µs',
+        { group: b9, isBaseline: true, note: 'HTTP upgrade, ws handshake, join reply' },
+      ),
+      fromRuns(
+        'gateway CPU per connect + join',
+        runs((r) => r.rampCpuUsPerJoin),
+        'µs',
+        {
+          group: b9,
+          baseline: 'minimal ws server CPU per connect + join',
+          ratioLabel: 'minimal ws server',
+          note: 'upgrade, connect hook, session, join, reply',
+        },
+      ),
+      fromRuns(
+        'generator CPU per connect + join',
+        runs((r) => r.rampGeneratorCpuUsPerJoin),
+        'µs',
+        { group: b9, note: 'the load generators share the 2 cores' },
+      ),
     );
 
     const b1 = `B1: memory per idle joined connection, ${formatNumber(options.total)} sockets`;
@@ -264,24 +373,54 @@ export const suite: Suite = {
         goal: { op: '<=', target: 8, source: 'issue 5 B1' },
         note: `stretch ≤ 5 KB: ${Math.max(...rssPerConn) <= 5 ? 'pass' : Math.min(...rssPerConn) <= 5 ? 'some runs' : 'miss'}`,
       }),
-      fromRuns('gateway JS heap per connection', runs((r) => (r.heapN - r.heap0) / n(r) / KB), 'KB', { group: b1, note: 'heapUsed after GC' }),
-      fromRuns('gateway external memory per connection', runs((r) => (r.externalN - r.external0) / n(r) / KB), 'KB', { group: b1, note: 'Buffers etc. outside the heap' }),
-      fromRuns('kernel slab per socket', runs((r) => r.slabDelta / (2 * n(r)) / KB), 'KB', {
-        group: b1,
-        note: 'box-wide Slab delta / 2N (both ends on this box; noisy when other jobs run)',
-      }),
-      fromRuns('empty gateway RSS (after GC)', runs((r) => r.rss0 / MB), 'MB', { group: b1, isBaseline: true }),
-      fromRuns(`gateway RSS with ${formatNumber(options.total)} idle sockets (after GC)`, runs((r) => r.rssN / MB), 'MB', { group: b1 }),
+      fromRuns(
+        'gateway JS heap per connection',
+        runs((r) => (r.heapN - r.heap0) / n(r) / KB),
+        'KB',
+        { group: b1, note: 'heapUsed after GC' },
+      ),
+      fromRuns(
+        'gateway external memory per connection',
+        runs((r) => (r.externalN - r.external0) / n(r) / KB),
+        'KB',
+        { group: b1, note: 'Buffers etc. outside the heap' },
+      ),
+      fromRuns(
+        'kernel slab per socket',
+        runs((r) => r.slabDelta / (2 * n(r)) / KB),
+        'KB',
+        {
+          group: b1,
+          note: 'box-wide Slab delta / 2N (both ends on this box; noisy when other jobs run)',
+        },
+      ),
+      fromRuns(
+        'empty gateway RSS (after GC)',
+        runs((r) => r.rss0 / MB),
+        'MB',
+        { group: b1, isBaseline: true },
+      ),
+      fromRuns(
+        `gateway RSS with ${formatNumber(options.total)} idle sockets (after GC)`,
+        runs((r) => r.rssN / MB),
+        'MB',
+        { group: b1 },
+      ),
     );
 
     const b2 = `B2: idle CPU, ${formatNumber(options.total)} sockets`;
     const idleUs = runs((r) => (r.idleCpuMs * 1000) / n(r) / (r.idleWindowMs / 1000));
     metrics.push(
-      fromRuns(`raw ws echo server answering the same ${formatNumber(heartbeatsPerSecond)} heartbeats/s, per connection per second`, echoRuns, 'µs', {
-        group: b2,
-        isBaseline: true,
-        note: `${formatNumber(echoWindowMs / 1000)} s, 200 sockets, one burst a second`,
-      }),
+      fromRuns(
+        `raw ws echo server answering the same ${formatNumber(heartbeatsPerSecond)} heartbeats/s, per connection per second`,
+        echoRuns,
+        'µs',
+        {
+          group: b2,
+          isBaseline: true,
+          note: `${formatNumber(echoWindowMs / 1000)} s, 200 sockets, one burst a second`,
+        },
+      ),
       fromRuns('gateway CPU per idle connection per second', idleUs, 'µs', {
         group: b2,
         goal: { op: '<=', target: 1, source: 'issue 5 B2' },
@@ -289,11 +428,21 @@ export const suite: Suite = {
         ratioLabel: 'raw ws echo, same heartbeats',
         note: `${formatNumber(options.windowMs / 1000)} s window; CPU ticks are 10 ms`,
       }),
-      fromRuns('gateway CPU while idle', runs((r) => (r.idleCpuMs / r.idleWindowMs) * 100), '% of a core', { group: b2 }),
-      fromRuns('connections lost while idle', runs((r) => r.joined - Math.min(r.socketsAfter, r.openAfter)), '', {
-        group: b2,
-        goal: { op: '<=', target: 0, source: 'heartbeats answered (spec G2)' },
-      }),
+      fromRuns(
+        'gateway CPU while idle',
+        runs((r) => (r.idleCpuMs / r.idleWindowMs) * 100),
+        '% of a core',
+        { group: b2 },
+      ),
+      fromRuns(
+        'connections lost while idle',
+        runs((r) => r.joined - Math.min(r.socketsAfter, r.openAfter)),
+        '',
+        {
+          group: b2,
+          goal: { op: '<=', target: 0, source: 'heartbeats answered (spec G2)' },
+        },
+      ),
     );
 
     const notes = [
@@ -304,7 +453,10 @@ export const suite: Suite = {
       `**B1.** (RSS after full GC with N idle joined clients − RSS of the same process after full GC with 0 clients) ÷ N; the empty baseline is re-taken before each round (later rounds start from a process that already held N sockets once, so its allocator and heap are pre-grown; round 1 is the "cold" figure). Heap/external per connection likewise from \`process.memoryUsage()\`. Kernel slab (socket buffers live there, outside any RSS) from /proc/meminfo, divided by 2N since both ends of every socket are on this box; it is box-wide, so concurrent jobs add noise.`,
       `**B2.** Gateway CPU (user+system from /proc/<pid>/stat, 10 ms ticks) over a ${formatNumber(options.windowMs / 1000)} s window after ${formatNumber(options.settleMs / 1000)} s of settling, while every client sends a Phoenix heartbeat every ${options.heartbeatMs / 1000} s (≈${formatNumber(options.total / (options.heartbeatMs / 1000))} heartbeats/s in all, each generator sending its share in one burst a second; each is answered by the gateway). Divided by N and by the window in seconds. The baseline is a bare \`ws\` echo server (its own process) answering the same frames per second, in the same bursts, from 200 sockets, over up to 20 s: the floor for answering that traffic at all, without sessions, JSON or timers. "Connections lost" = joined − min(gateway socket gauge, sockets the generators still hold open) at the end of the window.`,
     ];
-    if (ctx.quick) notes.push(`**Quick mode** (${formatNumber(options.total)} clients, ${options.windowMs / 1000} s window, 1 round): checks the suite runs; with so few sockets the idle CPU is near the 10 ms tick resolution.`);
+    if (ctx.quick)
+      notes.push(
+        `**Quick mode** (${formatNumber(options.total)} clients, ${options.windowMs / 1000} s window, 1 round): checks the suite runs; with so few sockets the idle CPU is near the 10 ms tick resolution.`,
+      );
     return { metrics, notes };
   },
 };

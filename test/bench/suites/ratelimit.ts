@@ -19,7 +19,12 @@ import type { BenchContext, Metric, Suite, SuiteOutput } from '../types.js';
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 const LOCAL_WORKER = fileURLToPath(new URL('../ratelimit/local-worker.ts', import.meta.url));
 
-const ALGORITHMS: readonly AlgorithmName[] = ['gcra', 'sliding_log', 'sliding_window', 'fixed_window'];
+const ALGORITHMS: readonly AlgorithmName[] = [
+  'gcra',
+  'sliding_log',
+  'sliding_window',
+  'fixed_window',
+];
 const KEYS = 10_000;
 /** N = 100 for every algorithm (the issue's sliding log size). */
 const REGIMES: readonly Regime[] = [
@@ -37,19 +42,31 @@ const P99_GOAL_US = 20;
 
 const us = (ms: number): number => ms * 1000;
 
-function runLocalWorker(ctx: BenchContext, algorithm: AlgorithmName, regime: Regime, options: LocalOptions): Promise<LocalResult> {
+function runLocalWorker(
+  ctx: BenchContext,
+  algorithm: AlgorithmName,
+  regime: Regime,
+  options: LocalOptions,
+): Promise<LocalResult> {
   return new Promise((resolve, reject) => {
     const child = execFile(
       process.execPath,
       ['--import', 'tsx', LOCAL_WORKER, JSON.stringify({ algorithm, regime, options })],
       { cwd: ROOT, maxBuffer: 16 * 1024 * 1024, timeout: 120_000 },
       (err, stdout, stderr) => {
-        if (err) return reject(new Error(`local worker ${algorithm}/${regime.name} failed: ${err.message} ${stderr}`));
+        if (err)
+          return reject(
+            new Error(`local worker ${algorithm}/${regime.name} failed: ${err.message} ${stderr}`),
+          );
         const line = stdout.trim().split('\n').pop() ?? '';
         try {
           resolve(JSON.parse(line) as LocalResult);
         } catch {
-          reject(new Error(`local worker ${algorithm}/${regime.name} printed no result: ${stdout} ${stderr}`));
+          reject(
+            new Error(
+              `local worker ${algorithm}/${regime.name} printed no result: ${stdout} ${stderr}`,
+            ),
+          );
         }
       },
     );
@@ -59,14 +76,23 @@ function runLocalWorker(ctx: BenchContext, algorithm: AlgorithmName, regime: Reg
   });
 }
 
-function latencyRows(group: string, label: string, summary: Summary, extra: Partial<Metric> = {}): Metric[] {
+function latencyRows(
+  group: string,
+  label: string,
+  summary: Summary,
+  extra: Partial<Metric> = {},
+): Metric[] {
   return [
     { group, name: `${label} p50`, value: us(summary.p50), unit: 'µs', ...extra },
     { group, name: `${label} p99`, value: us(summary.p99), unit: 'µs' },
   ];
 }
 
-async function localSection(ctx: BenchContext, metrics: Metric[], notes: string[]): Promise<LocalOptions & { rounds: number }> {
+async function localSection(
+  ctx: BenchContext,
+  metrics: Metric[],
+  notes: string[],
+): Promise<LocalOptions & { rounds: number }> {
   const options: LocalOptions & { rounds: number } = ctx.quick
     ? { keys: KEYS, durationMs: 300, samples: 20_000, batch: 1000, rounds: 1 }
     : { keys: KEYS, durationMs: 1000, samples: 100_000, batch: 1000, rounds: 3 };
@@ -77,7 +103,9 @@ async function localSection(ctx: BenchContext, metrics: Metric[], notes: string[
       for (const regime of REGIMES) {
         const result = await runLocalWorker(ctx, algorithm, regime, options);
         const label = `${algorithm}, ${regime.name}`;
-        ctx.log(`round ${round}/${options.rounds} ${label}: ${formatNumber(result.decisionsPerSec)}/s, p99 ${result.single.p99.toFixed(2)} µs, ${formatNumber(result.allocatedPerDecision)} B/decision`);
+        ctx.log(
+          `round ${round}/${options.rounds} ${label}: ${formatNumber(result.decisionsPerSec)}/s, p99 ${result.single.p99.toFixed(2)} µs, ${formatNumber(result.allocatedPerDecision)} B/decision`,
+        );
         let list = runs.get(label);
         if (!list) runs.set(label, (list = []));
         list.push(result);
@@ -95,7 +123,10 @@ async function localSection(ctx: BenchContext, metrics: Metric[], notes: string[
       const mid = (pick: (result: LocalResult) => number) => median(list.map(pick));
       const rates = list.map((result) => result.decisionsPerSec);
       const goal = GOALS[algorithm];
-      const range = list.length > 1 ? `; ${list.length} runs: ${formatNumber(Math.min(...rates))}–${formatNumber(Math.max(...rates))}` : '';
+      const range =
+        list.length > 1
+          ? `; ${list.length} runs: ${formatNumber(Math.min(...rates))}–${formatNumber(Math.max(...rates))}`
+          : '';
       metrics.push({
         group: throughput,
         name: `${label}: decisions/s`,
@@ -105,7 +136,12 @@ async function localSection(ctx: BenchContext, metrics: Metric[], notes: string[
         note: `${(mid((result) => result.allowedShare) * 100).toFixed(1)} % allowed${range}`,
       });
       metrics.push(
-        { group: latency, name: `${label}: p50`, value: mid((result) => result.single.p50), unit: 'µs' },
+        {
+          group: latency,
+          name: `${label}: p50`,
+          value: mid((result) => result.single.p50),
+          unit: 'µs',
+        },
         {
           group: latency,
           name: `${label}: p99`,
@@ -115,7 +151,12 @@ async function localSection(ctx: BenchContext, metrics: Metric[], notes: string[
           note: `p99.9 ${formatNumber(mid((result) => result.single.p999))} µs, max ${formatNumber(Math.max(...list.map((result) => result.single.max)))} µs; batch-mean p99 ${formatNumber(mid((result) => result.batched.p99))} µs`,
         },
       );
-      memoryRows.push({ group: memory, name: `${label}: heap allocated per decision`, value: mid((result) => result.allocatedPerDecision), unit: 'B' });
+      memoryRows.push({
+        group: memory,
+        name: `${label}: heap allocated per decision`,
+        value: mid((result) => result.allocatedPerDecision),
+        unit: 'B',
+      });
       if (regime.name === 'saturated') {
         const bytes = mid((result) => result.bytesPer10kKeys);
         memoryRows.push({
@@ -137,12 +178,20 @@ async function localSection(ctx: BenchContext, metrics: Metric[], notes: string[
   return options;
 }
 
-function clusterMetrics(result: Awaited<ReturnType<typeof benchCluster>>, options: ClusterOptions, metrics: Metric[], notes: string[]): void {
+function clusterMetrics(
+  result: Awaited<ReturnType<typeof benchCluster>>,
+  options: ClusterOptions,
+  metrics: Metric[],
+  notes: string[],
+): void {
   const latency = 'Cluster modes: latency per decision (limiter.check on node A)';
   const { local, eventual, strict, natsRtt, kvGetUpdate, kvGet } = result.latency;
   metrics.push(
     ...latencyRows(latency, 'local', local),
-    ...latencyRows(latency, 'eventual', eventual, { baseline: 'local p50', ratioLabel: 'local p50' }),
+    ...latencyRows(latency, 'eventual', eventual, {
+      baseline: 'local p50',
+      ratioLabel: 'local p50',
+    }),
     {
       group: latency,
       name: 'eventual added p50 (vs local)',
@@ -150,7 +199,10 @@ function clusterMetrics(result: Awaited<ReturnType<typeof benchCluster>>, option
       unit: 'µs',
       note: 'hits are batched and published after the decision (flushMs 5)',
     },
-    ...latencyRows(latency, 'strict', strict, { baseline: 'raw JetStream KV get+update p50', ratioLabel: 'raw KV get+update p50' }),
+    ...latencyRows(latency, 'strict', strict, {
+      baseline: 'raw JetStream KV get+update p50',
+      ratioLabel: 'raw KV get+update p50',
+    }),
     { group: latency, name: 'strict mean', value: us(strict.mean), unit: 'µs' },
     {
       group: latency,
@@ -161,17 +213,62 @@ function clusterMetrics(result: Awaited<ReturnType<typeof benchCluster>>, option
       ratioLabel: 'raw NATS RTT p50',
       note: 'get + CAS update = 2 round trips',
     },
-    { group: latency, name: 'raw NATS request/reply RTT p50', value: us(natsRtt.p50), unit: 'µs', isBaseline: true },
-    { group: latency, name: 'raw NATS request/reply RTT p99', value: us(natsRtt.p99), unit: 'µs', isBaseline: true },
-    { group: latency, name: 'raw JetStream KV get+update p50', value: us(kvGetUpdate.p50), unit: 'µs', isBaseline: true },
-    { group: latency, name: 'raw JetStream KV get+update p99', value: us(kvGetUpdate.p99), unit: 'µs', isBaseline: true },
-    { group: latency, name: 'raw JetStream KV get p50', value: us(kvGet.p50), unit: 'µs', isBaseline: true },
+    {
+      group: latency,
+      name: 'raw NATS request/reply RTT p50',
+      value: us(natsRtt.p50),
+      unit: 'µs',
+      isBaseline: true,
+    },
+    {
+      group: latency,
+      name: 'raw NATS request/reply RTT p99',
+      value: us(natsRtt.p99),
+      unit: 'µs',
+      isBaseline: true,
+    },
+    {
+      group: latency,
+      name: 'raw JetStream KV get+update p50',
+      value: us(kvGetUpdate.p50),
+      unit: 'µs',
+      isBaseline: true,
+    },
+    {
+      group: latency,
+      name: 'raw JetStream KV get+update p99',
+      value: us(kvGetUpdate.p99),
+      unit: 'µs',
+      isBaseline: true,
+    },
+    {
+      group: latency,
+      name: 'raw JetStream KV get p50',
+      value: us(kvGet.p50),
+      unit: 'µs',
+      isBaseline: true,
+    },
   );
   const propagation = 'Eventual: propagation from node A to node B';
   metrics.push(
-    { group: propagation, name: 'hit allowed on A → applied on B, p50', value: result.propagation.p50, unit: 'ms' },
-    { group: propagation, name: 'hit allowed on A → applied on B, p99', value: result.propagation.p99, unit: 'ms' },
-    { group: propagation, name: 'hit allowed on A → applied on B, max', value: result.propagation.max, unit: 'ms' },
+    {
+      group: propagation,
+      name: 'hit allowed on A → applied on B, p50',
+      value: result.propagation.p50,
+      unit: 'ms',
+    },
+    {
+      group: propagation,
+      name: 'hit allowed on A → applied on B, p99',
+      value: result.propagation.p99,
+      unit: 'ms',
+    },
+    {
+      group: propagation,
+      name: 'hit allowed on A → applied on B, max',
+      value: result.propagation.max,
+      unit: 'ms',
+    },
     {
       group: propagation,
       name: "probes visible in B's status() right after",
@@ -209,8 +306,19 @@ function clusterMetrics(result: Awaited<ReturnType<typeof benchCluster>>, option
       baseline: `raw KV get+update/s, ${options.concurrency} in flight`,
       ratioLabel: 'raw KV',
     },
-    { group: throughput, name: `strict p99, ${options.concurrency} in flight`, value: result.concurrentStrict.p99, unit: 'ms' },
-    { group: throughput, name: `raw KV get+update/s, ${options.concurrency} in flight`, value: result.throughput.kvGetUpdate, unit: '/s', isBaseline: true },
+    {
+      group: throughput,
+      name: `strict p99, ${options.concurrency} in flight`,
+      value: result.concurrentStrict.p99,
+      unit: 'ms',
+    },
+    {
+      group: throughput,
+      name: `raw KV get+update/s, ${options.concurrency} in flight`,
+      value: result.throughput.kvGetUpdate,
+      unit: '/s',
+      isBaseline: true,
+    },
     {
       group: throughput,
       name: 'strict decisions answered by the fallback',
@@ -227,7 +335,12 @@ function clusterMetrics(result: Awaited<ReturnType<typeof benchCluster>>, option
   );
 }
 
-function e2eMetrics(result: Awaited<ReturnType<typeof benchE2e>>, options: E2eOptions, metrics: Metric[], notes: string[]): void {
+function e2eMetrics(
+  result: Awaited<ReturnType<typeof benchE2e>>,
+  options: E2eOptions,
+  metrics: Metric[],
+  notes: string[],
+): void {
   const group = 'End to end: gen_api through a gateway (one request at a time)';
   const none = result.latency.none;
   for (const name of E2E_CASES) {
@@ -243,11 +356,29 @@ function e2eMetrics(result: Awaited<ReturnType<typeof benchE2e>>, options: E2eOp
       },
       { group, name: `${label} p99`, value: us(summary.p99), unit: 'µs' },
     );
-    if (name !== 'none') metrics.push({ group, name: `${label}: added p50 vs no policy`, value: us(summary.p50 - none.p50), unit: 'µs' });
+    if (name !== 'none')
+      metrics.push({
+        group,
+        name: `${label}: added p50 vs no policy`,
+        value: us(summary.p50 - none.p50),
+        unit: 'µs',
+      });
   }
   metrics.push(
-    { group, name: 'raw ws echo p50', value: us(result.latency.wsEcho.p50), unit: 'µs', isBaseline: true },
-    { group, name: 'raw ws echo p99', value: us(result.latency.wsEcho.p99), unit: 'µs', isBaseline: true },
+    {
+      group,
+      name: 'raw ws echo p50',
+      value: us(result.latency.wsEcho.p50),
+      unit: 'µs',
+      isBaseline: true,
+    },
+    {
+      group,
+      name: 'raw ws echo p99',
+      value: us(result.latency.wsEcho.p99),
+      unit: 'µs',
+      isBaseline: true,
+    },
   );
   notes.push(
     `**End to end.** A gateway in this process (\`createGateway\` + \`GenApi\` with \`rateLimits\`, linked to the same nats-server with prefix \`e2ebench\`; socket message-rate limit off, since sequential requests exceed its default 1000/s) serves an in-process \`bench\` service with four echo functions: \`none\` (no policy), \`local\`, \`eventual\`, \`strict\` (the cluster policy above, one per function). A raw \`ws\` client joins \`gen_api:bench\` and sends one Phoenix v2 \`phoenix_gen_api\` frame at a time; a request ends when both its push and its \`phx_reply\` arrived. ${options.rounds} rounds of ${options.perRound} rotations: one request to each function and one round trip of the same frame to a raw \`ws\` echo server (the floor), in a fresh (seeded) random order every rotation, so that no case always follows the same one (a fixed order made the case after \`strict\` measurably slower). Client, gateway and service share this process and core; no eventual peer is attached. Failed requests: ${result.failures}; denied: ${result.rateLimitHealth.denied}; strict fallbacks: ${result.rateLimitHealth.fallbacks} (store timeouts ${result.rateLimitHealth.timeouts}).`,
@@ -265,15 +396,33 @@ export const suite: Suite = {
     const nats = await NatsServer.start({ jetstream: true });
     ctx.defer(() => nats.dispose());
     const clusterOptions: ClusterOptions = ctx.quick
-      ? { users: 1000, rounds: 2, syncPerRound: 2000, asyncPerRound: 100, probes: 30, throughputMs: 500, concurrency: 32 }
-      : { users: 1000, rounds: 10, syncPerRound: 5000, asyncPerRound: 300, probes: 200, throughputMs: 1500, concurrency: 32 };
+      ? {
+          users: 1000,
+          rounds: 2,
+          syncPerRound: 2000,
+          asyncPerRound: 100,
+          probes: 30,
+          throughputMs: 500,
+          concurrency: 32,
+        }
+      : {
+          users: 1000,
+          rounds: 10,
+          syncPerRound: 5000,
+          asyncPerRound: 300,
+          probes: 200,
+          throughputMs: 1500,
+          concurrency: 32,
+        };
     const clusterScope = new Scope();
     ctx.defer(() => clusterScope.close());
     const cluster = await benchCluster(nats, clusterOptions, clusterScope, ctx.log);
     await clusterScope.close();
     clusterMetrics(cluster, clusterOptions, metrics, notes);
 
-    const e2eOptions: E2eOptions = ctx.quick ? { rounds: 3, perRound: 100 } : { rounds: 10, perRound: 300 };
+    const e2eOptions: E2eOptions = ctx.quick
+      ? { rounds: 3, perRound: 100 }
+      : { rounds: 10, perRound: 300 };
     const e2eScope = new Scope();
     ctx.defer(() => e2eScope.close());
     ctx.log('end to end');

@@ -40,7 +40,12 @@ interface Step {
 /** CPU (ms, user + system) used so far by the processes that serve a scenario. */
 type CpuMeter = () => number;
 
-async function step(fleet: Fleet, rate: number, run: (generatorRate: number, index: number) => { cmd: string; args: unknown }, cpu: CpuMeter): Promise<Step> {
+async function step(
+  fleet: Fleet,
+  rate: number,
+  run: (generatorRate: number, index: number) => { cmd: string; args: unknown },
+  cpu: CpuMeter,
+): Promise<Step> {
   const rates = split(rate, fleet.generators.length);
   const cpu0 = cpu();
   const results = await Promise.all(
@@ -53,7 +58,14 @@ async function step(fleet: Fleet, rate: number, run: (generatorRate: number, ind
   const latency = summary(merge(results.map((result) => result.histogram)));
   const ok = results.reduce((total, result) => total + result.ok, 0);
   const errors = results.reduce((total, result) => total + result.errors, 0);
-  return { rate, ok, errors, latency, cpuMs, passed: errors === 0 && latency.p99 <= P99_LIMIT_MS && ok > 0 };
+  return {
+    rate,
+    ok,
+    errors,
+    latency,
+    cpuMs,
+    passed: errors === 0 && latency.p99 <= P99_LIMIT_MS && ok > 0,
+  };
 }
 
 /**
@@ -61,7 +73,12 @@ async function step(fleet: Fleet, rate: number, run: (generatorRate: number, ind
  * missed step is run once more before the search stops: one GC pause or a burst from another
  * process on this shared box can spoil a single step's p99.
  */
-async function search(ctx: BenchContext, label: string, rates: readonly number[], attempt: (rate: number) => Promise<Step>): Promise<{ best: Step | null; steps: Step[] }> {
+async function search(
+  ctx: BenchContext,
+  label: string,
+  rates: readonly number[],
+  attempt: (rate: number) => Promise<Step>,
+): Promise<{ best: Step | null; steps: Step[] }> {
   // Quick runs only check that the scenario works: no second chance.
   const retry = !ctx.quick;
   const steps: Step[] = [];
@@ -69,12 +86,16 @@ async function search(ctx: BenchContext, label: string, rates: readonly number[]
   for (const rate of rates) {
     let result = await attempt(rate);
     if (!result.passed && retry) {
-      ctx.log(`${label} ${rate}/s: ok ${result.ok}, errors ${result.errors}, p50 ${result.latency.p50.toFixed(2)} ms, p99 ${result.latency.p99.toFixed(2)} ms — missed, once more`);
+      ctx.log(
+        `${label} ${rate}/s: ok ${result.ok}, errors ${result.errors}, p50 ${result.latency.p50.toFixed(2)} ms, p99 ${result.latency.p99.toFixed(2)} ms — missed, once more`,
+      );
       await sleep(1_000);
       result = await attempt(rate);
     }
     steps.push(result);
-    ctx.log(`${label} ${rate}/s: ok ${result.ok}, errors ${result.errors}, p50 ${result.latency.p50.toFixed(2)} ms, p99 ${result.latency.p99.toFixed(2)} ms${result.passed ? '' : ' — stop'}`);
+    ctx.log(
+      `${label} ${rate}/s: ok ${result.ok}, errors ${result.errors}, p50 ${result.latency.p50.toFixed(2)} ms, p99 ${result.latency.p99.toFixed(2)} ms${result.passed ? '' : ' — stop'}`,
+    );
     if (!result.passed) break;
     best = result;
     await sleep(300);
@@ -93,7 +114,9 @@ export const suite: Suite = {
     const natsUrl = fleet.natsUrl;
 
     // The raw `ws` echo server: B3's measure of one extra process on the path, B4's baseline.
-    const { child: echo, ready: echoReady } = await Child.fork(new URL('../proc/echo-main.ts', import.meta.url));
+    const { child: echo, ready: echoReady } = await Child.fork(
+      new URL('../proc/echo-main.ts', import.meta.url),
+    );
     ctx.defer(() => echo.stop());
     const echoUrl = `ws://127.0.0.1:${echoReady.port as number}`;
 
@@ -103,25 +126,100 @@ export const suite: Suite = {
     const b3Ms = quick ? 1_000 : 10_000;
     for (const clients of [1, 10]) {
       const pool = `b3-${clients}`;
-      await fleet.generators[0]!.call('connect', { pool, url: fleet.wsUrl, count: clients, topic: 'gen_api', concurrency: 10, heartbeatMs: HEARTBEAT_MS });
+      await fleet.generators[0]!.call('connect', {
+        pool,
+        url: fleet.wsUrl,
+        count: clients,
+        topic: 'gen_api',
+        concurrency: 10,
+        heartbeatMs: HEARTBEAT_MS,
+      });
       const runs = await repeat(reps, async () => {
         const rate = clients * perClientRate;
-        const gateway = await fleet.generators[0]!.call<LoadResult>('requests', { pool, rate, durationMs: b3Ms, service: 'bench', requestType: 'echo', args: PAYLOAD });
-        const raw = await fleet.generators[0]!.call<LoadResult>('natsRequests', { url: natsUrl, subject: 'bench.raw.echo', rate, durationMs: b3Ms, payload: RAW_PAYLOAD });
-        const hop = await fleet.generators[0]!.call<LoadResult>('echoRequests', { url: echoUrl, count: clients, rate, durationMs: b3Ms });
-        return { gateway: summary(merge([gateway.histogram])), raw: summary(merge([raw.histogram])), hop: summary(merge([hop.histogram])), errors: gateway.errors + raw.errors };
+        const gateway = await fleet.generators[0]!.call<LoadResult>('requests', {
+          pool,
+          rate,
+          durationMs: b3Ms,
+          service: 'bench',
+          requestType: 'echo',
+          args: PAYLOAD,
+        });
+        const raw = await fleet.generators[0]!.call<LoadResult>('natsRequests', {
+          url: natsUrl,
+          subject: 'bench.raw.echo',
+          rate,
+          durationMs: b3Ms,
+          payload: RAW_PAYLOAD,
+        });
+        const hop = await fleet.generators[0]!.call<LoadResult>('echoRequests', {
+          url: echoUrl,
+          count: clients,
+          rate,
+          durationMs: b3Ms,
+        });
+        return {
+          gateway: summary(merge([gateway.histogram])),
+          raw: summary(merge([raw.histogram])),
+          hop: summary(merge([hop.histogram])),
+          errors: gateway.errors + raw.errors,
+        };
       });
       const label = `${clients} client${clients > 1 ? 's' : ''} (${clients * perClientRate} req/s)`;
       metrics.push(
-        fromRuns(`${label}: raw NATS p50`, runs.map((r) => r.raw.p50 * 1000), 'µs', { group: b3, isBaseline: true }),
-        fromRuns(`${label}: raw NATS p99`, runs.map((r) => r.raw.p99 * 1000), 'µs', { group: b3, isBaseline: true }),
-        fromRuns(`${label}: raw ws echo round trip p50`, runs.map((r) => r.hop.p50 * 1000), 'µs', { group: b3, isBaseline: true, note: 'what one more process on the path costs here' }),
-        fromRuns(`${label}: raw ws echo round trip p99`, runs.map((r) => r.hop.p99 * 1000), 'µs', { group: b3, isBaseline: true }),
-        fromRuns(`${label}: gateway p50`, runs.map((r) => r.gateway.p50 * 1000), 'µs', { group: b3 }),
-        fromRuns(`${label}: gateway p99`, runs.map((r) => r.gateway.p99 * 1000), 'µs', { group: b3 }),
-        fromRuns(`${label}: added p50`, runs.map((r) => (r.gateway.p50 - r.raw.p50) * 1000), 'µs', { group: b3, goal: { op: '<=', target: 150, source: 'issue 5 B3' } }),
-        fromRuns(`${label}: added p99`, runs.map((r) => (r.gateway.p99 - r.raw.p99) * 1000), 'µs', { group: b3, goal: { op: '<=', target: 500, source: 'issue 5 B3' } }),
-        fromRuns(`${label}: errors`, runs.map((r) => r.errors), '', { group: b3, goal: { op: '<=', target: 0 } }),
+        fromRuns(
+          `${label}: raw NATS p50`,
+          runs.map((r) => r.raw.p50 * 1000),
+          'µs',
+          { group: b3, isBaseline: true },
+        ),
+        fromRuns(
+          `${label}: raw NATS p99`,
+          runs.map((r) => r.raw.p99 * 1000),
+          'µs',
+          { group: b3, isBaseline: true },
+        ),
+        fromRuns(
+          `${label}: raw ws echo round trip p50`,
+          runs.map((r) => r.hop.p50 * 1000),
+          'µs',
+          { group: b3, isBaseline: true, note: 'what one more process on the path costs here' },
+        ),
+        fromRuns(
+          `${label}: raw ws echo round trip p99`,
+          runs.map((r) => r.hop.p99 * 1000),
+          'µs',
+          { group: b3, isBaseline: true },
+        ),
+        fromRuns(
+          `${label}: gateway p50`,
+          runs.map((r) => r.gateway.p50 * 1000),
+          'µs',
+          { group: b3 },
+        ),
+        fromRuns(
+          `${label}: gateway p99`,
+          runs.map((r) => r.gateway.p99 * 1000),
+          'µs',
+          { group: b3 },
+        ),
+        fromRuns(
+          `${label}: added p50`,
+          runs.map((r) => (r.gateway.p50 - r.raw.p50) * 1000),
+          'µs',
+          { group: b3, goal: { op: '<=', target: 150, source: 'issue 5 B3' } },
+        ),
+        fromRuns(
+          `${label}: added p99`,
+          runs.map((r) => (r.gateway.p99 - r.raw.p99) * 1000),
+          'µs',
+          { group: b3, goal: { op: '<=', target: 500, source: 'issue 5 B3' } },
+        ),
+        fromRuns(
+          `${label}: errors`,
+          runs.map((r) => r.errors),
+          '',
+          { group: b3, goal: { op: '<=', target: 0 } },
+        ),
       );
       await fleet.generators[0]!.call('close', { pool });
     }
@@ -129,40 +227,110 @@ export const suite: Suite = {
     // ---- B4/B5: highest rate at p99 ≤ 20 ms, 200 sockets, 2 workers; same search on baselines --
     const b4 = 'B4/B5: throughput at p99 ≤ 20 ms and 0 errors (200 sockets, 2 workers)';
     const stepMs = quick ? 1_000 : 5_000;
-    const rates = quick ? [1_000, 4_000] : [2_500, 5_000, 7_500, 10_000, 12_500, 15_000, 20_000, 25_000, 30_000, 40_000, 50_000];
+    const rates = quick
+      ? [1_000, 4_000]
+      : [2_500, 5_000, 7_500, 10_000, 12_500, 15_000, 20_000, 25_000, 30_000, 40_000, 50_000];
     const sockets = split(200, fleet.generators.length);
     // Heartbeats as a real client sends them: the baseline searches leave these sockets idle for
     // longer than the gateway's idle timeout (60 s).
-    await fleet.onGenerators('connect', (i) => ({ pool: 'b4', url: fleet.wsUrl, count: sockets[i], localAddress: Fleet.sourceAddress(i), topic: 'gen_api', concurrency: 50, heartbeatMs: HEARTBEAT_MS }));
+    await fleet.onGenerators('connect', (i) => ({
+      pool: 'b4',
+      url: fleet.wsUrl,
+      count: sockets[i],
+      localAddress: Fleet.sourceAddress(i),
+      topic: 'gen_api',
+      concurrency: 50,
+      heartbeatMs: HEARTBEAT_MS,
+    }));
 
     // CPU of what serves each scenario: the gateway; the echo server; nats-server + the responders.
     const gatewayCpu: CpuMeter = () => fleet.gatewayCpuMs();
     const echoCpu: CpuMeter = () => cpuMs(echo.pid);
     const natsPid = fleet.nats?.pid ?? null;
-    const natsCpu: CpuMeter = () => (natsPid === null ? 0 : cpuMs(natsPid)) + fleet.workers.reduce((sum, worker) => sum + cpuMs(worker.pid), 0);
+    const natsCpu: CpuMeter = () =>
+      (natsPid === null ? 0 : cpuMs(natsPid)) +
+      fleet.workers.reduce((sum, worker) => sum + cpuMs(worker.pid), 0);
     const searches = await repeat(reps, async (rep) => {
       const gateway = await search(ctx, `[${rep + 1}] gateway`, rates, (rate) =>
-        step(fleet, rate, (r) => ({ cmd: 'requests', args: { pool: 'b4', rate: r, durationMs: stepMs, service: 'bench', requestType: 'echo', args: PAYLOAD } }), gatewayCpu),
+        step(
+          fleet,
+          rate,
+          (r) => ({
+            cmd: 'requests',
+            args: {
+              pool: 'b4',
+              rate: r,
+              durationMs: stepMs,
+              service: 'bench',
+              requestType: 'echo',
+              args: PAYLOAD,
+            },
+          }),
+          gatewayCpu,
+        ),
       );
       const echoRates = quick ? rates : [...rates, 60_000, 80_000, 100_000];
       const ws = await search(ctx, `[${rep + 1}] raw ws echo`, echoRates, (rate) =>
-        step(fleet, rate, (r, i) => ({ cmd: 'echoRequests', args: { url: echoUrl, count: sockets[i], rate: r, durationMs: stepMs, localAddress: Fleet.sourceAddress(i) } }), echoCpu),
+        step(
+          fleet,
+          rate,
+          (r, i) => ({
+            cmd: 'echoRequests',
+            args: {
+              url: echoUrl,
+              count: sockets[i],
+              rate: r,
+              durationMs: stepMs,
+              localAddress: Fleet.sourceAddress(i),
+            },
+          }),
+          echoCpu,
+        ),
       );
       const nats = await search(ctx, `[${rep + 1}] raw NATS`, echoRates, (rate) =>
-        step(fleet, rate, (r) => ({ cmd: 'natsRequests', args: { url: natsUrl, subject: 'bench.raw.echo', rate: r, durationMs: stepMs, payload: RAW_PAYLOAD } }), natsCpu),
+        step(
+          fleet,
+          rate,
+          (r) => ({
+            cmd: 'natsRequests',
+            args: {
+              url: natsUrl,
+              subject: 'bench.raw.echo',
+              rate: r,
+              durationMs: stepMs,
+              payload: RAW_PAYLOAD,
+            },
+          }),
+          natsCpu,
+        ),
       );
       return { gateway, ws, nats };
     });
     const rateOf = (best: Step | null) => best?.rate ?? 0;
     metrics.push(
-      fromRuns('raw ws echo: highest passing rate', searches.map((s) => rateOf(s.ws.best)), 'req/s', { group: b4, isBaseline: true }),
-      fromRuns('raw NATS request/reply: highest passing rate', searches.map((s) => rateOf(s.nats.best)), 'req/s', { group: b4, isBaseline: true }),
-      fromRuns('gateway: highest passing rate', searches.map((s) => rateOf(s.gateway.best)), 'req/s', {
-        group: b4,
-        goal: { op: '>=', target: 25_000, source: 'issue 5 B4' },
-        baseline: 'raw ws echo: highest passing rate',
-        ratioLabel: 'raw ws echo',
-      }),
+      fromRuns(
+        'raw ws echo: highest passing rate',
+        searches.map((s) => rateOf(s.ws.best)),
+        'req/s',
+        { group: b4, isBaseline: true },
+      ),
+      fromRuns(
+        'raw NATS request/reply: highest passing rate',
+        searches.map((s) => rateOf(s.nats.best)),
+        'req/s',
+        { group: b4, isBaseline: true },
+      ),
+      fromRuns(
+        'gateway: highest passing rate',
+        searches.map((s) => rateOf(s.gateway.best)),
+        'req/s',
+        {
+          group: b4,
+          goal: { op: '>=', target: 25_000, source: 'issue 5 B4' },
+          baseline: 'raw ws echo: highest passing rate',
+          ratioLabel: 'raw ws echo',
+        },
+      ),
     );
     const gatewayRate = metrics[metrics.length - 1]!;
     const natsRate = metrics[metrics.length - 2]!;
@@ -174,17 +342,31 @@ export const suite: Suite = {
       ratio: natsRate.value > 0 ? gatewayRate.value / natsRate.value : Number.NaN,
       ratioLabel: 'raw NATS request/reply',
     });
-    const cpuPerRequest = (s: Step | null) => (s && s.ok > 0 ? (s.cpuMs * 1000) / s.ok : Number.NaN);
+    const cpuPerRequest = (s: Step | null) =>
+      s && s.ok > 0 ? (s.cpuMs * 1000) / s.ok : Number.NaN;
     // B5 at the highest passing step; when no step passed (an overloaded box), at the first step.
     const b5Step = (s: (typeof searches)[number]) => s.gateway.best ?? s.gateway.steps[0] ?? null;
     const nonePassed = searches.some((s) => s.gateway.best === null);
     metrics.push(
-      fromRuns('gateway p99 at the highest passing rate', searches.map((s) => b5Step(s)?.latency.p99 ?? Number.NaN), 'ms', { group: b4, ...(nonePassed ? { note: 'no step passed in some run: figure at the first step' } : {}) }),
-      fromRuns('B5: gateway CPU per request at the highest passing rate', searches.map((s) => cpuPerRequest(b5Step(s))), 'µs', {
-        group: b4,
-        goal: { op: '<=', target: 25, source: 'issue 5 B5' },
-        ...(nonePassed ? { note: 'no step passed in some run: figure at the first step' } : {}),
-      }),
+      fromRuns(
+        'gateway p99 at the highest passing rate',
+        searches.map((s) => b5Step(s)?.latency.p99 ?? Number.NaN),
+        'ms',
+        {
+          group: b4,
+          ...(nonePassed ? { note: 'no step passed in some run: figure at the first step' } : {}),
+        },
+      ),
+      fromRuns(
+        'B5: gateway CPU per request at the highest passing rate',
+        searches.map((s) => cpuPerRequest(b5Step(s))),
+        'µs',
+        {
+          group: b4,
+          goal: { op: '<=', target: 25, source: 'issue 5 B5' },
+          ...(nonePassed ? { note: 'no step passed in some run: figure at the first step' } : {}),
+        },
+      ),
     );
     // The same-run floor for B5: what a bare `ws` echo server (no JSON, no NATS) and NATS itself
     // (nats-server + the responders) spend per request at the same offered rate.
@@ -198,19 +380,41 @@ export const suite: Suite = {
       if (![...gw, ...ws, ...nats].every((value) => Number.isFinite(value))) continue;
       metrics.push(
         fromRuns(`raw ws echo server at ${label}`, ws, 'µs', { group: b5, isBaseline: true }),
-        fromRuns(`nats-server + responders (raw request/reply) at ${label}`, nats, 'µs', { group: b5, isBaseline: true }),
-        fromRuns(`gateway at ${label}`, gw, 'µs', { group: b5, baseline: `raw ws echo server at ${label}`, ratioLabel: 'raw ws echo server' }),
+        fromRuns(`nats-server + responders (raw request/reply) at ${label}`, nats, 'µs', {
+          group: b5,
+          isBaseline: true,
+        }),
+        fromRuns(`gateway at ${label}`, gw, 'µs', {
+          group: b5,
+          baseline: `raw ws echo server at ${label}`,
+          ratioLabel: 'raw ws echo server',
+        }),
       );
     }
     await fleet.onGenerators('close', () => ({ pool: 'b4' }));
 
     // ---- B7: a function whose worker is gone: the error reply ------------------------------
     const b7 = 'B7: no responders';
-    const { child: ghost } = await Child.fork(new URL('../proc/worker-main.ts', import.meta.url), { env: { BENCH_NATS_URL: natsUrl, BENCH_SERVICE: 'ghost' } });
-    await fleet.generators[0]!.call('connect', { pool: 'b7', url: fleet.wsUrl, count: 10, topic: 'gen_api', concurrency: 10, heartbeatMs: HEARTBEAT_MS });
+    const { child: ghost } = await Child.fork(new URL('../proc/worker-main.ts', import.meta.url), {
+      env: { BENCH_NATS_URL: natsUrl, BENCH_SERVICE: 'ghost' },
+    });
+    await fleet.generators[0]!.call('connect', {
+      pool: 'b7',
+      url: fleet.wsUrl,
+      count: 10,
+      topic: 'gen_api',
+      concurrency: 10,
+      heartbeatMs: HEARTBEAT_MS,
+    });
     // The gateway learns the ghost's config; then the worker leaves (configs stay, no instance answers).
     for (let attempt = 0; ; attempt++) {
-      const probe = await fleet.generators[0]!.call<LoadResult>('requests', { pool: 'b7', rate: 10, durationMs: 100, service: 'ghost', requestType: 'echo' });
+      const probe = await fleet.generators[0]!.call<LoadResult>('requests', {
+        pool: 'b7',
+        rate: 10,
+        durationMs: 100,
+        service: 'ghost',
+        requestType: 'echo',
+      });
       if (probe.ok > 0) break;
       if (attempt > 100) throw new Error('the gateway never ran ghost.echo');
       await sleep(100);
@@ -218,19 +422,51 @@ export const suite: Suite = {
     await ghost.stop();
     const unavailable = 'Service temporarily unavailable';
     for (let attempt = 0; ; attempt++) {
-      const probe = await fleet.generators[0]!.call<LoadResult>('requests', { pool: 'b7', rate: 10, durationMs: 100, service: 'ghost', requestType: 'echo', expectError: unavailable });
+      const probe = await fleet.generators[0]!.call<LoadResult>('requests', {
+        pool: 'b7',
+        rate: 10,
+        durationMs: 100,
+        service: 'ghost',
+        requestType: 'echo',
+        expectError: unavailable,
+      });
       if (probe.ok === probe.sent) break;
-      if (attempt > 100) throw new Error(`ghost.echo never failed with "${unavailable}": ${JSON.stringify(probe.errorSamples)}`);
+      if (attempt > 100)
+        throw new Error(
+          `ghost.echo never failed with "${unavailable}": ${JSON.stringify(probe.errorSamples)}`,
+        );
       await sleep(100);
     }
     const b7Runs = await repeat(reps, async () => {
-      const result = await fleet.generators[0]!.call<LoadResult>('requests', { pool: 'b7', rate: 1_000, durationMs: quick ? 1_000 : 5_000, service: 'ghost', requestType: 'echo', expectError: unavailable });
+      const result = await fleet.generators[0]!.call<LoadResult>('requests', {
+        pool: 'b7',
+        rate: 1_000,
+        durationMs: quick ? 1_000 : 5_000,
+        service: 'ghost',
+        requestType: 'echo',
+        expectError: unavailable,
+      });
       return { latency: summary(merge([result.histogram])), wrong: result.errors };
     });
     metrics.push(
-      fromRuns('error reply p50 (1 000 req/s)', b7Runs.map((r) => r.latency.p50), 'ms', { group: b7 }),
-      fromRuns('error reply p99 (1 000 req/s)', b7Runs.map((r) => r.latency.p99), 'ms', { group: b7, goal: { op: '<=', target: 5, source: 'issue 5 B7' } }),
-      fromRuns('replies other than "Service temporarily unavailable"', b7Runs.map((r) => r.wrong), '', { group: b7, goal: { op: '<=', target: 0 } }),
+      fromRuns(
+        'error reply p50 (1 000 req/s)',
+        b7Runs.map((r) => r.latency.p50),
+        'ms',
+        { group: b7 },
+      ),
+      fromRuns(
+        'error reply p99 (1 000 req/s)',
+        b7Runs.map((r) => r.latency.p99),
+        'ms',
+        { group: b7, goal: { op: '<=', target: 5, source: 'issue 5 B7' } },
+      ),
+      fromRuns(
+        'replies other than "Service temporarily unavailable"',
+        b7Runs.map((r) => r.wrong),
+        '',
+        { group: b7, goal: { op: '<=', target: 0 } },
+      ),
     );
 
     return {

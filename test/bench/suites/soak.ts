@@ -25,8 +25,22 @@ interface Options {
   requests: number;
 }
 
-const FULL: Options = { warmupCycles: 10_000, cycles: 100_000, slices: 5, generators: 2, concurrency: 32, requests: 3 };
-const QUICK: Options = { warmupCycles: 500, cycles: 1_500, slices: 2, generators: 2, concurrency: 32, requests: 3 };
+const FULL: Options = {
+  warmupCycles: 10_000,
+  cycles: 100_000,
+  slices: 5,
+  generators: 2,
+  concurrency: 32,
+  requests: 3,
+};
+const QUICK: Options = {
+  warmupCycles: 500,
+  cycles: 1_500,
+  slices: 2,
+  generators: 2,
+  concurrency: 32,
+  requests: 3,
+};
 
 interface CyclesResult {
   done: number;
@@ -48,11 +62,29 @@ function addresses(g: number): string[] {
   return Array.from({ length: 8 }, (_, i) => `127.0.1.${10 + g * 8 + i}`);
 }
 
-async function runCycles(fleet: Fleet, options: Options, total: number, offset: number): Promise<{ done: number; errors: number; errorSamples: string[]; wallMs: number; histogram: string[] }> {
+async function runCycles(
+  fleet: Fleet,
+  options: Options,
+  total: number,
+  offset: number,
+): Promise<{
+  done: number;
+  errors: number;
+  errorSamples: string[];
+  wallMs: number;
+  histogram: string[];
+}> {
   const counts = split(total, options.generators);
   const results = await fleet.onGenerators<CyclesResult>(
     'cycles',
-    (g) => ({ url: fleet.wsUrl.replace('user_id=bench', `user_id=soak${offset}-${g}`), count: counts[g], concurrency: options.concurrency, topic: 'gen_api', requests: options.requests, localAddresses: addresses(g) }),
+    (g) => ({
+      url: fleet.wsUrl.replace('user_id=bench', `user_id=soak${offset}-${g}`),
+      count: counts[g],
+      concurrency: options.concurrency,
+      topic: 'gen_api',
+      requests: options.requests,
+      localAddresses: addresses(g),
+    }),
     30 * 60_000,
   );
   return {
@@ -69,7 +101,8 @@ async function gaugesAtRest(fleet: Fleet, timeoutMs = 10_000): Promise<Record<st
   const deadline = performance.now() + timeoutMs;
   for (;;) {
     const gauges = await fleet.gauges();
-    if (Object.values(gauges).every((value) => value === 0) || performance.now() > deadline) return gauges;
+    if (Object.values(gauges).every((value) => value === 0) || performance.now() > deadline)
+      return gauges;
     await sleep(100);
   }
 }
@@ -86,10 +119,18 @@ export const suite: Suite = {
     if (warm.errors > 0) throw new Error(`warm-up cycles failed: ${warm.errorSamples.join('; ')}`);
     const warmGauges = await gaugesAtRest(fleet);
     const baseline = await fleet.gc();
-    ctx.log(`warm-up done (${formatNumber(warm.done / (warm.wallMs / 1000))} cycles/s); baseline RSS ${formatNumber(baseline.rss / MB)} MB, heap ${formatNumber(baseline.heapUsed / MB)} MB`);
+    ctx.log(
+      `warm-up done (${formatNumber(warm.done / (warm.wallMs / 1000))} cycles/s); baseline RSS ${formatNumber(baseline.rss / MB)} MB, heap ${formatNumber(baseline.heapUsed / MB)} MB`,
+    );
 
     const perSlice = split(options.cycles, options.slices);
-    const slices: { rss: number; heap: number; cyclesPerSec: number; eventLoop: EventLoop; gauges: Record<string, number> }[] = [];
+    const slices: {
+      rss: number;
+      heap: number;
+      cyclesPerSec: number;
+      eventLoop: EventLoop;
+      gauges: Record<string, number>;
+    }[] = [];
     let done = 0;
     let errors = 0;
     const errorSamples: string[] = [];
@@ -108,7 +149,13 @@ export const suite: Suite = {
       if (eventLoop.p99 > worstEventLoop.p99) worstEventLoop = eventLoop;
       const gauges = await gaugesAtRest(fleet);
       const memory = await fleet.gc();
-      slices.push({ rss: memory.rss, heap: memory.heapUsed, cyclesPerSec: result.done / (result.wallMs / 1000), eventLoop, gauges });
+      slices.push({
+        rss: memory.rss,
+        heap: memory.heapUsed,
+        cyclesPerSec: result.done / (result.wallMs / 1000),
+        eventLoop,
+        gauges,
+      });
       ctx.log(
         `slice ${s + 1}/${options.slices}: ${formatNumber(result.done)} cycles (${formatNumber(result.done / (result.wallMs / 1000))}/s), errors ${result.errors}; ` +
           `event loop p99 ${eventLoop.p99.toFixed(1)} ms max ${eventLoop.max.toFixed(1)} ms; RSS ${formatNumber(memory.rss / MB)} MB heap ${formatNumber(memory.heapUsed / MB)} MB; gauges ${JSON.stringify(gauges)}`,
@@ -122,12 +169,38 @@ export const suite: Suite = {
     histogram.destroy();
     const group = `B10: ${formatNumber(options.cycles)} cycles of connect → join → ${options.requests} requests → leave → disconnect`;
     const metrics: Metric[] = [
-      { name: 'cycles completed', value: done, unit: '', group, goal: { op: '>=', target: options.cycles, source: SOURCE } },
-      { name: 'failed cycles', value: errors, unit: '', group, goal: { op: '<=', target: 0, source: SOURCE }, ...(errorSamples.length > 0 ? { note: errorSamples.slice(0, 2).join('; ') } : {}) },
-      { name: 'cycles per second', value: done / (wallMs / 1000), unit: '/s', group, note: `${options.generators} generators × ${options.concurrency} cycles in flight` },
+      {
+        name: 'cycles completed',
+        value: done,
+        unit: '',
+        group,
+        goal: { op: '>=', target: options.cycles, source: SOURCE },
+      },
+      {
+        name: 'failed cycles',
+        value: errors,
+        unit: '',
+        group,
+        goal: { op: '<=', target: 0, source: SOURCE },
+        ...(errorSamples.length > 0 ? { note: errorSamples.slice(0, 2).join('; ') } : {}),
+      },
+      {
+        name: 'cycles per second',
+        value: done / (wallMs / 1000),
+        unit: '/s',
+        group,
+        note: `${options.generators} generators × ${options.concurrency} cycles in flight`,
+      },
       { name: 'cycle time p50', value: cycle.p50, unit: 'ms', group },
       { name: 'cycle time p99', value: cycle.p99, unit: 'ms', group },
-      { name: 'warm-up RSS after GC', value: baseline.rss / MB, unit: 'MB', group, isBaseline: true, note: `after ${formatNumber(options.warmupCycles)} cycles` },
+      {
+        name: 'warm-up RSS after GC',
+        value: baseline.rss / MB,
+        unit: 'MB',
+        group,
+        isBaseline: true,
+        note: `after ${formatNumber(options.warmupCycles)} cycles`,
+      },
       {
         name: 'RSS after GC, end of the soak',
         value: final.rss / MB,
@@ -153,9 +226,19 @@ export const suite: Suite = {
         unit: '',
         group,
         goal: { op: '<=', target: 0, source: SOURCE },
-        note: nonZero.length > 0 ? JSON.stringify(Object.fromEntries(nonZero)) : `all 0: ${Object.keys(final.gauges).join(', ')} (after the warm-up too: ${Object.values(warmGauges).every((v) => v === 0) ? 'yes' : JSON.stringify(warmGauges)})`,
+        note:
+          nonZero.length > 0
+            ? JSON.stringify(Object.fromEntries(nonZero))
+            : `all 0: ${Object.keys(final.gauges).join(', ')} (after the warm-up too: ${Object.values(warmGauges).every((v) => v === 0) ? 'yes' : JSON.stringify(warmGauges)})`,
       },
-      { name: 'event-loop delay p99 during the cycles (worst slice)', value: worstEventLoop.p99, unit: 'ms', group, goal: { op: '<=', target: 20, source: SOURCE }, note: `max ${formatNumber(worstEventLoop.max)} ms, mean ${worstEventLoop.mean.toFixed(2)} ms` },
+      {
+        name: 'event-loop delay p99 during the cycles (worst slice)',
+        value: worstEventLoop.p99,
+        unit: 'ms',
+        group,
+        goal: { op: '<=', target: 20, source: SOURCE },
+        note: `max ${formatNumber(worstEventLoop.max)} ms, mean ${worstEventLoop.mean.toFixed(2)} ms`,
+      },
     ];
     const notes = [
       `**Soak (B10; spec §10.2 G18).** The gateway (\`startGateway\`, NATS mode, default options) with 2 \`bench\` workers and ${options.generators} generator processes. Each cycle opens a WebSocket (vsn 2.0.0, source addresses rotating over 8 loopback addresses per generator), joins \`gen_api\`, makes ${options.requests} sequential \`bench.echo\` requests (each waits for its push and its reply), leaves and closes; each generator keeps ${options.concurrency} cycles in flight. A warm-up of ${formatNumber(options.warmupCycles)} cycles fills the JIT, the allocator and the pools; then a full GC gives the baseline RSS.`,

@@ -26,8 +26,22 @@ interface Options {
   reps: number;
 }
 
-const FULL: Options = { streams: 1000, chunkRate: 50, durationMs: 30_000, cancelStreams: 500, cancelAtMs: 2_000, reps: 3 };
-const QUICK: Options = { streams: 200, chunkRate: 50, durationMs: 3_000, cancelStreams: 100, cancelAtMs: 1_000, reps: 1 };
+const FULL: Options = {
+  streams: 1000,
+  chunkRate: 50,
+  durationMs: 30_000,
+  cancelStreams: 500,
+  cancelAtMs: 2_000,
+  reps: 3,
+};
+const QUICK: Options = {
+  streams: 200,
+  chunkRate: 50,
+  durationMs: 3_000,
+  cancelStreams: 100,
+  cancelAtMs: 1_000,
+  reps: 1,
+};
 
 interface StreamsResult {
   completed: number;
@@ -78,11 +92,21 @@ async function completeness(fleet: Fleet, options: Options): Promise<Completenes
   const sampler = setInterval(() => {
     peakRss = Math.max(peakRss, fleet.gatewayRss());
   }, 1000);
-  const results = await fleet.onGenerators<StreamsResult>(
-    'streams',
-    (i) => ({ pool: 'streams', count: counts[i], chunks, intervalMs, cancel: 0, cancelAtMs: 0, timeoutMs: options.durationMs + 30_000 }),
-    options.durationMs + 60_000,
-  ).finally(() => clearInterval(sampler));
+  const results = await fleet
+    .onGenerators<StreamsResult>(
+      'streams',
+      (i) => ({
+        pool: 'streams',
+        count: counts[i],
+        chunks,
+        intervalMs,
+        cancel: 0,
+        cancelAtMs: 0,
+        timeoutMs: options.durationMs + 30_000,
+      }),
+      options.durationMs + 60_000,
+    )
+    .finally(() => clearInterval(sampler));
   const wallMs = performance.now() - t0;
   const gatewayCpuMs = fleet.gatewayCpuMs() - cpu0;
   const received = results.reduce((sum, r) => sum + r.chunksReceived, 0);
@@ -115,14 +139,23 @@ async function cancels(fleet: Fleet, options: Options): Promise<Cancels> {
   await Promise.all(fleet.workers.map((worker) => worker.call('takeCancels')));
   const results = await fleet.onGenerators<StreamsResult>(
     'streams',
-    (i) => ({ pool: 'streams', count: counts[i], chunks, intervalMs, cancel: counts[i], cancelAtMs: options.cancelAtMs, timeoutMs: options.cancelAtMs + 10_000 }),
+    (i) => ({
+      pool: 'streams',
+      count: counts[i],
+      chunks,
+      intervalMs,
+      cancel: counts[i],
+      cancelAtMs: options.cancelAtMs,
+      timeoutMs: options.cancelAtMs + 10_000,
+    }),
     options.cancelAtMs + 30_000,
   );
   // The workers record the abort asynchronously: give the last ones a moment.
   await sleep(500);
   const seen = new Map<string, number>();
   for (const worker of fleet.workers) {
-    for (const cancel of await worker.call<{ requestId: string; at: number }[]>('takeCancels')) seen.set(cancel.requestId, cancel.at);
+    for (const cancel of await worker.call<{ requestId: string; at: number }[]>('takeCancels'))
+      seen.set(cancel.requestId, cancel.at);
   }
   const histogram = latencyHistogram();
   let cancelled = 0;
@@ -137,7 +170,12 @@ async function cancels(fleet: Fleet, options: Options): Promise<Cancels> {
   }
   const latency = summary(histogram);
   histogram.destroy();
-  return { cancelled, unseen, latency, unterminated: results.reduce((sum, r) => sum + r.incomplete, 0) };
+  return {
+    cancelled,
+    unseen,
+    latency,
+    unterminated: results.reduce((sum, r) => sum + r.incomplete, 0),
+  };
 }
 
 export const suite: Suite = {
@@ -147,17 +185,23 @@ export const suite: Suite = {
     const options = ctx.quick ? QUICK : FULL;
     const fleet = await Fleet.start(ctx, { workers: 2, generators: 2 });
     const counts = split(options.streams, fleet.generators.length);
-    const joined = await fleet.onGenerators<{ joined: number; failed: number; errors: string[] }>('connect', (i) => ({
-      pool: 'streams',
-      url: fleet.wsUrl,
-      count: counts[i],
-      localAddress: Fleet.sourceAddress(i),
-      topic: 'gen_api',
-      concurrency: 100,
-      heartbeatMs: 30_000,
-    }));
+    const joined = await fleet.onGenerators<{ joined: number; failed: number; errors: string[] }>(
+      'connect',
+      (i) => ({
+        pool: 'streams',
+        url: fleet.wsUrl,
+        count: counts[i],
+        localAddress: Fleet.sourceAddress(i),
+        topic: 'gen_api',
+        concurrency: 100,
+        heartbeatMs: 30_000,
+      }),
+    );
     const failedJoins = joined.reduce((sum, j) => sum + j.failed, 0);
-    if (failedJoins > 0) throw new Error(`${failedJoins} stream sockets could not join: ${joined.flatMap((j) => j.errors).join('; ')}`);
+    if (failedJoins > 0)
+      throw new Error(
+        `${failedJoins} stream sockets could not join: ${joined.flatMap((j) => j.errors).join('; ')}`,
+      );
     ctx.log(`${formatNumber(options.streams)} sockets joined; warm-up`);
     await completeness(fleet, { ...options, durationMs: 1_000 });
 
@@ -169,7 +213,9 @@ export const suite: Suite = {
       );
       await sleep(500);
       const b = await cancels(fleet, options);
-      ctx.log(`rep ${rep + 1}: ${b.cancelled} cancels, unseen by the workers ${b.unseen}, cancel → worker p50 ${b.latency.p50.toFixed(2)} ms p99 ${b.latency.p99.toFixed(2)} ms max ${b.latency.max.toFixed(2)} ms`);
+      ctx.log(
+        `rep ${rep + 1}: ${b.cancelled} cancels, unseen by the workers ${b.unseen}, cancel → worker p50 ${b.latency.p50.toFixed(2)} ms p99 ${b.latency.p99.toFixed(2)} ms max ${b.latency.max.toFixed(2)} ms`,
+      );
       await sleep(500);
       return { a, b };
     });
@@ -178,21 +224,114 @@ export const suite: Suite = {
     const group = `B8: ${formatNumber(options.streams)} concurrent streams × ${options.chunkRate} chunks/s for ${options.durationMs / 1000} s`;
     const cancelGroup = `B8: cancel ${formatNumber(options.cancelStreams)} running streams → worker`;
     const metrics: Metric[] = [
-      fromRuns('streams completed', runs.map((r) => r.a.completed), '', { group, goal: { op: '>=', target: options.streams, source: SOURCE }, note: `${formatNumber(totalChunks)} chunks each` }),
-      fromRuns('chunks lost', runs.map((r) => r.a.lost), '', { group, goal: { op: '<=', target: 0, source: SOURCE } }),
-      fromRuns('chunks out of order', runs.map((r) => r.a.outOfOrder), '', { group, goal: { op: '<=', target: 0, source: SOURCE } }),
-      fromRuns('error pushes', runs.map((r) => r.a.errors), '', { group, goal: { op: '<=', target: 0 }, ...(runs.some((r) => r.a.errorSamples.length > 0) ? { note: runs.flatMap((r) => r.a.errorSamples).slice(0, 2).join('; ') } : {}) }),
-      fromRuns('chunks delivered per second', runs.map((r) => r.a.chunksPerSec), '/s', { group, note: `offered ${formatNumber(options.streams * options.chunkRate)}/s` }),
-      fromRuns('chunk latency worker → client p50', runs.map((r) => r.a.latency.p50), 'ms', { group }),
-      fromRuns('chunk latency worker → client p99', runs.map((r) => r.a.latency.p99), 'ms', { group }),
-      fromRuns('chunk latency worker → client max', runs.map((r) => r.a.latency.max), 'ms', { group }),
-      fromRuns('gateway CPU per chunk', runs.map((r) => r.a.gatewayCpuUsPerChunk), 'µs', { group, note: `gateway ${runs.map((r) => `${(r.a.gatewayCore * 100).toFixed(0)} %`).join(', ')} of a core; workers ${runs.map((r) => r.a.workerCores.map((c) => `${(c * 100).toFixed(0)} %`).join(' + ')).join(', ')}` }),
-      fromRuns('gateway peak RSS during the streams', runs.map((r) => r.a.gatewayRssMb), 'MB', { group }),
-      fromRuns('cancel → worker abort p50', runs.map((r) => r.b.latency.p50), 'ms', { group: cancelGroup }),
-      fromRuns('cancel → worker abort p99', runs.map((r) => r.b.latency.p99), 'ms', { group: cancelGroup, goal: { op: '<=', target: 100, source: SOURCE } }),
-      fromRuns('cancel → worker abort max', runs.map((r) => r.b.latency.max), 'ms', { group: cancelGroup, goal: { op: '<=', target: 100, source: SOURCE } }),
-      fromRuns('cancels the workers never saw', runs.map((r) => r.b.unseen), '', { group: cancelGroup, goal: { op: '<=', target: 0 } }),
-      fromRuns('cancelled streams without an end push', runs.map((r) => r.b.unterminated), '', { group: cancelGroup, goal: { op: '<=', target: 0 } }),
+      fromRuns(
+        'streams completed',
+        runs.map((r) => r.a.completed),
+        '',
+        {
+          group,
+          goal: { op: '>=', target: options.streams, source: SOURCE },
+          note: `${formatNumber(totalChunks)} chunks each`,
+        },
+      ),
+      fromRuns(
+        'chunks lost',
+        runs.map((r) => r.a.lost),
+        '',
+        { group, goal: { op: '<=', target: 0, source: SOURCE } },
+      ),
+      fromRuns(
+        'chunks out of order',
+        runs.map((r) => r.a.outOfOrder),
+        '',
+        { group, goal: { op: '<=', target: 0, source: SOURCE } },
+      ),
+      fromRuns(
+        'error pushes',
+        runs.map((r) => r.a.errors),
+        '',
+        {
+          group,
+          goal: { op: '<=', target: 0 },
+          ...(runs.some((r) => r.a.errorSamples.length > 0)
+            ? {
+                note: runs
+                  .flatMap((r) => r.a.errorSamples)
+                  .slice(0, 2)
+                  .join('; '),
+              }
+            : {}),
+        },
+      ),
+      fromRuns(
+        'chunks delivered per second',
+        runs.map((r) => r.a.chunksPerSec),
+        '/s',
+        { group, note: `offered ${formatNumber(options.streams * options.chunkRate)}/s` },
+      ),
+      fromRuns(
+        'chunk latency worker → client p50',
+        runs.map((r) => r.a.latency.p50),
+        'ms',
+        { group },
+      ),
+      fromRuns(
+        'chunk latency worker → client p99',
+        runs.map((r) => r.a.latency.p99),
+        'ms',
+        { group },
+      ),
+      fromRuns(
+        'chunk latency worker → client max',
+        runs.map((r) => r.a.latency.max),
+        'ms',
+        { group },
+      ),
+      fromRuns(
+        'gateway CPU per chunk',
+        runs.map((r) => r.a.gatewayCpuUsPerChunk),
+        'µs',
+        {
+          group,
+          note: `gateway ${runs.map((r) => `${(r.a.gatewayCore * 100).toFixed(0)} %`).join(', ')} of a core; workers ${runs.map((r) => r.a.workerCores.map((c) => `${(c * 100).toFixed(0)} %`).join(' + ')).join(', ')}`,
+        },
+      ),
+      fromRuns(
+        'gateway peak RSS during the streams',
+        runs.map((r) => r.a.gatewayRssMb),
+        'MB',
+        { group },
+      ),
+      fromRuns(
+        'cancel → worker abort p50',
+        runs.map((r) => r.b.latency.p50),
+        'ms',
+        { group: cancelGroup },
+      ),
+      fromRuns(
+        'cancel → worker abort p99',
+        runs.map((r) => r.b.latency.p99),
+        'ms',
+        { group: cancelGroup, goal: { op: '<=', target: 100, source: SOURCE } },
+      ),
+      fromRuns(
+        'cancel → worker abort max',
+        runs.map((r) => r.b.latency.max),
+        'ms',
+        { group: cancelGroup, goal: { op: '<=', target: 100, source: SOURCE } },
+      ),
+      fromRuns(
+        'cancels the workers never saw',
+        runs.map((r) => r.b.unseen),
+        '',
+        { group: cancelGroup, goal: { op: '<=', target: 0 } },
+      ),
+      fromRuns(
+        'cancelled streams without an end push',
+        runs.map((r) => r.b.unterminated),
+        '',
+        { group: cancelGroup, goal: { op: '<=', target: 0 } },
+      ),
     ];
     const notes = [
       `**Streams (B8; spec §10.2 G17).** The gateway (\`startGateway\`, NATS mode, default options: stream credit 32, high water 256 KiB) relays \`bench.stream\` from 2 worker processes (worker SDK; each chunk \`{seq, t}\` written with \`ctx.stream.write\`, paced against the stream's start so a late tick does not stretch it) to ${formatNumber(options.streams)} sockets, one stream each, on 2 generator processes (${counts.join(' + ')} sockets, source addresses ${Fleet.sourceAddress(0)} and ${Fleet.sourceAddress(1)}). Every stream sends ${formatNumber(totalChunks)} chunks, one every ${1000 / options.chunkRate} ms, then ends; the client checks that chunk \`seq\` values arrive 1, 2, 3, … with none missing, then the end push. Latency per chunk: client receive time − the worker's write time \`t\` (same box clock). Gateway CPU: /proc user + system over the phase, ÷ chunks delivered.`,

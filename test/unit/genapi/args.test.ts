@@ -4,7 +4,11 @@
  * per-rule limits, and the exact client-facing message texts.
  */
 import { describe, expect, it } from 'vitest';
-import { convertArgs, DEFAULT_ARG_LIMITS, type ArgLimits } from '../../../src/genapi/args/convert.js';
+import {
+  convertArgs,
+  DEFAULT_ARG_LIMITS,
+  type ArgLimits,
+} from '../../../src/genapi/args/convert.js';
 import { ArgumentError } from '../../../src/genapi/args/errors.js';
 import type { ArgRule, ArgType } from '../../../src/genapi/types.js';
 
@@ -54,7 +58,11 @@ const UUID_V4 = '6ba7b810-9dad-41d1-80b4-00c04fd430c8';
 
 describe('defaults and errors', () => {
   it('global limits default to PhoenixGenApi: 3000 bytes, 1000 list items, 1000 map items', () => {
-    expect(DEFAULT_ARG_LIMITS).toEqual({ stringMaxBytes: 3000, listMaxItems: 1000, mapMaxItems: 1000 });
+    expect(DEFAULT_ARG_LIMITS).toEqual({
+      stringMaxBytes: 3000,
+      listMaxItems: 1000,
+      mapMaxItems: 1000,
+    });
   });
 
   it('ArgumentError is an Error named "ArgumentError"', () => {
@@ -90,11 +98,17 @@ describe('declared vs. undeclared arguments', () => {
   });
 
   it('quotes the request type with Elixir escapes', () => {
-    expect(() => convertArgs([], { a: 1 }, 'we"ird')).toThrow('extra arguments for "we\\"ird", extra: ["a"]');
+    expect(() => convertArgs([], { a: 1 }, 'we"ird')).toThrow(
+      'extra arguments for "we\\"ird", extra: ["a"]',
+    );
   });
 
   it('returns every declared argument in declaration order, and only those', () => {
-    const rules = [rule('b', 'num'), rule('a', 'string'), rule('c', 'boolean', { defaultValue: true })];
+    const rules = [
+      rule('b', 'num'),
+      rule('a', 'string'),
+      rule('c', 'boolean', { defaultValue: true }),
+    ];
     const args = { a: 'x', b: 2 };
     const result = convertArgs(rules, args, RT);
     expect(result).toEqual({ b: 2, a: 'x', c: true });
@@ -139,12 +153,18 @@ describe('nil / default matrix', () => {
   });
 
   it('missing, no default, no allowNil → missing or nil', () => {
-    expect(errorOf([rule('name', 'string')], {})).toBe('missing or nil argument "name" in "get_user"');
+    expect(errorOf([rule('name', 'string')], {})).toBe(
+      'missing or nil argument "name" in "get_user"',
+    );
   });
 
   it('a null default counts as no default', () => {
-    expect(errorOf([rule('n', 'num', { defaultValue: null })], {})).toBe('missing or nil argument "n" in "get_user"');
-    expect(convertArgs([rule('n', 'num', { defaultValue: null, allowNil: true })], {}, RT)).toEqual({ n: null });
+    expect(errorOf([rule('n', 'num', { defaultValue: null })], {})).toBe(
+      'missing or nil argument "n" in "get_user"',
+    );
+    expect(convertArgs([rule('n', 'num', { defaultValue: null, allowNil: true })], {}, RT)).toEqual(
+      { n: null },
+    );
   });
 
   it('defaults are validated and converted like client values', () => {
@@ -163,7 +183,9 @@ describe('nil / default matrix', () => {
 
   it('reports the first failing argument in declaration order', () => {
     const rules = [rule('a', 'num'), rule('b', 'boolean')];
-    expect(errorOf(rules, { b: 'no', a: 'no' })).toBe('invalid argument type for "a", expected :num, got "no"');
+    expect(errorOf(rules, { b: 'no', a: 'no' })).toBe(
+      'invalid argument type for "a", expected :num, got "no"',
+    );
   });
 });
 
@@ -199,13 +221,17 @@ describe(':num', () => {
     [{ v: 1 }, '%{"v" => 1}'],
     [Number.NaN, 'NaN'],
   ])('rejects %j', (value, shown) => {
-    expect(oneError(rule('x', 'num'), value)).toBe(`invalid argument type for "x", expected :num, got ${shown}`);
+    expect(oneError(rule('x', 'num'), value)).toBe(
+      `invalid argument type for "x", expected :num, got ${shown}`,
+    );
   });
 });
 
 describe(':string', () => {
   it('rejects non-strings with a type error (not Erlang\'s "not a bitstring")', () => {
-    expect(oneError(rule('x', 'string'), 123)).toBe('invalid argument type for "x", expected :string, got 123');
+    expect(oneError(rule('x', 'string'), 123)).toBe(
+      'invalid argument type for "x", expected :string, got 123',
+    );
     expect(oneError(rule('x', 'string'), { a: 1 })).toBe(
       'invalid argument type for "x", expected :string, got %{"a" => 1}',
     );
@@ -213,12 +239,16 @@ describe(':string', () => {
 
   it('enforces the global 3000-byte limit', () => {
     expect(one(rule('x', 'string'), 'a'.repeat(3000))).toBe('a'.repeat(3000));
-    expect(oneError(rule('x', 'string'), 'a'.repeat(3001))).toBe('invalid argument size for "x", max 3000 bytes');
+    expect(oneError(rule('x', 'string'), 'a'.repeat(3001))).toBe(
+      'invalid argument size for "x", max 3000 bytes',
+    );
   });
 
   it('counts UTF-8 bytes, not characters', () => {
     expect(one(rule('x', 'string'), 'é'.repeat(1500))).toBe('é'.repeat(1500)); // 3000 bytes
-    expect(oneError(rule('x', 'string'), 'é'.repeat(1501))).toBe('invalid argument size for "x", max 3000 bytes');
+    expect(oneError(rule('x', 'string'), 'é'.repeat(1501))).toBe(
+      'invalid argument size for "x", max 3000 bytes',
+    );
     const r = rule('x', 'string', { hasParams: true, maxBytes: 4 });
     expect(one(r, '😀')).toBe('😀'); // 4 bytes, 2 UTF-16 units
     expect(oneError(r, 'éé!')).toBe('invalid argument size for "x", max 4 bytes'); // 3 chars, 5 bytes
@@ -240,7 +270,9 @@ describe(':string', () => {
 
   it('a rule with params but no max_bytes falls back to the global limit', () => {
     const r = rule('x', 'string', { hasParams: true, allowNil: true });
-    expect(oneError(r, 'abcd', limits({ stringMaxBytes: 3 }))).toBe('invalid argument size for "x", max 3 bytes');
+    expect(oneError(r, 'abcd', limits({ stringMaxBytes: 3 }))).toBe(
+      'invalid argument size for "x", max 3 bytes',
+    );
   });
 
   it('without params, a stray maxBytes is ignored (the global limit applies)', () => {
@@ -302,7 +334,9 @@ describe(':datetime and :naive_datetime', () => {
   it('converts an offset datetime to a UTC ISO string, Z included', () => {
     expect(one(rule('at', 'datetime'), '2024-01-15T10:30:00+07:00')).toBe('2024-01-15T03:30:00Z');
     expect(one(rule('at', 'datetime'), '2024-01-15T10:30:00Z')).toBe('2024-01-15T10:30:00Z');
-    expect(one(rule('at', 'datetime'), '2024-01-15T10:30:00.123456-05:30')).toBe('2024-01-15T16:00:00.123456Z');
+    expect(one(rule('at', 'datetime'), '2024-01-15T10:30:00.123456-05:30')).toBe(
+      '2024-01-15T16:00:00.123456Z',
+    );
   });
 
   it('rejects a datetime without offset, or an invalid one', () => {
@@ -325,7 +359,9 @@ describe(':datetime and :naive_datetime', () => {
 
   it('converts a naive datetime, dropping any offset', () => {
     expect(one(rule('t', 'naive_datetime'), '2024-01-15 10:30:00')).toBe('2024-01-15T10:30:00');
-    expect(one(rule('t', 'naive_datetime'), '2024-01-15T10:30:00.5+07:00')).toBe('2024-01-15T10:30:00.5');
+    expect(one(rule('t', 'naive_datetime'), '2024-01-15T10:30:00.5+07:00')).toBe(
+      '2024-01-15T10:30:00.5',
+    );
     expect(oneError(rule('t', 'naive_datetime'), 'yesterday')).toBe(
       'invalid naive_datetime format for "yesterday": invalid_format',
     );
@@ -334,9 +370,15 @@ describe(':datetime and :naive_datetime', () => {
 
 describe(':map', () => {
   it('requires a plain object', () => {
-    expect(oneError(rule('m', 'map'), [])).toBe('invalid argument type for "m", expected :map, got []');
-    expect(oneError(rule('m', 'map'), 'x')).toBe('invalid argument type for "m", expected :map, got "x"');
-    expect(oneError(rule('m', 'map'), 5)).toBe('invalid argument type for "m", expected :map, got 5');
+    expect(oneError(rule('m', 'map'), [])).toBe(
+      'invalid argument type for "m", expected :map, got []',
+    );
+    expect(oneError(rule('m', 'map'), 'x')).toBe(
+      'invalid argument type for "m", expected :map, got "x"',
+    );
+    expect(oneError(rule('m', 'map'), 5)).toBe(
+      'invalid argument type for "m", expected :map, got 5',
+    );
   });
 
   it('without params: only the key count is checked, values are not inspected', () => {
@@ -351,7 +393,9 @@ describe(':map', () => {
       'invalid argument size for "m" in "get_user", max 2 items',
     );
     const big = Object.fromEntries(Array.from({ length: 1001 }, (_, i) => [`k${i}`, i]));
-    expect(oneError(rule('m', 'map'), big)).toBe('invalid argument size for "m" in "get_user", max 1000 items');
+    expect(oneError(rule('m', 'map'), big)).toBe(
+      'invalid argument size for "m" in "get_user", max 1000 items',
+    );
   });
 
   it('a rule with params uses its own max_items (including 0)', () => {
@@ -360,12 +404,16 @@ describe(':map', () => {
     expect(one(r, four, limits({ mapMaxItems: 2 }))).toEqual(four);
     const zero = rule('m', 'map', { hasParams: true, maxItems: 0 });
     expect(one(zero, {})).toEqual({});
-    expect(oneError(zero, { a: 1 })).toBe('invalid argument size for "m" in "get_user", max 0 items');
+    expect(oneError(zero, { a: 1 })).toBe(
+      'invalid argument size for "m" in "get_user", max 0 items',
+    );
   });
 
   it('required keys: lists the missing ones in the order they are declared', () => {
     const r = rule('m', 'map', { hasParams: true, required: ['name', 'age', 'email'] });
-    expect(oneError(r, { email: 'e' })).toBe('map argument "m" missing required keys: ["name", "age"] in "get_user"');
+    expect(oneError(r, { email: 'e' })).toBe(
+      'map argument "m" missing required keys: ["name", "age"] in "get_user"',
+    );
     // a key present with null counts as present
     expect(one(r, { name: 'n', age: null, email: 'e', extra: true })).toEqual({
       name: 'n',
@@ -400,8 +448,12 @@ describe(':map', () => {
     expect(oneError(r, { bad1: 1, bad2: 2, bad3: 3 })).toBe(
       'invalid argument size for "m" in "get_user", max 2 items',
     );
-    expect(oneError(r, { bad: 1 })).toBe('map argument "m" missing required keys: ["name"] in "get_user"');
-    expect(oneError(r, { name: 'n', bad: 1 })).toBe('map argument "m" contains rejected keys: ["bad"] in "get_user"');
+    expect(oneError(r, { bad: 1 })).toBe(
+      'map argument "m" missing required keys: ["name"] in "get_user"',
+    );
+    expect(oneError(r, { name: 'n', bad: 1 })).toBe(
+      'map argument "m" contains rejected keys: ["bad"] in "get_user"',
+    );
   });
 
   describe('flat-value check (maps with params)', () => {
@@ -421,21 +473,27 @@ describe(':map', () => {
       expect(oneError(r, { bio: 'ééa' }, limits({ stringMaxBytes: 4 }))).toBe(
         'nested map string value exceeds max byte size for key "bio"',
       );
-      expect(oneError(r, { bio: 'x'.repeat(3001) })).toBe('nested map string value exceeds max byte size for key "bio"');
+      expect(oneError(r, { bio: 'x'.repeat(3001) })).toBe(
+        'nested map string value exceeds max byte size for key "bio"',
+      );
     });
 
     it('limits list values to the global list_max_items', () => {
       expect(oneError(r, { tags: [1, 2, 3] }, limits({ listMaxItems: 2 }))).toBe(
         'nested map list value exceeds max items for key "tags"',
       );
-      expect(oneError(r, { tags: Array(1001).fill(0) })).toBe('nested map list value exceeds max items for key "tags"');
+      expect(oneError(r, { tags: Array(1001).fill(0) })).toBe(
+        'nested map list value exceeds max items for key "tags"',
+      );
     });
 
     it('checks the items of a list value like :list items', () => {
       expect(oneError(r, { l: [1, [2]] })).toBe('nested list is not supported yet');
       expect(oneError(r, { l: [{ a: 1 }] })).toBe('nested map is not supported yet');
       expect(oneError(r, { l: ['ok', null] })).toBe('unsupported type nil');
-      expect(oneError(r, { l: ['abcd'] }, limits({ stringMaxBytes: 3 }))).toBe('string item in list exceeds max byte size');
+      expect(oneError(r, { l: ['abcd'] }, limits({ stringMaxBytes: 3 }))).toBe(
+        'string item in list exceeds max byte size',
+      );
     });
 
     it('rejects any other value type', () => {
@@ -458,18 +516,26 @@ describe(':list', () => {
   });
 
   it('requires an array', () => {
-    expect(oneError(rule('l', 'list'), 'a,b')).toBe('invalid argument type for "l", expected :list, got "a,b"');
-    expect(oneError(rule('l', 'list'), { 0: 'a' })).toBe('invalid argument type for "l", expected :list, got %{"0" => "a"}');
+    expect(oneError(rule('l', 'list'), 'a,b')).toBe(
+      'invalid argument type for "l", expected :list, got "a,b"',
+    );
+    expect(oneError(rule('l', 'list'), { 0: 'a' })).toBe(
+      'invalid argument type for "l", expected :list, got %{"0" => "a"}',
+    );
   });
 
   it('enforces global and per-rule item limits (including 0)', () => {
     expect(oneError(rule('l', 'list'), [1, 2, 3], limits({ listMaxItems: 2 }))).toBe(
       'invalid argument size for "l" in "get_user", max 2 items',
     );
-    expect(oneError(rule('l', 'list'), Array(1001).fill(1))).toBe('invalid argument size for "l" in "get_user", max 1000 items');
+    expect(oneError(rule('l', 'list'), Array(1001).fill(1))).toBe(
+      'invalid argument size for "l" in "get_user", max 1000 items',
+    );
     const r = rule('l', 'list', { hasParams: true, maxItems: 3 });
     expect(one(r, [1, 2, 3], limits({ listMaxItems: 1 }))).toEqual([1, 2, 3]);
-    expect(oneError(r, [1, 2, 3, 4])).toBe('invalid argument size for "l" in "get_user", max 3 items');
+    expect(oneError(r, [1, 2, 3, 4])).toBe(
+      'invalid argument size for "l" in "get_user", max 3 items',
+    );
     const zero = rule('l', 'list', { hasParams: true, maxItems: 0 });
     expect(one(zero, [])).toEqual([]);
     expect(oneError(zero, [1])).toBe('invalid argument size for "l" in "get_user", max 0 items');
@@ -481,12 +547,16 @@ describe(':list', () => {
 
   it('rejects nested maps, nested lists and nulls, reporting the first bad item', () => {
     expect(oneError(rule('l', 'list'), [1, { a: 1 }, [2]])).toBe('nested map is not supported yet');
-    expect(oneError(rule('l', 'list'), [1, [2], { a: 1 }])).toBe('nested list is not supported yet');
+    expect(oneError(rule('l', 'list'), [1, [2], { a: 1 }])).toBe(
+      'nested list is not supported yet',
+    );
     expect(oneError(rule('l', 'list'), ['a', null])).toBe('unsupported type nil');
   });
 
   it('limits string items to the global string_max_bytes', () => {
-    expect(oneError(rule('l', 'list'), ['ok', 'x'.repeat(3001)])).toBe('string item in list exceeds max byte size');
+    expect(oneError(rule('l', 'list'), ['ok', 'x'.repeat(3001)])).toBe(
+      'string item in list exceeds max byte size',
+    );
     expect(oneError(rule('l', 'list'), ['éé'], limits({ stringMaxBytes: 3 }))).toBe(
       'string item in list exceeds max byte size',
     );
@@ -517,10 +587,17 @@ describe('typed lists', () => {
     expect(oneError(rule('l', type), value)).toBe(`unsupported type of ${shown} in list`);
   });
 
-  it.each(['list_string', 'list_num', 'list_uuid', 'list_map'] as const)('%s requires an array', (type) => {
-    expect(oneError(rule('l', type), 'x')).toBe(`invalid argument type for "l", expected :${type}, got "x"`);
-    expect(oneError(rule('l', type), { a: 1 })).toBe(`invalid argument type for "l", expected :${type}, got %{"a" => 1}`);
-  });
+  it.each(['list_string', 'list_num', 'list_uuid', 'list_map'] as const)(
+    '%s requires an array',
+    (type) => {
+      expect(oneError(rule('l', type), 'x')).toBe(
+        `invalid argument type for "l", expected :${type}, got "x"`,
+      );
+      expect(oneError(rule('l', type), { a: 1 })).toBe(
+        `invalid argument type for "l", expected :${type}, got %{"a" => 1}`,
+      );
+    },
+  );
 
   it.each([
     ['list_string', 'a'],
@@ -532,9 +609,13 @@ describe('typed lists', () => {
     expect(oneError(rule('l', type), [item, item, item], limits({ listMaxItems: 2 }))).toBe(
       'invalid argument size for "l" in "get_user", max 2 items',
     );
-    expect(one(rule('l', type, { hasParams: true, maxItems: 3 }), [item, item, item], limits({ listMaxItems: 2 }))).toEqual(
-      [item, item, item],
-    );
+    expect(
+      one(
+        rule('l', type, { hasParams: true, maxItems: 3 }),
+        [item, item, item],
+        limits({ listMaxItems: 2 }),
+      ),
+    ).toEqual([item, item, item]);
     const r = rule('l', type, { hasParams: true, maxItems: 0 });
     expect(one(r, [])).toEqual([]);
     expect(oneError(r, [null])).toBe('invalid argument size for "l" in "get_user", max 0 items');
@@ -549,12 +630,16 @@ describe('typed lists', () => {
     );
     // with params but no max_item_bytes: the global string limit
     const noItemLimit = rule('l', 'list_string', { hasParams: true, maxItems: 5 });
-    expect(oneError(noItemLimit, ['abc'], limits({ stringMaxBytes: 2 }))).toBe('unsupported type of "abc" in list');
+    expect(oneError(noItemLimit, ['abc'], limits({ stringMaxBytes: 2 }))).toBe(
+      'unsupported type of "abc" in list',
+    );
   });
 
   it('list_string: max_items and max_item_bytes combine', () => {
     const r = rule('l', 'list_string', { hasParams: true, maxItems: 2, maxItemBytes: 3 });
-    expect(oneError(r, ['a', 'b', 'c'])).toBe('invalid argument size for "l" in "get_user", max 2 items');
+    expect(oneError(r, ['a', 'b', 'c'])).toBe(
+      'invalid argument size for "l" in "get_user", max 2 items',
+    );
     expect(oneError(r, ['a', 'bcde'])).toBe('unsupported type of "bcde" in list');
   });
 });
@@ -571,8 +656,12 @@ describe(':any', () => {
   });
 
   it('still applies the nil rules', () => {
-    expect(errorOf([rule('a', 'any')], { a: null })).toBe('missing or nil argument "a" in "get_user"');
-    expect(convertArgs([rule('a', 'any', { allowNil: true })], { a: null }, RT)).toEqual({ a: null });
+    expect(errorOf([rule('a', 'any')], { a: null })).toBe(
+      'missing or nil argument "a" in "get_user"',
+    );
+    expect(convertArgs([rule('a', 'any', { allowNil: true })], { a: null }, RT)).toEqual({
+      a: null,
+    });
   });
 });
 
@@ -583,13 +672,23 @@ describe('a realistic config', () => {
       rule('name', 'string', { hasParams: true, maxBytes: 50 }),
       rule('age', 'num', { defaultValue: 18 }),
       rule('email', 'string', { allowNil: true, hasParams: true, maxBytes: 255 }),
-      rule('tags', 'list_string', { defaultValue: [], hasParams: true, maxItems: 10, maxItemBytes: 20 }),
+      rule('tags', 'list_string', {
+        defaultValue: [],
+        hasParams: true,
+        maxItems: 10,
+        maxItemBytes: 20,
+      }),
       rule('since', 'datetime'),
       rule('meta', 'map', { hasParams: true, required: ['source'], accept: ['source', 'ref'] }),
     ];
     const result = convertArgs(
       rules,
-      { user_id: UUID_V4, name: 'Nguyễn', since: '2024-06-01T07:00:00+07:00', meta: { source: 'web' } },
+      {
+        user_id: UUID_V4,
+        name: 'Nguyễn',
+        since: '2024-06-01T07:00:00+07:00',
+        meta: { source: 'web' },
+      },
       RT,
     );
     expect(result).toEqual({

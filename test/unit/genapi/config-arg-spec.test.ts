@@ -49,7 +49,10 @@ describe('parseArgTypes: arg_types / arg_orders consistency', () => {
 
   it('⚠ fix: non-empty arg_types with arg_orders null/absent is valid (documented default [])', () => {
     expect(rules({ name: 'string' }, null)?.map((r) => r.name)).toEqual(['name']);
-    expect(rules({ name: 'string', age: 'num' }, undefined)?.map((r) => r.name)).toEqual(['name', 'age']);
+    expect(rules({ name: 'string', age: 'num' }, undefined)?.map((r) => r.name)).toEqual([
+      'name',
+      'age',
+    ]);
   });
 
   it('arg_orders "map" is valid with non-empty arg_types', () => {
@@ -60,12 +63,18 @@ describe('parseArgTypes: arg_types / arg_orders consistency', () => {
   });
 
   it('rules follow arg_orders when it is a list, not the object key order', () => {
-    expect(rules({ a: 'string', b: 'num', c: 'boolean' }, ['c', 'a', 'b'])?.map((r) => r.name)).toEqual(['c', 'a', 'b']);
+    expect(
+      rules({ a: 'string', b: 'num', c: 'boolean' }, ['c', 'a', 'b'])?.map((r) => r.name),
+    ).toEqual(['c', 'a', 'b']);
   });
 
   it('count mismatch', () => {
-    expect(detail({ a: 'string', b: 'num' }, ['a'])).toBe('arg_types count (2) does not match arg_orders count (1)');
-    expect(detail({ a: 'string' }, ['a', 'b', 'c'])).toBe('arg_types count (1) does not match arg_orders count (3)');
+    expect(detail({ a: 'string', b: 'num' }, ['a'])).toBe(
+      'arg_types count (2) does not match arg_orders count (1)',
+    );
+    expect(detail({ a: 'string' }, ['a', 'b', 'c'])).toBe(
+      'arg_types count (1) does not match arg_orders count (3)',
+    );
   });
 
   it('name mismatch lists missing and extra names', () => {
@@ -73,7 +82,9 @@ describe('parseArgTypes: arg_types / arg_orders consistency', () => {
       'arg mismatch, missing: ["age"], extra: ["city"]',
     );
     // Duplicates in arg_orders: same length, but a name is missing.
-    expect(detail({ a: 'string', b: 'num' }, ['a', 'a'])).toBe('arg mismatch, missing: ["b"], extra: []');
+    expect(detail({ a: 'string', b: 'num' }, ['a', 'a'])).toBe(
+      'arg mismatch, missing: ["b"], extra: []',
+    );
   });
 
   it.each([
@@ -101,7 +112,13 @@ describe('parseArgTypes: spec forms', () => {
     const parsed = rules(types, null);
     expect(parsed?.map((r) => r.type)).toEqual([...ARG_TYPES]);
     for (const rule of parsed ?? []) {
-      expect(rule).toMatchObject({ allowNil: false, defaultValue: undefined, hasParams: false, required: [], accept: [] });
+      expect(rule).toMatchObject({
+        allowNil: false,
+        defaultValue: undefined,
+        hasParams: false,
+        required: [],
+        accept: [],
+      });
       expect(rule.maxBytes).toBeUndefined();
       expect(rule.maxItems).toBeUndefined();
     }
@@ -134,7 +151,14 @@ describe('parseArgTypes: spec forms', () => {
     const byName = new Map(parsed?.map((r) => [r.name, r]));
     expect(byName.get('s')).toMatchObject({ type: 'string', hasParams: true, maxBytes: 100 });
     expect(byName.get('s')?.maxItems).toBeUndefined();
-    for (const [name, n] of [['l', 10], ['ls', 11], ['ln', 12], ['lu', 13], ['lm', 14], ['m', 15]] as const) {
+    for (const [name, n] of [
+      ['l', 10],
+      ['ls', 11],
+      ['ln', 12],
+      ['lu', 13],
+      ['lm', 14],
+      ['m', 15],
+    ] as const) {
       expect(byName.get(name)).toMatchObject({ hasParams: true, maxItems: n });
       expect(byName.get(name)?.maxBytes).toBeUndefined();
     }
@@ -153,7 +177,9 @@ describe('parseArgTypes: spec forms', () => {
     const legacy = rules({ x: ['list', 10] }, null)?.[0];
     const extended = rules({ x: { type: 'list', max_items: 10 } }, null)?.[0];
     expect(legacy).toEqual(extended);
-    expect(rules({ x: ['string', 7] }, null)?.[0]).toEqual(rules({ x: { type: 'string', max_bytes: 7 } }, null)?.[0]);
+    expect(rules({ x: ['string', 7] }, null)?.[0]).toEqual(
+      rules({ x: { type: 'string', max_bytes: 7 } }, null)?.[0],
+    );
   });
 
   it.each([
@@ -191,26 +217,49 @@ describe('parseArgTypes: spec forms', () => {
       required: ['name'],
       accept: ['name', 'email'],
     });
-    const tags = rules({ tags: { type: 'list_string', max_items: 10, max_item_bytes: 100 } }, null)?.[0];
-    expect(tags).toMatchObject({ hasParams: true, maxItems: 10, maxItemBytes: 100, allowNil: false });
+    const tags = rules(
+      { tags: { type: 'list_string', max_items: 10, max_item_bytes: 100 } },
+      null,
+    )?.[0];
+    expect(tags).toMatchObject({
+      hasParams: true,
+      maxItems: 10,
+      maxItemBytes: 100,
+      allowNil: false,
+    });
   });
 
   it('"allow_nil?" is an alias of allow_nil; conflicting values are invalid', () => {
     expect(rules({ x: { type: 'string', 'allow_nil?': true } }, null)?.[0]?.allowNil).toBe(true);
-    expect(rules({ x: { type: 'string', allow_nil: true, 'allow_nil?': true } }, null)?.[0]?.allowNil).toBe(true);
+    expect(
+      rules({ x: { type: 'string', allow_nil: true, 'allow_nil?': true } }, null)?.[0]?.allowNil,
+    ).toBe(true);
     expect(detail({ x: { type: 'string', allow_nil: true, 'allow_nil?': false } }, null)).toBe(
       'invalid arg_types configuration for: ["x"]',
     );
-    expect(detail({ x: { type: 'string', allow_nil: 'yes' } }, null)).toBe('invalid arg_types configuration for: ["x"]');
+    expect(detail({ x: { type: 'string', allow_nil: 'yes' } }, null)).toBe(
+      'invalid arg_types configuration for: ["x"]',
+    );
   });
 
   it('extended form without parameters behaves like the simple type (hasParams false)', () => {
     const rule = rules({ x: { type: 'string', allow_nil: true, default_value: 'd' } }, null)?.[0];
-    expect(rule).toMatchObject({ type: 'string', hasParams: false, allowNil: true, defaultValue: 'd' });
+    expect(rule).toMatchObject({
+      type: 'string',
+      hasParams: false,
+      allowNil: true,
+      defaultValue: 'd',
+    });
   });
 
   it('hasParams is true as soon as any of max_bytes/max_items/max_item_bytes/required/accept is present', () => {
-    for (const extra of [{ max_bytes: 1 }, { max_items: 1 }, { max_item_bytes: 1 }, { required: [] }, { accept: [] }]) {
+    for (const extra of [
+      { max_bytes: 1 },
+      { max_items: 1 },
+      { max_item_bytes: 1 },
+      { required: [] },
+      { accept: [] },
+    ]) {
       expect(rules({ x: { type: 'map', ...extra } }, null)?.[0]?.hasParams).toBe(true);
     }
   });
@@ -220,11 +269,15 @@ describe('parseArgTypes: spec forms', () => {
   });
 
   it('default_value null means "no default"', () => {
-    expect(rules({ x: { type: 'num', default_value: null } }, null)?.[0]?.defaultValue).toBeUndefined();
+    expect(
+      rules({ x: { type: 'num', default_value: null } }, null)?.[0]?.defaultValue,
+    ).toBeUndefined();
   });
 
   it('a missing or unknown type in the extended form is invalid', () => {
-    expect(detail({ x: { max_bytes: 10 } }, null)).toBe('invalid arg_types configuration for: ["x"]');
+    expect(detail({ x: { max_bytes: 10 } }, null)).toBe(
+      'invalid arg_types configuration for: ["x"]',
+    );
     expect(detail({ x: { type: 'str' } }, null)).toBe('invalid arg_types configuration for: ["x"]');
   });
 
@@ -250,7 +303,9 @@ describe('parseArgTypes: spec forms', () => {
   });
 
   it('a spec of the wrong shape (number, null, boolean) is invalid', () => {
-    expect(detail({ a: 1, b: null, c: true, d: 'string' }, null)).toBe('invalid arg_types configuration for: ["a", "b", "c"]');
+    expect(detail({ a: 1, b: null, c: true, d: 'string' }, null)).toBe(
+      'invalid arg_types configuration for: ["a", "b", "c"]',
+    );
   });
 
   it('complex: simple and extended forms mixed, all types', () => {

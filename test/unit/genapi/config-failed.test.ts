@@ -26,7 +26,12 @@ beforeEach(() => {
 describe('FailedConfigs.record', () => {
   it('records a config with a string reason (wrapped in a list)', () => {
     const raw = config({ service: 'bad_service', request_type: 'bad_action', version: '1.2.0' });
-    const entry = failed.record(raw, 'request_type must be a non-empty string', 'pull', 'node@host');
+    const entry = failed.record(
+      raw,
+      'request_type must be a non-empty string',
+      'pull',
+      'node@host',
+    );
     expect(entry).toEqual({
       id: expect.any(Number),
       service: 'bad_service',
@@ -61,7 +66,12 @@ describe('FailedConfigs.record', () => {
     expect(failed.record(config({ version: '0.0.0' }), 'r', 'push').version).toBeNull();
     expect(failed.record(config({ version: '' }), 'r', 'push').version).toBeNull();
     const b = failed.record('not even an object', 'r', 'push');
-    expect([b.service, b.request_type, b.version, b.config]).toEqual([null, null, null, 'not even an object']);
+    expect([b.service, b.request_type, b.version, b.config]).toEqual([
+      null,
+      null,
+      null,
+      'not even an object',
+    ]);
   });
 
   it('ids increase', () => {
@@ -107,13 +117,19 @@ describe('FailedConfigs.list', () => {
     failed.record(config({ service: 'svc2', request_type: 'a2' }), 'r', 'pull');
     failed.record(config({ service: 'svc1', request_type: 'a3' }), 'r', 'push');
     expect(failed.list({ service: 'svc1' }).map((e) => e.request_type)).toEqual(['a3', 'a1']);
-    expect(failed.list({ service: 'svc1', source: 'pull' }).map((e) => e.request_type)).toEqual(['a1']);
+    expect(failed.list({ service: 'svc1', source: 'pull' }).map((e) => e.request_type)).toEqual([
+      'a1',
+    ]);
     expect(failed.list({ service: 'svc3' })).toEqual([]);
   });
 
   it('respects limit (default 100)', () => {
     for (let i = 1; i <= 5; i++) failed.record(config(), `reason${i}`, 'pull');
-    expect(failed.list({ limit: 3 }).map((e) => e.reasons[0])).toEqual(['reason5', 'reason4', 'reason3']);
+    expect(failed.list({ limit: 3 }).map((e) => e.reasons[0])).toEqual([
+      'reason5',
+      'reason4',
+      'reason3',
+    ]);
     expect(failed.list({ limit: 10 })).toHaveLength(5);
     expect(failed.list({ limit: 0 })).toEqual([]);
     for (let i = 6; i <= 150; i++) failed.record(config(), `reason${i}`, 'pull');
@@ -128,14 +144,21 @@ describe('FailedConfigs.list', () => {
     failed.record(config(), 'newest', 'pull');
     expect(failed.list().map((e) => e.reasons[0])).toEqual(['newest', 'middle', 'oldest']);
     expect(failed.list({ order: 'newest_first' })[0]?.reasons).toEqual(['newest']);
-    expect(failed.list({ order: 'oldest_first' }).map((e) => e.reasons[0])).toEqual(['oldest', 'middle', 'newest']);
+    expect(failed.list({ order: 'oldest_first' }).map((e) => e.reasons[0])).toEqual([
+      'oldest',
+      'middle',
+      'newest',
+    ]);
   });
 
   it('entries recorded in the same millisecond keep their recording order', () => {
     failed.record(config(), 'first', 'pull');
     failed.record(config(), 'second', 'pull');
     expect(failed.list().map((e) => e.reasons[0])).toEqual(['second', 'first']);
-    expect(failed.list({ order: 'oldest_first' }).map((e) => e.reasons[0])).toEqual(['first', 'second']);
+    expect(failed.list({ order: 'oldest_first' }).map((e) => e.reasons[0])).toEqual([
+      'first',
+      'second',
+    ]);
   });
 });
 
@@ -170,7 +193,15 @@ describe('FailedConfigs.summary', () => {
   });
 
   it('is all zeros and nulls when empty', () => {
-    expect(failed.summary()).toEqual({ total: 0, push: 0, pull: 0, local: 0, byService: {}, oldest: null, newest: null });
+    expect(failed.summary()).toEqual({
+      total: 0,
+      push: 0,
+      pull: 0,
+      local: 0,
+      byService: {},
+      oldest: null,
+      newest: null,
+    });
   });
 });
 
@@ -226,7 +257,11 @@ describe('FailedConfigs expiry', () => {
     const small = new FailedConfigs({ maxEntries: 3, now });
     for (let i = 1; i <= 5; i++) small.record(config(), `r${i}`, 'pull');
     expect(small.count()).toBe(3);
-    expect(small.list({ order: 'oldest_first' }).map((e) => e.reasons[0])).toEqual(['r3', 'r4', 'r5']);
+    expect(small.list({ order: 'oldest_first' }).map((e) => e.reasons[0])).toEqual([
+      'r3',
+      'r4',
+      'r5',
+    ]);
   });
 
   it('rejects nonsensical options', () => {

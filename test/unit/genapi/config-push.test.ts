@@ -6,7 +6,11 @@
  */
 import { beforeEach, describe, expect, it } from 'vitest';
 import { FailedConfigs } from '../../../src/genapi/config/failed.js';
-import { ConfigReceiver, type PushConfig, type PushResult } from '../../../src/genapi/config/push.js';
+import {
+  ConfigReceiver,
+  type PushConfig,
+  type PushResult,
+} from '../../../src/genapi/config/push.js';
 import { ConfigRegistry } from '../../../src/genapi/config/registry.js';
 import { validateFunConfig } from '../../../src/genapi/config/validate.js';
 
@@ -31,7 +35,9 @@ const fun = (overrides: Record<string, unknown> = {}): Record<string, unknown> =
   ...overrides,
 });
 
-const push = (overrides: Partial<Record<keyof PushConfig, unknown>> = {}): Record<string, unknown> => ({
+const push = (
+  overrides: Partial<Record<keyof PushConfig, unknown>> = {},
+): Record<string, unknown> => ({
   service: 'test_service',
   config_version: '1.0.0',
   fun_configs: [fun()],
@@ -39,7 +45,8 @@ const push = (overrides: Partial<Record<keyof PushConfig, unknown>> = {}): Recor
 });
 
 function accepted(result: PushResult): Extract<PushResult, { status: 'accepted' }> {
-  if (result.status !== 'accepted') throw new Error(`expected accepted, got ${JSON.stringify(result)}`);
+  if (result.status !== 'accepted')
+    throw new Error(`expected accepted, got ${JSON.stringify(result)}`);
   return result;
 }
 
@@ -70,37 +77,65 @@ describe('ConfigReceiver.receive: accept', () => {
   });
 
   it('decodes plain JSON (a push as it arrives over the wire)', () => {
-    const wire = JSON.parse(JSON.stringify(push({ fun_configs: [fun(), fun({ request_type: 'other' })] }))) as unknown;
+    const wire = JSON.parse(
+      JSON.stringify(push({ fun_configs: [fun(), fun({ request_type: 'other' })] })),
+    ) as unknown;
     expect(accepted(receiver.receive(wire)).accepted).toHaveLength(2);
     expect(registry.count()).toBe(2);
   });
 
   it('uses the receiver options: nodesDefault and hookNames', () => {
-    const local = new ConfigReceiver(registry, failed, { nodesDefault: 'local', hookNames: new Set(['audit']) });
+    const local = new ConfigReceiver(registry, failed, {
+      nodesDefault: 'local',
+      hookNames: new Set(['audit']),
+    });
     const result = accepted(
       local.receive(
-        push({ fun_configs: [fun({ request_type: 'a', before_execute: 'audit' }), fun({ request_type: 'b', before_execute: 'nope' })] }),
+        push({
+          fun_configs: [
+            fun({ request_type: 'a', before_execute: 'audit' }),
+            fun({ request_type: 'b', before_execute: 'nope' }),
+          ],
+        }),
       ),
     );
     expect(result.accepted).toEqual([{ request_type: 'a', version: '1.0.0' }]);
-    expect(result.rejected[0]?.errors).toEqual(['before_execute must be null or the name of a registered hook']);
+    expect(result.rejected[0]?.errors).toEqual([
+      'before_execute must be null or the name of a registered hook',
+    ]);
     expect(registry.peek('test_service', 'a', '1.0.0')?.nodes).toBe('local');
   });
 
   it('⚠ the service name is enforced: fun_configs naming another service are registered under the push service', () => {
     const result = accepted(
-      receiver.receive(push({ fun_configs: [fun({ service: 'other_service' }), fun({ request_type: 'no_service', service: undefined })] })),
+      receiver.receive(
+        push({
+          fun_configs: [
+            fun({ service: 'other_service' }),
+            fun({ request_type: 'no_service', service: undefined }),
+          ],
+        }),
+      ),
     );
     expect(result.accepted).toHaveLength(2);
     expect(registry.services()).toEqual(['test_service']);
     expect(registry.get('test_service', 'test_request', '1.0.0').ok).toBe(true);
     expect(registry.get('other_service', 'test_request', '1.0.0').ok).toBe(false);
-    expect(registry.peek('test_service', 'test_request', '1.0.0')?.source.service).toBe('test_service');
+    expect(registry.peek('test_service', 'test_request', '1.0.0')?.source.service).toBe(
+      'test_service',
+    );
   });
 
   it('function versions are normalised: "" and "0.0.0" are unversioned', () => {
     const result = accepted(
-      receiver.receive(push({ fun_configs: [fun({ request_type: 'a', version: '' }), fun({ request_type: 'b', version: '0.0.0' })] })),
+      receiver.receive(
+        push({
+          fun_configs: [
+            fun({ request_type: 'a', version: '' }),
+            fun({ request_type: 'b', version: '0.0.0' }),
+          ],
+        }),
+      ),
     );
     expect(result.accepted).toEqual([
       { request_type: 'a', version: null },
@@ -113,7 +148,11 @@ describe('ConfigReceiver.receive: accept', () => {
 describe('ConfigReceiver.receive: same version, force', () => {
   it('the same config_version again is skipped', () => {
     accepted(receiver.receive(push()));
-    expect(receiver.receive(push())).toEqual({ status: 'skipped', service: 'test_service', reason: 'version_matches' });
+    expect(receiver.receive(push())).toEqual({
+      status: 'skipped',
+      service: 'test_service',
+      reason: 'version_matches',
+    });
   });
 
   it('a skipped push changes nothing, even if its contents differ', () => {
@@ -132,7 +171,9 @@ describe('ConfigReceiver.receive: same version, force', () => {
 
   it('a different config_version is applied', () => {
     accepted(receiver.receive(push()));
-    accepted(receiver.receive(push({ config_version: '1.0.1', fun_configs: [fun({ timeout: 7000 })] })));
+    accepted(
+      receiver.receive(push({ config_version: '1.0.1', fun_configs: [fun({ timeout: 7000 })] })),
+    );
     expect(registry.peek('test_service', 'test_request', '1.0.0')?.timeoutMs).toBe(7000);
   });
 
@@ -144,16 +185,19 @@ describe('ConfigReceiver.receive: same version, force', () => {
 });
 
 describe('ConfigReceiver.receive: invalid pushes', () => {
-  it.each([['a string', 'invalid'], ['a number', 123], ['null', null], ['undefined', undefined], ['a list', [push()]]])(
-    '%s → invalid_push_config',
-    (_label, raw) => {
-      expect(receiver.receive(raw)).toEqual({
-        status: 'error',
-        error: 'invalid_push_config',
-        messages: ['push config must be an object'],
-      });
-    },
-  );
+  it.each([
+    ['a string', 'invalid'],
+    ['a number', 123],
+    ['null', null],
+    ['undefined', undefined],
+    ['a list', [push()]],
+  ])('%s → invalid_push_config', (_label, raw) => {
+    expect(receiver.receive(raw)).toEqual({
+      status: 'error',
+      error: 'invalid_push_config',
+      messages: ['push config must be an object'],
+    });
+  });
 
   it('structural validation collects every message, in order', () => {
     expect(receiver.receive({})).toEqual({
@@ -171,19 +215,41 @@ describe('ConfigReceiver.receive: invalid pushes', () => {
     ['a null service', { service: null }, 'service must be a non-empty string'],
     ['an empty service', { service: '' }, 'service must be a non-empty string'],
     ['an atom-like non-string service', { service: 1 }, 'service must be a non-empty string'],
-    ['an empty config_version', { config_version: '' }, 'config_version must be a non-empty string'],
-    ['a null config_version', { config_version: null }, 'config_version must be a non-empty string'],
+    [
+      'an empty config_version',
+      { config_version: '' },
+      'config_version must be a non-empty string',
+    ],
+    [
+      'a null config_version',
+      { config_version: null },
+      'config_version must be a non-empty string',
+    ],
     ['empty fun_configs', { fun_configs: [] }, 'fun_configs must be a non-empty list'],
-    ['fun_configs not a list', { fun_configs: { a: fun() } }, 'fun_configs must be a non-empty list'],
+    [
+      'fun_configs not a list',
+      { fun_configs: { a: fun() } },
+      'fun_configs must be a non-empty list',
+    ],
   ])('%s → validation_failed', (_label, overrides, message) => {
-    expect(receiver.receive(push(overrides))).toEqual({ status: 'error', error: 'validation_failed', messages: [message] });
+    expect(receiver.receive(push(overrides))).toEqual({
+      status: 'error',
+      error: 'validation_failed',
+      messages: [message],
+    });
     expect(registry.count()).toBe(0);
     expect(receiver.pushedServices()).toEqual({});
   });
 
   it('every fun_config invalid → all_invalid, nothing stored, each one recorded as failed', () => {
     const result = receiver.receive(
-      push({ fun_configs: [fun({ timeout: 1 }), 'not a config', fun({ request_type: 'x.y', response_type: 'bad' })] }),
+      push({
+        fun_configs: [
+          fun({ timeout: 1 }),
+          'not a config',
+          fun({ request_type: 'x.y', response_type: 'bad' }),
+        ],
+      }),
       { origin: 'inst-1' },
     );
     expect(result).toEqual({
@@ -239,7 +305,9 @@ describe('ConfigReceiver.receive: partial acceptance', () => {
         errors: ['timeout must be an integer between 100 and 300000, or "infinity"'],
       },
     ]);
-    expect(registry.functions()).toEqual({ test_service: { good: ['1.0.0'], also_good: ['2.0.0'] } });
+    expect(registry.functions()).toEqual({
+      test_service: { good: ['1.0.0'], also_good: ['2.0.0'] },
+    });
     expect(receiver.verify('test_service', '1.0.0')).toBe('matched');
     const [entry] = failed.list();
     expect(entry).toMatchObject({
@@ -254,19 +322,32 @@ describe('ConfigReceiver.receive: partial acceptance', () => {
   });
 
   it('the origin defaults to the push instance_id', () => {
-    accepted(receiver.receive(push({ instance_id: 'abc123', fun_configs: [fun(), fun({ request_type: 'bad', retry: 0 })] })));
+    accepted(
+      receiver.receive(
+        push({
+          instance_id: 'abc123',
+          fun_configs: [fun(), fun({ request_type: 'bad', retry: 0 })],
+        }),
+      ),
+    );
     expect(failed.list()[0]?.origin).toBe('abc123');
     expect(failed.list()[0]?.source).toBe('push');
   });
 
   it('a rejected non-object reports null request_type and version', () => {
     const result = accepted(receiver.receive(push({ fun_configs: [fun(), 42] })));
-    expect(result.rejected).toEqual([{ request_type: null, version: null, errors: ['fun_config must be an object'] }]);
+    expect(result.rejected).toEqual([
+      { request_type: null, version: null, errors: ['fun_config must be an object'] },
+    ]);
   });
 
   it('a duplicate (request_type, version) in one push: the first wins, the duplicate is rejected', () => {
     const result = accepted(
-      receiver.receive(push({ fun_configs: [fun({ timeout: 1000 }), fun({ timeout: 2000 }), fun({ version: '0.0.0' })] })),
+      receiver.receive(
+        push({
+          fun_configs: [fun({ timeout: 1000 }), fun({ timeout: 2000 }), fun({ version: '0.0.0' })],
+        }),
+      ),
     );
     expect(result.accepted).toEqual([
       { request_type: 'test_request', version: '1.0.0' },
@@ -286,14 +367,19 @@ describe('ConfigReceiver.receive: partial acceptance', () => {
 describe('ConfigReceiver.receive: push token', () => {
   it('no token configured → any token (or none) is accepted', () => {
     for (const token of [undefined, null, '', 'anything', 42]) {
-      expect(receiver.receive(push({ push_token: token }), { force: true }).status).toBe('accepted');
+      expect(receiver.receive(push({ push_token: token }), { force: true }).status).toBe(
+        'accepted',
+      );
     }
   });
 
   describe('with a token configured', () => {
     let secured: ConfigReceiver;
     beforeEach(() => {
-      secured = new ConfigReceiver(registry, failed, { nodesDefault: 'nats', pushToken: 's3cret-tøken' });
+      secured = new ConfigReceiver(registry, failed, {
+        nodesDefault: 'nats',
+        pushToken: 's3cret-tøken',
+      });
     });
 
     it('the equal token is accepted', () => {
@@ -363,7 +449,11 @@ describe('ConfigReceiver: verify / pushedServices / forget', () => {
   });
 
   it('after forget, the same version is applied again; the registered functions stay until replaced', () => {
-    accepted(receiver.receive(push({ fun_configs: [fun({ request_type: 'a' }), fun({ request_type: 'b' })] })));
+    accepted(
+      receiver.receive(
+        push({ fun_configs: [fun({ request_type: 'a' }), fun({ request_type: 'b' })] }),
+      ),
+    );
     receiver.forget('test_service');
     expect(registry.count()).toBe(2);
     accepted(receiver.receive(push({ fun_configs: [fun({ request_type: 'a' })] })));
@@ -375,19 +465,34 @@ describe('ConfigReceiver: ⚠ a replacing push removes stale functions', () => {
   it('a new config_version replaces the previous set (PhoenixGenApi kept both versions)', () => {
     accepted(receiver.receive(push()));
     accepted(
-      receiver.receive(push({ config_version: '2.0.0', fun_configs: [fun({ version: '2.0.0', timeout: 10_000 })] })),
+      receiver.receive(
+        push({
+          config_version: '2.0.0',
+          fun_configs: [fun({ version: '2.0.0', timeout: 10_000 })],
+        }),
+      ),
     );
-    expect(registry.get('test_service', 'test_request', '1.0.0')).toEqual({ ok: false, reason: 'not_found' });
+    expect(registry.get('test_service', 'test_request', '1.0.0')).toEqual({
+      ok: false,
+      reason: 'not_found',
+    });
     const v2 = registry.get('test_service', 'test_request', '2.0.0');
     expect(v2.ok && v2.config.timeoutMs).toBe(10_000);
     expect(registry.functions()).toEqual({ test_service: { test_request: ['2.0.0'] } });
   });
 
   it('functions absent from the new push are deleted; kept ones are replaced; new ones added', () => {
-    accepted(receiver.receive(push({ fun_configs: [fun({ request_type: 'a' }), fun({ request_type: 'b' })] })));
     accepted(
       receiver.receive(
-        push({ config_version: '2', fun_configs: [fun({ request_type: 'b', timeout: 700 }), fun({ request_type: 'c' })] }),
+        push({ fun_configs: [fun({ request_type: 'a' }), fun({ request_type: 'b' })] }),
+      ),
+    );
+    accepted(
+      receiver.receive(
+        push({
+          config_version: '2',
+          fun_configs: [fun({ request_type: 'b', timeout: 700 }), fun({ request_type: 'c' })],
+        }),
       ),
     );
     expect(registry.functions()).toEqual({ test_service: { b: ['1.0.0'], c: ['1.0.0'] } });
@@ -395,9 +500,18 @@ describe('ConfigReceiver: ⚠ a replacing push removes stale functions', () => {
   });
 
   it('a function that became invalid in the new push is removed (not left at its old config)', () => {
-    accepted(receiver.receive(push({ fun_configs: [fun({ request_type: 'a' }), fun({ request_type: 'b' })] })));
+    accepted(
+      receiver.receive(
+        push({ fun_configs: [fun({ request_type: 'a' }), fun({ request_type: 'b' })] }),
+      ),
+    );
     const result = accepted(
-      receiver.receive(push({ config_version: '2', fun_configs: [fun({ request_type: 'a' }), fun({ request_type: 'b', timeout: 1 })] })),
+      receiver.receive(
+        push({
+          config_version: '2',
+          fun_configs: [fun({ request_type: 'a' }), fun({ request_type: 'b', timeout: 1 })],
+        }),
+      ),
     );
     expect(result.rejected).toHaveLength(1);
     expect(registry.functions()).toEqual({ test_service: { a: ['1.0.0'] } });
@@ -405,7 +519,9 @@ describe('ConfigReceiver: ⚠ a replacing push removes stale functions', () => {
 
   it('a rejected push (all_invalid, bad token, validation) removes nothing', () => {
     accepted(receiver.receive(push()));
-    expect(receiver.receive(push({ config_version: '2', fun_configs: [fun({ timeout: 1 })] })).status).toBe('error');
+    expect(
+      receiver.receive(push({ config_version: '2', fun_configs: [fun({ timeout: 1 })] })).status,
+    ).toBe('error');
     expect(receiver.receive(push({ config_version: '' })).status).toBe('error');
     expect(registry.get('test_service', 'test_request', '1.0.0').ok).toBe(true);
     expect(receiver.verify('test_service', '1.0.0')).toBe('matched');
@@ -419,33 +535,51 @@ describe('ConfigReceiver: ⚠ a replacing push removes stale functions', () => {
     if (!direct.ok) throw new Error('setup');
     registry.add(direct.config);
     accepted(receiver.receive(push()));
-    accepted(receiver.receive(push({ config_version: '2', fun_configs: [fun({ request_type: 'other' })] })));
+    accepted(
+      receiver.receive(
+        push({ config_version: '2', fun_configs: [fun({ request_type: 'other' })] }),
+      ),
+    );
     expect(registry.functions()).toEqual({ test_service: { direct: [null], other: ['1.0.0'] } });
   });
 
   it('a pushed function later replaced directly on the registry is not deleted by a later push', () => {
-    accepted(receiver.receive(push({ fun_configs: [fun({ request_type: 'a' }), fun({ request_type: 'b' })] })));
+    accepted(
+      receiver.receive(
+        push({ fun_configs: [fun({ request_type: 'a' }), fun({ request_type: 'b' })] }),
+      ),
+    );
     const direct = validateFunConfig(
       { service: 'test_service', request_type: 'b', version: '1.0.0', timeout: 999 },
       { nodesDefault: 'local' },
     );
     if (!direct.ok) throw new Error('setup');
     registry.add(direct.config);
-    accepted(receiver.receive(push({ config_version: '2', fun_configs: [fun({ request_type: 'a' })] })));
+    accepted(
+      receiver.receive(push({ config_version: '2', fun_configs: [fun({ request_type: 'a' })] })),
+    );
     expect(registry.peek('test_service', 'b', '1.0.0')?.timeoutMs).toBe(999);
   });
 
   it('a pushed function that was disabled on the registry is still removed when dropped', () => {
-    accepted(receiver.receive(push({ fun_configs: [fun({ request_type: 'a' }), fun({ request_type: 'b' })] })));
+    accepted(
+      receiver.receive(
+        push({ fun_configs: [fun({ request_type: 'a' }), fun({ request_type: 'b' })] }),
+      ),
+    );
     registry.disable('test_service', 'b', '1.0.0');
-    accepted(receiver.receive(push({ config_version: '2', fun_configs: [fun({ request_type: 'a' })] })));
+    accepted(
+      receiver.receive(push({ config_version: '2', fun_configs: [fun({ request_type: 'a' })] })),
+    );
     expect(registry.peek('test_service', 'b', '1.0.0')).toBeUndefined();
   });
 
   it('another service is never touched', () => {
     accepted(receiver.receive(push({ service: 'other' })));
     accepted(receiver.receive(push()));
-    accepted(receiver.receive(push({ config_version: '2', fun_configs: [fun({ request_type: 'z' })] })));
+    accepted(
+      receiver.receive(push({ config_version: '2', fun_configs: [fun({ request_type: 'z' })] })),
+    );
     expect(registry.functions()).toEqual({
       other: { test_request: ['1.0.0'] },
       test_service: { z: ['1.0.0'] },
@@ -454,15 +588,31 @@ describe('ConfigReceiver: ⚠ a replacing push removes stale functions', () => {
 
   it('push and pull results of the same service replace each other', () => {
     accepted(receiver.receive(push({ fun_configs: [fun({ request_type: 'pushed' })] })));
-    accepted(receiver.receive(push({ config_version: 'p2', fun_configs: [fun({ request_type: 'pulled' })] }), { source: 'pull' }));
+    accepted(
+      receiver.receive(
+        push({ config_version: 'p2', fun_configs: [fun({ request_type: 'pulled' })] }),
+        { source: 'pull' },
+      ),
+    );
     expect(registry.functions()).toEqual({ test_service: { pulled: ['1.0.0'] } });
   });
 
   it('registry listeners see the changes of an accepted push', () => {
-    accepted(receiver.receive(push({ fun_configs: [fun({ request_type: 'a' }), fun({ request_type: 'b' })] })));
+    accepted(
+      receiver.receive(
+        push({ fun_configs: [fun({ request_type: 'a' }), fun({ request_type: 'b' })] }),
+      ),
+    );
     const seen: string[] = [];
     registry.onChange((_service, requestType) => seen.push(requestType));
-    accepted(receiver.receive(push({ config_version: '2', fun_configs: [fun({ request_type: 'b' }), fun({ request_type: 'c' })] })));
+    accepted(
+      receiver.receive(
+        push({
+          config_version: '2',
+          fun_configs: [fun({ request_type: 'b' }), fun({ request_type: 'c' })],
+        }),
+      ),
+    );
     expect(seen.sort()).toEqual(['a', 'b', 'c']);
   });
 });

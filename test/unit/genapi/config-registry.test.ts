@@ -355,7 +355,8 @@ describe('ConfigRegistry: getFast (no version requested)', () => {
   });
 
   it('semver order: 10.0.0 over 9.0.0, release over pre-release, unparsable lowest', () => {
-    for (const v of ['9.0.0', 'not-a-version', '10.0.0-beta', '10.0.0', '2.0']) db.add(cfg({ version: v }));
+    for (const v of ['9.0.0', 'not-a-version', '10.0.0-beta', '10.0.0', '2.0'])
+      db.add(cfg({ version: v }));
     const got = db.getFast('Test', 'test_request');
     expect(got.ok && got.config.version).toBe('10.0.0');
   });

@@ -32,7 +32,8 @@ const E = {
     'choose_node_mode must be "random", "hash", "round_robin", {"hash": key}, {"sticky": key, "ttl_ms"?: ms} or {"weighted": {version: weight}}',
   timeout: 'timeout must be an integer between 100 and 300000, or "infinity"',
   responseType: 'response_type must be "sync", "async", "stream" or "none"',
-  checkPermission: 'check_permission must be false, "any_authenticated", {"arg": name} or {"role": [roles]}',
+  checkPermission:
+    'check_permission must be false, "any_authenticated", {"arg": name} or {"role": [roles]}',
   permissionCallback: 'permission_callback must be a boolean',
   requestInfo: 'request_info must be a boolean',
   version: 'version must be a string',
@@ -76,7 +77,13 @@ describe('validateFunConfig: minimal config and documented defaults (⚠ fix)', 
   });
 
   it('source keeps what the worker sent (known fields only), with the version normalised, and no defaults injected', () => {
-    const raw = { ...base, version: '0.0.0', timeout: 1000, unknown_field: 1, arg_types: { a: 'string' } };
+    const raw = {
+      ...base,
+      version: '0.0.0',
+      timeout: 1000,
+      unknown_field: 1,
+      arg_types: { a: 'string' },
+    };
     const config = ok(raw);
     expect(config.source).toEqual({
       service: 'users',
@@ -101,11 +108,14 @@ describe('validateFunConfig: minimal config and documented defaults (⚠ fix)', 
   });
 
   it('a non-object is rejected', () => {
-    for (const raw of [null, undefined, 'x', 1, [base]]) expect(errors(raw)).toEqual(['fun_config must be an object']);
+    for (const raw of [null, undefined, 'x', 1, [base]])
+      expect(errors(raw)).toEqual(['fun_config must be an object']);
   });
 
   it('unknown fields are ignored (e.g. PhoenixGenApi mfa)', () => {
-    expect(ok({ ...base, mfa: ['Mod', 'fun', []], whatever: { deep: true } }).requestType).toBe('get_user');
+    expect(ok({ ...base, mfa: ['Mod', 'fun', []], whatever: { deep: true } }).requestType).toBe(
+      'get_user',
+    );
   });
 });
 
@@ -165,9 +175,12 @@ describe('validateFunConfig: request_type and service (NATS subject tokens)', ()
     },
   );
 
-  it.each([undefined, null, 1, ['x'], { a: 1 }])('request_type %j (not a string) is rejected', (requestType) => {
-    expect(errors({ service: 'users', request_type: requestType })).toEqual([E.requestType]);
-  });
+  it.each([undefined, null, 1, ['x'], { a: 1 }])(
+    'request_type %j (not a string) is rejected',
+    (requestType) => {
+      expect(errors({ service: 'users', request_type: requestType })).toEqual([E.requestType]);
+    },
+  );
 
   it.each(['', 'my service', 'a.b', '*', '>', 'svc\r'])('service %j is rejected', (service) => {
     expect(errors({ ...base, service })).toEqual([E.service]);
@@ -178,7 +191,9 @@ describe('validateFunConfig: request_type and service (NATS subject tokens)', ()
   });
 
   it('usual names, including "-", "_", ":", upper case and non-ASCII, are accepted', () => {
-    expect(ok({ service: 'Chat-Service_v2', request_type: 'user:get_Ünïcode' }).requestType).toBe('user:get_Ünïcode');
+    expect(ok({ service: 'Chat-Service_v2', request_type: 'user:get_Ünïcode' }).requestType).toBe(
+      'user:get_Ünïcode',
+    );
   });
 });
 
@@ -195,11 +210,16 @@ describe('validateFunConfig: choose_node_mode', () => {
   it('simple modes', () => {
     expect(ok({ ...base, choose_node_mode: 'random' }).nodeMode).toEqual({ kind: 'random' });
     expect(ok({ ...base, choose_node_mode: 'hash' }).nodeMode).toEqual({ kind: 'hash' });
-    expect(ok({ ...base, choose_node_mode: 'round_robin' }).nodeMode).toEqual({ kind: 'round_robin' });
+    expect(ok({ ...base, choose_node_mode: 'round_robin' }).nodeMode).toEqual({
+      kind: 'round_robin',
+    });
   });
 
   it('{hash: key} → hash_arg', () => {
-    expect(ok({ ...base, choose_node_mode: { hash: 'user_id' } }).nodeMode).toEqual({ kind: 'hash_arg', key: 'user_id' });
+    expect(ok({ ...base, choose_node_mode: { hash: 'user_id' } }).nodeMode).toEqual({
+      kind: 'hash_arg',
+      key: 'user_id',
+    });
   });
 
   it('{sticky: key} → sticky with the default ttl of 1 h; ttl_ms overrides', () => {
@@ -216,7 +236,10 @@ describe('validateFunConfig: choose_node_mode', () => {
   });
 
   it('{weighted: {...}} → weights map, "*" is the default weight (0 when absent)', () => {
-    const mode = ok({ ...base, choose_node_mode: { weighted: { '1.0.0': 90, '1.1.0': 10, '*': 1 } } }).nodeMode;
+    const mode = ok({
+      ...base,
+      choose_node_mode: { weighted: { '1.0.0': 90, '1.1.0': 10, '*': 1 } },
+    }).nodeMode;
     expect(mode.kind).toBe('weighted');
     if (mode.kind !== 'weighted') return;
     expect([...mode.weights]).toEqual([
@@ -261,14 +284,21 @@ describe('validateFunConfig: timeout', () => {
   it('"infinity" → 25 000 ms per attempt', () => {
     expect(ok({ ...base, timeout: 'infinity' }).timeoutMs).toBe(25_000);
   });
-  it.each([99, 300_001, 0, -5, 150.5, '5000', null, 'Infinity'])('timeout %j is rejected', (timeout) => {
-    expect(errors({ ...base, timeout })).toEqual([E.timeout]);
-  });
+  it.each([99, 300_001, 0, -5, 150.5, '5000', null, 'Infinity'])(
+    'timeout %j is rejected',
+    (timeout) => {
+      expect(errors({ ...base, timeout })).toEqual([E.timeout]);
+    },
+  );
 });
 
 describe('validateFunConfig: arguments', () => {
   it('arg rules are resolved; argsAsMap from arg_orders "map"', () => {
-    const config = ok({ ...base, arg_types: { id: 'uuid', name: ['string', 10] }, arg_orders: ['name', 'id'] });
+    const config = ok({
+      ...base,
+      arg_types: { id: 'uuid', name: ['string', 10] },
+      arg_orders: ['name', 'id'],
+    });
     expect(config.args?.map((r) => r.name)).toEqual(['name', 'id']);
     expect(config.argsAsMap).toBe(false);
     const asMap = ok({ ...base, arg_types: { id: 'uuid' }, arg_orders: 'map' });
@@ -292,7 +322,14 @@ describe('validateFunConfig: arguments', () => {
         f: { type: 'list_map', max_items: 100 },
       },
     });
-    expect(config.args?.map((r) => r.type)).toEqual(['uuid', 'uuid', 'list_uuid', 'list_uuid', 'list_map', 'list_map']);
+    expect(config.args?.map((r) => r.type)).toEqual([
+      'uuid',
+      'uuid',
+      'list_uuid',
+      'list_uuid',
+      'list_map',
+      'list_map',
+    ]);
   });
 
   it('⚠ the argument error includes the detail (PhoenixGenApi hides it)', () => {
@@ -317,9 +354,14 @@ describe('validateFunConfig: arguments', () => {
   });
 
   it('default type mismatch is accepted; missing type is rejected; unknown options are ignored', () => {
-    expect(ok({ ...base, arg_types: { n: { type: 'num', default_value: 'x' } } }).args?.[0]?.defaultValue).toBe('x');
+    expect(
+      ok({ ...base, arg_types: { n: { type: 'num', default_value: 'x' } } }).args?.[0]
+        ?.defaultValue,
+    ).toBe('x');
     expect(errors({ ...base, arg_types: { n: { default_value: 1 } } })).toHaveLength(1);
-    expect(ok({ ...base, arg_types: { n: { type: 'num', unknown_option: true } } }).args?.[0]?.type).toBe('num');
+    expect(
+      ok({ ...base, arg_types: { n: { type: 'num', unknown_option: true } } }).args?.[0]?.type,
+    ).toBe('num');
   });
 });
 
@@ -337,17 +379,25 @@ describe('validateFunConfig: check_permission', () => {
     expect(ok({ ...base, check_permission: false }).permission).toEqual({ kind: 'none' });
   });
   it('"any_authenticated"', () => {
-    expect(ok({ ...base, check_permission: 'any_authenticated' }).permission).toEqual({ kind: 'any_authenticated' });
+    expect(ok({ ...base, check_permission: 'any_authenticated' }).permission).toEqual({
+      kind: 'any_authenticated',
+    });
   });
   it('{arg: name}', () => {
-    expect(ok({ ...base, check_permission: { arg: 'user_id' } }).permission).toEqual({ kind: 'arg', arg: 'user_id' });
+    expect(ok({ ...base, check_permission: { arg: 'user_id' } }).permission).toEqual({
+      kind: 'arg',
+      arg: 'user_id',
+    });
   });
   it('{role: [roles]}, including an empty list', () => {
     expect(ok({ ...base, check_permission: { role: ['admin', 'mod'] } }).permission).toEqual({
       kind: 'role',
       roles: ['admin', 'mod'],
     });
-    expect(ok({ ...base, check_permission: { role: [] } }).permission).toEqual({ kind: 'role', roles: [] });
+    expect(ok({ ...base, check_permission: { role: [] } }).permission).toEqual({
+      kind: 'role',
+      roles: [],
+    });
   });
   it.each([
     ['true', true],
@@ -369,7 +419,9 @@ describe('validateFunConfig: permission_callback, request_info, disabled', () =>
     expect(ok({ ...base, permission_callback: true }).permissionCallback).toBe(true);
     expect(ok({ ...base, permission_callback: false }).permissionCallback).toBe(false);
     expect(ok({ ...base, permission_callback: null }).permissionCallback).toBe(false);
-    expect(errors({ ...base, permission_callback: ['Mod', 'fun'] })).toEqual([E.permissionCallback]);
+    expect(errors({ ...base, permission_callback: ['Mod', 'fun'] })).toEqual([
+      E.permissionCallback,
+    ]);
     expect(errors({ ...base, permission_callback: 'true' })).toEqual([E.permissionCallback]);
   });
   it('request_info: true/false valid; anything else rejected', () => {
@@ -413,10 +465,22 @@ describe('validateFunConfig: retry and retry_on', () => {
     expect(ok({ ...base, retry: 2.7 }).retry).toEqual({ kind: 'all_nodes', attempts: 2 });
   });
   it('{same_node: n} and {all_nodes: n} keep their kind, truncated', () => {
-    expect(ok({ ...base, retry: { same_node: 2 } }).retry).toEqual({ kind: 'same_node', attempts: 2 });
-    expect(ok({ ...base, retry: { all_nodes: 5 } }).retry).toEqual({ kind: 'all_nodes', attempts: 5 });
-    expect(ok({ ...base, retry: { same_node: 1.9 } }).retry).toEqual({ kind: 'same_node', attempts: 1 });
-    expect(ok({ ...base, retry: { all_nodes: 4.2 } }).retry).toEqual({ kind: 'all_nodes', attempts: 4 });
+    expect(ok({ ...base, retry: { same_node: 2 } }).retry).toEqual({
+      kind: 'same_node',
+      attempts: 2,
+    });
+    expect(ok({ ...base, retry: { all_nodes: 5 } }).retry).toEqual({
+      kind: 'all_nodes',
+      attempts: 5,
+    });
+    expect(ok({ ...base, retry: { same_node: 1.9 } }).retry).toEqual({
+      kind: 'same_node',
+      attempts: 1,
+    });
+    expect(ok({ ...base, retry: { all_nodes: 4.2 } }).retry).toEqual({
+      kind: 'all_nodes',
+      attempts: 4,
+    });
   });
   it.each([
     ['zero', 0],
@@ -453,16 +517,22 @@ describe('validateFunConfig: hooks and hook_timeout', () => {
   });
   it('with hookNames, names must be registered', () => {
     const options: ValidateOptions = { nodesDefault: 'nats', hookNames: new Set(['audit']) };
-    expect(ok({ ...base, before_execute: 'audit', after_execute: 'audit' }, options).beforeExecute).toBe('audit');
+    expect(
+      ok({ ...base, before_execute: 'audit', after_execute: 'audit' }, options).beforeExecute,
+    ).toBe('audit');
     expect(errors({ ...base, before_execute: 'unknown' }, options)).toEqual([E.beforeExecute]);
     expect(errors({ ...base, after_execute: 'unknown' }, options)).toEqual([E.afterExecute]);
   });
-  it.each([['an empty name', ''], ['a number', 1], ['an MFA-like list', ['Mod', 'fun']]])(
-    'a hook as %s is rejected',
-    (_label, hook) => {
-      expect(errors({ ...base, before_execute: hook, after_execute: hook })).toEqual([E.beforeExecute, E.afterExecute]);
-    },
-  );
+  it.each([
+    ['an empty name', ''],
+    ['a number', 1],
+    ['an MFA-like list', ['Mod', 'fun']],
+  ])('a hook as %s is rejected', (_label, hook) => {
+    expect(errors({ ...base, before_execute: hook, after_execute: hook })).toEqual([
+      E.beforeExecute,
+      E.afterExecute,
+    ]);
+  });
   it('hook_timeout: default 5000, positive integers accepted', () => {
     expect(ok(base).hookTimeoutMs).toBe(5000);
     expect(ok({ ...base, hook_timeout: 1 }).hookTimeoutMs).toBe(1);

@@ -55,13 +55,23 @@ describe('any_authenticated', () => {
   });
 
   it('denies non-string user ids (integer, atom-like values, objects)', () => {
-    for (const value of [123, 0, true, Symbol('user'), { id: 'user_123' }, ['user_123'], undefined]) {
+    for (const value of [
+      123,
+      0,
+      true,
+      Symbol('user'),
+      { id: 'user_123' },
+      ['user_123'],
+      undefined,
+    ]) {
       expect(check(ANY, req({ user_id: odd(value) }))).toBe(false);
     }
   });
 
   it('ignores roles and args', () => {
-    expect(check(ANY, req({ user_id: null, user_roles: ['admin'], args: { user_id: 'x' } }))).toBe(false);
+    expect(check(ANY, req({ user_id: null, user_roles: ['admin'], args: { user_id: 'x' } }))).toBe(
+      false,
+    );
   });
 });
 
@@ -103,7 +113,9 @@ describe('arg {arg}: standard lookup', () => {
   });
 
   it('does not look one level deep when args are not a map (arg_orders ≠ "map")', () => {
-    expect(check(arg('user_id'), req({ args: { params: { user_id: 'user_123' } } }), false)).toBe(false);
+    expect(check(arg('user_id'), req({ args: { params: { user_id: 'user_123' } } }), false)).toBe(
+      false,
+    );
   });
 
   it('never reads inherited properties', () => {
@@ -115,13 +127,18 @@ describe('arg {arg}: standard lookup', () => {
   it('checks the args it is given, not request.args', () => {
     const request = req({ args: { user_id: 'user_999' } });
     expect(checkPermission(arg('user_id'), request, { user_id: 'user_123' }, false)).toBe(true);
-    expect(checkPermission(arg('user_id'), req({ args: { user_id: 'user_123' } }), {}, false)).toBe(false);
+    expect(checkPermission(arg('user_id'), req({ args: { user_id: 'user_123' } }), {}, false)).toBe(
+      false,
+    );
   });
 });
 
 describe('arg {arg} with arg_orders: "map" (argsAsMap)', () => {
-  const mapCheck = (args: Record<string, unknown>, userId: string | null = 'user_123', name = 'user_id') =>
-    check(arg(name), req({ user_id: userId, args }), true);
+  const mapCheck = (
+    args: Record<string, unknown>,
+    userId: string | null = 'user_123',
+    name = 'user_id',
+  ) => check(arg(name), req({ user_id: userId, args }), true);
 
   it('uses a top-level value when present', () => {
     expect(mapCheck({ user_id: 'user_123' })).toBe(true);
@@ -165,8 +182,12 @@ describe('arg {arg} with arg_orders: "map" (argsAsMap)', () => {
   });
 
   it('takes the first map holding the key even when its value mismatches', () => {
-    expect(mapCheck({ first: { user_id: 'user_999' }, second: { user_id: 'user_123' } })).toBe(false);
-    expect(mapCheck({ first: { user_id: 'user_123' }, second: { user_id: 'user_999' } })).toBe(true);
+    expect(mapCheck({ first: { user_id: 'user_999' }, second: { user_id: 'user_123' } })).toBe(
+      false,
+    );
+    expect(mapCheck({ first: { user_id: 'user_123' }, second: { user_id: 'user_999' } })).toBe(
+      true,
+    );
     expect(mapCheck({ first: { user_id: 123 }, second: { user_id: 'user_123' } })).toBe(false);
   });
 
@@ -182,13 +203,17 @@ describe('arg {arg} with arg_orders: "map" (argsAsMap)', () => {
 
   it('matches nested names exactly, and never through a nested prototype', () => {
     expect(mapCheck({ params: { userId: 'user_123' } })).toBe(false);
-    expect(mapCheck({ params: {} }, 'function Object() { [native code] }', 'constructor')).toBe(false);
+    expect(mapCheck({ params: {} }, 'function Object() { [native code] }', 'constructor')).toBe(
+      false,
+    );
   });
 });
 
 describe('role {roles}', () => {
   it('allows when the user has an allowed role (one of several, or exactly one)', () => {
-    expect(check(role('admin', 'moderator'), req({ user_roles: ['user', 'moderator'] }))).toBe(true);
+    expect(check(role('admin', 'moderator'), req({ user_roles: ['user', 'moderator'] }))).toBe(
+      true,
+    );
     expect(check(role('admin'), req({ user_roles: ['admin'] }))).toBe(true);
     expect(check(role('admin', 'ops'), req({ user_roles: ['ops', 'admin'] }))).toBe(true);
   });
@@ -207,8 +232,12 @@ describe('role {roles}', () => {
   it('denies when user_roles is null, empty or not an array', () => {
     expect(check(role('admin'), req({ user_roles: null }))).toBe(false);
     expect(check(role('admin'), req({ user_roles: [] }))).toBe(false);
-    expect(check(role('admin'), req({ user_roles: odd('admin') as unknown as string[] }))).toBe(false);
-    expect(check(role('admin'), req({ user_roles: { 0: 'admin', length: 1 } as unknown as string[] }))).toBe(false);
+    expect(check(role('admin'), req({ user_roles: odd('admin') as unknown as string[] }))).toBe(
+      false,
+    );
+    expect(
+      check(role('admin'), req({ user_roles: { 0: 'admin', length: 1 } as unknown as string[] })),
+    ).toBe(false);
   });
 
   it('denies when the allowed list is empty', () => {
@@ -220,7 +249,12 @@ describe('role {roles}', () => {
   });
 
   it('never takes roles from args', () => {
-    expect(check(role('admin'), req({ user_roles: null, args: { user_roles: ['admin'], role: 'admin' } }))).toBe(false);
+    expect(
+      check(
+        role('admin'),
+        req({ user_roles: null, args: { user_roles: ['admin'], role: 'admin' } }),
+      ),
+    ).toBe(false);
   });
 });
 
@@ -233,7 +267,10 @@ describe('invalid modes', () => {
       { kind: 'role' }, // no roles list
       { kind: 'role', roles: 'admin' },
     ] as unknown as PermissionMode[];
-    const request = req({ user_roles: ['admin'], args: { user_id: 'user_123', undefined: 'user_123' } });
+    const request = req({
+      user_roles: ['admin'],
+      args: { user_id: 'user_123', undefined: 'user_123' },
+    });
     for (const mode of bogus) {
       expect(checkPermission(mode, request, request.args, false)).toBe(false);
       expect(checkPermission(mode, request, request.args, true)).toBe(false);

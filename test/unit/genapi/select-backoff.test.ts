@@ -22,7 +22,9 @@ const noRandom = (): number => {
 
 describe('backoffMs without jitter', () => {
   it('doubles from 100 ms and caps at 5000 ms', () => {
-    const values = [1, 2, 3, 4, 5, 6, 7, 8, 10].map((a) => backoffMs(a, { jitter: false, random: noRandom }));
+    const values = [1, 2, 3, 4, 5, 6, 7, 8, 10].map((a) =>
+      backoffMs(a, { jitter: false, random: noRandom }),
+    );
     expect(values).toEqual([100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000]);
   });
 
@@ -34,9 +36,9 @@ describe('backoffMs without jitter', () => {
   });
 
   it('honours baseMs and maxMs, truncating fractional delays', () => {
-    expect([1, 2, 3, 4, 5].map((a) => backoffMs(a, { baseMs: 50, maxMs: 300, jitter: false }))).toEqual([
-      50, 100, 200, 300, 300,
-    ]);
+    expect(
+      [1, 2, 3, 4, 5].map((a) => backoffMs(a, { baseMs: 50, maxMs: 300, jitter: false })),
+    ).toEqual([50, 100, 200, 300, 300]);
     expect(backoffMs(2, { baseMs: 12.7, jitter: false })).toBe(25); // trunc(25.4)
   });
 

@@ -14,7 +14,14 @@ describe('stableHash', () => {
   });
 
   it('returns an unsigned 32-bit integer for every input', () => {
-    for (const text of ['', 'x', 'a much longer key with spaces', '\u{1F600}\u{1F601}', '\uD800', 'é'.repeat(1000)]) {
+    for (const text of [
+      '',
+      'x',
+      'a much longer key with spaces',
+      '\u{1F600}\u{1F601}',
+      '\uD800',
+      'é'.repeat(1000),
+    ]) {
       const h = stableHash(text);
       expect(Number.isInteger(h)).toBe(true);
       expect(h).toBeGreaterThanOrEqual(0);
@@ -32,7 +39,9 @@ describe('stableHash', () => {
     // 'a' 0x61, 'q' 0x71, 'A' 0x41, 'Q' 0x51, '!' 0x21, '1' 0x31 share their low 4 bits. Plain FNV-1a
     // would put all of them in the same bucket for n = 2, 4, 8, 16.
     for (const n of [2, 4, 8, 16]) {
-      const buckets = new Set(['a', 'q', 'A', 'Q', '!', '1'].map((c) => stableHash(`user-${c}`) % n));
+      const buckets = new Set(
+        ['a', 'q', 'A', 'Q', '!', '1'].map((c) => stableHash(`user-${c}`) % n),
+      );
       expect(buckets.size).toBeGreaterThan(1);
     }
   });

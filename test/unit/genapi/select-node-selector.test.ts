@@ -188,16 +188,23 @@ describe('random mode', () => {
   it('draws the primary from the injected source', () => {
     const config = makeConfig(RANDOM);
     // the first draw picks the primary: floor(r * 3)
-    expect(new NodeSelector({ random: scripted(0, 0) }).order(config, makeRequest(), ABC)[0]).toBe(A);
-    expect(new NodeSelector({ random: scripted(0.5, 0) }).order(config, makeRequest(), ABC)[0]).toBe(B);
-    expect(new NodeSelector({ random: scripted(0.99, 0) }).order(config, makeRequest(), ABC)[0]).toBe(C);
+    expect(new NodeSelector({ random: scripted(0, 0) }).order(config, makeRequest(), ABC)[0]).toBe(
+      A,
+    );
+    expect(
+      new NodeSelector({ random: scripted(0.5, 0) }).order(config, makeRequest(), ABC)[0],
+    ).toBe(B);
+    expect(
+      new NodeSelector({ random: scripted(0.99, 0) }).order(config, makeRequest(), ABC)[0],
+    ).toBe(C);
   });
 
   it('picks the primary uniformly (seeded, 20 000 calls over 4 instances)', () => {
     const selector = new NodeSelector({ random: seeded(7) });
     const config = makeConfig(RANDOM);
     const counts = primaryCounts(() => selector.order(config, makeRequest(), [A, B, C, D]), 20_000);
-    for (const id of ['a', 'b', 'c', 'd']) expect(Math.abs(counts.get(id)! - 5000)).toBeLessThan(250);
+    for (const id of ['a', 'b', 'c', 'd'])
+      expect(Math.abs(counts.get(id)! - 5000)).toBeLessThan(250);
   });
 
   it('shuffles the fallbacks: all 6 orders of 3 instances appear about equally often', () => {
@@ -231,7 +238,9 @@ describe('hash mode', () => {
     const request = makeRequest({ request_id: 'fixed-id' });
     const first = new NodeSelector({ random: seeded(1) }).order(makeConfig(HASH), request, ABC);
     for (let seed = 2; seed < 10; seed++) {
-      expect(new NodeSelector({ random: seeded(seed) }).order(makeConfig(HASH), request, ABC)).toEqual(first);
+      expect(
+        new NodeSelector({ random: seeded(seed) }).order(makeConfig(HASH), request, ABC),
+      ).toEqual(first);
     }
   });
 
@@ -239,7 +248,10 @@ describe('hash mode', () => {
     const selector = new NodeSelector({ random: noRandom });
     const config = makeConfig(HASH);
     let i = 0;
-    const counts = primaryCounts(() => selector.order(config, makeRequest({ request_id: `id-${i++}` }), ABC), 3000);
+    const counts = primaryCounts(
+      () => selector.order(config, makeRequest({ request_id: `id-${i++}` }), ABC),
+      3000,
+    );
     for (const id of ['a', 'b', 'c']) expect(Math.abs(counts.get(id)! - 1000)).toBeLessThan(150);
   });
 });
@@ -253,7 +265,9 @@ describe('hash_arg mode', () => {
     const index = stableHash('room-7') % 3;
     const expected = [ABC[index]!, ...ABC.filter((_, j) => j !== index)];
     for (let i = 0; i < 20; i++) {
-      expect(selector.order(config, makeRequest({ args: { room_id: 'room-7' } }), ABC)).toEqual(expected);
+      expect(selector.order(config, makeRequest({ args: { room_id: 'room-7' } }), ABC)).toEqual(
+        expected,
+      );
     }
   });
 
@@ -263,27 +277,31 @@ describe('hash_arg mode', () => {
     const instances = [A, B, C, D, inst('e'), inst('f'), inst('g')];
     for (const value of [42, true, { a: 1, b: [2, 3] }, [1, 'x'], 0, false]) {
       const index = stableHash(JSON.stringify(value)) % instances.length;
-      expect(selector.order(config, makeRequest({ args: { k: value } }), instances)[0]).toBe(instances[index]);
+      expect(selector.order(config, makeRequest({ args: { k: value } }), instances)[0]).toBe(
+        instances[index],
+      );
     }
     // strings are hashed as-is, not JSON-quoted
     const index = stableHash('abc') % instances.length;
-    expect(selector.order(config, makeRequest({ args: { k: 'abc' } }), instances)[0]).toBe(instances[index]);
+    expect(selector.order(config, makeRequest({ args: { k: 'abc' } }), instances)[0]).toBe(
+      instances[index],
+    );
   });
 
   it('falls back to random (random primary, shuffled rest) when the argument is missing or null', () => {
     const config = makeConfig(hashArg('room_id'));
     for (const args of [{}, { room_id: null }, { other: 'room-7' }]) {
       // primary from the first draw, then a Fisher–Yates shuffle of the rest
-      expect(ids(new NodeSelector({ random: scripted(0.99, 0) }).order(config, makeRequest({ args }), ABC))).toEqual([
-        'c',
-        'b',
-        'a',
-      ]);
-      expect(ids(new NodeSelector({ random: scripted(0, 0.9) }).order(config, makeRequest({ args }), ABC))).toEqual([
-        'a',
-        'b',
-        'c',
-      ]);
+      expect(
+        ids(
+          new NodeSelector({ random: scripted(0.99, 0) }).order(config, makeRequest({ args }), ABC),
+        ),
+      ).toEqual(['c', 'b', 'a']);
+      expect(
+        ids(
+          new NodeSelector({ random: scripted(0, 0.9) }).order(config, makeRequest({ args }), ABC),
+        ),
+      ).toEqual(['a', 'b', 'c']);
     }
   });
 
@@ -298,7 +316,11 @@ describe('hash_arg mode', () => {
 
   it('does not read inherited properties as arguments', () => {
     const config = makeConfig(hashArg('constructor'));
-    const pickFirst = new NodeSelector({ random: scripted(0, 0) }).order(config, makeRequest({ args: {} }), ABC);
+    const pickFirst = new NodeSelector({ random: scripted(0, 0) }).order(
+      config,
+      makeRequest({ args: {} }),
+      ABC,
+    );
     expect(pickFirst[0]).toBe(A); // random path taken, Object.prototype.constructor ignored
   });
 });
@@ -309,7 +331,9 @@ describe('round_robin mode', () => {
   it('cycles, returning the list rotated so the current index comes first', () => {
     const selector = new NodeSelector({ random: noRandom });
     const config = makeConfig(ROUND_ROBIN);
-    const seen = Array.from({ length: 7 }, () => ids(selector.order(config, makeRequest(), ABC)).join(''));
+    const seen = Array.from({ length: 7 }, () =>
+      ids(selector.order(config, makeRequest(), ABC)).join(''),
+    );
     expect(seen).toEqual(['abc', 'bca', 'cab', 'abc', 'bca', 'cab', 'abc']);
   });
 
@@ -328,7 +352,8 @@ describe('round_robin mode', () => {
     const other = makeConfig(ROUND_ROBIN, { service: 'billing', requestType: 'send_message' });
     const primaries: string[] = [];
     for (let i = 0; i < 3; i++) {
-      for (const config of [send, edit, sendV2, other]) primaries.push(selector.order(config, makeRequest(), ABC)[0]!.id);
+      for (const config of [send, edit, sendV2, other])
+        primaries.push(selector.order(config, makeRequest(), ABC)[0]!.id);
     }
     // With PhoenixGenApi's global counter this would be a,b,c,a,b,c,… ; here each config rotates alone.
     expect(primaries).toEqual(['a', 'a', 'a', 'a', 'b', 'b', 'b', 'b', 'c', 'c', 'c', 'c']);
@@ -389,22 +414,46 @@ describe('sticky mode', () => {
     const selector = new NodeSelector({ random: scripted(0.99) });
     const config = makeConfig(sticky('user_id'));
     // args.user_id "X" wins over request.user_id "Y" → stored under "X"
-    expect(selector.order(config, makeRequest({ user_id: 'Y', args: { user_id: 'X' } }), ABC)[0]).toBe(C);
+    expect(
+      selector.order(config, makeRequest({ user_id: 'Y', args: { user_id: 'X' } }), ABC)[0],
+    ).toBe(C);
     // a request whose user_id field is "X" (no arg) finds the same entry
     expect(selector.order(config, makeRequest({ user_id: 'X' }), ABC)[0]).toBe(C);
     // a null arg falls back to the field
-    expect(selector.order(config, makeRequest({ user_id: 'X', args: { user_id: null } }), ABC)[0]).toBe(C);
+    expect(
+      selector.order(config, makeRequest({ user_id: 'X', args: { user_id: null } }), ABC)[0],
+    ).toBe(C);
     expect(selector.stickySize()).toBe(1);
   });
 
   it('works with any request field (device_id, request_id) and any JSON arg', () => {
     const selector = new NodeSelector({ random: scripted(0.5, 0, 0.99) });
-    expect(selector.order(makeConfig(sticky('device_id')), makeRequest({ device_id: 'd1' }), ABC)[0]).toBe(B);
-    expect(selector.order(makeConfig(sticky('request_id')), makeRequest({ request_id: 'r1' }), ABC)[0]).toBe(A);
-    expect(selector.order(makeConfig(sticky('room')), makeRequest({ args: { room: { id: 9 } } }), ABC)[0]).toBe(C);
-    expect(selector.order(makeConfig(sticky('device_id')), makeRequest({ device_id: 'd1' }), ABC)[0]).toBe(B);
-    expect(selector.order(makeConfig(sticky('request_id')), makeRequest({ request_id: 'r1' }), ABC)[0]).toBe(A);
-    expect(selector.order(makeConfig(sticky('room')), makeRequest({ args: { room: { id: 9 } } }), ABC)[0]).toBe(C);
+    expect(
+      selector.order(makeConfig(sticky('device_id')), makeRequest({ device_id: 'd1' }), ABC)[0],
+    ).toBe(B);
+    expect(
+      selector.order(makeConfig(sticky('request_id')), makeRequest({ request_id: 'r1' }), ABC)[0],
+    ).toBe(A);
+    expect(
+      selector.order(
+        makeConfig(sticky('room')),
+        makeRequest({ args: { room: { id: 9 } } }),
+        ABC,
+      )[0],
+    ).toBe(C);
+    expect(
+      selector.order(makeConfig(sticky('device_id')), makeRequest({ device_id: 'd1' }), ABC)[0],
+    ).toBe(B);
+    expect(
+      selector.order(makeConfig(sticky('request_id')), makeRequest({ request_id: 'r1' }), ABC)[0],
+    ).toBe(A);
+    expect(
+      selector.order(
+        makeConfig(sticky('room')),
+        makeRequest({ args: { room: { id: 9 } } }),
+        ABC,
+      )[0],
+    ).toBe(C);
   });
 
   it('keeps the number 1 and the string "1" apart', () => {
@@ -418,12 +467,14 @@ describe('sticky mode', () => {
   it('⚠ a missing value: random order (random primary, shuffled rest) and nothing stored', () => {
     const selector = new NodeSelector({ random: scripted(0.99, 0, 0, 0.9, 0.5) });
     const config = makeConfig(sticky('user_id'));
-    expect(ids(selector.order(config, makeRequest({ user_id: null }), ABC))).toEqual(['c', 'b', 'a']);
-    expect(ids(selector.order(config, makeRequest({ user_id: null, args: { user_id: null } }), ABC))).toEqual([
-      'a',
-      'b',
+    expect(ids(selector.order(config, makeRequest({ user_id: null }), ABC))).toEqual([
       'c',
+      'b',
+      'a',
     ]);
+    expect(
+      ids(selector.order(config, makeRequest({ user_id: null, args: { user_id: null } }), ABC)),
+    ).toEqual(['a', 'b', 'c']);
     expect(selector.stickySize()).toBe(0);
     // PhoenixGenApi stored the nil case under the key *name*; a user literally called "user_id" would
     // then inherit it. Here that user gets a fresh pick (the last scripted draw).
@@ -435,11 +486,19 @@ describe('sticky mode', () => {
     const selector = new NodeSelector({ random: scripted(0, 0.99) });
     const chat = makeConfig(sticky('user_id'), { service: 'chat' });
     const billing = makeConfig(sticky('user_id'), { service: 'billing' });
-    const billingInstances = [inst('a', '1.0.0', 'billing'), inst('b', '1.0.0', 'billing'), inst('c', '1.0.0', 'billing')];
+    const billingInstances = [
+      inst('a', '1.0.0', 'billing'),
+      inst('b', '1.0.0', 'billing'),
+      inst('c', '1.0.0', 'billing'),
+    ];
     expect(selector.order(chat, makeRequest({ user_id: 'u1' }), ABC)[0]!.id).toBe('a');
-    expect(selector.order(billing, makeRequest({ user_id: 'u1' }), billingInstances)[0]!.id).toBe('c');
+    expect(selector.order(billing, makeRequest({ user_id: 'u1' }), billingInstances)[0]!.id).toBe(
+      'c',
+    );
     expect(selector.order(chat, makeRequest({ user_id: 'u1' }), ABC)[0]!.id).toBe('a');
-    expect(selector.order(billing, makeRequest({ user_id: 'u1' }), billingInstances)[0]!.id).toBe('c');
+    expect(selector.order(billing, makeRequest({ user_id: 'u1' }), billingInstances)[0]!.id).toBe(
+      'c',
+    );
     expect(selector.stickySize()).toBe(2);
   });
 
@@ -458,7 +517,11 @@ describe('sticky mode', () => {
     // c left: a fresh pick among the remaining (a)
     expect(ids(selector.order(config, makeRequest({ user_id: 'u1' }), [A, B]))).toEqual(['a', 'b']);
     // c is back, but the assignment moved to a
-    expect(ids(selector.order(config, makeRequest({ user_id: 'u1' }), ABC))).toEqual(['a', 'b', 'c']);
+    expect(ids(selector.order(config, makeRequest({ user_id: 'u1' }), ABC))).toEqual([
+      'a',
+      'b',
+      'c',
+    ]);
     expect(selector.stickySize()).toBe(1);
   });
 
@@ -466,7 +529,8 @@ describe('sticky mode', () => {
     const clock = new Clock();
     const selector = new NodeSelector({ random: scripted(0, 0.99, 0.5), now: clock.now });
     const config = makeConfig(sticky('user_id', 1000));
-    const first = (): ServiceInstance => selector.order(config, makeRequest({ user_id: 'u1' }), ABC)[0]!;
+    const first = (): ServiceInstance =>
+      selector.order(config, makeRequest({ user_id: 'u1' }), ABC)[0]!;
     clock.t = 10_000;
     expect(first()).toBe(A);
     clock.t = 10_500;
@@ -507,15 +571,20 @@ describe('sticky mode', () => {
     expect(selector.stickySize()).toBe(1);
     expect(selector.stickySize()).toBe(1);
     // the fresh entry survived the sweep
-    for (let i = 0; i < 10; i++) expect(selector.order(config, makeRequest({ user_id: 'fresh' }), ABC)[0]).toBe(fresh);
+    for (let i = 0; i < 10; i++)
+      expect(selector.order(config, makeRequest({ user_id: 'fresh' }), ABC)[0]).toBe(fresh);
     clock.t = 1600;
     expect(selector.stickySize()).toBe(0);
   });
 
   it('is bounded by stickyCapacity, evicting the least recently used assignment', () => {
-    const selector = new NodeSelector({ random: scripted(0, 0.5, 0.99, 0.5, 0.99), stickyCapacity: 3 });
+    const selector = new NodeSelector({
+      random: scripted(0, 0.5, 0.99, 0.5, 0.99),
+      stickyCapacity: 3,
+    });
     const config = makeConfig(sticky('user_id'));
-    const primary = (user: string): string => selector.order(config, makeRequest({ user_id: user }), ABC)[0]!.id;
+    const primary = (user: string): string =>
+      selector.order(config, makeRequest({ user_id: user }), ABC)[0]!.id;
     expect([primary('u1'), primary('u2'), primary('u3')]).toEqual(['a', 'b', 'c']);
     expect(primary('u1')).toBe('a'); // touch u1: u2 is now the least recently used
     expect(primary('u4')).toBe('b'); // 4th entry evicts u2
@@ -529,7 +598,8 @@ describe('sticky mode', () => {
   it('holds 100 000 assignments by default', () => {
     const selector = new NodeSelector({ random: seeded(4) });
     const config = makeConfig(sticky('user_id'));
-    for (let i = 0; i < 100_050; i++) selector.order(config, makeRequest({ user_id: `u${i}` }), ABC);
+    for (let i = 0; i < 100_050; i++)
+      selector.order(config, makeRequest({ user_id: `u${i}` }), ABC);
     expect(selector.stickySize()).toBe(100_000);
   });
 
@@ -549,11 +619,22 @@ describe('weighted mode', () => {
   const stable = [inst('s1', '1.0.0'), inst('s2', '1.0.0'), inst('s3', '1.0.0')];
   const canary = inst('c1', '2.0.0');
 
-  function versionShare(selector: NodeSelector, mode: NodeMode, instances: readonly ServiceInstance[], runs: number) {
-    const counts = primaryCounts(() => selector.order(makeConfig(mode), makeRequest(), instances), runs);
+  function versionShare(
+    selector: NodeSelector,
+    mode: NodeMode,
+    instances: readonly ServiceInstance[],
+    runs: number,
+  ) {
+    const counts = primaryCounts(
+      () => selector.order(makeConfig(mode), makeRequest(), instances),
+      runs,
+    );
     const byVersion = new Map<string, number>();
     for (const instance of instances) {
-      byVersion.set(instance.version, (byVersion.get(instance.version) ?? 0) + (counts.get(instance.id) ?? 0));
+      byVersion.set(
+        instance.version,
+        (byVersion.get(instance.version) ?? 0) + (counts.get(instance.id) ?? 0),
+      );
     }
     return { counts, byVersion };
   }
@@ -574,7 +655,8 @@ describe('weighted mode', () => {
     const instances = [inst('old', '1.0.0'), ...[1, 2, 3, 4].map((i) => inst(`new${i}`, '2.0.0'))];
     const { counts } = versionShare(selector, mode, instances, 10_000);
     expect(Math.abs(counts.get('old')! / 10_000 - 0.5)).toBeLessThan(0.02);
-    for (let i = 1; i <= 4; i++) expect(Math.abs(counts.get(`new${i}`)! / 10_000 - 0.125)).toBeLessThan(0.015);
+    for (let i = 1; i <= 4; i++)
+      expect(Math.abs(counts.get(`new${i}`)! / 10_000 - 0.125)).toBeLessThan(0.015);
   });
 
   it('gives unlisted versions defaultWeight', () => {
@@ -598,7 +680,13 @@ describe('weighted mode', () => {
     const selector = new NodeSelector({ random: seeded(12) });
     // per instance: v1 60/2 = 30, v2 30/1 = 30, v3 10/1 = 10, v0 0
     const mode = weighted({ v1: 60, v2: 30, v3: 10, v0: 0 });
-    const instances = [inst('zero', 'v0'), inst('low', 'v3'), inst('mid-a', 'v1'), inst('mid-b', 'v1'), inst('hi', 'v2')];
+    const instances = [
+      inst('zero', 'v0'),
+      inst('low', 'v3'),
+      inst('mid-a', 'v1'),
+      inst('mid-b', 'v1'),
+      inst('hi', 'v2'),
+    ];
     const weightOf: Record<string, number> = { zero: 0, low: 10, 'mid-a': 30, 'mid-b': 30, hi: 30 };
     for (let i = 0; i < 300; i++) {
       const order = ids(selector.order(makeConfig(mode), makeRequest(), instances));
@@ -620,28 +708,40 @@ describe('weighted mode', () => {
       secondCounts.set(order[1]!, (secondCounts.get(order[1]!) ?? 0) + 1);
     }
     expect(seen.size).toBe(6); // all orders of s1..s3
-    for (const id of ['s1', 's2', 's3']) expect(Math.abs(secondCounts.get(id)! - 1000)).toBeLessThan(120);
+    for (const id of ['s1', 's2', 's3'])
+      expect(Math.abs(secondCounts.get(id)! - 1000)).toBeLessThan(120);
   });
 
   it('picks uniformly over all instances when every weight is 0', () => {
     const selector = new NodeSelector({ random: seeded(21) });
     const mode = weighted({ '1.0.0': 0 }, 0);
     const { counts } = versionShare(selector, mode, [...stable, canary], 8000);
-    for (const id of ['s1', 's2', 's3', 'c1']) expect(Math.abs(counts.get(id)! - 2000)).toBeLessThan(150);
+    for (const id of ['s1', 's2', 's3', 'c1'])
+      expect(Math.abs(counts.get(id)! - 2000)).toBeLessThan(150);
   });
 
   it('treats negative and non-finite weights as 0', () => {
     const selector = new NodeSelector({ random: seeded(22) });
-    const mode = weighted({ '1.0.0': -5, '3.0.0': Number.NaN, '4.0.0': Number.POSITIVE_INFINITY, '2.0.0': 1 });
+    const mode = weighted({
+      '1.0.0': -5,
+      '3.0.0': Number.NaN,
+      '4.0.0': Number.POSITIVE_INFINITY,
+      '2.0.0': 1,
+    });
     const instances = [...stable, canary, inst('n', '3.0.0'), inst('i', '4.0.0')];
-    for (let i = 0; i < 200; i++) expect(selector.order(makeConfig(mode), makeRequest(), instances)[0]).toBe(canary);
+    for (let i = 0; i < 200; i++)
+      expect(selector.order(makeConfig(mode), makeRequest(), instances)[0]).toBe(canary);
   });
 
   it('maps the random draw onto cumulative weights (boundary draws included)', () => {
     const mode = weighted({ '1.0.0': 3, '2.0.0': 1 }); // s1..s3 1 each, c1 1 → total 4
     const instances = [...stable, canary];
     const primary = (r: number): string =>
-      new NodeSelector({ random: scripted(r, 0, 0, 0) }).order(makeConfig(mode), makeRequest(), instances)[0]!.id;
+      new NodeSelector({ random: scripted(r, 0, 0, 0) }).order(
+        makeConfig(mode),
+        makeRequest(),
+        instances,
+      )[0]!.id;
     expect(primary(0)).toBe('s1');
     expect(primary(0.2499)).toBe('s1');
     expect(primary(0.25)).toBe('s2');
