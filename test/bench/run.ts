@@ -207,7 +207,8 @@ async function main(): Promise<number> {
   const environment = describeEnvironment(ROOT, argv);
   const stop = (signal: string) => {
     log(`${signal}: cleaning up`);
-    void runCleanups().finally(() => process.exit(130));
+    const exit = () => process.exit(130);
+    runCleanups().then(exit, exit);
   };
   process.once('SIGINT', () => stop('SIGINT'));
   process.once('SIGTERM', () => stop('SIGTERM'));

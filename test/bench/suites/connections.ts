@@ -10,7 +10,7 @@ import { merge, summary, type LatencySummary } from '../lib/hdr.js';
 import { cpuMs, slabBytes } from '../lib/proc.js';
 import { fromRuns, repeat } from '../lib/repeat.js';
 import { formatNumber } from '../lib/report.js';
-import { sleep } from '../lib/runtime.js';
+import { realTime, until } from '../../support/wait.js';
 import type { BenchContext, Metric, Suite, SuiteOutput } from '../types.js';
 
 interface Options {
@@ -96,14 +96,15 @@ async function waitForGauges(
   timeoutMs: number,
   what: string,
 ): Promise<Record<string, number>> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const gauges = await fleet.gauges();
-    if (done(gauges)) return gauges;
-    if (performance.now() > deadline)
-      throw new Error(`${what}: gauges ${JSON.stringify(gauges)} after ${timeoutMs} ms`);
-    await sleep(100);
-  }
+  let last: Record<string, number> = {};
+  return until(
+    async () => {
+      last = await fleet.gauges();
+      return done(last) ? last : null;
+    },
+    () => `${what} (gauges ${JSON.stringify(last)})`,
+    { timeoutMs, intervalMs: 20 },
+  );
 }
 
 async function round(
@@ -155,11 +156,14 @@ async function round(
   );
 
   // Idle: heartbeats only. Settle, then the CPU window.
-  await sleep(options.settleMs);
+  await realTime(
+    options.settleMs,
+    'settle: leftovers of the ramp (GC, late handshakes) stay out of the idle CPU window',
+  );
   const socketsBefore = (await fleet.gauges()).sockets ?? Number.NaN;
   const idle0 = fleet.gatewayCpuMs();
   const w0 = performance.now();
-  await sleep(options.windowMs);
+  await realTime(options.windowMs, 'the idle CPU window: heartbeats only, measured as it passes');
   const idleCpuMs = fleet.gatewayCpuMs() - idle0;
   const idleWindowMs = performance.now() - w0;
   const socketsAfter = (await fleet.gauges()).sockets ?? Number.NaN;

@@ -416,7 +416,9 @@ export const suite: Suite = {
         };
     const clusterScope = new Scope();
     ctx.defer(() => clusterScope.close());
-    const cluster = await benchCluster(nats, clusterOptions, clusterScope, ctx.log);
+    const cluster = await benchCluster(nats, clusterOptions, clusterScope, (message) =>
+      ctx.log(message),
+    );
     await clusterScope.close();
     clusterMetrics(cluster, clusterOptions, metrics, notes);
 

@@ -9,7 +9,8 @@ import { latencyHistogram, merge, recordMs, summary, type LatencySummary } from 
 import { cpuMs } from '../lib/proc.js';
 import { formatNumber } from '../lib/report.js';
 import { fromRuns, repeat } from '../lib/repeat.js';
-import { sleep } from '../lib/runtime.js';
+import { until } from '../../support/wait.js';
+import { untilOrTimeout } from '../lib/runtime.js';
 import type { BenchContext, Metric, Suite, SuiteOutput } from '../types.js';
 
 const SOURCE = 'issue 5 B8';
@@ -69,6 +70,19 @@ interface Completeness {
   gatewayCore: number;
   workerCores: number[];
   gatewayRssMb: number;
+}
+
+/** Until the gateway holds no stream or request from the previous phase (they end asynchronously). */
+async function drained(fleet: Fleet): Promise<void> {
+  let gauges: Record<string, number> = {};
+  await until(
+    async () => {
+      gauges = await fleet.gauges();
+      return gauges.streams === 0 && gauges.inflight === 0 && gauges.natsStreams === 0;
+    },
+    () => `the gateway to finish the last phase's streams (gauges ${JSON.stringify(gauges)})`,
+    { timeoutMs: 30_000, intervalMs: 20 },
+  );
 }
 
 interface Cancels {
@@ -150,13 +164,21 @@ async function cancels(fleet: Fleet, options: Options): Promise<Cancels> {
     }),
     options.cancelAtMs + 30_000,
   );
-  // The workers record the abort asynchronously: give the last ones a moment.
-  await sleep(500);
+  // The workers record the abort asynchronously: collect until every cancel sent was seen (one
+  // that never is counts as unseen, so a timeout here is a finding, not a failure).
+  const sent = results.flatMap((result) => Object.keys(result.cancelSentAt));
   const seen = new Map<string, number>();
-  for (const worker of fleet.workers) {
-    for (const cancel of await worker.call<{ requestId: string; at: number }[]>('takeCancels'))
-      seen.set(cancel.requestId, cancel.at);
-  }
+  const allSeen = async () => {
+    for (const worker of fleet.workers) {
+      for (const cancel of await worker.call<{ requestId: string; at: number }[]>('takeCancels'))
+        seen.set(cancel.requestId, cancel.at);
+    }
+    return sent.every((requestId) => seen.has(requestId));
+  };
+  await untilOrTimeout(allSeen, 'the workers to see every cancel', {
+    timeoutMs: 5_000,
+    intervalMs: 20,
+  });
   const histogram = latencyHistogram();
   let cancelled = 0;
   let unseen = 0;
@@ -211,12 +233,12 @@ export const suite: Suite = {
         `rep ${rep + 1}: ${formatNumber(a.completed)} streams completed, ${a.incomplete} incomplete, ${formatNumber(a.chunks)} chunks (${formatNumber(a.chunksPerSec)}/s), lost ${a.lost}, out of order ${a.outOfOrder}, ` +
           `chunk latency p50 ${a.latency.p50.toFixed(2)} ms p99 ${a.latency.p99.toFixed(2)} ms, gateway ${a.gatewayCpuUsPerChunk.toFixed(2)} µs/chunk (${(a.gatewayCore * 100).toFixed(0)} % of a core)`,
       );
-      await sleep(500);
+      await drained(fleet);
       const b = await cancels(fleet, options);
       ctx.log(
         `rep ${rep + 1}: ${b.cancelled} cancels, unseen by the workers ${b.unseen}, cancel → worker p50 ${b.latency.p50.toFixed(2)} ms p99 ${b.latency.p99.toFixed(2)} ms max ${b.latency.max.toFixed(2)} ms`,
       );
-      await sleep(500);
+      await drained(fleet);
       return { a, b };
     });
 
