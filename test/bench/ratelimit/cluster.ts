@@ -30,6 +30,9 @@ export interface ClusterOptions {
   probes: number;
   throughputMs: number;
   concurrency: number;
+  /** Warm-up: sync decisions per mode, then sequential strict + NATS + KV triples. */
+  syncWarmup: number;
+  asyncWarmup: number;
 }
 
 export interface ClusterResult {
@@ -152,12 +155,12 @@ export async function benchCluster(
   scope.add(() => rawKv.destroy());
 
   // Warm-up: JIT, KV buckets, first keys.
-  for (let i = 0; i < 20_000; i++) {
+  for (let i = 0; i < options.syncWarmup; i++) {
     checkSync('local');
     checkSync('eventual');
     if (i % 1000 === 0) await yieldToLoop();
   }
-  for (let i = 0; i < 300; i++) {
+  for (let i = 0; i < options.asyncWarmup; i++) {
     await checkStrict();
     await natsRoundTrip(ncRaw, echoSubject, payload);
     await rawKv.getUpdate();

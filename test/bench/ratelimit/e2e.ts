@@ -19,6 +19,8 @@ export type E2eCase = (typeof E2E_CASES)[number];
 export interface E2eOptions {
   rounds: number;
   perRound: number;
+  /** Unmeasured rotations first. */
+  warmup: number;
 }
 
 export interface E2eResult {
@@ -127,7 +129,7 @@ export async function benchE2e(
   const callEcho = () => echoClient.roundTrip(echoFrame, () => true);
 
   // Warm-up.
-  for (let i = 0; i < 300; i++) {
+  for (let i = 0; i < options.warmup; i++) {
     for (const requestType of E2E_CASES) await call(requestType);
     await callEcho();
   }

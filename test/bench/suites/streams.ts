@@ -25,6 +25,10 @@ interface Options {
   /** When the cancels go out, ms after the streams started. */
   cancelAtMs: number;
   reps: number;
+  /** The warm-up round's length (0: none). */
+  warmupMs: number;
+  workers: number;
+  generators: number;
 }
 
 const FULL: Options = {
@@ -34,14 +38,21 @@ const FULL: Options = {
   cancelStreams: 500,
   cancelAtMs: 2_000,
   reps: 3,
+  warmupMs: 1_000,
+  workers: 2,
+  generators: 2,
 };
+/** Checks the scenario end to end (loss, order, cancel), not its numbers: small and short. */
 const QUICK: Options = {
-  streams: 200,
+  streams: 100,
   chunkRate: 50,
-  durationMs: 3_000,
-  cancelStreams: 100,
-  cancelAtMs: 1_000,
+  durationMs: 1_000,
+  cancelStreams: 50,
+  cancelAtMs: 300,
   reps: 1,
+  warmupMs: 0,
+  workers: 1,
+  generators: 1,
 };
 
 interface StreamsResult {
@@ -205,7 +216,10 @@ export const suite: Suite = {
   title: 'Streams: 1 000 concurrent, loss, order, cancel (B8)',
   async run(ctx: BenchContext): Promise<SuiteOutput> {
     const options = ctx.quick ? QUICK : FULL;
-    const fleet = await Fleet.start(ctx, { workers: 2, generators: 2 });
+    const fleet = await Fleet.start(ctx, {
+      workers: options.workers,
+      generators: options.generators,
+    });
     const counts = split(options.streams, fleet.generators.length);
     const joined = await fleet.onGenerators<{ joined: number; failed: number; errors: string[] }>(
       'connect',
@@ -224,8 +238,9 @@ export const suite: Suite = {
       throw new Error(
         `${failedJoins} stream sockets could not join: ${joined.flatMap((j) => j.errors).join('; ')}`,
       );
-    ctx.log(`${formatNumber(options.streams)} sockets joined; warm-up`);
-    await completeness(fleet, { ...options, durationMs: 1_000 });
+    ctx.log(`${formatNumber(options.streams)} sockets joined`);
+    if (options.warmupMs > 0)
+      await completeness(fleet, { ...options, durationMs: options.warmupMs });
 
     const runs = await repeat(options.reps, async (rep) => {
       const a = await completeness(fleet, options);
@@ -356,9 +371,9 @@ export const suite: Suite = {
       ),
     ];
     const notes = [
-      `**Streams (B8; spec §10.2 G17).** The gateway (\`startGateway\`, NATS mode, default options: stream credit 32, high water 256 KiB) relays \`bench.stream\` from 2 worker processes (worker SDK; each chunk \`{seq, t}\` written with \`ctx.stream.write\`, paced against the stream's start so a late tick does not stretch it) to ${formatNumber(options.streams)} sockets, one stream each, on 2 generator processes (${counts.join(' + ')} sockets, source addresses ${Fleet.sourceAddress(0)} and ${Fleet.sourceAddress(1)}). Every stream sends ${formatNumber(totalChunks)} chunks, one every ${1000 / options.chunkRate} ms, then ends; the client checks that chunk \`seq\` values arrive 1, 2, 3, … with none missing, then the end push. Latency per chunk: client receive time − the worker's write time \`t\` (same box clock). Gateway CPU: /proc user + system over the phase, ÷ chunks delivered.`,
+      `**Streams (B8; spec §10.2 G17).** The gateway (\`startGateway\`, NATS mode, default options: stream credit 32, high water 256 KiB) relays \`bench.stream\` from ${options.workers} worker process(es) (worker SDK; each chunk \`{seq, t}\` written with \`ctx.stream.write\`, paced against the stream's start so a late tick does not stretch it) to ${formatNumber(options.streams)} sockets, one stream each, on ${options.generators} generator process(es) (${counts.join(' + ')} sockets, source addresses ${counts.map((_, i) => Fleet.sourceAddress(i)).join(', ')}). Every stream sends ${formatNumber(totalChunks)} chunks, one every ${1000 / options.chunkRate} ms, then ends; the client checks that chunk \`seq\` values arrive 1, 2, 3, … with none missing, then the end push. Latency per chunk: client receive time − the worker's write time \`t\` (same box clock). Gateway CPU: /proc user + system over the phase, ÷ chunks delivered.`,
       `**Cancel.** ${formatNumber(options.cancelStreams)} further streams start; ${options.cancelAtMs / 1000} s later each client pushes \`phoenix_gen_api_cancel\` for its stream. The worker records when its handler's abort signal fires; latency = that time − the client's send time. Each cancelled stream must also end with the stream end push to its client.`,
-      `A 1 s warm-up round runs first. Repetitions: ${options.reps} (median; min / median / max).`,
+      `${options.warmupMs > 0 ? `A ${options.warmupMs / 1000} s warm-up round runs first. ` : 'No warm-up (quick). '}Repetitions: ${options.reps} (median; min / median / max).`,
     ];
     return { metrics, notes };
   },
