@@ -15,7 +15,9 @@
  *   --check     exit 1 when a suite failed or reported a metric that is not a finite number
  *               (CI smoke with --quick: the scenarios run and produce numbers; speed not judged)
  *   --no-build  run the gateway and worker processes from src/ through tsx instead of building
- *               dist/ first (quicker to iterate; tsx's transform costs CPU in the hot path)
+ *               dist/ first (quicker to iterate; tsx's transform costs CPU in the hot path).
+ *               The smoke (`npm run bench:smoke`) uses it: it judges no speed, and `npm test`
+ *               has type-checked the sources already; a build costs it 10–30 s.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
