@@ -27,6 +27,10 @@ export interface FleetOptions {
   embedded?: boolean;
 }
 
+/** The shape of the one fleet a quick run shares between suites. */
+export const SHARED = { workers: 1, generators: 2 } as const;
+let shared: Promise<Fleet> | null = null;
+
 export class Fleet {
   private constructor(
     readonly nats: NatsServer | null,
@@ -36,9 +40,49 @@ export class Fleet {
     readonly generators: Child[],
   ) {}
 
-  static async start(ctx: BenchContext, options: FleetOptions = {}): Promise<Fleet> {
+  /**
+   * The fleet for a suite. Full runs: its own, stopped when the suite ends. Quick runs (the
+   * smoke): one fleet of SHARED's shape for every suite, started by the first that asks and
+   * stopped when the run ends — process start-ups were most of the smoke's time; suites close
+   * what they open, so each finds the gateway empty (connections checks its gauges first).
+   */
+  static start(ctx: BenchContext, options: FleetOptions = {}): Promise<Fleet> {
+    const deferToEnd = ctx.deferToEnd;
+    const plain = !options.embedded && !options.gateway && !options.gatewayNodeArgs;
+    if (!ctx.quick || !deferToEnd || !plain) return Fleet.launch((c) => ctx.defer(c), options);
+    if ((options.workers ?? 1) > SHARED.workers || (options.generators ?? 1) !== SHARED.generators)
+      throw new Error(
+        `quick runs share one fleet of ${SHARED.workers} worker(s) and ${SHARED.generators} generators; asked for ${JSON.stringify(options)}`,
+      );
+    shared ??= Fleet.launch(deferToEnd, SHARED).catch((err: unknown) => {
+      shared = null;
+      throw err;
+    });
+    return shared.then(async (fleet) => {
+      await fleet.atRest();
+      return fleet;
+    });
+  }
+
+  /** Until the gateway holds no socket or channel: what a suite finds in a shared fleet. */
+  async atRest(): Promise<void> {
+    let gauges: Record<string, number> = {};
+    await until(
+      async () => {
+        gauges = await this.gauges();
+        return gauges.sockets === 0 && gauges.channels === 0;
+      },
+      () => `an empty gateway (a suite left sockets open? gauges ${JSON.stringify(gauges)})`,
+      { timeoutMs: 10_000, intervalMs: 20 },
+    );
+  }
+
+  private static async launch(
+    defer: (cleanup: () => unknown) => void,
+    options: FleetOptions,
+  ): Promise<Fleet> {
     const nats = options.embedded ? null : await NatsServer.start();
-    if (nats) ctx.defer(() => nats.dispose());
+    if (nats) defer(() => nats.dispose());
     const env = {
       BENCH_NATS_URL: nats?.url ?? '',
       BENCH_GATEWAY_CONFIG: JSON.stringify(options.gateway ?? {}),
@@ -50,7 +94,7 @@ export class Fleet {
       graceMs?: number,
     ) => {
       const started = await Child.fork(new URL(file, PROC), fork);
-      ctx.defer(() => started.child.stop(graceMs));
+      defer(() => started.child.stop(graceMs));
       return started;
     };
     // Workers, the gateway and the generators do not depend on each other (a worker and the

@@ -5,7 +5,7 @@
  * its RSS against the same process with no clients (memory per idle joined connection).
  */
 import { Child } from '../lib/ipc.js';
-import { Fleet, split } from '../lib/fleet.js';
+import { Fleet, SHARED, split } from '../lib/fleet.js';
 import { merge, summary, type LatencySummary } from '../lib/hdr.js';
 import { cpuMs, slabBytes } from '../lib/proc.js';
 import { fromRuns, repeat } from '../lib/repeat.js';
@@ -39,7 +39,7 @@ const FULL: Options = {
 /** Checks the scenario end to end (ramp, idle window, GC, floors), not its numbers. */
 const QUICK: Options = {
   total: 300,
-  generators: 1,
+  generators: SHARED.generators,
   rounds: 1,
   concurrency: 64,
   settleMs: 200,
@@ -228,7 +228,7 @@ export const suite: Suite = {
         }
       : null;
     const [fleet] = await Promise.all([
-      // Joining gen_api needs no worker (the gateway authorizes it locally): quick runs start none.
+      // Joining gen_api needs no worker (the gateway authorizes it locally): quick runs ask none.
       Fleet.start(ctx, { workers: ctx.quick ? 0 : 1, generators: options.generators }),
       early?.mini,
       early?.echo,

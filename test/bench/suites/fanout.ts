@@ -8,7 +8,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { Child } from '../lib/ipc.js';
-import { Fleet, split } from '../lib/fleet.js';
+import { Fleet, SHARED, split } from '../lib/fleet.js';
 import { merge, summary, type LatencySummary } from '../lib/hdr.js';
 import { cpuMs } from '../lib/proc.js';
 import { formatNumber } from '../lib/report.js';
@@ -56,7 +56,8 @@ const QUICK: Options = {
   reps: 1,
   payloadBytes: 100,
   warmupMs: 0,
-  subscriberGenerators: 1,
+  // The fleet all quick suites share: one subscriber generator and the publisher.
+  subscriberGenerators: SHARED.generators - 1,
 };
 
 interface StepResult {

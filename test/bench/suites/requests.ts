@@ -5,7 +5,7 @@
  * per request, and how fast a request to a function with no live worker is answered.
  */
 import { Child } from '../lib/ipc.js';
-import { Fleet, split } from '../lib/fleet.js';
+import { Fleet, SHARED, split } from '../lib/fleet.js';
 import { merge, summary, type LatencySummary } from '../lib/hdr.js';
 import { cpuMs } from '../lib/proc.js';
 import { fromRuns, repeat } from '../lib/repeat.js';
@@ -110,13 +110,13 @@ export const suite: Suite = {
   async run(ctx) {
     const quick = ctx.quick;
     const reps = quick ? 1 : 3;
-    // Quick runs check the scenarios end to end with the fewest processes: 1 worker, 1 generator.
-    const workers = quick ? 1 : 2;
+    // Quick runs use the fleet all suites share (1 worker, 2 generators).
+    const workers = quick ? SHARED.workers : 2;
     const metrics: Metric[] = [];
     // The raw `ws` echo server (B3's measure of one extra process on the path, B4's baseline)
     // starts with the fleet: nothing is measured before both are up.
     const [fleet, { child: echo, ready: echoReady }] = await Promise.all([
-      Fleet.start(ctx, { workers, generators: quick ? 1 : 2 }),
+      Fleet.start(ctx, { workers, generators: 2 }),
       Child.fork(new URL('../proc/echo-main.ts', import.meta.url)).then((started) => {
         ctx.defer(() => started.child.stop());
         return started;
@@ -459,6 +459,8 @@ export const suite: Suite = {
       });
       return { latency: summary(merge([result.histogram])), wrong: result.errors };
     });
+    // The fleet is shared with the next suites in quick runs: leave it with no socket open.
+    await fleet.generators[0]!.call('close', { pool: 'b7' });
     metrics.push(
       fromRuns(
         'error reply p50 (1 000 req/s)',

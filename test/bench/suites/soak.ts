@@ -5,7 +5,7 @@
  * topics, subscriptions, presences, timers, requests and streams in flight, NATS requests) must be
  * back to 0, and the event loop's delay p99 during the load must stay ≤ 20 ms.
  */
-import { Fleet, split } from '../lib/fleet.js';
+import { Fleet, SHARED, split } from '../lib/fleet.js';
 import { merge, summary } from '../lib/hdr.js';
 import { formatNumber } from '../lib/report.js';
 import { untilOrTimeout } from '../lib/runtime.js';
@@ -40,8 +40,8 @@ const QUICK: Options = {
   warmupCycles: 100,
   cycles: 200,
   slices: 2,
-  workers: 1,
-  generators: 1,
+  workers: SHARED.workers,
+  generators: SHARED.generators,
   concurrency: 32,
   requests: 3,
 };

@@ -4,7 +4,7 @@
  * order; then streams are cancelled mid-flight and the time from the client's cancel push to the
  * worker's abort signal is measured.
  */
-import { Fleet, split } from '../lib/fleet.js';
+import { Fleet, SHARED, split } from '../lib/fleet.js';
 import { latencyHistogram, merge, recordMs, summary, type LatencySummary } from '../lib/hdr.js';
 import { cpuMs } from '../lib/proc.js';
 import { formatNumber } from '../lib/report.js';
@@ -51,8 +51,8 @@ const QUICK: Options = {
   cancelAtMs: 300,
   reps: 1,
   warmupMs: 0,
-  workers: 1,
-  generators: 1,
+  workers: SHARED.workers,
+  generators: SHARED.generators,
 };
 
 interface StreamsResult {
@@ -256,6 +256,9 @@ export const suite: Suite = {
       await drained(fleet);
       return { a, b };
     });
+
+    // The fleet may be shared with other suites (quick runs): leave it with no socket open.
+    await fleet.onGenerators('close', () => ({ pool: 'streams' }));
 
     const totalChunks = Math.round((options.chunkRate * options.durationMs) / 1000);
     const group = `B8: ${formatNumber(options.streams)} concurrent streams × ${options.chunkRate} chunks/s for ${options.durationMs / 1000} s`;
