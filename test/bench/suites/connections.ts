@@ -42,8 +42,8 @@ const QUICK: Options = {
   generators: SHARED.generators,
   rounds: 1,
   concurrency: 64,
-  settleMs: 200,
-  windowMs: 1_000,
+  settleMs: 100,
+  windowMs: 500,
   heartbeatMs: 30_000,
 };
 
