@@ -43,8 +43,9 @@ export class Fleet {
   /**
    * The fleet for a suite. Full runs: its own, stopped when the suite ends. Quick runs (the
    * smoke): one fleet of SHARED's shape for every suite, started by the first that asks and
-   * stopped when the run ends — process start-ups were most of the smoke's time; suites close
-   * what they open, so each finds the gateway empty (connections checks its gauges first).
+   * stopped when the run ends — process start-ups were most of the smoke's time. Suites close
+   * what they open; each gets the fleet only once the gateway holds no socket (atRest), so one
+   * that leaks fails the next loudly instead of skewing it.
    */
   static start(ctx: BenchContext, options: FleetOptions = {}): Promise<Fleet> {
     const deferToEnd = ctx.deferToEnd;
