@@ -15,7 +15,9 @@
  *   --check     exit 1 when a suite failed or reported a metric that is not a finite number
  *               (CI smoke with --quick: the scenarios run and produce numbers; speed not judged)
  *   --no-build  run the gateway and worker processes from src/ through tsx instead of building
- *               dist/ first (quicker to iterate; tsx's transform costs CPU in the hot path)
+ *               dist/ first (quicker to iterate; tsx's transform costs CPU in the hot path).
+ *               The smoke (`npm run bench:smoke`) uses it: it judges no speed, and `npm test`
+ *               has type-checked the sources already; a build costs it 10–30 s.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -115,10 +117,14 @@ function log(message: string): void {
 
 /** Cleanups of the suite that is running (also run on SIGINT / SIGTERM). */
 let pendingCleanups: (() => unknown)[] = [];
+/** Cleanups of what lives for the whole run (a quick run's shared fleet). */
+let endCleanups: (() => unknown)[] = [];
 
-async function runCleanups(): Promise<void> {
-  const cleanups = pendingCleanups.reverse();
+/** The running suite's cleanups; with `end`, then the run's (after the last suite, on a signal). */
+async function runCleanups(end: boolean): Promise<void> {
+  const cleanups = [...pendingCleanups.reverse(), ...(end ? endCleanups.reverse() : [])];
   pendingCleanups = [];
+  if (end) endCleanups = [];
   for (const cleanup of cleanups) {
     let timer: NodeJS.Timeout | undefined;
     try {
@@ -144,6 +150,7 @@ async function runSuite(suite: Suite, quick: boolean): Promise<SuiteResult> {
     quick,
     log: (message) => log(`${suite.name}: ${message}`),
     defer: (cleanup) => void pendingCleanups.push(cleanup),
+    deferToEnd: (cleanup) => void endCleanups.push(cleanup),
   };
   const startedAt = new Date().toISOString();
   const t0 = performance.now();
@@ -173,7 +180,7 @@ async function runSuite(suite: Suite, quick: boolean): Promise<SuiteResult> {
       error: (err as Error).message,
     };
   } finally {
-    await runCleanups();
+    await runCleanups(false);
     log(`${suite.name}: done in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   }
 }
@@ -207,13 +214,15 @@ async function main(): Promise<number> {
   const environment = describeEnvironment(ROOT, argv);
   const stop = (signal: string) => {
     log(`${signal}: cleaning up`);
-    void runCleanups().finally(() => process.exit(130));
+    const exit = () => process.exit(130);
+    runCleanups(true).then(exit, exit);
   };
   process.once('SIGINT', () => stop('SIGINT'));
   process.once('SIGTERM', () => stop('SIGTERM'));
 
   const results: SuiteResult[] = [];
   for (const suite of selected) results.push(await runSuite(suite, args.quick));
+  await runCleanups(true);
 
   // The summary goes to stdout, unless stdout carries the JSON.
   (args.json ? process.stderr : process.stdout).write(`${consoleSummary(results)}\n\n`);

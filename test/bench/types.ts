@@ -56,6 +56,11 @@ export interface BenchContext {
    * suite, also when it throws or the run is interrupted.
    */
   defer(cleanup: () => unknown): void;
+  /**
+   * Registers a cleanup that runs when the whole run ends (set by the runner). Quick runs use it
+   * to share one fleet of processes between suites (lib/fleet.ts); without it nothing is shared.
+   */
+  readonly deferToEnd?: (cleanup: () => unknown) => void;
 }
 
 export interface Suite {

@@ -10,7 +10,7 @@ import type { BenchContext } from '../types.js';
 import { Child } from './ipc.js';
 import { PhxSocket } from './phx-socket.js';
 import { cpuMs, rssBytes } from './proc.js';
-import { sleep } from './runtime.js';
+import { until } from '../../support/wait.js';
 
 const PROC = new URL('../proc/', import.meta.url);
 
@@ -27,6 +27,10 @@ export interface FleetOptions {
   embedded?: boolean;
 }
 
+/** The shape of the one fleet a quick run shares between suites. */
+export const SHARED = { workers: 1, generators: 2 } as const;
+let shared: Promise<Fleet> | null = null;
+
 export class Fleet {
   private constructor(
     readonly nats: NatsServer | null,
@@ -36,35 +40,90 @@ export class Fleet {
     readonly generators: Child[],
   ) {}
 
-  static async start(ctx: BenchContext, options: FleetOptions = {}): Promise<Fleet> {
+  /**
+   * The fleet for a suite. Full runs: its own, stopped when the suite ends. Quick runs (the
+   * smoke): one fleet of SHARED's shape for every suite, started by the first that asks and
+   * stopped when the run ends — process start-ups were most of the smoke's time. Suites close
+   * what they open; each gets the fleet only once the gateway holds no socket (atRest), so one
+   * that leaks fails the next loudly instead of skewing it.
+   */
+  static start(ctx: BenchContext, options: FleetOptions = {}): Promise<Fleet> {
+    const deferToEnd = ctx.deferToEnd;
+    const plain = !options.embedded && !options.gateway && !options.gatewayNodeArgs;
+    if (!ctx.quick || !deferToEnd || !plain) return Fleet.launch((c) => ctx.defer(c), options);
+    if ((options.workers ?? 1) > SHARED.workers || (options.generators ?? 1) !== SHARED.generators)
+      throw new Error(
+        `quick runs share one fleet of ${SHARED.workers} worker(s) and ${SHARED.generators} generators; asked for ${JSON.stringify(options)}`,
+      );
+    shared ??= Fleet.launch(deferToEnd, SHARED).catch((err: unknown) => {
+      shared = null;
+      throw err;
+    });
+    return shared.then(async (fleet) => {
+      await fleet.atRest();
+      return fleet;
+    });
+  }
+
+  /** Until the gateway holds no socket or channel: what a suite finds in a shared fleet. */
+  async atRest(): Promise<void> {
+    let gauges: Record<string, number> = {};
+    await until(
+      async () => {
+        gauges = await this.gauges();
+        return gauges.sockets === 0 && gauges.channels === 0;
+      },
+      () => `an empty gateway (a suite left sockets open? gauges ${JSON.stringify(gauges)})`,
+      { timeoutMs: 10_000, intervalMs: 20 },
+    );
+  }
+
+  private static async launch(
+    defer: (cleanup: () => unknown) => void,
+    options: FleetOptions,
+  ): Promise<Fleet> {
     const nats = options.embedded ? null : await NatsServer.start();
-    if (nats) ctx.defer(() => nats.dispose());
+    if (nats) defer(() => nats.dispose());
     const env = {
       BENCH_NATS_URL: nats?.url ?? '',
       BENCH_GATEWAY_CONFIG: JSON.stringify(options.gateway ?? {}),
     };
-    const workers = await Promise.all(
-      Array.from({ length: options.embedded ? 0 : (options.workers ?? 1) }, async () => {
-        const { child } = await Child.fork(new URL('worker-main.ts', PROC), { env });
-        ctx.defer(() => child.stop());
-        return child;
-      }),
-    );
-    const { child: gateway, ready } = await Child.fork(new URL('gateway-main.ts', PROC), {
-      env,
-      nodeArgs: ['--expose-gc', ...(options.gatewayNodeArgs ?? [])],
-    });
-    ctx.defer(() => gateway.stop(15_000));
-    const generators = await Promise.all(
-      Array.from({ length: options.generators ?? 1 }, async (_, i) => {
-        const { child } = await Child.fork(new URL('generator-main.ts', PROC), {
-          env: { ...env, BENCH_GENERATOR_ID: `g${i}` },
-        });
-        ctx.defer(() => child.stop(15_000));
-        return child;
-      }),
-    );
-    const fleet = new Fleet(nats, gateway, ready.port as number, workers, generators);
+    /** Forks one process and registers its stop; each resolves on the child's own "ready". */
+    const start = async (
+      file: string,
+      fork: Parameters<typeof Child.fork>[1],
+      graceMs?: number,
+    ) => {
+      const started = await Child.fork(new URL(file, PROC), fork);
+      defer(() => started.child.stop(graceMs));
+      return started;
+    };
+    // Workers, the gateway and the generators do not depend on each other (a worker and the
+    // gateway only need NATS, which is up): they start together, each awaited on its ready event.
+    const [workers, gateway, generators] = await Promise.all([
+      Promise.all(
+        Array.from({ length: options.embedded ? 0 : (options.workers ?? 1) }, async () => {
+          const { child } = await start('worker-main.ts', { env });
+          return child;
+        }),
+      ),
+      start(
+        'gateway-main.ts',
+        { env, nodeArgs: ['--expose-gc', ...(options.gatewayNodeArgs ?? [])] },
+        15_000,
+      ),
+      Promise.all(
+        Array.from({ length: options.generators ?? 1 }, async (_, i) => {
+          const { child } = await start(
+            'generator-main.ts',
+            { env: { ...env, BENCH_GENERATOR_ID: `g${i}` } },
+            15_000,
+          );
+          return child;
+        }),
+      ),
+    ]);
+    const fleet = new Fleet(nats, gateway.child, gateway.ready.port as number, workers, generators);
     if (!options.embedded && workers.length > 0) await fleet.waitForService();
     return fleet;
   }
@@ -84,31 +143,32 @@ export class Fleet {
     return this.nats.url;
   }
 
-  /** Until the gateway has discovered a worker and runs bench.echo. */
+  /** Until the gateway has discovered a worker and runs bench.echo (one probe request at a time). */
   async waitForService(timeoutMs = 20_000): Promise<void> {
     const socket = await PhxSocket.connect(this.wsUrl);
     try {
       await socket.join('gen_api', {});
-      const deadline = performance.now() + timeoutMs;
-      for (let attempt = 0; ; attempt++) {
-        const requestId = `probe-${attempt}`;
-        const success = await new Promise<boolean>((resolve) => {
-          socket.onPush = (_topic, event, payload) => {
-            const push = payload as { request_id?: string; success?: boolean };
-            if (event === 'phoenix_gen_api' && push.request_id === requestId)
-              resolve(push.success === true);
-          };
-          socket.push('phoenix_gen_api', {
-            request_id: requestId,
-            service: 'bench',
-            request_type: 'echo',
-            args: {},
+      let attempt = 0;
+      await until(
+        () => {
+          const requestId = `probe-${attempt++}`;
+          return new Promise<boolean>((resolve) => {
+            socket.onPush = (_topic, event, payload) => {
+              const push = payload as { request_id?: string; success?: boolean };
+              if (event === 'phoenix_gen_api' && push.request_id === requestId)
+                resolve(push.success === true);
+            };
+            socket.push('phoenix_gen_api', {
+              request_id: requestId,
+              service: 'bench',
+              request_type: 'echo',
+              args: {},
+            });
           });
-        });
-        if (success) return;
-        if (performance.now() > deadline) throw new Error('the gateway never ran bench.echo');
-        await sleep(100);
-      }
+        },
+        'the gateway to run bench.echo (a worker discovered)',
+        { timeoutMs, intervalMs: 20 },
+      );
     } finally {
       await socket.close();
     }

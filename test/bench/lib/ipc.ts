@@ -81,8 +81,14 @@ export class Child {
       serialization: 'advanced',
     });
     const child = new Child(proc);
-    const ready = await child.waitFor('ready', options.readyTimeoutMs ?? 30_000);
-    return { child, ready };
+    try {
+      const ready = await child.waitFor('ready', options.readyTimeoutMs ?? 30_000);
+      return { child, ready };
+    } catch (err) {
+      // Not ready: nobody will stop it, so it must not linger.
+      proc.kill('SIGKILL');
+      throw err;
+    }
   }
 
   get pid(): number {
@@ -110,11 +116,17 @@ export class Child {
         off();
         resolve(message);
       });
-      void this.exited.then((code) => {
-        clearTimeout(timer);
-        off();
-        reject(new Error(`child exited (${code}) before "${event}": ${this.stderr.slice(-2000)}`));
-      });
+      this.exited.then(
+        (code) => {
+          clearTimeout(timer);
+          off();
+          reject(
+            new Error(`child exited (${code}) before "${event}": ${this.stderr.slice(-2000)}`),
+          );
+        },
+        // `exited` never rejects; a handler all the same, so no rejection can go unheard.
+        (err: unknown) => reject(err as Error),
+      );
     });
   }
 
@@ -161,14 +173,17 @@ export function serveCommands(
 ): void {
   process.on('message', (message: unknown) => {
     const { id, cmd, args } = message as Request;
-    const reply = (response: Response) => process.send?.(response);
+    const reply = (response: Response, sent?: () => void): void => {
+      if (process.send) process.send(response, undefined, {}, () => sent?.());
+      else sent?.();
+    };
     if (cmd === 'stop') {
-      void Promise.resolve(onStop())
+      // Exits once the answer has been handed to the IPC channel (its send callback).
+      Promise.resolve()
+        .then(onStop)
         .catch(() => undefined)
-        .finally(() => {
-          reply({ id, ok: true });
-          setTimeout(() => process.exit(0), 20);
-        });
+        .finally(() => reply({ id, ok: true }, () => process.exit(0)))
+        .catch(() => process.exit(1));
       return;
     }
     const handler = handlers[cmd];

@@ -3,6 +3,7 @@
  * latency counts from when it was *due*, not from when it went out. A stalled server therefore
  * shows up as latency instead of silently lowering the offered rate (no coordinated omission).
  */
+import { untilOrTimeout } from './runtime.js';
 
 /**
  * Calls `fire(dueAt, index)` `rate` times per second for `durationMs` (dueAt in performance.now()
@@ -32,12 +33,14 @@ export function openLoop(
   });
 }
 
-/** Waits until `done()` or `timeoutMs`. */
-export async function settle(done: () => boolean, timeoutMs: number): Promise<boolean> {
-  const deadline = performance.now() + timeoutMs;
-  while (!done()) {
-    if (performance.now() > deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-  return true;
+/**
+ * Waits until `done()` holds; false when it still does not after `timeoutMs` (the caller counts
+ * what never came, e.g. unanswered requests, instead of failing).
+ */
+export function settle(
+  done: () => boolean,
+  timeoutMs: number,
+  label = 'the last answers',
+): Promise<boolean> {
+  return untilOrTimeout(done, label, { timeoutMs, intervalMs: 5 });
 }

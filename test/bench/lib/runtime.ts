@@ -1,6 +1,7 @@
-/** Clocks, garbage collection and memory for benchmarks. */
+/** Clocks, garbage collection, memory and bounded waits for benchmarks. */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { until, type Label, type WaitOptions } from '../../support/wait.js';
 
 /** High-resolution ms as a double (no allocation, unlike process.hrtime.bigint()). */
 export const now = (): number => performance.now();
@@ -28,11 +29,40 @@ export function retainedBytes(): number {
   return usage.heapUsed + usage.external;
 }
 
+/**
+ * `until` for a wait whose miss a suite counts and reports (requests never answered, a cancel the
+ * worker never saw, a gauge not back to 0): resolves true when `probe` holds, false when it still
+ * does not at the deadline. A probe that throws (e.g. a child that stopped answering) still fails.
+ */
+export async function untilOrTimeout(
+  probe: () => unknown,
+  label: Label,
+  options: WaitOptions,
+): Promise<boolean> {
+  const probed: { failure?: { error: unknown } } = {};
+  try {
+    await until(
+      async () => {
+        try {
+          return Boolean(await probe());
+        } catch (error) {
+          probed.failure = { error };
+          throw error;
+        }
+      },
+      label,
+      options,
+    );
+    return true;
+  } catch {
+    if (probed.failure) throw probed.failure.error;
+    // The deadline passed: the caller reports what did not happen.
+    return false;
+  }
+}
+
 /** Lets timers, I/O and immediates run. */
 export const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
-
-export const sleep = (ms: number): Promise<void> =>
-  new Promise((resolve) => setTimeout(resolve, ms));
 
 /** The cost of one `now()` pair around nothing (ns, median of many): the floor of a timed sample. */
 export function timerOverheadNs(rounds = 200_000): number {

@@ -9,20 +9,18 @@ import { emit, serveCommands } from '../lib/ipc.js';
 import { productModule } from '../lib/product.js';
 import { profilingCommands } from '../lib/profiling.js';
 import { gc } from '../lib/runtime.js';
+import type * as LogLoggerModule from '../../../src/log/logger.js';
+import type * as ServerModule from '../../../src/server.js';
+import type * as ChannelTypesModule from '../../../src/channel/types.js';
+import type * as DemoChatModule from '../../../src/demo/chat.js';
 
 // The product from dist/ when the runner built it (as `npm start` runs it), else from src/.
-const { createLogger } = (await import(
-  productModule('log/logger.js')
-)) as typeof import('../../../src/log/logger.js');
-const { startGateway } = (await import(
-  productModule('server.js')
-)) as typeof import('../../../src/server.js');
+const { createLogger } = (await import(productModule('log/logger.js'))) as typeof LogLoggerModule;
+const { startGateway } = (await import(productModule('server.js'))) as typeof ServerModule;
 const { defineChannel, error, ok } = (await import(
   productModule('channel/types.js')
-)) as typeof import('../../../src/channel/types.js');
-const { demoConnect } = (await import(
-  productModule('demo/chat.js')
-)) as typeof import('../../../src/demo/chat.js');
+)) as typeof ChannelTypesModule;
+const { demoConnect } = (await import(productModule('demo/chat.js'))) as typeof DemoChatModule;
 
 /** `fan:*`: join anything; `pub` broadcasts its payload as `msg` to the topic (fan-out scenarios). */
 const fanChannel = defineChannel({

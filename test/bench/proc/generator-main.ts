@@ -6,6 +6,7 @@
  */
 import { connect as natsConnect } from '@nats-io/transport-node';
 import WebSocket from 'ws';
+import { realTime } from '../../support/wait.js';
 import { emit, serveCommands } from '../lib/ipc.js';
 import { encode, latencyHistogram, recordMs } from '../lib/hdr.js';
 import { openLoop, settle } from '../lib/open-loop.js';
@@ -231,7 +232,7 @@ async function echoRequests(args: {
       ws.once('error', reject);
     });
     ws.on('message', (data: Buffer) => {
-      const id = Number(JSON.parse(data.toString('utf8'))[1]);
+      const id = Number((JSON.parse(data.toString('utf8')) as unknown[])[1]);
       const due = dues.get(id);
       if (due === undefined) return;
       dues.delete(id);
@@ -283,7 +284,7 @@ async function echoBursts(args: {
   for (let second = 0; second < args.durationMs / 1000; second++) {
     for (let i = 0; i < args.perSecond; i++) list[(sent + i) % list.length]!.send(frame);
     sent += args.perSecond;
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await realTime(1000, 'pacing: one burst a second, as the heartbeats come');
   }
   await settle(() => received >= sent, 5_000);
   for (const ws of list) ws.terminate();

@@ -6,22 +6,22 @@
  * A raw NATS echo responder on `bench.raw.echo` (the same process and connection) is the
  * baseline of gen_api requests.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
+// The stream's pacer: a chunk waits for its due time (cancellable through the request's signal).
+import { setTimeout as pace } from 'node:timers/promises';
 import { connect } from '@nats-io/transport-node';
 import { emit, serveCommands } from '../lib/ipc.js';
 import { productModule } from '../lib/product.js';
 import { profilingCommands } from '../lib/profiling.js';
+import type * as WorkerDefineModule from '../../../src/worker/define.js';
+import type * as WorkerNatsModule from '../../../src/worker/nats.js';
+import type * as LogLoggerModule from '../../../src/log/logger.js';
 
 // The worker SDK from dist/ when the runner built it, else from src/ (see lib/product.ts).
 const { defineService, fn } = (await import(
   productModule('worker/define.js')
-)) as typeof import('../../../src/worker/define.js');
-const { serve } = (await import(
-  productModule('worker/nats.js')
-)) as typeof import('../../../src/worker/nats.js');
-const { createLogger } = (await import(
-  productModule('log/logger.js')
-)) as typeof import('../../../src/log/logger.js');
+)) as typeof WorkerDefineModule;
+const { serve } = (await import(productModule('worker/nats.js'))) as typeof WorkerNatsModule;
+const { createLogger } = (await import(productModule('log/logger.js'))) as typeof LogLoggerModule;
 
 const epochMs = (): number => performance.timeOrigin + performance.now();
 
@@ -55,7 +55,7 @@ export const benchService = defineService({
           const started = performance.now();
           for (let seq = 1; seq <= chunks; seq++) {
             const due = started + seq * interval_ms - performance.now();
-            if (due > 0) await sleep(due, undefined, { signal: ctx.signal });
+            if (due > 0) await pace(due, undefined, { signal: ctx.signal });
             await ctx.stream.write({ seq, t: epochMs() });
           }
         } catch (err) {

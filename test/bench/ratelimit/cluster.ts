@@ -11,7 +11,8 @@ import type { LimiterDecision } from '../../../src/ratelimit/limiter.js';
 import { RateLimits } from '../../../src/ratelimit/rate-limits.js';
 import type { NatsServer } from '../../support/nats.js';
 import { natsEchoResponder, natsRoundTrip, RawKv } from '../lib/baselines.js';
-import { now, type Scope, sleep, yieldToLoop } from '../lib/runtime.js';
+import { realTime, until } from '../../support/wait.js';
+import { now, type Scope, yieldToLoop } from '../lib/runtime.js';
 import { Samples, summarize, type Summary } from '../lib/stats.js';
 import { CONTEXT, funConfig, policy, requests, silentLogger } from './fixtures.js';
 
@@ -29,6 +30,9 @@ export interface ClusterOptions {
   probes: number;
   throughputMs: number;
   concurrency: number;
+  /** Warm-up: sync decisions per mode, then sequential strict + NATS + KV triples. */
+  syncWarmup: number;
+  asyncWarmup: number;
 }
 
 export interface ClusterResult {
@@ -64,19 +68,6 @@ async function natsVersion(): Promise<string> {
       .replace(/^nats-server:\s*/, '');
   } catch {
     return 'unknown';
-  }
-}
-
-async function until(
-  probe: () => boolean,
-  label: string,
-  timeoutMs = 10_000,
-  everyMs = 10,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!probe()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${label}`);
-    await sleep(everyMs);
   }
 }
 
@@ -164,17 +155,24 @@ export async function benchCluster(
   scope.add(() => rawKv.destroy());
 
   // Warm-up: JIT, KV buckets, first keys.
-  for (let i = 0; i < 20_000; i++) {
+  for (let i = 0; i < options.syncWarmup; i++) {
     checkSync('local');
     checkSync('eventual');
     if (i % 1000 === 0) await yieldToLoop();
   }
-  for (let i = 0; i < 300; i++) {
+  for (let i = 0; i < options.asyncWarmup; i++) {
     await checkStrict();
     await natsRoundTrip(ncRaw, echoSubject, payload);
     await rawKv.getUpdate();
   }
-  await sleep(50);
+  // The warm-up's last eventual hits are published and applied on B before anything is timed.
+  clusterA.eventual.flush();
+  await until(() => {
+    const b = clusterB.eventual.stats;
+    return (
+      b.appliedHits + b.staleHits + b.unknownPolicyHits >= clusterA.eventual.stats.publishedHits
+    );
+  }, 'B to take in the warm-up hits');
 
   const strictBefore = { ...clusterA.strict.stats };
   const limiterBefore = { ...limiter.stats };
@@ -250,7 +248,8 @@ export async function benchCluster(
     // B's own view of the key now includes A's hit (one used: remaining after one more = limit - 2).
     const status = nodeB.limiter.status('bench.eventual', `probe${i}`);
     if (status && status.remaining === limit - 2) confirmed++;
-    await sleep(1 + (i % 4));
+    // Pacing: probes 1–4 ms apart meet the 5 ms batch timer at different points of its period.
+    await realTime(1 + (i % 4), 'probe pacing');
   }
   log(`propagation: ${options.probes} probes`);
 
@@ -276,8 +275,7 @@ export async function benchCluster(
             clusterB.eventual.stats.appliedHits - appliedBefore >=
             eventual.publishedHits - publishedBefore,
           'B to apply every hit',
-          30_000,
-          1,
+          { timeoutMs: 30_000, intervalMs: 1 },
         );
     }
     return (calls / (now() - start)) * 1000;

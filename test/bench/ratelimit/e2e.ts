@@ -7,7 +7,8 @@ import { createGateway, GenApi } from '../../../src/index.js';
 import { defineService, fn } from '../../../src/worker/define.js';
 import type { NatsServer } from '../../support/nats.js';
 import { SequentialWs, startWsEcho } from '../lib/baselines.js';
-import { type Scope, sleep } from '../lib/runtime.js';
+import { realTime } from '../../support/wait.js';
+import type { Scope } from '../lib/runtime.js';
 import { Samples, summarize, type Summary } from '../lib/stats.js';
 import { policy, SERVICE } from './fixtures.js';
 import { CLUSTER_POLICY } from './cluster.js';
@@ -18,6 +19,8 @@ export type E2eCase = (typeof E2E_CASES)[number];
 export interface E2eOptions {
   rounds: number;
   perRound: number;
+  /** Unmeasured rotations first. */
+  warmup: number;
 }
 
 export interface E2eResult {
@@ -126,7 +129,7 @@ export async function benchE2e(
   const callEcho = () => echoClient.roundTrip(echoFrame, () => true);
 
   // Warm-up.
-  for (let i = 0; i < 300; i++) {
+  for (let i = 0; i < options.warmup; i++) {
     for (const requestType of E2E_CASES) await call(requestType);
     await callEcho();
   }
@@ -155,7 +158,8 @@ export async function benchE2e(
         else samples[which].add(await call(which));
       }
     }
-    await sleep(1);
+    // A timer turn between rounds, as a server has between bursts (the eventual batch flushes).
+    await realTime(1, 'a timer turn between rounds');
   }
   const stats = genApi.rateLimits!.limiter.stats;
   return {

@@ -31,6 +31,12 @@ export interface LocalResult {
   allocatedPerDecision: number;
 }
 
+/** One configuration to measure. */
+export interface LocalJob {
+  algorithm: AlgorithmName;
+  regime: Regime;
+}
+
 export interface LocalOptions {
   keys: number;
   /** Throughput phase length. */

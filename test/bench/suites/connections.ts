@@ -5,12 +5,12 @@
  * its RSS against the same process with no clients (memory per idle joined connection).
  */
 import { Child } from '../lib/ipc.js';
-import { Fleet, split } from '../lib/fleet.js';
+import { Fleet, SHARED, split } from '../lib/fleet.js';
 import { merge, summary, type LatencySummary } from '../lib/hdr.js';
 import { cpuMs, slabBytes } from '../lib/proc.js';
 import { fromRuns, repeat } from '../lib/repeat.js';
 import { formatNumber } from '../lib/report.js';
-import { sleep } from '../lib/runtime.js';
+import { realTime, until } from '../../support/wait.js';
 import type { BenchContext, Metric, Suite, SuiteOutput } from '../types.js';
 
 interface Options {
@@ -36,13 +36,14 @@ const FULL: Options = {
   windowMs: 60_000,
   heartbeatMs: 30_000,
 };
+/** Checks the scenario end to end (ramp, idle window, GC, floors), not its numbers. */
 const QUICK: Options = {
-  total: 2_000,
-  generators: 2,
+  total: 300,
+  generators: SHARED.generators,
   rounds: 1,
   concurrency: 64,
-  settleMs: 1_000,
-  windowMs: 3_000,
+  settleMs: 100,
+  windowMs: 500,
   heartbeatMs: 30_000,
 };
 
@@ -96,14 +97,15 @@ async function waitForGauges(
   timeoutMs: number,
   what: string,
 ): Promise<Record<string, number>> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const gauges = await fleet.gauges();
-    if (done(gauges)) return gauges;
-    if (performance.now() > deadline)
-      throw new Error(`${what}: gauges ${JSON.stringify(gauges)} after ${timeoutMs} ms`);
-    await sleep(100);
-  }
+  let last: Record<string, number> = {};
+  return until(
+    async () => {
+      last = await fleet.gauges();
+      return done(last) ? last : null;
+    },
+    () => `${what} (gauges ${JSON.stringify(last)})`,
+    { timeoutMs, intervalMs: 20 },
+  );
 }
 
 async function round(
@@ -155,11 +157,14 @@ async function round(
   );
 
   // Idle: heartbeats only. Settle, then the CPU window.
-  await sleep(options.settleMs);
+  await realTime(
+    options.settleMs,
+    'settle: leftovers of the ramp (GC, late handshakes) stay out of the idle CPU window',
+  );
   const socketsBefore = (await fleet.gauges()).sockets ?? Number.NaN;
   const idle0 = fleet.gatewayCpuMs();
   const w0 = performance.now();
-  await sleep(options.windowMs);
+  await realTime(options.windowMs, 'the idle CPU window: heartbeats only, measured as it passes');
   const idleCpuMs = fleet.gatewayCpuMs() - idle0;
   const idleWindowMs = performance.now() - w0;
   const socketsAfter = (await fleet.gauges()).sockets ?? Number.NaN;
@@ -209,15 +214,31 @@ export const suite: Suite = {
   title: 'Connections: join rate, idle memory and idle CPU (B1, B2, B9)',
   async run(ctx): Promise<SuiteOutput> {
     const options = ctx.quick ? QUICK : FULL;
-    const fleet = await Fleet.start(ctx, { workers: 1, generators: options.generators });
+    const startServer = (file: string) =>
+      Child.fork(new URL(file, import.meta.url)).then((started) => {
+        ctx.defer(() => started.child.stop());
+        return started;
+      });
+    // The floors' servers: in quick runs they start with the fleet (before anything is measured);
+    // in full runs right before their own part, so they sit idle in no gateway measurement.
+    const early = ctx.quick
+      ? {
+          mini: startServer('../proc/mini-phoenix-main.ts'),
+          echo: startServer('../proc/echo-main.ts'),
+        }
+      : null;
+    const [fleet] = await Promise.all([
+      // Joining gen_api needs no worker (the gateway authorizes it locally): quick runs ask none.
+      Fleet.start(ctx, { workers: ctx.quick ? 0 : 1, generators: options.generators }),
+      early?.mini,
+      early?.echo,
+    ]);
     const rounds = await repeat(options.rounds, (index) => round(ctx, fleet, options, index));
 
     // B9's floor, same run: the same clients connecting and joining a minimal ws server that
     // speaks just enough Phoenix (upgrade, join reply), no sessions or channels.
-    const { child: mini, ready: miniReady } = await Child.fork(
-      new URL('../proc/mini-phoenix-main.ts', import.meta.url),
-    );
-    ctx.defer(() => mini.stop());
+    const { child: mini, ready: miniReady } = await (early?.mini ??
+      startServer('../proc/mini-phoenix-main.ts'));
     const floorCounts = split(options.total, options.generators);
     const floorRuns = await repeat(options.rounds, async (index) => {
       const cpu0 = cpuMs(mini.pid);
@@ -243,13 +264,12 @@ export const suite: Suite = {
     });
 
     // B2's floor, same run: a bare `ws` echo server answering the same heartbeat traffic (the same
-    // frames per second, in the same once-a-second bursts) from 200 sockets.
-    const { child: echo, ready: echoReady } = await Child.fork(
-      new URL('../proc/echo-main.ts', import.meta.url),
-    );
-    ctx.defer(() => echo.stop());
+    // frames per second, in the same once-a-second bursts) from 100 sockets per generator.
+    const { child: echo, ready: echoReady } = await (early?.echo ??
+      startServer('../proc/echo-main.ts'));
     const heartbeatsPerSecond = Math.round(options.total / (options.heartbeatMs / 1000));
     const echoWindowMs = Math.min(options.windowMs, 20_000);
+    const echoSockets = ctx.quick ? 10 : 100;
     const echoRuns = await repeat(options.rounds, async () => {
       const cpu0 = cpuMs(echo.pid);
       const t0 = performance.now();
@@ -258,7 +278,7 @@ export const suite: Suite = {
         'echoBursts',
         (g) => ({
           url: `ws://127.0.0.1:${echoReady.port as number}`,
-          count: 100,
+          count: echoSockets,
           perSecond: perGenerator[g],
           durationMs: echoWindowMs,
           localAddress: Fleet.sourceAddress(30 + g),
@@ -418,7 +438,7 @@ export const suite: Suite = {
         {
           group: b2,
           isBaseline: true,
-          note: `${formatNumber(echoWindowMs / 1000)} s, 200 sockets, one burst a second`,
+          note: `${formatNumber(echoWindowMs / 1000)} s, ${echoSockets * options.generators} sockets, one burst a second`,
         },
       ),
       fromRuns('gateway CPU per idle connection per second', idleUs, 'µs', {
@@ -451,7 +471,7 @@ export const suite: Suite = {
       `**B9 floor (same run).** After the rounds, the same generators connect and join the same number of clients, the same way, to a minimal \`ws\` server in its own process that speaks just enough Phoenix V2 (upgrade, join reply; test/bench/proc/mini-phoenix-main.ts), once per round: the rate and CPU per connect any Node WebSocket server has on this box, without the gateway's handshake rules, sessions and channels.`,
       `**B9.** Closed loop by design (the scenario is "as fast as the gateway accepts"): each generator keeps ${options.concurrency} connect+join sequences in flight (${options.generators * options.concurrency} in all; more only queues in the listen backlog and inflates latency without raising the rate); both generators start together. joins/s = clients joined ÷ wall time of the slower generator. Latency per client from just before the TCP connect to the \`phx_reply\` ok of its \`phx_join\` (HDR histograms merged over generators), i.e. it includes the HTTP upgrade and any queueing in the gateway's accept backlog. Gateway CPU per join = gateway CPU time (/proc user+system) during the ramp ÷ clients.`,
       `**B1.** (RSS after full GC with N idle joined clients − RSS of the same process after full GC with 0 clients) ÷ N; the empty baseline is re-taken before each round (later rounds start from a process that already held N sockets once, so its allocator and heap are pre-grown; round 1 is the "cold" figure). Heap/external per connection likewise from \`process.memoryUsage()\`. Kernel slab (socket buffers live there, outside any RSS) from /proc/meminfo, divided by 2N since both ends of every socket are on this box; it is box-wide, so concurrent jobs add noise.`,
-      `**B2.** Gateway CPU (user+system from /proc/<pid>/stat, 10 ms ticks) over a ${formatNumber(options.windowMs / 1000)} s window after ${formatNumber(options.settleMs / 1000)} s of settling, while every client sends a Phoenix heartbeat every ${options.heartbeatMs / 1000} s (≈${formatNumber(options.total / (options.heartbeatMs / 1000))} heartbeats/s in all, each generator sending its share in one burst a second; each is answered by the gateway). Divided by N and by the window in seconds. The baseline is a bare \`ws\` echo server (its own process) answering the same frames per second, in the same bursts, from 200 sockets, over up to 20 s: the floor for answering that traffic at all, without sessions, JSON or timers. "Connections lost" = joined − min(gateway socket gauge, sockets the generators still hold open) at the end of the window.`,
+      `**B2.** Gateway CPU (user+system from /proc/<pid>/stat, 10 ms ticks) over a ${formatNumber(options.windowMs / 1000)} s window after ${formatNumber(options.settleMs / 1000)} s of settling, while every client sends a Phoenix heartbeat every ${options.heartbeatMs / 1000} s (≈${formatNumber(options.total / (options.heartbeatMs / 1000))} heartbeats/s in all, each generator sending its share in one burst a second; each is answered by the gateway). Divided by N and by the window in seconds. The baseline is a bare \`ws\` echo server (its own process) answering the same frames per second, in the same bursts, from ${echoSockets * options.generators} sockets, over up to 20 s: the floor for answering that traffic at all, without sessions, JSON or timers. "Connections lost" = joined − min(gateway socket gauge, sockets the generators still hold open) at the end of the window.`,
     ];
     if (ctx.quick)
       notes.push(

@@ -8,12 +8,13 @@
  */
 import { availableParallelism } from 'node:os';
 import { Child } from '../lib/ipc.js';
-import { Fleet, split } from '../lib/fleet.js';
+import { Fleet, SHARED, split } from '../lib/fleet.js';
 import { merge, summary, type LatencySummary } from '../lib/hdr.js';
 import { cpuMs } from '../lib/proc.js';
 import { formatNumber } from '../lib/report.js';
 import { fromRuns, repeat } from '../lib/repeat.js';
-import { sleep } from '../lib/runtime.js';
+import { realTime } from '../../support/wait.js';
+import { untilOrTimeout } from '../lib/runtime.js';
 import type { BenchContext, Metric, Suite, SuiteOutput } from '../types.js';
 
 const TOPICS = 100;
@@ -32,6 +33,10 @@ interface Options {
   stepMs: number;
   reps: number;
   payloadBytes: number;
+  /** The unmeasured warm-up step's length (0: none). */
+  warmupMs: number;
+  /** Subscriber generator processes (one more publishes). */
+  subscriberGenerators: number;
 }
 
 const FULL: Options = {
@@ -40,13 +45,19 @@ const FULL: Options = {
   stepMs: 4000,
   reps: 3,
   payloadBytes: 100,
+  warmupMs: 500,
+  subscriberGenerators: 2,
 };
+/** Checks the scenario end to end (join, publish, deliveries counted and timed), not its numbers. */
 const QUICK: Options = {
-  subscribers: 2_000,
-  steps: [250, 1000],
-  stepMs: 1500,
+  subscribers: 400,
+  steps: [250],
+  stepMs: 500,
   reps: 1,
   payloadBytes: 100,
+  warmupMs: 0,
+  // The fleet all quick suites share: one subscriber generator and the publisher.
+  subscriberGenerators: SHARED.generators - 1,
 };
 
 interface StepResult {
@@ -114,19 +125,23 @@ async function runStep(
     );
     return takes.reduce((sum, take) => sum + take.deliveries, 0);
   };
-  const deadline = performance.now() + 10_000;
+  // Until every offered delivery arrived, or none arrived for 1 s (the rest is lost), or 10 s.
   let last = -1;
   let lastChange = performance.now();
-  for (;;) {
-    const now = await count();
-    if (now >= offered) break;
-    if (now !== last) {
-      last = now;
-      lastChange = performance.now();
-    } else if (performance.now() - lastChange > 1000) break;
-    if (performance.now() > deadline) break;
-    await sleep(50);
-  }
+  await untilOrTimeout(
+    async () => {
+      const now = await count();
+      if (now >= offered) return true;
+      if (now !== last) {
+        last = now;
+        lastChange = performance.now();
+        return false;
+      }
+      return performance.now() - lastChange > 1000;
+    },
+    'every offered delivery, or none for 1 s',
+    { timeoutMs: 10_000, intervalMs: 50 },
+  );
   const wallMs = performance.now() - t0;
   const gatewayCpuMs = cpu() - cpu0;
   const genCpu = generators.map((generator, i) => cpuMs(generator.pid) - genCpu0[i]!);
@@ -227,15 +242,16 @@ async function ladder(
     `${label}: ${formatNumber(options.subscribers)} subscribers joined in ${(Math.max(...joins.map((join) => join.wallMs)) / 1000).toFixed(1)} s, ${TOPICS} publishers`,
   );
   // A short warm-up (JIT, buffers), not measured.
-  await runStep(
-    fleet,
-    subscriberGens,
-    publisherGen,
-    options.steps[0]!,
-    { ...options, stepMs: 500 },
-    perTopic,
-    cpu,
-  );
+  if (options.warmupMs > 0)
+    await runStep(
+      fleet,
+      subscriberGens,
+      publisherGen,
+      options.steps[0]!,
+      { ...options, stepMs: options.warmupMs },
+      perTopic,
+      cpu,
+    );
 
   const latencyStep = options.steps.reduce((best, rate) =>
     Math.abs(rate * perTopic - LATENCY_AT) < Math.abs(best * perTopic - LATENCY_AT) ? rate : best,
@@ -252,7 +268,8 @@ async function ladder(
       );
       // Above the latency reference step, the first failed step ends the ladder.
       if (!step.passed && rate >= latencyStep) break;
-      await sleep(300);
+      // Full runs only: the gateway's after-work of a step (GC, socket buffers) stays out of the next.
+      if (!ctx.quick) await realTime(300, 'cool-down between steps');
     }
     return steps;
   });
@@ -270,9 +287,20 @@ export const suite: Suite = {
     const perTopic = options.subscribers / TOPICS;
     // Two subscriber generators (127.0.0.2, .3) and a publisher generator (127.0.0.4): the
     // subscriber processes only receive.
-    const subscriberGens = [0, 1];
-    const publisherGen = 2;
-    const fleet = await Fleet.start(ctx, { workers: 0, generators: 3 });
+    const subscriberGens = Array.from({ length: options.subscriberGenerators }, (_, i) => i);
+    const publisherGen = options.subscriberGenerators;
+    const startMini = () =>
+      Child.fork(new URL('../proc/mini-phoenix-main.ts', import.meta.url)).then((started) => {
+        ctx.defer(() => started.child.stop());
+        return started;
+      });
+    // The floor's server: in quick runs it starts with the fleet (before anything is measured); in
+    // full runs right before its ladder, so it sits idle in no gateway measurement.
+    const early = ctx.quick ? startMini() : null;
+    const [fleet] = await Promise.all([
+      Fleet.start(ctx, { workers: 0, generators: publisherGen + 1 }),
+      early,
+    ]);
     ctx.log(
       `fleet up (gateway pid ${fleet.gateway.pid}); connecting ${formatNumber(options.subscribers)} subscribers`,
     );
@@ -297,10 +325,7 @@ export const suite: Suite = {
 
     // The floor, same sockets and ladder: a bare ws server with just enough Phoenix (join, pub →
     // broadcast, encoded once), no sessions or channels.
-    const { child: mini, ready: miniReady } = await Child.fork(
-      new URL('../proc/mini-phoenix-main.ts', import.meta.url),
-    );
-    ctx.defer(() => mini.stop());
+    const { child: mini, ready: miniReady } = await (early ?? startMini());
     const miniUrl = `ws://127.0.0.1:${miniReady.port as number}/socket/websocket?vsn=2.0.0`;
     const floor = await ladder(
       ctx,
@@ -502,7 +527,7 @@ export const suite: Suite = {
       `**Fan-out (B6; spec §10.2 G7/G8).** The gateway under test (\`startGateway\` in its own process, linked to a nats-server that this scenario does not use) with the bench \`fan:*\` channel: \`pub\` → \`channel.broadcast('msg', payload)\` → the local PubSub, which encodes each broadcast once per serializer and hands the same UTF-8 bytes to every subscriber's WebSocket. ${formatNumber(options.subscribers)} subscriber sockets joined to \`fan:0\` … \`fan:${TOPICS - 1}\` (${perTopic} per topic), from two generator processes (source addresses ${Fleet.sourceAddress(0)} and ${Fleet.sourceAddress(1)}, ${counts.join(' + ')} sockets) that only receive; ${TOPICS} publisher sockets, one per topic, on a third generator (${Fleet.sourceAddress(2)}). All sockets send a heartbeat every 30 s. Default socket options (message rate 1000/s per socket: a publisher pushes at most ${formatNumber(Math.max(...options.steps) / TOPICS)}/s).`,
       `**Floor (same run).** After the gateway's ladder every socket closes and the same generators join the same topics on a minimal \`ws\` server in its own process (test/bench/proc/mini-phoenix-main.ts: just enough Phoenix V2 for the generators — join, leave, heartbeat, and \`pub\` broadcast to the topic's sockets, encoded once — with no sessions, channels, serializers, ordering or limits), which then runs the same ladder once. Its CPU per delivery at each rate is what any Node WebSocket server spends to write the same frames to the same sockets: on this box a write to a socket is a system call of several µs, and at these rates each subscriber gets about one frame per event-loop turn, so writes do not coalesce.`,
       `Each step publishes open loop at a fixed rate for ${options.stepMs / 1000} s: the publisher generator sends \`pub\` with a ~${options.payloadBytes} B payload carrying its send time \`t\` (epoch ms) round-robin over the topics, waits for every \`phx_reply\` (the reply follows the synchronous broadcast, so every delivery has been written by then), then the bench waits until all offered deliveries (${perTopic} per broadcast) arrived or none arrived for 1 s. Latency per delivery is receive time − \`t\` in the subscriber process (one clock, HDR histogram, both generators merged). A publisher is joined to its topic and gets the broadcast too; those deliveries are not counted (CPU per delivery divides the gateway's CPU by subscriber deliveries only, so it includes the inbound \`pub\` and its reply). Gateway CPU is user + system time from /proc over the whole step (publishing and drain).`,
-      `Steps of ${options.steps.map(formatNumber).join(', ')} broadcasts/s (× ${perTopic} = ${options.steps.map((rate) => formatNumber(rate * perTopic)).join(', ')} deliveries/s offered). A step passes with ≥ ${MIN_DELIVERED * 100} % delivered, p99 ≤ ${MAX_P99_MS} ms and no publish errors; above the ${formatNumber(latencyStep * perTopic)}/s step the first failing step ends the ladder. "Highest sustained" = delivered/s of the highest passing step. A 0.5 s warm-up step runs first. The ladder runs ${runsText}. Everything (gateway, three generators, nats-server) shares the box's ${availableParallelism()} cores: the generators' share of a core at each step is in the notes column; when they are near a full core the ceiling is the load generators', not the gateway's.`,
+      `Steps of ${options.steps.map(formatNumber).join(', ')} broadcasts/s (× ${perTopic} = ${options.steps.map((rate) => formatNumber(rate * perTopic)).join(', ')} deliveries/s offered). A step passes with ≥ ${MIN_DELIVERED * 100} % delivered, p99 ≤ ${MAX_P99_MS} ms and no publish errors; above the ${formatNumber(latencyStep * perTopic)}/s step the first failing step ends the ladder. "Highest sustained" = delivered/s of the highest passing step. ${options.warmupMs > 0 ? `A ${options.warmupMs / 1000} s warm-up step runs first.` : 'No warm-up step (quick).'} The ladder runs ${runsText}. Everything (gateway, three generators, nats-server) shares the box's ${availableParallelism()} cores: the generators' share of a core at each step is in the notes column; when they are near a full core the ceiling is the load generators', not the gateway's.`,
     ];
     return { metrics, notes };
   },

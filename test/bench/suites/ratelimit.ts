@@ -13,7 +13,7 @@ import { Scope, timerOverheadNs } from '../lib/runtime.js';
 import { median, type Summary } from '../lib/stats.js';
 import { benchCluster, CLUSTER_POLICY, type ClusterOptions } from '../ratelimit/cluster.js';
 import { benchE2e, E2E_CASES, type E2eOptions } from '../ratelimit/e2e.js';
-import type { LocalOptions, LocalResult, Regime } from '../ratelimit/local.js';
+import type { LocalJob, LocalOptions, LocalResult, Regime } from '../ratelimit/local.js';
 import type { BenchContext, Metric, Suite, SuiteOutput } from '../types.js';
 
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
@@ -42,31 +42,28 @@ const P99_GOAL_US = 20;
 
 const us = (ms: number): number => ms * 1000;
 
+/** Runs `jobs` one after the other in one fresh process (local-worker.ts); a result per job. */
 function runLocalWorker(
   ctx: BenchContext,
-  algorithm: AlgorithmName,
-  regime: Regime,
+  jobs: readonly LocalJob[],
   options: LocalOptions,
-): Promise<LocalResult> {
+): Promise<LocalResult[]> {
+  const what = jobs.map((job) => `${job.algorithm}/${job.regime.name}`).join(', ');
   return new Promise((resolve, reject) => {
     const child = execFile(
       process.execPath,
-      ['--import', 'tsx', LOCAL_WORKER, JSON.stringify({ algorithm, regime, options })],
+      ['--import', 'tsx', LOCAL_WORKER, JSON.stringify({ jobs, options })],
       { cwd: ROOT, maxBuffer: 16 * 1024 * 1024, timeout: 120_000 },
       (err, stdout, stderr) => {
-        if (err)
-          return reject(
-            new Error(`local worker ${algorithm}/${regime.name} failed: ${err.message} ${stderr}`),
-          );
+        if (err) return reject(new Error(`local worker ${what} failed: ${err.message} ${stderr}`));
         const line = stdout.trim().split('\n').pop() ?? '';
         try {
-          resolve(JSON.parse(line) as LocalResult);
+          const results = JSON.parse(line) as LocalResult[];
+          if (!Array.isArray(results) || results.length !== jobs.length)
+            throw new Error('not one result per job');
+          resolve(results);
         } catch {
-          reject(
-            new Error(
-              `local worker ${algorithm}/${regime.name} printed no result: ${stdout} ${stderr}`,
-            ),
-          );
+          reject(new Error(`local worker ${what} printed no result: ${stdout} ${stderr}`));
         }
       },
     );
@@ -93,15 +90,22 @@ async function localSection(
   metrics: Metric[],
   notes: string[],
 ): Promise<LocalOptions & { rounds: number }> {
+  // Quick runs check that every configuration runs and reports, not its figures: fewer keys, short
+  // phases, and every configuration in one process (one start-up instead of eight).
   const options: LocalOptions & { rounds: number } = ctx.quick
-    ? { keys: KEYS, durationMs: 300, samples: 20_000, batch: 1000, rounds: 1 }
+    ? { keys: 1_000, durationMs: 100, samples: 5_000, batch: 1000, rounds: 1 }
     : { keys: KEYS, durationMs: 1000, samples: 100_000, batch: 1000, rounds: 3 };
+  const jobs: LocalJob[] = ALGORITHMS.flatMap((algorithm) =>
+    REGIMES.map((regime) => ({ algorithm, regime })),
+  );
   // Rounds over every configuration (not runs back to back), so load drift on the machine is shared.
   const runs = new Map<string, LocalResult[]>();
   for (let round = 1; round <= options.rounds; round++) {
-    for (const algorithm of ALGORITHMS) {
-      for (const regime of REGIMES) {
-        const result = await runLocalWorker(ctx, algorithm, regime, options);
+    // Full runs: a fresh process per configuration. Quick: one process for all of them.
+    for (const batch of ctx.quick ? [jobs] : jobs.map((job) => [job])) {
+      const results = await runLocalWorker(ctx, batch, options);
+      results.forEach((result, i) => {
+        const { algorithm, regime } = batch[i]!;
         const label = `${algorithm}, ${regime.name}`;
         ctx.log(
           `round ${round}/${options.rounds} ${label}: ${formatNumber(result.decisionsPerSec)}/s, p99 ${result.single.p99.toFixed(2)} µs, ${formatNumber(result.allocatedPerDecision)} B/decision`,
@@ -109,10 +113,10 @@ async function localSection(
         let list = runs.get(label);
         if (!list) runs.set(label, (list = []));
         list.push(result);
-      }
+      });
     }
   }
-  const throughput = 'Local decisions per second, one core, 10 000 hot keys';
+  const throughput = `Local decisions per second, one core, ${formatNumber(options.keys).replace(',', ' ')} hot keys`;
   const latency = 'Local decisions: latency per decision';
   const memory = 'Local decisions: memory and allocation';
   const memoryRows: Metric[] = [];
@@ -398,12 +402,14 @@ export const suite: Suite = {
     const clusterOptions: ClusterOptions = ctx.quick
       ? {
           users: 1000,
-          rounds: 2,
-          syncPerRound: 2000,
-          asyncPerRound: 100,
-          probes: 30,
-          throughputMs: 500,
+          rounds: 1,
+          syncPerRound: 1000,
+          asyncPerRound: 50,
+          probes: 10,
+          throughputMs: 200,
           concurrency: 32,
+          syncWarmup: 2_000,
+          asyncWarmup: 30,
         }
       : {
           users: 1000,
@@ -413,16 +419,20 @@ export const suite: Suite = {
           probes: 200,
           throughputMs: 1500,
           concurrency: 32,
+          syncWarmup: 20_000,
+          asyncWarmup: 300,
         };
     const clusterScope = new Scope();
     ctx.defer(() => clusterScope.close());
-    const cluster = await benchCluster(nats, clusterOptions, clusterScope, ctx.log);
+    const cluster = await benchCluster(nats, clusterOptions, clusterScope, (message) =>
+      ctx.log(message),
+    );
     await clusterScope.close();
     clusterMetrics(cluster, clusterOptions, metrics, notes);
 
     const e2eOptions: E2eOptions = ctx.quick
-      ? { rounds: 3, perRound: 100 }
-      : { rounds: 10, perRound: 300 };
+      ? { rounds: 1, perRound: 50, warmup: 30 }
+      : { rounds: 10, perRound: 300, warmup: 300 };
     const e2eScope = new Scope();
     ctx.defer(() => e2eScope.close());
     ctx.log('end to end');

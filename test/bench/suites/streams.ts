@@ -4,12 +4,13 @@
  * order; then streams are cancelled mid-flight and the time from the client's cancel push to the
  * worker's abort signal is measured.
  */
-import { Fleet, split } from '../lib/fleet.js';
+import { Fleet, SHARED, split } from '../lib/fleet.js';
 import { latencyHistogram, merge, recordMs, summary, type LatencySummary } from '../lib/hdr.js';
 import { cpuMs } from '../lib/proc.js';
 import { formatNumber } from '../lib/report.js';
 import { fromRuns, repeat } from '../lib/repeat.js';
-import { sleep } from '../lib/runtime.js';
+import { until } from '../../support/wait.js';
+import { untilOrTimeout } from '../lib/runtime.js';
 import type { BenchContext, Metric, Suite, SuiteOutput } from '../types.js';
 
 const SOURCE = 'issue 5 B8';
@@ -24,6 +25,10 @@ interface Options {
   /** When the cancels go out, ms after the streams started. */
   cancelAtMs: number;
   reps: number;
+  /** The warm-up round's length (0: none). */
+  warmupMs: number;
+  workers: number;
+  generators: number;
 }
 
 const FULL: Options = {
@@ -33,14 +38,21 @@ const FULL: Options = {
   cancelStreams: 500,
   cancelAtMs: 2_000,
   reps: 3,
+  warmupMs: 1_000,
+  workers: 2,
+  generators: 2,
 };
+/** Checks the scenario end to end (loss, order, cancel), not its numbers: small and short. */
 const QUICK: Options = {
-  streams: 200,
+  streams: 100,
   chunkRate: 50,
-  durationMs: 3_000,
-  cancelStreams: 100,
-  cancelAtMs: 1_000,
+  durationMs: 1_000,
+  cancelStreams: 50,
+  cancelAtMs: 300,
   reps: 1,
+  warmupMs: 0,
+  workers: SHARED.workers,
+  generators: SHARED.generators,
 };
 
 interface StreamsResult {
@@ -69,6 +81,19 @@ interface Completeness {
   gatewayCore: number;
   workerCores: number[];
   gatewayRssMb: number;
+}
+
+/** Until the gateway holds no stream or request from the previous phase (they end asynchronously). */
+async function drained(fleet: Fleet): Promise<void> {
+  let gauges: Record<string, number> = {};
+  await until(
+    async () => {
+      gauges = await fleet.gauges();
+      return gauges.streams === 0 && gauges.inflight === 0 && gauges.natsStreams === 0;
+    },
+    () => `the gateway to finish the last phase's streams (gauges ${JSON.stringify(gauges)})`,
+    { timeoutMs: 30_000, intervalMs: 20 },
+  );
 }
 
 interface Cancels {
@@ -150,13 +175,21 @@ async function cancels(fleet: Fleet, options: Options): Promise<Cancels> {
     }),
     options.cancelAtMs + 30_000,
   );
-  // The workers record the abort asynchronously: give the last ones a moment.
-  await sleep(500);
+  // The workers record the abort asynchronously: collect until every cancel sent was seen (one
+  // that never is counts as unseen, so a timeout here is a finding, not a failure).
+  const sent = results.flatMap((result) => Object.keys(result.cancelSentAt));
   const seen = new Map<string, number>();
-  for (const worker of fleet.workers) {
-    for (const cancel of await worker.call<{ requestId: string; at: number }[]>('takeCancels'))
-      seen.set(cancel.requestId, cancel.at);
-  }
+  const allSeen = async () => {
+    for (const worker of fleet.workers) {
+      for (const cancel of await worker.call<{ requestId: string; at: number }[]>('takeCancels'))
+        seen.set(cancel.requestId, cancel.at);
+    }
+    return sent.every((requestId) => seen.has(requestId));
+  };
+  await untilOrTimeout(allSeen, 'the workers to see every cancel', {
+    timeoutMs: 5_000,
+    intervalMs: 20,
+  });
   const histogram = latencyHistogram();
   let cancelled = 0;
   let unseen = 0;
@@ -183,7 +216,10 @@ export const suite: Suite = {
   title: 'Streams: 1 000 concurrent, loss, order, cancel (B8)',
   async run(ctx: BenchContext): Promise<SuiteOutput> {
     const options = ctx.quick ? QUICK : FULL;
-    const fleet = await Fleet.start(ctx, { workers: 2, generators: 2 });
+    const fleet = await Fleet.start(ctx, {
+      workers: options.workers,
+      generators: options.generators,
+    });
     const counts = split(options.streams, fleet.generators.length);
     const joined = await fleet.onGenerators<{ joined: number; failed: number; errors: string[] }>(
       'connect',
@@ -202,8 +238,9 @@ export const suite: Suite = {
       throw new Error(
         `${failedJoins} stream sockets could not join: ${joined.flatMap((j) => j.errors).join('; ')}`,
       );
-    ctx.log(`${formatNumber(options.streams)} sockets joined; warm-up`);
-    await completeness(fleet, { ...options, durationMs: 1_000 });
+    ctx.log(`${formatNumber(options.streams)} sockets joined`);
+    if (options.warmupMs > 0)
+      await completeness(fleet, { ...options, durationMs: options.warmupMs });
 
     const runs = await repeat(options.reps, async (rep) => {
       const a = await completeness(fleet, options);
@@ -211,14 +248,17 @@ export const suite: Suite = {
         `rep ${rep + 1}: ${formatNumber(a.completed)} streams completed, ${a.incomplete} incomplete, ${formatNumber(a.chunks)} chunks (${formatNumber(a.chunksPerSec)}/s), lost ${a.lost}, out of order ${a.outOfOrder}, ` +
           `chunk latency p50 ${a.latency.p50.toFixed(2)} ms p99 ${a.latency.p99.toFixed(2)} ms, gateway ${a.gatewayCpuUsPerChunk.toFixed(2)} µs/chunk (${(a.gatewayCore * 100).toFixed(0)} % of a core)`,
       );
-      await sleep(500);
+      await drained(fleet);
       const b = await cancels(fleet, options);
       ctx.log(
         `rep ${rep + 1}: ${b.cancelled} cancels, unseen by the workers ${b.unseen}, cancel → worker p50 ${b.latency.p50.toFixed(2)} ms p99 ${b.latency.p99.toFixed(2)} ms max ${b.latency.max.toFixed(2)} ms`,
       );
-      await sleep(500);
+      await drained(fleet);
       return { a, b };
     });
+
+    // The fleet may be shared with other suites (quick runs): leave it with no socket open.
+    await fleet.onGenerators('close', () => ({ pool: 'streams' }));
 
     const totalChunks = Math.round((options.chunkRate * options.durationMs) / 1000);
     const group = `B8: ${formatNumber(options.streams)} concurrent streams × ${options.chunkRate} chunks/s for ${options.durationMs / 1000} s`;
@@ -334,9 +374,9 @@ export const suite: Suite = {
       ),
     ];
     const notes = [
-      `**Streams (B8; spec §10.2 G17).** The gateway (\`startGateway\`, NATS mode, default options: stream credit 32, high water 256 KiB) relays \`bench.stream\` from 2 worker processes (worker SDK; each chunk \`{seq, t}\` written with \`ctx.stream.write\`, paced against the stream's start so a late tick does not stretch it) to ${formatNumber(options.streams)} sockets, one stream each, on 2 generator processes (${counts.join(' + ')} sockets, source addresses ${Fleet.sourceAddress(0)} and ${Fleet.sourceAddress(1)}). Every stream sends ${formatNumber(totalChunks)} chunks, one every ${1000 / options.chunkRate} ms, then ends; the client checks that chunk \`seq\` values arrive 1, 2, 3, … with none missing, then the end push. Latency per chunk: client receive time − the worker's write time \`t\` (same box clock). Gateway CPU: /proc user + system over the phase, ÷ chunks delivered.`,
+      `**Streams (B8; spec §10.2 G17).** The gateway (\`startGateway\`, NATS mode, default options: stream credit 32, high water 256 KiB) relays \`bench.stream\` from ${options.workers} worker process(es) (worker SDK; each chunk \`{seq, t}\` written with \`ctx.stream.write\`, paced against the stream's start so a late tick does not stretch it) to ${formatNumber(options.streams)} sockets, one stream each, on ${options.generators} generator process(es) (${counts.join(' + ')} sockets, source addresses ${counts.map((_, i) => Fleet.sourceAddress(i)).join(', ')}). Every stream sends ${formatNumber(totalChunks)} chunks, one every ${1000 / options.chunkRate} ms, then ends; the client checks that chunk \`seq\` values arrive 1, 2, 3, … with none missing, then the end push. Latency per chunk: client receive time − the worker's write time \`t\` (same box clock). Gateway CPU: /proc user + system over the phase, ÷ chunks delivered.`,
       `**Cancel.** ${formatNumber(options.cancelStreams)} further streams start; ${options.cancelAtMs / 1000} s later each client pushes \`phoenix_gen_api_cancel\` for its stream. The worker records when its handler's abort signal fires; latency = that time − the client's send time. Each cancelled stream must also end with the stream end push to its client.`,
-      `A 1 s warm-up round runs first. Repetitions: ${options.reps} (median; min / median / max).`,
+      `${options.warmupMs > 0 ? `A ${options.warmupMs / 1000} s warm-up round runs first. ` : 'No warm-up (quick). '}Repetitions: ${options.reps} (median; min / median / max).`,
     ];
     return { metrics, notes };
   },
