@@ -6,6 +6,7 @@ import { createAlgorithm } from './algorithms/index.js';
 import { Policy, PolicyError, type RateContext } from './policy.js';
 import type { Slot } from './store.js';
 import { emptyDecision, type Algorithm, type Decision, type PolicyConfig } from './types.js';
+import { GatewayError } from '../errors.js';
 
 /** The eventual tier: hits committed here are shared with the other gateway nodes. */
 export interface EventualTier {
@@ -14,8 +15,11 @@ export interface EventualTier {
 }
 
 /** Thrown by the strict tier when the store is slow, down or contended beyond its retries. */
-export class StoreError extends Error {
+export class StoreError extends GatewayError {
   override readonly name = 'StoreError';
+  constructor(message?: string, options?: ErrorOptions) {
+    super('ERR_STORE', message, options);
+  }
 }
 
 /** The strict tier: decisions made atomically in a shared store (JetStream KV). */

@@ -21,6 +21,7 @@ import {
   type Mode,
   type PolicyConfig,
 } from './types.js';
+import { InvalidStateError } from '../errors.js';
 
 /** Shorthand for one per-IP connect policy (`socket_connect`). */
 export interface ConnectLimitOptions {
@@ -214,7 +215,7 @@ export class RateLimits {
     link: ClusterConnection,
     credentials: { user?: string; pass?: string; token?: string } = {},
   ): Promise<void> {
-    if (this.cluster) throw new Error('rate limits are already linked to NATS');
+    if (this.cluster) throw new InvalidStateError('rate limits are already linked to NATS');
     let store: ClusterConnection = link;
     const servers = this.options.strict?.servers;
     if (servers !== undefined) {

@@ -18,6 +18,7 @@ import type { RequestMeta } from './context.js';
 import type { ResolvedFunction, ServiceDefinition } from './define.js';
 import { CallSignal, runAuthorize, runCall, runStream } from './runtime.js';
 import type { CreditStream, StreamEvent, StreamIO } from './stream.js';
+import { InvalidArgumentError } from '../errors.js';
 
 export interface ServeOptions {
   /** A connected NATS client (`connect()` from @nats-io/transport-node). */
@@ -184,7 +185,7 @@ export async function serve(
   const creditTimeoutMs = options.creditTimeoutMs ?? 30_000;
   const maxConcurrent = options.maxConcurrent ?? SERVE_DEFAULTS.maxConcurrent;
   if (!(maxConcurrent === Infinity || (Number.isInteger(maxConcurrent) && maxConcurrent > 0))) {
-    throw new TypeError(
+    throw new InvalidArgumentError(
       `maxConcurrent must be a positive integer or Infinity, got ${String(maxConcurrent)}`,
     );
   }

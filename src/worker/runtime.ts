@@ -15,7 +15,7 @@ const NO_STREAM: StreamWriter = {
 };
 
 function errorOf(err: unknown): { error: string; code: number } {
-  if (err instanceof ServiceError) return { error: err.message, code: err.code };
+  if (err instanceof ServiceError) return { error: err.message, code: err.status };
   if (err instanceof Error) return { error: err.message || err.name, code: 500 };
   return { error: String(err), code: 500 };
 }

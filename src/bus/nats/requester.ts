@@ -7,10 +7,14 @@ import {
 } from '@nats-io/nats-core';
 import type { TimerEntry, TimerWheel } from '../../util/timer-wheel.js';
 import type { TransportFailure } from '../types.js';
+import { GatewayError } from '../../errors.js';
 
 /** A publish the client refused: too large for the server's max_payload, or no connection. */
-export class PayloadTooLargeError extends Error {
+export class PayloadTooLargeError extends GatewayError {
   override readonly name = 'PayloadTooLargeError';
+  constructor(message?: string, options?: ErrorOptions) {
+    super('ERR_PAYLOAD_TOO_LARGE', message, options);
+  }
 }
 
 function publishFailure(err: unknown): Error {
@@ -21,13 +25,14 @@ function publishFailure(err: unknown): Error {
 }
 
 /** A request that got no usable answer; `reason` is the transport failure. */
-export class RequestFailure extends Error {
+export class RequestFailure extends GatewayError {
   override readonly name = 'RequestFailure';
   constructor(
     readonly reason: TransportFailure,
     message: string,
+    options?: ErrorOptions,
   ) {
-    super(message);
+    super('ERR_REQUEST_FAILED', message, options);
   }
 }
 

@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 import { StoreError, type StrictTier } from '../limiter.js';
 import type { Policy } from '../policy.js';
 import type { Decision } from '../types.js';
+import { GatewayError } from '../../errors.js';
 
 export interface StrictOptions {
   /** A store call that takes longer fails over to the policy's fallback. Default 25 ms. */
@@ -105,7 +106,13 @@ function isPassingClusterError(err: unknown): boolean {
  */
 export const BUCKET_RETRY_MS = 5_000;
 
-class TimeoutSignal extends Error {}
+/** Internal (code ERR_STORE_TIMEOUT): a store operation ran out of time; becomes a StoreError. */
+class TimeoutSignal extends GatewayError {
+  override readonly name = 'TimeoutSignal';
+  constructor(message?: string) {
+    super('ERR_STORE_TIMEOUT', message);
+  }
+}
 
 const BREAKER_STATES: Record<CircuitState, StrictStats['breaker']> = {
   [CircuitState.Closed]: 'closed',
