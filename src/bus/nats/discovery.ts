@@ -1,4 +1,4 @@
-import type { NatsConnection } from '@nats-io/nats-core';
+import { NoRespondersError, RequestError, type NatsConnection } from '@nats-io/nats-core';
 import type { Logger } from 'pino';
 import type { ServiceInstance } from '../../genapi/types.js';
 import { META, PROTOCOL_VERSION } from '../../nats/headers.js';
@@ -40,6 +40,15 @@ interface PingResponse {
   id?: unknown;
   version?: unknown;
   metadata?: Record<string, unknown> | null;
+}
+
+/**
+ * nats.js reports "nobody subscribes to this subject" as a NoRespondersError, thrown as is by
+ * requestMany's iterator, or as the cause of a RequestError (request()); either means no micro
+ * service is running at all.
+ */
+function isNoResponders(err: unknown): boolean {
+  return err instanceof NoRespondersError || (err instanceof RequestError && err.isNoResponders());
 }
 
 /**
@@ -145,8 +154,11 @@ export class Discovery {
       }
     } catch (err) {
       // No micro service at all answers with no responders; a closed connection ends discovery.
-      if (!/no responders/i.test((err as Error).message)) {
-        this.logger.debug({ err: (err as Error).message }, 'discovery ping failed');
+      if (!isNoResponders(err)) {
+        this.logger.debug(
+          { err: err instanceof Error ? err.message : String(err) },
+          'discovery ping failed',
+        );
         return;
       }
     }

@@ -1,5 +1,6 @@
 import {
   createInbox,
+  InvalidArgumentError as NatsInvalidArgumentError,
   type Msg,
   type MsgHdrs,
   type NatsConnection,
@@ -17,11 +18,17 @@ export class PayloadTooLargeError extends GatewayError {
   }
 }
 
+/**
+ * The boundary where nats.js's publish errors become ours. nats.js has no class of its own for a
+ * message over the server's max_payload: it throws its InvalidArgumentError, and on publish that is
+ * the only InvalidArgumentError it throws (closed or draining connections and bad subjects have
+ * their own classes, and our subjects are valid), so the class alone tells "too large".
+ */
 function publishFailure(err: unknown): Error {
-  const message = (err as Error).message ?? String(err);
-  if (/max.?payload/i.test(message))
-    return new PayloadTooLargeError(`request too large for NATS: ${message}`);
-  return new RequestFailure('disconnected', message);
+  const message = err instanceof Error ? err.message : String(err);
+  if (err instanceof NatsInvalidArgumentError)
+    return new PayloadTooLargeError(`request too large for NATS: ${message}`, { cause: err });
+  return new RequestFailure('disconnected', message, { cause: err });
 }
 
 /** A request that got no usable answer; `reason` is the transport failure. */
