@@ -352,7 +352,7 @@ export class NatsBus implements ServiceBus {
     live.expectedSeq++;
     const event = headers.get(H.streamEvent);
     if (event === 'chunk' || event === 'last') {
-      let data: unknown = null;
+      let data: unknown;
       try {
         data = msg.data.length === 0 ? null : JSON.parse(decoder.decode(msg.data));
       } catch {

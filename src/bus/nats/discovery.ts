@@ -85,7 +85,7 @@ export class Discovery {
   /** Pings once (so a fresh gateway knows the fleet at once), then every interval. */
   async start(): Promise<void> {
     await this.ping();
-    this.timer = setInterval(() => void this.ping(), this.intervalMs);
+    this.timer = setInterval(() => this.pingInBackground(), this.intervalMs);
     this.timer.unref();
   }
 
@@ -126,6 +126,13 @@ export class Discovery {
       'worker instance gone (no responders)',
     );
     for (const listener of this.listeners) listener.removed?.(instance);
+  }
+
+  /** A round nobody waits for: a failure is logged (the next round tries again). */
+  pingInBackground(): void {
+    this.ping().catch((err: unknown) =>
+      this.logger.warn({ err }, 'discovery round failed; retrying at the next interval'),
+    );
   }
 
   /** One discovery round; concurrent calls share it. */
