@@ -341,7 +341,13 @@ export class Session<A extends Assigns = Assigns> implements ChannelHost<A>, Soc
     const pending = new PendingJoin(this, instance, message, previous);
     this.joining = pending;
     this.ctx.wheel.schedule(pending, this.ctx.wheel.clock() + this.ctx.joinTimeoutMs);
-    void outcome.then((reply) => pending.settle(reply));
+    outcome
+      .then((reply) => pending.settle(reply))
+      // runJoin turns a failing join() into its error reply, so this is a defect in completing
+      // the join; the join timeout still answers the client if it was not answered.
+      .catch((err: unknown) =>
+        this.logger.error({ err, topic, peer: this.peer.address }, 'join could not complete'),
+      );
     return pending.promise;
   }
 
