@@ -455,11 +455,15 @@ export class RateLimiter implements ExecutorRateLimiter {
     const consumed: { policy: Policy; key: string; at: number }[] = [];
     const rollback = async () => {
       if (pending) for (const item of pending) this.rollbackLocal(item);
+      for (const { policy, key, at } of consumed) this.unshare(policy, key, at);
+      const strict = this.strict;
+      if (!strict) return;
       await Promise.all(
-        consumed.map(({ policy, key, at }) => {
-          this.unshare(policy, key, at);
-          return this.strict?.refund(policy, key, at, policy.cost).catch(() => undefined);
-        }),
+        consumed.map(({ policy, key, at }) =>
+          // A refund that fails leaves the hit counted: the limit errs on the strict side, and
+          // the strict tier already counts the failure (stats.refundFailures).
+          strict.refund(policy, key, at, policy.cost).catch(() => undefined),
+        ),
       );
     };
     for (const { policy, key } of strict) {
