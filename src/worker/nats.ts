@@ -263,14 +263,23 @@ export async function serve(
     inflight++;
     const call = new CallSignal(meta.deadline);
     calls.add(call);
-    void runCall(fn, args, meta, call).then((result) => {
-      calls.delete(call);
-      guarded(() =>
-        result.ok ? msg.respond(json(result.result)) : msg.respondError(result.code, result.error),
-      );
-      account(stats, startedAt, result.ok ? null : result.error);
-      settle();
-    });
+    runCall(fn, args, meta, call)
+      .then((result) => {
+        calls.delete(call);
+        guarded(() =>
+          result.ok
+            ? msg.respond(json(result.result))
+            : msg.respondError(result.code, result.error),
+        );
+        account(stats, startedAt, result.ok ? null : result.error);
+      })
+      // runCall turns every handler failure into a result: this is a defect in replying or
+      // accounting. The gateway times the call out; the slot is freed below either way.
+      .catch((err: unknown) => logger.error({ err, function: fn.requestType }, 'call not answered'))
+      .finally(() => {
+        calls.delete(call);
+        settle();
+      });
   };
 
   /** Replies can fail when the connection closed under us; the worker must not crash for it. */
@@ -356,7 +365,7 @@ export async function serve(
     const started = runStream(fn, args, meta, io, credit, creditTimeoutMs);
     run = started;
     streams.set(streamId, started);
-    void started.done
+    started.done
       .catch((err: unknown) => logger.error({ err, streamId }, 'stream handler failed'))
       .finally(() => {
         streams.delete(streamId);
@@ -377,10 +386,16 @@ export async function serve(
       account(stats, startedAt, null);
       return;
     }
-    void runAuthorize(fn, args, readMeta(readHeaders(msg), definition, fn)).then((allowed) => {
-      guarded(() => msg.respond(json(allowed)));
-      account(stats, startedAt, null);
-    });
+    runAuthorize(fn, args, readMeta(readHeaders(msg), definition, fn))
+      .then((allowed) => {
+        guarded(() => msg.respond(json(allowed)));
+        account(stats, startedAt, null);
+      })
+      // runAuthorize denies on any throw, so this is a defect of ours: deny, as a throw would.
+      .catch((err: unknown) => {
+        logger.error({ err, function: fn.requestType }, 'permission check failed');
+        guarded(() => msg.respond(json(false)));
+      });
   };
 
   // Queue-group endpoints: functions, permission checks, config. Requests to this very instance

@@ -154,11 +154,11 @@ export async function runAuthorize(
   args: Record<string, unknown>,
   meta: RequestMeta,
 ): Promise<boolean> {
-  const authorize = fn.definition.authorize;
-  if (!authorize) return false;
+  const definition = fn.definition;
+  if (!definition.authorize) return false;
   const controller = new AbortController();
   try {
-    return (await authorize(args, context(meta, controller.signal, NO_STREAM))) === true;
+    return (await definition.authorize(args, context(meta, controller.signal, NO_STREAM))) === true;
   } catch {
     return false;
   }

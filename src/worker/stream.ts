@@ -61,11 +61,16 @@ export class CreditStream implements StreamWriter {
     this.closed = true;
   }
 
-  async end(): Promise<void> {
-    if (this.closed) return;
-    this.ensureStarted();
-    this.closed = true;
-    this.io.emit('end', null);
+  end(): Promise<void> {
+    // Not async (nothing to await), but a throw still becomes a rejection, as it would there.
+    return new Promise((resolve) => {
+      if (!this.closed) {
+        this.ensureStarted();
+        this.closed = true;
+        this.io.emit('end', null);
+      }
+      resolve();
+    });
   }
 
   /** The handler failed: before the start this fails the request, after it the stream. */
