@@ -10,37 +10,61 @@
  * the process.
  */
 
-/** Every code a GatewayError can carry. */
+/**
+ * Every code a GatewayError can carry. Public codes (thrown to a gateway embedder or a worker)
+ * are documented in protocol/errors.md; internal codes are documented here and never surface
+ * through a public API (they are caught and turned into wire answers, log lines or exit codes).
+ */
 export type GatewayErrorCode =
-  // Programming-interface misuse (thrown synchronously by the call that was misused).
+  // ---- public (protocol/errors.md) ----
+  /** InvalidArgumentError: a call got an argument of the wrong type or shape. */
   | 'ERR_INVALID_ARGUMENT'
+  /** OutOfRangeError: a numeric argument or option outside its range. */
   | 'ERR_OUT_OF_RANGE'
+  /** InvalidStateError: a call not valid now (already listening, connected, tracked…). */
   | 'ERR_INVALID_STATE'
-  // Gateway options and config.
+  /** OptionError: a gateway or socket option with a wrong type or value. */
   | 'ERR_OPTION'
+  /** ConfigError: a config file that cannot be read, parsed or validated. */
   | 'ERR_CONFIG'
+  /** PolicyError: an invalid rate-limit policy or rateLimits option. */
   | 'ERR_POLICY'
-  | 'ERR_NEVER_SATISFIABLE'
-  | 'ERR_CLI'
-  // Wire input and output.
-  | 'ERR_QUERY_DECODE'
-  | 'ERR_FRAME_DECODE'
-  | 'ERR_FRAME_ENCODE'
-  // gen_api calls.
-  | 'ERR_GENAPI_ARGUMENT'
-  | 'ERR_HOOK_TIMEOUT'
-  | 'ERR_TRANSPORT'
-  | 'ERR_REQUEST_FAILED'
-  | 'ERR_PAYLOAD_TOO_LARGE'
-  | 'ERR_STORE'
-  // Worker SDK.
+  /** ServiceError: a worker function failed on purpose (its status says how). */
   | 'ERR_SERVICE'
+  /** StreamClosedError: a write to a stream that ended or was cancelled. */
   | 'ERR_STREAM_CLOSED'
-  // Internal: never leave the process (admin API control flow, strict store deadlines).
-  | 'ERR_HTTP'
+  // ---- internal ----
+  /** CliError: bad command-line arguments (the CLI prints the message and exits 2). */
+  | 'ERR_CLI'
+  /** NeverSatisfiableError: a rate-limit cost above the limit (policies are checked first). */
+  | 'ERR_NEVER_SATISFIABLE'
+  /** QueryDecodeError: a handshake query string that does not decode (answered 400). */
+  | 'ERR_QUERY_DECODE'
+  /** FrameDecodeError: a client frame that does not decode (the socket closes, 1011). */
+  | 'ERR_FRAME_DECODE'
+  /** FrameEncodeError: a server frame that cannot be encoded (dropped and counted). */
+  | 'ERR_FRAME_ENCODE'
+  /** ArgumentError: gen_api call arguments that do not convert (the client gets the message). */
+  | 'ERR_GENAPI_ARGUMENT'
+  /** HookTimeoutError: a gen_api before/after hook that ran out of time. */
+  | 'ERR_HOOK_TIMEOUT'
+  /** TransportFailureError: a failed NATS call inside the retry/breaker pipeline. */
+  | 'ERR_TRANSPORT'
+  /** RequestFailure: a NATS request without a usable answer (timeout, no responders, …). */
+  | 'ERR_REQUEST_FAILED'
+  /** PayloadTooLargeError: a request over the NATS server's max_payload (client: 413 message). */
+  | 'ERR_PAYLOAD_TOO_LARGE'
+  /** StoreError: the strict rate-limit store failed; the policy's fallback decides. */
+  | 'ERR_STORE'
+  /** TimeoutSignal (strict store): an operation ran out of time; becomes a StoreError. */
   | 'ERR_STORE_TIMEOUT'
-  // Internal: DecodeError's reasons. They predate this scheme and keep PhoenixGenApi's spelling
-  // because DecodeError.code already carried them; clients see only the message.
+  /** HttpError (admin API): ends an admin request with its HTTP status. */
+  | 'ERR_HTTP'
+  /**
+   * DecodeError's reasons (a gen_api request payload that does not decode). They predate this
+   * scheme and keep PhoenixGenApi's spelling because DecodeError.code already carried them;
+   * clients see only the message (`Invalid request: …`).
+   */
   | 'invalid_payload'
   | 'missing_field';
 
