@@ -33,6 +33,8 @@ export type GatewayErrorCode =
   | 'ERR_SERVICE'
   /** StreamClosedError: a write to a stream that ended or was cancelled. */
   | 'ERR_STREAM_CLOSED'
+  /** CancelledError: why a worker call's signal aborted (deadline, cancel, stop, lost link). */
+  | 'ERR_CANCELLED'
   // ---- internal ----
   /** CliError: bad command-line arguments (the CLI prints the message and exits 2). */
   | 'ERR_CLI'
@@ -153,5 +155,17 @@ export class InvalidStateError extends GatewayError {
   override readonly name = 'InvalidStateError';
   constructor(message?: string, options?: ErrorOptions) {
     super('ERR_INVALID_STATE', message, options);
+  }
+}
+
+/**
+ * The reason a worker call's `signal` aborts: the deadline passed, the client cancelled the
+ * stream, the worker is stopping, or its NATS connection was lost (the message says which). A
+ * handler that calls `signal.throwIfAborted()` throws it.
+ */
+export class CancelledError extends GatewayError {
+  override readonly name = 'CancelledError';
+  constructor(message?: string, options?: ErrorOptions) {
+    super('ERR_CANCELLED', message, options);
   }
 }

@@ -12,7 +12,7 @@ import {
   type StreamSink,
   type StreamStart,
 } from './types.js';
-import { InvalidStateError } from '../errors.js';
+import { CancelledError, InvalidStateError } from '../errors.js';
 
 /**
  * Services registered in-process (`nodes: "local"`): the embedded default, and the same handlers
@@ -146,7 +146,7 @@ export class LocalBus implements ServiceBus {
     const cancel = () => {
       live = false;
       run.stream.cancel('stream cancelled');
-      run.controller.abort(new Error('stream cancelled'));
+      run.controller.abort(new CancelledError('stream cancelled'));
     };
     if (!outcome.ok) {
       cancel();

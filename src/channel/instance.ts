@@ -1,5 +1,6 @@
 import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
+import { InvalidArgumentError } from '../errors.js';
 import type { Ref } from '../wire/message.js';
 import type { Broadcast, PubSub, Subscriber } from './pubsub.js';
 import {
@@ -271,7 +272,9 @@ export class ChannelInstance<A extends Assigns = Assigns> implements Channel<A>,
     if (value === undefined || value === null) return { status: 'ok', response: EMPTY };
     if (isReply(value))
       return value.response === undefined ? { status: value.status, response: EMPTY } : value;
-    return this.joinCrashed(new TypeError('join() must return ok(...), error(...) or nothing'));
+    return this.joinCrashed(
+      new InvalidArgumentError('join() must return ok(...), error(...) or nothing'),
+    );
   }
 
   private joinCrashed(err: unknown): Reply {
@@ -385,7 +388,9 @@ export class ChannelInstance<A extends Assigns = Assigns> implements Channel<A>,
     const handler = this.handler;
     if (!handler.handleIn) {
       this.crash(
-        new Error(`channel ${this.topic} has no handleIn() for event ${JSON.stringify(event)}`),
+        new InvalidArgumentError(
+          `channel ${this.topic} has no handleIn() for event ${JSON.stringify(event)}`,
+        ),
       );
       return undefined;
     }
@@ -434,7 +439,7 @@ export class ChannelInstance<A extends Assigns = Assigns> implements Channel<A>,
         result.response === undefined ? EMPTY : result.response,
       );
     } else {
-      this.crash(new TypeError('handleIn() must return a reply, stop(...) or nothing'));
+      this.crash(new InvalidArgumentError('handleIn() must return a reply, stop(...) or nothing'));
     }
   }
 

@@ -6,7 +6,7 @@ import type { Assigns, PeerAddress, Reply, SocketInfo, TransportName } from '../
 import type { Params } from '../http/query.js';
 import type { Presence } from '../presence/presence.js';
 import type { TimerEntry, TimerWheel } from '../util/timer-wheel.js';
-import { PHX, type InboundMessage, type Ref } from '../wire/message.js';
+import { FrameEncodeError, PHX, type InboundMessage, type Ref } from '../wire/message.js';
 import type { EncodedFrame, ProtocolVersion, Serializer } from '../wire/serializer.js';
 import type { GatewayStats } from './stats.js';
 import {
@@ -474,7 +474,11 @@ export class Session<A extends Assigns = Assigns> implements ChannelHost<A>, Soc
 
   private send(frame: EncodedFrame, topic: string, event: string): void {
     if (typeof frame !== 'string' && !this.connection.supportsBinary) {
-      this.dropped(new Error(`${this.transport} cannot carry server binary frames`), topic, event);
+      this.dropped(
+        new FrameEncodeError(`${this.transport} cannot carry server binary frames`),
+        topic,
+        event,
+      );
       return;
     }
     this.connection.send(frame);

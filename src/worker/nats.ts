@@ -18,7 +18,7 @@ import type { RequestMeta } from './context.js';
 import type { ResolvedFunction, ServiceDefinition } from './define.js';
 import { CallSignal, runAuthorize, runCall, runStream } from './runtime.js';
 import type { CreditStream, StreamEvent, StreamIO } from './stream.js';
-import { InvalidArgumentError } from '../errors.js';
+import { CancelledError, InvalidArgumentError } from '../errors.js';
 
 export interface ServeOptions {
   /** A connected NATS client (`connect()` from @nats-io/transport-node). */
@@ -322,7 +322,7 @@ export async function serve(
     // A stream whose transport failed (connection closed) stops its handler.
     const lost = () => {
       run?.stream.cancel('connection lost');
-      run?.controller.abort(new Error('connection lost'));
+      run?.controller.abort(new CancelledError('connection lost'));
     };
     const io: StreamIO = {
       start(result) {
@@ -467,7 +467,7 @@ export async function serve(
       if (kind === 'credit') run.stream.grant(Number(msg.string()));
       else if (kind === 'cancel') {
         run.stream.cancel('cancelled by the gateway');
-        run.controller.abort(new Error('stream cancelled'));
+        run.controller.abort(new CancelledError('stream cancelled'));
       }
     },
   });
@@ -533,10 +533,10 @@ export async function serve(
           setTimeout(resolve, options.drainTimeoutMs ?? 10_000).unref();
         });
       }
-      for (const call of calls) call.cancel(new Error('service stopping'));
+      for (const call of calls) call.cancel(new CancelledError('service stopping'));
       for (const run of streams.values()) {
         run.stream.cancel('service stopping');
-        run.controller.abort(new Error('service stopping'));
+        run.controller.abort(new CancelledError('service stopping'));
       }
       control.unsubscribe();
       await service.stop();

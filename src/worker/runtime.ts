@@ -1,6 +1,7 @@
 import type { RequestContext, RequestMeta } from './context.js';
 import { ServiceError, type ResolvedFunction } from './define.js';
 import { CreditStream, StreamClosedError, type StreamIO, type StreamWriter } from './stream.js';
+import { CancelledError } from '../errors.js';
 
 /** A handler's outcome, as a transport replies it. */
 export type CallResult =
@@ -61,8 +62,8 @@ export class CallSignal {
     else {
       this.parent?.addEventListener('abort', this.forward, { once: true });
       const left = this.deadline - Date.now();
-      if (left <= 0) controller.abort(new Error('deadline exceeded'));
-      else this.timer = setTimeout(() => this.abort(new Error('deadline exceeded')), left);
+      if (left <= 0) controller.abort(new CancelledError('deadline exceeded'));
+      else this.timer = setTimeout(() => this.abort(new CancelledError('deadline exceeded')), left);
     }
     return controller.signal;
   }
