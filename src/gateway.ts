@@ -15,6 +15,7 @@ import { createStats, type GatewayStats } from './socket/stats.js';
 import { SessionTokens } from './transport/longpoll-token.js';
 import { monotonicClock, type Clock } from './util/clock.js';
 import { TimerWheel } from './util/timer-wheel.js';
+import { InvalidArgumentError, InvalidStateError } from './errors.js';
 
 /** A plain HTTP handler mounted under a prefix (`Gateway.route`). */
 export type HttpRoute = (
@@ -102,7 +103,7 @@ export class Gateway {
     const mount = new SocketMount<A>(this.context, path, options);
     for (const other of this.mounts) {
       if (other.path === mount.path)
-        throw new Error(`a socket is already mounted at ${mount.path}`);
+        throw new InvalidStateError(`a socket is already mounted at ${mount.path}`);
     }
     this.mounts.push(mount);
     return mount;
@@ -133,7 +134,7 @@ export class Gateway {
     port = this.options.port ?? 4000,
     host = this.options.host ?? '127.0.0.1',
   ): Promise<AddressInfo> {
-    if (this.server) throw new Error('gateway is already listening');
+    if (this.server) throw new InvalidStateError('gateway is already listening');
     const server = createServer({ keepAliveTimeout: 65_000 });
     this.attach(server);
     this.ownsServer = true;
@@ -154,7 +155,7 @@ export class Gateway {
 
   /** Serves the mounts from an existing HTTP server; other paths are left to it. */
   attach(server: Server): void {
-    if (this.server) throw new Error('gateway is already attached to a server');
+    if (this.server) throw new InvalidStateError('gateway is already attached to a server');
     this.server = server;
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
       if (!this.handleRequest(req, res) && this.ownsServer) sendPlain(res, 404, 'not found');
@@ -178,7 +179,9 @@ export class Gateway {
   route(prefix: string, handler: HttpRoute): this {
     const clean = prefix.endsWith('/') ? prefix.slice(0, -1) : prefix;
     if (!clean.startsWith('/'))
-      throw new TypeError(`route prefix must start with "/", got ${JSON.stringify(prefix)}`);
+      throw new InvalidArgumentError(
+        `route prefix must start with "/", got ${JSON.stringify(prefix)}`,
+      );
     this.routes.push({ prefix: clean, handler });
     return this;
   }

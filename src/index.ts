@@ -44,6 +44,14 @@ export {
 } from './config/socket-options.js';
 export type { CheckOrigin } from './http/check-origin.js';
 export { OptionError, ConfigError } from './config/errors.js';
+export {
+  GatewayError,
+  InvalidArgumentError,
+  InvalidStateError,
+  OutOfRangeError,
+  type GatewayErrorCode,
+} from './errors.js';
+export { PolicyError } from './ratelimit/policy.js';
 export type { Params, ParamValue } from './http/query.js';
 export {
   Presence,

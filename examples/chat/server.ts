@@ -79,5 +79,13 @@ gateway
 await gateway.listen(Number(process.env.PORT ?? 4000), process.env.HOST ?? '127.0.0.1');
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => void gateway.close().then(() => process.exit(0)));
+  process.once(signal, () => {
+    gateway.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        console.error('gateway did not close cleanly', err);
+        process.exit(1);
+      },
+    );
+  });
 }

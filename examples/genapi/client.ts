@@ -50,7 +50,8 @@ function call(
   });
 }
 
-api.join().receive('ok', async () => {
+/** Echo, a stream, then the rate limit at work. */
+async function demo(): Promise<void> {
   const [echo] = await call('demo', 'echo', { message: 'hello' });
   console.log('echo ->', echo?.result);
   // A stream: "init", the start Response, one push per chunk, then the end marker.
@@ -73,4 +74,11 @@ api.join().receive('ok', async () => {
   const refused = results.find((response) => response?.success === false);
   if (refused) console.log('refused with:', refused.error, JSON.stringify(refused.rate_limit));
   socket.disconnect(() => process.exit(0));
+}
+
+api.join().receive('ok', () => {
+  demo().catch((err: unknown) => {
+    console.error('demo failed:', err);
+    process.exit(1);
+  });
 });

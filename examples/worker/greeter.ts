@@ -22,4 +22,12 @@ const greeter = defineService({
 
 const nc = await connect({ servers: process.env.NATS_URL ?? 'nats://127.0.0.1:4222' });
 const worker = await serve(greeter, { nats: nc });
-process.once('SIGTERM', () => void worker.stop().then(() => nc.drain()));
+process.once('SIGTERM', () => {
+  worker
+    .stop()
+    .then(() => nc.drain())
+    .catch((err: unknown) => {
+      console.error('worker did not stop cleanly', err);
+      process.exit(1);
+    });
+});

@@ -6,6 +6,7 @@ import { readBody } from '../http/responses.js';
 import { PolicyError } from '../ratelimit/policy.js';
 import type { Actor, RateLimits } from '../ratelimit/rate-limits.js';
 import type { PolicyConfig } from '../ratelimit/types.js';
+import { GatewayError } from '../errors.js';
 
 export interface AdminOptions {
   /** Bearer token every request must carry (`Authorization: Bearer <token>`); at least 16 characters. */
@@ -24,13 +25,15 @@ export interface AdminDeps {
 /** Largest request body the admin API reads. */
 export const ADMIN_MAX_BODY_BYTES = 65_536;
 
-class HttpError extends Error {
+/** Internal (code ERR_HTTP): ends an admin request with `status`; never leaves this module. */
+class HttpError extends GatewayError {
+  override readonly name = 'HttpError';
   constructor(
     readonly status: number,
     message: string,
     readonly headers: Record<string, string> = {},
   ) {
-    super(message);
+    super('ERR_HTTP', message);
   }
 }
 

@@ -12,6 +12,7 @@ import {
   type StreamSink,
   type StreamStart,
 } from './types.js';
+import { CancelledError, InvalidStateError } from '../errors.js';
 
 /**
  * Services registered in-process (`nodes: "local"`): the embedded default, and the same handlers
@@ -25,7 +26,7 @@ export class LocalBus implements ServiceBus {
 
   register(definition: ServiceDefinition): void {
     if (this.services.has(definition.name))
-      throw new Error(`service ${definition.name} is already registered locally`);
+      throw new InvalidStateError(`service ${definition.name} is already registered locally`);
     this.services.set(definition.name, {
       definition,
       instance: { id: 'local', service: definition.name, version: definition.version },
@@ -145,7 +146,7 @@ export class LocalBus implements ServiceBus {
     const cancel = () => {
       live = false;
       run.stream.cancel('stream cancelled');
-      run.controller.abort(new Error('stream cancelled'));
+      run.controller.abort(new CancelledError('stream cancelled'));
     };
     if (!outcome.ok) {
       cancel();

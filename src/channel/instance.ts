@@ -1,5 +1,6 @@
 import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
+import { InvalidArgumentError } from '../errors.js';
 import type { Ref } from '../wire/message.js';
 import type { Broadcast, PubSub, Subscriber } from './pubsub.js';
 import {
@@ -104,6 +105,17 @@ function isStop(value: unknown): value is Stop {
  * The reason every channel signal aborts with: one shared AbortError (\`abort()\` without a reason
  * builds a new DOMException, with its stack trace, for each channel that ends).
  */
+/** A stop reason for the log: strings as they are, errors as `Name: message`, others as JSON. */
+function describeReason(reason: StopReason): string {
+  if (typeof reason === 'string') return reason;
+  if (reason instanceof Error) return String(reason);
+  try {
+    return JSON.stringify(reason);
+  } catch {
+    return Object.prototype.toString.call(reason);
+  }
+}
+
 const CHANNEL_ENDED = new DOMException('The channel ended', 'AbortError');
 
 /**
@@ -260,7 +272,9 @@ export class ChannelInstance<A extends Assigns = Assigns> implements Channel<A>,
     if (value === undefined || value === null) return { status: 'ok', response: EMPTY };
     if (isReply(value))
       return value.response === undefined ? { status: value.status, response: EMPTY } : value;
-    return this.joinCrashed(new TypeError('join() must return ok(...), error(...) or nothing'));
+    return this.joinCrashed(
+      new InvalidArgumentError('join() must return ok(...), error(...) or nothing'),
+    );
   }
 
   private joinCrashed(err: unknown): Reply {
@@ -279,7 +293,7 @@ export class ChannelInstance<A extends Assigns = Assigns> implements Channel<A>,
     if (this.state !== JOINED) return;
     this.busy = true;
     const pending = this.handleIn(event, payload, ref, size);
-    if (pending) pending.then(() => this.drain());
+    if (pending) this.resumeAfter(pending);
     else this.drain();
   }
 
@@ -305,7 +319,7 @@ export class ChannelInstance<A extends Assigns = Assigns> implements Channel<A>,
     if (this.state !== JOINED) return;
     this.busy = true;
     const pending = this.execute(item);
-    if (pending) pending.then(() => this.drain());
+    if (pending) this.resumeAfter(pending);
     else this.drain();
   }
 
@@ -315,12 +329,27 @@ export class ChannelInstance<A extends Assigns = Assigns> implements Channel<A>,
     while (this.state === JOINED && (next = this.mailbox?.shift()) !== undefined) {
       const pending = this.execute(next);
       if (pending) {
-        pending.then(() => this.drain());
+        this.resumeAfter(pending);
         return;
       }
     }
     this.busy = false;
     if (this.state !== JOINED) this.mailbox = null;
+  }
+
+  /**
+   * Drains the mailbox once an async handler settled. `invoke` already turns a handler's
+   * rejection into a crash, so a rejection here is a defect of ours (applying the result, or the
+   * crash itself): it crashes the channel too, so the client is told and may rejoin.
+   */
+  private resumeAfter(pending: Promise<void>): void {
+    pending
+      .then(() => this.drain())
+      .catch((err: unknown) => {
+        this.busy = false;
+        if (this.state === JOINED) this.crash(err);
+        else this.host.logger.error({ err, topic: this.topic }, 'channel mailbox failed');
+      });
   }
 
   /** Executes one item; returns a promise only when the handler went async. Never rejects. */
@@ -356,15 +385,17 @@ export class ChannelInstance<A extends Assigns = Assigns> implements Channel<A>,
   ): Promise<void> | undefined {
     this.ref = ref;
     this.messageSize = size;
-    const handleIn = this.handler.handleIn;
-    if (!handleIn) {
+    const handler = this.handler;
+    if (!handler.handleIn) {
       this.crash(
-        new Error(`channel ${this.topic} has no handleIn() for event ${JSON.stringify(event)}`),
+        new InvalidArgumentError(
+          `channel ${this.topic} has no handleIn() for event ${JSON.stringify(event)}`,
+        ),
       );
       return undefined;
     }
     return this.invoke(
-      () => handleIn.call(this.handler, event, payload, this),
+      () => handler.handleIn?.(event, payload, this),
       (result) => this.applyIn(result, ref),
     );
   }
@@ -408,7 +439,7 @@ export class ChannelInstance<A extends Assigns = Assigns> implements Channel<A>,
         result.response === undefined ? EMPTY : result.response,
       );
     } else {
-      this.crash(new TypeError('handleIn() must return a reply, stop(...) or nothing'));
+      this.crash(new InvalidArgumentError('handleIn() must return a reply, stop(...) or nothing'));
     }
   }
 
@@ -428,7 +459,7 @@ export class ChannelInstance<A extends Assigns = Assigns> implements Channel<A>,
     const graceful = isGracefulStop(reason);
     if (!graceful)
       this.host.logger.warn(
-        { topic: this.topic, reason: String(reason) },
+        { topic: this.topic, reason: describeReason(reason) },
         'channel stopped abnormally',
       );
     this.shutdown({ kind: 'stop', reason }, graceful ? 'phx_close' : 'phx_error');
@@ -458,8 +489,8 @@ export class ChannelInstance<A extends Assigns = Assigns> implements Channel<A>,
   }
 
   private runTerminate(reason: TerminateReason): void {
-    const terminate = this.handler.terminate;
-    if (!terminate) {
+    const handler = this.handler;
+    if (!handler.terminate) {
       this.state = CLOSED;
       return;
     }
@@ -473,7 +504,7 @@ export class ChannelInstance<A extends Assigns = Assigns> implements Channel<A>,
       this.host.logger.error({ err, topic: this.topic }, 'channel terminate() failed');
     };
     try {
-      const result = terminate.call(this.handler, reason, this);
+      const result = handler.terminate(reason, this);
       if (isThenable(result)) Promise.resolve(result).then(done, failed);
       else done();
     } catch (err) {

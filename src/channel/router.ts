@@ -1,4 +1,5 @@
 import type { Assigns, ChannelHandler } from './types.js';
+import { InvalidArgumentError } from '../errors.js';
 
 interface Route<A extends Assigns> {
   readonly pattern: string;
@@ -16,20 +17,20 @@ export class ChannelRouter<A extends Assigns = Assigns> {
 
   add(pattern: string, handler: ChannelHandler<A>): void {
     if (typeof pattern !== 'string' || pattern === '')
-      throw new TypeError('channel pattern must be a non-empty string');
+      throw new InvalidArgumentError('channel pattern must be a non-empty string');
     const star = pattern.indexOf('*');
     if (star >= 0 && star !== pattern.length - 1) {
-      throw new TypeError(
+      throw new InvalidArgumentError(
         `channel pattern ${JSON.stringify(pattern)}: "*" is only allowed at the end`,
       );
     }
     if (typeof handler?.join !== 'function') {
-      throw new TypeError(
+      throw new InvalidArgumentError(
         `channel ${JSON.stringify(pattern)}: the handler needs a join() function`,
       );
     }
     if (handler.intercept && !handler.handleOut) {
-      throw new TypeError(
+      throw new InvalidArgumentError(
         `channel ${JSON.stringify(pattern)}: intercept needs a handleOut() function`,
       );
     }

@@ -14,10 +14,11 @@ export interface Reply {
 }
 
 /**
- * Why a channel stops. `normal`, `shutdown` and `{shutdown: …}` are graceful (the client gets
+ * Why a channel stops. `'normal'`, `'shutdown'` and `{shutdown: …}` are graceful (the client gets
  * phx_close and does not rejoin); any other reason is abnormal (phx_error; the client rejoins).
+ * (The two graceful strings are not spelled out in the type: `string` already includes them.)
  */
-export type StopReason = 'normal' | 'shutdown' | { readonly shutdown: unknown } | string | Error;
+export type StopReason = string | { readonly shutdown: unknown } | Error;
 
 /** Returned from `handleIn`/`handleOut` to stop the channel, optionally replying first. */
 export interface Stop {

@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { GatewayError } from '../errors.js';
 
 export interface CliOptions {
   host?: string;
@@ -14,8 +15,11 @@ export interface CliOptions {
 export const DEFAULT_HOST = '127.0.0.1';
 export const DEFAULT_PORT = 4000;
 
-export class CliError extends Error {
+export class CliError extends GatewayError {
   override readonly name = 'CliError';
+  constructor(message?: string, options?: ErrorOptions) {
+    super('ERR_CLI', message, options);
+  }
 }
 
 export const USAGE = `Usage: gen-gateway [options]

@@ -171,13 +171,13 @@ export function validateConfig(file: string, value: unknown): GatewayConfig {
     throw new ConfigError(`${file}: "nats.servers" must be a URL or a list of URLs`);
   }
   if (config.channels !== undefined) {
-    const channels = config.channels;
-    if (
-      !Array.isArray(channels) ||
-      !channels.every(
-        (route) => typeof route?.pattern === 'string' && typeof route?.handler === 'object',
-      )
-    ) {
+    // A config file is user input: check it as unknown, whatever its declared type says.
+    const channels: unknown = config.channels;
+    const isRoute = (value: unknown): boolean => {
+      const route = value as { pattern?: unknown; handler?: unknown } | null | undefined;
+      return typeof route?.pattern === 'string' && typeof route?.handler === 'object';
+    };
+    if (!Array.isArray(channels) || !channels.every(isRoute)) {
       throw new ConfigError(`${file}: "channels" must be a list of { pattern, handler }`);
     }
   }

@@ -28,9 +28,15 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.on(signal, () => {
     if (stopping) process.exit(1);
     stopping = true;
-    void running
+    running
       .stop()
       .then(() => nc.drain())
-      .then(() => process.exit(0));
+      .then(
+        () => process.exit(0),
+        (err: unknown) => {
+          logger.error({ err }, 'demo worker did not stop cleanly');
+          process.exit(1);
+        },
+      );
   });
 }

@@ -184,7 +184,10 @@ export function genApiChannel(
         const id = (payload as { request_id?: unknown } | null)?.request_id;
         if (id === undefined || id === null)
           return error(ERRORS.invalidRequest('Missing required fields: request_id'));
-        return executor.cancel(channel, String(id))
+        // Streams are keyed by a request_id that decoded as a string or a number; no other value
+        // can name one.
+        const key = typeof id === 'string' || typeof id === 'number' ? String(id) : null;
+        return key !== null && executor.cancel(channel, key)
           ? ok({ cancelled: true })
           : error(ERRORS.unknownRequest);
       }
@@ -214,17 +217,25 @@ export function genApiChannel(
       }
       inflight.set(channel, count + 1);
 
-      void executor.execute(
-        request,
-        rawRequestId,
-        new ChannelSink(
-          channel,
-          channel.replyRef(),
-          sinkOptions,
-          rateContext(channel.socket),
-          inflight,
-        ),
-      );
+      // execute() answers the client whatever fails inside; a rejection is a defect after that.
+      executor
+        .execute(
+          request,
+          rawRequestId,
+          new ChannelSink(
+            channel,
+            channel.replyRef(),
+            sinkOptions,
+            rateContext(channel.socket),
+            inflight,
+          ),
+        )
+        .catch((err: unknown) =>
+          executor.logger.error(
+            { err, requestId: rawRequestId, topic: channel.topic },
+            'gen_api request ended with an error',
+          ),
+        );
       return undefined;
     },
   });

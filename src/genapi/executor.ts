@@ -208,13 +208,31 @@ class RelayedStream implements StreamSink, TimerEntry {
       return;
     }
     this.waitingForDrain = true;
-    void this.sink.whenWritable().then(() => {
-      this.waitingForDrain = false;
-      if (!this.done) {
-        this.grant();
-        this.touch();
-      }
-    });
+    this.sink
+      .whenWritable()
+      .then(() => {
+        this.waitingForDrain = false;
+        if (!this.done) {
+          this.grant();
+          this.touch();
+        }
+      })
+      .catch((err: unknown) => {
+        // Flow control broke (a sink or a control publish failed): end the stream as failed
+        // rather than leave the worker waiting for credit that never comes.
+        this.waitingForDrain = false;
+        this.executor.logger.error(
+          { err, requestId: this.requestId },
+          'stream flow control failed',
+        );
+        if (!this.done)
+          this.stop(
+            errorResponse(
+              this.requestId,
+              this.executor.internalError('stream flow control failed'),
+            ),
+          );
+      });
   }
 
   private grant(): void {

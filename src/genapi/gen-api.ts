@@ -20,6 +20,8 @@ import {
   type RateLimitsHealth,
   type RateLimitsOptions,
 } from '../ratelimit/rate-limits.js';
+import { InvalidArgumentError, InvalidStateError } from '../errors.js';
+import { OptionError } from '../config/errors.js';
 
 export interface GenApiOptions extends GenApiChannelOptions {
   /** Show failure reasons to clients ("Internal Server Error: <reason>"). Default false. */
@@ -80,7 +82,7 @@ export class GenApi {
     });
     this.resilience = new Resilience({ ...RESILIENCE_DEFAULTS, ...options.resilience });
     if (options.rateLimits && options.rateLimiter)
-      throw new TypeError('give either rateLimits (built-in) or rateLimiter (custom), not both');
+      throw new OptionError('give either rateLimits (built-in) or rateLimiter (custom), not both');
     const limits = options.rateLimits;
     this.rateLimits =
       limits instanceof RateLimits
@@ -131,7 +133,9 @@ export class GenApi {
         { nodesDefault: 'local', hookNames: this.hooks.names },
       );
       if (!result.ok)
-        throw new TypeError(`${service.name}.${fn.requestType}: ${result.errors.join('; ')}`);
+        throw new InvalidArgumentError(
+          `${service.name}.${fn.requestType}: ${result.errors.join('; ')}`,
+        );
       return result.config;
     });
     this.local.register(service);
@@ -147,7 +151,7 @@ export class GenApi {
 
   /** Connects to NATS: functions of `nodes: "nats"` configs run on workers from then on. */
   async connectNats(options: NatsGatewayOptions): Promise<NatsLink> {
-    if (this.link) throw new Error('gen_api is already connected to NATS');
+    if (this.link) throw new InvalidStateError('gen_api is already connected to NATS');
     this.link = await NatsLink.connect(options, {
       gatewayId: this.gateway.nodeId,
       receiver: this.receiver,

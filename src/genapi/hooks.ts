@@ -1,4 +1,5 @@
 import type { GenApiRequest, GenApiResponse, ResolvedFunConfig } from './types.js';
+import { GatewayError, InvalidArgumentError } from '../errors.js';
 
 /**
  * A before hook may change the request or config, or reject the call. Returning anything else
@@ -29,8 +30,11 @@ export interface Hook {
   after?: AfterHook;
 }
 
-export class HookTimeoutError extends Error {
+export class HookTimeoutError extends GatewayError {
   override readonly name = 'HookTimeoutError';
+  constructor(message?: string, options?: ErrorOptions) {
+    super('ERR_HOOK_TIMEOUT', message, options);
+  }
 }
 
 /** Runs `work` with a deadline; a throw or a timeout rejects. */
@@ -71,7 +75,7 @@ export class HookRegistry {
 
   register(name: string, hook: Hook): void {
     if (!hook.before && !hook.after)
-      throw new TypeError(`hook ${name} needs a before or an after function`);
+      throw new InvalidArgumentError(`hook ${name} needs a before or an after function`);
     this.hooks.set(name, hook);
     (this.names as Set<string>).add(name);
   }

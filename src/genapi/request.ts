@@ -1,13 +1,13 @@
 import type { GenApiRequest } from './types.js';
+import { GatewayError } from '../errors.js';
 
 /** A request payload that cannot be decoded (PhoenixGenApi's DecodeError). */
-export class DecodeError extends Error {
+export class DecodeError extends GatewayError {
   override readonly name = 'DecodeError';
-  constructor(
-    readonly code: 'invalid_payload' | 'missing_field',
-    message: string,
-  ) {
-    super(message);
+  /** PhoenixGenApi's reason, kept as this class's code (see GatewayErrorCode). */
+  declare readonly code: 'invalid_payload' | 'missing_field';
+  constructor(code: 'invalid_payload' | 'missing_field', message: string) {
+    super(code, message);
   }
 }
 

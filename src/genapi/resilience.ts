@@ -8,12 +8,16 @@ import {
   type BulkheadPolicy,
   type CircuitBreakerPolicy,
 } from 'cockatiel';
+import { GatewayError } from '../errors.js';
 
 export { BrokenCircuitError, BulkheadRejectedError };
 
 /** A transport failure thrown through a breaker so it counts (business errors do not). */
-export class TransportFailureError extends Error {
+export class TransportFailureError extends GatewayError {
   override readonly name = 'TransportFailureError';
+  constructor(message?: string, options?: ErrorOptions) {
+    super('ERR_TRANSPORT', message, options);
+  }
 }
 
 export interface ResilienceOptions {

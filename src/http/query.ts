@@ -1,3 +1,4 @@
+import { GatewayError } from '../errors.js';
 /**
  * Query-string decoding with Plug's rules, so connect params look exactly as they do to a
  * Phoenix `connect/3`: `a[b]=1` → `{a: {b: "1"}}`, `arr[]=x&arr[]=y` → `{arr: ["x","y"]}`,
@@ -10,8 +11,11 @@ export interface Params {
   [key: string]: ParamValue;
 }
 
-export class QueryDecodeError extends Error {
+export class QueryDecodeError extends GatewayError {
   override readonly name = 'QueryDecodeError';
+  constructor(message?: string, options?: ErrorOptions) {
+    super('ERR_QUERY_DECODE', message, options);
+  }
 }
 
 function decodeComponent(raw: string): string {

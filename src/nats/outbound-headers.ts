@@ -1,4 +1,5 @@
 import { Match, type MsgHdrs } from '@nats-io/nats-core';
+import { InvalidArgumentError } from '../errors.js';
 
 const encoder = new TextEncoder();
 /** RFC 7230 token characters: what a header name may hold. */
@@ -31,9 +32,10 @@ export class OutboundHeaders implements MsgHdrs {
   }
 
   append(name: string, value: string): void {
-    if (!TOKEN.test(name)) throw new TypeError(`invalid header name ${JSON.stringify(name)}`);
+    if (!TOKEN.test(name))
+      throw new InvalidArgumentError(`invalid header name ${JSON.stringify(name)}`);
     if (LINE_BREAK.test(value))
-      throw new TypeError(`header ${name}: values cannot contain \\r or \\n`);
+      throw new InvalidArgumentError(`header ${name}: values cannot contain \\r or \\n`);
     this.names.push(name);
     this.entries.push(value.trim());
   }

@@ -9,6 +9,7 @@ import type {
   PresenceState,
   PresenceTracker,
 } from './tracker.js';
+import { InvalidStateError } from '../errors.js';
 
 export type {
   PresenceChange,
@@ -109,7 +110,9 @@ export class LocalPresence implements PresenceTracker {
     topic: string = channel.topic,
   ): string {
     if (this.find(channel, topic, key))
-      throw new Error(`presence: ${key} is already tracked on ${topic} by this channel`);
+      throw new InvalidStateError(
+        `presence: ${key} is already tracked on ${topic} by this channel`,
+      );
     const entry: Entry = {
       topic,
       key,
@@ -153,7 +156,8 @@ export class LocalPresence implements PresenceTracker {
     topic: string = channel.topic,
   ): string {
     const entry = this.find(channel, topic, key);
-    if (!entry) throw new Error(`presence: ${key} is not tracked on ${topic} by this channel`);
+    if (!entry)
+      throw new InvalidStateError(`presence: ${key} is not tracked on ${topic} by this channel`);
     const left = wireMeta(entry);
     const prevMeta = entry.meta;
     entry.meta = { ...(typeof meta === 'function' ? meta({ ...entry.meta }) : meta) };

@@ -6,6 +6,7 @@ import { createAlgorithm } from './algorithms/index.js';
 import { Policy, PolicyError, type RateContext } from './policy.js';
 import type { Slot } from './store.js';
 import { emptyDecision, type Algorithm, type Decision, type PolicyConfig } from './types.js';
+import { GatewayError } from '../errors.js';
 
 /** The eventual tier: hits committed here are shared with the other gateway nodes. */
 export interface EventualTier {
@@ -14,8 +15,11 @@ export interface EventualTier {
 }
 
 /** Thrown by the strict tier when the store is slow, down or contended beyond its retries. */
-export class StoreError extends Error {
+export class StoreError extends GatewayError {
   override readonly name = 'StoreError';
+  constructor(message?: string, options?: ErrorOptions) {
+    super('ERR_STORE', message, options);
+  }
 }
 
 /** The strict tier: decisions made atomically in a shared store (JetStream KV). */
@@ -451,11 +455,15 @@ export class RateLimiter implements ExecutorRateLimiter {
     const consumed: { policy: Policy; key: string; at: number }[] = [];
     const rollback = async () => {
       if (pending) for (const item of pending) this.rollbackLocal(item);
+      for (const { policy, key, at } of consumed) this.unshare(policy, key, at);
+      const strict = this.strict;
+      if (!strict) return;
       await Promise.all(
-        consumed.map(({ policy, key, at }) => {
-          this.unshare(policy, key, at);
-          return this.strict?.refund(policy, key, at, policy.cost).catch(() => undefined);
-        }),
+        consumed.map(({ policy, key, at }) =>
+          // A refund that fails leaves the hit counted: the limit errs on the strict side, and
+          // the strict tier already counts the failure (stats.refundFailures).
+          strict.refund(policy, key, at, policy.cost).catch(() => undefined),
+        ),
       );
     };
     for (const { policy, key } of strict) {

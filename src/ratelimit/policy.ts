@@ -11,6 +11,7 @@ import {
   type PolicyConfig,
   type PolicyScope,
 } from './types.js';
+import { GatewayError } from '../errors.js';
 
 /** What a request carries that policies key on, besides the request itself. */
 export interface RateContext {
@@ -20,8 +21,11 @@ export interface RateContext {
   readonly socketId: string | null;
 }
 
-export class PolicyError extends TypeError {
+export class PolicyError extends GatewayError {
   override readonly name = 'PolicyError';
+  constructor(message?: string, options?: ErrorOptions) {
+    super('ERR_POLICY', message, options);
+  }
 }
 
 const POLICY_KEYS = new Set([

@@ -21,6 +21,7 @@ import {
   type Mode,
   type PolicyConfig,
 } from './types.js';
+import { InvalidStateError } from '../errors.js';
 
 /** Shorthand for one per-IP connect policy (`socket_connect`). */
 export interface ConnectLimitOptions {
@@ -214,7 +215,7 @@ export class RateLimits {
     link: ClusterConnection,
     credentials: { user?: string; pass?: string; token?: string } = {},
   ): Promise<void> {
-    if (this.cluster) throw new Error('rate limits are already linked to NATS');
+    if (this.cluster) throw new InvalidStateError('rate limits are already linked to NATS');
     let store: ClusterConnection = link;
     const servers = this.options.strict?.servers;
     if (servers !== undefined) {
@@ -226,7 +227,7 @@ export class RateLimits {
         ...credentials,
       });
       this.ownStoreConnection = nc;
-      store = { nc, connected: watchConnected(nc), subjects: link.subjects };
+      store = { nc, connected: watchConnected(nc, this.logger), subjects: link.subjects };
     }
     const { servers: _servers, ...strict } = this.options.strict ?? {};
     this.cluster = new RateLimitCluster(
@@ -256,7 +257,16 @@ export class RateLimits {
     const { policy, counters } = this.limiter.setPolicy(config);
     this.refreshConnectPolicies();
     // A new strict policy's bucket is made now, not by its first request (within a 25 ms timeout).
-    if (policy.mode === 'strict') void this.cluster?.strict.prepare([policy]);
+    const strict = this.cluster?.strict;
+    if (policy.mode === 'strict' && strict)
+      strict
+        .prepare([policy])
+        .catch((err: unknown) =>
+          this.logger.warn(
+            { err, policy: policy.id },
+            'rate-limit store not prepared for the new policy; its first request will try again',
+          ),
+        );
     if (previous)
       this.logger.warn({ actor, policy: config, previous, counters }, 'rate-limit policy replaced');
     else this.logger.warn({ actor, policy: config, previous: null }, 'rate-limit policy added');
@@ -431,13 +441,18 @@ function toConnectDecision(
 }
 
 /** Tracks whether a connection is up (for a store connection of its own). */
-function watchConnected(nc: NatsConnection): () => boolean {
+function watchConnected(nc: NatsConnection, logger: Logger): () => boolean {
   let up = true;
-  void (async () => {
+  let watching = true;
+  (async () => {
     for await (const event of nc.status()) {
       if (event.type === 'disconnect' || event.type === 'close') up = false;
       else if (event.type === 'reconnect') up = true;
     }
-  })();
-  return () => up && !nc.isClosed();
+  })().catch((err: unknown) => {
+    // Without status events only a closed connection is known: report that alone from now on.
+    watching = false;
+    logger.error({ err }, 'rate-limit store connection watch failed');
+  });
+  return () => (watching ? up : true) && !nc.isClosed();
 }

@@ -1,3 +1,4 @@
+import { GatewayError } from '../errors.js';
 /**
  * Rate limiting data model (protocol/ratelimit.md). Times are milliseconds; decisions never hold
  * negative numbers and round waits up.
@@ -63,8 +64,11 @@ export function emptyDecision(): Decision {
 }
 
 /** A request that can never fit (cost above the capacity): no retryAfter is promised. */
-export class NeverSatisfiableError extends Error {
+export class NeverSatisfiableError extends GatewayError {
   override readonly name = 'NeverSatisfiableError';
+  constructor(message?: string, options?: ErrorOptions) {
+    super('ERR_NEVER_SATISFIABLE', message, options);
+  }
 }
 
 /**

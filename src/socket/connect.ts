@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Assigns, MaybePromise, PeerAddress, TransportName } from '../channel/types.js';
 import type { Params } from '../http/query.js';
+import { OutOfRangeError } from '../errors.js';
 
 /** What a connect hook learns about a connecting client (Phoenix's params + connect_info). */
 export interface ConnectInfo {
@@ -43,7 +44,9 @@ export function refuse(
   headers?: Readonly<Record<string, string>>,
 ): ConnectRefusal {
   if (!Number.isInteger(status) || status < 400 || status > 599) {
-    throw new RangeError(`refuse(): status must be an HTTP error status (400-599), got ${status}`);
+    throw new OutOfRangeError(
+      `refuse(): status must be an HTTP error status (400-599), got ${status}`,
+    );
   }
   return {
     refuse: true,

@@ -6,7 +6,7 @@ import type { Assigns, PeerAddress, Reply, SocketInfo, TransportName } from '../
 import type { Params } from '../http/query.js';
 import type { Presence } from '../presence/presence.js';
 import type { TimerEntry, TimerWheel } from '../util/timer-wheel.js';
-import { PHX, type InboundMessage, type Ref } from '../wire/message.js';
+import { FrameEncodeError, PHX, type InboundMessage, type Ref } from '../wire/message.js';
 import type { EncodedFrame, ProtocolVersion, Serializer } from '../wire/serializer.js';
 import type { GatewayStats } from './stats.js';
 import {
@@ -341,7 +341,13 @@ export class Session<A extends Assigns = Assigns> implements ChannelHost<A>, Soc
     const pending = new PendingJoin(this, instance, message, previous);
     this.joining = pending;
     this.ctx.wheel.schedule(pending, this.ctx.wheel.clock() + this.ctx.joinTimeoutMs);
-    void outcome.then((reply) => pending.settle(reply));
+    outcome
+      .then((reply) => pending.settle(reply))
+      // runJoin turns a failing join() into its error reply, so this is a defect in completing
+      // the join; the join timeout still answers the client if it was not answered.
+      .catch((err: unknown) =>
+        this.logger.error({ err, topic, peer: this.peer.address }, 'join could not complete'),
+      );
     return pending.promise;
   }
 
@@ -468,7 +474,11 @@ export class Session<A extends Assigns = Assigns> implements ChannelHost<A>, Soc
 
   private send(frame: EncodedFrame, topic: string, event: string): void {
     if (typeof frame !== 'string' && !this.connection.supportsBinary) {
-      this.dropped(new Error(`${this.transport} cannot carry server binary frames`), topic, event);
+      this.dropped(
+        new FrameEncodeError(`${this.transport} cannot carry server binary frames`),
+        topic,
+        event,
+      );
       return;
     }
     this.connection.send(frame);

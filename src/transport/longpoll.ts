@@ -352,10 +352,18 @@ export class LongPollTransport<A extends Assigns> {
   private acked(pending: Promise<void>): Promise<boolean> {
     return new Promise((resolve) => {
       const timer = setTimeout(() => resolve(false), this.windowMs);
-      void pending.then(() => {
-        clearTimeout(timer);
-        resolve(true);
-      });
+      pending.then(
+        () => {
+          clearTimeout(timer);
+          resolve(true);
+        },
+        (err: unknown) => {
+          // The frame was not dispatched: answer as for a frame that was not acked in time.
+          clearTimeout(timer);
+          this.mount.gateway.logger.error({ err }, 'longpoll frame dispatch failed');
+          resolve(false);
+        },
+      );
     });
   }
 

@@ -164,7 +164,15 @@ class WebSocketConnection<A extends Assigns> implements Connection, TimerEntry {
 
   onMessage(data: Buffer, isBinary: boolean): void {
     this.touch();
-    void this.session.receive(data, isBinary);
+    this.session.receive(data, isBinary)?.catch((err: unknown) => {
+      // A frame queued behind a join failed to dispatch: the session's order is lost, so end it
+      // as for any internal failure (1011).
+      this.mount.gateway.logger.error(
+        { err, peer: this.session.peer.address },
+        'frame dispatch failed, closing',
+      );
+      this.session.close(CLOSE.invalidFrame, 'internal error');
+    });
   }
 
   onError(err: Error & { code?: string }): void {

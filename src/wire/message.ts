@@ -1,3 +1,4 @@
+import { GatewayError } from '../errors.js';
 /**
  * Phoenix channel messages as the gateway sees them, independent of the serializer that carried
  * them. See protocol/phoenix.md §Framing.
@@ -19,13 +20,19 @@ export interface InboundMessage {
 }
 
 /** A client frame that cannot be decoded. The transport closes the connection (WebSocket 1011). */
-export class FrameDecodeError extends Error {
+export class FrameDecodeError extends GatewayError {
   override readonly name = 'FrameDecodeError';
+  constructor(message?: string, options?: ErrorOptions) {
+    super('ERR_FRAME_DECODE', message, options);
+  }
 }
 
 /** A server frame that cannot be encoded (e.g. a binary field over 255 bytes). */
-export class FrameEncodeError extends Error {
+export class FrameEncodeError extends GatewayError {
   override readonly name = 'FrameEncodeError';
+  constructor(message?: string, options?: ErrorOptions) {
+    super('ERR_FRAME_ENCODE', message, options);
+  }
 }
 
 export function isBinaryPayload(payload: unknown): payload is BinaryPayload {

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { ArgSpec, ArgType, ChooseNodeMode, FunConfig, ResponseType } from '../genapi/types.js';
 import type { RequestContext } from './context.js';
+import { GatewayError, InvalidArgumentError } from '../errors.js';
 
 /** The TypeScript type a handler receives for an argument type. */
 export type ArgValue<T extends ArgType> = T extends
@@ -104,14 +105,17 @@ export interface ServiceOptions {
   functions: Record<string, FunctionDefinition>;
 }
 
-/** Thrown by handlers to fail a request with a message (and optionally a code). */
-export class ServiceError extends Error {
+/**
+ * Thrown by handlers to fail a request with a message and optionally an HTTP-like status (the
+ * second argument; `code` is the stable GatewayError code ERR_SERVICE).
+ */
+export class ServiceError extends GatewayError {
   override readonly name = 'ServiceError';
-  constructor(
-    message: string,
-    readonly code = 500,
-  ) {
-    super(message);
+  /** The status the gateway gets (Nats-Service-Error-Code): a 4xx but 404 shows the message. */
+  readonly status: number;
+  constructor(message: string, status = 500) {
+    super('ERR_SERVICE', message);
+    this.status = status;
   }
 }
 
@@ -165,7 +169,7 @@ export function toFunConfig(
 /** Defines a service. Checks names early so mistakes surface at start-up, not on first request. */
 export function defineService(options: ServiceOptions): ServiceDefinition {
   if (!TOKEN.test(options.name))
-    throw new TypeError(
+    throw new InvalidArgumentError(
       `service name ${JSON.stringify(options.name)} must be a NATS subject token`,
     );
   const functions = new Map<string, ResolvedFunction>();
@@ -174,15 +178,16 @@ export function defineService(options: ServiceOptions): ServiceDefinition {
     const requestType = at < 0 ? key : key.slice(0, at);
     const version = at < 0 ? (definition.version ?? null) : key.slice(at + 1);
     if (!TOKEN.test(requestType))
-      throw new TypeError(
+      throw new InvalidArgumentError(
         `request type ${JSON.stringify(requestType)} must be a NATS subject token`,
       );
     if (version !== null && !/^[0-9A-Za-z.+-]+$/.test(version))
-      throw new TypeError(
+      throw new InvalidArgumentError(
         `version ${JSON.stringify(version)} of ${requestType} is not a semver-like string`,
       );
     const def = { ...definition, ...(version === null ? {} : { version }) };
-    if (typeof def.handler !== 'function') throw new TypeError(`function ${key} needs a handler`);
+    if (typeof def.handler !== 'function')
+      throw new InvalidArgumentError(`function ${key} needs a handler`);
     functions.set(functionKey(requestType, version), {
       requestType,
       version,

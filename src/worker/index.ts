@@ -18,6 +18,12 @@ export {
 } from './define.js';
 export type { RequestContext } from './context.js';
 export { StreamClosedError, type StreamWriter } from './stream.js';
+export {
+  CancelledError,
+  GatewayError,
+  InvalidArgumentError,
+  type GatewayErrorCode,
+} from '../errors.js';
 export { serve, SERVE_DEFAULTS, type RunningService, type ServeOptions } from './nats.js';
 export type { PushAck, PushConfigMessage } from '../nats/messages.js';
 export type { ArgSpec, ArgType, ChooseNodeMode, FunConfig, ResponseType } from '../genapi/types.js';

@@ -18,6 +18,7 @@ import type { RequestMeta } from './context.js';
 import type { ResolvedFunction, ServiceDefinition } from './define.js';
 import { CallSignal, runAuthorize, runCall, runStream } from './runtime.js';
 import type { CreditStream, StreamEvent, StreamIO } from './stream.js';
+import { CancelledError, InvalidArgumentError } from '../errors.js';
 
 export interface ServeOptions {
   /** A connected NATS client (`connect()` from @nats-io/transport-node). */
@@ -184,7 +185,7 @@ export async function serve(
   const creditTimeoutMs = options.creditTimeoutMs ?? 30_000;
   const maxConcurrent = options.maxConcurrent ?? SERVE_DEFAULTS.maxConcurrent;
   if (!(maxConcurrent === Infinity || (Number.isInteger(maxConcurrent) && maxConcurrent > 0))) {
-    throw new TypeError(
+    throw new InvalidArgumentError(
       `maxConcurrent must be a positive integer or Infinity, got ${String(maxConcurrent)}`,
     );
   }
@@ -262,14 +263,23 @@ export async function serve(
     inflight++;
     const call = new CallSignal(meta.deadline);
     calls.add(call);
-    void runCall(fn, args, meta, call).then((result) => {
-      calls.delete(call);
-      guarded(() =>
-        result.ok ? msg.respond(json(result.result)) : msg.respondError(result.code, result.error),
-      );
-      account(stats, startedAt, result.ok ? null : result.error);
-      settle();
-    });
+    runCall(fn, args, meta, call)
+      .then((result) => {
+        calls.delete(call);
+        guarded(() =>
+          result.ok
+            ? msg.respond(json(result.result))
+            : msg.respondError(result.code, result.error),
+        );
+        account(stats, startedAt, result.ok ? null : result.error);
+      })
+      // runCall turns every handler failure into a result: this is a defect in replying or
+      // accounting. The gateway times the call out; the slot is freed below either way.
+      .catch((err: unknown) => logger.error({ err, function: fn.requestType }, 'call not answered'))
+      .finally(() => {
+        calls.delete(call);
+        settle();
+      });
   };
 
   /** Replies can fail when the connection closed under us; the worker must not crash for it. */
@@ -312,7 +322,7 @@ export async function serve(
     // A stream whose transport failed (connection closed) stops its handler.
     const lost = () => {
       run?.stream.cancel('connection lost');
-      run?.controller.abort(new Error('connection lost'));
+      run?.controller.abort(new CancelledError('connection lost'));
     };
     const io: StreamIO = {
       start(result) {
@@ -355,7 +365,7 @@ export async function serve(
     const started = runStream(fn, args, meta, io, credit, creditTimeoutMs);
     run = started;
     streams.set(streamId, started);
-    void started.done
+    started.done
       .catch((err: unknown) => logger.error({ err, streamId }, 'stream handler failed'))
       .finally(() => {
         streams.delete(streamId);
@@ -376,10 +386,16 @@ export async function serve(
       account(stats, startedAt, null);
       return;
     }
-    void runAuthorize(fn, args, readMeta(readHeaders(msg), definition, fn)).then((allowed) => {
-      guarded(() => msg.respond(json(allowed)));
-      account(stats, startedAt, null);
-    });
+    runAuthorize(fn, args, readMeta(readHeaders(msg), definition, fn))
+      .then((allowed) => {
+        guarded(() => msg.respond(json(allowed)));
+        account(stats, startedAt, null);
+      })
+      // runAuthorize denies on any throw, so this is a defect of ours: deny, as a throw would.
+      .catch((err: unknown) => {
+        logger.error({ err, function: fn.requestType }, 'permission check failed');
+        guarded(() => msg.respond(json(false)));
+      });
   };
 
   // Queue-group endpoints: functions, permission checks, config. Requests to this very instance
@@ -451,7 +467,7 @@ export async function serve(
       if (kind === 'credit') run.stream.grant(Number(msg.string()));
       else if (kind === 'cancel') {
         run.stream.cancel('cancelled by the gateway');
-        run.controller.abort(new Error('stream cancelled'));
+        run.controller.abort(new CancelledError('stream cancelled'));
       }
     },
   });
@@ -517,10 +533,10 @@ export async function serve(
           setTimeout(resolve, options.drainTimeoutMs ?? 10_000).unref();
         });
       }
-      for (const call of calls) call.cancel(new Error('service stopping'));
+      for (const call of calls) call.cancel(new CancelledError('service stopping'));
       for (const run of streams.values()) {
         run.stream.cancel('service stopping');
-        run.controller.abort(new Error('service stopping'));
+        run.controller.abort(new CancelledError('service stopping'));
       }
       control.unsubscribe();
       await service.stop();

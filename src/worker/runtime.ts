@@ -1,6 +1,7 @@
 import type { RequestContext, RequestMeta } from './context.js';
 import { ServiceError, type ResolvedFunction } from './define.js';
 import { CreditStream, StreamClosedError, type StreamIO, type StreamWriter } from './stream.js';
+import { CancelledError } from '../errors.js';
 
 /** A handler's outcome, as a transport replies it. */
 export type CallResult =
@@ -15,7 +16,7 @@ const NO_STREAM: StreamWriter = {
 };
 
 function errorOf(err: unknown): { error: string; code: number } {
-  if (err instanceof ServiceError) return { error: err.message, code: err.code };
+  if (err instanceof ServiceError) return { error: err.message, code: err.status };
   if (err instanceof Error) return { error: err.message || err.name, code: 500 };
   return { error: String(err), code: 500 };
 }
@@ -61,8 +62,8 @@ export class CallSignal {
     else {
       this.parent?.addEventListener('abort', this.forward, { once: true });
       const left = this.deadline - Date.now();
-      if (left <= 0) controller.abort(new Error('deadline exceeded'));
-      else this.timer = setTimeout(() => this.abort(new Error('deadline exceeded')), left);
+      if (left <= 0) controller.abort(new CancelledError('deadline exceeded'));
+      else this.timer = setTimeout(() => this.abort(new CancelledError('deadline exceeded')), left);
     }
     return controller.signal;
   }
@@ -154,11 +155,11 @@ export async function runAuthorize(
   args: Record<string, unknown>,
   meta: RequestMeta,
 ): Promise<boolean> {
-  const authorize = fn.definition.authorize;
-  if (!authorize) return false;
+  const definition = fn.definition;
+  if (!definition.authorize) return false;
   const controller = new AbortController();
   try {
-    return (await authorize(args, context(meta, controller.signal, NO_STREAM))) === true;
+    return (await definition.authorize(args, context(meta, controller.signal, NO_STREAM))) === true;
   } catch {
     return false;
   }

@@ -1,3 +1,4 @@
+import { GatewayError } from '../errors.js';
 /** Chunks of a stream function; every write waits until the gateway has granted credit for it. */
 export interface StreamWriter {
   /** Sends a chunk (`has_more: true`). Resolves once it is handed to the transport. */
@@ -21,8 +22,11 @@ export interface StreamIO {
   emit(event: StreamEvent, data: unknown): void;
 }
 
-export class StreamClosedError extends Error {
+export class StreamClosedError extends GatewayError {
   override readonly name = 'StreamClosedError';
+  constructor(message?: string, options?: ErrorOptions) {
+    super('ERR_STREAM_CLOSED', message, options);
+  }
 }
 
 /**
@@ -57,11 +61,16 @@ export class CreditStream implements StreamWriter {
     this.closed = true;
   }
 
-  async end(): Promise<void> {
-    if (this.closed) return;
-    this.ensureStarted();
-    this.closed = true;
-    this.io.emit('end', null);
+  end(): Promise<void> {
+    // Not async (nothing to await), but a throw still becomes a rejection, as it would there.
+    return new Promise((resolve) => {
+      if (!this.closed) {
+        this.ensureStarted();
+        this.closed = true;
+        this.io.emit('end', null);
+      }
+      resolve();
+    });
   }
 
   /** The handler failed: before the start this fails the request, after it the stream. */

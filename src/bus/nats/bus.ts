@@ -182,11 +182,15 @@ export class NatsBus implements ServiceBus {
           );
     let outcome: CallOutcome;
     try {
+      // Tagged with the instance, as calls are: when discovery loses it, the check fails at once
+      // (instance_lost) and moves to the next instance instead of waiting out its timeout.
       const reply = await this.requester.request(
         subject,
         encoder.encode(JSON.stringify(args)),
         requestHeaders(meta, timeoutMs),
         timeoutMs,
+        undefined,
+        instance?.id ?? null,
       );
       outcome = readReply(reply);
     } catch (err) {
@@ -352,7 +356,7 @@ export class NatsBus implements ServiceBus {
     live.expectedSeq++;
     const event = headers.get(H.streamEvent);
     if (event === 'chunk' || event === 'last') {
-      let data: unknown = null;
+      let data: unknown;
       try {
         data = msg.data.length === 0 ? null : JSON.parse(decoder.decode(msg.data));
       } catch {

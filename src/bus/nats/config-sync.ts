@@ -182,7 +182,14 @@ export class ConfigSync {
 
   private schedule(delayMs: number): void {
     this.nextPullAt = Date.now() + delayMs;
-    this.timer = setTimeout(() => void this.periodic(), delayMs);
+    this.timer = setTimeout(() => {
+      this.periodic().catch((err: unknown) => {
+        // pull() logs and counts its own failures; this is a defect elsewhere in the round.
+        // Keep pulling: the next round is what recovers.
+        this.logger.error({ err }, 'config pull round failed');
+        if (this.timer !== null) this.schedule(this.maxPullIntervalMs);
+      });
+    }, delayMs);
     this.timer.unref();
   }
 

@@ -1,4 +1,4 @@
-import type { NatsConnection } from '@nats-io/nats-core';
+import { NoRespondersError, RequestError, type NatsConnection } from '@nats-io/nats-core';
 import type { Logger } from 'pino';
 import type { ServiceInstance } from '../../genapi/types.js';
 import { META, PROTOCOL_VERSION } from '../../nats/headers.js';
@@ -43,6 +43,15 @@ interface PingResponse {
 }
 
 /**
+ * nats.js reports "nobody subscribes to this subject" as a NoRespondersError, thrown as is by
+ * requestMany's iterator, or as the cause of a RequestError (request()); either means no micro
+ * service is running at all.
+ */
+function isNoResponders(err: unknown): boolean {
+  return err instanceof NoRespondersError || (err instanceof RequestError && err.isNoResponders());
+}
+
+/**
  * Live worker instances, learned through the NATS Services API: a `$SRV.PING` every interval,
  * keeping the gen_api services with our subject prefix. Instances not seen within the TTL (or
  * reported dead by a caller) leave the selection.
@@ -76,7 +85,7 @@ export class Discovery {
   /** Pings once (so a fresh gateway knows the fleet at once), then every interval. */
   async start(): Promise<void> {
     await this.ping();
-    this.timer = setInterval(() => void this.ping(), this.intervalMs);
+    this.timer = setInterval(() => this.pingInBackground(), this.intervalMs);
     this.timer.unref();
   }
 
@@ -119,6 +128,13 @@ export class Discovery {
     for (const listener of this.listeners) listener.removed?.(instance);
   }
 
+  /** A round nobody waits for: a failure is logged (the next round tries again). */
+  pingInBackground(): void {
+    this.ping().catch((err: unknown) =>
+      this.logger.warn({ err }, 'discovery round failed; retrying at the next interval'),
+    );
+  }
+
   /** One discovery round; concurrent calls share it. */
   ping(): Promise<void> {
     this.pinging ??= this.round().finally(() => {
@@ -145,8 +161,11 @@ export class Discovery {
       }
     } catch (err) {
       // No micro service at all answers with no responders; a closed connection ends discovery.
-      if (!/no responders/i.test((err as Error).message)) {
-        this.logger.debug({ err: (err as Error).message }, 'discovery ping failed');
+      if (!isNoResponders(err)) {
+        this.logger.debug(
+          { err: err instanceof Error ? err.message : String(err) },
+          'discovery ping failed',
+        );
         return;
       }
     }

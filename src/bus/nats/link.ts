@@ -110,15 +110,31 @@ export class NatsLink {
       options.sync,
     );
     const link = new NatsLink(nc, subjects, requester, discovery, bus, sync, wheel, logger);
+    // pull() logs its own failures; a rejection here is a defect, logged with the instance.
+    const pullFrom = (instance: DiscoveredInstance): void => {
+      sync
+        .instanceSeen(instance)
+        .catch((err: unknown) =>
+          logger.error(
+            { err, service: instance.service, instance: instance.id },
+            'config pull for a discovered instance failed',
+          ),
+        );
+    };
     discovery.on({
-      added: (instance) => void sync.instanceSeen(instance),
-      configChanged: (instance) => void sync.instanceSeen(instance),
+      added: (instance) => pullFrom(instance),
+      configChanged: (instance) => pullFrom(instance),
       removed: (instance) => {
         bus.instanceLost(instance.id);
         deps.onInstanceLost?.(instance);
       },
     });
-    void link.watch();
+    link.watch().catch((err: unknown) => {
+      // The status iterator ends when the connection closes; failing is a defect, and health
+      // would then stop following the connection: say so loudly.
+      link.lastError = err instanceof Error ? err.message : String(err);
+      logger.error({ err }, 'NATS status watch failed; health no longer follows the connection');
+    });
     logger.info({ server: nc.getServer(), prefix: subjects.prefix }, 'connected to NATS');
     // The first discovery round (and the pulls it starts) lets a new gateway serve at once.
     await discovery.start();
@@ -191,7 +207,7 @@ export class NatsLink {
           this.reconnects++;
           this.requester.setConnected(true);
           this.transition('connected');
-          void this.discovery.ping();
+          this.discovery.pingInBackground();
           break;
         case 'error':
           this.lastError = event.error.message;

@@ -1,5 +1,6 @@
 import {
   createInbox,
+  InvalidArgumentError as NatsInvalidArgumentError,
   type Msg,
   type MsgHdrs,
   type NatsConnection,
@@ -7,27 +8,38 @@ import {
 } from '@nats-io/nats-core';
 import type { TimerEntry, TimerWheel } from '../../util/timer-wheel.js';
 import type { TransportFailure } from '../types.js';
+import { GatewayError } from '../../errors.js';
 
 /** A publish the client refused: too large for the server's max_payload, or no connection. */
-export class PayloadTooLargeError extends Error {
+export class PayloadTooLargeError extends GatewayError {
   override readonly name = 'PayloadTooLargeError';
+  constructor(message?: string, options?: ErrorOptions) {
+    super('ERR_PAYLOAD_TOO_LARGE', message, options);
+  }
 }
 
+/**
+ * The boundary where nats.js's publish errors become ours. nats.js has no class of its own for a
+ * message over the server's max_payload: it throws its InvalidArgumentError, and on publish that is
+ * the only InvalidArgumentError it throws (closed or draining connections and bad subjects have
+ * their own classes, and our subjects are valid), so the class alone tells "too large".
+ */
 function publishFailure(err: unknown): Error {
-  const message = (err as Error).message ?? String(err);
-  if (/max.?payload/i.test(message))
-    return new PayloadTooLargeError(`request too large for NATS: ${message}`);
-  return new RequestFailure('disconnected', message);
+  const message = err instanceof Error ? err.message : String(err);
+  if (err instanceof NatsInvalidArgumentError)
+    return new PayloadTooLargeError(`request too large for NATS: ${message}`, { cause: err });
+  return new RequestFailure('disconnected', message, { cause: err });
 }
 
 /** A request that got no usable answer; `reason` is the transport failure. */
-export class RequestFailure extends Error {
+export class RequestFailure extends GatewayError {
   override readonly name = 'RequestFailure';
   constructor(
     readonly reason: TransportFailure,
     message: string,
+    options?: ErrorOptions,
   ) {
-    super(message);
+    super('ERR_REQUEST_FAILED', message, options);
   }
 }
 

@@ -8,6 +8,7 @@
  */
 import { isPlainObject } from './arg-spec.js';
 import { normalizeVersion } from './validate.js';
+import { OutOfRangeError } from '../../errors.js';
 
 export type FailedSource = 'push' | 'pull' | 'local';
 
@@ -89,9 +90,9 @@ export class FailedConfigs {
     maxEntries = 10_000,
     now = Date.now,
   }: FailedConfigsOptions = {}) {
-    if (!(ttlMs > 0)) throw new RangeError('ttlMs must be positive');
+    if (!(ttlMs > 0)) throw new OutOfRangeError('ttlMs must be positive');
     if (!Number.isSafeInteger(maxEntries) || maxEntries < 1)
-      throw new RangeError('maxEntries must be a positive integer');
+      throw new OutOfRangeError('maxEntries must be a positive integer');
     this.#ttlMs = ttlMs;
     this.#maxEntries = maxEntries;
     this.#now = now;

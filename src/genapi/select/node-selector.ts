@@ -16,6 +16,7 @@
 import { LRUCache } from 'lru-cache';
 import type { GenApiRequest, NodeMode, ResolvedFunConfig, ServiceInstance } from '../types.js';
 import { stableHash } from './hash.js';
+import { InvalidArgumentError, OutOfRangeError } from '../../errors.js';
 
 export interface NodeSelectorOptions {
   /** Uniform source in [0, 1). Default Math.random. */
@@ -48,7 +49,9 @@ export class NodeSelector {
     this.now = options.now ?? Date.now;
     const capacity = options.stickyCapacity ?? DEFAULT_STICKY_CAPACITY;
     if (!Number.isSafeInteger(capacity) || capacity < 1) {
-      throw new RangeError(`stickyCapacity must be a positive integer, got ${String(capacity)}`);
+      throw new OutOfRangeError(
+        `stickyCapacity must be a positive integer, got ${String(capacity)}`,
+      );
     }
     this.sticky = new LRUCache<string, StickyEntry>({ max: capacity });
   }
@@ -88,7 +91,7 @@ export class NodeSelector {
         return this.weightedOrder(mode.weights, mode.defaultWeight, instances);
       default: {
         const unknownMode: never = mode;
-        throw new TypeError(`unknown node mode: ${JSON.stringify(unknownMode)}`);
+        throw new InvalidArgumentError(`unknown node mode: ${JSON.stringify(unknownMode)}`);
       }
     }
   }

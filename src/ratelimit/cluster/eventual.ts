@@ -357,7 +357,6 @@ export class EventualCluster implements EventualTier {
   /** Publishes a request whose answers (batches, then an end marker per origin) come to an inbox. */
   private collect(subject: string, request: Uint8Array, finished: () => void): void {
     const inbox = createInbox();
-    let timer: NodeJS.Timeout | null = null;
     const sub = this.nc.subscribe(inbox, {
       callback: (err, msg) => {
         if (err) return;
@@ -367,7 +366,7 @@ export class EventualCluster implements EventualTier {
         else this.receive(message, false);
       },
     });
-    timer = setTimeout(() => {
+    const timer = setTimeout(() => {
       sub.unsubscribe();
       finished();
     }, this.replayTimeoutMs);

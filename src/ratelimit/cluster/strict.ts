@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 import { StoreError, type StrictTier } from '../limiter.js';
 import type { Policy } from '../policy.js';
 import type { Decision } from '../types.js';
+import { GatewayError } from '../../errors.js';
 
 export interface StrictOptions {
   /** A store call that takes longer fails over to the policy's fallback. Default 25 ms. */
@@ -105,7 +106,13 @@ function isPassingClusterError(err: unknown): boolean {
  */
 export const BUCKET_RETRY_MS = 5_000;
 
-class TimeoutSignal extends Error {}
+/** Internal (code ERR_STORE_TIMEOUT): a store operation ran out of time; becomes a StoreError. */
+class TimeoutSignal extends GatewayError {
+  override readonly name = 'TimeoutSignal';
+  constructor(message?: string) {
+    super('ERR_STORE_TIMEOUT', message);
+  }
+}
 
 const BREAKER_STATES: Record<CircuitState, StrictStats['breaker']> = {
   [CircuitState.Closed]: 'closed',
@@ -200,7 +207,7 @@ export class StrictStore implements StrictTier {
     this.kvm = new Kvm(jetstream(nc, { timeout: Math.max(1000, this.timeoutMs * 20) }));
     this.breaker = this.createBreaker(options.breakerFailures ?? 3, options.breakerOpenMs ?? 1000);
     const probeMs = options.skewProbeMs ?? 30_000;
-    this.probeTimer = setInterval(() => void this.probeSkew(), probeMs);
+    this.probeTimer = setInterval(() => this.probeSkewInBackground(), probeMs);
     this.probeTimer.unref();
   }
 
@@ -214,7 +221,8 @@ export class StrictStore implements StrictTier {
     if (strict.length === 0) return;
     this.checkServer();
     await Promise.all(strict.map((policy) => this.bucket(policy).catch(() => undefined)));
-    if ((await this.probeSkew()) === null) setTimeout(() => void this.probeSkew(), 1000).unref();
+    if ((await this.probeSkew()) === null)
+      setTimeout(() => this.probeSkewInBackground(), 1000).unref();
   }
 
   /**
@@ -401,7 +409,7 @@ export class StrictStore implements StrictTier {
         // Start after the current I/O phase: requests that arrived together (a burst of frames)
         // share the first compare-and-swap instead of queueing behind a swap of one.
         queue.running = true;
-        setImmediate(() => void this.drain(queue));
+        setImmediate(() => this.startDrain(queue));
       }
     });
   }
@@ -417,8 +425,26 @@ export class StrictStore implements StrictTier {
     } finally {
       queue.running = false;
       if (queue.ops.length === 0) this.queues.delete(queue.name);
-      else void this.drain(queue);
+      else this.startDrain(queue);
     }
+  }
+
+  /**
+   * Runs a key's queue nobody waits for. swap() settles its operations itself, and each one also
+   * has its own timeout, so a rejection here is a defect: it is logged, and the waiting callers
+   * still get their StoreError from that timeout.
+   */
+  private startDrain(queue: KeyQueue): void {
+    this.drain(queue).catch((err: unknown) =>
+      this.logger.error({ err, key: queue.name }, 'rate-limit store queue failed'),
+    );
+  }
+
+  /** A skew probe nobody waits for (probeSkew handles store errors; anything else is logged). */
+  private probeSkewInBackground(): void {
+    this.probeSkew().catch((err: unknown) =>
+      this.logger.warn({ err }, 'rate-limit store clock probe failed'),
+    );
   }
 
   /**
