@@ -1,85 +1,24 @@
 /**
- * The gen_api data model: function configs as workers publish them (snake_case JSON, the wire
- * form of PhoenixGenApi's FunConfig), their resolved gateway-side form, requests and responses.
- * The wire contract is protocol/gen_api.md and protocol/schemas/.
+ * The gateway side of the gen_api data model: function configs in their resolved form and live
+ * service instances. The wire forms (FunConfig, ArgSpec, requests and responses) are the contract
+ * with workers and live in src/nats/fun-config.ts; they are re-exported here for the gateway.
  */
 
-export const ARG_TYPES = [
-  'string',
-  'num',
-  'boolean',
-  'uuid',
-  'datetime',
-  'naive_datetime',
-  'map',
-  'list',
-  'list_string',
-  'list_num',
-  'list_uuid',
-  'list_map',
-  'any',
-] as const;
-export type ArgType = (typeof ARG_TYPES)[number];
+import type { ArgType, FunConfig, ResponseType } from '../nats/fun-config.js';
 
-/** Extended argument spec (PhoenixGenApi's keyword form). `allow_nil?` is accepted as an alias. */
-export interface ArgSpecObject {
-  type: ArgType;
-  allow_nil?: boolean;
-  'allow_nil?'?: boolean;
-  default_value?: unknown;
-  max_bytes?: number;
-  max_items?: number;
-  max_item_bytes?: number;
-  required?: string[];
-  accept?: string[];
-}
-
-/** `"string"`, the legacy tuple `["string", 100]`, or the extended object. */
-export type ArgSpec = ArgType | readonly [ArgType, number] | ArgSpecObject;
-
-export type ResponseType = 'sync' | 'async' | 'stream' | 'none';
-
-/** How an instance is chosen among the live instances of a service. */
-export type ChooseNodeMode =
-  | 'random'
-  | 'hash'
-  | 'round_robin'
-  | { hash: string }
-  | { sticky: string; ttl_ms?: number }
-  | { weighted: Record<string, number> };
-
-export type CheckPermission = false | 'any_authenticated' | { arg: string } | { role: string[] };
-
-export type RetryConfig = null | number | { same_node: number } | { all_nodes: number };
-
-/** A function config as workers publish it (JSON). Every field but service/request_type is optional. */
-export interface FunConfig {
-  service: string;
-  request_type: string;
-  /** null, "" and "0.0.0" mean "unversioned". */
-  version?: string | null;
-  /** Where it runs: "local" (in-process) or "nats" (the service's live instances). */
-  nodes?: 'local' | 'nats';
-  choose_node_mode?: ChooseNodeMode;
-  /** Milliseconds, 100..300000, or "infinity" (25 000 ms per attempt). Default 5000. */
-  timeout?: number | 'infinity';
-  arg_types?: Record<string, ArgSpec> | null;
-  /** Accepted for compatibility; arguments always travel by name. */
-  arg_orders?: string[] | 'map' | null;
-  response_type?: ResponseType;
-  check_permission?: CheckPermission;
-  /** true: ask the worker's permission endpoint (fail-closed). */
-  permission_callback?: boolean | null;
-  request_info?: boolean;
-  disabled?: boolean;
-  retry?: RetryConfig;
-  /** Which failures are retried: "transport" (default: no responders, timeout, connection) or "any". */
-  retry_on?: 'transport' | 'any';
-  /** Names of hooks registered on the gateway. */
-  before_execute?: string | null;
-  after_execute?: string | null;
-  hook_timeout?: number;
-}
+export {
+  ARG_TYPES,
+  type ArgSpec,
+  type ArgSpecObject,
+  type ArgType,
+  type CheckPermission,
+  type ChooseNodeMode,
+  type FunConfig,
+  type GenApiRequest,
+  type GenApiResponse,
+  type ResponseType,
+  type RetryConfig,
+} from '../nats/fun-config.js';
 
 /** A parsed argument rule. `defaultValue` undefined = no default. */
 export interface ArgRule {
@@ -145,32 +84,6 @@ export interface ResolvedFunConfig {
   readonly hookTimeoutMs: number;
   /** The wire form it came from (normalised: service enforced, version normalised). */
   readonly source: FunConfig;
-}
-
-/** A decoded client request (PhoenixGenApi's Request), identity injected from the socket. */
-export interface GenApiRequest {
-  request_id: string;
-  request_type: string;
-  service: string;
-  /** null: latest. */
-  version: string | null;
-  args: Record<string, unknown>;
-  user_id: string | null;
-  device_id: string | null;
-  user_roles: string[] | null;
-}
-
-/** The 7-field Response pushed to clients on the gen_api event. */
-export interface GenApiResponse {
-  request_id: unknown;
-  result: unknown;
-  success: boolean;
-  error: unknown;
-  async: boolean;
-  has_more: boolean;
-  can_retry: boolean;
-  /** Only on rate-limited responses: which limit and when to retry (protocol/gen_api.md §2). */
-  rate_limit?: object;
 }
 
 /** One live worker instance of a service (a NATS micro service instance, or the local process). */

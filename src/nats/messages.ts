@@ -1,4 +1,4 @@
-import type { FunConfig } from '../genapi/types.js';
+import type { FunConfig } from './fun-config.js';
 
 /** A worker's config, pushed to `<prefix>.config.push` or answered on a config pull. */
 export interface PushConfigMessage {

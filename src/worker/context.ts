@@ -1,4 +1,4 @@
-import type { ResponseType } from '../genapi/types.js';
+import type { ResponseType } from '../nats/fun-config.js';
 import type { StreamWriter } from './stream.js';
 
 /** The request metadata a transport hands to the runtime (a handler sees it in its context). */

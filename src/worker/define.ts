@@ -1,5 +1,11 @@
 import { createHash } from 'node:crypto';
-import type { ArgSpec, ArgType, ChooseNodeMode, FunConfig, ResponseType } from '../genapi/types.js';
+import type {
+  ArgSpec,
+  ArgType,
+  ChooseNodeMode,
+  FunConfig,
+  ResponseType,
+} from '../nats/fun-config.js';
 import type { RequestContext } from './context.js';
 
 /** The TypeScript type a handler receives for an argument type. */

@@ -20,4 +20,10 @@ export type { RequestContext } from './context.js';
 export { StreamClosedError, type StreamWriter } from './stream.js';
 export { serve, SERVE_DEFAULTS, type RunningService, type ServeOptions } from './nats.js';
 export type { PushAck, PushConfigMessage } from '../nats/messages.js';
-export type { ArgSpec, ArgType, ChooseNodeMode, FunConfig, ResponseType } from '../genapi/types.js';
+export type {
+  ArgSpec,
+  ArgType,
+  ChooseNodeMode,
+  FunConfig,
+  ResponseType,
+} from '../nats/fun-config.js';
