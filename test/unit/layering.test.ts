@@ -1,0 +1,112 @@
+/**
+ * Layering of the published package. `gen-gateway/worker` runs in worker processes that have no
+ * gateway in them, so its import graph may reach src/worker, the wire contract (src/nats), src/util,
+ * src/log and the error base, never gateway internals. And the declarations the build emits
+ * (what `dist/**\/*.d.ts` holds) carry no `@internal` member: `stripInternal` removes them.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import ts from 'typescript';
+import { describe, expect, it } from 'vitest';
+import { ROOT } from '../support/spawn.js';
+
+const SRC = join(ROOT, 'src');
+
+/** Directories (and files) under src/ the worker SDK must never reach. */
+const GATEWAY_ONLY = [
+  'genapi/',
+  'socket/',
+  'channel/',
+  'transport/',
+  'ratelimit/',
+  'bus/',
+  'admin/',
+  'gateway.ts',
+];
+
+/** The relative imports and re-exports of one TypeScript file, resolved to src/ files. */
+function relativeImports(file: string): string[] {
+  const source = ts.createSourceFile(file, readFileSync(file, 'utf8'), ts.ScriptTarget.Latest);
+  const found: string[] = [];
+  for (const statement of source.statements) {
+    const specifier =
+      (ts.isImportDeclaration(statement) || ts.isExportDeclaration(statement)) &&
+      statement.moduleSpecifier &&
+      ts.isStringLiteral(statement.moduleSpecifier)
+        ? statement.moduleSpecifier.text
+        : null;
+    if (specifier === null || !specifier.startsWith('.')) continue;
+    const target = resolve(dirname(file), specifier.replace(/\.js$/, '.ts'));
+    if (!existsSync(target))
+      throw new Error(`${relative(ROOT, file)}: cannot resolve ${specifier}`);
+    found.push(target);
+  }
+  return found;
+}
+
+/** Every src/ file reachable from `entry` through relative imports, with the path that got there. */
+function importGraph(entry: string): Map<string, string[]> {
+  const seen = new Map<string, string[]>([[entry, [entry]]]);
+  const queue = [entry];
+  for (let file = queue.shift(); file !== undefined; file = queue.shift()) {
+    const path = seen.get(file) ?? [];
+    for (const target of relativeImports(file)) {
+      if (seen.has(target)) continue;
+      seen.set(target, [...path, target]);
+      queue.push(target);
+    }
+  }
+  return seen;
+}
+
+describe('layering', () => {
+  it('gen-gateway/worker reaches no gateway internals', () => {
+    const graph = importGraph(join(SRC, 'worker', 'index.ts'));
+    const offending = [...graph]
+      .filter(([file]) => {
+        const inSrc = relative(SRC, file).split('\\').join('/');
+        return GATEWAY_ONLY.some((prefix) => inSrc === prefix || inSrc.startsWith(prefix));
+      })
+      .map(([, path]) => path.map((file) => relative(ROOT, file)).join(' -> '));
+    expect(offending).toEqual([]);
+    // The walk itself works: it reaches the wire contract the worker is built on.
+    expect(graph.has(join(SRC, 'nats', 'fun-config.ts'))).toBe(true);
+  });
+
+  it('the emitted declarations carry no @internal', () => {
+    // Emit the declarations of the build (tsconfig.build.json) in memory: no dist/ race with
+    // other test files that run `npm run build`.
+    const configPath = join(ROOT, 'tsconfig.build.json');
+    const config = ts.getParsedCommandLineOfConfigFile(
+      configPath,
+      {},
+      {
+        ...ts.sys,
+        onUnRecoverableConfigFileDiagnostic: (diagnostic) => {
+          throw new Error(ts.flattenDiagnosticMessageText(diagnostic.messageText, '\n'));
+        },
+      },
+    );
+    if (!config) throw new Error('tsconfig.build.json did not parse');
+    expect(config.options.stripInternal).toBe(true);
+    const program = ts.createProgram({
+      rootNames: config.fileNames,
+      options: { ...config.options, emitDeclarationOnly: true, declarationMap: false },
+    });
+    const leaked: string[] = [];
+    let emitted = 0;
+    const result = program.emit(
+      undefined,
+      (fileName, text) => {
+        emitted++;
+        if (text.includes('@internal'))
+          leaked.push(relative(config.options.outDir ?? ROOT, fileName));
+      },
+      undefined,
+      true,
+    );
+    expect(result.emitSkipped).toBe(false);
+    expect(emitted).toBeGreaterThan(10);
+    expect(leaked).toEqual([]);
+  }, 180_000);
+});
