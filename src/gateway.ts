@@ -7,7 +7,7 @@ import type { Assigns } from './channel/types.js';
 import type { SocketOptions } from './config/socket-options.js';
 import { rejectUpgrade, sendPlain } from './http/responses.js';
 import { createLogger, silentLogger, type Logger, type LoggerOptions } from './log/logger.js';
-import { Presence, type PresenceOptions } from './presence/presence.js';
+import { LocalPresence, type Presence, type PresenceOptions } from './presence/presence.js';
 import { SocketMount, type GatewayContext } from './socket/mount.js';
 import { SocketRegistry } from './socket/registry.js';
 import { CLOSE } from './socket/session.js';
@@ -82,7 +82,7 @@ export class Gateway {
           : createLogger(options.logger);
     this.logger = logger.child({ node: this.nodeId.slice(0, 8) });
     this.pubsub = new LocalPubSub();
-    this.presence = new Presence(this.pubsub, { ...options.presence, nodeId: this.nodeId });
+    this.presence = new LocalPresence(this.pubsub, { ...options.presence, nodeId: this.nodeId });
     this.context = {
       pubsub: this.pubsub,
       presence: this.presence,

@@ -46,14 +46,13 @@ export type { CheckOrigin } from './http/check-origin.js';
 export { OptionError, ConfigError } from './config/errors.js';
 export type { Params, ParamValue } from './http/query.js';
 export {
-  Presence,
+  type Presence,
   LocalPresence,
   type PresenceChange,
   type PresenceDiff,
   type PresenceMeta,
   type PresenceOptions,
   type PresenceState,
-  type PresenceTracker,
 } from './presence/presence.js';
 export { CLOSE } from './socket/session.js';
 export type { Ref } from './wire/message.js';
@@ -66,7 +65,7 @@ export {
 } from './genapi/channel.js';
 export type { Identity } from './genapi/request.js';
 export type { BeforeHook, AfterHook, Hook, BeforeHookResult } from './genapi/hooks.js';
-export type { RateLimiter, RateDecision, ExecutorStats } from './genapi/executor.js';
+export type { RateLimitGate, RateDecision, ExecutorStats } from './genapi/executor.js';
 export type {
   FunConfig,
   ResolvedFunConfig,

@@ -61,8 +61,12 @@ export interface RateContext {
   readonly socketId: string | null;
 }
 
-/** Decides whether a request may run (src/ratelimit). */
-export interface RateLimiter {
+/**
+ * Decides whether a gen_api request may run: the port the executor checks before every request.
+ * The built-in limits (`rateLimits`, src/ratelimit) implement it; `GenApiOptions.rateLimiter` takes
+ * a custom one.
+ */
+export interface RateLimitGate {
   check(
     request: GenApiRequest,
     config: ResolvedFunConfig,
@@ -91,7 +95,7 @@ export interface ExecutorOptions {
   readonly argLimits?: ArgLimits;
   /** Show failure reasons to clients ("Internal Server Error: <reason>"). Default false. */
   readonly detailError?: boolean;
-  readonly rateLimiter?: RateLimiter | null;
+  readonly rateLimiter?: RateLimitGate | null;
   /** Initial stream credit; the gateway tops it up as the client drains. Default 32. */
   readonly streamCredit?: number;
 }

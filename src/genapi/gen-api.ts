@@ -10,7 +10,7 @@ import { FailedConfigs } from './config/failed.js';
 import { ConfigReceiver } from './config/push.js';
 import { ConfigRegistry } from './config/registry.js';
 import { validateFunConfig } from './config/validate.js';
-import { Executor, type ExecutorStats, type RateLimiter } from './executor.js';
+import { Executor, type ExecutorStats, type RateLimitGate } from './executor.js';
 import { HookRegistry, type Hook } from './hooks.js';
 import { Resilience, RESILIENCE_DEFAULTS, type ResilienceOptions } from './resilience.js';
 import { NodeSelector } from './select/node-selector.js';
@@ -33,7 +33,7 @@ export interface GenApiOptions extends GenApiChannelOptions {
   /** Config pushes and pulls must carry this token (null: none required). */
   pushToken?: string | null;
   /** A custom limiter; `rateLimits` configures the built-in one instead. */
-  rateLimiter?: RateLimiter | null;
+  rateLimiter?: RateLimitGate | null;
   /** Built-in rate limits (src/ratelimit): policies, connect limit, cluster modes; or a RateLimits built elsewhere. */
   rateLimits?: RateLimitsOptions | RateLimits;
   /** Serve relay groups as an in-process service (`true`: named "relay"). Default off. */

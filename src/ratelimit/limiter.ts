@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { RateLimiter as ExecutorRateLimiter } from '../genapi/executor.js';
+import type { RateLimitGate } from '../genapi/executor.js';
 import type { GenApiRequest, ResolvedFunConfig } from '../genapi/types.js';
 import { monotonicClock, type Clock } from '../util/clock.js';
 import { createAlgorithm } from './algorithms/index.js';
@@ -130,7 +130,7 @@ function sourceOf(policy: Policy): DecisionSource {
  * argument, checked all-or-nothing (a request denied by one policy consumes none), each policy
  * local, eventual (shared by broadcast) or strict (JetStream KV, with a fallback).
  */
-export class RateLimiter implements ExecutorRateLimiter {
+export class RateLimiter implements RateLimitGate {
   private readonly policiesById = new Map<string, Policy>();
   private readonly byFunction = new Map<string, Map<string, Policy[]>>();
   private shadowAll: boolean;
