@@ -23,6 +23,7 @@ export type HttpRoute = (
   subpath: string,
 ) => Promise<void>;
 
+/** Options of `createGateway`. */
 export interface GatewayOptions {
   /** Interface to listen on. Default 127.0.0.1. */
   host?: string;
@@ -59,10 +60,15 @@ function splitUrl(url: string | undefined): { path: string; query: string } {
  * PubSub, Presence and the shared timer wheel.
  */
 export class Gateway {
+  /** This node's name in logs and presence refs (`nodeId` option, or a random UUID). */
   readonly nodeId: string;
+  /** The gateway's logger (a child of the `logger` option, tagged with the node). */
   readonly logger: Logger;
+  /** @internal The topic PubSub every mount and channel broadcasts through (use `broadcast`). */
   readonly pubsub: PubSub;
+  /** Phoenix.Presence for this node: track, update, untrack, list, get, onLocalChange. */
   readonly presence: Presence;
+  /** Live gauges: sockets, channels, requests in flight. */
   readonly stats: GatewayStats = createStats();
   private readonly context: GatewayContext;
   private readonly mounts: SocketMount<Assigns>[] = [];
@@ -108,7 +114,7 @@ export class Gateway {
     return mount;
   }
 
-  /** The shared coarse timer wheel (idle timeouts, LongPoll windows, plugin deadlines). */
+  /** @internal The shared coarse timer wheel (idle timeouts, LongPoll windows, plugin deadlines). */
   get wheel(): TimerWheel {
     return this.context.wheel;
   }
@@ -166,6 +172,7 @@ export class Gateway {
     });
   }
 
+  /** The bound address once listening or attached, else null. */
   get address(): AddressInfo | null {
     const address = this.server?.address();
     return address && typeof address === 'object' ? address : null;
@@ -256,6 +263,7 @@ export class Gateway {
   }
 }
 
+/** Creates a gateway; add mounts with `gateway.socket(...)`, then `listen()` or `attach(server)`. */
 export function createGateway(options?: GatewayOptions): Gateway {
   return new Gateway(options);
 }

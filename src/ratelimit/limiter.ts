@@ -5,7 +5,13 @@ import { monotonicClock, type Clock } from '../util/clock.js';
 import { createAlgorithm } from './algorithms/index.js';
 import { Policy, PolicyError, type RateContext } from './policy.js';
 import type { Slot } from './store.js';
-import { emptyDecision, type Algorithm, type Decision, type PolicyConfig } from './types.js';
+import {
+  emptyDecision,
+  type Algorithm,
+  type Decision,
+  type PolicyConfig,
+  type RateLimitStats,
+} from './types.js';
 
 /** The eventual tier: hits committed here are shared with the other gateway nodes. */
 export interface EventualTier {
@@ -141,7 +147,7 @@ export class RateLimiter implements RateLimitGate {
   strict: StrictTier | null = null;
   /** Healthy gateway nodes (for the `local` fallback's share). */
   nodes: () => number = () => 1;
-  readonly stats = {
+  readonly stats: RateLimitStats = {
     checks: 0,
     denied: 0,
     wouldDeny: 0,

@@ -20,6 +20,7 @@ import {
   type Fallback,
   type Mode,
   type PolicyConfig,
+  type RateLimitStats,
 } from './types.js';
 
 /** Shorthand for one per-IP connect policy (`socket_connect`). */
@@ -33,6 +34,7 @@ export interface ConnectLimitOptions {
   fallback?: Fallback;
 }
 
+/** The built-in rate limits (`GenApiOptions.rateLimits`, the config file's `rateLimits`). */
 export interface RateLimitsOptions {
   /** gen_api and connect policies. */
   policies?: PolicyConfig[];
@@ -105,17 +107,24 @@ export interface Actor {
   readonly who?: string;
 }
 
+/** One policy in `RateLimitsHealth`: its config, keys held and counters. */
 export interface PolicyView {
   config: PolicyConfig;
+  /** Keys (callers) this node holds state for. */
   keys: number;
-  stats: Policy['stats'];
+  stats: RateLimitStats;
 }
 
+/** The rate limits' part of `GenApi.health()` and `/admin/rate-limits`. */
 export interface RateLimitsHealth {
+  /** Every policy counts without denying. */
   shadow: boolean;
+  /** Keys held, all policies. */
   keys: number;
-  stats: RateLimiter['stats'];
+  /** The limiter's counters, all policies. */
+  stats: RateLimitStats;
   policies: PolicyView[];
+  /** The cluster link (eventual, strict, policy sync), or null before NATS or without it. */
   cluster: ClusterHealth | null;
 }
 

@@ -3,9 +3,12 @@
  * negative numbers and round waits up.
  */
 
+/** The rate-limit algorithms a policy may use. */
 export const ALGORITHMS = ['sliding_log', 'sliding_window', 'gcra', 'fixed_window'] as const;
+/** One algorithm: sliding log (default, exact), sliding window, GCRA (rate + burst) or fixed window. */
 export type AlgorithmName = (typeof ALGORITHMS)[number];
 
+/** The modes a policy may count in. */
 export const MODES = ['local', 'eventual', 'strict'] as const;
 /** Where a policy's counts live: this node, every node by broadcast, or JetStream KV. */
 export type Mode = (typeof MODES)[number];
@@ -41,6 +44,26 @@ export interface PolicyConfig {
   fallback?: Fallback;
   /** Count, never deny. */
   shadow?: boolean;
+}
+
+/** Counters of a policy, or of the whole limiter, for metrics (`/admin/rate-limits`). */
+export interface RateLimitStats {
+  /** Checks made. */
+  checks: number;
+  /** Requests denied. */
+  denied: number;
+  /** Requests a shadow policy would have denied. */
+  wouldDeny: number;
+  /** Strict checks answered by the fallback. */
+  fallback: number;
+  /** Fallback "open" decisions (allowed without the store). */
+  failOpen: number;
+  /** Fallback "closed" decisions (denied without the store). */
+  failClosed: number;
+  /** Store errors and timeouts. */
+  storeErrors: number;
+  /** Strict denials answered from the local deny cache. */
+  denyCacheHits: number;
 }
 
 /** The outcome of one check of one policy. */

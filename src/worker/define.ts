@@ -28,22 +28,26 @@ export type ArgValue<T extends ArgType> = T extends
                 ? Record<string, unknown>[]
                 : unknown;
 
-type SpecType<S> = S extends ArgType
+/** The argument type an `ArgSpec` declares (`"num"`, `["string", 100]` or `{ type: "uuid" }`). */
+export type ArgSpecType<S> = S extends ArgType
   ? S
   : S extends readonly [infer T, number]
     ? T
     : S extends { type: infer T }
       ? T
       : never;
-type Nullable<S> = S extends { allow_nil: true } | { 'allow_nil?': true } ? null : never;
+/** `null` when the spec allows nil (`allow_nil: true`), else `never`. */
+export type NullableArg<S> = S extends { allow_nil: true } | { 'allow_nil?': true } ? null : never;
 
 /** Handler arguments inferred from an `args` spec. */
 export type ArgsOf<A extends Record<string, ArgSpec>> = {
-  -readonly [K in keyof A]: ArgValue<SpecType<A[K]> & ArgType> | Nullable<A[K]>;
+  -readonly [K in keyof A]: ArgValue<ArgSpecType<A[K]> & ArgType> | NullableArg<A[K]>;
 };
 
+/** Who may call a function (FunConfig `check_permission`): the gateway checks it before the call. */
 export type PermissionOption =
   false | 'any_authenticated' | { arg: string } | { role: readonly string[] };
+/** Retries on transport failures: n attempts, on the same instance, or over all instances. */
 export type RetryOption = number | { sameNode: number } | { allNodes: number };
 
 /** A function of a service. The options mirror PhoenixGenApi's FunConfig (README: migration). */
@@ -89,6 +93,7 @@ export interface ServiceDefinition {
   readonly description: string;
   /** Identifies this set of function configs; gateways skip pushes with a version they have. */
   readonly configVersion: string;
+  /** @internal The functions with their wire configs, keyed by request type and version. */
   readonly functions: ReadonlyMap<string, ResolvedFunction>;
 }
 
@@ -100,6 +105,7 @@ export interface ResolvedFunction {
   readonly definition: FunctionDefinition;
 }
 
+/** What `defineService` takes: the service's name, versions and functions. */
 export interface ServiceOptions {
   name: string;
   version?: string;

@@ -19,8 +19,9 @@ import type { ResolvedFunction, ServiceDefinition } from './define.js';
 import { CallSignal, runAuthorize, runCall, runStream } from './runtime.js';
 import type { CreditStream, StreamEvent, StreamIO } from './stream.js';
 
+/** Options of `serve`. */
 export interface ServeOptions {
-  /** A connected NATS client (`connect()` from @nats-io/transport-node). */
+  /** A connected NATS client (`connect()` from `@nats-io/transport-node`). */
   nats: NatsConnection;
   /** Subject prefix shared with the gateways. Default "genapi". */
   prefix?: string;
@@ -44,6 +45,7 @@ export interface ServeOptions {
   logger?: Logger;
 }
 
+/** The defaults of `serve` options. */
 export const SERVE_DEFAULTS = { maxConcurrent: 1_000 } as const;
 
 /** A service being served over NATS. */
