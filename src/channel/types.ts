@@ -5,6 +5,7 @@ import type { Params } from '../http/query.js';
 /** Socket assigns: whatever the connect hook returned (user_id, roles, device_id, …). */
 export type Assigns = object;
 
+/** A value or a promise of it: callbacks may be sync or async. */
 export type MaybePromise<T> = T | PromiseLike<T>;
 
 /** A reply to a client message: `{"status": status, "response": response}` on the wire. */
@@ -27,7 +28,9 @@ export interface Stop {
 
 /** `join`: a Reply with status "ok" joins (its response is the join reply); any other refuses. */
 export type JoinResult = Reply | void;
+/** What `handleIn` returns: a reply, a stop, or nothing (no reply). */
 export type HandleInResult = Reply | Stop | void;
+/** What `handleOut` returns: a stop, or nothing. */
 export type HandleOutResult = Stop | void;
 
 /** Why `terminate` runs. */
@@ -39,8 +42,10 @@ export type TerminateReason =
   | { readonly kind: 'stop'; readonly reason: StopReason }
   | { readonly kind: 'crash'; readonly error: unknown };
 
+/** The transport a socket connected over. */
 export type TransportName = 'websocket' | 'longpoll';
 
+/** The client's address (the TCP peer). */
 export interface PeerAddress {
   readonly address: string;
   readonly port: number;
@@ -117,18 +122,22 @@ export interface ChannelHandler<A extends Assigns = Assigns> {
   terminate?(reason: TerminateReason, channel: Channel<A>): MaybePromise<void>;
 }
 
+/** A `{status: "ok"}` reply (join accepted, or `handleIn`'s answer). */
 export function ok(response: unknown = {}): Reply {
   return { status: 'ok', response };
 }
 
+/** A `{status: "error"}` reply (join refused, or `handleIn`'s answer). */
 export function error(response: unknown = {}): Reply {
   return { status: 'error', response };
 }
 
+/** A reply with any status. */
 export function reply(status: string, response: unknown = {}): Reply {
   return { status, response };
 }
 
+/** Stops the channel with `reason` (`phx_close` for "normal"), after `replyFirst` if given. */
 export function stop(reason: StopReason = 'normal', replyFirst?: Reply): Stop {
   return replyFirst === undefined ? { stop: reason } : { stop: reason, reply: replyFirst };
 }

@@ -73,6 +73,10 @@ export interface RateLimitGate {
     context: RateContext,
   ): RateDecision | Promise<RateDecision>;
 }
+/**
+ * A `RateLimitGate`'s answer: allowed, denied with a retry time, or unavailable (the limits' store
+ * could not decide).
+ */
 export type RateDecision =
   | { readonly allowed: true }
   | { readonly allowed: false; readonly retryAfterMs: number; readonly details?: object }

@@ -16,6 +16,7 @@ export class TransportFailureError extends Error {
   override readonly name = 'TransportFailureError';
 }
 
+/** Bulkheads and circuit breakers of gen_api calls (`GenApiOptions.resilience`). */
 export interface ResilienceOptions {
   /** Calls one service may run at once. Default 1000. */
   maxConcurrent: number;
@@ -29,6 +30,7 @@ export interface ResilienceOptions {
   halfOpenAfterMs: number;
 }
 
+/** The defaults of `ResilienceOptions`. */
 export const RESILIENCE_DEFAULTS: ResilienceOptions = {
   maxConcurrent: 1000,
   maxQueued: 10_000,

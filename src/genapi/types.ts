@@ -35,6 +35,7 @@ export interface ArgRule {
   readonly accept: readonly string[];
 }
 
+/** A resolved `choose_node_mode`. */
 export type NodeMode =
   | { readonly kind: 'random' }
   | { readonly kind: 'hash' }
@@ -47,12 +48,14 @@ export type NodeMode =
       readonly defaultWeight: number;
     };
 
+/** A resolved `check_permission`. */
 export type PermissionMode =
   | { readonly kind: 'none' }
   | { readonly kind: 'any_authenticated' }
   | { readonly kind: 'arg'; readonly arg: string }
   | { readonly kind: 'role'; readonly roles: readonly string[] };
 
+/** A resolved `retry`: attempts on the same instance or over all instances, or null. */
 export type RetryMode = {
   readonly kind: 'same_node' | 'all_nodes';
   readonly attempts: number;

@@ -6,6 +6,7 @@
  */
 
 export type ParamValue = string | ParamValue[] | Params;
+/** Decoded query params, as Plug decodes them (nested maps and lists). */
 export interface Params {
   [key: string]: ParamValue;
 }

@@ -2,6 +2,7 @@ import { pino, type Logger, type LevelWithSilent } from 'pino';
 
 export type { Logger };
 
+/** Options of `createLogger` (and the gateway's `logger` option). */
 export interface LoggerOptions {
   level?: LevelWithSilent;
   /** Human-readable output (pino-pretty). Default: when stdout is a TTY. */

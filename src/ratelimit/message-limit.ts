@@ -1,6 +1,7 @@
 import { Gcra, type GcraState } from './algorithms/gcra.js';
 import { emptyDecision, type Decision } from './types.js';
 
+/** Messages per socket (`SocketOptions.messageRate`): a GCRA limit and flood detection. */
 export interface MessageRateOptions {
   /** Messages per window per socket. */
   limit: number;

@@ -29,6 +29,7 @@ export interface ConnectRefusal {
   readonly headers?: Readonly<Record<string, string>>;
 }
 
+/** What a connect hook returns: accept with assigns, `refuse(...)`, or `false` (403). */
 export type ConnectResult<A extends Assigns> = ConnectAccept<A> | ConnectRefusal | false;
 
 /**
@@ -37,6 +38,7 @@ export type ConnectResult<A extends Assigns> = ConnectAccept<A> | ConnectRefusal
  */
 export type ConnectHook<A extends Assigns> = (info: ConnectInfo) => MaybePromise<ConnectResult<A>>;
 
+/** Refuses a connect with an HTTP status (default 403), an optional reason body and headers. */
 export function refuse(
   status = 403,
   reason?: string,

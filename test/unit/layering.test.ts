@@ -3,6 +3,8 @@
  * gateway in them, so its import graph may reach src/worker, the wire contract (src/nats), src/util,
  * src/log and the error base, never gateway internals. And the declarations the build emits
  * (what `dist/**\/*.d.ts` holds) carry no `@internal` member: `stripInternal` removes them.
+ * Every name the two entry points export has a doc comment (read from the API reports in api/,
+ * which `npm run api` keeps equal to the build).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -59,6 +61,24 @@ function importGraph(entry: string): Map<string, string[]> {
   return seen;
 }
 
+/**
+ * Exported names still without a doc comment, each with the reason. StreamClosedError is an error
+ * class, which the GatewayError change owns at the same time; document it there.
+ */
+const PENDING_DOCS = new Set(['StreamClosedError']);
+
+/** The top-level names an API report marks `(undocumented)`. */
+function undocumented(report: string): string[] {
+  const lines = readFileSync(join(ROOT, 'api', report), 'utf8').split('\n');
+  const names: string[] = [];
+  lines.forEach((line, i) => {
+    if (!line.startsWith('// @public (undocumented)')) return;
+    const declaration = /^export (?:declare )?(?:abstract )?\w+ (\w+)/.exec(lines[i + 1] ?? '');
+    names.push(declaration?.[1] ?? lines[i + 1] ?? '?');
+  });
+  return names.filter((name) => !PENDING_DOCS.has(name));
+}
+
 describe('layering', () => {
   it('gen-gateway/worker reaches no gateway internals', () => {
     const graph = importGraph(join(SRC, 'worker', 'index.ts'));
@@ -71,6 +91,11 @@ describe('layering', () => {
     expect(offending).toEqual([]);
     // The walk itself works: it reaches the wire contract the worker is built on.
     expect(graph.has(join(SRC, 'nats', 'fun-config.ts'))).toBe(true);
+  });
+
+  it('every exported name has a doc comment', () => {
+    expect(undocumented('gen-gateway.api.md')).toEqual([]);
+    expect(undocumented('gen-gateway-worker.api.md')).toEqual([]);
   });
 
   it('the emitted declarations carry no @internal', () => {

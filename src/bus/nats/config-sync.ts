@@ -13,6 +13,7 @@ import { compareVersions } from '../../genapi/config/semver.js';
 import type { Discovery, DiscoveredInstance } from './discovery.js';
 import type { Requester } from './requester.js';
 
+/** Config pulls from workers (`NatsGatewayOptions.sync`). */
 export interface ConfigSyncOptions {
   /** Periodic pull of every known service's config. Default 30 000 ms. */
   pullIntervalMs?: number;

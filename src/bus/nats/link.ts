@@ -9,6 +9,10 @@ import { ConfigSync, type ConfigSyncOptions, type ConfigSyncStatus } from './con
 import { Discovery, type DiscoveredInstance, type DiscoveryOptions } from './discovery.js';
 import { Requester } from './requester.js';
 
+/**
+ * Options of `genApi.connectNats`: servers, credentials, subject prefix, discovery and config
+ * sync.
+ */
 export interface NatsGatewayOptions {
   /** NATS server URL(s), e.g. "nats://127.0.0.1:4222". */
   servers: string | string[];
@@ -25,8 +29,10 @@ export interface NatsGatewayOptions {
   deadlineTickMs?: number;
 }
 
+/** The NATS connection's state. */
 export type NatsStatus = 'connected' | 'reconnecting' | 'disconnected' | 'closed';
 
+/** The NATS link in `GenApiHealth`: status, server, round trip, pending requests, last error. */
 export interface NatsHealth {
   status: NatsStatus;
   /** The server connected to (or last connected to). */

@@ -22,6 +22,10 @@ export interface ClusterConnection {
   readonly subjects: Subjects;
 }
 
+/**
+ * The rate-limit cluster link in `RateLimitsHealth`: nodes, skew, and the eventual, strict and
+ * policy-sync counters.
+ */
 export interface ClusterHealth {
   origin: string;
   nodes: number;

@@ -14,6 +14,10 @@ import { StoreError, type StrictTier } from '../limiter.js';
 import type { Policy } from '../policy.js';
 import type { Decision } from '../types.js';
 
+/**
+ * Strict mode: the JetStream KV store's timeout, CAS attempts, breaker and replicas
+ * (`RateLimitsOptions.strict`).
+ */
 export interface StrictOptions {
   /** A store call that takes longer fails over to the policy's fallback. Default 25 ms. */
   timeoutMs?: number;
@@ -38,6 +42,7 @@ export interface StrictOptions {
   breakerOpenMs?: number;
 }
 
+/** Counters of the strict tier: KV operations, CAS conflicts, timeouts, errors, the breaker. */
 export interface StrictStats {
   /** KV operations issued (get, create, update). */
   operations: number;
