@@ -75,21 +75,27 @@ export interface FunctionDefinition<A extends Record<string, ArgSpec> = Record<s
   retryOn?: 'transport' | 'any';
   /** Names of hooks registered on the gateway. */
   beforeExecute?: string;
+  /** Name of the after hook registered on the gateway (FunConfig `after_execute`). */
   afterExecute?: string;
+  /** Milliseconds per hook call (FunConfig `hook_timeout`). Default 5000. */
   hookTimeout?: number;
   /** Compatibility: PhoenixGenApi's `arg_orders` (arguments always travel by name here). */
   argOrders?: readonly string[] | 'map';
+  /** Hides the function from clients (FunConfig `disabled`). */
   disabled?: boolean;
   /** Stream functions: the result of the stream's start message. Default "started". */
   startResult?: unknown;
+  /** Runs the call: return the result (sync, async), or write to `ctx.stream` (stream). */
   handler(args: ArgsOf<A>, ctx: RequestContext): unknown;
 }
 
 /** A service: a name, a deployment version and its functions keyed by request type. */
 export interface ServiceDefinition {
+  /** The service name clients send as `service`. */
   readonly name: string;
   /** The deployment version (semver) reported to discovery; `weighted` mode routes by it. */
   readonly version: string;
+  /** Reported to discovery. */
   readonly description: string;
   /** Identifies this set of function configs; gateways skip pushes with a version they have. */
   readonly configVersion: string;
@@ -107,8 +113,11 @@ export interface ResolvedFunction {
 
 /** What `defineService` takes: the service's name, versions and functions. */
 export interface ServiceOptions {
+  /** The service name clients send as `service`. */
   name: string;
+  /** The deployment version (semver) reported to discovery. Default "0.0.0". */
   version?: string;
+  /** Reported to discovery. Default "". */
   description?: string;
   /** Default: a hash of the function configs, so changing a function changes it. */
   configVersion?: string;
