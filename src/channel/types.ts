@@ -47,7 +47,9 @@ export type TransportName = 'websocket' | 'longpoll';
 
 /** The client's address (the TCP peer). */
 export interface PeerAddress {
+  /** IP address. */
   readonly address: string;
+  /** TCP port. */
   readonly port: number;
 }
 
@@ -55,11 +57,15 @@ export interface PeerAddress {
 export interface SocketInfo<A extends Assigns = Assigns> {
   /** The id returned by the connect hook; `gateway.disconnect(id)` closes every socket with it. */
   readonly id: string | null;
+  /** What the connect hook returned. */
   readonly assigns: Readonly<A>;
+  /** The transport it connected over. */
   readonly transport: TransportName;
+  /** The serializer version the client negotiated. */
   readonly vsn: ProtocolVersion;
   /** Connect params, decoded like Plug does (they include `vsn`). */
   readonly params: Params;
+  /** The client's address. */
   readonly peer: PeerAddress;
   /** Bytes written to this connection but not yet sent to the client (flow control). */
   readonly bufferedAmount: number;
@@ -69,7 +75,9 @@ export interface SocketInfo<A extends Assigns = Assigns> {
 
 /** Captured with `channel.replyRef()` to answer a message after `handleIn` has returned. */
 export interface ReplyRef {
+  /** The ref of the message to answer. */
   readonly ref: Ref;
+  /** The join_ref of the channel it came on. */
   readonly joinRef: Ref;
 }
 
@@ -78,6 +86,7 @@ export interface ReplyRef {
  * from the join until leave, stop, crash or disconnect; `signal` aborts at that moment.
  */
 export interface Channel<A extends Assigns = Assigns> {
+  /** The topic joined. */
   readonly topic: string;
   /** The channel's join_ref: the join message's join_ref, or its ref when that was null. */
   readonly joinRef: Ref;
@@ -85,12 +94,15 @@ export interface Channel<A extends Assigns = Assigns> {
   readonly ref: Ref;
   /** Size in bytes of the frame being handled (inside `handleIn`). */
   readonly messageSize: number;
+  /** The socket this channel is joined on. */
   readonly socket: SocketInfo<A>;
   /** Channel assigns: starts as the socket's assigns; `assign` changes this channel's copy only. */
   readonly assigns: Readonly<A>;
+  /** True between the join reply and the end of the channel. */
   readonly joined: boolean;
   /** Aborted when the channel stops for any reason. */
   readonly signal: AbortSignal;
+  /** Merges `values` into this channel's assigns. */
   assign(values: Partial<A>): void;
   /** Sends `event` to this client only. Inside `join`, pushes are held until after the join reply. */
   push(event: string, payload?: unknown): void;
@@ -100,6 +112,7 @@ export interface Channel<A extends Assigns = Assigns> {
   broadcastFrom(event: string, payload?: unknown): void;
   /** Captures the current message so `reply` can answer it later (Phoenix's socket_ref). */
   replyRef(): ReplyRef;
+  /** Answers the message captured by `replyRef()`. */
   reply(ref: ReplyRef, reply: Reply): void;
   /** Stops the channel from outside a callback (after async work, say). */
   stop(reason?: StopReason, reply?: Reply): void;
@@ -112,13 +125,20 @@ export interface Channel<A extends Assigns = Assigns> {
  * settles. A callback that throws or rejects crashes this channel only (`phx_error`).
  */
 export interface ChannelHandler<A extends Assigns = Assigns> {
+  /** Decides the join: `ok(reply?)` joins, `error(reply?)` refuses, nothing joins with `{}`. */
   join(topic: string, payload: unknown, channel: Channel<A>): MaybePromise<JoinResult>;
   /** Runs right after a successful join reply is written (Phoenix's `send(self(), :after_join)`). */
   afterJoin?(channel: Channel<A>): MaybePromise<void>;
+  /** Handles a client message; returns a reply, a stop, or nothing (no reply). */
   handleIn?(event: string, payload: unknown, channel: Channel<A>): MaybePromise<HandleInResult>;
   /** Broadcast events this channel wants to see in `handleOut` instead of the fastlane. */
   readonly intercept?: readonly string[];
+  /**
+   * Runs for each broadcast of an `intercept`ed event instead of pushing it: push it (or another
+   * payload) with `channel.push`, or not at all.
+   */
   handleOut?(event: string, payload: unknown, channel: Channel<A>): MaybePromise<HandleOutResult>;
+  /** Runs once when the channel ends, with the reason. */
   terminate?(reason: TerminateReason, channel: Channel<A>): MaybePromise<void>;
 }
 

@@ -57,7 +57,9 @@ export interface RequestSink {
 
 /** What rate limits key on besides the request: the client's IP and connection. */
 export interface RateContext {
+  /** The client's IP, or null (in-process). */
   readonly ip: string | null;
+  /** The connection id, or null. */
   readonly socketId: string | null;
 }
 
@@ -67,6 +69,7 @@ export interface RateContext {
  * a custom one.
  */
 export interface RateLimitGate {
+  /** Decides one request; may be async (strict limits ask a store). */
   check(
     request: GenApiRequest,
     config: ResolvedFunConfig,
@@ -106,9 +109,13 @@ export interface ExecutorOptions {
 
 /** Executor counters for metrics and leak checks. */
 export interface ExecutorStats {
+  /** Requests running now. */
   inflight: number;
+  /** Streams being relayed now. */
   streams: number;
+  /** Requests received since start. */
   requests: number;
+  /** Requests failed since start. */
   failures: number;
 }
 

@@ -30,7 +30,9 @@ export type AfterHook = (
  * after_execute.
  */
 export interface Hook {
+  /** Runs before the call. */
   before?: BeforeHook;
+  /** Runs on the response before it is pushed. */
   after?: AfterHook;
 }
 

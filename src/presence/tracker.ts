@@ -8,7 +8,9 @@ export type PresenceState = Record<string, { metas: PresenceMeta[]; [field: stri
 
 /** The `presence_diff` payload: the entries that joined and left, keyed like `PresenceState`. */
 export interface PresenceDiff {
+  /** Entries that joined (or were updated: the new meta). */
   joins: PresenceState;
+  /** Entries that left (or were updated: the old meta). */
   leaves: PresenceState;
 }
 

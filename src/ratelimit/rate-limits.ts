@@ -25,12 +25,17 @@ import {
 
 /** Shorthand for one per-IP connect policy (`socket_connect`). */
 export interface ConnectLimitOptions {
+  /** Connects per window per IP. */
   limit: number;
+  /** The window in ms. */
   windowMs: number;
   /** Default "gcra" (burst = limit). */
   algorithm?: AlgorithmName;
+  /** GCRA burst. Default: limit. */
   burst?: number;
+  /** Where counts live. Default "local". */
   mode?: Mode;
+  /** strict only: what to do when the store is down. */
   fallback?: Fallback;
 }
 

@@ -28,17 +28,23 @@ export type PolicyScope =
 
 /** A policy as configured (config file, admin API). */
 export interface PolicyConfig {
+  /** Unique policy name (the admin API's key). */
   id: string;
+  /** Which requests it limits. Default "global". */
   scope?: PolicyScope;
+  /** What identifies the caller. */
   key: KeyDimension;
+  /** Default "sliding_log". */
   algorithm?: AlgorithmName;
   /** Requests (or cost units) per window. */
   limit: number;
+  /** The window in ms. */
   windowMs: number;
   /** GCRA only: the burst allowance in requests. Default: limit. */
   burst?: number;
   /** Units one request costs. Default 1. */
   cost?: number;
+  /** Where counts live. Default "local". */
   mode?: Mode;
   /** strict only. Default "local". */
   fallback?: Fallback;

@@ -18,12 +18,17 @@ export interface NatsGatewayOptions {
   servers: string | string[];
   /** Subject prefix shared with the workers. Default "genapi". */
   prefix?: string;
+  /** NATS user. */
   user?: string;
+  /** NATS password. */
   pass?: string;
+  /** NATS token. */
   token?: string;
   /** Delay between reconnect attempts (jittered by the client). Default 250 ms. */
   reconnectTimeWaitMs?: number;
+  /** Worker discovery intervals. */
   discovery?: DiscoveryOptions;
+  /** Config pull settings. */
   sync?: ConfigSyncOptions;
   /** Resolution of request deadlines. Default 5 ms. */
   deadlineTickMs?: number;
@@ -34,12 +39,15 @@ export type NatsStatus = 'connected' | 'reconnecting' | 'disconnected' | 'closed
 
 /** The NATS link in `GenApiHealth`: status, server, round trip, pending requests, last error. */
 export interface NatsHealth {
+  /** The connection state. */
   status: NatsStatus;
   /** The server connected to (or last connected to). */
   server: string | null;
   /** Epoch ms of the last status change. */
   since: number;
+  /** Reconnects since start. */
   reconnects: number;
+  /** The last connection error, or null. */
   lastError: string | null;
   /** Live worker instances discovery knows. */
   instances: number;
