@@ -99,8 +99,9 @@ describe('layering', () => {
   });
 
   it('the emitted declarations carry no @internal', () => {
-    // Emit the declarations of the build (tsconfig.build.json) in memory: no dist/ race with
-    // other test files that run `npm run build`.
+    // The build's options (tsconfig.build.json), declarations emitted file by file in memory:
+    // stripping is syntactic, so this sees what the build writes, without a full type-check and
+    // without racing other test files that run `npm run build` into dist/.
     const configPath = join(ROOT, 'tsconfig.build.json');
     const config = ts.getParsedCommandLineOfConfigFile(
       configPath,
@@ -114,24 +115,19 @@ describe('layering', () => {
     );
     if (!config) throw new Error('tsconfig.build.json did not parse');
     expect(config.options.stripInternal).toBe(true);
-    const program = ts.createProgram({
-      rootNames: config.fileNames,
-      options: { ...config.options, emitDeclarationOnly: true, declarationMap: false },
-    });
     const leaked: string[] = [];
-    let emitted = 0;
-    const result = program.emit(
-      undefined,
-      (fileName, text) => {
-        emitted++;
-        if (text.includes('@internal'))
-          leaked.push(relative(config.options.outDir ?? ROOT, fileName));
-      },
-      undefined,
-      true,
-    );
-    expect(result.emitSkipped).toBe(false);
-    expect(emitted).toBeGreaterThan(10);
+    let tagged = 0;
+    for (const file of config.fileNames) {
+      const text = readFileSync(file, 'utf8');
+      if (text.includes('@internal')) tagged++;
+      const { outputText } = ts.transpileDeclaration(text, {
+        fileName: file,
+        compilerOptions: config.options,
+        reportDiagnostics: false,
+      });
+      if (outputText.includes('@internal')) leaked.push(relative(ROOT, file));
+    }
+    expect(tagged).toBeGreaterThan(0); // the check has something to check
     expect(leaked).toEqual([]);
-  }, 180_000);
+  }, 120_000);
 });
