@@ -22,16 +22,25 @@ export {
 
 /** A parsed argument rule. `defaultValue` undefined = no default. */
 export interface ArgRule {
+  /** The argument name. */
   readonly name: string;
+  /** The argument type. */
   readonly type: ArgType;
+  /** Accepts null. */
   readonly allowNil: boolean;
+  /** Used when the client omits it. */
   readonly defaultValue: unknown;
   /** True when the spec carried parameters (max_*, required, accept): they replace the global limits. */
   readonly hasParams: boolean;
+  /** Largest string in bytes. */
   readonly maxBytes?: number;
+  /** Most items of a list or map. */
   readonly maxItems?: number;
+  /** list_string: largest item in bytes. */
   readonly maxItemBytes?: number;
+  /** map: keys that must be present. */
   readonly required: readonly string[];
+  /** map: the only keys accepted (empty: any). */
   readonly accept: readonly string[];
 }
 
@@ -63,11 +72,15 @@ export type RetryMode = {
 
 /** A validated config with defaults applied, as the executor uses it. */
 export interface ResolvedFunConfig {
+  /** The service. */
   readonly service: string;
+  /** The function. */
   readonly requestType: string;
   /** null when unversioned. */
   readonly version: string | null;
+  /** Where it runs: in-process or on NATS workers. */
   readonly nodes: 'local' | 'nats';
+  /** How an instance is chosen. */
   readonly nodeMode: NodeMode;
   /** Per-attempt timeout in ms ("infinity" → 25 000). */
   readonly timeoutMs: number;
@@ -75,15 +88,25 @@ export interface ResolvedFunConfig {
   readonly args: readonly ArgRule[] | null;
   /** `arg_orders: "map"`: permission `{arg}` also looks one level deep into map arguments. */
   readonly argsAsMap: boolean;
+  /** How it answers. */
   readonly responseType: ResponseType;
+  /** The built-in permission check. */
   readonly permission: PermissionMode;
+  /** The worker's permission endpoint is asked first. */
   readonly permissionCallback: boolean;
+  /** FunConfig `request_info` (compatibility only). */
   readonly requestInfo: boolean;
+  /** Hidden from clients. */
   readonly disabled: boolean;
+  /** Retries, or null. */
   readonly retry: RetryMode;
+  /** What is retried: transport failures or any error. */
   readonly retryOn: 'transport' | 'any';
+  /** The before hook's name, or null. */
   readonly beforeExecute: string | null;
+  /** The after hook's name, or null. */
   readonly afterExecute: string | null;
+  /** Milliseconds per hook call. */
   readonly hookTimeoutMs: number;
   /** The wire form it came from (normalised: service enforced, version normalised). */
   readonly source: FunConfig;
@@ -91,7 +114,9 @@ export interface ResolvedFunConfig {
 
 /** One live worker instance of a service (a NATS micro service instance, or the local process). */
 export interface ServiceInstance {
+  /** The NATS micro instance id ("local" in-process). */
   readonly id: string;
+  /** The service it serves. */
   readonly service: string;
   /** The instance's service (deployment) version: what `weighted` mode weighs. */
   readonly version: string;

@@ -114,9 +114,11 @@ export interface Actor {
 
 /** One policy in `RateLimitsHealth`: its config, keys held and counters. */
 export interface PolicyView {
+  /** The policy as configured. */
   config: PolicyConfig;
   /** Keys (callers) this node holds state for. */
   keys: number;
+  /** Its counters. */
   stats: RateLimitStats;
 }
 
@@ -128,6 +130,7 @@ export interface RateLimitsHealth {
   keys: number;
   /** The limiter's counters, all policies. */
   stats: RateLimitStats;
+  /** Every policy. */
   policies: PolicyView[];
   /** The cluster link (eventual, strict, policy sync), or null before NATS or without it. */
   cluster: ClusterHealth | null;

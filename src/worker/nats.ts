@@ -42,6 +42,7 @@ export interface ServeOptions {
    * Permission checks and config pulls are not counted. Default 1000.
    */
   maxConcurrent?: number;
+  /** A pino logger. Default: silent. */
   logger?: Logger;
 }
 
@@ -52,6 +53,7 @@ export const SERVE_DEFAULTS = { maxConcurrent: 1_000 } as const;
 export interface RunningService {
   /** The NATS micro service instance id (what `$SRV.PING` reports and gateways target). */
   readonly id: string;
+  /** The service being served. */
   readonly definition: ServiceDefinition;
   /** Acknowledgements of the start-up push, one per gateway that answered. */
   readonly startupAcks: readonly PushAck[];

@@ -25,6 +25,7 @@ export interface ConfigSyncOptions {
 
 /** What the periodic pull is doing (health reports, PhoenixGenApi's ConfigPuller.status). */
 export interface ConfigSyncStatus {
+  /** The configured interval of periodic pulls. */
   pullIntervalMs: number;
   /** Consecutive failed periodic pulls (0: healthy); the next one waits pullIntervalMs·2^failures, capped. */
   failures: number;
