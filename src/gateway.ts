@@ -7,7 +7,7 @@ import type { Assigns } from './channel/types.js';
 import type { SocketOptions } from './config/socket-options.js';
 import { rejectUpgrade, sendPlain } from './http/responses.js';
 import { createLogger, silentLogger, type Logger, type LoggerOptions } from './log/logger.js';
-import { Presence, type PresenceOptions } from './presence/presence.js';
+import { LocalPresence, type Presence, type PresenceOptions } from './presence/presence.js';
 import { SocketMount, type GatewayContext } from './socket/mount.js';
 import { SocketRegistry } from './socket/registry.js';
 import { CLOSE } from './socket/session.js';
@@ -24,6 +24,7 @@ export type HttpRoute = (
   subpath: string,
 ) => Promise<void>;
 
+/** Options of `createGateway`. */
 export interface GatewayOptions {
   /** Interface to listen on. Default 127.0.0.1. */
   host?: string;
@@ -60,10 +61,15 @@ function splitUrl(url: string | undefined): { path: string; query: string } {
  * PubSub, Presence and the shared timer wheel.
  */
 export class Gateway {
+  /** This node's name in logs and presence refs (`nodeId` option, or a random UUID). */
   readonly nodeId: string;
+  /** The gateway's logger (a child of the `logger` option, tagged with the node). */
   readonly logger: Logger;
+  /** @internal The topic PubSub every mount and channel broadcasts through (use `broadcast`). */
   readonly pubsub: PubSub;
+  /** Phoenix.Presence for this node: track, update, untrack, list, get, onLocalChange. */
   readonly presence: Presence;
+  /** Live gauges: sockets, channels, requests in flight. */
   readonly stats: GatewayStats = createStats();
   private readonly context: GatewayContext;
   private readonly mounts: SocketMount<Assigns>[] = [];
@@ -83,7 +89,7 @@ export class Gateway {
           : createLogger(options.logger);
     this.logger = logger.child({ node: this.nodeId.slice(0, 8) });
     this.pubsub = new LocalPubSub();
-    this.presence = new Presence(this.pubsub, { ...options.presence, nodeId: this.nodeId });
+    this.presence = new LocalPresence(this.pubsub, { ...options.presence, nodeId: this.nodeId });
     this.context = {
       pubsub: this.pubsub,
       presence: this.presence,
@@ -109,7 +115,7 @@ export class Gateway {
     return mount;
   }
 
-  /** The shared coarse timer wheel (idle timeouts, LongPoll windows, plugin deadlines). */
+  /** @internal The shared coarse timer wheel (idle timeouts, LongPoll windows, plugin deadlines). */
   get wheel(): TimerWheel {
     return this.context.wheel;
   }
@@ -167,6 +173,7 @@ export class Gateway {
     });
   }
 
+  /** The bound address once listening or attached, else null. */
   get address(): AddressInfo | null {
     const address = this.server?.address();
     return address && typeof address === 'object' ? address : null;
@@ -259,6 +266,7 @@ export class Gateway {
   }
 }
 
+/** Creates a gateway; add mounts with `gateway.socket(...)`, then `listen()` or `attach(server)`. */
 export function createGateway(options?: GatewayOptions): Gateway {
   return new Gateway(options);
 }

@@ -1,10 +1,23 @@
 /**
  * gen-gateway: a Phoenix-channels-compatible realtime gateway.
  * See README.md for the channel API and protocol/phoenix.md for the wire contract.
+ *
+ * This file is the package's public API (`gen-gateway`); api/gen-gateway.api.md is its report,
+ * checked by `npm run api`. Every type a public signature reaches is exported here; everything
+ * else is internal (members tagged internal are stripped from the published declarations).
+ *
+ * @packageDocumentation
  */
-export { Gateway, createGateway, type GatewayOptions } from './gateway.js';
+
+// The gateway, its mounts and options.
+export { Gateway, createGateway, type GatewayOptions, type HttpRoute } from './gateway.js';
 export { SocketMount } from './socket/mount.js';
 export type { GatewayStats } from './socket/stats.js';
+export type { Clock } from './util/clock.js';
+export { createLogger, type Logger, type LoggerOptions } from './log/logger.js';
+export { CLOSE } from './socket/session.js';
+
+// Channels.
 export {
   defineChannel,
   ok,
@@ -27,7 +40,10 @@ export {
   type TerminateReason,
   type TransportName,
 } from './channel/types.js';
-export type { PubSub, Subscriber } from './channel/pubsub.js';
+export type { ProtocolVersion } from './wire/serializer.js';
+export type { Ref } from './wire/message.js';
+
+// Connecting.
 export {
   refuse,
   type ConnectHook,
@@ -41,9 +57,14 @@ export {
   type SocketOptions,
   type WebSocketOptions,
   type LongPollOptions,
+  type ConnectLimit,
+  type ConnectLimitDecision,
 } from './config/socket-options.js';
+export type { MessageRateOptions } from './ratelimit/message-limit.js';
 export type { CheckOrigin } from './http/check-origin.js';
-export { OptionError, ConfigError } from './config/errors.js';
+export type { Params, ParamValue } from './http/query.js';
+
+// Errors: every error the gateway throws is a GatewayError with a stable code (protocol/errors.md).
 export {
   GatewayError,
   InvalidArgumentError,
@@ -51,21 +72,19 @@ export {
   OutOfRangeError,
   type GatewayErrorCode,
 } from './errors.js';
-export { PolicyError } from './ratelimit/policy.js';
-export type { Params, ParamValue } from './http/query.js';
-export {
+export { OptionError, ConfigError } from './config/errors.js';
+
+// Presence.
+export type {
   Presence,
-  LocalPresence,
-  type PresenceChange,
-  type PresenceDiff,
-  type PresenceMeta,
-  type PresenceOptions,
-  type PresenceState,
-  type PresenceTracker,
+  PresenceChange,
+  PresenceDiff,
+  PresenceMeta,
+  PresenceOptions,
+  PresenceState,
 } from './presence/presence.js';
-export { CLOSE } from './socket/session.js';
-export type { Ref } from './wire/message.js';
-export { createLogger, type Logger, type LoggerOptions } from './log/logger.js';
+
+// gen_api.
 export { GenApi, createGenApi, type GenApiOptions, type GenApiHealth } from './genapi/gen-api.js';
 export {
   GEN_API_DEFAULTS,
@@ -74,17 +93,59 @@ export {
 } from './genapi/channel.js';
 export type { Identity } from './genapi/request.js';
 export type { BeforeHook, AfterHook, Hook, BeforeHookResult } from './genapi/hooks.js';
-export type { RateLimiter, RateDecision, ExecutorStats } from './genapi/executor.js';
+export type { RateLimitGate, RateContext, RateDecision, ExecutorStats } from './genapi/executor.js';
+export type { ArgLimits } from './genapi/args/convert.js';
+export {
+  ARG_TYPES,
+  type ArgSpec,
+  type ArgSpecObject,
+  type ArgType,
+  type CheckPermission,
+  type ChooseNodeMode,
+  type FunConfig,
+  type GenApiRequest,
+  type GenApiResponse,
+  type ResponseType,
+  type RetryConfig,
+} from './nats/fun-config.js';
 export type {
-  FunConfig,
+  ArgRule,
+  NodeMode,
+  PermissionMode,
   ResolvedFunConfig,
-  GenApiRequest,
-  GenApiResponse,
+  RetryMode,
   ServiceInstance,
-  ArgSpec,
-  ArgType,
-  ResponseType,
-  ChooseNodeMode,
 } from './genapi/types.js';
-export type { NatsGatewayOptions, NatsHealth } from './bus/nats/link.js';
+export type { ServiceDefinition } from './worker/define.js';
 export { RESILIENCE_DEFAULTS, type ResilienceOptions } from './genapi/resilience.js';
+
+// NATS.
+export type { NatsGatewayOptions, NatsHealth, NatsStatus } from './bus/nats/link.js';
+export type { DiscoveryOptions } from './bus/nats/discovery.js';
+export type { ConfigSyncOptions, ConfigSyncStatus } from './bus/nats/config-sync.js';
+
+// Rate limits.
+export type {
+  ConnectLimitOptions,
+  PolicyView,
+  RateLimitsHealth,
+  RateLimitsOptions,
+} from './ratelimit/rate-limits.js';
+export {
+  ALGORITHMS,
+  MODES,
+  type AlgorithmName,
+  type Fallback,
+  type KeyDimension,
+  type Mode,
+  type PolicyConfig,
+  type PolicyScope,
+  type RateLimitStats,
+} from './ratelimit/types.js';
+export { PolicyError } from './ratelimit/policy.js';
+export type { LimitState } from './ratelimit/headers.js';
+export type { ClusterHealth } from './ratelimit/cluster/index.js';
+export type { EventualOptions, EventualStats } from './ratelimit/cluster/eventual.js';
+export type { MembershipOptions } from './ratelimit/cluster/membership.js';
+export type { StrictOptions, StrictStats } from './ratelimit/cluster/strict.js';
+export type { PolicySyncStats } from './ratelimit/cluster/policy-sync.js';

@@ -11,8 +11,10 @@ export type ConnectLimitDecision =
   | { readonly allowed: false; readonly state: LimitState }
   /** The limiter cannot decide (a fail-closed store is down): 503. */
   | { readonly allowed: false; readonly unavailable: true };
+/** A per-IP connect limit, checked before the connect hook (`SocketOptions.connectLimit`). */
 export type ConnectLimit = (ip: string) => ConnectLimitDecision | Promise<ConnectLimitDecision>;
 
+/** The WebSocket transport of a socket mount (`SocketOptions.websocket`). */
 export interface WebSocketOptions {
   /** Path under the mount. Default `/websocket`. */
   path?: string;
@@ -22,6 +24,7 @@ export interface WebSocketOptions {
   compress?: boolean;
 }
 
+/** The LongPoll transport of a socket mount (`SocketOptions.longpoll`). */
 export interface LongPollOptions {
   /** Path under the mount. Default `/longpoll`. */
   path?: string;
@@ -33,6 +36,7 @@ export interface LongPollOptions {
   maxBodyBytes?: number;
 }
 
+/** Options of `gateway.socket(path, options)` (README: Socket options). */
 export interface SocketOptions<A extends Assigns = Assigns> {
   /** Phoenix's connect/3. Default: accept everyone with empty assigns. */
   connect?: ConnectHook<A>;
@@ -82,6 +86,7 @@ export interface ResolvedSocketOptions<A extends Assigns> {
   readonly longpoll: Required<LongPollOptions> | null;
 }
 
+/** The defaults of `SocketOptions`. */
 export const SOCKET_DEFAULTS = {
   path: '/socket',
   maxChannels: 100,

@@ -22,6 +22,7 @@ import type { Executor, RateContext, RequestSink } from './executor.js';
 import { normaliseIp } from '../ratelimit/policy.js';
 import type { GenApiResponse } from './types.js';
 
+/** Options of the gen_api channel (PhoenixGenApi's `use PhoenixGenApi, event: ...`). */
 export interface GenApiChannelOptions {
   /** Topic patterns served. Default `["gen_api", "gen_api:*"]`. */
   topics?: readonly string[];
@@ -49,6 +50,7 @@ export interface GenApiChannelOptions {
   join?: (topic: string, payload: unknown, channel: Channel) => MaybePromise<JoinResult>;
 }
 
+/** The defaults of the gen_api channel options. */
 export const GEN_API_DEFAULTS = {
   topics: ['gen_api', 'gen_api:*'] as readonly string[],
   event: 'phoenix_gen_api',

@@ -57,18 +57,29 @@ export interface RequestSink {
 
 /** What rate limits key on besides the request: the client's IP and connection. */
 export interface RateContext {
+  /** The client's IP, or null (in-process). */
   readonly ip: string | null;
+  /** The connection id, or null. */
   readonly socketId: string | null;
 }
 
-/** Decides whether a request may run (src/ratelimit). */
-export interface RateLimiter {
+/**
+ * Decides whether a gen_api request may run: the port the executor checks before every request.
+ * The built-in limits (`rateLimits`, src/ratelimit) implement it; `GenApiOptions.rateLimiter` takes
+ * a custom one.
+ */
+export interface RateLimitGate {
+  /** Decides one request; may be async (strict limits ask a store). */
   check(
     request: GenApiRequest,
     config: ResolvedFunConfig,
     context: RateContext,
   ): RateDecision | Promise<RateDecision>;
 }
+/**
+ * A `RateLimitGate`'s answer: allowed, denied with a retry time, or unavailable (the limits' store
+ * could not decide).
+ */
 export type RateDecision =
   | { readonly allowed: true }
   | { readonly allowed: false; readonly retryAfterMs: number; readonly details?: object }
@@ -91,16 +102,20 @@ export interface ExecutorOptions {
   readonly argLimits?: ArgLimits;
   /** Show failure reasons to clients ("Internal Server Error: <reason>"). Default false. */
   readonly detailError?: boolean;
-  readonly rateLimiter?: RateLimiter | null;
+  readonly rateLimiter?: RateLimitGate | null;
   /** Initial stream credit; the gateway tops it up as the client drains. Default 32. */
   readonly streamCredit?: number;
 }
 
 /** Executor counters for metrics and leak checks. */
 export interface ExecutorStats {
+  /** Requests running now. */
   inflight: number;
+  /** Streams being relayed now. */
   streams: number;
+  /** Requests received since start. */
   requests: number;
+  /** Requests failed since start. */
   failures: number;
 }
 

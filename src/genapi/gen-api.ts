@@ -10,7 +10,7 @@ import { FailedConfigs } from './config/failed.js';
 import { ConfigReceiver } from './config/push.js';
 import { ConfigRegistry } from './config/registry.js';
 import { validateFunConfig } from './config/validate.js';
-import { Executor, type ExecutorStats, type RateLimiter } from './executor.js';
+import { Executor, type ExecutorStats, type RateLimitGate } from './executor.js';
 import { HookRegistry, type Hook } from './hooks.js';
 import { Resilience, RESILIENCE_DEFAULTS, type ResilienceOptions } from './resilience.js';
 import { NodeSelector } from './select/node-selector.js';
@@ -23,6 +23,7 @@ import {
 import { InvalidArgumentError, InvalidStateError } from '../errors.js';
 import { OptionError } from '../config/errors.js';
 
+/** Options of `createGenApi`: the gen_api channel's options plus the executor's. */
 export interface GenApiOptions extends GenApiChannelOptions {
   /** Show failure reasons to clients ("Internal Server Error: <reason>"). Default false. */
   detailError?: boolean;
@@ -35,20 +36,28 @@ export interface GenApiOptions extends GenApiChannelOptions {
   /** Config pushes and pulls must carry this token (null: none required). */
   pushToken?: string | null;
   /** A custom limiter; `rateLimits` configures the built-in one instead. */
-  rateLimiter?: RateLimiter | null;
-  /** Built-in rate limits (src/ratelimit): policies, connect limit, cluster modes; or a RateLimits built elsewhere. */
-  rateLimits?: RateLimitsOptions | RateLimits;
+  rateLimiter?: RateLimitGate | null;
+  /** Built-in rate limits (src/ratelimit): policies, connect limit, cluster modes. */
+  rateLimits?: RateLimitsOptions;
   /** Serve relay groups as an in-process service (`true`: named "relay"). Default off. */
   relay?: boolean | { service?: string };
 }
 
+/** `GenApi.health()`: what `/admin/health` reports about gen_api. */
 export interface GenApiHealth {
+  /** Function configs known (in-process and from workers). */
   functions: number;
+  /** Services with at least one function config. */
   services: string[];
+  /** Configs rejected by validation and kept for diagnosis. */
   failedConfigs: number;
+  /** Requests and streams in flight, totals. */
   executor: ExecutorStats;
-  breakers: ReturnType<Resilience['snapshot']>;
+  /** Circuit breaker states by service and by instance (`closed`, `open`, `half_open`, `isolated`). */
+  breakers: { services: Record<string, string>; instances: Record<string, string> };
+  /** The NATS link, or null before `connectNats`. */
   nats: NatsHealth | null;
+  /** The built-in rate limits, or null when not configured. */
   rateLimits: RateLimitsHealth | null;
 }
 
@@ -58,23 +67,34 @@ export interface GenApiHealth {
  * and, once connected, NATS.
  */
 export class GenApi {
+  /** @internal The function config registry. */
   readonly registry = new ConfigRegistry();
+  /** @internal Configs that failed validation. */
   readonly failed = new FailedConfigs();
+  /** @internal Named hooks (`hook`). */
   readonly hooks = new HookRegistry();
+  /** @internal The in-process bus (`register`). */
   readonly local = new LocalBus();
+  /** @internal Validates and applies pushed and pulled configs. */
   readonly receiver: ConfigReceiver;
+  /** @internal Bulkheads and breakers. */
   readonly resilience: Resilience;
+  /** @internal Runs requests. */
   readonly executor: Executor;
-  /** Relay groups, when enabled. */
+  /** @internal Relay groups, when enabled. */
   readonly relay: RelayGroups | null = null;
-  /** The built-in rate limits, when configured. */
+  /** @internal The built-in rate limits, when configured (the admin API and connect limit use them). */
   readonly rateLimits: RateLimits | null;
+  /** @internal */
+  readonly gateway: Gateway;
+  /** @internal */
+  readonly options: GenApiOptions;
   private link: NatsLink | null = null;
 
-  constructor(
-    readonly gateway: Gateway,
-    readonly options: GenApiOptions = {},
-  ) {
+  /** @internal Use `createGenApi(gateway, options)`. */
+  constructor(gateway: Gateway, options: GenApiOptions = {}) {
+    this.gateway = gateway;
+    this.options = options;
     this.receiver = new ConfigReceiver(this.registry, this.failed, {
       pushToken: options.pushToken ?? null,
       nodesDefault: 'nats',
@@ -84,12 +104,9 @@ export class GenApi {
     if (options.rateLimits && options.rateLimiter)
       throw new OptionError('give either rateLimits (built-in) or rateLimiter (custom), not both');
     const limits = options.rateLimits;
-    this.rateLimits =
-      limits instanceof RateLimits
-        ? limits
-        : limits
-          ? new RateLimits(limits, gateway.logger.child({ component: 'ratelimit' }))
-          : null;
+    this.rateLimits = limits
+      ? new RateLimits(limits, gateway.logger.child({ component: 'ratelimit' }))
+      : null;
     this.executor = new Executor({
       registry: this.registry,
       local: this.local,
@@ -149,8 +166,11 @@ export class GenApi {
     return this;
   }
 
-  /** Connects to NATS: functions of `nodes: "nats"` configs run on workers from then on. */
-  async connectNats(options: NatsGatewayOptions): Promise<NatsLink> {
+  /**
+   * Connects to NATS: functions of `nodes: "nats"` configs run on workers from then on. Resolves
+   * once connected and the first discovery round ran.
+   */
+  async connectNats(options: NatsGatewayOptions): Promise<void> {
     if (this.link) throw new InvalidStateError('gen_api is already connected to NATS');
     this.link = await NatsLink.connect(options, {
       gatewayId: this.gateway.nodeId,
@@ -169,9 +189,9 @@ export class GenApi {
         ...(options.token === undefined ? {} : { token: options.token }),
       },
     );
-    return link;
   }
 
+  /** @internal The NATS link, once connected (discovery, config sync, bus). */
   get nats(): NatsLink | null {
     return this.link;
   }
@@ -185,6 +205,7 @@ export class GenApi {
     return this.link ? this.link.sync.pullAll(options) : false;
   }
 
+  /** Counters and states for health checks (`/admin/health` reports them). */
   health(): GenApiHealth {
     return {
       functions: this.registry.count(),
@@ -197,6 +218,7 @@ export class GenApi {
     };
   }
 
+  /** Disconnects from NATS and stops the rate limits; the gateway's `close()` calls it. */
   async close(): Promise<void> {
     const link = this.link;
     this.link = null;
@@ -206,6 +228,7 @@ export class GenApi {
   }
 }
 
+/** Creates the gen_api layer of `gateway`; `mount` it on a socket to serve the gen_api channel. */
 export function createGenApi(gateway: Gateway, options?: GenApiOptions): GenApi {
   return new GenApi(gateway, options);
 }

@@ -9,6 +9,7 @@ export type BeforeHookResult =
   | { readonly request?: GenApiRequest; readonly config?: ResolvedFunConfig }
   | { readonly reject: unknown }
   | void;
+/** A before hook: may replace the request or config, or reject the request, before it runs. */
 export type BeforeHook = (
   request: GenApiRequest,
   config: ResolvedFunConfig,
@@ -25,8 +26,14 @@ export type AfterHook = (
   response: GenApiResponse | null,
 ) => GenApiResponse | null | void | Promise<GenApiResponse | null | void>;
 
+/**
+ * A named hook (`genApi.hook(name, hook)`) that function configs refer to in before_execute /
+ * after_execute.
+ */
 export interface Hook {
+  /** Runs before the call. */
   before?: BeforeHook;
+  /** Runs on the response before it is pushed. */
   after?: AfterHook;
 }
 

@@ -13,8 +13,11 @@ export class DecodeError extends GatewayError {
 
 /** Who is asking, from the socket's server-side auth (the connect hook's assigns). */
 export interface Identity {
+  /** The user, or null (unauthenticated). */
   readonly userId: string | null;
+  /** The device, or null. */
   readonly deviceId: string | null;
+  /** Roles for `check_permission` role checks, or null. */
   readonly roles: readonly string[] | null;
 }
 

@@ -20,6 +20,7 @@ export class TransportFailureError extends GatewayError {
   }
 }
 
+/** Bulkheads and circuit breakers of gen_api calls (`GenApiOptions.resilience`). */
 export interface ResilienceOptions {
   /** Calls one service may run at once. Default 1000. */
   maxConcurrent: number;
@@ -33,6 +34,7 @@ export interface ResilienceOptions {
   halfOpenAfterMs: number;
 }
 
+/** The defaults of `ResilienceOptions`. */
 export const RESILIENCE_DEFAULTS: ResilienceOptions = {
   maxConcurrent: 1000,
   maxQueued: 10_000,

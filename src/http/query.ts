@@ -7,6 +7,7 @@ import { GatewayError } from '../errors.js';
  */
 
 export type ParamValue = string | ParamValue[] | Params;
+/** Decoded query params, as Plug decodes them (nested maps and lists). */
 export interface Params {
   [key: string]: ParamValue;
 }

@@ -2,10 +2,13 @@ import { pino, type Logger, type LevelWithSilent } from 'pino';
 
 export type { Logger };
 
+/** Options of `createLogger` (and the gateway's `logger` option). */
 export interface LoggerOptions {
+  /** Lowest level logged. Default: `LOG_LEVEL`, else "info". */
   level?: LevelWithSilent;
   /** Human-readable output (pino-pretty). Default: when stdout is a TTY. */
   pretty?: boolean;
+  /** Logger name in every line. Default "gen-gateway". */
   name?: string;
 }
 

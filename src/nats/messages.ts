@@ -1,11 +1,14 @@
-import type { FunConfig } from '../genapi/types.js';
+import type { FunConfig } from './fun-config.js';
 
 /** A worker's config, pushed to `<prefix>.config.push` or answered on a config pull. */
 export interface PushConfigMessage {
+  /** The service. */
   service: string;
   /** Gateways skip a push whose config_version they already hold (unless forced). */
   config_version: string;
+  /** Every function config of the service. */
   fun_configs: FunConfig[];
+  /** Gateways configured with a push token require it. */
   push_token?: string | null;
   /** The NATS micro instance id that sent it. */
   instance_id?: string;

@@ -3,22 +3,23 @@ import type { PubSub } from '../channel/pubsub.js';
 import type { Channel } from '../channel/types.js';
 import { PhxRefGenerator } from './phx-ref.js';
 import type {
+  Presence,
   PresenceChange,
   PresenceDiff,
   PresenceMeta,
   PresenceState,
-  PresenceTracker,
 } from './tracker.js';
 import { InvalidStateError } from '../errors.js';
 
 export type {
+  Presence,
   PresenceChange,
   PresenceDiff,
   PresenceMeta,
   PresenceState,
-  PresenceTracker,
 } from './tracker.js';
 
+/** Options of `LocalPresence` (the gateway's `presence` option, without `nodeId`). */
 export interface PresenceOptions {
   /** Adds fields next to `metas` (Phoenix's `fetch/2`), e.g. user records loaded in one go. */
   fetch?: (topic: string, state: PresenceState) => PresenceState;
@@ -69,11 +70,11 @@ function wireMeta(entry: Entry): PresenceMeta {
  * broadcast (joins and leaves in one diff for an update), exactly what the JS `Presence` helper
  * consumes. Entries are untracked automatically when their channel ends.
  *
- * The gateway depends on the `PresenceTracker` interface (tracker.ts), not on this class.
+ * The gateway depends on the `Presence` interface (tracker.ts), not on this class.
  * Cluster-wide presence (a later issue) replicates this node's `onLocalChange` stream between
  * nodes; every entry carries a node-unique phx_ref so remote entries can be merged into `list`.
  */
-export class LocalPresence implements PresenceTracker {
+export class LocalPresence implements Presence {
   readonly stateEvent: string;
   readonly diffEvent: string;
   /** This node's name in `PresenceChange.node`. */
@@ -310,11 +311,3 @@ function group(items: readonly (readonly [string, PresenceMeta])[]): PresenceSta
   }
   return state;
 }
-
-/**
- * The presence API the gateway depends on (a type), and the node-local implementation that
- * `new Presence(pubsub, options)` creates (a value): callers keep both spellings while the
- * implementation behind the interface can change.
- */
-export type Presence = PresenceTracker;
-export const Presence = LocalPresence;

@@ -6,8 +6,11 @@ export type PresenceMeta = Record<string, unknown>;
 /** `{key: {metas: [...], ...fields from fetch}}`: the `presence_state` payload. */
 export type PresenceState = Record<string, { metas: PresenceMeta[]; [field: string]: unknown }>;
 
+/** The `presence_diff` payload: the entries that joined and left, keyed like `PresenceState`. */
 export interface PresenceDiff {
+  /** Entries that joined (or were updated: the new meta). */
   joins: PresenceState;
+  /** Entries that left (or were updated: the old meta). */
   leaves: PresenceState;
 }
 
@@ -51,7 +54,7 @@ export type PresenceChange =
  * replicated over NATS) implements the same interface: it publishes this node's `onLocalChange`
  * stream, merges the other nodes' entries into `list`/`get`, and broadcasts their diffs locally.
  */
-export interface PresenceTracker {
+export interface Presence {
   /** The event of the `presence_state` push (default `presence_state`). */
   readonly stateEvent: string;
   /** The event of the `presence_diff` broadcast (default `presence_diff`). */

@@ -1,11 +1,17 @@
 import type { Logger } from 'pino';
-import type { RateLimiter as ExecutorRateLimiter } from '../genapi/executor.js';
+import type { RateLimitGate } from '../genapi/executor.js';
 import type { GenApiRequest, ResolvedFunConfig } from '../genapi/types.js';
 import { monotonicClock, type Clock } from '../util/clock.js';
 import { createAlgorithm } from './algorithms/index.js';
 import { Policy, PolicyError, type RateContext } from './policy.js';
 import type { Slot } from './store.js';
-import { emptyDecision, type Algorithm, type Decision, type PolicyConfig } from './types.js';
+import {
+  emptyDecision,
+  type Algorithm,
+  type Decision,
+  type PolicyConfig,
+  type RateLimitStats,
+} from './types.js';
 import { GatewayError } from '../errors.js';
 
 /** The eventual tier: hits committed here are shared with the other gateway nodes. */
@@ -134,7 +140,7 @@ function sourceOf(policy: Policy): DecisionSource {
  * argument, checked all-or-nothing (a request denied by one policy consumes none), each policy
  * local, eventual (shared by broadcast) or strict (JetStream KV, with a fallback).
  */
-export class RateLimiter implements ExecutorRateLimiter {
+export class RateLimiter implements RateLimitGate {
   private readonly policiesById = new Map<string, Policy>();
   private readonly byFunction = new Map<string, Map<string, Policy[]>>();
   private shadowAll: boolean;
@@ -145,7 +151,7 @@ export class RateLimiter implements ExecutorRateLimiter {
   strict: StrictTier | null = null;
   /** Healthy gateway nodes (for the `local` fallback's share). */
   nodes: () => number = () => 1;
-  readonly stats = {
+  readonly stats: RateLimitStats = {
     checks: 0,
     denied: 0,
     wouldDeny: 0,

@@ -1,14 +1,17 @@
 import { Gcra, type GcraState } from './algorithms/gcra.js';
 import { emptyDecision, type Decision } from './types.js';
 
+/** Messages per socket (`SocketOptions.messageRate`): a GCRA limit and flood detection. */
 export interface MessageRateOptions {
   /** Messages per window per socket. */
   limit: number;
+  /** The window in ms. */
   windowMs: number;
   /** Burst allowance. Default: limit. */
   burst?: number;
   /** Denials tolerated within floodWindowMs; one more is a flood and closes the socket. Default 50. */
   floodDenials?: number;
+  /** The window of `floodDenials` in ms. Default 10 000. */
   floodWindowMs?: number;
 }
 

@@ -10,6 +10,7 @@ import {
   type Mode,
   type PolicyConfig,
   type PolicyScope,
+  type RateLimitStats,
 } from './types.js';
 import { GatewayError } from '../errors.js';
 
@@ -107,7 +108,7 @@ export class Policy {
   /** strict only: values the store denied, answered locally until they may pass (no store call). */
   readonly denials = new Map<string, { until: number; limit: number; windowMs: number }>();
   /** Counters for metrics. */
-  readonly stats = {
+  readonly stats: RateLimitStats = {
     checks: 0,
     denied: 0,
     wouldDeny: 0,

@@ -20,20 +20,27 @@ import {
   type Fallback,
   type Mode,
   type PolicyConfig,
+  type RateLimitStats,
 } from './types.js';
 import { InvalidStateError } from '../errors.js';
 
 /** Shorthand for one per-IP connect policy (`socket_connect`). */
 export interface ConnectLimitOptions {
+  /** Connects per window per IP. */
   limit: number;
+  /** The window in ms. */
   windowMs: number;
   /** Default "gcra" (burst = limit). */
   algorithm?: AlgorithmName;
+  /** GCRA burst. Default: limit. */
   burst?: number;
+  /** Where counts live. Default "local". */
   mode?: Mode;
+  /** strict only: what to do when the store is down. */
   fallback?: Fallback;
 }
 
+/** The built-in rate limits (`GenApiOptions.rateLimits`, the config file's `rateLimits`). */
 export interface RateLimitsOptions {
   /** gen_api and connect policies. */
   policies?: PolicyConfig[];
@@ -106,17 +113,27 @@ export interface Actor {
   readonly who?: string;
 }
 
+/** One policy in `RateLimitsHealth`: its config, keys held and counters. */
 export interface PolicyView {
+  /** The policy as configured. */
   config: PolicyConfig;
+  /** Keys (callers) this node holds state for. */
   keys: number;
-  stats: Policy['stats'];
+  /** Its counters. */
+  stats: RateLimitStats;
 }
 
+/** The rate limits' part of `GenApi.health()` and `/admin/rate-limits`. */
 export interface RateLimitsHealth {
+  /** Every policy counts without denying. */
   shadow: boolean;
+  /** Keys held, all policies. */
   keys: number;
-  stats: RateLimiter['stats'];
+  /** The limiter's counters, all policies. */
+  stats: RateLimitStats;
+  /** Every policy. */
   policies: PolicyView[];
+  /** The cluster link (eventual, strict, policy sync), or null before NATS or without it. */
   cluster: ClusterHealth | null;
 }
 

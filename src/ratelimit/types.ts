@@ -4,9 +4,12 @@ import { GatewayError } from '../errors.js';
  * negative numbers and round waits up.
  */
 
+/** The rate-limit algorithms a policy may use. */
 export const ALGORITHMS = ['sliding_log', 'sliding_window', 'gcra', 'fixed_window'] as const;
+/** One algorithm: sliding log (default, exact), sliding window, GCRA (rate + burst) or fixed window. */
 export type AlgorithmName = (typeof ALGORITHMS)[number];
 
+/** The modes a policy may count in. */
 export const MODES = ['local', 'eventual', 'strict'] as const;
 /** Where a policy's counts live: this node, every node by broadcast, or JetStream KV. */
 export type Mode = (typeof MODES)[number];
@@ -26,22 +29,48 @@ export type PolicyScope =
 
 /** A policy as configured (config file, admin API). */
 export interface PolicyConfig {
+  /** Unique policy name (the admin API's key). */
   id: string;
+  /** Which requests it limits. Default "global". */
   scope?: PolicyScope;
+  /** What identifies the caller. */
   key: KeyDimension;
+  /** Default "sliding_log". */
   algorithm?: AlgorithmName;
   /** Requests (or cost units) per window. */
   limit: number;
+  /** The window in ms. */
   windowMs: number;
   /** GCRA only: the burst allowance in requests. Default: limit. */
   burst?: number;
   /** Units one request costs. Default 1. */
   cost?: number;
+  /** Where counts live. Default "local". */
   mode?: Mode;
   /** strict only. Default "local". */
   fallback?: Fallback;
   /** Count, never deny. */
   shadow?: boolean;
+}
+
+/** Counters of a policy, or of the whole limiter, for metrics (`/admin/rate-limits`). */
+export interface RateLimitStats {
+  /** Checks made. */
+  checks: number;
+  /** Requests denied. */
+  denied: number;
+  /** Requests a shadow policy would have denied. */
+  wouldDeny: number;
+  /** Strict checks answered by the fallback. */
+  fallback: number;
+  /** Fallback "open" decisions (allowed without the store). */
+  failOpen: number;
+  /** Fallback "closed" decisions (denied without the store). */
+  failClosed: number;
+  /** Store errors and timeouts. */
+  storeErrors: number;
+  /** Strict denials answered from the local deny cache. */
+  denyCacheHits: number;
 }
 
 /** The outcome of one check of one policy. */

@@ -9,8 +9,11 @@ export interface ConnectInfo {
   readonly params: Params;
   /** From the `base64url.bearer.phx.` subprotocol (WebSocket) or `X-Phoenix-AuthToken` (LongPoll). */
   readonly authToken: string | null;
+  /** The HTTP request headers. */
   readonly headers: IncomingHttpHeaders;
+  /** The client's address. */
   readonly peer: PeerAddress;
+  /** The transport it connects over. */
   readonly transport: TransportName;
   /** The request path, e.g. `/socket/websocket`. */
   readonly path: string;
@@ -18,18 +21,25 @@ export interface ConnectInfo {
 
 /** Accepts the connection. `id` names the socket so `gateway.disconnect(id)` can close it. */
 export interface ConnectAccept<A extends Assigns> {
+  /** The socket assigns every channel sees. */
   readonly assigns: A;
+  /** The socket id (`gateway.disconnect(id)`), or null for none. */
   readonly id?: string | null;
 }
 
 /** Refuses the connection with an HTTP status (default 403) and optional headers. */
 export interface ConnectRefusal {
+  /** Marks the refusal. */
   readonly refuse: true;
+  /** HTTP status (400..599). */
   readonly status: number;
+  /** Response body. */
   readonly reason?: string;
+  /** Extra response headers. */
   readonly headers?: Readonly<Record<string, string>>;
 }
 
+/** What a connect hook returns: accept with assigns, `refuse(...)`, or `false` (403). */
 export type ConnectResult<A extends Assigns> = ConnectAccept<A> | ConnectRefusal | false;
 
 /**
@@ -38,6 +48,7 @@ export type ConnectResult<A extends Assigns> = ConnectAccept<A> | ConnectRefusal
  */
 export type ConnectHook<A extends Assigns> = (info: ConnectInfo) => MaybePromise<ConnectResult<A>>;
 
+/** Refuses a connect with an HTTP status (default 403), an optional reason body and headers. */
 export function refuse(
   status = 403,
   reason?: string,

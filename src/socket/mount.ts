@@ -24,7 +24,7 @@ import {
 } from './session.js';
 import type { GatewayStats } from './stats.js';
 
-/** What every mount of one gateway shares. */
+/** @internal What every mount of one gateway shares. */
 export interface GatewayContext {
   readonly pubsub: PubSub;
   readonly presence: Presence;
@@ -40,21 +40,28 @@ export interface GatewayContext {
  * channel routes, served over WebSocket at `<path>/websocket` and LongPoll at `<path>/longpoll`.
  */
 export class SocketMount<A extends Assigns = Assigns> {
+  /** @internal The options with defaults applied. */
   readonly options: ResolvedSocketOptions<A>;
+  /** @internal Topic patterns to channel handlers. */
   readonly router = new ChannelRouter<A>();
+  /** @internal The compiled `checkOrigin`. */
   readonly originAllowed: (origin: string | undefined, req: IncomingMessage) => boolean;
+  /** @internal */
   readonly websocket: WebSocketTransport<A> | null;
+  /** @internal */
   readonly longpoll: LongPollTransport<A> | null;
+  /** @internal */
   readonly logger: Logger;
+  /** @internal */
+  readonly gateway: GatewayContext;
+  /** @internal Set by `close()`: the transports refuse new connections. */
   closed = false;
   private readonly sessions = new Set<Session<A>>();
   private readonly sessionContext: SessionContext<A>;
 
-  constructor(
-    readonly gateway: GatewayContext,
-    path: string,
-    options: SocketOptions<A> = {},
-  ) {
+  /** @internal Use `gateway.socket(path, options)`. */
+  constructor(gateway: GatewayContext, path: string, options: SocketOptions<A> = {}) {
+    this.gateway = gateway;
     this.options = resolveSocketOptions(path, options);
     this.originAllowed = compileCheckOrigin(this.options.checkOrigin);
     this.logger = gateway.logger.child({ socket: this.options.path });
@@ -78,6 +85,7 @@ export class SocketMount<A extends Assigns = Assigns> {
     };
   }
 
+  /** The mount path (`/socket`); the transports are served below it. */
   get path(): string {
     return this.options.path;
   }
@@ -88,7 +96,7 @@ export class SocketMount<A extends Assigns = Assigns> {
     return this;
   }
 
-  /** @internal */
+  /** @internal Called by the transports for each accepted connection. */
   createSession(connection: Connection, init: SessionInit<A>): Session<A> {
     const session = new Session(this.sessionContext, connection, init);
     this.sessions.add(session);
@@ -96,6 +104,7 @@ export class SocketMount<A extends Assigns = Assigns> {
     return session;
   }
 
+  /** Sockets connected to this mount now. */
   get sessionCount(): number {
     return this.sessions.size;
   }

@@ -33,4 +33,5 @@ export interface Serializer {
   encodeBroadcast(topic: string, event: string, payload: unknown): EncodedFrame;
 }
 
+/** The Phoenix serializer version a client negotiated (`vsn`). */
 export type ProtocolVersion = '1.0.0' | '2.0.0';

@@ -1,16 +1,23 @@
-import type { ResponseType } from '../genapi/types.js';
+import type { ResponseType } from '../nats/fun-config.js';
 import type { StreamWriter } from './stream.js';
 
 /** The request metadata a transport hands to the runtime (a handler sees it in its context). */
 export interface RequestMeta {
+  /** The client's `request_id`. */
   readonly requestId: string;
+  /** The service called. */
   readonly service: string;
+  /** The function called. */
   readonly requestType: string;
+  /** The function version asked for, or null (latest). */
   readonly version: string | null;
   /** Identity from the gateway socket's auth (never from the client payload). */
   readonly userId: string | null;
+  /** Device id from the gateway socket's auth. */
   readonly deviceId: string | null;
+  /** Roles from the gateway socket's auth. */
   readonly roles: readonly string[];
+  /** The function's response type. */
   readonly responseType: ResponseType;
   /** Epoch ms after which the gateway stops waiting (streams: for the start). */
   readonly deadline: number;

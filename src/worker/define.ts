@@ -1,5 +1,11 @@
 import { createHash } from 'node:crypto';
-import type { ArgSpec, ArgType, ChooseNodeMode, FunConfig, ResponseType } from '../genapi/types.js';
+import type {
+  ArgSpec,
+  ArgType,
+  ChooseNodeMode,
+  FunConfig,
+  ResponseType,
+} from '../nats/fun-config.js';
 import type { RequestContext } from './context.js';
 import { GatewayError, InvalidArgumentError } from '../errors.js';
 
@@ -23,22 +29,26 @@ export type ArgValue<T extends ArgType> = T extends
                 ? Record<string, unknown>[]
                 : unknown;
 
-type SpecType<S> = S extends ArgType
+/** The argument type an `ArgSpec` declares (`"num"`, `["string", 100]` or `{ type: "uuid" }`). */
+export type ArgSpecType<S> = S extends ArgType
   ? S
   : S extends readonly [infer T, number]
     ? T
     : S extends { type: infer T }
       ? T
       : never;
-type Nullable<S> = S extends { allow_nil: true } | { 'allow_nil?': true } ? null : never;
+/** `null` when the spec allows nil (`allow_nil: true`), else `never`. */
+export type NullableArg<S> = S extends { allow_nil: true } | { 'allow_nil?': true } ? null : never;
 
 /** Handler arguments inferred from an `args` spec. */
 export type ArgsOf<A extends Record<string, ArgSpec>> = {
-  -readonly [K in keyof A]: ArgValue<SpecType<A[K]> & ArgType> | Nullable<A[K]>;
+  -readonly [K in keyof A]: ArgValue<ArgSpecType<A[K]> & ArgType> | NullableArg<A[K]>;
 };
 
+/** Who may call a function (FunConfig `check_permission`): the gateway checks it before the call. */
 export type PermissionOption =
   false | 'any_authenticated' | { arg: string } | { role: readonly string[] };
+/** Retries on transport failures: n attempts, on the same instance, or over all instances. */
 export type RetryOption = number | { sameNode: number } | { allNodes: number };
 
 /** A function of a service. The options mirror PhoenixGenApi's FunConfig (README: migration). */
@@ -66,24 +76,31 @@ export interface FunctionDefinition<A extends Record<string, ArgSpec> = Record<s
   retryOn?: 'transport' | 'any';
   /** Names of hooks registered on the gateway. */
   beforeExecute?: string;
+  /** Name of the after hook registered on the gateway (FunConfig `after_execute`). */
   afterExecute?: string;
+  /** Milliseconds per hook call (FunConfig `hook_timeout`). Default 5000. */
   hookTimeout?: number;
   /** Compatibility: PhoenixGenApi's `arg_orders` (arguments always travel by name here). */
   argOrders?: readonly string[] | 'map';
+  /** Hides the function from clients (FunConfig `disabled`). */
   disabled?: boolean;
   /** Stream functions: the result of the stream's start message. Default "started". */
   startResult?: unknown;
+  /** Runs the call: return the result (sync, async), or write to `ctx.stream` (stream). */
   handler(args: ArgsOf<A>, ctx: RequestContext): unknown;
 }
 
 /** A service: a name, a deployment version and its functions keyed by request type. */
 export interface ServiceDefinition {
+  /** The service name clients send as `service`. */
   readonly name: string;
   /** The deployment version (semver) reported to discovery; `weighted` mode routes by it. */
   readonly version: string;
+  /** Reported to discovery. */
   readonly description: string;
   /** Identifies this set of function configs; gateways skip pushes with a version they have. */
   readonly configVersion: string;
+  /** @internal The functions with their wire configs, keyed by request type and version. */
   readonly functions: ReadonlyMap<string, ResolvedFunction>;
 }
 
@@ -95,9 +112,13 @@ export interface ResolvedFunction {
   readonly definition: FunctionDefinition;
 }
 
+/** What `defineService` takes: the service's name, versions and functions. */
 export interface ServiceOptions {
+  /** The service name clients send as `service`. */
   name: string;
+  /** The deployment version (semver) reported to discovery. Default "0.0.0". */
   version?: string;
+  /** Reported to discovery. Default "". */
   description?: string;
   /** Default: a hash of the function configs, so changing a function changes it. */
   configVersion?: string;

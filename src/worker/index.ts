@@ -2,6 +2,12 @@
  * The gen-gateway worker SDK: define a service and its functions, then serve it over NATS
  * (`serve`) or run it inside a gateway (`genApi.register`). protocol/nats.md is the wire
  * contract for workers written in other languages.
+ *
+ * This file is the public API of `gen-gateway/worker`; api/gen-gateway-worker.api.md is its
+ * report, checked by `npm run api`. It reaches src/worker, the wire contract (src/nats), src/util
+ * and src/log only, never gateway internals (test/unit/layering.test.ts checks it).
+ *
+ * @packageDocumentation
  */
 export {
   defineService,
@@ -9,14 +15,16 @@ export {
   ServiceError,
   toFunConfig,
   type ArgsOf,
+  type ArgSpecType,
   type ArgValue,
   type FunctionDefinition,
+  type NullableArg,
   type PermissionOption,
   type RetryOption,
   type ServiceDefinition,
   type ServiceOptions,
 } from './define.js';
-export type { RequestContext } from './context.js';
+export type { RequestContext, RequestMeta } from './context.js';
 export { StreamClosedError, type StreamWriter } from './stream.js';
 export {
   CancelledError,
@@ -26,4 +34,14 @@ export {
 } from '../errors.js';
 export { serve, SERVE_DEFAULTS, type RunningService, type ServeOptions } from './nats.js';
 export type { PushAck, PushConfigMessage } from '../nats/messages.js';
-export type { ArgSpec, ArgType, ChooseNodeMode, FunConfig, ResponseType } from '../genapi/types.js';
+export {
+  ARG_TYPES,
+  type ArgSpec,
+  type ArgSpecObject,
+  type ArgType,
+  type CheckPermission,
+  type ChooseNodeMode,
+  type FunConfig,
+  type ResponseType,
+  type RetryConfig,
+} from '../nats/fun-config.js';

@@ -20,8 +20,9 @@ import { CallSignal, runAuthorize, runCall, runStream } from './runtime.js';
 import type { CreditStream, StreamEvent, StreamIO } from './stream.js';
 import { CancelledError, InvalidArgumentError } from '../errors.js';
 
+/** Options of `serve`. */
 export interface ServeOptions {
-  /** A connected NATS client (`connect()` from @nats-io/transport-node). */
+  /** A connected NATS client (`connect()` from `@nats-io/transport-node`). */
   nats: NatsConnection;
   /** Subject prefix shared with the gateways. Default "genapi". */
   prefix?: string;
@@ -42,15 +43,18 @@ export interface ServeOptions {
    * Permission checks and config pulls are not counted. Default 1000.
    */
   maxConcurrent?: number;
+  /** A pino logger. Default: silent. */
   logger?: Logger;
 }
 
+/** The defaults of `serve` options. */
 export const SERVE_DEFAULTS = { maxConcurrent: 1_000 } as const;
 
 /** A service being served over NATS. */
 export interface RunningService {
   /** The NATS micro service instance id (what `$SRV.PING` reports and gateways target). */
   readonly id: string;
+  /** The service being served. */
   readonly definition: ServiceDefinition;
   /** Acknowledgements of the start-up push, one per gateway that answered. */
   readonly startupAcks: readonly PushAck[];

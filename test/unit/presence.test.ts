@@ -8,11 +8,10 @@ import type { Channel } from '../../src/channel/types.js';
 import type { Gateway } from '../../src/gateway.js';
 import {
   LocalPresence,
-  Presence,
+  type Presence,
   type PresenceChange,
   type PresenceDiff,
   type PresenceState,
-  type PresenceTracker,
 } from '../../src/presence/presence.js';
 
 const REF = /^[A-Za-z0-9_-]{16}$/;
@@ -48,7 +47,7 @@ const TOPIC = 'presence:lobby';
 
 beforeEach(() => {
   pubsub = new LocalPubSub();
-  presence = new Presence(pubsub, { nodeId: 'node-a' });
+  presence = new LocalPresence(pubsub, { nodeId: 'node-a' });
   lobby = new Recorder();
   pubsub.subscribe(TOPIC, lobby);
 });
@@ -270,7 +269,7 @@ describe('Presence: options', () => {
   it('fetch adds fields next to metas in presence_state and in both sides of every diff', () => {
     const users: Record<string, { name: string }> = { u1: { name: 'Ann' }, u2: { name: 'Bo' } };
     const fetchCalls: string[] = [];
-    presence = new Presence(pubsub, {
+    presence = new LocalPresence(pubsub, {
       fetch: (topic, state) => {
         fetchCalls.push(topic);
         const out: PresenceState = {};
@@ -303,7 +302,7 @@ describe('Presence: options', () => {
   });
 
   it('custom event names', () => {
-    presence = new Presence(pubsub, { events: { state: 'ps', diff: 'pd' } });
+    presence = new LocalPresence(pubsub, { events: { state: 'ps', diff: 'pd' } });
     expect(presence.stateEvent).toBe('ps');
     expect(presence.diffEvent).toBe('pd');
     presence.track(fakeChannel(TOPIC), 'alice');
@@ -330,12 +329,12 @@ describe('Presence: options', () => {
   });
 });
 
-describe('Presence: the replication boundary (PresenceTracker, onLocalChange)', () => {
-  it('new Presence(...) is the node-local implementation of the PresenceTracker interface', () => {
+describe('Presence: the replication boundary (the Presence interface, onLocalChange)', () => {
+  it('new LocalPresence(...) is the node-local implementation of the Presence interface', () => {
     expect(presence).toBeInstanceOf(LocalPresence);
-    expectTypeOf(presence).toEqualTypeOf<PresenceTracker>();
-    expectTypeOf(new Presence(pubsub)).toEqualTypeOf<LocalPresence>();
-    expectTypeOf<Gateway['presence']>().toEqualTypeOf<PresenceTracker>();
+    expectTypeOf(presence).toEqualTypeOf<Presence>();
+    expectTypeOf(new LocalPresence(pubsub)).toEqualTypeOf<LocalPresence>();
+    expectTypeOf<Gateway['presence']>().toEqualTypeOf<Presence>();
     expect((presence as LocalPresence).node).toBe('node-a');
   });
 
@@ -420,7 +419,7 @@ describe('Presence: the replication boundary (PresenceTracker, onLocalChange)', 
 
   it('a throwing listener does not undo the change or stop the others; the error goes to onChangeError', () => {
     const errors: [unknown, PresenceChange['kind']][] = [];
-    presence = new Presence(pubsub, {
+    presence = new LocalPresence(pubsub, {
       nodeId: 'node-b',
       onChangeError: (err, change) => errors.push([err, change.kind]),
     });
@@ -437,7 +436,7 @@ describe('Presence: the replication boundary (PresenceTracker, onLocalChange)', 
   });
 
   it('entries of two nodes never share a ref: the node identity is in every ref', () => {
-    const other = new Presence(new LocalPubSub(), { nodeId: 'node-b' });
+    const other = new LocalPresence(new LocalPubSub(), { nodeId: 'node-b' });
     const refsA = new Set<string>();
     const refsB = new Set<string>();
     for (let i = 0; i < 50; i++) {

@@ -13,6 +13,7 @@ import { compareVersions } from '../../genapi/config/semver.js';
 import type { Discovery, DiscoveredInstance } from './discovery.js';
 import type { Requester } from './requester.js';
 
+/** Config pulls from workers (`NatsGatewayOptions.sync`). */
 export interface ConfigSyncOptions {
   /** Periodic pull of every known service's config. Default 30 000 ms. */
   pullIntervalMs?: number;
@@ -24,6 +25,7 @@ export interface ConfigSyncOptions {
 
 /** What the periodic pull is doing (health reports, PhoenixGenApi's ConfigPuller.status). */
 export interface ConfigSyncStatus {
+  /** The configured interval of periodic pulls. */
   pullIntervalMs: number;
   /** Consecutive failed periodic pulls (0: healthy); the next one waits pullIntervalMs·2^failures, capped. */
   failures: number;

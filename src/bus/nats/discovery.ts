@@ -8,6 +8,7 @@ export interface DiscoveredInstance extends ServiceInstance {
   lastSeen: number;
 }
 
+/** Worker discovery through the NATS Services API (`NatsGatewayOptions.discovery`). */
 export interface DiscoveryOptions {
   /** How often `$SRV.PING` is sent. Default 1000 ms. */
   intervalMs?: number;

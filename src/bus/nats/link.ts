@@ -9,31 +9,45 @@ import { ConfigSync, type ConfigSyncOptions, type ConfigSyncStatus } from './con
 import { Discovery, type DiscoveredInstance, type DiscoveryOptions } from './discovery.js';
 import { Requester } from './requester.js';
 
+/**
+ * Options of `genApi.connectNats`: servers, credentials, subject prefix, discovery and config
+ * sync.
+ */
 export interface NatsGatewayOptions {
   /** NATS server URL(s), e.g. "nats://127.0.0.1:4222". */
   servers: string | string[];
   /** Subject prefix shared with the workers. Default "genapi". */
   prefix?: string;
+  /** NATS user. */
   user?: string;
+  /** NATS password. */
   pass?: string;
+  /** NATS token. */
   token?: string;
   /** Delay between reconnect attempts (jittered by the client). Default 250 ms. */
   reconnectTimeWaitMs?: number;
+  /** Worker discovery intervals. */
   discovery?: DiscoveryOptions;
+  /** Config pull settings. */
   sync?: ConfigSyncOptions;
   /** Resolution of request deadlines. Default 5 ms. */
   deadlineTickMs?: number;
 }
 
+/** The NATS connection's state. */
 export type NatsStatus = 'connected' | 'reconnecting' | 'disconnected' | 'closed';
 
+/** The NATS link in `GenApiHealth`: status, server, round trip, pending requests, last error. */
 export interface NatsHealth {
+  /** The connection state. */
   status: NatsStatus;
   /** The server connected to (or last connected to). */
   server: string | null;
   /** Epoch ms of the last status change. */
   since: number;
+  /** Reconnects since start. */
   reconnects: number;
+  /** The last connection error, or null. */
   lastError: string | null;
   /** Live worker instances discovery knows. */
   instances: number;

@@ -17,6 +17,10 @@ import { parseDatetime, parseNaiveDatetime } from './datetime.js';
 import { ArgumentError } from './errors.js';
 import { inspect } from './inspect.js';
 
+/**
+ * Global argument limits (PhoenixGenApi's argument_handler config); an arg spec's own limits
+ * replace them.
+ */
 export interface ArgLimits {
   /** Max UTF-8 bytes of a string argument, a string inside a list or map, a list_string item. */
   stringMaxBytes: number;

@@ -29,6 +29,7 @@ export interface HitSink {
   longestHorizonMs(): number;
 }
 
+/** Eventual mode: hit batching, warm-up and replay (`RateLimitsOptions.eventual`). */
 export interface EventualOptions {
   /** Hits wait at most this long before their batch is published. Default 5 ms. */
   flushMs?: number;
@@ -59,6 +60,7 @@ interface OriginState {
   lastHeard: number;
 }
 
+/** Counters of the eventual tier: hit batches published and received, duplicates, gaps, replays. */
 export interface EventualStats {
   published: number;
   publishedHits: number;

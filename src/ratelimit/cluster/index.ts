@@ -22,10 +22,18 @@ export interface ClusterConnection {
   readonly subjects: Subjects;
 }
 
+/**
+ * The rate-limit cluster link in `RateLimitsHealth`: nodes, skew, and the eventual, strict and
+ * policy-sync counters.
+ */
 export interface ClusterHealth {
+  /** This process's id on the cluster subjects (new at every start). */
   origin: string;
+  /** Live gateway nodes, this one included. */
   nodes: number;
+  /** Largest wall-clock difference seen to a live peer (ms, absolute). */
   maxPeerSkewMs: number;
+  /** The eventual tier's counters and the hits it retains for replay. */
   eventual: EventualStats & { retained: { batches: number; hits: number } };
   /** The strict tier's counters, and keys with a compare-and-swap queued or in flight now. */
   strict: StrictStats & { pendingKeys: number };

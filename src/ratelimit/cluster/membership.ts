@@ -2,6 +2,7 @@ import type { NatsConnection, Subscription } from '@nats-io/nats-core';
 import type { Logger } from 'pino';
 import { decodeHeartbeat, encode, type Heartbeat } from './messages.js';
 
+/** Cluster membership heartbeats for eventual mode (`RateLimitsOptions.eventual`). */
 export interface MembershipOptions {
   /** Heartbeat period: a healed partition is noticed within one (§5.2). Default 500 ms. */
   heartbeatMs?: number;

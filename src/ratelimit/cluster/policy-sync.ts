@@ -12,6 +12,7 @@ import {
 import type { PolicyLedger } from './policy-ledger.js';
 import type { Signer } from './signing.js';
 
+/** Counters of runtime policy changes shared between gateways. */
 export interface PolicySyncStats {
   /** Changes received (live or in a sync answer) that were newer than ours and applied. */
   applied: number;

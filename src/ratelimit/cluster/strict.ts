@@ -15,6 +15,10 @@ import type { Policy } from '../policy.js';
 import type { Decision } from '../types.js';
 import { GatewayError } from '../../errors.js';
 
+/**
+ * Strict mode: the JetStream KV store's timeout, CAS attempts, breaker and replicas
+ * (`RateLimitsOptions.strict`).
+ */
 export interface StrictOptions {
   /** A store call that takes longer fails over to the policy's fallback. Default 25 ms. */
   timeoutMs?: number;
@@ -39,6 +43,7 @@ export interface StrictOptions {
   breakerOpenMs?: number;
 }
 
+/** Counters of the strict tier: KV operations, CAS conflicts, timeouts, errors, the breaker. */
 export interface StrictStats {
   /** KV operations issued (get, create, update). */
   operations: number;
