@@ -21,7 +21,7 @@ import { NatsCluster, NatsServer } from '../support/nats.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 import { GatewayProcess } from '../support/gateway-process.js';
 import { spawnTs, type Spawned } from '../support/spawn.js';
-import { replyOf, waitFor } from '../support/phoenix-client.js';
+import { replyOf } from '../support/phoenix-client.js';
 import { startGenApiApp, type GenApiApp } from '../support/genapi-app.js';
 import { GenApiClient } from '../support/genapi-exec.js';
 import {
@@ -45,6 +45,7 @@ import type { PolicyConfig } from '../../src/ratelimit/types.js';
 import type { GatewayConfig } from '../../src/config/file.js';
 import { Subjects } from '../../src/nats/subjects.js';
 import { demoService } from '../../src/demo/service.js';
+import { until } from '../support/wait.js';
 
 const quiet = pino({ level: 'silent' });
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -172,11 +173,7 @@ describe('strict mode with the KV store cut, slowed or disconnected (in-process 
   /** Cuts the store's connections and waits until every node has noticed (status: disconnected). */
   async function cut(proxy: TcpProxy, group: RateLimits[]): Promise<void> {
     proxy.cut();
-    await waitFor(
-      () => group.every((limits) => !storeUp(limits)),
-      'the store connection to drop',
-      5_000,
-    );
+    await until(() => group.every((limits) => !storeUp(limits)), 'the store connection to drop');
   }
 
   it('case 29: store down, fallback "local", 2 nodes, limit 100/min → each node allows ceil(100/2) = 50, total ≤ 101, marked "fallback", counted', async () => {
@@ -187,10 +184,9 @@ describe('strict mode with the KV store cut, slowed or disconnected (in-process 
       await node(prefix, [strictPolicy()], proxy, { timeoutMs: 5_000 }),
       await node(prefix, [strictPolicy()], proxy, { timeoutMs: 5_000 }),
     ];
-    await waitFor(
+    await until(
       () => group.every((limits) => limits.health().cluster!.nodes === 2),
       'two rate-limit nodes',
-      5_000,
     );
     // Healthy first: the store decides.
     for (const limits of group)
@@ -322,11 +318,7 @@ describe('strict mode with the KV store cut, slowed or disconnected (in-process 
           ).pushes[0]?.success === true;
       expect(served).toBe(true);
       proxy.cut();
-      await waitFor(
-        () => !rateLimits.linked!.strict.available(),
-        'the store connection to drop',
-        5_000,
-      );
+      await until(() => !rateLimits.linked!.strict.available(), 'the store connection to drop');
       for (let i = 0; i < 3; i++) {
         const closed = await client.call({
           request_id: `closed-${i}`,
@@ -449,7 +441,7 @@ describe('strict mode with the KV store cut, slowed or disconnected (in-process 
     proxy.restore();
     const restored = Date.now();
     // The client reconnects on its own (reconnectTimeWait 250 ms): the proxy sees the new connection.
-    await waitFor(() => proxy.connections > 0, 'the store connection to come back', 5_000, 5);
+    await until(() => proxy.connections > 0, 'the store connection to come back');
     const reconnected = Date.now();
     let strictAt = 0;
     const probes: string[] = [];
@@ -497,7 +489,7 @@ describe('strict mode with the KV store cut, slowed or disconnected (in-process 
     expect((await limits.status('p', 'carol'))?.source).toBe('local');
 
     proxy.restore();
-    await waitFor(() => storeUp(limits), 'the store connection to come back', 5_000);
+    await until(() => storeUp(limits), 'the store connection to come back');
     // The store still holds its pre-outage state: 4 hits, not 4 + 6.
     expect(await storedHits(kv, 'p', 'user_id:carol')).toBe(4);
     expect(await limits.status('p', 'carol')).toEqual({
@@ -609,11 +601,7 @@ describe('strict mode with the KV store cut, slowed or disconnected (in-process 
     expect(counters(limits).timeouts - before.timeouts).toBe(30);
     // The late reads come back (their requests, already answered, are left out of any write):
     // answers, not failures.
-    await waitFor(
-      () => strictStats(limits).pendingKeys === 0,
-      'the late operations to finish',
-      10_000,
-    );
+    await until(() => strictStats(limits).pendingKeys === 0, 'the late operations to finish');
     expect(strictStats(limits)).toMatchObject({ breaker: 'closed', circuitOpen: 0, errors: 0 });
     proxy.latencyMs = 0;
     expect(await decide(limits, 'fast-again')).toMatchObject({
@@ -689,7 +677,7 @@ async function phoenixClient(
     params: { user_id: user, device_id: `${user}-device` },
   });
   socket.connect();
-  await waitFor(() => socket.isConnected(), 'socket open', 5_000);
+  await until(() => socket.isConnected(), 'socket open');
   const channel = socket.channel(TOPIC, {});
   const pushes = new Map<string, Push>();
   channel.on(EVENT, (payload) => {
@@ -770,7 +758,7 @@ for (const variant of variants) {
               }),
               5_000,
             );
-            const push = await waitFor(() => client.pushes.get(id), `the push for ${id}`, 5_000);
+            const push = await until(() => client.pushes.get(id), `the push for ${id}`);
             // Decided by the store (served, or denied by it), not by a fallback while JetStream was still settling.
             const decidedByStore = push.success || push.rate_limit?.source === 'strict';
             if (decidedByStore && (await adminHealth(gateway)).cluster!.strict.operations > 0)
@@ -828,7 +816,7 @@ for (const variant of variants) {
         for (const reply of await Promise.all(replies)) expect(reply.status).toBe('ok');
         const pushes = await Promise.all(
           clients.flatMap((client, c) =>
-            ids[c]!.map((id) => waitFor(() => client.pushes.get(id), `the push for ${id}`, 10_000)),
+            ids[c]!.map((id) => until(() => client.pushes.get(id), `the push for ${id}`)),
           ),
         );
         const allowed = pushes.filter((push) => push.success);
