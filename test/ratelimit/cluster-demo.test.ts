@@ -46,13 +46,16 @@ const sockets: Socket[] = [];
 
 beforeAll(async () => {
   nats = await NatsServer.start();
-  worker = await DemoWorker.start(nats.url);
+  // The worker and the gateways start side by side: a gateway pulls the worker's config when it
+  // discovers it.
+  const workerUp = DemoWorker.start(nats.url).then((started) => (worker = started));
   // The admin API is only read (GET key status) to see when A's hits reached B.
   const config = { demo: true, admin: { token: ADMIN_TOKEN } };
   [a, b] = await Promise.all([
     GatewayProcess.start({ config, nats: nats.url }),
     GatewayProcess.start({ config, nats: nats.url }),
   ]);
+  await workerUp;
   await Promise.all([a, b].map((gw) => gw.process.logLine('config applied', 20_000)));
 }, 60_000);
 afterEach(() => {

@@ -111,8 +111,11 @@ describe('3-server NATS cluster with routes, gateway processes on different serv
 
   beforeAll(async () => {
     cluster = res.cluster = await NatsCluster.start({ size: 3 });
-    res.workers.push(await DemoWorker.start(cluster.urls[0]!));
+    // Workers and gateways start side by side: a gateway pulls a worker's config when it discovers it.
+    // (Each is in `res` as soon as it is up, so a failed start still stops the others.)
+    const worker = DemoWorker.start(cluster.urls[0]!).then((started) => res.workers.push(started));
     a = await res.gateway('a', cluster.urls[0]!);
+    await worker;
   }, 60_000);
   afterAll(async () => {
     await res.dispose();
@@ -494,11 +497,16 @@ describe('2-server NATS cluster with proxied routes: net split and heal, server 
   beforeAll(async () => {
     cluster = res.cluster = await NatsCluster.start({ size: 2, proxiedRoutes: true });
     // One demo worker per side, so each side can still run calls while split.
-    res.workers.push(...(await Promise.all(cluster.urls.map((url) => DemoWorker.start(url)))));
+    // Workers and gateways start side by side: a gateway pulls a worker's config when it discovers it.
+    // (Each is in `res` as soon as it is up, so a failed start still stops the others.)
+    const workers = Promise.all(
+      cluster.urls.map((url) => DemoWorker.start(url).then((started) => res.workers.push(started))),
+    );
     [a, b] = await Promise.all([
       res.gateway('a', cluster.urls[0]!),
       res.gateway('b', cluster.urls[1]!),
     ]);
+    await workers;
     await until(
       async () =>
         (await Promise.all([a, b].map((g) => g.health()))).every((h) => h.cluster?.nodes === 2),

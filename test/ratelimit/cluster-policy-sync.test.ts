@@ -105,8 +105,13 @@ describe('runtime policy changes on a 2-server NATS cluster (proxied routes), ga
 
   beforeAll(async () => {
     cluster = await NatsCluster.start({ size: 2, proxiedRoutes: true });
-    workers.push(...(await Promise.all(cluster.urls.map((url) => DemoWorker.start(url)))));
+    // Workers and gateways start side by side: a gateway pulls a worker's config when it discovers
+    // it. (Each worker is listed as soon as it is up, so a failed start still stops the others.)
+    const workersUp = Promise.all(
+      cluster.urls.map((url) => DemoWorker.start(url).then((started) => workers.push(started))),
+    );
     [a, b] = await Promise.all([gateway('a', 0), gateway('b', 1)]);
+    await workersUp;
     await until(
       async () => (await Promise.all([a, b].map(health))).every((h) => h.cluster?.nodes === 2),
       'two nodes',

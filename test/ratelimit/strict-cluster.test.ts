@@ -192,7 +192,11 @@ describe.skipIf(!R3_CAS_SERIALIZABLE)(
       cluster = await MeshCluster.start({ size: 3, jetstream: true });
       nc = await connect({ servers: cluster.urls[0]! });
       await waitForJetStream(nc, 30_000, 3, cluster.servers);
-      workers.push(...(await Promise.all(cluster.urls.map((url) => DemoWorker.start(url)))));
+      // Workers and gateways start side by side: a gateway pulls a worker's config when it discovers
+      // it. (Each worker is listed as soon as it is up, so a failed start still stops the others.)
+      const workersUp = Promise.all(
+        cluster.urls.map((url) => DemoWorker.start(url).then((started) => workers.push(started))),
+      );
       gateways = await Promise.all(
         ['a', 'b', 'c'].map((name, i) =>
           RlGateway.start(name, {
@@ -203,6 +207,7 @@ describe.skipIf(!R3_CAS_SERIALIZABLE)(
           }),
         ),
       );
+      await workersUp;
       await until(
         async () =>
           (await Promise.all(gateways.map((g) => g.health()))).every((h) => h.cluster?.nodes === 3),
