@@ -4,11 +4,12 @@ import type { GatewayConfig } from './config/file.js';
 import type { Assigns } from './channel/types.js';
 import { demoConnect, demoRoomChannel } from './demo/chat.js';
 import { demoRateLimit, demoService } from './demo/service.js';
-import type { RateLimitsOptions } from './ratelimit/rate-limits.js';
 import { adminRoute } from './admin/admin.js';
 import { healthReport } from './admin/health.js';
 import { GenApi } from './genapi/gen-api.js';
 import type { Logger } from './log/logger.js';
+import { RateLimits, type RateLimitsOptions } from './ratelimit/rate-limits.js';
+import type { Clock } from './util/clock.js';
 
 export interface StartOptions {
   config: GatewayConfig;
@@ -19,6 +20,11 @@ export interface StartOptions {
   /** NATS URL(s) from the command line; wins over the config file's nats.servers. */
   nats?: string;
   logger: Logger;
+  /**
+   * Monotonic clock in ms for the gateway (timer wheel, per-socket message rate) and the local
+   * rate-limit policies. Tests only: a manual clock makes time-based limits exact.
+   */
+  clock?: Clock;
 }
 
 export interface RunningGateway {
@@ -38,6 +44,7 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
   const demo = config.demo ?? !options.fromFile;
   const gateway = new Gateway({
     logger,
+    ...(options.clock === undefined ? {} : { clock: options.clock }),
     ...(config.nodeId === undefined ? {} : { nodeId: config.nodeId }),
     ...(config.secret === undefined ? {} : { secret: config.secret }),
   });
@@ -53,7 +60,16 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
   const genApi = new GenApi(gateway, {
     ...(demo ? { relay: true } : {}),
     ...config.genApi,
-    ...(config.genApi?.rateLimiter ? {} : { rateLimits }),
+    ...(config.genApi?.rateLimiter
+      ? {}
+      : {
+          rateLimits:
+            options.clock === undefined
+              ? rateLimits
+              : new RateLimits(rateLimits, gateway.logger.child({ component: 'ratelimit' }), {
+                  monotonic: options.clock,
+                }),
+        }),
   });
   const mount = gateway.socket<Assigns>(path, {
     ...(demo ? { connect: demoConnect, checkOrigin: false } : {}),

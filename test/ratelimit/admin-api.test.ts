@@ -16,7 +16,11 @@ import { createLogger } from '../../src/log/logger.js';
 import type { PolicyConfig } from '../../src/ratelimit/types.js';
 import { startGateway, type RunningGateway } from '../../src/server.js';
 import { GatewayProcess } from '../support/gateway-process.js';
-import { replyOf, waitFor } from '../support/phoenix-client.js';
+import { replyOf } from '../support/phoenix-client.js';
+import { until } from '../support/wait.js';
+
+/** Asymmetric matchers, typed `unknown` so the object literals holding them stay typed. */
+const ANY_NUMBER: unknown = expect.any(Number);
 
 const TOKEN = 'admin-token-0123456789abcdefghij';
 const AUTH = { authorization: `Bearer ${TOKEN}` };
@@ -73,7 +77,7 @@ async function admin(
     ...(body === undefined ? {} : { body }),
   });
   const text = await res.text();
-  let json: unknown = null;
+  let json: unknown;
   try {
     json = text === '' ? null : JSON.parse(text);
   } catch {
@@ -121,7 +125,7 @@ async function caller(port: number, userId: string): Promise<Caller> {
   });
   sockets.push(socket);
   socket.connect();
-  await waitFor(() => socket.isConnected(), 'socket open');
+  await until(() => socket.isConnected(), 'socket open');
   const channel: Channel = socket.channel(TOPIC, {});
   expect(await replyOf(channel.join())).toEqual({ status: 'ok', response: {} });
   const pushes = new Map<string, GenApiResponse>();
@@ -141,7 +145,7 @@ async function caller(port: number, userId: string): Promise<Caller> {
         }),
       );
       expect(reply).toEqual({ status: 'ok', response: requestType });
-      return waitFor(() => pushes.get(requestId), `the push for ${requestId}`);
+      return until(() => pushes.get(requestId), `the push for ${requestId}`);
     },
   };
 }
@@ -212,15 +216,15 @@ describe('admin API: reading', () => {
     expect(body.cluster).toBeNull();
     expect(body.keys).toBeGreaterThanOrEqual(1);
     expect(body.stats).toMatchObject({
-      checks: expect.any(Number),
-      denied: expect.any(Number),
-      wouldDeny: expect.any(Number),
+      checks: ANY_NUMBER,
+      denied: ANY_NUMBER,
+      wouldDeny: ANY_NUMBER,
     });
     const echo = body.policies.find((policy) => policy.config.id === 'echo.per_user');
     expect(echo).toMatchObject({
       config: ECHO_POLICY,
-      keys: expect.any(Number),
-      stats: { checks: expect.any(Number) },
+      keys: ANY_NUMBER,
+      stats: { checks: ANY_NUMBER },
     });
     expect(echo!.stats.checks).toBeGreaterThanOrEqual(1);
   });
@@ -234,8 +238,8 @@ describe('admin API: reading', () => {
     expect(one.status).toBe(200);
     expect(one.json).toEqual({
       config: DEMO_POLICY,
-      keys: expect.any(Number),
-      stats: expect.objectContaining({ checks: expect.any(Number), denied: expect.any(Number) }),
+      keys: ANY_NUMBER,
+      stats: expect.objectContaining({ checks: ANY_NUMBER, denied: ANY_NUMBER }) as unknown,
     });
     const missing = await admin(base, '/admin/rate-limits/policies/no.such');
     expect(missing.status).toBe(404);
@@ -459,8 +463,8 @@ describe('admin API: changing policies', () => {
       limit: 5,
       window_ms: 10_000,
       remaining: 0,
-      reset_ms: expect.any(Number),
-      retry_after_ms: expect.any(Number),
+      reset_ms: ANY_NUMBER,
+      retry_after_ms: ANY_NUMBER,
       allowed: false,
     });
     expect((exhausted.json as { retry_after_ms: number }).retry_after_ms).toBeGreaterThanOrEqual(1);
@@ -615,7 +619,7 @@ describe('admin API in a real gen-gateway process', () => {
     expect(loaded).toMatchObject({
       level: 30,
       component: 'ratelimit',
-      policies: expect.arrayContaining(['echo.per_user(local)', 'demo.limited(local)']),
+      policies: expect.arrayContaining(['echo.per_user(local)', 'demo.limited(local)']) as unknown,
     });
 
     const body = {

@@ -12,15 +12,9 @@ import WebSocket from 'ws';
 import { Socket, type Channel, type TransportConstructor } from 'phoenix';
 import { GatewayProcess } from '../support/gateway-process.js';
 import { NatsServer } from '../support/nats.js';
-import { replyOf, waitFor } from '../support/phoenix-client.js';
-import {
-  ADMIN_TOKEN,
-  DemoWorker,
-  eventually,
-  hitsOf,
-  sleep,
-  type KeyStatus,
-} from '../support/ratelimit-cluster.js';
+import { replyOf } from '../support/phoenix-client.js';
+import { ADMIN_TOKEN, DemoWorker, hitsOf, type KeyStatus } from '../support/ratelimit-cluster.js';
+import { realTime, until } from '../support/wait.js';
 
 const TOPIC = 'gen_api:lobby';
 const EVENT = 'phoenix_gen_api';
@@ -52,13 +46,16 @@ const sockets: Socket[] = [];
 
 beforeAll(async () => {
   nats = await NatsServer.start();
-  worker = await DemoWorker.start(nats.url);
+  // The worker and the gateways start side by side: a gateway pulls the worker's config when it
+  // discovers it.
+  const workerUp = DemoWorker.start(nats.url).then((started) => (worker = started));
   // The admin API is only read (GET key status) to see when A's hits reached B.
   const config = { demo: true, admin: { token: ADMIN_TOKEN } };
   [a, b] = await Promise.all([
     GatewayProcess.start({ config, nats: nats.url }),
     GatewayProcess.start({ config, nats: nats.url }),
   ]);
+  await workerUp;
   await Promise.all([a, b].map((gw) => gw.process.logLine('config applied', 20_000)));
 }, 60_000);
 afterEach(() => {
@@ -78,7 +75,7 @@ async function join(gw: GatewayProcess, user: string): Promise<Channel> {
   });
   sockets.push(socket);
   socket.connect();
-  await waitFor(() => socket.isConnected(), 'socket open');
+  await until(() => socket.isConnected(), 'socket open');
   const channel = socket.channel(TOPIC, {});
   const reply = await replyOf(channel.join());
   expect(reply.status).toBe('ok');
@@ -105,7 +102,7 @@ async function limited(
       args: { message },
     });
     const reply = await replyOf(push, 10_000);
-    await waitFor(() => pushes.length > 0, `the push for ${requestId}`, 10_000);
+    await until(() => pushes.length > 0, `the push for ${requestId}`);
     return { push: pushes[0]!, reply, at: Date.now() };
   } finally {
     channel.off(EVENT, ref);
@@ -141,11 +138,7 @@ describe('demo.limited across two gateway processes on one NATS (eventual)', () 
       expect(reply).toEqual({ status: 'ok', response: 'limited' });
     }
     // Eventual: A's hits reach B within a propagation delay (batches every 5 ms); B's admin view says when.
-    await eventually(
-      async () => hitsOf(await status(b, 'u1')) === 5,
-      "A's 5 hits counted on B",
-      5_000,
-    );
+    await until(async () => hitsOf(await status(b, 'u1')) === 5, "A's 5 hits counted on B");
 
     const sixth = await limited(u1b, 'six');
     expect(sixth.reply).toEqual({ status: 'ok', response: 'limited' });
@@ -195,7 +188,10 @@ describe('demo.limited across two gateway processes on one NATS (eventual)', () 
     }
 
     // The window frees again: after retry_after_ms (counted from when the denial arrived) a call succeeds, on B.
-    await sleep(details.retry_after_ms);
+    await realTime(
+      details.retry_after_ms,
+      "the gateway processes' own clocks must pass retry_after_ms",
+    );
     const later = await limited(u1b, 'later');
     expect(later.push).toEqual(allowed(later.push.request_id, 'later'));
   }, 45_000);

@@ -11,9 +11,9 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FORGET_ORIGIN_MS } from '../../src/ratelimit/cluster/eventual.js';
 import { NatsServer } from '../support/nats.js';
-import { waitFor } from '../support/phoenix-client.js';
-import { eventualPolicy, RlNode, sleep } from '../support/ratelimit-cluster.js';
+import { eventualPolicy, RlNode } from '../support/ratelimit-cluster.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
+import { realTime, until } from '../support/wait.js';
 
 let nats: NatsServer;
 const nodes: RlNode[] = [];
@@ -45,29 +45,29 @@ describe('a peer silent for longer than FORGET_ORIGIN_MS', () => {
     const a = await RlNode.start({ servers: proxy.url, prefix, options, wall });
     const b = await RlNode.start({ servers: nats.url, prefix, options, wall });
     nodes.push(a, b);
-    await waitFor(() => a.nodes() === 2 && b.nodes() === 2, 'two nodes', 3_000);
+    await until(() => a.nodes() === 2 && b.nodes() === 2, 'two nodes');
 
     for (let i = 0; i < 3; i++) expect(a.check('u')).toBe(true);
-    await waitFor(() => b.used('p', 'u') === 3, 'b counting a’s 3 hits');
+    await until(() => b.used('p', 'u') === 3, 'b counting a’s 3 hits');
     const eventualOf = (node: RlNode) => node.rl.linked!.eventual;
     expect(eventualOf(b).originCount).toBe(1);
 
     // a is cut off, and stays silent for 11 minutes (more than FORGET_ORIGIN_MS, less than the window).
     proxy.cut();
-    await waitFor(() => a.nc.isClosed() || proxy.connections === 0, 'a cut off', 2_000);
+    await until(() => a.nc.isClosed() || proxy.connections === 0, 'a cut off');
     clock.now += FORGET_ORIGIN_MS + MINUTE;
     eventualOf(b).forgetSilent();
     // a's hits are still inside b's 1 h window: a must not be forgotten yet.
     expect(eventualOf(b).originCount).toBe(1);
     // While cut off, a allows one more hit (its batch 2; b misses it live).
     expect(a.check('u')).toBe(true);
-    await waitFor(() => a.lastSeq === 2, 'a publishing batch 2');
+    await until(() => a.lastSeq === 2, 'a publishing batch 2');
     const before = { ...b.stats };
 
     proxy.restore();
     // a's heartbeat names batch 2: b asks for what it lacks (2..2), never batch 1 again.
-    await waitFor(() => b.used('p', 'u') === 4, 'b counting the missed hit', 5_000);
-    await sleep(300);
+    await until(() => b.used('p', 'u') === 4, 'b counting the missed hit');
+    await realTime(300, 'a span (3 heartbeats) in which batch 1 must not be replayed again');
     expect(b.used('p', 'u')).toBe(4);
     expect(b.stats.appliedHits - before.appliedHits).toBe(1);
     expect(b.stats.replayedBatches - before.replayedBatches).toBe(1);
@@ -75,7 +75,7 @@ describe('a peer silent for longer than FORGET_ORIGIN_MS', () => {
 
     // Silent beyond the longest horizon + FORGET_ORIGIN_MS: now a is forgotten (memory is bounded)…
     proxy.cut();
-    await waitFor(() => proxy.connections === 0, 'a cut off again', 2_000);
+    await until(() => proxy.connections === 0, 'a cut off again');
     clock.now += HOUR + FORGET_ORIGIN_MS + MINUTE;
     eventualOf(b).forgetSilent();
     expect(eventualOf(b).originCount).toBe(0);
@@ -83,11 +83,11 @@ describe('a peer silent for longer than FORGET_ORIGIN_MS', () => {
     // …and when it speaks again, only its fresh hit counts: its old batches are expired at the
     // origin (not replayed) and would be stale here anyway.
     expect(a.check('u')).toBe(true);
-    await waitFor(() => a.lastSeq === 3, 'a publishing batch 3');
+    await until(() => a.lastSeq === 3, 'a publishing batch 3');
     const staleBefore = b.stats.staleHits;
     proxy.restore();
-    await waitFor(() => b.used('p', 'u') === 1, 'b counting the fresh hit', 5_000);
-    await sleep(300);
+    await until(() => b.used('p', 'u') === 1, 'b counting the fresh hit');
+    await realTime(300, 'a span (3 heartbeats) in which no old batch may be counted');
     expect(b.used('p', 'u')).toBe(1);
     expect(b.stats.staleHits).toBeGreaterThanOrEqual(staleBefore);
     expect(eventualOf(b).originCount).toBe(1);
@@ -110,8 +110,9 @@ describe('cold start and clock skew are counted and logged', () => {
     for (let i = 0; i < 5; i++) expect(a.check('u')).toBe(true);
     expect(a.check('u')).toBe(false);
     // a's batch is out before the cold node subscribes (it never sees it: no warm-up).
-    await waitFor(() => a.lastSeq === 1, 'a publishing its batch');
-    await sleep(50);
+    await until(() => a.lastSeq === 1, 'a publishing its batch');
+    // The server has delivered it once this round trip is back.
+    await a.nc.flush();
     const cold = await RlNode.start({
       servers: nats.url,
       prefix,
@@ -119,13 +120,13 @@ describe('cold start and clock skew are counted and logged', () => {
       wall,
     });
     nodes.push(cold);
-    await waitFor(() => a.nodes() === 2 && cold.nodes() === 2, 'two nodes', 3_000);
+    await until(() => a.nodes() === 2 && cold.nodes() === 2, 'two nodes');
     // The cold node does not know a's 5 hits: it admits a whole limit again (the documented overshoot).
     const admitted = Array.from({ length: 7 }, () => cold.check('u')).filter(Boolean).length;
     expect(admitted).toBe(5);
     expect(cold.stats).toMatchObject({ coldStart: true, coldAdmissions: 5 });
     // a sees each of them arrive for a key already at its limit: 5 hits of overshoot, counted.
-    await waitFor(() => a.stats.overLimitHits === 5, 'a counting 5 hits over the limit');
+    await until(() => a.stats.overLimitHits === 5, 'a counting 5 hits over the limit');
     expect(a.stats.appliedHits).toBe(5);
     expect(a.rl.health().cluster!.eventual.overLimitHits).toBe(5);
     // A warm node never counts cold admissions.
@@ -158,26 +159,25 @@ describe('cold start and clock skew are counted and logged', () => {
     nodes.push(a, b);
     const warnings = () =>
       a.logs.filter((line) => line.msg === 'rate-limit peer clock skew above maxSkewMs');
-    await waitFor(() => warnings().length === 1, 'the skew warning', 3_000);
+    await until(() => warnings().length === 1, 'the skew warning');
     expect(warnings()[0]).toMatchObject({ level: 40, peer: b.origin, maxSkewMs: 500 });
     expect(Math.abs((warnings()[0]!.skewMs as number) - 800)).toBeLessThanOrEqual(100);
     expect(Math.abs(a.rl.health().cluster!.maxPeerSkewMs - 800)).toBeLessThanOrEqual(100);
     // b (whose own clock is the skewed one) sees a 800 ms behind: it warns too.
-    await waitFor(
+    await until(
       () =>
         b.logs.some(
           (line) =>
             line.msg === 'rate-limit peer clock skew above maxSkewMs' && line.peer === a.origin,
         ),
       'b warning about a',
-      3_000,
     );
     // Several more heartbeats: still one warning (per episode, not per heartbeat).
-    await sleep(400);
+    await realTime(400, 'several heartbeats (100 ms) in which no second warning may come');
     expect(warnings()).toHaveLength(1);
     // Fixed: back under, logged at info; a later drift would warn again.
     ahead = 0;
-    await waitFor(
+    await until(
       () =>
         a.logs.some(
           (line) =>
@@ -185,9 +185,8 @@ describe('cold start and clock skew are counted and logged', () => {
             line.peer === b.origin,
         ),
       'back under',
-      3_000,
     );
     ahead = 900;
-    await waitFor(() => warnings().length === 2, 'the second episode', 3_000);
+    await until(() => warnings().length === 2, 'the second episode');
   });
 });

@@ -7,11 +7,11 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { HitBatch, Heartbeat } from '../../src/ratelimit/cluster/messages.js';
 import { NatsServer } from '../support/nats.js';
-import { waitFor } from '../support/phoenix-client.js';
-import { eventualPolicy, RlNode, sleep, Wire } from '../support/ratelimit-cluster.js';
+import { eventualPolicy, RlNode, Wire } from '../support/ratelimit-cluster.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 import type { PolicyConfig } from '../../src/ratelimit/types.js';
 import type { RateLimitsOptions } from '../../src/ratelimit/rate-limits.js';
+import { realTime, until } from '../support/wait.js';
 
 let nats: NatsServer;
 let nodes: RlNode[] = [];
@@ -75,7 +75,7 @@ describe('hit batches on <prefix>.rl.hits', () => {
     const before = Date.now() + offset;
     expect(a.check('u1')).toBe(true);
     const after = Date.now() + offset;
-    await waitFor(() => batches(wire, prefix).length === 1, 'the first batch');
+    await until(() => batches(wire, prefix).length === 1, 'the first batch');
     const [first] = batches(wire, prefix);
     expect(first!.o).toBe(a.origin);
     expect(first!.s).toBe(1);
@@ -88,7 +88,7 @@ describe('hit batches on <prefix>.rl.hits', () => {
     // Two hits in the same tick travel together in batch 2.
     expect(a.check('u1')).toBe(true);
     expect(a.check('u2')).toBe(true);
-    await waitFor(() => batches(wire, prefix).length === 2, 'the second batch');
+    await until(() => batches(wire, prefix).length === 2, 'the second batch');
     const second = batches(wire, prefix)[1]!;
     expect(second.o).toBe(a.origin);
     expect(second.s).toBe(2);
@@ -96,10 +96,9 @@ describe('hit batches on <prefix>.rl.hits', () => {
     expect(a.stats).toMatchObject({ published: 2, publishedHits: 3 });
 
     // Heartbeats on rl.node carry the origin, its last batch and its wall clock.
-    const beat = await waitFor(
+    const beat = await until(
       () => wire.on<Heartbeat>(`${prefix}.rl.node`).find((h) => h.o === a.origin && h.s === 2),
       'a heartbeat naming batch 2',
-      3_000,
     );
     expect(Math.abs(beat.t - (Date.now() + offset))).toBeLessThan(3_000);
     expect(beat.bye).toBeUndefined();
@@ -111,16 +110,22 @@ describe('hit batches on <prefix>.rl.hits', () => {
     const b = await node(prefix, policies(3));
     const allowed = Array.from({ length: 8 }, () => a.check('u1')).filter(Boolean).length;
     expect(allowed).toBe(3);
-    await waitFor(() => hitCount(batches(wire, prefix)) === 3, '3 published hits');
-    await waitFor(() => b.used(P, 'u1') === 3, 'the peer counting 3');
-    await sleep(100);
-    expect(hitCount(batches(wire, prefix))).toBe(3);
-    expect(a.stats.publishedHits).toBe(3);
-    expect(b.used(P, 'u1')).toBe(3);
+    await until(() => hitCount(batches(wire, prefix)) === 3, '3 published hits');
+    await until(() => b.used(P, 'u1') === 3, 'the peer counting 3');
+    // Markers: a later hit from each node, published after everything before it, reaches the other.
     expect(b.check('u1')).toBe(false);
-    // b's denial is not published either.
-    await sleep(50);
-    expect(b.stats.publishedHits).toBe(0);
+    expect(a.check('marker-a')).toBe(true);
+    expect(b.check('marker-b')).toBe(true);
+    await until(
+      () => b.used(P, 'marker-a') === 1 && a.used(P, 'marker-b') === 1,
+      'the markers on both nodes',
+    );
+    // Only the 3 allowed hits (and the markers) were published: not a's 5 denials, not b's one.
+    const keys = batches(wire, prefix).flatMap((batch) => batch.h.map(([, key]) => key));
+    expect(keys.filter((key) => key === 'user_id:u1')).toHaveLength(3);
+    expect(a.stats.publishedHits).toBe(3 + 1);
+    expect(b.stats.publishedHits).toBe(1);
+    expect(b.used(P, 'u1')).toBe(3);
   });
 });
 
@@ -131,8 +136,11 @@ describe('counting', () => {
     const results: boolean[] = [];
     for (let i = 0; i < 12; i++) {
       results.push(a.check('u1'));
-      // Let each batch come back on the subscription before the next request.
-      await sleep(15);
+      // Let each batch come back on a's own subscription before the next request: it is
+      // published, and a round trip later the server has delivered it.
+      const published = results.filter(Boolean).length;
+      await until(() => a.lastSeq === published, 'the batch published');
+      await a.nc.flush();
     }
     expect(results.filter(Boolean)).toHaveLength(5);
     expect(results.slice(0, 5).every(Boolean)).toBe(true);
@@ -147,11 +155,17 @@ describe('counting', () => {
     const b = await node(prefix, policies(20));
     for (let i = 0; i < 3; i++) expect(a.check('u1')).toBe(true);
     for (let i = 0; i < 4; i++) expect(b.check('u1')).toBe(true);
-    await waitFor(() => a.used(P, 'u1') === 7 && b.used(P, 'u1') === 7, 'both nodes counting 7');
-    await sleep(200);
+    await until(() => a.used(P, 'u1') === 7 && b.used(P, 'u1') === 7, 'both nodes counting 7');
+    // Markers, published after those hits, reach the other node: nothing was applied twice.
+    expect(a.check('marker')).toBe(true);
+    expect(b.check('marker')).toBe(true);
+    await until(
+      () => a.used(P, 'marker') === 2 && b.used(P, 'marker') === 2,
+      'the markers on both nodes',
+    );
     expect([a.used(P, 'u1'), b.used(P, 'u1')]).toEqual([7, 7]);
-    expect(a.stats.appliedHits).toBe(4);
-    expect(b.stats.appliedHits).toBe(3);
+    expect(a.stats.appliedHits).toBe(4 + 1);
+    expect(b.stats.appliedHits).toBe(3 + 1);
   });
 
   it('a duplicated batch (re-published by a raw client) is not applied twice', async () => {
@@ -159,9 +173,9 @@ describe('counting', () => {
     const a = await node(prefix, policies());
     const b = await node(prefix, policies());
     expect(a.check('u1')).toBe(true);
-    await sleep(20);
+    await until(() => a.lastSeq === 1, 'the first batch published');
     expect(a.check('u1')).toBe(true);
-    await waitFor(
+    await until(
       () => wire.raw(`${prefix}.rl.hits`).length === 2 && b.used(P, 'u1') === 2,
       'two batches applied',
     );
@@ -172,10 +186,17 @@ describe('counting', () => {
       wire.publish(`${prefix}.rl.hits`, data);
     }
     await wire.flush();
-    await waitFor(() => b.stats.duplicates === before.duplicates + 4, '4 more duplicates seen');
+    await until(() => b.stats.duplicates === before.duplicates + 4, '4 more duplicates seen');
     expect(b.used(P, 'u1')).toBe(2);
     expect(b.stats).toMatchObject({ received: 2, appliedHits: 2 });
-    await sleep(100);
+    // A marker published after the copies: once b has it, no further copy is counted.
+    wire.publish(`${prefix}.rl.hits`, {
+      o: 'marker-node',
+      s: 1,
+      h: [[P, 'user_id:m', Date.now(), 1]],
+    });
+    await wire.flush();
+    await until(() => b.used(P, 'm') === 1, 'the marker batch at b');
     expect(b.stats.duplicates).toBe(before.duplicates + 4);
   });
 
@@ -183,11 +204,7 @@ describe('counting', () => {
     const { prefix, wire } = await setup();
     const a = await node(prefix, policies());
     const b = await node(prefix, policies());
-    await waitFor(
-      () => a.nodes() === 2 && b.nodes() === 2,
-      'both nodes counting each other',
-      3_000,
-    );
+    await until(() => a.nodes() === 2 && b.nodes() === 2, 'both nodes counting each other');
     const junk: (string | object | Uint8Array)[] = [
       'not json',
       '[]',
@@ -239,14 +256,14 @@ describe('counting', () => {
       ],
     });
     await wire.flush();
-    await waitFor(
+    await until(
       () => b.used(P, 'm') === 1 && a.used(P, 'm') === 1,
       'the one good hit applied on both',
     );
     // Both nodes still work together: policies unchanged, peers counted, hits shared.
     for (const n of [a, b]) expect(n.rl.limiter.policies().map((p) => p.id)).toEqual([P]);
     expect(a.check('u1')).toBe(true);
-    await waitFor(() => b.used(P, 'u1') === 1, 'a later hit reaching the peer');
+    await until(() => b.used(P, 'u1') === 1, 'a later hit reaching the peer');
     expect(a.nodes()).toBe(2);
     expect(b.nodes()).toBe(2);
     expect(b.used(P, 'm')).toBe(1);
@@ -269,22 +286,22 @@ describe('replay, staleness, unknown policies', () => {
     proxies.push(proxy);
     const b = await node(prefix, { ...policies(), eventual }, { servers: proxy.url });
     expect(a.check('u1')).toBe(true);
-    await waitFor(() => b.used(P, 'u1') === 1, 'the first hit at b');
+    await until(() => b.used(P, 'u1') === 1, 'the first hit at b');
 
     // b is cut off from NATS while a publishes batches 2..4 (b never receives them live).
     proxy.cut();
     for (let i = 0; i < 3; i++) {
       expect(a.check('u1')).toBe(true);
-      await sleep(20);
+      await until(() => a.lastSeq === 2 + i, `batch ${2 + i} published`);
     }
-    await waitFor(
+    await until(
       () => batches(wire, prefix).filter((batch) => batch.o === a.origin).length === 4,
       'a publishing 4 batches',
     );
     expect(b.used(P, 'u1')).toBe(1);
     proxy.restore();
     // a's next heartbeat names batch 4: b asks a for 2..4 on rl.replay.<a> and applies them.
-    await waitFor(() => b.used(P, 'u1') === 4, 'b counting the missed hits', 5_000);
+    await until(() => b.used(P, 'u1') === 4, 'b counting the missed hits');
     expect(b.stats.replayRequests).toBeGreaterThanOrEqual(1);
     expect(b.stats.gaps).toBeGreaterThanOrEqual(1);
     expect(b.stats.replayedBatches).toBe(3);
@@ -295,13 +312,14 @@ describe('replay, staleness, unknown policies', () => {
     proxy.cut();
     for (let i = 0; i < 2; i++) {
       expect(a.check('u1')).toBe(true);
-      await sleep(20);
+      await until(() => a.lastSeq === 5 + i, `batch ${5 + i} published`);
     }
     proxy.restore();
-    await waitFor(() => !b.nc.isClosed() && proxy.connections > 0, 'b reconnected', 5_000);
-    await sleep(100);
+    await until(() => !b.nc.isClosed() && proxy.connections > 0, 'b reconnected');
+    // b's subscriptions are back on the server once a round trip after the reconnect is back.
+    await b.nc.flush();
     expect(a.check('u1')).toBe(true);
-    await waitFor(() => b.used(P, 'u1') === 7, 'b counting all 7 hits', 5_000);
+    await until(() => b.used(P, 'u1') === 7, 'b counting all 7 hits');
     expect(b.stats.replayedBatches).toBe(5);
     expect(b.stats.appliedHits).toBe(7);
     expect(a.used(P, 'u1')).toBe(7);
@@ -330,7 +348,7 @@ describe('replay, staleness, unknown policies', () => {
       ],
     });
     await wire.flush();
-    await waitFor(
+    await until(
       () => b.stats.staleHits === 1 && b.used(P, 's') === 1,
       'one stale, one applied',
     ).catch((err: Error) => {
@@ -345,11 +363,11 @@ describe('replay, staleness, unknown policies', () => {
     // arrives the short one is older than its 300 ms window and is dropped.
     proxy.cut();
     expect(a.check('r')).toBe(true); // one request, one hit in each policy, one batch
-    await waitFor(() => batches(wire, prefix).some((batch) => batch.o === a.origin), "a's batch");
-    await sleep(450);
+    await until(() => batches(wire, prefix).some((batch) => batch.o === a.origin), "a's batch");
+    await realTime(450, "b's real wall clock must pass the short policy's 300 ms window");
     const staleBefore = b.stats.staleHits;
     proxy.restore();
-    await waitFor(() => b.used(P, 'r') === 1, 'the replayed p hit', 5_000);
+    await until(() => b.used(P, 'r') === 1, 'the replayed p hit');
     expect(b.stats.replayedBatches).toBe(1);
     expect(b.stats.staleHits).toBe(staleBefore + 1);
     expect(b.used('short', 'r')).toBe(0);
@@ -370,7 +388,7 @@ describe('replay, staleness, unknown policies', () => {
     const a = await node(prefix, policies(100, 60_000, [onlyA]));
     const b = await node(prefix, policies(100, 60_000, [localHere]));
     expect(a.check('u1')).toBe(true); // one hit for p, one for only-a
-    await waitFor(
+    await until(
       () => b.stats.appliedHits === 1 && b.stats.unknownPolicyHits === 1,
       'one applied, one unknown',
     );
@@ -384,7 +402,7 @@ describe('replay, staleness, unknown policies', () => {
       ],
     });
     await wire.flush();
-    await waitFor(() => b.stats.unknownPolicyHits === 3, 'three unknown');
+    await until(() => b.stats.unknownPolicyHits === 3, 'three unknown');
     expect(b.rl.limiter.status('loc', 'u1')!.remaining).toBe(9);
     expect(b.used(P, 'u1')).toBe(1);
   });
@@ -393,16 +411,16 @@ describe('replay, staleness, unknown policies', () => {
     const { prefix, wire } = await setup();
     const a = await node(prefix, policies(10));
     for (let i = 0; i < 6; i++) expect(a.check('u1')).toBe(true);
-    await waitFor(() => hitCount(batches(wire, prefix)) === 6, '6 hits published');
+    await until(() => hitCount(batches(wire, prefix)) === 6, '6 hits published');
     const c = await node(prefix, policies(10));
-    await waitFor(() => c.used(P, 'u1') === 6, 'c warmed up', 2_000);
+    await until(() => c.used(P, 'u1') === 6, 'c warmed up');
     expect(wire.on(`${prefix}.rl.sync`)).toContainEqual({ o: c.origin });
     expect(c.stats).toMatchObject({ syncs: 1, coldStart: false });
     expect(c.stats.replayedBatches).toBeGreaterThanOrEqual(1);
     expect(a.stats.duplicates).toBe(0);
 
     const cold = await node(prefix, { ...policies(10), eventual: { warmup: false } });
-    await sleep(300);
+    // Empty now, and (below) the next hit makes it 1, not 7: no replay ever came.
     expect(cold.used(P, 'u1')).toBe(0);
     expect(cold.stats).toMatchObject({ syncs: 0, coldStart: true });
     const warn = cold.logs.find((line) =>
@@ -411,10 +429,7 @@ describe('replay, staleness, unknown policies', () => {
     expect(warn?.level).toBe(40);
     // From now on it counts what peers publish.
     expect(a.check('u1')).toBe(true);
-    await waitFor(
-      () => cold.used(P, 'u1') === 1 && c.used(P, 'u1') === 7,
-      'the next hit everywhere',
-    );
+    await until(() => cold.used(P, 'u1') === 1 && c.used(P, 'u1') === 7, 'the next hit everywhere');
   });
 });
 
@@ -424,21 +439,23 @@ describe('membership heartbeats on <prefix>.rl.node', () => {
     const a = await node(prefix, policies());
     const b = await node(prefix, policies());
     const c = await node(prefix, policies());
-    await waitFor(() => [a, b, c].every((n) => n.nodes() === 3), 'three nodes everywhere', 4_000);
+    await until(() => [a, b, c].every((n) => n.nodes() === 3), 'three nodes everywhere');
     const origins = new Set(wire.on<Heartbeat>(`${prefix}.rl.node`).map((h) => h.o));
     expect(origins).toEqual(new Set([a.origin, b.origin, c.origin]));
 
-    const closedAt = Date.now();
     const cOrigin = c.origin;
     await c.close();
     nodes = nodes.filter((n) => n !== c);
-    await waitFor(() => a.nodes() === 2 && b.nodes() === 2, 'c gone', 2_000);
-    // Default heartbeats: 500 ms, a peer is dropped after 3 missed (1.5 s); bye is much faster than that.
-    expect(Date.now() - closedAt).toBeLessThan(1_000);
+    await until(() => a.nodes() === 2 && b.nodes() === 2, 'c gone');
+    // Dropped on its bye (default heartbeats: 500 ms; a silent peer would go after 3 missed).
+    for (const n of [a, b]) {
+      expect(n.logs.filter((line) => line.msg === 'rate-limit peer left')).toHaveLength(1);
+      expect(n.logs.filter((line) => line.msg.startsWith('rate-limit peer silent'))).toEqual([]);
+    }
     expect(
       wire.on<Heartbeat>(`${prefix}.rl.node`).find((h) => h.o === cOrigin && h.bye === true),
     ).toBeDefined();
-    await sleep(1_200);
+    await realTime(600, 'a heartbeat period in which c must not come back');
     expect([a.nodes(), b.nodes()]).toEqual([2, 2]);
   });
 
@@ -447,18 +464,17 @@ describe('membership heartbeats on <prefix>.rl.node', () => {
     const eventual = { heartbeatMs: 150, missedHeartbeats: 3 };
     const a = await node(prefix, { ...policies(), eventual });
     const b = await node(prefix, { ...policies(), eventual });
-    await waitFor(() => a.nodes() === 2 && b.nodes() === 2, 'two nodes', 3_000);
+    await until(() => a.nodes() === 2 && b.nodes() === 2, 'two nodes');
     // b's connection dies (no bye is sent): a stops counting it after ~3 × 150 ms.
     await b.nc.close();
-    await waitFor(() => a.nodes() === 1, 'b dropped', 3_000);
-    await waitFor(
+    await until(() => a.nodes() === 1, 'b dropped');
+    await until(
       () =>
         a.logs.some(
           (line) =>
             line.msg === 'rate-limit peer silent; no longer counted' && line.peer === b.origin,
         ),
       'the silent-peer warning',
-      2_000,
     );
   });
 });

@@ -17,14 +17,8 @@ import { connect, headers, type NatsConnection } from '@nats-io/transport-node';
 import type { PolicyConfig } from '../../src/ratelimit/types.js';
 import type { RateLimitsHealth } from '../../src/ratelimit/rate-limits.js';
 import { NatsCluster } from '../support/nats.js';
-import {
-  call,
-  DemoWorker,
-  eventually,
-  RlGateway,
-  sleep,
-  type Outcome,
-} from '../support/ratelimit-cluster.js';
+import { call, DemoWorker, RlGateway, type Outcome } from '../support/ratelimit-cluster.js';
+import { realTime, until } from '../support/wait.js';
 
 const SECRET = 'policy-sync-tests-shared-secret';
 const ECHO: PolicyConfig = {
@@ -54,7 +48,7 @@ function logLine(
   msg: string,
   where: (line: Record<string, unknown>) => boolean = () => true,
 ): Promise<Record<string, unknown>> {
-  return eventually(async () => logs(gateway, msg).find(where), `the log line "${msg}"`, 3_000, 20);
+  return until(() => logs(gateway, msg).find(where), `the log line "${msg}"`);
 }
 
 async function health(gateway: RlGateway): Promise<RateLimitsHealth> {
@@ -111,12 +105,16 @@ describe('runtime policy changes on a 2-server NATS cluster (proxied routes), ga
 
   beforeAll(async () => {
     cluster = await NatsCluster.start({ size: 2, proxiedRoutes: true });
-    workers.push(...(await Promise.all(cluster.urls.map((url) => DemoWorker.start(url)))));
+    // Workers and gateways start side by side: a gateway pulls a worker's config when it discovers
+    // it. (Each worker is listed as soon as it is up, so a failed start still stops the others.)
+    const workersUp = Promise.all(
+      cluster.urls.map((url) => DemoWorker.start(url).then((started) => workers.push(started))),
+    );
     [a, b] = await Promise.all([gateway('a', 0), gateway('b', 1)]);
-    await eventually(
+    await workersUp;
+    await until(
       async () => (await Promise.all([a, b].map(health))).every((h) => h.cluster?.nodes === 2),
       'two nodes',
-      10_000,
     );
     nc = await connect({ servers: cluster.urls[0]! });
   }, 60_000);
@@ -139,12 +137,7 @@ describe('runtime policy changes on a 2-server NATS cluster (proxied routes), ga
       mode: 'eventual',
     };
     expect((await a.adminRequest('PUT', '/policies/async.two', added)).status).toBe(201);
-    await eventually(
-      async () => (await b.policies()).has('async.two'),
-      'the policy on b',
-      3_000,
-      20,
-    );
+    await until(async () => (await b.policies()).has('async.two'), 'the policy on b');
     expect((await b.policies()).get('async.two')).toEqual(added);
     expect(await logLine(b, 'rate-limit policy added')).toMatchObject({
       level: 40,
@@ -160,11 +153,9 @@ describe('runtime policy changes on a 2-server NATS cluster (proxied routes), ga
     // Replace on a: b logs the replacement (compatible: counters kept) and applies the new limit.
     const raised = { ...added, limit: 3 };
     expect((await a.adminRequest('PUT', '/policies/async.two', raised)).status).toBe(200);
-    await eventually(
+    await until(
       async () => (await b.policies()).get('async.two')?.limit === 3,
       'the new limit on b',
-      3_000,
-      20,
     );
     expect(await logLine(b, 'rate-limit policy replaced')).toMatchObject({
       actor: { via: 'cluster', who: aOrigin },
@@ -176,12 +167,7 @@ describe('runtime policy changes on a 2-server NATS cluster (proxied routes), ga
 
     // DELETE on a: gone on b, logged, calls no longer limited there.
     expect((await a.adminRequest('DELETE', '/policies/async.two')).status).toBe(204);
-    await eventually(
-      async () => !(await b.policies()).has('async.two'),
-      'the policy gone from b',
-      3_000,
-      20,
-    );
+    await until(async () => !(await b.policies()).has('async.two'), 'the policy gone from b');
     expect(await logLine(b, 'rate-limit policy removed')).toMatchObject({
       level: 40,
       actor: { via: 'cluster', who: aOrigin },
@@ -195,7 +181,7 @@ describe('runtime policy changes on a 2-server NATS cluster (proxied routes), ga
 
     // Shadow on a: b counts without denying, logged; then off again.
     expect((await a.adminRequest('PUT', '/shadow', { shadow: true })).status).toBe(200);
-    await eventually(async () => (await health(b)).shadow, 'shadow on b', 3_000, 20);
+    await until(async () => (await health(b)).shadow, 'shadow on b');
     expect(await logLine(b, 'rate-limit shadow mode changed')).toMatchObject({
       level: 40,
       actor: { via: 'cluster', who: aOrigin },
@@ -203,7 +189,7 @@ describe('runtime policy changes on a 2-server NATS cluster (proxied routes), ga
       previous: false,
     });
     expect((await a.adminRequest('PUT', '/shadow', { shadow: false })).status).toBe(200);
-    await eventually(async () => !(await health(b)).shadow, 'shadow off on b', 3_000, 20);
+    await until(async () => !(await health(b)).shadow, 'shadow off on b');
 
     // Both ledgers agree, and every change was signed (none refused).
     const [ha, hb] = await Promise.all([health(a), health(b)]);
@@ -219,20 +205,13 @@ describe('runtime policy changes on a 2-server NATS cluster (proxied routes), ga
       200,
     );
     expect((await b.adminRequest('DELETE', '/policies/whoami.cap')).status).toBe(204);
-    await eventually(
-      async () => (await policySet(a)) === (await policySet(b)),
-      'a and b agree',
-      3_000,
-      20,
-    );
+    await until(async () => (await policySet(a)) === (await policySet(b)), 'a and b agree');
 
     const c = await gateway('c', 1);
     const joined = Date.now();
-    await eventually(
+    await until(
       async () => (await policySet(c)) === (await policySet(a)),
       'c’s policies equal to a’s',
-      3_000,
-      20,
     );
     console.info(
       `policy sync: the new gateway matched a ${Date.now() - joined} ms after it was up`,
@@ -268,11 +247,7 @@ describe('runtime policy changes on a 2-server NATS cluster (proxied routes), ga
     const before = [closed(0), closed(1)];
     cluster.isolate(0);
     cluster.isolate(1);
-    await eventually(
-      async () => closed(0) > before[0]! && closed(1) > before[1]!,
-      'routes closed',
-      5_000,
-    );
+    await until(() => closed(0) > before[0]! && closed(1) > before[1]!, 'routes closed');
 
     // a: split.x limit 3, then (later) b: split.x limit 7; a alone adds split.y; b deletes echo.cap.
     const x: PolicyConfig = {
@@ -291,10 +266,13 @@ describe('runtime policy changes on a 2-server NATS cluster (proxied routes), ga
     };
     expect((await a.adminRequest('PUT', '/policies/split.x', x)).status).toBe(201);
     expect((await a.adminRequest('PUT', '/policies/split.y', y)).status).toBe(201);
-    await sleep(20);
+    await realTime(
+      20,
+      "b's change must carry a later wall-clock stamp than a's (last writer wins)",
+    );
     expect((await b.adminRequest('PUT', '/policies/split.x', { ...x, limit: 7 })).status).toBe(201);
     expect((await b.adminRequest('DELETE', '/policies/echo.cap')).status).toBe(204);
-    await sleep(400);
+    await realTime(300, 'a span in which a change must not cross the split');
     // Split: each side has only its own changes.
     expect((await a.policies()).get('split.x')?.limit).toBe(3);
     expect((await b.policies()).get('split.x')?.limit).toBe(7);
@@ -308,12 +286,7 @@ describe('runtime policy changes on a 2-server NATS cluster (proxied routes), ga
     cluster.heal();
     await cluster.waitForRoutes();
     const healed = Date.now();
-    await eventually(
-      async () => (await policySet(a)) === (await policySet(b)),
-      'a and b agree again',
-      5_000,
-      20,
-    );
+    await until(async () => (await policySet(a)) === (await policySet(b)), 'a and b agree again');
     console.info(`policy sync: converged ${Date.now() - healed} ms after the routes came back`);
     for (const g of [a, b]) {
       const policies = await g.policies();
@@ -363,13 +336,11 @@ describe('runtime policy changes on a 2-server NATS cluster (proxied routes), ga
       reply: inbox,
     });
     await nc.flush();
-    await eventually(
+    await until(
       async () => (await health(b)).cluster!.policies.rejected >= rejected + 4,
       'four refusals on b',
-      3_000,
-      20,
     );
-    await sleep(200);
+    await realTime(200, 'a span in which no answer to the forged sync may come');
     expect(answers).toEqual([]);
     expect(await Promise.all([a, b].map(policySet))).toEqual(before);
     await logLine(
@@ -379,12 +350,7 @@ describe('runtime policy changes on a 2-server NATS cluster (proxied routes), ga
 
     // The same message signed with the shared secret is a real change (the control).
     nc.publish(subject, data, { headers: sign(SECRET, subject) });
-    await eventually(
-      async () => (await b.policies()).has('forged'),
-      'the signed change applied',
-      3_000,
-      20,
-    );
+    await until(async () => (await b.policies()).has('forged'), 'the signed change applied');
     expect(
       await logLine(
         b,
@@ -429,21 +395,19 @@ describe('runtime policy changes on a 2-server NATS cluster (proxied routes), ga
     };
     expect((await lone.adminRequest('PUT', '/policies/only.here', only)).status).toBe(201);
     // (Log lines reach us through the process's stdout: wait for it.)
-    await eventually(
-      async () =>
+    await until(
+      () =>
         logs(
           lone,
           'rate-limit policy change applies to this gateway only: set rateLimits.clusterSecret to share changes with the other gateways',
         ).length === 1,
       'the warning',
-      3_000,
-      20,
     );
     expect(
       (await a.adminRequest('PUT', '/policies/from.a', { ...only, id: 'from.a' })).status,
     ).toBe(201);
-    await eventually(async () => (await b.policies()).has('from.a'), 'from.a on b', 3_000, 20);
-    await sleep(300);
+    await until(async () => (await b.policies()).has('from.a'), 'from.a on b');
+    await realTime(300, "a span in which the lone gateway's policy must not arrive");
     expect((await a.policies()).has('only.here')).toBe(false);
     expect((await b.policies()).has('only.here')).toBe(false);
     expect((await lone.policies()).has('from.a')).toBe(false);

@@ -7,7 +7,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import type { GatewayConfig } from '../../src/config/file.js';
 import { GatewayProcess } from '../support/gateway-process.js';
 import { spawnTs, type Spawned } from '../support/spawn.js';
@@ -18,7 +18,8 @@ let files = 0;
 const running: Spawned[] = [];
 const processes: GatewayProcess[] = [];
 
-afterEach(async () => {
+// Processes a failed test left behind (the invalid-config cases run concurrently: not per test).
+afterAll(async () => {
   for (const proc of running.splice(0)) {
     proc.kill('SIGKILL');
     await proc.exited;
@@ -141,23 +142,27 @@ describe('gen-gateway refuses an invalid rateLimits or admin section (exit 2, cl
     },
   ];
 
-  it.each(cases)('$name', async ({ config, message }) => {
+  // Each case is its own CLI process that only validates and exits: they run side by side.
+  it.concurrent.for(cases)('$name', async ({ config, message }, { expect }) => {
     const result = await run(config);
     expect(result.code).toBe(2);
     expect(result.stderr).toContain(message);
     expect(result.stdout).not.toContain('gateway listening');
   });
 
-  it('a duplicate policy id is refused before the gateway listens', async () => {
-    const result = await run({
-      rateLimits: { policies: [ECHO_POLICY, { ...ECHO_POLICY, limit: 5 }] },
-    });
-    expect(result.code).toBe(2);
-    expect(result.stderr).toContain(
-      'gen-gateway: invalid rate limits: duplicate rate-limit policy id "echo.per_user"',
-    );
-    expect(result.stdout).not.toContain('gateway listening');
-  });
+  it.concurrent(
+    'a duplicate policy id is refused before the gateway listens',
+    async ({ expect }) => {
+      const result = await run({
+        rateLimits: { policies: [ECHO_POLICY, { ...ECHO_POLICY, limit: 5 }] },
+      });
+      expect(result.code).toBe(2);
+      expect(result.stderr).toContain(
+        'gen-gateway: invalid rate limits: duplicate rate-limit policy id "echo.per_user"',
+      );
+      expect(result.stdout).not.toContain('gateway listening');
+    },
+  );
 });
 
 describe('a valid rateLimits section', () => {

@@ -20,7 +20,11 @@ import { createLogger } from '../../src/log/logger.js';
 import { RateLimits, type ConnectLimitOptions } from '../../src/ratelimit/rate-limits.js';
 import { startGateway, type RunningGateway } from '../../src/server.js';
 import { connectHook, roomChannel, type TestAssigns } from '../support/test-app.js';
-import { replyOf, waitFor } from '../support/phoenix-client.js';
+import { replyOf } from '../support/phoenix-client.js';
+import { until } from '../support/wait.js';
+
+/** Asymmetric matchers, typed `unknown` so the object literals holding them stay typed. */
+const ANY_STRING: unknown = expect.any(String);
 
 // ---- RFC 8941 Structured Fields (the subset the RateLimit headers use: a List of Items) -------
 
@@ -365,7 +369,7 @@ describe('37: per-IP connect limit, 20 per minute (fake clock)', () => {
       const open = await longpollOpen(app.port);
       expect(open.status, `open ${n}`).toBe(200);
       const body = JSON.parse(open.body) as { status: number; token: unknown; messages: unknown[] };
-      expect(body).toEqual({ status: 410, token: expect.any(String), messages: [] });
+      expect(body).toEqual({ status: 410, token: ANY_STRING, messages: [] });
       if (n <= 17) expectNoLimitHeaders(open.headers);
       else expectLimitHeaders(open.headers, { q: 20, w: 60, r: 20 - n, t: 3 });
     }
@@ -412,7 +416,7 @@ describe('37: per-IP connect limit, 20 per minute (fake clock)', () => {
     socket.onError((error) => errors.push(error));
     socket.connect();
     // The client retries on its schedule; every retry is refused (429) and counted.
-    await waitFor(
+    await until(
       () => errors.length >= 3 && app.gateway.stats.rateLimitedConnects >= 3,
       'three refused connects',
     );
@@ -422,7 +426,7 @@ describe('37: per-IP connect limit, 20 per minute (fake clock)', () => {
     expect((await upgrade(app.port, undefined, '127.0.0.2')).status).toBe(101);
 
     app.advance(3_000);
-    await waitFor(() => socket.isConnected(), 'the client connected once the limit freed');
+    await until(() => socket.isConnected(), 'the client connected once the limit freed');
     const channel = socket.channel('room:after-429');
     expect(await replyOf(channel.join())).toEqual({ status: 'ok', response: {} });
     expect(await replyOf(channel.push('echo', { hi: 1 }))).toEqual({

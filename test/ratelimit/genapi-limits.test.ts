@@ -17,14 +17,18 @@ import type { GenApiResponse } from '../../src/genapi/types.js';
 import { createLogger } from '../../src/log/logger.js';
 import type { PolicyConfig } from '../../src/ratelimit/types.js';
 import { startGateway, type RunningGateway } from '../../src/server.js';
-import { replyOf, waitFor, type PushReply } from '../support/phoenix-client.js';
+import { replyOf, type PushReply } from '../support/phoenix-client.js';
 import { RawClient } from '../support/ws-client.js';
+import { until } from '../support/wait.js';
+import { manualClock, type ManualClock } from '../support/clock.js';
 
 const TOPIC = 'gen_api:lobby';
 const EVENT = 'phoenix_gen_api';
 const logger = createLogger({ level: 'silent', pretty: false });
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const RATE_LIMITED = /^Rate limit exceeded\. Please retry after (\d+) seconds\.$/;
+/** Asymmetric matchers, typed `unknown` so object literals holding them stay typed. */
+const ANY_NUMBER: unknown = expect.any(Number);
+const RATE_LIMITED_MESSAGE: unknown = expect.stringMatching(RATE_LIMITED);
 
 let nextId = 0;
 const id = (label: string) => `${label}-${++nextId}`;
@@ -88,7 +92,7 @@ function expectDenied(
     request_id: requestId,
     result: null,
     success: false,
-    error: expect.stringMatching(RATE_LIMITED),
+    error: RATE_LIMITED_MESSAGE,
     async: false,
     has_more: false,
     can_retry: true,
@@ -97,8 +101,8 @@ function expectDenied(
       limit: policy.limit,
       window_ms: policy.windowMs,
       remaining: 0,
-      reset_ms: expect.any(Number),
-      retry_after_ms: expect.any(Number),
+      reset_ms: ANY_NUMBER,
+      retry_after_ms: ANY_NUMBER,
       source: policy.source ?? 'local',
     },
   });
@@ -144,7 +148,7 @@ class ApiClient {
     const pushes =
       count === 0
         ? []
-        : await waitFor(
+        : await until(
             () =>
               this.pushesFor(request.request_id).length >= count
                 ? this.pushesFor(request.request_id)
@@ -178,14 +182,22 @@ async function phoenixClient(port: number, userId: string): Promise<ApiClient> {
   });
   sockets.push(socket);
   socket.connect();
-  await waitFor(() => socket.isConnected(), 'socket open');
+  await until(() => socket.isConnected(), 'socket open');
   const channel = socket.channel(TOPIC, {});
   expect(await replyOf(channel.join())).toEqual({ status: 'ok', response: {} });
   return new ApiClient(socket, channel);
 }
 
-async function start(config: GatewayConfig, fromFile = true): Promise<RunningGateway> {
-  return startGateway({ config, fromFile, port: 0, logger });
+/**
+ * A gateway on a manual clock: the per-socket message rate and the local policies see time move
+ * only when the test advances it, so counts and windows are exact however loaded the machine is.
+ */
+async function start(
+  config: GatewayConfig,
+  clock: ManualClock,
+  fromFile = true,
+): Promise<RunningGateway> {
+  return startGateway({ config, fromFile, port: 0, logger, clock: clock.now });
 }
 
 function policyStats(gateway: RunningGateway, policyId: string) {
@@ -202,8 +214,9 @@ const DEMO_POLICY = { id: 'demo.limited', limit: 5, windowMs: 10_000 };
 
 describe('the demo contract: demo.limited, 5 per 10 s per user_id (embedded demo, local)', () => {
   let demo: RunningGateway;
+  const clock = manualClock();
   beforeAll(async () => {
-    demo = await start({}, false);
+    demo = await start({}, clock, false);
   });
   afterAll(() => demo?.gateway.close());
 
@@ -235,17 +248,21 @@ describe('the demo contract: demo.limited, 5 per 10 s per user_id (embedded demo
     for (let n = 1; n <= 5; n++) {
       const requestId = `raw-${n}`;
       client.send(['1', String(n + 1), TOPIC, EVENT, limited(requestId, `m${n}`)]);
-      expect(await client.take(2)).toEqual([
+      expect(await client.take(2, 10_000)).toEqual([
         ['1', null, TOPIC, EVENT, success(requestId, { message: `m${n}` })],
         ['1', String(n + 1), TOPIC, 'phx_reply', { status: 'ok', response: 'limited' }],
       ]);
     }
     client.send(['1', '7', TOPIC, EVENT, limited('raw-6', 'm6')]);
-    const [push, reply] = (await client.take(2)) as unknown[][];
+    const [push, reply] = (await client.take(2, 10_000)) as unknown[][];
     expect(push!.slice(0, 4)).toEqual(['1', null, TOPIC, EVENT]);
     expectDenied(push![4], 'raw-6', DEMO_POLICY);
     expect(reply).toEqual(['1', '7', TOPIC, 'phx_reply', { status: 'ok', response: 'limited' }]);
-    await client.nothing(200);
+    // Nothing else follows: the next frame is the reply to a later heartbeat.
+    client.send([null, '8', 'phoenix', 'heartbeat', {}]);
+    expect(await client.take(1, 10_000)).toEqual([
+      [null, '8', 'phoenix', 'phx_reply', { status: 'ok', response: {} }],
+    ]);
   });
 
   it("the same user on two sockets shares one count; another user on either socket's gateway does not", async () => {
@@ -277,8 +294,8 @@ describe('the demo contract: demo.limited, 5 per 10 s per user_id (embedded demo
     }
     const denial = await u1.push(limited('u1-6', 'hello 6'));
     const details = expectDenied(denial, 'u1-6', DEMO_POLICY);
-    // Nothing else arrives for the denied request.
-    await sleep(100);
+    // Nothing else arrives for the denied request: a later call's push comes back first.
+    expect((await u1.push(echo('u1-marker'))).success).toBe(true);
     expect(u1.pushesFor('u1-6')).toHaveLength(1);
 
     const u2 = await phoenixClient(demo.address.port, 'u2');
@@ -287,11 +304,13 @@ describe('the demo contract: demo.limited, 5 per 10 s per user_id (embedded demo
         success(`u2-${n}`, { message: 'u2' }),
       );
 
-    // The window frees again: waiting retry_after_ms (real time, ≤ 10 s) is enough.
-    await sleep(details.retry_after_ms);
-    expect(await u1.push(limited('u1-7', 'again'))).toEqual(success('u1-7', { message: 'again' }));
-    expect(policyStats(demo, 'demo.limited').denied).toBeGreaterThanOrEqual(1);
-  }, 30_000);
+    // The window frees exactly after retry_after_ms: 1 ms before it u1 is still denied.
+    clock.advance(details.retry_after_ms - 1);
+    expectDenied(await u1.push(limited('u1-7', 'early')), 'u1-7', DEMO_POLICY);
+    clock.advance(1);
+    expect(await u1.push(limited('u1-8', 'again'))).toEqual(success('u1-8', { message: 'again' }));
+    expect(policyStats(demo, 'demo.limited').denied).toBeGreaterThanOrEqual(2);
+  });
 });
 
 // ---- config-file policies --------------------------------------------------------------------
@@ -306,11 +325,13 @@ const ECHO_3_PER_2S: PolicyConfig = {
 
 describe('config-file policies (startGateway, config {demo: true, rateLimits})', () => {
   const gateways: RunningGateway[] = [];
+  let clock = manualClock();
   afterEach(async () => {
-    for (const gateway of gateways.splice(0)) await gateway.gateway.close();
+    await Promise.all(gateways.splice(0).map((gateway) => gateway.gateway.close()));
   });
   async function gatewayWith(config: GatewayConfig): Promise<RunningGateway> {
-    const started = await start({ demo: true, ...config });
+    clock = manualClock();
+    const started = await start({ demo: true, ...config }, clock);
     gateways.push(started);
     return started;
   }
@@ -338,7 +359,9 @@ describe('config-file policies (startGateway, config {demo: true, rateLimits})',
     expect((await alice.push(limited('a-lim'))).success).toBe(true);
     const bob = await phoenixClient(app.address.port, 'bob');
     for (let n = 1; n <= 3; n++) expect((await bob.push(echo(`b-${n}`))).success).toBe(true);
-    await sleep(details.retry_after_ms);
+    clock.advance(details.retry_after_ms - 1);
+    expectDenied(await alice.push(echo('a-early')), 'a-early', ECHO_3_PER_2S);
+    clock.advance(1);
     expect(await alice.push(echo('a-5', 'later'))).toEqual(success('a-5', { message: 'later' }));
   });
 
@@ -387,10 +410,11 @@ describe('config-file policies (startGateway, config {demo: true, rateLimits})',
     const { reply, pushes } = await client.call(echoAsync(requestId));
     expect(reply).toEqual({ status: 'ok', response: 'echo_async' });
     expectDenied(pushes[0], requestId, { id: 'all.per_user', limit: 5, windowMs: 60_000 });
-    await sleep(100);
-    expect(client.pushesFor(requestId)).toHaveLength(1);
     expect(policyStats(app, 'echo.per_user')).toMatchObject({ denied: 3 });
     expect(policyStats(app, 'all.per_user')).toMatchObject({ denied: 1 });
+    // Nothing else arrives for the denied request: a later call's push comes back first.
+    await client.push(limited(id('m-marker')));
+    expect(client.pushesFor(requestId)).toHaveLength(1);
   });
 
   it('a policy keyed by {arg: "message"} counts per argument value, across users and sockets', async () => {
@@ -499,6 +523,7 @@ describe('config-file policies (startGateway, config {demo: true, rateLimits})',
 
 describe('the gen_api limiter and the per-socket message rate do not interfere', () => {
   let app: RunningGateway;
+  const clock = manualClock();
   const echoCounter: PolicyConfig = {
     id: 'echo.counter',
     scope: { service: 'demo', requestType: 'echo' },
@@ -507,19 +532,22 @@ describe('the gen_api limiter and the per-socket message rate do not interfere',
     windowMs: 60_000,
   };
   beforeAll(async () => {
-    app = await start({
-      demo: true,
-      socket: {
-        messageRate: { limit: 10, windowMs: 1000, floodDenials: 50, floodWindowMs: 10_000 },
+    app = await start(
+      {
+        demo: true,
+        socket: {
+          messageRate: { limit: 10, windowMs: 1000, floodDenials: 50, floodWindowMs: 10_000 },
+        },
+        rateLimits: { policies: [echoCounter] },
       },
-      rateLimits: { policies: [echoCounter] },
-    });
+      clock,
+    );
   });
   afterAll(() => app?.gateway.close());
 
   it('gen_api denials are pushes with a phx_reply ok: not socket-level denials, no flood', async () => {
     const client = await phoenixClient(app.address.port, 'mix-1');
-    await sleep(150); // the join's token is back: a burst of 10 is available
+    clock.advance(1000); // the join's token is back: a burst of 10 is available
     const limitedBefore = app.gateway.stats.rateLimitedMessages;
     const results = await Promise.all(
       Array.from({ length: 8 }, (_, n) => client.call(limited(`mx-${n}`))),
@@ -536,7 +564,7 @@ describe('the gen_api limiter and the per-socket message rate do not interfere',
 
   it('a message-rate denial of a gen_api push gets the socket-level error reply and no gen_api push; the gen_api limiter never sees it', async () => {
     const client = await phoenixClient(app.address.port, 'mix-2');
-    await sleep(150);
+    clock.advance(1000); // the join's token is back: a burst of 10 is available, and no more
     const checksBefore = policyStats(app, 'echo.counter').checks;
     const requests = Array.from({ length: 12 }, (_, n) => echo(`burst-${n}`, `b${n}`));
     const replies = await Promise.all(
@@ -554,12 +582,12 @@ describe('the gen_api limiter and the per-socket message rate do not interfere',
           limit: 10,
           window_ms: 1000,
           remaining: 0,
-          reset_ms: expect.any(Number),
-          retry_after_ms: expect.any(Number),
+          reset_ms: ANY_NUMBER,
+          retry_after_ms: ANY_NUMBER,
         },
       });
     }
-    await waitFor(
+    await until(
       () =>
         requests.slice(0, 10).every((request) => client.pushesFor(request.request_id).length === 1),
       'the 10 gen_api pushes',
@@ -568,11 +596,14 @@ describe('the gen_api limiter and the per-socket message rate do not interfere',
       expect(client.pushesFor(request.request_id)).toEqual([
         success(request.request_id, { message: `b${n}` }),
       ]);
-    await sleep(150);
-    for (const request of requests.slice(10))
-      expect(client.pushesFor(request.request_id)).toEqual([]);
     // Only the 10 messages that passed the socket limit reached the gen_api limiter.
     expect(policyStats(app, 'echo.counter').checks - checksBefore).toBe(10);
+    // No push for the 2 denied ones: a later call (after the bucket refills) is answered first.
+    clock.advance(1000);
+    expect((await client.push(echo('burst-marker'))).success).toBe(true);
+    for (const request of requests.slice(10))
+      expect(client.pushesFor(request.request_id)).toEqual([]);
+    expect(policyStats(app, 'echo.counter').checks - checksBefore).toBe(11);
     expect(client.socket.isConnected()).toBe(true);
   });
 });
@@ -588,19 +619,23 @@ describe('the gen_api limiter and the per-socket message rate do not interfere',
  */
 describe('spec 35: gen_api denials never close the socket; socket-level denials past floodDenials do', () => {
   let app: RunningGateway;
+  const clock = manualClock();
   beforeAll(async () => {
-    app = await start({
-      demo: true,
-      socket: {
-        messageRate: {
-          limit: 100,
-          windowMs: 1000,
-          burst: 100,
-          floodDenials: 50,
-          floodWindowMs: 10_000,
+    app = await start(
+      {
+        demo: true,
+        socket: {
+          messageRate: {
+            limit: 100,
+            windowMs: 1000,
+            burst: 100,
+            floodDenials: 50,
+            floodWindowMs: 10_000,
+          },
         },
       },
-    });
+      clock,
+    );
   });
   afterAll(() => app?.gateway.close());
 
@@ -614,18 +649,20 @@ describe('spec 35: gen_api denials never close the socket; socket-level denials 
     const denied = pushes.filter((push) => !push.success);
     expect(denied).toHaveLength(80);
     for (const push of denied) expectDenied(push, String(push.request_id), DEMO_POLICY);
-    await sleep(100);
-    expect(client.socket.isConnected()).toBe(true);
-    expect(app.gateway.stats.floods).toBe(floods);
-    // The channel still works: another function is served.
+    // The channel still works: another function is served (and nothing closed the socket before).
     expect(await client.push(echo('fg-after', 'still here'))).toEqual(
       success('fg-after', { message: 'still here' }),
     );
+    expect(client.socket.isConnected()).toBe(true);
+    expect(app.gateway.stats.floods).toBe(floods);
   });
 
   it('the same client past the message rate: 51 socket-level denials within 10 s close the socket 1008 "message flood"', async () => {
     const client = await phoenixClient(app.address.port, 'flood-socket');
-    await sleep(150);
+    // The join's token is back (a full burst of 100). The clock then stands still: no token
+    // comes back while the 160 messages are processed, however slowly (under load, real time
+    // refilled tokens at 100/s and fewer than 51 denials were left: the close never came).
+    clock.advance(1000);
     const floods = app.gateway.stats.floods;
     let closeCode: number | null = null;
     let closeReason = '';
@@ -636,7 +673,7 @@ describe('spec 35: gen_api denials never close the socket; socket-level denials 
     });
     // 100 pass the message rate (burst 100), then each message is a socket-level denial: the 51st closes.
     for (let n = 0; n < 160; n++) client.channel.push(EVENT, echo(`fs-${n}`));
-    await waitFor(() => closeCode !== null, 'the socket closed', 5_000);
+    await until(() => closeCode !== null, 'the socket closed');
     expect(closeCode).toBe(1008);
     expect(closeReason).toBe('message flood');
     expect(app.gateway.stats.floods).toBe(floods + 1);

@@ -21,10 +21,10 @@ import type { Decision, PolicyConfig } from '../../src/ratelimit/types.js';
 import { Subjects } from '../../src/nats/subjects.js';
 import type { GenApiRequest, ResolvedFunConfig } from '../../src/genapi/types.js';
 import { NatsServer } from '../support/nats.js';
-import { waitFor } from '../support/phoenix-client.js';
-import { eventualPolicy, RlNode, sleep, Wire } from '../support/ratelimit-cluster.js';
+import { eventualPolicy, RlNode, Wire } from '../support/ratelimit-cluster.js';
 import { check, settled, waitForJetStream } from '../support/kv.js';
 import { expectHeapBack, settledHeap } from '../support/heap.js';
+import { until } from '../support/wait.js';
 
 const open: RateLimiter[] = [];
 afterEach(() => {
@@ -103,7 +103,7 @@ describe('keys received from eventual peers', () => {
           wire.publish(`${prefix}.rl.hits`, { o: `origin-${origin}`, s: 1, h: hits });
         }
         await wire.flush();
-        await waitFor(
+        await until(
           () => node.stats.appliedHits === 100_000,
           '100,000 remote hits applied',
           20_000,
@@ -140,7 +140,8 @@ describe('keys received from eventual peers', () => {
         for (let round = 0; round < 300; round++) {
           for (let i = 0; i < 1000; i++) expect(node.check(`r${round}-${i}`)).toBe(true);
           eventual.flush();
-          if (round % 50 === 0) await sleep(1);
+          // Let the connection write out what it has (a round trip to the server).
+          if (round % 50 === 0) await node.nc.flush();
         }
         expect(node.stats.publishedHits).toBe(300_000);
         const retained = eventual.retainedSize;

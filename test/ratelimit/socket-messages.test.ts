@@ -7,8 +7,9 @@
  *
  * Tight mounts use {limit: 10, windowMs: 1000, floodDenials: 5, floodWindowMs: 10000}: GCRA with
  * burst = limit, so 10 messages pass at once and one more every 100 ms (retry_after_ms ≤ 100).
- * Real-time tests only assert documented bounds; exact values (the defaults' boundary) use a
- * gateway on a fake clock, which the socket's rate uses (gateway `clock` option).
+ * Every gateway here runs on a manual clock (gateway `clock` option, which the socket's rate
+ * uses): time moves only when a test advances it, so a slow machine cannot refill tokens in the
+ * middle of a burst, and the values asserted are exact.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -18,7 +19,12 @@ import { MESSAGE_RATE_DEFAULTS } from '../../src/ratelimit/message-limit.js';
 import { connectHook, roomChannel, type TestAssigns } from '../support/test-app.js';
 import { RawClient, type Frame } from '../support/ws-client.js';
 import { collectUntil, openSession, post } from '../support/longpoll-client.js';
-import { replyOf, waitFor } from '../support/phoenix-client.js';
+import { replyOf } from '../support/phoenix-client.js';
+import { until } from '../support/wait.js';
+import { manualClock, type ManualClock } from '../support/clock.js';
+
+/** Asymmetric matchers, typed `unknown` so the object literals holding them stay typed. */
+const ANY_NUMBER: unknown = expect.any(Number);
 
 const TIGHT = { limit: 10, windowMs: 1000, floodDenials: 5, floodWindowMs: 10_000 };
 /** GCRA emission interval of TIGHT: one message per 100 ms once the burst is spent. */
@@ -33,10 +39,9 @@ const INTERVAL_MS = 100;
  */
 const answeredBeforeFlood = (floodDenials: number): number => floodDenials;
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
 interface App {
   gateway: Gateway;
+  clock: ManualClock;
   port: number;
   wsUrl(mount: string, query?: string): string;
   lpUrl(mount: string): string;
@@ -45,12 +50,10 @@ interface App {
   close(): Promise<void>;
 }
 
-/** A gateway with one mount per entry (room:* on each), on an optional fake clock. */
-async function startApp(
-  mounts: Record<string, Partial<SocketOptions<TestAssigns>>>,
-  clock?: () => number,
-): Promise<App> {
-  const gateway = createGateway({ logger: false, ...(clock ? { clock } : {}) });
+/** A gateway with one mount per entry (room:* on each), on a manual clock. */
+async function startApp(mounts: Record<string, Partial<SocketOptions<TestAssigns>>>): Promise<App> {
+  const clock = manualClock(1_000_000);
+  const gateway = createGateway({ logger: false, clock: clock.now });
   for (const [path, options] of Object.entries(mounts)) {
     gateway
       .socket<TestAssigns>(path, { connect: connectHook, longpoll: { windowMs: 500 }, ...options })
@@ -60,6 +63,7 @@ async function startApp(
   const base = `127.0.0.1:${port}`;
   return {
     gateway,
+    clock,
     port,
     wsUrl: (mount, query = 'vsn=2.0.0') => `ws://${base}${mount}/websocket?${query}`,
     lpUrl: (mount) => `http://${base}${mount}/longpoll`,
@@ -85,8 +89,8 @@ function expectDenial(
       limit,
       window_ms: windowMs,
       remaining: 0,
-      reset_ms: expect.any(Number),
-      retry_after_ms: expect.any(Number),
+      reset_ms: ANY_NUMBER,
+      retry_after_ms: ANY_NUMBER,
     },
   });
   const response = (payload as { response: { retry_after_ms: number; reset_ms: number } }).response;
@@ -135,15 +139,23 @@ async function raw(app: App, mount: string): Promise<RawClient> {
   return client;
 }
 
-/** Joins `topic` (join_ref "1"), then waits until the join's token is back (the full burst is available). */
+/** Joins `topic` (join_ref "1"), then lets the join's token come back (the full burst is available). */
 async function joinedRaw(app: App, mount: string, topic: string): Promise<RawClient> {
   const client = await raw(app, mount);
   expect(await client.join(topic, '1')).toEqual(['1', '1', topic, 'phx_reply', OK_EMPTY]);
-  await sleep(INTERVAL_MS + 50);
+  app.clock.advance(INTERVAL_MS);
   return client;
 }
 
-describe('per-socket message rate, real clock', () => {
+const heartbeat = (ref: string): unknown[] => [null, ref, 'phoenix', 'heartbeat', {}];
+const heartbeatOk = (ref: string): unknown[] => [null, ref, 'phoenix', 'phx_reply', OK_EMPTY];
+
+/** Nothing else is on its way: the next frame is the reply to a heartbeat sent now (a marker). */
+async function expectNothingBefore(client: RawClient, ref: string): Promise<void> {
+  expect(await client.request(heartbeat(ref))).toEqual(heartbeatOk(ref));
+}
+
+describe('per-socket message rate', () => {
   let app: App;
   beforeAll(async () => {
     app = await startApp({
@@ -168,12 +180,15 @@ describe('per-socket message rate, real clock', () => {
       // The reply of a channel message carries the channel's join_ref, its ref and topic.
       expect(denial.slice(0, 4)).toEqual(['1', '12', 'room:burst', 'phx_reply']);
       const { retry_after_ms } = expectDenial(denial[4]);
+      expect(retry_after_ms).toBe(INTERVAL_MS);
       expect(app.gateway.stats.rateLimitedMessages - before).toBe(1);
       // Dropped, not queued: nothing else arrives for it.
-      await client.nothing(150);
+      await expectNothingBefore(client, 'hb-burst');
 
-      await sleep(retry_after_ms);
-      expect(await client.request(echo('room:burst', 13))).toEqual(echoOk('room:burst', 13));
+      app.clock.advance(retry_after_ms - 1);
+      expectDenial(((await client.request(echo('room:burst', 13))) as unknown[])[4]);
+      app.clock.advance(1);
+      expect(await client.request(echo('room:burst', 14))).toEqual(echoOk('room:burst', 14));
       expect(client.ws.readyState).toBe(WebSocket.OPEN);
     });
 
@@ -211,7 +226,7 @@ describe('per-socket message rate, real clock', () => {
       expect(denied.slice(0, 4)).toEqual(['12', '12', 'room:second', 'phx_reply']);
       const { retry_after_ms } = expectDenial(denied[4]);
       // The denied join did not join: a message on that topic is unmatched (after the wait).
-      await sleep(retry_after_ms + INTERVAL_MS);
+      app.clock.advance(retry_after_ms);
       expect(await client.request(['12', '13', 'room:second', 'echo', {}])).toEqual([
         null,
         '13',
@@ -219,7 +234,7 @@ describe('per-socket message rate, real clock', () => {
         'phx_reply',
         { status: 'error', response: { reason: 'unmatched topic' } },
       ]);
-      await sleep(INTERVAL_MS);
+      app.clock.advance(INTERVAL_MS);
       expect(await client.join('room:second', '14')).toEqual([
         '14',
         '14',
@@ -231,11 +246,11 @@ describe('per-socket message rate, real clock', () => {
 
     it('heartbeats are never limited and do not consume the rate; phx_leave is never limited', async () => {
       const client = await joinedRaw(app, '/tight', 'room:hb');
-      const heartbeat = (ref: number) => [null, `hb${ref}`, 'phoenix', 'heartbeat', {}];
-      const heartbeatOk = (ref: number) => [null, `hb${ref}`, 'phoenix', 'phx_reply', OK_EMPTY];
       // 50 heartbeats (5× the limit) in a burst: all answered ok.
-      for (let i = 0; i < 50; i++) client.send(heartbeat(i));
-      expect(await client.take(50)).toEqual(Array.from({ length: 50 }, (_, i) => heartbeatOk(i)));
+      for (let i = 0; i < 50; i++) client.send(heartbeat(`hb${i}`));
+      expect(await client.take(50)).toEqual(
+        Array.from({ length: 50 }, (_, i) => heartbeatOk(`hb${i}`)),
+      );
       // They consumed nothing: the full burst of 10 channel messages still passes.
       for (let ref = 2; ref <= 11; ref++) client.send(echo('room:hb', ref));
       expect(await client.take(10)).toEqual(
@@ -244,9 +259,9 @@ describe('per-socket message rate, real clock', () => {
       // Now exhausted: a message is denied, heartbeats still pass.
       const denied = (await client.request(echo('room:hb', 12))) as unknown[];
       expectDenial(denied[4]);
-      for (let i = 50; i < 70; i++) client.send(heartbeat(i));
+      for (let i = 50; i < 70; i++) client.send(heartbeat(`hb${i}`));
       expect(await client.take(20)).toEqual(
-        Array.from({ length: 20 }, (_, i) => heartbeatOk(i + 50)),
+        Array.from({ length: 20 }, (_, i) => heartbeatOk(`hb${i + 50}`)),
       );
       // The leave too, while the rate is still exhausted.
       const channelsBefore = app.gateway.stats.channels;
@@ -273,7 +288,7 @@ describe('per-socket message rate, real clock', () => {
       // The denials before the flood are answered; the refused message that makes the flood closes instead.
       expect(denials).toHaveLength(answeredBeforeFlood(TIGHT.floodDenials));
       for (const denial of denials) expectDenial((denial as unknown[])[4]);
-      expect(oks.length).toBeGreaterThanOrEqual(10);
+      expect(oks).toHaveLength(10);
       expect(frames).toHaveLength(oks.length + denials.length);
       expect(app.gateway.stats.floods - floods).toBe(1);
       expect(app.gateway.stats.rateLimitedMessages - limited).toBe(
@@ -286,17 +301,15 @@ describe('per-socket message rate, real clock', () => {
       const floods = app.gateway.stats.floods;
       for (let ref = 2; ref <= 15; ref++) client.send(echo('room:below', ref));
       const frames = await client.take(14);
-      expect(frames.filter(isOkReply).length).toBeGreaterThanOrEqual(10);
-      const denials = frames.filter(isDenial);
-      expect(denials.length).toBeLessThanOrEqual(TIGHT.floodDenials - 1);
-      expect(denials.length).toBeGreaterThanOrEqual(1);
-      await sleep(TIGHT.windowMs);
+      expect(frames.filter(isOkReply)).toHaveLength(10);
+      expect(frames.filter(isDenial)).toHaveLength(TIGHT.floodDenials - 1);
+      app.clock.advance(TIGHT.windowMs);
       // Within the flood window still, but at the allowed rate: every message passes.
       for (let ref = 16; ref < 26; ref++) {
         expect(await client.request(echo('room:below', ref))).toEqual(echoOk('room:below', ref));
-        await sleep(INTERVAL_MS + 50);
+        app.clock.advance(INTERVAL_MS);
       }
-      await client.nothing(200);
+      await expectNothingBefore(client, 'hb-below');
       expect(client.ws.readyState).toBe(WebSocket.OPEN);
       expect(app.gateway.stats.floods).toBe(floods);
     });
@@ -312,10 +325,11 @@ describe('per-socket message rate, real clock', () => {
         expect(frames.map((frame) => (frame as unknown[])[1])).toEqual(
           Array.from({ length: 14 }, (_, i) => String(first + i)),
         );
-        denied += frames.filter(isDenial).length;
-        await sleep(1_300);
+        expect(frames.filter(isDenial)).toHaveLength(4);
+        denied += 4;
+        app.clock.advance(1_300);
       }
-      expect(denied).toBeGreaterThanOrEqual(5);
+      expect(denied).toBeGreaterThan(TIGHT.floodDenials);
       expect(client.ws.readyState).toBe(WebSocket.OPEN);
       expect(await client.request(echo('room:rounds', ref))).toEqual(echoOk('room:rounds', ref));
     });
@@ -353,7 +367,7 @@ describe('per-socket message rate, real clock', () => {
         'phx_reply',
         OK_EMPTY,
       ]);
-      await sleep(20);
+      app.clock.advance(1);
       const limited = app.gateway.stats.rateLimitedMessages;
       for (let ref = 2; ref < 1002; ref++) client.send(echo('room:defaults', ref));
       const frames = await client.take(1000, 10_000);
@@ -373,14 +387,14 @@ describe('per-socket message rate, real clock', () => {
       });
       sockets.push(socket);
       socket.connect();
-      await waitFor(() => socket.isConnected(), 'socket open');
+      await until(() => socket.isConnected(), 'socket open');
       return socket;
     }
 
     async function joined(socket: Socket, topic: string): Promise<Channel> {
       const channel = socket.channel(topic);
       expect(await replyOf(channel.join())).toEqual(OK_EMPTY);
-      await sleep(INTERVAL_MS + 50);
+      app.clock.advance(INTERVAL_MS);
       return channel;
     }
 
@@ -394,7 +408,7 @@ describe('per-socket message rate, real clock', () => {
       );
       const { retry_after_ms } = expectDenial(replies[10]);
       expect(channel.state).toBe('joined');
-      await sleep(retry_after_ms);
+      app.clock.advance(retry_after_ms);
       expect(await replyOf(channel.push('echo', { again: true }))).toEqual({
         status: 'ok',
         response: { again: true },
@@ -443,7 +457,7 @@ describe('per-socket message rate, real clock', () => {
           .push('echo', { i })
           .receive('ok', () => statuses.push('ok'))
           .receive('error', () => statuses.push('error'));
-      const event = await waitFor(() => closes[0], 'the close event');
+      const event = await until(() => closes[0], 'the close event');
       expect(event.code).toBe(1008);
       expect(event.reason).toBe('message flood');
       expect(statuses.filter((status) => status === 'error')).toHaveLength(
@@ -463,7 +477,7 @@ describe('per-socket message rate, real clock', () => {
       expect(await collectUntil(base, token, (messages) => messages.length >= 1)).toEqual([
         ['1', '1', 'room:lp', 'phx_reply', OK_EMPTY],
       ]);
-      await sleep(INTERVAL_MS + 50);
+      app.clock.advance(INTERVAL_MS);
 
       const lines = Array.from({ length: 11 }, (_, i) => JSON.stringify(echo('room:lp', i + 2)));
       expect((await post(base, token, lines)).body).toEqual({ status: 200 });
@@ -490,21 +504,21 @@ describe('per-socket message rate, real clock', () => {
   });
 });
 
-describe('per-socket message rate, fake clock (exact boundaries)', () => {
-  let now = 1_000_000;
+describe('per-socket message rate, exact boundaries', () => {
   let app: App;
   beforeAll(async () => {
-    app = await startApp(
-      { '/defaults': {}, '/off': { messageRate: false }, '/tight': { messageRate: TIGHT } },
-      () => now,
-    );
+    app = await startApp({
+      '/defaults': {},
+      '/off': { messageRate: false },
+      '/tight': { messageRate: TIGHT },
+    });
   });
   afterAll(() => app?.close());
 
   it('defaults: exactly 1000 messages at one instant pass, the 1001st is denied with retry_after_ms 1; a flood of denials closes the socket', async () => {
     const client = await raw(app, '/defaults');
     expect(await client.join('room:d', '1')).toEqual(['1', '1', 'room:d', 'phx_reply', OK_EMPTY]);
-    now += 1_000; // the join's token is back
+    app.clock.advance(1_000); // the join's token is back
     for (let ref = 2; ref <= 1002; ref++) client.send(echo('room:d', ref));
     const frames = await client.take(1001, 10_000);
     expect(frames.slice(0, 1000)).toEqual(
@@ -540,7 +554,7 @@ describe('per-socket message rate, fake clock (exact boundaries)', () => {
   it('waiting exactly retry_after_ms lets the next message through (retry-after is honest)', async () => {
     const client = await raw(app, '/tight');
     expect(await client.join('room:t', '1')).toEqual(['1', '1', 'room:t', 'phx_reply', OK_EMPTY]);
-    now += 1_000;
+    app.clock.advance(1_000);
     for (let ref = 2; ref <= 12; ref++) client.send(echo('room:t', ref));
     const frames = await client.take(11);
     expect(frames[10]).toEqual([
@@ -561,9 +575,9 @@ describe('per-socket message rate, fake clock (exact boundaries)', () => {
         },
       },
     ]);
-    now += 99;
+    app.clock.advance(99);
     expect(isDenial(await client.request(echo('room:t', 13)))).toBe(true);
-    now += 1;
+    app.clock.advance(1);
     expect(await client.request(echo('room:t', 14))).toEqual(echoOk('room:t', 14));
     // Still 2 denials, below the flood threshold: the socket stays open.
     expect(client.ws.readyState).toBe(WebSocket.OPEN);

@@ -32,15 +32,10 @@ import {
   storedHits,
   waitForJetStream,
 } from '../support/kv.js';
+import { routeCount } from '../support/nats.js';
 import type { GenApiClient } from '../support/genapi-exec.js';
-import {
-  call,
-  DemoWorker,
-  eventually,
-  MeshCluster,
-  RlGateway,
-  sleep,
-} from '../support/ratelimit-cluster.js';
+import { call, DemoWorker, MeshCluster, RlGateway } from '../support/ratelimit-cluster.js';
+import { until } from '../support/wait.js';
 
 const LIMIT = 30;
 const POLICY: PolicyConfig = {
@@ -149,13 +144,12 @@ describe.skipIf(!R3_CAS_SERIALIZABLE)(
 
     /** Until no gateway has a compare-and-swap queued or in flight. */
     const settled = () =>
-      eventually(
+      until(
         async () =>
           (await Promise.all(gateways.map((g) => g.health()))).every(
             (h) => h.cluster!.strict.pendingKeys === 0,
           ),
         'store queues drained',
-        10_000,
       );
 
     /** Calls on `gateway` for fresh users until one is decided by the store (no fallback): the store answers it. */
@@ -168,7 +162,7 @@ describe.skipIf(!R3_CAS_SERIALIZABLE)(
       let n = 0;
       let last = '';
       try {
-        await eventually(
+        await until(
           async () => {
             const client = await gateway.client(`${label}-${n++}`);
             const before = await counters(gateway);
@@ -178,8 +172,7 @@ describe.skipIf(!R3_CAS_SERIALIZABLE)(
             return decided.outcome === 'allowed' && delta.fallback === 0 && delta.operations > 0;
           },
           `${gateway.name} deciding in the store`,
-          timeoutMs,
-          200,
+          { timeoutMs: timeoutMs, intervalMs: 200 },
         );
       } catch (err) {
         // Say why: the last call and counters, and what the gateway logged about its store.
@@ -189,6 +182,7 @@ describe.skipIf(!R3_CAS_SERIALIZABLE)(
           .slice(-10);
         throw new Error(
           `${(err as Error).message}; last call ${last}; store log:\n${storeLines.join('\n')}`,
+          { cause: err },
         );
       }
       return Date.now() - started;
@@ -198,7 +192,11 @@ describe.skipIf(!R3_CAS_SERIALIZABLE)(
       cluster = await MeshCluster.start({ size: 3, jetstream: true });
       nc = await connect({ servers: cluster.urls[0]! });
       await waitForJetStream(nc, 30_000, 3, cluster.servers);
-      workers.push(...(await Promise.all(cluster.urls.map((url) => DemoWorker.start(url)))));
+      // Workers and gateways start side by side: a gateway pulls a worker's config when it discovers
+      // it. (Each worker is listed as soon as it is up, so a failed start still stops the others.)
+      const workersUp = Promise.all(
+        cluster.urls.map((url) => DemoWorker.start(url).then((started) => workers.push(started))),
+      );
       gateways = await Promise.all(
         ['a', 'b', 'c'].map((name, i) =>
           RlGateway.start(name, {
@@ -209,11 +207,11 @@ describe.skipIf(!R3_CAS_SERIALIZABLE)(
           }),
         ),
       );
-      await eventually(
+      await workersUp;
+      await until(
         async () =>
           (await Promise.all(gateways.map((g) => g.health()))).every((h) => h.cluster?.nodes === 3),
         'three nodes',
-        10_000,
       );
       for (const gateway of gateways) await untilStrict(gateway, `warm-${gateway.name}`, 20_000);
       expect((await (await openBucket(nc, BUCKET)).status()).replicas).toBe(3);
@@ -390,23 +388,21 @@ describe.skipIf(!R3_CAS_SERIALIZABLE)(
         (server) => (server.log.match(/Router? connection closed/g) ?? []).length,
       );
       cluster.isolate(2);
-      await eventually(
-        async () =>
+      await until(
+        () =>
           cluster.servers.every(
             (server, i) =>
               (server.log.match(/Router? connection closed/g) ?? []).length > closed[i]!,
           ),
         'routes closed',
-        10_000,
       );
       // Membership follows (3 missed heartbeats of 200 ms): c alone, a and b together.
-      await eventually(
+      await until(
         async () =>
           (await c.health()).cluster?.nodes === 1 &&
           (await a.health()).cluster?.nodes === 2 &&
           (await b.health()).cluster?.nodes === 2,
         'the split seen by the membership',
-        10_000,
       );
       // The majority keeps (or re-elects) the stream leader: a decides in the store again.
       const recovered = await untilStrict(a, 'split-probe-a', 30_000);
@@ -461,10 +457,9 @@ describe.skipIf(!R3_CAS_SERIALIZABLE)(
       console.info(
         `strict partition: c decided in the store again ${healedIn} ms after the routes came back`,
       );
-      await eventually(
+      await until(
         async () => (await c.health()).cluster?.nodes === 3,
         'c counting the others again',
-        10_000,
       );
       // The store is authoritative again: c's fallback admissions were not copied to it.
       const healedHits = await hitsOf(user);
@@ -472,15 +467,14 @@ describe.skipIf(!R3_CAS_SERIALIZABLE)(
       expect(healedHits, healedHits === stored1 ? undefined : await streamViews()).toBe(stored1);
       // c's next decision for the user that the store makes (a loaded machine may still time one
       // out: that one is the fallback's, counted) follows the store's count.
-      const after = await eventually(
+      const after = await until(
         async () => {
           const beforeAfter = await counters(c);
           const decided = await decide(clients[2]!);
           return minus(await counters(c), beforeAfter).fallback === 0 ? decided : null;
         },
         'a store decision on c',
-        10_000,
-        100,
+        { intervalMs: 100 },
       );
       if (stored1 === LIMIT) expect(after).toMatchObject({ outcome: 'denied', source: 'strict' });
       else expect(after.outcome).not.toBe('denied');
@@ -500,7 +494,8 @@ describe.skipIf(!R3_CAS_SERIALIZABLE)(
       expect(stored0).toBeGreaterThanOrEqual(storeAdmitted);
 
       await Promise.all([cluster.servers[1]!.stop(), cluster.servers[2]!.stop()]);
-      await sleep(500);
+      // Server 0 has seen both routes close (it logs each).
+      await until(() => routeCount(cluster.servers[0]!.log) <= 0, 'the routes of server 0 closed');
       const nodesBefore = (await a.health()).cluster!.nodes;
       before = await counters(a);
       const during = (await run([client], 12))[0]!;

@@ -24,7 +24,6 @@ import {
   capturedLogger,
   check,
   detailsOf,
-  eventually,
   NATS_SERVER_VERSION,
   openBucket,
   R3_CAS_SERIALIZABLE,
@@ -34,7 +33,7 @@ import {
   tallyDecisions,
   waitForJetStream,
 } from '../support/kv.js';
-import { waitFor } from '../support/phoenix-client.js';
+import { until } from '../support/wait.js';
 import { RateLimits, type RateLimitsOptions } from '../../src/ratelimit/rate-limits.js';
 import type { LimiterDecision } from '../../src/ratelimit/limiter.js';
 import type { PolicyConfig } from '../../src/ratelimit/types.js';
@@ -239,7 +238,7 @@ describe('strict mode on one JetStream server (R1)', () => {
       await node(nc2, prefix, [strictPolicy()], { strict }),
       await node(nc, prefix, [strictPolicy()], { strict }),
     ];
-    await waitFor(
+    await until(
       () => group.every((limits) => limits.health().cluster!.nodes === 3),
       'three rate-limit nodes',
       10_000,
@@ -479,7 +478,7 @@ describe('strict mode on one JetStream server (R1)', () => {
     expect(Math.abs((warnings(2)[0]!.skewMs as number) + 1500)).toBeLessThanOrEqual(100);
     // The probe repeats (skewProbeMs): a clock that drifts past maxSkewMs is noticed and reported.
     ahead = 800;
-    await waitFor(() => warnings(1).length > 0, 'the drifted node warns', 5_000);
+    await until(() => warnings(1).length > 0, 'the drifted node warns');
     expect(Math.abs(strictStats(skewed).skewMs! + 800)).toBeLessThanOrEqual(100);
   });
 });
@@ -579,7 +578,7 @@ describe(`strict mode on a 3-server JetStream cluster (nats-server ${NATS_SERVER
   ): Promise<RateLimits[]> {
     const group: RateLimits[] = [];
     for (const c of ncs) group.push(await node(c, prefix, [policy], { strict }));
-    await waitFor(
+    await until(
       () => group.every((limits) => limits.health().cluster!.nodes === 3),
       'three rate-limit nodes',
       10_000,
@@ -647,7 +646,10 @@ describe(`strict mode on a 3-server JetStream cluster (nats-server ${NATS_SERVER
         const kv = await openBucket(ncs[0]!, bucketName(prefix, 60_000));
         expect((await kv.status()).replicas).toBe(variant.replicas);
         // Read from the stream leader's view until it has caught up (direct gets may come from a follower).
-        await eventually(async () => (await storedHits(kv, 'p', 'user_id:alice')) === storeAllowed);
+        await until(
+          async () => (await storedHits(kv, 'p', 'user_id:alice')) === storeAllowed,
+          () => `the stored hits to reach ${storeAllowed}`,
+        );
         expect(await storedHits(kv, 'p', 'user_id:alice')).toBe(storeAllowed);
       },
       60_000,
@@ -667,15 +669,19 @@ describe(`strict mode on a 3-server JetStream cluster (nats-server ${NATS_SERVER
       const { logger, lines } = capturedLogger('info');
       await cluster.servers[2]!.stop();
       try {
-        // The server comes back while the gateway is still linking: its bucket creation is retrying.
-        const restarted = new Promise((resolve) => setTimeout(resolve, 800)).then(() =>
-          cluster.servers[2]!.restart(),
-        );
-        const limits = await node(ncs[0]!, prefix, [strictPolicy()], {
-          strict: { timeoutMs: 5_000, replicas: 3 },
-          logger,
-        });
-        await restarted;
+        // The server comes back while the gateway is still linking: once its bucket creation has
+        // logged a retry (the event, not a fixed delay).
+        const [limits] = await Promise.all([
+          node(ncs[0]!, prefix, [strictPolicy()], {
+            strict: { timeoutMs: 5_000, replicas: 3 },
+            logger,
+          }),
+          until(
+            () =>
+              lines().some((line) => line.msg === 'rate-limit KV bucket not created yet; retrying'),
+            'a retried bucket creation',
+          ).then(() => cluster.servers[2]!.restart()),
+        ]);
         const retries = lines().filter(
           (line) => line.msg === 'rate-limit KV bucket not created yet; retrying',
         );

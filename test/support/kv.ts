@@ -12,6 +12,7 @@ import { NATS_SERVER_VERSION, versionAtLeast } from './nats.js';
 import type { GenApiRequest, ResolvedFunConfig } from '../../src/genapi/types.js';
 import type { LimiterDecision, RateLimitDetails } from '../../src/ratelimit/limiter.js';
 import type { RateLimits } from '../../src/ratelimit/rate-limits.js';
+import { until } from './wait.js';
 
 export { NATS_SERVER_VERSION, versionAtLeast, waitForJetStream } from './nats.js';
 
@@ -40,15 +41,19 @@ export async function openBucket(
   name: string,
   timeoutMs = 15_000,
 ): Promise<KV> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await new Kvm(nc).open(name);
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-  }
+  let last: unknown = null;
+  return until(
+    async () => {
+      try {
+        return await new Kvm(nc).open(name);
+      } catch (err) {
+        last = err;
+        return null;
+      }
+    },
+    () => `bucket ${name} to open (last: ${(last as Error | null)?.message})`,
+    { timeoutMs, intervalMs: 200 },
+  );
 }
 
 /**
@@ -57,17 +62,23 @@ export async function openBucket(
  * and a test's own read of the store must wait for them, not fail on them.
  */
 async function whileElecting<T>(read: () => Promise<T>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await read();
-    } catch (err) {
-      const message = (err as Error).message ?? '';
-      const transient = /temporarily unavailable|timeout|no responders/i.test(message);
-      if (!transient || Date.now() > deadline) throw err;
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-  }
+  let last: unknown = null;
+  const { value } = await until(
+    async () => {
+      try {
+        return { value: await read() };
+      } catch (err) {
+        const message = (err as Error).message ?? '';
+        // Anything but an election in progress fails at once.
+        if (!/temporarily unavailable|timeout|no responders/i.test(message)) throw err;
+        last = err;
+        return null;
+      }
+    },
+    () => `a read of the store (last: ${(last as Error | null)?.message})`,
+    { timeoutMs, intervalMs: 200 },
+  );
+  return value;
 }
 
 /**
@@ -194,30 +205,19 @@ export async function settled(
   quietMs = 300,
   timeoutMs = 15_000,
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
   let last = probe();
-  let since = Date.now();
-  while (Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    const now = probe();
-    if (now !== last) {
-      last = now;
-      since = Date.now();
-    } else if (Date.now() - since >= quietMs) return;
-  }
-  throw new Error('background store work did not settle');
-}
-
-/** Polls an async `probe` until it returns true (or gives up quietly after `timeoutMs`). */
-export async function eventually(
-  probe: () => Promise<boolean>,
-  timeoutMs = 5_000,
-  intervalMs = 50,
-): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await probe()) return true;
-    if (Date.now() > deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
-  }
+  let since = performance.now();
+  await until(
+    () => {
+      const now = probe();
+      if (now !== last) {
+        last = now;
+        since = performance.now();
+        return false;
+      }
+      return performance.now() - since >= quietMs;
+    },
+    'background store work to settle',
+    { timeoutMs, intervalMs: 50 },
+  );
 }

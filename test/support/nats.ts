@@ -7,6 +7,7 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import { jetstreamManager, StorageType } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { TcpProxy } from './tcp-proxy.js';
+import { until } from './wait.js';
 
 /** `nats-server --version` → "2.10.27". */
 export const NATS_SERVER_VERSION: string = (() => {
@@ -138,16 +139,17 @@ export class NatsServer {
     // the port answers: a port taken meanwhile by another process would answer too, while this
     // server exits on "address already in use".
     const ready = this.options.cluster ? /Listening for route connections/ : /Server is ready/;
-    const deadline = Date.now() + 10_000;
-    while (!ready.test(this.log.slice(from)) || !(await reachable(this.port))) {
-      if (child.exitCode !== null || child.signalCode !== null)
-        throw new Error(
-          `nats-server exited (${child.exitCode ?? child.signalCode}): ${this.log.slice(from)}`,
-        );
-      if (Date.now() > deadline)
-        throw new Error(`nats-server did not start on ${this.port}: ${this.log.slice(from)}`);
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    await until(
+      async () => {
+        if (child.exitCode !== null || child.signalCode !== null)
+          throw new Error(
+            `nats-server exited (${child.exitCode ?? child.signalCode}): ${this.log.slice(from)}`,
+          );
+        return ready.test(this.log.slice(from)) && (await reachable(this.port));
+      },
+      () => `nats-server to start on ${this.port}: ${this.log.slice(from)}`,
+      { timeoutMs: 10_000, intervalMs: 20 },
+    );
   }
 
   /**
@@ -334,7 +336,9 @@ async function startServers(options: readonly NatsServerOptions[]): Promise<Nats
   );
   if (!failed) return started.map((result) => (result as PromiseFulfilledResult<NatsServer>).value);
   await Promise.all(
-    started.map((result) => (result.status === 'fulfilled' ? result.value.dispose() : undefined)),
+    started.map((result) =>
+      result.status === 'fulfilled' ? result.value.dispose() : Promise.resolve(),
+    ),
   );
   throw failed.reason;
 }
@@ -358,32 +362,34 @@ export async function waitForJetStream(
   replicas = 1,
   servers: readonly NatsServer[] = [],
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
   let last: unknown = null;
-  while (Date.now() < deadline) {
-    try {
-      const jsm = await jetstreamManager(nc, { timeout: 1_000, checkAPI: false });
-      await jsm.getAccountInfo();
-      if (replicas > 1) {
-        const name = `probe_${Math.random().toString(36).slice(2)}`;
-        await jsm.streams.add({
-          name,
-          subjects: [`_probe.${name}`],
-          storage: StorageType.Memory,
-          num_replicas: replicas,
-        });
-        await jsm.streams.delete(name).catch(() => undefined);
+  await until(
+    async () => {
+      try {
+        const jsm = await jetstreamManager(nc, { timeout: 1_000, checkAPI: false });
+        await jsm.getAccountInfo();
+        if (replicas > 1) {
+          const name = `probe_${Math.random().toString(36).slice(2)}`;
+          await jsm.streams.add({
+            name,
+            subjects: [`_probe.${name}`],
+            storage: StorageType.Memory,
+            num_replicas: replicas,
+          });
+          await jsm.streams.delete(name).catch(() => undefined);
+        }
+        return true;
+      } catch (err) {
+        last = err;
+        return false;
       }
-      return;
-    } catch (err) {
-      last = err;
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-  }
-  // Say why: which servers run, and what they logged about routes and the meta leader.
-  const states = servers.map((server) => server.describe()).join('\n');
-  throw new Error(
-    `JetStream not ready${replicas > 1 ? ` for R${replicas} streams` : ''} within ${timeoutMs} ms: ${(last as Error | null)?.message}${states ? `\n${states}` : ''}`,
+    },
+    () => {
+      // Say why: which servers run, and what they logged about routes and the meta leader.
+      const states = servers.map((server) => server.describe()).join('\n');
+      return `JetStream${replicas > 1 ? ` for R${replicas} streams` : ''}: ${(last as Error | null)?.message}${states ? `\n${states}` : ''}`;
+    },
+    { timeoutMs, intervalMs: 200 },
   );
 }
 
@@ -416,12 +422,10 @@ export async function waitForRoutes(
   servers: readonly NatsServer[],
   timeoutMs = 15_000,
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
   const expected = servers.length - 1;
-  for (;;) {
-    if (servers.every((server) => !server.running || routeCount(server.log) >= expected)) return;
-    if (Date.now() > deadline)
-      throw new Error(`routes did not form: ${servers.map((s) => routeCount(s.log)).join(', ')}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  await until(
+    () => servers.every((server) => !server.running || routeCount(server.log) >= expected),
+    () => `routes to form (route counts: ${servers.map((s) => routeCount(s.log)).join(', ')})`,
+    { timeoutMs, intervalMs: 20 },
+  );
 }

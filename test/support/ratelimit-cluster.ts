@@ -23,9 +23,6 @@ import { TcpProxy } from './tcp-proxy.js';
 import { GenApiClient, type CallResult } from './genapi-exec.js';
 import { spawnTs, type Spawned } from './spawn.js';
 
-export const sleep = (ms: number): Promise<void> =>
-  new Promise((resolve) => setTimeout(resolve, ms));
-
 // ---- logs -----------------------------------------------------------------------------------
 
 export interface LogRecord {
@@ -192,7 +189,7 @@ export class Wire {
         nc.subscribe(`${prefix}.${suffix}`, {
           callback: (err, msg) => {
             if (err) return;
-            let json: unknown = null;
+            let json: unknown;
             try {
               json = JSON.parse(new TextDecoder().decode(msg.data));
             } catch {
@@ -459,31 +456,6 @@ export class DemoWorker {
   }
 }
 
-/** Polls an async probe until it returns something truthy (or throws after timeoutMs). */
-export async function eventually<T>(
-  probe: () => Promise<T | undefined | null | false>,
-  label: string,
-  timeoutMs = 5_000,
-  intervalMs = 50,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown = null;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined && value !== null && value !== false) return value;
-      last = value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline)
-      throw new Error(
-        `timed out after ${timeoutMs} ms waiting for ${label} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`,
-      );
-    await sleep(intervalMs);
-  }
-}
-
 // ---- a NATS cluster that can be split --------------------------------------------------------
 
 /**
@@ -517,7 +489,11 @@ export class MeshCluster {
     blackHole.cut();
     const proxies = await Promise.all(
       clusterPorts.map((_, i) =>
-        Promise.all(clusterPorts.map((port, j) => (i === j ? undefined : TcpProxy.start(port)))),
+        Promise.all(
+          clusterPorts.map((port, j) =>
+            i === j ? Promise.resolve(undefined) : TcpProxy.start(port),
+          ),
+        ),
       ),
     );
     return launchCluster(
@@ -560,7 +536,7 @@ export class MeshCluster {
   }
 
   async dispose(): Promise<void> {
-    await Promise.all(this.proxies.flat().map((proxy) => proxy?.close()));
+    await Promise.all(this.proxies.flat().map((proxy) => proxy?.close() ?? Promise.resolve()));
     await this.blackHole.close();
     await Promise.all(this.servers.map((server) => server.dispose()));
   }
