@@ -8,7 +8,7 @@ import { adminRoute } from './admin/admin.js';
 import { healthReport } from './admin/health.js';
 import { GenApi } from './genapi/gen-api.js';
 import type { Logger } from './log/logger.js';
-import { RateLimits, type RateLimitsOptions } from './ratelimit/rate-limits.js';
+import type { RateLimitsOptions } from './ratelimit/rate-limits.js';
 import type { Clock } from './util/clock.js';
 
 export interface StartOptions {
@@ -63,12 +63,7 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     ...(config.genApi?.rateLimiter
       ? {}
       : {
-          rateLimits:
-            options.clock === undefined
-              ? rateLimits
-              : new RateLimits(rateLimits, gateway.logger.child({ component: 'ratelimit' }), {
-                  monotonic: options.clock,
-                }),
+          rateLimits,
         }),
   });
   const mount = gateway.socket<Assigns>(path, {

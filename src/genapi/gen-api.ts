@@ -105,7 +105,10 @@ export class GenApi {
       throw new OptionError('give either rateLimits (built-in) or rateLimiter (custom), not both');
     const limits = options.rateLimits;
     this.rateLimits = limits
-      ? new RateLimits(limits, gateway.logger.child({ component: 'ratelimit' }))
+      ? // The gateway's clock (a manual one in tests) also drives local rate-limit windows.
+        new RateLimits(limits, gateway.logger.child({ component: 'ratelimit' }), {
+          monotonic: gateway.wheel.clock,
+        })
       : null;
     this.executor = new Executor({
       registry: this.registry,
