@@ -67,6 +67,8 @@ export type { Params, ParamValue } from './http/query.js';
 // Errors: every error the gateway throws is a GatewayError with a stable code (protocol/errors.md).
 export {
   GatewayError,
+  GatewayRangeError,
+  GatewayTypeError,
   InvalidArgumentError,
   InvalidStateError,
   OutOfRangeError,

@@ -22,6 +22,7 @@ export interface RateContext {
   readonly socketId: string | null;
 }
 
+/** An invalid rate-limit policy or `rateLimits` option; the message says which field and why. */
 export class PolicyError extends GatewayError {
   override readonly name = 'PolicyError';
   constructor(message?: string, options?: ErrorOptions) {

@@ -29,6 +29,7 @@ export { StreamClosedError, type StreamWriter } from './stream.js';
 export {
   CancelledError,
   GatewayError,
+  GatewayTypeError,
   InvalidArgumentError,
   type GatewayErrorCode,
 } from '../errors.js';

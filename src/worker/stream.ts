@@ -22,6 +22,7 @@ export interface StreamIO {
   emit(event: StreamEvent, data: unknown): void;
 }
 
+/** A write to a stream that already ended, or that the client cancelled. */
 export class StreamClosedError extends GatewayError {
   override readonly name = 'StreamClosedError';
   constructor(message?: string, options?: ErrorOptions) {
