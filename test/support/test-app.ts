@@ -224,3 +224,20 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
     close: () => gateway.close(),
   };
 }
+
+/**
+ * How many LongPoll sessions of `gateway` hold a parked GET right now. A test waits on this
+ * instead of sleeping "to let the GET park" (test-only introspection of private fields).
+ */
+export function parkedPolls(gateway: Gateway): number {
+  interface Introspected {
+    mounts: { longpoll: { sessions: Map<string, { parked: unknown }> } | null }[];
+  }
+  let parked = 0;
+  for (const mount of (gateway as unknown as Introspected).mounts) {
+    for (const session of mount.longpoll?.sessions.values() ?? []) {
+      if (session.parked !== null) parked++;
+    }
+  }
+  return parked;
+}
