@@ -11,6 +11,7 @@ import {
   type GatewayOptions,
   type SocketOptions,
 } from '../../src/index.js';
+import { deferred, type Deferred } from './wait.js';
 
 /** Assigns of the conformance app's sockets. */
 export interface TestAssigns {
@@ -19,6 +20,25 @@ export interface TestAssigns {
   userId: string | null;
   presenceKey?: string;
   presenceMeta?: Record<string, unknown>;
+}
+
+const slowJoins = new Map<string, Deferred<void>>();
+function slowJoin(tag: string): Deferred<void> {
+  let settled = slowJoins.get(tag);
+  if (!settled) {
+    settled = deferred();
+    slowJoins.set(tag, settled);
+  }
+  return settled;
+}
+
+/**
+ * Resolves once the `room:slowjoin` join whose payload carried `{tag}` has returned its reply to
+ * the gateway (the event to wait for instead of sleeping past its `ms`). The gateway handles the
+ * settled join in the same turn's microtasks: do one round trip (a heartbeat) before asserting.
+ */
+export function slowJoinSettled(tag: string): Promise<void> {
+  return slowJoin(tag).promise;
 }
 
 /**
@@ -35,7 +55,16 @@ export const roomChannel = defineChannel<TestAssigns>({
         typeof payload === 'object' && payload !== null && 'ms' in payload
           ? Number(payload.ms)
           : 300;
-      return new Promise((resolve) => setTimeout(() => resolve(ok({ slept: ms })), ms));
+      const tag =
+        typeof payload === 'object' && payload !== null && 'tag' in payload
+          ? String(payload.tag)
+          : null;
+      return new Promise((resolve) =>
+        setTimeout(() => {
+          resolve(ok({ slept: ms }));
+          if (tag !== null) slowJoin(tag).resolve();
+        }, ms),
+      );
     }
     if (topic === 'room:afterjoin') {
       channel.push('welcome', {
