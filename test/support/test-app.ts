@@ -32,6 +32,21 @@ function slowJoin(tag: string): Deferred<void> {
   return settled;
 }
 
+const heldJoins = new Map<string, Deferred<void>>();
+function heldJoin(hold: string): Deferred<void> {
+  let held = heldJoins.get(hold);
+  if (!held) {
+    held = deferred();
+    heldJoins.set(hold, held);
+  }
+  return held;
+}
+
+/** Lets the `room:slowjoin` join with payload `{hold}` return (its reply: `{held: hold}`). */
+export function releaseJoin(hold: string): void {
+  heldJoin(hold).resolve();
+}
+
 /**
  * Resolves once the `room:slowjoin` join whose payload carried `{tag}` has returned its reply to
  * the gateway (the event to wait for instead of sleeping past its `ms`). The gateway handles the
@@ -50,6 +65,13 @@ export const roomChannel = defineChannel<TestAssigns>({
     if (topic === 'room:deny') return error({ reason: 'unauthorized' });
     if (topic === 'room:crashjoin') throw new Error('join crashed on purpose');
     if (topic === 'room:reply') return ok({ joined: topic, params: payload });
+    if (topic === 'room:slowjoin' && typeof payload === 'object' && payload !== null) {
+      if ('hold' in payload) {
+        // Held until the test calls releaseJoin(hold): a join exactly as slow as the test needs.
+        const hold = String(payload.hold);
+        return heldJoin(hold).promise.then(() => ok({ held: hold }));
+      }
+    }
     if (topic === 'room:slowjoin') {
       const ms =
         typeof payload === 'object' && payload !== null && 'ms' in payload
