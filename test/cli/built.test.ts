@@ -149,7 +149,7 @@ beforeAll(async () => {
     await promisify(execFile)('npm', ['run', 'build'], { cwd: ROOT, timeout: BUILD_TIMEOUT_MS });
   } catch (err) {
     const { stdout, stderr } = err as { stdout?: string; stderr?: string };
-    throw new Error(`npm run build failed:\n${stdout ?? ''}${stderr ?? ''}`);
+    throw new Error(`npm run build failed:\n${stdout ?? ''}${stderr ?? ''}`, { cause: err });
   }
 }, BUILD_TIMEOUT_MS + 10_000);
 
