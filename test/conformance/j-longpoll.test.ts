@@ -17,7 +17,7 @@ import {
   type PollResponse,
 } from '../support/longpoll-client.js';
 import { manualClock, type ManualClock } from '../support/clock.js';
-import { parkedPolls, startTestApp, type TestApp } from '../support/test-app.js';
+import { parkedPolls, releaseJoin, startTestApp, type TestApp } from '../support/test-app.js';
 import { until } from '../support/wait.js';
 import { RawClient } from '../support/ws-client.js';
 
@@ -392,17 +392,18 @@ describe('§J LongPoll', () => {
     const token = await openSession(base);
     const started = performance.now();
     const res = await post(base, token, [
-      '["s1","s1","room:slowjoin","phx_join",{"ms":1500}]',
+      '["s1","s1","room:slowjoin","phx_join",{"hold":"j-101"}]',
       '[null,"h-after","phoenix","heartbeat",{}]',
     ]);
     expectJson(res);
-    // 408, not 200: the window (a real 1 s timer) answered, not the join (a 1.5 s one started
-    // before it). A lower bound only: the POST waited at least the window.
+    // 408, not 200: the window (a real 1 s timer) answered; the join is held until released
+    // below. A lower bound only: the POST waited at least the window.
     expect(res.body).toEqual({ status: 408 });
     expect(performance.now() - started).toBeGreaterThanOrEqual(WINDOW_MS - 100);
+    releaseJoin('j-101');
     const got = await collectUntil(base, token, (messages) => messages.length >= 1);
     expect(got).toEqual([
-      ['s1', 's1', 'room:slowjoin', 'phx_reply', { status: 'ok', response: { slept: 1500 } }],
+      ['s1', 's1', 'room:slowjoin', 'phx_reply', { status: 'ok', response: { held: 'j-101' } }],
     ]);
     // The heartbeat behind the join was never dispatched.
     await post(base, token, ['[null,"h-check","phoenix","heartbeat",{}]']);
@@ -423,11 +424,13 @@ describe('§J LongPoll', () => {
   });
 
   it('102: server binary frames are never sent on LongPoll (dropped); the JSON frames around them still arrive', async () => {
-    const token = await joined('room:reply', '10');
+    // A topic of its own: bin_bcast goes to every subscriber, and sessions of earlier tests may
+    // still be subscribed to shared topics (their drops would count too).
+    const token = await joined('room:lp102', '10');
     const droppedBefore = app.gateway.stats.droppedFrames;
     const res = await post(base, token, [
-      binaryPushLine('10', 'b2', 'room:reply', 'bin', Uint8Array.of(1, 2, 3)),
-      '["10","t1","room:reply","bin",{"j":1}]',
+      binaryPushLine('10', 'b2', 'room:lp102', 'bin', Uint8Array.of(1, 2, 3)),
+      '["10","t1","room:lp102","bin",{"j":1}]',
       '[null,"h1","phoenix","heartbeat",{}]',
     ]);
     expect(res.body).toEqual({ status: 200 });
@@ -436,14 +439,14 @@ describe('§J LongPoll', () => {
     // The binary line reached the binary branch of the handler: bin_push, bin_bcast and the
     // binary reply were produced and dropped (three frames), and none of them was sent.
     expect(messagesOf(got)).toEqual([
-      ['10', 't1', 'room:reply', 'phx_reply', { status: 'ok', response: { j: 1 } }],
+      ['10', 't1', 'room:lp102', 'phx_reply', { status: 'ok', response: { j: 1 } }],
       [null, 'h1', 'phoenix', 'phx_reply', OK],
     ]);
     expect(app.gateway.stats.droppedFrames - droppedBefore).toBe(3);
     // The session is still healthy.
-    await post(base, token, ['["10","e2","room:reply","echo",{"still":"ok"}]']);
+    await post(base, token, ['["10","e2","room:lp102","echo",{"still":"ok"}]']);
     expect(await collect(base, token, 1)).toEqual([
-      ['10', 'e2', 'room:reply', 'phx_reply', { status: 'ok', response: { still: 'ok' } }],
+      ['10', 'e2', 'room:lp102', 'phx_reply', { status: 'ok', response: { still: 'ok' } }],
     ]);
   });
 
