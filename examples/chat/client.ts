@@ -28,16 +28,20 @@ channel.on('new_msg', (payload) => {
   console.log(`${msg.from}: ${msg.body}`);
 });
 
+/** Leaves the room and closes the socket, then exits 0 (after EXIT_AFTER_MS, or on SIGTERM). */
+function leaveAndExit(): void {
+  channel.leave();
+  socket.disconnect(() => process.exit(0));
+}
+process.once('SIGTERM', leaveAndExit);
+
 channel
   .join()
   .receive('ok', (reply) => {
     console.log(`joined room:lobby as ${(reply as { you: string }).you}`);
     for (const body of messages) channel.push('new_msg', { body });
     if (process.env.EXIT_AFTER_MS) {
-      setTimeout(() => {
-        channel.leave();
-        socket.disconnect(() => process.exit(0));
-      }, Number(process.env.EXIT_AFTER_MS));
+      setTimeout(leaveAndExit, Number(process.env.EXIT_AFTER_MS));
     }
   })
   .receive('error', (err: unknown) => {

@@ -7,7 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -37,7 +37,7 @@ let profile: string;
 let results: Results;
 
 async function startPageServer(onReport: (body: string) => void): Promise<number> {
-  pageServer = createServer(async (req, res) => {
+  const serve = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method === 'POST' && path === '/report') {
       let body = '';
@@ -61,6 +61,9 @@ async function startPageServer(onReport: (body: string) => void): Promise<number
       return;
     }
     res.writeHead(200, { 'content-type': file[1] }).end(file[0]);
+  };
+  pageServer = createServer((req, res) => {
+    serve(req, res).catch(() => res.writeHead(500).end());
   });
   await new Promise<void>((resolve) => pageServer.listen(0, '127.0.0.1', resolve));
   return (pageServer.address() as { port: number }).port;

@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { NatsServer } from '../support/nats.js';
 import { ROOT } from '../support/spawn.js';
+import { until } from '../support/wait.js';
 import { RawClient } from '../support/ws-client.js';
 
 const BUILD_TIMEOUT_MS = 240_000;
@@ -63,16 +64,18 @@ function node(entry: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): 
     }
     return undefined;
   };
-  const logLine = async (msg: string, timeoutMs = 15_000) => {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const found = find(msg);
-      if (found) return found;
-      if (child.exitCode !== null || Date.now() > deadline)
-        throw new Error(`no "${msg}" from ${entry}; stdout: ${out} stderr: ${err}`);
-      await new Promise((resolve) => setTimeout(resolve, 25));
-    }
-  };
+  const logLine = (msg: string, timeoutMs = 30_000) =>
+    until(
+      () => {
+        const found = find(msg);
+        if (found) return found;
+        if (child.exitCode !== null)
+          throw new Error(`${entry} exited before "${msg}"; stdout: ${out} stderr: ${err}`);
+        return undefined;
+      },
+      () => `"${msg}" from ${entry}; stdout: ${out} stderr: ${err}`,
+      timeoutMs,
+    );
   return { child, output: () => `${out}${err}`, logLine };
 }
 
@@ -92,28 +95,38 @@ async function demoEcho(
       'phx_reply',
       { status: 'ok', response: {} },
     ]);
-    const deadline = Date.now() + timeoutMs;
-    for (let attempt = 1; ; attempt++) {
-      const requestId = `r${attempt}`;
-      client.send([
-        '1',
-        `${attempt}`,
-        'gen_api:lobby',
-        'phoenix_gen_api',
-        {
-          request_id: requestId,
-          service: 'demo',
-          request_type: 'echo',
-          args: { message: 'hello' },
+    // Ask again every 200 ms while the service is not registered yet; the last answer is
+    // returned when it never succeeds, for the caller's assertion to show.
+    let attempt = 0;
+    let last: { push: unknown; reply: unknown } | undefined;
+    try {
+      return await until(
+        async () => {
+          attempt++;
+          client.send([
+            '1',
+            `${attempt}`,
+            'gen_api:lobby',
+            'phoenix_gen_api',
+            {
+              request_id: `r${attempt}`,
+              service: 'demo',
+              request_type: 'echo',
+              args: { message: 'hello' },
+            },
+          ]);
+          const [push, reply] = await client.take(2);
+          last = { push, reply };
+          return ((push as unknown[])[4] as { success?: boolean }).success === true
+            ? last
+            : undefined;
         },
-      ]);
-      const [push, reply] = await client.take(2, 5_000);
-      if (
-        ((push as unknown[])[4] as { success?: boolean }).success === true ||
-        Date.now() > deadline
-      )
-        return { push, reply };
-      await new Promise((resolve) => setTimeout(resolve, 200));
+        'the demo echo service',
+        { timeoutMs, intervalMs: 200 },
+      );
+    } catch (error) {
+      if (last) return last;
+      throw error;
     }
   } finally {
     client.close();
@@ -149,7 +162,7 @@ beforeAll(async () => {
     await promisify(execFile)('npm', ['run', 'build'], { cwd: ROOT, timeout: BUILD_TIMEOUT_MS });
   } catch (err) {
     const { stdout, stderr } = err as { stdout?: string; stderr?: string };
-    throw new Error(`npm run build failed:\n${stdout ?? ''}${stderr ?? ''}`);
+    throw new Error(`npm run build failed:\n${stdout ?? ''}${stderr ?? ''}`, { cause: err });
   }
 }, BUILD_TIMEOUT_MS + 10_000);
 

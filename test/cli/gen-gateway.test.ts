@@ -5,7 +5,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RawClient } from '../support/ws-client.js';
 import { spawnTs, type Spawned } from '../support/spawn.js';
 
@@ -49,28 +49,22 @@ afterEach(async () => {
 describe('gen-gateway', () => {
   it('--help prints the usage and exits 0; --version prints the package version', async () => {
     const help = start(['--help']);
-    expect(await help.exited).toBe(0);
+    const version = start(['--version']);
+    expect(await Promise.all([help.exited, version.exited])).toEqual([0, 0]);
     expect(help.stdout()).toContain('Usage: gen-gateway');
     expect(help.stdout()).toContain('--config FILE');
-    const version = start(['--version']);
-    expect(await version.exited).toBe(0);
     expect(version.stdout().trim()).toMatch(/^\d+\.\d+\.\d+/);
   });
 
   it('an unknown flag or a bad port exits 2 with a message', async () => {
     const unknown = start(['--nope']);
-    expect(await unknown.exited).toBe(2);
-    expect(unknown.stderr()).toContain("Unknown option '--nope'");
     const badPort = start([], { PORT: 'eighty' });
-    expect(await badPort.exited).toBe(2);
+    expect(await Promise.all([unknown.exited, badPort.exited])).toEqual([2, 2]);
+    expect(unknown.stderr()).toContain("Unknown option '--nope'");
     expect(badPort.stderr()).toContain('PORT: invalid port "eighty"');
   });
 
-  it('listens on HOST/PORT from the environment; flags win over them', async () => {
-    const fromEnv = start([], { HOST: '127.0.0.1', PORT: '0' });
-    const envAddress = await listening(fromEnv);
-    expect(envAddress.host).toBe('127.0.0.1');
-    expect(envAddress.port).toBeGreaterThan(0);
+  it('flags win over HOST/PORT from the environment', async () => {
     const flags = start(['--port', '0', '--host', '127.0.0.1'], { PORT: '1', HOST: '0.0.0.0' });
     const flagAddress = await listening(flags);
     expect(flagAddress.host).toBe('127.0.0.1');
@@ -112,32 +106,6 @@ describe('gen-gateway', () => {
     ).toBe(404);
   });
 
-  it('without a config it serves the demo: room:* with presence, identity from params', async () => {
-    const proc = start(['--port', '0']);
-    const { port } = await listening(proc);
-    expect(proc.stdout()).toContain('demo mode');
-    const client = await RawClient.connect(
-      `ws://127.0.0.1:${port}/socket/websocket?vsn=2.0.0&user_id=alice`,
-    );
-    client.send(['1', '1', 'room:lobby', 'phx_join', {}]);
-    const [reply, state, diff] = await client.take(3);
-    expect(reply).toEqual([
-      '1',
-      '1',
-      'room:lobby',
-      'phx_reply',
-      { status: 'ok', response: { topic: 'room:lobby' } },
-    ]);
-    expect(state).toEqual(['1', null, 'room:lobby', 'presence_state', {}]);
-    expect((diff as unknown[])[3]).toBe('presence_diff');
-    client.send(['1', '2', 'room:lobby', 'shout', { body: 'hi' }]);
-    expect(await client.take(2)).toEqual([
-      [null, null, 'room:lobby', 'shout', { from: 'alice', body: 'hi' }],
-      ['1', '2', 'room:lobby', 'phx_reply', { status: 'ok', response: {} }],
-    ]);
-    client.close();
-  });
-
   it('a JSON config sets the port, the socket path and options, and turns the demo off', async () => {
     const path = await configFile(
       'gateway.json',
@@ -162,18 +130,18 @@ describe('gen-gateway', () => {
 
   it('a config with an unknown setting or a bad option is refused with a clear message', async () => {
     const unknown = start(['--config', await configFile('bad.json', '{"prot": 4000}')]);
-    expect(await unknown.exited).toBe(2);
-    expect(unknown.stderr()).toContain('unknown setting "prot"');
     const badOption = start([
       '--config',
       await configFile('bad2.json', '{"port": 0, "socket": {"maxChannels": -1}}'),
     ]);
-    expect(await badOption.exited).toBe(2);
+    const notJson = start(['--config', await configFile('bad3.json', '{port: 1}')]);
+    expect(await Promise.all([unknown.exited, badOption.exited, notJson.exited])).toEqual([
+      2, 2, 2,
+    ]);
+    expect(unknown.stderr()).toContain('unknown setting "prot"');
     expect(badOption.stderr()).toContain(
       'invalid socket option: maxChannels must be a positive integer, got -1',
     );
-    const notJson = start(['--config', await configFile('bad3.json', '{port: 1}')]);
-    expect(await notJson.exited).toBe(2);
     expect(notJson.stderr()).toContain('invalid JSON');
   });
 
@@ -214,14 +182,55 @@ describe('gen-gateway', () => {
     ]);
     client.close();
   });
+});
+
+/** One demo process for the tests that only talk to it; the last one shuts it down. */
+describe('gen-gateway demo process (HOST/PORT from the environment)', () => {
+  let demo: Spawned;
+  let port = 0;
+
+  beforeAll(async () => {
+    demo = spawnTs(BIN, [], { HOST: '127.0.0.1', PORT: '0', GATEWAY_CONFIG: undefined });
+    const address = await listening(demo);
+    expect(address.host).toBe('127.0.0.1');
+    expect(address.port).toBeGreaterThan(0);
+    port = address.port;
+  });
+
+  afterAll(async () => {
+    demo.kill('SIGKILL');
+    await demo.exited;
+  });
+
+  it('without a config it serves the demo: room:* with presence, identity from params', async () => {
+    expect(demo.stdout()).toContain('demo mode');
+    const client = await RawClient.connect(
+      `ws://127.0.0.1:${port}/socket/websocket?vsn=2.0.0&user_id=alice`,
+    );
+    client.send(['1', '1', 'room:lobby', 'phx_join', {}]);
+    const [reply, state, diff] = await client.take(3);
+    expect(reply).toEqual([
+      '1',
+      '1',
+      'room:lobby',
+      'phx_reply',
+      { status: 'ok', response: { topic: 'room:lobby' } },
+    ]);
+    expect(state).toEqual(['1', null, 'room:lobby', 'presence_state', {}]);
+    expect((diff as unknown[])[3]).toBe('presence_diff');
+    client.send(['1', '2', 'room:lobby', 'shout', { body: 'hi' }]);
+    expect(await client.take(2)).toEqual([
+      [null, null, 'room:lobby', 'shout', { from: 'alice', body: 'hi' }],
+      ['1', '2', 'room:lobby', 'phx_reply', { status: 'ok', response: {} }],
+    ]);
+    client.close();
+  });
 
   it('SIGTERM closes every socket with 1012 and exits 0', async () => {
-    const proc = start(['--port', '0']);
-    const { port } = await listening(proc);
     const client = await RawClient.connect(`ws://127.0.0.1:${port}/socket/websocket?vsn=2.0.0`);
-    proc.kill('SIGTERM');
+    demo.kill('SIGTERM');
     expect((await client.closed).code).toBe(1012);
-    expect(await proc.exited).toBe(0);
-    expect(proc.stdout()).toContain('gateway closed');
+    expect(await demo.exited).toBe(0);
+    expect(demo.stdout()).toContain('gateway closed');
   });
 });

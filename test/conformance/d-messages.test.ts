@@ -34,7 +34,7 @@ describe('§D messages on a joined channel', () => {
     t.client.send(['99', '8', 'room:a', 'echo', { x: 3 }]);
     t.client.send([11, 9, 'room:a', 'echo', [1, 'two']]);
     t.client.send(['', '6', 'room:a', 'echo', {}]);
-    await t.client.nothing();
+    await t.client.quiet();
   });
 
   it('37–39: status-only, error and custom-status replies', async () => {
@@ -63,7 +63,7 @@ describe('§D messages on a joined channel', () => {
 
   it('40: noreply sends nothing', async () => {
     t.client.send(['11', '13', 'room:a', 'noreply', {}]);
-    await t.client.nothing();
+    await t.client.quiet();
   });
 
   it('41: a push carries the channel join_ref and a null ref', async () => {
@@ -115,7 +115,7 @@ describe('§D messages on a joined channel', () => {
         OK,
       ]);
       expect(await b.next()).toEqual([null, null, 'room:shared', 'bcast_from', { from: 'a' }]);
-      await a.nothing();
+      await a.quiet();
     });
 
     it("45: an intercepted event goes through handleOut, with each subscriber's own join_ref", async () => {

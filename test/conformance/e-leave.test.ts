@@ -29,7 +29,7 @@ describe('§E leave', () => {
   it('52: a leave with a stale join_ref is ignored and the channel stays', async () => {
     await t.client.join('room:a', '40');
     t.client.send(['99', '25', 'room:a', 'phx_leave', {}]);
-    await t.client.nothing();
+    await t.client.quiet();
     expect(await t.client.request(['40', '26', 'room:a', 'echo', { still: true }])).toEqual([
       '40',
       '26',
@@ -56,7 +56,7 @@ describe('§E leave', () => {
       'phx_reply',
       OK,
     ]);
-    await t.client.nothing();
+    await t.client.quiet();
   });
 
   it('55: pushes made by terminate() arrive after the phx_close', async () => {

@@ -70,7 +70,7 @@ describe('§G binary', () => {
     const dropped = t.app.gateway.stats.droppedFrames;
     await t.client.join(topic, '5');
     t.client.send(['5', '6', topic, 'bin_reply_only', {}]);
-    await t.client.nothing();
+    await t.client.quiet();
     expect(t.app.gateway.stats.droppedFrames).toBe(dropped + 1);
     expect(await t.client.request(['5', '7', topic, 'echo', { still: 'here' }])).toEqual([
       '5',

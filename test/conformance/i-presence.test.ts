@@ -23,7 +23,7 @@ async function connect(): Promise<RawClient> {
   return client;
 }
 
-const REF = expect.stringMatching(/^[A-Za-z0-9_-]{16}$/);
+const REF: unknown = expect.stringMatching(/^[A-Za-z0-9_-]{16}$/);
 
 describe('§I presence', () => {
   it('81–84: join, second join, update and leave produce the exact frames', async () => {

@@ -6,6 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { NatsServer } from '../support/nats.js';
 import { spawnTs, type Spawned } from '../support/spawn.js';
+import { until } from '../support/wait.js';
 import { RawClient } from '../support/ws-client.js';
 
 const procs: Spawned[] = [];
@@ -27,7 +28,7 @@ afterEach(async () => {
 });
 
 async function gatewayPort(proc: Spawned): Promise<number> {
-  return Number((await proc.logLine('gateway listening', 15_000)).port);
+  return Number((await proc.logLine('gateway listening')).port);
 }
 
 async function output(proc: Spawned): Promise<string> {
@@ -53,9 +54,11 @@ describe('gen_api examples', () => {
     nats = await NatsServer.start();
     const gateway = run('src/cli/gen-gateway.ts', ['--port', '0', '--nats', nats.url]);
     const port = await gatewayPort(gateway);
+    // Both workers start once the gateway listens (their config pushes reach it), side by side:
+    // each is a second or more of tsx start-up.
     const demo = run('src/demo/worker.ts', [], { NATS_URL: nats.url });
-    await demo.logLine('demo worker ready');
     const greeter = run('examples/worker/greeter.ts', [], { NATS_URL: nats.url });
+    await demo.logLine('demo worker ready');
 
     const client = run('examples/genapi/client.ts', [], { URL: `ws://127.0.0.1:${port}/socket` });
     const out = await output(client);
@@ -68,34 +71,28 @@ describe('gen_api examples', () => {
       `ws://127.0.0.1:${port}/socket/websocket?vsn=2.0.0&user_id=ada`,
     );
     await raw.join('gen_api', '1');
-    // The greeter registers after the gateway: retry until its pushed config is live.
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      raw.send([
-        '1',
-        'h',
-        'gen_api',
-        'phoenix_gen_api',
-        { request_id: 'hi', service: 'greeter', request_type: 'hello', args: { name: 'Ada' } },
-      ]);
-      const [push, reply] = await raw.take(2);
-      if ((push as unknown[])[4] && ((push as unknown[])[4] as { success: boolean }).success) {
-        expect((push as unknown[])[4]).toMatchObject({
-          result: { greeting: 'Hello, Ada!', from: 'ada' },
-        });
-        expect(reply).toEqual([
+    // The greeter registers after the gateway: ask again (every 200 ms) until its pushed config
+    // is live, then check the answer.
+    const [push, reply] = await until(
+      async () => {
+        raw.send([
           '1',
           'h',
           'gen_api',
-          'phx_reply',
-          { status: 'ok', response: 'hello' },
+          'phoenix_gen_api',
+          { request_id: 'hi', service: 'greeter', request_type: 'hello', args: { name: 'Ada' } },
         ]);
-        break;
-      }
-      if (Date.now() > deadline)
-        throw new Error(`greeter never became available: ${greeter.stdout()} ${greeter.stderr()}`);
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
+        const frames = await raw.take(2);
+        const result = (frames[0] as unknown[])[4] as { success?: boolean } | undefined;
+        return result?.success === true ? frames : undefined;
+      },
+      () => `the greeter answering: ${greeter.stdout()} ${greeter.stderr()}`,
+      { timeoutMs: 30_000, intervalMs: 200 },
+    );
+    expect((push as unknown[])[4]).toMatchObject({
+      result: { greeting: 'Hello, Ada!', from: 'ada' },
+    });
+    expect(reply).toEqual(['1', 'h', 'gen_api', 'phx_reply', { status: 'ok', response: 'hello' }]);
     raw.close();
   });
 });

@@ -4,12 +4,14 @@
  * next request, treats it as an error, reconnects (a new session) and rejoins its channels.
  *
  * An HTTP proxy holds the client's GETs back (a frozen tab, a sleeping laptop) so the gateway
- * sees no poll; the gateway and the client run unmodified. The test app's window is 1 s.
+ * sees no poll; the gateway and the client run unmodified. The test app's window is 1 s, on a
+ * clock the test drives: windows and the expiry pass when the test says so, not in real time.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { LongPoll, Socket, type Channel, type CloseEventLike } from 'phoenix';
 import { replyOf, waitFor } from '../support/phoenix-client.js';
-import { startTestApp, type TestApp } from '../support/test-app.js';
+import { manualClock, type ManualClock } from '../support/clock.js';
+import { parkedPolls, startTestApp, type TestApp } from '../support/test-app.js';
 import { HttpProxy } from './proxies.js';
 
 const cleanups: (() => unknown)[] = [];
@@ -17,8 +19,11 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
+const WINDOW_MS = 1_000;
+
 interface Setup {
   app: TestApp;
+  clock: ManualClock;
   proxy: HttpProxy;
   socket: Socket;
   channel: Channel;
@@ -30,7 +35,8 @@ interface Setup {
 }
 
 async function setup(topic: string): Promise<Setup> {
-  const app = await startTestApp();
+  const clock = manualClock(1_000_000);
+  const app = await startTestApp({ gateway: { clock: clock.now, timerTickMs: 1 } });
   cleanups.push(() => app.close());
   const proxy = await HttpProxy.start(app.port);
   cleanups.push(() => proxy.close());
@@ -51,19 +57,26 @@ async function setup(topic: string): Promise<Setup> {
   channel.onError((reason) => errors.push(reason));
   const created = proxy.answered('GET', 410)[0]!;
   const token = (JSON.parse(created.response!.body) as { token: string }).token;
-  return { app, proxy, socket, channel, joinRefs, closes, errors, token };
+  return { app, clock, proxy, socket, channel, joinRefs, closes, errors, token };
 }
 
 /** Holds GETs until the gateway has expired the session (no poll for > 1.5 windows). */
-async function expire({ app, proxy }: Setup): Promise<void> {
+async function expire({ app, clock, proxy }: Setup): Promise<void> {
+  const advance = (ms: number) => {
+    clock.advance(ms);
+    app.gateway.wheel.advance();
+  };
+  // Once the client's GET is parked at the gateway, hold the next ones: the parked GET still
+  // completes (204 after its window); the client's next GET is held.
+  await waitFor(() => parkedPolls(app.gateway) === 1, 'the GET parked at the gateway');
   proxy.holdGets = true;
-  // The parked GET still completes (204 after its window); the client's next GET is held.
-  await waitFor(() => proxy.heldCount === 1, 'a held GET', 3_000);
-  await waitFor(
-    () => app.gateway.stats.longpollSessions === 0,
-    'the gateway expiring the session',
-    5_000,
-  );
+  advance(WINDOW_MS);
+  await waitFor(() => proxy.heldCount === 1, 'a held GET');
+  // No poll since that answer: alive at exactly 1.5 windows, expired 1 ms later.
+  advance(1.5 * WINDOW_MS);
+  expect(app.gateway.stats.longpollSessions).toBe(1);
+  advance(1);
+  expect(app.gateway.stats.longpollSessions).toBe(0);
   expect(app.gateway.stats.channels).toBe(0);
 }
 
@@ -78,7 +91,7 @@ describe('100: the phoenix client after its LongPoll session expired', () => {
 
     const requestsBefore = s.proxy.requests.length;
     s.proxy.release();
-    await waitFor(() => s.closes.length > 0, 'the client noticing', 3_000);
+    await waitFor(() => s.closes.length > 0, 'the client noticing');
     expect(s.closes[0]).toMatchObject({ code: 3410, reason: 'session_gone' });
     // The released GET carried the dead session's token and was answered 410 with a new one.
     const stale = s.proxy.requests.find(
@@ -90,16 +103,15 @@ describe('100: the phoenix client after its LongPoll session expired', () => {
     expect(stale).toBeDefined();
     expect(JSON.parse(stale!.response!.body)).toEqual({
       status: 410,
-      token: expect.any(String),
+      token: expect.any(String) as unknown,
       messages: [],
     });
-    expect(JSON.parse(stale!.response!.body).token).not.toBe(s.token);
+    expect((JSON.parse(stale!.response!.body) as { token: string }).token).not.toBe(s.token);
     expect(s.errors[0]).toMatchObject({ source: 'transport' });
 
     await waitFor(
       () => s.joinRefs.length >= 2 && s.channel.state === 'joined',
       'rejoined on a new session',
-      5_000,
     );
     expect(s.joinRefs[1]).not.toBe(s.joinRefs[0]);
     // The reconnect opened a fresh session: a GET without a token (the 1.8 client's "token=" is empty).
@@ -109,7 +121,7 @@ describe('100: the phoenix client after its LongPoll session expired', () => {
     expect(reopened.length).toBeGreaterThanOrEqual(1);
     expect(JSON.parse(reopened[0]!.response!.body)).toEqual({
       status: 410,
-      token: expect.any(String),
+      token: expect.any(String) as unknown,
       messages: [],
     });
     await echo(s.channel, { after: 'expiry' });
@@ -122,7 +134,7 @@ describe('100: the phoenix client after its LongPoll session expired', () => {
     // The client still believes it is connected: its push goes out as a POST with the old token.
     expect(s.socket.isConnected()).toBe(true);
     s.channel.push('echo', { lost: true });
-    await waitFor(() => s.closes.length > 0, 'the client noticing', 3_000);
+    await waitFor(() => s.closes.length > 0, 'the client noticing');
     expect(s.closes[0]).toMatchObject({ code: 1011 });
     const post = s.proxy.requests.find((r) => r.method === 'POST' && r.body.includes('"lost"'));
     expect(post?.response?.body).toBe('{"status":410}');
@@ -132,7 +144,6 @@ describe('100: the phoenix client after its LongPoll session expired', () => {
     await waitFor(
       () => s.joinRefs.length >= 2 && s.channel.state === 'joined',
       'rejoined on a new session',
-      5_000,
     );
     expect(s.joinRefs[1]).not.toBe(s.joinRefs[0]);
     await echo(s.channel, { after: 'expiry' });

@@ -14,6 +14,7 @@ import {
   type TransportConstructor,
 } from 'phoenix';
 import { nextEvent, Recorder, replyOf, waitFor } from '../support/phoenix-client.js';
+import { WAIT_MS } from '../support/wait.js';
 import { startTestApp, type TestApp } from '../support/test-app.js';
 
 let app: TestApp;
@@ -71,7 +72,7 @@ describe.each(TRANSPORTS)('phoenix 1.8 client over $name', ({ name, transport })
   it('socket.ping(): the heartbeat is answered (LongPoll servers answer heartbeats too)', async () => {
     const socket = await connected();
     const rtt = await new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('no ping reply')), 5_000);
+      const timer = setTimeout(() => reject(new Error('no ping reply')), WAIT_MS);
       expect(
         socket.ping((ms) => {
           clearTimeout(timer);
@@ -80,7 +81,6 @@ describe.each(TRANSPORTS)('phoenix 1.8 client over $name', ({ name, transport })
       ).toBe(true);
     });
     expect(rtt).toBeGreaterThanOrEqual(0);
-    expect(rtt).toBeLessThan(5_000);
   });
 
   it('105: join ok, join error (room:deny) and an unmatched topic (retried about 1 s later)', async () => {
@@ -103,17 +103,13 @@ describe.each(TRANSPORTS)('phoenix 1.8 client over $name', ({ name, transport })
       response: { reason: 'unmatched topic' },
     });
     // 105: the client keeps retrying on its rejoin schedule (1 s first).
-    const replies = await waitFor(
-      () => {
-        const found = recorder.of('nomatch:1', 'phx_reply');
-        return found.length >= 2 ? found : undefined;
-      },
-      'a retried nomatch join',
-      4_000,
-    );
+    const replies = await waitFor(() => {
+      const found = recorder.of('nomatch:1', 'phx_reply');
+      return found.length >= 2 ? found : undefined;
+    }, 'a retried nomatch join');
     const [first, second] = replies;
+    // A lower bound only: the client's timer may fire late on a loaded machine, never early.
     expect(second!.at - first!.at).toBeGreaterThanOrEqual(800);
-    expect(second!.at - first!.at).toBeLessThan(1_800);
     expect(second!.payload).toEqual({ status: 'error', response: { reason: 'unmatched topic' } });
     // The unmatched-topic reply carries join_ref null; the retry used a new join ref.
     expect(first!.join_ref).toBeNull();
@@ -133,7 +129,7 @@ describe.each(TRANSPORTS)('phoenix 1.8 client over $name', ({ name, transport })
       response: { reason: 'bad' },
     });
     expect(
-      await replyOf(channel.push('custom_status', {}), 5_000, ['weird', 'ok', 'error']),
+      await replyOf(channel.push('custom_status', {}), WAIT_MS, ['weird', 'ok', 'error']),
     ).toEqual({ status: 'weird', response: {} });
 
     const order: string[] = [];
@@ -209,7 +205,8 @@ describe.each(TRANSPORTS)('phoenix 1.8 client over $name', ({ name, transport })
 
   it('a channel crash: onError gets {"reason":"channel_crash"}, then the client rejoins with a NEW join ref', async () => {
     const t = topic('crash');
-    const socket = await connected();
+    // A short rejoin delay (default 1 s): the point is that it rejoins, not when.
+    const socket = await connected({ rejoinAfterMs: () => 50 });
     const recorder = new Recorder(socket);
     const channel = socket.channel(t);
     const joinRefs: (string | null)[] = [];
@@ -226,7 +223,7 @@ describe.each(TRANSPORTS)('phoenix 1.8 client over $name', ({ name, transport })
       ref: joinRefs[0],
       payload: { reason: 'channel_crash' },
     });
-    await waitFor(() => joinRefs.length === 2, 'automatic rejoin', 5_000);
+    await waitFor(() => joinRefs.length === 2, 'automatic rejoin');
     expect(joinRefs[1]).not.toBe(joinRefs[0]);
     expect(channel.state).toBe('joined');
     expect(await replyOf(channel.push('echo', { after: 'crash' }))).toEqual({
@@ -260,7 +257,9 @@ describe.each(TRANSPORTS)('phoenix 1.8 client over $name', ({ name, transport })
     });
     expect(await replyOf(chA.join())).toEqual(OK_EMPTY);
     await waitFor(() => keysOf(presA).join() === 'alice', 'A sees alice');
-    expect(presA.state.alice?.metas).toEqual([{ online_at: 1, phx_ref: expect.any(String) }]);
+    expect(presA.state.alice?.metas).toEqual([
+      { online_at: 1, phx_ref: expect.any(String) as unknown },
+    ]);
 
     const chB = b.channel(t, { key: 'bob' });
     const presB = new Presence(chB);
@@ -278,7 +277,7 @@ describe.each(TRANSPORTS)('phoenix 1.8 client over $name', ({ name, transport })
     for (const presence of [presA, presB]) {
       await waitFor(() => presence.state.bob?.metas[0]?.status === 'away', 'bob away');
       expect(presence.state.bob?.metas).toEqual([
-        { status: 'away', phx_ref: expect.any(String), phx_ref_prev: bobRef },
+        { status: 'away', phx_ref: expect.any(String) as unknown, phx_ref_prev: bobRef },
       ]);
     }
     const awayRef = presA.state.bob!.metas[0]!.phx_ref;

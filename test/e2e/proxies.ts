@@ -16,6 +16,13 @@ import {
 import type { Duplex } from 'node:stream';
 import WebSocket, { WebSocketServer, type RawData } from 'ws';
 
+/** A ws message's bytes as UTF-8 text (a Buffer, an ArrayBuffer or fragments). */
+function rawText(data: RawData): string {
+  if (Buffer.isBuffer(data)) return data.toString('utf8');
+  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
+  return Buffer.from(data).toString('utf8');
+}
+
 async function listen(server: Server): Promise<number> {
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -140,10 +147,11 @@ export class WsFrameProxy {
     const record = (dir: 'up' | 'down', data: RawData, isBinary: boolean, dropped: boolean) => {
       let frame: unknown = data;
       if (!isBinary) {
+        const text = rawText(data);
         try {
-          frame = JSON.parse(data.toString());
+          frame = JSON.parse(text);
         } catch {
-          frame = data.toString();
+          frame = text;
         }
       }
       this.frames.push({ at: Date.now(), connection: link.id, dir, frame, dropped });
@@ -215,7 +223,9 @@ export class HttpProxy {
   port = 0;
 
   private constructor(private readonly targetPort: number) {
-    this.http = createServer((req, res) => void this.handle(req, res));
+    this.http = createServer((req, res) => {
+      this.handle(req, res).catch(() => res.destroy());
+    });
   }
 
   static async start(targetPort: number): Promise<HttpProxy> {

@@ -15,10 +15,12 @@ import {
 } from 'phoenix';
 import { createGateway, type Gateway } from '../../src/index.js';
 import { freePort, MemoryStorage, Recorder, replyOf, waitFor } from '../support/phoenix-client.js';
+import { realTime } from '../support/wait.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 import { HttpProxy, WsFrameProxy } from './proxies.js';
 import {
   connectHook,
+  parkedPolls,
   roomChannel,
   startTestApp,
   type TestApp,
@@ -92,7 +94,6 @@ describe.each(TRANSPORTS)('phoenix 1.8 client over $name', ({ name, transport })
     await waitFor(
       () => joinRefs.length >= 2 && channel.state === 'joined',
       'rejoined on the restarted server',
-      8_000,
     );
     expect(joinRefs[1]).not.toBe(joinRefs[0]);
     expect(channel.joinRef()).toBe(joinRefs[joinRefs.length - 1]);
@@ -108,7 +109,7 @@ describe.each(TRANSPORTS)('phoenix 1.8 client over $name', ({ name, transport })
     const { channel, joinRefs } = await trackedJoin(socket, `room:dc-${name}`);
     const closes: CloseEventLike[] = [];
     socket.onClose((event) => closes.push(event));
-    if (name === 'longpoll') await new Promise((resolve) => setTimeout(resolve, 100)); // let the GET park
+    if (name === 'longpoll') await waitFor(() => parkedPolls(server.gateway) === 1, 'a parked GET');
 
     expect(server.gateway.disconnect(`user:${userId}`)).toBe(1);
     await waitFor(() => closes.length > 0, 'close event');
@@ -116,7 +117,7 @@ describe.each(TRANSPORTS)('phoenix 1.8 client over $name', ({ name, transport })
     // client turns into close(3410, "session_gone").
     expect(closes[0]!.code).toBe(name === 'websocket' ? 1001 : 3410);
 
-    await waitFor(() => joinRefs.length >= 2 && channel.state === 'joined', 'rejoined', 5_000);
+    await waitFor(() => joinRefs.length >= 2 && channel.state === 'joined', 'rejoined');
     expect(joinRefs[1]).not.toBe(joinRefs[0]);
     await echo(channel, { after: 'disconnect' });
     // The new connection is registered under the same id again.
@@ -146,7 +147,7 @@ describe.each(TRANSPORTS)('phoenix 1.8 client over $name', ({ name, transport })
     }
     expect(server.gateway.stats.invalidFrames - invalidBefore).toBe(1);
 
-    await waitFor(() => joinRefs.length >= 2 && channel.state === 'joined', 'rejoined', 5_000);
+    await waitFor(() => joinRefs.length >= 2 && channel.state === 'joined', 'rejoined');
     expect(joinRefs[1]).not.toBe(joinRefs[0]);
     await echo(channel, { after: '1011' });
   });
@@ -174,7 +175,9 @@ describe.each(TRANSPORTS)('phoenix 1.8 client over $name', ({ name, transport })
     const closes: number[] = [];
     socket.onClose(() => closes.push(Date.now()));
     const parkGet = () =>
-      name === 'longpoll' ? new Promise((resolve) => setTimeout(resolve, 100)) : Promise.resolve();
+      name === 'longpoll'
+        ? waitFor(() => parkedPolls(server.gateway) === 1, 'a parked GET')
+        : Promise.resolve(true);
     await parkGet();
 
     attempts.length = 0;
@@ -183,32 +186,31 @@ describe.each(TRANSPORTS)('phoenix 1.8 client over $name', ({ name, transport })
     await waitFor(
       () => joinRefs.length >= 2 && channel.state === 'joined',
       'rejoined after five refused attempts',
-      8_000,
     );
     // Five refused attempts (HTTP 403 / {"status":403}), then the sixth connects.
     expect(attempts).toHaveLength(6);
     const SCHEDULE = [10, 50, 100, 150, 200, 250];
     const gaps = attempts.map((at, i) => at - (i === 0 ? closes[0]! : attempts[i - 1]!));
+    // Lower bounds only: a loaded machine delays timers, it never fires them early.
     gaps.forEach((gap, i) => {
       expect(gap, `attempt ${i + 1}`).toBeGreaterThanOrEqual(SCHEDULE[i]! - 2);
-      expect(gap, `attempt ${i + 1}`).toBeLessThan(SCHEDULE[i]! + 250);
     });
     expect(joinRefs[1]).not.toBe(joinRefs[0]);
     await echo(channel, { after: 'refusals' });
 
-    // An open connection resets the tries: the next server close is retried after 10 ms again.
+    // An open connection resets the tries: the next server close is retried after 10 ms again
+    // (the client's reconnect timer is back at try 0, so its next delay is the schedule's first).
     await parkGet();
+    const reconnectTimer = (socket as unknown as { reconnectTimer: { tries: number } })
+      .reconnectTimer;
+    expect(reconnectTimer.tries).toBe(0);
     attempts.length = 0;
     closes.length = 0;
     expect(server.gateway.disconnect(`user:${userId}`)).toBe(1);
-    await waitFor(
-      () => joinRefs.length >= 3 && channel.state === 'joined',
-      'rejoined again',
-      5_000,
-    );
+    await waitFor(() => joinRefs.length >= 3 && channel.state === 'joined', 'rejoined again');
     expect(attempts).toHaveLength(1);
     expect(attempts[0]! - closes[0]!).toBeGreaterThanOrEqual(8);
-    expect(attempts[0]! - closes[0]!).toBeLessThan(10 + 250);
+    expect(reconnectTimer.tries).toBe(0); // connected again: reset once more
   });
 });
 
@@ -232,7 +234,6 @@ describe('phoenix 1.8 client heartbeats (106)', () => {
     const [reply1] = await waitFor(
       () => (proxy.heartbeatReplies().length >= 2 ? proxy.heartbeatReplies() : undefined),
       'two heartbeat replies',
-      3_000,
     );
     const [hb1, hb2] = proxy.heartbeats();
     expect(hb1!.frame).toEqual([null, expect.any(String), 'phoenix', 'heartbeat', {}]);
@@ -244,36 +245,26 @@ describe('phoenix 1.8 client heartbeats (106)', () => {
       { status: 'ok', response: {} },
     ]);
     const openedAt = proxy.opened[0]!.at;
+    // Lower bounds only (the client's timers may fire late on a loaded machine, never early).
     expect(hb1!.at - openedAt).toBeGreaterThanOrEqual(INTERVAL - 20);
-    expect(hb1!.at - openedAt).toBeLessThan(INTERVAL + 250);
     expect(hb2!.at - reply1!.at).toBeGreaterThanOrEqual(INTERVAL - 20);
-    expect(hb2!.at - reply1!.at).toBeLessThan(INTERVAL + 250);
 
     const errors: unknown[] = [];
     channel.onError((reason) => errors.push(reason));
     const closes: CloseEventLike[] = [];
     socket.onClose((event) => closes.push(event));
     expect(proxy.withholdHeartbeats()).toBe(1);
-    const lastReply = await waitFor(
-      () => {
-        const replies = proxy.heartbeatReplies();
-        const unanswered = proxy.heartbeats().find((f) => f.dropped);
-        return unanswered ? replies[replies.length - 1] : undefined;
-      },
-      'a withheld heartbeat',
-      3_000,
-    );
+    const lastReply = await waitFor(() => {
+      const replies = proxy.heartbeatReplies();
+      const unanswered = proxy.heartbeats().find((f) => f.dropped);
+      return unanswered ? replies[replies.length - 1] : undefined;
+    }, 'a withheld heartbeat');
     const withheld = proxy.heartbeats().find((f) => f.dropped)!;
 
     // The client gives up one interval after the unanswered heartbeat, i.e. ~2 intervals after the last reply.
-    const close = await waitFor(
-      () => proxy.clientCloses[0],
-      'the client closing the connection',
-      3_000,
-    );
+    const close = await waitFor(() => proxy.clientCloses[0], 'the client closing the connection');
     expect(close).toMatchObject({ connection: 1, code: 1000, reason: 'heartbeat timeout' });
     expect(close.at - withheld.at).toBeGreaterThanOrEqual(INTERVAL - 20);
-    expect(close.at - withheld.at).toBeLessThan(INTERVAL + 400);
     expect(close.at - lastReply.at).toBeGreaterThanOrEqual(2 * INTERVAL - 40);
     expect(errors[0]).toEqual({ source: 'transport', reason: 'heartbeat_timeout' });
 
@@ -281,7 +272,6 @@ describe('phoenix 1.8 client heartbeats (106)', () => {
     await waitFor(
       () => joinRefs.length >= 2 && channel.state === 'joined',
       'rejoined over a new connection',
-      6_000,
     );
     expect(proxy.opened.map((o) => o.id)).toEqual([1, 2]);
     expect(joinRefs[1]).not.toBe(joinRefs[0]);
@@ -293,7 +283,6 @@ describe('phoenix 1.8 client heartbeats (106)', () => {
     await waitFor(
       () => proxy.heartbeatReplies().some((f) => f.connection === 2),
       'heartbeats answered again',
-      3_000,
     );
   });
 
@@ -306,7 +295,7 @@ describe('phoenix 1.8 client heartbeats (106)', () => {
     const { channel, joinRefs } = await trackedJoin(socket, 'room:lp-heartbeat');
     const errors: unknown[] = [];
     channel.onError((reason) => errors.push(reason));
-    await new Promise((resolve) => setTimeout(resolve, 5 * INTERVAL));
+    await realTime(3 * INTERVAL, 'the phoenix client would send heartbeats on its own timer');
     await echo(channel, { still: 'joined' });
     const posted = proxy.requests
       .filter((r) => r.method === 'POST')
@@ -331,25 +320,17 @@ describe('phoenix 1.8 client heartbeats (106)', () => {
     const recorder = new Recorder(socket);
     await waitFor(() => socket.isConnected(), 'connected');
     const { channel, joinRefs } = await trackedJoin(socket, 'room:heartbeat-stall');
-    await waitFor(
-      () => recorder.of('phoenix', 'phx_reply').length >= 1,
-      'a heartbeat reply',
-      3_000,
-    );
+    await waitFor(() => recorder.of('phoenix', 'phx_reply').length >= 1, 'a heartbeat reply');
 
     const errors: unknown[] = [];
     channel.onError((reason) => errors.push(reason));
-    const stalledAt = Date.now();
     expect(proxy.stall()).toBe(1);
-    await waitFor(() => errors.length > 0, 'heartbeat timeout', 3_000);
+    await waitFor(() => errors.length > 0, 'heartbeat timeout');
     expect(errors[0]).toEqual({ source: 'transport', reason: 'heartbeat_timeout' });
-    // At most two intervals after the stall (one to send, one to give up), with slack.
-    expect(Date.now() - stalledAt).toBeLessThan(2_000);
 
     await waitFor(
       () => joinRefs.length >= 2 && channel.state === 'joined',
       'rejoined over a new connection',
-      6_000,
     );
     expect(joinRefs[1]).not.toBe(joinRefs[0]);
     await echo(channel, { after: 'heartbeat timeout' });
@@ -372,7 +353,8 @@ describe('phoenix 1.8 client LongPoll fallback', () => {
     const errors: unknown[] = [];
     const socket = new Socket(`ws://127.0.0.1:${port}/socket`, {
       transport: WebSocket,
-      longPollFallbackMs: 2_000,
+      // Far beyond the wait below: connecting at all shows the error, not the timer, fell back.
+      longPollFallbackMs: 60_000,
       sessionStorage: storage,
       params: { user_id: 'fallback' },
     });
@@ -380,14 +362,11 @@ describe('phoenix 1.8 client LongPoll fallback', () => {
     socket.onError((error) => errors.push(error));
     socket.connect();
 
-    const started = Date.now();
     await waitFor(
       () => socket.transport === LongPoll && socket.isConnected(),
       'connected over LongPoll',
-      5_000,
+      20_000,
     );
-    // The WebSocket error triggered the fallback, not the 2 s timer.
-    expect(Date.now() - started).toBeLessThan(1_900);
     expect(errors.length).toBeGreaterThan(0);
     expect(socket.transport).toBe(LongPoll);
 
@@ -403,20 +382,18 @@ describe('phoenix 1.8 client LongPoll fallback', () => {
     const storage = new MemoryStorage();
     const socket = socketFor(server.port, {
       transport: WebSocket,
-      longPollFallbackMs: 600,
+      longPollFallbackMs: 60_000,
       sessionStorage: storage,
     });
     const recorder = new Recorder(socket);
     // The health check is a heartbeat sent right after open; its reply cancels the fallback.
-    await waitFor(
-      () => recorder.of('phoenix', 'phx_reply').length > 0,
-      'health-check ping reply',
-      3_000,
-    );
+    await waitFor(() => recorder.of('phoenix', 'phx_reply').length > 0, 'health-check ping reply');
     const channel = socket.channel('room:healthy');
     expect(await replyOf(channel.join())).toEqual({ status: 'ok', response: {} });
-    // Past the fallback threshold the socket still uses WebSocket.
-    await new Promise((resolve) => setTimeout(resolve, 800));
+    // The reply passed the health check, which cancels the fallback timer for good.
+    expect(
+      (socket as unknown as { primaryPassedHealthCheck: boolean }).primaryPassedHealthCheck,
+    ).toBe(true);
     expect(socket.transport).toBe(WebSocket);
     expect(socket.isConnected()).toBe(true);
     await echo(channel, { still: 'websocket' });

@@ -428,7 +428,7 @@ class FuzzConnection {
       const text = data.toString('utf8');
       if (!text.includes('"sync-')) return;
       const value = JSON.parse(text) as unknown;
-      const ref = Array.isArray(value) ? value[1] : (value as { ref?: unknown }).ref;
+      const ref = Array.isArray(value) ? (value as unknown[])[1] : (value as { ref?: unknown }).ref;
       if (typeof ref === 'string') this.syncs.get(ref)?.();
     });
   }
@@ -461,10 +461,13 @@ class FuzzConnection {
         this.syncs.delete(ref);
         resolve(true);
       });
-      void this.closed.then(() => {
-        clearTimeout(timer);
-        resolve(false);
-      });
+      this.closed.then(
+        () => {
+          clearTimeout(timer);
+          resolve(false);
+        },
+        () => resolve(false), // closed only resolves
+      );
       this.ws.send(frame);
     });
   }

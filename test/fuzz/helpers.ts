@@ -1,20 +1,7 @@
 /** Small helpers shared by the fuzz and bad-input suites. */
 import type { Gateway } from '../../src/index.js';
+import { until } from '../support/wait.js';
 import { RawClient } from '../support/ws-client.js';
-
-/** Resolves once `condition()` holds, polling every few ms; rejects with `what` after `timeoutMs`. */
-export async function until(
-  condition: () => boolean,
-  what: string | (() => string),
-  timeoutMs = 3_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${typeof what === 'string' ? what : what()}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
 
 /** What the gateway holds right now: sessions, channels, presences and topic subscriptions. */
 export function footprint(gateway: Gateway): {
@@ -34,7 +21,7 @@ export function footprint(gateway: Gateway): {
 }
 
 /** Waits until nothing is left: no sockets, channels, presences or subscriptions. */
-export async function expectEmpty(gateway: Gateway, timeoutMs = 3_000): Promise<void> {
+export async function expectEmpty(gateway: Gateway, timeoutMs?: number): Promise<void> {
   await until(
     () => {
       const f = footprint(gateway);

@@ -1,4 +1,6 @@
 /** Raw LongPoll requests with fetch, for the §J conformance cases. */
+import { WAIT_MS } from './wait.js';
+
 export interface PollResponse {
   http: number;
   headers: Headers;
@@ -17,7 +19,7 @@ export async function lp(
 ): Promise<PollResponse> {
   const res = await fetch(url, init);
   const text = await res.text();
-  let body: PollResponse['body'] = null;
+  let body: PollResponse['body'];
   try {
     body = text === '' ? null : (JSON.parse(text) as PollResponse['body']);
   } catch {
@@ -60,7 +62,7 @@ export async function collect(
   base: string,
   token: string,
   count: number,
-  timeoutMs = 5_000,
+  timeoutMs = WAIT_MS,
 ): Promise<unknown[]> {
   const out: unknown[] = [];
   const deadline = Date.now() + timeoutMs;
@@ -96,7 +98,7 @@ export async function collectUntil(
   base: string,
   token: string,
   done: (messages: unknown[]) => boolean,
-  timeoutMs = 5_000,
+  timeoutMs = WAIT_MS,
   query = 'vsn=2.0.0',
 ): Promise<unknown[]> {
   const out: unknown[] = [];

@@ -1,9 +1,10 @@
 /**
  * Helpers for driving the real `phoenix` JS client in Node: promise wrappers around pushes and
- * channel events, a polling `waitFor`, a message recorder and a free-port finder (the TCP proxy
+ * channel events, `waitFor` (on top of wait.ts), a message recorder and a free-port finder (the TCP proxy
  * that stalls connections is in tcp-proxy.ts).
  */
 import type { Channel, Message, Push, Socket, StorageLike } from 'phoenix';
+import { until, WAIT_MS } from './wait.js';
 
 export interface PushReply {
   status: string;
@@ -16,7 +17,7 @@ export interface PushReply {
  */
 export function replyOf(
   push: Push,
-  timeoutMs = 5_000,
+  timeoutMs = WAIT_MS,
   statuses: readonly string[] = ['ok', 'error', 'timeout'],
 ): Promise<PushReply> {
   return new Promise((resolve, reject) => {
@@ -34,7 +35,7 @@ export function replyOf(
 }
 
 /** The payload of the next `event` on the channel. */
-export function nextEvent(channel: Channel, event: string, timeoutMs = 5_000): Promise<unknown> {
+export function nextEvent(channel: Channel, event: string, timeoutMs = WAIT_MS): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const ref = channel.on(event, (payload) => {
       clearTimeout(timer);
@@ -48,21 +49,25 @@ export function nextEvent(channel: Channel, event: string, timeoutMs = 5_000): P
   });
 }
 
-/** Polls `probe` until it returns something other than undefined/false/null. */
+/**
+ * Polls `probe` until it returns something other than undefined/false/null (0 and '' count as a
+ * value here, unlike `until`). Kept for existing callers; it is `until` from wait.ts underneath.
+ */
 export async function waitFor<T>(
   probe: () => T | undefined | null | false,
   label: string,
-  timeoutMs = 5_000,
-  intervalMs = 20,
+  timeoutMs = WAIT_MS,
+  intervalMs = 10,
 ): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined && value !== null && value !== false) return value;
-    if (Date.now() > deadline)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${label}`);
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
-  }
+  const box = await until(
+    () => {
+      const value = probe();
+      return value !== undefined && value !== null && value !== false ? { value } : undefined;
+    },
+    label,
+    { timeoutMs, intervalMs },
+  );
+  return box.value;
 }
 
 /** Records every message a socket receives (after decoding). */

@@ -9,7 +9,8 @@ export interface Spawned {
   stderr: () => string;
   /** Resolves with the exit code (or the signal name). */
   exited: Promise<number | string>;
-  /** Resolves with the first stdout JSON log line whose msg matches. */
+  /** Resolves with the first stdout JSON log line whose msg matches (default deadline 30 s: a
+   * real process starting under tsx on a loaded 2-core machine). */
   logLine: (msg: string, timeoutMs?: number) => Promise<Record<string, unknown>>;
   kill: (signal?: NodeJS.Signals) => void;
 }
@@ -32,10 +33,11 @@ export function spawnTs(entry: string, args: string[] = [], env: NodeJS.ProcessE
   const exited = new Promise<number | string>((resolve) =>
     child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)),
   );
-  const logLine = (msg: string, timeoutMs = 10_000) =>
+  const logLine = (msg: string, timeoutMs = 30_000) =>
     new Promise<Record<string, unknown>>((resolve, reject) => {
       const check = () => {
-        for (const line of out.split('\n')) {
+        // Only complete lines: a chunk may end in the middle of one.
+        for (const line of out.slice(0, out.lastIndexOf('\n') + 1).split('\n')) {
           if (!line.startsWith('{')) continue;
           const parsed = JSON.parse(line) as Record<string, unknown>;
           if (parsed.msg === msg) {
@@ -54,12 +56,15 @@ export function spawnTs(entry: string, args: string[] = [], env: NodeJS.ProcessE
         timeoutMs,
       );
       if (!check()) listeners.push(() => void check());
-      void exited.then(() => {
-        if (!check()) {
-          clearTimeout(timer);
-          reject(new Error(`process exited before "${msg}"; stdout: ${out} stderr: ${err}`));
-        }
-      });
+      exited.then(
+        () => {
+          if (!check()) {
+            clearTimeout(timer);
+            reject(new Error(`process exited before "${msg}"; stdout: ${out} stderr: ${err}`));
+          }
+        },
+        reject, // never happens: exited only resolves
+      );
     });
   return {
     child,

@@ -11,6 +11,7 @@ import {
   type GatewayOptions,
   type SocketOptions,
 } from '../../src/index.js';
+import { deferred, type Deferred } from './wait.js';
 
 /** Assigns of the conformance app's sockets. */
 export interface TestAssigns {
@@ -19,6 +20,40 @@ export interface TestAssigns {
   userId: string | null;
   presenceKey?: string;
   presenceMeta?: Record<string, unknown>;
+}
+
+const slowJoins = new Map<string, Deferred<void>>();
+function slowJoin(tag: string): Deferred<void> {
+  let settled = slowJoins.get(tag);
+  if (!settled) {
+    settled = deferred();
+    slowJoins.set(tag, settled);
+  }
+  return settled;
+}
+
+const heldJoins = new Map<string, Deferred<void>>();
+function heldJoin(hold: string): Deferred<void> {
+  let held = heldJoins.get(hold);
+  if (!held) {
+    held = deferred();
+    heldJoins.set(hold, held);
+  }
+  return held;
+}
+
+/** Lets the `room:slowjoin` join with payload `{hold}` return (its reply: `{held: hold}`). */
+export function releaseJoin(hold: string): void {
+  heldJoin(hold).resolve();
+}
+
+/**
+ * Resolves once the `room:slowjoin` join whose payload carried `{tag}` has returned its reply to
+ * the gateway (the event to wait for instead of sleeping past its `ms`). The gateway handles the
+ * settled join in the same turn's microtasks: do one round trip (a heartbeat) before asserting.
+ */
+export function slowJoinSettled(tag: string): Promise<void> {
+  return slowJoin(tag).promise;
 }
 
 /**
@@ -30,12 +65,28 @@ export const roomChannel = defineChannel<TestAssigns>({
     if (topic === 'room:deny') return error({ reason: 'unauthorized' });
     if (topic === 'room:crashjoin') throw new Error('join crashed on purpose');
     if (topic === 'room:reply') return ok({ joined: topic, params: payload });
+    if (topic === 'room:slowjoin' && typeof payload === 'object' && payload !== null) {
+      if ('hold' in payload) {
+        // Held until the test calls releaseJoin(hold): a join exactly as slow as the test needs.
+        const hold = String(payload.hold);
+        return heldJoin(hold).promise.then(() => ok({ held: hold }));
+      }
+    }
     if (topic === 'room:slowjoin') {
       const ms =
         typeof payload === 'object' && payload !== null && 'ms' in payload
           ? Number(payload.ms)
           : 300;
-      return new Promise((resolve) => setTimeout(() => resolve(ok({ slept: ms })), ms));
+      const tag =
+        typeof payload === 'object' && payload !== null && 'tag' in payload
+          ? String(payload.tag)
+          : null;
+      return new Promise((resolve) =>
+        setTimeout(() => {
+          resolve(ok({ slept: ms }));
+          if (tag !== null) slowJoin(tag).resolve();
+        }, ms),
+      );
     }
     if (topic === 'room:afterjoin') {
       channel.push('welcome', {
@@ -223,4 +274,21 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
     httpUrl: (path, query = '') => `http://${base}${path}${query ? `?${query}` : ''}`,
     close: () => gateway.close(),
   };
+}
+
+/**
+ * How many LongPoll sessions of `gateway` hold a parked GET right now. A test waits on this
+ * instead of sleeping "to let the GET park" (test-only introspection of private fields).
+ */
+export function parkedPolls(gateway: Gateway): number {
+  interface Introspected {
+    mounts: { longpoll: { sessions: Map<string, { parked: unknown }> } | null }[];
+  }
+  let parked = 0;
+  for (const mount of (gateway as unknown as Introspected).mounts) {
+    for (const session of mount.longpoll?.sessions.values() ?? []) {
+      if (session.parked !== null) parked++;
+    }
+  }
+  return parked;
 }

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
+import { isDeepStrictEqual } from 'node:util';
 import WebSocket from 'ws';
+import { realTime, WAIT_MS } from './wait.js';
 
 export type Frame = unknown[] | Record<string, unknown> | Buffer;
 
@@ -18,6 +20,7 @@ export class RawClient {
   readonly texts: string[] = [];
   readonly closed: Promise<CloseInfo>;
   private waiters: ((frame: Frame) => void)[] = [];
+  private markers = 0;
 
   private constructor(readonly ws: WebSocket) {
     this.closed = new Promise((resolve) => {
@@ -118,8 +121,8 @@ export class RawClient {
     this.ws.send(bytes, { binary: true });
   }
 
-  /** The next frame, waiting up to `timeoutMs`. */
-  next(timeoutMs = 2_000): Promise<Frame> {
+  /** The next frame, waiting up to `timeoutMs` (default 10 s, a deadline, not a speed check). */
+  next(timeoutMs = WAIT_MS): Promise<Frame> {
     const queued = this.frames.shift();
     if (queued !== undefined) return Promise.resolve(queued);
     return new Promise((resolve, reject) => {
@@ -136,17 +139,42 @@ export class RawClient {
   }
 
   /** The next `count` frames. */
-  async take(count: number, timeoutMs = 2_000): Promise<Frame[]> {
+  async take(count: number, timeoutMs = WAIT_MS): Promise<Frame[]> {
     const out: Frame[] = [];
     for (let i = 0; i < count; i++) out.push(await this.next(timeoutMs));
     return out;
   }
 
-  /** Asserts no frame arrives for `ms` (the spec's "nothing": ~300 ms). */
+  /**
+   * Asserts no frame arrives for `ms` (the spec's "nothing": ~300 ms), in real time. Prefer
+   * `quiet()` where the frame that must not come would be sent while handling an earlier frame.
+   */
   async nothing(ms = 300): Promise<void> {
-    await new Promise((resolve) => setTimeout(resolve, ms));
+    await realTime(ms, 'a span in which the gateway must send this client nothing');
     if (this.frames.length > 0)
       throw new Error(`expected nothing, got ${JSON.stringify(this.frames[0])}`);
+  }
+
+  /**
+   * Asserts the gateway sent nothing before answering a marker heartbeat sent now: it handles a
+   * connection's frames in order, so whatever an earlier frame made it send would come first.
+   * `v1` for a V1 (object) client.
+   */
+  async quiet(options: { v1?: boolean } = {}): Promise<void> {
+    const ref = `quiet-${++this.markers}`;
+    const ok = { status: 'ok', response: {} };
+    const [marker, reply] = options.v1
+      ? [
+          { topic: 'phoenix', event: 'heartbeat', payload: {}, ref },
+          { topic: 'phoenix', event: 'phx_reply', payload: ok, ref },
+        ]
+      : [
+          [null, ref, 'phoenix', 'heartbeat', {}],
+          [null, ref, 'phoenix', 'phx_reply', ok],
+        ];
+    const frame = await this.request(marker);
+    if (!isDeepStrictEqual(frame, reply))
+      throw new Error(`expected nothing before the marker reply, got ${JSON.stringify(frame)}`);
   }
 
   /** Sends a frame and returns the next frame. */
