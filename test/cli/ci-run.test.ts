@@ -78,6 +78,8 @@ describe('.ci/run', () => {
       'sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium',
       'apt-get install -y -qq chromium',
       'npm ci --no-audit --no-fund',
+      'npm run lint',
+      'npm run api',
       'npm test',
     ]);
   });
@@ -88,6 +90,8 @@ describe('.ci/run', () => {
       'apt-get update -qq',
       'apt-get install -y -qq chromium',
       'npm ci --no-audit --no-fund',
+      'npm run lint',
+      'npm run api',
       'npm test',
     ]);
   });
@@ -98,6 +102,8 @@ describe('.ci/run', () => {
       'apt-get update -qq',
       'apt-get install -y -qq chromium',
       'npm ci --no-audit --no-fund',
+      'npm run lint',
+      'npm run api',
       'npm test',
     ]);
   });
