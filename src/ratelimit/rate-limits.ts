@@ -92,6 +92,7 @@ const STRICT_KEYS = new Set([
   'casAttempts',
   'breakerFailures',
   'breakerOpenMs',
+  'bucketRetryMs',
   'replicas',
   'bucketPrefix',
   'maxSkewMs',

@@ -41,6 +41,12 @@ export interface StrictOptions {
   breakerFailures?: number;
   /** How long an open breaker skips the store before one trial decision. Default 1000 ms. */
   breakerOpenMs?: number;
+  /**
+   * How long creating a bucket retries passing cluster errors ("no suitable peers for
+   * placement" while a replica's server restarts), and how long the store then stays off after
+   * a creation that failed. Default 5000 ms (`BUCKET_RETRY_MS`).
+   */
+  bucketRetryMs?: number;
 }
 
 /** Counters of the strict tier: KV operations, CAS conflicts, timeouts, errors, the breaker. */
@@ -106,8 +112,9 @@ function isPassingClusterError(err: unknown): boolean {
 }
 
 /**
- * How long creating a bucket retries passing cluster errors (backoff 100 ms doubling to 1 s), and
- * how long after a failed creation the store stays off (strict policies use their fallback).
+ * Default of `StrictOptions.bucketRetryMs`: how long creating a bucket retries passing cluster
+ * errors (backoff 100 ms doubling to 1 s), and how long after a failed creation the store stays
+ * off (strict policies use their fallback).
  */
 export const BUCKET_RETRY_MS = 5_000;
 
@@ -167,6 +174,7 @@ export class StrictStore implements StrictTier {
   private readonly replicas: number;
   private readonly bucketPrefix: string;
   private readonly maxSkewMs: number;
+  private readonly bucketRetryMs: number;
   private probeTimer: NodeJS.Timeout | null = null;
   private closed = false;
   /** Bucket creation failed (no JetStream?): fail fast until then. */
@@ -208,6 +216,7 @@ export class StrictStore implements StrictTier {
       '_',
     );
     this.maxSkewMs = options.maxSkewMs ?? 500;
+    this.bucketRetryMs = options.bucketRetryMs ?? BUCKET_RETRY_MS;
     // JetStream calls may outlive our store timeout; they must still end on their own.
     this.kvm = new Kvm(jetstream(nc, { timeout: Math.max(1000, this.timeoutMs * 20) }));
     this.breaker = this.createBreaker(options.breakerFailures ?? 3, options.breakerOpenMs ?? 1000);
@@ -302,7 +311,7 @@ export class StrictStore implements StrictTier {
           ),
         (err: unknown) => {
           this.buckets.delete(ttlSeconds);
-          this.brokenUntil = this.wall() + BUCKET_RETRY_MS;
+          this.brokenUntil = this.wall() + this.bucketRetryMs;
           this.logger.error(
             { bucket: name, err: (err as Error).message },
             'rate-limit KV bucket unavailable (is JetStream enabled?); strict policies use their fallback',
@@ -314,12 +323,12 @@ export class StrictStore implements StrictTier {
   }
 
   /**
-   * Creates (or binds to) a bucket, retrying passing cluster errors for up to BUCKET_RETRY_MS.
+   * Creates (or binds to) a bucket, retrying passing cluster errors for up to bucketRetryMs.
    * Requests meanwhile go to the fallback after their own store timeout, as on any slow store.
    * (Real time, not `wall`: this waits for servers, whatever clock the limiter runs on.)
    */
   private async createBucket(name: string, ttlSeconds: number): Promise<KV> {
-    const giveUpAt = Date.now() + BUCKET_RETRY_MS;
+    const giveUpAt = Date.now() + this.bucketRetryMs;
     for (let delayMs = 100; ; delayMs = Math.min(delayMs * 2, 1000)) {
       try {
         return await this.kvm.create(name, {
