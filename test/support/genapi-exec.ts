@@ -11,13 +11,13 @@ import type { ServeOptions } from '../../src/worker/nats.js';
 import {
   startGenApiApp,
   startWorker,
-  until,
   type GenApiApp,
   type GenApiAppOptions,
   type Worker,
 } from './genapi-app.js';
 import { NatsServer } from './nats.js';
 import { RawClient } from './ws-client.js';
+import { realTime, until, WAIT_MS, within } from './wait.js';
 
 export const TOPIC = 'gen_api:exec';
 export const EVENT = 'phoenix_gen_api';
@@ -58,7 +58,7 @@ export interface CallResult {
   reply: Reply;
   /** 'push' / 'reply' in the order the frames arrived (for push-before-reply checks). */
   order: ('push' | 'reply')[];
-  /** ms from sending to the last awaited frame. */
+  /** ms from sending to the last awaited frame (performance.now). */
   ms: number;
 }
 
@@ -109,13 +109,13 @@ export class GenApiClient {
     const raw = await RawClient.connect(url);
     const client = new GenApiClient(raw, topic);
     raw.send([client.joinRef, client.joinRef, topic, 'phx_join', {}]);
-    const reply = await client.waitReply(client.joinRef, 5_000);
+    const reply = await client.waitReply(client.joinRef, WAIT_MS);
     if (reply.status !== 'ok') throw new Error(`join refused: ${JSON.stringify(reply)}`);
     return client;
   }
 
   private record(frame: unknown): void {
-    const at = Date.now();
+    const at = performance.now();
     if (!Array.isArray(frame) || frame.length !== 5 || frame[2] !== this.topic) {
       this.unexpected.push(frame);
       return;
@@ -191,7 +191,7 @@ export class GenApiClient {
     options: CallOptions = {},
   ): Promise<CallResult> {
     const count = options.pushes ?? 1;
-    const timeoutMs = options.timeoutMs ?? 5_000;
+    const timeoutMs = options.timeoutMs ?? WAIT_MS;
     const reply = await this.waitReply(ref, timeoutMs);
     const pushes = await this.wait(
       () => {
@@ -217,7 +217,7 @@ export class GenApiClient {
 
   /** Sends a request and waits for its reply and `pushes` pushes. */
   async call(request: Request, options: CallOptions = {}): Promise<CallResult> {
-    const sentAt = Date.now();
+    const sentAt = performance.now();
     const ref = this.send(request);
     return this.collect(request.request_id, ref, sentAt, options);
   }
@@ -227,7 +227,7 @@ export class GenApiClient {
     request: Request,
     options: CallOptions = {},
   ): { ref: string; sentAt: number; done: () => Promise<CallResult> } {
-    const sentAt = Date.now();
+    const sentAt = performance.now();
     const ref = this.send(request);
     return { ref, sentAt, done: () => this.collect(request.request_id, ref, sentAt, options) };
   }
@@ -237,6 +237,7 @@ export class GenApiClient {
   }
 }
 
+/** @deprecated Being removed: wait for an event (test/support/wait.ts). */
 export const sleep = (ms: number): Promise<void> =>
   new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -262,7 +263,9 @@ export function sleepOrAbort(ms: number, signal: AbortSignal): Promise<void> {
  */
 export async function hang(signal: AbortSignal, graceMs = 250): Promise<never> {
   await sleepOrAbort(60_000, signal).catch(() => undefined);
-  await sleep(graceMs);
+  // The worker SDK and the gateway each time the call out on their own timers; the handler must
+  // still be silent when the gateway's fires, or the call would end as a function error.
+  await realTime(graceMs, "the gateway's request timeout must fire before this handler fails");
   throw new Error('gave up after the deadline');
 }
 
@@ -338,7 +341,7 @@ export class ExecEnv {
     await Promise.all(
       workers.map(async (worker) => {
         if (worker.nc.isClosed()) return;
-        await Promise.race([worker.running.stop().catch(() => undefined), sleep(3_000)]);
+        await within(worker.running.stop(), 'a worker to stop', 3_000).catch(() => undefined);
         await worker.nc.close().catch(() => undefined);
       }),
     );
@@ -357,14 +360,14 @@ export async function ready(
   service: string,
   requestType: string,
   instances = 1,
-  timeoutMs = 5_000,
+  timeoutMs = 10_000,
 ): Promise<void> {
   await until(
     () =>
       app.genApi.registry.resolve(service, requestType, null).ok &&
       (app.genApi.nats?.bus.instances(service).length ?? 0) === instances,
     `${service}.${requestType} with ${instances} instance(s)`,
-    timeoutMs,
+    { timeoutMs },
   );
 }
 
