@@ -3,6 +3,7 @@
  * real worker (SIGKILL) or cut its NATS connection (SIGUSR2) and see whether the process lives.
  */
 import { spawnTs, type Spawned } from './spawn.js';
+import { until, WAIT_MS } from './wait.js';
 
 export interface WorkerProcess {
   readonly id: string;
@@ -12,6 +13,10 @@ export interface WorkerProcess {
   calls(requestType?: string): string[];
   /** SIGKILL, waiting for the exit. */
   kill(): Promise<void>;
+  /** Resolves once the handler of `requestId` has returned or thrown in this process. */
+  settled(requestId: string): Promise<void>;
+  /** Resolves once the process answers a SIGWINCH (it is alive and its event loop runs). */
+  answers(): Promise<void>;
   /** SIGUSR2: the worker closes its NATS connection and keeps running. */
   closeConnection(): Promise<void>;
   /** SIGTERM (graceful), waiting for the exit (SIGKILL after 5 s). */
@@ -45,7 +50,10 @@ export async function startWorkerProcess(
     ...env,
   });
   let exited = false;
-  void proc.exited.then(() => (exited = true));
+  proc.exited.then(
+    () => (exited = true),
+    () => (exited = true),
+  );
   const ready = await proc.logLine('ready', 20_000);
   return {
     id: String(ready.id),
@@ -57,6 +65,16 @@ export async function startWorkerProcess(
           (l) => l.msg === 'call' && (requestType === undefined || l.request_type === requestType),
         )
         .map((l) => String(l.request_id)),
+    async settled(requestId) {
+      await until(
+        () => lines(proc.stdout()).some((l) => l.msg === 'settled' && l.request_id === requestId),
+        `the handler of ${requestId} to settle in ${label}`,
+      );
+    },
+    async answers() {
+      proc.kill('SIGWINCH');
+      await proc.logLine('alive', WAIT_MS);
+    },
     async kill() {
       if (exited) return;
       proc.kill('SIGKILL');
@@ -64,7 +82,7 @@ export async function startWorkerProcess(
     },
     async closeConnection() {
       proc.kill('SIGUSR2');
-      await proc.logLine('connection closed', 5_000).catch(() => undefined);
+      await proc.logLine('connection closed', WAIT_MS).catch(() => undefined);
     },
     async stop() {
       if (exited) return;
