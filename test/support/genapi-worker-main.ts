@@ -3,7 +3,7 @@
  * `streams` or `slowsvc` (test/support/genapi-services.ts) with the SDK on NATS_URL, so a test
  * can SIGKILL a real process. It prints JSON lines: `ready` (with the instance id), `call` when a
  * handler starts (request id, request type), `settled` when it returned or threw, `connection
- * closed`, `alive` (on SIGWINCH). Signals: SIGUSR2 closes the
+ * closed`, `alive` (on SIGWINCH, with the chunks written per stream). Signals: SIGUSR2 closes the
  * NATS connection abruptly but keeps the process running (it must survive that); SIGTERM stops
  * gracefully.
  */
@@ -18,9 +18,10 @@ const label = process.env.WORKER_LABEL ?? 'worker';
 const line = (msg: string, fields: Record<string, unknown> = {}) =>
   process.stdout.write(`${JSON.stringify({ msg, label, ...fields })}\n`);
 
+const probe = streamProbe();
 const base =
   kind === 'streams'
-    ? streamService(streamProbe())
+    ? streamService(probe)
     : slowService(label, { calls: 0, inflight: 0 }, Number(process.env.WORKER_TIMEOUT ?? 4000));
 // Wrap every handler to report when it starts.
 const functions: Record<string, FunctionDefinition> = {};
@@ -49,7 +50,11 @@ setInterval(() => undefined, 60_000);
 
 // SIGWINCH (harmless by default) asks for a sign of life: a test sends it after an event it
 // expects the process to survive, and waits for the line.
-process.on('SIGWINCH', () => line('alive'));
+// The line carries the chunks each stream handler has written so far (streams service).
+let answered = 0;
+process.on('SIGWINCH', () =>
+  line('alive', { n: ++answered, written: Object.fromEntries(probe.written) }),
+);
 
 process.on('SIGUSR2', () => {
   nc.close().then(

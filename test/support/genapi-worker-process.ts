@@ -15,8 +15,11 @@ export interface WorkerProcess {
   kill(): Promise<void>;
   /** Resolves once the handler of `requestId` has returned or thrown in this process. */
   settled(requestId: string): Promise<void>;
-  /** Resolves once the process answers a SIGWINCH (it is alive and its event loop runs). */
-  answers(): Promise<void>;
+  /**
+   * Resolves once the process answers a SIGWINCH (it is alive and its event loop runs), with the
+   * chunks its stream handlers have written so far, by request id.
+   */
+  answers(): Promise<Record<string, number>>;
   /** SIGUSR2: the worker closes its NATS connection and keeps running. */
   closeConnection(): Promise<void>;
   /** SIGTERM (graceful), waiting for the exit (SIGKILL after 5 s). */
@@ -50,6 +53,7 @@ export async function startWorkerProcess(
     ...env,
   });
   let exited = false;
+  let asked = 0;
   proc.exited.then(
     () => (exited = true),
     () => (exited = true),
@@ -72,8 +76,13 @@ export async function startWorkerProcess(
       );
     },
     async answers() {
+      const n = ++asked;
       proc.kill('SIGWINCH');
-      await proc.logLine('alive', WAIT_MS);
+      const answer = await until(() => {
+        if (exited) throw new Error(`${label} exited; stderr: ${proc.stderr().slice(0, 800)}`);
+        return lines(proc.stdout()).find((l) => l.msg === 'alive' && l.n === n);
+      }, `${label} to answer SIGWINCH`);
+      return answer.written as Record<string, number>;
     },
     async kill() {
       if (exited) return;
