@@ -13,38 +13,13 @@ import { ApiClient, response, type ApiResponse } from '../support/genapi-client.
 import { slowService } from '../support/genapi-services.js';
 import { startWorkerProcess, type WorkerProcess } from '../support/genapi-worker-process.js';
 import { until } from '../support/wait.js';
+import { subscriptionsGone } from '../support/genapi-exec.js';
 
 /** The slow function's timeout in the worker processes (their default). */
 const TIMEOUT_MS = 4_000;
 /** echo's timeout (the SDK default): a request that ends well below it did not wait for one. */
 const ECHO_TIMEOUT_MS = 5_000;
 
-/** Whether `err` (or its cause) is NATS's "no responders". */
-function isNoResponders(err: unknown): boolean {
-  for (let e = err; e instanceof Error; e = e.cause)
-    if (/no responders/i.test(e.message)) return true;
-  return false;
-}
-
-/**
- * Until nats-server has dropped the subscriptions of a killed instance (it notices the closed
- * connection on its own): a request on the instance's own subjects gets "no responders".
- */
-async function subscriptionsGone(url: string, instanceId: string): Promise<void> {
-  const nc = await connect({ servers: url });
-  try {
-    await until(async () => {
-      try {
-        await nc.request(`genapi.inst.${instanceId}.probe`, undefined, { timeout: 500 });
-        return false;
-      } catch (err) {
-        return isNoResponders(err);
-      }
-    }, `nats-server to drop the subscriptions of ${instanceId}`);
-  } finally {
-    await nc.close();
-  }
-}
 const slow = (id: string, ms: number) => ({
   request_id: id,
   service: 'slowsvc',

@@ -5,6 +5,7 @@
  * client a test starts, and stops them all.
  */
 import { afterAll, afterEach, beforeAll } from 'vitest';
+import { connect } from '@nats-io/transport-node';
 import type { GenApiResponse } from '../../src/genapi/types.js';
 import type { ServiceDefinition } from '../../src/worker/define.js';
 import type { ServeOptions } from '../../src/worker/nats.js';
@@ -407,4 +408,32 @@ export function useExecEnv(): ExecEnv {
         : value;
     },
   });
+}
+
+/** Whether `err` (or its cause) is NATS's "no responders". */
+function isNoResponders(err: unknown): boolean {
+  for (let e = err; e instanceof Error; e = e.cause)
+    if (/no responders/i.test(e.message)) return true;
+  return false;
+}
+
+/**
+ * Until nats-server has dropped the subscriptions of a dead instance (it notices a closed or
+ * reset connection on its own): a request on the instance's own subjects gets "no responders".
+ * Before that, a request sent to the instance may be routed to the dying connection and lost.
+ */
+export async function subscriptionsGone(url: string, instanceId: string): Promise<void> {
+  const nc = await connect({ servers: url });
+  try {
+    await until(async () => {
+      try {
+        await nc.request(`genapi.inst.${instanceId}.probe`, undefined, { timeout: 500 });
+        return false;
+      } catch (err) {
+        return isNoResponders(err);
+      }
+    }, `nats-server to drop the subscriptions of ${instanceId}`);
+  } finally {
+    await nc.close();
+  }
 }
