@@ -224,6 +224,3 @@ export function streamChunks(pushes: readonly ApiResponse[]): unknown[] {
     .filter((p) => p.has_more)
     .map((p) => p.result);
 }
-
-/** @deprecated Being removed: wait for an event (test/support/wait.ts). */
-export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

@@ -238,10 +238,6 @@ export class GenApiClient {
   }
 }
 
-/** @deprecated Being removed: wait for an event (test/support/wait.ts). */
-export const sleep = (ms: number): Promise<void> =>
-  new Promise((resolve) => setTimeout(resolve, ms));
-
 /** Waits for `ms` or until `signal` aborts (then rejects, like a handler giving up at its deadline). */
 export function sleepOrAbort(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
