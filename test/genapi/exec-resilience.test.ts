@@ -120,8 +120,9 @@ describe('exec: breakers and bulkheads over NATS', () => {
     const first = [];
     let lastFailureSentAt = 0;
     for (let i = 0; i < 4; i++) {
-      const result = await client.call(req(`ib-${i}`, 'rr'));
-      if (!result.pushes[0]!.success) lastFailureSentAt = performance.now() - result.ms;
+      const call = client.start(req(`ib-${i}`, 'rr'));
+      const result = await call.done();
+      if (!result.pushes[0]!.success) lastFailureSentAt = call.sentAt;
       first.push(result);
     }
     expect(first.filter((r) => r.pushes[0]!.success)).toHaveLength(2);
