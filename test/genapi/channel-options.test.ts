@@ -10,7 +10,14 @@ import type { Channel, Socket } from 'phoenix';
 import { defineService, fn } from '../../src/worker/define.js';
 import type { GenApiOptions } from '../../src/genapi/gen-api.js';
 import { startGenApiApp, type GenApiApp } from '../support/genapi-app.js';
-import { exchange, joinedChannel, phoenixSocket, resp } from '../support/genapi-phoenix.js';
+import {
+  exchange,
+  joinedChannel,
+  phoenixSocket,
+  resp,
+  type Entry,
+} from '../support/genapi-phoenix.js';
+import { setTimeout as pause } from 'node:timers/promises';
 import { replyOf, waitFor } from '../support/phoenix-client.js';
 
 const svc = defineService({
@@ -27,7 +34,7 @@ const svc = defineService({
       async handler(_args, ctx) {
         for (let i = 1; !ctx.signal.aborted; i++) {
           await ctx.stream.write(i);
-          await new Promise((resolve) => setTimeout(resolve, 20));
+          await pause(20); // the handler's own pace between chunks
         }
       },
     }),
@@ -126,12 +133,7 @@ describe('topics, event and cancelEvent', () => {
 });
 
 describe('identity options', () => {
-  const run = async (
-    channel: Channel,
-    log: import('../support/genapi-phoenix.js').Entry[],
-    id: string,
-    extra: object = {},
-  ) => {
+  const run = async (channel: Channel, log: Entry[], id: string, extra: object = {}) => {
     const entries = await exchange(channel, log, 'phoenix_gen_api', who(id, extra), 2);
     expect(entries[1]).toEqual(['push ok', 'who']);
     return (entries[0]![1] as { result: unknown }).result;

@@ -9,15 +9,10 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type Msg, type NatsConnection } from '@nats-io/transport-node';
 import { defineService, fn } from '../../src/worker/define.js';
-import {
-  startGenApiApp,
-  startWorker,
-  until,
-  type GenApiApp,
-  type Worker,
-} from '../support/genapi-app.js';
-import { sleep } from '../support/genapi-client.js';
+import { startGenApiApp, startWorker, type GenApiApp, type Worker } from '../support/genapi-app.js';
 import { NatsServer } from '../support/nats.js';
+import { until } from '../support/wait.js';
+import type { ConfigSyncStatus } from '../../src/bus/nats/config-sync.js';
 
 const SERVICE = 'pulled';
 const encode = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
@@ -29,6 +24,8 @@ const encode = (value: unknown) => new TextEncoder().encode(JSON.stringify(value
 class FakeInstance {
   readonly pulls: number[] = [];
   mode: 'fail' | 'ok' = 'fail';
+  /** Called as each pull arrives (before it is answered). */
+  onPull: (() => void) | null = null;
   private constructor(
     readonly nc: NatsConnection,
     readonly id: string,
@@ -72,6 +69,7 @@ class FakeInstance {
 
   private pull(msg: Msg): void {
     this.pulls.push(performance.now());
+    this.onPull?.();
     if (this.mode === 'fail') {
       msg.respond(new TextEncoder().encode('not a push config'));
       return;
@@ -134,75 +132,111 @@ describe('config pull', () => {
     });
   const known = () => app!.genApi.registry.resolve(SERVICE, 'op', null).ok;
 
+  /**
+   * The gateway's pull schedule as each pull arrives: its status then says when the previous
+   * periodic pull ended (`lastPull.at`) and when it planned this one (`nextPullAt`), so their
+   * difference is the delay it chose, exact whatever the machine's load did to the timers.
+   */
+  function recordPlans(instance: FakeInstance): { failures: number; delay: number }[] {
+    const plans: { failures: number; delay: number }[] = [];
+    instance.onPull = () => {
+      const status: ConfigSyncStatus | undefined = app?.genApi.nats?.sync.status();
+      if (status?.lastPull && status.nextPullAt !== null)
+        plans.push({ failures: status.failures, delay: status.nextPullAt - status.lastPull.at });
+    };
+    return plans;
+  }
+
   it('failed periodic pulls back off (interval × 2^failures, capped), and the interval returns after a success', async () => {
     // The instance advertises v2 but serves v1: the gateway never holds v2, so every periodic
     // pull asks it again and the schedule shows in the pulls' arrival times.
     fake = await FakeInstance.start(nats.url, 'v2', 'v1');
-    app = await gateway(150, 1_000);
+    const plans = recordPlans(fake);
+    app = await gateway(50, 400);
     const sync = app.genApi.nats!.sync;
     // The pull on discovery (before connectNats returned) failed; nothing is known.
     expect(fake.pulls).toHaveLength(1);
     expect(known()).toBe(false);
 
-    // Periodic pulls at +150 (fail 1) → +300 (fail 2) → +600 (fail 3) → +1000 (capped) → +1000.
-    await until(() => fake!.pulls.length >= 6, 'five periodic pulls', 8_000);
+    // Periodic pulls at +50 (fail 1) → +100 (fail 2) → +200 (fail 3) → +400 (capped) → +400.
+    await until(() => fake!.pulls.length >= 6, 'five periodic pulls');
+    const expected = [100, 200, 400, 400];
+    const planned = plans.slice(0, 4);
+    expect(planned.map((p) => p.failures)).toEqual([1, 2, 3, 4]);
+    planned.forEach(({ delay }, i) => {
+      // The delay the gateway planned (two clock reads in one chain of microtasks).
+      expect(delay, `planned delay ${i + 1}: ${JSON.stringify(planned)}`).toBeGreaterThanOrEqual(
+        expected[i]!,
+      );
+      expect(delay, `planned delay ${i + 1}: ${JSON.stringify(planned)}`).toBeLessThan(
+        expected[i]! + 50,
+      );
+    });
+    // And the pulls did wait that long (lower bounds only: timers may fire late, never early).
     const backoff = fake.gaps(1);
-    expect(sync.status().failures).toBeGreaterThanOrEqual(4);
-    const expected = [300, 600, 1_000, 1_000];
     backoff.slice(0, 4).forEach((gap, i) => {
       expect(gap, `gap ${i + 1}: ${backoff.map(Math.round).join(', ')}`).toBeGreaterThanOrEqual(
         expected[i]! - 20,
-      );
-      expect(gap, `gap ${i + 1}: ${backoff.map(Math.round).join(', ')}`).toBeLessThan(
-        expected[i]! + 250,
       );
     });
     expect(known()).toBe(false);
     expect(app.genApi.failed.count()).toBe(0); // unreadable answers are pull failures, not rejected configs
 
-    // Recovery: the next periodic pull succeeds, the config is applied, the interval is 150 ms again.
+    // Recovery: the next periodic pull succeeds, the config is applied, the interval is 50 ms again.
     fake.mode = 'ok';
-    await until(() => known(), 'the config after the instance recovers', 2_000);
+    await until(() => known(), 'the config after the instance recovers');
     const recoveredAt = fake.pulls.length - 1;
-    await until(() => fake!.pulls.length >= recoveredAt + 4, 'three more pulls', 3_000);
-    for (const gap of fake.gaps(recoveredAt).slice(0, 3)) {
-      expect(gap).toBeGreaterThanOrEqual(130);
-      expect(gap).toBeLessThan(400);
+    const planIndex = plans.length;
+    await until(() => fake!.pulls.length >= recoveredAt + 4, 'three more pulls');
+    const after = plans.slice(planIndex, planIndex + 3);
+    expect(after.map((p) => p.failures)).toEqual([0, 0, 0]);
+    for (const { delay } of after) {
+      expect(delay).toBeGreaterThanOrEqual(50);
+      expect(delay).toBeLessThan(100);
     }
+    for (const gap of fake.gaps(recoveredAt).slice(0, 3)) expect(gap).toBeGreaterThanOrEqual(30);
     expect(sync.status()).toMatchObject({
-      pullIntervalMs: 150,
+      pullIntervalMs: 50,
       failures: 0,
       lastPull: { ok: true },
     });
-    expect(sync.status().nextPullAt).toBeGreaterThan(Date.now() - 50);
+    expect(sync.status().nextPullAt).not.toBeNull();
   }, 20_000);
 
   it('the periodic pull fetches what the pull on discovery missed; a held version is not pulled again', async () => {
     fake = await FakeInstance.start(nats.url, 'v1');
-    app = await gateway(200, 5_000);
+    app = await gateway(50, 5_000);
+    const sync = app.genApi.nats!.sync;
     expect(fake.pulls).toHaveLength(1);
     expect(known()).toBe(false);
     fake.mode = 'ok';
-    const t0 = performance.now();
-    await until(() => known(), 'the config from the periodic pull', 2_000);
-    expect(performance.now() - t0).toBeLessThan(600);
+    await until(() => known(), 'the config from the periodic pull');
+    // It came from a periodic pull: the second pull this instance saw.
+    expect(fake.pulls).toHaveLength(2);
     expect(app.genApi.receiver.verify(SERVICE, 'v1')).toBe('matched');
     const pulls = fake.pulls.length;
-    await sleep(700); // three more periods
+    // Three more periodic rounds run to their end (each sets lastPull) without pulling v1 again.
+    const rounds = new Set<number>();
+    await until(() => {
+      const at = sync.status().lastPull?.at;
+      if (at !== undefined) rounds.add(at);
+      return rounds.size >= 4;
+    }, 'three more periodic rounds');
     expect(fake.pulls).toHaveLength(pulls);
   });
 
   it('manual pulls do not add timer chains: the periodic cadence stays the same', async () => {
     fake = await FakeInstance.start(nats.url, 'v2', 'v1');
     fake.mode = 'ok';
-    app = await gateway(250, 5_000);
+    app = await gateway(100, 5_000);
     for (let i = 0; i < 5; i++) expect(await app.genApi.pullConfigs()).toBe(true);
     const from = fake.pulls.length;
-    await sleep(1_300);
-    // ~5 periodic pulls in 1.3 s at 250 ms; five extra chains would make it ~30.
-    const periodic = fake.pulls.length - from;
-    expect(periodic).toBeGreaterThanOrEqual(4);
-    expect(periodic).toBeLessThanOrEqual(6);
+    await until(() => fake!.pulls.length >= from + 6, 'six periodic pulls');
+    // One chain: every pull waited a full interval after the one before. Five extra chains,
+    // started by the manual pulls a few ms apart, would fire in bunches (gaps near 0).
+    const gaps = fake.gaps(from).slice(0, 5);
+    for (const gap of gaps)
+      expect(gap, `gaps ${gaps.map(Math.round).join(', ')}`).toBeGreaterThanOrEqual(80);
   });
 
   it('force pull re-applies an equal version (restores a function deleted on the gateway); a plain pull skips it', async () => {

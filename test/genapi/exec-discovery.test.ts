@@ -7,7 +7,8 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { defineService, fn } from '../../src/worker/define.js';
-import { until, type GenApiApp } from '../support/genapi-app.js';
+import type { GenApiApp } from '../support/genapi-app.js';
+import { until } from '../support/wait.js';
 import { ExecEnv, instanceCount, ready, tally, type GenApiClient } from '../support/genapi-exec.js';
 import { spawnTs, type Spawned } from '../support/spawn.js';
 
@@ -80,30 +81,25 @@ describe('exec: discovery over NATS', () => {
 
     proc.kill('SIGKILL');
     await proc.exited;
-    const killedAt = Date.now();
-    await until(() => natsInstances(app) === 1, 'the killed instance to leave', 5_000);
-    const elapsed = Date.now() - killedAt;
-    expect(elapsed).toBeLessThan(5_000);
-    expect(elapsed).toBeLessThan(3_000); // harness discovery: ping 200 ms, TTL 1 s
+    // How fast is discovery-defaults.test.ts's business (the 5 s promise, default settings).
+    await until(() => natsInstances(app) === 1, 'the killed instance to leave');
     expect(instanceCount(app, 'disc')).toBe(1);
     expect(await labels(client, 'after', 4)).toEqual(['L', 'L', 'L', 'L']);
   });
 
   it('a frozen instance (SIGSTOP: connection open, no answers) leaves the selection by TTL; then every request goes to the live one', async () => {
     const app = await env.gateway();
-    const { proc } = await spawnWorker('P');
+    const { proc, id: frozenId } = await spawnWorker('P');
     await env.worker(discService('L'));
     await ready(app, 'disc', 'rr', 2);
     const client = await env.client(app);
     expect(new Set(await labels(client, 'warm', 2))).toEqual(new Set(['P', 'L']));
 
     proc.kill('SIGSTOP');
-    const frozenAt = Date.now();
-    await until(() => instanceCount(app, 'disc') === 1, 'the frozen instance to leave', 5_000);
-    expect(Date.now() - frozenAt).toBeLessThan(5_000);
-    const started = Date.now();
+    await until(() => instanceCount(app, 'disc') === 1, 'the frozen instance to leave');
+    // It is out of the selection: no request is sent to it (none can wait for it).
+    expect(app.genApi.nats!.bus.instances('disc').map((i) => i.id)).not.toContain(frozenId);
     expect(await labels(client, 'after', 4)).toEqual(['L', 'L', 'L', 'L']);
-    expect(Date.now() - started).toBeLessThan(1_000); // no request waited for the frozen one
   });
 
   it('a new instance joins the selection and gets traffic', async () => {
@@ -113,10 +109,8 @@ describe('exec: discovery over NATS', () => {
     const client = await env.client(app);
     expect(await labels(client, 'one', 3)).toEqual(['A', 'A', 'A']);
 
-    const joinedAt = Date.now();
     await env.worker(discService('B'));
-    await until(() => natsInstances(app) === 2, 'the new instance to join', 5_000);
-    expect(Date.now() - joinedAt).toBeLessThan(2_000);
+    await until(() => natsInstances(app) === 2, 'the new instance to join');
     expect(tally(await labels(client, 'two', 6))).toEqual({ A: 3, B: 3 });
   });
 
@@ -125,7 +119,7 @@ describe('exec: discovery over NATS', () => {
     await env.worker(discService('A'));
     await ready(app, 'disc', 'rr', 1);
     await spawnWorker('P');
-    await until(() => instanceCount(app, 'disc') === 2, 'the process instance to join', 5_000);
+    await until(() => instanceCount(app, 'disc') === 2, 'the process instance to join');
     const client = await env.client(app);
     expect(new Set(await labels(client, 'mix', 4))).toEqual(new Set(['A', 'P']));
 

@@ -4,18 +4,35 @@
  * user_id, device_id, roles[]); the worker's own check (`authorize`, permission_callback) runs on
  * a real SDK worker over a real nats-server and is fail-closed.
  */
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { RequestContext } from '../../src/worker/context.js';
 import { defineService, fn } from '../../src/worker/define.js';
 import type { GenApiApp } from '../support/genapi-app.js';
-import { errorResp, useExecEnv, ready, resp, sleep } from '../support/genapi-exec.js';
+import {
+  errorResp,
+  ExecEnv,
+  useExecEnv,
+  ready,
+  resp,
+  subscriptionsGone,
+  type GenApiClient,
+} from '../support/genapi-exec.js';
+import { deferred, type Deferred } from '../support/wait.js';
 
 const SERVICE = 'perm';
 
 interface Seen {
   handled: Map<string, number>;
   authorized: { rt: string; args: unknown; userId: string | null; roles: readonly string[] }[];
+  /** The slow check waits for `release` (long past its timeout), then resolves `finished`. */
+  slowCheck: { release: Deferred<void>; finished: Deferred<void> };
 }
+
+const newSeen = (): Seen => ({
+  handled: new Map(),
+  authorized: [],
+  slowCheck: { release: deferred(), finished: deferred() },
+});
 
 function permService(seen: Seen) {
   const handler = (rt: string) => (args: Record<string, unknown>, ctx: RequestContext) => {
@@ -59,7 +76,11 @@ function permService(seen: Seen) {
       }),
       cb_slow: fn({
         timeout: 300,
-        authorize: authorize('cb_slow', () => sleep(800).then(() => true)),
+        authorize: authorize('cb_slow', async () => {
+          await seen.slowCheck.release.promise;
+          seen.slowCheck.finished.resolve();
+          return true;
+        }),
         handler: handler('cb_slow'),
       }),
       cb_owner: fn({
@@ -90,20 +111,39 @@ const req = (
 });
 
 describe('exec: permission through the channel over NATS', () => {
-  const env = useExecEnv();
-  let seen: Seen;
+  // One gateway and worker for the block: the tests use their own functions, sockets and ids.
+  let env: ExecEnv;
+  const seen = newSeen();
   let app: GenApiApp;
   const handled = (rt: string) => seen.handled.get(rt) ?? 0;
 
-  async function setup(genApi = {}) {
-    seen = { handled: new Map(), authorized: [] };
-    app = await env.gateway({ genApi });
+  beforeAll(async () => {
+    env = await ExecEnv.start();
+    app = await env.gateway();
     await env.worker(permService(seen));
     await ready(app, SERVICE, 'open', 1);
+  });
+  beforeEach(() => {
+    seen.handled.clear();
+    seen.authorized.length = 0;
+  });
+  afterAll(async () => {
+    seen.slowCheck.release.resolve();
+    await env?.dispose();
+  });
+
+  let markers = 0;
+  /**
+   * A call to the same worker after the requests under test ended: once it is answered, the
+   * worker has seen whatever the gateway sent it before.
+   */
+  async function marker(client: GenApiClient): Promise<void> {
+    const id = `marker-${++markers}`;
+    const result = await client.call(req(id, 'open'));
+    expect(result.pushes[0]!.success).toBe(true);
   }
 
   it('any_authenticated: a socket with a user_id is allowed', async () => {
-    await setup();
     const client = await env.client(app, 'user_id=u1');
     const result = await client.call(req('p-any', 'any_auth'));
     expect(result.pushes).toEqual([
@@ -113,8 +153,9 @@ describe('exec: permission through the channel over NATS', () => {
   });
 
   it('any_authenticated: a socket without user_id is denied (requireVerifiedUserId off)', async () => {
-    await setup({ requireVerifiedUserId: false });
-    const anon = await env.client(app, 'device_id=d9');
+    const lax = await env.gateway({ genApi: { requireVerifiedUserId: false } });
+    await ready(lax, SERVICE, 'open', 1);
+    const anon = await env.client(lax, 'device_id=d9');
     const open = await anon.call(req('p-anon-open', 'open'));
     expect(open.pushes).toEqual([
       resp('p-anon-open', { result: { rt: 'open', user: null, args: {} } }),
@@ -131,7 +172,6 @@ describe('exec: permission through the channel over NATS', () => {
   });
 
   it('{arg}: the argument must equal the socket user_id; a mismatch is denied before argument checks', async () => {
-    await setup();
     const client = await env.client(app, 'user_id=u1');
     const ok = await client.call(req('p-own', 'own', { user_id: 'u1' }));
     expect(ok.pushes).toEqual([
@@ -156,7 +196,6 @@ describe('exec: permission through the channel over NATS', () => {
   });
 
   it('{arg} with arg_orders "map": the key is found one level deep', async () => {
-    await setup();
     const client = await env.client(app, 'user_id=u1');
     const ok = await client.call(req('p-nest', 'own_nested', { profile: { user_id: 'u1' } }));
     expect(ok.pushes[0]).toMatchObject({ success: true });
@@ -166,7 +205,6 @@ describe('exec: permission through the channel over NATS', () => {
   });
 
   it('{role}: roles come from the socket; payload user_roles are ignored', async () => {
-    await setup();
     const admin = await env.client(app, 'user_id=u9&roles[]=admin');
     const ok = await admin.call(req('p-role', 'admin'));
     expect(ok.pushes).toEqual([resp('p-role', { result: { rt: 'admin', user: 'u9', args: {} } })]);
@@ -185,7 +223,6 @@ describe('exec: permission through the channel over NATS', () => {
   });
 
   it('worker check (authorize): allow runs the handler; the check sees identity and the args as sent', async () => {
-    await setup();
     const client = await env.client(app, 'user_id=u1&roles[]=staff');
     const result = await client.call(req('p-cb', 'cb_allow', { anything: [1, 2] }));
     expect(result.pushes).toEqual([
@@ -198,7 +235,6 @@ describe('exec: permission through the channel over NATS', () => {
   });
 
   it('worker check: false, a non-true value and a throw all deny; the handler never runs', async () => {
-    await setup();
     const client = await env.client(app, 'user_id=u1');
     for (const rt of ['cb_deny', 'cb_truthy', 'cb_throw']) {
       const result = await client.call(req(`p-${rt}`, rt));
@@ -206,23 +242,23 @@ describe('exec: permission through the channel over NATS', () => {
       expect(result.reply).toEqual({ status: 'ok', response: rt });
     }
     expect(seen.authorized.map((a) => a.rt)).toEqual(['cb_deny', 'cb_truthy', 'cb_throw']);
-    await sleep(200);
+    await marker(client);
     expect(handled('cb_deny') + handled('cb_truthy') + handled('cb_throw')).toBe(0);
   });
 
   it('worker check slower than the function timeout (300 ms) denies at the timeout', async () => {
-    await setup();
     const client = await env.client(app, 'user_id=u1');
     const result = await client.call(req('p-cb-slow', 'cb_slow'));
     expect(result.pushes).toEqual([errorResp('p-cb-slow', 'Permission denied')]);
     expect(result.ms).toBeGreaterThanOrEqual(280);
-    expect(result.ms).toBeLessThan(750);
-    await sleep(800);
+    // The check was still running at the timeout; when it finally allows, nothing runs.
+    seen.slowCheck.release.resolve();
+    await seen.slowCheck.finished.promise;
+    await marker(client);
     expect(handled('cb_slow')).toBe(0);
   });
 
   it('worker check decides on the unvalidated args; arguments are checked only after it allows', async () => {
-    await setup();
     const client = await env.client(app, 'user_id=u1');
     const ok = await client.call(req('p-owner', 'cb_owner', { owner: 'u1' }));
     expect(ok.pushes[0]).toMatchObject({ success: true, result: { args: { owner: 'u1' } } });
@@ -238,7 +274,6 @@ describe('exec: permission through the channel over NATS', () => {
   });
 
   it('the built-in mode runs before the worker check: a denied role never reaches the worker', async () => {
-    await setup();
     const client = await env.client(app, 'user_id=u1');
     const result = await client.call(req('p-both', 'cb_and_role'));
     expect(result.pushes).toEqual([errorResp('p-both', 'Permission denied')]);
@@ -286,6 +321,9 @@ describe('exec: the worker permission check across instances over NATS', () => {
     }
     expect(key).not.toBeNull();
     await a.crash();
+    // Just died: nats-server has dropped its subscriptions (a request it routed to the dying
+    // connection would be lost, and the check would time out); discovery still lists it.
+    await subscriptionsGone(env.url, a.running.id);
     const results = [];
     for (let i = 0; i < 4; i++) results.push(await call(`pm-${i}`, key!));
     expect(results.map((r) => r.error)).toEqual([null, null, null, null]);
@@ -298,12 +336,13 @@ describe('exec: the worker permission check across instances over NATS', () => {
   });
 
   it('no instance left at all: the check cannot be made and the request is not run', async () => {
-    const seen = { handled: new Map<string, number>(), authorized: [] as Seen['authorized'] };
+    const seen = newSeen();
     const app = await env.gateway();
     const worker = await env.worker(permService(seen));
     await ready(app, SERVICE, 'cb_allow', 1);
     const client = await env.client(app);
     await worker.crash();
+    await subscriptionsGone(env.url, worker.running.id);
     const result = await client.call(req('p-none-left', 'cb_allow'));
     expect(result.pushes[0]).toMatchObject({ success: false });
     expect(['Permission denied', 'Service temporarily unavailable']).toContain(

@@ -8,7 +8,8 @@ import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { startGateway, type RunningGateway } from '../../src/server.js';
-import { startWorker, until, type Worker } from '../support/genapi-app.js';
+import { startWorker, type Worker } from '../support/genapi-app.js';
+import { until } from '../support/wait.js';
 import { ApiClient } from '../support/genapi-client.js';
 import { slowService } from '../support/genapi-services.js';
 import { NatsServer } from '../support/nats.js';
@@ -92,14 +93,14 @@ describe('GET /admin/health', () => {
         node: running.gateway.nodeId,
         gateway: { sockets: 1, channels: 1 },
         genApi: {
-          services: expect.arrayContaining(['slowsvc']),
+          services: expect.arrayContaining(['slowsvc']) as unknown,
           failedConfigs: 0,
           executor: { inflight: 0, streams: 0, requests: 1 },
           breakers: { services: { slowsvc: 'closed' } },
         },
         nats: {
           status: 'connected',
-          server: expect.stringContaining(`${nats.port}`),
+          server: expect.stringContaining(`${nats.port}`) as unknown,
           reconnects: 0,
           lastError: null,
           instances: 1,
@@ -112,7 +113,8 @@ describe('GET /admin/health', () => {
       expect(body.genApi.functions).toBeGreaterThanOrEqual(2);
       expect(typeof body.nats!.rttMs).toBe('number');
       expect(body.nats!.rttMs!).toBeGreaterThanOrEqual(0);
-      expect(body.nats!.rttMs!).toBeLessThan(500);
+      // A plausible round trip (generous: the machine may be loaded).
+      expect(body.nats!.rttMs!).toBeLessThan(5_000);
       expect(body.nats!.since).toBeLessThanOrEqual(Date.now());
     } finally {
       client.close();
@@ -136,7 +138,6 @@ describe('GET /admin/health', () => {
     await until(
       () => running.genApi.health().nats!.status !== 'connected',
       'the gateway to notice',
-      3_000,
     );
     const down = await health();
     expect(down.status).toBe(200);
@@ -148,7 +149,6 @@ describe('GET /admin/health', () => {
     await until(
       () => running.genApi.health().nats!.status === 'connected',
       'the gateway to reconnect',
-      5_000,
     );
     const up = await health();
     expect(up.body).toMatchObject({ status: 'ok', nats: { status: 'connected', reconnects: 1 } });

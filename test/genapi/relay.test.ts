@@ -4,7 +4,8 @@
  * client-visible error strings, and cleanup when a member's channel ends.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startGenApiApp, until, type GenApiApp } from '../support/genapi-app.js';
+import { startGenApiApp, type GenApiApp } from '../support/genapi-app.js';
+import { until } from '../support/wait.js';
 import { RawClient } from '../support/ws-client.js';
 
 const T = 'gen_api';
@@ -105,7 +106,7 @@ describe('relay groups', () => {
         group_id: 'pub',
         from_user_id: 'alice',
         message: 'Hello everyone!',
-        timestamp: expect.stringMatching(/Z$/),
+        timestamp: expect.stringMatching(/Z$/) as unknown,
       },
     });
     expect(messages(alice)).toHaveLength(1);

@@ -7,13 +7,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defineService, fn } from '../../src/worker/define.js';
 import { NatsServer } from '../support/nats.js';
-import {
-  startGenApiApp,
-  startWorker,
-  until,
-  type GenApiApp,
-  type Worker,
-} from '../support/genapi-app.js';
+import { startGenApiApp, startWorker, type GenApiApp, type Worker } from '../support/genapi-app.js';
+import { until } from '../support/wait.js';
 
 const v1 = defineService({
   name: 'shop',
@@ -50,12 +45,24 @@ describe('rolling deploy', () => {
     const newer = await startWorker(v2, nats.url);
     workers.push(newer);
     await until(() => functions().join() === 'checkout,list', 'v2 config');
+    // Rounds that could make it flap, each run to its end: a discovery round (which pulls from
+    // the instances it sees) and a pull of every service, with both instances live.
     const seen = new Set<string>();
-    const deadline = Date.now() + 1_500;
-    while (Date.now() < deadline) {
+    for (let round = 0; round < 5; round++) {
+      await app.genApi.nats!.discovery.ping();
       seen.add(functions().join());
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      await app.genApi.pullConfigs();
+      seen.add(functions().join());
     }
+    // And the periodic pulls (every 100 ms) keep running meanwhile: five more of them.
+    const sync = app.genApi.nats!.sync;
+    const rounds = new Set<number>();
+    await until(() => {
+      seen.add(functions().join());
+      const at = sync.status().lastPull?.at;
+      if (at !== undefined) rounds.add(at);
+      return rounds.size >= 6;
+    }, 'five periodic pulls');
     expect([...seen]).toEqual(['checkout,list']);
   });
 

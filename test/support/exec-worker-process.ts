@@ -28,5 +28,13 @@ const stop = async () => {
   await nc.close();
   process.exit(0);
 };
-process.on('SIGTERM', () => void stop());
-process.on('SIGINT', () => void stop());
+const fail = (err: unknown) => {
+  console.error(err);
+  process.exit(1);
+};
+process.on('SIGTERM', () => {
+  stop().catch(fail);
+});
+process.on('SIGINT', () => {
+  stop().catch(fail);
+});

@@ -1,6 +1,7 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll } from 'vitest';
 import { NatsServer } from './nats.js';
+import { until as waitUntil, WAIT_MS } from './wait.js';
 import { createGateway, GenApi, type Gateway, type GenApiOptions } from '../../src/index.js';
 import type { NatsGatewayOptions } from '../../src/bus/nats/link.js';
 import { serve, type RunningService, type ServeOptions } from '../../src/worker/nats.js';
@@ -118,19 +119,17 @@ export async function startWorker(
   };
 }
 
-/** Polls until `probe` is truthy. */
-export async function until<T>(
+/**
+ * @deprecated Use `until` from test/support/wait.ts. Kept (on top of it) only for files outside
+ * test/genapi that still import it; the lead removes it after the merge.
+ */
+export function until<T>(
   probe: () => T | undefined | null | false,
   label: string,
-  timeoutMs = 5_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${label}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+  timeoutMs = WAIT_MS,
+): Promise<NonNullable<T>> {
+  // `until` resolves only with a truthy value, so `false` is never the result.
+  return waitUntil(probe, label, { timeoutMs }) as Promise<NonNullable<T>>;
 }
 
 export interface GenApiModeContext {

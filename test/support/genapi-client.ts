@@ -6,6 +6,7 @@
  * reading the socket (a slow client).
  */
 import WebSocket from 'ws';
+import { WAIT_MS } from './wait.js';
 
 export interface ApiResponse {
   request_id: unknown;
@@ -129,7 +130,7 @@ export class ApiClient {
   until<T>(
     probe: () => T | undefined | null | false,
     label: string,
-    timeoutMs = 5_000,
+    timeoutMs = WAIT_MS,
   ): Promise<T> {
     const first = probe();
     if (first !== undefined && first !== null && first !== false) return Promise.resolve(first);
@@ -155,14 +156,14 @@ export class ApiClient {
   }
 
   /** The first reply to `ref`. */
-  reply(ref: string, timeoutMs = 5_000): Promise<ReplyPayload> {
+  reply(ref: string, timeoutMs = WAIT_MS): Promise<ReplyPayload> {
     return this.until(() => this.replies(ref)[0], `reply to ${ref}`, timeoutMs);
   }
 
   /** Sends a sync request and waits for its reply and its push. */
   async sync(
     request: Record<string, unknown>,
-    timeoutMs = 5_000,
+    timeoutMs = WAIT_MS,
   ): Promise<{ push: ApiResponse; reply: ReplyPayload; ref: string }> {
     const ref = this.call(request);
     const reply = await this.reply(ref, timeoutMs);
@@ -175,7 +176,7 @@ export class ApiClient {
   }
 
   /** Waits until the stream `requestId` ended (a push with has_more false) and returns all its pushes. */
-  async streamDone(requestId: unknown, timeoutMs = 5_000): Promise<ApiResponse[]> {
+  async streamDone(requestId: unknown, timeoutMs = WAIT_MS): Promise<ApiResponse[]> {
     await this.until(
       () => this.pushes(requestId).some((p) => !p.has_more),
       `end of stream ${String(requestId)}`,
@@ -223,5 +224,3 @@ export function streamChunks(pushes: readonly ApiResponse[]): unknown[] {
     .filter((p) => p.has_more)
     .map((p) => p.result);
 }
-
-export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

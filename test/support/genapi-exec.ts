@@ -5,19 +5,20 @@
  * client a test starts, and stops them all.
  */
 import { afterAll, afterEach, beforeAll } from 'vitest';
+import { connect } from '@nats-io/transport-node';
 import type { GenApiResponse } from '../../src/genapi/types.js';
 import type { ServiceDefinition } from '../../src/worker/define.js';
 import type { ServeOptions } from '../../src/worker/nats.js';
 import {
   startGenApiApp,
   startWorker,
-  until,
   type GenApiApp,
   type GenApiAppOptions,
   type Worker,
 } from './genapi-app.js';
 import { NatsServer } from './nats.js';
 import { RawClient } from './ws-client.js';
+import { realTime, until, WAIT_MS, within } from './wait.js';
 
 export const TOPIC = 'gen_api:exec';
 export const EVENT = 'phoenix_gen_api';
@@ -58,7 +59,7 @@ export interface CallResult {
   reply: Reply;
   /** 'push' / 'reply' in the order the frames arrived (for push-before-reply checks). */
   order: ('push' | 'reply')[];
-  /** ms from sending to the last awaited frame. */
+  /** ms from sending to the last awaited frame (performance.now). */
   ms: number;
 }
 
@@ -109,13 +110,13 @@ export class GenApiClient {
     const raw = await RawClient.connect(url);
     const client = new GenApiClient(raw, topic);
     raw.send([client.joinRef, client.joinRef, topic, 'phx_join', {}]);
-    const reply = await client.waitReply(client.joinRef, 5_000);
+    const reply = await client.waitReply(client.joinRef, WAIT_MS);
     if (reply.status !== 'ok') throw new Error(`join refused: ${JSON.stringify(reply)}`);
     return client;
   }
 
   private record(frame: unknown): void {
-    const at = Date.now();
+    const at = performance.now();
     if (!Array.isArray(frame) || frame.length !== 5 || frame[2] !== this.topic) {
       this.unexpected.push(frame);
       return;
@@ -191,7 +192,7 @@ export class GenApiClient {
     options: CallOptions = {},
   ): Promise<CallResult> {
     const count = options.pushes ?? 1;
-    const timeoutMs = options.timeoutMs ?? 5_000;
+    const timeoutMs = options.timeoutMs ?? WAIT_MS;
     const reply = await this.waitReply(ref, timeoutMs);
     const pushes = await this.wait(
       () => {
@@ -217,7 +218,7 @@ export class GenApiClient {
 
   /** Sends a request and waits for its reply and `pushes` pushes. */
   async call(request: Request, options: CallOptions = {}): Promise<CallResult> {
-    const sentAt = Date.now();
+    const sentAt = performance.now();
     const ref = this.send(request);
     return this.collect(request.request_id, ref, sentAt, options);
   }
@@ -227,7 +228,7 @@ export class GenApiClient {
     request: Request,
     options: CallOptions = {},
   ): { ref: string; sentAt: number; done: () => Promise<CallResult> } {
-    const sentAt = Date.now();
+    const sentAt = performance.now();
     const ref = this.send(request);
     return { ref, sentAt, done: () => this.collect(request.request_id, ref, sentAt, options) };
   }
@@ -236,9 +237,6 @@ export class GenApiClient {
     this.raw.close();
   }
 }
-
-export const sleep = (ms: number): Promise<void> =>
-  new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Waits for `ms` or until `signal` aborts (then rejects, like a handler giving up at its deadline). */
 export function sleepOrAbort(ms: number, signal: AbortSignal): Promise<void> {
@@ -262,7 +260,9 @@ export function sleepOrAbort(ms: number, signal: AbortSignal): Promise<void> {
  */
 export async function hang(signal: AbortSignal, graceMs = 250): Promise<never> {
   await sleepOrAbort(60_000, signal).catch(() => undefined);
-  await sleep(graceMs);
+  // The worker SDK and the gateway each time the call out on their own timers; the handler must
+  // still be silent when the gateway's fires, or the call would end as a function error.
+  await realTime(graceMs, "the gateway's request timeout must fire before this handler fails");
   throw new Error('gave up after the deadline');
 }
 
@@ -338,7 +338,7 @@ export class ExecEnv {
     await Promise.all(
       workers.map(async (worker) => {
         if (worker.nc.isClosed()) return;
-        await Promise.race([worker.running.stop().catch(() => undefined), sleep(3_000)]);
+        await within(worker.running.stop(), 'a worker to stop', 3_000).catch(() => undefined);
         await worker.nc.close().catch(() => undefined);
       }),
     );
@@ -357,14 +357,14 @@ export async function ready(
   service: string,
   requestType: string,
   instances = 1,
-  timeoutMs = 5_000,
+  timeoutMs = 10_000,
 ): Promise<void> {
   await until(
     () =>
       app.genApi.registry.resolve(service, requestType, null).ok &&
       (app.genApi.nats?.bus.instances(service).length ?? 0) === instances,
     `${service}.${requestType} with ${instances} instance(s)`,
-    timeoutMs,
+    { timeoutMs },
   );
 }
 
@@ -404,4 +404,32 @@ export function useExecEnv(): ExecEnv {
         : value;
     },
   });
+}
+
+/** Whether `err` (or its cause) is NATS's "no responders". */
+function isNoResponders(err: unknown): boolean {
+  for (let e = err; e instanceof Error; e = e.cause)
+    if (/no responders/i.test(e.message)) return true;
+  return false;
+}
+
+/**
+ * Until nats-server has dropped the subscriptions of a dead instance (it notices a closed or
+ * reset connection on its own): a request on the instance's own subjects gets "no responders".
+ * Before that, a request sent to the instance may be routed to the dying connection and lost.
+ */
+export async function subscriptionsGone(url: string, instanceId: string): Promise<void> {
+  const nc = await connect({ servers: url });
+  try {
+    await until(async () => {
+      try {
+        await nc.request(`genapi.inst.${instanceId}.probe`, undefined, { timeout: 500 });
+        return false;
+      } catch (err) {
+        return isNoResponders(err);
+      }
+    }, `nats-server to drop the subscriptions of ${instanceId}`);
+  } finally {
+    await nc.close();
+  }
 }

@@ -6,6 +6,7 @@
 import WebSocket from 'ws';
 import { Socket, type Channel, type TransportConstructor } from 'phoenix';
 import { replyOf, waitFor, type PushReply } from './phoenix-client.js';
+import { deferred, WAIT_MS, within } from './wait.js';
 
 export type Entry = [kind: string, payload: unknown];
 
@@ -39,8 +40,24 @@ export async function joinedChannel(
 }
 
 /**
+ * Resolves once the server answered a heartbeat sent now on `socket`: the server writes a socket's
+ * frames in order, so every frame it sent before that reply has been handled by the client.
+ */
+export function heartbeatRoundTrip(socket: Socket): Promise<void> {
+  const answered = deferred();
+  if (!socket.ping(() => answered.resolve())) answered.reject(new Error('socket not connected'));
+  return within(answered.promise, 'the reply to a heartbeat');
+}
+
+/** The socket of a channel (phoenix.js keeps it in the channel's public `socket` field). */
+function socketOf(channel: Channel): Socket {
+  return (channel as unknown as { socket: Socket }).socket;
+}
+
+/**
  * Pushes `payload` on `event`, records its `push ok|error|timeout` callbacks into `log` next to
- * the channel events, waits for `count` entries and a quiet `quietMs`, and returns them.
+ * the channel events, waits for `count` entries, then for a heartbeat round trip (anything more
+ * the server sent for it would be in the log by then), and returns them.
  */
 export async function exchange(
   channel: Channel,
@@ -48,8 +65,7 @@ export async function exchange(
   event: string,
   payload: object,
   count: number,
-  timeoutMs = 5_000,
-  quietMs = 150,
+  timeoutMs = WAIT_MS,
 ): Promise<Entry[]> {
   log.length = 0;
   const push = channel.push(event, payload);
@@ -60,7 +76,7 @@ export async function exchange(
     `${count} callbacks for ${JSON.stringify(payload)}`,
     timeoutMs,
   );
-  await new Promise((resolve) => setTimeout(resolve, quietMs));
+  await heartbeatRoundTrip(socketOf(channel));
   return [...log];
 }
 

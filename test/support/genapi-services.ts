@@ -3,7 +3,8 @@
  * through a probe: what each handler saw, wrote and when it was told to stop (measured in the
  * handler itself, with performance.now(), so tests compare it with when the client acted).
  */
-import { setTimeout as sleep } from 'node:timers/promises';
+// The handlers' own work and pace (what a worker does), not waits of a test.
+import { setTimeout as work } from 'node:timers/promises';
 import {
   defineService,
   fn,
@@ -62,7 +63,7 @@ export function streamService(probe: StreamProbe, name = 'streams'): ServiceDefi
           probe.started.set(ctx.requestId, performance.now());
           const mark = watchStop(probe, ctx);
           for (let i = 1; i <= n; i++) {
-            if (interval_ms > 0) await sleep(interval_ms, undefined, { signal: ctx.signal });
+            if (interval_ms > 0) await work(interval_ms, undefined, { signal: ctx.signal });
             try {
               await ctx.stream.write(i);
             } catch (err) {
@@ -103,7 +104,7 @@ export function streamService(probe: StreamProbe, name = 'streams'): ServiceDefi
               throw err;
             }
             probe.written.set(ctx.requestId, i);
-            await sleep(interval_ms, undefined, { signal: ctx.signal });
+            await work(interval_ms, undefined, { signal: ctx.signal });
           }
         },
       }),
@@ -178,7 +179,7 @@ export function slowService(
           counter.calls++;
           counter.inflight++;
           try {
-            await sleep(ms, undefined, { signal: ctx.signal });
+            await work(ms, undefined, { signal: ctx.signal });
           } finally {
             counter.inflight--;
           }

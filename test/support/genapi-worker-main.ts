@@ -2,7 +2,8 @@
  * A worker process for fault tests (run with tsx by test/support/genapi-worker-process.ts): serves
  * `streams` or `slowsvc` (test/support/genapi-services.ts) with the SDK on NATS_URL, so a test
  * can SIGKILL a real process. It prints JSON lines: `ready` (with the instance id), `call` when a
- * handler starts (request id, request type), `connection closed`. Signals: SIGUSR2 closes the
+ * handler starts (request id, request type), `settled` when it returned or threw, `connection
+ * closed`, `alive` (on SIGWINCH, with the chunks written per stream). Signals: SIGUSR2 closes the
  * NATS connection abruptly but keeps the process running (it must survive that); SIGTERM stops
  * gracefully.
  */
@@ -17,9 +18,10 @@ const label = process.env.WORKER_LABEL ?? 'worker';
 const line = (msg: string, fields: Record<string, unknown> = {}) =>
   process.stdout.write(`${JSON.stringify({ msg, label, ...fields })}\n`);
 
+const probe = streamProbe();
 const base =
   kind === 'streams'
-    ? streamService(streamProbe())
+    ? streamService(probe)
     : slowService(label, { calls: 0, inflight: 0 }, Number(process.env.WORKER_TIMEOUT ?? 4000));
 // Wrap every handler to report when it starts.
 const functions: Record<string, FunctionDefinition> = {};
@@ -27,9 +29,13 @@ for (const fn of base.functions.values()) {
   const definition = fn.definition;
   functions[fn.requestType] = {
     ...definition,
-    handler: (args, ctx) => {
+    handler: async (args, ctx) => {
       line('call', { request_id: ctx.requestId, request_type: fn.requestType });
-      return definition.handler(args, ctx);
+      try {
+        return await definition.handler(args, ctx);
+      } finally {
+        line('settled', { request_id: ctx.requestId });
+      }
     },
   };
 }
@@ -42,12 +48,29 @@ line('ready', { id: running.id, acks: running.startupAcks.length });
 // Like a real worker process, live on after losing NATS (until told to stop).
 setInterval(() => undefined, 60_000);
 
+// SIGWINCH (harmless by default) asks for a sign of life: a test sends it after an event it
+// expects the process to survive, and waits for the line.
+// The line carries the chunks each stream handler has written so far (streams service).
+let answered = 0;
+process.on('SIGWINCH', () =>
+  line('alive', { n: ++answered, written: Object.fromEntries(probe.written) }),
+);
+
 process.on('SIGUSR2', () => {
-  void nc.close().then(() => line('connection closed'));
+  nc.close().then(
+    () => line('connection closed'),
+    (err: unknown) => line('close failed', { error: String(err) }),
+  );
 });
 process.on('SIGTERM', () => {
-  void running
+  running
     .stop()
     .then(() => nc.close())
-    .then(() => process.exit(0));
+    .then(
+      () => process.exit(0),
+      (err: unknown) => {
+        line('stop failed', { error: String(err) });
+        process.exit(1);
+      },
+    );
 });

@@ -3,6 +3,7 @@
  * real worker (SIGKILL) or cut its NATS connection (SIGUSR2) and see whether the process lives.
  */
 import { spawnTs, type Spawned } from './spawn.js';
+import { until, WAIT_MS } from './wait.js';
 
 export interface WorkerProcess {
   readonly id: string;
@@ -12,6 +13,13 @@ export interface WorkerProcess {
   calls(requestType?: string): string[];
   /** SIGKILL, waiting for the exit. */
   kill(): Promise<void>;
+  /** Resolves once the handler of `requestId` has returned or thrown in this process. */
+  settled(requestId: string): Promise<void>;
+  /**
+   * Resolves once the process answers a SIGWINCH (it is alive and its event loop runs), with the
+   * chunks its stream handlers have written so far, by request id.
+   */
+  answers(): Promise<Record<string, number>>;
   /** SIGUSR2: the worker closes its NATS connection and keeps running. */
   closeConnection(): Promise<void>;
   /** SIGTERM (graceful), waiting for the exit (SIGKILL after 5 s). */
@@ -45,7 +53,11 @@ export async function startWorkerProcess(
     ...env,
   });
   let exited = false;
-  void proc.exited.then(() => (exited = true));
+  let asked = 0;
+  proc.exited.then(
+    () => (exited = true),
+    () => (exited = true),
+  );
   const ready = await proc.logLine('ready', 20_000);
   return {
     id: String(ready.id),
@@ -57,6 +69,21 @@ export async function startWorkerProcess(
           (l) => l.msg === 'call' && (requestType === undefined || l.request_type === requestType),
         )
         .map((l) => String(l.request_id)),
+    async settled(requestId) {
+      await until(
+        () => lines(proc.stdout()).some((l) => l.msg === 'settled' && l.request_id === requestId),
+        `the handler of ${requestId} to settle in ${label}`,
+      );
+    },
+    async answers() {
+      const n = ++asked;
+      proc.kill('SIGWINCH');
+      const answer = await until(() => {
+        if (exited) throw new Error(`${label} exited; stderr: ${proc.stderr().slice(0, 800)}`);
+        return lines(proc.stdout()).find((l) => l.msg === 'alive' && l.n === n);
+      }, `${label} to answer SIGWINCH`);
+      return answer.written as Record<string, number>;
+    },
     async kill() {
       if (exited) return;
       proc.kill('SIGKILL');
@@ -64,7 +91,7 @@ export async function startWorkerProcess(
     },
     async closeConnection() {
       proc.kill('SIGUSR2');
-      await proc.logLine('connection closed', 5_000).catch(() => undefined);
+      await proc.logLine('connection closed', WAIT_MS).catch(() => undefined);
     },
     async stop() {
       if (exited) return;

@@ -4,8 +4,7 @@ import { describe, expect, it } from 'vitest';
 import type { RequestContext, RequestMeta } from '../../src/worker/context.js';
 import { defineService, fn } from '../../src/worker/define.js';
 import { CallSignal, DEADLINE_CODE, runCall } from '../../src/worker/runtime.js';
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+import { until } from '../support/wait.js';
 
 function meta(deadlineInMs: number): RequestMeta {
   return {
@@ -68,15 +67,17 @@ describe('CallSignal and runCall', () => {
   });
 
   it('a handler that settles after its deadline without reading the signal still reports 504', async () => {
+    const late = meta(20);
     const result = await runCall(
-      one(() => sleep(60).then(() => 'late')),
+      // Settles once its deadline has passed (by the clock the runtime reads).
+      one(() => until(() => Date.now() > late.deadline, 'the deadline to pass').then(() => 'late')),
       {},
-      meta(20),
+      late,
     );
     expect(result).toEqual({ ok: false, error: 'deadline exceeded', code: DEADLINE_CODE });
   });
 
-  it('read after the deadline, after the caller aborted, or after cancel, the signal is already aborted', async () => {
+  it('read after the deadline, after the caller aborted, or after cancel, the signal is already aborted', () => {
     const late = new CallSignal(Date.now() - 1);
     expect(late.signal.aborted).toBe(true);
     const parent = new AbortController();
@@ -90,7 +91,7 @@ describe('CallSignal and runCall', () => {
     cancelled.dispose();
   });
 
-  it('once read, it follows the caller signal and cancel; dispose removes its listener and timer', async () => {
+  it('once read, it follows the caller signal and cancel; dispose removes its listener and timer', () => {
     const parent = new AbortController();
     const call = new CallSignal(Date.now() + 1000, parent.signal);
     const signal = call.signal;

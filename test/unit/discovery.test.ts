@@ -1,7 +1,9 @@
 /**
  * src/bus/nats/discovery.ts against a real nats-server, with hand-made micro-service identities
  * answering $SRV.PING: late answers count, replies to requests count as sightings, and an
- * instance that neither answers pings nor serves traffic leaves within the TTL.
+ * instance that neither answers pings nor serves traffic leaves within the TTL. Discovery runs on
+ * a manual clock and the tests run its rounds themselves (ping()), so the TTL is exact: only the
+ * ping's answer window is real time (nats-server and the fake instances answer on their own).
  */
 import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { pino } from 'pino';
@@ -9,8 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Discovery } from '../../src/bus/nats/discovery.js';
 import { META, PROTOCOL_VERSION } from '../../src/nats/headers.js';
 import { NatsServer } from '../support/nats.js';
+import { manualClock } from '../support/clock.js';
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const encoder = new TextEncoder();
 
 let server: NatsServer;
@@ -61,17 +63,23 @@ describe('Discovery', () => {
     const fast = instance('fast', 0, () => true);
     const slow = instance('slow', 120, () => true);
     await workers.flush();
+    const clock = manualClock(1_000);
     const discovery = new Discovery(
       nc,
       'disc',
       { intervalMs: 100, ttlMs: 400, pingWaitMs: 200 },
       pino({ level: 'silent' }),
+      clock.now,
     );
-    await discovery.start();
+    await discovery.ping();
     expect(ids(discovery)).toEqual(['fast', 'slow']);
-    await sleep(800);
-    expect(ids(discovery)).toEqual(['fast', 'slow']);
-    discovery.stop();
+    // Each round comes after more than the TTL: an instance whose late answer did not count in
+    // that round would leave.
+    for (let round = 0; round < 3; round++) {
+      clock.advance(500);
+      await discovery.ping();
+      expect(ids(discovery), `round ${round}`).toEqual(['fast', 'slow']);
+    }
     fast.unsubscribe();
     slow.unsubscribe();
   });
@@ -82,30 +90,39 @@ describe('Discovery', () => {
     const dead = instance('dead', 0, () => pinging);
     await workers.flush();
     const removed: string[] = [];
+    const clock = manualClock(1_000);
     const discovery = new Discovery(
       nc,
       'disc',
       { intervalMs: 100, ttlMs: 400, pingWaitMs: 50 },
       pino({ level: 'silent' }),
+      clock.now,
     );
     discovery.on({ removed: (i) => void removed.push(i.id) });
-    await discovery.start();
+    await discovery.ping();
     expect(ids(discovery)).toEqual(['busy', 'dead']);
     pinging = false;
-    // 'busy' answers requests (the bus reports each answer); 'dead' is silent.
-    const started = Date.now();
-    while (Date.now() - started < 900) {
+    // 'busy' answers requests (the bus reports each answer); 'dead' is silent. Rounds every
+    // 150 ms of the clock: 'dead' is still there at 300 ms (within the TTL), gone at 450 ms.
+    const round = async () => {
+      clock.advance(150);
       discovery.alive('busy');
-      await sleep(50);
-    }
+      await discovery.ping();
+    };
+    await round();
+    await round();
+    expect(ids(discovery)).toEqual(['busy', 'dead']);
+    expect(removed).toEqual([]);
+    await round();
     expect(ids(discovery)).toEqual(['busy']);
     expect(removed).toEqual(['dead']);
-    discovery.stop();
+    await round();
+    expect(ids(discovery)).toEqual(['busy']);
     busy.unsubscribe();
     dead.unsubscribe();
   });
 
-  it('alive() for an unknown id changes nothing', async () => {
+  it('alive() for an unknown id changes nothing', () => {
     const discovery = new Discovery(
       nc,
       'disc',

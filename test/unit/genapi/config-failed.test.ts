@@ -33,7 +33,7 @@ describe('FailedConfigs.record', () => {
       'node@host',
     );
     expect(entry).toEqual({
-      id: expect.any(Number),
+      id: expect.any(Number) as unknown,
       service: 'bad_service',
       request_type: 'bad_action',
       version: '1.2.0',
