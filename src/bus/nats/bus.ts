@@ -291,10 +291,20 @@ export class NatsBus implements ServiceBus {
    * for their timeout, and its streams end.
    */
   instanceLost(instanceId: string): void {
-    this.requester.failTagged(
-      instanceId,
-      new RequestFailure('instance_lost', `worker instance ${instanceId} is gone`),
-    );
+    // Its calls fail only after one round trip to the server: a call published after the worker's
+    // subscription went away gets its own "no responders" (nothing ran, so the executor tries the
+    // next instance), and the server sends that before it answers our flush. What still waits
+    // after the round trip was in the worker's hands, and fails as instance_lost. The flush goes
+    // out after this turn's batched publishes (the requester publishes on setImmediate).
+    const failWaiting = (): void => {
+      this.requester.failTagged(
+        instanceId,
+        new RequestFailure('instance_lost', `worker instance ${instanceId} is gone`),
+      );
+    };
+    setImmediate(() => {
+      this.nc.flush().then(failWaiting, failWaiting);
+    });
     for (const live of [...this.streams.values()]) {
       if (live.instanceId !== instanceId || live.phase !== 'live') continue;
       this.finish(live);
