@@ -62,13 +62,8 @@ export type GatewayErrorCode =
   | 'ERR_STORE_TIMEOUT'
   /** HttpError (admin API): ends an admin request with its HTTP status. */
   | 'ERR_HTTP'
-  /**
-   * DecodeError's reasons (a gen_api request payload that does not decode). They predate this
-   * scheme and keep PhoenixGenApi's spelling because DecodeError.code already carried them;
-   * clients see only the message (`Invalid request: …`).
-   */
-  | 'invalid_payload'
-  | 'missing_field';
+  /** DecodeError: a gen_api request payload that does not decode (clients see `Invalid request: …`). */
+  | 'ERR_GENAPI_DECODE';
 
 /**
  * Marks every gen-gateway error, whichever built-in class it extends: a few errors stay

@@ -4,12 +4,16 @@ import { GatewayError } from '../errors.js';
 /** A request payload that cannot be decoded (PhoenixGenApi's DecodeError). */
 export class DecodeError extends GatewayError {
   override readonly name = 'DecodeError';
-  /** PhoenixGenApi's reason, kept as this class's code (see GatewayErrorCode). */
-  declare readonly code: 'invalid_payload' | 'missing_field';
-  constructor(code: 'invalid_payload' | 'missing_field', message: string) {
-    super(code, message);
+  /** PhoenixGenApi's reason: a malformed payload, or required fields missing. */
+  readonly reason: DecodeReason;
+  constructor(reason: DecodeReason, message: string) {
+    super('ERR_GENAPI_DECODE', message);
+    this.reason = reason;
   }
 }
+
+/** Why a request payload did not decode (PhoenixGenApi's DecodeError reasons). */
+export type DecodeReason = 'invalid_payload' | 'missing_field';
 
 /** Who is asking, from the socket's server-side auth (the connect hook's assigns). */
 export interface Identity {

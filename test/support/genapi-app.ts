@@ -1,7 +1,6 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll } from 'vitest';
 import { NatsServer } from './nats.js';
-import { until as waitUntil, WAIT_MS } from './wait.js';
 import { createGateway, GenApi, type Gateway, type GenApiOptions } from '../../src/index.js';
 import type { NatsGatewayOptions } from '../../src/bus/nats/link.js';
 import { serve, type RunningService, type ServeOptions } from '../../src/worker/nats.js';
@@ -117,19 +116,6 @@ export async function startWorker(
       await nc.close();
     },
   };
-}
-
-/**
- * @deprecated Use `until` from test/support/wait.ts. Kept (on top of it) only for files outside
- * test/genapi that still import it; the lead removes it after the merge.
- */
-export function until<T>(
-  probe: () => T | undefined | null | false,
-  label: string,
-  timeoutMs = WAIT_MS,
-): Promise<NonNullable<T>> {
-  // `until` resolves only with a truthy value, so `false` is never the result.
-  return waitUntil(probe, label, { timeoutMs }) as Promise<NonNullable<T>>;
 }
 
 export interface GenApiModeContext {

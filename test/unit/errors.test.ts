@@ -178,10 +178,11 @@ describe('the internal error classes', () => {
     }
   });
 
-  it("DecodeError keeps PhoenixGenApi's reasons as its code", () => {
+  it("DecodeError has its own code and keeps PhoenixGenApi's reason beside it", () => {
     const err = new DecodeError('missing_field', 'Missing required fields: service');
     expect(err).toBeInstanceOf(GatewayError);
-    expect(err.code).toBe('missing_field');
+    expect(err.code).toBe('ERR_GENAPI_DECODE');
+    expect(err.reason).toBe('missing_field');
     expect(err.name).toBe('DecodeError');
   });
 });

@@ -50,7 +50,7 @@ describe('size limit (checked first)', () => {
 
   it('a frame over the limit: invalid_payload, "Request payload exceeds maximum size of N bytes (got M bytes)"', () => {
     const err = failure(BASE, { maxPayloadBytes: 1_000_000 }, 1_000_001);
-    expect(err.code).toBe('invalid_payload');
+    expect(err.reason).toBe('invalid_payload');
     expect(err.message).toBe(
       'Request payload exceeds maximum size of 1000000 bytes (got 1000001 bytes)',
     );
@@ -82,7 +82,7 @@ describe('malformed payloads', () => {
     ['a boolean', true],
   ])('%s: invalid_payload, "Malformed request payload: expected an object"', (_name, payload) => {
     const err = failure(payload);
-    expect(err.code).toBe('invalid_payload');
+    expect(err.reason).toBe('invalid_payload');
     expect(err.message).toBe('Malformed request payload: expected an object');
   });
 
@@ -128,7 +128,7 @@ describe('malformed payloads', () => {
     ['version', { ...BASE, version: 2 }, 'Malformed request payload: version must be a string'],
   ])('a wrong type of %s: %j → %s', (_field, payload, message) => {
     const err = failure(payload);
-    expect(err.code).toBe('invalid_payload');
+    expect(err.reason).toBe('invalid_payload');
     expect(err.message).toBe(message);
   });
 
@@ -165,7 +165,7 @@ describe('required fields (blank = missing, null or "")', () => {
     '%j → "Missing required fields: %s" (fixed order request_type, request_id, service)',
     (payload, missing) => {
       const err = failure(payload);
-      expect(err.code).toBe('missing_field');
+      expect(err.reason).toBe('missing_field');
       expect(err.message).toBe(`Missing required fields: ${missing}`);
     },
   );
