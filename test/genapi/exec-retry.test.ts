@@ -19,6 +19,7 @@ import {
   ready,
   resp,
   sleepOrAbort,
+  subscriptionsGone,
   type GenApiClient,
 } from '../support/genapi-exec.js';
 import { until } from '../support/wait.js';
@@ -254,6 +255,9 @@ describe('exec: fallback across instances over NATS', () => {
     );
 
     await a.crash();
+    // nats-server has dropped A's subscriptions: until then it could route a request to the dying
+    // connection, where it is lost (no "no responders"; the call would wait out its timeout).
+    await subscriptionsGone(env.url, a.running.id);
     // Discovery still lists A (TTL 60 s): round_robin aims one of the next two requests at it.
     expect(instanceCount(app, 'retry')).toBe(2);
     const results = [];
