@@ -46,6 +46,7 @@ export class CallSignal {
   private controller: AbortController | null = null;
   private timer: NodeJS.Timeout | null = null;
   private cancelled: { reason: unknown } | null = null;
+  private deadlineFired = false;
   private readonly forward = (): void => this.abort(this.parent?.reason);
 
   constructor(
@@ -62,10 +63,23 @@ export class CallSignal {
     else {
       this.parent?.addEventListener('abort', this.forward, { once: true });
       const left = this.deadline - Date.now();
-      if (left <= 0) controller.abort(new CancelledError('deadline exceeded'));
-      else this.timer = setTimeout(() => this.abort(new CancelledError('deadline exceeded')), left);
+      if (left <= 0) this.expire();
+      else this.timer = setTimeout(() => this.expire(), left);
     }
     return controller.signal;
+  }
+
+  /**
+   * True once the deadline timer fired. A timer may fire a millisecond before Date.now() reaches
+   * the deadline, so a handler that honoured this abort must still count as past its deadline.
+   */
+  get expired(): boolean {
+    return this.deadlineFired;
+  }
+
+  private expire(): void {
+    this.deadlineFired = true;
+    this.abort(new CancelledError('deadline exceeded'));
   }
 
   /** Aborts the call (now, or as soon as its signal is made). */
@@ -136,7 +150,7 @@ export async function runCall(
   cancel?: AbortSignal | CallSignal,
 ): Promise<CallResult> {
   const call = cancel instanceof CallSignal ? cancel : new CallSignal(meta.deadline, cancel);
-  const expired = () => Date.now() >= meta.deadline;
+  const expired = () => call.expired || Date.now() >= meta.deadline;
   try {
     const result = await fn.definition.handler(args, new CallContext(meta, call));
     if (expired()) return { ok: false, error: 'deadline exceeded', code: DEADLINE_CODE };
