@@ -12,9 +12,9 @@ const shared = {
 export default defineConfig({
   test: {
     // Most files spend their time waiting on real processes (nats-server, gateways, workers), so
-    // 1.5 files per core keeps both cores busy; tests wait on events, not on timings, so they
+    // two files per core keeps both cores busy; tests wait on events, not on timings, so they
     // hold under that contention (and under a busy core besides).
-    maxWorkers: '150%',
+    maxWorkers: '200%',
     reporters: ['default'],
     projects: [
       {

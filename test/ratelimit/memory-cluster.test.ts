@@ -269,8 +269,16 @@ describe('strict mode: deny cache, fallback share, store view, per-key queues', 
 
     it('2,000 keys at once, allowed then denied: no compare-and-swap queue is left; deny cache, share and store view empty after the window', async () => {
       const clock = { now: Date.now() };
+      // The KV entries expire on the server in real time (the bucket's TTL is the window + 1 s),
+      // so a window far longer than the rounds take: on a loaded machine 2,000 compare-and-swaps
+      // can outlast a 1 s window, and the second round would find its keys gone.
+      const windowMs = 60_000;
       const limits = new RateLimits(
-        { policies: [strictPolicy], sweepMs: SWEEP, strict: { timeoutMs: 20_000 } },
+        {
+          policies: [{ ...strictPolicy, windowMs }],
+          sweepMs: SWEEP,
+          strict: { timeoutMs: 20_000 },
+        },
         silentLogger(),
         { wall: () => clock.now },
       );
@@ -293,7 +301,7 @@ describe('strict mode: deny cache, fallback share, store view, per-key queues', 
         expect(policy.denials.size).toBe(2000);
         expect(policy.known!.size).toBe(2000);
         expect(policy.store.size).toBe(2000);
-        sweepUntil(limits.limiter, clock, clock.now + 2 * WINDOW + SWEEP);
+        sweepUntil(limits.limiter, clock, clock.now + 2 * windowMs + SWEEP);
         expect(policy.denials.size).toBe(0);
         expect(policy.known!.size).toBe(0);
         expect(policy.store.size).toBe(0);
