@@ -4,7 +4,7 @@ import { createServer, connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { jetstreamManager, StorageType } from '@nats-io/jetstream';
+import { JetStreamApiError, jetstreamManager, StorageType } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { TcpProxy } from './tcp-proxy.js';
 import { until } from './wait.js';
@@ -348,6 +348,44 @@ function assertAllRunning(servers: readonly NatsServer[]): void {
   const dead = servers.filter((server) => !server.running);
   if (dead.length > 0)
     throw new Error(`nats-server exited: ${dead.map((server) => server.describe()).join('\n')}`);
+}
+
+/**
+ * Waits until JetStream refuses to place a stream of `replicas` with "no suitable peers for
+ * placement" (10005): after a server stops, its meta leader needs a moment to mark it offline,
+ * and until then an R3 stream may still be placed (or hang) on it.
+ */
+/** JetStream's API error code for "no suitable peers for placement" (nats.js names no constant). */
+const NO_SUITABLE_PEERS = 10005;
+
+export async function waitForPlacementRefused(
+  nc: NatsConnection,
+  replicas: number,
+  timeoutMs = 30_000,
+): Promise<void> {
+  let last: unknown = null;
+  await until(
+    async () => {
+      const name = `probe_${Math.random().toString(36).slice(2)}`;
+      try {
+        const jsm = await jetstreamManager(nc, { timeout: 2_000, checkAPI: false });
+        await jsm.streams.add({
+          name,
+          subjects: [`_probe.${name}`],
+          storage: StorageType.Memory,
+          num_replicas: replicas,
+        });
+        last = 'placed';
+        await jsm.streams.delete(name).catch(() => undefined);
+        return false;
+      } catch (err) {
+        last = err;
+        return err instanceof JetStreamApiError && err.code === NO_SUITABLE_PEERS;
+      }
+    },
+    () => `an R${replicas} placement to be refused (last: ${String(last)})`,
+    timeoutMs,
+  );
 }
 
 /**
