@@ -237,7 +237,12 @@ describe('worker faults (nats)', () => {
         } else {
           const w = await startWorkerProcess(nats.url, 'slowsvc', 'A');
           workers.push(w);
-          stopWorker = () => w.kill();
+          // Killed and its subscriptions dropped by nats-server: until then the server may route
+          // a request to the dead connection, where it is lost (no "no responders" to fail fast).
+          stopWorker = async () => {
+            await w.kill();
+            await subscriptionsGone(nats.url, w.id);
+          };
         }
         await gateway();
         await until(() => instances() === 1, 'the instance discovered');

@@ -70,7 +70,10 @@ describe('a peer silent for longer than FORGET_ORIGIN_MS', () => {
     await realTime(300, 'a span (3 heartbeats) in which batch 1 must not be replayed again');
     expect(b.used('p', 'u')).toBe(4);
     expect(b.stats.appliedHits - before.appliedHits).toBe(1);
-    expect(b.stats.replayedBatches - before.replayedBatches).toBe(1);
+    // Batch 2 reaches b either replayed (2..2) or live: the NATS client keeps a publish made while
+    // reconnecting and sends it once back. Either way batch 1 is not replayed again (at most one
+    // replayed batch, one applied hit).
+    expect(b.stats.replayedBatches - before.replayedBatches).toBeLessThanOrEqual(1);
     expect(a.used('p', 'u')).toBe(4);
 
     // Silent beyond the longest horizon + FORGET_ORIGIN_MS: now a is forgotten (memory is bounded)…
