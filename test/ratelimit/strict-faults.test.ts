@@ -571,10 +571,16 @@ describe('strict mode with the KV store cut, slowed or disconnected (in-process 
     await until(() => strictStats(limits).pendingKeys === 0, 'the late operations to finish');
     expect(strictStats(limits)).toMatchObject({ breaker: 'closed', circuitOpen: 0, errors: 0 });
     proxy.latencyMs = 0;
-    expect(await decide(limits, 'fast-again')).toMatchObject({
-      source: 'strict',
-      decision: { allowed: true },
-    });
+    // The store decides again once it is fast: on a loaded machine one operation may still miss
+    // the 25 ms deadline, so ask (new keys) until one decision is the store's; the breaker stayed
+    // closed throughout, which is the point of this case.
+    let attempt = 0;
+    const fast = await until(async () => {
+      const result = await decide(limits, `fast-again-${attempt++}`);
+      return result.source === 'strict' ? result : null;
+    }, 'a decision by the store once it is fast again');
+    expect(fast).toMatchObject({ source: 'strict', decision: { allowed: true } });
+    expect(strictStats(limits)).toMatchObject({ breaker: 'closed', circuitOpen: 0 });
   });
 });
 
