@@ -350,6 +350,23 @@ function assertAllRunning(servers: readonly NatsServer[]): void {
     throw new Error(`nats-server exited: ${dead.map((server) => server.describe()).join('\n')}`);
 }
 
+/** Creates and deletes an in-memory stream of `replicas`: throws when JetStream cannot place it. */
+async function placeProbeStream(
+  nc: NatsConnection,
+  replicas: number,
+  timeoutMs: number,
+): Promise<void> {
+  const jsm = await jetstreamManager(nc, { timeout: timeoutMs, checkAPI: false });
+  const name = `probe_${Math.random().toString(36).slice(2)}`;
+  await jsm.streams.add({
+    name,
+    subjects: [`_probe.${name}`],
+    storage: StorageType.Memory,
+    num_replicas: replicas,
+  });
+  await jsm.streams.delete(name).catch(() => undefined);
+}
+
 /**
  * Waits until JetStream refuses to place a stream of `replicas` with "no suitable peers for
  * placement" (10005): after a server stops, its meta leader needs a moment to mark it offline,
@@ -366,17 +383,9 @@ export async function waitForPlacementRefused(
   let last: unknown = null;
   await until(
     async () => {
-      const name = `probe_${Math.random().toString(36).slice(2)}`;
       try {
-        const jsm = await jetstreamManager(nc, { timeout: 2_000, checkAPI: false });
-        await jsm.streams.add({
-          name,
-          subjects: [`_probe.${name}`],
-          storage: StorageType.Memory,
-          num_replicas: replicas,
-        });
+        await placeProbeStream(nc, replicas, 2_000);
         last = 'placed';
-        await jsm.streams.delete(name).catch(() => undefined);
         return false;
       } catch (err) {
         last = err;
@@ -407,14 +416,7 @@ export async function waitForJetStream(
         const jsm = await jetstreamManager(nc, { timeout: 1_000, checkAPI: false });
         await jsm.getAccountInfo();
         if (replicas > 1) {
-          const name = `probe_${Math.random().toString(36).slice(2)}`;
-          await jsm.streams.add({
-            name,
-            subjects: [`_probe.${name}`],
-            storage: StorageType.Memory,
-            num_replicas: replicas,
-          });
-          await jsm.streams.delete(name).catch(() => undefined);
+          await placeProbeStream(nc, replicas, 1_000);
         }
         return true;
       } catch (err) {
