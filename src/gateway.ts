@@ -2,7 +2,11 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { randomUUID } from 'node:crypto';
-import { LocalPubSub, type PubSub } from './channel/pubsub.js';
+import type { PubSub } from './channel/pubsub.js';
+import { Cluster, type ClusterHealth, type ClusterOptions } from './cluster/cluster.js';
+import { ClusterDisconnects } from './cluster/disconnect.js';
+import type { ClusterComponent } from './cluster/link.js';
+import { ClusterPubSub, type ClusterPubSubOptions } from './cluster/pubsub.js';
 import type { Assigns } from './channel/types.js';
 import type { SocketOptions } from './config/socket-options.js';
 import { rejectUpgrade, sendPlain } from './http/responses.js';
@@ -42,6 +46,8 @@ export interface GatewayOptions {
   timerTickMs?: number;
   /** Monotonic clock in ms, for tests. */
   clock?: Clock;
+  /** Cluster PubSub limits (used once `connectCluster` ran). */
+  cluster?: ClusterPubSubOptions;
 }
 
 function isLogger(value: unknown): value is Logger {
@@ -78,6 +84,11 @@ export class Gateway {
   private closing: Promise<void> | null = null;
   private readonly closeHooks: (() => void | Promise<void>)[] = [];
   private readonly routes: { prefix: string; handler: HttpRoute }[] = [];
+  private readonly clusterPubSub: ClusterPubSub;
+  private readonly disconnects: ClusterDisconnects;
+  private readonly clusterComponents: ClusterComponent[] = [];
+  private clusterLink: Cluster | null = null;
+  private clusterConnecting: Promise<Cluster> | null = null;
 
   constructor(private readonly options: GatewayOptions = {}) {
     this.nodeId = options.nodeId ?? randomUUID();
@@ -88,7 +99,8 @@ export class Gateway {
           ? options.logger
           : createLogger(options.logger);
     this.logger = logger.child({ node: this.nodeId.slice(0, 8) });
-    this.pubsub = new LocalPubSub();
+    this.clusterPubSub = new ClusterPubSub(options.cluster);
+    this.pubsub = this.clusterPubSub;
     this.presence = new LocalPresence(this.pubsub, { ...options.presence, nodeId: this.nodeId });
     this.context = {
       pubsub: this.pubsub,
@@ -99,6 +111,8 @@ export class Gateway {
       registry: new SocketRegistry(),
       tokens: new SessionTokens(options.secret),
     };
+    this.disconnects = new ClusterDisconnects((id) => this.context.registry.disconnect(id));
+    this.clusterComponents.push(this.clusterPubSub, this.disconnects);
   }
 
   /** Adds a socket endpoint at `path` (default `/socket`) and returns it for channel routes. */
@@ -125,14 +139,49 @@ export class Gateway {
     this.closeHooks.push(hook);
   }
 
-  /** Endpoint.broadcast: every subscriber of `topic` gets `event` (join_ref and ref null). */
+  /**
+   * Endpoint.broadcast: every subscriber of `topic` gets `event` (join_ref and ref null), on
+   * every gateway of the cluster once `connectCluster` ran. A `Uint8Array` payload goes out as a
+   * binary frame to V2 clients.
+   */
   broadcast(topic: string, event: string, payload: unknown = {}): void {
     this.pubsub.broadcast(topic, event, payload, null);
   }
 
-  /** Closes every socket whose connect hook returned this `id` (WebSocket close 1001). */
+  /**
+   * Closes every socket whose connect hook returned this `id` (WebSocket close 1001), here and,
+   * once `connectCluster` ran, on every other gateway. Returns how many were closed on this node.
+   */
   disconnect(id: string): number {
+    this.disconnects.publish(id);
     return this.context.registry.disconnect(id);
+  }
+
+  /**
+   * Joins the cluster of gateways on NATS: broadcasts, Presence, disconnects (and relay groups)
+   * span every gateway with the same prefix from then on. `genApi.connectNats` calls it unless
+   * told not to. Resolves once subscribed.
+   */
+  async connectCluster(options: ClusterOptions): Promise<void> {
+    if (this.clusterConnecting) throw new InvalidStateError('gateway is already in a cluster');
+    this.clusterConnecting = Cluster.connect(options, {
+      nodeId: this.nodeId,
+      logger: this.logger,
+      components: this.clusterComponents,
+    });
+    this.clusterLink = await this.clusterConnecting;
+  }
+
+  /** @internal Adds a part that spans nodes (relay groups); started when the cluster connects. */
+  addClusterComponent(component: ClusterComponent): void {
+    if (this.clusterConnecting)
+      throw new InvalidStateError('cluster components must be added before connectCluster');
+    this.clusterComponents.push(component);
+  }
+
+  /** The cluster connection, or null when this gateway runs alone. */
+  clusterHealth(): ClusterHealth | null {
+    return this.clusterLink?.health() ?? null;
   }
 
   /** Starts an HTTP server for the mounts. Resolves with the bound address. */
@@ -245,6 +294,7 @@ export class Gateway {
     if (this.closing) return this.closing;
     this.closing = (async () => {
       for (const mount of this.mounts) mount.close(code);
+      await this.clusterLink?.close();
       for (const hook of this.closeHooks) {
         try {
           await hook();

@@ -55,6 +55,11 @@ export interface PubSub {
   subscribe(topic: string, subscriber: Subscriber): void;
   unsubscribe(topic: string, subscriber: Subscriber): void;
   broadcast(topic: string, event: string, payload: unknown, from?: Subscriber | null): void;
+  /**
+   * Delivers to this node's subscribers only, never to other nodes: for messages every node
+   * produces itself (each node's Presence computes its own `presence_diff`).
+   */
+  broadcastLocal(topic: string, event: string, payload: unknown, from?: Subscriber | null): void;
   /** Local subscribers of `topic`, or of all topics when omitted. */
   subscriberCount(topic?: string): number;
   topicCount(): number;
@@ -90,6 +95,20 @@ export class LocalPubSub implements PubSub {
     for (const subscriber of set) {
       if (subscriber !== from) subscriber.deliver(message);
     }
+  }
+
+  broadcastLocal(
+    topic: string,
+    event: string,
+    payload: unknown,
+    from: Subscriber | null = null,
+  ): void {
+    this.broadcast(topic, event, payload, from);
+  }
+
+  /** Topics with at least one local subscriber. */
+  topicNames(): IterableIterator<string> {
+    return this.topics.keys();
   }
 
   subscriberCount(topic?: string): number {

@@ -184,6 +184,18 @@ export class GenApi {
     });
     this.executor.setNats(this.link.bus);
     const link = this.link;
+    if (options.cluster !== false) {
+      await this.gateway.connectCluster({
+        servers: options.servers,
+        ...(options.prefix === undefined ? {} : { prefix: options.prefix }),
+        ...(options.user === undefined ? {} : { user: options.user }),
+        ...(options.pass === undefined ? {} : { pass: options.pass }),
+        ...(options.token === undefined ? {} : { token: options.token }),
+        ...(options.reconnectTimeWaitMs === undefined
+          ? {}
+          : { reconnectTimeWaitMs: options.reconnectTimeWaitMs }),
+      });
+    }
     await this.rateLimits?.attach(
       { nc: link.nc, connected: () => link.connected, subjects: link.subjects },
       {

@@ -30,6 +30,8 @@ export const H = {
   control: 'Genapi-Control',
   /** Config pushes: "true" replaces even when the config version matches. */
   force: 'Genapi-Force',
+  /** Binary broadcasts on `<p>.topic.<token>`: the event (the body is the raw payload bytes). */
+  broadcastEvent: 'Genapi-Event',
   /** NATS micro standard error headers. */
   serviceError: 'Nats-Service-Error',
   serviceErrorCode: 'Nats-Service-Error-Code',

@@ -111,4 +111,42 @@ export class Subjects {
   get rlPolicy(): string {
     return `${this.prefix}.rl.policy`;
   }
+
+  /**
+   * Broadcasts to one Phoenix topic (cluster PubSub, worker pushes): every gateway with local
+   * subscribers of the topic subscribes. `token` is `topicToken(topic)` (topic-token.ts).
+   */
+  topic(token: string): string {
+    return `${this.prefix}.topic.${token}`;
+  }
+
+  /** Closes every socket with an id, on every gateway (Phoenix's "disconnect" to users_socket:<id>). */
+  get socketDisconnect(): string {
+    return `${this.prefix}.socket.disconnect`;
+  }
+
+  /** Presence replication between gateways: each node's clocked deltas (every gateway subscribes). */
+  get presenceDelta(): string {
+    return `${this.prefix}.presence.delta`;
+  }
+
+  /** Presence replication: node heartbeats (membership, last delta clock) and goodbyes. */
+  get presenceHeartbeat(): string {
+    return `${this.prefix}.presence.hb`;
+  }
+
+  /** Presence replication: ask one node for its entries (state transfer). */
+  presenceSync(nodeId: string): string {
+    return `${this.prefix}.presence.sync.${nodeId}`;
+  }
+
+  /** A topic's cluster-wide presence, for workers and tools (queue group: one gateway answers). */
+  get presenceGet(): string {
+    return `${this.prefix}.presence.get`;
+  }
+
+  /** Relay groups across gateways: everything addressed to the group's owner node. */
+  relayGroup(token: string): string {
+    return `${this.prefix}.relay.group.${token}`;
+  }
 }

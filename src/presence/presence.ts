@@ -298,7 +298,8 @@ export class LocalPresence implements Presence {
       diff.joins = this.options.fetch(topic, diff.joins);
       diff.leaves = this.options.fetch(topic, diff.leaves);
     }
-    this.pubsub.broadcast(topic, this.diffEvent, diff);
+    // Local only: every node computes the diffs of the changes it learns (its own and replicated).
+    this.pubsub.broadcastLocal(topic, this.diffEvent, diff);
   }
 }
 

@@ -32,6 +32,11 @@ export interface NatsGatewayOptions {
   sync?: ConfigSyncOptions;
   /** Resolution of request deadlines. Default 5 ms. */
   deadlineTickMs?: number;
+  /**
+   * Also join the gateway cluster on the same servers (`gateway.connectCluster`): broadcasts,
+   * Presence, disconnects and relay groups across gateways. Default true.
+   */
+  cluster?: boolean;
 }
 
 /** The NATS connection's state. */
