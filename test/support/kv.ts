@@ -25,6 +25,13 @@ export { NATS_SERVER_VERSION, versionAtLeast, waitForJetStream } from './nats.js
 export const R3_CAS_SERIALIZABLE =
   versionAtLeast(NATS_SERVER_VERSION, '2.9.21') || process.env.RL_ASSUME_R3_CAS === '1';
 
+/**
+ * Whether reading a KV bucket whose stream was deleted fails at once. nats-server 2.10 answers
+ * "no responders" on the direct-get subject; 2.9 never answers, so the read waits for the
+ * JetStream timeout (a deadline, which the store's breaker rightly does not count).
+ */
+export const DELETED_STREAM_FAILS_FAST = versionAtLeast(NATS_SERVER_VERSION, '2.10.0');
+
 /** The bucket the strict store uses for a policy of this horizon (strict.ts: `<prefix>_rl_<ttl>s`). */
 export function bucketName(prefix: string, horizonMs: number): string {
   return `${prefix.replace(/[^A-Za-z0-9_-]/g, '_')}_rl_${Math.ceil((horizonMs + 1000) / 1000)}s`;
