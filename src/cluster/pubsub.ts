@@ -2,7 +2,7 @@ import { headers as natsHeaders, type Msg, type Subscription } from '@nats-io/na
 import { LocalPubSub, type PubSub, type Subscriber } from '../channel/pubsub.js';
 import { OutOfRangeError } from '../errors.js';
 import { H } from '../nats/headers.js';
-import { topicToken } from '../nats/topic-token.js';
+import { isWellFormedTopic, topicToken } from '../nats/topic-token.js';
 import type { ClusterComponent, ClusterLink } from './link.js';
 import { ThrottledWarning, WARNING_INTERVAL_MS } from './throttled-warning.js';
 
@@ -49,7 +49,7 @@ export interface ClusterPubSubStats {
   droppedMalformed: number;
   /** Broadcasts made here that reached local subscribers only: too large, or NATS refused them. */
   publishFailed: number;
-  /** Broadcasts made here to a topic whose token is over `maxTopicBytes` (kept local). */
+  /** Broadcasts made here to a topic whose token is over `maxTopicBytes` or with a lone surrogate (kept local). */
   localOnly: number;
   /** Topics this node subscribes to on NATS right now (those with local subscribers). */
   topics: number;
@@ -168,11 +168,12 @@ export class ClusterPubSub implements PubSub, ClusterComponent {
   /** The topic's subject, or null when its token is too long to travel (kept local). */
   private subjectOf(link: ClusterLink, topic: string): string | null {
     const token = topicToken(topic);
-    if (token.length <= this.maxTopicBytes) return link.subjects.topic(token);
+    if (token.length <= this.maxTopicBytes && isWellFormedTopic(topic))
+      return link.subjects.topic(token);
     this.topicWarning.warn(
       link.logger,
       { topicBytes: token.length, maxTopicBytes: this.maxTopicBytes, topic: topic.slice(0, 64) },
-      'topic too long for NATS (cluster.maxTopicBytes): its broadcasts stay on this gateway',
+      'topic too long for NATS (cluster.maxTopicBytes) or not valid Unicode: its broadcasts stay on this gateway',
     );
     return null;
   }
