@@ -7,9 +7,11 @@ import {
 } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { localBroadcaster } from '../../src/bus/local.js';
 import { H } from '../../src/nats/headers.js';
 import { topicToken } from '../../src/nats/topic-token.js';
 import { defineService, fn } from '../../src/worker/define.js';
+import { runCall } from '../../src/worker/runtime.js';
 import {
   BroadcastTooLargeError,
   createPublisher,
@@ -297,3 +299,69 @@ function headersOf(entries: [string, string][]): MsgHdrs {
   for (const [name, value] of entries) h.set(name, value);
   return h;
 }
+
+describe('in-process pushes (LocalBus: ctx.broadcast through the gateway)', () => {
+  const meta = {
+    requestId: 'r',
+    service: 'local',
+    requestType: 'op',
+    version: null,
+    userId: 'u1',
+    deviceId: null,
+    roles: [],
+    responseType: 'sync' as const,
+    deadline: Date.now() + 60_000,
+    gateway: null,
+  };
+
+  it('ctx.broadcast and ctx.disconnect reach the gateway, checked like a NATS worker', async () => {
+    const sent: unknown[][] = [];
+    const pushes = localBroadcaster({
+      broadcast: (topic, event, payload) => sent.push(['broadcast', topic, event, payload]),
+      disconnect: (id) => sent.push(['disconnect', id]),
+    });
+    const service = defineService({
+      name: 'local',
+      functions: {
+        op: fn({
+          handler: (_args, ctx) => {
+            ctx.broadcast('room:1', 'hello', { from: ctx.userId });
+            ctx.broadcast('room:1', 'bare');
+            ctx.disconnect('user:2');
+            return 'done';
+          },
+        }),
+        bad: fn({
+          handler: (_args, ctx) => {
+            ctx.broadcast('room:1', '');
+          },
+        }),
+      },
+    });
+    expect(await runCall(service.functions.get('op')!, {}, meta, undefined, pushes)).toEqual({
+      ok: true,
+      result: 'done',
+    });
+    expect(sent).toEqual([
+      ['broadcast', 'room:1', 'hello', { from: 'u1' }],
+      ['broadcast', 'room:1', 'bare', {}],
+      ['disconnect', 'user:2'],
+    ]);
+    expect(await runCall(service.functions.get('bad')!, {}, meta, undefined, pushes)).toMatchObject(
+      { ok: false, code: 500 },
+    );
+    expect(() => pushes.disconnect('')).toThrow(InvalidArgumentError);
+  });
+
+  it('without a broadcaster, ctx.broadcast is an InvalidStateError (a transport that cannot push)', async () => {
+    const service = defineService({
+      name: 'local',
+      functions: { op: fn({ handler: (_args, ctx) => ctx.broadcast('room:1', 'x') }) },
+    });
+    expect(await runCall(service.functions.get('op')!, {}, meta)).toEqual({
+      ok: false,
+      error: 'this transport cannot broadcast',
+      code: 500,
+    });
+  });
+});
