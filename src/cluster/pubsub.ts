@@ -188,7 +188,8 @@ export class ClusterPubSub implements PubSub, ClusterComponent {
   }
 
   private publish(link: ClusterLink, topic: string, event: string, payload: unknown): void {
-    const subject = this.subjectOf(link, topic);
+    // Topics with local subscribers (the usual broadcast) have their subject at hand already.
+    const subject = this.remote.get(topic)?.getSubject() ?? this.subjectOf(link, topic);
     if (subject === null) {
       this.counters.localOnly++;
       return;
