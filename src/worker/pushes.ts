@@ -33,7 +33,8 @@ export type PresenceState = Record<string, { metas: Record<string, unknown>[] }>
 export interface Publisher extends Broadcaster {
   /**
    * The cluster-wide presence of `topic`, asked of one gateway (`<p>.presence.get`). Rejects with
-   * NoGatewayError when no gateway answers at all, PresenceRequestError on a timeout or a bad answer.
+   * NoGatewayError when no gateway listens at all, PresenceRequestError on a timeout, a failure
+   * or a bad answer (`reason`).
    */
   presence(topic: string): Promise<PresenceState>;
 }
@@ -53,41 +54,33 @@ export const PUBLISHER_DEFAULTS = { maxTopicBytes: 1024, presenceTimeoutMs: 2_00
 /** Largest disconnect message gateways accept (protocol/nats.md §9.3). */
 const MAX_DISCONNECT_BYTES = 4096;
 
-/** A broadcast or disconnect larger than the NATS server's `max_payload`. */
+/** A broadcast or disconnect larger than the NATS server's `max_payload`: nothing was sent. */
 export class BroadcastTooLargeError extends GatewayError {
   override readonly name = 'BroadcastTooLargeError';
-  constructor(
-    readonly bytes: number,
-    readonly maxBytes: number,
-    message?: string,
-  ) {
-    super(
-      'ERR_PAYLOAD_TOO_LARGE',
-      message ?? `broadcast of ${bytes} bytes exceeds the NATS server's max_payload (${maxBytes})`,
-    );
+  constructor(message?: string, options?: ErrorOptions) {
+    super('ERR_BROADCAST_TOO_LARGE', message, options);
   }
 }
 
-/** Why `presence()` failed. */
-export type PresenceFailure = 'no_gateway' | 'timeout' | 'invalid_reply' | 'failed';
+/** Why `presence()` failed with a PresenceRequestError. */
+export type PresenceFailure = 'timeout' | 'invalid_reply' | 'failed';
 
-/** A presence request without a usable answer; `reason` says why. */
+/** A presence request a gateway did not answer usefully: timed out, failed, or a bad answer. */
 export class PresenceRequestError extends GatewayError {
-  override readonly name: string = 'PresenceRequestError';
-  constructor(
-    readonly reason: PresenceFailure,
-    message: string,
-    options?: ErrorOptions,
-  ) {
-    super('ERR_REQUEST_FAILED', message, options);
+  override readonly name = 'PresenceRequestError';
+  /** What went wrong. Default `failed`. */
+  readonly reason: PresenceFailure;
+  constructor(message?: string, options?: ErrorOptions & { reason?: PresenceFailure }) {
+    super('ERR_PRESENCE_REQUEST', message, options);
+    this.reason = options?.reason ?? 'failed';
   }
 }
 
 /** No gateway answers `<p>.presence.get` on this NATS (none runs, or none with this prefix). */
-export class NoGatewayError extends PresenceRequestError {
+export class NoGatewayError extends GatewayError {
   override readonly name = 'NoGatewayError';
-  constructor(subject: string, options?: ErrorOptions) {
-    super('no_gateway', `no gateway answers ${subject}`, options);
+  constructor(message?: string, options?: ErrorOptions) {
+    super('ERR_NO_GATEWAY', message, options);
   }
 }
 
@@ -169,7 +162,10 @@ function publish(
   binaryEvent: string | null,
 ): void {
   const max = nc.info?.max_payload;
-  if (max !== undefined && body.length > max) throw new BroadcastTooLargeError(body.length, max);
+  if (max !== undefined && body.length > max)
+    throw new BroadcastTooLargeError(
+      `message of ${body.length} bytes exceeds the NATS server's max_payload (${max})`,
+    );
   if (binaryEvent === null) {
     nc.publish(subject, body);
     return;
@@ -252,22 +248,25 @@ export function createPublisher(nc: NatsConnection, options: PublisherOptions = 
       try {
         reply = await nc.request(subject, encoder.encode(JSON.stringify({ topic })), { timeout });
       } catch (err) {
-        if (isNoResponders(err)) throw new NoGatewayError(subject, { cause: err });
+        if (isNoResponders(err))
+          throw new NoGatewayError(`no gateway answers ${subject}`, { cause: err });
         if (isTimeout(err))
-          throw new PresenceRequestError('timeout', `no presence answer within ${timeout} ms`, {
+          throw new PresenceRequestError(`no presence answer within ${timeout} ms`, {
             cause: err,
+            reason: 'timeout',
           });
-        throw new PresenceRequestError('failed', (err as Error).message, { cause: err });
+        throw new PresenceRequestError((err as Error).message, { cause: err, reason: 'failed' });
       }
       const failure = reply.headers?.get(H.serviceError);
       if (failure)
-        throw new PresenceRequestError('failed', `the gateway could not answer: ${failure}`);
+        throw new PresenceRequestError(`the gateway could not answer: ${failure}`, {
+          reason: 'failed',
+        });
       const state = readPresence(reply.data);
       if (state === null)
-        throw new PresenceRequestError(
-          'invalid_reply',
-          'the presence answer is not {"<key>": {"metas": [...]}}',
-        );
+        throw new PresenceRequestError('the presence answer is not {"<key>": {"metas": [...]}}', {
+          reason: 'invalid_reply',
+        });
       return state;
     },
   };
