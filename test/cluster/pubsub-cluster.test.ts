@@ -26,6 +26,7 @@ import { createPublisher, serve, type RunningService } from '../../src/worker/in
 import { GatewayProcess } from '../support/gateway-process.js';
 import { NatsCluster } from '../support/nats.js';
 import { replyOf } from '../support/phoenix-client.js';
+import { RawClient } from '../support/ws-client.js';
 import { DemoWorker } from '../support/ratelimit-cluster.js';
 import { until } from '../support/wait.js';
 
@@ -275,6 +276,14 @@ describe('cluster PubSub across 3 gateway processes on a 3-server NATS cluster',
     const members = await Promise.all(
       gateways.map((gw, i) => member(gw.socketUrl, `r${i}`, topic)),
     );
+    // A JSON-only (V1) client on the last gateway: it gets JSON broadcasts and, as for a local
+    // binary broadcast, not the binary one.
+    const v1 = await RawClient.connect(gateways[2]!.wsUrl('vsn=1.0.0&user_id=v1'));
+    v1.send({ topic, event: 'phx_join', payload: { name: 'v1' }, ref: '1', join_ref: '1' });
+    await until(
+      () => v1.frames.some((f) => (f as { event?: string }).event === 'phx_reply'),
+      'the V1 join reply',
+    );
     await converge(members, 'probe', () => raw.publish(subject, json({ event: 'probe' })), 'raw');
 
     raw.publish(subject, json({ event: 'news', payload: { x: 1 } }));
@@ -289,6 +298,14 @@ describe('cluster PubSub across 3 gateway processes on a 3-server NATS cluster',
       expect(blob).toBeInstanceOf(ArrayBuffer);
       expect([...new Uint8Array(blob as ArrayBuffer)]).toEqual([1, 2, 3, 250]);
     }
+    raw.publish(subject, json({ event: 'last', payload: {} }));
+    const v1Events = () => v1.frames.map((f) => (f as { event?: string }).event);
+    await until(() => v1Events().includes('last'), 'the V1 client gets the JSON broadcasts');
+    expect(v1Events().filter((e) => ['news', 'blob', 'last'].includes(e!))).toEqual([
+      'news',
+      'last',
+    ]);
+    v1.close();
   });
 
   it('workers push: running.broadcast, createPublisher, and announce (ctx.broadcast in the demo worker)', async () => {
