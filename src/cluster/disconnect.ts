@@ -55,11 +55,20 @@ export class ClusterDisconnects implements ClusterComponent {
   publish(id: string): void {
     const link = this.link;
     if (!link) return;
+    const body = encoder.encode(JSON.stringify({ id }));
+    if (body.length > MAX_DISCONNECT_BYTES) {
+      // The other gateways would drop it: say so here, where the caller can be found.
+      link.logger.warn(
+        { bytes: body.length, max: MAX_DISCONNECT_BYTES },
+        'socket id too long for a cluster disconnect; closed on this gateway only',
+      );
+      return;
+    }
     try {
-      link.nc.publish(link.subjects.socketDisconnect, encoder.encode(JSON.stringify({ id })));
+      link.nc.publish(link.subjects.socketDisconnect, body);
       this.counters.published++;
     } catch (err) {
-      link.logger.warn({ err, id }, 'cluster disconnect not published');
+      link.logger.warn({ err, id: id.slice(0, 64) }, 'cluster disconnect not published');
     }
   }
 
