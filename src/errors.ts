@@ -35,6 +35,12 @@ export type GatewayErrorCode =
   | 'ERR_STREAM_CLOSED'
   /** CancelledError: why a worker call's signal aborted (deadline, cancel, stop, lost link). */
   | 'ERR_CANCELLED'
+  /** BroadcastTooLargeError: a worker's broadcast or disconnect over the server's max_payload. */
+  | 'ERR_BROADCAST_TOO_LARGE'
+  /** PresenceRequestError: a worker's presence request timed out, failed or got a bad answer. */
+  | 'ERR_PRESENCE_REQUEST'
+  /** NoGatewayError: a worker's presence request found no gateway on its NATS. */
+  | 'ERR_NO_GATEWAY'
   // ---- internal ----
   /** CliError: bad command-line arguments (the CLI prints the message and exits 2). */
   | 'ERR_CLI'

@@ -3,6 +3,7 @@ import type { RequestMeta } from '../worker/context.js';
 import { functionKey, type ResolvedFunction, type ServiceDefinition } from '../worker/define.js';
 import { DEADLINE_CODE, runAuthorize, runCall, runStream } from '../worker/runtime.js';
 import type { StreamEvent, StreamIO } from '../worker/stream.js';
+import type { Broadcaster } from '../worker/pushes.js';
 import {
   transportFailure,
   type Authorization,
@@ -12,7 +13,33 @@ import {
   type StreamSink,
   type StreamStart,
 } from './types.js';
-import { CancelledError, InvalidStateError } from '../errors.js';
+import { CancelledError, InvalidArgumentError, InvalidStateError } from '../errors.js';
+import { NO_PUSHES } from '../worker/runtime.js';
+
+/**
+ * What in-process handlers' `ctx.broadcast` / `ctx.disconnect` reach: the gateway's PubSub (every
+ * gateway of the cluster once it joined one) and its disconnect. Arguments are checked as a NATS
+ * worker's would be, so a handler behaves the same in-process and on NATS.
+ */
+export function localBroadcaster(target: {
+  broadcast(topic: string, event: string, payload: unknown): void;
+  disconnect(id: string): unknown;
+}): Broadcaster {
+  return {
+    broadcast(topic, event, payload = {}) {
+      if (typeof topic !== 'string')
+        throw new InvalidArgumentError(`broadcast topic must be a string, got ${typeof topic}`);
+      if (typeof event !== 'string' || event.length === 0)
+        throw new InvalidArgumentError('broadcast event must be a non-empty string');
+      target.broadcast(topic, event, payload);
+    },
+    disconnect(socketId) {
+      if (typeof socketId !== 'string' || socketId.length === 0)
+        throw new InvalidArgumentError('disconnect needs a non-empty socket id string');
+      target.disconnect(socketId);
+    },
+  };
+}
 
 /**
  * Services registered in-process (`nodes: "local"`): the embedded default, and the same handlers
@@ -23,6 +50,9 @@ export class LocalBus implements ServiceBus {
     string,
     { definition: ServiceDefinition; instance: ServiceInstance }
   >();
+
+  /** `pushes`: what handlers' `ctx.broadcast` / `ctx.disconnect` reach (see localBroadcaster). */
+  constructor(private readonly pushes: Broadcaster = NO_PUSHES) {}
 
   register(definition: ServiceDefinition): void {
     if (this.services.has(definition.name))
@@ -76,7 +106,7 @@ export class LocalBus implements ServiceBus {
     });
     try {
       const outcome = await Promise.race([
-        runCall(fn, args, meta, signal).then((result): CallOutcome => {
+        runCall(fn, args, meta, signal, this.pushes).then((result): CallOutcome => {
           if (result.ok) return { ok: true, result: result.result };
           if (result.code === DEADLINE_CODE)
             return transportFailure('timeout', `local execution timed out after ${timeoutMs}ms`);
@@ -130,7 +160,7 @@ export class LocalBus implements ServiceBus {
         });
       },
     };
-    const run = runStream(fn, args, meta, io, initialCredit);
+    const run = runStream(fn, args, meta, io, initialCredit, 0, this.pushes);
     let timer: NodeJS.Timeout | undefined;
     const outcome = await Promise.race([
       started,
@@ -162,6 +192,6 @@ export class LocalBus implements ServiceBus {
   ): Promise<Authorization> {
     const fn = this.find(target);
     if (!fn) return 'unavailable';
-    return (await runAuthorize(fn, args, meta)) ? 'allowed' : 'denied';
+    return (await runAuthorize(fn, args, meta, this.pushes)) ? 'allowed' : 'denied';
   }
 }

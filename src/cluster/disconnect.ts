@@ -1,11 +1,27 @@
 import type { Msg, Subscription } from '@nats-io/nats-core';
 import type { ClusterComponent, ClusterLink } from './link.js';
+import { ThrottledWarning } from './throttled-warning.js';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-/** Longest socket id a disconnect message may carry; longer messages are dropped and counted. */
-const MAX_DISCONNECT_BYTES = 4096;
+/**
+ * Largest disconnect message accepted from NATS (protocol/nats.md §9.3); larger ones are dropped
+ * and counted. Socket ids are short (`user:42`); this only bounds what a stranger can make us parse.
+ */
+export const MAX_DISCONNECT_BYTES = 4096;
+
+/** Counters of cluster disconnects (health, metrics). */
+export interface ClusterDisconnectStats {
+  /** Disconnects this node published for the other gateways. */
+  published: number;
+  /** Valid disconnects received from NATS. */
+  received: number;
+  /** Local sockets closed because of a received disconnect. */
+  closed: number;
+  /** Messages that were not `{"id": non-empty string}` or were too large. */
+  dropped: number;
+}
 
 /**
  * Cluster-wide disconnects (protocol/nats.md §9): `gateway.disconnect(id)` and a worker's
@@ -15,8 +31,13 @@ const MAX_DISCONNECT_BYTES = 4096;
 export class ClusterDisconnects implements ClusterComponent {
   private link: ClusterLink | null = null;
   private sub: Subscription | null = null;
-  /** Messages that were not `{"id": string}` (or too large): dropped, never acted on. */
-  dropped = 0;
+  private readonly dropWarning = new ThrottledWarning();
+  private readonly counters: ClusterDisconnectStats = {
+    published: 0,
+    received: 0,
+    closed: 0,
+    dropped: 0,
+  };
 
   constructor(private readonly closeLocal: (id: string) => number) {}
 
@@ -24,7 +45,8 @@ export class ClusterDisconnects implements ClusterComponent {
     this.link = link;
     this.sub = link.nc.subscribe(link.subjects.socketDisconnect, {
       callback: (err, msg) => {
-        if (!err) this.receive(msg);
+        if (err) link.logger.warn({ err: err.message }, 'disconnect subscription error');
+        else this.receive(msg);
       },
     });
   }
@@ -33,21 +55,45 @@ export class ClusterDisconnects implements ClusterComponent {
   publish(id: string): void {
     const link = this.link;
     if (!link) return;
+    const body = encoder.encode(JSON.stringify({ id }));
+    if (body.length > MAX_DISCONNECT_BYTES) {
+      // The other gateways would drop it: say so here, where the caller can be found.
+      link.logger.warn(
+        { bytes: body.length, max: MAX_DISCONNECT_BYTES },
+        'socket id too long for a cluster disconnect; closed on this gateway only',
+      );
+      return;
+    }
     try {
-      link.nc.publish(link.subjects.socketDisconnect, encoder.encode(JSON.stringify({ id })));
+      link.nc.publish(link.subjects.socketDisconnect, body);
+      this.counters.published++;
     } catch (err) {
-      link.logger.warn({ err, id }, 'cluster disconnect not published');
+      link.logger.warn({ err, id: id.slice(0, 64) }, 'cluster disconnect not published');
     }
   }
 
   private receive(msg: Msg): void {
     const id = msg.data.length <= MAX_DISCONNECT_BYTES ? readId(msg.data) : null;
     if (id === null) {
-      this.dropped++;
-      this.link?.logger.warn({ bytes: msg.data.length }, 'malformed cluster disconnect dropped');
+      this.counters.dropped++;
+      this.dropWarning.warn(
+        this.link?.logger,
+        { bytes: msg.data.length, dropped: this.counters.dropped },
+        'malformed cluster disconnect dropped (want {"id": "<socket id>"})',
+      );
       return;
     }
-    this.closeLocal(id);
+    this.counters.received++;
+    try {
+      this.counters.closed += this.closeLocal(id);
+    } catch (err) {
+      this.link?.logger.error({ err }, 'cluster disconnect failed');
+    }
+  }
+
+  /** A snapshot of the counters. */
+  stats(): ClusterDisconnectStats {
+    return { ...this.counters };
   }
 
   stop(): void {

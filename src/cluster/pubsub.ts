@@ -1,55 +1,111 @@
 import { headers as natsHeaders, type Msg, type Subscription } from '@nats-io/nats-core';
 import { LocalPubSub, type PubSub, type Subscriber } from '../channel/pubsub.js';
+import { OutOfRangeError } from '../errors.js';
 import { H } from '../nats/headers.js';
-import { topicToken } from '../nats/topic-token.js';
+import { isWellFormedTopic, topicToken } from '../nats/topic-token.js';
 import type { ClusterComponent, ClusterLink } from './link.js';
+import { ThrottledWarning, WARNING_INTERVAL_MS } from './throttled-warning.js';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-/** Options of the cluster PubSub (the `cluster` options of the gateway). */
+/** Options of the cluster PubSub (the gateway's `cluster` option). Defaults: CLUSTER_PUBSUB_DEFAULTS. */
 export interface ClusterPubSubOptions {
-  /** Largest broadcast accepted from NATS, in bytes; larger ones are dropped and counted. Default 1 MiB. */
+  /**
+   * Largest broadcast body sent to or accepted from NATS, in bytes. Larger ones from NATS are
+   * dropped and counted (`droppedTooLarge`); larger ones made here reach local subscribers only
+   * (`publishFailed`). Default 1 MiB (the default `max_payload` of nats-server).
+   */
   maxBroadcastBytes?: number;
+  /**
+   * Longest topic subject token (`topicToken(topic)`, ASCII) that travels over NATS. A topic with
+   * a longer token stays local to each gateway: its broadcasts are counted (`localOnly`) and a
+   * warning is logged; nothing is subscribed for it. Default 1024.
+   */
+  maxTopicBytes?: number;
+  /** Quiet period between two warnings of one kind (drops, local-only topics). Default 10 s. */
+  warningIntervalMs?: number;
 }
 
-export const CLUSTER_PUBSUB_DEFAULTS = { maxBroadcastBytes: 1024 * 1024 } as const;
+export const CLUSTER_PUBSUB_DEFAULTS = {
+  maxBroadcastBytes: 1024 * 1024,
+  maxTopicBytes: 1024,
+  warningIntervalMs: WARNING_INTERVAL_MS,
+} as const;
 
-/** Counters of the cluster PubSub (health, metrics). */
+/** Counters of the cluster PubSub (health, metrics). Every counter only grows, except `topics`. */
 export interface ClusterPubSubStats {
   /** Broadcasts this node published for other nodes. */
   published: number;
-  /** Broadcasts received from NATS (other gateways, workers, any NATS client). */
+  /** Messages received from NATS on topic subjects (other gateways, workers, any NATS client). */
   received: number;
-  /** Broadcasts from NATS dropped: not a valid envelope, too large, or a topic token not ours. */
+  /** Received broadcasts handed to local subscribers. */
+  delivered: number;
+  /** Received messages dropped, all reasons (the sum of the two below). */
   dropped: number;
-  /** Broadcasts that reached local subscribers but could not be published (e.g. over max_payload). */
+  /** Received messages over `maxBroadcastBytes`. */
+  droppedTooLarge: number;
+  /** Received messages that are not a broadcast envelope (not JSON, no event, empty binary event). */
+  droppedMalformed: number;
+  /** Broadcasts made here that reached local subscribers only: too large, or NATS refused them. */
   publishFailed: number;
-  /** Topics this node subscribes to on NATS (those with local subscribers). */
+  /** Broadcasts made here to a topic whose token is over `maxTopicBytes` or with a lone surrogate (kept local). */
+  localOnly: number;
+  /** Topics this node subscribes to on NATS right now (those with local subscribers). */
   topics: number;
+}
+
+type Counters = Omit<ClusterPubSubStats, 'topics'>;
+
+function positiveInteger(name: string, value: number): number {
+  if (!Number.isInteger(value) || value <= 0)
+    throw new OutOfRangeError(`cluster.${name} must be a positive integer, got ${String(value)}`);
+  return value;
 }
 
 /**
  * Topic PubSub across gateways (protocol/nats.md §9). Local subscribers are served exactly as by
- * `LocalPubSub` (synchronously, fastlane); with a cluster link, a node subscribes to
- * `<p>.topic.<token>` while it has local subscribers of that topic, and every broadcast made here
- * is also published there once. The connection is `noEcho`, so a node never gets its own
- * broadcasts back; nodes without subscribers of a topic receive nothing for it.
+ * `LocalPubSub` (synchronously, one `Broadcast` per message so each serializer encodes it once);
+ * with a cluster link, a node subscribes to `<p>.topic.<token>` only while it has local
+ * subscribers of that topic, and every broadcast made here is also published there once. The
+ * connection is `noEcho`, so a node never gets its own broadcasts back, and nodes without
+ * subscribers of a topic receive nothing for it. Order: one publisher's broadcasts to one topic
+ * arrive in publish order (one NATS connection, one subject).
+ *
+ * Everything from NATS is untrusted: oversized or malformed messages are dropped and counted,
+ * with a rate-limited warning; nothing received can throw out of a NATS callback.
  */
 export class ClusterPubSub implements PubSub, ClusterComponent {
   private readonly local = new LocalPubSub();
   private link: ClusterLink | null = null;
+  /** Topic → its NATS subscription, while the topic has local subscribers and a link is up. */
   private readonly remote = new Map<string, Subscription>();
   private readonly maxBytes: number;
-  readonly counters: Omit<ClusterPubSubStats, 'topics'> = {
+  private readonly maxTopicBytes: number;
+  private readonly dropWarning: ThrottledWarning;
+  private readonly publishWarning: ThrottledWarning;
+  private readonly topicWarning: ThrottledWarning;
+  private readonly counters: Counters = {
     published: 0,
     received: 0,
+    delivered: 0,
     dropped: 0,
+    droppedTooLarge: 0,
+    droppedMalformed: 0,
     publishFailed: 0,
+    localOnly: 0,
   };
 
   constructor(options: ClusterPubSubOptions = {}) {
-    this.maxBytes = options.maxBroadcastBytes ?? CLUSTER_PUBSUB_DEFAULTS.maxBroadcastBytes;
+    const o = { ...CLUSTER_PUBSUB_DEFAULTS, ...options };
+    this.maxBytes = positiveInteger('maxBroadcastBytes', o.maxBroadcastBytes);
+    this.maxTopicBytes = positiveInteger('maxTopicBytes', o.maxTopicBytes);
+    const interval = o.warningIntervalMs;
+    if (!(interval >= 0))
+      throw new OutOfRangeError(`cluster.warningIntervalMs must be >= 0, got ${String(interval)}`);
+    this.dropWarning = new ThrottledWarning(interval);
+    this.publishWarning = new ThrottledWarning(interval);
+    this.topicWarning = new ThrottledWarning(interval);
   }
 
   subscribe(topic: string, subscriber: Subscriber): void {
@@ -88,8 +144,14 @@ export class ClusterPubSub implements PubSub, ClusterComponent {
     return this.local.topicCount();
   }
 
+  /** A snapshot of the counters (protocol/nats.md §9.6). */
   stats(): ClusterPubSubStats {
     return { ...this.counters, topics: this.remote.size };
+  }
+
+  /** Whether this node is subscribed on NATS for `topic` (tests, health). */
+  listening(topic: string): boolean {
+    return this.remote.has(topic);
   }
 
   start(link: ClusterLink): void {
@@ -103,57 +165,136 @@ export class ClusterPubSub implements PubSub, ClusterComponent {
     this.link = null;
   }
 
+  /** The topic's subject, or null when its token is too long to travel (kept local). */
+  private subjectOf(link: ClusterLink, topic: string): string | null {
+    const token = topicToken(topic);
+    if (token.length <= this.maxTopicBytes && isWellFormedTopic(topic))
+      return link.subjects.topic(token);
+    this.topicWarning.warn(
+      link.logger,
+      { topicBytes: token.length, maxTopicBytes: this.maxTopicBytes, topic: topic.slice(0, 64) },
+      'topic too long for NATS (cluster.maxTopicBytes) or not valid Unicode: its broadcasts stay on this gateway',
+    );
+    return null;
+  }
+
   private listen(link: ClusterLink, topic: string): void {
-    const sub = link.nc.subscribe(link.subjects.topic(topicToken(topic)), {
-      callback: (err, msg) => {
-        if (!err) this.receive(topic, msg);
-      },
+    const subject = this.subjectOf(link, topic);
+    if (subject === null) return;
+    const sub = link.nc.subscribe(subject, {
+      callback: (err, msg) => this.receive(topic, err, msg),
     });
     this.remote.set(topic, sub);
   }
 
   private publish(link: ClusterLink, topic: string, event: string, payload: unknown): void {
-    const subject = link.subjects.topic(topicToken(topic));
+    // Topics with local subscribers (the usual broadcast) have their subject at hand already.
+    const subject = this.remote.get(topic)?.getSubject() ?? this.subjectOf(link, topic);
+    if (subject === null) {
+      this.counters.localOnly++;
+      return;
+    }
     try {
+      let body: Uint8Array;
+      let options: { headers: ReturnType<typeof natsHeaders> } | undefined;
       if (payload instanceof Uint8Array) {
         const h = natsHeaders();
         h.set(H.broadcastEvent, event);
-        link.nc.publish(subject, payload, { headers: h });
+        body = payload;
+        options = { headers: h };
       } else {
-        link.nc.publish(subject, encoder.encode(JSON.stringify({ event, payload })));
+        // Stringified once for every node: each receiver parses it once and encodes per serializer.
+        body = encoder.encode(JSON.stringify({ event, payload }));
       }
+      if (body.length > this.maxBytes) {
+        this.publishFailure(link, topic, event, `${body.length} bytes > cluster.maxBroadcastBytes`);
+        return;
+      }
+      link.nc.publish(subject, body, options);
       this.counters.published++;
     } catch (err) {
-      this.counters.publishFailed++;
-      link.logger.warn({ err, topic, event }, 'broadcast reached local subscribers only');
+      // Not JSON-serialisable (a cycle, a BigInt), over the server's max_payload, or closed.
+      this.publishFailure(link, topic, event, err instanceof Error ? err.message : String(err));
     }
   }
 
-  private receive(topic: string, msg: Msg): void {
-    this.counters.received++;
-    if (msg.data.length > this.maxBytes) return this.drop(msg, 'too large');
-    const binaryEvent = msg.headers?.get(H.broadcastEvent);
-    if (binaryEvent) {
-      this.local.broadcast(topic, binaryEvent, msg.data, null);
+  private publishFailure(link: ClusterLink, topic: string, event: string, why: string): void {
+    this.counters.publishFailed++;
+    this.publishWarning.warn(
+      link.logger,
+      { topic: topic.slice(0, 64), event: event.slice(0, 64), why },
+      'broadcast reached this gateway only (not published on NATS)',
+    );
+  }
+
+  private receive(topic: string, err: Error | null, msg: Msg): void {
+    if (err) {
+      // A permissions violation or a closed subscription: nothing to deliver.
+      this.link?.logger.warn(
+        { err: err.message, topic: topic.slice(0, 64) },
+        'topic subscription error',
+      );
       return;
     }
-    let body: unknown;
-    try {
-      body = JSON.parse(decoder.decode(msg.data));
-    } catch {
-      return this.drop(msg, 'not JSON');
+    this.counters.received++;
+    if (msg.data.length > this.maxBytes) {
+      this.counters.droppedTooLarge++;
+      this.drop(msg, 'too large');
+      return;
     }
-    if (typeof body !== 'object' || body === null) return this.drop(msg, 'not an object');
-    const { event, payload } = body as { event?: unknown; payload?: unknown };
-    if (typeof event !== 'string' || event.length === 0) return this.drop(msg, 'no event');
-    this.local.broadcast(topic, event, payload === undefined ? {} : payload, null);
+    const binaryEvent = msg.headers?.get(H.broadcastEvent);
+    let event: string;
+    let payload: unknown;
+    if (binaryEvent !== undefined && binaryEvent !== '') {
+      event = binaryEvent;
+      payload = msg.data;
+    } else {
+      const envelope = parseEnvelope(msg.data);
+      if (envelope === null) {
+        this.counters.droppedMalformed++;
+        this.drop(msg, 'not a broadcast envelope {"event": string, "payload": any}');
+        return;
+      }
+      event = envelope.event;
+      payload = envelope.payload;
+    }
+    try {
+      this.local.broadcast(topic, event, payload, null);
+      this.counters.delivered++;
+    } catch (deliverErr) {
+      // A subscriber that throws is a defect of ours; it must not break the NATS callback.
+      this.link?.logger.error(
+        { err: deliverErr, topic: topic.slice(0, 64) },
+        'broadcast delivery failed',
+      );
+    }
   }
 
   private drop(msg: Msg, why: string): void {
     this.counters.dropped++;
-    this.link?.logger.warn(
-      { subject: msg.subject, bytes: msg.data.length, why },
+    this.dropWarning.warn(
+      this.link?.logger,
+      {
+        subject: msg.subject.slice(0, 128),
+        bytes: msg.data.length,
+        why,
+        dropped: this.counters.dropped,
+      },
       'broadcast from NATS dropped',
     );
   }
+}
+
+/** `{"event": non-empty string, "payload"?: any}` (payload defaults to `{}`), or null. */
+function parseEnvelope(data: Uint8Array): { event: string; payload: unknown } | null {
+  let body: unknown;
+  try {
+    body = JSON.parse(decoder.decode(data));
+  } catch {
+    return null;
+  }
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return null;
+  const { event, payload } = body as { event?: unknown; payload?: unknown };
+  if (typeof event !== 'string' || event.length === 0) return null;
+  return { event, payload: payload === undefined ? {} : payload };
 }

@@ -50,6 +50,18 @@ export const demoService = defineService({
       permission: 'any_authenticated',
       handler: (_args, ctx) => ({ user_id: ctx.userId, device_id: ctx.deviceId }),
     }),
+    /**
+     * Broadcasts `announcement` `{message, from: <caller's user_id>}` to `room:<room>` on every
+     * gateway (in-process through the gateway's PubSub, on NATS over the worker's connection).
+     */
+    announce: fn({
+      args: { room: 'string', message: 'string' },
+      handler: ({ room, message }, ctx) => {
+        const topic = `room:${room}`;
+        ctx.broadcast(topic, 'announcement', { message, from: ctx.userId });
+        return { ok: true, topic };
+      },
+    }),
     slow: fn({
       args: { ms: 'num' },
       timeout: 1000,

@@ -1,5 +1,5 @@
 import type { Gateway } from '../gateway.js';
-import { LocalBus } from '../bus/local.js';
+import { LocalBus, localBroadcaster } from '../bus/local.js';
 import { NatsLink, type NatsGatewayOptions, type NatsHealth } from '../bus/nats/link.js';
 import type { Assigns } from '../channel/types.js';
 import type { SocketMount } from '../socket/mount.js';
@@ -74,7 +74,7 @@ export class GenApi {
   /** @internal Named hooks (`hook`). */
   readonly hooks = new HookRegistry();
   /** @internal The in-process bus (`register`). */
-  readonly local = new LocalBus();
+  readonly local: LocalBus;
   /** @internal Validates and applies pushed and pulled configs. */
   readonly receiver: ConfigReceiver;
   /** @internal Bulkheads and breakers. */
@@ -95,6 +95,8 @@ export class GenApi {
   constructor(gateway: Gateway, options: GenApiOptions = {}) {
     this.gateway = gateway;
     this.options = options;
+    // In-process handlers' ctx.broadcast / ctx.disconnect go through the gateway (cluster-wide).
+    this.local = new LocalBus(localBroadcaster(gateway));
     this.receiver = new ConfigReceiver(this.registry, this.failed, {
       pushToken: options.pushToken ?? null,
       nodesDefault: 'nats',

@@ -6,6 +6,10 @@
  * Any other topic (dots, wildcards, spaces, non-ASCII, a leading "~", empty) becomes "~" followed
  * by the base64url of its UTF-8 bytes: "~" never starts an identity token, so the two forms
  * cannot collide.
+ *
+ * Lossless and injective for well-formed strings. A topic holding a lone UTF-16 surrogate (JSON
+ * can carry "\ud800") has no UTF-8 form: its token would alias another topic's, so the cluster
+ * keeps such topics on each gateway (`isWellFormedTopic`).
  */
 const IDENTITY = /^[A-Za-z0-9_:@!,+=/-]+$/;
 
@@ -24,4 +28,11 @@ export function topicFromToken(token: string): string | null {
   const topic = Buffer.from(body, 'base64url').toString('utf8');
   // Reject non-canonical forms (invalid UTF-8, padding bits, identity topics encoded).
   return topicToken(topic) === token ? topic : null;
+}
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** False when `topic` holds a lone surrogate: it has no UTF-8 form, so no token of its own. */
+export function isWellFormedTopic(topic: string): boolean {
+  return !LONE_SURROGATE.test(topic);
 }

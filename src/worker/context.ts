@@ -1,4 +1,5 @@
 import type { ResponseType } from '../nats/fun-config.js';
+import type { Broadcaster } from './pushes.js';
 import type { StreamWriter } from './stream.js';
 
 /** The request metadata a transport hands to the runtime (a handler sees it in its context). */
@@ -27,8 +28,12 @@ export interface RequestMeta {
   readonly origin?: unknown;
 }
 
-/** What a handler knows about the request it serves (besides its arguments). */
-export interface RequestContext extends RequestMeta {
+/**
+ * What a handler knows about the request it serves (besides its arguments), and what it can push
+ * to clients meanwhile: `broadcast(topic, event, payload)` and `disconnect(socketId)` reach every
+ * gateway (on NATS, over the worker's connection; in-process, through the gateway's PubSub).
+ */
+export interface RequestContext extends RequestMeta, Broadcaster {
   /** Aborted at the deadline, when the client cancels or leaves (streams), or on shutdown. */
   readonly signal: AbortSignal;
   /** Stream functions write their chunks here; each write waits for the gateway's credit. */

@@ -34,6 +34,18 @@ export {
   type GatewayErrorCode,
 } from '../errors.js';
 export { serve, SERVE_DEFAULTS, type RunningService, type ServeOptions } from './nats.js';
+export {
+  BroadcastTooLargeError,
+  createPublisher,
+  NoGatewayError,
+  PresenceRequestError,
+  PUBLISHER_DEFAULTS,
+  type Broadcaster,
+  type PresenceFailure,
+  type PresenceState,
+  type Publisher,
+  type PublisherOptions,
+} from './pushes.js';
 export type { PushAck, PushConfigMessage } from '../nats/messages.js';
 export {
   ARG_TYPES,

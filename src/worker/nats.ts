@@ -18,6 +18,7 @@ import type { RequestMeta } from './context.js';
 import type { ResolvedFunction, ServiceDefinition } from './define.js';
 import { CallSignal, runAuthorize, runCall, runStream } from './runtime.js';
 import type { CreditStream, StreamEvent, StreamIO } from './stream.js';
+import { natsBroadcaster, PushEncoder, type Broadcaster } from './pushes.js';
 import { CancelledError, InvalidArgumentError } from '../errors.js';
 
 /** Options of `serve`. */
@@ -50,8 +51,12 @@ export interface ServeOptions {
 /** The defaults of `serve` options. */
 export const SERVE_DEFAULTS = { maxConcurrent: 1_000 } as const;
 
-/** A service being served over NATS. */
-export interface RunningService {
+/**
+ * A service being served over NATS. `broadcast(topic, event, payload)` and `disconnect(socketId)`
+ * push to the gateways' clients over the worker's connection, in or outside requests
+ * (protocol/nats.md §9); handlers have the same as `ctx.broadcast` / `ctx.disconnect`.
+ */
+export interface RunningService extends Broadcaster {
   /** The NATS micro service instance id (what `$SRV.PING` reports and gateways target). */
   readonly id: string;
   /** The service being served. */
@@ -185,6 +190,7 @@ export async function serve(
 ): Promise<RunningService> {
   const nc = options.nats;
   const subjects = new Subjects(options.prefix ?? DEFAULT_PREFIX);
+  const pushes = natsBroadcaster(nc, new PushEncoder(subjects.prefix));
   const logger = (options.logger ?? silentLogger()).child({ service: definition.name });
   const creditTimeoutMs = options.creditTimeoutMs ?? 30_000;
   const maxConcurrent = options.maxConcurrent ?? SERVE_DEFAULTS.maxConcurrent;
@@ -267,7 +273,7 @@ export async function serve(
     inflight++;
     const call = new CallSignal(meta.deadline);
     calls.add(call);
-    runCall(fn, args, meta, call)
+    runCall(fn, args, meta, call, pushes)
       .then((result) => {
         calls.delete(call);
         guarded(() =>
@@ -366,7 +372,7 @@ export async function serve(
       },
     };
     inflight++;
-    const started = runStream(fn, args, meta, io, credit, creditTimeoutMs);
+    const started = runStream(fn, args, meta, io, credit, creditTimeoutMs, pushes);
     run = started;
     streams.set(streamId, started);
     started.done
@@ -390,7 +396,7 @@ export async function serve(
       account(stats, startedAt, null);
       return;
     }
-    runAuthorize(fn, args, readMeta(readHeaders(msg), definition, fn))
+    runAuthorize(fn, args, readMeta(readHeaders(msg), definition, fn), pushes)
       .then((allowed) => {
         guarded(() => msg.respond(json(allowed)));
         account(stats, startedAt, null);
@@ -525,6 +531,8 @@ export async function serve(
     definition,
     startupAcks,
     push,
+    broadcast: (topic, event, payload) => pushes.broadcast(topic, event, payload),
+    disconnect: (socketId) => pushes.disconnect(socketId),
     get inflight() {
       return inflight;
     },

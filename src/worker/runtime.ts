@@ -1,7 +1,8 @@
 import type { RequestContext, RequestMeta } from './context.js';
 import { ServiceError, type ResolvedFunction } from './define.js';
 import { CreditStream, StreamClosedError, type StreamIO, type StreamWriter } from './stream.js';
-import { CancelledError } from '../errors.js';
+import { CancelledError, InvalidStateError } from '../errors.js';
+import type { Broadcaster } from './pushes.js';
 
 /** A handler's outcome, as a transport replies it. */
 export type CallResult =
@@ -29,8 +30,29 @@ function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
   );
 }
 
-function context(meta: RequestMeta, signal: AbortSignal, stream: StreamWriter): RequestContext {
-  return { ...meta, signal, stream };
+/** For transports that cannot push (tests calling the runtime directly). */
+export const NO_PUSHES: Broadcaster = {
+  broadcast: () => {
+    throw new InvalidStateError('this transport cannot broadcast');
+  },
+  disconnect: () => {
+    throw new InvalidStateError('this transport cannot disconnect sockets');
+  },
+};
+
+function context(
+  meta: RequestMeta,
+  signal: AbortSignal,
+  stream: StreamWriter,
+  pushes: Broadcaster,
+): RequestContext {
+  return {
+    ...meta,
+    signal,
+    stream,
+    broadcast: (topic, event, payload) => pushes.broadcast(topic, event, payload),
+    disconnect: (socketId) => pushes.disconnect(socketId),
+  };
 }
 
 /** The code of a call that ran out of time: the gateway treats it like its own timeout. */
@@ -118,6 +140,7 @@ class CallContext implements RequestContext {
   constructor(
     meta: RequestMeta,
     private readonly call: CallSignal,
+    private readonly pushes: Broadcaster,
   ) {
     this.requestId = meta.requestId;
     this.service = meta.service;
@@ -135,6 +158,14 @@ class CallContext implements RequestContext {
   get signal(): AbortSignal {
     return this.call.signal;
   }
+
+  broadcast(topic: string, event: string, payload?: unknown): void {
+    this.pushes.broadcast(topic, event, payload);
+  }
+
+  disconnect(socketId: string): void {
+    this.pushes.disconnect(socketId);
+  }
 }
 
 /**
@@ -148,11 +179,12 @@ export async function runCall(
   args: Record<string, unknown>,
   meta: RequestMeta,
   cancel?: AbortSignal | CallSignal,
+  pushes: Broadcaster = NO_PUSHES,
 ): Promise<CallResult> {
   const call = cancel instanceof CallSignal ? cancel : new CallSignal(meta.deadline, cancel);
   const expired = () => call.expired || Date.now() >= meta.deadline;
   try {
-    const result = await fn.definition.handler(args, new CallContext(meta, call));
+    const result = await fn.definition.handler(args, new CallContext(meta, call, pushes));
     if (expired()) return { ok: false, error: 'deadline exceeded', code: DEADLINE_CODE };
     return { ok: true, result: result === undefined ? null : result };
   } catch (err) {
@@ -168,12 +200,16 @@ export async function runAuthorize(
   fn: ResolvedFunction,
   args: Record<string, unknown>,
   meta: RequestMeta,
+  pushes: Broadcaster = NO_PUSHES,
 ): Promise<boolean> {
   const definition = fn.definition;
   if (!definition.authorize) return false;
   const controller = new AbortController();
   try {
-    return (await definition.authorize(args, context(meta, controller.signal, NO_STREAM))) === true;
+    return (
+      (await definition.authorize(args, context(meta, controller.signal, NO_STREAM, pushes))) ===
+      true
+    );
   } catch {
     return false;
   }
@@ -191,6 +227,7 @@ export function runStream(
   io: StreamIO,
   initialCredit: number,
   creditTimeoutMs = 0,
+  pushes: Broadcaster = NO_PUSHES,
 ): { stream: CreditStream; controller: AbortController; done: Promise<void> } {
   const controller = new AbortController();
   const stream = new CreditStream(
@@ -209,7 +246,7 @@ export function runStream(
     try {
       const result: unknown = await fn.definition.handler(
         args,
-        context(meta, controller.signal, stream),
+        context(meta, controller.signal, stream, pushes),
       );
       if (isAsyncIterable(result)) {
         for await (const chunk of result) {

@@ -19,6 +19,9 @@ import {
   syncResponse,
 } from '../../src/genapi/response.js';
 import { DEFAULT_PREFIX, Subjects } from '../../src/nats/subjects.js';
+import { topicFromToken, topicToken } from '../../src/nats/topic-token.js';
+import { v2Serializer } from '../../src/wire/v2-json.js';
+import { PushEncoder } from '../../src/worker/pushes.js';
 
 const dir = new URL('../../protocol/', import.meta.url);
 const load = (path: string): unknown => JSON.parse(readFileSync(new URL(path, dir), 'utf8'));
@@ -47,6 +50,24 @@ interface Vectors {
   };
   push: { subject: string; body: { fun_configs: unknown[] }; ack: Record<string, unknown> };
   ping_response: { metadata: Record<string, string> };
+  broadcast: {
+    topic: string;
+    subject: string;
+    body: { event: string; payload: unknown };
+    client_frame_v2: unknown;
+  };
+  broadcast_encoded_topic: {
+    topic: string;
+    subject: string;
+    body: { event: string; payload: unknown };
+  };
+  broadcast_binary: {
+    topic: string;
+    subject: string;
+    headers: Record<string, string>;
+    body_base64: string;
+  };
+  disconnect: { subject: string; body: { id: string } };
 }
 const vectors = load('vectors/nats.json') as Vectors;
 
@@ -128,5 +149,52 @@ describe('protocol documents', () => {
     const ack = { gateway: vectors.push.ack.gateway, ...result };
     expect(ack).toEqual(vectors.push.ack);
     expect(validator('push-ack.schema.json')(ack)).toBe('valid');
+  });
+
+  it('broadcast and disconnect vectors: schemas, subjects, the SDK encoding and the client frame', () => {
+    const broadcast = validator('broadcast.schema.json');
+    const disconnect = validator('disconnect.schema.json');
+    const encode = new PushEncoder(DEFAULT_PREFIX);
+    const subjects = new Subjects(DEFAULT_PREFIX);
+    for (const v of [vectors.broadcast, vectors.broadcast_encoded_topic]) {
+      expect(broadcast(v.body)).toBe('valid');
+      expect(v.subject).toBe(subjects.topic(topicToken(v.topic)));
+      expect(topicFromToken(v.subject.slice('genapi.topic.'.length))).toBe(v.topic);
+      const message = encode.broadcastMessage(v.topic, v.body.event, v.body.payload);
+      expect(message.subject).toBe(v.subject);
+      expect(message.binaryEvent).toBeNull();
+      expect(JSON.parse(new TextDecoder().decode(message.body))).toEqual(v.body);
+    }
+    expect(vectors.broadcast_encoded_topic.subject.startsWith('genapi.topic.~')).toBe(true);
+    expect(
+      JSON.parse(
+        v2Serializer.encodeBroadcast(
+          vectors.broadcast.topic,
+          vectors.broadcast.body.event,
+          vectors.broadcast.body.payload,
+        ) as string,
+      ),
+    ).toEqual(vectors.broadcast.client_frame_v2);
+
+    const binary = vectors.broadcast_binary;
+    const bytes = new Uint8Array(Buffer.from(binary.body_base64, 'base64'));
+    const message = encode.broadcastMessage(binary.topic, binary.headers['Genapi-Event']!, bytes);
+    expect(message.subject).toBe(binary.subject);
+    expect(message.binaryEvent).toBe(binary.headers['Genapi-Event']);
+    expect([...message.body]).toEqual([...bytes]);
+
+    expect(disconnect(vectors.disconnect.body)).toBe('valid');
+    const kick = encode.disconnectMessage(vectors.disconnect.body.id);
+    expect(kick.subject).toBe(vectors.disconnect.subject);
+    expect(JSON.parse(new TextDecoder().decode(kick.body))).toEqual(vectors.disconnect.body);
+  });
+
+  it('the broadcast schemas refuse what gateways drop (spot checks)', () => {
+    const broadcast = validator('broadcast.schema.json');
+    const disconnect = validator('disconnect.schema.json');
+    for (const bad of [{}, { event: '' }, { event: 5 }, [], 'x', null])
+      expect(broadcast(bad), JSON.stringify(bad)).not.toBe('valid');
+    for (const bad of [{}, { id: '' }, { id: 5 }, null])
+      expect(disconnect(bad), JSON.stringify(bad)).not.toBe('valid');
   });
 });

@@ -84,13 +84,16 @@ describe('the public error classes', () => {
     const classes = [...exported].filter(([, ctor]) => !bases.includes(ctor));
     expect(classes.map(([name]) => name).sort()).toEqual(
       [
+        'BroadcastTooLargeError',
         'CancelledError',
         'ConfigError',
         'InvalidArgumentError',
         'InvalidStateError',
+        'NoGatewayError',
         'OptionError',
         'OutOfRangeError',
         'PolicyError',
+        'PresenceRequestError',
         'ServiceError',
         'StreamClosedError',
       ].sort(),
