@@ -79,6 +79,7 @@ export class RelayCluster implements ClusterComponent {
       maxRequestBytes: number;
       requestTimeoutMs: number;
       claimSettleMs: number;
+      claimRoundMs: number;
       claimAttempts: number;
     },
   ) {}
@@ -134,15 +135,18 @@ export class RelayCluster implements ClusterComponent {
       let quietRounds = 0;
       for (let attempt = 0; attempt < this.options.claimAttempts; attempt++) {
         if (claim.lost) break;
-        let reply: RelayReply | 'none';
+        let reply: RelayReply | 'none' | 'silent';
         try {
           const msg = await link.nc.request(this.subject(link, groupId), body, {
-            timeout: this.options.requestTimeoutMs,
+            timeout: this.options.claimRoundMs,
           });
           reply = parseReply(msg.data) ?? fail(RELAY_ERRORS.ownerUnavailable, 503);
         } catch (err) {
-          if (!isNoResponders(err)) throw err;
-          reply = 'none';
+          if (isNoResponders(err)) reply = 'none';
+          // A claimant that just yielded may still have had interest on our server when we
+          // asked, and dropped the request: ask again (only "no responders" ever wins).
+          else if (isTimeout(err)) reply = 'silent';
+          else throw err;
         }
         if (claim.lost) break;
         if (reply === 'none') {
@@ -155,6 +159,7 @@ export class RelayCluster implements ClusterComponent {
           await new Promise((resolve) => setTimeout(resolve, this.options.claimSettleMs));
           continue;
         }
+        if (reply === 'silent') continue;
         if (!reply.ok) throw new ServiceError(reply.error, reply.code);
         // A worse claimant yielded: ask again.
       }

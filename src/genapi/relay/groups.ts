@@ -23,6 +23,8 @@ export interface RelayOptions {
   requestTimeoutMs?: number;
   /** The pause between the two quiet rounds of a create's claim (protocol/relay.md §3). Default 50 ms. */
   claimSettleMs?: number;
+  /** How long one claim round waits for an answer before asking again. Default 250 ms. */
+  claimRoundMs?: number;
   /** Claim rounds before a create gives up with 'Relay group owner did not answer'. Default 8. */
   claimAttempts?: number;
 }
@@ -35,6 +37,7 @@ export const RELAY_DEFAULTS = {
   maxRequestBytes: 256 * 1024,
   requestTimeoutMs: 5_000,
   claimSettleMs: 50,
+  claimRoundMs: 250,
   claimAttempts: 8,
 } as const;
 
