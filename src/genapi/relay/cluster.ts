@@ -102,6 +102,12 @@ export class RelayCluster implements ClusterComponent {
     this.link = null;
   }
 
+  /** Resolves with `value` once the server has everything sent so far (new subscriptions). */
+  async flushed<T>(value: T): Promise<T> {
+    await this.link?.nc.flush();
+    return value;
+  }
+
   /** Whether this node is creating `groupId` right now. */
   claiming(groupId: string): boolean {
     return this.claims.get(groupId)?.state === 'claiming';

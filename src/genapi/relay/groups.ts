@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Channel } from '../../channel/types.js';
 import type { PubSub } from '../../channel/pubsub.js';
+import { OptionError } from '../../config/errors.js';
 import { syncResponse } from '../response.js';
 import { RelayCluster } from './cluster.js';
 import { DELIVERY, LocalMembers } from './local.js';
@@ -19,7 +20,7 @@ export interface RelayOptions {
   maxGroupIdBytes?: number;
   /** Largest operation sent to or accepted from another gateway (a relay message with its envelope), in bytes; larger ones answer 'Relay message is too large' (413). Default 256 KiB. */
   maxRequestBytes?: number;
-  /** How long a gateway waits for a group's owner to answer. Default 5 000 ms. */
+  /** How long a gateway waits for a group's owner to answer (below the 5 s function timeout). Default 4 000 ms. */
   requestTimeoutMs?: number;
   /** The pause between the two quiet rounds of a create's claim (protocol/relay.md §3). Default 50 ms. */
   claimSettleMs?: number;
@@ -35,7 +36,7 @@ export const RELAY_DEFAULTS = {
   maxMembers: 1_000,
   maxGroupIdBytes: 128,
   maxRequestBytes: 256 * 1024,
-  requestTimeoutMs: 5_000,
+  requestTimeoutMs: 4_000,
   claimSettleMs: 50,
   claimRoundMs: 250,
   claimAttempts: 8,
@@ -80,6 +81,15 @@ export class RelayGroups {
     private readonly now: () => Date = () => new Date(),
   ) {
     const { service, ...limits } = { ...RELAY_DEFAULTS, ...options };
+    if (typeof service !== 'string' || service === '' || /[\s.*>]/.test(service))
+      throw new OptionError(`relay.service must be a service name, got ${JSON.stringify(service)}`);
+    for (const [key, value] of Object.entries(limits)) {
+      const least = key === 'claimSettleMs' ? 0 : 1;
+      if (!Number.isSafeInteger(value) || value < least)
+        throw new OptionError(
+          `relay.${key} must be an integer ≥ ${least}, got ${JSON.stringify(value)}`,
+        );
+    }
     this.service = service;
     this.limits = limits;
     this.state = new RelayState(limits, now);
@@ -141,7 +151,7 @@ export class RelayGroups {
     userId: string,
     channel: Channel | null,
   ): MemberStatus | Promise<MemberStatus> {
-    return this.then(
+    const joined = this.then(
       this.call({ op: 'join', group_id: groupId, user_id: userId, channel: channel !== null }),
       (result) => {
         const { status, topic } = result as { status: MemberStatus; topic: string };
@@ -151,6 +161,11 @@ export class RelayGroups {
         return status;
       },
     );
+    // Forwarded: answer once our server has the new topic subscription, so that relays sent
+    // after the client saw its join reach it.
+    return joined instanceof Promise
+      ? joined.then((status) => this.cluster.flushed(status))
+      : joined;
   }
 
   leave(groupId: string, userId: string): void | Promise<void> {
@@ -230,6 +245,13 @@ export class RelayGroups {
         return this.state.info(groupId, userId);
       case 'relay': {
         const { recipients } = this.state.relay(groupId, userId);
+        // Across gateways the message travels over NATS: bound it (a forwarded one already was).
+        if (
+          this.cluster.connected &&
+          request.node === this.nodeId &&
+          Buffer.byteLength(JSON.stringify(request.message ?? null)) > this.limits.maxRequestBytes
+        )
+          fail(RELAY_ERRORS.messageTooLarge, 413);
         const push = syncResponse(request.request_id, {
           group_id: groupId,
           from_user_id: userId,
