@@ -208,3 +208,33 @@ describe('relay owner (in-process, no NATS)', () => {
     );
   });
 });
+
+describe('relay owner state: gone nodes', () => {
+  it('members whose channels were on a gone node leave; the creator and others stay', async () => {
+    const relay = new RelayGroups('e', new LocalPubSub(), 'owner-node');
+    const state = (
+      relay as unknown as {
+        state: {
+          join(g: string, u: string, n: string | null): unknown;
+          remoteNodes(self: string): string[];
+          nodeGone(n: string): number;
+        };
+      }
+    ).state;
+    await relay.create('g', 'public', 'alice', null);
+    state.join('g', 'bob', 'node-b');
+    state.join('g', 'carol', 'node-c');
+    state.join('g', 'dave', null);
+    expect(state.remoteNodes('owner-node').sort()).toEqual(['node-b', 'node-c']);
+    expect(state.nodeGone('node-b')).toBe(1);
+    expect(state.nodeGone('node-b')).toBe(0);
+    expect(state.remoteNodes('owner-node')).toEqual(['node-c']);
+    expect((await relay.info('g', 'alice')).members.map((m) => m.user_id)).toEqual([
+      'alice',
+      'carol',
+      'dave',
+    ]);
+    await relay.delete('g', 'alice');
+    expect(state.remoteNodes('owner-node')).toEqual([]);
+  });
+});

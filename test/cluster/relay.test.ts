@@ -15,7 +15,8 @@ import { eventually, until } from '../support/wait.js';
 
 const TOPIC = 'gen_api:lobby';
 const EVENT = 'phoenix_gen_api';
-const CONFIG = { demo: true };
+// Owners check every 300 ms that the gateways of their members are alive (default 5 s).
+const CONFIG = { demo: true, genApi: { relay: { nodeCheckMs: 300 } } };
 
 interface Response {
   request_id: unknown;
@@ -410,6 +411,42 @@ describe('relay groups across gateways', () => {
     }
     expect([...wins.values()].reduce((x, y) => x + y, 0)).toBe(30);
   }, 120_000);
+
+  it('a non-owner gateway dies: its members leave the groups owned elsewhere', async () => {
+    const e = await GatewayProcess.start({ config: CONFIG, nats: nats.urls[1] });
+    let killed = false;
+    try {
+      const group = gid('orphans');
+      const alice = await Member.on(a, 'alice');
+      const bob = await Member.on(e, 'bob');
+      const carol = await Member.on(c, 'carol');
+      await alice.ok('create_group', { group_id: group });
+      await bob.ok('join_group', { group_id: group });
+      await carol.ok('join_group', { group_id: group });
+      expect(await carol.call('relay', { group_id: group, message: 'all' })).toMatchObject({
+        result: { recipients_count: 3 },
+      });
+      await e.kill();
+      killed = true;
+      await eventually(async () => {
+        const info = await alice.ok('group_info', { group_id: group });
+        expect((info.members as { user_id: string }[]).map((m) => m.user_id)).toEqual([
+          'alice',
+          'carol',
+        ]);
+      }, 'bob left with his gateway');
+      expect(await carol.call('relay', { group_id: group, message: 'fewer' })).toMatchObject({
+        result: { recipients_count: 2 },
+      });
+      // bob, back on another gateway, joins again.
+      const bobAgain = await Member.on(b, 'bob');
+      expect(await bobAgain.ok('join_group', { group_id: group })).toMatchObject({
+        status: 'active',
+      });
+    } finally {
+      if (!killed) await e.kill();
+    }
+  }, 60_000);
 
   it("the owner gateway dies: its groups are gone ('Group not found'), ids can be created again", async () => {
     const d = await GatewayProcess.start({ config: CONFIG, nats: nats.urls[0] });

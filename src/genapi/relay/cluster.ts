@@ -18,6 +18,10 @@ const decoder = new TextDecoder();
 export interface RelayOwner {
   /** Runs `request` on the group `groupId` owned here; throws ServiceError with the client's text. */
   execute(request: RelayRequest): unknown;
+  /** Other nodes holding channels of members of groups owned here. */
+  remoteNodes(): string[];
+  /** `node` is gone: its members' channels ended. */
+  nodeGone(node: string): void;
 }
 
 /** Counters of the relay's NATS side (health). */
@@ -30,6 +34,8 @@ export interface RelayClusterCounters {
   dropped: number;
   /** Creates that lost a concurrent claim to another gateway. */
   claimsLost: number;
+  /** Nodes found gone (no responders on their node subject) while holding members' channels. */
+  nodesGone: number;
 }
 
 /** A group subject this node subscribes: while it claims the id, then as its owner. */
@@ -70,7 +76,16 @@ export function claimBefore(
 export class RelayCluster implements ClusterComponent {
   private link: ClusterLink | null = null;
   private readonly claims = new Map<string, Claim>();
-  readonly counters: RelayClusterCounters = { forwarded: 0, served: 0, dropped: 0, claimsLost: 0 };
+  readonly counters: RelayClusterCounters = {
+    forwarded: 0,
+    served: 0,
+    dropped: 0,
+    claimsLost: 0,
+    nodesGone: 0,
+  };
+  private nodeSub: Subscription | null = null;
+  private nodeTimer: NodeJS.Timeout | null = null;
+  private checking = false;
 
   constructor(
     private readonly service: string,
@@ -81,6 +96,7 @@ export class RelayCluster implements ClusterComponent {
       claimSettleMs: number;
       claimRoundMs: number;
       claimAttempts: number;
+      nodeCheckMs: number;
     },
   ) {}
 
@@ -92,14 +108,58 @@ export class RelayCluster implements ClusterComponent {
     this.link = link;
     // Groups created before the cluster connected are served from now on.
     for (const claim of this.claims.values()) claim.sub ??= this.listen(link, claim);
+    // Owners ask here whether this node (and so its members' channels) is still alive.
+    this.nodeSub = link.nc.subscribe(link.subjects.relayNode(topicToken(link.nodeId)), {
+      callback: (err, msg) => {
+        if (!err) this.answer(msg, { ok: true, result: {} });
+      },
+    });
+    this.nodeTimer = setInterval(() => {
+      this.checkNodes(link).catch((err: unknown) => {
+        link.logger.warn({ err }, 'relay node check failed');
+      });
+    }, this.options.nodeCheckMs);
+    this.nodeTimer.unref();
   }
 
   stop(): void {
+    if (this.nodeTimer) clearInterval(this.nodeTimer);
+    this.nodeTimer = null;
+    this.nodeSub?.unsubscribe();
+    this.nodeSub = null;
     for (const claim of this.claims.values()) {
       claim.sub?.unsubscribe();
       claim.sub = null;
     }
     this.link = null;
+  }
+
+  /**
+   * Asks every node holding members' channels whether it is alive: "no responders" means it
+   * stopped or died without telling (kill -9), and its members leave as if their channels ended.
+   * Timeouts and outages decide nothing.
+   */
+  private async checkNodes(link: ClusterLink): Promise<void> {
+    if (this.checking || this.link !== link || !link.connected()) return;
+    this.checking = true;
+    try {
+      await Promise.all(
+        this.owner.remoteNodes().map(async (node) => {
+          try {
+            await link.nc.request(link.subjects.relayNode(topicToken(node)), new Uint8Array(0), {
+              timeout: this.options.requestTimeoutMs,
+            });
+          } catch (err) {
+            if (!isNoResponders(err) || this.link !== link) return;
+            this.counters.nodesGone++;
+            link.logger.info({ node }, 'relay members of a gone gateway leave their groups');
+            this.owner.nodeGone(node);
+          }
+        }),
+      );
+    } finally {
+      this.checking = false;
+    }
   }
 
   /** Resolves with `value` once the server has everything sent so far (new subscriptions). */

@@ -28,6 +28,8 @@ export interface RelayOptions {
   claimRoundMs?: number;
   /** Claim rounds before a create gives up with 'Relay group owner did not answer'. Default 8. */
   claimAttempts?: number;
+  /** How often an owner checks that the gateways holding its members' channels are alive; members on a gone gateway leave. Default 5 000 ms. */
+  nodeCheckMs?: number;
 }
 
 export const RELAY_DEFAULTS = {
@@ -40,6 +42,7 @@ export const RELAY_DEFAULTS = {
   claimSettleMs: 50,
   claimRoundMs: 250,
   claimAttempts: 8,
+  nodeCheckMs: 5_000,
 } as const;
 
 /** Relay counters (health). */
@@ -52,6 +55,7 @@ export interface RelayStats {
   served: number;
   dropped: number;
   claimsLost: number;
+  nodesGone: number;
   pushed: number;
   deliveriesDropped: number;
 }
@@ -96,7 +100,15 @@ export class RelayGroups {
     this.local = new LocalMembers(pubsub, event, limits.maxMembers, (groupId, userId) =>
       this.channelsEnded(groupId, userId),
     );
-    this.cluster = new RelayCluster(service, { execute: (r) => this.execute(r) }, limits);
+    this.cluster = new RelayCluster(
+      service,
+      {
+        execute: (r) => this.execute(r),
+        remoteNodes: () => this.state.remoteNodes(nodeId),
+        nodeGone: (node) => this.state.nodeGone(node),
+      },
+      limits,
+    );
   }
 
   /** Groups owned here. */
@@ -105,7 +117,7 @@ export class RelayGroups {
   }
 
   stats(): RelayStats {
-    const { forwarded, served, dropped, claimsLost } = this.cluster.counters;
+    const { forwarded, served, dropped, claimsLost, nodesGone } = this.cluster.counters;
     return {
       groups: this.state.size,
       localGroups: this.local.size,
@@ -113,6 +125,7 @@ export class RelayGroups {
       served,
       dropped,
       claimsLost,
+      nodesGone,
       pushed: this.local.counters.pushed,
       deliveriesDropped: this.local.counters.dropped,
     };

@@ -72,6 +72,8 @@ export function isGroupType(type: unknown): type is GroupType {
  */
 export class RelayState {
   private readonly groups = new Map<string, OwnedGroup>();
+  /** Node → how many members have a monitored channel there (to check those nodes are alive). */
+  private readonly nodeRefs = new Map<string, number>();
 
   constructor(
     private readonly limits: { maxGroups: number; maxMembers: number },
@@ -125,22 +127,25 @@ export class RelayState {
     }
     if (member) {
       member.status = status;
-      if (node !== null) member.nodes.add(node);
+      if (node !== null) this.addNode(member, node);
     } else {
       if (group.members.size >= this.limits.maxMembers) fail(RELAY_ERRORS.groupFull, 409);
-      group.members.set(userId, {
+      const added: Member = {
         roles: new Set(['member']),
         status,
         joinedAt: this.now().toISOString(),
-        nodes: new Set(node === null ? [] : [node]),
-      });
+        nodes: new Set(),
+      };
+      if (node !== null) this.addNode(added, node);
+      group.members.set(userId, added);
     }
     return status;
   }
 
   leave(groupId: string, userId: string): void {
     const group = this.group(groupId);
-    if (!group.members.delete(userId)) fail(RELAY_ERRORS.notMember, 403);
+    if (!group.members.has(userId)) fail(RELAY_ERRORS.notMember, 403);
+    this.removeMember(group, userId);
   }
 
   /** The last monitored channel of `userId` on `node` ended: the member leaves (not the creator). */
@@ -148,7 +153,27 @@ export class RelayState {
     const group = this.groups.get(groupId);
     const member = group?.members.get(userId);
     if (!group || !member || !member.nodes.delete(node)) return;
-    if (member.nodes.size === 0 && userId !== group.creator) group.members.delete(userId);
+    this.unrefNode(node);
+    if (member.nodes.size === 0 && userId !== group.creator) this.removeMember(group, userId);
+  }
+
+  /** Nodes other than `self` holding members' channels. */
+  remoteNodes(self: string): string[] {
+    return [...this.nodeRefs.keys()].filter((node) => node !== self);
+  }
+
+  /** `node` is gone (its channels with it): as if each of its members' channels ended. */
+  nodeGone(node: string): number {
+    if (!this.nodeRefs.has(node)) return 0;
+    let ended = 0;
+    for (const group of this.groups.values()) {
+      for (const [userId, member] of [...group.members]) {
+        if (!member.nodes.has(node)) continue;
+        this.channelsEnded(group.id, userId, node);
+        ended++;
+      }
+    }
+    return ended;
   }
 
   accept(groupId: string, actor: string, target: string): void {
@@ -180,6 +205,8 @@ export class RelayState {
     const group = this.group(groupId);
     this.requireActive(group, actor, true);
     this.groups.delete(groupId);
+    for (const member of group.members.values())
+      for (const node of member.nodes) this.unrefNode(node);
     return group;
   }
 
@@ -210,6 +237,25 @@ export class RelayState {
     for (const [userId, state] of group.members)
       if (state.status !== 'pending') recipients.push(userId);
     return { recipients };
+  }
+
+  private addNode(member: Member, node: string): void {
+    if (member.nodes.has(node)) return;
+    member.nodes.add(node);
+    this.nodeRefs.set(node, (this.nodeRefs.get(node) ?? 0) + 1);
+  }
+
+  private unrefNode(node: string): void {
+    const refs = (this.nodeRefs.get(node) ?? 0) - 1;
+    if (refs > 0) this.nodeRefs.set(node, refs);
+    else this.nodeRefs.delete(node);
+  }
+
+  private removeMember(group: OwnedGroup, userId: string): void {
+    const member = group.members.get(userId);
+    if (!member) return;
+    group.members.delete(userId);
+    for (const node of member.nodes) this.unrefNode(node);
   }
 
   private group(groupId: string): OwnedGroup {
