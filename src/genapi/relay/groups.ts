@@ -6,7 +6,7 @@ import { syncResponse } from '../response.js';
 import { RelayCluster } from './cluster.js';
 import { DELIVERY, LocalMembers } from './local.js';
 import { fail, RELAY_ERRORS, RelayState, type GroupInfo, type MemberStatus } from './state.js';
-import type { RelayRequest } from './wire.js';
+import { WIRE_LIMITS, type RelayRequest } from './wire.js';
 
 /** Options of the relay groups service (`relay: {...}` in the gen_api options). */
 export interface RelayOptions {
@@ -97,7 +97,7 @@ export class RelayGroups {
     this.service = service;
     this.limits = limits;
     this.state = new RelayState(limits, now);
-    this.local = new LocalMembers(pubsub, event, limits.maxMembers, (groupId, userId) =>
+    this.local = new LocalMembers(pubsub, event, WIRE_LIMITS.maxRecipients, (groupId, userId) =>
       this.channelsEnded(groupId, userId),
     );
     this.cluster = new RelayCluster(
@@ -167,10 +167,16 @@ export class RelayGroups {
     const joined = this.then(
       this.call({ op: 'join', group_id: groupId, user_id: userId, channel: channel !== null }),
       (result) => {
-        const { status, topic } = result as { status: MemberStatus; topic: string };
-        if (channel && typeof topic === 'string') {
-          this.local.register(groupId, topic, userId, channel, true);
-        }
+        // From another gateway: trust only a well-formed answer for this very group.
+        const { status, topic } = (result ?? {}) as { status?: unknown; topic?: unknown };
+        if (
+          (status !== 'active' && status !== 'pending') ||
+          typeof topic !== 'string' ||
+          !topic.startsWith(`phx_relay:${this.service}:${groupId}:`) ||
+          topic.length > groupId.length + this.service.length + 64
+        )
+          fail(RELAY_ERRORS.ownerUnavailable, 502);
+        if (channel) this.local.register(groupId, topic, userId, channel, true);
         return status;
       },
     );

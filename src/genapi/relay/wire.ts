@@ -39,8 +39,16 @@ export interface RelayRequest {
 
 export type RelayReply = { ok: true; result: unknown } | { ok: false; error: string; code: number };
 
-/** Bounds on identifiers read from NATS (user ids, node ids, group ids). */
-export const WIRE_LIMITS = { maxIdBytes: 1024, maxErrorChars: 1024 } as const;
+/**
+ * Bounds on what is read from NATS: identifiers (user ids, node ids, group ids), error texts, and
+ * the recipients of one delivery (independent of this node's maxMembers, which owners may set
+ * differently; the cluster PubSub's byte limit bounds deliveries too).
+ */
+export const WIRE_LIMITS = {
+  maxIdBytes: 1024,
+  maxErrorChars: 1024,
+  maxRecipients: 100_000,
+} as const;
 
 const OPS: ReadonlySet<string> = new Set(RELAY_OPS);
 
