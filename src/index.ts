@@ -120,6 +120,7 @@ export type {
 } from './genapi/types.js';
 export type { ServiceDefinition } from './worker/define.js';
 export { RESILIENCE_DEFAULTS, type ResilienceOptions } from './genapi/resilience.js';
+export { RELAY_DEFAULTS, type RelayOptions } from './genapi/relay.js';
 
 // NATS.
 export type { NatsGatewayOptions, NatsHealth, NatsStatus } from './bus/nats/link.js';

@@ -14,7 +14,7 @@ import { Executor, type ExecutorStats, type RateLimitGate } from './executor.js'
 import { HookRegistry, type Hook } from './hooks.js';
 import { Resilience, RESILIENCE_DEFAULTS, type ResilienceOptions } from './resilience.js';
 import { NodeSelector } from './select/node-selector.js';
-import { RelayGroups, relayService } from './relay.js';
+import { RelayGroups, relayService, type RelayOptions } from './relay.js';
 import {
   RateLimits,
   type RateLimitsHealth,
@@ -39,8 +39,11 @@ export interface GenApiOptions extends GenApiChannelOptions {
   rateLimiter?: RateLimitGate | null;
   /** Built-in rate limits (src/ratelimit): policies, connect limit, cluster modes. */
   rateLimits?: RateLimitsOptions;
-  /** Serve relay groups as an in-process service (`true`: named "relay"). Default off. */
-  relay?: boolean | { service?: string };
+  /**
+   * Serve relay groups as an in-process service (`true`: named "relay", default limits); across
+   * gateways once the cluster connects (protocol/relay.md). Default off.
+   */
+  relay?: boolean | RelayOptions;
 }
 
 /** `GenApi.health()`: what `/admin/health` reports about gen_api. */
@@ -129,13 +132,14 @@ export class GenApi {
     });
     gateway.onClose(() => this.close());
     if (options.relay) {
-      this.relay = new RelayGroups(options.event ?? GEN_API_DEFAULTS.event);
-      this.register(
-        relayService(
-          this.relay,
-          typeof options.relay === 'object' ? options.relay.service : undefined,
-        ),
+      this.relay = new RelayGroups(
+        options.event ?? GEN_API_DEFAULTS.event,
+        gateway.pubsub,
+        gateway.nodeId,
+        typeof options.relay === 'object' ? options.relay : {},
       );
+      this.register(relayService(this.relay));
+      gateway.addClusterComponent(this.relay.cluster);
     }
   }
 

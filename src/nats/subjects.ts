@@ -149,4 +149,9 @@ export class Subjects {
   relayGroup(token: string): string {
     return `${this.prefix}.relay.group.${token}`;
   }
+
+  /** Relay groups: a gateway answers here while alive (owners check the nodes of their members). */
+  relayNode(token: string): string {
+    return `${this.prefix}.relay.node.${token}`;
+  }
 }
