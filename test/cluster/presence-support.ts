@@ -17,6 +17,8 @@ export interface Member {
   readonly presence: Presence;
   /** Every presence_diff payload received, in order. */
   readonly diffs: unknown[];
+  /** Keys the member ever listed with more than one meta (`key×n`), checked after each event. */
+  readonly duplicates: string[];
 }
 
 /** Connects to `socketUrl` (the Phoenix endpoint) and joins `topic` with `{name}`. */
@@ -31,10 +33,20 @@ export async function joinMember(socketUrl: string, topic: string, name: string)
   const channel = socket.channel(topic, { name });
   const presence = new Presence(channel);
   const diffs: unknown[] = [];
-  channel.on('presence_diff', (payload) => diffs.push(payload));
+  const duplicates: string[] = [];
+  // Bound after the Presence helper's handlers, so they see the state it just computed.
+  const check = () => {
+    for (const [key, entry] of Object.entries(presence.state))
+      if (entry.metas.length > 1) duplicates.push(`${key}×${entry.metas.length}`);
+  };
+  channel.on('presence_diff', (payload) => {
+    diffs.push(payload);
+    check();
+  });
+  channel.on('presence_state', check);
   const reply = await replyOf(channel.join());
   expect(reply.status, `${name} joins ${topic}`).toBe('ok');
-  return { name, socket, channel, presence, diffs };
+  return { name, socket, channel, presence, diffs, duplicates };
 }
 
 /** `{key: metas count}` as the member's Presence helper lists it. */
