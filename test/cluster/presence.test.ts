@@ -5,7 +5,9 @@
  * process-level scenarios (kill -9, graceful stop, partitions, restarts) are in
  * presence-cluster.test.ts.
  */
+import { readFileSync, readdirSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import Ajv2020Module from 'ajv/dist/2020.js';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { Msg } from '@nats-io/nats-core';
 import { createGateway, defineChannel, ok, type Gateway } from '../../src/index.js';
@@ -19,6 +21,16 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const json = (value: unknown) => encoder.encode(JSON.stringify(value));
 const parse = (msg: Msg) => JSON.parse(decoder.decode(msg.data)) as Record<string, unknown>;
+
+// The documented schemas (protocol/schemas/presence-*.schema.json) hold for what gateways send.
+const schemas = new URL('../../protocol/schemas/', import.meta.url);
+const ajv = new Ajv2020Module.default({ allErrors: true, strict: false });
+for (const file of readdirSync(schemas).filter((f) => f.startsWith('presence-')))
+  ajv.addSchema(JSON.parse(readFileSync(new URL(file, schemas), 'utf8')) as object, file);
+function expectSchema(file: string, value: unknown): void {
+  const validate = ajv.getSchema(file)!;
+  expect(validate(value) ? 'valid' : JSON.stringify(validate.errors)).toBe('valid');
+}
 
 let nats: NatsServer;
 let nc: NatsConnection;
@@ -99,6 +111,8 @@ describe('cluster presence (in-process gateways, one nats-server)', () => {
     const reply = await nc.request('genapi.presence.get', json({ topic }), { timeout: 5000 });
     const state = parse(reply) as Record<string, { metas: { phx_ref: string; from: string }[] }>;
     expect(Object.keys(state).sort()).toEqual(['alice', 'bob', 'carol']);
+    expectSchema('presence-state.schema.json', state);
+    expectSchema('presence-get-request.schema.json', { topic });
     expect(state.bob!.metas).toHaveLength(1);
     expect(state.bob!.metas[0]!.from).toBe('gw-b');
     expect(typeof state.bob!.metas[0]!.phx_ref).toBe('string');
@@ -207,6 +221,7 @@ describe('cluster presence (in-process gateways, one nats-server)', () => {
       () => heartbeats.find((h) => h.node === 'gw-a' && h.hello === true),
       'gw-a says hello on start',
     );
+    expectSchema('presence-heartbeat.schema.json', hello);
     expect(hello.seq).toBe(0);
     expect(typeof hello.epoch).toBe('string');
     const alice = await joinMember(a.url, 'room:c', 'alice');
@@ -221,6 +236,8 @@ describe('cluster presence (in-process gateways, one nats-server)', () => {
     alice.channel.push('track', { keys: ['k1', 'k2', 'k3'], topic: 'room:other' });
     const second = await until(() => deltas[1], 'second delta');
     expect(second).toMatchObject({ seq: 2 });
+    expectSchema('presence-delta.schema.json', first);
+    expectSchema('presence-delta.schema.json', second);
     expect((second.changes as { key: string }[]).map((c) => c.key)).toEqual(['k1', 'k2', 'k3']);
     // Another node says hello: gw-a answers with a heartbeat carrying its last seq.
     const count = heartbeats.length;
@@ -231,6 +248,7 @@ describe('cluster presence (in-process gateways, one nats-server)', () => {
     );
     expect(answer).toMatchObject({ epoch: hello.epoch, seq: deltas.length });
     expect(answer.hello).toBeUndefined();
+    expectSchema('presence-heartbeat.schema.json', answer);
     hbSub.unsubscribe();
     dSub.unsubscribe();
   });
@@ -248,11 +266,13 @@ describe('cluster presence (in-process gateways, one nats-server)', () => {
     const inbox = nc.subscribe('_INBOX.presence-test', {
       callback: (_e, m) => {
         const chunk = parse(m);
+        expectSchema('presence-sync-chunk.schema.json', chunk);
         chunks.push((chunk.entries as unknown[]).length);
         expect(m.data.length).toBeLessThanOrEqual(2048);
         if (chunks.length === chunk.chunks) spy.resolve();
       },
     });
+    expectSchema('presence-sync-request.schema.json', { node: 'tester' });
     nc.publish('genapi.presence.sync.gw-big', json({ node: 'tester' }), {
       reply: '_INBOX.presence-test',
     });
