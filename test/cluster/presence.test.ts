@@ -14,6 +14,7 @@ import { createGateway, defineChannel, ok, type Gateway } from '../../src/index.
 import type { ClusterPresence } from '../../src/cluster/presence.js';
 import type { ClusterPresenceOptions } from '../../src/presence/presence.js';
 import { NatsServer } from '../support/nats.js';
+import { TcpProxy } from '../support/tcp-proxy.js';
 import { deferred, eventually, until, within } from '../support/wait.js';
 import { converge, joinMember, leave, view, type Member } from './presence-support.js';
 
@@ -41,6 +42,7 @@ const members: Member[] = [];
 async function startGateway(
   nodeId: string,
   cluster: ClusterPresenceOptions = {},
+  servers: string = nats.url,
 ): Promise<{ gateway: Gateway; url: string }> {
   const gateway = createGateway({ logger: false, nodeId, presence: { cluster } });
   const room = defineChannel<{ name?: string }>({
@@ -69,7 +71,7 @@ async function startGateway(
   });
   gateway.socket('/socket').channel('room:*', room);
   const { port } = await gateway.listen(0, '127.0.0.1');
-  await gateway.connectCluster({ servers: nats.url });
+  await gateway.connectCluster({ servers });
   gateways.push(gateway);
   return { gateway, url: `ws://127.0.0.1:${port}/socket` };
 }
@@ -318,5 +320,40 @@ describe('cluster presence (in-process gateways, one nats-server)', () => {
     members.push(await joinMember(a.url, 'room:m', 'alice'));
     members.push(await joinMember(b.url, 'room:m', 'bob'));
     await converge(members, ['alice', 'bob'], 'still replicating');
+  });
+
+  it('a gateway that loses NATS keeps its local presence and reconciles when NATS returns', async () => {
+    const fast = { heartbeatMs: 200, downAfterMs: 800 };
+    const proxy = await TcpProxy.start(nats.port);
+    try {
+      const a = await startGateway('gw-a', fast, proxy.url);
+      const b = await startGateway('gw-b', fast);
+      const alice = await joinMember(a.url, 'room:o', 'alice');
+      const bob = await joinMember(b.url, 'room:o', 'bob');
+      members.push(alice, bob);
+      await converge([alice, bob], ['alice', 'bob'], 'before the outage');
+
+      proxy.cut();
+      // Each side drops the other after downAfterMs; gw-a serves its own sockets meanwhile.
+      await converge([alice], ['alice'], 'gw-a alone');
+      await converge([bob], ['bob'], 'gw-b dropped gw-a');
+      const amy = await joinMember(a.url, 'room:o', 'amy');
+      members.push(amy);
+      await converge([alice, amy], ['alice', 'amy'], 'a local join during the outage');
+      members.splice(members.indexOf(bob), 1);
+      bob.socket.disconnect();
+      const ben = await joinMember(b.url, 'room:o', 'ben');
+      members.push(ben);
+      await converge([ben], ['ben'], 'bob left and ben joined on gw-b');
+
+      proxy.restore();
+      await converge([alice, amy, ben], ['alice', 'amy', 'ben'], 'reconciled after the outage');
+      expect(a.gateway.clusterHealth()?.reconnects).toBeGreaterThanOrEqual(1);
+      expect(statsOf(a.gateway).expired).toBeGreaterThanOrEqual(1);
+      for (const m of [alice, amy, ben]) expect(m.duplicates, m.name).toEqual([]);
+    } finally {
+      await Promise.all(gateways.splice(0).map((gateway) => gateway.close()));
+      await proxy.close();
+    }
   });
 });
