@@ -166,12 +166,14 @@ export class ReplicaStore {
     // Dropped meanwhile (goodbye or silence): it comes back through its next heartbeat.
     if (!remote) return;
     remote.syncing = false;
+    if (snapshot.epoch !== remote.epoch) {
+      // Answered by the node's previous life (it restarted meanwhile): ask the new one.
+      remote.needsSync = true;
+      this.syncIfNeeded(remote);
+      return;
+    }
     remote.needsSync = false;
     remote.lastHeard = this.now();
-    if (snapshot.epoch !== remote.epoch) {
-      remote.epoch = snapshot.epoch;
-      remote.pending = [];
-    }
     const diff = new DiffCollector();
     const next = new Map<string, ReplicaEntry>();
     for (const item of snapshot.entries) {

@@ -20,8 +20,10 @@ import { monotonicClock, type Clock } from '../util/clock.js';
 import type { ClusterComponent, ClusterLink } from './link.js';
 import { clusterPresenceOptions } from './presence-options.js';
 import { ReplicaStore, type ReplicaStats } from './presence-replica.js';
+import { OutOfRangeError } from '../errors.js';
 import {
   MAX_CHANGES_PER_DELTA,
+  MAX_ID_LENGTH,
   MAX_ENTRIES_PER_CHUNK,
   decodeDelta,
   decodeGetRequest,
@@ -84,6 +86,7 @@ export class ClusterPresence implements Presence, ClusterComponent {
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private expiryTimer: NodeJS.Timeout | null = null;
   private readonly syncs = new Map<string, () => void>();
+  private warnedSameId = false;
   private readonly counters = {
     deltasPublished: 0,
     received: 0,
@@ -99,6 +102,10 @@ export class ClusterPresence implements Presence, ClusterComponent {
     this.settings = clusterPresenceOptions(cluster);
     this.fetch = options.fetch;
     this.local = new LocalPresence(pubsub, localOptions);
+    if (this.local.node.length === 0 || this.local.node.length > MAX_ID_LENGTH)
+      throw new OutOfRangeError(
+        `nodeId must be 1 to ${MAX_ID_LENGTH} characters (it names the node in presence replication)`,
+      );
     this.stateEvent = this.local.stateEvent;
     this.diffEvent = this.local.diffEvent;
     this.node = this.local.node;
@@ -315,7 +322,16 @@ export class ClusterPresence implements Presence, ClusterComponent {
   }
 
   private receiveHeartbeat(message: HeartbeatMessage): void {
-    if (message.node === this.node) return;
+    if (message.node === this.node) {
+      if (message.epoch !== this.epoch && !this.warnedSameId) {
+        this.warnedSameId = true;
+        this.link?.logger.error(
+          { node: this.node },
+          'another gateway uses this node id: presence replication between them is broken',
+        );
+      }
+      return;
+    }
     const known = this.replicas.knows(message.node);
     this.replicas.heartbeat(message);
     // A node that just arrived learns of us at once instead of at our next beat.
@@ -433,7 +449,7 @@ export class ClusterPresence implements Presence, ClusterComponent {
     const topic = decodeGetRequest(msg.data, MAX_GET_REQUEST_BYTES);
     if (!topic.ok) return this.replyError(msg, ERROR_CODES.badRequest, topic.why);
     const body = encodeJson(this.list(topic.value));
-    if (body.length > link.nc.info!.max_payload)
+    if (body.length > (link.nc.info?.max_payload ?? this.settings.maxMessageBytes))
       return this.replyError(msg, ERROR_CODES.failed, 'presence state exceeds max_payload');
     msg.respond(body);
   }

@@ -288,4 +288,26 @@ describe('cluster presence replicas', () => {
     h.store.resyncAll();
     expect(h.syncs).toEqual(['A']);
   });
+
+  it('a transfer answered by the previous epoch is discarded and asked again', () => {
+    const h = synced(['r1'], 1);
+    h.store.heartbeat({ node: 'A', epoch: 'e1', seq: 3 });
+    expect(h.syncs).toEqual(['A']);
+    h.store.heartbeat({ node: 'A', epoch: 'e2', seq: 0 }); // restarted while we were asking
+    h.store.syncDone(
+      'A',
+      snapshot(
+        3,
+        [
+          ['alice', 'r1'],
+          ['alice', 'r2'],
+        ],
+        'e1',
+      ),
+    );
+    expect(h.syncs).toEqual(['A', 'A']);
+    expect(h.list('room:1')).toEqual({});
+    h.store.syncDone('A', snapshot(0, [['alice', 'n1']], 'e2'));
+    expect(h.list('room:1')).toEqual({ alice: ['n1'] });
+  });
 });
