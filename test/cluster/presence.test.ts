@@ -320,6 +320,20 @@ describe('cluster presence (in-process gateways, one nats-server)', () => {
     members.push(await joinMember(a.url, 'room:m', 'alice'));
     members.push(await joinMember(b.url, 'room:m', 'bob'));
     await converge(members, ['alice', 'bob'], 'still replicating');
+    // Keys are client data: "__proto__" replicates as a plain key, touching no prototype.
+    members[0]!.channel.push('track', { keys: ['__proto__', 'constructor'], topic: 'room:m' });
+    await eventually(
+      () =>
+        expect(Object.keys(b.gateway.presence.list('room:m')).sort()).toEqual([
+          '__proto__',
+          'alice',
+          'bob',
+          'constructor',
+        ]),
+      'odd keys replicated',
+    );
+    expect(b.gateway.presence.get('room:m', '__proto__')?.metas).toHaveLength(1);
+    expect(({} as Record<string, unknown>).metas).toBeUndefined();
   });
 
   it('a gateway that loses NATS keeps its local presence and reconciles when NATS returns', async () => {
