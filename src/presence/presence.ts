@@ -103,8 +103,9 @@ function wireMeta(entry: Entry): PresenceMeta {
  * consumes. Entries are untracked automatically when their channel ends.
  *
  * The gateway depends on the `Presence` interface (tracker.ts), not on this class.
- * Cluster-wide presence (a later issue) replicates this node's `onLocalChange` stream between
- * nodes; every entry carries a node-unique phx_ref so remote entries can be merged into `list`.
+ * `ClusterPresence` (src/cluster/presence.ts, what the gateway uses) wraps it and replicates its
+ * `onLocalChange` stream between nodes; every entry carries a node-unique phx_ref so remote
+ * entries merge into `list` without collisions.
  */
 export class LocalPresence implements Presence {
   readonly stateEvent: string;
