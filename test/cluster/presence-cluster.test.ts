@@ -86,7 +86,7 @@ describe('cluster presence: three gateway processes on a 3-server NATS cluster',
     const state = JSON.parse(new TextDecoder().decode(reply.data)) as Record<string, unknown>;
     expect(Object.keys(state).sort()).toEqual(['alice', 'bob', 'carol', 'dave']);
     expectNoDuplicates([alice, bob, carol, dave]);
-  });
+  }, 60_000);
 
   it('kill -9 of a gateway: its entries leave everywhere within downAfterMs (+ slack), no ghosts', async () => {
     const alice = await member(gw(0), 'alice');
@@ -107,7 +107,7 @@ describe('cluster presence: three gateway processes on a 3-server NATS cluster',
       `presence convergence after kill -9 (downAfterMs ${downAfterMs}, heartbeat ${heartbeatMs}): ${(performance.now() - started).toFixed(0)} ms (converge ${ms.toFixed(0)} ms)`,
     );
     expectNoDuplicates([alice, bob]);
-  });
+  }, 60_000);
 
   it('a gateway restarted with the same node id (new epoch) brings no duplicates', async () => {
     gateways[2] = await startGateway('gw-2', cluster.urls[2]!);
@@ -123,7 +123,7 @@ describe('cluster presence: three gateway processes on a 3-server NATS cluster',
     const bob = await member(gw(1), 'bob');
     await converge([alice, carol2, bob], ['alice', 'bob', 'carol'], 'one carol everywhere');
     expectNoDuplicates([alice, bob, carol2]);
-  });
+  }, 60_000);
 
   it('graceful stop: its entries leave at once (goodbye), well before downAfterMs', async () => {
     const alice = await member(gw(0), 'alice');
@@ -139,7 +139,7 @@ describe('cluster presence: three gateway processes on a 3-server NATS cluster',
       `presence convergence after a graceful stop: ${(performance.now() - started).toFixed(0)} ms (stop included)`,
     );
     expectNoDuplicates([alice, bob]);
-  });
+  }, 60_000);
 });
 
 describe('cluster presence: a route partition between two NATS servers, and its healing', () => {
@@ -189,5 +189,5 @@ describe('cluster presence: a route partition between two NATS servers, and its 
       `presence convergence after healing a route partition: ${(performance.now() - started).toFixed(0)} ms (route re-formation included)`,
     );
     expectNoDuplicates([p0, q0, r1]);
-  });
+  }, 60_000);
 });

@@ -369,5 +369,5 @@ describe('cluster presence (in-process gateways, one nats-server)', () => {
       await Promise.all(gateways.splice(0).map((gateway) => gateway.close()));
       await proxy.close();
     }
-  });
+  }, 60_000);
 });
