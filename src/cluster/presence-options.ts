@@ -10,6 +10,7 @@ export const CLUSTER_PRESENCE_DEFAULTS: Required<ClusterPresenceOptions> = {
   maxNodes: 1024,
   maxMessageBytes: 1024 * 1024,
   maxPendingDeltas: 1000,
+  maxSyncServesPerSecond: 100,
 };
 
 /** Options with defaults applied; throws OutOfRangeError on values out of range. */

@@ -54,6 +54,8 @@ export interface ClusterPresenceStats extends ReplicaStats {
   publishFailed: number;
   /** State transfers this node served. */
   syncsServed: number;
+  /** State transfer requests ignored over `maxSyncServesPerSecond`. */
+  syncsRefused: number;
   /** State transfers that failed (timeout, no responder, bad or inconsistent chunks). */
   syncsFailed: number;
   /** `<p>.presence.get` requests answered (errors included). */
@@ -87,17 +89,24 @@ export class ClusterPresence implements Presence, ClusterComponent {
   private expiryTimer: NodeJS.Timeout | null = null;
   private readonly syncs = new Map<string, () => void>();
   private warnedSameId = false;
+  /** Start of the current one-second window of served transfers, and how many it served. */
+  private serveWindow = { start: -Infinity, served: 0 };
   private readonly counters = {
     deltasPublished: 0,
     received: 0,
     dropped: 0,
     publishFailed: 0,
     syncsServed: 0,
+    syncsRefused: 0,
     syncsFailed: 0,
     getsServed: 0,
   };
 
-  constructor(pubsub: PubSub, options: PresenceOptions = {}, clock: Clock = monotonicClock) {
+  constructor(
+    pubsub: PubSub,
+    options: PresenceOptions = {},
+    private readonly clock: Clock = monotonicClock,
+  ) {
     const { cluster, ...localOptions } = options;
     this.settings = clusterPresenceOptions(cluster);
     this.fetch = options.fetch;
@@ -109,7 +118,7 @@ export class ClusterPresence implements Presence, ClusterComponent {
     this.stateEvent = this.local.stateEvent;
     this.diffEvent = this.local.diffEvent;
     this.node = this.local.node;
-    this.replicas = new ReplicaStore(clock, this.settings, {
+    this.replicas = new ReplicaStore(this.clock, this.settings, {
       diff: (topic, joins, leaves) => this.local.broadcastDiffOf(topic, joins, leaves),
       requestSync: (node) => this.requestSync(node),
     });
@@ -347,6 +356,14 @@ export class ClusterPresence implements Presence, ClusterComponent {
   private serveSync(msg: Msg): void {
     const link = this.link;
     if (!link || !msg.reply) return;
+    // Each transfer sends the whole state: bound what requests (any NATS client's) can cost.
+    const now = this.clock();
+    if (now - this.serveWindow.start >= 1000) this.serveWindow = { start: now, served: 0 };
+    if (this.serveWindow.served >= this.settings.maxSyncServesPerSecond) {
+      this.counters.syncsRefused++;
+      return;
+    }
+    this.serveWindow.served++;
     this.flush();
     const entries: WireEntry[] = [];
     for (const entry of this.local.entries()) {

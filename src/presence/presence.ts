@@ -55,6 +55,11 @@ export interface ClusterPresenceOptions {
   maxMessageBytes?: number;
   /** Deltas held per node while its state transfer runs; beyond, it syncs again. Default 1000. */
   maxPendingDeltas?: number;
+  /**
+   * State transfers this node serves per second (each sends its whole state); more requests are
+   * ignored and counted, and their askers retry at a later heartbeat. Default 100.
+   */
+  maxSyncServesPerSecond?: number;
 }
 
 /** One of this node's entries as state transfer sends it (`meta` without phx_ref). */

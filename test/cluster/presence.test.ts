@@ -15,6 +15,8 @@ import type { ClusterPresence } from '../../src/cluster/presence.js';
 import type { ClusterPresenceOptions } from '../../src/presence/presence.js';
 import { NatsServer } from '../support/nats.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
+import { manualClock } from '../support/clock.js';
+import type { Clock } from '../../src/util/clock.js';
 import { deferred, eventually, until, within } from '../support/wait.js';
 import { converge, joinMember, leave, view, type Member } from './presence-support.js';
 
@@ -43,8 +45,14 @@ async function startGateway(
   nodeId: string,
   cluster: ClusterPresenceOptions = {},
   servers: string = nats.url,
+  clock?: Clock,
 ): Promise<{ gateway: Gateway; url: string }> {
-  const gateway = createGateway({ logger: false, nodeId, presence: { cluster } });
+  const gateway = createGateway({
+    logger: false,
+    nodeId,
+    presence: { cluster },
+    ...(clock ? { clock } : {}),
+  });
   const room = defineChannel<{ name?: string }>({
     join(_topic, payload, channel) {
       channel.assign({ name: String((payload as { name?: unknown }).name) });
@@ -289,6 +297,27 @@ describe('cluster presence (in-process gateways, one nats-server)', () => {
       () => expect(Object.keys(late.gateway.presence.list('room:big'))).toHaveLength(121),
       'the late gateway replicates the big state',
     );
+  });
+
+  it('state transfers served per second are bounded (maxSyncServesPerSecond); the rest are counted', async () => {
+    const clock = manualClock(10_000);
+    const a = await startGateway('gw-a', { maxSyncServesPerSecond: 2 }, nats.url, clock.now);
+    let replies = 0;
+    const inbox = nc.subscribe('_INBOX.presence-bound', { callback: () => void replies++ });
+    const ask = () =>
+      nc.publish('genapi.presence.sync.gw-a', json({ node: 'tester' }), {
+        reply: '_INBOX.presence-bound',
+      });
+    for (let i = 0; i < 5; i++) ask();
+    await eventually(
+      () => expect(statsOf(a.gateway)).toMatchObject({ syncsServed: 2, syncsRefused: 3 }),
+      'two served, three refused',
+    );
+    await until(() => replies === 2, 'two replies');
+    clock.advance(1000);
+    ask();
+    await until(() => replies === 3, 'a new second serves again');
+    inbox.unsubscribe();
   });
 
   it('malformed replication messages are dropped and counted; the gateway keeps working', async () => {
