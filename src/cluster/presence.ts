@@ -20,7 +20,7 @@ import { monotonicClock, type Clock } from '../util/clock.js';
 import type { ClusterComponent, ClusterLink } from './link.js';
 import { clusterPresenceOptions } from './presence-options.js';
 import { ReplicaStore, type ReplicaStats } from './presence-replica.js';
-import { OutOfRangeError } from '../errors.js';
+import { InvalidArgumentError } from '../errors.js';
 import {
   MAX_CHANGES_PER_DELTA,
   MAX_ID_LENGTH,
@@ -112,7 +112,7 @@ export class ClusterPresence implements Presence, ClusterComponent {
     this.fetch = options.fetch;
     this.local = new LocalPresence(pubsub, localOptions);
     if (this.local.node.length === 0 || this.local.node.length > MAX_ID_LENGTH)
-      throw new OutOfRangeError(
+      throw new InvalidArgumentError(
         `nodeId must be 1 to ${MAX_ID_LENGTH} characters (it names the node in presence replication)`,
       );
     this.stateEvent = this.local.stateEvent;

@@ -8,6 +8,12 @@ import { ReplicaStore, type NodeSnapshot } from '../../src/cluster/presence-repl
 import type { DeltaMessage, WireChange } from '../../src/cluster/presence-wire.js';
 import type { PresenceMeta, PresenceState } from '../../src/presence/tracker.js';
 import { manualClock } from '../support/clock.js';
+import {
+  CLUSTER_PRESENCE_DEFAULTS,
+  clusterPresenceOptions,
+} from '../../src/cluster/presence-options.js';
+import { OutOfRangeError } from '../../src/errors.js';
+import { createGateway } from '../../src/index.js';
 
 interface Diff {
   topic: string;
@@ -309,5 +315,27 @@ describe('cluster presence replicas', () => {
     expect(h.list('room:1')).toEqual({});
     h.store.syncDone('A', snapshot(0, [['alice', 'n1']], 'e2'));
     expect(h.list('room:1')).toEqual({ alice: ['n1'] });
+  });
+});
+
+describe('cluster presence options', () => {
+  it('defaults apply; values out of range are refused with the option named', () => {
+    expect(clusterPresenceOptions()).toEqual(CLUSTER_PRESENCE_DEFAULTS);
+    expect(CLUSTER_PRESENCE_DEFAULTS).toMatchObject({ heartbeatMs: 1000, downAfterMs: 3000 });
+    expect(clusterPresenceOptions({ downAfterMs: 5000 }).downAfterMs).toBe(5000);
+    expect(() => clusterPresenceOptions({ heartbeatMs: 0 })).toThrow(/heartbeatMs/);
+    expect(() => clusterPresenceOptions({ maxNodes: 1.5 })).toThrow(OutOfRangeError);
+    expect(() => clusterPresenceOptions({ heartbeatMs: 1000, downAfterMs: 1000 })).toThrow(
+      /downAfterMs .* must exceed heartbeatMs/,
+    );
+  });
+
+  it('a gateway refuses bad presence options and node ids at construction', () => {
+    expect(() =>
+      createGateway({ logger: false, presence: { cluster: { syncTimeoutMs: -1 } } }),
+    ).toThrow(OutOfRangeError);
+    expect(() => createGateway({ logger: false, nodeId: '' })).toThrow(/nodeId/);
+    expect(() => createGateway({ logger: false, nodeId: 'n'.repeat(257) })).toThrow(/nodeId/);
+    expect(createGateway({ logger: false, nodeId: 'n'.repeat(256) }).nodeId).toHaveLength(256);
   });
 });
