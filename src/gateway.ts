@@ -3,16 +3,20 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { randomUUID } from 'node:crypto';
 import type { PubSub } from './channel/pubsub.js';
-import { Cluster, type ClusterHealth, type ClusterOptions } from './cluster/cluster.js';
-import { ClusterDisconnects } from './cluster/disconnect.js';
+import { Cluster, type ClusterConnectionHealth, type ClusterOptions } from './cluster/cluster.js';
+import { ClusterDisconnects, type ClusterDisconnectStats } from './cluster/disconnect.js';
 import type { ClusterComponent } from './cluster/link.js';
-import { ClusterPubSub, type ClusterPubSubOptions } from './cluster/pubsub.js';
+import {
+  ClusterPubSub,
+  type ClusterPubSubOptions,
+  type ClusterPubSubStats,
+} from './cluster/pubsub.js';
 import type { Assigns } from './channel/types.js';
 import type { SocketOptions } from './config/socket-options.js';
 import { rejectUpgrade, sendPlain } from './http/responses.js';
 import { createLogger, silentLogger, type Logger, type LoggerOptions } from './log/logger.js';
 import type { Presence, PresenceOptions } from './presence/presence.js';
-import { ClusterPresence } from './cluster/presence.js';
+import { ClusterPresence, type ClusterPresenceStats } from './cluster/presence.js';
 import { SocketMount, type GatewayContext } from './socket/mount.js';
 import { SocketRegistry } from './socket/registry.js';
 import { CLOSE } from './socket/session.js';
@@ -51,6 +55,16 @@ export interface GatewayOptions {
   cluster?: ClusterPubSubOptions;
 }
 
+/** `gateway.clusterHealth()`: the cluster connection and what crossed it, for health and metrics. */
+export interface GatewayClusterHealth extends ClusterConnectionHealth {
+  /** Broadcasts across gateways: published, received, delivered, dropped by reason. */
+  pubsub: ClusterPubSubStats;
+  /** Presence replication: peers, entries, deltas, transfers, drops. */
+  presence: ClusterPresenceStats;
+  /** Cluster-wide disconnects published and received. */
+  disconnects: ClusterDisconnectStats;
+}
+
 function isLogger(value: unknown): value is Logger {
   return (
     typeof value === 'object' && value !== null && typeof (value as Logger).child === 'function'
@@ -87,6 +101,7 @@ export class Gateway {
   private readonly routes: { prefix: string; handler: HttpRoute }[] = [];
   private readonly clusterPubSub: ClusterPubSub;
   private readonly disconnects: ClusterDisconnects;
+  private readonly clusterPresence: ClusterPresence;
   private readonly clusterComponents: ClusterComponent[] = [];
   private clusterLink: Cluster | null = null;
   private clusterConnecting: Promise<Cluster> | null = null;
@@ -102,11 +117,11 @@ export class Gateway {
     this.logger = logger.child({ node: this.nodeId.slice(0, 8) });
     this.clusterPubSub = new ClusterPubSub(options.cluster);
     this.pubsub = this.clusterPubSub;
-    const presence = new ClusterPresence(
+    const presence = (this.clusterPresence = new ClusterPresence(
       this.pubsub,
       { ...options.presence, nodeId: this.nodeId },
       options.clock ?? monotonicClock,
-    );
+    ));
     this.presence = presence;
     this.context = {
       pubsub: this.pubsub,
@@ -185,9 +200,15 @@ export class Gateway {
     this.clusterComponents.push(component);
   }
 
-  /** The cluster connection, or null when this gateway runs alone. */
-  clusterHealth(): ClusterHealth | null {
-    return this.clusterLink?.health() ?? null;
+  /** The cluster connection and its counters, or null when this gateway runs alone. */
+  clusterHealth(): GatewayClusterHealth | null {
+    if (!this.clusterLink) return null;
+    return {
+      ...this.clusterLink.health(),
+      pubsub: this.clusterPubSub.stats(),
+      presence: this.clusterPresence.stats(),
+      disconnects: this.disconnects.stats(),
+    };
   }
 
   /** Starts an HTTP server for the mounts. Resolves with the bound address. */

@@ -10,7 +10,13 @@
  */
 
 // The gateway, its mounts and options.
-export { Gateway, createGateway, type GatewayOptions, type HttpRoute } from './gateway.js';
+export {
+  Gateway,
+  createGateway,
+  type GatewayClusterHealth,
+  type GatewayOptions,
+  type HttpRoute,
+} from './gateway.js';
 export { SocketMount } from './socket/mount.js';
 export type { GatewayStats } from './socket/stats.js';
 export type { Clock } from './util/clock.js';
@@ -84,7 +90,20 @@ export type {
   PresenceMeta,
   PresenceOptions,
   PresenceState,
+  ClusterPresenceOptions,
 } from './presence/presence.js';
+
+// Cluster: broadcasts, Presence and disconnects across gateways on NATS.
+export type { ClusterConnectionHealth, ClusterOptions } from './cluster/cluster.js';
+export {
+  CLUSTER_PUBSUB_DEFAULTS,
+  type ClusterPubSubOptions,
+  type ClusterPubSubStats,
+} from './cluster/pubsub.js';
+export type { ClusterDisconnectStats } from './cluster/disconnect.js';
+export { CLUSTER_PRESENCE_DEFAULTS } from './cluster/presence-options.js';
+export type { ClusterPresenceStats } from './cluster/presence.js';
+export type { PresenceReplicaStats } from './cluster/presence-replica.js';
 
 // gen_api.
 export { GenApi, createGenApi, type GenApiOptions, type GenApiHealth } from './genapi/gen-api.js';
@@ -120,7 +139,7 @@ export type {
 } from './genapi/types.js';
 export type { ServiceDefinition } from './worker/define.js';
 export { RESILIENCE_DEFAULTS, type ResilienceOptions } from './genapi/resilience.js';
-export { RELAY_DEFAULTS, type RelayOptions } from './genapi/relay.js';
+export { RELAY_DEFAULTS, type RelayOptions, type RelayStats } from './genapi/relay.js';
 
 // NATS.
 export type { NatsGatewayOptions, NatsHealth, NatsStatus } from './bus/nats/link.js';

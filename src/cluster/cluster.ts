@@ -21,7 +21,7 @@ export interface ClusterOptions {
 }
 
 /** The cluster connection in health reports. */
-export interface ClusterHealth {
+export interface ClusterConnectionHealth {
   /** Whether the cluster connection is up. */
   connected: boolean;
   /** The NATS server it is connected to (or was last). */
@@ -81,7 +81,7 @@ export class Cluster {
     return cluster;
   }
 
-  health(): ClusterHealth {
+  health(): ClusterConnectionHealth {
     return { connected: this.up, server: this.link.nc.getServer(), reconnects: this.reconnects };
   }
 

@@ -62,7 +62,7 @@ export interface ReplicaCallbacks {
 }
 
 /** Counters of the replica side. */
-export interface ReplicaStats {
+export interface PresenceReplicaStats {
   /** Other nodes known right now. */
   nodes: number;
   /** Their entries held here. */
@@ -282,7 +282,7 @@ export class ReplicaStore {
     return out;
   }
 
-  stats(): ReplicaStats {
+  stats(): PresenceReplicaStats {
     let entries = 0;
     for (const remote of this.nodes.values()) entries += remote.entries.size;
     return { nodes: this.nodes.size, entries, ...this.counters };

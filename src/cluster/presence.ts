@@ -19,7 +19,7 @@ import type { Presence, PresenceChange, PresenceMeta, PresenceState } from '../p
 import { monotonicClock, type Clock } from '../util/clock.js';
 import type { ClusterComponent, ClusterLink } from './link.js';
 import { clusterPresenceOptions } from './presence-options.js';
-import { ReplicaStore, type ReplicaStats } from './presence-replica.js';
+import { ReplicaStore, type PresenceReplicaStats } from './presence-replica.js';
 import { InvalidArgumentError } from '../errors.js';
 import {
   MAX_CHANGES_PER_DELTA,
@@ -43,7 +43,7 @@ const ENVELOPE_BYTES = 1024;
 const MAX_GET_REQUEST_BYTES = 64 * 1024;
 
 /** Counters of cluster presence (this node's side and its replicas). */
-export interface ClusterPresenceStats extends ReplicaStats {
+export interface ClusterPresenceStats extends PresenceReplicaStats {
   /** Delta messages this node published. */
   deltasPublished: number;
   /** Replication messages received (deltas, heartbeats, transfer chunks). */

@@ -27,6 +27,7 @@ export interface ClusterPubSubOptions {
   warningIntervalMs?: number;
 }
 
+/** Defaults of `ClusterPubSubOptions` (the gateway's `cluster` option). */
 export const CLUSTER_PUBSUB_DEFAULTS = {
   maxBroadcastBytes: 1024 * 1024,
   maxTopicBytes: 1024,

@@ -14,7 +14,7 @@ import { Executor, type ExecutorStats, type RateLimitGate } from './executor.js'
 import { HookRegistry, type Hook } from './hooks.js';
 import { Resilience, RESILIENCE_DEFAULTS, type ResilienceOptions } from './resilience.js';
 import { NodeSelector } from './select/node-selector.js';
-import { RelayGroups, relayService, type RelayOptions } from './relay.js';
+import { RelayGroups, relayService, type RelayOptions, type RelayStats } from './relay.js';
 import {
   RateLimits,
   type RateLimitsHealth,
@@ -62,6 +62,8 @@ export interface GenApiHealth {
   nats: NatsHealth | null;
   /** The built-in rate limits, or null when not configured. */
   rateLimits: RateLimitsHealth | null;
+  /** Relay groups (owned, forwarded, delivered, dropped), or null when relay is off. */
+  relay: RelayStats | null;
 }
 
 /**
@@ -236,6 +238,7 @@ export class GenApi {
       breakers: this.resilience.snapshot(),
       nats: this.link?.health() ?? null,
       rateLimits: this.rateLimits?.health() ?? null,
+      relay: this.relay?.stats() ?? null,
     };
   }
 

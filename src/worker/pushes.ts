@@ -49,6 +49,7 @@ export interface PublisherOptions {
   presenceTimeoutMs?: number;
 }
 
+/** Defaults of `PublisherOptions` (`createPublisher`). */
 export const PUBLISHER_DEFAULTS = { maxTopicBytes: 1024, presenceTimeoutMs: 2_000 } as const;
 
 /** Largest disconnect message gateways accept (protocol/nats.md §9.3). */

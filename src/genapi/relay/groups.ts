@@ -32,6 +32,7 @@ export interface RelayOptions {
   nodeCheckMs?: number;
 }
 
+/** Defaults of `RelayOptions` (gen_api's `relay` option). */
 export const RELAY_DEFAULTS = {
   service: 'relay',
   maxGroups: 10_000,
