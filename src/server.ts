@@ -47,6 +47,8 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     ...(options.clock === undefined ? {} : { clock: options.clock }),
     ...(config.nodeId === undefined ? {} : { nodeId: config.nodeId }),
     ...(config.secret === undefined ? {} : { secret: config.secret }),
+    ...(config.cluster === undefined ? {} : { cluster: config.cluster }),
+    ...(config.presence === undefined ? {} : { presence: config.presence }),
   });
   const { path = '/socket', ...socketOptions } = config.socket ?? {};
   if (demo) {

@@ -8,6 +8,7 @@ import type { Assigns, ChannelHandler } from '../channel/types.js';
 import type { SocketOptions } from './socket-options.js';
 import type { RateLimitsOptions } from '../ratelimit/rate-limits.js';
 import type { AdminOptions } from '../admin/admin.js';
+import type { GatewayOptions } from '../gateway.js';
 import { ConfigError } from './errors.js';
 
 export { ConfigError };
@@ -37,8 +38,12 @@ export interface GatewayConfig {
   rateLimits?: RateLimitsOptions;
   /** The admin HTTP API (bearer token; off without one). */
   admin?: AdminOptions;
-  /** Run `nodes: "nats"` functions on NATS workers. */
+  /** Run `nodes: "nats"` functions on NATS workers (and join the gateway cluster on it). */
   nats?: Partial<NatsGatewayOptions> & { servers?: string | string[] };
+  /** Limits of broadcasts across gateways (`maxBroadcastBytes`, `maxTopicBytes`, …; nats.md §9). */
+  cluster?: GatewayOptions['cluster'];
+  /** Presence: event names and `cluster` replication timings and limits (presence.md). */
+  presence?: GatewayOptions['presence'];
   /** Channel routes (JS config modules only). */
   channels?: readonly { pattern: string; handler: ChannelHandler<Assigns> }[];
   /** Runs once the gateway exists, before it connects and listens (JS config modules only). */
@@ -57,6 +62,8 @@ const KEYS = new Set([
   'rateLimits',
   'admin',
   'nats',
+  'cluster',
+  'presence',
   'channels',
   'setup',
 ]);
@@ -91,6 +98,7 @@ const NATS_KEYS = new Set([
   'discovery',
   'sync',
   'deadlineTickMs',
+  'cluster',
 ]);
 
 function checkSection(file: string, name: string, value: unknown, keys: ReadonlySet<string>): void {
@@ -141,6 +149,14 @@ export function validateConfig(file: string, value: unknown): GatewayConfig {
   }
   checkSection(file, 'genApi', config.genApi, GEN_API_KEYS);
   checkSection(file, 'nats', config.nats, NATS_KEYS);
+  // Values are checked where they are applied (OutOfRangeError names the option).
+  checkSection(
+    file,
+    'cluster',
+    config.cluster,
+    new Set(['maxBroadcastBytes', 'maxTopicBytes', 'warningIntervalMs']),
+  );
+  checkSection(file, 'presence', config.presence, new Set(['events', 'fetch', 'cluster']));
   // rateLimits is validated in full where it is applied (PolicyError names the setting).
   checkSection(
     file,
