@@ -107,7 +107,9 @@ async function main(): Promise<number> {
       return CONFIG_EXIT_CODE;
     }
     logger.fatal({ err }, 'gateway failed to start');
-    return 1;
+    // A port in use or not allowed fails every process of `--processes N` alike: no restarts.
+    const code = (err as { code?: unknown }).code;
+    return index !== null && (code === 'EADDRINUSE' || code === 'EACCES') ? CONFIG_EXIT_CODE : 1;
   }
 
   const { gateway } = running;

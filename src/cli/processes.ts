@@ -93,7 +93,7 @@ export function superviseProcesses(count: number, logger: Logger): Promise<numbe
       slot.worker = null;
       if (stopping) {
         log.info({ process: slot.index, processPid: pid, code, signal }, 'gateway process stopped');
-        if (code !== 0 && code !== null) exitCode = 1;
+        if (code !== 0 && code !== null && exitCode === 0) exitCode = 1;
         finishIfEmpty();
         return;
       }

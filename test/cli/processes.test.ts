@@ -5,6 +5,7 @@
  * restarted with backoff, SIGTERM stops them all, and without NATS the command refuses.
  */
 import { mkdtemp, writeFile } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
 import { availableParallelism, hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -238,6 +239,21 @@ describe('gen-gateway --processes', () => {
     expect(linesOf(proc, 'gateway process refused its configuration; stopping all')).not.toEqual(
       [],
     );
+  });
+
+  it('a port in use stops them all too (no restart loop): the primary exits 2', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const { port } = taken.address() as AddressInfo;
+    try {
+      const proc = start(['--port', String(port), '--processes', '2', '--nats', nats.url]);
+      expect(await proc.exited).toBe(2);
+      expect(linesOf(proc, 'gateway failed to start')[0]).toMatchObject({
+        err: { code: 'EADDRINUSE' },
+      });
+    } finally {
+      await new Promise((resolve) => taken.close(resolve));
+    }
   });
 
   it('a process that keeps failing at start is restarted with a doubling delay, not in a tight loop', async () => {
