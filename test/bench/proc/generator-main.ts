@@ -291,20 +291,31 @@ async function echoBursts(args: {
   return { sent, received };
 }
 
-/** Open-loop broadcasts: publisher sockets push `pub` with a send timestamp; subscribers time them. */
-async function publish(args: { pool: string; rate: number; durationMs: number; bytes?: number }) {
+/** Open-loop pushes of `pub` (broadcasts, timed by subscribers) or another event (`echo`), timed to the reply. */
+async function publish(args: {
+  pool: string;
+  rate: number;
+  durationMs: number;
+  bytes?: number;
+  /** The event pushed (default `pub`; `echo` for the demo room's echo round trips). */
+  event?: string;
+}) {
   const list = sockets(args.pool).filter((socket) => !socket.closed);
   const filler = 'x'.repeat(Math.max(0, (args.bytes ?? 100) - 40));
+  const event = args.event ?? 'pub';
+  const histogram = latencyHistogram();
   let ok = 0;
   let errors = 0;
-  const sent = await openLoop(args.rate, args.durationMs, (_dueAt, index) => {
-    list[index % list.length]!.push('pub', { t: epochMs(), d: filler }, (reply) => {
-      if (reply.status === 'ok') ok++;
-      else errors++;
+  const sent = await openLoop(args.rate, args.durationMs, (dueAt, index) => {
+    list[index % list.length]!.push(event, { t: epochMs(), d: filler }, (reply) => {
+      if (reply.status === 'ok') {
+        ok++;
+        recordMs(histogram, performance.now() - dueAt);
+      } else errors++;
     });
   });
   await settle(() => ok + errors >= sent, 10_000);
-  return { sent, ok, errors };
+  return { sent, ok, errors, histogram: encode(histogram) };
 }
 
 function takeFanout(reset: boolean) {

@@ -9,8 +9,9 @@
  *    while A fans out: its cluster PubSub's counter and nats-server's `/connz` for its connection.
  * 3. Presence convergence, as the Phoenix JS `Presence` client sees it on another gateway: after a
  *    join, and (full runs) after kill -9 of the gateway holding the entries.
- * 4. `gen-gateway --processes 2` against `--processes 1`: connect → join → leave → close cycles
- *    from two generators, as fast as they go.
+ * 4. `gen-gateway --processes 2` against `--processes 1`: `echo` round trips on long-lived
+ *    sockets (the demo `room:*` channel) offered above what one process serves; and connect →
+ *    join → leave → close cycles.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -51,7 +52,11 @@ interface Options {
   presenceTimeoutMs: number;
   /** Entries on the gateway killed for the leave measurement (0: not measured). */
   killEntries: number;
-  /** Connection cycles per generator for the --processes comparison. */
+  /** Echo sockets per generator, the echo rate each generator offers, and for how long. */
+  echoSockets: number;
+  echoRate: number;
+  echoMs: number;
+  /** Connection cycles per generator for the --processes comparison (0: not measured). */
   cycles: number;
   cycleConcurrency: number;
   generators: number;
@@ -67,6 +72,9 @@ const FULL: Options = {
   presenceJoins: 20,
   presenceTimeoutMs: 15_000,
   killEntries: 20,
+  echoSockets: 100,
+  echoRate: 8000,
+  echoMs: 4000,
   cycles: 4000,
   cycleConcurrency: 50,
   generators: 3,
@@ -82,7 +90,11 @@ const QUICK: Options = {
   presenceJoins: 1,
   presenceTimeoutMs: 2500,
   killEntries: 0,
-  cycles: 150,
+  echoSockets: 20,
+  echoRate: 1500,
+  echoMs: 500,
+  // Full runs only (the smoke's budget).
+  cycles: 0,
   cycleConcurrency: 25,
   generators: SHARED.generators,
 };
@@ -499,6 +511,73 @@ async function startCli(
   };
 }
 
+interface EchoResult {
+  perSec: number;
+  sent: number;
+  ok: number;
+  errors: number;
+  p99: number;
+  cpuMs: number;
+  wallMs: number;
+}
+
+/**
+ * `echo` pushes on the demo room channel (one room per socket: no Presence fan-out), open loop
+ * from every generator at once; round trips answered per second of the whole run (drain included).
+ */
+async function runEcho(gens: Child[], gateway: CliGateway, options: Options): Promise<EchoResult> {
+  const url = `ws://127.0.0.1:${gateway.port}/socket/websocket?vsn=2.0.0&user_id=bench`;
+  await Promise.all(
+    gens.map(async (gen, g) => {
+      const joined = await gen.call<{ failed: number; errors: string[] }>('connect', {
+        pool: 'echo',
+        url,
+        count: options.echoSockets,
+        localAddress: Fleet.sourceAddress(6 + g),
+        concurrency: 20,
+        topic: 'room:echo-{i}',
+        offset: g * options.echoSockets,
+        heartbeatMs: 30_000,
+      });
+      if (joined.failed > 0) throw new Error(`echo sockets failed: ${joined.errors[0]}`);
+    }),
+  );
+  const cpu = () => gateway.pids().reduce((sum, pid) => sum + cpuMs(pid), 0);
+  const cpu0 = cpu();
+  const t0 = performance.now();
+  const results = await Promise.all(
+    gens.map((gen) =>
+      gen.call<{ sent: number; ok: number; errors: number; histogram: string }>(
+        'publish',
+        {
+          pool: 'echo',
+          event: 'echo',
+          rate: options.echoRate,
+          durationMs: options.echoMs,
+          bytes: 100,
+        },
+        options.echoMs + 30_000,
+      ),
+    ),
+  );
+  const wallMs = performance.now() - t0;
+  const used = cpu() - cpu0;
+  await Promise.all(gens.map((gen) => gen.call('close', { pool: 'echo' }, 60_000)));
+  const histogram = merge(results.map((result) => result.histogram));
+  const latency = summary(histogram);
+  histogram.destroy();
+  const ok = results.reduce((sum, result) => sum + result.ok, 0);
+  return {
+    perSec: ok / (wallMs / 1000),
+    sent: results.reduce((sum, result) => sum + result.sent, 0),
+    ok,
+    errors: results.reduce((sum, result) => sum + result.errors, 0),
+    p99: latency.p99,
+    cpuMs: used,
+    wallMs,
+  };
+}
+
 interface CycleResult {
   cyclesPerSec: number;
   errors: number;
@@ -607,11 +686,26 @@ export const suite: Suite = {
       `presence: join ${presence.joins.map((ms) => (ms === null ? 'none' : ms.toFixed(0))).join(', ')} ms; leave ${presence.leaves.map((ms) => (ms === null ? 'none' : ms.toFixed(0))).join(', ')} ms; kill ${presence.kill === null ? 'n/a' : presence.kill.toFixed(0)} ms`,
     );
 
-    // 4: --processes 2 against 1, the same cycles (the idle one sits idle meanwhile).
-    const one = await runCycles(gens, cliOne, options);
-    ctx.log(`--processes 1: ${formatNumber(one.cyclesPerSec)} cycles/s, ${one.errors} errors`);
-    const two = await runCycles(gens, cliTwo, options);
-    ctx.log(`--processes 2: ${formatNumber(two.cyclesPerSec)} cycles/s, ${two.errors} errors`);
+    // 4: --processes 2 against 1, the same load (the other command sits idle meanwhile).
+    const echoOne = await runEcho(gens, cliOne, options);
+    ctx.log(
+      `--processes 1: ${formatNumber(echoOne.perSec)} echoes/s (${formatNumber(echoOne.ok)} of ${formatNumber(echoOne.sent)}), p99 ${formatNumber(echoOne.p99)} ms, ${pct(echoOne.cpuMs / echoOne.wallMs)} of a core`,
+    );
+    const echoTwo = await runEcho(gens, cliTwo, options);
+    ctx.log(
+      `--processes 2: ${formatNumber(echoTwo.perSec)} echoes/s (${formatNumber(echoTwo.ok)} of ${formatNumber(echoTwo.sent)}), p99 ${formatNumber(echoTwo.p99)} ms, ${pct(echoTwo.cpuMs / echoTwo.wallMs)} of a core`,
+    );
+    const cycles =
+      options.cycles > 0
+        ? {
+            one: await runCycles(gens, cliOne, options),
+            two: await runCycles(gens, cliTwo, options),
+          }
+        : null;
+    if (cycles)
+      ctx.log(
+        `cycles/s: --processes 1 ${formatNumber(cycles.one.cyclesPerSec)} (${cycles.one.errors} errors), --processes 2 ${formatNumber(cycles.two.cyclesPerSec)} (${cycles.two.errors} errors)`,
+      );
 
     const metrics: Metric[] = [];
     const perTopic = options.subscribers / options.topics;
@@ -746,33 +840,56 @@ export const suite: Suite = {
       });
     }
 
-    const processesGroup = `gen-gateway --processes (connect → join → leave → close, ${options.generators} generators × ${options.cycleConcurrency} at once)`;
+    const processesGroup = `gen-gateway --processes: ${options.generators} generators × ${options.echoSockets} sockets, echo offered at ${formatNumber(options.generators * options.echoRate)}/s for ${options.echoMs / 1000} s`;
+    const echoNote = (result: EchoResult) =>
+      `${formatNumber(result.ok)} of ${formatNumber(result.sent)} answered, ${result.errors} errors, p99 ${formatNumber(result.p99)} ms; ${pct(result.cpuMs / result.wallMs)} of a core`;
     metrics.push(
       {
-        name: '--processes 1: cycles/s',
-        value: one.cyclesPerSec,
+        name: '--processes 1: echo round trips/s',
+        value: echoOne.perSec,
         unit: '/s',
         group: processesGroup,
         isBaseline: true,
-        note: `p99 ${formatNumber(one.p99)} ms, ${one.errors} errors, ${pct(one.cpuMs / one.wallMs)} of a core`,
+        note: echoNote(echoOne),
       },
       {
-        name: '--processes 2: cycles/s',
-        value: two.cyclesPerSec,
+        name: '--processes 2: echo round trips/s',
+        value: echoTwo.perSec,
         unit: '/s',
         group: processesGroup,
-        baseline: '--processes 1: cycles/s',
+        baseline: '--processes 1: echo round trips/s',
         ratioLabel: '--processes 1',
         goal: { op: '>=', target: 1.1, on: 'ratio', source: SOURCE },
-        note: `p99 ${formatNumber(two.p99)} ms, ${two.errors} errors, ${pct(two.cpuMs / two.wallMs)} of a core (primary + 2)`,
+        note: `${echoNote(echoTwo)} (primary + 2)`,
       },
     );
+
+    if (cycles)
+      metrics.push(
+        {
+          name: '--processes 1: connect → join → leave → close cycles/s',
+          value: cycles.one.cyclesPerSec,
+          unit: '/s',
+          group: processesGroup,
+          isBaseline: true,
+          note: `${options.generators} × ${formatNumber(options.cycles)} cycles, ${options.cycleConcurrency} at once per generator; p99 ${formatNumber(cycles.one.p99)} ms, ${cycles.one.errors} errors, ${pct(cycles.one.cpuMs / cycles.one.wallMs)} of a core`,
+        },
+        {
+          name: '--processes 2: connect → join → leave → close cycles/s',
+          value: cycles.two.cyclesPerSec,
+          unit: '/s',
+          group: processesGroup,
+          baseline: '--processes 1: connect → join → leave → close cycles/s',
+          ratioLabel: '--processes 1',
+          note: `p99 ${formatNumber(cycles.two.p99)} ms, ${cycles.two.errors} errors, ${pct(cycles.two.cpuMs / cycles.two.wallMs)} of a core (primary + 2)`,
+        },
+      );
 
     const notes = [
       `**Cross-gateway fan-out.** ${options.gateways} gateway processes (test/bench/proc/gateway-main.ts: \`startGateway\` with the bench \`fan:*\` channel, \`demo: true\`) on one nats-server. Phase 1: ${formatNumber(options.subscribers)} subscriber sockets on ${options.topics} topics (${perTopic} per topic) all on gateway A, ${options.topics} publisher sockets on A; the other gateways are up on the same NATS with no subscriber. Phase 2: the same subscribers spread evenly over all ${options.gateways} gateways (every topic on every gateway), publishers still on A, so each broadcast crosses NATS once per other gateway. Each step publishes open loop for ${options.stepMs / 1000} s (steps ${options.steps.map(formatNumber).join(', ')} broadcasts/s, ${options.reps === 1 ? 'once' : `${options.reps} times, median with min / median / max`}); a step passes with ≥ ${MIN_DELIVERED * 100} % delivered and p99 ≤ ${MAX_P99_MS} ms, and the first failing step ends the ladder. Latency is publish → receive in the subscriber generator. Gateway CPU is the sum of every gateway process's user + system time over the step, divided by the deliveries.`,
       "**Interest.** While phase 1 runs, the idle gateways have no subscriber of any `fan:*` topic: their cluster PubSub counter (`received`) and nats-server's `/connz` `out_msgs` for their cluster connection (`gen-gateway cluster <node id>`) must not move with the broadcasts.",
       `**Presence.** The real Phoenix JS client and its \`Presence\` (\`presence.list()\` after \`onSync\`) on \`room:bench-presence\` (the demo \`room:*\` channel). An observer on gateway A; ${options.presenceJoins} times, a client joins on gateway B (time from its join until the observer lists it) and disconnects (until it is gone).${options.killEntries > 0 ? ` Then ${options.killEntries} clients join on gateway ${'abc'[options.gateways - 1]!.toUpperCase()}, which is killed with SIGKILL: time until the observer lists none of them.` : " The kill -9 measurement runs in full runs only (a dead gateway's entries leave after the 5 s default)."} A convergence that does not happen within ${options.presenceTimeoutMs / 1000} s counts as the deadline.`,
-      `**--processes.** The real command (\`gen-gateway --processes N --nats … --config {demo: true}\`, built dist/ in full runs); ${options.generators} generators each run ${formatNumber(options.cycles)} connect → join \`gen_api\` → leave → close cycles, ${options.cycleConcurrency} at once. CPU includes the primary (it accepts connections and hands them to the processes round robin). This box has ${availableParallelism()} cores shared with the generators and nats-server, so 2 processes can only win what the generators leave free.`,
+      `**--processes.** The real command (\`gen-gateway --processes N --nats … --config {demo: true}\`; built dist/ in full runs), 1 then 2 processes, the same load on each: ${options.generators} generators each join ${options.echoSockets} sockets to their own \`room:echo-<i>\` (the demo room channel, one socket per room) and push \`echo\` (~100 B, answered with the payload) open loop at ${formatNumber(options.echoRate)}/s for ${options.echoMs / 1000} s, more than one process answers on this box; the figure is replies per second of the whole run, drain included. ${options.cycles > 0 ? `Then each generator runs ${formatNumber(options.cycles)} connect → join \`gen_api\` → leave → close cycles, ${options.cycleConcurrency} at once (no goal: every connection passes through the primary, which accepts it and hands it to a process round robin over IPC).` : 'Connection cycles are measured in full runs only.'} CPU is the command's processes (primary included). This box has ${availableParallelism()} cores shared with the generators and nats-server: 2 processes can only win the CPU the generators leave free.`,
     ];
     return { metrics, notes, environment: { cores: String(availableParallelism()) } };
   },
