@@ -16,6 +16,8 @@ export interface SocketOptions {
   /** Local (source) address, to spread sockets over 127.0.0.x (ephemeral port limits). */
   localAddress?: string;
   connectTimeoutMs?: number;
+  /** Skip UTF-8 validation of text frames (receive-only sinks: the least client work per frame). */
+  skipUtf8Validation?: boolean;
 }
 
 export class PhxSocket {
@@ -27,9 +29,18 @@ export class PhxSocket {
   onPush: ((topic: string, event: string, payload: unknown) => void) | null = null;
   closed = false;
   closeCode: number | null = null;
+  /**
+   * When set, every incoming frame only calls it, unparsed: a receive-only subscriber that costs
+   * its process as little as a WebSocket client can (replies are no longer matched).
+   */
+  sink: (() => void) | null = null;
 
   private constructor(readonly ws: WebSocket) {
     ws.on('message', (data: Buffer) => {
+      if (this.sink) {
+        this.sink();
+        return;
+      }
       const frame = JSON.parse(data.toString('utf8')) as Frame;
       const [, ref, topic, event, payload] = frame;
       if (event === 'phx_reply' && ref !== null) {
@@ -57,6 +68,7 @@ export class PhxSocket {
         perMessageDeflate: false,
         handshakeTimeout: options.connectTimeoutMs ?? 10_000,
         ...(options.localAddress ? { localAddress: options.localAddress } : {}),
+        ...(options.skipUtf8Validation ? { skipUTF8Validation: true } : {}),
       });
       const fail = (err: Error) => {
         ws.removeAllListeners();

@@ -32,6 +32,11 @@ interface GenApiPush {
 const pushWaiters = new Map<string, (push: GenApiPush) => void>();
 let deliveries = 0;
 let fanout = latencyHistogram();
+/** Frames received by sink sockets (counted, not parsed). */
+let sunk = 0;
+const countSunk = (): void => {
+  sunk++;
+};
 
 function onPush(_topic: string, event: string, payload: unknown): void {
   if (event === EVENT) {
@@ -78,6 +83,8 @@ interface ConnectArgs {
   offset?: number;
   joinPayload?: unknown;
   heartbeatMs?: number;
+  /** After the join, count incoming frames without parsing them (`sink` command). */
+  sink?: boolean;
 }
 
 async function connectSockets(args: ConnectArgs) {
@@ -92,15 +99,16 @@ async function connectSockets(args: ConnectArgs) {
       const index = (args.offset ?? 0) + i;
       // `{i}` in the URL too (e.g. a distinct user_id per socket).
       const url = args.url.includes('{i}') ? args.url.replace('{i}', String(index)) : args.url;
-      const socket = await PhxSocket.connect(
-        url,
-        args.localAddress ? { localAddress: args.localAddress } : {},
-      );
+      const socket = await PhxSocket.connect(url, {
+        ...(args.localAddress ? { localAddress: args.localAddress } : {}),
+        ...(args.sink ? { skipUtf8Validation: true } : {}),
+      });
       socket.onPush = onPush;
       const topic = args.topic.replace('{i}', String(args.topics ? index % args.topics : index));
       const reply = await socket.join(topic, args.joinPayload ?? {});
       if (reply.status !== 'ok') throw new Error(`join ${topic}: ${JSON.stringify(reply)}`);
       recordMs(joinLatency, performance.now() - t0);
+      if (args.sink) socket.sink = countSunk;
       list.push(socket);
     } catch (err) {
       failed++;
@@ -494,6 +502,11 @@ serveCommands(
     echoBursts: (args: Parameters<typeof echoBursts>[0]) => echoBursts(args),
     publish: (args: Parameters<typeof publish>[0]) => publish(args),
     fanout: ({ reset }: { reset: boolean }) => takeFanout(reset),
+    sunk: ({ reset }: { reset: boolean }) => {
+      const count = sunk;
+      if (reset) sunk = 0;
+      return count;
+    },
     streams: (args: StreamArgs) => streams(args),
     cycles: (args: Parameters<typeof cycles>[0]) => cycles(args),
     close: (args: { pool: string }) => closePool(args),

@@ -52,7 +52,13 @@ interface Options {
   presenceTimeoutMs: number;
   /** Entries on the gateway killed for the leave measurement (0: not measured). */
   killEntries: number;
-  /** Echo sockets per generator, the echo rate each generator offers, and for how long. */
+  /** Room fan-out for --processes: receive-only sockets, over this many demo rooms … */
+  sinks: number;
+  rooms: number;
+  /** … and the shouts per second (all rooms) the publisher offers, for how long. */
+  shoutRate: number;
+  shoutMs: number;
+  /** Echo sockets per generator (0: not measured), the echo rate each offers, for how long. */
   echoSockets: number;
   echoRate: number;
   echoMs: number;
@@ -72,6 +78,10 @@ const FULL: Options = {
   presenceJoins: 20,
   presenceTimeoutMs: 15_000,
   killEntries: 20,
+  sinks: 3000,
+  rooms: 30,
+  shoutRate: 3000,
+  shoutMs: 3000,
   echoSockets: 100,
   echoRate: 30_000,
   echoMs: 3000,
@@ -90,7 +100,11 @@ const QUICK: Options = {
   presenceJoins: 1,
   presenceTimeoutMs: 2500,
   killEntries: 0,
-  echoSockets: 20,
+  sinks: 200,
+  rooms: 10,
+  shoutRate: 200,
+  shoutMs: 500,
+  echoSockets: 0,
   echoRate: 1500,
   echoMs: 500,
   // Full runs only (the smoke's budget).
@@ -511,6 +525,139 @@ async function startCli(
   };
 }
 
+interface RoomFanoutResult {
+  deliveriesPerSec: number;
+  offered: number;
+  delivered: number;
+  shouts: number;
+  cpuMs: number;
+  wallMs: number;
+}
+
+/**
+ * Receive-only sockets (frames counted, not parsed) in the demo rooms, a publisher per room
+ * pushing `shout` open loop: deliveries per second of the whole run (drain included). The
+ * gateway writes every delivery; the clients barely read: what one process can write is the limit.
+ */
+async function runRoomFanout(
+  ctx: BenchContext,
+  gens: Child[],
+  gateway: CliGateway,
+  options: Options,
+  label: string,
+): Promise<RoomFanoutResult> {
+  const base = `ws://127.0.0.1:${gateway.port}/socket/websocket?vsn=2.0.0`;
+  const sinkGens = gens.slice(0, -1);
+  const publisher = gens.at(-1)!;
+  const counts = split(options.sinks, sinkGens.length);
+  let offset = 0;
+  await Promise.all(
+    sinkGens.map(async (gen, g) => {
+      const at = offset;
+      offset += counts[g]!;
+      const joined = await gen.call<{ failed: number; errors: string[] }>(
+        'connect',
+        {
+          pool: 'sink',
+          url: `${base}&user_id=sink{i}`,
+          count: counts[g],
+          localAddress: Fleet.sourceAddress(10 + g),
+          concurrency: 50,
+          topic: 'room:fan-{i}',
+          topics: options.rooms,
+          offset: at,
+          heartbeatMs: 30_000,
+          sink: true,
+        },
+        120_000,
+      );
+      if (joined.failed > 0) throw new Error(`${label}: sinks failed: ${joined.errors[0]}`);
+    }),
+  );
+  const shouters = await publisher.call<{ failed: number; errors: string[] }>('connect', {
+    pool: 'shout',
+    url: `${base}&user_id=shout{i}`,
+    count: options.rooms,
+    localAddress: Fleet.sourceAddress(9),
+    concurrency: 20,
+    topic: 'room:fan-{i}',
+    topics: options.rooms,
+    heartbeatMs: 30_000,
+  });
+  if (shouters.failed > 0) throw new Error(`${label}: publishers failed: ${shouters.errors[0]}`);
+  const sunk = async (reset: boolean) =>
+    (await Promise.all(sinkGens.map((gen) => gen.call<number>('sunk', { reset })))).reduce(
+      (sum, n) => sum + n,
+      0,
+    );
+  // The joins' Presence diffs reach the sinks too: wait until none arrives for 300 ms.
+  let last = -1;
+  let since = performance.now();
+  await until(
+    async () => {
+      const now = await sunk(false);
+      if (now !== last) {
+        last = now;
+        since = performance.now();
+        return false;
+      }
+      return performance.now() - since > 300;
+    },
+    `${label}: the joins' Presence traffic to settle`,
+    { timeoutMs: 60_000, intervalMs: 50 },
+  );
+  await sunk(true);
+  const perRoom = options.sinks / options.rooms;
+  const cpu = () => gateway.pids().reduce((sum, pid) => sum + cpuMs(pid), 0);
+  const cpu0 = cpu();
+  const t0 = performance.now();
+  const published = await publisher.call<{ ok: number; errors: number }>(
+    'publish',
+    { pool: 'shout', event: 'shout', rate: options.shoutRate, durationMs: options.shoutMs },
+    options.shoutMs + 30_000,
+  );
+  const offered = published.ok * perRoom;
+  let seen = -1;
+  let changed = performance.now();
+  let lastArrival = performance.now();
+  await untilOrTimeout(
+    async () => {
+      const now = await sunk(false);
+      if (now >= offered) {
+        lastArrival = performance.now();
+        return true;
+      }
+      if (now !== seen) {
+        seen = now;
+        changed = lastArrival = performance.now();
+        return false;
+      }
+      return performance.now() - changed > 1000;
+    },
+    `${label}: every offered delivery, or none for 1 s`,
+    { timeoutMs: 30_000, intervalMs: 20 },
+  );
+  const wallMs = lastArrival - t0;
+  const used = cpu() - cpu0;
+  const delivered = await sunk(true);
+  await Promise.all([
+    ...sinkGens.map((gen) => gen.call('close', { pool: 'sink' }, 120_000)),
+    publisher.call('close', { pool: 'shout' }, 60_000),
+  ]);
+  const result = {
+    deliveriesPerSec: delivered / (wallMs / 1000),
+    offered,
+    delivered,
+    shouts: published.ok,
+    cpuMs: used,
+    wallMs,
+  };
+  ctx.log(
+    `${label}: room fan-out ${formatNumber(result.deliveriesPerSec)} deliveries/s (${formatNumber(delivered)} of ${formatNumber(offered)} in ${(wallMs / 1000).toFixed(2)} s), ${pct(used / wallMs)} of a core`,
+  );
+  return result;
+}
+
 interface EchoResult {
   perSec: number;
   sent: number;
@@ -704,14 +851,19 @@ export const suite: Suite = {
     );
 
     // 4: --processes 2 against 1, the same load (the other command sits idle meanwhile).
-    const echoOne = await runEcho(gens, cliOne, options);
-    ctx.log(
-      `--processes 1: ${formatNumber(echoOne.perSec)} echoes/s (${formatNumber(echoOne.ok)} of ${formatNumber(echoOne.sent)}), p99 ${formatNumber(echoOne.p99)} ms, ${pct(echoOne.cpuMs / echoOne.wallMs)} of a core`,
-    );
-    const echoTwo = await runEcho(gens, cliTwo, options);
-    ctx.log(
-      `--processes 2: ${formatNumber(echoTwo.perSec)} echoes/s (${formatNumber(echoTwo.ok)} of ${formatNumber(echoTwo.sent)}), p99 ${formatNumber(echoTwo.p99)} ms, ${pct(echoTwo.cpuMs / echoTwo.wallMs)} of a core`,
-    );
+    const roomOne = await runRoomFanout(ctx, gens, cliOne, options, '--processes 1');
+    const roomTwo = await runRoomFanout(ctx, gens, cliTwo, options, '--processes 2');
+    const echo =
+      options.echoSockets > 0
+        ? {
+            one: await runEcho(gens, cliOne, options),
+            two: await runEcho(gens, cliTwo, options),
+          }
+        : null;
+    if (echo)
+      ctx.log(
+        `echoes/s: --processes 1 ${formatNumber(echo.one.perSec)} (${pct(echo.one.cpuMs / echo.one.wallMs)} of a core), --processes 2 ${formatNumber(echo.two.perSec)} (${pct(echo.two.cpuMs / echo.two.wallMs)} of a core)`,
+      );
     const cycles =
       options.cycles > 0
         ? {
@@ -871,30 +1023,52 @@ export const suite: Suite = {
       });
     }
 
-    const processesGroup = `gen-gateway --processes: ${options.generators} generators × ${options.echoSockets} sockets, echo offered at ${formatNumber(options.generators * options.echoRate)}/s for ${options.echoMs / 1000} s`;
-    const echoNote = (result: EchoResult) =>
-      `${formatNumber(result.ok)} of ${formatNumber(result.sent)} answered, ${result.errors} errors, p99 ${formatNumber(result.p99)} ms; ${pct(result.cpuMs / result.wallMs)} of a core`;
+    const processesGroup = `gen-gateway --processes (same run, same load)`;
+    const roomNote = (result: RoomFanoutResult) =>
+      `${formatNumber(result.delivered)} of ${formatNumber(result.offered)} in ${(result.wallMs / 1000).toFixed(2)} s; ${pct(result.cpuMs / result.wallMs)} of a core`;
     metrics.push(
       {
-        name: '--processes 1: echo round trips/s',
-        value: echoOne.perSec,
+        name: '--processes 1: room fan-out deliveries/s',
+        value: roomOne.deliveriesPerSec,
         unit: '/s',
         group: processesGroup,
         isBaseline: true,
-        note: echoNote(echoOne),
+        note: roomNote(roomOne),
       },
       {
-        name: '--processes 2: echo round trips/s',
-        value: echoTwo.perSec,
+        name: '--processes 2: room fan-out deliveries/s',
+        value: roomTwo.deliveriesPerSec,
         unit: '/s',
         group: processesGroup,
-        baseline: '--processes 1: echo round trips/s',
+        baseline: '--processes 1: room fan-out deliveries/s',
         ratioLabel: '--processes 1',
         goal: { op: '>=', target: 1.1, on: 'ratio', source: SOURCE },
-        note: `${echoNote(echoTwo)} (primary + 2)`,
+        note: `${roomNote(roomTwo)} (primary + 2)`,
       },
     );
-
+    if (echo) {
+      const echoNote = (result: EchoResult) =>
+        `${formatNumber(result.ok)} of ${formatNumber(result.sent)} answered, ${result.errors} errors, p99 ${formatNumber(result.p99)} ms; ${pct(result.cpuMs / result.wallMs)} of a core`;
+      metrics.push(
+        {
+          name: '--processes 1: echo round trips/s',
+          value: echo.one.perSec,
+          unit: '/s',
+          group: processesGroup,
+          isBaseline: true,
+          note: echoNote(echo.one),
+        },
+        {
+          name: '--processes 2: echo round trips/s',
+          value: echo.two.perSec,
+          unit: '/s',
+          group: processesGroup,
+          baseline: '--processes 1: echo round trips/s',
+          ratioLabel: '--processes 1',
+          note: `${echoNote(echo.two)} (primary + 2)`,
+        },
+      );
+    }
     if (cycles)
       metrics.push(
         {
@@ -920,7 +1094,7 @@ export const suite: Suite = {
       `**Cross-gateway fan-out.** ${options.gateways} gateway processes (test/bench/proc/gateway-main.ts: \`startGateway\` with the bench \`fan:*\` channel, \`demo: true\`) on one nats-server. Phase 1: ${formatNumber(options.subscribers)} subscriber sockets on ${options.topics} topics (${perTopic} per topic) all on gateway A, ${options.topics} publisher sockets on A; the other gateways are up on the same NATS with no subscriber. Phase 2: the same subscribers spread evenly over all ${options.gateways} gateways (every topic on every gateway), publishers still on A, so each broadcast crosses NATS once per other gateway. Each step publishes open loop for ${options.stepMs / 1000} s (steps ${options.steps.map(formatNumber).join(', ')} broadcasts/s, ${options.reps === 1 ? 'once' : `${options.reps} times, median with min / median / max`}); a step passes with ≥ ${MIN_DELIVERED * 100} % delivered and p99 ≤ ${MAX_P99_MS} ms, and the first failing step ends the ladder. Latency is publish → receive in the subscriber generator. Gateway CPU is the sum of every gateway process's user + system time over the step, divided by the deliveries.`,
       "**Interest.** While phase 1 runs, the idle gateways have no subscriber of any `fan:*` topic: their cluster PubSub counter (`received`) and nats-server's `/connz` `out_msgs` for their cluster connection (`gen-gateway cluster <node id>`) must not move with the broadcasts.",
       `**Presence.** The real Phoenix JS client and its \`Presence\` (\`presence.list()\` after \`onSync\`) on \`room:bench-presence\` (the demo \`room:*\` channel). An observer on gateway A; ${options.presenceJoins} times, a client joins on gateway B (time from its join until the observer lists it) and disconnects (until it is gone).${options.killEntries > 0 ? ` Then ${options.killEntries} clients join on gateway ${'abc'[options.gateways - 1]!.toUpperCase()}, which is killed with SIGKILL: time until the observer lists none of them.` : " The kill -9 measurement runs in full runs only (a dead gateway's entries leave after the 5 s default)."} A convergence that does not happen within ${options.presenceTimeoutMs / 1000} s counts as the deadline.`,
-      `**--processes.** The real command (\`gen-gateway --processes N --nats … --config {demo: true}\`; built dist/ in full runs), 1 then 2 processes, the same load on each: ${options.generators} generators each join ${options.echoSockets} sockets to their own \`room:echo-<i>\` (the demo room channel, one socket per room) and push \`echo\` (~100 B, answered with the payload) open loop at ${formatNumber(options.echoRate)}/s for ${options.echoMs / 1000} s, more than one process answers on this box; the figure is replies per second of the whole run, drain included. ${options.cycles > 0 ? `Then each generator runs ${formatNumber(options.cycles)} connect → join \`gen_api\` → leave → close cycles, ${options.cycleConcurrency} at once (no goal: every connection passes through the primary, which accepts it and hands it to a process round robin over IPC).` : 'Connection cycles are measured in full runs only.'} CPU is the command's processes (primary included). This box has ${availableParallelism()} cores shared with the generators and nats-server: 2 processes can only win the CPU the generators leave free.`,
+      `**--processes.** The real command (\`gen-gateway --processes N --nats … --config {demo: true}\`; built dist/ in full runs), 1 then 2 processes, the same load on each. Goal figure: room fan-out. ${formatNumber(options.sinks)} receive-only sockets (generator sockets that count frames without parsing them, so that the gateway's writes and not the clients' reads are the limit) join ${options.rooms} demo rooms \`room:fan-<i>\` (${options.sinks / options.rooms} per room; the demo room tracks Presence, whose join traffic settles before the measurement), and one publisher socket per room pushes \`shout\` open loop, ${formatNumber(options.shoutRate)}/s in all for ${options.shoutMs / 1000} s (${formatNumber((options.shoutRate * options.sinks) / options.rooms)} deliveries/s offered); the figure is deliveries per second from the first shout to the last delivery. With 2 processes the sockets of a room are spread over both, and every shout also crosses NATS to the other process. ${options.echoSockets > 0 ? `Then (no goal) ${options.generators} generators each join ${options.echoSockets} sockets to their own \`room:echo-<i>\` and push \`echo\` open loop at ${formatNumber(options.echoRate)}/s for ${options.echoMs / 1000} s: a client's work per echo is about the gateway's, so the generators, not the gateway, are the limit on this box.` : 'Echo round trips and connection cycles are measured in full runs only.'} ${options.cycles > 0 ? `And each generator runs ${formatNumber(options.cycles)} connect → join \`gen_api\` → leave → close cycles, ${options.cycleConcurrency} at once (no goal: every connection passes through the primary, which accepts it and hands it to a process round robin over IPC).` : ''} CPU is the command's processes (primary included). This box has ${availableParallelism()} cores shared with the generators and nats-server: 2 processes can only win the CPU the rest leaves free.`,
     ];
     return { metrics, notes, environment: { cores: String(availableParallelism()) } };
   },
