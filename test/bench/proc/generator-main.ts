@@ -32,10 +32,10 @@ interface GenApiPush {
 const pushWaiters = new Map<string, (push: GenApiPush) => void>();
 let deliveries = 0;
 let fanout = latencyHistogram();
-/** Frames received by sink sockets (counted, not parsed). */
+/** Bytes received by raw-sink sockets (counted, not parsed). */
 let sunk = 0;
-const countSunk = (): void => {
-  sunk++;
+const countSunk = (bytes: number): void => {
+  sunk += bytes;
 };
 
 function onPush(_topic: string, event: string, payload: unknown): void {
@@ -83,7 +83,7 @@ interface ConnectArgs {
   offset?: number;
   joinPayload?: unknown;
   heartbeatMs?: number;
-  /** After the join, count incoming frames without parsing them (`sink` command). */
+  /** After the join, only count the bytes the server sends (PhxSocket.rawSink; `sunk` command). */
   sink?: boolean;
 }
 
@@ -99,16 +99,16 @@ async function connectSockets(args: ConnectArgs) {
       const index = (args.offset ?? 0) + i;
       // `{i}` in the URL too (e.g. a distinct user_id per socket).
       const url = args.url.includes('{i}') ? args.url.replace('{i}', String(index)) : args.url;
-      const socket = await PhxSocket.connect(url, {
-        ...(args.localAddress ? { localAddress: args.localAddress } : {}),
-        ...(args.sink ? { skipUtf8Validation: true } : {}),
-      });
+      const socket = await PhxSocket.connect(
+        url,
+        args.localAddress ? { localAddress: args.localAddress } : {},
+      );
       socket.onPush = onPush;
       const topic = args.topic.replace('{i}', String(args.topics ? index % args.topics : index));
       const reply = await socket.join(topic, args.joinPayload ?? {});
       if (reply.status !== 'ok') throw new Error(`join ${topic}: ${JSON.stringify(reply)}`);
       recordMs(joinLatency, performance.now() - t0);
-      if (args.sink) socket.sink = countSunk;
+      if (args.sink) socket.rawSink(countSunk);
       list.push(socket);
     } catch (err) {
       failed++;

@@ -52,7 +52,10 @@ interface Options {
   presenceTimeoutMs: number;
   /** Entries on the gateway killed for the leave measurement (0: not measured). */
   killEntries: number;
-  /** Room fan-out for --processes: receive-only sockets, over this many demo rooms … */
+  /**
+   * Room fan-out for --processes: receive-only sockets, over this many demo rooms (at most 10:
+   * every delivery is then a frame of the same size, so counted bytes give the deliveries) …
+   */
   sinks: number;
   rooms: number;
   /** … and the shouts per second (all rooms) the publisher offers, for how long. */
@@ -78,9 +81,9 @@ const FULL: Options = {
   presenceJoins: 20,
   presenceTimeoutMs: 15_000,
   killEntries: 20,
-  sinks: 3000,
-  rooms: 30,
-  shoutRate: 6000,
+  sinks: 2970,
+  rooms: 9,
+  shoutRate: 3000,
   shoutMs: 3000,
   echoSockets: 100,
   echoRate: 30_000,
@@ -101,7 +104,7 @@ const QUICK: Options = {
   presenceTimeoutMs: 2500,
   killEntries: 0,
   sinks: 200,
-  rooms: 10,
+  rooms: 5,
   shoutRate: 200,
   shoutMs: 500,
   echoSockets: 0,
@@ -610,6 +613,9 @@ async function runRoomFanout(
   );
   await sunk(true);
   const perRoom = options.sinks / options.rooms;
+  // The frame every sink of room i gets per shout (V2 JSON, server frames unmasked, 2-byte header).
+  const frameBytes =
+    2 + JSON.stringify([null, null, 'room:fan-0', 'shout', { from: 'shout0', body: null }]).length;
   const cpu = () => gateway.pids().reduce((sum, pid) => sum + cpuMs(pid), 0);
   const sinkCpu = () => sinkGens.reduce((sum, gen) => sum + cpuMs(gen.pid), 0);
   const cpu0 = cpu();
@@ -621,13 +627,14 @@ async function runRoomFanout(
     options.shoutMs + 30_000,
   );
   const offered = published.ok * perRoom;
+  const offeredBytes = offered * frameBytes;
   let seen = -1;
   let changed = performance.now();
   let lastArrival = performance.now();
   await untilOrTimeout(
     async () => {
       const now = await sunk(false);
-      if (now >= offered) {
+      if (now >= offeredBytes) {
         lastArrival = performance.now();
         return true;
       }
@@ -644,7 +651,7 @@ async function runRoomFanout(
   const wallMs = lastArrival - t0;
   const used = cpu() - cpu0;
   const sinkUsed = sinkCpu() - sinkCpu0;
-  const delivered = await sunk(true);
+  const delivered = Math.round((await sunk(true)) / frameBytes);
   await Promise.all([
     ...sinkGens.map((gen) => gen.call('close', { pool: 'sink' }, 120_000)),
     publisher.call('close', { pool: 'shout' }, 60_000),
@@ -1100,7 +1107,7 @@ export const suite: Suite = {
       `**Cross-gateway fan-out.** ${options.gateways} gateway processes (test/bench/proc/gateway-main.ts: \`startGateway\` with the bench \`fan:*\` channel, \`demo: true\`) on one nats-server. Phase 1: ${formatNumber(options.subscribers)} subscriber sockets on ${options.topics} topics (${perTopic} per topic) all on gateway A, ${options.topics} publisher sockets on A; the other gateways are up on the same NATS with no subscriber. Phase 2: the same subscribers spread evenly over all ${options.gateways} gateways (every topic on every gateway), publishers still on A, so each broadcast crosses NATS once per other gateway. Each step publishes open loop for ${options.stepMs / 1000} s (steps ${options.steps.map(formatNumber).join(', ')} broadcasts/s, ${options.reps === 1 ? 'once' : `${options.reps} times, median with min / median / max`}); a step passes with ≥ ${MIN_DELIVERED * 100} % delivered and p99 ≤ ${MAX_P99_MS} ms, and the first failing step ends the ladder. Latency is publish → receive in the subscriber generator. Gateway CPU is the sum of every gateway process's user + system time over the step, divided by the deliveries.`,
       "**Interest.** While phase 1 runs, the idle gateways have no subscriber of any `fan:*` topic: their cluster PubSub counter (`received`) and nats-server's `/connz` `out_msgs` for their cluster connection (`gen-gateway cluster <node id>`) must not move with the broadcasts.",
       `**Presence.** The real Phoenix JS client and its \`Presence\` (\`presence.list()\` after \`onSync\`) on \`room:bench-presence\` (the demo \`room:*\` channel). An observer on gateway A; ${options.presenceJoins} times, a client joins on gateway B (time from its join until the observer lists it) and disconnects (until it is gone).${options.killEntries > 0 ? ` Then ${options.killEntries} clients join on gateway ${'abc'[options.gateways - 1]!.toUpperCase()}, which is killed with SIGKILL: time until the observer lists none of them.` : " The kill -9 measurement runs in full runs only (a dead gateway's entries leave after the 5 s default)."} A convergence that does not happen within ${options.presenceTimeoutMs / 1000} s counts as the deadline.`,
-      `**--processes.** The real command (\`gen-gateway --processes N --nats … --config {demo: true}\`; built dist/ in full runs), 1 then 2 processes, the same load on each. Goal figure: room fan-out. ${formatNumber(options.sinks)} receive-only sockets (generator sockets that count frames without parsing them, so that the gateway's writes and not the clients' reads are the limit) join ${options.rooms} demo rooms \`room:fan-<i>\` (${options.sinks / options.rooms} per room; the demo room tracks Presence, whose join traffic settles before the measurement), and one publisher socket per room pushes \`shout\` open loop, ${formatNumber(options.shoutRate)}/s in all for ${options.shoutMs / 1000} s (${formatNumber((options.shoutRate * options.sinks) / options.rooms)} deliveries/s offered); the figure is deliveries per second from the first shout to the last delivery. With 2 processes the sockets of a room are spread over both, and every shout also crosses NATS to the other process. ${options.echoSockets > 0 ? `Then (no goal) ${options.generators} generators each join ${options.echoSockets} sockets to their own \`room:echo-<i>\` and push \`echo\` open loop at ${formatNumber(options.echoRate)}/s for ${options.echoMs / 1000} s: a client's work per echo is about the gateway's, so the generators, not the gateway, are the limit on this box.` : 'Echo round trips and connection cycles are measured in full runs only.'} ${options.cycles > 0 ? `And each generator runs ${formatNumber(options.cycles)} connect → join \`gen_api\` → leave → close cycles, ${options.cycleConcurrency} at once (no goal: every connection passes through the primary, which accepts it and hands it to a process round robin over IPC).` : ''} CPU is the command's processes (primary included). This box has ${availableParallelism()} cores shared with the generators and nats-server: 2 processes can only win the CPU the rest leaves free.`,
+      `**--processes.** The real command (\`gen-gateway --processes N --nats … --config {demo: true}\`; built dist/ in full runs), 1 then 2 processes, the same load on each. Goal figure: room fan-out. ${formatNumber(options.sinks)} receive-only sockets (generator sockets that, once joined, only count the bytes they receive, parsing nothing — like clients on other machines, they cost this box next to nothing, so that the gateway's writes are the limit; deliveries = bytes / the frame's size) join ${options.rooms} demo rooms \`room:fan-<i>\` (${options.sinks / options.rooms} per room; the demo room tracks Presence, whose join traffic settles before the measurement), and one publisher socket per room pushes \`shout\` open loop, ${formatNumber(options.shoutRate)}/s in all for ${options.shoutMs / 1000} s (${formatNumber((options.shoutRate * options.sinks) / options.rooms)} deliveries/s offered); the figure is deliveries per second from the first shout to the last delivery. With 2 processes the sockets of a room are spread over both, and every shout also crosses NATS to the other process. ${options.echoSockets > 0 ? `Then (no goal) ${options.generators} generators each join ${options.echoSockets} sockets to their own \`room:echo-<i>\` and push \`echo\` open loop at ${formatNumber(options.echoRate)}/s for ${options.echoMs / 1000} s: a client's work per echo is about the gateway's, so the generators, not the gateway, are the limit on this box.` : 'Echo round trips and connection cycles are measured in full runs only.'} ${options.cycles > 0 ? `And each generator runs ${formatNumber(options.cycles)} connect → join \`gen_api\` → leave → close cycles, ${options.cycleConcurrency} at once (no goal: every connection passes through the primary, which accepts it and hands it to a process round robin over IPC).` : ''} CPU is the command's processes (primary included). This box has ${availableParallelism()} cores shared with the generators and nats-server: 2 processes can only win the CPU the rest leaves free.`,
     ];
     return { metrics, notes, environment: { cores: String(availableParallelism()) } };
   },
