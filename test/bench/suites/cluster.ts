@@ -83,7 +83,7 @@ const FULL: Options = {
   killEntries: 20,
   sinks: 2970,
   rooms: 9,
-  shoutRate: 3000,
+  shoutRate: 6000,
   shoutMs: 3000,
   echoSockets: 100,
   echoRate: 30_000,
