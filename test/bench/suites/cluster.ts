@@ -9,9 +9,9 @@
  *    while A fans out: its cluster PubSub's counter and nats-server's `/connz` for its connection.
  * 3. Presence convergence, as the Phoenix JS `Presence` client sees it on another gateway: after a
  *    join, and (full runs) after kill -9 of the gateway holding the entries.
- * 4. `gen-gateway --processes 2` against `--processes 1`: `echo` round trips on long-lived
- *    sockets (the demo `room:*` channel) offered above what one process serves; and connect →
- *    join → leave → close cycles.
+ * 4. `gen-gateway --processes 2` against `--processes 1`: room fan-out to receive-only sockets
+ *    (the demo `room:*` channel's `shout`), offered above what one process writes; and, without
+ *    goals (full runs), echo round trips and connect → join → leave → close cycles.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
