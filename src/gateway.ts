@@ -11,7 +11,8 @@ import type { Assigns } from './channel/types.js';
 import type { SocketOptions } from './config/socket-options.js';
 import { rejectUpgrade, sendPlain } from './http/responses.js';
 import { createLogger, silentLogger, type Logger, type LoggerOptions } from './log/logger.js';
-import { LocalPresence, type Presence, type PresenceOptions } from './presence/presence.js';
+import type { Presence, PresenceOptions } from './presence/presence.js';
+import { ClusterPresence } from './cluster/presence.js';
 import { SocketMount, type GatewayContext } from './socket/mount.js';
 import { SocketRegistry } from './socket/registry.js';
 import { CLOSE } from './socket/session.js';
@@ -40,7 +41,7 @@ export interface GatewayOptions {
   secret?: string;
   /** This node's name in logs and presence refs. Default: a random UUID. */
   nodeId?: string;
-  /** Presence options (`fetch`, event names). */
+  /** Presence options (`fetch`, event names, `cluster` replication timings and limits). */
   presence?: Omit<PresenceOptions, 'nodeId'>;
   /** Resolution of the shared timer wheel (idle timeouts, LongPoll windows, join timeouts). Default 250 ms. */
   timerTickMs?: number;
@@ -101,7 +102,12 @@ export class Gateway {
     this.logger = logger.child({ node: this.nodeId.slice(0, 8) });
     this.clusterPubSub = new ClusterPubSub(options.cluster);
     this.pubsub = this.clusterPubSub;
-    this.presence = new LocalPresence(this.pubsub, { ...options.presence, nodeId: this.nodeId });
+    const presence = new ClusterPresence(
+      this.pubsub,
+      { ...options.presence, nodeId: this.nodeId },
+      options.clock ?? monotonicClock,
+    );
+    this.presence = presence;
     this.context = {
       pubsub: this.pubsub,
       presence: this.presence,
@@ -112,7 +118,7 @@ export class Gateway {
       tokens: new SessionTokens(options.secret),
     };
     this.disconnects = new ClusterDisconnects((id) => this.context.registry.disconnect(id));
-    this.clusterComponents.push(this.clusterPubSub, this.disconnects);
+    this.clusterComponents.push(this.clusterPubSub, presence, this.disconnects);
   }
 
   /** Adds a socket endpoint at `path` (default `/socket`) and returns it for channel routes. */

@@ -32,6 +32,43 @@ export interface PresenceOptions {
    * and the other listeners still run. Default: a process warning.
    */
   onChangeError?: (err: unknown, change: PresenceChange) => void;
+  /** Replication between gateways once the gateway joined a cluster (protocol/presence.md §6). */
+  cluster?: ClusterPresenceOptions;
+}
+
+/**
+ * Presence replication between gateways (protocol/presence.md §6). The defaults are in
+ * `CLUSTER_PRESENCE_DEFAULTS` (src/cluster/presence-options.ts).
+ */
+export interface ClusterPresenceOptions {
+  /** How often a node tells the others it is alive and how far its deltas go. Default 1000 ms. */
+  heartbeatMs?: number;
+  /** A node not heard from for this long is dropped with its entries. Default 3000 ms. */
+  downAfterMs?: number;
+  /** How long a state transfer may take before it is retried. Default 2000 ms. */
+  syncTimeoutMs?: number;
+  /** Entries kept per other node; more are dropped and counted. Default 100000. */
+  maxEntriesPerNode?: number;
+  /** Other nodes tracked; messages from more are dropped and counted. Default 1024. */
+  maxNodes?: number;
+  /** Largest replication message accepted, in bytes; larger ones are dropped. Default 1 MiB. */
+  maxMessageBytes?: number;
+  /** Deltas held per node while its state transfer runs; beyond, it syncs again. Default 1000. */
+  maxPendingDeltas?: number;
+  /**
+   * State transfers this node serves per second (each sends its whole state); more requests are
+   * ignored and counted, and their askers retry at a later heartbeat. Default 100.
+   */
+  maxSyncServesPerSecond?: number;
+}
+
+/** One of this node's entries as state transfer sends it (`meta` without phx_ref). */
+export interface OwnEntry {
+  readonly topic: string;
+  readonly key: string;
+  readonly ref: string;
+  readonly prevRef: string | null;
+  readonly meta: PresenceMeta;
 }
 
 interface Entry {
@@ -45,11 +82,11 @@ interface Entry {
 }
 
 /** Builds objects keyed by client-chosen strings without letting "__proto__" touch a prototype. */
-function keyed<T>(): Record<string, T> {
+export function keyed<T>(): Record<string, T> {
   return Object.create(null) as Record<string, T>;
 }
 
-function setKey<T>(target: Record<string, T>, key: string, value: T): void {
+export function setKey<T>(target: Record<string, T>, key: string, value: T): void {
   Object.defineProperty(target, key, {
     value,
     enumerable: true,
@@ -71,8 +108,9 @@ function wireMeta(entry: Entry): PresenceMeta {
  * consumes. Entries are untracked automatically when their channel ends.
  *
  * The gateway depends on the `Presence` interface (tracker.ts), not on this class.
- * Cluster-wide presence (a later issue) replicates this node's `onLocalChange` stream between
- * nodes; every entry carries a node-unique phx_ref so remote entries can be merged into `list`.
+ * `ClusterPresence` (src/cluster/presence.ts, what the gateway uses) wraps it and replicates its
+ * `onLocalChange` stream between nodes; every entry carries a node-unique phx_ref so remote
+ * entries merge into `list` without collisions.
  */
 export class LocalPresence implements Presence {
   readonly stateEvent: string;
@@ -212,10 +250,7 @@ export class LocalPresence implements Presence {
 
   /** The `presence_state` payload for a topic (with `fetch` applied). */
   list(topic: string): PresenceState {
-    const state = keyed<{ metas: PresenceMeta[] }>();
-    const keys = this.topics.get(topic);
-    if (keys)
-      for (const [key, entries] of keys) setKey(state, key, { metas: entries.map(wireMeta) });
+    const state = this.listOwn(topic);
     return this.options.fetch ? this.options.fetch(topic, state) : state;
   }
 
@@ -223,6 +258,44 @@ export class LocalPresence implements Presence {
   get(topic: string, key: string): { metas: PresenceMeta[] } | null {
     const entries = this.topics.get(topic)?.get(key);
     return entries ? { metas: entries.map(wireMeta) } : null;
+  }
+
+  /**
+   * @internal This node's own entries of a topic in the `presence_state` format, without `fetch`
+   * (cluster presence merges other nodes' entries in before applying it).
+   */
+  listOwn(topic: string): PresenceState {
+    const state = keyed<{ metas: PresenceMeta[] }>();
+    const keys = this.topics.get(topic);
+    if (keys)
+      for (const [key, entries] of keys) setKey(state, key, { metas: entries.map(wireMeta) });
+    return state;
+  }
+
+  /** @internal Every entry of this node (all topics), for state transfer to other nodes. */
+  *entries(): IterableIterator<OwnEntry> {
+    for (const keys of this.topics.values())
+      for (const entries of keys.values())
+        for (const entry of entries)
+          yield {
+            topic: entry.topic,
+            key: entry.key,
+            ref: entry.ref,
+            prevRef: entry.prevRef,
+            meta: entry.meta,
+          };
+  }
+
+  /**
+   * @internal Broadcasts one `presence_diff` to this node's subscribers of `topic` (`fetch`
+   * applied): cluster presence uses it for the changes it learns from other nodes.
+   */
+  broadcastDiffOf(
+    topic: string,
+    joins: readonly (readonly [string, PresenceMeta])[],
+    leaves: readonly (readonly [string, PresenceMeta])[],
+  ): void {
+    this.broadcastDiffMetas(topic, joins, leaves);
   }
 
   /** Number of tracked entries (all topics). */

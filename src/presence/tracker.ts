@@ -50,9 +50,10 @@ export type PresenceChange =
 
 /**
  * What the gateway, its sessions and channel code depend on for presence — Phoenix.Presence's
- * API. `LocalPresence` implements it for one node. A cluster-wide implementation (presence
- * replicated over NATS) implements the same interface: it publishes this node's `onLocalChange`
- * stream, merges the other nodes' entries into `list`/`get`, and broadcasts their diffs locally.
+ * API. `LocalPresence` implements it for one node; `ClusterPresence` (src/cluster/presence.ts,
+ * protocol/presence.md) implements it for every gateway on one NATS: it publishes this node's
+ * `onLocalChange` stream, merges the other nodes' entries into `list`/`get` (and `size`), and
+ * broadcasts their diffs locally.
  */
 export interface Presence {
   /** The event of the `presence_state` push (default `presence_state`). */
