@@ -1006,20 +1006,20 @@ export const suite: Suite = {
     const timed = (values: (number | null)[]) =>
       values.map((ms) => ms ?? options.presenceTimeoutMs);
     const missing = (values: (number | null)[]) => values.filter((ms) => ms === null).length;
-    const joinNote = (values: (number | null)[]) =>
+    const joinNote = (values: (number | null)[], what: string) =>
       missing(values) > 0
         ? `did not converge within ${options.presenceTimeoutMs / 1000} s (counted as the deadline; the other joins were skipped)`
-        : `${values.length} joins, max ${formatNumber(Math.max(...timed(values)))} ms`;
+        : `${values.length} ${what}, max ${formatNumber(Math.max(...timed(values)))} ms`;
     metrics.push(
       fromRuns('after a join on another gateway', timed(presence.joins), 'ms', {
         group: presenceGroup,
         goal: { op: '<=', target: 2000, source: `${SOURCE} (demo contract)` },
-        note: joinNote(presence.joins),
+        note: joinNote(presence.joins, 'joins'),
       }),
       fromRuns('after a leave on another gateway', timed(presence.leaves), 'ms', {
         group: presenceGroup,
         goal: { op: '<=', target: 2000, source: SOURCE },
-        note: joinNote(presence.leaves),
+        note: joinNote(presence.leaves, 'leaves'),
       }),
     );
     if (presence.kill !== null || options.killEntries > 0) {
