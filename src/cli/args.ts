@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { GatewayError } from '../errors.js';
 
@@ -7,6 +8,8 @@ export interface CliOptions {
   config?: string;
   logLevel?: string;
   nats?: string;
+  /** `--processes`: gateway processes sharing the port (parsed; "auto" is the core count). */
+  processes?: number;
   help: boolean;
   version: boolean;
 }
@@ -14,6 +17,9 @@ export interface CliOptions {
 /** Where the gateway listens when neither a flag, the environment nor the config file says. */
 export const DEFAULT_HOST = '127.0.0.1';
 export const DEFAULT_PORT = 4000;
+
+/** Upper bound on `--processes` / `processes` (a typo such as 400 must not fork 400 gateways). */
+export const MAX_PROCESSES = 128;
 
 export class CliError extends GatewayError {
   override readonly name = 'CliError';
@@ -29,6 +35,8 @@ Options:
   --port PORT        port to listen on, 0 for any free port (env PORT, default ${DEFAULT_PORT})
   --config FILE      gateway config: .json, .js or .mjs (env GATEWAY_CONFIG)
   --nats URL         run gen_api functions on NATS workers (default: the embedded bus)
+  --processes N|auto gateway processes sharing the port, each a cluster node; auto = one per
+                     core; N > 1 needs NATS (default 1)
   --log-level LEVEL  trace|debug|info|warn|error|fatal|silent (env LOG_LEVEL, default info)
   -h, --help         show this help
   -v, --version      print the version
@@ -44,6 +52,18 @@ function parsePort(text: string, source: string): number {
   return port;
 }
 
+/** Parses `--processes` / the config's `processes`: "auto" (one per core) or 1 … MAX_PROCESSES. */
+export function parseProcesses(value: unknown, source: string): number {
+  if (value === 'auto') return Math.min(availableParallelism(), MAX_PROCESSES);
+  const count = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
+  if (typeof count !== 'number' || !Number.isInteger(count) || count < 1 || count > MAX_PROCESSES) {
+    throw new CliError(
+      `${source}: must be "auto" or an integer from 1 to ${MAX_PROCESSES}, got ${JSON.stringify(value)}`,
+    );
+  }
+  return count;
+}
+
 /** Reads flags, then fills what they leave unset from the environment. */
 export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv): CliOptions {
   let values;
@@ -56,6 +76,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv): CliOp
         config: { type: 'string' },
         'log-level': { type: 'string' },
         nats: { type: 'string' },
+        processes: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
       },
@@ -77,6 +98,8 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv): CliOp
       throw new CliError(`--nats: invalid NATS URL ${JSON.stringify(values.nats)}`);
     options.nats = values.nats;
   }
+  if (values.processes !== undefined)
+    options.processes = parseProcesses(values.processes, '--processes');
   const logLevel = values['log-level'] ?? env.LOG_LEVEL;
   if (logLevel !== undefined && logLevel !== '') options.logLevel = logLevel;
   return options;

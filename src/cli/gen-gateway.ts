@@ -11,7 +11,8 @@ import {
 import { OptionError } from '../config/errors.js';
 import { PolicyError } from '../ratelimit/policy.js';
 import { startGateway } from '../server.js';
-import { CliError, listenAddress, parseCli, USAGE } from './args.js';
+import { CliError, listenAddress, parseCli, parseProcesses, USAGE } from './args.js';
+import { CONFIG_EXIT_CODE, processIndex, processNodeId, superviseProcesses } from './processes.js';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
@@ -55,7 +56,37 @@ async function main(): Promise<number> {
     process.stderr.write(`gen-gateway: invalid log level ${JSON.stringify(level)}\n`);
     return 2;
   }
-  const logger = createLogger({ level: level as LogLevel });
+  const index = processIndex();
+  if (index === null) {
+    let processes;
+    try {
+      processes =
+        cli.processes ??
+        (config.processes === undefined
+          ? 1
+          : parseProcesses(config.processes, `${cli.config}: "processes"`));
+    } catch (err) {
+      if (!(err instanceof CliError)) throw err;
+      process.stderr.write(`gen-gateway: ${err.message}\n`);
+      return 2;
+    }
+    if (processes > 1) {
+      if (cli.nats === undefined && config.nats?.servers === undefined) {
+        process.stderr.write(
+          `gen-gateway: --processes ${processes} needs NATS: give --nats URL or nats.servers in the config ` +
+            '(each process is a node of the gateway cluster; without NATS the gateway runs as one process)\n',
+        );
+        return 2;
+      }
+      return superviseProcesses(processes, createLogger({ level: level as LogLevel }));
+    }
+  }
+  // One of `--processes N`: its index in every log line, its own node id.
+  const logger =
+    index === null
+      ? createLogger({ level: level as LogLevel })
+      : createLogger({ level: level as LogLevel }).child({ process: index });
+  if (index !== null) config = { ...config, nodeId: processNodeId(config.nodeId, index) };
 
   let running;
   try {
@@ -69,14 +100,16 @@ async function main(): Promise<number> {
   } catch (err) {
     if (err instanceof OptionError) {
       process.stderr.write(`gen-gateway: invalid socket option: ${err.message}\n`);
-      return 2;
+      return CONFIG_EXIT_CODE;
     }
     if (err instanceof PolicyError) {
       process.stderr.write(`gen-gateway: invalid rate limits: ${err.message}\n`);
-      return 2;
+      return CONFIG_EXIT_CODE;
     }
     logger.fatal({ err }, 'gateway failed to start');
-    return 1;
+    // A port in use or not allowed fails every process of `--processes N` alike: no restarts.
+    const code = (err as { code?: unknown }).code;
+    return index !== null && (code === 'EADDRINUSE' || code === 'EACCES') ? CONFIG_EXIT_CODE : 1;
   }
 
   const { gateway } = running;
@@ -96,7 +129,9 @@ async function main(): Promise<number> {
       },
     );
   };
-  process.on('SIGINT', stop);
+  // A process of `--processes N` stops on the primary's SIGTERM; a terminal's Ctrl-C reaches it
+  // too, and the primary turns that into its SIGTERM (a second signal would be a hard stop).
+  process.on('SIGINT', index === null ? stop : () => undefined);
   process.on('SIGTERM', stop);
   return -1;
 }

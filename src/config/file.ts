@@ -25,7 +25,13 @@ export interface GatewayConfig {
   host?: string;
   port?: number;
   logLevel?: LogLevel;
+  /** Node id; with `processes` > 1 each process is `<nodeId>-<index>` (default: the host name). */
   nodeId?: string;
+  /**
+   * Gateway processes sharing the port, each a node of the cluster: a count, or "auto" for one per
+   * core. More than 1 needs NATS (`nats.servers` or `--nats`). Default 1; `--processes` wins.
+   */
+  processes?: number | 'auto';
   /** LongPoll token key; give every node the same one. */
   secret?: string;
   /** Serve the dev demo channels. Default: true without a config file, false with one. */
@@ -55,6 +61,7 @@ const KEYS = new Set([
   'port',
   'logLevel',
   'nodeId',
+  'processes',
   'secret',
   'demo',
   'socket',
@@ -137,6 +144,13 @@ export function validateConfig(file: string, value: unknown): GatewayConfig {
       (config.port as number) > 65535)
   ) {
     throw new ConfigError(`${file}: "port" must be an integer from 0 to 65535`);
+  }
+  if (
+    config.processes !== undefined &&
+    config.processes !== 'auto' &&
+    !(Number.isInteger(config.processes) && (config.processes as number) >= 1)
+  ) {
+    throw new ConfigError(`${file}: "processes" must be "auto" or a positive integer`);
   }
   if (config.logLevel !== undefined && !LOG_LEVELS.includes(config.logLevel as LogLevel)) {
     throw new ConfigError(`${file}: "logLevel" must be one of ${LOG_LEVELS.join(', ')}`);

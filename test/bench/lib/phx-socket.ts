@@ -3,6 +3,7 @@
  * `[join_ref, ref, topic, event, payload]`, replies matched by ref. Far cheaper than the `phoenix`
  * client (no timers per push), so a generator process can drive thousands of sockets.
  */
+import type { Socket as NetSocket } from 'node:net';
 import WebSocket from 'ws';
 
 export type Frame = [string | null, string | null, string, string, unknown];
@@ -27,6 +28,8 @@ export class PhxSocket {
   onPush: ((topic: string, event: string, payload: unknown) => void) | null = null;
   closed = false;
   closeCode: number | null = null;
+  /** In raw-sink mode (see `rawSink`): bytes are counted, nothing is parsed. */
+  private raw = false;
 
   private constructor(readonly ws: WebSocket) {
     ws.on('message', (data: Buffer) => {
@@ -105,6 +108,18 @@ export class PhxSocket {
     return this.send(this.topic, event, payload, onReply);
   }
 
+  /**
+   * From now on the server's bytes are only counted, never parsed (frames, replies, pings): a
+   * receive-only subscriber that costs its process as little as any client can, like a client on
+   * another machine. It reaches into `ws`'s socket; the socket can then only be terminated.
+   */
+  rawSink(onBytes: (bytes: number) => void): void {
+    const socket = (this.ws as unknown as { _socket: NetSocket })._socket;
+    socket.removeAllListeners('data');
+    socket.on('data', (chunk: Buffer) => onBytes(chunk.length));
+    this.raw = true;
+  }
+
   heartbeat(): void {
     if (!this.closed) this.ws.send(`[null,"${this.ref()}","phoenix","heartbeat",{}]`);
   }
@@ -115,6 +130,10 @@ export class PhxSocket {
 
   close(): Promise<void> {
     if (this.closed) return Promise.resolve();
+    if (this.raw) {
+      this.ws.terminate();
+      return Promise.resolve();
+    }
     return new Promise((resolve) => {
       this.ws.once('close', () => resolve());
       this.ws.close(1000);

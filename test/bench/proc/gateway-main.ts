@@ -129,6 +129,9 @@ serveCommands(
       gcPauses = {};
       return taken;
     },
+    /** The cluster PubSub's counters (broadcasts published, received, dropped; topics on NATS). */
+    clusterPubSub: () =>
+      (gateway.pubsub as { stats?: () => Record<string, number> }).stats?.() ?? null,
     ...profilingCommands(),
   },
   () => gateway.close(),

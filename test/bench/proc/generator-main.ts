@@ -32,6 +32,11 @@ interface GenApiPush {
 const pushWaiters = new Map<string, (push: GenApiPush) => void>();
 let deliveries = 0;
 let fanout = latencyHistogram();
+/** Bytes received by raw-sink sockets (counted, not parsed). */
+let sunk = 0;
+const countSunk = (bytes: number): void => {
+  sunk += bytes;
+};
 
 function onPush(_topic: string, event: string, payload: unknown): void {
   if (event === EVENT) {
@@ -78,6 +83,8 @@ interface ConnectArgs {
   offset?: number;
   joinPayload?: unknown;
   heartbeatMs?: number;
+  /** After the join, only count the bytes the server sends (PhxSocket.rawSink; `sunk` command). */
+  sink?: boolean;
 }
 
 async function connectSockets(args: ConnectArgs) {
@@ -101,6 +108,7 @@ async function connectSockets(args: ConnectArgs) {
       const reply = await socket.join(topic, args.joinPayload ?? {});
       if (reply.status !== 'ok') throw new Error(`join ${topic}: ${JSON.stringify(reply)}`);
       recordMs(joinLatency, performance.now() - t0);
+      if (args.sink) socket.rawSink(countSunk);
       list.push(socket);
     } catch (err) {
       failed++;
@@ -291,20 +299,31 @@ async function echoBursts(args: {
   return { sent, received };
 }
 
-/** Open-loop broadcasts: publisher sockets push `pub` with a send timestamp; subscribers time them. */
-async function publish(args: { pool: string; rate: number; durationMs: number; bytes?: number }) {
+/** Open-loop pushes of `pub` (broadcasts, timed by subscribers) or another event (`echo`), timed to the reply. */
+async function publish(args: {
+  pool: string;
+  rate: number;
+  durationMs: number;
+  bytes?: number;
+  /** The event pushed (default `pub`; `echo` for the demo room's echo round trips). */
+  event?: string;
+}) {
   const list = sockets(args.pool).filter((socket) => !socket.closed);
   const filler = 'x'.repeat(Math.max(0, (args.bytes ?? 100) - 40));
+  const event = args.event ?? 'pub';
+  const histogram = latencyHistogram();
   let ok = 0;
   let errors = 0;
-  const sent = await openLoop(args.rate, args.durationMs, (_dueAt, index) => {
-    list[index % list.length]!.push('pub', { t: epochMs(), d: filler }, (reply) => {
-      if (reply.status === 'ok') ok++;
-      else errors++;
+  const sent = await openLoop(args.rate, args.durationMs, (dueAt, index) => {
+    list[index % list.length]!.push(event, { t: epochMs(), d: filler }, (reply) => {
+      if (reply.status === 'ok') {
+        ok++;
+        recordMs(histogram, performance.now() - dueAt);
+      } else errors++;
     });
   });
   await settle(() => ok + errors >= sent, 10_000);
-  return { sent, ok, errors };
+  return { sent, ok, errors, histogram: encode(histogram) };
 }
 
 function takeFanout(reset: boolean) {
@@ -483,6 +502,11 @@ serveCommands(
     echoBursts: (args: Parameters<typeof echoBursts>[0]) => echoBursts(args),
     publish: (args: Parameters<typeof publish>[0]) => publish(args),
     fanout: ({ reset }: { reset: boolean }) => takeFanout(reset),
+    sunk: ({ reset }: { reset: boolean }) => {
+      const count = sunk;
+      if (reset) sunk = 0;
+      return count;
+    },
     streams: (args: StreamArgs) => streams(args),
     cycles: (args: Parameters<typeof cycles>[0]) => cycles(args),
     close: (args: { pool: string }) => closePool(args),
