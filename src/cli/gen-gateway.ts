@@ -9,6 +9,7 @@ import {
   type LogLevel,
 } from '../config/file.js';
 import { OptionError } from '../config/errors.js';
+import { InvalidArgumentError, OutOfRangeError } from '../errors.js';
 import { PolicyError } from '../ratelimit/policy.js';
 import { startGateway } from '../server.js';
 import { CliError, listenAddress, parseCli, parseProcesses, USAGE } from './args.js';
@@ -104,6 +105,12 @@ async function main(): Promise<number> {
     }
     if (err instanceof PolicyError) {
       process.stderr.write(`gen-gateway: invalid rate limits: ${err.message}\n`);
+      return CONFIG_EXIT_CODE;
+    }
+    // Other options (cluster, presence, gen_api) are checked where they are applied; the message
+    // names the option.
+    if (err instanceof OutOfRangeError || err instanceof InvalidArgumentError) {
+      process.stderr.write(`gen-gateway: invalid option: ${err.message}\n`);
       return CONFIG_EXIT_CODE;
     }
     logger.fatal({ err }, 'gateway failed to start');

@@ -145,6 +145,34 @@ describe('gen-gateway', () => {
     expect(notJson.stderr()).toContain('invalid JSON');
   });
 
+  it('cluster and presence settings are checked where they apply: a bad value exits 2 naming it', async () => {
+    const badCluster = start([
+      '--config',
+      await configFile('bad-cluster.json', '{"port": 0, "cluster": {"maxTopicBytes": 0}}'),
+    ]);
+    const badPresence = start([
+      '--config',
+      await configFile(
+        'bad-presence.json',
+        '{"port": 0, "presence": {"cluster": {"downAfterMs": -5}}}',
+      ),
+    ]);
+    const unknownKey = start([
+      '--config',
+      await configFile('bad-cluster-key.json', '{"port": 0, "cluster": {"maxTopics": 1}}'),
+    ]);
+    expect(await Promise.all([badCluster.exited, badPresence.exited, unknownKey.exited])).toEqual([
+      2, 2, 2,
+    ]);
+    expect(badCluster.stderr()).toContain(
+      'invalid option: cluster.maxTopicBytes must be a positive integer, got 0',
+    );
+    expect(badPresence.stderr()).toContain(
+      'invalid option: presence.cluster.downAfterMs must be a positive integer, got -5',
+    );
+    expect(unknownKey.stderr()).toContain('maxTopics');
+  });
+
   it('a module config can add a connect hook and channels', async () => {
     const channelModule = new URL('../../src/index.ts', import.meta.url).href;
     const path = await configFile(
