@@ -22,6 +22,9 @@ function version(): string {
   return pkg.version;
 }
 
+/** How long an uncaught exception leaves for closing the sockets before the process exits. */
+const UNCAUGHT_DRAIN_MS = 5_000;
+
 async function main(): Promise<number> {
   let cli;
   try {
@@ -140,6 +143,21 @@ async function main(): Promise<number> {
   // too, and the primary turns that into its SIGTERM (a second signal would be a hard stop).
   process.on('SIGINT', index === null ? stop : () => undefined);
   process.on('SIGTERM', stop);
+  // Errors that escape user code (a channel's timer, a promise nobody awaits) must not take every
+  // socket down silently. A rejection nobody handled leaves the process consistent: log it and
+  // keep serving. A thrown exception may have left anything half done: log it, close the sockets
+  // (1012, clients reconnect) and exit 1 so a supervisor restarts a clean process.
+  process.on('unhandledRejection', (reason: unknown) => {
+    logger.error({ err: reason }, 'unhandled promise rejection (kept serving)');
+  });
+  process.on('uncaughtException', (err: Error) => {
+    logger.fatal({ err }, 'uncaught exception: closing the sockets and exiting');
+    if (stopping) process.exit(1);
+    stopping = true;
+    const exit = () => process.exit(1);
+    setTimeout(exit, UNCAUGHT_DRAIN_MS).unref();
+    gateway.close().then(exit, exit);
+  });
   return -1;
 }
 

@@ -212,6 +212,65 @@ describe('gen-gateway', () => {
   });
 });
 
+describe('errors escaping user code (issue 12, point 4)', () => {
+  it('a rejection nobody awaits is logged and the gateway keeps serving; an exception thrown in a timer closes the sockets with 1012 and exits 1', async () => {
+    const index = new URL('../../src/index.ts', import.meta.url).href;
+    const path = await configFile(
+      'gateway.config.mjs',
+      `import { ok } from ${JSON.stringify(index)};
+       export default {
+         port: 0,
+         channels: [{ pattern: 'boom', handler: {
+           join: () => ok(),
+           handleIn: (event) => {
+             if (event === 'reject') Promise.reject(new Error('nobody awaits this'));
+             if (event === 'throw_later') setTimeout(() => { throw new Error('timer boom'); }, 0);
+             return ok();
+           },
+         } }],
+       };`,
+    );
+    const proc = start(['--config', path]);
+    const { port } = await listening(proc);
+    const url = `ws://127.0.0.1:${port}/socket/websocket?vsn=2.0.0`;
+    const culprit = await RawClient.connect(url);
+    const bystander = await RawClient.connect(url);
+    for (const client of [culprit, bystander])
+      expect(await client.join('boom', '1')).toEqual([
+        '1',
+        '1',
+        'boom',
+        'phx_reply',
+        { status: 'ok', response: {} },
+      ]);
+
+    expect(await culprit.request(['1', '2', 'boom', 'reject', {}])).toEqual([
+      '1',
+      '2',
+      'boom',
+      'phx_reply',
+      { status: 'ok', response: {} },
+    ]);
+    const rejection = await proc.logLine('unhandled promise rejection (kept serving)');
+    expect(rejection.err).toMatchObject({ message: 'nobody awaits this' });
+    // Both sockets are still served.
+    for (const client of [culprit, bystander])
+      expect(await client.request([null, 'hb', 'phoenix', 'heartbeat', {}])).toEqual([
+        null,
+        'hb',
+        'phoenix',
+        'phx_reply',
+        { status: 'ok', response: {} },
+      ]);
+
+    culprit.send(['1', '3', 'boom', 'throw_later', {}]);
+    const fatal = await proc.logLine('uncaught exception: closing the sockets and exiting');
+    expect(fatal.err).toMatchObject({ message: 'timer boom' });
+    expect((await bystander.closed).code).toBe(1012);
+    expect(await proc.exited).toBe(1);
+  });
+});
+
 /** One demo process for the tests that only talk to it; the last one shuts it down. */
 describe('gen-gateway demo process (HOST/PORT from the environment)', () => {
   let demo: Spawned;
