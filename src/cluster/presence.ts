@@ -465,7 +465,14 @@ export class ClusterPresence implements Presence, ClusterComponent {
     this.counters.getsServed++;
     const topic = decodeGetRequest(msg.data, MAX_GET_REQUEST_BYTES);
     if (!topic.ok) return this.replyError(msg, ERROR_CODES.badRequest, topic.why);
-    const body = encodeJson(this.list(topic.value));
+    let state: PresenceState;
+    try {
+      state = this.list(topic.value);
+    } catch (err) {
+      // The `fetch` option is user code; its failure is this request's, not the gateway's.
+      return this.replyError(msg, ERROR_CODES.failed, `presence fetch failed: ${String(err)}`);
+    }
+    const body = encodeJson(state);
     if (body.length > (link.nc.info?.max_payload ?? this.settings.maxMessageBytes))
       return this.replyError(msg, ERROR_CODES.failed, 'presence state exceeds max_payload');
     msg.respond(body);

@@ -367,9 +367,21 @@ export class LocalPresence implements Presence {
     leaves: readonly (readonly [string, PresenceMeta])[],
   ): void {
     const diff: PresenceDiff = { joins: group(joins), leaves: group(leaves) };
-    if (this.options.fetch) {
-      diff.joins = this.options.fetch(topic, diff.joins);
-      diff.leaves = this.options.fetch(topic, diff.leaves);
+    const fetch = this.options.fetch;
+    if (fetch) {
+      // Diffs go out from teardown (a socket closing) and from replication: a throwing fetch must
+      // not escape there. The diff goes out with its metas, without the fetched fields.
+      try {
+        diff.joins = fetch(topic, diff.joins);
+        diff.leaves = fetch(topic, diff.leaves);
+      } catch (err) {
+        diff.joins = group(joins);
+        diff.leaves = group(leaves);
+        process.emitWarning(
+          `presence fetch threw for ${topic}; the diff went out without its fields: ${String(err)}`,
+          'PresenceWarning',
+        );
+      }
     }
     // Local only: every node computes the diffs of the changes it learns (its own and replicated).
     this.pubsub.broadcastLocal(topic, this.diffEvent, diff);
