@@ -82,6 +82,8 @@ const GEN_API_KEYS = new Set([
   'overrideUserId',
   'overrideDeviceId',
   'trustClientRoles',
+  'trustClientUserId',
+  'trustClientDeviceId',
   'maxPayloadBytes',
   'maxInflight',
   'streamHighWaterBytes',

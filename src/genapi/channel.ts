@@ -36,6 +36,10 @@ export interface GenApiChannelOptions {
   overrideUserId?: boolean;
   /** The socket's device_id wins over the payload's (when the socket has one). Default true. */
   overrideDeviceId?: boolean;
+  /** Accept `user_id` from clients whose socket has none (with requireVerifiedUserId false). Default false. */
+  trustClientUserId?: boolean;
+  /** Accept `device_id` from clients whose socket has none. Default false: device-keyed limits hold. */
+  trustClientDeviceId?: boolean;
   /** Accept `user_roles` from clients whose socket has none. Default false (migration aid only). */
   trustClientRoles?: boolean;
   /** Largest request frame in bytes. Default 1 000 000. */
@@ -160,6 +164,8 @@ export function genApiChannel(
     overrideUserId: options.overrideUserId ?? true,
     overrideDeviceId: options.overrideDeviceId ?? true,
     trustClientRoles: options.trustClientRoles ?? false,
+    trustClientUserId: options.trustClientUserId ?? false,
+    trustClientDeviceId: options.trustClientDeviceId ?? false,
   };
   const inflight = new WeakMap<Channel, number>();
   const contexts = new WeakMap<SocketInfo, RateContext>();

@@ -34,6 +34,10 @@ export interface DecodeOptions {
   readonly overrideDeviceId: boolean;
   /** Accept `user_roles` from the client when the socket has none (migration only). Default false. */
   readonly trustClientRoles: boolean;
+  /** Accept `user_id` from the client when the socket has none. Default false. */
+  readonly trustClientUserId: boolean;
+  /** Accept `device_id` from the client when the socket has none. Default false. */
+  readonly trustClientDeviceId: boolean;
 }
 
 export interface DecodedRequest {
@@ -61,6 +65,20 @@ function stringList(value: unknown): string[] | null {
   return value.filter((item): item is string => typeof item === 'string' && item !== '');
 }
 
+/**
+ * The socket's value, unless the payload explicitly wins (`override` false) or fills a gap the
+ * socket leaves (`trust` true and the socket has none).
+ */
+function chooseIdentity(
+  socket: string | null,
+  payload: string | null,
+  override: boolean,
+  trust: boolean,
+): string | null {
+  if (!override) return payload ?? socket;
+  return socket ?? (trust ? payload : null);
+}
+
 /** The request_id to echo when decoding failed: the payload's, or "unknown". */
 export function requestIdOf(payload: unknown): unknown {
   const id =
@@ -72,9 +90,10 @@ export function requestIdOf(payload: unknown): unknown {
 
 /**
  * PhoenixGenApi's Request.decode!: size check first, then required fields (in the fixed order
- * request_type, request_id, service), `args` null → {}. Identity comes from the socket: user_id,
- * device_id and roles from the client payload are used only where the socket has none (roles:
- * only with trustClientRoles).
+ * request_type, request_id, service), `args` null → {}. Identity comes from the socket: a
+ * payload's user_id, device_id or roles counts only where the socket has none and the matching
+ * trustClient* option says so, or where override* is false (the payload explicitly wins).
+ * Otherwise a client could pick its own device_id and slip past device-keyed rate limits.
  */
 export function decodeRequest(
   payload: unknown,
@@ -117,14 +136,18 @@ export function decodeRequest(
     typeof fields.user_id === 'string' && fields.user_id !== '' ? fields.user_id : null;
   const payloadDevice =
     typeof fields.device_id === 'string' && fields.device_id !== '' ? fields.device_id : null;
-  const userId =
-    options.overrideUserId && identity.userId !== null
-      ? identity.userId
-      : (payloadUser ?? identity.userId);
-  const deviceId =
-    options.overrideDeviceId && identity.deviceId !== null
-      ? identity.deviceId
-      : (payloadDevice ?? identity.deviceId);
+  const userId = chooseIdentity(
+    identity.userId,
+    payloadUser,
+    options.overrideUserId,
+    options.trustClientUserId,
+  );
+  const deviceId = chooseIdentity(
+    identity.deviceId,
+    payloadDevice,
+    options.overrideDeviceId,
+    options.trustClientDeviceId,
+  );
   const roles =
     identity.roles !== null
       ? [...identity.roles]

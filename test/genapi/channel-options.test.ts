@@ -235,14 +235,30 @@ describe('identity options', () => {
     ]);
   });
 
-  it("requireVerifiedUserId false: a socket without user_id may call; the payload's user_id is used", async () => {
+  it("requireVerifiedUserId false: a socket without user_id may call; the payload's user_id is ignored", async () => {
     const { channel, log } = await open({ requireVerifiedUserId: false }, { device_id: 'd1' });
     expect(await run(channel, log, 'v1')).toEqual({ user_id: null, device_id: 'd1', roles: [] });
     expect(await run(channel, log, 'v2', { user_id: 'claimed' })).toEqual({
-      user_id: 'claimed',
+      user_id: null,
       device_id: 'd1',
       roles: [],
     });
+  });
+
+  it('trustClientUserId / trustClientDeviceId: the payload fills what the socket lacks; without them it cannot', async () => {
+    const plain = await open({}, { user_id: 'u1' });
+    expect(await run(plain.channel, plain.log, 'd1', { device_id: 'picked-by-client' })).toEqual({
+      user_id: 'u1',
+      device_id: null,
+      roles: [],
+    });
+    const trusted = await open(
+      { requireVerifiedUserId: false, trustClientUserId: true, trustClientDeviceId: true },
+      {},
+    );
+    expect(
+      await run(trusted.channel, trusted.log, 'd2', { user_id: 'claimed', device_id: 'dev' }),
+    ).toEqual({ user_id: 'claimed', device_id: 'dev', roles: [] });
   });
 
   it('requireVerifiedUserId (default): a socket without user_id gets Authentication required', async () => {

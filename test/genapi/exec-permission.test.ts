@@ -160,12 +160,10 @@ describe('exec: permission through the channel over NATS', () => {
     expect(open.pushes).toEqual([
       resp('p-anon-open', { result: { rt: 'open', user: null, args: {} } }),
     ]);
-    // Documented (protocol/gen_api.md §1): the socket's user_id wins *when it has one*; this socket
-    // has none and requireVerifiedUserId is off, so the payload's user_id is used.
+    // Documented (protocol/gen_api.md §1, §7.2): identity comes from the socket's auth only; a
+    // payload user_id does not make this anonymous socket authenticated (trustClientUserId off).
     const payloadUser = await anon.call(req('p-anon', 'any_auth', {}, { user_id: 'from-payload' }));
-    expect(payloadUser.pushes).toEqual([
-      resp('p-anon', { result: { rt: 'any_auth', user: 'from-payload', args: {} } }),
-    ]);
+    expect(payloadUser.pushes).toEqual([errorResp('p-anon', 'Permission denied')]);
     const plain = await anon.call(req('p-anon-2', 'any_auth'));
     expect(plain.pushes).toEqual([errorResp('p-anon-2', 'Permission denied')]);
     expect(plain.reply).toEqual({ status: 'ok', response: 'any_auth' });

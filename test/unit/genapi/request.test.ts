@@ -18,6 +18,8 @@ const OPTIONS: DecodeOptions = {
   overrideUserId: true,
   overrideDeviceId: true,
   trustClientRoles: false,
+  trustClientUserId: false,
+  trustClientDeviceId: false,
 };
 const NOBODY: Identity = { userId: null, deviceId: null, roles: null };
 const SOCKET: Identity = { userId: 'sock-user', deviceId: 'sock-dev', roles: ['member'] };
@@ -127,7 +129,8 @@ describe('malformed payloads', () => {
     ['args', { ...BASE, args: 3 }, 'Malformed request payload: args must be an object'],
     ['version', { ...BASE, version: 2 }, 'Malformed request payload: version must be a string'],
   ])('a wrong type of %s: %j → %s', (_field, payload, message) => {
-    const err = failure(payload);
+    // Trusted, so a payload user_id is read (and checked) at all.
+    const err = failure(payload, { trustClientUserId: true });
     expect(err.reason).toBe('invalid_payload');
     expect(err.message).toBe(message);
   });
@@ -270,11 +273,31 @@ describe('identity', () => {
     });
   });
 
-  it("the payload's user_id and device_id are used where the socket has none; client roles never by default", () => {
+  it("by default the payload's user_id, device_id and roles are ignored even where the socket has none", () => {
     expect(decode(withIdentity, {}, NOBODY).request).toMatchObject({
+      user_id: null,
+      device_id: null,
+      user_roles: null,
+    });
+    // A device-keyed limit cannot be dodged by naming a new device per request.
+    const deviceOnly = { userId: 'sock-user', deviceId: null, roles: null };
+    expect(decode(withIdentity, {}, deviceOnly).request.device_id).toBeNull();
+  });
+
+  it("trustClientUserId / trustClientDeviceId: the payload's values fill only what the socket lacks", () => {
+    const trusted = { trustClientUserId: true, trustClientDeviceId: true };
+    expect(decode(withIdentity, trusted, NOBODY).request).toMatchObject({
       user_id: 'payload-user',
       device_id: 'payload-dev',
       user_roles: null,
+    });
+    expect(decode(withIdentity, trusted, SOCKET).request).toMatchObject({
+      user_id: 'sock-user',
+      device_id: 'sock-dev',
+    });
+    expect(decode(withIdentity, { trustClientDeviceId: true }, NOBODY).request).toMatchObject({
+      user_id: null,
+      device_id: 'payload-dev',
     });
   });
 
