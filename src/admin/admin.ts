@@ -7,13 +7,24 @@ import { PolicyError } from '../ratelimit/policy.js';
 import type { Actor, RateLimits } from '../ratelimit/rate-limits.js';
 import type { PolicyConfig } from '../ratelimit/types.js';
 import { GatewayError } from '../errors.js';
+import { OptionError } from '../config/errors.js';
 
 export interface AdminOptions {
   /** Bearer token every request must carry (`Authorization: Bearer <token>`); at least 16 characters. */
   token: string;
   /** Where the API lives. Default "/admin". */
   path?: string;
+  /** Failed authentications one client IP may make per window; then 429 until it ends. Default 10. */
+  maxAuthFailures?: number;
+  /** The window of `maxAuthFailures`, from an IP's first failure. Default 60 000 ms. */
+  authFailureWindowMs?: number;
 }
+
+/** The defaults of `AdminOptions`. */
+export const ADMIN_DEFAULTS = { path: '/admin', maxAuthFailures: 10, authFailureWindowMs: 60_000 };
+
+/** Client IPs whose failures are tracked at once; past it, new IPs share one budget. */
+export const ADMIN_MAX_TRACKED_IPS = 10_000;
 
 export interface AdminDeps {
   readonly rateLimits: RateLimits | null;
@@ -75,12 +86,78 @@ function allow(method: string | undefined, ...methods: string[]): void {
     throw new HttpError(405, `use ${methods.join(' or ')}`, { allow: methods.join(', ') });
 }
 
+interface Failures {
+  count: number;
+  readonly until: number;
+}
+
+/**
+ * Failed bearer tokens per client IP, so the token cannot be guessed at line rate: after
+ * `max` failures in a window every request from that IP (a right token too) gets 429 until the
+ * window ends. Memory is bounded: past ADMIN_MAX_TRACKED_IPS, expired entries are dropped and new
+ * IPs then share one budget (an attacker with many addresses locks out only that shared bucket).
+ */
+class AuthThrottle {
+  private readonly failures = new Map<string, Failures>();
+
+  constructor(
+    private readonly max: number,
+    private readonly windowMs: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Milliseconds until `ip` may try again, or 0. */
+  blockedFor(ip: string): number {
+    const entry = this.failures.get(this.key(ip, false));
+    if (!entry) return 0;
+    const left = entry.until - this.now();
+    if (left <= 0) {
+      this.failures.delete(this.key(ip, false));
+      return 0;
+    }
+    return entry.count >= this.max ? left : 0;
+  }
+
+  fail(ip: string): void {
+    const key = this.key(ip, true);
+    const entry = this.failures.get(key);
+    if (entry && entry.until > this.now()) entry.count++;
+    else this.failures.set(key, { count: 1, until: this.now() + this.windowMs });
+  }
+
+  private key(ip: string, adding: boolean): string {
+    if (this.failures.has(ip) || this.failures.size < ADMIN_MAX_TRACKED_IPS) return ip;
+    if (adding) {
+      const now = this.now();
+      for (const [key, entry] of this.failures) if (entry.until <= now) this.failures.delete(key);
+      if (this.failures.size < ADMIN_MAX_TRACKED_IPS) return ip;
+    }
+    return '*overflow*';
+  }
+}
+
+function positive(name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0)
+    throw new OptionError(`admin.${name} must be a positive integer, got ${JSON.stringify(value)}`);
+  return value;
+}
+
 /**
  * The admin HTTP API (protocol/admin.md): rate-limit policies, shadow mode and per-key state,
  * behind a bearer token. Every change is logged with who made it and applied cluster-wide.
+ * Failed authentications are throttled per client IP (`maxAuthFailures`, `authFailureWindowMs`).
  */
 export function adminRoute(options: AdminOptions, deps: AdminDeps): HttpRoute {
   const expected = digest(options.token);
+  const throttle = new AuthThrottle(
+    positive('maxAuthFailures', options.maxAuthFailures, ADMIN_DEFAULTS.maxAuthFailures),
+    positive(
+      'authFailureWindowMs',
+      options.authFailureWindowMs,
+      ADMIN_DEFAULTS.authFailureWindowMs,
+    ),
+  );
   const authorized = (req: IncomingMessage): boolean => {
     const header = req.headers.authorization ?? '';
     const match = /^Bearer\s+(.+)$/i.exec(header);
@@ -90,11 +167,19 @@ export function adminRoute(options: AdminOptions, deps: AdminDeps): HttpRoute {
 
   return async (req, res, subpath) => {
     try {
-      if (!authorized(req))
+      const ip = req.socket.remoteAddress ?? 'unknown';
+      const wait = throttle.blockedFor(ip);
+      if (wait > 0)
+        throw new HttpError(429, 'too many failed authentications; try again later', {
+          'retry-after': String(Math.ceil(wait / 1000)),
+        });
+      if (!authorized(req)) {
+        throttle.fail(ip);
         throw new HttpError(401, 'missing or wrong bearer token', {
           'www-authenticate': 'Bearer realm="gen-gateway admin"',
         });
-      const actor: Actor = { via: 'admin', who: req.socket.remoteAddress ?? 'unknown' };
+      }
+      const actor: Actor = { via: 'admin', who: ip };
       const parts = subpath
         .split('/')
         .filter((part) => part !== '')

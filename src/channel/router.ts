@@ -1,4 +1,4 @@
-import type { Assigns, ChannelHandler } from './types.js';
+import { defineChannel, error, type Assigns, type ChannelHandler } from './types.js';
 import { InvalidArgumentError } from '../errors.js';
 
 interface Route<A extends Assigns> {
@@ -14,6 +14,13 @@ interface Route<A extends Assigns> {
  */
 export class ChannelRouter<A extends Assigns = Assigns> {
   private readonly routes: Route<A>[] = [];
+  /** Joins of a longer topic are refused before any handler runs (`SocketOptions.maxTopicBytes`). */
+  private readonly tooLong: ChannelHandler<A>;
+
+  constructor(readonly maxTopicBytes: number = Number.POSITIVE_INFINITY) {
+    const refusal = { reason: `topic too long (max ${maxTopicBytes} bytes)` };
+    this.tooLong = defineChannel<A>({ join: () => error(refusal) });
+  }
 
   add(pattern: string, handler: ChannelHandler<A>): void {
     if (typeof pattern !== 'string' || pattern === '')
@@ -37,7 +44,11 @@ export class ChannelRouter<A extends Assigns = Assigns> {
     this.routes.push({ pattern, prefix: star >= 0 ? pattern.slice(0, -1) : null, handler });
   }
 
+  /** The handler for `topic`; a topic over maxTopicBytes gets one that refuses every join. */
   match(topic: string): ChannelHandler<A> | null {
+    // UTF-8 is at most 3 bytes per UTF-16 unit: only long topics pay for the exact count.
+    if (topic.length * 3 > this.maxTopicBytes && Buffer.byteLength(topic) > this.maxTopicBytes)
+      return this.tooLong;
     for (const route of this.routes) {
       if (route.prefix === null ? topic === route.pattern : topic.startsWith(route.prefix))
         return route.handler;

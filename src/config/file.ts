@@ -189,7 +189,12 @@ export function validateConfig(file: string, value: unknown): GatewayConfig {
       'clusterSecret',
     ]),
   );
-  checkSection(file, 'admin', config.admin, new Set(['token', 'path']));
+  checkSection(
+    file,
+    'admin',
+    config.admin,
+    new Set(['token', 'path', 'maxAuthFailures', 'authFailureWindowMs']),
+  );
   const admin = config.admin as { token?: unknown; path?: unknown } | undefined;
   if (admin && (typeof admin.token !== 'string' || admin.token.length < 16)) {
     throw new ConfigError(`${file}: "admin.token" must be a string of at least 16 characters`);

@@ -1,5 +1,5 @@
 import type { Assigns } from '../channel/types.js';
-import type { CheckOrigin } from '../http/check-origin.js';
+import { DEFAULT_PUBLIC_HOSTS, parsePublicHosts, type CheckOrigin } from '../http/check-origin.js';
 import type { ConnectHook } from '../socket/connect.js';
 import { MESSAGE_RATE_DEFAULTS, type MessageRateOptions } from '../ratelimit/message-limit.js';
 import type { LimitState } from '../ratelimit/headers.js';
@@ -66,6 +66,20 @@ export interface SocketOptions<A extends Assigns = Assigns> {
   websocket?: WebSocketOptions | boolean;
   /** LongPoll transport options, or false to disable it. */
   longpoll?: LongPollOptions | boolean;
+
+  // ---- Edge defaults (issue 12): who may connect, from where, how many, and what they may join.
+  /** Hosts `checkOrigin: true` accepts in an Origin (`example.com`, `*.example.com`). Default localhost, 127.0.0.1, [::1]. */
+  publicHosts?: readonly string[];
+  /** Proxies (IPs or CIDR ranges) whose `Forwarded` / `X-Forwarded-For` name the client. Default none. */
+  trustedProxies?: readonly string[];
+  /** Connections this mount holds at once; more are refused with 503. Default 100 000; null: no cap. */
+  maxConnections?: number | null;
+  /** Connections one client IP (IPv6: its /64) holds at once; more get 429. Default 10 000; null: no cap. */
+  maxConnectionsPerIp?: number | null;
+  /** Connections one assigns `user_id` holds at once; more get 429. Default none (null). */
+  maxConnectionsPerUser?: number | null;
+  /** Longest topic a client may join, in UTF-8 bytes; longer joins are refused. Default 255. */
+  maxTopicBytes?: number;
 }
 
 export interface ResolvedSocketOptions<A extends Assigns> {
@@ -84,6 +98,12 @@ export interface ResolvedSocketOptions<A extends Assigns> {
   readonly connectLimit: ConnectLimit | null;
   readonly websocket: Required<WebSocketOptions> | null;
   readonly longpoll: Required<LongPollOptions> | null;
+  readonly publicHosts: readonly string[];
+  readonly trustedProxies: readonly string[];
+  readonly maxConnections: number | null;
+  readonly maxConnectionsPerIp: number | null;
+  readonly maxConnectionsPerUser: number | null;
+  readonly maxTopicBytes: number;
 }
 
 /** The defaults of `SocketOptions`. */
@@ -97,6 +117,12 @@ export const SOCKET_DEFAULTS = {
   maxQueuedFrames: 1_000,
   websocket: { path: '/websocket', idleTimeoutMs: 60_000, compress: false },
   longpoll: { path: '/longpoll', windowMs: 10_000, maxBatchLines: 100 },
+  publicHosts: DEFAULT_PUBLIC_HOSTS,
+  trustedProxies: [] as readonly string[],
+  maxConnections: 100_000,
+  maxConnectionsPerIp: 10_000,
+  maxConnectionsPerUser: null,
+  maxTopicBytes: 255,
 } as const;
 
 function positiveInt(name: string, value: unknown, fallback: number): number {
@@ -137,7 +163,26 @@ const KNOWN_KEYS = new Set([
   'connectLimit',
   'websocket',
   'longpoll',
+  'publicHosts',
+  'trustedProxies',
+  'maxConnections',
+  'maxConnectionsPerIp',
+  'maxConnectionsPerUser',
+  'maxTopicBytes',
 ]);
+
+function capOption(name: string, value: unknown, fallback: number | null): number | null {
+  if (value === null) return null;
+  if (value === undefined) return fallback;
+  return positiveInt(name, value, 0);
+}
+
+function stringList(name: string, value: unknown, fallback: readonly string[]): readonly string[] {
+  if (value === undefined) return fallback;
+  if (!Array.isArray(value) || !value.every((entry) => typeof entry === 'string'))
+    throw new OptionError(`${name} must be a list of strings`);
+  return value;
+}
 
 function checkKeys(name: string, value: object, known: ReadonlySet<string>): void {
   for (const key of Object.keys(value)) {
@@ -275,5 +320,33 @@ export function resolveSocketOptions<A extends Assigns>(
     connectLimit: options.connectLimit ?? null,
     websocket,
     longpoll,
+    publicHosts: parsePublicHosts(
+      stringList('publicHosts', options.publicHosts, SOCKET_DEFAULTS.publicHosts),
+    ),
+    trustedProxies: stringList(
+      'trustedProxies',
+      options.trustedProxies,
+      SOCKET_DEFAULTS.trustedProxies,
+    ),
+    maxConnections: capOption(
+      'maxConnections',
+      options.maxConnections,
+      SOCKET_DEFAULTS.maxConnections,
+    ),
+    maxConnectionsPerIp: capOption(
+      'maxConnectionsPerIp',
+      options.maxConnectionsPerIp,
+      SOCKET_DEFAULTS.maxConnectionsPerIp,
+    ),
+    maxConnectionsPerUser: capOption(
+      'maxConnectionsPerUser',
+      options.maxConnectionsPerUser,
+      SOCKET_DEFAULTS.maxConnectionsPerUser,
+    ),
+    maxTopicBytes: positiveInt(
+      'maxTopicBytes',
+      options.maxTopicBytes,
+      SOCKET_DEFAULTS.maxTopicBytes,
+    ),
   };
 }

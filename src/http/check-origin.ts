@@ -6,7 +6,10 @@ import { OptionError } from '../config/errors.js';
  * an `Origin` header are checked, so non-browser clients always pass.
  *
  * - `false`: no check.
- * - `true` (default): the Origin's host must equal the host of the request's `Host` header.
+ * - `true` (default): the Origin's host must be one of the configured public hosts
+ *   (`SocketOptions.publicHosts`, default `localhost`, `127.0.0.1`, `[::1]`), like Phoenix's check
+ *   against the endpoint's configured url host. The request's `Host` header is NOT trusted: a page
+ *   on a DNS-rebound name sends a matching Host header.
  * - `"conn"`: the Origin's scheme, host and port must equal the request's.
  * - a list such as `["https://example.com", "//another.com:888", "//*.other.com"]`: scheme, host
  *   and port are each compared when the entry gives them; `*.` matches the domain and subdomains.
@@ -14,6 +17,24 @@ import { OptionError } from '../config/errors.js';
  */
 export type CheckOrigin =
   boolean | 'conn' | readonly string[] | ((origin: string, req: IncomingMessage) => boolean);
+
+/** The public hosts `checkOrigin: true` accepts when none are configured (Phoenix: localhost). */
+export const DEFAULT_PUBLIC_HOSTS: readonly string[] = ['localhost', '127.0.0.1', '[::1]'];
+
+/** Validates and lower-cases `publicHosts` entries: `example.com`, `*.example.com`, `[::1]`. */
+export function parsePublicHosts(hosts: readonly unknown[]): string[] {
+  return hosts.map((host) => {
+    if (
+      typeof host !== 'string' ||
+      !/^(?:\*\.)?(?:\[[0-9a-fA-F:.]+\]|[^/:?#[\]\s*]+)$/.test(host)
+    ) {
+      throw new OptionError(
+        `publicHosts: ${JSON.stringify(host)} is not a host name (e.g. "example.com", "*.example.com")`,
+      );
+    }
+    return host.toLowerCase();
+  });
+}
 
 interface OriginPattern {
   readonly scheme: string | null;
@@ -55,19 +76,26 @@ function requestHost(req: IncomingMessage): { host: string; port: number | null 
 /** Compiles a CheckOrigin setting into a predicate over (Origin header, request). */
 export function compileCheckOrigin(
   setting: CheckOrigin,
+  publicHosts: readonly string[] = DEFAULT_PUBLIC_HOSTS,
 ): (origin: string | undefined, req: IncomingMessage) => boolean {
   if (setting === false) return () => true;
   if (typeof setting === 'function') {
     return (origin, req) => origin === undefined || setting(origin, req);
   }
-  if (setting === true || setting === 'conn') {
-    const strict = setting === 'conn';
+  if (setting === true) {
+    const hosts = parsePublicHosts(publicHosts);
+    return (origin) => {
+      if (origin === undefined) return true;
+      const parsed = parseOrigin(origin);
+      return parsed !== null && hosts.some((host) => hostMatches(parsed.host, host));
+    };
+  }
+  if (setting === 'conn') {
     return (origin, req) => {
       if (origin === undefined) return true;
       const parsed = parseOrigin(origin);
       const own = requestHost(req);
       if (!parsed || !own || parsed.host !== own.host) return false;
-      if (!strict) return true;
       const encrypted = (req.socket as { encrypted?: boolean }).encrypted === true;
       const scheme = encrypted ? 'https' : 'http';
       const port = own.port ?? DEFAULT_PORTS[scheme]!;

@@ -8,6 +8,7 @@ import { isRefusal, type ConnectInfo } from './connect.js';
 import { rateLimitHeaders } from '../ratelimit/headers.js';
 import { normaliseIp } from '../ratelimit/policy.js';
 import type { GatewayStats } from './stats.js';
+import type { ConnectionCaps } from './connection-caps.js';
 import type { SessionInit } from './session.js';
 
 export type HandshakeResult<A extends Assigns> =
@@ -26,6 +27,8 @@ export type HandshakeResult<A extends Assigns> =
 interface HandshakeContext<A extends Assigns> {
   readonly options: ResolvedSocketOptions<A>;
   readonly originAllowed: (origin: string | undefined, req: IncomingMessage) => boolean;
+  readonly clientAddress: (req: IncomingMessage) => string;
+  readonly caps: ConnectionCaps;
   readonly logger: Logger;
   readonly gateway: { readonly stats: GatewayStats };
 }
@@ -53,10 +56,23 @@ function withTimeout<T>(work: Promise<T>, ms: number): Promise<T | typeof TIMED_
 }
 const TIMED_OUT = Symbol('timed out');
 
+/** The user a connection counts against for `maxConnectionsPerUser`: assigns `user_id`/`userId`. */
+function capUser(assigns: Assigns): string | null {
+  const record = assigns as Record<string, unknown>;
+  const user = record.user_id ?? record.userId;
+  return typeof user === 'string' && user !== ''
+    ? user
+    : typeof user === 'number'
+      ? String(user)
+      : null;
+}
+
 /**
  * The connect pipeline shared by both transports: query params (Plug rules), vsn → serializer
- * (403 when unsupported), check_origin (403), then the connect hook (its refusal status, 500 if
- * it throws, 503 if it does not settle within connectTimeoutMs).
+ * (403 when unsupported), check_origin (403), the client address (trustedProxies), connection
+ * caps (503 full, 429 per IP), the per-IP connect limit (429), then the connect hook (its refusal
+ * status, 500 if it throws, 503 if it does not settle within connectTimeoutMs), and last the
+ * caps again with the user known (429 per user).
  */
 export async function authorize<A extends Assigns>(
   ctx: HandshakeContext<A>,
@@ -80,7 +96,11 @@ export async function authorize<A extends Assigns>(
   if (!serializer) return refused(403, `unsupported vsn ${JSON.stringify(vsn)}`);
   if (!originAllowed(ctx, req)) return refused(403, `origin not allowed: ${req.headers.origin}`);
 
-  const peer = { address: req.socket.remoteAddress ?? '', port: req.socket.remotePort ?? 0 };
+  const peer = { address: ctx.clientAddress(req), port: req.socket.remotePort ?? 0 };
+  const capIp = peer.address === '' ? null : normaliseIp(peer.address);
+  // Caps before the connect hook too, so a full mount does not pay for hooks it will refuse.
+  const early = ctx.caps.check(capIp, null);
+  if (early) return refused(early.status, early.reason);
 
   // The per-IP connect limit comes before the connect hook (often the expensive part).
   let limitHeaders: Readonly<Record<string, string>> | undefined;
@@ -96,8 +116,12 @@ export async function authorize<A extends Assigns>(
     if (decision.state && decision.state.remaining <= decision.state.limit / 10)
       limitHeaders = rateLimitHeaders(decision.state, false);
   }
-  const accepted = (init: SessionInit<A>): HandshakeResult<A> =>
-    limitHeaders ? { ok: true, init, headers: limitHeaders } : { ok: true, init };
+  // Admission counts the connection at once: concurrent handshakes cannot all pass a cap.
+  const accepted = (init: SessionInit<A>): HandshakeResult<A> => {
+    const refusal = ctx.caps.admit(init, capIp, capUser(init.assigns));
+    if (refusal) return refused(refusal.status, refusal.reason);
+    return limitHeaders ? { ok: true, init, headers: limitHeaders } : { ok: true, init };
+  };
 
   const hook = ctx.options.connect;
   if (!hook) return accepted({ id: null, assigns: {} as A, params, peer, serializer });

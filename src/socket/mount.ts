@@ -9,6 +9,8 @@ import {
   type SocketOptions,
 } from '../config/socket-options.js';
 import { compileCheckOrigin } from '../http/check-origin.js';
+import { compileClientAddress } from '../http/client-ip.js';
+import { ConnectionCaps } from './connection-caps.js';
 import type { Presence } from '../presence/presence.js';
 import { LongPollTransport } from '../transport/longpoll.js';
 import type { SessionTokens } from '../transport/longpoll-token.js';
@@ -43,9 +45,13 @@ export class SocketMount<A extends Assigns = Assigns> {
   /** @internal The options with defaults applied. */
   readonly options: ResolvedSocketOptions<A>;
   /** @internal Topic patterns to channel handlers. */
-  readonly router = new ChannelRouter<A>();
+  readonly router: ChannelRouter<A>;
   /** @internal The compiled `checkOrigin`. */
   readonly originAllowed: (origin: string | undefined, req: IncomingMessage) => boolean;
+  /** @internal The client's address: the peer, or what trusted proxies say (`trustedProxies`). */
+  readonly clientAddress: (req: IncomingMessage) => string;
+  /** @internal Connections in total, per IP and per user (`maxConnections*`). */
+  readonly caps: ConnectionCaps;
   /** @internal */
   readonly websocket: WebSocketTransport<A> | null;
   /** @internal */
@@ -63,7 +69,10 @@ export class SocketMount<A extends Assigns = Assigns> {
   constructor(gateway: GatewayContext, path: string, options: SocketOptions<A> = {}) {
     this.gateway = gateway;
     this.options = resolveSocketOptions(path, options);
-    this.originAllowed = compileCheckOrigin(this.options.checkOrigin);
+    this.router = new ChannelRouter<A>(this.options.maxTopicBytes);
+    this.originAllowed = compileCheckOrigin(this.options.checkOrigin, this.options.publicHosts);
+    this.clientAddress = compileClientAddress(this.options.trustedProxies);
+    this.caps = new ConnectionCaps(this.options);
     this.logger = gateway.logger.child({ socket: this.options.path });
     this.websocket = this.options.websocket ? new WebSocketTransport(this) : null;
     this.longpoll = this.options.longpoll ? new LongPollTransport(this) : null;
@@ -81,6 +90,7 @@ export class SocketMount<A extends Assigns = Assigns> {
       onTeardown: (session) => {
         this.sessions.delete(session);
         this.gateway.registry.remove(session);
+        this.caps.release(session);
       },
     };
   }
@@ -99,6 +109,7 @@ export class SocketMount<A extends Assigns = Assigns> {
   /** @internal Called by the transports for each accepted connection. */
   createSession(connection: Connection, init: SessionInit<A>): Session<A> {
     const session = new Session(this.sessionContext, connection, init);
+    this.caps.claim(init, session);
     this.sessions.add(session);
     this.gateway.registry.add(session);
     return session;

@@ -3,7 +3,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { describe, expect, it, vi } from 'vitest';
-import { compileCheckOrigin } from '../../src/http/check-origin.js';
+import { compileCheckOrigin, DEFAULT_PUBLIC_HOSTS } from '../../src/http/check-origin.js';
 
 function req(host: string | undefined, encrypted = false): IncomingMessage {
   return {
@@ -20,8 +20,8 @@ describe('checkOrigin: false', () => {
   });
 });
 
-describe('checkOrigin: true (Origin host vs the Host header host)', () => {
-  const check = compileCheckOrigin(true);
+describe('checkOrigin: true (Origin host vs the configured public hosts)', () => {
+  const check = compileCheckOrigin(true, ['example.com']);
 
   it('a request without Origin passes (non-browser clients)', () => {
     expect(check(undefined, req('example.com'))).toBe(true);
@@ -36,6 +36,9 @@ describe('checkOrigin: true (Origin host vs the Host header host)', () => {
 
   it('hosts compare case-insensitively', () => {
     expect(check('http://EXAMPLE.com', req('Example.COM:4000'))).toBe(true);
+    expect(compileCheckOrigin(true, ['Example.COM'])('http://example.com', req(undefined))).toBe(
+      true,
+    );
   });
 
   it('another host, a subdomain or a suffix lookalike is refused', () => {
@@ -45,19 +48,40 @@ describe('checkOrigin: true (Origin host vs the Host header host)', () => {
     expect(check('http://example.com.evil.example', req('example.com'))).toBe(false);
   });
 
+  it('DNS rebinding: an Origin equal to the Host header but not a public host is refused', () => {
+    expect(check('http://rebind.evil.example:4000', req('rebind.evil.example:4000'))).toBe(false);
+    // The Host header plays no part: no Host at all still passes a public Origin.
+    expect(check('http://example.com', req(undefined))).toBe(true);
+  });
+
+  it('"*." entries match the domain and its subdomains', () => {
+    const wild = compileCheckOrigin(true, ['*.example.com']);
+    expect(wild('https://example.com', req(undefined))).toBe(true);
+    expect(wild('https://a.b.example.com', req(undefined))).toBe(true);
+    expect(wild('https://badexample.com', req(undefined))).toBe(false);
+  });
+
   it('an Origin "null" (sandboxed iframe, file://) or an unparsable Origin is refused', () => {
     expect(check('null', req('example.com'))).toBe(false);
     expect(check('example.com', req('example.com'))).toBe(false);
     expect(check('', req('example.com'))).toBe(false);
   });
 
-  it('no Host header: a browser Origin cannot be verified and is refused', () => {
-    expect(check('http://example.com', req(undefined))).toBe(false);
+  it('default public hosts: localhost, 127.0.0.1 and [::1] only', () => {
+    const local = compileCheckOrigin(true);
+    expect(DEFAULT_PUBLIC_HOSTS).toEqual(['localhost', '127.0.0.1', '[::1]']);
+    expect(local('http://localhost:4000', req('localhost:4000'))).toBe(true);
+    expect(local('http://127.0.0.1:5173', req('127.0.0.1:4000'))).toBe(true);
+    expect(local('http://[::1]:4000', req('[::1]:4000'))).toBe(true);
+    expect(local('http://[::2]:4000', req('[::2]:4000'))).toBe(false);
+    expect(local('http://example.com', req('example.com'))).toBe(false);
   });
 
-  it('an IPv6 literal origin matches the same IPv6 Host', () => {
-    expect(check('http://[::1]:4000', req('[::1]:4000'))).toBe(true);
-    expect(check('http://[::1]:4000', req('[::2]:4000'))).toBe(false);
+  it('a malformed public host is an OptionError naming it', () => {
+    expect(() => compileCheckOrigin(true, ['https://example.com'])).toThrow(
+      'publicHosts: "https://example.com" is not a host name',
+    );
+    expect(() => compileCheckOrigin(true, [''])).toThrow('publicHosts: "" is not a host name');
   });
 });
 
