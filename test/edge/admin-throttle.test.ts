@@ -1,0 +1,69 @@
+/**
+ * The admin API throttles failed authentications per client IP (`maxAuthFailures` per
+ * `authFailureWindowMs`): after the budget every request from that IP, a right token included,
+ * is 429 with Retry-After until the window ends.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import pino from 'pino';
+import { createGateway, type Gateway } from '../../src/gateway.js';
+import { adminRoute, ADMIN_DEFAULTS, type AdminOptions } from '../../src/admin/admin.js';
+import { eventually } from '../support/wait.js';
+
+const TOKEN = 'a-long-random-admin-token';
+const gateways: Gateway[] = [];
+afterEach(async () => {
+  for (const gateway of gateways.splice(0)) await gateway.close();
+});
+
+async function start(options: Partial<AdminOptions> = {}) {
+  const gateway = createGateway({ logger: false });
+  gateways.push(gateway);
+  gateway.route(
+    '/admin',
+    adminRoute(
+      { token: TOKEN, ...options },
+      {
+        rateLimits: null,
+        logger: pino({ enabled: false }),
+        health: () => Promise.resolve({ ok: true }),
+      },
+    ),
+  );
+  const { port } = await gateway.listen(0, '127.0.0.1');
+  return (token: string) =>
+    fetch(`http://127.0.0.1:${port}/admin/health`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+}
+
+describe('admin authentication throttle', () => {
+  it('after maxAuthFailures wrong tokens the IP gets 429 with Retry-After, even with the right token', async () => {
+    const health = await start({ maxAuthFailures: 3, authFailureWindowMs: 60_000 });
+    expect((await health(TOKEN)).status).toBe(200);
+    for (let i = 0; i < 3; i++) expect((await health(`wrong-${i}`)).status).toBe(401);
+    const blocked = await health(TOKEN);
+    expect(blocked.status).toBe(429);
+    expect(Number(blocked.headers.get('retry-after'))).toBeGreaterThan(50);
+    expect(await blocked.json()).toEqual({
+      error: 'too many failed authentications; try again later',
+    });
+  });
+
+  it('the block ends with the window', async () => {
+    const health = await start({ maxAuthFailures: 1, authFailureWindowMs: 1_500 });
+    expect((await health('wrong')).status).toBe(401);
+    expect((await health(TOKEN)).status).toBe(429);
+    await eventually(async () => expect((await health(TOKEN)).status).toBe(200), 'window over');
+  });
+
+  it('defaults: 10 failures per 60 s; bad values are refused by name', () => {
+    expect(ADMIN_DEFAULTS).toMatchObject({ maxAuthFailures: 10, authFailureWindowMs: 60_000 });
+    const deps = { rateLimits: null, logger: pino({ enabled: false }) };
+    expect(() => adminRoute({ token: TOKEN, maxAuthFailures: 0 }, deps)).toThrow(
+      'admin.maxAuthFailures must be a positive integer, got 0',
+    );
+    expect(() => adminRoute({ token: TOKEN, authFailureWindowMs: -1 }, deps)).toThrow(
+      'admin.authFailureWindowMs must be a positive integer, got -1',
+    );
+  });
+});
