@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, beforeEach } from 'vitest';
 import { RawClient } from './ws-client.js';
-import { startTestApp, type TestApp } from './test-app.js';
+import { startTestApp, type TestApp, type TestAppOptions } from './test-app.js';
 
 export interface ConformanceContext {
   /** The conformance app, started once for the file. */
@@ -14,11 +14,16 @@ export interface ConformanceContext {
  * client per test (on `path`/`query`, already joined to `join = [topic, joinRef]` when given).
  */
 export function conformance(
-  options: { path?: string; query?: string; join?: readonly [string, string] } = {},
+  options: {
+    path?: string;
+    query?: string;
+    join?: readonly [string, string];
+    app?: TestAppOptions;
+  } = {},
 ): ConformanceContext {
   const ctx = {} as { app: TestApp; client: RawClient };
   beforeAll(async () => {
-    ctx.app = await startTestApp();
+    ctx.app = await startTestApp(options.app);
   });
   afterAll(() => ctx.app.close());
   beforeEach(async () => {
