@@ -376,7 +376,9 @@ describe('malformed client frames close the connection with 1011', () => {
 describe('server frames that cannot be encoded, odd payloads and limits', () => {
   let app: TestApp;
   beforeAll(async () => {
-    app = await startTestApp();
+    // Topics over 255 bytes are joined here (binary-encoding limits): above the default
+    // maxTopicBytes, so this app allows more.
+    app = await startTestApp({ socket: { maxTopicBytes: 1024 } });
   });
   afterAll(() => app.close());
 
