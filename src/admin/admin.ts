@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { HttpRoute } from '../gateway.js';
 import { readBody } from '../http/responses.js';
+import { compileClientAddress } from '../http/client-ip.js';
 import { PolicyError } from '../ratelimit/policy.js';
 import type { Actor, RateLimits } from '../ratelimit/rate-limits.js';
 import type { PolicyConfig } from '../ratelimit/types.js';
@@ -18,6 +19,8 @@ export interface AdminOptions {
   maxAuthFailures?: number;
   /** The window of `maxAuthFailures`, from an IP's first failure. Default 60 000 ms. */
   authFailureWindowMs?: number;
+  /** Proxies (IPs or CIDR ranges) whose `Forwarded` / `X-Forwarded-For` name the client. Default none. */
+  trustedProxies?: readonly string[];
 }
 
 /** The defaults of `AdminOptions`. */
@@ -150,6 +153,8 @@ function positive(name: string, value: unknown, fallback: number): number {
  */
 export function adminRoute(options: AdminOptions, deps: AdminDeps): HttpRoute {
   const expected = digest(options.token);
+  // Behind a proxy every request has the proxy's address: one guesser would lock out every admin.
+  const clientAddress = compileClientAddress(options.trustedProxies ?? []);
   const throttle = new AuthThrottle(
     positive('maxAuthFailures', options.maxAuthFailures, ADMIN_DEFAULTS.maxAuthFailures),
     positive(
@@ -167,7 +172,7 @@ export function adminRoute(options: AdminOptions, deps: AdminDeps): HttpRoute {
 
   return async (req, res, subpath) => {
     try {
-      const ip = req.socket.remoteAddress ?? 'unknown';
+      const ip = clientAddress(req) || 'unknown';
       const wait = throttle.blockedFor(ip);
       if (wait > 0)
         throw new HttpError(429, 'too many failed authentications; try again later', {

@@ -193,7 +193,7 @@ export function validateConfig(file: string, value: unknown): GatewayConfig {
     file,
     'admin',
     config.admin,
-    new Set(['token', 'path', 'maxAuthFailures', 'authFailureWindowMs']),
+    new Set(['token', 'path', 'maxAuthFailures', 'authFailureWindowMs', 'trustedProxies']),
   );
   const admin = config.admin as { token?: unknown; path?: unknown } | undefined;
   if (admin && (typeof admin.token !== 'string' || admin.token.length < 16)) {

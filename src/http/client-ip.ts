@@ -43,6 +43,8 @@ function forwardedHops(header: string): string[] {
 export function compileClientAddress(
   trustedProxies: readonly string[],
 ): (req: IncomingMessage) => string {
+  if (!Array.isArray(trustedProxies))
+    throw new OptionError('trustedProxies must be a list of IP addresses or CIDR ranges');
   const peerOf = (req: IncomingMessage): string => bareIp(req.socket.remoteAddress ?? '');
   if (trustedProxies.length === 0) return peerOf;
   const trusted = new BlockList();

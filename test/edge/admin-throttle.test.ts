@@ -30,9 +30,9 @@ async function start(options: Partial<AdminOptions> = {}) {
     ),
   );
   const { port } = await gateway.listen(0, '127.0.0.1');
-  return (token: string) =>
+  return (token: string, headers: Record<string, string> = {}) =>
     fetch(`http://127.0.0.1:${port}/admin/health`, {
-      headers: { authorization: `Bearer ${token}` },
+      headers: { authorization: `Bearer ${token}`, ...headers },
     });
 }
 
@@ -56,6 +56,15 @@ describe('admin authentication throttle', () => {
     await eventually(async () => expect((await health(TOKEN)).status).toBe(200), 'window over');
   });
 
+  it('behind trustedProxies the forwarded client is throttled, not the proxy (other admins pass)', async () => {
+    const health = await start({ maxAuthFailures: 2, trustedProxies: ['127.0.0.1'] });
+    const guesser = { 'x-forwarded-for': '203.0.113.66' };
+    const admin = { 'x-forwarded-for': '203.0.113.1' };
+    for (let i = 0; i < 2; i++) expect((await health(`wrong-${i}`, guesser)).status).toBe(401);
+    expect((await health(TOKEN, guesser)).status).toBe(429);
+    expect((await health(TOKEN, admin)).status).toBe(200);
+  });
+
   it('defaults: 10 failures per 60 s; bad values are refused by name', () => {
     expect(ADMIN_DEFAULTS).toMatchObject({ maxAuthFailures: 10, authFailureWindowMs: 60_000 });
     const deps = { rateLimits: null, logger: pino({ enabled: false }) };
@@ -64,6 +73,9 @@ describe('admin authentication throttle', () => {
     );
     expect(() => adminRoute({ token: TOKEN, authFailureWindowMs: -1 }, deps)).toThrow(
       'admin.authFailureWindowMs must be a positive integer, got -1',
+    );
+    expect(() => adminRoute({ token: TOKEN, trustedProxies: ['not-an-ip'] }, deps)).toThrow(
+      'trustedProxies: "not-an-ip" is not an IP address or CIDR range',
     );
   });
 });
