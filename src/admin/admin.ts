@@ -99,8 +99,9 @@ interface Failures {
  * `max` failures in a window every request from that IP (a right token too) gets 429 until the
  * window ends. Memory is bounded: past ADMIN_MAX_TRACKED_IPS, expired entries are dropped and new
  * IPs then share one budget (an attacker with many addresses locks out only that shared bucket).
+ * @internal Exported for tests.
  */
-class AuthThrottle {
+export class AuthThrottle {
   private readonly failures = new Map<string, Failures>();
 
   constructor(

@@ -6,7 +6,13 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import pino from 'pino';
 import { createGateway, type Gateway } from '../../src/gateway.js';
-import { adminRoute, ADMIN_DEFAULTS, type AdminOptions } from '../../src/admin/admin.js';
+import {
+  adminRoute,
+  ADMIN_DEFAULTS,
+  ADMIN_MAX_TRACKED_IPS,
+  AuthThrottle,
+  type AdminOptions,
+} from '../../src/admin/admin.js';
 import { eventually } from '../support/wait.js';
 
 const TOKEN = 'a-long-random-admin-token';
@@ -77,5 +83,24 @@ describe('admin authentication throttle', () => {
     expect(() => adminRoute({ token: TOKEN, trustedProxies: ['not-an-ip'] }, deps)).toThrow(
       'trustedProxies: "not-an-ip" is not an IP address or CIDR range',
     );
+  });
+});
+
+describe('AuthThrottle memory bound', () => {
+  it(`tracks at most ${ADMIN_MAX_TRACKED_IPS} IPs; later ones share one budget until entries expire`, () => {
+    let now = 0;
+    const throttle = new AuthThrottle(2, 1_000, () => now);
+    for (let i = 0; i < ADMIN_MAX_TRACKED_IPS; i++) throttle.fail(`10.0.${i >> 8}.${i & 255}`);
+    expect(throttle.blockedFor('10.0.0.0')).toBe(0); // one failure of two
+    // Two new addresses land in the shared bucket: together they use up its budget.
+    throttle.fail('203.0.113.1');
+    throttle.fail('203.0.113.2');
+    expect(throttle.blockedFor('203.0.113.3')).toBeGreaterThan(0);
+    expect(throttle.blockedFor('10.0.0.1')).toBe(0); // tracked IPs keep their own count
+    // Once the old entries expire, a new failure makes room and gets its own entry again.
+    now = 1_001;
+    throttle.fail('198.51.100.7');
+    expect(throttle.blockedFor('198.51.100.7')).toBe(0);
+    expect(throttle.blockedFor('203.0.113.3')).toBe(0);
   });
 });
