@@ -1,0 +1,72 @@
+import { GatewayError } from '../errors.js';
+
+/**
+ * A channel's broadcast whose payload is over the socket's `maxBroadcastBytes`: thrown by
+ * `channel.broadcast()` / `broadcastFrom()`; nothing was sent to anyone. Uncaught in a handler,
+ * it crashes that channel like any handler error (the sender gets `phx_error`).
+ */
+export class ChannelBroadcastTooLargeError extends GatewayError {
+  override readonly name = 'ChannelBroadcastTooLargeError';
+  constructor(
+    readonly topic: string,
+    readonly event: string,
+    readonly limit: number,
+  ) {
+    super(
+      'ERR_BROADCAST_TOO_LARGE',
+      `broadcast ${JSON.stringify(event)} on ${JSON.stringify(topic)} is over maxBroadcastBytes (${limit} bytes); nothing was sent`,
+    );
+  }
+}
+
+/** Nesting deeper than this is not measured (the encoder judges such payloads). */
+const MAX_DEPTH = 1_000;
+
+/**
+ * True when `payload` is larger than `limit` bytes: raw bytes for a binary payload, else its JSON
+ * size (UTF-8 bytes of strings and keys plus JSON punctuation; escapes are not counted, so this
+ * never overestimates). Stops as soon as the limit is passed and allocates nothing for strings,
+ * so a small payload costs a short walk and a huge one no more than `limit` bytes of walking.
+ */
+export function payloadOver(payload: unknown, limit: number): boolean {
+  if (payload instanceof Uint8Array) return payload.byteLength > limit;
+  return measure(payload, limit, 0) > limit;
+}
+
+/** The JSON size of `value`, or any number over `budget` once it is known to be over it. */
+function measure(value: unknown, budget: number, depth: number): number {
+  switch (typeof value) {
+    case 'string':
+      return Buffer.byteLength(value) + 2;
+    case 'number':
+      return Number.isFinite(value) ? String(value).length : 4;
+    case 'boolean':
+      return value ? 4 : 5;
+    case 'object':
+      break;
+    default:
+      return 0;
+  }
+  if (value === null) return 4;
+  if (depth > MAX_DEPTH) return 0;
+  if (ArrayBuffer.isView(value)) return value.byteLength;
+  if (Array.isArray(value)) {
+    let size = 2;
+    for (let i = 0; i < value.length && size <= budget; i++) {
+      size += measure(value[i], budget - size, depth + 1) + 1;
+    }
+    return size;
+  }
+  const toJSON = (value as { toJSON?: unknown }).toJSON;
+  if (typeof toJSON === 'function') {
+    return measure((toJSON as () => unknown).call(value), budget, depth + 1);
+  }
+  let size = 2;
+  for (const key in value) {
+    if (!Object.prototype.hasOwnProperty.call(value, key)) continue;
+    size += Buffer.byteLength(key) + 4;
+    size += measure((value as Record<string, unknown>)[key], budget - size, depth + 1);
+    if (size > budget) return size;
+  }
+  return size;
+}
