@@ -81,6 +81,7 @@ export {
   type GatewayErrorCode,
 } from './errors.js';
 export { OptionError, ConfigError } from './config/errors.js';
+export { ChannelBroadcastTooLargeError } from './channel/broadcast-size.js';
 
 // Presence.
 export type {

@@ -8,15 +8,28 @@ import { GatewayError } from '../errors.js';
 export class ChannelBroadcastTooLargeError extends GatewayError {
   override readonly name = 'ChannelBroadcastTooLargeError';
   constructor(
-    readonly topic: string,
-    readonly event: string,
-    readonly limit: number,
+    message?: string,
+    /** The channel's topic, the event and the limit it was over. */
+    readonly topic = '',
+    readonly event = '',
+    readonly limit = 0,
   ) {
-    super(
-      'ERR_BROADCAST_TOO_LARGE',
-      `broadcast ${JSON.stringify(event)} on ${JSON.stringify(topic)} is over maxBroadcastBytes (${limit} bytes); nothing was sent`,
-    );
+    super('ERR_CHANNEL_BROADCAST_TOO_LARGE', message);
   }
+}
+
+/** The error for a refused broadcast, with a message that says what and why. */
+export function broadcastTooLarge(
+  topic: string,
+  event: string,
+  limit: number,
+): ChannelBroadcastTooLargeError {
+  return new ChannelBroadcastTooLargeError(
+    `broadcast ${JSON.stringify(event)} on ${JSON.stringify(topic)} is over maxBroadcastBytes (${limit} bytes); nothing was sent`,
+    topic,
+    event,
+    limit,
+  );
 }
 
 /** Nesting deeper than this is not measured (the encoder judges such payloads). */
@@ -31,6 +44,12 @@ const MAX_DEPTH = 1_000;
 export function payloadOver(payload: unknown, limit: number): boolean {
   if (payload instanceof Uint8Array) return payload.byteLength > limit;
   return measure(payload, limit, 0) > limit;
+}
+
+/** True for values JSON leaves out of an object (and writes as null in an array). */
+function omitted(value: unknown): boolean {
+  const type = typeof value;
+  return type === 'undefined' || type === 'function' || type === 'symbol';
 }
 
 /** The JSON size of `value`, or any number over `budget` once it is known to be over it. */
@@ -51,9 +70,11 @@ function measure(value: unknown, budget: number, depth: number): number {
   if (depth > MAX_DEPTH) return 0;
   if (ArrayBuffer.isView(value)) return value.byteLength;
   if (Array.isArray(value)) {
-    let size = 2;
+    // "[" + items joined by "," + "]"; a left-out item is written as null.
+    let size = value.length > 0 ? value.length + 1 : 2;
     for (let i = 0; i < value.length && size <= budget; i++) {
-      size += measure(value[i], budget - size, depth + 1) + 1;
+      const item: unknown = value[i];
+      size += omitted(item) ? 4 : measure(item, budget - size, depth + 1);
     }
     return size;
   }
@@ -61,12 +82,17 @@ function measure(value: unknown, budget: number, depth: number): number {
   if (typeof toJSON === 'function') {
     return measure((toJSON as () => unknown).call(value), budget, depth + 1);
   }
-  let size = 2;
+  // "{" + `"key":value` entries joined by "," + "}".
+  let size = 1;
+  let entries = 0;
   for (const key in value) {
     if (!Object.prototype.hasOwnProperty.call(value, key)) continue;
-    size += Buffer.byteLength(key) + 4;
-    size += measure((value as Record<string, unknown>)[key], budget - size, depth + 1);
+    const item = (value as Record<string, unknown>)[key];
+    if (omitted(item)) continue;
+    entries++;
+    size += Buffer.byteLength(key) + 4; // quotes, colon, and the comma or closing brace
+    size += measure(item, budget - size, depth + 1);
     if (size > budget) return size;
   }
-  return size;
+  return entries === 0 ? 2 : size;
 }

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { InvalidArgumentError } from '../errors.js';
 import type { Ref } from '../wire/message.js';
 import type { Broadcast, PubSub, Subscriber } from './pubsub.js';
-import { ChannelBroadcastTooLargeError, payloadOver } from './broadcast-size.js';
+import { broadcastTooLarge, payloadOver } from './broadcast-size.js';
 import {
   isGracefulStop,
   type Assigns,
@@ -218,7 +218,7 @@ export class ChannelInstance<A extends Assigns = Assigns> implements Channel<A>,
         { topic: this.topic, event, limit },
         'broadcast over maxBroadcastBytes refused',
       );
-      throw new ChannelBroadcastTooLargeError(this.topic, event, limit);
+      throw broadcastTooLarge(this.topic, event, limit);
     }
   }
 

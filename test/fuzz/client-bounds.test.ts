@@ -339,7 +339,7 @@ describe('maxBroadcastBytes', () => {
       'phx_reply',
       {
         status: 'error',
-        response: { reason: 'broadcast_too_large', code: 'ERR_BROADCAST_TOO_LARGE' },
+        response: { reason: 'broadcast_too_large', code: 'ERR_CHANNEL_BROADCAST_TOO_LARGE' },
       },
     ]);
     // Within the limit, the same call broadcasts (the other client's next frame is that one).
