@@ -119,6 +119,7 @@ describe('inboundByteRate closes a socket that floods bytes, before parsing its 
     // 60 kB frames: the burst pays for two, the refill (1 kB/s) for nothing more in this test.
     ({ gateway, url } = await ownGateway({
       inboundByteRate: { bytesPerSecond: 1_000, burstBytes: 130_000 },
+      longpoll: { maxBodyBytes: 1_000_000 },
     }));
   });
   afterAll(() => gateway.close());
@@ -145,7 +146,21 @@ describe('inboundByteRate closes a socket that floods bytes, before parsing its 
     await expectEmpty(gateway);
   });
 
+  it('LongPoll: a POST whose lines the bucket cannot pay for ends the session (410)', async () => {
+    const base = url.replace('ws://', 'http://').replace('/websocket?vsn=2.0.0', '/longpoll');
+    const token = await openSession(base);
+    const floodsBefore = gateway.stats.floods;
+    const line = (ref: string): string => echoFrame(60_000, ref).replace('"1"', 'null');
+    const lines = [line('a'), line('b'), line('c')];
+    expect((await post(base, token, lines)).body).toEqual({ status: 410 });
+    expect(gateway.stats.floods).toBe(floodsBefore + 1);
+    expect((await post(base, token, ['[null,"h","phoenix","heartbeat",{}]'])).body).toEqual({
+      status: 410,
+    });
+  });
+
   it('a socket within its rate is never closed', async () => {
+    const floodsBefore = gateway.stats.floods;
     const client = await connect(url);
     expect(await client.join('room:a', '1')).toEqual(['1', '1', 'room:a', 'phx_reply', OK]);
     for (let i = 0; i < 20; i++) {
@@ -153,7 +168,7 @@ describe('inboundByteRate closes a socket that floods bytes, before parsing its 
         ((await client.request(['1', `s${i}`, 'room:a', 'echo', { i }])) as unknown[])[1],
       ).toBe(`s${i}`);
     }
-    expect(gateway.stats.floods).toBe(1);
+    expect(gateway.stats.floods).toBe(floodsBefore);
     expect(gateway.stats.sockets).toBe(1);
   });
 });
