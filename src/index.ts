@@ -62,6 +62,7 @@ export {
   SOCKET_DEFAULTS,
   type SocketOptions,
   type WebSocketOptions,
+  type InboundByteRateOptions,
   type LongPollOptions,
   type ConnectLimit,
   type ConnectLimitDecision,
