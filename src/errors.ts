@@ -37,6 +37,8 @@ export type GatewayErrorCode =
   | 'ERR_CANCELLED'
   /** BroadcastTooLargeError: a worker's broadcast or disconnect over the server's max_payload. */
   | 'ERR_BROADCAST_TOO_LARGE'
+  /** ChannelBroadcastTooLargeError: a channel's broadcast over the socket's maxBroadcastBytes. */
+  | 'ERR_CHANNEL_BROADCAST_TOO_LARGE'
   /** PresenceRequestError: a worker's presence request timed out, failed or got a bad answer. */
   | 'ERR_PRESENCE_REQUEST'
   /** NoGatewayError: a worker's presence request found no gateway on its NATS. */

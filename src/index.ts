@@ -62,6 +62,7 @@ export {
   SOCKET_DEFAULTS,
   type SocketOptions,
   type WebSocketOptions,
+  type InboundByteRateOptions,
   type LongPollOptions,
   type ConnectLimit,
   type ConnectLimitDecision,
@@ -81,6 +82,7 @@ export {
   type GatewayErrorCode,
 } from './errors.js';
 export { OptionError, ConfigError } from './config/errors.js';
+export { ChannelBroadcastTooLargeError } from './channel/broadcast-size.js';
 
 // Presence.
 export type {

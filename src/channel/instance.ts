@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { InvalidArgumentError } from '../errors.js';
 import type { Ref } from '../wire/message.js';
 import type { Broadcast, PubSub, Subscriber } from './pubsub.js';
+import { broadcastTooLarge, payloadOver } from './broadcast-size.js';
 import {
   isGracefulStop,
   type Assigns,
@@ -21,6 +22,8 @@ export interface ChannelHost<A extends Assigns> {
   readonly info: SocketInfo<A>;
   readonly pubsub: PubSub;
   readonly logger: Logger;
+  /** Largest payload `broadcast()` accepts (the socket's maxBroadcastBytes). */
+  readonly maxBroadcastBytes: number;
   writePush(channel: ChannelInstance<A>, event: string, payload: unknown): void;
   writeReply(channel: ChannelInstance<A>, ref: Ref, status: string, response: unknown): void;
   writeBroadcast(broadcast: Broadcast): void;
@@ -187,6 +190,7 @@ export class ChannelInstance<A extends Assigns = Assigns> implements Channel<A>,
   }
 
   broadcast(event: string, payload: unknown = EMPTY): void {
+    this.checkBroadcastSize(event, payload);
     if (this.state === JOINING) {
       (this.deferred ??= []).push(() => this.broadcast(event, payload));
       return;
@@ -195,11 +199,27 @@ export class ChannelInstance<A extends Assigns = Assigns> implements Channel<A>,
   }
 
   broadcastFrom(event: string, payload: unknown = EMPTY): void {
+    this.checkBroadcastSize(event, payload);
     if (this.state === JOINING) {
       (this.deferred ??= []).push(() => this.broadcastFrom(event, payload));
       return;
     }
     this.host.pubsub.broadcast(this.topic, event, payload, this);
+  }
+
+  /**
+   * A broadcast over maxBroadcastBytes throws at the caller before anything is sent: a huge
+   * fan-out would cost every subscriber's connection, and the caller is the one to tell.
+   */
+  private checkBroadcastSize(event: string, payload: unknown): void {
+    const limit = this.host.maxBroadcastBytes;
+    if (payloadOver(payload, limit)) {
+      this.host.logger.warn(
+        { topic: this.topic, event, limit },
+        'broadcast over maxBroadcastBytes refused',
+      );
+      throw broadcastTooLarge(this.topic, event, limit);
+    }
   }
 
   replyRef(): ReplyRef {

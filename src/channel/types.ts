@@ -107,9 +107,12 @@ export interface Channel<A extends Assigns = Assigns> {
   assign(values: Partial<A>): void;
   /** Sends `event` to this client only. Inside `join`, pushes are held until after the join reply. */
   push(event: string, payload?: unknown): void;
-  /** Sends `event` to every subscriber of the topic, this one included. */
+  /**
+   * Sends `event` to every subscriber of the topic, this one included. Throws
+   * ChannelBroadcastTooLargeError (nothing sent) for a payload over the socket's maxBroadcastBytes.
+   */
   broadcast(event: string, payload?: unknown): void;
-  /** Sends `event` to every subscriber of the topic except this channel. */
+  /** As `broadcast`, except to this channel. */
   broadcastFrom(event: string, payload?: unknown): void;
   /** Captures the current message so `reply` can answer it later (Phoenix's socket_ref). */
   replyRef(): ReplyRef;

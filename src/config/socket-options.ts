@@ -24,6 +24,18 @@ export interface WebSocketOptions {
   compress?: boolean;
 }
 
+/**
+ * A token bucket of client bytes per socket (`SocketOptions.inboundByteRate`): every frame takes
+ * its size from the bucket before it is parsed; a frame the bucket cannot pay for closes the
+ * socket (1008). The bucket refills at `bytesPerSecond` up to `burstBytes`.
+ */
+export interface InboundByteRateOptions {
+  /** Sustained client bytes per second. Default 1 048 576 (1 MiB/s). */
+  bytesPerSecond?: number;
+  /** Bucket size. Default max(1 MiB, maxFrameSize): one largest frame always fits. */
+  burstBytes?: number;
+}
+
 /** The LongPoll transport of a socket mount (`SocketOptions.longpoll`). */
 export interface LongPollOptions {
   /** Path under the mount. Default `/longpoll`. */
@@ -52,10 +64,19 @@ export interface SocketOptions<A extends Assigns = Assigns> {
   joinTimeoutMs?: number;
   /** A connect hook that has not settled by then fails the connection with 503. Default 10 000 ms. */
   connectTimeoutMs?: number;
-  /** Largest client frame (WebSocket message or LongPoll line). Above it: close 1009. Default 10 000 000 bytes. */
+  // ---- bounded work per client (README: Socket options; protocol/phoenix.md §4) ----
+  /** Largest client frame (WebSocket message or LongPoll line). Above it: close 1009. Default 65 536 bytes. */
   maxFrameSize?: number;
-  /** Bytes queued towards one client before it is closed as a slow consumer. Default 1 MiB. */
+  /** Client bytes per socket, checked before a frame is parsed, or false. Above it: close 1008 `byte rate exceeded`. */
+  inboundByteRate?: InboundByteRateOptions | false;
+  /** Bytes a client may leave unread for longer than `slowConsumerGraceMs`. Default 1 MiB. */
   maxBufferedBytes?: number;
+  /** How long a backlog over `maxBufferedBytes` may last before the client is dropped. Default 5 000 ms. */
+  slowConsumerGraceMs?: number;
+  /** Backlog that drops the client at once, whatever the grace period. Default 32 MiB. */
+  maxBufferedBytesHard?: number;
+  /** Largest payload a channel may broadcast (its JSON or binary size). Default 8 MiB. */
+  maxBroadcastBytes?: number;
   /** Frames queued behind a pending join before the socket stops reading. Default 1 000. */
   maxQueuedFrames?: number;
   /** Per-socket message rate, or false. Default 1000 per second, burst 1000; more than 50 denials in 10 s close the socket. */
@@ -92,7 +113,11 @@ export interface ResolvedSocketOptions<A extends Assigns> {
   readonly joinTimeoutMs: number;
   readonly connectTimeoutMs: number;
   readonly maxFrameSize: number;
+  readonly inboundByteRate: Required<InboundByteRateOptions> | null;
   readonly maxBufferedBytes: number;
+  readonly slowConsumerGraceMs: number;
+  readonly maxBufferedBytesHard: number;
+  readonly maxBroadcastBytes: number;
   readonly maxQueuedFrames: number;
   readonly messageRate: Required<MessageRateOptions> | null;
   readonly connectLimit: ConnectLimit | null;
@@ -112,8 +137,12 @@ export const SOCKET_DEFAULTS = {
   maxChannels: 100,
   joinTimeoutMs: 10_000,
   connectTimeoutMs: 10_000,
-  maxFrameSize: 10_000_000,
+  maxFrameSize: 65_536,
+  inboundByteRate: { bytesPerSecond: 1_048_576, burstBytes: 1_048_576 },
   maxBufferedBytes: 1_048_576,
+  slowConsumerGraceMs: 5_000,
+  maxBufferedBytesHard: 33_554_432,
+  maxBroadcastBytes: 8_388_608,
   maxQueuedFrames: 1_000,
   websocket: { path: '/websocket', idleTimeoutMs: 60_000, compress: false },
   longpoll: { path: '/longpoll', windowMs: 10_000, maxBatchLines: 100 },
@@ -157,7 +186,11 @@ const KNOWN_KEYS = new Set([
   'joinTimeoutMs',
   'connectTimeoutMs',
   'maxFrameSize',
+  'inboundByteRate',
   'maxBufferedBytes',
+  'slowConsumerGraceMs',
+  'maxBufferedBytesHard',
+  'maxBroadcastBytes',
   'maxQueuedFrames',
   'messageRate',
   'connectLimit',
@@ -198,6 +231,75 @@ function checkOriginOption(value: unknown): CheckOrigin {
   throw new OptionError('checkOrigin must be true, false, "conn", a list of origins or a function');
 }
 
+/** The bounded-work options (one block: frame size, inbound byte rate, slow consumers, broadcasts). */
+function resolveClientBounds(
+  options: SocketOptions<Assigns>,
+  maxFrameSize: number,
+): Pick<
+  ResolvedSocketOptions<Assigns>,
+  | 'inboundByteRate'
+  | 'maxBufferedBytes'
+  | 'slowConsumerGraceMs'
+  | 'maxBufferedBytesHard'
+  | 'maxBroadcastBytes'
+> {
+  let inboundByteRate: Required<InboundByteRateOptions> | null = null;
+  if (options.inboundByteRate !== false) {
+    const rate: InboundByteRateOptions = options.inboundByteRate ?? {};
+    if (typeof rate !== 'object' || rate === null)
+      throw new OptionError('inboundByteRate must be an object or false');
+    checkKeys('inboundByteRate options', rate, new Set(['bytesPerSecond', 'burstBytes']));
+    const defaults = SOCKET_DEFAULTS.inboundByteRate;
+    inboundByteRate = {
+      bytesPerSecond: positiveInt(
+        'inboundByteRate.bytesPerSecond',
+        rate.bytesPerSecond,
+        defaults.bytesPerSecond,
+      ),
+      burstBytes: positiveInt(
+        'inboundByteRate.burstBytes',
+        rate.burstBytes,
+        Math.max(defaults.burstBytes, maxFrameSize),
+      ),
+    };
+    if (inboundByteRate.burstBytes < maxFrameSize) {
+      throw new OptionError(
+        `inboundByteRate.burstBytes (${inboundByteRate.burstBytes}) must be at least maxFrameSize (${maxFrameSize}): a largest frame must fit`,
+      );
+    }
+  }
+  const maxBufferedBytes = positiveInt(
+    'maxBufferedBytes',
+    options.maxBufferedBytes,
+    SOCKET_DEFAULTS.maxBufferedBytes,
+  );
+  const maxBufferedBytesHard = positiveInt(
+    'maxBufferedBytesHard',
+    options.maxBufferedBytesHard,
+    Math.max(SOCKET_DEFAULTS.maxBufferedBytesHard, maxBufferedBytes),
+  );
+  if (maxBufferedBytesHard < maxBufferedBytes) {
+    throw new OptionError(
+      `maxBufferedBytesHard (${maxBufferedBytesHard}) must be at least maxBufferedBytes (${maxBufferedBytes})`,
+    );
+  }
+  return {
+    inboundByteRate,
+    maxBufferedBytes,
+    slowConsumerGraceMs: positiveInt(
+      'slowConsumerGraceMs',
+      options.slowConsumerGraceMs,
+      SOCKET_DEFAULTS.slowConsumerGraceMs,
+    ),
+    maxBufferedBytesHard,
+    maxBroadcastBytes: positiveInt(
+      'maxBroadcastBytes',
+      options.maxBroadcastBytes,
+      SOCKET_DEFAULTS.maxBroadcastBytes,
+    ),
+  };
+}
+
 /** Applies defaults and validates every option, naming the offending one in the error. */
 export function resolveSocketOptions<A extends Assigns>(
   path: string,
@@ -209,6 +311,7 @@ export function resolveSocketOptions<A extends Assigns>(
     options.maxFrameSize,
     SOCKET_DEFAULTS.maxFrameSize,
   );
+  const limits = resolveClientBounds(options, maxFrameSize);
   if (options.connect !== undefined && typeof options.connect !== 'function')
     throw new OptionError('connect must be a function');
   const subprotocols = options.subprotocols ?? [];
@@ -306,11 +409,7 @@ export function resolveSocketOptions<A extends Assigns>(
       SOCKET_DEFAULTS.connectTimeoutMs,
     ),
     maxFrameSize,
-    maxBufferedBytes: positiveInt(
-      'maxBufferedBytes',
-      options.maxBufferedBytes,
-      SOCKET_DEFAULTS.maxBufferedBytes,
-    ),
+    ...limits,
     maxQueuedFrames: positiveInt(
       'maxQueuedFrames',
       options.maxQueuedFrames,

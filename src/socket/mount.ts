@@ -87,6 +87,8 @@ export class SocketMount<A extends Assigns = Assigns> {
       joinTimeoutMs: this.options.joinTimeoutMs,
       maxQueuedFrames: this.options.maxQueuedFrames,
       messageRate: this.options.messageRate,
+      inboundByteRate: this.options.inboundByteRate,
+      maxBroadcastBytes: this.options.maxBroadcastBytes,
       onTeardown: (session) => {
         this.sessions.delete(session);
         this.gateway.registry.remove(session);

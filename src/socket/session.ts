@@ -9,6 +9,7 @@ import type { TimerEntry, TimerWheel } from '../util/timer-wheel.js';
 import { FrameEncodeError, PHX, type InboundMessage, type Ref } from '../wire/message.js';
 import type { EncodedFrame, ProtocolVersion, Serializer } from '../wire/serializer.js';
 import type { GatewayStats } from './stats.js';
+import type { InboundByteRateOptions } from '../config/socket-options.js';
 import {
   MESSAGE_POLICY,
   MessageRate,
@@ -39,7 +40,7 @@ export const CLOSE = {
   invalidFrame: 1011,
   tooLarge: 1009,
   drain: 1012,
-  /** Policy violation: a flood of rate-limited messages. */
+  /** Policy violation: a flood of rate-limited messages, or client bytes over inboundByteRate. */
   flood: 1008,
 } as const;
 
@@ -55,6 +56,10 @@ export interface SessionContext<A extends Assigns> {
   readonly joinTimeoutMs: number;
   readonly maxQueuedFrames: number;
   readonly messageRate: Required<MessageRateOptions> | null;
+  /** Client bytes per socket, checked before parsing (null: unlimited). */
+  readonly inboundByteRate: Required<InboundByteRateOptions> | null;
+  /** Largest payload a channel may broadcast. */
+  readonly maxBroadcastBytes: number;
   onTeardown(session: Session<A>): void;
 }
 
@@ -144,6 +149,9 @@ export class Session<A extends Assigns = Assigns> implements ChannelHost<A>, Soc
   private joining: PendingJoin<A> | null = null;
   /** Created on the first rate-limited message (idle sockets carry none). */
   private rate: MessageRate | null = null;
+  /** The inbound byte bucket: bytes left (-1 until the first frame) and when it was last filled. */
+  private byteTokens = -1;
+  private byteStamp = 0;
 
   constructor(
     private readonly ctx: SessionContext<A>,
@@ -175,6 +183,10 @@ export class Session<A extends Assigns = Assigns> implements ChannelHost<A>, Soc
     return this.connection.bufferedAmount;
   }
 
+  get maxBroadcastBytes(): number {
+    return this.ctx.maxBroadcastBytes;
+  }
+
   get pubsub(): PubSub {
     return this.ctx.pubsub;
   }
@@ -192,11 +204,42 @@ export class Session<A extends Assigns = Assigns> implements ChannelHost<A>, Soc
    */
   receive(data: Buffer | string, isBinary: boolean): Promise<void> | undefined {
     if (this.closed) return undefined;
+    if (!this.withinByteRate(typeof data === 'string' ? Buffer.byteLength(data) : data.length))
+      return undefined;
     if (this.tail !== null) return this.enqueue(data, isBinary);
     const message = this.decode(data, isBinary);
     if (message === null) return undefined;
     const pending = this.dispatch(message);
     return pending ? this.block(pending) : undefined;
+  }
+
+  /**
+   * The inbound byte rate, before anything is parsed: a frame the socket's bucket cannot pay
+   * for closes the socket (1008 "byte rate exceeded"), so a client flooding large frames costs
+   * its own connection and never the parse time of other clients.
+   */
+  private withinByteRate(size: number): boolean {
+    const rate = this.ctx.inboundByteRate;
+    if (rate === null) return true;
+    const now = this.ctx.wheel.clock();
+    if (this.byteTokens < 0) {
+      this.byteTokens = rate.burstBytes;
+    } else {
+      const refill = ((now - this.byteStamp) * rate.bytesPerSecond) / 1000;
+      this.byteTokens = Math.min(rate.burstBytes, this.byteTokens + refill);
+    }
+    this.byteStamp = now;
+    if (size <= this.byteTokens) {
+      this.byteTokens -= size;
+      return true;
+    }
+    this.ctx.stats.floods++;
+    this.logger.warn(
+      { peer: this.peer.address, id: this.id, size, bytesPerSecond: rate.bytesPerSecond },
+      'inbound byte rate exceeded, closing the socket',
+    );
+    this.close(CLOSE.flood, 'byte rate exceeded');
+    return false;
   }
 
   /** Decodes a frame; an undecodable one closes the connection (1011) and gives null. */

@@ -7,6 +7,7 @@ import type { SocketMount } from '../socket/mount.js';
 import { CLOSE, type Connection, type Session, type SessionInit } from '../socket/session.js';
 import type { TimerEntry } from '../util/timer-wheel.js';
 import type { EncodedFrame } from '../wire/serializer.js';
+import { BacklogWatch, type Backlogged } from './slow-consumer.js';
 
 const JSON_HEADERS = {
   'content-type': 'application/json; charset=utf-8',
@@ -37,7 +38,7 @@ const EXPIRY_WINDOWS = 1.5;
  * One LongPoll session: a buffer of outgoing text frames, at most one parked GET, and a single
  * wheel deadline that is either the parked GET's window or the session's expiry.
  */
-class LongPollSession<A extends Assigns> implements Connection, TimerEntry {
+class LongPollSession<A extends Assigns> implements Connection, TimerEntry, Backlogged {
   readonly transport = 'longpoll';
   readonly supportsBinary = false;
   readonly prefersBytes = false;
@@ -49,6 +50,8 @@ class LongPollSession<A extends Assigns> implements Connection, TimerEntry {
   private parkedAt = 0;
   private lastPollAt: number;
   private flushScheduled = false;
+  /** Created on the first backlog over maxBufferedBytes. */
+  private watch: BacklogWatch | null = null;
   ended = false;
 
   constructor(
@@ -67,15 +70,14 @@ class LongPollSession<A extends Assigns> implements Connection, TimerEntry {
     if (this.ended || typeof frame !== 'string') return;
     this.buffer.push(frame);
     // The limit is in bytes, as on WebSocket: a string's length counts UTF-16 units, not bytes.
-    this.bufferedBytes += Buffer.byteLength(frame);
-    if (this.bufferedBytes > this.transport_.mount.options.maxBufferedBytes) {
-      this.transport_.mount.gateway.stats.slowConsumers++;
-      this.transport_.mount.gateway.logger.warn(
-        { peer: this.session.peer.address, buffered: this.bufferedBytes },
-        'slow consumer: longpoll buffer over maxBufferedBytes, session closed',
-      );
-      this.session.close(CLOSE.normal, 'slow consumer');
-      return;
+    const bytes = Buffer.byteLength(frame);
+    this.bufferedBytes += bytes;
+    this.watch?.wrote(bytes);
+    const { options, gateway } = this.transport_.mount;
+    if (this.bufferedBytes > options.maxBufferedBytes) {
+      // A backlog is judged over time (the client may be between two polls), not by one write.
+      const watch = (this.watch ??= new BacklogWatch(gateway.wheel, options, this));
+      if (watch.over(this.bufferedBytes)) return;
     }
     if (this.parked && !this.flushScheduled) {
       // Answer on the next turn so frames produced together leave in one response.
@@ -87,9 +89,28 @@ class LongPollSession<A extends Assigns> implements Connection, TimerEntry {
     }
   }
 
+  /** The client does not poll what is queued for it: close the session rather than buffer on. */
+  slowConsumer(why: 'grace' | 'hard'): void {
+    const { options, gateway } = this.transport_.mount;
+    gateway.stats.slowConsumers++;
+    gateway.logger.warn(
+      {
+        peer: this.session.peer.address,
+        buffered: this.bufferedBytes,
+        limit: why === 'hard' ? options.maxBufferedBytesHard : options.maxBufferedBytes,
+        graceMs: options.slowConsumerGraceMs,
+      },
+      why === 'hard'
+        ? 'slow consumer: longpoll buffer over maxBufferedBytesHard, session closed'
+        : 'slow consumer: longpoll backlog over maxBufferedBytes not polled within slowConsumerGraceMs, session closed',
+    );
+    this.session.close(CLOSE.normal, 'slow consumer');
+  }
+
   close(): void {
     if (this.ended) return;
     this.ended = true;
+    this.watch?.stop();
     this.buffer = [];
     this.bufferedBytes = 0;
     if (this.parked) {

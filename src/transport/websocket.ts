@@ -9,6 +9,7 @@ import type { EncodedFrame } from '../wire/serializer.js';
 import { authorize } from '../socket/handshake.js';
 import { CLOSE, type Connection, type Session } from '../socket/session.js';
 import type { SocketMount } from '../socket/mount.js';
+import { BacklogWatch, type Backlogged } from './slow-consumer.js';
 
 /** Close reasons are limited to 123 bytes by RFC 6455. */
 function closeReason(text: string): string {
@@ -47,6 +48,20 @@ function corkForThisTurn(socket: Duplex): void {
   }
 }
 
+/**
+ * Input a connection may deliver before it yields the event loop for a turn: a client sending
+ * large frames back to back is read a slice at a time, so the other sockets' frames (a
+ * bystander's heartbeat) are read in between. Its bytes are parsed in order, only later.
+ */
+const INPUT_SLICE_BYTES = 64 * 1024;
+/** Why input is held: the session asked (frames queued behind a join), or the slice is spent. */
+const HELD_BY_SESSION = 1;
+const HELD_FOR_SLICE = 2;
+
+function releaseSlice(connection: WebSocketConnection<Assigns>): void {
+  connection.releaseSlice();
+}
+
 /** Where a live `ws` keeps its connection, for the shared listeners below. */
 const CONNECTION = Symbol('gen-gateway.connection');
 type ConnectedWebSocket = WebSocket & { [CONNECTION]: WebSocketConnection<Assigns> };
@@ -76,17 +91,23 @@ function onClose(this: WebSocket): void {
 }
 
 /**
- * A WebSocket connection as a session's Connection: sends frames, enforces the slow-consumer
- * limit after each write, and owns the idle deadline on the shared timer wheel (every inbound
- * frame, ping or pong only refreshes a timestamp).
+ * A WebSocket connection as a session's Connection: sends frames, judges a backlog over time
+ * (BacklogWatch), and owns the idle deadline on the shared timer wheel (every inbound frame,
+ * ping or pong only refreshes a timestamp).
  */
-class WebSocketConnection<A extends Assigns> implements Connection, TimerEntry {
+class WebSocketConnection<A extends Assigns> implements Connection, TimerEntry, Backlogged {
   readonly transport = 'websocket';
   readonly supportsBinary = true;
   readonly prefersBytes = true;
   timerSlot = -1;
   lastSeen: number;
   session!: Session<A>;
+  /** Created on the first backlog over maxBufferedBytes. */
+  private watch: BacklogWatch | null = null;
+  /** HELD_BY_SESSION | HELD_FOR_SLICE: input resumes when no reason is left. */
+  private held = 0;
+  /** Input bytes since the connection last yielded a turn. */
+  private sliceBytes = 0;
 
   constructor(
     private readonly ws: WebSocket,
@@ -108,33 +129,63 @@ class WebSocketConnection<A extends Assigns> implements Connection, TimerEntry {
     if (textBytes !== undefined) ws.send(textBytes, TEXT);
     else if (typeof frame === 'string') ws.send(frame, TEXT);
     else ws.send(frame, BINARY);
+    const watch = this.watch;
+    if (watch !== null) {
+      watch.wrote(
+        textBytes !== undefined
+          ? textBytes.length
+          : typeof frame === 'string'
+            ? Buffer.byteLength(frame)
+            : frame.length,
+      );
+    }
     if (ws.bufferedAmount > this.mount.options.maxBufferedBytes) this.flushAndCheck();
   }
 
   /**
    * Past the limit while corked, the frames may only be waiting for the end of the turn: flush
-   * them to the kernel now, and drop the client only if more than the limit is still queued (what
-   * the kernel would not take). A client that reads keeps up however much one turn writes.
+   * them to the kernel now; what the kernel would not take is a backlog, judged over time.
    */
   private flushAndCheck(): void {
     const raw = this.raw;
     while (raw.writableCorked > 0) raw.uncork();
-    if (this.ws.bufferedAmount > this.mount.options.maxBufferedBytes) this.slowConsumer();
+    const buffered = this.ws.bufferedAmount;
+    if (buffered <= this.mount.options.maxBufferedBytes) return;
+    const { options, gateway } = this.mount;
+    (this.watch ??= new BacklogWatch(gateway.wheel, options, this)).over(buffered);
   }
 
   close(code: number, reason: string): void {
     this.mount.gateway.wheel.cancel(this);
+    this.watch?.stop();
     if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) {
       this.ws.close(code, closeReason(reason));
     }
   }
 
   pauseInput(): void {
-    this.ws.pause();
+    this.hold(HELD_BY_SESSION);
   }
 
   resumeInput(): void {
-    this.ws.resume();
+    this.release(HELD_BY_SESSION);
+  }
+
+  /** @internal The turn after the slice was spent: read again. */
+  releaseSlice(): void {
+    this.sliceBytes = 0;
+    this.release(HELD_FOR_SLICE);
+  }
+
+  private hold(reason: number): void {
+    if (this.held === 0) this.ws.pause();
+    this.held |= reason;
+  }
+
+  private release(reason: number): void {
+    if ((this.held & reason) === 0) return;
+    this.held &= ~reason;
+    if (this.held === 0) this.ws.resume();
   }
 
   touch(): void {
@@ -164,6 +215,11 @@ class WebSocketConnection<A extends Assigns> implements Connection, TimerEntry {
 
   onMessage(data: Buffer, isBinary: boolean): void {
     this.touch();
+    this.sliceBytes += data.length;
+    if (this.sliceBytes > INPUT_SLICE_BYTES && (this.held & HELD_FOR_SLICE) === 0) {
+      this.hold(HELD_FOR_SLICE);
+      setImmediate(releaseSlice, this);
+    }
     this.session.receive(data, isBinary)?.catch((err: unknown) => {
       // A frame queued behind a join failed to dispatch: the session's order is lost, so end it
       // as for any internal failure (1011).
@@ -186,21 +242,27 @@ class WebSocketConnection<A extends Assigns> implements Connection, TimerEntry {
 
   onClose(): void {
     this.mount.gateway.wheel.cancel(this);
+    this.watch?.stop();
     this.session.teardown();
   }
 
-  /** Writing faster than the client reads: drop the connection rather than the process's memory. */
-  private slowConsumer(): void {
+  /** The client does not take what is written to it: drop it rather than the process's memory. */
+  slowConsumer(why: 'grace' | 'hard'): void {
+    const { options } = this.mount;
     this.mount.gateway.stats.slowConsumers++;
     this.mount.gateway.logger.warn(
       {
         peer: this.session?.peer.address,
         buffered: this.ws.bufferedAmount,
-        limit: this.mount.options.maxBufferedBytes,
+        limit: why === 'hard' ? options.maxBufferedBytesHard : options.maxBufferedBytes,
+        graceMs: options.slowConsumerGraceMs,
       },
-      'slow consumer: send buffer over maxBufferedBytes, connection terminated',
+      why === 'hard'
+        ? 'slow consumer: send buffer over maxBufferedBytesHard, connection terminated'
+        : 'slow consumer: backlog over maxBufferedBytes not taken within slowConsumerGraceMs, connection terminated',
     );
     this.mount.gateway.wheel.cancel(this);
+    this.watch?.stop();
     this.ws.terminate();
     this.session?.teardown();
   }

@@ -557,13 +557,19 @@ describe('§J LongPoll body limit (gateway choice)', () => {
   });
 });
 
-describe('§J LongPoll slow consumer: maxBufferedBytes counts UTF-8 bytes', () => {
+describe('§J LongPoll slow consumer: maxBufferedBytesHard counts UTF-8 bytes', () => {
   const LIMIT = 4_096;
   let slow: TestApp;
   let slowBase: string;
   beforeAll(async () => {
+    // The hard limit drops at once (the soft maxBufferedBytes waits slowConsumerGraceMs first:
+    // test/fuzz/client-bounds.test.ts), so the byte counting is visible on the write itself.
     slow = await startTestApp({
-      socket: { maxBufferedBytes: LIMIT, longpoll: { windowMs: WINDOW_MS } },
+      socket: {
+        maxBufferedBytes: LIMIT,
+        maxBufferedBytesHard: LIMIT,
+        longpoll: { windowMs: WINDOW_MS },
+      },
     });
     slowBase = slow.httpUrl('/socket/longpoll');
   });

@@ -86,6 +86,7 @@ describe('the public error classes', () => {
       [
         'BroadcastTooLargeError',
         'CancelledError',
+        'ChannelBroadcastTooLargeError',
         'ConfigError',
         'InvalidArgumentError',
         'InvalidStateError',

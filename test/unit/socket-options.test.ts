@@ -22,7 +22,7 @@ describe('resolveSocketOptions: defaults', () => {
       maxChannels: 100,
       joinTimeoutMs: 10_000,
       connectTimeoutMs: 10_000,
-      maxFrameSize: 10_000_000,
+      maxFrameSize: 65_536,
       maxBufferedBytes: 1_048_576,
       maxQueuedFrames: 1_000,
       websocket: { path: '/websocket', idleTimeoutMs: 60_000, compress: false },
@@ -30,11 +30,33 @@ describe('resolveSocketOptions: defaults', () => {
         path: '/longpoll',
         windowMs: 10_000,
         maxBatchLines: 100,
-        maxBodyBytes: 10_000_000,
+        maxBodyBytes: 65_536,
       },
+      inboundByteRate: { bytesPerSecond: 1_048_576, burstBytes: 1_048_576 },
+      slowConsumerGraceMs: 5_000,
+      maxBufferedBytesHard: 33_554_432,
+      maxBroadcastBytes: 8_388_608,
     });
     expect(SOCKET_DEFAULTS.maxChannels).toBe(100);
-    expect(SOCKET_DEFAULTS.maxFrameSize).toBe(10_000_000);
+    expect(SOCKET_DEFAULTS.maxFrameSize).toBe(65_536);
+  });
+
+  it('inboundByteRate: false disables it; its burst is never below maxFrameSize by default', () => {
+    expect(resolveSocketOptions('/s', { inboundByteRate: false }).inboundByteRate).toBeNull();
+    expect(resolveSocketOptions('/s', { maxFrameSize: 10_000_000 }).inboundByteRate).toEqual({
+      bytesPerSecond: 1_048_576,
+      burstBytes: 10_000_000,
+    });
+    expect(
+      resolveSocketOptions('/s', { inboundByteRate: { bytesPerSecond: 100, burstBytes: 70_000 } })
+        .inboundByteRate,
+    ).toEqual({ bytesPerSecond: 100, burstBytes: 70_000 });
+  });
+
+  it('maxBufferedBytesHard defaults to at least maxBufferedBytes', () => {
+    expect(resolveSocketOptions('/s', { maxBufferedBytes: 64_000_000 }).maxBufferedBytesHard).toBe(
+      64_000_000,
+    );
   });
 
   it('longpoll.maxBodyBytes defaults to maxFrameSize', () => {
@@ -101,6 +123,9 @@ const LIMITS = [
   'maxFrameSize',
   'maxBufferedBytes',
   'maxQueuedFrames',
+  'slowConsumerGraceMs',
+  'maxBufferedBytesHard',
+  'maxBroadcastBytes',
 ] as const;
 const BAD_NUMBERS: unknown[] = [
   0,
@@ -141,6 +166,11 @@ describe('resolveSocketOptions: errors name the option', () => {
     ['connect', { connect: 'fn' }],
     ['subprotocols', { subprotocols: 'mqtt' }],
     ['subprotocols', { subprotocols: [1] }],
+    ['inboundByteRate', { inboundByteRate: 'fast' }],
+    ['inboundByteRate.bytesPerSecond', { inboundByteRate: { bytesPerSecond: 0 } }],
+    ['inboundByteRate.burstBytes', { inboundByteRate: { burstBytes: 1.5 } }],
+    ['inboundByteRate.burstBytes', { maxFrameSize: 4096, inboundByteRate: { burstBytes: 4095 } }],
+    ['maxBufferedBytesHard', { maxBufferedBytes: 2048, maxBufferedBytesHard: 1024 }],
   ])('%s: a bad value is refused with an error naming it', (name, options) => {
     expect(() => resolveSocketOptions('/s', options as unknown as SocketOptions)).toThrow(
       TypeError,
