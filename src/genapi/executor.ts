@@ -290,6 +290,8 @@ interface Dispatch {
   readonly order: readonly ServiceInstance[];
   readonly requestId: unknown;
   readonly sink: RequestSink;
+  /** The instance the last attempt went to (null: the queue group, or none yet). */
+  readonly tried: { instanceId: string | null };
 }
 
 const outcomeOfCall = (outcome: CallOutcome): CallOutcome => outcome;
@@ -494,6 +496,7 @@ export class Executor {
       request,
       meta: this.meta(request, config, sink.owner),
       order: this.order(bus, config, request),
+      tried: { instanceId: null },
       requestId,
       sink,
     };
@@ -730,6 +733,22 @@ export class Executor {
     return 'unavailable';
   }
 
+  /**
+   * Whether a failed request counts toward its service's breaker: a breaker failure (timeout,
+   * instance lost) with no other healthy instance left. While another instance is known to
+   * discovery with a closed breaker, the failure is the failed instance's alone: its own breaker
+   * and discovery take it out of rotation, and the service keeps answering from the others.
+   */
+  private countsForService(dispatch: Dispatch, outcome: CallOutcome): boolean {
+    if (!countsForBreakers(outcome)) return false;
+    const failed = dispatch.tried.instanceId;
+    if (failed === null) return true;
+    const resilience = this.options.resilience;
+    for (const instance of dispatch.bus.instances(dispatch.config.service))
+      if (instance.id !== failed && resilience.instanceHealthy(instance.id)) return false;
+    return true;
+  }
+
   /** Live instances in selection order (primary first); [] when discovery knows none. */
   private order(
     bus: ServiceBus,
@@ -760,7 +779,7 @@ export class Executor {
         resilience.service(config.service).execute(async () => {
           admit?.();
           const result = await this.invoke(dispatch, args);
-          if (countsForBreakers(result))
+          if (this.countsForService(dispatch, result))
             throw new TransportFailureError(!result.ok ? result.message : '', { cause: result });
           return result;
         }),
@@ -849,7 +868,7 @@ export class Executor {
       const attemptMeta =
         attempt === 0 ? meta : { ...meta, deadline: Date.now() + config.timeoutMs };
       last = await this.tryInstances(
-        config,
+        dispatch,
         order,
         cursor,
         (instance) => bus.call({ config, instance }, attemptMeta, args, config.timeoutMs, signal),
@@ -869,17 +888,19 @@ export class Executor {
    * `outcomeOf` reads a result's outcome; `unreached` stands for an instance whose breaker is open.
    */
   private async tryInstances<T>(
-    config: ResolvedFunConfig,
+    { tried }: Dispatch,
     order: readonly ServiceInstance[],
     start: number,
     attempt: (instance: ServiceInstance | null) => Promise<T>,
     outcomeOf: (result: T) => CallOutcome,
     unreached: (outcome: CallOutcome) => T,
   ): Promise<T> {
+    tried.instanceId = null;
     if (order.length === 0) return attempt(null);
     let result!: T;
     for (let i = 0; i < order.length; i++) {
       const instance = order[(start + i) % order.length]!;
+      tried.instanceId = instance.id;
       try {
         result = await this.options.resilience.instance(instance.id).execute(async () => {
           const value = await attempt(instance);
@@ -1007,7 +1028,7 @@ export class Executor {
       return await this.options.resilience.service(config.service).execute(async () => {
         admit?.();
         const result = await this.tryInstances(
-          config,
+          dispatch,
           order,
           0,
           (instance) =>
@@ -1015,7 +1036,7 @@ export class Executor {
           outcomeOfStart,
           unreachedStart,
         );
-        if (countsForBreakers(result.outcome))
+        if (this.countsForService(dispatch, result.outcome))
           throw new TransportFailureError('stream start failed', { cause: result });
         return result;
       });

@@ -3,6 +3,7 @@ import {
   BulkheadRejectedError,
   bulkhead,
   circuitBreaker,
+  CircuitState,
   ConsecutiveBreaker,
   handleWhen,
   type BulkheadPolicy,
@@ -28,7 +29,12 @@ export interface ResilienceOptions {
   maxQueued: number;
   /** Consecutive transport failures that open an instance's breaker. Default 5. */
   instanceFailures: number;
-  /** Consecutive failed requests (after retries) that open a service's breaker. Default 10. */
+  /**
+   * Consecutive failed requests (after retries) that open a service's breaker. Default 10. A
+   * failure counts only when no other instance of the service is healthy (known to discovery,
+   * breaker closed): one sick instance is the instance breaker's and discovery's business, and
+   * must not make the gateway refuse a service another instance still serves.
+   */
   serviceFailures: number;
   /** How long an open breaker stays open before one trial call. Default 10 000 ms. */
   halfOpenAfterMs: number;
@@ -88,6 +94,12 @@ export class Resilience {
       this.instanceBreakers.set(instanceId, policy);
     }
     return policy;
+  }
+
+  /** Whether the instance may take calls: its breaker is closed (or it has none yet). */
+  instanceHealthy(instanceId: string): boolean {
+    const policy = this.instanceBreakers.get(instanceId);
+    return policy === undefined || policy.state === CircuitState.Closed;
   }
 
   /** Forgets a gone instance's breaker (instances come and go; this map must not grow). */

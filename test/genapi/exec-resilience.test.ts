@@ -212,6 +212,33 @@ describe('exec: breakers and bulkheads over NATS', () => {
     expect(app.genApi.health().breakers.services.res).toBe('closed');
   });
 
+  it('one instance timing out while another is healthy opens its own breaker only: the service breaker stays closed and the other instance serves', async () => {
+    const state = newState(['A:rr']);
+    const app = await env.gateway({
+      genApi: { resilience: { instanceFailures: 3, serviceFailures: 2, halfOpenAfterMs: 60_000 } },
+    });
+    const a = await env.worker(resService('A', state));
+    await env.worker(resService('B', state));
+    await ready(app, 'res', 'rr', 2);
+    const client = await env.client(app);
+    // Concurrent, so A's timeouts come back to back (the old service breaker counted them as
+    // consecutive failures of the service and refused every call, B's too).
+    const results = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => client.call(req(`iso-${i}`, 'rr'))),
+    );
+    const failed = results.filter((r) => !r.pushes[0]!.success);
+    expect(failed).toHaveLength(3);
+    for (const r of failed)
+      expect(r.pushes[0]).toEqual(errorResp(r.pushes[0]!.request_id, 'Internal Server Error'));
+    expect(app.genApi.health().breakers.instances[a.running.id]).toBe('open');
+    expect(app.genApi.health().breakers.services.res ?? 'closed').toBe('closed');
+    for (let i = 0; i < 4; i++) {
+      const result = await client.call(req(`iso-after-${i}`, 'rr'));
+      expect(result.pushes).toEqual([resp(`iso-after-${i}`, { result: { label: 'B', rt: 'rr' } })]);
+    }
+    expect(state.calls.filter((c) => c.rt === 'rr' && c.label === 'A')).toHaveLength(3);
+  });
+
   it('fast failures where nothing ran (no responders) open no breaker: a worker that comes back is used at once (default settings)', async () => {
     const state = newState();
     const app = await env.gateway();
