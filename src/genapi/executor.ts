@@ -311,6 +311,11 @@ const FAST_FAILURES = new Set<TransportFailure>(['no_responders', 'unavailable']
  */
 const BREAKER_FAILURES = new Set<TransportFailure>(['timeout', 'instance_lost']);
 
+/** Whether the instance itself answered: a result, the function's error, or its 503/404. */
+function answeredByInstance(outcome: CallOutcome): boolean {
+  return outcome.ok || outcome.kind === 'business' || outcome.reason === 'unavailable';
+}
+
 function countsForBreakers(outcome: CallOutcome): boolean {
   return !outcome.ok && outcome.kind === 'transport' && BREAKER_FAILURES.has(outcome.reason);
 }
@@ -756,7 +761,11 @@ export class Executor {
     request: GenApiRequest,
   ): ServiceInstance[] {
     const instances = bus.instances(config.service);
-    return instances.length === 0 ? [] : this.options.selector.order(config, request, instances);
+    if (instances.length === 0) return [];
+    // Stalled instances (holding calls they do not answer) go last: frozen ones stop taking calls.
+    return this.options.resilience.stalls.reorder(
+      this.options.selector.order(config, request, instances),
+    );
   }
 
   /**
@@ -903,8 +912,17 @@ export class Executor {
       tried.instanceId = instance.id;
       try {
         result = await this.options.resilience.instance(instance.id).execute(async () => {
-          const value = await attempt(instance);
+          const stalls = this.options.resilience.stalls;
+          const call = stalls.begin(instance.id);
+          let value: T;
+          try {
+            value = await attempt(instance);
+          } catch (err) {
+            stalls.end(instance.id, call, false);
+            throw err;
+          }
           const outcome = outcomeOf(value);
+          stalls.end(instance.id, call, answeredByInstance(outcome));
           if (countsForBreakers(outcome))
             throw new TransportFailureError(!outcome.ok ? outcome.message : '', { cause: value });
           return value;

@@ -9,7 +9,8 @@ import {
   type BulkheadPolicy,
   type CircuitBreakerPolicy,
 } from 'cockatiel';
-import { GatewayError } from '../errors.js';
+import { GatewayError, OutOfRangeError } from '../errors.js';
+import { DEFAULT_STALL_AFTER_MS, StallDetector } from './select/stall.js';
 
 export { BrokenCircuitError, BulkheadRejectedError };
 
@@ -38,6 +39,12 @@ export interface ResilienceOptions {
   serviceFailures: number;
   /** How long an open breaker stays open before one trial call. Default 10 000 ms. */
   halfOpenAfterMs: number;
+  /**
+   * An instance that has held a call this long without answering anything in that time (frozen,
+   * saturated) is tried after the others until it answers again; its calls keep waiting. Default
+   * 1000 ms; 0 turns it off.
+   */
+  stallAfterMs: number;
 }
 
 /** The defaults of `ResilienceOptions`. */
@@ -47,6 +54,7 @@ export const RESILIENCE_DEFAULTS: ResilienceOptions = {
   instanceFailures: 5,
   serviceFailures: 10,
   halfOpenAfterMs: 10_000,
+  stallAfterMs: DEFAULT_STALL_AFTER_MS,
 };
 
 const countsTransport = handleWhen((err) => err instanceof TransportFailureError);
@@ -61,7 +69,20 @@ export class Resilience {
   private readonly serviceBreakers = new Map<string, CircuitBreakerPolicy>();
   private readonly instanceBreakers = new Map<string, CircuitBreakerPolicy>();
 
-  constructor(readonly options: ResilienceOptions = RESILIENCE_DEFAULTS) {}
+  /** Instances holding calls they do not answer (outlier ejection, `stallAfterMs`). */
+  readonly stalls: StallDetector;
+
+  constructor(
+    readonly options: ResilienceOptions = RESILIENCE_DEFAULTS,
+    now: () => number = performance.now.bind(performance),
+  ) {
+    const stall = options.stallAfterMs;
+    if (typeof stall !== 'number' || !Number.isFinite(stall) || stall < 0)
+      throw new OutOfRangeError(
+        `resilience.stallAfterMs must be a finite number ≥ 0 (0 = off), got ${String(stall)}`,
+      );
+    this.stalls = new StallDetector(stall, now);
+  }
 
   bulkhead(service: string): BulkheadPolicy {
     let policy = this.bulkheads.get(service);
@@ -105,6 +126,7 @@ export class Resilience {
   /** Forgets a gone instance's breaker (instances come and go; this map must not grow). */
   forgetInstance(instanceId: string): void {
     this.instanceBreakers.delete(instanceId);
+    this.stalls.forget(instanceId);
   }
 
   /** Breaker states for health reports. */
