@@ -747,10 +747,12 @@ export class Executor {
   private countsForService(dispatch: Dispatch, outcome: CallOutcome): boolean {
     if (!countsForBreakers(outcome)) return false;
     const failed = dispatch.tried.instanceId;
-    if (failed === null) return true;
     const resilience = this.options.resilience;
-    for (const instance of dispatch.bus.instances(dispatch.config.service))
-      if (instance.id !== failed && resilience.instanceHealthy(instance.id)) return false;
+    const known = dispatch.bus.instances(dispatch.config.service);
+    if (failed !== null)
+      for (const instance of known)
+        if (instance.id !== failed && resilience.instanceHealthy(instance.id)) return false;
+    resilience.noteServiceFailure(dispatch.config.service, known);
     return true;
   }
 
@@ -782,6 +784,7 @@ export class Executor {
     const resilience = this.options.resilience;
     const bulkhead = resilience.bulkhead(config.service);
     const queued = bulkhead.executionSlots <= 0 && bulkhead.queueSlots > 0;
+    resilience.reviveService(config.service, dispatch.bus.instances(config.service));
     let outcome: CallOutcome;
     try {
       const running = bulkhead.execute(() =>
@@ -1042,6 +1045,7 @@ export class Executor {
     admit?: () => void,
   ): Promise<StreamStart> {
     const { bus, config, meta, order } = dispatch;
+    this.options.resilience.reviveService(config.service, bus.instances(config.service));
     try {
       return await this.options.resilience.service(config.service).execute(async () => {
         admit?.();

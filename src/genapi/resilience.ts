@@ -68,6 +68,8 @@ export class Resilience {
   private readonly bulkheads = new Map<string, BulkheadPolicy>();
   private readonly serviceBreakers = new Map<string, CircuitBreakerPolicy>();
   private readonly instanceBreakers = new Map<string, CircuitBreakerPolicy>();
+  /** By service: the instances known at its last counted failure (all of them sick or absent). */
+  private readonly sickInstances = new Map<string, Set<string>>();
 
   /** Instances holding calls they do not answer (outlier ejection, `stallAfterMs`). */
   readonly stalls: StallDetector;
@@ -117,6 +119,32 @@ export class Resilience {
     return policy;
   }
 
+  /**
+   * A failure counted toward the service's breaker, with the instances known then (none of them
+   * healthy): an instance outside that set that is healthy later means the service is back.
+   */
+  noteServiceFailure(service: string, known: readonly { readonly id: string }[]): void {
+    this.sickInstances.set(service, new Set(known.map((instance) => instance.id)));
+  }
+
+  /**
+   * Closes an open service breaker at once when a healthy instance is there that was not
+   * sick when it opened (a worker started, or one discovery had dropped came back): the breaker
+   * opened because no healthy instance remained, and waiting `halfOpenAfterMs` now would refuse
+   * a service that can answer.
+   */
+  reviveService(service: string, known: readonly { readonly id: string }[]): void {
+    const policy = this.serviceBreakers.get(service);
+    if (policy === undefined || policy.state !== CircuitState.Open) return;
+    const sick = this.sickInstances.get(service);
+    for (const instance of known) {
+      if (sick?.has(instance.id) || !this.instanceHealthy(instance.id)) continue;
+      this.serviceBreakers.delete(service);
+      this.sickInstances.delete(service);
+      return;
+    }
+  }
+
   /** Whether the instance may take calls: its breaker is closed (or it has none yet). */
   instanceHealthy(instanceId: string): boolean {
     const policy = this.instanceBreakers.get(instanceId);
@@ -127,6 +155,8 @@ export class Resilience {
   forgetInstance(instanceId: string): void {
     this.instanceBreakers.delete(instanceId);
     this.stalls.forget(instanceId);
+    // Gone from discovery: if it comes back, it comes back as a new, healthy instance.
+    for (const sick of this.sickInstances.values()) sick.delete(instanceId);
   }
 
   /** Breaker states for health reports. */

@@ -239,6 +239,29 @@ describe('exec: breakers and bulkheads over NATS', () => {
     expect(state.calls.filter((c) => c.rt === 'rr' && c.label === 'A')).toHaveLength(3);
   });
 
+  it('a service breaker that opened with no healthy instance closes at once when a new instance appears (no halfOpenAfterMs wait)', async () => {
+    const state = newState(['A:flaky']);
+    const app = await env.gateway({
+      genApi: {
+        resilience: { serviceFailures: 2, instanceFailures: 100, halfOpenAfterMs: 60_000 },
+      },
+    });
+    await env.worker(resService('A', state));
+    await ready(app, 'res', 'flaky', 1);
+    const client = await env.client(app);
+    for (let i = 0; i < 2; i++) await client.call(req(`rv-${i}`, 'flaky'));
+    expect(app.genApi.health().breakers.services.res).toBe('open');
+    const refused = await client.call(req('rv-open', 'other'));
+    expect(refused.pushes).toEqual([errorResp('rv-open', UNAVAILABLE, true)]);
+
+    // B starts: a healthy instance that was not sick when the breaker opened.
+    await env.worker(resService('B', state));
+    await ready(app, 'res', 'flaky', 2);
+    const served = await client.call(req('rv-back', 'other'));
+    expect(served.pushes[0]!.success).toBe(true);
+    expect(app.genApi.health().breakers.services.res ?? 'closed').toBe('closed');
+  });
+
   it('fast failures where nothing ran (no responders) open no breaker: a worker that comes back is used at once (default settings)', async () => {
     const state = newState();
     const app = await env.gateway();

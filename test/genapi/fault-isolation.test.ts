@@ -140,26 +140,33 @@ describe('fault isolation: one sick worker does not stop its service', () => {
 
   /** Workers A and B, a gateway with the shipped defaults that knows both, and 200 clients. */
   async function setup(): Promise<{ a: WorkerProcess; b: WorkerProcess; gateway: GenApiApp }> {
-    const [a, b, gateway] = await Promise.all([
-      startWorkerProcess(nats.url, 'slowsvc', 'A'),
-      startWorkerProcess(nats.url, 'slowsvc', 'B'),
+    const { started, gateway } = await setupWith(['A', 'B'], CLIENTS);
+    return { a: started[0]!, b: started[1]!, gateway };
+  }
+
+  async function setupWith(
+    labels: string[],
+    clientCount: number,
+  ): Promise<{ started: WorkerProcess[]; gateway: GenApiApp }> {
+    const [gateway, ...started] = await Promise.all([
       startGenApiApp({ nats: nats.url, discovery: 'defaults' }),
+      ...labels.map((label) => startWorkerProcess(nats.url, 'slowsvc', label)),
     ]);
-    workers.push(a, b);
+    workers.push(...started);
     app = gateway;
     await until(
-      () => gateway.genApi.nats!.discovery.instances('slowsvc').length === 2,
-      'both instances discovered',
+      () => gateway.genApi.nats!.discovery.instances('slowsvc').length === labels.length,
+      'the instances discovered',
     );
-    for (let i = 0; i < CLIENTS; i += 20) {
+    for (let i = 0; i < clientCount; i += 20) {
       const batch = await Promise.all(
-        Array.from({ length: Math.min(20, CLIENTS - i) }, (_, k) =>
+        Array.from({ length: Math.min(20, clientCount - i) }, (_, k) =>
           ApiClient.connect(gateway.wsUrl(`user_id=u${i + k}&device_id=d${i + k}`)),
         ),
       );
       clients.push(...batch);
     }
-    return { a, b, gateway };
+    return { started, gateway };
   }
 
   /** Resolves with the time discovery reports `id` removed (or added). */
@@ -273,6 +280,41 @@ describe('fault isolation: one sick worker does not stop its service', () => {
         errors: failed.length,
         goneMs: Math.round(goneAt - killedAt),
         newWorkerMs: Math.round(first.doneAt - readyAt),
+      }),
+    );
+  }, 90_000);
+
+  it('SIGSTOP of the only worker: its calls fail, and within 3 s of SIGCONT the service answers again (the service breaker does not wait halfOpenAfterMs)', async () => {
+    const { started, gateway } = await setupWith(['A'], 50);
+    const a = started[0]!;
+    const load = new Load(clients);
+    await until(() => load.answeredBy('A', 0).length >= 50, 'A to answer under the load');
+    const frozenAt = performance.now();
+    a.proc.kill('SIGSTOP');
+    // Long enough for discovery to drop A and for its lost calls to open the service breaker.
+    await realTime(FREEZE_MS, 'the worker stays frozen');
+    expect(gateway.genApi.health().breakers.services.slowsvc).toBe('open');
+    const continuedAt = performance.now();
+    a.proc.kill('SIGCONT');
+    const back = await until(
+      () => load.answeredBy('A', continuedAt)[0],
+      'A to answer a call sent after SIGCONT',
+    );
+    await until(() => load.answeredBy('A', back.doneAt).length >= 50, 'A serving again');
+    await load.stop();
+
+    load.exactlyOnce();
+    expect(back.doneAt - continuedAt).toBeLessThan(RECOVERY_MS);
+    const failedLate = load.failed().filter((f) => f.sentAt > continuedAt + RECOVERY_MS);
+    expect(failedLate).toEqual([]);
+    console.log(
+      JSON.stringify({
+        figure: 'sigstop-only-worker',
+        clients: 50,
+        requests: load.sent.length,
+        errors: load.failed().length,
+        frozenMs: Math.round(continuedAt - frozenAt),
+        recoveryMs: Math.round(back.doneAt - continuedAt),
       }),
     );
   }, 90_000);

@@ -121,6 +121,29 @@ describe('Resilience', () => {
     expect(r.instanceHealthy('b')).toBe(false);
   });
 
+  it('reviveService closes an open service breaker only for a healthy instance that was not sick when it opened', async () => {
+    const r = new Resilience({ ...RESILIENCE_DEFAULTS, serviceFailures: 1, instanceFailures: 1 });
+    const fail = () => {
+      throw new TransportFailureError('timed out');
+    };
+    await expect(r.instance('a').execute(fail)).rejects.toThrow('timed out');
+    r.noteServiceFailure('svc', [inst('a')]);
+    await expect(r.service('svc').execute(fail)).rejects.toThrow('timed out');
+    expect(r.snapshot().services.svc).toBe('open');
+    // a was sick when it opened: no revival.
+    r.reviveService('svc', [inst('a')]);
+    expect(r.snapshot().services.svc).toBe('open');
+    // a new instance with an open breaker is not healthy either.
+    await expect(r.instance('b').execute(fail)).rejects.toThrow('timed out');
+    r.reviveService('svc', [inst('a'), inst('b')]);
+    expect(r.snapshot().services.svc).toBe('open');
+    // a came back after discovery forgot it: healthy and not in the sick set any more.
+    r.forgetInstance('a');
+    r.reviveService('svc', [inst('a'), inst('b')]);
+    expect(r.snapshot().services.svc).toBeUndefined();
+    expect(r.service('svc').state).toBe(0);
+  });
+
   it('refuses a stallAfterMs that is negative or not a number', () => {
     for (const bad of [-1, Number.NaN, Number.POSITIVE_INFINITY])
       expect(() => new Resilience({ ...RESILIENCE_DEFAULTS, stallAfterMs: bad })).toThrow(
