@@ -58,6 +58,16 @@ function resService(label: string, state: State, name = 'res') {
     name,
     functions: {
       rr: fn({ chooseNode: 'round_robin', timeout: HANG_TIMEOUT_MS, handler: handler('rr') }),
+      // Round robin; on an instance whose `<label>:rr_held` is in `hanging`, held until `gate`.
+      rr_held: fn({
+        chooseNode: 'round_robin',
+        timeout: 10_000,
+        handler: async (_args, ctx) => {
+          state.calls.push({ rt: 'rr_held', label, id: ctx.requestId, at: performance.now() });
+          if (state.hanging.has(`${label}:rr_held`)) await held(state.gate.promise, ctx.signal);
+          return { label, rt: 'rr_held' };
+        },
+      }),
       flaky: fn({ timeout: HANG_TIMEOUT_MS, handler: handler('flaky') }),
       other: fn({ timeout: 5_000, handler: handler('other') }),
       slow: fn({ timeout: 10_000, handler: handler('slow') }),
@@ -237,6 +247,36 @@ describe('exec: breakers and bulkheads over NATS', () => {
       expect(result.pushes).toEqual([resp(`iso-after-${i}`, { result: { label: 'B', rt: 'rr' } })]);
     }
     expect(state.calls.filter((c) => c.rt === 'rr' && c.label === 'A')).toHaveLength(3);
+  });
+
+  it('stallAfterMs: an instance holding a call it does not answer gets no new calls while another serves; answering ends it', async () => {
+    const state = newState(['A:rr_held']);
+    const app = await env.gateway({ genApi: { resilience: { stallAfterMs: 200 } } });
+    const a = await env.worker(resService('A', state));
+    await env.worker(resService('B', state));
+    await ready(app, 'res', 'rr_held', 2);
+    const client = await env.client(app);
+    const onA = () => state.calls.filter((c) => c.rt === 'rr_held' && c.label === 'A');
+    // Round robin: of two calls one is held on A (B answers the other at once).
+    const firstTwo = [client.start(req('st-0', 'rr_held')), client.start(req('st-1', 'rr_held'))];
+    await until(() => onA().length === 1, 'a call held on A');
+    const stalls = app.genApi.resilience.stalls;
+    await until(() => stalls.stalled(a.running.id), 'A to stall (200 ms without an answer)');
+
+    // Round robin would send every other call to A: while it stalls, B takes them all.
+    for (let i = 0; i < 6; i++) {
+      const result = await client.call(req(`st-b-${i}`, 'rr_held'));
+      expect(result.pushes).toEqual([resp(`st-b-${i}`, { result: { label: 'B', rt: 'rr_held' } })]);
+    }
+    expect(onA()).toHaveLength(1);
+
+    // A answers its held call: no longer stalled, and round robin reaches it again.
+    state.hanging.clear();
+    state.gate.resolve();
+    for (const call of firstTwo) expect((await call.done()).pushes[0]!.success).toBe(true);
+    expect(stalls.stalled(a.running.id)).toBe(false);
+    for (let i = 0; i < 4; i++) await client.call(req(`st-again-${i}`, 'rr_held'));
+    expect(onA().length).toBeGreaterThanOrEqual(2);
   });
 
   it('a service breaker that opened with no healthy instance closes at once when a new instance appears (no halfOpenAfterMs wait)', async () => {
