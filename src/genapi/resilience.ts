@@ -159,13 +159,20 @@ export class Resilience {
     for (const sick of this.sickInstances.values()) sick.delete(instanceId);
   }
 
-  /** Breaker states for health reports. */
+  /**
+   * Breaker states for health reports: `closed`, `open`, `half_open`; an instance whose breaker is
+   * closed but which is stalled (`stallAfterMs`) reports `stalled`.
+   */
   snapshot(): { services: Record<string, string>; instances: Record<string, string> } {
     const name = (state: number) => ['closed', 'open', 'half_open', 'isolated'][state] ?? 'unknown';
     const services: Record<string, string> = {};
     for (const [key, policy] of this.serviceBreakers) services[key] = name(policy.state);
     const instances: Record<string, string> = {};
-    for (const [key, policy] of this.instanceBreakers) instances[key] = name(policy.state);
+    for (const [key, policy] of this.instanceBreakers) {
+      const state = name(policy.state);
+      // A closed breaker on an instance that holds calls it does not answer: say so.
+      instances[key] = state === 'closed' && this.stalls.stalled(key) ? 'stalled' : state;
+    }
     return { services, instances };
   }
 }

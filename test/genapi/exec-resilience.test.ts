@@ -262,6 +262,7 @@ describe('exec: breakers and bulkheads over NATS', () => {
     await until(() => onA().length === 1, 'a call held on A');
     const stalls = app.genApi.resilience.stalls;
     await until(() => stalls.stalled(a.running.id), 'A to stall (200 ms without an answer)');
+    expect(app.genApi.health().breakers.instances[a.running.id]).toBe('stalled');
 
     // Round robin would send every other call to A: while it stalls, B takes them all.
     for (let i = 0; i < 6; i++) {
@@ -275,6 +276,7 @@ describe('exec: breakers and bulkheads over NATS', () => {
     state.gate.resolve();
     for (const call of firstTwo) expect((await call.done()).pushes[0]!.success).toBe(true);
     expect(stalls.stalled(a.running.id)).toBe(false);
+    expect(app.genApi.health().breakers.instances[a.running.id]).toBe('closed');
     for (let i = 0; i < 4; i++) await client.call(req(`st-again-${i}`, 'rr_held'));
     expect(onA().length).toBeGreaterThanOrEqual(2);
   });
