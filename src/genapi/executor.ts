@@ -290,6 +290,8 @@ interface Dispatch {
   readonly order: readonly ServiceInstance[];
   readonly requestId: unknown;
   readonly sink: RequestSink;
+  /** The instance the last attempt went to (null: the queue group, or none yet). */
+  readonly tried: { instanceId: string | null };
 }
 
 const outcomeOfCall = (outcome: CallOutcome): CallOutcome => outcome;
@@ -308,6 +310,11 @@ const FAST_FAILURES = new Set<TransportFailure>(['no_responders', 'unavailable']
  * (cancelled) say nothing about the service.
  */
 const BREAKER_FAILURES = new Set<TransportFailure>(['timeout', 'instance_lost']);
+
+/** Whether the instance itself answered: a result, the function's error, or its 503/404. */
+function answeredByInstance(outcome: CallOutcome): boolean {
+  return outcome.ok || outcome.kind === 'business' || outcome.reason === 'unavailable';
+}
 
 function countsForBreakers(outcome: CallOutcome): boolean {
   return !outcome.ok && outcome.kind === 'transport' && BREAKER_FAILURES.has(outcome.reason);
@@ -494,6 +501,7 @@ export class Executor {
       request,
       meta: this.meta(request, config, sink.owner),
       order: this.order(bus, config, request),
+      tried: { instanceId: null },
       requestId,
       sink,
     };
@@ -730,6 +738,24 @@ export class Executor {
     return 'unavailable';
   }
 
+  /**
+   * Whether a failed request counts toward its service's breaker: a breaker failure (timeout,
+   * instance lost) with no other healthy instance left. While another instance is known to
+   * discovery with a closed breaker, the failure is the failed instance's alone: its own breaker
+   * and discovery take it out of rotation, and the service keeps answering from the others.
+   */
+  private countsForService(dispatch: Dispatch, outcome: CallOutcome): boolean {
+    if (!countsForBreakers(outcome)) return false;
+    const failed = dispatch.tried.instanceId;
+    const resilience = this.options.resilience;
+    const known = dispatch.bus.instances(dispatch.config.service);
+    if (failed !== null)
+      for (const instance of known)
+        if (instance.id !== failed && resilience.instanceHealthy(instance.id)) return false;
+    resilience.noteServiceFailure(dispatch.config.service, known);
+    return true;
+  }
+
   /** Live instances in selection order (primary first); [] when discovery knows none. */
   private order(
     bus: ServiceBus,
@@ -737,7 +763,11 @@ export class Executor {
     request: GenApiRequest,
   ): ServiceInstance[] {
     const instances = bus.instances(config.service);
-    return instances.length === 0 ? [] : this.options.selector.order(config, request, instances);
+    if (instances.length === 0) return [];
+    // Stalled instances (holding calls they do not answer) go last: frozen ones stop taking calls.
+    return this.options.resilience.stalls.reorder(
+      this.options.selector.order(config, request, instances),
+    );
   }
 
   /**
@@ -754,13 +784,14 @@ export class Executor {
     const resilience = this.options.resilience;
     const bulkhead = resilience.bulkhead(config.service);
     const queued = bulkhead.executionSlots <= 0 && bulkhead.queueSlots > 0;
+    resilience.reviveService(config.service, dispatch.bus.instances(config.service));
     let outcome: CallOutcome;
     try {
       const running = bulkhead.execute(() =>
         resilience.service(config.service).execute(async () => {
           admit?.();
           const result = await this.invoke(dispatch, args);
-          if (countsForBreakers(result))
+          if (this.countsForService(dispatch, result))
             throw new TransportFailureError(!result.ok ? result.message : '', { cause: result });
           return result;
         }),
@@ -849,7 +880,7 @@ export class Executor {
       const attemptMeta =
         attempt === 0 ? meta : { ...meta, deadline: Date.now() + config.timeoutMs };
       last = await this.tryInstances(
-        config,
+        dispatch,
         order,
         cursor,
         (instance) => bus.call({ config, instance }, attemptMeta, args, config.timeoutMs, signal),
@@ -869,21 +900,32 @@ export class Executor {
    * `outcomeOf` reads a result's outcome; `unreached` stands for an instance whose breaker is open.
    */
   private async tryInstances<T>(
-    config: ResolvedFunConfig,
+    { tried }: Dispatch,
     order: readonly ServiceInstance[],
     start: number,
     attempt: (instance: ServiceInstance | null) => Promise<T>,
     outcomeOf: (result: T) => CallOutcome,
     unreached: (outcome: CallOutcome) => T,
   ): Promise<T> {
+    tried.instanceId = null;
     if (order.length === 0) return attempt(null);
     let result!: T;
     for (let i = 0; i < order.length; i++) {
       const instance = order[(start + i) % order.length]!;
+      tried.instanceId = instance.id;
       try {
         result = await this.options.resilience.instance(instance.id).execute(async () => {
-          const value = await attempt(instance);
+          const stalls = this.options.resilience.stalls;
+          const call = stalls.begin(instance.id);
+          let value: T;
+          try {
+            value = await attempt(instance);
+          } catch (err) {
+            stalls.end(instance.id, call, false);
+            throw err;
+          }
           const outcome = outcomeOf(value);
+          stalls.end(instance.id, call, answeredByInstance(outcome));
           if (countsForBreakers(outcome))
             throw new TransportFailureError(!outcome.ok ? outcome.message : '', { cause: value });
           return value;
@@ -1003,11 +1045,12 @@ export class Executor {
     admit?: () => void,
   ): Promise<StreamStart> {
     const { bus, config, meta, order } = dispatch;
+    this.options.resilience.reviveService(config.service, bus.instances(config.service));
     try {
       return await this.options.resilience.service(config.service).execute(async () => {
         admit?.();
         const result = await this.tryInstances(
-          config,
+          dispatch,
           order,
           0,
           (instance) =>
@@ -1015,7 +1058,7 @@ export class Executor {
           outcomeOfStart,
           unreachedStart,
         );
-        if (countsForBreakers(result.outcome))
+        if (this.countsForService(dispatch, result.outcome))
           throw new TransportFailureError('stream start failed', { cause: result });
         return result;
       });

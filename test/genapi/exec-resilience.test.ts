@@ -58,6 +58,16 @@ function resService(label: string, state: State, name = 'res') {
     name,
     functions: {
       rr: fn({ chooseNode: 'round_robin', timeout: HANG_TIMEOUT_MS, handler: handler('rr') }),
+      // Round robin; on an instance whose `<label>:rr_held` is in `hanging`, held until `gate`.
+      rr_held: fn({
+        chooseNode: 'round_robin',
+        timeout: 10_000,
+        handler: async (_args, ctx) => {
+          state.calls.push({ rt: 'rr_held', label, id: ctx.requestId, at: performance.now() });
+          if (state.hanging.has(`${label}:rr_held`)) await held(state.gate.promise, ctx.signal);
+          return { label, rt: 'rr_held' };
+        },
+      }),
       flaky: fn({ timeout: HANG_TIMEOUT_MS, handler: handler('flaky') }),
       other: fn({ timeout: 5_000, handler: handler('other') }),
       slow: fn({ timeout: 10_000, handler: handler('slow') }),
@@ -210,6 +220,88 @@ describe('exec: breakers and bulkheads over NATS', () => {
     const next = await client.call(req('sb-next', 'other'));
     expect(next.pushes).toEqual([resp('sb-next', { result: { label: 'A', rt: 'other' } })]);
     expect(app.genApi.health().breakers.services.res).toBe('closed');
+  });
+
+  it('one instance timing out while another is healthy opens its own breaker only: the service breaker stays closed and the other instance serves', async () => {
+    const state = newState(['A:rr']);
+    const app = await env.gateway({
+      genApi: { resilience: { instanceFailures: 3, serviceFailures: 2, halfOpenAfterMs: 60_000 } },
+    });
+    const a = await env.worker(resService('A', state));
+    await env.worker(resService('B', state));
+    await ready(app, 'res', 'rr', 2);
+    const client = await env.client(app);
+    // Concurrent, so A's timeouts come back to back (the old service breaker counted them as
+    // consecutive failures of the service and refused every call, B's too).
+    const results = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => client.call(req(`iso-${i}`, 'rr'))),
+    );
+    const failed = results.filter((r) => !r.pushes[0]!.success);
+    expect(failed).toHaveLength(3);
+    for (const r of failed)
+      expect(r.pushes[0]).toEqual(errorResp(r.pushes[0]!.request_id, 'Internal Server Error'));
+    expect(app.genApi.health().breakers.instances[a.running.id]).toBe('open');
+    expect(app.genApi.health().breakers.services.res ?? 'closed').toBe('closed');
+    for (let i = 0; i < 4; i++) {
+      const result = await client.call(req(`iso-after-${i}`, 'rr'));
+      expect(result.pushes).toEqual([resp(`iso-after-${i}`, { result: { label: 'B', rt: 'rr' } })]);
+    }
+    expect(state.calls.filter((c) => c.rt === 'rr' && c.label === 'A')).toHaveLength(3);
+  });
+
+  it('stallAfterMs: an instance holding a call it does not answer gets no new calls while another serves; answering ends it', async () => {
+    const state = newState(['A:rr_held']);
+    const app = await env.gateway({ genApi: { resilience: { stallAfterMs: 200 } } });
+    const a = await env.worker(resService('A', state));
+    await env.worker(resService('B', state));
+    await ready(app, 'res', 'rr_held', 2);
+    const client = await env.client(app);
+    const onA = () => state.calls.filter((c) => c.rt === 'rr_held' && c.label === 'A');
+    // Round robin: of two calls one is held on A (B answers the other at once).
+    const firstTwo = [client.start(req('st-0', 'rr_held')), client.start(req('st-1', 'rr_held'))];
+    await until(() => onA().length === 1, 'a call held on A');
+    const stalls = app.genApi.resilience.stalls;
+    await until(() => stalls.stalled(a.running.id), 'A to stall (200 ms without an answer)');
+    expect(app.genApi.health().breakers.instances[a.running.id]).toBe('stalled');
+
+    // Round robin would send every other call to A: while it stalls, B takes them all.
+    for (let i = 0; i < 6; i++) {
+      const result = await client.call(req(`st-b-${i}`, 'rr_held'));
+      expect(result.pushes).toEqual([resp(`st-b-${i}`, { result: { label: 'B', rt: 'rr_held' } })]);
+    }
+    expect(onA()).toHaveLength(1);
+
+    // A answers its held call: no longer stalled, and round robin reaches it again.
+    state.hanging.clear();
+    state.gate.resolve();
+    for (const call of firstTwo) expect((await call.done()).pushes[0]!.success).toBe(true);
+    expect(stalls.stalled(a.running.id)).toBe(false);
+    expect(app.genApi.health().breakers.instances[a.running.id]).toBe('closed');
+    for (let i = 0; i < 4; i++) await client.call(req(`st-again-${i}`, 'rr_held'));
+    expect(onA().length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('a service breaker that opened with no healthy instance closes at once when a new instance appears (no halfOpenAfterMs wait)', async () => {
+    const state = newState(['A:flaky']);
+    const app = await env.gateway({
+      genApi: {
+        resilience: { serviceFailures: 2, instanceFailures: 100, halfOpenAfterMs: 60_000 },
+      },
+    });
+    await env.worker(resService('A', state));
+    await ready(app, 'res', 'flaky', 1);
+    const client = await env.client(app);
+    for (let i = 0; i < 2; i++) await client.call(req(`rv-${i}`, 'flaky'));
+    expect(app.genApi.health().breakers.services.res).toBe('open');
+    const refused = await client.call(req('rv-open', 'other'));
+    expect(refused.pushes).toEqual([errorResp('rv-open', UNAVAILABLE, true)]);
+
+    // B starts: a healthy instance that was not sick when the breaker opened.
+    await env.worker(resService('B', state));
+    await ready(app, 'res', 'flaky', 2);
+    const served = await client.call(req('rv-back', 'other'));
+    expect(served.pushes[0]!.success).toBe(true);
+    expect(app.genApi.health().breakers.services.res ?? 'closed').toBe('closed');
   });
 
   it('fast failures where nothing ran (no responders) open no breaker: a worker that comes back is used at once (default settings)', async () => {
