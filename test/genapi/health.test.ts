@@ -146,8 +146,11 @@ describe('GET /admin/health', () => {
     expect(down.body.nats!.rttMs).toBeNull();
 
     await nats.restart();
+    // Both of the gateway's connections: gen_api's and the cluster's (status is ok only with both).
     await until(
-      () => running.genApi.health().nats!.status === 'connected',
+      () =>
+        running.genApi.health().nats!.status === 'connected' &&
+        running.gateway.clusterHealth()?.connected === true,
       'the gateway to reconnect',
     );
     const up = await health();
