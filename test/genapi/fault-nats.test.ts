@@ -12,6 +12,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { NatsServer } from '../support/nats.js';
 import { startGenApiApp, startWorker, type GenApiApp, type Worker } from '../support/genapi-app.js';
+import { TcpProxy } from '../support/tcp-proxy.js';
 import { ApiClient, type ApiResponse } from '../support/genapi-client.js';
 import { realTime, until } from '../support/wait.js';
 import { slowService } from '../support/genapi-services.js';
@@ -49,33 +50,31 @@ const ECHO_TIMEOUT_MS = 5_000;
 /** Requests each phase of the load test must have seen end (the assertions need > 20). */
 const PER_PHASE = 24;
 
-/** The worker reconnects this long after each attempt, so it is back well after the gateway. */
-const WORKER_RECONNECT_WAIT_MS = 1_500;
-
 describe('NATS restarted mid-load', () => {
   let nats: NatsServer | null = null;
   let worker: Worker | null = null;
   let app: GenApiApp | null = null;
+  let proxy: TcpProxy | null = null;
   const clients: ApiClient[] = [];
 
   afterEach(async () => {
     for (const c of clients.splice(0)) c.terminate();
     await app?.close();
     await worker?.stop();
+    await proxy?.close();
     await nats?.dispose();
     app = null;
     worker = null;
+    proxy = null;
     nats = null;
   });
 
   it('no crash; one reply and one push per request; fast `Service temporarily unavailable` while down; success as soon as the worker is back (default breakers); health follows', async () => {
     nats = await NatsServer.start();
-    worker = await startWorker(
-      slowService('W', { calls: 0, inflight: 0 }),
-      nats.url,
-      {},
-      { reconnectTimeWaitMs: WORKER_RECONNECT_WAIT_MS },
-    );
+    // The worker reaches NATS through a proxy the test keeps shut after the restart, so the
+    // gateway is back and the worker is not for as long as the test needs, under any load.
+    proxy = await TcpProxy.start(nats.port);
+    worker = await startWorker(slowService('W', { calls: 0, inflight: 0 }), proxy.url);
     // Default resilience settings: serviceFailures 10, halfOpenAfterMs 10 s.
     app = await startGenApiApp({ nats: nats.url, natsOptions: { reconnectTimeWaitMs: 100 } });
     expect(app.genApi.resilience.options).toEqual(RESILIENCE_DEFAULTS);
@@ -138,12 +137,13 @@ describe('NATS restarted mid-load', () => {
     let killedAt = 0;
     let restartedAt = 0;
     let gatewayBackAt = 0;
-    let workerBackAt = 0;
+    let restoredAt = 0;
     let recoveredAt = 0;
     let breakersAtEnd: unknown;
     try {
       await until(() => ended(() => true) >= PER_PHASE, 'requests served before the kill');
       killedAt = performance.now();
+      proxy.cut();
       await nats.kill();
       await until(() => status() !== 'connected', 'the gateway to notice');
       await until(
@@ -154,8 +154,15 @@ describe('NATS restarted mid-load', () => {
       restartedAt = performance.now();
       await until(() => status() === 'connected', 'the gateway to reconnect');
       gatewayBackAt = performance.now();
+      // More requests end while the worker is away than the service breaker's threshold.
+      const settled = (o: Outcome) => o.sentAt > gatewayBackAt + 50;
+      await until(
+        () => ended(settled) > RESILIENCE_DEFAULTS.serviceFailures + 2,
+        'requests answered while the gateway is back and the worker is not',
+      );
+      restoredAt = performance.now();
+      proxy.restore();
       await reconnected(worker);
-      workerBackAt = performance.now();
       await until(() => instances() === 1, 'the worker to be rediscovered');
       recoveredAt = performance.now();
       await until(
@@ -219,8 +226,9 @@ describe('NATS restarted mid-load', () => {
     // 4. While the gateway was back but the worker not yet, its subject had no responders: each
     //    such request failed fast as Service temporarily unavailable — more of them than the
     //    service breaker's threshold, so counting them would have opened it.
+    //    (The worker could not reach NATS before the proxy let it: restoredAt ends the window.)
     const noWorker = outcomes.filter(
-      (o) => o.sentAt > gatewayBackAt + 50 && o.doneAt! < workerBackAt - 50,
+      (o) => o.sentAt > gatewayBackAt + 50 && o.doneAt! < restoredAt,
     );
     expect(
       noWorker.length,
