@@ -106,7 +106,7 @@ interface Options {
   generators: number;
   /**
    * The CPU-bound --processes comparisons (closed loops, runLoop): sockets per generator, each
-   * with one frame in flight; warm-up, measured span; repetitions (1 then 2 processes, in turn).
+   * with one batch in flight; warm-up, measured span; repetitions (1 and 2 processes in turn).
    */
   loopSockets: number;
   /** Frames per socket write (and in flight per socket). */
@@ -616,9 +616,9 @@ interface LoopResult {
 }
 
 /**
- * A closed loop from every generator (`loopSockets` sockets each, one frame in flight per socket;
- * the answers counted by their bytes, never parsed) against one command: after a warm-up, the
- * answers completed per second over `loopMs`, and where the CPU went meanwhile.
+ * A closed loop from every generator (`loopSockets` sockets each, one batch of `loopBatch` frames
+ * in flight per socket; the answers counted by their bytes, never parsed) against one command:
+ * after a warm-up, the requests answered per second over `loopMs`, and where the CPU went.
  */
 async function runLoop(
   ctx: BenchContext,
