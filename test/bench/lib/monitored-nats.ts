@@ -51,6 +51,11 @@ export class MonitoredNats {
     return server;
   }
 
+  /** The server's process id (its CPU is read from /proc). */
+  get pid(): number {
+    return this.child.pid!;
+  }
+
   get url(): string {
     return `nats://127.0.0.1:${this.port}`;
   }

@@ -3,6 +3,7 @@
  * `[join_ref, ref, topic, event, payload]`, replies matched by ref. Far cheaper than the `phoenix`
  * client (no timers per push), so a generator process can drive thousands of sockets.
  */
+import { randomBytes } from 'node:crypto';
 import type { Socket as NetSocket } from 'node:net';
 import WebSocket from 'ws';
 
@@ -120,6 +121,33 @@ export class PhxSocket {
     this.raw = true;
   }
 
+  /**
+   * Sends a pre-encoded text frame (`[join_ref, ref, topic, event, payload]`, its `ref` given) and
+   * resolves with the phx_reply for that ref (parsed as usual: for calibration before `rawSink`).
+   */
+  request(text: string, ref: string): Promise<ReplyPayload> {
+    return new Promise((resolve) => {
+      this.replies.set(ref, resolve);
+      this.ws.send(text);
+    });
+  }
+
+  /**
+   * Counts the bytes the server sends (`onBytes` per chunk) while `ws` still parses them: what a
+   * reply costs on the wire, measured before the socket turns `rawSink`.
+   */
+  tapBytes(onBytes: (bytes: number) => void): () => void {
+    const socket = (this.ws as unknown as { _socket: NetSocket })._socket;
+    const listener = (chunk: Buffer) => onBytes(chunk.length);
+    socket.prependListener('data', listener);
+    return () => void socket.off('data', listener);
+  }
+
+  /** Writes bytes as they are to the socket (a frame from `clientTextFrame`), bypassing `ws`. */
+  writeRaw(bytes: Buffer): void {
+    if (!this.closed) (this.ws as unknown as { _socket: NetSocket })._socket.write(bytes);
+  }
+
   heartbeat(): void {
     if (!this.closed) this.ws.send(`[null,"${this.ref()}","phoenix","heartbeat",{}]`);
   }
@@ -143,6 +171,31 @@ export class PhxSocket {
       }, 2_000).unref();
     });
   }
+}
+
+/**
+ * A masked client text frame (RFC 6455 §5.2) holding `text`, encoded once so that a load
+ * generator can send it again and again at the cost of a socket write. The masking key is random
+ * but fixed for the frame: the server cannot tell.
+ */
+export function clientTextFrame(text: string): Buffer {
+  const payload = Buffer.from(text, 'utf8');
+  const length = payload.length;
+  const header = length < 126 ? 2 : length < 65_536 ? 4 : 10;
+  const frame = Buffer.alloc(header + 4 + length);
+  frame[0] = 0x81; // FIN, text
+  if (length < 126) frame[1] = 0x80 | length;
+  else if (length < 65_536) {
+    frame[1] = 0x80 | 126;
+    frame.writeUInt16BE(length, 2);
+  } else {
+    frame[1] = 0x80 | 127;
+    frame.writeBigUInt64BE(BigInt(length), 2);
+  }
+  const mask = randomBytes(4);
+  mask.copy(frame, header);
+  for (let i = 0; i < length; i++) frame[header + 4 + i] = payload[i]! ^ mask[i & 3]!;
+  return frame;
 }
 
 /** Runs `task` for each index with at most `limit` in flight. */

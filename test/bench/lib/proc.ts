@@ -52,3 +52,14 @@ export async function cpuDuring<T>(
   const value = await work();
   return { value, cpuMs: cpuMs(pid) - cpu0, wallMs: performance.now() - t0 };
 }
+
+/**
+ * CPU time the whole machine has been busy so far, in ms summed over cores (/proc/stat: every
+ * state but idle and iowait): with the processes' own times it shows where the cores went.
+ */
+export function machineBusyMs(): number {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
+  const ticks = line.trim().split(/\s+/).slice(1, 9).map(Number);
+  const [user, nice, system, , , irq, softirq, steal] = ticks;
+  return ((user! + nice! + system! + irq! + softirq! + steal!) * 1000) / clockTicks();
+}

@@ -10,7 +10,7 @@ import { realTime } from '../../support/wait.js';
 import { emit, serveCommands } from '../lib/ipc.js';
 import { encode, latencyHistogram, recordMs } from '../lib/hdr.js';
 import { openLoop, settle } from '../lib/open-loop.js';
-import { PhxSocket, pool, type ReplyPayload } from '../lib/phx-socket.js';
+import { clientTextFrame, PhxSocket, pool, type ReplyPayload } from '../lib/phx-socket.js';
 
 const GEN = process.env.BENCH_GENERATOR_ID ?? String(process.pid);
 const EVENT = 'phoenix_gen_api';
@@ -480,6 +480,149 @@ async function cycles(args: {
   };
 }
 
+interface Loop {
+  running: boolean;
+  /** Requests answered since the last take. */
+  completed: number;
+  /** Batches sent and not yet wholly answered. */
+  outstanding: number;
+  /** When the last batch was wholly answered (performance.now()). */
+  answeredAt: number;
+  histogram: ReturnType<typeof latencyHistogram>;
+  /** Each socket's bytes received past its last whole batch of answers (0 when aligned). */
+  remainders: (() => number)[];
+}
+let loop: Loop | null = null;
+
+/**
+ * A closed loop over a pool's (joined) sockets: each sends a batch of `batch` fixed frames in one
+ * write and, as soon as every answer to it arrived, the same batch again, until `loopStop`. Frame
+ * k is `[join_ref, "L<k>", topic, event, payload]` (a `request_id` in the payload becomes one per
+ * socket and frame), encoded and masked once; answers are counted by their bytes, never parsed,
+ * so a batch costs this process a socket write and a read or two: the server's work is the
+ * limit. Each socket first sends its batch twice parsed (every reply ok and, for gen_api, every
+ * push a success), and both must be answered with the same number of bytes: that size then
+ * delimits the answers.
+ */
+async function loopStart(args: {
+  pool: string;
+  event: string;
+  payload: Record<string, unknown>;
+  batch?: number;
+}) {
+  if (loop) throw new Error('a closed loop is already running');
+  const list = sockets(args.pool).filter((socket) => !socket.closed);
+  if (list.length === 0) throw new Error(`no open sockets in pool ${args.pool}`);
+  const batch = args.batch ?? 1;
+  const prepared = await Promise.all(
+    list.map(async (socket, i) => {
+      const frames = Array.from({ length: batch }, (_, k) => {
+        const requestId = 'request_id' in args.payload ? `${GEN}-loop-${i}-${k}` : null;
+        const payload =
+          requestId === null ? args.payload : { ...args.payload, request_id: requestId };
+        const ref = `L${k}`;
+        const text = JSON.stringify([socket.joinRef, ref, socket.topic, args.event, payload]);
+        return { ref, requestId, text };
+      });
+      const sizes: number[] = [];
+      for (let attempt = 0; attempt < 2; attempt++) {
+        let bytes = 0;
+        const untap = socket.tapBytes((n) => (bytes += n));
+        const answers = await Promise.all(
+          frames.map(async ({ ref, requestId, text }) => {
+            const push =
+              requestId === null
+                ? null
+                : new Promise<GenApiPush>((resolve) => pushWaiters.set(requestId, resolve));
+            const reply = await socket.request(text, ref);
+            const pushed = push === null ? null : await push;
+            if (requestId !== null) pushWaiters.delete(requestId);
+            return { reply, pushed };
+          }),
+        );
+        untap();
+        for (const { reply, pushed } of answers)
+          if (reply.status !== 'ok' || (pushed !== null && !pushed.success))
+            throw new Error(
+              `closed loop on ${socket.topic}: ${JSON.stringify(pushed?.error ?? reply)}`,
+            );
+        sizes.push(bytes);
+      }
+      if (sizes[0] !== sizes[1])
+        throw new Error(`closed loop on ${socket.topic}: answers of ${sizes.join(' and ')} bytes`);
+      const wire = Buffer.concat(frames.map(({ text }) => clientTextFrame(text)));
+      return { socket, wire, answerBytes: sizes[0]! };
+    }),
+  );
+  const state: Loop = {
+    running: true,
+    completed: 0,
+    outstanding: 0,
+    answeredAt: performance.now(),
+    histogram: latencyHistogram(),
+    remainders: [],
+  };
+  loop = state;
+  for (const { socket, wire, answerBytes } of prepared) {
+    let pending = 0;
+    let sentAt = 0;
+    const send = () => {
+      sentAt = performance.now();
+      state.outstanding++;
+      socket.writeRaw(wire);
+    };
+    socket.rawSink((bytes) => {
+      pending += bytes;
+      while (pending >= answerBytes) {
+        pending -= answerBytes;
+        state.outstanding--;
+        state.completed += batch;
+        state.answeredAt = performance.now();
+        recordMs(state.histogram, state.answeredAt - sentAt);
+        if (state.running) send();
+      }
+    });
+    state.remainders.push(() => pending);
+    send();
+  }
+  return {
+    sockets: prepared.length,
+    batch,
+    answerBytes: [...new Set(prepared.map((entry) => entry.answerBytes))],
+    requestBytes: [...new Set(prepared.map((entry) => entry.wire.length))],
+  };
+}
+
+/** Answers completed (and their latency) since the last take. */
+function loopTake({ reset }: { reset: boolean }) {
+  if (!loop) throw new Error('no closed loop is running');
+  const result = { completed: loop.completed, histogram: encode(loop.histogram) };
+  if (reset) {
+    loop.completed = 0;
+    loop.histogram.destroy();
+    loop.histogram = latencyHistogram();
+  }
+  return result;
+}
+
+/** Stops resending and waits for the answers still due; `lost` = batches never wholly answered. */
+async function loopStop() {
+  if (!loop) throw new Error('no closed loop is running');
+  const state = loop;
+  state.running = false;
+  // Every answer, or none for a second (a socket that got something else never ends aligned).
+  await settle(
+    () => state.outstanding === 0 || performance.now() - state.answeredAt > 1000,
+    10_000,
+  );
+  state.histogram.destroy();
+  loop = null;
+  // A socket whose bytes do not end on a batch's answers got something else (an error, a
+  // rate-limit reply): its count is off, and it is reported.
+  const misaligned = state.remainders.filter((remainder) => remainder() !== 0).length;
+  return { lost: state.outstanding, misaligned };
+}
+
 async function closePool(args: { pool: string }) {
   const list = sockets(args.pool);
   pools.delete(args.pool);
@@ -509,6 +652,9 @@ serveCommands(
     },
     streams: (args: StreamArgs) => streams(args),
     cycles: (args: Parameters<typeof cycles>[0]) => cycles(args),
+    loopStart: (args: Parameters<typeof loopStart>[0]) => loopStart(args),
+    loopTake: (args: { reset: boolean }) => loopTake(args),
+    loopStop: () => loopStop(),
     close: (args: { pool: string }) => closePool(args),
     open: ({ pool: name }: { pool: string }) =>
       sockets(name).filter((socket) => !socket.closed).length,

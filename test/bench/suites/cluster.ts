@@ -9,23 +9,25 @@
  *    while A fans out: its cluster PubSub's counter and nats-server's `/connz` for its connection.
  * 3. Presence convergence, as the Phoenix JS `Presence` client sees it on another gateway: after a
  *    join, and (full runs) after kill -9 of the gateway holding the entries.
- * 4. `gen-gateway --processes 2` against `--processes 1`: room fan-out to receive-only sockets
- *    (the demo `room:*` channel's `shout`), offered above what one process writes; and, without
- *    goals (full runs), echo round trips and connect → join → leave → close cycles.
+ * 4. `gen-gateway --processes 2` against `--processes 1` on loads where one process is limited by
+ *    its JS main thread and the generators stay cheap: closed loops of pre-encoded frames whose
+ *    answers are counted, not parsed — in-process gen_api requests (the goal) and, full runs,
+ *    channel echoes of a 3 KB JSON payload. Without goals (full runs): room fan-out to receive-only
+ *    sockets and connect → join → leave → close cycles.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { Presence, Socket, type Channel, type TransportConstructor } from 'phoenix';
 import { Child } from '../lib/ipc.js';
 import { Fleet, SHARED, split } from '../lib/fleet.js';
 import { merge, summary, type LatencySummary } from '../lib/hdr.js';
 import { MonitoredNats } from '../lib/monitored-nats.js';
-import { cpuMs } from '../lib/proc.js';
+import { cpuMs, machineBusyMs } from '../lib/proc.js';
 import { formatNumber } from '../lib/report.js';
 import { fromRuns, repeat } from '../lib/repeat.js';
+import { median } from '../lib/stats.js';
 import { untilOrTimeout } from '../lib/runtime.js';
 import { ROOT } from '../../support/spawn.js';
 import { realTime, until } from '../../support/wait.js';
@@ -37,6 +39,43 @@ const PROC = new URL('../proc/', import.meta.url);
 const MIN_DELIVERED = 0.999;
 /** … and a publish → receive p99 of at most this (ms). */
 const MAX_P99_MS = 100;
+
+/** What a closed loop measures: which frames, to which topic. */
+interface LoopKind {
+  name: string;
+  topic: string;
+  event: string;
+  payload: Record<string, unknown>;
+}
+
+/** gen_api requests to the in-process `bench.echo` (sync): a push with the result, then the reply. */
+const GEN_API_LOOP: LoopKind = {
+  name: 'in-process gen_api requests',
+  topic: 'gen_api',
+  event: 'phoenix_gen_api',
+  payload: { request_id: '', service: 'bench', request_type: 'echo', args: { message: 'hello' } },
+};
+
+/**
+ * `echo` on an `echo:<i>` channel with a ~3 KB JSON payload (a page of chat messages): the
+ * gateway parses it and encodes it back in its reply.
+ */
+const ECHO_LOOP: LoopKind = {
+  name: 'channel echoes (3 KB JSON)',
+  topic: 'echo:{i}',
+  event: 'echo',
+  payload: {
+    room: 'echo',
+    messages: Array.from({ length: 16 }, (_, i) => ({
+      id: `m${1000 + i}`,
+      from: { id: `u${i % 5}`, name: `user ${i % 5}` },
+      body: 'the quick brown fox jumps over the lazy dog, again and again',
+      at: 1_765_000_000_000 + i * 1000,
+      tags: ['chat', 'bench'],
+      read: i % 2 === 0,
+    })),
+  },
+};
 
 interface Options {
   /** Gateways on the NATS server (the fan-out spreads over all of them). */
@@ -61,14 +100,24 @@ interface Options {
   /** … and the shouts per second (all rooms) the publisher offers, for how long. */
   shoutRate: number;
   shoutMs: number;
-  /** Echo sockets per generator (0: not measured), the echo rate each offers, for how long. */
-  echoSockets: number;
-  echoRate: number;
-  echoMs: number;
   /** Connection cycles per generator for the --processes comparison (0: not measured). */
   cycles: number;
   cycleConcurrency: number;
   generators: number;
+  /**
+   * The CPU-bound --processes comparisons (closed loops, runLoop): sockets per generator, each
+   * with one batch in flight; warm-up, measured span; repetitions (1 and 2 processes in turn).
+   */
+  loopSockets: number;
+  /** Frames per socket write (and in flight per socket). */
+  loopBatch: number;
+  loopWarmupMs: number;
+  loopMs: number;
+  loopReps: number;
+  /** Which loops run; the first is the goal figure (full runs). */
+  loops: LoopKind[];
+  /** Whether the room fan-out (no goal) runs. */
+  roomFanout: boolean;
 }
 
 const FULL: Options = {
@@ -85,12 +134,16 @@ const FULL: Options = {
   rooms: 9,
   shoutRate: 6000,
   shoutMs: 3000,
-  echoSockets: 100,
-  echoRate: 30_000,
-  echoMs: 3000,
   cycles: 4000,
   cycleConcurrency: 50,
   generators: 3,
+  loopSockets: 100,
+  loopBatch: 4,
+  loopWarmupMs: 1000,
+  loopMs: 3000,
+  loopReps: 3,
+  loops: [GEN_API_LOOP, ECHO_LOOP],
+  roomFanout: true,
 };
 /** Checks the scenarios end to end, not their numbers (the smoke adds ~10 s at most). */
 const QUICK: Options = {
@@ -107,13 +160,18 @@ const QUICK: Options = {
   rooms: 5,
   shoutRate: 200,
   shoutMs: 500,
-  echoSockets: 0,
-  echoRate: 1500,
-  echoMs: 500,
   // Full runs only (the smoke's budget).
   cycles: 0,
   cycleConcurrency: 25,
   generators: SHARED.generators,
+  loopSockets: 100,
+  loopBatch: 4,
+  loopWarmupMs: 200,
+  loopMs: 500,
+  loopReps: 1,
+  loops: [GEN_API_LOOP],
+  // Full runs only (the smoke's budget; it has no goal).
+  roomFanout: false,
 };
 
 interface StepResult {
@@ -470,20 +528,24 @@ async function presenceScenario(
 // ---- --processes ----------------------------------------------------------------------------
 
 interface CliGateway {
+  processes: number;
+  /** The command's processes: with N > 1 the primary (first) and the N gateway processes. */
   pids: () => number[];
   port: number;
   stop: () => Promise<void>;
 }
 
-/** `gen-gateway --processes N` on a free port (dist/ when the runner built it, else src/ via tsx). */
+/**
+ * `gen-gateway --processes N` on a free port (dist/ when the runner built it, else src/ via tsx),
+ * configured by test/bench/proc/processes-config.mjs (the demo, plus the in-process `bench`
+ * service and the `echo:*` channel).
+ */
 async function startCli(
   ctx: BenchContext,
   natsUrl: string,
   processes: number,
 ): Promise<CliGateway> {
-  const dir = mkdtempSync(join(tmpdir(), 'bench-processes-'));
-  const config = join(dir, 'gateway.json');
-  writeFileSync(config, JSON.stringify({ demo: true, nodeId: `bench-p${processes}` }));
+  const config = fileURLToPath(new URL('processes-config.mjs', PROC));
   const built = process.env.BENCH_BUILT === '1';
   const entry = built ? 'dist/cli/gen-gateway.js' : 'src/cli/gen-gateway.ts';
   const child = spawn(
@@ -494,10 +556,16 @@ async function startCli(
       ...['--config', config, '--port', '0', '--nats', natsUrl, '--log-level', 'info'],
       ...['--processes', String(processes)],
     ],
-    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: 'info' } },
+    {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, LOG_LEVEL: 'info', BENCH_NODE_ID: `bench-p${processes}` },
+    },
   );
   let out = '';
+  let err = '';
   child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (err = (err + chunk.toString()).slice(-2000)));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) {
@@ -506,7 +574,6 @@ async function startCli(
       await exited;
       clearTimeout(timer);
     }
-    rmSync(dir, { recursive: true, force: true });
   };
   ctx.defer(stop);
   const listening = () =>
@@ -516,16 +583,142 @@ async function startCli(
       .map((line) => JSON.parse(line) as { port: number; pid: number });
   const lines = await until(
     () => (listening().length >= processes ? listening() : null),
-    () => `--processes ${processes} to listen: ${out.slice(-2000)}`,
+    () => `--processes ${processes} to listen: ${out.slice(-2000)}${err}`,
     { timeoutMs: 60_000, intervalMs: 20 },
   );
   return {
+    processes,
     port: lines[0]!.port,
     // The primary accepts and hands out connections: its CPU counts too.
     pids: () =>
       [child.pid!, ...listening().map((line) => line.pid)].filter((p, i, a) => a.indexOf(p) === i),
     stop,
   };
+}
+
+interface LoopResult {
+  perSec: number;
+  completed: number;
+  /** Batches never wholly answered, and sockets that got other bytes than the answers. */
+  lost: number;
+  misaligned: number;
+  p50: number;
+  p99: number;
+  wallMs: number;
+  /** CPU ms of each of the command's processes (primary first with N > 1). */
+  processCpuMs: number[];
+  generatorCpuMs: number;
+  natsCpuMs: number;
+  /** The whole machine's busy CPU ms (all cores) over the span. */
+  machineMs: number;
+  sockets: number;
+  answerBytes: number[];
+}
+
+/**
+ * A closed loop from every generator (`loopSockets` sockets each, one batch of `loopBatch` frames
+ * in flight per socket; the answers counted by their bytes, never parsed) against one command:
+ * after a warm-up, the requests answered per second over `loopMs`, and where the CPU went.
+ */
+async function runLoop(
+  ctx: BenchContext,
+  gens: Child[],
+  nats: MonitoredNats,
+  gateway: CliGateway,
+  kind: LoopKind,
+  options: Options,
+): Promise<LoopResult> {
+  const label = `--processes ${gateway.processes}: ${kind.name}`;
+  const base = `ws://127.0.0.1:${gateway.port}/socket/websocket?vsn=2.0.0`;
+  await Promise.all(
+    gens.map(async (gen, g) => {
+      const joined = await gen.call<{ failed: number; errors: string[] }>('connect', {
+        pool: 'loop',
+        url: `${base}&user_id=loop{i}`,
+        count: options.loopSockets,
+        localAddress: Fleet.sourceAddress(30 + g),
+        concurrency: 20,
+        topic: kind.topic,
+        offset: g * options.loopSockets,
+      });
+      if (joined.failed > 0) throw new Error(`${label}: sockets failed: ${joined.errors[0]}`);
+    }),
+  );
+  const started = await Promise.all(
+    gens.map((gen) =>
+      gen.call<{ sockets: number; answerBytes: number[] }>('loopStart', {
+        pool: 'loop',
+        event: kind.event,
+        payload: kind.payload,
+        batch: options.loopBatch,
+      }),
+    ),
+  );
+  await realTime(
+    options.loopWarmupMs,
+    'the closed loop warms up (JIT, caches) before it is measured',
+  );
+  const take = (reset: boolean) =>
+    Promise.all(
+      gens.map((gen) => gen.call<{ completed: number; histogram: string }>('loopTake', { reset })),
+    );
+  const processCpu = () => gateway.pids().map((pid) => cpuMs(pid));
+  const generatorCpu = () => gens.reduce((sum, gen) => sum + cpuMs(gen.pid), 0);
+  await take(true);
+  const cpu0 = processCpu();
+  const gen0 = generatorCpu();
+  const nats0 = cpuMs(nats.pid);
+  const machine0 = machineBusyMs();
+  const t0 = performance.now();
+  await realTime(options.loopMs, 'the closed loop runs its measured span');
+  const takes = await take(true);
+  const wallMs = performance.now() - t0;
+  const cpu1 = processCpu();
+  const result = {
+    processCpuMs: cpu1.map((ms, i) => ms - (cpu0[i] ?? 0)),
+    generatorCpuMs: generatorCpu() - gen0,
+    natsCpuMs: cpuMs(nats.pid) - nats0,
+    machineMs: machineBusyMs() - machine0,
+  };
+  const stopped = await Promise.all(
+    gens.map((gen) => gen.call<{ lost: number; misaligned: number }>('loopStop')),
+  );
+  await Promise.all(gens.map((gen) => gen.call('close', { pool: 'loop' }, 60_000)));
+  const histogram = merge(takes.map((one) => one.histogram));
+  const latency = summary(histogram);
+  histogram.destroy();
+  const completed = takes.reduce((sum, one) => sum + one.completed, 0);
+  const loop: LoopResult = {
+    perSec: completed / (wallMs / 1000),
+    completed,
+    lost: stopped.reduce((sum, one) => sum + one.lost, 0),
+    misaligned: stopped.reduce((sum, one) => sum + one.misaligned, 0),
+    p50: latency.p50,
+    p99: latency.p99,
+    wallMs,
+    ...result,
+    sockets: started.reduce((sum, one) => sum + one.sockets, 0),
+    answerBytes: [...new Set(started.flatMap((one) => one.answerBytes))],
+  };
+  ctx.log(
+    `${label}: ${formatNumber(loop.perSec)}/s over ${loop.sockets} sockets (answers of ${loop.answerBytes.join(', ')} bytes), p99 ${formatNumber(loop.p99)} ms, ${loop.lost} lost, ${loop.misaligned} misaligned; ${cpuNote(loop)}`,
+  );
+  return loop;
+}
+
+/** Where the cores went during a closed loop, as shares of one core. */
+function cpuNote(loop: LoopResult): string {
+  const share = (ms: number) => pct(ms / loop.wallMs);
+  const processes =
+    loop.processCpuMs.length === 1
+      ? `gateway ${share(loop.processCpuMs[0]!)}`
+      : `primary ${share(loop.processCpuMs[0]!)}, gateway processes ${loop.processCpuMs
+          .slice(1)
+          .map(share)
+          .join(' + ')}`;
+  const perRequest = (ms: number) => `${formatNumber((ms * 1000) / loop.completed)} µs`;
+  const gatewayMs = loop.processCpuMs.reduce((sum, ms) => sum + ms, 0);
+  return `CPU (share of one core): ${processes}; generators ${share(loop.generatorCpuMs)}; nats-server ${share(loop.natsCpuMs)}; whole machine ${share(loop.machineMs)} of ${availableParallelism() * 100} %. Per request: gateway ${perRequest(gatewayMs)}, generators ${perRequest(loop.generatorCpuMs)}`;
 }
 
 interface RoomFanoutResult {
@@ -671,73 +864,6 @@ async function runRoomFanout(
   return result;
 }
 
-interface EchoResult {
-  perSec: number;
-  sent: number;
-  ok: number;
-  errors: number;
-  p99: number;
-  cpuMs: number;
-  wallMs: number;
-}
-
-/**
- * `echo` pushes on the demo room channel (one room per socket: no Presence fan-out), open loop
- * from every generator at once; round trips answered per second of the whole run (drain included).
- */
-async function runEcho(gens: Child[], gateway: CliGateway, options: Options): Promise<EchoResult> {
-  const url = `ws://127.0.0.1:${gateway.port}/socket/websocket?vsn=2.0.0&user_id=bench`;
-  await Promise.all(
-    gens.map(async (gen, g) => {
-      const joined = await gen.call<{ failed: number; errors: string[] }>('connect', {
-        pool: 'echo',
-        url,
-        count: options.echoSockets,
-        localAddress: Fleet.sourceAddress(6 + g),
-        concurrency: 20,
-        topic: 'room:echo-{i}',
-        offset: g * options.echoSockets,
-        heartbeatMs: 30_000,
-      });
-      if (joined.failed > 0) throw new Error(`echo sockets failed: ${joined.errors[0]}`);
-    }),
-  );
-  const cpu = () => gateway.pids().reduce((sum, pid) => sum + cpuMs(pid), 0);
-  const cpu0 = cpu();
-  const t0 = performance.now();
-  const results = await Promise.all(
-    gens.map((gen) =>
-      gen.call<{ sent: number; ok: number; errors: number; histogram: string }>(
-        'publish',
-        {
-          pool: 'echo',
-          event: 'echo',
-          rate: options.echoRate,
-          durationMs: options.echoMs,
-          bytes: 100,
-        },
-        options.echoMs + 30_000,
-      ),
-    ),
-  );
-  const wallMs = performance.now() - t0;
-  const used = cpu() - cpu0;
-  await Promise.all(gens.map((gen) => gen.call('close', { pool: 'echo' }, 60_000)));
-  const histogram = merge(results.map((result) => result.histogram));
-  const latency = summary(histogram);
-  histogram.destroy();
-  const ok = results.reduce((sum, result) => sum + result.ok, 0);
-  return {
-    perSec: ok / (wallMs / 1000),
-    sent: results.reduce((sum, result) => sum + result.sent, 0),
-    ok,
-    errors: results.reduce((sum, result) => sum + result.errors, 0),
-    p99: latency.p99,
-    cpuMs: used,
-    wallMs,
-  };
-}
-
 interface CycleResult {
   cyclesPerSec: number;
   errors: number;
@@ -863,20 +989,26 @@ export const suite: Suite = {
       `presence: join ${presence.joins.map((ms) => (ms === null ? 'none' : ms.toFixed(0))).join(', ')} ms; leave ${presence.leaves.map((ms) => (ms === null ? 'none' : ms.toFixed(0))).join(', ')} ms; kill ${presence.kill === null ? 'n/a' : presence.kill.toFixed(0)} ms`,
     );
 
-    // 4: --processes 2 against 1, the same load (the other command sits idle meanwhile).
-    const roomOne = await runRoomFanout(ctx, gens, cliOne, options, '--processes 1');
-    const roomTwo = await runRoomFanout(ctx, gens, cliTwo, options, '--processes 2');
-    const echo =
-      options.echoSockets > 0
-        ? {
-            one: await runEcho(gens, cliOne, options),
-            two: await runEcho(gens, cliTwo, options),
-          }
-        : null;
-    if (echo)
-      ctx.log(
-        `echoes/s: --processes 1 ${formatNumber(echo.one.perSec)} (${pct(echo.one.cpuMs / echo.one.wallMs)} of a core), --processes 2 ${formatNumber(echo.two.perSec)} (${pct(echo.two.cpuMs / echo.two.wallMs)} of a core)`,
-      );
+    // 4: --processes 2 against 1, the same load (the other command sits idle meanwhile). First
+    // the CPU-bound closed loops, 1 and 2 processes in turn (the order flips every repetition, so
+    // that a drift of the box's load favours neither), then the other loads.
+    const loops = new Map<LoopKind, { one: LoopResult[]; two: LoopResult[] }>(
+      options.loops.map((kind) => [kind, { one: [], two: [] }]),
+    );
+    for (let rep = 0; rep < options.loopReps; rep++)
+      for (const [kind, results] of loops) {
+        const order = rep % 2 === 0 ? [cliOne, cliTwo] : [cliTwo, cliOne];
+        for (const cli of order)
+          (cli === cliOne ? results.one : results.two).push(
+            await runLoop(ctx, gens, nats, cli, kind, options),
+          );
+      }
+    const roomOne = options.roomFanout
+      ? await runRoomFanout(ctx, gens, cliOne, options, '--processes 1')
+      : null;
+    const roomTwo = options.roomFanout
+      ? await runRoomFanout(ctx, gens, cliTwo, options, '--processes 2')
+      : null;
     const cycles =
       options.cycles > 0
         ? {
@@ -1037,48 +1169,60 @@ export const suite: Suite = {
     }
 
     const processesGroup = `gen-gateway --processes (same run, same load)`;
-    const roomNote = (result: RoomFanoutResult) =>
-      `${formatNumber(result.delivered)} of ${formatNumber(result.offered)} in ${(result.wallMs / 1000).toFixed(2)} s; ${pct(result.cpuMs / result.wallMs)} of a core (receiving generators ${pct(result.sinkCpuMs / result.wallMs)})`;
-    metrics.push(
-      {
-        name: '--processes 1: room fan-out deliveries/s',
-        value: roomOne.deliveriesPerSec,
-        unit: '/s',
-        group: processesGroup,
-        isBaseline: true,
-        note: roomNote(roomOne),
-      },
-      {
-        name: '--processes 2: room fan-out deliveries/s',
-        value: roomTwo.deliveriesPerSec,
-        unit: '/s',
-        group: processesGroup,
-        baseline: '--processes 1: room fan-out deliveries/s',
-        ratioLabel: '--processes 1',
-        goal: { op: '>=', target: 1.1, on: 'ratio', source: SOURCE },
-        note: `${roomNote(roomTwo)} (primary + 2)`,
-      },
-    );
-    if (echo) {
-      const echoNote = (result: EchoResult) =>
-        `${formatNumber(result.ok)} of ${formatNumber(result.sent)} answered, ${result.errors} errors, p99 ${formatNumber(result.p99)} ms; ${pct(result.cpuMs / result.wallMs)} of a core`;
+    for (const [index, [kind, results]] of [...loops].entries()) {
+      const oneName = `--processes 1: ${kind.name}/s`;
+      const loopNote = (runs: LoopResult[]) => {
+        const mid =
+          runs.find((run) => run.perSec === median(runs.map((r) => r.perSec))) ?? runs[0]!;
+        return `${runs.length > 1 ? 'median run: ' : ''}p50 ${formatNumber(mid.p50)} ms, p99 ${formatNumber(mid.p99)} ms per batch, ${mid.lost} batches lost, ${mid.misaligned} sockets misaligned; ${cpuNote(mid)}`;
+      };
+      // Each repetition's 2-process figure against its own 1-process one (measured next to it).
+      const ratios = results.two.map((two, i) => two.perSec / results.one[i]!.perSec);
+      metrics.push(
+        fromRuns(
+          oneName,
+          results.one.map((run) => run.perSec),
+          '/s',
+          { group: processesGroup, isBaseline: true, note: loopNote(results.one) },
+        ),
+        fromRuns(
+          `--processes 2: ${kind.name}/s`,
+          results.two.map((run) => run.perSec),
+          '/s',
+          {
+            group: processesGroup,
+            baseline: oneName,
+            ratio: median(ratios),
+            ratioLabel: `--processes 1${ratios.length > 1 ? ` (median of ${ratios.map((r) => formatNumber(r)).join(', ')})` : ''}`,
+            // The goal line: the first loop, in full runs (a quick run's 0.5 s is noise).
+            ...(index === 0 && !ctx.quick
+              ? { goal: { op: '>=' as const, target: 1.1, on: 'ratio' as const, source: SOURCE } }
+              : {}),
+            note: loopNote(results.two),
+          },
+        ),
+      );
+    }
+    if (roomOne && roomTwo) {
+      const roomNote = (result: RoomFanoutResult) =>
+        `${formatNumber(result.delivered)} of ${formatNumber(result.offered)} in ${(result.wallMs / 1000).toFixed(2)} s; ${pct(result.cpuMs / result.wallMs)} of a core (receiving generators ${pct(result.sinkCpuMs / result.wallMs)})`;
       metrics.push(
         {
-          name: '--processes 1: echo round trips/s',
-          value: echo.one.perSec,
+          name: '--processes 1: room fan-out deliveries/s',
+          value: roomOne.deliveriesPerSec,
           unit: '/s',
           group: processesGroup,
           isBaseline: true,
-          note: echoNote(echo.one),
+          note: roomNote(roomOne),
         },
         {
-          name: '--processes 2: echo round trips/s',
-          value: echo.two.perSec,
+          name: '--processes 2: room fan-out deliveries/s',
+          value: roomTwo.deliveriesPerSec,
           unit: '/s',
           group: processesGroup,
-          baseline: '--processes 1: echo round trips/s',
+          baseline: '--processes 1: room fan-out deliveries/s',
           ratioLabel: '--processes 1',
-          note: `${echoNote(echo.two)} (primary + 2)`,
+          note: `${roomNote(roomTwo)} (primary + 2)`,
         },
       );
     }
@@ -1107,7 +1251,7 @@ export const suite: Suite = {
       `**Cross-gateway fan-out.** ${options.gateways} gateway processes (test/bench/proc/gateway-main.ts: \`startGateway\` with the bench \`fan:*\` channel, \`demo: true\`) on one nats-server. Phase 1: ${formatNumber(options.subscribers)} subscriber sockets on ${options.topics} topics (${perTopic} per topic) all on gateway A, ${options.topics} publisher sockets on A; the other gateways are up on the same NATS with no subscriber. Phase 2: the same subscribers spread evenly over all ${options.gateways} gateways (every topic on every gateway), publishers still on A, so each broadcast crosses NATS once per other gateway. Each step publishes open loop for ${options.stepMs / 1000} s (steps ${options.steps.map(formatNumber).join(', ')} broadcasts/s, ${options.reps === 1 ? 'once' : `${options.reps} times, median with min / median / max`}); a step passes with ≥ ${MIN_DELIVERED * 100} % delivered and p99 ≤ ${MAX_P99_MS} ms, and the first failing step ends the ladder. Latency is publish → receive in the subscriber generator. Gateway CPU is the sum of every gateway process's user + system time over the step, divided by the deliveries.`,
       "**Interest.** While phase 1 runs, the idle gateways have no subscriber of any `fan:*` topic: their cluster PubSub counter (`received`) and nats-server's `/connz` `out_msgs` for their cluster connection (`gen-gateway cluster <node id>`) must not move with the broadcasts.",
       `**Presence.** The real Phoenix JS client and its \`Presence\` (\`presence.list()\` after \`onSync\`) on \`room:bench-presence\` (the demo \`room:*\` channel). An observer on gateway A; ${options.presenceJoins} times, a client joins on gateway B (time from its join until the observer lists it) and disconnects (until it is gone).${options.killEntries > 0 ? ` Then ${options.killEntries} clients join on gateway ${'abc'[options.gateways - 1]!.toUpperCase()}, which is killed with SIGKILL: time until the observer lists none of them.` : " The kill -9 measurement runs in full runs only (a dead gateway's entries leave after the 5 s default)."} A convergence that does not happen within ${options.presenceTimeoutMs / 1000} s counts as the deadline.`,
-      `**--processes.** The real command (\`gen-gateway --processes N --nats … --config {demo: true}\`; built dist/ in full runs), 1 then 2 processes, the same load on each. Goal figure: room fan-out. ${formatNumber(options.sinks)} receive-only sockets (generator sockets that, once joined, only count the bytes they receive, parsing nothing — like clients on other machines, they cost this box next to nothing, so that the gateway's writes are the limit; deliveries = bytes / the frame's size) join ${options.rooms} demo rooms \`room:fan-<i>\` (${options.sinks / options.rooms} per room; the demo room tracks Presence, whose join traffic settles before the measurement), and one publisher socket per room pushes \`shout\` open loop, ${formatNumber(options.shoutRate)}/s in all for ${options.shoutMs / 1000} s (${formatNumber((options.shoutRate * options.sinks) / options.rooms)} deliveries/s offered); the figure is deliveries per second from the first shout to the last delivery. With 2 processes the sockets of a room are spread over both, and every shout also crosses NATS to the other process. ${options.echoSockets > 0 ? `Then (no goal) ${options.generators} generators each join ${options.echoSockets} sockets to their own \`room:echo-<i>\` and push \`echo\` open loop at ${formatNumber(options.echoRate)}/s for ${options.echoMs / 1000} s: a client's work per echo is about the gateway's, so the generators, not the gateway, are the limit on this box.` : 'Echo round trips and connection cycles are measured in full runs only.'} ${options.cycles > 0 ? `And each generator runs ${formatNumber(options.cycles)} connect → join \`gen_api\` → leave → close cycles, ${options.cycleConcurrency} at once (no goal: every connection passes through the primary, which accepts it and hands it to a process round robin over IPC).` : ''} CPU is the command's processes (primary included). This box has ${availableParallelism()} cores shared with the generators and nats-server: 2 processes can only win the CPU the rest leaves free.`,
+      `**--processes.** The real command (\`gen-gateway --processes N --nats … --config test/bench/proc/processes-config.mjs\`: the demo, plus an in-process \`bench\` service registered by the config's \`setup\` hook and an \`echo:*\` channel; built dist/ in full runs), 1 and 2 processes, the same load from the same ${options.generators} generator processes. **Goal figure: in-process gen_api requests**, a load where one gateway process is limited by its JS main thread while the load generators stay cheap. Each generator holds ${options.loopSockets} long-lived sockets (${options.loopSockets * options.generators} in all; the primary hands each accepted connection to a process, then stays out of the way) joined to \`gen_api\`; each socket runs a closed loop: one write of ${options.loopBatch} pre-encoded, pre-masked \`phoenix_gen_api\` frames (sync \`bench.echo\`, \`{"message":"hello"}\`, a \`request_id\` per socket and frame), and as soon as all their answers (a push with the result, then the phx_reply) arrived, counted by their bytes and never parsed, the same write again. Each socket first sends its batch twice parsed (every reply ok, every push a success, both answered with the same number of bytes: that size delimits the answers from then on; a socket that receives anything else is counted as misaligned). The function runs in the gateway process (\`genApi.register\`: \`nodes: "local"\`), so NATS carries none of it: the gateway parses, validates, checks permission and rate limits, runs the function and encodes the push and the reply; the notes give the CPU per request on each side. After ${options.loopWarmupMs / 1000} s of warm-up, requests answered per second over ${options.loopMs / 1000} s; ${options.loopReps === 1 ? 'once' : `${options.loopReps} repetitions, 1 and 2 processes in turn (the order flips every repetition), median; the ratio is the median of each repetition's 2-process figure over its 1-process one`}. So many sockets keep each one under the default per-socket message rate (1,000 frames/s; a denial would show as a misaligned socket). ${options.loops.length > 1 ? `Then (no goal) the same closed loop on \`echo:<i>\` (one channel per socket) with \`echo\` and a ${formatNumber(JSON.stringify(ECHO_LOOP.payload).length)}-byte JSON payload (16 chat messages) that the gateway parses and encodes back in its reply.` : 'The echo loop runs in full runs only.'} The CPU notes give every process's share of one core over the measured span (/proc user + system): the command's processes (with 2: the primary and each gateway process), the generators, nats-server, and the whole machine (/proc/stat, all cores; what is left is the bench runner, the idle gateways of the scenarios above and other jobs). ${options.roomFanout ? `Without goal: room fan-out. ${formatNumber(options.sinks)} receive-only sockets (generator sockets that, once joined, only count the bytes they receive) join ${options.rooms} demo rooms \`room:fan-<i>\` (${options.sinks / options.rooms} per room; the demo room tracks Presence, whose join traffic settles before the measurement), and one publisher socket per room pushes \`shout\` open loop, ${formatNumber(options.shoutRate)}/s in all for ${options.shoutMs / 1000} s (${formatNumber((options.shoutRate * options.sinks) / options.rooms)} deliveries/s offered); the figure is deliveries per second from the first shout to the last delivery. With 2 processes the sockets of a room are spread over both and every shout also crosses NATS to the other process. One process already uses up to ~1.2 cores on fan-out (kernel socket writes, GC threads), so a second one finds little idle CPU on this box; and the figure counts bytes, so Presence traffic of the joins that reaches the sinks during the measurement (a loaded box) counts as deliveries: delivered above offered in the note means the figure is too high.` : 'Room fan-out runs in full runs only.'} ${options.cycles > 0 ? `And each generator runs ${formatNumber(options.cycles)} connect → join \`gen_api\` → leave → close cycles, ${options.cycleConcurrency} at once (no goal: every connection passes through the primary, which accepts it and hands it to a process round robin over IPC).` : 'Connection cycles run in full runs only.'} This box has ${availableParallelism()} cores shared with the generators and nats-server: 2 processes can only win the CPU the rest leaves free.${ctx.quick ? ' Quick runs (the smoke): 0.5 s spans, one repetition, no goal (a check that the scenario runs, not a measurement).' : ''}`,
     ];
     return { metrics, notes, environment: { cores: String(availableParallelism()) } };
   },
