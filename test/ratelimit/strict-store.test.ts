@@ -18,7 +18,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import pino, { type Logger } from 'pino';
-import { NatsCluster, NatsServer, waitForPlacementRefused } from '../support/nats.js';
+import { NatsCluster, NatsServer, stopUntilPlacementRefused } from '../support/nats.js';
 import {
   bucketName,
   capturedLogger,
@@ -661,17 +661,16 @@ describe(`strict mode on a 3-server JetStream cluster (nats-server ${NATS_SERVER
   // bucketRetryMs: the case is that the retries happen and succeed, not how fast.
   it(
     'the bucket made while a replica\'s server is down: "no suitable peers for placement" is retried (not 5 s of fallback), and the store decides once the server is back',
-    { timeout: 90_000 },
+    { timeout: 150_000 },
     async () => {
       // Start from a cluster that can place R3 streams.
       await waitForJetStream(ncs[0]!, 20_000, 3, cluster.servers);
       const prefix = freshPrefix();
       const { logger, lines } = capturedLogger('info');
-      await cluster.servers[2]!.stop();
+      // Until the meta leader marks the stopped server offline, an R3 bucket may still be placed
+      // on it (no retry to see); from then on, placement is refused until it is back.
+      await stopUntilPlacementRefused(cluster.servers[2]!, ncs[0]!, 3);
       try {
-        // Until the meta leader marks the stopped server offline, an R3 bucket may still be placed
-        // on it (no retry to see); from then on, placement is refused until it is back.
-        await waitForPlacementRefused(ncs[0]!, 3);
         // The server comes back while the gateway is still linking: once its bucket creation has
         // logged a retry (the event, not a fixed delay).
         const [limits] = await Promise.all([

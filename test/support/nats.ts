@@ -398,6 +398,34 @@ export async function waitForPlacementRefused(
 }
 
 /**
+ * Stops `server` (SIGTERM) and waits until the cluster refuses to place an R`replicas` stream
+ * for want of it. A stopping nats-server announces its shutdown with one system event; when that
+ * event is lost (rare, seen once in a loaded full run: R3 placements kept succeeding for 30 s),
+ * the others only notice at their orphan check, 5 event heartbeats (2.5 min by default) later. So
+ * when no refusal comes within `perAttemptMs`, the server is started and stopped again, at most
+ * `attempts` times: the precondition is set up again, nothing under test is retried.
+ */
+export async function stopUntilPlacementRefused(
+  server: NatsServer,
+  nc: NatsConnection,
+  replicas: number,
+  attempts = 3,
+  perAttemptMs = 15_000,
+): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    await server.stop();
+    try {
+      await waitForPlacementRefused(nc, replicas, perAttemptMs);
+      return;
+    } catch (err) {
+      if (attempt >= attempts) throw err;
+      await server.restart();
+      await waitForJetStream(nc, 20_000, replicas);
+    }
+  }
+}
+
+/**
  * Polls until JetStream answers (a clustered JetStream needs its meta leader first) and, with
  * `replicas` > 1, until it can place a stream of that many replicas: a fresh cluster's meta
  * leader learns its peers one by one, and until then creating an R3 bucket fails with
