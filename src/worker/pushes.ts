@@ -1,6 +1,7 @@
 import { headers as natsHeaders, type NatsConnection } from '@nats-io/nats-core';
 import { GatewayError, InvalidArgumentError } from '../errors.js';
 import { H } from '../nats/headers.js';
+import { isNoResponders } from '../nats/request-errors.js';
 import { isWellFormedTopic, topicToken } from '../nats/topic-token.js';
 import { DEFAULT_PREFIX, Subjects } from '../nats/subjects.js';
 
@@ -192,14 +193,6 @@ export function natsBroadcaster(nc: NatsConnection, encode: PushEncoder): Broadc
 
 function named(err: unknown, name: string): boolean {
   return err instanceof Error && err.name === name;
-}
-
-function isNoResponders(err: unknown): boolean {
-  if (named(err, 'NoRespondersError')) return true;
-  if (!(err instanceof Error)) return false;
-  const withCheck = err as Error & { isNoResponders?: () => boolean };
-  if (typeof withCheck.isNoResponders === 'function' && withCheck.isNoResponders()) return true;
-  return named(err.cause, 'NoRespondersError');
 }
 
 function isTimeout(err: unknown): boolean {

@@ -1,7 +1,8 @@
-import { NoRespondersError, RequestError, type NatsConnection } from '@nats-io/nats-core';
+import type { NatsConnection } from '@nats-io/nats-core';
 import type { Logger } from 'pino';
 import type { ServiceInstance } from '../../genapi/types.js';
 import { META, PROTOCOL_VERSION } from '../../nats/headers.js';
+import { isNoResponders } from '../../nats/request-errors.js';
 
 export interface DiscoveredInstance extends ServiceInstance {
   readonly configVersion: string | null;
@@ -41,15 +42,6 @@ interface PingResponse {
   id?: unknown;
   version?: unknown;
   metadata?: Record<string, unknown> | null;
-}
-
-/**
- * nats.js reports "nobody subscribes to this subject" as a NoRespondersError, thrown as is by
- * requestMany's iterator, or as the cause of a RequestError (request()); either means no micro
- * service is running at all.
- */
-function isNoResponders(err: unknown): boolean {
-  return err instanceof NoRespondersError || (err instanceof RequestError && err.isNoResponders());
 }
 
 /**

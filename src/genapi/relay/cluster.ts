@@ -1,11 +1,6 @@
-import {
-  NoRespondersError,
-  RequestError,
-  TimeoutError,
-  type Msg,
-  type Subscription,
-} from '@nats-io/nats-core';
+import { RequestError, TimeoutError, type Msg, type Subscription } from '@nats-io/nats-core';
 import type { ClusterComponent, ClusterLink } from '../../cluster/link.js';
+import { isNoResponders } from '../../nats/request-errors.js';
 import { topicToken } from '../../nats/topic-token.js';
 import { ServiceError } from '../../worker/define.js';
 import { fail, RELAY_ERRORS } from './state.js';
@@ -46,10 +41,6 @@ interface Claim {
   /** A better concurrent claim was seen: this node backs off. */
   lost: boolean;
   sub: Subscription | null;
-}
-
-function isNoResponders(err: unknown): boolean {
-  return err instanceof NoRespondersError || (err instanceof RequestError && err.isNoResponders());
 }
 
 function isTimeout(err: unknown): boolean {
