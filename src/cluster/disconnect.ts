@@ -1,9 +1,9 @@
 import type { Msg, Subscription } from '@nats-io/nats-core';
+import { readJsonObject } from '../nats/json-object.js';
 import type { ClusterComponent, ClusterLink } from './link.js';
 import { ThrottledWarning } from './throttled-warning.js';
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 
 /**
  * Largest disconnect message accepted from NATS (protocol/nats.md §9.3); larger ones are dropped
@@ -104,12 +104,6 @@ export class ClusterDisconnects implements ClusterComponent {
 }
 
 function readId(data: Uint8Array): string | null {
-  try {
-    const body = JSON.parse(decoder.decode(data)) as unknown;
-    if (typeof body !== 'object' || body === null) return null;
-    const id = (body as { id?: unknown }).id;
-    return typeof id === 'string' && id.length > 0 ? id : null;
-  } catch {
-    return null;
-  }
+  const id = readJsonObject(data)?.id;
+  return typeof id === 'string' && id.length > 0 ? id : null;
 }

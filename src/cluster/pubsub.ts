@@ -2,12 +2,12 @@ import { headers as natsHeaders, type Msg, type Subscription } from '@nats-io/na
 import { LocalPubSub, type PubSub, type Subscriber } from '../channel/pubsub.js';
 import { OutOfRangeError } from '../errors.js';
 import { H } from '../nats/headers.js';
+import { readJsonObject } from '../nats/json-object.js';
 import { isWellFormedTopic, topicToken } from '../nats/topic-token.js';
 import type { ClusterComponent, ClusterLink } from './link.js';
 import { ThrottledWarning, WARNING_INTERVAL_MS } from './throttled-warning.js';
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 
 /** Options of the cluster PubSub (the gateway's `cluster` option). Defaults: CLUSTER_PUBSUB_DEFAULTS. */
 export interface ClusterPubSubOptions {
@@ -288,14 +288,9 @@ export class ClusterPubSub implements PubSub, ClusterComponent {
 
 /** `{"event": non-empty string, "payload"?: any}` (payload defaults to `{}`), or null. */
 function parseEnvelope(data: Uint8Array): { event: string; payload: unknown } | null {
-  let body: unknown;
-  try {
-    body = JSON.parse(decoder.decode(data));
-  } catch {
-    return null;
-  }
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) return null;
-  const { event, payload } = body as { event?: unknown; payload?: unknown };
+  const body = readJsonObject(data);
+  if (body === null) return null;
+  const { event, payload } = body;
   if (typeof event !== 'string' || event.length === 0) return null;
   return { event, payload: payload === undefined ? {} : payload };
 }

@@ -1,6 +1,7 @@
 import { headers as natsHeaders, type NatsConnection } from '@nats-io/nats-core';
 import { GatewayError, InvalidArgumentError } from '../errors.js';
 import { H } from '../nats/headers.js';
+import { readJsonObject } from '../nats/json-object.js';
 import { isNoResponders } from '../nats/request-errors.js';
 import { isWellFormedTopic, topicToken } from '../nats/topic-token.js';
 import { DEFAULT_PREFIX, Subjects } from '../nats/subjects.js';
@@ -87,7 +88,6 @@ export class NoGatewayError extends GatewayError {
 }
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 const EMPTY = {};
 
 /**
@@ -201,14 +201,9 @@ function isTimeout(err: unknown): boolean {
 
 /** A presence reply: `{"<key>": {"metas": [object, ...]}, ...}`, or null. */
 function readPresence(data: Uint8Array): PresenceState | null {
-  let body: unknown;
-  try {
-    body = JSON.parse(decoder.decode(data));
-  } catch {
-    return null;
-  }
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) return null;
-  for (const entry of Object.values(body as Record<string, unknown>)) {
+  const body = readJsonObject(data);
+  if (body === null) return null;
+  for (const entry of Object.values(body)) {
     if (typeof entry !== 'object' || entry === null) return null;
     const metas = (entry as { metas?: unknown }).metas;
     if (!Array.isArray(metas)) return null;

@@ -3,6 +3,7 @@
  * gateway sends to a group's owner and what the owner answers. Everything read from NATS is
  * checked here; anything else is refused.
  */
+import { readJsonObject } from '../../nats/json-object.js';
 
 export const RELAY_OPS = [
   'claim',
@@ -97,14 +98,8 @@ export function parseRequest(raw: unknown): RelayRequest | string {
 
 /** An owner's reply, or null when it is not one. */
 export function parseReply(data: Uint8Array): RelayReply | null {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(new TextDecoder().decode(data));
-  } catch {
-    return null;
-  }
-  if (raw === null || typeof raw !== 'object') return null;
-  const r = raw as Record<string, unknown>;
+  const r = readJsonObject(data);
+  if (r === null) return null;
   if (r.ok === true) return { ok: true, result: r.result ?? null };
   if (
     r.ok === false &&
