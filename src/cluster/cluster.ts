@@ -1,24 +1,12 @@
 import { connect } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/nats-core';
 import type { Logger } from '../log/logger.js';
+import { gatewayConnectOptions, type NatsConnectionOptions } from '../nats/connection.js';
 import { DEFAULT_PREFIX, Subjects } from '../nats/subjects.js';
 import type { ClusterComponent, ClusterLink } from './link.js';
 
-/** Options of `gateway.connectCluster` (and of `genApi.connectNats`, which connects it too). */
-export interface ClusterOptions {
-  /** NATS server URL(s), e.g. "nats://127.0.0.1:4222". */
-  servers: string | string[];
-  /** Subject prefix shared with the other gateways and the workers. Default "genapi". */
-  prefix?: string;
-  /** NATS user. */
-  user?: string;
-  /** NATS password. */
-  pass?: string;
-  /** NATS token. */
-  token?: string;
-  /** Delay between reconnect attempts (jittered by the client). Default 250 ms. */
-  reconnectTimeWaitMs?: number;
-}
+/** Options of `gateway.connectCluster` (`genApi.connectNats` passes its own, which include them). */
+export type ClusterOptions = NatsConnectionOptions;
 
 /** The cluster connection in health reports. */
 export interface ClusterConnectionHealth {
@@ -52,15 +40,8 @@ export class Cluster {
   ): Promise<Cluster> {
     const logger = deps.logger.child({ component: 'cluster' });
     const nc = await connect({
-      servers: options.servers,
-      name: `gen-gateway cluster ${deps.nodeId}`,
+      ...gatewayConnectOptions(options, `gen-gateway cluster ${deps.nodeId}`),
       noEcho: true,
-      maxReconnectAttempts: -1,
-      reconnectTimeWait: options.reconnectTimeWaitMs ?? 250,
-      waitOnFirstConnect: true,
-      ...(options.user === undefined ? {} : { user: options.user }),
-      ...(options.pass === undefined ? {} : { pass: options.pass }),
-      ...(options.token === undefined ? {} : { token: options.token }),
     });
     let cluster: Cluster | null = null;
     const link: ClusterLink = {

@@ -193,16 +193,8 @@ export class GenApi {
     this.executor.setNats(this.link.bus);
     const link = this.link;
     if (options.cluster !== false) {
-      await this.gateway.connectCluster({
-        servers: options.servers,
-        ...(options.prefix === undefined ? {} : { prefix: options.prefix }),
-        ...(options.user === undefined ? {} : { user: options.user }),
-        ...(options.pass === undefined ? {} : { pass: options.pass }),
-        ...(options.token === undefined ? {} : { token: options.token }),
-        ...(options.reconnectTimeWaitMs === undefined
-          ? {}
-          : { reconnectTimeWaitMs: options.reconnectTimeWaitMs }),
-      });
+      // The same servers, prefix and credentials (NatsGatewayOptions extends ClusterOptions).
+      await this.gateway.connectCluster(options);
     }
     await this.rateLimits?.attach(
       { nc: link.nc, connected: () => link.connected, subjects: link.subjects },

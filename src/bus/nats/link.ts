@@ -2,6 +2,7 @@ import { connect } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/nats-core';
 import type { Logger } from 'pino';
 import type { ConfigReceiver } from '../../genapi/config/push.js';
+import { gatewayConnectOptions, type NatsConnectionOptions } from '../../nats/connection.js';
 import { DEFAULT_PREFIX, Subjects } from '../../nats/subjects.js';
 import { TimerWheel } from '../../util/timer-wheel.js';
 import { NatsBus } from './bus.js';
@@ -13,19 +14,7 @@ import { Requester } from './requester.js';
  * Options of `genApi.connectNats`: servers, credentials, subject prefix, discovery and config
  * sync.
  */
-export interface NatsGatewayOptions {
-  /** NATS server URL(s), e.g. "nats://127.0.0.1:4222". */
-  servers: string | string[];
-  /** Subject prefix shared with the workers. Default "genapi". */
-  prefix?: string;
-  /** NATS user. */
-  user?: string;
-  /** NATS password. */
-  pass?: string;
-  /** NATS token. */
-  token?: string;
-  /** Delay between reconnect attempts (jittered by the client). Default 250 ms. */
-  reconnectTimeWaitMs?: number;
+export interface NatsGatewayOptions extends NatsConnectionOptions {
   /** Worker discovery intervals. */
   discovery?: DiscoveryOptions;
   /** Config pull settings. */
@@ -102,16 +91,7 @@ export class NatsLink {
 
   static async connect(options: NatsGatewayOptions, deps: NatsLinkDeps): Promise<NatsLink> {
     const logger = deps.logger.child({ component: 'nats' });
-    const nc = await connect({
-      servers: options.servers,
-      name: `gen-gateway ${deps.gatewayId}`,
-      maxReconnectAttempts: -1,
-      reconnectTimeWait: options.reconnectTimeWaitMs ?? 250,
-      waitOnFirstConnect: true,
-      ...(options.user === undefined ? {} : { user: options.user }),
-      ...(options.pass === undefined ? {} : { pass: options.pass }),
-      ...(options.token === undefined ? {} : { token: options.token }),
-    });
+    const nc = await connect(gatewayConnectOptions(options, `gen-gateway ${deps.gatewayId}`));
     const subjects = new Subjects(options.prefix ?? DEFAULT_PREFIX);
     const wheel = new TimerWheel(options.deadlineTickMs ?? 5);
     const requester = new Requester(nc, wheel);
