@@ -5,9 +5,7 @@
  * process-level scenarios (kill -9, graceful stop, partitions, restarts) are in
  * presence-cluster.test.ts.
  */
-import { readFileSync, readdirSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import Ajv2020Module from 'ajv/dist/2020.js';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { Msg } from '@nats-io/nats-core';
 import { createGateway, defineChannel, ok, type Gateway } from '../../src/index.js';
@@ -19,21 +17,17 @@ import { manualClock } from '../support/clock.js';
 import type { Clock } from '../../src/util/clock.js';
 import { deferred, eventually, until, within } from '../support/wait.js';
 import { converge, joinMember, leave, view, type Member } from './presence-support.js';
+import { conforms } from '../support/protocol.js';
+
+// The documented schemas (protocol/schemas/presence-*.schema.json) hold for what gateways send.
+function expectSchema(file: string, value: unknown): void {
+  expect(conforms(file, value)).toBe('valid');
+}
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const json = (value: unknown) => encoder.encode(JSON.stringify(value));
 const parse = (msg: Msg) => JSON.parse(decoder.decode(msg.data)) as Record<string, unknown>;
-
-// The documented schemas (protocol/schemas/presence-*.schema.json) hold for what gateways send.
-const schemas = new URL('../../protocol/schemas/', import.meta.url);
-const ajv = new Ajv2020Module.default({ allErrors: true, strict: false });
-for (const file of readdirSync(schemas).filter((f) => f.startsWith('presence-')))
-  ajv.addSchema(JSON.parse(readFileSync(new URL(file, schemas), 'utf8')) as object, file);
-function expectSchema(file: string, value: unknown): void {
-  const validate = ajv.getSchema(file)!;
-  expect(validate(value) ? 'valid' : JSON.stringify(validate.errors)).toBe('valid');
-}
 
 let nats: NatsServer;
 let nc: NatsConnection;

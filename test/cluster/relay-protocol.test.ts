@@ -3,8 +3,6 @@
  * gateway parses exactly the requests the schema accepts (spot checks), subjects are built as
  * documented, and what the owner broadcasts and answers conforms.
  */
-import { readFileSync, readdirSync } from 'node:fs';
-import Ajv2020Module from 'ajv/dist/2020.js';
 import { describe, expect, it } from 'vitest';
 import { LocalPubSub } from '../../src/channel/pubsub.js';
 import type { Channel } from '../../src/channel/types.js';
@@ -15,18 +13,7 @@ import { RelayGroups } from '../../src/genapi/relay/groups.js';
 import { parseReply, parseRequest } from '../../src/genapi/relay/wire.js';
 import { ServiceError } from '../../src/worker/define.js';
 import { OptionError } from '../../src/config/errors.js';
-
-const dir = new URL('../../protocol/', import.meta.url);
-const load = (path: string): unknown => JSON.parse(readFileSync(new URL(path, dir), 'utf8'));
-const Ajv2020 = Ajv2020Module.default;
-const ajv = new Ajv2020({ allErrors: true, strict: false });
-for (const file of readdirSync(new URL('schemas/', dir)))
-  ajv.addSchema(load(`schemas/${file}`) as object, file);
-const check = (file: string, value: unknown): string => {
-  const validate = ajv.getSchema(file);
-  if (!validate) throw new Error(`no schema ${file}`);
-  return validate(value) ? 'valid' : JSON.stringify(validate.errors);
-};
+import { conforms, loadProtocol } from '../support/protocol.js';
 
 interface Vectors {
   subjects: { prefix: string; service: string; group_id: string; subject: string }[];
@@ -35,7 +22,7 @@ interface Vectors {
   replies: Record<string, unknown>;
   deliveries: Record<string, unknown>;
 }
-const vectors = load('vectors/relay.json') as Vectors;
+const vectors = loadProtocol('vectors/relay.json') as Vectors;
 const bytes = (value: unknown): Uint8Array => new TextEncoder().encode(JSON.stringify(value));
 
 /** A channel stand-in that records its pushes (the relay only pushes and watches the signal). */
@@ -52,11 +39,11 @@ function fakeChannel(): { channel: Channel; pushes: unknown[]; end(): void } {
 describe('protocol/relay.md vectors', () => {
   it('requests, replies and deliveries conform to their schemas', () => {
     for (const [name, request] of Object.entries(vectors.requests))
-      expect(check('relay-request.schema.json', request), name).toBe('valid');
+      expect(conforms('relay-request.schema.json', request), name).toBe('valid');
     for (const [name, reply] of Object.entries(vectors.replies))
-      expect(check('relay-reply.schema.json', reply), name).toBe('valid');
+      expect(conforms('relay-reply.schema.json', reply), name).toBe('valid');
     for (const [name, delivery] of Object.entries(vectors.deliveries))
-      expect(check('relay-delivery.schema.json', delivery), name).toBe('valid');
+      expect(conforms('relay-delivery.schema.json', delivery), name).toBe('valid');
   });
 
   it('the gateway accepts the valid requests as they are and refuses what the schema refuses', () => {
@@ -66,7 +53,7 @@ describe('protocol/relay.md vectors', () => {
       expect(parsed, name).toMatchObject(request as object);
     }
     for (const { why, request } of vectors.invalid_requests) {
-      expect(check('relay-request.schema.json', request), why).not.toBe('valid');
+      expect(conforms('relay-request.schema.json', request), why).not.toBe('valid');
       expect(typeof parseRequest(request), why).toBe('string');
     }
     for (const bad of [null, 1, 'join', [], { op: 'join' }])
@@ -131,7 +118,7 @@ describe('relay owner (in-process, no NATS)', () => {
     await relay.delete('room_1', 'alice');
     expect(seen.map((d) => d.event)).toEqual(['relay', 'left', 'gone']);
     for (const delivery of seen)
-      expect(check('relay-delivery.schema.json', delivery)).toBe('valid');
+      expect(conforms('relay-delivery.schema.json', delivery)).toBe('valid');
     expect(seen[0]!.payload).toMatchObject({ to: ['alice', 'bob'] });
     expect(topics[0]).toMatch(/^phx_relay:relay:room_1:[A-Za-z0-9_-]{22}$/);
     expect(alice.pushes).toHaveLength(1);

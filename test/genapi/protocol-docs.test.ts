@@ -3,9 +3,7 @@
  * SDK's configs validate against the FunConfig schema and the gateway accepts them, and the
  * documented push produces the documented ack from a real ConfigReceiver.
  */
-import { readFileSync, readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import Ajv2020Module from 'ajv/dist/2020.js';
 import { demoService } from '../../src/demo/service.js';
 import { FailedConfigs } from '../../src/genapi/config/failed.js';
 import { ConfigReceiver } from '../../src/genapi/config/push.js';
@@ -22,23 +20,10 @@ import { DEFAULT_PREFIX, Subjects } from '../../src/nats/subjects.js';
 import { topicFromToken, topicToken } from '../../src/nats/topic-token.js';
 import { v2Serializer } from '../../src/wire/v2-json.js';
 import { PushEncoder } from '../../src/worker/pushes.js';
+import { conforms, hasSchema, loadProtocol, SCHEMA_FILES } from '../support/protocol.js';
 
-const dir = new URL('../../protocol/', import.meta.url);
-const load = (path: string): unknown => JSON.parse(readFileSync(new URL(path, dir), 'utf8'));
-
-// ajv is CommonJS: under NodeNext its class is the default export's `default`.
-const Ajv2020 = Ajv2020Module.default;
-const ajv = new Ajv2020({ allErrors: true, strict: false });
-for (const file of readdirSync(new URL('schemas/', dir)))
-  ajv.addSchema(load(`schemas/${file}`) as object, file);
-const validator = (file: string) => {
-  const validate = ajv.getSchema(file);
-  if (!validate) throw new Error(`no schema ${file}`);
-  return (value: unknown) => {
-    const ok = validate(value);
-    return ok ? 'valid' : JSON.stringify(validate.errors);
-  };
-};
+/** A check against one schema of protocol/schemas: 'valid', or its errors. */
+const validator = (file: string) => (value: unknown) => conforms(file, value);
 
 interface Vectors {
   call: { request: { subject: string; body: unknown }; client_push: unknown };
@@ -69,13 +54,12 @@ interface Vectors {
   };
   disconnect: { subject: string; body: { id: string } };
 }
-const vectors = load('vectors/nats.json') as Vectors;
+const vectors = loadProtocol('vectors/nats.json') as Vectors;
 
 describe('protocol documents', () => {
   it('every schema compiles', () => {
-    expect(readdirSync(new URL('schemas/', dir)).length).toBeGreaterThanOrEqual(6);
-    for (const file of readdirSync(new URL('schemas/', dir)))
-      expect(ajv.getSchema(file), file).toBeTypeOf('function');
+    expect(SCHEMA_FILES.length).toBeGreaterThanOrEqual(6);
+    for (const file of SCHEMA_FILES) expect(hasSchema(file), file).toBe(true);
   });
 
   it('the SDK emits FunConfigs the schema accepts and the gateway validates', () => {

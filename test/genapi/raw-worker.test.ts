@@ -12,9 +12,7 @@
  * protocol (§7), checking that the gateway never lets it have more than `credit` chunks
  * outstanding, and stops on `cancel`.
  */
-import { readFileSync, readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import Ajv2020Module from 'ajv/dist/2020.js';
 import { connect } from '@nats-io/transport-node';
 import {
   headers as natsHeaders,
@@ -28,19 +26,11 @@ import { until } from '../support/wait.js';
 import { setTimeout as pause } from 'node:timers/promises';
 import { ApiClient, response, streamChunks } from '../support/genapi-client.js';
 import { RawClient } from '../support/ws-client.js';
+import { conforms } from '../support/protocol.js';
 
 // ---------------------------------------------------------------------------------------------
 // Schemas (protocol/schemas)
 // ---------------------------------------------------------------------------------------------
-const Ajv2020 = Ajv2020Module.default;
-const ajv = new Ajv2020({ allErrors: true, strict: false });
-const schemaDir = new URL('../../protocol/schemas/', import.meta.url);
-for (const file of readdirSync(schemaDir))
-  ajv.addSchema(JSON.parse(readFileSync(new URL(file, schemaDir), 'utf8')) as object, file);
-function conforms(schema: string, value: unknown): string {
-  const validate = ajv.getSchema(schema)!;
-  return validate(value) ? 'valid' : JSON.stringify(validate.errors);
-}
 
 // ---------------------------------------------------------------------------------------------
 // The raw worker (protocol/nats.md only)

@@ -3,9 +3,7 @@
  * the code produces exactly what the vectors show (denied push, socket reply shape, headers, hit
  * batches, KV names), and accepts or refuses policies as the schema does.
  */
-import { readFileSync, readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import Ajv2020Module from 'ajv/dist/2020.js';
 import pino from 'pino';
 import { errorResponse } from '../../src/genapi/response.js';
 import { rateLimitHeaders, type LimitState } from '../../src/ratelimit/headers.js';
@@ -29,18 +27,7 @@ import { createAlgorithm } from '../../src/ratelimit/algorithms/index.js';
 import { DEFAULT_PREFIX } from '../../src/nats/subjects.js';
 import type { PolicyConfig } from '../../src/ratelimit/types.js';
 import type { GenApiRequest, ResolvedFunConfig } from '../../src/genapi/types.js';
-
-const dir = new URL('../../protocol/', import.meta.url);
-const load = (path: string): unknown => JSON.parse(readFileSync(new URL(path, dir), 'utf8'));
-const Ajv2020 = Ajv2020Module.default;
-const ajv = new Ajv2020({ allErrors: true, strict: false });
-for (const file of readdirSync(new URL('schemas/', dir)))
-  ajv.addSchema(load(`schemas/${file}`) as object, file);
-const check = (file: string, value: unknown): string => {
-  const validate = ajv.getSchema(file);
-  if (!validate) throw new Error(`no schema ${file}`);
-  return validate(value) ? 'valid' : JSON.stringify(validate.errors);
-};
+import { conforms, loadProtocol } from '../support/protocol.js';
 
 interface Vectors {
   policy: PolicyConfig;
@@ -72,7 +59,7 @@ interface Vectors {
     value_gcra: number;
   };
 }
-const vectors = load('vectors/ratelimit.json') as Vectors;
+const vectors = loadProtocol('vectors/ratelimit.json') as Vectors;
 const encoder = new TextEncoder();
 const bytes = (value: unknown): Uint8Array => encoder.encode(JSON.stringify(value));
 const silent = pino({ level: 'silent' });
@@ -80,7 +67,7 @@ const silent = pino({ level: 'silent' });
 describe('protocol/ratelimit.md vectors', () => {
   it('the policy vectors are valid for the schema and for the gateway', () => {
     for (const config of [vectors.policy, vectors.denied_push.policy]) {
-      expect(check('rate-limit-policy.schema.json', config)).toBe('valid');
+      expect(conforms('rate-limit-policy.schema.json', config)).toBe('valid');
       expect(() => new Policy(config)).not.toThrow();
     }
   });
@@ -100,7 +87,7 @@ describe('protocol/ratelimit.md vectors', () => {
       { ...base, fallback: 'maybe' },
       { ...base, scope: { requestType: 'x' } },
     ]) {
-      expect(check('rate-limit-policy.schema.json', bad), JSON.stringify(bad)).not.toBe('valid');
+      expect(conforms('rate-limit-policy.schema.json', bad), JSON.stringify(bad)).not.toBe('valid');
       expect(() => new Policy(bad as PolicyConfig), JSON.stringify(bad)).toThrow(PolicyError);
     }
   });
@@ -139,8 +126,8 @@ describe('protocol/ratelimit.md vectors', () => {
       rate_limit: decision.details,
     };
     expect(push).toEqual(client_push);
-    expect(check('response.schema.json', client_push)).toBe('valid');
-    expect(check('rate-limit-details.schema.json', decision.details)).toBe('valid');
+    expect(conforms('response.schema.json', client_push)).toBe('valid');
+    expect(conforms('rate-limit-details.schema.json', decision.details)).toBe('valid');
   });
 
   it('the socket reply and connect headers match the code', () => {
@@ -161,25 +148,25 @@ describe('protocol/ratelimit.md vectors', () => {
   });
 
   it('the NATS messages conform to their schemas and decode', () => {
-    expect(check('rl-hits.schema.json', vectors.hit_batch)).toBe('valid');
-    expect(check('rl-hits.schema.json', vectors.replay_done)).toBe('valid');
-    expect(check('rl-heartbeat.schema.json', vectors.heartbeat)).toBe('valid');
-    expect(check('rl-policy-change.schema.json', vectors.policy_change)).toBe('valid');
+    expect(conforms('rl-hits.schema.json', vectors.hit_batch)).toBe('valid');
+    expect(conforms('rl-hits.schema.json', vectors.replay_done)).toBe('valid');
+    expect(conforms('rl-heartbeat.schema.json', vectors.heartbeat)).toBe('valid');
+    expect(conforms('rl-policy-change.schema.json', vectors.policy_change)).toBe('valid');
     expect(decodeReplayed(bytes(vectors.hit_batch))).toEqual(vectors.hit_batch);
     expect(decodeReplayed(bytes(vectors.replay_done))).toEqual(vectors.replay_done);
     expect(decodeHeartbeat(bytes(vectors.heartbeat))).toEqual(vectors.heartbeat);
     expect(decodePolicyChange(bytes(vectors.policy_change))).toEqual(vectors.policy_change);
-    expect(check('rl-policy-state.schema.json', vectors.policy_sync_request)).toBe('valid');
-    expect(check('rl-policy-state.schema.json', vectors.policy_state)).toBe('valid');
+    expect(conforms('rl-policy-state.schema.json', vectors.policy_sync_request)).toBe('valid');
+    expect(conforms('rl-policy-state.schema.json', vectors.policy_state)).toBe('valid');
     expect(decodePolicySyncRequest(bytes(vectors.policy_sync_request))).toEqual(
       vectors.policy_sync_request,
     );
     expect(decodePolicyState(bytes(vectors.policy_state))).toEqual(vectors.policy_state);
     // A change without its version is refused by both.
     const unversioned = { o: 'x', op: 'delete', id: 'p' };
-    expect(check('rl-policy-change.schema.json', unversioned)).not.toBe('valid');
+    expect(conforms('rl-policy-change.schema.json', unversioned)).not.toBe('valid');
     expect(decodePolicyChange(bytes(unversioned))).toBeNull();
-    expect(check('rl-hits.schema.json', { o: 'x', s: 0, h: [] })).not.toBe('valid');
+    expect(conforms('rl-hits.schema.json', { o: 'x', s: 0, h: [] })).not.toBe('valid');
     expect(decodeReplayed(bytes({ o: 'x', s: 0, h: [] }))).toBeNull();
   });
 

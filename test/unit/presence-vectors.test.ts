@@ -3,9 +3,7 @@
  * subjects are the ones the gateway builds, the decoders accept the messages, and a receiver fed
  * the documented sequence broadcasts the documented diffs and answers the documented state.
  */
-import { readFileSync, readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import Ajv2020Module from 'ajv/dist/2020.js';
 import { ReplicaStore } from '../../src/cluster/presence-replica.js';
 import {
   decodeDelta,
@@ -18,21 +16,17 @@ import { Subjects } from '../../src/nats/subjects.js';
 import { topicToken } from '../../src/nats/topic-token.js';
 import type { PresenceMeta, PresenceState } from '../../src/presence/tracker.js';
 import { manualClock } from '../support/clock.js';
+import { conforms, loadProtocol } from '../support/protocol.js';
 
-const dir = new URL('../../protocol/', import.meta.url);
-const load = (path: string): unknown => JSON.parse(readFileSync(new URL(path, dir), 'utf8'));
-const vectors = load('vectors/presence.json') as Record<string, unknown> & {
+function expectSchema(file: string, value: unknown): void {
+  expect(conforms(file, value), file).toBe('valid');
+}
+
+const vectors = loadProtocol('vectors/presence.json') as Record<string, unknown> & {
   prefix: string;
   subjects: Record<string, unknown> & { sync_node_with_dots: { node: string; subject: string } };
   sync_reply: unknown[];
 };
-const ajv = new Ajv2020Module.default({ allErrors: true, strict: false });
-for (const file of readdirSync(new URL('schemas/', dir)).filter((f) => f.startsWith('presence-')))
-  ajv.addSchema(load(`schemas/${file}`) as object, file);
-function expectSchema(file: string, value: unknown): void {
-  const validate = ajv.getSchema(file)!;
-  expect(validate(value) ? 'valid' : JSON.stringify(validate.errors), file).toBe('valid');
-}
 const bytes = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
 function ok<T>(decoded: Decoded<T>): T {
   if (!decoded.ok) throw new Error(`vector refused: ${decoded.why}`);
