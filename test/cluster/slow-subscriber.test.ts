@@ -4,7 +4,7 @@
  * consumer, while A's reading client and B's client get every broadcast in order and B notices
  * nothing.
  */
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createGateway, type Gateway } from '../../src/index.js';
 import { NatsServer } from '../support/nats.js';
@@ -12,11 +12,6 @@ import { roomChannel } from '../support/test-app.js';
 import { RawClient } from '../support/ws-client.js';
 
 const OK = { status: 'ok', response: {} };
-
-/** The client's TCP socket, to stop and restart reading. */
-function rawSocket(client: RawClient): Socket {
-  return (client.ws as unknown as { _socket: Socket })._socket;
-}
 
 describe('a slow subscriber on one gateway does not delay the cluster', () => {
   let server: NatsServer;
@@ -61,7 +56,7 @@ describe('a slow subscriber on one gateway does not delay the cluster', () => {
     b.broadcast('room:flood', 'ready', {});
     expect(await readerB.next()).toEqual([null, null, 'room:flood', 'ready', {}]);
     expect(await readerA.next()).toEqual([null, null, 'room:flood', 'ready', {}]);
-    rawSocket(slow).pause();
+    slow.pauseReading();
 
     const payload = { data: 'x'.repeat(4 * 1024) };
     const batch = 4;
@@ -90,7 +85,7 @@ describe('a slow subscriber on one gateway does not delay the cluster', () => {
     // Nothing was dropped on the way between the gateways.
     expect(a.clusterHealth()?.pubsub).toMatchObject({ dropped: 0, received: sent + 2 });
 
-    rawSocket(slow).resume();
+    slow.resumeReading();
     expect((await slow.closed).code).toBe(1006);
     readerA.close();
     readerB.close();

@@ -7,7 +7,6 @@
  * client-bounds.test.ts.)
  */
 import type { AddressInfo } from 'node:net';
-import type { Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createGateway, defineChannel, ok, type Gateway } from '../../src/index.js';
 import { bytes, RawClient } from '../support/ws-client.js';
@@ -36,11 +35,6 @@ async function connect(url: string): Promise<RawClient> {
   const client = await RawClient.connect(url);
   opened.push(client);
   return client;
-}
-
-/** The client's TCP socket, to stop and restart reading (the slow-consumer test). */
-function rawSocket(client: RawClient): Socket {
-  return (client.ws as unknown as { _socket: Socket })._socket;
 }
 
 // -------------------------------------------------------------------------------------------
@@ -874,7 +868,7 @@ describe('maxBufferedBytes: a client that stops reading is terminated as a slow 
     expect(await normal.join('room:flood', '1')).toEqual(['1', '1', 'room:flood', 'phx_reply', OK]);
     expect(await slow.join('room:flood', '1')).toEqual(['1', '1', 'room:flood', 'phx_reply', OK]);
     expect(gateway.stats.sockets).toBe(2);
-    rawSocket(slow).pause();
+    slow.pauseReading();
 
     const payload = { data: 'x'.repeat(4 * 1024) };
     const batch = 4;
@@ -904,7 +898,7 @@ describe('maxBufferedBytes: a client that stops reading is terminated as a slow 
     );
 
     // The slow client, once it reads again, finds its connection dropped without a close frame.
-    rawSocket(slow).resume();
+    slow.resumeReading();
     const info = await slow.closed;
     expect(info.code).toBe(1006);
 

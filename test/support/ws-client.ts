@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
+import type { Socket } from 'node:net';
 import { isDeepStrictEqual } from 'node:util';
 import WebSocket from 'ws';
 import { realTime, WAIT_MS } from './wait.js';
@@ -21,6 +22,23 @@ export class RawClient {
   readonly closed: Promise<CloseInfo>;
   private waiters: ((frame: Frame) => void)[] = [];
   private markers = 0;
+
+  /**
+   * Stops reading from the TCP socket (the kernel buffers fill, then the server's writes queue):
+   * a client that does not take what it is sent. `resumeReading` reads again.
+   */
+  pauseReading(): void {
+    this.tcp().pause();
+  }
+
+  resumeReading(): void {
+    this.tcp().resume();
+  }
+
+  /** ws's TCP socket (a private field of ws). */
+  private tcp(): Socket {
+    return (this.ws as unknown as { _socket: Socket })._socket;
+  }
 
   private constructor(readonly ws: WebSocket) {
     this.closed = new Promise((resolve) => {
