@@ -93,7 +93,12 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
   await config.setup?.(gateway, genApi);
   if (servers !== undefined) {
     gateway.logger.info({ servers }, 'connecting to NATS');
-    await genApi.connectNats({ ...config.nats, servers });
+    // The demo has no worker authentication to offer: it runs on a trusted network by definition.
+    await genApi.connectNats({
+      ...(demo ? { trustedNetwork: true } : {}),
+      ...config.nats,
+      servers,
+    });
   }
   const address = await gateway.listen(
     options.port ?? config.port ?? 4000,

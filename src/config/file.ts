@@ -108,6 +108,7 @@ const NATS_KEYS = new Set([
   'sync',
   'deadlineTickMs',
   'cluster',
+  'trustedNetwork',
 ]);
 
 function checkSection(file: string, name: string, value: unknown, keys: ReadonlySet<string>): void {
@@ -165,6 +166,12 @@ export function validateConfig(file: string, value: unknown): GatewayConfig {
   }
   checkSection(file, 'genApi', config.genApi, GEN_API_KEYS);
   checkSection(file, 'nats', config.nats, NATS_KEYS);
+  expectType(
+    file,
+    'nats.trustedNetwork',
+    (config.nats as { trustedNetwork?: unknown } | undefined)?.trustedNetwork,
+    'boolean',
+  );
   // Values are checked where they are applied (OutOfRangeError names the option).
   checkSection(
     file,

@@ -21,7 +21,7 @@ import {
   type RateLimitsOptions,
 } from '../ratelimit/rate-limits.js';
 import { InvalidArgumentError, InvalidStateError } from '../errors.js';
-import { OptionError } from '../config/errors.js';
+import { ConfigError, OptionError } from '../config/errors.js';
 
 /** Options of `createGenApi`: the gen_api channel's options plus the executor's. */
 export interface GenApiOptions extends GenApiChannelOptions {
@@ -183,12 +183,24 @@ export class GenApi {
    */
   async connectNats(options: NatsGatewayOptions): Promise<void> {
     if (this.link) throw new InvalidStateError('gen_api is already connected to NATS');
+    const limits = this.options.rateLimits;
+    if (
+      options.trustedNetwork !== true &&
+      limits?.clusterSecret === undefined &&
+      limits?.policies?.some((policy) => (policy.mode ?? 'local') !== 'local') === true
+    )
+      // Unsigned hits from anyone on NATS could lock any user out on every gateway.
+      throw new ConfigError(
+        'rate-limit policies shared over NATS need rateLimits.clusterSecret (the gateways sign ' +
+          'their hits and policy changes with it), or nats.trustedNetwork: true',
+      );
     this.link = await NatsLink.connect(options, {
       gatewayId: this.gateway.nodeId,
       receiver: this.receiver,
       logger: this.gateway.logger,
       isLocal: (service) => this.local.has(service),
       onInstanceLost: (instance) => this.resilience.forgetInstance(instance.id),
+      pushToken: this.options.pushToken ?? null,
     });
     this.executor.setNats(this.link.bus);
     const link = this.link;

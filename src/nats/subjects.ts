@@ -33,49 +33,61 @@ export class Subjects {
     return `${this.prefix}.config.get.${service}`;
   }
 
-  /** Config pushes: every gateway subscribes (no queue group). */
-  get configPush(): string {
-    return `${this.prefix}.config.push`;
+  /**
+   * A service's config pushes: every gateway subscribes to `configPushWildcard` (no queue group).
+   * One subject per service, so a NATS permission can let a worker push for its own service only.
+   */
+  configPush(service: string): string {
+    return `${this.prefix}.config.push.${service}`;
   }
 
-  /** Everything addressed to one instance: `<prefix>.inst.<id>.>`. */
-  instanceWildcard(instanceId: string): string {
-    return `${this.prefix}.inst.${instanceId}.>`;
+  /** Every service's config pushes (what gateways subscribe to). */
+  get configPushWildcard(): string {
+    return `${this.prefix}.config.push.*`;
   }
 
-  instancePrefix(instanceId: string): string {
-    return `${this.prefix}.inst.${instanceId}.`;
+  /**
+   * Everything addressed to one instance: `<prefix>.inst.<service>.<id>.>`. The service comes
+   * first so a NATS permission `<prefix>.inst.<service>.>` scopes a worker to its own service.
+   */
+  instanceWildcard(service: string, instanceId: string): string {
+    return `${this.prefix}.inst.${service}.${instanceId}.>`;
   }
 
   instanceFn(
-    instanceId: string,
     service: string,
+    instanceId: string,
     requestType: string,
     version: string | null,
   ): string {
-    return `${this.prefix}.inst.${instanceId}.fn.${fnPath(service, requestType, version)}`;
+    return `${this.prefix}.inst.${service}.${instanceId}.fn.${fnPath(service, requestType, version)}`;
   }
 
   instancePerm(
-    instanceId: string,
     service: string,
+    instanceId: string,
     requestType: string,
     version: string | null,
   ): string {
-    return `${this.prefix}.inst.${instanceId}.perm.${fnPath(service, requestType, version)}`;
+    return `${this.prefix}.inst.${service}.${instanceId}.perm.${fnPath(service, requestType, version)}`;
   }
 
-  instanceConfig(instanceId: string): string {
-    return `${this.prefix}.inst.${instanceId}.config`;
+  instanceConfig(service: string, instanceId: string): string {
+    return `${this.prefix}.inst.${service}.${instanceId}.config`;
   }
 
-  /** Stream control (credit, cancel) for one stream of one instance. */
-  streamControl(instanceId: string, streamId: string): string {
-    return `${this.prefix}.ctl.${instanceId}.${streamId}`;
+  /** Stream control (credit, cancel) for one stream of one instance of `service`. */
+  streamControl(service: string, instanceId: string, streamId: string): string {
+    return `${this.prefix}.ctl.${service}.${instanceId}.${streamId}`;
   }
 
-  streamControlWildcard(instanceId: string): string {
-    return `${this.prefix}.ctl.${instanceId}.*`;
+  /** What every stream control subject of `service` starts with. */
+  streamControlPrefix(service: string): string {
+    return `${this.prefix}.ctl.${service}.`;
+  }
+
+  streamControlWildcard(service: string, instanceId: string): string {
+    return `${this.prefix}.ctl.${service}.${instanceId}.*`;
   }
 
   /** Stream chunks for one stream of one gateway. */

@@ -20,6 +20,23 @@ import { CallSignal, runAuthorize, runCall, runStream } from './runtime.js';
 import type { CreditStream, StreamEvent, StreamIO } from './stream.js';
 import { natsBroadcaster, PushEncoder, type Broadcaster } from './pushes.js';
 import { CancelledError, InvalidArgumentError } from '../errors.js';
+import {
+  AUTH_HEADER,
+  AUTH_METADATA,
+  MIN_PUSH_TOKEN_LENGTH,
+  NONCE_HEADER,
+  PeerAuth,
+} from '../nats/peer-auth.js';
+
+/** The signer for `pushToken`, or null without one; a short token is refused. */
+function peerAuth(token: string | null | undefined): PeerAuth | null {
+  if (token === null || token === undefined) return null;
+  if (token.length < MIN_PUSH_TOKEN_LENGTH)
+    throw new InvalidArgumentError(
+      `pushToken must be at least ${MIN_PUSH_TOKEN_LENGTH} characters (it is an HMAC key)`,
+    );
+  return new PeerAuth(token);
+}
 
 /** Options of `serve`. */
 export interface ServeOptions {
@@ -27,7 +44,11 @@ export interface ServeOptions {
   nats: NatsConnection;
   /** Subject prefix shared with the gateways. Default "genapi". */
   prefix?: string;
-  /** Sent with config pushes and pull answers; gateways configured with a token require it. */
+  /**
+   * The deployment's push token (`genApi.pushToken` on the gateways, at least 16 characters):
+   * config pushes, pull answers and the discovery metadata are signed with it, so gateways accept
+   * this instance's config and version (protocol/nats.md §10). The token itself is never sent.
+   */
   pushToken?: string | null;
   /** Push the config to every gateway on start. Default true. */
   pushOnStart?: boolean;
@@ -181,7 +202,7 @@ function parseArgs(msg: ServiceMsg): Record<string, unknown> | null {
 /**
  * Serves a service as a NATS micro service (visible to `nats micro ls`, `$SRV.PING/INFO/STATS`):
  * one queue-group endpoint per function (and per permission check), a config endpoint, and one
- * direct endpoint `<prefix>.inst.<id>.>` through which gateways address this very instance. The
+ * direct endpoint `<prefix>.inst.<service>.<id>.>` through which gateways address this very instance. The
  * config is pushed to every gateway on start.
  */
 export async function serve(
@@ -205,6 +226,7 @@ export async function serve(
   let draining = false;
   let drained: (() => void) | null = null;
 
+  const auth = peerAuth(options.pushToken);
   const service: Service = await new Svcm(nc as never).add({
     name: definition.name,
     version: definition.version,
@@ -215,6 +237,15 @@ export async function serve(
       [META.protocol]: PROTOCOL_VERSION,
       [META.prefix]: subjects.prefix,
       [META.configVersion]: definition.configVersion,
+      ...(auth === null
+        ? {}
+        : {
+            [AUTH_METADATA]: auth.instanceProof(
+              definition.name,
+              definition.version,
+              definition.configVersion,
+            ),
+          }),
     },
   });
   const id = service.info().id;
@@ -223,7 +254,6 @@ export async function serve(
     service: definition.name,
     config_version: definition.configVersion,
     fun_configs: [...definition.functions.values()].map((fn) => fn.config),
-    push_token: options.pushToken ?? null,
     instance_id: id,
     service_version: definition.version,
   });
@@ -340,7 +370,9 @@ export async function serve(
           !guarded(() =>
             msg.respond(
               json(result),
-              replyHeaders({ [H.streamControl]: subjects.streamControl(id, streamId) }),
+              replyHeaders({
+                [H.streamControl]: subjects.streamControl(definition.name, id, streamId),
+              }),
             ),
           )
         )
@@ -426,7 +458,7 @@ export async function serve(
       handler: (_err, msg) => handleCall(fn, msg, fnStats),
     });
     const fnStats = endpointStats(service, name);
-    direct.set(subjects.instanceFn(id, definition.name, fn.requestType, fn.version), (msg) =>
+    direct.set(subjects.instanceFn(definition.name, id, fn.requestType, fn.version), (msg) =>
       handleCall(fn, msg, directStats),
     );
     if (fn.definition.authorize) {
@@ -437,20 +469,29 @@ export async function serve(
         handler: (_err, msg) => handleAuthorize(fn, msg, permStats),
       });
       const permStats = endpointStats(service, `${name}-permission`);
-      direct.set(subjects.instancePerm(id, definition.name, fn.requestType, fn.version), (msg) =>
+      direct.set(subjects.instancePerm(definition.name, id, fn.requestType, fn.version), (msg) =>
         handleAuthorize(fn, msg, directStats),
       );
     }
   }
-  const answerConfig = (msg: ServiceMsg) => guarded(() => msg.respond(json(pushConfig())));
+  const answerConfig = (msg: ServiceMsg) => {
+    const body = json(pushConfig());
+    const nonce = msg.headers?.get(NONCE_HEADER) ?? '';
+    if (auth === null || nonce === '') {
+      guarded(() => msg.respond(body));
+      return;
+    }
+    const signed = replyHeaders({ [AUTH_HEADER]: auth.signConfig(msg.subject, nonce, body) });
+    guarded(() => msg.respond(body, signed));
+  };
   service.addEndpoint('config', {
     subject: subjects.configGet(definition.name),
     queue: QUEUE_GROUP,
     handler: (_err, msg) => answerConfig(msg),
   });
-  direct.set(subjects.instanceConfig(id), answerConfig);
+  direct.set(subjects.instanceConfig(definition.name, id), answerConfig);
   service.addEndpoint('direct', {
-    subject: subjects.instanceWildcard(id),
+    subject: subjects.instanceWildcard(definition.name, id),
     handler: (_err, msg) => {
       const handler = direct.get(msg.subject);
       if (handler) handler(msg);
@@ -467,7 +508,7 @@ export async function serve(
   directStats = endpointStats(service, 'direct');
 
   // Stream control: credit and cancel from the gateway.
-  const control: Subscription = nc.subscribe(subjects.streamControlWildcard(id), {
+  const control: Subscription = nc.subscribe(subjects.streamControlWildcard(definition.name, id), {
     callback: (err, msg) => {
       if (err) return;
       const streamId = msg.subject.slice(msg.subject.lastIndexOf('.') + 1);
@@ -486,8 +527,11 @@ export async function serve(
     const h = natsHeaders();
     if (force) h.set(H.force, 'true');
     const acks: PushAck[] = [];
+    const subject = subjects.configPush(definition.name);
+    const body = json(pushConfig());
+    if (auth !== null) h.set(AUTH_HEADER, auth.signPush(subject, body));
     try {
-      const replies = await nc.requestMany(subjects.configPush, json(pushConfig()), {
+      const replies = await nc.requestMany(subject, body, {
         strategy: 'timer',
         maxWait: options.pushTimeoutMs ?? 1000,
         headers: h,

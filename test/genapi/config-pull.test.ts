@@ -19,7 +19,7 @@ const encode = (value: unknown) => new TextEncoder().encode(JSON.stringify(value
 
 /**
  * A service instance from the plain NATS client: answers `$SRV.PING` (advertising `advertised`
- * as its config version) and pulls on `genapi.inst.<id>.config` according to `mode`.
+ * as its config version) and pulls on `genapi.inst.<service>.<id>.config` according to `mode`.
  */
 class FakeInstance {
   readonly pulls: number[] = [];
@@ -43,8 +43,9 @@ class FakeInstance {
       advertised,
       served,
     );
-    nc.subscribe('$SRV.PING', { callback: (err, msg) => (err ? undefined : instance.ping(msg)) });
-    nc.subscribe(`genapi.inst.${instance.id}.config`, {
+    for (const subject of ['$SRV.PING', `$SRV.PING.${SERVICE}.${instance.id}`])
+      nc.subscribe(subject, { callback: (err, msg) => (err ? undefined : instance.ping(msg)) });
+    nc.subscribe(`genapi.inst.${SERVICE}.${instance.id}.config`, {
       callback: (err, msg) => (err ? undefined : instance.pull(msg)),
     });
     await nc.flush();

@@ -132,7 +132,10 @@ describe('exec: config flows over NATS', () => {
   });
 
   it('pushToken: a push without the token is refused (invalid_push_token) and its functions stay unsupported; with the token it is accepted', async () => {
-    const app = await env.gateway({ quietDiscovery: true, genApi: { pushToken: 'sekrit' } });
+    const app = await env.gateway({
+      quietDiscovery: true,
+      genApi: { pushToken: 'sekrit-push-token-16' },
+    });
     const client = await env.client(app);
     const rogue = await env.worker(service('cfg_tok_bad', { echo: {} }));
     expect(rogue.running.startupAcks).toEqual([
@@ -143,7 +146,9 @@ describe('exec: config flows over NATS', () => {
         messages: ['invalid push token'],
       },
     ]);
-    const wrong = await env.worker(service('cfg_tok_wrong', { echo: {} }), { pushToken: 'sekriT' });
+    const wrong = await env.worker(service('cfg_tok_wrong', { echo: {} }), {
+      pushToken: 'sekriT-push-token-16',
+    });
     expect(wrong.running.startupAcks).toMatchObject([
       { status: 'error', error: 'invalid_push_token' },
     ]);
@@ -154,7 +159,9 @@ describe('exec: config flows over NATS', () => {
       errorResp('tok-wrong', 'unsupported function: echo version latest'),
     ]);
 
-    const good = await env.worker(service('cfg_tok_good', { echo: {} }), { pushToken: 'sekrit' });
+    const good = await env.worker(service('cfg_tok_good', { echo: {} }), {
+      pushToken: 'sekrit-push-token-16',
+    });
     expect(good.running.startupAcks).toMatchObject([
       { gateway: app.gateway.nodeId, status: 'accepted', service: 'cfg_tok_good' },
     ]);
@@ -165,8 +172,10 @@ describe('exec: config flows over NATS', () => {
 
   it('pushToken also guards pulls: a token-less instance found by discovery stays unsupported', async () => {
     await env.worker(service('cfg_tok_pull_bad', { echo: {} }));
-    await env.worker(service('cfg_tok_pull_good', { echo: {} }), { pushToken: 'sekrit' });
-    const app = await env.gateway({ genApi: { pushToken: 'sekrit' } });
+    await env.worker(service('cfg_tok_pull_good', { echo: {} }), {
+      pushToken: 'sekrit-push-token-16',
+    });
+    const app = await env.gateway({ genApi: { pushToken: 'sekrit-push-token-16' } });
     const client = await env.client(app);
     await ready(app, 'cfg_tok_pull_good', 'echo', 1);
     // Two more discovery rounds and a pull of every service, each run to its end: the token-less

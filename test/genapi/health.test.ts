@@ -40,6 +40,7 @@ describe('GET /admin/health', () => {
         nats: {
           servers: nats.url,
           reconnectTimeWaitMs: 100,
+          trustedNetwork: true,
           discovery: { intervalMs: 200, ttlMs: 1_000, pingWaitMs: 100 },
         },
         socket: { connect: ({ params }) => ({ assigns: { user_id: params.user_id ?? null } }) },
@@ -107,6 +108,7 @@ describe('GET /admin/health', () => {
           pendingRequests: 0,
           streams: 0,
           sync: { pullIntervalMs: 30_000, failures: 0 },
+          instancesRefused: 0,
         },
       });
       expect(body.uptimeMs).toBeGreaterThan(0);

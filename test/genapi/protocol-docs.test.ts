@@ -20,6 +20,7 @@ import { DEFAULT_PREFIX, Subjects } from '../../src/nats/subjects.js';
 import { topicFromToken, topicToken } from '../../src/nats/topic-token.js';
 import { v2Serializer } from '../../src/wire/v2-json.js';
 import { PushEncoder } from '../../src/worker/pushes.js';
+import { PeerAuth } from '../../src/nats/peer-auth.js';
 import { conforms, hasSchema, loadProtocol, SCHEMA_FILES } from '../support/protocol.js';
 
 /** A check against one schema of protocol/schemas: 'valid', or its errors. */
@@ -55,6 +56,19 @@ interface Vectors {
   disconnect: { subject: string; body: { id: string } };
 }
 const vectors = loadProtocol('vectors/nats.json') as Vectors;
+
+interface AuthVectors {
+  token: string;
+  push: { subject: string; time_ms: number; body: string; header: string };
+  config_answer: { request_subject: string; nonce: string; body: string; header: string };
+  instance: {
+    service: string;
+    version: string;
+    config_version: string;
+    metadata_genapi_auth: string;
+  };
+}
+const authVectors = (loadProtocol('vectors/nats.json') as { auth: AuthVectors }).auth;
 
 describe('protocol documents', () => {
   it('every schema compiles', () => {
@@ -103,16 +117,33 @@ describe('protocol documents', () => {
     }
   });
 
+  it('signature vectors (nats.md §10) are what the gateway and SDK compute, and verify', () => {
+    const auth = new PeerAuth(authVectors.token);
+    const bytes = (text: string) => new TextEncoder().encode(text);
+    const { push, config_answer: answer, instance } = authVectors;
+    expect(auth.signPush(push.subject, bytes(push.body), push.time_ms)).toBe(push.header);
+    expect(auth.verifyPush(push.subject, bytes(push.body), push.header, push.time_ms)).toBeNull();
+    expect(
+      auth.verifyPush('genapi.config.push.other', bytes(push.body), push.header, push.time_ms),
+    ).toBe('bad_signature');
+    expect(auth.signConfig(answer.request_subject, answer.nonce, bytes(answer.body))).toBe(
+      answer.header,
+    );
+    expect(auth.instanceProof(instance.service, instance.version, instance.config_version)).toBe(
+      instance.metadata_genapi_auth,
+    );
+  });
+
   it('subjects in the vectors are the ones the gateway and SDK build', () => {
     const subjects = new Subjects(DEFAULT_PREFIX);
     expect(vectors.call.request.subject).toBe(
-      subjects.instanceFn('AWRL6PYPW08IF2LJMNOWAY', 'demo', 'echo', null),
+      subjects.instanceFn('demo', 'AWRL6PYPW08IF2LJMNOWAY', 'echo', null),
     );
     expect(vectors.versioned_call.request.subject).toBe(subjects.fn('demo', 'echo', '2.0.0'));
-    expect(vectors.push.subject).toBe(subjects.configPush);
+    expect(vectors.push.subject).toBe(subjects.configPush('raw'));
     const streamId = vectors.stream.request.headers['Genapi-Stream-Id']!;
     expect(vectors.stream.start_reply.headers['Genapi-Stream-Control']).toBe(
-      subjects.streamControl('AWRL6PYPW08IF2LJMNOWAY', streamId),
+      subjects.streamControl('demo', 'AWRL6PYPW08IF2LJMNOWAY', streamId),
     );
     expect(vectors.stream.request.headers['Genapi-Stream-Subject']).toBe(
       subjects.streamData('a83220a2-7c1e-4b4f-9a33-0f6d2d7f9a10', streamId),

@@ -6,7 +6,7 @@
  * real nats-server.
  *
  * It answers `$SRV.PING` (and `$SRV.INFO`, `$SRV.STATS`, ADR-32) with the genapi metadata, serves
- * its functions on the queue-group subjects and on its own `<p>.inst.<id>.>` subjects, replies
+ * its functions on the queue-group subjects and on its own `<p>.inst.<service>.<id>.>` subjects, replies
  * errors with the Nats-Service-Error headers, pushes its PushConfig on start (the PushAcks are
  * checked against push-ack.schema.json), answers config pulls, and streams with the credit
  * protocol (§7), checking that the gateway never lets it have more than `credit` chunks
@@ -128,7 +128,7 @@ class RawWorker {
 
   private constructor(
     readonly nc: NatsConnection,
-    /** A subject token (it appears in <p>.inst.<id> and <p>.ctl.<id>). */
+    /** A subject token (it appears in <p>.inst.<service>.<id> and <p>.ctl.<service>.<id>). */
     readonly id: string,
     readonly configVersion: string,
   ) {}
@@ -162,7 +162,6 @@ class RawWorker {
       config_version: this.configVersion,
       instance_id: this.id,
       service_version: '1.0.0',
-      push_token: null,
       fun_configs: FUN_CONFIGS,
     };
   }
@@ -199,7 +198,7 @@ class RawWorker {
       callback: (err, msg) => (err ? undefined : this.answerPull(msg)),
     });
     // §2: the same, addressed to this instance.
-    const direct = `${PREFIX}.inst.${this.id}.`;
+    const direct = `${PREFIX}.inst.${SERVICE}.${this.id}.`;
     nc.subscribe(`${direct}>`, {
       callback: (err, msg) => {
         if (err) return;
@@ -222,7 +221,7 @@ class RawWorker {
       },
     });
     // §7: stream control.
-    nc.subscribe(`${PREFIX}.ctl.${this.id}.*`, {
+    nc.subscribe(`${PREFIX}.ctl.${SERVICE}.${this.id}.*`, {
       callback: (err, msg) => (err ? undefined : this.control(msg)),
     });
   }
@@ -277,17 +276,21 @@ class RawWorker {
     msg.respond(new Uint8Array(0), { headers: h });
   }
 
-  /** §4 push: a request to <p>.config.push, collecting every gateway's PushAck for a while. */
+  /** §4 push: a request to <p>.config.push.<service>, collecting every gateway's PushAck for a while. */
   async push(force = false): Promise<unknown[]> {
     const h = natsHeaders();
     if (force) h.set('Genapi-Force', 'true');
     const acks: unknown[] = [];
     try {
-      const replies = await this.nc.requestMany(`${PREFIX}.config.push`, json(this.pushConfig()), {
-        strategy: 'timer',
-        maxWait: 500,
-        headers: h,
-      });
+      const replies = await this.nc.requestMany(
+        `${PREFIX}.config.push.${SERVICE}`,
+        json(this.pushConfig()),
+        {
+          strategy: 'timer',
+          maxWait: 500,
+          headers: h,
+        },
+      );
       for await (const reply of replies) acks.push(JSON.parse(reply.string()));
     } catch {
       // no gateway listening: they pull later
@@ -350,7 +353,7 @@ class RawWorker {
     };
     this.streams.set(id, st);
     const start = natsHeaders();
-    start.set('Genapi-Stream-Control', `${PREFIX}.ctl.${this.id}.${id}`);
+    start.set('Genapi-Stream-Control', `${PREFIX}.ctl.${SERVICE}.${this.id}.${id}`);
     msg.respond(json('started'), { headers: start });
 
     let seq = 0;
@@ -561,7 +564,7 @@ describe('a worker written from protocol/nats.md alone (plain NATS client)', () 
     const seen = lastSeen('hello');
     expect(seen.body).toEqual({ name: 'ada', times: 1 });
     // The gateway knows this instance, so it addresses it directly (§2); the queue-group subject is the fallback.
-    expect([`genapi.inst.${worker.id}.fn.raw.hello`, 'genapi.fn.raw.hello']).toContain(
+    expect([`genapi.inst.raw.${worker.id}.fn.raw.hello`, 'genapi.fn.raw.hello']).toContain(
       seen.subject,
     );
     const h = seen.headers;
@@ -645,9 +648,10 @@ describe('a worker written from protocol/nats.md alone (plain NATS client)', () 
     );
     expect(push).toEqual(response('r-greet', { result: 'greetings, bo (v2)' }));
     const seen = lastSeen('greet');
-    expect([`genapi.inst.${worker.id}.fn.raw.greet.2_0_0`, 'genapi.fn.raw.greet.2_0_0']).toContain(
-      seen.subject,
-    );
+    expect([
+      `genapi.inst.raw.${worker.id}.fn.raw.greet.2_0_0`,
+      'genapi.fn.raw.greet.2_0_0',
+    ]).toContain(seen.subject);
     expect(seen.headers['Genapi-Version']).toBe('2.0.0');
     // Without a version the highest versioned config answers (gen_api.md §3.1).
     expect((await client.sync(req('r-greet-latest', 'greet', { name: 'cy' }))).push.result).toBe(
@@ -783,10 +787,10 @@ describe('a worker written from protocol/nats.md alone (plain NATS client)', () 
     expect(client.pushes('r-cancel')).toHaveLength(pushes.length);
   });
 
-  it('answers config pulls: a new gateway pulls <p>.inst.<id>.config on discovery and serves at once; <p>.config.get.<service> answers too', async () => {
+  it('answers config pulls: a new gateway pulls <p>.inst.<service>.<id>.config on discovery and serves at once; <p>.config.get.<service> answers too', async () => {
     worker.pulls.length = 0;
     g2 = await startGenApiApp({ nats: nats.url });
-    expect(worker.pulls).toContain(`genapi.inst.${worker.id}.config`);
+    expect(worker.pulls).toContain(`genapi.inst.raw.${worker.id}.config`);
     expect(g2.genApi.registry.resolve('raw', 'hello', null).ok).toBe(true);
     const c = await ApiClient.connect(g2.wsUrl('user_id=u2'));
     try {

@@ -174,7 +174,7 @@ describe('an SDK worker is a NATS micro service', () => {
       });
       // Not load-balanced: gateways address this very instance through it.
       expect(endpoints.get('direct')).toMatchObject({
-        subject: `genapi.inst.${id}.>`,
+        subject: `genapi.inst.micro.${id}.>`,
         queue_group: '',
       });
     }
@@ -192,7 +192,7 @@ describe('an SDK worker is a NATS micro service', () => {
         (await call(nc, 'genapi.fn.micro.echo', { message: `m${i}` }, `s${i}`)).json(),
       ).toEqual({ message: `m${i}` });
     expect(
-      (await call(nc, `genapi.inst.${id}.fn.micro.echo`, { message: 'd' }, 'sd')).json(),
+      (await call(nc, `genapi.inst.micro.${id}.fn.micro.echo`, { message: 'd' }, 'sd')).json(),
     ).toEqual({ message: 'd' });
     const failed = await call(nc, 'genapi.fn.micro.broken', {}, 'sb');
     expect(failed.headers?.get('Nats-Service-Error')).toBe('broken on purpose');

@@ -17,6 +17,17 @@ export interface GatewayProcessOptions {
  * A real `gen-gateway` process (the CLI under tsx) on a free port, with its config written to a
  * temporary JSON file. `port` comes from its "gateway listening" log line.
  */
+/**
+ * Tests that do not test worker authentication run on a trusted network (a gateway without a
+ * push token refuses NATS otherwise); a config with `genApi.pushToken` is left as it is.
+ */
+function withTrust(options: GatewayProcessOptions): GatewayConfig {
+  const config = options.config ?? {};
+  if (options.nats === undefined && config.nats?.servers === undefined) return config;
+  if (config.genApi?.pushToken || config.nats?.trustedNetwork !== undefined) return config;
+  return { ...config, nats: { ...config.nats, trustedNetwork: true } };
+}
+
 export class GatewayProcess {
   private constructor(
     readonly process: Spawned,
@@ -27,7 +38,7 @@ export class GatewayProcess {
   static async start(options: GatewayProcessOptions = {}): Promise<GatewayProcess> {
     const dir = mkdtempSync(join(tmpdir(), 'gen-gateway-proc-'));
     const file = join(dir, 'gateway.json');
-    writeFileSync(file, JSON.stringify(options.config ?? {}));
+    writeFileSync(file, JSON.stringify(withTrust(options)));
     const args = ['--config', file, '--port', '0', '--log-level', options.logLevel ?? 'info'];
     if (options.nats !== undefined) args.push('--nats', options.nats);
     const spawned = spawnTs('src/cli/gen-gateway.ts', args, options.env ?? {});

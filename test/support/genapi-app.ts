@@ -68,6 +68,8 @@ export async function startGenApiApp(options: GenApiAppOptions = {}): Promise<Ge
   if (options.nats) {
     await genApi.connectNats({
       servers: options.nats,
+      // Tests of worker authentication set a push token; the others run on a trusted network.
+      ...(options.genApi?.pushToken ? {} : { trustedNetwork: true }),
       ...(options.discovery === 'defaults'
         ? {}
         : { discovery: { intervalMs: 200, ttlMs: 1_000, pingWaitMs: 100 } }),

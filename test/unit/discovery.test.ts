@@ -44,8 +44,10 @@ function instance(id: string, delayMs: number, answering: () => boolean): Subscr
       [META.configVersion]: 'v1',
     },
   });
-  return workers.subscribe('$SRV.PING', {
+  // The broadcast ping, and the check on its own subject that discovery makes before admitting it.
+  return workers.subscribe('$SRV.>', {
     callback: (_err, msg) => {
+      if (msg.subject !== '$SRV.PING' && msg.subject !== `$SRV.PING.svc.${id}`) return;
       if (!answering()) return;
       setTimeout(() => msg.respond(encoder.encode(identity)), delayMs);
     },

@@ -268,7 +268,7 @@ describe('NATS failures from nats.js error classes (real nats-server)', () => {
     }
   });
 
-  /** A fake worker instance answering $SRV.PING at once. */
+  /** A fake worker instance answering $SRV.PING (and $SRV.PING.svc.<id>) at once. */
   function fakeInstance(id: string): Subscription {
     const identity = JSON.stringify({
       type: 'io.nats.micro.v1.ping_response',
@@ -277,9 +277,11 @@ describe('NATS failures from nats.js error classes (real nats-server)', () => {
       version: '1.0.0',
       metadata: { [META.protocol]: PROTOCOL_VERSION, [META.prefix]: 'errs' },
     });
-    return workers.subscribe('$SRV.PING', {
+    // The broadcast ping, and the check on its own subject that discovery makes before admitting it.
+    return workers.subscribe('$SRV.>', {
       callback: (_err, msg) => {
-        msg.respond(new TextEncoder().encode(identity));
+        if (msg.subject === '$SRV.PING' || msg.subject === `$SRV.PING.svc.${id}`)
+          msg.respond(new TextEncoder().encode(identity));
       },
     });
   }

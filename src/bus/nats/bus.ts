@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import {
   headers as natsHeaders,
   type Msg,
@@ -122,7 +123,7 @@ export class NatsBus implements ServiceBus {
     const { config, instance } = target;
     return instance === null
       ? this.subjects.fn(config.service, config.requestType, config.version)
-      : this.subjects.instanceFn(instance.id, config.service, config.requestType, config.version);
+      : this.subjects.instanceFn(config.service, instance.id, config.requestType, config.version);
   }
 
   /** No responders on an instance's own subject means that instance is gone. */
@@ -175,8 +176,8 @@ export class NatsBus implements ServiceBus {
       instance === null
         ? this.subjects.perm(config.service, config.requestType, config.version)
         : this.subjects.instancePerm(
-            instance.id,
             config.service,
+            instance.id,
             config.requestType,
             config.version,
           );
@@ -216,7 +217,9 @@ export class NatsBus implements ServiceBus {
     initialCredit: number,
     sink: StreamSink,
   ): Promise<StreamStart> {
-    const id = `${this.gatewayId.slice(0, 8)}${(++this.streamCounter).toString(36)}`;
+    // Unguessable: every worker may publish to `<p>.gw.*.s.*`, so a worker of another service
+    // must not be able to aim chunks at this stream (protocol/nats.md §10).
+    const id = `${(++this.streamCounter).toString(36)}${randomBytes(12).toString('base64url')}`;
     const live: LiveStream = {
       id,
       sink,
@@ -253,9 +256,16 @@ export class NatsBus implements ServiceBus {
       target.instance
     ) {
       // No start reply in time: the control subject is known by construction, so stop the worker.
-      live.control = this.subjects.streamControl(target.instance.id, id);
+      live.control = this.subjects.streamControl(target.config.service, target.instance.id, id);
       this.sendControl(live, 'cancel', '');
     }
+    // The worker names where credit goes; only its own service's control subjects are accepted,
+    // so a reply cannot make the gateway publish elsewhere.
+    if (
+      control !== null &&
+      !control.startsWith(this.subjects.streamControlPrefix(target.config.service))
+    )
+      control = null;
     if (!outcome.ok || control === null) {
       this.streams.delete(id);
       if (outcome.ok)

@@ -9,6 +9,7 @@ import type { ConfigReceiver, PushResult } from '../../genapi/config/push.js';
 import { H } from '../../nats/headers.js';
 import type { PushAck } from '../../nats/messages.js';
 import type { Subjects } from '../../nats/subjects.js';
+import { AUTH_HEADER, NONCE_HEADER, PeerAuth, type PeerAuthFailure } from '../../nats/peer-auth.js';
 import { compareVersions } from '../../genapi/config/semver.js';
 import type { Discovery, DiscoveredInstance } from './discovery.js';
 import type { Requester } from './requester.js';
@@ -87,11 +88,13 @@ export class ConfigSync {
     private readonly isLocal: (service: string) => boolean,
     private readonly logger: Logger,
     options: ConfigSyncOptions = {},
+    /** Signatures made with the push token; null when the network is trusted. */
+    private readonly auth: PeerAuth | null = null,
   ) {
     this.pullIntervalMs = options.pullIntervalMs ?? CONFIG_SYNC_DEFAULTS.pullIntervalMs;
     this.maxPullIntervalMs = options.maxPullIntervalMs ?? CONFIG_SYNC_DEFAULTS.maxPullIntervalMs;
     this.pullTimeoutMs = options.pullTimeoutMs ?? CONFIG_SYNC_DEFAULTS.pullTimeoutMs;
-    this.pushSub = nc.subscribe(subjects.configPush, {
+    this.pushSub = nc.subscribe(subjects.configPushWildcard, {
       callback: (err, msg) => (err ? undefined : this.onPush(msg)),
     });
   }
@@ -144,7 +147,7 @@ export class ConfigSync {
     let pull = this.pulling.get(key);
     if (pull === undefined) {
       pull = this.pull(
-        this.subjects.instanceConfig(instance.id),
+        this.subjects.instanceConfig(instance.service, instance.id),
         instance.service,
         instance.id,
       ).finally(() => this.pulling.delete(key));
@@ -174,7 +177,12 @@ export class ConfigSync {
       )
         continue;
       pulls.push(
-        this.pull(this.subjects.instanceConfig(authority.id), service, authority.id, force),
+        this.pull(
+          this.subjects.instanceConfig(service, authority.id),
+          service,
+          authority.id,
+          force,
+        ),
       );
     }
     const ok = (await Promise.all(pulls)).every(Boolean);
@@ -224,12 +232,24 @@ export class ConfigSync {
   ): Promise<boolean> {
     if (this.isLocal(service)) return true;
     try {
-      const reply = await this.requester.request(subject, EMPTY, natsHeaders(), this.pullTimeoutMs);
-      const result = this.receiver.receive(onNats(JSON.parse(reply.string())), {
-        source: 'pull',
-        force,
-        ...(origin === null ? {} : { origin }),
-      });
+      const h = natsHeaders();
+      const nonce = this.auth === null ? null : PeerAuth.nonce();
+      if (nonce !== null) h.set(NONCE_HEADER, nonce);
+      const reply = await this.requester.request(subject, EMPTY, h, this.pullTimeoutMs);
+      const failure =
+        this.auth === null || nonce === null
+          ? null
+          : this.auth.verifyConfig(subject, nonce, reply.data, reply.headers?.get(AUTH_HEADER));
+      const raw = onNats(JSON.parse(reply.string()));
+      const result: PushResult =
+        failure !== null && failure !== 'unsigned'
+          ? this.refusedSignature(failure)
+          : this.receiver.receive(raw, {
+              source: 'pull',
+              force,
+              authenticated: this.auth !== null && failure === null,
+              ...(origin === null ? {} : { origin }),
+            });
       this.report('pull', service, result);
       return result.status !== 'error';
     } catch (err) {
@@ -241,13 +261,26 @@ export class ConfigSync {
   private onPush(msg: Msg): void {
     let result: PushResult;
     try {
+      const failure =
+        this.auth === null
+          ? null
+          : this.auth.verifyPush(msg.subject, msg.data, msg.headers?.get(AUTH_HEADER));
       const raw: unknown = JSON.parse(msg.string());
       const { service, service_version: version } = (raw ?? {}) as {
         service?: unknown;
         service_version?: unknown;
       };
       const force = msg.headers?.get(H.force) === 'true';
-      if (typeof service === 'string' && this.isLocal(service)) {
+      if (failure !== null && failure !== 'unsigned') {
+        result = this.refusedSignature(failure);
+      } else if (service !== msg.subject.slice(this.subjects.configPush('').length)) {
+        // The subject names the service, and NATS permissions are granted per subject.
+        result = {
+          status: 'error',
+          error: 'validation_failed',
+          messages: [`a push for service ${String(service)} must be sent to its own subject`],
+        };
+      } else if (typeof service === 'string' && this.isLocal(service)) {
         result = {
           status: 'error',
           error: 'validation_failed',
@@ -261,7 +294,12 @@ export class ConfigSync {
       ) {
         result = { status: 'skipped', service, reason: 'older_than_live' };
       } else {
-        result = this.receiver.receive(onNats(raw), { source: 'push', force });
+        // Unsigned pushes still pass with the token in the body (PhoenixGenApi's push_token).
+        result = this.receiver.receive(onNats(raw), {
+          source: 'push',
+          force,
+          authenticated: this.auth !== null && failure === null,
+        });
       }
     } catch {
       result = {
@@ -275,6 +313,18 @@ export class ConfigSync {
       const ack: PushAck = { gateway: this.gatewayId, ...result };
       msg.respond(encoder.encode(JSON.stringify(ack)));
     }
+  }
+
+  private refusedSignature(failure: PeerAuthFailure): PushResult {
+    return {
+      status: 'error',
+      error: 'invalid_push_token',
+      messages: [
+        failure === 'expired'
+          ? 'push signature expired (older than maxPushAgeMs, or clocks apart)'
+          : 'push signature invalid',
+      ],
+    };
   }
 
   private report(source: 'push' | 'pull', service: string, result: PushResult): void {

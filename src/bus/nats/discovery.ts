@@ -3,6 +3,9 @@ import type { Logger } from 'pino';
 import type { ServiceInstance } from '../../genapi/types.js';
 import { META, PROTOCOL_VERSION } from '../../nats/headers.js';
 import { isNoResponders } from '../../nats/request-errors.js';
+import type { PeerAuth } from '../../nats/peer-auth.js';
+import { LRUCache } from 'lru-cache';
+import { checkInstance, type AnnouncedInstance, type InstanceRefusal } from './instance-check.js';
 
 export interface DiscoveredInstance extends ServiceInstance {
   readonly configVersion: string | null;
@@ -58,6 +61,9 @@ export class Discovery {
   private readonly pingWaitMs: number;
   private timer: NodeJS.Timeout | null = null;
   private pinging: Promise<void> | null = null;
+  private refusedCount = 0;
+  /** Instance ids already logged as refused (bounded: answers are untrusted input). */
+  private readonly refusedIds = new LRUCache<string, InstanceRefusal>({ max: 1_024 });
 
   constructor(
     private readonly nc: NatsConnection,
@@ -65,6 +71,8 @@ export class Discovery {
     options: DiscoveryOptions,
     private readonly logger: Logger,
     private readonly now: () => number = Date.now,
+    /** Proofs made with the push token; null when the network is trusted. */
+    private readonly auth: PeerAuth | null = null,
   ) {
     this.intervalMs = options.intervalMs ?? DISCOVERY_DEFAULTS.intervalMs;
     this.ttlMs = options.ttlMs ?? DISCOVERY_DEFAULTS.ttlMs;
@@ -162,9 +170,10 @@ export class Discovery {
         return;
       }
     }
+    const admitted = await this.admit(seen);
     const now = this.now();
     const touched = new Set<string>();
-    for (const identity of seen) {
+    for (const identity of admitted) {
       const metadata = identity.metadata ?? {};
       if (metadata[META.protocol] !== PROTOCOL_VERSION || metadata[META.prefix] !== this.prefix)
         continue;
@@ -210,6 +219,69 @@ export class Discovery {
       for (const listener of this.listeners) listener.removed?.(instance);
     }
     for (const service of touched) this.rebuild(service);
+  }
+
+  /**
+   * The answers worth believing: gen_api instances of our prefix, and new ones only once
+   * `checkInstance` admits them (known ones were checked when they arrived).
+   */
+  private async admit(seen: readonly PingResponse[]): Promise<PingResponse[]> {
+    const known: PingResponse[] = [];
+    const fresh: { identity: PingResponse; check: Promise<InstanceRefusal | null> }[] = [];
+    for (const identity of seen) {
+      const metadata = identity.metadata ?? {};
+      if (metadata[META.protocol] !== PROTOCOL_VERSION || metadata[META.prefix] !== this.prefix)
+        continue;
+      if (typeof identity.id !== 'string' || typeof identity.name !== 'string') continue;
+      const existing = this.byId.get(identity.id);
+      const configVersion = metadata[META.configVersion];
+      if (
+        existing &&
+        existing.service === identity.name &&
+        existing.version === identity.version &&
+        (this.auth === null || existing.configVersion === configVersion)
+      ) {
+        known.push(identity);
+        continue;
+      }
+      const announced: AnnouncedInstance = {
+        id: identity.id,
+        name: identity.name,
+        version: typeof identity.version === 'string' ? identity.version : '0.0.0',
+        configVersion: typeof configVersion === 'string' ? configVersion : null,
+        metadata,
+      };
+      fresh.push({
+        identity,
+        check: checkInstance(this.nc, announced, this.auth, this.pingWaitMs),
+      });
+    }
+    for (const { identity, check } of fresh) {
+      const refusal = await check;
+      if (refusal === null) known.push(identity);
+      else this.refuse(identity, refusal);
+    }
+    return known;
+  }
+
+  /** Counted, and logged once per instance id (a flood of fake answers cannot flood the log). */
+  private refuse(identity: PingResponse, reason: InstanceRefusal): void {
+    this.refusedCount++;
+    const id = String(identity.id);
+    if (this.refusedIds.has(id)) return;
+    this.refusedIds.set(id, reason);
+    this.logger.warn(
+      { service: identity.name, instance: id, version: identity.version, reason },
+      'worker instance refused: ' +
+        (reason === 'not_reachable' || reason === 'mismatch'
+          ? 'it does not answer on its own service subject (NATS permissions, or a fake)'
+          : 'its discovery metadata is not signed with the push token'),
+    );
+  }
+
+  /** Instances announced but not admitted, since start. */
+  get refused(): number {
+    return this.refusedCount;
   }
 
   private rebuild(service: string): void {

@@ -9,6 +9,8 @@ import { NatsBus } from './bus.js';
 import { ConfigSync, type ConfigSyncOptions, type ConfigSyncStatus } from './config-sync.js';
 import { Discovery, type DiscoveredInstance, type DiscoveryOptions } from './discovery.js';
 import { Requester } from './requester.js';
+import { MIN_PUSH_TOKEN_LENGTH, PeerAuth } from '../../nats/peer-auth.js';
+import { ConfigError } from '../../config/errors.js';
 
 /**
  * Options of `genApi.connectNats`: servers, credentials, subject prefix, discovery and config
@@ -26,6 +28,13 @@ export interface NatsGatewayOptions extends NatsConnectionOptions {
    * Presence, disconnects and relay groups across gateways. Default true.
    */
   cluster?: boolean;
+  /**
+   * Trust every client of this NATS network: without a push token (`genApi.pushToken`), configs
+   * and instance announcements from NATS are then believed as they come. Only for development or
+   * a network nobody else reaches; the gateway logs a warning at start. Default false: without a
+   * push token `connectNats` refuses to start (protocol/nats.md §10).
+   */
+  trustedNetwork?: boolean;
 }
 
 /** The NATS connection's state. */
@@ -51,6 +60,8 @@ export interface NatsHealth {
   streams: number;
   /** The periodic config pull (interval, failures and backoff, last result). */
   sync: ConfigSyncStatus;
+  /** Instances announced on `$SRV.PING` but refused (no valid proof, or not on their own subject). */
+  instancesRefused: number;
 }
 
 export interface NatsLinkDeps {
@@ -61,6 +72,51 @@ export interface NatsLinkDeps {
   readonly onInstanceLost?: (instance: DiscoveredInstance) => void;
   /** Services this gateway runs in-process: configs for them from NATS are refused. */
   readonly isLocal?: (service: string) => boolean;
+  /** The push token workers sign with (`genApi.pushToken`); null: none. */
+  readonly pushToken?: string | null;
+}
+
+/**
+ * How this gateway authenticates workers (protocol/nats.md §10): with the push token, or not at
+ * all on a network declared trusted. Neither is a configuration error: a gateway that believes
+ * anyone on NATS lets anyone there push function configs and take a service's routing over.
+ */
+function peerAuthFor(
+  options: NatsGatewayOptions,
+  pushToken: string | null,
+  logger: Logger,
+): PeerAuth | null {
+  if (!hasCredentials(options))
+    logger.warn(
+      'NATS connection without credentials: if this NATS server accepts anonymous clients, ' +
+        'any of them can read requests and answer as a worker (see examples/secure)',
+    );
+  if (pushToken !== null) {
+    if (pushToken.length < MIN_PUSH_TOKEN_LENGTH)
+      throw new ConfigError(
+        `genApi.pushToken must be at least ${MIN_PUSH_TOKEN_LENGTH} characters (workers sign with it)`,
+      );
+    return new PeerAuth(pushToken);
+  }
+  if (options.trustedNetwork !== true)
+    throw new ConfigError(
+      'NATS peers are not authenticated: set genApi.pushToken (shared with the workers) so ' +
+        'configs and instances from NATS are verified, or set nats.trustedNetwork: true to ' +
+        'believe every client of this NATS network (development only; see examples/secure)',
+    );
+  logger.warn(
+    'nats.trustedNetwork: configs and instance announcements from NATS are not authenticated; ' +
+      'anyone who can publish on this NATS network can push function configs',
+  );
+  return null;
+}
+
+/** Whether the connection presents any credential to the NATS server. */
+function hasCredentials(options: NatsConnectionOptions): boolean {
+  const withAuth = options as NatsConnectionOptions & Record<string, unknown>;
+  return ['user', 'token', 'nkeySeed', 'nkeySeedFile', 'credsFile'].some(
+    (key) => withAuth[key] !== undefined,
+  );
 }
 
 /**
@@ -91,11 +147,19 @@ export class NatsLink {
 
   static async connect(options: NatsGatewayOptions, deps: NatsLinkDeps): Promise<NatsLink> {
     const logger = deps.logger.child({ component: 'nats' });
+    const auth = peerAuthFor(options, deps.pushToken ?? null, logger);
     const nc = await connect(gatewayConnectOptions(options, `gen-gateway ${deps.gatewayId}`));
     const subjects = new Subjects(options.prefix ?? DEFAULT_PREFIX);
     const wheel = new TimerWheel(options.deadlineTickMs ?? 5);
     const requester = new Requester(nc, wheel);
-    const discovery = new Discovery(nc, subjects.prefix, options.discovery ?? {}, logger);
+    const discovery = new Discovery(
+      nc,
+      subjects.prefix,
+      options.discovery ?? {},
+      logger,
+      Date.now,
+      auth,
+    );
     const bus = new NatsBus(nc, subjects, requester, discovery, deps.gatewayId, logger);
     const sync = new ConfigSync(
       nc,
@@ -107,6 +171,7 @@ export class NatsLink {
       deps.isLocal ?? (() => false),
       logger,
       options.sync,
+      auth,
     );
     const link = new NatsLink(nc, subjects, requester, discovery, bus, sync, wheel, logger);
     // pull() logs its own failures; a rejection here is a defect, logged with the instance.
@@ -157,6 +222,7 @@ export class NatsLink {
       pendingRequests: this.requester.size,
       streams: this.bus.activeStreams,
       sync: this.sync.status(),
+      instancesRefused: this.discovery.refused,
     };
   }
 

@@ -43,7 +43,11 @@ export type PushResult =
     };
 
 export interface ConfigReceiverOptions {
-  /** When set, every push must carry exactly this token. null/undefined: no token required. */
+  /**
+   * When set, every push must be authenticated: signed with this token (checked by the NATS side,
+   * which passes `authenticated`) or carrying it as `push_token` (PhoenixGenApi's form).
+   * null/undefined: no token required.
+   */
   pushToken?: string | null;
   nodesDefault: 'local' | 'nats';
   hookNames?: ReadonlySet<string>;
@@ -56,6 +60,11 @@ export interface ReceiveOptions {
   source?: 'push' | 'pull';
   /** Recorded with rejected configs. Default: the push's instance_id, else null. */
   origin?: string;
+  /**
+   * The message carrying the config was signed with the push token and the signature checked
+   * (protocol/nats.md §10): the body's `push_token` is then not required.
+   */
+  authenticated?: boolean;
 }
 
 export const PUSH_ERR = {
@@ -120,7 +129,7 @@ export class ConfigReceiver {
     const items = funConfigs as unknown[];
 
     // 3. push token
-    if (!this.#tokenAccepted(raw.push_token)) {
+    if (options.authenticated !== true && !this.#tokenAccepted(raw.push_token)) {
       return { status: 'error', error: 'invalid_push_token', messages: [PUSH_ERR.pushToken] };
     }
 

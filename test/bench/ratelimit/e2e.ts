@@ -68,7 +68,7 @@ export async function benchE2e(
     },
   }).mount(socket);
   genApi.register(benchService);
-  await genApi.connectNats({ servers: nats.url, prefix: 'e2ebench' });
+  await genApi.connectNats({ servers: nats.url, prefix: 'e2ebench', trustedNetwork: true });
   const { port } = await gateway.listen(0, '127.0.0.1');
 
   const client = await SequentialWs.connect(
