@@ -11,10 +11,17 @@ import type { Logger } from './log/logger.js';
 import type { RateLimitsOptions } from './ratelimit/rate-limits.js';
 import type { Clock } from './util/clock.js';
 
+/** Logged (info) without a config file and without the demo: how to get either. */
+export const NO_DEMO_HINT =
+  'no config file and no --demo: only gen_api is served, and without a connect hook every call ' +
+  'answers "Authentication required"; start with --demo for the dev demo, or give --config FILE';
+
 export interface StartOptions {
   config: GatewayConfig;
-  /** Whether the config came from a file (the demo is off by default then). */
+  /** Whether the config came from a file (without one and without the demo, a hint is logged). */
   fromFile: boolean;
+  /** `--demo`: serve the dev demo whatever the config's `demo` says. Default false. */
+  demo?: boolean;
   host?: string;
   port?: number;
   /** NATS URL(s) from the command line; wins over the config file's nats.servers. */
@@ -41,7 +48,9 @@ export interface RunningGateway {
  */
 export async function startGateway(options: StartOptions): Promise<RunningGateway> {
   const { config, logger } = options;
-  const demo = config.demo ?? !options.fromFile;
+  // Only when asked for: its identity comes from connect params, so anyone can be anyone.
+  const demo = options.demo === true || config.demo === true;
+  const host = options.host ?? config.host ?? '127.0.0.1';
   const gateway = new Gateway({
     logger,
     ...(options.clock === undefined ? {} : { clock: options.clock }),
@@ -51,12 +60,14 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     ...(config.presence === undefined ? {} : { presence: config.presence }),
   });
   const { path = '/socket', ...socketOptions } = config.socket ?? {};
+  const servers = options.nats ?? config.nats?.servers;
   if (demo) {
     gateway.logger.warn(
       'demo mode: user_id/device_id come from connect params (insecure, dev only)',
     );
+  } else if (!options.fromFile) {
+    gateway.logger.info(NO_DEMO_HINT);
   }
-  const servers = options.nats ?? config.nats?.servers;
   const rateLimits = withDemoRateLimit(config.rateLimits, demo, servers !== undefined);
   // Always present (empty without policies) so the admin API can add policies at runtime.
   const genApi = new GenApi(gateway, {
@@ -95,10 +106,7 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     gateway.logger.info({ servers }, 'connecting to NATS');
     await genApi.connectNats({ ...config.nats, servers });
   }
-  const address = await gateway.listen(
-    options.port ?? config.port ?? 4000,
-    options.host ?? config.host ?? '127.0.0.1',
-  );
+  const address = await gateway.listen(options.port ?? config.port ?? 4000, host);
   return { gateway, genApi, address };
 }
 
