@@ -10,6 +10,17 @@ import { GenApi } from './genapi/gen-api.js';
 import type { Logger } from './log/logger.js';
 import type { RateLimitsOptions } from './ratelimit/rate-limits.js';
 import type { Clock } from './util/clock.js';
+import { isLoopbackHost } from './util/loopback.js';
+
+/** Logged (warn) when the demo listens on anything but a loopback address. */
+export const DEMO_EXPOSED_WARNING =
+  'DEMO MODE ON A NON-LOOPBACK ADDRESS: identity comes from connect params, so anyone who can ' +
+  'reach this gateway can be anyone (dev only; a real deployment needs a config with a connect hook)';
+
+/** Logged (warn) when the demo runs on NATS: workers then act for whoever a client claims to be. */
+export const DEMO_ON_NATS_WARNING =
+  'DEMO MODE ON NATS: identity comes from connect params, so the workers on this NATS act for ' +
+  'whoever a client claims to be (dev only; a real deployment needs a config with a connect hook)';
 
 /** Logged (info) without a config file and without the demo: how to get either. */
 export const NO_DEMO_HINT =
@@ -65,6 +76,9 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     gateway.logger.warn(
       'demo mode: user_id/device_id come from connect params (insecure, dev only)',
     );
+    // Warn, not refuse: a container or a LAN demo is legitimate, but must not go unnoticed.
+    if (!isLoopbackHost(host)) gateway.logger.warn({ host }, DEMO_EXPOSED_WARNING);
+    if (servers !== undefined) gateway.logger.warn({ servers }, DEMO_ON_NATS_WARNING);
   } else if (!options.fromFile) {
     gateway.logger.info(NO_DEMO_HINT);
   }

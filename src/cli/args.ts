@@ -49,7 +49,7 @@ Options:
 Flags win over environment variables, which win over the config file.
 The demo runs only when asked for (--demo, or "demo": true in the config; npm start passes
 --demo). Its gen_api service runs in-process, or on NATS workers (npm run worker:demo) with
---nats.`;
+--nats. Off a loopback address, or on NATS, the demo logs a warning: anyone can be anyone.`;
 
 function parsePort(text: string, source: string): number {
   const port = Number(text);

@@ -1,13 +1,14 @@
 /**
  * The gen-gateway command: flags, environment, config files, the demo (only with --demo or
- * `"demo": true`) and shutdown.
+ * `"demo": true`, warning when it is reachable from elsewhere or on NATS) and shutdown.
  */
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { NO_DEMO_HINT } from '../../src/server.js';
+import { DEMO_EXPOSED_WARNING, DEMO_ON_NATS_WARNING, NO_DEMO_HINT } from '../../src/server.js';
+import { NatsServer } from '../support/nats.js';
 import { RawClient } from '../support/ws-client.js';
 import { spawnTs, type Spawned } from '../support/spawn.js';
 
@@ -327,6 +328,35 @@ describe('the demo only when asked for (issue 12, edge defaults)', () => {
     ]);
     client.close();
   });
+
+  it('--demo on 0.0.0.0 warns that anyone reachable can be anyone (and still serves)', async () => {
+    const proc = start(['--demo', '--host', '0.0.0.0', '--port', '0']);
+    const warning = await proc.logLine(DEMO_EXPOSED_WARNING);
+    expect(warning).toMatchObject({ level: 40, host: '0.0.0.0' });
+    expect(warning.msg).toContain('anyone who can reach this gateway can be anyone');
+    expect(logged(proc, DEMO_EXPOSED_WARNING)).toBe(true); // the check the other tests negate
+    const { port } = await listening(proc);
+    expect(
+      (await RawClient.handshake(`ws://127.0.0.1:${port}/socket/websocket?vsn=2.0.0`)).status,
+    ).toBe(101);
+    expect(logged(proc, DEMO_ON_NATS_WARNING)).toBe(false);
+  });
+
+  it('--demo with --nats warns that the workers act for whoever a client claims to be', async () => {
+    const nats = await NatsServer.start();
+    try {
+      const proc = start(['--demo', '--port', '0', '--nats', nats.url]);
+      const warning = await proc.logLine(DEMO_ON_NATS_WARNING);
+      expect(warning).toMatchObject({ level: 40, servers: nats.url });
+      await listening(proc);
+      // On 127.0.0.1: only the NATS warning.
+      expect(logged(proc, DEMO_EXPOSED_WARNING)).toBe(false);
+      proc.kill('SIGKILL');
+      await proc.exited;
+    } finally {
+      await nats.dispose();
+    }
+  });
 });
 
 describe('errors escaping user code (issue 12, point 4)', () => {
@@ -406,8 +436,10 @@ describe('gen-gateway --demo process (HOST/PORT from the environment)', () => {
     await demo.exited;
   });
 
-  it('--demo serves the demo: room:* with presence, identity from params', async () => {
+  it('--demo serves the demo: room:* with presence, identity from params; no warning on 127.0.0.1', async () => {
     expect(demo.stdout()).toContain('demo mode');
+    // Logged before "gateway listening" when it is logged at all.
+    expect(logged(demo, DEMO_EXPOSED_WARNING)).toBe(false);
     expect(logged(demo, NO_DEMO_HINT)).toBe(false);
     const client = await RawClient.connect(
       `ws://127.0.0.1:${port}/socket/websocket?vsn=2.0.0&user_id=alice`,
