@@ -17,4 +17,4 @@ COPY --from=build /app/dist ./dist
 USER node
 EXPOSE 4000
 ENTRYPOINT ["node", "dist/cli/gen-gateway.js"]
-CMD ["--host", "0.0.0.0", "--port", "4000"]
+CMD ["--host", "0.0.0.0", "--port", "4000", "--demo"]

@@ -10,11 +10,29 @@ import { GenApi } from './genapi/gen-api.js';
 import type { Logger } from './log/logger.js';
 import type { RateLimitsOptions } from './ratelimit/rate-limits.js';
 import type { Clock } from './util/clock.js';
+import { isLoopbackHost } from './util/loopback.js';
+
+/** Logged (warn) when the demo listens on anything but a loopback address. */
+export const DEMO_EXPOSED_WARNING =
+  'DEMO MODE ON A NON-LOOPBACK ADDRESS: identity comes from connect params, so anyone who can ' +
+  'reach this gateway can be anyone (dev only; a real deployment needs a config with a connect hook)';
+
+/** Logged (warn) when the demo runs on NATS: workers then act for whoever a client claims to be. */
+export const DEMO_ON_NATS_WARNING =
+  'DEMO MODE ON NATS: identity comes from connect params, so the workers on this NATS act for ' +
+  'whoever a client claims to be (dev only; a real deployment needs a config with a connect hook)';
+
+/** Logged (info) without a config file and without the demo: how to get either. */
+export const NO_DEMO_HINT =
+  'no config file and no --demo: only gen_api is served, and without a connect hook every call ' +
+  'answers "Authentication required"; start with --demo for the dev demo, or give --config FILE';
 
 export interface StartOptions {
   config: GatewayConfig;
-  /** Whether the config came from a file (the demo is off by default then). */
+  /** Whether the config came from a file (without one and without the demo, a hint is logged). */
   fromFile: boolean;
+  /** `--demo`: serve the dev demo whatever the config's `demo` says. Default false. */
+  demo?: boolean;
   host?: string;
   port?: number;
   /** NATS URL(s) from the command line; wins over the config file's nats.servers. */
@@ -41,7 +59,9 @@ export interface RunningGateway {
  */
 export async function startGateway(options: StartOptions): Promise<RunningGateway> {
   const { config, logger } = options;
-  const demo = config.demo ?? !options.fromFile;
+  // Only when asked for: its identity comes from connect params, so anyone can be anyone.
+  const demo = options.demo === true || config.demo === true;
+  const host = options.host ?? config.host ?? '127.0.0.1';
   const gateway = new Gateway({
     logger,
     ...(options.clock === undefined ? {} : { clock: options.clock }),
@@ -51,12 +71,17 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     ...(config.presence === undefined ? {} : { presence: config.presence }),
   });
   const { path = '/socket', ...socketOptions } = config.socket ?? {};
+  const servers = options.nats ?? config.nats?.servers;
   if (demo) {
     gateway.logger.warn(
       'demo mode: user_id/device_id come from connect params (insecure, dev only)',
     );
+    // Warn, not refuse: a container or a LAN demo is legitimate, but must not go unnoticed.
+    if (!isLoopbackHost(host)) gateway.logger.warn({ host }, DEMO_EXPOSED_WARNING);
+    if (servers !== undefined) gateway.logger.warn({ servers }, DEMO_ON_NATS_WARNING);
+  } else if (!options.fromFile) {
+    gateway.logger.info(NO_DEMO_HINT);
   }
-  const servers = options.nats ?? config.nats?.servers;
   const rateLimits = withDemoRateLimit(config.rateLimits, demo, servers !== undefined);
   // Always present (empty without policies) so the admin API can add policies at runtime.
   const genApi = new GenApi(gateway, {
@@ -100,10 +125,7 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
       servers,
     });
   }
-  const address = await gateway.listen(
-    options.port ?? config.port ?? 4000,
-    options.host ?? config.host ?? '127.0.0.1',
-  );
+  const address = await gateway.listen(options.port ?? config.port ?? 4000, host);
   return { gateway, genApi, address };
 }
 

@@ -1,4 +1,4 @@
-// A gen_api worker in 20 lines: `npx tsx examples/worker/greeter.ts` next to `gen-gateway --nats nats://127.0.0.1:4222`.
+// A gen_api worker in 20 lines: `npx tsx examples/worker/greeter.ts` next to `gen-gateway --demo --nats nats://127.0.0.1:4222`.
 import { connect } from '@nats-io/transport-node';
 import { defineService, fn, serve } from 'gen-gateway/worker';
 

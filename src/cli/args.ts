@@ -10,6 +10,8 @@ export interface CliOptions {
   nats?: string;
   /** `--processes`: gateway processes sharing the port (parsed; "auto" is the core count). */
   processes?: number;
+  /** `--demo`: serve the dev demo, whatever the config file's `demo` says. */
+  demo: boolean;
   help: boolean;
   version: boolean;
 }
@@ -37,13 +39,17 @@ Options:
   --nats URL         run gen_api functions on NATS workers (default: the embedded bus)
   --processes N|auto gateway processes sharing the port, each a cluster node; auto = one per
                      core; N > 1 needs NATS (default 1)
+  --demo             serve the dev demo (see README): room:* chat and the demo gen_api
+                     service, identity from connect params (insecure, dev only; wins over
+                     the config's "demo")
   --log-level LEVEL  trace|debug|info|warn|error|fatal|silent (env LOG_LEVEL, default info)
   -h, --help         show this help
   -v, --version      print the version
 
 Flags win over environment variables, which win over the config file.
-Without a config file the dev demo is served (see README): the demo gen_api service runs
-in-process, or on NATS workers (npm run worker:demo) with --nats.`;
+The demo runs only when asked for (--demo, or "demo": true in the config; npm start passes
+--demo). Its gen_api service runs in-process, or on NATS workers (npm run worker:demo) with
+--nats. Off a loopback address, or on NATS, the demo logs a warning: anyone can be anyone.`;
 
 function parsePort(text: string, source: string): number {
   const port = Number(text);
@@ -77,6 +83,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv): CliOp
         'log-level': { type: 'string' },
         nats: { type: 'string' },
         processes: { type: 'string' },
+        demo: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
       },
@@ -86,7 +93,11 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv): CliOp
   } catch (err) {
     throw new CliError((err as Error).message);
   }
-  const options: CliOptions = { help: values.help === true, version: values.version === true };
+  const options: CliOptions = {
+    demo: values.demo === true,
+    help: values.help === true,
+    version: values.version === true,
+  };
   const host = values.host ?? env.HOST;
   if (host !== undefined && host !== '') options.host = host;
   if (values.port !== undefined) options.port = parsePort(values.port, '--port');

@@ -97,6 +97,7 @@ async function main(): Promise<number> {
     running = await startGateway({
       config,
       fromFile: cli.config !== undefined,
+      demo: cli.demo,
       logger,
       ...listenAddress(cli, config),
       ...(cli.nats === undefined ? {} : { nats: cli.nats }),

@@ -34,7 +34,7 @@ export interface GatewayConfig {
   processes?: number | 'auto';
   /** LongPoll token key; give every node the same one. */
   secret?: string;
-  /** Serve the dev demo channels. Default: true without a config file, false with one. */
+  /** Serve the dev demo (identity from connect params; dev only). Default false; `--demo` wins. */
   demo?: boolean;
   /** The socket endpoint: its path (default /socket) and SocketOptions. */
   socket?: SocketOptions<Assigns> & { path?: string };

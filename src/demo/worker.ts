@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 /**
  * `npm run worker:demo`: serves the demo service over NATS (NATS_URL, default
- * nats://127.0.0.1:4222). Start gateways with `gen-gateway --nats <url>` to use it; `announce`
- * broadcasts over this worker's connection to the rooms of every gateway.
+ * nats://127.0.0.1:4222). Start gateways with `gen-gateway --demo --nats <url>` to use it;
+ * `announce` broadcasts over this worker's connection to the rooms of every gateway.
  */
 import { connect } from '@nats-io/transport-node';
 import { createLogger } from '../log/logger.js';

@@ -15,7 +15,7 @@ import {
 describe('parseCli and listenAddress', () => {
   it('with no flags, environment or config: 127.0.0.1:4000, no config file', () => {
     const cli = parseCli([], {});
-    expect(cli).toEqual({ help: false, version: false });
+    expect(cli).toEqual({ demo: false, help: false, version: false });
     expect(listenAddress(cli, {})).toEqual({ host: '127.0.0.1', port: 4000 });
     expect([DEFAULT_HOST, DEFAULT_PORT]).toEqual(['127.0.0.1', 4000]);
     expect(USAGE).toContain('(env HOST, default 127.0.0.1)');
@@ -24,7 +24,7 @@ describe('parseCli and listenAddress', () => {
 
   it('empty environment variables count as unset', () => {
     const cli = parseCli([], { HOST: '', PORT: '', GATEWAY_CONFIG: '', LOG_LEVEL: '' });
-    expect(cli).toEqual({ help: false, version: false });
+    expect(cli).toEqual({ demo: false, help: false, version: false });
     expect(listenAddress(cli, {})).toEqual({ host: DEFAULT_HOST, port: DEFAULT_PORT });
   });
 
@@ -51,6 +51,18 @@ describe('parseCli and listenAddress', () => {
     expect(parseCli([], { GATEWAY_CONFIG: 'env.json' }).config).toBe('env.json');
     expect(parseCli(['--log-level', 'warn'], { LOG_LEVEL: 'debug' }).logLevel).toBe('warn');
     expect(parseCli([], { LOG_LEVEL: 'debug' }).logLevel).toBe('debug');
+  });
+
+  it('--demo turns the demo on; nothing else does (no environment variable)', () => {
+    expect(parseCli(['--demo'], {}).demo).toBe(true);
+    expect(parseCli(['--demo', '--config', 'gateway.json'], {})).toMatchObject({
+      demo: true,
+      config: 'gateway.json',
+    });
+    expect(parseCli([], { DEMO: '1' }).demo).toBe(false);
+    // A boolean flag takes no value: `--demo=false` is refused rather than read as on.
+    expect(() => parseCli(['--demo=false'], {})).toThrow(CliError);
+    expect(USAGE).toContain('--demo');
   });
 
   it('bad input is a CliError naming the source', () => {

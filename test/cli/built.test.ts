@@ -1,8 +1,9 @@
 /**
  * The built package, as users run it: `npm run build` (once for this file), then the `bin`
- * (`node dist/cli/gen-gateway.js`) serves a socket and the demo echo; and `node dist/demo/worker.js`
- * (what `npm run worker:demo` runs after building) serves the demo service to a `--nats` gateway
- * on a nats-server this test starts. No tsx here: plain node on the compiled JavaScript.
+ * (`node dist/cli/gen-gateway.js --demo`, what `npm start` runs) serves a socket and the demo echo;
+ * and `node dist/demo/worker.js` (what `npm run worker:demo` runs after building) serves the demo
+ * service to a `--demo --nats` gateway on a nats-server this test starts. No tsx here: plain node
+ * on the compiled JavaScript.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
@@ -158,6 +159,8 @@ beforeAll(async () => {
   bin = pkg.bin['gen-gateway']!;
   expect(bin).toBe('dist/cli/gen-gateway.js');
   expect(pkg.scripts['worker:demo']).toBe('npm run build && node dist/demo/worker.js');
+  // The README's first command runs the demo: only --demo turns it on.
+  expect(pkg.scripts.start).toBe('npm run build && node dist/cli/gen-gateway.js --demo');
   try {
     await promisify(execFile)('npm', ['run', 'build'], { cwd: ROOT, timeout: BUILD_TIMEOUT_MS });
   } catch (err) {
@@ -171,7 +174,7 @@ describe('the built package', () => {
     expect((await readFile(join(ROOT, bin), 'utf8')).startsWith('#!/usr/bin/env node\n')).toBe(
       true,
     );
-    const gateway = node(bin, ['--port', '0']);
+    const gateway = node(bin, ['--demo', '--port', '0']);
     const listening = await gateway.logLine('gateway listening');
     expect(listening.host).toBe('127.0.0.1');
     const port = Number(listening.port);
@@ -186,9 +189,9 @@ describe('the built package', () => {
     ]);
   });
 
-  it('dist/demo/worker.js serves the demo service to a gateway started with --nats', async () => {
+  it('dist/demo/worker.js serves the demo service to a gateway started with --demo --nats', async () => {
     nats = await NatsServer.start();
-    const gateway = node(bin, ['--port', '0', '--nats', nats.url]);
+    const gateway = node(bin, ['--demo', '--port', '0', '--nats', nats.url]);
     const port = Number((await gateway.logLine('gateway listening')).port);
     // The demo service is not in-process with --nats: echo must come from the worker.
     const worker = node('dist/demo/worker.js', [], { NATS_URL: nats.url });

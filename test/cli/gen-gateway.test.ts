@@ -1,11 +1,14 @@
 /**
- * The gen-gateway command: flags, environment, config files, the demo and shutdown.
+ * The gen-gateway command: flags, environment, config files, the demo (only with --demo or
+ * `"demo": true`, warning when it is reachable from elsewhere or on NATS) and shutdown.
  */
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { DEMO_EXPOSED_WARNING, DEMO_ON_NATS_WARNING, NO_DEMO_HINT } from '../../src/server.js';
+import { NatsServer } from '../support/nats.js';
 import { RawClient } from '../support/ws-client.js';
 import { spawnTs, type Spawned } from '../support/spawn.js';
 
@@ -21,6 +24,15 @@ function start(args: string[], env: NodeJS.ProcessEnv = {}): Spawned {
 async function listening(proc: Spawned): Promise<{ host: string; port: number }> {
   const line = await proc.logLine('gateway listening');
   return { host: String(line.host), port: Number(line.port) };
+}
+
+/** Whether `proc` has logged a JSON line whose msg is `msg` (so far; complete lines only). */
+function logged(proc: Spawned, msg: string): boolean {
+  const out = proc.stdout();
+  return out
+    .slice(0, out.lastIndexOf('\n') + 1)
+    .split('\n')
+    .some((line) => line.startsWith('{') && (JSON.parse(line) as { msg?: unknown }).msg === msg);
 }
 
 async function configFile(name: string, content: string): Promise<string> {
@@ -106,7 +118,7 @@ describe('gen-gateway', () => {
     ).toBe(404);
   });
 
-  it('a JSON config sets the port, the socket path and options, and turns the demo off', async () => {
+  it('a JSON config sets the port, the socket path and options (no demo in it: none served)', async () => {
     const path = await configFile(
       'gateway.json',
       JSON.stringify({
@@ -212,6 +224,141 @@ describe('gen-gateway', () => {
   });
 });
 
+/** A gen_api call of the demo's `echo` on `gen_api:lobby`: the push and the phx_reply. */
+async function demoEcho(client: RawClient): Promise<unknown[]> {
+  expect(await client.join('gen_api:lobby', '1')).toEqual([
+    '1',
+    '1',
+    'gen_api:lobby',
+    'phx_reply',
+    { status: 'ok', response: {} },
+  ]);
+  client.send([
+    '1',
+    '2',
+    'gen_api:lobby',
+    'phoenix_gen_api',
+    { request_id: 'r1', service: 'demo', request_type: 'echo', args: { message: 'hello' } },
+  ]);
+  return client.take(2);
+}
+
+describe('the demo only when asked for (issue 12, edge defaults)', () => {
+  it('without --demo and without a config: no room:*, no identity from params (gen_api calls: Authentication required), and a hint how to get the demo', async () => {
+    const proc = start(['--port', '0'], {
+      HOST: undefined,
+      PORT: undefined,
+      GATEWAY_CONFIG: undefined,
+    });
+    const hint = await proc.logLine(NO_DEMO_HINT);
+    expect(hint.level).toBe(30);
+    expect(logged(proc, NO_DEMO_HINT)).toBe(true); // the check the other tests negate
+    const { port } = await listening(proc);
+    expect(proc.stdout()).not.toContain('demo mode');
+    // user_id in the params is no identity without the demo's connect hook.
+    const client = await RawClient.connect(
+      `ws://127.0.0.1:${port}/socket/websocket?vsn=2.0.0&user_id=alice`,
+    );
+    expect(await client.join('room:lobby', '1')).toEqual([
+      null,
+      '1',
+      'room:lobby',
+      'phx_reply',
+      { status: 'error', response: { reason: 'unmatched topic' } },
+    ]);
+    const [push, reply] = await demoEcho(client);
+    expect(push).toEqual([
+      '1',
+      null,
+      'gen_api:lobby',
+      'phoenix_gen_api',
+      {
+        request_id: 'r1',
+        result: null,
+        success: false,
+        error: 'Authentication required',
+        async: false,
+        has_more: false,
+        can_retry: false,
+      },
+    ]);
+    expect(reply).toEqual([
+      '1',
+      '2',
+      'gen_api:lobby',
+      'phx_reply',
+      { status: 'error', response: 'Authentication required' },
+    ]);
+    client.close();
+  });
+
+  it('with a config that authenticates but has no demo, the demo service is not there: unsupported function', async () => {
+    const path = await configFile(
+      'gateway.config.mjs',
+      `export default { port: 0, socket: { connect: () => ({ assigns: { user_id: 'alice' } }) } };`,
+    );
+    const proc = start(['--config', path]);
+    const { port } = await listening(proc);
+    // A config file is a configuration: no hint.
+    expect(logged(proc, NO_DEMO_HINT)).toBe(false);
+    const client = await RawClient.connect(`ws://127.0.0.1:${port}/socket/websocket?vsn=2.0.0`);
+    const [push] = await demoEcho(client);
+    expect((push as unknown[])[4]).toMatchObject({
+      request_id: 'r1',
+      success: false,
+      error: 'unsupported function: echo version latest',
+    });
+    client.close();
+  });
+
+  it('--demo with a config file wins over its "demo": false', async () => {
+    const path = await configFile('gateway.json', JSON.stringify({ port: 0, demo: false }));
+    const proc = start(['--config', path, '--demo']);
+    const { port } = await listening(proc);
+    const client = await RawClient.connect(
+      `ws://127.0.0.1:${port}/socket/websocket?vsn=2.0.0&user_id=alice`,
+    );
+    client.send(['1', '1', 'room:lobby', 'phx_join', {}]);
+    expect((await client.take(1))[0]).toEqual([
+      '1',
+      '1',
+      'room:lobby',
+      'phx_reply',
+      { status: 'ok', response: { topic: 'room:lobby' } },
+    ]);
+    client.close();
+  });
+
+  it('--demo on 0.0.0.0 warns that anyone reachable can be anyone (and still serves)', async () => {
+    const proc = start(['--demo', '--host', '0.0.0.0', '--port', '0']);
+    const warning = await proc.logLine(DEMO_EXPOSED_WARNING);
+    expect(warning).toMatchObject({ level: 40, host: '0.0.0.0' });
+    expect(warning.msg).toContain('anyone who can reach this gateway can be anyone');
+    expect(logged(proc, DEMO_EXPOSED_WARNING)).toBe(true); // the check the other tests negate
+    const { port } = await listening(proc);
+    expect(
+      (await RawClient.handshake(`ws://127.0.0.1:${port}/socket/websocket?vsn=2.0.0`)).status,
+    ).toBe(101);
+    expect(logged(proc, DEMO_ON_NATS_WARNING)).toBe(false);
+  });
+
+  it('--demo with --nats warns that the workers act for whoever a client claims to be', async () => {
+    const nats = await NatsServer.start();
+    try {
+      const proc = start(['--demo', '--port', '0', '--nats', nats.url]);
+      const warning = await proc.logLine(DEMO_ON_NATS_WARNING);
+      expect(warning).toMatchObject({ level: 40, servers: nats.url });
+      await listening(proc);
+      // On 127.0.0.1: only the NATS warning.
+      expect(logged(proc, DEMO_EXPOSED_WARNING)).toBe(false);
+      proc.kill('SIGKILL');
+      await proc.exited;
+    } finally {
+      await nats.dispose();
+    }
+  });
+});
+
 describe('errors escaping user code (issue 12, point 4)', () => {
   it('a rejection nobody awaits is logged and the gateway keeps serving; an exception thrown in a timer closes the sockets with 1012 and exits 1', async () => {
     const index = new URL('../../src/index.ts', import.meta.url).href;
@@ -271,13 +418,13 @@ describe('errors escaping user code (issue 12, point 4)', () => {
   });
 });
 
-/** One demo process for the tests that only talk to it; the last one shuts it down. */
-describe('gen-gateway demo process (HOST/PORT from the environment)', () => {
+/** One demo process (`--demo`) for the tests that only talk to it; the last one shuts it down. */
+describe('gen-gateway --demo process (HOST/PORT from the environment)', () => {
   let demo: Spawned;
   let port = 0;
 
   beforeAll(async () => {
-    demo = spawnTs(BIN, [], { HOST: '127.0.0.1', PORT: '0', GATEWAY_CONFIG: undefined });
+    demo = spawnTs(BIN, ['--demo'], { HOST: '127.0.0.1', PORT: '0', GATEWAY_CONFIG: undefined });
     const address = await listening(demo);
     expect(address.host).toBe('127.0.0.1');
     expect(address.port).toBeGreaterThan(0);
@@ -289,8 +436,11 @@ describe('gen-gateway demo process (HOST/PORT from the environment)', () => {
     await demo.exited;
   });
 
-  it('without a config it serves the demo: room:* with presence, identity from params', async () => {
+  it('--demo serves the demo: room:* with presence, identity from params; no warning on 127.0.0.1', async () => {
     expect(demo.stdout()).toContain('demo mode');
+    // Logged before "gateway listening" when it is logged at all.
+    expect(logged(demo, DEMO_EXPOSED_WARNING)).toBe(false);
+    expect(logged(demo, NO_DEMO_HINT)).toBe(false);
     const client = await RawClient.connect(
       `ws://127.0.0.1:${port}/socket/websocket?vsn=2.0.0&user_id=alice`,
     );

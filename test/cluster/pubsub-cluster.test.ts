@@ -424,13 +424,14 @@ describe('cluster PubSub across 3 gateway processes on a 3-server NATS cluster',
   });
 });
 
-describe('announce in-process (npm start without NATS)', () => {
+describe('announce in-process (npm start: --demo without NATS)', () => {
   let running: RunningGateway;
 
   beforeAll(async () => {
     running = await startGateway({
       config: {},
       fromFile: false,
+      demo: true,
       logger: pino({ level: 'silent' }),
       port: 0,
       host: '127.0.0.1',

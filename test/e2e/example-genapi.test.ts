@@ -1,6 +1,6 @@
 /**
- * The README's gen_api paths as separate processes: `gen-gateway` embedded with the client
- * example; and `gen-gateway --nats` with the demo worker (`worker:demo`) and the 20-line greeter
+ * The README's gen_api paths as separate processes: `gen-gateway --demo` embedded with the client
+ * example; and `gen-gateway --demo --nats` with the demo worker (`worker:demo`) and the 20-line greeter
  * worker example on a nats-server the test starts.
  */
 import { afterEach, describe, expect, it } from 'vitest';
@@ -38,7 +38,7 @@ async function output(proc: Spawned): Promise<string> {
 
 describe('gen_api examples', () => {
   it('embedded: the client example calls echo, streams count and hits the demo rate limit', async () => {
-    const gateway = run('src/cli/gen-gateway.ts', ['--port', '0']);
+    const gateway = run('src/cli/gen-gateway.ts', ['--demo', '--port', '0']);
     const port = await gatewayPort(gateway);
     const client = run('examples/genapi/client.ts', [], { URL: `ws://127.0.0.1:${port}/socket` });
     const out = await output(client);
@@ -50,9 +50,9 @@ describe('gen_api examples', () => {
     );
   });
 
-  it('on NATS: gen-gateway --nats with worker:demo and the greeter worker', async () => {
+  it('on NATS: gen-gateway --demo --nats with worker:demo and the greeter worker', async () => {
     nats = await NatsServer.start();
-    const gateway = run('src/cli/gen-gateway.ts', ['--port', '0', '--nats', nats.url]);
+    const gateway = run('src/cli/gen-gateway.ts', ['--demo', '--port', '0', '--nats', nats.url]);
     const port = await gatewayPort(gateway);
     // Both workers start once the gateway listens (their config pushes reach it), side by side:
     // each is a second or more of tsx start-up.
