@@ -14,7 +14,12 @@ ENV NODE_ENV=production
 COPY --from=build /app/package.json ./package.json
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+# The hardened gateway config of examples/secure: it reads every secret from the environment and
+# refuses to start while one is missing (examples/secure/.env.example lists them).
+COPY examples/secure/gateway.config.mjs ./config/gateway.config.mjs
+ENV HOST=0.0.0.0 PORT=4000
 USER node
 EXPOSE 4000
 ENTRYPOINT ["node", "dist/cli/gen-gateway.js"]
-CMD ["--host", "0.0.0.0", "--port", "4000", "--demo"]
+# The insecure dev demo instead: docker run -p 4000:4000 <image> --demo --host 0.0.0.0
+CMD ["--config", "/app/config/gateway.config.mjs"]
