@@ -35,6 +35,8 @@ export interface ChannelHost<A extends Assigns> {
   ): void;
   /** Forgets the channel: session map, topic subscription, presence entries. */
   detach(channel: ChannelInstance<A>): void;
+  /** A callback of `channel` threw or rejected: log it with the socket's context and count it. */
+  channelError(channel: ChannelInstance<A>, err: unknown, message: string): void;
 }
 
 const JOINING = 0;
@@ -100,14 +102,16 @@ function isReply(value: unknown): value is Reply {
   );
 }
 
+function isAbortError(err: unknown): boolean {
+  return (
+    err !== null && typeof err === 'object' && (err as { name?: unknown }).name === 'AbortError'
+  );
+}
+
 function isStop(value: unknown): value is Stop {
   return value !== null && typeof value === 'object' && 'stop' in value;
 }
 
-/**
- * The reason every channel signal aborts with: one shared AbortError (\`abort()\` without a reason
- * builds a new DOMException, with its stack trace, for each channel that ends).
- */
 /** A stop reason for the log: strings as they are, errors as `Name: message`, others as JSON. */
 function describeReason(reason: StopReason): string {
   if (typeof reason === 'string') return reason;
@@ -119,6 +123,10 @@ function describeReason(reason: StopReason): string {
   }
 }
 
+/**
+ * The reason every channel signal aborts with: one shared AbortError (\`abort()\` without a reason
+ * builds a new DOMException, with its stack trace, for each channel that ends).
+ */
 const CHANNEL_ENDED = new DOMException('The channel ended', 'AbortError');
 
 /**
@@ -270,7 +278,18 @@ export class ChannelInstance<A extends Assigns = Assigns> implements Channel<A>,
     this.host.pubsub.subscribe(this.topic, this);
     const held = this.deferred;
     this.deferred = null;
-    if (held) for (const action of held) action();
+    if (held) {
+      // Pushes and broadcasts join() made: one that fails crashes this channel, as it would have
+      // inside join().
+      for (const action of held) {
+        try {
+          action();
+        } catch (err) {
+          this.crash(err);
+          return;
+        }
+      }
+    }
     if (this.handler.afterJoin) this.dispatch({ kind: AFTER_JOIN });
   }
 
@@ -298,7 +317,7 @@ export class ChannelInstance<A extends Assigns = Assigns> implements Channel<A>,
   }
 
   private joinCrashed(err: unknown): Reply {
-    this.host.logger.error({ err, topic: this.topic }, 'channel join crashed');
+    this.host.channelError(this, err, 'channel join crashed');
     return JOIN_CRASHED;
   }
 
@@ -406,16 +425,14 @@ export class ChannelInstance<A extends Assigns = Assigns> implements Channel<A>,
     this.ref = ref;
     this.messageSize = size;
     const handler = this.handler;
-    if (!handler.handleIn) {
-      this.crash(
-        new InvalidArgumentError(
-          `channel ${this.topic} has no handleIn() for event ${JSON.stringify(event)}`,
-        ),
-      );
-      return undefined;
-    }
     return this.invoke(
-      () => handler.handleIn?.(event, payload, this),
+      () => {
+        if (!handler.handleIn)
+          throw new InvalidArgumentError(
+            `channel ${this.topic} has no handleIn() for event ${JSON.stringify(event)}`,
+          );
+        return handler.handleIn(event, payload, this);
+      },
       (result) => this.applyIn(result, ref),
     );
   }
@@ -426,17 +443,21 @@ export class ChannelInstance<A extends Assigns = Assigns> implements Channel<A>,
     return undefined;
   }
 
-  /** Calls a handler; sync results are applied at once, async ones when they settle. */
+  /**
+   * Calls a handler; sync results are applied at once, async ones when they settle. This is the
+   * channel's fault boundary: a throw or a rejection, in the handler or in applying its result,
+   * crashes this channel only (phx_error), never its socket or the process.
+   */
   private invoke(call: () => unknown, apply: (result: unknown) => void): Promise<void> | undefined {
     let result: unknown;
     try {
       result = call();
+      if (!isThenable(result)) {
+        apply(result);
+        return undefined;
+      }
     } catch (err) {
       this.crash(err);
-      return undefined;
-    }
-    if (!isThenable(result)) {
-      apply(result);
       return undefined;
     }
     return Promise.resolve(result).then(
@@ -486,8 +507,15 @@ export class ChannelInstance<A extends Assigns = Assigns> implements Channel<A>,
   }
 
   private crash(err: unknown): void {
-    if (this.state !== JOINED) return;
-    this.host.logger.error({ err, topic: this.topic }, 'channel crashed');
+    if (this.state !== JOINED) {
+      // A callback that failed after the channel ended: nothing left to end. Work aborted by the
+      // channel's own signal is the expected way for it to stop, not an error.
+      if (isAbortError(err))
+        this.host.logger.debug({ topic: this.topic }, 'channel callback aborted after its end');
+      else this.host.channelError(this, err, 'channel callback failed after the channel ended');
+      return;
+    }
+    this.host.channelError(this, err, 'channel crashed');
     this.shutdown({ kind: 'crash', error: err }, 'phx_error');
   }
 
@@ -501,19 +529,21 @@ export class ChannelInstance<A extends Assigns = Assigns> implements Channel<A>,
     if (this.state === CLOSING || this.state === CLOSED) return;
     this.state = CLOSING;
     this.mailbox = null;
-    this.host.detach(this);
+    try {
+      this.host.detach(this);
+    } catch (err) {
+      // Presence or pubsub failed to let go: terminate must still run and the client be told.
+      this.host.logger.error({ err, topic: this.topic }, 'detaching a channel failed');
+    }
     this.controller?.abort(CHANNEL_ENDED);
     if (frame === 'phx_close') this.host.writeControl(this, 'phx_close', EMPTY);
     this.runTerminate(reason);
     if (frame === 'phx_error') this.host.writeControl(this, 'phx_error', CHANNEL_CRASH);
   }
 
+  /** Runs `terminate`; its throw or rejection is logged and counted, and the teardown goes on. */
   private runTerminate(reason: TerminateReason): void {
     const handler = this.handler;
-    if (!handler.terminate) {
-      this.state = CLOSED;
-      return;
-    }
     // An abandoned join stays CLOSED while its terminate runs: the client was already told the
     // join failed, so nothing it pushes or replies may reach the client.
     const done = (): void => {
@@ -521,9 +551,13 @@ export class ChannelInstance<A extends Assigns = Assigns> implements Channel<A>,
     };
     const failed = (err: unknown): void => {
       this.state = CLOSED;
-      this.host.logger.error({ err, topic: this.topic }, 'channel terminate() failed');
+      this.host.channelError(this, err, 'channel terminate() failed');
     };
     try {
+      if (!handler.terminate) {
+        done();
+        return;
+      }
       const result = handler.terminate(reason, this);
       if (isThenable(result)) Promise.resolve(result).then(done, failed);
       else done();

@@ -16,7 +16,7 @@ import { ArgumentError } from './args/errors.js';
 import { convertArgs, DEFAULT_ARG_LIMITS, type ArgLimits } from './args/convert.js';
 import { inspect } from './args/inspect.js';
 import type { ConfigRegistry } from './config/registry.js';
-import { HookTimeoutError, isResponse, withHookTimeout, type HookRegistry } from './hooks.js';
+import { hookErrorMessage, isResponse, withHookTimeout, type HookRegistry } from './hooks.js';
 import { checkPermission } from './permission.js';
 import {
   BrokenCircuitError,
@@ -658,8 +658,9 @@ export class Executor {
       }
       return { request, config };
     } catch (err) {
-      this.logger.warn({ hook: name, err: (err as Error).message }, 'before hook failed');
-      return { reject: err instanceof HookTimeoutError ? err.message : (err as Error).message };
+      const message = hookErrorMessage(err);
+      this.logger.warn({ hook: name, err: message }, 'before hook failed');
+      return { reject: message };
     }
   }
 
@@ -695,7 +696,7 @@ export class Executor {
       return response;
     } catch (err) {
       this.logger.warn(
-        { hook: config.afterExecute, err: (err as Error).message },
+        { hook: config.afterExecute, err: hookErrorMessage(err) },
         'after hook failed; kept the original',
       );
       return response;

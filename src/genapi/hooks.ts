@@ -44,6 +44,20 @@ export class HookTimeoutError extends GatewayError {
   }
 }
 
+/**
+ * The message of whatever a hook threw: hooks may throw anything (`throw "nope"`, `throw null`),
+ * and reading `.message` of a non-Error must not turn the hook's failure into another one.
+ */
+export function hookErrorMessage(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  if (typeof err === 'string') return err;
+  try {
+    return String(err);
+  } catch {
+    return Object.prototype.toString.call(err);
+  }
+}
+
 /** Runs `work` with a deadline; a throw or a timeout rejects. */
 export function withHookTimeout<T>(work: () => T | Promise<T>, timeoutMs: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;

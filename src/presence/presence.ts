@@ -29,7 +29,7 @@ export interface PresenceOptions {
   nodeId?: string;
   /**
    * Called when an `onLocalChange` listener throws. The change itself stands (its diff went out),
-   * and the other listeners still run. Default: a process warning.
+   * and the other listeners still run. Default: a process warning (also when this one throws).
    */
   onChangeError?: (err: unknown, change: PresenceChange) => void;
   /** Replication between gateways once the gateway joined a cluster (protocol/presence.md §6). */
@@ -326,14 +326,30 @@ export class LocalPresence implements Presence {
       try {
         listener(change);
       } catch (err) {
-        if (this.options.onChangeError) this.options.onChangeError(err, change);
-        else
-          process.emitWarning(
-            `presence onLocalChange listener threw on ${change.kind} ${change.topic}/${change.key}: ${String(err)}`,
-            'PresenceWarning',
-          );
+        this.changeError(err, change);
       }
     }
+  }
+
+  /** Reports a listener's error; an `onChangeError` that throws too only adds a warning. */
+  private changeError(err: unknown, change: PresenceChange): void {
+    const where = `${change.kind} ${change.topic}/${change.key}`;
+    const handler = this.options.onChangeError;
+    if (handler) {
+      try {
+        handler(err, change);
+        return;
+      } catch (handlerErr) {
+        process.emitWarning(
+          `presence onChangeError threw on ${where}: ${String(handlerErr)}`,
+          'PresenceWarning',
+        );
+      }
+    }
+    process.emitWarning(
+      `presence onLocalChange listener threw on ${where}: ${String(err)}`,
+      'PresenceWarning',
+    );
   }
 
   private find(owner: object, topic: string, key: string): Entry | undefined {

@@ -131,6 +131,8 @@ export async function authorize<A extends Assigns>(
   try {
     result = await withTimeout(Promise.resolve(hook(info)), ctx.options.connectTimeoutMs);
   } catch (err) {
+    // The hook's failure costs this connect only (500; the client retries like after any 5xx).
+    ctx.gateway.stats.connectErrors++;
     ctx.logger.error({ err, transport, peer: peer.address }, 'connect hook threw');
     return refused(500, 'connect hook failed');
   }
@@ -150,8 +152,9 @@ export async function authorize<A extends Assigns>(
     typeof result.assigns !== 'object' ||
     result.assigns === null
   ) {
+    ctx.gateway.stats.connectErrors++;
     ctx.logger.error(
-      { transport },
+      { transport, peer: peer.address },
       'connect hook must return { assigns, id? }, false or refuse(...)',
     );
     return refused(500, 'connect hook returned an invalid value');

@@ -38,6 +38,8 @@ export const CLOSE = {
   disconnect: 1001,
   idleTimeout: 1002,
   invalidFrame: 1011,
+  /** An internal failure while handling one of the socket's frames (the same code as Phoenix). */
+  internalError: 1011,
   tooLarge: 1009,
   drain: 1012,
   /** Policy violation: a flood of rate-limited messages, or client bytes over inboundByteRate. */
@@ -209,8 +211,36 @@ export class Session<A extends Assigns = Assigns> implements ChannelHost<A>, Soc
     if (this.tail !== null) return this.enqueue(data, isBinary);
     const message = this.decode(data, isBinary);
     if (message === null) return undefined;
-    const pending = this.dispatch(message);
+    const pending = this.guardedDispatch(message);
     return pending ? this.block(pending) : undefined;
+  }
+
+  /**
+   * The socket's fault boundary: channel callbacks are guarded in ChannelInstance, so an error
+   * here is a defect in handling the frame. This socket's state is then unknown: it is closed
+   * (1011, as Phoenix does when a socket process crashes) and nothing else is affected.
+   */
+  private guardedDispatch(message: InboundMessage): Promise<void> | undefined {
+    try {
+      return this.dispatch(message);
+    } catch (err) {
+      this.fail(err, message.topic);
+      return undefined;
+    }
+  }
+
+  /** @internal Logs and counts an internal failure, then closes this socket (1011). */
+  fail(err: unknown, topic: string | null): void {
+    if (this.closed) {
+      this.logger.error({ err, id: this.id, peer: this.peer.address, topic }, 'socket failed');
+      return;
+    }
+    this.ctx.stats.internalErrors++;
+    this.logger.error(
+      { err, id: this.id, peer: this.peer.address, topic },
+      'handling a frame failed, closing the socket',
+    );
+    this.close(CLOSE.internalError, 'internal error');
   }
 
   /**
@@ -268,19 +298,28 @@ export class Session<A extends Assigns = Assigns> implements ChannelHost<A>, Soc
       this.queued--;
       if (this.closed) return undefined;
       const message = this.decode(data, isBinary);
-      return message === null ? undefined : this.dispatch(message);
+      return message === null ? undefined : this.guardedDispatch(message);
     });
     return this.block(next);
   }
 
+  /**
+   * Makes `pending` the tail that later frames wait for. The tail never rejects: a failure closes
+   * the socket (1011) and the frames behind it are dropped (the socket is closed), so neither an
+   * unhandled rejection nor a queue stuck on a rejected tail can follow.
+   */
   private block(pending: Promise<void>): Promise<void> {
-    const tail: Promise<void> = pending.then(() => {
+    const settled = (): void => {
       if (this.tail !== tail) return;
       this.tail = null;
       if (this.paused) {
         this.paused = false;
         this.connection.resumeInput();
       }
+    };
+    const tail: Promise<void> = pending.then(settled, (err: unknown) => {
+      this.fail(err, null);
+      settled();
     });
     this.tail = tail;
     return tail;
@@ -384,13 +423,9 @@ export class Session<A extends Assigns = Assigns> implements ChannelHost<A>, Soc
     const pending = new PendingJoin(this, instance, message, previous);
     this.joining = pending;
     this.ctx.wheel.schedule(pending, this.ctx.wheel.clock() + this.ctx.joinTimeoutMs);
-    outcome
-      .then((reply) => pending.settle(reply))
-      // runJoin turns a failing join() into its error reply, so this is a defect in completing
-      // the join; the join timeout still answers the client if it was not answered.
-      .catch((err: unknown) =>
-        this.logger.error({ err, topic, peer: this.peer.address }, 'join could not complete'),
-      );
+    // runJoin turns a failing join() into its error reply, so a rejection here is a defect in
+    // completing the join: the socket's state is unknown, so it goes (1011).
+    outcome.then((reply) => pending.settle(reply)).catch((err: unknown) => this.fail(err, topic));
     return pending.promise;
   }
 
@@ -545,13 +580,36 @@ export class Session<A extends Assigns = Assigns> implements ChannelHost<A>, Soc
     this.teardown();
   }
 
-  /** The connection is gone: end every channel without writing anything. Idempotent. */
+  /**
+   * The connection is gone: end every channel without writing anything. Idempotent, and it never
+   * throws (transports call it from their close events): one channel failing to end does not
+   * keep the others, the gauges or the registry from being cleaned up.
+   */
   teardown(): void {
     if (this.closed) return;
     this.closed = true;
-    this.joining?.abandon();
-    for (const channel of [...this.channels.values()]) channel.shutdown(TERMINATE.closed, null);
+    try {
+      this.joining?.abandon();
+    } catch (err) {
+      this.logger.error({ err, id: this.id, peer: this.peer.address }, 'abandoning a join failed');
+    }
+    for (const channel of [...this.channels.values()]) {
+      try {
+        channel.shutdown(TERMINATE.closed, null);
+      } catch (err) {
+        this.logger.error(
+          { err, id: this.id, peer: this.peer.address, topic: channel.topic },
+          'ending a channel failed',
+        );
+      }
+    }
     this.ctx.stats.sockets--;
     this.ctx.onTeardown(this);
+  }
+
+  /** @internal A channel callback threw or rejected: logged with the socket, and counted. */
+  channelError(channel: ChannelInstance<A>, err: unknown, message: string): void {
+    this.ctx.stats.channelErrors++;
+    this.logger.error({ err, topic: channel.topic, id: this.id, peer: this.peer.address }, message);
   }
 }

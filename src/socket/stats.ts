@@ -18,6 +18,15 @@ export interface GatewayStats {
   floods: number;
   /** Connections refused by the per-IP connect limit. */
   rateLimitedConnects: number;
+  /**
+   * Errors thrown or rejected by channel callbacks (join, afterJoin, handleIn, handleOut,
+   * terminate): each one cost its channel (or its join) only.
+   */
+  channelErrors: number;
+  /** Connect hooks that threw or rejected (the client got HTTP 500). */
+  connectErrors: number;
+  /** Sockets closed with 1011 because handling one of their frames failed inside the gateway. */
+  internalErrors: number;
 }
 
 export function createStats(): GatewayStats {
@@ -31,5 +40,8 @@ export function createStats(): GatewayStats {
     rateLimitedMessages: 0,
     floods: 0,
     rateLimitedConnects: 0,
+    channelErrors: 0,
+    connectErrors: 0,
+    internalErrors: 0,
   };
 }
