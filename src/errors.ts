@@ -43,6 +43,8 @@ export type GatewayErrorCode =
   | 'ERR_PRESENCE_REQUEST'
   /** NoGatewayError: a worker's presence request found no gateway on its NATS. */
   | 'ERR_NO_GATEWAY'
+  /** NatsConnectError: a NATS connection refused (auth, TLS, credentials file) or not made. */
+  | 'ERR_NATS_CONNECT'
   // ---- internal ----
   /** CliError: bad command-line arguments (the CLI prints the message and exits 2). */
   | 'ERR_CLI'

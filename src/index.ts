@@ -97,7 +97,13 @@ export type {
 
 // Cluster: broadcasts, Presence and disconnects across gateways on NATS.
 export type { ClusterConnectionHealth, ClusterOptions } from './cluster/cluster.js';
-export type { NatsConnectionOptions } from './nats/connection.js';
+export {
+  NatsConnectError,
+  type NatsConnectFailure,
+  type NatsConnectionOptions,
+  type NatsCredentials,
+  type NatsTlsOptions,
+} from './nats/connection.js';
 export {
   CLUSTER_PUBSUB_DEFAULTS,
   type ClusterPubSubOptions,

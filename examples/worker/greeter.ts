@@ -1,6 +1,12 @@
 // A gen_api worker in 20 lines: `npx tsx examples/worker/greeter.ts` next to `gen-gateway --demo --nats nats://127.0.0.1:4222`.
-import { connect } from '@nats-io/transport-node';
-import { defineService, fn, serve } from 'gen-gateway/worker';
+// NATS_URL, NATS_CREDS, NATS_USER/NATS_PASS, NATS_TOKEN, NATS_CA, … say where and as whom (README: NATS credentials).
+import {
+  connectWorker,
+  defineService,
+  fn,
+  serve,
+  workerConnectOptionsFromEnv,
+} from 'gen-gateway/worker';
 
 const greeter = defineService({
   name: 'greeter',
@@ -20,7 +26,7 @@ const greeter = defineService({
   },
 });
 
-const nc = await connect({ servers: process.env.NATS_URL ?? 'nats://127.0.0.1:4222' });
+const nc = await connectWorker({ ...workerConnectOptionsFromEnv(), service: greeter.name });
 const worker = await serve(greeter, { nats: nc });
 process.once('SIGTERM', () => {
   worker

@@ -5,11 +5,13 @@ import {
   ConfigError,
   LOG_LEVELS,
   loadConfig,
+  withNatsCredentialEnv,
   type GatewayConfig,
   type LogLevel,
 } from '../config/file.js';
 import { OptionError } from '../config/errors.js';
 import { InvalidArgumentError, OutOfRangeError } from '../errors.js';
+import { NatsConnectError } from '../nats/connection.js';
 import { PolicyError } from '../ratelimit/policy.js';
 import { startGateway } from '../server.js';
 import { CliError, listenAddress, parseCli, parseProcesses, USAGE } from './args.js';
@@ -48,6 +50,8 @@ async function main(): Promise<number> {
   let config: GatewayConfig = {};
   try {
     if (cli.config !== undefined) config = await loadConfig(cli.config);
+    // GEN_GATEWAY_NATS_CREDS/USER/PASS/TOKEN: secrets from the environment replace the file's.
+    config = withNatsCredentialEnv(config, process.env);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`gen-gateway: ${err.message}\n`);
@@ -115,6 +119,11 @@ async function main(): Promise<number> {
     // names the option.
     if (err instanceof OutOfRangeError || err instanceof InvalidArgumentError) {
       process.stderr.write(`gen-gateway: invalid option: ${err.message}\n`);
+      return CONFIG_EXIT_CODE;
+    }
+    // Refused credentials, TLS or an unreadable creds file fail every restart alike.
+    if (err instanceof NatsConnectError && err.reason !== 'connect') {
+      process.stderr.write(`gen-gateway: ${err.message}\n`);
       return CONFIG_EXIT_CODE;
     }
     logger.fatal({ err }, 'gateway failed to start');

@@ -1,7 +1,10 @@
-import { connect } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/nats-core';
 import type { Logger } from '../log/logger.js';
-import { gatewayConnectOptions, type NatsConnectionOptions } from '../nats/connection.js';
+import {
+  connectNats,
+  gatewayConnectOptions,
+  type NatsConnectionOptions,
+} from '../nats/connection.js';
 import { DEFAULT_PREFIX, Subjects } from '../nats/subjects.js';
 import type { ClusterComponent, ClusterLink } from './link.js';
 
@@ -39,10 +42,8 @@ export class Cluster {
     deps: { nodeId: string; logger: Logger; components: readonly ClusterComponent[] },
   ): Promise<Cluster> {
     const logger = deps.logger.child({ component: 'cluster' });
-    const nc = await connect({
-      ...gatewayConnectOptions(options, `gen-gateway cluster ${deps.nodeId}`),
-      noEcho: true,
-    });
+    const name = `gen-gateway cluster ${deps.nodeId}`;
+    const nc = await connectNats({ ...gatewayConnectOptions(options, name), noEcho: true }, name);
     let cluster: Cluster | null = null;
     const link: ClusterLink = {
       nc,

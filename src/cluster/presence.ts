@@ -1,14 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import {
-  createInbox,
-  headers as natsHeaders,
-  type Msg,
-  type Subscription,
-} from '@nats-io/nats-core';
+import { headers as natsHeaders, type Msg, type Subscription } from '@nats-io/nats-core';
 import type { PubSub } from '../channel/pubsub.js';
 import type { Channel } from '../channel/types.js';
 import { ERROR_CODES, H, QUEUE_GROUP } from '../nats/headers.js';
 import { topicToken } from '../nats/topic-token.js';
+import { natsInbox } from '../nats/connection.js';
 import {
   LocalPresence,
   setKey,
@@ -397,7 +393,7 @@ export class ClusterPresence implements Presence, ClusterComponent {
   private requestSync(node: string): void {
     const link = this.link;
     if (!link) return this.replicas.syncFailed(node);
-    const inbox = createInbox();
+    const inbox = natsInbox(link.nc);
     const chunks = new Map<number, SyncChunkMessage>();
     let head: SyncChunkMessage | null = null;
     const finish = (ok: boolean, why?: string) => {

@@ -10,6 +10,8 @@ import type { RateLimitsOptions } from '../ratelimit/rate-limits.js';
 import type { AdminOptions } from '../admin/admin.js';
 import type { GatewayOptions } from '../gateway.js';
 import { ConfigError } from './errors.js';
+import { InvalidArgumentError } from '../errors.js';
+import { checkNatsCredentials, type NatsCredentials } from '../nats/connection.js';
 
 export { ConfigError };
 
@@ -103,6 +105,11 @@ const NATS_KEYS = new Set([
   'user',
   'pass',
   'token',
+  'nkeySeed',
+  'nkeySeedFile',
+  'credsFile',
+  'tls',
+  'inboxPrefix',
   'reconnectTimeWaitMs',
   'discovery',
   'sync',
@@ -214,6 +221,7 @@ export function validateConfig(file: string, value: unknown): GatewayConfig {
   ) {
     throw new ConfigError(`${file}: "nats.servers" must be a URL or a list of URLs`);
   }
+  if (config.nats !== undefined) checkNatsSection(file, config.nats as NatsCredentials);
   if (config.channels !== undefined) {
     // A config file is user input: check it as unknown, whatever its declared type says.
     const channels: unknown = config.channels;
@@ -226,6 +234,55 @@ export function validateConfig(file: string, value: unknown): GatewayConfig {
     }
   }
   return config;
+}
+
+/** Credential, TLS and inbox settings of `nats` (contradictions too), as a ConfigError. */
+function checkNatsSection(where: string, nats: NatsCredentials): void {
+  try {
+    checkNatsCredentials(nats);
+  } catch (err) {
+    if (!(err instanceof InvalidArgumentError)) throw err;
+    throw new ConfigError(`${where}: nats: ${err.message}`, { cause: err });
+  }
+}
+
+/**
+ * Environment variables that set the gateway's NATS credentials, so secrets stay out of config
+ * files: `GEN_GATEWAY_NATS_CREDS` (a `.creds` file path), `GEN_GATEWAY_NATS_USER` +
+ * `GEN_GATEWAY_NATS_PASS`, `GEN_GATEWAY_NATS_TOKEN`.
+ */
+export const NATS_CREDENTIAL_ENV = {
+  credsFile: 'GEN_GATEWAY_NATS_CREDS',
+  user: 'GEN_GATEWAY_NATS_USER',
+  pass: 'GEN_GATEWAY_NATS_PASS',
+  token: 'GEN_GATEWAY_NATS_TOKEN',
+} as const;
+
+/** Every way to authenticate a config's `nats` section can hold (env credentials replace them all). */
+const NATS_AUTH_KEYS = ['user', 'pass', 'token', 'nkeySeed', 'nkeySeedFile', 'credsFile'] as const;
+
+/**
+ * The config with NATS credentials from the environment (NATS_CREDENTIAL_ENV): when any of those
+ * variables is set (non-empty), they replace every credential the config gives, so a deployment
+ * can switch e.g. from a token to a `.creds` file without editing the file. Throws ConfigError
+ * when the variables contradict each other.
+ */
+export function withNatsCredentialEnv(
+  config: GatewayConfig,
+  env: Readonly<Record<string, string | undefined>>,
+): GatewayConfig {
+  const fromEnv: NatsCredentials = {};
+  for (const [key, name] of Object.entries(NATS_CREDENTIAL_ENV)) {
+    const value = env[name];
+    if (value !== undefined && value !== '')
+      fromEnv[key as keyof typeof NATS_CREDENTIAL_ENV] = value;
+  }
+  if (Object.keys(fromEnv).length === 0) return config;
+  const nats: Record<string, unknown> = { ...config.nats };
+  for (const key of NATS_AUTH_KEYS) delete nats[key];
+  const merged = { ...nats, ...fromEnv } as NonNullable<GatewayConfig['nats']>;
+  checkNatsSection(`environment (${Object.values(NATS_CREDENTIAL_ENV).join(', ')})`, merged);
+  return { ...config, nats: merged };
 }
 
 export async function loadConfig(path: string): Promise<GatewayConfig> {

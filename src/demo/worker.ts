@@ -1,22 +1,19 @@
 #!/usr/bin/env node
 /**
  * `npm run worker:demo`: serves the demo service over NATS (NATS_URL, default
- * nats://127.0.0.1:4222). Start gateways with `gen-gateway --demo --nats <url>` to use it;
- * `announce` broadcasts over this worker's connection to the rooms of every gateway.
+ * nats://127.0.0.1:4222; credentials and TLS from NATS_CREDS, NATS_USER/NATS_PASS, NATS_TOKEN,
+ * NATS_NKEY_SEED, NATS_CA/NATS_CERT/NATS_KEY, NATS_INBOX_PREFIX). Start gateways with
+ * `gen-gateway --demo --nats <url>` to use it; `announce` broadcasts over this worker's connection to the rooms of every gateway.
  */
-import { connect } from '@nats-io/transport-node';
 import { createLogger } from '../log/logger.js';
 import { serve } from '../worker/nats.js';
+import { connectWorker, workerConnectOptionsFromEnv } from '../worker/connect.js';
 import { demoService } from './service.js';
 
 const logger = createLogger({ name: 'demo-worker' });
-const url = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
-const nc = await connect({
-  servers: url,
-  name: 'gen-gateway demo worker',
-  maxReconnectAttempts: -1,
-  waitOnFirstConnect: true,
-});
+const options = { ...workerConnectOptionsFromEnv(process.env), service: demoService.name };
+const nc = await connectWorker(options);
+const url = nc.getServer();
 const running = await serve(demoService, {
   nats: nc,
   logger,

@@ -1,6 +1,7 @@
 import type { Gateway } from '../gateway.js';
 import { LocalBus, localBroadcaster } from '../bus/local.js';
 import { NatsLink, type NatsGatewayOptions, type NatsHealth } from '../bus/nats/link.js';
+import { natsClientOptions } from '../nats/connection.js';
 import type { Assigns } from '../channel/types.js';
 import type { SocketMount } from '../socket/mount.js';
 import type { ServiceDefinition } from '../worker/define.js';
@@ -210,11 +211,7 @@ export class GenApi {
     }
     await this.rateLimits?.attach(
       { nc: link.nc, connected: () => link.connected, subjects: link.subjects },
-      {
-        ...(options.user === undefined ? {} : { user: options.user }),
-        ...(options.pass === undefined ? {} : { pass: options.pass }),
-        ...(options.token === undefined ? {} : { token: options.token }),
-      },
+      natsClientOptions(options),
     );
   }
 

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { connect } from '@nats-io/transport-node';
-import type { NatsConnection } from '@nats-io/nats-core';
+import type { ConnectionOptions, NatsConnection } from '@nats-io/nats-core';
 import type { Logger } from 'pino';
 import type { ConnectLimit, ConnectLimitDecision } from '../config/socket-options.js';
 import { RateLimitCluster, type ClusterConnection, type ClusterHealth } from './cluster/index.js';
@@ -231,7 +231,8 @@ export class RateLimits {
   /** Links to the other gateways over NATS (eventual and strict modes). */
   async attach(
     link: ClusterConnection,
-    credentials: { user?: string; pass?: string; token?: string } = {},
+    /** The gateway's credential, TLS and inbox options (natsClientOptions), for the store's own connection. */
+    credentials: ConnectionOptions = {},
   ): Promise<void> {
     if (this.cluster) throw new InvalidStateError('rate limits are already linked to NATS');
     let store: ClusterConnection = link;

@@ -35,6 +35,18 @@ export {
 } from '../errors.js';
 export { serve, SERVE_DEFAULTS, type RunningService, type ServeOptions } from './nats.js';
 export {
+  connectWorker,
+  workerConnectOptionsFromEnv,
+  WORKER_CONNECT_DEFAULTS,
+  type WorkerConnectOptions,
+} from './connect.js';
+export {
+  NatsConnectError,
+  type NatsConnectFailure,
+  type NatsCredentials,
+  type NatsTlsOptions,
+} from '../nats/connection.js';
+export {
   BroadcastTooLargeError,
   createPublisher,
   NoGatewayError,

@@ -68,6 +68,11 @@ export interface NatsServerOptions {
    */
   cluster?: { name: string; port: number; routes: string[]; advertise?: string };
   jetstream?: boolean;
+  /**
+   * nats-server config file text (authorization, accounts, operator mode, tls, …): written to the
+   * server's own directory and passed with `-c`. Host, port and name still come from the flags.
+   */
+  config?: string;
 }
 
 /**
@@ -115,12 +120,17 @@ export class NatsServer {
       this.options.name ?? `n${this.port}`,
     ];
     const { cluster, jetstream } = this.options;
+    // One config file (nats-server takes a single -c): the test's text plus route pooling.
+    const config = [
+      this.options.config ?? '',
+      cluster && ROUTE_POOLING ? 'cluster {\n  pool_size: -1\n}\n' : '',
+    ].join('\n');
+    if (config.trim() !== '') {
+      const file = join(this.storeDir, 'server.conf');
+      writeFileSync(file, config);
+      args.push('-c', file);
+    }
     if (cluster) {
-      if (ROUTE_POOLING) {
-        const file = join(this.storeDir, 'cluster.conf');
-        writeFileSync(file, 'cluster {\n  pool_size: -1\n}\n');
-        args.push('-c', file);
-      }
       args.push('--cluster_name', cluster.name, '--cluster', `nats://127.0.0.1:${cluster.port}`);
       if (cluster.routes.length > 0) args.push('--routes', cluster.routes.join(','));
       if (cluster.advertise) args.push('--cluster_advertise', cluster.advertise);

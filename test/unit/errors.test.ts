@@ -90,6 +90,7 @@ describe('the public error classes', () => {
         'ConfigError',
         'InvalidArgumentError',
         'InvalidStateError',
+        'NatsConnectError',
         'NoGatewayError',
         'OptionError',
         'OutOfRangeError',

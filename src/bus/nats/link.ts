@@ -1,8 +1,11 @@
-import { connect } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/nats-core';
 import type { Logger } from 'pino';
 import type { ConfigReceiver } from '../../genapi/config/push.js';
-import { gatewayConnectOptions, type NatsConnectionOptions } from '../../nats/connection.js';
+import {
+  connectNats,
+  gatewayConnectOptions,
+  type NatsConnectionOptions,
+} from '../../nats/connection.js';
 import { DEFAULT_PREFIX, Subjects } from '../../nats/subjects.js';
 import { TimerWheel } from '../../util/timer-wheel.js';
 import { NatsBus } from './bus.js';
@@ -113,9 +116,13 @@ function peerAuthFor(
 
 /** Whether the connection presents any credential to the NATS server. */
 function hasCredentials(options: NatsConnectionOptions): boolean {
-  const withAuth = options as NatsConnectionOptions & Record<string, unknown>;
-  return ['user', 'token', 'nkeySeed', 'nkeySeedFile', 'credsFile'].some(
-    (key) => withAuth[key] !== undefined,
+  return (
+    options.user !== undefined ||
+    options.token !== undefined ||
+    options.nkeySeed !== undefined ||
+    options.nkeySeedFile !== undefined ||
+    options.credsFile !== undefined ||
+    (typeof options.tls === 'object' && options.tls.certFile !== undefined)
   );
 }
 
@@ -148,7 +155,8 @@ export class NatsLink {
   static async connect(options: NatsGatewayOptions, deps: NatsLinkDeps): Promise<NatsLink> {
     const logger = deps.logger.child({ component: 'nats' });
     const auth = peerAuthFor(options, deps.pushToken ?? null, logger);
-    const nc = await connect(gatewayConnectOptions(options, `gen-gateway ${deps.gatewayId}`));
+    const name = `gen-gateway ${deps.gatewayId}`;
+    const nc = await connectNats(gatewayConnectOptions(options, name), name);
     const subjects = new Subjects(options.prefix ?? DEFAULT_PREFIX);
     const wheel = new TimerWheel(options.deadlineTickMs ?? 5);
     const requester = new Requester(nc, wheel);

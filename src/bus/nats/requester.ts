@@ -1,5 +1,4 @@
 import {
-  createInbox,
   InvalidArgumentError as NatsInvalidArgumentError,
   type Msg,
   type MsgHdrs,
@@ -9,6 +8,7 @@ import {
 import type { TimerEntry, TimerWheel } from '../../util/timer-wheel.js';
 import type { TransportFailure } from '../types.js';
 import { GatewayError } from '../../errors.js';
+import { natsInbox } from '../../nats/connection.js';
 
 /** A publish the client refused: too large for the server's max_payload, or no connection. */
 export class PayloadTooLargeError extends GatewayError {
@@ -94,7 +94,7 @@ export class Requester {
     private readonly nc: NatsConnection,
     private readonly wheel: TimerWheel,
   ) {
-    this.inbox = createInbox();
+    this.inbox = natsInbox(nc);
     this.sub = nc.subscribe(`${this.inbox}.*`, { callback: (err, msg) => this.onReply(err, msg) });
   }
 

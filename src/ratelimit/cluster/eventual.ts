@@ -1,6 +1,7 @@
-import { createInbox, type NatsConnection, type Subscription } from '@nats-io/nats-core';
+import type { NatsConnection, Subscription } from '@nats-io/nats-core';
 import type { Logger } from 'pino';
 import type { Subjects } from '../../nats/subjects.js';
+import { natsInbox } from '../../nats/connection.js';
 import type { EventualTier } from '../limiter.js';
 import type { Policy } from '../policy.js';
 import {
@@ -358,7 +359,7 @@ export class EventualCluster implements EventualTier {
 
   /** Publishes a request whose answers (batches, then an end marker per origin) come to an inbox. */
   private collect(subject: string, request: Uint8Array, finished: () => void): void {
-    const inbox = createInbox();
+    const inbox = natsInbox(this.nc);
     const sub = this.nc.subscribe(inbox, {
       callback: (err, msg) => {
         if (err) return;

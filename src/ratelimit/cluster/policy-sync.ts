@@ -1,5 +1,6 @@
-import { createInbox, type Msg, type NatsConnection, type Subscription } from '@nats-io/nats-core';
+import type { Msg, NatsConnection, Subscription } from '@nats-io/nats-core';
 import type { Logger } from 'pino';
+import { natsInbox } from '../../nats/connection.js';
 import {
   decodePolicyChange,
   decodePolicyState,
@@ -181,7 +182,7 @@ export class PolicySync {
     if ((this.asking.get(key) ?? 0) > now) return;
     this.asking.set(key, now + SYNC_WAIT_MS);
     this.stats.syncs++;
-    const inbox = createInbox();
+    const inbox = natsInbox(this.nc);
     const sub = this.nc.subscribe(inbox, {
       callback: (err, msg) => {
         if (err || !this.verified(msg)) return;
