@@ -16,7 +16,7 @@ export interface MembershipOptions {
    * Peer gateways (origins) remembered at once, by membership and by the eventual tier each; a
    * new one beyond it is ignored (`ignoredOrigins`, a warning per 10 s) until one leaves (bye) or
    * is forgotten. Every process start is a new origin: size it for the gateways plus their
-   * restarts within the longest eventual horizon + 10 min. Default 64 (`DEFAULT_MAX_ORIGINS`).
+   * restarts within the longest eventual horizon + 10 min. Default 256 (`DEFAULT_MAX_ORIGINS`).
    */
   maxOrigins?: number;
   /**
@@ -29,7 +29,7 @@ export interface MembershipOptions {
 }
 
 /** Default of `eventual.maxOrigins`. */
-export const DEFAULT_MAX_ORIGINS = 64;
+export const DEFAULT_MAX_ORIGINS = 256;
 
 interface Peer {
   lastHeard: number;
