@@ -4,7 +4,7 @@ import type { GenApiRequest, ResolvedFunConfig } from '../genapi/types.js';
 import { monotonicClock, type Clock } from '../util/clock.js';
 import { createAlgorithm } from './algorithms/index.js';
 import { Policy, PolicyError, type RateContext } from './policy.js';
-import type { Slot } from './store.js';
+import type { KeyOwner, Slot } from './store.js';
 import {
   emptyDecision,
   type Algorithm,
@@ -18,6 +18,12 @@ import { GatewayError } from '../errors.js';
 export interface EventualTier {
   /** A hit this node allowed for the key value `key` (broadcast it). */
   committed(policy: Policy, key: string, at: number, cost: number): void;
+}
+
+/** A remote origin's key budget: keys its hits created that are held here, and the most allowed. */
+export interface KeyBudget extends KeyOwner {
+  /** `eventual.maxKeysPerOrigin`. */
+  readonly maxKeys: number;
 }
 
 /** Thrown by the strict tier when the store is slow, down or contended beyond its retries. */
@@ -230,7 +236,11 @@ export class RateLimiter implements RateLimitGate {
         policy = new Policy(config, {}, previous.store);
         this.convertStates(previous, policy);
         counters = 'kept';
-      } else counters = policy.mode === 'strict' && previous.mode === 'strict' ? 'kept' : 'reset';
+      } else {
+        counters = policy.mode === 'strict' && previous.mode === 'strict' ? 'kept' : 'reset';
+        // The old states are dropped with their store: peers get their key budgets back.
+        previous.store.releaseOwners();
+      }
       Object.assign(policy.stats, previous.stats);
     }
     this.add(policy);
@@ -254,8 +264,10 @@ export class RateLimiter implements RateLimitGate {
   }
 
   removePolicy(id: string): boolean {
+    const policy = this.policiesById.get(id);
     const removed = this.policiesById.delete(id);
-    if (removed) {
+    if (policy) {
+      policy.store.releaseOwners();
       this.byFunction.clear();
       this.fallbacks.delete(id);
     }
@@ -660,13 +672,18 @@ export class RateLimiter implements RateLimitGate {
     return algorithm;
   }
 
-  /** A hit another node allowed (eventual mode), at its origin time; `storageKey` as on the wire. */
+  /**
+   * A hit another node allowed (eventual mode), at its origin time; `storageKey` as on the wire.
+   * With a `budget` (the sending origin's), a hit for a key not held here creates it only while
+   * the origin is under its key budget; otherwise it is `refused`.
+   */
   applyRemote(
     policyId: string,
     storageKey: string,
     at: number,
     cost: number,
-  ): 'applied' | 'over' | 'stale' | 'unknown' {
+    budget?: KeyBudget,
+  ): 'applied' | 'over' | 'stale' | 'unknown' | 'refused' {
     const policy = this.policiesById.get(policyId);
     if (!policy || policy.mode !== 'eventual') return 'unknown';
     const key = policy.valueOf(storageKey);
@@ -680,7 +697,9 @@ export class RateLimiter implements RateLimitGate {
     if (at <= now - policy.horizonMs) return 'stale';
     // A peer whose clock runs ahead must not push hits into our future.
     const when = at > now ? now : at;
-    const slot = policy.store.ensure(key, policy.createState, now);
+    if (budget && budget.keys >= budget.maxKeys && policy.store.get(key) === undefined)
+      return 'refused';
+    const slot = policy.store.ensure(key, policy.createState, now, budget ?? null);
     if (slot === null) return 'applied';
     // Already at the limit when the hit came: cluster-wide overshoot, as this node sees it.
     let over: boolean;

@@ -48,7 +48,11 @@ export interface RateLimitsOptions {
   shadow?: boolean;
   /** A per-IP connect limit (the `socket_connect` policy), or false. Default: none. */
   connect?: ConnectLimitOptions | false;
-  /** Eventual mode and membership: batching, warm-up, heartbeats. */
+  /**
+   * Eventual mode and membership: batching, warm-up, heartbeats, and the bounds on what peers
+   * may send (`maxOrigins`, `maxKeysPerOrigin`, `maxBatchHits`, `maxReceivedBatchBytes`,
+   * `maxKeyLength`, `signedMaxAgeMs`; protocol/ratelimit.md §7).
+   */
   eventual?: EventualOptions & MembershipOptions;
   /** Strict mode: store timeout, CAS attempts, replicas; `servers` gives the KV store its own connection. */
   strict?: StrictOptions & { servers?: string | string[] };
@@ -57,8 +61,10 @@ export interface RateLimitsOptions {
   /** Keys per policy. Default 1 000 000. */
   maxKeys?: number;
   /**
-   * Shared by every gateway (≥ 16 characters): signs runtime policy changes on NATS, which
-   * gateways then share and sync. Without it a change stays on the gateway it was made on.
+   * Shared by every gateway (≥ 16 characters): signs every rate-limit cluster message on NATS
+   * (hit batches, heartbeats, sync and replay requests and answers, runtime policy changes);
+   * messages without its signature are refused. It also lets gateways share and sync runtime
+   * policy changes: without it a change stays on the gateway it was made on.
    */
   clusterSecret?: string;
 }
@@ -86,7 +92,22 @@ const EVENTUAL_KEYS = new Set([
   'heartbeatMs',
   'missedHeartbeats',
   'maxSkewMs',
+  'maxOrigins',
+  'signedMaxAgeMs',
+  'maxKeysPerOrigin',
+  'maxBatchHits',
+  'maxReceivedBatchBytes',
+  'maxKeyLength',
 ]);
+/** The cluster-message limits of `eventual` (positive integers, checked at start). */
+const EVENTUAL_LIMITS = [
+  'maxOrigins',
+  'signedMaxAgeMs',
+  'maxKeysPerOrigin',
+  'maxBatchHits',
+  'maxReceivedBatchBytes',
+  'maxKeyLength',
+] as const;
 const STRICT_KEYS = new Set([
   'timeoutMs',
   'casAttempts',
@@ -106,6 +127,22 @@ function checkKeys(name: string, value: unknown, keys: ReadonlySet<string>): voi
     throw new PolicyError(`${name} must be an object`);
   for (const key of Object.keys(value))
     if (!keys.has(key)) throw new PolicyError(`${name}: unknown option "${key}"`);
+}
+
+function checkEventualLimits(eventual: RateLimitsOptions['eventual']): void {
+  if (!eventual) return;
+  for (const name of EVENTUAL_LIMITS) {
+    const value = eventual[name];
+    if (value !== undefined && !(Number.isSafeInteger(value) && value > 0))
+      throw new PolicyError(`rateLimits.eventual.${name} must be a positive integer`);
+  }
+  // A batch's JSON may be larger than the estimate its size is checked by (escaped characters).
+  const sent = eventual.maxBatchBytes ?? 32_768;
+  const received = eventual.maxReceivedBatchBytes ?? 1_048_576;
+  if (sent * 4 > received)
+    throw new PolicyError(
+      `rateLimits.eventual.maxReceivedBatchBytes (${received}) must be at least 4 × maxBatchBytes (${sent})`,
+    );
 }
 
 /** Who made an admin change (for the log). */
@@ -167,6 +204,7 @@ export class RateLimits {
       CONNECT_KEYS,
     );
     checkKeys('rateLimits.eventual', options.eventual, EVENTUAL_KEYS);
+    checkEventualLimits(options.eventual);
     checkKeys('rateLimits.strict', options.strict, STRICT_KEYS);
     if (options.policies !== undefined && !Array.isArray(options.policies))
       throw new PolicyError('rateLimits.policies must be a list');

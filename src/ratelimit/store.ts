@@ -1,3 +1,11 @@
+/**
+ * Who made a key: a remote origin's count of the keys its hits created that are still held
+ * (its key budget, `eventual.maxKeysPerOrigin`). The store gives a key back when it drops it.
+ */
+export interface KeyOwner {
+  keys: number;
+}
+
 /** One key's algorithm state and when it stops mattering. */
 export interface Slot<S> {
   state: S;
@@ -6,6 +14,8 @@ export interface Slot<S> {
   bucket: number;
   /** Touched since eviction last looked at it (CLOCK: a cheap least-recently-used). */
   used: boolean;
+  /** The remote origin whose hit created the key (null: made here). */
+  owner: KeyOwner | null;
 }
 
 export interface StateStoreOptions {
@@ -49,8 +59,11 @@ export class StateStore<S> {
     return this.slots.get(key);
   }
 
-  /** The slot of `key`, created when missing; null when the store is full and refuses new keys. */
-  ensure(key: string, create: () => S, now: number): Slot<S> | null {
+  /**
+   * The slot of `key`, created when missing (charged to `owner`, a remote origin, if given);
+   * null when the store is full and refuses new keys.
+   */
+  ensure(key: string, create: () => S, now: number, owner: KeyOwner | null = null): Slot<S> | null {
     const found = this.slots.get(key);
     if (found) return found;
     if (this.slots.size >= this.maxKeys) {
@@ -65,7 +78,9 @@ export class StateStore<S> {
       expiresAt: now,
       bucket: this.bucketOf(now),
       used: false,
+      owner,
     };
+    if (owner) owner.keys++;
     this.slots.set(key, slot);
     this.file(key, slot.bucket);
     return slot;
@@ -86,18 +101,28 @@ export class StateStore<S> {
         this.slots.set(key, slot);
         continue;
       }
+      release(slot);
       this.evicted++;
       return;
     }
   }
 
   delete(key: string): boolean {
+    const slot = this.slots.get(key);
+    if (!slot) return false;
+    release(slot);
     return this.slots.delete(key);
   }
 
   clear(): void {
+    this.releaseOwners();
     this.slots.clear();
     this.buckets.clear();
+  }
+
+  /** Gives every remote-made key back to its origin (a store left behind by its policy). */
+  releaseOwners(): void {
+    for (const slot of this.slots.values()) release(slot);
   }
 
   entries(): IterableIterator<[string, Slot<S>]> {
@@ -116,6 +141,7 @@ export class StateStore<S> {
         const slot = this.slots.get(key);
         if (!slot || slot.bucket !== bucket) continue;
         if (slot.expiresAt <= now) {
+          release(slot);
           this.slots.delete(key);
           dropped++;
         } else {
@@ -137,4 +163,10 @@ export class StateStore<S> {
     if (keys) keys.push(key);
     else this.buckets.set(bucket, [key]);
   }
+}
+
+/** Gives a key back to the origin that made it (once). */
+function release(slot: Slot<unknown>): void {
+  if (slot.owner) slot.owner.keys--;
+  slot.owner = null;
 }

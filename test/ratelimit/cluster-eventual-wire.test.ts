@@ -306,7 +306,7 @@ describe('replay, staleness, unknown policies', () => {
     expect(b.stats.gaps).toBeGreaterThanOrEqual(1);
     expect(b.stats.replayedBatches).toBe(3);
     const requests = wire.on<{ from: number; to: number }>(`${prefix}.rl.replay.${a.origin}`);
-    expect(requests[0]).toEqual({ from: 2, to: 4 });
+    expect(requests[0]).toMatchObject({ from: 2, to: 4 });
 
     // A gap seen on a live batch: b misses 5 and 6, then receives 7 live and asks for 5..6.
     proxy.cut();
@@ -414,7 +414,9 @@ describe('replay, staleness, unknown policies', () => {
     await until(() => hitCount(batches(wire, prefix)) === 6, '6 hits published');
     const c = await node(prefix, policies(10));
     await until(() => c.used(P, 'u1') === 6, 'c warmed up');
-    expect(wire.on(`${prefix}.rl.sync`)).toContainEqual({ o: c.origin });
+    expect(wire.on<{ o: string; t: number }>(`${prefix}.rl.sync`).map((r) => r.o)).toContain(
+      c.origin,
+    );
     expect(c.stats).toMatchObject({ syncs: 1, coldStart: false });
     expect(c.stats.replayedBatches).toBeGreaterThanOrEqual(1);
     expect(a.stats.duplicates).toBe(0);

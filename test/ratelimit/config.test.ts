@@ -68,6 +68,20 @@ describe('gen-gateway refuses an invalid rateLimits or admin section (exit 2, cl
       message: 'gen-gateway: invalid rate limits: rateLimits.strict: unknown option "timeoutMS"',
     },
     {
+      name: 'a cluster-message limit that is not a positive integer',
+      config: { rateLimits: { eventual: { maxKeysPerOrigin: 0 } } },
+      message:
+        'gen-gateway: invalid rate limits: rateLimits.eventual.maxKeysPerOrigin must be a positive integer',
+    },
+    {
+      name: 'a received-batch cap below 4 × the sent batch size',
+      config: {
+        rateLimits: { eventual: { maxBatchBytes: 65_536, maxReceivedBatchBytes: 131_072 } },
+      },
+      message:
+        'gen-gateway: invalid rate limits: rateLimits.eventual.maxReceivedBatchBytes (131072) must be at least 4 × maxBatchBytes (65536)',
+    },
+    {
       name: 'policies that are not a list',
       config: { rateLimits: { policies: { id: 'x' } } },
       message: 'gen-gateway: invalid rate limits: rateLimits.policies must be a list',

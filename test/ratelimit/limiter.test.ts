@@ -9,6 +9,7 @@
  * covered by the cluster tests.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { StateStore } from '../../src/ratelimit/store.js';
 import { silentLogger } from '../../src/log/logger.js';
 import {
   RateLimiter,
@@ -726,6 +727,43 @@ describe('eventual tier hand-off', () => {
     expect(call(limiter).allowed).toBe(true);
     expect(limiter.horizonOf('ev')).toBe(1000);
     expect(limiter.horizonOf('nope')).toBeNull();
+  });
+
+  it('applyRemote with a key budget (eventual.maxKeysPerOrigin): new keys beyond it are refused; expired, reset, evicted and dropped keys give it back', () => {
+    const { limiter, clocks } = setup([perUser('ev', 3, 1000, { mode: 'eventual' })]);
+    const budget = { keys: 0, maxKeys: 2 };
+    const now = clocks.wall;
+    expect(limiter.applyRemote('ev', 'user_id:a', now, 1, budget)).toBe('applied');
+    expect(limiter.applyRemote('ev', 'user_id:b', now, 1, budget)).toBe('applied');
+    expect(limiter.applyRemote('ev', 'user_id:c', now, 1, budget)).toBe('refused');
+    // Keys already held still count, and a key made here is not charged to the origin.
+    expect(limiter.applyRemote('ev', 'user_id:a', now, 1, budget)).toBe('applied');
+    expect(call(limiter, { user_id: 'local-user' }).allowed).toBe(true);
+    expect(budget.keys).toBe(2);
+    expect(limiter.status('ev', 'a')).toMatchObject({ remaining: 0 });
+    // A reset gives one back.
+    limiter.reset('ev', 'a');
+    expect(budget.keys).toBe(1);
+    expect(limiter.applyRemote('ev', 'user_id:c', now, 1, budget)).toBe('applied');
+    expect(budget.keys).toBe(2);
+    // Expired and swept: all back.
+    clocks.wall += 2000;
+    clocks.mono += 2000;
+    limiter.sweep();
+    expect(budget.keys).toBe(0);
+    // A removed policy's keys go back too.
+    expect(limiter.applyRemote('ev', 'user_id:d', clocks.wall, 1, budget)).toBe('applied');
+    expect(budget.keys).toBe(1);
+    limiter.removePolicy('ev');
+    expect(budget.keys).toBe(0);
+    // The store's eviction (maxKeys) gives a key back as well.
+    const store = new StateStore<number>({ maxKeys: 1 });
+    const owner = { keys: 0 };
+    store.ensure('x', () => 0, 0, owner);
+    expect(owner.keys).toBe(1);
+    store.ensure('y', () => 0, 0);
+    expect(store.evicted).toBe(1);
+    expect(owner.keys).toBe(0);
   });
 });
 

@@ -88,7 +88,12 @@ describe('keys received from eventual peers', () => {
       const node = await RlNode.start({
         servers: nats.url,
         prefix,
-        options: { policies: [eventualPolicy('p', 5, WINDOW)], sweepMs: SWEEP },
+        options: {
+          policies: [eventualPolicy('p', 5, WINDOW)],
+          sweepMs: SWEEP,
+          // 1000 origins at once: above the default (64), as many as this test sends.
+          eventual: { maxOrigins: 1000 },
+        },
         wall: () => clock.now,
       });
       const wire = await Wire.start(nats.url, prefix, []);

@@ -15,6 +15,7 @@ import {
   decodePolicyState,
   decodePolicySyncRequest,
   decodeReplayed,
+  decodeSyncRequest,
 } from '../../src/ratelimit/cluster/messages.js';
 import { SIGNATURE_HEADER, Signer } from '../../src/ratelimit/cluster/signing.js';
 import {
@@ -50,6 +51,13 @@ interface Vectors {
     subject: string;
     payload: string;
     header: string;
+    value: string;
+  };
+  request_signature: {
+    secret: string;
+    subject: string;
+    reply: string;
+    payload: string;
     value: string;
   };
   kv: {
@@ -187,6 +195,24 @@ describe('protocol/ratelimit.md vectors', () => {
     expect(signer.verify(msg('genapi.rl.hits', value))).toBe(false);
     expect(signer.verify(msg(subject, null))).toBe(false);
     expect(new Signer(`${secret}!`).verify(msg(subject, value))).toBe(false);
+  });
+
+  it('a request’s signature covers its reply subject: the documented HMAC, not valid for another inbox', () => {
+    const { secret, subject, reply, payload, value } = vectors.request_signature;
+    const signer = new Signer(secret);
+    const data = encoder.encode(payload);
+    expect(signer.headers(subject, data, reply).get(SIGNATURE_HEADER)).toBe(value);
+    expect(decodeSyncRequest(data)).toEqual(JSON.parse(payload));
+    const msg = (inbox: string | undefined) =>
+      ({
+        subject,
+        reply: inbox,
+        data,
+        headers: { get: (name: string) => (name === SIGNATURE_HEADER ? value : '') },
+      }) as unknown as Parameters<Signer['verify']>[0];
+    expect(signer.verify(msg(reply))).toBe(true);
+    expect(signer.verify(msg(`${reply}x`))).toBe(false);
+    expect(signer.verify(msg(undefined))).toBe(false);
   });
 
   it('KV bucket, key and values are named as documented', () => {

@@ -1,9 +1,11 @@
-import type { NatsConnection, Subscription } from '@nats-io/nats-core';
+import type { Msg, NatsConnection, Subscription } from '@nats-io/nats-core';
 import type { Logger } from 'pino';
+import { ThrottledWarning } from '../../cluster/throttled-warning.js';
 import type { Subjects } from '../../nats/subjects.js';
 import { natsInbox } from '../../nats/connection.js';
-import type { EventualTier } from '../limiter.js';
+import type { EventualTier, KeyBudget } from '../limiter.js';
 import type { Policy } from '../policy.js';
+import { ClusterGuard } from './guard.js';
 import {
   decodeReplayed,
   decodeReplayRequest,
@@ -13,17 +15,24 @@ import {
   type Hit,
   type HitBatch,
   type ReplayDone,
+  type ReplayRequest,
+  type SyncRequest,
 } from './messages.js';
+import { DEFAULT_MAX_ORIGINS, type MembershipOptions } from './membership.js';
 
 /** Where remote hits go (the RateLimiter). */
 export interface HitSink {
-  /** Records a hit another node allowed, at its origin time; stale or unknown hits are dropped. */
+  /**
+   * Records a hit another node allowed, at its origin time; stale or unknown hits are dropped,
+   * and so is a hit that would make a new key beyond its origin's `budget` (`refused`).
+   */
   applyRemote(
     policyId: string,
     key: string,
     at: number,
     cost: number,
-  ): 'applied' | 'over' | 'stale' | 'unknown';
+    budget?: KeyBudget,
+  ): 'applied' | 'over' | 'stale' | 'unknown' | 'refused';
   /** How long hits of a policy matter (its window), or null when the policy is unknown. */
   horizonOf(policyId: string): number | null;
   /** The longest horizon of the eventual policies (0 when there are none). */
@@ -42,7 +51,39 @@ export interface EventualOptions {
   retainHits?: number;
   /** How long to wait for a sync or replay answer. Default 2000 ms. */
   replayTimeoutMs?: number;
+  /**
+   * Keys a peer's hits may create here and have held at once (its key budget); hits that would
+   * create more are dropped (`overBudgetHits`, a warning per 10 s). Hits for keys already held
+   * always count. Default 100 000 (`DEFAULT_MAX_KEYS_PER_ORIGIN`).
+   */
+  maxKeysPerOrigin?: number;
+  /**
+   * Hits in one batch, at most: a node publishes a batch once it has this many, and a received
+   * batch with more is dropped whole (`oversizedBatches`). The same on every gateway. Default 10 000.
+   */
+  maxBatchHits?: number;
+  /**
+   * Bytes of one received batch message, at most; a bigger one is dropped unread
+   * (`oversizedBatches`). At least 4 × `maxBatchBytes`. Default 1 MiB (NATS's default max_payload).
+   */
+  maxReceivedBatchBytes?: number;
+  /**
+   * Longest key (`<dimension>:<value>`, characters) shared with peers: a hit with a longer key
+   * counts on its own gateway only (not published, `unsharedHits`; dropped on receipt,
+   * `longKeyHits`). Bounds the memory of one remote key. Default 1024.
+   */
+  maxKeyLength?: number;
 }
+
+/** Default of `eventual.maxKeysPerOrigin`. */
+export const DEFAULT_MAX_KEYS_PER_ORIGIN = 100_000;
+
+/**
+ * Out-of-order batches remembered per origin (above its watermark, waiting for a gap to be
+ * replayed). Beyond it the oldest gap is given up (its batches taken as gone), so one origin's
+ * sequence numbers cannot grow our memory without bound.
+ */
+export const MAX_OUT_OF_ORDER_BATCHES = 4096;
 
 interface Retained {
   readonly seq: number;
@@ -59,6 +100,10 @@ interface OriginState {
   /** A replay for this origin is in flight until then (wall clock); 0 when none. */
   replayUntil: number;
   lastHeard: number;
+  /** It said bye: it will not speak again, so it goes first when maxOrigins is reached. */
+  left: boolean;
+  /** The keys its hits created here (maxKeysPerOrigin). */
+  readonly budget: KeyBudget;
 }
 
 /** Counters of the eventual tier: hit batches published and received, duplicates, gaps, replays. */
@@ -80,6 +125,16 @@ export interface EventualStats {
   coldAdmissions: number;
   /** Peers' hits that arrived for a key already at its limit here: cluster-wide overshoot as this node sees it. */
   overLimitHits: number;
+  /** Peers' hits dropped: they would have created a key beyond their origin's maxKeysPerOrigin. */
+  overBudgetHits: number;
+  /** Peers' hits dropped for a key longer than maxKeyLength. */
+  longKeyHits: number;
+  /** Own hits not published: key longer than maxKeyLength (they count on this node only). */
+  unsharedHits: number;
+  /** Received batches dropped whole: over maxBatchHits hits or maxReceivedBatchBytes bytes. */
+  oversizedBatches: number;
+  /** Messages from a new origin ignored because maxOrigins origins were already known. */
+  ignoredOrigins: number;
 }
 
 /**
@@ -112,6 +167,15 @@ export class EventualCluster implements EventualTier {
   private readonly warmup: boolean;
   private readonly retainHits: number;
   private readonly replayTimeoutMs: number;
+  private readonly maxOrigins: number;
+  private readonly maxKeysPerOrigin: number;
+  private readonly maxBatchHits: number;
+  private readonly maxReceivedBatchBytes: number;
+  private readonly maxKeyLength: number;
+  private readonly budgetWarning = new ThrottledWarning();
+  private readonly hitsWarning = new ThrottledWarning();
+  private readonly bytesWarning = new ThrottledWarning();
+  private readonly originWarning = new ThrottledWarning();
   private closed = false;
   readonly stats: EventualStats = {
     published: 0,
@@ -128,6 +192,11 @@ export class EventualCluster implements EventualTier {
     coldStart: false,
     coldAdmissions: 0,
     overLimitHits: 0,
+    overBudgetHits: 0,
+    longKeyHits: 0,
+    unsharedHits: 0,
+    oversizedBatches: 0,
+    ignoredOrigins: 0,
   };
   /** Cold start: the end of the window in which this node's counts lack its peers' (wall clock); 0 when warm. */
   private coldUntil = 0;
@@ -138,16 +207,23 @@ export class EventualCluster implements EventualTier {
     readonly origin: string,
     private readonly sink: HitSink,
     private readonly logger: Logger,
-    options: EventualOptions = {},
+    options: EventualOptions & MembershipOptions = {},
     private readonly wall: () => number = Date.now,
     /** How far an origin's wall clock runs ahead of ours (ms; 0 when unknown). */
     private readonly clockOffset: (origin: string) => number = () => 0,
+    /** Signs what is sent and checks what is received (a pass-through without a cluster secret). */
+    private readonly guard: ClusterGuard = new ClusterGuard(null, logger),
   ) {
     this.flushMs = options.flushMs ?? 5;
     this.maxBatchBytes = options.maxBatchBytes ?? 32_768;
     this.warmup = options.warmup ?? true;
     this.retainHits = options.retainHits ?? 200_000;
     this.replayTimeoutMs = options.replayTimeoutMs ?? 2000;
+    this.maxOrigins = options.maxOrigins ?? DEFAULT_MAX_ORIGINS;
+    this.maxKeysPerOrigin = options.maxKeysPerOrigin ?? DEFAULT_MAX_KEYS_PER_ORIGIN;
+    this.maxBatchHits = options.maxBatchHits ?? 10_000;
+    this.maxReceivedBatchBytes = options.maxReceivedBatchBytes ?? 1_048_576;
+    this.maxKeyLength = options.maxKeyLength ?? 1024;
   }
 
   get lastSeq(): number {
@@ -159,21 +235,23 @@ export class EventualCluster implements EventualTier {
     this.subs.push(
       this.nc.subscribe(this.subjects.rlHits, {
         callback: (err, msg) => {
-          if (err) return;
-          const batch = decodeReplayed(msg.data);
-          if (batch && !('done' in batch)) this.receive(batch, true);
+          if (!err) this.onBatch(msg, true);
         },
       }),
       this.nc.subscribe(this.subjects.rlReplay(this.origin), {
         callback: (err, msg) => {
-          const request = err ? null : decodeReplayRequest(msg.data);
-          if (request && msg.reply) this.answer(msg.reply, request.from, request.to);
+          if (err || !msg.reply || !this.guard.accept(msg)) return;
+          const request = decodeReplayRequest(msg.data);
+          if (request && this.guard.answerOnce(msg.reply, request.t, msg.subject))
+            this.answer(msg.reply, request.from, request.to);
         },
       }),
       this.nc.subscribe(this.subjects.rlSync, {
         callback: (err, msg) => {
-          const request = err ? null : decodeSyncRequest(msg.data);
-          if (!request || request.o === this.origin || !msg.reply) return;
+          if (err || !msg.reply || !this.guard.accept(msg)) return;
+          const request = decodeSyncRequest(msg.data);
+          if (!request || request.o === this.origin) return;
+          if (!this.guard.answerOnce(msg.reply, request.t, msg.subject)) return;
           // Our unpublished hits become a batch first, so the answer covers everything counted
           // so far (the asker also gets that batch live and drops the second copy by its seq).
           this.flush();
@@ -197,11 +275,17 @@ export class EventualCluster implements EventualTier {
     if (this.closed) return;
     if (this.coldUntil !== 0) this.countCold(at, cost);
     const storageKey = policy.storageKey(key);
+    // Peers would drop it (maxKeyLength), and it could make the batch too big for them.
+    if (storageKey.length > this.maxKeyLength) {
+      this.stats.unsharedHits++;
+      return;
+    }
     this.pending.push([policy.id, storageKey, at, cost]);
     this.pendingBytes += policy.id.length + storageKey.length + 24;
     const expiry = at + policy.horizonMs;
     if (expiry > this.pendingExpiry) this.pendingExpiry = expiry;
-    if (this.pendingBytes >= this.maxBatchBytes) this.flush();
+    if (this.pendingBytes >= this.maxBatchBytes || this.pending.length >= this.maxBatchHits)
+      this.flush();
     else if (!this.flushTimer) {
       this.flushTimer = setTimeout(() => this.flush(), this.flushMs);
       this.flushTimer.unref();
@@ -238,7 +322,7 @@ export class EventualCluster implements EventualTier {
     this.stats.published++;
     this.stats.publishedHits += hits;
     try {
-      this.nc.publish(this.subjects.rlHits, data);
+      this.guard.publish(this.nc, this.subjects.rlHits, data);
     } catch (err) {
       // Closed: peers will replay from the retained copy if we come back.
       this.logger.debug({ err: (err as Error).message }, 'rate-limit batch not published');
@@ -269,10 +353,11 @@ export class EventualCluster implements EventualTier {
         if (batch.seq > upTo) break;
         // Expired batches behind a longer-lived one: nothing in them can count any more.
         if (batch.expiresAt <= now) continue;
-        this.nc.publish(reply, batch.data);
+        // Signed for this inbox (one HMAC per batch sent).
+        this.guard.publish(this.nc, reply, batch.data);
       }
       const done: ReplayDone = { o: this.origin, done: true, to: upTo };
-      this.nc.publish(reply, encode(done));
+      this.guard.publish(this.nc, reply, encode(done));
     } catch {
       // Closed: the asker times out and moves on.
     }
@@ -280,52 +365,158 @@ export class EventualCluster implements EventualTier {
 
   // ---- receiving --------------------------------------------------------------------------
 
-  private originState(id: string, seqSeen: number, live: boolean): OriginState {
+  /**
+   * What we know of an origin; a new one is remembered only while fewer than maxOrigins are
+   * (one that said bye makes room): null when it is to be ignored.
+   */
+  private originState(id: string, seqSeen: number, live: boolean): OriginState | null {
     let state = this.origins.get(id);
     if (!state) {
+      if (this.origins.size >= this.maxOrigins && !this.forgetDeparted()) {
+        this.stats.ignoredOrigins++;
+        this.originWarning.warn(
+          this.logger,
+          { origin: id, maxOrigins: this.maxOrigins, ignoredOrigins: this.stats.ignoredOrigins },
+          'rate-limit message from a new origin ignored: eventual.maxOrigins origins already known',
+        );
+        return null;
+      }
       // Without warm-up a peer first heard mid-stream is taken from here on.
       const watermark = this.warmup || !live ? 0 : Math.max(0, seqSeen - 1);
-      state = { watermark, above: new Set(), replayUntil: 0, lastHeard: this.wall() };
+      state = {
+        watermark,
+        above: new Set(),
+        replayUntil: 0,
+        lastHeard: this.wall(),
+        left: false,
+        budget: { keys: 0, maxKeys: this.maxKeysPerOrigin },
+      };
       this.origins.set(id, state);
     }
     return state;
+  }
+
+  /** Forgets one origin that said bye (it never speaks again); false when none did. */
+  private forgetDeparted(): boolean {
+    for (const [id, state] of this.origins)
+      if (state.left) {
+        this.origins.delete(id);
+        return true;
+      }
+    return false;
+  }
+
+  /** A message on the hits subject or a sync/replay inbox: checked, bounded, then applied. */
+  private onBatch(msg: Msg, live: boolean): void {
+    if (!this.guard.accept(msg)) return;
+    if (msg.data.length > this.maxReceivedBatchBytes) {
+      this.oversized(msg.subject, { bytes: msg.data.length }, 'maxReceivedBatchBytes');
+      return;
+    }
+    const message = decodeReplayed(msg.data);
+    if (!message) return;
+    if (!('done' in message)) this.receive(message, live);
+    else if (!live) this.replayDone(message);
+  }
+
+  private oversized(
+    subject: string,
+    size: Record<string, unknown>,
+    limit: 'maxBatchHits' | 'maxReceivedBatchBytes',
+  ): void {
+    this.stats.oversizedBatches++;
+    const warning = limit === 'maxBatchHits' ? this.hitsWarning : this.bytesWarning;
+    warning.warn(
+      this.logger,
+      {
+        subject,
+        ...size,
+        maxBatchHits: this.maxBatchHits,
+        maxReceivedBatchBytes: this.maxReceivedBatchBytes,
+        oversizedBatches: this.stats.oversizedBatches,
+      },
+      `rate-limit hit batch dropped: over eventual.${limit}`,
+    );
   }
 
   /** A batch from the live subject or a replay: applied once, however often it arrives. */
   private receive(batch: HitBatch, live: boolean): void {
     if (batch.o === this.origin) return;
     const state = this.originState(batch.o, batch.s, live);
+    if (!state) return;
     state.lastHeard = this.wall();
     if (batch.s <= state.watermark || state.above.has(batch.s)) {
       this.stats.duplicates++;
       return;
     }
-    this.stats.received++;
-    if (!live) this.stats.replayedBatches++;
-    // The origin's times, moved onto our clock by its offset (measured from its heartbeats).
-    const offset = this.clockOffset(batch.o);
-    for (const [policy, key, at, cost] of batch.h) {
-      const outcome = this.sink.applyRemote(policy, key, at - offset, cost);
-      if (outcome === 'over') {
-        this.stats.appliedHits++;
-        this.stats.overLimitHits++;
-      } else if (outcome === 'applied') this.stats.appliedHits++;
-      else if (outcome === 'stale') this.stats.staleHits++;
-      else this.stats.unknownPolicyHits++;
+    if (batch.h.length > this.maxBatchHits) {
+      // Handled (not asked for again), but none of its hits count.
+      this.oversized(`${batch.o}#${batch.s}`, { hits: batch.h.length }, 'maxBatchHits');
+    } else {
+      this.stats.received++;
+      if (!live) this.stats.replayedBatches++;
+      this.apply(batch, state);
     }
     state.above.add(batch.s);
     this.advance(state);
     if (batch.s > state.watermark + 1 && live) this.missing(batch.o, state, batch.s - 1);
   }
 
+  private apply(batch: HitBatch, state: OriginState): void {
+    // The origin's times, moved onto our clock by its offset (measured from its heartbeats).
+    const offset = this.clockOffset(batch.o);
+    let refused = 0;
+    for (const [policy, key, at, cost] of batch.h) {
+      if (key.length > this.maxKeyLength) {
+        this.stats.longKeyHits++;
+        refused++;
+        continue;
+      }
+      const outcome = this.sink.applyRemote(policy, key, at - offset, cost, state.budget);
+      if (outcome === 'over') {
+        this.stats.appliedHits++;
+        this.stats.overLimitHits++;
+      } else if (outcome === 'applied') this.stats.appliedHits++;
+      else if (outcome === 'stale') this.stats.staleHits++;
+      else if (outcome === 'refused') {
+        this.stats.overBudgetHits++;
+        refused++;
+      } else this.stats.unknownPolicyHits++;
+    }
+    if (refused > 0)
+      this.budgetWarning.warn(
+        this.logger,
+        {
+          origin: batch.o,
+          keys: state.budget.keys,
+          maxKeysPerOrigin: this.maxKeysPerOrigin,
+          maxKeyLength: this.maxKeyLength,
+          overBudgetHits: this.stats.overBudgetHits,
+          longKeyHits: this.stats.longKeyHits,
+        },
+        'rate-limit hits from a peer dropped: new keys beyond eventual.maxKeysPerOrigin, or keys longer than eventual.maxKeyLength',
+      );
+  }
+
   private advance(state: OriginState): void {
+    while (state.above.delete(state.watermark + 1)) state.watermark++;
+    if (state.above.size <= MAX_OUT_OF_ORDER_BATCHES) return;
+    // Too many batches wait behind a gap: give the oldest gap up (its batches count as gone).
+    let lowest = Number.POSITIVE_INFINITY;
+    for (const seq of state.above) if (seq < lowest) lowest = seq;
+    state.watermark = lowest - 1;
     while (state.above.delete(state.watermark + 1)) state.watermark++;
   }
 
   /** A heartbeat says which batch the peer published last: anything we lack is asked for. */
   heartbeat(heartbeat: Heartbeat): void {
-    if (heartbeat.bye) return;
+    if (heartbeat.bye) {
+      const known = this.origins.get(heartbeat.o);
+      if (known) known.left = true;
+      return;
+    }
     const state = this.originState(heartbeat.o, heartbeat.s + 1, true);
+    if (!state) return;
     state.lastHeard = this.wall();
     if (heartbeat.s <= state.watermark) return;
     // The batch may still be on its way on the hits subject: look again shortly.
@@ -346,7 +537,8 @@ export class EventualCluster implements EventualTier {
     this.stats.replayRequests++;
     state.replayUntil = now + this.replayTimeoutMs;
     const from = state.watermark + 1;
-    this.collect(this.subjects.rlReplay(origin), encode({ from, to }), () => {
+    const request: ReplayRequest = { from, to, t: this.wall() };
+    this.collect(this.subjects.rlReplay(origin), encode(request), () => {
       state.replayUntil = 0;
     });
   }
@@ -354,7 +546,8 @@ export class EventualCluster implements EventualTier {
   /** Asks every peer for its retained batches (a node that starts, or rejoins). */
   sync(): void {
     this.stats.syncs++;
-    this.collect(this.subjects.rlSync, encode({ o: this.origin }), () => undefined);
+    const request: SyncRequest = { o: this.origin, t: this.wall() };
+    this.collect(this.subjects.rlSync, encode(request), () => undefined);
   }
 
   /** Publishes a request whose answers (batches, then an end marker per origin) come to an inbox. */
@@ -362,11 +555,7 @@ export class EventualCluster implements EventualTier {
     const inbox = natsInbox(this.nc);
     const sub = this.nc.subscribe(inbox, {
       callback: (err, msg) => {
-        if (err) return;
-        const message = decodeReplayed(msg.data);
-        if (!message) return;
-        if ('done' in message) this.replayDone(message);
-        else this.receive(message, false);
+        if (!err) this.onBatch(msg, false);
       },
     });
     const timer = setTimeout(() => {
@@ -375,7 +564,7 @@ export class EventualCluster implements EventualTier {
     }, this.replayTimeoutMs);
     timer.unref();
     try {
-      this.nc.publish(subject, request, { reply: inbox });
+      this.guard.publish(this.nc, subject, request, inbox);
     } catch {
       clearTimeout(timer);
       sub.unsubscribe();
@@ -387,6 +576,7 @@ export class EventualCluster implements EventualTier {
   private replayDone(done: ReplayDone): void {
     if (done.o === this.origin) return;
     const state = this.originState(done.o, 0, false);
+    if (!state) return;
     if (done.to > state.watermark) {
       for (const seq of state.above) if (seq <= done.to) state.above.delete(seq);
       state.watermark = done.to;

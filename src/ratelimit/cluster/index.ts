@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Subjects } from '../../nats/subjects.js';
 import type { RateLimiter } from '../limiter.js';
 import { EventualCluster, type EventualOptions, type EventualStats } from './eventual.js';
+import { ClusterGuard } from './guard.js';
 import { Membership, type MembershipOptions } from './membership.js';
 import type { PolicyChange } from './messages.js';
 import type { PolicyLedger } from './policy-ledger.js';
@@ -39,6 +40,12 @@ export interface ClusterHealth {
   strict: StrictStats & { pendingKeys: number };
   /** Runtime policy changes: shared (a cluster secret is set), ledger digest and size, counters. */
   policies: PolicySyncStats & { shared: boolean; digest: string; changes: number };
+  /**
+   * Hit batches, heartbeats, sync and replay messages: signed (a cluster secret is set), and
+   * those refused on receipt: `rejected` (no or a wrong signature), `replays` (signed, but old
+   * or already answered), `ignoredPeers` (new peers beyond `eventual.maxOrigins`).
+   */
+  auth: { signed: boolean; rejected: number; replays: number; ignoredPeers: number };
 }
 
 /**
@@ -51,6 +58,8 @@ export class RateLimitCluster {
   readonly eventual: EventualCluster;
   readonly strict: StrictStore;
   readonly policies: PolicySync;
+  /** Signs and checks the hit, heartbeat, sync and replay messages. */
+  readonly guard: ClusterGuard;
   private maintenance: NodeJS.Timeout | null = null;
 
   constructor(
@@ -66,6 +75,12 @@ export class RateLimitCluster {
     /** Runtime policy changes: this node's ledger, how to apply a peer's change, the signer (null: not shared). */
     policy: { ledger: PolicyLedger; apply: (change: PolicyChange) => void; signer: Signer | null },
   ) {
+    this.guard = new ClusterGuard(
+      policy.signer,
+      logger,
+      options.eventual?.signedMaxAgeMs,
+      limiter.wall,
+    );
     this.policies = new PolicySync(
       link.nc,
       link.subjects.rlPolicy,
@@ -75,6 +90,7 @@ export class RateLimitCluster {
       policy.signer,
       logger,
       limiter.wall,
+      this.guard,
     );
     this.eventual = new EventualCluster(
       link.nc,
@@ -85,6 +101,7 @@ export class RateLimitCluster {
       options.eventual,
       limiter.wall,
       (peer) => this.membership.offsetOf(peer),
+      this.guard,
     );
     this.membership = new Membership(
       link.nc,
@@ -99,6 +116,7 @@ export class RateLimitCluster {
       options.eventual,
       limiter.wall,
       () => this.policies.digest(),
+      this.guard,
     );
     this.strict = new StrictStore(
       store.nc,
@@ -137,6 +155,11 @@ export class RateLimitCluster {
         shared: this.policies.enabled,
         digest: this.policies.digest() ?? '',
         changes: this.policies.ledgerSize,
+      },
+      auth: {
+        ...this.guard.stats,
+        signed: this.guard.signing,
+        ignoredPeers: this.membership.ignoredOrigins,
       },
     };
   }

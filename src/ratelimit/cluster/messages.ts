@@ -21,8 +21,10 @@ export interface Heartbeat {
   o: string;
   /** The origin's last published batch. */
   s: number;
-  /** Wall-clock ms at the sender (skew diagnostics). */
+  /** Wall-clock ms at the sender (skew diagnostics; with a cluster secret, replay protection). */
   t: number;
+  /** The sender's heartbeat count from 1 (with a cluster secret: only a higher one is taken, §5.4). */
+  n?: number;
   /** Digest of the sender's runtime policy changes (only with a cluster secret; §5.4). */
   p?: string;
   bye?: true;
@@ -40,10 +42,15 @@ export interface ReplayDone {
 export interface ReplayRequest {
   from: number;
   to: number;
+  /** Sender's wall-clock ms (with a cluster secret a stale request is refused as a replay). */
+  t?: number;
 }
 
+/** `<prefix>.rl.sync`: `o` asks every peer for its retained batches. */
 export interface SyncRequest {
   o: string;
+  /** Sender's wall-clock ms (with a cluster secret a stale request is refused as a replay). */
+  t?: number;
 }
 
 /**
@@ -59,6 +66,8 @@ export type PolicyChange =
 export interface PolicySyncRequest {
   o: string;
   to?: string;
+  /** Sender's wall-clock ms (with a cluster secret a stale or repeated request is not answered). */
+  t?: number;
 }
 
 /** The answer to a policy sync: every runtime change the node holds, newest per target. */
@@ -87,6 +96,8 @@ function parse(data: Uint8Array): Record<string, unknown> | null {
 
 const isSeq = (value: unknown): value is number =>
   typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+const isTime = (value: unknown): value is number =>
+  typeof value === 'number' && Number.isFinite(value);
 const isOrigin = (value: unknown): value is string =>
   typeof value === 'string' && value.length > 0 && value.length <= 64;
 
@@ -118,6 +129,7 @@ export function decodeHeartbeat(data: Uint8Array): Heartbeat | null {
   const value = parse(data);
   if (!value || !isOrigin(value.o) || !isSeq(value.s) || typeof value.t !== 'number') return null;
   const heartbeat: Heartbeat = { o: value.o, s: value.s, t: value.t };
+  if (isSeq(value.n)) heartbeat.n = value.n;
   if (typeof value.p === 'string' && value.p.length <= 64) heartbeat.p = value.p;
   if (value.bye === true) heartbeat.bye = true;
   return heartbeat;
@@ -126,12 +138,15 @@ export function decodeHeartbeat(data: Uint8Array): Heartbeat | null {
 export function decodeReplayRequest(data: Uint8Array): ReplayRequest | null {
   const value = parse(data);
   if (!value || !isSeq(value.from) || !isSeq(value.to) || value.from > value.to) return null;
-  return { from: value.from, to: value.to };
+  const request: ReplayRequest = { from: value.from, to: value.to };
+  if (isTime(value.t)) request.t = value.t;
+  return request;
 }
 
 export function decodeSyncRequest(data: Uint8Array): SyncRequest | null {
   const value = parse(data);
-  return value && isOrigin(value.o) ? { o: value.o } : null;
+  if (!value || !isOrigin(value.o)) return null;
+  return isTime(value.t) ? { o: value.o, t: value.t } : { o: value.o };
 }
 
 function toPolicyChange(value: Record<string, unknown> | null): PolicyChange | null {
@@ -160,8 +175,13 @@ export function decodePolicyChange(data: Uint8Array): PolicyChange | null {
 export function decodePolicySyncRequest(data: Uint8Array): PolicySyncRequest | null {
   const value = parse(data);
   if (!value || !isOrigin(value.o)) return null;
-  if (value.to === undefined) return { o: value.o };
-  return isOrigin(value.to) ? { o: value.o, to: value.to } : null;
+  const request: PolicySyncRequest = { o: value.o };
+  if (value.to !== undefined) {
+    if (!isOrigin(value.to)) return null;
+    request.to = value.to;
+  }
+  if (isTime(value.t)) request.t = value.t;
+  return request;
 }
 
 /** A policy state; malformed changes in it are dropped one by one. */

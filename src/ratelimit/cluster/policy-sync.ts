@@ -11,6 +11,7 @@ import {
   type PolicyState,
 } from './messages.js';
 import type { PolicyLedger } from './policy-ledger.js';
+import { ClusterGuard } from './guard.js';
 import type { Signer } from './signing.js';
 
 /** Counters of runtime policy changes shared between gateways. */
@@ -57,6 +58,8 @@ export class PolicySync {
     private readonly signer: Signer | null,
     private readonly logger: Logger,
     private readonly wall: () => number = Date.now,
+    /** Answers each signed sync request once, while fresh (replays of a captured one are refused). */
+    private readonly guard: ClusterGuard = new ClusterGuard(signer, logger, undefined, wall),
   ) {
     this.syncSubject = `${subject}.sync`;
   }
@@ -161,7 +164,8 @@ export class PolicySync {
     if (
       !request ||
       request.o === this.origin ||
-      (request.to !== undefined && request.to !== this.origin)
+      (request.to !== undefined && request.to !== this.origin) ||
+      !this.guard.answerOnce(msg.reply, request.t, msg.subject)
     )
       return;
     this.stats.answered++;
@@ -201,11 +205,12 @@ export class PolicySync {
       this.asking.delete(key);
     }, SYNC_WAIT_MS);
     timer.unref();
-    const data = encode(to === undefined ? { o: this.origin } : { o: this.origin, to });
+    const t = this.wall();
+    const data = encode(to === undefined ? { o: this.origin, t } : { o: this.origin, to, t });
     try {
       this.nc.publish(this.syncSubject, data, {
         reply: inbox,
-        headers: signer.headers(this.syncSubject, data),
+        headers: signer.headers(this.syncSubject, data, inbox),
       });
     } catch {
       clearTimeout(timer);

@@ -8,10 +8,12 @@ export const SIGNATURE_HEADER = 'Genapi-Rl-Sig';
 export const MIN_SECRET_LENGTH = 16;
 
 /**
- * HMAC-SHA256 signatures for the cluster's policy messages (protocol/ratelimit.md §5.4): the
- * signature covers the subject the message is sent to and its payload, so a signed message
- * cannot be re-aimed at another subject (or another asker's inbox). Replays of a message on its
- * own subject are harmless: policy changes are versioned, and an old version changes nothing.
+ * HMAC-SHA256 signatures for every rate-limit cluster message (protocol/ratelimit.md §5.4): the
+ * signature covers the subject the message is sent to, its reply subject when it has one (a
+ * request: so a captured request cannot be pointed at another inbox) and its payload, so a signed
+ * message cannot be re-aimed at another subject or another asker's inbox. Replays on the same
+ * subject are handled by each message kind: policy changes are versioned, hit batches numbered,
+ * heartbeats counted, and requests answered once per inbox while fresh (ClusterGuard).
  */
 export class Signer {
   private readonly key: Buffer;
@@ -20,14 +22,17 @@ export class Signer {
     this.key = Buffer.from(secret, 'utf8');
   }
 
-  private mac(subject: string, data: Uint8Array): Buffer {
-    return createHmac('sha256', this.key).update(subject).update('\n').update(data).digest();
+  private mac(subject: string, reply: string, data: Uint8Array): Buffer {
+    const hmac = createHmac('sha256', this.key).update(subject).update('\n');
+    // Subjects hold no newline and payloads are JSON objects ("{…"): the layout is unambiguous.
+    if (reply !== '') hmac.update(reply).update('\n');
+    return hmac.update(data).digest();
   }
 
-  /** Headers carrying the signature of `data` sent to `subject`. */
-  headers(subject: string, data: Uint8Array): MsgHdrs {
+  /** Headers carrying the signature of `data` sent to `subject` (with `reply`, a request). */
+  headers(subject: string, data: Uint8Array, reply = ''): MsgHdrs {
     const h = headers();
-    h.set(SIGNATURE_HEADER, this.mac(subject, data).toString('base64url'));
+    h.set(SIGNATURE_HEADER, this.mac(subject, reply, data).toString('base64url'));
     return h;
   }
 
@@ -35,7 +40,7 @@ export class Signer {
   verify(msg: Msg): boolean {
     const given = msg.headers?.get(SIGNATURE_HEADER) ?? '';
     if (given === '') return false;
-    const expected = this.mac(msg.subject, msg.data);
+    const expected = this.mac(msg.subject, msg.reply ?? '', msg.data);
     const actual = Buffer.from(given, 'base64url');
     return actual.length === expected.length && timingSafeEqual(actual, expected);
   }
