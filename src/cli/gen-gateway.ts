@@ -121,6 +121,11 @@ async function main(): Promise<number> {
       process.stderr.write(`gen-gateway: invalid option: ${err.message}\n`);
       return CONFIG_EXIT_CODE;
     }
+    // A setting the gateway refuses at start (e.g. NATS without worker authentication).
+    if (err instanceof ConfigError) {
+      process.stderr.write(`gen-gateway: ${err.message}\n`);
+      return CONFIG_EXIT_CODE;
+    }
     // Refused credentials, TLS or an unreadable creds file fail every restart alike.
     if (err instanceof NatsConnectError && err.reason !== 'connect') {
       process.stderr.write(`gen-gateway: ${err.message}\n`);

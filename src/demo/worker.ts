@@ -2,7 +2,8 @@
 /**
  * `npm run worker:demo`: serves the demo service over NATS (NATS_URL, default
  * nats://127.0.0.1:4222; credentials and TLS from NATS_CREDS, NATS_USER/NATS_PASS, NATS_TOKEN,
- * NATS_NKEY_SEED, NATS_CA/NATS_CERT/NATS_KEY, NATS_INBOX_PREFIX). Start gateways with
+ * NATS_NKEY_SEED, NATS_CA/NATS_CERT/NATS_KEY, NATS_INBOX_PREFIX; GENAPI_PUSH_TOKEN signs its
+ * configs for gateways with `genApi.pushToken`). Start gateways with
  * `gen-gateway --demo --nats <url>` to use it; `announce` broadcasts over this worker's connection to the rooms of every gateway.
  */
 import { createLogger } from '../log/logger.js';
@@ -18,6 +19,8 @@ const running = await serve(demoService, {
   nats: nc,
   logger,
   ...(process.env.GENAPI_PREFIX ? { prefix: process.env.GENAPI_PREFIX } : {}),
+  // The gateways' genApi.pushToken, when they have one (examples/secure).
+  ...(process.env.GENAPI_PUSH_TOKEN ? { pushToken: process.env.GENAPI_PUSH_TOKEN } : {}),
 });
 logger.info({ url, id: running.id, gateways: running.startupAcks.length }, 'demo worker ready');
 

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO_EXPOSED_WARNING, DEMO_ON_NATS_WARNING, NO_DEMO_HINT } from '../../src/server.js';
 import { NatsServer } from '../support/nats.js';
+import { TRUSTED_NETWORK_WARNING } from '../../src/bus/nats/link.js';
 import { RawClient } from '../support/ws-client.js';
 import { spawnTs, type Spawned } from '../support/spawn.js';
 
@@ -353,6 +354,52 @@ describe('the demo only when asked for (issue 12, edge defaults)', () => {
       expect(logged(proc, DEMO_EXPOSED_WARNING)).toBe(false);
       proc.kill('SIGKILL');
       await proc.exited;
+    } finally {
+      await nats.dispose();
+    }
+  });
+});
+
+describe('NATS peers must be authenticated outside the demo (issue 12, trust model)', () => {
+  it('--nats without genApi.pushToken exits 2 naming the fix; nats.trustedNetwork starts with a warning; a push token starts quietly', async () => {
+    const nats = await NatsServer.start();
+    try {
+      const refused = start(['--port', '0', '--nats', nats.url]);
+      expect(await refused.exited).toBe(2);
+      expect(refused.stderr()).toContain('NATS peers are not authenticated: set genApi.pushToken');
+      const short = start([
+        '--config',
+        await configFile('short.json', JSON.stringify({ port: 0, genApi: { pushToken: 'short' } })),
+        '--nats',
+        nats.url,
+      ]);
+      expect(await short.exited).toBe(2);
+      expect(short.stderr()).toContain('genApi.pushToken must be at least 16 characters');
+
+      const trusted = start([
+        '--config',
+        await configFile(
+          'trusted.json',
+          JSON.stringify({ port: 0, nats: { servers: nats.url, trustedNetwork: true } }),
+        ),
+      ]);
+      expect(await trusted.logLine(TRUSTED_NETWORK_WARNING)).toMatchObject({ level: 40 });
+      await listening(trusted);
+      const keyed = start([
+        '--config',
+        await configFile(
+          'keyed.json',
+          JSON.stringify({ port: 0, genApi: { pushToken: 'a-push-token-of-24-chars' } }),
+        ),
+        '--nats',
+        nats.url,
+      ]);
+      await listening(keyed);
+      expect(logged(keyed, TRUSTED_NETWORK_WARNING)).toBe(false);
+      for (const proc of [trusted, keyed]) {
+        proc.kill('SIGKILL');
+        await proc.exited;
+      }
     } finally {
       await nats.dispose();
     }

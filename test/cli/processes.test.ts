@@ -246,7 +246,15 @@ describe('gen-gateway --processes', () => {
     await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
     const { port } = taken.address() as AddressInfo;
     try {
-      const proc = start(['--port', String(port), '--processes', '2', '--nats', nats.url]);
+      const proc = start([
+        '--demo',
+        '--port',
+        String(port),
+        '--processes',
+        '2',
+        '--nats',
+        nats.url,
+      ]);
       expect(await proc.exited).toBe(2);
       expect(linesOf(proc, 'gateway failed to start')[0]).toMatchObject({
         err: { code: 'EADDRINUSE' },

@@ -216,7 +216,7 @@ describe('the demo contract: demo.limited, 5 per 10 s per user_id (embedded demo
   let demo: RunningGateway;
   const clock = manualClock();
   beforeAll(async () => {
-    demo = await start({}, clock, false);
+    demo = await start({ demo: true }, clock, false);
   });
   afterAll(() => demo?.gateway.close());
 

@@ -79,6 +79,11 @@ export interface NatsLinkDeps {
   readonly pushToken?: string | null;
 }
 
+/** Logged (warn) at start by a gateway told that its NATS network is trusted. */
+export const TRUSTED_NETWORK_WARNING =
+  'nats.trustedNetwork: configs and instance announcements from NATS are not authenticated; ' +
+  'anyone who can publish on this NATS network can push function configs';
+
 /**
  * How this gateway authenticates workers (protocol/nats.md §10): with the push token, or not at
  * all on a network declared trusted. Neither is a configuration error: a gateway that believes
@@ -107,10 +112,7 @@ function peerAuthFor(
         'configs and instances from NATS are verified, or set nats.trustedNetwork: true to ' +
         'believe every client of this NATS network (development only; see examples/secure)',
     );
-  logger.warn(
-    'nats.trustedNetwork: configs and instance announcements from NATS are not authenticated; ' +
-      'anyone who can publish on this NATS network can push function configs',
-  );
+  logger.warn(TRUSTED_NETWORK_WARNING);
   return null;
 }
 
