@@ -196,7 +196,7 @@ describe('the built package', () => {
     // The demo service is not in-process with --nats: echo must come from the worker.
     const worker = node('dist/demo/worker.js', [], { NATS_URL: nats.url });
     const ready = await worker.logLine('demo worker ready');
-    expect(ready.url).toBe(nats.url);
+    expect(ready.url).toBe(`127.0.0.1:${nats.port}`); // the server it connected to
     const { push, reply } = await demoEcho(port, 10_000);
     const requestId = ((push as unknown[])[4] as { request_id: string }).request_id;
     expect(push).toEqual(echoed(requestId));

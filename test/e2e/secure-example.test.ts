@@ -15,7 +15,9 @@ import { RawClient } from '../support/ws-client.js';
 import { until } from '../support/wait.js';
 
 const CONFIG = 'examples/secure/gateway.config.mjs';
-const secret = () => randomBytes(24).toString('hex');
+// nats-server reads the passwords as config values: one starting with a digit would parse as a
+// number, so every secret starts with a letter (as .env.example says).
+const secret = () => `s${randomBytes(24).toString('hex')}`;
 const SECRETS = {
   GATEWAY_NATS_PASS: secret(),
   DEMO_WORKER_NATS_PASS: secret(),

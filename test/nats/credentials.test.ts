@@ -122,10 +122,12 @@ async function gatewayStartFailure(
   const gateway = createGateway({ logger: false });
   try {
     const genApi = new GenApi(gateway);
-    const err = await genApi.connectNats({ servers: server.url, ...credentials }).then(
-      () => null,
-      (e: unknown) => e,
-    );
+    const err = await genApi
+      .connectNats({ servers: server.url, trustedNetwork: true, ...credentials })
+      .then(
+        () => null,
+        (e: unknown) => e,
+      );
     expect(err).toBeInstanceOf(NatsConnectError);
     return err as NatsConnectError;
   } finally {
