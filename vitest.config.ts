@@ -3,6 +3,17 @@ import { defineConfig, type TestProjectInlineConfiguration } from 'vitest/config
 /** In-process files: no child processes and no nats-server, so they can share worker processes. */
 const IN_PROCESS = ['test/unit/**/*.test.ts', 'test/conformance/**/*.test.ts'];
 
+/**
+ * Files that assert latency or recovery bounds under load they make themselves (200 clients,
+ * JSON bombs): they run after every other file, one at a time, so the bound measures the gateway
+ * and not the other test files competing for the same cores.
+ */
+const ALONE = [
+  'test/fuzz/json-bomb.test.ts',
+  'test/genapi/fault-isolation.test.ts',
+  'test/genapi/fault-gateway-nats.test.ts',
+];
+
 const shared = {
   testTimeout: 20_000,
   hookTimeout: 20_000,
@@ -21,6 +32,7 @@ export default defineConfig({
         test: {
           ...shared,
           name: 'in-process',
+          sequence: { groupOrder: 0 },
           include: IN_PROCESS,
           // A fresh process per file costs about as much as these files' tests; they hold no
           // global state, so they run one after another in the same workers.
@@ -31,8 +43,18 @@ export default defineConfig({
         test: {
           ...shared,
           name: 'processes',
+          sequence: { groupOrder: 0 },
           include: ['test/**/*.test.ts'],
-          exclude: IN_PROCESS,
+          exclude: [...IN_PROCESS, ...ALONE],
+        },
+      },
+      {
+        test: {
+          ...shared,
+          name: 'alone',
+          include: ALONE,
+          fileParallelism: false,
+          sequence: { groupOrder: 1 },
         },
       },
     ],
