@@ -8,6 +8,7 @@
  * with USER_TOKEN_SECRET, base64url), minted by your backend. Replace it with your own check.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { Buffer } from 'node:buffer';
 import { env } from 'node:process';
 
 function required(name) {
