@@ -5,6 +5,8 @@ import type { Assigns } from './channel/types.js';
 import { demoConnect, demoRoomChannel } from './demo/chat.js';
 import { demoRateLimit, demoService } from './demo/service.js';
 import { adminRoute } from './admin/admin.js';
+import { setUpAuth } from './auth/config.js';
+import { ConfigError } from './config/errors.js';
 import { healthReport } from './admin/health.js';
 import { GenApi } from './genapi/gen-api.js';
 import type { Logger } from './log/logger.js';
@@ -72,10 +74,13 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
   });
   const { path = '/socket', ...socketOptions } = config.socket ?? {};
   const servers = options.nats ?? config.nats?.servers;
+  if (config.auth !== undefined && socketOptions.connect !== undefined)
+    throw new ConfigError('"auth" and "socket.connect" both decide identity: keep one of them');
   if (demo) {
-    gateway.logger.warn(
-      'demo mode: user_id/device_id come from connect params (insecure, dev only)',
-    );
+    if (config.auth === undefined)
+      gateway.logger.warn(
+        'demo mode: user_id/device_id come from connect params (insecure, dev only)',
+      );
     // Warn, not refuse: a container or a LAN demo is legitimate, but must not go unnoticed.
     if (!isLoopbackHost(host)) gateway.logger.warn({ host }, DEMO_EXPOSED_WARNING);
     if (servers !== undefined) gateway.logger.warn({ servers }, DEMO_ON_NATS_WARNING);
@@ -93,8 +98,26 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
           rateLimits,
         }),
   });
+  // The auth worker is asked over the gen_api NATS link, once connected (until then: unavailable).
+  const auth =
+    config.auth === undefined
+      ? null
+      : setUpAuth(config.auth, gateway.logger, () => {
+          const link = genApi.nats;
+          return link === null
+            ? null
+            : { nc: link.nc, subjects: link.subjects, connected: () => link.connected };
+        });
   const mount = gateway.socket<Assigns>(path, {
     ...(demo ? { connect: demoConnect, checkOrigin: false } : {}),
+    // With auth, identity comes from the token only, in the demo too.
+    ...(auth === null
+      ? {}
+      : {
+          connect: auth.connect,
+          ...(auth.authorizeJoin === null ? {} : { authorizeJoin: auth.authorizeJoin }),
+          ...(auth.refreshToken === null ? {} : { refreshToken: auth.refreshToken }),
+        }),
     ...(genApi.rateLimits ? { connectLimit: genApi.rateLimits.connectLimit } : {}),
     ...socketOptions,
   });
@@ -106,7 +129,7 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
       adminRoute(admin, {
         rateLimits: genApi.rateLimits,
         logger: gateway.logger.child({ component: 'admin' }),
-        health: () => healthReport(gateway, genApi),
+        health: () => healthReport(gateway, genApi, auth?.stats ?? null),
       }),
     );
   }

@@ -4,6 +4,7 @@ import type { ExecutorStats } from '../genapi/executor.js';
 import type { NatsHealth } from '../bus/nats/link.js';
 import type { GatewayStats } from '../socket/stats.js';
 import type { RelayStats } from '../genapi/relay.js';
+import type { AuthStats } from '../auth/connect.js';
 
 /** How long a health request waits for the NATS round trip. */
 export const HEALTH_RTT_TIMEOUT_MS = 1_000;
@@ -31,10 +32,16 @@ export interface HealthReport {
   nats: (NatsHealth & { rttMs: number | null }) | null;
   /** The gateway cluster (broadcasts, Presence, disconnects across gateways); null when alone. */
   cluster: GatewayClusterHealth | null;
+  /** The config's authentication (strategy, accepted, refused by reason); null without `auth`. */
+  auth: AuthStats | null;
 }
 
 /** A snapshot of the gateway's and gen_api's gauges, with a fresh NATS round-trip time. */
-export async function healthReport(gateway: Gateway, genApi: GenApi): Promise<HealthReport> {
+export async function healthReport(
+  gateway: Gateway,
+  genApi: GenApi,
+  auth: AuthStats | null = null,
+): Promise<HealthReport> {
   const { functions, services, failedConfigs, executor, breakers, nats, relay } = genApi.health();
   const cluster = gateway.clusterHealth();
   const link = genApi.nats;
@@ -53,5 +60,6 @@ export async function healthReport(gateway: Gateway, genApi: GenApi): Promise<He
         ? null
         : { ...nats, rttMs: rttMs === null ? null : Math.round(rttMs * 100) / 100 },
     cluster,
+    auth: auth === null ? null : { ...auth, refused: { ...auth.refused } },
   };
 }

@@ -12,6 +12,7 @@ import type { GatewayOptions } from '../gateway.js';
 import { ConfigError } from './errors.js';
 import { InvalidArgumentError } from '../errors.js';
 import { checkNatsCredentials, type NatsCredentials } from '../nats/connection.js';
+import type { AuthConfig } from '../auth/config.js';
 
 export { ConfigError };
 
@@ -46,6 +47,11 @@ export interface GatewayConfig {
   rateLimits?: RateLimitsOptions;
   /** The admin HTTP API (bearer token; off without one). */
   admin?: AdminOptions;
+  /**
+   * Authentication without code: `phoenixToken`, `jwt` or `worker`, join rules, token refresh
+   * (README: Authentication). Checked where it is applied; identity then comes from the token only.
+   */
+  auth?: AuthConfig;
   /** Run `nodes: "nats"` functions on NATS workers (and join the gateway cluster on it). */
   nats?: Partial<NatsGatewayOptions> & { servers?: string | string[] };
   /** Limits of broadcasts across gateways (`maxBroadcastBytes`, `maxTopicBytes`, …; nats.md §9). */
@@ -59,6 +65,7 @@ export interface GatewayConfig {
 }
 
 const KEYS = new Set([
+  'auth',
   'host',
   'port',
   'logLevel',

@@ -1,4 +1,4 @@
-import type { Assigns } from '../channel/types.js';
+import type { Assigns, MaybePromise } from '../channel/types.js';
 import { DEFAULT_PUBLIC_HOSTS, parsePublicHosts, type CheckOrigin } from '../http/check-origin.js';
 import type { ConnectHook } from '../socket/connect.js';
 import { MESSAGE_RATE_DEFAULTS, type MessageRateOptions } from '../ratelimit/message-limit.js';
@@ -48,10 +48,38 @@ export interface LongPollOptions {
   maxBodyBytes?: number;
 }
 
+/**
+ * Decides whether a socket may join `topic` before the channel's own `join` runs: `true`, or a
+ * refusal `{reason}` sent to the client as the join's error response.
+ */
+export type JoinAuthorizer = (
+  topic: string,
+  payload: unknown,
+  assigns: Assigns,
+) => MaybePromise<true | { readonly reason: string }>;
+
+/** Checks a token a connected client pushes to extend its socket: a new expiry, or a refusal. */
+export type TokenRefresher = (
+  token: string,
+  assigns: Assigns,
+) => MaybePromise<{ readonly expiresAt: number | null } | { readonly reason: string }>;
+
 /** Options of `gateway.socket(path, options)` (README: Socket options). */
 export interface SocketOptions<A extends Assigns = Assigns> {
   /** Phoenix's connect/3. Default: accept everyone with empty assigns. */
   connect?: ConnectHook<A>;
+  /**
+   * Checked before every channel's `join` on this socket (the config's `auth.join` rules build
+   * one): `true` lets the join run, `{reason}` refuses it with `{"reason": reason}`. Default: none.
+   */
+  authorizeJoin?: JoinAuthorizer;
+  /**
+   * Handles a client's new token, pushed as `access_token` on the `phoenix` topic with payload
+   * `{"access_token": token}` (protocol/phoenix.md): `{expiresAt}` extends the socket's expiry,
+   * `{reason}` refuses it (the socket keeps its old expiry). Default: none (the event is answered
+   * `unmatched topic`).
+   */
+  refreshToken?: TokenRefresher;
   /** Browser Origin policy. Default true (Origin host must equal the Host header's host). */
   checkOrigin?: CheckOrigin;
   /** Read the auth token from the `base64url.bearer.phx.` subprotocol / X-Phoenix-AuthToken. Default true. */
@@ -106,6 +134,8 @@ export interface SocketOptions<A extends Assigns = Assigns> {
 export interface ResolvedSocketOptions<A extends Assigns> {
   readonly path: string;
   readonly connect: ConnectHook<A> | null;
+  readonly authorizeJoin: JoinAuthorizer | null;
+  readonly refreshToken: TokenRefresher | null;
   readonly checkOrigin: CheckOrigin;
   readonly authToken: boolean;
   readonly subprotocols: readonly string[];
@@ -179,6 +209,8 @@ export function normalizePath(name: string, value: unknown, fallback: string): s
 
 const KNOWN_KEYS = new Set([
   'connect',
+  'authorizeJoin',
+  'refreshToken',
   'checkOrigin',
   'authToken',
   'subprotocols',
@@ -394,6 +426,8 @@ export function resolveSocketOptions<A extends Assigns>(
   return {
     path: normalizePath('socket path', path, SOCKET_DEFAULTS.path),
     connect: options.connect ?? null,
+    authorizeJoin: options.authorizeJoin ?? null,
+    refreshToken: options.refreshToken ?? null,
     checkOrigin: checkOriginOption(options.checkOrigin),
     authToken: bool('authToken', options.authToken, true),
     subprotocols,

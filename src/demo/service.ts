@@ -48,7 +48,12 @@ export const demoService = defineService({
     }),
     whoami: fn({
       permission: 'any_authenticated',
-      handler: (_args, ctx) => ({ user_id: ctx.userId, device_id: ctx.deviceId }),
+      // The identity the socket's auth established (the `auth` demo contract).
+      handler: (_args, ctx) => ({
+        user_id: ctx.userId,
+        device_id: ctx.deviceId,
+        roles: ctx.roles,
+      }),
     }),
     /**
      * Broadcasts `announcement` `{message, from: <caller's user_id>}` to `room:<room>` on every

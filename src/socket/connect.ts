@@ -25,6 +25,12 @@ export interface ConnectAccept<A extends Assigns> {
   readonly assigns: A;
   /** The socket id (`gateway.disconnect(id)`), or null for none. */
   readonly id?: string | null;
+  /**
+   * When the credential the client connected with expires (epoch ms): the socket is then closed
+   * with 4001 "token expired" (within the timer wheel's tick), and the client reconnects with a
+   * fresh one. Null or absent: never.
+   */
+  readonly expiresAt?: number | null;
 }
 
 /** Refuses the connection with an HTTP status (default 403) and optional headers. */

@@ -162,5 +162,8 @@ export async function authorize<A extends Assigns>(
   const id = result.id ?? null;
   if (id !== null && typeof id !== 'string')
     return refused(500, 'connect hook returned a non-string id');
-  return accepted({ id, assigns: result.assigns, params, peer, serializer });
+  const expiresAt = result.expiresAt ?? null;
+  if (expiresAt !== null && !Number.isFinite(expiresAt))
+    return refused(500, 'connect hook returned a non-numeric expiresAt');
+  return accepted({ id, assigns: result.assigns, params, peer, serializer, expiresAt });
 }

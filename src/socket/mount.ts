@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
 import type { PubSub } from '../channel/pubsub.js';
+import { guardJoin } from './join-guard.js';
 import { ChannelRouter } from '../channel/router.js';
 import type { Assigns, ChannelHandler } from '../channel/types.js';
 import {
@@ -89,6 +90,7 @@ export class SocketMount<A extends Assigns = Assigns> {
       messageRate: this.options.messageRate,
       inboundByteRate: this.options.inboundByteRate,
       maxBroadcastBytes: this.options.maxBroadcastBytes,
+      refreshToken: this.options.refreshToken,
       onTeardown: (session) => {
         this.sessions.delete(session);
         this.gateway.registry.remove(session);
@@ -104,7 +106,8 @@ export class SocketMount<A extends Assigns = Assigns> {
 
   /** Routes topics matching `pattern` (`room:*` or an exact topic) to `handler`. */
   channel(pattern: string, handler: ChannelHandler<A>): this {
-    this.router.add(pattern, handler);
+    const authorize = this.options.authorizeJoin;
+    this.router.add(pattern, authorize === null ? handler : guardJoin(handler, authorize));
     return this;
   }
 

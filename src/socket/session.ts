@@ -6,10 +6,11 @@ import type { Assigns, PeerAddress, Reply, SocketInfo, TransportName } from '../
 import type { Params } from '../http/query.js';
 import type { Presence } from '../presence/presence.js';
 import type { TimerEntry, TimerWheel } from '../util/timer-wheel.js';
+import { TokenExpiry } from './token-expiry.js';
 import { FrameEncodeError, PHX, type InboundMessage, type Ref } from '../wire/message.js';
 import type { EncodedFrame, ProtocolVersion, Serializer } from '../wire/serializer.js';
 import type { GatewayStats } from './stats.js';
-import type { InboundByteRateOptions } from '../config/socket-options.js';
+import type { InboundByteRateOptions, TokenRefresher } from '../config/socket-options.js';
 import {
   MESSAGE_POLICY,
   MessageRate,
@@ -44,6 +45,11 @@ export const CLOSE = {
   drain: 1012,
   /** Policy violation: a flood of rate-limited messages, or client bytes over inboundByteRate. */
   flood: 1008,
+  /**
+   * The token the socket connected with expired (protocol/phoenix.md §Close codes). An abnormal
+   * close, so Phoenix clients reconnect, with fresh params from their `params` function.
+   */
+  tokenExpired: 4001,
 } as const;
 
 /** Everything a session shares with the other sessions of its socket mount. */
@@ -62,6 +68,8 @@ export interface SessionContext<A extends Assigns> {
   readonly inboundByteRate: Required<InboundByteRateOptions> | null;
   /** Largest payload a channel may broadcast. */
   readonly maxBroadcastBytes: number;
+  /** Handles `access_token` pushed on the `phoenix` topic (null: not offered). */
+  readonly refreshToken: TokenRefresher | null;
   onTeardown(session: Session<A>): void;
 }
 
@@ -71,9 +79,13 @@ export interface SessionInit<A extends Assigns> {
   readonly params: Params;
   readonly peer: PeerAddress;
   readonly serializer: Serializer;
+  /** When the connect token expires (epoch ms): the socket is closed then. Null: never. */
+  readonly expiresAt?: number | null;
 }
 
 const UNMATCHED_TOPIC = { reason: 'unmatched topic' } as const;
+/** The event a client pushes on the `phoenix` topic to give its socket a fresh token. */
+const ACCESS_TOKEN = 'access_token';
 const TOO_MANY_CHANNELS = { reason: 'too many channels joined' } as const;
 const JOIN_TIMEOUT = { reason: 'join timeout' } as const;
 const EMPTY = {} as const;
@@ -154,6 +166,8 @@ export class Session<A extends Assigns = Assigns> implements ChannelHost<A>, Soc
   /** The inbound byte bucket: bytes left (-1 until the first frame) and when it was last filled. */
   private byteTokens = -1;
   private byteStamp = 0;
+  /** Armed while the socket's token has an expiry. */
+  private expiry: TokenExpiry | null = null;
 
   constructor(
     private readonly ctx: SessionContext<A>,
@@ -167,6 +181,25 @@ export class Session<A extends Assigns = Assigns> implements ChannelHost<A>, Soc
     this.serializer = init.serializer;
     this.logger = ctx.logger;
     ctx.stats.sockets++;
+    if (init.expiresAt != null) this.extendExpiry(init.expiresAt);
+  }
+
+  /** Moves the socket's token expiry to `expiresAt` (epoch ms); null: never expires. */
+  extendExpiry(expiresAt: number | null): void {
+    if (expiresAt === null) {
+      this.expiry?.cancel();
+      this.expiry = null;
+      return;
+    }
+    this.expiry ??= new TokenExpiry(this, this.ctx.wheel);
+    this.expiry.arm(expiresAt);
+  }
+
+  /** @internal The token expiry fired. */
+  tokenExpired(): void {
+    this.ctx.stats.tokenExpired++;
+    this.logger.info({ id: this.id, peer: this.peer.address }, 'socket token expired, closing');
+    this.close(CLOSE.tokenExpired, 'token expired');
   }
 
   get info(): SocketInfo<A> {
@@ -331,6 +364,8 @@ export class Session<A extends Assigns = Assigns> implements ChannelHost<A>, Soc
       this.writeReplyFrame(null, message.ref, topic, 'ok', EMPTY);
       return undefined;
     }
+    if (event === ACCESS_TOKEN && topic === PHX.heartbeatTopic && this.ctx.refreshToken !== null)
+      return this.withinRate(message) ? this.refreshToken(message) : undefined;
     // Heartbeats and leaves are never limited: liveness and clean-up must always work.
     if (event !== PHX.leave && !this.withinRate(message)) return undefined;
     if (event === PHX.join) return this.join(message);
@@ -396,6 +431,32 @@ export class Session<A extends Assigns = Assigns> implements ChannelHost<A>, Soc
   }
 
   // ---- join -------------------------------------------------------------------------------
+
+  /**
+   * A new token pushed by the client: checked like the connect's, it moves the socket's expiry.
+   * Frames behind it wait (as behind a join), so a message sent after a refresh is never judged
+   * under the old expiry.
+   */
+  private async refreshToken(message: InboundMessage): Promise<void> {
+    const token = (message.payload as { access_token?: unknown } | null)?.access_token;
+    let verdict: { expiresAt: number | null } | { reason: string };
+    if (typeof token !== 'string' || token === '') verdict = { reason: 'access_token required' };
+    else {
+      try {
+        verdict = await this.ctx.refreshToken!(token, this.assigns);
+      } catch (err) {
+        this.logger.error({ err, id: this.id }, 'token refresh failed');
+        verdict = { reason: 'refresh failed' };
+      }
+    }
+    if (this.closed) return;
+    if ('reason' in verdict) {
+      this.writeReplyFrame(null, message.ref, message.topic, 'error', { reason: verdict.reason });
+      return;
+    }
+    this.extendExpiry(verdict.expiresAt);
+    this.writeReplyFrame(null, message.ref, message.topic, 'ok', EMPTY);
+  }
 
   private join(message: InboundMessage): Promise<void> | undefined {
     const { topic } = message;
@@ -588,6 +649,7 @@ export class Session<A extends Assigns = Assigns> implements ChannelHost<A>, Soc
   teardown(): void {
     if (this.closed) return;
     this.closed = true;
+    this.expiry?.cancel();
     try {
       this.joining?.abandon();
     } catch (err) {

@@ -27,6 +27,8 @@ export interface GatewayStats {
   connectErrors: number;
   /** Sockets closed with 1011 because handling one of their frames failed inside the gateway. */
   internalErrors: number;
+  /** Sockets closed with 4001 because the token they connected with expired. */
+  tokenExpired: number;
 }
 
 export function createStats(): GatewayStats {
@@ -43,5 +45,6 @@ export function createStats(): GatewayStats {
     channelErrors: 0,
     connectErrors: 0,
     internalErrors: 0,
+    tokenExpired: 0,
   };
 }

@@ -220,7 +220,7 @@ describe('transcript B over the phoenix 1.8 client (websocket, NATS gateway, dem
       2,
     );
     expect(entries).toEqual([
-      on('r-whoami', { result: { device_id: 'd1', user_id: 'u1' } }),
+      on('r-whoami', { result: { device_id: 'd1', user_id: 'u1', roles: [] } }),
       ok('whoami'),
     ]);
   });
@@ -239,7 +239,7 @@ describe('transcript B over the phoenix 1.8 client (websocket, NATS gateway, dem
       2,
     );
     expect(entries).toEqual([
-      on('r-whoami-dev', { result: { device_id: 'd1', user_id: 'u1' } }),
+      on('r-whoami-dev', { result: { device_id: 'd1', user_id: 'u1', roles: [] } }),
       ok('whoami'),
     ]);
   });

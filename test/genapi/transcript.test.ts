@@ -131,7 +131,7 @@ describe.each(['embedded', 'nats'] as const)('transcript A (%s)', (mode) => {
       request('7', { request_id: 'r-whoami', service: 'demo', request_type: 'whoami', args: {} }),
     );
     expect(await client.take(2)).toEqual([
-      push(resp('r-whoami', { result: { user_id: 'u1', device_id: 'd1' } })),
+      push(resp('r-whoami', { result: { user_id: 'u1', device_id: 'd1', roles: [] } })),
       reply('7', 'ok', 'whoami'),
     ]);
   });
@@ -147,7 +147,7 @@ describe.each(['embedded', 'nats'] as const)('transcript A (%s)', (mode) => {
       }),
     );
     expect(await client.take(2)).toEqual([
-      push(resp('r-whoami-dev', { result: { user_id: 'u1', device_id: 'd1' } })),
+      push(resp('r-whoami-dev', { result: { user_id: 'u1', device_id: 'd1', roles: [] } })),
       reply('8', 'ok', 'whoami'),
     ]);
   });
@@ -312,7 +312,7 @@ describe.each(['embedded', 'nats'] as const)('transcript A (%s)', (mode) => {
       }),
     );
     expect(await client.take(2)).toEqual([
-      push(resp('r-spoof', { result: { user_id: 'u1', device_id: 'd1' } })),
+      push(resp('r-spoof', { result: { user_id: 'u1', device_id: 'd1', roles: [] } })),
       reply('17', 'ok', 'whoami'),
     ]);
   });
