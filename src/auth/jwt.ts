@@ -75,6 +75,8 @@ export interface JwtOptions {
   assignClaims?: readonly string[] | 'all';
   /** JWKS cache and fetch limits (only with `jwksUrl`). */
   jwks?: JwtJwksOptions;
+  /** Longer tokens are refused (`invalid`) before any decoding, in characters. Default 16 384. */
+  maxTokenLength?: number;
 }
 
 /** Shortest `secret` accepted, in bytes: HS256 wants a key at least as long as its 256-bit hash (RFC 7518 §3.2); a shorter one can be guessed offline from any token a client holds, and whoever guesses it mints tokens for anyone. */
@@ -102,6 +104,7 @@ export const JWT_DEFAULTS = {
   claims: { userId: 'sub', deviceId: 'device_id', roles: 'roles' },
   assignClaims: [] as readonly string[],
   jwks: { cacheMaxAgeMs: 600_000, cooldownMs: 30_000, timeoutMs: 5_000, failureCooldownMs: 1_000 },
+  maxTokenLength: 16_384,
 } as const;
 
 /** Claims `assignClaims: 'all'` leaves out: they describe the token, not the user. */
@@ -119,6 +122,7 @@ const OPTION_KEYS = new Set([
   'claims',
   'assignClaims',
   'jwks',
+  'maxTokenLength',
 ]);
 /** RSA keys (RS*, PS*) below this modulus are refused (jose refuses them at verify time too). */
 const MIN_RSA_BITS = 2048;
@@ -140,10 +144,7 @@ interface Resolved {
  * its claims to an Identity. Throws `ConfigError` for bad options (at startup). `now` is the wall
  * clock in epoch ms for the time claims (tests inject one); the JWKS cache runs on the system clock.
  */
-export function createJwtStrategy(
-  options: JwtOptions,
-  now: () => number = Date.now,
-): AuthStrategy {
+export function createJwtStrategy(options: JwtOptions, now: () => number = Date.now): AuthStrategy {
   const config = checkOptions(options);
   const verifyOptions = (): JWTVerifyOptions => ({
     algorithms: [...config.resolved.algorithms],
@@ -178,8 +179,17 @@ export function createJwtStrategy(
     async authenticate(request: AuthRequest): Promise<Identity | AuthFailure> {
       const token = request.token;
       if (token === null || token === '') return authFailure('missing', 'jwt: no token');
+      if (token.length > config.maxTokenLength) {
+        return authFailure(
+          'invalid',
+          `jwt: the token is longer than maxTokenLength (${token.length} > ${config.maxTokenLength})`,
+        );
+      }
       if (!COMPACT_JWS.test(token)) {
-        return authFailure('malformed', 'jwt: the token is not a compact JWS (three base64url parts)');
+        return authFailure(
+          'malformed',
+          'jwt: the token is not a compact JWS (three base64url parts)',
+        );
       }
       let payload: JWTPayload;
       try {
@@ -222,6 +232,7 @@ interface Checked {
   readonly issuer: readonly string[] | undefined;
   readonly audience: readonly string[] | undefined;
   readonly clockToleranceSec: number;
+  readonly maxTokenLength: number;
   readonly userId: readonly string[];
   readonly deviceId: readonly string[];
   readonly roles: readonly string[];
@@ -248,7 +259,8 @@ function checkOptions(options: JwtOptions): Checked {
   if (options.jwks !== undefined && options.jwksUrl === undefined) {
     throw new ConfigError('auth.jwt.jwks applies only with auth.jwt.jwksUrl');
   }
-  const algorithms = options.algorithms === undefined ? undefined : checkAlgorithms(options.algorithms);
+  const algorithms =
+    options.algorithms === undefined ? undefined : checkAlgorithms(options.algorithms);
   const resolved =
     options.secret !== undefined
       ? fromSecret(options.secret, algorithms)
@@ -263,6 +275,14 @@ function checkOptions(options: JwtOptions): Checked {
     clockToleranceSec < 0
   ) {
     throw new ConfigError('auth.jwt.clockToleranceSec must be a number of seconds >= 0');
+  }
+  const maxTokenLength = options.maxTokenLength ?? JWT_DEFAULTS.maxTokenLength;
+  if (
+    typeof maxTokenLength !== 'number' ||
+    !Number.isInteger(maxTokenLength) ||
+    maxTokenLength < 1
+  ) {
+    throw new ConfigError('auth.jwt.maxTokenLength must be a positive integer (characters)');
   }
   const claims: unknown = options.claims ?? {};
   if (typeof claims !== 'object' || claims === null || Array.isArray(claims)) {
@@ -293,6 +313,7 @@ function checkOptions(options: JwtOptions): Checked {
     issuer: stringList('issuer', options.issuer),
     audience: stringList('audience', options.audience),
     clockToleranceSec,
+    maxTokenLength,
     userId,
     deviceId,
     roles,
@@ -403,7 +424,7 @@ function keyAlgorithms(key: KeyObject): { kind: string; fits: readonly string[] 
       return { kind: 'an Ed25519 key', fits: ['EdDSA', 'Ed25519'] };
     default:
       throw new ConfigError(
-        `auth.jwt.publicKey has key type ${key.asymmetricKeyType ?? "unknown"}: RSA, EC (P-256/384/521) and Ed25519 keys are supported`,
+        `auth.jwt.publicKey has key type ${key.asymmetricKeyType ?? 'unknown'}: RSA, EC (P-256/384/521) and Ed25519 keys are supported`,
       );
   }
 }
@@ -456,7 +477,9 @@ function fromJwks(
   let failedAt: number | null = null;
   const fetchJwks: FetchImplementation = async (resource, init) => {
     if (failedAt !== null && Date.now() - failedAt < failureCooldownMs) {
-      throw new JwksUnavailable(`the JWKS at ${source} failed less than ${failureCooldownMs} ms ago`);
+      throw new JwksUnavailable(
+        `the JWKS at ${source} failed less than ${failureCooldownMs} ms ago`,
+      );
     }
     try {
       const response = await fetch(resource, init);
@@ -570,7 +593,7 @@ function identityOf(payload: JWTPayload, config: Checked): Identity {
   if (typeof rawRoles === 'string') {
     roles = rawRoles.split(/\s+/).filter((role) => role !== '');
   } else if (Array.isArray(rawRoles) && rawRoles.every((role) => typeof role === 'string')) {
-    roles = [...(rawRoles as string[])];
+    roles = [...rawRoles];
   } else if (rawRoles !== undefined && rawRoles !== null) {
     throw new Error(`the ${label(config.roles)} is not an array of strings or a string`);
   }

@@ -167,7 +167,8 @@ describe('jwt with a JWKS over HTTP', () => {
     expect(new Set(burst)).toEqual(new Set(['invalid']));
     expect(server.requests).toBe(1);
     // 50 more, one after another, still within the cooldown: no fetch at all.
-    for (let i = 50; i < 100; i++) expect(await outcome(strategy, await unknown(i))).toBe('invalid');
+    for (let i = 50; i < 100; i++)
+      expect(await outcome(strategy, await unknown(i))).toBe('invalid');
     expect(server.requests).toBe(1);
     // Known kids are served from the cache meanwhile.
     expect(await outcome(strategy, await token(k1))).toBe('ok:u');
@@ -203,7 +204,7 @@ describe('jwt when the JWKS server fails (fail closed: unavailable)', () => {
     expect(result).toMatchObject({
       failed: true,
       reason: 'unavailable',
-      message: expect.stringContaining(server.url),
+      message: expect.stringContaining(server.url) as unknown,
     });
   });
 

@@ -115,7 +115,9 @@ describe('jwt options', () => {
   });
 
   it('never allows alg none, and only algorithms the key source can verify', () => {
-    expect(configError({ secret: SECRET, algorithms: ['none'] })).toMatch(/must not contain "none"/);
+    expect(configError({ secret: SECRET, algorithms: ['none'] })).toMatch(
+      /must not contain "none"/,
+    );
     expect(configError({ secret: SECRET, algorithms: ['HS256', 'NONE'] })).toMatch(/"none"/);
     expect(configError({ secret: SECRET, algorithms: ['RS256'] })).toMatch(
       /auth\.jwt\.algorithms: RS256 cannot be verified with a secret/,
@@ -155,13 +157,13 @@ describe('jwt options', () => {
     });
     expect(configError({ publicKey: k1.publicKey })).toMatch(/EC key on secp256k1/);
     const pss = generateKeyPairSync('rsa-pss', { modulusLength: 2048 });
-    expect(configError({ publicKey: pss.publicKey.export({ type: 'spki', format: 'pem' }) })).toMatch(
-      /RSA-PSS \(id-RSASSA-PSS\) key, which jose cannot use/,
-    );
+    expect(
+      configError({ publicKey: pss.publicKey.export({ type: 'spki', format: 'pem' }) }),
+    ).toMatch(/RSA-PSS \(id-RSASSA-PSS\) key, which jose cannot use/);
     const ed448 = generateKeyPairSync('ed448');
-    expect(configError({ publicKey: ed448.publicKey.export({ type: 'spki', format: 'pem' }) })).toMatch(
-      /has key type ed448: RSA, EC/,
-    );
+    expect(
+      configError({ publicKey: ed448.publicKey.export({ type: 'spki', format: 'pem' }) }),
+    ).toMatch(/has key type ed448: RSA, EC/);
   });
 
   it('names each bad setting', () => {
@@ -176,7 +178,9 @@ describe('jwt options', () => {
       /auth\.jwt\.claims\.user is not an option/,
     );
     expect(configError({ ...base, assignClaims: 'some' })).toMatch(/auth\.jwt\.assignClaims/);
-    expect(configError({ ...base, jwks: { cooldownMs: 1 } })).toMatch(/only with auth\.jwt\.jwksUrl/);
+    expect(configError({ ...base, jwks: { cooldownMs: 1 } })).toMatch(
+      /only with auth\.jwt\.jwksUrl/,
+    );
     const jwks = { jwksUrl: 'https://idp.example/jwks' };
     expect(configError({ ...jwks, jwks: { cooldownMs: -1 } })).toMatch(/jwks\.cooldownMs must be/);
     expect(configError({ ...jwks, jwks: { ttl: 1 } })).toMatch(/auth\.jwt\.jwks\.ttl is not/);
@@ -206,11 +210,11 @@ describe('jwt with a secret', () => {
     const other = await sign({ sub: 'u' }, new TextEncoder().encode(`${SECRET}!`), 'HS256');
     expect(await refused(strategy, other)).toMatchObject({
       reason: 'invalid',
-      message: expect.stringMatching(/signature verification failed/),
+      message: expect.stringMatching(/signature verification failed/) as unknown,
     });
     expect(await refused(strategy, await hs({ sub: 'u' }, 'HS512'))).toMatchObject({
       reason: 'invalid',
-      message: expect.stringMatching(/"alg".*not allowed/),
+      message: expect.stringMatching(/"alg".*not allowed/) as unknown,
     });
     const unsigned = `${b64({ alg: 'none', typ: 'JWT' })}.${b64({ sub: 'admin' })}.`;
     expect((await refused(strategy, unsigned)).reason).toBe('invalid');
@@ -222,6 +226,18 @@ describe('jwt with a secret', () => {
     // Correctly signed, but the payload is not a claims object.
     expect((await refused(strategy, await hsRaw('[1,2]'))).reason).toBe('malformed');
     expect((await refused(strategy, await hsRaw('not json'))).reason).toBe('malformed');
+  });
+
+  it('refuses a token longer than maxTokenLength (default 16 384) before decoding it', async () => {
+    const strategy = createJwtStrategy({ secret: SECRET }, clock);
+    const big = await hs({ sub: 'u', pad: 'x'.repeat(20_000) });
+    expect(await refused(strategy, big)).toMatchObject({
+      reason: 'invalid',
+      message: expect.stringMatching(/longer than maxTokenLength/) as unknown,
+    });
+    const roomy = createJwtStrategy({ secret: SECRET, maxTokenLength: 40_000 }, clock);
+    expect((await accepted(roomy, big)).userId).toBe('u');
+    expect(configError({ secret: SECRET, maxTokenLength: 0 })).toMatch(/auth\.jwt\.maxTokenLength/);
   });
 
   it('never puts the token in a failure message', async () => {
@@ -244,10 +260,20 @@ describe('jwt with a public key', () => {
     ] as const;
     for (const [keys, alg] of cases) {
       const strategy = createJwtStrategy({ publicKey: keys.pem }, clock);
-      expect((await accepted(strategy, await sign({ sub: alg }, keys.privateKey, alg))).userId).toBe(
-        alg,
-      );
+      expect(
+        (await accepted(strategy, await sign({ sub: alg }, keys.privateKey, alg))).userId,
+      ).toBe(alg);
     }
+  });
+
+  it('reads a PKCS#1 RSA public key too', async () => {
+    const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const pkcs1 = publicKey.export({ type: 'pkcs1', format: 'pem' }).toString();
+    expect(pkcs1).toContain('BEGIN RSA PUBLIC KEY');
+    const strategy = createJwtStrategy({ publicKey: pkcs1 }, clock);
+    expect((await accepted(strategy, await sign({ sub: 'p' }, privateKey, 'RS256'))).userId).toBe(
+      'p',
+    );
   });
 
   it('refuses a token signed by another key, and the HS256-with-the-public-key confusion', async () => {
@@ -258,13 +284,13 @@ describe('jwt with a public key', () => {
     const confused = await sign({ sub: 'u' }, new TextEncoder().encode(ec.pem), 'HS256');
     expect(await refused(strategy, confused)).toMatchObject({
       reason: 'invalid',
-      message: expect.stringMatching(/not allowed/),
+      message: expect.stringMatching(/not allowed/) as unknown,
     });
     // An RSA key would verify RS* and PS*, never ES256.
     const rsaStrategy = createJwtStrategy({ publicKey: rsa.pem }, clock);
-    expect((await refused(rsaStrategy, await sign({ sub: 'u' }, ec.privateKey, 'ES256'))).reason).toBe(
-      'invalid',
-    );
+    expect(
+      (await refused(rsaStrategy, await sign({ sub: 'u' }, ec.privateKey, 'ES256'))).reason,
+    ).toBe('invalid');
   });
 });
 
@@ -287,24 +313,28 @@ describe('jwt time claims (injected clock)', () => {
   });
 
   it('checks the signature before exp: a forged expired token is invalid, not expired', async () => {
-    const forged = await sign({ sub: 'u', exp: NOW - 10 }, new TextEncoder().encode(`${SECRET}x`), 'HS256');
+    const forged = await sign(
+      { sub: 'u', exp: NOW - 10 },
+      new TextEncoder().encode(`${SECRET}x`),
+      'HS256',
+    );
     expect((await refused(strategy, forged)).reason).toBe('invalid');
   });
 
   it('refuses a non-numeric exp or nbf', async () => {
-    expect((await refused(strategy, await hs({ sub: 'u', exp: 'soon' as unknown as number }))).reason).toBe(
-      'invalid',
-    );
-    expect((await refused(strategy, await hs({ sub: 'u', nbf: 'now' as unknown as number }))).reason).toBe(
-      'invalid',
-    );
+    expect(
+      (await refused(strategy, await hs({ sub: 'u', exp: 'soon' as unknown as number }))).reason,
+    ).toBe('invalid');
+    expect(
+      (await refused(strategy, await hs({ sub: 'u', nbf: 'now' as unknown as number }))).reason,
+    ).toBe('invalid');
   });
 
   it('allows nbf up to clockToleranceSec (default 30) in the future', async () => {
     expect((await accepted(strategy, await hs({ sub: 'u', nbf: NOW + 30 }))).userId).toBe('u');
     expect(await refused(strategy, await hs({ sub: 'u', nbf: NOW + 31 }))).toMatchObject({
       reason: 'invalid',
-      message: expect.stringMatching(/nbf/),
+      message: expect.stringMatching(/nbf/) as unknown,
     });
     const strict = createJwtStrategy({ secret: SECRET, clockToleranceSec: 0 }, clock);
     expect((await refused(strict, await hs({ sub: 'u', nbf: NOW + 1 }))).reason).toBe('invalid');
@@ -327,7 +357,7 @@ describe('jwt issuer and audience', () => {
     expect((await accepted(one, await hs({ sub: 'u', iss: 'https://idp' }))).userId).toBe('u');
     expect(await refused(one, await hs({ sub: 'u', iss: 'https://evil' }))).toMatchObject({
       reason: 'invalid',
-      message: expect.stringMatching(/"iss"/),
+      message: expect.stringMatching(/"iss"/) as unknown,
     });
     expect((await refused(one, await hs({ sub: 'u' }))).reason).toBe('invalid');
     const two = createJwtStrategy({ secret: SECRET, issuer: ['a', 'b'] }, clock);
@@ -337,10 +367,12 @@ describe('jwt issuer and audience', () => {
   it('checks aud (a string or an array in the token)', async () => {
     const strategy = createJwtStrategy({ secret: SECRET, audience: ['gw', 'other'] }, clock);
     expect((await accepted(strategy, await hs({ sub: 'u', aud: 'gw' }))).userId).toBe('u');
-    expect((await accepted(strategy, await hs({ sub: 'u', aud: ['x', 'other'] }))).userId).toBe('u');
+    expect((await accepted(strategy, await hs({ sub: 'u', aud: ['x', 'other'] }))).userId).toBe(
+      'u',
+    );
     expect(await refused(strategy, await hs({ sub: 'u', aud: 'x' }))).toMatchObject({
       reason: 'invalid',
-      message: expect.stringMatching(/"aud"/),
+      message: expect.stringMatching(/"aud"/) as unknown,
     });
     expect((await refused(strategy, await hs({ sub: 'u' }))).reason).toBe('invalid');
   });
@@ -351,12 +383,17 @@ describe('jwt claim mapping', () => {
 
   it('maps sub, device_id and roles; integers become decimal strings', async () => {
     expect(
-      await accepted(strategy, await hs({ sub: 42, device_id: 7, roles: ['admin', 'ops'] })),
+      await accepted(
+        strategy,
+        await hs({ sub: 42, device_id: 7, roles: ['admin', 'ops'] } as unknown as JWTPayload),
+      ),
     ).toMatchObject({ userId: '42', deviceId: '7', roles: ['admin', 'ops'] });
-    expect(await accepted(strategy, await hs({ sub: 'u', device_id: 'phone', roles: 'a  b c' }))).toMatchObject(
-      { userId: 'u', deviceId: 'phone', roles: ['a', 'b', 'c'] },
-    );
-    expect(await accepted(strategy, await hs({ sub: 'u', device_id: null, roles: null }))).toMatchObject({
+    expect(
+      await accepted(strategy, await hs({ sub: 'u', device_id: 'phone', roles: 'a  b c' })),
+    ).toMatchObject({ userId: 'u', deviceId: 'phone', roles: ['a', 'b', 'c'] });
+    expect(
+      await accepted(strategy, await hs({ sub: 'u', device_id: null, roles: null })),
+    ).toMatchObject({
       deviceId: null,
       roles: [],
     });
@@ -375,7 +412,7 @@ describe('jwt claim mapping', () => {
     ]) {
       expect(await refused(strategy, await hs(claims as JWTPayload))).toMatchObject({
         reason: 'invalid',
-        message: expect.stringMatching(/claim/),
+        message: expect.stringMatching(/claim/) as unknown,
       });
     }
   });
@@ -396,7 +433,7 @@ describe('jwt claim mapping', () => {
     ).toMatchObject({ userId: '9', deviceId: 'd', roles: ['r1'] });
     expect(await refused(mapped, await hs({ sub: 'u' }))).toMatchObject({
       reason: 'invalid',
-      message: expect.stringMatching(/no "uid" claim/),
+      message: expect.stringMatching(/no "uid" claim/) as unknown,
     });
     // A path through something that is not an object finds nothing (no roles), not a crash.
     expect((await accepted(mapped, await hs({ uid: 'u', realm_access: 'x' }))).roles).toEqual([]);
@@ -412,7 +449,10 @@ describe('jwt claim mapping', () => {
       plan: { tier: 'pro' },
       email: 'u@example.com',
     };
-    const listed = createJwtStrategy({ secret: SECRET, assignClaims: ['tenant', 'plan', 'missing'] }, clock);
+    const listed = createJwtStrategy(
+      { secret: SECRET, assignClaims: ['tenant', 'plan', 'missing'] },
+      clock,
+    );
     expect((await accepted(listed, await hs(claims))).assigns).toEqual({
       tenant: 't1',
       plan: { tier: 'pro' },
@@ -490,8 +530,16 @@ describe('jwt fuzzing (fast-check)', () => {
     const valid = await hs({ sub: 'u', iss: 'iss', roles: ['admin'], exp: NOW + 60 });
     const ecValid = await sign({ sub: 'u', exp: NOW + 60 }, ec.privateKey, 'ES256');
     const mutation = fc.oneof(
-      fc.record({ kind: fc.constant('replace' as const), at: fc.nat(), by: fc.constantFrom(...BASE64URL, '.', '=', '+', '/') }),
-      fc.record({ kind: fc.constant('insert' as const), at: fc.nat(), by: fc.constantFrom(...BASE64URL, '.') }),
+      fc.record({
+        kind: fc.constant('replace' as const),
+        at: fc.nat(),
+        by: fc.constantFrom(...BASE64URL, '.', '=', '+', '/'),
+      }),
+      fc.record({
+        kind: fc.constant('insert' as const),
+        at: fc.nat(),
+        by: fc.constantFrom(...BASE64URL, '.'),
+      }),
       fc.record({ kind: fc.constant('delete' as const), at: fc.nat(), by: fc.constant('') }),
       fc.record({ kind: fc.constant('truncate' as const), at: fc.nat(), by: fc.constant('') }),
     );
@@ -543,7 +591,10 @@ describe('jwt fuzzing (fast-check)', () => {
     );
     const claimValue = fc.oneof(fc.jsonValue(), fc.constant({ roles: ['x'] }));
     const claims = fc.dictionary(
-      fc.oneof(fc.constantFrom('sub', 'exp', 'nbf', 'device_id', 'a', '__proto__', 'constructor'), fc.string()),
+      fc.oneof(
+        fc.constantFrom('sub', 'exp', 'nbf', 'device_id', 'a', '__proto__', 'constructor'),
+        fc.string(),
+      ),
       claimValue,
       { maxKeys: 6 },
     );
