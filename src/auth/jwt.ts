@@ -179,6 +179,9 @@ export function createJwtStrategy(options: JwtOptions, now: () => number = Date.
     async authenticate(request: AuthRequest): Promise<Identity | AuthFailure> {
       const token = request.token;
       if (token === null || token === '') return authFailure('missing', 'jwt: no token');
+      // The contract says string | null; a params value of another shape must not throw here.
+      if (typeof token !== 'string')
+        return authFailure('malformed', 'jwt: the token is not a string');
       if (token.length > config.maxTokenLength) {
         return authFailure(
           'invalid',

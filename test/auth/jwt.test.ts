@@ -220,6 +220,8 @@ describe('jwt with a secret', () => {
     expect((await refused(strategy, unsigned)).reason).toBe('invalid');
     expect((await refused(strategy, null)).reason).toBe('missing');
     expect((await refused(strategy, '')).reason).toBe('missing');
+    const notString = { ...request(null), token: ['a', 'b'] as unknown as string };
+    expect(await strategy.authenticate(notString)).toMatchObject({ reason: 'malformed' });
     for (const junk of ['abc', 'a.b', 'a.b.c.d', 'x y.z.w', `${b64([1])}.${b64({ sub: 'u' })}.x`]) {
       expect((await refused(strategy, junk)).reason).toBe('malformed');
     }
