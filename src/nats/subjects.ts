@@ -157,6 +157,19 @@ export class Subjects {
     return `${this.prefix}.presence.get`;
   }
 
+  /**
+   * Authentication by a worker (protocol/nats.md §11): a gateway asks the auth service `service`
+   * whether a connecting client may connect (any instance: queue group).
+   */
+  authConnect(service: string): string {
+    return `${this.prefix}.auth.${service}.connect`;
+  }
+
+  /** Authentication by a worker: whether a socket may join a topic (queue group). */
+  authJoin(service: string): string {
+    return `${this.prefix}.auth.${service}.join`;
+  }
+
   /** Relay groups across gateways: everything addressed to the group's owner node. */
   relayGroup(token: string): string {
     return `${this.prefix}.relay.group.${token}`;

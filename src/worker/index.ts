@@ -70,3 +70,15 @@ export {
   type ResponseType,
   type RetryConfig,
 } from '../nats/fun-config.js';
+export {
+  defineAuthService,
+  serveAuth,
+  SERVE_AUTH_DEFAULTS,
+  type AuthConnectContext,
+  type AuthIdentity,
+  type AuthJoinContext,
+  type AuthServiceDefinition,
+  type AuthServiceOptions,
+  type RunningAuthService,
+  type ServeAuthOptions,
+} from './auth.js';

@@ -22,6 +22,9 @@ import { v2Serializer } from '../../src/wire/v2-json.js';
 import { PushEncoder } from '../../src/worker/pushes.js';
 import { PeerAuth } from '../../src/nats/peer-auth.js';
 import { conforms, hasSchema, loadProtocol, SCHEMA_FILES } from '../support/protocol.js';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { createWorkerAuthStrategy, createWorkerJoinCheck } from '../../src/auth/worker.js';
+import { readConnectReply } from '../../src/nats/auth-messages.js';
 
 /** A check against one schema of protocol/schemas: 'valid', or its errors. */
 const validator = (file: string) => (value: unknown) => conforms(file, value);
@@ -69,6 +72,45 @@ interface AuthVectors {
   };
 }
 const authVectors = (loadProtocol('vectors/nats.json') as { auth: AuthVectors }).auth;
+
+interface AuthWorkerVectors {
+  auth_worker_connect: {
+    request: { subject: string; headers: Record<string, string>; body: Record<string, unknown> };
+    reply: unknown;
+    identity: unknown;
+  };
+  auth_worker_connect_refused: { reply: unknown; failure: { reason: string; message: string } };
+  auth_worker_join: {
+    request: { subject: string; headers: Record<string, string>; body: Record<string, unknown> };
+    allow: unknown;
+    deny: unknown;
+  };
+}
+const authWorker = loadProtocol('vectors/nats.json') as AuthWorkerVectors;
+
+/**
+ * A NATS connection that answers every request with `reply` and records what was asked: enough
+ * for the gateway's worker strategy, which only asks.
+ */
+function answering(reply: unknown) {
+  const asked: { subject: string; body: unknown; headers: Record<string, string> }[] = [];
+  const nc = {
+    isClosed: () => false,
+    request: (
+      subject: string,
+      data: Uint8Array,
+      opts: { headers?: { get(name: string): string } },
+    ) => {
+      asked.push({
+        subject,
+        body: JSON.parse(new TextDecoder().decode(data)),
+        headers: { 'Genapi-Timeout': opts.headers?.get('Genapi-Timeout') ?? '' },
+      });
+      return Promise.resolve({ data: new TextEncoder().encode(JSON.stringify(reply)) });
+    },
+  } as unknown as NatsConnection;
+  return { asked, link: () => ({ nc, subjects: new Subjects(DEFAULT_PREFIX) }) };
+}
 
 describe('protocol documents', () => {
   it('every schema compiles', () => {
@@ -211,5 +253,94 @@ describe('protocol documents', () => {
       expect(broadcast(bad), JSON.stringify(bad)).not.toBe('valid');
     for (const bad of [{}, { id: '' }, { id: 5 }, null])
       expect(disconnect(bad), JSON.stringify(bad)).not.toBe('valid');
+  });
+
+  it('auth worker vectors (nats.md §11): schemas, subjects, what the gateway sends and reads', async () => {
+    const connect = authWorker.auth_worker_connect;
+    const join = authWorker.auth_worker_join;
+    const refused = authWorker.auth_worker_connect_refused;
+    expect(validator('auth-connect-request.schema.json')(connect.request.body)).toBe('valid');
+    expect(validator('auth-connect-reply.schema.json')(connect.reply)).toBe('valid');
+    expect(validator('auth-connect-reply.schema.json')(refused.reply)).toBe('valid');
+    expect(validator('auth-join-request.schema.json')(join.request.body)).toBe('valid');
+    expect(validator('auth-join-reply.schema.json')(join.allow)).toBe('valid');
+    expect(validator('auth-join-reply.schema.json')(join.deny)).toBe('valid');
+    const subjects = new Subjects(DEFAULT_PREFIX);
+    expect(connect.request.subject).toBe(subjects.authConnect('auth'));
+    expect(join.request.subject).toBe(subjects.authJoin('auth'));
+
+    // The gateway sends the documented body (cookie and authorization withheld) and reads the
+    // documented reply into the documented identity.
+    const accept = answering(connect.reply);
+    const body = connect.request.body as {
+      token: string;
+      params: Record<string, unknown>;
+      headers: Record<string, string>;
+      peer: { address: string; port: number };
+      transport: string;
+    };
+    const identity = await createWorkerAuthStrategy({ service: 'auth' }, accept.link).authenticate({
+      ...body,
+      headers: { ...body.headers, cookie: 'session=1', authorization: 'Basic eDp5' },
+    });
+    expect(identity).toEqual(connect.identity);
+    expect(accept.asked).toEqual([
+      {
+        subject: connect.request.subject,
+        body: connect.request.body,
+        headers: connect.request.headers,
+      },
+    ]);
+    const refusal = await createWorkerAuthStrategy(
+      { service: 'auth' },
+      answering(refused.reply).link,
+    ).authenticate(body);
+    expect(refusal).toEqual({ failed: true, ...refused.failure });
+
+    const allow = answering(join.allow);
+    const j = join.request.body as {
+      topic: string;
+      payload: unknown;
+      user_id: string;
+      device_id: string;
+      roles: string[];
+      assigns: Record<string, unknown>;
+    };
+    const joinRequest = {
+      topic: j.topic,
+      payload: j.payload,
+      userId: j.user_id,
+      deviceId: j.device_id,
+      roles: j.roles,
+      assigns: j.assigns,
+    };
+    expect(await createWorkerJoinCheck({ service: 'auth' }, allow.link)(joinRequest)).toEqual({
+      ok: true,
+    });
+    expect(allow.asked).toEqual([
+      { subject: join.request.subject, body: join.request.body, headers: join.request.headers },
+    ]);
+    expect(
+      await createWorkerJoinCheck({ service: 'auth' }, answering(join.deny).link)(joinRequest),
+    ).toMatchObject({ ok: false, unavailable: false });
+  });
+
+  it('the auth worker schemas refuse what the gateway refuses (spot checks)', () => {
+    const reply = validator('auth-connect-reply.schema.json');
+    for (const bad of [
+      {},
+      [],
+      { ok: 'yes', user_id: 'u' },
+      { ok: true },
+      { ok: true, user_id: '' },
+      { ok: true, user_id: 1.5 },
+      { ok: true, user_id: 'u', roles: [1] },
+      { ok: true, user_id: 'u', assigns: [] },
+      { ok: true, user_id: 'u', expires_at: 'soon' },
+    ]) {
+      expect(reply(bad), JSON.stringify(bad)).not.toBe('valid');
+      expect(readConnectReply(bad).ok, JSON.stringify(bad)).toBeNull();
+    }
+    expect(validator('auth-join-reply.schema.json')({ ok: 1 })).not.toBe('valid');
   });
 });
