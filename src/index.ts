@@ -66,7 +66,16 @@ export {
   type LongPollOptions,
   type ConnectLimit,
   type ConnectLimitDecision,
+  type JoinAuthorizer,
+  type TokenRefresher,
 } from './config/socket-options.js';
+export type { AuthConfig } from './auth/config.js';
+export type { AuthStats } from './auth/connect.js';
+export type { AuthFailureReason } from './auth/types.js';
+export type { JoinRule, JoinRulesOptions } from './auth/join-rules.js';
+export type { PhoenixTokenOptions, PhoenixTokenKeys } from './auth/phoenix-token.js';
+export type { JwtOptions, JwtClaimMapping, JwtClaimPath, JwtJwksOptions } from './auth/jwt.js';
+export type { WorkerAuthOptions } from './auth/worker.js';
 export type { MessageRateOptions } from './ratelimit/message-limit.js';
 export type { CheckOrigin } from './http/check-origin.js';
 export type { Params, ParamValue } from './http/query.js';

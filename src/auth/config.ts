@@ -73,7 +73,9 @@ export function setUpAuth(
   const strategy = build(config, nats);
   const stats = authStats(strategy.name);
   const delegate: JoinDelegate | null =
-    config.worker === undefined ? null : joinDelegate(createWorkerJoinCheck(config.worker, nats), log);
+    config.worker === undefined
+      ? null
+      : joinDelegate(createWorkerJoinCheck(config.worker, nats), log);
   const authorizeJoin =
     config.join === undefined && delegate === null
       ? null

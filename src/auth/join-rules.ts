@@ -15,7 +15,11 @@ export interface JoinRule {
 
 /** `auth.join`: rules in order, and what decides topics no rule matches. */
 export interface JoinRulesOptions {
-  /** The first rule whose pattern matches a topic decides it. Default: none. */
+  /**
+   * A topic that some rule's pattern matches may be joined when one of those rules lets the
+   * socket in (its placeholders name this socket, it has one of the roles), and is refused
+   * otherwise. Default: none.
+   */
   readonly rules?: readonly JoinRule[];
   /**
    * Topics no rule matches: `allow` (the channel's own join decides), `deny`, or `worker` (the
@@ -99,22 +103,28 @@ export function compileJoinRules(
   if (otherwise === 'worker' && delegate === null)
     throw new ConfigError('auth.join.otherwise "worker" needs auth.worker (the auth service)');
   return (topic, payload, assigns) => {
+    let matched = false;
     for (const rule of rules) {
       const match = rule.pattern.exec(topic);
       if (!match) continue;
-      for (let i = 0; i < rule.fields.length; i++) {
-        const own = field(assigns, rule.fields[i]!);
-        if (typeof own !== 'string' || own !== match[i + 1]) return JOIN_REFUSED;
-      }
-      if (rule.roles !== null) {
-        const roles = field(assigns, 'roles');
-        if (!Array.isArray(roles) || !roles.some((role) => rule.roles!.has(role as string)))
-          return JOIN_REFUSED;
-      }
-      return true;
+      matched = true;
+      if (satisfies(rule, match, assigns)) return true;
     }
+    // Some rule names this topic and none lets this socket in.
+    if (matched) return JOIN_REFUSED;
     if (otherwise === 'allow') return true;
     if (otherwise === 'deny') return JOIN_REFUSED;
     return delegate!(topic, payload, assigns);
   };
+}
+
+/** The socket is the one the placeholders name and has one of the rule's roles. */
+function satisfies(rule: CompiledRule, match: RegExpExecArray, assigns: Assigns): boolean {
+  for (let i = 0; i < rule.fields.length; i++) {
+    const own = field(assigns, rule.fields[i]!);
+    if (typeof own !== 'string' || own !== match[i + 1]) return false;
+  }
+  if (rule.roles === null) return true;
+  const roles = field(assigns, 'roles');
+  return Array.isArray(roles) && roles.some((role) => rule.roles!.has(role as string));
 }

@@ -15,6 +15,20 @@ const JSON_HEADERS = {
   'access-control-allow-origin': '*',
 } as const;
 
+/**
+ * The connect params of a new session: a 1.8 client whose session ended still appends the old
+ * session token after its own params, so with two `token` params the last one is dropped and an
+ * auth token named `token` reaches the connect hook as the client set it.
+ */
+function withoutSessionToken(query: string): string {
+  const params = new URLSearchParams(query);
+  const tokens = params.getAll('token');
+  if (tokens.length < 2) return query;
+  params.delete('token');
+  for (const token of tokens.slice(0, -1)) params.append('token', token);
+  return params.toString();
+}
+
 function sendStatus(
   res: ServerResponse,
   body: object,
@@ -241,7 +255,7 @@ export class LongPollTransport<A extends Assigns> {
     const lp = id === null ? undefined : this.sessions.get(id);
     if (req.method === 'GET') {
       if (lp) lp.poll(req, res);
-      else await this.createSession(req, res, query);
+      else await this.createSession(req, res, withoutSessionToken(query));
       return;
     }
     if (!lp) {
@@ -252,11 +266,16 @@ export class LongPollTransport<A extends Assigns> {
     await this.publish(req, res, lp);
   }
 
-  /** The header (1.9 clients) wins over the `token` query param (1.8 clients). */
+  /**
+   * The header (1.9 clients) wins over the `token` query param (1.8 clients). A 1.8 client
+   * appends the session token after its own params, which may hold a `token` of their own (the
+   * usual name of an auth token): the last one is the session's, as Plug reads it.
+   */
   private tokenOf(req: IncomingMessage, query: string): string | undefined {
     const header = req.headers['x-phoenix-longpoll-token'];
     if (typeof header === 'string' && header !== '') return header;
-    return new URLSearchParams(query).get('token') ?? undefined;
+    const all = new URLSearchParams(query).getAll('token');
+    return all.length === 0 ? undefined : all[all.length - 1];
   }
 
   private async createSession(
