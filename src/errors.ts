@@ -58,6 +58,10 @@ export type GatewayErrorCode =
   | 'ERR_FRAME_ENCODE'
   /** ArgumentError: gen_api call arguments that do not convert (the client gets the message). */
   | 'ERR_GENAPI_ARGUMENT'
+  /** EtfDecodeError: a Phoenix token payload outside the decoded ETF subset or its limits. */
+  | 'ERR_ETF_DECODE'
+  /** JwksUnavailable: a JWKS that could not be fetched (the connect is refused, `unavailable`). */
+  | 'ERR_JWKS_UNAVAILABLE'
   /** HookTimeoutError: a gen_api before/after hook that ran out of time. */
   | 'ERR_HOOK_TIMEOUT'
   /** TransportFailureError: a failed NATS call inside the retry/breaker pipeline. */

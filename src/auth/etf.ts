@@ -10,6 +10,8 @@
  * throws is an EtfDecodeError.
  */
 
+import { GatewayError } from '../errors.js';
+
 /** Limits of one decode. Every limit refuses the input with an EtfDecodeError of kind `limit`. */
 export interface EtfLimits {
   /** Input longer than this (bytes, version byte included) is refused. Default 8192. */
@@ -34,12 +36,12 @@ export const ETF_DEFAULTS = {
 export type EtfDecodeErrorKind = 'truncated' | 'malformed' | 'unsupported' | 'limit';
 
 /** The one error decodeEtf throws. Internal: the phoenixToken strategy turns it into an AuthFailure. */
-export class EtfDecodeError extends Error {
+export class EtfDecodeError extends GatewayError {
   override readonly name = 'EtfDecodeError';
   /** What went wrong: input ended early, bad bytes, a term kind outside the subset, a limit. */
   readonly kind: EtfDecodeErrorKind;
   constructor(kind: EtfDecodeErrorKind, message: string) {
-    super(message);
+    super('ERR_ETF_DECODE', message);
     this.kind = kind;
   }
 }

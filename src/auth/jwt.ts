@@ -16,6 +16,7 @@ import {
   type JWTVerifyOptions,
 } from 'jose';
 import { ConfigError } from '../config/errors.js';
+import { GatewayError } from '../errors.js';
 import {
   authFailure,
   type AuthFailure,
@@ -130,8 +131,11 @@ const MIN_RSA_BITS = 2048;
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 
 /** The JWKS could not be fetched or used: the connect fails `unavailable`, not `invalid`. */
-class JwksUnavailable extends Error {
+class JwksUnavailable extends GatewayError {
   override readonly name = 'JwksUnavailable';
+  constructor(message: string, options?: ErrorOptions) {
+    super('ERR_JWKS_UNAVAILABLE', message, options);
+  }
 }
 
 interface Resolved {
@@ -206,11 +210,7 @@ export function createJwtStrategy(options: JwtOptions, now: () => number = Date.
       if (typeof payload.exp === 'number' && payload.exp * 1000 <= now()) {
         return authFailure('expired', 'jwt: "exp" claim timestamp check failed');
       }
-      try {
-        return identityOf(payload, config);
-      } catch (error) {
-        return authFailure('invalid', `jwt: ${(error as Error).message}`);
-      }
+      return identityOf(payload, config);
     },
   };
 }
@@ -488,7 +488,7 @@ function fromJwks(
       const response = await fetch(resource, init);
       if (response.status !== 200) {
         await response.body?.cancel();
-        throw new Error(`HTTP ${response.status} (redirects are not followed)`);
+        throw new JwksUnavailable(`HTTP ${response.status} (redirects are not followed)`);
       }
       return response;
     } catch (error) {
@@ -571,23 +571,24 @@ function idString(value: unknown): string | undefined {
   return undefined;
 }
 
-/** Throws (caught by the caller) when a mapped claim has the wrong shape. */
-function identityOf(payload: JWTPayload, config: Checked): Identity {
+/** The identity the claims give, or `invalid` when a mapped claim has the wrong shape. */
+function identityOf(payload: JWTPayload, config: Checked): Identity | AuthFailure {
+  const invalid = (message: string) => authFailure('invalid', `jwt: ${message}`);
   const label = (path: readonly string[]) => `"${path.join('.')}" claim`;
   const rawUser = claimAt(payload, config.userId);
   if (rawUser === undefined || rawUser === null) {
-    throw new Error(`the token has no ${label(config.userId)} (the user id)`);
+    return invalid(`the token has no ${label(config.userId)} (the user id)`);
   }
   const userId = idString(rawUser);
   if (userId === undefined) {
-    throw new Error(`the ${label(config.userId)} is not a non-empty string or a safe integer`);
+    return invalid(`the ${label(config.userId)} is not a non-empty string or a safe integer`);
   }
   const rawDevice = claimAt(payload, config.deviceId);
   let deviceId: string | null = null;
   if (rawDevice !== undefined && rawDevice !== null) {
     const device = idString(rawDevice);
     if (device === undefined) {
-      throw new Error(`the ${label(config.deviceId)} is not a non-empty string or a safe integer`);
+      return invalid(`the ${label(config.deviceId)} is not a non-empty string or a safe integer`);
     }
     deviceId = device;
   }
@@ -598,7 +599,7 @@ function identityOf(payload: JWTPayload, config: Checked): Identity {
   } else if (Array.isArray(rawRoles) && rawRoles.every((role) => typeof role === 'string')) {
     roles = [...rawRoles];
   } else if (rawRoles !== undefined && rawRoles !== null) {
-    throw new Error(`the ${label(config.roles)} is not an array of strings or a string`);
+    return invalid(`the ${label(config.roles)} is not an array of strings or a string`);
   }
   const names =
     config.assignClaims === 'all'
