@@ -35,9 +35,14 @@ const fanChannel = defineChannel({
 const nats = process.env.BENCH_NATS_URL;
 const fileConfig = JSON.parse(process.env.BENCH_GATEWAY_CONFIG ?? '{}') as GatewayConfig;
 // Identity from connect params (as the demo), plus the fan-out channel: code a JSON file cannot hold.
+// With an `auth` section the token decides identity (the two may not be combined).
 const config: GatewayConfig = {
   ...fileConfig,
-  socket: { checkOrigin: false, connect: demoConnect, ...fileConfig.socket },
+  socket: {
+    checkOrigin: false,
+    ...(fileConfig.auth === undefined ? { connect: demoConnect } : {}),
+    ...fileConfig.socket,
+  },
   channels: [{ pattern: 'fan:*', handler: fanChannel }],
   // The bench measures the gateway, not worker authentication: its NATS is a trusted network.
   ...(nats ? { nats: { trustedNetwork: true, ...fileConfig.nats, servers: nats } } : {}),

@@ -71,9 +71,11 @@ function startHeartbeats(everyMs: number): void {
 
 interface ConnectArgs {
   pool: string;
-  /** `{i}` is replaced by the socket's index (plus `offset`), as in `topic`. */
+  /** `{i}` is replaced by the socket's index (plus `offset`), as in `topic`; `{token}` as `tokens` says. */
   url: string;
   count: number;
+  /** `{token}` in `url` is replaced by `tokens[i]` (URI-encoded), i counting this call's sockets from 0: a credential per socket. */
+  tokens?: string[];
   localAddress?: string;
   concurrency?: number;
   /** `{i}` is replaced by the socket's index (plus `offset`). */
@@ -98,7 +100,8 @@ async function connectSockets(args: ConnectArgs) {
     try {
       const index = (args.offset ?? 0) + i;
       // `{i}` in the URL too (e.g. a distinct user_id per socket).
-      const url = args.url.includes('{i}') ? args.url.replace('{i}', String(index)) : args.url;
+      let url = args.url.includes('{i}') ? args.url.replace('{i}', String(index)) : args.url;
+      if (args.tokens) url = url.replace('{token}', encodeURIComponent(args.tokens[i] ?? ''));
       const socket = await PhxSocket.connect(
         url,
         args.localAddress ? { localAddress: args.localAddress } : {},
