@@ -55,11 +55,10 @@ async function start(config: GatewayConfig): Promise<number> {
   return running.address.port;
 }
 
-const phoenixAuth = (extra: Record<string, unknown> = {}): GatewayConfig =>
-  ({
-    demo: true,
-    auth: { phoenixToken: { secretKeyBase: SECRET, salt: SALT, maxAge: null }, ...extra },
-  });
+const phoenixAuth = (extra: Record<string, unknown> = {}): GatewayConfig => ({
+  demo: true,
+  auth: { phoenixToken: { secretKeyBase: SECRET, salt: SALT, maxAge: null }, ...extra },
+});
 
 const wsUrl = (port: number, query: string) =>
   `ws://127.0.0.1:${port}/socket/websocket?vsn=2.0.0&${query}`;
