@@ -313,6 +313,11 @@ export class Gateway {
     return false;
   }
 
+  /** True once `close()` was called: the gateway is stopping (readiness probes answer 503). */
+  get stopping(): boolean {
+    return this.closing !== null;
+  }
+
   /**
    * Stops the gateway: new connections are refused, every socket is closed with 1012 (clients
    * reconnect, to another node if there is one) and the HTTP server stops.

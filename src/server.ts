@@ -8,6 +8,7 @@ import { adminRoute } from './admin/admin.js';
 import { setUpAuth } from './auth/config.js';
 import { ConfigError } from './config/errors.js';
 import { healthReport } from './admin/health.js';
+import { PROBE_PATHS, probeRoutes } from './admin/probes.js';
 import { GenApi } from './genapi/gen-api.js';
 import type { Logger } from './log/logger.js';
 import type { RateLimitsOptions } from './ratelimit/rate-limits.js';
@@ -122,6 +123,8 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     ...socketOptions,
   });
   genApi.mount(mount);
+  const probes = probeRoutes(gateway, genApi);
+  gateway.route(PROBE_PATHS.health, probes.health).route(PROBE_PATHS.ready, probes.ready);
   if (config.admin) {
     const admin = { path: '/admin', ...config.admin };
     gateway.route(
