@@ -21,7 +21,7 @@ afterEach(async () => {
 
 async function get(port: number, path: string, method = 'GET') {
   const res = await fetch(`http://127.0.0.1:${port}${path}`, { method });
-  return { status: res.status, body: method === 'HEAD' ? null : ((await res.json())) };
+  return { status: res.status, body: method === 'HEAD' ? null : await res.json() };
 }
 
 describe('/healthz and /readyz', () => {
