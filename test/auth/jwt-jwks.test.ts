@@ -5,10 +5,10 @@
  * key server can fail (down, HTTP 500, a redirect, junk, a timeout, a stale cache it cannot
  * refresh) being `unavailable` — refused, but not the client's fault.
  */
-import { generateKeyPairSync, type JsonWebKey, type KeyObject } from 'node:crypto';
+import type { JsonWebKey } from 'node:crypto';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { SignJWT } from 'jose';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createJwtStrategy, type JwtOptions } from '../../src/auth/jwt.js';
 import { isAuthFailure, type AuthRequest, type AuthStrategy } from '../../src/auth/types.js';
@@ -79,14 +79,23 @@ afterEach(async () => {
 
 interface Signer {
   readonly kid: string;
-  readonly privateKey: KeyObject;
+  readonly privateKey: Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
   /** The public JWK as the JWKS serves it. */
   readonly jwk: JsonWebKey;
 }
 
-function rsaSigner(kid: string): Signer {
-  const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  return { kid, privateKey, jwk: { ...publicKey.export({ format: 'jwk' }), kid, use: 'sig' } };
+/**
+ * WebCrypto keys made off the main thread: signing with a KeyObject makes jose convert it on the
+ * main thread on every token while other tokens are verified in the thread pool, and a full
+ * `npm test` run twice hung this file with its main thread in a futex wait.
+ */
+async function rsaSigner(kid: string): Promise<Signer> {
+  const { publicKey, privateKey } = await generateKeyPair('RS256', { extractable: true });
+  return {
+    kid,
+    privateKey,
+    jwk: { ...(await exportJWK(publicKey)), kid, use: 'sig' },
+  };
 }
 
 function request(token: string): AuthRequest {
@@ -125,8 +134,8 @@ let k3: Signer;
 /** Never published: tokens signed with it carry kids the server does not know. */
 let stranger: Signer;
 
-beforeAll(() => {
-  [k1, k2, k3, stranger] = ['k1', 'k2', 'k3', 'stranger'].map(rsaSigner) as [
+beforeAll(async () => {
+  [k1, k2, k3, stranger] = (await Promise.all(['k1', 'k2', 'k3', 'stranger'].map(rsaSigner))) as [
     Signer,
     Signer,
     Signer,
