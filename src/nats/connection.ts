@@ -120,6 +120,15 @@ function checkTls(tls: unknown): void {
     );
 }
 
+/** Whether a connection with these options presents any credential (a login or a client certificate). */
+export function presentsCredentials(options: NatsCredentials): boolean {
+  const values = options as Record<string, unknown>;
+  return (
+    AUTH_METHODS.some((key) => values[key] !== undefined) ||
+    (typeof options.tls === 'object' && options.tls.certFile !== undefined)
+  );
+}
+
 /** A subject prefix nats.js can put inboxes under: dot-separated tokens, no wildcards or spaces. */
 function isSubjectPrefix(prefix: string): boolean {
   return prefix.split('.').every((token) => token !== '' && !/[\s*>]/.test(token));

@@ -4,6 +4,7 @@ import type { ConfigReceiver } from '../../genapi/config/push.js';
 import {
   connectNats,
   gatewayConnectOptions,
+  presentsCredentials,
   type NatsConnectionOptions,
 } from '../../nats/connection.js';
 import { DEFAULT_PREFIX, Subjects } from '../../nats/subjects.js';
@@ -94,7 +95,7 @@ function peerAuthFor(
   pushToken: string | null,
   logger: Logger,
 ): PeerAuth | null {
-  if (!hasCredentials(options))
+  if (!presentsCredentials(options))
     logger.warn(
       'NATS connection without credentials: if this NATS server accepts anonymous clients, ' +
         'any of them can read requests and answer as a worker (see examples/secure)',
@@ -114,18 +115,6 @@ function peerAuthFor(
     );
   logger.warn(TRUSTED_NETWORK_WARNING);
   return null;
-}
-
-/** Whether the connection presents any credential to the NATS server. */
-function hasCredentials(options: NatsConnectionOptions): boolean {
-  return (
-    options.user !== undefined ||
-    options.token !== undefined ||
-    options.nkeySeed !== undefined ||
-    options.nkeySeedFile !== undefined ||
-    options.credsFile !== undefined ||
-    (typeof options.tls === 'object' && options.tls.certFile !== undefined)
-  );
 }
 
 /**
