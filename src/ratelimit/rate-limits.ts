@@ -83,22 +83,6 @@ const KEYS = new Set([
   'clusterSecret',
 ]);
 const CONNECT_KEYS = new Set(['limit', 'windowMs', 'algorithm', 'burst', 'mode', 'fallback']);
-const EVENTUAL_KEYS = new Set([
-  'flushMs',
-  'maxBatchBytes',
-  'warmup',
-  'retainHits',
-  'replayTimeoutMs',
-  'heartbeatMs',
-  'missedHeartbeats',
-  'maxSkewMs',
-  'maxOrigins',
-  'signedMaxAgeMs',
-  'maxKeysPerOrigin',
-  'maxBatchHits',
-  'maxReceivedBatchBytes',
-  'maxKeyLength',
-]);
 /** The cluster-message limits of `eventual` (positive integers, checked at start). */
 const EVENTUAL_LIMITS = [
   'maxOrigins',
@@ -108,6 +92,17 @@ const EVENTUAL_LIMITS = [
   'maxReceivedBatchBytes',
   'maxKeyLength',
 ] as const;
+const EVENTUAL_KEYS = new Set([
+  'flushMs',
+  'maxBatchBytes',
+  'warmup',
+  'retainHits',
+  'replayTimeoutMs',
+  'heartbeatMs',
+  'missedHeartbeats',
+  'maxSkewMs',
+  ...EVENTUAL_LIMITS,
+]);
 const STRICT_KEYS = new Set([
   'timeoutMs',
   'casAttempts',
