@@ -15,8 +15,9 @@ import { startGateway, type RunningGateway } from '../../src/server.js';
 import type { GatewayConfig } from '../../src/config/file.js';
 import { RawClient } from '../support/ws-client.js';
 import { replyOf, waitFor } from '../support/phoenix-client.js';
-import { GenApiClient, resp } from '../support/genapi-exec.js';
+import { resp } from '../support/genapi-exec.js';
 import { signToken, t, testKey } from './etf-encode.js';
+import { whoami } from './whoami.js';
 
 const SECRET = 'a-secret-key-base-of-at-least-64-bytes-for-the-gateway-tests-0123456789';
 const SALT = 'user socket';
@@ -62,18 +63,6 @@ const phoenixAuth = (extra: Record<string, unknown> = {}): GatewayConfig => ({
 
 const wsUrl = (port: number, query: string) =>
   `ws://127.0.0.1:${port}/socket/websocket?vsn=2.0.0&${query}`;
-
-async function whoami(port: number, query: string): Promise<unknown> {
-  const client = await GenApiClient.connect(wsUrl(port, query));
-  const { pushes } = await client.call({
-    request_id: 'who',
-    service: 'demo',
-    request_type: 'whoami',
-    args: {},
-  });
-  client.raw.close();
-  return pushes;
-}
 
 describe('auth.phoenixToken in the gateway', () => {
   it('identity comes from the token only: params cannot set it, in the demo too', async () => {

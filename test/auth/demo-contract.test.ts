@@ -19,28 +19,15 @@ import type { GatewayConfig } from '../../src/config/file.js';
 import { defineAuthService, serveAuth, type RunningAuthService } from '../../src/worker/auth.js';
 import { serve, type RunningService } from '../../src/worker/nats.js';
 import { demoService } from '../../src/demo/service.js';
-import { GenApiClient, resp } from '../support/genapi-exec.js';
+import { resp } from '../support/genapi-exec.js';
 import { NatsServer } from '../support/nats.js';
 import { spawnTs, type Spawned } from '../support/spawn.js';
 import { RawClient } from '../support/ws-client.js';
 import { signToken, t, testKey } from './etf-encode.js';
+import { whoami } from './whoami.js';
 
 const SECRET_KEY_BASE = 'demo-contract-secret-key-base-0123456789-0123456789-0123456789';
 const JWT_SECRET = 'a-jwt-secret-of-at-least-32-bytes-0123456789';
-
-async function whoami(port: number, query: string): Promise<unknown> {
-  const client = await GenApiClient.connect(
-    `ws://127.0.0.1:${port}/socket/websocket?vsn=2.0.0&${query}`,
-  );
-  const { pushes } = await client.call({
-    request_id: 'who',
-    service: 'demo',
-    request_type: 'whoami',
-    args: {},
-  });
-  client.raw.close();
-  return pushes;
-}
 
 const identity = (user_id: string, device_id: string | null, roles: string[]) => [
   resp('who', { result: { user_id, device_id, roles } }),
