@@ -173,15 +173,9 @@ export class Discovery {
     const admitted = await this.admit(seen);
     const now = this.now();
     const touched = new Set<string>();
+    // admit() kept only gen_api instances of our prefix, read into AnnouncedInstance.
     for (const identity of admitted) {
-      const metadata = identity.metadata ?? {};
-      if (metadata[META.protocol] !== PROTOCOL_VERSION || metadata[META.prefix] !== this.prefix)
-        continue;
-      if (typeof identity.id !== 'string' || typeof identity.name !== 'string') continue;
-      const configVersion =
-        typeof metadata[META.configVersion] === 'string'
-          ? (metadata[META.configVersion] as string)
-          : null;
+      const { configVersion } = identity;
       const existing = this.byId.get(identity.id);
       if (existing) {
         existing.lastSeen = now;
@@ -196,7 +190,7 @@ export class Discovery {
       const instance: DiscoveredInstance = {
         id: identity.id,
         service: identity.name,
-        version: typeof identity.version === 'string' ? identity.version : '0.0.0',
+        version: identity.version,
         configVersion,
         lastSeen: now,
       };
@@ -225,25 +219,15 @@ export class Discovery {
    * The answers worth believing: gen_api instances of our prefix, and new ones only once
    * `checkInstance` admits them (known ones were checked when they arrived).
    */
-  private async admit(seen: readonly PingResponse[]): Promise<PingResponse[]> {
-    const known: PingResponse[] = [];
-    const fresh: { identity: PingResponse; check: Promise<InstanceRefusal | null> }[] = [];
+  private async admit(seen: readonly PingResponse[]): Promise<AnnouncedInstance[]> {
+    const known: AnnouncedInstance[] = [];
+    const fresh: { announced: AnnouncedInstance; check: Promise<InstanceRefusal | null> }[] = [];
     for (const identity of seen) {
       const metadata = identity.metadata ?? {};
       if (metadata[META.protocol] !== PROTOCOL_VERSION || metadata[META.prefix] !== this.prefix)
         continue;
       if (typeof identity.id !== 'string' || typeof identity.name !== 'string') continue;
-      const existing = this.byId.get(identity.id);
       const configVersion = metadata[META.configVersion];
-      if (
-        existing &&
-        existing.service === identity.name &&
-        existing.version === identity.version &&
-        (this.auth === null || existing.configVersion === configVersion)
-      ) {
-        known.push(identity);
-        continue;
-      }
       const announced: AnnouncedInstance = {
         id: identity.id,
         name: identity.name,
@@ -251,23 +235,33 @@ export class Discovery {
         configVersion: typeof configVersion === 'string' ? configVersion : null,
         metadata,
       };
+      const existing = this.byId.get(identity.id);
+      if (
+        existing &&
+        existing.service === identity.name &&
+        existing.version === identity.version &&
+        (this.auth === null || existing.configVersion === configVersion)
+      ) {
+        known.push(announced);
+        continue;
+      }
       fresh.push({
-        identity,
+        announced,
         check: checkInstance(this.nc, announced, this.auth, this.pingWaitMs),
       });
     }
-    for (const { identity, check } of fresh) {
+    for (const { announced, check } of fresh) {
       const refusal = await check;
-      if (refusal === null) known.push(identity);
-      else this.refuse(identity, refusal);
+      if (refusal === null) known.push(announced);
+      else this.refuse(announced, refusal);
     }
     return known;
   }
 
   /** Counted, and logged once per instance id (a flood of fake answers cannot flood the log). */
-  private refuse(identity: PingResponse, reason: InstanceRefusal): void {
+  private refuse(identity: AnnouncedInstance, reason: InstanceRefusal): void {
     this.refusedCount++;
-    const id = String(identity.id);
+    const { id } = identity;
     if (this.refusedIds.has(id)) return;
     this.refusedIds.set(id, reason);
     this.logger.warn(
