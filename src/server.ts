@@ -151,7 +151,6 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
       genApi,
       access: dashboard,
       ...(config.dashboard === undefined ? {} : { options: config.dashboard }),
-      requests: () => () => {},
       throttle: adminThrottle,
     });
   if (demo) {

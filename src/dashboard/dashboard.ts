@@ -13,8 +13,8 @@ export interface DashboardSetup {
   /** Who may watch (`dashboardAccess`). */
   readonly access: DashboardAccess;
   readonly options?: DashboardOptions;
-  /** The `genapi_request` telemetry the per-function figures are built from. */
-  readonly requests: RequestEvents;
+  /** Where the per-function figures come from. Default: the gateway's `genapi_request` telemetry. */
+  readonly requests?: RequestEvents;
   /** Failed token attempts, shared with the admin API (token mode). */
   readonly throttle: AuthThrottle | null;
 }
@@ -32,7 +32,7 @@ export function mountDashboard(gateway: Gateway, setup: DashboardSetup): Dashboa
     gateway,
     genApi: setup.genApi,
     options,
-    requests: setup.requests,
+    requests: setup.requests ?? ((handler) => gateway.telemetry.on('genapi_request', handler)),
     logger,
   });
   const mount = gateway.socket<ViewerAssigns>(options.socketPath, {

@@ -1,19 +1,24 @@
+import type { GenApiOutcome } from '../telemetry/events.js';
 import { LATENCY_BUCKETS, latencyBucket, latencyQuantile } from './latency-histogram.js';
 
+/** Every outcome a `genapi_request` event may carry (the record makes the compiler check the list). */
+const OUTCOME_SET: Record<GenApiOutcome, true> = {
+  ok: true,
+  error: true,
+  timeout: true,
+  unavailable: true,
+  rate_limited: true,
+  denied: true,
+  invalid: true,
+  not_found: true,
+  cancelled: true,
+};
+
 /** Outcomes of a gen_api request as the `genapi_request` telemetry event names them. */
-export const REQUEST_OUTCOMES = [
-  'ok',
-  'error',
-  'timeout',
-  'unavailable',
-  'rate_limited',
-  'denied',
-  'invalid',
-  'not_found',
-] as const;
+export const REQUEST_OUTCOMES = Object.keys(OUTCOME_SET) as readonly GenApiOutcome[];
 
 /** One gen_api request outcome. */
-export type RequestOutcome = (typeof REQUEST_OUTCOMES)[number];
+export type RequestOutcome = GenApiOutcome;
 
 /** What the window needs of a `genapi_request` event. */
 export interface RequestSample {

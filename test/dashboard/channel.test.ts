@@ -214,10 +214,22 @@ describe('admin:dashboard with an admin token', () => {
         });
       const called = await v.next(
         (s) =>
-          s.genApi.requests >= before.genApi.requests + 4 &&
+          s.genApi.functions.some((f) => f.function === 'echo' && f.count === 4) &&
           s.rateLimits!.policies[0]!.topKeys.some((k) => k.key === 'dash-user' && k.blocked),
         'the calls and the blocked key',
       );
+      // From genapi_request telemetry, over the window.
+      const echo = called.genApi.functions.find((f) => f.function === 'echo')!;
+      expect(echo).toMatchObject({
+        service: 'slowsvc',
+        count: 4,
+        outcomes: { ok: 3, rate_limited: 1 },
+        errors: 1,
+      });
+      expect(echo.rate).toBeGreaterThan(0);
+      expect(echo.p50Ms).toBeGreaterThan(0);
+      expect(echo.p99Ms).toBeGreaterThanOrEqual(echo.p50Ms!);
+      expect(called.genApi.requests).toBeGreaterThanOrEqual(before.genApi.requests + 4);
       const policy = called.rateLimits!.policies[0]!;
       expect(policy.topKeys[0]).toEqual({
         key: 'dash-user',
