@@ -26,6 +26,7 @@ export function dashboardHtml(path: string, socketPath: string, auth: PageAuth):
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>gen-gateway dashboard</title>
+<link rel="icon" href="${base}/icon.svg">
 <link rel="stylesheet" href="${base}/app.css">
 <script type="module" src="${base}/app.js"></script>
 </head>
@@ -86,6 +87,10 @@ export function dashboardHtml(path: string, socketPath: string, auth: PageAuth):
 </html>
 `;
 }
+
+/** The page's icon (`<path>/icon.svg`): without one the browser asks for /favicon.ico. */
+export const DASHBOARD_ICON = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" fill="#1d2330"/><path d="M3 11l3-4 3 2 4-6" stroke="#4cc38a" stroke-width="2" fill="none"/></svg>
+`;
 
 /** The stylesheet (`<path>/app.css`). */
 export const DASHBOARD_CSS = `:root { color-scheme: light; --fg: #1d2330; --muted: #6b7385; --line: #dfe3ea; --bg: #f6f7f9;

@@ -5,7 +5,13 @@ import { dirname, join } from 'node:path';
 import type { HttpRoute } from '../gateway.js';
 import { sendPlain } from '../http/responses.js';
 import { isLoopbackPeer } from './access.js';
-import { DASHBOARD_CSS, DASHBOARD_JS, dashboardHtml, type PageAuth } from './page.js';
+import {
+  DASHBOARD_CSS,
+  DASHBOARD_ICON,
+  DASHBOARD_JS,
+  dashboardHtml,
+  type PageAuth,
+} from './page.js';
 
 /**
  * Served with every dashboard response: nothing but this origin's own scripts, styles and socket
@@ -44,7 +50,8 @@ function send(res: ServerResponse, head: boolean, type: string, body: string): v
 }
 
 /**
- * `GET <path>` (the page), `<path>/app.js`, `<path>/app.css` and `<path>/phoenix.mjs`. The page
+ * `GET <path>` (the page), `<path>/app.js`, `<path>/app.css`, `<path>/icon.svg` and
+ * `<path>/phoenix.mjs`. The page
  * holds no data (that comes over the socket, after its connect hook), yet in loopback mode it is
  * refused to non-local peers too, so a demo on a LAN address does not advertise it.
  */
@@ -70,6 +77,9 @@ export function dashboardRoute(path: string, socketPath: string, auth: PageAuth)
         return;
       case '/app.css':
         send(res, head, 'text/css', DASHBOARD_CSS);
+        return;
+      case '/icon.svg':
+        send(res, head, 'image/svg+xml', DASHBOARD_ICON);
         return;
       case '/phoenix.mjs': {
         phoenixSource ??= readFile(phoenixModulePath(), 'utf8');

@@ -71,7 +71,7 @@ describe('the demo without an admin token: loopback only', () => {
       new URL('../../node_modules/phoenix/priv/static/phoenix.mjs', import.meta.url),
     );
     expect(await phoenix.text()).toBe(await readFile(installed, 'utf8'));
-    for (const asset of ['app.js', 'app.css']) {
+    for (const asset of ['app.js', 'app.css', 'icon.svg']) {
       const res = await fetch(`http://127.0.0.1:${port}/dashboard/${asset}`);
       expect(res.status).toBe(200);
       expect(res.headers.get('content-security-policy')).toBe(DASHBOARD_CSP);
