@@ -246,6 +246,29 @@ describe('admin:dashboard with an admin token', () => {
     await v.next((s) => s.sockets.total <= before.sockets.total, 'the sockets gone again');
   });
 
+  it('lists every gateway node of the cluster, and drops one that leaves', async () => {
+    const v = await viewer();
+    const other = await startGateway({
+      config: { nodeId: 'dashboard-peer', nats: { servers: nats.url, trustedNetwork: true } },
+      fromFile: true,
+      port: 0,
+      logger: pino({ level: 'silent' }),
+    });
+    try {
+      const both = await v.next(
+        (s) => s.cluster?.nodes.some((n) => n.node === 'dashboard-peer') === true,
+        'the second gateway',
+      );
+      expect(both.cluster!.nodes).toEqual([
+        { node: running.gateway.nodeId, self: true, presenceEntries: null },
+        { node: 'dashboard-peer', self: false, presenceEntries: 0 },
+      ]);
+    } finally {
+      await other.gateway.close();
+    }
+    await v.next((s) => s.cluster?.nodes.length === 1, 'the second gateway gone');
+  });
+
   it('one timer: every viewer gets the same snapshots, about every intervalMs', async () => {
     const a = await viewer();
     const b = await viewer();
