@@ -9,6 +9,7 @@ export const DASHBOARD_TOPIC = 'admin:dashboard';
  * `admin:dashboard`: joining makes the socket a viewer (the join reply carries the first snapshot,
  * then a `snapshot` push every interval); leaving or disconnecting stops it. Clients send nothing
  * else. Who may connect was decided by the mount's connect hook (src/dashboard/access.ts).
+ * Contract: protocol/dashboard.md.
  */
 export function dashboardChannel(hub: DashboardHub): ChannelHandler<ViewerAssigns> {
   return defineChannel<ViewerAssigns>({

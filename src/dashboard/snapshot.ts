@@ -57,11 +57,14 @@ export interface NodeFigure {
   node: string;
   /** This gateway. */
   self: boolean;
-  /** Presence entries it holds (its own, for this node: the local count is not tracked here). */
+  /** That node's Presence entries as replicated here; null for this node. */
   presenceEntries: number | null;
 }
 
-/** What the dashboard channel pushes (`snapshot` event) every interval. */
+/**
+ * What the dashboard channel pushes (`snapshot` event) every interval (protocol/dashboard.md §4;
+ * schema: protocol/schemas/dashboard-snapshot.schema.json).
+ */
 export interface DashboardSnapshot {
   /** Epoch ms when it was taken. */
   at: number;

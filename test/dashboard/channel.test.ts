@@ -2,7 +2,8 @@
  * The dashboard channel on a gateway built by startGateway with an admin token, a real nats-server,
  * an SDK worker and a rate-limit policy: the token rule (authToken or `token` param, 401 without,
  * the admin API's per-IP budget shared), the snapshot's shape, and its values moving as sockets
- * connect and gen_api calls happen, pushed by one timer to every viewer.
+ * connect and gen_api calls happen, pushed by one timer to every viewer; every snapshot conforms to
+ * its schema in protocol/.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
@@ -11,6 +12,7 @@ import { startWorker, type Worker } from '../support/genapi-app.js';
 import { ApiClient } from '../support/genapi-client.js';
 import { slowService } from '../support/genapi-services.js';
 import { NatsServer } from '../support/nats.js';
+import { conforms } from '../support/protocol.js';
 import { until } from '../support/wait.js';
 import { bearerProtocol, connectViewer, upgradeStatus, type Viewer } from './viewer.js';
 
@@ -277,5 +279,15 @@ describe('admin:dashboard with an admin token', () => {
     await until(() => a.snapshots.some((s) => s.at === pushed.at), 'the same snapshot at a');
     const following = await b.next((s) => s.at > pushed.at, 'the next push');
     expect(following.at - pushed.at).toBeGreaterThanOrEqual(INTERVAL_MS / 2);
+  });
+
+  it('every snapshot received conforms to protocol/schemas/dashboard-snapshot.schema.json', () => {
+    const all = viewers.flatMap((v) => v.snapshots);
+    expect(all.length).toBeGreaterThan(10);
+    for (const snapshot of all)
+      expect(conforms('dashboard-snapshot.schema.json', snapshot)).toBe('valid');
+    // The schema has teeth: a snapshot without its sockets is not one.
+    const { sockets: _sockets, ...partial } = all[0]!;
+    expect(conforms('dashboard-snapshot.schema.json', partial)).not.toBe('valid');
   });
 });
