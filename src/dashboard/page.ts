@@ -261,6 +261,10 @@ function connect(token) {
   socket.onOpen(() => {
     opened = true;
   });
+  socket.onClose(() => {
+    // A gateway that restarts or drains closes cleanly: the client reconnects and rejoins.
+    if (opened) setStatus('reconnecting…', 'down');
+  });
   socket.onError(() => {
     if (!opened && body.dataset.auth === 'token') {
       // Refused before it ever opened: a wrong token (or too many tries, or no gateway).

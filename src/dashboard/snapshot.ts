@@ -138,9 +138,13 @@ function topTopics(gateway: Gateway, k: number): DashboardSnapshot['channels'] {
   const total = pubsub.topicCount();
   let scanned = 0;
   if (k > 0) {
+    // One probe object for the scan: an entry is built only for a topic that makes the list.
+    const probe = { topic: '', subscribers: 0 };
     for (const topic of pubsub.topicNames()) {
       if (scanned++ >= DASHBOARD_LIMITS.topicScan) break;
-      top.offer({ topic, subscribers: pubsub.subscriberCount(topic) });
+      probe.topic = topic;
+      probe.subscribers = pubsub.subscriberCount(topic);
+      if (top.wants(probe)) top.offer({ ...probe });
     }
   }
   return {
@@ -208,17 +212,17 @@ function rateLimits(genApi: GenApi, k: number): DashboardSnapshot['rateLimits'] 
     );
     let scanned = 0;
     if (k > 0) {
+      const probe: KeyFigure = { key: '', remaining: 0, limit: 0, blocked: false };
       for (const [key] of policy.store.entries()) {
         if (scanned++ >= DASHBOARD_LIMITS.keyScan) break;
         // The same reading as the admin API's key status: nothing is consumed.
         const decision = limiter.status(policy.id, key);
         if (!decision) break;
-        top.offer({
-          key,
-          remaining: decision.remaining,
-          limit: decision.limit,
-          blocked: !decision.allowed,
-        });
+        probe.key = key;
+        probe.remaining = decision.remaining;
+        probe.limit = decision.limit;
+        probe.blocked = !decision.allowed;
+        if (top.wants(probe)) top.offer({ ...probe });
       }
     }
     const { config } = policy;

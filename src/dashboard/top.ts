@@ -17,6 +17,7 @@ export class TopK<T> {
     return this.items.length < this.k || this.compare(probe, this.items[this.k - 1]!) < 0;
   }
 
+  /** Adds `item` if it makes the list (keep it: the list holds the object itself). */
   offer(item: T): void {
     if (!this.wants(item)) return;
     let i = this.items.length;
