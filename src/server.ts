@@ -4,7 +4,9 @@ import type { GatewayConfig } from './config/file.js';
 import type { Assigns } from './channel/types.js';
 import { demoConnect, demoRoomChannel } from './demo/chat.js';
 import { demoRateLimit, demoService } from './demo/service.js';
-import { adminRoute } from './admin/admin.js';
+import { adminRoute, createAuthThrottle } from './admin/admin.js';
+import { dashboardAccess } from './dashboard/access.js';
+import { mountDashboard } from './dashboard/dashboard.js';
 import { setUpAuth } from './auth/config.js';
 import { ConfigError } from './config/errors.js';
 import { healthReport } from './admin/health.js';
@@ -125,6 +127,8 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
   genApi.mount(mount);
   const probes = probeRoutes(gateway, genApi);
   gateway.route(PROBE_PATHS.health, probes.health).route(PROBE_PATHS.ready, probes.ready);
+  // One failed-token budget per IP for the admin API and the dashboard.
+  const adminThrottle = config.admin ? createAuthThrottle(config.admin) : null;
   if (config.admin) {
     const admin = { path: '/admin', ...config.admin };
     gateway.route(
@@ -133,9 +137,22 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
         rateLimits: genApi.rateLimits,
         logger: gateway.logger.child({ component: 'admin' }),
         health: () => healthReport(gateway, genApi, auth?.stats ?? null),
+        ...(adminThrottle === null ? {} : { throttle: adminThrottle }),
       }),
     );
   }
+  const dashboard = dashboardAccess({
+    enabled: config.dashboard?.enabled,
+    admin: config.admin,
+    demo,
+  });
+  if (dashboard !== null)
+    mountDashboard(gateway, {
+      genApi,
+      access: dashboard,
+      ...(config.dashboard === undefined ? {} : { options: config.dashboard }),
+      throttle: adminThrottle,
+    });
   if (demo) {
     mount.channel('room:*', demoRoomChannel(gateway));
     if (servers === undefined) genApi.register(demoService);

@@ -34,6 +34,8 @@ export interface AdminDeps {
   readonly logger: Logger;
   /** `GET <path>/health` (src/admin/health.ts); absent: 404. */
   readonly health?: () => Promise<unknown>;
+  /** Failed authentications, shared with the dashboard's socket (one budget per IP); default: its own. */
+  readonly throttle?: AuthThrottle;
 }
 
 /** Largest request body the admin API reads. */
@@ -148,6 +150,21 @@ function positive(name: string, value: unknown, fallback: number): number {
 }
 
 /**
+ * The failed-authentication throttle `options` describe (`maxAuthFailures`, `authFailureWindowMs`,
+ * validated). @internal The admin API and the dashboard share one.
+ */
+export function createAuthThrottle(options: AdminOptions): AuthThrottle {
+  return new AuthThrottle(
+    positive('maxAuthFailures', options.maxAuthFailures, ADMIN_DEFAULTS.maxAuthFailures),
+    positive(
+      'authFailureWindowMs',
+      options.authFailureWindowMs,
+      ADMIN_DEFAULTS.authFailureWindowMs,
+    ),
+  );
+}
+
+/**
  * The admin HTTP API (protocol/admin.md): rate-limit policies, shadow mode and per-key state,
  * behind a bearer token. Every change is logged with who made it and applied cluster-wide.
  * Failed authentications are throttled per client IP (`maxAuthFailures`, `authFailureWindowMs`).
@@ -156,14 +173,7 @@ export function adminRoute(options: AdminOptions, deps: AdminDeps): HttpRoute {
   const expected = digest(options.token);
   // Behind a proxy every request has the proxy's address: one guesser would lock out every admin.
   const clientAddress = compileClientAddress(options.trustedProxies ?? []);
-  const throttle = new AuthThrottle(
-    positive('maxAuthFailures', options.maxAuthFailures, ADMIN_DEFAULTS.maxAuthFailures),
-    positive(
-      'authFailureWindowMs',
-      options.authFailureWindowMs,
-      ADMIN_DEFAULTS.authFailureWindowMs,
-    ),
-  );
+  const throttle = deps.throttle ?? createAuthThrottle(options);
   const authorized = (req: IncomingMessage): boolean => {
     const header = req.headers.authorization ?? '';
     const match = /^Bearer\s+(.+)$/i.exec(header);

@@ -63,6 +63,8 @@ export interface PubSub {
   /** Local subscribers of `topic`, or of all topics when omitted. */
   subscriberCount(topic?: string): number;
   topicCount(): number;
+  /** Topics with at least one local subscriber (the dashboard's top topics). */
+  topicNames(): IterableIterator<string>;
 }
 
 export class LocalPubSub implements PubSub {

@@ -145,6 +145,10 @@ export class ClusterPubSub implements PubSub, ClusterComponent {
     return this.local.topicCount();
   }
 
+  topicNames(): IterableIterator<string> {
+    return this.local.topicNames();
+  }
+
   /** A snapshot of the counters (protocol/nats.md §9.6). */
   stats(): ClusterPubSubStats {
     return { ...this.counters, topics: this.remote.size };

@@ -13,6 +13,7 @@ import { ConfigError } from './errors.js';
 import { InvalidArgumentError } from '../errors.js';
 import { checkNatsCredentials, type NatsCredentials } from '../nats/connection.js';
 import type { AuthConfig } from '../auth/config.js';
+import type { DashboardOptions } from '../dashboard/options.js';
 
 export { ConfigError };
 
@@ -47,6 +48,8 @@ export interface GatewayConfig {
   rateLimits?: RateLimitsOptions;
   /** The admin HTTP API (bearer token; off without one). */
   admin?: AdminOptions;
+  /** The live dashboard (on with `admin` or in the demo; README: Dashboard). */
+  dashboard?: DashboardOptions;
   /**
    * Authentication without code: `phoenixToken`, `jwt` or `worker`, join rules, token refresh
    * (README: Authentication). Checked where it is applied; identity then comes from the token only.
@@ -77,6 +80,7 @@ const KEYS = new Set([
   'genApi',
   'rateLimits',
   'admin',
+  'dashboard',
   'nats',
   'cluster',
   'presence',
@@ -215,6 +219,23 @@ export function validateConfig(file: string, value: unknown): GatewayConfig {
     'admin',
     config.admin,
     new Set(['token', 'path', 'maxAuthFailures', 'authFailureWindowMs', 'trustedProxies']),
+  );
+  // Values are checked where they are applied (OptionError names the option).
+  checkSection(
+    file,
+    'dashboard',
+    config.dashboard,
+    new Set([
+      'enabled',
+      'path',
+      'socketPath',
+      'intervalMs',
+      'windowMs',
+      'maxFunctions',
+      'topTopics',
+      'topKeys',
+      'maxViewers',
+    ]),
   );
   const admin = config.admin as { token?: unknown; path?: unknown } | undefined;
   if (admin && (typeof admin.token !== 'string' || admin.token.length < 16)) {

@@ -4,11 +4,8 @@
  * preflights, the Origin check, the LongPoll fallback remembered in sessionStorage, binary
  * frames and Presence. CI installs Debian's chromium; without it this file is skipped.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,10 +16,7 @@ import {
   roomChannel,
   type TestAssigns,
 } from '../support/test-app.js';
-
-const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((path) =>
-  existsSync(path),
-);
+import { CHROMIUM, launchChromium, type Browser } from '../support/chromium.js';
 const here = fileURLToPath(new URL('.', import.meta.url));
 const phoenixBundle = fileURLToPath(
   new URL('../../node_modules/phoenix/priv/static/phoenix.mjs', import.meta.url),
@@ -32,8 +26,7 @@ type Results = Record<string, Record<string, unknown>>;
 
 let gateway: Gateway;
 let pageServer: Server;
-let browser: ChildProcess;
-let profile: string;
+let browser: Browser;
 let results: Results;
 
 async function startPageServer(onReport: (body: string) => void): Promise<number> {
@@ -89,22 +82,8 @@ describe.skipIf(!CHROMIUM)('phoenix client in headless Chromium', () => {
     let report!: (body: string) => void;
     const reported = new Promise<string>((resolve) => (report = resolve));
     const pagePort = await startPageServer(report);
-    profile = await mkdtemp(join(tmpdir(), 'gen-gateway-chromium-'));
-    browser = spawn(
-      CHROMIUM!,
-      [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        `--user-data-dir=${profile}`,
-        `http://127.0.0.1:${pagePort}/?gateway=${encodeURIComponent(`ws://127.0.0.1:${port}`)}`,
-      ],
-      { stdio: 'ignore' },
+    browser = await launchChromium(
+      `http://127.0.0.1:${pagePort}/?gateway=${encodeURIComponent(`ws://127.0.0.1:${port}`)}`,
     );
     const timeout = new Promise<never>((_, reject) =>
       setTimeout(() => reject(new Error('the page reported nothing within 40 s')), 40_000),
@@ -113,10 +92,9 @@ describe.skipIf(!CHROMIUM)('phoenix client in headless Chromium', () => {
   }, 60_000);
 
   afterAll(async () => {
-    browser?.kill('SIGKILL');
+    await browser?.close();
     await gateway?.close();
     await new Promise((resolve) => pageServer?.close(resolve));
-    if (profile) await rm(profile, { recursive: true, force: true });
   });
 
   it.each(['websocket', 'longpoll'])(
