@@ -4,6 +4,7 @@
  * - SIGTERM drains: the call in flight gets its result, new calls go to the other instance (or,
  *   with none left, get `Service temporarily unavailable` with can_retry), the process exits 0;
  * - a second signal exits at once (1);
+ * - a worker started before NATS waits for it and serves once it is up;
  * - a worker whose NATS connection closes for good (here: nats.js's limited reconnects, what the
  *   README worker of the issue had) exits 1 and says why, never 0 in silence.
  */
@@ -169,6 +170,24 @@ describe('runWorker drain on SIGTERM (real gateway, real phoenix client)', () =>
     expect(await w.exited).toBe(1);
     expect(w.stdout()).toContain('second signal: exiting at once');
     await pending.reply;
+  }, 60_000);
+});
+
+describe('runWorker and a NATS that is not there yet', () => {
+  it('waits for it, serves once it is up, and still drains to exit 0', async () => {
+    const own = await NatsServer.start();
+    try {
+      await own.stop();
+      const w = worker('e', { NATS_URL: own.url, RUNWORKER_CONNECTS: '1' });
+      await w.logLine('connecting to NATS');
+      expect(w.child.exitCode).toBeNull();
+      await own.restart();
+      await w.logLine('worker serving');
+      w.kill('SIGTERM');
+      expect(await w.exited).toBe(0);
+    } finally {
+      await own.dispose();
+    }
   }, 60_000);
 });
 

@@ -6,7 +6,9 @@
  * - `echo`: answers its args with the label.
  * MAX_RECONNECTS limits the connection's reconnect attempts (what nats.js's defaults do: the
  * README worker of issue 14 lost its connection for good that way); unset, runWorker connects
- * itself and reconnects for ever. DRAIN_MS sets drainTimeoutMs.
+ * itself and reconnects for ever. DRAIN_MS sets drainTimeoutMs. RUNWORKER_CONNECTS=1 lets runWorker
+ * connect by itself (from NATS_URL, waiting for a server that is not up yet); `hold` then needs
+ * the test's own connection and is not used.
  */
 import { connect } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/nats-core';
@@ -17,12 +19,15 @@ const url = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
 const label = process.env.WORKER_LABEL ?? 'worker';
 const maxReconnects = process.env.MAX_RECONNECTS;
 
-const nc: NatsConnection = await connect({
-  servers: url,
-  name: `holder-${label}`,
-  maxReconnectAttempts: maxReconnects === undefined ? -1 : Number(maxReconnects),
-  reconnectTimeWait: 100,
-});
+const selfConnect = process.env.RUNWORKER_CONNECTS === '1';
+const nc: NatsConnection | null = selfConnect
+  ? null
+  : await connect({
+      servers: url,
+      name: `holder-${label}`,
+      maxReconnectAttempts: maxReconnects === undefined ? -1 : Number(maxReconnects),
+      reconnectTimeWait: 100,
+    });
 
 const holder = defineService({
   name: 'holder',
@@ -31,6 +36,7 @@ const holder = defineService({
     hold: fn({
       timeout: 20_000,
       async handler(_args, ctx) {
+        if (nc === null) throw new Error('hold needs the test connection');
         const release = nc.subscribe(`release.${ctx.requestId}`, { max: 1 });
         await nc.flush();
         process.stdout.write(`${JSON.stringify({ msg: 'held', label, id: ctx.requestId })}\n`);
@@ -43,7 +49,7 @@ const holder = defineService({
 });
 
 await runWorker(holder, {
-  nats: nc,
+  ...(nc === null ? {} : { nats: nc }),
   pushTimeoutMs: 300,
   ...(process.env.DRAIN_MS ? { drainTimeoutMs: Number(process.env.DRAIN_MS) } : {}),
 });
