@@ -573,6 +573,7 @@ export async function serve(
     if (args === null) {
       guarded(() => msg.respond(json(false)));
       account(stats, startedAt, null);
+      observer?.permission(fn.requestType, false);
       return;
     }
     runAuthorize(fn, args, readMeta(readHeaders(msg), definition, fn), pushes)

@@ -59,6 +59,7 @@ const svc = defineService({
   version: '1.0.0',
   functions: {
     echo: fn({ handler: (args) => args }),
+    guarded: fn({ authorize: (args) => args.ok === true, handler: () => 'in' }),
     hold: fn({ timeout: 20_000, handler: async () => (await release.promise, 'released') }),
     bad: fn({
       handler: () => {
@@ -253,6 +254,13 @@ describe('serve(): metrics', () => {
     expect([...before.keys()].some((k) => k.startsWith('process_cpu_seconds_total'))).toBe(true);
 
     for (let i = 0; i < 3; i++) await callRaw(caller, 'echo', { i });
+    for (const ok of [true, false, false]) {
+      const answer = await caller.request(
+        subjects.perm('life', 'guarded', null),
+        JSON.stringify({ ok }),
+      );
+      expect(answer.json()).toBe(ok);
+    }
     expect(await callRaw(caller, 'bad')).toEqual({ code: 422 });
     release = deferred();
     const held = callRaw(caller, 'hold');
@@ -274,6 +282,11 @@ describe('serve(): metrics', () => {
         'gen_gateway_worker_call_duration_seconds_count{service="life",function="echo",kind="call"}',
       ),
     ).toBe(3);
+    expect(
+      during.get(
+        'gen_gateway_worker_permission_checks_total{service="life",function="guarded",result="denied"}',
+      ),
+    ).toBe(2);
 
     // Over the limit: refused, counted as such.
     const drained = running.drain();
