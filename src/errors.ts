@@ -45,6 +45,8 @@ export type GatewayErrorCode =
   | 'ERR_NO_GATEWAY'
   /** NatsConnectError: a NATS connection refused (auth, TLS, credentials file) or not made. */
   | 'ERR_NATS_CONNECT'
+  /** WorkerClosedError: a served worker service ended without a drain (its NATS connection closed). */
+  | 'ERR_WORKER_CLOSED'
   // ---- internal ----
   /** CliError: bad command-line arguments (the CLI prints the message and exits 2). */
   | 'ERR_CLI'

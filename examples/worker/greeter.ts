@@ -1,12 +1,6 @@
 // A gen_api worker in 20 lines: `npx tsx examples/worker/greeter.ts` next to `gen-gateway --demo --nats nats://127.0.0.1:4222`.
 // NATS_URL, NATS_CREDS, NATS_USER/NATS_PASS, NATS_TOKEN, NATS_CA, … say where and as whom (README: NATS credentials).
-import {
-  connectWorker,
-  defineService,
-  fn,
-  serve,
-  workerConnectOptionsFromEnv,
-} from 'gen-gateway/worker';
+import { defineService, fn, runWorker } from 'gen-gateway/worker';
 
 const greeter = defineService({
   name: 'greeter',
@@ -26,14 +20,6 @@ const greeter = defineService({
   },
 });
 
-const nc = await connectWorker({ ...workerConnectOptionsFromEnv(), service: greeter.name });
-const worker = await serve(greeter, { nats: nc });
-process.once('SIGTERM', () => {
-  worker
-    .stop()
-    .then(() => nc.drain())
-    .catch((err: unknown) => {
-      console.error('worker did not stop cleanly', err);
-      process.exit(1);
-    });
-});
+// Connects (waits for NATS, reconnects for ever), serves, drains on SIGTERM/SIGINT and exits 0;
+// exits 1 (and logs why) if the service ever ends otherwise, so a supervisor restarts it.
+await runWorker(greeter);

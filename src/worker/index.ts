@@ -34,6 +34,18 @@ export {
   type GatewayErrorCode,
 } from '../errors.js';
 export { serve, SERVE_DEFAULTS, type RunningService, type ServeOptions } from './nats.js';
+export { runWorker, RUN_WORKER_DEFAULTS, type RunWorkerOptions } from './run.js';
+export {
+  WorkerClosedError,
+  type WorkerState,
+  type WorkerStateChange,
+  type WorkerStateListener,
+} from './lifecycle.js';
+export {
+  WORKER_METRICS_DEFAULTS,
+  type WorkerMetrics,
+  type WorkerMetricsOptions,
+} from './observer.js';
 export {
   connectWorker,
   workerConnectOptionsFromEnv,

@@ -21,6 +21,21 @@ import type { CreditStream, StreamEvent, StreamIO } from './stream.js';
 import { natsBroadcaster, PushEncoder, type Broadcaster } from './pushes.js';
 import { CancelledError, InvalidArgumentError } from '../errors.js';
 import {
+  Lifecycle,
+  RECONNECT_LOG_INTERVAL_MS,
+  watchConnection,
+  WorkerClosedError,
+  type WorkerState,
+  type WorkerStateListener,
+} from './lifecycle.js';
+import {
+  outcomeOf,
+  type CallOutcome,
+  type ServeObserver,
+  type WorkerMetrics,
+  type WorkerMetricsOptions,
+} from './observer.js';
+import {
   AUTH_HEADER,
   AUTH_METADATA,
   MIN_PUSH_TOKEN_LENGTH,
@@ -56,8 +71,25 @@ export interface ServeOptions {
   pushTimeoutMs?: number;
   /** A stream that waits this long for the gateway's credit is cancelled. Default 30 000 ms. */
   creditTimeoutMs?: number;
-  /** How long stop() lets in-flight requests finish. Default 10 000 ms. */
+  /**
+   * How long `drain()`/`stop()` lets in-flight calls and streams finish; then calls are aborted
+   * (`ctx.signal`) and streams end with an error. Default 10 000 ms.
+   */
   drainTimeoutMs?: number;
+  /** Push the config to every gateway again when the NATS connection comes back. Default true. */
+  pushOnReconnect?: boolean;
+  /**
+   * While NATS is down, "still reconnecting to NATS" is logged at most this often (the loss and
+   * the return are logged at once). Default 5 000 ms.
+   */
+  reconnectLogIntervalMs?: number;
+  /** Called on every state change (from `starting` on); the same as `running.onStateChange`. */
+  onStateChange?: WorkerStateListener;
+  /**
+   * Prometheus metrics (`gen_gateway_worker_*`) in a registry, optionally served over HTTP:
+   * `{ port: 9464 }`. Default: none (prom-client is not even loaded).
+   */
+  metrics?: WorkerMetricsOptions;
   /**
    * Calls and streams this instance runs at once (a positive integer, or Infinity). More are
    * answered `503` (protocol/nats.md §5), so the gateway tries another instance at once and,
@@ -69,8 +101,17 @@ export interface ServeOptions {
   logger?: Logger;
 }
 
+/** How long leaving NATS (unsubscribing) may take: while NATS is down it cannot be confirmed. */
+const LEAVE_TIMEOUT_MS = 2_000;
+
 /** The defaults of `serve` options. */
-export const SERVE_DEFAULTS = { maxConcurrent: 1_000 } as const;
+export const SERVE_DEFAULTS = {
+  maxConcurrent: 1_000,
+  drainTimeoutMs: 10_000,
+  creditTimeoutMs: 30_000,
+  pushTimeoutMs: 1_000,
+  reconnectLogIntervalMs: RECONNECT_LOG_INTERVAL_MS,
+} as const;
 
 /**
  * A service being served over NATS. `broadcast(topic, event, payload)` and `disconnect(socketId)`
@@ -88,7 +129,27 @@ export interface RunningService extends Broadcaster {
   push(force?: boolean): Promise<PushAck[]>;
   /** Requests being handled right now. */
   readonly inflight: number;
-  /** Stops taking requests (others answer 503 so gateways retry elsewhere), waits for in-flight ones, then leaves NATS. */
+  /** Where the service is in its life (README "Worker lifecycle"). */
+  readonly state: WorkerState;
+  /**
+   * Settles when the service stops serving: resolves after a `drain()`/`stop()` you asked for,
+   * rejects with WorkerClosedError when it ended any other way (its NATS connection closed for
+   * good, the Services API stopped it). Await it so such an end fails your process.
+   */
+  readonly closed: Promise<void>;
+  /** Calls `listener` on every state change; returns the function that removes it. */
+  onStateChange(listener: WorkerStateListener): () => void;
+  /** The service's Prometheus metrics, or null without the `metrics` option. */
+  readonly metrics: WorkerMetrics | null;
+  /**
+   * Graceful stop: new calls are refused at once with `503` (gateways use another instance, or
+   * tell clients `Service temporarily unavailable`, `can_retry`); in-flight calls and streams get
+   * up to `drainTimeoutMs` to finish (then calls are aborted and streams end with an error); then
+   * the service leaves discovery and NATS. Resolves when done (and `closed` resolves). The
+   * connection stays open: close it (`nc.drain()`) after, or use `runWorker`, which does.
+   */
+  drain(): Promise<void>;
+  /** The same as `drain()`. */
   stop(): Promise<void>;
 }
 
@@ -213,18 +274,68 @@ export async function serve(
   const subjects = new Subjects(options.prefix ?? DEFAULT_PREFIX);
   const pushes = natsBroadcaster(nc, new PushEncoder(subjects.prefix));
   const logger = (options.logger ?? silentLogger()).child({ service: definition.name });
-  const creditTimeoutMs = options.creditTimeoutMs ?? 30_000;
+  const creditTimeoutMs = options.creditTimeoutMs ?? SERVE_DEFAULTS.creditTimeoutMs;
   const maxConcurrent = options.maxConcurrent ?? SERVE_DEFAULTS.maxConcurrent;
   if (!(maxConcurrent === Infinity || (Number.isInteger(maxConcurrent) && maxConcurrent > 0))) {
     throw new InvalidArgumentError(
       `maxConcurrent must be a positive integer or Infinity, got ${String(maxConcurrent)}`,
     );
   }
-  const streams = new Map<string, { stream: CreditStream; controller: AbortController }>();
+  const streams = new Map<
+    string,
+    { stream: CreditStream; controller: AbortController; cancelled: boolean }
+  >();
   const calls = new Set<CallSignal>();
   let inflight = 0;
   let draining = false;
   let drained: (() => void) | null = null;
+
+  // Lifecycle: state, `closed`, and the connection watch (from the start, so no loss is missed).
+  const lifecycle = new Lifecycle(logger);
+  if (options.onStateChange) lifecycle.listen(options.onStateChange);
+  let observer: ServeObserver | null = null;
+  lifecycle.listen((change) => {
+    observer?.state(change.state);
+    if (change.state === 'stopped') unwatch();
+  });
+  let connected = true;
+  /** Set once the service is up: what an unexpected end (connection closed, service stopped) does. */
+  let onEnd: ((error: WorkerClosedError) => void) | null = null;
+  let endedEarly: WorkerClosedError | null = null;
+  const ended = (error: WorkerClosedError): void => {
+    if (onEnd) onEnd(error);
+    else endedEarly ??= error;
+  };
+  /** Set once the service is up: pushes the config again after a reconnect. */
+  let onReconnect: (() => void) | null = null;
+  const unwatch = watchConnection(
+    nc,
+    logger,
+    {
+      disconnected: () => {
+        connected = false;
+        observer?.connected(false);
+        if (lifecycle.state === 'serving') lifecycle.set('reconnecting', 'NATS connection lost');
+      },
+      reconnected: () => {
+        connected = true;
+        observer?.connected(true);
+        observer?.reconnected();
+        if (lifecycle.state === 'reconnecting') {
+          lifecycle.set('serving', 'NATS connection back');
+          onReconnect?.();
+        }
+      },
+      closed: (err) =>
+        ended(
+          new WorkerClosedError(
+            `the NATS connection closed${err ? `: ${err.message}` : ''}`,
+            err ? { cause: err } : undefined,
+          ),
+        ),
+    },
+    options.reconnectLogIntervalMs ?? SERVE_DEFAULTS.reconnectLogIntervalMs,
+  );
 
   const auth = peerAuth(options.pushToken);
   const service: Service = await new Svcm(nc as never).add({
@@ -249,6 +360,23 @@ export async function serve(
     },
   });
   const id = service.info().id;
+
+  let metrics: WorkerMetrics | null = null;
+  if (options.metrics) {
+    try {
+      // Loaded only now: a worker without metrics never loads prom-client.
+      const { startMetrics } = await import('./metrics.js');
+      ({ observer, metrics } = await startMetrics(
+        { name: definition.name, version: definition.version, id },
+        options.metrics,
+      ));
+    } catch (err) {
+      await service.stop();
+      throw err;
+    }
+    observer.state(lifecycle.state);
+    observer.connected(connected);
+  }
 
   const pushConfig = (): PushConfigMessage => ({
     service: definition.name,
@@ -288,10 +416,14 @@ export async function serve(
 
   const handleCall = (fn: ResolvedFunction, msg: ServiceMsg, stats: EndpointStats | null): void => {
     const startedAt = Date.now();
-    if (refused(msg, stats, startedAt)) return;
+    if (refused(msg, stats, startedAt)) {
+      observer?.refused(fn.requestType, 'refused');
+      return;
+    }
     const args = parseArgs(msg);
     if (args === null) {
       fail(msg, stats, startedAt, ERROR_CODES.badRequest, 'arguments must be a JSON object');
+      observer?.refused(fn.requestType, 'client_error');
       return;
     }
     const headers = readHeaders(msg);
@@ -301,11 +433,14 @@ export async function serve(
       return;
     }
     inflight++;
+    observer?.started(fn.requestType, false);
+    let outcome: CallOutcome = 'error';
     const call = new CallSignal(meta.deadline);
     calls.add(call);
     runCall(fn, args, meta, call, pushes)
       .then((result) => {
         calls.delete(call);
+        outcome = result.ok ? 'ok' : outcomeOf(result.code);
         guarded(() =>
           result.ok
             ? msg.respond(json(result.result))
@@ -318,6 +453,7 @@ export async function serve(
       .catch((err: unknown) => logger.error({ err, function: fn.requestType }, 'call not answered'))
       .finally(() => {
         calls.delete(call);
+        observer?.finished(fn.requestType, false, outcome, (Date.now() - startedAt) / 1000);
         settle();
       });
   };
@@ -353,9 +489,11 @@ export async function serve(
         ERROR_CODES.badRequest,
         'stream requests need Genapi-Stream-Subject and Genapi-Stream-Id',
       );
+      observer?.refused(fn.requestType, 'client_error');
       return;
     }
     let streamError: string | null = null;
+    let streamCode = 500;
     const credit = Number(headers.get(H.streamCredit)) || DEFAULT_STREAM_CREDIT;
     let seq = 0;
     let run: ReturnType<typeof runStream> | null = null;
@@ -380,6 +518,7 @@ export async function serve(
       },
       startError(message, code) {
         streamError = message;
+        streamCode = code;
         guarded(() => msg.respondError(code, message));
       },
       emit(event: StreamEvent, data) {
@@ -404,14 +543,22 @@ export async function serve(
       },
     };
     inflight++;
+    observer?.started(fn.requestType, true);
     const started = runStream(fn, args, meta, io, credit, creditTimeoutMs, pushes);
     run = started;
-    streams.set(streamId, started);
+    const entry = { stream: started.stream, controller: started.controller, cancelled: false };
+    streams.set(streamId, entry);
     started.done
       .catch((err: unknown) => logger.error({ err, streamId }, 'stream handler failed'))
       .finally(() => {
         streams.delete(streamId);
         account(stats, startedAt, streamError);
+        const outcome: CallOutcome = entry.cancelled
+          ? 'cancelled'
+          : streamError === null
+            ? 'ok'
+            : outcomeOf(streamCode);
+        observer?.finished(fn.requestType, true, outcome, (Date.now() - startedAt) / 1000);
         settle();
       });
   };
@@ -426,12 +573,14 @@ export async function serve(
     if (args === null) {
       guarded(() => msg.respond(json(false)));
       account(stats, startedAt, null);
+      observer?.permission(fn.requestType, false);
       return;
     }
     runAuthorize(fn, args, readMeta(readHeaders(msg), definition, fn), pushes)
       .then((allowed) => {
         guarded(() => msg.respond(json(allowed)));
         account(stats, startedAt, null);
+        observer?.permission(fn.requestType, allowed);
       })
       // runAuthorize denies on any throw, so this is a defect of ours: deny, as a throw would.
       .catch((err: unknown) => {
@@ -517,6 +666,7 @@ export async function serve(
       const kind = readHeaders(msg).get(H.control);
       if (kind === 'credit') run.stream.grant(Number(msg.string()));
       else if (kind === 'cancel') {
+        run.cancelled = true;
         run.stream.cancel('cancelled by the gateway');
         run.controller.abort(new CancelledError('stream cancelled'));
       }
@@ -533,7 +683,7 @@ export async function serve(
     try {
       const replies = await nc.requestMany(subject, body, {
         strategy: 'timer',
-        maxWait: options.pushTimeoutMs ?? 1000,
+        maxWait: options.pushTimeoutMs ?? SERVE_DEFAULTS.pushTimeoutMs,
         headers: h,
       });
       for await (const reply of replies) {
@@ -560,15 +710,120 @@ export async function serve(
   };
 
   const startupAcks = options.pushOnStart === false ? [] : await push();
+
+  /** Every call and stream still running is stopped: aborted, streams ended with an error. */
+  const abortAll = (reason: string): void => {
+    for (const call of calls) call.cancel(new CancelledError(reason));
+    for (const run of streams.values()) {
+      run.cancelled = true;
+      try {
+        // Tells the gateway (and so the client) the stream ended, instead of leaving it to time out.
+        run.stream.fail(reason, ERROR_CODES.unavailable);
+      } catch {
+        // The connection is gone: nobody is left to tell.
+      }
+      run.controller.abort(new CancelledError(reason));
+    }
+  };
+
+  /** Leaves discovery and every subject (bounded: while NATS is down the unsubscribes cannot be confirmed). */
+  const leave = async (): Promise<void> => {
+    control.unsubscribe();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      service.stop().catch(() => undefined),
+      new Promise((resolve) => (timer = setTimeout(resolve, LEAVE_TIMEOUT_MS))),
+    ]);
+    clearTimeout(timer);
+    await observer?.close();
+  };
+
+  let drainRequested = false;
+  let endedBy: WorkerClosedError | null = null;
+  onEnd = (error) => {
+    if (drainRequested || endedBy !== null) return;
+    endedBy = error;
+    draining = true;
+    logger.error({ err: error, id, inflight }, 'service ended without a drain');
+    abortAll('connection lost');
+    // leave() never rejects (each step is caught); the end is told either way.
+    leave().then(
+      () => lifecycle.end(error.message, error),
+      () => lifecycle.end(error.message, error),
+    );
+  };
+  // The Services API stops a service by itself when one of its subscriptions ends (e.g. a
+  // permission violation): that is an end nobody asked for either.
+  service.stopped.then(
+    (err) => {
+      // A connection that closed ends every subscription first: the connection watch says so.
+      if (!drainRequested && !nc.isClosed())
+        ended(
+          new WorkerClosedError(
+            `the NATS Services API stopped the service${err ? `: ${err.message}` : ''}`,
+            err ? { cause: err } : undefined,
+          ),
+        );
+    },
+    () => undefined,
+  );
+  if (endedEarly !== null) {
+    const error: WorkerClosedError = endedEarly;
+    onEnd(error);
+    throw error;
+  }
+  onReconnect = () => {
+    if (options.pushOnReconnect === false) return;
+    // Gateways may have dropped this instance (or restarted) meanwhile: they need the config.
+    push().then(
+      (acks) => logger.info({ gateways: acks.length }, 'config pushed again after reconnect'),
+      (err: unknown) => logger.warn({ err }, 'config push after reconnect failed'),
+    );
+  };
+  lifecycle.set(connected ? 'serving' : 'reconnecting', 'started');
   logger.info(
     {
       id,
       version: definition.version,
       functions: definition.functions.size,
       gateways: startupAcks.length,
+      ...(metrics?.url ? { metrics: metrics.url } : {}),
     },
     'service started',
   );
+
+  const drainTimeoutMs = options.drainTimeoutMs ?? SERVE_DEFAULTS.drainTimeoutMs;
+  const runDrain = async (): Promise<void> => {
+    if (endedBy !== null) {
+      // It already ended (and says so through `closed`): nothing is left to drain.
+      await lifecycle.closed.catch(() => undefined);
+      return;
+    }
+    drainRequested = true;
+    draining = true;
+    lifecycle.set('draining', 'drain requested');
+    logger.info(
+      { id, inflight, drainTimeoutMs },
+      'draining: refusing new calls, finishing in-flight ones',
+    );
+    if (inflight > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        drained = resolve;
+        timer = setTimeout(resolve, drainTimeoutMs);
+      });
+      clearTimeout(timer);
+    }
+    if (inflight > 0) {
+      logger.warn({ id, inflight }, 'drain deadline passed: aborting the calls and streams left');
+      abortAll('service stopping');
+    }
+    await leave();
+    logger.info({ id }, 'service stopped');
+    lifecycle.end('drained', null);
+  };
+  let drainPromise: Promise<void> | null = null;
+  const drain = (): Promise<void> => (drainPromise ??= runDrain());
 
   return {
     id,
@@ -580,23 +835,13 @@ export async function serve(
     get inflight() {
       return inflight;
     },
-    async stop() {
-      if (draining) return;
-      draining = true;
-      if (inflight > 0) {
-        await new Promise<void>((resolve) => {
-          drained = resolve;
-          setTimeout(resolve, options.drainTimeoutMs ?? 10_000).unref();
-        });
-      }
-      for (const call of calls) call.cancel(new CancelledError('service stopping'));
-      for (const run of streams.values()) {
-        run.stream.cancel('service stopping');
-        run.controller.abort(new CancelledError('service stopping'));
-      }
-      control.unsubscribe();
-      await service.stop();
-      logger.info({ id }, 'service stopped');
+    get state() {
+      return lifecycle.state;
     },
+    closed: lifecycle.closed,
+    onStateChange: (listener) => lifecycle.listen(listener),
+    metrics,
+    drain,
+    stop: drain,
   };
 }

@@ -98,6 +98,7 @@ describe('the public error classes', () => {
         'PresenceRequestError',
         'ServiceError',
         'StreamClosedError',
+        'WorkerClosedError',
       ].sort(),
     );
     for (const [name, ctor] of classes) {
