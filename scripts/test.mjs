@@ -1,7 +1,8 @@
-// `npm test`: the type check, every test file (vitest), then the benchmark smoke. Each step runs
-// even when an earlier one failed, so one run reports everything that is wrong; the exit code is
-// the first failing step's (0 when all pass). Extra arguments go to vitest (`npm test -- FILE`);
-// with a file filter the benchmark smoke is skipped.
+// `npm test`: the type check, the package check (pack, then publint and arethetypeswrong on the
+// tarball), every test file (vitest), then the benchmark smoke. Each step runs even when an
+// earlier one failed, so one run reports everything that is wrong; the exit code is the first
+// failing step's (0 when all pass). Extra arguments go to vitest (`npm test -- FILE`); with a
+// file filter the package check and the benchmark smoke are skipped.
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
@@ -9,10 +10,9 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 const vitestArgs = process.argv.slice(2);
 
-const steps = [
-  ['typecheck', npm, ['run', '--silent', 'typecheck']],
-  ['vitest', npm, ['exec', '--', 'vitest', 'run', ...vitestArgs]],
-];
+const steps = [['typecheck', npm, ['run', '--silent', 'typecheck']]];
+if (vitestArgs.length === 0) steps.push(['package', npm, ['run', '--silent', 'package:check']]);
+steps.push(['vitest', npm, ['exec', '--', 'vitest', 'run', ...vitestArgs]]);
 if (vitestArgs.length === 0) steps.push(['bench:smoke', npm, ['run', '--silent', 'bench:smoke']]);
 
 const results = [];
