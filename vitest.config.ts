@@ -12,6 +12,9 @@ const ALONE = [
   'test/fuzz/json-bomb.test.ts',
   'test/genapi/fault-isolation.test.ts',
   'test/genapi/fault-gateway-nats.test.ts',
+  // Not latency-bound itself, but `npm install` from git builds with every core for a minute,
+  // which would stretch the bounds of the files running beside it.
+  'test/package/git-install.test.ts',
 ];
 
 const shared = {
