@@ -22,6 +22,7 @@ import { SocketRegistry } from './socket/registry.js';
 import { CLOSE } from './socket/session.js';
 import { createStats, type GatewayStats } from './socket/stats.js';
 import { SessionTokens } from './transport/longpoll-token.js';
+import { Telemetry, type SocketDrainEvent } from './telemetry/events.js';
 import { monotonicClock, type Clock } from './util/clock.js';
 import { TimerWheel } from './util/timer-wheel.js';
 import { InvalidArgumentError, InvalidStateError } from './errors.js';
@@ -30,7 +31,6 @@ import {
   pause,
   resolveDrainOptions,
   type DrainOptions,
-  type SocketDrainEvent,
 } from './lifecycle/drain.js';
 
 /** A plain HTTP handler mounted under a prefix (`Gateway.route`). */
@@ -117,6 +117,8 @@ export class Gateway {
   readonly presence: Presence;
   /** Live gauges: sockets, channels, requests in flight. */
   readonly stats: GatewayStats = createStats();
+  /** In-process telemetry events (`socket_connected`, `channel_joined`, ...; README "Telemetry"). */
+  readonly telemetry: Telemetry;
   private readonly context: GatewayContext;
   private readonly mounts: SocketMount<Assigns>[] = [];
   private server: Server | null = null;
@@ -146,6 +148,7 @@ export class Gateway {
           ? options.logger
           : createLogger(options.logger);
     this.logger = logger.child({ node: this.nodeId.slice(0, 8) });
+    this.telemetry = new Telemetry(this.logger);
     this.clusterPubSub = new ClusterPubSub(options.cluster);
     this.pubsub = this.clusterPubSub;
     const presence = (this.clusterPresence = new ClusterPresence(
@@ -160,6 +163,7 @@ export class Gateway {
       wheel: new TimerWheel(options.timerTickMs ?? 250, options.clock ?? monotonicClock),
       logger: this.logger,
       stats: this.stats,
+      telemetry: this.telemetry,
       registry: new SocketRegistry(),
       tokens: new SessionTokens(options.secret),
     };
@@ -411,9 +415,10 @@ export class Gateway {
     return this.draining;
   }
 
-  /** One batch of a drain closed: the `socket_drain` event (logged until telemetry exists). */
+  /** One batch of a drain closed: logged, and the `socket_drain` telemetry event. */
   private socketDrained(event: SocketDrainEvent): void {
-    this.logger.info(event, 'socket_drain');
+    this.logger.info(event, 'drain: sockets closed');
+    this.telemetry.emit('socket_drain', event);
   }
 
   /**

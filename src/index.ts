@@ -19,6 +19,21 @@ export {
 } from './gateway.js';
 export { SocketMount } from './socket/mount.js';
 export type { GatewayStats } from './socket/stats.js';
+export { Telemetry } from './telemetry/events.js';
+export type {
+  ChannelHandledInEvent,
+  ChannelJoinedEvent,
+  ChannelLeftEvent,
+  GenApiOutcome,
+  GenApiRequestEvent,
+  SocketClosedEvent,
+  SocketConnectedEvent,
+  SocketDrainEvent,
+  TelemetryEventName,
+  TelemetryEvents,
+  TelemetryHandler,
+  TelemetryTransport,
+} from './telemetry/events.js';
 export type { Clock } from './util/clock.js';
 export { createLogger, type Logger, type LoggerOptions } from './log/logger.js';
 export { CLOSE } from './socket/session.js';

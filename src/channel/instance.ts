@@ -4,6 +4,7 @@ import { InvalidArgumentError } from '../errors.js';
 import type { Ref } from '../wire/message.js';
 import type { Broadcast, PubSub, Subscriber } from './pubsub.js';
 import { broadcastTooLarge, payloadOver } from './broadcast-size.js';
+import type { Telemetry } from '../telemetry/events.js';
 import {
   isGracefulStop,
   type Assigns,
@@ -22,6 +23,8 @@ export interface ChannelHost<A extends Assigns> {
   readonly info: SocketInfo<A>;
   readonly pubsub: PubSub;
   readonly logger: Logger;
+  /** The gateway's telemetry (`channel_handled_in`). */
+  readonly telemetry: Telemetry;
   /** Largest payload `broadcast()` accepts (the socket's maxBroadcastBytes). */
   readonly maxBroadcastBytes: number;
   writePush(channel: ChannelInstance<A>, event: string, payload: unknown): void;
@@ -424,6 +427,29 @@ export class ChannelInstance<A extends Assigns = Assigns> implements Channel<A>,
   ): Promise<void> | undefined {
     this.ref = ref;
     this.messageSize = size;
+    if (this.host.telemetry.has('channel_handled_in'))
+      return this.timedHandleIn(event, payload, ref);
+    return this.runHandleIn(event, payload, ref);
+  }
+
+  /** handleIn, then `channel_handled_in` once it (and an async handler's promise) settled. */
+  private timedHandleIn(event: string, payload: unknown, ref: Ref): Promise<void> | undefined {
+    const started = performance.now();
+    const pending = this.runHandleIn(event, payload, ref);
+    const emit = (): void =>
+      this.host.telemetry.emit('channel_handled_in', {
+        topic: this.topic,
+        event,
+        durationMs: performance.now() - started,
+      });
+    if (pending === undefined) {
+      emit();
+      return undefined;
+    }
+    return pending.then(emit);
+  }
+
+  private runHandleIn(event: string, payload: unknown, ref: Ref): Promise<void> | undefined {
     const handler = this.handler;
     return this.invoke(
       () => {

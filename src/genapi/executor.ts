@@ -35,6 +35,8 @@ import {
 import { backoffMs } from './select/backoff.js';
 import type { NodeSelector } from './select/node-selector.js';
 import type { GenApiRequest, GenApiResponse, ResolvedFunConfig, ServiceInstance } from './types.js';
+import type { Telemetry } from '../telemetry/events.js';
+import { markTimedOut, ObservedSink } from './request-telemetry.js';
 
 /** Where the executor sends what the client gets: pushes on the gen_api event, and one reply. */
 export interface RequestSink {
@@ -105,6 +107,8 @@ export interface ExecutorOptions {
   readonly rateLimiter?: RateLimitGate | null;
   /** Initial stream credit; the gateway tops it up as the client drains. Default 32. */
   readonly streamCredit?: number;
+  /** Where `genapi_request` events go (the gateway's telemetry). Default: none. */
+  readonly telemetry?: Telemetry;
 }
 
 /** Executor counters for metrics and leak checks. */
@@ -416,13 +420,20 @@ export class Executor {
   }
 
   /** Runs one request. Never rejects; the sink gets the pushes and exactly one reply. */
-  async execute(request: GenApiRequest, requestId: unknown, sink: RequestSink): Promise<void> {
+  async execute(request: GenApiRequest, requestId: unknown, given: RequestSink): Promise<void> {
     this.stats.requests++;
     this.stats.inflight++;
+    const telemetry = this.options.telemetry;
+    const observed =
+      telemetry?.has('genapi_request') === true
+        ? new ObservedSink(given, request, telemetry)
+        : null;
+    const sink = observed ?? given;
     try {
       await this.run(request, requestId, sink);
     } catch (err) {
       // A defect, not a request error: the client still gets an answer.
+      observed?.failed();
       this.stats.failures++;
       this.logger.error(
         { err, requestId, service: request.service, requestType: request.request_type },
@@ -433,6 +444,7 @@ export class Executor {
     } finally {
       this.stats.inflight--;
       sink.settled?.();
+      observed?.done();
       this.checkIdle();
     }
   }
@@ -882,7 +894,8 @@ export class Executor {
     );
     // Nothing ran (no worker, instance draining, NATS down): safe to retry later.
     if (NOT_EXECUTED.has(outcome.reason)) return errorResponse(requestId, ERRORS.unavailable, true);
-    return errorResponse(requestId, this.internalError(outcome.message));
+    const response = errorResponse(requestId, this.internalError(outcome.message));
+    return outcome.reason === 'timeout' ? markTimedOut(response) : response;
   }
 
   /**

@@ -163,6 +163,7 @@ export class GenApi {
       argLimits: { ...DEFAULT_ARG_LIMITS, ...options.argLimits },
       detailError: options.detailError ?? false,
       rateLimiter: this.rateLimits?.limiter ?? options.rateLimiter ?? null,
+      telemetry: gateway.telemetry,
       ...(options.streamCredit === undefined ? {} : { streamCredit: options.streamCredit }),
     });
     gateway.onClose(() => this.close());

@@ -1,4 +1,5 @@
 import { OutOfRangeError } from '../errors.js';
+import type { SocketDrainEvent } from '../telemetry/events.js';
 
 /**
  * How `gateway.drain()` stops a gateway (Phoenix's socket `drainer`): in-flight gen_api requests
@@ -29,18 +30,6 @@ export const DRAIN_DEFAULTS: Readonly<Required<DrainOptions>> = {
   shutdownMs: 15_000,
   requestDeadlineMs: 10_000,
 };
-
-/** The `socket_drain` telemetry event: one per batch of sockets closed (Phoenix's measurements). */
-export interface SocketDrainEvent {
-  /** Sockets closed in this batch. */
-  count: number;
-  /** Sockets the drain closes in all. */
-  total: number;
-  /** This batch's index, from 0. */
-  index: number;
-  /** Pause before the next batch, in ms. */
-  intervalMs: number;
-}
 
 /** `DrainOptions` with defaults applied; OutOfRangeError names an option out of range. */
 export function resolveDrainOptions(options: DrainOptions = {}): Required<DrainOptions> {

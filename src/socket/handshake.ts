@@ -10,6 +10,7 @@ import { normaliseIp } from '../ratelimit/policy.js';
 import type { GatewayStats } from './stats.js';
 import type { ConnectionCaps } from './connection-caps.js';
 import type { SessionInit } from './session.js';
+import type { Telemetry } from '../telemetry/events.js';
 
 export type HandshakeResult<A extends Assigns> =
   | {
@@ -30,7 +31,7 @@ interface HandshakeContext<A extends Assigns> {
   readonly clientAddress: (req: IncomingMessage) => string;
   readonly caps: ConnectionCaps;
   readonly logger: Logger;
-  readonly gateway: { readonly stats: GatewayStats };
+  readonly gateway: { readonly stats: GatewayStats; readonly telemetry: Telemetry };
 }
 
 function refused(status: number, reason: string, headers?: Readonly<Record<string, string>>) {
@@ -68,13 +69,59 @@ function capUser(assigns: Assigns): string | null {
 }
 
 /**
+ * The connect pipeline (`runPipeline`), with its `socket_connected` telemetry event when someone
+ * listens: the pipeline itself pays nothing for it otherwise.
+ */
+export async function authorize<A extends Assigns>(
+  ctx: HandshakeContext<A>,
+  req: IncomingMessage,
+  transport: TransportName,
+  path: string,
+  query: string,
+  authToken: string | null,
+): Promise<HandshakeResult<A>> {
+  const telemetry = ctx.gateway.telemetry;
+  if (!telemetry.has('socket_connected'))
+    return runPipeline(ctx, req, transport, path, query, authToken);
+  const started = performance.now();
+  const result = await runPipeline(ctx, req, transport, path, query, authToken);
+  const durationMs = performance.now() - started;
+  if (result.ok) {
+    const { serializer, params } = result.init;
+    telemetry.emit('socket_connected', {
+      transport,
+      vsn: typeof params.vsn === 'string' ? params.vsn : '',
+      serializer: serializer.supportsBinary ? 'binary' : 'json',
+      result: 'ok',
+      durationMs,
+      path,
+    });
+  } else {
+    // A refused connect has no parsed params to hand back: read the vsn again (rare path).
+    const vsn = new URLSearchParams(query).get('vsn') ?? '';
+    const serializer = serializerForVsn(vsn === '' ? undefined : vsn);
+    telemetry.emit('socket_connected', {
+      transport,
+      vsn,
+      serializer: serializer === null ? 'none' : serializer.supportsBinary ? 'binary' : 'json',
+      result: 'error',
+      durationMs,
+      path,
+      status: result.status,
+      reason: result.reason,
+    });
+  }
+  return result;
+}
+
+/**
  * The connect pipeline shared by both transports: query params (Plug rules), vsn → serializer
  * (403 when unsupported), check_origin (403), the client address (trustedProxies), connection
  * caps (503 full, 429 per IP), the per-IP connect limit (429), then the connect hook (its refusal
  * status, 500 if it throws, 503 if it does not settle within connectTimeoutMs), and last the
  * caps again with the user known (429 per user).
  */
-export async function authorize<A extends Assigns>(
+async function runPipeline<A extends Assigns>(
   ctx: HandshakeContext<A>,
   req: IncomingMessage,
   transport: TransportName,

@@ -26,6 +26,7 @@ import {
   type SessionInit,
 } from './session.js';
 import type { GatewayStats } from './stats.js';
+import type { Telemetry } from '../telemetry/events.js';
 
 /** @internal What every mount of one gateway shares. */
 export interface GatewayContext {
@@ -34,6 +35,7 @@ export interface GatewayContext {
   readonly wheel: TimerWheel;
   readonly logger: Logger;
   readonly stats: GatewayStats;
+  readonly telemetry: Telemetry;
   readonly registry: SocketRegistry;
   readonly tokens: SessionTokens;
 }
@@ -86,6 +88,7 @@ export class SocketMount<A extends Assigns = Assigns> {
       wheel: gateway.wheel,
       logger: this.logger,
       stats: gateway.stats,
+      telemetry: gateway.telemetry,
       maxChannels: this.options.maxChannels,
       joinTimeoutMs: this.options.joinTimeoutMs,
       maxQueuedFrames: this.options.maxQueuedFrames,

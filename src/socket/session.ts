@@ -10,6 +10,7 @@ import { TokenExpiry } from './token-expiry.js';
 import { FrameEncodeError, PHX, type InboundMessage, type Ref } from '../wire/message.js';
 import type { EncodedFrame, ProtocolVersion, Serializer } from '../wire/serializer.js';
 import type { GatewayStats } from './stats.js';
+import type { Telemetry } from '../telemetry/events.js';
 import type { InboundByteRateOptions, TokenRefresher } from '../config/socket-options.js';
 import {
   MESSAGE_POLICY,
@@ -60,6 +61,7 @@ export interface SessionContext<A extends Assigns> {
   readonly wheel: TimerWheel;
   readonly logger: Logger;
   readonly stats: GatewayStats;
+  readonly telemetry: Telemetry;
   readonly maxChannels: number;
   readonly joinTimeoutMs: number;
   readonly maxQueuedFrames: number;
@@ -109,6 +111,8 @@ class PendingJoin<A extends Assigns> implements TimerEntry {
     readonly instance: ChannelInstance<A>,
     readonly message: InboundMessage,
     readonly previous: ChannelInstance<A> | undefined,
+    /** performance.now() at the join frame, or -1 when no one listens to `channel_joined`. */
+    readonly startedAt: number,
   ) {
     this.promise = new Promise((resolve) => {
       this.release = resolve;
@@ -116,7 +120,8 @@ class PendingJoin<A extends Assigns> implements TimerEntry {
   }
 
   settle(reply: Reply): void {
-    if (this.finish()) this.session.completeJoin(this.instance, this.message, reply, this.previous);
+    if (this.finish())
+      this.session.completeJoin(this.instance, this.message, reply, this.previous, this.startedAt);
   }
 
   onTimer(): void {
@@ -155,6 +160,8 @@ export class Session<A extends Assigns = Assigns> implements ChannelHost<A>, Soc
   closed = false;
   /** The close code when the gateway closed the connection (null: open, or closed by the client). */
   closeCode: number | null = null;
+  /** The reason given with `closeCode` (for `socket_closed` telemetry). */
+  private closeReason: string | null = null;
   /** Bytes of the frame being dispatched (handlers see it as channel.messageSize). */
   private frameSize = 0;
   private tail: Promise<void> | null = null;
@@ -224,6 +231,10 @@ export class Session<A extends Assigns = Assigns> implements ChannelHost<A>, Soc
 
   get pubsub(): PubSub {
     return this.ctx.pubsub;
+  }
+
+  get telemetry(): Telemetry {
+    return this.ctx.telemetry;
   }
 
   get wheel(): TimerWheel {
@@ -465,23 +476,26 @@ export class Session<A extends Assigns = Assigns> implements ChannelHost<A>, Soc
     // its phx_close follows the new join's reply.
     if (previous) previous.shutdown(TERMINATE.duplicateJoin, null);
     const handler = this.ctx.router.match(topic);
+    const startedAt = this.ctx.telemetry.has('channel_joined') ? performance.now() : -1;
     if (!handler) {
       this.writeReplyFrame(null, message.ref, topic, 'error', UNMATCHED_TOPIC);
       if (previous) this.writeControl(previous, PHX.close, EMPTY);
+      if (startedAt >= 0) this.joinRefused(topic, UNMATCHED_TOPIC.reason, startedAt);
       return undefined;
     }
     if (this.channels.size >= this.ctx.maxChannels) {
       this.writeReplyFrame(message.joinRef, message.ref, topic, 'error', TOO_MANY_CHANNELS);
       if (previous) this.writeControl(previous, PHX.close, EMPTY);
+      if (startedAt >= 0) this.joinRefused(topic, TOO_MANY_CHANNELS.reason, startedAt);
       return undefined;
     }
     const instance = new ChannelInstance<A>(topic, handler, this, message.joinRef);
     const outcome = instance.runJoin(message.payload, message.ref);
     if (!isPromise(outcome)) {
-      this.completeJoin(instance, message, outcome, previous);
+      this.completeJoin(instance, message, outcome, previous, startedAt);
       return undefined;
     }
-    const pending = new PendingJoin(this, instance, message, previous);
+    const pending = new PendingJoin(this, instance, message, previous, startedAt);
     this.joining = pending;
     this.ctx.wheel.schedule(pending, this.ctx.wheel.clock() + this.ctx.joinTimeoutMs);
     // runJoin turns a failing join() into its error reply, so a rejection here is a defect in
@@ -496,11 +510,13 @@ export class Session<A extends Assigns = Assigns> implements ChannelHost<A>, Soc
     message: InboundMessage,
     reply: Reply,
     previous: ChannelInstance<A> | undefined,
+    startedAt: number,
   ): void {
     if (this.closed) {
       instance.abandon(TERMINATE.closed);
       return;
     }
+    if (startedAt >= 0) this.joinReplied(instance.topic, reply, startedAt);
     const joined = reply.status === 'ok';
     if (joined) {
       this.channels.set(instance.topic, instance);
@@ -529,6 +545,33 @@ export class Session<A extends Assigns = Assigns> implements ChannelHost<A>, Soc
     );
     this.writeReplyFrame(message.joinRef, message.ref, instance.topic, 'error', JOIN_TIMEOUT);
     if (previous) this.writeControl(previous, PHX.close, EMPTY);
+    if (pending.startedAt >= 0)
+      this.joinRefused(instance.topic, JOIN_TIMEOUT.reason, pending.startedAt);
+  }
+
+  /** `channel_joined` for a join's reply; an error reply's `reason` is the event's. */
+  private joinReplied(topic: string, reply: Reply, startedAt: number): void {
+    if (reply.status === 'ok') {
+      this.ctx.telemetry.emit('channel_joined', {
+        topic,
+        result: 'ok',
+        durationMs: performance.now() - startedAt,
+        transport: this.connection.transport,
+      });
+      return;
+    }
+    const reason = (reply.response as { reason?: unknown } | null)?.reason;
+    this.joinRefused(topic, typeof reason === 'string' ? reason : reply.status, startedAt);
+  }
+
+  private joinRefused(topic: string, reason: string, startedAt: number): void {
+    this.ctx.telemetry.emit('channel_joined', {
+      topic,
+      result: 'error',
+      reason,
+      durationMs: performance.now() - startedAt,
+      transport: this.connection.transport,
+    });
   }
 
   /** @internal */
@@ -588,6 +631,8 @@ export class Session<A extends Assigns = Assigns> implements ChannelHost<A>, Soc
     if (this.channels.get(channel.topic) === channel) {
       this.channels.delete(channel.topic);
       this.ctx.stats.channels--;
+      if (this.ctx.telemetry.has('channel_left'))
+        this.ctx.telemetry.emit('channel_left', { topic: channel.topic });
     }
     this.ctx.pubsub.unsubscribe(channel.topic, channel);
     this.ctx.presence.untrackAll(channel);
@@ -637,6 +682,7 @@ export class Session<A extends Assigns = Assigns> implements ChannelHost<A>, Soc
   close(code: number, reason: string): void {
     if (this.closed) return;
     this.closeCode = code;
+    this.closeReason = reason;
     this.connection.close(code, reason);
     this.teardown();
   }
@@ -667,6 +713,15 @@ export class Session<A extends Assigns = Assigns> implements ChannelHost<A>, Soc
     }
     this.ctx.stats.sockets--;
     this.ctx.onTeardown(this);
+    if (this.ctx.telemetry.has('socket_closed')) {
+      const transport = this.connection.transport;
+      this.ctx.telemetry.emit(
+        'socket_closed',
+        this.closeCode === null
+          ? { transport }
+          : { transport, code: this.closeCode, reason: this.closeReason ?? '' },
+      );
+    }
   }
 
   /** @internal A channel callback threw or rejected: logged with the socket, and counted. */
