@@ -7,17 +7,9 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { STOPPING_REFUSAL } from '../../src/http/responses.js';
 import { until, within } from '../support/wait.js';
-import {
-  build,
-  genApiCall,
-  get,
-  killAll,
-  node,
-  roamingSocket,
-  roundTrip,
-  upgrade,
-} from './support.js';
+import { build, genApiCall, get, killAll, node, roamingSocket, roundTrip } from './support.js';
 import { joinedChannel } from '../support/genapi-phoenix.js';
+import { RawClient } from '../support/ws-client.js';
 
 const CLI = 'dist/cli/gen-gateway.js';
 
@@ -52,10 +44,10 @@ describe('gen-gateway drains on SIGTERM', () => {
       return probe.status === 503 ? probe : undefined;
     }, 'readyz 503 while draining');
     expect(ready.body).toEqual({ status: 'not_ready', reasons: ['draining'] });
-    expect(await upgrade(port, '/socket/websocket?vsn=2.0.0&user_id=bob')).toEqual({
-      status: 503,
-      body: STOPPING_REFUSAL,
-    });
+    const refused = await RawClient.handshake(
+      `ws://127.0.0.1:${port}/socket/websocket?vsn=2.0.0&user_id=bob`,
+    );
+    expect([refused.status, refused.body]).toEqual([503, STOPPING_REFUSAL]);
     const longpoll = await get(port, '/socket/longpoll?vsn=2.0.0&user_id=bob');
     expect(longpoll).toEqual({ status: 503, body: STOPPING_REFUSAL });
     await roundTrip(socket);

@@ -4,7 +4,6 @@
  * request as a promise.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { request } from 'node:http';
 import { promisify } from 'node:util';
 import WebSocket from 'ws';
 import { Socket, type Channel, type TransportConstructor } from 'phoenix';
@@ -81,34 +80,6 @@ export async function killAll(): Promise<void> {
     child.kill('SIGKILL');
     await exited;
   }
-}
-
-/** A WebSocket upgrade request to `url`'s path; the status and body of a refusal (101: accepted). */
-export function upgrade(port: number, path: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request({
-      host: '127.0.0.1',
-      port,
-      path,
-      headers: {
-        connection: 'Upgrade',
-        upgrade: 'websocket',
-        'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
-        'sec-websocket-version': '13',
-      },
-    });
-    req.on('upgrade', (res, socket) => {
-      socket.destroy();
-      resolve({ status: res.statusCode ?? 101, body: '' });
-    });
-    req.on('response', (res) => {
-      let body = '';
-      res.on('data', (chunk: Buffer) => (body += chunk.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
 }
 
 /** GET `path` on the gateway: status and parsed JSON body (or the text). */
