@@ -50,8 +50,8 @@ async function gateway(nodeId: string): Promise<RunningGateway> {
 function recordPresence(channel: Channel): { diffs: Diff[]; state: Record<string, unknown>[] } {
   const diffs: Diff[] = [];
   const state: Record<string, unknown>[] = [];
-  channel.on('presence_diff', (payload: Diff) => diffs.push(payload));
-  channel.on('presence_state', (payload: Record<string, unknown>) => state.push(payload));
+  channel.on('presence_diff', (payload) => diffs.push(payload as Diff));
+  channel.on('presence_state', (payload) => state.push(payload as Record<string, unknown>));
   return { diffs, state };
 }
 

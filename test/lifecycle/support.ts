@@ -132,7 +132,8 @@ export function genApiCall(
   service = 'demo',
 ): Promise<Record<string, unknown>> {
   const result = deferred<Record<string, unknown>>();
-  const ref = channel.on('phoenix_gen_api', (payload: Record<string, unknown>) => {
+  const ref = channel.on('phoenix_gen_api', (pushed) => {
+    const payload = pushed as Record<string, unknown>;
     if (payload.request_id !== requestId || payload.result === 'init') return;
     channel.off('phoenix_gen_api', ref);
     result.resolve(payload);
