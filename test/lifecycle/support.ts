@@ -4,15 +4,56 @@
  * request as a promise.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import WebSocket from 'ws';
 import { Socket, type Channel, type TransportConstructor } from 'phoenix';
 import { ROOT } from '../support/spawn.js';
 import { deferred, until } from '../support/wait.js';
 
-/** Builds dist/ once per file (the built CLI is what `npm start` runs). */
+/** The newest modification time under `dir` (its .ts files), in ms. */
+function newestSource(dir: string): number {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) newest = Math.max(newest, newestSource(path));
+    else if (entry.name.endsWith('.ts')) newest = Math.max(newest, statSync(path).mtimeMs);
+  }
+  return newest;
+}
+
+/** Whether dist/ is older than src/ (or missing). */
+function distStale(): boolean {
+  const built = join(ROOT, 'dist', 'cli', 'gen-gateway.js');
+  return !existsSync(built) || statSync(built).mtimeMs < newestSource(join(ROOT, 'src'));
+}
+
+/**
+ * Builds dist/ (the built CLI is what `npm start` runs) when src/ is newer. The lifecycle files
+ * build under one lock, so one file never runs the CLI while another rewrites it.
+ */
 export async function build(): Promise<void> {
-  await promisify(execFile)('npm', ['run', 'build'], { cwd: ROOT });
+  // Under dist/ (ignored by git): a lock left by a killed run shows up nowhere else.
+  mkdirSync(join(ROOT, 'dist'), { recursive: true });
+  const lock = join(ROOT, 'dist', '.lifecycle-build.lock');
+  await until(
+    () => {
+      try {
+        mkdirSync(lock);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    'the lifecycle build lock',
+    { timeoutMs: 240_000, intervalMs: 100 },
+  );
+  try {
+    if (distStale()) await promisify(execFile)('npm', ['run', 'build'], { cwd: ROOT });
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
 }
 
 export interface BuiltProcess {
