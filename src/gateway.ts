@@ -370,13 +370,19 @@ export class Gateway {
    * then end with a `Stream interrupted` push); the sockets are closed with 1012 in batches
    * (`batchSize`, `batchIntervalMs`, all within `shutdownMs`; a `socket_drain` event per batch);
    * then `close()` runs (Presence says goodbye to the cluster, NATS drains, the server stops).
-   * `options` override the gateway's `drain` option. Calling it again returns the same promise;
+   * `options` override the gateway's `drain` option (one out of range rejects with
+   * OutOfRangeError, and nothing stops). Calling it again returns the same promise;
    * `close()` during a drain hurries it (the remaining waits are skipped).
    */
   drain(options: DrainOptions = {}): Promise<void> {
     if (this.closing) return this.closing;
     if (this.draining) return this.draining;
-    const settings = resolveDrainOptions({ ...this.options.drain, ...options });
+    let settings: Required<DrainOptions>;
+    try {
+      settings = resolveDrainOptions({ ...this.options.drain, ...options });
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
     const hurry = this.hurry.signal;
     this.draining = (async () => {
       for (const mount of this.mounts) mount.stopAccepting();

@@ -147,6 +147,14 @@ describe('gateway.drain()', () => {
     expect((frames.at(-1) as unknown[])[4]).toMatchObject({ request_id: 'r1', success: true });
   });
 
+  it('rejects a drain() with an option out of range and keeps serving', async () => {
+    const { gateway, address } = await start();
+    await expect(gateway.drain({ batchIntervalMs: 1.5 })).rejects.toThrow(OutOfRangeError);
+    expect(gateway.stopping).toBe(false);
+    const client = await RawClient.connect(wsUrl(address.port, 'ada'));
+    client.close();
+  });
+
   it('refuses bad drain options at start', async () => {
     await expect(start({ drain: { batchSize: 0 } })).rejects.toThrow(OutOfRangeError);
     await expect(start({ drain: { shutdownMs: -1 } })).rejects.toThrow(
