@@ -267,7 +267,11 @@ export class GenApi {
     const connected = this.openNats(options, connect, abort);
     connected.then(
       () => firstAttemptDone('connected'),
-      () => firstAttemptDone('failed'), // the caller gets the error through NatsStart.connected
+      () => {
+        // The caller gets the error through NatsStart.connected; NATS is not coming.
+        this.executor.awaitingNats = null;
+        firstAttemptDone('failed');
+      },
     );
     await Promise.race([settingsChecked, connected]);
     return { connected, firstAttempt };
