@@ -22,10 +22,16 @@ import { SocketRegistry } from './socket/registry.js';
 import { CLOSE } from './socket/session.js';
 import { createStats, type GatewayStats } from './socket/stats.js';
 import { SessionTokens } from './transport/longpoll-token.js';
-import { Telemetry } from './telemetry/events.js';
+import { Telemetry, type SocketDrainEvent } from './telemetry/events.js';
 import { monotonicClock, type Clock } from './util/clock.js';
 import { TimerWheel } from './util/timer-wheel.js';
 import { InvalidArgumentError, InvalidStateError } from './errors.js';
+import {
+  closeInBatches,
+  pause,
+  resolveDrainOptions,
+  type DrainOptions,
+} from './lifecycle/drain.js';
 
 /** A plain HTTP handler mounted under a prefix (`Gateway.route`). */
 export type HttpRoute = (
@@ -54,7 +60,25 @@ export interface GatewayOptions {
   clock?: Clock;
   /** Cluster PubSub limits (used once `connectCluster` ran). */
   cluster?: ClusterPubSubOptions;
+  /** How `drain()` stops the gateway (batches, deadlines); defaults in `DRAIN_DEFAULTS`. */
+  drain?: DrainOptions;
 }
+
+/**
+ * @internal Work a drain waits for before closing sockets (gen_api's in-flight requests): `idle`
+ * resolves once none is left; `cut` ends what still runs at the deadline and says how much.
+ */
+export interface DrainParticipant {
+  idle(): Promise<void>;
+  cut(): number;
+}
+
+/**
+ * Longest a drain waits, after its last batch, for clients to answer the close (so they see 1012,
+ * and their channels' presence leaves go out before this node says goodbye). `ws` destroys a
+ * socket whose close handshake takes longer anyway.
+ */
+const CLOSE_HANDSHAKE_WAIT_MS = 5_000;
 
 /** `gateway.clusterHealth()`: the cluster connection and what crossed it, for health and metrics. */
 export interface GatewayClusterHealth extends ClusterConnectionHealth {
@@ -100,6 +124,10 @@ export class Gateway {
   private server: Server | null = null;
   private ownsServer = false;
   private closing: Promise<void> | null = null;
+  private draining: Promise<void> | null = null;
+  /** Aborted by `close()`: a running drain skips its remaining waits. */
+  private readonly hurry = new AbortController();
+  private readonly drainParticipants: DrainParticipant[] = [];
   private readonly closeHooks: (() => void | Promise<void>)[] = [];
   private readonly routes: { prefix: string; handler: HttpRoute }[] = [];
   private readonly clusterPubSub: ClusterPubSub;
@@ -110,6 +138,8 @@ export class Gateway {
   private clusterConnecting: Promise<Cluster> | null = null;
 
   constructor(private readonly options: GatewayOptions = {}) {
+    // Checked now: a bad drain setting fails at start, not at the first SIGTERM.
+    resolveDrainOptions(options.drain);
     this.nodeId = options.nodeId ?? randomUUID();
     const logger =
       options.logger === false
@@ -318,17 +348,93 @@ export class Gateway {
     return false;
   }
 
-  /** True once `close()` was called: the gateway is stopping (readiness probes answer 503). */
+  /** True once `drain()` or `close()` was called: the gateway is stopping (readiness answers 503). */
   get stopping(): boolean {
-    return this.closing !== null;
+    return this.closing !== null || this.draining !== null;
+  }
+
+  /** True while `drain()` runs and `close()` has not started: readiness reports `draining`. */
+  get isDraining(): boolean {
+    return this.draining !== null && this.closing === null;
+  }
+
+  /** @internal Adds work a drain waits for (gen_api registers its executor). */
+  addDrainParticipant(participant: DrainParticipant): void {
+    this.drainParticipants.push(participant);
   }
 
   /**
-   * Stops the gateway: new connections are refused, every socket is closed with 1012 (clients
-   * reconnect, to another node if there is one) and the HTTP server stops.
+   * Stops the gateway gracefully, like Phoenix's socket drainer: readiness turns 503 at once; new
+   * WebSocket upgrades and LongPoll sessions are refused (503) while connected sockets keep
+   * working; in-flight gen_api requests get `requestDeadlineMs` to finish (streams still running
+   * then end with a `Stream interrupted` push); the sockets are closed with 1012 in batches
+   * (`batchSize`, `batchIntervalMs`, all within `shutdownMs`; a `socket_drain` event per batch);
+   * then `close()` runs (Presence says goodbye to the cluster, NATS drains, the server stops).
+   * `options` override the gateway's `drain` option (one out of range rejects with
+   * OutOfRangeError, and nothing stops). Calling it again returns the same promise;
+   * `close()` during a drain hurries it (the remaining waits are skipped).
+   */
+  drain(options: DrainOptions = {}): Promise<void> {
+    if (this.closing) return this.closing;
+    if (this.draining) return this.draining;
+    let settings: Required<DrainOptions>;
+    try {
+      settings = resolveDrainOptions({ ...this.options.drain, ...options });
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+    const hurry = this.hurry.signal;
+    this.draining = (async () => {
+      for (const mount of this.mounts) mount.stopAccepting();
+      this.logger.info(
+        { ...settings, sockets: this.stats.sockets },
+        'draining: refusing new connections, waiting for in-flight requests',
+      );
+      const idle = Promise.all(this.drainParticipants.map((p) => p.idle())).then(() => true);
+      const finished = await Promise.race([
+        idle,
+        pause(settings.requestDeadlineMs, hurry).then(() => false),
+      ]);
+      if (!finished) {
+        let cut = 0;
+        for (const participant of this.drainParticipants) cut += participant.cut();
+        this.logger.warn(
+          { deadlineMs: settings.requestDeadlineMs, streamsInterrupted: cut },
+          'drain: request deadline reached; closing sockets with requests still running',
+        );
+      }
+      const sessions = this.mounts.flatMap((mount) => mount.openSessions());
+      await closeInBatches(
+        sessions,
+        settings,
+        CLOSE.drain,
+        'server shutting down',
+        (event) => this.socketDrained(event),
+        hurry,
+      );
+      await Promise.race([
+        Promise.all(this.mounts.map((mount) => mount.whenEmpty())),
+        pause(CLOSE_HANDSHAKE_WAIT_MS, hurry),
+      ]);
+      await this.close();
+    })();
+    return this.draining;
+  }
+
+  /** One batch of a drain closed: logged, and the `socket_drain` telemetry event. */
+  private socketDrained(event: SocketDrainEvent): void {
+    this.logger.info(event, 'drain: sockets closed');
+    this.telemetry.emit('socket_drain', event);
+  }
+
+  /**
+   * Stops the gateway at once: new connections are refused, every socket is closed with 1012
+   * (clients reconnect, to another node if there is one) and the HTTP server stops. In-flight
+   * requests are not waited for: `drain()` is the graceful stop (and ends with this).
    */
   close(code: number = CLOSE.drain): Promise<void> {
     if (this.closing) return this.closing;
+    this.hurry.abort();
     this.closing = (async () => {
       for (const mount of this.mounts) mount.close(code);
       await this.clusterLink?.close();

@@ -139,7 +139,16 @@ export type { ClusterPresenceStats } from './cluster/presence.js';
 export type { PresenceReplicaStats } from './cluster/presence-replica.js';
 
 // gen_api.
-export { GenApi, createGenApi, type GenApiOptions, type GenApiHealth } from './genapi/gen-api.js';
+export {
+  GenApi,
+  createGenApi,
+  NATS_RETRY_DEFAULTS,
+  type GenApiOptions,
+  type GenApiHealth,
+  type NatsRetryOptions,
+  type NatsStart,
+} from './genapi/gen-api.js';
+export { DRAIN_DEFAULTS, type DrainOptions } from './lifecycle/drain.js';
 export {
   GEN_API_DEFAULTS,
   identityFromAssigns,

@@ -54,7 +54,20 @@ export interface RunningGateway {
   gateway: Gateway;
   genApi: GenApi;
   address: AddressInfo;
+  /**
+   * With NATS: resolves once connected (at once when it was up at start); rejects with a
+   * NatsConnectError when a server refuses the credentials or TLS later (no retry would help),
+   * or a CancelledError when the gateway closed first. Null without NATS.
+   */
+  natsConnected: Promise<void> | null;
 }
+
+/**
+ * Longest `startGateway` waits for NATS before it listens: it listens at once when the first
+ * attempt fails (no server answers), and after this much when a server is slow to answer; the
+ * connection is then made in the background.
+ */
+export const NATS_START_WAIT_MS = 5_000;
 
 /**
  * Builds a gateway from a config (what the `gen-gateway` command runs): one socket endpoint
@@ -74,6 +87,7 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     ...(config.secret === undefined ? {} : { secret: config.secret }),
     ...(config.cluster === undefined ? {} : { cluster: config.cluster }),
     ...(config.presence === undefined ? {} : { presence: config.presence }),
+    ...(config.drain === undefined ? {} : { drain: config.drain }),
   });
   const { path = '/socket', ...socketOptions } = config.socket ?? {};
   const servers = options.nats ?? config.nats?.servers;
@@ -159,17 +173,42 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
   }
   for (const route of config.channels ?? []) mount.channel(route.pattern, route.handler);
   await config.setup?.(gateway, genApi);
+  let natsConnected: Promise<void> | null = null;
   if (servers !== undefined) {
     gateway.logger.info({ servers }, 'connecting to NATS');
-    // The demo has no worker authentication to offer: it runs on a trusted network by definition.
-    await genApi.connectNats({
+    // Settings are checked now (a ConfigError fails the start); the connection is made in the
+    // background, so the gateway serves what needs no NATS while NATS is down.
+    const start = await genApi.startNats({
+      // The demo has no worker authentication to offer: it runs on a trusted network by definition.
       ...(demo ? { trustedNetwork: true } : {}),
       ...config.nats,
       servers,
     });
+    natsConnected = start.connected;
+    // NATS up: connected (discovery ran) before the port opens, as a client would expect. Down:
+    // the first refused attempt opens it at once.
+    let timer: NodeJS.Timeout | undefined;
+    const firstAttempt = await Promise.race([
+      start.firstAttempt,
+      new Promise<'slow'>(
+        (resolve) => (timer = setTimeout(() => resolve('slow'), NATS_START_WAIT_MS)),
+      ),
+    ]);
+    clearTimeout(timer);
+    if (firstAttempt === 'failed') {
+      // Credentials or TLS refused: the same at every retry, so the start fails (exit 2).
+      await gateway.close();
+      await natsConnected;
+    }
   }
-  const address = await gateway.listen(options.port ?? config.port ?? 4000, host);
-  return { gateway, genApi, address };
+  let address: AddressInfo;
+  try {
+    address = await gateway.listen(options.port ?? config.port ?? 4000, host);
+  } catch (err) {
+    await gateway.close();
+    throw err;
+  }
+  return { gateway, genApi, address, natsConnected };
 }
 
 /** The config's rate limits, plus the demo's `demo.limited` policy in demo mode (unless overridden). */

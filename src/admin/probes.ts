@@ -5,8 +5,12 @@ import type { GenApi } from '../genapi/gen-api.js';
 /** Paths of the probes `startGateway` serves (no token: they tell nothing but up or ready). */
 export const PROBE_PATHS = { health: '/healthz', ready: '/readyz' } as const;
 
-/** Why a gateway is not ready (`/readyz` 503 body). */
-export type NotReadyReason = 'not_listening' | 'stopping' | 'nats' | 'cluster';
+/**
+ * Why a gateway is not ready (`/readyz` 503 body): `draining` from the moment `drain()` starts
+ * (SIGTERM), `stopping` once it closes; `nats` while NATS is configured and not connected (at
+ * start too: the gateway listens before NATS is up).
+ */
+export type NotReadyReason = 'not_listening' | 'draining' | 'stopping' | 'nats' | 'cluster';
 
 function answer(res: ServerResponse, status: number, body: object): void {
   const text = JSON.stringify(body);
@@ -33,9 +37,10 @@ function probe(handle: (res: ServerResponse) => void): HttpRoute {
 export function notReady(gateway: Gateway, genApi: GenApi): NotReadyReason[] {
   const reasons: NotReadyReason[] = [];
   if (gateway.address === null) reasons.push('not_listening');
-  if (gateway.stopping) reasons.push('stopping');
+  if (gateway.isDraining) reasons.push('draining');
+  else if (gateway.stopping) reasons.push('stopping');
   const link = genApi.nats;
-  if (link !== null && !link.connected) reasons.push('nats');
+  if (genApi.natsPending || (link !== null && !link.connected)) reasons.push('nats');
   const cluster = gateway.clusterHealth();
   if (cluster !== null && !cluster.connected) reasons.push('cluster');
   return reasons;

@@ -137,16 +137,18 @@ async function main(): Promise<number> {
     return index !== null && (code === 'EADDRINUSE' || code === 'EACCES') ? CONFIG_EXIT_CODE : 1;
   }
 
-  const { gateway } = running;
+  const { gateway, natsConnected } = running;
   let stopping = false;
+  // First signal: drain (readiness 503, no new connections, in-flight requests finish, sockets
+  // closed with 1012 in batches, Presence leaves the cluster), then exit 0. Second: exit 1 at once.
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) {
       logger.warn({ signal }, 'second signal, exiting at once');
       process.exit(1);
     }
     stopping = true;
-    logger.info({ signal }, 'shutting down');
-    gateway.close().then(
+    logger.info({ signal }, 'shutting down: draining');
+    gateway.drain().then(
       () => process.exit(0),
       (err: unknown) => {
         logger.error({ err }, 'shutdown failed');
@@ -154,6 +156,15 @@ async function main(): Promise<number> {
       },
     );
   };
+  // NATS came up later but refuses the credentials or TLS: no retry would help (as at start).
+  natsConnected?.catch((err: unknown) => {
+    if (!(err instanceof NatsConnectError) || stopping) return;
+    stopping = true;
+    process.stderr.write(`gen-gateway: ${err.message}\n`);
+    logger.fatal({ err }, 'NATS refused this gateway; exiting');
+    const exit = () => process.exit(CONFIG_EXIT_CODE);
+    gateway.close().then(exit, exit);
+  });
   // A process of `--processes N` stops on the primary's SIGTERM; a terminal's Ctrl-C reaches it
   // too, and the primary turns that into its SIGTERM (a second signal would be a hard stop).
   process.on('SIGINT', index === null ? stop : () => undefined);

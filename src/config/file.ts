@@ -61,6 +61,11 @@ export interface GatewayConfig {
   cluster?: GatewayOptions['cluster'];
   /** Presence: event names and `cluster` replication timings and limits (presence.md). */
   presence?: GatewayOptions['presence'];
+  /**
+   * Graceful drain on SIGTERM/SIGINT: `batchSize`, `batchIntervalMs`, `shutdownMs`,
+   * `requestDeadlineMs` (defaults in `DRAIN_DEFAULTS`; README: Operations).
+   */
+  drain?: GatewayOptions['drain'];
   /** Channel routes (JS config modules only). */
   channels?: readonly { pattern: string; handler: ChannelHandler<Assigns> }[];
   /** Runs once the gateway exists, before it connects and listens (JS config modules only). */
@@ -84,6 +89,7 @@ const KEYS = new Set([
   'nats',
   'cluster',
   'presence',
+  'drain',
   'channels',
   'setup',
 ]);
@@ -198,6 +204,13 @@ export function validateConfig(file: string, value: unknown): GatewayConfig {
     new Set(['maxBroadcastBytes', 'maxTopicBytes', 'warningIntervalMs']),
   );
   checkSection(file, 'presence', config.presence, new Set(['events', 'fetch', 'cluster']));
+  // Values are checked where they are applied (OutOfRangeError names the option).
+  checkSection(
+    file,
+    'drain',
+    config.drain,
+    new Set(['batchSize', 'batchIntervalMs', 'shutdownMs', 'requestDeadlineMs']),
+  );
   // rateLimits is validated in full where it is applied (PolicyError names the setting).
   checkSection(
     file,

@@ -394,6 +394,8 @@ export class Executor {
   readonly logger: Logger;
   private readonly streams = new Map<object, Map<string, RelayedStream>>();
   private readonly limits: ArgLimits;
+  /** Told once nothing runs (`whenIdle`, for a drain). */
+  private idleWaiters: (() => void)[] = [];
 
   constructor(private readonly options: ExecutorOptions) {
     this.wheel = options.wheel;
@@ -404,6 +406,13 @@ export class Executor {
   setNats(bus: ServiceBus | null): void {
     this.options.nats = bus;
   }
+
+  /**
+   * NATS is configured but not connected yet (the gateway started without it): functions it
+   * does not know yet may be on workers it cannot see, so they answer `Service temporarily
+   * unavailable` (can_retry) instead of `unsupported function`. Null: NATS is up, or not used.
+   */
+  awaitingNats: ((service: string) => boolean) | null = null;
 
   /** "Internal Server Error", with the reason when detail_error is on. */
   internalError(detail: string): string {
@@ -436,7 +445,41 @@ export class Executor {
       this.stats.inflight--;
       sink.settled?.();
       observed?.done();
+      this.checkIdle();
     }
+  }
+
+  /** Resolves once no request runs and no stream is relayed (a drain waits for it). */
+  whenIdle(): Promise<void> {
+    if (this.idle) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private get idle(): boolean {
+    return this.stats.inflight === 0 && this.stats.streams === 0;
+  }
+
+  private checkIdle(): void {
+    if (this.idleWaiters.length === 0 || !this.idle) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+
+  /**
+   * Ends every relayed stream with a `Stream interrupted` push (can_retry: the client may run it
+   * again on another gateway) and tells its worker to stop; a drain does it at its deadline.
+   * Returns how many streams were cut.
+   */
+  interruptStreams(): number {
+    let cut = 0;
+    for (const byId of [...this.streams.values()]) {
+      for (const stream of [...byId.values()]) {
+        stream.stop(errorResponse(stream.requestId, ERRORS.streamInterrupted, true));
+        cut++;
+      }
+    }
+    return cut;
   }
 
   /** Client cancel of a stream by request_id; false when no such stream runs for this owner. */
@@ -454,6 +497,7 @@ export class Executor {
     byId.delete(stream.key);
     if (byId.size === 0) this.streams.delete(stream.sink.owner);
     this.stats.streams--;
+    this.checkIdle();
   }
 
   private async run(original: GenApiRequest, requestId: unknown, sink: RequestSink): Promise<void> {
@@ -464,6 +508,11 @@ export class Executor {
       request.version,
     );
     if (!lookup.ok) {
+      if (lookup.reason !== 'disabled' && this.awaitingNats?.(request.service) === true) {
+        sink.push(errorResponse(requestId, ERRORS.unavailable, true));
+        sink.reply('ok', request.request_type);
+        return;
+      }
       const message =
         lookup.reason === 'disabled'
           ? ERRORS.disabled(request.request_type, request.version)

@@ -1,7 +1,8 @@
 import type { Gateway } from '../gateway.js';
 import { LocalBus, localBroadcaster } from '../bus/local.js';
 import { NatsLink, type NatsGatewayOptions, type NatsHealth } from '../bus/nats/link.js';
-import { natsClientOptions } from '../nats/connection.js';
+import type { ConnectionOptions, NatsConnection } from '@nats-io/nats-core';
+import { connectNats, connectNatsRetrying, natsClientOptions } from '../nats/connection.js';
 import type { Assigns } from '../channel/types.js';
 import type { SocketMount } from '../socket/mount.js';
 import type { ServiceDefinition } from '../worker/define.js';
@@ -21,7 +22,7 @@ import {
   type RateLimitsHealth,
   type RateLimitsOptions,
 } from '../ratelimit/rate-limits.js';
-import { InvalidArgumentError, InvalidStateError } from '../errors.js';
+import { CancelledError, InvalidArgumentError, InvalidStateError } from '../errors.js';
 import { ConfigError, OptionError } from '../config/errors.js';
 
 /** Options of `createGenApi`: the gen_api channel's options plus the executor's. */
@@ -45,6 +46,35 @@ export interface GenApiOptions extends GenApiChannelOptions {
    * gateways once the cluster connects (protocol/relay.md). Default off.
    */
   relay?: boolean | RelayOptions;
+}
+
+/** How `genApi.startNats` retries while NATS is not reachable. */
+export interface NatsRetryOptions {
+  /** Pause between two connect attempts. Default 500 ms. */
+  retryMs?: number;
+  /** A failed attempt is logged the first time, then at most once per this span. Default 30 000 ms. */
+  logEveryMs?: number;
+}
+
+/** The defaults of `NatsRetryOptions`. */
+export const NATS_RETRY_DEFAULTS: Readonly<Required<NatsRetryOptions>> = {
+  retryMs: 500,
+  logEveryMs: 30_000,
+};
+
+/** `genApi.startNats`: the settings are checked; the connection is made in the background. */
+export interface NatsStart {
+  /**
+   * Resolves once connected (discovery, config sync, cluster and shared rate limits started);
+   * rejects with a NatsConnectError when the server refuses the credentials or TLS (no retry
+   * would help), or a CancelledError when the gateway closed first.
+   */
+  readonly connected: Promise<void>;
+  /**
+   * How the first attempt went: `connected` (and `connected` resolved), `retrying` (no server
+   * answered; the retries go on in the background) or `failed` (`connected` rejected).
+   */
+  readonly firstAttempt: Promise<'connected' | 'retrying' | 'failed'>;
 }
 
 /** `GenApi.health()`: what `/admin/health` reports about gen_api. */
@@ -96,6 +126,8 @@ export class GenApi {
   /** @internal */
   readonly options: GenApiOptions;
   private link: NatsLink | null = null;
+  /** Set while a NATS connection is being made (startNats, connectNats). */
+  private connecting: AbortController | null = null;
 
   /** @internal Use `createGenApi(gateway, options)`. */
   constructor(gateway: Gateway, options: GenApiOptions = {}) {
@@ -135,6 +167,10 @@ export class GenApi {
       ...(options.streamCredit === undefined ? {} : { streamCredit: options.streamCredit }),
     });
     gateway.onClose(() => this.close());
+    gateway.addDrainParticipant({
+      idle: () => this.executor.whenIdle(),
+      cut: () => this.executor.interruptStreams(),
+    });
     if (options.relay) {
       this.relay = new RelayGroups(
         options.event ?? GEN_API_DEFAULTS.event,
@@ -181,10 +217,70 @@ export class GenApi {
 
   /**
    * Connects to NATS: functions of `nodes: "nats"` configs run on workers from then on. Resolves
-   * once connected and the first discovery round ran.
+   * once connected and the first discovery round ran (while no server answers, it waits).
    */
   async connectNats(options: NatsGatewayOptions): Promise<void> {
-    if (this.link) throw new InvalidStateError('gen_api is already connected to NATS');
+    this.checkNats(options);
+    await this.openNats(options, connectNats, new AbortController());
+  }
+
+  /**
+   * Connects to NATS in the background: resolves as soon as the settings are checked (a
+   * ConfigError, InvalidArgumentError or unreadable credentials file rejects at once), then tries
+   * every `retryMs` until a server answers, logging failed attempts at a bounded rate. Until then
+   * gen_api requests for services not served in-process answer `Service temporarily unavailable`
+   * (can_retry) and `/readyz` reports `nats`.
+   */
+  async startNats(options: NatsGatewayOptions, retry: NatsRetryOptions = {}): Promise<NatsStart> {
+    this.checkNats(options);
+    const { retryMs, logEveryMs } = { ...NATS_RETRY_DEFAULTS, ...retry };
+    const abort = new AbortController();
+    const logger = this.gateway.logger.child({ component: 'nats' });
+    let lastLogged = -Infinity;
+    let firstAttemptDone!: (how: 'connected' | 'retrying' | 'failed') => void;
+    const firstAttempt = new Promise<'connected' | 'retrying' | 'failed'>(
+      (resolve) => (firstAttemptDone = resolve),
+    );
+    let checked!: () => void;
+    const settingsChecked = new Promise<void>((resolve) => (checked = resolve));
+    // NatsLink.connect checks the settings, then calls this: from here on only the server counts.
+    const connect = (clientOptions: ConnectionOptions, who: string): Promise<NatsConnection> => {
+      checked();
+      return connectNatsRetrying(
+        clientOptions,
+        who,
+        retryMs,
+        (failure, attempt) => {
+          firstAttemptDone('retrying');
+          const now = Date.now();
+          if (now - lastLogged < logEveryMs) return;
+          lastLogged = now;
+          logger.warn(
+            { attempt, err: failure.message, retryMs },
+            'NATS not reachable, retrying in the background (gen_api on NATS answers "Service temporarily unavailable" meanwhile)',
+          );
+        },
+        abort.signal,
+      );
+    };
+    this.executor.awaitingNats = (service) => !this.local.has(service);
+    const connected = this.openNats(options, connect, abort);
+    connected.then(
+      () => firstAttemptDone('connected'),
+      () => {
+        // The caller gets the error through NatsStart.connected; NATS is not coming.
+        this.executor.awaitingNats = null;
+        firstAttemptDone('failed');
+      },
+    );
+    await Promise.race([settingsChecked, connected]);
+    return { connected, firstAttempt };
+  }
+
+  /** Settings checked before any connection is tried (ConfigError). */
+  private checkNats(options: NatsGatewayOptions): void {
+    if (this.link || this.connecting)
+      throw new InvalidStateError('gen_api is already connected to NATS');
     const limits = this.options.rateLimits;
     if (
       options.trustedNetwork !== true &&
@@ -196,16 +292,36 @@ export class GenApi {
         'rate-limit policies shared over NATS need rateLimits.clusterSecret (the gateways sign ' +
           'their hits and policy changes with it), or nats.trustedNetwork: true',
       );
-    this.link = await NatsLink.connect(options, {
-      gatewayId: this.gateway.nodeId,
-      receiver: this.receiver,
-      logger: this.gateway.logger,
-      isLocal: (service) => this.local.has(service),
-      onInstanceLost: (instance) => this.resilience.forgetInstance(instance.id),
-      pushToken: this.options.pushToken ?? null,
-    });
-    this.executor.setNats(this.link.bus);
-    const link = this.link;
+  }
+
+  private async openNats(
+    options: NatsGatewayOptions,
+    connect: (options: ConnectionOptions, who: string) => Promise<NatsConnection>,
+    abort: AbortController,
+  ): Promise<void> {
+    this.connecting = abort;
+    let link: NatsLink;
+    try {
+      link = await NatsLink.connect(options, {
+        gatewayId: this.gateway.nodeId,
+        receiver: this.receiver,
+        logger: this.gateway.logger,
+        isLocal: (service) => this.local.has(service),
+        onInstanceLost: (instance) => this.resilience.forgetInstance(instance.id),
+        pushToken: this.options.pushToken ?? null,
+        connect,
+      });
+    } finally {
+      if (this.connecting === abort) this.connecting = null;
+    }
+    if (abort.signal.aborted) {
+      // Closed while the first discovery round ran.
+      await link.close();
+      throw new CancelledError('gen_api closed before NATS connected');
+    }
+    this.link = link;
+    this.executor.setNats(link.bus);
+    this.executor.awaitingNats = null;
     if (options.cluster !== false) {
       // The same servers, prefix and credentials (NatsGatewayOptions extends ClusterOptions).
       await this.gateway.connectCluster(options);
@@ -214,6 +330,11 @@ export class GenApi {
       { nc: link.nc, connected: () => link.connected, subjects: link.subjects },
       natsClientOptions(options),
     );
+  }
+
+  /** @internal Whether NATS is configured but not connected yet (`/readyz` reports `nats`). */
+  get natsPending(): boolean {
+    return this.connecting !== null;
   }
 
   /** @internal The NATS link, once connected (discovery, config sync, bus). */
@@ -246,6 +367,9 @@ export class GenApi {
 
   /** Disconnects from NATS and stops the rate limits; the gateway's `close()` calls it. */
   async close(): Promise<void> {
+    this.connecting?.abort();
+    this.connecting = null;
+    this.executor.awaitingNats = null;
     const link = this.link;
     this.link = null;
     this.executor.setNats(null);

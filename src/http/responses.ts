@@ -1,20 +1,25 @@
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 
+/** The body of the 503 a stopping (draining) gateway answers new connections with. */
+export const STOPPING_REFUSAL = 'gateway is shutting down: connect to another node';
+
 /** Answers an upgrade request on the raw socket (the HTTP server no longer owns it), then closes. */
 export function rejectUpgrade(
   socket: Duplex,
   status: number,
   headers: Readonly<Record<string, string>> = {},
+  body = '',
 ): void {
   if (socket.destroyed) return;
   const lines = [
     `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}`,
     'Connection: close',
-    'Content-Length: 0',
+    `Content-Length: ${Buffer.byteLength(body)}`,
   ];
+  if (body !== '') lines.push('Content-Type: text/plain; charset=utf-8');
   for (const [name, value] of Object.entries(headers)) lines.push(`${name}: ${value}`);
-  socket.end(lines.join('\r\n') + '\r\n\r\n');
+  socket.end(lines.join('\r\n') + '\r\n\r\n' + body);
 }
 
 export function sendPlain(

@@ -12,7 +12,7 @@ import {
   type TlsOptions,
 } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
-import { GatewayError, InvalidArgumentError } from '../errors.js';
+import { CancelledError, GatewayError, InvalidArgumentError } from '../errors.js';
 
 /**
  * TLS to NATS: PEM file paths, read by nats.js on every (re)connect. `caFile` verifies the server
@@ -325,6 +325,48 @@ export async function connectNats(
     return await connect(options);
   } catch (err) {
     throw connectFailure(err, who, servers, tls);
+  }
+}
+
+/** Told of each failed attempt of `connectNatsRetrying` (the caller decides what to log). */
+export type NatsAttemptFailed = (failure: NatsConnectError, attempt: number) => void;
+
+/**
+ * Connects like `connectNats`, but a first connect that fails only because no server answers
+ * (`connect`) is tried again every `retryMs`, for ever: one plain attempt at a time, so a failure
+ * that would fail every retry (auth, TLS, a credentials file) still rejects at once, whenever it
+ * shows. `signal` stops the retries (CancelledError).
+ */
+export async function connectNatsRetrying(
+  options: ConnectionOptions,
+  who: string,
+  retryMs: number,
+  onAttemptFailed: NatsAttemptFailed,
+  signal: AbortSignal,
+): Promise<NatsConnection> {
+  const servers = [options.servers ?? []].flat().join(', ');
+  const tls = options.tls !== undefined && options.tls !== null;
+  for (let attempt = 1; ; attempt++) {
+    if (signal.aborted) throw new CancelledError(`${who}: connecting to NATS was cancelled`);
+    try {
+      const nc = await connect({ ...options, waitOnFirstConnect: false });
+      if (!signal.aborted) return nc;
+      await nc.close();
+      continue;
+    } catch (err) {
+      const failure = connectFailure(err, who, servers, tls);
+      if (failure.reason !== 'connect') throw failure;
+      onAttemptFailed(failure, attempt);
+    }
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, retryMs);
+      signal.addEventListener('abort', done, { once: true });
+    });
   }
 }
 

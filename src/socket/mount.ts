@@ -63,9 +63,11 @@ export class SocketMount<A extends Assigns = Assigns> {
   readonly logger: Logger;
   /** @internal */
   readonly gateway: GatewayContext;
-  /** @internal Set by `close()`: the transports refuse new connections. */
+  /** @internal Set by `stopAccepting()` and `close()`: the transports refuse new connections (503). */
   closed = false;
   private readonly sessions = new Set<Session<A>>();
+  /** Told once the last session is gone (`whenEmpty`). */
+  private emptyWaiters: (() => void)[] = [];
   private readonly sessionContext: SessionContext<A>;
 
   /** @internal Use `gateway.socket(path, options)`. */
@@ -98,6 +100,11 @@ export class SocketMount<A extends Assigns = Assigns> {
         this.sessions.delete(session);
         this.gateway.registry.remove(session);
         this.caps.release(session);
+        if (this.sessions.size === 0 && this.emptyWaiters.length > 0) {
+          const waiters = this.emptyWaiters;
+          this.emptyWaiters = [];
+          for (const resolve of waiters) resolve();
+        }
       },
     };
   }
@@ -126,6 +133,25 @@ export class SocketMount<A extends Assigns = Assigns> {
   /** Sockets connected to this mount now. */
   get sessionCount(): number {
     return this.sessions.size;
+  }
+
+  /**
+   * @internal Refuses new WebSocket upgrades and LongPoll sessions (503 with `STOPPING_REFUSAL`);
+   * connected sockets go on (a drain closes them later).
+   */
+  stopAccepting(): void {
+    this.closed = true;
+  }
+
+  /** @internal The sessions connected now, for a drain to close in batches. */
+  openSessions(): Session<A>[] {
+    return [...this.sessions];
+  }
+
+  /** @internal Resolves once no session is left (their transports closed them). */
+  whenEmpty(): Promise<void> {
+    if (this.sessions.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.emptyWaiters.push(resolve));
   }
 
   /** Stops accepting and closes every session with `code` (1012: the client reconnects elsewhere). */

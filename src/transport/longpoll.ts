@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Assigns } from '../channel/types.js';
-import { readBody, sendEmpty } from '../http/responses.js';
+import { readBody, sendEmpty, sendPlain, STOPPING_REFUSAL } from '../http/responses.js';
 import { decodeBase64 } from '../http/subprotocols.js';
 import { authorize, originAllowed } from '../socket/handshake.js';
 import type { SocketMount } from '../socket/mount.js';
@@ -278,11 +278,21 @@ export class LongPollTransport<A extends Assigns> {
     return all.length === 0 ? undefined : all[all.length - 1];
   }
 
+  /** A new session while the gateway stops: 503 (the JS client retries, as after any server error). */
+  private refuseStopping(res: ServerResponse): void {
+    sendPlain(res, 503, STOPPING_REFUSAL, { 'access-control-allow-origin': '*' });
+  }
+
   private async createSession(
     req: IncomingMessage,
     res: ServerResponse,
     query: string,
   ): Promise<void> {
+    if (this.mount.closed) {
+      // Stopping (a drain): no connect hook runs; existing sessions go on polling.
+      this.refuseStopping(res);
+      return;
+    }
     const header = req.headers['x-phoenix-authtoken'];
     const authToken = this.mount.options.authToken && typeof header === 'string' ? header : null;
     const result = await authorize(this.mount, req, 'longpoll', this.path, query, authToken);
@@ -306,7 +316,7 @@ export class LongPollTransport<A extends Assigns> {
       return;
     }
     if (this.mount.closed) {
-      sendEmpty(res, 503);
+      this.refuseStopping(res);
       return;
     }
     this.open(result.init, res, result.headers);

@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, WebSocket, type RawData } from 'ws';
 import type { Assigns } from '../channel/types.js';
 import { readSubprotocols } from '../http/subprotocols.js';
-import { rejectUpgrade, sendPlain } from '../http/responses.js';
+import { rejectUpgrade, sendPlain, STOPPING_REFUSAL } from '../http/responses.js';
 import type { TimerEntry } from '../util/timer-wheel.js';
 import type { EncodedFrame } from '../wire/serializer.js';
 import { authorize } from '../socket/handshake.js';
@@ -319,6 +319,11 @@ export class WebSocketTransport<A extends Assigns> {
       rejectUpgrade(socket, 400);
       return;
     }
+    if (this.mount.closed) {
+      // Stopping (a drain): no connect hook runs; the client tries again, elsewhere.
+      rejectUpgrade(socket, 503, {}, STOPPING_REFUSAL);
+      return;
+    }
     const { options } = this.mount;
     const offer = readSubprotocols(
       req.headers['sec-websocket-protocol'],
@@ -339,7 +344,7 @@ export class WebSocketTransport<A extends Assigns> {
       return;
     }
     if (socket.destroyed || this.mount.closed) {
-      if (!socket.destroyed) rejectUpgrade(socket, 503);
+      if (!socket.destroyed) rejectUpgrade(socket, 503, {}, STOPPING_REFUSAL);
       return;
     }
     if (offer.selected !== null) this.selectedProtocol.set(req, offer.selected);

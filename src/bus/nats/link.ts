@@ -1,4 +1,4 @@
-import type { NatsConnection } from '@nats-io/nats-core';
+import type { ConnectionOptions, NatsConnection } from '@nats-io/nats-core';
 import type { Logger } from 'pino';
 import type { ConfigReceiver } from '../../genapi/config/push.js';
 import {
@@ -78,6 +78,11 @@ export interface NatsLinkDeps {
   readonly isLocal?: (service: string) => boolean;
   /** The push token workers sign with (`genApi.pushToken`); null: none. */
   readonly pushToken?: string | null;
+  /**
+   * Makes the connection once the settings are checked (default `connectNats`, which waits for a
+   * server); a gateway started without NATS passes a retrying one.
+   */
+  readonly connect?: (options: ConnectionOptions, who: string) => Promise<NatsConnection>;
 }
 
 /** Logged (warn) at start by a gateway told that its NATS network is trusted. */
@@ -147,7 +152,7 @@ export class NatsLink {
     const logger = deps.logger.child({ component: 'nats' });
     const auth = peerAuthFor(options, deps.pushToken ?? null, logger);
     const name = `gen-gateway ${deps.gatewayId}`;
-    const nc = await connectNats(gatewayConnectOptions(options, name), name);
+    const nc = await (deps.connect ?? connectNats)(gatewayConnectOptions(options, name), name);
     const subjects = new Subjects(options.prefix ?? DEFAULT_PREFIX);
     const wheel = new TimerWheel(options.deadlineTickMs ?? 5);
     const requester = new Requester(nc, wheel);
