@@ -7,7 +7,16 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { STOPPING_REFUSAL } from '../../src/http/responses.js';
 import { until, within } from '../support/wait.js';
-import { build, genApiCall, get, killAll, node, roamingSocket, roundTrip } from './support.js';
+import {
+  build,
+  genApiCall,
+  get,
+  killAll,
+  node,
+  npmStart,
+  roamingSocket,
+  roundTrip,
+} from './support.js';
 import { joinedChannel } from '../support/genapi-phoenix.js';
 import { RawClient } from '../support/ws-client.js';
 
@@ -79,6 +88,25 @@ describe('gen-gateway drains on SIGTERM', () => {
     expect(proc.output()).toContain('second signal, exiting at once');
     expect(proc.output()).not.toContain('"msg":"gateway closed"');
     socket.disconnect();
+  });
+
+  it('through `npm start`: SIGTERM to npm reaches the gateway, which drains, and npm exits 0', async () => {
+    // npm forwards the signal to its script's shell; the script must `exec` the CLI, or the
+    // shell swallows it and the gateway is orphaned while npm exits 143.
+    const proc = npmStart(['--port', '0']);
+    const port = (await proc.logLine('gateway listening', 60_000)).port as number;
+    const { socket, closes } = roamingSocket([port], { user_id: 'ada' });
+    socket.connect();
+    const { channel } = await joinedChannel(socket, 'gen_api:lobby');
+    const result = genApiCall(channel, 'slow-3', 'slow', { ms: 800 });
+    await roundTrip(socket);
+    proc.child.kill('SIGTERM');
+    expect(await within(result, 'the slow result')).toMatchObject({ success: true });
+    expect(await within(proc.exited, 'npm to exit')).toBe(0);
+    await until(() => closes.length > 0, 'the socket to close');
+    socket.disconnect();
+    expect(closes[0]).toBe(1012);
+    expect(proc.output()).toContain('"msg":"gateway closed"');
   });
 
   it('an idle gateway drains at once and exits 0 (SIGINT too)', async () => {

@@ -73,7 +73,16 @@ export function node(
   args: string[] = [],
   env: NodeJS.ProcessEnv = {},
 ): BuiltProcess {
-  const child = spawn(process.execPath, [entry, ...args], {
+  return run(process.execPath, [entry, ...args], entry, env);
+}
+
+/** `npm start -- ...args` from the repository root: npm, its shell and the CLI, as the README says. */
+export function npmStart(args: string[] = [], env: NodeJS.ProcessEnv = {}): BuiltProcess {
+  return run('npm', ['start', '--', ...args], 'npm start', env);
+}
+
+function run(command: string, argv: string[], entry: string, env: NodeJS.ProcessEnv): BuiltProcess {
+  const child = spawn(command, argv, {
     cwd: ROOT,
     env: { ...process.env, LOG_LEVEL: 'info', HOST: undefined, PORT: undefined, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
