@@ -35,6 +35,9 @@ import {
 import { backoffMs } from './select/backoff.js';
 import type { NodeSelector } from './select/node-selector.js';
 import type { GenApiRequest, GenApiResponse, ResolvedFunConfig, ServiceInstance } from './types.js';
+import type { RequestTrace, TraceContext } from '../nats/trace-context.js';
+import { traceLogFields } from '../nats/trace-otel.js';
+import { traceRequest } from './traced-sink.js';
 
 /** Where the executor sends what the client gets: pushes on the gen_api event, and one reply. */
 export interface RequestSink {
@@ -53,6 +56,12 @@ export interface RequestSink {
   readonly rateContext?: RateContext;
   /** Called once the executor is done with the request (after its reply and last push). */
   settled?(): void;
+  /** The trace context the client sent (request field or join param), or null. */
+  readonly clientTrace?: TraceContext | null;
+  /** The request's trace (its span) when traced: what its worker calls continue. */
+  readonly trace?: RequestTrace | null;
+  /** Called when a relayed stream of this request ends, whatever the reason. */
+  streamEnded?(): void;
 }
 
 /** What rate limits key on besides the request: the client's IP and connection. */
@@ -200,7 +209,11 @@ class RelayedStream implements StreamSink, TimerEntry {
     }
     if (now - this.lastActivity >= this.idleTimeoutMs) {
       this.executor.logger.warn(
-        { requestId: this.requestId, idleMs: this.idleTimeoutMs },
+        {
+          requestId: this.requestId,
+          idleMs: this.idleTimeoutMs,
+          ...traceLogFields(this.sink.trace),
+        },
         'stream timed out',
       );
       this.stop(errorResponse(this.requestId, ERRORS.streamTimeout));
@@ -237,7 +250,7 @@ class RelayedStream implements StreamSink, TimerEntry {
         // rather than leave the worker waiting for credit that never comes.
         this.waitingForDrain = false;
         this.executor.logger.error(
-          { err, requestId: this.requestId },
+          { err, requestId: this.requestId, ...traceLogFields(this.sink.trace) },
           'stream flow control failed',
         );
         if (!this.done)
@@ -277,6 +290,7 @@ class RelayedStream implements StreamSink, TimerEntry {
     this.executor.wheel.cancel(this);
     this.sink.signal.removeEventListener('abort', this.onAbort);
     this.executor.streamEnded(this);
+    this.sink.streamEnded?.();
   }
 }
 
@@ -407,7 +421,8 @@ export class Executor {
   }
 
   /** Runs one request. Never rejects; the sink gets the pushes and exactly one reply. */
-  async execute(request: GenApiRequest, requestId: unknown, sink: RequestSink): Promise<void> {
+  async execute(request: GenApiRequest, requestId: unknown, client: RequestSink): Promise<void> {
+    const sink = traceRequest(request, client);
     this.stats.requests++;
     this.stats.inflight++;
     try {
@@ -416,7 +431,13 @@ export class Executor {
       // A defect, not a request error: the client still gets an answer.
       this.stats.failures++;
       this.logger.error(
-        { err, requestId, service: request.service, requestType: request.request_type },
+        {
+          err,
+          requestId,
+          service: request.service,
+          requestType: request.request_type,
+          ...traceLogFields(sink.trace),
+        },
         'request processing failed',
       );
       sink.push(errorResponse(requestId, ERRORS.processingFailed));
@@ -499,7 +520,7 @@ export class Executor {
       bus,
       config,
       request,
-      meta: this.meta(request, config, sink.owner),
+      meta: this.meta(request, config, sink),
       order: this.order(bus, config, request),
       tried: { instanceId: null },
       requestId,
@@ -606,6 +627,7 @@ export class Executor {
       service: config.service,
       requestType: config.requestType,
       error: response.error,
+      ...traceLogFields(sink.trace),
     };
     if (response.can_retry) {
       this.logger.warn(fields, 'fire-and-forget call not delivered');
@@ -615,9 +637,9 @@ export class Executor {
     }
   }
 
-  private meta(request: GenApiRequest, config: ResolvedFunConfig, origin: object): RequestMeta {
+  private meta(request: GenApiRequest, config: ResolvedFunConfig, sink: RequestSink): RequestMeta {
     return {
-      origin,
+      origin: sink.owner,
       requestId: request.request_id,
       service: config.service,
       requestType: config.requestType,
@@ -628,6 +650,7 @@ export class Executor {
       responseType: config.responseType,
       deadline: Date.now() + config.timeoutMs,
       gateway: this.options.gatewayId,
+      trace: sink.trace ?? null,
     };
   }
 
@@ -805,13 +828,14 @@ export class Executor {
         return errorResponse(requestId, ERRORS.unavailable, true);
       } else throw err;
     }
-    return this.toResponse(outcome, requestId, config);
+    return this.toResponse(outcome, requestId, config, dispatch.sink.trace);
   }
 
   private toResponse(
     outcome: CallOutcome,
     requestId: unknown,
     config: ResolvedFunConfig,
+    trace: RequestTrace | null | undefined,
   ): GenApiResponse {
     if (outcome.ok) return syncResponse(requestId, outcome.result);
     this.stats.failures++;
@@ -828,6 +852,7 @@ export class Executor {
         requestType: config.requestType,
         reason: outcome.reason,
         message: outcome.message,
+        ...traceLogFields(trace),
       },
       'call failed',
     );
@@ -873,6 +898,7 @@ export class Executor {
             requestId: meta.requestId,
             attempt,
             reason: !last.ok && last.kind === 'transport' ? last.reason : 'error',
+            ...traceLogFields(meta.trace),
           },
           'retrying',
         );
@@ -1011,7 +1037,7 @@ export class Executor {
         config,
         requestId,
         sink,
-        this.toResponse((await result).outcome, requestId, config),
+        this.toResponse((await result).outcome, requestId, config, sink.trace),
       );
       return;
     }
@@ -1088,7 +1114,7 @@ export class Executor {
       sink.push(
         timedOut
           ? errorResponse(requestId, ERRORS.streamTimeout)
-          : this.toResponse(outcome, requestId, config),
+          : this.toResponse(outcome, requestId, config, sink.trace),
       );
       return;
     }

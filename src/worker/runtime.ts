@@ -3,6 +3,7 @@ import { ServiceError, type ResolvedFunction } from './define.js';
 import { CreditStream, StreamClosedError, type StreamIO, type StreamWriter } from './stream.js';
 import { CancelledError, InvalidStateError } from '../errors.js';
 import type { Broadcaster } from './pushes.js';
+import type { RequestTrace } from '../nats/trace-context.js';
 
 /** A handler's outcome, as a transport replies it. */
 export type CallResult =
@@ -48,6 +49,7 @@ function context(
 ): RequestContext {
   return {
     ...meta,
+    trace: meta.trace ?? null,
     signal,
     stream,
     broadcast: (topic, event, payload) => pushes.broadcast(topic, event, payload),
@@ -135,6 +137,7 @@ class CallContext implements RequestContext {
   readonly deadline: number;
   readonly gateway: string | null;
   readonly origin?: unknown;
+  readonly trace: RequestTrace | null;
   readonly stream = NO_STREAM;
 
   constructor(
@@ -152,6 +155,7 @@ class CallContext implements RequestContext {
     this.responseType = meta.responseType;
     this.deadline = meta.deadline;
     this.gateway = meta.gateway;
+    this.trace = meta.trace ?? null;
     if (meta.origin !== undefined) this.origin = meta.origin;
   }
 
