@@ -23,6 +23,18 @@ import {
   type TraceContext,
 } from './trace-context.js';
 
+/** Span attribute names of gen_api spans (gateway and worker). */
+export const SPAN_ATTRIBUTES = {
+  system: 'rpc.system',
+  service: 'gen_api.service',
+  function: 'gen_api.function',
+  requestId: 'gen_api.request_id',
+  outcome: 'gen_api.outcome',
+  instance: 'gen_api.instance',
+  subject: 'messaging.destination.name',
+  workerSpanId: 'gen_api.worker.span_id',
+} as const;
+
 /**
  * One tracer per name, or null while no OTel SDK is registered (then nothing needs a span: the
  * trace context is handed on as it came, and untraced requests cost nothing). Re-read only when

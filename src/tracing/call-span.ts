@@ -6,10 +6,16 @@
  */
 
 import { SpanKind, SpanStatusCode, type Link, type Span } from '@opentelemetry/api';
-import { injectTrace, localParent, traceOfSpan, TracerCache } from '../nats/trace-otel.js';
+import {
+  injectTrace,
+  localParent,
+  SPAN_ATTRIBUTES,
+  traceOfSpan,
+  TracerCache,
+} from '../nats/trace-otel.js';
 import { parseTraceparent, TRACE_HEADERS, type RequestTrace } from '../nats/trace-context.js';
 import type { RequestMeta } from '../worker/context.js';
-import { GATEWAY_TRACER_NAME, SPAN_ATTRIBUTES } from './request-span.js';
+import { GATEWAY_TRACER_NAME } from './request-span.js';
 
 const tracer = new TracerCache(GATEWAY_TRACER_NAME);
 

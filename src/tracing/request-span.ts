@@ -7,7 +7,13 @@
  */
 
 import { SpanKind, SpanStatusCode, type Span } from '@opentelemetry/api';
-import { passThroughSpan, remoteParent, traceOfSpan, TracerCache } from '../nats/trace-otel.js';
+import {
+  passThroughSpan,
+  remoteParent,
+  SPAN_ATTRIBUTES,
+  traceOfSpan,
+  TracerCache,
+} from '../nats/trace-otel.js';
 import type { RequestTrace, TraceContext } from '../nats/trace-context.js';
 
 /** The instrumentation scope of the gateway's spans. */
@@ -15,18 +21,6 @@ export const GATEWAY_TRACER_NAME = 'gen-gateway';
 
 /** How a request ended, as its span's `gen_api.outcome` says. */
 export type RequestOutcome = 'ok' | 'error';
-
-/** Span attribute names of gen_api spans (gateway and worker). */
-export const SPAN_ATTRIBUTES = {
-  system: 'rpc.system',
-  service: 'gen_api.service',
-  function: 'gen_api.function',
-  requestId: 'gen_api.request_id',
-  outcome: 'gen_api.outcome',
-  instance: 'gen_api.instance',
-  subject: 'messaging.destination.name',
-  workerSpanId: 'gen_api.worker.span_id',
-} as const;
 
 const tracer = new TracerCache(GATEWAY_TRACER_NAME);
 

@@ -1,5 +1,6 @@
 import type { ResponseType } from '../nats/fun-config.js';
 import type { RequestTrace } from '../nats/trace-context.js';
+import type { Logger } from 'pino';
 import type { Broadcaster } from './pushes.js';
 import type { StreamWriter } from './stream.js';
 
@@ -49,4 +50,9 @@ export interface RequestContext extends RequestMeta, Broadcaster {
    * else the caller's), `traceparent` and `tracestate`; null when the request is untraced.
    */
   readonly trace: RequestTrace | null;
+  /**
+   * A child of the worker's logger (`serve`'s `logger` option; in-process, the gateway's) whose
+   * lines carry `request_id`, `service`, `function`, and `trace_id`/`span_id` when traced.
+   */
+  readonly logger: Logger;
 }

@@ -307,8 +307,11 @@ export async function serve(
     inflight++;
     const call = new CallSignal(meta.deadline);
     calls.add(call);
-    const running = () => runCall(fn, args, meta, call, pushes);
-    (span === null ? running() : span.run(running))
+    // No closure for untraced calls: this is the worker's hot path.
+    (span === null
+      ? runCall(fn, args, meta, call, pushes, logger)
+      : span.run(() => runCall(fn, args, meta, call, pushes, logger))
+    )
       .then((result) => {
         calls.delete(call);
         const opts = span === null ? undefined : replyHeaders(span.replyHeaders());
@@ -427,7 +430,7 @@ export async function serve(
       },
     };
     inflight++;
-    const starting = () => runStream(fn, args, meta, io, credit, creditTimeoutMs, pushes);
+    const starting = () => runStream(fn, args, meta, io, credit, creditTimeoutMs, pushes, logger);
     const started = span === null ? starting() : span.run(starting);
     run = started;
     streams.set(streamId, started);
@@ -455,7 +458,7 @@ export async function serve(
       account(stats, startedAt, null);
       return;
     }
-    runAuthorize(fn, args, readMeta(readHeaders(msg), definition, fn), pushes)
+    runAuthorize(fn, args, readMeta(readHeaders(msg), definition, fn), pushes, logger)
       .then((allowed) => {
         guarded(() => msg.respond(json(allowed)));
         account(stats, startedAt, null);

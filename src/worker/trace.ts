@@ -17,7 +17,13 @@ import {
 } from '@opentelemetry/api';
 import type { HeaderValues } from '../nats/header-reader.js';
 import { readTraceContext, TRACE_HEADERS, type RequestTrace } from '../nats/trace-context.js';
-import { passThroughSpan, remoteParent, traceOfSpan, TracerCache } from '../nats/trace-otel.js';
+import {
+  passThroughSpan,
+  remoteParent,
+  SPAN_ATTRIBUTES,
+  traceOfSpan,
+  TracerCache,
+} from '../nats/trace-otel.js';
 import type { RequestMeta } from './context.js';
 
 /** The instrumentation scope of the worker SDK's spans. */
@@ -53,7 +59,7 @@ export class WorkerSpan {
   end(error: string | null): void {
     if (this.ended) return;
     this.ended = true;
-    this.span.setAttribute('gen_api.outcome', error === null ? 'ok' : 'error');
+    this.span.setAttribute(SPAN_ATTRIBUTES.outcome, error === null ? 'ok' : 'error');
     if (error !== null) this.span.setStatus({ code: SpanStatusCode.ERROR, message: error });
     this.span.end();
   }
@@ -80,10 +86,10 @@ export function startWorkerSpan(headers: HeaderValues, meta: RequestMeta): Worke
           {
             kind: SpanKind.SERVER,
             attributes: {
-              'rpc.system': 'gen_api',
-              'gen_api.service': meta.service,
-              'gen_api.function': meta.requestType,
-              'gen_api.request_id': meta.requestId,
+              [SPAN_ATTRIBUTES.system]: 'gen_api',
+              [SPAN_ATTRIBUTES.service]: meta.service,
+              [SPAN_ATTRIBUTES.function]: meta.requestType,
+              [SPAN_ATTRIBUTES.requestId]: meta.requestId,
             },
           },
           parent,

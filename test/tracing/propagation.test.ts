@@ -132,6 +132,25 @@ describe('trace context without an SDK', () => {
     socket.disconnect();
   });
 
+  it("the worker's ctx.logger lines carry the trace", async () => {
+    const { socket, call } = await tracedClient(setup.port);
+    const [push] = await call({
+      service: 'traced',
+      request_type: 'logged',
+      args: {},
+      traceparent: TRACEPARENT,
+    });
+    expect(push).toMatchObject({ success: true });
+    const line = setup.workerLogs.find((entry) => entry.msg === 'handled');
+    expect(line).toMatchObject({
+      trace_id: TRACE_ID,
+      span_id: SPAN_ID,
+      service: 'traced',
+      function: 'logged',
+    });
+    socket.disconnect();
+  });
+
   it('a worker answers a raw NATS request (any gateway) with the trace it was given', async () => {
     const nc = await connect({ servers: setup.nats.url });
     try {

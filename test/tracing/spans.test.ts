@@ -92,6 +92,16 @@ describe('spans through the gateway and a NATS worker', () => {
     socket.disconnect();
   });
 
+  it("the worker's ctx.logger lines carry its span", async () => {
+    const { socket, call } = await tracedClient(setup.port);
+    exporter.reset();
+    await call({ service: 'traced', request_type: 'logged', args: {}, traceparent: TRACEPARENT });
+    const [worker] = byScope('gen-gateway/worker');
+    const line = setup.workerLogs.findLast((entry) => entry.msg === 'handled');
+    expect(line).toMatchObject({ trace_id: TRACE_ID, span_id: worker?.spanContext().spanId });
+    socket.disconnect();
+  });
+
   it('with an SDK and no client traceparent the gateway starts the trace (no trace_id back)', async () => {
     const { socket, call } = await tracedClient(setup.port);
     exporter.reset();

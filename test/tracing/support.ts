@@ -30,6 +30,12 @@ export function tracedService(): ServiceDefinition {
     version: '1.0.0',
     functions: {
       seen: fn({ handler: (_args, ctx): SeenTrace => ({ trace: ctx.trace }) }),
+      logged: fn({
+        handler: (_args, ctx): SeenTrace => {
+          ctx.logger.info('handled');
+          return { trace: ctx.trace };
+        },
+      }),
       fail: fn({
         handler: () => {
           throw new Error('boom');
@@ -69,22 +75,31 @@ export interface TracedSetup {
   port: number;
   /** Every line the gateway logged, parsed. */
   logs: Record<string, unknown>[];
+  /** Every line the worker logged, parsed. */
+  workerLogs: Record<string, unknown>[];
   close(): Promise<void>;
+}
+
+/** A stream that parses pino's JSON lines into `lines`. */
+function capture(lines: Record<string, unknown>[]): Writable {
+  return new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString().split('\n'))
+        if (line.trim() !== '') lines.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
 }
 
 /** Starts nats-server, the `traced` worker and a gateway (identity from the `user_id` param). */
 export async function startTraced(): Promise<TracedSetup> {
   const nats = await NatsServer.start();
-  const worker = await startWorker(tracedService(), nats.url);
-  const logs: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split('\n'))
-        if (line.trim() !== '') logs.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
+  const workerLogs: Record<string, unknown>[] = [];
+  const worker = await startWorker(tracedService(), nats.url, {
+    logger: pino({ level: 'debug' }, capture(workerLogs)),
   });
-  const gateway = createGateway({ logger: pino({ level: 'debug' }, sink) });
+  const logs: Record<string, unknown>[] = [];
+  const gateway = createGateway({ logger: pino({ level: 'debug' }, capture(logs)) });
   const socket = gateway.socket('/socket', {
     connect: ({ params }) => ({
       assigns: { user_id: typeof params.user_id === 'string' ? params.user_id : null },
@@ -103,6 +118,7 @@ export async function startTraced(): Promise<TracedSetup> {
     gateway,
     port,
     logs,
+    workerLogs,
     close: async () => {
       await gateway.close();
       await worker.stop();
