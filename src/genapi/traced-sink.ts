@@ -1,6 +1,7 @@
 import { startRequestSpan, type RequestSpan } from '../tracing/request-span.js';
 import type { RateContext, RequestSink } from './executor.js';
 import type { GenApiRequest, GenApiResponse } from './types.js';
+import type { RequestTrace } from '../nats/trace-context.js';
 
 /**
  * A traced request's sink: passes everything on to the client's sink while its span watches how
@@ -30,7 +31,7 @@ class TracedSink implements RequestSink {
     return this.inner.rateContext;
   }
 
-  get trace() {
+  get trace(): RequestTrace {
     return this.span.trace;
   }
 

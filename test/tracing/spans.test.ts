@@ -188,4 +188,26 @@ describe('spans through the gateway and a NATS worker', () => {
     expect(endOf(server)).toBeGreaterThanOrEqual(endOf(worker));
     socket.disconnect();
   });
+
+  it('a stream the client cancels, or leaves, still ends its request span', async () => {
+    for (const how of ['cancel', 'leave'] as const) {
+      const { socket, channel, call } = await tracedClient(setup.port);
+      exporter.reset();
+      // init, start and two chunks: the stream is live.
+      const pushes = await call(
+        { service: 'traced', request_type: 'forever', args: {}, traceparent: TRACEPARENT },
+        4,
+      );
+      const requestId = (pushes[0] as { request_id: string }).request_id;
+      if (how === 'cancel') channel.push('phoenix_gen_api_cancel', { request_id: requestId });
+      else channel.leave();
+      const spans = await spansOf(TRACE_ID, 3);
+      const server = spans.find(
+        (s) => s.kind === SpanKind.SERVER && s.instrumentationScope.name === 'gen-gateway',
+      );
+      expect(server, how).toBeDefined();
+      expect(server?.attributes['gen_api.outcome']).toBe('ok');
+      socket.disconnect();
+    }
+  });
 });

@@ -5,7 +5,7 @@
  */
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import type { Socket } from 'phoenix';
+import type { Channel, Socket } from 'phoenix';
 import { createGateway, GenApi, type Gateway } from '../../src/index.js';
 import { defineService, fn, ServiceError } from '../../src/worker/define.js';
 import type { ServiceDefinition } from '../../src/worker/define.js';
@@ -55,6 +55,15 @@ export function tracedService(): ServiceDefinition {
           failCalls++;
           if (failCalls % 2 === 1) throw new ServiceError('first attempt fails', 500);
           return { trace: ctx.trace };
+        },
+      }),
+      forever: fn({
+        response: 'stream',
+        async handler(_args, ctx) {
+          for (let i = 1; !ctx.signal.aborted; i++) {
+            await ctx.stream.write(i);
+            await new Promise((resolve) => setTimeout(resolve, 20));
+          }
         },
       }),
       ticks: fn({
@@ -131,7 +140,11 @@ export async function startTraced(): Promise<TracedSetup> {
 export async function tracedClient(
   port: number,
   params: object = {},
-): Promise<{ socket: Socket; call: (payload: object, count?: number) => Promise<unknown[]> }> {
+): Promise<{
+  socket: Socket;
+  channel: Channel;
+  call: (payload: object, count?: number) => Promise<unknown[]>;
+}> {
   const socket = await phoenixSocket(port, { user_id: 'u1' });
   const { channel, log } = await joinedChannel(socket, 'gen_api:lobby', 'phoenix_gen_api', params);
   let n = 0;
@@ -153,5 +166,5 @@ export async function tracedClient(
     'traced.seen served',
     { intervalMs: 50 },
   );
-  return { socket, call };
+  return { socket, channel, call };
 }
