@@ -76,24 +76,25 @@ export function startWorkerSpan(headers: HeaderValues, meta: RequestMeta): Worke
     headers.get(TRACE_HEADERS.tracestate),
   );
   const sdk = tracer.get();
-  if (sdk === null && incoming === null) return null;
   const parent = incoming === null ? undefined : remoteParent(incoming);
-  const span =
-    sdk === null
-      ? passThroughSpan(incoming!, true)
-      : sdk.startSpan(
-          `gen_api ${meta.service}.${meta.requestType}`,
-          {
-            kind: SpanKind.SERVER,
-            attributes: {
-              [SPAN_ATTRIBUTES.system]: 'gen_api',
-              [SPAN_ATTRIBUTES.service]: meta.service,
-              [SPAN_ATTRIBUTES.function]: meta.requestType,
-              [SPAN_ATTRIBUTES.requestId]: meta.requestId,
-            },
-          },
-          parent,
-        );
+  let span: Span;
+  if (sdk !== null)
+    span = sdk.startSpan(
+      `gen_api ${meta.service}.${meta.requestType}`,
+      {
+        kind: SpanKind.SERVER,
+        attributes: {
+          [SPAN_ATTRIBUTES.system]: 'gen_api',
+          [SPAN_ATTRIBUTES.service]: meta.service,
+          [SPAN_ATTRIBUTES.function]: meta.requestType,
+          [SPAN_ATTRIBUTES.requestId]: meta.requestId,
+        },
+      },
+      parent,
+    );
+  // No SDK: hand the caller's context on as it came (no span of our own).
+  else if (incoming !== null) span = passThroughSpan(incoming, true);
+  else return null;
   const current = traceOfSpan(span, incoming?.tracestate ?? null);
   return current === null ? null : new WorkerSpan(span, parent, current);
 }
