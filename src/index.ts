@@ -180,6 +180,9 @@ export type {
   ServiceInstance,
 } from './genapi/types.js';
 export type { ServiceDefinition } from './worker/define.js';
+export { TRACE_HEADERS, TRACE_LIMITS, type RequestTrace } from './nats/trace-context.js';
+export { GATEWAY_TRACER_NAME } from './tracing/request-span.js';
+export { SPAN_ATTRIBUTES } from './nats/trace-otel.js';
 export { RESILIENCE_DEFAULTS, type ResilienceOptions } from './genapi/resilience.js';
 export { RELAY_DEFAULTS, type RelayOptions, type RelayStats } from './genapi/relay.js';
 

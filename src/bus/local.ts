@@ -1,3 +1,4 @@
+import type { Logger } from 'pino';
 import type { ServiceInstance } from '../genapi/types.js';
 import type { RequestMeta } from '../worker/context.js';
 import { functionKey, type ResolvedFunction, type ServiceDefinition } from '../worker/define.js';
@@ -51,8 +52,14 @@ export class LocalBus implements ServiceBus {
     { definition: ServiceDefinition; instance: ServiceInstance }
   >();
 
-  /** `pushes`: what handlers' `ctx.broadcast` / `ctx.disconnect` reach (see localBroadcaster). */
-  constructor(private readonly pushes: Broadcaster = NO_PUSHES) {}
+  /**
+   * `pushes`: what handlers' `ctx.broadcast` / `ctx.disconnect` reach (see localBroadcaster);
+   * `logger`: the parent of handlers' `ctx.logger` (default: silent).
+   */
+  constructor(
+    private readonly pushes: Broadcaster = NO_PUSHES,
+    private readonly logger?: Logger,
+  ) {}
 
   register(definition: ServiceDefinition): void {
     if (this.services.has(definition.name))
@@ -106,7 +113,7 @@ export class LocalBus implements ServiceBus {
     });
     try {
       const outcome = await Promise.race([
-        runCall(fn, args, meta, signal, this.pushes).then((result): CallOutcome => {
+        runCall(fn, args, meta, signal, this.pushes, this.logger).then((result): CallOutcome => {
           if (result.ok) return { ok: true, result: result.result };
           if (result.code === DEADLINE_CODE)
             return transportFailure('timeout', `local execution timed out after ${timeoutMs}ms`);
@@ -160,7 +167,7 @@ export class LocalBus implements ServiceBus {
         });
       },
     };
-    const run = runStream(fn, args, meta, io, initialCredit, 0, this.pushes);
+    const run = runStream(fn, args, meta, io, initialCredit, 0, this.pushes, this.logger);
     let timer: NodeJS.Timeout | undefined;
     const outcome = await Promise.race([
       started,
@@ -192,6 +199,6 @@ export class LocalBus implements ServiceBus {
   ): Promise<Authorization> {
     const fn = this.find(target);
     if (!fn) return 'unavailable';
-    return (await runAuthorize(fn, args, meta, this.pushes)) ? 'allowed' : 'denied';
+    return (await runAuthorize(fn, args, meta, this.pushes, this.logger)) ? 'allowed' : 'denied';
   }
 }

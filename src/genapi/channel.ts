@@ -21,6 +21,7 @@ import { errorResponse, ERRORS } from './response.js';
 import type { Executor, RateContext, RequestSink } from './executor.js';
 import { normaliseIp } from '../ratelimit/policy.js';
 import type { GenApiResponse } from './types.js';
+import { readTraceContext, type TraceContext } from '../nats/trace-context.js';
 
 /** Options of the gen_api channel (PhoenixGenApi's `use PhoenixGenApi, event: ...`). */
 export interface GenApiChannelOptions {
@@ -112,6 +113,7 @@ class ChannelSink implements RequestSink {
     private readonly options: SinkOptions,
     readonly rateContext: RateContext,
     private readonly inflight: WeakMap<Channel, number>,
+    readonly clientTrace: TraceContext | null,
   ) {}
 
   get signal(): AbortSignal {
@@ -168,6 +170,8 @@ export function genApiChannel(
     trustClientDeviceId: options.trustClientDeviceId ?? false,
   };
   const inflight = new WeakMap<Channel, number>();
+  // Join params' traceparent/tracestate: the trace of every request without its own.
+  const joinTraces = new WeakMap<Channel, TraceContext>();
   const contexts = new WeakMap<SocketInfo, RateContext>();
   const rateContext = (socket: SocketInfo): RateContext => {
     let context = contexts.get(socket);
@@ -184,6 +188,12 @@ export function genApiChannel(
   const sinkOptions: SinkOptions = { event, highWater };
   return defineChannel({
     join(topic, payload, channel) {
+      const params = payload as { traceparent?: unknown; tracestate?: unknown } | null;
+      const trace =
+        params !== null && typeof params === 'object'
+          ? readTraceContext(params.traceparent, params.tracestate)
+          : null;
+      if (trace !== null) joinTraces.set(channel, trace);
       return options.join ? options.join(topic, payload, channel) : ok();
     },
 
@@ -217,7 +227,7 @@ export function genApiChannel(
         );
         return error(err.message);
       }
-      const { request, rawRequestId } = decoded;
+      const { request, rawRequestId, trace } = decoded;
       const count = inflight.get(channel) ?? 0;
       if (count >= maxInflight) {
         channel.push(event, errorResponse(rawRequestId, ERRORS.unavailable, true));
@@ -236,6 +246,7 @@ export function genApiChannel(
             sinkOptions,
             rateContext(channel.socket),
             inflight,
+            trace ?? joinTraces.get(channel) ?? null,
           ),
         )
         .catch((err: unknown) =>

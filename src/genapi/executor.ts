@@ -37,6 +37,9 @@ import type { NodeSelector } from './select/node-selector.js';
 import type { GenApiRequest, GenApiResponse, ResolvedFunConfig, ServiceInstance } from './types.js';
 import type { Telemetry } from '../telemetry/events.js';
 import { markTimedOut, ObservedSink } from './request-telemetry.js';
+import type { RequestTrace, TraceContext } from '../nats/trace-context.js';
+import { traceLogFields } from '../nats/trace-otel.js';
+import { traceRequest } from './traced-sink.js';
 
 /** Where the executor sends what the client gets: pushes on the gen_api event, and one reply. */
 export interface RequestSink {
@@ -55,6 +58,12 @@ export interface RequestSink {
   readonly rateContext?: RateContext;
   /** Called once the executor is done with the request (after its reply and last push). */
   settled?(): void;
+  /** The trace context the client sent (request field or join param), or null. */
+  readonly clientTrace?: TraceContext | null;
+  /** The request's trace (its span) when traced: what its worker calls continue. */
+  readonly trace?: RequestTrace | null;
+  /** Called when a relayed stream of this request ends, whatever the reason. */
+  streamEnded?(): void;
 }
 
 /** What rate limits key on besides the request: the client's IP and connection. */
@@ -204,7 +213,11 @@ class RelayedStream implements StreamSink, TimerEntry {
     }
     if (now - this.lastActivity >= this.idleTimeoutMs) {
       this.executor.logger.warn(
-        { requestId: this.requestId, idleMs: this.idleTimeoutMs },
+        {
+          requestId: this.requestId,
+          idleMs: this.idleTimeoutMs,
+          ...traceLogFields(this.sink.trace),
+        },
         'stream timed out',
       );
       this.stop(errorResponse(this.requestId, ERRORS.streamTimeout));
@@ -241,7 +254,7 @@ class RelayedStream implements StreamSink, TimerEntry {
         // rather than leave the worker waiting for credit that never comes.
         this.waitingForDrain = false;
         this.executor.logger.error(
-          { err, requestId: this.requestId },
+          { err, requestId: this.requestId, ...traceLogFields(this.sink.trace) },
           'stream flow control failed',
         );
         if (!this.done)
@@ -281,6 +294,7 @@ class RelayedStream implements StreamSink, TimerEntry {
     this.executor.wheel.cancel(this);
     this.sink.signal.removeEventListener('abort', this.onAbort);
     this.executor.streamEnded(this);
+    this.sink.streamEnded?.();
   }
 }
 
@@ -420,15 +434,15 @@ export class Executor {
   }
 
   /** Runs one request. Never rejects; the sink gets the pushes and exactly one reply. */
-  async execute(request: GenApiRequest, requestId: unknown, given: RequestSink): Promise<void> {
+  async execute(request: GenApiRequest, requestId: unknown, client: RequestSink): Promise<void> {
     this.stats.requests++;
     this.stats.inflight++;
     const telemetry = this.options.telemetry;
     const observed =
       telemetry?.has('genapi_request') === true
-        ? new ObservedSink(given, request, telemetry)
+        ? new ObservedSink(client, request, telemetry)
         : null;
-    const sink = observed ?? given;
+    const sink = traceRequest(request, observed ?? client);
     try {
       await this.run(request, requestId, sink);
     } catch (err) {
@@ -436,7 +450,13 @@ export class Executor {
       observed?.failed();
       this.stats.failures++;
       this.logger.error(
-        { err, requestId, service: request.service, requestType: request.request_type },
+        {
+          err,
+          requestId,
+          service: request.service,
+          requestType: request.request_type,
+          ...traceLogFields(sink.trace),
+        },
         'request processing failed',
       );
       sink.push(errorResponse(requestId, ERRORS.processingFailed));
@@ -560,7 +580,7 @@ export class Executor {
       bus,
       config,
       request,
-      meta: this.meta(request, config, sink.owner),
+      meta: this.meta(request, config, sink),
       order: this.order(bus, config, request),
       tried: { instanceId: null },
       requestId,
@@ -667,6 +687,7 @@ export class Executor {
       service: config.service,
       requestType: config.requestType,
       error: response.error,
+      ...traceLogFields(sink.trace),
     };
     if (response.can_retry) {
       this.logger.warn(fields, 'fire-and-forget call not delivered');
@@ -676,9 +697,9 @@ export class Executor {
     }
   }
 
-  private meta(request: GenApiRequest, config: ResolvedFunConfig, origin: object): RequestMeta {
+  private meta(request: GenApiRequest, config: ResolvedFunConfig, sink: RequestSink): RequestMeta {
     return {
-      origin,
+      origin: sink.owner,
       requestId: request.request_id,
       service: config.service,
       requestType: config.requestType,
@@ -689,6 +710,7 @@ export class Executor {
       responseType: config.responseType,
       deadline: Date.now() + config.timeoutMs,
       gateway: this.options.gatewayId,
+      trace: sink.trace ?? null,
     };
   }
 
@@ -866,13 +888,14 @@ export class Executor {
         return errorResponse(requestId, ERRORS.unavailable, true);
       } else throw err;
     }
-    return this.toResponse(outcome, requestId, config);
+    return this.toResponse(outcome, requestId, config, dispatch.sink.trace);
   }
 
   private toResponse(
     outcome: CallOutcome,
     requestId: unknown,
     config: ResolvedFunConfig,
+    trace: RequestTrace | null | undefined,
   ): GenApiResponse {
     if (outcome.ok) return syncResponse(requestId, outcome.result);
     this.stats.failures++;
@@ -889,6 +912,7 @@ export class Executor {
         requestType: config.requestType,
         reason: outcome.reason,
         message: outcome.message,
+        ...traceLogFields(trace),
       },
       'call failed',
     );
@@ -935,6 +959,7 @@ export class Executor {
             requestId: meta.requestId,
             attempt,
             reason: !last.ok && last.kind === 'transport' ? last.reason : 'error',
+            ...traceLogFields(meta.trace),
           },
           'retrying',
         );
@@ -1073,7 +1098,7 @@ export class Executor {
         config,
         requestId,
         sink,
-        this.toResponse((await result).outcome, requestId, config),
+        this.toResponse((await result).outcome, requestId, config, sink.trace),
       );
       return;
     }
@@ -1150,7 +1175,7 @@ export class Executor {
       sink.push(
         timedOut
           ? errorResponse(requestId, ERRORS.streamTimeout)
-          : this.toResponse(outcome, requestId, config),
+          : this.toResponse(outcome, requestId, config, sink.trace),
       );
       return;
     }

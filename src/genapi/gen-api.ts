@@ -134,7 +134,7 @@ export class GenApi {
     this.gateway = gateway;
     this.options = options;
     // In-process handlers' ctx.broadcast / ctx.disconnect go through the gateway (cluster-wide).
-    this.local = new LocalBus(localBroadcaster(gateway));
+    this.local = new LocalBus(localBroadcaster(gateway), gateway.logger);
     this.receiver = new ConfigReceiver(this.registry, this.failed, {
       pushToken: options.pushToken ?? null,
       nodesDefault: 'nats',

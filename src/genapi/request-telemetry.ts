@@ -2,6 +2,7 @@ import type { GenApiOutcome, Telemetry } from '../telemetry/events.js';
 import type { RateContext, RequestSink } from './executor.js';
 import { ERRORS } from './response.js';
 import type { GenApiRequest, GenApiResponse } from './types.js';
+import type { TraceContext } from '../nats/trace-context.js';
 
 /**
  * Error responses the executor built for a call that timed out: to the client they read like any
@@ -73,6 +74,10 @@ export class ObservedSink implements RequestSink {
     return this.inner.rateContext;
   }
 
+  get clientTrace(): TraceContext | null | undefined {
+    return this.inner.clientTrace;
+  }
+
   push(response: GenApiResponse): void {
     this.inner.push(response);
     if (!response.success) {
@@ -107,6 +112,10 @@ export class ObservedSink implements RequestSink {
 
   settled(): void {
     this.inner.settled?.();
+  }
+
+  streamEnded(): void {
+    this.inner.streamEnded?.();
   }
 
   /** The executor failed with a defect: the outcome is `error` whatever was pushed. */

@@ -1,5 +1,6 @@
 import type { GenApiRequest } from './types.js';
 import { GatewayError } from '../errors.js';
+import { readTraceContext, type TraceContext } from '../nats/trace-context.js';
 
 /** A request payload that cannot be decoded (PhoenixGenApi's DecodeError). */
 export class DecodeError extends GatewayError {
@@ -44,6 +45,8 @@ export interface DecodedRequest {
   readonly request: GenApiRequest;
   /** The client's request_id as sent (echoed in every response; may be a number). */
   readonly rawRequestId: unknown;
+  /** The payload's `traceparent`/`tracestate` when valid, else null (invalid ones are ignored). */
+  readonly trace: TraceContext | null;
 }
 
 const REQUIRED = ['request_type', 'request_id', 'service'] as const;
@@ -169,6 +172,7 @@ export function decodeRequest(
 
   return {
     rawRequestId: requestId,
+    trace: readTraceContext(fields.traceparent, fields.tracestate),
     request: {
       request_id: String(requestId),
       request_type: requestType,

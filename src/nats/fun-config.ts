@@ -145,4 +145,6 @@ export interface GenApiResponse {
   can_retry: boolean;
   /** Only on rate-limited responses: which limit and when to retry (protocol/gen_api.md §2). */
   rate_limit?: object;
+  /** Only when the request carried a trace context: its trace id (protocol/gen_api.md §Tracing). */
+  trace_id?: string;
 }

@@ -1,4 +1,6 @@
 import type { ResponseType } from '../nats/fun-config.js';
+import type { RequestTrace } from '../nats/trace-context.js';
+import type { Logger } from 'pino';
 import type { Broadcaster } from './pushes.js';
 import type { StreamWriter } from './stream.js';
 
@@ -24,6 +26,11 @@ export interface RequestMeta {
   readonly deadline: number;
   /** The gateway node that sent the request (null in-process). */
   readonly gateway: string | null;
+  /**
+   * The request's trace (W3C trace context), or null/absent when it is untraced: on a worker, its
+   * own span's when an OTel SDK is registered, else the caller's (protocol/nats.md §Headers).
+   */
+  readonly trace?: RequestTrace | null;
   /** In-process calls only (never sent over NATS): the gateway channel the request came on (relay groups use it). */
   readonly origin?: unknown;
 }
@@ -38,4 +45,14 @@ export interface RequestContext extends RequestMeta, Broadcaster {
   readonly signal: AbortSignal;
   /** Stream functions write their chunks here; each write waits for the gateway's credit. */
   readonly stream: StreamWriter;
+  /**
+   * The request's trace: `traceId`, `spanId` (the worker's span when an OTel SDK is registered,
+   * else the caller's), `traceparent` and `tracestate`; null when the request is untraced.
+   */
+  readonly trace: RequestTrace | null;
+  /**
+   * A child of the worker's logger (`serve`'s `logger` option; in-process, the gateway's) whose
+   * lines carry `request_id`, `service`, `function`, and `trace_id`/`span_id` when traced.
+   */
+  readonly logger: Logger;
 }

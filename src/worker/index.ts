@@ -25,6 +25,9 @@ export {
   type ServiceOptions,
 } from './define.js';
 export type { RequestContext, RequestMeta } from './context.js';
+export { TRACE_HEADERS, TRACE_LIMITS, type RequestTrace } from '../nats/trace-context.js';
+export { WORKER_TRACER_NAME } from './trace.js';
+export { SPAN_ATTRIBUTES } from '../nats/trace-otel.js';
 export { StreamClosedError, type StreamWriter } from './stream.js';
 export {
   CancelledError,

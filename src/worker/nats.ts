@@ -17,6 +17,8 @@ import type { PushConfigMessage, PushAck } from '../nats/messages.js';
 import type { RequestMeta } from './context.js';
 import type { ResolvedFunction, ServiceDefinition } from './define.js';
 import { CallSignal, runAuthorize, runCall, runStream } from './runtime.js';
+import { startWorkerSpan, type WorkerSpan } from './trace.js';
+import { traceLogFields } from '../nats/trace-otel.js';
 import type { CreditStream, StreamEvent, StreamIO } from './stream.js';
 import { natsBroadcaster, PushEncoder, type Broadcaster } from './pushes.js';
 import { CancelledError, InvalidArgumentError } from '../errors.js';
@@ -427,9 +429,11 @@ export async function serve(
       return;
     }
     const headers = readHeaders(msg);
-    const meta = readMeta(headers, definition, fn);
+    let meta = readMeta(headers, definition, fn);
+    const span = startWorkerSpan(headers, meta);
+    if (span !== null) meta = { ...meta, trace: span.trace };
     if (fn.config.response_type === 'stream') {
-      handleStream(fn, args, meta, headers, msg, stats, startedAt);
+      handleStream(fn, args, meta, headers, msg, stats, startedAt, span);
       return;
     }
     inflight++;
@@ -437,20 +441,32 @@ export async function serve(
     let outcome: CallOutcome = 'error';
     const call = new CallSignal(meta.deadline);
     calls.add(call);
-    runCall(fn, args, meta, call, pushes)
+    // No closure for untraced calls: this is the worker's hot path.
+    (span === null
+      ? runCall(fn, args, meta, call, pushes, logger)
+      : span.run(() => runCall(fn, args, meta, call, pushes, logger))
+    )
       .then((result) => {
         calls.delete(call);
         outcome = result.ok ? 'ok' : outcomeOf(result.code);
+        const opts = span === null ? undefined : replyHeaders(span.replyHeaders());
         guarded(() =>
           result.ok
-            ? msg.respond(json(result.result))
-            : msg.respondError(result.code, result.error),
+            ? msg.respond(json(result.result), opts)
+            : msg.respondError(result.code, result.error, undefined, opts),
         );
+        span?.end(result.ok ? null : result.error);
         account(stats, startedAt, result.ok ? null : result.error);
       })
       // runCall turns every handler failure into a result: this is a defect in replying or
       // accounting. The gateway times the call out; the slot is freed below either way.
-      .catch((err: unknown) => logger.error({ err, function: fn.requestType }, 'call not answered'))
+      .catch((err: unknown) => {
+        span?.end('call not answered');
+        logger.error(
+          { err, function: fn.requestType, ...traceLogFields(meta.trace) },
+          'call not answered',
+        );
+      })
       .finally(() => {
         calls.delete(call);
         observer?.finished(fn.requestType, false, outcome, (Date.now() - startedAt) / 1000);
@@ -478,6 +494,7 @@ export async function serve(
     msg: ServiceMsg,
     stats: EndpointStats | null,
     startedAt: number,
+    span: WorkerSpan | null,
   ): void => {
     const dataSubject = headers.get(H.streamSubject);
     const streamId = headers.get(H.streamId);
@@ -490,6 +507,7 @@ export async function serve(
         'stream requests need Genapi-Stream-Subject and Genapi-Stream-Id',
       );
       observer?.refused(fn.requestType, 'client_error');
+      span?.end('bad stream request');
       return;
     }
     let streamError: string | null = null;
@@ -510,6 +528,7 @@ export async function serve(
               json(result),
               replyHeaders({
                 [H.streamControl]: subjects.streamControl(definition.name, id, streamId),
+                ...span?.replyHeaders(),
               }),
             ),
           )
@@ -519,7 +538,14 @@ export async function serve(
       startError(message, code) {
         streamError = message;
         streamCode = code;
-        guarded(() => msg.respondError(code, message));
+        guarded(() =>
+          msg.respondError(
+            code,
+            message,
+            undefined,
+            span === null ? undefined : replyHeaders(span.replyHeaders()),
+          ),
+        );
       },
       emit(event: StreamEvent, data) {
         const h = new OutboundHeaders();
@@ -544,13 +570,17 @@ export async function serve(
     };
     inflight++;
     observer?.started(fn.requestType, true);
-    const started = runStream(fn, args, meta, io, credit, creditTimeoutMs, pushes);
+    const starting = () => runStream(fn, args, meta, io, credit, creditTimeoutMs, pushes, logger);
+    const started = span === null ? starting() : span.run(starting);
     run = started;
     const entry = { stream: started.stream, controller: started.controller, cancelled: false };
     streams.set(streamId, entry);
     started.done
-      .catch((err: unknown) => logger.error({ err, streamId }, 'stream handler failed'))
+      .catch((err: unknown) =>
+        logger.error({ err, streamId, ...traceLogFields(meta.trace) }, 'stream handler failed'),
+      )
       .finally(() => {
+        span?.end(streamError);
         streams.delete(streamId);
         account(stats, startedAt, streamError);
         const outcome: CallOutcome = entry.cancelled
@@ -576,7 +606,7 @@ export async function serve(
       observer?.permission(fn.requestType, false);
       return;
     }
-    runAuthorize(fn, args, readMeta(readHeaders(msg), definition, fn), pushes)
+    runAuthorize(fn, args, readMeta(readHeaders(msg), definition, fn), pushes, logger)
       .then((allowed) => {
         guarded(() => msg.respond(json(allowed)));
         account(stats, startedAt, null);

@@ -3,6 +3,26 @@ import { ServiceError, type ResolvedFunction } from './define.js';
 import { CreditStream, StreamClosedError, type StreamIO, type StreamWriter } from './stream.js';
 import { CancelledError, InvalidStateError } from '../errors.js';
 import type { Broadcaster } from './pushes.js';
+import type { RequestTrace } from '../nats/trace-context.js';
+import type { Logger } from 'pino';
+import { silentLogger } from '../log/logger.js';
+import { traceLogFields } from '../nats/trace-otel.js';
+
+/** Where `ctx.logger` writes when the transport gave no logger. */
+const SILENT = silentLogger();
+
+/**
+ * `ctx.logger`: a child of the transport's logger with the request's fields (`request_id`,
+ * `service`, `function`, and `trace_id`/`span_id` when traced), made on first use.
+ */
+function requestLogger(base: Logger, meta: RequestMeta): Logger {
+  return base.child({
+    request_id: meta.requestId,
+    service: meta.service,
+    function: meta.requestType,
+    ...traceLogFields(meta.trace),
+  });
+}
 
 /** A handler's outcome, as a transport replies it. */
 export type CallResult =
@@ -45,9 +65,15 @@ function context(
   signal: AbortSignal,
   stream: StreamWriter,
   pushes: Broadcaster,
+  logger: Logger,
 ): RequestContext {
+  let child: Logger | null = null;
   return {
     ...meta,
+    trace: meta.trace ?? null,
+    get logger() {
+      return (child ??= requestLogger(logger, meta));
+    },
     signal,
     stream,
     broadcast: (topic, event, payload) => pushes.broadcast(topic, event, payload),
@@ -135,12 +161,15 @@ class CallContext implements RequestContext {
   readonly deadline: number;
   readonly gateway: string | null;
   readonly origin?: unknown;
+  readonly trace: RequestTrace | null;
   readonly stream = NO_STREAM;
+  private child: Logger | null = null;
 
   constructor(
-    meta: RequestMeta,
+    private readonly meta: RequestMeta,
     private readonly call: CallSignal,
     private readonly pushes: Broadcaster,
+    private readonly baseLogger: Logger,
   ) {
     this.requestId = meta.requestId;
     this.service = meta.service;
@@ -152,11 +181,16 @@ class CallContext implements RequestContext {
     this.responseType = meta.responseType;
     this.deadline = meta.deadline;
     this.gateway = meta.gateway;
+    this.trace = meta.trace ?? null;
     if (meta.origin !== undefined) this.origin = meta.origin;
   }
 
   get signal(): AbortSignal {
     return this.call.signal;
+  }
+
+  get logger(): Logger {
+    return (this.child ??= requestLogger(this.baseLogger, this.meta));
   }
 
   broadcast(topic: string, event: string, payload?: unknown): void {
@@ -180,11 +214,12 @@ export async function runCall(
   meta: RequestMeta,
   cancel?: AbortSignal | CallSignal,
   pushes: Broadcaster = NO_PUSHES,
+  logger: Logger = SILENT,
 ): Promise<CallResult> {
   const call = cancel instanceof CallSignal ? cancel : new CallSignal(meta.deadline, cancel);
   const expired = () => call.expired || Date.now() >= meta.deadline;
   try {
-    const result = await fn.definition.handler(args, new CallContext(meta, call, pushes));
+    const result = await fn.definition.handler(args, new CallContext(meta, call, pushes, logger));
     if (expired()) return { ok: false, error: 'deadline exceeded', code: DEADLINE_CODE };
     return { ok: true, result: result === undefined ? null : result };
   } catch (err) {
@@ -201,14 +236,17 @@ export async function runAuthorize(
   args: Record<string, unknown>,
   meta: RequestMeta,
   pushes: Broadcaster = NO_PUSHES,
+  logger: Logger = SILENT,
 ): Promise<boolean> {
   const definition = fn.definition;
   if (!definition.authorize) return false;
   const controller = new AbortController();
   try {
     return (
-      (await definition.authorize(args, context(meta, controller.signal, NO_STREAM, pushes))) ===
-      true
+      (await definition.authorize(
+        args,
+        context(meta, controller.signal, NO_STREAM, pushes, logger),
+      )) === true
     );
   } catch {
     return false;
@@ -228,6 +266,7 @@ export function runStream(
   initialCredit: number,
   creditTimeoutMs = 0,
   pushes: Broadcaster = NO_PUSHES,
+  logger: Logger = SILENT,
 ): { stream: CreditStream; controller: AbortController; done: Promise<void> } {
   const controller = new AbortController();
   const stream = new CreditStream(
@@ -246,7 +285,7 @@ export function runStream(
     try {
       const result: unknown = await fn.definition.handler(
         args,
-        context(meta, controller.signal, stream, pushes),
+        context(meta, controller.signal, stream, pushes, logger),
       );
       if (isAsyncIterable(result)) {
         for await (const chunk of result) {

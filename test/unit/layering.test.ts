@@ -23,6 +23,7 @@ const GATEWAY_ONLY = [
   'ratelimit/',
   'bus/',
   'admin/',
+  'tracing/',
   'gateway.ts',
 ];
 

@@ -24,6 +24,7 @@ import {
 } from '../types.js';
 import type { Discovery } from './discovery.js';
 import { PayloadTooLargeError, RequestFailure, type Requester } from './requester.js';
+import { REPLY_TRACE_HEADER, startAttemptSpan, type AttemptSpan } from '../../tracing/call-span.js';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -67,6 +68,15 @@ function readReply(msg: Msg): CallOutcome {
       code: ERROR_CODES.failed,
     };
   }
+}
+
+/** Ends a traced attempt's span with its outcome and the worker's reply traceparent. */
+function endAttempt(span: AttemptSpan | null, outcome: CallOutcome, reply: Msg | null): void {
+  if (span === null) return;
+  span.end(
+    outcome.ok ? outcome : { ok: false, kind: outcome.kind, message: outcome.message },
+    reply?.headers?.get(REPLY_TRACE_HEADER) ?? '',
+  );
 }
 
 function failureOutcome(err: unknown): CallOutcome {
@@ -146,11 +156,15 @@ export class NatsBus implements ServiceBus {
     signal?: AbortSignal,
   ): Promise<CallOutcome> {
     let outcome: CallOutcome;
+    const subject = this.subjectFor(target);
+    const h = requestHeaders(meta, timeoutMs);
+    const span = startAttemptSpan(meta, 'call', subject, target.instance?.id ?? null, h);
+    let reply: Msg | null = null;
     try {
-      const reply = await this.requester.request(
-        this.subjectFor(target),
+      reply = await this.requester.request(
+        subject,
         encoder.encode(JSON.stringify(args)),
-        requestHeaders(meta, timeoutMs),
+        h,
         timeoutMs,
         signal,
         target.instance?.id ?? null,
@@ -161,6 +175,7 @@ export class NatsBus implements ServiceBus {
     } catch (err) {
       outcome = failureOutcome(err);
     }
+    endAttempt(span, outcome, reply);
     this.noteFailure(target, outcome);
     return outcome;
   }
@@ -182,13 +197,16 @@ export class NatsBus implements ServiceBus {
             config.version,
           );
     let outcome: CallOutcome;
+    const h = requestHeaders(meta, timeoutMs);
+    const span = startAttemptSpan(meta, 'permission', subject, instance?.id ?? null, h);
+    let reply: Msg | null = null;
     try {
       // Tagged with the instance, as calls are: when discovery loses it, the check fails at once
       // (instance_lost) and moves to the next instance instead of waiting out its timeout.
-      const reply = await this.requester.request(
+      reply = await this.requester.request(
         subject,
         encoder.encode(JSON.stringify(args)),
-        requestHeaders(meta, timeoutMs),
+        h,
         timeoutMs,
         undefined,
         instance?.id ?? null,
@@ -197,6 +215,7 @@ export class NatsBus implements ServiceBus {
     } catch (err) {
       outcome = failureOutcome(err);
     }
+    endAttempt(span, outcome, reply);
     this.noteFailure(target, outcome);
     if (outcome.ok) return outcome.result === true ? 'allowed' : 'denied';
     // Fail-closed, except when nobody could even be asked: then another instance may answer.
@@ -234,11 +253,14 @@ export class NatsBus implements ServiceBus {
     h.set(H.streamSubject, this.subjects.streamData(this.gatewayId, id));
     h.set(H.streamId, id);
     h.set(H.streamCredit, String(initialCredit));
+    const subject = this.subjectFor(target);
+    const span = startAttemptSpan(meta, 'call', subject, live.instanceId, h);
     let outcome: CallOutcome;
     let control: string | null = null;
+    let reply: Msg | null = null;
     try {
-      const reply = await this.requester.request(
-        this.subjectFor(target),
+      reply = await this.requester.request(
+        subject,
         encoder.encode(JSON.stringify(args)),
         h,
         startTimeoutMs,
@@ -248,6 +270,8 @@ export class NatsBus implements ServiceBus {
     } catch (err) {
       outcome = failureOutcome(err);
     }
+    // The attempt is the stream's start; the stream itself is the request span's to time.
+    endAttempt(span, outcome, reply);
     this.noteFailure(target, outcome);
     if (
       !outcome.ok &&
