@@ -25,7 +25,7 @@ import { SessionTokens } from './transport/longpoll-token.js';
 import { Telemetry, type SocketDrainEvent } from './telemetry/events.js';
 import { monotonicClock, type Clock } from './util/clock.js';
 import { TimerWheel } from './util/timer-wheel.js';
-import { InvalidArgumentError, InvalidStateError } from './errors.js';
+import { InvalidArgumentError, InvalidStateError, OutOfRangeError } from './errors.js';
 import {
   closeInBatches,
   pause,
@@ -381,7 +381,10 @@ export class Gateway {
     try {
       settings = resolveDrainOptions({ ...this.options.drain, ...options });
     } catch (err) {
-      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+      // resolveDrainOptions throws only OutOfRangeError.
+      return Promise.reject(
+        err instanceof OutOfRangeError ? err : new OutOfRangeError(String(err), { cause: err }),
+      );
     }
     const hurry = this.hurry.signal;
     this.draining = (async () => {

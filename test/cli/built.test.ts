@@ -158,9 +158,9 @@ beforeAll(async () => {
   };
   bin = pkg.bin['gen-gateway']!;
   expect(bin).toBe('dist/cli/gen-gateway.js');
-  expect(pkg.scripts['worker:demo']).toBe('npm run build && node dist/demo/worker.js');
+  expect(pkg.scripts['worker:demo']).toBe('npm run build && exec node dist/demo/worker.js');
   // The README's first command runs the demo: only --demo turns it on.
-  expect(pkg.scripts.start).toBe('npm run build && node dist/cli/gen-gateway.js --demo');
+  expect(pkg.scripts.start).toBe('npm run build && exec node dist/cli/gen-gateway.js --demo');
   try {
     await promisify(execFile)('npm', ['run', 'build'], { cwd: ROOT, timeout: BUILD_TIMEOUT_MS });
   } catch (err) {
