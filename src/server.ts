@@ -9,6 +9,7 @@ import { setUpAuth } from './auth/config.js';
 import { ConfigError } from './config/errors.js';
 import { healthReport } from './admin/health.js';
 import { PROBE_PATHS, probeRoutes } from './admin/probes.js';
+import { serveMetrics, type ServedMetrics } from './metrics/serve.js';
 import { GenApi } from './genapi/gen-api.js';
 import type { Logger } from './log/logger.js';
 import type { RateLimitsOptions } from './ratelimit/rate-limits.js';
@@ -52,6 +53,8 @@ export interface RunningGateway {
   gateway: Gateway;
   genApi: GenApi;
   address: AddressInfo;
+  /** The metrics registry and route, and the `ops` listener's address (null without one). */
+  metrics: ServedMetrics;
 }
 
 /**
@@ -125,6 +128,9 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
   genApi.mount(mount);
   const probes = probeRoutes(gateway, genApi);
   gateway.route(PROBE_PATHS.health, probes.health).route(PROBE_PATHS.ready, probes.ready);
+  const metrics = await serveMetrics(gateway, genApi, config.metrics, {
+    auth: auth?.stats ?? null,
+  });
   if (config.admin) {
     const admin = { path: '/admin', ...config.admin };
     gateway.route(
@@ -152,7 +158,7 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     });
   }
   const address = await gateway.listen(options.port ?? config.port ?? 4000, host);
-  return { gateway, genApi, address };
+  return { gateway, genApi, address, metrics };
 }
 
 /** The config's rate limits, plus the demo's `demo.limited` policy in demo mode (unless overridden). */

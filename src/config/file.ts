@@ -13,6 +13,7 @@ import { ConfigError } from './errors.js';
 import { InvalidArgumentError } from '../errors.js';
 import { checkNatsCredentials, type NatsCredentials } from '../nats/connection.js';
 import type { AuthConfig } from '../auth/config.js';
+import { resolveMetricsOptions, type MetricsOptions } from '../metrics/options.js';
 
 export { ConfigError };
 
@@ -52,6 +53,8 @@ export interface GatewayConfig {
    * (README: Authentication). Checked where it is applied; identity then comes from the token only.
    */
   auth?: AuthConfig;
+  /** Prometheus metrics: `/metrics` on the gateway port, an optional `ops` listener (README: Metrics). */
+  metrics?: MetricsOptions;
   /** Run `nodes: "nats"` functions on NATS workers (and join the gateway cluster on it). */
   nats?: Partial<NatsGatewayOptions> & { servers?: string | string[] };
   /** Limits of broadcasts across gateways (`maxBroadcastBytes`, `maxTopicBytes`, …; nats.md §9). */
@@ -77,6 +80,7 @@ const KEYS = new Set([
   'genApi',
   'rateLimits',
   'admin',
+  'metrics',
   'nats',
   'cluster',
   'presence',
@@ -216,6 +220,13 @@ export function validateConfig(file: string, value: unknown): GatewayConfig {
     config.admin,
     new Set(['token', 'path', 'maxAuthFailures', 'authFailureWindowMs', 'trustedProxies']),
   );
+  if (config.metrics !== undefined) {
+    try {
+      resolveMetricsOptions(config.metrics as MetricsOptions);
+    } catch (err) {
+      throw new ConfigError(`${file}: ${(err as Error).message}`);
+    }
+  }
   const admin = config.admin as { token?: unknown; path?: unknown } | undefined;
   if (admin && (typeof admin.token !== 'string' || admin.token.length < 16)) {
     throw new ConfigError(`${file}: "admin.token" must be a string of at least 16 characters`);
