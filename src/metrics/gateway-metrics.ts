@@ -222,28 +222,44 @@ export function gatewayMetrics(
     buckets: [...resolved.durationBuckets],
     registers: [registry],
   });
-  // Label children by service/function/outcome: a request costs a map lookup, no label hashing.
-  const children = new Map<
-    string,
-    { count: Counter.Internal; duration: Histogram.Internal<string> }
-  >();
-  let functionPairs = 0;
-  const childrenOf = (event: GenApiRequestEvent) => {
+  // Label children by service → function → outcome: a request costs three map lookups, no
+  // label hashing and no key string. Pairs past maxFunctionLabels share the `other` children.
+  type Children = { count: Counter.Internal; duration: Histogram.Internal<string> };
+  const children = new Map<string, Map<string, Map<string, Children>>>();
+  const overflow = new Map<string, Children>();
+  let pairs = 0;
+  const childrenFor = (
+    labels: { service: string; function: string },
+    outcome: string,
+  ): Children => ({
+    count: requests.labels({ ...labels, outcome }),
+    duration: durations.labels(labels),
+  });
+  const childrenOf = (event: GenApiRequestEvent): Children => {
     const known = event.outcome !== 'not_found';
     const service = known ? event.service : UNKNOWN;
     const fn = known ? event.function : UNKNOWN;
-    const key = `${service}\u0000${fn}\u0000${event.outcome}`;
-    let child = children.get(key);
+    let byFunction = children.get(service);
+    let byOutcome = byFunction?.get(fn);
+    if (byOutcome === undefined) {
+      if (pairs >= resolved.maxFunctionLabels) {
+        let child = overflow.get(event.outcome);
+        if (child === undefined) {
+          child = childrenFor({ service: OTHER, function: OTHER }, event.outcome);
+          overflow.set(event.outcome, child);
+        }
+        return child;
+      }
+      pairs++;
+      byOutcome = new Map();
+      if (byFunction === undefined)
+        children.set(service, (byFunction = new Map<string, Map<string, Children>>()));
+      byFunction.set(fn, byOutcome);
+    }
+    let child = byOutcome.get(event.outcome);
     if (child === undefined) {
-      const capped = functionPairs >= resolved.maxFunctionLabels;
-      const labels = capped ? { service: OTHER, function: OTHER } : { service, function: fn };
-      if (!capped) functionPairs++;
-      child = {
-        count: requests.labels({ ...labels, outcome: event.outcome }),
-        duration: durations.labels(labels),
-      };
-      // Once capped, every new pair shares the `other` children without growing the map.
-      if (!capped) children.set(key, child);
+      child = childrenFor({ service, function: fn }, event.outcome);
+      byOutcome.set(event.outcome, child);
     }
     return child;
   };

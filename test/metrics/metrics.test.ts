@@ -248,6 +248,63 @@ describe('gen_api requests', () => {
   });
 });
 
+describe('label limits', () => {
+  it('pairs past maxFunctionLabels and reasons past maxReasonLabels count as other', async () => {
+    const own = await startMetricsApp();
+    try {
+      const ownMetrics = gatewayMetrics(own.gateway, own.genApi, {
+        processMetrics: false,
+        maxFunctionLabels: 1,
+        maxReasonLabels: 1,
+      });
+      own.gateway.route('/metrics', ownMetrics.route);
+      const socket = new Socket(`ws://127.0.0.1:${own.port}/socket`, {
+        transport: WebSocket,
+        params: { user_id: 'u1' },
+      });
+      socket.connect();
+      try {
+        const channel = socket.channel('gen_api:lobby');
+        await replyOf(channel.join());
+        for (const request_type of ['add', 'fail', 'fail'])
+          await replyOf(
+            channel.push('phoenix_gen_api', {
+              request_id: 'r',
+              service: 'calc',
+              request_type,
+              args: { a: 1, b: 1 },
+            }),
+          );
+        await replyOf(socket.channel('room:locked').join());
+        await replyOf(socket.channel('nowhere').join());
+        const scraped = await read(own);
+        expect(
+          scraped.value('gen_gateway_genapi_requests_total', {
+            service: 'calc',
+            function: 'add',
+            outcome: 'ok',
+          }),
+        ).toBe(1);
+        expect(
+          scraped.value('gen_gateway_genapi_requests_total', {
+            service: 'other',
+            function: 'other',
+            outcome: 'error',
+          }),
+        ).toBe(2);
+        // The gen_api join took the one reason slot (""), so both refusals are `other`.
+        expect(
+          scraped.value('gen_gateway_channel_joins_total', { result: 'error', reason: 'other' }),
+        ).toBe(2);
+      } finally {
+        socket.disconnect();
+      }
+    } finally {
+      await own.close();
+    }
+  });
+});
+
 describe('closes by the gateway', () => {
   it('a message flood and a slow consumer show in socket_closes_total', async () => {
     const own = await startMetricsApp({
