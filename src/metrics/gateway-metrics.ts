@@ -2,7 +2,6 @@ import {
   collectDefaultMetrics,
   Counter,
   Gauge,
-  Histogram,
   Registry,
   type CounterConfiguration,
   type GaugeConfiguration,
@@ -11,7 +10,7 @@ import type { AuthStats } from '../auth/connect.js';
 import type { Gateway, HttpRoute } from '../gateway.js';
 import type { GenApi } from '../genapi/gen-api.js';
 import type { GatewayStats } from '../socket/stats.js';
-import type { GenApiRequestEvent } from '../telemetry/events.js';
+import { GenApiRequestMetrics } from './genapi-requests.js';
 import { resolveMetricsOptions, type MetricsOptions } from './options.js';
 import { metricsRoute } from './route.js';
 
@@ -46,8 +45,6 @@ const CLOSE_REASONS = [
 const BREAKER_STATES = ['closed', 'open', 'half_open', 'isolated', 'stalled'] as const;
 const NATS_STATES = ['connected', 'reconnecting', 'disconnected', 'closed'] as const;
 const OTHER = 'other';
-/** Label values of requests for functions the gateway does not know (the client chose the name). */
-const UNKNOWN = '(unknown)';
 
 /** A counter whose value is read at scrape time (from counters the gateway keeps anyway). */
 function readCounter(
@@ -209,60 +206,8 @@ export function gatewayMetrics(
     registers: [registry],
   });
   const reasons = new BoundedLabels(resolved.maxReasonLabels);
-  const requests = new Counter({
-    name: `${p}genapi_requests_total`,
-    help: 'gen_api requests answered, by service, function and outcome.',
-    labelNames: ['service', 'function', 'outcome'],
-    registers: [registry],
-  });
-  const durations = new Histogram({
-    name: `${p}genapi_request_duration_seconds`,
-    help: 'gen_api request durations (a stream: until it ended), by service and function.',
-    labelNames: ['service', 'function'],
-    buckets: [...resolved.durationBuckets],
-    registers: [registry],
-  });
-  // Label children by service → function → outcome: a request costs three map lookups, no
-  // label hashing and no key string. Pairs past maxFunctionLabels share the `other` children.
-  type Children = { count: Counter.Internal; duration: Histogram.Internal<string> };
-  const children = new Map<string, Map<string, Map<string, Children>>>();
-  const overflow = new Map<string, Children>();
-  let pairs = 0;
-  const childrenFor = (
-    labels: { service: string; function: string },
-    outcome: string,
-  ): Children => ({
-    count: requests.labels({ ...labels, outcome }),
-    duration: durations.labels(labels),
-  });
-  const childrenOf = (event: GenApiRequestEvent): Children => {
-    const known = event.outcome !== 'not_found';
-    const service = known ? event.service : UNKNOWN;
-    const fn = known ? event.function : UNKNOWN;
-    let byFunction = children.get(service);
-    let byOutcome = byFunction?.get(fn);
-    if (byOutcome === undefined) {
-      if (pairs >= resolved.maxFunctionLabels) {
-        let child = overflow.get(event.outcome);
-        if (child === undefined) {
-          child = childrenFor({ service: OTHER, function: OTHER }, event.outcome);
-          overflow.set(event.outcome, child);
-        }
-        return child;
-      }
-      pairs++;
-      byOutcome = new Map();
-      if (byFunction === undefined)
-        children.set(service, (byFunction = new Map<string, Map<string, Children>>()));
-      byFunction.set(fn, byOutcome);
-    }
-    let child = byOutcome.get(event.outcome);
-    if (child === undefined) {
-      child = childrenFor({ service, function: fn }, event.outcome);
-      byOutcome.set(event.outcome, child);
-    }
-    return child;
-  };
+  const requests = new GenApiRequestMetrics(resolved.durationBuckets, resolved.maxFunctionLabels);
+  requests.register(registry, p);
   const detach = [
     telemetry.on('socket_connected', (event) =>
       connects.inc({
@@ -274,11 +219,7 @@ export function gatewayMetrics(
     telemetry.on('channel_joined', (event) =>
       joins.inc({ result: event.result, reason: reasons.of(event.reason ?? '') }),
     ),
-    telemetry.on('genapi_request', (event) => {
-      const child = childrenOf(event);
-      child.count.inc();
-      child.duration.observe(event.durationMs / 1000);
-    }),
+    telemetry.on('genapi_request', (event) => requests.record(event)),
   ];
 
   // ---- gen_api, NATS, discovery, breakers, rate limits -------------------------------------
