@@ -411,15 +411,15 @@ export class Executor {
   }
 
   /** Runs one request. Never rejects; the sink gets the pushes and exactly one reply. */
-  async execute(request: GenApiRequest, requestId: unknown, given: RequestSink): Promise<void> {
+  async execute(request: GenApiRequest, requestId: unknown, client: RequestSink): Promise<void> {
     this.stats.requests++;
     this.stats.inflight++;
     const telemetry = this.options.telemetry;
     const observed =
       telemetry?.has('genapi_request') === true
-        ? new ObservedSink(given, request, telemetry)
+        ? new ObservedSink(client, request, telemetry)
         : null;
-    const sink = observed ?? given;
+    const sink = observed ?? client;
     try {
       await this.run(request, requestId, sink);
     } catch (err) {
