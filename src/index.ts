@@ -35,6 +35,17 @@ export type {
   TelemetryTransport,
 } from './telemetry/events.js';
 export type { Clock } from './util/clock.js';
+export {
+  gatewayMetrics,
+  METRIC_PREFIX,
+  type GatewayMetrics,
+  type GatewayMetricsSources,
+} from './metrics/gateway-metrics.js';
+export {
+  METRICS_DEFAULTS,
+  type MetricsOptions,
+  type OpsListenerOptions,
+} from './metrics/options.js';
 export { createLogger, type Logger, type LoggerOptions } from './log/logger.js';
 export { CLOSE } from './socket/session.js';
 

@@ -11,6 +11,7 @@ import { setUpAuth } from './auth/config.js';
 import { ConfigError } from './config/errors.js';
 import { healthReport } from './admin/health.js';
 import { PROBE_PATHS, probeRoutes } from './admin/probes.js';
+import { serveMetrics, type ServedMetrics } from './metrics/serve.js';
 import { GenApi } from './genapi/gen-api.js';
 import type { Logger } from './log/logger.js';
 import type { RateLimitsOptions } from './ratelimit/rate-limits.js';
@@ -60,6 +61,8 @@ export interface RunningGateway {
    * or a CancelledError when the gateway closed first. Null without NATS.
    */
   natsConnected: Promise<void> | null;
+  /** The metrics registry and route, and the `ops` listener's address (null without one). */
+  metrics: ServedMetrics;
 }
 
 /**
@@ -143,6 +146,9 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
   gateway.route(PROBE_PATHS.health, probes.health).route(PROBE_PATHS.ready, probes.ready);
   // One failed-token budget per IP for the admin API and the dashboard.
   const adminThrottle = config.admin ? createAuthThrottle(config.admin) : null;
+  const metrics = await serveMetrics(gateway, genApi, config.metrics, {
+    auth: auth?.stats ?? null,
+  });
   if (config.admin) {
     const admin = { path: '/admin', ...config.admin };
     gateway.route(
@@ -208,7 +214,7 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     await gateway.close();
     throw err;
   }
-  return { gateway, genApi, address, natsConnected };
+  return { gateway, genApi, address, natsConnected, metrics };
 }
 
 /** The config's rate limits, plus the demo's `demo.limited` policy in demo mode (unless overridden). */

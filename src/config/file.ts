@@ -14,6 +14,7 @@ import { InvalidArgumentError } from '../errors.js';
 import { checkNatsCredentials, type NatsCredentials } from '../nats/connection.js';
 import type { AuthConfig } from '../auth/config.js';
 import type { DashboardOptions } from '../dashboard/options.js';
+import { resolveMetricsOptions, type MetricsOptions } from '../metrics/options.js';
 
 export { ConfigError };
 
@@ -55,6 +56,8 @@ export interface GatewayConfig {
    * (README: Authentication). Checked where it is applied; identity then comes from the token only.
    */
   auth?: AuthConfig;
+  /** Prometheus metrics: `/metrics` on the gateway port, an optional `ops` listener (README: Metrics). */
+  metrics?: MetricsOptions;
   /** Run `nodes: "nats"` functions on NATS workers (and join the gateway cluster on it). */
   nats?: Partial<NatsGatewayOptions> & { servers?: string | string[] };
   /** Limits of broadcasts across gateways (`maxBroadcastBytes`, `maxTopicBytes`, …; nats.md §9). */
@@ -86,6 +89,7 @@ const KEYS = new Set([
   'rateLimits',
   'admin',
   'dashboard',
+  'metrics',
   'nats',
   'cluster',
   'presence',
@@ -250,6 +254,13 @@ export function validateConfig(file: string, value: unknown): GatewayConfig {
       'maxViewers',
     ]),
   );
+  if (config.metrics !== undefined) {
+    try {
+      resolveMetricsOptions(config.metrics as MetricsOptions);
+    } catch (err) {
+      throw new ConfigError(`${file}: ${(err as Error).message}`);
+    }
+  }
   const admin = config.admin as { token?: unknown; path?: unknown } | undefined;
   if (admin && (typeof admin.token !== 'string' || admin.token.length < 16)) {
     throw new ConfigError(`${file}: "admin.token" must be a string of at least 16 characters`);

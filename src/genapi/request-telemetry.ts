@@ -48,13 +48,8 @@ export class ObservedSink implements RequestSink {
   private executed = false;
   private emitted = false;
   private defect = false;
-  private readonly onAbort = (): void => {
-    if (this.streaming) {
-      this.outcome = 'cancelled';
-      this.streaming = false;
-      this.maybeEmit();
-    }
-  };
+  /** Made only for a stream (most requests never need it). */
+  private onAbort: (() => void) | null = null;
 
   constructor(
     private readonly inner: RequestSink,
@@ -87,6 +82,7 @@ export class ObservedSink implements RequestSink {
       // A stream's init, start or chunk: the request lives on until its last push.
       if (!this.streaming) {
         this.streaming = this.streamed = true;
+        this.onAbort = () => this.clientLeft();
         this.inner.signal.addEventListener('abort', this.onAbort, { once: true });
       }
     } else if (this.streaming) {
@@ -129,10 +125,17 @@ export class ObservedSink implements RequestSink {
     this.maybeEmit();
   }
 
+  private clientLeft(): void {
+    if (!this.streaming) return;
+    this.outcome = 'cancelled';
+    this.streaming = false;
+    this.maybeEmit();
+  }
+
   private endStream(): void {
     if (!this.streaming) return;
     this.streaming = false;
-    this.inner.signal.removeEventListener('abort', this.onAbort);
+    if (this.onAbort !== null) this.inner.signal.removeEventListener('abort', this.onAbort);
     this.maybeEmit();
   }
 

@@ -250,8 +250,11 @@ export class Session<A extends Assigns = Assigns> implements ChannelHost<A>, Soc
    */
   receive(data: Buffer | string, isBinary: boolean): Promise<void> | undefined {
     if (this.closed) return undefined;
-    if (!this.withinByteRate(typeof data === 'string' ? Buffer.byteLength(data) : data.length))
-      return undefined;
+    const size = typeof data === 'string' ? Buffer.byteLength(data) : data.length;
+    const stats = this.ctx.stats;
+    stats.messagesIn++;
+    stats.bytesIn += size;
+    if (!this.withinByteRate(size)) return undefined;
     if (this.tail !== null) return this.enqueue(data, isBinary);
     const message = this.decode(data, isBinary);
     if (message === null) return undefined;
@@ -521,6 +524,7 @@ export class Session<A extends Assigns = Assigns> implements ChannelHost<A>, Soc
     if (joined) {
       this.channels.set(instance.topic, instance);
       this.ctx.stats.channels++;
+      if (this.connection.transport === 'longpoll') this.ctx.stats.longpollChannels++;
     } else {
       instance.discard();
     }
@@ -621,7 +625,10 @@ export class Session<A extends Assigns = Assigns> implements ChannelHost<A>, Soc
       return;
     }
     if (typeof frame === 'string' && this.connection.prefersBytes) {
-      this.connection.send(frame, broadcast.textBytes(this.serializer, frame));
+      const bytes = broadcast.textBytes(this.serializer, frame);
+      this.ctx.stats.messagesOut++;
+      this.ctx.stats.bytesOut += bytes.length;
+      this.connection.send(frame, bytes);
     } else {
       this.send(frame, broadcast.topic, broadcast.event);
     }
@@ -631,6 +638,7 @@ export class Session<A extends Assigns = Assigns> implements ChannelHost<A>, Soc
     if (this.channels.get(channel.topic) === channel) {
       this.channels.delete(channel.topic);
       this.ctx.stats.channels--;
+      if (this.connection.transport === 'longpoll') this.ctx.stats.longpollChannels--;
       if (this.ctx.telemetry.has('channel_left'))
         this.ctx.telemetry.emit('channel_left', { topic: channel.topic });
     }
@@ -665,6 +673,9 @@ export class Session<A extends Assigns = Assigns> implements ChannelHost<A>, Soc
       );
       return;
     }
+    const stats = this.ctx.stats;
+    stats.messagesOut++;
+    stats.bytesOut += typeof frame === 'string' ? Buffer.byteLength(frame) : frame.length;
     this.connection.send(frame);
   }
 

@@ -6,6 +6,16 @@ export interface GatewayStats {
   channels: number;
   /** LongPoll sessions alive. */
   longpollSessions: number;
+  /** Joined channels of LongPoll sessions (the rest of `channels` are WebSocket ones). */
+  longpollChannels: number;
+  /** Client frames received (before decoding; refused and undecodable ones included). */
+  messagesIn: number;
+  /** Bytes of the client frames received (the frame payloads, without WebSocket/HTTP framing). */
+  bytesIn: number;
+  /** Frames handed to the transports for clients (pushes, replies, broadcasts, control). */
+  messagesOut: number;
+  /** Bytes of those frames (UTF-8 for text frames), without WebSocket/HTTP framing. */
+  bytesOut: number;
   /** Server frames not sent because the client's serializer/transport cannot carry them. */
   droppedFrames: number;
   /** Sockets closed for passing maxBufferedBytes. */
@@ -36,6 +46,11 @@ export function createStats(): GatewayStats {
     sockets: 0,
     channels: 0,
     longpollSessions: 0,
+    longpollChannels: 0,
+    messagesIn: 0,
+    bytesIn: 0,
+    messagesOut: 0,
+    bytesOut: 0,
     droppedFrames: 0,
     slowConsumers: 0,
     invalidFrames: 0,

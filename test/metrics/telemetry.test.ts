@@ -170,6 +170,34 @@ describe('genapi_request', () => {
     // The timed-out call waited for its 100 ms timeout.
     expect(events[2]!.durationMs).toBeGreaterThanOrEqual(90);
   });
+
+  it('a stream the client leaves ends as cancelled, when it ends', async () => {
+    const events = record('genapi_request');
+    const socket = await connected();
+    const channel = socket.channel('gen_api:lobby');
+    await replyOf(channel.join());
+    let chunks = 0;
+    channel.on('phoenix_gen_api', () => chunks++);
+    await replyOf(
+      channel.push('phoenix_gen_api', {
+        request_id: 't',
+        service: 'calc',
+        request_type: 'ticker',
+        args: {},
+      }),
+    );
+    await until(() => chunks >= 3, 'a few chunks');
+    // Running: no event yet.
+    expect(events).toEqual([]);
+    channel.leave();
+    await until(() => events.length === 1, 'the stream event');
+    expect(events[0]).toMatchObject({
+      service: 'calc',
+      function: 'ticker',
+      outcome: 'cancelled',
+      stream: true,
+    });
+  });
 });
 
 describe('handlers', () => {

@@ -1,7 +1,7 @@
 /**
  * A gateway for the telemetry and metrics tests: a `room:*` channel (join refused for
  * `room:locked`, `echo` replies, `slow` waits), the gen_api channel with an in-process `calc`
- * service (ok, failing, slow past its timeout, a stream), and the identity from connect params
+ * service (ok, failing, slow past its timeout, a stream, an endless stream), and the identity from connect params
  * like the demo (`user_id`; `refuse=1` refuses the connect).
  */
 import { Writable } from 'node:stream';
@@ -46,6 +46,17 @@ export const calcService = defineService({
       args: { to: 'num' },
       handler: async ({ to }, ctx) => {
         for (let i = 1; i <= to; i++) await ctx.stream.write(i);
+        return undefined;
+      },
+    }),
+    ticker: fn({
+      response: 'stream',
+      // Writes until the client goes (the stream is then cancelled).
+      handler: async (_args, ctx) => {
+        for (let i = 0; !ctx.signal.aborted; i++) {
+          await ctx.stream.write(i);
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
         return undefined;
       },
     }),
