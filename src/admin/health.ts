@@ -11,7 +11,8 @@ export const HEALTH_RTT_TIMEOUT_MS = 1_000;
 
 /**
  * What `GET /admin/health` answers (protocol/gen_api.md §8). `degraded`: NATS is configured and
- * not connected (or the gateway cluster connection is down) (requests to NATS workers fail fast with `Service temporarily unavailable`).
+ * not connected, not even once yet (`nats` is then null), or the gateway cluster connection is
+ * down; requests to NATS workers fail fast with `Service temporarily unavailable`.
  */
 export interface HealthReport {
   status: 'ok' | 'degraded';
@@ -48,7 +49,9 @@ export async function healthReport(
   const rttMs = link ? await link.rtt(HEALTH_RTT_TIMEOUT_MS) : null;
   return {
     status:
-      (nats !== null && nats.status !== 'connected') || (cluster !== null && !cluster.connected)
+      genApi.natsPending ||
+      (nats !== null && nats.status !== 'connected') ||
+      (cluster !== null && !cluster.connected)
         ? 'degraded'
         : 'ok',
     node: gateway.nodeId,

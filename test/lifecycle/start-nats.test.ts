@@ -6,6 +6,7 @@
  */
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
+import { healthReport } from '../../src/admin/health.js';
 import { notReady } from '../../src/admin/probes.js';
 import { ConfigError } from '../../src/config/errors.js';
 import { CancelledError } from '../../src/errors.js';
@@ -59,6 +60,7 @@ describe('genApi.startNats', () => {
     expect(await start.firstAttempt).toBe('retrying');
     expect(genApi.natsPending).toBe(true);
     expect(notReady(gateway, genApi)).toEqual(['nats']);
+    expect((await healthReport(gateway, genApi)).status).toBe('degraded');
 
     const client = await RawClient.connect(
       `ws://127.0.0.1:${port}/socket/websocket?vsn=2.0.0&user_id=ada`,
@@ -80,6 +82,7 @@ describe('genApi.startNats', () => {
     await within(start.connected, 'the background connect');
     expect(genApi.natsPending).toBe(false);
     await until(() => notReady(gateway, genApi).length === 0, 'ready');
+    expect((await healthReport(gateway, genApi)).status).toBe('ok');
     // Connected and no worker for it: the usual answer for an unknown function.
     expect(await call(client, 'd', 'orders', 'create')).toMatchObject({
       error: 'unsupported function: create version latest',
