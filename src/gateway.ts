@@ -26,12 +26,8 @@ import { Telemetry, type SocketDrainEvent } from './telemetry/events.js';
 import { monotonicClock, type Clock } from './util/clock.js';
 import { TimerWheel } from './util/timer-wheel.js';
 import { InvalidArgumentError, InvalidStateError, OutOfRangeError } from './errors.js';
-import {
-  closeInBatches,
-  pause,
-  resolveDrainOptions,
-  type DrainOptions,
-} from './lifecycle/drain.js';
+import { closeInBatches, resolveDrainOptions, type DrainOptions } from './lifecycle/drain.js';
+import { sleep } from './util/sleep.js';
 
 /** A plain HTTP handler mounted under a prefix (`Gateway.route`). */
 export type HttpRoute = (
@@ -396,7 +392,7 @@ export class Gateway {
       const idle = Promise.all(this.drainParticipants.map((p) => p.idle())).then(() => true);
       const finished = await Promise.race([
         idle,
-        pause(settings.requestDeadlineMs, hurry).then(() => false),
+        sleep(settings.requestDeadlineMs, hurry).then(() => false),
       ]);
       if (!finished) {
         let cut = 0;
@@ -417,7 +413,7 @@ export class Gateway {
       );
       await Promise.race([
         Promise.all(this.mounts.map((mount) => mount.whenEmpty())),
-        pause(CLOSE_HANDSHAKE_WAIT_MS, hurry),
+        sleep(CLOSE_HANDSHAKE_WAIT_MS, hurry),
       ]);
       await this.close();
     })();

@@ -1,8 +1,8 @@
 import type { GenApiOutcome, Telemetry } from '../telemetry/events.js';
-import type { RateContext, RequestSink } from './executor.js';
+import type { RequestSink } from './executor.js';
+import { DelegatingSink } from './delegating-sink.js';
 import { ERRORS } from './response.js';
 import type { GenApiRequest, GenApiResponse } from './types.js';
-import type { TraceContext } from '../nats/trace-context.js';
 
 /**
  * Error responses the executor built for a call that timed out: to the client they read like any
@@ -31,6 +31,8 @@ function outcomeOf(response: GenApiResponse): GenApiOutcome {
   if (error.startsWith(RATE_LIMITED_PREFIX)) return 'rate_limited';
   if (error.startsWith(UNSUPPORTED_PREFIX) || error.startsWith(DISABLED_PREFIX)) return 'not_found';
   if (error === ERRORS.streamTimeout) return 'timeout';
+  // A drain cut the stream (can_retry): the service went away, as for `unavailable`.
+  if (error === ERRORS.streamInterrupted) return 'unavailable';
   return 'error';
 }
 
@@ -40,7 +42,7 @@ function outcomeOf(response: GenApiResponse): GenApiOutcome {
  * out once the executor is done and, for a stream, once the stream ended (its last push, or the
  * client leaving: `cancelled`).
  */
-export class ObservedSink implements RequestSink {
+export class ObservedSink extends DelegatingSink {
   private readonly started = performance.now();
   private outcome: GenApiOutcome = 'ok';
   private streaming = false;
@@ -52,28 +54,14 @@ export class ObservedSink implements RequestSink {
   private onAbort: (() => void) | null = null;
 
   constructor(
-    private readonly inner: RequestSink,
+    inner: RequestSink,
     private readonly request: GenApiRequest,
     private readonly telemetry: Telemetry,
-  ) {}
-
-  get owner(): object {
-    return this.inner.owner;
+  ) {
+    super(inner);
   }
 
-  get signal(): AbortSignal {
-    return this.inner.signal;
-  }
-
-  get rateContext(): RateContext | undefined {
-    return this.inner.rateContext;
-  }
-
-  get clientTrace(): TraceContext | null | undefined {
-    return this.inner.clientTrace;
-  }
-
-  push(response: GenApiResponse): void {
+  override push(response: GenApiResponse): void {
     this.inner.push(response);
     if (!response.success) {
       this.outcome = outcomeOf(response);
@@ -91,27 +79,11 @@ export class ObservedSink implements RequestSink {
     }
   }
 
-  reply(status: 'ok' | 'error', response: string): void {
+  override reply(status: 'ok' | 'error', response: string): void {
     // Bad arguments end in "Request processing failed" and an error reply (a defect too, but
     // `failed()` tells those apart).
     if (status === 'error' && this.outcome === 'error') this.outcome = 'invalid';
     this.inner.reply(status, response);
-  }
-
-  writable(): boolean {
-    return this.inner.writable();
-  }
-
-  whenWritable(): Promise<void> {
-    return this.inner.whenWritable();
-  }
-
-  settled(): void {
-    this.inner.settled?.();
-  }
-
-  streamEnded(): void {
-    this.inner.streamEnded?.();
   }
 
   /** The executor failed with a defect: the outcome is `error` whatever was pushed. */

@@ -1,5 +1,6 @@
 import { startRequestSpan, type RequestSpan } from '../tracing/request-span.js';
-import type { RateContext, RequestSink } from './executor.js';
+import type { RequestSink } from './executor.js';
+import { DelegatingSink } from './delegating-sink.js';
 import type { GenApiRequest, GenApiResponse } from './types.js';
 import type { RequestTrace } from '../nats/trace-context.js';
 
@@ -9,33 +10,23 @@ import type { RequestTrace } from '../nats/trace-context.js';
  * executor is done with the request, or, for a stream still relaying then, when the stream ends.
  * Clients that sent a trace context get its trace id back as `trace_id` on every push.
  */
-class TracedSink implements RequestSink {
+class TracedSink extends DelegatingSink {
   /** The last push said more follows (a stream still relaying). */
   private open = false;
   private settledOnce = false;
 
   constructor(
-    private readonly inner: RequestSink,
+    inner: RequestSink,
     private readonly span: RequestSpan,
-  ) {}
-
-  get owner(): object {
-    return this.inner.owner;
+  ) {
+    super(inner);
   }
 
-  get signal(): AbortSignal {
-    return this.inner.signal;
-  }
-
-  get rateContext(): RateContext | undefined {
-    return this.inner.rateContext;
-  }
-
-  get trace(): RequestTrace {
+  override get trace(): RequestTrace {
     return this.span.trace;
   }
 
-  push(response: GenApiResponse): void {
+  override push(response: GenApiResponse): void {
     if (!response.success) this.span.fail(String(response.error));
     this.open = response.has_more;
     const traceId = this.span.clientTraceId;
@@ -43,26 +34,18 @@ class TracedSink implements RequestSink {
     if (this.settledOnce && !this.open) this.span.end();
   }
 
-  reply(status: 'ok' | 'error', response: string): void {
+  override reply(status: 'ok' | 'error', response: string): void {
     if (status === 'error') this.span.fail(response);
     this.inner.reply(status, response);
   }
 
-  writable(): boolean {
-    return this.inner.writable();
-  }
-
-  whenWritable(): Promise<void> {
-    return this.inner.whenWritable();
-  }
-
-  settled(): void {
+  override settled(): void {
     this.settledOnce = true;
     this.inner.settled?.();
     if (!this.open) this.span.end();
   }
 
-  streamEnded(): void {
+  override streamEnded(): void {
     this.open = false;
     this.inner.streamEnded?.();
     // A stream's final push follows its end (and a stream stopped silently has none): the span

@@ -1,5 +1,6 @@
 import { OutOfRangeError } from '../errors.js';
 import type { SocketDrainEvent } from '../telemetry/events.js';
+import { sleep } from '../util/sleep.js';
 
 /**
  * How `gateway.drain()` stops a gateway (Phoenix's socket `drainer`): in-flight gen_api requests
@@ -81,23 +82,6 @@ export async function closeInBatches(
     }
     const last = index === rounds - 1;
     onBatch({ count, total, index, intervalMs: last ? 0 : intervalMs });
-    if (!last && intervalMs > 0 && !hurry.aborted) await pause(intervalMs, hurry);
+    if (!last && intervalMs > 0 && !hurry.aborted) await sleep(intervalMs, hurry);
   }
-}
-
-/** Waits `ms`, or less when `signal` aborts. */
-export function pause(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) {
-      resolve();
-      return;
-    }
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

@@ -13,6 +13,7 @@ import {
 } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import { CancelledError, GatewayError, InvalidArgumentError } from '../errors.js';
+import { sleep } from '../util/sleep.js';
 
 /**
  * TLS to NATS: PEM file paths, read by nats.js on every (re)connect. `caFile` verifies the server
@@ -358,15 +359,7 @@ export async function connectNatsRetrying(
       if (failure.reason !== 'connect') throw failure;
       onAttemptFailed(failure, attempt);
     }
-    await new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        signal.removeEventListener('abort', done);
-        resolve();
-      };
-      const timer = setTimeout(done, retryMs);
-      signal.addEventListener('abort', done, { once: true });
-    });
+    await sleep(retryMs, signal);
   }
 }
 

@@ -69,7 +69,7 @@ export interface ChannelHandledInEvent {
 /**
  * How a gen_api request ended: `ok`; `error` (the function failed, or a defect); `timeout` (no
  * answer in time, or a stream went idle); `unavailable` (no worker, breaker open, bulkhead full,
- * NATS down: `can_retry`); `rate_limited`; `denied` (permission, or a before hook rejected it);
+ * NATS down, a stream cut by a drain: `can_retry`); `rate_limited`; `denied` (permission, or a before hook rejected it);
  * `invalid` (arguments); `not_found` (unknown or disabled function); `cancelled` (the client left
  * while its stream ran).
  */

@@ -98,6 +98,8 @@ describe('gateway.drain()', () => {
       { request_id: 's1', service: 'endless', request_type: 'ticks', args: {} },
     ]);
     await until(() => genApi.executor.stats.streams === 1, 'the stream to run');
+    const outcomes: string[] = [];
+    gateway.telemetry.on('genapi_request', (event) => outcomes.push(event.outcome));
     const drained = gateway.drain();
     const info = await within(client.closed, 'the socket to close');
     await drained;
@@ -115,6 +117,8 @@ describe('gateway.drain()', () => {
       can_retry: true,
     });
     expect(genApi.executor.stats.streams).toBe(0);
+    // The service went away under it, as for any can_retry refusal.
+    expect(outcomes).toEqual(['unavailable']);
   });
 
   it('keeps serving a LongPoll session while refusing new ones (503 with a reason)', async () => {
