@@ -3,6 +3,7 @@ import { ChannelInstance, TERMINATE, type ChannelHost } from '../channel/instanc
 import type { Broadcast, PubSub } from '../channel/pubsub.js';
 import type { ChannelRouter } from '../channel/router.js';
 import type { Assigns, PeerAddress, Reply, SocketInfo, TransportName } from '../channel/types.js';
+import type { Connection, TransportSession } from '../transport/host.js';
 import type { Params } from '../http/query.js';
 import type { Presence } from '../presence/presence.js';
 import type { TimerEntry, TimerWheel } from '../util/timer-wheel.js';
@@ -17,22 +18,6 @@ import {
   MessageRate,
   type MessageRateOptions,
 } from '../ratelimit/message-limit.js';
-
-/** The transport side of a session: a WebSocket, or a LongPoll session. */
-export interface Connection {
-  readonly transport: TransportName;
-  /** False for LongPoll, which cannot carry server → client binary frames. */
-  readonly supportsBinary: boolean;
-  /** True when text frames are best handed over as UTF-8 bytes (shared by a fan-out). */
-  readonly prefersBytes: boolean;
-  /** Bytes queued towards the client and not yet sent. */
-  readonly bufferedAmount: number;
-  send(frame: EncodedFrame, textBytes?: Buffer): void;
-  /** Closes the connection; the transport then calls `session.teardown()`. */
-  close(code: number, reason: string): void;
-  pauseInput(): void;
-  resumeInput(): void;
-}
 
 /** Close codes the gateway uses (protocol/phoenix.md §Close codes). */
 export const CLOSE = {
@@ -148,7 +133,9 @@ class PendingJoin<A extends Assigns> implements TimerEntry {
  * order (a pending join holds the frames behind it, as in Phoenix), routes them to channels with
  * join_ref fencing, and encodes everything the channels send.
  */
-export class Session<A extends Assigns = Assigns> implements ChannelHost<A>, SocketInfo<A> {
+export class Session<A extends Assigns = Assigns>
+  implements ChannelHost<A>, SocketInfo<A>, TransportSession
+{
   readonly channels = new Map<string, ChannelInstance<A>>();
   readonly id: string | null;
   readonly assigns: A;

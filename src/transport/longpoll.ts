@@ -1,12 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Assigns } from '../channel/types.js';
 import { readBody, sendEmpty, sendPlain, STOPPING_REFUSAL } from '../http/responses.js';
 import { decodeBase64 } from '../http/subprotocols.js';
-import { authorize, originAllowed } from '../socket/handshake.js';
-import type { SocketMount } from '../socket/mount.js';
-import { CLOSE, type Connection, type Session, type SessionInit } from '../socket/session.js';
 import type { TimerEntry } from '../util/timer-wheel.js';
 import type { EncodedFrame } from '../wire/serializer.js';
+import type { Connection, TransportHost, TransportSession } from './host.js';
 import { BacklogWatch, type Backlogged } from './slow-consumer.js';
 
 const JSON_HEADERS = {
@@ -52,12 +49,12 @@ const EXPIRY_WINDOWS = 1.5;
  * One LongPoll session: a buffer of outgoing text frames, at most one parked GET, and a single
  * wheel deadline that is either the parked GET's window or the session's expiry.
  */
-class LongPollSession<A extends Assigns> implements Connection, TimerEntry, Backlogged {
+class LongPollSession<Init> implements Connection, TimerEntry, Backlogged {
   readonly transport = 'longpoll';
   readonly supportsBinary = false;
   readonly prefersBytes = false;
   timerSlot = -1;
-  session!: Session<A>;
+  session!: TransportSession;
   private buffer: string[] = [];
   private bufferedBytes = 0;
   private parked: ServerResponse | null = null;
@@ -71,7 +68,7 @@ class LongPollSession<A extends Assigns> implements Connection, TimerEntry, Back
   constructor(
     readonly id: string,
     readonly token: string,
-    private readonly transport_: LongPollTransport<A>,
+    private readonly transport_: LongPollTransport<Init>,
   ) {
     this.lastPollAt = transport_.clock();
   }
@@ -87,10 +84,10 @@ class LongPollSession<A extends Assigns> implements Connection, TimerEntry, Back
     const bytes = Buffer.byteLength(frame);
     this.bufferedBytes += bytes;
     this.watch?.wrote(bytes);
-    const { options, gateway } = this.transport_.mount;
+    const { options, wheel } = this.transport_.host;
     if (this.bufferedBytes > options.maxBufferedBytes) {
       // A backlog is judged over time (the client may be between two polls), not by one write.
-      const watch = (this.watch ??= new BacklogWatch(gateway.wheel, options, this));
+      const watch = (this.watch ??= new BacklogWatch(wheel, options, this));
       if (watch.over(this.bufferedBytes)) return;
     }
     if (this.parked && !this.flushScheduled) {
@@ -105,9 +102,9 @@ class LongPollSession<A extends Assigns> implements Connection, TimerEntry, Back
 
   /** The client does not poll what is queued for it: close the session rather than buffer on. */
   slowConsumer(why: 'grace' | 'hard'): void {
-    const { options, gateway } = this.transport_.mount;
-    gateway.stats.slowConsumers++;
-    gateway.logger.warn(
+    const { options, stats, logger } = this.transport_.host;
+    stats.slowConsumers++;
+    logger.warn(
       {
         peer: this.session.peer.address,
         buffered: this.bufferedBytes,
@@ -118,7 +115,7 @@ class LongPollSession<A extends Assigns> implements Connection, TimerEntry, Back
         ? 'slow consumer: longpoll buffer over maxBufferedBytesHard, session closed'
         : 'slow consumer: longpoll backlog over maxBufferedBytes not polled within slowConsumerGraceMs, session closed',
     );
-    this.session.close(CLOSE.normal, 'slow consumer');
+    this.session.close(this.transport_.host.closeCodes.normal, 'slow consumer');
   }
 
   close(): void {
@@ -178,8 +175,8 @@ class LongPollSession<A extends Assigns> implements Connection, TimerEntry, Back
       return;
     }
     if (now - this.lastPollAt > windowMs * EXPIRY_WINDOWS) {
-      this.transport_.mount.gateway.logger.debug({ session: this.id }, 'longpoll session expired');
-      this.session.close(CLOSE.normal, 'longpoll session expired');
+      this.transport_.host.logger.debug({ session: this.id }, 'longpoll session expired');
+      this.session.close(this.transport_.host.closeCodes.normal, 'longpoll session expired');
       return;
     }
     this.scheduleDeadline();
@@ -190,7 +187,7 @@ class LongPollSession<A extends Assigns> implements Connection, TimerEntry, Back
     const at = this.parked
       ? this.parkedAt + windowMs
       : this.lastPollAt + windowMs * EXPIRY_WINDOWS + 1;
-    this.transport_.mount.gateway.wheel.schedule(this, at);
+    this.transport_.host.wheel.schedule(this, at);
   }
 
   private answerParked(status: 200 | 204): void {
@@ -214,18 +211,18 @@ class LongPollSession<A extends Assigns> implements Connection, TimerEntry, Back
  * POST publishes ndjson lines (or one frame) and answers once each was dispatched (408 when one
  * takes longer than the window), OPTIONS answers CORS preflights.
  */
-export class LongPollTransport<A extends Assigns> {
+export class LongPollTransport<Init> {
   readonly path: string;
   readonly windowMs: number;
-  private readonly sessions = new Map<string, LongPollSession<A>>();
+  private readonly sessions = new Map<string, LongPollSession<Init>>();
 
-  constructor(readonly mount: SocketMount<A>) {
-    this.path = mount.options.path + mount.options.longpoll!.path;
-    this.windowMs = mount.options.longpoll!.windowMs;
+  constructor(readonly host: TransportHost<Init>) {
+    this.path = host.options.path + host.options.longpoll!.path;
+    this.windowMs = host.options.longpoll!.windowMs;
   }
 
   clock(): number {
-    return this.mount.gateway.wheel.clock();
+    return this.host.wheel.clock();
   }
 
   get size(): number {
@@ -246,12 +243,12 @@ export class LongPollTransport<A extends Assigns> {
       sendEmpty(res, 400);
       return;
     }
-    if (!originAllowed(this.mount, req)) {
+    if (!this.host.originAllowed(req)) {
       sendStatus(res, { status: 403 });
       return;
     }
     const token = this.tokenOf(req, query);
-    const id = this.mount.gateway.tokens.verify(token);
+    const id = this.host.tokens.verify(token);
     const lp = id === null ? undefined : this.sessions.get(id);
     if (req.method === 'GET') {
       if (lp) lp.poll(req, res);
@@ -288,16 +285,16 @@ export class LongPollTransport<A extends Assigns> {
     res: ServerResponse,
     query: string,
   ): Promise<void> {
-    if (this.mount.closed) {
+    if (this.host.closed) {
       // Stopping (a drain): no connect hook runs; existing sessions go on polling.
       this.refuseStopping(res);
       return;
     }
     const header = req.headers['x-phoenix-authtoken'];
-    const authToken = this.mount.options.authToken && typeof header === 'string' ? header : null;
-    const result = await authorize(this.mount, req, 'longpoll', this.path, query, authToken);
+    const authToken = this.host.options.authToken && typeof header === 'string' ? header : null;
+    const result = await this.host.authorize(req, 'longpoll', this.path, query, authToken);
     if (!result.ok) {
-      this.mount.gateway.logger.info(
+      this.host.logger.info(
         { status: result.status, reason: result.reason, transport: 'longpoll' },
         'connection refused',
       );
@@ -315,39 +312,35 @@ export class LongPollTransport<A extends Assigns> {
       }
       return;
     }
-    if (this.mount.closed) {
+    if (this.host.closed) {
       this.refuseStopping(res);
       return;
     }
     this.open(result.init, res, result.headers);
   }
 
-  private open(
-    init: SessionInit<A>,
-    res: ServerResponse,
-    headers?: Readonly<Record<string, string>>,
-  ): void {
-    const { id, token } = this.mount.gateway.tokens.issue();
+  private open(init: Init, res: ServerResponse, headers?: Readonly<Record<string, string>>): void {
+    const { id, token } = this.host.tokens.issue();
     const lp = new LongPollSession(id, token, this);
-    lp.session = this.mount.createSession(lp, init);
+    lp.session = this.host.createSession(lp, init);
     this.sessions.set(id, lp);
-    this.mount.gateway.stats.longpollSessions++;
-    this.mount.gateway.wheel.schedule(lp, this.clock() + this.windowMs * EXPIRY_WINDOWS + 1);
+    this.host.stats.longpollSessions++;
+    this.host.wheel.schedule(lp, this.clock() + this.windowMs * EXPIRY_WINDOWS + 1);
     sendStatus(res, { status: 410, token, messages: [] }, 200, headers);
   }
 
   /** @internal called when a LongPoll session ends for any reason. */
-  forget(lp: LongPollSession<A>): void {
-    this.mount.gateway.wheel.cancel(lp);
-    if (this.sessions.delete(lp.id)) this.mount.gateway.stats.longpollSessions--;
+  forget(lp: LongPollSession<Init>): void {
+    this.host.wheel.cancel(lp);
+    if (this.sessions.delete(lp.id)) this.host.stats.longpollSessions--;
   }
 
   private async publish(
     req: IncomingMessage,
     res: ServerResponse,
-    lp: LongPollSession<A>,
+    lp: LongPollSession<Init>,
   ): Promise<void> {
-    const { options } = this.mount;
+    const { options } = this.host;
     const body = await readBody(req, options.longpoll!.maxBodyBytes);
     if (body === null) {
       sendStatus(res, { status: 413 }, 413, { connection: 'close' });
@@ -360,8 +353,8 @@ export class LongPollTransport<A extends Assigns> {
       if (ndjson && line === '') continue;
       const session = lp.session;
       if (Buffer.byteLength(line) > options.maxFrameSize) {
-        this.mount.gateway.stats.invalidFrames++;
-        session.close(CLOSE.tooLarge, 'frame too large');
+        this.host.stats.invalidFrames++;
+        session.close(this.host.closeCodes.tooLarge, 'frame too large');
         sendStatus(res, { status: 413 }, 413);
         return;
       }
@@ -370,8 +363,11 @@ export class LongPollTransport<A extends Assigns> {
       if (binary) {
         const decoded = decodeBase64(line);
         if (decoded === null) {
-          this.mount.gateway.stats.invalidFrames++;
-          session.close(CLOSE.invalidFrame, 'ndjson line is neither a JSON frame nor base64');
+          this.host.stats.invalidFrames++;
+          session.close(
+            this.host.closeCodes.invalidFrame,
+            'ndjson line is neither a JSON frame nor base64',
+          );
         } else {
           pending = session.receive(decoded, true);
         }
@@ -394,7 +390,8 @@ export class LongPollTransport<A extends Assigns> {
 
   /** The POST's answer when its session ended while dispatching it. */
   private answerClosed(res: ServerResponse, code: number | null): void {
-    if (code === CLOSE.invalidFrame) sendStatus(res, { status: 400, reason: 'invalid frame' }, 400);
+    if (code === this.host.closeCodes.invalidFrame)
+      sendStatus(res, { status: 400, reason: 'invalid frame' }, 400);
     else sendStatus(res, { status: 410 });
   }
 
@@ -410,7 +407,7 @@ export class LongPollTransport<A extends Assigns> {
         (err: unknown) => {
           // The frame was not dispatched: answer as for a frame that was not acked in time.
           clearTimeout(timer);
-          this.mount.gateway.logger.error({ err }, 'longpoll frame dispatch failed');
+          this.host.logger.error({ err }, 'longpoll frame dispatch failed');
           resolve(false);
         },
       );
@@ -419,6 +416,6 @@ export class LongPollTransport<A extends Assigns> {
 
   close(): void {
     for (const lp of [...this.sessions.values()])
-      lp.session.close(CLOSE.drain, 'server shutting down');
+      lp.session.close(this.host.closeCodes.drain, 'server shutting down');
   }
 }
