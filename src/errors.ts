@@ -161,6 +161,18 @@ export class OutOfRangeError extends GatewayRangeError {
   }
 }
 
+/**
+ * An option with a wrong type or value; the message names the option. Still a TypeError: callers
+ * of createGateway have always been able to catch bad options as one. Declared here, at the
+ * bottom, so that every layer (http/ as much as config/) can throw it.
+ */
+export class OptionError extends GatewayTypeError {
+  override readonly name = 'OptionError';
+  constructor(message?: string, options?: ErrorOptions) {
+    super('ERR_OPTION', message, options);
+  }
+}
+
 /** A call that is not valid in the object's current state (already listening, already tracked…). */
 export class InvalidStateError extends GatewayError {
   override readonly name = 'InvalidStateError';

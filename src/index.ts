@@ -113,10 +113,11 @@ export {
   GatewayTypeError,
   InvalidArgumentError,
   InvalidStateError,
+  OptionError,
   OutOfRangeError,
   type GatewayErrorCode,
 } from './errors.js';
-export { OptionError, ConfigError } from './config/errors.js';
+export { ConfigError } from './config/errors.js';
 export { ChannelBroadcastTooLargeError } from './channel/broadcast-size.js';
 
 // Presence.

@@ -1,6 +1,7 @@
 import type { Ref } from '../wire/message.js';
 import type { ProtocolVersion } from '../wire/serializer.js';
 import type { Params } from '../http/query.js';
+import type { TransportName } from '../transport/host.js';
 
 /** Socket assigns: whatever the connect hook returned (user_id, roles, device_id, …). */
 export type Assigns = object;
@@ -43,8 +44,8 @@ export type TerminateReason =
   | { readonly kind: 'stop'; readonly reason: StopReason }
   | { readonly kind: 'crash'; readonly error: unknown };
 
-/** The transport a socket connected over. */
-export type TransportName = 'websocket' | 'longpoll';
+// The transport a socket connected over: named where the transports are (the layer below).
+export type { TransportName };
 
 /** The client's address (the TCP peer). */
 export interface PeerAddress {

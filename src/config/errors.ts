@@ -1,15 +1,7 @@
-import { GatewayError, GatewayTypeError } from '../errors.js';
+import { GatewayError } from '../errors.js';
 
-/**
- * An option with a wrong type or value; the message names the option. Still a TypeError: callers
- * of createGateway have always been able to catch bad options as one.
- */
-export class OptionError extends GatewayTypeError {
-  override readonly name = 'OptionError';
-  constructor(message?: string, options?: ErrorOptions) {
-    super('ERR_OPTION', message, options);
-  }
-}
+// OptionError lives with the error base (http/ throws it too, and imports nothing above it).
+export { OptionError } from '../errors.js';
 
 /** A config file that cannot be read, parsed or validated. */
 export class ConfigError extends GatewayError {

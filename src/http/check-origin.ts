@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { OptionError } from '../config/errors.js';
+import { OptionError } from '../errors.js';
 
 /**
  * Origin checking for browser connections (Phoenix's `check_origin`). Only requests that carry

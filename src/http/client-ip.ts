@@ -1,6 +1,6 @@
 import { BlockList, isIP } from 'node:net';
 import type { IncomingMessage } from 'node:http';
-import { OptionError } from '../config/errors.js';
+import { OptionError } from '../errors.js';
 
 /** Forwarded hops walked from the right at most (a longer chain stops there). */
 export const MAX_FORWARDED_HOPS = 32;

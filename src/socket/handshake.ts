@@ -11,19 +11,10 @@ import type { GatewayStats } from './stats.js';
 import type { ConnectionCaps } from './connection-caps.js';
 import type { SessionInit } from './session.js';
 import type { Telemetry } from '../telemetry/events.js';
+import type { HandshakeResult as TransportHandshake } from '../transport/host.js';
 
-export type HandshakeResult<A extends Assigns> =
-  | {
-      readonly ok: true;
-      readonly init: SessionInit<A>;
-      readonly headers?: Readonly<Record<string, string>>;
-    }
-  | {
-      readonly ok: false;
-      readonly status: number;
-      readonly reason: string;
-      readonly headers?: Readonly<Record<string, string>>;
-    };
+/** A handshake's outcome: the session to open, or the HTTP refusal. */
+export type HandshakeResult<A extends Assigns> = TransportHandshake<SessionInit<A>>;
 
 interface HandshakeContext<A extends Assigns> {
   readonly options: ResolvedSocketOptions<A>;

@@ -13,18 +13,14 @@ import { compileCheckOrigin } from '../http/check-origin.js';
 import { compileClientAddress } from '../http/client-ip.js';
 import { ConnectionCaps } from './connection-caps.js';
 import type { Presence } from '../presence/presence.js';
+import type { Connection, TransportHost } from '../transport/host.js';
 import { LongPollTransport } from '../transport/longpoll.js';
 import type { SessionTokens } from '../transport/longpoll-token.js';
 import { WebSocketTransport } from '../transport/websocket.js';
 import type { TimerWheel } from '../util/timer-wheel.js';
 import type { SocketRegistry } from './registry.js';
-import {
-  CLOSE,
-  Session,
-  type Connection,
-  type SessionContext,
-  type SessionInit,
-} from './session.js';
+import { authorize, originAllowed } from './handshake.js';
+import { CLOSE, Session, type SessionContext, type SessionInit } from './session.js';
 import type { GatewayStats } from './stats.js';
 import type { Telemetry } from '../telemetry/events.js';
 
@@ -56,9 +52,9 @@ export class SocketMount<A extends Assigns = Assigns> {
   /** @internal Connections in total, per IP and per user (`maxConnections*`). */
   readonly caps: ConnectionCaps;
   /** @internal */
-  readonly websocket: WebSocketTransport<A> | null;
+  readonly websocket: WebSocketTransport<SessionInit<A>> | null;
   /** @internal */
-  readonly longpoll: LongPollTransport<A> | null;
+  readonly longpoll: LongPollTransport<SessionInit<A>> | null;
   /** @internal */
   readonly logger: Logger;
   /** @internal */
@@ -79,8 +75,9 @@ export class SocketMount<A extends Assigns = Assigns> {
     this.clientAddress = compileClientAddress(this.options.trustedProxies);
     this.caps = new ConnectionCaps(this.options);
     this.logger = gateway.logger.child({ socket: this.options.path });
-    this.websocket = this.options.websocket ? new WebSocketTransport(this) : null;
-    this.longpoll = this.options.longpoll ? new LongPollTransport(this) : null;
+    const host = transportHost(this);
+    this.websocket = this.options.websocket ? new WebSocketTransport(host) : null;
+    this.longpoll = this.options.longpoll ? new LongPollTransport(host) : null;
     this.sessionContext = {
       router: this.router,
       pubsub: gateway.pubsub,
@@ -161,4 +158,27 @@ export class SocketMount<A extends Assigns = Assigns> {
     this.websocket?.close();
     this.longpoll?.close();
   }
+}
+
+/**
+ * What the transports of `mount` get from the socket layer (they sit below it and never import
+ * it): its options, the handshake, its sessions, the close codes and the gateway's shared parts.
+ */
+function transportHost<A extends Assigns>(mount: SocketMount<A>): TransportHost<SessionInit<A>> {
+  const { gateway } = mount;
+  return {
+    options: mount.options,
+    get closed() {
+      return mount.closed;
+    },
+    closeCodes: CLOSE,
+    logger: gateway.logger,
+    wheel: gateway.wheel,
+    stats: gateway.stats,
+    tokens: gateway.tokens,
+    originAllowed: (req) => originAllowed(mount, req),
+    authorize: (req, transport, path, query, authToken) =>
+      authorize(mount, req, transport, path, query, authToken),
+    createSession: (connection, init) => mount.createSession(connection, init),
+  };
 }

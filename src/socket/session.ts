@@ -1,154 +1,37 @@
 import type { Logger } from 'pino';
-import { ChannelInstance, TERMINATE, type ChannelHost } from '../channel/instance.js';
+import { TERMINATE, type ChannelHost, type ChannelInstance } from '../channel/instance.js';
 import type { Broadcast, PubSub } from '../channel/pubsub.js';
-import type { ChannelRouter } from '../channel/router.js';
-import type { Assigns, PeerAddress, Reply, SocketInfo, TransportName } from '../channel/types.js';
+import type { Assigns, PeerAddress, SocketInfo, TransportName } from '../channel/types.js';
 import type { Params } from '../http/query.js';
-import type { Presence } from '../presence/presence.js';
-import type { TimerEntry, TimerWheel } from '../util/timer-wheel.js';
-import { TokenExpiry } from './token-expiry.js';
+import type { MessageRate } from '../ratelimit/message-limit.js';
+import type { Telemetry } from '../telemetry/events.js';
+import type { Connection, TransportSession } from '../transport/host.js';
+import type { TimerWheel } from '../util/timer-wheel.js';
 import { FrameEncodeError, PHX, type InboundMessage, type Ref } from '../wire/message.js';
 import type { EncodedFrame, ProtocolVersion, Serializer } from '../wire/serializer.js';
-import type { GatewayStats } from './stats.js';
-import type { Telemetry } from '../telemetry/events.js';
-import type { InboundByteRateOptions, TokenRefresher } from '../config/socket-options.js';
-import {
-  MESSAGE_POLICY,
-  MessageRate,
-  type MessageRateOptions,
-} from '../ratelimit/message-limit.js';
+import { CLOSE } from './close-codes.js';
+import { decodeFrame, dispatchFrame, withinByteRate } from './inbound.js';
+import type { PendingJoin } from './join.js';
+import type { SessionContext, SessionInit } from './session-context.js';
+import { TokenExpiry } from './token-expiry.js';
 
-/** The transport side of a session: a WebSocket, or a LongPoll session. */
-export interface Connection {
-  readonly transport: TransportName;
-  /** False for LongPoll, which cannot carry server → client binary frames. */
-  readonly supportsBinary: boolean;
-  /** True when text frames are best handed over as UTF-8 bytes (shared by a fan-out). */
-  readonly prefersBytes: boolean;
-  /** Bytes queued towards the client and not yet sent. */
-  readonly bufferedAmount: number;
-  send(frame: EncodedFrame, textBytes?: Buffer): void;
-  /** Closes the connection; the transport then calls `session.teardown()`. */
-  close(code: number, reason: string): void;
-  pauseInput(): void;
-  resumeInput(): void;
-}
-
-/** Close codes the gateway uses (protocol/phoenix.md §Close codes). */
-export const CLOSE = {
-  normal: 1000,
-  disconnect: 1001,
-  idleTimeout: 1002,
-  invalidFrame: 1011,
-  /** An internal failure while handling one of the socket's frames (the same code as Phoenix). */
-  internalError: 1011,
-  tooLarge: 1009,
-  drain: 1012,
-  /** Policy violation: a flood of rate-limited messages, or client bytes over inboundByteRate. */
-  flood: 1008,
-  /**
-   * The token the socket connected with expired (protocol/phoenix.md §Close codes). An abnormal
-   * close, so Phoenix clients reconnect, with fresh params from their `params` function.
-   */
-  tokenExpired: 4001,
-} as const;
-
-/** Everything a session shares with the other sessions of its socket mount. */
-export interface SessionContext<A extends Assigns> {
-  readonly router: ChannelRouter<A>;
-  readonly pubsub: PubSub;
-  readonly presence: Presence;
-  readonly wheel: TimerWheel;
-  readonly logger: Logger;
-  readonly stats: GatewayStats;
-  readonly telemetry: Telemetry;
-  readonly maxChannels: number;
-  readonly joinTimeoutMs: number;
-  readonly maxQueuedFrames: number;
-  readonly messageRate: Required<MessageRateOptions> | null;
-  /** Client bytes per socket, checked before parsing (null: unlimited). */
-  readonly inboundByteRate: Required<InboundByteRateOptions> | null;
-  /** Largest payload a channel may broadcast. */
-  readonly maxBroadcastBytes: number;
-  /** Handles `access_token` pushed on the `phoenix` topic (null: not offered). */
-  readonly refreshToken: TokenRefresher | null;
-  onTeardown(session: Session<A>): void;
-}
-
-export interface SessionInit<A extends Assigns> {
-  readonly id: string | null;
-  readonly assigns: A;
-  readonly params: Params;
-  readonly peer: PeerAddress;
-  readonly serializer: Serializer;
-  /** When the connect token expires (epoch ms): the socket is closed then. Null: never. */
-  readonly expiresAt?: number | null;
-}
-
-const UNMATCHED_TOPIC = { reason: 'unmatched topic' } as const;
-/** The event a client pushes on the `phoenix` topic to give its socket a fresh token. */
-const ACCESS_TOKEN = 'access_token';
-const TOO_MANY_CHANNELS = { reason: 'too many channels joined' } as const;
-const JOIN_TIMEOUT = { reason: 'join timeout' } as const;
-const EMPTY = {} as const;
+// Close codes and the session's context live in their own files; importers find them here too.
+export { CLOSE } from './close-codes.js';
+export type { SessionContext, SessionInit } from './session-context.js';
 
 const CONNECTION_PREFIX = Math.floor(Math.random() * 36 ** 4).toString(36);
 let connections = 0;
 
-function isPromise(value: unknown): value is Promise<Reply> {
-  return value instanceof Promise;
-}
-
-/** A join whose handler went async: the socket waits for it, up to the join timeout. */
-class PendingJoin<A extends Assigns> implements TimerEntry {
-  timerSlot = -1;
-  private done = false;
-  readonly promise: Promise<void>;
-  private release!: () => void;
-
-  constructor(
-    private readonly session: Session<A>,
-    readonly instance: ChannelInstance<A>,
-    readonly message: InboundMessage,
-    readonly previous: ChannelInstance<A> | undefined,
-    /** performance.now() at the join frame, or -1 when no one listens to `channel_joined`. */
-    readonly startedAt: number,
-  ) {
-    this.promise = new Promise((resolve) => {
-      this.release = resolve;
-    });
-  }
-
-  settle(reply: Reply): void {
-    if (this.finish())
-      this.session.completeJoin(this.instance, this.message, reply, this.previous, this.startedAt);
-  }
-
-  onTimer(): void {
-    if (this.finish()) this.session.joinTimedOut(this);
-  }
-
-  /** The socket closed while the join was pending. */
-  abandon(): void {
-    if (this.finish()) this.instance.abandon(TERMINATE.closed);
-  }
-
-  private finish(): boolean {
-    if (this.done) return false;
-    this.done = true;
-    this.session.wheel.cancel(this);
-    this.session.joinSettled(this);
-    this.release();
-    return true;
-  }
-}
-
 /**
  * One client connection, whatever its transport: decodes frames, processes them strictly in
  * order (a pending join holds the frames behind it, as in Phoenix), routes them to channels with
- * join_ref fencing, and encodes everything the channels send.
+ * join_ref fencing, and encodes everything the channels send. Decoding and dispatch are in
+ * inbound.ts, joins in join.ts, token refresh in token-refresh.ts; this file keeps the frame
+ * queue, the outbound writes and the lifecycle.
  */
-export class Session<A extends Assigns = Assigns> implements ChannelHost<A>, SocketInfo<A> {
+export class Session<A extends Assigns = Assigns>
+  implements ChannelHost<A>, SocketInfo<A>, TransportSession
+{
   readonly channels = new Map<string, ChannelInstance<A>>();
   readonly id: string | null;
   readonly assigns: A;
@@ -162,25 +45,31 @@ export class Session<A extends Assigns = Assigns> implements ChannelHost<A>, Soc
   closeCode: number | null = null;
   /** The reason given with `closeCode` (for `socket_closed` telemetry). */
   private closeReason: string | null = null;
-  /** Bytes of the frame being dispatched (handlers see it as channel.messageSize). */
-  private frameSize = 0;
+  /** @internal Bytes of the frame being dispatched (handlers see it as channel.messageSize). */
+  frameSize = 0;
   private tail: Promise<void> | null = null;
   private queued = 0;
   private paused = false;
-  private joining: PendingJoin<A> | null = null;
-  /** Created on the first rate-limited message (idle sockets carry none). */
-  private rate: MessageRate | null = null;
-  /** The inbound byte bucket: bytes left (-1 until the first frame) and when it was last filled. */
-  private byteTokens = -1;
-  private byteStamp = 0;
+  /** @internal The join the socket's frames wait for. */
+  joining: PendingJoin<A> | null = null;
+  /** @internal Created on the first rate-limited message (idle sockets carry none). */
+  rate: MessageRate | null = null;
+  /** @internal The inbound byte bucket: bytes left (-1 until the first frame). */
+  byteTokens = -1;
+  /** @internal When the inbound byte bucket was last filled. */
+  byteStamp = 0;
   /** Armed while the socket's token has an expiry. */
   private expiry: TokenExpiry | null = null;
 
+  /** @internal What the session shares with its mount (read by inbound.ts and join.ts too). */
+  readonly ctx: SessionContext<A>;
+
   constructor(
-    private readonly ctx: SessionContext<A>,
+    ctx: SessionContext<A>,
     readonly connection: Connection,
     init: SessionInit<A>,
   ) {
+    this.ctx = ctx;
     this.id = init.id;
     this.assigns = init.assigns;
     this.params = init.params;
@@ -254,9 +143,9 @@ export class Session<A extends Assigns = Assigns> implements ChannelHost<A>, Soc
     const stats = this.ctx.stats;
     stats.messagesIn++;
     stats.bytesIn += size;
-    if (!this.withinByteRate(size)) return undefined;
+    if (!withinByteRate(this, size)) return undefined;
     if (this.tail !== null) return this.enqueue(data, isBinary);
-    const message = this.decode(data, isBinary);
+    const message = decodeFrame(this, data, isBinary);
     if (message === null) return undefined;
     const pending = this.guardedDispatch(message);
     return pending ? this.block(pending) : undefined;
@@ -269,7 +158,7 @@ export class Session<A extends Assigns = Assigns> implements ChannelHost<A>, Soc
    */
   private guardedDispatch(message: InboundMessage): Promise<void> | undefined {
     try {
-      return this.dispatch(message);
+      return dispatchFrame(this, message);
     } catch (err) {
       this.fail(err, message.topic);
       return undefined;
@@ -290,51 +179,6 @@ export class Session<A extends Assigns = Assigns> implements ChannelHost<A>, Soc
     this.close(CLOSE.internalError, 'internal error');
   }
 
-  /**
-   * The inbound byte rate, before anything is parsed: a frame the socket's bucket cannot pay
-   * for closes the socket (1008 "byte rate exceeded"), so a client flooding large frames costs
-   * its own connection and never the parse time of other clients.
-   */
-  private withinByteRate(size: number): boolean {
-    const rate = this.ctx.inboundByteRate;
-    if (rate === null) return true;
-    const now = this.ctx.wheel.clock();
-    if (this.byteTokens < 0) {
-      this.byteTokens = rate.burstBytes;
-    } else {
-      const refill = ((now - this.byteStamp) * rate.bytesPerSecond) / 1000;
-      this.byteTokens = Math.min(rate.burstBytes, this.byteTokens + refill);
-    }
-    this.byteStamp = now;
-    if (size <= this.byteTokens) {
-      this.byteTokens -= size;
-      return true;
-    }
-    this.ctx.stats.floods++;
-    this.logger.warn(
-      { peer: this.peer.address, id: this.id, size, bytesPerSecond: rate.bytesPerSecond },
-      'inbound byte rate exceeded, closing the socket',
-    );
-    this.close(CLOSE.flood, 'byte rate exceeded');
-    return false;
-  }
-
-  /** Decodes a frame; an undecodable one closes the connection (1011) and gives null. */
-  private decode(data: Buffer | string, isBinary: boolean): InboundMessage | null {
-    this.frameSize = typeof data === 'string' ? Buffer.byteLength(data) : data.length;
-    try {
-      return this.serializer.decode(data, isBinary);
-    } catch (err) {
-      this.ctx.stats.invalidFrames++;
-      this.logger.warn(
-        { err: (err as Error).message, peer: this.peer.address },
-        'undecodable frame, closing',
-      );
-      this.close(CLOSE.invalidFrame, (err as Error).message);
-      return null;
-    }
-  }
-
   private enqueue(data: Buffer | string, isBinary: boolean): Promise<void> {
     this.queued++;
     if (this.queued >= this.ctx.maxQueuedFrames && !this.paused) {
@@ -344,7 +188,7 @@ export class Session<A extends Assigns = Assigns> implements ChannelHost<A>, Soc
     const next = this.tail!.then(() => {
       this.queued--;
       if (this.closed) return undefined;
-      const message = this.decode(data, isBinary);
+      const message = decodeFrame(this, data, isBinary);
       return message === null ? undefined : this.guardedDispatch(message);
     });
     return this.block(next);
@@ -370,217 +214,6 @@ export class Session<A extends Assigns = Assigns> implements ChannelHost<A>, Soc
     });
     this.tail = tail;
     return tail;
-  }
-
-  private dispatch(message: InboundMessage): Promise<void> | undefined {
-    const { topic, event } = message;
-    if (event === PHX.heartbeat && topic === PHX.heartbeatTopic) {
-      this.writeReplyFrame(null, message.ref, topic, 'ok', EMPTY);
-      return undefined;
-    }
-    if (event === ACCESS_TOKEN && topic === PHX.heartbeatTopic && this.ctx.refreshToken !== null)
-      return this.withinRate(message) ? this.refreshToken(message) : undefined;
-    // Heartbeats and leaves are never limited: liveness and clean-up must always work.
-    if (event !== PHX.leave && !this.withinRate(message)) return undefined;
-    if (event === PHX.join) return this.join(message);
-    const channel = this.channels.get(topic);
-    if (event === PHX.leave) {
-      if (!channel) this.writeReplyFrame(message.joinRef, message.ref, topic, 'ok', EMPTY);
-      else if (this.fenced(channel, message)) channel.handleLeave(message.ref);
-      return undefined;
-    }
-    if (!channel) {
-      this.writeReplyFrame(null, message.ref, topic, 'error', UNMATCHED_TOPIC);
-    } else if (this.fenced(channel, message)) {
-      channel.handleMessage(event, message.payload, message.ref, this.frameSize);
-    }
-    return undefined;
-  }
-
-  /**
-   * The per-socket message rate: an excess message is answered `{"reason":"rate_limited", ...}`
-   * and dropped; a flood of them closes the socket (1008 "message flood").
-   */
-  private withinRate(message: InboundMessage): boolean {
-    const options = this.ctx.messageRate;
-    if (options === null) return true;
-    const rate = (this.rate ??= new MessageRate(options));
-    const verdict = rate.check(this.ctx.wheel.clock());
-    if (verdict === 'ok') return true;
-    this.ctx.stats.rateLimitedMessages++;
-    if (verdict === 'flood') {
-      this.ctx.stats.floods++;
-      this.logger.warn(
-        { peer: this.peer.address, id: this.id },
-        'message flood, closing the socket',
-      );
-      this.close(CLOSE.flood, 'message flood');
-      return false;
-    }
-    const { decision } = rate;
-    const joinRef =
-      message.event === PHX.join
-        ? message.joinRef
-        : (this.channels.get(message.topic)?.joinRef ?? null);
-    this.writeReplyFrame(joinRef, message.ref, message.topic, 'error', {
-      reason: 'rate_limited',
-      policy: MESSAGE_POLICY,
-      limit: decision.limit,
-      window_ms: decision.windowMs,
-      remaining: decision.remaining,
-      reset_ms: decision.resetMs,
-      retry_after_ms: decision.retryAfterMs,
-    });
-    return false;
-  }
-
-  /** A message reaches a channel only with a null join_ref or exactly the stored one. */
-  private fenced(channel: ChannelInstance<A>, message: InboundMessage): boolean {
-    if (message.joinRef === null || message.joinRef === channel.storedJoinRef) return true;
-    this.logger.debug(
-      { topic: message.topic, joinRef: message.joinRef },
-      'stale join_ref, message dropped',
-    );
-    return false;
-  }
-
-  // ---- join -------------------------------------------------------------------------------
-
-  /**
-   * A new token pushed by the client: checked like the connect's, it moves the socket's expiry.
-   * Frames behind it wait (as behind a join), so a message sent after a refresh is never judged
-   * under the old expiry.
-   */
-  private async refreshToken(message: InboundMessage): Promise<void> {
-    const token = (message.payload as { access_token?: unknown } | null)?.access_token;
-    let verdict: { expiresAt: number | null } | { reason: string };
-    if (typeof token !== 'string' || token === '') verdict = { reason: 'access_token required' };
-    else {
-      try {
-        verdict = await this.ctx.refreshToken!(token, this.assigns);
-      } catch (err) {
-        this.logger.error({ err, id: this.id }, 'token refresh failed');
-        verdict = { reason: 'refresh failed' };
-      }
-    }
-    if (this.closed) return;
-    if ('reason' in verdict) {
-      this.writeReplyFrame(null, message.ref, message.topic, 'error', { reason: verdict.reason });
-      return;
-    }
-    this.extendExpiry(verdict.expiresAt);
-    this.writeReplyFrame(null, message.ref, message.topic, 'ok', EMPTY);
-  }
-
-  private join(message: InboundMessage): Promise<void> | undefined {
-    const { topic } = message;
-    const previous = this.channels.get(topic);
-    // Duplicate join: the old channel goes first (so it does not count against the limit);
-    // its phx_close follows the new join's reply.
-    if (previous) previous.shutdown(TERMINATE.duplicateJoin, null);
-    const handler = this.ctx.router.match(topic);
-    const startedAt = this.ctx.telemetry.has('channel_joined') ? performance.now() : -1;
-    if (!handler) {
-      this.writeReplyFrame(null, message.ref, topic, 'error', UNMATCHED_TOPIC);
-      if (previous) this.writeControl(previous, PHX.close, EMPTY);
-      if (startedAt >= 0) this.joinRefused(topic, UNMATCHED_TOPIC.reason, startedAt);
-      return undefined;
-    }
-    if (this.channels.size >= this.ctx.maxChannels) {
-      this.writeReplyFrame(message.joinRef, message.ref, topic, 'error', TOO_MANY_CHANNELS);
-      if (previous) this.writeControl(previous, PHX.close, EMPTY);
-      if (startedAt >= 0) this.joinRefused(topic, TOO_MANY_CHANNELS.reason, startedAt);
-      return undefined;
-    }
-    const instance = new ChannelInstance<A>(topic, handler, this, message.joinRef);
-    const outcome = instance.runJoin(message.payload, message.ref);
-    if (!isPromise(outcome)) {
-      this.completeJoin(instance, message, outcome, previous, startedAt);
-      return undefined;
-    }
-    const pending = new PendingJoin(this, instance, message, previous, startedAt);
-    this.joining = pending;
-    this.ctx.wheel.schedule(pending, this.ctx.wheel.clock() + this.ctx.joinTimeoutMs);
-    // runJoin turns a failing join() into its error reply, so a rejection here is a defect in
-    // completing the join: the socket's state is unknown, so it goes (1011).
-    outcome.then((reply) => pending.settle(reply)).catch((err: unknown) => this.fail(err, topic));
-    return pending.promise;
-  }
-
-  /** @internal Writes the join reply and, on success, makes the channel live. */
-  completeJoin(
-    instance: ChannelInstance<A>,
-    message: InboundMessage,
-    reply: Reply,
-    previous: ChannelInstance<A> | undefined,
-    startedAt: number,
-  ): void {
-    if (this.closed) {
-      instance.abandon(TERMINATE.closed);
-      return;
-    }
-    if (startedAt >= 0) this.joinReplied(instance.topic, reply, startedAt);
-    const joined = reply.status === 'ok';
-    if (joined) {
-      this.channels.set(instance.topic, instance);
-      this.ctx.stats.channels++;
-      if (this.connection.transport === 'longpoll') this.ctx.stats.longpollChannels++;
-    } else {
-      instance.discard();
-    }
-    this.writeReplyFrame(
-      message.joinRef,
-      message.ref,
-      instance.topic,
-      reply.status,
-      reply.response,
-    );
-    if (previous) this.writeControl(previous, PHX.close, EMPTY);
-    if (joined) instance.activate();
-  }
-
-  /** @internal */
-  joinTimedOut(pending: PendingJoin<A>): void {
-    const { instance, message, previous } = pending;
-    instance.abandon(TERMINATE.joinTimeout);
-    this.logger.warn(
-      { topic: instance.topic, timeoutMs: this.ctx.joinTimeoutMs },
-      'channel join timed out',
-    );
-    this.writeReplyFrame(message.joinRef, message.ref, instance.topic, 'error', JOIN_TIMEOUT);
-    if (previous) this.writeControl(previous, PHX.close, EMPTY);
-    if (pending.startedAt >= 0)
-      this.joinRefused(instance.topic, JOIN_TIMEOUT.reason, pending.startedAt);
-  }
-
-  /** `channel_joined` for a join's reply; an error reply's `reason` is the event's. */
-  private joinReplied(topic: string, reply: Reply, startedAt: number): void {
-    if (reply.status === 'ok') {
-      this.ctx.telemetry.emit('channel_joined', {
-        topic,
-        result: 'ok',
-        durationMs: performance.now() - startedAt,
-        transport: this.connection.transport,
-      });
-      return;
-    }
-    const reason = (reply.response as { reason?: unknown } | null)?.reason;
-    this.joinRefused(topic, typeof reason === 'string' ? reason : reply.status, startedAt);
-  }
-
-  private joinRefused(topic: string, reason: string, startedAt: number): void {
-    this.ctx.telemetry.emit('channel_joined', {
-      topic,
-      result: 'error',
-      reason,
-      durationMs: performance.now() - startedAt,
-      transport: this.connection.transport,
-    });
-  }
-
-  /** @internal */
-  joinSettled(pending: PendingJoin<A>): void {
-    if (this.joining === pending) this.joining = null;
   }
 
   // ---- outbound (ChannelHost) --------------------------------------------------------------
@@ -646,13 +279,8 @@ export class Session<A extends Assigns = Assigns> implements ChannelHost<A>, Soc
     this.ctx.presence.untrackAll(channel);
   }
 
-  private writeReplyFrame(
-    joinRef: Ref,
-    ref: Ref,
-    topic: string,
-    status: string,
-    response: unknown,
-  ): void {
+  /** @internal */
+  writeReplyFrame(joinRef: Ref, ref: Ref, topic: string, status: string, response: unknown): void {
     if (this.closed) return;
     let frame: EncodedFrame;
     try {

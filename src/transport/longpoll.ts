@@ -1,19 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Assigns } from '../channel/types.js';
 import { readBody, sendEmpty, sendPlain, STOPPING_REFUSAL } from '../http/responses.js';
 import { decodeBase64 } from '../http/subprotocols.js';
-import { authorize, originAllowed } from '../socket/handshake.js';
-import type { SocketMount } from '../socket/mount.js';
-import { CLOSE, type Connection, type Session, type SessionInit } from '../socket/session.js';
-import type { TimerEntry } from '../util/timer-wheel.js';
-import type { EncodedFrame } from '../wire/serializer.js';
-import { BacklogWatch, type Backlogged } from './slow-consumer.js';
-
-const JSON_HEADERS = {
-  'content-type': 'application/json; charset=utf-8',
-  'cache-control': 'no-store',
-  'access-control-allow-origin': '*',
-} as const;
+import type { TransportHost } from './host.js';
+import { EXPIRY_WINDOWS, LongPollSession, sendStatus } from './longpoll-session.js';
 
 /**
  * The connect params of a new session: a 1.8 client whose session ended still appends the old
@@ -29,203 +18,24 @@ function withoutSessionToken(query: string): string {
   return params.toString();
 }
 
-function sendStatus(
-  res: ServerResponse,
-  body: object,
-  httpStatus = 200,
-  extra: Readonly<Record<string, string>> = {},
-): void {
-  if (res.headersSent || res.destroyed) return;
-  const text = JSON.stringify(body);
-  res.writeHead(httpStatus, {
-    ...JSON_HEADERS,
-    ...extra,
-    'content-length': Buffer.byteLength(text),
-  });
-  res.end(text);
-}
-
-/** Sessions live 1.5 windows past their last poll (Phoenix). */
-const EXPIRY_WINDOWS = 1.5;
-
-/**
- * One LongPoll session: a buffer of outgoing text frames, at most one parked GET, and a single
- * wheel deadline that is either the parked GET's window or the session's expiry.
- */
-class LongPollSession<A extends Assigns> implements Connection, TimerEntry, Backlogged {
-  readonly transport = 'longpoll';
-  readonly supportsBinary = false;
-  readonly prefersBytes = false;
-  timerSlot = -1;
-  session!: Session<A>;
-  private buffer: string[] = [];
-  private bufferedBytes = 0;
-  private parked: ServerResponse | null = null;
-  private parkedAt = 0;
-  private lastPollAt: number;
-  private flushScheduled = false;
-  /** Created on the first backlog over maxBufferedBytes. */
-  private watch: BacklogWatch | null = null;
-  ended = false;
-
-  constructor(
-    readonly id: string,
-    readonly token: string,
-    private readonly transport_: LongPollTransport<A>,
-  ) {
-    this.lastPollAt = transport_.clock();
-  }
-
-  get bufferedAmount(): number {
-    return this.bufferedBytes;
-  }
-
-  send(frame: EncodedFrame): void {
-    if (this.ended || typeof frame !== 'string') return;
-    this.buffer.push(frame);
-    // The limit is in bytes, as on WebSocket: a string's length counts UTF-16 units, not bytes.
-    const bytes = Buffer.byteLength(frame);
-    this.bufferedBytes += bytes;
-    this.watch?.wrote(bytes);
-    const { options, gateway } = this.transport_.mount;
-    if (this.bufferedBytes > options.maxBufferedBytes) {
-      // A backlog is judged over time (the client may be between two polls), not by one write.
-      const watch = (this.watch ??= new BacklogWatch(gateway.wheel, options, this));
-      if (watch.over(this.bufferedBytes)) return;
-    }
-    if (this.parked && !this.flushScheduled) {
-      // Answer on the next turn so frames produced together leave in one response.
-      this.flushScheduled = true;
-      setImmediate(() => {
-        this.flushScheduled = false;
-        if (this.parked && this.buffer.length > 0) this.answerParked(200);
-      });
-    }
-  }
-
-  /** The client does not poll what is queued for it: close the session rather than buffer on. */
-  slowConsumer(why: 'grace' | 'hard'): void {
-    const { options, gateway } = this.transport_.mount;
-    gateway.stats.slowConsumers++;
-    gateway.logger.warn(
-      {
-        peer: this.session.peer.address,
-        buffered: this.bufferedBytes,
-        limit: why === 'hard' ? options.maxBufferedBytesHard : options.maxBufferedBytes,
-        graceMs: options.slowConsumerGraceMs,
-      },
-      why === 'hard'
-        ? 'slow consumer: longpoll buffer over maxBufferedBytesHard, session closed'
-        : 'slow consumer: longpoll backlog over maxBufferedBytes not polled within slowConsumerGraceMs, session closed',
-    );
-    this.session.close(CLOSE.normal, 'slow consumer');
-  }
-
-  close(): void {
-    if (this.ended) return;
-    this.ended = true;
-    this.watch?.stop();
-    this.buffer = [];
-    this.bufferedBytes = 0;
-    if (this.parked) {
-      const res = this.parked;
-      this.parked = null;
-      sendStatus(res, { status: 410 });
-    }
-    this.transport_.forget(this);
-  }
-
-  pauseInput(): void {
-    // POSTs wait for their acks, which is the backpressure LongPoll needs.
-  }
-
-  resumeInput(): void {}
-
-  /** A GET with this session's token. */
-  poll(req: IncomingMessage, res: ServerResponse): void {
-    this.lastPollAt = this.transport_.clock();
-    if (this.parked) {
-      // A newer poll replaces a parked one (e.g. the client gave up on it).
-      const old = this.parked;
-      this.parked = null;
-      sendStatus(old, { status: 204, token: this.token, messages: [] });
-    }
-    if (this.buffer.length > 0) {
-      this.respond(res, 200);
-      this.scheduleDeadline();
-      return;
-    }
-    this.parked = res;
-    this.parkedAt = this.lastPollAt;
-    this.scheduleDeadline();
-    req.on('close', () => {
-      if (this.parked !== res) return;
-      this.parked = null;
-      this.lastPollAt = this.transport_.clock();
-      this.scheduleDeadline();
-    });
-  }
-
-  onTimer(now: number): void {
-    if (this.ended) return;
-    const windowMs = this.transport_.windowMs;
-    if (this.parked) {
-      if (now - this.parkedAt >= windowMs) {
-        this.answerParked(this.buffer.length > 0 ? 200 : 204);
-        this.lastPollAt = now;
-      }
-      this.scheduleDeadline();
-      return;
-    }
-    if (now - this.lastPollAt > windowMs * EXPIRY_WINDOWS) {
-      this.transport_.mount.gateway.logger.debug({ session: this.id }, 'longpoll session expired');
-      this.session.close(CLOSE.normal, 'longpoll session expired');
-      return;
-    }
-    this.scheduleDeadline();
-  }
-
-  private scheduleDeadline(): void {
-    const windowMs = this.transport_.windowMs;
-    const at = this.parked
-      ? this.parkedAt + windowMs
-      : this.lastPollAt + windowMs * EXPIRY_WINDOWS + 1;
-    this.transport_.mount.gateway.wheel.schedule(this, at);
-  }
-
-  private answerParked(status: 200 | 204): void {
-    const res = this.parked;
-    if (!res) return;
-    this.parked = null;
-    this.respond(res, status);
-  }
-
-  private respond(res: ServerResponse, status: 200 | 204): void {
-    const messages = this.buffer;
-    this.buffer = [];
-    this.bufferedBytes = 0;
-    sendStatus(res, { status: messages.length > 0 ? 200 : status, token: this.token, messages });
-  }
-}
-
 /**
  * Serves `<mount>/longpoll` as Phoenix's LongPoll transport does (protocol/phoenix.md §LongPoll):
  * GET without a valid token creates a session (410 + token), GET with one long-polls (200/204),
  * POST publishes ndjson lines (or one frame) and answers once each was dispatched (408 when one
  * takes longer than the window), OPTIONS answers CORS preflights.
  */
-export class LongPollTransport<A extends Assigns> {
+export class LongPollTransport<Init> {
   readonly path: string;
   readonly windowMs: number;
-  private readonly sessions = new Map<string, LongPollSession<A>>();
+  private readonly sessions = new Map<string, LongPollSession<Init>>();
 
-  constructor(readonly mount: SocketMount<A>) {
-    this.path = mount.options.path + mount.options.longpoll!.path;
-    this.windowMs = mount.options.longpoll!.windowMs;
+  constructor(readonly host: TransportHost<Init>) {
+    this.path = host.options.path + host.options.longpoll!.path;
+    this.windowMs = host.options.longpoll!.windowMs;
   }
 
   clock(): number {
-    return this.mount.gateway.wheel.clock();
+    return this.host.wheel.clock();
   }
 
   get size(): number {
@@ -246,12 +56,12 @@ export class LongPollTransport<A extends Assigns> {
       sendEmpty(res, 400);
       return;
     }
-    if (!originAllowed(this.mount, req)) {
+    if (!this.host.originAllowed(req)) {
       sendStatus(res, { status: 403 });
       return;
     }
     const token = this.tokenOf(req, query);
-    const id = this.mount.gateway.tokens.verify(token);
+    const id = this.host.tokens.verify(token);
     const lp = id === null ? undefined : this.sessions.get(id);
     if (req.method === 'GET') {
       if (lp) lp.poll(req, res);
@@ -288,16 +98,16 @@ export class LongPollTransport<A extends Assigns> {
     res: ServerResponse,
     query: string,
   ): Promise<void> {
-    if (this.mount.closed) {
+    if (this.host.closed) {
       // Stopping (a drain): no connect hook runs; existing sessions go on polling.
       this.refuseStopping(res);
       return;
     }
     const header = req.headers['x-phoenix-authtoken'];
-    const authToken = this.mount.options.authToken && typeof header === 'string' ? header : null;
-    const result = await authorize(this.mount, req, 'longpoll', this.path, query, authToken);
+    const authToken = this.host.options.authToken && typeof header === 'string' ? header : null;
+    const result = await this.host.authorize(req, 'longpoll', this.path, query, authToken);
     if (!result.ok) {
-      this.mount.gateway.logger.info(
+      this.host.logger.info(
         { status: result.status, reason: result.reason, transport: 'longpoll' },
         'connection refused',
       );
@@ -315,39 +125,35 @@ export class LongPollTransport<A extends Assigns> {
       }
       return;
     }
-    if (this.mount.closed) {
+    if (this.host.closed) {
       this.refuseStopping(res);
       return;
     }
     this.open(result.init, res, result.headers);
   }
 
-  private open(
-    init: SessionInit<A>,
-    res: ServerResponse,
-    headers?: Readonly<Record<string, string>>,
-  ): void {
-    const { id, token } = this.mount.gateway.tokens.issue();
+  private open(init: Init, res: ServerResponse, headers?: Readonly<Record<string, string>>): void {
+    const { id, token } = this.host.tokens.issue();
     const lp = new LongPollSession(id, token, this);
-    lp.session = this.mount.createSession(lp, init);
+    lp.session = this.host.createSession(lp, init);
     this.sessions.set(id, lp);
-    this.mount.gateway.stats.longpollSessions++;
-    this.mount.gateway.wheel.schedule(lp, this.clock() + this.windowMs * EXPIRY_WINDOWS + 1);
+    this.host.stats.longpollSessions++;
+    this.host.wheel.schedule(lp, this.clock() + this.windowMs * EXPIRY_WINDOWS + 1);
     sendStatus(res, { status: 410, token, messages: [] }, 200, headers);
   }
 
   /** @internal called when a LongPoll session ends for any reason. */
-  forget(lp: LongPollSession<A>): void {
-    this.mount.gateway.wheel.cancel(lp);
-    if (this.sessions.delete(lp.id)) this.mount.gateway.stats.longpollSessions--;
+  forget(lp: LongPollSession<Init>): void {
+    this.host.wheel.cancel(lp);
+    if (this.sessions.delete(lp.id)) this.host.stats.longpollSessions--;
   }
 
   private async publish(
     req: IncomingMessage,
     res: ServerResponse,
-    lp: LongPollSession<A>,
+    lp: LongPollSession<Init>,
   ): Promise<void> {
-    const { options } = this.mount;
+    const { options } = this.host;
     const body = await readBody(req, options.longpoll!.maxBodyBytes);
     if (body === null) {
       sendStatus(res, { status: 413 }, 413, { connection: 'close' });
@@ -360,8 +166,8 @@ export class LongPollTransport<A extends Assigns> {
       if (ndjson && line === '') continue;
       const session = lp.session;
       if (Buffer.byteLength(line) > options.maxFrameSize) {
-        this.mount.gateway.stats.invalidFrames++;
-        session.close(CLOSE.tooLarge, 'frame too large');
+        this.host.stats.invalidFrames++;
+        session.close(this.host.closeCodes.tooLarge, 'frame too large');
         sendStatus(res, { status: 413 }, 413);
         return;
       }
@@ -370,8 +176,11 @@ export class LongPollTransport<A extends Assigns> {
       if (binary) {
         const decoded = decodeBase64(line);
         if (decoded === null) {
-          this.mount.gateway.stats.invalidFrames++;
-          session.close(CLOSE.invalidFrame, 'ndjson line is neither a JSON frame nor base64');
+          this.host.stats.invalidFrames++;
+          session.close(
+            this.host.closeCodes.invalidFrame,
+            'ndjson line is neither a JSON frame nor base64',
+          );
         } else {
           pending = session.receive(decoded, true);
         }
@@ -394,7 +203,8 @@ export class LongPollTransport<A extends Assigns> {
 
   /** The POST's answer when its session ended while dispatching it. */
   private answerClosed(res: ServerResponse, code: number | null): void {
-    if (code === CLOSE.invalidFrame) sendStatus(res, { status: 400, reason: 'invalid frame' }, 400);
+    if (code === this.host.closeCodes.invalidFrame)
+      sendStatus(res, { status: 400, reason: 'invalid frame' }, 400);
     else sendStatus(res, { status: 410 });
   }
 
@@ -410,7 +220,7 @@ export class LongPollTransport<A extends Assigns> {
         (err: unknown) => {
           // The frame was not dispatched: answer as for a frame that was not acked in time.
           clearTimeout(timer);
-          this.mount.gateway.logger.error({ err }, 'longpoll frame dispatch failed');
+          this.host.logger.error({ err }, 'longpoll frame dispatch failed');
           resolve(false);
         },
       );
@@ -419,6 +229,6 @@ export class LongPollTransport<A extends Assigns> {
 
   close(): void {
     for (const lp of [...this.sessions.values()])
-      lp.session.close(CLOSE.drain, 'server shutting down');
+      lp.session.close(this.host.closeCodes.drain, 'server shutting down');
   }
 }

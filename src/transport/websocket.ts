@@ -1,14 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, WebSocket, type RawData } from 'ws';
-import type { Assigns } from '../channel/types.js';
 import { readSubprotocols } from '../http/subprotocols.js';
 import { rejectUpgrade, sendPlain, STOPPING_REFUSAL } from '../http/responses.js';
 import type { TimerEntry } from '../util/timer-wheel.js';
 import type { EncodedFrame } from '../wire/serializer.js';
-import { authorize } from '../socket/handshake.js';
-import { CLOSE, type Connection, type Session } from '../socket/session.js';
-import type { SocketMount } from '../socket/mount.js';
+import type { Connection, TransportHost, TransportSession } from './host.js';
 import { BacklogWatch, type Backlogged } from './slow-consumer.js';
 
 /** Close reasons are limited to 123 bytes by RFC 6455. */
@@ -58,19 +55,19 @@ const INPUT_SLICE_BYTES = 64 * 1024;
 const HELD_BY_SESSION = 1;
 const HELD_FOR_SLICE = 2;
 
-function releaseSlice(connection: WebSocketConnection<Assigns>): void {
+function releaseSlice(connection: WebSocketConnection<unknown>): void {
   connection.releaseSlice();
 }
 
 /** Where a live `ws` keeps its connection, for the shared listeners below. */
 const CONNECTION = Symbol('gen-gateway.connection');
-type ConnectedWebSocket = WebSocket & { [CONNECTION]: WebSocketConnection<Assigns> };
+type ConnectedWebSocket = WebSocket & { [CONNECTION]: WebSocketConnection<unknown> };
 
 function destroySocket(this: Duplex): void {
   this.destroy();
 }
 
-function connectionOf(ws: WebSocket): WebSocketConnection<Assigns> {
+function connectionOf(ws: WebSocket): WebSocketConnection<unknown> {
   return (ws as ConnectedWebSocket)[CONNECTION];
 }
 
@@ -95,13 +92,13 @@ function onClose(this: WebSocket): void {
  * (BacklogWatch), and owns the idle deadline on the shared timer wheel (every inbound frame,
  * ping or pong only refreshes a timestamp).
  */
-class WebSocketConnection<A extends Assigns> implements Connection, TimerEntry, Backlogged {
+class WebSocketConnection<Init> implements Connection, TimerEntry, Backlogged {
   readonly transport = 'websocket';
   readonly supportsBinary = true;
   readonly prefersBytes = true;
   timerSlot = -1;
   lastSeen: number;
-  session!: Session<A>;
+  session!: TransportSession;
   /** Created on the first backlog over maxBufferedBytes. */
   private watch: BacklogWatch | null = null;
   /** HELD_BY_SESSION | HELD_FOR_SLICE: input resumes when no reason is left. */
@@ -113,9 +110,9 @@ class WebSocketConnection<A extends Assigns> implements Connection, TimerEntry, 
     private readonly ws: WebSocket,
     /** The TCP socket under `ws` (corked per turn). */
     private readonly raw: Duplex,
-    private readonly mount: SocketMount<A>,
+    private readonly host: TransportHost<Init>,
   ) {
-    this.lastSeen = mount.gateway.wheel.clock();
+    this.lastSeen = host.wheel.clock();
   }
 
   get bufferedAmount(): number {
@@ -139,7 +136,7 @@ class WebSocketConnection<A extends Assigns> implements Connection, TimerEntry, 
             : frame.length,
       );
     }
-    if (ws.bufferedAmount > this.mount.options.maxBufferedBytes) this.flushAndCheck();
+    if (ws.bufferedAmount > this.host.options.maxBufferedBytes) this.flushAndCheck();
   }
 
   /**
@@ -150,13 +147,13 @@ class WebSocketConnection<A extends Assigns> implements Connection, TimerEntry, 
     const raw = this.raw;
     while (raw.writableCorked > 0) raw.uncork();
     const buffered = this.ws.bufferedAmount;
-    if (buffered <= this.mount.options.maxBufferedBytes) return;
-    const { options, gateway } = this.mount;
-    (this.watch ??= new BacklogWatch(gateway.wheel, options, this)).over(buffered);
+    if (buffered <= this.host.options.maxBufferedBytes) return;
+    const { options, wheel } = this.host;
+    (this.watch ??= new BacklogWatch(wheel, options, this)).over(buffered);
   }
 
   close(code: number, reason: string): void {
-    this.mount.gateway.wheel.cancel(this);
+    this.host.wheel.cancel(this);
     this.watch?.stop();
     if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) {
       this.ws.close(code, closeReason(reason));
@@ -189,25 +186,19 @@ class WebSocketConnection<A extends Assigns> implements Connection, TimerEntry, 
   }
 
   touch(): void {
-    this.lastSeen = this.mount.gateway.wheel.clock();
+    this.lastSeen = this.host.wheel.clock();
   }
 
   scheduleIdle(): void {
-    this.mount.gateway.wheel.schedule(
-      this,
-      this.lastSeen + this.mount.options.websocket!.idleTimeoutMs,
-    );
+    this.host.wheel.schedule(this, this.lastSeen + this.host.options.websocket!.idleTimeoutMs);
   }
 
   onTimer(now: number): void {
     if (this.session.closed) return;
-    const idleMs = this.mount.options.websocket!.idleTimeoutMs;
+    const idleMs = this.host.options.websocket!.idleTimeoutMs;
     if (now - this.lastSeen >= idleMs) {
-      this.mount.gateway.logger.info(
-        { peer: this.session.peer.address, idleMs },
-        'websocket idle timeout',
-      );
-      this.session.close(CLOSE.idleTimeout, 'idle timeout');
+      this.host.logger.info({ peer: this.session.peer.address, idleMs }, 'websocket idle timeout');
+      this.session.close(this.host.closeCodes.idleTimeout, 'idle timeout');
     } else {
       this.scheduleIdle();
     }
@@ -223,34 +214,34 @@ class WebSocketConnection<A extends Assigns> implements Connection, TimerEntry, 
     this.session.receive(data, isBinary)?.catch((err: unknown) => {
       // A frame queued behind a join failed to dispatch: the session's order is lost, so end it
       // as for any internal failure (1011).
-      this.mount.gateway.logger.error(
+      this.host.logger.error(
         { err, peer: this.session.peer.address },
         'frame dispatch failed, closing',
       );
-      this.session.close(CLOSE.invalidFrame, 'internal error');
+      this.session.close(this.host.closeCodes.invalidFrame, 'internal error');
     });
   }
 
   onError(err: Error & { code?: string }): void {
     // ws closes the connection itself on these (1009 oversize, 1007 bad UTF-8, 1002 framing).
-    if (err.code?.startsWith('WS_ERR_')) this.mount.gateway.stats.invalidFrames++;
-    this.mount.gateway.logger.info(
+    if (err.code?.startsWith('WS_ERR_')) this.host.stats.invalidFrames++;
+    this.host.logger.info(
       { err: err.message, code: err.code, peer: this.session.peer.address },
       'websocket error',
     );
   }
 
   onClose(): void {
-    this.mount.gateway.wheel.cancel(this);
+    this.host.wheel.cancel(this);
     this.watch?.stop();
     this.session.teardown();
   }
 
   /** The client does not take what is written to it: drop it rather than the process's memory. */
   slowConsumer(why: 'grace' | 'hard'): void {
-    const { options } = this.mount;
-    this.mount.gateway.stats.slowConsumers++;
-    this.mount.gateway.logger.warn(
+    const { options } = this.host;
+    this.host.stats.slowConsumers++;
+    this.host.logger.warn(
       {
         peer: this.session?.peer.address,
         buffered: this.ws.bufferedAmount,
@@ -261,7 +252,7 @@ class WebSocketConnection<A extends Assigns> implements Connection, TimerEntry, 
         ? 'slow consumer: send buffer over maxBufferedBytesHard, connection terminated'
         : 'slow consumer: backlog over maxBufferedBytes not taken within slowConsumerGraceMs, connection terminated',
     );
-    this.mount.gateway.wheel.cancel(this);
+    this.host.wheel.cancel(this);
     this.watch?.stop();
     this.ws.terminate();
     this.session?.teardown();
@@ -269,19 +260,19 @@ class WebSocketConnection<A extends Assigns> implements Connection, TimerEntry, 
 }
 
 /** Serves `<mount>/websocket`: the Phoenix handshake rules, then one Session per connection. */
-export class WebSocketTransport<A extends Assigns> {
+export class WebSocketTransport<Init> {
   readonly path: string;
   private readonly server: WebSocketServer;
   private readonly selectedProtocol = new WeakMap<IncomingMessage, string>();
   private readonly extraHeaders = new WeakMap<IncomingMessage, Readonly<Record<string, string>>>();
 
-  constructor(private readonly mount: SocketMount<A>) {
-    const options = mount.options.websocket!;
-    this.path = mount.options.path + options.path;
+  constructor(private readonly host: TransportHost<Init>) {
+    const options = host.options.websocket!;
+    this.path = host.options.path + options.path;
     this.server = new WebSocketServer({
       noServer: true,
       clientTracking: false,
-      maxPayload: mount.options.maxFrameSize,
+      maxPayload: host.options.maxFrameSize,
       perMessageDeflate: options.compress,
       // Not in @types/ws yet: how long a close handshake may take before the socket is destroyed.
       ...({ closeTimeout: 5_000 } as object),
@@ -319,12 +310,12 @@ export class WebSocketTransport<A extends Assigns> {
       rejectUpgrade(socket, 400);
       return;
     }
-    if (this.mount.closed) {
+    if (this.host.closed) {
       // Stopping (a drain): no connect hook runs; the client tries again, elsewhere.
       rejectUpgrade(socket, 503, {}, STOPPING_REFUSAL);
       return;
     }
-    const { options } = this.mount;
+    const { options } = this.host;
     const offer = readSubprotocols(
       req.headers['sec-websocket-protocol'],
       options.subprotocols,
@@ -334,16 +325,16 @@ export class WebSocketTransport<A extends Assigns> {
       rejectUpgrade(socket, 403);
       return;
     }
-    const result = await authorize(this.mount, req, 'websocket', this.path, query, offer.authToken);
+    const result = await this.host.authorize(req, 'websocket', this.path, query, offer.authToken);
     if (!result.ok) {
-      this.mount.gateway.logger.info(
+      this.host.logger.info(
         { status: result.status, reason: result.reason, transport: 'websocket' },
         'connection refused',
       );
       rejectUpgrade(socket, result.status, result.headers);
       return;
     }
-    if (socket.destroyed || this.mount.closed) {
+    if (socket.destroyed || this.host.closed) {
       if (!socket.destroyed) rejectUpgrade(socket, 503, {}, STOPPING_REFUSAL);
       return;
     }
@@ -356,22 +347,13 @@ export class WebSocketTransport<A extends Assigns> {
    * Hands the socket to `ws`. Its own function, not a closure in handleUpgrade: a closure there
    * would share handleUpgrade's context, which the listeners of a live connection keep alive.
    */
-  private upgrade(
-    req: IncomingMessage,
-    socket: Duplex,
-    head: Buffer,
-    init: Parameters<SocketMount<A>['createSession']>[1],
-  ): void {
+  private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, init: Init): void {
     this.server.handleUpgrade(req, socket, head, (ws) => this.attach(ws, socket, init));
   }
 
-  private attach(
-    ws: WebSocket,
-    raw: Duplex,
-    init: Parameters<SocketMount<A>['createSession']>[1],
-  ): void {
-    const connection = new WebSocketConnection(ws, raw, this.mount);
-    const session = this.mount.createSession(connection, init);
+  private attach(ws: WebSocket, raw: Duplex, init: Init): void {
+    const connection = new WebSocketConnection(ws, raw, this.host);
+    const session = this.host.createSession(connection, init);
     connection.session = session;
     connection.scheduleIdle();
     // Module-level listeners that find the connection on the ws: no closures per connection.

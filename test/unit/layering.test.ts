@@ -6,7 +6,7 @@
  * Every name the two entry points export has a doc comment (read from the API reports in api/,
  * which `npm run api` keeps equal to the build).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
@@ -26,6 +26,51 @@ const GATEWAY_ONLY = [
   'tracing/',
   'gateway.ts',
 ];
+
+/**
+ * Layers that only point down, bottom first. Each layer's files may import files of their own
+ * layer and of the layers named in its `below`, nothing else; a ranked layer named in `below` must
+ * come earlier in this list, so two layers never import each other. transport/ is below socket/:
+ * a transport knows the socket layer only through the TransportHost interface it declares
+ * (transport/host.ts), which SocketMount supplies. errors.ts (the error base) is the bottom.
+ * Layers not ranked here (channel/, config/, …) are not checked yet.
+ */
+const LAYERS: readonly { readonly layer: string; readonly below: readonly string[] }[] = [
+  { layer: 'errors.ts', below: [] },
+  { layer: 'util/', below: [] },
+  { layer: 'wire/', below: ['errors.ts'] },
+  { layer: 'http/', below: ['errors.ts'] },
+  { layer: 'transport/', below: ['errors.ts', 'util/', 'wire/', 'http/'] },
+  {
+    layer: 'socket/',
+    below: [
+      'errors.ts',
+      'util/',
+      'wire/',
+      'http/',
+      'transport/',
+      'channel/',
+      'config/',
+      'presence/',
+      'ratelimit/',
+      'telemetry/',
+    ],
+  },
+];
+
+/** The layer of a src/ file: its top folder (`socket/`) or, at the root, the file (`errors.ts`). */
+function layerOf(file: string): string {
+  const inSrc = relative(SRC, file).split('\\').join('/');
+  const slash = inSrc.indexOf('/');
+  return slash < 0 ? inSrc : inSrc.slice(0, slash + 1);
+}
+
+/** Every .ts file under a src/ folder. */
+function filesUnder(folder: string): string[] {
+  return readdirSync(join(SRC, folder), { recursive: true, encoding: 'utf8' })
+    .filter((name) => name.endsWith('.ts'))
+    .map((name) => join(SRC, folder, name));
+}
 
 /** The relative imports and re-exports of one TypeScript file, resolved to src/ files. */
 function relativeImports(file: string): string[] {
@@ -86,6 +131,32 @@ describe('layering', () => {
     expect(offending).toEqual([]);
     // The walk itself works: it reaches the wire contract the worker is built on.
     expect(graph.has(join(SRC, 'nats', 'fun-config.ts'))).toBe(true);
+  });
+
+  it('ranked layers import only the layers below them', () => {
+    const offending: string[] = [];
+    for (const { layer, below } of LAYERS) {
+      const files = layer.endsWith('/') ? filesUnder(layer) : [join(SRC, layer)];
+      expect(files.length).toBeGreaterThan(0); // the layer exists
+      for (const file of files) {
+        for (const target of relativeImports(file)) {
+          const to = layerOf(target);
+          if (to !== layer && !below.includes(to))
+            offending.push(`${relative(ROOT, file)} -> ${relative(ROOT, target)}`);
+        }
+      }
+    }
+    expect(offending).toEqual([]);
+  });
+
+  it('the ranked layers point one way: a layer is below only layers that come after it', () => {
+    const rank = new Map(LAYERS.map(({ layer }, i) => [layer, i]));
+    const upward = LAYERS.flatMap(({ layer, below }) =>
+      below
+        .filter((lower) => (rank.get(lower) ?? -1) >= (rank.get(layer) ?? 0))
+        .map((lower) => `${layer} lists ${lower}, ranked above it`),
+    );
+    expect(upward).toEqual([]);
   });
 
   it('every exported name has a doc comment', () => {
