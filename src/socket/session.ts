@@ -27,6 +27,8 @@ export interface Connection {
   readonly prefersBytes: boolean;
   /** Bytes queued towards the client and not yet sent. */
   readonly bufferedAmount: number;
+  /** Resolves once `bufferedAmount` is at most `bytes` (woken by the transport's drain events) or `signal` aborts. */
+  whenBufferedAtMost(bytes: number, signal: AbortSignal): Promise<void>;
   send(frame: EncodedFrame, textBytes?: Buffer): void;
   /** Closes the connection; the transport then calls `session.teardown()`. */
   close(code: number, reason: string): void;
@@ -223,6 +225,10 @@ export class Session<A extends Assigns = Assigns> implements ChannelHost<A>, Soc
 
   get bufferedAmount(): number {
     return this.connection.bufferedAmount;
+  }
+
+  whenBufferedAtMost(bytes: number, signal: AbortSignal): Promise<void> {
+    return this.connection.whenBufferedAtMost(bytes, signal);
   }
 
   get maxBroadcastBytes(): number {

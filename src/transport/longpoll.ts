@@ -5,6 +5,7 @@ import { decodeBase64 } from '../http/subprotocols.js';
 import { authorize, originAllowed } from '../socket/handshake.js';
 import type { SocketMount } from '../socket/mount.js';
 import { CLOSE, type Connection, type Session, type SessionInit } from '../socket/session.js';
+import { DrainWaiters } from '../util/drain-waiters.js';
 import type { TimerEntry } from '../util/timer-wheel.js';
 import type { EncodedFrame } from '../wire/serializer.js';
 import { BacklogWatch, type Backlogged } from './slow-consumer.js';
@@ -66,6 +67,8 @@ class LongPollSession<A extends Assigns> implements Connection, TimerEntry, Back
   private flushScheduled = false;
   /** Created on the first backlog over maxBufferedBytes. */
   private watch: BacklogWatch | null = null;
+  /** Blocked streams waiting for a poll to take the buffer; created on the first wait. */
+  private drainWaiters: DrainWaiters | null = null;
   ended = false;
 
   constructor(
@@ -78,6 +81,11 @@ class LongPollSession<A extends Assigns> implements Connection, TimerEntry, Back
 
   get bufferedAmount(): number {
     return this.bufferedBytes;
+  }
+
+  whenBufferedAtMost(bytes: number, signal: AbortSignal): Promise<void> {
+    if (this.bufferedBytes <= bytes || this.ended) return Promise.resolve();
+    return (this.drainWaiters ??= new DrainWaiters()).wait(bytes, signal);
   }
 
   send(frame: EncodedFrame): void {
@@ -127,6 +135,7 @@ class LongPollSession<A extends Assigns> implements Connection, TimerEntry, Back
     this.watch?.stop();
     this.buffer = [];
     this.bufferedBytes = 0;
+    this.drainWaiters?.releaseAll();
     if (this.parked) {
       const res = this.parked;
       this.parked = null;
@@ -205,6 +214,7 @@ class LongPollSession<A extends Assigns> implements Connection, TimerEntry, Back
     this.buffer = [];
     this.bufferedBytes = 0;
     sendStatus(res, { status: messages.length > 0 ? 200 : status, token: this.token, messages });
+    this.drainWaiters?.drained(0);
   }
 }
 
