@@ -27,7 +27,7 @@ import { monotonicClock, type Clock } from './util/clock.js';
 import { TimerWheel } from './util/timer-wheel.js';
 import { InvalidArgumentError, InvalidStateError, OutOfRangeError } from './errors.js';
 import { closeInBatches, resolveDrainOptions, type DrainOptions } from './lifecycle/drain.js';
-import { sleep } from './util/sleep.js';
+import { withDeadline } from './util/deadline.js';
 
 /** A plain HTTP handler mounted under a prefix (`Gateway.route`). */
 export type HttpRoute = (
@@ -390,10 +390,7 @@ export class Gateway {
         'draining: refusing new connections, waiting for in-flight requests',
       );
       const idle = Promise.all(this.drainParticipants.map((p) => p.idle())).then(() => true);
-      const finished = await Promise.race([
-        idle,
-        sleep(settings.requestDeadlineMs, hurry).then(() => false),
-      ]);
+      const finished = await withDeadline(idle, settings.requestDeadlineMs, () => false, hurry);
       if (!finished) {
         let cut = 0;
         for (const participant of this.drainParticipants) cut += participant.cut();
@@ -411,10 +408,12 @@ export class Gateway {
         (event) => this.socketDrained(event),
         hurry,
       );
-      await Promise.race([
+      await withDeadline(
         Promise.all(this.mounts.map((mount) => mount.whenEmpty())),
-        sleep(CLOSE_HANDSHAKE_WAIT_MS, hurry),
-      ]);
+        CLOSE_HANDSHAKE_WAIT_MS,
+        () => undefined,
+        hurry,
+      );
       await this.close();
     })();
     return this.draining;

@@ -1,4 +1,5 @@
 import type { AddressInfo } from 'node:net';
+import { withDeadline } from './util/deadline.js';
 import { Gateway } from './gateway.js';
 import type { GatewayConfig } from './config/file.js';
 import type { Assigns } from './channel/types.js';
@@ -193,14 +194,11 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     natsConnected = start.connected;
     // NATS up: connected (discovery ran) before the port opens, as a client would expect. Down:
     // the first refused attempt opens it at once.
-    let timer: NodeJS.Timeout | undefined;
-    const firstAttempt = await Promise.race([
+    const firstAttempt = await withDeadline(
       start.firstAttempt,
-      new Promise<'slow'>(
-        (resolve) => (timer = setTimeout(() => resolve('slow'), NATS_START_WAIT_MS)),
-      ),
-    ]);
-    clearTimeout(timer);
+      NATS_START_WAIT_MS,
+      () => 'slow' as const,
+    );
     if (firstAttempt === 'failed') {
       // Credentials or TLS refused: the same at every retry, so the start fails (exit 2).
       await gateway.close();

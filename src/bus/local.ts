@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { withDeadline } from '../util/deadline.js';
 import type { ServiceInstance } from '../genapi/types.js';
 import type { RequestMeta } from '../worker/context.js';
 import { functionKey, type ResolvedFunction, type ServiceDefinition } from '../worker/define.js';
@@ -103,28 +104,16 @@ export class LocalBus implements ServiceBus {
         'no_responders',
         `no local function ${target.config.service}.${target.config.requestType}`,
       );
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<CallOutcome>((resolve) => {
-      timer = setTimeout(
-        () =>
-          resolve(transportFailure('timeout', `local execution timed out after ${timeoutMs}ms`)),
-        timeoutMs,
-      );
-    });
-    try {
-      const outcome = await Promise.race([
-        runCall(fn, args, meta, signal, this.pushes, this.logger).then((result): CallOutcome => {
-          if (result.ok) return { ok: true, result: result.result };
-          if (result.code === DEADLINE_CODE)
-            return transportFailure('timeout', `local execution timed out after ${timeoutMs}ms`);
-          return { ok: false, kind: 'business', message: result.error, code: result.code };
-        }),
-        timedOut,
-      ]);
-      return outcome;
-    } finally {
-      clearTimeout(timer);
-    }
+    return withDeadline(
+      runCall(fn, args, meta, signal, this.pushes, this.logger).then((result): CallOutcome => {
+        if (result.ok) return { ok: true, result: result.result };
+        if (result.code === DEADLINE_CODE)
+          return transportFailure('timeout', `local execution timed out after ${timeoutMs}ms`);
+        return { ok: false, kind: 'business', message: result.error, code: result.code };
+      }),
+      timeoutMs,
+      () => transportFailure('timeout', `local execution timed out after ${timeoutMs}ms`),
+    );
   }
 
   async stream(
@@ -168,18 +157,9 @@ export class LocalBus implements ServiceBus {
       },
     };
     const run = runStream(fn, args, meta, io, initialCredit, 0, this.pushes, this.logger);
-    let timer: NodeJS.Timeout | undefined;
-    const outcome = await Promise.race([
-      started,
-      new Promise<CallOutcome>((resolve) => {
-        timer = setTimeout(
-          () =>
-            resolve(transportFailure('timeout', `stream did not start within ${startTimeoutMs}ms`)),
-          startTimeoutMs,
-        );
-      }),
-    ]);
-    clearTimeout(timer);
+    const outcome = await withDeadline(started, startTimeoutMs, () =>
+      transportFailure('timeout', `stream did not start within ${startTimeoutMs}ms`),
+    );
     const cancel = () => {
       live = false;
       run.stream.cancel('stream cancelled');

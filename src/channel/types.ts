@@ -71,6 +71,11 @@ export interface SocketInfo<A extends Assigns = Assigns> {
   readonly peer: PeerAddress;
   /** Bytes written to this connection but not yet sent to the client (flow control). */
   readonly bufferedAmount: number;
+  /**
+   * Resolves once `bufferedAmount` is at most `bytes`, or `signal` aborts (never rejects). Woken
+   * by the transport when its buffer shrinks (a frame written out, a LongPoll poll answered).
+   */
+  whenBufferedAtMost(bytes: number, signal: AbortSignal): Promise<void>;
   /** Unique per connection (rate limits keyed by socket). */
   readonly connectionId: string;
 }

@@ -84,17 +84,6 @@ export function identityFromAssigns(socket: SocketInfo): Identity {
   };
 }
 
-/** Waits until a socket's buffer falls below `lowWater` (polled: only blocked streams wait). */
-function drained(channel: Channel, lowWater: number): Promise<void> {
-  return new Promise((resolve) => {
-    const check = () => {
-      if (channel.signal.aborted || channel.socket.bufferedAmount <= lowWater) resolve();
-      else setTimeout(check, 10);
-    };
-    check();
-  });
-}
-
 interface SinkOptions {
   readonly event: string;
   readonly highWater: number;
@@ -134,8 +123,9 @@ class ChannelSink implements RequestSink {
     return this.owner.socket.bufferedAmount <= this.options.highWater;
   }
 
+  /** Resolves once the socket's buffer is down to half the high water, or the channel ends. */
   whenWritable(): Promise<void> {
-    return drained(this.owner, this.options.highWater / 2);
+    return this.owner.socket.whenBufferedAtMost(this.options.highWater / 2, this.owner.signal);
   }
 
   settled(): void {

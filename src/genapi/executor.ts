@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { withDeadline } from '../util/deadline.js';
 import {
   transportFailure,
   type Authorization,
@@ -810,13 +811,11 @@ export class Executor {
     const args = request.args;
     const candidates: (ServiceInstance | null)[] = order.length === 0 ? [null] : [...order];
     for (const instance of candidates) {
-      let timer: NodeJS.Timeout | undefined;
-      const answer = await Promise.race([
+      const answer: Authorization = await withDeadline(
         bus.authorize({ config, instance }, meta, args, config.timeoutMs),
-        new Promise<Authorization>((resolve) => {
-          timer = setTimeout(() => resolve('denied'), config.timeoutMs);
-        }),
-      ]).finally(() => clearTimeout(timer));
+        config.timeoutMs,
+        () => 'denied' as const,
+      );
       if (answer !== 'unavailable') return answer;
     }
     return 'unavailable';

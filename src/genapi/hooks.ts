@@ -1,5 +1,6 @@
 import type { GenApiRequest, GenApiResponse, ResolvedFunConfig } from './types.js';
 import { GatewayError, InvalidArgumentError } from '../errors.js';
+import { withDeadline } from '../util/deadline.js';
 
 /**
  * A before hook may change the request or config, or reject the call. Returning anything else
@@ -60,16 +61,9 @@ export function hookErrorMessage(err: unknown): string {
 
 /** Runs `work` with a deadline; a throw or a timeout rejects. */
 export function withHookTimeout<T>(work: () => T | Promise<T>, timeoutMs: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    Promise.resolve().then(work),
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new HookTimeoutError(`hook timed out after ${timeoutMs}ms`)),
-        timeoutMs,
-      );
-    }),
-  ]).finally(() => clearTimeout(timer));
+  return withDeadline(Promise.resolve().then(work), timeoutMs, () => {
+    throw new HookTimeoutError(`hook timed out after ${timeoutMs}ms`);
+  });
 }
 
 const RESPONSE_KEYS = [

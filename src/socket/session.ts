@@ -114,6 +114,10 @@ export class Session<A extends Assigns = Assigns>
     return this.connection.bufferedAmount;
   }
 
+  whenBufferedAtMost(bytes: number, signal: AbortSignal): Promise<void> {
+    return this.connection.whenBufferedAtMost(bytes, signal);
+  }
+
   get maxBroadcastBytes(): number {
     return this.ctx.maxBroadcastBytes;
   }

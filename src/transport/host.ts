@@ -24,6 +24,8 @@ export interface Connection {
   readonly prefersBytes: boolean;
   /** Bytes queued towards the client and not yet sent. */
   readonly bufferedAmount: number;
+  /** Resolves once `bufferedAmount` is at most `bytes` (woken by the transport's drain events) or `signal` aborts. */
+  whenBufferedAtMost(bytes: number, signal: AbortSignal): Promise<void>;
   send(frame: EncodedFrame, textBytes?: Buffer): void;
   /** Closes the connection; the transport then calls `session.teardown()`. */
   close(code: number, reason: string): void;

@@ -4,6 +4,7 @@ import type { EncodedFrame } from '../wire/serializer.js';
 import type { Connection, TransportSession } from './host.js';
 import type { LongPollTransport } from './longpoll.js';
 import { BacklogWatch, type Backlogged } from './slow-consumer.js';
+import { DrainWaiters } from '../util/drain-waiters.js';
 
 const JSON_HEADERS = {
   'content-type': 'application/json; charset=utf-8',
@@ -49,6 +50,8 @@ export class LongPollSession<Init> implements Connection, TimerEntry, Backlogged
   private flushScheduled = false;
   /** Created on the first backlog over maxBufferedBytes. */
   private watch: BacklogWatch | null = null;
+  /** Blocked streams waiting for a poll to take the buffer; created on the first wait. */
+  private drainWaiters: DrainWaiters | null = null;
   ended = false;
 
   constructor(
@@ -61,6 +64,11 @@ export class LongPollSession<Init> implements Connection, TimerEntry, Backlogged
 
   get bufferedAmount(): number {
     return this.bufferedBytes;
+  }
+
+  whenBufferedAtMost(bytes: number, signal: AbortSignal): Promise<void> {
+    if (this.bufferedBytes <= bytes || this.ended) return Promise.resolve();
+    return (this.drainWaiters ??= new DrainWaiters()).wait(bytes, signal);
   }
 
   send(frame: EncodedFrame): void {
@@ -110,6 +118,7 @@ export class LongPollSession<Init> implements Connection, TimerEntry, Backlogged
     this.watch?.stop();
     this.buffer = [];
     this.bufferedBytes = 0;
+    this.drainWaiters?.releaseAll();
     if (this.parked) {
       const res = this.parked;
       this.parked = null;
@@ -188,5 +197,6 @@ export class LongPollSession<Init> implements Connection, TimerEntry, Backlogged
     this.buffer = [];
     this.bufferedBytes = 0;
     sendStatus(res, { status: messages.length > 0 ? 200 : status, token: this.token, messages });
+    this.drainWaiters?.drained(0);
   }
 }

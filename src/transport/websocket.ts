@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, WebSocket, type RawData } from 'ws';
 import { readSubprotocols } from '../http/subprotocols.js';
 import { rejectUpgrade, sendPlain, STOPPING_REFUSAL } from '../http/responses.js';
+import { DrainWaiters } from '../util/drain-waiters.js';
 import type { TimerEntry } from '../util/timer-wheel.js';
 import type { EncodedFrame } from '../wire/serializer.js';
 import type { Connection, TransportHost, TransportSession } from './host.js';
@@ -105,6 +106,12 @@ class WebSocketConnection<Init> implements Connection, TimerEntry, Backlogged {
   private held = 0;
   /** Input bytes since the connection last yielded a turn. */
   private sliceBytes = 0;
+  /** Blocked streams waiting for the send buffer to shrink; created on the first wait. */
+  private drainWaiters: DrainWaiters | null = null;
+  /** Given with every frame to `ws.send`: runs once the frame has been written out. */
+  private readonly frameWritten = (): void => {
+    if (this.drainWaiters !== null) this.drainWaiters.drained(this.ws.bufferedAmount);
+  };
 
   constructor(
     private readonly ws: WebSocket,
@@ -119,13 +126,20 @@ class WebSocketConnection<Init> implements Connection, TimerEntry, Backlogged {
     return this.ws.bufferedAmount;
   }
 
+  whenBufferedAtMost(bytes: number, signal: AbortSignal): Promise<void> {
+    if (this.ws.bufferedAmount <= bytes || this.ws.readyState !== WebSocket.OPEN) {
+      return Promise.resolve();
+    }
+    return (this.drainWaiters ??= new DrainWaiters()).wait(bytes, signal);
+  }
+
   send(frame: EncodedFrame, textBytes?: Buffer): void {
     const ws = this.ws;
     if (ws.readyState !== WebSocket.OPEN) return;
     corkForThisTurn(this.raw);
-    if (textBytes !== undefined) ws.send(textBytes, TEXT);
-    else if (typeof frame === 'string') ws.send(frame, TEXT);
-    else ws.send(frame, BINARY);
+    if (textBytes !== undefined) ws.send(textBytes, TEXT, this.frameWritten);
+    else if (typeof frame === 'string') ws.send(frame, TEXT, this.frameWritten);
+    else ws.send(frame, BINARY, this.frameWritten);
     const watch = this.watch;
     if (watch !== null) {
       watch.wrote(
@@ -234,6 +248,7 @@ class WebSocketConnection<Init> implements Connection, TimerEntry, Backlogged {
   onClose(): void {
     this.host.wheel.cancel(this);
     this.watch?.stop();
+    this.drainWaiters?.releaseAll();
     this.session.teardown();
   }
 

@@ -1,4 +1,5 @@
 import { headers as natsHeaders, type NatsConnection, type Subscription } from '@nats-io/nats-core';
+import { withDeadline } from '../util/deadline.js';
 import { Svcm, type Service, type ServiceMsg } from '@nats-io/services';
 import type { Logger } from 'pino';
 import { silentLogger } from '../log/logger.js';
@@ -759,12 +760,11 @@ export async function serve(
   /** Leaves discovery and every subject (bounded: while NATS is down the unsubscribes cannot be confirmed). */
   const leave = async (): Promise<void> => {
     control.unsubscribe();
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
+    await withDeadline(
       service.stop().catch(() => undefined),
-      new Promise((resolve) => (timer = setTimeout(resolve, LEAVE_TIMEOUT_MS))),
-    ]);
-    clearTimeout(timer);
+      LEAVE_TIMEOUT_MS,
+      () => undefined,
+    );
     await observer?.close();
   };
 
@@ -837,12 +837,11 @@ export async function serve(
       'draining: refusing new calls, finishing in-flight ones',
     );
     if (inflight > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      await new Promise<void>((resolve) => {
-        drained = resolve;
-        timer = setTimeout(resolve, drainTimeoutMs);
-      });
-      clearTimeout(timer);
+      await withDeadline(
+        new Promise<void>((resolve) => (drained = resolve)),
+        drainTimeoutMs,
+        () => undefined,
+      );
     }
     if (inflight > 0) {
       logger.warn({ id, inflight }, 'drain deadline passed: aborting the calls and streams left');

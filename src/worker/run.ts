@@ -1,4 +1,5 @@
 import type { NatsConnection } from '@nats-io/nats-core';
+import { withDeadline } from '../util/deadline.js';
 import type { Logger } from 'pino';
 import { createLogger } from '../log/logger.js';
 import {
@@ -36,12 +37,11 @@ export const RUN_WORKER_DEFAULTS = {
 /** Flushes and closes `nc`, or cuts it when that does not finish in time (NATS down). */
 async function closeConnection(nc: NatsConnection): Promise<void> {
   if (nc.isClosed()) return;
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([
+  await withDeadline(
     nc.drain().catch(() => undefined),
-    new Promise((resolve) => (timer = setTimeout(resolve, RUN_WORKER_DEFAULTS.closeTimeoutMs))),
-  ]);
-  clearTimeout(timer);
+    RUN_WORKER_DEFAULTS.closeTimeoutMs,
+    () => undefined,
+  );
   if (!nc.isClosed()) await nc.close().catch(() => undefined);
 }
 

@@ -1,4 +1,5 @@
 import type { ConnectionOptions, NatsConnection } from '@nats-io/nats-core';
+import { withDeadline } from '../../util/deadline.js';
 import type { Logger } from 'pino';
 import type { ConfigReceiver } from '../../genapi/config/push.js';
 import {
@@ -233,18 +234,10 @@ export class NatsLink {
   /** Round trip to the NATS server in ms; null when not connected or no answer within `timeoutMs`. */
   async rtt(timeoutMs = 1_000): Promise<number | null> {
     if (this.status !== 'connected') return null;
-    let timer: NodeJS.Timeout | undefined;
     try {
-      return await Promise.race([
-        this.nc.rtt(),
-        new Promise<null>((resolve) => {
-          timer = setTimeout(() => resolve(null), timeoutMs);
-        }),
-      ]);
+      return await withDeadline(this.nc.rtt(), timeoutMs, () => null);
     } catch {
       return null;
-    } finally {
-      clearTimeout(timer);
     }
   }
 

@@ -1,4 +1,5 @@
 import type { NatsConnection } from '@nats-io/nats-core';
+import { withDeadline } from '../../util/deadline.js';
 import { jetstream, JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
 import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import {
@@ -611,13 +612,11 @@ export class StrictStore implements StrictTier {
   /** Runs `op` within `ms`; anything failing or late becomes a StoreError. */
   private async withTimeout<T>(ms: number, op: () => Promise<T>): Promise<T> {
     if (this.brokenUntil > this.wall()) throw new StoreError('rate-limit KV bucket unavailable');
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new TimeoutSignal()), ms);
-    });
     const work = op();
     try {
-      return await Promise.race([work, deadline]);
+      return await withDeadline(work, ms, () => {
+        throw new TimeoutSignal();
+      });
     } catch (err) {
       if (err instanceof StoreError) throw err;
       if (err instanceof TimeoutSignal) {
@@ -628,8 +627,6 @@ export class StrictStore implements StrictTier {
       }
       this.stats.errors++;
       throw new StoreError(`rate-limit store failed: ${(err as Error).message}`);
-    } finally {
-      clearTimeout(timer);
     }
   }
 
