@@ -66,23 +66,28 @@ interface CompiledRule {
   readonly name: string;
   readonly allowNil: boolean;
   readonly defaultValue: unknown;
-  /**
-   * The name is also a property of Object.prototype (`__proto__`, `toString`, …): the result gets
-   * it by defineProperty, so it stays a plain own key (plain assignment would hit the setter or a
-   * frozen prototype's read-only property).
-   */
-  readonly define: boolean;
   readonly check: ValueCheck;
 }
 
 /** Compiles a rule list into one checker (uncached; `argChecker` is the cached entry point). */
 export function compileArgs(rules: readonly ArgRule[]): ArgChecker {
   const declared: ReadonlySet<string> = new Set(rules.map((rule) => rule.name));
+  // Every declared name as a plain own key, in declaration order. Defined, not assigned, so that
+  // `__proto__` (or `toString` under a frozen prototype) is an own key too; copies by spread keep
+  // them own, and a store to an own data property never reaches a prototype setter.
+  const template: Record<string, unknown> = {};
+  for (const rule of rules) {
+    Object.defineProperty(template, rule.name, {
+      value: null,
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  }
   const compiled: readonly CompiledRule[] = rules.map((rule) => ({
     name: rule.name,
     allowNil: rule.allowNil,
     defaultValue: rule.defaultValue,
-    define: rule.name in Object.prototype,
     check: compileValueCheck(rule),
   }));
 
@@ -94,7 +99,8 @@ export function compileArgs(rules: readonly ArgRule[]): ArgChecker {
         break;
       }
     }
-    const result: Record<string, unknown> = {};
+    // A copy of the template already has every key, in order: the stores below only overwrite.
+    const result: Record<string, unknown> = { ...template };
     for (const rule of compiled) {
       const value = Object.hasOwn(args, rule.name) ? args[rule.name] : rule.defaultValue;
       let converted: unknown = null;
@@ -107,16 +113,7 @@ export function compileArgs(rules: readonly ArgRule[]): ArgChecker {
       } else {
         converted = rule.check(value, requestType, limits);
       }
-      if (rule.define) {
-        Object.defineProperty(result, rule.name, {
-          value: converted,
-          enumerable: true,
-          writable: true,
-          configurable: true,
-        });
-      } else {
-        result[rule.name] = converted;
-      }
+      result[rule.name] = converted;
     }
     return result;
   };

@@ -32,7 +32,8 @@ const URN_PREFIX = 'urn:uuid:';
 
 /**
  * A UUID string in a form Uniq.UUID.valid? parses: `8-4-4-4-12` hex, 32 hex digits, either one
- * behind `urn:uuid:`; any case, any version or variant.
+ * behind `urn:uuid:`; any case, any version or variant. (Regular expressions: a hand-written
+ * character-code loop measured slower.)
  */
 export function isUuid(value: unknown): boolean {
   if (typeof value !== 'string') return false;
