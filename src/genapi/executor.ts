@@ -14,7 +14,8 @@ import { DEFAULT_STREAM_CREDIT } from '../nats/headers.js';
 import type { TimerEntry, TimerWheel } from '../util/timer-wheel.js';
 import type { RequestMeta } from '../worker/context.js';
 import { ArgumentError } from './args/errors.js';
-import { convertArgs, DEFAULT_ARG_LIMITS, type ArgLimits } from './args/convert.js';
+import { argChecker } from './args/compile.js';
+import { DEFAULT_ARG_LIMITS, type ArgLimits } from './args/convert.js';
 import { inspect } from './args/inspect.js';
 import type { ConfigRegistry } from './config/registry.js';
 import { hookErrorMessage, isResponse, withHookTimeout, type HookRegistry } from './hooks.js';
@@ -618,7 +619,7 @@ export class Executor {
 
     let args: Record<string, unknown>;
     try {
-      args = convertArgs(config.args, request.args, request.request_type, this.limits);
+      args = argChecker(config.args)(request.args, request.request_type, this.limits);
     } catch (err) {
       if (!(err instanceof ArgumentError)) throw err;
       sink.push(errorResponse(requestId, ERRORS.processingFailed));

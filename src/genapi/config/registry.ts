@@ -7,9 +7,11 @@
  *
  * Hot path: `resolve()` with a version is three Map lookups and returns a pre-built Lookup object;
  * without a version it is one lru-cache lookup (the key string is the only allocation). The cache
- * is invalidated for a (service, request_type) on every change to it.
+ * is invalidated for a (service, request_type) on every change to it. A config's argument rules are
+ * compiled into their checker when it is added (args/compile.ts), not on its first request.
  */
 import { LRUCache } from 'lru-cache';
+import { argChecker } from '../args/compile.js';
 import type { ResolvedFunConfig } from '../types.js';
 import { compareVersions } from './semver.js';
 import { normalizeVersion } from './validate.js';
@@ -61,6 +63,7 @@ export class ConfigRegistry {
 
   /** Inserts or replaces the config under (service, requestType, version). */
   add(config: ResolvedFunConfig): void {
+    argChecker(config.args); // compiled and cached now, so requests find the checker ready
     const version = normalizeVersion(config.version);
     const stored = version === config.version ? config : Object.freeze({ ...config, version });
     let functions = this.#services.get(stored.service);
