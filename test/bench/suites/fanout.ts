@@ -25,6 +25,11 @@ const MIN_DELIVERED = 0.999;
 const MAX_P99_MS = 100;
 /** The latency goal applies at this delivery rate (the step closest to it is reported). */
 const LATENCY_AT = 100_000;
+/**
+ * Issue 15 B6: CPU per delivery on TOPICS topics at most this many times the figure of one topic
+ * holding every subscriber, at the same deliveries/s (so the per-broadcast work is what differs).
+ */
+const MAX_TOPICS_RATIO = 1.5;
 
 interface Options {
   subscribers: number;
@@ -186,6 +191,7 @@ async function ladder(
   label: string,
   addressOffset = 0,
 ): Promise<{ reps: StepResult[][]; latencyStep: number; counts: number[] }> {
+  const topics = Math.round(options.subscribers / perTopic);
   const counts = split(options.subscribers, subscriberGens.length);
   let offset = 0;
   const offsets = counts.map((count) => {
@@ -209,7 +215,7 @@ async function ladder(
           localAddress: Fleet.sourceAddress(generator + addressOffset),
           concurrency: 200,
           topic: 'fan:{i}',
-          topics: TOPICS,
+          topics,
           offset: offsets[i],
           heartbeatMs: 30_000,
         },
@@ -229,17 +235,17 @@ async function ladder(
   }>('connect', {
     pool: 'pub',
     url: url,
-    count: TOPICS,
+    count: topics,
     localAddress: Fleet.sourceAddress(publisherGen + addressOffset),
     concurrency: 50,
     topic: 'fan:{i}',
-    topics: TOPICS,
+    topics,
     heartbeatMs: 30_000,
   });
   if (publishers.failed > 0)
     throw new Error(`publishers could not join: ${publishers.errors.join('; ')}`);
   ctx.log(
-    `${label}: ${formatNumber(options.subscribers)} subscribers joined in ${(Math.max(...joins.map((join) => join.wallMs)) / 1000).toFixed(1)} s, ${TOPICS} publishers`,
+    `${label}: ${formatNumber(options.subscribers)} subscribers joined in ${(Math.max(...joins.map((join) => join.wallMs)) / 1000).toFixed(1)} s, ${topics} publishers`,
   );
   // A short warm-up (JIT, buffers), not measured.
   if (options.warmupMs > 0)
@@ -316,6 +322,27 @@ export const suite: Suite = {
       fleet.wsUrl,
       gatewayCpu,
       'gateway',
+    );
+    await Promise.all(
+      fleet.generators.map((generator, i) =>
+        generator.call('close', { pool: i === publisherGen ? 'pub' : 'sub' }, 120_000),
+      ),
+    );
+
+    // The same gateway, sockets and deliveries/s with every subscriber on one topic (one publisher,
+    // broadcasts/s ÷ TOPICS): what the deliveries cost when each broadcast reaches TOPICS times as
+    // many sockets. Issue 15's B6 goal compares the two.
+    const oneTopic = await ladder(
+      ctx,
+      fleet,
+      { ...options, reps: 1, steps: options.steps.map((rate) => rate / TOPICS) },
+      options.subscribers,
+      subscriberGens,
+      publisherGen,
+      fleet.wsUrl,
+      gatewayCpu,
+      'gateway, one topic',
+      20,
     );
     await Promise.all(
       fleet.generators.map((generator, i) =>
@@ -430,6 +457,38 @@ export const suite: Suite = {
       );
     }
 
+    // CPU per delivery on TOPICS topics against one topic, at the same deliveries/s.
+    const perTopicGroup = `B6 fan-out: CPU per delivery, ${TOPICS} topics × ${perTopic} against one topic × ${formatNumber(options.subscribers)} (same deliveries/s)`;
+    for (const oneStep of oneTopic.reps[0]!) {
+      const deliveries = oneStep.broadcastsPerSec * options.subscribers;
+      const gatewayRuns = reps
+        .map((steps) => steps.find((step) => step.broadcastsPerSec * perTopic === deliveries))
+        .filter((step): step is StepResult => step !== undefined);
+      if (gatewayRuns.length === 0 || !Number.isFinite(oneStep.cpuPerDeliveryUs)) continue;
+      const label = `${formatNumber(deliveries)} deliveries/s`;
+      metrics.push(
+        {
+          name: `one topic at ${label}`,
+          value: oneStep.cpuPerDeliveryUs,
+          unit: 'µs',
+          group: perTopicGroup,
+          isBaseline: true,
+          note: `${formatNumber(oneStep.broadcastsPerSec)} broadcasts/s; p99 ${formatNumber(oneStep.latency.p99)} ms, ${(oneStep.deliveredShare * 100).toFixed(2)} % delivered; gateway ${pct(oneStep.gatewayCore)} of a core`,
+        },
+        fromRuns(
+          `${TOPICS} topics at ${label}`,
+          gatewayRuns.map((step) => step.cpuPerDeliveryUs),
+          'µs',
+          {
+            group: perTopicGroup,
+            baseline: `one topic at ${label}`,
+            ratioLabel: 'one topic',
+            goal: { op: '<=', target: MAX_TOPICS_RATIO, on: 'ratio', source: 'issue 15 B6' },
+          },
+        ),
+      );
+    }
+
     const latencyGroup = `B6 fan-out: publish → receive latency at ${formatNumber(latencyStep * perTopic)} deliveries/s`;
     const at = reps.map((steps) => steps.find((step) => step.broadcastsPerSec === latencyStep)!);
     metrics.push(
@@ -525,7 +584,8 @@ export const suite: Suite = {
         : `${options.reps} times (the ladder again on the same sockets; figures are the median, with min / median / max)`;
     const notes = [
       `**Fan-out (B6; spec §10.2 G7/G8).** The gateway under test (\`startGateway\` in its own process, linked to a nats-server that this scenario does not use) with the bench \`fan:*\` channel: \`pub\` → \`channel.broadcast('msg', payload)\` → the local PubSub, which encodes each broadcast once per serializer and hands the same UTF-8 bytes to every subscriber's WebSocket. ${formatNumber(options.subscribers)} subscriber sockets joined to \`fan:0\` … \`fan:${TOPICS - 1}\` (${perTopic} per topic), from two generator processes (source addresses ${Fleet.sourceAddress(0)} and ${Fleet.sourceAddress(1)}, ${counts.join(' + ')} sockets) that only receive; ${TOPICS} publisher sockets, one per topic, on a third generator (${Fleet.sourceAddress(2)}). All sockets send a heartbeat every 30 s. Default socket options (message rate 1000/s per socket: a publisher pushes at most ${formatNumber(Math.max(...options.steps) / TOPICS)}/s).`,
-      `**Floor (same run).** After the gateway's ladder every socket closes and the same generators join the same topics on a minimal \`ws\` server in its own process (test/bench/proc/mini-phoenix-main.ts: just enough Phoenix V2 for the generators — join, leave, heartbeat, and \`pub\` broadcast to the topic's sockets, encoded once — with no sessions, channels, serializers, ordering or limits), which then runs the same ladder once. Its CPU per delivery at each rate is what any Node WebSocket server spends to write the same frames to the same sockets: on this box a write to a socket is a system call of several µs, and at these rates each subscriber gets about one frame per event-loop turn, so writes do not coalesce.`,
+      `**One topic (same run).** After the gateway's ladder every socket closes and the same ${formatNumber(options.subscribers)} subscribers join one topic (\`fan:0\`) on the same gateway, with one publisher socket; the ladder runs once at the same deliveries/s (${options.steps.map((rate) => formatNumber(rate / TOPICS)).join(', ')} broadcasts/s × ${formatNumber(options.subscribers)}). Each broadcast then reaches ${TOPICS} times as many sockets, so what a broadcast costs besides its deliveries (the publisher's frame and reply, encoding, the event-loop turn) is spread ${TOPICS} times thinner; the ratio to it is issue 15's B6 goal.`,
+      `**Floor (same run).** After the gateway's ladders every socket closes and the same generators join the same topics on a minimal \`ws\` server in its own process (test/bench/proc/mini-phoenix-main.ts: just enough Phoenix V2 for the generators — join, leave, heartbeat, and \`pub\` broadcast to the topic's sockets, encoded once — with no sessions, channels, serializers, ordering or limits), which then runs the same ladder once. Its CPU per delivery at each rate is what any Node WebSocket server spends to write the same frames to the same sockets: on this box a write to a socket is a system call of several µs, and at these rates each subscriber gets about one frame per event-loop turn, so writes do not coalesce.`,
       `Each step publishes open loop at a fixed rate for ${options.stepMs / 1000} s: the publisher generator sends \`pub\` with a ~${options.payloadBytes} B payload carrying its send time \`t\` (epoch ms) round-robin over the topics, waits for every \`phx_reply\` (the reply follows the synchronous broadcast, so every delivery has been written by then), then the bench waits until all offered deliveries (${perTopic} per broadcast) arrived or none arrived for 1 s. Latency per delivery is receive time − \`t\` in the subscriber process (one clock, HDR histogram, both generators merged). A publisher is joined to its topic and gets the broadcast too; those deliveries are not counted (CPU per delivery divides the gateway's CPU by subscriber deliveries only, so it includes the inbound \`pub\` and its reply). Gateway CPU is user + system time from /proc over the whole step (publishing and drain).`,
       `Steps of ${options.steps.map(formatNumber).join(', ')} broadcasts/s (× ${perTopic} = ${options.steps.map((rate) => formatNumber(rate * perTopic)).join(', ')} deliveries/s offered). A step passes with ≥ ${MIN_DELIVERED * 100} % delivered, p99 ≤ ${MAX_P99_MS} ms and no publish errors; above the ${formatNumber(latencyStep * perTopic)}/s step the first failing step ends the ladder. "Highest sustained" = delivered/s of the highest passing step. ${options.warmupMs > 0 ? `A ${options.warmupMs / 1000} s warm-up step runs first.` : 'No warm-up step (quick).'} The ladder runs ${runsText}. Everything (gateway, three generators, nats-server) shares the box's ${availableParallelism()} cores: the generators' share of a core at each step is in the notes column; when they are near a full core the ceiling is the load generators', not the gateway's.`,
     ];
