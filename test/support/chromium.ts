@@ -166,17 +166,27 @@ export async function launchChromium(
   if (options.windowSize) args.push(`--window-size=${options.windowSize.join(',')}`);
   if (options.devtools) args.push('--remote-debugging-port=0', '--hide-scrollbars');
   // With DevTools the page is loaded once the protocol listens, so nothing it logs is missed.
+  // Its own process group: the renderer, GPU and crashpad children write into the profile too,
+  // and outlive a kill of the browser process alone.
   const browser = spawn(CHROMIUM, [...args, options.devtools ? 'about:blank' : url], {
     stdio: 'ignore',
+    detached: true,
   });
   const close = async () => {
     page?.close();
     if (browser.exitCode === null && browser.signalCode === null) {
       const exited = new Promise((resolve) => browser.once('exit', resolve));
-      browser.kill('SIGKILL');
+      const group = browser.pid;
+      try {
+        if (group === undefined) throw new Error('not started');
+        process.kill(-group, 'SIGKILL');
+      } catch {
+        browser.kill('SIGKILL');
+      }
       await exited;
     }
-    await rm(profile, { recursive: true, force: true });
+    // A child killed mid-write may leave a file behind for a moment (ENOTEMPTY): rm retries.
+    await rm(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
   };
   let page: Page | null = null;
   if (!options.devtools) return { process: browser, page, close };
