@@ -42,6 +42,7 @@ import { markTimedOut, ObservedSink } from './request-telemetry.js';
 import type { RequestTrace, TraceContext } from '../nats/trace-context.js';
 import { traceLogFields } from '../nats/trace-otel.js';
 import { traceRequest } from './traced-sink.js';
+import { sleep } from '../util/sleep.js';
 
 /** Where the executor sends what the client gets: pushes on the gen_api event, and one reply. */
 export interface RequestSink {
@@ -383,19 +384,6 @@ export function isClientError(code: number): boolean {
 }
 /** Failures where the function surely did not run: the client may retry later. */
 const NOT_EXECUTED = new Set<TransportFailure>(['no_responders', 'unavailable', 'disconnected']);
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
-}
 
 /**
  * PhoenixGenApi's Executor over buses: config lookup → before hook → permission (built-in mode,
