@@ -83,6 +83,8 @@ export class NatsServer {
   private child: ChildProcess | null = null;
   private readonly storeDir: string;
   log = '';
+  /** Where the current run's output starts in `log`. */
+  private runStart = 0;
 
   private constructor(
     readonly port: number,
@@ -140,7 +142,7 @@ export class NatsServer {
   }
 
   private async spawn(): Promise<void> {
-    const from = this.log.length;
+    const from = (this.runStart = this.log.length);
     const child = spawn('nats-server', this.args(), { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     child.stdout?.on('data', (chunk: Buffer) => (this.log += chunk.toString()));
@@ -166,6 +168,11 @@ export class NatsServer {
    * What a failure message needs: port, whether it runs (or how it exited), and the log lines
    * that tell (warnings, errors, routes, the JetStream meta leader).
    */
+  /** What the current run of the process logged (`log` keeps every run's, across restarts). */
+  get runLog(): string {
+    return this.log.slice(this.runStart);
+  }
+
   describe(lines = 12): string {
     const child = this.child;
     const state = this.running
@@ -501,9 +508,21 @@ export async function waitForRoutes(
   timeoutMs = 15_000,
 ): Promise<void> {
   const expected = servers.length - 1;
+  // Counted over each server's current run: a restarted server's earlier run logged routes (and
+  // their closes, or not, depending on how it ended) that say nothing about its routes now.
   await until(
-    () => servers.every((server) => !server.running || routeCount(server.log) >= expected),
-    () => `routes to form (route counts: ${servers.map((s) => routeCount(s.log)).join(', ')})`,
+    () => servers.every((server) => !server.running || routeCount(server.runLog) >= expected),
+    () =>
+      `routes to form (route counts: ${servers.map((s) => routeCount(s.runLog)).join(', ')}); ` +
+      servers
+        .map(
+          (s) =>
+            `\n${s.port}: ${s.runLog
+              .split('\n')
+              .filter((line) => /Route connection created|Router? connection closed/.test(line))
+              .join('\n  ')}`,
+        )
+        .join(''),
     { timeoutMs, intervalMs: 20 },
   );
 }
