@@ -64,34 +64,29 @@ export class TracerCache {
   }
 }
 
-/** A span for `parent` that records nothing: what hands a trace on when no SDK is registered. */
-export function passThroughSpan(parent: TraceContext | RequestTrace, isRemote: boolean): Span {
-  return trace.wrapSpanContext({
+/** The OTel span context of `parent` (only its sampled flag carries over). */
+function spanContextOf(parent: TraceContext | RequestTrace, isRemote: boolean): SpanContext {
+  return {
     traceId: parent.traceId,
     spanId: parent.spanId,
     traceFlags: parent.flags & TraceFlags.SAMPLED,
     isRemote,
-  });
+  };
+}
+
+/** A span for `parent` that records nothing: what hands a trace on when no SDK is registered. */
+export function passThroughSpan(parent: TraceContext | RequestTrace, isRemote: boolean): Span {
+  return trace.wrapSpanContext(spanContextOf(parent, isRemote));
 }
 
 /** The OTel context whose parent is the remote span a client or a peer sent. */
 export function remoteParent(parent: TraceContext): Context {
-  return trace.setSpanContext(ROOT_CONTEXT, {
-    traceId: parent.traceId,
-    spanId: parent.spanId,
-    traceFlags: parent.flags & TraceFlags.SAMPLED,
-    isRemote: true,
-  });
+  return trace.setSpanContext(ROOT_CONTEXT, spanContextOf(parent, true));
 }
 
 /** The OTel context whose parent is a span of this process, known by its trace. */
 export function localParent(parent: RequestTrace): Context {
-  return trace.setSpanContext(ROOT_CONTEXT, {
-    traceId: parent.traceId,
-    spanId: parent.spanId,
-    traceFlags: parent.flags & TraceFlags.SAMPLED,
-    isRemote: false,
-  });
+  return trace.setSpanContext(ROOT_CONTEXT, spanContextOf(parent, false));
 }
 
 /**
