@@ -8,6 +8,7 @@
  * - non-empty arg_types with arg_orders null/absent is valid (the documented default is `[]`).
  */
 import { ARG_TYPES, type ArgRule, type ArgType } from '../types.js';
+import { isPlainObject } from '../args/values.js';
 
 export type ParseArgTypesResult =
   { ok: true; rules: ArgRule[] | null } | { ok: false; detail: string };
@@ -26,12 +27,8 @@ const ITEM_LIMITED: ReadonlySet<string> = new Set([
 
 const EMPTY: readonly string[] = Object.freeze([]);
 
-/** A JSON object: an object literal or a null-prototype object (not an array, Map, Date, …). */
-export function isPlainObject(value: unknown): value is Record<string, unknown> {
-  if (typeof value !== 'object' || value === null) return false;
-  const proto: unknown = Object.getPrototypeOf(value);
-  return proto === Object.prototype || proto === null;
-}
+// The same JSON-object test the argument checks use; config modules import it from here.
+export { isPlainObject };
 
 function isNonNegativeInteger(value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
