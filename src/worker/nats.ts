@@ -1,5 +1,6 @@
 import { headers as natsHeaders, type NatsConnection, type Subscription } from '@nats-io/nats-core';
 import { withDeadline } from '../util/deadline.js';
+import { sleep } from '../util/sleep.js';
 import { Svcm, type Service, type ServiceMsg } from '@nats-io/services';
 import type { Logger } from 'pino';
 import { silentLogger } from '../log/logger.js';
@@ -79,7 +80,11 @@ export interface ServeOptions {
    * (`ctx.signal`) and streams end with an error. Default 10 000 ms.
    */
   drainTimeoutMs?: number;
-  /** Push the config to every gateway again when the NATS connection comes back. Default true. */
+  /**
+   * Push the config to every gateway again when the NATS connection comes back. Gateways reconnect
+   * at their own pace: a push no gateway acknowledged is tried again after each of
+   * `SERVE_DEFAULTS.reconnectPushRetryMs` (0.25 s … 4 s) until one does. Default true.
+   */
   pushOnReconnect?: boolean;
   /**
    * While NATS is down, "still reconnecting to NATS" is logged at most this often (the loss and
@@ -114,6 +119,8 @@ export const SERVE_DEFAULTS = {
   creditTimeoutMs: 30_000,
   pushTimeoutMs: 1_000,
   reconnectLogIntervalMs: RECONNECT_LOG_INTERVAL_MS,
+  /** The waits before pushing again after a reconnect while no gateway has acknowledged. */
+  reconnectPushRetryMs: [250, 500, 1_000, 2_000, 4_000],
 } as const;
 
 /**
@@ -802,11 +809,32 @@ export async function serve(
     onEnd(error);
     throw error;
   }
+  /** Ends the retries of the latest push after a reconnect (a newer reconnect or the end). */
+  let reconnectPush: AbortController | null = null;
+  lifecycle.listen((change) => {
+    if (change.state === 'draining' || change.state === 'stopped') reconnectPush?.abort();
+  });
   onReconnect = () => {
     if (options.pushOnReconnect === false) return;
-    // Gateways may have dropped this instance (or restarted) meanwhile: they need the config.
-    push().then(
-      (acks) => logger.info({ gateways: acks.length }, 'config pushed again after reconnect'),
+    reconnectPush?.abort();
+    const retries = new AbortController();
+    reconnectPush = retries;
+    // Gateways may have dropped this instance (or restarted) meanwhile: they need the config. They
+    // reconnect at their own pace, so a push nobody acknowledged is tried again, a few times.
+    const pushUntilAcknowledged = async (): Promise<number> => {
+      for (const waitMs of [0, ...SERVE_DEFAULTS.reconnectPushRetryMs]) {
+        if (waitMs > 0) await sleep(waitMs, retries.signal);
+        if (retries.signal.aborted) return 0;
+        const acks = await push();
+        if (acks.length > 0) return acks.length;
+      }
+      return 0;
+    };
+    pushUntilAcknowledged().then(
+      (gateways) => {
+        if (!retries.signal.aborted)
+          logger.info({ gateways }, 'config pushed again after reconnect');
+      },
       (err: unknown) => logger.warn({ err }, 'config push after reconnect failed'),
     );
   };

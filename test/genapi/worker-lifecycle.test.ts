@@ -170,6 +170,42 @@ describe('serve(): state and closed', () => {
     expect(changes.map((c) => c.state)).toEqual(['serving', 'reconnecting', 'serving']);
     expect(await callRaw(gateway, 'echo', { a: 1 })).toEqual({ result: { a: 1 } });
   });
+
+  it('after a reconnect, a push no gateway acknowledged is tried again until one listens', async () => {
+    const s = await server();
+    const nc = await client(s.url);
+    const { logger, lines } = capture();
+    const { running } = await served(nc, { logger });
+    await s.stop();
+    await until(() => running.state === 'reconnecting', 'state reconnecting');
+    await s.restart();
+    await until(() => running.state === 'serving', 'state serving again');
+    // No gateway is listening yet: the first pushes go unanswered. One comes later.
+    await until(
+      () => lines.filter((l) => l.msg === 'config push not acknowledged').length >= 2,
+      'two unanswered pushes',
+    );
+    const gateway = await client(s.url);
+    const pushes: unknown[] = [];
+    gateway.subscribe(subjects.configPush('life'), {
+      callback: (_err, msg) => {
+        pushes.push(msg.json());
+        msg.respond(
+          JSON.stringify({ gateway: 'g1', status: 'unchanged', accepted: [], rejected: [] }),
+        );
+      },
+    });
+    await gateway.flush();
+    await until(() => pushes.length >= 1, 'the push tried again');
+    expect(pushes[0]).toMatchObject({ service: 'life', instance_id: running.id });
+    await until(
+      () => lines.some((l) => l.msg === 'config pushed again after reconnect'),
+      'the push logged once acknowledged',
+    );
+    expect(lines.find((l) => l.msg === 'config pushed again after reconnect')).toMatchObject({
+      gateways: 1,
+    });
+  });
 });
 
 describe('serve(): drain', () => {
