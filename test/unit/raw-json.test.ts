@@ -163,7 +163,7 @@ describe('RawJson in frames', () => {
     expect(v2).toBe(
       `["1",null,"gen_api","gen_api_result",{"request_id":"r1","result":${text},"success":true}]`,
     );
-    const v1 = v1Serializer.encodeMessage(null, '2', 't', 'e', { result: raw('7') });
+    const v1 = v1Serializer.encodeMessage(null, '2', 't', 'e', { result: raw('7') }) as string;
     expect(JSON.parse(v1)).toEqual({ topic: 't', event: 'e', payload: { result: 7 }, ref: '2' });
   });
 
