@@ -63,12 +63,17 @@ export interface StreamStart {
 
 /** How the executor reaches functions: in-process (LocalBus) or on NATS workers (NatsBus). */
 export interface ServiceBus {
+  /**
+   * `raw`: the caller passes the result on unread, so a bus that receives it as JSON text may
+   * return it as a RawJson (checked, not parsed); in-process buses return the value as it is.
+   */
   call(
     target: CallTarget,
     meta: RequestMeta,
     args: Record<string, unknown>,
     timeoutMs: number,
     signal?: AbortSignal,
+    raw?: boolean,
   ): Promise<CallOutcome>;
   stream(
     target: CallTarget,

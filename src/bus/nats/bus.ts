@@ -8,6 +8,7 @@ import {
 } from '@nats-io/nats-core';
 import { readHeaders } from '../../nats/header-reader.js';
 import { OutboundHeaders } from '../../nats/outbound-headers.js';
+import { RawJson } from '../../wire/raw-json.js';
 import type { Logger } from 'pino';
 import type { ServiceInstance } from '../../genapi/types.js';
 import { ERROR_CODES, H } from '../../nats/headers.js';
@@ -47,7 +48,8 @@ function requestHeaders(meta: RequestMeta, timeoutMs: number): MsgHdrs {
 }
 
 /** A worker's reply: its body is the JSON result, or the micro error headers say what failed. */
-function readReply(msg: Msg): CallOutcome {
+/** `raw`: a successful result is kept as its JSON text (RawJson), checked but not parsed. */
+function readReply(msg: Msg, raw = false): CallOutcome {
   const error = msg.headers?.get(H.serviceError);
   if (error) {
     const code = Number(msg.headers?.get(H.serviceErrorCode)) || ERROR_CODES.failed;
@@ -58,16 +60,23 @@ function readReply(msg: Msg): CallOutcome {
     return { ok: false, kind: 'business', message: error, code };
   }
   if (msg.data.length === 0) return { ok: true, result: null };
-  try {
-    return { ok: true, result: JSON.parse(decoder.decode(msg.data)) };
-  } catch {
-    return {
-      ok: false,
-      kind: 'business',
-      message: 'worker reply is not JSON',
-      code: ERROR_CODES.failed,
-    };
+  const text = decoder.decode(msg.data);
+  if (raw) {
+    const result = RawJson.from(text);
+    if (result !== null) return { ok: true, result };
+  } else {
+    try {
+      return { ok: true, result: JSON.parse(text) };
+    } catch {
+      // below
+    }
   }
+  return {
+    ok: false,
+    kind: 'business',
+    message: 'worker reply is not JSON',
+    code: ERROR_CODES.failed,
+  };
 }
 
 /** Ends a traced attempt's span with its outcome and the worker's reply traceparent. */
@@ -154,6 +163,7 @@ export class NatsBus implements ServiceBus {
     args: Record<string, unknown>,
     timeoutMs: number,
     signal?: AbortSignal,
+    raw = false,
   ): Promise<CallOutcome> {
     let outcome: CallOutcome;
     const subject = this.subjectFor(target);
@@ -169,7 +179,7 @@ export class NatsBus implements ServiceBus {
         signal,
         target.instance?.id ?? null,
       );
-      outcome = readReply(reply);
+      outcome = readReply(reply, raw);
       // Any answer from an instance proves it alive, pings or not.
       if (target.instance) this.discovery.alive(target.instance.id);
     } catch (err) {
