@@ -82,6 +82,8 @@ export interface ServiceBus {
     startTimeoutMs: number,
     initialCredit: number,
     sink: StreamSink,
+    /** Chunks as RawJson where the bus can (see `call`). */
+    raw?: boolean,
   ): Promise<StreamStart>;
   /**
    * The worker's own permission check (`permission_callback`). `unavailable`: nobody could make

@@ -60,23 +60,27 @@ function readReply(msg: Msg, raw = false): CallOutcome {
     return { ok: false, kind: 'business', message: error, code };
   }
   if (msg.data.length === 0) return { ok: true, result: null };
-  const text = decoder.decode(msg.data);
-  if (raw) {
-    const result = RawJson.from(text);
-    if (result !== null) return { ok: true, result };
-  } else {
-    try {
-      return { ok: true, result: JSON.parse(text) };
-    } catch {
-      // below
-    }
-  }
+  const result = readJson(decoder.decode(msg.data), raw);
+  if (result !== NOT_JSON) return { ok: true, result };
   return {
     ok: false,
     kind: 'business',
     message: 'worker reply is not JSON',
     code: ERROR_CODES.failed,
   };
+}
+
+/** What readJson gives for text that is not JSON. */
+const NOT_JSON = Symbol('not JSON');
+
+/** A worker's JSON text as its value, or as a RawJson when `raw`; NOT_JSON when it is not JSON. */
+function readJson(text: string, raw: boolean): unknown {
+  if (raw) return RawJson.from(text) ?? NOT_JSON;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return NOT_JSON;
+  }
 }
 
 /** Ends a traced attempt's span with its outcome and the worker's reply traceparent. */
@@ -105,6 +109,8 @@ interface LiveStream {
   held: Msg[] | null;
   control: string | null;
   instanceId: string | null;
+  /** Chunks as RawJson (see ServiceBus.call's `raw`). */
+  readonly raw: boolean;
 }
 
 /**
@@ -245,6 +251,7 @@ export class NatsBus implements ServiceBus {
     startTimeoutMs: number,
     initialCredit: number,
     sink: StreamSink,
+    raw = false,
   ): Promise<StreamStart> {
     // Unguessable: every worker may publish to `<p>.gw.*.s.*`, so a worker of another service
     // must not be able to aim chunks at this stream (protocol/nats.md §10).
@@ -257,6 +264,7 @@ export class NatsBus implements ServiceBus {
       held: [],
       control: null,
       instanceId: target.instance?.id ?? null,
+      raw,
     };
     this.streams.set(id, live);
     const h = requestHeaders(meta, startTimeoutMs);
@@ -410,10 +418,8 @@ export class NatsBus implements ServiceBus {
     live.expectedSeq++;
     const event = headers.get(H.streamEvent);
     if (event === 'chunk' || event === 'last') {
-      let data: unknown;
-      try {
-        data = msg.data.length === 0 ? null : JSON.parse(decoder.decode(msg.data));
-      } catch {
+      const data = msg.data.length === 0 ? null : readJson(decoder.decode(msg.data), live.raw);
+      if (data === NOT_JSON) {
         this.finish(live);
         live.sink.error('stream chunk is not JSON');
         return;
