@@ -1,5 +1,4 @@
-import { headers as natsHeaders } from '@nats-io/nats-core';
-import type { ServiceMsg } from '@nats-io/services';
+import { headers as natsHeaders, type Msg } from '@nats-io/nats-core';
 import { H } from '../../nats/headers.js';
 import type { PushAck, PushConfigMessage } from '../../nats/messages.js';
 import { AUTH_HEADER, NONCE_HEADER, type PeerAuth } from '../../nats/peer-auth.js';
@@ -73,7 +72,7 @@ export class ConfigPublisher {
   }
 
   /** Answers a gateway's pull; signed for its nonce when both sides have the token. */
-  answer(msg: ServiceMsg): void {
+  answer(msg: Msg): void {
     const { scope, auth } = this;
     const body = json(this.message());
     const nonce = msg.headers?.get(NONCE_HEADER) ?? '';
@@ -81,7 +80,9 @@ export class ConfigPublisher {
       scope.send(() => msg.respond(body));
       return;
     }
-    const signed = replyHeaders({ [AUTH_HEADER]: auth.signConfig(msg.subject, nonce, body) });
+    const signed = {
+      headers: replyHeaders({ [AUTH_HEADER]: auth.signConfig(msg.subject, nonce, body) }),
+    };
     scope.send(() => msg.respond(body, signed));
   }
 

@@ -1,47 +1,52 @@
-import type { Service } from '@nats-io/services';
-
-/** The fields of @nats-io/services' per-endpoint statistics (`$SRV.STATS`) the SDK keeps true. */
-export interface EndpointStats {
-  num_requests: number;
-  processing_time: number;
+/** One endpoint's entry in a `$SRV.STATS` answer (ADR-32: times in nanoseconds). */
+export interface EndpointStatsReport {
+  name: string;
+  subject: string;
   average_processing_time: number;
   num_errors: number;
+  num_requests: number;
+  processing_time: number;
   last_error?: string;
+  queue_group: string;
 }
 
 /**
- * @nats-io/services times an endpoint only while its handler runs synchronously and counts an
- * error only when the handler throws, but SDK handlers answer later. This finds the endpoint's
- * statistics (library internals, checked at run time; null if their shape changes) so each reply
- * is accounted when it is sent: processing time, and errors for error replies.
+ * The statistics of one endpoint, kept by the SDK itself: a request is counted when it arrives,
+ * and its time (and error, for an error reply) when its reply is sent, which for SDK handlers is
+ * later than the message callback returns.
  */
-export function endpointStats(service: Service, name: string): EndpointStats | null {
-  const handlers = (service as unknown as { handlers?: unknown }).handlers;
-  if (!Array.isArray(handlers)) return null;
-  const stats = (handlers as { name?: unknown; stats?: unknown }[]).find((h) => h.name === name)
-    ?.stats as Partial<EndpointStats> | undefined;
-  if (
-    !stats ||
-    typeof stats.num_errors !== 'number' ||
-    typeof stats.processing_time !== 'number' ||
-    typeof stats.num_requests !== 'number'
-  )
-    return null;
-  return stats as EndpointStats;
-}
+export class EndpointStats {
+  private requests = 0;
+  private processingNs = 0;
+  private errors = 0;
+  private lastError: string | undefined = undefined;
 
-export function account(
-  stats: EndpointStats | null,
-  startedAt: number,
-  error: string | null,
-): void {
-  if (!stats) return;
-  // The library already counted the request (num_requests) when its handler returned.
-  stats.processing_time += Math.max(0, Date.now() - startedAt) * 1_000_000;
-  stats.average_processing_time =
-    stats.num_requests > 0 ? Math.round(stats.processing_time / stats.num_requests) : 0;
-  if (error !== null) {
-    stats.num_errors++;
-    stats.last_error = error;
+  /** A request arrived. */
+  received(): void {
+    this.requests++;
+  }
+
+  /** The request that arrived at `startedAt` (ms) was answered; `error` for an error reply. */
+  replied(startedAt: number, error: string | null): void {
+    this.processingNs += Math.max(0, Date.now() - startedAt) * 1_000_000;
+    if (error !== null) {
+      this.errors++;
+      this.lastError = error;
+    }
+  }
+
+  /** The `$SRV.STATS` entry of the endpoint `name` on `subject` in queue group `queue`. */
+  report(name: string, subject: string, queue: string): EndpointStatsReport {
+    return {
+      name,
+      subject,
+      average_processing_time:
+        this.requests > 0 ? Math.round(this.processingNs / this.requests) : 0,
+      num_errors: this.errors,
+      num_requests: this.requests,
+      processing_time: this.processingNs,
+      ...(this.lastError === undefined ? {} : { last_error: this.lastError }),
+      queue_group: queue,
+    };
   }
 }

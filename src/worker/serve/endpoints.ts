@@ -1,8 +1,9 @@
-import type { Service, ServiceMsg } from '@nats-io/services';
+import type { Msg } from '@nats-io/nats-core';
 import { ERROR_CODES, QUEUE_GROUP } from '../../nats/headers.js';
 import type { ResolvedFunction } from '../define.js';
 import type { ConfigPublisher } from './config-push.js';
-import { endpointStats, type EndpointStats } from './endpoint-stats.js';
+import type { EndpointStats } from './endpoint-stats.js';
+import type { MicroService } from './micro-service.js';
 import type { RequestHandler } from './requests.js';
 import type { ServeScope } from './scope.js';
 
@@ -17,14 +18,14 @@ function endpointName(fn: ResolvedFunction): string {
  * arrive on the `direct` endpoint and are accounted there.
  */
 export function addEndpoints(
-  service: Service,
+  service: MicroService,
   scope: ServeScope,
   requests: RequestHandler,
   config: ConfigPublisher,
 ): void {
   const { definition, subjects, id } = scope;
-  let directStats: EndpointStats | null = null;
-  const direct = new Map<string, (msg: ServiceMsg) => void>();
+  /** The handlers of the direct endpoint, by subject. */
+  const direct = new Map<string, (msg: Msg, stats: EndpointStats) => void>();
   for (const fn of definition.functions.values()) {
     const metadata: Record<string, string> = {
       request_type: fn.requestType,
@@ -32,49 +33,47 @@ export function addEndpoints(
     };
     if (fn.version !== null) metadata.version = fn.version;
     const name = endpointName(fn);
+    const call = (msg: Msg, stats: EndpointStats) => requests.call(fn, msg, stats);
     service.addEndpoint(name, {
       subject: subjects.fn(definition.name, fn.requestType, fn.version),
       queue: QUEUE_GROUP,
       metadata,
-      handler: (_err, msg) => requests.call(fn, msg, fnStats),
+      handler: call,
     });
-    const fnStats = endpointStats(service, name);
-    direct.set(subjects.instanceFn(definition.name, id, fn.requestType, fn.version), (msg) =>
-      requests.call(fn, msg, directStats),
-    );
+    direct.set(subjects.instanceFn(definition.name, id, fn.requestType, fn.version), call);
     if (fn.definition.authorize) {
+      const authorize = (msg: Msg, stats: EndpointStats) => requests.authorize(fn, msg, stats);
       service.addEndpoint(`${name}-permission`, {
         subject: subjects.perm(definition.name, fn.requestType, fn.version),
         queue: QUEUE_GROUP,
         metadata: { ...metadata, kind: 'permission' },
-        handler: (_err, msg) => requests.authorize(fn, msg, permStats),
+        handler: authorize,
       });
-      const permStats = endpointStats(service, `${name}-permission`);
-      direct.set(subjects.instancePerm(definition.name, id, fn.requestType, fn.version), (msg) =>
-        requests.authorize(fn, msg, directStats),
-      );
+      direct.set(subjects.instancePerm(definition.name, id, fn.requestType, fn.version), authorize);
     }
   }
+  // Answered at once: its time is nil, its request counted on arrival.
+  const answerConfig = (msg: Msg) => config.answer(msg);
   service.addEndpoint('config', {
     subject: subjects.configGet(definition.name),
     queue: QUEUE_GROUP,
-    handler: (_err, msg) => config.answer(msg),
+    handler: answerConfig,
   });
-  direct.set(subjects.instanceConfig(definition.name, id), (msg) => config.answer(msg));
+  direct.set(subjects.instanceConfig(definition.name, id), answerConfig);
   service.addEndpoint('direct', {
     subject: subjects.instanceWildcard(definition.name, id),
-    handler: (_err, msg) => {
+    queue: '',
+    handler: (msg, stats) => {
       const handler = direct.get(msg.subject);
-      if (handler) handler(msg);
+      if (handler) handler(msg, stats);
       else
         scope.fail(
           msg,
-          directStats,
+          stats,
           Date.now(),
           ERROR_CODES.notFound,
           `no such function on this instance: ${msg.subject}`,
         );
     },
   });
-  directStats = endpointStats(service, 'direct');
 }

@@ -1,4 +1,4 @@
-import type { ServiceMsg } from '@nats-io/services';
+import type { Msg } from '@nats-io/nats-core';
 import { ERROR_CODES, H } from '../../nats/headers.js';
 import { readHeaders, type HeaderValues } from '../../nats/header-reader.js';
 import { traceLogFields } from '../../nats/trace-otel.js';
@@ -7,7 +7,8 @@ import type { ResolvedFunction, ServiceDefinition } from '../define.js';
 import { outcomeOf, type CallOutcome } from '../observer.js';
 import { CallSignal, runAuthorize, runCall } from '../runtime.js';
 import { startWorkerSpan } from '../trace.js';
-import { account, type EndpointStats } from './endpoint-stats.js';
+import type { EndpointStats } from './endpoint-stats.js';
+import { respondError } from './micro-service.js';
 import type { InFlight } from './inflight.js';
 import { json, replyHeaders, type ServeScope } from './scope.js';
 import type { StreamServer } from './streams.js';
@@ -52,7 +53,7 @@ export function readMeta(
 }
 
 /** The call's arguments: a JSON object (an empty body is none), or null when it is not one. */
-export function parseArgs(msg: ServiceMsg): Record<string, unknown> | null {
+export function parseArgs(msg: Msg): Record<string, unknown> | null {
   if (msg.data.length === 0) return {};
   try {
     const parsed: unknown = JSON.parse(decoder.decode(msg.data));
@@ -77,7 +78,7 @@ export class RequestHandler {
   ) {}
 
   /** Refuses a call or stream start with 503 when draining or full: the gateway goes elsewhere. */
-  private refused(msg: ServiceMsg, stats: EndpointStats | null, startedAt: number): boolean {
+  private refused(msg: Msg, stats: EndpointStats, startedAt: number): boolean {
     const reason = this.inflight.refusal();
     if (reason === null) return false;
     this.scope.fail(msg, stats, startedAt, ERROR_CODES.unavailable, reason);
@@ -85,7 +86,7 @@ export class RequestHandler {
   }
 
   /** A call (or a stream start) to `fn`. */
-  call(fn: ResolvedFunction, msg: ServiceMsg, stats: EndpointStats | null): void {
+  call(fn: ResolvedFunction, msg: Msg, stats: EndpointStats): void {
     const { scope, inflight } = this;
     const { observer, pushes, logger } = scope;
     const startedAt = Date.now();
@@ -120,14 +121,14 @@ export class RequestHandler {
       .then((result) => {
         inflight.calls.delete(call);
         outcome = result.ok ? 'ok' : outcomeOf(result.code);
-        const opts = span === null ? undefined : replyHeaders(span.replyHeaders());
+        const headers = span === null ? undefined : replyHeaders(span.replyHeaders());
         scope.send(() =>
           result.ok
-            ? msg.respond(json(result.result), opts)
-            : msg.respondError(result.code, result.error, undefined, opts),
+            ? msg.respond(json(result.result), headers && { headers })
+            : respondError(msg, result.code, result.error, headers),
         );
         span?.end(result.ok ? null : result.error);
-        account(stats, startedAt, result.ok ? null : result.error);
+        stats.replied(startedAt, result.ok ? null : result.error);
       })
       // runCall turns every handler failure into a result: this is a defect in replying or
       // accounting. The gateway times the call out; the slot is freed below either way.
@@ -146,21 +147,21 @@ export class RequestHandler {
   }
 
   /** A permission check of `fn`: answers true or false; never counted as in flight. */
-  authorize(fn: ResolvedFunction, msg: ServiceMsg, stats: EndpointStats | null): void {
+  authorize(fn: ResolvedFunction, msg: Msg, stats: EndpointStats): void {
     const { scope } = this;
     const { observer, logger } = scope;
     const startedAt = Date.now();
     const args = parseArgs(msg);
     if (args === null) {
       scope.send(() => msg.respond(json(false)));
-      account(stats, startedAt, null);
+      stats.replied(startedAt, null);
       observer?.permission(fn.requestType, false);
       return;
     }
     runAuthorize(fn, args, readMeta(readHeaders(msg), scope.definition, fn), scope.pushes, logger)
       .then((allowed) => {
         scope.send(() => msg.respond(json(allowed)));
-        account(stats, startedAt, null);
+        stats.replied(startedAt, null);
         observer?.permission(fn.requestType, allowed);
       })
       // runAuthorize denies on any throw, so this is a defect of ours: deny, as a throw would.

@@ -1,11 +1,16 @@
-import { headers as natsHeaders, type NatsConnection } from '@nats-io/nats-core';
-import type { ServiceMsg } from '@nats-io/services';
+import {
+  headers as natsHeaders,
+  type Msg,
+  type MsgHdrs,
+  type NatsConnection,
+} from '@nats-io/nats-core';
 import type { Logger } from 'pino';
 import type { Subjects } from '../../nats/subjects.js';
 import type { ServiceDefinition } from '../define.js';
 import type { ServeObserver } from '../observer.js';
 import type { Broadcaster } from '../pushes.js';
-import { account, type EndpointStats } from './endpoint-stats.js';
+import type { EndpointStats } from './endpoint-stats.js';
+import { respondError } from './micro-service.js';
 
 const encoder = new TextEncoder();
 
@@ -13,13 +18,11 @@ const encoder = new TextEncoder();
 export const json = (value: unknown): Uint8Array =>
   encoder.encode(JSON.stringify(value === undefined ? null : value));
 
-/** Headers for ServiceMsg.respond, typed for the services package's own nats-core copy. */
-export function replyHeaders(
-  entries: Record<string, string>,
-): Parameters<ServiceMsg['respond']>[1] {
+/** Reply headers holding `entries`. */
+export function replyHeaders(entries: Record<string, string>): MsgHdrs {
   const h = natsHeaders();
   for (const [name, value] of Object.entries(entries)) h.set(name, value);
-  return { headers: h as unknown as NonNullable<Parameters<ServiceMsg['respond']>[1]>['headers'] };
+  return h;
 }
 
 /**
@@ -52,14 +55,8 @@ export class ServeScope {
   }
 
   /** An error reply, accounted on the endpoint's statistics. */
-  fail(
-    msg: ServiceMsg,
-    stats: EndpointStats | null,
-    startedAt: number,
-    code: number,
-    message: string,
-  ): void {
-    this.send(() => msg.respondError(code, message));
-    account(stats, startedAt, message);
+  fail(msg: Msg, stats: EndpointStats, startedAt: number, code: number, message: string): void {
+    this.send(() => respondError(msg, code, message));
+    stats.replied(startedAt, message);
   }
 }

@@ -1,4 +1,3 @@
-import { Svcm, type Service } from '@nats-io/services';
 import { InvalidArgumentError } from '../../errors.js';
 import { silentLogger } from '../../log/logger.js';
 import { META, PROTOCOL_VERSION } from '../../nats/headers.js';
@@ -13,6 +12,7 @@ import { natsBroadcaster, PushEncoder } from '../pushes.js';
 import { ConfigPublisher } from './config-push.js';
 import { addEndpoints } from './endpoints.js';
 import { InFlight } from './inflight.js';
+import { MicroService } from './micro-service.js';
 import {
   LEAVE_TIMEOUT_MS,
   SERVE_DEFAULTS,
@@ -47,7 +47,7 @@ export class WorkerServer {
   private readonly config: ConfigPublisher;
   private readonly unwatch: () => void;
   private readonly drainTimeoutMs: number;
-  private service: Service | null = null;
+  private service: MicroService | null = null;
   private metrics: WorkerMetrics | null = null;
   private connected = true;
   /** An end that came while starting: `start` fails with it. */
@@ -134,12 +134,10 @@ export class WorkerServer {
   private async run(auth: PeerAuth | null): Promise<RunningService> {
     const { scope, options, lifecycle } = this;
     const { nc, definition, subjects, logger } = scope;
-    const service: Service = await new Svcm(nc as never).add({
+    const service = new MicroService(nc, {
       name: definition.name,
       version: definition.version,
       description: definition.description,
-      // No service-wide queue: endpoints opt in, so the direct endpoint is not load-balanced away.
-      queue: '',
       metadata: {
         [META.protocol]: PROTOCOL_VERSION,
         [META.prefix]: subjects.prefix,
@@ -156,7 +154,7 @@ export class WorkerServer {
       },
     });
     this.service = service;
-    const id = service.info().id;
+    const id = service.id;
     scope.id = id;
 
     if (options.metrics) {
@@ -181,7 +179,7 @@ export class WorkerServer {
     this.streams.listen();
     const startupAcks = options.pushOnStart === false ? [] : await this.config.push();
 
-    // The Services API stops a service by itself when one of its subscriptions ends (e.g. a
+    // The micro service stops by itself when one of its subscriptions ends (e.g. a
     // permission violation): that is an end nobody asked for either.
     service.stopped.then(
       (err) => {

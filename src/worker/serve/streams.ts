@@ -1,5 +1,4 @@
-import type { Subscription } from '@nats-io/nats-core';
-import type { ServiceMsg } from '@nats-io/services';
+import type { Msg, Subscription } from '@nats-io/nats-core';
 import { CancelledError } from '../../errors.js';
 import { DEFAULT_STREAM_CREDIT, ERROR_CODES, H } from '../../nats/headers.js';
 import { readHeaders, type HeaderValues } from '../../nats/header-reader.js';
@@ -11,7 +10,8 @@ import { outcomeOf, type CallOutcome } from '../observer.js';
 import { runStream } from '../runtime.js';
 import type { CreditStream, StreamEvent, StreamIO } from '../stream.js';
 import type { WorkerSpan } from '../trace.js';
-import { account, type EndpointStats } from './endpoint-stats.js';
+import type { EndpointStats } from './endpoint-stats.js';
+import { respondError } from './micro-service.js';
 import type { InFlight } from './inflight.js';
 import { json, replyHeaders, type ServeScope } from './scope.js';
 
@@ -82,8 +82,8 @@ export class StreamServer {
     args: Record<string, unknown>,
     meta: RequestMeta,
     headers: HeaderValues,
-    msg: ServiceMsg,
-    stats: EndpointStats | null,
+    msg: Msg,
+    stats: EndpointStats,
     startedAt: number,
     span: WorkerSpan | null,
   ): void {
@@ -117,13 +117,12 @@ export class StreamServer {
       start(result) {
         if (
           !scope.send(() =>
-            msg.respond(
-              json(result),
-              replyHeaders({
+            msg.respond(json(result), {
+              headers: replyHeaders({
                 [H.streamControl]: subjects.streamControl(definition.name, id, streamId),
                 ...span?.replyHeaders(),
               }),
-            ),
+            }),
           )
         )
           lost();
@@ -132,10 +131,10 @@ export class StreamServer {
         streamError = message;
         streamCode = code;
         scope.send(() =>
-          msg.respondError(
+          respondError(
+            msg,
             code,
             message,
-            undefined,
             span === null ? undefined : replyHeaders(span.replyHeaders()),
           ),
         );
@@ -176,7 +175,7 @@ export class StreamServer {
       .finally(() => {
         span?.end(streamError);
         this.running.delete(streamId);
-        account(stats, startedAt, streamError);
+        stats.replied(startedAt, streamError);
         const outcome: CallOutcome = entry.cancelled
           ? 'cancelled'
           : streamError === null
