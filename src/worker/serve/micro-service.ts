@@ -7,11 +7,10 @@ import {
   type NatsConnection,
   type Subscription,
 } from '@nats-io/nats-core';
+import { InvalidArgumentError } from '../../errors.js';
+import { H } from '../../nats/headers.js';
+import { WorkerClosedError } from '../lifecycle.js';
 import { EndpointStats, type EndpointStatsReport } from './endpoint-stats.js';
-
-/** The headers of a micro service error reply (ADR-32): the description and the status code. */
-export const SERVICE_ERROR_HEADER = 'Nats-Service-Error';
-export const SERVICE_ERROR_CODE_HEADER = 'Nats-Service-Error-Code';
 
 /** Where discovery requests arrive: `$SRV.<verb>`, `.<name>` and `.<name>.<id>`. */
 const CONTROL_PREFIX = '$SRV';
@@ -48,24 +47,26 @@ interface Registered {
   readonly sub: Subscription;
 }
 
-/** Replies `msg` with a micro service error: an empty body and the error headers. */
+/** Replies `msg` with a micro service error (ADR-32): an empty body, the code and description headers. */
 export function respondError(
   msg: Msg,
   code: number,
   description: string,
   headers: MsgHdrs = natsHeaders(),
 ): boolean {
-  headers.set(SERVICE_ERROR_CODE_HEADER, String(code));
-  headers.set(SERVICE_ERROR_HEADER, description);
+  headers.set(H.serviceErrorCode, String(code));
+  headers.set(H.serviceError, description);
   return msg.respond(Empty, { headers });
 }
 
 /** The same name check as the NATS Services API: `[-\w]+`. */
 function checkName(context: string, name: string): void {
-  if (name === '') throw new Error(`${context} name required`);
+  if (name === '') throw new InvalidArgumentError(`${context} name required`);
   const bad = [...name].find((c) => !/^[-\w]$/.test(c));
   if (bad !== undefined)
-    throw new Error(`invalid ${context} name - ${context} name cannot contain '${bad}'`);
+    throw new InvalidArgumentError(
+      `invalid ${context} name - ${context} name cannot contain '${bad}'`,
+    );
 }
 
 /**
@@ -97,7 +98,7 @@ export class MicroService {
     checkName('name', config.name);
     // The same (loose) check as the Services API: three dot-separated numbers somewhere.
     if (!/(\d+).(\d+).(\d+)/.test(config.version))
-      throw new Error(`'${config.version}' is not a semver value`);
+      throw new InvalidArgumentError(`'${config.version}' is not a semver value`);
     nc.closed().then(
       () => this.close(null),
       (err: unknown) => this.close(err instanceof Error ? err : null),
@@ -122,7 +123,11 @@ export class MicroService {
         // Handlers answer errors themselves: this is a defect, answered as the Services API would.
         const message = err instanceof Error ? err.message : String(err);
         stats.replied(startedAt, message);
-        respondError(msg, 500, message);
+        try {
+          respondError(msg, 500, message);
+        } catch {
+          // The connection closed under us: nobody is left to answer.
+        }
       }
     });
     this.endpoints.push({ name, endpoint, stats, sub });
@@ -189,12 +194,19 @@ export class MicroService {
   /** Answers `verb` on its three subjects. */
   private listenControl(verb: Verb, answer: (msg: Msg) => void): void {
     const { name } = this.config;
+    const guarded = (msg: Msg): void => {
+      try {
+        answer(msg);
+      } catch {
+        // The connection closed under us: nobody is left to answer.
+      }
+    };
     for (const subject of [
       `${CONTROL_PREFIX}.${verb}`,
       `${CONTROL_PREFIX}.${verb}.${name}`,
       `${CONTROL_PREFIX}.${verb}.${name}.${this.id}`,
     ])
-      this.control.push(this.subscribe(subject, '', answer));
+      this.control.push(this.subscribe(subject, '', guarded));
   }
 
   /** A subscription the service needs: an error on it, or its end without `stop()`, stops it. */
@@ -210,7 +222,7 @@ export class MicroService {
     const ended = (err: unknown): void => {
       if (this.stopping) return;
       this.close(
-        new Error(
+        new WorkerClosedError(
           err instanceof Error
             ? `required subscription ${subject} errored: ${err.message}`
             : `required subscription ${subject} stopped`,
