@@ -38,6 +38,20 @@ export class WorkerClosedError extends GatewayError {
   }
 }
 
+/**
+ * The moves a served service makes, from each state: `starting` ends `serving` (or `reconnecting`
+ * when NATS dropped meanwhile), or `stopped` when it ended before; NATS drops and returns move
+ * between `serving` and `reconnecting`; a drain moves either to `draining`, then `stopped`; an
+ * end nobody asked for goes to `stopped` from anywhere. Nothing leaves `stopped`.
+ */
+export const WORKER_TRANSITIONS: Readonly<Record<WorkerState, readonly WorkerState[]>> = {
+  starting: ['serving', 'reconnecting', 'stopped'],
+  serving: ['reconnecting', 'draining', 'stopped'],
+  reconnecting: ['serving', 'draining', 'stopped'],
+  draining: ['stopped'],
+  stopped: [],
+};
+
 /** Receives state changes; a throwing listener is logged, never breaks the service. */
 export type WorkerStateListener = (change: WorkerStateChange) => void;
 
@@ -71,10 +85,18 @@ export class Lifecycle {
     return () => this.listeners.delete(listener);
   }
 
-  /** Moves to `state` (a no-op once stopped, or when already there). */
+  /** Whether `state` is a move from the current state (WORKER_TRANSITIONS). */
+  can(state: WorkerState): boolean {
+    return WORKER_TRANSITIONS[this.current].includes(state);
+  }
+
+  /**
+   * Moves to `state` when that is a move from the current state (WORKER_TRANSITIONS); otherwise a
+   * no-op: already there, stopped, or e.g. a connection back while draining (it stays draining).
+   */
   set(state: WorkerState, reason: string, error?: WorkerClosedError): void {
     const previous = this.current;
-    if (previous === state || previous === 'stopped') return;
+    if (!this.can(state)) return;
     this.current = state;
     const change: WorkerStateChange =
       error === undefined ? { state, previous, reason } : { state, previous, reason, error };
