@@ -1,52 +1,35 @@
-import { setMaxListeners } from 'node:events';
-import type { Logger } from 'pino';
+/**
+ * A channel's mailbox: the handler's callbacks (handleIn, handleOut for intercepted events,
+ * afterJoin) run one at a time, in order, and their results become replies, stops or crashes.
+ * The join, the Channel API and `terminate` are ChannelBase (channel-base.ts).
+ */
 import { InvalidArgumentError } from '../errors.js';
 import type { Ref } from '../wire/message.js';
-import type { Broadcast, PubSub, Subscriber } from './pubsub.js';
-import { broadcastTooLarge, payloadOver } from './broadcast-size.js';
-import type { Telemetry } from '../telemetry/events.js';
+import { describeReason, isAbortError, isReply, isStop, isThenable } from './callback-results.js';
+import {
+  CHANNEL_ENDED,
+  CLOSED,
+  CLOSING,
+  ChannelBase,
+  EMPTY,
+  JOINED,
+  JOINING,
+  TERMINATE,
+} from './channel-base.js';
+import type { ChannelHost } from './host.js';
+import { interceptsOf } from './intercepts.js';
+import type { Broadcast } from './pubsub.js';
 import {
   isGracefulStop,
   type Assigns,
-  type Channel,
   type ChannelHandler,
   type Reply,
-  type ReplyRef,
-  type SocketInfo,
-  type Stop,
   type StopReason,
   type TerminateReason,
 } from './types.js';
 
-/** What a channel needs from the socket session that owns it. */
-export interface ChannelHost<A extends Assigns> {
-  readonly info: SocketInfo<A>;
-  readonly pubsub: PubSub;
-  readonly logger: Logger;
-  /** The gateway's telemetry (`channel_handled_in`). */
-  readonly telemetry: Telemetry;
-  /** Largest payload `broadcast()` accepts (the socket's maxBroadcastBytes). */
-  readonly maxBroadcastBytes: number;
-  writePush(channel: ChannelInstance<A>, event: string, payload: unknown): void;
-  writeReply(channel: ChannelInstance<A>, ref: Ref, status: string, response: unknown): void;
-  writeBroadcast(broadcast: Broadcast): void;
-  /** phx_close / phx_error: both ref slots carry the join_ref the transport stored. */
-  writeControl(
-    channel: ChannelInstance<A>,
-    event: 'phx_close' | 'phx_error',
-    payload: object,
-  ): void;
-  /** Forgets the channel: session map, topic subscription, presence entries. */
-  detach(channel: ChannelInstance<A>): void;
-  /** A callback of `channel` threw or rejected: log it with the socket's context and count it. */
-  channelError(channel: ChannelInstance<A>, err: unknown, message: string): void;
-}
-
-const JOINING = 0;
-const JOINED = 1;
-const CLOSING = 2;
-const CLOSED = 3;
-type State = typeof JOINING | typeof JOINED | typeof CLOSING | typeof CLOSED;
+export { JOIN_CRASHED, TERMINATE } from './channel-base.js';
+export type { ChannelHost } from './host.js';
 
 const IN = 0;
 const OUT = 1;
@@ -67,211 +50,25 @@ type MailItem =
   | { readonly kind: typeof STOP; readonly reason: StopReason; readonly reply: Reply | undefined }
   | { readonly kind: typeof AFTER_JOIN };
 
-export const TERMINATE = {
-  left: { kind: 'left' },
-  closed: { kind: 'closed' },
-  duplicateJoin: { kind: 'duplicate_join' },
-  joinTimeout: { kind: 'join_timeout' },
-} as const satisfies Record<string, TerminateReason>;
-
-export const JOIN_CRASHED: Reply = { status: 'error', response: { reason: 'join crashed' } };
 const CHANNEL_CRASH = { reason: 'channel_crash' } as const;
-const EMPTY = {} as const;
-
-const interceptCache = new WeakMap<object, ReadonlySet<string>>();
-function interceptsOf(handler: ChannelHandler<never>): ReadonlySet<string> | null {
-  if (!handler.intercept || handler.intercept.length === 0) return null;
-  let set = interceptCache.get(handler);
-  if (!set) {
-    set = new Set(handler.intercept);
-    interceptCache.set(handler, set);
-  }
-  return set;
-}
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (
-    value !== null &&
-    typeof value === 'object' &&
-    typeof (value as { then?: unknown }).then === 'function'
-  );
-}
-
-function isReply(value: unknown): value is Reply {
-  return (
-    value !== null &&
-    typeof value === 'object' &&
-    typeof (value as { status?: unknown }).status === 'string'
-  );
-}
-
-function isAbortError(err: unknown): boolean {
-  return (
-    err !== null && typeof err === 'object' && (err as { name?: unknown }).name === 'AbortError'
-  );
-}
-
-function isStop(value: unknown): value is Stop {
-  return value !== null && typeof value === 'object' && 'stop' in value;
-}
-
-/** A stop reason for the log: strings as they are, errors as `Name: message`, others as JSON. */
-function describeReason(reason: StopReason): string {
-  if (typeof reason === 'string') return reason;
-  if (reason instanceof Error) return String(reason);
-  try {
-    return JSON.stringify(reason);
-  } catch {
-    return Object.prototype.toString.call(reason);
-  }
-}
-
-/**
- * The reason every channel signal aborts with: one shared AbortError (\`abort()\` without a reason
- * builds a new DOMException, with its stack trace, for each channel that ends).
- */
-const CHANNEL_ENDED = new DOMException('The channel ended', 'AbortError');
 
 /**
  * One joined topic on one socket: the Phoenix channel process, without the process. Its mailbox
  * keeps the channel's messages in order; a handler that returns a promise holds only this
  * channel's mailbox. Errors thrown by handlers end here and crash this channel alone.
  */
-export class ChannelInstance<A extends Assigns = Assigns> implements Channel<A>, Subscriber {
-  ref: Ref = null;
-  messageSize = 0;
-  private state: State = JOINING;
+export class ChannelInstance<A extends Assigns = Assigns> extends ChannelBase<A> {
   private busy = false;
   private mailbox: MailItem[] | null = null;
-  private ownAssigns: A | null = null;
-  private deferred: (() => void)[] | null = null;
-  private controller: AbortController | null = null;
-  private abandonedFor: TerminateReason | null = null;
   private readonly intercepts: ReadonlySet<string> | null;
 
-  constructor(
-    readonly topic: string,
-    readonly handler: ChannelHandler<A>,
-    private readonly host: ChannelHost<A>,
-    /** The join_ref as the client sent it; phx_close/phx_error carry this one. */
-    readonly storedJoinRef: Ref,
-  ) {
+  constructor(topic: string, handler: ChannelHandler<A>, host: ChannelHost<A>, storedJoinRef: Ref) {
+    super(topic, handler, host, storedJoinRef);
     this.intercepts = interceptsOf(handler);
-  }
-
-  /** The channel's own join_ref: the join's join_ref, or its ref when the client sent null. */
-  joinRef: Ref = null;
-
-  get socket(): SocketInfo<A> {
-    return this.host.info;
-  }
-
-  get assigns(): Readonly<A> {
-    return this.ownAssigns ?? this.host.info.assigns;
-  }
-
-  get joined(): boolean {
-    return this.state === JOINED;
-  }
-
-  get signal(): AbortSignal {
-    if (!this.controller) {
-      this.controller = new AbortController();
-      // Many in-flight requests may listen at once (gen_api): not a leak, so no warning.
-      setMaxListeners(0, this.controller.signal);
-      if (this.state >= CLOSING) this.controller.abort(CHANNEL_ENDED);
-    }
-    return this.controller.signal;
-  }
-
-  assign(values: Partial<A>): void {
-    this.ownAssigns = { ...this.assigns, ...values };
-  }
-
-  push(event: string, payload: unknown = EMPTY): void {
-    if (this.state === JOINING) {
-      (this.deferred ??= []).push(() => this.push(event, payload));
-      return;
-    }
-    if (this.state === CLOSED) {
-      this.host.logger.debug({ topic: this.topic, event }, 'push on a closed channel dropped');
-      return;
-    }
-    this.host.writePush(this, event, payload);
-  }
-
-  broadcast(event: string, payload: unknown = EMPTY): void {
-    this.checkBroadcastSize(event, payload);
-    if (this.state === JOINING) {
-      (this.deferred ??= []).push(() => this.broadcast(event, payload));
-      return;
-    }
-    this.host.pubsub.broadcast(this.topic, event, payload, null);
-  }
-
-  broadcastFrom(event: string, payload: unknown = EMPTY): void {
-    this.checkBroadcastSize(event, payload);
-    if (this.state === JOINING) {
-      (this.deferred ??= []).push(() => this.broadcastFrom(event, payload));
-      return;
-    }
-    this.host.pubsub.broadcast(this.topic, event, payload, this);
-  }
-
-  /**
-   * A broadcast over maxBroadcastBytes throws at the caller before anything is sent: a huge
-   * fan-out would cost every subscriber's connection, and the caller is the one to tell.
-   */
-  private checkBroadcastSize(event: string, payload: unknown): void {
-    const limit = this.host.maxBroadcastBytes;
-    if (payloadOver(payload, limit)) {
-      this.host.logger.warn(
-        { topic: this.topic, event, limit },
-        'broadcast over maxBroadcastBytes refused',
-      );
-      throw broadcastTooLarge(this.topic, event, limit);
-    }
-  }
-
-  replyRef(): ReplyRef {
-    return { ref: this.ref, joinRef: this.joinRef };
-  }
-
-  reply(target: ReplyRef, answer: Reply): void {
-    if (this.state !== JOINED && this.state !== CLOSING) return;
-    this.host.writeReply(this, target.ref, answer.status, answer.response);
   }
 
   stop(reason: StopReason = 'normal', reply?: Reply): void {
     this.dispatch({ kind: STOP, reason, reply });
-  }
-
-  // ---- join -------------------------------------------------------------------------------
-
-  /**
-   * Runs the handler's join. Returns the reply to send (or a promise of it); a crash becomes
-   * `join crashed`. A join that settles after it was abandoned (timeout, socket gone) and
-   * succeeded gets `terminate` so its resources are released.
-   */
-  runJoin(payload: unknown, ref: Ref): Reply | Promise<Reply> {
-    this.joinRef = this.storedJoinRef ?? ref;
-    this.ref = ref;
-    let result: unknown;
-    try {
-      result = this.handler.join(this.topic, payload, this);
-    } catch (err) {
-      return this.joinCrashed(err);
-    }
-    if (!isThenable(result)) return this.joinOutcome(result);
-    return Promise.resolve(result).then(
-      (value) => {
-        const outcome = this.joinOutcome(value);
-        if (this.abandonedFor !== null && outcome.status === 'ok')
-          this.runTerminate(this.abandonedFor);
-        return outcome;
-      },
-      (err: unknown) => this.joinCrashed(err),
-    );
   }
 
   /** After the ok join reply is written: subscribe, release held pushes, run afterJoin. */
@@ -294,34 +91,6 @@ export class ChannelInstance<A extends Assigns = Assigns> implements Channel<A>,
       }
     }
     if (this.handler.afterJoin) this.dispatch({ kind: AFTER_JOIN });
-  }
-
-  /** The join did not complete (timeout or socket closed): forget the channel. */
-  abandon(reason: TerminateReason): void {
-    this.abandonedFor = reason;
-    this.state = CLOSED;
-    this.deferred = null;
-    this.controller?.abort(CHANNEL_ENDED);
-  }
-
-  /** The join was refused: drop anything it held back. */
-  discard(): void {
-    this.state = CLOSED;
-    this.deferred = null;
-  }
-
-  private joinOutcome(value: unknown): Reply {
-    if (value === undefined || value === null) return { status: 'ok', response: EMPTY };
-    if (isReply(value))
-      return value.response === undefined ? { status: value.status, response: EMPTY } : value;
-    return this.joinCrashed(
-      new InvalidArgumentError('join() must return ok(...), error(...) or nothing'),
-    );
-  }
-
-  private joinCrashed(err: unknown): Reply {
-    this.host.channelError(this, err, 'channel join crashed');
-    return JOIN_CRASHED;
   }
 
   // ---- inbound ----------------------------------------------------------------------------
@@ -565,30 +334,5 @@ export class ChannelInstance<A extends Assigns = Assigns> implements Channel<A>,
     if (frame === 'phx_close') this.host.writeControl(this, 'phx_close', EMPTY);
     this.runTerminate(reason);
     if (frame === 'phx_error') this.host.writeControl(this, 'phx_error', CHANNEL_CRASH);
-  }
-
-  /** Runs `terminate`; its throw or rejection is logged and counted, and the teardown goes on. */
-  private runTerminate(reason: TerminateReason): void {
-    const handler = this.handler;
-    // An abandoned join stays CLOSED while its terminate runs: the client was already told the
-    // join failed, so nothing it pushes or replies may reach the client.
-    const done = (): void => {
-      this.state = CLOSED;
-    };
-    const failed = (err: unknown): void => {
-      this.state = CLOSED;
-      this.host.channelError(this, err, 'channel terminate() failed');
-    };
-    try {
-      if (!handler.terminate) {
-        done();
-        return;
-      }
-      const result = handler.terminate(reason, this);
-      if (isThenable(result)) Promise.resolve(result).then(done, failed);
-      else done();
-    } catch (err) {
-      failed(err);
-    }
   }
 }
