@@ -3,7 +3,7 @@
  * encoding and the validation of what arrives: everything from NATS is untrusted, so a decoder
  * returns either a well-formed message or the reason it was dropped.
  */
-import type { PresenceMeta } from '../presence/tracker.js';
+import type { PresenceChange, PresenceMeta } from '../presence/tracker.js';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -230,4 +230,29 @@ export function splitBySize<T>(
   }
   if (batch.length > 0) batches.push(batch);
   return { batches, tooLarge };
+}
+
+/** One of this node's presence changes as it goes out in a delta. */
+export function toWire(change: PresenceChange): WireChange {
+  switch (change.kind) {
+    case 'join':
+      return {
+        op: 'join',
+        topic: change.topic,
+        key: change.key,
+        ref: change.ref,
+        meta: change.meta,
+      };
+    case 'update':
+      return {
+        op: 'update',
+        topic: change.topic,
+        key: change.key,
+        ref: change.ref,
+        prev_ref: change.prevRef,
+        meta: change.meta,
+      };
+    case 'leave':
+      return { op: 'leave', topic: change.topic, key: change.key, ref: change.ref };
+  }
 }

@@ -1,10 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { headers as natsHeaders, type Msg, type Subscription } from '@nats-io/nats-core';
+import type { Msg, Subscription } from '@nats-io/nats-core';
 import type { PubSub } from '../channel/pubsub.js';
 import type { Channel } from '../channel/types.js';
-import { ERROR_CODES, H, QUEUE_GROUP } from '../nats/headers.js';
+import { QUEUE_GROUP } from '../nats/headers.js';
 import { topicToken } from '../nats/topic-token.js';
-import { natsInbox } from '../nats/connection.js';
 import {
   LocalPresence,
   setKey,
@@ -14,49 +13,28 @@ import {
 import type { Presence, PresenceChange, PresenceMeta, PresenceState } from '../presence/tracker.js';
 import { monotonicClock, type Clock } from '../util/clock.js';
 import type { ClusterComponent, ClusterLink } from './link.js';
+import { answerPresenceGet } from './presence-get.js';
 import { clusterPresenceOptions } from './presence-options.js';
-import { ReplicaStore, type PresenceReplicaStats } from './presence-replica.js';
+import { ReplicaStore } from './presence-replica.js';
+import type { ClusterPresenceStats } from './presence-stats.js';
+import { requestNodeState, sendNodeState } from './presence-transfer.js';
 import { InvalidArgumentError } from '../errors.js';
 import {
   MAX_CHANGES_PER_DELTA,
   MAX_ID_LENGTH,
-  MAX_ENTRIES_PER_CHUNK,
   decodeDelta,
-  decodeGetRequest,
   decodeHeartbeat,
-  decodeSyncChunk,
   encodeJson,
   splitBySize,
+  toWire,
   type HeartbeatMessage,
-  type SyncChunkMessage,
   type WireChange,
-  type WireEntry,
 } from './presence-wire.js';
+
+export type { ClusterPresenceStats } from './presence-stats.js';
 
 /** Room left in a message for the envelope around its changes or entries. */
 const ENVELOPE_BYTES = 1024;
-/** Largest `<p>.presence.get` request read. */
-const MAX_GET_REQUEST_BYTES = 64 * 1024;
-
-/** Counters of cluster presence (this node's side and its replicas). */
-export interface ClusterPresenceStats extends PresenceReplicaStats {
-  /** Delta messages this node published. */
-  deltasPublished: number;
-  /** Replication messages received (deltas, heartbeats, transfer chunks). */
-  received: number;
-  /** Received messages dropped as malformed or too large. */
-  dropped: number;
-  /** Own changes that could not be published (one entry over max_payload, or the client refused). */
-  publishFailed: number;
-  /** State transfers this node served. */
-  syncsServed: number;
-  /** State transfer requests ignored over `maxSyncServesPerSecond`. */
-  syncsRefused: number;
-  /** State transfers that failed (timeout, no responder, bad or inconsistent chunks). */
-  syncsFailed: number;
-  /** `<p>.presence.get` requests answered (errors included). */
-  getsServed: number;
-}
 
 /**
  * Presence across gateways, Phoenix.Tracker-style on core NATS (protocol/presence.md). This
@@ -361,97 +339,33 @@ export class ClusterPresence implements Presence, ClusterComponent {
     }
     this.serveWindow.served++;
     this.flush();
-    const entries: WireEntry[] = [];
-    for (const entry of this.local.entries()) {
-      const item: WireEntry = {
-        topic: entry.topic,
-        key: entry.key,
-        ref: entry.ref,
-        meta: entry.meta,
-      };
-      if (entry.prevRef !== null) item.prev_ref = entry.prevRef;
-      entries.push(item);
-    }
-    const { batches, tooLarge } = splitBySize(
-      entries,
-      MAX_ENTRIES_PER_CHUNK,
+    const head = { node: this.node, epoch: this.epoch, seq: this.seq };
+    sendNodeState(
+      link,
+      msg.reply,
+      head,
+      this.local.entries(),
       this.payloadBudget(link),
+      this.counters,
     );
-    if (tooLarge.length > 0) this.counters.publishFailed += tooLarge.length;
-    if (batches.length === 0) batches.push([]);
-    const head = { node: this.node, epoch: this.epoch, seq: this.seq, chunks: batches.length };
-    try {
-      for (const [chunk, batch] of batches.entries())
-        link.nc.publish(msg.reply, encodeJson({ ...head, chunk, entries: batch }));
-      this.counters.syncsServed++;
-    } catch (err) {
-      link.logger.warn({ err }, 'presence state transfer not sent');
-    }
   }
 
-  /** Asks `node` for its state; chunks come to a fresh inbox until all arrived or time is up. */
+  /** Asks `node` for its state (presence-transfer.ts); the outcome goes to the replicas. */
   private requestSync(node: string): void {
     const link = this.link;
     if (!link) return this.replicas.syncFailed(node);
-    const inbox = natsInbox(link.nc);
-    const chunks = new Map<number, SyncChunkMessage>();
-    let head: SyncChunkMessage | null = null;
-    const finish = (ok: boolean, why?: string) => {
-      clearTimeout(timer);
-      sub.unsubscribe();
-      this.syncs.delete(inbox);
-      if (ok && head) {
-        const entries = [...chunks.values()]
-          .sort((a, b) => a.chunk - b.chunk)
-          .flatMap((c) => c.entries);
-        this.replicas.syncDone(node, { epoch: head.epoch, seq: head.seq, entries });
-      } else {
+    requestNodeState(link, this.node, node, this.settings, this.syncs, {
+      received: () => {
+        this.counters.received++;
+      },
+      dropped: (msg, why) => this.drop(msg, why),
+      done: (snapshot) => this.replicas.syncDone(node, snapshot),
+      failed: (why) => {
         this.counters.syncsFailed++;
         link.logger.debug({ peer: node, why }, 'presence state transfer failed; retried');
         this.replicas.syncFailed(node);
-      }
-    };
-    const sub = link.nc.subscribe(inbox, {
-      callback: (err, msg) => {
-        if (err) return finish(false, err.message);
-        if (msg.data.length === 0) return finish(false, 'no responder');
-        this.counters.received++;
-        const decoded = decodeSyncChunk(msg.data, this.settings.maxMessageBytes);
-        if (!decoded.ok) {
-          this.drop(msg, decoded.why);
-          return finish(false, decoded.why);
-        }
-        const chunk = decoded.value;
-        head ??= chunk;
-        if (
-          chunk.node !== node ||
-          chunk.epoch !== head.epoch ||
-          chunk.seq !== head.seq ||
-          chunk.chunks !== head.chunks
-        )
-          return finish(false, 'inconsistent chunks');
-        chunks.set(chunk.chunk, chunk);
-        if (chunks.size === head.chunks) finish(true);
       },
     });
-    const timer = setTimeout(() => finish(false, 'timeout'), this.settings.syncTimeoutMs);
-    timer.unref();
-    this.syncs.set(inbox, () => {
-      clearTimeout(timer);
-      sub.unsubscribe();
-      this.syncs.delete(inbox);
-    });
-    try {
-      link.nc.publish(
-        link.subjects.presenceSync(topicToken(node)),
-        encodeJson({ node: this.node }),
-        {
-          reply: inbox,
-        },
-      );
-    } catch (err) {
-      finish(false, String(err));
-    }
   }
 
   /** `<p>.presence.get`: the cluster-wide presence_state of a topic, for workers and tools. */
@@ -459,26 +373,7 @@ export class ClusterPresence implements Presence, ClusterComponent {
     const link = this.link;
     if (!link || !msg.reply) return;
     this.counters.getsServed++;
-    const topic = decodeGetRequest(msg.data, MAX_GET_REQUEST_BYTES);
-    if (!topic.ok) return this.replyError(msg, ERROR_CODES.badRequest, topic.why);
-    let state: PresenceState;
-    try {
-      state = this.list(topic.value);
-    } catch (err) {
-      // The `fetch` option is user code; its failure is this request's, not the gateway's.
-      return this.replyError(msg, ERROR_CODES.failed, `presence fetch failed: ${String(err)}`);
-    }
-    const body = encodeJson(state);
-    if (body.length > (link.nc.info?.max_payload ?? this.settings.maxMessageBytes))
-      return this.replyError(msg, ERROR_CODES.failed, 'presence state exceeds max_payload');
-    msg.respond(body);
-  }
-
-  private replyError(msg: Msg, code: number, message: string): void {
-    const h = natsHeaders();
-    h.set(H.serviceError, message);
-    h.set(H.serviceErrorCode, String(code));
-    msg.respond(new Uint8Array(0), { headers: h });
+    answerPresenceGet(msg, link, (topic) => this.list(topic), this.settings.maxMessageBytes);
   }
 
   private payloadBudget(link: ClusterLink): number {
@@ -499,28 +394,4 @@ function addMetas(state: PresenceState, key: string, metas: PresenceMeta[]): voi
   const existing = state[key];
   if (existing) existing.metas.push(...metas);
   else setKey(state, key, { metas });
-}
-
-function toWire(change: PresenceChange): WireChange {
-  switch (change.kind) {
-    case 'join':
-      return {
-        op: 'join',
-        topic: change.topic,
-        key: change.key,
-        ref: change.ref,
-        meta: change.meta,
-      };
-    case 'update':
-      return {
-        op: 'update',
-        topic: change.topic,
-        key: change.key,
-        ref: change.ref,
-        prev_ref: change.prevRef,
-        meta: change.meta,
-      };
-    case 'leave':
-      return { op: 'leave', topic: change.topic, key: change.key, ref: change.ref };
-  }
 }
