@@ -7,17 +7,8 @@
  */
 import type { PresenceMeta, PresenceState } from '../presence/tracker.js';
 import type { Clock } from '../util/clock.js';
+import { DiffCollector, wireMeta, type ReplicaEntry } from './presence-replica-diff.js';
 import type { DeltaMessage, HeartbeatMessage, WireChange, WireEntry } from './presence-wire.js';
-
-/** One entry of another node, as a client sees it once `phx_ref`s are added. */
-interface ReplicaEntry {
-  readonly node: string;
-  readonly topic: string;
-  readonly key: string;
-  readonly ref: string;
-  readonly prevRef: string | null;
-  readonly meta: PresenceMeta;
-}
 
 /** What this node knows of another node. */
 interface RemoteNode {
@@ -75,42 +66,6 @@ export interface PresenceReplicaStats {
   departed: number;
   /** Joins refused because their node reached maxEntriesPerNode, or nodes beyond maxNodes. */
   overLimit: number;
-}
-
-function wireMeta(entry: ReplicaEntry): PresenceMeta {
-  const meta: PresenceMeta = { ...entry.meta, phx_ref: entry.ref };
-  if (entry.prevRef !== null) meta.phx_ref_prev = entry.prevRef;
-  return meta;
-}
-
-/** Joins and leaves of one message, grouped per topic, broadcast once the message is applied. */
-class DiffCollector {
-  private readonly topics = new Map<
-    string,
-    { joins: [string, PresenceMeta][]; leaves: [string, PresenceMeta][] }
-  >();
-
-  private of(topic: string) {
-    let diff = this.topics.get(topic);
-    if (!diff) {
-      diff = { joins: [], leaves: [] };
-      this.topics.set(topic, diff);
-    }
-    return diff;
-  }
-
-  join(entry: ReplicaEntry): void {
-    this.of(entry.topic).joins.push([entry.key, wireMeta(entry)]);
-  }
-
-  leave(entry: ReplicaEntry): void {
-    this.of(entry.topic).leaves.push([entry.key, wireMeta(entry)]);
-  }
-
-  flush(callbacks: ReplicaCallbacks): void {
-    for (const [topic, { joins, leaves }] of this.topics) callbacks.diff(topic, joins, leaves);
-    this.topics.clear();
-  }
 }
 
 export class ReplicaStore {
