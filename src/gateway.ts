@@ -26,8 +26,9 @@ import { Telemetry, type SocketDrainEvent } from './telemetry/events.js';
 import { monotonicClock, type Clock } from './util/clock.js';
 import { TimerWheel } from './util/timer-wheel.js';
 import { InvalidArgumentError, InvalidStateError, OutOfRangeError } from './errors.js';
-import { closeInBatches, resolveDrainOptions, type DrainOptions } from './lifecycle/drain.js';
-import { withDeadline } from './util/deadline.js';
+import { resolveDrainOptions, type DrainOptions } from './lifecycle/drain.js';
+import { runDrain, type DrainParticipant } from './lifecycle/gateway-drain.js';
+import { dispatchRequest, dispatchUpgrade } from './gateway-http.js';
 
 /** A plain HTTP handler mounted under a prefix (`Gateway.route`). */
 export type HttpRoute = (
@@ -60,14 +61,7 @@ export interface GatewayOptions {
   drain?: DrainOptions;
 }
 
-/**
- * @internal Work a drain waits for before closing sockets (gen_api's in-flight requests): `idle`
- * resolves once none is left; `cut` ends what still runs at the deadline and says how much.
- */
-export interface DrainParticipant {
-  idle(): Promise<void>;
-  cut(): number;
-}
+export type { DrainParticipant } from './lifecycle/gateway-drain.js';
 
 /**
  * Longest a drain waits, after its last batch, for clients to answer the close (so they see 1012,
@@ -90,12 +84,6 @@ function isLogger(value: unknown): value is Logger {
   return (
     typeof value === 'object' && value !== null && typeof (value as Logger).child === 'function'
   );
-}
-
-function splitUrl(url: string | undefined): { path: string; query: string } {
-  const raw = url ?? '/';
-  const q = raw.indexOf('?');
-  return q < 0 ? { path: raw, query: '' } : { path: raw.slice(0, q), query: raw.slice(q + 1) };
 }
 
 /**
@@ -302,46 +290,12 @@ export class Gateway {
 
   /** Handles a plain HTTP request if it targets a mount or a route; returns false otherwise. */
   handleRequest(req: IncomingMessage, res: ServerResponse): boolean {
-    const { path, query } = splitUrl(req.url);
-    for (const { prefix, handler } of this.routes) {
-      if (path !== prefix && !path.startsWith(`${prefix}/`)) continue;
-      handler(req, res, path.slice(prefix.length)).catch((err: unknown) => {
-        this.logger.error({ err, path }, 'HTTP route failed');
-        if (!res.headersSent) sendPlain(res, 500, 'internal error');
-        else res.destroy();
-      });
-      return true;
-    }
-    for (const mount of this.mounts) {
-      if (mount.websocket && path === mount.websocket.path) {
-        mount.websocket.handleRequest(req, res);
-        return true;
-      }
-      if (mount.longpoll && path === mount.longpoll.path) {
-        mount.longpoll.handleRequest(req, res, query).catch((err: unknown) => {
-          this.logger.error({ err }, 'longpoll request failed');
-          if (!res.headersSent) sendPlain(res, 500, '');
-          else res.destroy();
-        });
-        return true;
-      }
-    }
-    return false;
+    return dispatchRequest(this.routes, this.mounts, this.logger, req, res);
   }
 
   /** Handles a WebSocket upgrade if it targets a mount; returns false otherwise. */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
-    const { path, query } = splitUrl(req.url);
-    for (const mount of this.mounts) {
-      if (mount.websocket && path === mount.websocket.path) {
-        mount.websocket.handleUpgrade(req, socket, head, query).catch((err: unknown) => {
-          this.logger.error({ err }, 'websocket upgrade failed');
-          rejectUpgrade(socket, 500);
-        });
-        return true;
-      }
-    }
-    return false;
+    return dispatchUpgrade(this.mounts, this.logger, req, socket, head);
   }
 
   /** True once `drain()` or `close()` was called: the gateway is stopping (readiness answers 503). */
@@ -383,39 +337,19 @@ export class Gateway {
       );
     }
     const hurry = this.hurry.signal;
-    this.draining = (async () => {
-      for (const mount of this.mounts) mount.stopAccepting();
-      this.logger.info(
-        { ...settings, sockets: this.stats.sockets },
-        'draining: refusing new connections, waiting for in-flight requests',
-      );
-      const idle = Promise.all(this.drainParticipants.map((p) => p.idle())).then(() => true);
-      const finished = await withDeadline(idle, settings.requestDeadlineMs, () => false, hurry);
-      if (!finished) {
-        let cut = 0;
-        for (const participant of this.drainParticipants) cut += participant.cut();
-        this.logger.warn(
-          { deadlineMs: settings.requestDeadlineMs, streamsInterrupted: cut },
-          'drain: request deadline reached; closing sockets with requests still running',
-        );
-      }
-      const sessions = this.mounts.flatMap((mount) => mount.openSessions());
-      await closeInBatches(
-        sessions,
-        settings,
-        CLOSE.drain,
-        'server shutting down',
-        (event) => this.socketDrained(event),
-        hurry,
-      );
-      await withDeadline(
-        Promise.all(this.mounts.map((mount) => mount.whenEmpty())),
-        CLOSE_HANDSHAKE_WAIT_MS,
-        () => undefined,
-        hurry,
-      );
-      await this.close();
-    })();
+    this.draining = runDrain(
+      {
+        mounts: this.mounts,
+        participants: this.drainParticipants,
+        logger: this.logger,
+        stats: this.stats,
+        socketDrained: (event) => this.socketDrained(event),
+        close: () => this.close(),
+      },
+      settings,
+      CLOSE_HANDSHAKE_WAIT_MS,
+      hurry,
+    );
     return this.draining;
   }
 
