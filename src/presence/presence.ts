@@ -10,6 +10,8 @@ import type {
   PresenceState,
 } from './tracker.js';
 import { InvalidStateError } from '../errors.js';
+import { reportChangeError } from './change-errors.js';
+import { group, keyed, setKey } from './state-payload.js';
 
 export type {
   Presence,
@@ -18,6 +20,7 @@ export type {
   PresenceMeta,
   PresenceState,
 } from './tracker.js';
+export { keyed, setKey } from './state-payload.js';
 
 /** Options of `LocalPresence` (the gateway's `presence` option, without `nodeId`). */
 export interface PresenceOptions {
@@ -79,20 +82,6 @@ interface Entry {
   prevRef: string | null;
   /** The channel that tracked it (local) — untracked when that channel ends. */
   readonly owner: object;
-}
-
-/** Builds objects keyed by client-chosen strings without letting "__proto__" touch a prototype. */
-export function keyed<T>(): Record<string, T> {
-  return Object.create(null) as Record<string, T>;
-}
-
-export function setKey<T>(target: Record<string, T>, key: string, value: T): void {
-  Object.defineProperty(target, key, {
-    value,
-    enumerable: true,
-    writable: true,
-    configurable: true,
-  });
 }
 
 function wireMeta(entry: Entry): PresenceMeta {
@@ -326,30 +315,9 @@ export class LocalPresence implements Presence {
       try {
         listener(change);
       } catch (err) {
-        this.changeError(err, change);
+        reportChangeError(this.options.onChangeError, err, change);
       }
     }
-  }
-
-  /** Reports a listener's error; an `onChangeError` that throws too only adds a warning. */
-  private changeError(err: unknown, change: PresenceChange): void {
-    const where = `${change.kind} ${change.topic}/${change.key}`;
-    const handler = this.options.onChangeError;
-    if (handler) {
-      try {
-        handler(err, change);
-        return;
-      } catch (handlerErr) {
-        process.emitWarning(
-          `presence onChangeError threw on ${where}: ${String(handlerErr)}`,
-          'PresenceWarning',
-        );
-      }
-    }
-    process.emitWarning(
-      `presence onLocalChange listener threw on ${where}: ${String(err)}`,
-      'PresenceWarning',
-    );
   }
 
   private find(owner: object, topic: string, key: string): Entry | undefined {
@@ -402,14 +370,4 @@ export class LocalPresence implements Presence {
     // Local only: every node computes the diffs of the changes it learns (its own and replicated).
     this.pubsub.broadcastLocal(topic, this.diffEvent, diff);
   }
-}
-
-function group(items: readonly (readonly [string, PresenceMeta])[]): PresenceState {
-  const state = keyed<{ metas: PresenceMeta[] }>();
-  for (const [key, meta] of items) {
-    const existing = state[key];
-    if (existing) existing.metas.push(meta);
-    else setKey(state, key, { metas: [meta] });
-  }
-  return state;
 }
