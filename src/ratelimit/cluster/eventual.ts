@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { ThrottledWarning } from '../../cluster/throttled-warning.js';
 import type { Subjects } from '../../nats/subjects.js';
 import { natsInbox } from '../../nats/connection.js';
-import type { EventualTier, KeyBudget } from '../limiter.js';
+import type { EventualLink, KeyBudget } from '../tiers/links.js';
 import type { Policy } from '../policy.js';
 import { ClusterGuard } from './guard.js';
 import {
@@ -152,7 +152,7 @@ export const FORGET_ORIGIN_MS = 10 * 60_000;
  * missed (a gap in the sequence, a partition that healed). A starting node asks every peer for its
  * recent batches, so it does not start with empty counters.
  */
-export class EventualCluster implements EventualTier {
+export class EventualCluster implements EventualLink {
   private pending: Hit[] = [];
   private pendingBytes = 0;
   private pendingExpiry = 0;

@@ -11,7 +11,7 @@ import {
   type CircuitBreakerPolicy,
 } from 'cockatiel';
 import type { Logger } from 'pino';
-import { StoreError, type StrictTier } from '../limiter.js';
+import { StoreError, type StrictLink } from '../tiers/links.js';
 import type { Policy } from '../policy.js';
 import type { Decision } from '../types.js';
 import { GatewayError } from '../../errors.js';
@@ -166,7 +166,7 @@ interface KeyQueue {
  * keys expire in the server. Any failure is a StoreError: the limiter then uses the policy's
  * fallback. The wall clock is shared with other nodes; skew to the server is measured.
  */
-export class StrictStore implements StrictTier {
+export class StrictStore implements StrictLink {
   private readonly kvm: Kvm;
   private readonly buckets = new Map<number, Promise<KV>>();
   private readonly queues = new Map<string, KeyQueue>();
