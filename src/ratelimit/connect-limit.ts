@@ -1,5 +1,6 @@
 import type { ConnectLimit, ConnectLimitDecision } from '../config/socket-options.js';
-import type { LimiterDecision, Observation, RateLimiter } from './limiter.js';
+import type { LimiterDecision, Observation } from './decision.js';
+import type { RateLimiter } from './limiter.js';
 import type { Policy } from './policy.js';
 import { emptyDecision } from './types.js';
 

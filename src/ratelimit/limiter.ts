@@ -15,7 +15,6 @@ import { StrictRateTier } from './tiers/strict.js';
 import type { Decision, PolicyConfig, RateLimitStats } from './types.js';
 
 export {
-  ALLOWED,
   details,
   type DecisionSource,
   type LimiterDecision,
@@ -31,13 +30,19 @@ export type EventualTier = EventualLink;
 /** The strict tier's store (tiers/links.ts `StrictLink`). */
 export type StrictTier = StrictLink;
 
+/** The defaults of `RateLimiterOptions`. */
+export const RATE_LIMITER_DEFAULTS = {
+  sweepMs: 1000,
+  maxKeys: 1_000_000,
+} as const;
+
 export interface RateLimiterOptions {
   policies?: readonly PolicyConfig[];
-  /** Every policy counts without denying (rollout). */
+  /** Every policy counts without denying (rollout). Default false. */
   shadow?: boolean;
-  /** Expiry sweep resolution. Default 1000 ms. */
+  /** Expiry sweep resolution. Default 1000 ms (`RATE_LIMITER_DEFAULTS`). */
   sweepMs?: number;
-  /** Keys per policy. Default 1 000 000. */
+  /** Keys per policy (and deny-cache entries per strict policy). Default 1 000 000. */
   maxKeys?: number;
 }
 
@@ -80,7 +85,7 @@ export class RateLimiter implements RateLimitGate {
       wall,
       this.stats,
       logger,
-      options.maxKeys ?? 1_000_000,
+      options.maxKeys ?? RATE_LIMITER_DEFAULTS.maxKeys,
     );
     this.decider = new Decider(
       {
@@ -97,7 +102,10 @@ export class RateLimiter implements RateLimitGate {
         throw new PolicyError(`duplicate rate-limit policy id "${policy.id}"`);
       this.add(policy);
     }
-    this.sweeper = setInterval(() => this.sweep(), options.sweepMs ?? 1000);
+    this.sweeper = setInterval(
+      () => this.sweep(),
+      options.sweepMs ?? RATE_LIMITER_DEFAULTS.sweepMs,
+    );
     this.sweeper.unref();
   }
 
@@ -131,8 +139,8 @@ export class RateLimiter implements RateLimitGate {
   /** A validated policy with this limiter's store settings (not added). */
   createPolicy(config: PolicyConfig): Policy {
     return new Policy(config, {
-      sweepMs: this.options.sweepMs ?? 1000,
-      maxKeys: this.options.maxKeys ?? 1_000_000,
+      sweepMs: this.options.sweepMs ?? RATE_LIMITER_DEFAULTS.sweepMs,
+      maxKeys: this.options.maxKeys ?? RATE_LIMITER_DEFAULTS.maxKeys,
     });
   }
 
