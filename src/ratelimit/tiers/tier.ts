@@ -16,7 +16,10 @@ export interface TierDenial {
   readonly allowed: false;
   /** Where the decision was made. */
   readonly source: DecisionSource;
-  /** The key could not be held (the policy's store is full and refuses new keys). */
+  /**
+   * The key could not be held (the policy's store is full and refuses new keys): denied even
+   * for a shadow policy.
+   */
   readonly refused: boolean;
   /** No decision could be made (a strict store down under fallback "closed"). */
   readonly unavailable: boolean;
