@@ -1,10 +1,15 @@
 import type { Msg, NatsConnection, Subscription } from '@nats-io/nats-core';
 import type { Logger } from 'pino';
-import { ThrottledWarning } from '../../cluster/throttled-warning.js';
 import type { Subjects } from '../../nats/subjects.js';
 import { natsInbox } from '../../nats/connection.js';
-import type { EventualTier, KeyBudget } from '../limiter.js';
+import type { EventualLink } from '../tiers/links.js';
 import type { Policy } from '../policy.js';
+import {
+  DEFAULT_MAX_KEYS_PER_ORIGIN,
+  FORGET_ORIGIN_MS,
+  type EventualOptions,
+  type EventualStats,
+} from './eventual-options.js';
 import { ClusterGuard } from './guard.js';
 import {
   decodeReplayed,
@@ -19,131 +24,18 @@ import {
   type SyncRequest,
 } from './messages.js';
 import { DEFAULT_MAX_ORIGINS, type MembershipOptions } from './membership.js';
+import { advance, Origins, type OriginState } from './origins.js';
+import { RetainedBatches } from './retained.js';
+import { HitIntake, type HitSink } from './hit-intake.js';
 
-/** Where remote hits go (the RateLimiter). */
-export interface HitSink {
-  /**
-   * Records a hit another node allowed, at its origin time; stale or unknown hits are dropped,
-   * and so is a hit that would make a new key beyond its origin's `budget` (`refused`).
-   */
-  applyRemote(
-    policyId: string,
-    key: string,
-    at: number,
-    cost: number,
-    budget?: KeyBudget,
-  ): 'applied' | 'over' | 'stale' | 'unknown' | 'refused';
-  /** How long hits of a policy matter (its window), or null when the policy is unknown. */
-  horizonOf(policyId: string): number | null;
-  /** The longest horizon of the eventual policies (0 when there are none). */
-  longestHorizonMs(): number;
-}
-
-/** Eventual mode: hit batching, warm-up and replay (`RateLimitsOptions.eventual`). */
-export interface EventualOptions {
-  /** Hits wait at most this long before their batch is published. Default 5 ms. */
-  flushMs?: number;
-  /** A batch is published early once its hits reach about this many bytes. Default 32 KiB. */
-  maxBatchBytes?: number;
-  /** Ask peers for their recent batches on start (and backfill peers first heard mid-stream). Default true. */
-  warmup?: boolean;
-  /** Own hits kept for peers that missed them, at most. Default 200 000. */
-  retainHits?: number;
-  /** How long to wait for a sync or replay answer. Default 2000 ms. */
-  replayTimeoutMs?: number;
-  /**
-   * Keys a peer's hits may create here and have held at once (its key budget); hits that would
-   * create more are dropped (`overBudgetHits`, a warning per 10 s). Hits for keys already held
-   * always count. Default 100 000 (`DEFAULT_MAX_KEYS_PER_ORIGIN`).
-   */
-  maxKeysPerOrigin?: number;
-  /**
-   * Hits in one batch, at most: a node publishes a batch once it has this many, and a received
-   * batch with more is dropped whole (`oversizedBatches`). The same on every gateway. Default 10 000.
-   */
-  maxBatchHits?: number;
-  /**
-   * Bytes of one received batch message, at most; a bigger one is dropped unread
-   * (`oversizedBatches`). At least 4 × `maxBatchBytes`. Default 1 MiB (NATS's default max_payload).
-   */
-  maxReceivedBatchBytes?: number;
-  /**
-   * Longest key (`<dimension>:<value>`, characters) shared with peers: a hit with a longer key
-   * counts on its own gateway only (not published, `unsharedHits`; dropped on receipt,
-   * `longKeyHits`). Bounds the memory of one remote key. Default 1024.
-   */
-  maxKeyLength?: number;
-}
-
-/** Default of `eventual.maxKeysPerOrigin`. */
-export const DEFAULT_MAX_KEYS_PER_ORIGIN = 100_000;
-
-/**
- * Out-of-order batches remembered per origin (above its watermark, waiting for a gap to be
- * replayed). Beyond it the oldest gap is given up (its batches taken as gone), so one origin's
- * sequence numbers cannot grow our memory without bound.
- */
-export const MAX_OUT_OF_ORDER_BATCHES = 4096;
-
-interface Retained {
-  readonly seq: number;
-  readonly data: Uint8Array;
-  readonly hits: number;
-  /** After this (wall clock) no hit of the batch can change a decision. */
-  readonly expiresAt: number;
-}
-
-/** What we know of one peer's batches: all ≤ watermark handled, plus some above it. */
-interface OriginState {
-  watermark: number;
-  readonly above: Set<number>;
-  /** A replay for this origin is in flight until then (wall clock); 0 when none. */
-  replayUntil: number;
-  lastHeard: number;
-  /** It said bye: it will not speak again, so it goes first when maxOrigins is reached. */
-  left: boolean;
-  /** The keys its hits created here (maxKeysPerOrigin). */
-  readonly budget: KeyBudget;
-}
-
-/** Counters of the eventual tier: hit batches published and received, duplicates, gaps, replays. */
-export interface EventualStats {
-  published: number;
-  publishedHits: number;
-  received: number;
-  appliedHits: number;
-  staleHits: number;
-  unknownPolicyHits: number;
-  duplicates: number;
-  gaps: number;
-  replayRequests: number;
-  replayedBatches: number;
-  syncs: number;
-  /** True when the node started without warm-up (counts start empty; see protocol/ratelimit.md). */
-  coldStart: boolean;
-  /** Cold start: hits this node admitted before one longest horizon had passed (its overshoot is at most these). */
-  coldAdmissions: number;
-  /** Peers' hits that arrived for a key already at its limit here: cluster-wide overshoot as this node sees it. */
-  overLimitHits: number;
-  /** Peers' hits dropped: they would have created a key beyond their origin's maxKeysPerOrigin. */
-  overBudgetHits: number;
-  /** Peers' hits dropped for a key longer than maxKeyLength. */
-  longKeyHits: number;
-  /** Own hits not published: key longer than maxKeyLength (they count on this node only). */
-  unsharedHits: number;
-  /** Received batches dropped whole: over maxBatchHits hits or maxReceivedBatchBytes bytes. */
-  oversizedBatches: number;
-  /** Messages from a new origin ignored because maxOrigins origins were already known. */
-  ignoredOrigins: number;
-}
-
-/**
- * How long an origin stays remembered after its last message, beyond the longest horizon. An
- * origin is forgotten only once every hit we applied from it has been stale for this long: if it
- * speaks again (a partition longer than that) and replays from batch 1, each replayed hit we had
- * already counted is older than its horizon and is dropped, never counted twice.
- */
-export const FORGET_ORIGIN_MS = 10 * 60_000;
+export {
+  DEFAULT_MAX_KEYS_PER_ORIGIN,
+  FORGET_ORIGIN_MS,
+  MAX_OUT_OF_ORDER_BATCHES,
+  type EventualOptions,
+  type EventualStats,
+} from './eventual-options.js';
+export type { HitSink } from './hit-intake.js';
 
 /**
  * The `eventual` mode over NATS core: every node counts locally and publishes the hits it allowed
@@ -152,30 +44,23 @@ export const FORGET_ORIGIN_MS = 10 * 60_000;
  * missed (a gap in the sequence, a partition that healed). A starting node asks every peer for its
  * recent batches, so it does not start with empty counters.
  */
-export class EventualCluster implements EventualTier {
+export class EventualCluster implements EventualLink {
   private pending: Hit[] = [];
   private pendingBytes = 0;
   private pendingExpiry = 0;
   private flushTimer: NodeJS.Timeout | null = null;
   private seq = 0;
-  private readonly retained: Retained[] = [];
-  private retainedHits = 0;
-  private readonly origins = new Map<string, OriginState>();
+  private readonly retained: RetainedBatches;
+  private readonly origins: Origins;
   private readonly subs: Subscription[] = [];
   private readonly flushMs: number;
   private readonly maxBatchBytes: number;
   private readonly warmup: boolean;
-  private readonly retainHits: number;
   private readonly replayTimeoutMs: number;
-  private readonly maxOrigins: number;
-  private readonly maxKeysPerOrigin: number;
   private readonly maxBatchHits: number;
   private readonly maxReceivedBatchBytes: number;
   private readonly maxKeyLength: number;
-  private readonly budgetWarning = new ThrottledWarning();
-  private readonly hitsWarning = new ThrottledWarning();
-  private readonly bytesWarning = new ThrottledWarning();
-  private readonly originWarning = new ThrottledWarning();
+  private readonly intake: HitIntake;
   private closed = false;
   readonly stats: EventualStats = {
     published: 0,
@@ -210,20 +95,33 @@ export class EventualCluster implements EventualTier {
     options: EventualOptions & MembershipOptions = {},
     private readonly wall: () => number = Date.now,
     /** How far an origin's wall clock runs ahead of ours (ms; 0 when unknown). */
-    private readonly clockOffset: (origin: string) => number = () => 0,
+    clockOffset: (origin: string) => number = () => 0,
     /** Signs what is sent and checks what is received (a pass-through without a cluster secret). */
     private readonly guard: ClusterGuard = new ClusterGuard(null, logger),
   ) {
     this.flushMs = options.flushMs ?? 5;
     this.maxBatchBytes = options.maxBatchBytes ?? 32_768;
     this.warmup = options.warmup ?? true;
-    this.retainHits = options.retainHits ?? 200_000;
+    this.retained = new RetainedBatches(options.retainHits ?? 200_000, wall);
     this.replayTimeoutMs = options.replayTimeoutMs ?? 2000;
-    this.maxOrigins = options.maxOrigins ?? DEFAULT_MAX_ORIGINS;
-    this.maxKeysPerOrigin = options.maxKeysPerOrigin ?? DEFAULT_MAX_KEYS_PER_ORIGIN;
+    const maxKeysPerOrigin = options.maxKeysPerOrigin ?? DEFAULT_MAX_KEYS_PER_ORIGIN;
+    this.origins = new Origins(
+      options.maxOrigins ?? DEFAULT_MAX_ORIGINS,
+      maxKeysPerOrigin,
+      this.warmup,
+      wall,
+      this.stats,
+      logger,
+    );
     this.maxBatchHits = options.maxBatchHits ?? 10_000;
     this.maxReceivedBatchBytes = options.maxReceivedBatchBytes ?? 1_048_576;
     this.maxKeyLength = options.maxKeyLength ?? 1024;
+    this.intake = new HitIntake(sink, this.stats, logger, clockOffset, {
+      maxKeysPerOrigin,
+      maxBatchHits: this.maxBatchHits,
+      maxReceivedBatchBytes: this.maxReceivedBatchBytes,
+      maxKeyLength: this.maxKeyLength,
+    });
   }
 
   get lastSeq(): number {
@@ -313,12 +211,11 @@ export class EventualCluster implements EventualTier {
     const batch: HitBatch = { o: this.origin, s: ++this.seq, h: this.pending };
     const data = encode(batch);
     const hits = this.pending.length;
-    this.retained.push({ seq: batch.s, data, hits, expiresAt: this.pendingExpiry });
-    this.retainedHits += hits;
+    this.retained.add(batch.s, data, hits, this.pendingExpiry);
     this.pending = [];
     this.pendingBytes = 0;
     this.pendingExpiry = 0;
-    this.trim();
+    this.retained.trim();
     this.stats.published++;
     this.stats.publishedHits += hits;
     try {
@@ -329,33 +226,16 @@ export class EventualCluster implements EventualTier {
     }
   }
 
-  /** Drops retained batches nobody can need: expired, or beyond the retention cap. */
-  private trim(): void {
-    const now = this.wall();
-    let drop = 0;
-    while (drop < this.retained.length) {
-      const batch = this.retained[drop]!;
-      if (batch.expiresAt > now && this.retainedHits <= this.retainHits) break;
-      this.retainedHits -= batch.hits;
-      drop++;
-    }
-    if (drop > 0) this.retained.splice(0, drop);
-  }
-
   /** Sends retained batches [from, to] to `reply`, then the end marker. */
   private answer(reply: string, from: number, to: number): void {
-    this.trim();
+    this.retained.trim();
     const upTo = Math.min(to, this.seq);
     const now = this.wall();
     try {
-      for (const batch of this.retained) {
-        if (batch.seq < from) continue;
-        if (batch.seq > upTo) break;
-        // Expired batches behind a longer-lived one: nothing in them can count any more.
-        if (batch.expiresAt <= now) continue;
-        // Signed for this inbox (one HMAC per batch sent).
-        this.guard.publish(this.nc, reply, batch.data);
-      }
+      // Signed for this inbox (one HMAC per batch sent).
+      this.retained.forEachLive(from, upTo, now, (data) =>
+        this.guard.publish(this.nc, reply, data),
+      );
       const done: ReplayDone = { o: this.origin, done: true, to: upTo };
       this.guard.publish(this.nc, reply, encode(done));
     } catch {
@@ -365,52 +245,11 @@ export class EventualCluster implements EventualTier {
 
   // ---- receiving --------------------------------------------------------------------------
 
-  /**
-   * What we know of an origin; a new one is remembered only while fewer than maxOrigins are
-   * (one that said bye makes room): null when it is to be ignored.
-   */
-  private originState(id: string, seqSeen: number, live: boolean): OriginState | null {
-    let state = this.origins.get(id);
-    if (!state) {
-      if (this.origins.size >= this.maxOrigins && !this.forgetDeparted()) {
-        this.stats.ignoredOrigins++;
-        this.originWarning.warn(
-          this.logger,
-          { origin: id, maxOrigins: this.maxOrigins, ignoredOrigins: this.stats.ignoredOrigins },
-          'rate-limit message from a new origin ignored: eventual.maxOrigins origins already known',
-        );
-        return null;
-      }
-      // Without warm-up a peer first heard mid-stream is taken from here on.
-      const watermark = this.warmup || !live ? 0 : Math.max(0, seqSeen - 1);
-      state = {
-        watermark,
-        above: new Set(),
-        replayUntil: 0,
-        lastHeard: this.wall(),
-        left: false,
-        budget: { keys: 0, maxKeys: this.maxKeysPerOrigin },
-      };
-      this.origins.set(id, state);
-    }
-    return state;
-  }
-
-  /** Forgets one origin that said bye (it never speaks again); false when none did. */
-  private forgetDeparted(): boolean {
-    for (const [id, state] of this.origins)
-      if (state.left) {
-        this.origins.delete(id);
-        return true;
-      }
-    return false;
-  }
-
   /** A message on the hits subject or a sync/replay inbox: checked, bounded, then applied. */
   private onBatch(msg: Msg, live: boolean): void {
     if (!this.guard.accept(msg)) return;
     if (msg.data.length > this.maxReceivedBatchBytes) {
-      this.oversized(msg.subject, { bytes: msg.data.length }, 'maxReceivedBatchBytes');
+      this.intake.oversized(msg.subject, { bytes: msg.data.length }, 'maxReceivedBatchBytes');
       return;
     }
     const message = decodeReplayed(msg.data);
@@ -419,30 +258,10 @@ export class EventualCluster implements EventualTier {
     else if (!live) this.replayDone(message);
   }
 
-  private oversized(
-    subject: string,
-    size: Record<string, unknown>,
-    limit: 'maxBatchHits' | 'maxReceivedBatchBytes',
-  ): void {
-    this.stats.oversizedBatches++;
-    const warning = limit === 'maxBatchHits' ? this.hitsWarning : this.bytesWarning;
-    warning.warn(
-      this.logger,
-      {
-        subject,
-        ...size,
-        maxBatchHits: this.maxBatchHits,
-        maxReceivedBatchBytes: this.maxReceivedBatchBytes,
-        oversizedBatches: this.stats.oversizedBatches,
-      },
-      `rate-limit hit batch dropped: over eventual.${limit}`,
-    );
-  }
-
   /** A batch from the live subject or a replay: applied once, however often it arrives. */
   private receive(batch: HitBatch, live: boolean): void {
     if (batch.o === this.origin) return;
-    const state = this.originState(batch.o, batch.s, live);
+    const state = this.origins.state(batch.o, batch.s, live);
     if (!state) return;
     state.lastHeard = this.wall();
     if (batch.s <= state.watermark || state.above.has(batch.s)) {
@@ -451,61 +270,15 @@ export class EventualCluster implements EventualTier {
     }
     if (batch.h.length > this.maxBatchHits) {
       // Handled (not asked for again), but none of its hits count.
-      this.oversized(`${batch.o}#${batch.s}`, { hits: batch.h.length }, 'maxBatchHits');
+      this.intake.oversized(`${batch.o}#${batch.s}`, { hits: batch.h.length }, 'maxBatchHits');
     } else {
       this.stats.received++;
       if (!live) this.stats.replayedBatches++;
-      this.apply(batch, state);
+      this.intake.apply(batch, state);
     }
     state.above.add(batch.s);
-    this.advance(state);
+    advance(state);
     if (batch.s > state.watermark + 1 && live) this.missing(batch.o, state, batch.s - 1);
-  }
-
-  private apply(batch: HitBatch, state: OriginState): void {
-    // The origin's times, moved onto our clock by its offset (measured from its heartbeats).
-    const offset = this.clockOffset(batch.o);
-    let refused = 0;
-    for (const [policy, key, at, cost] of batch.h) {
-      if (key.length > this.maxKeyLength) {
-        this.stats.longKeyHits++;
-        refused++;
-        continue;
-      }
-      const outcome = this.sink.applyRemote(policy, key, at - offset, cost, state.budget);
-      if (outcome === 'over') {
-        this.stats.appliedHits++;
-        this.stats.overLimitHits++;
-      } else if (outcome === 'applied') this.stats.appliedHits++;
-      else if (outcome === 'stale') this.stats.staleHits++;
-      else if (outcome === 'refused') {
-        this.stats.overBudgetHits++;
-        refused++;
-      } else this.stats.unknownPolicyHits++;
-    }
-    if (refused > 0)
-      this.budgetWarning.warn(
-        this.logger,
-        {
-          origin: batch.o,
-          keys: state.budget.keys,
-          maxKeysPerOrigin: this.maxKeysPerOrigin,
-          maxKeyLength: this.maxKeyLength,
-          overBudgetHits: this.stats.overBudgetHits,
-          longKeyHits: this.stats.longKeyHits,
-        },
-        'rate-limit hits from a peer dropped: new keys beyond eventual.maxKeysPerOrigin, or keys longer than eventual.maxKeyLength',
-      );
-  }
-
-  private advance(state: OriginState): void {
-    while (state.above.delete(state.watermark + 1)) state.watermark++;
-    if (state.above.size <= MAX_OUT_OF_ORDER_BATCHES) return;
-    // Too many batches wait behind a gap: give the oldest gap up (its batches count as gone).
-    let lowest = Number.POSITIVE_INFINITY;
-    for (const seq of state.above) if (seq < lowest) lowest = seq;
-    state.watermark = lowest - 1;
-    while (state.above.delete(state.watermark + 1)) state.watermark++;
   }
 
   /** A heartbeat says which batch the peer published last: anything we lack is asked for. */
@@ -515,7 +288,7 @@ export class EventualCluster implements EventualTier {
       if (known) known.left = true;
       return;
     }
-    const state = this.originState(heartbeat.o, heartbeat.s + 1, true);
+    const state = this.origins.state(heartbeat.o, heartbeat.s + 1, true);
     if (!state) return;
     state.lastHeard = this.wall();
     if (heartbeat.s <= state.watermark) return;
@@ -575,12 +348,12 @@ export class EventualCluster implements EventualTier {
   /** Everything up to `to` that the origin still had was sent before this: the rest is gone (stale). */
   private replayDone(done: ReplayDone): void {
     if (done.o === this.origin) return;
-    const state = this.originState(done.o, 0, false);
+    const state = this.origins.state(done.o, 0, false);
     if (!state) return;
     if (done.to > state.watermark) {
       for (const seq of state.above) if (seq <= done.to) state.above.delete(seq);
       state.watermark = done.to;
-      this.advance(state);
+      advance(state);
     }
     state.replayUntil = 0;
   }
@@ -590,11 +363,8 @@ export class EventualCluster implements EventualTier {
    * applied from them is stale by then (a replay after that cannot count one twice).
    */
   forgetSilent(): void {
-    const now = this.wall();
-    const after = this.sink.longestHorizonMs() + FORGET_ORIGIN_MS;
-    for (const [id, state] of this.origins)
-      if (now - state.lastHeard > after) this.origins.delete(id);
-    this.trim();
+    this.origins.forgetSilent(this.sink.longestHorizonMs() + FORGET_ORIGIN_MS);
+    this.retained.trim();
   }
 
   /** Origins remembered (memory diagnostics). */
@@ -604,7 +374,7 @@ export class EventualCluster implements EventualTier {
 
   /** Retained own batches and hits (memory diagnostics). */
   get retainedSize(): { batches: number; hits: number } {
-    return { batches: this.retained.length, hits: this.retainedHits };
+    return this.retained.size;
   }
 
   close(): void {
