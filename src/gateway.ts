@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { randomUUID } from 'node:crypto';
+import { GATEWAY_DEFAULTS } from './config/gateway-defaults.js';
 import type { PubSub } from './channel/pubsub.js';
 import { Cluster, type ClusterConnectionHealth, type ClusterOptions } from './cluster/cluster.js';
 import { ClusterDisconnects, type ClusterDisconnectStats } from './cluster/disconnect.js';
@@ -37,7 +38,7 @@ export type HttpRoute = (
   subpath: string,
 ) => Promise<void>;
 
-/** Options of `createGateway`. */
+/** Options of `createGateway`; defaults in `GATEWAY_DEFAULTS` (src/config/gateway-defaults.ts). */
 export interface GatewayOptions {
   /** Interface to listen on. Default 127.0.0.1. */
   host?: string;
@@ -144,7 +145,10 @@ export class Gateway {
     this.context = {
       pubsub: this.pubsub,
       presence: this.presence,
-      wheel: new TimerWheel(options.timerTickMs ?? 250, options.clock ?? monotonicClock),
+      wheel: new TimerWheel(
+        options.timerTickMs ?? GATEWAY_DEFAULTS.timerTickMs,
+        options.clock ?? monotonicClock,
+      ),
       logger: this.logger,
       stats: this.stats,
       telemetry: this.telemetry,
@@ -232,8 +236,8 @@ export class Gateway {
 
   /** Starts an HTTP server for the mounts. Resolves with the bound address. */
   async listen(
-    port = this.options.port ?? 4000,
-    host = this.options.host ?? '127.0.0.1',
+    port = this.options.port ?? GATEWAY_DEFAULTS.port,
+    host = this.options.host ?? GATEWAY_DEFAULTS.host,
   ): Promise<AddressInfo> {
     if (this.server) throw new InvalidStateError('gateway is already listening');
     const server = createServer({ keepAliveTimeout: 65_000 });

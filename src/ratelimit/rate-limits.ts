@@ -13,6 +13,7 @@ import type { StrictOptions } from './cluster/strict.js';
 import { RateLimiter, type LimiterDecision, type Observation } from './limiter.js';
 import type { Clock } from '../util/clock.js';
 import { PolicyError, type Policy } from './policy.js';
+import { STATE_STORE_DEFAULTS } from './store.js';
 import {
   emptyDecision,
   type AlgorithmName,
@@ -124,6 +125,16 @@ function checkKeys(name: string, value: unknown, keys: ReadonlySet<string>): voi
     if (!keys.has(key)) throw new PolicyError(`${name}: unknown option "${key}"`);
 }
 
+/**
+ * The defaults of `RateLimitsOptions` the options themselves are checked against (the limiter and
+ * the eventual tier apply the same values: STATE_STORE_DEFAULTS, cluster/eventual.ts).
+ */
+export const RATE_LIMITS_DEFAULTS = {
+  sweepMs: STATE_STORE_DEFAULTS.sweepMs,
+  maxKeys: STATE_STORE_DEFAULTS.maxKeys,
+  eventual: { maxBatchBytes: 32_768, maxReceivedBatchBytes: 1_048_576 },
+} as const;
+
 function checkEventualLimits(eventual: RateLimitsOptions['eventual']): void {
   if (!eventual) return;
   for (const name of EVENTUAL_LIMITS) {
@@ -132,8 +143,9 @@ function checkEventualLimits(eventual: RateLimitsOptions['eventual']): void {
       throw new PolicyError(`rateLimits.eventual.${name} must be a positive integer`);
   }
   // A batch's JSON may be larger than the estimate its size is checked by (escaped characters).
-  const sent = eventual.maxBatchBytes ?? 32_768;
-  const received = eventual.maxReceivedBatchBytes ?? 1_048_576;
+  const sent = eventual.maxBatchBytes ?? RATE_LIMITS_DEFAULTS.eventual.maxBatchBytes;
+  const received =
+    eventual.maxReceivedBatchBytes ?? RATE_LIMITS_DEFAULTS.eventual.maxReceivedBatchBytes;
   if (sent * 4 > received)
     throw new PolicyError(
       `rateLimits.eventual.maxReceivedBatchBytes (${received}) must be at least 4 × maxBatchBytes (${sent})`,

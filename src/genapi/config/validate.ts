@@ -23,7 +23,10 @@ import type {
   RetryMode,
 } from '../types.js';
 import { fieldOf, validateFunConfigShape } from '../../schema/validate.js';
+import { FUN_CONFIG_DEFAULTS } from '../../nats/fun-config.js';
 import { isPlainObject, parseArgTypes } from './arg-spec.js';
+
+export { FUN_CONFIG_DEFAULTS };
 
 export interface ValidateOptions {
   /** `nodes` when the config does not say. */
@@ -34,23 +37,6 @@ export interface ValidateOptions {
 
 export type ValidateResult =
   { ok: true; config: ResolvedFunConfig } | { ok: false; errors: string[] };
-
-/**
- * The defaults of the optional FunConfig fields (protocol/gen_api.md §3; `nodes` comes from
- * ValidateOptions.nodesDefault), and the timeout bounds of fun-config.schema.json.
- */
-export const FUN_CONFIG_DEFAULTS = {
-  /** `timeout` absent. */
-  timeoutMs: 5000,
-  /** `timeout: "infinity"`: per attempt. */
-  infinityTimeoutMs: 25_000,
-  /** `hook_timeout` absent. */
-  hookTimeoutMs: 5000,
-  /** `choose_node_mode: {"sticky": key}` without `ttl_ms`. */
-  stickyTtlMs: 3_600_000,
-  responseType: 'sync',
-  retryOn: 'transport',
-} as const;
 
 export const DEFAULT_TIMEOUT_MS = FUN_CONFIG_DEFAULTS.timeoutMs;
 export const INFINITY_TIMEOUT_MS = FUN_CONFIG_DEFAULTS.infinityTimeoutMs;
