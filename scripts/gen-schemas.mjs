@@ -4,7 +4,8 @@
 // - validators.ts: Ajv standalone code, one exported validating function per entry of VALIDATORS.
 //   The code imports nothing (ajv is a devDependency: it runs here, never at run time); the script
 //   fails if Ajv ever emits a runtime import.
-// - types.ts: the TypeScript types of the same schemas (one per schema and per `$defs` entry).
+// - types.ts: the TypeScript types of the same schemas (one per schema and per `$defs` entry),
+//   with readonly arrays: they type what is checked, which the checks never change.
 //
 // The schemas are the one source: edit them, run this script, commit both. `--check` writes
 // nothing and exits 1 when a generated file differs from what the schemas give
@@ -111,8 +112,8 @@ function primitive(type, schema, prefix, indent) {
       return 'null';
     case 'array':
       if (schema.prefixItems)
-        return `[${schema.prefixItems.map((item) => typeOf(item, prefix, indent)).join(', ')}]`;
-      return `${wrap(typeOf(schema.items, prefix, indent))}[]`;
+        return `readonly [${schema.prefixItems.map((item) => typeOf(item, prefix, indent)).join(', ')}]`;
+      return `readonly ${wrap(typeOf(schema.items, prefix, indent))}[]`;
     case 'object':
       return objectType(schema, prefix, indent);
     default:

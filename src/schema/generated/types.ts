@@ -28,7 +28,7 @@ export type FunConfig = {
   arg_types?: null | {
     [key: string]: FunConfigArgSpec;
   };
-  arg_orders?: null | 'map' | string[];
+  arg_orders?: null | 'map' | readonly string[];
   response_type?: 'sync' | 'async' | 'stream' | 'none';
   check_permission?:
     | false
@@ -37,7 +37,7 @@ export type FunConfig = {
         arg: string;
       }
     | {
-        role: string[];
+        role: readonly string[];
       };
   permission_callback?: boolean | null;
   request_info?: boolean;
@@ -80,7 +80,7 @@ export type FunConfigArgType =
 
 export type FunConfigArgSpec =
   | FunConfigArgType
-  | [FunConfigArgType, FunConfigCount]
+  | readonly [FunConfigArgType, FunConfigCount]
   | {
       type: FunConfigArgType;
       allow_nil?: boolean;
@@ -89,8 +89,8 @@ export type FunConfigArgSpec =
       max_bytes?: FunConfigCount;
       max_items?: FunConfigCount;
       max_item_bytes?: FunConfigCount;
-      required?: string[];
-      accept?: string[];
+      required?: readonly string[];
+      accept?: readonly string[];
     };
 
 /** One entry of rateLimits.policies, and the body of PUT /admin/rate-limits/policies/:id (protocol/ratelimit.md §1). null in scope, algorithm, mode or fallback means the default. The gateway also refuses a cost above the limit (GCRA: the burst) and a connect policy not keyed by ip. */
@@ -192,7 +192,7 @@ export type GatewayConfig = {
   /** README: Metrics; checked with METRICS_DEFAULTS' resolver. */
   metrics?: unknown;
   nats?: {
-    servers?: string | string[];
+    servers?: string | readonly string[];
     trustedNetwork?: boolean;
     prefix?: unknown;
     user?: unknown;
