@@ -136,19 +136,17 @@ export class Gateway {
     this.telemetry = new Telemetry(this.logger);
     this.clusterPubSub = new ClusterPubSub(options.cluster);
     this.pubsub = this.clusterPubSub;
+    const clock = options.clock ?? monotonicClock;
     const presence = (this.clusterPresence = new ClusterPresence(
       this.pubsub,
       { ...options.presence, nodeId: this.nodeId },
-      options.clock ?? monotonicClock,
+      clock,
     ));
     this.presence = presence;
     this.context = {
       pubsub: this.pubsub,
       presence: this.presence,
-      wheel: new TimerWheel(
-        options.timerTickMs ?? GATEWAY_DEFAULTS.timerTickMs,
-        options.clock ?? monotonicClock,
-      ),
+      wheel: new TimerWheel(options.timerTickMs ?? GATEWAY_DEFAULTS.timerTickMs, clock),
       logger: this.logger,
       stats: this.stats,
       telemetry: this.telemetry,

@@ -206,13 +206,13 @@ export type { DiscoveryOptions } from './bus/nats/discovery.js';
 export type { ConfigSyncOptions, ConfigSyncStatus } from './bus/nats/config-sync.js';
 
 // Rate limits.
-export {
-  RATE_LIMITS_DEFAULTS,
-  type ConnectLimitOptions,
-  type PolicyView,
-  type RateLimitsHealth,
-  type RateLimitsOptions,
+export type {
+  ConnectLimitOptions,
+  PolicyView,
+  RateLimitsHealth,
+  RateLimitsOptions,
 } from './ratelimit/rate-limits.js';
+export { RATE_LIMITS_DEFAULTS } from './ratelimit/rate-limits-defaults.js';
 export {
   ALGORITHMS,
   MODES,

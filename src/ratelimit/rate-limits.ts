@@ -13,7 +13,7 @@ import type { StrictOptions } from './cluster/strict.js';
 import { RateLimiter, type LimiterDecision, type Observation } from './limiter.js';
 import type { Clock } from '../util/clock.js';
 import { PolicyError, type Policy } from './policy.js';
-import { STATE_STORE_DEFAULTS } from './store.js';
+import { RATE_LIMITS_DEFAULTS } from './rate-limits-defaults.js';
 import {
   emptyDecision,
   type AlgorithmName,
@@ -124,16 +124,6 @@ function checkKeys(name: string, value: unknown, keys: ReadonlySet<string>): voi
   for (const key of Object.keys(value))
     if (!keys.has(key)) throw new PolicyError(`${name}: unknown option "${key}"`);
 }
-
-/**
- * The defaults of `RateLimitsOptions` the options themselves are checked against (the limiter and
- * the eventual tier apply the same values: STATE_STORE_DEFAULTS, cluster/eventual.ts).
- */
-export const RATE_LIMITS_DEFAULTS = {
-  sweepMs: STATE_STORE_DEFAULTS.sweepMs,
-  maxKeys: STATE_STORE_DEFAULTS.maxKeys,
-  eventual: { maxBatchBytes: 32_768, maxReceivedBatchBytes: 1_048_576 },
-} as const;
 
 function checkEventualLimits(eventual: RateLimitsOptions['eventual']): void {
   if (!eventual) return;
