@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { randomUUID } from 'node:crypto';
+import { GATEWAY_DEFAULTS } from './config/gateway-defaults.js';
 import type { PubSub } from './channel/pubsub.js';
 import { Cluster, type ClusterConnectionHealth, type ClusterOptions } from './cluster/cluster.js';
 import { ClusterDisconnects, type ClusterDisconnectStats } from './cluster/disconnect.js';
@@ -37,7 +38,7 @@ export type HttpRoute = (
   subpath: string,
 ) => Promise<void>;
 
-/** Options of `createGateway`. */
+/** Options of `createGateway`; defaults in `GATEWAY_DEFAULTS` (src/config/gateway-defaults.ts). */
 export interface GatewayOptions {
   /** Interface to listen on. Default 127.0.0.1. */
   host?: string;
@@ -135,16 +136,17 @@ export class Gateway {
     this.telemetry = new Telemetry(this.logger);
     this.clusterPubSub = new ClusterPubSub(options.cluster);
     this.pubsub = this.clusterPubSub;
+    const clock = options.clock ?? monotonicClock;
     const presence = (this.clusterPresence = new ClusterPresence(
       this.pubsub,
       { ...options.presence, nodeId: this.nodeId },
-      options.clock ?? monotonicClock,
+      clock,
     ));
     this.presence = presence;
     this.context = {
       pubsub: this.pubsub,
       presence: this.presence,
-      wheel: new TimerWheel(options.timerTickMs ?? 250, options.clock ?? monotonicClock),
+      wheel: new TimerWheel(options.timerTickMs ?? GATEWAY_DEFAULTS.timerTickMs, clock),
       logger: this.logger,
       stats: this.stats,
       telemetry: this.telemetry,
@@ -232,8 +234,8 @@ export class Gateway {
 
   /** Starts an HTTP server for the mounts. Resolves with the bound address. */
   async listen(
-    port = this.options.port ?? 4000,
-    host = this.options.host ?? '127.0.0.1',
+    port = this.options.port ?? GATEWAY_DEFAULTS.port,
+    host = this.options.host ?? GATEWAY_DEFAULTS.host,
   ): Promise<AddressInfo> {
     if (this.server) throw new InvalidStateError('gateway is already listening');
     const server = createServer({ keepAliveTimeout: 65_000 });

@@ -17,6 +17,7 @@ export {
   type GatewayOptions,
   type HttpRoute,
 } from './gateway.js';
+export { GATEWAY_DEFAULTS } from './config/gateway-defaults.js';
 export { SocketMount } from './socket/mount.js';
 export type { GatewayStats } from './socket/stats.js';
 export { Telemetry } from './telemetry/events.js';
@@ -173,6 +174,7 @@ export type { ArgLimits } from './genapi/args/convert.js';
 export {
   ARG_TYPES,
   type ArgSpec,
+  FUN_CONFIG_DEFAULTS,
   type ArgSpecObject,
   type ArgType,
   type CheckPermission,
@@ -210,6 +212,7 @@ export type {
   RateLimitsHealth,
   RateLimitsOptions,
 } from './ratelimit/rate-limits.js';
+export { RATE_LIMITS_DEFAULTS } from './ratelimit/rate-limits-defaults.js';
 export {
   ALGORITHMS,
   MODES,
@@ -222,6 +225,7 @@ export {
   type RateLimitStats,
 } from './ratelimit/types.js';
 export { PolicyError } from './ratelimit/policy.js';
+export { POLICY_DEFAULTS } from './ratelimit/policy-config.js';
 export type { LimitState } from './ratelimit/headers.js';
 export type { ClusterHealth } from './ratelimit/cluster/index.js';
 export type { EventualOptions, EventualStats } from './ratelimit/cluster/eventual.js';

@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { withDeadline } from './util/deadline.js';
 import { Gateway } from './gateway.js';
+import { GATEWAY_DEFAULTS } from './config/gateway-defaults.js';
 import type { GatewayConfig } from './config/file.js';
 import type { Assigns } from './channel/types.js';
 import { demoConnect, demoRoomChannel } from './demo/chat.js';
@@ -83,7 +84,7 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
   const { config, logger } = options;
   // Only when asked for: its identity comes from connect params, so anyone can be anyone.
   const demo = options.demo === true || config.demo === true;
-  const host = options.host ?? config.host ?? '127.0.0.1';
+  const host = options.host ?? config.host ?? GATEWAY_DEFAULTS.host;
   const gateway = new Gateway({
     logger,
     ...(options.clock === undefined ? {} : { clock: options.clock }),
@@ -207,7 +208,7 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
   }
   let address: AddressInfo;
   try {
-    address = await gateway.listen(options.port ?? config.port ?? 4000, host);
+    address = await gateway.listen(options.port ?? config.port ?? GATEWAY_DEFAULTS.port, host);
   } catch (err) {
     await gateway.close();
     throw err;

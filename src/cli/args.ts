@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { GatewayError } from '../errors.js';
+import { GATEWAY_DEFAULTS } from '../config/gateway-defaults.js';
 
 export interface CliOptions {
   host?: string;
@@ -17,8 +18,8 @@ export interface CliOptions {
 }
 
 /** Where the gateway listens when neither a flag, the environment nor the config file says. */
-export const DEFAULT_HOST = '127.0.0.1';
-export const DEFAULT_PORT = 4000;
+export const DEFAULT_HOST = GATEWAY_DEFAULTS.host;
+export const DEFAULT_PORT = GATEWAY_DEFAULTS.port;
 
 /** Upper bound on `--processes` / `processes` (a typo such as 400 must not fork 400 gateways). */
 export const MAX_PROCESSES = 128;

@@ -10,15 +10,15 @@ import type { RateLimitsOptions } from '../ratelimit/rate-limits.js';
 import type { AdminOptions } from '../admin/admin.js';
 import type { GatewayOptions } from '../gateway.js';
 import { ConfigError } from './errors.js';
-import { InvalidArgumentError } from '../errors.js';
-import { checkNatsCredentials, type NatsCredentials } from '../nats/connection.js';
+import type { NatsCredentials } from '../nats/connection.js';
+import { checkConfig, checkNatsSection, LOG_LEVELS } from './file-check.js';
 import type { AuthConfig } from '../auth/config.js';
 import type { DashboardOptions } from '../dashboard/options.js';
-import { resolveMetricsOptions, type MetricsOptions } from '../metrics/options.js';
+import type { MetricsOptions } from '../metrics/options.js';
 
 export { ConfigError };
 
-export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export { LOG_LEVELS };
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /**
@@ -75,227 +75,10 @@ export interface GatewayConfig {
   setup?: (gateway: Gateway, genApi: GenApi) => void | Promise<void>;
 }
 
-const KEYS = new Set([
-  'auth',
-  'host',
-  'port',
-  'logLevel',
-  'nodeId',
-  'processes',
-  'secret',
-  'demo',
-  'socket',
-  'genApi',
-  'rateLimits',
-  'admin',
-  'dashboard',
-  'metrics',
-  'nats',
-  'cluster',
-  'presence',
-  'drain',
-  'channels',
-  'setup',
-]);
-const GEN_API_KEYS = new Set([
-  'topics',
-  'event',
-  'cancelEvent',
-  'requireVerifiedUserId',
-  'overrideUserId',
-  'overrideDeviceId',
-  'trustClientRoles',
-  'trustClientUserId',
-  'trustClientDeviceId',
-  'maxPayloadBytes',
-  'maxInflight',
-  'streamHighWaterBytes',
-  'identity',
-  'join',
-  'detailError',
-  'argLimits',
-  'streamCredit',
-  'resilience',
-  'pushToken',
-  'rateLimiter',
-  'relay',
-]);
-const NATS_KEYS = new Set([
-  'servers',
-  'prefix',
-  'user',
-  'pass',
-  'token',
-  'nkeySeed',
-  'nkeySeedFile',
-  'credsFile',
-  'tls',
-  'inboxPrefix',
-  'reconnectTimeWaitMs',
-  'discovery',
-  'sync',
-  'deadlineTickMs',
-  'cluster',
-  'trustedNetwork',
-]);
-
-function checkSection(file: string, name: string, value: unknown, keys: ReadonlySet<string>): void {
-  if (value === undefined) return;
-  if (value === null || typeof value !== 'object' || Array.isArray(value))
-    throw new ConfigError(`${file}: "${name}" must be an object`);
-  for (const key of Object.keys(value)) {
-    if (!keys.has(key)) throw new ConfigError(`${file}: unknown setting "${name}.${key}"`);
-  }
-}
-
-function expectType(file: string, key: string, value: unknown, type: string): void {
-  if (value !== undefined && typeof value !== type) {
-    throw new ConfigError(`${file}: "${key}" must be a ${type}, got ${JSON.stringify(value)}`);
-  }
-}
-
-/** Checks the top level; socket options are validated where they are applied. */
+/** Checks the top level and the settings each section knows; values are checked where applied. */
 export function validateConfig(file: string, value: unknown): GatewayConfig {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new ConfigError(`${file}: the config must be an object`);
-  }
-  const config = value as Record<string, unknown>;
-  for (const key of Object.keys(config)) {
-    if (!KEYS.has(key)) throw new ConfigError(`${file}: unknown setting "${key}"`);
-  }
-  expectType(file, 'host', config.host, 'string');
-  expectType(file, 'nodeId', config.nodeId, 'string');
-  expectType(file, 'secret', config.secret, 'string');
-  expectType(file, 'demo', config.demo, 'boolean');
-  expectType(file, 'setup', config.setup, 'function');
-  if (
-    config.port !== undefined &&
-    (!Number.isInteger(config.port) ||
-      (config.port as number) < 0 ||
-      (config.port as number) > 65535)
-  ) {
-    throw new ConfigError(`${file}: "port" must be an integer from 0 to 65535`);
-  }
-  if (
-    config.processes !== undefined &&
-    config.processes !== 'auto' &&
-    !(Number.isInteger(config.processes) && (config.processes as number) >= 1)
-  ) {
-    throw new ConfigError(`${file}: "processes" must be "auto" or a positive integer`);
-  }
-  if (config.logLevel !== undefined && !LOG_LEVELS.includes(config.logLevel as LogLevel)) {
-    throw new ConfigError(`${file}: "logLevel" must be one of ${LOG_LEVELS.join(', ')}`);
-  }
-  if (
-    config.socket !== undefined &&
-    (config.socket === null || typeof config.socket !== 'object')
-  ) {
-    throw new ConfigError(`${file}: "socket" must be an object`);
-  }
-  checkSection(file, 'genApi', config.genApi, GEN_API_KEYS);
-  checkSection(file, 'nats', config.nats, NATS_KEYS);
-  expectType(
-    file,
-    'nats.trustedNetwork',
-    (config.nats as { trustedNetwork?: unknown } | undefined)?.trustedNetwork,
-    'boolean',
-  );
-  // Values are checked where they are applied (OutOfRangeError names the option).
-  checkSection(
-    file,
-    'cluster',
-    config.cluster,
-    new Set(['maxBroadcastBytes', 'maxTopicBytes', 'warningIntervalMs']),
-  );
-  checkSection(file, 'presence', config.presence, new Set(['events', 'fetch', 'cluster']));
-  // Values are checked where they are applied (OutOfRangeError names the option).
-  checkSection(
-    file,
-    'drain',
-    config.drain,
-    new Set(['batchSize', 'batchIntervalMs', 'shutdownMs', 'requestDeadlineMs']),
-  );
-  // rateLimits is validated in full where it is applied (PolicyError names the setting).
-  checkSection(
-    file,
-    'rateLimits',
-    config.rateLimits,
-    new Set([
-      'policies',
-      'shadow',
-      'connect',
-      'eventual',
-      'strict',
-      'sweepMs',
-      'maxKeys',
-      'clusterSecret',
-    ]),
-  );
-  checkSection(
-    file,
-    'admin',
-    config.admin,
-    new Set(['token', 'path', 'maxAuthFailures', 'authFailureWindowMs', 'trustedProxies']),
-  );
-  // Values are checked where they are applied (OptionError names the option).
-  checkSection(
-    file,
-    'dashboard',
-    config.dashboard,
-    new Set([
-      'enabled',
-      'path',
-      'socketPath',
-      'intervalMs',
-      'windowMs',
-      'maxFunctions',
-      'topTopics',
-      'topKeys',
-      'maxViewers',
-    ]),
-  );
-  if (config.metrics !== undefined) {
-    try {
-      resolveMetricsOptions(config.metrics as MetricsOptions);
-    } catch (err) {
-      throw new ConfigError(`${file}: ${(err as Error).message}`);
-    }
-  }
-  const admin = config.admin as { token?: unknown; path?: unknown } | undefined;
-  if (admin && (typeof admin.token !== 'string' || admin.token.length < 16)) {
-    throw new ConfigError(`${file}: "admin.token" must be a string of at least 16 characters`);
-  }
-  const servers = (config.nats as { servers?: unknown } | undefined)?.servers;
-  if (
-    servers !== undefined &&
-    typeof servers !== 'string' &&
-    !(Array.isArray(servers) && servers.every((s) => typeof s === 'string'))
-  ) {
-    throw new ConfigError(`${file}: "nats.servers" must be a URL or a list of URLs`);
-  }
-  if (config.nats !== undefined) checkNatsSection(file, config.nats as NatsCredentials);
-  if (config.channels !== undefined) {
-    // A config file is user input: check it as unknown, whatever its declared type says.
-    const channels: unknown = config.channels;
-    const isRoute = (value: unknown): boolean => {
-      const route = value as { pattern?: unknown; handler?: unknown } | null | undefined;
-      return typeof route?.pattern === 'string' && typeof route?.handler === 'object';
-    };
-    if (!Array.isArray(channels) || !channels.every(isRoute)) {
-      throw new ConfigError(`${file}: "channels" must be a list of { pattern, handler }`);
-    }
-  }
-  return config;
-}
-
-/** Credential, TLS and inbox settings of `nats` (contradictions too), as a ConfigError. */
-function checkNatsSection(where: string, nats: NatsCredentials): void {
-  try {
-    checkNatsCredentials(nats);
-  } catch (err) {
-    if (!(err instanceof InvalidArgumentError)) throw err;
-    throw new ConfigError(`${where}: nats: ${err.message}`, { cause: err });
-  }
+  checkConfig(file, value);
+  return value as GatewayConfig;
 }
 
 /**

@@ -1,9 +1,28 @@
 import type { Assigns, MaybePromise } from '../channel/types.js';
-import { DEFAULT_PUBLIC_HOSTS, parsePublicHosts, type CheckOrigin } from '../http/check-origin.js';
+import { parsePublicHosts, type CheckOrigin } from '../http/check-origin.js';
 import type { ConnectHook } from '../socket/connect.js';
-import { MESSAGE_RATE_DEFAULTS, type MessageRateOptions } from '../ratelimit/message-limit.js';
+import type { MessageRateOptions } from '../ratelimit/message-limit.js';
 import type { LimitState } from '../ratelimit/headers.js';
 import { OptionError } from './errors.js';
+import {
+  bool,
+  capOption,
+  checkKeys,
+  normalizePath,
+  positiveInt,
+  stringList,
+} from './option-checks.js';
+import { SOCKET_DEFAULTS } from './socket-defaults.js';
+import {
+  checkOriginOption,
+  resolveClientBounds,
+  resolveLongPoll,
+  resolveMessageRate,
+  resolveWebSocket,
+} from './socket-option-groups.js';
+
+export { SOCKET_DEFAULTS };
+export { normalizePath };
 
 /** A per-IP connect limit's answer (the RateLimiter provides one; see rateLimits.connect). */
 export type ConnectLimitDecision =
@@ -161,52 +180,6 @@ export interface ResolvedSocketOptions<A extends Assigns> {
   readonly maxTopicBytes: number;
 }
 
-/** The defaults of `SocketOptions`. */
-export const SOCKET_DEFAULTS = {
-  path: '/socket',
-  maxChannels: 100,
-  joinTimeoutMs: 10_000,
-  connectTimeoutMs: 10_000,
-  maxFrameSize: 65_536,
-  inboundByteRate: { bytesPerSecond: 1_048_576, burstBytes: 1_048_576 },
-  maxBufferedBytes: 1_048_576,
-  slowConsumerGraceMs: 5_000,
-  maxBufferedBytesHard: 33_554_432,
-  maxBroadcastBytes: 8_388_608,
-  maxQueuedFrames: 1_000,
-  websocket: { path: '/websocket', idleTimeoutMs: 60_000, compress: false },
-  longpoll: { path: '/longpoll', windowMs: 10_000, maxBatchLines: 100 },
-  publicHosts: DEFAULT_PUBLIC_HOSTS,
-  trustedProxies: [] as readonly string[],
-  maxConnections: 100_000,
-  maxConnectionsPerIp: 10_000,
-  maxConnectionsPerUser: null,
-  maxTopicBytes: 255,
-} as const;
-
-function positiveInt(name: string, value: unknown, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) {
-    throw new OptionError(`${name} must be a positive integer, got ${JSON.stringify(value)}`);
-  }
-  return value;
-}
-
-function bool(name: string, value: unknown, fallback: boolean): boolean {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'boolean')
-    throw new OptionError(`${name} must be a boolean, got ${JSON.stringify(value)}`);
-  return value;
-}
-
-export function normalizePath(name: string, value: unknown, fallback: string): string {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'string' || !value.startsWith('/') || /[?#\s]/.test(value)) {
-    throw new OptionError(`${name} must be a path starting with "/", got ${JSON.stringify(value)}`);
-  }
-  return value.length > 1 && value.endsWith('/') ? value.slice(0, -1) : value;
-}
-
 const KNOWN_KEYS = new Set([
   'connect',
   'authorizeJoin',
@@ -236,102 +209,6 @@ const KNOWN_KEYS = new Set([
   'maxTopicBytes',
 ]);
 
-function capOption(name: string, value: unknown, fallback: number | null): number | null {
-  if (value === null) return null;
-  if (value === undefined) return fallback;
-  return positiveInt(name, value, 0);
-}
-
-function stringList(name: string, value: unknown, fallback: readonly string[]): readonly string[] {
-  if (value === undefined) return fallback;
-  if (!Array.isArray(value) || !value.every((entry) => typeof entry === 'string'))
-    throw new OptionError(`${name} must be a list of strings`);
-  return value;
-}
-
-function checkKeys(name: string, value: object, known: ReadonlySet<string>): void {
-  for (const key of Object.keys(value)) {
-    if (!known.has(key)) throw new OptionError(`${name}: unknown option "${key}"`);
-  }
-}
-
-function checkOriginOption(value: unknown): CheckOrigin {
-  if (value === undefined) return true;
-  if (typeof value === 'boolean' || value === 'conn' || typeof value === 'function')
-    return value as CheckOrigin;
-  if (Array.isArray(value) && value.every((entry) => typeof entry === 'string')) return value;
-  throw new OptionError('checkOrigin must be true, false, "conn", a list of origins or a function');
-}
-
-/** The bounded-work options (one block: frame size, inbound byte rate, slow consumers, broadcasts). */
-function resolveClientBounds(
-  options: SocketOptions<Assigns>,
-  maxFrameSize: number,
-): Pick<
-  ResolvedSocketOptions<Assigns>,
-  | 'inboundByteRate'
-  | 'maxBufferedBytes'
-  | 'slowConsumerGraceMs'
-  | 'maxBufferedBytesHard'
-  | 'maxBroadcastBytes'
-> {
-  let inboundByteRate: Required<InboundByteRateOptions> | null = null;
-  if (options.inboundByteRate !== false) {
-    const rate: InboundByteRateOptions = options.inboundByteRate ?? {};
-    if (typeof rate !== 'object' || rate === null)
-      throw new OptionError('inboundByteRate must be an object or false');
-    checkKeys('inboundByteRate options', rate, new Set(['bytesPerSecond', 'burstBytes']));
-    const defaults = SOCKET_DEFAULTS.inboundByteRate;
-    inboundByteRate = {
-      bytesPerSecond: positiveInt(
-        'inboundByteRate.bytesPerSecond',
-        rate.bytesPerSecond,
-        defaults.bytesPerSecond,
-      ),
-      burstBytes: positiveInt(
-        'inboundByteRate.burstBytes',
-        rate.burstBytes,
-        Math.max(defaults.burstBytes, maxFrameSize),
-      ),
-    };
-    if (inboundByteRate.burstBytes < maxFrameSize) {
-      throw new OptionError(
-        `inboundByteRate.burstBytes (${inboundByteRate.burstBytes}) must be at least maxFrameSize (${maxFrameSize}): a largest frame must fit`,
-      );
-    }
-  }
-  const maxBufferedBytes = positiveInt(
-    'maxBufferedBytes',
-    options.maxBufferedBytes,
-    SOCKET_DEFAULTS.maxBufferedBytes,
-  );
-  const maxBufferedBytesHard = positiveInt(
-    'maxBufferedBytesHard',
-    options.maxBufferedBytesHard,
-    Math.max(SOCKET_DEFAULTS.maxBufferedBytesHard, maxBufferedBytes),
-  );
-  if (maxBufferedBytesHard < maxBufferedBytes) {
-    throw new OptionError(
-      `maxBufferedBytesHard (${maxBufferedBytesHard}) must be at least maxBufferedBytes (${maxBufferedBytes})`,
-    );
-  }
-  return {
-    inboundByteRate,
-    maxBufferedBytes,
-    slowConsumerGraceMs: positiveInt(
-      'slowConsumerGraceMs',
-      options.slowConsumerGraceMs,
-      SOCKET_DEFAULTS.slowConsumerGraceMs,
-    ),
-    maxBufferedBytesHard,
-    maxBroadcastBytes: positiveInt(
-      'maxBroadcastBytes',
-      options.maxBroadcastBytes,
-      SOCKET_DEFAULTS.maxBroadcastBytes,
-    ),
-  };
-}
-
 /** Applies defaults and validates every option, naming the offending one in the error. */
 export function resolveSocketOptions<A extends Assigns>(
   path: string,
@@ -351,35 +228,7 @@ export function resolveSocketOptions<A extends Assigns>(
     throw new OptionError('subprotocols must be a list of strings');
   }
 
-  let messageRate: Required<MessageRateOptions> | null = null;
-  if (options.messageRate !== false) {
-    const rate: Partial<MessageRateOptions> = options.messageRate ?? {};
-    checkKeys(
-      'messageRate options',
-      rate,
-      new Set(['limit', 'windowMs', 'burst', 'floodDenials', 'floodWindowMs']),
-    );
-    const limit = positiveInt('messageRate.limit', rate.limit, MESSAGE_RATE_DEFAULTS.limit);
-    messageRate = {
-      limit,
-      windowMs: positiveInt('messageRate.windowMs', rate.windowMs, MESSAGE_RATE_DEFAULTS.windowMs),
-      burst: positiveInt(
-        'messageRate.burst',
-        rate.burst,
-        options.messageRate === undefined ? MESSAGE_RATE_DEFAULTS.burst : limit,
-      ),
-      floodDenials: positiveInt(
-        'messageRate.floodDenials',
-        rate.floodDenials,
-        MESSAGE_RATE_DEFAULTS.floodDenials,
-      ),
-      floodWindowMs: positiveInt(
-        'messageRate.floodWindowMs',
-        rate.floodWindowMs,
-        MESSAGE_RATE_DEFAULTS.floodWindowMs,
-      ),
-    };
-  }
+  const messageRate = resolveMessageRate(options.messageRate);
   if (
     options.connectLimit !== undefined &&
     options.connectLimit !== null &&
@@ -388,40 +237,8 @@ export function resolveSocketOptions<A extends Assigns>(
     throw new OptionError('connectLimit must be a function (ip) => decision');
   }
 
-  let websocket: Required<WebSocketOptions> | null = null;
-  if (options.websocket !== false) {
-    const ws = typeof options.websocket === 'object' ? options.websocket : {};
-    checkKeys('websocket options', ws, new Set(['path', 'idleTimeoutMs', 'compress']));
-    websocket = {
-      path: normalizePath('websocket.path', ws.path, SOCKET_DEFAULTS.websocket.path),
-      idleTimeoutMs: positiveInt(
-        'websocket.idleTimeoutMs',
-        ws.idleTimeoutMs,
-        SOCKET_DEFAULTS.websocket.idleTimeoutMs,
-      ),
-      compress: bool('websocket.compress', ws.compress, SOCKET_DEFAULTS.websocket.compress),
-    };
-  }
-
-  let longpoll: Required<LongPollOptions> | null = null;
-  if (options.longpoll !== false) {
-    const lp = typeof options.longpoll === 'object' ? options.longpoll : {};
-    checkKeys(
-      'longpoll options',
-      lp,
-      new Set(['path', 'windowMs', 'maxBatchLines', 'maxBodyBytes']),
-    );
-    longpoll = {
-      path: normalizePath('longpoll.path', lp.path, SOCKET_DEFAULTS.longpoll.path),
-      windowMs: positiveInt('longpoll.windowMs', lp.windowMs, SOCKET_DEFAULTS.longpoll.windowMs),
-      maxBatchLines: positiveInt(
-        'longpoll.maxBatchLines',
-        lp.maxBatchLines,
-        SOCKET_DEFAULTS.longpoll.maxBatchLines,
-      ),
-      maxBodyBytes: positiveInt('longpoll.maxBodyBytes', lp.maxBodyBytes, maxFrameSize),
-    };
-  }
+  const websocket = resolveWebSocket(options.websocket);
+  const longpoll = resolveLongPoll(options.longpoll, maxFrameSize);
 
   return {
     path: normalizePath('socket path', path, SOCKET_DEFAULTS.path),

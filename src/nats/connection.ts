@@ -58,6 +58,9 @@ export interface NatsCredentials {
   inboxPrefix?: string;
 }
 
+/** The defaults of `NatsConnectionOptions`. */
+export const NATS_CONNECTION_DEFAULTS = { reconnectTimeWaitMs: 250 } as const;
+
 /**
  * Where a gateway connects to NATS and as whom: shared by its gen_api link
  * (`genApi.connectNats`) and its cluster connection (`gateway.connectCluster`).
@@ -67,7 +70,7 @@ export interface NatsConnectionOptions extends NatsCredentials {
   servers: string | string[];
   /** Subject prefix shared with the other gateways and the workers. Default "genapi". */
   prefix?: string;
-  /** Delay between reconnect attempts (jittered by the client). Default 250 ms. */
+  /** Delay between reconnect attempts (jittered by the client). Default 250 ms (NATS_CONNECTION_DEFAULTS). */
   reconnectTimeWaitMs?: number;
 }
 
@@ -224,7 +227,7 @@ export function gatewayConnectOptions(
     servers: options.servers,
     name,
     maxReconnectAttempts: -1,
-    reconnectTimeWait: options.reconnectTimeWaitMs ?? 250,
+    reconnectTimeWait: options.reconnectTimeWaitMs ?? NATS_CONNECTION_DEFAULTS.reconnectTimeWaitMs,
     waitOnFirstConnect: true,
     ...natsClientOptions(options),
   };

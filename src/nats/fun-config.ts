@@ -67,6 +67,23 @@ export type CheckPermission = false | 'any_authenticated' | { arg: string } | { 
 /** Retries of a failed attempt: none, n on any instance, or n on the same or on all instances. */
 export type RetryConfig = null | number | { same_node: number } | { all_nodes: number };
 
+/**
+ * The defaults of the optional FunConfig fields (protocol/gen_api.md §3): what the gateway uses
+ * when a worker's config leaves one out (`nodes` depends on how the function is registered).
+ */
+export const FUN_CONFIG_DEFAULTS = {
+  /** `timeout` absent. */
+  timeoutMs: 5000,
+  /** `timeout: "infinity"`: per attempt. */
+  infinityTimeoutMs: 25_000,
+  /** `hook_timeout` absent. */
+  hookTimeoutMs: 5000,
+  /** `choose_node_mode: {"sticky": key}` without `ttl_ms`. */
+  stickyTtlMs: 3_600_000,
+  responseType: 'sync',
+  retryOn: 'transport',
+} as const;
+
 /** A function config as workers publish it (JSON). Every field but service/request_type is optional. */
 export interface FunConfig {
   /** The service the function belongs to. */
@@ -79,7 +96,7 @@ export interface FunConfig {
   nodes?: 'local' | 'nats';
   /** How an instance is chosen. Default "random". */
   choose_node_mode?: ChooseNodeMode;
-  /** Milliseconds, 100..300000, or "infinity" (25 000 ms per attempt). Default 5000. */
+  /** Milliseconds, 100..300000, or "infinity" (25 000 ms per attempt). Default 5000 (FUN_CONFIG_DEFAULTS). */
   timeout?: number | 'infinity';
   /** `{name: spec}`; null passes client args through unchecked, `{}` accepts none. */
   arg_types?: Record<string, ArgSpec> | null;

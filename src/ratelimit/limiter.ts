@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { RATE_LIMITS_DEFAULTS } from './rate-limits-defaults.js';
 import type { RateLimitGate } from '../genapi/executor.js';
 import type { GenApiRequest, ResolvedFunConfig } from '../genapi/types.js';
 import { monotonicClock, type Clock } from '../util/clock.js';
@@ -30,10 +31,10 @@ export type EventualTier = EventualLink;
 /** The strict tier's store (tiers/links.ts `StrictLink`). */
 export type StrictTier = StrictLink;
 
-/** The defaults of `RateLimiterOptions`. */
+/** The defaults of `RateLimiterOptions`: the state store's and the config's (RATE_LIMITS_DEFAULTS). */
 export const RATE_LIMITER_DEFAULTS = {
-  sweepMs: 1000,
-  maxKeys: 1_000_000,
+  sweepMs: RATE_LIMITS_DEFAULTS.sweepMs,
+  maxKeys: RATE_LIMITS_DEFAULTS.maxKeys,
 } as const;
 
 export interface RateLimiterOptions {

@@ -1,18 +1,16 @@
 import type { GenApiRequest } from '../genapi/types.js';
 import { createAlgorithm } from './algorithms/index.js';
 import { StateStore } from './store.js';
-import {
-  ALGORITHMS,
-  MODES,
-  type Algorithm,
-  type Fallback,
-  type KeyDimension,
-  type Mode,
-  type PolicyConfig,
-  type PolicyScope,
-  type RateLimitStats,
+import { checkPolicyConfig, POLICY_DEFAULTS, PolicyError } from './policy-config.js';
+import type {
+  Algorithm,
+  Fallback,
+  KeyDimension,
+  Mode,
+  PolicyConfig,
+  PolicyScope,
+  RateLimitStats,
 } from './types.js';
-import { GatewayError } from '../errors.js';
 
 /** What a request carries that policies key on, besides the request itself. */
 export interface RateContext {
@@ -22,51 +20,7 @@ export interface RateContext {
   readonly socketId: string | null;
 }
 
-/** An invalid rate-limit policy or `rateLimits` option; the message says which field and why. */
-export class PolicyError extends GatewayError {
-  override readonly name = 'PolicyError';
-  constructor(message?: string, options?: ErrorOptions) {
-    super('ERR_POLICY', message, options);
-  }
-}
-
-const POLICY_KEYS = new Set([
-  'id',
-  'scope',
-  'key',
-  'algorithm',
-  'limit',
-  'windowMs',
-  'burst',
-  'cost',
-  'mode',
-  'fallback',
-  'shadow',
-]);
-const SCOPE_KEYS = new Set(['service', 'requestType']);
-
-/** A typo ("requestTyp") must not silently widen a policy: unknown options are errors. */
-function checkKeys(what: string, value: object, known: ReadonlySet<string>): void {
-  for (const key of Object.keys(value))
-    if (!known.has(key)) throw new PolicyError(`${what}: unknown option "${key}"`);
-}
-
-/** Dot-separated words: safe in logs, metrics, NATS subjects and KV keys. */
-const ID = /^(?=.{1,64}$)[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
-
-function positive(id: string, name: string, value: unknown, integer: boolean): number {
-  if (
-    typeof value !== 'number' ||
-    !Number.isFinite(value) ||
-    value <= 0 ||
-    (integer && !Number.isInteger(value))
-  ) {
-    throw new PolicyError(
-      `policy ${id}: ${name} must be a positive ${integer ? 'integer' : 'number'}, got ${JSON.stringify(value)}`,
-    );
-  }
-  return value;
-}
+export { PolicyError };
 
 /** Folds an IPv6 address to its /64 (one subscriber usually holds a whole /64). */
 export function normaliseIp(address: string): string {
@@ -126,67 +80,17 @@ export class Policy {
     /** A replaced policy's store whose states this one continues (RateLimiter.setPolicy decides). */
     inherit: StateStore<unknown> | null = null,
   ) {
-    if (config === null || typeof config !== 'object' || Array.isArray(config))
-      throw new PolicyError('a policy must be an object');
-    const id = config.id;
-    if (typeof id !== 'string' || !ID.test(id))
-      throw new PolicyError(`policy id must match ${ID}, got ${JSON.stringify(id)}`);
-    this.id = id;
-    checkKeys(`policy ${id}`, config, POLICY_KEYS);
-    const algorithm = config.algorithm ?? 'sliding_log';
-    if (!ALGORITHMS.includes(algorithm))
-      throw new PolicyError(`policy ${id}: algorithm must be one of ${ALGORITHMS.join(', ')}`);
-    const limit = positive(id, 'limit', config.limit, true);
-    const windowMs = positive(id, 'windowMs', config.windowMs, true);
-    const burst =
-      config.burst === undefined ? undefined : positive(id, 'burst', config.burst, true);
-    this.cost = config.cost === undefined ? 1 : positive(id, 'cost', config.cost, true);
-    if (this.cost > (algorithm === 'gcra' ? (burst ?? limit) : limit)) {
-      throw new PolicyError(
-        `policy ${id}: cost ${this.cost} can never fit (it exceeds the ${algorithm === 'gcra' ? 'burst' : 'limit'})`,
-      );
-    }
-    this.mode = config.mode ?? 'local';
-    if (!MODES.includes(this.mode))
-      throw new PolicyError(`policy ${id}: mode must be one of ${MODES.join(', ')}`);
-    this.fallback = config.fallback ?? 'local';
-    if (!['local', 'open', 'closed'].includes(this.fallback))
-      throw new PolicyError(`policy ${id}: fallback must be local, open or closed`);
+    checkPolicyConfig(config);
+    this.id = config.id;
+    const algorithm = config.algorithm ?? POLICY_DEFAULTS.algorithm;
+    this.cost = config.cost ?? POLICY_DEFAULTS.cost;
+    this.mode = config.mode ?? POLICY_DEFAULTS.mode;
+    this.fallback = config.fallback ?? POLICY_DEFAULTS.fallback;
     this.shadow = config.shadow === true;
-    this.scope = config.scope ?? 'global';
-    const scope: unknown = this.scope;
-    if (scope !== 'global' && scope !== 'connect') {
-      const fn = scope as { service?: unknown; requestType?: unknown } | null;
-      if (
-        typeof fn !== 'object' ||
-        fn === null ||
-        typeof fn.service !== 'string' ||
-        fn.service === '' ||
-        (fn.requestType !== undefined && typeof fn.requestType !== 'string')
-      ) {
-        throw new PolicyError(
-          `policy ${id}: scope must be "global", "connect" or {service, requestType?}`,
-        );
-      }
-      checkKeys(`policy ${id}: scope`, fn, SCOPE_KEYS);
-    }
+    this.scope = config.scope ?? POLICY_DEFAULTS.scope;
     this.key = config.key;
     const key = this.key;
-    const valid =
-      key === 'user_id' ||
-      key === 'device_id' ||
-      key === 'ip' ||
-      key === 'socket_id' ||
-      (typeof key === 'object' && key !== null && typeof key.arg === 'string' && key.arg !== '');
-    if (!valid)
-      throw new PolicyError(
-        `policy ${id}: key must be user_id, device_id, ip, socket_id or {arg: name}`,
-      );
-    if (typeof key === 'object') checkKeys(`policy ${id}: key`, key, new Set(['arg']));
-    if (this.scope === 'connect' && key !== 'ip')
-      throw new PolicyError(
-        `policy ${id}: connect policies are keyed by ip (nothing else is known before connect)`,
-      );
+    const { limit, windowMs, burst } = config;
     this.algorithm = createAlgorithm(algorithm, limit, windowMs, burst);
     this.keyPrefix = `${typeof key === 'string' ? key : `arg.${key.arg}`}:`;
     const states = this.algorithm;

@@ -3,6 +3,7 @@ import type { MembershipOptions } from './cluster/membership.js';
 import { MIN_SECRET_LENGTH } from './cluster/signing.js';
 import type { StrictOptions } from './cluster/strict.js';
 import { PolicyError } from './policy.js';
+import { RATE_LIMITS_DEFAULTS } from './rate-limits-defaults.js';
 import type { AlgorithmName, Fallback, Mode, PolicyConfig } from './types.js';
 
 /** Shorthand for one per-IP connect policy (`socket_connect`). */
@@ -113,8 +114,9 @@ function checkEventualLimits(eventual: RateLimitsOptions['eventual']): void {
       throw new PolicyError(`rateLimits.eventual.${name} must be a positive integer`);
   }
   // A batch's JSON may be larger than the estimate its size is checked by (escaped characters).
-  const sent = eventual.maxBatchBytes ?? 32_768;
-  const received = eventual.maxReceivedBatchBytes ?? 1_048_576;
+  const sent = eventual.maxBatchBytes ?? RATE_LIMITS_DEFAULTS.eventual.maxBatchBytes;
+  const received =
+    eventual.maxReceivedBatchBytes ?? RATE_LIMITS_DEFAULTS.eventual.maxReceivedBatchBytes;
   if (sent * 4 > received)
     throw new PolicyError(
       `rateLimits.eventual.maxReceivedBatchBytes (${received}) must be at least 4 × maxBatchBytes (${sent})`,

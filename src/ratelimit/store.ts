@@ -33,6 +33,9 @@ export interface StateStoreOptions {
  * (second chance): a touched key is moved behind the others instead of going, so a busy key is
  * not forgotten just because it is old.
  */
+/** The defaults of `StateStoreOptions` (rateLimits.sweepMs and rateLimits.maxKeys). */
+export const STATE_STORE_DEFAULTS = { sweepMs: 1000, maxKeys: 1_000_000, onFull: 'evict' } as const;
+
 export class StateStore<S> {
   private readonly slots = new Map<string, Slot<S>>();
   private readonly buckets = new Map<number, string[]>();
@@ -46,9 +49,9 @@ export class StateStore<S> {
   refused = 0;
 
   constructor(options: StateStoreOptions = {}) {
-    this.sweepMs = options.sweepMs ?? 1000;
-    this.maxKeys = options.maxKeys ?? 1_000_000;
-    this.onFull = options.onFull ?? 'evict';
+    this.sweepMs = options.sweepMs ?? STATE_STORE_DEFAULTS.sweepMs;
+    this.maxKeys = options.maxKeys ?? STATE_STORE_DEFAULTS.maxKeys;
+    this.onFull = options.onFull ?? STATE_STORE_DEFAULTS.onFull;
   }
 
   get size(): number {

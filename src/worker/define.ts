@@ -6,6 +6,7 @@ import type {
   FunConfig,
   ResponseType,
 } from '../nats/fun-config.js';
+import { FUN_CONFIG_DEFAULTS } from '../nats/fun-config.js';
 import type { RequestContext } from './context.js';
 import { GatewayError, InvalidArgumentError } from '../errors.js';
 
@@ -167,7 +168,7 @@ export function toFunConfig(
     version: definition.version ?? null,
     nodes: 'nats',
     response_type: definition.response ?? 'sync',
-    timeout: definition.timeout ?? 5000,
+    timeout: definition.timeout ?? FUN_CONFIG_DEFAULTS.timeoutMs,
     arg_types: definition.args ?? null,
     check_permission:
       definition.permission === undefined

@@ -17,6 +17,9 @@ import { Requester } from './requester.js';
 import { MIN_PUSH_TOKEN_LENGTH, PeerAuth } from '../../nats/peer-auth.js';
 import { ConfigError } from '../../config/errors.js';
 
+/** The defaults of the `NatsGatewayOptions` the link itself reads. */
+export const NATS_LINK_DEFAULTS = { deadlineTickMs: 5 } as const;
+
 /**
  * Options of `genApi.connectNats`: servers, credentials, subject prefix, discovery and config
  * sync.
@@ -26,7 +29,7 @@ export interface NatsGatewayOptions extends NatsConnectionOptions {
   discovery?: DiscoveryOptions;
   /** Config pull settings. */
   sync?: ConfigSyncOptions;
-  /** Resolution of request deadlines. Default 5 ms. */
+  /** Resolution of request deadlines. Default 5 ms (NATS_LINK_DEFAULTS). */
   deadlineTickMs?: number;
   /**
    * Also join the gateway cluster on the same servers (`gateway.connectCluster`): broadcasts,
@@ -155,7 +158,7 @@ export class NatsLink {
     const name = `gen-gateway ${deps.gatewayId}`;
     const nc = await (deps.connect ?? connectNats)(gatewayConnectOptions(options, name), name);
     const subjects = new Subjects(options.prefix ?? DEFAULT_PREFIX);
-    const wheel = new TimerWheel(options.deadlineTickMs ?? 5);
+    const wheel = new TimerWheel(options.deadlineTickMs ?? NATS_LINK_DEFAULTS.deadlineTickMs);
     const requester = new Requester(nc, wheel);
     const discovery = new Discovery(
       nc,

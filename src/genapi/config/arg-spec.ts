@@ -7,13 +7,12 @@
  *   at runtime but its config validation rejects them).
  * - non-empty arg_types with arg_orders null/absent is valid (the documented default is `[]`).
  */
-import { ARG_TYPES, type ArgRule, type ArgType } from '../types.js';
+import type { ArgRule, ArgType } from '../types.js';
+import { validateArgSpec } from '../../schema/validate.js';
 import { isPlainObject } from '../args/values.js';
 
 export type ParseArgTypesResult =
   { ok: true; rules: ArgRule[] | null } | { ok: false; detail: string };
-
-const ARG_TYPE_SET: ReadonlySet<string> = new Set(ARG_TYPES);
 
 /** Types whose legacy tuple `[type, n]` means `max_items: n`. */
 const ITEM_LIMITED: ReadonlySet<string> = new Set([
@@ -30,10 +29,6 @@ const EMPTY: readonly string[] = Object.freeze([]);
 // The same JSON-object test the argument checks use; config modules import it from here.
 export { isPlainObject };
 
-function isNonNegativeInteger(value: unknown): value is number {
-  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
-}
-
 function isStringList(value: unknown): value is string[] {
   return Array.isArray(value) && value.every((item) => typeof item === 'string');
 }
@@ -41,10 +36,6 @@ function isStringList(value: unknown): value is string[] {
 /** Elixir `inspect` of a list of strings: `["a", "b"]`. */
 export function inspectList(items: readonly unknown[]): string {
   return `[${items.map((item) => JSON.stringify(item)).join(', ')}]`;
-}
-
-function isArgType(value: unknown): value is ArgType {
-  return typeof value === 'string' && ARG_TYPE_SET.has(value);
 }
 
 function simpleRule(name: string, type: ArgType): ArgRule {
@@ -59,15 +50,14 @@ function simpleRule(name: string, type: ArgType): ArgRule {
   });
 }
 
-/** Parses one spec; null when it is invalid. */
+/** Parses one spec; null when it is invalid (fun-config.schema.json#/$defs/argSpec, plus one rule). */
 function parseSpec(name: string, spec: unknown): ArgRule | null {
-  if (typeof spec === 'string') return isArgType(spec) ? simpleRule(name, spec) : null;
+  if (!validateArgSpec(spec)) return null;
+  if (typeof spec === 'string') return simpleRule(name, spec);
 
   if (Array.isArray(spec)) {
     // Legacy tuple [type, n].
-    if (spec.length !== 2) return null;
-    const [type, n] = spec as [unknown, unknown];
-    if (!isArgType(type) || !isNonNegativeInteger(n)) return null;
+    const [type, n] = spec as readonly [ArgType, number];
     if (type === 'string') {
       return Object.freeze({ ...simpleRule(name, type), hasParams: true, maxBytes: n });
     }
@@ -78,14 +68,12 @@ function parseSpec(name: string, spec: unknown): ArgRule | null {
     return simpleRule(name, type);
   }
 
-  if (!isPlainObject(spec)) return null;
-  const type = spec.type;
-  if (!isArgType(type)) return null;
-
-  const allowNilA = spec.allow_nil;
-  const allowNilB = spec['allow_nil?'];
-  if (allowNilA !== undefined && typeof allowNilA !== 'boolean') return null;
-  if (allowNilB !== undefined && typeof allowNilB !== 'boolean') return null;
+  const object = spec;
+  // JSON objects only (not a Date or a class instance), as the argument checks read them.
+  if (!isPlainObject(object)) return null;
+  // The rule the schema cannot say: both spellings of allow_nil, when given, agree.
+  const allowNilA = object.allow_nil;
+  const allowNilB = object['allow_nil?'];
   if (allowNilA !== undefined && allowNilB !== undefined && allowNilA !== allowNilB) return null;
   const allowNil = (allowNilA ?? allowNilB) === true;
 
@@ -95,13 +83,7 @@ function parseSpec(name: string, spec: unknown): ArgRule | null {
     max_item_bytes: maxItemBytes,
     required,
     accept,
-  } = spec;
-  if (maxBytes !== undefined && !isNonNegativeInteger(maxBytes)) return null;
-  if (maxItems !== undefined && !isNonNegativeInteger(maxItems)) return null;
-  if (maxItemBytes !== undefined && !isNonNegativeInteger(maxItemBytes)) return null;
-  if (required !== undefined && !isStringList(required)) return null;
-  if (accept !== undefined && !isStringList(accept)) return null;
-
+  } = object;
   const hasParams =
     maxBytes !== undefined ||
     maxItems !== undefined ||
@@ -110,13 +92,13 @@ function parseSpec(name: string, spec: unknown): ArgRule | null {
     accept !== undefined;
 
   // JSON null means "no default", as nil does in PhoenixGenApi. The value is not type-checked.
-  const defaultValue = spec.default_value === null ? undefined : spec.default_value;
+  const defaultValue = object.default_value === null ? undefined : object.default_value;
 
   const rule: {
     -readonly [K in keyof ArgRule]: ArgRule[K];
   } = {
     name,
-    type,
+    type: object.type,
     allowNil,
     defaultValue,
     hasParams,

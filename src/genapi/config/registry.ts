@@ -21,8 +21,11 @@ export type Lookup =
 
 export type ChangeListener = (service: string, requestType: string) => void;
 
+/** The defaults of `ConfigRegistryOptions`. */
+export const CONFIG_REGISTRY_DEFAULTS = { cacheMax: 10_000 } as const;
+
 export interface ConfigRegistryOptions {
-  /** Capacity of the get_fast cache. Default 10 000. */
+  /** Capacity of the get_fast cache. Default 10 000 (CONFIG_REGISTRY_DEFAULTS). */
   cacheMax?: number;
   /** Receives exceptions thrown by onChange listeners (they never interrupt a registry change). */
   onListenerError?: (error: unknown) => void;
@@ -57,7 +60,9 @@ export class ConfigRegistry {
   #count = 0;
 
   constructor(options: ConfigRegistryOptions = {}) {
-    this.#fast = new LRUCache<string, Lookup>({ max: options.cacheMax ?? 10_000 });
+    this.#fast = new LRUCache<string, Lookup>({
+      max: options.cacheMax ?? CONFIG_REGISTRY_DEFAULTS.cacheMax,
+    });
     this.#onListenerError = options.onListenerError;
   }
 

@@ -13,15 +13,20 @@
  * `null` is an invalid value (the field's error is reported).
  */
 import type {
-  ArgRule,
+  CheckPermission,
+  ChooseNodeMode,
   FunConfig,
   NodeMode,
   PermissionMode,
   ResolvedFunConfig,
-  ResponseType,
+  RetryConfig,
   RetryMode,
 } from '../types.js';
+import { fieldOf, validateFunConfigShape } from '../../schema/validate.js';
+import { FUN_CONFIG_DEFAULTS } from '../../nats/fun-config.js';
 import { isPlainObject, parseArgTypes } from './arg-spec.js';
+
+export { FUN_CONFIG_DEFAULTS };
 
 export interface ValidateOptions {
   /** `nodes` when the config does not say. */
@@ -33,12 +38,12 @@ export interface ValidateOptions {
 export type ValidateResult =
   { ok: true; config: ResolvedFunConfig } | { ok: false; errors: string[] };
 
-export const DEFAULT_TIMEOUT_MS = 5000;
-export const INFINITY_TIMEOUT_MS = 25_000;
+export const DEFAULT_TIMEOUT_MS = FUN_CONFIG_DEFAULTS.timeoutMs;
+export const INFINITY_TIMEOUT_MS = FUN_CONFIG_DEFAULTS.infinityTimeoutMs;
 export const MIN_TIMEOUT_MS = 100;
 export const MAX_TIMEOUT_MS = 300_000;
-export const DEFAULT_HOOK_TIMEOUT_MS = 5000;
-export const DEFAULT_STICKY_TTL_MS = 3_600_000;
+export const DEFAULT_HOOK_TIMEOUT_MS = FUN_CONFIG_DEFAULTS.hookTimeoutMs;
+export const DEFAULT_STICKY_TTL_MS = FUN_CONFIG_DEFAULTS.stickyTtlMs;
 
 export const ERR = {
   notObject: 'fun_config must be an object',
@@ -87,7 +92,7 @@ const KNOWN_FIELDS: readonly (keyof FunConfig)[] = [
 
 /**
  * A NATS subject token: non-empty, no whitespace, no ".", "*" or ">" (subject separators and
- * wildcards), and no control characters.
+ * wildcards), and no control characters (fun-config.schema.json#/$defs/token).
  */
 const SUBJECT_TOKEN = /^[^\s.*>\p{Cc}]+$/u;
 
@@ -103,124 +108,90 @@ export function normalizeVersion(version: unknown): string | null {
 const has = (obj: Record<string, unknown>, key: string): boolean =>
   Object.prototype.hasOwnProperty.call(obj, key);
 
-function onlyKeys(obj: Record<string, unknown>, allowed: readonly string[]): boolean {
-  return Object.keys(obj).every((key) => allowed.includes(key));
+/** The fields' messages, in the order they are reported. arg_types/arg_orders: parseArgTypes. */
+const FIELD_MESSAGES: readonly (readonly [keyof FunConfig, string])[] = [
+  ['request_type', ERR.requestType],
+  ['service', ERR.service],
+  ['nodes', ERR.nodes],
+  ['choose_node_mode', ERR.chooseNodeMode],
+  ['timeout', ERR.timeout],
+  ['arg_types', ERR.args],
+  ['response_type', ERR.responseType],
+  ['check_permission', ERR.checkPermission],
+  ['permission_callback', ERR.permissionCallback],
+  ['request_info', ERR.requestInfo],
+  ['version', ERR.version],
+  ['retry', ERR.retry],
+  ['retry_on', ERR.retryOn],
+  ['before_execute', ERR.beforeExecute],
+  ['after_execute', ERR.afterExecute],
+  ['hook_timeout', ERR.hookTimeout],
+  ['disabled', ERR.disabled],
+];
+
+/** The objects a FunConfig may hold where a JSON object is expected (not a Date or a Map). */
+const OBJECT_FIELDS = ['choose_node_mode', 'check_permission', 'retry'] as const;
+
+/** The fields that fail fun-config.schema.json or one of the rules it cannot say. */
+function failedFields(raw: Record<string, unknown>, options: ValidateOptions): Set<string> {
+  const failed = new Set<string>();
+  if (!validateFunConfigShape(raw))
+    for (const error of validateFunConfigShape.errors ?? []) failed.add(fieldOf(error));
+  for (const field of OBJECT_FIELDS) {
+    const value = raw[field];
+    if (typeof value === 'object' && value !== null && !isPlainObject(value)) failed.add(field);
+  }
+  const weights = (raw.choose_node_mode as { weighted?: unknown } | undefined)?.weighted;
+  if (typeof weights === 'object' && weights !== null && !isPlainObject(weights))
+    failed.add('choose_node_mode');
+  const hookNames = options.hookNames;
+  if (hookNames !== undefined) {
+    for (const field of ['before_execute', 'after_execute'] as const) {
+      const name = raw[field];
+      if (typeof name === 'string' && !hookNames.has(name)) failed.add(field);
+    }
+  }
+  return failed;
 }
 
-function isNonEmptyString(value: unknown): value is string {
-  return typeof value === 'string' && value.length > 0;
-}
-
-function isPositiveInteger(value: unknown): value is number {
-  return typeof value === 'number' && Number.isSafeInteger(value) && value > 0;
-}
-
-function parseNodeMode(value: unknown): NodeMode | null {
+function nodeModeOf(value: ChooseNodeMode | undefined): NodeMode {
   if (value === undefined || value === 'random') return { kind: 'random' };
   if (value === 'hash') return { kind: 'hash' };
   if (value === 'round_robin') return { kind: 'round_robin' };
-  if (!isPlainObject(value)) return null;
-
-  if (has(value, 'hash')) {
-    if (!onlyKeys(value, ['hash']) || !isNonEmptyString(value.hash)) return null;
-    return { kind: 'hash_arg', key: value.hash };
+  if ('hash' in value) return { kind: 'hash_arg', key: value.hash };
+  if ('sticky' in value) {
+    return {
+      kind: 'sticky',
+      key: value.sticky,
+      ttlMs: value.ttl_ms ?? FUN_CONFIG_DEFAULTS.stickyTtlMs,
+    };
   }
-  if (has(value, 'sticky')) {
-    if (!onlyKeys(value, ['sticky', 'ttl_ms']) || !isNonEmptyString(value.sticky)) return null;
-    const ttl = value.ttl_ms;
-    if (ttl !== undefined && !isPositiveInteger(ttl)) return null;
-    return { kind: 'sticky', key: value.sticky, ttlMs: ttl ?? DEFAULT_STICKY_TTL_MS };
+  const map = new Map<string, number>();
+  let defaultWeight = 0;
+  for (const [version, weight] of Object.entries(value.weighted)) {
+    if (version === '*') defaultWeight = weight;
+    else map.set(version, weight);
   }
-  if (has(value, 'weighted')) {
-    const weights = value.weighted;
-    if (!onlyKeys(value, ['weighted']) || !isPlainObject(weights)) return null;
-    const entries = Object.entries(weights);
-    if (entries.length === 0) return null;
-    const map = new Map<string, number>();
-    let defaultWeight = 0;
-    for (const [version, weight] of entries) {
-      if (typeof weight !== 'number' || !Number.isFinite(weight) || weight < 0) return null;
-      if (version === '*') defaultWeight = weight;
-      else map.set(version, weight);
-    }
-    return { kind: 'weighted', weights: map, defaultWeight };
-  }
-  return null;
+  return { kind: 'weighted', weights: map, defaultWeight };
 }
 
-function parseTimeout(value: unknown): number | null {
-  if (value === undefined) return DEFAULT_TIMEOUT_MS;
-  if (value === 'infinity') return INFINITY_TIMEOUT_MS;
-  if (
-    typeof value === 'number' &&
-    Number.isInteger(value) &&
-    value >= MIN_TIMEOUT_MS &&
-    value <= MAX_TIMEOUT_MS
-  ) {
-    return value;
-  }
-  return null;
+function timeoutOf(value: number | 'infinity' | undefined): number {
+  if (value === undefined) return FUN_CONFIG_DEFAULTS.timeoutMs;
+  return value === 'infinity' ? FUN_CONFIG_DEFAULTS.infinityTimeoutMs : value;
 }
 
-function parseResponseType(value: unknown): ResponseType | null {
-  if (value === undefined) return 'sync';
-  return value === 'sync' || value === 'async' || value === 'stream' || value === 'none'
-    ? value
-    : null;
-}
-
-function parsePermission(value: unknown): PermissionMode | null {
+function permissionOf(value: CheckPermission | undefined): PermissionMode {
   if (value === undefined || value === false) return { kind: 'none' };
   if (value === 'any_authenticated') return { kind: 'any_authenticated' };
-  if (!isPlainObject(value)) return null;
-  if (has(value, 'arg')) {
-    if (!onlyKeys(value, ['arg']) || !isNonEmptyString(value.arg)) return null;
-    return { kind: 'arg', arg: value.arg };
-  }
-  if (has(value, 'role')) {
-    const roles = value.role;
-    if (
-      !onlyKeys(value, ['role']) ||
-      !Array.isArray(roles) ||
-      !roles.every((r) => typeof r === 'string')
-    )
-      return null;
-    return { kind: 'role', roles: Object.freeze([...roles]) };
-  }
-  return null;
+  if ('arg' in value) return { kind: 'arg', arg: value.arg };
+  return { kind: 'role', roles: Object.freeze([...value.role]) };
 }
 
-function isRetryCount(n: unknown): n is number {
-  return typeof n === 'number' && Number.isFinite(n) && n > 0;
-}
-
-/** `undefined` = invalid. */
-function parseRetry(value: unknown): RetryMode | undefined {
+function retryOf(value: RetryConfig | undefined): RetryMode {
   if (value === undefined || value === null) return null;
-  if (isRetryCount(value)) return { kind: 'all_nodes', attempts: Math.trunc(value) };
-  if (!isPlainObject(value)) return undefined;
-  const keys = Object.keys(value);
-  if (keys.length !== 1) return undefined;
-  const kind = keys[0];
-  if (kind !== 'same_node' && kind !== 'all_nodes') return undefined;
-  const n = value[kind];
-  return isRetryCount(n) ? { kind, attempts: Math.trunc(n) } : undefined;
-}
-
-/** `undefined` = invalid. */
-function parseHook(
-  value: unknown,
-  hookNames: ReadonlySet<string> | undefined,
-): string | null | undefined {
-  if (value === undefined || value === null) return null;
-  if (!isNonEmptyString(value)) return undefined;
-  if (hookNames !== undefined && !hookNames.has(value)) return undefined;
-  return value;
-}
-
-function optionalBoolean(value: unknown, fallback: boolean): boolean | null {
-  if (value === undefined) return fallback;
-  return typeof value === 'boolean' ? value : null;
+  if (typeof value === 'number') return { kind: 'all_nodes', attempts: Math.trunc(value) };
+  if ('same_node' in value) return { kind: 'same_node', attempts: Math.trunc(value.same_node) };
+  return { kind: 'all_nodes', attempts: Math.trunc(value.all_nodes) };
 }
 
 /** Copies the known fields the worker sent, normalising the version. */
@@ -245,91 +216,42 @@ function copyJson(value: unknown): unknown {
 
 /**
  * Validates a worker's FunConfig (snake_case JSON) and resolves it with the documented defaults.
- * All errors are collected, in a fixed order.
+ * The shape is checked by the validator compiled from fun-config.schema.json; the registered hook
+ * names and arg_types against arg_orders in code. All errors are collected, in a fixed order.
  */
 export function validateFunConfig(raw: unknown, options: ValidateOptions): ValidateResult {
   if (!isPlainObject(raw)) return { ok: false, errors: [ERR.notObject] };
-  const errors: string[] = [];
-
-  const requestType = raw.request_type;
-  if (!isSubjectToken(requestType)) errors.push(ERR.requestType);
-
-  const service = raw.service;
-  if (!isSubjectToken(service)) errors.push(ERR.service);
-
-  const nodesRaw = raw.nodes;
-  const nodes = nodesRaw === undefined ? options.nodesDefault : nodesRaw;
-  if (nodes !== 'local' && nodes !== 'nats') errors.push(ERR.nodes);
-
-  const nodeMode = parseNodeMode(raw.choose_node_mode);
-  if (nodeMode === null) errors.push(ERR.chooseNodeMode);
-
-  const timeoutMs = parseTimeout(raw.timeout);
-  if (timeoutMs === null) errors.push(ERR.timeout);
-
+  const failed = failedFields(raw, options);
   const args = parseArgTypes(raw.arg_types, raw.arg_orders);
-  if (!args.ok) errors.push(`${ERR.args}: ${args.detail}`);
+  const errors: string[] = [];
+  for (const [field, message] of FIELD_MESSAGES) {
+    if (field === 'arg_types') {
+      if (!args.ok) errors.push(`${message}: ${args.detail}`);
+    } else if (failed.has(field)) errors.push(message);
+  }
+  if (errors.length > 0 || !args.ok) return { ok: false, errors };
 
-  const responseType = parseResponseType(raw.response_type);
-  if (responseType === null) errors.push(ERR.responseType);
-
-  const permission = parsePermission(raw.check_permission);
-  if (permission === null) errors.push(ERR.checkPermission);
-
-  const permissionCallback =
-    raw.permission_callback === null ? false : optionalBoolean(raw.permission_callback, false);
-  if (permissionCallback === null) errors.push(ERR.permissionCallback);
-
-  const requestInfo = optionalBoolean(raw.request_info, false);
-  if (requestInfo === null) errors.push(ERR.requestInfo);
-
-  const versionRaw = raw.version;
-  if (versionRaw !== undefined && versionRaw !== null && typeof versionRaw !== 'string')
-    errors.push(ERR.version);
-
-  const retry = parseRetry(raw.retry);
-  if (retry === undefined) errors.push(ERR.retry);
-
-  const retryOnRaw = raw.retry_on ?? 'transport';
-  const retryOn = retryOnRaw === 'transport' || retryOnRaw === 'any' ? retryOnRaw : null;
-  if (raw.retry_on === null || retryOn === null) errors.push(ERR.retryOn);
-
-  const beforeExecute = parseHook(raw.before_execute, options.hookNames);
-  if (beforeExecute === undefined) errors.push(ERR.beforeExecute);
-
-  const afterExecute = parseHook(raw.after_execute, options.hookNames);
-  if (afterExecute === undefined) errors.push(ERR.afterExecute);
-
-  const hookTimeoutRaw = raw.hook_timeout;
-  const hookTimeoutMs = hookTimeoutRaw === undefined ? DEFAULT_HOOK_TIMEOUT_MS : hookTimeoutRaw;
-  if (!isPositiveInteger(hookTimeoutMs)) errors.push(ERR.hookTimeout);
-
-  const disabled = optionalBoolean(raw.disabled, false);
-  if (disabled === null) errors.push(ERR.disabled);
-
-  if (errors.length > 0) return { ok: false, errors };
-
-  const rules = (args as { ok: true; rules: ArgRule[] | null }).rules;
-  const config: ResolvedFunConfig = {
-    service: service as string,
-    requestType: requestType as string,
-    version: normalizeVersion(versionRaw),
-    nodes: nodes as 'local' | 'nats',
-    nodeMode: nodeMode as NodeMode,
-    timeoutMs: timeoutMs as number,
-    args: rules === null ? null : Object.freeze(rules),
-    argsAsMap: raw.arg_orders === 'map',
-    responseType: responseType as ResponseType,
-    permission: permission as PermissionMode,
-    permissionCallback: permissionCallback as boolean,
-    requestInfo: requestInfo as boolean,
-    disabled: disabled as boolean,
-    retry: retry as RetryMode,
-    retryOn: retryOn as 'transport' | 'any',
-    beforeExecute: beforeExecute as string | null,
-    afterExecute: afterExecute as string | null,
-    hookTimeoutMs: hookTimeoutMs as number,
+  const config = raw as unknown as FunConfig;
+  const resolved: ResolvedFunConfig = {
+    service: config.service,
+    requestType: config.request_type,
+    version: normalizeVersion(config.version),
+    nodes: config.nodes ?? options.nodesDefault,
+    nodeMode: nodeModeOf(config.choose_node_mode),
+    timeoutMs: timeoutOf(config.timeout),
+    args: args.rules === null ? null : Object.freeze(args.rules),
+    argsAsMap: config.arg_orders === 'map',
+    responseType: config.response_type ?? FUN_CONFIG_DEFAULTS.responseType,
+    permission: permissionOf(config.check_permission),
+    permissionCallback: config.permission_callback ?? false,
+    requestInfo: config.request_info ?? false,
+    disabled: config.disabled ?? false,
+    retry: retryOf(config.retry),
+    retryOn: config.retry_on ?? FUN_CONFIG_DEFAULTS.retryOn,
+    beforeExecute: config.before_execute ?? null,
+    afterExecute: config.after_execute ?? null,
+    hookTimeoutMs: config.hook_timeout ?? FUN_CONFIG_DEFAULTS.hookTimeoutMs,
     source: normalisedSource(raw),
   };
-  return { ok: true, config: Object.freeze(config) };
+  return { ok: true, config: Object.freeze(resolved) };
 }
