@@ -370,7 +370,10 @@ describe('replayed signed messages', () => {
     await raw.flush();
     const c = await node(prefix);
     await until(() => c.used(P, 'erin') === 1, 'c warmed up from a');
-    const request = syncs.find((m) => m.json<{ o: string }>().o === c.origin)!;
+    // The capture is another connection: the request may reach it after a's answer reached c.
+    const fromC = () => syncs.find((m) => m.json<{ o: string }>().o === c.origin);
+    await until(() => fromC() !== undefined, "c's sync request captured");
+    const request = fromC()!;
     expect(request.reply).toBeTruthy();
     // Whatever a sends to that inbox from now on is an answer to the replay.
     const answers = capture(request.reply!);
