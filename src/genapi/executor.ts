@@ -16,8 +16,9 @@ import { checkArguments } from './pipeline/arguments.js';
 import { CallPolicy } from './pipeline/call-policy.js';
 import { requestMeta, type PipelineContext } from './pipeline/context.js';
 import { dispatchCall } from './pipeline/dispatch.js';
-import { answerEarly, beforeHook } from './pipeline/hook-steps.js';
+import { afterHook, answerEarly, beforeHook } from './pipeline/hook-steps.js';
 import { lookup, notFound } from './pipeline/lookup.js';
+import { callResponse } from './pipeline/outcome.js';
 import { permission, permissionRefused } from './pipeline/permission.js';
 import { rateLimit, rateLimited } from './pipeline/rate-limit.js';
 import { StreamRegistry } from './pipeline/relayed-stream.js';
@@ -204,7 +205,16 @@ export class Executor implements PipelineContext {
       return;
     }
 
-    // 6. Dispatch by response type, 7. after hook on its Response.
-    await dispatchCall(this, dispatch, args);
+    // 6. Dispatch by response type, 7. after hook on its Response. Sync, the common case, stays
+    // here: no extra async frame on the hot path.
+    if (config.responseType !== 'sync') {
+      await dispatchCall(this, dispatch, args, config.responseType);
+      return;
+    }
+    const response = callResponse(this, await this.policy.call(dispatch, args), dispatch);
+    sink.push(
+      config.afterExecute === null ? response : await afterHook(this, request, config, response),
+    );
+    sink.reply('ok', request.request_type);
   }
 }

@@ -1,6 +1,7 @@
 /**
- * Step 6 and 7, dispatch and after hook: the call by response type (sync, async, none, stream)
- * through the CallPolicy, its Response through the after hook, and the reply.
+ * Steps 6 and 7, dispatch and after hook, for the response types that answer in more than one
+ * push (async, none, stream): the call through the CallPolicy, its Responses through the after
+ * hook, and the reply.
  */
 import { traceLogFields } from '../../nats/trace-otel.js';
 import { asyncResponse } from '../response.js';
@@ -12,23 +13,19 @@ import { callResponse } from './outcome.js';
 import { relayStream } from './stream.js';
 import type { Dispatch } from './types.js';
 
-/** Runs the call the config's response type asks for; the sink gets its pushes and the reply. */
+/**
+ * Runs an async, none or stream call; the sink gets its pushes and the reply. (A sync call, the
+ * hot path, is dispatched in Executor.run itself, with no extra async frame.)
+ */
 export async function dispatchCall(
   ctx: PipelineContext,
   dispatch: Dispatch,
   args: Record<string, unknown>,
+  responseType: 'async' | 'none' | 'stream',
 ): Promise<void> {
   const { config, request, requestId, sink } = dispatch;
   const policy = ctx.policy;
-  switch (config.responseType) {
-    case 'sync': {
-      const response = callResponse(ctx, await policy.call(dispatch, args), dispatch);
-      sink.push(
-        config.afterExecute === null ? response : await afterHook(ctx, request, config, response),
-      );
-      sink.reply('ok', request.request_type);
-      return;
-    }
+  switch (responseType) {
     case 'async': {
       // PhoenixGenApi: a call refused before it runs (bulkhead full, breaker open) gets the
       // error as its first and only push; an admitted one gets the ack, then its result.

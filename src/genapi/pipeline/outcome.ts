@@ -33,9 +33,15 @@ export function callResponse(
 }
 
 /**
- * The Response for a call's outcome. A worker's result becomes the client's push here (and, for
- * a stream's start, in `streamStarted`); failures count in `stats.failures`.
+ * The one place a worker's result becomes the client's Response: a sync or async call's result,
+ * and a stream's start (which the stream's first push nests). Stream chunks are pushed by
+ * RelayedStream as they come.
  */
+export function resultResponse(requestId: unknown, result: unknown): GenApiResponse {
+  return syncResponse(requestId, result);
+}
+
+/** The Response for a call's outcome; failures count in `stats.failures`. */
 export function responseOf(
   ctx: PipelineContext,
   outcome: CallOutcome,
@@ -43,7 +49,7 @@ export function responseOf(
   config: ResolvedFunConfig,
   trace: RequestTrace | null | undefined,
 ): GenApiResponse {
-  if (outcome.ok) return syncResponse(requestId, outcome.result);
+  if (outcome.ok) return resultResponse(requestId, outcome.result);
   ctx.stats.failures++;
   if (outcome.kind === 'business') {
     // 4xx from the function are meant for the client (relay's "Group not found", a worker's

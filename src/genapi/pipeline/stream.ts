@@ -6,11 +6,11 @@
 import type { StreamStart } from '../../bus/types.js';
 import { DEFAULT_STREAM_CREDIT } from '../../nats/headers.js';
 import { BulkheadRejectedError } from '../resilience.js';
-import { errorResponse, ERRORS, streamResponse, syncResponse } from '../response.js';
+import { errorResponse, ERRORS, streamResponse } from '../response.js';
 import { admission } from './call-policy.js';
 import type { PipelineContext } from './context.js';
 import { afterHook, answerEarly } from './hook-steps.js';
-import { responseOf } from './outcome.js';
+import { responseOf, resultResponse } from './outcome.js';
 import { RelayedStream } from './relayed-stream.js';
 import type { Dispatch } from './types.js';
 
@@ -116,6 +116,6 @@ function streamStarted(
     return;
   }
   // PhoenixGenApi's first stream message nests the start call's whole Response.
-  sink.push(streamResponse(requestId, syncResponse(requestId, start.outcome.result)));
+  sink.push(streamResponse(requestId, resultResponse(requestId, start.outcome.result)));
   relay.live(start.control);
 }
