@@ -4,6 +4,7 @@
  * service's bulkhead. The breakers' and bulkheads' state lives in Resilience; this module decides
  * what to run through them and what counts.
  */
+import type { BulkheadPolicy } from 'cockatiel';
 import type { Logger } from 'pino';
 import {
   transportFailure,
@@ -56,6 +57,11 @@ export async function admission<T>(
 
 function noop(): void {}
 
+/** No slot is free but the queue has room: a call waits in it (PhoenixGenApi counts it accepted). */
+function waitsInQueue(bulkhead: BulkheadPolicy): boolean {
+  return bulkhead.executionSlots <= 0 && bulkhead.queueSlots > 0;
+}
+
 /** A stream's bulkhead slot, held for the stream's whole life. */
 export interface StreamSlot {
   /** No slot was free but the queue had room: the stream waits in it. */
@@ -96,7 +102,7 @@ export class CallPolicy {
     const { config } = dispatch;
     const resilience = this.resilience;
     const bulkhead = resilience.bulkhead(config.service);
-    const queued = bulkhead.executionSlots <= 0 && bulkhead.queueSlots > 0;
+    const queued = waitsInQueue(bulkhead);
     resilience.reviveService(config.service, dispatch.bus.instances(config.service));
     try {
       const running = bulkhead.execute(() =>
@@ -123,7 +129,7 @@ export class CallPolicy {
    */
   streamSlot(service: string, finished: Promise<void>): StreamSlot {
     const bulkhead = this.resilience.bulkhead(service);
-    const queued = bulkhead.executionSlots <= 0 && bulkhead.queueSlots > 0;
+    const queued = waitsInQueue(bulkhead);
     let holdSlot!: () => void;
     const slot = new Promise<'slot'>((resolve) => (holdSlot = () => resolve('slot')));
     const lifetime = bulkhead.execute(() => {

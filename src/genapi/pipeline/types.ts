@@ -80,20 +80,28 @@ export const NO_CONTEXT: RateContext = { ip: null, socketId: null };
 
 /** What an Executor is built from (GenApi supplies it). */
 export interface ExecutorOptions {
+  /** Function configs, looked up per request (step 1). */
   readonly registry: ConfigRegistry;
   /** Bus for configs with `nodes: "local"`. */
   readonly local: ServiceBus;
   /** Bus for configs with `nodes: "nats"`; null without NATS. */
   nats: ServiceBus | null;
+  /** Orders a function's instances per request (its `choose_node_mode`). */
   readonly selector: NodeSelector;
+  /** Named before/after hooks. */
   readonly hooks: HookRegistry;
+  /** Breakers' and bulkheads' state (the CallPolicy runs calls through them). */
   readonly resilience: Resilience;
+  /** Times relayed streams out when idle. */
   readonly wheel: TimerWheel;
   readonly logger: Logger;
+  /** This gateway's id, in what a worker learns about each request. */
   readonly gatewayId: string;
+  /** Limits of argument conversion. Default DEFAULT_ARG_LIMITS (args/convert.ts). */
   readonly argLimits?: ArgLimits;
   /** Show failure reasons to clients ("Internal Server Error: <reason>"). Default false. */
   readonly detailError?: boolean;
+  /** Decides rate limits before the argument checks (step 4). Default: none, every request runs. */
   readonly rateLimiter?: RateLimitGate | null;
   /** Initial stream credit; the gateway tops it up as the client drains. Default 32. */
   readonly streamCredit?: number;
