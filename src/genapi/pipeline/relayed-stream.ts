@@ -195,12 +195,14 @@ export class StreamRegistry {
   /** Registers an accepted stream; one already under its request_id for this owner is stopped. */
   add(relay: RelayedStream): void {
     const owner = relay.sink.owner;
+    // Stopped before the map is taken: its end drops the owner's map when it was the only stream,
+    // and the new one must not go into that dropped map (uncancellable, counted forever).
+    this.byOwner.get(owner)?.get(relay.key)?.stop(null);
     let byId = this.byOwner.get(owner);
     if (!byId) {
       byId = new Map();
       this.byOwner.set(owner, byId);
     }
-    byId.get(relay.key)?.stop(null);
     byId.set(relay.key, relay);
     this.stats.streams++;
   }
