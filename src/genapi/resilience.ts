@@ -9,6 +9,7 @@ import {
   type BulkheadPolicy,
   type CircuitBreakerPolicy,
 } from 'cockatiel';
+import type { CallOutcome, TransportFailure } from '../bus/types.js';
 import { GatewayError, OutOfRangeError } from '../errors.js';
 import { DEFAULT_STALL_AFTER_MS, StallDetector } from './select/stall.js';
 
@@ -56,6 +57,26 @@ export const RESILIENCE_DEFAULTS: ResilienceOptions = {
   halfOpenAfterMs: 10_000,
   stallAfterMs: DEFAULT_STALL_AFTER_MS,
 };
+
+/**
+ * The failures breakers count: the call used up its time (timeout) or its instance died under
+ * it. Fast failures where nothing ran (no responders, 503/404, an open instance breaker) already
+ * fail fast, so a breaker gains nothing from them, and counting them would keep a service
+ * unavailable after it is back (workers resubscribing after a NATS restart answer "no
+ * responders" for a moment). The gateway's own NATS outage (disconnected) and a client that left
+ * (cancelled) say nothing about the service.
+ */
+const BREAKER_FAILURES = new Set<TransportFailure>(['timeout', 'instance_lost']);
+
+/** Whether a call's outcome counts toward breakers (instance and service). */
+export function countsForBreakers(outcome: CallOutcome): boolean {
+  return !outcome.ok && outcome.kind === 'transport' && BREAKER_FAILURES.has(outcome.reason);
+}
+
+/** Whether the instance itself answered: a result, the function's error, or its 503/404. */
+export function answeredByInstance(outcome: CallOutcome): boolean {
+  return outcome.ok || outcome.kind === 'business' || outcome.reason === 'unavailable';
+}
 
 const countsTransport = handleWhen((err) => err instanceof TransportFailureError);
 
@@ -117,6 +138,25 @@ export class Resilience {
       this.instanceBreakers.set(instanceId, policy);
     }
     return policy;
+  }
+
+  /**
+   * Whether a request's breaker failure (after its retries) counts toward its service's breaker:
+   * only with no other healthy instance left. While another instance is known to discovery with a
+   * closed breaker, the failure is the failed instance's alone: its own breaker and discovery take
+   * it out of rotation, and the service keeps answering from the others. A counted failure is
+   * noted with the instances known then (`noteServiceFailure`).
+   */
+  countsForService(
+    service: string,
+    known: readonly { readonly id: string }[],
+    failed: string | null,
+  ): boolean {
+    if (failed !== null)
+      for (const instance of known)
+        if (instance.id !== failed && this.instanceHealthy(instance.id)) return false;
+    this.noteServiceFailure(service, known);
+    return true;
   }
 
   /**

@@ -95,6 +95,23 @@ describe.each(['embedded', 'nats'] as const)('stream cancel (%s)', (mode) => {
     });
   });
 
+  it('a second stream under a running request_id takes its place: the first is stopped, the second can be cancelled, and none is left counted', async () => {
+    const c = await client();
+    const [id] = await running(c, 1);
+    c.call(endless(id!));
+    await c.until(
+      () => probe.stopped.has(id!),
+      'the worker of the first stream to be told to stop',
+    );
+    const count = c.pushes(id).length;
+    await c.until(() => c.pushes(id).length >= count + 3, 'chunks of the second stream');
+    expect(await c.reply(c.cancel(id))).toEqual({ status: 'ok', response: { cancelled: true } });
+    await c.until(
+      () => env.app.genApi.health().executor.streams === 0,
+      'the gateway to drop the stream',
+    );
+  });
+
   it('cancel of an unknown request_id: error reply `Unknown request`', async () => {
     const c = await client();
     expect(await c.reply(c.cancel('nope'))).toEqual({
