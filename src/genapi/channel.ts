@@ -95,6 +95,8 @@ interface SinkOptions {
  */
 class ChannelSink implements RequestSink {
   private replied = false;
+  /** Pushes are encoded into frames: a worker's result travels as the JSON text it sent. */
+  readonly rawResults = true;
 
   constructor(
     readonly owner: Channel,

@@ -30,6 +30,10 @@ export abstract class DelegatingSink implements RequestSink {
     return this.inner.trace;
   }
 
+  get rawResults(): boolean | undefined {
+    return this.inner.rawResults;
+  }
+
   push(response: GenApiResponse): void {
     this.inner.push(response);
   }

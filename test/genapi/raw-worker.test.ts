@@ -93,6 +93,8 @@ const FUN_CONFIGS = [
   },
   { service: SERVICE, request_type: 'when', response_type: 'sync', arg_types: { at: 'datetime' } },
   { service: SERVICE, request_type: 'fail', response_type: 'sync', arg_types: {} },
+  { service: SERVICE, request_type: 'verbatim', response_type: 'sync', arg_types: {} },
+  { service: SERVICE, request_type: 'broken', response_type: 'sync', arg_types: {} },
   { service: SERVICE, request_type: 'busy', response_type: 'sync', arg_types: {} },
   { service: SERVICE, request_type: 'later', response_type: 'async', arg_types: { n: 'num' } },
   { service: SERVICE, request_type: 'note', response_type: 'none', arg_types: { text: 'string' } },
@@ -109,6 +111,9 @@ const FUN_CONFIGS = [
     },
   },
 ];
+
+/** A result as a worker in another language might write it: spaces, `1.50`, an escape. */
+const VERBATIM = '{ "n" : 1.50, "s" : "\\u00e9", "list" : [ true , null ] }';
 
 function headerRecord(h: MsgHdrs | undefined): Record<string, string> {
   const out: Record<string, string> = {};
@@ -312,6 +317,10 @@ class RawWorker {
         return void msg.respond(json({ at: args.at }));
       case 'fail':
         return this.error(msg, 'raw failure', 500);
+      case 'verbatim':
+        return void msg.respond(enc.encode(VERBATIM));
+      case 'broken':
+        return void msg.respond(enc.encode('{"n": 1,'));
       case 'busy':
         return this.error(msg, 'raw worker is draining', 503);
       case 'later':
@@ -626,6 +635,34 @@ describe('a worker written from protocol/nats.md alone (plain NATS client)', () 
       expect(lastSeen('hello').headers['Genapi-User-Id']).toBe('u9');
       expect(lastSeen('hello').headers['Genapi-Device-Id']).toBeUndefined();
       expect(lastSeen('hello').headers['Genapi-Roles']).toBeUndefined();
+    } finally {
+      raw.close();
+    }
+  });
+
+  it("a result reaches the client as the worker's JSON text, unparsed; a reply that is not JSON is an error", async () => {
+    const raw = await RawClient.connect(g1.wsUrl('user_id=u9'));
+    try {
+      await raw.join('gen_api:raw', '1');
+      raw.send(['1', '2', 'gen_api:raw', 'phoenix_gen_api', req('v1', 'verbatim')]);
+      const [push] = await raw.take(2);
+      expect(push).toEqual([
+        '1',
+        null,
+        'gen_api:raw',
+        'phoenix_gen_api',
+        response('v1', { result: { n: 1.5, s: 'é', list: [true, null] } }),
+      ]);
+      // The frame carries the worker's bytes as they were (spacing, 1.50, the escape).
+      expect(raw.texts.some((text) => text.includes(`"result":${VERBATIM},`))).toBe(true);
+      raw.send(['1', '3', 'gen_api:raw', 'phoenix_gen_api', req('v2', 'broken')]);
+      expect((await raw.take(2))[0]).toEqual([
+        '1',
+        null,
+        'gen_api:raw',
+        'phoenix_gen_api',
+        response('v2', { success: false, error: 'Internal Server Error' }),
+      ]);
     } finally {
       raw.close();
     }

@@ -57,6 +57,14 @@ export async function admission<T>(
 
 function noop(): void {}
 
+/**
+ * Whether the worker's results may stay JSON text (RawJson) on their way to the client: the sink
+ * encodes them into frames and no after hook reads them.
+ */
+function passesResultsOn(dispatch: Dispatch): boolean {
+  return dispatch.sink.rawResults === true && dispatch.config.afterExecute === null;
+}
+
 /** No slot is free but the queue has room: a call waits in it (PhoenixGenApi counts it accepted). */
 function waitsInQueue(bulkhead: BulkheadPolicy): boolean {
   return bulkhead.executionSlots <= 0 && bulkhead.queueSlots > 0;
@@ -164,7 +172,15 @@ export class CallPolicy {
           order,
           0,
           (instance) =>
-            bus.stream({ config, instance }, meta, args, config.timeoutMs, credit, relay),
+            bus.stream(
+              { config, instance },
+              meta,
+              args,
+              config.timeoutMs,
+              credit,
+              relay,
+              passesResultsOn(dispatch),
+            ),
           outcomeOfStart,
           unreachedStart,
         );
@@ -201,6 +217,7 @@ export class CallPolicy {
   private async invoke(dispatch: Dispatch, args: Record<string, unknown>): Promise<CallOutcome> {
     const { bus, config, request, meta } = dispatch;
     const signal = dispatch.sink.signal;
+    const raw = passesResultsOn(dispatch);
     const attempts = 1 + (config.retry?.attempts ?? 0);
     let order = dispatch.order;
     let cursor = 0;
@@ -240,7 +257,8 @@ export class CallPolicy {
         dispatch,
         order,
         cursor,
-        (instance) => bus.call({ config, instance }, attemptMeta, args, config.timeoutMs, signal),
+        (instance) =>
+          bus.call({ config, instance }, attemptMeta, args, config.timeoutMs, signal, raw),
         outcomeOfCall,
         unreachedCall,
       );

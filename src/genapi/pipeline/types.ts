@@ -43,6 +43,12 @@ export interface RequestSink {
   readonly trace?: RequestTrace | null;
   /** Called when a relayed stream of this request ends, whatever the reason. */
   streamEnded?(): void;
+  /**
+   * True when pushes go to the client through the frame encoder, which puts a RawJson result
+   * (a worker's JSON text, checked but not parsed) into the frame as it came. A sink that reads
+   * results itself leaves it unset and gets parsed values.
+   */
+  readonly rawResults?: boolean;
 }
 
 /** What rate limits key on besides the request: the client's IP and connection. */
