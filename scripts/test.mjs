@@ -55,7 +55,10 @@ function failedTests(file) {
     return []; // no report: vitest did not get as far as writing it, and its own output says why
   }
   const lines = [];
-  const firstLine = (text) => String(text ?? '').split('\n').find((line) => line.trim() !== '') ?? '';
+  const firstLine = (text) =>
+    String(text ?? '')
+      .split('\n')
+      .find((line) => line.trim() !== '') ?? '';
   for (const fileResult of report.testResults ?? []) {
     const name = relative(root, fileResult.name);
     const failures = (fileResult.assertionResults ?? []).filter((test) => test.status === 'failed');
