@@ -359,6 +359,7 @@ export const suite: Suite = {
       group: b4,
       ratio: natsRate.value > 0 ? gatewayRate.value / natsRate.value : Number.NaN,
       ratioLabel: 'raw NATS request/reply',
+      goal: { op: '>=', target: 0.5, on: 'ratio', source: 'issue 15 B4' },
     });
     const cpuPerRequest = (s: Step | null) =>
       s && s.ok > 0 ? (s.cpuMs * 1000) / s.ok : Number.NaN;
@@ -406,6 +407,9 @@ export const suite: Suite = {
           group: b5,
           baseline: `raw ws echo server at ${label}`,
           ratioLabel: 'raw ws echo server',
+          ...(rate === 2_500
+            ? { goal: { op: '<=', target: 1.3, on: 'ratio', source: 'issue 15 B5' } as const }
+            : {}),
         }),
       );
     }
