@@ -22,11 +22,22 @@ export function parseFrameJson(text: string): unknown {
  */
 const PLACEHOLDER = `\u0000raw-json:${randomBytes(12).toString('base64url')}:`;
 
+/** Placeholders by index, and each as it appears in JSON.stringify's output (made once each). */
+const placeholders: string[] = [];
+const quotedPlaceholders: string[] = [];
+function placeholder(k: number): string {
+  for (let next = placeholders.length; next <= k; next++) {
+    placeholders.push(PLACEHOLDER + next);
+    quotedPlaceholders.push(JSON.stringify(PLACEHOLDER + next));
+  }
+  return placeholders[k]!;
+}
+
 /** The RawJson values of the frame being encoded, in the order JSON.stringify met them. */
 class FrameSplice implements RawJsonSplice {
   readonly raws: RawJson[] = [];
   add(raw: RawJson): string {
-    return PLACEHOLDER + (this.raws.push(raw) - 1);
+    return placeholder(this.raws.push(raw) - 1);
   }
 }
 const splice = new FrameSplice();
@@ -56,7 +67,7 @@ function spliceRaws(text: string): string {
   let out = '';
   let from = 0;
   for (let k = 0; k < raws.length; k++) {
-    const quoted = JSON.stringify(PLACEHOLDER + k);
+    const quoted = quotedPlaceholders[k]!;
     const at = text.indexOf(quoted, from);
     out += text.slice(from, at) + raws[k]!.text;
     from = at + quoted.length;

@@ -1,4 +1,11 @@
 /**
+ * Shorter JSON text is parsed and serialized again rather than spliced: below about this length
+ * the splice costs more than it saves (measured: 100 B 1.55 µs parsed vs 1.71 µs spliced per
+ * frame; 634 B 8.0 vs 5.4 µs; 69 KB 735 vs 438 µs).
+ */
+export const RAW_JSON_MIN_LENGTH = 256;
+
+/**
  * JSON text that travels to the client as it came (a worker's result): the frame encoder splices
  * the text into the frame instead of parsing it into objects and serializing them again. The text
  * is checked once, when the RawJson is made (`RawJson.from`), so a frame never carries invalid JSON.
@@ -80,11 +87,19 @@ function isHex(c: number): boolean {
   return isDigit(c) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66);
 }
 
+/** A run of characters that need no look inside a string (regex code skips them fastest). */
+// eslint-disable-next-line no-control-regex -- the control characters JSON strings may not hold raw
+const PLAIN_RUN = /[^"\\\u0000-\u001f]*/y;
+
 /** The index after the string starting at `i` (a quote), or -1 when it is not a valid string. */
 function scanString(text: string, i: number): number {
   const end = text.length;
   i++;
   while (i < end) {
+    PLAIN_RUN.lastIndex = i;
+    PLAIN_RUN.test(text); // always matches (possibly nothing); `test` allocates no match array
+    i = PLAIN_RUN.lastIndex;
+    if (i >= end) break;
     const c = text.charCodeAt(i);
     if (c === QUOTE) return i + 1;
     if (c < SPACE) return -1;

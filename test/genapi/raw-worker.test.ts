@@ -112,8 +112,12 @@ const FUN_CONFIGS = [
   },
 ];
 
-/** A result as a worker in another language might write it: spaces, `1.50`, an escape. */
-const VERBATIM = '{ "n" : 1.50, "s" : "\\u00e9", "list" : [ true , null ] }';
+/**
+ * A result as a worker in another language might write it: spaces, `1.50`, an escape; long enough
+ * (≥ RAW_JSON_MIN_LENGTH) to pass through unparsed.
+ */
+const PADDING = 'p'.repeat(300);
+const VERBATIM = `{ "n" : 1.50, "s" : "\\u00e9", "list" : [ true , null ], "pad" : "${PADDING}" }`;
 
 function headerRecord(h: MsgHdrs | undefined): Record<string, string> {
   const out: Record<string, string> = {};
@@ -651,7 +655,7 @@ describe('a worker written from protocol/nats.md alone (plain NATS client)', () 
         null,
         'gen_api:raw',
         'phoenix_gen_api',
-        response('v1', { result: { n: 1.5, s: 'é', list: [true, null] } }),
+        response('v1', { result: { n: 1.5, s: 'é', list: [true, null], pad: PADDING } }),
       ]);
       // The frame carries the worker's bytes as they were (spacing, 1.50, the escape).
       expect(raw.texts.some((text) => text.includes(`"result":${VERBATIM},`))).toBe(true);

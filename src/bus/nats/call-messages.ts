@@ -7,7 +7,7 @@ import type { Msg, MsgHdrs } from '@nats-io/nats-core';
 import { ERROR_CODES, H } from '../../nats/headers.js';
 import { OutboundHeaders } from '../../nats/outbound-headers.js';
 import { REPLY_TRACE_HEADER, type AttemptSpan } from '../../tracing/call-span.js';
-import { RawJson } from '../../wire/raw-json.js';
+import { RAW_JSON_MIN_LENGTH, RawJson } from '../../wire/raw-json.js';
 import type { RequestMeta } from '../../worker/context.js';
 import { transportFailure, type CallOutcome } from '../types.js';
 import { PayloadTooLargeError, RequestFailure } from './requester.js';
@@ -59,7 +59,7 @@ export const NOT_JSON = Symbol('not JSON');
 
 /** A worker's JSON text as its value, or as a RawJson when `raw`; NOT_JSON when it is not JSON. */
 export function readJson(text: string, raw: boolean): unknown {
-  if (raw) return RawJson.from(text) ?? NOT_JSON;
+  if (raw && text.length >= RAW_JSON_MIN_LENGTH) return RawJson.from(text) ?? NOT_JSON;
   try {
     return JSON.parse(text) as unknown;
   } catch {
