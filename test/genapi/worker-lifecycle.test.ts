@@ -86,6 +86,20 @@ async function callRaw(nc: NatsConnection, requestType: string, args: object = {
   return code ? { code: Number(code) } : { result: msg.json<unknown>() };
 }
 
+/** A gateway's answer to config pushes of `life`: each push is kept and acknowledged. */
+function acknowledgePushes(gateway: NatsConnection): unknown[] {
+  const pushes: unknown[] = [];
+  gateway.subscribe(subjects.configPush('life'), {
+    callback: (_err, msg) => {
+      pushes.push(msg.json());
+      msg.respond(
+        JSON.stringify({ gateway: 'g1', status: 'unchanged', accepted: [], rejected: [] }),
+      );
+    },
+  });
+  return pushes;
+}
+
 async function served(nc: NatsConnection, options: Partial<Parameters<typeof serve>[1]> = {}) {
   const changes: WorkerStateChange[] = [];
   const running = await serve(svc, {
@@ -138,15 +152,7 @@ describe('serve(): state and closed', () => {
     const gateway = await client(s.url);
     const { logger, lines } = capture();
     const { running, changes } = await served(nc, { logger, reconnectLogIntervalMs: 400 });
-    const pushes: unknown[] = [];
-    gateway.subscribe(subjects.configPush('life'), {
-      callback: (_err, msg) => {
-        pushes.push(msg.json());
-        msg.respond(
-          JSON.stringify({ gateway: 'g1', status: 'unchanged', accepted: [], rejected: [] }),
-        );
-      },
-    });
+    const pushes = acknowledgePushes(gateway);
 
     await s.stop();
     await until(() => running.state === 'reconnecting', 'state reconnecting');
@@ -186,15 +192,7 @@ describe('serve(): state and closed', () => {
       'two unanswered pushes',
     );
     const gateway = await client(s.url);
-    const pushes: unknown[] = [];
-    gateway.subscribe(subjects.configPush('life'), {
-      callback: (_err, msg) => {
-        pushes.push(msg.json());
-        msg.respond(
-          JSON.stringify({ gateway: 'g1', status: 'unchanged', accepted: [], rejected: [] }),
-        );
-      },
-    });
+    const pushes = acknowledgePushes(gateway);
     await gateway.flush();
     await until(() => pushes.length >= 1, 'the push tried again');
     expect(pushes[0]).toMatchObject({ service: 'life', instance_id: running.id });
