@@ -136,6 +136,15 @@ export const suite: Suite = {
     // Handled where it is awaited (B7); until then a failed start must not go unhandled.
     earlyGhost?.catch(() => undefined);
     const echoUrl = `ws://127.0.0.1:${echoReady.port as number}`;
+    // The minimal ws → NATS relay (B5's floor for any gateway with NATS behind it) needs NATS.
+    const { child: relay, ready: relayReady } = await Child.fork(
+      new URL('../proc/relay-main.ts', import.meta.url),
+      { env: { BENCH_NATS_URL: natsUrl } },
+    ).then((started) => {
+      ctx.defer(() => started.child.stop());
+      return started;
+    });
+    const relayUrl = `ws://127.0.0.1:${relayReady.port as number}`;
 
     // ---- B3: latency at 1 and 10 clients vs raw NATS to the same workers --------------------
     const b3 = 'B3: sync request latency vs raw NATS request/reply';
@@ -264,6 +273,7 @@ export const suite: Suite = {
     // CPU of what serves each scenario: the gateway; the echo server; nats-server + the responders.
     const gatewayCpu: CpuMeter = () => fleet.gatewayCpuMs();
     const echoCpu: CpuMeter = () => cpuMs(echo.pid);
+    const relayCpu: CpuMeter = () => cpuMs(relay.pid);
     const natsPid = fleet.nats?.pid ?? null;
     const natsCpu: CpuMeter = () =>
       (natsPid === null ? 0 : cpuMs(natsPid)) +
@@ -322,7 +332,24 @@ export const suite: Suite = {
           natsCpu,
         ),
       );
-      return { gateway, ws, nats };
+      const relayed = await search(ctx, `[${rep + 1}] ws → NATS relay`, rates, (rate) =>
+        step(
+          fleet,
+          rate,
+          (r, i) => ({
+            cmd: 'echoRequests',
+            args: {
+              url: relayUrl,
+              count: sockets[i],
+              rate: r,
+              durationMs: stepMs,
+              localAddress: Fleet.sourceAddress(i),
+            },
+          }),
+          relayCpu,
+        ),
+      );
+      return { gateway, ws, nats, relayed };
     });
     const rateOf = (best: Step | null) => best?.rate ?? 0;
     metrics.push(
@@ -339,6 +366,12 @@ export const suite: Suite = {
         { group: b4, isBaseline: true },
       ),
       fromRuns(
+        'minimal ws → NATS relay: highest passing rate',
+        searches.map((s) => rateOf(s.relayed.best)),
+        'req/s',
+        { group: b4, isBaseline: true },
+      ),
+      fromRuns(
         'gateway: highest passing rate',
         searches.map((s) => rateOf(s.gateway.best)),
         'req/s',
@@ -351,7 +384,7 @@ export const suite: Suite = {
       ),
     );
     const gatewayRate = metrics[metrics.length - 1]!;
-    const natsRate = metrics[metrics.length - 2]!;
+    const natsRate = metrics[metrics.length - 3]!;
     metrics.push({
       name: 'gateway vs raw NATS: highest passing rate',
       value: gatewayRate.value,
@@ -396,6 +429,7 @@ export const suite: Suite = {
       const gw = searches.map((s) => cpuPerRequest(stepAt(s.gateway.steps, rate)));
       const ws = searches.map((s) => cpuPerRequest(stepAt(s.ws.steps, rate)));
       const nats = searches.map((s) => cpuPerRequest(stepAt(s.nats.steps, rate)));
+      const relayed = searches.map((s) => cpuPerRequest(stepAt(s.relayed.steps, rate)));
       if (![...gw, ...ws, ...nats].every((value) => Number.isFinite(value))) continue;
       metrics.push(
         fromRuns(`raw ws echo server at ${label}`, ws, 'µs', { group: b5, isBaseline: true }),
@@ -412,6 +446,21 @@ export const suite: Suite = {
             : {}),
         }),
       );
+      // The same gateway figure against the minimal relay: what the gateway adds to the socket
+      // writes and reads that putting NATS behind a WebSocket costs by itself.
+      if (relayed.every((value) => Number.isFinite(value))) {
+        metrics.push(
+          fromRuns(`minimal ws → NATS relay at ${label}`, relayed, 'µs', {
+            group: b5,
+            isBaseline: true,
+          }),
+          fromRuns(`gateway at ${label}, against the relay`, gw, 'µs', {
+            group: b5,
+            baseline: `minimal ws → NATS relay at ${label}`,
+            ratioLabel: 'minimal ws → NATS relay',
+          }),
+        );
+      }
     }
     await fleet.onGenerators('close', () => ({ pool: 'b4' }));
 
@@ -492,7 +541,7 @@ export const suite: Suite = {
         'One gateway process (startGateway, NATS mode), 2 `bench` worker processes (worker SDK; the raw NATS echo baseline is a plain subscriber in the same worker processes, queue group), 2 generator processes (127.0.0.2, 127.0.0.3), a nats-server: all on this 2-core box, so generators, workers and NATS compete with the gateway for CPU. The per-request gateway CPU (B5) is the number that does not depend on that.',
         'Latency is open loop: requests fall due at a fixed rate and each is timed from its due time to its `phx_reply` (the result push must have arrived first), into HdrHistograms merged across generators. A gateway request carries `{"m": "x"×100}` (~128 B args); the raw NATS baseline sends the same bytes to the same worker processes.',
         `B3: one generator, 1 or 10 sockets at ${perClientRate} req/s each, ${b3Ms / 1000} s per run; the raw NATS baseline runs the same rate right after, then the same frames over as many sockets to the raw \`ws\` echo server. "Added" is gateway − raw at the same percentile. The gateway puts one more process on the path than raw NATS (client → gateway → NATS → worker → NATS → gateway → client, against client → NATS → worker → NATS → client); the echo round trip is what one process between two sockets costs on this box.`,
-        `B4: ${b4Sockets} sockets over ${fleet.generators.length} generators; the offered rate steps up (${rates.map((r) => r.toLocaleString('en-US')).join(', ')} req/s, ${stepMs / 1000} s each) until a step has p99 > ${P99_LIMIT_MS} ms or an error; the result is the last passing step. The raw \`ws\` echo server (its own process, 200 sockets) and raw NATS request/reply (generators → the workers' echo) go through the same search. B5 divides the gateway process's CPU (user + system from /proc) during that step by the requests answered; the same is measured for the echo server and for nats-server + the responder processes during their steps at the same offered rates, as the floor: on this box a loopback message costs tens of µs of CPU per process at a few thousand per second (each event-loop wake-up reads and writes its sockets), less as the rate grows and reads and writes batch.`,
+        `B4: ${b4Sockets} sockets over ${fleet.generators.length} generators; the offered rate steps up (${rates.map((r) => r.toLocaleString('en-US')).join(', ')} req/s, ${stepMs / 1000} s each) until a step has p99 > ${P99_LIMIT_MS} ms or an error; the result is the last passing step. The raw \`ws\` echo server (its own process, 200 sockets) and raw NATS request/reply (generators → the workers' echo) go through the same search. B5 divides the gateway process's CPU (user + system from /proc) during that step by the requests answered; the same is measured for the echo server and for nats-server + the responder processes during their steps at the same offered rates, as the floor: on this box a loopback message costs tens of µs of CPU per process at a few thousand per second (each event-loop wake-up reads and writes its sockets), less as the rate grows and reads and writes batch. The minimal ws → NATS relay (\`proc/relay-main.ts\`: its own process, one wildcard inbox, no JSON or Phoenix protocol) goes through the same search and the same CPU measure: what any gateway with NATS between the WebSocket and the worker pays per request here (the echo server's socket read and write plus one NATS write and read), so "gateway, against the relay" is what the gateway itself adds.`,
         'B7: a worker serves `ghost`, the gateway learns its config, the worker stops; requests to `ghost.echo` are then answered `Service temporarily unavailable` (can_retry) — timed like B3 at 1 000 req/s.',
         `Repetitions: ${reps} (value = median; min / median / max shown).`,
       ],
