@@ -4,6 +4,8 @@
  * shows live numbers that follow activity within about two snapshot intervals, and renders (a
  * screenshot of the expected size that is not blank, and differs once the numbers moved). In token
  * mode the page asks for the token, says when it is refused, and connects with the right one.
+ * With NATS, an SDK worker and a second gateway, the page draws the NATS status, the discovered
+ * workers, the breakers and every cluster node, and drops a node that leaves.
  * Screenshots go to a temporary directory (kept when DASHBOARD_SCREENSHOTS names one).
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -13,7 +15,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { startGateway, type RunningGateway } from '../../src/server.js';
 import { CHROMIUM, launchChromium, type Browser, type Page } from '../support/chromium.js';
+import { startWorker, type Worker } from '../support/genapi-app.js';
 import { ApiClient } from '../support/genapi-client.js';
+import { slowService } from '../support/genapi-services.js';
+import { NatsServer } from '../support/nats.js';
 import { decodePng, differingPixels, pixelStats } from '../support/png.js';
 import { until } from '../support/wait.js';
 
@@ -122,6 +127,114 @@ describe.skipIf(!CHROMIUM)('the dashboard page in headless Chromium', () => {
         for (const client of clients) client.close();
       }
       // No CSP violation, no script error.
+      expect(page.errors).toEqual([]);
+    });
+  });
+
+  describe('with NATS, a worker and a second gateway', () => {
+    let nats: NatsServer;
+    let worker: Worker;
+    let running: RunningGateway;
+    let peer: RunningGateway | null = null;
+    let browser: Browser;
+    let page: Page;
+    let port = 0;
+    const natsConfig = (url: string) => ({
+      servers: url,
+      trustedNetwork: true,
+      discovery: { intervalMs: 200, ttlMs: 1_000, pingWaitMs: 100 },
+    });
+
+    beforeAll(async () => {
+      nats = await NatsServer.start();
+      worker = await startWorker(slowService('W', { calls: 0, inflight: 0 }), nats.url);
+      running = await startGateway({
+        config: {
+          admin: { token: TOKEN },
+          nats: natsConfig(nats.url),
+          socket: { connect: ({ params }) => ({ assigns: { user_id: params.user_id ?? null } }) },
+        },
+        fromFile: true,
+        port: 0,
+        logger: pino({ level: 'silent' }),
+      });
+      port = running.address.port;
+      peer = await startGateway({
+        config: { nodeId: 'dashboard-ui-peer', nats: natsConfig(nats.url) },
+        fromFile: true,
+        port: 0,
+        logger: pino({ level: 'silent' }),
+      });
+      await until(
+        () =>
+          running.genApi.registry.resolve('slowsvc', 'echo', null).ok &&
+          running.genApi.nats!.discovery.instances('slowsvc').length === 1,
+        'the worker discovered',
+      );
+      browser = await launchChromium(`http://127.0.0.1:${port}/dashboard`, {
+        devtools: true,
+        windowSize: [WIDTH, HEIGHT],
+      });
+      page = browser.page!;
+      await until(async () => (await text(page, 'token')) !== null, 'the login form');
+      await page.evaluate(
+        `(() => { document.getElementById('token').value = ${JSON.stringify(TOKEN)}; ` +
+          `document.getElementById('login').requestSubmit(); })()`,
+      );
+      await until(async () => (await text(page, 'status')) === 'live', 'the page to go live');
+    }, 40_000);
+
+    afterAll(async () => {
+      await browser?.close();
+      await peer?.gateway.close();
+      await running?.gateway.close();
+      await worker?.stop();
+      await nats?.stop();
+    });
+
+    it('draws NATS, the workers, the breakers and the cluster nodes', async () => {
+      const client = await ApiClient.connect(
+        `ws://127.0.0.1:${port}/socket/websocket?vsn=2.0.0&user_id=browser-nats`,
+      );
+      try {
+        const { push } = await client.sync({
+          request_id: 'n1',
+          service: 'slowsvc',
+          request_type: 'echo',
+          args: { message: 'hi' },
+        });
+        expect(push).toMatchObject({ success: true, result: { message: 'hi' } });
+      } finally {
+        client.close();
+      }
+      await until(
+        async () =>
+          (await text(page, 'stat-nats')) === 'connected' &&
+          (await text(page, 'workers'))?.includes('slowsvc') === true &&
+          (await text(page, 'breakers'))?.includes('slowsvc') === true &&
+          (await text(page, 'nodes'))?.includes('dashboard-ui-peer') === true,
+        'NATS, the worker, its breaker and the peer on the page',
+      );
+      expect(await number(page, 'stat-workers')).toBe(1);
+      expect(await text(page, 'stat-rtt')).toMatch(/^rtt [\d.]+ ms$/);
+      const workers = (await text(page, 'workers'))!;
+      expect(workers).toContain('1.0.0');
+      expect(await text(page, 'breakers')).toContain('closed');
+      const nodes = (await text(page, 'nodes'))!;
+      expect(nodes).toContain(`${running.gateway.nodeId} (this node)`);
+      expect(await text(page, 'cluster-status')).toMatch(/^connected via /);
+      const shot = decodePng(await page.screenshot());
+      await writeFile(join(shots, 'dashboard-nats.png'), await page.screenshot());
+      expect([shot.width, shot.height]).toEqual([WIDTH, HEIGHT]);
+      expect(pixelStats(shot).foreground).toBeGreaterThan(0.05);
+
+      // The peer leaves: its row goes.
+      await peer!.gateway.close();
+      peer = null;
+      await until(
+        async () => (await text(page, 'nodes'))?.includes('dashboard-ui-peer') === false,
+        'the peer gone from the page',
+      );
       expect(page.errors).toEqual([]);
     });
   });
