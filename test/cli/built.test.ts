@@ -6,7 +6,7 @@
  * on the compiled JavaScript.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -169,7 +169,33 @@ beforeAll(async () => {
   }
 }, BUILD_TIMEOUT_MS + 10_000);
 
+/** The modification time of every file under dist/, by path. */
+async function distTimes(): Promise<Map<string, number>> {
+  const times = new Map<string, number>();
+  const entries = await readdir(join(ROOT, 'dist'), { recursive: true, withFileTypes: true });
+  for (const entry of entries) {
+    if (!entry.isFile()) continue;
+    const path = join(entry.parentPath, entry.name);
+    times.set(path, (await stat(path)).mtimeMs);
+  }
+  return times;
+}
+
 describe('the built package', () => {
+  it(
+    'building again with nothing changed rewrites nothing (npm start and worker:demo start at once)',
+    async () => {
+      const before = await distTimes();
+      expect(before.size).toBeGreaterThan(100);
+      await promisify(execFile)('npm', ['run', 'build'], { cwd: ROOT, timeout: BUILD_TIMEOUT_MS });
+      const after = await distTimes();
+      const rewritten = [...after].filter(([path, time]) => before.get(path) !== time);
+      expect(rewritten).toEqual([]);
+      expect(after.size).toBe(before.size);
+    },
+    BUILD_TIMEOUT_MS,
+  );
+
   it('the bin is an executable node script that serves a socket and the demo echo', async () => {
     expect((await readFile(join(ROOT, bin), 'utf8')).startsWith('#!/usr/bin/env node\n')).toBe(
       true,
