@@ -6,7 +6,7 @@
 // build's incremental state (dist/.tsbuildinfo) and the sources are out.
 //
 // attw's `cjs-resolves-to-esm` rule is off: the package is ESM only on purpose, and on the Node
-// versions `engines` allows (^20.19 || >=22.12) `require("gen-gateway")` loads it anyway
+// versions `engines` allows (^20.19 || ^22.13 || >=24) `require("gen-gateway")` loads it anyway
 // (require(esm)), which the `default` export condition makes possible.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';

@@ -1,9 +1,10 @@
 /**
  * The cluster family of the gateway's metrics: the cluster link, broadcasts across gateways,
  * Presence replication and cluster-wide disconnects, read from `gateway.clusterHealth()` when
- * scraped (absent when the gateway runs alone).
+ * scraped (absent when the gateway runs alone), and this gateway's own Presence entries (always).
  */
 import type { Registry } from 'prom-client';
+import { ClusterPresence } from '../cluster/presence.js';
 import type { Gateway } from '../gateway.js';
 import { readCounter, readGauge } from './read-at-scrape.js';
 
@@ -11,8 +12,20 @@ import { readCounter, readGauge } from './read-at-scrape.js';
 export function registerClusterMetrics(
   registry: Registry,
   p: string,
-  gateway: Pick<Gateway, 'clusterHealth'>,
+  gateway: Pick<Gateway, 'clusterHealth' | 'presence'>,
 ): void {
+  readGauge(
+    registry,
+    {
+      name: `${p}presence_local_entries`,
+      help: "Presence entries tracked on this gateway (its own clients'; other gateways' are presence_remote_entries).",
+    },
+    (set) => {
+      const { presence } = gateway;
+      // A gateway's Presence is a ClusterPresence (alone, it holds only its own entries).
+      set({}, presence instanceof ClusterPresence ? presence.localSize : presence.size);
+    },
+  );
   readGauge(
     registry,
     {

@@ -1,7 +1,8 @@
 /**
- * `/healthz` and `/readyz` (issue 14, health): no token; readiness follows the listener, the
- * NATS link and the cluster connection — checked against a real nats-server stopped and started
- * again — and a gateway that is stopping.
+ * `/healthz` and `/readyz` (issue 14, health): no token, even with the admin API's token set
+ * (`/admin/health` needs it); readiness follows the listener, the NATS link and the cluster
+ * connection — checked against a real nats-server stopped and started again — and a gateway that
+ * is stopping.
  */
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -41,6 +42,31 @@ describe('/healthz and /readyz', () => {
       body: { error: 'method not allowed' },
     });
     expect((await get(port, '/healthz/more')).status).toBe(404);
+  });
+
+  it('with an admin token configured: the probes still need none; /admin/health does', async () => {
+    const token = 'probe-test-admin-token-0123456789';
+    running = await startGateway({
+      config: { admin: { token } },
+      fromFile: true,
+      port: 0,
+      logger: pino({ level: 'silent' }),
+    });
+    const { port } = running.address;
+    expect(await get(port, '/healthz')).toEqual({ status: 200, body: { status: 'ok' } });
+    expect(await get(port, '/readyz')).toEqual({ status: 200, body: { status: 'ready' } });
+    expect((await get(port, '/readyz', 'HEAD')).status).toBe(200);
+    // The admin API is there, behind its token.
+    expect((await fetch(`http://127.0.0.1:${port}/admin/health`)).status).toBe(401);
+    const wrong = await fetch(`http://127.0.0.1:${port}/admin/health`, {
+      headers: { authorization: 'Bearer not-the-admin-token-at-all' },
+    });
+    expect(wrong.status).toBe(401);
+    const right = await fetch(`http://127.0.0.1:${port}/admin/health`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(right.status).toBe(200);
+    expect(await right.json()).toHaveProperty('status');
   });
 
   it('on NATS: not ready while NATS is down (the process stays alive), ready again when it is back', async () => {

@@ -3,10 +3,11 @@
  * an SDK worker and a rate-limit policy: the token rule (authToken or `token` param, 401 without,
  * the admin API's per-IP budget shared), the snapshot's shape, and its values moving as sockets
  * connect and gen_api calls happen, pushed by one timer to every viewer; every snapshot conforms to
- * its schema in protocol/.
+ * its schema in protocol/. And at the default interval, a push at least once a second.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
+import { DASHBOARD_DEFAULTS } from '../../src/dashboard/options.js';
 import { startGateway, type RunningGateway } from '../../src/server.js';
 import { startWorker, type Worker } from '../support/genapi-app.js';
 import { ApiClient } from '../support/genapi-client.js';
@@ -290,4 +291,46 @@ describe('admin:dashboard with an admin token', () => {
     const { sockets: _sockets, ...partial } = all[0]!;
     expect(conforms('dashboard-snapshot.schema.json', partial)).not.toBe('valid');
   });
+});
+
+describe('admin:dashboard at its default interval', () => {
+  it('pushes a snapshot at least once a second: every gap about intervalMs (1000), none missed', async () => {
+    const running = await startGateway({
+      config: { admin: { token: TOKEN } },
+      fromFile: true,
+      port: 0,
+      logger: pino({ level: 'silent' }),
+    });
+    const v = await connectViewer(running.address.port, { token: TOKEN });
+    try {
+      expect(v.join.status).toBe('ok');
+      const received: number[] = [];
+      v.channel.on('snapshot', () => received.push(performance.now()));
+      const { intervalMs } = DASHBOARD_DEFAULTS;
+      expect(v.snapshots[0]!.intervalMs).toBe(intervalMs);
+      // Six pushes: five gaps, about five seconds.
+      const PUSHES = 6;
+      await until(() => received.length >= PUSHES, `${PUSHES} snapshot pushes`, 20_000);
+      const pushes = v.snapshots.slice(-received.length);
+      const gaps = (times: number[]) => times.slice(1).map((t, i) => t - times[i]!);
+      // As the gateway stamped them (`at`) and as the viewer received them.
+      for (const [label, list] of [
+        ['taken', gaps(pushes.map((s) => s.at))],
+        ['received', gaps(received)],
+      ] as const) {
+        const mean = list.reduce((sum, gap) => sum + gap, 0) / list.length;
+        // At least once a second: the mean gap is the interval (timer lateness aside), and no
+        // tick is skipped (a gap of two intervals would be one). A flood would be far below.
+        expect(mean, `mean gap ${label}`).toBeLessThanOrEqual(intervalMs * 1.25);
+        expect(mean, `mean gap ${label}`).toBeGreaterThanOrEqual(intervalMs * 0.75);
+        for (const gap of list) {
+          expect(gap, `a gap ${label}`).toBeLessThan(intervalMs * 2);
+          expect(gap, `a gap ${label}`).toBeGreaterThan(intervalMs / 2);
+        }
+      }
+    } finally {
+      v.close();
+      await running.gateway.close();
+    }
+  }, 30_000);
 });

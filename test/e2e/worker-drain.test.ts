@@ -5,6 +5,8 @@
  *   with none left, get `Service temporarily unavailable` with can_retry), the process exits 0;
  * - a second signal exits at once (1);
  * - a worker started before NATS waits for it and serves once it is up;
+ * - a worker on the connection runWorker makes itself outlasts an outage longer than nats.js's
+ *   default reconnect budget (10 attempts), serves again and never exits;
  * - a worker whose NATS connection closes for good (here: nats.js's limited reconnects, what the
  *   README worker of the issue had) exits 1 and says why, never 0 in silence.
  */
@@ -12,6 +14,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { Socket, type Channel, type TransportConstructor } from 'phoenix';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { DEFAULT_MAX_RECONNECT_ATTEMPTS } from '@nats-io/nats-core/internal';
 import { NatsServer } from '../support/nats.js';
 import { startGenApiApp, type GenApiApp } from '../support/genapi-app.js';
 import { replyOf, waitFor, type PushReply } from '../support/phoenix-client.js';
@@ -189,6 +192,99 @@ describe('runWorker and a NATS that is not there yet', () => {
       await own.dispose();
     }
   }, 60_000);
+});
+
+describe('runWorker on the connection it makes itself (no reconnect options) and a long NATS outage', () => {
+  it("reconnects past nats.js's default attempt budget, serves again, and never exits", async () => {
+    const own = await NatsServer.start();
+    const gateway = await startGenApiApp({
+      nats: own.url,
+      natsOptions: { reconnectTimeWaitMs: 100 },
+    });
+    const ownSocket = new Socket(`ws://127.0.0.1:${gateway.port}/socket`, {
+      transport: WebSocket as unknown as TransportConstructor,
+      params: { user_id: 'u1' },
+    });
+    try {
+      ownSocket.connect();
+      await waitFor(() => ownSocket.isConnected(), 'socket open');
+      const ownChannel = ownSocket.channel(TOPIC, {});
+      const answers = new Map<string, Record<string, unknown>>();
+      ownChannel.on(EVENT, (payload: unknown) => {
+        const response = payload as Record<string, unknown>;
+        answers.set(String(response.request_id), response);
+      });
+      expect((await replyOf(ownChannel.join())).status).toBe('ok');
+      let n = 0;
+      /** An echo through the gateway: the worker's answer, or the gateway's refusal. */
+      const echo = async (): Promise<Record<string, unknown>> => {
+        const id = `f${++n}`;
+        await replyOf(
+          ownChannel.push(EVENT, {
+            request_id: id,
+            service: 'holder',
+            request_type: 'echo',
+            args: { n },
+          }),
+          20_000,
+        );
+        return until(() => answers.get(id), `the answer to ${id}`, 20_000);
+      };
+      const servedBy = async (label: string) =>
+        until(
+          async () => {
+            const answer = await echo();
+            return answer.success === true ? answer : undefined;
+          },
+          `an echo served by worker ${label}`,
+          30_000,
+        );
+
+      // runWorker connects by itself (connectWorker): no connection and no reconnect options given.
+      const w = worker('f', { NATS_URL: own.url, RUNWORKER_CONNECTS: '1' });
+      await w.logLine('worker serving');
+      expect((await servedBy('f')).result).toMatchObject({ from: 'f' });
+
+      await own.stop();
+      await w.logLine('NATS connection lost; reconnecting');
+      // nats.js on its own gives up after DEFAULT_MAX_RECONNECT_ATTEMPTS (10) and closes; this
+      // worker goes on past that (its "still reconnecting" lines say how many attempts so far).
+      const attemptsSoFar = () =>
+        Math.max(
+          0,
+          ...w
+            .stdout()
+            .split('\n')
+            .filter((line) => line.includes('"still reconnecting to NATS"'))
+            .map((line) => (JSON.parse(line) as { attempts: number }).attempts),
+        );
+      await until(
+        () => {
+          if (w.child.exitCode !== null)
+            throw new Error(`the worker exited (${w.child.exitCode}) while NATS was away`);
+          return attemptsSoFar() > 2 * DEFAULT_MAX_RECONNECT_ATTEMPTS;
+        },
+        `more than ${2 * DEFAULT_MAX_RECONNECT_ATTEMPTS} reconnect attempts`,
+        60_000,
+      );
+      expect(w.child.exitCode).toBeNull();
+      expect(w.stdout()).not.toContain('worker stopped unexpectedly');
+
+      await own.restart();
+      const back = await w.logLine('NATS connection back');
+      expect(back.attempts).toBeGreaterThan(2 * DEFAULT_MAX_RECONNECT_ATTEMPTS);
+      expect((await servedBy('f')).result).toMatchObject({ from: 'f' });
+      expect(w.child.exitCode).toBeNull();
+
+      // Still the worker it was: a drain ends it with 0.
+      w.kill('SIGTERM');
+      expect(await w.exited).toBe(0);
+    } finally {
+      ownSocket.disconnect();
+      await gateway.close();
+      await own.dispose();
+    }
+  }, 120_000);
 });
 
 describe('runWorker when the connection closes for good', () => {

@@ -1,8 +1,9 @@
 /**
  * Metrics as the `gen-gateway` command serves them (startGateway): `/metrics` on the gateway port
  * with a real nats-server and a real SDK worker (gen_api outcome labels and histogram counts over
- * NATS, discovered instances, breaker and NATS gauges, the status gauge flipping when NATS goes
- * down and back), the `ops` listener, and `enabled: false`.
+ * NATS, discovered instances, breaker and NATS gauges, an instance and a service breaker opened
+ * by timeouts, the status gauge flipping when NATS goes down and back), the `ops` listener, and
+ * `enabled: false`.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -133,6 +134,68 @@ describe('on NATS with a real worker', () => {
     // The demo's rate limits are off (no --demo), but the limiter exists: no policy, no series.
     expect(scraped.samples('gen_gateway_ratelimit_checks_total')).toEqual([]);
   });
+
+  it('breaker_state shows the worker instance and its service open after consecutive timeouts', async () => {
+    const own = await startGateway({
+      config: {
+        nats: {
+          servers: nats.url,
+          trustedNetwork: true,
+          discovery: { intervalMs: 200, ttlMs: 1_000, pingWaitMs: 100 },
+        },
+        genApi: {
+          resilience: { instanceFailures: 2, serviceFailures: 2, halfOpenAfterMs: 60_000 },
+        },
+        socket: connectHook,
+      },
+      fromFile: true,
+      port: 0,
+      logger: new LogLines().logger,
+    });
+    const ownRead = () => scrape(`http://127.0.0.1:${own.address.port}/metrics`);
+    await until(
+      () => own.genApi.nats?.discovery.instances('calc').length === 1,
+      'the worker discovered',
+    );
+    const joined = await joinedGenApi(own.address.port);
+    try {
+      const instance = own.genApi.nats!.discovery.instances('calc')[0]!.id;
+      const breaker = (scraped: Scrape, scope: string, name: string, state: string) =>
+        scraped.value('gen_gateway_breaker_state', { scope, name, state });
+      const slow = (request_id: string) =>
+        replyOf(
+          joined.channel.push('phoenix_gen_api', {
+            request_id,
+            service: 'calc',
+            request_type: 'slow',
+          }),
+        );
+      await slow('1');
+      const once = await ownRead();
+      expect(breaker(once, 'instance', instance, 'closed')).toBe(1);
+      expect(breaker(once, 'service', 'calc', 'closed')).toBe(1);
+      // The second timeout in a row (the worker's `slow` outlives its 100 ms) opens both.
+      await slow('2');
+      await eventually(async () => {
+        const now = await ownRead();
+        expect(breaker(now, 'instance', instance, 'open')).toBe(1);
+        expect(breaker(now, 'instance', instance, 'closed')).toBe(0);
+        expect(breaker(now, 'service', 'calc', 'open')).toBe(1);
+        expect(breaker(now, 'service', 'calc', 'closed')).toBe(0);
+      }, 'both breakers open');
+      // The shared gateway's breakers are its own: still closed.
+      expect(
+        (await read()).value('gen_gateway_breaker_state', {
+          scope: 'service',
+          name: 'calc',
+          state: 'closed',
+        }),
+      ).toBe(1);
+    } finally {
+      joined.socket.disconnect();
+      await own.gateway.close();
+    }
+  }, 20_000);
 
   it('the NATS status gauge flips when NATS goes down and back; calls meanwhile are unavailable', async () => {
     await nats.stop();

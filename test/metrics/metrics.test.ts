@@ -8,7 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { LongPoll, Socket, type TransportConstructor } from 'phoenix';
 import { gatewayMetrics, type GatewayMetrics } from '../../src/index.js';
-import { startMetricsApp, type MetricsApp } from '../support/metrics-app.js';
+import { releaseHeld, startMetricsApp, type MetricsApp } from '../support/metrics-app.js';
 import { replyOf, waitFor } from '../support/phoenix-client.js';
 import { scrape, type Scrape } from '../support/prom-text.js';
 import { RawClient } from '../support/ws-client.js';
@@ -238,13 +238,106 @@ describe('gen_api requests', () => {
     expect(scraped.value('gen_gateway_genapi_request_duration_seconds_count', slow)).toBe(1);
     expect(scraped.value('gen_gateway_genapi_inflight')).toBe(0);
     expect(scraped.value('gen_gateway_genapi_streams')).toBe(0);
-    expect(
-      scraped.value('gen_gateway_breaker_state', {
-        scope: 'service',
-        name: 'calc',
-        state: 'closed',
-      }) ?? 1,
-    ).toBe(1);
+    // The calls went through calc's service breaker: closed (one timeout is under its 10 failures).
+    const breaker = (state: string) =>
+      scraped.value('gen_gateway_breaker_state', { scope: 'service', name: 'calc', state });
+    expect(breaker('closed')).toBe(1);
+    for (const state of ['open', 'half_open', 'isolated', 'stalled'])
+      expect(breaker(state)).toBe(0);
+  });
+
+  it('the in-flight and stream gauges count a running call and a running stream, then 0', async () => {
+    const socket = await connected();
+    const channel = socket.channel('gen_api:lobby');
+    await replyOf(channel.join());
+    let chunks = 0;
+    channel.on('phoenix_gen_api', () => chunks++);
+    const held = replyOf(
+      channel.push('phoenix_gen_api', { request_id: 'h', service: 'calc', request_type: 'hold' }),
+    );
+    const ticker = await replyOf(
+      channel.push('phoenix_gen_api', {
+        request_id: 't',
+        service: 'calc',
+        request_type: 'ticker',
+        args: {},
+      }),
+    );
+    expect(ticker.status).toBe('ok');
+    await until(() => chunks > 0, 'the stream running');
+    const during = await eventually(async () => {
+      const now = await read();
+      expect(now.value('gen_gateway_genapi_inflight')).toBe(1);
+      return now;
+    }, 'the held call in flight');
+    expect(during.value('gen_gateway_genapi_streams')).toBe(1);
+
+    // The call ends; the stream ends when its client goes (it is cancelled).
+    expect(releaseHeld()).toBe(1);
+    expect((await held).status).toBe('ok');
+    const afterCall = await read();
+    expect(afterCall.value('gen_gateway_genapi_inflight')).toBe(0);
+    expect(afterCall.value('gen_gateway_genapi_streams')).toBe(1);
+    socket.disconnect();
+    await eventually(async () => {
+      const now = await read();
+      expect(now.value('gen_gateway_genapi_streams')).toBe(0);
+      expect(now.value('gen_gateway_genapi_inflight')).toBe(0);
+    }, 'the stream gone');
+  });
+});
+
+describe('circuit breakers', () => {
+  it('breaker_state shows a service breaker open after its consecutive timeouts', async () => {
+    const own = await startMetricsApp({
+      genApi: { resilience: { serviceFailures: 2, halfOpenAfterMs: 60_000 } },
+    });
+    const socket = new Socket(`ws://127.0.0.1:${own.port}/socket`, {
+      transport: WebSocket,
+      params: { user_id: 'u1' },
+    });
+    try {
+      const ownMetrics = gatewayMetrics(own.gateway, own.genApi, { processMetrics: false });
+      own.gateway.route('/metrics', ownMetrics.route);
+      socket.connect();
+      const channel = socket.channel('gen_api:lobby');
+      await replyOf(channel.join());
+      const answers: Record<string, unknown>[] = [];
+      channel.on('phoenix_gen_api', (payload) => answers.push(payload as Record<string, unknown>));
+      const call = (request_id: string) =>
+        replyOf(
+          channel.push('phoenix_gen_api', { request_id, service: 'calc', request_type: 'slow' }),
+        );
+      const breaker = (scraped: Scrape, state: string) =>
+        scraped.value('gen_gateway_breaker_state', { scope: 'service', name: 'calc', state });
+
+      await call('1');
+      const once = await read(own);
+      expect(breaker(once, 'closed')).toBe(1);
+      expect(breaker(once, 'open')).toBe(0);
+      // The second consecutive timeout opens it; the third call is refused without running.
+      await call('2');
+      await call('3');
+      const open = await read(own);
+      expect(breaker(open, 'open')).toBe(1);
+      expect(breaker(open, 'closed')).toBe(0);
+      expect(breaker(open, 'half_open')).toBe(0);
+      expect(
+        open.value('gen_gateway_genapi_requests_total', {
+          service: 'calc',
+          function: 'slow',
+          outcome: 'timeout',
+        }),
+      ).toBe(2);
+      await until(() => answers.some((a) => a.request_id === '3'), 'the refused call answered');
+      expect(answers.find((a) => a.request_id === '3')).toMatchObject({
+        success: false,
+        can_retry: true,
+      });
+    } finally {
+      socket.disconnect();
+      await own.close();
+    }
   });
 });
 

@@ -1,8 +1,9 @@
 /**
  * A gateway for the telemetry and metrics tests: a `room:*` channel (join refused for
  * `room:locked`, `echo` replies, `slow` waits), the gen_api channel with an in-process `calc`
- * service (ok, failing, slow past its timeout, a stream, an endless stream), and the identity from connect params
- * like the demo (`user_id`; `refuse=1` refuses the connect).
+ * service (ok, failing, slow past its timeout, a call held until the test releases it, a stream,
+ * an endless stream), and the identity from connect params like the demo (`user_id`; `refuse=1`
+ * refuses the connect).
  */
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
@@ -20,6 +21,17 @@ import {
 } from '../../src/index.js';
 import { defineService, fn, ServiceError } from '../../src/worker/define.js';
 import type { ApiAssigns } from './genapi-app.js';
+
+/** Resolves the `hold` calls running in this process. */
+const held = new Set<() => void>();
+
+/** Ends every `hold` call running in this process; returns how many there were. */
+export function releaseHeld(): number {
+  const count = held.size;
+  for (const release of held) release();
+  held.clear();
+  return count;
+}
 
 /** The in-process service the metrics tests call. */
 export const calcService = defineService({
@@ -39,6 +51,16 @@ export const calcService = defineService({
         new Promise((resolve) => {
           const timer = setTimeout(resolve, 2_000);
           ctx.signal.addEventListener('abort', () => clearTimeout(timer), { once: true });
+        }),
+    }),
+    hold: fn({
+      timeout: 30_000,
+      // Runs until releaseHeld() (or the client goes): a call a test sees in flight.
+      handler: (_args, ctx) =>
+        new Promise((resolve) => {
+          const release = () => resolve('released');
+          held.add(release);
+          ctx.signal.addEventListener('abort', () => held.delete(release), { once: true });
         }),
     }),
     count: fn({
