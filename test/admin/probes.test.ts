@@ -25,6 +25,13 @@ async function get(port: number, path: string, method = 'GET') {
   return { status: res.status, body: method === 'HEAD' ? null : await res.json() };
 }
 
+/** Both probes answer 200, GET and HEAD, with no token. */
+async function expectProbesOpen(port: number): Promise<void> {
+  expect(await get(port, '/healthz')).toEqual({ status: 200, body: { status: 'ok' } });
+  expect(await get(port, '/readyz')).toEqual({ status: 200, body: { status: 'ready' } });
+  expect((await get(port, '/readyz', 'HEAD')).status).toBe(200);
+}
+
 describe('/healthz and /readyz', () => {
   it('without NATS: alive and ready, no token needed; only GET and HEAD', async () => {
     running = await startGateway({
@@ -34,9 +41,7 @@ describe('/healthz and /readyz', () => {
       logger: pino({ level: 'silent' }),
     });
     const { port } = running.address;
-    expect(await get(port, '/healthz')).toEqual({ status: 200, body: { status: 'ok' } });
-    expect(await get(port, '/readyz')).toEqual({ status: 200, body: { status: 'ready' } });
-    expect((await get(port, '/readyz', 'HEAD')).status).toBe(200);
+    await expectProbesOpen(port);
     expect(await get(port, '/readyz', 'POST')).toEqual({
       status: 405,
       body: { error: 'method not allowed' },
@@ -53,9 +58,7 @@ describe('/healthz and /readyz', () => {
       logger: pino({ level: 'silent' }),
     });
     const { port } = running.address;
-    expect(await get(port, '/healthz')).toEqual({ status: 200, body: { status: 'ok' } });
-    expect(await get(port, '/readyz')).toEqual({ status: 200, body: { status: 'ready' } });
-    expect((await get(port, '/readyz', 'HEAD')).status).toBe(200);
+    await expectProbesOpen(port);
     // The admin API is there, behind its token.
     expect((await fetch(`http://127.0.0.1:${port}/admin/health`)).status).toBe(401);
     const wrong = await fetch(`http://127.0.0.1:${port}/admin/health`, {

@@ -278,6 +278,17 @@ export const suite: Suite = {
     const natsCpu: CpuMeter = () =>
       (natsPid === null ? 0 : cpuMs(natsPid)) +
       fleet.workers.reduce((sum, worker) => sum + cpuMs(worker.pid), 0);
+    // The echo server and the relay answer the same frames: the same load, another URL.
+    const echoRequestsTo = (url: string) => (r: number, i: number) => ({
+      cmd: 'echoRequests',
+      args: {
+        url,
+        count: sockets[i],
+        rate: r,
+        durationMs: stepMs,
+        localAddress: Fleet.sourceAddress(i),
+      },
+    });
     const searches = await repeat(reps, async (rep) => {
       const gateway = await search(ctx, `[${rep + 1}] gateway`, rates, (rate) =>
         step(
@@ -299,21 +310,7 @@ export const suite: Suite = {
       );
       const echoRates = quick ? rates : [...rates, 60_000, 80_000, 100_000];
       const ws = await search(ctx, `[${rep + 1}] raw ws echo`, echoRates, (rate) =>
-        step(
-          fleet,
-          rate,
-          (r, i) => ({
-            cmd: 'echoRequests',
-            args: {
-              url: echoUrl,
-              count: sockets[i],
-              rate: r,
-              durationMs: stepMs,
-              localAddress: Fleet.sourceAddress(i),
-            },
-          }),
-          echoCpu,
-        ),
+        step(fleet, rate, echoRequestsTo(echoUrl), echoCpu),
       );
       const nats = await search(ctx, `[${rep + 1}] raw NATS`, echoRates, (rate) =>
         step(
@@ -333,21 +330,7 @@ export const suite: Suite = {
         ),
       );
       const relayed = await search(ctx, `[${rep + 1}] ws → NATS relay`, rates, (rate) =>
-        step(
-          fleet,
-          rate,
-          (r, i) => ({
-            cmd: 'echoRequests',
-            args: {
-              url: relayUrl,
-              count: sockets[i],
-              rate: r,
-              durationMs: stepMs,
-              localAddress: Fleet.sourceAddress(i),
-            },
-          }),
-          relayCpu,
-        ),
+        step(fleet, rate, echoRequestsTo(relayUrl), relayCpu),
       );
       return { gateway, ws, nats, relayed };
     });
