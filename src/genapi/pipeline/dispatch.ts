@@ -23,39 +23,29 @@ export async function dispatchCall(
   args: Record<string, unknown>,
   responseType: 'async' | 'none' | 'stream',
 ): Promise<void> {
-  const { config, request, requestId, sink } = dispatch;
-  const policy = ctx.policy;
-  switch (responseType) {
-    case 'async': {
-      // PhoenixGenApi: a call refused before it runs (bulkhead full, breaker open) gets the
-      // error as its first and only push; an admitted one gets the ack, then its result.
-      const { admitted, result } = await admission((admit) => policy.call(dispatch, args, admit));
-      if (!admitted) {
-        const refusal = callResponse(ctx, await result, dispatch);
-        await answerEarly(ctx, request, config, requestId, sink, refusal);
-        return;
-      }
-      sink.push(await afterHook(ctx, request, config, asyncResponse(requestId)));
-      sink.reply('ok', request.request_type);
-      sink.push(callResponse(ctx, await result, dispatch));
-      return;
-    }
-    case 'none': {
-      const { admitted, result } = await admission((admit) => policy.call(dispatch, args, admit));
-      if (!admitted) {
-        const refusal = callResponse(ctx, await result, dispatch);
-        await answerEarly(ctx, request, config, requestId, sink, refusal);
-        return;
-      }
-      await afterHook(ctx, request, config, null);
-      sink.reply('ok', request.request_type);
-      dropped(ctx, dispatch, callResponse(ctx, await result, dispatch));
-      return;
-    }
-    case 'stream':
-      await relayStream(ctx, dispatch, args);
-      return;
+  if (responseType === 'stream') {
+    await relayStream(ctx, dispatch, args);
+    return;
   }
+  const { config, request, requestId, sink } = dispatch;
+  // PhoenixGenApi: a call refused before it runs (bulkhead full, breaker open) gets the error as
+  // its first and only push.
+  const { admitted, result } = await admission((admit) => ctx.policy.call(dispatch, args, admit));
+  if (!admitted) {
+    const refusal = callResponse(ctx, await result, dispatch);
+    await answerEarly(ctx, request, config, requestId, sink, refusal);
+    return;
+  }
+  if (responseType === 'async') {
+    // An admitted async call gets the ack, then its result.
+    sink.push(await afterHook(ctx, request, config, asyncResponse(requestId)));
+    sink.reply('ok', request.request_type);
+    sink.push(callResponse(ctx, await result, dispatch));
+    return;
+  }
+  await afterHook(ctx, request, config, null);
+  sink.reply('ok', request.request_type);
+  dropped(ctx, dispatch, callResponse(ctx, await result, dispatch));
 }
 
 /**
